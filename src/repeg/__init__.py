@@ -1,0 +1,1 @@
+"""repeg: phased smart-limit execution of US equity trades."""

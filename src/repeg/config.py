@@ -1,0 +1,126 @@
+"""Execution configuration: every tunable of a run, validated once at start.
+
+`load_config` turns a TOML file or a mapping into an `ExecutionConfig`; any bad key raises `ConfigError` naming
+the key and the value, before anything is sent.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from datetime import timedelta
+from decimal import Decimal
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from repeg.errors import ConfigError
+
+
+class OnNoQuote(StrEnum):
+    SKIP = "skip"
+    MARKET = "market"
+
+
+class EscalationStyle(StrEnum):
+    MARKET = "market"
+    #: A marketable limit at the far touch plus `escalation_collar_bps`: bounded slippage, may not fill.
+    COLLARED_LIMIT = "collared_limit"
+
+
+class ExecutionConfig(BaseModel):
+    """How orders are priced, re-pegged, escalated and monitored. Times are in seconds."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # pricing
+    initial_offset: Decimal = Field(default=Decimal(0), ge=0, le=1)
+    repeg_steps: tuple[Decimal, ...] = (Decimal("0.5"), Decimal("0.75"), Decimal("1.0"))
+    # timing
+    fill_wait_seconds: float = Field(default=10.0, gt=0)
+    wait_between_checks: float = Field(default=1.0, gt=0)
+    max_total_wait: float = Field(default=120.0, gt=0)
+    grace_window: float = Field(default=5.0, ge=0)
+    # quotes
+    quote_max_age: float = Field(default=5.0, gt=0)
+    max_spread_pct: Decimal = Field(default=Decimal(10), gt=0)
+    quote_wait: float = Field(default=30.0, ge=0)
+    on_no_quote: OnNoQuote = OnNoQuote.SKIP
+    # escalation
+    escalation: EscalationStyle = EscalationStyle.MARKET
+    escalation_collar_bps: Decimal = Field(default=Decimal(50), gt=0)
+    # safety rails
+    max_order_notional: Decimal | None = Field(default=None, gt=0)
+    max_run_notional: Decimal | None = Field(default=None, gt=0)
+    price_collar_pct: Decimal = Field(default=Decimal(5), gt=0)
+    min_notional: Decimal = Field(default=Decimal(1), ge=0)
+
+    @field_validator("repeg_steps")
+    @classmethod
+    def _steps_increasing_in_unit_interval(cls, steps: tuple[Decimal, ...]) -> tuple[Decimal, ...]:
+        if not steps:
+            raise ValueError("must not be empty")
+        for step in steps:
+            if not Decimal(0) < step <= Decimal(1):
+                raise ValueError(f"step {step} is outside (0, 1]")
+        if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
+            raise ValueError("steps must be strictly increasing")
+        return steps
+
+    @model_validator(mode="after")
+    def _waits_consistent(self) -> ExecutionConfig:
+        if self.max_total_wait < self.fill_wait_seconds:
+            raise ValueError("max_total_wait must be at least fill_wait_seconds")
+        return self
+
+    @property
+    def max_repegs(self) -> int:
+        return len(self.repeg_steps)
+
+    @property
+    def fill_wait(self) -> timedelta:
+        return timedelta(seconds=self.fill_wait_seconds)
+
+    @property
+    def check_interval(self) -> timedelta:
+        return timedelta(seconds=self.wait_between_checks)
+
+    @property
+    def total_wait(self) -> timedelta:
+        return timedelta(seconds=self.max_total_wait)
+
+    @property
+    def grace(self) -> timedelta:
+        return timedelta(seconds=self.grace_window)
+
+    @property
+    def quote_age_limit(self) -> timedelta:
+        return timedelta(seconds=self.quote_max_age)
+
+    @property
+    def quote_wait_limit(self) -> timedelta:
+        return timedelta(seconds=self.quote_wait)
+
+
+def config_from_mapping(data: Mapping[str, object]) -> ExecutionConfig:
+    """Validate a mapping (e.g. the `[execution]` table of a TOML file); errors name the first bad key."""
+    try:
+        return ExecutionConfig.model_validate(dict(data))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or "<config>"
+        value = first.get("input")
+        raise ConfigError(key, value, first["msg"]) from exc
+
+
+def load_config(path: Path) -> ExecutionConfig:
+    """Read `[execution]` from a TOML file (a file with no such table is read as the table itself)."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(str(path), None, f"cannot read TOML: {exc}") from exc
+    table = raw.get("execution", raw)
+    if not isinstance(table, dict):
+        raise ConfigError("execution", table, "must be a table")
+    return config_from_mapping(table)

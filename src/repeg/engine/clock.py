@@ -1,0 +1,160 @@
+"""Time, injected.
+
+Engine code never reads the wall clock or calls `asyncio.sleep` directly: it asks a `Clock`. Two clocks exist:
+
+- `RealClock`: wall time, real sleeps; for live brokers.
+- `VirtualClock`: simulated time under a `VirtualTimeLoop`, an asyncio event loop whose `time()` is virtual and
+  whose selector, instead of blocking for the next timer, *jumps* time to it. Every asyncio primitive (sleep,
+  wait_for, call_at) then runs in virtual time, so the very same engine code runs live and in simulation, and a
+  two-minute phase over real quotes takes milliseconds. Runs are deterministic: there is no other source of
+  time, and timers at equal times fire in the order they were scheduled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import selectors
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime, timedelta
+from typing import Protocol, TypeVar
+
+T = TypeVar("T")
+
+
+class TimerHandle(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Clock(Protocol):
+    """The engine's only source of time."""
+
+    def now(self) -> datetime:
+        """Current UTC time (timezone-aware)."""
+        ...
+
+    async def sleep_until(self, when: datetime) -> None:
+        """Return at `when` (at once if it has passed)."""
+        ...
+
+    async def wait_event(self, event: asyncio.Event, deadline: datetime) -> bool:
+        """Wait until `event` is set (True) or `deadline` passes (False)."""
+        ...
+
+    def call_at(self, when: datetime, callback: Callable[[], None]) -> TimerHandle:
+        """Run `callback` on the event loop at `when`."""
+        ...
+
+
+class _LoopClock:
+    """Clock arithmetic over the running loop's `time()`; shared by the real and virtual clocks."""
+
+    def __init__(self, epoch: datetime, loop_epoch: float) -> None:
+        self._epoch = epoch
+        self._loop_epoch = loop_epoch
+
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        return asyncio.get_running_loop()
+
+    def _to_loop_time(self, when: datetime) -> float:
+        return self._loop_epoch + (when - self._epoch).total_seconds()
+
+    def now(self) -> datetime:
+        return self._epoch + timedelta(seconds=self._loop().time() - self._loop_epoch)
+
+    async def sleep_until(self, when: datetime) -> None:
+        delay = (when - self.now()).total_seconds()
+        await asyncio.sleep(max(delay, 0.0))
+
+    async def wait_event(self, event: asyncio.Event, deadline: datetime) -> bool:
+        if event.is_set():
+            return True
+        delay = (deadline - self.now()).total_seconds()
+        if delay <= 0:
+            return False
+        try:
+            await asyncio.wait_for(event.wait(), timeout=delay)
+        except TimeoutError:
+            return False
+        return True
+
+    def call_at(self, when: datetime, callback: Callable[[], None]) -> TimerHandle:
+        return self._loop().call_at(self._to_loop_time(when), callback)
+
+
+class RealClock(_LoopClock):
+    """Wall-clock time. Must be created inside the running loop (it anchors to the loop's monotonic time)."""
+
+    def __init__(self) -> None:
+        super().__init__(datetime.now(UTC), asyncio.get_running_loop().time())
+
+    def now(self) -> datetime:
+        # Anchored to the monotonic loop clock so that sleeps and `now()` agree even if the wall clock steps.
+        return super().now()
+
+
+class VirtualClock(_LoopClock):
+    """Simulated time starting at `start`; must run under `VirtualTimeLoop` (see `run_virtual`)."""
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError("VirtualClock start must be timezone-aware")
+        super().__init__(start, 0.0)
+
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        loop = asyncio.get_running_loop()
+        if not isinstance(loop, VirtualTimeLoop):
+            raise RuntimeError("VirtualClock needs a VirtualTimeLoop; use repeg.engine.clock.run_virtual")
+        return loop
+
+
+class _JumpingSelector(selectors.BaseSelector):
+    """A selector that polls real file descriptors without blocking and advances virtual time instead."""
+
+    def __init__(self, loop_ref: Callable[[], VirtualTimeLoop]) -> None:
+        self._inner = selectors.DefaultSelector()
+        self._loop_ref = loop_ref
+
+    def register(self, fileobj: selectors._FileObject, events: int, data: object = None) -> selectors.SelectorKey:
+        return self._inner.register(fileobj, events, data)
+
+    def unregister(self, fileobj: selectors._FileObject) -> selectors.SelectorKey:
+        return self._inner.unregister(fileobj)
+
+    def modify(self, fileobj: selectors._FileObject, events: int, data: object = None) -> selectors.SelectorKey:
+        return self._inner.modify(fileobj, events, data)
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        ready = self._inner.select(0)
+        if ready or timeout is None or timeout <= 0:
+            # timeout None means no timer is pending: nothing virtual can happen, so wait for real I/O.
+            return ready if ready or timeout != None else self._inner.select(None)  # noqa: E711
+        self._loop_ref().advance(timeout)
+        return []
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def get_map(self) -> selectors._SelectorMapping:  # pragma: no cover - asyncio does not call it
+        return self._inner.get_map()
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An asyncio loop on virtual time: when nothing is ready, time jumps to the next timer."""
+
+    def __init__(self) -> None:
+        self._virtual_now = 0.0
+        super().__init__(_JumpingSelector(lambda: self))
+
+    def time(self) -> float:
+        return self._virtual_now
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("virtual time cannot go backwards")
+        self._virtual_now += seconds
+
+
+def run_virtual(main: Callable[[], Coroutine[object, object, T]]) -> T:
+    """Run `main()` to completion on a fresh `VirtualTimeLoop` (sync entry point for simulations and tests)."""
+    with asyncio.Runner(loop_factory=VirtualTimeLoop) as runner:
+        return runner.run(main())

@@ -1,0 +1,189 @@
+"""The one error hierarchy of repeg.
+
+Every error carries the context needed to act on it (the field and value, the limit and the amount, the
+broker's own message). Callers catch the narrowest class that they can handle; nothing is swallowed.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+
+class RepegError(Exception):
+    """Base of every error raised on purpose by repeg."""
+
+
+# --- configuration and input -------------------------------------------------------------------------------
+
+
+class ConfigError(RepegError):
+    """A configuration key has an unusable value."""
+
+    def __init__(self, key: str, value: object, reason: str) -> None:
+        self.key = key
+        self.value = value
+        self.reason = reason
+        super().__init__(f"config {key}={value!r}: {reason}")
+
+
+class PlanError(RepegError):
+    """A plan or trade list cannot be used; nothing has been sent."""
+
+
+class PlanInputError(PlanError):
+    """One bad cell or row of a plan file, named precisely."""
+
+    def __init__(
+        self, file: str, row: int | None, field: str | None, value: object, reason: str
+    ) -> None:
+        self.file = file
+        self.row = row
+        self.field = field
+        self.value = value
+        self.reason = reason
+        where = file if row is None else f"{file}, row {row}"
+        what = "" if field is None else f", field {field!r}"
+        shown = "" if value is None else f" = {value!r}"
+        super().__init__(f"{where}{what}{shown}: {reason}")
+
+
+class UnknownSymbolError(PlanError):
+    """The broker does not know a symbol of the plan."""
+
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol
+        super().__init__(f"symbol {symbol!r} is unknown to the broker")
+
+
+class NotTradableError(PlanError):
+    """The broker marks a symbol of the plan as not tradable."""
+
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol
+        super().__init__(f"symbol {symbol!r} is not tradable at the broker")
+
+
+class SafetyLimitError(RepegError):
+    """A safety rail refused an order or the whole plan before anything was sent."""
+
+    def __init__(self, limit: str, limit_value: Decimal, value: Decimal, symbol: str | None = None) -> None:
+        self.limit = limit
+        self.limit_value = limit_value
+        self.value = value
+        self.symbol = symbol
+        who = "" if symbol is None else f"{symbol}: "
+        super().__init__(f"{who}{limit} is {limit_value}, refused value {value}")
+
+
+# --- market data -------------------------------------------------------------------------------------------
+
+
+class MarketDataError(RepegError):
+    """Quotes could not be read or are unusable."""
+
+
+class QuoteFileError(MarketDataError):
+    """A quote or trade file is malformed."""
+
+    def __init__(self, file: str, row: int | None, reason: str) -> None:
+        self.file = file
+        self.row = row
+        where = file if row is None else f"{file}, row {row}"
+        super().__init__(f"{where}: {reason}")
+
+
+# --- order lifecycle ---------------------------------------------------------------------------------------
+
+
+class IllegalTransitionError(RepegError):
+    """A state machine was asked for a transition that its table does not allow."""
+
+    def __init__(self, machine: str, state: str, event: str) -> None:
+        self.machine = machine
+        self.state = state
+        self.event = event
+        super().__init__(f"{machine}: event {event!r} is illegal in state {state!r}")
+
+
+class InvariantViolationError(RepegError):
+    """An invariant that must always hold was broken: a bug, never a market condition."""
+
+
+class OverfillError(InvariantViolationError):
+    """Fills of a leg would exceed its quantity."""
+
+    def __init__(self, leg_id: str, qty: Decimal, filled: Decimal) -> None:
+        self.leg_id = leg_id
+        self.qty = qty
+        self.filled = filled
+        super().__init__(f"leg {leg_id}: filled {filled} exceeds quantity {qty}")
+
+
+# --- broker ------------------------------------------------------------------------------------------------
+
+
+class BrokerError(RepegError):
+    """The broker refused or failed a request. `broker_message` keeps the broker's own words."""
+
+    def __init__(self, message: str, *, broker_message: str | None = None, code: str | None = None) -> None:
+        self.broker_message = broker_message
+        self.code = code
+        super().__init__(message if broker_message is None else f"{message} (broker: {broker_message})")
+
+
+class OrderRejectedError(BrokerError):
+    """The broker rejected a new or replacement order."""
+
+
+class DuplicateClientOrderIdError(OrderRejectedError):
+    """A client order id was already used: the order it names exists (or existed) at the broker."""
+
+    def __init__(self, client_order_id: str, *, broker_message: str | None = None) -> None:
+        self.client_order_id = client_order_id
+        super().__init__(f"client order id {client_order_id!r} already used", broker_message=broker_message)
+
+
+class OrderNotFoundError(BrokerError):
+    """No order with that id exists at the broker."""
+
+    def __init__(self, order_id: str) -> None:
+        self.order_id = order_id
+        super().__init__(f"order {order_id!r} not found")
+
+
+class OrderNotCancelableError(BrokerError):
+    """A cancel (or replace) was refused because of the order's state: a state to reconcile, not a failure."""
+
+    def __init__(self, order_id: str, status: str, *, broker_message: str | None = None) -> None:
+        self.order_id = order_id
+        self.status = status
+        super().__init__(f"order {order_id!r} cannot be changed in status {status!r}", broker_message=broker_message)
+
+
+class BrokerUnavailableError(BrokerError):
+    """The broker could not be reached or answered with a server error after bounded retries."""
+
+
+class RateLimitedError(BrokerUnavailableError):
+    """The broker kept answering HTTP 429 after bounded retries."""
+
+
+class AuthenticationError(BrokerError):
+    """The broker refused the credentials."""
+
+
+class MarketClosedError(BrokerError):
+    """The market is closed and the run was not allowed to queue orders."""
+
+
+# --- journal -----------------------------------------------------------------------------------------------
+
+
+class JournalError(RepegError):
+    """The journal cannot be opened, migrated or written."""
+
+
+class RunNotFoundError(JournalError):
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"run {run_id!r} is not in the journal")
