@@ -1,0 +1,150 @@
+"""Run events: the single record of what a run intended and what the broker answered.
+
+The engine emits these through an `EventSink`; the journal persists them, the live view renders them, and a
+run's state is a pure fold over them (`repeg.domain.leg`). Intents (`OrderIntent`) are emitted *before* the
+broker call they announce, answers after, so that a crash at any instant leaves a journal from which the run can
+be reconciled with the broker.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from repeg.domain.orders import BrokerOrder, OrderType, OrderUpdate, Side
+from repeg.domain.plan import LegSpec, Plan, SkippedTrade
+from repeg.domain.quote import Quote
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
+
+    run_id: str
+    ts: datetime
+    correlation_id: str
+    leg_index: int | None = None
+
+
+class RunStarted(_Event):
+    kind: Literal["run_started"] = "run_started"
+    plan: Plan
+    config: dict[str, str]
+    broker: str
+    code_version: str
+
+
+class LegPlanned(_Event):
+    kind: Literal["leg_planned"] = "leg_planned"
+    spec: LegSpec
+
+
+class LegSkipped(_Event):
+    kind: Literal["leg_skipped"] = "leg_skipped"
+    skipped: SkippedTrade
+
+
+class PhaseStarted(_Event):
+    kind: Literal["phase_started"] = "phase_started"
+    side: Side
+    #: Buy phase only: the factor (<= 1) applied to buy quantities when buying power fell short.
+    scale: Decimal = Decimal(1)
+    buying_power: Decimal | None = None
+
+
+class PhaseEnded(_Event):
+    kind: Literal["phase_ended"] = "phase_ended"
+    side: Side
+
+
+class IntentAction(StrEnum):
+    SUBMIT = "submit"
+    REPLACE = "replace"
+    CANCEL = "cancel"
+
+
+class OrderIntent(_Event):
+    """Announced and made durable before the broker call. `order_id` is the target of a replace or cancel."""
+
+    kind: Literal["order_intent"] = "order_intent"
+    action: IntentAction
+    client_order_id: str | None = None
+    order_id: str | None = None
+    order_type: OrderType | None = None
+    qty: Decimal | None = None
+    limit_price: Decimal | None = None
+    attempt: int = 0
+    #: The quote the price was computed from (arrival quote on the first submit).
+    quote: Quote | None = None
+    reason: str = ""
+
+
+class OrderAccepted(_Event):
+    """The broker's synchronous answer to a submit or replace: the (new) order as it now stands."""
+
+    kind: Literal["order_accepted"] = "order_accepted"
+    action: IntentAction
+    order: BrokerOrder
+
+
+class OrderFailed(_Event):
+    """The broker refused a submit, replace or cancel; `error` is the error class, `message` its text."""
+
+    kind: Literal["order_failed"] = "order_failed"
+    action: IntentAction
+    client_order_id: str | None = None
+    order_id: str | None = None
+    error: str
+    message: str
+
+
+class OrderUpdated(_Event):
+    """A pushed or polled change of one order (fills carry their execution in `update.fill`)."""
+
+    kind: Literal["order_updated"] = "order_updated"
+    update: OrderUpdate
+
+
+class LegEscalated(_Event):
+    kind: Literal["leg_escalated"] = "leg_escalated"
+    remaining_qty: Decimal
+    reason: str
+
+
+class LegFinished(_Event):
+    kind: Literal["leg_finished"] = "leg_finished"
+    status: str
+    reason: str = ""
+
+
+class RunEnded(_Event):
+    kind: Literal["run_ended"] = "run_ended"
+    status: str
+
+
+RunEvent = Annotated[
+    RunStarted
+    | LegPlanned
+    | LegSkipped
+    | PhaseStarted
+    | PhaseEnded
+    | OrderIntent
+    | OrderAccepted
+    | OrderFailed
+    | OrderUpdated
+    | LegEscalated
+    | LegFinished
+    | RunEnded,
+    Field(discriminator="kind"),
+]
+
+RUN_EVENT_ADAPTER: TypeAdapter[RunEvent] = TypeAdapter(RunEvent)
+
+
+class EventSink(Protocol):
+    """Receives every run event in order. The journal's `emit` returns only once the event is durable."""
+
+    async def emit(self, event: RunEvent) -> None: ...
