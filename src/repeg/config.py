@@ -6,6 +6,7 @@ the key and the value, before anything is sent.
 
 from __future__ import annotations
 
+import itertools
 import tomllib
 from collections.abc import Mapping
 from datetime import timedelta
@@ -64,7 +65,7 @@ class ExecutionConfig(BaseModel):
         for step in steps:
             if not Decimal(0) < step <= Decimal(1):
                 raise ValueError(f"step {step} is outside (0, 1]")
-        if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(steps)):
             raise ValueError("steps must be strictly increasing")
         return steps
 

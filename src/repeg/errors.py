@@ -33,9 +33,7 @@ class PlanError(RepegError):
 class PlanInputError(PlanError):
     """One bad cell or row of a plan file, named precisely."""
 
-    def __init__(
-        self, file: str, row: int | None, field: str | None, value: object, reason: str
-    ) -> None:
+    def __init__(self, file: str, row: int | None, field: str | None, value: object, reason: str) -> None:
         self.file = file
         self.row = row
         self.field = field
@@ -157,7 +155,9 @@ class OrderNotCancelableError(BrokerError):
     def __init__(self, order_id: str, status: str, *, broker_message: str | None = None) -> None:
         self.order_id = order_id
         self.status = status
-        super().__init__(f"order {order_id!r} cannot be changed in status {status!r}", broker_message=broker_message)
+        super().__init__(
+            f"order {order_id!r} cannot be changed in status {status!r}", broker_message=broker_message
+        )
 
 
 class BrokerUnavailableError(BrokerError):

@@ -66,7 +66,13 @@ class OrderStatus(StrEnum):
 
 #: Statuses after which an order can neither fill further nor be changed.
 TERMINAL_STATUSES: frozenset[OrderStatus] = frozenset(
-    {OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.REPLACED, OrderStatus.REJECTED}
+    {
+        OrderStatus.FILLED,
+        OrderStatus.CANCELED,
+        OrderStatus.EXPIRED,
+        OrderStatus.REPLACED,
+        OrderStatus.REJECTED,
+    }
 )
 
 

@@ -59,19 +59,19 @@ class QuoteVerdict(StrEnum):
 def assess_quote(
     quote: Quote | None, now: datetime, max_age: timedelta, max_spread_pct: Decimal
 ) -> QuoteVerdict:
-    """Classify a quote. Pure; the order of checks makes the most fundamental defect the one reported."""
+    """Classify a quote. Pure; checks run in order, so the most fundamental defect is the one reported."""
     if quote is None:
         return QuoteVerdict.MISSING
-    if quote.bid <= ZERO and quote.ask <= ZERO:
-        return QuoteVerdict.ZERO
-    if quote.bid <= ZERO or quote.ask <= ZERO:
-        return QuoteVerdict.ONE_SIDED
-    if quote.bid > quote.ask:
-        return QuoteVerdict.CROSSED
-    if quote.bid == quote.ask:
-        return QuoteVerdict.LOCKED
-    if now - quote.ts > max_age:
-        return QuoteVerdict.STALE
+    checks = (
+        (quote.bid <= ZERO and quote.ask <= ZERO, QuoteVerdict.ZERO),
+        (quote.bid <= ZERO or quote.ask <= ZERO, QuoteVerdict.ONE_SIDED),
+        (quote.bid > quote.ask, QuoteVerdict.CROSSED),
+        (quote.bid == quote.ask, QuoteVerdict.LOCKED),
+        (now - quote.ts > max_age, QuoteVerdict.STALE),
+    )
+    for failed, verdict in checks:
+        if failed:
+            return verdict
     if quote.spread / quote.mid * 100 > max_spread_pct:
         return QuoteVerdict.WIDE
     return QuoteVerdict.VALID

@@ -42,7 +42,9 @@ def round_to_tick(price: Decimal, rounding: Rounding) -> Decimal:
     if not price.is_finite() or price <= ZERO:
         raise ValueError(f"price must be a positive finite Decimal, got {price!r}")
     tick = tick_size(price)
-    mode = {Rounding.DOWN: ROUND_FLOOR, Rounding.UP: ROUND_CEILING, Rounding.NEAREST: ROUND_HALF_EVEN}[rounding]
+    mode = {Rounding.DOWN: ROUND_FLOOR, Rounding.UP: ROUND_CEILING, Rounding.NEAREST: ROUND_HALF_EVEN}[
+        rounding
+    ]
     rounded = price.quantize(tick, rounding=mode)
     if rounded >= ONE_DOLLAR and tick == SUB_PENNY:
         # Rounding up from below $1 may cross into the penny regime: 0.99995 -> 1.0000 is legal as 1.00.

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import selectors
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from _typeshed import FileDescriptorLike as _FileObject
 
 T = TypeVar("T")
 
@@ -103,7 +106,7 @@ class VirtualClock(_LoopClock):
     def _loop(self) -> asyncio.AbstractEventLoop:
         loop = asyncio.get_running_loop()
         if not isinstance(loop, VirtualTimeLoop):
-            raise RuntimeError("VirtualClock needs a VirtualTimeLoop; use repeg.engine.clock.run_virtual")
+            raise TypeError("VirtualClock needs a VirtualTimeLoop; use repeg.engine.clock.run_virtual")
         return loop
 
 
@@ -114,27 +117,29 @@ class _JumpingSelector(selectors.BaseSelector):
         self._inner = selectors.DefaultSelector()
         self._loop_ref = loop_ref
 
-    def register(self, fileobj: selectors._FileObject, events: int, data: object = None) -> selectors.SelectorKey:
+    def register(self, fileobj: _FileObject, events: int, data: object = None) -> selectors.SelectorKey:
         return self._inner.register(fileobj, events, data)
 
-    def unregister(self, fileobj: selectors._FileObject) -> selectors.SelectorKey:
+    def unregister(self, fileobj: _FileObject) -> selectors.SelectorKey:
         return self._inner.unregister(fileobj)
 
-    def modify(self, fileobj: selectors._FileObject, events: int, data: object = None) -> selectors.SelectorKey:
+    def modify(self, fileobj: _FileObject, events: int, data: object = None) -> selectors.SelectorKey:
         return self._inner.modify(fileobj, events, data)
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         ready = self._inner.select(0)
         if ready or timeout is None or timeout <= 0:
             # timeout None means no timer is pending: nothing virtual can happen, so wait for real I/O.
-            return ready if ready or timeout != None else self._inner.select(None)  # noqa: E711
+            return ready if ready or timeout is not None else self._inner.select(None)
         self._loop_ref().advance(timeout)
         return []
 
     def close(self) -> None:
         self._inner.close()
 
-    def get_map(self) -> selectors._SelectorMapping:  # pragma: no cover - asyncio does not call it
+    def get_map(
+        self,
+    ) -> Mapping[_FileObject, selectors.SelectorKey]:  # pragma: no cover - asyncio does not call it
         return self._inner.get_map()
 
 
