@@ -1,0 +1,246 @@
+"""Read a plan file (a trade list or target weights, CSV or JSON) into a validated `Plan`.
+
+Accepted shapes (column names are case-insensitive; CSV files may start with a UTF-8 BOM):
+
+- trade list: `symbol,side,qty` or `symbol,side,notional` (both columns may be present, one value per row);
+- target weights: `symbol,weight` (each in [0, 1], sum <= 1, the rest is cash).
+
+JSON holds the same rows as an array of objects, either at the top level or under a single `"trades"` or
+`"weights"` key. Numbers are parsed from their text straight into `Decimal` (never through float).
+
+Every defect raises `PlanInputError(file, row, field, value, reason)` before anything is sent. Rows are
+numbered as a spreadsheet shows them: in CSV the header is row 1 and the first data row is row 2; in JSON the
+first object is row 1.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from repeg.domain.orders import Side
+from repeg.domain.plan import Plan, PlanKind, TargetWeight, TradeIntent
+from repeg.domain.ticks import ZERO
+from repeg.errors import PlanInputError
+
+if TYPE_CHECKING:
+    from _csv import Reader
+
+SYMBOL = "symbol"
+SIDE = "side"
+QTY = "qty"
+NOTIONAL = "notional"
+WEIGHT = "weight"
+
+TRADE_COLUMNS = frozenset({SYMBOL, SIDE, QTY, NOTIONAL})
+WEIGHT_COLUMNS = frozenset({SYMBOL, WEIGHT})
+#: Exchange tickers plus the share-class separators brokers use (BRK.B, BRK/B, BF-B).
+_SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9]*([./-][A-Z0-9]+)?$")
+_MAX_SYMBOL_LEN = 12
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """One data row: its display number and its cells by lower-case column name (text, or JSON scalars)."""
+
+    number: int
+    cells: Mapping[str, object]
+
+
+def load_plan(path: Path) -> Plan:
+    """Read and validate the plan at `path`; the format follows the suffix (`.csv` or `.json`)."""
+    source = str(path)
+    suffix = path.suffix.lower()
+    if suffix not in {".csv", ".json"}:
+        raise PlanInputError(source, None, None, path.suffix, "unsupported plan file type: use .csv or .json")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlanInputError(source, None, None, None, f"cannot read plan file: {exc}") from exc
+    return parse_csv(text, source) if suffix == ".csv" else parse_json(text, source)
+
+
+def parse_csv(text: str, source: str) -> Plan:
+    """Parse CSV text; `source` names the file in errors and in the resulting `Plan`."""
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header is None or not any(cell.strip() for cell in header):
+        raise PlanInputError(source, None, None, None, "empty plan: no header and no rows")
+    columns = [cell.strip().lower() for cell in header]
+    return _build(source, _columns_kind(source, columns, row=1), list(_csv_rows(source, columns, reader)))
+
+
+def _csv_rows(source: str, columns: list[str], reader: Reader) -> Iterator[_Row]:
+    for cells in reader:
+        number = reader.line_num
+        if not any(cell.strip() for cell in cells):
+            continue
+        if len(cells) > len(columns):
+            extra = cells[len(columns)]
+            reason = f"row has {len(cells)} cells, the header {len(columns)}"
+            raise PlanInputError(source, number, None, extra, reason)
+        padded = cells + [""] * (len(columns) - len(cells))
+        yield _Row(number, dict(zip(columns, padded, strict=True)))
+
+
+def parse_json(text: str, source: str) -> Plan:
+    """Parse JSON text: an array of row objects, or `{"trades": [...]}` / `{"weights": [...]}`."""
+    if not text.strip():
+        raise PlanInputError(source, None, None, None, "empty plan: no rows")
+    try:
+        data: object = json.loads(text, parse_float=Decimal, parse_int=Decimal)
+    except json.JSONDecodeError as exc:
+        raise PlanInputError(source, exc.lineno, None, None, f"invalid JSON: {exc.msg}") from exc
+    items = _json_items(source, data)
+    rows: list[_Row] = []
+    for number, item in enumerate(items, start=1):
+        if not isinstance(item, dict):
+            raise PlanInputError(source, number, None, item, "each row must be a JSON object")
+        rows.append(_Row(number, {str(key).strip().lower(): value for key, value in item.items()}))
+    if not rows:
+        raise PlanInputError(source, None, None, None, "empty plan: no rows")
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(column for column in row.cells if column not in columns)
+    return _build(source, _columns_kind(source, columns, row=rows[0].number), rows)
+
+
+def _json_items(source: str, data: object) -> list[object]:
+    if isinstance(data, dict):
+        if set(data) == {"trades"} or set(data) == {"weights"}:
+            data = next(iter(data.values()))
+        else:
+            keys = ", ".join(sorted(str(key) for key in data))
+            raise PlanInputError(source, None, None, keys, 'expected an array, or one "trades"/"weights" key')
+    if not isinstance(data, list):
+        raise PlanInputError(source, None, None, type(data).__name__, "expected an array of row objects")
+    return data
+
+
+def _columns_kind(source: str, columns: list[str], row: int) -> PlanKind:
+    """Decide the plan kind from its columns; refuse unknown, duplicated and missing columns."""
+    is_weights = WEIGHT in columns
+    kind = PlanKind.WEIGHTS if is_weights else PlanKind.TRADES
+    allowed = WEIGHT_COLUMNS if is_weights else TRADE_COLUMNS
+    seen: set[str] = set()
+    for column in columns:
+        if column not in allowed:
+            expected = ", ".join(sorted(allowed))
+            raise PlanInputError(source, row, column, None, f"unknown column (a {kind} plan has: {expected})")
+        if column in seen:
+            raise PlanInputError(source, row, column, None, "column appears twice")
+        seen.add(column)
+    required = [SYMBOL] if kind is PlanKind.WEIGHTS else [SYMBOL, SIDE]
+    for column in required:
+        if column not in seen:
+            raise PlanInputError(source, row, column, None, "missing column")
+    if kind is PlanKind.TRADES and not seen & {QTY, NOTIONAL}:
+        raise PlanInputError(source, row, "qty", None, "missing column: a trade list needs qty or notional")
+    return kind
+
+
+def _build(source: str, kind: PlanKind, rows: list[_Row]) -> Plan:
+    if not rows:
+        raise PlanInputError(source, None, None, None, "empty plan: a header but no rows")
+    first_seen: dict[str, int] = {}
+    for row in rows:
+        symbol = _symbol(source, row)
+        if symbol in first_seen:
+            reason = f"duplicate symbol (first at row {first_seen[symbol]})"
+            raise PlanInputError(source, row.number, SYMBOL, symbol, reason)
+        first_seen[symbol] = row.number
+    if kind is PlanKind.WEIGHTS:
+        weights = tuple(_weight(source, row) for row in rows)
+        _check_weight_sum(source, weights)
+        return Plan(source=source, kind=kind, weights=weights)
+    return Plan(source=source, kind=kind, trades=tuple(_trade(source, row) for row in rows))
+
+
+def _trade(source: str, row: _Row) -> TradeIntent:
+    side = _side(source, row)
+    qty = _optional_positive(source, row, QTY)
+    notional = _optional_positive(source, row, NOTIONAL)
+    if qty is not None and notional is not None:
+        both = row.cells[NOTIONAL]
+        raise PlanInputError(source, row.number, NOTIONAL, both, "give qty or notional, not both")
+    if qty is None and notional is None:
+        field = QTY if QTY in row.cells else NOTIONAL
+        raise PlanInputError(source, row.number, field, None, "missing value")
+    return TradeIntent(symbol=_symbol(source, row), side=side, qty=qty, notional=notional)
+
+
+def _weight(source: str, row: _Row) -> TargetWeight:
+    weight = _decimal(source, row, WEIGHT)
+    if weight is None:
+        raise PlanInputError(source, row.number, WEIGHT, None, "missing value")
+    if not ZERO <= weight <= Decimal(1):
+        raise PlanInputError(source, row.number, WEIGHT, row.cells[WEIGHT], "weight must be within [0, 1]")
+    return TargetWeight(symbol=_symbol(source, row), weight=weight)
+
+
+def _check_weight_sum(source: str, weights: tuple[TargetWeight, ...]) -> None:
+    total = sum((w.weight for w in weights), ZERO)
+    if total > Decimal(1):
+        raise PlanInputError(source, None, WEIGHT, str(total), "weights sum to more than 1")
+
+
+def _symbol(source: str, row: _Row) -> str:
+    raw = row.cells.get(SYMBOL)
+    text = _text(source, row, SYMBOL, raw).upper()
+    if not text:
+        raise PlanInputError(source, row.number, SYMBOL, raw, "missing value")
+    if len(text) > _MAX_SYMBOL_LEN or not _SYMBOL_RE.fullmatch(text):
+        raise PlanInputError(source, row.number, SYMBOL, raw, "not a valid ticker symbol")
+    return text
+
+
+def _side(source: str, row: _Row) -> Side:
+    raw = row.cells.get(SIDE)
+    text = _text(source, row, SIDE, raw).lower()
+    if not text:
+        raise PlanInputError(source, row.number, SIDE, raw, "missing value")
+    try:
+        return Side(text)
+    except ValueError:
+        raise PlanInputError(source, row.number, SIDE, raw, "side must be buy or sell") from None
+
+
+def _optional_positive(source: str, row: _Row, field: str) -> Decimal | None:
+    value = _decimal(source, row, field)
+    if value is not None and value <= ZERO:
+        raise PlanInputError(source, row.number, field, row.cells[field], f"{field} must be greater than 0")
+    return value
+
+
+def _decimal(source: str, row: _Row, field: str) -> Decimal | None:
+    """The cell as a finite Decimal, or None when the cell is absent or blank."""
+    raw = row.cells.get(field)
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    if isinstance(raw, Decimal):
+        value = raw
+    elif isinstance(raw, str) and "_" not in raw:  # Decimal() would accept "1_000"
+        try:
+            value = Decimal(raw.strip())
+        except InvalidOperation:
+            raise PlanInputError(source, row.number, field, raw, "not a number") from None
+    else:
+        raise PlanInputError(source, row.number, field, raw, "not a number")
+    if not value.is_finite():
+        raise PlanInputError(source, row.number, field, raw, "not a finite number")
+    return value
+
+
+def _text(source: str, row: _Row, field: str, raw: object) -> str:
+    if raw is None:
+        return ""
+    if not isinstance(raw, str):
+        raise PlanInputError(source, row.number, field, raw, f"expected text, got {type(raw).__name__}")
+    return raw.strip()

@@ -1,0 +1,273 @@
+"""Plan files: every accepted shape, and every defect named by file, row, field and value."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from repeg.domain.orders import Side
+from repeg.domain.plan import PlanKind
+from repeg.errors import PlanInputError
+from repeg.planning.parse import load_plan, parse_csv, parse_json
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def csv_error(text: str) -> PlanInputError:
+    with pytest.raises(PlanInputError) as info:
+        parse_csv(text, "plan.csv")
+    return info.value
+
+
+def json_error(text: str) -> PlanInputError:
+    with pytest.raises(PlanInputError) as info:
+        parse_json(text, "plan.json")
+    return info.value
+
+
+# --- accepted shapes ----------------------------------------------------------------------------------------
+
+
+def test_reads_a_qty_trade_list_from_csv(tmp_path: Path) -> None:
+    plan = load_plan(write(tmp_path, "t.csv", "symbol,side,qty\naapl,BUY,10\nMSFT,sell,2.5\n"))
+    assert plan.kind is PlanKind.TRADES
+    assert plan.source == str(tmp_path / "t.csv")
+    assert [(t.symbol, t.side, t.qty, t.notional) for t in plan.trades] == [
+        ("AAPL", Side.BUY, Decimal(10), None),
+        ("MSFT", Side.SELL, Decimal("2.5"), None),
+    ]
+
+
+def test_reads_a_notional_trade_list_from_csv() -> None:
+    plan = parse_csv("Symbol , Side , Notional\nSPY,buy,1000.50\n", "p.csv")
+    assert plan.trades[0].notional == Decimal("1000.50")
+    assert plan.trades[0].qty is None
+
+
+def test_mixes_qty_and_notional_rows_when_both_columns_exist() -> None:
+    plan = parse_csv("symbol,side,qty,notional\nA,buy,5,\nB,sell,,250\n", "p.csv")
+    assert (plan.trades[0].qty, plan.trades[1].notional) == (Decimal(5), Decimal(250))
+
+
+def test_reads_target_weights_from_csv_with_bom_and_blank_lines(tmp_path: Path) -> None:
+    path = tmp_path / "w.csv"
+    path.write_bytes("\ufeffsymbol,weight\nAAPL,0.25\n\nBRK.B,0.5\n".encode())
+    plan = load_plan(path)
+    assert plan.kind is PlanKind.WEIGHTS
+    assert [(w.symbol, w.weight) for w in plan.weights] == [
+        ("AAPL", Decimal("0.25")),
+        ("BRK.B", Decimal("0.5")),
+    ]
+
+
+def test_weights_summing_to_exactly_one_are_accepted() -> None:
+    plan = parse_csv("symbol,weight\nA,0.1\nB,0.2\nC,0.7\n", "p.csv")
+    assert sum(w.weight for w in plan.weights) == Decimal(1)
+
+
+def test_json_numbers_are_parsed_as_exact_decimals(tmp_path: Path) -> None:
+    plan = load_plan(
+        write(
+            tmp_path,
+            "w.json",
+            '{"weights": [{"symbol": "A", "weight": 0.1}, {"symbol": "B", "weight": 0.2}]}',
+        )
+    )
+    assert [w.weight for w in plan.weights] == [Decimal("0.1"), Decimal("0.2")]
+
+
+def test_reads_a_trade_list_from_a_top_level_json_array() -> None:
+    plan = parse_json(
+        '[{"symbol": "A", "side": "buy", "qty": "3"}, {"symbol": "B", "side": "sell", "notional": 99}]',
+        "p.json",
+    )
+    assert (plan.trades[0].qty, plan.trades[1].notional) == (Decimal(3), Decimal(99))
+
+
+# --- file-level defects -------------------------------------------------------------------------------------
+
+
+def test_empty_csv_file_is_refused() -> None:
+    error = csv_error("")
+    assert (error.file, error.row, error.field) == ("plan.csv", None, None)
+    assert "empty plan" in str(error)
+
+
+def test_header_without_rows_is_refused() -> None:
+    assert "a header but no rows" in str(csv_error("symbol,side,qty\n"))
+
+
+def test_empty_json_array_is_refused() -> None:
+    assert "empty plan" in str(json_error("[]"))
+
+
+def test_unsupported_suffix_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(PlanInputError, match="unsupported plan file type"):
+        load_plan(write(tmp_path, "plan.xlsx", "x"))
+
+
+def test_missing_file_is_refused_with_its_name(tmp_path: Path) -> None:
+    with pytest.raises(PlanInputError, match=r"nope\.csv: cannot read plan file"):
+        load_plan(tmp_path / "nope.csv")
+
+
+def test_invalid_json_names_the_line() -> None:
+    error = json_error('[{"symbol": "A",\n "side": }]')
+    assert error.row == 2
+    assert "invalid JSON" in error.reason
+
+
+def test_json_object_with_other_keys_is_refused() -> None:
+    assert 'one "trades"/"weights" key' in str(json_error('{"orders": []}'))
+
+
+def test_json_row_that_is_not_an_object_is_refused() -> None:
+    error = json_error('[["A", "buy", 1]]')
+    assert (error.row, error.reason) == (1, "each row must be a JSON object")
+
+
+# --- columns ------------------------------------------------------------------------------------------------
+
+
+def test_unknown_column_is_named() -> None:
+    error = csv_error("symbol,side,qty,price\nA,buy,1,10\n")
+    assert (error.row, error.field) == (1, "price")
+    assert str(error) == (
+        "plan.csv, row 1, field 'price': unknown column (a trades plan has: notional, qty, side, symbol)"
+    )
+
+
+def test_missing_side_column_is_named() -> None:
+    error = csv_error("symbol,qty\nA,1\n")
+    assert (error.field, error.reason) == ("side", "missing column")
+
+
+def test_trade_list_without_qty_or_notional_is_refused() -> None:
+    assert "needs qty or notional" in str(csv_error("symbol,side\nA,buy\n"))
+
+
+def test_weights_plan_with_a_side_column_is_refused() -> None:
+    error = csv_error("symbol,side,weight\nA,buy,0.5\n")
+    assert error.field == "side"
+    assert "unknown column" in error.reason
+
+
+def test_repeated_column_is_refused() -> None:
+    assert csv_error("symbol,side,qty,qty\nA,buy,1,1\n").reason == "column appears twice"
+
+
+def test_row_with_more_cells_than_the_header_is_refused() -> None:
+    error = csv_error("symbol,side,qty\nA,buy,1,oops\n")
+    assert (error.row, error.value) == (2, "oops")
+
+
+# --- cells --------------------------------------------------------------------------------------------------
+
+
+def test_negative_qty_names_row_field_and_value() -> None:
+    error = csv_error("symbol,side,qty\nA,buy,1\nB,sell,-5\n")
+    assert (error.file, error.row, error.field, error.value) == ("plan.csv", 3, "qty", "-5")
+    assert str(error) == "plan.csv, row 3, field 'qty' = '-5': qty must be greater than 0"
+
+
+def test_zero_qty_is_refused() -> None:
+    assert csv_error("symbol,side,qty\nA,buy,0\n").reason == "qty must be greater than 0"
+
+
+def test_zero_notional_is_refused() -> None:
+    assert csv_error("symbol,side,notional\nA,buy,0.00\n").field == "notional"
+
+
+def test_non_numeric_qty_is_refused() -> None:
+    error = csv_error("symbol,side,qty\nA,buy,ten\n")
+    assert (error.field, error.value, error.reason) == ("qty", "ten", "not a number")
+
+
+def test_underscored_number_is_not_a_number() -> None:
+    assert csv_error("symbol,side,qty\nA,buy,1_000\n").reason == "not a number"
+
+
+def test_infinite_qty_is_refused() -> None:
+    assert csv_error("symbol,side,qty\nA,buy,Infinity\n").reason == "not a finite number"
+
+
+def test_json_boolean_qty_is_not_a_number() -> None:
+    error = json_error('[{"symbol": "A", "side": "buy", "qty": true}]')
+    assert (error.field, error.value, error.reason) == ("qty", True, "not a number")
+
+
+def test_bad_side_is_refused() -> None:
+    error = csv_error("symbol,side,qty\nA,hold,1\n")
+    assert (error.row, error.field, error.value, error.reason) == (
+        2,
+        "side",
+        "hold",
+        "side must be buy or sell",
+    )
+
+
+def test_missing_side_value_is_refused() -> None:
+    assert csv_error("symbol,side,qty\nA,,1\n").reason == "missing value"
+
+
+def test_missing_qty_value_is_refused() -> None:
+    error = csv_error("symbol,side,qty\nA,buy,\n")
+    assert (error.field, error.reason) == ("qty", "missing value")
+
+
+def test_row_with_both_qty_and_notional_is_refused() -> None:
+    assert csv_error("symbol,side,qty,notional\nA,buy,1,100\n").reason == "give qty or notional, not both"
+
+
+def test_missing_symbol_value_is_refused() -> None:
+    error = csv_error("symbol,side,qty\n,buy,1\n")
+    assert (error.row, error.field, error.reason) == (2, "symbol", "missing value")
+
+
+def test_malformed_symbol_is_refused() -> None:
+    assert csv_error("symbol,side,qty\nA B,buy,1\n").reason == "not a valid ticker symbol"
+
+
+def test_json_numeric_symbol_is_refused() -> None:
+    assert "expected text" in json_error('[{"symbol": 7, "side": "buy", "qty": 1}]').reason
+
+
+def test_duplicate_symbol_names_both_rows() -> None:
+    error = csv_error("symbol,side,qty\nAAPL,buy,1\nMSFT,buy,1\naapl,sell,2\n")
+    assert (error.row, error.field, error.value) == (4, "symbol", "AAPL")
+    assert error.reason == "duplicate symbol (first at row 2)"
+
+
+def test_duplicate_symbol_in_json_counts_rows_from_one() -> None:
+    error = json_error('{"weights": [{"symbol": "A", "weight": "0.1"}, {"symbol": "A", "weight": "0.2"}]}')
+    assert (error.row, error.reason) == (2, "duplicate symbol (first at row 1)")
+
+
+def test_weight_above_one_is_refused() -> None:
+    error = csv_error("symbol,weight\nA,1.5\n")
+    assert (error.row, error.field, error.value, error.reason) == (
+        2,
+        "weight",
+        "1.5",
+        "weight must be within [0, 1]",
+    )
+
+
+def test_negative_weight_is_refused() -> None:
+    assert csv_error("symbol,weight\nA,-0.1\n").reason == "weight must be within [0, 1]"
+
+
+def test_missing_weight_value_is_refused() -> None:
+    assert csv_error("symbol,weight\nA,\n").reason == "missing value"
+
+
+def test_weights_summing_over_one_name_the_sum() -> None:
+    error = csv_error("symbol,weight\nA,0.5\nB,0.3\nC,0.3\n")
+    assert (error.row, error.field, error.value) == (None, "weight", "1.1")
+    assert str(error) == "plan.csv, field 'weight' = '1.1': weights sum to more than 1"
