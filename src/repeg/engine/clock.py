@@ -7,14 +7,17 @@ Engine code never reads the wall clock or calls `asyncio.sleep` directly: it ask
   whose selector, instead of blocking for the next timer, *jumps* time to it. Every asyncio primitive (sleep,
   wait_for, call_at) then runs in virtual time, so the very same engine code runs live and in simulation, and a
   two-minute phase over real quotes takes milliseconds. Runs are deterministic: there is no other source of
-  time, and timers at equal times fire in the order they were scheduled.
+  time, and timers due at the same instant fire in the order they were scheduled.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import selectors
 from collections.abc import Callable, Coroutine, Mapping
+from contextvars import Context
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -143,12 +146,50 @@ class _JumpingSelector(selectors.BaseSelector):
         return self._inner.get_map()
 
 
+class _FifoTimerHandle(asyncio.TimerHandle):
+    """A timer that breaks ties at equal times by scheduling order (asyncio's heap alone does not)."""
+
+    __slots__ = ("_seq",)
+
+    def __init__(
+        self,
+        when: float,
+        callback: Callable[..., object],
+        args: tuple[object, ...],
+        loop: asyncio.AbstractEventLoop,
+        context: Context | None,
+        *,
+        seq: int,
+    ) -> None:
+        super().__init__(when, callback, args, loop, context)
+        self._seq = seq
+
+    def __lt__(self, other: asyncio.TimerHandle) -> bool:
+        if isinstance(other, _FifoTimerHandle) and self.when() == other.when():
+            return self._seq < other._seq
+        return self.when() < other.when()
+
+
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
-    """An asyncio loop on virtual time: when nothing is ready, time jumps to the next timer."""
+    """An asyncio loop on virtual time: when nothing is ready, time jumps to the next timer.
+
+    Timers due at the same virtual instant fire in the order they were scheduled, so a simulation's outcome
+    depends only on its inputs and seed.
+    """
 
     def __init__(self) -> None:
         self._virtual_now = 0.0
+        self._timer_seq = itertools.count()
         super().__init__(_JumpingSelector(lambda: self))
+
+    def call_at(  # same behaviour as the base loop, with FIFO ties
+        self, when: float, callback: Callable[..., object], *args: object, context: Context | None = None
+    ) -> asyncio.TimerHandle:
+        self._check_closed()  # type: ignore[attr-defined]
+        timer = _FifoTimerHandle(when, callback, args, self, context, seq=next(self._timer_seq))
+        heapq.heappush(self._scheduled, timer)  # type: ignore[attr-defined]
+        timer._scheduled = True  # type: ignore[attr-defined]
+        return timer
 
     def time(self) -> float:
         return self._virtual_now

@@ -1,0 +1,116 @@
+"""Virtual time: sleeps and timeouts jump instead of waiting, in a deterministic order."""
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from repeg.engine.clock import RealClock, VirtualClock, run_virtual
+
+START = datetime(2018, 1, 2, 14, 30, tzinfo=UTC)
+
+
+def test_virtual_sleep_advances_now_exactly():
+    async def main() -> datetime:
+        clock = VirtualClock(START)
+        await clock.sleep_until(START + timedelta(hours=6))
+        return clock.now()
+
+    assert run_virtual(main) == START + timedelta(hours=6)
+
+
+def test_six_virtual_hours_take_far_less_than_a_real_second():
+    # Not a speed target (that is bench/'s job): it proves time jumps instead of waiting.
+    wall = time.monotonic()
+
+    async def main() -> None:
+        clock = VirtualClock(START)
+        await clock.sleep_until(START + timedelta(hours=6))
+
+    run_virtual(main)
+    assert time.monotonic() - wall < 60
+
+
+def test_wait_event_returns_true_when_set_by_a_timer_before_the_deadline():
+    async def main() -> tuple[bool, datetime]:
+        clock = VirtualClock(START)
+        event = asyncio.Event()
+        clock.call_at(START + timedelta(seconds=7), event.set)
+        hit = await clock.wait_event(event, START + timedelta(seconds=10))
+        return hit, clock.now()
+
+    assert run_virtual(main) == (True, START + timedelta(seconds=7))
+
+
+def test_wait_event_times_out_at_the_deadline():
+    async def main() -> tuple[bool, datetime]:
+        clock = VirtualClock(START)
+        hit = await clock.wait_event(asyncio.Event(), START + timedelta(seconds=10))
+        return hit, clock.now()
+
+    assert run_virtual(main) == (False, START + timedelta(seconds=10))
+
+
+def test_wait_event_with_past_deadline_returns_at_once():
+    async def main() -> bool:
+        clock = VirtualClock(START)
+        return await clock.wait_event(asyncio.Event(), START - timedelta(seconds=1))
+
+    assert run_virtual(main) is False
+
+
+def test_timers_at_equal_times_fire_in_scheduling_order():
+    async def main() -> list[int]:
+        clock = VirtualClock(START)
+        fired: list[int] = []
+        at = START + timedelta(seconds=1)
+        for i in range(5):
+            clock.call_at(at, lambda i=i: fired.append(i))
+        await clock.sleep_until(at + timedelta(seconds=1))
+        return fired
+
+    assert run_virtual(main) == [0, 1, 2, 3, 4]
+
+
+def test_concurrent_sleepers_wake_in_time_order():
+    async def main() -> list[str]:
+        clock = VirtualClock(START)
+        order: list[str] = []
+
+        async def sleeper(name: str, seconds: int) -> None:
+            await clock.sleep_until(START + timedelta(seconds=seconds))
+            order.append(name)
+
+        await asyncio.gather(sleeper("late", 30), sleeper("early", 10), sleeper("mid", 20))
+        return order
+
+    assert run_virtual(main) == ["early", "mid", "late"]
+
+
+def test_virtual_clock_refuses_a_real_loop():
+    async def main() -> None:
+        VirtualClock(START).now()
+
+    with pytest.raises(TypeError, match="VirtualTimeLoop"):
+        asyncio.run(main())
+
+
+def test_virtual_clock_needs_an_aware_start():
+    with pytest.raises(ValueError, match="timezone-aware"):
+        VirtualClock(datetime(2018, 1, 2))  # noqa: DTZ001 - the point of the test
+
+
+def test_real_clock_is_aware_and_moves_forward():
+    async def main() -> tuple[datetime, datetime, bool]:
+        clock = RealClock()
+        first = clock.now()
+        event = asyncio.Event()
+        clock.call_at(first, event.set)
+        hit = await clock.wait_event(event, first + timedelta(seconds=5))
+        return first, clock.now(), hit
+
+    first, second, hit = asyncio.run(main())
+    assert first.tzinfo is not None
+    assert second >= first
+    assert hit is True

@@ -1,0 +1,92 @@
+"""Deterministic ids and configuration validation."""
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from repeg.config import ExecutionConfig, config_from_mapping, load_config
+from repeg.domain.ids import MAX_CLIENT_ORDER_ID, client_order_id, leg_id, new_run_id, validate_run_id
+from repeg.errors import ConfigError
+
+run_ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}", fullmatch=True)
+
+
+@given(run_ids, st.integers(0, 99_999), st.integers(0, 999))
+def test_client_order_ids_are_deterministic_and_bounded(run_id, leg, attempt):
+    first = client_order_id(run_id, leg, attempt)
+    assert first == client_order_id(run_id, leg, attempt)
+    assert 0 < len(first) <= MAX_CLIENT_ORDER_ID
+
+
+@given(run_ids, st.integers(0, 9999), st.integers(0, 99))
+def test_client_order_ids_differ_by_leg_and_attempt(run_id, leg, attempt):
+    ids = {client_order_id(run_id, leg, attempt), client_order_id(run_id, leg + 1, attempt)}
+    ids.add(client_order_id(run_id, leg, attempt + 1))
+    assert len(ids) == 3
+
+
+def test_negative_leg_or_attempt_is_refused():
+    with pytest.raises(ValueError, match=">= 0"):
+        client_order_id("run", -1, 0)
+
+
+def test_run_id_validation_names_the_value():
+    assert validate_run_id("run-1") == "run-1"
+    with pytest.raises(ValueError, match="'bad id'"):
+        validate_run_id("bad id")
+
+
+def test_new_run_id_is_a_pure_function_of_its_material():
+    assert new_run_id("a") == new_run_id("a") != new_run_id("b")
+    assert validate_run_id(new_run_id("a"))
+    assert leg_id("r1", 3) == "r1-L0003"
+
+
+def test_defaults_match_the_documented_schedule():
+    config = ExecutionConfig()
+    assert config.repeg_steps == (Decimal("0.5"), Decimal("0.75"), Decimal("1.0"))
+    assert config.max_repegs == 3
+    assert config.fill_wait.total_seconds() == 10
+    assert config.total_wait.total_seconds() == 120
+    assert config.grace.total_seconds() == 5
+    assert config.quote_age_limit.total_seconds() == 5
+    assert config.quote_wait_limit.total_seconds() == 30
+    assert config.check_interval.total_seconds() == 1
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        ({"fill_wait_seconds": -1}, "fill_wait_seconds"),
+        ({"repeg_steps": []}, "repeg_steps"),
+        ({"repeg_steps": ["0.5", "0.4"]}, "repeg_steps"),
+        ({"repeg_steps": ["0", "0.5"]}, "repeg_steps"),
+        ({"repeg_steps": ["0.5", "1.5"]}, "repeg_steps"),
+        ({"max_total_wait": 5, "fill_wait_seconds": 10}, "<config>"),
+        ({"initial_offset": "2"}, "initial_offset"),
+        ({"no_such_key": 1}, "no_such_key"),
+    ],
+)
+def test_bad_config_raises_config_error_naming_the_key(data, key):
+    with pytest.raises(ConfigError) as caught:
+        config_from_mapping(data)
+    assert caught.value.key == key
+    assert key in str(caught.value)
+
+
+def test_load_config_reads_the_execution_table(tmp_path: Path):
+    path = tmp_path / "c.toml"
+    path.write_text('[execution]\nfill_wait_seconds = 3\nrepeg_steps = ["0.3", "1.0"]\n')
+    config = load_config(path)
+    assert config.fill_wait_seconds == 3
+    assert config.repeg_steps == (Decimal("0.3"), Decimal("1.0"))
+
+
+def test_load_config_reports_unreadable_toml(tmp_path: Path):
+    path = tmp_path / "c.toml"
+    path.write_text("[execution\n")
+    with pytest.raises(ConfigError, match="cannot read TOML"):
+        load_config(path)
