@@ -1,0 +1,149 @@
+"""Baskets of parent orders arriving over a trading day, each with a time budget.
+
+A basket is either generated from a `BasketSpec` (count, size, side pattern, arrival spacing) over a session
+window, or read from a CSV of arrivals (`ts,side,qty[,budget_seconds]`, `ts` ISO-8601 UTC). Generation is a pure
+function of the spec, the window and the seed: the same inputs give the same basket.
+
+Spacing `even` places arrival k at ``start + margin + k * (end - start - 2 * margin) / count`` so that every order's
+whole budget lies inside the session (no order is cut short by the close); `random` draws arrival times uniformly
+inside the same span with the seeded generator and sorts them.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from repeg.domain.orders import Side
+from repeg.errors import PlanInputError
+from repeg.lab.models import ParentOrder
+
+
+class SidePattern(StrEnum):
+    ALTERNATE = "alternate"  # buy, sell, buy, ...
+    BUY = "buy"
+    SELL = "sell"
+    RANDOM = "random"  # seeded coin flips
+
+
+class Spacing(StrEnum):
+    EVEN = "even"
+    RANDOM = "random"
+
+
+class BasketSpec(BaseModel):
+    """How to generate a basket. Defaults: the issue's 200 alternating 100-share orders, 60 s budget each."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    count: int = Field(default=200, gt=0)
+    qty: Decimal = Field(default=Decimal(100), gt=0)
+    sides: SidePattern = SidePattern.ALTERNATE
+    spacing: Spacing = Spacing.EVEN
+    budget_seconds: float = Field(default=60.0, gt=0)
+    #: Kept free at both ends of the session: the first arrival is this long after the open.
+    margin_seconds: float = Field(default=60.0, ge=0)
+
+
+def _sides(spec: BasketSpec, rng: np.random.Generator) -> list[Side]:
+    if spec.sides is SidePattern.ALTERNATE:
+        return [Side.BUY if k % 2 == 0 else Side.SELL for k in range(spec.count)]
+    if spec.sides is SidePattern.RANDOM:
+        flips = rng.integers(0, 2, size=spec.count)
+        return [Side.BUY if int(f) == 0 else Side.SELL for f in flips]
+    return [Side(spec.sides.value)] * spec.count
+
+
+def _arrivals(spec: BasketSpec, start: datetime, span_s: float, rng: np.random.Generator) -> list[datetime]:
+    if spec.spacing is Spacing.EVEN:
+        offsets = [k * span_s / spec.count for k in range(spec.count)]
+    else:
+        offsets = sorted(float(x) for x in rng.uniform(0.0, span_s, size=spec.count))
+    # Whole microseconds: arrivals compare exactly with quote timestamps.
+    return [start + timedelta(microseconds=round(off * 1e6)) for off in offsets]
+
+
+def make_basket(
+    spec: BasketSpec, symbol: str, session_start: datetime, session_end: datetime, *, seed: int
+) -> tuple[ParentOrder, ...]:
+    """Generate the basket over `[session_start, session_end]`; every deadline lies inside the session."""
+    first = session_start + timedelta(seconds=spec.margin_seconds)
+    span_s = (session_end - first).total_seconds() - spec.margin_seconds - spec.budget_seconds
+    if span_s <= 0:
+        raise ValueError(
+            f"session {session_start.isoformat()}..{session_end.isoformat()} is too short for margins "
+            f"of {spec.margin_seconds}s and a budget of {spec.budget_seconds}s"
+        )
+    rng = np.random.default_rng(seed)
+    sides = _sides(spec, rng)
+    arrivals = _arrivals(spec, first, span_s, rng)
+    return tuple(
+        ParentOrder(
+            index=k, symbol=symbol, side=side, qty=spec.qty, arrival=ts, budget_seconds=spec.budget_seconds
+        )
+        for k, (side, ts) in enumerate(zip(sides, arrivals, strict=True))
+    )
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+    return io.TextIOWrapper(path.open("rb"), encoding="utf-8", newline="")
+
+
+def _parse_row(
+    path: Path, number: int, row: dict[str, str], default_budget: float
+) -> tuple[datetime, Side, Decimal, float]:
+    try:
+        ts = datetime.fromisoformat(row["ts"].replace("Z", "+00:00"))
+    except (KeyError, ValueError) as exc:
+        raise PlanInputError(str(path), number, "ts", row.get("ts"), "not an ISO-8601 timestamp") from exc
+    if ts.tzinfo is None:
+        raise PlanInputError(str(path), number, "ts", row["ts"], "timestamp must carry a UTC offset or Z")
+    try:
+        side = Side(row.get("side", "").strip().lower())
+    except ValueError as exc:
+        raise PlanInputError(str(path), number, "side", row.get("side"), "must be buy or sell") from exc
+    try:
+        qty = Decimal(row.get("qty", "").strip())
+    except InvalidOperation as exc:
+        raise PlanInputError(str(path), number, "qty", row.get("qty"), "not a number") from exc
+    if not qty.is_finite() or qty <= 0:
+        raise PlanInputError(str(path), number, "qty", row.get("qty"), "must be positive")
+    budget_text = (row.get("budget_seconds") or "").strip()
+    try:
+        budget = float(budget_text) if budget_text else default_budget
+    except ValueError as exc:
+        raise PlanInputError(str(path), number, "budget_seconds", budget_text, "not a number") from exc
+    if budget <= 0:
+        raise PlanInputError(str(path), number, "budget_seconds", budget_text, "must be positive")
+    return ts, side, qty, budget
+
+
+def load_arrivals(
+    path: Path, symbol: str, *, default_budget_seconds: float = 60.0
+) -> tuple[ParentOrder, ...]:
+    """Read a CSV of arrivals (`ts,side,qty[,budget_seconds]`; header row 1), sorted by arrival time."""
+    with _open_text(path) as fh:
+        reader = csv.DictReader(fh)
+        rows = [
+            _parse_row(
+                path, number, {k.strip().lower(): v for k, v in row.items() if k}, default_budget_seconds
+            )
+            for number, row in enumerate(reader, start=2)
+        ]
+    if not rows:
+        raise PlanInputError(str(path), None, None, None, "no arrivals")
+    rows.sort(key=lambda r: r[0])
+    return tuple(
+        ParentOrder(index=k, symbol=symbol, side=side, qty=qty, arrival=ts, budget_seconds=budget)
+        for k, (ts, side, qty, budget) in enumerate(rows)
+    )

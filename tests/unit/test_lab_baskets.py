@@ -1,0 +1,74 @@
+"""Baskets: generated from a spec or read from a CSV of arrivals."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from repeg.domain.orders import Side
+from repeg.errors import PlanInputError
+from repeg.lab.baskets import BasketSpec, SidePattern, Spacing, load_arrivals, make_basket
+
+OPEN = datetime(2018, 1, 2, 14, 30, tzinfo=UTC)
+CLOSE = datetime(2018, 1, 2, 21, 0, tzinfo=UTC)
+
+
+def test_default_basket_is_200_alternating_100_share_orders() -> None:
+    basket = make_basket(BasketSpec(), "XXX", OPEN, CLOSE, seed=0)
+    assert len(basket) == 200
+    assert [o.side for o in basket[:3]] == [Side.BUY, Side.SELL, Side.BUY]
+    assert {o.qty for o in basket} == {Decimal(100)}
+
+
+def test_every_budget_ends_inside_the_session() -> None:
+    basket = make_basket(BasketSpec(count=50, budget_seconds=120), "XXX", OPEN, CLOSE, seed=0)
+    assert basket[0].arrival >= OPEN + timedelta(seconds=60)
+    assert all(o.arrival + timedelta(seconds=o.budget_seconds) <= CLOSE for o in basket)
+
+
+def test_even_spacing_is_strictly_increasing() -> None:
+    basket = make_basket(BasketSpec(count=10), "XXX", OPEN, CLOSE, seed=0)
+    assert all(a.arrival < b.arrival for a, b in itertools.pairwise(basket))
+
+
+def test_random_spacing_and_sides_are_reproducible_from_the_seed() -> None:
+    spec = BasketSpec(count=20, sides=SidePattern.RANDOM, spacing=Spacing.RANDOM)
+    assert make_basket(spec, "XXX", OPEN, CLOSE, seed=4) == make_basket(spec, "XXX", OPEN, CLOSE, seed=4)
+    assert make_basket(spec, "XXX", OPEN, CLOSE, seed=4) != make_basket(spec, "XXX", OPEN, CLOSE, seed=5)
+
+
+def test_session_too_short_is_refused() -> None:
+    with pytest.raises(ValueError, match="too short"):
+        make_basket(BasketSpec(), "XXX", OPEN, OPEN + timedelta(seconds=100), seed=0)
+
+
+def test_arrivals_csv_is_read_sorted_with_default_budget(tmp_path: Path) -> None:
+    path = tmp_path / "arrivals.csv"
+    path.write_text(
+        "ts,side,qty,budget_seconds\n2018-01-02T15:00:00Z,sell,50,\n2018-01-02T14:45:00.5Z,BUY,100,30\n",
+        encoding="utf-8",
+    )
+    basket = load_arrivals(path, "XXX", default_budget_seconds=90)
+    assert [(o.side, o.qty, o.budget_seconds) for o in basket] == [
+        (Side.BUY, Decimal(100), 30.0),
+        (Side.SELL, Decimal(50), 90.0),
+    ]
+    assert basket[0].arrival == datetime(2018, 1, 2, 14, 45, 0, 500000, tzinfo=UTC)
+
+
+def test_arrivals_csv_bad_side_names_row_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "arrivals.csv"
+    path.write_text("ts,side,qty\n2018-01-02T15:00:00Z,hold,50\n", encoding="utf-8")
+    with pytest.raises(PlanInputError, match=r"row 2, field 'side'"):
+        load_arrivals(path, "XXX")
+
+
+def test_arrivals_csv_naive_timestamp_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "arrivals.csv"
+    path.write_text("ts,side,qty\n2018-01-02T15:00:00,buy,50\n", encoding="utf-8")
+    with pytest.raises(PlanInputError, match="UTC"):
+        load_arrivals(path, "XXX")
