@@ -1,0 +1,196 @@
+"""Turn a plan into the exact legs to execute, from the account as the broker reports it. Pure.
+
+Rules (the README's "Inputs" section repeats them for users):
+
+- A trade list is taken as written. A sell whose quantity equals the whole long position is a full exit.
+- Target weights are fractions of equity, where equity = cash + every position valued at the arrival prices
+  (a position without an arrival price is valued at the broker's `market_value`). A symbol over its target is
+  sold down, one under it is bought up.
+- Weight 0 means exit: the exact position quantity is traded (`full_exit=True`), never rounded.
+- A held symbol that the weights plan does not name is left untouched: repeg never trades a symbol the plan
+  does not mention. To exit it, list it with weight 0.
+- Quantities of non-fractionable assets round down to whole shares, others down to 1e-9 shares
+  (`ticks.round_qty_down`); rounding never makes a trade larger than asked.
+- A trade whose estimated notional is under `config.min_notional`, that rounds to zero shares, or whose symbol
+  has no valid arrival price, is skipped and reported as a `SkippedTrade`, not failed.
+- Every plan symbol must be known to the broker (`UnknownSymbolError`) and tradable (`NotTradableError`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from repeg.config import ExecutionConfig
+from repeg.domain.account import Account, Asset, Position
+from repeg.domain.orders import Side
+from repeg.domain.plan import LegSpec, Plan, PlanKind, SkippedTrade, TargetWeight, TradeIntent
+from repeg.domain.ticks import ZERO, round_qty_down
+from repeg.errors import NotTradableError, UnknownSymbolError
+
+NO_PRICE = "no valid arrival quote"
+
+
+@dataclass(frozen=True, slots=True)
+class _Trade:
+    """A trade before the minimum-notional filter: exactly one of qty and notional is set."""
+
+    symbol: str
+    side: Side
+    qty: Decimal | None
+    notional: Decimal | None
+    whole_shares: bool
+    full_exit: bool = False
+
+
+def plan_symbols(plan: Plan) -> list[str]:
+    """The plan's symbols in plan order."""
+    if plan.kind is PlanKind.TRADES:
+        return [trade.symbol for trade in plan.trades]
+    return [weight.symbol for weight in plan.weights]
+
+
+def check_assets(symbols: Iterable[str], assets: Mapping[str, Asset]) -> None:
+    """Refuse a plan naming a symbol the broker does not know or will not trade."""
+    for symbol in symbols:
+        asset = assets.get(symbol)
+        if asset is None:
+            raise UnknownSymbolError(symbol)
+        if not asset.tradable:
+            raise NotTradableError(symbol)
+
+
+def portfolio_equity(
+    account: Account, positions: Sequence[Position], prices: Mapping[str, Decimal]
+) -> Decimal:
+    """Cash plus every position at its arrival price (the broker's market value when it has none)."""
+    total = account.cash
+    for position in positions:
+        price = prices.get(position.symbol)
+        total += position.market_value if price is None else position.qty * price
+    return total
+
+
+def derive_legs(
+    plan: Plan,
+    account: Account,
+    positions: Sequence[Position],
+    assets: Mapping[str, Asset],
+    prices: Mapping[str, Decimal],
+    *,
+    config: ExecutionConfig,
+) -> tuple[list[LegSpec], list[SkippedTrade]]:
+    """The legs to execute (indexed 0.. in plan order) and the trades skipped, with their reasons.
+
+    `prices` holds the arrival mid of every symbol that had a valid quote; `assets` the broker's facts for at
+    least every plan symbol. Raises `UnknownSymbolError` / `NotTradableError` before deriving anything.
+    """
+    check_assets(plan_symbols(plan), assets)
+    held = {position.symbol: position.qty for position in positions}
+    skipped: list[SkippedTrade] = []
+    if plan.kind is PlanKind.TRADES:
+        trades = [_from_intent(t, assets[t.symbol], held.get(t.symbol, ZERO)) for t in plan.trades]
+    else:
+        equity = portfolio_equity(account, positions, prices)
+        trades = _weights_trades(plan.weights, held, assets, prices, equity, skipped=skipped)
+    return _filter(trades, prices, config, skipped)
+
+
+def _weights_trades(
+    weights: Sequence[TargetWeight],
+    held: Mapping[str, Decimal],
+    assets: Mapping[str, Asset],
+    prices: Mapping[str, Decimal],
+    equity: Decimal,
+    *,
+    skipped: list[SkippedTrade],
+) -> list[_Trade]:
+    trades: list[_Trade] = []
+    for target in weights:
+        price = prices.get(target.symbol)
+        current = held.get(target.symbol, ZERO)
+        if price is None:
+            if target.weight > ZERO or current != ZERO:
+                side = _side_of(current)
+                skipped.append(SkippedTrade(symbol=target.symbol, side=side, qty=ZERO, reason=NO_PRICE))
+            continue
+        trade = _from_weight(target, assets[target.symbol], current, price, equity)
+        if trade is not None:
+            trades.append(trade)
+    return trades
+
+
+def _side_of(current: Decimal) -> Side:
+    return Side.SELL if current > ZERO else Side.BUY
+
+
+def _from_intent(intent: TradeIntent, asset: Asset, current: Decimal) -> _Trade:
+    whole = not asset.fractionable
+    if intent.qty is None:
+        return _Trade(intent.symbol, intent.side, None, intent.notional, whole)
+    full_exit = intent.side is Side.SELL and intent.qty == current
+    qty = intent.qty if full_exit else round_qty_down(intent.qty, whole)
+    return _Trade(intent.symbol, intent.side, qty, None, whole, full_exit)
+
+
+def _from_weight(
+    target: TargetWeight, asset: Asset, current: Decimal, price: Decimal, equity: Decimal
+) -> _Trade | None:
+    """The trade that moves `current` shares to `target.weight` of `equity`, or None when already there."""
+    whole = not asset.fractionable
+    if target.weight == ZERO:
+        if current == ZERO:
+            return None
+        return _Trade(target.symbol, _side_of(current), abs(current), None, whole, full_exit=True)
+    delta_value = target.weight * equity - current * price
+    if delta_value == ZERO:
+        return None
+    side = Side.BUY if delta_value > ZERO else Side.SELL
+    qty = round_qty_down(abs(delta_value) / price, whole)
+    return _Trade(target.symbol, side, qty, None, whole)
+
+
+def _filter(
+    trades: list[_Trade], prices: Mapping[str, Decimal], config: ExecutionConfig, skipped: list[SkippedTrade]
+) -> tuple[list[LegSpec], list[SkippedTrade]]:
+    legs: list[LegSpec] = []
+    for trade in trades:
+        price = prices.get(trade.symbol)
+        qty = _estimated_qty(trade, price)
+        reason = _skip_reason(trade, qty, price, config)
+        if reason is not None:
+            skipped.append(SkippedTrade(symbol=trade.symbol, side=trade.side, qty=qty, reason=reason))
+            continue
+        legs.append(
+            LegSpec(
+                index=len(legs),
+                symbol=trade.symbol,
+                side=trade.side,
+                qty=trade.qty,
+                notional=trade.notional,
+                whole_shares=trade.whole_shares,
+                full_exit=trade.full_exit,
+            )
+        )
+    return legs, skipped
+
+
+def _estimated_qty(trade: _Trade, price: Decimal | None) -> Decimal:
+    """The trade's quantity; for a notional trade, what it would buy or sell at the arrival price."""
+    if trade.qty is not None:
+        return trade.qty
+    if price is None or trade.notional is None:
+        return ZERO
+    return round_qty_down(trade.notional / price, trade.whole_shares)
+
+
+def _skip_reason(trade: _Trade, qty: Decimal, price: Decimal | None, config: ExecutionConfig) -> str | None:
+    if price is None:
+        return NO_PRICE
+    if qty <= ZERO:
+        return "rounds to zero whole shares" if trade.whole_shares else "rounds to zero shares"
+    notional = trade.notional if trade.notional is not None else qty * price
+    if notional < config.min_notional:
+        return f"notional {notional:.2f} is below min_notional {config.min_notional}"
+    return None

@@ -1,0 +1,245 @@
+"""Deriving legs from a plan and the account: weights arithmetic, exits, rounding and skips."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from repeg.config import ExecutionConfig
+from repeg.domain.account import Account, Asset, Position
+from repeg.domain.orders import Side
+from repeg.domain.plan import LegSpec, Plan, PlanKind, SkippedTrade, TargetWeight, TradeIntent
+from repeg.errors import NotTradableError, UnknownSymbolError
+from repeg.planning.derive import NO_PRICE, derive_legs, portfolio_equity
+
+D = Decimal
+CONFIG = ExecutionConfig()
+
+
+def account(cash: str) -> Account:
+    return Account(cash=D(cash), buying_power=D(cash), equity=D(cash))
+
+
+def position(symbol: str, qty: str, price: str) -> Position:
+    return Position(symbol=symbol, qty=D(qty), avg_entry_price=D(price), market_value=D(qty) * D(price))
+
+
+def assets(*symbols: str, whole: tuple[str, ...] = (), halted: tuple[str, ...] = ()) -> dict[str, Asset]:
+    return {s: Asset(symbol=s, tradable=s not in halted, fractionable=s not in whole) for s in symbols}
+
+
+def weights(**targets: str) -> Plan:
+    rows = tuple(TargetWeight(symbol=s, weight=D(w)) for s, w in targets.items())
+    return Plan(source="w.csv", kind=PlanKind.WEIGHTS, weights=rows)
+
+
+def trades(*rows: TradeIntent) -> Plan:
+    return Plan(source="t.csv", kind=PlanKind.TRADES, trades=rows)
+
+
+def trade(symbol: str, side: Side, qty: str | None = None, notional: str | None = None) -> TradeIntent:
+    return TradeIntent(
+        symbol=symbol,
+        side=side,
+        qty=None if qty is None else D(qty),
+        notional=None if notional is None else D(notional),
+    )
+
+
+def derive(
+    plan: Plan,
+    *,
+    cash: str = "0",
+    positions: tuple[Position, ...] = (),
+    known: dict[str, Asset] | None = None,
+    prices: dict[str, str] | None = None,
+    config: ExecutionConfig = CONFIG,
+) -> tuple[list[LegSpec], list[SkippedTrade]]:
+    symbols = [t.symbol for t in plan.trades] + [w.symbol for w in plan.weights]
+    return derive_legs(
+        plan,
+        account(cash),
+        list(positions),
+        known if known is not None else assets(*symbols),
+        {s: D(p) for s, p in (prices or {}).items()},
+        config=config,
+    )
+
+
+# --- equity -------------------------------------------------------------------------------------------------
+
+
+def test_equity_values_positions_at_arrival_prices_not_broker_marks() -> None:
+    held = [position("A", "10", "50")]  # broker mark $500
+    assert portfolio_equity(account("1000"), held, {"A": D(60)}) == D(1600)
+
+
+def test_equity_falls_back_to_broker_market_value_without_a_price() -> None:
+    assert portfolio_equity(account("1000"), [position("A", "10", "50")], {}) == D(1500)
+
+
+# --- weights ------------------------------------------------------------------------------------------------
+
+
+def test_weights_buy_what_is_under_target() -> None:
+    legs, skipped = derive(weights(A="0.5"), cash="1000", prices={"A": "10"})
+    assert [(leg.symbol, leg.side, leg.qty) for leg in legs] == [("A", Side.BUY, D(50))]
+    assert skipped == []
+
+
+def test_weights_sell_what_is_over_target() -> None:
+    held = (position("A", "100", "10"),)  # equity 1000 + 1000
+    legs, _ = derive(weights(A="0.25"), cash="1000", positions=held, prices={"A": "10"})
+    assert [(leg.side, leg.qty, leg.full_exit) for leg in legs] == [(Side.SELL, D(50), False)]
+
+
+def test_weights_rebalance_produces_sells_and_buys_in_plan_order() -> None:
+    held = (position("A", "100", "10"), position("B", "10", "20"))  # equity 800 + 1000 + 200 = 2000
+    legs, _ = derive(
+        weights(A="0.2", B="0.3", C="0.4"),
+        cash="800",
+        positions=held,
+        prices={"A": "10", "B": "20", "C": "8"},
+    )
+    assert [(leg.index, leg.symbol, leg.side, leg.qty) for leg in legs] == [
+        (0, "A", Side.SELL, D(60)),
+        (1, "B", Side.BUY, D(20)),
+        (2, "C", Side.BUY, D(100)),
+    ]
+
+
+def test_weight_zero_sells_the_exact_position_as_a_full_exit() -> None:
+    held = (position("A", "12.345678912345", "10"),)
+    legs, _ = derive(weights(A="0"), positions=held, known=assets("A", whole=("A",)), prices={"A": "10"})
+    assert [(leg.side, leg.qty, leg.full_exit) for leg in legs] == [(Side.SELL, D("12.345678912345"), True)]
+
+
+def test_weight_zero_on_a_short_buys_it_back_exactly() -> None:
+    legs, _ = derive(weights(A="0"), positions=(position("A", "-7", "10"),), prices={"A": "10"})
+    assert [(leg.side, leg.qty, leg.full_exit) for leg in legs] == [(Side.BUY, D(7), True)]
+
+
+def test_weight_zero_without_a_position_trades_nothing() -> None:
+    assert derive(weights(A="0"), cash="100", prices={"A": "10"}) == ([], [])
+
+
+def test_held_symbol_absent_from_weights_is_left_untouched() -> None:
+    held = (position("A", "100", "10"), position("Z", "5", "100"))
+    legs, skipped = derive(weights(A="0.5"), cash="0", positions=held, prices={"A": "10", "Z": "100"})
+    assert [leg.symbol for leg in legs] == ["A"]  # equity 1500, A at 1000 -> sell 25
+    assert legs[0].qty == D(25)
+    assert skipped == []
+
+
+def test_symbol_already_at_target_trades_nothing() -> None:
+    held = (position("A", "50", "10"),)
+    assert derive(weights(A="0.5"), cash="500", positions=held, prices={"A": "10"}) == ([], [])
+
+
+def test_non_fractionable_buy_rounds_down_to_whole_shares() -> None:
+    legs, _ = derive(weights(A="1"), cash="1000", known=assets("A", whole=("A",)), prices={"A": "30"})
+    assert legs[0].qty == D(33)
+    assert legs[0].whole_shares
+
+
+def test_fractionable_buy_rounds_down_to_nine_decimals() -> None:
+    legs, _ = derive(weights(A="1"), cash="1000", prices={"A": "30"})
+    assert legs[0].qty == D("33.333333333")
+    assert not legs[0].whole_shares
+
+
+def test_non_fractionable_sell_rounds_down_and_never_sells_more_than_asked() -> None:
+    held = (position("A", "10", "30"),)  # equity 300 -> target 0.5 = 150, sell 150 = 5 shares exactly
+    legs, _ = derive(weights(A="0.49"), positions=held, known=assets("A", whole=("A",)), prices={"A": "30"})
+    assert legs[0].qty == D(5)  # 153 dollars = 5.1 shares, rounded down
+
+
+def test_weight_trade_under_min_notional_is_skipped_and_reported() -> None:
+    held = (position("A", "99.95", "10"),)  # 999.5 held, target 1000
+    legs, skipped = derive(weights(A="1"), cash="0.5", positions=held, prices={"A": "10"})
+    assert legs == []
+    assert skipped == [
+        SkippedTrade(symbol="A", side=Side.BUY, qty=D("0.05"), reason="notional 0.50 is below min_notional 1")
+    ]
+
+
+def test_weight_trade_rounding_to_zero_whole_shares_is_skipped() -> None:
+    _, skipped = derive(weights(A="1"), cash="20", known=assets("A", whole=("A",)), prices={"A": "30"})
+    assert skipped[0].reason == "rounds to zero whole shares"
+
+
+def test_weight_symbol_without_arrival_price_is_skipped() -> None:
+    legs, skipped = derive(weights(A="0.5", B="0.5"), cash="1000", prices={"A": "10"})
+    assert [leg.symbol for leg in legs] == ["A"]
+    assert skipped == [SkippedTrade(symbol="B", side=Side.BUY, qty=D(0), reason=NO_PRICE)]
+
+
+# --- trade lists --------------------------------------------------------------------------------------------
+
+
+def test_trade_list_qty_is_taken_as_written() -> None:
+    legs, _ = derive(trades(trade("A", Side.BUY, qty="3")), prices={"A": "10"})
+    assert [(leg.index, leg.symbol, leg.side, leg.qty, leg.notional) for leg in legs] == [
+        (0, "A", Side.BUY, D(3), None)
+    ]
+
+
+def test_trade_list_sell_of_the_whole_position_is_a_full_exit() -> None:
+    held = (position("A", "4.5", "10"),)
+    legs, _ = derive(trades(trade("A", Side.SELL, qty="4.5")), positions=held, prices={"A": "10"})
+    assert legs[0].full_exit
+
+
+def test_trade_list_partial_sell_is_not_a_full_exit() -> None:
+    held = (position("A", "10", "10"),)
+    legs, _ = derive(trades(trade("A", Side.SELL, qty="4")), positions=held, prices={"A": "10"})
+    assert not legs[0].full_exit
+
+
+def test_trade_list_fractional_qty_of_whole_share_asset_rounds_down() -> None:
+    legs, _ = derive(
+        trades(trade("A", Side.BUY, qty="2.7")), known=assets("A", whole=("A",)), prices={"A": "10"}
+    )
+    assert legs[0].qty == D(2)
+
+
+def test_trade_list_notional_leg_stays_notional() -> None:
+    legs, _ = derive(trades(trade("A", Side.BUY, notional="250")), prices={"A": "10"})
+    assert (legs[0].qty, legs[0].notional) == (None, D(250))
+
+
+def test_trade_list_notional_too_small_for_one_whole_share_is_skipped() -> None:
+    _, skipped = derive(
+        trades(trade("A", Side.BUY, notional="25")), known=assets("A", whole=("A",)), prices={"A": "30"}
+    )
+    assert skipped[0].reason == "rounds to zero whole shares"
+
+
+def test_trade_list_under_min_notional_is_skipped_and_leg_indexes_stay_dense() -> None:
+    plan = trades(
+        trade("A", Side.BUY, qty="1"), trade("B", Side.BUY, qty="0.01"), trade("C", Side.SELL, qty="1")
+    )
+    config = ExecutionConfig(min_notional=D(5))
+    legs, skipped = derive(plan, prices={"A": "10", "B": "10", "C": "10"}, config=config)
+    assert [(leg.index, leg.symbol) for leg in legs] == [(0, "A"), (1, "C")]
+    assert [(s.symbol, s.qty) for s in skipped] == [("B", D("0.01"))]
+
+
+def test_trade_list_symbol_without_arrival_price_is_skipped() -> None:
+    _, skipped = derive(trades(trade("A", Side.BUY, qty="1")))
+    assert skipped[0].reason == NO_PRICE
+
+
+# --- broker facts -------------------------------------------------------------------------------------------
+
+
+def test_unknown_symbol_is_refused() -> None:
+    with pytest.raises(UnknownSymbolError, match="'ZZZ' is unknown"):
+        derive(trades(trade("ZZZ", Side.BUY, qty="1")), known={}, prices={"ZZZ": "1"})
+
+
+def test_non_tradable_symbol_is_refused_even_when_no_trade_is_needed() -> None:
+    with pytest.raises(NotTradableError) as info:
+        derive(weights(A="0"), known=assets("A", halted=("A",)), prices={"A": "10"})
+    assert info.value.symbol == "A"
