@@ -1,0 +1,147 @@
+"""The `Journal` port: an append-only, durable record of every run event.
+
+A journal is an `EventSink` (the engine emits into it) that can also be read back: the events of one run in
+sequence order (for `show` and `resume`) and a one-line summary per run (for `runs`). Nothing is ever updated
+in place; a run's state is always a fold over its events (`repeg.domain.leg.fold_run`).
+
+Durability contract of `emit`:
+
+- events in `DURABLE_KINDS` (intents, the broker's synchronous answers, run start and end) return only after
+  they, and every event emitted before them, are committed with a synchronous (fsync'd) write;
+- other events (order updates, phase and leg markers) are group-committed and are durable at the latest when
+  the next durable event returns, or on `flush`/`close`. Nothing the engine decides depends on them without a
+  durable intent following, so a crash that loses them loses only what `resume` re-reads from the broker.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal
+from typing import Final, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from repeg.domain.events import LegPlanned, OrderUpdated, RunEnded, RunEvent, RunStarted
+
+#: Event kinds whose `emit` waits for a synchronous commit.
+DURABLE_KINDS: Final[frozenset[str]] = frozenset(
+    {"order_intent", "order_accepted", "order_failed", "run_started", "run_ended"}
+)
+
+#: Run status shown for a run whose journal has no `run_ended` event (crashed or still running).
+UNFINISHED: Final = "unfinished"
+
+_SECRET_KEY = re.compile(r"secret|token|passw|credential|api[_-]?key|auth", re.IGNORECASE)
+REDACTED: Final = "***redacted***"
+
+
+class RunSummary(BaseModel):
+    """One line of `repeg runs`. `notional` is the notional actually traded (sum of fill qty x price)."""
+
+    model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
+
+    run_id: str
+    started: datetime
+    plan_file: str
+    broker: str
+    status: str
+    legs: int
+    notional: Decimal
+
+
+class Journal(Protocol):
+    """An `EventSink` that persists and reads back run events."""
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version of the opened store (always `SCHEMA_VERSION` once open)."""
+        ...
+
+    @property
+    def location(self) -> str:
+        """Where the journal lives, safe to print (no password)."""
+        ...
+
+    async def emit(self, event: RunEvent) -> None:
+        """Append one event (see the module docstring for when it is durable)."""
+        ...
+
+    async def flush(self) -> None:
+        """Return once every event emitted so far is committed."""
+        ...
+
+    def has_run(self, run_id: str) -> bool: ...
+
+    def events(self, run_id: str) -> list[RunEvent]:
+        """Every event of `run_id` in sequence order; raises `RunNotFoundError` for an unknown run."""
+        ...
+
+    def runs(self) -> list[RunSummary]:
+        """A summary of every run, oldest first."""
+        ...
+
+    async def close(self) -> None:
+        """Flush and release the store. Safe to call twice."""
+        ...
+
+
+def is_durable(event: RunEvent) -> bool:
+    return event.kind in DURABLE_KINDS
+
+
+def redact(event: RunEvent) -> RunEvent:
+    """The event as it may be stored: configuration values whose key names a secret are replaced.
+
+    Credentials never belong in a journal that users keep for months and share when asking for help.
+    """
+    if not isinstance(event, RunStarted):
+        return event
+    clean = {key: (REDACTED if _SECRET_KEY.search(key) else value) for key, value in event.config.items()}
+    if clean == event.config:
+        return event
+    return event.model_copy(update={"config": clean})
+
+
+def fill_notional(event: RunEvent) -> Decimal:
+    """Notional of the execution an event carries (zero for events without a fill)."""
+    if isinstance(event, OrderUpdated) and event.update.fill is not None:
+        return event.update.fill.qty * event.update.fill.price
+    return Decimal(0)
+
+
+def summarize(run_id: str, started: datetime, events: list[RunEvent]) -> RunSummary:
+    """Build a run's summary from its events alone."""
+    plan_file, broker, status = "", "", UNFINISHED
+    legs: set[int] = set()
+    notional = Decimal(0)
+    for event in events:
+        if isinstance(event, RunStarted):
+            plan_file, broker = event.plan.source, event.broker
+        elif isinstance(event, RunEnded):
+            status = event.status
+        elif isinstance(event, LegPlanned):
+            legs.add(event.spec.index)
+        notional += fill_notional(event)
+    return RunSummary(
+        run_id=run_id,
+        started=started,
+        plan_file=plan_file,
+        broker=broker,
+        status=status,
+        legs=len(legs),
+        notional=notional,
+    )
+
+
+__all__ = [
+    "DURABLE_KINDS",
+    "REDACTED",
+    "UNFINISHED",
+    "Journal",
+    "RunSummary",
+    "fill_notional",
+    "is_durable",
+    "redact",
+    "summarize",
+]

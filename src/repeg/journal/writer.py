@@ -1,0 +1,148 @@
+"""Batched commits of journal records, off or on the event loop.
+
+Two writers share one contract: `write(records, durable)` returns once the records (and all before them) are
+committed when `durable` is true, or merely queued otherwise.
+
+- `ThreadedWriter` commits on a dedicated thread, draining everything queued into one transaction: under a
+  real-time loop a commit never stalls the loop, and concurrent emitters share one fsync (group commit).
+- `InlineWriter` commits on the caller's thread. It exists for `VirtualTimeLoop` runs: there, awaiting another
+  thread would let virtual time jump to the next timer while the write is in flight, making a run's outcome
+  depend on disk speed. Non-durable records are buffered until the next durable one (or `flush`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from typing import NamedTuple, Protocol
+
+from repeg.errors import JournalError
+
+#: Upper bound of records buffered or drained into one transaction.
+MAX_BATCH = 1024
+
+
+class Record(NamedTuple):
+    run_id: str
+    seq: int
+    leg: int | None
+    ts: str
+    correlation_id: str
+    kind: str
+    payload: str
+
+
+CommitBatch = Callable[[Sequence[Record], bool], None]
+"""Writes records in one transaction; `durable=True` asks for a synchronous (fsync'd) commit."""
+
+
+class Writer(Protocol):
+    async def write(self, records: Sequence[Record], durable: bool) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class InlineWriter:
+    def __init__(self, commit: CommitBatch) -> None:
+        self._commit = commit
+        self._pending: list[Record] = []
+
+    async def write(self, records: Sequence[Record], durable: bool) -> None:
+        self._pending.extend(records)
+        if durable or len(self._pending) >= MAX_BATCH:
+            self._drain(durable)
+
+    def _drain(self, durable: bool) -> None:
+        if self._pending:
+            batch, self._pending = self._pending, []
+            self._commit(batch, durable)
+
+    def close(self) -> None:
+        self._drain(True)
+
+
+class _Item(NamedTuple):
+    records: Sequence[Record]
+    durable: bool
+    done: Callable[[BaseException | None], None] | None
+
+
+class ThreadedWriter:
+    """One writer thread; the first commit error poisons the writer (every later write raises it)."""
+
+    def __init__(self, commit: CommitBatch, name: str) -> None:
+        self._commit = commit
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    async def write(self, records: Sequence[Record], durable: bool) -> None:
+        self._raise_if_failed()
+        if not durable:
+            self._queue.put(_Item(records, False, None))
+            return
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+
+        def done(error: BaseException | None) -> None:
+            loop.call_soon_threadsafe(_settle, future, error)
+
+        self._queue.put(_Item(records, True, done))
+        await future
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise JournalError(f"journal writer failed earlier: {self._error}") from self._error
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = self._drain_into(batch)
+            self._commit_items(batch)
+            if stop:
+                return
+
+    def _drain_into(self, batch: list[_Item]) -> bool:
+        while len(batch) < MAX_BATCH:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if item is None:
+                return True
+            batch.append(item)
+        return False
+
+    def _commit_items(self, batch: list[_Item]) -> None:
+        error: BaseException | None = self._error
+        if error is None:
+            records = [record for item in batch for record in item.records]
+            try:
+                self._commit(records, any(item.durable for item in batch))
+            except Exception as exc:  # handed to every waiter and to all later writes
+                error = self._error = exc
+        for item in batch:
+            if item.done is not None:
+                item.done(error)
+
+    def close(self) -> None:
+        """Commit what is queued and stop the thread; raises the writer's error if one occurred."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        self._raise_if_failed()
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(JournalError(f"journal write failed: {error}"))
