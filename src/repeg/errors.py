@@ -187,3 +187,24 @@ class RunNotFoundError(JournalError):
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         super().__init__(f"run {run_id!r} is not in the journal")
+
+
+# --- lab reports and sweeps --------------------------------------------------------------------------------
+
+
+class ReportError(RepegError):
+    """A report could not be built: an unreadable or unknown result file, or a figure export that failed."""
+
+    def __init__(self, file: str, reason: str) -> None:
+        self.file = file
+        self.reason = reason
+        super().__init__(f"{file}: {reason}")
+
+
+class SweepError(RepegError):
+    """A sweep grid is malformed (key and value named) or a grid point failed (point named)."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        self.where = where
+        self.reason = reason
+        super().__init__(f"{where}: {reason}")
