@@ -1,0 +1,116 @@
+"""Structured logging: one structlog pipeline, pretty on a terminal or one JSON object per line, always to stderr.
+
+stdout belongs to results (`repeg run --json` prints exactly one document there), so logs never go to stdout.
+Context such as `run_id` and `correlation_id` is bound once with `bind_run` and carried by every line logged
+within it (structlog context variables, so it follows asyncio tasks).
+
+Secrets never reach a log line: any field whose name looks like a credential (contains secret, key, token,
+passw, credential or auth) is replaced by `REDACTED`, in nested mappings too, and the values of credential-like
+environment variables (e.g. `APCA_API_SECRET_KEY`) are masked wherever they appear inside any string value.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TextIO
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+REDACTED = "***"
+_SENSITIVE_NAME = re.compile(r"secret|key|token|passw|credential|auth", re.IGNORECASE)
+#: Secrets shorter than this are not masked inside strings: masking "abc" everywhere would garble the logs.
+_MIN_SECRET_LEN = 8
+
+
+def is_sensitive(name: str) -> bool:
+    """True when a field or variable name looks like it holds a credential."""
+    return bool(_SENSITIVE_NAME.search(name))
+
+
+def _redact_value(value: object, secrets: tuple[str, ...]) -> object:
+    if isinstance(value, Mapping):
+        return {k: REDACTED if is_sensitive(str(k)) else _redact_value(v, secrets) for k, v in value.items()}
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, REDACTED)
+    return value
+
+
+class SecretRedactor:
+    """A structlog processor that masks credential-named fields and known secret values."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets = tuple(
+            sorted({s for s in secrets if len(s) >= _MIN_SECRET_LEN}, key=len, reverse=True)
+        )
+
+    def __call__(self, _logger: WrappedLogger, _method_name: str, event_dict: EventDict) -> EventDict:
+        for name in list(event_dict):
+            if is_sensitive(name):
+                event_dict[name] = REDACTED
+            else:
+                event_dict[name] = _redact_value(event_dict[name], self._secrets)
+        return event_dict
+
+
+def secrets_from_environment(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Values of credential-like environment variables, to be masked wherever they appear."""
+    env = os.environ if environ is None else environ
+    return [value for name, value in env.items() if is_sensitive(name) and value]
+
+
+def _json_default(value: object) -> str:
+    """Decimals, datetimes and enums as their plain text (`str(Decimal("1.50"))` keeps every digit)."""
+    return str(value)
+
+
+def configure_logging(
+    *,
+    json_output: bool = False,
+    level: str = "info",
+    stream: TextIO | None = None,
+    secrets: Iterable[str] | None = None,
+) -> None:
+    """Configure structlog for the process. Safe to call again (tests and the CLI reconfigure per run).
+
+    `stream` defaults to the current `sys.stderr`; `secrets` defaults to `secrets_from_environment()`.
+    """
+    out = sys.stderr if stream is None else stream
+    known = secrets_from_environment() if secrets is None else list(secrets)
+    renderer: Processor = (
+        structlog.processors.JSONRenderer(serializer=json.dumps, default=_json_default)
+        if json_output
+        else structlog.dev.ConsoleRenderer(colors=out.isatty())
+    )
+    processors: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,
+        SecretRedactor(known),
+        renderer,
+    ]
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )
+
+
+@contextmanager
+def bind_run(run_id: str, correlation_id: str | None = None) -> Iterator[None]:
+    """Bind `run_id` (and `correlation_id`, defaulting to the run id) to every log line inside the block."""
+    tokens = structlog.contextvars.bind_contextvars(run_id=run_id, correlation_id=correlation_id or run_id)
+    try:
+        yield
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)
