@@ -1,0 +1,92 @@
+"""Journal schema versions: fresh journals, migrations of old ones, clear refusals of what cannot be read."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from journal_support import intent, run_started
+
+from repeg.errors import JournalError
+from repeg.journal.schema import MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE_SQLITE, pending_migrations
+from repeg.journal.sqlite import SqliteJournal
+
+
+def _make_v1(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute(VERSION_TABLE_SQLITE)
+    for statement in MIGRATIONS[0].statements("sqlite"):
+        conn.execute(statement)
+    conn.execute("INSERT INTO schema_version VALUES (1, '2026-01-01T00:00:00+00:00')")
+    conn.execute("INSERT INTO runs VALUES ('old', '2026-01-01T00:00:00+00:00')")
+    conn.commit()
+    conn.close()
+
+
+def test_migrations_are_numbered_in_order_from_one() -> None:
+    assert [m.version for m in MIGRATIONS] == list(range(1, SCHEMA_VERSION + 1))
+
+
+def test_a_new_journal_starts_at_the_current_version(tmp_path: Path) -> None:
+    journal = SqliteJournal(tmp_path / "j.db")
+    assert journal.schema_version == SCHEMA_VERSION
+    journal.close()
+
+
+def test_an_old_journal_is_migrated_and_keeps_its_runs(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    _make_v1(path)
+    journal = SqliteJournal(path)
+    assert journal.schema_version == SCHEMA_VERSION
+    assert journal.has_run("old")
+    journal.close()
+    indexes = sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
+    assert ("events_by_kind",) in indexes
+
+
+async def test_a_migrated_journal_accepts_new_events(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    _make_v1(path)
+    journal = SqliteJournal(path)
+    await journal.emit(run_started("new"))
+    await journal.emit(intent("new"))
+    assert len(journal.events("new")) == 2
+    journal.close()
+
+
+def test_a_journal_from_a_newer_repeg_is_refused_with_the_versions(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    SqliteJournal(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO schema_version VALUES (?, '2030-01-01T00:00:00+00:00')", (SCHEMA_VERSION + 1,))
+    conn.commit()
+    conn.close()
+    with pytest.raises(
+        JournalError, match=rf"schema version {SCHEMA_VERSION + 1}, newer than the {SCHEMA_VERSION}"
+    ):
+        SqliteJournal(path)
+
+
+def test_a_foreign_sqlite_database_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE customers (id INTEGER)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(JournalError, match="is not a repeg journal .*customers"):
+        SqliteJournal(path)
+    tables = sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    assert tables == [("customers",)]
+
+
+def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "plan.csv"
+    path.write_text("symbol,side,qty\n" * 200)
+    with pytest.raises(JournalError, match="cannot open journal"):
+        SqliteJournal(path)
+
+
+def test_a_negative_version_is_reported_as_invalid() -> None:
+    with pytest.raises(JournalError, match="invalid schema version -1"):
+        pending_migrations(-1, "j.db")

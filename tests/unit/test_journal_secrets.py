@@ -1,0 +1,41 @@
+"""Secrets never reach the journal: configuration values under secret-looking keys are redacted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from journal_support import intent, run_started
+
+from repeg.domain.events import RunStarted
+from repeg.journal.base import REDACTED, redact
+from repeg.journal.sqlite import SqliteJournal
+
+SECRET = "PKSECRET-0123456789abcdef"
+
+
+def test_secret_keys_are_redacted_and_others_kept() -> None:
+    event = run_started(
+        config={"alpaca_secret_key": SECRET, "APCA_API_KEY_ID": "AKID", "fill_wait_seconds": "10"}
+    )
+    stored = redact(event)
+    assert isinstance(stored, RunStarted)
+    assert stored.config == {
+        "alpaca_secret_key": REDACTED,
+        "APCA_API_KEY_ID": REDACTED,
+        "fill_wait_seconds": "10",
+    }
+
+
+def test_events_without_secrets_are_stored_as_they_are() -> None:
+    event = intent()
+    assert redact(event) is event
+
+
+async def test_secret_values_never_appear_in_the_journal_files(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    journal = SqliteJournal(path)
+    await journal.emit(run_started(config={"broker_password": SECRET, "auth_token": SECRET}))
+    await journal.flush()
+    journal.close()
+    for file in tmp_path.iterdir():
+        assert SECRET.encode() not in file.read_bytes(), file.name

@@ -1,0 +1,189 @@
+"""SqliteJournal: WAL, append-only storage, sequence numbers, durability of intents, run summaries."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from journal_support import accepted, fill, intent, leg_planned, run_ended, run_started
+
+from repeg.domain.events import RunEvent
+from repeg.engine.clock import run_virtual
+from repeg.errors import JournalError, RunNotFoundError
+from repeg.journal.base import UNFINISHED
+from repeg.journal.sqlite import SqliteJournal
+
+
+async def _write(journal: SqliteJournal, events: list[RunEvent]) -> None:
+    for event in events:
+        await journal.emit(event)
+    await journal.flush()
+
+
+def _one_run() -> list[RunEvent]:
+    return [run_started(), leg_planned(), intent(), accepted(), fill(), run_ended()]
+
+
+def _raw(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path)
+
+
+async def test_events_read_back_equal_and_in_order(tmp_path: Path) -> None:
+    journal = SqliteJournal(tmp_path / "j.db")
+    await _write(journal, _one_run())
+    assert journal.events("r1") == _one_run()
+    journal.close()
+
+
+async def test_each_row_carries_sequence_run_leg_ts_correlation_and_kind(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    journal = SqliteJournal(path)
+    await _write(journal, _one_run())
+    journal.close()
+    rows = (
+        _raw(path)
+        .execute("SELECT seq, run_id, leg, ts, correlation_id, kind FROM events ORDER BY seq")
+        .fetchall()
+    )
+    assert [row[0] for row in rows] == [1, 2, 3, 4, 5, 6]
+    assert rows[2] == (3, "r1", 0, "2026-01-02T14:30:02+00:00", "r1-L0", "order_intent")
+
+
+async def test_journal_file_is_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    SqliteJournal(path).close()
+    assert _raw(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+@pytest.mark.parametrize(
+    "statement", ["UPDATE events SET kind = 'x'", "DELETE FROM events", "DELETE FROM runs"]
+)
+async def test_stored_rows_cannot_be_changed(tmp_path: Path, statement: str) -> None:
+    path = tmp_path / "j.db"
+    journal = SqliteJournal(path)
+    await _write(journal, _one_run())
+    journal.close()
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        _raw(path).execute(statement)
+
+
+async def test_sequence_continues_when_a_run_is_reopened(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    first = SqliteJournal(path)
+    await _write(first, [run_started(), leg_planned()])
+    first.close()
+    second = SqliteJournal(path)
+    await _write(second, [intent()])
+    second.close()
+    seqs = _raw(path).execute("SELECT seq FROM events ORDER BY seq").fetchall()
+    assert seqs == [(1,), (2,), (3,)]
+
+
+async def test_durable_event_is_visible_to_another_reader_when_emit_returns(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    journal = SqliteJournal(path, threaded=True)
+    await journal.emit(run_started())
+    await journal.emit(intent())
+    kinds = _raw(path).execute("SELECT kind FROM events ORDER BY seq").fetchall()
+    assert kinds == [("run_started",), ("order_intent",)]
+    journal.close()
+
+
+async def test_a_durable_event_commits_the_updates_queued_before_it(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    journal = SqliteJournal(path, threaded=True)
+    for event in [run_started(), leg_planned(), fill()]:
+        await journal.emit(event)
+    await journal.emit(intent(attempt=1))
+    count = _raw(path).execute("SELECT COUNT(*) FROM events").fetchone()[0]
+    assert count == 4
+    journal.close()
+
+
+def test_under_virtual_time_updates_wait_for_the_next_durable_event(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    journal = SqliteJournal(path)
+    counts: list[int] = []
+
+    async def main() -> None:
+        await journal.emit(run_started())
+        await journal.emit(leg_planned())
+        counts.append(_raw(path).execute("SELECT COUNT(*) FROM events").fetchone()[0])
+        await journal.emit(intent())
+        counts.append(_raw(path).execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+    run_virtual(main)
+    journal.close()
+    assert counts == [1, 3]
+
+
+def test_close_commits_buffered_events(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    journal = SqliteJournal(path)
+    run_virtual(lambda: _emit_all(journal, [run_started(), leg_planned(), fill()]))
+    journal.close()
+    assert len(SqliteJournal(path).events("r1")) == 3
+
+
+async def _emit_all(journal: SqliteJournal, events: list[RunEvent]) -> None:
+    for event in events:
+        await journal.emit(event)
+
+
+async def test_emit_after_close_is_refused(tmp_path: Path) -> None:
+    journal = SqliteJournal(tmp_path / "j.db")
+    journal.close()
+    with pytest.raises(JournalError, match="closed"):
+        await journal.emit(run_started())
+
+
+async def test_concurrent_emitters_share_group_commits_without_losing_events(tmp_path: Path) -> None:
+    journal = SqliteJournal(tmp_path / "j.db", threaded=True)
+    await journal.emit(run_started())
+    await asyncio.gather(*(journal.emit(intent(attempt=n)) for n in range(50)))
+    events = journal.events("r1")
+    journal.close()
+    assert sorted(e.attempt for e in events if e.kind == "order_intent") == list(range(50))
+
+
+async def test_unknown_run_is_reported_as_not_found(tmp_path: Path) -> None:
+    journal = SqliteJournal(tmp_path / "j.db")
+    with pytest.raises(RunNotFoundError, match="'nope'"):
+        journal.events("nope")
+    journal.close()
+
+
+async def test_opening_a_missing_journal_for_reading_fails_clearly(tmp_path: Path) -> None:
+    with pytest.raises(JournalError, match="no journal at"):
+        SqliteJournal(tmp_path / "absent.db", create=False)
+
+
+async def test_runs_summarise_plan_broker_status_legs_and_traded_notional(tmp_path: Path) -> None:
+    journal = SqliteJournal(tmp_path / "j.db")
+    await _write(journal, [*_one_run(), run_started("r2"), leg_planned("r2", 0), leg_planned("r2", 1)])
+    first, second = journal.runs()
+    journal.close()
+    assert (first.run_id, first.plan_file, first.broker, first.status, first.legs) == (
+        "r1",
+        "plan.csv",
+        "simulator",
+        "completed",
+        1,
+    )
+    assert first.notional == Decimal("400.40")
+    assert (second.run_id, second.status, second.legs, second.notional) == ("r2", UNFINISHED, 2, Decimal(0))
+
+
+async def test_two_journals_writing_the_same_run_collide_instead_of_interleaving(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    first, second = SqliteJournal(path), SqliteJournal(path)
+    await first.emit(run_started())
+    await second.emit(intent())
+    with pytest.raises(JournalError, match="UNIQUE"):
+        await first.emit(intent())
+    second.close()
+    with pytest.raises(JournalError):
+        first.close()
