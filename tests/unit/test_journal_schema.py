@@ -74,7 +74,7 @@ def test_a_foreign_sqlite_database_is_refused_and_left_untouched(tmp_path: Path)
     conn.execute("CREATE TABLE customers (id INTEGER)")
     conn.commit()
     conn.close()
-    with pytest.raises(JournalError, match="is not a repeg journal .*customers"):
+    with pytest.raises(JournalError, match=r"is not a repeg journal .*customers"):
         SqliteJournal(path)
     tables = sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
     assert tables == [("customers",)]
