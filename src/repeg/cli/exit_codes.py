@@ -1,0 +1,64 @@
+"""Process exit codes of `repeg`: one number per outcome a script needs to tell apart.
+
+| code | meaning |
+|---|---|
+| 0 | run completed: every leg filled (`completed`), possibly with trades skipped as too small (`completed_with_skips`) |
+| 1 | internal error: a bug (an invariant broke, an unexpected exception); the message says where |
+| 2 | refused before any order: bad plan, config, quotes file, unknown or non-tradable symbol, safety limit |
+| 3 | partial: the run ended with some legs not (fully) filled |
+| 4 | failed: the broker or the market data source failed, or the run ended `failed` |
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from repeg.errors import (
+    BrokerError,
+    ConfigError,
+    JournalError,
+    MarketDataError,
+    PlanError,
+    QuoteFileError,
+    SafetyLimitError,
+)
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    INTERNAL = 1
+    BAD_INPUT = 2
+    PARTIAL = 3
+    FAILED = 4
+
+
+_STATUS_CODES: dict[str, ExitCode] = {
+    "completed": ExitCode.OK,
+    "completed_with_skips": ExitCode.OK,
+    "partial": ExitCode.PARTIAL,
+    "failed": ExitCode.FAILED,
+}
+
+#: Most specific first: the first class an error is an instance of decides its code.
+_ERROR_CODES: tuple[tuple[type[BaseException], ExitCode], ...] = (
+    (PlanError, ExitCode.BAD_INPUT),
+    (ConfigError, ExitCode.BAD_INPUT),
+    (SafetyLimitError, ExitCode.BAD_INPUT),
+    (QuoteFileError, ExitCode.BAD_INPUT),
+    (MarketDataError, ExitCode.FAILED),
+    (BrokerError, ExitCode.FAILED),
+    (JournalError, ExitCode.FAILED),
+)
+
+
+def exit_code_for_status(status: str) -> ExitCode:
+    """The exit code of a finished run's status; an unknown status is a bug (INTERNAL)."""
+    return _STATUS_CODES.get(str(status), ExitCode.INTERNAL)
+
+
+def exit_code_for_error(error: BaseException) -> ExitCode:
+    """The exit code of an error that stopped the run; anything unexpected is INTERNAL."""
+    for kind, code in _ERROR_CODES:
+        if isinstance(error, kind):
+            return code
+    return ExitCode.INTERNAL

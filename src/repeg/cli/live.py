@@ -1,0 +1,64 @@
+"""The live terminal view: an `EventSink` that redraws one row per leg as the run's events arrive.
+
+Leg state comes from the same fold the engine and the journal use (`repeg.domain.leg.RunFolder`), so the view
+can never disagree with the result. In simulation the run advances in virtual time and may finish within
+milliseconds of wall time: redraws are throttled to `min_interval` wall seconds, and `close()` always draws the
+final state. Wall time is read here only to pace the screen, never to decide anything about the run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from types import TracebackType
+
+from rich.console import Console
+from rich.live import Live
+
+from repeg.cli.render import legs_table
+from repeg.domain.events import RunEvent
+from repeg.domain.leg import RunFolder
+
+
+class LiveView:
+    """Use as a context manager around the run; pass the instance as one of the run's sinks."""
+
+    def __init__(
+        self,
+        console: Console,
+        *,
+        min_interval: float = 0.1,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._folder = RunFolder()
+        self._min_interval = min_interval
+        self._monotonic = monotonic
+        self._last_draw: float | None = None
+        self._live = Live(console=console, auto_refresh=False, transient=False, redirect_stderr=False)
+        self.draws = 0
+
+    def __enter__(self) -> LiveView:
+        self._live.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    async def emit(self, event: RunEvent) -> None:
+        self._folder.apply(event)
+        now = self._monotonic()
+        if self._last_draw is None or now - self._last_draw >= self._min_interval:
+            self._draw(now)
+
+    def close(self) -> None:
+        """Draw the final state and release the terminal."""
+        if self._live.is_started:
+            self._draw(self._monotonic())
+            self._live.stop()
+
+    def _draw(self, now: float) -> None:
+        self._last_draw = now
+        self.draws += 1
+        self._live.update(legs_table(self._folder.snapshot()), refresh=True)
