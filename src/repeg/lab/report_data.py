@@ -1,0 +1,107 @@
+"""What a report reads: a saved backtest or comparison, and the market series to draw behind its orders.
+
+A report is drawn from a `repeg.lab.models` file alone; the quotes and trades behind it are optional (when the
+files a result names are not at hand the report still shows orders, costs and tables, and says the market path
+is missing). Market data is held as the columnar int64 units of the tape ($0.0001 per unit) and only turned
+into float dollars at the plotting edge, where it is display, never arithmetic.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import ValidationError
+
+from repeg.errors import ReportError
+from repeg.lab.models import SCHEMA_VERSION, BacktestResult, CompareResult
+
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+DT64 = npt.NDArray[np.datetime64]
+
+#: Default upper bound on points drawn per market series: beyond it a series is sampled (see `decimate`).
+DEFAULT_MAX_POINTS = 20_000
+
+
+@dataclass(frozen=True)
+class MarketSeries:
+    """Top of book and trade prints of one symbol-day, columnar: nanosecond UTC timestamps, $0.0001 units."""
+
+    quote_ts_ns: I64
+    bid_units: I64
+    ask_units: I64
+    trade_ts_ns: I64
+    trade_units: I64
+    #: How many raw points each drawn point stands for (1 = every quote / print drawn).
+    quote_stride: int = 1
+    trade_stride: int = 1
+
+
+@dataclass(frozen=True)
+class ReportInput:
+    """A loaded result: one comparison (several runs) or one backtest (wrapped as a single run)."""
+
+    source: str
+    runs: tuple[BacktestResult, ...]
+    compare: CompareResult | None
+
+
+def load_result(path: Path) -> ReportInput:
+    """Read a `BacktestResult` or `CompareResult` JSON file; refuse a schema version this code does not know."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ReportError(str(path), f"cannot read result: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ReportError(str(path), "a result file must hold one JSON object")
+    version = raw.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ReportError(str(path), f"schema_version {version!r} is not {SCHEMA_VERSION!r}")
+    try:
+        if "runs" in raw:
+            compare = CompareResult.model_validate(raw)
+            return ReportInput(source=str(path), runs=compare.runs, compare=compare)
+        single = BacktestResult.model_validate(raw)
+    except ValidationError as exc:
+        raise ReportError(str(path), f"not a repeg.lab result: {exc.error_count()} errors") from exc
+    return ReportInput(source=str(path), runs=(single,), compare=None)
+
+
+def stride_for(n: int, max_points: int) -> int:
+    """The smallest step that keeps at most `max_points` of `n` points (1 when all fit)."""
+    if max_points <= 0:
+        raise ValueError(f"max_points must be positive, got {max_points}")
+    return max(1, -(-n // max_points))
+
+
+def decimate(series: MarketSeries, max_points: int = DEFAULT_MAX_POINTS) -> MarketSeries:
+    """Keep every k-th quote and print so that each series has at most `max_points` points.
+
+    Sampling keeps real observed states (a quote that was the top of book at its time), never an average, so
+    every drawn point is a price the market actually showed; the stride is reported in the figure legend.
+    """
+    q_stride = stride_for(len(series.quote_ts_ns), max_points)
+    t_stride = stride_for(len(series.trade_ts_ns), max_points)
+    return MarketSeries(
+        quote_ts_ns=series.quote_ts_ns[::q_stride],
+        bid_units=series.bid_units[::q_stride],
+        ask_units=series.ask_units[::q_stride],
+        trade_ts_ns=series.trade_ts_ns[::t_stride],
+        trade_units=series.trade_units[::t_stride],
+        quote_stride=q_stride * series.quote_stride,
+        trade_stride=t_stride * series.trade_stride,
+    )
+
+
+def as_datetime64(ts_ns: I64) -> DT64:
+    """Nanosecond epoch integers as numpy datetime64[ns] (UTC), the x values plotly draws as times."""
+    return ts_ns.astype("datetime64[ns]")
+
+
+def units_to_dollars(units: I64) -> F64:
+    """$0.0001 integer units as float dollars: for drawing only (plot coordinates are floats)."""
+    return units.astype(np.float64) / 10_000.0

@@ -1,0 +1,316 @@
+"""The report's figures, built as plotly figures from `repeg.lab.models` results (pure: no I/O).
+
+Three figures, each addressable by a stable id (the HTML div id and the PNG file stem):
+
+- ``price-path``: bid, ask and trade prints over the day, and for each run every order's limit price as a step
+  line, its fills and its escalations. A menu switches between runs (policy x fill model).
+- ``frontier``: mean cost (half-spreads) against mean time to fill, one point per policy and fill model, with the
+  bootstrap intervals as error bars in both directions; the efficient points are joined.
+- ``cost``: mean cost versus the arrival mid per policy with its interval, grouped by fill model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+import plotly.graph_objects as go
+
+from repeg.lab.models import BacktestResult, FrontierPoint, OrderTca, PathEvent, PathEventKind
+from repeg.lab.report_data import MarketSeries, as_datetime64, units_to_dollars
+
+PRICE_PATH = "price-path"
+FRONTIER = "frontier"
+COST = "cost"
+FIGURE_IDS: tuple[str, ...] = (PRICE_PATH, FRONTIER, COST)
+
+_PRICE_SETTING = frozenset({PathEventKind.SUBMIT, PathEventKind.REPLACE})
+_PRICE_ENDING = frozenset({PathEventKind.CANCEL, PathEventKind.ESCALATE, PathEventKind.END})
+
+
+def run_label(run: BacktestResult) -> str:
+    return f"{run.policy} / {run.fill_model.value}"
+
+
+@dataclass
+class _Overlay:
+    """Plot coordinates of one run's orders; None separates one order's limit line from the next."""
+
+    limit_x: list[datetime | None] = field(default_factory=list)
+    limit_y: list[float | None] = field(default_factory=list)
+    limit_text: list[str] = field(default_factory=list)
+    fill_x: list[datetime] = field(default_factory=list)
+    fill_y: list[float] = field(default_factory=list)
+    fill_text: list[str] = field(default_factory=list)
+    esc_x: list[datetime] = field(default_factory=list)
+    esc_y: list[float] = field(default_factory=list)
+    esc_text: list[str] = field(default_factory=list)
+
+
+def _dollars(price: Decimal) -> float:
+    """A Decimal price as a plot coordinate (display only)."""
+    return float(price)
+
+
+def _escalation_price(path: Sequence[PathEvent], at: int, last_limit: Decimal | None) -> Decimal | None:
+    """Where to mark an escalation: the market fill that followed it, else the limit it gave up."""
+    for event in path[at + 1 :]:
+        if event.kind is PathEventKind.FILL and event.price is not None:
+            return event.price
+    return last_limit
+
+
+def _add_limit_point(overlay: _Overlay, ts: datetime, price: Decimal, label: str) -> None:
+    overlay.limit_x.append(ts)
+    overlay.limit_y.append(_dollars(price))
+    overlay.limit_text.append(label)
+
+
+def _close_limit_line(overlay: _Overlay, ts: datetime, price: Decimal, label: str) -> None:
+    _add_limit_point(overlay, ts, price, label)
+    overlay.limit_x.append(None)
+    overlay.limit_y.append(None)
+    overlay.limit_text.append("")
+
+
+def _add_order(overlay: _Overlay, order: OrderTca) -> None:
+    """Append one order's limit steps, fills and escalation to the run's overlay."""
+    label = f"order {order.index}: {order.side.value} {order.qty} {order.symbol}"
+    resting: Decimal | None = None
+    for at, event in enumerate(order.path):
+        if event.kind in _PRICE_SETTING and event.price is not None:
+            _add_limit_point(overlay, event.ts, event.price, label)
+            resting = event.price
+        elif event.kind in _PRICE_ENDING and resting is not None:
+            _close_limit_line(overlay, event.ts, resting, label)
+            resting = None
+        if event.kind is PathEventKind.FILL and event.price is not None:
+            overlay.fill_x.append(event.ts)
+            overlay.fill_y.append(_dollars(event.price))
+            overlay.fill_text.append(f"{label}<br>fill {event.qty} @ {event.price}")
+        elif event.kind is PathEventKind.ESCALATE:
+            price = _escalation_price(order.path, at, resting)
+            if price is not None:
+                overlay.esc_x.append(event.ts)
+                overlay.esc_y.append(_dollars(price))
+                overlay.esc_text.append(f"{label}<br>escalated {event.qty} to market")
+    if resting is not None:
+        _close_limit_line(overlay, order.deadline, resting, label)
+
+
+def order_overlay(run: BacktestResult) -> _Overlay:
+    overlay = _Overlay()
+    for order in run.orders:
+        _add_order(overlay, order)
+    return overlay
+
+
+def _market_traces(market: MarketSeries) -> list[go.Scatter]:
+    q_note = "" if market.quote_stride == 1 else f" (1 in {market.quote_stride})"
+    t_note = "" if market.trade_stride == 1 else f" (1 in {market.trade_stride})"
+    quote_x = as_datetime64(market.quote_ts_ns)
+    return [
+        go.Scatter(
+            x=quote_x,
+            y=units_to_dollars(market.bid_units),
+            name=f"bid{q_note}",
+            mode="lines",
+            line={"shape": "hv", "color": "#2b8a3e", "width": 1},
+        ),
+        go.Scatter(
+            x=quote_x,
+            y=units_to_dollars(market.ask_units),
+            name=f"ask{q_note}",
+            mode="lines",
+            line={"shape": "hv", "color": "#c92a2a", "width": 1},
+        ),
+        go.Scatter(
+            x=as_datetime64(market.trade_ts_ns),
+            y=units_to_dollars(market.trade_units),
+            name=f"trades{t_note}",
+            mode="markers",
+            marker={"size": 3, "color": "#868e96"},
+        ),
+    ]
+
+
+def _overlay_traces(run: BacktestResult, visible: bool) -> list[go.Scatter]:
+    overlay = order_overlay(run)
+    name = run_label(run)
+    return [
+        go.Scatter(
+            x=overlay.limit_x,
+            y=overlay.limit_y,
+            text=overlay.limit_text,
+            name=f"limit: {name}",
+            mode="lines",
+            line={"shape": "hv", "color": "#1c7ed6", "width": 2},
+            connectgaps=False,
+            visible=visible,
+            hovertemplate="%{text}<br>limit %{y}<extra></extra>",
+        ),
+        go.Scatter(
+            x=overlay.fill_x,
+            y=overlay.fill_y,
+            text=overlay.fill_text,
+            name=f"fills: {name}",
+            mode="markers",
+            marker={"size": 8, "symbol": "circle", "color": "#f59f00"},
+            visible=visible,
+            hovertemplate="%{text}<extra></extra>",
+        ),
+        go.Scatter(
+            x=overlay.esc_x,
+            y=overlay.esc_y,
+            text=overlay.esc_text,
+            name=f"escalations: {name}",
+            mode="markers",
+            marker={"size": 11, "symbol": "x", "color": "#862e9c"},
+            visible=visible,
+            hovertemplate="%{text}<extra></extra>",
+        ),
+    ]
+
+
+_TRACES_PER_RUN = 3
+
+
+def _run_menu(runs: Sequence[BacktestResult], n_market: int) -> list[dict[str, object]]:
+    buttons: list[dict[str, object]] = []
+    for chosen in range(len(runs)):
+        visible = [True] * n_market
+        for index in range(len(runs)):
+            visible.extend([index == chosen] * _TRACES_PER_RUN)
+        buttons.append(
+            {"label": run_label(runs[chosen]), "method": "restyle", "args": [{"visible": visible}]}
+        )
+    return [
+        {"buttons": buttons, "direction": "down", "x": 0.0, "xanchor": "left", "y": 1.15, "yanchor": "top"}
+    ]
+
+
+def price_path_figure(runs: Sequence[BacktestResult], market: MarketSeries | None) -> go.Figure:
+    """Bid, ask, prints and every order's limit path, fills and escalations; one run shown at a time."""
+    fig = go.Figure()
+    market_traces = [] if market is None else _market_traces(market)
+    for trace in market_traces:
+        fig.add_trace(trace)
+    for index, run in enumerate(runs):
+        for trace in _overlay_traces(run, visible=index == 0):
+            fig.add_trace(trace)
+    title = "Price path, limit prices, fills and escalations"
+    if market is None:
+        title += " (market data not available: orders only)"
+    fig.update_layout(
+        title={"text": title, "y": 0.97},
+        xaxis_title="time (UTC)",
+        yaxis_title="price ($)",
+        hovermode="closest",
+        margin={"t": 110},
+        height=560,
+    )
+    if len(runs) > 1:
+        fig.update_layout(updatemenus=_run_menu(runs, len(market_traces)))
+    return fig
+
+
+def _summary_points(runs: Sequence[BacktestResult]) -> dict[str, list[BacktestResult]]:
+    by_model: dict[str, list[BacktestResult]] = {}
+    for run in runs:
+        by_model.setdefault(run.fill_model.value, []).append(run)
+    return by_model
+
+
+def _efficient_keys(frontier: Sequence[FrontierPoint] | None) -> set[tuple[str, str]]:
+    if frontier is None:
+        return set()
+    return {(p.policy, p.fill_model.value) for p in frontier if p.efficient}
+
+
+def frontier_figure(runs: Sequence[BacktestResult], frontier: Sequence[FrontierPoint] | None) -> go.Figure:
+    """Cost against completion time per policy, with intervals; efficient points (from the compare) joined."""
+    fig = go.Figure()
+    efficient = _efficient_keys(frontier)
+    for model, model_runs in sorted(_summary_points(runs).items()):
+        s = [r.summary for r in model_runs]
+        fig.add_trace(
+            go.Scatter(
+                x=[x.time_to_fill_s.mean for x in s],
+                y=[x.cost_half_spreads.mean for x in s],
+                error_x={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [x.time_to_fill_s.high - x.time_to_fill_s.mean for x in s],
+                    "arrayminus": [x.time_to_fill_s.mean - x.time_to_fill_s.low for x in s],
+                },
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [x.cost_half_spreads.high - x.cost_half_spreads.mean for x in s],
+                    "arrayminus": [x.cost_half_spreads.mean - x.cost_half_spreads.low for x in s],
+                },
+                text=[x.policy for x in s],
+                mode="markers+text",
+                textposition="top center",
+                name=f"{model} fill model",
+                marker={"size": 10},
+            )
+        )
+        best = sorted((x for x in s if (x.policy, model) in efficient), key=lambda x: x.time_to_fill_s.mean)
+        if len(best) > 1:
+            fig.add_trace(
+                go.Scatter(
+                    x=[x.time_to_fill_s.mean for x in best],
+                    y=[x.cost_half_spreads.mean for x in best],
+                    mode="lines",
+                    line={"dash": "dot"},
+                    name=f"{model} efficient frontier",
+                )
+            )
+    fig.update_layout(
+        title="Cost versus completion time (95% bootstrap intervals)",
+        xaxis_title="mean time to fill (s)",
+        yaxis_title="mean cost vs arrival mid (half-spreads)",
+        height=500,
+    )
+    return fig
+
+
+def cost_figure(runs: Sequence[BacktestResult]) -> go.Figure:
+    """Mean cost per policy with its interval, one bar group per fill model."""
+    fig = go.Figure()
+    for model, model_runs in sorted(_summary_points(runs).items()):
+        s = [r.summary for r in model_runs]
+        fig.add_trace(
+            go.Bar(
+                x=[x.policy for x in s],
+                y=[x.cost_half_spreads.mean for x in s],
+                name=f"{model} fill model",
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [x.cost_half_spreads.high - x.cost_half_spreads.mean for x in s],
+                    "arrayminus": [x.cost_half_spreads.mean - x.cost_half_spreads.low for x in s],
+                },
+            )
+        )
+    fig.update_layout(
+        title="Mean cost versus arrival mid per policy (half-spreads, 95% bootstrap intervals)",
+        barmode="group",
+        yaxis_title="half-spreads (positive = paid)",
+        height=450,
+    )
+    return fig
+
+
+def build_figures(
+    runs: Sequence[BacktestResult], market: MarketSeries | None, frontier: Sequence[FrontierPoint] | None
+) -> dict[str, go.Figure]:
+    """Every figure of the report, keyed by its stable id (in `FIGURE_IDS` order)."""
+    return {
+        PRICE_PATH: price_path_figure(runs, market),
+        FRONTIER: frontier_figure(runs, frontier),
+        COST: cost_figure(runs),
+    }
