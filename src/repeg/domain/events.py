@@ -80,6 +80,8 @@ class OrderIntent(_Event):
     #: The quote the price was computed from (arrival quote on the first submit).
     quote: Quote | None = None
     reason: str = ""
+    #: Price step of `limit_price` in the policy's schedule (0 = initial price); None when not a schedule price.
+    step: int | None = None
 
 
 class OrderAccepted(_Event):

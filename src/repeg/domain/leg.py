@@ -1,0 +1,357 @@
+"""A leg (one symbol's intent) as a pure fold over run events.
+
+`apply_event(state, event)` is the one function that turns events into leg state. The engine updates its legs
+only through it, the journal's `show` and `resume` rebuild runs with `fold_run`, so a live run and its journal
+can never disagree.
+
+Fills are folded idempotently: each broker order keeps the *largest cumulative* `filled_qty` reported for it (and
+the average price reported with that cumulative quantity), so a duplicated or late update can never count twice.
+The leg's filled quantity is the sum over its whole replacement chain and may never exceed the leg's quantity
+(`OverfillError`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from repeg.domain.events import (
+    IntentAction,
+    LegEscalated,
+    LegFinished,
+    LegPlanned,
+    OrderAccepted,
+    OrderFailed,
+    OrderIntent,
+    OrderUpdated,
+    PhaseStarted,
+    RunEvent,
+)
+from repeg.domain.ids import leg_id
+from repeg.domain.lifecycle import DONE, FINISH_TRIGGERS, LEG_MACHINE, LegStatus, LegTrigger
+from repeg.domain.orders import BrokerOrder, OrderStatus, OrderType, Side
+from repeg.domain.plan import LegSpec
+from repeg.domain.quote import Quote
+from repeg.domain.ticks import ZERO
+from repeg.errors import OverfillError
+
+#: `OrderIntent.reason` values the engine writes; `REASON_REPEG` intents count as re-pegs.
+REASON_INITIAL = "initial"
+REASON_REPEG = "repeg"
+REASON_REMAINDER = "remainder"
+REASON_ESCALATE = "escalate"
+REASON_NO_QUOTE = "no_quote"
+REASON_RECONCILE = "reconcile"
+
+
+class OrderRecord(BaseModel):
+    """One broker order of a leg's chain, as far as the run knows it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    client_order_id: str
+    attempt: int
+    order_id: str | None = None
+    order_type: OrderType | None = None
+    qty: Decimal | None = None
+    limit_price: Decimal | None = None
+    #: None until the broker has reported the order at least once.
+    status: OrderStatus | None = None
+    filled_qty: Decimal = ZERO
+    avg_price: Decimal | None = None
+    #: True for an order sent after the leg escalated (its fills do not count as "before escalation").
+    escalation: bool = False
+    updated_at: datetime | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status is not None and self.status.is_terminal
+
+    def merge(self, order: BrokerOrder) -> OrderRecord:
+        """Fold the broker's view of this order in: terminal statuses stick, cumulative fills only grow."""
+        status = self.status
+        if status is None or not status.is_terminal:
+            newer = self.updated_at is None or order.updated_at >= self.updated_at
+            status = order.status if newer or order.status.is_terminal else status
+        filled, avg = self.filled_qty, self.avg_price
+        if order.filled_qty > filled or (order.filled_qty == filled and avg is None):
+            filled, avg = order.filled_qty, order.filled_avg_price
+        latest = order.updated_at if self.updated_at is None else max(order.updated_at, self.updated_at)
+        return self.model_copy(
+            update={
+                "order_id": order.order_id,
+                "order_type": order.order_type,
+                "qty": order.qty,
+                "limit_price": order.limit_price,
+                "status": status,
+                "filled_qty": filled,
+                "avg_price": avg,
+                "updated_at": latest,
+            }
+        )
+
+
+class LegState(BaseModel):
+    """Everything the run knows about one leg, derived from its events only."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    spec: LegSpec
+    status: LegStatus = LegStatus.PLANNED
+    arrival_quote: Quote | None = None
+    orders: tuple[OrderRecord, ...] = ()
+    #: The order that is live (or being submitted); None when no order is.
+    active_client_order_id: str | None = None
+    #: The replacement announced but not yet acknowledged.
+    pending_client_order_id: str | None = None
+    limit_price: Decimal | None = None
+    #: Price step of the current limit: 0 = initial offset, k = `repeg_steps[k - 1]`.
+    step: int = 0
+    repegs: int = 0
+    escalated: bool = False
+    escalation_reason: str = ""
+    phase_started_at: datetime | None = None
+    submitted_at: datetime | None = None
+    last_priced_at: datetime | None = None
+    completed_at: datetime | None = None
+    error: str | None = None
+    finish_reason: str = ""
+
+    @property
+    def index(self) -> int:
+        return self.spec.index
+
+    @property
+    def symbol(self) -> str:
+        return self.spec.symbol
+
+    @property
+    def side(self) -> Side:
+        return self.spec.side
+
+    @property
+    def qty(self) -> Decimal | None:
+        """The leg's quantity; None for a notional leg not yet sized."""
+        return self.spec.qty
+
+    @property
+    def filled_qty(self) -> Decimal:
+        return sum((record.filled_qty for record in self.orders), ZERO)
+
+    @property
+    def remaining_qty(self) -> Decimal:
+        return ZERO if self.qty is None else self.qty - self.filled_qty
+
+    @property
+    def filled_notional(self) -> Decimal:
+        return sum((r.filled_qty * r.avg_price for r in self.orders if r.avg_price is not None), ZERO)
+
+    @property
+    def avg_fill_price(self) -> Decimal | None:
+        """Average of the broker's actual fill prices over the chain; None before any fill."""
+        filled = self.filled_qty
+        return None if filled == ZERO else self.filled_notional / filled
+
+    @property
+    def filled_before_escalation(self) -> Decimal:
+        return sum((r.filled_qty for r in self.orders if not r.escalation), ZERO)
+
+    @property
+    def arrival_mid(self) -> Decimal | None:
+        return None if self.arrival_quote is None else self.arrival_quote.mid
+
+    @property
+    def order_ids(self) -> tuple[str, ...]:
+        """The chain of broker order ids, in the order they were created."""
+        return tuple(r.order_id for r in self.orders if r.order_id is not None)
+
+    @property
+    def active_order(self) -> OrderRecord | None:
+        return self.record(self.active_client_order_id)
+
+    @property
+    def next_attempt(self) -> int:
+        """Attempt number of the next order; with the run and leg it determines the client order id."""
+        return len(self.orders)
+
+    @property
+    def is_done(self) -> bool:
+        return self.status in DONE
+
+    def record(self, client_order_id: str | None) -> OrderRecord | None:
+        if client_order_id is None:
+            return None
+        return next((r for r in self.orders if r.client_order_id == client_order_id), None)
+
+    def record_for(self, order: BrokerOrder) -> OrderRecord | None:
+        return next(
+            (
+                r
+                for r in self.orders
+                if r.client_order_id == order.client_order_id or r.order_id == order.order_id
+            ),
+            None,
+        )
+
+
+# --- the fold ----------------------------------------------------------------------------------------------
+
+
+def _go(state: LegState, trigger: LegTrigger, **changes: object) -> LegState:
+    changes["status"] = LEG_MACHINE.transition(state.status, trigger)
+    return state.model_copy(update=changes)
+
+
+def _put_record(orders: tuple[OrderRecord, ...], record: OrderRecord) -> tuple[OrderRecord, ...]:
+    """Replace the record with the same client order id, or append it."""
+    for position, existing in enumerate(orders):
+        if existing.client_order_id == record.client_order_id:
+            return (*orders[:position], record, *orders[position + 1 :])
+    return (*orders, record)
+
+
+def _settle(state: LegState, ts: datetime, run_id: str) -> LegState:
+    """Derive status changes that fills and closed orders imply; enforce the no-overfill invariant."""
+    qty = state.qty
+    filled = state.filled_qty
+    if qty is not None and filled > qty:
+        raise OverfillError(leg_id(run_id, state.index), qty, filled)
+    if qty is not None and filled == qty and state.status is not LegStatus.FILLED:
+        if LEG_MACHINE.can(state.status, LegTrigger.COMPLETED):
+            return _go(state, LegTrigger.COMPLETED, completed_at=ts, active_client_order_id=None)
+        return state
+    active = state.active_order
+    closed = active is not None and active.is_terminal and active.status is not OrderStatus.REPLACED
+    if closed and state.status in (LegStatus.WORKING, LegStatus.CANCELING):
+        return _go(state, LegTrigger.ORDER_CLOSED, active_client_order_id=None, limit_price=None)
+    return state
+
+
+def _on_planned(state: LegState, event: LegPlanned) -> LegState:
+    return _go(state, LegTrigger.PLAN, spec=event.spec)
+
+
+def _on_phase_started(state: LegState, event: PhaseStarted) -> LegState:
+    if state.phase_started_at is not None or state.is_done:
+        return state
+    return state.model_copy(update={"phase_started_at": event.ts})
+
+
+def _on_intent(state: LegState, event: OrderIntent) -> LegState:
+    if event.action is IntentAction.CANCEL:
+        return _go(state, LegTrigger.CANCEL)
+    if event.client_order_id is None:
+        raise ValueError(f"{event.action.value} intent without client_order_id (leg {state.index})")
+    record = OrderRecord(
+        client_order_id=event.client_order_id,
+        attempt=event.attempt,
+        order_type=event.order_type,
+        qty=event.qty,
+        limit_price=event.limit_price,
+        escalation=state.escalated,
+    )
+    changes: dict[str, object] = {
+        "orders": _put_record(state.orders, record),
+        "last_priced_at": event.ts,
+        "step": state.step if event.step is None else event.step,
+        "repegs": state.repegs + (1 if event.reason == REASON_REPEG else 0),
+    }
+    if event.action is IntentAction.REPLACE:
+        return _go(state, LegTrigger.REPLACE, pending_client_order_id=event.client_order_id, **changes)
+    changes.update(
+        active_client_order_id=event.client_order_id,
+        limit_price=event.limit_price,
+        submitted_at=state.submitted_at or event.ts,
+        arrival_quote=state.arrival_quote or event.quote,
+    )
+    return _go(state, LegTrigger.SUBMIT, **changes)
+
+
+def _merge_order(state: LegState, order: BrokerOrder) -> LegState:
+    record = state.record_for(order)
+    if record is None:
+        record = OrderRecord(client_order_id=order.client_order_id, attempt=-1, escalation=state.escalated)
+    return state.model_copy(update={"orders": _put_record(state.orders, record.merge(order))})
+
+
+def _on_accepted(state: LegState, event: OrderAccepted) -> LegState:
+    order = event.order
+    state = _merge_order(state, order)
+    if event.action is IntentAction.SUBMIT and state.status is LegStatus.SUBMITTING:
+        state = _go(state, LegTrigger.ACCEPTED)
+    elif event.action is IntentAction.REPLACE and state.status is LegStatus.REPLACING:
+        state = _go(
+            state,
+            LegTrigger.ACCEPTED,
+            active_client_order_id=order.client_order_id,
+            pending_client_order_id=None,
+            limit_price=order.limit_price,
+        )
+    return _settle(state, event.ts, event.run_id)
+
+
+_FAILURE_TRIGGERS: dict[tuple[IntentAction, LegStatus], LegTrigger] = {
+    (IntentAction.SUBMIT, LegStatus.SUBMITTING): LegTrigger.SUBMIT_FAILED,
+    (IntentAction.REPLACE, LegStatus.REPLACING): LegTrigger.REPLACE_FAILED,
+    (IntentAction.CANCEL, LegStatus.CANCELING): LegTrigger.CANCEL_FAILED,
+}
+
+
+def _on_failed(state: LegState, event: OrderFailed) -> LegState:
+    trigger = _FAILURE_TRIGGERS.get((event.action, state.status))
+    if trigger is None:
+        return state
+    changes: dict[str, object] = {"error": f"{event.error}: {event.message}"}
+    if trigger is LegTrigger.SUBMIT_FAILED:
+        changes.update(active_client_order_id=None, limit_price=None)
+    elif trigger is LegTrigger.REPLACE_FAILED:
+        changes["pending_client_order_id"] = None
+    return _settle(_go(state, trigger, **changes), event.ts, event.run_id)
+
+
+def _on_updated(state: LegState, event: OrderUpdated) -> LegState:
+    return _settle(_merge_order(state, event.update.order), event.ts, event.run_id)
+
+
+def _on_escalated(state: LegState, event: LegEscalated) -> LegState:
+    return state.model_copy(update={"escalated": True, "escalation_reason": event.reason})
+
+
+def _on_finished(state: LegState, event: LegFinished) -> LegState:
+    if state.status.value == event.status:
+        return state
+    trigger = FINISH_TRIGGERS.get(event.status)
+    if trigger is None:
+        raise ValueError(f"unknown leg status {event.status!r} in leg_finished (leg {state.index})")
+    error = event.reason if trigger is LegTrigger.FINISH_FAILED else state.error
+    return _go(state, trigger, completed_at=event.ts, finish_reason=event.reason, error=error)
+
+
+E = TypeVar("E")
+_Handler = Callable[[LegState, E], LegState]
+
+_HANDLERS: dict[type, _Handler[object]] = {
+    LegPlanned: _on_planned,  # type: ignore[dict-item]
+    PhaseStarted: _on_phase_started,  # type: ignore[dict-item]
+    OrderIntent: _on_intent,  # type: ignore[dict-item]
+    OrderAccepted: _on_accepted,  # type: ignore[dict-item]
+    OrderFailed: _on_failed,  # type: ignore[dict-item]
+    OrderUpdated: _on_updated,  # type: ignore[dict-item]
+    LegEscalated: _on_escalated,  # type: ignore[dict-item]
+    LegFinished: _on_finished,  # type: ignore[dict-item]
+}
+
+
+def apply_event(state: LegState, event: RunEvent) -> LegState:
+    """The leg after `event`. Pure. Events that do not concern legs return `state` unchanged.
+
+    Raises `IllegalTransitionError` when an engine-issued event (intent, escalation, finish) does not fit the
+    leg's status, and `OverfillError` when fills would exceed the leg's quantity. Broker answers and updates
+    that arrive late, twice or out of order only add information and never raise an illegal transition.
+    """
+    handler = _HANDLERS.get(type(event))
+    return state if handler is None else handler(state, event)

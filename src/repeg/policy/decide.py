@@ -1,0 +1,197 @@
+"""The re-peg decision: what to do next with one leg, as a pure function of its state, a quote and the time.
+
+`ExecutionPolicy` is the seam for alternative policies (market at arrival, touch then market, adaptive): the
+engine asks `decide` and carries the returned `Action` out; it never prices or schedules by itself. Actions are a
+small closed set of frozen models. Policies are pure: no clock, no I/O, no hidden state, so every path is a unit
+test without an event loop.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from repeg.config import EscalationStyle, ExecutionConfig, OnNoQuote
+from repeg.domain.leg import (
+    REASON_ESCALATE,
+    REASON_INITIAL,
+    REASON_NO_QUOTE,
+    REASON_REMAINDER,
+    REASON_REPEG,
+    LegState,
+)
+from repeg.domain.lifecycle import LegStatus
+from repeg.domain.orders import OrderType
+from repeg.domain.quote import Quote, QuoteVerdict
+from repeg.policy.pricing import escalation_limit, initial_limit, repeg_limit
+
+
+class _Action(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Wait(_Action):
+    """Nothing to do now; ask again at `until` (or when something happens to the leg, if None)."""
+
+    kind: Literal["wait"] = "wait"
+    until: datetime | None = None
+
+
+class Submit(_Action):
+    """Send a new order for the leg's remaining quantity."""
+
+    kind: Literal["submit"] = "submit"
+    order_type: OrderType
+    limit_price: Decimal | None = None
+    step: int | None = None
+    reason: str = REASON_INITIAL
+
+
+class Replace(_Action):
+    """Re-price the working order's remaining quantity (by replace, or cancel-confirm-submit)."""
+
+    kind: Literal["replace"] = "replace"
+    limit_price: Decimal
+    step: int
+    reason: str = REASON_REPEG
+
+
+class Escalate(_Action):
+    """Stop being passive: cancel what works and send the remainder to the market (or a collared limit)."""
+
+    kind: Literal["escalate"] = "escalate"
+    reason: str
+
+
+class Skip(_Action):
+    """Give the leg up without sending anything (e.g. no valid quote in time)."""
+
+    kind: Literal["skip"] = "skip"
+    reason: str
+
+
+Action = Wait | Submit | Replace | Escalate | Skip
+
+
+class ExecutionPolicy(Protocol):
+    """Decides the next action for one leg. Must be pure and cheap: it runs at every wake-up of a leg."""
+
+    def decide(self, leg: LegState, quote: Quote | None, verdict: QuoteVerdict, now: datetime) -> Action: ...
+
+
+_WAITING_FOR_BROKER = frozenset({LegStatus.SUBMITTING, LegStatus.REPLACING, LegStatus.CANCELING})
+_IDLE_WAIT = Wait()
+
+
+class LadderPolicy:
+    """The default schedule: join passively, re-peg up a ladder of spread fractions, then escalate.
+
+    Timing is anchored to the leg's first submission: step k (k >= 1, price fraction `repeg_steps[k - 1]`) is due
+    `k * fill_wait` after it, and escalation `(len(repeg_steps) + 1) * fill_wait` after it, or at the phase
+    deadline (`max_total_wait` after the phase started), whichever comes first. A due step whose price equals the
+    working limit is not sent; it stays due (and is sent as soon as the current quote moves its price) until the
+    next step's time, so a skipped re-peg still consumes its wait. Without a valid quote nothing is re-priced.
+    """
+
+    def __init__(self, config: ExecutionConfig) -> None:
+        self._config = config
+        self._steps = config.repeg_steps
+        self._fill_wait = config.fill_wait
+        self._poll = config.check_interval
+
+    def decide(self, leg: LegState, quote: Quote | None, verdict: QuoteVerdict, now: datetime) -> Action:
+        if leg.is_done or leg.status in _WAITING_FOR_BROKER:
+            return _IDLE_WAIT
+        valid = quote if verdict is QuoteVerdict.VALID else None
+        if leg.escalated:
+            return self._escalation_order(leg, valid, now)
+        if leg.status is LegStatus.PLANNED:
+            return self._first_order(leg, valid, now)
+        return self._scheduled(leg, valid, now)
+
+    # --- paths ---------------------------------------------------------------------------------------------
+
+    def _scheduled(self, leg: LegState, quote: Quote | None, now: datetime) -> Action:
+        deadline = self._deadline(leg)
+        if deadline is not None and now >= deadline:
+            return Escalate(reason="deadline")
+        due = self._due_step(leg, now)
+        if due > len(self._steps):
+            return Escalate(reason="steps_exhausted")
+        wake = self._wake(leg, due, deadline)
+        if leg.status is LegStatus.IDLE:
+            return self._remainder(leg, quote, due, now, wake)
+        return self._repeg(leg, quote, due, now, wake)
+
+    def _repeg(self, leg: LegState, quote: Quote | None, due: int, now: datetime, wake: datetime) -> Action:
+        """A working order moves to the due step's price from the current quote, if that changes its price."""
+        if due <= leg.step:
+            return Wait(until=wake)
+        if quote is None:
+            return Wait(until=min(wake, now + self._poll))
+        price = repeg_limit(quote, leg.side, self._steps[due - 1])
+        if price == leg.limit_price:
+            return Wait(until=min(wake, now + self._poll))
+        return Replace(limit_price=price, step=due)
+
+    def _first_order(self, leg: LegState, quote: Quote | None, now: datetime) -> Action:
+        if quote is not None:
+            price = initial_limit(quote, leg.side, self._config.initial_offset)
+            return Submit(order_type=OrderType.LIMIT, limit_price=price, step=0)
+        started = leg.phase_started_at or now
+        give_up = started + self._config.quote_wait_limit
+        deadline = self._deadline(leg)
+        if deadline is not None:
+            give_up = min(give_up, deadline)
+        if now < give_up:
+            return Wait(until=min(give_up, now + self._poll))
+        if self._config.on_no_quote is OnNoQuote.MARKET:
+            return Submit(order_type=OrderType.MARKET, reason=REASON_NO_QUOTE)
+        return Skip(reason=f"no valid quote within {self._config.quote_wait}s")
+
+    def _remainder(
+        self, leg: LegState, quote: Quote | None, due: int, now: datetime, wake: datetime
+    ) -> Action:
+        """An idle leg (its order closed with quantity left) sends the remainder at the due step's price."""
+        if quote is None:
+            return Wait(until=min(wake, now + self._poll))
+        step = max(due, leg.step)
+        if step == 0:
+            price = initial_limit(quote, leg.side, self._config.initial_offset)
+        else:
+            price = repeg_limit(quote, leg.side, self._steps[step - 1])
+        reason = REASON_REPEG if step > leg.step else REASON_REMAINDER
+        return Submit(order_type=OrderType.LIMIT, limit_price=price, step=step, reason=reason)
+
+    def _escalation_order(self, leg: LegState, quote: Quote | None, now: datetime) -> Action:
+        """Once escalated, an idle leg sends its remainder as a market order (or a collared marketable limit)."""
+        if leg.status not in (LegStatus.IDLE, LegStatus.PLANNED):
+            return _IDLE_WAIT
+        if self._config.escalation is EscalationStyle.MARKET:
+            return Submit(order_type=OrderType.MARKET, reason=REASON_ESCALATE)
+        if quote is None:
+            return Wait(until=now + self._poll)
+        price = escalation_limit(quote, leg.side, self._config.escalation_collar_bps)
+        return Submit(order_type=OrderType.LIMIT, limit_price=price, reason=REASON_ESCALATE)
+
+    # --- schedule ------------------------------------------------------------------------------------------
+
+    def _deadline(self, leg: LegState) -> datetime | None:
+        started = leg.phase_started_at
+        return None if started is None else started + self._config.total_wait
+
+    def _due_step(self, leg: LegState, now: datetime) -> int:
+        """How many fill waits have passed since the leg's first submission (0 before the first)."""
+        anchor = leg.submitted_at or now
+        return int((now - anchor) / self._fill_wait)
+
+    def _wake(self, leg: LegState, due: int, deadline: datetime | None) -> datetime:
+        """When the next step (or escalation) falls due, capped at the deadline."""
+        anchor = leg.submitted_at or leg.phase_started_at
+        if anchor is None:
+            return deadline or datetime.max.replace(tzinfo=UTC)
+        wake = anchor + (due + 1) * self._fill_wait
+        return wake if deadline is None else min(wake, deadline)
