@@ -106,6 +106,7 @@ class Book:
     bid: I64
     ask: I64
     cell: I64
+    last_valid: I64
 
 
 def cell_of(config: FitConfig, spread: I64, near_share: F64, trend: I64) -> I64:
@@ -119,19 +120,27 @@ def cell_of(config: FitConfig, spread: I64, near_share: F64, trend: I64) -> I64:
 
 def oriented_book(q: SymbolQuotes, config: FitConfig, *, sell: bool) -> Book:
     """The buyer's view of `q`, or of its mirror image for a seller (prices negated, sides swapped)."""
-    two_sided = (q.bid > 0) & (q.ask > 0) & (q.ask > q.bid)
+    two_sided = (q.bid > 0) & (q.ask > 0)
     if sell:
         bid, ask, near, far = -q.ask, -q.bid, q.ask_size, q.bid_size
     else:
         bid, ask, near, far = q.bid, q.ask, q.bid_size, q.ask_size
     ask = np.where(two_sided, ask, _NEVER)
+    # The quote in force for crossing: the last two-sided one at or before each index.
+    last_valid = np.maximum.accumulate(np.where(two_sided, np.arange(len(ask)), 0))
     total = (near + far).astype(np.float64)
     share = np.divide(near.astype(np.float64), total, out=np.full(len(total), 0.5), where=total > 0)
     mid2 = bid + ask  # twice the mid, exact in integers
     back = np.searchsorted(q.ts, q.ts - int(config.trend_lookback_s * _NS), side="right") - 1
     trend = mid2 - mid2[np.maximum(back, 0)]
     cell = cell_of(config, ask - bid, share, trend)
-    return Book(ts=q.ts, bid=bid.astype(np.int64), ask=ask.astype(np.int64), cell=cell)
+    return Book(
+        ts=q.ts,
+        bid=bid.astype(np.int64),
+        ask=ask.astype(np.int64),
+        cell=cell,
+        last_valid=last_valid.astype(np.int64),
+    )
 
 
 class _RangeMin:
@@ -168,7 +177,7 @@ def _grid(book: Book, config: FitConfig) -> I64:
         raise ValueError("the fit day is shorter than its margin plus the longest horizon")
     instants = np.arange(start, stop, int(config.grid_seconds * _NS), dtype=np.int64)
     idx = np.searchsorted(book.ts, instants, side="right") - 1
-    valid = book.ask[idx] < _NEVER
+    valid = (book.ask[idx] < _NEVER) & (book.ask[idx] > book.bid[idx])
     return idx[valid].astype(np.int64)
 
 
@@ -214,7 +223,7 @@ def _rest_samples(
         ahead = np.where(offset == 0, displayed[idx], 0) + config.order_qty
         volume = _queue_volume(book, trades, sell=sell, idx=idx, limit=limit, horizon_ns=horizon_ns)
         filled |= volume >= ahead
-    paid = np.where(filled, limit, book.ask[end])
+    paid = np.where(filled, limit, book.ask[book.last_valid[end]])
     mid = (book.bid[idx] + book.ask[idx]) / 2.0
     return _Samples(cell=book.cell[idx], cost=paid - mid)
 
