@@ -1,0 +1,138 @@
+"""The report opens in headless Chromium with every figure drawn, and each figure exports to a PNG.
+
+Chromium is Debian's `chromium` package; `scripts/ensure-chromium.sh` installs it (root) and `make test` runs it.
+When it is missing and this process is root, the test module installs it itself, so the test cannot skip on a
+machine where the browser can be installed; only a non-root machine without it skips, and says so.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from repeg.lab.report_data import ReportInput
+from repeg.lab.report_figures import FIGURE_IDS, build_figures
+from repeg.lab.report_html import export_pngs, figure_div_id, write_html
+from repeg.lab.report_sample import sample_compare, sample_market
+
+REPO = Path(__file__).resolve().parents[2]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
+def _find_browser() -> str | None:
+    named = os.environ.get("BROWSER_PATH")
+    if named and Path(named).is_file():
+        return named
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def browser() -> str:
+    found = _find_browser()
+    if found is None and os.geteuid() == 0:
+        subprocess.run(["bash", str(REPO / "scripts" / "ensure-chromium.sh")], check=True, timeout=600)
+        found = _find_browser()
+    if found is None:
+        pytest.skip(
+            "chromium is not installed and this user cannot install it (run scripts/ensure-chromium.sh as root)"
+        )
+    return found
+
+
+#: HTML elements without an end tag; the DOM serialiser closes every other element (SVG ones included).
+_VOID = frozenset(
+    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+)
+
+
+class _FigureScan(HTMLParser):
+    """Collects, for each figure div, the classes of every element drawn inside it."""
+
+    def __init__(self, div_ids: set[str]) -> None:
+        super().__init__()
+        self.div_ids = div_ids
+        self.classes: dict[str, set[str]] = {d: set() for d in div_ids}
+        self._stack: list[str | None] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        element_id = found.get("id")
+        owner = element_id if element_id in self.div_ids else None
+        if owner is None and self._stack:
+            owner = self._stack[-1]
+        if owner is not None:
+            self.classes[owner].update((found.get("class") or "").split())
+        if tag not in _VOID:
+            self._stack.append(owner)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag not in _VOID and self._stack:
+            self._stack.pop()
+
+
+@pytest.fixture(scope="module")
+def report_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    market = sample_market()
+    compare = sample_compare(market)
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    return write_html(ReportInput(source="sample.json", runs=compare.runs, compare=compare), market, out)
+
+
+def _dump_dom(browser: str, page: Path, tmp_path: Path) -> str:
+    cmd = [
+        browser,
+        *CHROMIUM_FLAGS,
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        page.as_uri(),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True)
+    return done.stdout
+
+
+def test_every_figure_draws_its_traces_in_headless_chromium(
+    browser: str, report_file: Path, tmp_path: Path
+) -> None:
+    dom = _dump_dom(browser, report_file, tmp_path)
+    scan = _FigureScan({figure_div_id(f) for f in FIGURE_IDS})
+    scan.feed(dom)
+    for figure_id in FIGURE_IDS:
+        drawn = scan.classes[figure_div_id(figure_id)]
+        assert "main-svg" in drawn, f"figure {figure_id} has no plotly svg"
+        assert "trace" in drawn, f"figure {figure_id} drew no trace"
+
+
+def test_price_path_draws_the_run_menu(browser: str, report_file: Path, tmp_path: Path) -> None:
+    dom = _dump_dom(browser, report_file, tmp_path)
+    scan = _FigureScan({figure_div_id("price-path")})
+    scan.feed(dom)
+    assert "updatemenu-container" in scan.classes[figure_div_id("price-path")]
+
+
+def test_each_figure_exports_to_a_png(browser: str, tmp_path: Path) -> None:
+    os.environ.setdefault("BROWSER_PATH", browser)
+    market = sample_market()
+    compare = sample_compare(market)
+    figures = build_figures(compare.runs, market, compare.frontier)
+    paths = export_pngs(figures, tmp_path / "png", width=800)
+    assert [p.stem for p in paths] == list(FIGURE_IDS)
+    for path in paths:
+        head = path.read_bytes()[:24]
+        assert head[:8] == PNG_MAGIC
+        assert int.from_bytes(head[16:20], "big") == 800

@@ -1,0 +1,154 @@
+"""The HTML report: input loading, figures' content, tables, escaping and self-containment (no browser)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from repeg.errors import ReportError
+from repeg.lab.models import PathEventKind
+from repeg.lab.report_data import MarketSeries, ReportInput, decimate, load_result, stride_for
+from repeg.lab.report_figures import FIGURE_IDS, build_figures, order_overlay, price_path_figure
+from repeg.lab.report_html import figure_div_id, render_html
+from repeg.lab.report_sample import sample_compare, sample_market
+
+
+@pytest.fixture(scope="module")
+def market() -> MarketSeries:
+    return sample_market()
+
+
+@pytest.fixture(scope="module")
+def compare_input(market: MarketSeries) -> ReportInput:
+    compare = sample_compare(market)
+    return ReportInput(source="sample.json", runs=compare.runs, compare=compare)
+
+
+def test_load_result_reads_a_compare_file_with_all_its_runs(tmp_path: Path, market: MarketSeries) -> None:
+    compare = sample_compare(market)
+    path = tmp_path / "c.json"
+    path.write_text(compare.model_dump_json())
+    loaded = load_result(path)
+    assert loaded.compare == compare
+    assert loaded.runs == compare.runs
+
+
+def test_load_result_wraps_a_single_backtest_as_one_run(tmp_path: Path, market: MarketSeries) -> None:
+    run = sample_compare(market).runs[0]
+    path = tmp_path / "b.json"
+    path.write_text(run.model_dump_json())
+    loaded = load_result(path)
+    assert loaded.compare is None
+    assert loaded.runs == (run,)
+
+
+def test_load_result_refuses_an_unknown_schema_version(tmp_path: Path, market: MarketSeries) -> None:
+    raw = json.loads(sample_compare(market).runs[0].model_dump_json())
+    raw["schema_version"] = "repeg.lab/99"
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ReportError, match=r"repeg\.lab/99"):
+        load_result(path)
+
+
+def test_load_result_refuses_a_file_that_is_not_json(tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text("not json")
+    with pytest.raises(ReportError, match="cannot read result"):
+        load_result(path)
+
+
+def test_stride_keeps_every_point_when_they_fit() -> None:
+    assert stride_for(100, 100) == 1
+    assert stride_for(101, 100) == 2
+    assert stride_for(0, 100) == 1
+
+
+def test_decimate_bounds_points_and_keeps_observed_quotes(market: MarketSeries) -> None:
+    small = decimate(market, max_points=100)
+    assert len(small.quote_ts_ns) <= 100
+    assert len(small.trade_ts_ns) <= 100
+    assert small.quote_stride == 6
+    assert np.array_equal(small.bid_units, market.bid_units[::6])
+
+
+def test_overlay_draws_one_limit_line_per_order_separated_by_gaps(compare_input: ReportInput) -> None:
+    run = compare_input.runs[0]
+    overlay = order_overlay(run)
+    assert overlay.limit_x.count(None) == len(run.orders)
+    assert overlay.limit_y[-1] is None
+
+
+def test_overlay_marks_every_fill_at_its_actual_price(compare_input: ReportInput) -> None:
+    run = compare_input.runs[0]
+    fills = [e for o in run.orders for e in o.path if e.kind is PathEventKind.FILL]
+    overlay = order_overlay(run)
+    assert overlay.fill_y == [float(e.price) for e in fills if e.price is not None]
+
+
+def test_escalation_is_marked_at_the_market_fill_that_followed_it(compare_input: ReportInput) -> None:
+    run = compare_input.runs[0]
+    escalated = [o for o in run.orders if o.escalated]
+    overlay = order_overlay(run)
+    assert len(overlay.esc_y) == len(escalated)
+    assert overlay.esc_y[0] == float(escalated[0].avg_price or 0)
+
+
+def test_price_path_menu_shows_exactly_one_run_at_a_time(
+    compare_input: ReportInput, market: MarketSeries
+) -> None:
+    fig = price_path_figure(compare_input.runs, market)
+    buttons = fig.layout.updatemenus[0].buttons
+    assert len(buttons) == len(compare_input.runs)
+    for chosen, button in enumerate(buttons):
+        visible = button.args[0]["visible"]
+        assert visible[:3] == [True, True, True]
+        assert visible[3:] == [i // 3 == chosen for i in range(3 * len(compare_input.runs))]
+
+
+def test_price_path_without_market_data_says_so(compare_input: ReportInput) -> None:
+    fig = price_path_figure(compare_input.runs, None)
+    assert "market data not available" in fig.layout.title.text
+    assert len(fig.data) == 3 * len(compare_input.runs)
+
+
+def test_build_figures_returns_every_figure_id(compare_input: ReportInput, market: MarketSeries) -> None:
+    figures = build_figures(compare_input.runs, market, None)
+    assert tuple(figures) == FIGURE_IDS
+
+
+def test_html_inlines_plotly_and_references_nothing_external(
+    compare_input: ReportInput, market: MarketSeries
+) -> None:
+    page = render_html(compare_input, market)
+    assert "Plotly" in page
+    assert re.search(r"<script[^>]+src=", page) is None
+    assert "<link" not in page
+    for figure_id in FIGURE_IDS:
+        assert f'id="{figure_div_id(figure_id)}"' in page
+
+
+def test_html_has_a_policy_row_per_run_and_the_paired_verdicts(compare_input: ReportInput) -> None:
+    page = render_html(compare_input, None)
+    for run in compare_input.runs:
+        assert f'<td class="t">{run.policy}</td><td class="t">{run.fill_model.value}</td>' in page
+    assert "Paired against touch-then-market" in page
+    assert "better" in page
+    assert "were not available" in page
+
+
+def test_html_escapes_policy_names(market: MarketSeries) -> None:
+    compare = sample_compare(market)
+    hostile = compare.runs[0].model_copy(update={"policy": "<b>evil</b>"})
+    report = ReportInput(source="x.json", runs=(hostile,), compare=None)
+    page = render_html(report, None)
+    assert "<b>evil</b>" not in page
+    assert "&lt;b&gt;evil&lt;/b&gt;" in page
+
+
+def test_html_is_identical_for_identical_input(compare_input: ReportInput, market: MarketSeries) -> None:
+    assert render_html(compare_input, market) == render_html(compare_input, market)
