@@ -26,10 +26,11 @@ from repeg.domain.events import (
     RunEvent,
 )
 from repeg.domain.ids import client_order_id
-from repeg.domain.leg import LegState, apply_event, fold_run
+from repeg.domain.leg import LegState, apply_event
 from repeg.domain.lifecycle import LegStatus
 from repeg.domain.orders import BrokerOrder, Fill, OrderEvent, OrderStatus, OrderType, OrderUpdate, Side
 from repeg.domain.plan import LegSpec
+from repeg.domain.run import fold_run
 
 RUN = "fold-machine"
 QTY = Decimal(100)

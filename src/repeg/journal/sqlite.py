@@ -8,7 +8,6 @@ group commits. Commits run on a writer thread under a real-time loop and inline 
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -16,17 +15,10 @@ from pathlib import Path
 
 import structlog
 
-from repeg.domain.events import RUN_EVENT_ADAPTER, RunEvent
-from repeg.engine.clock import VirtualTimeLoop
-from repeg.errors import JournalError, RunNotFoundError
-from repeg.journal.base import RunSummary, is_durable, redact, summarize
-from repeg.journal.schema import (
-    SCHEMA_VERSION,
-    VERSION_TABLE_SQLITE,
-    not_a_journal,
-    pending_migrations,
-)
-from repeg.journal.writer import InlineWriter, Record, ThreadedWriter, Writer
+from repeg.errors import JournalError
+from repeg.journal.schema import SCHEMA_VERSION, VERSION_TABLE_SQLITE, not_a_journal, pending_migrations
+from repeg.journal.store import SqlJournal
+from repeg.journal.writer import Record
 
 log = structlog.get_logger(__name__)
 
@@ -89,111 +81,47 @@ def migrate(conn: sqlite3.Connection, location: str) -> int:
     return found
 
 
-def to_record(event: RunEvent, seq: int) -> Record:
-    return Record(
-        run_id=event.run_id,
-        seq=seq,
-        leg=event.leg_index,
-        ts=event.ts.astimezone(UTC).isoformat(),
-        correlation_id=event.correlation_id,
-        kind=event.kind,
-        payload=RUN_EVENT_ADAPTER.dump_json(event).decode(),
-    )
-
-
-class SqliteJournal:
+class SqliteJournal(SqlJournal):
     """A journal in one SQLite file (created and migrated on open unless `create=False`)."""
 
     def __init__(self, path: Path, *, create: bool = True, threaded: bool | None = None) -> None:
         if not create and not path.exists():
             raise JournalError(f"no journal at {path}")
-        self._path = path
-        self._threaded = threaded
+        super().__init__(str(path), threaded)
         self._conn = _connect(path)
-        found = migrate(self._conn, str(path))
+        try:
+            found = migrate(self._conn, str(path))
+        except BaseException:
+            self._conn.close()
+            raise
         if found != SCHEMA_VERSION:
             log.info("journal_migrated", journal=str(path), from_version=found, to_version=SCHEMA_VERSION)
         self._reader = _connect(path)
-        self._writer: Writer | None = None
-        self._seq: dict[str, int] = {}
         self._synchronous = "FULL"
-        self._closed = False
 
     @property
     def schema_version(self) -> int:
-        return schema_version_of(self._reader, str(self._path))
-
-    @property
-    def location(self) -> str:
-        return str(self._path)
-
-    async def emit(self, event: RunEvent) -> None:
-        if self._closed:
-            raise JournalError(f"journal {self._path} is closed")
-        stored = redact(event)
-        record = to_record(stored, self._next_seq(stored.run_id))
-        await self._writer_for_loop().write((record,), is_durable(stored))
-
-    async def flush(self) -> None:
-        if self._writer is not None:
-            await self._writer.write((), True)
+        return schema_version_of(self._reader, self._location)
 
     def has_run(self, run_id: str) -> bool:
         row = self._reader.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return row is not None
 
-    def events(self, run_id: str) -> list[RunEvent]:
-        rows = self._reader.execute(
-            "SELECT payload FROM events WHERE run_id = ? ORDER BY seq", (run_id,)
-        ).fetchall()
-        if not rows and not self.has_run(run_id):
-            raise RunNotFoundError(run_id)
-        return [RUN_EVENT_ADAPTER.validate_json(row[0]) for row in rows]
+    def _payloads(self, run_id: str) -> list[str]:
+        rows = self._reader.execute("SELECT payload FROM events WHERE run_id = ? ORDER BY seq", (run_id,))
+        return [str(row[0]) for row in rows.fetchall()]
 
-    def runs(self) -> list[RunSummary]:
+    def _summary_rows(self) -> list[tuple[str, datetime, str | None]]:
         rows = self._reader.execute(_SUMMARY_QUERY).fetchall()
-        grouped: dict[str, tuple[str, list[RunEvent]]] = {}
-        for run_id, started, payload in rows:
-            _, events = grouped.setdefault(run_id, (started, []))
-            if payload is not None:
-                events.append(RUN_EVENT_ADAPTER.validate_json(payload))
-        return [
-            summarize(run_id, datetime.fromisoformat(started), events)
-            for run_id, (started, events) in grouped.items()
-        ]
+        return [(str(run_id), datetime.fromisoformat(started), payload) for run_id, started, payload in rows]
 
-    def close(self) -> None:
-        """Commit everything emitted and release the file. Safe to call twice."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            if self._writer is not None:
-                self._writer.close()
-        finally:
-            self._conn.close()
-            self._reader.close()
+    def _max_seq(self, run_id: str) -> int:
+        row = self._reader.execute("SELECT MAX(seq) FROM events WHERE run_id = ?", (run_id,)).fetchone()
+        return 0 if row is None or row[0] is None else int(row[0])
 
-    # --- internals ------------------------------------------------------------------------------------
-
-    def _next_seq(self, run_id: str) -> int:
-        if run_id not in self._seq:
-            row = self._reader.execute("SELECT MAX(seq) FROM events WHERE run_id = ?", (run_id,)).fetchone()
-            self._seq[run_id] = 0 if row is None or row[0] is None else int(row[0])
-        self._seq[run_id] += 1
-        return self._seq[run_id]
-
-    def _writer_for_loop(self) -> Writer:
-        if self._writer is None:
-            threaded = self._threaded
-            if threaded is None:
-                threaded = not isinstance(asyncio.get_running_loop(), VirtualTimeLoop)
-            self._writer = (
-                ThreadedWriter(self._commit, f"journal-{self._path.name}")
-                if threaded
-                else InlineWriter(self._commit)
-            )
-        return self._writer
+    def _close_store(self) -> None:
+        self._conn.close()
+        self._reader.close()
 
     def _commit(self, records: Sequence[Record], durable: bool) -> None:
         if not records:

@@ -1,0 +1,132 @@
+"""What every SQL journal shares: sequence numbers, redaction, the writer choice, and reading events back.
+
+Backends (`SqliteJournal`, `PostgresJournal`) supply only their SQL: commit a batch, read payloads, read the
+largest sequence number of a run. Sequence numbers are assigned here, per run, continuing from the store's
+largest; two processes appending to the same run collide on the (run, seq) primary key instead of interleaving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from repeg.domain.events import RUN_EVENT_ADAPTER, RunEvent
+from repeg.engine.clock import VirtualTimeLoop
+from repeg.errors import JournalError, RunNotFoundError
+from repeg.journal.base import RunSummary, is_durable, redact, summarize
+from repeg.journal.writer import InlineWriter, Record, ThreadedWriter, Writer
+
+#: Event kinds a run summary needs (`repeg runs` reads only these).
+SUMMARY_KINDS = ("run_started", "run_ended", "leg_planned", "order_updated")
+
+
+def to_record(event: RunEvent, seq: int) -> Record:
+    return Record(
+        run_id=event.run_id,
+        seq=seq,
+        leg=event.leg_index,
+        ts=event.ts.astimezone(UTC).isoformat(),
+        correlation_id=event.correlation_id,
+        kind=event.kind,
+        payload=RUN_EVENT_ADAPTER.dump_json(event).decode(),
+    )
+
+
+class SqlJournal(ABC):
+    """Base of the SQL journals; see `repeg.journal.base` for the durability contract."""
+
+    def __init__(self, location: str, threaded: bool | None) -> None:
+        self._location = location
+        self._threaded = threaded
+        self._writer: Writer | None = None
+        self._seq: dict[str, int] = {}
+        self._closed = False
+
+    # --- backend --------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def _commit(self, records: Sequence[Record], durable: bool) -> None: ...
+
+    @abstractmethod
+    def _max_seq(self, run_id: str) -> int: ...
+
+    @abstractmethod
+    def has_run(self, run_id: str) -> bool: ...
+
+    @abstractmethod
+    def _payloads(self, run_id: str) -> list[str]: ...
+
+    @abstractmethod
+    def _summary_rows(self) -> list[tuple[str, datetime, str | None]]:
+        """(run id, started, payload or None) for every run and its `SUMMARY_KINDS` events, in run order."""
+
+    @abstractmethod
+    def _close_store(self) -> None: ...
+
+    @property
+    @abstractmethod
+    def schema_version(self) -> int: ...
+
+    # --- the Journal protocol -------------------------------------------------------------------------
+
+    @property
+    def location(self) -> str:
+        return self._location
+
+    async def emit(self, event: RunEvent) -> None:
+        if self._closed:
+            raise JournalError(f"journal {self._location} is closed")
+        stored = redact(event)
+        record = to_record(stored, self._next_seq(stored.run_id))
+        await self._writer_for_loop().write((record,), is_durable(stored))
+
+    async def flush(self) -> None:
+        if self._writer is not None:
+            await self._writer.write((), True)
+
+    def events(self, run_id: str) -> list[RunEvent]:
+        payloads = self._payloads(run_id)
+        if not payloads and not self.has_run(run_id):
+            raise RunNotFoundError(run_id)
+        return [RUN_EVENT_ADAPTER.validate_json(payload) for payload in payloads]
+
+    def runs(self) -> list[RunSummary]:
+        grouped: dict[str, tuple[datetime, list[RunEvent]]] = {}
+        for run_id, started, payload in self._summary_rows():
+            _, events = grouped.setdefault(run_id, (started, []))
+            if payload is not None:
+                events.append(RUN_EVENT_ADAPTER.validate_json(payload))
+        return [summarize(run_id, started, events) for run_id, (started, events) in grouped.items()]
+
+    def close(self) -> None:
+        """Commit everything emitted and release the store. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._writer is not None:
+                self._writer.close()
+        finally:
+            self._close_store()
+
+    # --- internals ------------------------------------------------------------------------------------
+
+    def _next_seq(self, run_id: str) -> int:
+        if run_id not in self._seq:
+            self._seq[run_id] = self._max_seq(run_id)
+        self._seq[run_id] += 1
+        return self._seq[run_id]
+
+    def _writer_for_loop(self) -> Writer:
+        if self._writer is None:
+            threaded = self._threaded
+            if threaded is None:
+                threaded = not isinstance(asyncio.get_running_loop(), VirtualTimeLoop)
+            self._writer = (
+                ThreadedWriter(self._commit, f"journal-{self._location}")
+                if threaded
+                else InlineWriter(self._commit)
+            )
+        return self._writer
