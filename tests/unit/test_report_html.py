@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from repeg.errors import ReportError
-from repeg.lab.models import PathEventKind
-from repeg.lab.report_data import MarketSeries, ReportInput, decimate, load_result, stride_for
+from repeg.lab.models import DataRef, PathEventKind
+from repeg.lab.report_data import MarketSeries, ReportInput, decimate, load_market, load_result, stride_for
 from repeg.lab.report_figures import FIGURE_IDS, build_figures, order_overlay, price_path_figure
 from repeg.lab.report_html import figure_div_id, render_html
 from repeg.lab.report_sample import sample_compare, sample_market
@@ -152,3 +153,29 @@ def test_html_escapes_policy_names(market: MarketSeries) -> None:
 
 def test_html_is_identical_for_identical_input(compare_input: ReportInput, market: MarketSeries) -> None:
     assert render_html(compare_input, market) == render_html(compare_input, market)
+
+
+def _data_ref(quotes: str, trades: str | None) -> DataRef:
+    return DataRef(
+        symbol="XXX", day=date(2018, 1, 2), quotes_file=quotes, trades_file=trades, digest="0" * 64
+    )
+
+
+def test_load_market_is_none_when_the_quote_file_is_not_at_hand(tmp_path: Path) -> None:
+    assert load_market(_data_ref("nowhere.csv", None), tmp_path) is None
+
+
+def test_load_market_finds_files_beside_the_result_and_keeps_exact_units(tmp_path: Path) -> None:
+    (tmp_path / "q.csv").write_text(
+        "ts,symbol,bid,bid_size,ask,ask_size\n"
+        "2018-01-02T14:30:00.000001Z,XXX,157.01,100,157.05,200\n"
+        "2018-01-02T14:30:01.000000Z,XXX,157.02,100,157.06,200\n"
+    )
+    (tmp_path / "t.csv").write_text(
+        "ts,symbol,price,size,exchange,conditions\n2018-01-02T14:30:00.500000Z,XXX,157.03,300,N,@\n"
+    )
+    market = load_market(_data_ref("q.csv", "t.csv"), tmp_path)
+    assert market is not None
+    assert market.bid_units.tolist() == [1_570_100, 1_570_200]
+    assert market.ask_units.tolist() == [1_570_500, 1_570_600]
+    assert market.trade_units.tolist() == [1_570_300]

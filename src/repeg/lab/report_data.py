@@ -17,7 +17,9 @@ import numpy.typing as npt
 from pydantic import ValidationError
 
 from repeg.errors import ReportError
-from repeg.lab.models import SCHEMA_VERSION, BacktestResult, CompareResult
+from repeg.lab.models import SCHEMA_VERSION, BacktestResult, CompareResult, DataRef
+from repeg.market.loaders import load_quotes, load_trades
+from repeg.market.tape import QuoteTape, TradeTape
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -105,3 +107,38 @@ def as_datetime64(ts_ns: I64) -> DT64:
 def units_to_dollars(units: I64) -> F64:
     """$0.0001 integer units as float dollars: for drawing only (plot coordinates are floats)."""
     return units.astype(np.float64) / 10_000.0
+
+
+def market_from_tapes(quotes: QuoteTape, trades: TradeTape | None, symbol: str) -> MarketSeries:
+    """One symbol's columns out of the tapes (views, no copy); no prints when `trades` lacks the symbol."""
+    q = quotes.columns(symbol)
+    empty = np.zeros(0, dtype=np.int64)
+    if trades is None or symbol not in trades:
+        return MarketSeries(q.ts, q.bid, q.ask, empty, empty)
+    t = trades.columns(symbol)
+    return MarketSeries(q.ts, q.bid, q.ask, t.ts, t.price)
+
+
+def _locate(name: str, result_dir: Path) -> Path | None:
+    """A data file named by a result: as given (absolute or from the working directory), else beside the result."""
+    for candidate in (Path(name), result_dir / name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_market(data: DataRef, result_dir: Path) -> MarketSeries | None:
+    """The market behind a result, or None when its quote file (or the symbol in it) is not at hand.
+
+    A named trade file that is missing only drops the prints; the digest is not re-checked here (a report is a
+    view; `repeg.lab` checks digests when it reproduces a run).
+    """
+    quotes_path = _locate(data.quotes_file, result_dir)
+    if quotes_path is None:
+        return None
+    quotes = load_quotes(quotes_path)
+    if data.symbol not in quotes:
+        return None
+    trades_path = None if data.trades_file is None else _locate(data.trades_file, result_dir)
+    trades = None if trades_path is None else load_trades(trades_path)
+    return market_from_tapes(quotes, trades, data.symbol)
