@@ -17,7 +17,7 @@ from rich.live import Live
 
 from repeg.cli.render import legs_table
 from repeg.domain.events import RunEvent
-from repeg.domain.leg import RunFolder
+from repeg.domain.run import RunFolder
 
 
 class LiveView:

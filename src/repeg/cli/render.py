@@ -6,8 +6,9 @@ from decimal import Decimal
 
 from rich.table import Table
 
-from repeg.domain.leg import LegState, RunState
+from repeg.domain.leg import LegState
 from repeg.domain.lifecycle import LegStatus
+from repeg.domain.run import RunState
 
 _STATUS_STYLE: dict[LegStatus, str] = {
     LegStatus.FILLED: "green",
