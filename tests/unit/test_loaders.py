@@ -1,0 +1,245 @@
+"""Quote and trade file loaders: exact prices, vectorised parsing, and errors that name file, row and reason."""
+
+from __future__ import annotations
+
+import gzip
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from repeg.errors import QuoteFileError
+from repeg.market.loaders import load_quotes, load_trades
+from repeg.market.tape import to_ns
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "quotes"
+HEADER = "ts,symbol,bid,bid_size,ask,ask_size\n"
+
+
+def _write(tmp_path: Path, body: str, name: str = "q.csv", header: str = HEADER) -> Path:
+    path = tmp_path / name
+    text = header + body
+    if name.endswith(".gz"):
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text)
+    return path
+
+
+def _error(path: Path, loader: object = load_quotes) -> QuoteFileError:
+    assert callable(loader)
+    with pytest.raises(QuoteFileError) as info:
+        loader(path)
+    return info.value
+
+
+def test_prices_are_parsed_exactly_into_units(tmp_path: Path) -> None:
+    body = (
+        "2024-01-02T14:30:00.000001Z,A,158.39,100,158.5,200\n"
+        "2024-01-02T14:30:00.5Z,A,0.0001,1,12,3\n"
+        "2024-01-02T14:30:01Z,A,1.2345,0,12.,0\n"
+    )
+    cols = load_quotes(_write(tmp_path, body)).columns("A")
+    assert list(cols.bid) == [1_583_900, 1, 12_345]
+    assert list(cols.ask) == [1_585_000, 120_000, 120_000]
+    assert list(cols.bid_size) == [100, 1, 0]
+    assert list(cols.ask_size) == [200, 3, 0]
+
+
+def test_timestamps_become_utc_nanoseconds(tmp_path: Path) -> None:
+    body = "2024-01-02T14:30:00.123456Z,A,1,1,2,1\n2024-01-02T14:30:01+00:00,A,1,1,2,1\n"
+    tape = load_quotes(_write(tmp_path, body))
+    assert tape.time_of("A", 0) == datetime(2024, 1, 2, 14, 30, 0, 123456, tzinfo=UTC)
+    assert tape.columns("A").ts[1] == to_ns(datetime(2024, 1, 2, 14, 30, 1, tzinfo=UTC))
+
+
+def test_gzip_and_plain_csv_load_the_same(tmp_path: Path) -> None:
+    body = "2024-01-02T14:30:00Z,A,10.01,5,10.02,6\n"
+    plain = load_quotes(_write(tmp_path, body, "q.csv"))
+    zipped = load_quotes(_write(tmp_path, body, "q.csv.gz"))
+    assert plain.quote("A", 0) == zipped.quote("A", 0)
+
+
+def test_rows_are_grouped_per_symbol_in_time_order(tmp_path: Path) -> None:
+    body = (
+        "2024-01-02T14:30:00Z,B,10.00,1,10.01,1\n"
+        "2024-01-02T14:30:01Z,A,20.00,1,20.01,1\n"
+        "2024-01-02T14:30:02Z,B,10.02,1,10.03,1\n"
+    )
+    tape = load_quotes(_write(tmp_path, body))
+    assert set(tape.symbols) == {"A", "B"}
+    assert list(tape.columns("B").bid) == [100_000, 100_200]
+    assert tape.count("A") == 1
+
+
+def test_extra_columns_are_ignored(tmp_path: Path) -> None:
+    header = "ts,symbol,bid,bid_size,ask,ask_size,venue\n"
+    tape = load_quotes(_write(tmp_path, "2024-01-02T14:30:00Z,A,1,1,2,1,N\n", header=header))
+    assert tape.count("A") == 1
+
+
+def test_missing_column_is_named(tmp_path: Path) -> None:
+    err = _error(_write(tmp_path, "2024-01-02T14:30:00Z,A,1,1,2\n", header="ts,symbol,bid,bid_size,ask\n"))
+    assert "ask_size" in str(err)
+    assert err.row is None
+
+
+@pytest.mark.parametrize(
+    ("cell", "field"),
+    [("1.23456", "bid"), ("-1.00", "bid"), ("abc", "bid"), ("", "bid"), ("1e3", "bid")],
+)
+def test_bad_price_names_row_and_field(tmp_path: Path, cell: str, field: str) -> None:
+    body = f"2024-01-02T14:30:00Z,A,1,1,2,1\n2024-01-02T14:30:01Z,A,{cell},1,2,1\n"
+    err = _error(_write(tmp_path, body))
+    assert err.row == 2
+    assert field in str(err)
+    assert err.file.endswith("q.csv")
+
+
+def test_fractional_size_is_refused(tmp_path: Path) -> None:
+    err = _error(_write(tmp_path, "2024-01-02T14:30:00Z,A,1,1,2,10.5\n"))
+    assert err.row == 1
+    assert "ask_size" in str(err)
+
+
+@pytest.mark.parametrize("stamp", ["2024-01-02T14:30:00", "2024-13-02T14:30:00Z", "yesterday"])
+def test_bad_timestamp_names_row(tmp_path: Path, stamp: str) -> None:
+    err = _error(_write(tmp_path, f"2024-01-02T14:30:00Z,A,1,1,2,1\n{stamp},A,1,1,2,1\n"))
+    assert err.row == 2
+    assert "ts" in str(err)
+
+
+def test_time_going_backwards_within_a_symbol_is_refused(tmp_path: Path) -> None:
+    body = "2024-01-02T14:30:05Z,A,1,1,2,1\n2024-01-02T14:30:01Z,B,1,1,2,1\n2024-01-02T14:30:04Z,A,1,1,2,1\n"
+    err = _error(_write(tmp_path, body))
+    assert err.row == 3
+    assert "backwards" in str(err)
+
+
+def test_empty_symbol_is_refused(tmp_path: Path) -> None:
+    assert _error(_write(tmp_path, "2024-01-02T14:30:00Z,,1,1,2,1\n")).row == 1
+
+
+def test_header_only_file_is_refused(tmp_path: Path) -> None:
+    assert "no records" in str(_error(_write(tmp_path, "")))
+
+
+def test_unknown_extension_and_missing_file_are_refused(tmp_path: Path) -> None:
+    assert "unknown format" in str(_error(_write(tmp_path, "", "q.txt")))
+    assert "no such file" in str(_error(tmp_path / "absent.csv"))
+
+
+def _parquet(tmp_path: Path, columns: dict[str, pa.Array]) -> Path:
+    path = tmp_path / "q.parquet"
+    pq.write_table(pa.table(columns), path)
+    return path
+
+
+def test_parquet_with_typed_columns_loads_exactly(tmp_path: Path) -> None:
+    stamps = pa.array([datetime(2024, 1, 2, 14, 30, tzinfo=UTC)], pa.timestamp("us", tz="UTC"))
+    path = _parquet(
+        tmp_path,
+        {
+            "ts": stamps,
+            "symbol": pa.array(["A"]),
+            "bid": pa.array([158.39], pa.float64()),
+            "bid_size": pa.array([100], pa.int64()),
+            "ask": pa.array([Decimal("158.4")], pa.decimal128(10, 4)),
+            "ask_size": pa.array([200], pa.int32()),
+        },
+    )
+    quote = load_quotes(path).quote("A", 0)
+    assert quote.bid == Decimal("158.39")
+    assert quote.ask == Decimal("158.40")
+    assert quote.ask_size == Decimal(200)
+    assert quote.ts == datetime(2024, 1, 2, 14, 30, tzinfo=UTC)
+
+
+def test_parquet_text_columns_parse_like_csv(tmp_path: Path) -> None:
+    path = _parquet(
+        tmp_path,
+        {
+            "ts": pa.array(["2024-01-02T14:30:00Z"]),
+            "symbol": pa.array(["A"]),
+            "bid": pa.array(["0.5001"]),
+            "bid_size": pa.array(["10"]),
+            "ask": pa.array(["0.5002"]),
+            "ask_size": pa.array(["20"]),
+        },
+    )
+    assert list(load_quotes(path).columns("A").bid) == [5001]
+
+
+def test_parquet_float_price_off_the_grid_is_refused(tmp_path: Path) -> None:
+    stamps = pa.array([datetime(2024, 1, 2, 14, 30, tzinfo=UTC)] * 2, pa.timestamp("ns", tz="UTC"))
+    path = _parquet(
+        tmp_path,
+        {
+            "ts": stamps,
+            "symbol": pa.array(["A", "A"]),
+            "bid": pa.array([1.0, 1.00005]),
+            "bid_size": pa.array([1, 1]),
+            "ask": pa.array([2.0, 2.0]),
+            "ask_size": pa.array([1, 1]),
+        },
+    )
+    err = _error(path)
+    assert err.row == 2
+    assert "finer" in str(err)
+
+
+def test_parquet_null_size_is_refused(tmp_path: Path) -> None:
+    path = _parquet(
+        tmp_path,
+        {
+            "ts": pa.array(["2024-01-02T14:30:00Z"]),
+            "symbol": pa.array(["A"]),
+            "bid": pa.array(["1"]),
+            "bid_size": pa.array([None], pa.int64()),
+            "ask": pa.array(["2"]),
+            "ask_size": pa.array([1]),
+        },
+    )
+    assert "bid_size" in str(_error(path))
+
+
+def test_trades_load_price_and_size(tmp_path: Path) -> None:
+    header = "ts,symbol,price,size,exchange,conditions\n"
+    body = "2024-01-02T14:30:00Z,A,158.30,100,K,F\n2024-01-02T14:30:01Z,A,158.31,2,P,I\n"
+    trades = load_trades(_write(tmp_path, body, "t.csv", header=header)).columns("A")
+    assert list(trades.price) == [1_583_000, 1_583_100]
+    assert list(trades.size) == [100, 2]
+
+
+def test_trades_missing_size_column_is_named(tmp_path: Path) -> None:
+    path = _write(tmp_path, "2024-01-02T14:30:00Z,A,1\n", "t.csv", header="ts,symbol,price\n")
+    assert "size" in str(_error(path, load_trades))
+
+
+@pytest.mark.shared_data
+def test_real_nyse_day_loads_every_quote_exactly() -> None:
+    path = SHARED / "xxx_20180102_nyse_bbo.csv.gz"
+    if not path.exists():
+        pytest.skip("../shared data is absent")
+    tape = load_quotes(path)
+    assert tape.symbols == ("XXX",)
+    assert tape.count("XXX") == 24_477
+    first = tape.quote("XXX", 0)
+    assert (first.bid, first.ask, first.ask_size) == (Decimal("158.39"), Decimal("158.50"), Decimal(1800))
+    assert first.ts == datetime(2018, 1, 2, 14, 30, 0, 115000, tzinfo=UTC)
+    assert tape.end == datetime(2018, 1, 2, 20, 59, 59, 980000, tzinfo=UTC)
+    assert bool(np.all(np.diff(tape.columns("XXX").ts) >= 0))
+
+
+@pytest.mark.shared_data
+def test_real_trade_day_loads_every_print() -> None:
+    path = SHARED / "xxx_20180102_trades.csv.gz"
+    if not path.exists():
+        pytest.skip("../shared data is absent")
+    trades = load_trades(path)
+    assert len(trades) == 39_195
+    assert int(trades.columns("XXX").price[0]) == 1_583_000
