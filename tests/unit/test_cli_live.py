@@ -1,0 +1,133 @@
+"""The live view and exit codes: what a terminal user sees while a run works, and what a script gets back."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from rich.console import Console
+
+from repeg.cli.exit_codes import ExitCode, exit_code_for_error, exit_code_for_status
+from repeg.cli.live import LiveView
+from repeg.cli.render import fmt_qty
+from repeg.domain.events import IntentAction, LegPlanned, LegSkipped, OrderIntent, PhaseStarted, RunEvent
+from repeg.domain.orders import OrderType, Side
+from repeg.domain.plan import LegSpec, SkippedTrade
+from repeg.errors import (
+    BrokerUnavailableError,
+    ConfigError,
+    InvariantViolationError,
+    MarketDataError,
+    OrderRejectedError,
+    PlanInputError,
+    QuoteFileError,
+    SafetyLimitError,
+    UnknownSymbolError,
+)
+
+T0 = datetime(2026, 1, 2, 14, 30, tzinfo=UTC)
+
+
+def base(leg_index: int | None = None) -> dict[str, object]:
+    return {"run_id": "r1", "ts": T0, "correlation_id": "r1", "leg_index": leg_index}
+
+
+def run_events() -> list[RunEvent]:
+    spec = LegSpec(index=0, symbol="AAPL", side=Side.SELL, qty=Decimal(150))
+    return [
+        LegPlanned(spec=spec, **base(0)),
+        LegSkipped(
+            skipped=SkippedTrade(symbol="KO", side=Side.BUY, qty=Decimal("0.5"), reason="tiny"), **base()
+        ),
+        PhaseStarted(side=Side.SELL, **base()),
+        OrderIntent(
+            action=IntentAction.SUBMIT,
+            client_order_id="r1-L0000-A00",
+            order_type=OrderType.LIMIT,
+            qty=Decimal(150),
+            limit_price=Decimal("190.12"),
+            reason="initial",
+            **base(0),
+        ),
+    ]
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def console() -> Console:
+    return Console(file=io.StringIO(), width=120, force_terminal=True, record=True)
+
+
+async def test_live_view_shows_symbol_side_qty_limit_and_state() -> None:
+    screen = console()
+    with LiveView(screen) as view:
+        for event in run_events():
+            await view.emit(event)
+    text = screen.export_text()
+    assert "sell phase" in text
+    row = [line for line in text.splitlines() if "AAPL" in line][-1]  # the final frame
+    for cell in ("sell", "150", "190.12", "submitting"):
+        assert cell in row
+    assert "skipped" in [line for line in text.splitlines() if "KO" in line][-1]
+
+
+async def test_live_view_throttles_redraws_but_always_draws_the_final_state() -> None:
+    clock = FakeMonotonic()
+    view = LiveView(console(), min_interval=1.0, monotonic=clock)
+    with view:
+        for event in run_events():
+            await view.emit(event)  # all within one wall interval: only the first draws
+        assert view.draws == 1
+        clock.now = 1.5
+        await view.emit(run_events()[2])
+        assert view.draws == 2
+    assert view.draws == 3
+
+
+@pytest.mark.parametrize(
+    ("qty", "text"),
+    [(Decimal("12.500000000"), "12.5"), (Decimal(100), "100"), (Decimal("1E+2"), "100"), (None, "-")],
+)
+def test_quantities_print_without_trailing_zeros(qty: Decimal | None, text: str) -> None:
+    assert fmt_qty(qty) == text
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        ("completed", ExitCode.OK),
+        ("completed_with_skips", ExitCode.OK),
+        ("partial", ExitCode.PARTIAL),
+        ("failed", ExitCode.FAILED),
+        ("mystery", ExitCode.INTERNAL),
+    ],
+)
+def test_run_status_maps_to_exit_code(status: str, code: ExitCode) -> None:
+    assert exit_code_for_status(status) is code
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (PlanInputError("p.csv", 2, "qty", "-1", "bad"), ExitCode.BAD_INPUT),
+        (UnknownSymbolError("ZZZ"), ExitCode.BAD_INPUT),
+        (ConfigError("fill_wait_seconds", -1, "bad"), ExitCode.BAD_INPUT),
+        (SafetyLimitError("max_run_notional", Decimal(1), Decimal(2)), ExitCode.BAD_INPUT),
+        (QuoteFileError("q.csv", 3, "bad"), ExitCode.BAD_INPUT),
+        (MarketDataError("feed down"), ExitCode.FAILED),
+        (OrderRejectedError("rejected"), ExitCode.FAILED),
+        (BrokerUnavailableError("down"), ExitCode.FAILED),
+        (InvariantViolationError("bug"), ExitCode.INTERNAL),
+        (RuntimeError("bug"), ExitCode.INTERNAL),
+    ],
+)
+def test_error_maps_to_exit_code(error: BaseException, code: ExitCode) -> None:
+    assert exit_code_for_error(error) is code
