@@ -8,6 +8,7 @@ from journal_support import intent, run_started
 
 from repeg.domain.events import RunStarted
 from repeg.journal.base import REDACTED, redact
+from repeg.journal.postgres import safe_dsn
 from repeg.journal.sqlite import SqliteJournal
 
 SECRET = "PKSECRET-0123456789abcdef"
@@ -39,3 +40,7 @@ async def test_secret_values_never_appear_in_the_journal_files(tmp_path: Path) -
     journal.close()
     for file in tmp_path.iterdir():
         assert SECRET.encode() not in file.read_bytes(), file.name
+
+
+def test_a_postgres_password_is_masked_wherever_the_journal_is_named() -> None:
+    assert safe_dsn(f"postgresql://u:{SECRET}@host:5432/db") == "postgresql://u:***@host:5432/db"

@@ -81,8 +81,8 @@ class Journal(Protocol):
         """A summary of every run, oldest first."""
         ...
 
-    async def close(self) -> None:
-        """Flush and release the store. Safe to call twice."""
+    def close(self) -> None:
+        """Commit everything emitted and release the store (blocks until committed). Safe to call twice."""
         ...
 
 

@@ -1,0 +1,131 @@
+"""`PostgresJournal`: the same journal in PostgreSQL (psycopg 3), for teams that keep runs in a shared database.
+
+Durable events commit with `synchronous_commit = on` (the server flushes its WAL before answering); group commits
+holding only order updates use `synchronous_commit = off` for that transaction alone. The schema and its
+migrations are those of SQLite in the postgres dialect (`repeg.journal.schema`); migrations run under an advisory
+lock so that two processes opening a fresh database do not race.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from repeg.errors import JournalError
+from repeg.journal.schema import VERSION_TABLE_POSTGRES, not_a_journal, pending_migrations
+from repeg.journal.store import SUMMARY_KINDS, SqlJournal
+from repeg.journal.writer import Record
+
+if TYPE_CHECKING:
+    import psycopg
+
+_MIGRATION_LOCK = 0x7265706567  # "repeg"
+_INSERT_EVENT = "INSERT INTO events (run_id, seq, leg, ts, correlation_id, kind, payload) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+_PASSWORD = re.compile(r"(://[^:/@]+:)[^@]*@")
+
+
+def safe_dsn(dsn: str) -> str:
+    """The DSN with its password masked, for messages and `repeg runs`."""
+    return _PASSWORD.sub(r"\1***@", dsn)
+
+
+def _connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
+    try:
+        import psycopg
+    except ImportError as exc:
+        raise JournalError("a postgresql:// journal needs psycopg: pip install 'repeg[postgres]'") from exc
+    try:
+        return psycopg.connect(dsn, autocommit=False)
+    except psycopg.Error as exc:
+        raise JournalError(f"cannot open journal {safe_dsn(dsn)}: {exc}") from exc
+
+
+def _tables(conn: psycopg.Connection[tuple[object, ...]]) -> set[str]:
+    rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()").fetchall()
+    return {str(row[0]) for row in rows}
+
+
+def _version(conn: psycopg.Connection[tuple[object, ...]], location: str) -> int:
+    tables = _tables(conn)
+    if "schema_version" not in tables:
+        if tables:
+            raise not_a_journal(location, tables)
+        return 0
+    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    return 0 if row is None or row[0] is None else int(str(row[0]))
+
+
+def _migrate(conn: psycopg.Connection[tuple[object, ...]], location: str) -> None:
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        found = _version(conn, location)
+        conn.execute(VERSION_TABLE_POSTGRES)
+        for migration in pending_migrations(found, location):
+            for statement in migration.statements("postgres"):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_version (version, applied_at) VALUES (%s, now())", (migration.version,)
+            )
+
+
+class PostgresJournal(SqlJournal):
+    """A journal in a PostgreSQL database named by a `postgresql://` DSN."""
+
+    def __init__(self, dsn: str, *, threaded: bool | None = None) -> None:
+        super().__init__(safe_dsn(dsn), threaded)
+        self._conn = _connect(dsn)
+        try:
+            _migrate(self._conn, self._location)
+        except BaseException:
+            self._conn.close()
+            raise
+        self._reader = _connect(dsn)
+        self._reader.autocommit = True
+
+    @property
+    def schema_version(self) -> int:
+        return _version(self._reader, self._location)
+
+    def has_run(self, run_id: str) -> bool:
+        return self._reader.execute("SELECT 1 FROM runs WHERE run_id = %s", (run_id,)).fetchone() is not None
+
+    def _payloads(self, run_id: str) -> list[str]:
+        rows = self._reader.execute("SELECT payload FROM events WHERE run_id = %s ORDER BY seq", (run_id,))
+        return [str(row[0]) for row in rows.fetchall()]
+
+    def _summary_rows(self) -> list[tuple[str, datetime, str | None]]:
+        rows = self._reader.execute(
+            "SELECT r.run_id, r.started, e.payload FROM runs r LEFT JOIN events e "
+            "ON e.run_id = r.run_id AND e.kind = ANY(%s) ORDER BY r.started, r.run_id, e.seq",
+            (list(SUMMARY_KINDS),),
+        ).fetchall()
+        result: list[tuple[str, datetime, str | None]] = []
+        for run_id, started, payload in rows:
+            if not isinstance(started, datetime):
+                raise JournalError(f"journal {self._location}: run {run_id} has no start time")
+            result.append((str(run_id), started, None if payload is None else str(payload)))
+        return result
+
+    def _max_seq(self, run_id: str) -> int:
+        row = self._reader.execute("SELECT MAX(seq) FROM events WHERE run_id = %s", (run_id,)).fetchone()
+        return 0 if row is None or row[0] is None else int(str(row[0]))
+
+    def _close_store(self) -> None:
+        self._conn.close()
+        self._reader.close()
+
+    def _commit(self, records: Sequence[Record], durable: bool) -> None:
+        if not records:
+            return
+        conn = self._conn
+        with conn.transaction():
+            if not durable:
+                conn.execute("SET LOCAL synchronous_commit = off")
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO runs (run_id, started) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                    [(r.run_id, r.ts) for r in records if r.seq == 1],
+                )
+                cursor.executemany(_INSERT_EVENT, records)

@@ -1,0 +1,103 @@
+"""PostgresJournal: the journal contract on PostgreSQL. Runs when a server is reachable, skips otherwise.
+
+Set `REPEG_TEST_POSTGRES_DSN` (e.g. postgresql://postgres@127.0.0.1:5432/postgres); without it a server on
+127.0.0.1:5432 is tried. Each test works in a fresh schema of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+from journal_support import accepted, fill, intent, leg_planned, run_ended, run_started
+
+from repeg.errors import JournalError, RunNotFoundError
+from repeg.journal.factory import open_journal
+from repeg.journal.postgres import PostgresJournal, safe_dsn
+from repeg.journal.schema import SCHEMA_VERSION
+
+psycopg = pytest.importorskip("psycopg")
+
+DSN = os.environ.get("REPEG_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _server_reachable() -> bool:
+    try:
+        psycopg.connect(DSN, connect_timeout=2).close()
+    except psycopg.Error:
+        return False
+    return True
+
+
+pytestmark = pytest.mark.skipif(not _server_reachable(), reason=f"no PostgreSQL at {safe_dsn(DSN)}")
+
+
+@pytest.fixture
+def dsn() -> Iterator[str]:
+    schema = f"repeg_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    separator = "&" if "?" in DSN else "?"
+    yield f"{DSN}{separator}options=-csearch_path%3D{schema}"
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+async def test_events_read_back_equal_and_in_order(dsn: str) -> None:
+    journal = open_journal(dsn)
+    assert isinstance(journal, PostgresJournal)
+    events = [run_started(), leg_planned(), intent(), accepted(), fill(), run_ended()]
+    for event in events:
+        await journal.emit(event)
+    await journal.flush()
+    assert journal.events("r1") == events
+    assert journal.schema_version == SCHEMA_VERSION
+    journal.close()
+
+
+async def test_runs_summary_matches_sqlite_semantics(dsn: str) -> None:
+    journal = open_journal(dsn)
+    for event in [run_started(), leg_planned(), intent(), fill(), run_ended()]:
+        await journal.emit(event)
+    await journal.flush()
+    (summary,) = journal.runs()
+    journal.close()
+    assert (summary.run_id, summary.status, summary.legs, summary.notional) == (
+        "r1",
+        "completed",
+        1,
+        Decimal("400.40"),
+    )
+
+
+async def test_stored_rows_cannot_be_changed(dsn: str) -> None:
+    journal = open_journal(dsn)
+    await journal.emit(run_started())
+    journal.close()
+    with psycopg.connect(dsn) as conn, pytest.raises(psycopg.Error, match="append-only"):
+        conn.execute("DELETE FROM events")
+
+
+async def test_sequence_continues_when_reopened(dsn: str) -> None:
+    first = open_journal(dsn)
+    await first.emit(run_started())
+    first.close()
+    second = open_journal(dsn)
+    await second.emit(intent())
+    second.close()
+    third = open_journal(dsn)
+    assert [e.kind for e in third.events("r1")] == ["run_started", "order_intent"]
+    with pytest.raises(RunNotFoundError):
+        third.events("other")
+    third.close()
+
+
+def test_a_database_from_a_newer_repeg_is_refused(dsn: str) -> None:
+    open_journal(dsn).close()
+    with psycopg.connect(dsn) as conn:
+        conn.execute("INSERT INTO schema_version VALUES (%s, now())", (SCHEMA_VERSION + 1,))
+    with pytest.raises(JournalError, match="newer than"):
+        open_journal(dsn)
