@@ -1,0 +1,312 @@
+"""Execution policies as configuration: a `PolicySpec` (from a name or a TOML table) becomes an `ExecutionPolicy`.
+
+Kinds:
+
+- `market`: a market order at arrival (the baseline every other policy is compared with).
+- `touch-then-market`: a limit at the near touch at arrival; after `wait_seconds` (or at the deadline) the remainder
+  escalates to the market. With `follow = true` the limit follows the near touch as it moves.
+- `ladder`: the engine's own `LadderPolicy`, parameterised through `ExecutionConfig` (start fraction, steps, wait per
+  step, escalation style).
+- `adaptive`: `repeg.lab.adaptive`'s rule, with parameters fitted on another day (`repeg.lab.fit`).
+
+Every policy answers the engine's `ExecutionPolicy.decide(leg, quote, verdict, now)`. Their common rules: nothing
+is decided while the broker is answering; an escalated leg sends its remainder at market; at the deadline
+(`phase_started_at + max_total_wait`, the parent order's time budget) whatever remains escalates. Prices are
+Decimal on the legal tick grid (`repeg.domain.ticks`).
+
+The adaptive policy keeps one piece of state: the recent mids of each symbol it has been shown (for its trend
+feature). It is a deterministic function of the sequence of calls, so a replay is reproducible.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from repeg.config import EscalationStyle, ExecutionConfig
+from repeg.domain.leg import REASON_ESCALATE, REASON_INITIAL, REASON_REMAINDER, REASON_REPEG, LegState
+from repeg.domain.lifecycle import LegStatus
+from repeg.domain.orders import OrderType
+from repeg.domain.quote import Quote, QuoteVerdict
+from repeg.domain.ticks import tick_size, to_units
+from repeg.errors import ConfigError
+from repeg.lab.adaptive import (
+    BookState,
+    Choice,
+    Move,
+    TrendTracker,
+    book_state,
+    choose,
+    rest_price,
+    state_cell,
+)
+from repeg.lab.fit import AdaptiveParams
+from repeg.market.tape import to_ns
+from repeg.policy.decide import Action, Escalate, ExecutionPolicy, LadderPolicy, Replace, Skip, Submit, Wait
+from repeg.policy.pricing import initial_limit
+
+_WAITING_FOR_BROKER = frozenset({LegStatus.SUBMITTING, LegStatus.REPLACING, LegStatus.CANCELING})
+_IDLE_WAIT = Wait()
+#: `OrderIntent.reason` of a policy that chooses to cross (not an escalation forced by time).
+REASON_CROSS = "cross"
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = ""
+
+
+class MarketSpec(_Spec):
+    kind: Literal["market"] = "market"
+
+
+class TouchThenMarketSpec(_Spec):
+    kind: Literal["touch-then-market"] = "touch-then-market"
+    wait_seconds: float = Field(default=30.0, gt=0)
+    follow: bool = False
+
+
+class LadderSpec(_Spec):
+    kind: Literal["ladder"] = "ladder"
+    initial_offset: Decimal = Field(default=Decimal(0), ge=0, le=1)
+    repeg_steps: tuple[Decimal, ...] = (Decimal("0.5"), Decimal("0.75"), Decimal("1.0"))
+    fill_wait_seconds: float = Field(default=10.0, gt=0)
+    escalation: EscalationStyle = EscalationStyle.MARKET
+    escalation_collar_bps: Decimal = Field(default=Decimal(50), gt=0)
+
+
+class AdaptiveSpec(_Spec):
+    kind: Literal["adaptive"] = "adaptive"
+    #: JSON written by `repeg.lab.fit.save_params`; when absent the caller must supply fitted parameters.
+    params_file: str | None = None
+    #: Re-price only when the new choice is expected cheaper by more than this many $0.0001 units.
+    margin_units: float = Field(default=5.0, ge=0)
+    #: Re-decide at least this often even when no quote arrives.
+    poll_seconds: float = Field(default=1.0, gt=0)
+
+
+PolicySpec = Annotated[
+    MarketSpec | TouchThenMarketSpec | LadderSpec | AdaptiveSpec, Field(discriminator="kind")
+]
+
+
+class _SpecHolder(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    policy: PolicySpec
+
+
+#: Named policies usable on the command line instead of a TOML file.
+NAMED: dict[str, PolicySpec] = {
+    "market": MarketSpec(name="market"),
+    "touch-then-market": TouchThenMarketSpec(name="touch-then-market"),
+    "ladder": LadderSpec(name="ladder"),
+    "adaptive": AdaptiveSpec(name="adaptive"),
+}
+#: The default policy's name (see docs/EXECUTION_QUALITY.md for why).
+DEFAULT_POLICY = "ladder"
+
+
+def policy_spec(text: str) -> PolicySpec:
+    """A named policy (`market`, `touch-then-market`, `ladder`, `adaptive`, `default`) or a TOML file path.
+
+    A TOML file holds a `[policy]` table (or the table itself at top level) with `kind` and its parameters.
+    """
+    key = DEFAULT_POLICY if text == "default" else text
+    if key in NAMED:
+        return NAMED[key]
+    path = Path(text)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(
+            "policy", text, f"neither a known policy name {sorted(NAMED)} nor a readable TOML file: {exc}"
+        ) from exc
+    table = raw.get("policy", raw)
+    try:
+        spec = _SpecHolder.model_validate({"policy": table}).policy
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key_path = ".".join(str(p) for p in first["loc"][1:]) or "policy"
+        raise ConfigError(f"policy.{key_path}", first.get("input"), first["msg"]) from exc
+    return spec if spec.name else spec.model_copy(update={"name": path.stem})
+
+
+def spec_params(spec: PolicySpec) -> dict[str, str]:
+    """The spec's fields as strings, for the saved result."""
+    return {k: str(v) for k, v in spec.model_dump(mode="json").items()}
+
+
+def ladder_config(spec: LadderSpec, base: ExecutionConfig) -> ExecutionConfig:
+    """`base` with the ladder's pricing and timing (validated like any config)."""
+    data = base.model_dump()
+    data.update(
+        initial_offset=spec.initial_offset,
+        repeg_steps=spec.repeg_steps,
+        fill_wait_seconds=spec.fill_wait_seconds,
+        escalation=spec.escalation,
+        escalation_collar_bps=spec.escalation_collar_bps,
+    )
+    data["max_total_wait"] = max(base.max_total_wait, spec.fill_wait_seconds)
+    try:
+        return ExecutionConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(".".join(str(p) for p in first["loc"]), first.get("input"), first["msg"]) from exc
+
+
+def build_policy(
+    spec: PolicySpec, config: ExecutionConfig, *, adaptive_params: AdaptiveParams | None = None
+) -> ExecutionPolicy:
+    """The `ExecutionPolicy` of a spec under the run's `config` (whose `max_total_wait` is the time budget)."""
+    if isinstance(spec, MarketSpec):
+        return MarketPolicy(config)
+    if isinstance(spec, TouchThenMarketSpec):
+        return TouchThenMarketPolicy(config, wait=timedelta(seconds=spec.wait_seconds), follow=spec.follow)
+    if isinstance(spec, LadderSpec):
+        return LadderPolicy(ladder_config(spec, config))
+    if adaptive_params is None:
+        raise ConfigError(
+            "policy.params_file", spec.params_file, "the adaptive policy needs fitted parameters"
+        )
+    return AdaptivePolicy(config, adaptive_params, spec)
+
+
+class _Common:
+    """Rules every lab policy shares: broker waits, escalated remainders, the deadline."""
+
+    def __init__(self, config: ExecutionConfig) -> None:
+        self._config = config
+        self._poll = config.check_interval
+
+    def _deadline(self, leg: LegState, now: datetime) -> datetime:
+        return (leg.phase_started_at or now) + self._config.total_wait
+
+    def _preamble(self, leg: LegState, now: datetime) -> Action | None:
+        """The action forced by the leg's state, or None when the policy itself must decide."""
+        if leg.is_done or leg.status in _WAITING_FOR_BROKER:
+            return _IDLE_WAIT
+        if leg.escalated:
+            if leg.status in (LegStatus.IDLE, LegStatus.PLANNED):
+                return Submit(order_type=OrderType.MARKET, reason=REASON_ESCALATE)
+            return _IDLE_WAIT
+        if now >= self._deadline(leg, now):
+            if leg.status is LegStatus.PLANNED:
+                return Skip(reason=f"no valid quote within the {self._config.max_total_wait}s budget")
+            return Escalate(reason="deadline")
+        return None
+
+    def _wait(self, leg: LegState, now: datetime, until: datetime | None = None) -> Wait:
+        wake = min(self._deadline(leg, now), now + self._poll)
+        return Wait(until=wake if until is None else min(wake, until))
+
+
+class MarketPolicy(_Common):
+    """A market order at arrival, once a valid quote is seen; a remainder (partial fill) goes at market too."""
+
+    def decide(self, leg: LegState, quote: Quote | None, verdict: QuoteVerdict, now: datetime) -> Action:
+        del quote  # a market order needs no price, only a valid quote to have been seen
+        forced = self._preamble(leg, now)
+        if forced is not None:
+            return forced
+        if verdict is not QuoteVerdict.VALID and leg.status is LegStatus.PLANNED:
+            return self._wait(leg, now)
+        reason = REASON_INITIAL if leg.status is LegStatus.PLANNED else REASON_REMAINDER
+        if leg.status in (LegStatus.PLANNED, LegStatus.IDLE):
+            return Submit(order_type=OrderType.MARKET, reason=reason)
+        return _IDLE_WAIT
+
+
+class TouchThenMarketPolicy(_Common):
+    """Join the near touch; escalate the remainder after `wait` from the first submission (or at the deadline)."""
+
+    def __init__(self, config: ExecutionConfig, *, wait: timedelta, follow: bool) -> None:
+        super().__init__(config)
+        self._touch_wait = wait
+        self._follow = follow
+
+    def decide(self, leg: LegState, quote: Quote | None, verdict: QuoteVerdict, now: datetime) -> Action:
+        forced = self._preamble(leg, now)
+        if forced is not None:
+            return forced
+        valid = quote if verdict is QuoteVerdict.VALID else None
+        give_up = (leg.submitted_at or now) + self._touch_wait
+        if leg.status is not LegStatus.PLANNED and now >= give_up:
+            return Escalate(reason="touch_timeout")
+        if valid is None:
+            return self._wait(leg, now, give_up)
+        return self._at_touch(leg, initial_limit(valid, leg.side, Decimal(0)), now, give_up)
+
+    def _at_touch(self, leg: LegState, touch: Decimal, now: datetime, give_up: datetime) -> Action:
+        if leg.status in (LegStatus.PLANNED, LegStatus.IDLE):
+            reason = REASON_INITIAL if leg.status is LegStatus.PLANNED else REASON_REMAINDER
+            return Submit(order_type=OrderType.LIMIT, limit_price=touch, step=0, reason=reason)
+        if self._follow and touch != leg.limit_price:
+            return Replace(limit_price=touch, step=0, reason=REASON_REPEG)
+        return self._wait(leg, now, give_up)
+
+
+class AdaptivePolicy(_Common):
+    """Rest, re-price or cross at each decision, by the fitted table (see `repeg.lab.adaptive`)."""
+
+    def __init__(self, config: ExecutionConfig, params: AdaptiveParams, spec: AdaptiveSpec) -> None:
+        super().__init__(config)
+        self._params = params
+        self._margin = spec.margin_units
+        self._poll = timedelta(seconds=spec.poll_seconds)
+        self._lookback_ns = int(params.config.trend_lookback_s * 1e9)
+        self._trends: dict[str, TrendTracker] = {}
+        self._last_seen: dict[str, datetime] = {}
+
+    def _trend2(self, quote: Quote) -> int:
+        tracker = self._trends.setdefault(quote.symbol, TrendTracker(self._lookback_ns))
+        if self._last_seen.get(quote.symbol) != quote.ts:
+            ts_ns = max(to_ns(quote.ts), to_ns(self._last_seen.get(quote.symbol, quote.ts)))
+            tracker.record(ts_ns, to_units(quote.bid), to_units(quote.ask))
+            self._last_seen[quote.symbol] = max(quote.ts, self._last_seen.get(quote.symbol, quote.ts))
+        return tracker.trend2(to_ns(quote.ts))
+
+    def decide(self, leg: LegState, quote: Quote | None, verdict: QuoteVerdict, now: datetime) -> Action:
+        trend = self._trend2(quote) if quote is not None and verdict is QuoteVerdict.VALID else 0
+        forced = self._preamble(leg, now)
+        if forced is not None:
+            return forced
+        if quote is None or verdict is not QuoteVerdict.VALID:
+            return self._wait(leg, now)
+        remaining = (self._deadline(leg, now) - now).total_seconds()
+        state = book_state(quote, leg.side, trend)
+        return self._act(leg, quote, state, choose(self._params, state, remaining), now)
+
+    def _act(self, leg: LegState, quote: Quote, state: BookState, choice: Choice, now: datetime) -> Action:
+        idle = leg.status in (LegStatus.PLANNED, LegStatus.IDLE)
+        if choice.move is Move.CROSS:
+            return (
+                Submit(order_type=OrderType.MARKET, reason=REASON_CROSS)
+                if idle
+                else Escalate(reason=REASON_CROSS)
+            )
+        price = rest_price(quote, leg.side, choice.offset_ticks, tick_size(quote.bid))
+        if idle:
+            reason = REASON_INITIAL if leg.status is LegStatus.PLANNED else REASON_REMAINDER
+            return Submit(order_type=OrderType.LIMIT, limit_price=price, step=0, reason=reason)
+        if price != leg.limit_price and self._worth_moving(leg, state, choice):
+            return Replace(limit_price=price, step=0, reason=REASON_REPEG)
+        return self._wait(leg, now)
+
+    def _worth_moving(self, leg: LegState, state: BookState, choice: Choice) -> bool:
+        """Hysteresis: move a resting limit only off a price the table cannot value, or for a saving > margin."""
+        current = leg.limit_price
+        if current is None or choice.horizon_s is None:
+            return True
+        tick_units = self._params.config.tick_units
+        inside = (to_units(current) - state.near) * leg.side.sign
+        if inside < 0 or inside % tick_units != 0 or inside >= state.spread:
+            return True  # behind the touch, off the grid, or at the far touch: the table does not apply
+        held = self._params.cost(choice.horizon_s, inside // tick_units, state_cell(self._params, state))
+        return held is None or choice.expected_cost + self._margin < held

@@ -1,0 +1,236 @@
+"""Policies as configuration: specs, names and TOML, and what each lab policy decides in each leg state."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from repeg.config import ExecutionConfig
+from repeg.domain.leg import LegState
+from repeg.domain.lifecycle import LegStatus
+from repeg.domain.orders import OrderType, Side
+from repeg.domain.plan import LegSpec
+from repeg.domain.quote import Quote, QuoteVerdict
+from repeg.errors import ConfigError
+from repeg.lab.fit import AdaptiveParams, FitConfig, FitRule, table_key
+from repeg.lab.models import DataRef
+from repeg.lab.policies import (
+    REASON_CROSS,
+    AdaptivePolicy,
+    AdaptiveSpec,
+    LadderSpec,
+    MarketPolicy,
+    TouchThenMarketPolicy,
+    TouchThenMarketSpec,
+    build_policy,
+    ladder_config,
+    policy_spec,
+)
+from repeg.policy.decide import Escalate, LadderPolicy, Replace, Skip, Submit, Wait
+
+T0 = datetime(2018, 1, 3, 15, 0, tzinfo=UTC)
+CONFIG = ExecutionConfig(max_total_wait=60.0, fill_wait_seconds=10.0)
+QUOTE = Quote(
+    symbol="XXX",
+    bid=Decimal("100.00"),
+    bid_size=Decimal(100),
+    ask=Decimal("100.04"),
+    ask_size=Decimal(100),
+    ts=T0,
+)
+V = QuoteVerdict.VALID
+
+
+def _leg(status: LegStatus = LegStatus.PLANNED, side: Side = Side.BUY, **changes: object) -> LegState:
+    spec = LegSpec(index=0, symbol="XXX", side=side, qty=Decimal(100))
+    return LegState(spec=spec, status=status, phase_started_at=T0, **changes)
+
+
+def _working(limit: str, side: Side = Side.BUY) -> LegState:
+    return _leg(LegStatus.WORKING, side, submitted_at=T0, limit_price=Decimal(limit))
+
+
+def _params(join: float, improve: float) -> AdaptiveParams:
+    cfg = FitConfig(horizons_s=(5.0, 30.0), offsets_ticks=(0, 1))
+    costs = {
+        table_key(h, o): ((join if o == 0 else improve),) * cfg.n_cells for h in (5.0, 30.0) for o in (0, 1)
+    }
+    return AdaptiveParams(
+        rule=FitRule.PAPER,
+        fit_data=DataRef(symbol="XXX", day=date(2018, 1, 2), quotes_file="q", trades_file=None, digest="d"),
+        config=cfg,
+        samples=1,
+        wait_cost=costs,
+        counts={k: (1,) * cfg.n_cells for k in costs},
+    )
+
+
+# --- specs -------------------------------------------------------------------------------------------------
+
+
+def test_names_resolve_to_specs_and_default_is_a_known_policy() -> None:
+    assert policy_spec("market").kind == "market"
+    assert policy_spec("touch-then-market").kind == "touch-then-market"
+    assert policy_spec("default").kind in {"ladder", "touch-then-market", "adaptive", "market"}
+
+
+def test_toml_spec_is_read_with_its_parameters(tmp_path: Path) -> None:
+    path = tmp_path / "fast_ladder.toml"
+    path.write_text('[policy]\nkind = "ladder"\nrepeg_steps = ["0.5", "1.0"]\nfill_wait_seconds = 5\n')
+    spec = policy_spec(str(path))
+    assert isinstance(spec, LadderSpec)
+    assert spec.repeg_steps == (Decimal("0.5"), Decimal("1.0"))
+    assert spec.name == "fast_ladder"
+
+
+def test_toml_spec_with_a_bad_value_names_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('kind = "touch-then-market"\nwait_seconds = -1\n')
+    with pytest.raises(ConfigError, match="wait_seconds"):
+        policy_spec(str(path))
+
+
+def test_unknown_name_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="known policy name"):
+        policy_spec("no-such-policy")
+
+
+def test_ladder_spec_maps_onto_the_engine_ladder_through_execution_config() -> None:
+    spec = LadderSpec(initial_offset=Decimal("0.25"), repeg_steps=(Decimal("1.0"),), fill_wait_seconds=20)
+    cfg = ladder_config(spec, CONFIG)
+    assert (cfg.initial_offset, cfg.repeg_steps, cfg.fill_wait_seconds) == (
+        Decimal("0.25"),
+        (Decimal("1.0"),),
+        20,
+    )
+    assert isinstance(build_policy(spec, CONFIG), LadderPolicy)
+
+
+def test_ladder_with_steps_not_increasing_is_refused_naming_the_key() -> None:
+    spec = LadderSpec(repeg_steps=(Decimal("0.75"), Decimal("0.5")))
+    with pytest.raises(ConfigError, match="repeg_steps"):
+        ladder_config(spec, CONFIG)
+
+
+def test_adaptive_without_parameters_is_refused() -> None:
+    with pytest.raises(ConfigError, match="fitted parameters"):
+        build_policy(AdaptiveSpec(), CONFIG)
+
+
+# --- market --------------------------------------------------------------------------------------------------
+
+
+def test_market_policy_sends_a_market_order_at_arrival() -> None:
+    action = MarketPolicy(CONFIG).decide(_leg(), QUOTE, V, T0)
+    assert isinstance(action, Submit)
+    assert action.order_type is OrderType.MARKET
+
+
+def test_market_policy_waits_for_a_valid_quote() -> None:
+    action = MarketPolicy(CONFIG).decide(_leg(), None, QuoteVerdict.MISSING, T0)
+    assert action == Wait(until=T0 + timedelta(seconds=1))
+
+
+def test_leg_still_without_a_quote_at_the_deadline_is_skipped() -> None:
+    action = MarketPolicy(CONFIG).decide(_leg(), None, QuoteVerdict.MISSING, T0 + timedelta(seconds=60))
+    assert isinstance(action, Skip)
+
+
+def test_nothing_is_decided_while_the_broker_answers() -> None:
+    assert MarketPolicy(CONFIG).decide(_leg(LegStatus.SUBMITTING), QUOTE, V, T0) == Wait()
+
+
+# --- touch then market ---------------------------------------------------------------------------------------
+
+
+def _touch(wait: float = 30.0, follow: bool = False) -> TouchThenMarketPolicy:
+    policy = build_policy(TouchThenMarketSpec(wait_seconds=wait, follow=follow), CONFIG)
+    assert isinstance(policy, TouchThenMarketPolicy)
+    return policy
+
+
+def test_touch_joins_the_bid_for_a_buy_and_the_ask_for_a_sell() -> None:
+    buy = _touch().decide(_leg(), QUOTE, V, T0)
+    sell = _touch().decide(_leg(side=Side.SELL), QUOTE, V, T0)
+    assert isinstance(buy, Submit)
+    assert isinstance(sell, Submit)
+    assert (buy.limit_price, sell.limit_price) == (Decimal("100.00"), Decimal("100.04"))
+
+
+def test_touch_escalates_after_its_wait() -> None:
+    leg = _working("100.00")
+    assert isinstance(_touch(30).decide(leg, QUOTE, V, T0 + timedelta(seconds=29)), Wait)
+    assert _touch(30).decide(leg, QUOTE, V, T0 + timedelta(seconds=30)) == Escalate(reason="touch_timeout")
+
+
+def test_touch_escalates_at_the_budget_deadline_even_with_a_longer_wait() -> None:
+    action = _touch(300).decide(_working("100.00"), QUOTE, V, T0 + timedelta(seconds=60))
+    assert action == Escalate(reason="deadline")
+
+
+def test_touch_follows_the_moving_bid_only_when_asked() -> None:
+    moved = QUOTE.model_copy(update={"bid": Decimal("100.01")})
+    assert isinstance(_touch(follow=False).decide(_working("100.00"), moved, V, T0), Wait)
+    assert _touch(follow=True).decide(_working("100.00"), moved, V, T0) == Replace(
+        limit_price=Decimal("100.01"), step=0, reason="repeg"
+    )
+
+
+def test_escalated_idle_leg_sends_its_remainder_at_market() -> None:
+    leg = _leg(LegStatus.IDLE, submitted_at=T0, escalated=True)
+    action = _touch().decide(leg, QUOTE, V, T0 + timedelta(seconds=31))
+    assert isinstance(action, Submit)
+    assert action.order_type is OrderType.MARKET
+
+
+# --- adaptive ------------------------------------------------------------------------------------------------
+
+
+def _adaptive(join: float, improve: float) -> AdaptivePolicy:
+    policy = build_policy(AdaptiveSpec(margin_units=5.0), CONFIG, adaptive_params=_params(join, improve))
+    assert isinstance(policy, AdaptivePolicy)
+    return policy
+
+
+def test_adaptive_crosses_at_arrival_with_a_market_order_when_waiting_is_dearer() -> None:
+    action = _adaptive(join=300.0, improve=300.0).decide(_leg(), QUOTE, V, T0)
+    assert action == Submit(order_type=OrderType.MARKET, reason=REASON_CROSS)
+
+
+def test_adaptive_rests_one_tick_inside_when_that_is_cheapest() -> None:
+    action = _adaptive(join=50.0, improve=0.0).decide(_leg(), QUOTE, V, T0)
+    assert isinstance(action, Submit)
+    assert action.limit_price == Decimal("100.01")
+
+
+def test_adaptive_working_order_escalates_when_crossing_becomes_cheapest() -> None:
+    action = _adaptive(join=300.0, improve=300.0).decide(
+        _working("100.00"), QUOTE, V, T0 + timedelta(seconds=5)
+    )
+    assert action == Escalate(reason=REASON_CROSS)
+
+
+def test_adaptive_does_not_move_for_a_saving_within_the_margin() -> None:
+    # Resting at the bid is valued 50, one tick inside 47: a 3-unit saving is below the 5-unit margin.
+    action = _adaptive(join=50.0, improve=47.0).decide(
+        _working("100.00"), QUOTE, V, T0 + timedelta(seconds=1)
+    )
+    assert isinstance(action, Wait)
+
+
+def test_adaptive_moves_a_limit_left_behind_the_touch() -> None:
+    moved = QUOTE.model_copy(update={"bid": Decimal("100.02"), "ask": Decimal("100.06")})
+    action = _adaptive(join=50.0, improve=60.0).decide(
+        _working("100.00"), moved, V, T0 + timedelta(seconds=1)
+    )
+    assert action == Replace(limit_price=Decimal("100.02"), step=0, reason="repeg")
+
+
+def test_adaptive_crosses_when_too_little_time_is_left() -> None:
+    action = _adaptive(join=-100.0, improve=-100.0).decide(
+        _working("100.00"), QUOTE, V, T0 + timedelta(seconds=56)
+    )
+    assert action == Escalate(reason=REASON_CROSS)
