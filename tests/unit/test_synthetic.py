@@ -1,0 +1,126 @@
+"""Synthetic quotes: deterministic, legal prices, sane books, and the requested amount of invalid data."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import numpy as np
+import pytest
+
+from repeg.domain.ticks import from_units, is_legal_price
+from repeg.market.synthetic import DEFAULT_START, SyntheticSymbol, synthetic_symbols, synthetic_tape
+from repeg.market.tape import to_ns
+
+LARGE = SyntheticSymbol(symbol="BIG", start_price=Decimal("157.00"))
+SMALL = SyntheticSymbol(symbol="TINY", start_price=Decimal("0.4321"), mean_spread_ticks=3)
+
+
+def _columns_equal(a: object, b: object) -> bool:
+    names = ("ts", "bid", "ask", "bid_size", "ask_size")
+    return all(np.array_equal(getattr(a, n), getattr(b, n)) for n in names)
+
+
+def test_same_seed_gives_the_same_tape() -> None:
+    one = synthetic_tape([LARGE, SMALL], seed=7, n_quotes=5_000)
+    two = synthetic_tape([LARGE, SMALL], seed=7, n_quotes=5_000)
+    assert _columns_equal(one.columns("BIG"), two.columns("BIG"))
+    assert _columns_equal(one.columns("TINY"), two.columns("TINY"))
+
+
+def test_different_seeds_give_different_tapes() -> None:
+    one = synthetic_tape([LARGE], seed=1, n_quotes=2_000)
+    two = synthetic_tape([LARGE], seed=2, n_quotes=2_000)
+    assert not _columns_equal(one.columns("BIG"), two.columns("BIG"))
+
+
+def test_adding_a_symbol_leaves_the_others_unchanged() -> None:
+    alone = synthetic_tape([LARGE], seed=3, n_quotes=1_000)
+    with_other = synthetic_tape([LARGE, SMALL], seed=3, n_quotes=2_000)
+    assert _columns_equal(alone.columns("BIG"), with_other.columns("BIG"))
+
+
+def test_quotes_are_shared_among_symbols_by_activity() -> None:
+    busy = SyntheticSymbol(symbol="BUSY", start_price=Decimal(20), activity=3.0)
+    tape = synthetic_tape([LARGE, busy], seed=1, n_quotes=4_000)
+    assert tape.count("BIG") == 1_000
+    assert tape.count("BUSY") == 3_000
+
+
+def test_times_are_sorted_inside_the_session() -> None:
+    tape = synthetic_tape([LARGE], seed=4, n_quotes=10_000, duration=timedelta(minutes=10))
+    ts = tape.columns("BIG").ts
+    assert ts[0] == to_ns(DEFAULT_START)
+    assert bool(np.all(np.diff(ts) >= 0))
+    assert ts[-1] < to_ns(DEFAULT_START + timedelta(minutes=10))
+    assert len(np.unique(np.diff(ts))) > 100  # irregular spacing
+
+
+@pytest.mark.parametrize(
+    "spec", [LARGE, SMALL, SyntheticSymbol(symbol="EDGE", start_price=Decimal("0.9990"))]
+)
+def test_every_price_is_on_the_legal_tick_grid(spec: SyntheticSymbol) -> None:
+    cols = synthetic_tape([spec], seed=5, n_quotes=20_000).columns(spec.symbol)
+    prices = np.unique(np.concatenate([cols.bid, cols.ask]))
+    assert all(is_legal_price(from_units(int(p))) for p in prices)
+
+
+def test_valid_books_have_spreads_of_one_to_several_ticks() -> None:
+    cols = synthetic_tape([LARGE], seed=6, n_quotes=20_000).columns("BIG")
+    spread_ticks = (cols.ask - cols.bid) // 100
+    assert spread_ticks.min() >= 1
+    assert 1.5 < spread_ticks.mean() < 3.0
+    assert len(np.unique(spread_ticks)) >= 3
+
+
+def test_sub_dollar_symbol_quotes_in_sub_penny_increments() -> None:
+    cols = synthetic_tape([SMALL], seed=8, n_quotes=5_000).columns("TINY")
+    assert cols.bid.min() > 0
+    assert cols.ask.max() < 10_000
+    assert bool(np.any(cols.bid % 100 != 0))
+
+
+def test_sizes_are_positive_round_lots() -> None:
+    cols = synthetic_tape([LARGE], seed=9, n_quotes=5_000).columns("BIG")
+    assert cols.bid_size.min() >= 100
+    assert bool(np.all(cols.ask_size % 100 == 0))
+
+
+def test_no_invalid_quotes_by_default() -> None:
+    cols = synthetic_tape([LARGE, SMALL], seed=10, n_quotes=10_000).columns("TINY")
+    assert bool(np.all((cols.bid > 0) & (cols.ask > cols.bid)))
+
+
+def test_invalid_rate_blanks_about_that_share_of_quotes_but_never_the_first() -> None:
+    cols = synthetic_tape([LARGE], seed=11, n_quotes=50_000, invalid_rate=0.02).columns("BIG")
+    invalid = (cols.bid == 0) | (cols.ask == 0)
+    assert not invalid[0]
+    assert 0.015 < invalid.mean() < 0.025
+    assert bool(np.any((cols.bid == 0) & (cols.ask > 0)))
+    assert bool(np.any((cols.bid == 0) & (cols.ask == 0)))
+
+
+def test_synthetic_symbols_are_deterministic_and_legal() -> None:
+    specs = synthetic_symbols(50, seed=1)
+    assert specs == synthetic_symbols(50, seed=1)
+    assert len({s.symbol for s in specs}) == 50
+    assert all(is_legal_price(s.start_price) for s in specs)
+    assert any(s.start_price < 1 for s in synthetic_symbols(200, seed=2))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n_quotes": 1}, "fewer than one per symbol"),
+        ({"n_quotes": 10, "invalid_rate": 0.9}, "invalid_rate"),
+        ({"n_quotes": 10, "duration": timedelta(0)}, "duration"),
+    ],
+)
+def test_bad_arguments_are_refused(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        synthetic_tape([LARGE, SMALL], seed=1, **kwargs)  # type: ignore[arg-type]
+
+
+def test_no_symbols_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least one symbol"):
+        synthetic_tape([], seed=1, n_quotes=10)
