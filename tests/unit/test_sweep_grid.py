@@ -1,0 +1,126 @@
+"""Sweep grids: validation, canonical expansion, per-day seeds and quote/trade pairing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from repeg.errors import SweepError
+from repeg.lab.models import FillModelName
+from repeg.lab.sweep_grid import (
+    SymbolDay,
+    day_key,
+    derive_seed,
+    expand,
+    grid_from_mapping,
+    load_grid,
+    pair_files,
+)
+
+GRID = {
+    "seed": 3,
+    "fill_models": ["queue", "paper"],
+    "basket": {"count": 4},
+    "policy": [
+        {
+            "name": "ladder",
+            "kind": "ladder",
+            "fixed": {"escalation": "market"},
+            "grid": {"fill_wait_seconds": [5, 10], "initial_offset": [0.0, 0.25]},
+        },
+        {"name": "market", "kind": "market"},
+    ],
+}
+DAYS = (SymbolDay(quotes_file="b_20180103_q.csv.gz"), SymbolDay(quotes_file="a_20180102_q.csv.gz"))
+
+
+def test_expansion_is_the_full_product_numbered_in_canonical_order() -> None:
+    points = expand(grid_from_mapping(GRID), DAYS)
+    assert len(points) == 2 * 2 * (4 + 1)
+    assert [p.point_id for p in points] == list(range(len(points)))
+    keys = [(p.data.quotes_file, p.fill_model.value, p.policy) for p in points]
+    assert keys == sorted(keys)
+    assert points[0].data.quotes_file.startswith("a_")
+    assert points[0].fill_model is FillModelName.PAPER
+
+
+def test_point_params_join_fixed_and_swept_values_and_label_the_swept_ones() -> None:
+    points = expand(grid_from_mapping(GRID), DAYS[:1])
+    ladder = [p for p in points if p.kind == "ladder" and p.fill_model is FillModelName.PAPER]
+    assert ladder[0].policy == "ladder[fill_wait_seconds=10,initial_offset=0.0]"
+    assert ladder[0].params == {"escalation": "market", "fill_wait_seconds": 10, "initial_offset": 0.0}
+
+
+def test_expansion_does_not_depend_on_the_order_days_are_given() -> None:
+    grid = grid_from_mapping(GRID)
+    assert expand(grid, DAYS) == expand(grid, DAYS[::-1])
+
+
+def test_every_policy_on_a_day_shares_that_days_seed() -> None:
+    points = expand(grid_from_mapping(GRID), DAYS)
+    seeds_by_day: dict[str, set[int]] = {}
+    for p in points:
+        seeds_by_day.setdefault(p.data.quotes_file, set()).add(p.seed)
+    assert all(len(s) == 1 for s in seeds_by_day.values())
+    assert len({next(iter(s)) for s in seeds_by_day.values()}) == 2
+
+
+def test_derived_seed_is_stable_and_depends_on_the_base_seed() -> None:
+    day = SymbolDay(quotes_file="/x/xxx_20180102_nyse_bbo.csv.gz")
+    assert derive_seed(1, day) == derive_seed(
+        1, SymbolDay(quotes_file="elsewhere/xxx_20180102_nyse_bbo.csv.gz")
+    )
+    assert derive_seed(1, day) != derive_seed(2, day)
+    assert 0 <= derive_seed(1, day) < 2**63
+
+
+def test_empty_swept_list_is_refused_with_its_key() -> None:
+    bad = {"policy": [{"name": "l", "kind": "ladder", "grid": {"initial_offset": []}}]}
+    with pytest.raises(SweepError, match=r"grid\.initial_offset is an empty list"):
+        grid_from_mapping(bad)
+
+
+def test_a_parameter_both_fixed_and_swept_is_refused() -> None:
+    bad = {"policy": [{"name": "l", "kind": "ladder", "fixed": {"a": 1}, "grid": {"a": [1, 2]}}]}
+    with pytest.raises(SweepError, match="both fixed and swept"):
+        grid_from_mapping(bad)
+
+
+def test_unknown_top_level_key_is_refused_by_name() -> None:
+    with pytest.raises(SweepError, match="sed"):
+        grid_from_mapping({"sed": 1, "policy": [{"name": "m", "kind": "market"}]})
+
+
+def test_duplicate_policy_labels_are_refused() -> None:
+    twice = {"policy": [{"name": "m", "kind": "market"}, {"name": "m", "kind": "market"}]}
+    with pytest.raises(SweepError, match="same label"):
+        expand(grid_from_mapping(twice), DAYS)
+
+
+def test_load_grid_reads_toml(tmp_path: Path) -> None:
+    path = tmp_path / "grid.toml"
+    path.write_text('seed = 9\n[[policy]]\nname = "m"\nkind = "market"\n')
+    assert load_grid(path).seed == 9
+
+
+def test_quotes_pair_with_the_trades_of_the_same_day() -> None:
+    days = pair_files(
+        ["d/xxx_20180103_nyse_bbo.csv.gz", "d/xxx_20180102_nyse_bbo.csv.gz"],
+        ["d/xxx_20180102_trades.csv.gz", "d/xxx_20180103_trades.csv.gz"],
+    )
+    assert [(Path(d.quotes_file).name[:12], Path(d.trades_file or "").name[:12]) for d in days] == [
+        ("xxx_20180102", "xxx_20180102"),
+        ("xxx_20180103", "xxx_20180103"),
+    ]
+
+
+def test_a_quote_file_without_its_trades_is_an_error() -> None:
+    with pytest.raises(SweepError, match="no trade file"):
+        pair_files(["xxx_20180102_q.csv"], ["xxx_20180103_t.csv"])
+
+
+def test_day_key_needs_a_date_in_the_name() -> None:
+    assert day_key("/a/xxx_20180102_nyse_bbo.csv.gz") == "xxx_20180102"
+    with pytest.raises(SweepError, match="YYYYMMDD"):
+        day_key("quotes.csv")
