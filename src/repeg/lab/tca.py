@@ -1,0 +1,249 @@
+"""Transaction-cost analysis: per parent order from its run events and the quotes, then aggregated.
+
+Reference prices come from the quote tape, never from the engine: the arrival quote is the quote in force at the
+order's arrival; the oracle is the best price a limit order could have been filled at under the paper rule inside
+`[arrival, deadline]` (lowest ask for a buy, highest bid for a sell, two-sided quotes only). Fill prices are the
+broker's actual executions (`OrderUpdated.update.fill`), never limit prices.
+
+Price arithmetic is Decimal; costs become floats only once they are ratios (bps, half-spreads) for statistics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+
+import numpy as np
+
+from repeg.domain.events import IntentAction, LegEscalated, LegFinished, OrderIntent, OrderUpdated, RunEvent
+from repeg.domain.leg import REASON_INITIAL, REASON_REPEG
+from repeg.domain.orders import OrderType, Side
+from repeg.domain.ticks import ZERO, from_units
+from repeg.lab.models import (
+    FillModelName,
+    FrontierPoint,
+    OrderTca,
+    ParentOrder,
+    PathEvent,
+    PathEventKind,
+    PolicySummary,
+)
+from repeg.lab.stats import bootstrap_mean
+from repeg.market.tape import SymbolQuotes, to_ns
+
+_BPS = Decimal(10_000)
+_NEVER = np.iinfo(np.int64).max
+
+
+@dataclass
+class _Trace:
+    """What the events of one leg tell about its execution."""
+
+    path: list[PathEvent] = field(default_factory=list)
+    fills: list[tuple[Decimal, Decimal, bool]] = field(default_factory=list)  # qty, price, passive
+    last_fill: PathEvent | None = None
+    repegs: int = 0
+    escalated: bool = False
+    order_types: dict[str, OrderType] = field(default_factory=dict)
+
+
+def _on_intent(trace: _Trace, event: OrderIntent) -> None:
+    if event.action is IntentAction.SUBMIT:
+        trace.path.append(
+            PathEvent(ts=event.ts, kind=PathEventKind.SUBMIT, price=event.limit_price, qty=event.qty)
+        )
+        if event.order_type is OrderType.MARKET and event.reason != REASON_INITIAL:
+            trace.escalated = True
+    elif event.action is IntentAction.REPLACE:
+        trace.path.append(
+            PathEvent(
+                ts=event.ts, kind=PathEventKind.REPLACE, price=event.limit_price, order_id=event.order_id
+            )
+        )
+    else:
+        trace.path.append(PathEvent(ts=event.ts, kind=PathEventKind.CANCEL, order_id=event.order_id))
+    if event.reason == REASON_REPEG:
+        trace.repegs += 1
+
+
+def _on_update(trace: _Trace, event: OrderUpdated) -> None:
+    fill = event.update.fill
+    if fill is None:
+        return
+    order = event.update.order
+    passive = order.order_type is OrderType.LIMIT and not trace.escalated
+    trace.fills.append((fill.qty, fill.price, passive))
+    point = PathEvent(
+        ts=fill.ts, kind=PathEventKind.FILL, price=fill.price, qty=fill.qty, order_id=order.order_id
+    )
+    trace.path.append(point)
+    trace.last_fill = point
+
+
+def trace_legs(events: Iterable[RunEvent]) -> dict[int, _Trace]:
+    """Fold a run's events into one trace per leg index."""
+    traces: dict[int, _Trace] = {}
+    for event in events:
+        if event.leg_index is None:
+            continue
+        trace = traces.setdefault(event.leg_index, _Trace())
+        if isinstance(event, OrderIntent):
+            _on_intent(trace, event)
+        elif isinstance(event, OrderUpdated):
+            _on_update(trace, event)
+        elif isinstance(event, LegEscalated):
+            trace.escalated = True
+            trace.path.append(PathEvent(ts=event.ts, kind=PathEventKind.ESCALATE, qty=event.remaining_qty))
+        elif isinstance(event, LegFinished):
+            trace.path.append(PathEvent(ts=event.ts, kind=PathEventKind.END))
+    return traces
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Arrival quote and oracle price of one parent order, from the tape."""
+
+    bid: Decimal
+    ask: Decimal
+    oracle: Decimal
+
+    @property
+    def mid(self) -> Decimal:
+        return (self.bid + self.ask) / 2
+
+    @property
+    def half_spread(self) -> Decimal:
+        return (self.ask - self.bid) / 2
+
+
+def reference(quotes: SymbolQuotes, order: ParentOrder) -> Reference:
+    """Arrival quote (the last two-sided quote at or before arrival) and the oracle price inside the budget."""
+    deadline = order.arrival + timedelta(seconds=order.budget_seconds)
+    two_sided = (quotes.bid > 0) & (quotes.ask > 0) & (quotes.ask > quotes.bid)
+    first = int(np.searchsorted(quotes.ts, to_ns(order.arrival), side="right")) - 1
+    last = int(np.searchsorted(quotes.ts, to_ns(deadline), side="right")) - 1
+    arrival_rows = np.flatnonzero(two_sided[: first + 1])
+    if first < 0 or len(arrival_rows) == 0:
+        raise ValueError(
+            f"order {order.index}: no two-sided quote at or before arrival {order.arrival.isoformat()}"
+        )
+    a = int(arrival_rows[-1])
+    window = slice(a, last + 1)
+    ok = two_sided[window]
+    if order.side is Side.BUY:
+        oracle = int(quotes.ask[window][ok].min())
+    else:
+        oracle = int(quotes.bid[window][ok].max())
+    return Reference(
+        bid=from_units(int(quotes.bid[a])), ask=from_units(int(quotes.ask[a])), oracle=from_units(oracle)
+    )
+
+
+def _ratio(value: Decimal, reference_value: Decimal) -> float:
+    return float(value / reference_value)
+
+
+def order_tca(order: ParentOrder, ref: Reference, trace: _Trace) -> OrderTca:
+    """TCA of one parent order (cost fields None when nothing filled)."""
+    filled = sum((q for q, _, _ in trace.fills), ZERO)
+    passive = sum((q for q, _, p in trace.fills if p), ZERO)
+    avg = sum((q * p for q, p, _ in trace.fills), ZERO) / filled if filled > 0 else None
+    sign = Decimal(order.side.sign)
+    hs = ref.half_spread
+    oracle_hs = _ratio(sign * (ref.oracle - ref.mid), hs)
+    cost_hs = None if avg is None else _ratio(sign * (avg - ref.mid), hs)
+    return OrderTca(
+        index=order.index,
+        symbol=order.symbol,
+        side=order.side,
+        qty=order.qty,
+        arrival=order.arrival,
+        deadline=order.arrival + timedelta(seconds=order.budget_seconds),
+        arrival_bid=ref.bid,
+        arrival_ask=ref.ask,
+        arrival_mid=ref.mid,
+        filled_qty=filled,
+        avg_price=avg,
+        completed=filled >= order.qty,
+        escalated=trace.escalated,
+        filled_before_escalation=passive,
+        time_to_fill_s=None
+        if trace.last_fill is None
+        else (trace.last_fill.ts - order.arrival).total_seconds(),
+        repegs=trace.repegs,
+        cost_bps=None if avg is None else _ratio(sign * (avg - ref.mid) * _BPS, ref.mid),
+        cost_half_spreads=cost_hs,
+        oracle_price=ref.oracle,
+        oracle_cost_half_spreads=oracle_hs,
+        cost_vs_oracle_half_spreads=None if cost_hs is None else cost_hs - oracle_hs,
+        half_spread_saved=None if cost_hs is None else 1.0 - cost_hs,
+        path=tuple(sorted(trace.path, key=lambda e: e.ts)),
+    )
+
+
+def basket_tca(
+    quotes: SymbolQuotes, basket: Sequence[ParentOrder], events: Iterable[RunEvent]
+) -> tuple[OrderTca, ...]:
+    """TCA of every order of a basket; leg index i of the run is basket order i."""
+    traces = trace_legs(events)
+    return tuple(order_tca(o, reference(quotes, o), traces.get(o.index, _Trace())) for o in basket)
+
+
+def _values(orders: Sequence[OrderTca], attr: str) -> list[float]:
+    return [v for v in (getattr(o, attr) for o in orders) if v is not None]
+
+
+def summarize(
+    policy: str, fill_model: FillModelName, orders: Sequence[OrderTca], *, seed: int
+) -> PolicySummary:
+    """Aggregates with bootstrap intervals (over the orders that filled at all)."""
+    if not orders:
+        raise ValueError("cannot summarise an empty basket")
+    filled = [o for o in orders if o.cost_half_spreads is not None]
+    if not filled:
+        raise ValueError(f"policy {policy}: no order filled at all")
+    total_qty = sum((o.qty for o in orders), ZERO)
+    return PolicySummary(
+        policy=policy,
+        fill_model=fill_model,
+        n_orders=len(orders),
+        completion_rate=sum(o.completed for o in orders) / len(orders),
+        cost_bps=bootstrap_mean(_values(filled, "cost_bps"), seed=seed),
+        cost_half_spreads=bootstrap_mean(_values(filled, "cost_half_spreads"), seed=seed),
+        cost_vs_oracle_half_spreads=bootstrap_mean(_values(filled, "cost_vs_oracle_half_spreads"), seed=seed),
+        half_spread_saved=float(np.mean(_values(filled, "half_spread_saved"))),
+        fill_rate_before_escalation=float(
+            sum((o.filled_before_escalation for o in orders), ZERO) / total_qty
+        ),
+        escalation_rate=sum(o.escalated for o in orders) / len(orders),
+        time_to_fill_s=bootstrap_mean(_values(filled, "time_to_fill_s"), seed=seed),
+        repegs_mean=float(np.mean([o.repegs for o in orders])),
+    )
+
+
+def frontier(summaries: Sequence[PolicySummary]) -> tuple[FrontierPoint, ...]:
+    """Cost versus time to fill; a point is efficient when no policy of its fill model is cheaper and faster."""
+    points: list[FrontierPoint] = []
+    for s in summaries:
+        cost, ttf = s.cost_half_spreads.mean, s.time_to_fill_s.mean
+        dominated = any(
+            o.fill_model is s.fill_model
+            and o.policy != s.policy
+            and o.cost_half_spreads.mean <= cost
+            and o.time_to_fill_s.mean <= ttf
+            and (o.cost_half_spreads.mean < cost or o.time_to_fill_s.mean < ttf)
+            for o in summaries
+        )
+        points.append(
+            FrontierPoint(
+                policy=s.policy,
+                fill_model=s.fill_model,
+                mean_cost_half_spreads=cost,
+                mean_time_to_fill_s=ttf,
+                completion_rate=s.completion_rate,
+                efficient=not dominated,
+            )
+        )
+    return tuple(sorted(points, key=lambda p: (p.fill_model.value, p.mean_time_to_fill_s)))

@@ -1,0 +1,210 @@
+"""TCA: reference prices from the tape, per-order costs from actual fills, aggregates and the frontier."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import numpy as np
+import pytest
+
+from repeg.domain.events import IntentAction, LegEscalated, OrderIntent, OrderUpdated, RunEvent
+from repeg.domain.orders import BrokerOrder, Fill, OrderEvent, OrderStatus, OrderType, OrderUpdate, Side
+from repeg.lab.models import FillModelName, Interval, OrderTca, ParentOrder, PathEventKind, PolicySummary
+from repeg.lab.tca import basket_tca, frontier, reference, summarize
+from repeg.market.tape import SymbolQuotes, to_ns
+
+T0 = datetime(2018, 1, 3, 15, 0, tzinfo=UTC)
+NS = 1_000_000_000
+
+
+def _quotes() -> SymbolQuotes:
+    # t=0: 100.00/100.04; t=10: 99.98/100.02; t=20: 100.03/100.07; t=90 (after the budget): 99.00/99.04
+    secs = np.array([0, 10, 20, 90], dtype=np.int64)
+    return SymbolQuotes(
+        symbol="XXX",
+        ts=to_ns(T0) + secs * NS,
+        bid=np.array([1_000_000, 999_800, 1_000_300, 990_000], dtype=np.int64),
+        bid_size=np.full(4, 100, dtype=np.int64),
+        ask=np.array([1_000_400, 1_000_200, 1_000_700, 990_400], dtype=np.int64),
+        ask_size=np.full(4, 100, dtype=np.int64),
+    )
+
+
+def _order(side: Side = Side.BUY, index: int = 0) -> ParentOrder:
+    return ParentOrder(index=index, symbol="XXX", side=side, qty=Decimal(100), arrival=T0, budget_seconds=60)
+
+
+def _intent(
+    sec: float, action: IntentAction, order_type: OrderType | None, price: str | None, reason: str
+) -> OrderIntent:
+    return OrderIntent(
+        run_id="r",
+        ts=T0 + timedelta(seconds=sec),
+        correlation_id="c",
+        leg_index=0,
+        action=action,
+        order_type=order_type,
+        limit_price=None if price is None else Decimal(price),
+        qty=Decimal(100),
+        reason=reason,
+    )
+
+
+def _fill(sec: float, qty: int, price: str, order_type: OrderType, order_id: str = "o1") -> OrderUpdated:
+    ts = T0 + timedelta(seconds=sec)
+    order = BrokerOrder(
+        order_id=order_id,
+        client_order_id=order_id,
+        symbol="XXX",
+        side=Side.BUY,
+        qty=Decimal(100),
+        order_type=order_type,
+        limit_price=None if order_type is OrderType.MARKET else Decimal(price),
+        status=OrderStatus.PARTIALLY_FILLED,
+        filled_qty=Decimal(qty),
+        filled_avg_price=Decimal(price),
+        created_at=T0,
+        updated_at=ts,
+    )
+    fill = Fill(order_id=order_id, qty=Decimal(qty), price=Decimal(price), ts=ts)
+    update = OrderUpdate(event=OrderEvent.PARTIAL_FILL, order=order, fill=fill, ts=ts)
+    return OrderUpdated(run_id="r", ts=ts, correlation_id="c", leg_index=0, update=update)
+
+
+def _one(events: list[RunEvent], side: Side = Side.BUY) -> OrderTca:
+    return basket_tca(_quotes(), [_order(side)], events)[0]
+
+
+def test_reference_is_the_arrival_quote_and_the_best_far_touch_inside_the_budget() -> None:
+    buy = reference(_quotes(), _order(Side.BUY))
+    sell = reference(_quotes(), _order(Side.SELL))
+    assert (buy.bid, buy.ask, buy.mid, buy.half_spread) == (
+        Decimal("100.00"),
+        Decimal("100.04"),
+        Decimal("100.02"),
+        Decimal("0.02"),
+    )
+    assert buy.oracle == Decimal("100.02")  # the 99.04 ask at t=90 is after the deadline
+    assert sell.oracle == Decimal("100.03")
+
+
+def test_market_buy_at_the_arrival_ask_costs_one_half_spread() -> None:
+    tca = _one(
+        [
+            _intent(0, IntentAction.SUBMIT, OrderType.MARKET, None, "initial"),
+            _fill(0, 100, "100.04", OrderType.MARKET),
+        ]
+    )
+    assert tca.cost_half_spreads == pytest.approx(1.0)
+    assert tca.cost_bps == pytest.approx(0.02 / 100.02 * 1e4)
+    assert tca.half_spread_saved == pytest.approx(0.0)
+    assert (tca.completed, tca.escalated, tca.filled_before_escalation) == (True, False, Decimal(0))
+    assert tca.oracle_cost_half_spreads == pytest.approx(0.0)
+    assert tca.cost_vs_oracle_half_spreads == pytest.approx(1.0)
+
+
+def test_passive_buy_at_the_arrival_bid_earns_the_half_spread() -> None:
+    tca = _one(
+        [
+            _intent(0, IntentAction.SUBMIT, OrderType.LIMIT, "100.00", "initial"),
+            _fill(10, 100, "100.00", OrderType.LIMIT),
+        ]
+    )
+    assert tca.cost_half_spreads == pytest.approx(-1.0)
+    assert tca.half_spread_saved == pytest.approx(2.0)
+    assert tca.filled_before_escalation == Decimal(100)
+    assert tca.time_to_fill_s == pytest.approx(10.0)
+
+
+def test_sell_costs_are_signed_the_other_way() -> None:
+    tca = _one([_fill(0, 100, "100.00", OrderType.MARKET)], side=Side.SELL)
+    assert tca.cost_half_spreads == pytest.approx(1.0)
+
+
+def test_partial_passive_fill_then_escalation_averages_actual_fill_prices() -> None:
+    tca = _one(
+        [
+            _intent(0, IntentAction.SUBMIT, OrderType.LIMIT, "100.00", "initial"),
+            _intent(10, IntentAction.REPLACE, OrderType.LIMIT, "100.01", "repeg"),
+            _fill(12, 40, "100.01", OrderType.LIMIT),
+            LegEscalated(
+                run_id="r",
+                ts=T0 + timedelta(seconds=40),
+                correlation_id="c",
+                leg_index=0,
+                remaining_qty=Decimal(60),
+                reason="deadline",
+            ),
+            _intent(40, IntentAction.SUBMIT, OrderType.MARKET, None, "escalate"),
+            _fill(40, 60, "100.07", OrderType.MARKET, order_id="o2"),
+        ]
+    )
+    assert tca.avg_price == Decimal("100.046")
+    assert (tca.filled_before_escalation, tca.escalated, tca.repegs) == (Decimal(40), True, 1)
+    assert tca.time_to_fill_s == pytest.approx(40.0)
+    kinds = [e.kind for e in tca.path]
+    assert kinds == [
+        PathEventKind.SUBMIT,
+        PathEventKind.REPLACE,
+        PathEventKind.FILL,
+        PathEventKind.ESCALATE,
+        PathEventKind.SUBMIT,
+        PathEventKind.FILL,
+    ]
+
+
+def test_order_without_fills_has_no_cost_and_is_incomplete() -> None:
+    tca = _one([_intent(0, IntentAction.SUBMIT, OrderType.LIMIT, "100.00", "initial")])
+    assert (tca.cost_half_spreads, tca.avg_price, tca.completed) == (None, None, False)
+
+
+def _tca(cost_hs: float, ttf: float, completed: bool = True) -> OrderTca:
+    base = _one([_fill(0, 100, "100.04", OrderType.MARKET)])
+    return base.model_copy(
+        update={
+            "cost_half_spreads": cost_hs,
+            "cost_bps": cost_hs,
+            "time_to_fill_s": ttf,
+            "completed": completed,
+            "cost_vs_oracle_half_spreads": cost_hs,
+            "half_spread_saved": 1 - cost_hs,
+        }
+    )
+
+
+def test_summary_counts_completion_and_means() -> None:
+    orders = [_tca(1.0, 0.0), _tca(-1.0, 10.0), _tca(0.5, 20.0, completed=False)]
+    s = summarize("p", FillModelName.PAPER, orders, seed=1)
+    assert s.completion_rate == pytest.approx(2 / 3)
+    assert s.cost_half_spreads.mean == pytest.approx(0.5 / 3)
+    assert s.time_to_fill_s.mean == pytest.approx(10.0)
+    assert s.n_orders == 3
+
+
+def _summary(
+    policy: str, cost: float, ttf: float, model: FillModelName = FillModelName.PAPER
+) -> PolicySummary:
+    s = summarize(policy, model, [_tca(0.0, 0.0)], seed=0)
+    return s.model_copy(
+        update={
+            "cost_half_spreads": Interval(mean=cost, low=cost, high=cost, n=1),
+            "time_to_fill_s": Interval(mean=ttf, low=ttf, high=ttf, n=1),
+        }
+    )
+
+
+def test_frontier_marks_dominated_policies() -> None:
+    points = frontier(
+        [
+            _summary("market", 1.0, 0.0),
+            _summary("slow_and_dear", 1.2, 30.0),
+            _summary("patient", 0.6, 25.0),
+            _summary("queue_slow", 1.5, 40.0, FillModelName.QUEUE),
+        ]
+    )
+    efficient = {(p.policy, p.fill_model): p.efficient for p in points}
+    assert efficient[("market", FillModelName.PAPER)]
+    assert efficient[("patient", FillModelName.PAPER)]
+    assert not efficient[("slow_and_dear", FillModelName.PAPER)]
+    assert efficient[("queue_slow", FillModelName.QUEUE)]  # compared only within its own fill model
