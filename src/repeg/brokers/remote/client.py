@@ -1,0 +1,203 @@
+"""`RemoteBroker` and `RemoteFeed`: the `Broker` and `QuoteFeed` ports over the loopback wire (`wire.py`).
+
+A URL names the server and the session: `sim://127.0.0.1:PORT/SESSION`. The remote simulator does not push
+updates (`pushes_updates` is False): the engine polls `get_order`, as it would for any broker without a stream.
+Requests are serialised on one connection; a lost connection is an error, never retried silently, because a
+submit whose answer was lost must go through the engine's idempotent re-submission, not a blind retry here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import NamedTuple, TypeVar
+
+from pydantic import BaseModel, TypeAdapter
+
+from repeg.brokers.base import UpdateSink
+from repeg.brokers.remote.wire import MAX_LINE, decode_error, parse_answer, request_line
+from repeg.domain.account import Account, Asset, Position
+from repeg.domain.orders import BrokerOrder, OrderRequest, ReplaceRequest
+from repeg.domain.quote import Quote
+from repeg.engine.clock import Clock
+from repeg.errors import BrokerUnavailableError
+
+M = TypeVar("M", bound=BaseModel)
+
+_ORDERS = TypeAdapter(list[BrokerOrder])
+_POSITIONS = TypeAdapter(list[Position])
+_MAYBE_ORDER = TypeAdapter(BrokerOrder | None)
+_QUOTES = TypeAdapter(dict[str, Quote | None])
+
+
+class SimAddress(NamedTuple):
+    host: str
+    port: int
+    session: str
+
+
+def parse_sim_url(url: str) -> SimAddress:
+    """`sim://HOST:PORT/SESSION` -> its parts; only loopback hosts are accepted."""
+    rest = url.removeprefix("sim://")
+    hostport, _, session = rest.partition("/")
+    host, _, port = hostport.rpartition(":")
+    if rest == url or not session or not port.isdigit() or host not in ("127.0.0.1", "localhost", "[::1]"):
+        raise ValueError(f"sim url {url!r} must look like sim://127.0.0.1:PORT/SESSION")
+    return SimAddress(host.strip("[]"), int(port), session)
+
+
+class _Connection:
+    """One connection to the server; requests and answers strictly alternate."""
+
+    def __init__(self, address: SimAddress) -> None:
+        self._address = address
+        self._lock = asyncio.Lock()
+        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def call(self, method: str, params: str = "{}") -> str:
+        async with self._lock:
+            reader, writer = await self._open()
+            try:
+                writer.write(request_line(method, self._address.session, params))
+                await writer.drain()
+                line = await reader.readline()
+            except OSError as exc:
+                self._streams = None
+                raise BrokerUnavailableError(f"remote simulator {method}: {exc}") from exc
+        if not line:
+            self._streams = None
+            raise BrokerUnavailableError(f"remote simulator closed the connection during {method}")
+        ok, body = parse_answer(line)
+        if not ok:
+            raise decode_error(body)
+        return body
+
+    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self._streams is None:
+            try:
+                self._streams = await asyncio.open_connection(
+                    self._address.host, self._address.port, limit=MAX_LINE
+                )
+            except OSError as exc:
+                raise BrokerUnavailableError(
+                    f"remote simulator at {self._address} unreachable: {exc}"
+                ) from exc
+        return self._streams
+
+    async def close(self) -> None:
+        if self._streams is not None:
+            _, writer = self._streams
+            self._streams = None
+            writer.close()
+            await writer.wait_closed()
+
+
+def _params(**values: str) -> str:
+    return json.dumps(values)
+
+
+class RemoteBroker:
+    """The `Broker` port on a remote simulator session."""
+
+    def __init__(self, url: str) -> None:
+        self._address = parse_sim_url(url)
+        self._conn = _Connection(self._address)
+
+    @property
+    def name(self) -> str:
+        return "sim-remote"
+
+    @property
+    def supports_replace(self) -> bool:
+        return True
+
+    @property
+    def pushes_updates(self) -> bool:
+        return False
+
+    async def submit_order(self, request: OrderRequest) -> BrokerOrder:
+        return BrokerOrder.model_validate_json(
+            await self._conn.call("submit_order", request.model_dump_json())
+        )
+
+    async def replace_order(self, request: ReplaceRequest) -> BrokerOrder:
+        return BrokerOrder.model_validate_json(
+            await self._conn.call("replace_order", request.model_dump_json())
+        )
+
+    async def cancel_order(self, order_id: str) -> None:
+        await self._conn.call("cancel_order", _params(order_id=order_id))
+
+    async def get_order(self, order_id: str) -> BrokerOrder:
+        return BrokerOrder.model_validate_json(await self._conn.call("get_order", _params(order_id=order_id)))
+
+    async def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
+        body = await self._conn.call("get_order_by_client_id", _params(client_order_id=client_order_id))
+        return _MAYBE_ORDER.validate_json(body)
+
+    async def list_open_orders(self) -> list[BrokerOrder]:
+        return _ORDERS.validate_json(await self._conn.call("list_open_orders"))
+
+    async def all_orders(self) -> list[BrokerOrder]:
+        """Every order the session ever created, in creation order (for tests and audits)."""
+        return _ORDERS.validate_json(await self._conn.call("all_orders"))
+
+    async def get_account(self) -> Account:
+        return Account.model_validate_json(await self._conn.call("get_account"))
+
+    async def get_positions(self) -> list[Position]:
+        return _POSITIONS.validate_json(await self._conn.call("get_positions"))
+
+    async def get_asset(self, symbol: str) -> Asset:
+        return Asset.model_validate_json(await self._conn.call("get_asset", _params(symbol=symbol)))
+
+    def subscribe_updates(self, sink: UpdateSink) -> None:
+        """No push stream: the engine polls (`pushes_updates` is False), so the sink is never called."""
+        del sink
+
+    async def quotes(self, symbols: Iterable[str]) -> dict[str, Quote | None]:
+        return _QUOTES.validate_json(await self._conn.call("quotes", json.dumps({"symbols": list(symbols)})))
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+
+class RemoteFeed:
+    """The `QuoteFeed` port on the remote simulator: the session's current quotes, polled every `interval`."""
+
+    def __init__(
+        self, broker: RemoteBroker, clock: Clock, interval: timedelta = timedelta(milliseconds=50)
+    ) -> None:
+        self._broker = broker
+        self._clock = clock
+        self._interval = interval
+        self._symbols: set[str] = set()
+        self._latest: dict[str, Quote] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def subscribe(self, symbols: Iterable[str]) -> None:
+        self._symbols.update(symbols)
+        await self._refresh()
+        if self._task is None:
+            self._task = asyncio.create_task(self._poll(), name="remote-feed")
+
+    def latest(self, symbol: str) -> Quote | None:
+        return self._latest.get(symbol)
+
+    async def _refresh(self) -> None:
+        for symbol, quote in (await self._broker.quotes(sorted(self._symbols))).items():
+            if quote is not None:
+                self._latest[symbol] = quote
+
+    async def _poll(self) -> None:
+        while True:
+            await self._clock.sleep_until(self._clock.now() + self._interval)
+            await self._refresh()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
