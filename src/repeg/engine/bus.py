@@ -1,0 +1,106 @@
+"""Event plumbing of a run: the bus that folds and publishes every event, and the routing of broker updates.
+
+The engine changes leg state only by emitting events through `EventBus.emit`, which folds the event into the
+run's `RunFolder` (the same fold the journal uses) and then hands it to every sink in order. Live state therefore
+always equals the fold of what the sinks received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import TypedDict
+
+from repeg.domain.events import EventSink, RunEvent
+from repeg.domain.ids import leg_id
+from repeg.domain.leg import LegState
+from repeg.domain.orders import OrderUpdate
+from repeg.domain.run import RunFolder
+from repeg.engine.clock import Clock
+
+
+class Stamp(TypedDict):
+    """The fields every run event carries."""
+
+    run_id: str
+    ts: datetime
+    correlation_id: str
+    leg_index: int | None
+
+
+class EventBus:
+    """Folds, then publishes, each run event; stamps new events with run id, time and correlation id."""
+
+    def __init__(self, run_id: str, clock: Clock, sinks: Sequence[EventSink]) -> None:
+        self.run_id = run_id
+        self.clock = clock
+        self.folder = RunFolder(run_id)
+        self._sinks = tuple(sinks)
+        self.count = 0
+
+    def leg(self, index: int) -> LegState:
+        return self.folder.legs[index]
+
+    def stamp(self, leg_index: int | None = None) -> Stamp:
+        """The common fields of a new event; a leg's events carry the leg id as their correlation id."""
+        correlation = self.run_id if leg_index is None else leg_id(self.run_id, leg_index)
+        return {
+            "run_id": self.run_id,
+            "ts": self.clock.now(),
+            "correlation_id": correlation,
+            "leg_index": leg_index,
+        }
+
+    async def emit(self, event: RunEvent) -> None:
+        """Fold `event` (raising on an illegal transition or an over-fill before anyone sees it), then publish."""
+        self.folder.apply(event)
+        self.count += 1
+        for sink in self._sinks:
+            await sink.emit(event)
+
+
+class Inbox:
+    """Broker updates waiting for one monitor loop, with the event that wakes it."""
+
+    def __init__(self) -> None:
+        self._items: deque[OrderUpdate] = deque()
+        self.ready = asyncio.Event()
+
+    def push(self, update: OrderUpdate) -> None:
+        self._items.append(update)
+        self.ready.set()
+
+    def drain(self) -> list[OrderUpdate]:
+        items = list(self._items)
+        self._items.clear()
+        self.ready.clear()
+        return items
+
+
+class UpdateRouter:
+    """The run's one broker subscription: each update goes to the inbox of the monitor owning its leg.
+
+    Updates of the run's own orders that no monitor owns any more (a fill that raced the end of a phase) are kept
+    in `late`, for the runner to record; updates of orders the run never announced are dropped (not ours).
+    """
+
+    def __init__(self, folder: RunFolder) -> None:
+        self._folder = folder
+        self._inboxes: dict[int, Inbox] = {}
+        self.late = Inbox()
+
+    def attach(self, legs: Iterable[int], inbox: Inbox) -> None:
+        for index in legs:
+            self._inboxes[index] = inbox
+
+    def detach(self, legs: Iterable[int]) -> None:
+        for index in legs:
+            self._inboxes.pop(index, None)
+
+    def push(self, update: OrderUpdate) -> None:
+        index = self._folder.leg_of(update.order.client_order_id)
+        if index is None:
+            return
+        self._inboxes.get(index, self.late).push(update)

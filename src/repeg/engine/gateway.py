@@ -1,0 +1,275 @@
+"""Every broker call the engine makes, write-ahead.
+
+For each submit, replace or cancel the gateway first emits an `OrderIntent` (durable once the journal's `emit`
+returns), then calls the broker, then emits the answer (`OrderAccepted` or `OrderFailed`). A refused change of an
+order that may have filled meanwhile is followed by a reconciliation (`get_order`), recorded as `OrderUpdated`,
+so a fill racing a cancel or replace is never lost and nothing is sent for quantity already filled.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import structlog
+
+from repeg.brokers.base import Broker
+from repeg.config import ExecutionConfig
+from repeg.domain.events import IntentAction, OrderAccepted, OrderFailed, OrderIntent, OrderUpdated
+from repeg.domain.ids import client_order_id
+from repeg.domain.leg import REASON_REPEG, LegState
+from repeg.domain.orders import (
+    BrokerOrder,
+    OrderEvent,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    ReplaceRequest,
+)
+from repeg.domain.quote import Quote
+from repeg.domain.ticks import ZERO
+from repeg.engine.bus import EventBus
+from repeg.errors import BrokerError, DuplicateClientOrderIdError
+from repeg.policy.pricing import check_price_collar
+
+_EVENT_FOR_STATUS: dict[OrderStatus, OrderEvent] = {
+    OrderStatus.PENDING_NEW: OrderEvent.PENDING_NEW,
+    OrderStatus.PARTIALLY_FILLED: OrderEvent.PARTIAL_FILL,
+    OrderStatus.FILLED: OrderEvent.FILL,
+    OrderStatus.CANCELED: OrderEvent.CANCELED,
+    OrderStatus.EXPIRED: OrderEvent.EXPIRED,
+    OrderStatus.REPLACED: OrderEvent.REPLACED,
+    OrderStatus.REJECTED: OrderEvent.REJECTED,
+    OrderStatus.PENDING_CANCEL: OrderEvent.PENDING_CANCEL,
+    OrderStatus.PENDING_REPLACE: OrderEvent.PENDING_REPLACE,
+    OrderStatus.DONE_FOR_DAY: OrderEvent.DONE_FOR_DAY,
+}
+
+
+def polled_update(order: BrokerOrder, now: datetime) -> OrderUpdate:
+    """An `OrderUpdate` for an order state learned by asking (polling or reconciling) rather than by push."""
+    return OrderUpdate(event=_EVENT_FOR_STATUS.get(order.status, OrderEvent.NEW), order=order, ts=now)
+
+
+class SubmitFailed(Exception):
+    """Internal signal: the broker refused a new order; the leg cannot proceed (carries the broker error)."""
+
+    def __init__(self, error: BrokerError) -> None:
+        self.error = error
+        super().__init__(str(error))
+
+
+class OrderGateway:
+    """Write-ahead broker calls for the legs of one run."""
+
+    def __init__(self, broker: Broker, bus: EventBus, config: ExecutionConfig) -> None:
+        self._broker = broker
+        self._bus = bus
+        self._config = config
+        self._log = structlog.get_logger("repeg.engine").bind(run_id=bus.run_id)
+
+    def _check_collar(self, leg: LegState, limit_price: Decimal | None, quote: Quote | None) -> None:
+        arrival = leg.arrival_quote or quote
+        if limit_price is not None and arrival is not None:
+            check_price_collar(limit_price, arrival, self._config.price_collar_pct)
+
+    async def submit(
+        self,
+        index: int,
+        order_type: OrderType,
+        limit_price: Decimal | None,
+        *,
+        step: int | None,
+        reason: str,
+        quote: Quote | None,
+    ) -> None:
+        """Send a new order for the leg's remaining quantity. Raises `SafetyLimitError` (nothing sent) for a
+        limit outside the price collar, and `SubmitFailed` after recording a broker refusal."""
+        leg = self._bus.leg(index)
+        qty = leg.remaining_qty
+        if qty <= ZERO:
+            return
+        self._check_collar(leg, limit_price, quote)
+        attempt = leg.next_attempt
+        cid = client_order_id(self._bus.run_id, index, attempt)
+        await self._bus.emit(
+            OrderIntent(
+                **self._bus.stamp(index),
+                action=IntentAction.SUBMIT,
+                client_order_id=cid,
+                order_type=order_type,
+                qty=qty,
+                limit_price=limit_price,
+                attempt=attempt,
+                quote=quote,
+                reason=reason,
+                step=step,
+            )
+        )
+        request = OrderRequest(
+            client_order_id=cid,
+            symbol=leg.symbol,
+            side=leg.side,
+            qty=qty,
+            order_type=order_type,
+            limit_price=limit_price,
+        )
+        order = await self._send_new(index, request)
+        await self._bus.emit(OrderAccepted(**self._bus.stamp(index), action=IntentAction.SUBMIT, order=order))
+        self._log.debug(
+            "order_submitted",
+            correlation_id=leg.index,
+            symbol=leg.symbol,
+            order_id=order.order_id,
+            client_order_id=cid,
+            order_type=order_type.value,
+            limit_price=str(limit_price),
+            qty=str(qty),
+            reason=reason,
+        )
+
+    async def _send_new(self, index: int, request: OrderRequest) -> BrokerOrder:
+        cid = request.client_order_id
+        try:
+            return await self._broker.submit_order(request)
+        except DuplicateClientOrderIdError as exc:
+            # The id is deterministic: a duplicate means our own earlier submit reached the broker.
+            existing = await self._broker.get_order_by_client_id(cid)
+            if existing is not None:
+                return existing
+            await self._failed(index, IntentAction.SUBMIT, exc, client_order_id=cid)
+            raise SubmitFailed(exc) from exc
+        except BrokerError as exc:
+            await self._failed(index, IntentAction.SUBMIT, exc, client_order_id=cid)
+            raise SubmitFailed(exc) from exc
+
+    async def replace(self, index: int, limit_price: Decimal, *, step: int, quote: Quote | None) -> None:
+        """Re-price the working order by the broker's replace; a refusal is recorded and reconciled."""
+        leg = self._bus.leg(index)
+        active = leg.active_order
+        if active is None or active.order_id is None:
+            raise ValueError(f"leg {index} has no acknowledged order to replace")
+        self._check_collar(leg, limit_price, quote)
+        qty = leg.remaining_qty
+        attempt = leg.next_attempt
+        cid = client_order_id(self._bus.run_id, index, attempt)
+        await self._bus.emit(
+            OrderIntent(
+                **self._bus.stamp(index),
+                action=IntentAction.REPLACE,
+                client_order_id=cid,
+                order_id=active.order_id,
+                order_type=OrderType.LIMIT,
+                qty=qty,
+                limit_price=limit_price,
+                attempt=attempt,
+                quote=quote,
+                reason=REASON_REPEG,
+                step=step,
+            )
+        )
+        request = ReplaceRequest(
+            order_id=active.order_id, client_order_id=cid, qty=qty, limit_price=limit_price
+        )
+        try:
+            order = await self._broker.replace_order(request)
+        except BrokerError as exc:
+            await self._failed(
+                index, IntentAction.REPLACE, exc, client_order_id=cid, order_id=active.order_id
+            )
+            await self.reconcile(index, active.order_id)
+            return
+        await self._bus.emit(
+            OrderAccepted(**self._bus.stamp(index), action=IntentAction.REPLACE, order=order)
+        )
+        self._log.debug(
+            "order_replaced",
+            correlation_id=leg.index,
+            symbol=leg.symbol,
+            order_id=order.order_id,
+            replaces=active.order_id,
+            limit_price=str(limit_price),
+            step=step,
+        )
+
+    async def cancel(self, index: int, reason: str) -> None:
+        """Request a cancel of the working order; the confirmation arrives as an update (or by polling)."""
+        leg = self._bus.leg(index)
+        active = leg.active_order
+        if active is None or active.order_id is None:
+            raise ValueError(f"leg {index} has no acknowledged order to cancel")
+        await self._bus.emit(
+            OrderIntent(
+                **self._bus.stamp(index),
+                action=IntentAction.CANCEL,
+                client_order_id=active.client_order_id,
+                order_id=active.order_id,
+                attempt=active.attempt,
+                reason=reason,
+            )
+        )
+        try:
+            await self._broker.cancel_order(active.order_id)
+        except BrokerError as exc:
+            await self._failed(index, IntentAction.CANCEL, exc, order_id=active.order_id)
+            await self.reconcile(index, active.order_id)
+            return
+        self._log.debug(
+            "cancel_requested",
+            correlation_id=leg.index,
+            symbol=leg.symbol,
+            order_id=active.order_id,
+            reason=reason,
+        )
+
+    async def reconcile(self, index: int, order_id: str) -> bool:
+        """Ask the broker for the order's state and record it; False (logged) when the broker cannot answer."""
+        try:
+            order = await self._broker.get_order(order_id)
+        except BrokerError as exc:
+            self._log.warning("reconcile_failed", correlation_id=index, order_id=order_id, error=str(exc))
+            return False
+        await self._bus.emit(
+            OrderUpdated(**self._bus.stamp(index), update=polled_update(order, self._bus.clock.now()))
+        )
+        return True
+
+    async def poll(self, index: int) -> None:
+        """For brokers without pushed updates: record the live order's state when it changed."""
+        active = self._bus.leg(index).active_order
+        if active is None or active.order_id is None:
+            return
+        try:
+            order = await self._broker.get_order(active.order_id)
+        except BrokerError as exc:
+            self._log.warning("poll_failed", correlation_id=index, order_id=active.order_id, error=str(exc))
+            return
+        if order.status is active.status and order.filled_qty == active.filled_qty:
+            return
+        await self._bus.emit(
+            OrderUpdated(**self._bus.stamp(index), update=polled_update(order, self._bus.clock.now()))
+        )
+
+    async def _failed(
+        self,
+        index: int,
+        action: IntentAction,
+        exc: BrokerError,
+        *,
+        client_order_id: str | None = None,
+        order_id: str | None = None,
+    ) -> None:
+        await self._bus.emit(
+            OrderFailed(
+                **self._bus.stamp(index),
+                action=action,
+                client_order_id=client_order_id,
+                order_id=order_id,
+                error=type(exc).__name__,
+                message=str(exc),
+            )
+        )
+        self._log.info(
+            "broker_refused", correlation_id=index, action=action.value, order_id=order_id, error=str(exc)
+        )

@@ -1,0 +1,313 @@
+"""The phase monitor: one async loop that drives every leg of a phase to an end.
+
+Each turn it records pending broker updates (as `OrderUpdated` events), asks the policy what to do with every
+leg that is due or changed, carries the actions out through the write-ahead `OrderGateway`, then sleeps on the
+injected clock until the next thing that can matter: a broker update, the earliest leg due time, the stall
+limit, the phase's hard stop, the end of the grace window, or the next poll for brokers that do not push.
+
+End conditions (all in clock time, so they hold identically under the virtual clock):
+- every leg is done and no broker update arrived for `grace_window`: the phase ends;
+- `2 * fill_wait_seconds` without any order update or new quote while orders work: every working leg escalates;
+- the deadline (`max_total_wait` after the start) escalates through the policy; one `fill_wait` later (the hard
+  stop) whatever still works is cancelled, confirmations are awaited for `grace_window`, and unfinished legs end
+  `incomplete`.
+Escalation cancels the working order first; the remainder is sent only once the cancel is confirmed (the leg is
+then idle), and only for what is still unfilled, so an order that filled meanwhile sends nothing.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+
+from repeg.brokers.base import Broker
+from repeg.config import ExecutionConfig
+from repeg.domain.events import LegEscalated, LegFinished, OrderUpdated
+from repeg.domain.leg import REASON_ESCALATE, REASON_REPEG, LegState
+from repeg.domain.lifecycle import IN_FLIGHT, LegStatus
+from repeg.domain.quote import Quote, assess_quote
+from repeg.engine.bus import EventBus, Inbox, UpdateRouter
+from repeg.engine.clock import Clock
+from repeg.engine.gateway import OrderGateway, SubmitFailed
+from repeg.errors import SafetyLimitError
+from repeg.market.base import QuoteFeed
+from repeg.policy.decide import Action, Escalate, ExecutionPolicy, Replace, Skip, Submit, Wait
+
+#: Smallest step the loop sleeps, so that a due time at or before "now" can never spin virtual time.
+_MIN_SLEEP = timedelta(milliseconds=1)
+#: Actions carried out for one leg per wake-up before it must wait for the broker or the clock.
+_MAX_ACTIONS_PER_WAKE = 4
+
+
+@dataclass(frozen=True)
+class EngineContext:
+    """What every monitor of a run shares."""
+
+    broker: Broker
+    feed: QuoteFeed
+    clock: Clock
+    config: ExecutionConfig
+    policy: ExecutionPolicy
+    bus: EventBus
+    gateway: OrderGateway
+    router: UpdateRouter
+
+
+class PhaseMonitor:
+    """Drives `legs` from their current state to done; `run()` returns when the phase has ended."""
+
+    def __init__(self, ctx: EngineContext, legs: Sequence[int], started_at: datetime) -> None:
+        config = ctx.config
+        self._ctx = ctx
+        self._legs = tuple(legs)
+        self._inbox = Inbox()
+        self._deadline = started_at + config.total_wait
+        self._hard_stop = self._deadline + config.fill_wait
+        self._stall_limit = 2 * config.fill_wait
+        self._active = {index for index in legs if not ctx.bus.leg(index).is_done}
+        self._working: set[int] = set()
+        self._dirty: set[int] = set(self._active)
+        self._due_heap: list[tuple[datetime, int]] = []
+        self._due_at: dict[int, datetime] = {}
+        self._last_activity = started_at
+        self._all_done_since: datetime | None = None
+        self._next_poll = started_at + config.check_interval
+        self._polling = not ctx.broker.pushes_updates
+        self._log = structlog.get_logger("repeg.engine").bind(run_id=ctx.bus.run_id)
+
+    async def run(self) -> None:
+        self._ctx.router.attach(self._legs, self._inbox)
+        try:
+            while not await self._turn():
+                pass
+        finally:
+            self._ctx.router.detach(self._legs)
+
+    # --- one turn of the loop ------------------------------------------------------------------------------
+
+    async def _turn(self) -> bool:
+        """One pass; True when the phase has ended."""
+        now = self._ctx.clock.now()
+        await self._record_updates(now)
+        if self._polling and now >= self._next_poll:
+            await self._poll_working()
+            self._next_poll = now + self._ctx.config.check_interval
+        if now >= self._hard_stop:
+            await self._wind_down()
+            return True
+        if self._working and now - self._last_activity >= self._stall_limit and self._stalled(now):
+            await self._escalate_all(now, "stall")
+        await self._advance_due(now)
+        if self._finished_for_good(now):
+            return True
+        await self._ctx.clock.wait_event(self._inbox.ready, self._next_wake(now))
+        return False
+
+    async def _record_updates(self, now: datetime) -> None:
+        bus = self._ctx.bus
+        for update in self._inbox.drain():
+            index = bus.folder.leg_of(update.order.client_order_id)
+            await bus.emit(OrderUpdated(**bus.stamp(index), update=update))
+            self._last_activity = now
+            if index is not None:
+                self._dirty.add(index)
+
+    async def _poll_working(self) -> None:
+        for index in sorted(self._working):
+            before = self._ctx.bus.leg(index)
+            await self._ctx.gateway.poll(index)
+            if self._ctx.bus.leg(index) is not before:
+                self._last_activity = self._ctx.clock.now()
+                self._dirty.add(index)
+
+    def _stalled(self, now: datetime) -> bool:
+        """True when neither an order update nor a new quote of a working leg's symbol came for the stall limit.
+
+        Only called once the order updates alone have been quiet that long, so the quote scan stays rare.
+        """
+        latest = self._last_activity
+        for index in self._working:
+            quote = self._ctx.feed.latest(self._ctx.bus.leg(index).symbol)
+            if quote is not None and quote.ts > latest:
+                latest = quote.ts
+        self._last_activity = latest
+        return now - latest >= self._stall_limit
+
+    def _finished_for_good(self, now: datetime) -> bool:
+        if self._active:
+            self._all_done_since = None
+            return False
+        if self._all_done_since is None:
+            self._all_done_since = max(now, self._last_activity)
+        return now >= self._all_done_since + self._ctx.config.grace
+
+    def _next_wake(self, now: datetime) -> datetime:
+        candidates = [self._hard_stop]
+        while self._due_heap and self._due_at.get(self._due_heap[0][1]) != self._due_heap[0][0]:
+            heapq.heappop(self._due_heap)
+        if self._due_heap:
+            candidates.append(self._due_heap[0][0])
+        if self._working:
+            candidates.append(self._last_activity + self._stall_limit)
+        if self._all_done_since is not None:
+            candidates.append(self._all_done_since + self._ctx.config.grace)
+        if self._polling and self._working:
+            candidates.append(self._next_poll)
+        return max(min(candidates), now + _MIN_SLEEP)
+
+    # --- legs ----------------------------------------------------------------------------------------------
+
+    async def _advance_due(self, now: datetime) -> None:
+        while self._due_heap and self._due_heap[0][0] <= now:
+            due, index = heapq.heappop(self._due_heap)
+            if self._due_at.get(index) == due:
+                del self._due_at[index]
+                self._dirty.add(index)
+        dirty, self._dirty = sorted(self._dirty), set()
+        for index in dirty:
+            if index in self._active:
+                await self._advance_leg(index, now)
+            await self._refresh(index)
+
+    async def _advance_leg(self, index: int, now: datetime) -> None:
+        """Ask the policy and act until it says wait (bounded, so a confused policy cannot spin)."""
+        ctx = self._ctx
+        for _ in range(_MAX_ACTIONS_PER_WAKE):
+            leg = ctx.bus.leg(index)
+            if leg.is_done:
+                return
+            quote = ctx.feed.latest(leg.symbol)
+            verdict = assess_quote(quote, now, ctx.config.quote_age_limit, ctx.config.max_spread_pct)
+            action = ctx.policy.decide(leg, quote, verdict, now)
+            if isinstance(action, Wait):
+                self._schedule(index, action.until)
+                return
+            await self._carry_out(leg, action, quote)
+            self._last_activity = now
+        self._schedule(index, now + ctx.config.check_interval)
+
+    def _schedule(self, index: int, until: datetime | None) -> None:
+        if until is None:
+            self._due_at.pop(index, None)
+            return
+        self._due_at[index] = until
+        heapq.heappush(self._due_heap, (until, index))
+
+    async def _refresh(self, index: int) -> None:
+        """Keep the working/active sets in step with the leg; record the end of a leg that just filled."""
+        leg = self._ctx.bus.leg(index)
+        if leg.status in IN_FLIGHT:
+            self._working.add(index)
+        else:
+            self._working.discard(index)
+        if leg.is_done and index in self._active:
+            self._active.discard(index)
+            self._due_at.pop(index, None)
+            if leg.status is LegStatus.FILLED:
+                await self._finish(leg, LegStatus.FILLED, "")
+
+    async def _carry_out(self, leg: LegState, action: Action, quote: Quote | None) -> None:
+        try:
+            await self._dispatch(leg, action, quote)
+        except SafetyLimitError as exc:
+            await self._give_up(leg.index, LegStatus.FAILED, str(exc))
+        except SubmitFailed as exc:
+            await self._give_up(leg.index, LegStatus.FAILED, str(exc.error))
+
+    async def _dispatch(self, leg: LegState, action: Action, quote: Quote | None) -> None:
+        gateway = self._ctx.gateway
+        if isinstance(action, Submit):
+            await gateway.submit(
+                leg.index,
+                action.order_type,
+                action.limit_price,
+                step=action.step,
+                reason=action.reason,
+                quote=quote,
+            )
+        elif isinstance(action, Replace):
+            active = leg.active_order
+            partially_filled = active is not None and active.filled_qty > 0
+            if self._ctx.broker.supports_replace and not partially_filled:
+                await gateway.replace(leg.index, action.limit_price, step=action.step, quote=quote)
+            else:
+                await gateway.cancel(leg.index, REASON_REPEG)
+        elif isinstance(action, Escalate):
+            await self._escalate(leg, action.reason)
+        elif isinstance(action, Skip):
+            await self._finish(leg, LegStatus.SKIPPED, action.reason)
+
+    async def _escalate(self, leg: LegState, reason: str) -> None:
+        """Mark the leg escalated and cancel its working order; the remainder goes out once that is confirmed."""
+        bus = self._ctx.bus
+        if not leg.escalated:
+            await bus.emit(
+                LegEscalated(**bus.stamp(leg.index), remaining_qty=leg.remaining_qty, reason=reason)
+            )
+            self._log.info(
+                "leg_escalated",
+                correlation_id=leg.index,
+                symbol=leg.symbol,
+                remaining_qty=str(leg.remaining_qty),
+                reason=reason,
+            )
+        if leg.status is LegStatus.WORKING:
+            await self._ctx.gateway.cancel(leg.index, REASON_ESCALATE)
+
+    async def _escalate_all(self, now: datetime, reason: str) -> None:
+        for index in sorted(self._working):
+            leg = self._ctx.bus.leg(index)
+            if leg.status is LegStatus.WORKING and not leg.escalated:
+                await self._escalate(leg, reason)
+                await self._refresh(index)
+        self._last_activity = now
+
+    async def _finish(self, leg: LegState, status: LegStatus, reason: str) -> None:
+        bus = self._ctx.bus
+        await bus.emit(LegFinished(**bus.stamp(leg.index), status=status.value, reason=reason))
+        self._log.info(
+            "leg_finished",
+            correlation_id=leg.index,
+            symbol=leg.symbol,
+            status=status.value,
+            filled_qty=str(leg.filled_qty),
+            reason=reason,
+        )
+
+    async def _give_up(self, index: int, status: LegStatus, reason: str) -> None:
+        """End a leg that cannot proceed; its working order (if any) is cancelled first."""
+        leg = self._ctx.bus.leg(index)
+        if leg.status is LegStatus.WORKING:
+            await self._ctx.gateway.cancel(index, reason="give_up")
+            leg = self._ctx.bus.leg(index)
+        if not leg.is_done:
+            await self._finish(leg, status, reason)
+
+    # --- the end -------------------------------------------------------------------------------------------
+
+    async def _wind_down(self) -> None:
+        """Hard stop: cancel what still works, wait `grace_window` for confirmations, end the rest incomplete."""
+        for index in sorted(self._working):
+            if self._ctx.bus.leg(index).status is LegStatus.WORKING:
+                await self._ctx.gateway.cancel(index, reason="phase_end")
+            await self._refresh(index)
+        give_up_at = self._ctx.clock.now() + self._ctx.config.grace
+        while self._working and self._ctx.clock.now() < give_up_at:
+            wake = give_up_at
+            if self._polling:
+                wake = min(wake, self._ctx.clock.now() + self._ctx.config.check_interval)
+            await self._ctx.clock.wait_event(self._inbox.ready, wake)
+            await self._record_updates(self._ctx.clock.now())
+            if self._polling:
+                await self._poll_working()
+            for index in sorted(self._working | self._dirty):
+                await self._refresh(index)
+        for index in sorted(self._active):
+            leg = self._ctx.bus.leg(index)
+            if not leg.is_done:
+                await self._finish(leg, LegStatus.INCOMPLETE, "phase deadline reached")
+            await self._refresh(index)

@@ -1,0 +1,154 @@
+"""Phases: all sells, then buys sized to the buying power the sells actually left.
+
+`size_buys` is pure: it turns buy legs (quantities or dollar notionals) into exact quantities from the quotes then
+valid and scales them all down by one factor when their estimated cost exceeds the buying power. The async
+functions announce a phase (`PhaseStarted`, with the scale), run its monitor and close it (`PhaseEnded`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
+
+from repeg.domain.events import LegFinished, LegPlanned, OrderUpdated, PhaseEnded, PhaseStarted
+from repeg.domain.lifecycle import LegStatus
+from repeg.domain.orders import Side
+from repeg.domain.plan import LegSpec
+from repeg.domain.quote import Quote, QuoteVerdict, assess_quote
+from repeg.domain.ticks import BPS, ZERO, round_qty_down
+from repeg.engine.monitor import EngineContext, PhaseMonitor
+
+_ONE = Decimal(1)
+_SCALE_QUANTUM = Decimal("0.000001")
+
+
+@dataclass(frozen=True)
+class BuySizing:
+    """Sized buy legs, the legs that could not be sized (with why), the scale applied and the cost estimate."""
+
+    legs: tuple[LegSpec, ...]
+    dropped: tuple[tuple[LegSpec, str], ...]
+    scale: Decimal
+    estimated_cost: Decimal
+
+
+def _sized(spec: LegSpec, ask: Decimal | None) -> Decimal | None:
+    if spec.qty is not None:
+        return spec.qty
+    if ask is None or spec.notional is None:
+        return None
+    return round_qty_down(spec.notional / ask, spec.whole_shares)
+
+
+def _scale_for(cost: Decimal, buying_power: Decimal) -> Decimal:
+    if cost <= buying_power:
+        return _ONE
+    if buying_power <= ZERO:
+        return ZERO
+    return (buying_power / cost).quantize(_SCALE_QUANTUM, rounding=ROUND_DOWN)
+
+
+def size_buys(
+    specs: Sequence[LegSpec], asks: Mapping[str, Decimal], buying_power: Decimal, buffer_bps: Decimal
+) -> BuySizing:
+    """Quantities for buy legs whose total estimated cost (qty * ask * (1 + buffer)) fits `buying_power`.
+
+    `asks` holds the far touch of each symbol with a valid quote. A notional leg without one cannot be sized
+    and is dropped; a quantity leg without one is kept unpriced (its cost cannot be estimated, so it does not
+    count toward the scale). When the estimate exceeds the buying power every leg is scaled by the same factor
+    (rounded down, whole shares for whole-share legs); a leg scaled to nothing is dropped.
+    """
+    factor = _ONE + buffer_bps / BPS
+    sized: list[tuple[LegSpec, Decimal]] = []
+    dropped: list[tuple[LegSpec, str]] = []
+    cost = ZERO
+    for spec in specs:
+        ask = asks.get(spec.symbol)
+        qty = _sized(spec, ask)
+        if qty is None or qty <= ZERO:
+            dropped.append((spec, "no valid quote to size the notional" if qty is None else "sized to zero"))
+            continue
+        sized.append((spec, qty))
+        if ask is not None:
+            cost += qty * ask * factor
+    scale = _scale_for(cost, buying_power)
+    legs: list[LegSpec] = []
+    for spec, qty in sized:
+        final = qty if scale == _ONE else round_qty_down(qty * scale, spec.whole_shares)
+        if final <= ZERO:
+            dropped.append((spec, f"scaled to zero (scale {scale})"))
+            continue
+        legs.append(
+            LegSpec(
+                index=spec.index,
+                symbol=spec.symbol,
+                side=spec.side,
+                qty=final,
+                whole_shares=spec.whole_shares,
+                full_exit=spec.full_exit,
+            )
+        )
+    return BuySizing(legs=tuple(legs), dropped=tuple(dropped), scale=scale, estimated_cost=cost)
+
+
+async def run_phase(
+    ctx: EngineContext,
+    side: Side,
+    legs: Sequence[int],
+    *,
+    scale: Decimal = _ONE,
+    buying_power: Decimal | None = None,
+    leg_index: int | None = None,
+) -> None:
+    """Announce, monitor and close one phase (`leg_index` set: a basket order's own window)."""
+    bus = ctx.bus
+    await bus.emit(PhaseStarted(**bus.stamp(leg_index), side=side, scale=scale, buying_power=buying_power))
+    await PhaseMonitor(ctx, legs, ctx.clock.now()).run()
+    await bus.emit(PhaseEnded(**bus.stamp(leg_index), side=side))
+    await record_late_updates(ctx)
+
+
+async def record_late_updates(ctx: EngineContext) -> None:
+    """Record updates of the run's orders that arrived after their phase ended (e.g. a fill racing a cancel)."""
+    bus = ctx.bus
+    for update in ctx.router.late.drain():
+        index = bus.folder.leg_of(update.order.client_order_id)
+        await bus.emit(OrderUpdated(**bus.stamp(index), update=update))
+
+
+async def _valid_asks(ctx: EngineContext, specs: Sequence[LegSpec]) -> dict[str, Decimal]:
+    """Far touches of the buy symbols; waits up to `quote_wait` for notional legs that still lack a valid quote."""
+    give_up = ctx.clock.now() + ctx.config.quote_wait_limit
+    while True:
+        now = ctx.clock.now()
+        asks: dict[str, Decimal] = {}
+        for spec in specs:
+            quote: Quote | None = ctx.feed.latest(spec.symbol)
+            verdict = assess_quote(quote, now, ctx.config.quote_age_limit, ctx.config.max_spread_pct)
+            if quote is not None and verdict is QuoteVerdict.VALID:
+                asks[spec.symbol] = quote.ask
+        missing = any(spec.notional is not None and spec.symbol not in asks for spec in specs)
+        if not missing or now >= give_up:
+            return asks
+        await ctx.clock.sleep_until(min(give_up, now + ctx.config.check_interval))
+
+
+async def run_buy_phase(ctx: EngineContext, legs: Sequence[int]) -> None:
+    """Size and, if the sells' proceeds fall short, scale the buys; then run them as one phase."""
+    bus = ctx.bus
+    specs = [bus.leg(index).spec for index in legs]
+    asks = await _valid_asks(ctx, specs)
+    account = await ctx.broker.get_account()
+    sizing = size_buys(specs, asks, account.buying_power, ctx.config.escalation_collar_bps)
+    await bus.emit(
+        PhaseStarted(**bus.stamp(), side=Side.BUY, scale=sizing.scale, buying_power=account.buying_power)
+    )
+    for spec in sizing.legs:
+        if spec != bus.leg(spec.index).spec:
+            await bus.emit(LegPlanned(**bus.stamp(spec.index), spec=spec))
+    for spec, reason in sizing.dropped:
+        await bus.emit(LegFinished(**bus.stamp(spec.index), status=LegStatus.SKIPPED.value, reason=reason))
+    await PhaseMonitor(ctx, [spec.index for spec in sizing.legs], ctx.clock.now()).run()
+    await bus.emit(PhaseEnded(**bus.stamp(), side=Side.BUY))
+    await record_late_updates(ctx)

@@ -1,0 +1,200 @@
+"""Entry points of the engine: execute a set of legs (sells, then buys), or a basket of timed parent orders.
+
+Both wire one run: an `EventBus` (fold + sinks), one broker subscription routed to the phase monitors, the
+write-ahead `OrderGateway` and the policy (`LadderPolicy` unless another is given). They announce the run
+(`RunStarted`, `LegPlanned`, `LegSkipped`), run the phases, close it (`RunEnded`) and return the result built from
+the folded events. Leg-level troubles (refusals, missing quotes, deadlines) end up in the result, not raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from decimal import Decimal
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field
+
+import repeg
+from repeg.brokers.base import Broker
+from repeg.config import ExecutionConfig
+from repeg.domain.events import EventSink, LegPlanned, LegSkipped, RunEnded, RunStarted
+from repeg.domain.orders import Side
+from repeg.domain.plan import LegSpec, Plan, PlanKind, SkippedTrade, TradeIntent
+from repeg.domain.ticks import ZERO
+from repeg.engine.bus import EventBus, UpdateRouter
+from repeg.engine.clock import Clock
+from repeg.engine.gateway import OrderGateway
+from repeg.engine.monitor import EngineContext
+from repeg.engine.phases import run_buy_phase, run_phase
+from repeg.errors import PlanError
+from repeg.market.base import QuoteFeed
+from repeg.policy.decide import ExecutionPolicy, LadderPolicy
+from repeg.report.result import ExecutionResult, RunStatus, build_result
+
+_log = structlog.get_logger("repeg.engine")
+
+
+class ParentOrder(BaseModel):
+    """One order of a basket: executed as its own one-leg window starting at `arrival`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    arrival: datetime
+    symbol: str = Field(min_length=1)
+    side: Side
+    qty: Decimal = Field(gt=ZERO)
+    whole_shares: bool = False
+
+
+def _plan_of(specs: Sequence[LegSpec]) -> Plan:
+    """A trade-list plan equivalent to `specs`, for runs started from the API without a plan file."""
+    if not specs:
+        raise PlanError("nothing to execute: no legs")
+    trades = tuple(
+        TradeIntent(symbol=spec.symbol, side=spec.side, qty=spec.qty, notional=spec.notional)
+        for spec in specs
+    )
+    return Plan(source="<api>", kind=PlanKind.TRADES, trades=trades)
+
+
+def _config_record(config: ExecutionConfig) -> dict[str, str]:
+    dumped = config.model_dump(mode="json")
+    return {key: value if isinstance(value, str) else json.dumps(value) for key, value in dumped.items()}
+
+
+def _context(
+    *,
+    broker: Broker,
+    feed: QuoteFeed,
+    clock: Clock,
+    config: ExecutionConfig,
+    run_id: str,
+    sinks: Sequence[EventSink],
+    policy: ExecutionPolicy | None,
+) -> EngineContext:
+    bus = EventBus(run_id, clock, sinks)
+    router = UpdateRouter(bus.folder)
+    broker.subscribe_updates(router.push)
+    return EngineContext(
+        broker=broker,
+        feed=feed,
+        clock=clock,
+        config=config,
+        policy=policy or LadderPolicy(config),
+        bus=bus,
+        gateway=OrderGateway(broker, bus, config),
+        router=router,
+    )
+
+
+async def _announce(
+    ctx: EngineContext, specs: Sequence[LegSpec], skipped: Sequence[SkippedTrade], plan: Plan
+) -> None:
+    bus = ctx.bus
+    await ctx.feed.subscribe(sorted({spec.symbol for spec in specs}))
+    await bus.emit(
+        RunStarted(
+            **bus.stamp(),
+            plan=plan,
+            config=_config_record(ctx.config),
+            broker=ctx.broker.name,
+            code_version=repeg.__version__,
+        )
+    )
+    for spec in specs:
+        await bus.emit(LegPlanned(**bus.stamp(spec.index), spec=spec))
+    for trade in skipped:
+        await bus.emit(LegSkipped(**bus.stamp(), skipped=trade))
+
+
+async def _run(ctx: EngineContext, body: Callable[[], Awaitable[None]]) -> ExecutionResult:
+    """Run the phases; close the run with its status, or as failed if the engine itself broke."""
+    bus = ctx.bus
+    log = _log.bind(run_id=bus.run_id)
+    try:
+        await body()
+    except Exception:
+        log.exception("run_failed")
+        await bus.emit(RunEnded(**bus.stamp(), status=RunStatus.FAILED.value))
+        raise
+    state = bus.folder.snapshot()
+    result = build_result(state)
+    await bus.emit(RunEnded(**bus.stamp(), status=result.status.value))
+    log.info("run_ended", status=result.status.value, events=bus.count, legs=len(state.legs))
+    return build_result(bus.folder.snapshot())
+
+
+async def run_execution(  # noqa: PLR0917 - the positional shape is the engine's published contract
+    specs: Sequence[LegSpec],
+    skipped: Sequence[SkippedTrade],
+    broker: Broker,
+    feed: QuoteFeed,
+    clock: Clock,
+    config: ExecutionConfig,
+    *,
+    run_id: str,
+    sinks: Sequence[EventSink] = (),
+    policy: ExecutionPolicy | None = None,
+    plan: Plan | None = None,
+) -> ExecutionResult:
+    """Execute `specs`: every sell first, then the buys, sized to the buying power left after the sells.
+
+    The buy phase starts only once the sell phase has ended (no sell order is working). Buys given as notionals
+    are sized from the quote valid at the start of the buy phase; all buys are scaled down by one factor when
+    their estimated cost exceeds the account's buying power (reported in `PhaseStarted.scale`).
+    """
+    ctx = _context(
+        broker=broker, feed=feed, clock=clock, config=config, run_id=run_id, sinks=sinks, policy=policy
+    )
+    await _announce(ctx, specs, skipped, plan or _plan_of(specs))
+    sells = [spec.index for spec in specs if spec.side is Side.SELL]
+    buys = [spec.index for spec in specs if spec.side is Side.BUY]
+
+    async def phases() -> None:
+        if sells:
+            await run_phase(ctx, Side.SELL, sells)
+        if buys:
+            await run_buy_phase(ctx, buys)
+
+    return await _run(ctx, phases)
+
+
+async def run_basket(
+    orders: Sequence[ParentOrder],
+    broker: Broker,
+    feed: QuoteFeed,
+    clock: Clock,
+    config: ExecutionConfig,
+    *,
+    run_id: str,
+    sinks: Sequence[EventSink] = (),
+    policy: ExecutionPolicy | None = None,
+) -> ExecutionResult:
+    """Execute parent orders that arrive over time (e.g. a basket over a replayed day) as one run.
+
+    Order i becomes leg i; at its `arrival` (clock time) it gets its own window (`PhaseStarted` with
+    `leg_index=i`, deadline `max_total_wait` later) and its own monitor, so orders overlap freely. No phase
+    ordering or buy scaling applies: each order is executed as given.
+    """
+    specs = [
+        LegSpec(index=i, symbol=o.symbol, side=o.side, qty=o.qty, whole_shares=o.whole_shares)
+        for i, o in enumerate(orders)
+    ]
+    ctx = _context(
+        broker=broker, feed=feed, clock=clock, config=config, run_id=run_id, sinks=sinks, policy=policy
+    )
+    await _announce(ctx, specs, (), _plan_of(specs))
+
+    async def one(index: int, order: ParentOrder) -> None:
+        await clock.sleep_until(order.arrival)
+        await run_phase(ctx, order.side, [index], leg_index=index)
+
+    async def all_orders() -> None:
+        async with asyncio.TaskGroup() as group:
+            for index, order in enumerate(orders):
+                group.create_task(one(index, order))
+
+    return await _run(ctx, all_orders)

@@ -1,0 +1,94 @@
+"""Execution quality, from legs' actual fills against the quote at arrival. Pure Decimal arithmetic.
+
+Conventions: a cost is positive when the fill is worse than the arrival mid (above it for a buy, below it for a
+sell). One "half-spread" is half the arrival quote's spread: crossing at arrival costs exactly 1 half-spread,
+filling at the mid 0, joining the near touch -1. The share of the half-spread saved is `1 - cost in
+half-spreads`, so 1 means the mid was achieved and 0 that the run did no better than crossing at arrival.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from pydantic import BaseModel, ConfigDict
+
+from repeg.domain.leg import LegState
+from repeg.domain.lifecycle import LegStatus
+from repeg.domain.ticks import BPS, ZERO, bps
+
+_RATIO = Decimal("0.0001")
+_TWO = Decimal(2)
+
+
+class QualitySummary(BaseModel):
+    """Aggregates over the legs that filled anything and have an arrival quote. None where undefined."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: Notional-weighted cost versus the arrival mid, in basis points (signed; positive = paid more).
+    cost_bps: Decimal | None = None
+    #: Quantity-weighted cost in units of the arrival half-spread.
+    cost_half_spreads: Decimal | None = None
+    #: 1 - cost_half_spreads: the share of the half-spread saved versus crossing at arrival.
+    half_spread_saved: Decimal | None = None
+    #: Filled quantity by orders sent before escalation, over the requested quantity of legs that were sent.
+    fill_rate_before_escalation: Decimal | None = None
+    #: Mean seconds from a filled leg's first submission to its last fill.
+    mean_time_to_fill_s: float | None = None
+
+
+def leg_cost_bps(leg: LegState) -> Decimal | None:
+    """The leg's signed cost versus its arrival mid, in bps; None before any fill or without an arrival quote."""
+    avg, mid = leg.avg_fill_price, leg.arrival_mid
+    if avg is None or mid is None or mid <= ZERO:
+        return None
+    return bps(leg.side.sign * (avg - mid), mid)
+
+
+def _ratio(numerator: Decimal, denominator: Decimal) -> Decimal | None:
+    if denominator <= ZERO:
+        return None
+    return (numerator / denominator).quantize(_RATIO, rounding=ROUND_HALF_EVEN)
+
+
+def _costs(legs: Sequence[LegState]) -> tuple[Decimal | None, Decimal | None]:
+    weighted_bps = notional = cost_total = half_spread_total = ZERO
+    for leg in legs:
+        avg, quote = leg.avg_fill_price, leg.arrival_quote
+        if avg is None or quote is None:
+            continue
+        mid = quote.mid
+        per_share = leg.side.sign * (avg - mid)
+        weighted_bps += per_share / mid * BPS * leg.filled_notional
+        notional += leg.filled_notional
+        cost_total += per_share * leg.filled_qty
+        half_spread_total += quote.spread / _TWO * leg.filled_qty
+    cost_bps = None if notional == ZERO else (weighted_bps / notional).quantize(Decimal("0.01"))
+    return cost_bps, _ratio(cost_total, half_spread_total)
+
+
+def _fill_rate(legs: Sequence[LegState]) -> Decimal | None:
+    sent = [leg for leg in legs if leg.orders and leg.qty is not None]
+    requested = sum((leg.qty for leg in sent if leg.qty is not None), ZERO)
+    return _ratio(sum((leg.filled_before_escalation for leg in sent), ZERO), requested)
+
+
+def _mean_time_to_fill(legs: Sequence[LegState]) -> float | None:
+    times = [
+        (leg.completed_at - leg.submitted_at).total_seconds()
+        for leg in legs
+        if leg.status is LegStatus.FILLED and leg.completed_at is not None and leg.submitted_at is not None
+    ]
+    return None if not times else sum(times) / len(times)
+
+
+def summarize_quality(legs: Sequence[LegState]) -> QualitySummary:
+    cost_bps, cost_half_spreads = _costs(legs)
+    return QualitySummary(
+        cost_bps=cost_bps,
+        cost_half_spreads=cost_half_spreads,
+        half_spread_saved=None if cost_half_spreads is None else Decimal(1) - cost_half_spreads,
+        fill_rate_before_escalation=_fill_rate(legs),
+        mean_time_to_fill_s=_mean_time_to_fill(legs),
+    )

@@ -1,0 +1,144 @@
+"""The result of a run: per-leg outcomes, counts, notional and execution quality.
+
+`build_result` is a pure function of the folded run state, so a live run and `repeg show` (which folds the
+journal) produce the same result. Fill prices are always the broker's actual fills, never limit prices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+from repeg.domain.leg import LegState
+from repeg.domain.lifecycle import LegStatus
+from repeg.domain.orders import Side
+from repeg.domain.plan import SkippedTrade
+from repeg.domain.run import RunState
+from repeg.domain.ticks import ZERO
+from repeg.report.quality import QualitySummary, leg_cost_bps, summarize_quality
+
+
+class RunStatus(StrEnum):
+    COMPLETED = "completed"  # every leg filled
+    COMPLETED_WITH_SKIPS = "completed_with_skips"  # every leg that was sent filled; some trades were skipped
+    PARTIAL = "partial"  # some quantity filled, but not every leg completed
+    FAILED = "failed"  # nothing filled although something had to be
+
+
+class LegResult(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    index: int
+    symbol: str
+    side: Side
+    requested_qty: Decimal | None
+    requested_notional: Decimal | None = None
+    filled_qty: Decimal
+    #: Quantity-weighted average of the broker's actual fills over the whole order chain.
+    avg_fill_price: Decimal | None
+    filled_notional: Decimal
+    arrival_mid: Decimal | None
+    cost_bps: Decimal | None
+    order_ids: tuple[str, ...]
+    repegs: int
+    escalated: bool
+    time_to_complete_s: float | None
+    status: LegStatus
+    error: str | None = None
+
+
+class LegCounts(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    total: int = 0
+    filled: int = 0
+    incomplete: int = 0
+    skipped: int = 0
+    failed: int = 0
+    escalated: int = 0
+    #: Trades skipped at planning (below the minimum notional, ...), not counted in `total`.
+    skipped_trades: int = 0
+
+
+class ExecutionResult(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run_id: str
+    status: RunStatus
+    started_at: datetime | None
+    ended_at: datetime | None
+    legs: tuple[LegResult, ...]
+    skipped: tuple[SkippedTrade, ...]
+    counts: LegCounts
+    notional_traded: Decimal
+    quality: QualitySummary
+
+
+def leg_result(leg: LegState) -> LegResult:
+    elapsed = None
+    if leg.completed_at is not None and leg.submitted_at is not None:
+        elapsed = (leg.completed_at - leg.submitted_at).total_seconds()
+    return LegResult(
+        index=leg.index,
+        symbol=leg.symbol,
+        side=leg.side,
+        requested_qty=leg.qty,
+        requested_notional=leg.spec.notional,
+        filled_qty=leg.filled_qty,
+        avg_fill_price=leg.avg_fill_price,
+        filled_notional=leg.filled_notional,
+        arrival_mid=leg.arrival_mid,
+        cost_bps=leg_cost_bps(leg),
+        order_ids=leg.order_ids,
+        repegs=leg.repegs,
+        escalated=leg.escalated,
+        time_to_complete_s=elapsed,
+        status=leg.status,
+        error=leg.error,
+    )
+
+
+def run_status(legs: Sequence[LegState], skipped_trades: int) -> RunStatus:
+    """completed / completed_with_skips when every leg that was not skipped filled; else partial or failed."""
+    needed = [leg for leg in legs if leg.status is not LegStatus.SKIPPED]
+    if all(leg.status is LegStatus.FILLED for leg in needed):
+        any_skips = skipped_trades > 0 or len(needed) < len(legs)
+        return RunStatus.COMPLETED_WITH_SKIPS if any_skips else RunStatus.COMPLETED
+    if any(leg.filled_qty > ZERO for leg in needed):
+        return RunStatus.PARTIAL
+    return RunStatus.FAILED
+
+
+def _counts(legs: Sequence[LegState], skipped_trades: int) -> LegCounts:
+    def count(status: LegStatus) -> int:
+        return sum(1 for leg in legs if leg.status is status)
+
+    return LegCounts(
+        total=len(legs),
+        filled=count(LegStatus.FILLED),
+        incomplete=count(LegStatus.INCOMPLETE) + sum(1 for leg in legs if not leg.is_done),
+        skipped=count(LegStatus.SKIPPED),
+        failed=count(LegStatus.FAILED),
+        escalated=sum(1 for leg in legs if leg.escalated),
+        skipped_trades=skipped_trades,
+    )
+
+
+def build_result(state: RunState) -> ExecutionResult:
+    """The result of a run from its folded state (live, or rebuilt from the journal)."""
+    legs = state.legs
+    return ExecutionResult(
+        run_id=state.run_id,
+        status=run_status(legs, len(state.skipped)),
+        started_at=state.started_at,
+        ended_at=state.ended_at,
+        legs=tuple(leg_result(leg) for leg in legs),
+        skipped=state.skipped,
+        counts=_counts(legs, len(state.skipped)),
+        notional_traded=sum((leg.filled_notional for leg in legs), ZERO),
+        quality=summarize_quality(legs),
+    )
