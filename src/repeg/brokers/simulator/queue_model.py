@@ -1,0 +1,169 @@
+"""Queue position of a resting limit order, from top-of-book quotes and trade prints: the pure core.
+
+The rules (see docs/FILL_MODELS.md for the assumptions and known biases):
+
+1. Joining. A limit that rests at the near touch joins the back of the size displayed there at that instant. A
+   limit that improves on the near touch (inside the spread) is alone at its price: nobody ahead. A limit behind
+   the touch cannot see its price level (the data is top of book only) and assumes the near touch's displayed size
+   ahead of it, a stand-in for the unknown depth.
+2. Prints. Every print after the join at or through the limit (at or below it for a buy, at or above for a sell)
+   first consumes the queue ahead; what is left of the print fills the order, up to its remaining quantity, at
+   the limit price. So partial fills follow the prints. Prints at the order's exact timestamp are not counted
+   (the order was not there yet when they happened).
+3. Crossing quote. A quote whose far side reaches the limit (ask <= limit for a buy, bid >= limit for a sell) fills
+   all that remains at once, at the limit price.
+4. Priority. A replace or a cancel-and-resubmit is a new order: it joins again at the back (rule 1).
+
+Everything here is a function of integer arrays ($0.0001 price units, nanosecond timestamps) and Decimal
+quantities; nothing reads a clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from repeg.domain.orders import Side
+from repeg.domain.ticks import ZERO
+from repeg.market.tape import Int64Array, QuoteTape, SymbolTrades
+
+#: Prints examined per numpy step while looking for the one that reaches the order.
+_CHUNK = 4096
+
+
+@dataclass(frozen=True)
+class QueueSlot:
+    """One resting limit order's place in line."""
+
+    symbol: str
+    side: Side
+    limit_units: int
+    remaining: Decimal
+    #: Shares still ahead of the order at its price.
+    ahead: Decimal
+    #: Index of the first print the order has not yet seen.
+    trade_cursor: int
+    #: Timestamp (ns) from which quotes can cross the order.
+    since_ns: int
+
+
+@dataclass(frozen=True)
+class QueueFill:
+    """An execution the queue rules produce: `qty` at `price_units`, at `ts_ns`."""
+
+    ts_ns: int
+    qty: Decimal
+    price_units: int
+    #: True when a crossing quote filled everything left (rule 3), False for a print (rule 2).
+    by_quote: bool
+    #: Cursor past the print that produced this fill (unchanged for a quote fill).
+    next_trade_cursor: int
+
+
+def _through(side: Side, prices: Int64Array, limit_units: int) -> NDArray[np.bool_]:
+    return prices <= limit_units if side is Side.BUY else prices >= limit_units
+
+
+def queue_ahead_at_join(tape: QuoteTape, symbol: str, side: Side, limit_units: int, ts_ns: int) -> Decimal:
+    """Shares ahead of a limit joining at `ts_ns` (rule 1); zero before the first quote."""
+    i = tape.index_at_ns(symbol, ts_ns)
+    if i is None:
+        return ZERO
+    col = tape.columns(symbol)
+    near = int(col.bid[i]) if side is Side.BUY else int(col.ask[i])
+    size = int(col.bid_size[i]) if side is Side.BUY else int(col.ask_size[i])
+    improves = limit_units > near if side is Side.BUY else limit_units < near
+    return ZERO if improves or near <= 0 else Decimal(size)
+
+
+def join(
+    tape: QuoteTape,
+    trades: SymbolTrades | None,
+    *,
+    symbol: str,
+    side: Side,
+    limit_units: int,
+    qty: Decimal,
+    ts_ns: int,
+) -> QueueSlot:
+    """A new resting order at `ts_ns` (a replace is a new join: it goes to the back)."""
+    cursor = 0 if trades is None else int(np.searchsorted(trades.ts, ts_ns, side="right"))
+    return QueueSlot(
+        symbol=symbol,
+        side=side,
+        limit_units=limit_units,
+        remaining=qty,
+        ahead=queue_ahead_at_join(tape, symbol, side, limit_units, ts_ns),
+        trade_cursor=cursor,
+        since_ns=ts_ns,
+    )
+
+
+def _next_print_fill(trades: SymbolTrades, slot: QueueSlot) -> QueueFill | None:
+    """The first print from the cursor on that reaches the order through the queue ahead (rule 2)."""
+    ahead = slot.ahead
+    start = slot.trade_cursor
+    while start < len(trades):
+        stop = min(start + _CHUNK, len(trades))
+        prices, sizes = trades.price[start:stop], trades.size[start:stop]
+        counted = np.where(_through(slot.side, prices, slot.limit_units), sizes, 0)
+        reach = np.cumsum(counted)
+        hit = np.flatnonzero(reach > ahead)
+        if len(hit):
+            k = int(hit[0])
+            surplus = Decimal(int(reach[k])) - ahead
+            qty = min(surplus, Decimal(int(counted[k])), slot.remaining)
+            return QueueFill(
+                ts_ns=int(trades.ts[start + k]),
+                qty=qty,
+                price_units=slot.limit_units,
+                by_quote=False,
+                next_trade_cursor=start + k + 1,
+            )
+        ahead -= Decimal(int(reach[-1])) if len(reach) else ZERO
+        start = stop
+    return None
+
+
+def _next_quote_fill(tape: QuoteTape, slot: QueueSlot) -> QueueFill | None:
+    """The first quote after the join whose far side reaches the limit (rule 3)."""
+    current = tape.index_at_ns(slot.symbol, slot.since_ns)
+    start = 0 if current is None else current + 1
+    i = tape.next_marketable(slot.symbol, slot.side, slot.limit_units, start)
+    if i is None:
+        return None
+    return QueueFill(
+        ts_ns=tape.time_ns(slot.symbol, i),
+        qty=slot.remaining,
+        price_units=slot.limit_units,
+        by_quote=True,
+        next_trade_cursor=slot.trade_cursor,
+    )
+
+
+def next_fill(tape: QuoteTape, trades: SymbolTrades | None, slot: QueueSlot) -> QueueFill | None:
+    """The order's next execution under the queue rules, or None if the data never fills it.
+
+    A quote crossing at the same instant as a print wins (it fills everything left).
+    """
+    if slot.remaining <= ZERO:
+        return None
+    by_quote = _next_quote_fill(tape, slot)
+    by_print = None if trades is None else _next_print_fill(trades, slot)
+    if by_print is None or (by_quote is not None and by_quote.ts_ns <= by_print.ts_ns):
+        return by_quote
+    return by_print
+
+
+def after_fill(slot: QueueSlot, fill: QueueFill) -> QueueSlot:
+    """The slot once `fill` happened: less remaining, nobody ahead any more, cursor past the print."""
+    return replace(
+        slot,
+        remaining=slot.remaining - fill.qty,
+        ahead=ZERO,
+        trade_cursor=fill.next_trade_cursor,
+        since_ns=max(slot.since_ns, fill.ts_ns) if fill.by_quote else slot.since_ns,
+    )

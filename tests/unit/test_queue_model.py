@@ -1,0 +1,131 @@
+"""The queue fill model on small scripted scenarios, every outcome computed by hand."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import numpy as np
+
+from repeg.brokers.simulator.queue_model import QueueFill, after_fill, join, next_fill
+from repeg.domain.orders import Side
+from repeg.market.tape import QuoteTape, SymbolQuotes, SymbolTrades
+
+S = 1_000_000_000  # one second in ns
+BID, ASK = 1_000_000, 1_000_200  # $100.00 / $100.02
+
+
+def _tape(rows: list[tuple[int, int, int, int, int]]) -> QuoteTape:
+    """Rows of (second, bid, bid_size, ask, ask_size)."""
+    arr = np.array(rows, dtype=np.int64)
+    return QuoteTape(
+        [
+            SymbolQuotes(
+                "XXX", ts=arr[:, 0] * S, bid=arr[:, 1], bid_size=arr[:, 2], ask=arr[:, 3], ask_size=arr[:, 4]
+            )
+        ]
+    )
+
+
+def _prints(rows: list[tuple[int, int, int]]) -> SymbolTrades:
+    """Rows of (second, price units, size)."""
+    arr = np.array(rows, dtype=np.int64)
+    return SymbolTrades("XXX", ts=arr[:, 0] * S, price=arr[:, 1], size=arr[:, 2])
+
+
+STILL = _tape([(0, BID, 300, ASK, 500), (100, BID, 300, ASK, 500)])
+
+
+def _fills(
+    tape: QuoteTape, trades: SymbolTrades | None, side: Side, limit: int, qty: int, *, at: int
+) -> list[QueueFill]:
+    slot = join(tape, trades, symbol="XXX", side=side, limit_units=limit, qty=Decimal(qty), ts_ns=at * S)
+    out: list[QueueFill] = []
+    while (fill := next_fill(tape, trades, slot)) is not None:
+        out.append(fill)
+        slot = after_fill(slot, fill)
+    return out
+
+
+def test_order_behind_300_shares_fills_after_300_shares_print_at_its_price() -> None:
+    prints = _prints([(2, BID, 100), (3, BID, 100), (4, BID, 100), (5, BID, 100)])
+    fills = _fills(STILL, prints, Side.BUY, BID, 100, at=1)
+    assert [(f.ts_ns // S, f.qty, f.price_units) for f in fills] == [(5, Decimal(100), BID)]
+
+
+def test_partial_fills_follow_the_prints() -> None:
+    prints = _prints([(2, BID, 250), (3, BID, 120), (4, BID, 200)])
+    fills = _fills(STILL, prints, Side.BUY, BID, 100, at=1)
+    # 300 ahead: 250 + 50 of the second print clear it, 70 are left for us; the third print fills the last 30.
+    assert [(f.ts_ns // S, f.qty) for f in fills] == [(3, Decimal(70)), (4, Decimal(30))]
+
+
+def test_prints_above_a_buy_limit_do_not_count() -> None:
+    prints = _prints([(2, BID + 100, 1000), (3, ASK, 1000)])
+    assert _fills(STILL, prints, Side.BUY, BID, 100, at=1) == []
+
+
+def test_a_print_through_the_limit_counts_like_one_at_it() -> None:
+    prints = _prints([(2, BID - 100, 300), (3, BID - 100, 100)])
+    fills = _fills(STILL, prints, Side.BUY, BID, 100, at=1)
+    assert [(f.ts_ns // S, f.qty, f.price_units) for f in fills] == [(3, Decimal(100), BID)]
+
+
+def test_prints_at_the_join_instant_are_not_counted() -> None:
+    prints = _prints([(1, BID, 1000), (2, BID, 350)])
+    fills = _fills(STILL, prints, Side.BUY, BID, 100, at=1)
+    assert [(f.ts_ns // S, f.qty) for f in fills] == [(2, Decimal(50))]
+
+
+def test_cancel_replace_goes_to_the_back_of_the_queue() -> None:
+    prints = _prints([(2, BID, 200), (4, BID, 200), (5, BID, 200)])
+    slot = join(STILL, prints, symbol="XXX", side=Side.BUY, limit_units=BID, qty=Decimal(100), ts_ns=1 * S)
+    assert slot.ahead == Decimal(300)
+    # Had it stayed, 100 of the print at t=4 would be ours; re-joined at t=3 it is 300 back again.
+    fill = next_fill(STILL, prints, slot)
+    assert fill is not None
+    assert (fill.ts_ns // S, fill.qty) == (4, Decimal(100))
+    rejoined = join(
+        STILL, prints, symbol="XXX", side=Side.BUY, limit_units=BID, qty=Decimal(100), ts_ns=3 * S
+    )
+    assert rejoined.ahead == Decimal(300)
+    fill = next_fill(STILL, prints, rejoined)
+    assert fill is not None
+    assert (fill.ts_ns // S, fill.qty) == (5, Decimal(100))
+
+
+def test_a_crossing_quote_fills_everything_at_once_at_the_limit() -> None:
+    tape = _tape([(0, BID, 300, ASK, 500), (3, BID - 200, 100, BID, 400), (9, BID, 300, ASK, 500)])
+    fills = _fills(tape, _prints([(2, BID, 100)]), Side.BUY, BID, 100, at=1)
+    assert [(f.ts_ns // S, f.qty, f.price_units, f.by_quote) for f in fills] == [(3, Decimal(100), BID, True)]
+
+
+def test_crossing_quote_without_any_trade_tape_still_fills() -> None:
+    tape = _tape([(0, BID, 300, ASK, 500), (3, BID - 200, 100, BID, 400)])
+    fills = _fills(tape, None, Side.BUY, BID, 100, at=1)
+    assert [(f.ts_ns // S, f.qty) for f in fills] == [(3, Decimal(100))]
+
+
+def test_limit_inside_the_spread_has_nobody_ahead() -> None:
+    prints = _prints([(2, BID + 100, 40), (3, BID, 500)])
+    fills = _fills(STILL, prints, Side.BUY, BID + 100, 100, at=1)
+    assert [(f.ts_ns // S, f.qty) for f in fills] == [(2, Decimal(40)), (3, Decimal(60))]
+
+
+def test_sell_queues_behind_the_displayed_ask_and_fills_on_prints_at_or_above() -> None:
+    prints = _prints([(2, ASK, 300), (3, ASK - 100, 900), (4, ASK + 100, 450)])
+    fills = _fills(STILL, prints, Side.SELL, ASK, 100, at=1)
+    # 500 ahead at the ask: 300 at t=2, the t=3 print is below the limit, then 200 of 450 at t=4 -> 250 for us.
+    assert [(f.ts_ns // S, f.qty) for f in fills] == [(4, Decimal(100))]
+
+
+def test_queue_spanning_more_prints_than_one_numpy_chunk() -> None:
+    n = 5000
+    prints = SymbolTrades(
+        "XXX",
+        ts=(np.arange(n, dtype=np.int64) + 2) * S,
+        price=np.full(n, BID, dtype=np.int64),
+        size=np.ones(n, dtype=np.int64),
+    )
+    tape = _tape([(0, BID, 4500, ASK, 500), (10_000, BID, 300, ASK, 500)])
+    fills = _fills(tape, prints, Side.BUY, BID, 2, at=1)
+    assert [(f.ts_ns // S - 2, f.qty) for f in fills] == [(4500, Decimal(1)), (4501, Decimal(1))]
