@@ -208,3 +208,23 @@ class SweepError(RepegError):
         self.where = where
         self.reason = reason
         super().__init__(f"{where}: {reason}")
+
+
+# --- broker adapters (appended for the Alpaca adapter) -----------------------------------------------------
+
+
+class FractionalQuantityError(OrderRejectedError):
+    """A fractional quantity for an asset the broker does not trade in fractions; refused before sending."""
+
+    def __init__(self, symbol: str, qty: Decimal) -> None:
+        self.symbol = symbol
+        self.qty = qty
+        super().__init__(f"{symbol}: quantity {qty} is fractional but the asset is not fractionable")
+
+
+class LiveTradingNotConfirmedError(RepegError):
+    """Live trading was requested without the explicit confirmation flag; nothing was sent."""
+
+    def __init__(self, broker: str) -> None:
+        self.broker = broker
+        super().__init__(f"{broker} trades real money: pass --confirm to allow it")

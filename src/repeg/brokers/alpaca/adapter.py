@@ -1,0 +1,376 @@
+"""`AlpacaBroker`: the `Broker` port over Alpaca's Trading API (alpaca-py REST client, our stream consumer).
+
+Guarantees:
+- Every REST call runs off the event loop (the SDK is synchronous), passes the client-side rate limiter, has an
+  HTTP timeout, and is retried by us (never by the SDK) on 429, 5xx and timeouts with bounded, jittered backoff.
+- A submit or replace whose outcome is unknown (timeout, 5xx) is resolved by its client order id before any
+  retry, and a retry that meets "client_order_id must be unique" returns the order the earlier attempt created:
+  one client order id, at most one order.
+- Cancel or replace refused because of the order's state raises `OrderNotCancelableError` carrying the order's
+  *actual* status (read back from the broker), after the update that state implies has been pushed.
+- `replace_order` refuses a partially filled order (see `replace_order`); the engine then re-pegs by cancel,
+  confirm and submit of the remainder.
+- Updates come from the `trade_updates` stream; after a reconnect, and while the stream is silent with orders
+  working, the run's orders are polled so that no fill is missed (`OrderTracker` de-duplicates).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TypeVar
+
+import requests
+import structlog
+from alpaca.common.exceptions import APIError
+from alpaca.trading.client import TradingClient
+from alpaca.trading.enums import QueryOrderStatus
+from alpaca.trading.models import Asset as SdkAsset
+from alpaca.trading.models import Clock as SdkClock
+from alpaca.trading.models import Order as SdkOrder
+from alpaca.trading.models import Position as SdkPosition
+from alpaca.trading.models import TradeAccount, TradeUpdate
+from alpaca.trading.requests import GetOrdersRequest
+
+from repeg.brokers.alpaca.credentials import AlpacaCredentials
+from repeg.brokers.alpaca.limiter import TokenBucket
+from repeg.brokers.alpaca.mapping import (
+    MarketClock,
+    map_api_error,
+    map_asset_error,
+    map_transport_error,
+    order_payload,
+    parse_order,
+    replace_payload,
+    to_account,
+    to_asset,
+    to_broker_order,
+    to_market_clock,
+    to_position,
+)
+from repeg.brokers.alpaca.retry import Backoff, sleep_seconds, with_retries
+from repeg.brokers.alpaca.settings import AlpacaSettings
+from repeg.brokers.alpaca.stream import TradeUpdateStream, watch_silence
+from repeg.brokers.alpaca.tracker import OrderTracker
+from repeg.brokers.base import UpdateSink
+from repeg.domain.account import Account, Asset, Position
+from repeg.domain.orders import BrokerOrder, OrderRequest, ReplaceRequest
+from repeg.engine.clock import Clock
+from repeg.errors import (
+    BrokerError,
+    BrokerUnavailableError,
+    DuplicateClientOrderIdError,
+    FractionalQuantityError,
+    OrderNotCancelableError,
+    OrderNotFoundError,
+    RateLimitedError,
+)
+
+T = TypeVar("T")
+log = structlog.get_logger(__name__)
+
+
+class AlpacaBroker:
+    def __init__(
+        self,
+        client: TradingClient,
+        *,
+        name: str,
+        clock: Clock,
+        settings: AlpacaSettings,
+        credentials: AlpacaCredentials,
+        stream_url: str,
+    ) -> None:
+        self._client = client
+        self._name = name
+        self._clock = clock
+        self._settings = settings
+        self._limiter = TokenBucket(clock, settings.requests_per_minute, settings.burst)
+        self._backoff = Backoff(settings.retry)
+        self._tracker = OrderTracker()
+        self._assets: dict[str, Asset] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stream = TradeUpdateStream(
+            stream_url,
+            credentials,
+            clock,
+            settings=settings.stream,
+            on_update=self._on_stream_update,
+            on_reconnect=self.reconcile,
+        )
+        self.market_clock: MarketClock | None = None
+
+    # --- port properties ----------------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def supports_replace(self) -> bool:
+        return True
+
+    @property
+    def pushes_updates(self) -> bool:
+        return True
+
+    @property
+    def stream(self) -> TradeUpdateStream:
+        return self._stream
+
+    # --- lifecycle ----------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect the trade-update stream (waiting for its first handshake) and start the silence watchdog.
+
+        Raises `AuthenticationError` when the stream refuses the credentials, `BrokerUnavailableError` when it
+        cannot be reached within the stream's open timeout (it keeps retrying in the background either way).
+        """
+        if not self._tasks:
+            self._tasks.append(asyncio.create_task(self._stream.run(), name="alpaca-trade-stream"))
+            watchdog = watch_silence(
+                self._stream, self._settings.stream, self._clock, self._has_working_orders, self.reconcile
+            )
+            self._tasks.append(asyncio.create_task(watchdog, name="alpaca-silence-watchdog"))
+        deadline = self._clock.now() + timedelta(seconds=self._settings.stream.open_timeout)
+        if not await self._clock.wait_event(self._stream.connected, deadline):
+            raise BrokerUnavailableError("trade stream: not connected within the open timeout")
+        if self._stream.error is not None:
+            raise self._stream.error
+
+    async def aclose(self) -> None:
+        await self._stream.close()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    def subscribe_updates(self, sink: UpdateSink) -> None:
+        self._tracker.add_sink(sink)
+
+    # --- REST plumbing ------------------------------------------------------------------------------------
+
+    async def _rest(
+        self,
+        op: str,
+        call: Callable[[], T],
+        *,
+        order_id: str | None = None,
+        client_order_id: str | None = None,
+    ) -> T:
+        """One rate-limited HTTP call off the loop; SDK and transport errors become our typed errors."""
+        await self._limiter.acquire()
+        try:
+            return await asyncio.to_thread(call)
+        except APIError as exc:
+            raise map_api_error(exc, op, order_id=order_id, client_order_id=client_order_id) from exc
+        except requests.RequestException as exc:
+            raise map_transport_error(exc, op) from exc
+
+    async def _read(self, op: str, call: Callable[[], T], *, order_id: str | None = None) -> T:
+        """An idempotent request (GET, DELETE): retried as is on 429, 5xx and timeouts."""
+        return await with_retries(
+            op, lambda: self._rest(op, call, order_id=order_id), self._backoff, self._clock
+        )
+
+    # --- orders -------------------------------------------------------------------------------------------
+
+    async def submit_order(self, request: OrderRequest) -> BrokerOrder:
+        await self._refuse_fractional(request)
+        payload = order_payload(request)
+        self._tracker.claim(request.client_order_id)
+        log.info("order_submit", symbol=request.symbol, client_order_id=request.client_order_id)
+        order = await self._write(
+            "submit", request.client_order_id, lambda: self._client.post("/orders", payload)
+        )
+        self._accepted(order)
+        return order
+
+    async def replace_order(self, request: ReplaceRequest) -> BrokerOrder:
+        """PATCH the order: Alpaca creates a new order id and the old order goes `pending_replace`, `replaced`.
+
+        A partially filled order is refused with `OrderNotCancelableError` (status `partially_filled`) before
+        anything is sent: Alpaca's replace quantity for such an order has a reported history of re-using the
+        original quantity, which could over-fill the leg. The current state is read back first so that a fill
+        the stream has not delivered yet is seen (and pushed) before deciding.
+        """
+        current = await self.get_order(request.order_id)
+        if current.filled_qty > 0 or current.status.is_terminal:
+            raise OrderNotCancelableError(
+                request.order_id,
+                current.status.value,
+                broker_message="replace refused: order already has fills",
+            )
+        payload = replace_payload(request)
+        self._tracker.claim(request.client_order_id)
+        log.info("order_replace", order_id=request.order_id, client_order_id=request.client_order_id)
+        send = lambda: self._client.patch(f"/orders/{request.order_id}", payload)  # noqa: E731
+        try:
+            order = await self._write("replace", request.client_order_id, send, order_id=request.order_id)
+        except OrderNotCancelableError as exc:
+            raise await self._not_cancelable(request.order_id, exc) from exc
+        self._accepted(order)
+        return order
+
+    async def cancel_order(self, order_id: str) -> None:
+        """Request a cancel; the confirmation arrives as an update. A refusal because of the order's state raises
+        `OrderNotCancelableError` with the state read back (and its update pushed) for the engine to reconcile."""
+        log.info("order_cancel", order_id=order_id)
+        try:
+            await self._read("cancel", lambda: self._client.cancel_order_by_id(order_id), order_id=order_id)
+        except OrderNotCancelableError as exc:
+            raise await self._not_cancelable(order_id, exc) from exc
+        self._stream.expect_updates()
+
+    async def get_order(self, order_id: str) -> BrokerOrder:
+        raw = await self._read(
+            "get_order", lambda: self._client.get(f"/orders/{order_id}"), order_id=order_id
+        )
+        order = parse_order(raw)
+        self._tracker.absorb(order, self._clock.now())
+        return order
+
+    async def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
+        params = {"client_order_id": client_order_id}
+        try:
+            raw = await self._read(
+                "get_order_by_client_id", lambda: self._client.get("/orders:by_client_order_id", params)
+            )
+        except OrderNotFoundError:
+            return None
+        order = parse_order(raw)
+        self._tracker.absorb(order, self._clock.now())
+        return order
+
+    async def list_open_orders(self) -> list[BrokerOrder]:
+        """Open orders of the account (of any client); orders of types repeg never sends are left out."""
+        request = GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=500)
+        sdk_orders = await self._read("list_open_orders", lambda: self._client.get_orders(request))
+        orders: list[BrokerOrder] = []
+        for sdk_order in sdk_orders:
+            if isinstance(sdk_order, SdkOrder):
+                with contextlib.suppress(BrokerError, ValueError):
+                    orders.append(to_broker_order(sdk_order))
+        return orders
+
+    # --- account ------------------------------------------------------------------------------------------
+
+    async def get_account(self) -> Account:
+        account = await self._read("get_account", self._client.get_account)
+        if not isinstance(account, TradeAccount):
+            raise BrokerError("get_account: unexpected answer")
+        return to_account(account)
+
+    async def get_positions(self) -> list[Position]:
+        positions = await self._read("get_positions", self._client.get_all_positions)
+        return [to_position(p) for p in positions if isinstance(p, SdkPosition)]
+
+    async def get_asset(self, symbol: str) -> Asset:
+        """Asset flags, cached for the run; `UnknownSymbolError` for a symbol Alpaca does not know."""
+        if symbol in self._assets:
+            return self._assets[symbol]
+        asset = await with_retries("get_asset", lambda: self._asset_once(symbol), self._backoff, self._clock)
+        self._assets[symbol] = asset
+        return asset
+
+    async def _asset_once(self, symbol: str) -> Asset:
+        await self._limiter.acquire()
+        try:
+            sdk_asset = await asyncio.to_thread(self._client.get_asset, symbol)
+        except APIError as exc:
+            raise map_asset_error(exc, symbol) from exc
+        except requests.RequestException as exc:
+            raise map_transport_error(exc, "get_asset") from exc
+        if not isinstance(sdk_asset, SdkAsset):
+            raise BrokerError("get_asset: unexpected answer")
+        return to_asset(sdk_asset)
+
+    async def get_market_clock(self) -> MarketClock:
+        sdk_clock = await self._read("get_clock", self._client.get_clock)
+        if not isinstance(sdk_clock, SdkClock):
+            raise BrokerError("get_clock: unexpected answer")
+        self.market_clock = to_market_clock(sdk_clock)
+        return self.market_clock
+
+    # --- idempotent writes and reconciliation -------------------------------------------------------------
+
+    async def _write(
+        self, op: str, client_order_id: str, send: Callable[[], object], *, order_id: str | None = None
+    ) -> BrokerOrder:
+        """Send a submit or replace with one client order id, resolving unknown outcomes by that id."""
+        attempt = 1
+        while True:
+            try:
+                return parse_order(
+                    await self._rest(op, send, order_id=order_id, client_order_id=client_order_id)
+                )
+            except (DuplicateClientOrderIdError, OrderNotCancelableError):
+                found = None if attempt == 1 else await self.get_order_by_client_id(client_order_id)
+                if found is None:
+                    raise
+                return found
+            except BrokerUnavailableError as exc:
+                found = await self._resolve_unknown(exc, client_order_id)
+                if found is not None:
+                    return found
+                if attempt >= self._backoff.policy.max_attempts:
+                    raise
+            delay = self._backoff.delay(attempt)
+            log.warning(
+                "broker_retry",
+                op=op,
+                attempt=attempt,
+                delay_s=round(delay, 3),
+                client_order_id=client_order_id,
+            )
+            attempt += 1
+            await sleep_seconds(self._clock, delay)
+
+    async def _resolve_unknown(self, exc: BrokerUnavailableError, client_order_id: str) -> BrokerOrder | None:
+        """After a 5xx or a timeout the request may have been executed: look for its order. A 429 was not."""
+        if isinstance(exc, RateLimitedError):
+            return None
+        try:
+            return await self.get_order_by_client_id(client_order_id)
+        except BrokerUnavailableError:
+            return None
+
+    async def _not_cancelable(self, order_id: str, exc: OrderNotCancelableError) -> OrderNotCancelableError:
+        current = await self.get_order(order_id)
+        return OrderNotCancelableError(order_id, current.status.value, broker_message=exc.broker_message)
+
+    def _accepted(self, order: BrokerOrder) -> None:
+        self._tracker.remember(order)
+        self._stream.expect_updates()
+
+    async def _refuse_fractional(self, request: OrderRequest) -> None:
+        if request.qty == request.qty.to_integral_value():
+            return
+        asset = await self.get_asset(request.symbol)
+        if not asset.fractionable:
+            raise FractionalQuantityError(request.symbol, request.qty)
+
+    def _has_working_orders(self) -> bool:
+        return bool(self._tracker.working_ids())
+
+    def _on_stream_update(self, data: dict[str, object]) -> None:
+        try:
+            update = TradeUpdate(**data)
+            order = to_broker_order(update.order)
+        except (BrokerError, ValueError) as exc:
+            log.warning("trade_update_unreadable", error=type(exc).__name__)
+            return
+        event = update.event if isinstance(update.event, str) else str(update.event)
+        self._tracker.absorb(order, update.timestamp, hint=getattr(update.event, "value", event))
+
+    async def reconcile(self) -> None:
+        """Poll every working order of the run (and the successor of a replaced one) and push what changed."""
+        for order_id in self._tracker.working_ids():
+            current = await self.get_order(order_id)
+            successor = current.replaced_by
+            if successor is not None and self._tracker.get(successor) is None:
+                await self.get_order(successor)

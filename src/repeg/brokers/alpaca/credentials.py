@@ -1,0 +1,69 @@
+"""Alpaca API credentials: read from the environment or a config file outside the repository, never shown.
+
+The secret is held as a pydantic `SecretStr`, so `repr`, `str`, logs and JSON dumps show `**********`. It is
+revealed only at the two places that must send it: the REST client's headers and the stream's auth message.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from repeg.errors import ConfigError
+
+ENV_KEY_ID = "APCA_API_KEY_ID"
+ENV_SECRET_KEY = "APCA_API_SECRET_KEY"  # noqa: S105 - the variable's name, not a secret
+#: Default credentials file: in the user's home, never in a checkout.
+DEFAULT_CREDENTIALS_FILE = Path("~/.config/repeg/alpaca.toml")
+
+
+class AlpacaCredentials(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key_id: str = Field(min_length=1)
+    secret_key: SecretStr
+
+    def __repr__(self) -> str:
+        return f"AlpacaCredentials(key_id={self.key_id!r}, secret_key=SecretStr('**********'))"
+
+
+def load_credentials(
+    env: Mapping[str, str] | None = None, config_file: Path | None = None
+) -> AlpacaCredentials:
+    """Credentials from `APCA_API_KEY_ID`/`APCA_API_SECRET_KEY`, else from `config_file` (TOML, `[alpaca]`
+    table with `key_id` and `secret_key`; default `~/.config/repeg/alpaca.toml`).
+
+    A config file inside a git checkout is refused, so that a secret is never one `git add` away from a commit.
+    Raises `ConfigError` naming what is missing; the error never contains the secret.
+    """
+    source = os.environ if env is None else env
+    key_id, secret = source.get(ENV_KEY_ID, ""), source.get(ENV_SECRET_KEY, "")
+    if key_id and secret:
+        return AlpacaCredentials(key_id=key_id, secret_key=SecretStr(secret))
+    path = (config_file or DEFAULT_CREDENTIALS_FILE).expanduser()
+    if not path.is_file():
+        raise ConfigError(ENV_KEY_ID, None, f"set {ENV_KEY_ID} and {ENV_SECRET_KEY}, or write {path}")
+    return _from_file(path)
+
+
+def _from_file(path: Path) -> AlpacaCredentials:
+    if _inside_git_checkout(path):
+        raise ConfigError(
+            str(path), None, "credentials file is inside a git checkout; keep it outside the repository"
+        )
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8")).get("alpaca", {})
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(str(path), None, f"cannot read credentials file: {type(exc).__name__}") from None
+    key_id, secret = table.get("key_id"), table.get("secret_key")
+    if not isinstance(key_id, str) or not isinstance(secret, str) or not key_id or not secret:
+        raise ConfigError(f"{path}: [alpaca]", None, "needs non-empty key_id and secret_key")
+    return AlpacaCredentials(key_id=key_id, secret_key=SecretStr(secret))
+
+
+def _inside_git_checkout(path: Path) -> bool:
+    return any((parent / ".git").exists() for parent in path.resolve().parents)

@@ -1,0 +1,117 @@
+"""Build the Alpaca broker and quote feed for a run, with the safety checks that must pass before any order.
+
+`build_alpaca` is the one entry point for the CLI and the Python API.
+"""
+
+from __future__ import annotations
+
+import requests
+import structlog
+from alpaca.common.rest import RESTClient
+from alpaca.data.historical.stock import StockHistoricalDataClient
+from alpaca.trading.client import TradingClient
+from requests.adapters import HTTPAdapter
+
+from repeg.brokers.alpaca.adapter import AlpacaBroker
+from repeg.brokers.alpaca.credentials import AlpacaCredentials, load_credentials
+from repeg.brokers.alpaca.settings import AlpacaMode, AlpacaSettings, AlpacaUrls, DataFeed
+from repeg.engine.clock import Clock
+from repeg.errors import LiveTradingNotConfirmedError, MarketClosedError
+from repeg.market.alpaca_feed import AlpacaQuoteFeed
+
+log = structlog.get_logger(__name__)
+
+
+class _TimeoutAdapter(HTTPAdapter):
+    """Gives every request a (connect, read) timeout unless the caller set one: the SDK sets none."""
+
+    def __init__(self, timeout: tuple[float, float]) -> None:
+        super().__init__(max_retries=0)
+        self._timeout = timeout
+
+    def send(  # noqa: PLR0917 - the signature requests defines
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float | None, float | None] | None = None,
+        verify: bool | str = True,
+        cert: str | tuple[str, str] | None = None,
+        proxies: dict[str, str] | None = None,
+    ) -> requests.Response:
+        return super().send(
+            request,
+            stream=stream,
+            timeout=timeout or self._timeout,
+            verify=verify,
+            cert=cert,
+            proxies=proxies,
+        )
+
+
+def harden(client: RESTClient, settings: AlpacaSettings) -> None:
+    """Switch off the SDK's own retries (ours are bounded, jittered, idempotent) and set our HTTP timeouts."""
+    client._retry = 0
+    adapter = _TimeoutAdapter((settings.connect_timeout, settings.read_timeout))
+    client._session.mount("http://", adapter)
+    client._session.mount("https://", adapter)
+
+
+def broker_name(mode: AlpacaMode) -> str:
+    return f"alpaca-{mode.value}"
+
+
+async def build_alpaca(
+    mode: AlpacaMode | str,
+    *,
+    confirm_live: bool,
+    allow_closed: bool,
+    clock: Clock,
+    feed: DataFeed | str = DataFeed.IEX,
+    credentials: AlpacaCredentials | None = None,
+    urls: AlpacaUrls | None = None,
+    settings: AlpacaSettings | None = None,
+) -> tuple[AlpacaBroker, AlpacaQuoteFeed]:
+    """A connected `AlpacaBroker` and `AlpacaQuoteFeed` for `mode` ("paper" or "live").
+
+    Before returning: live mode without `confirm_live` raises `LiveTradingNotConfirmedError` (nothing is
+    contacted); the market clock is read and a closed market raises `MarketClosedError` unless `allow_closed`
+    (then `broker.market_clock` says when it opens, and DAY orders queue until then); the trade-update stream
+    is connected (`AuthenticationError` if the keys are refused). Call `aclose()` on both when done.
+    Credentials default to `load_credentials()`; `urls` default to Alpaca's endpoints for the mode and feed.
+    """
+    mode, feed = AlpacaMode(mode), DataFeed(feed)
+    if mode is AlpacaMode.LIVE and not confirm_live:
+        raise LiveTradingNotConfirmedError(broker_name(mode))
+    settings = settings or AlpacaSettings()
+    credentials = credentials or load_credentials()
+    urls = urls or AlpacaUrls.for_mode(mode, feed)
+    secret = credentials.secret_key.get_secret_value()
+    trading = TradingClient(
+        credentials.key_id, secret, paper=mode is AlpacaMode.PAPER, url_override=urls.trading
+    )
+    harden(trading, settings)
+    broker = AlpacaBroker(
+        trading,
+        name=broker_name(mode),
+        clock=clock,
+        settings=settings,
+        credentials=credentials,
+        stream_url=urls.trade_stream,
+    )
+    await _check_market(broker, allow_closed)
+    data = StockHistoricalDataClient(credentials.key_id, secret, url_override=urls.data)
+    harden(data, settings)
+    quote_feed = AlpacaQuoteFeed(data, urls.data_stream, credentials, clock, feed=feed, settings=settings)
+    await broker.start()
+    return broker, quote_feed
+
+
+async def _check_market(broker: AlpacaBroker, allow_closed: bool) -> None:
+    market = await broker.get_market_clock()
+    if market.is_open:
+        return
+    if not allow_closed:
+        raise MarketClosedError(
+            f"the market is closed (next open {market.next_open.isoformat()}); pass --allow-closed to queue DAY orders"
+        )
+    log.warning("market_closed_orders_queue", next_open=market.next_open.isoformat(), broker=broker.name)

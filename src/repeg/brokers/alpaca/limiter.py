@@ -1,0 +1,48 @@
+"""A client-side token bucket so that the adapter stays under Alpaca's request rate (200 per minute).
+
+Time comes from the injected `Clock`; waiting is `clock.sleep_until`, so the limiter is exact under a virtual
+clock and never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from repeg.engine.clock import Clock
+
+
+class TokenBucket:
+    """`rate_per_minute` tokens per minute, at most `burst` saved up; `acquire` takes one, waiting if needed.
+
+    Waiters are served in arrival order (one lock), so a burst of callers cannot starve an early one.
+    """
+
+    def __init__(self, clock: Clock, rate_per_minute: float = 200.0, burst: int = 10) -> None:
+        if rate_per_minute <= 0:
+            raise ValueError(f"rate_per_minute must be > 0, got {rate_per_minute}")
+        if burst < 1:
+            raise ValueError(f"burst must be >= 1, got {burst}")
+        self._clock = clock
+        self._per_second = rate_per_minute / 60.0
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._updated: datetime | None = None
+        self._lock = asyncio.Lock()
+        self.waited = 0
+
+    def _refill(self, now: datetime) -> None:
+        if self._updated is not None:
+            elapsed = (now - self._updated).total_seconds()
+            self._tokens = min(self._burst, self._tokens + elapsed * self._per_second)
+        self._updated = now
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            self._refill(self._clock.now())
+            if self._tokens < 1.0:
+                self.waited += 1
+                wait = (1.0 - self._tokens) / self._per_second
+                await self._clock.sleep_until(self._clock.now() + timedelta(seconds=wait))
+                self._refill(self._clock.now())
+            self._tokens -= 1.0

@@ -1,0 +1,250 @@
+"""The adapter's edge: Alpaca (SDK objects, JSON, HTTP errors) in, repeg's frozen models and typed errors out.
+
+Nothing from `alpaca` crosses this module's outputs. Prices and quantities go out to Alpaca as exact decimal
+strings (the SDK's request models would pass them through `float`), and come back from Alpaca's string fields
+straight into `Decimal`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+import requests
+from alpaca.common.exceptions import APIError
+from alpaca.trading.models import Asset as SdkAsset
+from alpaca.trading.models import Clock as SdkClock
+from alpaca.trading.models import Order as SdkOrder
+from alpaca.trading.models import Position as SdkPosition
+from alpaca.trading.models import TradeAccount
+from pydantic import BaseModel, ConfigDict
+
+from repeg.domain.account import Account, Asset, Position
+from repeg.domain.orders import BrokerOrder, OrderRequest, OrderStatus, OrderType, ReplaceRequest, Side
+from repeg.errors import (
+    AuthenticationError,
+    BrokerError,
+    BrokerUnavailableError,
+    DuplicateClientOrderIdError,
+    OrderNotCancelableError,
+    OrderNotFoundError,
+    OrderRejectedError,
+    RateLimitedError,
+    UnknownSymbolError,
+)
+
+#: Alpaca's code for "the order's state does not allow this" (cancel/replace of a filled, cancelled... order).
+CODE_NOT_CANCELABLE = "42210000"
+#: Alpaca's code for a forbidden order (insufficient buying power or shares): a rejection, not a credential issue.
+CODE_ORDER_FORBIDDEN = "40310000"
+_EXTRA_STATUSES = {"held": OrderStatus.ACCEPTED, "accepted_for_bidding": OrderStatus.ACCEPTED}
+
+
+class MarketClock(BaseModel):
+    model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
+
+    timestamp: datetime
+    is_open: bool
+    next_open: datetime
+    next_close: datetime
+
+
+# --- requests out --------------------------------------------------------------------------------------------
+
+
+def decimal_text(value: Decimal) -> str:
+    """Exact, exponent-free text of a Decimal (Alpaca reads numbers as strings)."""
+    return format(value, "f")
+
+
+def order_payload(request: OrderRequest) -> dict[str, str]:
+    payload = {
+        "symbol": request.symbol,
+        "qty": decimal_text(request.qty),
+        "side": request.side.value,
+        "type": request.order_type.value,
+        "time_in_force": request.time_in_force.value,
+        "client_order_id": request.client_order_id,
+    }
+    if request.limit_price is not None:
+        payload["limit_price"] = decimal_text(request.limit_price)
+    return payload
+
+
+def replace_payload(request: ReplaceRequest) -> dict[str, str]:
+    return {
+        "qty": decimal_text(request.qty),
+        "limit_price": decimal_text(request.limit_price),
+        "client_order_id": request.client_order_id,
+    }
+
+
+# --- responses in --------------------------------------------------------------------------------------------
+
+
+def _dec(text: str | float | None, default: Decimal | None = None) -> Decimal | None:
+    """Alpaca's numeric strings as Decimal; a float (some SDK fields) goes through its shortest repr."""
+    if text is None or text == "":
+        return default
+    try:
+        return Decimal(repr(text) if isinstance(text, float) else text)
+    except InvalidOperation:
+        raise BrokerError(f"broker sent a non-numeric value {text!r}") from None
+
+
+def _status(raw: str) -> OrderStatus:
+    if raw in _EXTRA_STATUSES:
+        return _EXTRA_STATUSES[raw]
+    return OrderStatus(raw)
+
+
+def _order_type(raw: str | None) -> OrderType:
+    try:
+        return OrderType(str(raw))
+    except ValueError:
+        raise BrokerError(f"order type {raw!r} is not one repeg sends") from None
+
+
+def to_broker_order(order: SdkOrder) -> BrokerOrder:
+    """An SDK order as our `BrokerOrder`. `filled_avg_price` of 0 or absent means no fill yet (None)."""
+    avg = _dec(order.filled_avg_price)
+    raw_type = order.type if order.type is not None else order.order_type
+    return BrokerOrder(
+        order_id=str(order.id),
+        client_order_id=order.client_order_id,
+        symbol=str(order.symbol),
+        side=Side(str(order.side.value if order.side is not None else "")),
+        qty=_dec(order.qty, Decimal(0)) or Decimal(0),
+        order_type=_order_type(None if raw_type is None else raw_type.value),
+        limit_price=_dec(order.limit_price),
+        status=_status(order.status.value),
+        filled_qty=_dec(order.filled_qty, Decimal(0)) or Decimal(0),
+        filled_avg_price=avg if avg else None,
+        created_at=order.created_at,
+        updated_at=order.updated_at or order.created_at,
+        replaces=None if order.replaces is None else str(order.replaces),
+        replaced_by=None if order.replaced_by is None else str(order.replaced_by),
+    )
+
+
+def parse_order(raw: object) -> BrokerOrder:
+    if not isinstance(raw, dict):
+        raise BrokerError(f"broker sent an order that is not an object: {type(raw).__name__}")
+    return to_broker_order(SdkOrder(**raw))
+
+
+def to_account(account: TradeAccount) -> Account:
+    return Account(
+        cash=_dec(account.cash, Decimal(0)) or Decimal(0),
+        buying_power=_dec(account.buying_power, Decimal(0)) or Decimal(0),
+        equity=_dec(account.equity, Decimal(0)) or Decimal(0),
+    )
+
+
+def to_position(position: SdkPosition) -> Position:
+    """Alpaca reports short quantities as negative numbers already; the sign is kept."""
+    return Position(
+        symbol=position.symbol,
+        qty=_dec(position.qty, Decimal(0)) or Decimal(0),
+        avg_entry_price=_dec(position.avg_entry_price, Decimal(0)) or Decimal(0),
+        market_value=_dec(position.market_value, Decimal(0)) or Decimal(0),
+    )
+
+
+def to_asset(asset: SdkAsset) -> Asset:
+    tradable = bool(asset.tradable) and str(asset.status.value) == "active"
+    return Asset(
+        symbol=asset.symbol,
+        tradable=tradable,
+        fractionable=bool(asset.fractionable),
+        shortable=asset.shortable,
+    )
+
+
+def to_market_clock(clock: SdkClock) -> MarketClock:
+    return MarketClock(
+        timestamp=clock.timestamp,
+        is_open=clock.is_open,
+        next_open=clock.next_open,
+        next_close=clock.next_close,
+    )
+
+
+# --- errors in -----------------------------------------------------------------------------------------------
+
+
+class ErrorBody(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    status: int | None
+    code: str | None
+    message: str
+
+
+def error_body(exc: APIError) -> ErrorBody:
+    """Status, Alpaca code and message of an SDK error; a body that is not JSON is kept verbatim as the message."""
+    text = str(exc)
+    code: str | None = None
+    message = text
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict):
+        code = None if parsed.get("code") is None else str(parsed.get("code"))
+        message = str(parsed.get("message", text))
+    status = exc.status_code
+    return ErrorBody(status=status if isinstance(status, int) else None, code=code, message=message)
+
+
+def map_api_error(
+    exc: APIError, op: str, *, order_id: str | None = None, client_order_id: str | None = None
+) -> BrokerError:
+    """The typed error for an Alpaca HTTP error; the broker's message and code are kept on it."""
+    body = error_body(exc)
+    return _transient_or_auth(body, op) or _order_error(body, op, order_id, client_order_id)
+
+
+def _transient_or_auth(body: ErrorBody, op: str) -> BrokerError | None:
+    status = body.status or 0
+    if status == 429:
+        return RateLimitedError(f"{op}: rate limited", broker_message=body.message, code=body.code)
+    if status >= 500:
+        return BrokerUnavailableError(f"{op}: HTTP {status}", broker_message=body.message, code=body.code)
+    if status == 401 or (status == 403 and body.code != CODE_ORDER_FORBIDDEN):
+        return AuthenticationError(f"{op}: credentials refused", broker_message=body.message, code=body.code)
+    return None
+
+
+def _order_error(body: ErrorBody, op: str, order_id: str | None, client_order_id: str | None) -> BrokerError:
+    status = body.status or 0
+    if status == 404:
+        return OrderNotFoundError(order_id or client_order_id or "?")
+    if status == 422 and body.code == CODE_NOT_CANCELABLE and op in {"cancel", "replace"}:
+        return OrderNotCancelableError(
+            order_id or "?", status_in_message(body.message), broker_message=body.message
+        )
+    if status == 422 and client_order_id is not None and "client_order_id" in body.message:
+        return DuplicateClientOrderIdError(client_order_id, broker_message=body.message)
+    return OrderRejectedError(f"{op}: HTTP {status}", broker_message=body.message, code=body.code)
+
+
+def map_asset_error(exc: APIError, symbol: str) -> BrokerError | UnknownSymbolError:
+    if error_body(exc).status == 404:
+        return UnknownSymbolError(symbol)
+    return map_api_error(exc, "get_asset")
+
+
+def status_in_message(message: str) -> str:
+    """The order status an Alpaca 422 message names ("order is already in \"filled\" state"), or "unknown"."""
+    lowered = message.lower()
+    for status in sorted(OrderStatus, key=lambda s: -len(s.value)):
+        if status.value in lowered or status.value.replace("_", " ") in lowered:
+            return status.value
+    return "unknown"
+
+
+def map_transport_error(exc: requests.RequestException, op: str) -> BrokerUnavailableError:
+    """Timeouts and connection failures: the request's outcome is unknown."""
+    return BrokerUnavailableError(f"{op}: no answer from the broker ({type(exc).__name__})")

@@ -1,0 +1,65 @@
+"""Tunables and endpoints of the Alpaca adapter (defaults are Alpaca's documented limits and our safe margins)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from repeg.brokers.alpaca.retry import BackoffPolicy
+from repeg.brokers.alpaca.stream import StreamSettings
+
+
+class AlpacaMode(StrEnum):
+    PAPER = "paper"
+    LIVE = "live"
+
+
+class DataFeed(StrEnum):
+    IEX = "iex"
+    SIP = "sip"
+
+
+class AlpacaSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: Client-side limit; Alpaca allows 200 requests per minute per account.
+    requests_per_minute: float = Field(default=200.0, gt=0)
+    burst: int = Field(default=10, ge=1)
+    #: Every HTTP request gets these (the SDK sets none): seconds to connect, seconds to read the answer.
+    connect_timeout: float = Field(default=3.05, gt=0)
+    read_timeout: float = Field(default=10.0, gt=0)
+    #: Retries of HTTP 429, 5xx and timeouts.
+    retry: BackoffPolicy = BackoffPolicy()
+    stream: StreamSettings = StreamSettings()
+    #: Quote feed: REST latest-quote polling interval while the market-data stream is down.
+    quote_poll_every: float = Field(default=1.0, gt=0)
+
+
+class AlpacaUrls(BaseModel):
+    """Where the clients connect. `for_mode` gives Alpaca's real endpoints; tests pass a loopback server."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    trading: str
+    data: str
+    trade_stream: str
+    data_stream: str
+
+    @classmethod
+    def for_mode(cls, mode: AlpacaMode, feed: DataFeed) -> AlpacaUrls:
+        host = "paper-api.alpaca.markets" if mode is AlpacaMode.PAPER else "api.alpaca.markets"
+        return cls(
+            trading=f"https://{host}",
+            data="https://data.alpaca.markets",
+            trade_stream=f"wss://{host}/stream",
+            data_stream=f"wss://stream.data.alpaca.markets/v2/{feed.value}",
+        )
+
+    @classmethod
+    def loopback(cls, base_url: str, feed: DataFeed = DataFeed.IEX) -> AlpacaUrls:
+        """Every endpoint on one local server (the fake Alpaca of the tests): `http://127.0.0.1:PORT`."""
+        ws = base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+        return cls(
+            trading=base_url, data=base_url, trade_stream=f"{ws}/stream", data_stream=f"{ws}/v2/{feed.value}"
+        )

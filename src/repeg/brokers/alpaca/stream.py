@@ -1,0 +1,184 @@
+"""The `trade_updates` websocket consumer: reconnects with backoff and jitter, and tells the adapter when to
+reconcile.
+
+We speak the stream protocol directly (the same frames as the SDK's `TradingStream`) instead of running the
+SDK's stream, because that one owns its own loop and reconnect policy; its fast reconnects are the known cause
+of reconnect storms that end in HTTP 429. Here consecutive failures back off exponentially (jittered, capped),
+and the failure count resets only after a connection has stayed up for `stable_after` seconds, so a server that
+accepts and immediately drops a connection cannot drive a storm either.
+
+Guarantees to the adapter: `on_update` gets every `trade_updates` payload in arrival order; `on_reconnect` is
+awaited after every successful re-connection (not the first), before any message of the new connection, so the
+adapter can poll what it missed during the gap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus, WebSocketException
+
+from repeg.brokers.alpaca.credentials import AlpacaCredentials
+from repeg.brokers.alpaca.retry import Backoff, BackoffPolicy, sleep_seconds
+from repeg.engine.clock import Clock
+from repeg.errors import AuthenticationError, BrokerError
+
+log = structlog.get_logger(__name__)
+
+UpdateHandler = Callable[[dict[str, object]], None]
+ReconnectHandler = Callable[[], Awaitable[None]]
+
+
+class StreamSettings(BaseModel):
+    """Timing of the trade-update stream and of the reconciliation that covers for it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: Poll working orders once no update has arrived for this long.
+    silence_after: float = Field(default=60.0, gt=0)
+    #: ...and then every this many seconds until the stream speaks again.
+    poll_every: float = Field(default=5.0, gt=0)
+    open_timeout: float = Field(default=10.0, gt=0)
+    stable_after: float = Field(default=30.0, ge=0)
+    reconnect: BackoffPolicy = BackoffPolicy(max_attempts=1_000_000, base_delay=1.0, max_delay=30.0, seed=0)
+
+
+class StreamProtocolError(Exception):
+    """The server answered the handshake with something unexpected; treated as a dropped connection."""
+
+
+class TradeUpdateStream:
+    def __init__(
+        self,
+        url: str,
+        credentials: AlpacaCredentials,
+        clock: Clock,
+        *,
+        settings: StreamSettings,
+        on_update: UpdateHandler,
+        on_reconnect: ReconnectHandler,
+    ) -> None:
+        self._url = url
+        self._credentials = credentials
+        self._clock = clock
+        self._settings = settings
+        self._on_update = on_update
+        self._on_reconnect = on_reconnect
+        self._backoff = Backoff(settings.reconnect)
+        self._ws: ClientConnection | None = None
+        self._closed = False
+        self.connected = asyncio.Event()
+        self.connections = 0
+        self.last_message_at: datetime = clock.now()
+        self.error: AuthenticationError | None = None
+        self.handler_errors: list[Exception] = []
+
+    async def run(self) -> None:
+        """Connect, listen, and reconnect until `close()`; stops only on refused credentials."""
+        failures = 0
+        while not self._closed:
+            started = self._clock.now()
+            try:
+                await self._session()
+            except AuthenticationError as exc:
+                self.error = exc
+                self.connected.set()  # wake waiters: they check `error`
+                return
+            except (OSError, TimeoutError, WebSocketException, StreamProtocolError) as exc:
+                log.warning("trade_stream_lost", error=type(exc).__name__)
+            self.connected.clear()
+            self._ws = None
+            if self._closed:
+                return
+            up_for = (self._clock.now() - started).total_seconds()
+            failures = 1 if up_for >= self._settings.stable_after else failures + 1
+            await sleep_seconds(self._clock, self._backoff.delay(failures))
+
+    async def _session(self) -> None:
+        try:
+            ws = await connect(self._url, open_timeout=self._settings.open_timeout, max_size=2**24)
+        except InvalidStatus as exc:
+            raise StreamProtocolError(f"HTTP {exc.response.status_code}") from None
+        async with ws:
+            self._ws = ws
+            await self._handshake(ws)
+            self.connections += 1
+            if self.connections > 1:
+                await self._on_reconnect()
+            self.connected.set()
+            log.info("trade_stream_listening", connections=self.connections)
+            async for raw in ws:
+                self._dispatch(raw)
+
+    async def _handshake(self, ws: ClientConnection) -> None:
+        auth = {
+            "key_id": self._credentials.key_id,
+            "secret_key": self._credentials.secret_key.get_secret_value(),
+        }
+        await ws.send(json.dumps({"action": "authenticate", "data": auth}))
+        reply = await self._expect(ws, "authorization")
+        if reply.get("status") != "authorized":
+            raise AuthenticationError(
+                "trade stream: credentials refused", broker_message=str(reply.get("status"))
+            )
+        await ws.send(json.dumps({"action": "listen", "data": {"streams": ["trade_updates"]}}))
+        await self._expect(ws, "listening")
+
+    async def _expect(self, ws: ClientConnection, stream: str) -> dict[str, object]:
+        raw = await asyncio.wait_for(ws.recv(), timeout=self._settings.open_timeout)
+        message = json.loads(raw)
+        data = message.get("data") if isinstance(message, dict) else None
+        if not isinstance(message, dict) or message.get("stream") != stream or not isinstance(data, dict):
+            raise StreamProtocolError(f"expected stream {stream!r}")
+        return data
+
+    def _dispatch(self, raw: str | bytes) -> None:
+        self.last_message_at = self._clock.now()
+        message = json.loads(raw)
+        data = message.get("data") if isinstance(message, dict) else None
+        if isinstance(message, dict) and message.get("stream") == "trade_updates" and isinstance(data, dict):
+            try:
+                self._on_update(data)
+            except Exception as exc:
+                # A failing consumer must not take the stream down with it; the failure is logged and kept.
+                log.exception("trade_update_handler_failed")
+                self.handler_errors.append(exc)
+
+    def expect_updates(self) -> None:
+        """Restart the silence timer: orders just changed, updates are due from now on."""
+        self.last_message_at = max(self.last_message_at, self._clock.now())
+
+    def silent_for(self) -> float:
+        return (self._clock.now() - self.last_message_at).total_seconds()
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._ws is not None:
+            await self._ws.close()
+
+
+async def watch_silence(
+    stream: TradeUpdateStream,
+    settings: StreamSettings,
+    clock: Clock,
+    has_working_orders: Callable[[], bool],
+    poll: Callable[[], Awaitable[None]],
+) -> None:
+    """While orders work and the stream has been silent for `silence_after`, poll every `poll_every` seconds.
+
+    Runs until cancelled. A poll failure is logged and retried at the next tick (the stream may still deliver).
+    """
+    while True:
+        await sleep_seconds(clock, settings.poll_every)
+        if has_working_orders() and stream.silent_for() >= settings.silence_after:
+            log.info("trade_stream_silent_polling", silent_s=round(stream.silent_for(), 3))
+            try:
+                await poll()
+            except BrokerError as exc:
+                log.warning("trade_stream_poll_failed", error=type(exc).__name__, detail=str(exc))

@@ -1,0 +1,137 @@
+"""What this run knows about its own orders, and the one rule that turns broker states into order updates.
+
+Pushed stream events, polls after a reconnect or a silence, and REST answers all arrive here. Each is accepted
+only if it *advances* what is known (more filled, or a new status while not yet terminal), so a fill seen by a
+poll and later repeated by the stream is reported once, and a stale event never rolls an order back. Fills are
+derived from the change in cumulative `filled_qty` and `filled_avg_price`, so the sum of reported fills always
+equals the broker's `filled_qty` and their notional its `filled_qty * filled_avg_price`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import structlog
+
+from repeg.brokers.base import UpdateSink
+from repeg.domain.orders import BrokerOrder, Fill, OrderEvent, OrderStatus, OrderUpdate
+from repeg.domain.ticks import ZERO
+
+log = structlog.get_logger(__name__)
+
+_EVENT_FOR_STATUS: dict[OrderStatus, OrderEvent] = {
+    OrderStatus.PENDING_NEW: OrderEvent.PENDING_NEW,
+    OrderStatus.FILLED: OrderEvent.FILL,
+    OrderStatus.PARTIALLY_FILLED: OrderEvent.PARTIAL_FILL,
+    OrderStatus.CANCELED: OrderEvent.CANCELED,
+    OrderStatus.EXPIRED: OrderEvent.EXPIRED,
+    OrderStatus.REPLACED: OrderEvent.REPLACED,
+    OrderStatus.REJECTED: OrderEvent.REJECTED,
+    OrderStatus.PENDING_CANCEL: OrderEvent.PENDING_CANCEL,
+    OrderStatus.PENDING_REPLACE: OrderEvent.PENDING_REPLACE,
+    OrderStatus.DONE_FOR_DAY: OrderEvent.DONE_FOR_DAY,
+}
+
+
+def advances(old: BrokerOrder | None, new: BrokerOrder) -> bool:
+    """True when `new` is later news than `old` about the same order."""
+    if old is None or new.filled_qty > old.filled_qty:
+        return True
+    if new.filled_qty < old.filled_qty or old.status.is_terminal:
+        return False
+    return new.status != old.status
+
+
+def fill_between(old: BrokerOrder | None, new: BrokerOrder, ts: datetime) -> Fill | None:
+    """The execution that took the order from `old` to `new`, priced from the cumulative averages."""
+    before_qty = ZERO if old is None else old.filled_qty
+    qty = new.filled_qty - before_qty
+    if qty <= ZERO or new.filled_avg_price is None:
+        return None
+    before_notional = ZERO
+    if old is not None and old.filled_avg_price is not None:
+        before_notional = old.filled_qty * old.filled_avg_price
+    price = (new.filled_qty * new.filled_avg_price - before_notional) / qty
+    if price <= ZERO:
+        price = new.filled_avg_price
+    return Fill(order_id=new.order_id, qty=qty, price=price, ts=ts)
+
+
+def event_for(new: BrokerOrder, fill: Fill | None, hint: str | None) -> OrderEvent:
+    """The update's event: a fill decides by status; else the broker's own event name if we know it."""
+    if fill is not None:
+        return OrderEvent.FILL if new.status is OrderStatus.FILLED else OrderEvent.PARTIAL_FILL
+    if hint is not None and hint in OrderEvent._value2member_map_:
+        hinted = OrderEvent(hint)
+        if hinted not in {OrderEvent.FILL, OrderEvent.PARTIAL_FILL}:
+            return hinted
+    return _EVENT_FOR_STATUS.get(new.status, OrderEvent.NEW)
+
+
+class OrderTracker:
+    """Orders of one run: the latest state known from any source, and the state last pushed to the sinks.
+
+    REST answers (submit, replace) update only the known state: the caller already holds them, and the pushed
+    updates keep flowing from the stream (the engine folds cumulative fills idempotently, so an update that
+    repeats a REST answer is harmless, while a suppressed one could hide a fill).
+    """
+
+    def __init__(self) -> None:
+        self._latest: dict[str, BrokerOrder] = {}
+        self._reported: dict[str, BrokerOrder] = {}
+        self._client_ids: set[str] = set()
+        self._sinks: list[UpdateSink] = []
+
+    def add_sink(self, sink: UpdateSink) -> None:
+        self._sinks.append(sink)
+
+    def claim(self, client_order_id: str) -> None:
+        """Mark a client order id as this run's: updates for it are reported even before its order id is known."""
+        self._client_ids.add(client_order_id)
+
+    def owns(self, order: BrokerOrder) -> bool:
+        return order.order_id in self._latest or order.client_order_id in self._client_ids
+
+    def get(self, order_id: str) -> BrokerOrder | None:
+        return self._latest.get(order_id)
+
+    def working_ids(self) -> list[str]:
+        return [o.order_id for o in self._latest.values() if o.status.is_open]
+
+    def _learn(self, order: BrokerOrder) -> None:
+        if advances(self._latest.get(order.order_id), order):
+            self._latest[order.order_id] = order
+
+    def remember(self, order: BrokerOrder) -> None:
+        """Record a synchronous REST answer (the caller has it already: nothing is pushed)."""
+        self.claim(order.client_order_id)
+        self._learn(order)
+
+    def absorb(self, order: BrokerOrder, ts: datetime, hint: str | None = None) -> OrderUpdate | None:
+        """Take news about one of our orders; push and return the update if it advances what was pushed."""
+        if not self.owns(order):
+            return None
+        self._learn(order)
+        old = self._reported.get(order.order_id)
+        if not advances(old, order):
+            return None
+        self._reported[order.order_id] = order
+        fill = fill_between(old, order, ts)
+        update = OrderUpdate(event=event_for(order, fill, hint), order=order, fill=fill, ts=ts)
+        log.info(
+            "order_update",
+            order_id=order.order_id,
+            symbol=order.symbol,
+            order_event=update.event.value,
+            status=order.status.value,
+            filled_qty=str(order.filled_qty),
+        )
+        for sink in self._sinks:
+            sink(update)
+        return update
+
+
+def fill_qty_total(updates: list[OrderUpdate]) -> Decimal:
+    """Sum of reported fill quantities (a helper for invariant checks)."""
+    return sum((u.fill.qty for u in updates if u.fill is not None), ZERO)

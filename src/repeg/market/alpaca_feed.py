@@ -1,0 +1,195 @@
+"""`AlpacaQuoteFeed`: top of book from Alpaca's market-data websocket (IEX or SIP, msgpack), with REST
+latest-quote fallback while the stream is down.
+
+Quotes are converted as they are: a side of 0 (Alpaca's "no bid/ask") stays 0, so the core's `assess_quote`
+refuses to price from it, exactly as for any other feed. A quote older than the one held is ignored, so a
+REST answer can never replace a fresher stream quote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import msgpack
+import structlog
+from alpaca.data.enums import DataFeed as SdkDataFeed
+from alpaca.data.historical.stock import StockHistoricalDataClient
+from alpaca.data.models import Quote as SdkQuote
+from alpaca.data.requests import StockLatestQuoteRequest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import WebSocketException
+
+from repeg.brokers.alpaca.credentials import AlpacaCredentials
+from repeg.brokers.alpaca.retry import Backoff, sleep_seconds
+from repeg.brokers.alpaca.settings import AlpacaSettings, DataFeed
+from repeg.domain.quote import Quote
+from repeg.engine.clock import Clock
+from repeg.errors import AuthenticationError, MarketDataError
+
+log = structlog.get_logger(__name__)
+
+
+def _decimal(value: object) -> Decimal:
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, int | str):
+        return Decimal(value)
+    raise MarketDataError(f"quote field is not a number: {value!r}")
+
+
+def quote_from_stream(message: dict[str, object]) -> Quote:
+    """A stream `q` message (`t` decoded by msgpack as a UTC datetime) as our `Quote`."""
+    ts = message.get("t")
+    if not isinstance(ts, datetime):
+        raise MarketDataError(f"quote timestamp is not a timestamp: {ts!r}")
+    return Quote(
+        symbol=str(message["S"]),
+        bid=_decimal(message.get("bp", 0)),
+        bid_size=_decimal(message.get("bs", 0)),
+        ask=_decimal(message.get("ap", 0)),
+        ask_size=_decimal(message.get("as", 0)),
+        ts=ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC),
+    )
+
+
+def quote_from_sdk(symbol: str, quote: SdkQuote) -> Quote:
+    return Quote(
+        symbol=symbol,
+        bid=_decimal(quote.bid_price),
+        bid_size=_decimal(quote.bid_size),
+        ask=_decimal(quote.ask_price),
+        ask_size=_decimal(quote.ask_size),
+        ts=quote.timestamp,
+    )
+
+
+class AlpacaQuoteFeed:
+    def __init__(
+        self,
+        client: StockHistoricalDataClient,
+        ws_url: str,
+        credentials: AlpacaCredentials,
+        clock: Clock,
+        *,
+        feed: DataFeed,
+        settings: AlpacaSettings,
+    ) -> None:
+        self._client = client
+        self._ws_url = ws_url
+        self._credentials = credentials
+        self._clock = clock
+        self._feed = feed
+        self._settings = settings
+        self._backoff = Backoff(settings.stream.reconnect)
+        self._quotes: dict[str, Quote] = {}
+        self._symbols: set[str] = set()
+        self._ws: ClientConnection | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.connected = asyncio.Event()
+        self.rest_polls = 0
+
+    def latest(self, symbol: str) -> Quote | None:
+        return self._quotes.get(symbol)
+
+    async def subscribe(self, symbols: Iterable[str]) -> None:
+        """Seed the symbols' quotes from REST, then stream them (the stream and fallback start on first use)."""
+        new = sorted(set(symbols) - self._symbols)
+        if not new:
+            return
+        self._symbols.update(new)
+        await self.poll_rest(new)
+        if not self._tasks:
+            self._tasks.append(asyncio.create_task(self._run(), name="alpaca-quote-stream"))
+            self._tasks.append(asyncio.create_task(self._fallback(), name="alpaca-quote-fallback"))
+        elif self._ws is not None and self.connected.is_set():
+            await self._ws.send(msgpack.packb({"action": "subscribe", "quotes": new}))
+
+    def _store(self, quote: Quote) -> None:
+        held = self._quotes.get(quote.symbol)
+        if held is None or quote.ts >= held.ts:
+            self._quotes[quote.symbol] = quote
+
+    async def poll_rest(self, symbols: Iterable[str]) -> None:
+        """Latest quotes over REST (one request for all symbols)."""
+        wanted = list(symbols)
+        if not wanted:
+            return
+        request = StockLatestQuoteRequest(symbol_or_symbols=wanted, feed=SdkDataFeed(self._feed.value))
+        self.rest_polls += 1
+        try:
+            answer = await asyncio.to_thread(self._client.get_stock_latest_quote, request)
+        except Exception as exc:
+            log.warning("quote_rest_failed", error=type(exc).__name__)
+            return
+        if isinstance(answer, dict):
+            for symbol, quote in answer.items():
+                if isinstance(quote, SdkQuote):
+                    self._store(quote_from_sdk(str(symbol), quote))
+
+    async def _fallback(self) -> None:
+        while True:
+            await sleep_seconds(self._clock, self._settings.quote_poll_every)
+            if not self.connected.is_set():
+                await self.poll_rest(sorted(self._symbols))
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                await self._session()
+                failures = 0
+            except AuthenticationError:
+                log.exception("quote_stream_auth_refused")
+                return
+            except (OSError, TimeoutError, WebSocketException, MarketDataError) as exc:
+                log.warning("quote_stream_lost", error=type(exc).__name__)
+            self.connected.clear()
+            self._ws = None
+            failures += 1
+            await sleep_seconds(self._clock, self._backoff.delay(failures))
+
+    async def _session(self) -> None:
+        timeout = self._settings.stream.open_timeout
+        async with await connect(self._ws_url, open_timeout=timeout, max_size=2**24) as ws:
+            self._ws = ws
+            await self._expect(ws, "connected")
+            auth = {"action": "auth", "key": self._credentials.key_id}
+            auth["secret"] = self._credentials.secret_key.get_secret_value()
+            await ws.send(msgpack.packb(auth))
+            await self._expect(ws, "authenticated")
+            await ws.send(msgpack.packb({"action": "subscribe", "quotes": sorted(self._symbols)}))
+            self.connected.set()
+            async for raw in ws:
+                self._dispatch(raw)
+
+    async def _expect(self, ws: ClientConnection, what: str) -> None:
+        raw = await asyncio.wait_for(ws.recv(), timeout=self._settings.stream.open_timeout)
+        messages = msgpack.unpackb(raw, timestamp=3)
+        first = messages[0] if isinstance(messages, list) and messages else {}
+        if first.get("T") == "error":
+            raise AuthenticationError("market data stream refused", broker_message=str(first.get("msg")))
+        if first.get("T") != "success" or first.get("msg") != what:
+            raise MarketDataError(f"market data stream: expected {what!r}")
+
+    def _dispatch(self, raw: str | bytes) -> None:
+        messages = msgpack.unpackb(raw, timestamp=3)
+        for message in messages if isinstance(messages, list) else []:
+            if isinstance(message, dict) and message.get("T") == "q":
+                try:
+                    self._store(quote_from_stream(message))
+                except (MarketDataError, KeyError, ValueError) as exc:
+                    log.warning("quote_unreadable", error=type(exc).__name__)
+
+    async def aclose(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()

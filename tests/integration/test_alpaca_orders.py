@@ -1,0 +1,217 @@
+"""The Alpaca adapter against the loopback fake Alpaca: orders, replaces, cancels, updates, faults."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import pytest
+
+from repeg.brokers.alpaca.adapter import AlpacaBroker
+from repeg.domain.orders import OrderEvent, OrderRequest, OrderStatus, OrderType, OrderUpdate, ReplaceRequest, Side
+from repeg.errors import (
+    DuplicateClientOrderIdError,
+    FractionalQuantityError,
+    OrderNotCancelableError,
+    UnknownSymbolError,
+)
+from repeg.market.alpaca_feed import AlpacaQuoteFeed
+from tests.fakes.alpaca_fixtures import alpaca, fake_alpaca  # noqa: F401
+from tests.fakes.alpaca_server import FakeAlpacaServer
+
+Pair = tuple[AlpacaBroker, AlpacaQuoteFeed]
+
+
+def limit(cid: str, side: Side, qty: str, price: str, symbol: str = "AAPL") -> OrderRequest:
+    return OrderRequest(
+        client_order_id=cid,
+        symbol=symbol,
+        side=side,
+        qty=Decimal(qty),
+        order_type=OrderType.LIMIT,
+        limit_price=Decimal(price),
+    )
+
+
+def collect(broker: AlpacaBroker) -> list[OrderUpdate]:
+    updates: list[OrderUpdate] = []
+    broker.subscribe_updates(updates.append)
+    return updates
+
+
+async def until(predicate, timeout: float = 3.0) -> None:
+    """Yield to the loop until `predicate()` holds (a liveness bound, not a timing assertion)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not predicate():
+        if loop.time() > end:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.005)
+
+
+def filled(updates: list[OrderUpdate], order_id: str) -> Decimal:
+    return sum((u.fill.qty for u in updates if u.fill is not None and u.order.order_id == order_id), Decimal(0))
+
+
+async def test_passive_limit_rests_then_fills_at_the_ask_when_marketable(alpaca: Pair, fake_alpaca: FakeAlpacaServer):
+    broker, _ = alpaca
+    updates = collect(broker)
+    order = await broker.submit_order(limit("r1-L0000-A00", Side.BUY, "10", "100.00"))
+    assert order.status is OrderStatus.NEW
+    fake_alpaca.book.set_quote("AAPL", Decimal("99.90"), Decimal("99.95"))
+    await until(lambda: filled(updates, order.order_id) == 10)
+    fill = next(u for u in updates if u.event is OrderEvent.FILL)
+    assert fill.fill is not None
+    assert fill.fill.price == Decimal("99.95")
+    assert fill.order.filled_avg_price == Decimal("99.95")
+
+
+async def test_submit_sends_exact_decimal_strings_and_our_client_order_id(alpaca: Pair, fake_alpaca):
+    broker, _ = alpaca
+    order = await broker.submit_order(limit("r1-L0001-A00", Side.BUY, "3", "99.01"))
+    stored = fake_alpaca.book.orders[order.order_id]
+    assert stored.client_order_id == "r1-L0001-A00"
+    assert stored.limit_price == Decimal("99.01")
+    assert order.limit_price == Decimal("99.01")
+
+
+async def test_reused_client_order_id_is_a_typed_duplicate_error(alpaca: Pair):
+    broker, _ = alpaca
+    first = await broker.submit_order(limit("r1-dup", Side.BUY, "1", "90.00"))
+    await broker.cancel_order(first.order_id)
+    with pytest.raises(DuplicateClientOrderIdError) as info:
+        await broker.submit_order(limit("r1-dup", Side.BUY, "1", "90.00"))
+    assert info.value.client_order_id == "r1-dup"
+    assert "unique" in (info.value.broker_message or "")
+
+
+async def test_replace_creates_a_new_order_id_and_the_old_goes_replaced(alpaca: Pair, fake_alpaca):
+    broker, _ = alpaca
+    updates = collect(broker)
+    old = await broker.submit_order(limit("r1-L0002-A00", Side.BUY, "5", "99.00"))
+    new = await broker.replace_order(
+        ReplaceRequest(order_id=old.order_id, client_order_id="r1-L0002-A01", qty=Decimal(5), limit_price=Decimal("99.50"))
+    )
+    assert new.order_id != old.order_id
+    assert new.replaces == old.order_id
+    assert new.limit_price == Decimal("99.50")
+    await until(lambda: any(u.event is OrderEvent.REPLACED and u.order.order_id == old.order_id for u in updates))
+
+
+async def test_replace_of_a_partially_filled_order_is_refused_before_sending(alpaca: Pair, fake_alpaca):
+    broker, _ = alpaca
+    order = await broker.submit_order(limit("r1-L0003-A00", Side.BUY, "10", "99.00"))
+    fake_alpaca.book.partial_fill_probability = 1.0
+    fake_alpaca.book.set_quote("AAPL", Decimal("98.90"), Decimal("99.00"))
+    fake_alpaca.book.partial_fill_probability = 0.0
+    patches = fake_alpaca.count("PATCH", f"/v2/orders/{order.order_id}")
+    with pytest.raises(OrderNotCancelableError) as info:
+        await broker.replace_order(
+            ReplaceRequest(order_id=order.order_id, client_order_id="r1-L0003-A01", qty=Decimal(10), limit_price=Decimal("98.00"))
+        )
+    assert info.value.status == "partially_filled"
+    assert fake_alpaca.count("PATCH", f"/v2/orders/{order.order_id}") == patches
+
+
+async def test_replace_racing_a_fill_reports_the_fill_and_refuses(alpaca: Pair, fake_alpaca):
+    broker, _ = alpaca
+    updates = collect(broker)
+    fake_alpaca.trade_stream_muted = True  # the fill happens, but its push has not reached us yet
+    order = await broker.submit_order(limit("r1-L0004-A00", Side.BUY, "4", "99.00"))
+    fake_alpaca.book.set_quote("AAPL", Decimal("98.90"), Decimal("99.00"))
+    with pytest.raises(OrderNotCancelableError) as info:
+        await broker.replace_order(
+            ReplaceRequest(order_id=order.order_id, client_order_id="r1-L0004-A01", qty=Decimal(4), limit_price=Decimal("99.05"))
+        )
+    assert info.value.status == "filled"
+    assert filled(updates, order.order_id) == 4
+
+
+async def test_replace_rejected_by_the_broker_because_the_order_filled(alpaca: Pair, fake_alpaca):
+    broker, _ = alpaca
+    order = await broker.submit_order(limit("r1-L0005-A00", Side.SELL, "2", "101.00"))
+    fake_alpaca.book.hold_replaces = True
+    new = await broker.replace_order(
+        ReplaceRequest(order_id=order.order_id, client_order_id="r1-L0005-A01", qty=Decimal(2), limit_price=Decimal("100.50"))
+    )
+    updates = collect(broker)
+    fake_alpaca.book.set_quote("AAPL", Decimal("101.00"), Decimal("101.10"))  # the old order fills while pending
+    fake_alpaca.book.complete_replace(order.order_id)
+    await until(lambda: any(u.order.order_id == new.order_id and u.event is OrderEvent.REJECTED for u in updates))
+    assert filled(updates, order.order_id) == 2
+    assert filled(updates, new.order_id) == 0
+
+
+async def test_cancel_while_replace_pending_is_not_cancelable_with_that_state(alpaca: Pair, fake_alpaca):
+    broker, _ = alpaca
+    order = await broker.submit_order(limit("r1-L0006-A00", Side.BUY, "2", "99.00"))
+    fake_alpaca.book.hold_replaces = True
+    await broker.replace_order(
+        ReplaceRequest(order_id=order.order_id, client_order_id="r1-L0006-A01", qty=Decimal(2), limit_price=Decimal("99.10"))
+    )
+    with pytest.raises(OrderNotCancelableError) as info:
+        await broker.cancel_order(order.order_id)
+    assert info.value.status == "pending_replace"
+    assert "pending_replace" in (info.value.broker_message or "")
+
+
+async def test_cancel_of_a_filled_order_reports_the_filled_state(alpaca: Pair, fake_alpaca):
+    broker, _ = alpaca
+    updates = collect(broker)
+    order = await broker.submit_order(limit("r1-L0007-A00", Side.BUY, "3", "100.10"))
+    with pytest.raises(OrderNotCancelableError) as info:
+        await broker.cancel_order(order.order_id)
+    assert info.value.status == "filled"
+    assert info.value.code is None or isinstance(info.value.code, str)
+    await until(lambda: filled(updates, order.order_id) == 3)
+
+
+async def test_cancel_is_confirmed_by_a_canceled_update(alpaca: Pair):
+    broker, _ = alpaca
+    updates = collect(broker)
+    order = await broker.submit_order(limit("r1-L0008-A00", Side.BUY, "3", "90.00"))
+    await broker.cancel_order(order.order_id)
+    await until(lambda: any(u.event is OrderEvent.CANCELED and u.order.order_id == order.order_id for u in updates))
+
+
+async def test_get_by_client_order_id_finds_the_order_or_none(alpaca: Pair):
+    broker, _ = alpaca
+    order = await broker.submit_order(limit("r1-L0009-A00", Side.BUY, "1", "90.00"))
+    found = await broker.get_order_by_client_id("r1-L0009-A00")
+    assert found is not None
+    assert found.order_id == order.order_id
+    assert await broker.get_order_by_client_id("never-sent") is None
+
+
+async def test_list_open_orders_has_only_working_orders(alpaca: Pair):
+    broker, _ = alpaca
+    working = await broker.submit_order(limit("r1-L0010-A00", Side.BUY, "1", "90.00"))
+    await broker.submit_order(limit("r1-L0011-A00", Side.BUY, "1", "100.10"))  # fills at once
+    assert [o.order_id for o in await broker.list_open_orders()] == [working.order_id]
+
+
+async def test_fractional_qty_of_a_non_fractionable_asset_is_refused_before_sending(alpaca: Pair, fake_alpaca):
+    broker, _ = alpaca
+    with pytest.raises(FractionalQuantityError) as info:
+        await broker.submit_order(limit("r1-L0012-A00", Side.BUY, "0.5", "600000.00", symbol="BRK.A"))
+    assert info.value.symbol == "BRK.A"
+    assert fake_alpaca.count("POST", "/v2/orders") == 0
+
+
+async def test_fractional_qty_of_a_fractionable_asset_is_sent(alpaca: Pair, fake_alpaca):
+    broker, _ = alpaca
+    order = await broker.submit_order(limit("r1-L0013-A00", Side.BUY, "0.5", "90.00"))
+    assert order.qty == Decimal("0.5")
+
+
+async def test_account_positions_and_assets_are_read_into_our_models(alpaca: Pair):
+    broker, _ = alpaca
+    account = await broker.get_account()
+    assert account.cash == Decimal(100_000)
+    positions = await broker.get_positions()
+    assert [(p.symbol, p.qty) for p in positions] == [("MSFT", Decimal(50))]
+    asset = await broker.get_asset("BRK.A")
+    assert (asset.tradable, asset.fractionable) == (True, False)
+    assert (await broker.get_asset("HALT")).tradable is False
+    with pytest.raises(UnknownSymbolError):
+        await broker.get_asset("NOPE")
