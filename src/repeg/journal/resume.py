@@ -1,0 +1,211 @@
+"""Crash-safe resume: fold the journal, reconcile with the broker, then finish the run where it stands.
+
+Because every submit, replace and cancel was journaled (and committed) *before* the broker call, the journal
+names every order the run may have created: each intent's deterministic client order id. Resume asks the broker
+for each of them (`get_order_by_client_id`), including submits that were announced but never acknowledged, and
+records what it learns as ordinary events (the missed acknowledgement, the order's latest state and cumulative
+fills, or the refusal of an intent that never reached the broker). The legs are then exactly where the broker
+says they are, and the engine's phase monitors continue them with the same policy and the next attempt numbers,
+so no client order id is ever reused for a second live order and nothing filled is sent again.
+
+Resume touches only orders whose client order id the run announced: it never cancels anything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import structlog
+
+from repeg.brokers.base import Broker
+from repeg.config import ExecutionConfig
+from repeg.domain.events import (
+    EventSink,
+    IntentAction,
+    OrderAccepted,
+    OrderFailed,
+    OrderIntent,
+    OrderUpdated,
+    RunEnded,
+    RunEvent,
+)
+from repeg.domain.leg import LegState, OrderRecord
+from repeg.domain.lifecycle import LegStatus
+from repeg.domain.orders import BrokerOrder, OrderStatus, Side
+from repeg.domain.run import RunState, fold_run
+from repeg.engine.bus import EventBus, UpdateRouter
+from repeg.engine.clock import Clock
+from repeg.engine.gateway import OrderGateway, polled_update
+from repeg.engine.monitor import EngineContext
+from repeg.engine.phases import run_buy_phase, run_phase
+from repeg.errors import JournalError
+from repeg.journal.base import Journal
+from repeg.market.base import QuoteFeed
+from repeg.policy.decide import ExecutionPolicy, LadderPolicy
+from repeg.report.result import ExecutionResult, RunStatus, build_result
+
+log = structlog.get_logger("repeg.resume")
+
+#: `OrderFailed.error` recorded for an announced submit or replace the broker never received.
+NEVER_REACHED_BROKER = "NeverReachedBroker"
+#: `OrderFailed.error` recorded for an announced cancel the broker never carried out.
+CANCEL_NOT_APPLIED = "CancelNotApplied"
+
+
+def has_orders(events: Sequence[RunEvent]) -> bool:
+    """True once the run announced any order: from then on it can only be resumed, never started afresh."""
+    return any(isinstance(event, OrderIntent) for event in events)
+
+
+def seeded_bus(run_id: str, clock: Clock, sinks: Sequence[EventSink], events: Sequence[RunEvent]) -> EventBus:
+    """An event bus whose fold already holds the journaled events (they are not emitted again)."""
+    bus = EventBus(run_id, clock, sinks)
+    for event in events:
+        bus.folder.apply(event)
+    return bus
+
+
+# --- reconciliation -------------------------------------------------------------------------------------
+
+
+def _order_changed(record: OrderRecord, order: BrokerOrder) -> bool:
+    return record.status is not order.status or record.filled_qty != order.filled_qty
+
+
+def _active_order_id(leg: LegState) -> str | None:
+    active = leg.active_order
+    return None if active is None else active.order_id
+
+
+async def _settle_order(bus: EventBus, index: int, record: OrderRecord, order: BrokerOrder | None) -> None:
+    """Record what the broker says about one announced order of leg `index`."""
+    leg = bus.leg(index)
+    cid = record.client_order_id
+    awaiting_submit = leg.status is LegStatus.SUBMITTING and leg.active_client_order_id == cid
+    awaiting_replace = leg.status is LegStatus.REPLACING and leg.pending_client_order_id == cid
+    action = IntentAction.SUBMIT if awaiting_submit else IntentAction.REPLACE
+    if order is None:
+        if awaiting_submit or awaiting_replace:
+            await bus.emit(
+                OrderFailed(
+                    **bus.stamp(index),
+                    action=action,
+                    client_order_id=cid,
+                    order_id=None if awaiting_submit else _active_order_id(leg),
+                    error=NEVER_REACHED_BROKER,
+                    message="resume: the broker has no order with this client order id",
+                )
+            )
+        return
+    if awaiting_submit or awaiting_replace:
+        await bus.emit(OrderAccepted(**bus.stamp(index), action=action, order=order))
+    elif _order_changed(record, order):
+        await bus.emit(OrderUpdated(**bus.stamp(index), update=polled_update(order, bus.clock.now())))
+
+
+async def _settle_cancel(bus: EventBus, index: int) -> None:
+    """A leg still canceling after reconciliation: its order is open, so the cancel never took effect."""
+    leg = bus.leg(index)
+    active = leg.active_order
+    if leg.status is not LegStatus.CANCELING or active is None or active.status is OrderStatus.PENDING_CANCEL:
+        return
+    await bus.emit(
+        OrderFailed(
+            **bus.stamp(index),
+            action=IntentAction.CANCEL,
+            client_order_id=active.client_order_id,
+            order_id=active.order_id,
+            error=CANCEL_NOT_APPLIED,
+            message="resume: the order is still open at the broker",
+        )
+    )
+
+
+async def reconcile_leg(bus: EventBus, broker: Broker, leg: LegState) -> None:
+    """Bring one leg in line with the broker, asking about every order it announced, oldest first."""
+    for record in leg.orders:
+        order = await broker.get_order_by_client_id(record.client_order_id)
+        await _settle_order(bus, leg.index, record, order)
+    await _settle_cancel(bus, leg.index)
+
+
+async def reconcile(bus: EventBus, broker: Broker) -> None:
+    """Reconcile every leg of the run (done legs too: a late fill may have landed after they ended)."""
+    for index in sorted(bus.folder.legs):
+        await reconcile_leg(bus, broker, bus.leg(index))
+
+
+# --- continuing the run ---------------------------------------------------------------------------------
+
+
+def _buy_phase_started(state: RunState) -> bool:
+    return any(phase.side is Side.BUY and phase.leg_index is None for phase in state.phases)
+
+
+async def _continue(ctx: EngineContext, state: RunState) -> None:
+    bus = ctx.bus
+    unfinished = [leg for leg in bus.folder.snapshot().legs if not leg.is_done]
+    sells = [leg.index for leg in unfinished if leg.side is Side.SELL]
+    buys = [leg.index for leg in unfinished if leg.side is Side.BUY]
+    if sells:
+        await run_phase(ctx, Side.SELL, sells)
+    if buys and _buy_phase_started(state):
+        # Sized already (and maybe partly filled): re-sizing from today's buying power could shrink a leg below
+        # what it has filled, so the phase continues with the quantities journaled.
+        await run_phase(ctx, Side.BUY, buys)
+    elif buys:
+        await run_buy_phase(ctx, buys)
+
+
+async def resume_run(
+    run_id: str,
+    journal: Journal,
+    broker: Broker,
+    feed: QuoteFeed,
+    clock: Clock,
+    *,
+    config: ExecutionConfig,
+    sinks: Sequence[EventSink] = (),
+    policy: ExecutionPolicy | None = None,
+) -> ExecutionResult:
+    """Finish run `run_id` from its journal. `journal` receives the new events (it must be among, or be, the
+    sinks: it is added in front of `sinks` when absent).
+
+    A run that already ended is not touched: its result is rebuilt from the journal. A run that announced no
+    order yet cannot be resumed here (nothing to reconcile): the caller starts it afresh with the same run id
+    (`has_orders` tells which); this function raises `JournalError` for it.
+    """
+    events = journal.events(run_id)
+    state = fold_run(events)
+    if state.status is not None:
+        log.info("resume_already_ended", run_id=run_id, status=state.status)
+        return build_result(state)
+    if not has_orders(events):
+        raise JournalError(f"run {run_id} sent no order yet: start it again with --run-id {run_id}")
+    all_sinks = tuple(sinks) if any(sink is journal for sink in sinks) else (journal, *sinks)
+    bus = seeded_bus(run_id, clock, all_sinks, events)
+    router = UpdateRouter(bus.folder)
+    broker.subscribe_updates(router.push)
+    ctx = EngineContext(
+        broker=broker,
+        feed=feed,
+        clock=clock,
+        config=config,
+        policy=policy or LadderPolicy(config),
+        bus=bus,
+        gateway=OrderGateway(broker, bus, config),
+        router=router,
+    )
+    await feed.subscribe(sorted({leg.symbol for leg in state.legs}))
+    log.info("resume_started", run_id=run_id, events=len(events), legs=len(state.legs))
+    await reconcile(bus, broker)
+    try:
+        await _continue(ctx, state)
+    except Exception:
+        log.exception("resume_failed", run_id=run_id)
+        await bus.emit(RunEnded(**bus.stamp(), status=RunStatus.FAILED.value))
+        raise
+    status = build_result(bus.folder.snapshot()).status
+    await bus.emit(RunEnded(**bus.stamp(), status=status.value))
+    log.info("resume_ended", run_id=run_id, status=status.value)
+    return build_result(bus.folder.snapshot())
