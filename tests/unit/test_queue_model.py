@@ -6,9 +6,10 @@ from decimal import Decimal
 
 import numpy as np
 
-from repeg.brokers.simulator.queue_model import QueueFill, after_fill, join, next_fill
+from repeg.brokers.simulator.fill_models import RestingOrder
+from repeg.brokers.simulator.queue_model import QueueFill, QueueFillModel, after_fill, join, next_fill
 from repeg.domain.orders import Side
-from repeg.market.tape import QuoteTape, SymbolQuotes, SymbolTrades
+from repeg.market.tape import QuoteTape, SymbolQuotes, SymbolTrades, TradeTape
 
 S = 1_000_000_000  # one second in ns
 BID, ASK = 1_000_000, 1_000_200  # $100.00 / $100.02
@@ -129,3 +130,65 @@ def test_queue_spanning_more_prints_than_one_numpy_chunk() -> None:
     tape = _tape([(0, BID, 4500, ASK, 500), (10_000, BID, 300, ASK, 500)])
     fills = _fills(tape, prints, Side.BUY, BID, 2, at=1)
     assert [(f.ts_ns // S - 2, f.qty) for f in fills] == [(4500, Decimal(1)), (4501, Decimal(1))]
+
+
+# --- through the simulator's FillModel contract ------------------------------------------------------------------
+
+
+def _resting(order_id: str, limit: int | None, qty: int, since: int, side: Side = Side.BUY) -> RestingOrder:
+    return RestingOrder(
+        order_id=order_id,
+        symbol="XXX",
+        side=side,
+        limit_units=limit,
+        remaining=Decimal(qty),
+        whole_shares=True,
+        queued_since_ns=since * S,
+    )
+
+
+def _trade_tape(trades: SymbolTrades) -> TradeTape:
+    return TradeTape([trades])
+
+
+def test_fill_model_plans_the_print_that_clears_the_queue_then_the_remainder() -> None:
+    prints = _prints([(2, BID, 250), (3, BID, 120), (4, BID, 200)])
+    model = QueueFillModel(STILL, _trade_tape(prints), seed=1)
+    first = model.next_fill(_resting("o1", BID, 100, 1), 1 * S, None)
+    assert first is not None
+    assert (first.ts_ns // S, first.qty, first.price_units) == (3, Decimal(70), BID)
+    second = model.next_fill(_resting("o1", BID, 30, 1), first.ts_ns, first.cursor)
+    assert second is not None
+    assert (second.ts_ns // S, second.qty) == (4, Decimal(30))
+
+
+def test_fill_model_replacement_is_a_new_order_at_the_back() -> None:
+    prints = _prints([(2, BID, 200), (4, BID, 200), (5, BID, 200)])
+    model = QueueFillModel(STILL, _trade_tape(prints), seed=1)
+    assert model.next_fill(_resting("o1", BID, 100, 1), 1 * S, None) is not None
+    model.release("o1")
+    plan = model.next_fill(_resting("o2", BID, 100, 3), 3 * S, None)
+    assert plan is not None
+    assert plan.ts_ns // S == 5
+
+
+def test_fill_model_market_order_fills_at_the_far_touch_at_once() -> None:
+    model = QueueFillModel(STILL, None, seed=1)
+    plan = model.next_fill(_resting("m1", None, 100, 1), 1 * S, None)
+    assert plan is not None
+    assert (plan.ts_ns, plan.qty, plan.price_units) == (1 * S, Decimal(100), ASK)
+
+
+def test_fill_model_marketable_limit_fills_at_once_at_the_quote() -> None:
+    model = QueueFillModel(STILL, None, seed=1)
+    plan = model.next_fill(_resting("l1", ASK + 100, 100, 1), 1 * S, None)
+    assert plan is not None
+    assert (plan.ts_ns, plan.price_units) == (1 * S, ASK)
+
+
+def test_fill_model_never_plans_before_the_question() -> None:
+    prints = _prints([(2, BID, 400)])
+    model = QueueFillModel(STILL, _trade_tape(prints), seed=1)
+    plan = model.next_fill(_resting("o1", BID, 100, 1), 3 * S, None)
+    assert plan is not None
+    assert plan.ts_ns == 3 * S

@@ -21,14 +21,15 @@ quantities; nothing reads a clock.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 import numpy as np
 from numpy.typing import NDArray
 
+from repeg.brokers.simulator.fill_models import FillPlan, PaperFillModel, RestingOrder
 from repeg.domain.orders import Side
 from repeg.domain.ticks import ZERO
-from repeg.market.tape import Int64Array, QuoteTape, SymbolTrades
+from repeg.market.tape import Int64Array, QuoteTape, SymbolTrades, TradeTape
 
 #: Prints examined per numpy step while looking for the one that reaches the order.
 _CHUNK = 4096
@@ -167,3 +168,81 @@ def after_fill(slot: QueueSlot, fill: QueueFill) -> QueueSlot:
         trade_cursor=fill.next_trade_cursor,
         since_ns=max(slot.since_ns, fill.ts_ns) if fill.by_quote else slot.since_ns,
     )
+
+
+class QueueFillModel:
+    """`FillModel` with queue position: limits fill by the rules above, market orders at the far touch at once.
+
+    Per working order it keeps a `QueueSlot` (keyed by order id) and the plan last handed out; when the broker
+    asks again with that plan's cursor, the plan is taken as having happened. A replace arrives as a new order id,
+    so it joins at the back by construction. A limit already marketable when it starts working executes at once
+    at the far touch, as under the paper model. Without a trade tape only crossing quotes fill resting limits
+    (the most pessimistic reading of the model).
+    """
+
+    def __init__(self, tape: QuoteTape, trades: TradeTape | None, *, seed: int) -> None:
+        self._tape = tape
+        self._trades = trades
+        # Market orders and marketable-on-arrival limits: the paper rule, never partial (queue fills are not random).
+        self._immediate = PaperFillModel(tape, seed=seed, partial_rate=0.0)
+        self._slots: dict[str, QueueSlot] = {}
+        self._plans: dict[str, QueueFill] = {}
+
+    @property
+    def name(self) -> str:
+        return "queue"
+
+    def _prints(self, symbol: str) -> SymbolTrades | None:
+        if self._trades is None or symbol not in self._trades:
+            return None
+        return self._trades.columns(symbol)
+
+    def _marketable_now(self, order: RestingOrder, now_ns: int) -> bool:
+        current = self._tape.index_at_ns(order.symbol, now_ns)
+        if current is None or order.limit_units is None:
+            return order.limit_units is None
+        return self._tape.next_marketable(order.symbol, order.side, order.limit_units, current) == current
+
+    def _slot(self, order: RestingOrder, limit_units: int, after: int | None) -> QueueSlot:
+        slot = self._slots.get(order.order_id)
+        if slot is None:
+            slot = join(
+                self._tape,
+                self._prints(order.symbol),
+                symbol=order.symbol,
+                side=order.side,
+                limit_units=limit_units,
+                qty=order.remaining,
+                ts_ns=order.queued_since_ns,
+            )
+        planned = self._plans.pop(order.order_id, None)
+        if after is not None and planned is not None:
+            slot = after_fill(slot, planned)
+        return replace(slot, remaining=order.remaining)
+
+    def next_fill(self, order: RestingOrder, now_ns: int, after: int | None) -> FillPlan | None:
+        if order.symbol not in self._tape:
+            return None
+        if order.limit_units is None or (
+            after is None and order.order_id not in self._slots and self._marketable_now(order, now_ns)
+        ):
+            return self._immediate.next_fill(order, now_ns, after)
+        slot = self._slot(order, order.limit_units, after)
+        self._slots[order.order_id] = slot
+        fill = next_fill(self._tape, self._prints(order.symbol), slot)
+        if fill is None:
+            return None
+        qty = fill.qty.to_integral_value(rounding=ROUND_DOWN) if order.whole_shares else fill.qty
+        if qty <= ZERO:
+            return None
+        self._plans[order.order_id] = replace(fill, qty=qty)
+        return FillPlan(
+            ts_ns=max(now_ns, fill.ts_ns),
+            qty=qty,
+            price_units=fill.price_units,
+            cursor=fill.next_trade_cursor,
+        )
+
+    def release(self, order_id: str) -> None:
+        self._slots.pop(order_id, None)
+        self._plans.pop(order_id, None)
