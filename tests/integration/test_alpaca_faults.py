@@ -1,0 +1,167 @@
+"""The Alpaca adapter under faults: 429 storms, 5xx, lost responses, dropped and silent streams, closed market."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from repeg.brokers.alpaca.adapter import AlpacaBroker
+from repeg.brokers.alpaca.credentials import AlpacaCredentials
+from repeg.brokers.alpaca.factory import build_alpaca
+from repeg.brokers.alpaca.settings import AlpacaUrls
+from repeg.domain.orders import OrderEvent, OrderStatus, Side
+from repeg.engine.clock import RealClock
+from repeg.errors import (
+    AuthenticationError,
+    BrokerUnavailableError,
+    LiveTradingNotConfirmedError,
+    MarketClosedError,
+    RateLimitedError,
+)
+from repeg.market.alpaca_feed import AlpacaQuoteFeed
+from tests.fakes.alpaca_fixtures import FAST, alpaca, connect, fake_alpaca  # noqa: F401
+from tests.fakes.alpaca_server import FakeAlpacaServer
+from tests.integration.test_alpaca_orders import collect, filled, limit, until
+
+Pair = tuple[AlpacaBroker, AlpacaQuoteFeed]
+
+
+async def test_a_429_storm_is_retried_with_the_same_client_order_id_and_creates_one_order(alpaca: Pair, fake_alpaca):
+    broker, _ = alpaca
+    fake_alpaca.fail("POST", "/v2/orders", 429, times=4)
+    order = await broker.submit_order(limit("r2-L0000-A00", Side.BUY, "1", "90.00"))
+    assert fake_alpaca.count("POST", "/v2/orders") == 5
+    assert [o.client_order_id for o in fake_alpaca.book.orders.values()] == ["r2-L0000-A00"]
+    assert order.client_order_id == "r2-L0000-A00"
+    assert fake_alpaca.count("GET", "/v2/orders:by_client_order_id") == 0  # a 429 was not executed
+
+
+async def test_a_429_storm_longer_than_the_bound_raises_rate_limited_with_the_broker_message(alpaca: Pair, fake_alpaca):
+    broker, _ = alpaca
+    fake_alpaca.fail("POST", "/v2/orders", 429, times=50)
+    with pytest.raises(RateLimitedError) as info:
+        await broker.submit_order(limit("r2-L0001-A00", Side.BUY, "1", "90.00"))
+    assert fake_alpaca.count("POST", "/v2/orders") == FAST.retry.max_attempts
+    assert info.value.broker_message == "injected fault"
+    assert fake_alpaca.book.orders == {}
+
+
+async def test_500s_on_submit_are_checked_by_client_order_id_then_retried(alpaca: Pair, fake_alpaca):
+    broker, _ = alpaca
+    fake_alpaca.fail("POST", "/v2/orders", 500, times=2)
+    order = await broker.submit_order(limit("r2-L0002-A00", Side.BUY, "1", "90.00"))
+    assert fake_alpaca.count("POST", "/v2/orders") == 3
+    assert fake_alpaca.count("GET", "/v2/orders:by_client_order_id") == 2
+    assert list(fake_alpaca.book.orders) == [order.order_id]
+
+
+async def test_500s_on_reads_are_retried(alpaca: Pair, fake_alpaca):
+    broker, _ = alpaca
+    fake_alpaca.fail("GET", "/v2/account", 503, times=3)
+    account = await broker.get_account()
+    assert account.cash == Decimal(100_000)
+    assert fake_alpaca.count("GET", "/v2/account") == 4
+
+
+async def test_persistent_500s_raise_broker_unavailable(alpaca: Pair, fake_alpaca):
+    broker, _ = alpaca
+    fake_alpaca.fail("GET", "/v2/positions", 500, times=50)
+    with pytest.raises(BrokerUnavailableError):
+        await broker.get_positions()
+
+
+async def test_a_lost_submit_response_is_resolved_by_client_order_id_without_a_second_order(
+    alpaca: Pair, fake_alpaca
+):
+    broker, _ = alpaca
+    fake_alpaca.lost_response_delay = 1.0  # longer than the adapter's read timeout
+    fake_alpaca.lose_response("POST", "/v2/orders")
+    order = await broker.submit_order(limit("r2-L0003-A00", Side.BUY, "2", "90.00"))
+    assert order.client_order_id == "r2-L0003-A00"
+    assert fake_alpaca.count("POST", "/v2/orders") == 1
+    assert list(fake_alpaca.book.orders) == [order.order_id]
+
+
+async def test_fills_during_a_stream_disconnect_are_recovered_after_reconnect(alpaca: Pair, fake_alpaca):
+    broker, _ = alpaca
+    updates = collect(broker)
+    order = await broker.submit_order(limit("r2-L0004-A00", Side.BUY, "7", "99.00"))
+    await fake_alpaca.drop_trade_stream(refuse_for=0.2)
+    fake_alpaca.book.set_quote("AAPL", Decimal("98.90"), Decimal("99.00"))  # fills while nobody listens
+    await until(lambda: filled(updates, order.order_id) == 7)
+    assert broker.stream.connections == 2
+    fills = [u for u in updates if u.fill is not None]
+    assert len(fills) == 1
+    assert fills[0].fill is not None
+    assert fills[0].fill.price == Decimal("99.00")
+
+
+async def test_a_silent_stream_is_covered_by_polling_working_orders(alpaca: Pair, fake_alpaca):
+    broker, _ = alpaca
+    updates = collect(broker)
+    fake_alpaca.trade_stream_muted = True
+    order = await broker.submit_order(limit("r2-L0005-A00", Side.SELL, "3", "101.00"))
+    fake_alpaca.book.set_quote("AAPL", Decimal("101.00"), Decimal("101.05"))
+    await until(lambda: filled(updates, order.order_id) == 3)
+    assert fake_alpaca.count("GET", f"/v2/orders/{order.order_id}") >= 1
+    assert updates[-1].event is OrderEvent.FILL
+
+
+async def test_no_polling_while_no_order_is_working(alpaca: Pair, fake_alpaca):
+    broker, _ = alpaca
+    fake_alpaca.trade_stream_muted = True
+    order = await broker.submit_order(limit("r2-L0006-A00", Side.BUY, "1", "100.10"))  # fills at once
+    assert order.status is OrderStatus.FILLED
+    await until(lambda: broker.stream.silent_for() > 3 * FAST.stream.silence_after)
+    assert fake_alpaca.count("GET", f"/v2/orders/{order.order_id}") == 0
+
+
+async def test_closed_market_refuses_to_start(fake_alpaca: FakeAlpacaServer):
+    fake_alpaca.book.market_open = False
+    with pytest.raises(MarketClosedError) as info:
+        await connect(fake_alpaca)
+    assert "--allow-closed" in str(info.value)
+    assert fake_alpaca.count("POST", "/v2/orders") == 0
+
+
+async def test_closed_market_with_allow_closed_queues_day_orders(fake_alpaca: FakeAlpacaServer):
+    fake_alpaca.book.market_open = False
+    broker, feed = await connect(fake_alpaca, allow_closed=True)
+    try:
+        assert broker.market_clock is not None
+        assert broker.market_clock.is_open is False
+        order = await broker.submit_order(limit("r2-L0007-A00", Side.BUY, "1", "100.10"))
+        assert order.status is OrderStatus.ACCEPTED
+        assert order.filled_qty == 0
+    finally:
+        await feed.aclose()
+        await broker.aclose()
+
+
+async def test_live_without_confirmation_refuses_before_any_request(fake_alpaca: FakeAlpacaServer):
+    with pytest.raises(LiveTradingNotConfirmedError):
+        await connect(fake_alpaca, mode="live")
+    assert fake_alpaca.requests == []
+
+
+async def test_live_with_confirmation_connects(fake_alpaca: FakeAlpacaServer):
+    broker, feed = await connect(fake_alpaca, mode="live", confirm_live=True)
+    assert broker.name == "alpaca-live"
+    await feed.aclose()
+    await broker.aclose()
+
+
+async def test_refused_credentials_are_an_authentication_error(fake_alpaca: FakeAlpacaServer):
+    from pydantic import SecretStr
+
+    with pytest.raises(AuthenticationError):
+        await build_alpaca(
+            "paper",
+            confirm_live=False,
+            allow_closed=False,
+            clock=RealClock(),
+            credentials=AlpacaCredentials(key_id="PKWRONG", secret_key=SecretStr("wrong")),
+            urls=AlpacaUrls.loopback(fake_alpaca.base_url),
+            settings=FAST,
+        )
