@@ -43,13 +43,16 @@ class EventBus:
     def leg(self, index: int) -> LegState:
         return self.folder.legs[index]
 
+    def correlation(self, leg_index: int | None) -> str:
+        """A leg's events (and log lines) carry the leg id as correlation id; run-level ones the run id."""
+        return self.run_id if leg_index is None else leg_id(self.run_id, leg_index)
+
     def stamp(self, leg_index: int | None = None) -> Stamp:
-        """The common fields of a new event; a leg's events carry the leg id as their correlation id."""
-        correlation = self.run_id if leg_index is None else leg_id(self.run_id, leg_index)
+        """The common fields of a new event."""
         return {
             "run_id": self.run_id,
             "ts": self.clock.now(),
-            "correlation_id": correlation,
+            "correlation_id": self.correlation(leg_index),
             "leg_index": leg_index,
         }
 

@@ -119,7 +119,7 @@ class OrderGateway:
         await self._bus.emit(OrderAccepted(**self._bus.stamp(index), action=IntentAction.SUBMIT, order=order))
         self._log.debug(
             "order_submitted",
-            correlation_id=leg.index,
+            correlation_id=self._bus.correlation(leg.index),
             symbol=leg.symbol,
             order_id=order.order_id,
             client_order_id=cid,
@@ -185,7 +185,7 @@ class OrderGateway:
         )
         self._log.debug(
             "order_replaced",
-            correlation_id=leg.index,
+            correlation_id=self._bus.correlation(leg.index),
             symbol=leg.symbol,
             order_id=order.order_id,
             replaces=active.order_id,
@@ -217,7 +217,7 @@ class OrderGateway:
             return
         self._log.debug(
             "cancel_requested",
-            correlation_id=leg.index,
+            correlation_id=self._bus.correlation(leg.index),
             symbol=leg.symbol,
             order_id=active.order_id,
             reason=reason,
@@ -228,7 +228,12 @@ class OrderGateway:
         try:
             order = await self._broker.get_order(order_id)
         except BrokerError as exc:
-            self._log.warning("reconcile_failed", correlation_id=index, order_id=order_id, error=str(exc))
+            self._log.warning(
+                "reconcile_failed",
+                correlation_id=self._bus.correlation(index),
+                order_id=order_id,
+                error=str(exc),
+            )
             return False
         await self._bus.emit(
             OrderUpdated(**self._bus.stamp(index), update=polled_update(order, self._bus.clock.now()))
@@ -243,7 +248,12 @@ class OrderGateway:
         try:
             order = await self._broker.get_order(active.order_id)
         except BrokerError as exc:
-            self._log.warning("poll_failed", correlation_id=index, order_id=active.order_id, error=str(exc))
+            self._log.warning(
+                "poll_failed",
+                correlation_id=self._bus.correlation(index),
+                order_id=active.order_id,
+                error=str(exc),
+            )
             return
         if order.status is active.status and order.filled_qty == active.filled_qty:
             return
@@ -271,5 +281,9 @@ class OrderGateway:
             )
         )
         self._log.info(
-            "broker_refused", correlation_id=index, action=action.value, order_id=order_id, error=str(exc)
+            "broker_refused",
+            correlation_id=self._bus.correlation(index),
+            action=action.value,
+            order_id=order_id,
+            error=str(exc),
         )

@@ -250,7 +250,7 @@ class PhaseMonitor:
             )
             self._log.info(
                 "leg_escalated",
-                correlation_id=leg.index,
+                correlation_id=self._ctx.bus.correlation(leg.index),
                 symbol=leg.symbol,
                 remaining_qty=str(leg.remaining_qty),
                 reason=reason,
@@ -271,7 +271,7 @@ class PhaseMonitor:
         await bus.emit(LegFinished(**bus.stamp(leg.index), status=status.value, reason=reason))
         self._log.info(
             "leg_finished",
-            correlation_id=leg.index,
+            correlation_id=self._ctx.bus.correlation(leg.index),
             symbol=leg.symbol,
             status=status.value,
             filled_qty=str(leg.filled_qty),

@@ -1,0 +1,293 @@
+"""A small scripted broker and quote feed for engine tests (the real simulator lives in repeg.brokers.simulator).
+
+`FakeBroker` keeps orders in memory, follows Alpaca's state rules for replace and cancel, and pushes updates
+synchronously to its subscriber. With `auto_fill` it applies the paper rule against `FakeFeed`: a limit fills
+fully when marketable (at the far touch, never better than its limit); a market order fills at the far touch.
+Tests script everything else: `fill()` for (partial) fills, `cancel_latency` for a cancel confirmed later,
+`fill_before_cancel` for a fill that races a cancel, `refuse_replace` to force the cancel-confirm-submit path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from repeg.domain.account import Account, Asset, Position
+from repeg.domain.orders import (
+    BrokerOrder,
+    Fill,
+    OrderEvent,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    ReplaceRequest,
+    Side,
+)
+from repeg.domain.quote import Quote
+from repeg.engine.clock import Clock
+from repeg.errors import (
+    DuplicateClientOrderIdError,
+    OrderNotCancelableError,
+    OrderNotFoundError,
+    OrderRejectedError,
+)
+
+T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
+
+
+def quote(symbol: str, bid: str, ask: str, ts: datetime, size: str = "100") -> Quote:
+    return Quote(
+        symbol=symbol,
+        bid=Decimal(bid),
+        bid_size=Decimal(size),
+        ask=Decimal(ask),
+        ask_size=Decimal(size),
+        ts=ts,
+    )
+
+
+class FakeFeed:
+    """Latest quote per symbol, set by the test (directly or on the clock with `at`)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._quotes: dict[str, Quote] = {}
+        self.listeners: list[Callable[[], None]] = []
+        self.subscribed: list[str] = []
+
+    async def subscribe(self, symbols: Iterable[str]) -> None:
+        self.subscribed.extend(symbols)
+
+    def latest(self, symbol: str) -> Quote | None:
+        return self._quotes.get(symbol)
+
+    def set(self, symbol: str, bid: str, ask: str) -> None:
+        self._quotes[symbol] = quote(symbol, bid, ask, self._clock.now())
+        for listener in self.listeners:
+            listener()
+
+    def at(self, when: datetime, symbol: str, bid: str, ask: str) -> None:
+        self._clock.call_at(when, lambda: self.set(symbol, bid, ask))
+
+
+class FakeBroker:
+    name = "fake"
+
+    def __init__(
+        self,
+        clock: Clock,
+        feed: FakeFeed,
+        *,
+        auto_fill: bool = True,
+        supports_replace: bool = True,
+        pushes_updates: bool = True,
+        cash: Decimal = Decimal(1_000_000),
+    ) -> None:
+        self._clock = clock
+        self._feed = feed
+        self.auto_fill = auto_fill
+        self._supports_replace = supports_replace
+        self._pushes = pushes_updates
+        self.cash = cash
+        self.buying_power: Decimal | None = None
+        self.orders: dict[str, BrokerOrder] = {}
+        self.by_client: dict[str, str] = {}
+        self.requests: list[OrderRequest | ReplaceRequest | str] = []
+        self.sinks: list[Callable[[OrderUpdate], None]] = []
+        self.cancel_latency = timedelta(0)
+        self.fill_before_cancel: dict[str, Decimal] = {}
+        self.refuse_replace = False
+        self.reject_symbols: set[str] = set()
+        self.positions: dict[str, Decimal] = {}
+        self._next = 0
+        feed.listeners.append(self._on_quote)
+
+    # --- protocol ----------------------------------------------------------------------------------------
+
+    @property
+    def supports_replace(self) -> bool:
+        return self._supports_replace
+
+    @property
+    def pushes_updates(self) -> bool:
+        return self._pushes
+
+    def subscribe_updates(self, sink: Callable[[OrderUpdate], None]) -> None:
+        self.sinks.append(sink)
+
+    async def submit_order(self, request: OrderRequest) -> BrokerOrder:
+        self.requests.append(request)
+        if request.client_order_id in self.by_client:
+            raise DuplicateClientOrderIdError(request.client_order_id)
+        if request.symbol in self.reject_symbols:
+            raise OrderRejectedError("rejected by script", broker_message="insufficient buying power")
+        order = self._new(request)
+        self._match(order.order_id)
+        return self.orders[order.order_id]
+
+    async def replace_order(self, request: ReplaceRequest) -> BrokerOrder:
+        self.requests.append(request)
+        old = self._get(request.order_id)
+        if self.refuse_replace or old.status.is_terminal:
+            raise OrderNotCancelableError(old.order_id, old.status.value)
+        self._set(old.order_id, OrderEvent.REPLACED, status=OrderStatus.REPLACED)
+        as_new = OrderRequest(
+            client_order_id=request.client_order_id,
+            symbol=old.symbol,
+            side=old.side,
+            qty=request.qty,
+            order_type=OrderType.LIMIT,
+            limit_price=request.limit_price,
+        )
+        new = self._new(as_new, replaces=old.order_id)
+        self.orders[old.order_id] = self.orders[old.order_id].model_copy(update={"replaced_by": new.order_id})
+        self._match(new.order_id)
+        return self.orders[new.order_id]
+
+    async def cancel_order(self, order_id: str) -> None:
+        self.requests.append(f"cancel:{order_id}")
+        order = self._get(order_id)
+        if order_id in self.fill_before_cancel:
+            self.fill(order_id, self.fill_before_cancel.pop(order_id))
+            order = self._get(order_id)
+        if order.status.is_terminal:
+            raise OrderNotCancelableError(order_id, order.status.value)
+        if self.cancel_latency:
+            self._clock.call_at(
+                self._clock.now() + self.cancel_latency, lambda: self._confirm_cancel(order_id)
+            )
+        else:
+            self._confirm_cancel(order_id)
+
+    async def get_order(self, order_id: str) -> BrokerOrder:
+        return self._get(order_id)
+
+    async def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
+        order_id = self.by_client.get(client_order_id)
+        return None if order_id is None else self.orders[order_id]
+
+    async def list_open_orders(self) -> list[BrokerOrder]:
+        return [o for o in self.orders.values() if o.status.is_open]
+
+    async def get_account(self) -> Account:
+        power = self.cash if self.buying_power is None else self.buying_power
+        return Account(cash=self.cash, buying_power=power, equity=self.cash)
+
+    async def get_positions(self) -> list[Position]:
+        return [
+            Position(symbol=s, qty=q, avg_entry_price=Decimal(1), market_value=q)
+            for s, q in self.positions.items()
+        ]
+
+    async def get_asset(self, symbol: str) -> Asset:
+        return Asset(symbol=symbol, tradable=True, fractionable=True)
+
+    # --- scripting ---------------------------------------------------------------------------------------
+
+    def fill(self, order_id: str, qty: Decimal, price: Decimal | None = None) -> None:
+        """Execute `qty` of the order at `price` (default: its limit, or the far touch for a market order)."""
+        order = self._get(order_id)
+        px = price or order.limit_price or self._far(order)
+        assert px is not None
+        qty = min(qty, order.remaining_qty)
+        done = order.filled_qty + qty
+        avg = (
+            px
+            if order.filled_avg_price is None
+            else ((order.filled_avg_price * order.filled_qty + px * qty) / done)
+        )
+        full = done == order.qty
+        signed = qty if order.side is Side.BUY else -qty
+        self.cash -= signed * px
+        self.positions[order.symbol] = self.positions.get(order.symbol, Decimal(0)) + signed
+        self._set(
+            order_id,
+            OrderEvent.FILL if full else OrderEvent.PARTIAL_FILL,
+            status=OrderStatus.FILLED if full else OrderStatus.PARTIALLY_FILLED,
+            filled_qty=done,
+            filled_avg_price=avg,
+            fill=Fill(order_id=order_id, qty=qty, price=px, ts=self._clock.now()),
+        )
+
+    def order_for(self, client_order_id: str) -> BrokerOrder:
+        return self.orders[self.by_client[client_order_id]]
+
+    def submitted(self) -> list[OrderRequest]:
+        return [r for r in self.requests if isinstance(r, OrderRequest)]
+
+    def replaced(self) -> list[ReplaceRequest]:
+        return [r for r in self.requests if isinstance(r, ReplaceRequest)]
+
+    def cancels(self) -> list[str]:
+        return [r for r in self.requests if isinstance(r, str)]
+
+    # --- internals ---------------------------------------------------------------------------------------
+
+    def _new(self, request: OrderRequest, replaces: str | None = None) -> BrokerOrder:
+        self._next += 1
+        now = self._clock.now()
+        order = BrokerOrder(
+            order_id=f"o{self._next}",
+            client_order_id=request.client_order_id,
+            symbol=request.symbol,
+            side=request.side,
+            qty=request.qty,
+            order_type=request.order_type,
+            limit_price=request.limit_price,
+            status=OrderStatus.NEW,
+            created_at=now,
+            updated_at=now,
+            replaces=replaces,
+        )
+        self.orders[order.order_id] = order
+        self.by_client[request.client_order_id] = order.order_id
+        self._push(OrderEvent.NEW, order, None)
+        return order
+
+    def _get(self, order_id: str) -> BrokerOrder:
+        if order_id not in self.orders:
+            raise OrderNotFoundError(order_id)
+        return self.orders[order_id]
+
+    def _set(self, order_id: str, event: OrderEvent, fill: Fill | None = None, **changes: object) -> None:
+        order = self.orders[order_id].model_copy(update={**changes, "updated_at": self._clock.now()})
+        self.orders[order_id] = order
+        self._push(event, order, fill)
+
+    def _push(self, event: OrderEvent, order: BrokerOrder, fill: Fill | None) -> None:
+        if not self._pushes:
+            return
+        update = OrderUpdate(event=event, order=order, fill=fill, ts=self._clock.now())
+        for sink in self.sinks:
+            sink(update)
+
+    def _confirm_cancel(self, order_id: str) -> None:
+        if self.orders[order_id].status.is_open:
+            self._set(order_id, OrderEvent.CANCELED, status=OrderStatus.CANCELED)
+
+    def _far(self, order: BrokerOrder) -> Decimal | None:
+        q = self._feed.latest(order.symbol)
+        if q is None:
+            return None
+        return q.ask if order.side is Side.BUY else q.bid
+
+    def _match(self, order_id: str) -> None:
+        order = self.orders[order_id]
+        if not self.auto_fill or order.status.is_terminal:
+            return
+        far = self._far(order)
+        if far is None or far <= 0:
+            return
+        if order.order_type is OrderType.MARKET:
+            self.fill(order_id, order.remaining_qty, far)
+            return
+        assert order.limit_price is not None
+        marketable = order.limit_price >= far if order.side is Side.BUY else order.limit_price <= far
+        if marketable:
+            self.fill(order_id, order.remaining_qty, far)
+
+    def _on_quote(self) -> None:
+        for order_id in [o.order_id for o in self.orders.values() if o.status.is_open]:
+            self._match(order_id)

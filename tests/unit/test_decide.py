@@ -1,0 +1,211 @@
+"""The default ladder policy, path by path, without an event loop."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from repeg.config import EscalationStyle, ExecutionConfig, OnNoQuote
+from repeg.domain.leg import (
+    REASON_ESCALATE,
+    REASON_NO_QUOTE,
+    REASON_REMAINDER,
+    REASON_REPEG,
+    LegState,
+    OrderRecord,
+)
+from repeg.domain.lifecycle import LegStatus
+from repeg.domain.orders import OrderStatus, OrderType, Side
+from repeg.domain.plan import LegSpec
+from repeg.domain.quote import Quote, QuoteVerdict
+from repeg.policy.decide import Escalate, LadderPolicy, Replace, Skip, Submit, Wait
+
+T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
+CONFIG = ExecutionConfig()
+POLICY = LadderPolicy(CONFIG)
+VALID = QuoteVerdict.VALID
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def make_quote(bid: str = "100.00", ask: str = "100.08", seconds: float = 0) -> Quote:
+    return Quote(
+        symbol="XYZ",
+        bid=Decimal(bid),
+        bid_size=Decimal(100),
+        ask=Decimal(ask),
+        ask_size=Decimal(100),
+        ts=at(seconds),
+    )
+
+
+def planned(side: Side = Side.BUY) -> LegState:
+    spec = LegSpec(index=0, symbol="XYZ", side=side, qty=Decimal(100))
+    return LegState(spec=spec, phase_started_at=T0)
+
+
+def working(limit: str = "100.00", step: int = 0, side: Side = Side.BUY, **extra: object) -> LegState:
+    record = OrderRecord(
+        client_order_id="c0",
+        attempt=0,
+        order_id="o1",
+        order_type=OrderType.LIMIT,
+        qty=Decimal(100),
+        limit_price=Decimal(limit),
+        status=OrderStatus.NEW,
+    )
+    return planned(side).model_copy(
+        update={
+            "status": LegStatus.WORKING,
+            "orders": (record,),
+            "active_client_order_id": "c0",
+            "limit_price": Decimal(limit),
+            "step": step,
+            "submitted_at": T0,
+            "last_priced_at": T0,
+            **extra,
+        }
+    )
+
+
+def test_first_order_joins_the_near_touch() -> None:
+    action = POLICY.decide(planned(), make_quote(), VALID, T0)
+    assert action == Submit(order_type=OrderType.LIMIT, limit_price=Decimal("100.00"), step=0)
+
+
+def test_first_order_of_a_sell_joins_the_ask() -> None:
+    action = POLICY.decide(planned(Side.SELL), make_quote(), VALID, T0)
+    assert isinstance(action, Submit)
+    assert action.limit_price == Decimal("100.08")
+
+
+def test_initial_offset_prices_inside_the_spread() -> None:
+    policy = LadderPolicy(ExecutionConfig(initial_offset=Decimal("0.5")))
+    action = policy.decide(planned(), make_quote(), VALID, T0)
+    assert isinstance(action, Submit)
+    assert action.limit_price == Decimal("100.04")
+
+
+def test_invalid_quote_waits_and_polls() -> None:
+    action = POLICY.decide(planned(), make_quote(ask="0"), QuoteVerdict.ONE_SIDED, at(3))
+    assert action == Wait(until=at(4))
+
+
+def test_no_quote_after_quote_wait_skips_by_default() -> None:
+    action = POLICY.decide(planned(), None, QuoteVerdict.MISSING, at(30))
+    assert isinstance(action, Skip)
+    assert "no valid quote" in action.reason
+
+
+def test_no_quote_after_quote_wait_goes_to_market_when_configured() -> None:
+    policy = LadderPolicy(ExecutionConfig(on_no_quote=OnNoQuote.MARKET))
+    action = policy.decide(planned(), None, QuoteVerdict.MISSING, at(30))
+    assert action == Submit(order_type=OrderType.MARKET, reason=REASON_NO_QUOTE)
+
+
+def test_a_working_order_waits_for_its_fill_wait() -> None:
+    assert POLICY.decide(working(), make_quote(), VALID, at(9.5)) == Wait(until=at(10))
+
+
+def test_repeg_after_fill_wait_prices_from_the_current_quote() -> None:
+    moved = make_quote("100.10", "100.20", seconds=10)
+    action = POLICY.decide(working(), moved, VALID, at(10))
+    assert action == Replace(limit_price=Decimal("100.15"), step=1, reason=REASON_REPEG)
+
+
+def test_repeg_price_sequence_follows_the_steps() -> None:
+    q = make_quote()
+    prices = []
+    leg = working()
+    for k in (1, 2, 3):
+        action = POLICY.decide(leg, q.model_copy(update={"ts": at(10 * k)}), VALID, at(10 * k))
+        assert isinstance(action, Replace)
+        prices.append(action.limit_price)
+        leg = leg.model_copy(update={"limit_price": action.limit_price, "step": action.step})
+    assert prices == [Decimal("100.04"), Decimal("100.06"), Decimal("100.08")]
+
+
+def test_repeg_that_would_not_change_the_price_is_not_sent() -> None:
+    one_tick = make_quote("100.00", "100.01", seconds=10)
+    action = POLICY.decide(working("100.00"), one_tick, VALID, at(10))
+    assert isinstance(action, Wait)
+
+
+def test_a_skipped_repeg_still_consumes_its_wait() -> None:
+    one_tick = make_quote("100.00", "100.01", seconds=20)
+    action = POLICY.decide(working("100.00"), one_tick, VALID, at(20))
+    assert isinstance(action, Wait)  # step 2 (0.75) still rounds to the bid
+    action = POLICY.decide(working("100.00"), one_tick.model_copy(update={"ts": at(30)}), VALID, at(30))
+    assert action == Replace(limit_price=Decimal("100.01"), step=3)
+
+
+def test_repeg_waits_for_a_valid_quote() -> None:
+    action = POLICY.decide(working(), None, QuoteVerdict.STALE, at(10))
+    assert action == Wait(until=at(11))
+
+
+def test_escalates_once_steps_are_exhausted_and_fill_wait_passed_again() -> None:
+    leg = working("100.08", step=3)
+    assert isinstance(POLICY.decide(leg, make_quote(seconds=39), VALID, at(39)), Wait)
+    assert POLICY.decide(leg, make_quote(seconds=40), VALID, at(40)) == Escalate(reason="steps_exhausted")
+
+
+def test_escalates_at_the_phase_deadline() -> None:
+    leg = working(phase_started_at=at(-120), submitted_at=at(-1))
+    assert POLICY.decide(leg, make_quote(), VALID, T0) == Escalate(reason="deadline")
+
+
+def test_waits_while_the_broker_has_not_answered() -> None:
+    for status in (LegStatus.SUBMITTING, LegStatus.REPLACING, LegStatus.CANCELING):
+        assert POLICY.decide(working(status=status), make_quote(), VALID, at(50)) == Wait()
+
+
+def test_done_leg_waits_forever() -> None:
+    assert POLICY.decide(working(status=LegStatus.FILLED), make_quote(), VALID, at(50)) == Wait()
+
+
+def test_escalated_idle_leg_sends_a_market_order_for_the_remainder() -> None:
+    leg = working(status=LegStatus.IDLE, escalated=True)
+    assert POLICY.decide(leg, None, QuoteVerdict.MISSING, at(40)) == Submit(
+        order_type=OrderType.MARKET, reason=REASON_ESCALATE
+    )
+
+
+def test_escalated_leg_with_a_working_order_waits_for_the_cancel() -> None:
+    assert POLICY.decide(working(escalated=True), make_quote(), VALID, at(40)) == Wait()
+
+
+def test_collared_escalation_sends_a_marketable_limit() -> None:
+    policy = LadderPolicy(ExecutionConfig(escalation=EscalationStyle.COLLARED_LIMIT))
+    leg = working(status=LegStatus.IDLE, escalated=True)
+    action = policy.decide(leg, make_quote(seconds=40), VALID, at(40))
+    assert action == Submit(order_type=OrderType.LIMIT, limit_price=Decimal("100.58"), reason=REASON_ESCALATE)
+
+
+def test_collared_escalation_waits_for_a_valid_quote() -> None:
+    policy = LadderPolicy(ExecutionConfig(escalation=EscalationStyle.COLLARED_LIMIT))
+    leg = working(status=LegStatus.IDLE, escalated=True)
+    assert policy.decide(leg, None, QuoteVerdict.MISSING, at(40)) == Wait(until=at(41))
+
+
+def test_idle_leg_resubmits_the_remainder_at_the_due_step() -> None:
+    leg = working(status=LegStatus.IDLE, step=0)
+    action = POLICY.decide(leg, make_quote(seconds=12), VALID, at(12))
+    assert action == Submit(
+        order_type=OrderType.LIMIT, limit_price=Decimal("100.04"), step=1, reason=REASON_REPEG
+    )
+
+
+def test_idle_leg_before_the_next_step_resubmits_at_its_current_price_level() -> None:
+    leg = working(status=LegStatus.IDLE, step=0)
+    action = POLICY.decide(leg, make_quote(seconds=5), VALID, at(5))
+    assert action == Submit(
+        order_type=OrderType.LIMIT, limit_price=Decimal("100.00"), step=0, reason=REASON_REMAINDER
+    )
+
+
+def test_idle_leg_without_quote_polls() -> None:
+    leg = working(status=LegStatus.IDLE, step=1)
+    assert POLICY.decide(leg, None, QuoteVerdict.MISSING, at(12)) == Wait(until=at(13))

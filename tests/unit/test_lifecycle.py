@@ -1,0 +1,75 @@
+"""The leg lifecycle table and its state machine."""
+
+from __future__ import annotations
+
+import pytest
+
+from repeg.domain.lifecycle import (
+    ACTIVE,
+    DONE,
+    IN_FLIGHT,
+    LEG_MACHINE,
+    LEG_TRANSITIONS,
+    LegMachine,
+    LegStatus,
+    LegTrigger,
+)
+from repeg.errors import IllegalTransitionError
+
+
+def test_status_sets_partition_the_statuses() -> None:
+    assert set(LegStatus) == ACTIVE | DONE
+    assert not ACTIVE & DONE
+    assert IN_FLIGHT <= ACTIVE
+
+
+def test_happy_path_submit_accept_complete() -> None:
+    status = LegStatus.PLANNED
+    for trigger in (LegTrigger.SUBMIT, LegTrigger.ACCEPTED, LegTrigger.COMPLETED):
+        status = LEG_MACHINE.transition(status, trigger)
+    assert status is LegStatus.FILLED
+
+
+def test_cancel_then_resubmit_goes_through_idle() -> None:
+    status = LegStatus.WORKING
+    status = LEG_MACHINE.transition(status, LegTrigger.CANCEL)
+    assert status is LegStatus.CANCELING
+    status = LEG_MACHINE.transition(status, LegTrigger.ORDER_CLOSED)
+    assert status is LegStatus.IDLE
+    assert LEG_MACHINE.transition(status, LegTrigger.SUBMIT) is LegStatus.SUBMITTING
+
+
+def test_refused_replace_and_cancel_return_to_working() -> None:
+    assert LEG_MACHINE.transition(LegStatus.REPLACING, LegTrigger.REPLACE_FAILED) is LegStatus.WORKING
+    assert LEG_MACHINE.transition(LegStatus.CANCELING, LegTrigger.CANCEL_FAILED) is LegStatus.WORKING
+
+
+def test_a_late_fill_can_complete_an_incomplete_leg() -> None:
+    assert LEG_MACHINE.transition(LegStatus.INCOMPLETE, LegTrigger.COMPLETED) is LegStatus.FILLED
+
+
+@pytest.mark.parametrize("status", sorted(DONE - {LegStatus.INCOMPLETE}))
+def test_nothing_leaves_a_final_status(status: LegStatus) -> None:
+    for trigger in LegTrigger:
+        assert not LEG_MACHINE.can(status, trigger)
+
+
+def test_submitting_twice_is_illegal_and_names_state_and_event() -> None:
+    with pytest.raises(IllegalTransitionError) as caught:
+        LEG_MACHINE.transition(LegStatus.SUBMITTING, LegTrigger.SUBMIT)
+    assert caught.value.state == "submitting"
+    assert caught.value.event == "submit"
+    assert caught.value.machine == "leg"
+
+
+def test_a_leg_with_a_live_order_cannot_be_skipped() -> None:
+    assert not LEG_MACHINE.can(LegStatus.WORKING, LegTrigger.FINISH_SKIPPED)
+
+
+def test_every_target_is_a_known_status() -> None:
+    assert set(LEG_TRANSITIONS.values()) <= set(LegStatus)
+
+
+def test_machine_accepts_a_custom_table() -> None:
+    machine = LegMachine({(LegStatus.PLANNED, LegTrigger.SUBMIT): LegStatus.FILLED})
+    assert machine.transition(LegStatus.PLANNED, LegTrigger.SUBMIT) is LegStatus.FILLED

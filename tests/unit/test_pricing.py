@@ -1,0 +1,147 @@
+"""Pricing: legal ticks, never more aggressive than asked, monotone in the step, in both price regimes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from repeg.domain.orders import Side
+from repeg.domain.quote import Quote
+from repeg.domain.ticks import is_legal_price
+from repeg.errors import SafetyLimitError
+from repeg.policy.pricing import (
+    check_price_collar,
+    escalation_limit,
+    initial_limit,
+    near_far,
+    peg_price,
+    repeg_limit,
+)
+
+TS = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
+
+
+def make_quote(bid: Decimal, ask: Decimal, symbol: str = "XYZ") -> Quote:
+    return Quote(symbol=symbol, bid=bid, bid_size=Decimal(100), ask=ask, ask_size=Decimal(100), ts=TS)
+
+
+# Quotes in the penny regime (>= $1) and the sub-penny regime (< $1), spreads of 1 to 50 ticks.
+penny_quotes = st.builds(
+    lambda cents, ticks: make_quote(Decimal(cents) / 100, Decimal(cents + ticks) / 100),
+    st.integers(100, 500_000),
+    st.integers(1, 50),
+)
+subpenny_quotes = st.builds(
+    lambda units, ticks: make_quote(Decimal(units) / 10_000, Decimal(units + ticks) / 10_000),
+    st.integers(1, 9_000),
+    st.integers(1, 500),
+)
+quotes = st.one_of(penny_quotes, subpenny_quotes)
+fractions = st.decimals(min_value=0, max_value=1, places=4)
+sides = st.sampled_from(Side)
+
+
+def unrounded(q: Quote, side: Side, fraction: Decimal) -> Decimal:
+    near, far = near_far(q, side)
+    return near + fraction * (far - near)
+
+
+@given(quotes, sides, fractions)
+def test_peg_price_is_on_a_legal_tick(q: Quote, side: Side, fraction: Decimal) -> None:
+    assert is_legal_price(peg_price(q, side, fraction))
+
+
+@given(quotes, sides, fractions)
+def test_peg_price_is_never_more_aggressive_than_asked(q: Quote, side: Side, fraction: Decimal) -> None:
+    price = peg_price(q, side, fraction)
+    raw = unrounded(q, side, fraction)
+    if side is Side.BUY:
+        assert price <= raw
+    else:
+        assert price >= raw
+
+
+@given(quotes, sides, fractions, fractions)
+def test_peg_price_is_monotone_in_the_step(q: Quote, side: Side, a: Decimal, b: Decimal) -> None:
+    low, high = sorted((a, b))
+    if side is Side.BUY:
+        assert peg_price(q, side, low) <= peg_price(q, side, high)
+    else:
+        assert peg_price(q, side, low) >= peg_price(q, side, high)
+
+
+@given(penny_quotes, sides, fractions)
+def test_peg_price_stays_within_the_touches(q: Quote, side: Side, fraction: Decimal) -> None:
+    assert q.bid <= peg_price(q, side, fraction) <= q.ask
+
+
+def test_initial_offset_zero_joins_the_near_touch() -> None:
+    q = make_quote(Decimal("10.00"), Decimal("10.10"))
+    assert initial_limit(q, Side.BUY, Decimal(0)) == Decimal("10.00")
+    assert initial_limit(q, Side.SELL, Decimal(0)) == Decimal("10.10")
+
+
+def test_half_a_one_cent_spread_rounds_to_the_passive_side() -> None:
+    q = make_quote(Decimal("10.00"), Decimal("10.01"))
+    assert repeg_limit(q, Side.BUY, Decimal("0.5")) == Decimal("10.00")
+    assert repeg_limit(q, Side.SELL, Decimal("0.5")) == Decimal("10.01")
+
+
+def test_sub_dollar_prices_use_the_sub_penny_tick() -> None:
+    q = make_quote(Decimal("0.5000"), Decimal("0.5011"))
+    assert repeg_limit(q, Side.BUY, Decimal("0.5")) == Decimal("0.5005")
+    assert repeg_limit(q, Side.SELL, Decimal("0.5")) == Decimal("0.5006")
+
+
+def test_repeg_sequence_walks_toward_the_far_touch() -> None:
+    q = make_quote(Decimal("100.00"), Decimal("100.08"))
+    steps = [Decimal("0.5"), Decimal("0.75"), Decimal("1.0")]
+    assert [repeg_limit(q, Side.BUY, s) for s in steps] == [
+        Decimal("100.04"),
+        Decimal("100.06"),
+        Decimal("100.08"),
+    ]
+    assert [repeg_limit(q, Side.SELL, s) for s in steps] == [
+        Decimal("100.04"),
+        Decimal("100.02"),
+        Decimal("100.00"),
+    ]
+
+
+def test_fraction_outside_unit_interval_is_refused() -> None:
+    with pytest.raises(ValueError, match="fraction"):
+        peg_price(make_quote(Decimal(1), Decimal(2)), Side.BUY, Decimal("1.5"))
+
+
+def test_escalation_limit_is_the_far_touch_plus_the_collar_rounded_passively() -> None:
+    q = make_quote(Decimal("100.00"), Decimal("100.10"))
+    assert escalation_limit(q, Side.BUY, Decimal(50)) == Decimal("100.60")  # 100.10 * 1.005 = 100.6005
+    assert escalation_limit(q, Side.SELL, Decimal(50)) == Decimal("99.50")
+
+
+@given(quotes, sides, st.decimals(min_value=1, max_value=500, places=0))
+def test_escalation_limit_is_marketable_and_within_its_collar(q: Quote, side: Side, bps: Decimal) -> None:
+    price = escalation_limit(q, side, bps)
+    assert is_legal_price(price)
+    if side is Side.BUY:
+        assert q.ask <= price <= q.ask * (1 + bps / 10_000)
+    else:
+        assert q.bid * (1 - bps / 10_000) <= price <= q.bid
+
+
+def test_price_collar_accepts_a_limit_inside_it() -> None:
+    check_price_collar(Decimal("104.99"), make_quote(Decimal("99.99"), Decimal("100.01")), Decimal(5))
+
+
+def test_price_collar_refusal_names_the_limit_and_the_value() -> None:
+    arrival = make_quote(Decimal("99.99"), Decimal("100.01"))
+    with pytest.raises(SafetyLimitError) as caught:
+        check_price_collar(Decimal("106.00"), arrival, Decimal(5))
+    assert caught.value.limit == "price_collar_pct"
+    assert caught.value.limit_value == Decimal(5)
+    assert caught.value.value == Decimal("6.0000")
+    assert "XYZ" in str(caught.value)
