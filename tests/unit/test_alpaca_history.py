@@ -1,0 +1,147 @@
+"""Alpaca historical quotes and trades through alpaca-py, against a minimal loopback stub of the data API.
+
+The stub serves `/v2/stocks/quotes` and `/v2/stocks/trades` in pages of two records linked by
+`next_page_token`, checks the key headers, and records every request, so the tests see the SDK's real paging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pytest
+from aiohttp import web
+
+from repeg.errors import AuthenticationError, MarketDataError
+from repeg.market.alpaca_history import AlpacaDataSource, fetch_quotes, fetch_trades
+from repeg.market.tape import to_ns
+
+KEY, SECRET = "test-key", "test-secret"
+START = datetime(2024, 1, 2, 14, 30, tzinfo=UTC)
+END = datetime(2024, 1, 2, 14, 31, tzinfo=UTC)
+PAGE = 2
+
+
+def _quote(t: str, bp: float, ap: float) -> dict[str, object]:
+    return {"t": t, "bp": bp, "bs": 3, "ap": ap, "as": 5, "bx": "Q", "ax": "V", "c": ["R"], "z": "C"}
+
+
+QUOTES = {
+    "AAA": [
+        _quote("2024-01-02T14:30:00.000000001Z", 157.01, 157.05),
+        _quote("2024-01-02T14:30:00.5Z", 157.02, 157.05),
+        _quote("2024-01-02T14:30:01Z", 157.02, 157.04),
+    ],
+    "BBB": [_quote("2024-01-02T14:30:00.25Z", 0.9999, 1.01)],
+}
+TRADES = {
+    "AAA": [{"t": f"2024-01-02T14:30:0{k}Z", "p": 157.03, "s": 100 + k, "x": "V", "i": k} for k in range(5)]
+}
+
+
+@dataclass
+class Stub:
+    quotes: dict[str, list[dict[str, object]]] = field(default_factory=lambda: QUOTES)
+    requests: list[dict[str, str]] = field(default_factory=list)
+    url: str = ""
+
+    def _page(self, data: dict[str, list[dict[str, object]]], request: web.Request) -> dict[str, object]:
+        flat = [(sym, rec) for sym in sorted(data) for rec in data[sym]]
+        start = int(request.query.get("page_token") or 0)
+        chunk = flat[start : start + PAGE]
+        grouped: dict[str, list[dict[str, object]]] = {}
+        for sym, rec in chunk:
+            grouped.setdefault(sym, []).append(rec)
+        token = str(start + PAGE) if start + PAGE < len(flat) else None
+        return {"grouped": grouped, "next_page_token": token}
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.requests.append(dict(request.query))
+        if (
+            request.headers.get("APCA-API-KEY-ID") != KEY
+            or request.headers.get("APCA-API-SECRET-KEY") != SECRET
+        ):
+            return web.json_response({"code": 40110000, "message": "request is not authorized"}, status=401)
+        kind = request.path.rsplit("/", 1)[-1]
+        page = self._page(self.quotes if kind == "quotes" else TRADES, request)
+        return web.json_response({kind: page["grouped"], "next_page_token": page["next_page_token"]})
+
+
+@pytest.fixture
+async def stub() -> AsyncIterator[Stub]:
+    server = Stub()
+    app = web.Application()
+    app.router.add_get("/v2/stocks/quotes", server.handle)
+    app.router.add_get("/v2/stocks/trades", server.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    server.url = f"http://127.0.0.1:{port}"
+    yield server
+    await runner.cleanup()
+
+
+def _source(stub: Stub, key: str = KEY) -> AlpacaDataSource:
+    return AlpacaDataSource(api_key=key, secret_key=SECRET, url_override=stub.url, feed="sip")
+
+
+async def test_quotes_follow_every_page_and_keep_exact_units(stub: Stub) -> None:
+    tape = await asyncio.to_thread(fetch_quotes, _source(stub), ["AAA", "BBB"], START, END)
+    assert len(stub.requests) == 2
+    assert stub.requests[1]["page_token"] == "2"
+    aaa = tape.columns("AAA")
+    assert aaa.bid.tolist() == [1_570_100, 1_570_200, 1_570_200]
+    assert aaa.ask.tolist() == [1_570_500, 1_570_500, 1_570_400]
+    assert aaa.bid_size.tolist() == [3, 3, 3]
+    assert tape.columns("BBB").bid.tolist() == [9_999]
+
+
+async def test_quote_timestamps_keep_nanoseconds(stub: Stub) -> None:
+    tape = await asyncio.to_thread(fetch_quotes, _source(stub), ["AAA"], START, END)
+    assert tape.columns("AAA").ts[0] == to_ns(START) + 1
+
+
+async def test_request_carries_symbols_range_and_feed(stub: Stub) -> None:
+    await asyncio.to_thread(fetch_quotes, _source(stub), ["AAA", "BBB"], START, END)
+    first = stub.requests[0]
+    assert first["symbols"] == "AAA,BBB"
+    assert first["feed"] == "sip"
+    assert first["start"].startswith("2024-01-02T14:30:00")
+
+
+async def test_trades_follow_every_page(stub: Stub) -> None:
+    tape = await asyncio.to_thread(fetch_trades, _source(stub), ["AAA"], START, END)
+    assert len(stub.requests) == 3
+    cols = tape.columns("AAA")
+    assert cols.size.tolist() == [100, 101, 102, 103, 104]
+    assert set(cols.price.tolist()) == {1_570_300}
+
+
+async def test_refused_credentials_raise_authentication_error(stub: Stub) -> None:
+    with pytest.raises(AuthenticationError, match="not authorized"):
+        await asyncio.to_thread(fetch_quotes, _source(stub, key="wrong"), ["AAA"], START, END)
+
+
+async def test_a_price_off_the_grid_is_refused(stub: Stub) -> None:
+    stub.quotes = {"AAA": [_quote("2024-01-02T14:30:00Z", 157.00005, 157.05)]}
+    with pytest.raises(MarketDataError, match="finer than"):
+        await asyncio.to_thread(fetch_quotes, _source(stub), ["AAA"], START, END)
+
+
+async def test_no_quotes_in_range_is_an_error(stub: Stub) -> None:
+    stub.quotes = {}
+    with pytest.raises(MarketDataError, match="no quotes"):
+        await asyncio.to_thread(fetch_quotes, _source(stub), ["AAA"], START, END)
+
+
+def test_credentials_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APCA_API_KEY_ID", "k")
+    monkeypatch.setenv("APCA_API_SECRET_KEY", "s")
+    assert AlpacaDataSource.from_env().api_key == "k"
+    monkeypatch.delenv("APCA_API_KEY_ID")
+    with pytest.raises(AuthenticationError, match="APCA_API_KEY_ID"):
+        AlpacaDataSource.from_env()
