@@ -168,8 +168,8 @@ async def resume_run(
     sinks: Sequence[EventSink] = (),
     policy: ExecutionPolicy | None = None,
 ) -> ExecutionResult:
-    """Finish run `run_id` from its journal. `journal` receives the new events (it must be among, or be, the
-    sinks: it is added in front of `sinks` when absent).
+    """Finish run `run_id` from its journal. New events go to `sinks`, which must persist them to `journal`
+    (the journal itself, or a wrapper of it); empty `sinks` means `(journal,)`.
 
     A run that already ended is not touched: its result is rebuilt from the journal. A run that announced no
     order yet cannot be resumed here (nothing to reconcile): the caller starts it afresh with the same run id
@@ -182,8 +182,7 @@ async def resume_run(
         return build_result(state)
     if not has_orders(events):
         raise JournalError(f"run {run_id} sent no order yet: start it again with --run-id {run_id}")
-    all_sinks = tuple(sinks) if any(sink is journal for sink in sinks) else (journal, *sinks)
-    bus = seeded_bus(run_id, clock, all_sinks, events)
+    bus = seeded_bus(run_id, clock, tuple(sinks) or (journal,), events)
     router = UpdateRouter(bus.folder)
     broker.subscribe_updates(router.push)
     ctx = EngineContext(

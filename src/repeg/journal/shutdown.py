@@ -1,0 +1,167 @@
+"""Graceful stop on Ctrl-C / SIGTERM: cancel the run's own working orders, confirm, journal, summarise.
+
+`run_stoppable(work, stop)` runs the engine as a task. The first SIGINT or SIGTERM cancels that task and then runs
+`stop()` (normally `stop_run`): it rebuilds the run from the journal, reconciles it with the broker exactly as a
+resume would, cancels every order of the run that is still working (write-ahead, through the engine's gateway),
+and polls until the broker confirms or `grace_window` passes. The run is left unfinished, so `repeg resume`
+finishes it later. A second signal exits at once (status 130) without waiting: whatever was committed is in the
+journal, and every order the run may have created is findable from it, so the run stays resumable.
+
+Only orders whose client order id the run announced are ever cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Awaitable, Callable, Coroutine
+from decimal import Decimal
+from typing import Final, TypeVar
+
+import structlog
+from pydantic import BaseModel, ConfigDict
+
+from repeg.brokers.base import Broker
+from repeg.config import ExecutionConfig
+from repeg.domain.lifecycle import IN_FLIGHT, LegStatus
+from repeg.engine.bus import EventBus
+from repeg.engine.clock import Clock
+from repeg.engine.gateway import OrderGateway
+from repeg.errors import BrokerError
+from repeg.journal.base import Journal
+from repeg.journal.resume import reconcile, seeded_bus
+
+T = TypeVar("T")
+log = structlog.get_logger("repeg.shutdown")
+
+#: Exit status of a second Ctrl-C (128 + SIGINT, the shell convention).
+EXIT_INTERRUPTED: Final = 130
+REASON_USER_STOP: Final = "user_stop"
+_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
+
+
+class StopReport(BaseModel):
+    """What a graceful stop did; the CLI prints it and exits non-zero (the run is resumable)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    run_id: str
+    cancelled: tuple[str, ...]
+    unconfirmed: tuple[str, ...]
+    legs_done: int
+    legs_open: int
+    filled_notional: Decimal
+
+    def summary(self) -> str:
+        lines = [
+            f"run {self.run_id} stopped: {self.legs_done} legs done, {self.legs_open} left, "
+            f"notional traded {self.filled_notional:,.2f}",
+            f"cancelled orders: {', '.join(self.cancelled) or 'none'}",
+        ]
+        if self.unconfirmed:
+            lines.append(f"cancel NOT confirmed yet for: {', '.join(self.unconfirmed)}")
+        lines.append(f"finish it with: repeg resume {self.run_id}")
+        return "\n".join(lines)
+
+
+class _SignalGuard:
+    def __init__(self, task: asyncio.Task[object]) -> None:
+        self._task = task
+        self.requested = False
+
+    def install(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in _SIGNALS:
+            loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def uninstall(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in _SIGNALS:
+            loop.remove_signal_handler(sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if self.requested:
+            log.warning("stop_forced", signal=sig.name)
+            os._exit(EXIT_INTERRUPTED)
+        self.requested = True
+        log.warning("stop_requested", signal=sig.name)
+        self._task.cancel()
+
+
+async def run_stoppable(
+    work: Coroutine[object, object, T], stop: Callable[[], Awaitable[StopReport]]
+) -> T | StopReport:
+    """Run `work`; on the first SIGINT/SIGTERM cancel it and return `stop()`'s report instead."""
+    task: asyncio.Task[object] = asyncio.ensure_future(work)
+    guard = _SignalGuard(task)
+    guard.install()
+    try:
+        return await task  # type: ignore[return-value]  # the task runs `work`, so it yields T
+    except asyncio.CancelledError:
+        if not guard.requested:
+            raise
+        return await stop()
+    finally:
+        guard.uninstall()
+
+
+async def _cancel_working(bus: EventBus, gateway: OrderGateway) -> list[str]:
+    cancelled: list[str] = []
+    for index in sorted(bus.folder.legs):
+        leg = bus.leg(index)
+        active = leg.active_order
+        if leg.status is LegStatus.WORKING and active is not None and active.order_id is not None:
+            await gateway.cancel(index, REASON_USER_STOP)
+            cancelled.append(active.order_id)
+    return cancelled
+
+
+def _awaiting_cancel(bus: EventBus) -> dict[int, str]:
+    waiting: dict[int, str] = {}
+    for index, leg in bus.folder.legs.items():
+        active = leg.active_order
+        if leg.status in IN_FLIGHT and active is not None and active.order_id is not None:
+            waiting[index] = active.order_id
+    return waiting
+
+
+async def _confirm(bus: EventBus, gateway: OrderGateway, clock: Clock, config: ExecutionConfig) -> list[str]:
+    """Poll the cancelled orders until each is closed or `grace_window` passes; the ids still open."""
+    give_up = clock.now() + config.grace
+    while True:
+        waiting = _awaiting_cancel(bus)
+        if not waiting or clock.now() >= give_up:
+            return sorted(waiting.values())
+        await clock.sleep_until(min(give_up, clock.now() + config.check_interval))
+        for index, order_id in sorted(waiting.items()):
+            await gateway.reconcile(index, order_id)
+
+
+async def stop_run(
+    run_id: str, journal: Journal, broker: Broker, clock: Clock, *, config: ExecutionConfig
+) -> StopReport:
+    """Cancel the run's working orders and wait for the confirmations, all journaled; the run stays resumable."""
+    await journal.flush()
+    bus = seeded_bus(run_id, clock, (journal,), journal.events(run_id))
+    gateway = OrderGateway(broker, bus, config)
+    try:
+        await reconcile(bus, broker)
+        cancelled = await _cancel_working(bus, gateway)
+        unconfirmed = await _confirm(bus, gateway, clock, config)
+    except BrokerError as exc:
+        log.exception("stop_incomplete", run_id=run_id, error=str(exc))
+        raise
+    finally:
+        await journal.flush()
+    legs = bus.folder.snapshot().legs
+    report = StopReport(
+        run_id=run_id,
+        cancelled=tuple(cancelled),
+        unconfirmed=tuple(unconfirmed),
+        legs_done=sum(1 for leg in legs if leg.is_done),
+        legs_open=sum(1 for leg in legs if not leg.is_done),
+        filled_notional=sum((leg.filled_notional for leg in legs), Decimal(0)),
+    )
+    log.info("run_stopped", run_id=run_id, cancelled=len(cancelled), unconfirmed=len(unconfirmed))
+    return report
