@@ -103,6 +103,7 @@ class SymbolQuotes:
     ask_size: Int64Array
     _index: dict[Side, _FirstAtMost] = field(default_factory=dict, repr=False)
     _quotes: dict[int, Quote] = field(default_factory=dict, repr=False)
+    _derived: dict[str, Int64Array] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         n = len(self.ts)
@@ -122,6 +123,14 @@ class SymbolQuotes:
         last_of_instant = np.ones(len(self.ts), dtype=np.bool_)
         last_of_instant[:-1] = self.ts[1:] != self.ts[:-1]
         return (self.bid > 0) & (self.ask > 0) & last_of_instant
+
+    def two_sided_indices(self) -> Int64Array:
+        """Sorted indices of the quotes with both sides positive (computed once)."""
+        found = self._derived.get("two_sided")
+        if found is None:
+            found = np.flatnonzero((self.bid > 0) & (self.ask > 0)).astype(np.int64)
+            self._derived["two_sided"] = found
+        return found
 
     def index_for(self, side: Side) -> _FirstAtMost:
         """The marketability index of one side, built on first use (a buy lifts asks, a sell hits bids)."""
@@ -245,12 +254,9 @@ class QuoteTape:
 
     def last_tradable(self, symbol: str, end_index: int) -> int | None:
         """Last index <= `end_index` of a two-sided quote (for marking positions), or None."""
-        col = self._by_symbol[symbol]
-        if end_index < 0:
-            return None
-        window = slice(0, min(end_index, len(col) - 1) + 1)
-        two_sided = np.flatnonzero((col.bid[window] > 0) & (col.ask[window] > 0))
-        return int(two_sided[-1]) if len(two_sided) else None
+        two_sided = self._by_symbol[symbol].two_sided_indices()
+        k = int(np.searchsorted(two_sided, end_index, side="right")) - 1
+        return None if k < 0 else int(two_sided[k])
 
 
 @dataclass(frozen=True, eq=False)

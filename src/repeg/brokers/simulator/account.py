@@ -1,0 +1,59 @@
+"""The simulated account's starting state, as configured (e.g. a `[simulator]` TOML table)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from repeg.errors import ConfigError
+
+
+def _decimal_from_number(value: object) -> object:
+    """TOML gives floats for `1000000.50`; read them through their text so 0.1 stays 0.1."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    return value
+
+
+class SimAccount(BaseModel):
+    """Starting cash and holdings of a cash account (buying power is cash less open buy orders)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cash: Decimal = Field(default=Decimal(1_000_000), ge=0)
+    #: Long positions only (the simulator does not lend shares): symbol -> quantity.
+    positions: dict[str, Decimal] = Field(default_factory=dict)
+    non_tradable: tuple[str, ...] = ()
+    non_fractionable: tuple[str, ...] = ()
+
+    @field_validator("cash", mode="before")
+    @classmethod
+    def _cash_text(cls, value: object) -> object:
+        return _decimal_from_number(value)
+
+    @field_validator("positions", mode="before")
+    @classmethod
+    def _position_text(cls, value: object) -> object:
+        if isinstance(value, Mapping):
+            return {key: _decimal_from_number(qty) for key, qty in value.items()}
+        return value
+
+    @field_validator("positions")
+    @classmethod
+    def _long_only(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
+        for symbol, qty in value.items():
+            if qty <= 0:
+                raise ValueError(f"position {symbol} must be > 0, got {qty}")
+        return value
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, object]) -> SimAccount:
+        """Validate a `[simulator]` table; the first bad key raises `ConfigError` naming it."""
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            key = ".".join(str(part) for part in first["loc"]) or "simulator"
+            raise ConfigError(key, first.get("input"), first["msg"]) from exc

@@ -1,0 +1,426 @@
+"""The built-in exchange: a `Broker` that matches orders against a quote tape on the injected clock.
+
+What it guarantees (the engine relies on these):
+
+- Requests follow Alpaca's rules (`../shared/alpaca/README.md`): duplicate client order ids are refused even after
+  the first order closed; limit prices must be on the tick grid; a buy must fit buying power and a sell the
+  shares held; a replace creates a NEW order id and the old one goes `replaced`; cancel or replace of a closed
+  order, or while a replace is pending, raises `OrderNotCancelableError`.
+- Executions come from the pluggable `FillModel` (default: Alpaca paper rules). A resting order is never matched
+  by iterating quotes: its next execution is computed once and scheduled with `clock.call_at`; the timer is
+  cancelled when the order is cancelled or replaced.
+- With zero latency, `submit_order` returns the accepted order at once and any execution happens in a later
+  loop callback, so the caller always learns of the order before its fills. Updates are delivered to every sink
+  in the order they happened, from loop callbacks (never from inside the caller's own request).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+
+import structlog
+
+from repeg.brokers.base import UpdateSink
+from repeg.brokers.simulator.account import SimAccount
+from repeg.brokers.simulator.fill_models import FillModel, FillPlan, RestingOrder
+from repeg.brokers.simulator.latency import NO_LATENCY, LatencyModel
+from repeg.brokers.simulator.ledger import Ledger
+from repeg.brokers.simulator.state import NOT_CANCELABLE, SimEvent, SimOrder
+from repeg.domain.account import Account, Asset, Position
+from repeg.domain.orders import (
+    BrokerOrder,
+    Fill,
+    OrderEvent,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    ReplaceRequest,
+    Side,
+    TimeInForce,
+)
+from repeg.domain.ticks import ZERO, from_units, is_legal_price, to_units
+from repeg.engine.clock import Clock, TimerHandle
+from repeg.errors import (
+    DuplicateClientOrderIdError,
+    InvariantViolationError,
+    OrderNotCancelableError,
+    OrderNotFoundError,
+    OrderRejectedError,
+    UnknownSymbolError,
+)
+from repeg.market.tape import QuoteTape, from_ns, to_ns
+
+log = structlog.get_logger(__name__)
+
+_SUB_PENNY_MESSAGE = "sub-penny increment does not fulfill minimum pricing criteria"
+_QTY_STEP = Decimal("0.000000001")
+
+
+class SimulatedBroker:
+    """An in-process exchange and cash account over a `QuoteTape` (see the module docstring)."""
+
+    def __init__(
+        self,
+        tape: QuoteTape,
+        clock: Clock,
+        account: SimAccount,
+        *,
+        fill_model: FillModel,
+        latency: LatencyModel = NO_LATENCY,
+    ) -> None:
+        self._tape = tape
+        self._clock = clock
+        self._fill_model = fill_model
+        self._latency = latency
+        self._ledger = Ledger(tape, account)
+        self._known = frozenset(tape.symbols) | frozenset(account.positions)
+        self._non_tradable = frozenset(account.non_tradable)
+        self._non_fractionable = frozenset(account.non_fractionable)
+        self._orders: dict[str, SimOrder] = {}
+        self._open: dict[str, SimOrder] = {}
+        self._by_client: dict[str, str] = {}
+        self._sequence = 0
+        self._sinks: list[UpdateSink] = []
+        self._outbox: deque[OrderUpdate] = deque()
+        self._flush_timer: TimerHandle | None = None
+        self._executions: list[Fill] = []
+
+    # --- Broker protocol: identity ---------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return "simulator"
+
+    @property
+    def supports_replace(self) -> bool:
+        return True
+
+    @property
+    def pushes_updates(self) -> bool:
+        return True
+
+    @property
+    def fill_model(self) -> FillModel:
+        return self._fill_model
+
+    @property
+    def executions(self) -> tuple[Fill, ...]:
+        """Every execution so far, in order (for tests and reports that check fills against quotes)."""
+        return tuple(self._executions)
+
+    # --- Broker protocol: orders -----------------------------------------------------------------------------
+
+    async def submit_order(self, request: OrderRequest) -> BrokerOrder:
+        now = self._clock.now()
+        self._check_client_id(request.client_order_id)
+        self._check_tradable(request.symbol, request.qty)
+        order = self._new_order(request, now)
+        self._check_funds(order, freed=ZERO)
+        self._register(order)
+        if self._latency.submit_ack:
+            self._emit(OrderEvent.PENDING_NEW, order)
+            self._schedule(now + self._latency.submit_ack, lambda: self._on_ack(order))
+        else:
+            self._accept(order)
+        self._flush_later()
+        return order.snapshot()
+
+    async def replace_order(self, request: ReplaceRequest) -> BrokerOrder:
+        now = self._clock.now()
+        old = self._find(request.order_id)
+        if old.status in NOT_CANCELABLE or old.status in {
+            OrderStatus.PENDING_CANCEL,
+            OrderStatus.PENDING_NEW,
+        }:
+            raise OrderNotCancelableError(old.order_id, old.status.value, broker_message=_state_message(old))
+        if old.order_type is not OrderType.LIMIT:
+            raise OrderRejectedError(f"order {old.order_id}: only limit orders can be replaced")
+        self._check_client_id(request.client_order_id)
+        self._check_tradable(old.symbol, request.qty)
+        as_request = OrderRequest(
+            client_order_id=request.client_order_id,
+            symbol=old.symbol,
+            side=old.side,
+            qty=request.qty,
+            order_type=OrderType.LIMIT,
+            limit_price=request.limit_price,
+        )
+        new = self._new_order(as_request, now, replaces=old.order_id)
+        self._check_funds(new, freed=old.reserved)
+        self._register(new)
+        old.apply(SimEvent.REPLACE_REQUEST, now)
+        old.filled_at_replace = old.filled_qty
+        if self._latency.replace:
+            self._emit(OrderEvent.PENDING_REPLACE, old)
+            self._schedule(now + self._latency.replace, lambda: self._complete_replace(old, new))
+        else:
+            self._complete_replace(old, new)
+        self._flush_later()
+        return new.snapshot()
+
+    async def cancel_order(self, order_id: str) -> None:
+        order = self._find(order_id)
+        if order.status in NOT_CANCELABLE:
+            raise OrderNotCancelableError(
+                order.order_id, order.status.value, broker_message=_state_message(order)
+            )
+        if order.status is OrderStatus.PENDING_CANCEL:
+            return  # already on its way out
+        now = self._clock.now()
+        order.apply(SimEvent.CANCEL_REQUEST, now)
+        if self._latency.cancel:
+            self._emit(OrderEvent.PENDING_CANCEL, order)
+            self._schedule(now + self._latency.cancel, lambda: self._complete_cancel(order))
+        else:
+            self._complete_cancel(order)
+        self._flush_later()
+
+    async def get_order(self, order_id: str) -> BrokerOrder:
+        return self._find(order_id).snapshot()
+
+    async def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
+        order_id = self._by_client.get(client_order_id)
+        return None if order_id is None else self._orders[order_id].snapshot()
+
+    async def list_open_orders(self) -> list[BrokerOrder]:
+        return [order.snapshot() for order in self._open.values()]
+
+    # --- Broker protocol: account ----------------------------------------------------------------------------
+
+    async def get_account(self) -> Account:
+        return self._ledger.account(to_ns(self._clock.now()))
+
+    async def get_positions(self) -> list[Position]:
+        return self._ledger.positions(to_ns(self._clock.now()))
+
+    async def get_asset(self, symbol: str) -> Asset:
+        if symbol not in self._known:
+            raise UnknownSymbolError(symbol)
+        return Asset(
+            symbol=symbol,
+            tradable=symbol not in self._non_tradable and symbol in self._tape,
+            fractionable=symbol not in self._non_fractionable,
+        )
+
+    def subscribe_updates(self, sink: UpdateSink) -> None:
+        self._sinks.append(sink)
+
+    # --- request checks --------------------------------------------------------------------------------------
+
+    def _find(self, order_id: str) -> SimOrder:
+        order = self._orders.get(order_id)
+        if order is None:
+            raise OrderNotFoundError(order_id)
+        return order
+
+    def _check_client_id(self, client_order_id: str) -> None:
+        if client_order_id in self._by_client:
+            raise DuplicateClientOrderIdError(
+                client_order_id, broker_message="client_order_id must be unique"
+            )
+
+    def _check_tradable(self, symbol: str, qty: Decimal) -> None:
+        if symbol not in self._tape:
+            raise OrderRejectedError(
+                f"{symbol}: no market data, cannot trade", broker_message="asset not found"
+            )
+        if symbol in self._non_tradable:
+            raise OrderRejectedError(
+                f"{symbol}: not tradable", broker_message=f"asset {symbol} is not tradable"
+            )
+        if symbol in self._non_fractionable and qty != qty.to_integral_value():
+            raise OrderRejectedError(
+                f"{symbol}: fractional qty {qty} on a non-fractionable asset",
+                broker_message=f"asset {symbol} is not fractionable",
+            )
+        if qty != qty.quantize(_QTY_STEP):
+            raise OrderRejectedError(
+                f"{symbol}: qty {qty} is finer than {_QTY_STEP}", broker_message="invalid qty"
+            )
+
+    def _check_funds(self, order: SimOrder, *, freed: Decimal) -> None:
+        if order.side is Side.BUY:
+            self._ledger.check_affordable(order, freed=freed)
+        else:
+            self._ledger.check_deliverable(order, freed=freed)
+
+    def _new_order(self, request: OrderRequest, now: datetime, replaces: str | None = None) -> SimOrder:
+        limit = request.limit_price
+        if limit is not None and not is_legal_price(limit):
+            raise OrderRejectedError(
+                f"{request.symbol}: limit price {limit} is off the tick grid",
+                broker_message=_SUB_PENNY_MESSAGE,
+                code="42210000",
+            )
+        self._sequence += 1
+        return SimOrder(
+            order_id=f"sim-{self._sequence:08d}",
+            client_order_id=request.client_order_id,
+            symbol=request.symbol,
+            side=request.side,
+            qty=request.qty,
+            order_type=request.order_type,
+            limit_price=limit,
+            limit_units=None if limit is None else to_units(limit),
+            whole_shares=request.symbol in self._non_fractionable,
+            immediate_or_cancel=request.time_in_force is TimeInForce.IOC,
+            created_at=now,
+            updated_at=now,
+            reserve_price=limit if limit is not None else self._market_reference(request, now),
+            replaces=replaces,
+        )
+
+    def _market_reference(self, request: OrderRequest, now: datetime) -> Decimal:
+        """The price a market buy is checked against: the latest positive ask (a sell needs none)."""
+        if request.side is Side.SELL:
+            return ZERO
+        current = self._tape.index_at_ns(request.symbol, to_ns(now))
+        index = None if current is None else self._tape.last_tradable(request.symbol, current)
+        if index is None:
+            index = self._tape.next_tradable(request.symbol, 0)
+        if index is None:
+            raise OrderRejectedError(f"{request.symbol}: no quote to check a market buy against")
+        return from_units(int(self._tape.columns(request.symbol).ask[index]))
+
+    def _register(self, order: SimOrder) -> None:
+        self._orders[order.order_id] = order
+        self._open[order.order_id] = order
+        self._by_client[order.client_order_id] = order.order_id
+        self._ledger.reserve(order)
+
+    # --- lifecycle -------------------------------------------------------------------------------------------
+
+    def _on_ack(self, order: SimOrder) -> None:
+        if order.is_open:
+            self._accept(order)
+
+    def _accept(self, order: SimOrder) -> None:
+        now = self._clock.now()
+        order.apply(SimEvent.ACK, now)
+        order.queued_since_ns = to_ns(now)
+        self._emit(OrderEvent.NEW, order)
+        self._arm(order, after=None)
+
+    def _arm(self, order: SimOrder, *, after: int | None) -> None:
+        """Ask the fill model for the next execution and schedule it (an IOC remainder is cancelled instead)."""
+        now_ns = to_ns(self._clock.now())
+        view = RestingOrder(
+            order_id=order.order_id,
+            symbol=order.symbol,
+            side=order.side,
+            limit_units=order.limit_units,
+            remaining=order.remaining,
+            whole_shares=order.whole_shares,
+            queued_since_ns=order.queued_since_ns,
+        )
+        plan = self._fill_model.next_fill(view, now_ns, after)
+        if order.immediate_or_cancel and (plan is None or plan.ts_ns > now_ns):
+            self._schedule(from_ns(now_ns), lambda: self._expire_ioc(order))
+            return
+        if plan is not None:
+            self._check_plan(order, plan, now_ns)
+            order.timer = self._schedule(from_ns(plan.ts_ns), lambda: self._on_fill(order, plan))
+
+    def _check_plan(self, order: SimOrder, plan: FillPlan, now_ns: int) -> None:
+        if not ZERO < plan.qty <= order.remaining or plan.ts_ns < now_ns or plan.price_units <= 0:
+            raise InvariantViolationError(
+                f"fill model {self._fill_model.name} planned {plan} for {order.order_id} "
+                f"with {order.remaining} remaining at {now_ns}"
+            )
+
+    def _on_fill(self, order: SimOrder, plan: FillPlan) -> None:
+        order.timer = None
+        if not order.is_open:
+            return
+        now = self._clock.now()
+        price = from_units(plan.price_units)
+        order.filled_qty += plan.qty
+        order.filled_notional += plan.qty * price
+        done = order.remaining == ZERO
+        order.apply(SimEvent.FILL if done else SimEvent.PARTIAL_FILL, now)
+        self._ledger.apply_fill(order.symbol, order.side, plan.qty, price)
+        fill = Fill(order_id=order.order_id, qty=plan.qty, price=price, ts=now)
+        self._executions.append(fill)
+        if done:
+            self._close(order)
+        self._emit(OrderEvent.FILL if done else OrderEvent.PARTIAL_FILL, order, fill)
+        if not done:
+            self._ledger.reserve(order)
+            self._arm(order, after=plan.cursor)
+
+    def _expire_ioc(self, order: SimOrder) -> None:
+        """An IOC order's unfilled remainder is cancelled at the instant it stops being marketable."""
+        if order.status in {OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED}:
+            order.apply(SimEvent.CANCEL_REQUEST, self._clock.now())
+        self._complete_cancel(order)
+
+    def _complete_cancel(self, order: SimOrder) -> None:
+        if order.status is not OrderStatus.PENDING_CANCEL:
+            return  # filled while the cancel was on its way
+        order.apply(SimEvent.CANCEL_DONE, self._clock.now())
+        self._close(order)
+        self._emit(OrderEvent.CANCELED, order)
+
+    def _complete_replace(self, old: SimOrder, new: SimOrder) -> None:
+        now = self._clock.now()
+        if old.status is not OrderStatus.PENDING_REPLACE or old.filled_qty != old.filled_at_replace:
+            # The old order filled (fully or in part) while the replace was pending: the replace fails.
+            if old.status is OrderStatus.PENDING_REPLACE:
+                old.apply(SimEvent.REPLACE_FAILED, now)
+            new.apply(SimEvent.REJECT, now)
+            self._close(new)
+            self._emit(OrderEvent.REJECTED, new)
+        else:
+            old.apply(SimEvent.REPLACE_DONE, now)
+            old.replaced_by = new.order_id
+            self._close(old)
+            self._emit(OrderEvent.REPLACED, old)
+            self._accept(new)
+        old.filled_at_replace = None
+
+    def _close(self, order: SimOrder) -> None:
+        """The order left the book: stop its timer, free its reservation, tell the fill model."""
+        if order.timer is not None:
+            order.timer.cancel()
+            order.timer = None
+        self._open.pop(order.order_id, None)
+        self._ledger.reserve(order)
+        self._fill_model.release(order.order_id)
+
+    # --- update delivery -------------------------------------------------------------------------------------
+
+    def _emit(self, event: OrderEvent, order: SimOrder, fill: Fill | None = None) -> None:
+        update = OrderUpdate(event=event, order=order.snapshot(), fill=fill, ts=order.updated_at)
+        self._outbox.append(update)
+
+    def _schedule(self, when: datetime, action: Callable[[], None]) -> TimerHandle:
+        """Run `action` at `when` on the clock, then deliver the updates it produced."""
+
+        def run() -> None:
+            action()
+            self._flush()
+
+        return self._clock.call_at(when, run)
+
+    def _flush_later(self) -> None:
+        """Deliver queued updates from a loop callback: never inside the caller's own request."""
+        if self._outbox and self._flush_timer is None:
+            self._flush_timer = self._clock.call_at(self._clock.now(), self._flush)
+
+    def _flush(self) -> None:
+        self._flush_timer = None
+        while self._outbox:
+            update = self._outbox.popleft()
+            for sink in self._sinks:
+                sink(update)
+
+
+def _state_message(order: SimOrder) -> str:
+    return f'order is already in "{order.status.value}" state'
+
+
+__all__ = ["SimulatedBroker"]

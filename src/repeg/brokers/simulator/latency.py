@@ -1,0 +1,39 @@
+"""How long the simulated exchange takes to acknowledge, cancel and replace (default: instantly).
+
+With a delay, requests go through Alpaca's pending states (`pending_new`, `pending_cancel`, `pending_replace`)
+and their outcome arrives later as an order update, scheduled on the injected clock. Fills can happen while a
+cancel or replace is pending, so a cancel can lose the race against a fill, as on a real venue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from repeg.errors import ConfigError
+
+
+class LatencyModel(BaseModel):
+    """Constant delays. TOML/mapping values are seconds (e.g. `submit_ack = 0.05`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    submit_ack: timedelta = Field(default=timedelta(0), ge=timedelta(0))
+    cancel: timedelta = Field(default=timedelta(0), ge=timedelta(0))
+    replace: timedelta = Field(default=timedelta(0), ge=timedelta(0))
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, object]) -> LatencyModel:
+        """Validate a `[simulator.latency]`-style table; a bad key raises `ConfigError` naming it."""
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(part) for part in first["loc"])
+            raise ConfigError(f"latency.{field}", data.get(field, first.get("input")), first["msg"]) from exc
+
+
+#: The default: every request takes effect at the instant it is made.
+NO_LATENCY = LatencyModel()
