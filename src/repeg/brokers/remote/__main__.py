@@ -1,0 +1,42 @@
+"""`python -m repeg.brokers.remote SPEC.json --port-file PATH`: serve simulator sessions on 127.0.0.1.
+
+The spec file holds a `SessionSpec` as JSON. The chosen port is written to `--port-file` once the server
+listens (atomically, so a waiting test never reads half a number). The server runs until it is terminated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from pathlib import Path
+
+from repeg.brokers.remote.server import Session, SimServer
+from repeg.brokers.remote.sessions import SessionSpec, build_session
+
+
+async def _serve(spec: SessionSpec, port: int, port_file: Path | None) -> None:
+    async def factory(name: str) -> Session:
+        return await build_session(spec, name)
+
+    server = SimServer(factory)
+    bound = await server.start(port)
+    if port_file is not None:
+        partial = port_file.with_suffix(".partial")
+        partial.write_text(str(bound))
+        os.replace(partial, port_file)
+    await server.serve_forever()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m repeg.brokers.remote")
+    parser.add_argument("spec", type=Path, help="SessionSpec as JSON")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--port-file", type=Path)
+    args = parser.parse_args()
+    spec = SessionSpec.model_validate_json(Path(args.spec).read_text(encoding="utf-8"))
+    asyncio.run(_serve(spec, args.port, args.port_file))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""The default session of the remote simulator: H1's `SimulatedBroker` on a synthetic tape, in real time.
+
+Every session gets the same account and symbols (from `SessionSpec`) and its own tape, seeded by the spec's
+seed and the session name, starting at the moment the session is created, so independent crash cases run
+side by side on one server without sharing any state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from repeg.brokers.remote.server import Session
+from repeg.brokers.simulator.account import SimAccount
+from repeg.brokers.simulator.broker import SimulatedBroker
+from repeg.brokers.simulator.fill_models import PaperFillModel
+from repeg.engine.clock import RealClock
+from repeg.market.replay import TapeFeed
+from repeg.market.synthetic import SyntheticSymbol, synthetic_tape
+
+
+class SessionSpec(BaseModel):
+    """What each session of a server starts with."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    symbols: dict[str, Decimal] = Field(min_length=1)
+    account: SimAccount = SimAccount()
+    seed: int = 7
+    quotes_per_second: float = Field(default=5.0, gt=0)
+    duration: timedelta = timedelta(minutes=30)
+    partial_rate: float = Field(default=0.1, ge=0, le=1)
+    daily_vol: float = Field(default=0.02, ge=0, le=1)
+
+
+def _session_seed(seed: int, name: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"{seed}|{name}".encode()).digest()[:4], "big")
+
+
+async def build_session(spec: SessionSpec, name: str) -> Session:
+    """A fresh simulated broker whose tape starts now (must run inside the server's event loop)."""
+    clock = RealClock()
+    seed = _session_seed(spec.seed, name)
+    symbols = [
+        SyntheticSymbol(symbol=symbol, start_price=price, daily_vol=spec.daily_vol)
+        for symbol, price in sorted(spec.symbols.items())
+    ]
+    n_quotes = max(len(symbols), int(spec.quotes_per_second * spec.duration.total_seconds() * len(symbols)))
+    tape = synthetic_tape(
+        symbols,
+        seed=seed,
+        n_quotes=n_quotes,
+        start=clock.now() - timedelta(seconds=1),
+        duration=spec.duration,
+    )
+    broker = SimulatedBroker(
+        tape, clock, spec.account, fill_model=PaperFillModel(tape, seed=seed, partial_rate=spec.partial_rate)
+    )
+    return Session(broker=broker, feed=TapeFeed(tape, clock))
