@@ -246,13 +246,18 @@ def _on_intent(state: LegState, event: OrderIntent) -> LegState:
         return _go(state, LegTrigger.CANCEL)
     if event.client_order_id is None:
         raise ValueError(f"{event.action.value} intent without client_order_id (leg {state.index})")
-    record = OrderRecord(
-        client_order_id=event.client_order_id,
-        attempt=event.attempt,
-        order_type=event.order_type,
-        qty=event.qty,
-        limit_price=event.limit_price,
-        escalation=state.escalated,
+    announced = {
+        "attempt": event.attempt,
+        "order_type": event.order_type,
+        "qty": event.qty,
+        "limit_price": event.limit_price,
+        "escalation": state.escalated,
+    }
+    known = state.record(event.client_order_id)
+    record = (
+        OrderRecord(client_order_id=event.client_order_id, **announced)
+        if known is None
+        else known.model_copy(update=announced)
     )
     changes: dict[str, object] = {
         "orders": _put_record(state.orders, record),

@@ -1,0 +1,430 @@
+"""The leg fold: what each event does to a leg, and the no-overfill invariant under any delivery order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from repeg.domain.events import (
+    IntentAction,
+    LegEscalated,
+    LegFinished,
+    LegPlanned,
+    LegSkipped,
+    OrderAccepted,
+    OrderFailed,
+    OrderIntent,
+    OrderUpdated,
+    PhaseEnded,
+    PhaseStarted,
+    RunEnded,
+    RunEvent,
+    RunStarted,
+)
+from repeg.domain.leg import REASON_REPEG, LegState, apply_event
+from repeg.domain.lifecycle import LegStatus
+from repeg.domain.orders import BrokerOrder, OrderEvent, OrderStatus, OrderType, OrderUpdate, Side
+from repeg.domain.plan import LegSpec, Plan, PlanKind, SkippedTrade, TradeIntent
+from repeg.domain.quote import Quote
+from repeg.domain.run import RunFolder, fold_run
+from repeg.errors import IllegalTransitionError, OverfillError
+
+RUN = "fold"
+T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
+QTY = Decimal(100)
+SPEC = LegSpec(index=0, symbol="XYZ", side=Side.BUY, qty=QTY)
+ARRIVAL = Quote(
+    symbol="XYZ", bid=Decimal("9.99"), bid_size=Decimal(1), ask=Decimal("10.01"), ask_size=Decimal(1), ts=T0
+)
+
+
+def stamp(seconds: float = 0, leg: int | None = 0) -> dict[str, object]:
+    return {"run_id": RUN, "ts": T0 + timedelta(seconds=seconds), "correlation_id": RUN, "leg_index": leg}
+
+
+def cid(attempt: int) -> str:
+    return f"{RUN}-L0000-A{attempt:02d}"
+
+
+def order(
+    attempt: int,
+    status: OrderStatus,
+    filled: str = "0",
+    price: str | None = None,
+    *,
+    seconds: float = 0,
+    qty: Decimal = QTY,
+) -> BrokerOrder:
+    return BrokerOrder(
+        order_id=f"o{attempt}",
+        client_order_id=cid(attempt),
+        symbol="XYZ",
+        side=Side.BUY,
+        qty=qty,
+        order_type=OrderType.LIMIT,
+        limit_price=Decimal("10.00"),
+        status=status,
+        filled_qty=Decimal(filled),
+        filled_avg_price=None if price is None else Decimal(price),
+        created_at=T0,
+        updated_at=T0 + timedelta(seconds=seconds),
+    )
+
+
+def planned() -> LegPlanned:
+    return LegPlanned(**stamp(), spec=SPEC)
+
+
+def submit(
+    attempt: int = 0, seconds: float = 0, reason: str = "initial", step: int | None = 0
+) -> OrderIntent:
+    return OrderIntent(
+        **stamp(seconds),
+        action=IntentAction.SUBMIT,
+        client_order_id=cid(attempt),
+        order_type=OrderType.LIMIT,
+        qty=QTY,
+        limit_price=Decimal("10.00"),
+        attempt=attempt,
+        quote=ARRIVAL,
+        reason=reason,
+        step=step,
+    )
+
+
+def replace(attempt: int, old: int, seconds: float = 0) -> OrderIntent:
+    return OrderIntent(
+        **stamp(seconds),
+        action=IntentAction.REPLACE,
+        client_order_id=cid(attempt),
+        order_id=f"o{old}",
+        order_type=OrderType.LIMIT,
+        qty=QTY,
+        limit_price=Decimal("10.01"),
+        attempt=attempt,
+        reason=REASON_REPEG,
+        step=1,
+    )
+
+
+def cancel(attempt: int, seconds: float = 0) -> OrderIntent:
+    return OrderIntent(
+        **stamp(seconds),
+        action=IntentAction.CANCEL,
+        client_order_id=cid(attempt),
+        order_id=f"o{attempt}",
+        attempt=attempt,
+        reason="repeg",
+    )
+
+
+def accepted(o: BrokerOrder, action: IntentAction = IntentAction.SUBMIT) -> OrderAccepted:
+    return OrderAccepted(**stamp(), action=action, order=o)
+
+
+def updated(o: BrokerOrder, event: OrderEvent = OrderEvent.PARTIAL_FILL, seconds: float = 0) -> OrderUpdated:
+    update = OrderUpdate(event=event, order=o, ts=T0 + timedelta(seconds=seconds))
+    return OrderUpdated(**stamp(seconds), update=update)
+
+
+def fold(events: Sequence[RunEvent]) -> LegState:
+    leg = LegState(spec=SPEC)
+    for event in events:
+        leg = apply_event(leg, event)
+    return leg
+
+
+def working() -> list[RunEvent]:
+    return [planned(), submit(), accepted(order(0, OrderStatus.NEW))]
+
+
+def test_submit_records_the_arrival_quote_and_the_first_order() -> None:
+    leg = fold([planned(), submit()])
+    assert leg.status is LegStatus.SUBMITTING
+    assert leg.arrival_mid == Decimal("10.00")
+    assert leg.submitted_at == T0
+    assert leg.active_client_order_id == cid(0)
+    assert leg.next_attempt == 1
+
+
+def test_accept_makes_the_leg_working() -> None:
+    leg = fold(working())
+    assert leg.status is LegStatus.WORKING
+    assert leg.order_ids == ("o0",)
+
+
+def test_partial_fills_count_by_cumulative_quantity() -> None:
+    leg = fold([*working(), updated(order(0, OrderStatus.PARTIALLY_FILLED, "40", "10.00"))])
+    assert leg.filled_qty == Decimal(40)
+    assert leg.remaining_qty == Decimal(60)
+    assert leg.status is LegStatus.WORKING
+
+
+def test_a_duplicated_fill_update_changes_nothing() -> None:
+    fill = updated(order(0, OrderStatus.PARTIALLY_FILLED, "40", "10.00"))
+    assert fold([*working(), fill, fill]) == fold([*working(), fill])
+
+
+def test_an_older_update_arriving_late_never_lowers_the_fill() -> None:
+    newer = updated(order(0, OrderStatus.PARTIALLY_FILLED, "40", "10.00", seconds=2), seconds=2)
+    older = updated(order(0, OrderStatus.PARTIALLY_FILLED, "20", "10.00", seconds=1), seconds=1)
+    assert fold([*working(), newer, older]).filled_qty == Decimal(40)
+
+
+def test_a_complete_fill_finishes_the_leg_with_the_actual_price() -> None:
+    leg = fold(
+        [*working(), updated(order(0, OrderStatus.FILLED, "100", "9.995", seconds=3), OrderEvent.FILL, 3)]
+    )
+    assert leg.status is LegStatus.FILLED
+    assert leg.avg_fill_price == Decimal("9.995")
+    assert leg.completed_at == T0 + timedelta(seconds=3)
+
+
+def test_a_fill_pushed_before_the_submit_returns_is_kept() -> None:
+    early = updated(order(0, OrderStatus.FILLED, "100", "10.00"), OrderEvent.FILL)
+    leg = fold([planned(), submit(), early, accepted(order(0, OrderStatus.NEW))])
+    assert leg.status is LegStatus.FILLED
+    assert leg.filled_qty == QTY
+
+
+def test_replace_moves_the_active_order_and_counts_a_repeg() -> None:
+    new = order(1, OrderStatus.NEW).model_copy(update={"limit_price": Decimal("10.01")})
+    leg = fold([*working(), replace(1, 0), accepted(new, IntentAction.REPLACE)])
+    assert leg.status is LegStatus.WORKING
+    assert leg.active_client_order_id == cid(1)
+    assert leg.limit_price == Decimal("10.01")
+    assert leg.repegs == 1
+    assert leg.step == 1
+    assert leg.order_ids == ("o0", "o1")
+
+
+def test_a_refused_replace_returns_to_working_and_keeps_the_old_order() -> None:
+    failed = OrderFailed(
+        **stamp(),
+        action=IntentAction.REPLACE,
+        client_order_id=cid(1),
+        order_id="o0",
+        error="OrderNotCancelableError",
+        message="filled",
+    )
+    leg = fold([*working(), replace(1, 0), failed])
+    assert leg.status is LegStatus.WORKING
+    assert leg.active_client_order_id == cid(0)
+    assert leg.pending_client_order_id is None
+
+
+def test_a_confirmed_cancel_leaves_the_leg_idle_with_its_remainder() -> None:
+    partial = order(0, OrderStatus.CANCELED, "30", "10.00")
+    leg = fold([*working(), cancel(0), updated(partial, OrderEvent.CANCELED)])
+    assert leg.status is LegStatus.IDLE
+    assert leg.remaining_qty == Decimal(70)
+    assert leg.active_client_order_id is None
+
+
+def test_a_refused_cancel_returns_to_working() -> None:
+    failed = OrderFailed(**stamp(), action=IntentAction.CANCEL, order_id="o0", error="X", message="m")
+    assert fold([*working(), cancel(0), failed]).status is LegStatus.WORKING
+
+
+def test_fills_add_up_across_the_replacement_chain_at_their_own_prices() -> None:
+    leg = fold(
+        [
+            *working(),
+            cancel(0),
+            updated(order(0, OrderStatus.CANCELED, "40", "10.00"), OrderEvent.CANCELED),
+            submit(1, reason=REASON_REPEG, step=1),
+            accepted(order(1, OrderStatus.NEW)),
+            updated(order(1, OrderStatus.FILLED, "60", "10.05"), OrderEvent.FILL),
+        ]
+    )
+    assert leg.status is LegStatus.FILLED
+    assert leg.filled_qty == QTY
+    assert leg.avg_fill_price == Decimal("10.03")
+    assert leg.repegs == 1
+
+
+def test_fills_beyond_the_leg_quantity_raise_overfill() -> None:
+    too_much = updated(order(0, OrderStatus.FILLED, "101", "10.00", qty=Decimal(101)), OrderEvent.FILL)
+    with pytest.raises(OverfillError) as caught:
+        fold([*working(), too_much])
+    assert caught.value.filled == Decimal(101)
+    assert caught.value.leg_id == f"{RUN}-L0000"
+
+
+def test_a_submit_failure_is_recorded_as_the_leg_error() -> None:
+    failed = OrderFailed(
+        **stamp(),
+        action=IntentAction.SUBMIT,
+        client_order_id=cid(0),
+        error="OrderRejectedError",
+        message="no",
+    )
+    finished = LegFinished(**stamp(), status="failed", reason="OrderRejectedError: no")
+    leg = fold([planned(), submit(), failed, finished])
+    assert leg.status is LegStatus.FAILED
+    assert leg.error == "OrderRejectedError: no"
+
+
+def test_escalation_marks_later_orders_as_escalation_orders() -> None:
+    escalated = LegEscalated(**stamp(), remaining_qty=QTY, reason="deadline")
+    leg = fold(
+        [
+            *working(),
+            updated(order(0, OrderStatus.PARTIALLY_FILLED, "30", "10")),
+            escalated,
+            cancel(0),
+            updated(order(0, OrderStatus.CANCELED, "30", "10"), OrderEvent.CANCELED),
+            submit(1, reason="escalate"),
+        ]
+    )
+    assert leg.escalated
+    assert leg.escalation_reason == "deadline"
+    assert leg.orders[1].escalation
+    assert leg.filled_before_escalation == Decimal(30)
+
+
+def test_replanning_sizes_a_planned_leg() -> None:
+    sized = SPEC.model_copy(update={"qty": Decimal(7)})
+    assert fold([planned(), LegPlanned(**stamp(), spec=sized)]).qty == Decimal(7)
+
+
+def test_an_engine_event_out_of_turn_is_an_illegal_transition() -> None:
+    with pytest.raises(IllegalTransitionError):
+        fold([*working(), submit(1)])
+
+
+def test_leg_finished_for_an_unknown_status_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown leg status"):
+        fold([planned(), LegFinished(**stamp(), status="bogus")])
+
+
+def test_leg_finished_repeating_the_status_changes_nothing() -> None:
+    filled = [*working(), updated(order(0, OrderStatus.FILLED, "100", "10"), OrderEvent.FILL)]
+    finished = LegFinished(**stamp(9), status="filled")
+    assert fold([*filled, finished]) == fold(filled)
+
+
+def test_a_late_fill_completes_an_incomplete_leg() -> None:
+    incomplete = LegFinished(**stamp(), status="incomplete", reason="deadline")
+    leg = fold(
+        [
+            *working(),
+            cancel(0),
+            incomplete,
+            updated(order(0, OrderStatus.FILLED, "100", "10"), OrderEvent.FILL),
+        ]
+    )
+    assert leg.status is LegStatus.FILLED
+
+
+def test_fold_run_collects_header_legs_skips_and_phases() -> None:
+    plan = Plan(
+        source="p.csv", kind=PlanKind.TRADES, trades=(TradeIntent(symbol="XYZ", side=Side.BUY, qty=QTY),)
+    )
+    skipped = SkippedTrade(symbol="TINY", side=Side.BUY, qty=Decimal(1), reason="below min notional")
+    events: list[RunEvent] = [
+        RunStarted(**stamp(leg=None), plan=plan, config={}, broker="fake", code_version="0"),
+        planned(),
+        LegSkipped(**stamp(leg=None), skipped=skipped),
+        PhaseStarted(**stamp(1, leg=None), side=Side.BUY),
+        submit(seconds=1),
+        accepted(order(0, OrderStatus.NEW)),
+        OrderUpdated(
+            **{**stamp(2), "leg_index": None},
+            update=OrderUpdate(event=OrderEvent.FILL, order=order(0, OrderStatus.FILLED, "100", "10"), ts=T0),
+        ),
+        PhaseEnded(**stamp(3, leg=None), side=Side.BUY),
+        RunEnded(**stamp(4, leg=None), status="completed"),
+    ]
+    state = fold_run(events)
+    assert state.broker == "fake"
+    assert state.plan == plan
+    assert state.status == "completed"
+    assert state.skipped == (skipped,)
+    assert state.leg(0).status is LegStatus.FILLED
+    assert state.leg(0).phase_started_at == T0 + timedelta(seconds=1)
+    assert state.phases[0].ended_at == T0 + timedelta(seconds=3)
+    with pytest.raises(KeyError):
+        state.leg(5)
+
+
+def test_incremental_folder_equals_fold_run() -> None:
+    events = [*working(), updated(order(0, OrderStatus.FILLED, "100", "10"), OrderEvent.FILL)]
+    folder = RunFolder()
+    for event in events:
+        folder.apply(event)
+    assert folder.snapshot() == fold_run(events)
+    assert folder.leg_of(cid(0)) == 0
+
+
+# --- the invariant under any delivery order -----------------------------------------------------------------
+
+
+@st.composite
+def deliveries(draw: st.DrawFn) -> tuple[list[RunEvent], Decimal, Decimal]:
+    """A leg's chain of 1-4 orders (linked by replace or by cancel-confirm-submit), every order's fills delivered
+    late, out of order and duplicated between the engine's own events. Returns (events, expected fill, expected
+    notional)."""
+    n = draw(st.integers(1, 4))
+    finals = [Decimal(draw(st.integers(0, 20))) for _ in range(n - 1)]
+    finals.append(QTY - sum(finals))
+    prices = [Decimal(10) + Decimal(i) / 100 for i in range(n)]
+    engine: list[RunEvent] = [planned(), submit(0), accepted(order(0, OrderStatus.NEW))]
+    floating: list[tuple[int, RunEvent]] = []
+    for i in range(n):
+        final = finals[i]
+        cuts = sorted(draw(st.lists(st.integers(0, int(final)), max_size=3)))
+        last = i == n - 1
+        for cut in [*cuts, int(final)] if last else cuts:
+            if Decimal(cut) > 0:
+                full = last and Decimal(cut) == final
+                status = OrderStatus.FILLED if full else OrderStatus.PARTIALLY_FILLED
+                o = order(i, status, str(cut), str(prices[i]), seconds=cut)
+                floating.append(
+                    (len(engine), updated(o, OrderEvent.FILL if full else OrderEvent.PARTIAL_FILL))
+                )
+        if last:
+            break
+        closing = order(i, OrderStatus.CANCELED, str(final), str(prices[i]) if final else None, seconds=200)
+        if draw(st.booleans()):
+            engine.append(replace(i + 1, i))
+            replaced = closing.model_copy(update={"status": OrderStatus.REPLACED})
+            floating.append((len(engine), updated(replaced, OrderEvent.REPLACED)))
+            engine.append(accepted(order(i + 1, OrderStatus.NEW), IntentAction.REPLACE))
+        else:
+            engine.append(cancel(i))
+            engine.append(updated(closing, OrderEvent.CANCELED))  # the engine waits for the confirmation
+            engine.append(submit(i + 1, reason=REASON_REPEG, step=1))
+            engine.append(accepted(order(i + 1, OrderStatus.NEW)))
+    slots: dict[int, list[RunEvent]] = {}
+    for earliest, event in floating:
+        for _ in range(draw(st.integers(1, 2))):
+            slots.setdefault(draw(st.integers(earliest, len(engine))), []).append(event)
+    events: list[RunEvent] = []
+    for position in range(len(engine) + 1):
+        events.extend(draw(st.permutations(slots.get(position, []))))
+        if position < len(engine):
+            events.append(engine[position])
+    notional = sum((f * p for f, p in zip(finals, prices, strict=True)), Decimal(0))
+    return events, QTY, notional
+
+
+@settings(max_examples=300, deadline=None)
+@given(deliveries())
+def test_fills_never_exceed_the_leg_and_end_exact_under_any_delivery(
+    case: tuple[list[RunEvent], Decimal, Decimal],
+) -> None:
+    events, qty, notional = case
+    leg = LegState(spec=SPEC)
+    for event in events:
+        leg = apply_event(leg, event)
+        assert leg.filled_qty <= qty
+    assert leg.filled_qty == qty
+    assert leg.filled_notional == notional
+    assert leg.status is LegStatus.FILLED
+    assert fold_run(events).leg(0) == leg
