@@ -106,3 +106,17 @@ def test_trend_tracker_refuses_quotes_out_of_order() -> None:
     tracker.record(10, 1, 2)
     with pytest.raises(ValueError, match="older"):
         tracker.record(9, 1, 2)
+
+
+def test_rest_price_off_a_half_cent_touch_rounds_to_the_passive_side() -> None:
+    quote = Quote(
+        symbol="XXX",
+        bid=Decimal("156.835"),
+        bid_size=Decimal(100),
+        ask=Decimal("156.855"),
+        ask_size=Decimal(100),
+        ts=datetime(2018, 1, 3, 15, tzinfo=UTC),
+    )
+    assert rest_price(quote, Side.SELL, 1, Decimal("0.01")) == Decimal("156.85")
+    assert rest_price(quote, Side.BUY, 1, Decimal("0.01")) == Decimal("156.84")
+    assert rest_price(quote, Side.BUY, 0, Decimal("0.01")) == Decimal("156.83")

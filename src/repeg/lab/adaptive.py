@@ -23,7 +23,7 @@ import numpy as np
 
 from repeg.domain.orders import Side
 from repeg.domain.quote import Quote
-from repeg.domain.ticks import to_units
+from repeg.domain.ticks import Rounding, round_to_tick, to_units
 from repeg.lab.fit import AdaptiveParams, cell_of
 
 
@@ -109,9 +109,15 @@ def choose(params: AdaptiveParams, state: BookState, remaining_s: float) -> Choi
 
 
 def rest_price(quote: Quote, side: Side, offset_ticks: int, tick: Decimal) -> Decimal:
-    """The resting limit `offset_ticks` ticks inside the near touch (never at or through the far touch)."""
+    """The resting limit `offset_ticks` ticks inside the near touch, on the legal grid.
+
+    Rounded toward the passive side (down for a buy, up for a sell): a sub-penny touch such as a $0.005 quote
+    gives the legal price just behind it, never a more aggressive one.
+    """
     step = tick * offset_ticks
-    return quote.bid + step if side is Side.BUY else quote.ask - step
+    if side is Side.BUY:
+        return round_to_tick(quote.bid + step, Rounding.DOWN)
+    return round_to_tick(quote.ask - step, Rounding.UP)
 
 
 class TrendTracker:

@@ -161,6 +161,11 @@ def ladder_config(spec: LadderSpec, base: ExecutionConfig) -> ExecutionConfig:
         raise ConfigError(".".join(str(p) for p in first["loc"]), first.get("input"), first["msg"]) from exc
 
 
+def run_config(spec: PolicySpec, base: ExecutionConfig) -> ExecutionConfig:
+    """The configuration the engine runs a spec under: the ladder's own timing, else `base` unchanged."""
+    return ladder_config(spec, base) if isinstance(spec, LadderSpec) else base
+
+
 def build_policy(
     spec: PolicySpec, config: ExecutionConfig, *, adaptive_params: AdaptiveParams | None = None
 ) -> ExecutionPolicy:

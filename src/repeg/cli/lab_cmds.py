@@ -1,0 +1,182 @@
+"""`repeg backtest` and `repeg compare`: the execution-quality lab on the command line.
+
+Both replay a symbol-day of quotes (and trades, for the queue model) with a basket of parent orders through the
+real engine and simulator, and print costs with bootstrap intervals; `--json` prints the saved result shape
+(`repeg.lab.models`) instead, `--out` also writes it to a file for `repeg report`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+
+from repeg.cli.exit_codes import ExitCode, exit_code_for_error
+from repeg.errors import ConfigError, RepegError
+
+if TYPE_CHECKING:
+    from repeg.lab.backtest import DayData
+    from repeg.lab.models import FillModelName, ParentOrder
+
+_FILL_MODELS = ("paper", "queue")
+
+
+def _fail(error: Exception) -> typer.Exit:
+    code = exit_code_for_error(error) if isinstance(error, RepegError) else ExitCode.BAD_INPUT
+    Console(stderr=True).print(f"[red]error:[/] {error}")
+    return typer.Exit(int(code))
+
+
+def _emit(result: BaseModel, *, as_json: bool, out: Path | None) -> None:
+    text = result.model_dump_json(indent=1)
+    if out is not None:
+        out.write_text(text + "\n", encoding="utf-8")
+    if as_json:
+        sys.stdout.write(text + "\n")
+
+
+QuotesOpt = Annotated[
+    Path, typer.Option("--quotes", help="Quote file (CSV, CSV.gz or Parquet) of one symbol-day.")
+]
+TradesOpt = Annotated[
+    Path | None, typer.Option("--trades", help="Trade prints of the same day (queue model).")
+]
+BasketOpt = Annotated[
+    int, typer.Option("--basket", min=1, help="Number of parent orders spread over the day.")
+]
+ArrivalsOpt = Annotated[
+    Path | None, typer.Option("--arrivals", help="CSV of arrivals (ts,side,qty[,budget_seconds]).")
+]
+QtyOpt = Annotated[str, typer.Option("--qty", help="Shares per generated order.")]
+BudgetOpt = Annotated[float, typer.Option("--budget", min=1.0, help="Seconds each order has to complete.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the simulator, basket and bootstrap.")]
+FitQuotesOpt = Annotated[
+    Path | None, typer.Option("--fit-quotes", help="Quotes of the FIT day (adaptive policy).")
+]
+FitTradesOpt = Annotated[
+    Path | None, typer.Option("--fit-trades", help="Trades of the FIT day (queue-rule fit).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON document.")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Also write the JSON result to this file.")]
+
+
+def _basket(
+    day: DayData, *, count: int, arrivals: Path | None, qty: str, budget: float, seed: int
+) -> tuple[ParentOrder, ...]:
+    from decimal import Decimal, InvalidOperation
+
+    from repeg.lab.backtest import day_basket
+    from repeg.lab.baskets import BasketSpec, load_arrivals
+
+    if arrivals is not None:
+        return load_arrivals(arrivals, day.symbol, default_budget_seconds=budget)
+    try:
+        shares = Decimal(qty)
+    except InvalidOperation as exc:
+        raise ConfigError("qty", qty, "not a number") from exc
+    return day_basket(day, BasketSpec(count=count, qty=shares, budget_seconds=budget), seed=seed)
+
+
+def _fill_model(name: str) -> FillModelName:
+    from repeg.lab.models import FillModelName
+
+    if name not in _FILL_MODELS:
+        raise ConfigError("fill-model", name, f"must be one of {', '.join(_FILL_MODELS)}")
+    return FillModelName(name)
+
+
+def backtest(
+    *,
+    quotes: QuotesOpt,
+    trades: TradesOpt = None,
+    basket: BasketOpt = 200,
+    arrivals: ArrivalsOpt = None,
+    qty: QtyOpt = "100",
+    budget: BudgetOpt = 60.0,
+    policy: Annotated[str, typer.Option("--policy", help="Policy name or TOML spec file.")] = "default",
+    fill_model: Annotated[str, typer.Option("--fill-model", help="paper | queue")] = "paper",
+    seed: SeedOpt = 0,
+    fit_quotes: FitQuotesOpt = None,
+    fit_trades: FitTradesOpt = None,
+    as_json: JsonOpt = False,
+    out: OutOpt = None,
+) -> None:
+    """Backtest one policy on one symbol-day with a basket of parent orders."""
+    from repeg.lab.backtest import load_day, run_backtest
+    from repeg.lab.compare import adaptive_params_for
+    from repeg.lab.policies import policy_spec
+    from repeg.lab.tables import summary_table
+    from repeg.logging import configure_logging
+
+    configure_logging(level="warning")
+    try:
+        model = _fill_model(fill_model)
+        spec = policy_spec(policy)
+        day = load_day(quotes, trades)
+        fit_day = None if fit_quotes is None else load_day(fit_quotes, fit_trades)
+        orders = _basket(day, count=basket, arrivals=arrivals, qty=qty, budget=budget, seed=seed)
+        params = adaptive_params_for(spec, model, day, fit_day)
+        result = run_backtest(day, orders, spec, fill_model=model, seed=seed, adaptive_params=params)
+    except (RepegError, ValueError, OSError) as exc:
+        raise _fail(exc) from exc
+    _emit(result, as_json=as_json, out=out)
+    if not as_json:
+        title = f"{day.symbol} {day.ref.day}: {len(orders)} orders, {budget:g}s budget, seed {seed}"
+        Console().print(summary_table([result.summary], [], title=title))
+
+
+def compare(
+    *,
+    quotes: QuotesOpt,
+    trades: TradesOpt = None,
+    policies: Annotated[
+        str,
+        typer.Option(
+            "--policies", help="Comma-separated policy names or TOML files; 'market' is the baseline."
+        ),
+    ] = "market,touch-then-market,ladder,adaptive",
+    fill_models: Annotated[
+        str, typer.Option("--fill-models", help="Comma-separated: paper,queue")
+    ] = "paper,queue",
+    basket: BasketOpt = 200,
+    arrivals: ArrivalsOpt = None,
+    qty: QtyOpt = "100",
+    budget: BudgetOpt = 60.0,
+    seed: SeedOpt = 0,
+    fit_quotes: FitQuotesOpt = None,
+    fit_trades: FitTradesOpt = None,
+    as_json: JsonOpt = False,
+    out: OutOpt = None,
+) -> None:
+    """Compare policies under each fill model on one symbol-day, with paired verdicts against market."""
+    from repeg.lab.backtest import load_day
+    from repeg.lab.compare import compare as run_compare
+    from repeg.lab.policies import policy_spec
+    from repeg.lab.tables import compare_tables
+    from repeg.logging import configure_logging
+
+    configure_logging(level="warning")
+    try:
+        models = [_fill_model(name.strip()) for name in fill_models.split(",") if name.strip()]
+        specs = [policy_spec(name.strip()) for name in policies.split(",") if name.strip()]
+        day = load_day(quotes, trades)
+        fit_day = None if fit_quotes is None else load_day(fit_quotes, fit_trades)
+        orders = _basket(day, count=basket, arrivals=arrivals, qty=qty, budget=budget, seed=seed)
+        result = run_compare(day, orders, specs, models, seed=seed, fit_day=fit_day)
+    except (RepegError, ValueError, OSError) as exc:
+        raise _fail(exc) from exc
+    _emit(result, as_json=as_json, out=out)
+    if not as_json:
+        console = Console(width=max(Console().width, 200))
+        for table in compare_tables(result):
+            console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `backtest` and `compare` to the `repeg` app."""
+    app.command("backtest")(backtest)
+    app.command("compare")(compare)

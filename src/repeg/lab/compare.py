@@ -1,0 +1,146 @@
+"""Compare policies on one evaluation symbol-day, under each fill model, with paired bootstrap verdicts.
+
+Every policy runs the *same* basket on the same data with the same seed, so per-order costs pair up and the
+comparison against the baseline (market at arrival) is a paired bootstrap (`repeg.lab.stats`). A policy is called
+better or worse only when the interval of its mean paired difference excludes zero.
+
+The adaptive policy's parameters come from a different day (`fit_day`), fitted under the rule of the fill model it
+is evaluated with (paper rule for `paper`; queue rule, using that day's trades, for `queue`), or from a saved
+parameter file. Fitting on the evaluation day itself is refused: the reported figures must be out of sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from repeg.config import ExecutionConfig
+from repeg.errors import ConfigError
+from repeg.lab.backtest import DayData, run_backtest
+from repeg.lab.fit import AdaptiveParams, fit_adaptive, load_params
+from repeg.lab.models import (
+    BacktestResult,
+    CompareResult,
+    FillModelName,
+    FitInfo,
+    PairedComparison,
+    ParentOrder,
+)
+from repeg.lab.policies import AdaptiveSpec, PolicySpec
+from repeg.lab.stats import paired_difference, verdict_of
+from repeg.lab.tca import frontier
+
+
+def adaptive_params_for(
+    spec: PolicySpec, fill_model: FillModelName, eval_day: DayData, fit_day: DayData | None
+) -> AdaptiveParams | None:
+    """Fitted parameters for an adaptive spec (None for any other kind); refuses in-sample parameters."""
+    if not isinstance(spec, AdaptiveSpec):
+        return None
+    if spec.params_file is not None:
+        params = load_params(Path(spec.params_file))
+    elif fit_day is None:
+        raise ConfigError(
+            "fit", None, "the adaptive policy needs fit data (--fit-quotes/--fit-trades) or a params_file"
+        )
+    else:
+        trades = (
+            fit_day.trades.columns(fit_day.symbol)
+            if fill_model is FillModelName.QUEUE and fit_day.trades
+            else None
+        )
+        params = fit_adaptive(fit_day.quotes.columns(fit_day.symbol), fit_day.ref, trades=trades)
+    if params.fit_data.digest == eval_day.ref.digest or params.fit_data.day == eval_day.ref.day:
+        raise ConfigError(
+            "fit",
+            str(params.fit_data.day),
+            f"adaptive parameters fitted on the evaluation day {eval_day.ref.day} would be in-sample",
+        )
+    return params
+
+
+def paired_comparisons(
+    runs: Sequence[BacktestResult], *, baseline: str, seed: int
+) -> tuple[PairedComparison, ...]:
+    """Each run against the baseline run of the same fill model, over the orders both filled."""
+    out: list[PairedComparison] = []
+    base_by_model = {r.fill_model: r for r in runs if r.policy == baseline}
+    for run in runs:
+        base = base_by_model.get(run.fill_model)
+        if base is None or run.policy == baseline:
+            continue
+        pairs = [
+            (a, b)
+            for a, b in zip(run.orders, base.orders, strict=True)
+            if a.cost_half_spreads is not None and b.cost_half_spreads is not None
+        ]
+        if not pairs:
+            continue
+        diff_hs = paired_difference(
+            [a.cost_half_spreads or 0.0 for a, _ in pairs],
+            [b.cost_half_spreads or 0.0 for _, b in pairs],
+            seed=seed,
+        )
+        diff_bps = paired_difference(
+            [a.cost_bps or 0.0 for a, _ in pairs], [b.cost_bps or 0.0 for _, b in pairs], seed=seed
+        )
+        out.append(
+            PairedComparison(
+                policy=run.policy,
+                baseline=baseline,
+                fill_model=run.fill_model,
+                diff_half_spreads=diff_hs,
+                diff_bps=diff_bps,
+                verdict=verdict_of(diff_hs),
+            )
+        )
+    return tuple(out)
+
+
+def compare(
+    eval_day: DayData,
+    basket: Sequence[ParentOrder],
+    policies: Sequence[PolicySpec],
+    fill_models: Sequence[FillModelName],
+    *,
+    seed: int,
+    fit_day: DayData | None = None,
+    baseline: str = "market",
+    base_config: ExecutionConfig | None = None,
+) -> CompareResult:
+    """Backtest every policy under every fill model on `eval_day`, then compare each with `baseline`."""
+    runs: list[BacktestResult] = []
+    fit_info: FitInfo | None = None
+    for model in fill_models:
+        for spec in policies:
+            params = adaptive_params_for(spec, model, eval_day, fit_day)
+            if params is not None:
+                fit_info = FitInfo(
+                    fit_data=params.fit_data,
+                    params_file=spec.params_file if isinstance(spec, AdaptiveSpec) else None,
+                    params={
+                        "rule": params.rule.value,
+                        "samples": str(params.samples),
+                        "config": params.config.model_dump_json(),
+                    },
+                )
+            runs.append(
+                run_backtest(
+                    eval_day,
+                    basket,
+                    spec,
+                    fill_model=model,
+                    seed=seed,
+                    base_config=base_config,
+                    adaptive_params=params,
+                )
+            )
+    return CompareResult(
+        data=eval_day.ref,
+        seed=seed,
+        baseline=baseline,
+        runs=tuple(runs),
+        comparisons=paired_comparisons(runs, baseline=baseline, seed=seed),
+        frontier=frontier([r.summary for r in runs]),
+        fit=fit_info,
+    )

@@ -1,0 +1,94 @@
+"""Terminal tables of backtests and comparisons (rich), and the plain rows they are built from."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.table import Table
+
+from repeg.lab.models import CompareResult, FrontierPoint, Interval, PairedComparison, PolicySummary, Verdict
+
+_VERDICT_STYLE = {Verdict.BETTER: "green", Verdict.WORSE: "red", Verdict.INDISTINGUISHABLE: "yellow"}
+
+
+def fmt_interval(ci: Interval, digits: int = 2) -> str:
+    """`mean [low, high]`."""
+    return f"{ci.mean:+.{digits}f} [{ci.low:+.{digits}f}, {ci.high:+.{digits}f}]"
+
+
+def summary_row(s: PolicySummary, comparison: PairedComparison | None) -> list[str]:
+    verdict = (
+        "baseline"
+        if comparison is None
+        else (
+            f"[{_VERDICT_STYLE[comparison.verdict]}]{comparison.verdict.value}[/] {fmt_interval(comparison.diff_half_spreads)}"
+        )
+    )
+    return [
+        s.policy,
+        s.fill_model.value,
+        str(s.n_orders),
+        f"{s.completion_rate:.1%}",
+        fmt_interval(s.cost_bps),
+        fmt_interval(s.cost_half_spreads),
+        fmt_interval(s.cost_vs_oracle_half_spreads),
+        f"{s.fill_rate_before_escalation:.1%}",
+        fmt_interval(s.time_to_fill_s, 1),
+        f"{s.repegs_mean:.2f}",
+        verdict,
+    ]
+
+
+_COLUMNS = (
+    "policy",
+    "fill model",
+    "orders",
+    "completed",
+    "cost bps [95% CI]",
+    "cost half-spreads [95% CI]",
+    "vs oracle (hs)",
+    "passive fill",
+    "time to fill s",
+    "re-pegs",
+    "vs market: paired diff hs",
+)
+
+
+def summary_table(
+    summaries: Sequence[PolicySummary], comparisons: Sequence[PairedComparison], *, title: str
+) -> Table:
+    table = Table(title=title, title_justify="left")
+    for name in _COLUMNS:
+        table.add_column(name, justify="left" if name in {"policy", "fill model"} else "right")
+    by_key = {(c.policy, c.fill_model): c for c in comparisons}
+    for s in summaries:
+        table.add_row(*summary_row(s, by_key.get((s.policy, s.fill_model))))
+    return table
+
+
+def frontier_table(points: Sequence[FrontierPoint]) -> Table:
+    table = Table(
+        title="cost versus completion time (efficient = no policy both cheaper and faster)",
+        title_justify="left",
+    )
+    for name in ("fill model", "policy", "mean time to fill s", "mean cost hs", "completed", "efficient"):
+        table.add_column(name)
+    for p in points:
+        table.add_row(
+            p.fill_model.value,
+            p.policy,
+            f"{p.mean_time_to_fill_s:.1f}",
+            f"{p.mean_cost_half_spreads:+.3f}",
+            f"{p.completion_rate:.1%}",
+            "yes" if p.efficient else "",
+        )
+    return table
+
+
+def compare_tables(result: CompareResult) -> list[Table]:
+    title = (
+        f"{result.data.symbol} {result.data.day} (seed {result.seed}); costs vs arrival mid, positive = paid; "
+        f"verdict vs {result.baseline} only when the paired 95% interval excludes 0"
+    )
+    summaries = [r.summary for r in result.runs]
+    return [summary_table(summaries, result.comparisons, title=title), frontier_table(result.frontier)]
