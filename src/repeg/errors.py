@@ -200,6 +200,9 @@ class ReportError(RepegError):
         self.reason = reason
         super().__init__(f"{file}: {reason}")
 
+    def __reduce__(self) -> tuple[type[ReportError], tuple[str, str]]:
+        return (type(self), (self.file, self.reason))
+
 
 class SweepError(RepegError):
     """A sweep grid is malformed (key and value named) or a grid point failed (point named)."""
@@ -208,6 +211,10 @@ class SweepError(RepegError):
         self.where = where
         self.reason = reason
         super().__init__(f"{where}: {reason}")
+
+    def __reduce__(self) -> tuple[type[SweepError], tuple[str, str]]:
+        """Picklable, so that a worker process (pool or Ray) can send it back whole."""
+        return (type(self), (self.where, self.reason))
 
 
 # --- broker adapters (appended for the Alpaca adapter) -----------------------------------------------------

@@ -69,6 +69,32 @@ class SweepRecord(BaseModel):
 
 PointRunner = Callable[[SweepPoint], SweepRecord]
 
+#: Log level inside worker processes: a backtest logs every order event, which would swamp the terminal (and
+#: cost more than the backtest) at the default level.
+WORKER_LOG_LEVEL = "warning"
+_worker_logging_done = False
+
+
+def _point_name(point: SweepPoint) -> str:
+    return f"point {point.point_id} ({point.policy})"
+
+
+def run_in_worker(runner: PointRunner, point: SweepPoint) -> SweepRecord:
+    """Run one point in a worker process, configuring that process's logging on its first point."""
+    global _worker_logging_done  # noqa: PLW0603 - once per worker process, by design
+    if not _worker_logging_done:
+        from repeg.logging import configure_logging
+
+        configure_logging(level=WORKER_LOG_LEVEL)
+        _worker_logging_done = True
+    try:
+        return runner(point)
+    except SweepError:
+        raise
+    except RepegError as exc:
+        # Re-raised as a SweepError: it names the point and, unlike some error classes, survives pickling.
+        raise SweepError(_point_name(point), f"{type(exc).__name__}: {exc}") from exc
+
 
 def _progress(enabled: bool) -> Progress:
     return Progress(
@@ -92,8 +118,10 @@ def _collect(
         for point, result in done:
             try:
                 records.append(result())
+            except SweepError:
+                raise
             except RepegError as exc:
-                raise SweepError(f"point {point.point_id} ({point.policy})", str(exc)) from exc
+                raise SweepError(_point_name(point), str(exc)) from exc
             bar.advance(task)
     return sorted(records, key=lambda r: r.point_id)
 
@@ -104,7 +132,9 @@ def run_local(
     """Run every point in a process pool of `workers` (spawned: safe beside Ray or other threads)."""
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures: dict[Future[SweepRecord], SweepPoint] = {pool.submit(runner, p): p for p in points}
+        futures: dict[Future[SweepRecord], SweepPoint] = {
+            pool.submit(run_in_worker, runner, p): p for p in points
+        }
 
         def completions() -> Iterator[tuple[SweepPoint, Callable[[], SweepRecord]]]:
             for future in as_completed(futures):
@@ -142,8 +172,8 @@ def run_ray(
 
     if not ray.is_initialized():
         ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
-    remote = ray.remote(runner)
-    refs = {remote.remote(p): p for p in points}
+    remote = ray.remote(run_in_worker)
+    refs = {remote.remote(runner, p): p for p in points}
     try:
         records = _collect(_ray_completions(ray, refs), len(points), progress)
     except ray.exceptions.RayTaskError as exc:
