@@ -1,0 +1,186 @@
+"""The simulated cash account: buying power, positions, asset flags, and its configuration."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from sim_support import Sim, limit, market, run_sim
+
+from repeg.brokers.simulator import LatencyModel, SimAccount
+from repeg.domain.orders import ReplaceRequest, Side
+from repeg.errors import ConfigError, OrderRejectedError, UnknownSymbolError
+
+SMALL = SimAccount(cash=Decimal(1000), positions={"ABC": Decimal(20)})
+
+
+def test_buy_fill_debits_cash_and_adds_to_the_position() -> None:
+    async def scenario(sim: Sim) -> None:
+        await sim.broker.submit_order(limit("b1", Side.BUY, "10", "10.10"))
+        await sim.until(1)
+        account = await sim.broker.get_account()
+        assert account.cash == Decimal("1000") - Decimal("100.50")
+        (position,) = await sim.broker.get_positions()
+        assert (position.symbol, position.qty) == ("ABC", Decimal(30))
+
+    run_sim(scenario, account=SMALL)
+
+
+def test_sell_fill_credits_cash_and_a_full_exit_removes_the_position() -> None:
+    async def scenario(sim: Sim) -> None:
+        await sim.broker.submit_order(market("s1", Side.SELL, "20"))
+        await sim.until(1)
+        assert (await sim.broker.get_account()).cash == Decimal(1000) + 20 * Decimal("10.00")
+        assert await sim.broker.get_positions() == []
+
+    run_sim(scenario, account=SMALL)
+
+
+def test_average_entry_price_blends_the_opening_mark_and_buys() -> None:
+    async def scenario(sim: Sim) -> None:
+        await sim.broker.submit_order(limit("b1", Side.BUY, "20", "10.10"))
+        await sim.until(1)
+        (position,) = await sim.broker.get_positions()
+        # 20 shares marked at the first mid (10.025) and 20 bought at 10.05.
+        assert position.avg_entry_price == Decimal("10.037500")
+
+    run_sim(scenario, account=SMALL)
+
+
+def test_positions_are_marked_at_the_current_mid() -> None:
+    async def scenario(sim: Sim) -> None:
+        await sim.until(12)
+        (position,) = await sim.broker.get_positions()
+        assert position.market_value == 20 * Decimal("10.125")
+        account = await sim.broker.get_account()
+        assert account.equity == Decimal(1000) + 20 * Decimal("10.125")
+
+    run_sim(scenario, account=SMALL)
+
+
+def test_buy_costing_more_than_buying_power_is_rejected() -> None:
+    async def scenario(sim: Sim) -> None:
+        with pytest.raises(OrderRejectedError) as info:
+            await sim.broker.submit_order(limit("b1", Side.BUY, "100", "10.01"))
+        assert info.value.broker_message == "insufficient buying power"
+        assert await sim.broker.get_order_by_client_id("b1") is None
+
+    run_sim(scenario, account=SMALL)
+
+
+def test_open_buys_reserve_buying_power_until_cancelled() -> None:
+    async def scenario(sim: Sim) -> None:
+        order = await sim.broker.submit_order(limit("b1", Side.BUY, "90", "9.00"))
+        assert (await sim.broker.get_account()).buying_power == Decimal(1000) - Decimal(810)
+        with pytest.raises(OrderRejectedError):
+            await sim.broker.submit_order(limit("b2", Side.BUY, "30", "9.00"))
+        await sim.broker.cancel_order(order.order_id)
+        assert (await sim.broker.get_account()).buying_power == Decimal(1000)
+        await sim.broker.submit_order(limit("b3", Side.BUY, "30", "9.00"))
+
+    run_sim(scenario, account=SMALL)
+
+
+def test_replace_may_use_the_buying_power_of_the_order_it_replaces() -> None:
+    async def scenario(sim: Sim) -> None:
+        order = await sim.broker.submit_order(limit("b1", Side.BUY, "99", "9.00"))
+        new = await sim.broker.replace_order(
+            ReplaceRequest(
+                order_id=order.order_id, client_order_id="b2", qty=Decimal(99), limit_price=Decimal("10")
+            )
+        )
+        assert (await sim.broker.get_account()).buying_power == Decimal(1000) - Decimal(990)
+        with pytest.raises(OrderRejectedError):
+            await sim.broker.replace_order(
+                ReplaceRequest(
+                    order_id=new.order_id, client_order_id="b3", qty=Decimal(99), limit_price=Decimal(11)
+                )
+            )
+
+    run_sim(scenario, account=SMALL)
+
+
+def test_market_buy_is_checked_against_the_current_ask() -> None:
+    async def scenario(sim: Sim) -> None:
+        with pytest.raises(OrderRejectedError, match="buying power"):
+            await sim.broker.submit_order(market("m1", Side.BUY, "100"))
+        await sim.broker.submit_order(market("m2", Side.BUY, "99"))
+
+    run_sim(scenario, account=SMALL)
+
+
+def test_sell_beyond_the_shares_held_is_rejected() -> None:
+    async def scenario(sim: Sim) -> None:
+        with pytest.raises(OrderRejectedError, match="insufficient qty"):
+            await sim.broker.submit_order(limit("s1", Side.SELL, "21", "10.00"))
+        await sim.broker.submit_order(limit("s2", Side.SELL, "15", "11.00"))
+        with pytest.raises(OrderRejectedError, match="available: 5"):
+            await sim.broker.submit_order(limit("s3", Side.SELL, "6", "11.00"))
+
+    run_sim(scenario, account=SMALL)
+
+
+def test_asset_flags_follow_the_account_configuration() -> None:
+    account = SimAccount(non_tradable=("ONE",), non_fractionable=("SUB",))
+
+    async def scenario(sim: Sim) -> None:
+        abc = await sim.broker.get_asset("ABC")
+        assert (abc.tradable, abc.fractionable, abc.shortable) == (True, True, False)
+        assert not (await sim.broker.get_asset("ONE")).tradable
+        assert not (await sim.broker.get_asset("SUB")).fractionable
+        with pytest.raises(UnknownSymbolError):
+            await sim.broker.get_asset("ZZZ")
+
+    run_sim(scenario, account=account)
+
+
+def test_orders_for_not_tradable_or_unknown_symbols_are_rejected() -> None:
+    async def scenario(sim: Sim) -> None:
+        with pytest.raises(OrderRejectedError, match="not tradable"):
+            await sim.broker.submit_order(limit("b1", Side.BUY, "1", "10.00", symbol="ONE"))
+        with pytest.raises(OrderRejectedError, match="no market data"):
+            await sim.broker.submit_order(limit("b2", Side.BUY, "1", "10.00", symbol="ZZZ"))
+
+    run_sim(scenario, account=SimAccount(non_tradable=("ONE",)))
+
+
+def test_fractional_qty_is_rejected_for_a_non_fractionable_asset() -> None:
+    async def scenario(sim: Sim) -> None:
+        with pytest.raises(OrderRejectedError, match="not fractionable"):
+            await sim.broker.submit_order(limit("b1", Side.BUY, "1.5", "0.4300", symbol="SUB"))
+        await sim.broker.submit_order(limit("b2", Side.BUY, "1.5", "10.00"))
+
+    run_sim(scenario, account=SimAccount(non_fractionable=("SUB",)))
+
+
+def test_sim_account_reads_a_toml_style_mapping() -> None:
+    account = SimAccount.from_mapping(
+        {"cash": 250000.5, "positions": {"ABC": 100, "SUB": "2.5"}, "non_tradable": ["ONE"]}
+    )
+    assert account.cash == Decimal("250000.5")
+    assert account.positions == {"ABC": Decimal(100), "SUB": Decimal("2.5")}
+    assert account.non_tradable == ("ONE",)
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        ({"cash": "lots"}, "cash"),
+        ({"cash": -1}, "cash"),
+        ({"positions": {"ABC": 0}}, "positions"),
+        ({"positions": {"ABC": "x"}}, "positions.ABC"),
+        ({"leverage": 2}, "leverage"),
+    ],
+)
+def test_sim_account_errors_name_the_key(data: dict[str, object], key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        SimAccount.from_mapping(data)
+    assert info.value.key == key
+
+
+def test_latency_model_reads_seconds_and_names_a_bad_key() -> None:
+    assert LatencyModel.from_mapping({"cancel": 0.25}).cancel == timedelta(milliseconds=250)
+    with pytest.raises(ConfigError) as info:
+        LatencyModel.from_mapping({"replace": -1})
+    assert (info.value.key, info.value.value) == ("latency.replace", -1)

@@ -1,0 +1,115 @@
+"""Latency: pending states, late confirmations, and fills that win the race against a cancel or replace."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from sim_support import Sim, at, limit, run_sim
+
+from repeg.brokers.simulator import LatencyModel
+from repeg.domain.orders import OrderStatus, ReplaceRequest, Side
+from repeg.errors import OrderNotCancelableError
+
+SLOW = LatencyModel(
+    submit_ack=timedelta(seconds=2), cancel=timedelta(seconds=1), replace=timedelta(seconds=1)
+)
+
+
+def test_submit_with_ack_latency_is_pending_new_until_acknowledged() -> None:
+    async def scenario(sim: Sim) -> None:
+        order = await sim.broker.submit_order(limit("b1", Side.BUY, "10", "10.10"))
+        assert order.status is OrderStatus.PENDING_NEW
+        await sim.until(1)
+        assert (await sim.broker.get_order(order.order_id)).status is OrderStatus.PENDING_NEW
+        await sim.until(3)
+
+    sim = run_sim(scenario, latency=SLOW)
+    assert sim.events() == ["pending_new", "new", "fill"]
+    ack, fill = sim.updates[1], sim.updates[2].fill
+    assert ack.ts == at(2)
+    assert fill is not None
+    assert (fill.ts, fill.price) == (at(2), Decimal("10.03"))  # the quote current at the ack, not at submit
+
+
+def test_cancel_with_latency_goes_pending_then_canceled() -> None:
+    async def scenario(sim: Sim) -> None:
+        order = await sim.broker.submit_order(limit("b1", Side.BUY, "10", "9.00"))
+        await sim.until(2.5)
+        await sim.broker.cancel_order(order.order_id)
+        assert (await sim.broker.get_order(order.order_id)).status is OrderStatus.PENDING_CANCEL
+        await sim.broker.cancel_order(order.order_id)  # a repeated cancel is harmless
+        await sim.until(10)
+
+    sim = run_sim(scenario, latency=SLOW)
+    assert sim.events() == ["pending_new", "new", "pending_cancel", "canceled"]
+    assert sim.updates[-1].ts == at(3.5)
+
+
+def test_fill_racing_a_cancel_wins_and_no_cancel_follows() -> None:
+    async def scenario(sim: Sim) -> None:
+        order = await sim.broker.submit_order(limit("b1", Side.BUY, "10", "10.00"))
+        await sim.until(4.5)  # acknowledged at 2; the ask reaches 10.00 at 5
+        await sim.broker.cancel_order(order.order_id)
+        await sim.until(10)
+        assert (await sim.broker.get_order(order.order_id)).status is OrderStatus.FILLED
+
+    sim = run_sim(scenario, latency=SLOW)
+    assert sim.events() == ["pending_new", "new", "pending_cancel", "fill"]
+
+
+def test_cancel_or_replace_while_a_replace_is_pending_is_refused() -> None:
+    async def scenario(sim: Sim) -> None:
+        order = await sim.broker.submit_order(limit("b1", Side.BUY, "10", "9.00"))
+        await sim.until(2.5)
+        await sim.broker.replace_order(
+            ReplaceRequest(
+                order_id=order.order_id, client_order_id="b2", qty=Decimal(10), limit_price=Decimal("9.5")
+            )
+        )
+        assert (await sim.broker.get_order(order.order_id)).status is OrderStatus.PENDING_REPLACE
+        with pytest.raises(OrderNotCancelableError, match="pending_replace"):
+            await sim.broker.cancel_order(order.order_id)
+        with pytest.raises(OrderNotCancelableError, match="pending_replace"):
+            await sim.broker.replace_order(
+                ReplaceRequest(
+                    order_id=order.order_id, client_order_id="b3", qty=Decimal(10), limit_price=Decimal(9)
+                )
+            )
+        await sim.until(10)
+        assert (await sim.broker.get_order(order.order_id)).status is OrderStatus.REPLACED
+
+    sim = run_sim(scenario, latency=SLOW)
+    assert sim.events() == ["pending_new", "new", "pending_replace", "replaced", "new"]
+
+
+def test_replace_fails_when_the_order_fills_while_it_is_pending() -> None:
+    async def scenario(sim: Sim) -> None:
+        order = await sim.broker.submit_order(limit("b1", Side.BUY, "10", "10.00"))
+        await sim.until(4.5)
+        new = await sim.broker.replace_order(
+            ReplaceRequest(
+                order_id=order.order_id, client_order_id="b2", qty=Decimal(10), limit_price=Decimal("9.9")
+            )
+        )
+        await sim.until(10)
+        assert (await sim.broker.get_order(order.order_id)).status is OrderStatus.FILLED
+        assert (await sim.broker.get_order(new.order_id)).status is OrderStatus.REJECTED
+        assert await sim.broker.list_open_orders() == []
+
+    sim = run_sim(scenario, latency=SLOW)
+    assert sim.events() == ["pending_new", "new", "pending_replace", "fill", "rejected"]
+    assert sim.updates[-1].order.replaces == sim.updates[0].order.order_id
+
+
+def test_cancel_before_the_ack_cancels_without_ever_working() -> None:
+    async def scenario(sim: Sim) -> None:
+        order = await sim.broker.submit_order(limit("b1", Side.BUY, "10", "10.10"))
+        await sim.broker.cancel_order(order.order_id)
+        await sim.until(10)
+        assert (await sim.broker.get_order(order.order_id)).status is OrderStatus.CANCELED
+
+    sim = run_sim(scenario, latency=SLOW)
+    assert sim.events() == ["pending_new", "pending_cancel", "canceled"]
+    assert sim.broker.executions == ()
