@@ -11,6 +11,8 @@ from decimal import Decimal
 
 import pytest
 from pydantic import SecretStr
+from tests.fakes.alpaca_matching import FakeBook, Holding
+from tests.fakes.alpaca_server import FakeAlpacaServer
 
 from repeg.brokers.alpaca.adapter import AlpacaBroker
 from repeg.brokers.alpaca.credentials import AlpacaCredentials
@@ -20,8 +22,6 @@ from repeg.brokers.alpaca.settings import AlpacaSettings, AlpacaUrls
 from repeg.brokers.alpaca.stream import StreamSettings
 from repeg.engine.clock import RealClock
 from repeg.market.alpaca_feed import AlpacaQuoteFeed
-from tests.fakes.alpaca_matching import FakeBook, Holding
-from tests.fakes.alpaca_server import FakeAlpacaServer
 
 FAST = AlpacaSettings(
     requests_per_minute=60_000,

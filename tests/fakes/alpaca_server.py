@@ -50,6 +50,7 @@ class FakeAlpacaServer:
         self._trade_sockets: list[web.WebSocketResponse] = []
         self._md_sockets: dict[web.WebSocketResponse, set[str]] = {}
         self._stream_refused_until = 0.0
+        self._data_refused_until = 0.0
         self.port = 0
         self.trade_connections = 0
         self.book.listeners.append(self._push_trade_update)
@@ -115,6 +116,18 @@ class FakeAlpacaServer:
         sockets, self._trade_sockets = self._trade_sockets, []
         for ws in sockets:
             await ws.close()
+
+    async def drop_data_stream(self, refuse_for: float = 0.0) -> None:
+        """Close every market-data socket; refuse new ones for `refuse_for` seconds."""
+        self._data_refused_until = asyncio.get_running_loop().time() + refuse_for
+        sockets = list(self._md_sockets)
+        self._md_sockets.clear()
+        for ws in sockets:
+            await ws.close()
+
+    def data_subscriptions(self) -> list[set[str]]:
+        """Quote subscriptions of each connected, authenticated market-data socket."""
+        return [set(symbols) for symbols in self._md_sockets.values()]
 
     def count(self, method: str, path: str) -> int:
         return sum(1 for m, p in self.requests if m == method and p == path)
@@ -383,6 +396,8 @@ class FakeAlpacaServer:
     async def _data_stream(self, request: web.Request) -> web.StreamResponse:
         if request.match_info["feed"] not in {"iex", "sip"}:
             return _error(404, 40410000, "not found")
+        if asyncio.get_running_loop().time() < self._data_refused_until:
+            return _error(503, 50300000, "stream unavailable")
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         await ws.send_bytes(msgpack.packb([{"T": "success", "msg": "connected"}]))

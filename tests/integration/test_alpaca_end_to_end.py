@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
+from tests.fakes.alpaca_fixtures import connect
+from tests.fakes.alpaca_server import FakeAlpacaServer
+
 from repeg.config import ExecutionConfig
 from repeg.domain.events import RunEvent
 from repeg.domain.orders import Side
@@ -12,8 +15,6 @@ from repeg.domain.plan import LegSpec
 from repeg.engine.clock import RealClock
 from repeg.engine.runner import run_execution
 from repeg.report.result import ExecutionResult, RunStatus
-from tests.fakes.alpaca_fixtures import connect, fake_alpaca  # noqa: F401
-from tests.fakes.alpaca_server import FakeAlpacaServer
 
 #: Short waits: the run is in real time against a real HTTP/websocket server.
 FAST_RUN = ExecutionConfig(
@@ -80,5 +81,9 @@ async def test_partial_fills_are_completed_through_cancel_and_remainder(fake_alp
     (buy,) = result.legs
     assert buy.filled_qty == Decimal(30)
     orders = list(fake_alpaca.book.orders.values())
-    assert any(o.status == "canceled" and 0 < o.filled_qty < o.qty for o in orders)  # a partial was worked out
-    assert sum((o.filled_qty for o in orders), Decimal(0)) == Decimal(30)  # never over-filled across the chain
+    assert any(
+        o.status == "canceled" and 0 < o.filled_qty < o.qty for o in orders
+    )  # a partial was worked out
+    assert sum((o.filled_qty for o in orders), Decimal(0)) == Decimal(
+        30
+    )  # never over-filled across the chain

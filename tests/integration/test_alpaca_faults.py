@@ -5,6 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from tests.fakes.alpaca_fixtures import FAST, connect
+from tests.fakes.alpaca_server import FakeAlpacaServer
+from tests.integration.test_alpaca_orders import collect, filled, limit, until
 
 from repeg.brokers.alpaca.adapter import AlpacaBroker
 from repeg.brokers.alpaca.credentials import AlpacaCredentials
@@ -20,14 +23,13 @@ from repeg.errors import (
     RateLimitedError,
 )
 from repeg.market.alpaca_feed import AlpacaQuoteFeed
-from tests.fakes.alpaca_fixtures import FAST, alpaca, connect, fake_alpaca  # noqa: F401
-from tests.fakes.alpaca_server import FakeAlpacaServer
-from tests.integration.test_alpaca_orders import collect, filled, limit, until
 
 Pair = tuple[AlpacaBroker, AlpacaQuoteFeed]
 
 
-async def test_a_429_storm_is_retried_with_the_same_client_order_id_and_creates_one_order(alpaca: Pair, fake_alpaca):
+async def test_a_429_storm_is_retried_with_the_same_client_order_id_and_creates_one_order(
+    alpaca: Pair, fake_alpaca
+):
     broker, _ = alpaca
     fake_alpaca.fail("POST", "/v2/orders", 429, times=4)
     order = await broker.submit_order(limit("r2-L0000-A00", Side.BUY, "1", "90.00"))
@@ -37,7 +39,9 @@ async def test_a_429_storm_is_retried_with_the_same_client_order_id_and_creates_
     assert fake_alpaca.count("GET", "/v2/orders:by_client_order_id") == 0  # a 429 was not executed
 
 
-async def test_a_429_storm_longer_than_the_bound_raises_rate_limited_with_the_broker_message(alpaca: Pair, fake_alpaca):
+async def test_a_429_storm_longer_than_the_bound_raises_rate_limited_with_the_broker_message(
+    alpaca: Pair, fake_alpaca
+):
     broker, _ = alpaca
     fake_alpaca.fail("POST", "/v2/orders", 429, times=50)
     with pytest.raises(RateLimitedError) as info:

@@ -8,6 +8,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import numpy as np
+from tests.fakes.alpaca_matching import FakeBook, Holding
+from tests.fakes.alpaca_server import FakeAlpacaServer
+from tests.integration.test_alpaca_end_to_end import run_through_alpaca
 
 from repeg.brokers.simulator.account import SimAccount
 from repeg.brokers.simulator.broker import SimulatedBroker
@@ -20,10 +23,6 @@ from repeg.engine.runner import run_execution
 from repeg.market.replay import TapeFeed
 from repeg.market.tape import QuoteTape, to_ns
 from repeg.report.result import ExecutionResult
-from tests.fakes.alpaca_fixtures import fake_alpaca  # noqa: F401
-from tests.fakes.alpaca_matching import FakeBook, Holding
-from tests.fakes.alpaca_server import FakeAlpacaServer
-from tests.integration.test_alpaca_end_to_end import run_through_alpaca
 
 START = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 CONFIG = ExecutionConfig(
@@ -93,7 +92,16 @@ def play_script_on(book: FakeBook, script: list[tuple[float, str, str, str]]) ->
 
 def comparable(result: ExecutionResult) -> list[tuple[object, ...]]:
     return [
-        (leg.symbol, leg.side, leg.filled_qty, leg.avg_fill_price, leg.arrival_mid, leg.repegs, leg.escalated, leg.status)
+        (
+            leg.symbol,
+            leg.side,
+            leg.filled_qty,
+            leg.avg_fill_price,
+            leg.arrival_mid,
+            leg.repegs,
+            leg.escalated,
+            leg.status,
+        )
         for leg in result.legs
     ]
 

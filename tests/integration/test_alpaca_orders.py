@@ -6,9 +6,18 @@ import asyncio
 from decimal import Decimal
 
 import pytest
+from tests.fakes.alpaca_server import FakeAlpacaServer
 
 from repeg.brokers.alpaca.adapter import AlpacaBroker
-from repeg.domain.orders import OrderEvent, OrderRequest, OrderStatus, OrderType, OrderUpdate, ReplaceRequest, Side
+from repeg.domain.orders import (
+    OrderEvent,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    ReplaceRequest,
+    Side,
+)
 from repeg.errors import (
     DuplicateClientOrderIdError,
     FractionalQuantityError,
@@ -16,8 +25,6 @@ from repeg.errors import (
     UnknownSymbolError,
 )
 from repeg.market.alpaca_feed import AlpacaQuoteFeed
-from tests.fakes.alpaca_fixtures import alpaca, fake_alpaca  # noqa: F401
-from tests.fakes.alpaca_server import FakeAlpacaServer
 
 Pair = tuple[AlpacaBroker, AlpacaQuoteFeed]
 
@@ -50,10 +57,14 @@ async def until(predicate, timeout: float = 3.0) -> None:
 
 
 def filled(updates: list[OrderUpdate], order_id: str) -> Decimal:
-    return sum((u.fill.qty for u in updates if u.fill is not None and u.order.order_id == order_id), Decimal(0))
+    return sum(
+        (u.fill.qty for u in updates if u.fill is not None and u.order.order_id == order_id), Decimal(0)
+    )
 
 
-async def test_passive_limit_rests_then_fills_at_the_ask_when_marketable(alpaca: Pair, fake_alpaca: FakeAlpacaServer):
+async def test_passive_limit_rests_then_fills_at_the_ask_when_marketable(
+    alpaca: Pair, fake_alpaca: FakeAlpacaServer
+):
     broker, _ = alpaca
     updates = collect(broker)
     order = await broker.submit_order(limit("r1-L0000-A00", Side.BUY, "10", "100.00"))
@@ -90,12 +101,19 @@ async def test_replace_creates_a_new_order_id_and_the_old_goes_replaced(alpaca: 
     updates = collect(broker)
     old = await broker.submit_order(limit("r1-L0002-A00", Side.BUY, "5", "99.00"))
     new = await broker.replace_order(
-        ReplaceRequest(order_id=old.order_id, client_order_id="r1-L0002-A01", qty=Decimal(5), limit_price=Decimal("99.50"))
+        ReplaceRequest(
+            order_id=old.order_id,
+            client_order_id="r1-L0002-A01",
+            qty=Decimal(5),
+            limit_price=Decimal("99.50"),
+        )
     )
     assert new.order_id != old.order_id
     assert new.replaces == old.order_id
     assert new.limit_price == Decimal("99.50")
-    await until(lambda: any(u.event is OrderEvent.REPLACED and u.order.order_id == old.order_id for u in updates))
+    await until(
+        lambda: any(u.event is OrderEvent.REPLACED and u.order.order_id == old.order_id for u in updates)
+    )
 
 
 async def test_replace_of_a_partially_filled_order_is_refused_before_sending(alpaca: Pair, fake_alpaca):
@@ -107,7 +125,12 @@ async def test_replace_of_a_partially_filled_order_is_refused_before_sending(alp
     patches = fake_alpaca.count("PATCH", f"/v2/orders/{order.order_id}")
     with pytest.raises(OrderNotCancelableError) as info:
         await broker.replace_order(
-            ReplaceRequest(order_id=order.order_id, client_order_id="r1-L0003-A01", qty=Decimal(10), limit_price=Decimal("98.00"))
+            ReplaceRequest(
+                order_id=order.order_id,
+                client_order_id="r1-L0003-A01",
+                qty=Decimal(10),
+                limit_price=Decimal("98.00"),
+            )
         )
     assert info.value.status == "partially_filled"
     assert fake_alpaca.count("PATCH", f"/v2/orders/{order.order_id}") == patches
@@ -121,7 +144,12 @@ async def test_replace_racing_a_fill_reports_the_fill_and_refuses(alpaca: Pair, 
     fake_alpaca.book.set_quote("AAPL", Decimal("98.90"), Decimal("99.00"))
     with pytest.raises(OrderNotCancelableError) as info:
         await broker.replace_order(
-            ReplaceRequest(order_id=order.order_id, client_order_id="r1-L0004-A01", qty=Decimal(4), limit_price=Decimal("99.05"))
+            ReplaceRequest(
+                order_id=order.order_id,
+                client_order_id="r1-L0004-A01",
+                qty=Decimal(4),
+                limit_price=Decimal("99.05"),
+            )
         )
     assert info.value.status == "filled"
     assert filled(updates, order.order_id) == 4
@@ -132,12 +160,21 @@ async def test_replace_rejected_by_the_broker_because_the_order_filled(alpaca: P
     order = await broker.submit_order(limit("r1-L0005-A00", Side.SELL, "2", "101.00"))
     fake_alpaca.book.hold_replaces = True
     new = await broker.replace_order(
-        ReplaceRequest(order_id=order.order_id, client_order_id="r1-L0005-A01", qty=Decimal(2), limit_price=Decimal("100.50"))
+        ReplaceRequest(
+            order_id=order.order_id,
+            client_order_id="r1-L0005-A01",
+            qty=Decimal(2),
+            limit_price=Decimal("100.50"),
+        )
     )
     updates = collect(broker)
-    fake_alpaca.book.set_quote("AAPL", Decimal("101.00"), Decimal("101.10"))  # the old order fills while pending
+    fake_alpaca.book.set_quote(
+        "AAPL", Decimal("101.00"), Decimal("101.10")
+    )  # the old order fills while pending
     fake_alpaca.book.complete_replace(order.order_id)
-    await until(lambda: any(u.order.order_id == new.order_id and u.event is OrderEvent.REJECTED for u in updates))
+    await until(
+        lambda: any(u.order.order_id == new.order_id and u.event is OrderEvent.REJECTED for u in updates)
+    )
     assert filled(updates, order.order_id) == 2
     assert filled(updates, new.order_id) == 0
 
@@ -147,7 +184,12 @@ async def test_cancel_while_replace_pending_is_not_cancelable_with_that_state(al
     order = await broker.submit_order(limit("r1-L0006-A00", Side.BUY, "2", "99.00"))
     fake_alpaca.book.hold_replaces = True
     await broker.replace_order(
-        ReplaceRequest(order_id=order.order_id, client_order_id="r1-L0006-A01", qty=Decimal(2), limit_price=Decimal("99.10"))
+        ReplaceRequest(
+            order_id=order.order_id,
+            client_order_id="r1-L0006-A01",
+            qty=Decimal(2),
+            limit_price=Decimal("99.10"),
+        )
     )
     with pytest.raises(OrderNotCancelableError) as info:
         await broker.cancel_order(order.order_id)
@@ -171,7 +213,9 @@ async def test_cancel_is_confirmed_by_a_canceled_update(alpaca: Pair):
     updates = collect(broker)
     order = await broker.submit_order(limit("r1-L0008-A00", Side.BUY, "3", "90.00"))
     await broker.cancel_order(order.order_id)
-    await until(lambda: any(u.event is OrderEvent.CANCELED and u.order.order_id == order.order_id for u in updates))
+    await until(
+        lambda: any(u.event is OrderEvent.CANCELED and u.order.order_id == order.order_id for u in updates)
+    )
 
 
 async def test_get_by_client_order_id_finds_the_order_or_none(alpaca: Pair):
@@ -190,7 +234,9 @@ async def test_list_open_orders_has_only_working_orders(alpaca: Pair):
     assert [o.order_id for o in await broker.list_open_orders()] == [working.order_id]
 
 
-async def test_fractional_qty_of_a_non_fractionable_asset_is_refused_before_sending(alpaca: Pair, fake_alpaca):
+async def test_fractional_qty_of_a_non_fractionable_asset_is_refused_before_sending(
+    alpaca: Pair, fake_alpaca
+):
     broker, _ = alpaca
     with pytest.raises(FractionalQuantityError) as info:
         await broker.submit_order(limit("r1-L0012-A00", Side.BUY, "0.5", "600000.00", symbol="BRK.A"))

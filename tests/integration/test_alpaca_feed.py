@@ -1,0 +1,66 @@
+"""`AlpacaQuoteFeed` against the fake Alpaca: REST seeding, msgpack stream quotes, zero sides, REST fallback."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from tests.integration.test_alpaca_orders import until
+
+from repeg.brokers.alpaca.adapter import AlpacaBroker
+from repeg.domain.quote import QuoteVerdict, assess_quote
+from repeg.market.alpaca_feed import AlpacaQuoteFeed
+
+Pair = tuple[AlpacaBroker, AlpacaQuoteFeed]
+
+
+async def test_subscribe_seeds_the_latest_quote_over_rest(alpaca: Pair):
+    _, feed = alpaca
+    assert feed.latest("AAPL") is None
+    await feed.subscribe(["AAPL", "MSFT"])
+    quote = feed.latest("AAPL")
+    assert quote is not None
+    assert (quote.bid, quote.ask, quote.bid_size) == (Decimal("100.00"), Decimal("100.10"), Decimal(100))
+    assert quote.ts.tzinfo is not None
+
+
+async def test_stream_quotes_replace_the_seeded_quote(alpaca: Pair, fake_alpaca):
+    _, feed = alpaca
+    await feed.subscribe(["AAPL"])
+    await until(feed.connected.is_set)
+    fake_alpaca.book.set_quote("AAPL", Decimal("100.02"), Decimal("100.04"))
+    await until(lambda: (q := feed.latest("AAPL")) is not None and q.bid == Decimal("100.02"))
+
+
+async def test_a_zero_side_is_kept_and_the_core_refuses_to_price_from_it(alpaca: Pair, fake_alpaca):
+    _, feed = alpaca
+    await feed.subscribe(["AAPL"])
+    await until(feed.connected.is_set)
+    fake_alpaca.book.set_quote("AAPL", Decimal("107.00"), Decimal(0))
+    await until(lambda: (q := feed.latest("AAPL")) is not None and q.ask == 0)
+    quote = feed.latest("AAPL")
+    assert quote is not None
+    verdict = assess_quote(quote, quote.ts, timedelta(seconds=5), Decimal(10))
+    assert verdict is QuoteVerdict.ONE_SIDED
+
+
+async def test_rest_fallback_keeps_quotes_fresh_while_the_stream_is_down(alpaca: Pair, fake_alpaca):
+    _, feed = alpaca
+    await feed.subscribe(["AAPL"])
+    await until(feed.connected.is_set)
+    await fake_alpaca.drop_data_stream(refuse_for=5.0)
+    await until(lambda: not feed.connected.is_set())
+    polls = feed.rest_polls
+    fake_alpaca.book.set_quote("AAPL", Decimal("99.50"), Decimal("99.60"))
+    await until(lambda: (q := feed.latest("AAPL")) is not None and q.bid == Decimal("99.50"))
+    assert feed.rest_polls > polls
+
+
+async def test_the_stream_resubscribes_after_a_reconnect(alpaca: Pair, fake_alpaca):
+    _, feed = alpaca
+    await feed.subscribe(["AAPL"])
+    await until(feed.connected.is_set)
+    await fake_alpaca.drop_data_stream(refuse_for=0.1)
+    await until(lambda: not feed.connected.is_set())
+    await until(feed.connected.is_set)
+    await until(lambda: fake_alpaca.data_subscriptions() == [{"AAPL"}])
