@@ -22,7 +22,8 @@ from typing import Final, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from repeg.domain.events import LegPlanned, OrderUpdated, RunEnded, RunEvent, RunStarted
+from repeg.domain.events import LegPlanned, OrderAccepted, OrderUpdated, RunEnded, RunEvent, RunStarted
+from repeg.domain.orders import BrokerOrder
 
 #: Event kinds whose `emit` waits for a synchronous commit.
 DURABLE_KINDS: Final[frozenset[str]] = frozenset(
@@ -103,18 +104,34 @@ def redact(event: RunEvent) -> RunEvent:
     return event.model_copy(update={"config": clean})
 
 
-def fill_notional(event: RunEvent) -> Decimal:
-    """Notional of the execution an event carries (zero for events without a fill)."""
-    if isinstance(event, OrderUpdated) and event.update.fill is not None:
-        return event.update.fill.qty * event.update.fill.price
-    return Decimal(0)
+def _reported_order(event: RunEvent) -> BrokerOrder | None:
+    if isinstance(event, OrderUpdated):
+        return event.update.order
+    if isinstance(event, OrderAccepted):
+        return event.order
+    return None
+
+
+def traded_notional(events: list[RunEvent]) -> Decimal:
+    """Notional traded: per order, its largest reported cumulative fill times that report's average price.
+
+    The same rule the fold uses (`repeg.domain.leg`), so duplicated or polled updates never count twice.
+    """
+    best: dict[str, tuple[Decimal, Decimal]] = {}
+    for event in events:
+        order = _reported_order(event)
+        if order is None or order.filled_avg_price is None:
+            continue
+        filled, _ = best.get(order.client_order_id, (Decimal(0), Decimal(0)))
+        if order.filled_qty > filled:
+            best[order.client_order_id] = (order.filled_qty, order.filled_avg_price)
+    return sum((qty * price for qty, price in best.values()), Decimal(0))
 
 
 def summarize(run_id: str, started: datetime, events: list[RunEvent]) -> RunSummary:
     """Build a run's summary from its events alone."""
     plan_file, broker, status = "", "", UNFINISHED
     legs: set[int] = set()
-    notional = Decimal(0)
     for event in events:
         if isinstance(event, RunStarted):
             plan_file, broker = event.plan.source, event.broker
@@ -122,7 +139,6 @@ def summarize(run_id: str, started: datetime, events: list[RunEvent]) -> RunSumm
             status = event.status
         elif isinstance(event, LegPlanned):
             legs.add(event.spec.index)
-        notional += fill_notional(event)
     return RunSummary(
         run_id=run_id,
         started=started,
@@ -130,7 +146,7 @@ def summarize(run_id: str, started: datetime, events: list[RunEvent]) -> RunSumm
         broker=broker,
         status=status,
         legs=len(legs),
-        notional=notional,
+        notional=traded_notional(events),
     )
 
 
@@ -140,8 +156,8 @@ __all__ = [
     "UNFINISHED",
     "Journal",
     "RunSummary",
-    "fill_notional",
     "is_durable",
     "redact",
     "summarize",
+    "traded_notional",
 ]

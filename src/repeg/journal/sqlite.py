@@ -27,7 +27,7 @@ _INSERT_EVENT = (
 )
 _SUMMARY_QUERY = (
     "SELECT r.run_id, r.started, e.payload FROM runs r LEFT JOIN events e ON e.run_id = r.run_id "
-    "AND e.kind IN ('run_started', 'run_ended', 'leg_planned', 'order_updated') "
+    "AND e.kind IN ('run_started', 'run_ended', 'leg_planned', 'order_accepted', 'order_updated') "
     "ORDER BY r.started, r.run_id, e.seq"
 )
 

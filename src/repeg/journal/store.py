@@ -19,7 +19,7 @@ from repeg.journal.base import RunSummary, is_durable, redact, summarize
 from repeg.journal.writer import InlineWriter, Record, ThreadedWriter, Writer
 
 #: Event kinds a run summary needs (`repeg runs` reads only these).
-SUMMARY_KINDS = ("run_started", "run_ended", "leg_planned", "order_updated")
+SUMMARY_KINDS = ("run_started", "run_ended", "leg_planned", "order_accepted", "order_updated")
 
 
 def to_record(event: RunEvent, seq: int) -> Record:

@@ -1,0 +1,242 @@
+"""`repeg runs`, `repeg show RUN_ID`, `repeg resume RUN_ID`: the journal from the command line.
+
+`show` rebuilds a run from its journal alone: the events in order, then the same results table `repeg run`
+prints, built by the same fold (`domain.run.fold_run`) and result builder (`report.result.build_result`).
+`resume` reconciles an unfinished run with its broker and finishes it (`repeg.journal.resume`).
+
+Heavy imports happen inside the commands so that `repeg --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from repeg.cli.exit_codes import ExitCode, exit_code_for_error, exit_code_for_status
+from repeg.errors import ConfigError, RepegError
+from repeg.journal.factory import DEFAULT_JOURNAL
+
+if TYPE_CHECKING:
+    from repeg.brokers.remote.client import RemoteBroker
+    from repeg.config import ExecutionConfig
+    from repeg.domain.events import RunEvent
+    from repeg.journal.base import Journal
+    from repeg.report.result import ExecutionResult
+
+JournalOption = Annotated[
+    str,
+    typer.Option("--journal", help="Journal: a SQLite file or a postgresql:// DSN.", envvar="REPEG_JOURNAL"),
+]
+SIM_REMOTE = "sim-remote"
+
+
+def _fail(error: RepegError) -> typer.Exit:
+    typer.echo(f"error: {error}", err=True)
+    return typer.Exit(int(exit_code_for_error(error)))
+
+
+def _open(spec: str, *, create: bool = False) -> Journal:
+    from repeg.journal.factory import open_journal
+
+    try:
+        return open_journal(spec, create=create)
+    except RepegError as exc:
+        raise _fail(exc) from exc
+
+
+# --- runs ----------------------------------------------------------------------------------------------------
+
+
+def runs(journal: JournalOption = DEFAULT_JOURNAL) -> None:
+    """List the runs of a journal: id, started, plan file, status, legs and notional traded."""
+    store = _open(journal)
+    try:
+        summaries = store.runs()
+    finally:
+        store.close()
+    table = Table(title=f"runs in {store.location}", title_justify="left")
+    for name in ("run", "started", "plan", "broker", "status", "legs", "notional"):
+        table.add_column(name, justify="right" if name in ("legs", "notional") else "left")
+    for run in summaries:
+        table.add_row(
+            run.run_id,
+            run.started.isoformat(timespec="seconds"),
+            run.plan_file,
+            run.broker,
+            run.status,
+            str(run.legs),
+            f"{run.notional:,.2f}",
+        )
+    Console().print(table)
+
+
+# --- show ----------------------------------------------------------------------------------------------------
+
+
+def _event_detail(event: RunEvent) -> str:
+    """The payload of an event without the fields every event has (they have their own columns)."""
+    data = event.model_dump(mode="json", exclude={"run_id", "ts", "correlation_id", "leg_index", "kind"})
+    return json.dumps(data, separators=(",", ":"))
+
+
+def events_table(events: list[RunEvent]) -> Table:
+    table = Table(title="events", title_justify="left")
+    for name in ("seq", "ts", "leg", "correlation", "kind", "detail"):
+        table.add_column(name, overflow="fold")
+    for seq, event in enumerate(events, start=1):
+        leg = "" if event.leg_index is None else str(event.leg_index)
+        table.add_row(
+            str(seq), event.ts.isoformat(), leg, event.correlation_id, event.kind, _event_detail(event)
+        )
+    return table
+
+
+def result_from_events(events: list[RunEvent]) -> ExecutionResult:
+    """The run's `ExecutionResult`, rebuilt from its events alone (the same fold and builder as a live run)."""
+    from repeg.domain.run import fold_run
+    from repeg.report.result import build_result
+
+    return build_result(fold_run(events))
+
+
+def show(
+    run_id: Annotated[str, typer.Argument(help="The run id (see `repeg runs`).")],
+    journal: JournalOption = DEFAULT_JOURNAL,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON document: the events and the result.")
+    ] = False,
+    events: Annotated[bool, typer.Option(help="List every event before the results.")] = True,
+) -> None:
+    """Every event of a run in order, then its results table, rebuilt from the journal alone."""
+    store = _open(journal)
+    try:
+        recorded = store.events(run_id)
+    except RepegError as exc:
+        raise _fail(exc) from exc
+    finally:
+        store.close()
+    result = result_from_events(recorded)
+    if as_json:
+        document = {
+            "run_id": run_id,
+            "events": [event.model_dump(mode="json") for event in recorded],
+            "result": result.model_dump(mode="json"),
+        }
+        typer.echo(json.dumps(document, indent=2))
+        return
+    console = Console(highlight=False, soft_wrap=False)
+    if events:
+        console.print(events_table(recorded))
+    print_result(console, result)
+
+
+def print_result(console: Console, result: ExecutionResult) -> None:
+    """The results table and quality summary, exactly as `repeg run` prints them."""
+    from repeg.cli.render import quality_table, results_table
+
+    console.print(results_table(result))
+    console.print(quality_table(result))
+
+
+# --- resume --------------------------------------------------------------------------------------------------
+
+
+def config_from_record(record: dict[str, str]) -> ExecutionConfig:
+    """The `ExecutionConfig` a run journaled in `RunStarted.config` (values are JSON text or plain strings)."""
+    from repeg.config import config_from_mapping
+
+    values: dict[str, object] = {}
+    for key, text in record.items():
+        try:
+            values[key] = json.loads(text, parse_float=Decimal)
+        except json.JSONDecodeError:
+            values[key] = text
+    return config_from_mapping(values)
+
+
+def _journaled_config(events: list[RunEvent]) -> ExecutionConfig:
+    from repeg.domain.events import RunStarted
+
+    started = next((event for event in events if isinstance(event, RunStarted)), None)
+    if started is None:
+        raise ConfigError(
+            "run_started", None, "the journal holds no run_started event to take the config from"
+        )
+    return config_from_record(started.config)
+
+
+def _remote(broker: str, sim_url: str | None) -> RemoteBroker:
+    from repeg.brokers.remote.client import RemoteBroker
+
+    if broker != SIM_REMOTE or sim_url is None:
+        raise ConfigError(
+            "broker",
+            broker,
+            f"resume needs a broker that outlives the process: --broker {SIM_REMOTE} --sim-url",
+        )
+    return RemoteBroker(sim_url)
+
+
+async def resume_remote(
+    run_id: str, store: Journal, broker_name: str, sim_url: str | None
+) -> ExecutionResult:
+    """Resume `run_id` on the remote simulator, with Ctrl-C handled as a graceful stop."""
+    from repeg.brokers.remote.client import RemoteFeed
+    from repeg.engine.clock import RealClock
+    from repeg.journal.faults import with_fault_injection
+    from repeg.journal.resume import resume_run
+    from repeg.journal.shutdown import StopReport, run_stoppable, stop_run
+
+    config = _journaled_config(store.events(run_id))
+    broker = _remote(broker_name, sim_url)
+    clock = RealClock()
+    feed = RemoteFeed(broker, clock)
+    sink = with_fault_injection(store)
+    try:
+        outcome = await run_stoppable(
+            resume_run(run_id, store, broker, feed, clock, config=config, sinks=(sink,)),
+            lambda: stop_run(run_id, store, broker, clock, config=config),
+        )
+    finally:
+        await feed.close()
+        await broker.close()
+    if isinstance(outcome, StopReport):
+        typer.echo(outcome.summary(), err=True)
+        raise typer.Exit(int(ExitCode.PARTIAL))
+    return outcome
+
+
+def resume(
+    run_id: Annotated[str, typer.Argument(help="The unfinished run to finish (see `repeg runs`).")],
+    journal: JournalOption = DEFAULT_JOURNAL,
+    broker: Annotated[str, typer.Option(help=f"Broker of the run: {SIM_REMOTE}.")] = SIM_REMOTE,
+    sim_url: Annotated[
+        str | None, typer.Option("--sim-url", help="sim://127.0.0.1:PORT/SESSION of the remote simulator.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON document.")] = False,
+) -> None:
+    """Reconcile an interrupted run with its broker, then finish its remaining legs."""
+    store = _open(journal)
+    try:
+        result = asyncio.run(resume_remote(run_id, store, broker, sim_url))
+    except RepegError as exc:
+        raise _fail(exc) from exc
+    finally:
+        store.close()
+    if as_json:
+        typer.echo(result.model_dump_json(indent=2))
+    else:
+        print_result(Console(highlight=False, soft_wrap=False), result)
+    raise typer.Exit(int(exit_code_for_status(result.status.value)))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("runs")(runs)
+    app.command("show")(show)
+    app.command("resume")(resume)

@@ -1,0 +1,127 @@
+"""What `repeg run` needs from the journal: the journal sink, the same-run-id rule, and remote-simulator runs.
+
+- Every run journals (default `./repeg.db`); the sink is wrapped by the crash test's fault injection when
+  `REPEG_KILL_AT` is set (`repeg.journal.faults`), and inert otherwise.
+- `repeg run --run-id ID` for an ID already in the journal never executes the plan twice: a finished run's
+  result is rebuilt from the journal, an unfinished one is resumed (on a broker that outlives the process).
+- On the remote simulator (`--broker sim-remote --sim-url ...`) the run executes in real time, and SIGINT or
+  SIGTERM stop it gracefully (`repeg.journal.shutdown`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+import typer
+
+from repeg.cli.exit_codes import ExitCode
+from repeg.errors import JournalError
+
+if TYPE_CHECKING:
+    from repeg.config import ExecutionConfig
+    from repeg.domain.events import EventSink
+    from repeg.domain.plan import Plan
+    from repeg.journal.base import Journal
+    from repeg.report.result import ExecutionResult
+
+
+@contextmanager
+def opened_journal(spec: str) -> Iterator[Journal]:
+    """The run's journal, closed (everything committed) when the block ends, even on error."""
+    from repeg.journal.factory import open_journal
+
+    journal = open_journal(spec)
+    try:
+        yield journal
+    finally:
+        journal.close()
+
+
+def journal_sink(journal: Journal) -> EventSink:
+    """The sink a run emits into: the journal, behind the fault-injection hook when it is armed."""
+    from repeg.journal.faults import with_fault_injection
+
+    return with_fault_injection(journal)
+
+
+def finished_result(journal: Journal, run_id: str | None) -> ExecutionResult | None:
+    """For an in-process run: the result of `run_id` if it already ended; None when the id is new.
+
+    Raises `JournalError` for an unfinished run: the in-process simulator's orders died with that process, so
+    there is nothing to resume against (remote brokers resume instead, see `run_remote`).
+    """
+    from repeg.domain.run import fold_run
+    from repeg.report.result import build_result
+
+    if run_id is None or not journal.has_run(run_id):
+        return None
+    state = fold_run(journal.events(run_id))
+    if state.status is None:
+        raise JournalError(
+            f"run {run_id} is unfinished, and the in-process simulator it ran on is gone; use a new --run-id"
+        )
+    return build_result(state)
+
+
+async def _remote_run(
+    plan: Plan,
+    config: ExecutionConfig,
+    run_id: str,
+    *,
+    journal: Journal,
+    sim_url: str,
+    sinks: Sequence[EventSink],
+) -> ExecutionResult:
+    from repeg.api import execute_async
+    from repeg.brokers.remote.client import RemoteBroker, RemoteFeed
+    from repeg.engine.clock import RealClock
+    from repeg.journal.resume import has_orders, resume_run
+    from repeg.journal.shutdown import StopReport, run_stoppable, stop_run
+
+    broker = RemoteBroker(sim_url)
+    clock = RealClock()
+    feed = RemoteFeed(broker, clock)
+    all_sinks = (journal_sink(journal), *sinks)
+    resuming = journal.has_run(run_id) and has_orders(journal.events(run_id))
+    work = (
+        resume_run(run_id, journal, broker, feed, clock, config=config, sinks=all_sinks)
+        if resuming
+        else execute_async(plan, broker, feed, clock, config, run_id=run_id, sinks=all_sinks)
+    )
+    try:
+        outcome = await run_stoppable(work, lambda: stop_run(run_id, journal, broker, clock, config=config))
+    finally:
+        await feed.close()
+        await broker.close()
+    if isinstance(outcome, StopReport):
+        typer.echo(outcome.summary(), err=True)
+        raise typer.Exit(int(ExitCode.PARTIAL))
+    return outcome
+
+
+def run_remote(
+    plan: Plan,
+    config: ExecutionConfig,
+    *,
+    run_id: str | None,
+    journal: Journal,
+    sim_url: str | None,
+    sinks: Sequence[EventSink] = (),
+) -> ExecutionResult:
+    """Execute (or, for a known unfinished `run_id`, resume) `plan` on the remote simulator in real time."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from repeg.api import default_run_id
+    from repeg.errors import ConfigError
+
+    if sim_url is None:
+        raise ConfigError(
+            "--sim-url", None, "--broker sim-remote needs --sim-url sim://127.0.0.1:PORT/SESSION"
+        )
+    # The run id must be known before the run starts so that a graceful stop can find the run in the journal.
+    chosen = run_id or default_run_id(plan, datetime.now(UTC))
+    typer.echo(f"run {chosen} (journal {journal.location})", err=True)
+    return asyncio.run(_remote_run(plan, config, chosen, journal=journal, sim_url=sim_url, sinks=sinks))
