@@ -1,0 +1,148 @@
+"""The facade: run a plan against a broker, from the account as it stands, to an `ExecutionResult`.
+
+`execute_async` is the one entry point every front end uses (the CLI, `execute`, tests). It is the imperative
+shell around the pure planning core:
+
+1. read the account, positions and asset facts from the broker (unknown symbol -> `UnknownSymbolError`);
+2. take arrival prices (valid quote mids) from the feed, waiting at most `config.quote_wait` for them;
+3. derive the legs (`planning.derive`) and apply the safety rails (`planning.checks`);
+4. hand the legs to the engine (`engine.runner.run_execution`).
+
+Every refusal in steps 1-3 is a typed error raised before any order is sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+import structlog
+
+from repeg.brokers.base import Broker
+from repeg.config import ExecutionConfig
+from repeg.domain.account import Asset
+from repeg.domain.events import EventSink
+from repeg.domain.ids import new_run_id, validate_run_id
+from repeg.domain.plan import Plan
+from repeg.domain.quote import Quote, QuoteVerdict, assess_quote
+from repeg.engine.clock import Clock, run_virtual
+from repeg.engine.runner import run_execution
+from repeg.logging import bind_run
+from repeg.market.base import QuoteFeed
+from repeg.planning.checks import check_safety
+from repeg.planning.derive import derive_legs, plan_symbols
+from repeg.planning.parse import load_plan
+from repeg.report.result import ExecutionResult
+
+log = structlog.get_logger("repeg.api")
+
+
+def plan_digest(plan: Plan) -> str:
+    """A stable digest of a plan's content (its rows, not its file name)."""
+    rows = plan.model_dump_json(include={"kind", "trades", "weights"})
+    return hashlib.sha256(rows.encode()).hexdigest()
+
+
+def default_run_id(plan: Plan, now: datetime) -> str:
+    """A run id derived from the start time and the plan: deterministic, no hidden randomness."""
+    return new_run_id(f"{now.isoformat()}|{plan_digest(plan)}")
+
+
+def as_plan(plan: Plan | str | Path) -> Plan:
+    """Accept a parsed plan or the path of a plan file."""
+    return plan if isinstance(plan, Plan) else load_plan(Path(plan))
+
+
+def valid_mid(quote: Quote | None, now: datetime, config: ExecutionConfig) -> Decimal | None:
+    """The quote's mid if it may be priced from now (see `assess_quote`), else None."""
+    verdict = assess_quote(quote, now, config.quote_age_limit, config.max_spread_pct)
+    return quote.mid if quote is not None and verdict is QuoteVerdict.VALID else None
+
+
+async def arrival_prices(
+    feed: QuoteFeed, clock: Clock, symbols: Sequence[str], config: ExecutionConfig
+) -> dict[str, Decimal]:
+    """Mid of the first valid quote of each symbol, waiting up to `config.quote_wait` for the missing ones.
+
+    Symbols still without a valid quote at the deadline are absent from the result (their trades are skipped).
+    """
+    deadline = clock.now() + config.quote_wait_limit
+    prices: dict[str, Decimal] = {}
+    while True:
+        now = clock.now()
+        for symbol in symbols:
+            mid = prices.get(symbol) or valid_mid(feed.latest(symbol), now, config)
+            if mid is not None:
+                prices[symbol] = mid
+        if len(prices) == len(symbols) or now >= deadline:
+            return prices
+        await clock.sleep_until(min(now + config.check_interval, deadline))
+
+
+async def _assets(broker: Broker, symbols: Iterable[str]) -> dict[str, Asset]:
+    return {symbol: await broker.get_asset(symbol) for symbol in symbols}
+
+
+async def execute_async(
+    plan: Plan | str | Path,
+    broker: Broker,
+    feed: QuoteFeed,
+    clock: Clock,
+    config: ExecutionConfig | None = None,
+    *,
+    run_id: str | None = None,
+    sinks: Sequence[EventSink] = (),
+) -> ExecutionResult:
+    """Execute `plan` against `broker`, pricing from `feed`, timed by `clock`.
+
+    Raises `PlanError` (bad plan, unknown or non-tradable symbol), `SafetyLimitError` or `BrokerError` before
+    any order is sent; once the engine runs, outcomes are reported in the result, not raised.
+    """
+    plan = as_plan(plan)
+    config = config or ExecutionConfig()
+    run_id = validate_run_id(run_id or default_run_id(plan, clock.now()))
+    with bind_run(run_id):
+        symbols = plan_symbols(plan)
+        account = await broker.get_account()
+        positions = await broker.get_positions()
+        assets = await _assets(broker, symbols)
+        held = [position.symbol for position in positions if position.symbol not in assets]
+        await feed.subscribe([*symbols, *held])
+        prices = await arrival_prices(feed, clock, symbols, config)
+        prices.update(_held_prices(feed, clock, held, config))
+        legs, skipped = derive_legs(plan, account, positions, assets, prices, config=config)
+        notional = check_safety(legs, prices, config)
+        log.info("plan_derived", legs=len(legs), skipped=len(skipped), notional=notional, source=plan.source)
+        return await run_execution(
+            legs, skipped, broker, feed, clock, config, run_id=run_id, sinks=tuple(sinks), plan=plan
+        )
+
+
+def _held_prices(
+    feed: QuoteFeed, clock: Clock, symbols: Iterable[str], config: ExecutionConfig
+) -> Mapping[str, Decimal]:
+    """Valid mids of held symbols outside the plan, as they stand now (used only to value equity)."""
+    now = clock.now()
+    mids = {symbol: valid_mid(feed.latest(symbol), now, config) for symbol in symbols}
+    return {symbol: mid for symbol, mid in mids.items() if mid is not None}
+
+
+def execute(
+    plan: Plan | str | Path,
+    broker: Broker,
+    feed: QuoteFeed,
+    clock: Clock,
+    config: ExecutionConfig | None = None,
+    *,
+    run_id: str | None = None,
+    sinks: Sequence[EventSink] = (),
+) -> ExecutionResult:
+    """`execute_async` on a fresh virtual-time event loop: for simulated brokers, whose clock is virtual."""
+
+    async def main() -> ExecutionResult:
+        return await execute_async(plan, broker, feed, clock, config, run_id=run_id, sinks=sinks)
+
+    return run_virtual(main)

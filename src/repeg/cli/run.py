@@ -1,0 +1,176 @@
+"""`repeg run PLAN`: execute a plan on the simulator, with a live view, a results table and an exit code.
+
+stdout carries results only: the tables, or with `--json` exactly one JSON document (the `ExecutionResult`).
+Logs and errors go to stderr; an error is one line naming what was wrong (file, row, field and value for a
+plan defect). The exit code says how the run ended (see `repeg.cli.exit_codes`).
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import structlog
+import typer
+from rich.console import Console
+
+from repeg.cli.exit_codes import ExitCode, exit_code_for_error, exit_code_for_status
+from repeg.errors import ConfigError, RepegError
+from repeg.logging import configure_logging
+
+if TYPE_CHECKING:
+    from repeg.domain.events import EventSink
+    from repeg.report.result import ExecutionResult
+
+BROKERS: tuple[str, ...] = ("simulator", "sim-remote")
+
+log = structlog.get_logger("repeg.cli")
+
+PlanArg = Annotated[
+    Path, typer.Argument(help="Trade list or target weights (.csv or .json).", show_default=False)
+]
+QuotesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--quotes", help="Replay this quote file (CSV, CSV.gz or Parquet) instead of a synthetic market."
+    ),
+]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="TOML with [execution] and [simulator] tables.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON document on stdout.")]
+LogJsonOpt = Annotated[bool, typer.Option("--log-json", help="Log JSON lines to stderr.")]
+LogLevelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--log-level", help="debug, info, warning or error (default: warning; info with --log-json)."
+    ),
+]
+SeedOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--seed", min=0, help="Seed of the synthetic market and partial fills (default: [simulator] seed)."
+    ),
+]
+RunIdOpt = Annotated[
+    str | None, typer.Option("--run-id", help="Run id (default: derived from plan and start time).")
+]
+BrokerOpt = Annotated[str, typer.Option("--broker", help="Where to execute: simulator or sim-remote.")]
+JournalOpt = Annotated[
+    str,
+    typer.Option("--journal", help="Journal: a SQLite file or a postgresql:// DSN.", envvar="REPEG_JOURNAL"),
+]
+SimUrlOpt = Annotated[
+    str | None, typer.Option("--sim-url", help="sim://127.0.0.1:PORT/SESSION (with --broker sim-remote).")
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+
+
+def run(
+    plan: PlanArg,
+    *,
+    quotes: QuotesOpt = None,
+    config: ConfigOpt = None,
+    json_output: JsonOpt = False,
+    log_json: LogJsonOpt = False,
+    log_level: LogLevelOpt = None,
+    seed: SeedOpt = None,
+    run_id: RunIdOpt = None,
+    broker: BrokerOpt = "simulator",
+    journal: JournalOpt = "repeg.db",
+    sim_url: SimUrlOpt = None,
+) -> None:
+    """Execute PLAN: sells first, then buys, with pegged limits, re-pegs and escalation."""
+    configure_logging(json_output=log_json, level=log_level or ("info" if log_json else "warning"))
+    out = Console(highlight=False, soft_wrap=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    show_live = not json_output and out.is_terminal
+    try:
+        result = _execute(
+            plan,
+            quotes=quotes,
+            config=config,
+            seed=seed,
+            run_id=run_id,
+            broker=broker,
+            live_console=out if show_live else None,
+            journal=journal,
+            sim_url=sim_url,
+        )
+    except RepegError as exc:
+        err.print(f"error: {exc}", markup=False)
+        raise typer.Exit(exit_code_for_error(exc)) from None
+    except Exception as exc:
+        log.exception("internal_error")
+        err.print(f"internal error: {type(exc).__name__}: {exc}", markup=False)
+        raise typer.Exit(ExitCode.INTERNAL) from None
+    if json_output:
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+    else:
+        from repeg.cli.render import quality_table, results_table
+
+        out.print(results_table(result))
+        out.print(quality_table(result))
+    raise typer.Exit(exit_code_for_status(result.status))
+
+
+def _execute(
+    plan_path: Path,
+    *,
+    quotes: Path | None,
+    config: Path | None,
+    seed: int | None,
+    run_id: str | None,
+    broker: str,
+    live_console: Console | None,
+    journal: str = "repeg.db",
+    sim_url: str | None = None,
+) -> ExecutionResult:
+    """Load everything (refusing bad input before any order), then run on the simulator."""
+    from repeg.api import default_run_id
+    from repeg.cli.settings import load_settings
+    from repeg.market.loaders import load_quotes
+    from repeg.planning.parse import load_plan
+    from repeg.simulation import simulate
+
+    if broker not in BROKERS:
+        raise ConfigError("--broker", broker, f"unknown broker (known: {', '.join(BROKERS)})")
+    settings = load_settings(config)
+    plan = load_plan(plan_path)
+    # The shell names the run from the wall clock, so that two invocations never share an id (a simulated
+    # run's virtual start time is the same every time); the engine itself never reads wall time.
+    run_id = run_id or default_run_id(plan, datetime.now(UTC))
+    tape = None if quotes is None else load_quotes(quotes)
+    with ExitStack() as stack:
+        from repeg.cli.journal_run import finished_result, journal_sink, opened_journal, run_remote
+
+        store = stack.enter_context(opened_journal(journal))
+        sinks: list[EventSink] = []
+        if live_console is not None:
+            from repeg.cli.live import LiveView
+
+            sinks.append(stack.enter_context(LiveView(live_console)))
+        if broker == "sim-remote":
+            return run_remote(
+                plan, settings.execution, run_id=run_id, journal=store, sim_url=sim_url, sinks=sinks
+            )
+        done = finished_result(store, run_id)
+        if done is not None:
+            return done
+        sinks.insert(0, journal_sink(store))
+        return simulate(
+            plan,
+            account=settings.account,
+            config=settings.execution,
+            tape=tape,
+            market=settings.market,
+            seed=settings.seed if seed is None else seed,
+            run_id=run_id,
+            sinks=sinks,
+        )

@@ -1,0 +1,69 @@
+"""A run's TOML configuration file: `[execution]` and `[simulator]` (with `[simulator.market]`).
+
+Every key is validated before anything runs; the first bad one raises `ConfigError` naming it. Unknown
+top-level tables are refused too, so that a typo (`[executon]`) cannot silently fall back to defaults.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from repeg.brokers.simulator.account import SimAccount
+from repeg.config import ExecutionConfig, config_from_mapping
+from repeg.errors import ConfigError
+from repeg.simulation import (
+    MARKET_KEY,
+    MarketSettings,
+    account_from_mapping,
+    market_from_mapping,
+    seed_from_mapping,
+)
+
+EXECUTION = "execution"
+SIMULATOR = "simulator"
+#: Top-level tables a run configuration may hold. Modules that add settings add their table here.
+KNOWN_TABLES: tuple[str, ...] = (EXECUTION, SIMULATOR)
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    account: SimAccount = field(default_factory=SimAccount)
+    market: MarketSettings = field(default_factory=MarketSettings)
+    #: Seed of the synthetic market and of the simulator's partial fills (`--seed` overrides it).
+    seed: int = 0
+
+
+def _table(raw: Mapping[str, object], key: str) -> Mapping[str, object]:
+    value = raw.get(key, {})
+    if not isinstance(value, Mapping):
+        raise ConfigError(key, value, "must be a table")
+    return value
+
+
+def settings_from_mapping(raw: Mapping[str, object]) -> RunSettings:
+    """Validate a parsed TOML document."""
+    for key in raw:
+        if key not in KNOWN_TABLES:
+            raise ConfigError(key, None, f"unknown table (known: {', '.join(KNOWN_TABLES)})")
+    simulator = _table(raw, SIMULATOR)
+    return RunSettings(
+        execution=config_from_mapping(_table(raw, EXECUTION)),
+        account=account_from_mapping(simulator),
+        market=market_from_mapping(_table(simulator, MARKET_KEY)),
+        seed=seed_from_mapping(simulator),
+    )
+
+
+def load_settings(path: Path | None) -> RunSettings:
+    """Read a run configuration file; None gives every default."""
+    if path is None:
+        return RunSettings()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(str(path), None, f"cannot read TOML: {exc}") from exc
+    return settings_from_mapping(raw)
