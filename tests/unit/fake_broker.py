@@ -51,8 +51,9 @@ def quote(symbol: str, bid: str, ask: str, ts: datetime, size: str = "100") -> Q
 class FakeFeed:
     """Latest quote per symbol, set by the test (directly or on the clock with `at`)."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, *, fresh: bool = True) -> None:
         self._clock = clock
+        self._fresh = fresh
         self._quotes: dict[str, Quote] = {}
         self.listeners: list[Callable[[], None]] = []
         self.subscribed: list[str] = []
@@ -61,7 +62,11 @@ class FakeFeed:
         self.subscribed.extend(symbols)
 
     def latest(self, symbol: str) -> Quote | None:
-        return self._quotes.get(symbol)
+        """With `fresh`, the quote is re-stamped now (as if it kept being re-published unchanged)."""
+        q = self._quotes.get(symbol)
+        if q is None or not self._fresh:
+            return q
+        return q.model_copy(update={"ts": self._clock.now()})
 
     def set(self, symbol: str, bid: str, ask: str) -> None:
         self._quotes[symbol] = quote(symbol, bid, ask, self._clock.now())
@@ -98,6 +103,7 @@ class FakeBroker:
         self.sinks: list[Callable[[OrderUpdate], None]] = []
         self.cancel_latency = timedelta(0)
         self.fill_before_cancel: dict[str, Decimal] = {}
+        self.fill_before_replace: dict[str, Decimal] = {}
         self.refuse_replace = False
         self.reject_symbols: set[str] = set()
         self.positions: dict[str, Decimal] = {}
@@ -129,6 +135,8 @@ class FakeBroker:
 
     async def replace_order(self, request: ReplaceRequest) -> BrokerOrder:
         self.requests.append(request)
+        if request.order_id in self.fill_before_replace:
+            self.fill(request.order_id, self.fill_before_replace.pop(request.order_id))
         old = self._get(request.order_id)
         if self.refuse_replace or old.status.is_terminal:
             raise OrderNotCancelableError(old.order_id, old.status.value)
@@ -210,6 +218,15 @@ class FakeBroker:
             filled_avg_price=avg,
             fill=Fill(order_id=order_id, qty=qty, price=px, ts=self._clock.now()),
         )
+
+    def open_order(self, symbol: str) -> BrokerOrder:
+        """The one open order of `symbol` (the test's script expects exactly one)."""
+        (order,) = [o for o in self.orders.values() if o.symbol == symbol and o.status.is_open]
+        return order
+
+    def fill_open_at(self, when: datetime, symbol: str, qty: Decimal, price: Decimal | None = None) -> None:
+        """At `when`, execute `qty` of whatever order of `symbol` is open then."""
+        self._clock.call_at(when, lambda: self.fill(self.open_order(symbol).order_id, qty, price))
 
     def order_for(self, client_order_id: str) -> BrokerOrder:
         return self.orders[self.by_client[client_order_id]]

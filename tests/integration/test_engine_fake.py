@@ -1,0 +1,331 @@
+"""The engine end to end on virtual time against the scripted fake broker: re-pegs, escalation, races, ends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+
+from tests.unit.fake_broker import T0, FakeBroker, FakeFeed
+
+from repeg.config import EscalationStyle, ExecutionConfig
+from repeg.domain.events import (
+    IntentAction,
+    LegEscalated,
+    LegFinished,
+    OrderFailed,
+    OrderIntent,
+    OrderUpdated,
+    PhaseEnded,
+    PhaseStarted,
+    RunEvent,
+)
+from repeg.domain.lifecycle import LegStatus
+from repeg.domain.orders import OrderEvent, OrderType, Side
+from repeg.domain.plan import LegSpec
+from repeg.domain.run import fold_run
+from repeg.engine.clock import VirtualClock, run_virtual
+from repeg.engine.runner import ParentOrder, run_basket, run_execution
+from repeg.report.result import ExecutionResult, RunStatus, build_result
+
+CONFIG = ExecutionConfig()
+
+
+def at(seconds: float):
+    return T0 + timedelta(seconds=seconds)
+
+
+@dataclass
+class Recorder:
+    events: list[RunEvent] = field(default_factory=list)
+
+    async def emit(self, event: RunEvent) -> None:
+        self.events.append(event)
+
+    def of(self, kind: type) -> list:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    def intents(self, action: IntentAction) -> list[OrderIntent]:
+        return [e for e in self.of(OrderIntent) if e.action is action]
+
+
+@dataclass
+class World:
+    clock: VirtualClock
+    feed: FakeFeed
+    broker: FakeBroker
+    sink: Recorder
+
+
+Script = Callable[[World], None]
+
+
+def execute(
+    specs: Sequence[LegSpec],
+    script: Script = lambda w: None,
+    config: ExecutionConfig = CONFIG,
+    *,
+    fresh: bool = True,
+    **broker_options: object,
+) -> tuple[ExecutionResult, World]:
+    async def main() -> tuple[ExecutionResult, World]:
+        clock = VirtualClock(T0)
+        feed = FakeFeed(clock, fresh=fresh)
+        broker = FakeBroker(clock, feed, **broker_options)  # type: ignore[arg-type]
+        world = World(clock, feed, broker, Recorder())
+        feed.set("XYZ", "100.00", "100.08")
+        script(world)
+        result = await run_execution(specs, [], broker, feed, clock, config, run_id="t", sinks=[world.sink])
+        return result, world
+
+    return run_virtual(main)
+
+
+BUY = [LegSpec(index=0, symbol="XYZ", side=Side.BUY, qty=Decimal(100))]
+SELL = [LegSpec(index=0, symbol="XYZ", side=Side.SELL, qty=Decimal(100))]
+
+
+def test_result_equals_the_fold_of_the_published_events() -> None:
+    result, world = execute(BUY)
+    assert build_result(fold_run(world.sink.events)) == result
+
+
+def test_passive_fill_completes_without_repeg() -> None:
+    result, _ = execute(BUY, lambda w: w.feed.at(at(5), "XYZ", "99.96", "100.00"))
+    (leg,) = result.legs
+    assert result.status is RunStatus.COMPLETED
+    assert leg.status is LegStatus.FILLED
+    assert leg.repegs == 0
+    assert leg.avg_fill_price == Decimal("100.00")
+    assert leg.time_to_complete_s == 5.0
+    assert result.quality.fill_rate_before_escalation == Decimal(1)
+
+
+def test_phase_ends_a_grace_window_after_the_last_leg_finished() -> None:
+    _, world = execute(BUY, lambda w: w.feed.at(at(5), "XYZ", "99.96", "100.00"))
+    (ended,) = world.sink.of(PhaseEnded)
+    assert ended.ts == at(5) + CONFIG.grace
+
+
+def test_repeg_price_sequence_climbs_the_ladder_from_the_current_quote() -> None:
+    result, world = execute(BUY)
+    limits = [e.limit_price for e in world.sink.of(OrderIntent) if e.limit_price is not None]
+    assert limits == [Decimal("100.00"), Decimal("100.04"), Decimal("100.06"), Decimal("100.08")]
+    assert [e.ts for e in world.sink.intents(IntentAction.REPLACE)] == [at(10), at(20), at(30)]
+    (leg,) = result.legs
+    assert leg.repegs == 3
+    assert not leg.escalated
+    assert leg.avg_fill_price == Decimal("100.08")
+    assert len(leg.order_ids) == 4
+
+
+def test_repeg_follows_a_moving_quote() -> None:
+    _, world = execute(BUY, lambda w: w.feed.at(at(8), "XYZ", "100.10", "100.20"))
+    first_replace = world.sink.intents(IntentAction.REPLACE)[0]
+    assert first_replace.limit_price == Decimal("100.15")
+
+
+def test_without_replace_a_repeg_cancels_confirms_then_submits() -> None:
+    result, world = execute(BUY, supports_replace=False)
+    submits = world.broker.submitted()
+    assert [s.limit_price for s in submits] == [
+        Decimal("100.00"),
+        Decimal("100.04"),
+        Decimal("100.06"),
+        Decimal("100.08"),
+    ]
+    assert [s.client_order_id for s in submits][:2] == ["t-L0000-A00", "t-L0000-A01"]
+    assert len(world.broker.cancels()) == 3
+    assert result.legs[0].repegs == 3
+
+
+def test_partially_filled_order_is_repegged_by_cancel_for_the_remainder_only() -> None:
+    _, world = execute(BUY, lambda w: w.broker.fill_open_at(at(5), "XYZ", Decimal(30)))
+    submits = world.broker.submitted()
+    assert world.broker.cancels() == ["cancel:o1"]
+    assert submits[1].qty == Decimal(70)
+    assert all(r.order_id != "o1" for r in world.broker.replaced())
+
+
+def test_escalates_only_after_the_cancel_is_confirmed_and_only_the_remainder() -> None:
+    def script(w: World) -> None:
+        w.broker.cancel_latency = timedelta(seconds=2)
+        w.broker.fill_open_at(at(5), "XYZ", Decimal(30))
+
+    result, world = execute(BUY, script, auto_fill=False, supports_replace=False)
+    events = world.sink.events
+    (escalated,) = world.sink.of(LegEscalated)
+    assert escalated.reason == "steps_exhausted"
+    assert escalated.remaining_qty == Decimal(70)
+    market = [e for e in world.sink.intents(IntentAction.SUBMIT) if e.order_type is OrderType.MARKET]
+    assert [m.qty for m in market] == [Decimal(70)]
+    start = events.index(escalated)
+    confirmation = next(
+        i
+        for i, e in enumerate(events)
+        if i > start and isinstance(e, OrderUpdated) and e.update.event is OrderEvent.CANCELED
+    )
+    assert events.index(market[0]) > confirmation
+    assert market[0].ts == escalated.ts + timedelta(seconds=2)
+    assert result.legs[0].escalated
+
+
+def test_fill_racing_the_escalation_cancel_sends_nothing() -> None:
+    def script(w: World) -> None:
+        w.feed.set("XYZ", "100.00", "100.01")  # one tick: the ladder never changes the price before step 3
+        w.broker.auto_fill = False
+
+        def arm() -> None:
+            w.broker.fill_before_cancel[w.broker.open_order("XYZ").order_id] = Decimal(100)
+
+        w.clock.call_at(at(35), arm)
+
+    result, world = execute(BUY, script)
+    assert not [r for r in world.broker.submitted() if r.order_type is OrderType.MARKET]
+    (refused,) = world.sink.of(OrderFailed)
+    assert refused.action is IntentAction.CANCEL
+    assert refused.error == "OrderNotCancelableError"
+    assert result.legs[0].status is LegStatus.FILLED
+    assert result.legs[0].filled_qty == Decimal(100)
+
+
+def test_fill_racing_a_replace_is_reconciled_and_nothing_more_is_sent() -> None:
+    def script(w: World) -> None:
+        w.broker.auto_fill = False
+        w.clock.call_at(at(9), lambda: w.broker.fill_before_replace.update({"o1": Decimal(100)}))
+
+    result, world = execute(BUY, script)
+    (refused,) = world.sink.of(OrderFailed)
+    assert refused.action is IntentAction.REPLACE
+    assert len(world.broker.submitted()) == 1
+    assert result.status is RunStatus.COMPLETED
+
+
+def test_stall_escalates_when_nothing_happens_while_orders_work() -> None:
+    result, world = execute(BUY, fresh=False)  # the quote goes stale: no re-peg, no update, no new quote
+    (escalated,) = world.sink.of(LegEscalated)
+    assert escalated.reason == "stall"
+    assert escalated.ts == at(20)
+    assert result.legs[0].status is LegStatus.FILLED
+
+
+def test_deadline_escalates_and_the_hard_stop_ends_unfilled_legs_incomplete() -> None:
+    config = ExecutionConfig(
+        repeg_steps=(Decimal("0.25"), Decimal("0.5"), Decimal("0.75"), Decimal("1.0")),
+        max_total_wait=30,
+        escalation=EscalationStyle.COLLARED_LIMIT,
+    )
+    result, world = execute(BUY, config=config, auto_fill=False)
+    (escalated,) = world.sink.of(LegEscalated)
+    assert escalated.reason == "deadline"
+    assert escalated.ts == at(30)
+    (finished,) = world.sink.of(LegFinished)
+    assert finished.status == "incomplete"
+    assert finished.ts == at(40)  # hard stop = deadline + fill_wait; the cancel is confirmed at once
+    assert result.status is RunStatus.FAILED
+    assert result.counts.incomplete == 1
+
+
+def test_no_valid_quote_within_quote_wait_skips_the_leg() -> None:
+    specs = [LegSpec(index=0, symbol="NOQ", side=Side.SELL, qty=Decimal(5))]
+    result, world = execute(specs)
+    (finished,) = world.sink.of(LegFinished)
+    assert finished.status == "skipped"
+    assert finished.ts == at(30)
+    assert result.status is RunStatus.COMPLETED_WITH_SKIPS
+    assert not world.broker.submitted()
+
+
+def test_broker_rejection_fails_the_leg_with_the_broker_message() -> None:
+    result, _ = execute(BUY, lambda w: w.broker.reject_symbols.add("XYZ"))
+    (leg,) = result.legs
+    assert leg.status is LegStatus.FAILED
+    assert leg.error is not None
+    assert "insufficient buying power" in leg.error
+    assert result.status is RunStatus.FAILED
+
+
+def test_a_repeg_outside_the_price_collar_is_refused_and_the_order_cancelled() -> None:
+    result, world = execute(BUY, lambda w: w.feed.at(at(8), "XYZ", "110.00", "110.08"), auto_fill=False)
+    (leg,) = result.legs
+    assert leg.status is LegStatus.FAILED
+    assert leg.error is not None
+    assert "price_collar_pct" in leg.error
+    assert len(world.broker.cancels()) == 1
+    assert not world.broker.replaced()
+
+
+def test_a_broker_without_pushed_updates_is_polled() -> None:
+    result, world = execute(BUY, lambda w: w.feed.at(at(5), "XYZ", "99.96", "100.00"), pushes_updates=False)
+    assert result.status is RunStatus.COMPLETED
+    polled = world.sink.of(OrderUpdated)
+    assert polled[-1].update.event is OrderEvent.FILL
+    assert polled[-1].ts == at(5)  # learned by the poll due at 5 s (wait_between_checks = 1 s)
+
+
+SELL_THEN_BUY = [
+    LegSpec(index=0, symbol="XYZ", side=Side.SELL, qty=Decimal(100)),
+    LegSpec(index=1, symbol="ABC", side=Side.BUY, qty=Decimal(300)),
+    LegSpec(index=2, symbol="DEF", side=Side.BUY, notional=Decimal(2000), whole_shares=True),
+]
+
+
+def buy_world(w: World) -> None:
+    w.feed.set("ABC", "9.99", "10.00")
+    w.feed.set("DEF", "19.99", "20.00")
+    w.feed.at(at(3), "XYZ", "100.08", "100.10")  # the sell fills passively at 3 s
+
+
+def test_the_buy_phase_starts_only_after_every_sell_finished() -> None:
+    _, world = execute(SELL_THEN_BUY, buy_world)
+    sell_end = next(e for e in world.sink.of(PhaseEnded) if e.side is Side.SELL)
+    first_buy = next(e for e in world.sink.intents(IntentAction.SUBMIT) if e.leg_index in (1, 2))
+    assert first_buy.ts >= sell_end.ts
+    assert world.broker.orders["o1"].status.is_terminal
+
+
+def test_notional_buy_is_sized_from_the_quote_in_whole_shares() -> None:
+    result, _ = execute(SELL_THEN_BUY, buy_world)
+    assert result.legs[2].requested_qty == Decimal(100)  # 2000 / 20.00
+    assert result.status is RunStatus.COMPLETED
+
+
+def test_buys_are_scaled_down_when_proceeds_fall_short() -> None:
+    def script(w: World) -> None:
+        buy_world(w)
+        w.broker.buying_power = Decimal(2500)
+
+    result, world = execute(SELL_THEN_BUY, script)
+    buy_phase = next(e for e in world.sink.of(PhaseStarted) if e.side is Side.BUY)
+    assert buy_phase.scale < 1
+    assert buy_phase.buying_power == Decimal(2500)
+    requested = {leg.index: leg.requested_qty for leg in result.legs}
+    assert requested[1] == (Decimal(300) * buy_phase.scale).quantize(Decimal("1e-9"), rounding="ROUND_DOWN")
+    assert buy_phase.scale == Decimal("0.497512")  # 2500 / ((300 * 10.00 + 100 * 20.00) * 1.005)
+    assert requested[2] == Decimal(49)  # 100 whole shares scaled and rounded down
+    cost = sum(leg.filled_notional for leg in result.legs if leg.side is Side.BUY)
+    assert cost <= Decimal(2500)
+
+
+def test_basket_orders_start_at_their_arrival_times() -> None:
+    orders = [
+        ParentOrder(arrival=at(0), symbol="XYZ", side=Side.BUY, qty=Decimal(100)),
+        ParentOrder(arrival=at(100), symbol="XYZ", side=Side.SELL, qty=Decimal(100)),
+    ]
+
+    async def main() -> tuple[ExecutionResult, Recorder]:
+        clock = VirtualClock(T0)
+        feed = FakeFeed(clock)
+        broker = FakeBroker(clock, feed)
+        feed.set("XYZ", "100.00", "100.08")
+        sink = Recorder()
+        result = await run_basket(orders, broker, feed, clock, CONFIG, run_id="b", sinks=[sink])
+        return result, sink
+
+    result, sink = run_virtual(main)
+    firsts = {e.leg_index: e.ts for e in reversed(sink.intents(IntentAction.SUBMIT))}
+    assert firsts == {0: at(0), 1: at(100)}
+    assert [p.leg_index for p in sink.of(PhaseStarted)] == [0, 1]
+    assert result.status is RunStatus.COMPLETED
+    assert build_result(fold_run(sink.events)) == result
