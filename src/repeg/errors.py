@@ -229,9 +229,9 @@ class FractionalQuantityError(OrderRejectedError):
         super().__init__(f"{symbol}: quantity {qty} is fractional but the asset is not fractionable")
 
 
-class LiveTradingNotConfirmedError(RepegError):
+class LiveTradingNotConfirmedError(ConfigError):
     """Live trading was requested without the explicit confirmation flag; nothing was sent."""
 
     def __init__(self, broker: str) -> None:
         self.broker = broker
-        super().__init__(f"{broker} trades real money: pass --confirm to allow it")
+        super().__init__("--confirm", False, f"{broker} trades real money: pass --confirm to allow it")

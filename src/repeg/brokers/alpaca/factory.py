@@ -106,6 +106,39 @@ async def build_alpaca(
     return broker, quote_feed
 
 
+def build_readonly_broker(
+    mode: AlpacaMode | str,
+    *,
+    clock: Clock,
+    credentials: AlpacaCredentials | None = None,
+    urls: AlpacaUrls | None = None,
+    settings: AlpacaSettings | None = None,
+) -> AlpacaBroker:
+    """An `AlpacaBroker` for reading only (account, clock, positions, assets): no stream, no market check.
+
+    Used by `repeg check`, which sends no orders and so needs no `--confirm` even for a live account.
+    """
+    mode = AlpacaMode(mode)
+    settings = settings or AlpacaSettings()
+    credentials = credentials or load_credentials()
+    urls = urls or AlpacaUrls.for_mode(mode, DataFeed.IEX)
+    trading = TradingClient(
+        credentials.key_id,
+        credentials.secret_key.get_secret_value(),
+        paper=mode is AlpacaMode.PAPER,
+        url_override=urls.trading,
+    )
+    harden(trading, settings)
+    return AlpacaBroker(
+        trading,
+        name=broker_name(mode),
+        clock=clock,
+        settings=settings,
+        credentials=credentials,
+        stream_url=urls.trade_stream,
+    )
+
+
 async def _check_market(broker: AlpacaBroker, allow_closed: bool) -> None:
     market = await broker.get_market_clock()
     if market.is_open:

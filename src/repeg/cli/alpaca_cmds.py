@@ -1,0 +1,189 @@
+"""Alpaca on the command line: `repeg check --broker alpaca-paper|alpaca-live [PLAN]`, and the function that
+`repeg run --broker alpaca-paper|alpaca-live` calls (`run_on_alpaca`).
+
+`check` reads the account, the market clock, the positions and the asset flags of a plan's symbols, and sends
+no order (so it needs no `--confirm`, even live). A run on `alpaca-live` refuses to start without `--confirm`;
+on a closed market it refuses unless `--allow-closed`; `--dry-run` prices and prints every order it would send
+and sends none. Credentials come from `APCA_API_KEY_ID`/`APCA_API_SECRET_KEY` (see docs/ALPACA.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from repeg.cli.exit_codes import ExitCode, exit_code_for_error
+from repeg.errors import ConfigError, RepegError
+
+if TYPE_CHECKING:
+    from repeg.brokers.alpaca.adapter import AlpacaBroker
+    from repeg.brokers.alpaca.dryrun import DryRunOrder
+    from repeg.brokers.alpaca.settings import AlpacaSettings, AlpacaUrls
+    from repeg.config import ExecutionConfig
+    from repeg.domain.events import EventSink
+    from repeg.domain.plan import Plan
+    from repeg.report.result import ExecutionResult
+
+#: `--broker` values served by this module, and the Alpaca mode each one means.
+ALPACA_BROKERS: dict[str, str] = {"alpaca-paper": "paper", "alpaca-live": "live"}
+
+Echo = Callable[[str], None]
+
+
+def _stderr(text: str) -> None:
+    typer.echo(text, err=True)
+
+
+def mode_for(broker: str) -> str:
+    """The Alpaca mode of a `--broker` value; `ConfigError` naming `--broker` for anything else."""
+    if broker not in ALPACA_BROKERS:
+        raise ConfigError("--broker", broker, f"not an Alpaca broker (known: {', '.join(ALPACA_BROKERS)})")
+    return ALPACA_BROKERS[broker]
+
+
+async def execute_on_alpaca(
+    plan: Plan,
+    config: ExecutionConfig,
+    *,
+    broker: str,
+    confirm: bool,
+    allow_closed: bool,
+    dry_run: bool,
+    feed: str = "iex",
+    run_id: str | None = None,
+    sinks: Sequence[EventSink] = (),
+    echo: Echo = _stderr,
+    urls: AlpacaUrls | None = None,
+    settings: AlpacaSettings | None = None,
+) -> ExecutionResult:
+    """Run `plan` on Alpaca (paper or live) through `repeg.api.execute_async`, closing every connection after.
+
+    Refusals before any order: `LiveTradingNotConfirmedError` (live without `confirm`), `MarketClosedError`
+    (closed, without `allow_closed`), `AuthenticationError`, plus everything `execute_async` refuses. With
+    `dry_run`, a `DryRunBroker` wraps the adapter and the orders it would have sent are printed with `echo`.
+    """
+    from repeg.api import execute_async
+    from repeg.brokers.alpaca.dryrun import DryRunBroker
+    from repeg.brokers.alpaca.factory import build_alpaca
+    from repeg.brokers.base import Broker
+    from repeg.engine.clock import RealClock
+
+    clock = RealClock()
+    alpaca, quotes = await build_alpaca(
+        mode_for(broker),
+        confirm_live=confirm,
+        allow_closed=allow_closed,
+        clock=clock,
+        feed=feed,
+        urls=urls,
+        settings=settings,
+    )
+    try:
+        if alpaca.market_clock is not None and not alpaca.market_clock.is_open:
+            echo(f"market closed: DAY orders queue until {alpaca.market_clock.next_open.isoformat()}")
+        target: Broker = DryRunBroker(alpaca) if dry_run else alpaca
+        result = await execute_async(plan, target, quotes, clock, config, run_id=run_id, sinks=sinks)
+        if isinstance(target, DryRunBroker):
+            echo_dry_run(target.recorded, echo)
+        return result
+    finally:
+        await quotes.aclose()
+        await alpaca.aclose()
+
+
+def run_on_alpaca(
+    plan: Plan,
+    config: ExecutionConfig,
+    *,
+    broker: str,
+    confirm: bool,
+    allow_closed: bool,
+    dry_run: bool,
+    feed: str = "iex",
+    run_id: str | None = None,
+    sinks: Sequence[EventSink] = (),
+    echo: Echo = _stderr,
+) -> ExecutionResult:
+    """Synchronous entry point of `execute_on_alpaca` for `repeg run --broker alpaca-paper|alpaca-live`."""
+    return asyncio.run(
+        execute_on_alpaca(
+            plan,
+            config,
+            broker=broker,
+            confirm=confirm,
+            allow_closed=allow_closed,
+            dry_run=dry_run,
+            feed=feed,
+            run_id=run_id,
+            sinks=sinks,
+            echo=echo,
+        )
+    )
+
+
+def echo_dry_run(recorded: Sequence[DryRunOrder], echo: Echo) -> None:
+    echo(f"dry run: {len(recorded)} order(s) priced, none sent")
+    for order in recorded:
+        price = "market" if order.limit_price is None else f"limit {order.limit_price}"
+        echo(f"  {order.symbol:<8} {order.side.value:<4} {order.qty:>12} {price}  [{order.client_order_id}]")
+
+
+# --- repeg check ---------------------------------------------------------------------------------------------
+
+
+async def check_alpaca(
+    broker: str,
+    plan_path: Path | None,
+    echo: Echo,
+    *,
+    urls: AlpacaUrls | None = None,
+    settings: AlpacaSettings | None = None,
+) -> None:
+    """Print account, market clock, positions and (for a plan) each symbol's asset flags. Sends no order."""
+    from repeg.brokers.alpaca.factory import build_readonly_broker
+    from repeg.engine.clock import RealClock
+
+    alpaca = build_readonly_broker(mode_for(broker), clock=RealClock(), urls=urls, settings=settings)
+    account = await alpaca.get_account()
+    echo(f"{alpaca.name}: cash {account.cash}  buying power {account.buying_power}  equity {account.equity}")
+    market = await alpaca.get_market_clock()
+    state = "open" if market.is_open else f"closed (next open {market.next_open.isoformat()})"
+    echo(f"market: {state}; next close {market.next_close.isoformat()}")
+    for position in await alpaca.get_positions():
+        echo(f"position {position.symbol:<8} {position.qty:>14} avg {position.avg_entry_price}")
+    if plan_path is not None:
+        await _check_plan_assets(alpaca, plan_path, echo)
+
+
+async def _check_plan_assets(alpaca: AlpacaBroker, plan_path: Path, echo: Echo) -> None:
+    from repeg.planning.derive import plan_symbols
+    from repeg.planning.parse import load_plan
+
+    for symbol in plan_symbols(load_plan(plan_path)):
+        asset = await alpaca.get_asset(symbol)
+        flags = f"tradable={'yes' if asset.tradable else 'NO'} fractionable={'yes' if asset.fractionable else 'no'}"
+        echo(f"asset {symbol:<8} {flags}")
+
+
+BrokerOpt = Annotated[str, typer.Option("--broker", help="alpaca-paper or alpaca-live.")]
+PlanOpt = Annotated[
+    Path | None, typer.Argument(help="Plan whose symbols' asset flags to check.", show_default=False)
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("check")(check)
+
+
+def check(plan: PlanOpt = None, broker: BrokerOpt = "alpaca-paper") -> None:
+    """Read the Alpaca account, market clock, positions and a plan's assets: sends no orders."""
+    try:
+        asyncio.run(check_alpaca(broker, plan, typer.echo))
+    except RepegError as exc:
+        _stderr(f"error: {exc}")
+        raise typer.Exit(int(exit_code_for_error(exc))) from None
+    raise typer.Exit(int(ExitCode.OK))

@@ -1,0 +1,132 @@
+"""`repeg check` and the `run --broker alpaca-*` entry point (dry run, live confirmation) against the fake Alpaca."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import typer
+from tests.fakes.alpaca_fixtures import FAST
+from tests.fakes.alpaca_server import FakeAlpacaServer
+from tests.integration.test_alpaca_end_to_end import FAST_RUN
+from typer.testing import CliRunner
+
+from repeg.brokers.alpaca.settings import AlpacaUrls
+from repeg.cli.alpaca_cmds import check_alpaca, execute_on_alpaca, register
+from repeg.domain.orders import Side
+from repeg.domain.plan import Plan, PlanKind, TradeIntent
+from repeg.errors import ConfigError, LiveTradingNotConfirmedError
+from repeg.report.result import RunStatus
+
+PLAN = Plan(
+    source="test",
+    kind=PlanKind.TRADES,
+    trades=(
+        TradeIntent(symbol="MSFT", side=Side.SELL, qty=Decimal(10)),
+        TradeIntent(symbol="AAPL", side=Side.BUY, qty=Decimal(5)),
+    ),
+)
+
+
+@pytest.fixture
+def credentials_env(fake_alpaca: FakeAlpacaServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APCA_API_KEY_ID", fake_alpaca.key_id)
+    monkeypatch.setenv("APCA_API_SECRET_KEY", fake_alpaca.secret_key)
+
+
+async def test_check_prints_account_clock_positions_and_plan_assets_and_sends_no_order(
+    fake_alpaca: FakeAlpacaServer, credentials_env: None, tmp_path: Path
+):
+    plan = tmp_path / "plan.csv"
+    plan.write_text("symbol,side,qty\nBRK.A,buy,1\nHALT,sell,2\n", encoding="utf-8")
+    lines: list[str] = []
+    await check_alpaca(
+        "alpaca-live", plan, lines.append, urls=AlpacaUrls.loopback(fake_alpaca.base_url), settings=FAST
+    )
+    text = "\n".join(lines)
+    assert "alpaca-live: cash 100000" in text
+    assert "market: open" in text
+    assert "position MSFT" in text
+    assert "asset BRK.A    tradable=yes fractionable=no" in text
+    assert "asset HALT     tradable=NO" in text
+    assert all(method == "GET" for method, _ in fake_alpaca.requests)
+
+
+async def test_dry_run_prices_every_order_and_sends_none(
+    fake_alpaca: FakeAlpacaServer, credentials_env: None
+):
+    lines: list[str] = []
+    result = await execute_on_alpaca(
+        PLAN,
+        FAST_RUN,
+        broker="alpaca-paper",
+        confirm=False,
+        allow_closed=False,
+        dry_run=True,
+        run_id="rDRY",
+        echo=lines.append,
+        urls=AlpacaUrls.loopback(fake_alpaca.base_url),
+        settings=FAST,
+    )
+    assert fake_alpaca.count("POST", "/v2/orders") == 0
+    assert fake_alpaca.book.orders == {}
+    assert lines[0] == "dry run: 2 order(s) priced, none sent"
+    assert any("MSFT" in line and "sell" in line and "limit 410.20" in line for line in lines)
+    assert any("AAPL" in line and "buy" in line and "limit 100.00" in line for line in lines)
+    assert result.status is not RunStatus.COMPLETED
+
+
+async def test_a_paper_run_through_the_cli_entry_point_completes(
+    fake_alpaca: FakeAlpacaServer, credentials_env: None
+):
+    result = await execute_on_alpaca(
+        PLAN,
+        FAST_RUN,
+        broker="alpaca-paper",
+        confirm=False,
+        allow_closed=False,
+        dry_run=False,
+        run_id="rCLI",
+        urls=AlpacaUrls.loopback(fake_alpaca.base_url),
+        settings=FAST,
+    )
+    assert result.status is RunStatus.COMPLETED
+    assert [leg.filled_qty for leg in result.legs] == [Decimal(10), Decimal(5)]
+
+
+async def test_a_live_run_without_confirm_is_refused_before_any_request(
+    fake_alpaca: FakeAlpacaServer, credentials_env
+):
+    with pytest.raises(LiveTradingNotConfirmedError) as info:
+        await execute_on_alpaca(
+            PLAN,
+            FAST_RUN,
+            broker="alpaca-live",
+            confirm=False,
+            allow_closed=False,
+            dry_run=False,
+            urls=AlpacaUrls.loopback(fake_alpaca.base_url),
+            settings=FAST,
+        )
+    assert info.value.key == "--confirm"
+    assert fake_alpaca.requests == []
+
+
+async def test_an_unknown_alpaca_broker_name_is_a_config_error(fake_alpaca: FakeAlpacaServer):
+    with pytest.raises(ConfigError) as info:
+        await check_alpaca("alpaca-demo", None, print, urls=AlpacaUrls.loopback(fake_alpaca.base_url))
+    assert info.value.key == "--broker"
+
+
+def test_check_is_registered_and_refuses_an_unknown_broker_with_exit_code_2():
+    app = typer.Typer()
+    register(app)
+
+    @app.command("noop")
+    def _noop() -> None:
+        """Keeps the app a command group."""
+
+    outcome = CliRunner().invoke(app, ["check", "--broker", "alpaca-demo"])
+    assert outcome.exit_code == 2
+    assert "--broker" in outcome.output
