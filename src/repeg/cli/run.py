@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 BROKERS: tuple[str, ...] = ("simulator", "sim-remote")
 
 log = structlog.get_logger("repeg.cli")
+PIPE_WIDTH = 160
 
 PlanArg = Annotated[
     Path, typer.Argument(help="Trade list or target weights (.csv or .json).", show_default=False)
@@ -91,6 +92,8 @@ def run(
     out = Console(highlight=False, soft_wrap=False)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     show_live = not json_output and out.is_terminal
+    if not out.is_terminal:
+        out.width = max(out.width, PIPE_WIDTH)  # a pipe or file gets whole tables, not 80-column ellipses
     try:
         result = _execute(
             plan,

@@ -1,0 +1,199 @@
+"""`repeg run` end to end on the simulator: exit codes, the JSON document, and one-line input errors."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+from typer.testing import CliRunner
+
+import repeg.simulation
+from repeg.cli.app import build_app
+from repeg.cli.exit_codes import ExitCode
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+
+QUOTES = """ts,symbol,bid,bid_size,ask,ask_size
+2024-01-02T14:30:00.000000Z,AAA,10.00,100,10.02,100
+2024-01-02T14:30:01.000000Z,BBB,20.00,100,20.04,100
+2024-01-02T14:31:00.000000Z,AAA,10.01,100,10.03,100
+2024-01-02T14:40:00.000000Z,AAA,10.01,100,10.03,100
+"""
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run each test in its own directory, so that nothing (e.g. a journal) lands in the repository."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    path = directory / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def invoke(*args: str | Path) -> Result:
+    return CliRunner().invoke(build_app(), ["run", *(str(a) for a in args)])
+
+
+def test_demo_plan_completes_and_prints_exactly_one_json_document(workdir: Path) -> None:
+    result = invoke(
+        EXAMPLES / "rebalance.csv", "--config", EXAMPLES / "demo.toml", "--json", "--run-id", "t1"
+    )
+    assert result.exit_code == ExitCode.OK, result.stderr
+    document = json.loads(result.stdout)  # the whole of stdout is one document
+    assert document["run_id"] == "t1"
+    assert document["status"] == "completed"
+    assert {leg["side"] for leg in document["legs"]} == {"buy", "sell"}
+    assert all(leg["status"] == "filled" for leg in document["legs"])
+    assert len(document["legs"]) >= 10
+
+
+def test_demo_shows_passive_fills_repegs_and_an_escalation(workdir: Path) -> None:
+    result = invoke(
+        EXAMPLES / "rebalance.csv", "--config", EXAMPLES / "demo.toml", "--json", "--run-id", "t2"
+    )
+    legs = json.loads(result.stdout)["legs"]
+    assert any(leg["repegs"] == 0 and not leg["escalated"] for leg in legs)
+    assert any(leg["repegs"] > 0 and not leg["escalated"] for leg in legs)
+    assert any(leg["escalated"] for leg in legs)
+
+
+def test_weight_zero_exits_the_whole_position(workdir: Path) -> None:
+    result = invoke(
+        EXAMPLES / "rebalance.csv", "--config", EXAMPLES / "demo.toml", "--json", "--run-id", "t3"
+    )
+    intc = next(leg for leg in json.loads(result.stdout)["legs"] if leg["symbol"] == "INTC")
+    assert (intc["side"], Decimal(intc["filled_qty"])) == ("sell", Decimal(4000))
+
+
+def test_same_seed_and_run_id_give_the_same_result(workdir: Path) -> None:
+    args = (
+        EXAMPLES / "trades.csv",
+        "--config",
+        EXAMPLES / "demo.toml",
+        "--seed",
+        "3",
+        "--json",
+        "--run-id",
+        "same",
+    )
+    first = invoke(*args, "--journal", workdir / "a.db")
+    second = invoke(*args, "--journal", workdir / "b.db")
+    assert first.exit_code == ExitCode.OK, first.stderr
+    assert json.loads(first.stdout) == json.loads(second.stdout)
+
+
+def test_json_run_keeps_logs_off_stdout(workdir: Path) -> None:
+    result = invoke(
+        EXAMPLES / "trades.json", "--config", EXAMPLES / "demo.toml", "--json", "--log-json", "--run-id", "t4"
+    )
+    assert result.exit_code == ExitCode.OK, result.stderr
+    json.loads(result.stdout)
+    log_lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert any(line.get("run_id") == "t4" for line in log_lines)
+
+
+def test_table_output_has_results_and_quality_but_no_live_view_when_not_a_terminal(workdir: Path) -> None:
+    result = invoke(EXAMPLES / "trades.csv", "--config", EXAMPLES / "demo.toml", "--run-id", "t5")
+    assert result.exit_code == ExitCode.OK, result.stderr
+    assert "run t5: completed" in result.stdout
+    assert "execution quality" in result.stdout
+    assert "phase" not in result.stdout  # the live view's title never reached a non-terminal stdout
+
+
+def test_bad_plan_exits_2_naming_file_row_field_and_value(workdir: Path) -> None:
+    plan = write(workdir, "bad.csv", "symbol,side,qty\nAAPL,buy,10\nMSFT,buy,-5\n")
+    result = invoke(plan, "--json")
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert result.stdout == ""
+    assert result.stderr.strip() == f"error: {plan}, row 3, field 'qty' = '-5': qty must be greater than 0"
+
+
+def test_bad_config_key_exits_2_naming_the_key(workdir: Path) -> None:
+    config = write(workdir, "c.toml", "[execution]\nrepeg_steps = [0.5, 0.4]\n")
+    result = invoke(EXAMPLES / "trades.csv", "--config", config)
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert "repeg_steps" in result.stderr
+    assert "strictly increasing" in result.stderr
+
+
+def test_unknown_config_table_exits_2(workdir: Path) -> None:
+    config = write(workdir, "c.toml", "[executon]\nfill_wait_seconds = 5\n")
+    result = invoke(EXAMPLES / "trades.csv", "--config", config)
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert "executon" in result.stderr
+
+
+def test_safety_limit_refuses_the_plan_with_exit_2(workdir: Path) -> None:
+    config = write(workdir, "c.toml", "[execution]\nmax_order_notional = 1000\n")
+    result = invoke(EXAMPLES / "trades.csv", "--config", config, "--json")
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert "max_order_notional is 1000, refused value" in result.stderr
+    assert result.stdout == ""
+
+
+def test_symbol_unknown_to_the_broker_exits_2(workdir: Path) -> None:
+    quotes = write(workdir, "q.csv", QUOTES)
+    plan = write(workdir, "p.csv", "symbol,side,qty\nAAA,buy,10\nZZZ,buy,1\n")
+    result = invoke(plan, "--quotes", quotes)
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert result.stderr.strip() == "error: symbol 'ZZZ' is unknown to the broker"
+
+
+def test_missing_quotes_file_exits_2(workdir: Path) -> None:
+    result = invoke(EXAMPLES / "trades.csv", "--quotes", workdir / "nope.csv")
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert "nope.csv" in result.stderr
+
+
+def test_replayed_quotes_fill_a_trade_list(workdir: Path) -> None:
+    quotes = write(workdir, "q.csv", QUOTES)
+    plan = write(workdir, "p.csv", "symbol,side,qty\nAAA,buy,10\n")
+    result = invoke(plan, "--quotes", quotes, "--json")
+    assert result.exit_code == ExitCode.OK, result.stderr
+    (leg,) = json.loads(result.stdout)["legs"]
+    assert Decimal(leg["filled_qty"]) == Decimal(10)
+    assert Decimal("10.00") <= Decimal(leg["avg_fill_price"]) <= Decimal("10.03")
+
+
+def test_partly_refused_run_exits_3(workdir: Path) -> None:
+    plan = write(workdir, "p.csv", "symbol,side,qty\nAAA,buy,10\nBBB,sell,10\n")  # BBB is not held
+    result = invoke(plan, "--json")
+    assert result.exit_code == ExitCode.PARTIAL
+    assert json.loads(result.stdout)["status"] == "partial"
+
+
+def test_wholly_refused_run_exits_4(workdir: Path) -> None:
+    plan = write(workdir, "p.csv", "symbol,side,qty\nBBB,sell,10\n")
+    result = invoke(plan, "--json")
+    assert result.exit_code == ExitCode.FAILED
+    assert json.loads(result.stdout)["status"] == "failed"
+
+
+def test_unknown_broker_exits_2(workdir: Path) -> None:
+    result = invoke(EXAMPLES / "trades.csv", "--broker", "nyse-direct")
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert "nyse-direct" in result.stderr
+
+
+def test_unexpected_exception_exits_1_with_one_line(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def explode(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(repeg.simulation, "simulate", explode)
+    result = invoke(EXAMPLES / "trades.csv")
+    assert result.exit_code == ExitCode.INTERNAL
+    assert "internal error: RuntimeError: boom" in result.stderr
+
+
+def test_help_lists_the_run_command() -> None:
+    result = CliRunner().invoke(build_app(), ["--help"])
+    assert result.exit_code == 0
+    assert "run" in result.stdout
