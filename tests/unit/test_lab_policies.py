@@ -74,7 +74,9 @@ def _params(join: float, improve: float) -> AdaptiveParams:
 def test_names_resolve_to_specs_and_default_is_a_known_policy() -> None:
     assert policy_spec("market").kind == "market"
     assert policy_spec("touch-then-market").kind == "touch-then-market"
-    assert policy_spec("default").kind in {"ladder", "touch-then-market", "adaptive", "market"}
+    assert policy_spec("default") == LadderSpec(
+        name="default", initial_offset=Decimal("0.5"), repeg_steps=(Decimal("1.0"),), fill_wait_seconds=1.0
+    )
 
 
 def test_toml_spec_is_read_with_its_parameters(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from repeg.errors import ConfigError, RepegError
 if TYPE_CHECKING:
     from repeg.lab.backtest import DayData
     from repeg.lab.models import FillModelName, ParentOrder
+    from repeg.lab.policies import PolicySpec
 
 _FILL_MODELS = ("paper", "queue")
 
@@ -81,6 +82,19 @@ def _basket(
     return day_basket(day, BasketSpec(count=count, qty=shares, budget_seconds=budget), seed=seed)
 
 
+def _without_unfittable(specs: list[PolicySpec], *, has_fit_data: bool) -> list[PolicySpec]:
+    """Drop adaptive specs that have neither fit data nor a params file, saying so (never fit in-sample)."""
+    from repeg.lab.policies import AdaptiveSpec
+
+    kept = [s for s in specs if has_fit_data or not isinstance(s, AdaptiveSpec) or s.params_file is not None]
+    if len(kept) < len(specs):
+        Console(stderr=True).print(
+            "[yellow]note:[/] adaptive skipped: it needs parameters fitted on another day "
+            "(--fit-quotes/--fit-trades, or a spec with params_file)"
+        )
+    return kept
+
+
 def _fill_model(name: str) -> FillModelName:
     from repeg.lab.models import FillModelName
 
@@ -138,7 +152,7 @@ def compare(
         typer.Option(
             "--policies", help="Comma-separated policy names or TOML files; 'market' is the baseline."
         ),
-    ] = "market,touch-then-market,ladder,adaptive",
+    ] = "market,touch-then-market,ladder,default,adaptive",
     fill_models: Annotated[
         str, typer.Option("--fill-models", help="Comma-separated: paper,queue")
     ] = "paper,queue",
@@ -165,13 +179,14 @@ def compare(
         specs = [policy_spec(name.strip()) for name in policies.split(",") if name.strip()]
         day = load_day(quotes, trades)
         fit_day = None if fit_quotes is None else load_day(fit_quotes, fit_trades)
+        specs = _without_unfittable(specs, has_fit_data=fit_day is not None)
         orders = _basket(day, count=basket, arrivals=arrivals, qty=qty, budget=budget, seed=seed)
         result = run_compare(day, orders, specs, models, seed=seed, fit_day=fit_day)
     except (RepegError, ValueError, OSError) as exc:
         raise _fail(exc) from exc
     _emit(result, as_json=as_json, out=out)
     if not as_json:
-        console = Console(width=max(Console().width, 200))
+        console = Console(width=max(Console().width, 230))
         for table in compare_tables(result):
             console.print(table)
 
