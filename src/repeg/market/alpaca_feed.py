@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -31,6 +32,10 @@ from repeg.engine.clock import Clock
 from repeg.errors import AuthenticationError, MarketDataError
 
 log = structlog.get_logger(__name__)
+#: The websockets library logs every frame at DEBUG, the auth frame with the secret included: its logger for
+#: our connections never goes below INFO, whatever the application's log level.
+_WS_LOG = logging.getLogger(f"{__name__}.websocket")
+_WS_LOG.setLevel(logging.INFO)
 
 
 def _decimal(value: object) -> Decimal:
@@ -154,7 +159,7 @@ class AlpacaQuoteFeed:
 
     async def _session(self) -> None:
         timeout = self._settings.stream.open_timeout
-        async with await connect(self._ws_url, open_timeout=timeout, max_size=2**24) as ws:
+        async with await connect(self._ws_url, open_timeout=timeout, max_size=2**24, logger=_WS_LOG) as ws:
             self._ws = ws
             await self._expect(ws, "connected")
             auth = {"action": "auth", "key": self._credentials.key_id}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
@@ -30,6 +31,10 @@ from repeg.engine.clock import Clock
 from repeg.errors import AuthenticationError, BrokerError
 
 log = structlog.get_logger(__name__)
+#: The websockets library logs every frame at DEBUG, the auth frame with the secret included: its logger for
+#: our connections never goes below INFO, whatever the application's log level.
+_WS_LOG = logging.getLogger(f"{__name__}.websocket")
+_WS_LOG.setLevel(logging.INFO)
 
 UpdateHandler = Callable[[dict[str, object]], None]
 ReconnectHandler = Callable[[], Awaitable[None]]
@@ -102,7 +107,9 @@ class TradeUpdateStream:
 
     async def _session(self) -> None:
         try:
-            ws = await connect(self._url, open_timeout=self._settings.open_timeout, max_size=2**24)
+            ws = await connect(
+                self._url, open_timeout=self._settings.open_timeout, max_size=2**24, logger=_WS_LOG
+            )
         except InvalidStatus as exc:
             raise StreamProtocolError(f"HTTP {exc.response.status_code}") from None
         async with ws:
