@@ -38,6 +38,7 @@ class EventBus:
         self.clock = clock
         self.folder = RunFolder(run_id)
         self._sinks = tuple(sinks)
+        self._correlations: dict[int, str] = {}
         self.count = 0
 
     def leg(self, index: int) -> LegState:
@@ -45,7 +46,12 @@ class EventBus:
 
     def correlation(self, leg_index: int | None) -> str:
         """A leg's events (and log lines) carry the leg id as correlation id; run-level ones the run id."""
-        return self.run_id if leg_index is None else leg_id(self.run_id, leg_index)
+        if leg_index is None:
+            return self.run_id
+        known = self._correlations.get(leg_index)
+        if known is None:
+            known = self._correlations[leg_index] = leg_id(self.run_id, leg_index)
+        return known
 
     def stamp(self, leg_index: int | None = None) -> Stamp:
         """The common fields of a new event."""
@@ -65,21 +71,42 @@ class EventBus:
 
 
 class Inbox:
-    """Broker updates waiting for one monitor loop, with the event that wakes it."""
+    """Broker updates waiting for one monitor loop, and the loop's wait for the next one (or a deadline).
+
+    The wait is a bare future plus one clock timer rather than `Clock.wait_event`, whose `wait_for` costs a task
+    per wait: the monitor waits once per turn, thousands of times in a day-long replay.
+    """
 
     def __init__(self) -> None:
         self._items: deque[OrderUpdate] = deque()
-        self.ready = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
 
     def push(self, update: OrderUpdate) -> None:
         self._items.append(update)
-        self.ready.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def drain(self) -> list[OrderUpdate]:
         items = list(self._items)
         self._items.clear()
-        self.ready.clear()
         return items
+
+    async def wait(self, clock: Clock, deadline: datetime) -> None:
+        """Return when an update is pending or at `deadline` (on `clock`), whichever comes first."""
+        if self._items:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiter = waiter
+        timer = clock.call_at(deadline, self._wake)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
 
 
 class UpdateRouter:

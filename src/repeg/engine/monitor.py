@@ -104,7 +104,7 @@ class PhaseMonitor:
         await self._advance_due(now)
         if self._finished_for_good(now):
             return True
-        await self._ctx.clock.wait_event(self._inbox.ready, self._next_wake(now))
+        await self._inbox.wait(self._ctx.clock, self._next_wake(now))
         return False
 
     async def _record_updates(self, now: datetime) -> None:
@@ -300,7 +300,7 @@ class PhaseMonitor:
             wake = give_up_at
             if self._polling:
                 wake = min(wake, self._ctx.clock.now() + self._ctx.config.check_interval)
-            await self._ctx.clock.wait_event(self._inbox.ready, wake)
+            await self._inbox.wait(self._ctx.clock, wake)
             await self._record_updates(self._ctx.clock.now())
             if self._polling:
                 await self._poll_working()

@@ -188,13 +188,12 @@ async def run_basket(
     )
     await _announce(ctx, specs, (), _plan_of(specs))
 
-    async def one(index: int, order: ParentOrder) -> None:
-        await clock.sleep_until(order.arrival)
-        await run_phase(ctx, order.side, [index], leg_index=index)
-
     async def all_orders() -> None:
+        # One dispatcher sleeps to each arrival in turn; only orders already arrived hold tasks and timers.
+        schedule = sorted(enumerate(orders), key=lambda item: (item[1].arrival, item[0]))
         async with asyncio.TaskGroup() as group:
-            for index, order in enumerate(orders):
-                group.create_task(one(index, order))
+            for index, order in schedule:
+                await clock.sleep_until(order.arrival)
+                group.create_task(run_phase(ctx, order.side, [index], leg_index=index))
 
     return await _run(ctx, all_orders)

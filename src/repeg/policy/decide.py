@@ -92,8 +92,8 @@ class LadderPolicy:
     Timing is anchored to the leg's first submission: step k (k >= 1, price fraction `repeg_steps[k - 1]`) is due
     `k * fill_wait` after it, and escalation `(len(repeg_steps) + 1) * fill_wait` after it, or at the phase
     deadline (`max_total_wait` after the phase started), whichever comes first. A due step whose price equals the
-    working limit is not sent; it stays due (and is sent as soon as the current quote moves its price) until the
-    next step's time, so a skipped re-peg still consumes its wait. Without a valid quote nothing is re-priced.
+    working limit is not sent and consumes its wait: the next decision comes at the next step's time. Without a
+    valid quote nothing is re-priced; the leg polls for one every `wait_between_checks`.
     """
 
     def __init__(self, config: ExecutionConfig) -> None:
@@ -134,7 +134,7 @@ class LadderPolicy:
             return Wait(until=min(wake, now + self._poll))
         price = repeg_limit(quote, leg.side, self._steps[due - 1])
         if price == leg.limit_price:
-            return Wait(until=min(wake, now + self._poll))
+            return Wait(until=wake)
         return Replace(limit_price=price, step=due)
 
     def _first_order(self, leg: LegState, quote: Quote | None, now: datetime) -> Action:
