@@ -1,0 +1,152 @@
+"""Results and execution quality, built purely from folded leg state."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from repeg.domain.leg import LegState, OrderRecord
+from repeg.domain.lifecycle import LegStatus
+from repeg.domain.orders import OrderStatus, OrderType, Side
+from repeg.domain.plan import LegSpec, SkippedTrade
+from repeg.domain.quote import Quote
+from repeg.domain.run import RunState
+from repeg.report.quality import leg_cost_bps, summarize_quality
+from repeg.report.result import RunStatus, build_result, leg_result, run_status
+
+T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
+ARRIVAL = Quote(
+    symbol="XYZ", bid=Decimal("99.98"), bid_size=Decimal(1), ask=Decimal("100.02"), ask_size=Decimal(1), ts=T0
+)
+
+
+def leg(
+    side: Side = Side.BUY,
+    fills: tuple[tuple[str, str], ...] = (("100", "100.00"),),
+    status: LegStatus = LegStatus.FILLED,
+    *,
+    index: int = 0,
+    escalated_from: int | None = None,
+    seconds: float = 12,
+) -> LegState:
+    orders = tuple(
+        OrderRecord(
+            client_order_id=f"c{i}",
+            attempt=i,
+            order_id=f"o{i}",
+            order_type=OrderType.LIMIT,
+            status=OrderStatus.FILLED,
+            filled_qty=Decimal(q),
+            avg_price=Decimal(p),
+            escalation=escalated_from is not None and i >= escalated_from,
+        )
+        for i, (q, p) in enumerate(fills)
+    )
+    return LegState(
+        spec=LegSpec(index=index, symbol="XYZ", side=side, qty=Decimal(100)),
+        status=status,
+        arrival_quote=ARRIVAL,
+        orders=orders,
+        submitted_at=T0,
+        completed_at=T0 + timedelta(seconds=seconds),
+        escalated=escalated_from is not None,
+        repegs=2,
+    )
+
+
+def test_leg_result_reports_the_actual_average_fill_not_the_limit() -> None:
+    state = leg(fills=(("40", "100.00"), ("60", "100.02"))).model_copy(
+        update={"limit_price": Decimal("100.05")}
+    )
+    result = leg_result(state)
+    assert result.avg_fill_price == Decimal("100.012")
+    assert result.filled_qty == Decimal(100)
+    assert result.order_ids == ("o0", "o1")
+    assert result.arrival_mid == Decimal("100.00")
+    assert result.time_to_complete_s == 12.0
+    assert result.repegs == 2
+
+
+def test_cost_is_signed_positive_when_paying_more_than_the_arrival_mid() -> None:
+    assert leg_cost_bps(leg(Side.BUY, (("100", "100.02"),))) == Decimal("2.00")
+    assert leg_cost_bps(leg(Side.SELL, (("100", "100.02"),))) == Decimal("-2.00")
+
+
+def test_cost_is_undefined_before_any_fill() -> None:
+    assert leg_cost_bps(leg(fills=(), status=LegStatus.INCOMPLETE)) is None
+
+
+def test_quality_weights_cost_by_notional_and_measures_half_spreads() -> None:
+    legs = [leg(Side.BUY, (("100", "100.02"),)), leg(Side.SELL, (("100", "100.02"),), index=1)]
+    quality = summarize_quality(legs)
+    assert quality.cost_bps == Decimal("0.00")
+    assert quality.cost_half_spreads == Decimal("0.0000")
+    assert quality.half_spread_saved == Decimal("1.0000")
+
+
+def test_crossing_at_arrival_costs_one_half_spread_and_saves_nothing() -> None:
+    quality = summarize_quality([leg(Side.BUY, (("100", "100.02"),))])
+    assert quality.cost_half_spreads == Decimal("1.0000")
+    assert quality.half_spread_saved == Decimal("0.0000")
+
+
+def test_fill_rate_before_escalation_counts_passive_fills_only() -> None:
+    quality = summarize_quality([leg(fills=(("30", "100.00"), ("70", "100.02")), escalated_from=1)])
+    assert quality.fill_rate_before_escalation == Decimal("0.3000")
+
+
+def test_mean_time_to_fill_averages_filled_legs() -> None:
+    quality = summarize_quality([leg(seconds=10), leg(seconds=20, index=1)])
+    assert quality.mean_time_to_fill_s == 15.0
+
+
+def test_quality_of_nothing_is_undefined() -> None:
+    quality = summarize_quality([])
+    assert quality.cost_bps is None
+    assert quality.half_spread_saved is None
+    assert quality.fill_rate_before_escalation is None
+    assert quality.mean_time_to_fill_s is None
+
+
+def test_all_filled_is_completed() -> None:
+    assert run_status([leg()], 0) is RunStatus.COMPLETED
+
+
+def test_skipped_trades_make_it_completed_with_skips() -> None:
+    assert run_status([leg()], 1) is RunStatus.COMPLETED_WITH_SKIPS
+    assert run_status([leg(), leg(fills=(), status=LegStatus.SKIPPED)], 0) is RunStatus.COMPLETED_WITH_SKIPS
+
+
+def test_some_fill_but_not_all_is_partial() -> None:
+    assert (
+        run_status([leg(), leg(fills=(("10", "100"),), status=LegStatus.INCOMPLETE)], 0) is RunStatus.PARTIAL
+    )
+
+
+def test_nothing_filled_is_failed() -> None:
+    assert run_status([leg(fills=(), status=LegStatus.FAILED)], 0) is RunStatus.FAILED
+
+
+def test_build_result_counts_and_totals() -> None:
+    skipped = SkippedTrade(symbol="TINY", side=Side.BUY, qty=Decimal(1), reason="below minimum notional")
+    state = RunState(
+        run_id="r",
+        started_at=T0,
+        legs=(
+            leg(escalated_from=0),
+            leg(fills=(("10", "100.00"),), status=LegStatus.INCOMPLETE, index=1),
+            leg(fills=(), status=LegStatus.SKIPPED, index=2),
+            leg(fills=(), status=LegStatus.FAILED, index=3),
+            leg(fills=(), status=LegStatus.WORKING, index=4),
+        ),
+        skipped=(skipped,),
+    )
+    result = build_result(state)
+    assert result.status is RunStatus.PARTIAL
+    counts = result.counts
+    assert (counts.total, counts.filled, counts.incomplete, counts.skipped, counts.failed) == (5, 1, 2, 1, 1)
+    assert counts.escalated == 1
+    assert counts.skipped_trades == 1
+    assert result.notional_traded == Decimal("11000.00")
+    assert result.skipped == (skipped,)
+    assert result.model_dump_json()  # the whole result is one JSON document
