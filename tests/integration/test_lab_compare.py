@@ -1,0 +1,164 @@
+"""The lab end to end on the real quotes and trades of ../shared: backtests through the engine and simulator,
+the adaptive policy fitted on 2018-01-02 and evaluated on 2018-01-03, and the `repeg compare` command.
+
+Small baskets keep it fast; the full 200-order figures are in docs/EXECUTION_QUALITY.md.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from repeg.cli.app import build_app
+from repeg.domain.orders import Side
+from repeg.errors import ConfigError
+from repeg.lab.backtest import DayData, day_basket, load_day, run_backtest
+from repeg.lab.baskets import BasketSpec
+from repeg.lab.compare import compare
+from repeg.lab.models import BacktestResult, CompareResult, FillModelName, PathEventKind, Verdict
+from repeg.lab.policies import policy_spec
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "quotes"
+FIT_Q, FIT_T = DATA / "xxx_20180102_nyse_bbo.csv.gz", DATA / "xxx_20180102_trades.csv.gz"
+EVAL_Q, EVAL_T = DATA / "xxx_20180103_nyse_bbo.csv.gz", DATA / "xxx_20180103_trades.csv.gz"
+
+pytestmark = [
+    pytest.mark.shared_data,
+    pytest.mark.skipif(
+        not all(p.exists() for p in (FIT_Q, FIT_T, EVAL_Q, EVAL_T)), reason="../shared data absent"
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def eval_day() -> DayData:
+    return load_day(EVAL_Q, EVAL_T)
+
+
+@pytest.fixture(scope="module")
+def fit_day() -> DayData:
+    return load_day(FIT_Q, FIT_T)
+
+
+@pytest.fixture(scope="module")
+def comparison(eval_day: DayData, fit_day: DayData) -> CompareResult:
+    basket = day_basket(eval_day, BasketSpec(count=24), seed=3)
+    specs = [policy_spec(name) for name in ("market", "default", "adaptive")]
+    return compare(
+        eval_day, basket, specs, [FillModelName.PAPER, FillModelName.QUEUE], seed=3, fit_day=fit_day
+    )
+
+
+def test_every_policy_runs_under_both_fill_models_and_completes(comparison: CompareResult) -> None:
+    assert {(r.policy, r.fill_model) for r in comparison.runs} == {
+        (p, m) for p in ("market", "default", "adaptive") for m in FillModelName
+    }
+    assert all(r.summary.completion_rate == 1.0 for r in comparison.runs)
+
+
+def test_adaptive_is_fitted_on_the_fit_day_and_evaluated_on_another(comparison: CompareResult) -> None:
+    assert comparison.fit is not None
+    assert str(comparison.fit.fit_data.day) == "2018-01-02"
+    assert str(comparison.data.day) == "2018-01-03"
+
+
+def test_default_policy_is_not_worse_than_market_under_paper(comparison: CompareResult) -> None:
+    verdicts = {(c.policy, c.fill_model): c.verdict for c in comparison.comparisons}
+    assert verdicts[("default", FillModelName.PAPER)] is not Verdict.WORSE
+
+
+def test_market_orders_cost_about_one_half_spread(comparison: CompareResult) -> None:
+    market = next(r for r in comparison.runs if r.policy == "market" and r.fill_model is FillModelName.PAPER)
+    assert 0.5 < market.summary.cost_half_spreads.mean < 1.5
+    assert market.summary.fill_rate_before_escalation == 0.0
+
+
+def test_every_fill_lies_within_the_quote_at_its_time_or_at_the_order_limit(
+    comparison: CompareResult, eval_day: DayData
+) -> None:
+    tape = eval_day.quotes
+    for run in comparison.runs:
+        for order in run.orders:
+            limits = [e.price for e in order.path if e.kind in (PathEventKind.SUBMIT, PathEventKind.REPLACE)]
+            for fill in (e for e in order.path if e.kind is PathEventKind.FILL):
+                quote = tape.quote_at(order.symbol, fill.ts)
+                assert quote is not None
+                assert fill.price is not None
+                at_limit = fill.price in limits
+                inside = quote.bid <= fill.price <= quote.ask
+                assert at_limit or inside, (run.policy, run.fill_model, order.index, fill)
+                if order.side is Side.BUY and not at_limit:
+                    assert fill.price == quote.ask
+
+
+def test_adaptive_fitted_on_the_evaluation_day_is_refused(eval_day: DayData) -> None:
+    basket = day_basket(eval_day, BasketSpec(count=2), seed=0)
+    with pytest.raises(ConfigError, match="in-sample"):
+        compare(eval_day, basket, [policy_spec("adaptive")], [FillModelName.PAPER], seed=0, fit_day=eval_day)
+
+
+def test_backtest_is_deterministic_given_its_seed(eval_day: DayData) -> None:
+    basket = day_basket(eval_day, BasketSpec(count=6), seed=1)
+    a = run_backtest(eval_day, basket, policy_spec("default"), fill_model=FillModelName.PAPER, seed=5)
+    b = run_backtest(eval_day, basket, policy_spec("default"), fill_model=FillModelName.PAPER, seed=5)
+    assert a == b
+
+
+def test_compare_command_prints_the_table_for_both_fill_models() -> None:
+    result = CliRunner().invoke(
+        build_app(("repeg.cli.lab_cmds",)),
+        [
+            "compare",
+            "--quotes",
+            str(EVAL_Q),
+            "--trades",
+            str(EVAL_T),
+            "--policies",
+            "market,default",
+            "--basket",
+            "6",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "paper" in result.output
+    assert "queue" in result.output
+    assert "default" in result.output
+
+
+def test_backtest_command_writes_the_saved_schema(tmp_path: Path) -> None:
+    out = tmp_path / "bt.json"
+    result = CliRunner().invoke(
+        build_app(("repeg.cli.lab_cmds",)),
+        [
+            "backtest",
+            "--quotes",
+            str(EVAL_Q),
+            "--trades",
+            str(EVAL_T),
+            "--basket",
+            "4",
+            "--policy",
+            "ladder",
+            "--fill-model",
+            "queue",
+            "--json",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    saved = BacktestResult.model_validate_json(out.read_text(encoding="utf-8"))
+    assert saved.fill_model is FillModelName.QUEUE
+    assert len(saved.orders) == 4
+    assert json.loads(result.stdout)["policy"] == "ladder"
+
+
+def test_compare_command_refuses_an_unknown_fill_model() -> None:
+    result = CliRunner().invoke(
+        build_app(("repeg.cli.lab_cmds",)),
+        ["compare", "--quotes", str(EVAL_Q), "--fill-models", "magic", "--basket", "2"],
+    )
+    assert result.exit_code == 2
