@@ -1,0 +1,274 @@
+"""Pure parts of the Alpaca adapter: error mapping, backoff, rate limiter, update tracking, credentials."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from alpaca.common.exceptions import APIError
+
+from repeg.brokers.alpaca.credentials import load_credentials
+from repeg.brokers.alpaca.limiter import TokenBucket
+from repeg.brokers.alpaca.mapping import map_api_error, order_payload, status_in_message
+from repeg.brokers.alpaca.retry import Backoff, BackoffPolicy
+from repeg.brokers.alpaca.tracker import OrderTracker, advances, fill_between
+from repeg.domain.orders import BrokerOrder, OrderEvent, OrderRequest, OrderStatus, OrderType, Side
+from repeg.engine.clock import VirtualClock, run_virtual
+from repeg.errors import (
+    AuthenticationError,
+    BrokerUnavailableError,
+    ConfigError,
+    DuplicateClientOrderIdError,
+    OrderNotCancelableError,
+    OrderNotFoundError,
+    OrderRejectedError,
+    RateLimitedError,
+)
+
+T0 = datetime(2026, 3, 2, 15, tzinfo=UTC)
+
+
+class _Response:
+    def __init__(self, status: int) -> None:
+        self.status_code = status
+
+
+class _HttpError(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.response = _Response(status)
+
+
+def api_error(status: int, code: int | None, message: str) -> APIError:
+    body = json.dumps({"code": code, "message": message}) if code is not None else message
+    return APIError(body, _HttpError(status))
+
+
+# --- error mapping -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "expected"),
+    [
+        (429, 42900000, RateLimitedError),
+        (500, 50000000, BrokerUnavailableError),
+        (503, None, BrokerUnavailableError),
+        (401, 40110000, AuthenticationError),
+        (403, 40010000, AuthenticationError),
+        (403, 40310000, OrderRejectedError),
+        (404, 40410000, OrderNotFoundError),
+        (422, 40010001, OrderRejectedError),
+    ],
+)
+def test_http_status_and_code_map_to_the_typed_error(status, code, expected):
+    error = map_api_error(api_error(status, code, "broker words"), "submit")
+    assert type(error) is expected
+
+
+def test_the_broker_message_and_code_are_kept():
+    error = map_api_error(api_error(403, 40310000, "insufficient buying power"), "submit")
+    assert error.broker_message == "insufficient buying power"
+    assert error.code == "40310000"
+    assert "insufficient buying power" in str(error)
+
+
+def test_a_non_json_error_body_is_kept_verbatim():
+    error = map_api_error(api_error(502, None, "<html>bad gateway</html>"), "get_order")
+    assert isinstance(error, BrokerUnavailableError)
+    assert error.broker_message == "<html>bad gateway</html>"
+
+
+def test_a_duplicate_client_order_id_is_its_own_error():
+    error = map_api_error(
+        api_error(422, 40010001, "client_order_id must be unique"), "submit", client_order_id="c1"
+    )
+    assert isinstance(error, DuplicateClientOrderIdError)
+    assert error.client_order_id == "c1"
+
+
+def test_an_already_filled_cancel_is_not_cancelable_with_the_state():
+    message = 'order is already in "filled" state'
+    error = map_api_error(api_error(422, 42210000, message), "cancel", order_id="o1")
+    assert isinstance(error, OrderNotCancelableError)
+    assert (error.order_id, error.status, error.broker_message) == ("o1", "filled", message)
+
+
+@pytest.mark.parametrize(
+    ("message", "status"),
+    [
+        ('order is already in "canceled" state', "canceled"),
+        ("order is pending replace", "pending_replace"),
+        ("order is partially_filled", "partially_filled"),
+        ("something else", "unknown"),
+    ],
+)
+def test_the_state_is_read_from_the_message(message, status):
+    assert status_in_message(message) == status
+
+
+def test_order_payload_carries_exact_decimal_strings():
+    request = OrderRequest(
+        client_order_id="c1",
+        symbol="X",
+        side=Side.BUY,
+        qty=Decimal("0.123456789"),
+        order_type=OrderType.LIMIT,
+        limit_price=Decimal("0.1234"),
+    )
+    payload = order_payload(request)
+    assert payload["qty"] == "0.123456789"
+    assert payload["limit_price"] == "0.1234"
+    assert payload["client_order_id"] == "c1"
+    assert payload["time_in_force"] == "day"
+
+
+# --- backoff -------------------------------------------------------------------------------------------------
+
+
+def test_backoff_grows_exponentially_with_jitter_within_half_and_full_and_is_capped():
+    backoff = Backoff(BackoffPolicy(base_delay=1.0, max_delay=8.0, seed=5))
+    delays = [backoff.delay(n) for n in range(1, 8)]
+    ceilings = [1.0, 2.0, 4.0, 8.0, 8.0, 8.0, 8.0]
+    assert all(c / 2 <= d <= c for d, c in zip(delays, ceilings, strict=True))
+
+
+def test_backoff_is_deterministic_for_a_seed_and_differs_between_seeds():
+    def draws(seed: int) -> list[float]:
+        backoff = Backoff(BackoffPolicy(seed=seed))
+        return [backoff.delay(n) for n in range(1, 6)]
+
+    assert draws(1) == draws(1)
+    assert draws(1) != draws(2)
+
+
+# --- rate limiter (virtual time) -----------------------------------------------------------------------------
+
+
+def test_the_token_bucket_holds_the_rate_after_the_burst():
+    async def main() -> timedelta:
+        clock = VirtualClock(T0)
+        bucket = TokenBucket(clock, rate_per_minute=200, burst=10)
+        for _ in range(30):
+            await bucket.acquire()
+        return clock.now() - T0
+
+    elapsed = run_virtual(main)
+    # 10 at once, then 20 more at 200/min = one every 0.3 s
+    assert elapsed == pytest.approx(timedelta(seconds=6), abs=timedelta(milliseconds=5))
+
+
+def test_the_token_bucket_does_not_wait_within_the_burst():
+    async def main() -> int:
+        clock = VirtualClock(T0)
+        bucket = TokenBucket(clock, rate_per_minute=200, burst=10)
+        for _ in range(10):
+            await bucket.acquire()
+        return bucket.waited
+
+    assert run_virtual(main) == 0
+
+
+# --- tracker -------------------------------------------------------------------------------------------------
+
+
+def order(status: OrderStatus, filled: str = "0", avg: str | None = None, oid: str = "o1") -> BrokerOrder:
+    return BrokerOrder(
+        order_id=oid,
+        client_order_id="c1",
+        symbol="X",
+        side=Side.BUY,
+        qty=Decimal(10),
+        order_type=OrderType.LIMIT,
+        limit_price=Decimal(10),
+        status=status,
+        filled_qty=Decimal(filled),
+        filled_avg_price=None if avg is None else Decimal(avg),
+        created_at=T0,
+        updated_at=T0,
+    )
+
+
+def test_a_later_fill_advances_and_a_stale_state_does_not():
+    partial = order(OrderStatus.PARTIALLY_FILLED, "4", "10")
+    assert advances(partial, order(OrderStatus.FILLED, "10", "10"))
+    assert not advances(partial, order(OrderStatus.NEW))
+    assert not advances(order(OrderStatus.CANCELED), order(OrderStatus.PENDING_CANCEL))
+
+
+def test_fills_are_priced_from_the_change_in_cumulative_averages():
+    before = order(OrderStatus.PARTIALLY_FILLED, "4", "10.00")
+    after = order(OrderStatus.FILLED, "10", "10.06")
+    fill = fill_between(before, after, T0)
+    assert fill is not None
+    assert fill.qty == Decimal(6)
+    assert fill.price == Decimal("10.10")  # (10 * 10.06 - 4 * 10.00) / 6
+
+
+def test_the_tracker_pushes_each_fill_once_whatever_the_source_order():
+    tracker = OrderTracker()
+    pushed = []
+    tracker.add_sink(pushed.append)
+    tracker.claim("c1")
+    tracker.absorb(order(OrderStatus.NEW), T0)
+    tracker.absorb(order(OrderStatus.FILLED, "10", "9.99"), T0, hint="fill")  # from a poll
+    tracker.absorb(
+        order(OrderStatus.PARTIALLY_FILLED, "5", "9.99"), T0, hint="partial_fill"
+    )  # late stream event
+    tracker.absorb(order(OrderStatus.FILLED, "10", "9.99"), T0, hint="fill")  # stream repeat
+    assert [u.event for u in pushed] == [OrderEvent.NEW, OrderEvent.FILL]
+    assert sum(u.fill.qty for u in pushed if u.fill is not None) == 10
+
+
+def test_the_tracker_ignores_orders_of_other_clients():
+    tracker = OrderTracker()
+    pushed = []
+    tracker.add_sink(pushed.append)
+    assert tracker.absorb(order(OrderStatus.FILLED, "10", "1"), T0) is None
+    assert pushed == []
+
+
+def test_a_rest_answer_does_not_suppress_the_pushed_fill():
+    tracker = OrderTracker()
+    pushed = []
+    tracker.add_sink(pushed.append)
+    tracker.remember(order(OrderStatus.FILLED, "10", "9.99"))
+    tracker.absorb(order(OrderStatus.FILLED, "10", "9.99"), T0, hint="fill")
+    assert [u.event for u in pushed] == [OrderEvent.FILL]
+    assert tracker.working_ids() == []
+
+
+# --- credentials ---------------------------------------------------------------------------------------------
+
+
+def test_credentials_come_from_the_environment_first(tmp_path: Path):
+    credentials = load_credentials(
+        {"APCA_API_KEY_ID": "PK1", "APCA_API_SECRET_KEY": "s1"}, tmp_path / "none.toml"
+    )
+    assert credentials.key_id == "PK1"
+
+
+def test_credentials_from_a_file_outside_a_checkout(tmp_path: Path):
+    path = tmp_path / "alpaca.toml"
+    path.write_text('[alpaca]\nkey_id = "PK2"\nsecret_key = "s2"\n', encoding="utf-8")
+    credentials = load_credentials({}, path)
+    assert (credentials.key_id, credentials.secret_key.get_secret_value()) == ("PK2", "s2")
+
+
+def test_a_credentials_file_inside_a_git_checkout_is_refused(tmp_path: Path):
+    (tmp_path / ".git").mkdir()
+    path = tmp_path / "conf" / "alpaca.toml"
+    path.parent.mkdir()
+    path.write_text('[alpaca]\nkey_id = "PK3"\nsecret_key = "s3"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_credentials({}, path)
+    assert "git checkout" in str(info.value)
+    assert "s3" not in str(info.value)
+
+
+def test_missing_credentials_name_the_environment_variables(tmp_path: Path):
+    with pytest.raises(ConfigError) as info:
+        load_credentials({}, tmp_path / "absent.toml")
+    assert "APCA_API_SECRET_KEY" in str(info.value)
