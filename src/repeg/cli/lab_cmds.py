@@ -19,6 +19,7 @@ from repeg.cli.exit_codes import ExitCode, exit_code_for_error
 from repeg.errors import ConfigError, RepegError
 
 if TYPE_CHECKING:
+    from repeg.brokers.simulator.latency import LatencyModel
     from repeg.lab.backtest import DayData
     from repeg.lab.models import FillModelName, ParentOrder
     from repeg.lab.policies import PolicySpec
@@ -61,6 +62,9 @@ FitQuotesOpt = Annotated[
 FitTradesOpt = Annotated[
     Path | None, typer.Option("--fit-trades", help="Trades of the FIT day (queue-rule fit).")
 ]
+LatencyOpt = Annotated[
+    float, typer.Option("--latency", min=0.0, help="Simulated submit, cancel and replace latency in seconds.")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON document.")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Also write the JSON result to this file.")]
 
@@ -95,6 +99,15 @@ def _without_unfittable(specs: list[PolicySpec], *, has_fit_data: bool) -> list[
     return kept
 
 
+def _latency(seconds: float) -> LatencyModel:
+    from datetime import timedelta
+
+    from repeg.brokers.simulator.latency import LatencyModel
+
+    delay = timedelta(seconds=seconds)
+    return LatencyModel(submit_ack=delay, cancel=delay, replace=delay)
+
+
 def _fill_model(name: str) -> FillModelName:
     from repeg.lab.models import FillModelName
 
@@ -116,6 +129,7 @@ def backtest(
     seed: SeedOpt = 0,
     fit_quotes: FitQuotesOpt = None,
     fit_trades: FitTradesOpt = None,
+    latency: LatencyOpt = 0.0,
     as_json: JsonOpt = False,
     out: OutOpt = None,
 ) -> None:
@@ -134,13 +148,17 @@ def backtest(
         fit_day = None if fit_quotes is None else load_day(fit_quotes, fit_trades)
         orders = _basket(day, count=basket, arrivals=arrivals, qty=qty, budget=budget, seed=seed)
         params = adaptive_params_for(spec, model, day, fit_day)
-        result = run_backtest(day, orders, spec, fill_model=model, seed=seed, adaptive_params=params)
+        result = run_backtest(
+            day, orders, spec, fill_model=model, seed=seed, adaptive_params=params, latency=_latency(latency)
+        )
     except (RepegError, ValueError, OSError) as exc:
         raise _fail(exc) from exc
     _emit(result, as_json=as_json, out=out)
     if not as_json:
         title = f"{day.symbol} {day.ref.day}: {len(orders)} orders, {budget:g}s budget, seed {seed}"
-        Console().print(summary_table([result.summary], [], title=title))
+        Console(width=max(Console().width, 200)).print(
+            summary_table([result.summary], [], title=title, with_verdict=False)
+        )
 
 
 def compare(
@@ -163,6 +181,7 @@ def compare(
     seed: SeedOpt = 0,
     fit_quotes: FitQuotesOpt = None,
     fit_trades: FitTradesOpt = None,
+    latency: LatencyOpt = 0.0,
     as_json: JsonOpt = False,
     out: OutOpt = None,
 ) -> None:
@@ -181,7 +200,9 @@ def compare(
         fit_day = None if fit_quotes is None else load_day(fit_quotes, fit_trades)
         specs = _without_unfittable(specs, has_fit_data=fit_day is not None)
         orders = _basket(day, count=basket, arrivals=arrivals, qty=qty, budget=budget, seed=seed)
-        result = run_compare(day, orders, specs, models, seed=seed, fit_day=fit_day)
+        result = run_compare(
+            day, orders, specs, models, seed=seed, fit_day=fit_day, latency=_latency(latency)
+        )
     except (RepegError, ValueError, OSError) as exc:
         raise _fail(exc) from exc
     _emit(result, as_json=as_json, out=out)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from repeg.brokers.simulator.latency import LatencyModel
 from repeg.config import ExecutionConfig
 from repeg.errors import ConfigError
 from repeg.lab.backtest import DayData, run_backtest
@@ -107,6 +108,7 @@ def compare(
     fit_day: DayData | None = None,
     baseline: str = "market",
     base_config: ExecutionConfig | None = None,
+    latency: LatencyModel | None = None,
 ) -> CompareResult:
     """Backtest every policy under every fill model on `eval_day`, then compare each with `baseline`."""
     runs: list[BacktestResult] = []
@@ -133,6 +135,7 @@ def compare(
                     seed=seed,
                     base_config=base_config,
                     adaptive_params=params,
+                    latency=latency,
                 )
             )
     return CompareResult(

@@ -55,14 +55,20 @@ _COLUMNS = (
 
 
 def summary_table(
-    summaries: Sequence[PolicySummary], comparisons: Sequence[PairedComparison], *, title: str
+    summaries: Sequence[PolicySummary],
+    comparisons: Sequence[PairedComparison],
+    *,
+    title: str,
+    with_verdict: bool = True,
 ) -> Table:
+    """One row per summary; the last column (paired verdict vs the baseline) only when `with_verdict`."""
+    columns = _COLUMNS if with_verdict else _COLUMNS[:-1]
     table = Table(title=title, title_justify="left")
-    for name in _COLUMNS:
+    for name in columns:
         table.add_column(name, justify="left" if name in {"policy", "fill model"} else "right")
     by_key = {(c.policy, c.fill_model): c for c in comparisons}
     for s in summaries:
-        table.add_row(*summary_row(s, by_key.get((s.policy, s.fill_model))))
+        table.add_row(*summary_row(s, by_key.get((s.policy, s.fill_model)))[: len(columns)])
     return table
 
 
