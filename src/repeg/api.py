@@ -30,6 +30,7 @@ from repeg.domain.plan import Plan
 from repeg.domain.quote import Quote, QuoteVerdict, assess_quote
 from repeg.engine.clock import Clock, run_virtual
 from repeg.engine.runner import run_execution
+from repeg.errors import ConfigError
 from repeg.logging import bind_run
 from repeg.market.base import QuoteFeed
 from repeg.planning.checks import check_safety
@@ -49,6 +50,13 @@ def plan_digest(plan: Plan) -> str:
 def default_run_id(plan: Plan, now: datetime) -> str:
     """A run id derived from the start time and the plan: deterministic, no hidden randomness."""
     return new_run_id(f"{now.isoformat()}|{plan_digest(plan)}")
+
+
+def _checked_run_id(run_id: str) -> str:
+    try:
+        return validate_run_id(run_id)
+    except ValueError as exc:
+        raise ConfigError("run_id", run_id, str(exc)) from exc
 
 
 def as_plan(plan: Plan | str | Path) -> Plan:
@@ -103,7 +111,7 @@ async def execute_async(
     """
     plan = as_plan(plan)
     config = config or ExecutionConfig()
-    run_id = validate_run_id(run_id or default_run_id(plan, clock.now()))
+    run_id = _checked_run_id(run_id or default_run_id(plan, clock.now()))
     with bind_run(run_id):
         symbols = plan_symbols(plan)
         account = await broker.get_account()

@@ -1,0 +1,158 @@
+"""The facade on the real simulator: reads the account, prices at arrival, refuses before sending, then runs."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+import repeg
+from repeg.api import execute, execute_async
+from repeg.brokers.simulator.account import SimAccount
+from repeg.brokers.simulator.factory import build_simulation
+from repeg.config import ExecutionConfig
+from repeg.domain.events import OrderIntent, RunEnded, RunEvent, RunStarted
+from repeg.domain.orders import Side
+from repeg.engine.clock import VirtualClock, run_virtual
+from repeg.errors import ConfigError, NotTradableError, SafetyLimitError, UnknownSymbolError
+from repeg.market.loaders import load_quotes
+from repeg.market.tape import QuoteTape
+from repeg.planning.derive import NO_PRICE
+from repeg.planning.parse import parse_csv
+from repeg.simulation import MarketSettings, SymbolSettings, simulate
+
+HEADER = "ts,symbol,bid,bid_size,ask,ask_size\n"
+#: AAA quotes from the start; BBB's first quote arrives 10 s later.
+QUOTES = HEADER + "".join(
+    f"2024-01-02T14:30:{s:02d}.000000Z,{sym},{bid},100,{ask},100\n"
+    for s, sym, bid, ask in [
+        (0, "AAA", "10.00", "10.02"),
+        (10, "BBB", "20.00", "20.04"),
+        (30, "AAA", "10.01", "10.03"),
+        (50, "BBB", "20.01", "20.05"),
+        (59, "AAA", "10.01", "10.03"),
+        (59, "BBB", "20.01", "20.05"),
+    ]
+)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[RunEvent] = []
+
+    async def emit(self, event: RunEvent) -> None:
+        self.events.append(event)
+
+
+@pytest.fixture
+def tape(tmp_path: Path) -> QuoteTape:
+    path = tmp_path / "q.csv"
+    path.write_text(QUOTES, encoding="utf-8")
+    return load_quotes(path)
+
+
+def trades(text: str) -> repeg.Plan:
+    return parse_csv("symbol,side,qty\n" + text, "p.csv")
+
+
+def test_execute_runs_a_plan_on_a_prebuilt_simulation(tape: QuoteTape) -> None:
+    clock = VirtualClock(tape.start)
+    broker, feed = build_simulation(tape, clock, SimAccount(cash=Decimal(10_000)), seed=1)
+    result = execute(trades("AAA,buy,10\n"), broker, feed, clock, run_id="api1")
+    assert (result.run_id, result.status) == ("api1", "completed")
+    assert result.legs[0].filled_qty == Decimal(10)
+
+
+def test_execute_async_emits_run_started_first_and_run_ended_last(tape: QuoteTape) -> None:
+    recorder = Recorder()
+
+    async def main() -> None:
+        clock = VirtualClock(tape.start)
+        broker, feed = build_simulation(tape, clock, SimAccount(), seed=1)
+        await execute_async(trades("AAA,buy,10\n"), broker, feed, clock, sinks=[recorder])
+
+    run_virtual(main)
+    assert isinstance(recorder.events[0], RunStarted)
+    assert isinstance(recorder.events[-1], RunEnded)
+
+
+def test_sells_are_sent_before_any_buy(tape: QuoteTape) -> None:
+    recorder = Recorder()
+    account = SimAccount(cash=Decimal(0), positions={"BBB": Decimal(50)})
+    plan = parse_csv("symbol,weight\nAAA,0.5\nBBB,0.4\n", "w.csv")
+    result = simulate(plan, account=account, tape=tape, sinks=[recorder])
+    assert result.status == "completed"
+    sides = [
+        result.legs[e.leg_index].side
+        for e in recorder.events
+        if isinstance(e, OrderIntent) and e.leg_index is not None
+    ]
+    assert sides.index(Side.BUY) > max(i for i, side in enumerate(sides) if side is Side.SELL)
+
+
+def test_plan_may_be_given_as_a_path(tape: QuoteTape, tmp_path: Path) -> None:
+    path = tmp_path / "plan.csv"
+    path.write_text("symbol,side,qty\nAAA,buy,1\n", encoding="utf-8")
+    assert simulate(str(path), tape=tape).status == "completed"
+
+
+def test_arrival_price_waits_for_a_late_first_quote(tape: QuoteTape) -> None:
+    result = simulate(trades("BBB,buy,5\n"), tape=tape, config=ExecutionConfig(quote_wait=30))
+    assert result.legs[0].filled_qty == Decimal(5)
+
+
+def test_symbol_without_a_quote_within_quote_wait_is_skipped(tape: QuoteTape) -> None:
+    result = simulate(trades("AAA,buy,1\nBBB,buy,5\n"), tape=tape, config=ExecutionConfig(quote_wait=5))
+    assert result.status == "completed_with_skips"
+    assert [(s.symbol, s.reason) for s in result.skipped] == [("BBB", NO_PRICE)]
+
+
+def test_unknown_symbol_is_refused_before_any_event(tape: QuoteTape) -> None:
+    recorder = Recorder()
+    with pytest.raises(UnknownSymbolError):
+        simulate(trades("AAA,buy,1\nZZZ,buy,1\n"), tape=tape, sinks=[recorder])
+    assert recorder.events == []
+
+
+def test_non_tradable_symbol_is_refused(tape: QuoteTape) -> None:
+    with pytest.raises(NotTradableError):
+        simulate(trades("AAA,buy,1\n"), tape=tape, account=SimAccount(non_tradable=("AAA",)))
+
+
+def test_safety_limit_refuses_before_any_event(tape: QuoteTape) -> None:
+    recorder = Recorder()
+    config = ExecutionConfig(max_run_notional=Decimal(100))
+    with pytest.raises(SafetyLimitError) as info:
+        simulate(trades("AAA,buy,5\nBBB,buy,5\n"), tape=tape, config=config, sinks=[recorder])
+    assert info.value.limit == "max_run_notional"
+    assert recorder.events == []
+
+
+def test_malformed_run_id_is_a_config_error(tape: QuoteTape) -> None:
+    with pytest.raises(ConfigError, match="run_id"):
+        simulate(trades("AAA,buy,1\n"), tape=tape, run_id="no spaces allowed")
+
+
+def test_default_run_id_is_deterministic_for_the_same_plan_and_start(tape: QuoteTape) -> None:
+    first = simulate(trades("AAA,buy,1\n"), tape=tape)
+    second = simulate(trades("AAA,buy,1\n"), tape=tape)
+    third = simulate(trades("AAA,buy,2\n"), tape=tape)
+    assert first.run_id == second.run_id != third.run_id
+
+
+def test_synthetic_market_covers_unlisted_symbols_with_stable_prices() -> None:
+    market = MarketSettings(duration_seconds=600, symbols={"AAA": SymbolSettings(price=Decimal(50))})
+    result = simulate(trades("AAA,buy,1\nQQQ,buy,1\n"), market=market, seed=4)
+    assert result.status == "completed"
+    prices = {leg.symbol: leg.arrival_mid for leg in result.legs}
+    assert prices["AAA"] is not None
+    assert abs(prices["AAA"] - 50) < 1
+    assert simulate(trades("QQQ,buy,1\n"), market=market, seed=4).legs[0].arrival_mid == prices["QQQ"]
+
+
+def test_every_public_name_resolves() -> None:
+    for name in repeg.__all__:
+        assert getattr(repeg, name) is not None
+    with pytest.raises(AttributeError):
+        _ = repeg.not_a_name  # type: ignore[attr-defined]
