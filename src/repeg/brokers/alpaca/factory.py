@@ -85,24 +85,18 @@ async def build_alpaca(
     settings = settings or AlpacaSettings()
     credentials = credentials or load_credentials()
     urls = urls or AlpacaUrls.for_mode(mode, feed)
-    secret = credentials.secret_key.get_secret_value()
-    trading = TradingClient(
-        credentials.key_id, secret, paper=mode is AlpacaMode.PAPER, url_override=urls.trading
-    )
-    harden(trading, settings)
-    broker = AlpacaBroker(
-        trading,
-        name=broker_name(mode),
-        clock=clock,
-        settings=settings,
-        credentials=credentials,
-        stream_url=urls.trade_stream,
-    )
+    broker = build_readonly_broker(mode, clock=clock, credentials=credentials, urls=urls, settings=settings)
     await _check_market(broker, allow_closed)
-    data = StockHistoricalDataClient(credentials.key_id, secret, url_override=urls.data)
+    data = StockHistoricalDataClient(
+        credentials.key_id, credentials.secret_key.get_secret_value(), url_override=urls.data
+    )
     harden(data, settings)
     quote_feed = AlpacaQuoteFeed(data, urls.data_stream, credentials, clock, feed=feed, settings=settings)
-    await broker.start()
+    try:
+        await broker.start()
+    except BaseException:
+        await broker.aclose()
+        raise
     return broker, quote_feed
 
 
@@ -114,9 +108,9 @@ def build_readonly_broker(
     urls: AlpacaUrls | None = None,
     settings: AlpacaSettings | None = None,
 ) -> AlpacaBroker:
-    """An `AlpacaBroker` for reading only (account, clock, positions, assets): no stream, no market check.
-
-    Used by `repeg check`, which sends no orders and so needs no `--confirm` even for a live account.
+    """An `AlpacaBroker` whose trade stream is not started: enough for reads (account, clock, positions,
+    assets) and no market check. `repeg check` uses it: it sends no orders, so it needs no `--confirm` even for
+    a live account. (`build_alpaca` builds on it, then checks the market and starts the stream.)
     """
     mode = AlpacaMode(mode)
     settings = settings or AlpacaSettings()
