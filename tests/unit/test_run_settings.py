@@ -1,0 +1,77 @@
+"""A run's TOML configuration: each table validated, each bad key named."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from repeg.cli.settings import load_settings, settings_from_mapping
+from repeg.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def config_error(raw: dict[str, object]) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        settings_from_mapping(raw)
+    return info.value
+
+
+def test_no_file_means_every_default() -> None:
+    settings = load_settings(None)
+    assert settings.execution.fill_wait_seconds == 10.0
+    assert settings.account.cash == Decimal(1_000_000)
+    assert settings.seed == 0
+
+
+def test_demo_config_reads_account_market_and_seed() -> None:
+    settings = load_settings(REPO / "examples" / "demo.toml")
+    assert settings.account.positions["INTC"] == Decimal(4000)
+    assert settings.market.symbols["AAPL"].price == Decimal("190.00")
+    assert settings.market.start == datetime(2024, 1, 2, 14, 30, tzinfo=UTC)
+    assert settings.seed == 6
+    assert settings.execution.max_order_notional == Decimal(300000)
+
+
+def test_unknown_top_level_table_is_refused() -> None:
+    error = config_error({"executon": {}})
+    assert (error.key, error.reason) == ("executon", "unknown table (known: execution, simulator)")
+
+
+def test_execution_key_error_names_the_key() -> None:
+    assert config_error({"execution": {"fill_wait_seconds": -1}}).key == "fill_wait_seconds"
+
+
+def test_table_that_is_not_a_table_is_refused() -> None:
+    assert config_error({"execution": 3}).reason == "must be a table"
+
+
+def test_simulator_key_error_is_prefixed_with_its_table() -> None:
+    error = config_error({"simulator": {"cash": -5}})
+    assert error.key == "simulator.cash"
+
+
+def test_market_key_error_is_prefixed_with_its_table() -> None:
+    error = config_error({"simulator": {"market": {"duration_seconds": 0}}})
+    assert error.key == "simulator.market.duration_seconds"
+
+
+def test_unknown_market_symbol_setting_is_named() -> None:
+    error = config_error({"simulator": {"market": {"symbols": {"AAA": {"price": "1", "colour": "red"}}}}})
+    assert error.key == "simulator.market.symbols.AAA.colour"
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "7", True])
+def test_seed_must_be_a_non_negative_integer(seed: object) -> None:
+    error = config_error({"simulator": {"seed": seed}})
+    assert (error.key, error.value) == ("simulator.seed", seed)
+
+
+def test_unreadable_toml_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[execution\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"bad\.toml"):
+        load_settings(path)
