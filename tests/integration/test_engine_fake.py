@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
+import pytest
 from tests.unit.fake_broker import T0, FakeBroker, FakeFeed
 
 from repeg.config import EscalationStyle, ExecutionConfig
@@ -14,15 +15,17 @@ from repeg.domain.events import (
     IntentAction,
     LegEscalated,
     LegFinished,
+    OrderAccepted,
     OrderFailed,
     OrderIntent,
     OrderUpdated,
     PhaseEnded,
     PhaseStarted,
+    RunEnded,
     RunEvent,
 )
 from repeg.domain.lifecycle import LegStatus
-from repeg.domain.orders import OrderEvent, OrderType, Side
+from repeg.domain.orders import OrderEvent, OrderRequest, OrderType, Side
 from repeg.domain.plan import LegSpec
 from repeg.domain.run import fold_run
 from repeg.engine.clock import VirtualClock, run_virtual
@@ -329,3 +332,45 @@ def test_basket_orders_start_at_their_arrival_times() -> None:
     assert [p.leg_index for p in sink.of(PhaseStarted)] == [0, 1]
     assert result.status is RunStatus.COMPLETED
     assert build_result(fold_run(sink.events)) == result
+
+
+def test_a_duplicate_client_order_id_adopts_the_order_the_broker_already_has() -> None:
+    def script(w: World) -> None:
+        earlier = OrderRequest(
+            client_order_id="t-L0000-A00",
+            symbol="XYZ",
+            side=Side.BUY,
+            qty=Decimal(100),
+            order_type=OrderType.LIMIT,
+            limit_price=Decimal("100.00"),
+        )
+        w.broker._new(earlier)  # a submit that reached the broker before a crash
+        w.feed.at(at(5), "XYZ", "99.96", "100.00")
+
+    result, world = execute(BUY, script)
+    assert len(world.broker.orders) == 1
+    assert result.legs[0].order_ids == ("o1",)
+    assert result.status is RunStatus.COMPLETED
+
+
+class ExplodingSink(Recorder):
+    async def emit(self, event: RunEvent) -> None:
+        await super().emit(event)
+        if isinstance(event, OrderAccepted):
+            raise RuntimeError("journal disk full")  # noqa: TRY004 - a failing sink, not a type check
+
+
+def test_an_engine_failure_closes_the_run_as_failed_and_propagates() -> None:
+    sink = ExplodingSink()
+
+    async def main() -> None:
+        clock = VirtualClock(T0)
+        feed = FakeFeed(clock)
+        broker = FakeBroker(clock, feed)
+        feed.set("XYZ", "100.00", "100.08")
+        await run_execution(BUY, [], broker, feed, clock, CONFIG, run_id="t", sinks=[sink])
+
+    with pytest.raises(RuntimeError, match="journal disk full"):
+        run_virtual(main)
+    (ended,) = sink.of(RunEnded)
+    assert ended.status == "failed"

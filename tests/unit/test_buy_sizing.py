@@ -1,0 +1,75 @@
+"""Buy sizing and scaling: pure arithmetic on specs, asks and buying power."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from repeg.domain.orders import Side
+from repeg.domain.plan import LegSpec
+from repeg.engine.phases import size_buys
+
+ASKS = {"AAA": Decimal("10.00"), "BBB": Decimal("20.00")}
+
+
+def qty_leg(index: int, symbol: str, qty: str, *, whole: bool = False) -> LegSpec:
+    return LegSpec(index=index, symbol=symbol, side=Side.BUY, qty=Decimal(qty), whole_shares=whole)
+
+
+def notional_leg(index: int, symbol: str, notional: str, *, whole: bool = False) -> LegSpec:
+    return LegSpec(index=index, symbol=symbol, side=Side.BUY, notional=Decimal(notional), whole_shares=whole)
+
+
+def test_buys_that_fit_are_not_scaled() -> None:
+    sizing = size_buys([qty_leg(0, "AAA", "10")], ASKS, Decimal(1000), Decimal(50))
+    assert sizing.scale == Decimal(1)
+    assert sizing.legs[0].qty == Decimal(10)
+    assert sizing.estimated_cost == Decimal("100.5")
+
+
+def test_notional_legs_are_sized_from_the_ask() -> None:
+    sizing = size_buys(
+        [notional_leg(0, "BBB", "1000", whole=True), notional_leg(1, "AAA", "25")],
+        ASKS,
+        Decimal(10_000),
+        Decimal(0),
+    )
+    assert [leg.qty for leg in sizing.legs] == [Decimal(50), Decimal("2.5")]
+    assert all(leg.notional is None for leg in sizing.legs)
+
+
+def test_a_shortfall_scales_every_buy_by_one_factor() -> None:
+    sizing = size_buys(
+        [qty_leg(0, "AAA", "100"), qty_leg(1, "BBB", "100", whole=True)], ASKS, Decimal(1500), Decimal(0)
+    )
+    assert sizing.scale == Decimal("0.5")
+    assert [leg.qty for leg in sizing.legs] == [Decimal("50.000000000"), Decimal(50)]
+
+
+def test_the_scaled_cost_never_exceeds_the_buying_power() -> None:
+    specs = [qty_leg(0, "AAA", "333", whole=True), qty_leg(1, "BBB", "77")]
+    sizing = size_buys(specs, ASKS, Decimal("4321.09"), Decimal(50))
+    cost = sum(leg.qty * ASKS[leg.symbol] * Decimal("1.005") for leg in sizing.legs if leg.qty is not None)
+    assert cost <= Decimal("4321.09")
+
+
+def test_no_buying_power_drops_every_buy() -> None:
+    sizing = size_buys([qty_leg(0, "AAA", "10")], ASKS, Decimal(0), Decimal(0))
+    assert sizing.scale == Decimal(0)
+    assert not sizing.legs
+    assert "scaled to zero" in sizing.dropped[0][1]
+
+
+def test_a_notional_leg_without_a_valid_quote_is_dropped() -> None:
+    sizing = size_buys([notional_leg(0, "ZZZ", "100")], ASKS, Decimal(1000), Decimal(0))
+    assert sizing.dropped[0][1] == "no valid quote to size the notional"
+
+
+def test_a_notional_smaller_than_one_whole_share_is_dropped() -> None:
+    sizing = size_buys([notional_leg(0, "BBB", "5", whole=True)], ASKS, Decimal(1000), Decimal(0))
+    assert sizing.dropped[0][1] == "sized to zero"
+
+
+def test_a_quantity_leg_without_a_quote_is_kept_but_not_costed() -> None:
+    sizing = size_buys([qty_leg(0, "ZZZ", "10")], ASKS, Decimal(1), Decimal(0))
+    assert sizing.scale == Decimal(1)
+    assert sizing.legs[0].qty == Decimal(10)
