@@ -190,3 +190,16 @@ def test_prints_between_is_half_open_on_the_left() -> None:
     assert len(trades.prints_between("ZZZ", T0, T0 + timedelta(seconds=1))) == 0
     assert trades.symbols == ("ABC",)
     assert len(trades) == 3
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    gaps=st.lists(st.integers(0, 3), min_size=1, max_size=50),
+    queries=st.lists(st.integers(-2, 160), min_size=1, max_size=30),
+)
+def test_index_at_agrees_with_binary_search_for_any_query_order(gaps: list[int], queries: list[int]) -> None:
+    ts = np.cumsum(gaps)
+    tape = _tape(ts, np.ones(len(ts)), np.full(len(ts), 2))
+    for q in queries:
+        expected = int(np.searchsorted(ts, q, side="right")) - 1
+        assert tape.index_at_ns("ABC", T0_NS + q * 1000) == (None if expected < 0 else expected)
