@@ -169,3 +169,24 @@ async def test_refused_credentials_are_an_authentication_error(fake_alpaca: Fake
             urls=AlpacaUrls.loopback(fake_alpaca.base_url),
             settings=FAST,
         )
+
+
+async def test_reconnects_back_off_instead_of_storming(alpaca: Pair, fake_alpaca):
+    broker, _ = alpaca
+    await fake_alpaca.drop_trade_stream(refuse_for=0.6)
+    await until(lambda: broker.stream.connections == 2)
+    attempts = fake_alpaca.count("GET", "/stream") - 1
+    # backoff 0.02 s doubling to 0.1 s (jittered to half or more) allows at most ~12 tries in 0.6 s
+    assert 2 <= attempts <= 16
+
+
+async def test_a_failed_poll_after_reconnect_is_made_good_by_the_silence_watchdog(alpaca: Pair, fake_alpaca):
+    broker, _ = alpaca
+    updates = collect(broker)
+    order = await broker.submit_order(limit("r2-L0008-A00", Side.BUY, "2", "99.00"))
+    fake_alpaca.fail("GET", f"/v2/orders/{order.order_id}", 500, times=FAST.retry.max_attempts)
+    await fake_alpaca.drop_trade_stream(refuse_for=0.1)
+    fake_alpaca.book.set_quote("AAPL", Decimal("98.90"), Decimal("99.00"))
+    await until(lambda: filled(updates, order.order_id) == 2)
+    assert broker.stream.connections == 2
+    assert fake_alpaca.count("GET", f"/v2/orders/{order.order_id}") > FAST.retry.max_attempts

@@ -117,11 +117,19 @@ class TradeUpdateStream:
             await self._handshake(ws)
             self.connections += 1
             if self.connections > 1:
-                await self._on_reconnect()
+                await self._reconcile()
             self.connected.set()
             log.info("trade_stream_listening", connections=self.connections)
             async for raw in ws:
                 self._dispatch(raw)
+
+    async def _reconcile(self) -> None:
+        """Let the adapter poll what the gap may have hidden; if the broker cannot answer now, the silence
+        watchdog polls again later, so the failure is logged and the stream carries on."""
+        try:
+            await self._on_reconnect()
+        except BrokerError as exc:
+            log.warning("trade_stream_reconcile_failed", error=type(exc).__name__, detail=str(exc))
 
     async def _handshake(self, ws: ClientConnection) -> None:
         auth = {
