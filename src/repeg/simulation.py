@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from repeg.api import as_plan, execute_async
 from repeg.brokers.simulator.factory import SimAccount, build_simulation
+from repeg.brokers.simulator.latency import LatencyModel
 from repeg.config import ExecutionConfig
 from repeg.domain.events import EventSink
 from repeg.domain.plan import Plan
@@ -33,6 +34,9 @@ from repeg.report.result import ExecutionResult
 
 MARKET_KEY = "market"
 SEED_KEY = "seed"
+LATENCY_KEY = "latency"
+#: Keys of `[simulator]` that are not the account's.
+_NOT_ACCOUNT = frozenset({MARKET_KEY, SEED_KEY, LATENCY_KEY})
 
 
 class SymbolSettings(BaseModel):
@@ -74,9 +78,17 @@ def market_from_mapping(data: Mapping[str, object]) -> MarketSettings:
 
 
 def account_from_mapping(data: Mapping[str, object]) -> SimAccount:
-    """The simulated account from the `[simulator]` table (its `market` table and `seed` excluded)."""
+    """The simulated account from the `[simulator]` table (its `market`, `latency` and `seed` excluded)."""
     try:
-        return SimAccount.from_mapping({k: v for k, v in data.items() if k not in {MARKET_KEY, SEED_KEY}})
+        return SimAccount.from_mapping({k: v for k, v in data.items() if k not in _NOT_ACCOUNT})
+    except ConfigError as exc:
+        raise ConfigError(f"simulator.{exc.key}", exc.value, exc.reason) from exc
+
+
+def latency_from_mapping(data: Mapping[str, object]) -> LatencyModel:
+    """The exchange's delays from `[simulator.latency]` (seconds); none when absent."""
+    try:
+        return LatencyModel.from_mapping(data)
     except ConfigError as exc:
         raise ConfigError(f"simulator.{exc.key}", exc.value, exc.reason) from exc
 
@@ -129,13 +141,15 @@ def simulate(
     tape: QuoteTape | None = None,
     market: MarketSettings | None = None,
     seed: int = 0,
+    latency: LatencyModel | None = None,
     run_id: str | None = None,
     sinks: Sequence[EventSink] = (),
 ) -> ExecutionResult:
     """Execute `plan` on a fresh simulator and return its result (synchronous; runs in virtual time).
 
     `tape` replays given quotes; without it a synthetic market (`market`, default settings if None) covering
-    the plan's and the account's symbols is generated from `seed`. The same arguments give the same result.
+    the plan's and the account's symbols is generated from `seed`. `latency` delays the exchange's answers
+    (default: none). The same arguments give the same result.
     """
     plan = as_plan(plan)
     account = account or SimAccount()
@@ -144,7 +158,7 @@ def simulate(
             market or MarketSettings(), [*plan_symbols(plan), *account.positions], seed=seed
         )
     clock = VirtualClock(tape.start)
-    broker, feed = build_simulation(tape, clock, account, seed=seed)
+    broker, feed = build_simulation(tape, clock, account, seed=seed, latency=latency)
 
     async def main() -> ExecutionResult:
         return await execute_async(plan, broker, feed, clock, config, run_id=run_id, sinks=sinks)

@@ -197,3 +197,10 @@ def test_help_lists_the_run_command() -> None:
     result = CliRunner().invoke(build_app(), ["--help"])
     assert result.exit_code == 0
     assert "run" in result.stdout
+
+
+def test_exchange_latency_from_the_config_still_completes(workdir: Path) -> None:
+    config = write(workdir, "c.toml", "[simulator.latency]\nsubmit_ack = 0.2\ncancel = 0.5\nreplace = 0.5\n")
+    result = invoke(EXAMPLES / "rebalance.csv", "--config", config, "--json")
+    assert result.exit_code == ExitCode.OK, result.stderr
+    assert json.loads(result.stdout)["status"] == "completed"

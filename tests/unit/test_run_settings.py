@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -75,3 +75,13 @@ def test_unreadable_toml_names_the_file(tmp_path: Path) -> None:
     path.write_text("[execution\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"bad\.toml"):
         load_settings(path)
+
+
+def test_latency_is_read_in_seconds() -> None:
+    settings = settings_from_mapping({"simulator": {"latency": {"submit_ack": 0.05, "cancel": 1}}})
+    assert settings.latency.submit_ack == timedelta(milliseconds=50)
+    assert settings.latency.cancel == timedelta(seconds=1)
+
+
+def test_latency_key_error_is_prefixed_with_its_table() -> None:
+    assert config_error({"simulator": {"latency": {"ack": 1}}}).key == "simulator.latency.ack"

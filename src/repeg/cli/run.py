@@ -174,6 +174,7 @@ def _execute(
             tape=tape,
             market=settings.market,
             seed=settings.seed if seed is None else seed,
+            latency=settings.latency,
             run_id=run_id,
             sinks=sinks,
         )

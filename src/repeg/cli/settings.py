@@ -1,4 +1,4 @@
-"""A run's TOML configuration file: `[execution]` and `[simulator]` (with `[simulator.market]`).
+"""A run's TOML configuration file: `[execution]` and `[simulator]` (with `.market` and `.latency`).
 
 Every key is validated before anything runs; the first bad one raises `ConfigError` naming it. Unknown
 top-level tables are refused too, so that a typo (`[executon]`) cannot silently fall back to defaults.
@@ -12,12 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from repeg.brokers.simulator.account import SimAccount
+from repeg.brokers.simulator.latency import LatencyModel
 from repeg.config import ExecutionConfig, config_from_mapping
 from repeg.errors import ConfigError
 from repeg.simulation import (
+    LATENCY_KEY,
     MARKET_KEY,
     MarketSettings,
     account_from_mapping,
+    latency_from_mapping,
     market_from_mapping,
     seed_from_mapping,
 )
@@ -33,6 +36,7 @@ class RunSettings:
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     account: SimAccount = field(default_factory=SimAccount)
     market: MarketSettings = field(default_factory=MarketSettings)
+    latency: LatencyModel = field(default_factory=LatencyModel)
     #: Seed of the synthetic market and of the simulator's partial fills (`--seed` overrides it).
     seed: int = 0
 
@@ -54,6 +58,7 @@ def settings_from_mapping(raw: Mapping[str, object]) -> RunSettings:
         execution=config_from_mapping(_table(raw, EXECUTION)),
         account=account_from_mapping(simulator),
         market=market_from_mapping(_table(simulator, MARKET_KEY)),
+        latency=latency_from_mapping(_table(simulator, LATENCY_KEY)),
         seed=seed_from_mapping(simulator),
     )
 
