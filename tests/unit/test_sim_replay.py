@@ -15,7 +15,7 @@ from sim_support import DEFAULT_TAPE, T0, Sim, at, limit, market, run_sim
 from repeg.brokers.simulator import FillPlan, PaperFillModel, RestingOrder, SimAccount
 from repeg.domain.orders import Fill, OrderStatus, ReplaceRequest, Side
 from repeg.domain.ticks import Rounding, round_to_tick, to_units
-from repeg.errors import BrokerError
+from repeg.errors import BrokerError, InvariantViolationError
 from repeg.market.loaders import load_quotes
 from repeg.market.synthetic import SyntheticSymbol, synthetic_tape
 from repeg.market.tape import QuoteTape, to_ns
@@ -281,3 +281,16 @@ async def _check_invariants(sim: Sim) -> None:
     assert position >= 0
     held = {p.symbol: p.qty for p in await sim.broker.get_positions()}
     assert held.get("ABC", Decimal(0)) == position
+
+
+class _OverfillingModel(_ScriptedModel):
+    def next_fill(self, order: RestingOrder, now_ns: int, after: int | None) -> FillPlan | None:
+        return FillPlan(ts_ns=now_ns, qty=order.remaining + 1, price_units=99_000, cursor=0)
+
+
+def test_a_fill_model_planning_more_than_remains_is_caught_as_a_bug() -> None:
+    async def scenario(sim: Sim) -> None:
+        with pytest.raises(InvariantViolationError, match="scripted"):
+            await sim.broker.submit_order(limit("a", Side.BUY, "1", "9.00"))
+
+    run_sim(scenario, fill_model=lambda tape: _OverfillingModel())

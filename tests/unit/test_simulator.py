@@ -338,3 +338,37 @@ def test_partially_filled_order_can_be_cancelled_keeping_its_fills() -> None:
 
     sim = run_sim(scenario, fill_model=lambda tape: PaperFillModel(tape, seed=3, partial_rate=1.0))
     assert sim.events() == ["new", "partial_fill", "canceled"]
+
+
+def test_simulator_identifies_itself_as_a_pushing_broker_with_replace() -> None:
+    async def scenario(sim: Sim) -> None:
+        assert sim.broker.name == "simulator"
+        assert sim.broker.supports_replace
+        assert sim.broker.pushes_updates
+        assert sim.broker.fill_model.name == "paper"
+
+    run_sim(scenario)
+
+
+def test_qty_finer_than_alpaca_precision_is_rejected() -> None:
+    async def scenario(sim: Sim) -> None:
+        with pytest.raises(OrderRejectedError, match="finer"):
+            await sim.broker.submit_order(limit("b1", Side.BUY, "0.0000000001", "10.00"))
+
+    run_sim(scenario)
+
+
+def test_market_buy_without_any_two_sided_quote_is_rejected() -> None:
+    async def scenario(sim: Sim) -> None:
+        with pytest.raises(OrderRejectedError, match="no quote"):
+            await sim.broker.submit_order(market("m1", Side.BUY, "1", symbol="NIL"))
+
+    run_sim(scenario)
+
+
+def test_limit_on_a_symbol_that_never_quotes_two_sided_never_fills() -> None:
+    async def scenario(sim: Sim) -> None:
+        await sim.broker.submit_order(limit("b1", Side.BUY, "1", "100.00", symbol="NIL"))
+        await sim.until(60)
+
+    assert run_sim(scenario).broker.executions == ()

@@ -116,10 +116,20 @@ class SimulatedBroker:
 
     async def submit_order(self, request: OrderRequest) -> BrokerOrder:
         now = self._clock.now()
-        self._check_client_id(request.client_order_id)
-        self._check_tradable(request.symbol, request.qty)
-        order = self._new_order(request, now)
-        self._check_funds(order, freed=ZERO)
+        try:
+            self._check_client_id(request.client_order_id)
+            self._check_tradable(request.symbol, request.qty)
+            order = self._new_order(request, now)
+            self._check_funds(order, freed=ZERO)
+        except OrderRejectedError as exc:
+            log.debug(
+                "sim_order_rejected",
+                symbol=request.symbol,
+                client_order_id=request.client_order_id,
+                reason=str(exc),
+                code=exc.code,
+            )
+            raise
         self._register(order)
         if self._latency.submit_ack:
             self._emit(OrderEvent.PENDING_NEW, order)
