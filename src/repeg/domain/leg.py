@@ -236,7 +236,8 @@ def _on_planned(state: LegState, event: LegPlanned) -> LegState:
 
 
 def _on_phase_started(state: LegState, event: PhaseStarted) -> LegState:
-    if state.phase_started_at is not None or state.is_done:
+    """A (re)started phase opens a new window for the leg: its deadline counts from here (e.g. on resume)."""
+    if state.is_done:
         return state
     return state.model_copy(update={"phase_started_at": event.ts})
 
