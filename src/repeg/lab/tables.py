@@ -47,7 +47,7 @@ _COLUMNS = (
     "cost bps [95% CI]",
     "cost half-spreads [95% CI]",
     "vs oracle (hs)",
-    "passive fill",
+    "filled before escalation",
     "time to fill s",
     "re-pegs",
     "vs market: paired diff hs",
