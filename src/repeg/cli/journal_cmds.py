@@ -18,14 +18,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from repeg.cli.exit_codes import ExitCode, exit_code_for_error, exit_code_for_status
+from repeg.cli.exit_codes import exit_code_for_error, exit_code_for_status
 from repeg.errors import ConfigError, RepegError
 from repeg.journal.factory import DEFAULT_JOURNAL
 
 if TYPE_CHECKING:
-    from repeg.brokers.remote.client import RemoteBroker
     from repeg.config import ExecutionConfig
     from repeg.domain.events import RunEvent
+    from repeg.domain.plan import Plan
     from repeg.journal.base import Journal
     from repeg.report.result import ExecutionResult
 
@@ -160,56 +160,24 @@ def config_from_record(record: dict[str, str]) -> ExecutionConfig:
     return config_from_mapping(values)
 
 
-def _journaled_config(events: list[RunEvent]) -> ExecutionConfig:
+def _journaled_start(events: list[RunEvent]) -> tuple[Plan, ExecutionConfig]:
+    """The plan and configuration a run journaled when it started."""
     from repeg.domain.events import RunStarted
 
     started = next((event for event in events if isinstance(event, RunStarted)), None)
     if started is None:
-        raise ConfigError(
-            "run_started", None, "the journal holds no run_started event to take the config from"
-        )
-    return config_from_record(started.config)
+        raise ConfigError("run_started", None, "the journal holds no run_started event to resume from")
+    return started.plan, config_from_record(started.config)
 
 
-def _remote(broker: str, sim_url: str | None) -> RemoteBroker:
-    from repeg.brokers.remote.client import RemoteBroker
-
+def _check_broker(broker: str, sim_url: str | None) -> str:
     if broker != SIM_REMOTE or sim_url is None:
         raise ConfigError(
             "broker",
             broker,
             f"resume needs a broker that outlives the process: --broker {SIM_REMOTE} --sim-url",
         )
-    return RemoteBroker(sim_url)
-
-
-async def resume_remote(
-    run_id: str, store: Journal, broker_name: str, sim_url: str | None
-) -> ExecutionResult:
-    """Resume `run_id` on the remote simulator, with Ctrl-C handled as a graceful stop."""
-    from repeg.brokers.remote.client import RemoteFeed
-    from repeg.engine.clock import RealClock
-    from repeg.journal.faults import with_fault_injection
-    from repeg.journal.resume import resume_run
-    from repeg.journal.shutdown import StopReport, run_stoppable, stop_run
-
-    config = _journaled_config(store.events(run_id))
-    broker = _remote(broker_name, sim_url)
-    clock = RealClock()
-    feed = RemoteFeed(broker, clock)
-    sink = with_fault_injection(store)
-    try:
-        outcome = await run_stoppable(
-            resume_run(run_id, store, broker, feed, clock, config=config, sinks=(sink,)),
-            lambda: stop_run(run_id, store, broker, clock, config=config),
-        )
-    finally:
-        await feed.close()
-        await broker.close()
-    if isinstance(outcome, StopReport):
-        typer.echo(outcome.summary(), err=True)
-        raise typer.Exit(int(ExitCode.PARTIAL))
-    return outcome
+    return sim_url
 
 
 def resume(
@@ -222,9 +190,13 @@ def resume(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON document.")] = False,
 ) -> None:
     """Reconcile an interrupted run with its broker, then finish its remaining legs."""
+    from repeg.cli.journal_run import remote_session
+
     store = _open(journal)
     try:
-        result = asyncio.run(resume_remote(run_id, store, broker, sim_url))
+        url = _check_broker(broker, sim_url)
+        plan, config = _journaled_start(store.events(run_id))
+        result = asyncio.run(remote_session(plan, config, run_id, journal=store, sim_url=url))
     except RepegError as exc:
         raise _fail(exc) from exc
     finally:

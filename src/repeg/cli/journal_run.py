@@ -65,15 +65,20 @@ def finished_result(journal: Journal, run_id: str | None) -> ExecutionResult | N
     return build_result(state)
 
 
-async def _remote_run(
+async def remote_session(
     plan: Plan,
     config: ExecutionConfig,
     run_id: str,
     *,
     journal: Journal,
     sim_url: str,
-    sinks: Sequence[EventSink],
+    sinks: Sequence[EventSink] = (),
 ) -> ExecutionResult:
+    """Run `plan` as `run_id` on the remote simulator, in real time, stopping gracefully on SIGINT/SIGTERM.
+
+    A run the journal already knows is resumed when it announced orders (reconciled first, never executed
+    twice), and started afresh under the same id when it did not (nothing can have reached the broker).
+    """
     from repeg.api import execute_async
     from repeg.brokers.remote.client import RemoteBroker, RemoteFeed
     from repeg.engine.clock import RealClock
@@ -124,4 +129,4 @@ def run_remote(
     # The run id must be known before the run starts so that a graceful stop can find the run in the journal.
     chosen = run_id or default_run_id(plan, datetime.now(UTC))
     typer.echo(f"run {chosen} (journal {journal.location})", err=True)
-    return asyncio.run(_remote_run(plan, config, chosen, journal=journal, sim_url=sim_url, sinks=sinks))
+    return asyncio.run(remote_session(plan, config, chosen, journal=journal, sim_url=sim_url, sinks=sinks))

@@ -168,7 +168,7 @@ class RemoteFeed:
     """The `QuoteFeed` port on the remote simulator: the session's current quotes, polled every `interval`."""
 
     def __init__(
-        self, broker: RemoteBroker, clock: Clock, interval: timedelta = timedelta(milliseconds=50)
+        self, broker: RemoteBroker, clock: Clock, interval: timedelta = timedelta(milliseconds=100)
     ) -> None:
         self._broker = broker
         self._clock = clock
