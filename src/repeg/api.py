@@ -31,7 +31,7 @@ from repeg.domain.quote import Quote, QuoteVerdict, assess_quote
 from repeg.engine.clock import Clock, run_virtual
 from repeg.engine.runner import run_execution
 from repeg.errors import ConfigError
-from repeg.logging import bind_run
+from repeg.logging import bind_run, configure_logging
 from repeg.market.base import QuoteFeed
 from repeg.planning.checks import check_safety
 from repeg.planning.derive import derive_legs, plan_symbols
@@ -107,8 +107,11 @@ async def execute_async(
     """Execute `plan` against `broker`, pricing from `feed`, timed by `clock`.
 
     Raises `PlanError` (bad plan, unknown or non-tradable symbol), `SafetyLimitError` or `BrokerError` before
-    any order is sent; once the engine runs, outcomes are reported in the result, not raised.
+    any order is sent; once the engine runs, outcomes are reported in the result, not raised. If the
+    application has not configured structlog, warnings and errors are logged to stderr (never to stdout).
     """
+    if not structlog.is_configured():
+        configure_logging(level="warning")  # an application that configured structlog keeps its own setup
     plan = as_plan(plan)
     config = config or ExecutionConfig()
     run_id = _checked_run_id(run_id or default_run_id(plan, clock.now()))
@@ -123,7 +126,9 @@ async def execute_async(
         prices.update(_held_prices(feed, clock, held, config))
         legs, skipped = derive_legs(plan, account, positions, assets, prices, config=config)
         notional = check_safety(legs, prices, config)
-        log.info("plan_derived", legs=len(legs), skipped=len(skipped), notional=notional, source=plan.source)
+        log.info(
+            "plan_derived", legs=len(legs), skipped=len(skipped), notional=str(notional), source=plan.source
+        )
         return await run_execution(
             legs, skipped, broker, feed, clock, config, run_id=run_id, sinks=tuple(sinks), plan=plan
         )

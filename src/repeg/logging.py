@@ -71,6 +71,11 @@ def _json_default(value: object) -> str:
     return str(value)
 
 
+def _current_stderr(*_args: object) -> structlog.PrintLogger:
+    """A logger writing to whatever `sys.stderr` is at the time of the call (test runners swap it)."""
+    return structlog.PrintLogger(file=sys.stderr)
+
+
 def configure_logging(
     *,
     json_output: bool = False,
@@ -80,7 +85,8 @@ def configure_logging(
 ) -> None:
     """Configure structlog for the process. Safe to call again (tests and the CLI reconfigure per run).
 
-    `stream` defaults to the current `sys.stderr`; `secrets` defaults to `secrets_from_environment()`.
+    `stream` defaults to `sys.stderr` as it is at each log call; `secrets` defaults to
+    `secrets_from_environment()`.
     """
     out = sys.stderr if stream is None else stream
     known = secrets_from_environment() if secrets is None else list(secrets)
@@ -101,7 +107,7 @@ def configure_logging(
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
-        logger_factory=structlog.PrintLoggerFactory(file=out),
+        logger_factory=structlog.PrintLoggerFactory(file=stream) if stream is not None else _current_stderr,
         cache_logger_on_first_use=False,
     )
 

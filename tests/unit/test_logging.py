@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from decimal import Decimal
 
+import pytest
 import structlog
 
 from repeg.logging import REDACTED, bind_run, configure_logging, secrets_from_environment
@@ -77,3 +79,11 @@ def test_decimals_render_as_exact_text_in_json() -> None:
     configure_logging(json_output=True, stream=stream, secrets=())
     structlog.get_logger().info("fill", price=Decimal("101.2500"))
     assert log_lines(stream)[0]["price"] == "101.2500"
+
+
+def test_default_stream_follows_the_current_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    configure_logging(json_output=True, secrets=())
+    replaced = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", replaced)
+    structlog.get_logger().warning("late")
+    assert log_lines(replaced)[0]["event"] == "late"

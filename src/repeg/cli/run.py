@@ -40,7 +40,7 @@ QuotesOpt = Annotated[
     ),
 ]
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", help="TOML with [execution] and [simulator] tables.")
+    Path | None, typer.Option("--config", help=r"TOML with \[execution] and \[simulator] tables.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON document on stdout.")]
 LogJsonOpt = Annotated[bool, typer.Option("--log-json", help="Log JSON lines to stderr.")]
@@ -53,7 +53,7 @@ LogLevelOpt = Annotated[
 SeedOpt = Annotated[
     int | None,
     typer.Option(
-        "--seed", min=0, help="Seed of the synthetic market and partial fills (default: [simulator] seed)."
+        "--seed", min=0, help="Seed of the synthetic market and partial fills (default: \\[simulator] seed)."
     ),
 ]
 RunIdOpt = Annotated[

@@ -54,8 +54,9 @@ class _Row:
     cells: Mapping[str, object]
 
 
-def load_plan(path: Path) -> Plan:
+def load_plan(path: Path | str) -> Plan:
     """Read and validate the plan at `path`; the format follows the suffix (`.csv` or `.json`)."""
+    path = Path(path)
     source = str(path)
     suffix = path.suffix.lower()
     if suffix not in {".csv", ".json"}:
