@@ -12,10 +12,8 @@ The leg's filled quantity is the sum over its whole replacement chain and may ne
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -247,18 +245,15 @@ def _on_intent(state: LegState, event: OrderIntent) -> LegState:
         return _go(state, LegTrigger.CANCEL)
     if event.client_order_id is None:
         raise ValueError(f"{event.action.value} intent without client_order_id (leg {state.index})")
-    announced = {
-        "attempt": event.attempt,
-        "order_type": event.order_type,
-        "qty": event.qty,
-        "limit_price": event.limit_price,
-        "escalation": state.escalated,
-    }
     known = state.record(event.client_order_id)
-    record = (
-        OrderRecord(client_order_id=event.client_order_id, **announced)
-        if known is None
-        else known.model_copy(update=announced)
+    record = (known or OrderRecord(client_order_id=event.client_order_id, attempt=event.attempt)).model_copy(
+        update={
+            "attempt": event.attempt,
+            "order_type": event.order_type,
+            "qty": event.qty,
+            "limit_price": event.limit_price,
+            "escalation": state.escalated,
+        }
     )
     changes: dict[str, object] = {
         "orders": _put_record(state.orders, record),
@@ -337,21 +332,6 @@ def _on_finished(state: LegState, event: LegFinished) -> LegState:
     return _go(state, trigger, completed_at=event.ts, finish_reason=event.reason, error=error)
 
 
-E = TypeVar("E")
-_Handler = Callable[[LegState, E], LegState]
-
-_HANDLERS: dict[type, _Handler[object]] = {
-    LegPlanned: _on_planned,  # type: ignore[dict-item]
-    PhaseStarted: _on_phase_started,  # type: ignore[dict-item]
-    OrderIntent: _on_intent,  # type: ignore[dict-item]
-    OrderAccepted: _on_accepted,  # type: ignore[dict-item]
-    OrderFailed: _on_failed,  # type: ignore[dict-item]
-    OrderUpdated: _on_updated,  # type: ignore[dict-item]
-    LegEscalated: _on_escalated,  # type: ignore[dict-item]
-    LegFinished: _on_finished,  # type: ignore[dict-item]
-}
-
-
 def apply_event(state: LegState, event: RunEvent) -> LegState:
     """The leg after `event`. Pure. Events that do not concern legs return `state` unchanged.
 
@@ -359,5 +339,23 @@ def apply_event(state: LegState, event: RunEvent) -> LegState:
     leg's status, and `OverfillError` when fills would exceed the leg's quantity. Broker answers and updates
     that arrive late, twice or out of order only add information and never raise an illegal transition.
     """
-    handler = _HANDLERS.get(type(event))
-    return state if handler is None else handler(state, event)
+    match event:
+        case OrderUpdated():
+            changed = _on_updated(state, event)
+        case OrderAccepted():
+            changed = _on_accepted(state, event)
+        case OrderIntent():
+            changed = _on_intent(state, event)
+        case OrderFailed():
+            changed = _on_failed(state, event)
+        case LegEscalated():
+            changed = _on_escalated(state, event)
+        case LegFinished():
+            changed = _on_finished(state, event)
+        case PhaseStarted():
+            changed = _on_phase_started(state, event)
+        case LegPlanned():
+            changed = _on_planned(state, event)
+        case _:
+            changed = state
+    return changed

@@ -77,6 +77,11 @@ class RunFolder:
         self._skipped: list[SkippedTrade] = []
         self._phases: list[PhaseRecord] = []
 
+    @property
+    def skipped_count(self) -> int:
+        """Trades skipped at planning (`LegSkipped`)."""
+        return len(self._skipped)
+
     def leg_of(self, client_order_id: str) -> int | None:
         """The leg that announced `client_order_id`, if any."""
         return self._by_client_id.get(client_order_id)

@@ -52,14 +52,6 @@ def polled_update(order: BrokerOrder, now: datetime) -> OrderUpdate:
     return OrderUpdate(event=_EVENT_FOR_STATUS.get(order.status, OrderEvent.NEW), order=order, ts=now)
 
 
-class SubmitFailed(Exception):
-    """Internal signal: the broker refused a new order; the leg cannot proceed (carries the broker error)."""
-
-    def __init__(self, error: BrokerError) -> None:
-        self.error = error
-        super().__init__(str(error))
-
-
 class OrderGateway:
     """Write-ahead broker calls for the legs of one run."""
 
@@ -83,13 +75,14 @@ class OrderGateway:
         step: int | None,
         reason: str,
         quote: Quote | None,
-    ) -> None:
-        """Send a new order for the leg's remaining quantity. Raises `SafetyLimitError` (nothing sent) for a
-        limit outside the price collar, and `SubmitFailed` after recording a broker refusal."""
+    ) -> bool:
+        """Send a new order for the leg's remaining quantity; False when the broker refused it (recorded as
+        `OrderFailed`, so the leg's `error` says why). Raises `SafetyLimitError`, with nothing sent, for a limit
+        outside the price collar."""
         leg = self._bus.leg(index)
         qty = leg.remaining_qty
         if qty <= ZERO:
-            return
+            return True
         self._check_collar(leg, limit_price, quote)
         attempt = leg.next_attempt
         cid = client_order_id(self._bus.run_id, index, attempt)
@@ -116,6 +109,8 @@ class OrderGateway:
             limit_price=limit_price,
         )
         order = await self._send_new(index, request)
+        if order is None:
+            return False
         await self._bus.emit(OrderAccepted(**self._bus.stamp(index), action=IntentAction.SUBMIT, order=order))
         self._log.debug(
             "order_submitted",
@@ -128,8 +123,10 @@ class OrderGateway:
             qty=str(qty),
             reason=reason,
         )
+        return True
 
-    async def _send_new(self, index: int, request: OrderRequest) -> BrokerOrder:
+    async def _send_new(self, index: int, request: OrderRequest) -> BrokerOrder | None:
+        """The accepted order, or None once a refusal has been recorded."""
         cid = request.client_order_id
         try:
             return await self._broker.submit_order(request)
@@ -139,10 +136,9 @@ class OrderGateway:
             if existing is not None:
                 return existing
             await self._failed(index, IntentAction.SUBMIT, exc, client_order_id=cid)
-            raise SubmitFailed(exc) from exc
         except BrokerError as exc:
             await self._failed(index, IntentAction.SUBMIT, exc, client_order_id=cid)
-            raise SubmitFailed(exc) from exc
+        return None
 
     async def replace(self, index: int, limit_price: Decimal, *, step: int, quote: Quote | None) -> None:
         """Re-price the working order by the broker's replace; a refusal is recorded and reconciled."""

@@ -32,7 +32,7 @@ from repeg.domain.lifecycle import IN_FLIGHT, LegStatus
 from repeg.domain.quote import Quote, assess_quote
 from repeg.engine.bus import EventBus, Inbox, UpdateRouter
 from repeg.engine.clock import Clock
-from repeg.engine.gateway import OrderGateway, SubmitFailed
+from repeg.engine.gateway import OrderGateway
 from repeg.errors import SafetyLimitError
 from repeg.market.base import QuoteFeed
 from repeg.policy.decide import Action, Escalate, ExecutionPolicy, Replace, Skip, Submit, Wait
@@ -215,13 +215,11 @@ class PhaseMonitor:
             await self._dispatch(leg, action, quote)
         except SafetyLimitError as exc:
             await self._give_up(leg.index, LegStatus.FAILED, str(exc))
-        except SubmitFailed as exc:
-            await self._give_up(leg.index, LegStatus.FAILED, str(exc.error))
 
     async def _dispatch(self, leg: LegState, action: Action, quote: Quote | None) -> None:
         gateway = self._ctx.gateway
         if isinstance(action, Submit):
-            await gateway.submit(
+            accepted = await gateway.submit(
                 leg.index,
                 action.order_type,
                 action.limit_price,
@@ -229,6 +227,9 @@ class PhaseMonitor:
                 reason=action.reason,
                 quote=quote,
             )
+            if not accepted:
+                refused = self._ctx.bus.leg(leg.index).error or "refused by the broker"
+                await self._give_up(leg.index, LegStatus.FAILED, refused)
         elif isinstance(action, Replace):
             active = leg.active_order
             partially_filled = active is not None and active.filled_qty > 0

@@ -32,7 +32,7 @@ from repeg.engine.phases import run_buy_phase, run_phase
 from repeg.errors import PlanError
 from repeg.market.base import QuoteFeed
 from repeg.policy.decide import ExecutionPolicy, LadderPolicy
-from repeg.report.result import ExecutionResult, RunStatus, build_result
+from repeg.report.result import ExecutionResult, RunStatus, build_result, run_status
 
 _log = structlog.get_logger("repeg.engine")
 
@@ -120,10 +120,9 @@ async def _run(ctx: EngineContext, body: Callable[[], Awaitable[None]]) -> Execu
         log.exception("run_failed")
         await bus.emit(RunEnded(**bus.stamp(), status=RunStatus.FAILED.value))
         raise
-    state = bus.folder.snapshot()
-    result = build_result(state)
-    await bus.emit(RunEnded(**bus.stamp(), status=result.status.value))
-    log.info("run_ended", status=result.status.value, events=bus.count, legs=len(state.legs))
+    status = run_status(tuple(bus.folder.legs.values()), bus.folder.skipped_count)
+    await bus.emit(RunEnded(**bus.stamp(), status=status.value))
+    log.info("run_ended", status=status.value, events=bus.count, legs=len(bus.folder.legs))
     return build_result(bus.folder.snapshot())
 
 
