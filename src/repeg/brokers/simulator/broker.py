@@ -133,10 +133,10 @@ class SimulatedBroker:
         self._register(order)
         if self._latency.submit_ack:
             self._emit(OrderEvent.PENDING_NEW, order)
-            self._schedule(now + self._latency.submit_ack, lambda: self._on_ack(order))
+            self._schedule(now + self._latency.submit_ack, lambda at: self._on_ack(order, at))
         else:
-            self._accept(order)
-        self._flush_later()
+            self._accept(order, now)
+        self._flush_later(now)
         return order.snapshot()
 
     async def replace_order(self, request: ReplaceRequest) -> BrokerOrder:
@@ -166,10 +166,10 @@ class SimulatedBroker:
         old.filled_at_replace = old.filled_qty
         if self._latency.replace:
             self._emit(OrderEvent.PENDING_REPLACE, old)
-            self._schedule(now + self._latency.replace, lambda: self._complete_replace(old, new))
+            self._schedule(now + self._latency.replace, lambda at: self._complete_replace(old, new, at))
         else:
-            self._complete_replace(old, new)
-        self._flush_later()
+            self._complete_replace(old, new, now)
+        self._flush_later(now)
         return new.snapshot()
 
     async def cancel_order(self, order_id: str) -> None:
@@ -184,10 +184,10 @@ class SimulatedBroker:
         order.apply(SimEvent.CANCEL_REQUEST, now)
         if self._latency.cancel:
             self._emit(OrderEvent.PENDING_CANCEL, order)
-            self._schedule(now + self._latency.cancel, lambda: self._complete_cancel(order))
+            self._schedule(now + self._latency.cancel, lambda at: self._complete_cancel(order, at))
         else:
-            self._complete_cancel(order)
-        self._flush_later()
+            self._complete_cancel(order, now)
+        self._flush_later(now)
 
     async def get_order(self, order_id: str) -> BrokerOrder:
         return self._find(order_id).snapshot()
@@ -304,20 +304,18 @@ class SimulatedBroker:
 
     # --- lifecycle -------------------------------------------------------------------------------------------
 
-    def _on_ack(self, order: SimOrder) -> None:
+    def _on_ack(self, order: SimOrder, now: datetime) -> None:
         if order.is_open:
-            self._accept(order)
+            self._accept(order, now)
 
-    def _accept(self, order: SimOrder) -> None:
-        now = self._clock.now()
+    def _accept(self, order: SimOrder, now: datetime) -> None:
         order.apply(SimEvent.ACK, now)
         order.queued_since_ns = to_ns(now)
         self._emit(OrderEvent.NEW, order)
-        self._arm(order, after=None)
+        self._arm(order, order.queued_since_ns, after=None)
 
-    def _arm(self, order: SimOrder, *, after: int | None) -> None:
+    def _arm(self, order: SimOrder, now_ns: int, *, after: int | None) -> None:
         """Ask the fill model for the next execution and schedule it (an IOC remainder is cancelled instead)."""
-        now_ns = to_ns(self._clock.now())
         view = RestingOrder(
             order_id=order.order_id,
             symbol=order.symbol,
@@ -329,11 +327,11 @@ class SimulatedBroker:
         )
         plan = self._fill_model.next_fill(view, now_ns, after)
         if order.immediate_or_cancel and (plan is None or plan.ts_ns > now_ns):
-            self._schedule(from_ns(now_ns), lambda: self._expire_ioc(order))
+            self._schedule(from_ns(now_ns), lambda at: self._expire_ioc(order, at))
             return
         if plan is not None:
             self._check_plan(order, plan, now_ns)
-            order.timer = self._schedule(from_ns(plan.ts_ns), lambda: self._on_fill(order, plan))
+            order.timer = self._schedule(from_ns(plan.ts_ns), lambda at: self._on_fill(order, plan, at))
 
     def _check_plan(self, order: SimOrder, plan: FillPlan, now_ns: int) -> None:
         if not ZERO < plan.qty <= order.remaining or plan.ts_ns < now_ns or plan.price_units <= 0:
@@ -342,16 +340,12 @@ class SimulatedBroker:
                 f"with {order.remaining} remaining at {now_ns}"
             )
 
-    def _on_fill(self, order: SimOrder, plan: FillPlan) -> None:
+    def _on_fill(self, order: SimOrder, plan: FillPlan, now: datetime) -> None:
         order.timer = None
         if not order.is_open:
             return
-        now = self._clock.now()
         price = from_units(plan.price_units)
-        order.filled_qty += plan.qty
-        order.filled_notional += plan.qty * price
-        done = order.remaining == ZERO
-        order.apply(SimEvent.FILL if done else SimEvent.PARTIAL_FILL, now)
+        done = order.record_fill(plan.qty, price, now)
         self._ledger.apply_fill(order.symbol, order.side, plan.qty, price)
         fill = Fill(order_id=order.order_id, qty=plan.qty, price=price, ts=now)
         self._executions.append(fill)
@@ -360,23 +354,22 @@ class SimulatedBroker:
         self._emit(OrderEvent.FILL if done else OrderEvent.PARTIAL_FILL, order, fill)
         if not done:
             self._ledger.reserve(order)
-            self._arm(order, after=plan.cursor)
+            self._arm(order, to_ns(now), after=plan.cursor)
 
-    def _expire_ioc(self, order: SimOrder) -> None:
+    def _expire_ioc(self, order: SimOrder, now: datetime) -> None:
         """An IOC order's unfilled remainder is cancelled at the instant it stops being marketable."""
         if order.status in {OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED}:
-            order.apply(SimEvent.CANCEL_REQUEST, self._clock.now())
-        self._complete_cancel(order)
+            order.apply(SimEvent.CANCEL_REQUEST, now)
+        self._complete_cancel(order, now)
 
-    def _complete_cancel(self, order: SimOrder) -> None:
+    def _complete_cancel(self, order: SimOrder, now: datetime) -> None:
         if order.status is not OrderStatus.PENDING_CANCEL:
             return  # filled while the cancel was on its way
-        order.apply(SimEvent.CANCEL_DONE, self._clock.now())
+        order.apply(SimEvent.CANCEL_DONE, now)
         self._close(order)
         self._emit(OrderEvent.CANCELED, order)
 
-    def _complete_replace(self, old: SimOrder, new: SimOrder) -> None:
-        now = self._clock.now()
+    def _complete_replace(self, old: SimOrder, new: SimOrder, now: datetime) -> None:
         if old.status is not OrderStatus.PENDING_REPLACE or old.filled_qty != old.filled_at_replace:
             # The old order filled (fully or in part) while the replace was pending: the replace fails.
             if old.status is OrderStatus.PENDING_REPLACE:
@@ -385,11 +378,11 @@ class SimulatedBroker:
             self._close(new)
             self._emit(OrderEvent.REJECTED, new)
         else:
-            old.apply(SimEvent.REPLACE_DONE, now)
             old.replaced_by = new.order_id
+            old.apply(SimEvent.REPLACE_DONE, now)
             self._close(old)
             self._emit(OrderEvent.REPLACED, old)
-            self._accept(new)
+            self._accept(new, now)
         old.filled_at_replace = None
 
     def _close(self, order: SimOrder) -> None:
@@ -407,19 +400,19 @@ class SimulatedBroker:
         update = OrderUpdate(event=event, order=order.snapshot(), fill=fill, ts=order.updated_at)
         self._outbox.append(update)
 
-    def _schedule(self, when: datetime, action: Callable[[], None]) -> TimerHandle:
-        """Run `action` at `when` on the clock, then deliver the updates it produced."""
+    def _schedule(self, when: datetime, action: Callable[[datetime], None]) -> TimerHandle:
+        """Run `action(now)` at `when` on the clock, then deliver the updates it produced."""
 
         def run() -> None:
-            action()
+            action(self._clock.now())
             self._flush()
 
         return self._clock.call_at(when, run)
 
-    def _flush_later(self) -> None:
+    def _flush_later(self, now: datetime) -> None:
         """Deliver queued updates from a loop callback: never inside the caller's own request."""
         if self._outbox and self._flush_timer is None:
-            self._flush_timer = self._clock.call_at(self._clock.now(), self._flush)
+            self._flush_timer = self._clock.call_at(now, self._flush)
 
     def _flush(self) -> None:
         self._flush_timer = None

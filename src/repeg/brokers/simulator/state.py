@@ -105,6 +105,8 @@ class SimOrder:
     timer: TimerHandle | None = None
     #: Filled quantity when a replace was requested (a fill during the replace makes it fail).
     filled_at_replace: Decimal | None = None
+    #: The last `snapshot()`, valid until the next `apply` (every change of a reported field goes with one).
+    cached_snapshot: BrokerOrder | None = None
 
     @property
     def remaining(self) -> Decimal:
@@ -121,6 +123,7 @@ class SimOrder:
             status = S.PARTIALLY_FILLED
         self.status = status
         self.updated_at = now
+        self.cached_snapshot = None
 
     def average_price(self) -> Decimal | None:
         if self.filled_qty == ZERO:
@@ -131,7 +134,21 @@ class SimOrder:
             average = average.quantize(_AVERAGE_PRECISION, rounding=ROUND_HALF_EVEN)
         return average
 
+    def record_fill(self, qty: Decimal, price: Decimal, now: datetime) -> bool:
+        """Add an execution and move to (partially) filled; True when nothing remains."""
+        self.filled_qty += qty
+        self.filled_notional += qty * price
+        done = self.remaining == ZERO
+        self.apply(SimEvent.FILL if done else SimEvent.PARTIAL_FILL, now)
+        return done
+
     def snapshot(self) -> BrokerOrder:
+        """The order as a broker reports it (cached: engines poll the same state repeatedly)."""
+        if self.cached_snapshot is None:
+            self.cached_snapshot = self._report()
+        return self.cached_snapshot
+
+    def _report(self) -> BrokerOrder:
         return BrokerOrder(
             order_id=self.order_id,
             client_order_id=self.client_order_id,
