@@ -113,3 +113,24 @@ def test_cancel_before_the_ack_cancels_without_ever_working() -> None:
     sim = run_sim(scenario, latency=SLOW)
     assert sim.events() == ["pending_new", "pending_cancel", "canceled"]
     assert sim.broker.executions == ()
+
+
+def test_replace_before_the_ack_or_during_a_cancel_is_refused() -> None:
+    async def scenario(sim: Sim) -> None:
+        order = await sim.broker.submit_order(limit("b1", Side.BUY, "10", "9.00"))
+        with pytest.raises(OrderNotCancelableError, match="pending_new"):
+            await sim.broker.replace_order(
+                ReplaceRequest(
+                    order_id=order.order_id, client_order_id="b2", qty=Decimal(10), limit_price=Decimal(9)
+                )
+            )
+        await sim.until(2.5)
+        await sim.broker.cancel_order(order.order_id)
+        with pytest.raises(OrderNotCancelableError, match="pending_cancel"):
+            await sim.broker.replace_order(
+                ReplaceRequest(
+                    order_id=order.order_id, client_order_id="b3", qty=Decimal(10), limit_price=Decimal(9)
+                )
+            )
+
+    run_sim(scenario, latency=SLOW)

@@ -28,7 +28,7 @@ from repeg.brokers.simulator.account import SimAccount
 from repeg.brokers.simulator.fill_models import FillModel, FillPlan, RestingOrder
 from repeg.brokers.simulator.latency import NO_LATENCY, LatencyModel
 from repeg.brokers.simulator.ledger import Ledger
-from repeg.brokers.simulator.state import NOT_CANCELABLE, SimEvent, SimOrder
+from repeg.brokers.simulator.state import NOT_CANCELABLE, NOT_REPLACEABLE, SimEvent, SimOrder
 from repeg.domain.account import Account, Asset, Position
 from repeg.domain.orders import (
     BrokerOrder,
@@ -142,10 +142,7 @@ class SimulatedBroker:
     async def replace_order(self, request: ReplaceRequest) -> BrokerOrder:
         now = self._clock.now()
         old = self._find(request.order_id)
-        if old.status in NOT_CANCELABLE or old.status in {
-            OrderStatus.PENDING_CANCEL,
-            OrderStatus.PENDING_NEW,
-        }:
+        if old.status in NOT_REPLACEABLE:
             raise OrderNotCancelableError(old.order_id, old.status.value, broker_message=_state_message(old))
         if old.order_type is not OrderType.LIMIT:
             raise OrderRejectedError(f"order {old.order_id}: only limit orders can be replaced")

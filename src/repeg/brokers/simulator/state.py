@@ -65,6 +65,9 @@ NOT_CANCELABLE: frozenset[OrderStatus] = frozenset(
     {S.FILLED, S.CANCELED, S.EXPIRED, S.REPLACED, S.REJECTED, S.PENDING_REPLACE}
 )
 
+#: Statuses in which a replace is refused: those above, and orders not yet working or already being cancelled.
+NOT_REPLACEABLE: frozenset[OrderStatus] = NOT_CANCELABLE | {S.PENDING_NEW, S.PENDING_CANCEL}
+
 
 def next_status(status: OrderStatus, event: SimEvent) -> OrderStatus:
     """The status after `event`; raises `IllegalTransitionError` for a pair the table does not allow."""
