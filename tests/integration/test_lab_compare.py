@@ -162,3 +162,19 @@ def test_compare_command_refuses_an_unknown_fill_model() -> None:
         ["compare", "--quotes", str(EVAL_Q), "--fill-models", "magic", "--basket", "2"],
     )
     assert result.exit_code == 2
+
+
+def test_fit_command_saves_parameters_that_a_policy_file_uses(tmp_path: Path) -> None:
+    params = tmp_path / "adaptive.json"
+    app = build_app(("repeg.cli.lab_cmds",))
+    fitted = CliRunner().invoke(app, ["fit", "--quotes", str(FIT_Q), "--out", str(params)])
+    assert fitted.exit_code == 0, fitted.output
+    saved = json.loads(params.read_text(encoding="utf-8"))
+    assert (saved["rule"], saved["fit_data"]["day"]) == ("paper", "2018-01-02")
+    spec = tmp_path / "adaptive.toml"
+    spec.write_text(f'[policy]\nkind = "adaptive"\nparams_file = "{params}"\n', encoding="utf-8")
+    run = CliRunner().invoke(
+        app, ["backtest", "--quotes", str(EVAL_Q), "--basket", "4", "--policy", str(spec), "--json"]
+    )
+    assert run.exit_code == 0, run.output
+    assert json.loads(run.stdout)["summary"]["completion_rate"] == 1.0

@@ -212,7 +212,33 @@ def compare(
             console.print(table)
 
 
+def fit(
+    *,
+    quotes: QuotesOpt,
+    trades: Annotated[
+        Path | None,
+        typer.Option("--trades", help="Trades of the fit day: fit the queue rule (else the paper rule)."),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the fitted parameters (JSON).")],
+) -> None:
+    """Fit the adaptive policy's parameters on one (FIT) symbol-day and save them with the data's digest."""
+    from repeg.lab.backtest import load_day
+    from repeg.lab.fit import fit_adaptive, save_params
+
+    try:
+        day = load_day(quotes, trades)
+        symbol_trades = None if day.trades is None else day.trades.columns(day.symbol)
+        params = fit_adaptive(day.quotes.columns(day.symbol), day.ref, trades=symbol_trades)
+        save_params(params, out)
+    except (RepegError, ValueError, OSError) as exc:
+        raise _fail(exc) from exc
+    Console().print(
+        f"fitted {params.rule.value} rule on {day.symbol} {day.ref.day} ({params.samples} samples) -> {out}"
+    )
+
+
 def register(app: typer.Typer) -> None:
-    """Add `backtest` and `compare` to the `repeg` app."""
+    """Add `backtest`, `compare` and `fit` to the `repeg` app."""
     app.command("backtest")(backtest)
     app.command("compare")(compare)
+    app.command("fit")(fit)

@@ -1,0 +1,94 @@
+"""Paired comparisons against the baseline: same orders, same fill model, verdict only beyond the interval."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from repeg.domain.orders import Side
+from repeg.lab.compare import paired_comparisons
+from repeg.lab.models import BacktestResult, DataRef, FillModelName, OrderTca, Verdict
+from repeg.lab.tca import summarize
+
+T0 = datetime(2018, 1, 3, 15, tzinfo=UTC)
+REF = DataRef(symbol="XXX", day=date(2018, 1, 3), quotes_file="q", trades_file=None, digest="d")
+
+
+def _order(index: int, cost: float | None) -> OrderTca:
+    return OrderTca(
+        index=index,
+        symbol="XXX",
+        side=Side.BUY,
+        qty=Decimal(100),
+        arrival=T0,
+        deadline=T0,
+        arrival_bid=Decimal("100.00"),
+        arrival_ask=Decimal("100.02"),
+        arrival_mid=Decimal("100.01"),
+        filled_qty=Decimal(0 if cost is None else 100),
+        avg_price=None if cost is None else Decimal("100.02"),
+        completed=cost is not None,
+        escalated=False,
+        filled_before_escalation=Decimal(0),
+        time_to_fill_s=None if cost is None else 1.0,
+        repegs=0,
+        cost_bps=None if cost is None else cost,
+        cost_half_spreads=cost,
+        oracle_price=Decimal("100.00"),
+        oracle_cost_half_spreads=-1.0,
+        cost_vs_oracle_half_spreads=None if cost is None else cost + 1.0,
+        half_spread_saved=None if cost is None else 1.0 - cost,
+    )
+
+
+def _run(
+    policy: str, costs: list[float | None], model: FillModelName = FillModelName.PAPER
+) -> BacktestResult:
+    orders = tuple(_order(i, c) for i, c in enumerate(costs))
+    return BacktestResult(
+        data=REF,
+        policy=policy,
+        policy_params={},
+        fill_model=model,
+        seed=0,
+        basket=(),
+        orders=orders,
+        summary=summarize(policy, model, orders, seed=0),
+    )
+
+
+MARKET = [1.0, 0.5, 1.5, 1.0, 0.8, 1.2, 1.0, 0.9, 1.1, 1.0]
+
+
+def test_policy_cheaper_on_every_order_is_better() -> None:
+    cheaper = [c - 0.3 for c in MARKET]
+    (comparison,) = paired_comparisons(
+        [_run("market", MARKET), _run("p", cheaper)], baseline="market", seed=1
+    )
+    assert comparison.verdict is Verdict.BETTER
+    assert abs(comparison.diff_half_spreads.mean + 0.3) < 1e-9
+
+
+def test_noisy_policy_with_no_mean_difference_is_indistinguishable() -> None:
+    noisy = [c + (0.5 if i % 2 else -0.5) for i, c in enumerate(MARKET)]
+    (comparison,) = paired_comparisons([_run("market", MARKET), _run("p", noisy)], baseline="market", seed=1)
+    assert comparison.verdict is Verdict.INDISTINGUISHABLE
+
+
+def test_orders_unfilled_in_either_run_are_left_out_of_the_pairs() -> None:
+    with_gap: list[float | None] = [None, *[c + 0.2 for c in MARKET[1:]]]
+    (comparison,) = paired_comparisons(
+        [_run("market", MARKET), _run("p", with_gap)], baseline="market", seed=1
+    )
+    assert comparison.diff_half_spreads.n == len(MARKET) - 1
+
+
+def test_each_fill_model_is_compared_with_its_own_baseline() -> None:
+    runs = [
+        _run("market", MARKET),
+        _run("p", [c + 0.3 for c in MARKET]),
+        _run("market", [c + 1.0 for c in MARKET], FillModelName.QUEUE),
+        _run("p", MARKET, FillModelName.QUEUE),
+    ]
+    verdicts = {c.fill_model: c.verdict for c in paired_comparisons(runs, baseline="market", seed=1)}
+    assert verdicts == {FillModelName.PAPER: Verdict.WORSE, FillModelName.QUEUE: Verdict.BETTER}
