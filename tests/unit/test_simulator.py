@@ -372,3 +372,14 @@ def test_limit_on_a_symbol_that_never_quotes_two_sided_never_fills() -> None:
         await sim.until(60)
 
     assert run_sim(scenario).broker.executions == ()
+
+
+def test_order_ids_are_sequential_and_refused_orders_take_none() -> None:
+    async def scenario(sim: Sim) -> None:
+        first = await sim.broker.submit_order(limit("a", Side.BUY, "1", "9.00"))
+        with pytest.raises(OrderRejectedError):
+            await sim.broker.submit_order(limit("b", Side.BUY, "1", "9.001"))
+        second = await sim.broker.submit_order(limit("c", Side.BUY, "1", "9.00"))
+        assert (first.order_id, second.order_id) == ("sim-00000001", "sim-00000002")
+
+    run_sim(scenario)

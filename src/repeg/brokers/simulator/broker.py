@@ -263,9 +263,8 @@ class SimulatedBroker:
                 broker_message=_SUB_PENNY_MESSAGE,
                 code="42210000",
             )
-        self._sequence += 1
         return SimOrder(
-            order_id=f"sim-{self._sequence:08d}",
+            order_id=f"sim-{self._sequence + 1:08d}",  # the number is taken only if the order is registered
             client_order_id=request.client_order_id,
             symbol=request.symbol,
             side=request.side,
@@ -294,6 +293,7 @@ class SimulatedBroker:
         return from_units(int(self._tape.columns(request.symbol).ask[index]))
 
     def _register(self, order: SimOrder) -> None:
+        self._sequence += 1
         self._orders[order.order_id] = order
         self._open[order.order_id] = order
         self._by_client[order.client_order_id] = order.order_id
