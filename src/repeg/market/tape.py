@@ -112,7 +112,7 @@ class SymbolQuotes:
     _index: dict[Side, _FirstAtMost] = field(default_factory=dict, repr=False)
     _quotes: dict[int, Quote] = field(default_factory=dict, repr=False)
     _derived: dict[str, Int64Array] = field(default_factory=dict, repr=False)
-    _times: list[int] = field(default_factory=list, repr=False)
+    _times: dict[str, list[int]] = field(default_factory=dict, repr=False)
     _cursor: list[int] = field(default_factory=lambda: [0, 0, -1], repr=False)
 
     def __post_init__(self) -> None:
@@ -143,9 +143,10 @@ class SymbolQuotes:
         low, high, index = self._cursor
         if low <= ts_ns < high:
             return index
-        times = self._times
-        if not times:
-            times.extend(self.ts.tolist())
+        times = self._times.get("ts")
+        if times is None:
+            times = self.ts.tolist()
+            self._times["ts"] = times  # one atomic store: a tape may be shared by threads
         index = bisect.bisect_right(times, ts_ns) - 1
         low = times[index] if index >= 0 else _BEFORE_ALL
         high = times[index + 1] if index + 1 < len(times) else _NEVER
