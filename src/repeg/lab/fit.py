@@ -181,18 +181,33 @@ def _grid(book: Book, config: FitConfig) -> I64:
     return idx[valid].astype(np.int64)
 
 
-def _queue_volume(
-    book: Book, trades: SymbolTrades, *, sell: bool, idx: I64, limit: I64, horizon_ns: int
-) -> I64:
-    """Shares printed at or through each limit within (t, t + h]: what a queue behind us could consume."""
-    price = -trades.price if sell else trades.price
-    lo = np.searchsorted(trades.ts, book.ts[idx], side="right")
-    hi = np.searchsorted(trades.ts, book.ts[idx] + horizon_ns, side="right")
-    out = np.zeros(len(idx), dtype=np.int64)
-    for k in range(len(idx)):
-        window = slice(int(lo[k]), int(hi[k]))
-        out[k] = int(trades.size[window][price[window] <= limit[k]].sum())
-    return out
+class _WindowVolumes:
+    """Shares printed at or through each sample's limit after its instant, for any horizon up to the longest.
+
+    All windows are laid out flat (one segment of prints per sample) and cumulated once, so each horizon is one
+    lookup per sample: no Python loop over samples.
+    """
+
+    def __init__(self, trades: SymbolTrades, *, sell: bool, t_ns: I64, limit: I64, longest_ns: int) -> None:
+        price = -trades.price if sell else trades.price
+        self._trades_ts = trades.ts
+        self._t = t_ns
+        self._lo = np.searchsorted(trades.ts, t_ns, side="right").astype(np.int64)
+        hi = np.searchsorted(trades.ts, t_ns + longest_ns, side="right").astype(np.int64)
+        lengths = hi - self._lo
+        self._starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        owner = np.repeat(np.arange(len(t_ns)), lengths)
+        pos = (
+            np.arange(int(lengths.sum()), dtype=np.int64)
+            - np.repeat(self._starts, lengths)
+            + np.repeat(self._lo, lengths)
+        )
+        counted = np.where(price[pos] <= limit[owner], trades.size[pos], 0)
+        self._cum = np.concatenate([[0], np.cumsum(counted)]).astype(np.int64)
+
+    def within(self, horizon_ns: int) -> I64:
+        count = np.searchsorted(self._trades_ts, self._t + horizon_ns, side="right") - self._lo
+        return (self._cum[self._starts + count] - self._cum[self._starts]).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -201,28 +216,39 @@ class _Samples:
     cost: F64
 
 
-def _rest_samples(
-    book: Book,
-    rmin: _RangeMin,
-    idx: I64,
-    *,
-    config: FitConfig,
-    horizon_s: float,
-    offset: int,
-    queue: tuple[SymbolTrades, I64, bool] | None,
-) -> _Samples:
-    """Outcome of resting at `offset` ticks above the bid for `horizon_s`, from every grid instant."""
+@dataclass(frozen=True)
+class _Rest:
+    """Grid instants where resting at one offset is possible, with the limit and (queue rule) who is ahead."""
+
+    idx: I64
+    limit: I64
+    ahead: I64 | None
+    volumes: _WindowVolumes | None
+
+
+def _rest_at(
+    book: Book, idx: I64, *, config: FitConfig, offset: int, queue: tuple[SymbolTrades, I64, bool] | None
+) -> _Rest:
     limit = book.bid[idx] + offset * config.tick_units
     ok = limit < book.ask[idx]
     idx, limit = idx[ok], limit[ok]
+    if queue is None:
+        return _Rest(idx=idx, limit=limit, ahead=None, volumes=None)
+    trades, displayed, sell = queue
+    ahead = (displayed[idx] if offset == 0 else np.zeros(len(idx), dtype=np.int64)) + config.order_qty
+    longest = int(max(config.horizons_s) * _NS)
+    volumes = _WindowVolumes(trades, sell=sell, t_ns=book.ts[idx], limit=limit, longest_ns=longest)
+    return _Rest(idx=idx, limit=limit, ahead=ahead.astype(np.int64), volumes=volumes)
+
+
+def _rest_samples(book: Book, rmin: _RangeMin, rest: _Rest, horizon_s: float) -> _Samples:
+    """Outcome of resting at `rest.limit` for `horizon_s`, then crossing if not filled, from every instant."""
+    idx, limit = rest.idx, rest.limit
     horizon_ns = int(horizon_s * _NS)
     end = np.searchsorted(book.ts, book.ts[idx] + horizon_ns, side="right") - 1
     filled = rmin.query(idx + 1, end.astype(np.int64)) <= limit
-    if queue is not None:
-        trades, displayed, sell = queue
-        ahead = np.where(offset == 0, displayed[idx], 0) + config.order_qty
-        volume = _queue_volume(book, trades, sell=sell, idx=idx, limit=limit, horizon_ns=horizon_ns)
-        filled |= volume >= ahead
+    if rest.volumes is not None and rest.ahead is not None:
+        filled |= rest.volumes.within(horizon_ns) >= rest.ahead
     paid = np.where(filled, limit, book.ask[book.last_valid[end]])
     mid = (book.bid[idx] + book.ask[idx]) / 2.0
     return _Samples(cell=book.cell[idx], cost=paid - mid)
@@ -263,11 +289,10 @@ def fit_adaptive(
         total += len(idx)
         displayed = quotes.ask_size if sell else quotes.bid_size
         queue = None if trades is None else (trades, displayed, sell)
-        for h in cfg.horizons_s:
-            for offset in cfg.offsets_ticks:
-                per_key.setdefault(table_key(h, offset), []).append(
-                    _rest_samples(book, rmin, idx, config=cfg, horizon_s=h, offset=offset, queue=queue)
-                )
+        for offset in cfg.offsets_ticks:
+            rest = _rest_at(book, idx, config=cfg, offset=offset, queue=queue)
+            for h in cfg.horizons_s:
+                per_key.setdefault(table_key(h, offset), []).append(_rest_samples(book, rmin, rest, h))
     wait_cost: dict[str, tuple[float, ...]] = {}
     counts: dict[str, tuple[int, ...]] = {}
     for key, parts in per_key.items():
