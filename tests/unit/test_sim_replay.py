@@ -7,6 +7,7 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -294,3 +295,26 @@ def test_a_fill_model_planning_more_than_remains_is_caught_as_a_bug() -> None:
             await sim.broker.submit_order(limit("a", Side.BUY, "1", "9.00"))
 
     run_sim(scenario, fill_model=lambda tape: _OverfillingModel())
+
+
+def test_fill_on_a_nanosecond_quote_is_never_before_that_quote() -> None:
+    base = to_ns(T0)
+    tape = QuoteTape.from_arrays(
+        {
+            "NS": {
+                "ts": np.array([base, base + 1_500], dtype=np.int64),
+                "bid": np.array([99_000, 99_000], dtype=np.int64),
+                "ask": np.array([101_000, 100_000], dtype=np.int64),
+                "bid_size": np.array([1, 1], dtype=np.int64),
+                "ask_size": np.array([1, 1], dtype=np.int64),
+            }
+        }
+    )
+
+    async def scenario(sim: Sim) -> None:
+        await sim.broker.submit_order(limit("a", Side.BUY, "1", "10.00", symbol="NS"))
+        await sim.until(1)
+
+    (fill,) = run_sim(scenario, tape=tape, account=SimAccount()).broker.executions
+    assert to_ns(fill.ts) >= base + 1_500
+    assert tape.quote_at("NS", fill.ts) == tape.quote("NS", 1)

@@ -328,7 +328,9 @@ class SimulatedBroker:
             return
         if plan is not None:
             self._check_plan(order, plan, now_ns)
-            order.timer = self._schedule(from_ns(plan.ts_ns), lambda at: self._on_fill(order, plan, at))
+            # Clocks tick in microseconds: round up so the fill never precedes its (nanosecond) quote.
+            when = from_ns(-(-plan.ts_ns // 1000) * 1000)
+            order.timer = self._schedule(when, lambda at: self._on_fill(order, plan, at))
 
     def _check_plan(self, order: SimOrder, plan: FillPlan, now_ns: int) -> None:
         if not ZERO < plan.qty <= order.remaining or plan.ts_ns < now_ns or plan.price_units <= 0:
