@@ -1,0 +1,110 @@
+"""The journal from the command line: `repeg run` journals, `repeg show` reproduces the results exactly from the
+journal alone, `repeg runs` lists the run, and `--run-id` of a finished run never executes twice.
+
+Runs use the repository's demo plan on the in-process simulator (virtual time: milliseconds).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from repeg.cli.app import build_app
+from repeg.journal.sqlite import SqliteJournal
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+PLAN = EXAMPLES / "rebalance.csv"
+CONFIG = EXAMPLES / "demo.toml"
+
+pytestmark = pytest.mark.skipif(not (PLAN.exists() and CONFIG.exists()), reason="examples/ not present")
+
+
+def _repeg(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(build_app(), list(args), env={"COLUMNS": "160"})
+    return result.exit_code, result.stdout + (result.stderr if result.exit_code else "")
+
+
+def _run(journal: Path, run_id: str, *extra: str) -> tuple[int, str]:
+    return _repeg(
+        "run", str(PLAN), "--config", str(CONFIG), "--journal", str(journal), "--run-id", run_id, *extra
+    )
+
+
+@pytest.fixture(scope="module")
+def journaled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    """One demo run, journaled: (journal, the run's table output, the run's JSON output)."""
+    journal = tmp_path_factory.mktemp("journal") / "repeg.db"
+    code, table = _run(journal, "demo1")
+    assert code == 0, table
+    json_journal = journal.with_name("json.db")
+    code, as_json = _run(json_journal, "demo1", "--json")
+    assert code == 0, as_json
+    return journal, table, as_json
+
+
+def test_show_reproduces_the_results_table_exactly(journaled: tuple[Path, str, str]) -> None:
+    journal, table, _ = journaled
+    code, shown = _repeg("show", "demo1", "--journal", str(journal), "--no-events")
+    assert code == 0
+    assert "filled" in table
+    assert shown == table
+
+
+def test_show_json_result_equals_the_runs_json_result(journaled: tuple[Path, str, str]) -> None:
+    journal, _, as_json = journaled
+    code, shown = _repeg("show", "demo1", "--journal", str(journal.with_name("json.db")), "--json")
+    assert code == 0
+    assert json.loads(shown)["result"] == json.loads(as_json)
+
+
+def test_show_lists_every_event_in_journal_order(journaled: tuple[Path, str, str]) -> None:
+    journal, _, _ = journaled
+    store = SqliteJournal(journal, create=False)
+    kinds = [event.kind for event in store.events("demo1")]
+    store.close()
+    code, shown = _repeg("show", "demo1", "--journal", str(journal), "--json")
+    assert code == 0
+    assert [event["kind"] for event in json.loads(shown)["events"]] == kinds
+    assert kinds[0] == "run_started"
+    assert kinds[-1] == "run_ended"
+
+
+def test_runs_lists_the_run_with_its_plan_status_and_legs(journaled: tuple[Path, str, str]) -> None:
+    journal, _, _ = journaled
+    code, listed = _repeg("runs", "--journal", str(journal))
+    assert code == 0
+    row = next(line for line in listed.splitlines() if "demo1" in line)
+    assert "rebalance.csv" in row
+    assert "completed" in row
+
+
+def test_same_run_id_again_returns_the_journaled_result_without_trading(
+    journaled: tuple[Path, str, str],
+) -> None:
+    journal, table, _ = journaled
+    store = SqliteJournal(journal, create=False)
+    before = len(store.events("demo1"))
+    store.close()
+    code, again = _run(journal, "demo1")
+    store = SqliteJournal(journal, create=False)
+    after = len(store.events("demo1"))
+    store.close()
+    assert code == 0
+    assert again == table
+    assert after == before
+
+
+def test_show_of_an_unknown_run_fails_with_its_id(journaled: tuple[Path, str, str]) -> None:
+    journal, _, _ = journaled
+    result = CliRunner().invoke(build_app(), ["show", "nope", "--journal", str(journal)])
+    assert result.exit_code != 0
+    assert "'nope'" in result.stderr
+
+
+def test_show_without_a_journal_file_fails_clearly(tmp_path: Path) -> None:
+    result = CliRunner().invoke(build_app(), ["show", "x", "--journal", str(tmp_path / "none.db")])
+    assert result.exit_code != 0
+    assert "no journal at" in result.stderr
