@@ -7,15 +7,19 @@ machine where the browser can be installed; only a non-root machine without it s
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
+from typer.testing import CliRunner
 
-from repeg.lab.report_data import ReportInput
+from repeg.cli.app import build_app
+from repeg.lab.report_data import MarketSeries, ReportInput
 from repeg.lab.report_figures import FIGURE_IDS, build_figures
 from repeg.lab.report_html import export_pngs, figure_div_id, write_html
 from repeg.lab.report_sample import sample_compare, sample_market
@@ -136,3 +140,44 @@ def test_each_figure_exports_to_a_png(browser: str, tmp_path: Path) -> None:
         head = path.read_bytes()[:24]
         assert head[:8] == PNG_MAGIC
         assert int.from_bytes(head[16:20], "big") == 800
+
+
+def _write_quotes_csv(market: MarketSeries, path: Path) -> None:
+    lines = ["ts,symbol,bid,bid_size,ask,ask_size"]
+    for ts, bid, ask in zip(
+        market.quote_ts_ns.tolist(), market.bid_units.tolist(), market.ask_units.tolist(), strict=True
+    ):
+        stamp = str(np.datetime64(ts, "ns").astype("datetime64[us]")) + "Z"
+        lines.append(f"{stamp},XXX,{bid / 10_000:.4f},100,{ask / 10_000:.4f},100")
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+
+
+def test_report_command_writes_html_with_market_and_pngs(browser: str, tmp_path: Path) -> None:
+    os.environ.setdefault("BROWSER_PATH", browser)
+    market = sample_market()
+    (tmp_path / "c.json").write_text(sample_compare(market).model_dump_json())
+    _write_quotes_csv(market, tmp_path / "sample_quotes.csv.gz")
+    result = CliRunner().invoke(
+        build_app(("repeg.cli.report_cmds",)),
+        [
+            "report",
+            str(tmp_path / "c.json"),
+            "--html",
+            str(tmp_path / "r.html"),
+            "--png-dir",
+            str(tmp_path / "png"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "r.html").read_text()
+    assert "market data not available" not in page
+    assert sorted(p.name for p in (tmp_path / "png").iterdir()) == sorted(f"{f}.png" for f in FIGURE_IDS)
+
+
+def test_report_command_refuses_a_missing_result_with_exit_code_2(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        build_app(("repeg.cli.report_cmds",)),
+        ["report", str(tmp_path / "none.json"), "--html", str(tmp_path / "r.html")],
+    )
+    assert result.exit_code == 2
+    assert "no such result file" in result.output

@@ -13,7 +13,13 @@ import pytest
 from repeg.errors import ReportError
 from repeg.lab.models import DataRef, PathEventKind
 from repeg.lab.report_data import MarketSeries, ReportInput, decimate, load_market, load_result, stride_for
-from repeg.lab.report_figures import FIGURE_IDS, build_figures, order_overlay, price_path_figure
+from repeg.lab.report_figures import (
+    FIGURE_IDS,
+    build_figures,
+    frontier_figure,
+    order_overlay,
+    price_path_figure,
+)
 from repeg.lab.report_html import figure_div_id, render_html
 from repeg.lab.report_sample import sample_compare, sample_market
 
@@ -179,3 +185,23 @@ def test_load_market_finds_files_beside_the_result_and_keeps_exact_units(tmp_pat
     assert market.bid_units.tolist() == [1_570_100, 1_570_200]
     assert market.ask_units.tolist() == [1_570_500, 1_570_600]
     assert market.trade_units.tolist() == [1_570_300]
+
+
+def test_frontier_error_bars_span_each_policys_interval(compare_input: ReportInput) -> None:
+    fig = frontier_figure(compare_input.runs, None)
+    paper = next(t for t in fig.data if t.name == "paper fill model")
+    summaries = [r.summary for r in compare_input.runs if r.fill_model.value == "paper"]
+    for k, s in enumerate(summaries):
+        assert paper.y[k] - paper.error_y.arrayminus[k] == pytest.approx(s.cost_half_spreads.low)
+        assert paper.y[k] + paper.error_y.array[k] == pytest.approx(s.cost_half_spreads.high)
+        assert paper.x[k] + paper.error_x.array[k] == pytest.approx(s.time_to_fill_s.high)
+
+
+def test_frontier_joins_efficient_points_only_when_the_compare_names_them(compare_input: ReportInput) -> None:
+    assert compare_input.compare is not None
+    joined = frontier_figure(compare_input.runs, compare_input.compare.frontier)
+    plain = frontier_figure(compare_input.runs, None)
+    assert {t.name for t in joined.data} - {t.name for t in plain.data} == {
+        "paper efficient frontier",
+        "queue efficient frontier",
+    }

@@ -18,7 +18,15 @@ from decimal import Decimal
 
 import plotly.graph_objects as go
 
-from repeg.lab.models import BacktestResult, FrontierPoint, OrderTca, PathEvent, PathEventKind
+from repeg.lab.models import (
+    BacktestResult,
+    FrontierPoint,
+    Interval,
+    OrderTca,
+    PathEvent,
+    PathEventKind,
+    PolicySummary,
+)
 from repeg.lab.report_data import MarketSeries, as_datetime64, units_to_dollars
 
 PRICE_PATH = "price-path"
@@ -229,6 +237,33 @@ def _efficient_keys(frontier: Sequence[FrontierPoint] | None) -> set[tuple[str, 
     return {(p.policy, p.fill_model.value) for p in frontier if p.efficient}
 
 
+_MODEL_COLORS = {"paper": "#1c7ed6", "queue": "#e8590c"}
+
+
+def _color(model: str) -> str:
+    return _MODEL_COLORS.get(model, "#495057")
+
+
+def _error_bars(intervals: Sequence[Interval]) -> dict[str, object]:
+    """Asymmetric error bars from each interval's bounds around its mean."""
+    return {
+        "type": "data",
+        "symmetric": False,
+        "array": [i.high - i.mean for i in intervals],
+        "arrayminus": [i.mean - i.low for i in intervals],
+    }
+
+
+def _frontier_line(model: str, best: Sequence[PolicySummary]) -> go.Scatter:
+    return go.Scatter(
+        x=[x.time_to_fill_s.mean for x in best],
+        y=[x.cost_half_spreads.mean for x in best],
+        mode="lines",
+        line={"dash": "dot", "color": _color(model)},
+        name=f"{model} efficient frontier",
+    )
+
+
 def frontier_figure(runs: Sequence[BacktestResult], frontier: Sequence[FrontierPoint] | None) -> go.Figure:
     """Cost against completion time per policy, with intervals; efficient points (from the compare) joined."""
     fig = go.Figure()
@@ -239,36 +274,18 @@ def frontier_figure(runs: Sequence[BacktestResult], frontier: Sequence[FrontierP
             go.Scatter(
                 x=[x.time_to_fill_s.mean for x in s],
                 y=[x.cost_half_spreads.mean for x in s],
-                error_x={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": [x.time_to_fill_s.high - x.time_to_fill_s.mean for x in s],
-                    "arrayminus": [x.time_to_fill_s.mean - x.time_to_fill_s.low for x in s],
-                },
-                error_y={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": [x.cost_half_spreads.high - x.cost_half_spreads.mean for x in s],
-                    "arrayminus": [x.cost_half_spreads.mean - x.cost_half_spreads.low for x in s],
-                },
+                error_x=_error_bars([x.time_to_fill_s for x in s]),
+                error_y=_error_bars([x.cost_half_spreads for x in s]),
                 text=[x.policy for x in s],
                 mode="markers+text",
                 textposition="top center",
                 name=f"{model} fill model",
-                marker={"size": 10},
+                marker={"size": 10, "color": _color(model)},
             )
         )
         best = sorted((x for x in s if (x.policy, model) in efficient), key=lambda x: x.time_to_fill_s.mean)
         if len(best) > 1:
-            fig.add_trace(
-                go.Scatter(
-                    x=[x.time_to_fill_s.mean for x in best],
-                    y=[x.cost_half_spreads.mean for x in best],
-                    mode="lines",
-                    line={"dash": "dot"},
-                    name=f"{model} efficient frontier",
-                )
-            )
+            fig.add_trace(_frontier_line(model, best))
     fig.update_layout(
         title="Cost versus completion time (95% bootstrap intervals)",
         xaxis_title="mean time to fill (s)",
@@ -288,12 +305,8 @@ def cost_figure(runs: Sequence[BacktestResult]) -> go.Figure:
                 x=[x.policy for x in s],
                 y=[x.cost_half_spreads.mean for x in s],
                 name=f"{model} fill model",
-                error_y={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": [x.cost_half_spreads.high - x.cost_half_spreads.mean for x in s],
-                    "arrayminus": [x.cost_half_spreads.mean - x.cost_half_spreads.low for x in s],
-                },
+                marker={"color": _color(model)},
+                error_y=_error_bars([x.cost_half_spreads for x in s]),
             )
         )
     fig.update_layout(
