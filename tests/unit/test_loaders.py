@@ -243,3 +243,15 @@ def test_real_trade_day_loads_every_print() -> None:
     trades = load_trades(path)
     assert len(trades) == 39_195
     assert int(trades.columns("XXX").price[0]) == 1_583_000
+
+
+def test_byte_order_mark_before_the_header_is_tolerated(tmp_path: Path) -> None:
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + (HEADER + "2024-01-02T14:30:00Z,A,1,1,2,1\n").encode())
+    assert load_quotes(path).count("A") == 1
+
+
+def test_header_names_must_match_exactly(tmp_path: Path) -> None:
+    header = "ts, symbol,bid,bid_size,ask,ask_size\n"
+    err = _error(_write(tmp_path, "2024-01-02T14:30:00Z,A,1,1,2,1\n", header=header))
+    assert "missing column(s) symbol" in str(err)

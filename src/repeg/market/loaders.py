@@ -110,8 +110,8 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> pa.Table:
 
 def _csv_header(path: Path) -> list[str]:
     opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8", newline="") as handle:
-        return [name.strip() for name in handle.readline().rstrip("\r\n").split(",")]
+    with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
+        return handle.readline().rstrip("\r\n").split(",")
 
 
 # --- columns -----------------------------------------------------------------------------------------------
