@@ -5,8 +5,9 @@ in price units of $0.0001 (`repeg.domain.ticks.to_units`), and sizes in shares. 
 timestamp until the next quote's; when several quotes share one timestamp, only the last of them is ever current.
 
 `next_marketable` answers the simulator's one hot question, "from quote i on, when is this limit first
-marketable?", in O(log n) numpy slices through a block-minimum hierarchy built once per symbol and side, so that
-a resting order costs the same whether the day has 20 thousand quotes or 20 million.
+marketable?", with at most three small numpy scans through a block-minimum index built once per symbol and side
+(see `_FirstAtMost`), so a resting order costs about the same whatever the distance to its fill and however many
+quotes the day has: the cost grows with orders, not with quotes.
 """
 
 from __future__ import annotations
