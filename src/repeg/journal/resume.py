@@ -38,7 +38,7 @@ from repeg.engine.clock import Clock
 from repeg.engine.gateway import OrderGateway, polled_update
 from repeg.engine.monitor import EngineContext
 from repeg.engine.phases import run_buy_phase, run_phase
-from repeg.errors import JournalError
+from repeg.errors import BrokerError, JournalError
 from repeg.journal.base import Journal
 from repeg.market.base import QuoteFeed
 from repeg.policy.decide import ExecutionPolicy, LadderPolicy
@@ -48,8 +48,6 @@ log = structlog.get_logger("repeg.resume")
 
 #: `OrderFailed.error` recorded for an announced submit or replace the broker never received.
 NEVER_REACHED_BROKER = "NeverReachedBroker"
-#: `OrderFailed.error` recorded for an announced cancel the broker never carried out.
-CANCEL_NOT_APPLIED = "CancelNotApplied"
 
 
 def has_orders(events: Sequence[RunEvent]) -> bool:
@@ -103,22 +101,34 @@ async def _settle_order(bus: EventBus, index: int, record: OrderRecord, order: B
         await bus.emit(OrderUpdated(**bus.stamp(index), update=polled_update(order, bus.clock.now())))
 
 
-async def _settle_cancel(bus: EventBus, index: int) -> None:
-    """A leg still canceling after reconciliation: its order is open, so the cancel never took effect."""
+async def _complete_cancel(bus: EventBus, broker: Broker, index: int) -> None:
+    """A leg still canceling after reconciliation: the announced cancel may never have reached the broker.
+
+    The intent is journaled already, so the call it announced is simply made now (cancelling an order twice is
+    harmless); the confirmation arrives by polling like any other. A refusal (the order filled or closed
+    meanwhile) is recorded, followed by the order's current state.
+    """
     leg = bus.leg(index)
     active = leg.active_order
-    if leg.status is not LegStatus.CANCELING or active is None or active.status is OrderStatus.PENDING_CANCEL:
+    if leg.status is not LegStatus.CANCELING or active is None or active.order_id is None:
         return
-    await bus.emit(
-        OrderFailed(
-            **bus.stamp(index),
-            action=IntentAction.CANCEL,
-            client_order_id=active.client_order_id,
-            order_id=active.order_id,
-            error=CANCEL_NOT_APPLIED,
-            message="resume: the order is still open at the broker",
+    if active.status is OrderStatus.PENDING_CANCEL:
+        return
+    try:
+        await broker.cancel_order(active.order_id)
+    except BrokerError as exc:
+        await bus.emit(
+            OrderFailed(
+                **bus.stamp(index),
+                action=IntentAction.CANCEL,
+                client_order_id=active.client_order_id,
+                order_id=active.order_id,
+                error=type(exc).__name__,
+                message=str(exc),
+            )
         )
-    )
+        order = await broker.get_order(active.order_id)
+        await bus.emit(OrderUpdated(**bus.stamp(index), update=polled_update(order, bus.clock.now())))
 
 
 async def reconcile_leg(bus: EventBus, broker: Broker, leg: LegState) -> None:
@@ -126,7 +136,7 @@ async def reconcile_leg(bus: EventBus, broker: Broker, leg: LegState) -> None:
     for record in leg.orders:
         order = await broker.get_order_by_client_id(record.client_order_id)
         await _settle_order(bus, leg.index, record, order)
-    await _settle_cancel(bus, leg.index)
+    await _complete_cancel(bus, broker, leg.index)
 
 
 async def reconcile(bus: EventBus, broker: Broker) -> None:
