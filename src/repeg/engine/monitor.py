@@ -68,6 +68,8 @@ class PhaseMonitor:
         self._deadline = started_at + config.total_wait
         self._hard_stop = self._deadline + config.fill_wait
         self._stall_limit = 2 * config.fill_wait
+        self._quote_max_age = config.quote_age_limit
+        self._max_spread_pct = config.max_spread_pct
         self._active = {index for index in legs if not ctx.bus.leg(index).is_done}
         self._working: set[int] = set()
         self._dirty: set[int] = set(self._active)
@@ -181,7 +183,7 @@ class PhaseMonitor:
             if leg.is_done:
                 return
             quote = ctx.feed.latest(leg.symbol)
-            verdict = assess_quote(quote, now, ctx.config.quote_age_limit, ctx.config.max_spread_pct)
+            verdict = assess_quote(quote, now, self._quote_max_age, self._max_spread_pct)
             action = ctx.policy.decide(leg, quote, verdict, now)
             if isinstance(action, Wait):
                 self._schedule(index, action.until)

@@ -101,6 +101,8 @@ class LadderPolicy:
         self._steps = config.repeg_steps
         self._fill_wait = config.fill_wait
         self._poll = config.check_interval
+        self._quote_wait = config.quote_wait_limit
+        self._total_wait = config.total_wait
 
     def decide(self, leg: LegState, quote: Quote | None, verdict: QuoteVerdict, now: datetime) -> Action:
         if leg.is_done or leg.status in _WAITING_FOR_BROKER:
@@ -142,7 +144,7 @@ class LadderPolicy:
             price = initial_limit(quote, leg.side, self._config.initial_offset)
             return Submit(order_type=OrderType.LIMIT, limit_price=price, step=0)
         started = leg.phase_started_at or now
-        give_up = started + self._config.quote_wait_limit
+        give_up = started + self._quote_wait
         deadline = self._deadline(leg)
         if deadline is not None:
             give_up = min(give_up, deadline)
@@ -181,7 +183,7 @@ class LadderPolicy:
 
     def _deadline(self, leg: LegState) -> datetime | None:
         started = leg.phase_started_at
-        return None if started is None else started + self._config.total_wait
+        return None if started is None else started + self._total_wait
 
     def _due_step(self, leg: LegState, now: datetime) -> int:
         """How many fill waits have passed since the leg's first submission (0 before the first)."""
