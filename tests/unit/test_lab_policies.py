@@ -111,6 +111,12 @@ def test_ladder_spec_maps_onto_the_engine_ladder_through_execution_config() -> N
     assert isinstance(build_policy(spec, CONFIG), LadderPolicy)
 
 
+def test_ladder_wait_never_stretches_the_time_budget() -> None:
+    short = CONFIG.model_copy(update={"max_total_wait": 5.0, "fill_wait_seconds": 5.0})
+    cfg = ladder_config(LadderSpec(fill_wait_seconds=10), short)
+    assert (cfg.max_total_wait, cfg.fill_wait_seconds) == (5.0, 5.0)
+
+
 def test_ladder_with_steps_not_increasing_is_refused_naming_the_key() -> None:
     spec = LadderSpec(repeg_steps=(Decimal("0.75"), Decimal("0.5")))
     with pytest.raises(ConfigError, match="repeg_steps"):

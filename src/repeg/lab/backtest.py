@@ -18,6 +18,8 @@ from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from repeg.brokers.simulator.account import SimAccount
 from repeg.brokers.simulator.factory import build_simulation
 from repeg.brokers.simulator.fill_models import FillModel, PaperFillModel
@@ -28,6 +30,7 @@ from repeg.domain.events import RunEvent
 from repeg.engine.clock import VirtualClock, run_virtual
 from repeg.engine.runner import ParentOrder as EngineOrder
 from repeg.engine.runner import run_basket
+from repeg.errors import ConfigError
 from repeg.lab.baskets import BasketSpec, make_basket
 from repeg.lab.fit import AdaptiveParams
 from repeg.lab.models import BacktestResult, DataRef, FillModelName, ParentOrder
@@ -105,6 +108,18 @@ def _budget(basket: Sequence[ParentOrder]) -> float:
     return budgets.pop()
 
 
+def budget_config(base: ExecutionConfig, budget_seconds: float) -> ExecutionConfig:
+    """`base` with the basket's time budget as `max_total_wait` (waits longer than the budget are shortened)."""
+    data = base.model_dump()
+    data["max_total_wait"] = budget_seconds
+    data["fill_wait_seconds"] = min(base.fill_wait_seconds, budget_seconds)
+    try:
+        return ExecutionConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(".".join(str(p) for p in first["loc"]), first.get("input"), first["msg"]) from exc
+
+
 class _Collector:
     """An `EventSink` keeping every event of the run in order."""
 
@@ -131,10 +146,7 @@ def run_basket_events(
     latency: LatencyModel | None = None,
 ) -> list[RunEvent]:
     """Run the basket through the engine on the simulator; return the run's events."""
-    budget = _budget(basket)
-    base = (base_config or ExecutionConfig()).model_copy(update={"max_total_wait": budget})
-    base = ExecutionConfig.model_validate(base.model_dump())
-    config = run_config(policy_spec, base)
+    config = run_config(policy_spec, budget_config(base_config or ExecutionConfig(), _budget(basket)))
     policy = build_policy(policy_spec, config, adaptive_params=adaptive_params)
     orders = [
         EngineOrder(arrival=o.arrival, symbol=o.symbol, side=o.side, qty=o.qty, whole_shares=True)

@@ -150,16 +150,16 @@ def spec_params(spec: PolicySpec) -> dict[str, str]:
 
 
 def ladder_config(spec: LadderSpec, base: ExecutionConfig) -> ExecutionConfig:
-    """`base` with the ladder's pricing and timing (validated like any config)."""
+    """`base` with the ladder's pricing and timing (validated like any config); the budget stays `base`'s."""
     data = base.model_dump()
     data.update(
         initial_offset=spec.initial_offset,
         repeg_steps=spec.repeg_steps,
-        fill_wait_seconds=spec.fill_wait_seconds,
+        # The time budget (`max_total_wait`) is the order's, never stretched by a longer wait per step.
+        fill_wait_seconds=min(spec.fill_wait_seconds, base.max_total_wait),
         escalation=spec.escalation,
         escalation_collar_bps=spec.escalation_collar_bps,
     )
-    data["max_total_wait"] = max(base.max_total_wait, spec.fill_wait_seconds)
     try:
         return ExecutionConfig.model_validate(data)
     except ValidationError as exc:
