@@ -47,6 +47,9 @@ QuotesOpt = Annotated[
 TradesOpt = Annotated[
     Path | None, typer.Option("--trades", help="Trade prints of the same day (queue model).")
 ]
+SymbolOpt = Annotated[
+    str | None, typer.Option("--symbol", help="Symbol to trade when the quote file holds several.")
+]
 BasketOpt = Annotated[
     int, typer.Option("--basket", min=1, help="Number of parent orders spread over the day.")
 ]
@@ -120,6 +123,7 @@ def backtest(
     *,
     quotes: QuotesOpt,
     trades: TradesOpt = None,
+    symbol: SymbolOpt = None,
     basket: BasketOpt = 200,
     arrivals: ArrivalsOpt = None,
     qty: QtyOpt = "100",
@@ -144,8 +148,8 @@ def backtest(
     try:
         model = _fill_model(fill_model)
         spec = policy_spec(policy)
-        day = load_day(quotes, trades)
-        fit_day = None if fit_quotes is None else load_day(fit_quotes, fit_trades)
+        day = load_day(quotes, trades, symbol=symbol)
+        fit_day = None if fit_quotes is None else load_day(fit_quotes, fit_trades, symbol=symbol)
         orders = _basket(day, count=basket, arrivals=arrivals, qty=qty, budget=budget, seed=seed)
         params = adaptive_params_for(spec, model, day, fit_day)
         result = run_backtest(
@@ -165,6 +169,7 @@ def compare(
     *,
     quotes: QuotesOpt,
     trades: TradesOpt = None,
+    symbol: SymbolOpt = None,
     policies: Annotated[
         str,
         typer.Option(
@@ -196,8 +201,8 @@ def compare(
     try:
         models = [_fill_model(name.strip()) for name in fill_models.split(",") if name.strip()]
         specs = [policy_spec(name.strip()) for name in policies.split(",") if name.strip()]
-        day = load_day(quotes, trades)
-        fit_day = None if fit_quotes is None else load_day(fit_quotes, fit_trades)
+        day = load_day(quotes, trades, symbol=symbol)
+        fit_day = None if fit_quotes is None else load_day(fit_quotes, fit_trades, symbol=symbol)
         specs = _without_unfittable(specs, has_fit_data=fit_day is not None)
         orders = _basket(day, count=basket, arrivals=arrivals, qty=qty, budget=budget, seed=seed)
         result = run_compare(
@@ -220,13 +225,14 @@ def fit(
         typer.Option("--trades", help="Trades of the fit day: fit the queue rule (else the paper rule)."),
     ] = None,
     out: Annotated[Path, typer.Option("--out", help="Where to write the fitted parameters (JSON).")],
+    symbol: SymbolOpt = None,
 ) -> None:
     """Fit the adaptive policy's parameters on one (FIT) symbol-day and save them with the data's digest."""
     from repeg.lab.backtest import load_day
     from repeg.lab.fit import fit_adaptive, save_params
 
     try:
-        day = load_day(quotes, trades)
+        day = load_day(quotes, trades, symbol=symbol)
         symbol_trades = None if day.trades is None else day.trades.columns(day.symbol)
         params = fit_adaptive(day.quotes.columns(day.symbol), day.ref, trades=symbol_trades)
         save_params(params, out)
