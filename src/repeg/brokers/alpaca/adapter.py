@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from datetime import timedelta
+from enum import Enum
 from typing import TypeVar
 
 import requests
@@ -364,8 +365,8 @@ class AlpacaBroker:
         except (BrokerError, ValueError) as exc:
             log.warning("trade_update_unreadable", error=type(exc).__name__)
             return
-        event = update.event if isinstance(update.event, str) else str(update.event)
-        self._tracker.absorb(order, update.timestamp, hint=getattr(update.event, "value", event))
+        hint = update.event.value if isinstance(update.event, Enum) else str(update.event)
+        self._tracker.absorb(order, update.timestamp, hint=hint)
 
     async def reconcile(self) -> None:
         """Poll every working order of the run (and the successor of a replaced one) and push what changed."""
