@@ -1,0 +1,114 @@
+"""Backtests through the real engine and simulator on a scripted, still market: every cost is known by hand.
+
+The book is 100.00 / 100.04 (half-spread 2 cents) for ten minutes. A market order pays exactly one half-spread;
+under the paper rule a resting limit on a still book never fills, so touch-then-market pays one half-spread
+after its wait; under the queue rule, prints at both touches larger than the displayed size fill it at the touch,
+earning one half-spread.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import numpy as np
+import pytest
+
+from repeg.config import ExecutionConfig
+from repeg.domain.orders import Side
+from repeg.lab.backtest import DayData, budget_config, run_backtest
+from repeg.lab.models import DataRef, FillModelName, ParentOrder
+from repeg.lab.policies import TouchThenMarketSpec, policy_spec
+from repeg.market.tape import QuoteTape, SymbolQuotes, SymbolTrades, TradeTape, to_ns
+
+T0 = datetime(2018, 1, 3, 15, 0, tzinfo=UTC)
+S = 1_000_000_000
+SECONDS = 600
+BID, ASK = 1_000_000, 1_000_400
+
+
+def _day(with_prints: bool) -> DayData:
+    ts = to_ns(T0) + np.arange(SECONDS, dtype=np.int64) * S
+    quotes = QuoteTape(
+        [
+            SymbolQuotes(
+                "XXX",
+                ts=ts,
+                bid=np.full(SECONDS, BID, dtype=np.int64),
+                bid_size=np.full(SECONDS, 200, dtype=np.int64),
+                ask=np.full(SECONDS, ASK, dtype=np.int64),
+                ask_size=np.full(SECONDS, 200, dtype=np.int64),
+            )
+        ]
+    )
+    trades = None
+    if with_prints:
+        n = 2 * SECONDS
+        trades = TradeTape(
+            [
+                SymbolTrades(
+                    "XXX",
+                    ts=to_ns(T0) + np.arange(n, dtype=np.int64) * (S // 2) + S // 4,
+                    price=np.where(np.arange(n) % 2 == 0, BID, ASK).astype(np.int64),
+                    size=np.full(n, 1000, dtype=np.int64),
+                )
+            ]
+        )
+    ref = DataRef(
+        symbol="XXX", day=date(2018, 1, 3), quotes_file="scripted", trades_file=None, digest="scripted"
+    )
+    return DayData(quotes=quotes, trades=trades, ref=ref)
+
+
+BASKET = tuple(
+    ParentOrder(
+        index=k,
+        symbol="XXX",
+        side=Side.BUY if k % 2 == 0 else Side.SELL,
+        qty=Decimal(100),
+        arrival=T0 + timedelta(seconds=60 + 90 * k),
+        budget_seconds=60,
+    )
+    for k in range(4)
+)
+
+
+def _costs(day: DayData, policy: str, model: FillModelName) -> list[float | None]:
+    spec = (
+        policy_spec(policy) if policy != "touch10" else TouchThenMarketSpec(name="touch10", wait_seconds=10)
+    )
+    result = run_backtest(day, BASKET, spec, fill_model=model, seed=0)
+    assert result.summary.completion_rate == 1.0
+    return [o.cost_half_spreads for o in result.orders]
+
+
+def test_market_orders_pay_exactly_one_half_spread() -> None:
+    assert _costs(_day(False), "market", FillModelName.PAPER) == [1.0, 1.0, 1.0, 1.0]
+
+
+def test_paper_rule_never_fills_a_resting_limit_on_a_still_book() -> None:
+    result = run_backtest(
+        _day(True),
+        BASKET,
+        TouchThenMarketSpec(name="t", wait_seconds=10),
+        fill_model=FillModelName.PAPER,
+        seed=0,
+    )
+    assert [o.cost_half_spreads for o in result.orders] == [1.0, 1.0, 1.0, 1.0]
+    assert all(o.escalated and o.filled_before_escalation == 0 for o in result.orders)
+    assert all(o.time_to_fill_s == pytest.approx(10.0, abs=1.0) for o in result.orders)
+
+
+def test_queue_rule_fills_at_the_touch_once_prints_clear_the_queue() -> None:
+    assert _costs(_day(True), "touch10", FillModelName.QUEUE) == [-1.0, -1.0, -1.0, -1.0]
+
+
+def test_oracle_on_a_still_book_is_the_far_touch() -> None:
+    result = run_backtest(_day(False), BASKET, policy_spec("market"), fill_model=FillModelName.PAPER, seed=0)
+    assert {o.oracle_cost_half_spreads for o in result.orders} == {1.0}
+    assert {o.cost_vs_oracle_half_spreads for o in result.orders} == {0.0}
+
+
+def test_budget_config_shortens_waits_longer_than_the_budget() -> None:
+    cfg = budget_config(ExecutionConfig(), 5.0)
+    assert (cfg.max_total_wait, cfg.fill_wait_seconds) == (5.0, 5.0)
