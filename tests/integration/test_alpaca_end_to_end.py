@@ -87,3 +87,22 @@ async def test_partial_fills_are_completed_through_cancel_and_remainder(fake_alp
     assert sum((o.filled_qty for o in orders), Decimal(0)) == Decimal(
         30
     )  # never over-filled across the chain
+
+
+async def test_a_run_survives_429s_a_lost_submit_and_a_stream_gap_with_exact_fills(
+    fake_alpaca: FakeAlpacaServer,
+):
+    fake_alpaca.fail("POST", "/v2/orders", 429, times=2)
+    fake_alpaca.lost_response_delay = 1.0
+    fake_alpaca.lose_response("PATCH", "/v2/orders/")
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.2, lambda: loop.create_task(fake_alpaca.drop_trade_stream(refuse_for=0.3)))
+    result, _ = await run_through_alpaca(fake_alpaca, SPECS, run_id="rE2Efaults")
+    assert result.status is RunStatus.COMPLETED
+    assert [leg.filled_qty for leg in result.legs] == [Decimal(20), Decimal(30)]
+    orders = list(fake_alpaca.book.orders.values())
+    assert len({o.client_order_id for o in orders}) == len(orders)
+    assert sum((o.filled_qty for o in orders if o.symbol == "AAPL"), Decimal(0)) == Decimal(30)
+    assert sum((o.filled_qty for o in orders if o.symbol == "MSFT"), Decimal(0)) == Decimal(20)
+    assert all(fault.times == 0 for fault in fake_alpaca.faults)  # every injected fault was met
+    assert fake_alpaca.trade_connections >= 2
