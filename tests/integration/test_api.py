@@ -156,3 +156,17 @@ def test_every_public_name_resolves() -> None:
         assert getattr(repeg, name) is not None
     with pytest.raises(AttributeError):
         _ = repeg.not_a_name  # type: ignore[attr-defined]
+
+
+def test_arrival_price_never_comes_from_a_one_sided_quote(tmp_path: Path) -> None:
+    path = tmp_path / "q.csv"
+    path.write_text(
+        HEADER
+        + "2024-01-02T14:30:00.000000Z,CCC,107.00,100,0,0\n"  # the real incident: bid 107, ask 0
+        + "2024-01-02T14:30:02.000000Z,CCC,10.00,100,10.02,100\n"
+        + "2024-01-02T14:30:59.000000Z,CCC,10.00,100,10.02,100\n",
+        encoding="utf-8",
+    )
+    plan = parse_csv("symbol,weight\nCCC,0.5\n", "w.csv")
+    result = simulate(plan, tape=load_quotes(path), account=SimAccount(cash=Decimal(1000)))
+    assert result.legs[0].requested_qty == Decimal("49.950049950")  # 500 / 10.01, down to 1e-9
