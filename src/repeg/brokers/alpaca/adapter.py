@@ -201,10 +201,11 @@ class AlpacaBroker:
         """
         current = await self.get_order(request.order_id)
         if current.filled_qty > 0 or current.status.is_terminal:
+            why = "has fills: cancel it and submit the remainder" if current.filled_qty > 0 else "is closed"
             raise OrderNotCancelableError(
                 request.order_id,
                 current.status.value,
-                broker_message="replace refused: order already has fills",
+                broker_message=f"replace refused before sending: order {why}",
             )
         payload = replace_payload(request)
         self._tracker.claim(request.client_order_id)
@@ -253,9 +254,12 @@ class AlpacaBroker:
         sdk_orders = await self._read("list_open_orders", lambda: self._client.get_orders(request))
         orders: list[BrokerOrder] = []
         for sdk_order in sdk_orders:
-            if isinstance(sdk_order, SdkOrder):
-                with contextlib.suppress(BrokerError, ValueError):
-                    orders.append(to_broker_order(sdk_order))
+            if not isinstance(sdk_order, SdkOrder):
+                continue
+            try:
+                orders.append(to_broker_order(sdk_order))
+            except (BrokerError, ValueError) as exc:
+                log.info("open_order_not_ours_skipped", order_id=str(sdk_order.id), reason=str(exc))
         return orders
 
     # --- account ------------------------------------------------------------------------------------------
