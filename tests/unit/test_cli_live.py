@@ -11,10 +11,19 @@ from rich.console import Console
 
 from repeg.cli.exit_codes import ExitCode, exit_code_for_error, exit_code_for_status
 from repeg.cli.live import LiveView
-from repeg.cli.render import fmt_qty
-from repeg.domain.events import IntentAction, LegPlanned, LegSkipped, OrderIntent, PhaseStarted, RunEvent
+from repeg.cli.render import fmt_qty, legs_table
+from repeg.domain.events import (
+    IntentAction,
+    LegFinished,
+    LegPlanned,
+    LegSkipped,
+    OrderIntent,
+    PhaseStarted,
+    RunEvent,
+)
 from repeg.domain.orders import OrderType, Side
 from repeg.domain.plan import LegSpec, SkippedTrade
+from repeg.domain.run import RunFolder
 from repeg.errors import (
     BrokerUnavailableError,
     ConfigError,
@@ -131,3 +140,18 @@ def test_run_status_maps_to_exit_code(status: str, code: ExitCode) -> None:
 )
 def test_error_maps_to_exit_code(error: BaseException, code: ExitCode) -> None:
     assert exit_code_for_error(error) is code
+
+
+def test_large_runs_show_working_legs_first_and_count_the_rest() -> None:
+    folder = RunFolder()
+    for index in range(50):
+        spec = LegSpec(index=index, symbol=f"S{index:02d}", side=Side.BUY, qty=Decimal(1))
+        folder.apply(LegPlanned(spec=spec, **base(index)))
+    folder.apply(LegFinished(status="skipped", reason="no quote", **base(0)))
+    screen = console()
+    screen.print(legs_table(folder.snapshot(), max_rows=10))
+    text = screen.export_text()
+    assert "S01" in text
+    assert "S00" not in text  # finished: gives its row to a working leg
+    assert "40 more legs" in text
+    assert "0/50 legs filled" in text

@@ -48,16 +48,32 @@ def _leg_qty(leg: LegState) -> str:
     return fmt_qty(leg.qty)
 
 
-def legs_table(run: RunState) -> Table:
-    """One row per leg: symbol, side, quantity, filled, current limit, re-pegs and state."""
+#: The live view shows at most this many legs: the ones still working first, then finished ones.
+LIVE_MAX_ROWS = 40
+
+
+def _live_rows(legs: tuple[LegState, ...], max_rows: int) -> list[LegState]:
+    """Working legs first (they are what a watcher needs), then finished ones, in plan order within each."""
+    working = [leg for leg in legs if not leg.is_done]
+    done = [leg for leg in legs if leg.is_done]
+    return sorted((working + done)[:max_rows], key=lambda leg: leg.index)
+
+
+def legs_table(run: RunState, max_rows: int = LIVE_MAX_ROWS) -> Table:
+    """One row per leg: symbol, side, quantity, filled, current limit, re-pegs and state.
+
+    Runs with more than `max_rows` legs show the working legs first and a closing row counting the rest.
+    """
     phase = run.phases[-1] if run.phases else None
+    filled = sum(1 for leg in run.legs if leg.status is LegStatus.FILLED)
     title = "repeg" if phase is None else f"repeg: {phase.side} phase"
-    table = Table(title=title, title_justify="left", expand=False)
+    table = Table(title=f"{title}, {filled}/{len(run.legs)} legs filled", title_justify="left", expand=False)
     for name in ("#", "symbol", "side", "qty", "filled", "limit", "re-pegs", "state"):
         table.add_column(
             name, justify="right" if name in {"#", "qty", "filled", "limit", "re-pegs"} else "left"
         )
-    for leg in run.legs:
+    shown = _live_rows(run.legs, max_rows)
+    for leg in shown:
         table.add_row(
             str(leg.index),
             leg.symbol,
@@ -68,7 +84,9 @@ def legs_table(run: RunState) -> Table:
             str(leg.repegs),
             _leg_state_text(leg),
         )
-    for skipped in run.skipped:
+    if len(shown) < len(run.legs):
+        table.add_row("", f"[dim]... {len(run.legs) - len(shown)} more legs[/]", *[""] * 6)
+    for skipped in run.skipped[: max(0, max_rows - len(shown))]:
         table.add_row(
             "", skipped.symbol, str(skipped.side), fmt_qty(skipped.qty), "", "", "", "[yellow]skipped[/]"
         )
