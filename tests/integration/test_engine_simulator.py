@@ -7,6 +7,7 @@ replay of real quotes (every order completes, every fill consistent with the quo
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -25,6 +26,7 @@ from repeg.brokers.simulator import (
 )
 from repeg.config import ExecutionConfig
 from repeg.domain.events import (
+    IntentAction,
     LegEscalated,
     OrderIntent,
     OrderUpdated,
@@ -238,3 +240,20 @@ def test_a_200_order_basket_over_a_real_day_completes_at_prices_the_quotes_allow
         assert quote.bid <= fill.price <= quote.ask
     for leg in result.legs:
         assert leg.avg_fill_price is not None
+
+
+def test_a_replace_that_loses_the_race_to_a_partial_fill_keeps_the_original_working() -> None:
+    # The re-peg at 10 s is a replace taking 2 s; at 11 s the old limit becomes marketable and fills in part,
+    # so the simulator rejects the replacement: the original order keeps working and nothing is added on top.
+    tape = make_tape(book(120, lambda t: ("99.96", "100.00") if t == 11 else ("100.00", "100.08")))
+    out = simulate(BUY, tape, latency=LatencyModel(replace=timedelta(seconds=2)), partial_rate=1.0)
+    rejected = [e for e in out.events.of(OrderUpdated) if e.update.event is OrderEvent.REJECTED]
+    assert len(rejected) == 1
+    (leg,) = out.result.legs
+    assert leg.status is LegStatus.FILLED
+    assert leg.filled_qty == Decimal(100)
+    executed = sum((fill.qty for fill in out.broker.executions), Decimal(0))
+    assert executed == Decimal(100)
+    assert not asyncio.run(out.broker.list_open_orders())  # the original was cancelled, not left behind
+    first_resubmit = [e for e in out.events.of(OrderIntent) if e.action is IntentAction.SUBMIT][1]
+    assert first_resubmit.ts == at(20)  # nothing was sent on top of the surviving original at 12 s

@@ -428,3 +428,36 @@ def test_fills_never_exceed_the_leg_and_end_exact_under_any_delivery(
     assert leg.filled_notional == notional
     assert leg.status is LegStatus.FILLED
     assert fold_run(events).leg(0) == leg
+
+
+def test_a_rejected_replacement_hands_the_leg_back_to_the_original_order() -> None:
+    replacement = order(1, OrderStatus.NEW).model_copy(update={"replaces": "o0"})
+    rejected = replacement.model_copy(update={"status": OrderStatus.REJECTED})
+    leg = fold(
+        [
+            *working(),
+            replace(1, 0),
+            accepted(replacement, IntentAction.REPLACE),
+            updated(order(0, OrderStatus.PENDING_REPLACE, "20", "10.00")),
+            updated(rejected, OrderEvent.REJECTED),
+        ]
+    )
+    assert leg.status is LegStatus.WORKING
+    assert leg.active_client_order_id == cid(0)
+    assert leg.filled_qty == Decimal(20)
+
+
+def test_a_replacement_rejected_while_cancelling_returns_to_working_on_the_original() -> None:
+    replacement = order(1, OrderStatus.NEW).model_copy(update={"replaces": "o0"})
+    rejected = replacement.model_copy(update={"status": OrderStatus.REJECTED})
+    leg = fold(
+        [
+            *working(),
+            replace(1, 0),
+            accepted(replacement, IntentAction.REPLACE),
+            cancel(1),
+            updated(rejected, OrderEvent.REJECTED),
+        ]
+    )
+    assert leg.status is LegStatus.WORKING
+    assert leg.active_client_order_id == cid(0)

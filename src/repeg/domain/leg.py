@@ -63,6 +63,8 @@ class OrderRecord(BaseModel):
     avg_price: Decimal | None = None
     #: True for an order sent after the leg escalated (its fills do not count as "before escalation").
     escalation: bool = False
+    #: For a replacement: the broker id of the order it replaces.
+    replaces: str | None = None
     updated_at: datetime | None = None
 
     @property
@@ -88,6 +90,7 @@ class OrderRecord(BaseModel):
                 "status": status,
                 "filled_qty": filled,
                 "avg_price": avg,
+                "replaces": order.replaces or self.replaces,
                 "updated_at": latest,
             }
         )
@@ -224,9 +227,25 @@ def _settle(state: LegState, ts: datetime, run_id: str) -> LegState:
         return state
     active = state.active_order
     closed = active is not None and active.is_terminal and active.status is not OrderStatus.REPLACED
-    if closed and state.status in (LegStatus.WORKING, LegStatus.CANCELING):
+    if not closed or state.status not in (LegStatus.WORKING, LegStatus.CANCELING):
+        return state
+    survivor = _survivor_of(state, active)
+    if survivor is None:
         return _go(state, LegTrigger.ORDER_CLOSED, active_client_order_id=None, limit_price=None)
-    return state
+    # A replacement was rejected (the original filled in part while the replace was pending): the original
+    # order is still live, so it becomes the working order again and nothing is resubmitted on top of it.
+    changes = {"active_client_order_id": survivor.client_order_id, "limit_price": survivor.limit_price}
+    if state.status is LegStatus.CANCELING:
+        return _go(state, LegTrigger.CANCEL_FAILED, **changes)
+    return state.model_copy(update=changes)
+
+
+def _survivor_of(state: LegState, closed: OrderRecord | None) -> OrderRecord | None:
+    """The still-open order a rejected replacement was meant to replace, if any."""
+    if closed is None or closed.status is not OrderStatus.REJECTED or closed.replaces is None:
+        return None
+    original = next((r for r in state.orders if r.order_id == closed.replaces), None)
+    return None if original is None or original.is_terminal else original
 
 
 def _on_planned(state: LegState, event: LegPlanned) -> LegState:
