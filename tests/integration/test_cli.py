@@ -204,3 +204,15 @@ def test_exchange_latency_from_the_config_still_completes(workdir: Path) -> None
     result = invoke(EXAMPLES / "rebalance.csv", "--config", config, "--json")
     assert result.exit_code == ExitCode.OK, result.stderr
     assert json.loads(result.stdout)["status"] == "completed"
+
+
+def test_terminal_run_draws_the_live_view_then_the_results(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich then treats stdout as a terminal
+    monkeypatch.setenv("COLUMNS", "160")
+    result = invoke(EXAMPLES / "rebalance.csv", "--config", EXAMPLES / "demo.toml", "--run-id", "t6")
+    assert result.exit_code == ExitCode.OK, result.stderr
+    live_title = result.stdout.find("legs filled")
+    assert live_title != -1
+    assert result.stdout.find("execution quality") > live_title
