@@ -374,3 +374,17 @@ def test_an_engine_failure_closes_the_run_as_failed_and_propagates() -> None:
         run_virtual(main)
     (ended,) = sink.of(RunEnded)
     assert ended.status == "failed"
+
+
+def test_a_refused_escalation_cancel_is_retried_before_anything_is_sent() -> None:
+    def script(w: World) -> None:
+        w.broker.refuse_cancels = 1
+
+    config = ExecutionConfig(repeg_steps=(Decimal("0.25"),))
+    result, world = execute(BUY, script, config=config, auto_fill=False)
+    refused = world.sink.of(OrderFailed)
+    assert [r.action for r in refused] == [IntentAction.CANCEL]
+    assert len(world.broker.cancels()) >= 2
+    market = [r for r in world.broker.submitted() if r.order_type is OrderType.MARKET]
+    assert [m.qty for m in market] == [Decimal(100)]
+    assert result.legs[0].escalated

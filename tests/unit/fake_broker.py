@@ -105,6 +105,7 @@ class FakeBroker:
         self.fill_before_cancel: dict[str, Decimal] = {}
         self.fill_before_replace: dict[str, Decimal] = {}
         self.refuse_replace = False
+        self.refuse_cancels = 0
         self.reject_symbols: set[str] = set()
         self.positions: dict[str, Decimal] = {}
         self._next = 0
@@ -162,6 +163,9 @@ class FakeBroker:
             order = self._get(order_id)
         if order.status.is_terminal:
             raise OrderNotCancelableError(order_id, order.status.value)
+        if self.refuse_cancels:
+            self.refuse_cancels -= 1
+            raise OrderNotCancelableError(order_id, "pending_replace")
         if self.cancel_latency:
             self._clock.call_at(
                 self._clock.now() + self.cancel_latency, lambda: self._confirm_cancel(order_id)

@@ -173,8 +173,20 @@ def test_escalated_idle_leg_sends_a_market_order_for_the_remainder() -> None:
     )
 
 
-def test_escalated_leg_with_a_working_order_waits_for_the_cancel() -> None:
-    assert POLICY.decide(working(escalated=True), make_quote(), VALID, at(40)) == Wait()
+def test_escalated_leg_waits_for_its_cancel_confirmation() -> None:
+    leg = working(escalated=True, status=LegStatus.CANCELING)
+    assert POLICY.decide(leg, make_quote(), VALID, at(40)) == Wait()
+
+
+def test_escalated_leg_whose_cancel_was_refused_escalates_again() -> None:
+    leg = working(escalated=True, escalation_reason="deadline")
+    assert POLICY.decide(leg, make_quote(), VALID, at(41)) == Escalate(reason="deadline")
+
+
+def test_escalated_leg_with_its_escalation_order_working_waits() -> None:
+    leg = working(escalated=True)
+    leg = leg.model_copy(update={"orders": (leg.orders[0].model_copy(update={"escalation": True}),)})
+    assert POLICY.decide(leg, make_quote(), VALID, at(41)) == Wait()
 
 
 def test_collared_escalation_sends_a_marketable_limit() -> None:

@@ -169,8 +169,16 @@ class LadderPolicy:
         return Submit(order_type=OrderType.LIMIT, limit_price=price, step=step, reason=reason)
 
     def _escalation_order(self, leg: LegState, quote: Quote | None, now: datetime) -> Action:
-        """Once escalated, an idle leg sends its remainder as a market order (or a collared marketable limit)."""
-        if leg.status not in (LegStatus.IDLE, LegStatus.PLANNED):
+        """Once escalated, an idle leg sends its remainder as a market order (or a collared marketable limit).
+
+        A passive order still working after escalation (its cancel was refused, e.g. while a replace was pending)
+        is escalated again, so its cancel is retried.
+        """
+        if leg.status is LegStatus.WORKING:
+            active = leg.active_order
+            passive = active is not None and not active.escalation
+            return Escalate(reason=leg.escalation_reason or "escalate") if passive else _IDLE_WAIT
+        if leg.status is not LegStatus.IDLE and leg.status is not LegStatus.PLANNED:
             return _IDLE_WAIT
         if self._config.escalation is EscalationStyle.MARKET:
             return Submit(order_type=OrderType.MARKET, reason=REASON_ESCALATE)
