@@ -1,0 +1,276 @@
+"""Resume and graceful stop, in process on virtual time: the simulator object outlives a "crash" of the engine.
+
+A crash is a `BaseException` raised by the sink in front of the journal, so the engine stops dead at that event
+(nothing after it is journaled, nothing is cleaned up), exactly where a SIGKILL would have left the journal. The
+same simulated broker then serves `resume_run`, which must finish every leg without duplicating anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from repeg.brokers.simulator import SimAccount, SimulatedBroker, build_simulation
+from repeg.config import ExecutionConfig
+from repeg.domain.events import EventSink, IntentAction, OrderIntent, RunEvent
+from repeg.domain.ids import client_order_id
+from repeg.domain.orders import OrderRequest, OrderType, Side
+from repeg.domain.plan import LegSpec
+from repeg.domain.run import fold_run
+from repeg.engine.clock import VirtualClock, run_virtual
+from repeg.engine.runner import run_execution
+from repeg.errors import JournalError
+from repeg.journal.faults import point_of
+from repeg.journal.resume import NEVER_REACHED_BROKER, resume_run
+from repeg.journal.shutdown import stop_run
+from repeg.journal.sqlite import SqliteJournal
+from repeg.market.synthetic import SyntheticSymbol, synthetic_tape
+from repeg.market.tape import QuoteTape
+
+TAPE: QuoteTape = synthetic_tape(
+    [
+        SyntheticSymbol(symbol="AAA", start_price=Decimal("20.00"), mean_spread_ticks=6, daily_vol=0.002),
+        SyntheticSymbol(symbol="BBB", start_price=Decimal("50.00"), mean_spread_ticks=6, daily_vol=0.002),
+    ],
+    seed=5,
+    n_quotes=20_000,
+    duration=timedelta(hours=1),
+)
+ACCOUNT = SimAccount(cash=Decimal(100_000), positions={"AAA": Decimal(300)})
+SPECS = [
+    LegSpec(index=0, symbol="AAA", side=Side.SELL, qty=Decimal(100)),
+    LegSpec(index=1, symbol="BBB", side=Side.BUY, qty=Decimal(40)),
+]
+TARGETS = {"AAA": Decimal(200), "BBB": Decimal(40)}
+CONFIG = ExecutionConfig(
+    fill_wait_seconds=2,
+    wait_between_checks=0.5,
+    max_total_wait=60,
+    grace_window=1,
+    repeg_steps=(Decimal("0.25"), Decimal("0.5")),
+)
+
+
+class Crash(BaseException):
+    """Stands for SIGKILL: not an `Exception`, so the engine's error handling never sees it."""
+
+
+class CrashAt:
+    """Passes events to the journal until the n-th event of `point`, where it "dies" (before or after)."""
+
+    def __init__(self, journal: EventSink, point: str, nth: int, *, before: bool) -> None:
+        self._journal, self._point, self._nth, self._before = journal, point, nth, before
+        self._seen = 0
+
+    async def emit(self, event: RunEvent) -> None:
+        hit = point_of(event) == self._point
+        self._seen += hit
+        armed = hit and self._seen == self._nth
+        if armed and self._before:
+            raise Crash
+        await self._journal.emit(event)
+        if armed:
+            raise Crash
+
+
+async def _crash_then_resume(path: Path, point: str, nth: int, before: bool) -> tuple[SimulatedBroker, bool]:
+    clock = VirtualClock(TAPE.start + timedelta(seconds=5))
+    broker, feed = build_simulation(TAPE, clock, ACCOUNT, seed=3)
+    journal = SqliteJournal(path)
+    crashed = False
+    try:
+        await run_execution(
+            SPECS,
+            (),
+            broker,
+            feed,
+            clock,
+            CONFIG,
+            run_id="r1",
+            sinks=(CrashAt(journal, point, nth, before=before),),
+        )
+    except Crash:
+        crashed = True
+    await journal.flush()
+    await resume_run("r1", journal, broker, feed, clock, config=CONFIG)
+    journal.close()
+    return broker, crashed
+
+
+CRASH_POINTS = [
+    ("submit-intent", 1, False),
+    ("submit-intent", 2, True),
+    ("submit-intent", 2, False),
+    ("submit-ack", 1, True),
+    ("submit-ack", 2, True),
+    ("replace-intent", 1, False),
+    ("replace-ack", 1, True),
+    ("cancel-intent", 1, False),
+    ("cancel-confirm", 1, True),
+    ("fill", 1, True),
+    ("fill", 1, False),
+]
+
+
+@pytest.mark.parametrize(("point", "nth", "before"), CRASH_POINTS)
+def test_resume_after_a_crash_finishes_every_leg_exactly_once(
+    tmp_path: Path, point: str, nth: int, before: bool
+) -> None:
+    path = tmp_path / "j.db"
+    broker, crashed = run_virtual(lambda: _crash_then_resume(path, point, nth, before))
+    journal = SqliteJournal(path, create=False)
+    state = fold_run(journal.events("r1"))
+    journal.close()
+
+    async def broker_view() -> tuple[dict[str, Decimal], dict[int, Decimal], Counter[str]]:
+        positions = {p.symbol: p.qty for p in await broker.get_positions()}
+        filled: dict[int, Decimal] = {}
+        cids: Counter[str] = Counter()
+        for leg in state.legs:
+            for attempt in range(len(leg.orders) + 2):
+                order = await broker.get_order_by_client_id(client_order_id("r1", leg.index, attempt))
+                if order is not None:
+                    cids[order.client_order_id] += 1
+                    filled[leg.index] = filled.get(leg.index, Decimal(0)) + order.filled_qty
+        return positions, filled, cids
+
+    positions, filled, cids = run_virtual(broker_view)
+    assert crashed
+    assert state.status == "completed"
+    assert positions == TARGETS
+    for leg in state.legs:
+        assert leg.qty is not None
+        assert leg.filled_qty == leg.qty == filled[leg.index]
+    assert set(cids.values()) == {1}
+
+
+def _journal_with(path: Path, events: list[RunEvent]) -> SqliteJournal:
+    journal = SqliteJournal(path)
+
+    async def write() -> None:
+        for event in events:
+            await journal.emit(event)
+
+    run_virtual(write)
+    return journal
+
+
+def test_resume_of_a_finished_run_returns_its_result_without_touching_the_broker(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+
+    async def main() -> None:
+        clock = VirtualClock(TAPE.start + timedelta(seconds=5))
+        broker, feed = build_simulation(TAPE, clock, ACCOUNT, seed=3)
+        journal = SqliteJournal(path)
+        first = await run_execution(SPECS, (), broker, feed, clock, CONFIG, run_id="r1", sinks=(journal,))
+        count = len(journal.events("r1"))
+        again = await resume_run("r1", journal, broker, feed, clock, config=CONFIG)
+        assert again == first
+        assert len(journal.events("r1")) == count
+        journal.close()
+
+    run_virtual(main)
+
+
+def test_resume_of_a_run_that_sent_nothing_asks_for_a_fresh_start(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+
+    async def main() -> None:
+        clock = VirtualClock(TAPE.start + timedelta(seconds=5))
+        broker, feed = build_simulation(TAPE, clock, ACCOUNT, seed=3)
+        journal = SqliteJournal(path)
+        with contextlib.suppress(Crash):
+            await run_execution(
+                SPECS,
+                (),
+                broker,
+                feed,
+                clock,
+                CONFIG,
+                run_id="r1",
+                sinks=(CrashAt(journal, "submit-intent", 1, before=True),),
+            )
+        with pytest.raises(JournalError, match="sent no order yet"):
+            await resume_run("r1", journal, broker, feed, clock, config=CONFIG)
+        journal.close()
+
+    run_virtual(main)
+
+
+def test_an_announced_submit_the_broker_never_saw_is_recorded_as_never_reached(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+
+    async def main() -> list[RunEvent]:
+        clock = VirtualClock(TAPE.start + timedelta(seconds=5))
+        broker, feed = build_simulation(TAPE, clock, ACCOUNT, seed=3)
+        journal = SqliteJournal(path)
+        with contextlib.suppress(Crash):
+            await run_execution(
+                SPECS,
+                (),
+                broker,
+                feed,
+                clock,
+                CONFIG,
+                run_id="r1",
+                sinks=(CrashAt(journal, "submit-intent", 1, before=False),),
+            )
+        await resume_run("r1", journal, broker, feed, clock, config=CONFIG)
+        events = journal.events("r1")
+        journal.close()
+        return events
+
+    events = run_virtual(main)
+    failed = [e for e in events if e.kind == "order_failed"]
+    assert failed[0].error == NEVER_REACHED_BROKER  # type: ignore[union-attr]
+    intents = [e for e in events if isinstance(e, OrderIntent) and e.action is IntentAction.SUBMIT]
+    assert len({e.client_order_id for e in intents}) == len(intents)
+
+
+def test_graceful_stop_cancels_the_runs_working_orders_and_nothing_else(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    patient = CONFIG.model_copy(update={"fill_wait_seconds": 50.0, "max_total_wait": 100.0})
+
+    async def main() -> tuple[object, bool, bool]:
+        clock = VirtualClock(TAPE.start + timedelta(seconds=5))
+        broker, feed = build_simulation(TAPE, clock, ACCOUNT, seed=3)
+        foreign = await broker.submit_order(
+            OrderRequest(
+                client_order_id="someone-else-1",
+                symbol="AAA",
+                side=Side.BUY,
+                qty=Decimal(1),
+                order_type=OrderType.LIMIT,
+                limit_price=Decimal("1.00"),
+            )
+        )
+        journal = SqliteJournal(path)
+        with contextlib.suppress(Crash):
+            await run_execution(
+                SPECS,
+                (),
+                broker,
+                feed,
+                clock,
+                patient,
+                run_id="r1",
+                sinks=(CrashAt(journal, "submit-ack", 1, before=False),),
+            )
+        report = await stop_run("r1", journal, broker, clock, config=patient)
+        ours = await broker.get_order_by_client_id(client_order_id("r1", 0, 0))
+        theirs = await broker.get_order(foreign.order_id)
+        journal.close()
+        assert ours is not None
+        return report, ours.status.is_terminal, theirs.status.is_open
+
+    report, ours_closed, theirs_open = run_virtual(main)
+    assert ours_closed
+    assert theirs_open
+    assert report.cancelled  # type: ignore[attr-defined]
+    assert not report.unconfirmed  # type: ignore[attr-defined]
+    assert "repeg resume r1" in report.summary()  # type: ignore[attr-defined]
