@@ -115,3 +115,13 @@ def test_unknown_params_schema_is_refused(tmp_path: Path) -> None:
 def test_day_shorter_than_the_longest_horizon_is_refused() -> None:
     with pytest.raises(ValueError, match="shorter"):
         fit_adaptive(_flat_book(seconds=8), REF, config=CONFIG)
+
+
+def test_queue_fit_counts_only_the_configured_share_of_each_print() -> None:
+    # 500 printed per touch per half-second; at 20% only 100 count: the queue of 100 + our 100 needs two prints.
+    half = FitConfig(
+        grid_seconds=1.0, margin_seconds=0.0, horizons_s=(0.5,), offsets_ticks=(0,), print_share_pct=20
+    )
+    params = fit_adaptive(_flat_book(), REF, trades=_prints_at_both_touches(), config=half)
+    key = table_key(0.5, 0)
+    assert _seen(params.wait_cost[key], params.counts[key]) == {100.0}

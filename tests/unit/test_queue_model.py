@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import numpy as np
+import pytest
 
 from repeg.brokers.simulator.fill_models import RestingOrder
 from repeg.brokers.simulator.queue_model import QueueFill, QueueFillModel, after_fill, join, next_fill
@@ -192,3 +193,17 @@ def test_fill_model_never_plans_before_the_question() -> None:
     plan = model.next_fill(_resting("o1", BID, 100, 1), 3 * S, None)
     assert plan is not None
     assert plan.ts_ns == 3 * S
+
+
+def test_print_share_counts_only_that_part_of_each_print() -> None:
+    prints = _prints([(2, BID, 400), (3, BID, 400), (4, BID, 400)])
+    slot = join(STILL, prints, symbol="XXX", side=Side.BUY, limit_units=BID, qty=Decimal(100), ts_ns=1 * S)
+    # Half of each print counts: 200, 200 (queue of 300 cleared, 100 left over: ours) -> filled at t=3.
+    fill = next_fill(STILL, prints, slot, print_share_pct=50)
+    assert fill is not None
+    assert (fill.ts_ns // S, fill.qty) == (3, Decimal(100))
+
+
+def test_print_share_outside_its_range_is_refused() -> None:
+    with pytest.raises(ValueError, match="print_share_pct"):
+        QueueFillModel(STILL, None, seed=0, print_share_pct=0)

@@ -68,6 +68,15 @@ FitTradesOpt = Annotated[
 LatencyOpt = Annotated[
     float, typer.Option("--latency", min=0.0, help="Simulated submit, cancel and replace latency in seconds.")
 ]
+PrintShareOpt = Annotated[
+    int,
+    typer.Option(
+        "--print-share",
+        min=1,
+        max=100,
+        help="Queue model: percent of each print that could have traded with us.",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON document.")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Also write the JSON result to this file.")]
 
@@ -134,6 +143,7 @@ def backtest(
     fit_quotes: FitQuotesOpt = None,
     fit_trades: FitTradesOpt = None,
     latency: LatencyOpt = 0.0,
+    print_share: PrintShareOpt = 100,
     as_json: JsonOpt = False,
     out: OutOpt = None,
 ) -> None:
@@ -151,9 +161,16 @@ def backtest(
         day = load_day(quotes, trades, symbol=symbol)
         fit_day = None if fit_quotes is None else load_day(fit_quotes, fit_trades, symbol=symbol)
         orders = _basket(day, count=basket, arrivals=arrivals, qty=qty, budget=budget, seed=seed)
-        params = adaptive_params_for(spec, model, day, fit_day)
+        params = adaptive_params_for(spec, model, day, fit_day, print_share_pct=print_share)
         result = run_backtest(
-            day, orders, spec, fill_model=model, seed=seed, adaptive_params=params, latency=_latency(latency)
+            day,
+            orders,
+            spec,
+            fill_model=model,
+            seed=seed,
+            adaptive_params=params,
+            latency=_latency(latency),
+            print_share_pct=print_share,
         )
     except (RepegError, ValueError, OSError) as exc:
         raise _fail(exc) from exc
@@ -187,6 +204,7 @@ def compare(
     fit_quotes: FitQuotesOpt = None,
     fit_trades: FitTradesOpt = None,
     latency: LatencyOpt = 0.0,
+    print_share: PrintShareOpt = 100,
     as_json: JsonOpt = False,
     out: OutOpt = None,
 ) -> None:
@@ -206,7 +224,14 @@ def compare(
         specs = _without_unfittable(specs, has_fit_data=fit_day is not None)
         orders = _basket(day, count=basket, arrivals=arrivals, qty=qty, budget=budget, seed=seed)
         result = run_compare(
-            day, orders, specs, models, seed=seed, fit_day=fit_day, latency=_latency(latency)
+            day,
+            orders,
+            specs,
+            models,
+            seed=seed,
+            fit_day=fit_day,
+            latency=_latency(latency),
+            print_share_pct=print_share,
         )
     except (RepegError, ValueError, OSError) as exc:
         raise _fail(exc) from exc

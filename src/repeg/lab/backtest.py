@@ -94,10 +94,10 @@ def day_basket(day: DayData, spec: BasketSpec, *, seed: int) -> tuple[ParentOrde
     return make_basket(spec, day.symbol, day.quotes.start, day.quotes.end, seed=seed)
 
 
-def fill_model_for(name: FillModelName, day: DayData, *, seed: int) -> FillModel:
+def fill_model_for(name: FillModelName, day: DayData, *, seed: int, print_share_pct: int = 100) -> FillModel:
     """The simulator's fill model by name; `queue` without trades fills resting limits on crossing quotes only."""
     if name is FillModelName.QUEUE:
-        return QueueFillModel(day.quotes, day.trades, seed=seed)
+        return QueueFillModel(day.quotes, day.trades, seed=seed, print_share_pct=print_share_pct)
     return PaperFillModel(day.quotes, seed=seed)
 
 
@@ -118,6 +118,15 @@ def budget_config(base: ExecutionConfig, budget_seconds: float) -> ExecutionConf
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ConfigError(".".join(str(p) for p in first["loc"]), first.get("input"), first["msg"]) from exc
+
+
+def _model_params(
+    fill_model: FillModelName, latency: LatencyModel | None, print_share_pct: int
+) -> dict[str, str]:
+    params = {} if latency is None else {k: str(v.total_seconds()) for k, v in latency}
+    if fill_model is FillModelName.QUEUE:
+        params["print_share_pct"] = str(print_share_pct)
+    return params
 
 
 class _Collector:
@@ -144,6 +153,7 @@ def run_basket_events(
     base_config: ExecutionConfig | None = None,
     adaptive_params: AdaptiveParams | None = None,
     latency: LatencyModel | None = None,
+    print_share_pct: int = 100,
 ) -> list[RunEvent]:
     """Run the basket through the engine on the simulator; return the run's events."""
     config = run_config(policy_spec, budget_config(base_config or ExecutionConfig(), _budget(basket)))
@@ -158,7 +168,7 @@ def run_basket_events(
 
     async def main() -> None:
         clock = VirtualClock(day.quotes.start - timedelta(seconds=1))
-        model = fill_model_for(fill_model, day, seed=seed)
+        model = fill_model_for(fill_model, day, seed=seed, print_share_pct=print_share_pct)
         broker, feed = build_simulation(
             day.quotes, clock, account, seed=seed, fill_model=model, latency=latency
         )
@@ -178,6 +188,7 @@ def run_backtest(
     base_config: ExecutionConfig | None = None,
     adaptive_params: AdaptiveParams | None = None,
     latency: LatencyModel | None = None,
+    print_share_pct: int = 100,
 ) -> BacktestResult:
     """Backtest one policy under one fill model; per-order TCA plus the summary with bootstrap intervals."""
     events = run_basket_events(
@@ -189,6 +200,7 @@ def run_backtest(
         base_config=base_config,
         adaptive_params=adaptive_params,
         latency=latency,
+        print_share_pct=print_share_pct,
     )
     name = policy_spec.name or policy_spec.kind
     orders = basket_tca(day.quotes.columns(day.symbol), basket, events)
@@ -197,6 +209,7 @@ def run_backtest(
         policy=name,
         policy_params=spec_params(policy_spec),
         fill_model=fill_model,
+        fill_model_params=_model_params(fill_model, latency, print_share_pct),
         seed=seed,
         basket=tuple(basket),
         orders=orders,

@@ -18,7 +18,7 @@ from repeg.brokers.simulator.latency import LatencyModel
 from repeg.config import ExecutionConfig
 from repeg.errors import ConfigError
 from repeg.lab.backtest import DayData, run_backtest
-from repeg.lab.fit import AdaptiveParams, fit_adaptive, load_params
+from repeg.lab.fit import AdaptiveParams, FitConfig, fit_adaptive, load_params
 from repeg.lab.models import (
     BacktestResult,
     CompareResult,
@@ -33,7 +33,12 @@ from repeg.lab.tca import frontier
 
 
 def adaptive_params_for(
-    spec: PolicySpec, fill_model: FillModelName, eval_day: DayData, fit_day: DayData | None
+    spec: PolicySpec,
+    fill_model: FillModelName,
+    eval_day: DayData,
+    fit_day: DayData | None,
+    *,
+    print_share_pct: int = 100,
 ) -> AdaptiveParams | None:
     """Fitted parameters for an adaptive spec (None for any other kind); refuses in-sample parameters."""
     if not isinstance(spec, AdaptiveSpec):
@@ -50,7 +55,10 @@ def adaptive_params_for(
             if fill_model is FillModelName.QUEUE and fit_day.trades
             else None
         )
-        params = fit_adaptive(fit_day.quotes.columns(fit_day.symbol), fit_day.ref, trades=trades)
+        config = FitConfig(print_share_pct=print_share_pct)
+        params = fit_adaptive(
+            fit_day.quotes.columns(fit_day.symbol), fit_day.ref, trades=trades, config=config
+        )
     if params.fit_data.digest == eval_day.ref.digest or params.fit_data.day == eval_day.ref.day:
         raise ConfigError(
             "fit",
@@ -109,13 +117,14 @@ def compare(
     baseline: str = "market",
     base_config: ExecutionConfig | None = None,
     latency: LatencyModel | None = None,
+    print_share_pct: int = 100,
 ) -> CompareResult:
     """Backtest every policy under every fill model on `eval_day`, then compare each with `baseline`."""
     runs: list[BacktestResult] = []
     fit_info: FitInfo | None = None
     for model in fill_models:
         for spec in policies:
-            params = adaptive_params_for(spec, model, eval_day, fit_day)
+            params = adaptive_params_for(spec, model, eval_day, fit_day, print_share_pct=print_share_pct)
             if params is not None:
                 fit_info = FitInfo(
                     fit_data=params.fit_data,
@@ -136,6 +145,7 @@ def compare(
                     base_config=base_config,
                     adaptive_params=params,
                     latency=latency,
+                    print_share_pct=print_share_pct,
                 )
             )
     return CompareResult(

@@ -69,6 +69,8 @@ class FitConfig(BaseModel):
     trend_lookback_s: float = Field(default=5.0, gt=0)
     shrink: float = Field(default=20.0, ge=0)
     order_qty: int = Field(default=100, gt=0)
+    #: Queue rule only: the share (percent) of each print that could have traded against our order.
+    print_share_pct: int = Field(default=100, gt=0, le=100)
 
     @property
     def n_cells(self) -> int:
@@ -188,7 +190,9 @@ class _WindowVolumes:
     lookup per sample: no Python loop over samples.
     """
 
-    def __init__(self, trades: SymbolTrades, *, sell: bool, t_ns: I64, limit: I64, longest_ns: int) -> None:
+    def __init__(
+        self, trades: SymbolTrades, *, sell: bool, t_ns: I64, limit: I64, longest_ns: int, share_pct: int
+    ) -> None:
         price = -trades.price if sell else trades.price
         self._trades_ts = trades.ts
         self._t = t_ns
@@ -202,7 +206,7 @@ class _WindowVolumes:
             - np.repeat(self._starts, lengths)
             + np.repeat(self._lo, lengths)
         )
-        counted = np.where(price[pos] <= limit[owner], trades.size[pos], 0)
+        counted = np.where(price[pos] <= limit[owner], trades.size[pos] * share_pct // 100, 0)
         self._cum = np.concatenate([[0], np.cumsum(counted)]).astype(np.int64)
 
     def within(self, horizon_ns: int) -> I64:
@@ -237,7 +241,14 @@ def _rest_at(
     trades, displayed, sell = queue
     ahead = (displayed[idx] if offset == 0 else np.zeros(len(idx), dtype=np.int64)) + config.order_qty
     longest = int(max(config.horizons_s) * _NS)
-    volumes = _WindowVolumes(trades, sell=sell, t_ns=book.ts[idx], limit=limit, longest_ns=longest)
+    volumes = _WindowVolumes(
+        trades,
+        sell=sell,
+        t_ns=book.ts[idx],
+        limit=limit,
+        longest_ns=longest,
+        share_pct=config.print_share_pct,
+    )
     return _Rest(idx=idx, limit=limit, ahead=ahead.astype(np.int64), volumes=volumes)
 
 

@@ -186,6 +186,8 @@ class BacktestResult(_Frozen):
     #: The policy specification as given (kind and parameters, stringified), for reproduction.
     policy_params: dict[str, str]
     fill_model: FillModelName
+    #: Parameters of the fill model and simulator beyond its name (e.g. queue print share, latency), as text.
+    fill_model_params: dict[str, str] = Field(default_factory=dict)
     seed: int
     basket: tuple[ParentOrder, ...]
     orders: tuple[OrderTca, ...]

@@ -103,14 +103,14 @@ def join(
     )
 
 
-def _next_print_fill(trades: SymbolTrades, slot: QueueSlot) -> QueueFill | None:
+def _next_print_fill(trades: SymbolTrades, slot: QueueSlot, print_share_pct: int) -> QueueFill | None:
     """The first print from the cursor on that reaches the order through the queue ahead (rule 2)."""
     ahead = slot.ahead
     start = slot.trade_cursor
     while start < len(trades):
         stop = min(start + _CHUNK, len(trades))
         prices, sizes = trades.price[start:stop], trades.size[start:stop]
-        counted = np.where(_through(slot.side, prices, slot.limit_units), sizes, 0)
+        counted = np.where(_through(slot.side, prices, slot.limit_units), sizes * print_share_pct // 100, 0)
         reach = np.cumsum(counted)
         hit = np.flatnonzero(reach > ahead)
         if len(hit):
@@ -145,15 +145,19 @@ def _next_quote_fill(tape: QuoteTape, slot: QueueSlot) -> QueueFill | None:
     )
 
 
-def next_fill(tape: QuoteTape, trades: SymbolTrades | None, slot: QueueSlot) -> QueueFill | None:
+def next_fill(
+    tape: QuoteTape, trades: SymbolTrades | None, slot: QueueSlot, *, print_share_pct: int = 100
+) -> QueueFill | None:
     """The order's next execution under the queue rules, or None if the data never fills it.
 
-    A quote crossing at the same instant as a print wins (it fills everything left).
+    A quote crossing at the same instant as a print wins (it fills everything left). `print_share_pct` is the
+    share of each print that counts (100: every print could have traded at our venue; lower values temper the
+    model's main optimistic bias, see docs/FILL_MODELS.md).
     """
     if slot.remaining <= ZERO:
         return None
     by_quote = _next_quote_fill(tape, slot)
-    by_print = None if trades is None else _next_print_fill(trades, slot)
+    by_print = None if trades is None else _next_print_fill(trades, slot, print_share_pct)
     if by_print is None or (by_quote is not None and by_quote.ts_ns <= by_print.ts_ns):
         return by_quote
     return by_print
@@ -180,9 +184,14 @@ class QueueFillModel:
     (the most pessimistic reading of the model).
     """
 
-    def __init__(self, tape: QuoteTape, trades: TradeTape | None, *, seed: int) -> None:
+    def __init__(
+        self, tape: QuoteTape, trades: TradeTape | None, *, seed: int, print_share_pct: int = 100
+    ) -> None:
+        if not 0 < print_share_pct <= 100:
+            raise ValueError(f"print_share_pct={print_share_pct} must lie in (0, 100]")
         self._tape = tape
         self._trades = trades
+        self._share = print_share_pct
         # Market orders and marketable-on-arrival limits: the paper rule, never partial (queue fills are not random).
         self._immediate = PaperFillModel(tape, seed=seed, partial_rate=0.0)
         self._slots: dict[str, QueueSlot] = {}
@@ -229,7 +238,7 @@ class QueueFillModel:
             return self._immediate.next_fill(order, now_ns, after)
         slot = self._slot(order, order.limit_units, after)
         self._slots[order.order_id] = slot
-        fill = next_fill(self._tape, self._prints(order.symbol), slot)
+        fill = next_fill(self._tape, self._prints(order.symbol), slot, print_share_pct=self._share)
         if fill is None:
             return None
         qty = fill.qty.to_integral_value(rounding=ROUND_DOWN) if order.whole_shares else fill.qty
