@@ -388,3 +388,24 @@ def test_a_refused_escalation_cancel_is_retried_before_anything_is_sent() -> Non
     market = [r for r in world.broker.submitted() if r.order_type is OrderType.MARKET]
     assert [m.qty for m in market] == [Decimal(100)]
     assert result.legs[0].escalated
+
+
+def test_polling_survives_a_broker_outage() -> None:
+    def script(w: World) -> None:
+        w.feed.at(at(5), "XYZ", "99.96", "100.00")
+        w.broker.unavailable_reads = 3
+
+    result, _ = execute(BUY, script, pushes_updates=False)
+    assert result.status is RunStatus.COMPLETED
+
+
+def test_an_unanswered_reconciliation_leaves_the_leg_working_until_the_broker_answers() -> None:
+    def script(w: World) -> None:
+        w.broker.refuse_cancels = 1
+        w.broker.unavailable_reads = 1
+
+    config = ExecutionConfig(repeg_steps=(Decimal("0.25"),))
+    result, world = execute(BUY, script, config=config, auto_fill=False)
+    assert [r.action for r in world.sink.of(OrderFailed)] == [IntentAction.CANCEL]
+    assert result.legs[0].escalated
+    assert [m.qty for m in world.broker.submitted() if m.order_type is OrderType.MARKET] == [Decimal(100)]

@@ -28,6 +28,7 @@ from repeg.domain.orders import (
 from repeg.domain.quote import Quote
 from repeg.engine.clock import Clock
 from repeg.errors import (
+    BrokerUnavailableError,
     DuplicateClientOrderIdError,
     OrderNotCancelableError,
     OrderNotFoundError,
@@ -106,6 +107,7 @@ class FakeBroker:
         self.fill_before_replace: dict[str, Decimal] = {}
         self.refuse_replace = False
         self.refuse_cancels = 0
+        self.unavailable_reads = 0
         self.reject_symbols: set[str] = set()
         self.positions: dict[str, Decimal] = {}
         self._next = 0
@@ -174,6 +176,9 @@ class FakeBroker:
             self._confirm_cancel(order_id)
 
     async def get_order(self, order_id: str) -> BrokerOrder:
+        if self.unavailable_reads:
+            self.unavailable_reads -= 1
+            raise BrokerUnavailableError("scripted outage")
         return self._get(order_id)
 
     async def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
