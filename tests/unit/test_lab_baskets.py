@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from repeg.domain.orders import Side
-from repeg.errors import PlanInputError
+from repeg.errors import ConfigError, PlanInputError
 from repeg.lab.baskets import BasketSpec, SidePattern, Spacing, load_arrivals, make_basket
 
 OPEN = datetime(2018, 1, 2, 14, 30, tzinfo=UTC)
@@ -42,7 +42,7 @@ def test_random_spacing_and_sides_are_reproducible_from_the_seed() -> None:
 
 
 def test_session_too_short_is_refused() -> None:
-    with pytest.raises(ValueError, match="too short"):
+    with pytest.raises(ConfigError, match="too short"):
         make_basket(BasketSpec(), "XXX", OPEN, OPEN + timedelta(seconds=100), seed=0)
 
 

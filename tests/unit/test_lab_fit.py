@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from repeg.errors import ConfigError
 from repeg.lab.fit import FitConfig, FitRule, fit_adaptive, load_params, save_params, table_key
 from repeg.lab.models import DataRef
 from repeg.market.tape import SymbolQuotes, SymbolTrades
@@ -108,7 +109,7 @@ def test_cells_never_seen_and_without_prior_are_nan_and_round_trip(tmp_path: Pat
 def test_unknown_params_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "params.json"
     path.write_text('{"schema_version": "other/9"}', encoding="utf-8")
-    with pytest.raises(ValueError, match="schema"):
+    with pytest.raises(ConfigError, match="schema"):
         load_params(path)
 
 
@@ -125,3 +126,8 @@ def test_queue_fit_counts_only_the_configured_share_of_each_print() -> None:
     params = fit_adaptive(_flat_book(), REF, trades=_prints_at_both_touches(), config=half)
     key = table_key(0.5, 0)
     assert _seen(params.wait_cost[key], params.counts[key]) == {100.0}
+
+
+def test_missing_params_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_params(tmp_path / "absent.json")

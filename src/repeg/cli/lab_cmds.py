@@ -1,6 +1,6 @@
-"""`repeg backtest` and `repeg compare`: the execution-quality lab on the command line.
+"""`repeg backtest`, `repeg compare` and `repeg fit`: the execution-quality lab on the command line.
 
-Both replay a symbol-day of quotes (and trades, for the queue model) with a basket of parent orders through the
+`backtest` and `compare` replay a symbol-day of quotes (and trades, for the queue model) with a basket of parent orders through the
 real engine and simulator, and print costs with bootstrap intervals; `--json` prints the saved result shape
 (`repeg.lab.models`) instead, `--out` also writes it to a file for `repeg report`.
 """

@@ -73,10 +73,12 @@ def load_day(quotes: Path, trades: Path | None = None, *, symbol: str | None = N
     tape = load_quotes(quotes)
     if symbol is None:
         if len(tape.symbols) != 1:
-            raise ValueError(f"{quotes}: holds {len(tape.symbols)} symbols {tape.symbols}; name one")
+            raise ConfigError(
+                "symbol", None, f"{quotes} holds {len(tape.symbols)} symbols {tape.symbols}; name one"
+            )
         symbol = tape.symbols[0]
     if symbol not in tape:
-        raise ValueError(f"{quotes}: symbol {symbol!r} not in the file {tape.symbols}")
+        raise ConfigError("symbol", symbol, f"not in {quotes} (it holds {tape.symbols})")
     prints = None if trades is None else load_trades(trades)
     files = [quotes] if trades is None else [quotes, trades]
     ref = DataRef(
@@ -104,7 +106,7 @@ def fill_model_for(name: FillModelName, day: DayData, *, seed: int, print_share_
 def _budget(basket: Sequence[ParentOrder]) -> float:
     budgets = {o.budget_seconds for o in basket}
     if len(budgets) != 1:
-        raise ValueError(f"the engine runs one time budget per basket; this basket has {sorted(budgets)}")
+        raise ConfigError("budget_seconds", sorted(budgets), "the engine runs one time budget per basket")
     return budgets.pop()
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from repeg.domain.orders import Side
-from repeg.errors import PlanInputError
+from repeg.errors import ConfigError, PlanInputError
 from repeg.lab.models import ParentOrder
 
 
@@ -78,9 +78,10 @@ def make_basket(
     first = session_start + timedelta(seconds=spec.margin_seconds)
     span_s = (session_end - first).total_seconds() - spec.margin_seconds - spec.budget_seconds
     if span_s <= 0:
-        raise ValueError(
-            f"session {session_start.isoformat()}..{session_end.isoformat()} is too short for margins "
-            f"of {spec.margin_seconds}s and a budget of {spec.budget_seconds}s"
+        raise ConfigError(
+            "basket",
+            f"{session_start.isoformat()}..{session_end.isoformat()}",
+            f"session too short for margins of {spec.margin_seconds}s and a budget of {spec.budget_seconds}s",
         )
     rng = np.random.default_rng(seed)
     sides = _sides(spec, rng)

@@ -34,8 +34,9 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from repeg.errors import ConfigError
 from repeg.lab.models import DataRef
 from repeg.market.tape import SymbolQuotes, SymbolTrades
 
@@ -328,11 +329,18 @@ def save_params(params: AdaptiveParams, path: Path) -> None:
 
 
 def load_params(path: Path) -> AdaptiveParams:
-    """Read parameters written by `save_params`; refuses another schema version."""
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    if raw.get("schema_version") != PARAMS_SCHEMA:
-        raise ValueError(f"{path}: schema {raw.get('schema_version')!r} is not {PARAMS_SCHEMA!r}")
+    """Read parameters written by `save_params`; any unreadable file or other schema raises `ConfigError`."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError("params_file", str(path), f"cannot read: {exc}") from exc
+    if not isinstance(raw, dict) or raw.get("schema_version") != PARAMS_SCHEMA:
+        found = raw.get("schema_version") if isinstance(raw, dict) else None
+        raise ConfigError("params_file", str(path), f"schema {found!r} is not {PARAMS_SCHEMA!r}")
     raw["wait_cost"] = {
-        k: [float("nan") if v is None else v for v in row] for k, row in raw["wait_cost"].items()
+        k: [float("nan") if v is None else v for v in row] for k, row in raw.get("wait_cost", {}).items()
     }
-    return AdaptiveParams.model_validate(raw)
+    try:
+        return AdaptiveParams.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError("params_file", str(path), f"invalid parameters: {exc.errors()[0]['msg']}") from exc
