@@ -32,7 +32,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MICROSECOND = timedelta(microseconds=1)
 _NEVER = np.iinfo(np.int64).max
 _BEFORE_ALL = np.iinfo(np.int64).min
-#: Smallest fan-out of the block-minimum hierarchy (each level keeps the minimum of `fanout` entries below).
+#: Smallest block of the marketability index (blocks are about sqrt(n) quotes long).
 _FANOUT = 64
 
 
@@ -49,55 +49,41 @@ def from_ns(ns: int) -> datetime:
 
 
 class _FirstAtMost:
-    """Finds the first index >= start whose key is <= a threshold, with a few small numpy scans.
+    """Finds the first index >= start whose key is <= a threshold: a two-level block-minimum index.
 
-    Level 0 is the key array; level k+1 holds the minimum of each block of `fanout` entries of level k. A search
-    scans the rest of its block at each level upward until one can hold a hit, then descends into the leftmost
-    such block. The fanout is about sqrt(n) (at least `_FANOUT`): two levels for any realistic day, so a search
-    costs at most three scans of ~sqrt(n) entries, whatever the distance to the hit. A numpy scan of a few
-    hundred entries costs about what a scan of a few dozen does, so fewer, wider levels win.
+    `_blocks[b]` is the minimum key of block b (`_size` consecutive keys, about sqrt(n)). A search checks the
+    start itself, scans the rest of its block, then the block minima to its right, then the one block that must
+    hold the hit: at most three numpy scans of ~sqrt(n) entries, whatever the distance to the hit. For the sizes
+    that matter (a day of quotes), numpy's fixed cost per call dominates the length of a scan, so fewer, wider
+    scans beat a deeper tree.
     """
 
     def __init__(self, keys: Int64Array) -> None:
-        self._fanout = max(_FANOUT, math.isqrt(len(keys)) + 1)
-        self._levels: list[Int64Array] = [keys]
-        level = keys
-        while len(level) > self._fanout:
-            padded = np.full(-(-len(level) // self._fanout) * self._fanout, _NEVER, dtype=np.int64)
-            padded[: len(level)] = level
-            level = padded.reshape(-1, self._fanout).min(axis=1)
-            self._levels.append(level)
+        self._keys = keys
+        self._size = max(_FANOUT, math.isqrt(len(keys)) + 1)
+        padded = np.full(-(-len(keys) // self._size) * self._size, _NEVER, dtype=np.int64)
+        padded[: len(keys)] = keys
+        self._blocks: Int64Array = padded.reshape(-1, self._size).min(axis=1)
 
     def find(self, threshold: int, start: int) -> int | None:
-        levels = self._levels
+        keys = self._keys
         start = max(start, 0)
-        if start >= len(levels[0]):
+        if start >= len(keys):
             return None
-        if levels[0][start] <= threshold:
+        if keys[start] <= threshold:
             return start  # marketable at once: the common case for market orders and crossing re-pegs
-        depth, pos = self._climb(threshold, start)
-        if pos is None:
+        size = self._size
+        block_end = min(len(keys), (start // size + 1) * size)
+        rest = keys[start:block_end]
+        k = int((rest <= threshold).argmax())
+        if rest[k] <= threshold:
+            return start + k
+        later = self._blocks[block_end // size :] if block_end < len(keys) else self._blocks[:0]
+        b = int((later <= threshold).argmax()) if len(later) else 0
+        if not len(later) or later[b] > threshold:
             return None
-        fanout = self._fanout
-        while depth > 0:
-            depth -= 1
-            base = pos * fanout
-            pos = base + int((levels[depth][base : base + fanout] <= threshold).argmax())
-        return pos
-
-    def _climb(self, threshold: int, pos: int) -> tuple[int, int | None]:
-        """Scan the rest of `pos`'s block at each level upward; return (level, index) of the first hit."""
-        fanout = self._fanout
-        last = len(self._levels) - 1
-        for depth, level in enumerate(self._levels):
-            end = len(level) if depth == last else min(len(level), (pos // fanout + 1) * fanout)
-            if pos < end:
-                segment = level[pos:end]
-                k = int((segment <= threshold).argmax())
-                if segment[k] <= threshold:
-                    return depth, pos + k
-            pos = -(-end // fanout)  # the first block wholly to the right of what was scanned
-        return 0, None
+        base = (block_end // size + b) * size
+        return base + int((keys[base : base + size] <= threshold).argmax())
 
 
 @dataclass(frozen=True, eq=False)
