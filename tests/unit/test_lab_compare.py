@@ -92,3 +92,24 @@ def test_each_fill_model_is_compared_with_its_own_baseline() -> None:
     ]
     verdicts = {c.fill_model: c.verdict for c in paired_comparisons(runs, baseline="market", seed=1)}
     assert verdicts == {FillModelName.PAPER: Verdict.WORSE, FillModelName.QUEUE: Verdict.BETTER}
+
+
+def test_interval_is_shown_as_mean_and_bounds() -> None:
+    from repeg.lab.models import Interval
+    from repeg.lab.tables import fmt_interval
+
+    assert fmt_interval(Interval(mean=0.5, low=-0.25, high=1.0, n=3)) == "+0.50 [-0.25, +1.00]"
+
+
+def test_summary_table_shows_the_paired_verdict_only_when_asked() -> None:
+    from repeg.lab.tables import summary_table
+
+    runs = [_run("market", MARKET), _run("p", [c - 0.3 for c in MARKET])]
+    comparisons = paired_comparisons(runs, baseline="market", seed=1)
+    summaries = [r.summary for r in runs]
+    with_verdict = summary_table(summaries, comparisons, title="t")
+    without = summary_table(summaries, comparisons, title="t", with_verdict=False)
+    assert len(with_verdict.columns) == len(without.columns) + 1
+    verdict_cells = list(with_verdict.columns[-1].cells)
+    assert verdict_cells[0] == "baseline"
+    assert "better" in str(verdict_cells[1])
