@@ -221,3 +221,11 @@ def test_idle_leg_before_the_next_step_resubmits_at_its_current_price_level() ->
 def test_idle_leg_without_quote_polls() -> None:
     leg = working(status=LegStatus.IDLE, step=1)
     assert POLICY.decide(leg, None, QuoteVerdict.MISSING, at(12)) == Wait(until=at(13))
+
+
+def test_an_unsized_notional_leg_is_skipped_rather_than_sent() -> None:
+    unsized = LegState(
+        spec=LegSpec(index=0, symbol="XYZ", side=Side.SELL, notional=Decimal(500)), phase_started_at=T0
+    )
+    action = POLICY.decide(unsized, make_quote(), VALID, T0)
+    assert isinstance(action, Skip)

@@ -140,6 +140,8 @@ class LadderPolicy:
         return Replace(limit_price=price, step=due)
 
     def _first_order(self, leg: LegState, quote: Quote | None, now: datetime) -> Action:
+        if leg.qty is None:
+            return Skip(reason="notional leg was never sized to a quantity")
         if quote is not None:
             price = initial_limit(quote, leg.side, self._config.initial_offset)
             return Submit(order_type=OrderType.LIMIT, limit_price=price, step=0)
