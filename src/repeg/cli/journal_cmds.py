@@ -182,15 +182,23 @@ def _check_broker(broker: str, sim_url: str | None) -> str:
 
 def resume(
     run_id: Annotated[str, typer.Argument(help="The unfinished run to finish (see `repeg runs`).")],
+    *,
     journal: JournalOption = DEFAULT_JOURNAL,
     broker: Annotated[str, typer.Option(help=f"Broker of the run: {SIM_REMOTE}.")] = SIM_REMOTE,
     sim_url: Annotated[
         str | None, typer.Option("--sim-url", help="sim://127.0.0.1:PORT/SESSION of the remote simulator.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON document.")] = False,
+    log_json: Annotated[bool, typer.Option("--log-json", help="Log JSON lines to stderr.")] = False,
+    log_level: Annotated[
+        str | None, typer.Option("--log-level", help="debug, info, warning or error.")
+    ] = None,
 ) -> None:
     """Reconcile an interrupted run with its broker, then finish its remaining legs."""
     from repeg.cli.journal_run import remote_session
+    from repeg.logging import configure_logging
+
+    configure_logging(json_output=log_json, level=log_level or ("info" if log_json else "warning"))
 
     store = _open(journal)
     try:
