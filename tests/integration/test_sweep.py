@@ -115,10 +115,20 @@ def test_parquet_round_trips_and_is_engine_independent(
     assert pq.read_table(local_file).equals(pq.read_table(ray_file))
 
 
-def test_a_failing_point_fails_the_sweep_naming_the_point(points: tuple[SweepPoint, ...]) -> None:
-    bad = points[0].model_copy(update={"kind": "ladder", "params": {"fill_wait_seconds": -1.0}})
-    with pytest.raises(SweepError, match=r"point 0 .*fill_wait_seconds"):
-        run_local([bad], run_point, workers=1, progress=False)
+def _bad_point(points: tuple[SweepPoint, ...]) -> SweepPoint:
+    return points[0].model_copy(update={"kind": "ladder", "params": {"fill_wait_seconds": -1.0}})
+
+
+def test_a_failing_point_fails_the_local_sweep_naming_the_point(points: tuple[SweepPoint, ...]) -> None:
+    with pytest.raises(SweepError, match=r"^point 0 .*fill_wait_seconds"):
+        run_local([_bad_point(points)], run_point, workers=1, progress=False)
+
+
+def test_a_failing_point_fails_the_ray_sweep_naming_the_point(
+    ray_session: None, points: tuple[SweepPoint, ...]
+) -> None:
+    with pytest.raises(SweepError, match=r"^point 0 .*fill_wait_seconds"):
+        run_ray([_bad_point(points)], run_point, progress=False)
 
 
 def test_sweep_command_writes_parquet(data_dir: Path, tmp_path: Path) -> None:

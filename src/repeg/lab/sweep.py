@@ -154,7 +154,12 @@ def _ray_completions(
         ref = ready[0]
 
         def result(ref: Any = ref) -> SweepRecord:
-            record: SweepRecord = ray.get(ref)
+            try:
+                record: SweepRecord = ray.get(ref)
+            except ray.exceptions.RayTaskError as exc:
+                if isinstance(exc.cause, RepegError):
+                    raise exc.cause from None  # the point's own error, not Ray's wrapper with its traceback
+                raise
             return record
 
         yield refs[ref], result
@@ -165,8 +170,8 @@ def run_ray(
 ) -> list[SweepRecord]:
     """Run every point as a Ray task; starts a local Ray (with `num_cpus`) unless one is already running.
 
-    A Ray task error carries the point's own error as its cause; it is re-raised as a `SweepError` naming the
-    point.
+    A point's repeg error arrives as the cause of Ray's task error and is re-raised as itself (a `SweepError`
+    naming the point); any other failure is a bug and propagates as Ray reports it.
     """
     import ray
 
@@ -174,10 +179,7 @@ def run_ray(
         ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     remote = ray.remote(run_in_worker)
     refs = {remote.remote(runner, p): p for p in points}
-    try:
-        records = _collect(_ray_completions(ray, refs), len(points), progress)
-    except ray.exceptions.RayTaskError as exc:
-        raise SweepError("ray", f"a point failed: {exc.cause!r}") from exc
+    records = _collect(_ray_completions(ray, refs), len(points), progress)
     log.info("sweep_done", engine="ray", points=len(records))
     return records
 
