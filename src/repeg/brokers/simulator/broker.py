@@ -120,7 +120,15 @@ class SimulatedBroker:
         try:
             self._check_client_id(request.client_order_id)
             self._check_tradable(request.symbol, request.qty)
-            order = self._new_order(request, now)
+            order = self._new_order(
+                request,
+                now,
+                symbol=request.symbol,
+                side=request.side,
+                order_type=request.order_type,
+                tif=request.time_in_force,
+                replaces=None,
+            )
             self._check_funds(order, freed=ZERO)
         except OrderRejectedError as exc:
             log.debug(
@@ -149,15 +157,15 @@ class SimulatedBroker:
             raise OrderRejectedError(f"order {old.order_id}: only limit orders can be replaced")
         self._check_client_id(request.client_order_id)
         self._check_tradable(old.symbol, request.qty)
-        as_request = OrderRequest(
-            client_order_id=request.client_order_id,
+        new = self._new_order(
+            request,
+            now,
             symbol=old.symbol,
             side=old.side,
-            qty=request.qty,
             order_type=OrderType.LIMIT,
-            limit_price=request.limit_price,
+            tif=TimeInForce.DAY,
+            replaces=old.order_id,
         )
-        new = self._new_order(as_request, now, replaces=old.order_id)
         self._check_funds(new, freed=old.reserved)
         self._register(new)
         old.apply(SimEvent.REPLACE_REQUEST, now)
@@ -256,42 +264,53 @@ class SimulatedBroker:
         else:
             self._ledger.check_deliverable(order, freed=freed)
 
-    def _new_order(self, request: OrderRequest, now: datetime, replaces: str | None = None) -> SimOrder:
+    def _new_order(
+        self,
+        request: OrderRequest | ReplaceRequest,
+        now: datetime,
+        *,
+        symbol: str,
+        side: Side,
+        order_type: OrderType,
+        tif: TimeInForce,
+        replaces: str | None,
+    ) -> SimOrder:
+        """A new order record; symbol, side and type come from the request or from the order it replaces."""
         limit = request.limit_price
         if limit is not None and not is_legal_price(limit):
             raise OrderRejectedError(
-                f"{request.symbol}: limit price {limit} is off the tick grid",
+                f"{symbol}: limit price {limit} is off the tick grid",
                 broker_message=_SUB_PENNY_MESSAGE,
                 code="42210000",
             )
         return SimOrder(
             order_id=f"sim-{self._sequence + 1:08d}",  # the number is taken only if the order is registered
             client_order_id=request.client_order_id,
-            symbol=request.symbol,
-            side=request.side,
+            symbol=symbol,
+            side=side,
             qty=request.qty,
-            order_type=request.order_type,
+            order_type=order_type,
             limit_price=limit,
             limit_units=None if limit is None else to_units(limit),
-            whole_shares=request.symbol in self._non_fractionable,
-            immediate_or_cancel=request.time_in_force is TimeInForce.IOC,
+            whole_shares=symbol in self._non_fractionable,
+            immediate_or_cancel=tif is TimeInForce.IOC,
             created_at=now,
             updated_at=now,
-            reserve_price=limit if limit is not None else self._market_reference(request, now),
+            reserve_price=limit if limit is not None else self._market_reference(symbol, side, now),
             replaces=replaces,
         )
 
-    def _market_reference(self, request: OrderRequest, now: datetime) -> Decimal:
+    def _market_reference(self, symbol: str, side: Side, now: datetime) -> Decimal:
         """The price a market buy is checked against: the latest positive ask (a sell needs none)."""
-        if request.side is Side.SELL:
+        if side is Side.SELL:
             return ZERO
-        current = self._tape.index_at_ns(request.symbol, to_ns(now))
-        index = None if current is None else self._tape.last_tradable(request.symbol, current)
+        current = self._tape.index_at_ns(symbol, to_ns(now))
+        index = None if current is None else self._tape.last_tradable(symbol, current)
         if index is None:
-            index = self._tape.next_tradable(request.symbol, 0)
+            index = self._tape.next_tradable(symbol, 0)
         if index is None:
-            raise OrderRejectedError(f"{request.symbol}: no quote to check a market buy against")
-        return from_units(int(self._tape.columns(request.symbol).ask[index]))
+            raise OrderRejectedError(f"{symbol}: no quote to check a market buy against")
+        return from_units(int(self._tape.columns(symbol).ask[index]))
 
     def _register(self, order: SimOrder) -> None:
         self._sequence += 1
