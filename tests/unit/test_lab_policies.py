@@ -242,3 +242,30 @@ def test_adaptive_crosses_when_too_little_time_is_left() -> None:
         _working("100.00"), QUOTE, V, T0 + timedelta(seconds=56)
     )
     assert action == Escalate(reason=REASON_CROSS)
+
+
+def _trend_params() -> AdaptiveParams:
+    """Resting is cheap after a favourable mid move (trend bucket 0), dear after an adverse one (bucket 2)."""
+    base = _params(join=0.0, improve=0.0)
+    by_trend = {0: -50.0, 1: 150.0, 2: 300.0}
+    row = tuple(by_trend[cell % 3] for cell in range(base.config.n_cells))
+    return base.model_copy(update={"wait_cost": dict.fromkeys(base.wait_cost, row)})
+
+
+def _quote_at(second: int, bid: str, ask: str) -> Quote:
+    return QUOTE.model_copy(
+        update={"bid": Decimal(bid), "ask": Decimal(ask), "ts": T0 + timedelta(seconds=second)}
+    )
+
+
+def test_adaptive_reads_the_recent_mid_trend_from_the_quotes_it_is_shown() -> None:
+    falling = build_policy(AdaptiveSpec(), CONFIG, adaptive_params=_trend_params())
+    rising = build_policy(AdaptiveSpec(), CONFIG, adaptive_params=_trend_params())
+    falling.decide(_leg(), _quote_at(0, "100.10", "100.14"), V, T0)
+    rising.decide(_leg(), _quote_at(0, "99.90", "99.94"), V, T0)
+    now = T0 + timedelta(seconds=6)
+    after_fall = falling.decide(_leg(), _quote_at(6, "100.00", "100.04"), V, now)
+    after_rise = rising.decide(_leg(), _quote_at(6, "100.00", "100.04"), V, now)
+    assert isinstance(after_fall, Submit)
+    assert after_fall.order_type is OrderType.LIMIT  # the market came down to a buyer: rest
+    assert after_rise == Submit(order_type=OrderType.MARKET, reason=REASON_CROSS)  # it went up: cross

@@ -276,11 +276,12 @@ class AdaptivePolicy(_Common):
         self._last_seen: dict[str, datetime] = {}
 
     def _trend2(self, quote: Quote) -> int:
+        """Record `quote` if it is newer than any seen for its symbol; the mid's recent change (see adaptive)."""
         tracker = self._trends.setdefault(quote.symbol, TrendTracker(self._lookback_ns))
-        if self._last_seen.get(quote.symbol) != quote.ts:
-            ts_ns = max(to_ns(quote.ts), to_ns(self._last_seen.get(quote.symbol, quote.ts)))
-            tracker.record(ts_ns, to_units(quote.bid), to_units(quote.ask))
-            self._last_seen[quote.symbol] = max(quote.ts, self._last_seen.get(quote.symbol, quote.ts))
+        last = self._last_seen.get(quote.symbol)
+        if last is None or quote.ts > last:
+            tracker.record(to_ns(quote.ts), to_units(quote.bid), to_units(quote.ask))
+            self._last_seen[quote.symbol] = quote.ts
         return tracker.trend2(to_ns(quote.ts))
 
     def decide(self, leg: LegState, quote: Quote | None, verdict: QuoteVerdict, now: datetime) -> Action:
