@@ -86,6 +86,21 @@ class _FirstAtMost:
         return base + int((keys[base : base + size] <= threshold).argmax())
 
 
+@dataclass(slots=True)
+class _Derived:
+    """What a `SymbolQuotes` computes on first use and keeps (the columns themselves never change).
+
+    Each field is replaced by a single store, so threads sharing a tape at worst compute a value twice.
+    """
+
+    marketable: dict[Side, _FirstAtMost] = field(default_factory=dict)
+    quotes: dict[int, Quote] = field(default_factory=dict)
+    two_sided: Int64Array | None = None
+    times: list[int] | None = None
+    #: (time of quote, time of the next quote, index) of the last `position` answer.
+    cursor: tuple[int, int, int] = (0, 0, -1)
+
+
 @dataclass(frozen=True, eq=False)
 class SymbolQuotes:
     """One symbol's quotes as parallel int64 columns, sorted by `ts` (see the module docstring for units)."""
@@ -96,11 +111,7 @@ class SymbolQuotes:
     bid_size: Int64Array
     ask: Int64Array
     ask_size: Int64Array
-    _index: dict[Side, _FirstAtMost] = field(default_factory=dict, repr=False)
-    _quotes: dict[int, Quote] = field(default_factory=dict, repr=False)
-    _derived: dict[str, Int64Array] = field(default_factory=dict, repr=False)
-    _times: dict[str, list[int]] = field(default_factory=dict, repr=False)
-    _cursor: list[int] = field(default_factory=lambda: [0, 0, -1], repr=False)
+    _cache: _Derived = field(default_factory=_Derived, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n = len(self.ts)
@@ -127,36 +138,40 @@ class SymbolQuotes:
         A clock mostly asks about the same or a nearby instant again, so the last answer's validity interval is
         checked first; otherwise a binary search over a Python copy of `ts` (cheaper per call than numpy's).
         """
-        low, high, index = self._cursor
+        cache = self._cache
+        low, high, index = cache.cursor
         if low <= ts_ns < high:
             return index
-        times = self._times.get("ts")
+        times = cache.times
         if times is None:
-            times = self.ts.tolist()
-            self._times["ts"] = times  # one atomic store: a tape may be shared by threads
+            times = cache.times = self.ts.tolist()
         index = bisect.bisect_right(times, ts_ns) - 1
         low = times[index] if index >= 0 else _BEFORE_ALL
         high = times[index + 1] if index + 1 < len(times) else _NEVER
-        self._cursor[:] = (low, high, index)
+        cache.cursor = (low, high, index)  # one store: a tape may be shared by threads
         return index
 
     def two_sided_indices(self) -> Int64Array:
         """Sorted indices of the quotes with both sides positive (computed once)."""
-        found = self._derived.get("two_sided")
+        found = self._cache.two_sided
         if found is None:
-            found = np.flatnonzero((self.bid > 0) & (self.ask > 0)).astype(np.int64)
-            self._derived["two_sided"] = found
+            found = self._cache.two_sided = np.flatnonzero((self.bid > 0) & (self.ask > 0)).astype(np.int64)
         return found
 
     def index_for(self, side: Side) -> _FirstAtMost:
         """The marketability index of one side, built on first use (a buy lifts asks, a sell hits bids)."""
-        found = self._index.get(side)
+        found = self._cache.marketable.get(side)
         if found is None:
             mask = self.tradable_mask()
             keys = np.where(mask, self.ask, _NEVER) if side is Side.BUY else np.where(mask, -self.bid, _NEVER)
-            found = _FirstAtMost(keys.astype(np.int64, copy=False))
-            self._index[side] = found
+            found = self._cache.marketable[side] = _FirstAtMost(keys.astype(np.int64, copy=False))
         return found
+
+    def cached_quote(self, i: int) -> Quote | None:
+        return self._cache.quotes.get(i)
+
+    def remember_quote(self, i: int, quote: Quote) -> None:
+        self._cache.quotes[i] = quote
 
 
 class QuoteTape:
@@ -233,7 +248,7 @@ class QuoteTape:
         col = self._by_symbol[symbol]
         if not 0 <= i < len(col):
             raise IndexError(f"{symbol}: quote index {i} outside 0..{len(col) - 1}")
-        cached = col._quotes.get(i)
+        cached = col.cached_quote(i)
         if cached is None:
             cached = Quote(
                 symbol=symbol,
@@ -243,7 +258,7 @@ class QuoteTape:
                 ask_size=Decimal(int(col.ask_size[i])),
                 ts=from_ns(int(col.ts[i])),
             )
-            col._quotes[i] = cached
+            col.remember_quote(i, cached)
         return cached
 
     def quote_at(self, symbol: str, ts: datetime) -> Quote | None:
