@@ -8,9 +8,11 @@ import pytest
 from sim_support import Sim, at, ioc, limit, market, run_sim
 
 from repeg.brokers.simulator import PaperFillModel
+from repeg.brokers.simulator.state import SimEvent, next_status
 from repeg.domain.orders import OrderStatus, ReplaceRequest, Side
 from repeg.errors import (
     DuplicateClientOrderIdError,
+    IllegalTransitionError,
     OrderNotCancelableError,
     OrderNotFoundError,
     OrderRejectedError,
@@ -383,3 +385,9 @@ def test_order_ids_are_sequential_and_refused_orders_take_none() -> None:
         assert (first.order_id, second.order_id) == ("sim-00000001", "sim-00000002")
 
     run_sim(scenario)
+
+
+def test_order_state_table_refuses_transitions_it_does_not_list() -> None:
+    with pytest.raises(IllegalTransitionError):
+        next_status(OrderStatus.FILLED, SimEvent.CANCEL_REQUEST)
+    assert next_status(OrderStatus.PENDING_REPLACE, SimEvent.FILL) is OrderStatus.FILLED

@@ -16,7 +16,7 @@ from enum import StrEnum
 from repeg.domain.orders import BrokerOrder, OrderStatus, OrderType, Side
 from repeg.domain.ticks import ZERO
 from repeg.engine.clock import TimerHandle
-from repeg.errors import IllegalTransitionError
+from repeg.errors import IllegalTransitionError, InvariantViolationError
 
 
 class SimEvent(StrEnum):
@@ -129,6 +129,7 @@ class SimOrder:
         self.cached_snapshot = None
 
     def average_price(self) -> Decimal | None:
+        """Mean execution price of this order id: exact when it divides out, else to 1e-9 (half-even)."""
         if self.filled_qty == ZERO:
             return None
         average = self.filled_notional / self.filled_qty
@@ -139,6 +140,10 @@ class SimOrder:
 
     def record_fill(self, qty: Decimal, price: Decimal, now: datetime) -> bool:
         """Add an execution and move to (partially) filled; True when nothing remains."""
+        if not ZERO < qty <= self.remaining:
+            raise InvariantViolationError(
+                f"order {self.order_id}: execution of {qty} with {self.remaining} left"
+            )
         self.filled_qty += qty
         self.filled_notional += qty * price
         done = self.remaining == ZERO
