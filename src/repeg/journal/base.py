@@ -2,15 +2,16 @@
 
 A journal is an `EventSink` (the engine emits into it) that can also be read back: the events of one run in
 sequence order (for `show` and `resume`) and a one-line summary per run (for `runs`). Nothing is ever updated
-in place; a run's state is always a fold over its events (`repeg.domain.leg.fold_run`).
+in place; a run's state is always a fold over its events (`repeg.domain.run.fold_run`).
 
-Durability contract of `emit`:
+Durability contract of `emit` (write-ahead):
 
-- events in `DURABLE_KINDS` (intents, the broker's synchronous answers, run start and end) return only after
-  they, and every event emitted before them, are committed with a synchronous (fsync'd) write;
-- other events (order updates, phase and leg markers) are group-committed and are durable at the latest when
-  the next durable event returns, or on `flush`/`close`. Nothing the engine decides depends on them without a
-  durable intent following, so a crash that loses them loses only what `resume` re-reads from the broker.
+- an `OrderIntent` (and the run's start and end) returns only after it, and every event emitted before it, is
+  committed with a synchronous write: the broker call it announces happens strictly after;
+- the broker's answers (`DURABLE_KINDS`: acknowledgements and refusals) are committed synchronously too, but in
+  the next group commit rather than while the engine waits: if the process dies first, resume asks the broker;
+- order updates, phase and leg markers are group-committed with them. Nothing the engine decides rests on an
+  event that is not followed by a durable intent, so a crash loses only what `resume` re-reads from the broker.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ from pydantic import BaseModel, ConfigDict
 from repeg.domain.events import LegPlanned, OrderAccepted, OrderUpdated, RunEnded, RunEvent, RunStarted
 from repeg.domain.orders import BrokerOrder
 
-#: Event kinds whose `emit` waits for a synchronous commit.
+#: Event kinds always committed with a synchronous (fsync'd) write.
 DURABLE_KINDS: Final[frozenset[str]] = frozenset(
     {"order_intent", "order_accepted", "order_failed", "run_started", "run_ended"}
 )
+#: Event kinds whose `emit` waits for that commit (write-ahead barriers).
+BARRIER_KINDS: Final[frozenset[str]] = frozenset({"order_intent", "run_started", "run_ended"})
 
 #: Run status shown for a run whose journal has no `run_ended` event (crashed or still running).
 UNFINISHED: Final = "unfinished"
@@ -91,6 +94,10 @@ def is_durable(event: RunEvent) -> bool:
     return event.kind in DURABLE_KINDS
 
 
+def is_barrier(event: RunEvent) -> bool:
+    return event.kind in BARRIER_KINDS
+
+
 def redact(event: RunEvent) -> RunEvent:
     """The event as it may be stored: configuration values whose key names a secret are replaced.
 
@@ -151,11 +158,13 @@ def summarize(run_id: str, started: datetime, events: list[RunEvent]) -> RunSumm
 
 
 __all__ = [
+    "BARRIER_KINDS",
     "DURABLE_KINDS",
     "REDACTED",
     "UNFINISHED",
     "Journal",
     "RunSummary",
+    "is_barrier",
     "is_durable",
     "redact",
     "summarize",

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from repeg.domain.events import RUN_EVENT_ADAPTER, RunEvent
 from repeg.engine.clock import VirtualTimeLoop
 from repeg.errors import JournalError, RunNotFoundError
-from repeg.journal.base import RunSummary, is_durable, redact, summarize
+from repeg.journal.base import RunSummary, is_barrier, is_durable, redact, summarize
 from repeg.journal.writer import InlineWriter, Record, ThreadedWriter, Writer
 
 #: Event kinds a run summary needs (`repeg runs` reads only these).
@@ -80,11 +80,11 @@ class SqlJournal(ABC):
             raise JournalError(f"journal {self._location} is closed")
         stored = redact(event)
         record = to_record(stored, self._next_seq(stored.run_id))
-        await self._writer_for_loop().write((record,), is_durable(stored))
+        await self._writer_for_loop().write((record,), is_durable(stored), is_barrier(stored))
 
     async def flush(self) -> None:
         if self._writer is not None:
-            await self._writer.write((), True)
+            await self._writer.write((), False, True)
 
     def events(self, run_id: str) -> list[RunEvent]:
         payloads = self._payloads(run_id)

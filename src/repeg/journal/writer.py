@@ -1,13 +1,14 @@
 """Batched commits of journal records, off or on the event loop.
 
-Two writers share one contract: `write(records, durable)` returns once the records (and all before them) are
-committed when `durable` is true, or merely queued otherwise.
+Two writers share one contract: `write(records, durable, wait)` returns once the records (and all before them)
+are committed when `wait` is true, or merely queued otherwise; a batch holding any `durable` record is committed
+with a synchronous (fsync'd) write.
 
 - `ThreadedWriter` commits on a dedicated thread, draining everything queued into one transaction: under a
   real-time loop a commit never stalls the loop, and concurrent emitters share one fsync (group commit).
 - `InlineWriter` commits on the caller's thread. It exists for `VirtualTimeLoop` runs: there, awaiting another
   thread would let virtual time jump to the next timer while the write is in flight, making a run's outcome
-  depend on disk speed. Non-durable records are buffered until the next durable one (or `flush`).
+  depend on disk speed. Records are buffered until one must be waited for (or `flush`).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ CommitBatch = Callable[[Sequence[Record], bool], None]
 
 
 class Writer(Protocol):
-    async def write(self, records: Sequence[Record], durable: bool) -> None: ...
+    async def write(self, records: Sequence[Record], durable: bool, wait: bool) -> None: ...
 
     def close(self) -> None: ...
 
@@ -48,19 +49,22 @@ class InlineWriter:
     def __init__(self, commit: CommitBatch) -> None:
         self._commit = commit
         self._pending: list[Record] = []
+        self._pending_durable = False
 
-    async def write(self, records: Sequence[Record], durable: bool) -> None:
+    async def write(self, records: Sequence[Record], durable: bool, wait: bool) -> None:
         self._pending.extend(records)
-        if durable or len(self._pending) >= MAX_BATCH:
-            self._drain(durable)
+        self._pending_durable = self._pending_durable or durable
+        if wait or len(self._pending) >= MAX_BATCH:
+            self._drain()
 
-    def _drain(self, durable: bool) -> None:
+    def _drain(self) -> None:
         if self._pending:
-            batch, self._pending = self._pending, []
+            batch, durable = self._pending, self._pending_durable
+            self._pending, self._pending_durable = [], False
             self._commit(batch, durable)
 
     def close(self) -> None:
-        self._drain(True)
+        self._drain()
 
 
 class _Item(NamedTuple):
@@ -79,10 +83,10 @@ class ThreadedWriter:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    async def write(self, records: Sequence[Record], durable: bool) -> None:
+    async def write(self, records: Sequence[Record], durable: bool, wait: bool) -> None:
         self._raise_if_failed()
-        if not durable:
-            self._queue.put(_Item(records, False, None))
+        if not wait:
+            self._queue.put(_Item(records, durable, None))
             return
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
@@ -90,7 +94,7 @@ class ThreadedWriter:
         def done(error: BaseException | None) -> None:
             loop.call_soon_threadsafe(_settle, future, error)
 
-        self._queue.put(_Item(records, True, done))
+        self._queue.put(_Item(records, durable, done))
         await future
 
     def _raise_if_failed(self) -> None:

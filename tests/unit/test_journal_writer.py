@@ -1,0 +1,81 @@
+"""The journal writers: what is committed when, and with which synchronous level."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+
+from repeg.errors import JournalError
+from repeg.journal.writer import InlineWriter, Record, ThreadedWriter
+
+
+def _record(seq: int) -> Record:
+    return Record("r1", seq, 0, "2026-01-02T14:30:00+00:00", "r1", "order_updated", "{}")
+
+
+class Spy:
+    def __init__(self, fail: bool = False) -> None:
+        self.commits: list[tuple[list[int], bool]] = []
+        self.fail = fail
+
+    def __call__(self, records: Sequence[Record], durable: bool) -> None:
+        if self.fail:
+            raise RuntimeError("disk full")
+        self.commits.append(([r.seq for r in records], durable))
+
+
+async def test_inline_writer_buffers_until_a_record_must_be_waited_for() -> None:
+    spy = Spy()
+    writer = InlineWriter(spy)
+    await writer.write((_record(1),), False, False)
+    await writer.write((_record(2),), True, False)
+    assert spy.commits == []
+    await writer.write((_record(3),), False, True)
+    assert spy.commits == [([1, 2, 3], True)]
+
+
+async def test_inline_writer_commits_updates_alone_without_fsync() -> None:
+    spy = Spy()
+    writer = InlineWriter(spy)
+    await writer.write((_record(1),), False, False)
+    writer.close()
+    assert spy.commits == [([1], False)]
+
+
+async def test_threaded_writer_returns_a_waited_write_only_once_committed() -> None:
+    spy = Spy()
+    writer = ThreadedWriter(spy, "test")
+    await writer.write((_record(1),), True, False)
+    await writer.write((_record(2),), False, True)
+    committed = [seq for seqs, _ in spy.commits for seq in seqs]
+    writer.close()
+    assert committed == [1, 2]
+
+
+async def test_threaded_writer_marks_batches_with_a_durable_record_synchronous() -> None:
+    spy = Spy()
+    writer = ThreadedWriter(spy, "test")
+    await writer.write((_record(1),), True, True)
+    await writer.write((_record(2),), False, True)
+    writer.close()
+    assert spy.commits == [([1], True), ([2], False)]
+
+
+async def test_a_failed_commit_is_raised_to_the_waiter_and_to_every_later_write() -> None:
+    writer = ThreadedWriter(Spy(fail=True), "test")
+    with pytest.raises(JournalError, match="disk full"):
+        await writer.write((_record(1),), True, True)
+    with pytest.raises(JournalError, match="failed earlier"):
+        await writer.write((_record(2),), False, False)
+    with pytest.raises(JournalError):
+        writer.close()
+
+
+async def test_concurrent_waiters_are_all_released() -> None:
+    spy = Spy()
+    writer = ThreadedWriter(spy, "test")
+    await asyncio.gather(*(writer.write((_record(n),), True, True) for n in range(1, 21)))
+    writer.close()
+    assert sorted(seq for seqs, _ in spy.commits for seq in seqs) == list(range(1, 21))
