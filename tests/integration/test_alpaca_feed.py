@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
+from tests.fakes.alpaca_fixtures import FAST, connect
 from tests.integration.test_alpaca_orders import until
 
 from repeg.brokers.alpaca.adapter import AlpacaBroker
@@ -64,3 +65,17 @@ async def test_the_stream_resubscribes_after_a_reconnect(alpaca: Pair, fake_alpa
     await until(lambda: not feed.connected.is_set())
     await until(feed.connected.is_set)
     await until(lambda: fake_alpaca.data_subscriptions() == [{"AAPL"}])
+
+
+async def test_a_quote_changed_between_seed_and_subscription_is_not_missed(fake_alpaca):
+    broker, feed = await connect(fake_alpaca, settings=FAST.model_copy(update={"quote_poll_every": 600.0}))
+    try:
+        await feed.subscribe(["AAPL"])  # REST seed; the stream is still connecting
+        fake_alpaca.book.set_quote(
+            "AAPL", Decimal("100.01"), Decimal("100.06")
+        )  # not pushed: nobody subscribed
+        await until(lambda: fake_alpaca.data_subscriptions() == [{"AAPL"}])
+        await until(lambda: (q := feed.latest("AAPL")) is not None and q.bid == Decimal("100.01"))
+    finally:
+        await feed.aclose()
+        await broker.aclose()

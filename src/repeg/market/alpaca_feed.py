@@ -94,6 +94,7 @@ class AlpacaQuoteFeed:
         self._symbols: set[str] = set()
         self._ws: ClientConnection | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._gap_polls: set[asyncio.Task[None]] = set()
         self.connected = asyncio.Event()
         self.rest_polls = 0
 
@@ -183,18 +184,32 @@ class AlpacaQuoteFeed:
     def _dispatch(self, raw: str | bytes) -> None:
         messages = msgpack.unpackb(raw, timestamp=3)
         for message in messages if isinstance(messages, list) else []:
-            if isinstance(message, dict) and message.get("T") == "q":
+            if not isinstance(message, dict):
+                continue
+            if message.get("T") == "q":
                 try:
                     self._store(quote_from_stream(message))
                 except (MarketDataError, KeyError, ValueError) as exc:
                     log.warning("quote_unreadable", error=type(exc).__name__)
+            elif message.get("T") == "subscription":
+                self._close_gap(message.get("quotes"))
+
+    def _close_gap(self, symbols: object) -> None:
+        """The stream sends no snapshot on subscribing: a quote that changed between the REST seed and the
+        subscription would be missed until the next change, so the subscribed symbols are read over REST once
+        more (a REST answer never replaces a fresher stream quote)."""
+        if isinstance(symbols, list) and symbols:
+            task = asyncio.create_task(self.poll_rest([str(s) for s in symbols]), name="alpaca-quote-gap")
+            self._gap_polls.add(task)
+            task.add_done_callback(self._gap_polls.discard)
 
     async def aclose(self) -> None:
         if self._ws is not None:
             await self._ws.close()
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._gap_polls]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
