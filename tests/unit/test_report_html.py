@@ -205,3 +205,19 @@ def test_frontier_joins_efficient_points_only_when_the_compare_names_them(compar
         "paper efficient frontier",
         "queue efficient frontier",
     }
+
+
+def test_zoom_menu_offers_the_whole_day_and_each_order_window(
+    compare_input: ReportInput, market: MarketSeries
+) -> None:
+    fig = price_path_figure(compare_input.runs, market)
+    zoom = fig.layout.updatemenus[-1].buttons
+    orders = compare_input.runs[0].orders
+    assert zoom[0].label == "whole day"
+    assert len(zoom) == 1 + len(orders)
+    first = zoom[1].args[0]
+    assert first["xaxis.range"] == ["2018-01-02 14:30:05", "2018-01-02 14:31:15"]
+    low, high = first["yaxis.range"]
+    limits = [float(e.price) for r in compare_input.runs for e in r.orders[0].path if e.price is not None]
+    assert low < min(limits)
+    assert high > max(limits)

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import numpy as np
 import plotly.graph_objects as go
 
 from repeg.lab.models import (
@@ -28,6 +29,7 @@ from repeg.lab.models import (
     PolicySummary,
 )
 from repeg.lab.report_data import MarketSeries, as_datetime64, units_to_dollars
+from repeg.market.tape import to_ns
 
 PRICE_PATH = "price-path"
 FRONTIER = "frontier"
@@ -186,6 +188,7 @@ _TRACES_PER_RUN = 3
 
 
 def _run_menu(runs: Sequence[BacktestResult], n_market: int) -> list[dict[str, object]]:
+    """A drop-down that shows one run's overlay at a time (the market traces stay visible)."""
     buttons: list[dict[str, object]] = []
     for chosen in range(len(runs)):
         visible = [True] * n_market
@@ -219,9 +222,69 @@ def price_path_figure(runs: Sequence[BacktestResult], market: MarketSeries | Non
         margin={"t": 110},
         height=560,
     )
-    if len(runs) > 1:
-        fig.update_layout(updatemenus=_run_menu(runs, len(market_traces)))
+    menus = _run_menu(runs, len(market_traces)) if len(runs) > 1 else []
+    if runs and runs[0].orders:
+        menus.append(_zoom_menu(runs, market))
+    fig.update_layout(updatemenus=menus)
     return fig
+
+
+_ZOOM_PAD = timedelta(seconds=5)
+#: Most orders offered in the zoom menu (a longer drop-down is no longer usable).
+MAX_ZOOM_ORDERS = 500
+
+
+def _plot_time(ts: datetime) -> str:
+    """A UTC instant as plotly's naive date string (the market series is drawn as naive UTC too)."""
+    return ts.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+
+
+def _window_prices(market: MarketSeries | None, start: datetime, end: datetime) -> list[float]:
+    """Lowest bid and highest ask quoted in the window (including the quote in force at its start)."""
+    if market is None or len(market.quote_ts_ns) == 0:
+        return []
+    lo = max(int(np.searchsorted(market.quote_ts_ns, to_ns(start), side="right")) - 1, 0)
+    hi = int(np.searchsorted(market.quote_ts_ns, to_ns(end), side="right"))
+    bids = market.bid_units[lo:hi]
+    asks = market.ask_units[lo:hi]
+    quoted = np.concatenate([bids[bids > 0], asks[asks > 0]])
+    return [] if quoted.size == 0 else [float(quoted.min()) / 10_000.0, float(quoted.max()) / 10_000.0]
+
+
+def _order_prices(runs: Sequence[BacktestResult], index: int) -> list[float]:
+    return [
+        _dollars(e.price)
+        for run in runs
+        for o in run.orders
+        if o.index == index
+        for e in o.path
+        if e.price is not None
+    ]
+
+
+def _zoom_button(
+    order: OrderTca, runs: Sequence[BacktestResult], market: MarketSeries | None
+) -> dict[str, object]:
+    start, end = order.arrival - _ZOOM_PAD, order.deadline + _ZOOM_PAD
+    prices = _window_prices(market, start, end) + _order_prices(runs, order.index)
+    layout: dict[str, object] = {"xaxis.range": [_plot_time(start), _plot_time(end)]}
+    if prices:
+        pad = max((max(prices) - min(prices)) * 0.1, 0.01)
+        layout["yaxis.range"] = [min(prices) - pad, max(prices) + pad]
+    label = f"order {order.index}: {order.side.value} {order.qty} at {order.arrival:%H:%M:%S}"
+    return {"label": label, "method": "relayout", "args": [layout]}
+
+
+def _zoom_menu(runs: Sequence[BacktestResult], market: MarketSeries | None) -> dict[str, object]:
+    """A drop-down that zooms the price path onto one order's time budget (or back to the whole day)."""
+    whole = {
+        "label": "whole day",
+        "method": "relayout",
+        "args": [{"xaxis.autorange": True, "yaxis.autorange": True}],
+    }
+    orders = runs[0].orders[:MAX_ZOOM_ORDERS]
+    buttons = [whole] + [_zoom_button(o, runs, market) for o in orders]
+    return {"buttons": buttons, "direction": "down", "x": 0.4, "xanchor": "left", "y": 1.15, "yanchor": "top"}
 
 
 def _summary_points(runs: Sequence[BacktestResult]) -> dict[str, list[BacktestResult]]:
