@@ -76,7 +76,7 @@ def test_stride_keeps_every_point_when_they_fit() -> None:
 
 
 def test_decimate_bounds_points_and_keeps_observed_quotes(market: MarketSeries) -> None:
-    small = decimate(market, max_points=100)
+    small = decimate(market, max_quotes=100, max_trades=100)
     assert len(small.quote_ts_ns) <= 100
     assert len(small.trade_ts_ns) <= 100
     assert small.quote_stride == 6

@@ -29,11 +29,15 @@ def report(
     source: Annotated[
         Path, typer.Argument(help="A backtest or compare result file (JSON, repeg.lab schema).")
     ],
+    *,
     html: Annotated[Path, typer.Option("--html", help="Where to write the self-contained HTML report.")],
     png_dir: Annotated[
         Path | None, typer.Option("--png-dir", help="Also write one PNG per figure here (needs chromium).")
     ] = None,
-    max_points: Annotated[int, typer.Option(min=100, help="Most quotes / prints drawn per series.")] = 20_000,
+    max_quotes: Annotated[int, typer.Option(min=100, help="Most quotes drawn (sampled beyond).")] = 50_000,
+    max_trades: Annotated[
+        int, typer.Option(min=100, help="Most trade prints drawn (sampled beyond).")
+    ] = 20_000,
     market: Annotated[
         bool, typer.Option(help="Draw the quotes and trades the result names, when found.")
     ] = True,
@@ -48,7 +52,7 @@ def report(
         loaded = load_result(source)
         data = loaded.runs[0].data if loaded.compare is None else loaded.compare.data
         series = load_market(data, source.parent) if market else None
-        shown = None if series is None else decimate(series, max_points)
+        shown = None if series is None else decimate(series, max_quotes, max_trades)
         written = write_report(loaded, shown, html, png_dir)
     except RepegError as exc:
         raise _fail(exc) from exc

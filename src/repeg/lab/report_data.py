@@ -25,8 +25,10 @@ I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 DT64 = npt.NDArray[np.datetime64]
 
-#: Default upper bound on points drawn per market series: beyond it a series is sampled (see `decimate`).
-DEFAULT_MAX_POINTS = 20_000
+#: Default upper bounds on points drawn: beyond them a series is sampled (see `decimate`). Quotes are one SVG
+#: path each (cheap); every trade print is its own SVG marker (dear), hence the lower bound.
+DEFAULT_MAX_QUOTES = 50_000
+DEFAULT_MAX_TRADES = 20_000
 
 
 @dataclass(frozen=True)
@@ -80,14 +82,16 @@ def stride_for(n: int, max_points: int) -> int:
     return max(1, -(-n // max_points))
 
 
-def decimate(series: MarketSeries, max_points: int = DEFAULT_MAX_POINTS) -> MarketSeries:
-    """Keep every k-th quote and print so that each series has at most `max_points` points.
+def decimate(
+    series: MarketSeries, max_quotes: int = DEFAULT_MAX_QUOTES, max_trades: int = DEFAULT_MAX_TRADES
+) -> MarketSeries:
+    """Keep every k-th quote and every j-th print so that at most `max_quotes` / `max_trades` are drawn.
 
     Sampling keeps real observed states (a quote that was the top of book at its time), never an average, so
     every drawn point is a price the market actually showed; the stride is reported in the figure legend.
     """
-    q_stride = stride_for(len(series.quote_ts_ns), max_points)
-    t_stride = stride_for(len(series.trade_ts_ns), max_points)
+    q_stride = stride_for(len(series.quote_ts_ns), max_quotes)
+    t_stride = stride_for(len(series.trade_ts_ns), max_trades)
     return MarketSeries(
         quote_ts_ns=series.quote_ts_ns[::q_stride],
         bid_units=series.bid_units[::q_stride],
