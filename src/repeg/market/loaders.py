@@ -18,7 +18,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from repeg.errors import QuoteFileError
@@ -75,6 +74,8 @@ def _read_table(path: Path, required: tuple[str, ...]) -> pa.Table:
         raise QuoteFileError(file, None, "no such file")
     try:
         if path.name.endswith(".parquet"):
+            import pyarrow.parquet as pq  # only Parquet readers pay for its import
+
             table = pq.read_table(path)
         elif path.name.endswith((".csv", ".csv.gz")):
             table = _read_csv(path, required)
