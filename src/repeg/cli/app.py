@@ -14,7 +14,12 @@ from typing import Protocol, cast
 import typer
 
 #: Modules that contribute commands, in the order their commands appear in `--help`.
-COMMAND_MODULES: tuple[str, ...] = ("repeg.cli.run", "repeg.cli.journal_cmds", "repeg.cli.lab_cmds")
+COMMAND_MODULES: tuple[str, ...] = (
+    "repeg.cli.run",
+    "repeg.cli.journal_cmds",
+    "repeg.cli.lab_cmds",
+    "repeg.cli.report_cmds",
+)
 
 
 class _CommandModule(Protocol):
