@@ -356,6 +356,8 @@ def test_qty_finer_than_alpaca_precision_is_rejected() -> None:
     async def scenario(sim: Sim) -> None:
         with pytest.raises(OrderRejectedError, match="finer"):
             await sim.broker.submit_order(limit("b1", Side.BUY, "0.0000000001", "10.00"))
+        with pytest.raises(OrderRejectedError, match="finer"):
+            await sim.broker.submit_order(limit("b2", Side.BUY, "1e30", "10.00"))
 
     run_sim(scenario)
 

@@ -20,7 +20,7 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 import structlog
 
@@ -253,7 +253,7 @@ class SimulatedBroker:
                 f"{symbol}: fractional qty {qty} on a non-fractionable asset",
                 broker_message=f"asset {symbol} is not fractionable",
             )
-        if qty != qty.quantize(_QTY_STEP):
+        if not _on_qty_grid(qty):
             raise OrderRejectedError(
                 f"{symbol}: qty {qty} is finer than {_QTY_STEP}", broker_message="invalid qty"
             )
@@ -443,6 +443,14 @@ class SimulatedBroker:
             update = self._outbox.popleft()
             for sink in self._sinks:
                 sink(update)
+
+
+def _on_qty_grid(qty: Decimal) -> bool:
+    """True when `qty` is a whole number of 1e-9 shares (Alpaca's precision) and not absurdly large."""
+    try:
+        return qty == qty.quantize(_QTY_STEP)
+    except InvalidOperation:  # more digits than the context holds
+        return False
 
 
 def _state_message(order: SimOrder) -> str:
