@@ -1,6 +1,6 @@
 """Fixtures for tests of the Alpaca adapter: a fake server per test and a connected adapter pointed at it.
 
-Import the fixtures into a test module (`from tests.fakes.alpaca_fixtures import fake_alpaca  # noqa: F401`).
+`tests/integration/conftest.py` makes `fake_alpaca` and `alpaca` available to every integration test.
 Settings are shortened (millisecond backoffs, sub-second silence) so every scenario runs in well under a second.
 """
 

@@ -9,6 +9,7 @@ that is no longer open are refused with HTTP 422 code 42210000.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from collections.abc import Callable
@@ -161,6 +162,16 @@ class FakeBook:
         for listener in list(self.quote_listeners):
             listener(quote)
         self.match(symbol)
+
+    def play(self, script: list[tuple[float, str, Decimal, Decimal]]) -> None:
+        """Drive the book from a quote script: each (seconds from now, symbol, bid, ask) at its time on the
+        running loop (offset 0 at once). Matching runs on every quote, as on Alpaca's paper exchange."""
+        loop = asyncio.get_running_loop()
+        for offset, symbol, bid, ask in script:
+            if offset <= 0:
+                self.set_quote(symbol, bid, ask)
+            else:
+                loop.call_later(offset, self.set_quote, symbol, bid, ask)
 
     # --- orders -------------------------------------------------------------------------------------------
 

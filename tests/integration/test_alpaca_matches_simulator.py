@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import numpy as np
-from tests.fakes.alpaca_matching import FakeBook, Holding
+from tests.fakes.alpaca_matching import Holding
 from tests.fakes.alpaca_server import FakeAlpacaServer
 from tests.integration.test_alpaca_end_to_end import run_through_alpaca
 
@@ -80,16 +80,6 @@ def _virtual_loop() -> asyncio.AbstractEventLoop:
     return VirtualTimeLoop()
 
 
-def play_script_on(book: FakeBook, script: list[tuple[float, str, str, str]]) -> None:
-    """The same quotes on the fake Alpaca, each at its offset from now (real time)."""
-    loop = asyncio.get_running_loop()
-    for offset, symbol, bid, ask in script:
-        if offset == 0:
-            book.set_quote(symbol, Decimal(bid), Decimal(ask))
-        else:
-            loop.call_later(offset, book.set_quote, symbol, Decimal(bid), Decimal(ask))
-
-
 def comparable(result: ExecutionResult) -> list[tuple[object, ...]]:
     return [
         (
@@ -112,7 +102,7 @@ async def test_the_adapter_run_matches_the_simulator_run_on_the_same_quotes(fake
     fake_alpaca.book.assets["NVDA"] = (True, True)
     fake_alpaca.book.holdings = {"MSFT": Holding(Decimal(50), Decimal("400.00"))}
     fake_alpaca.book.quotes.clear()
-    play_script_on(fake_alpaca.book, SCRIPT)
+    fake_alpaca.book.play([(t, sym, Decimal(bid), Decimal(ask)) for t, sym, bid, ask in SCRIPT])
     through_alpaca, _ = await run_through_alpaca(fake_alpaca, SPECS, CONFIG, run_id="rSAME")
     assert through_alpaca.status == simulated.status
     assert comparable(through_alpaca) == comparable(simulated)

@@ -272,3 +272,16 @@ def test_missing_credentials_name_the_environment_variables(tmp_path: Path):
     with pytest.raises(ConfigError) as info:
         load_credentials({}, tmp_path / "absent.toml")
     assert "APCA_API_SECRET_KEY" in str(info.value)
+
+
+def test_hardening_switches_off_sdk_retries_and_sets_timeouts():
+    from alpaca.trading.client import TradingClient
+
+    from repeg.brokers.alpaca.factory import harden
+    from repeg.brokers.alpaca.settings import AlpacaSettings
+
+    client = TradingClient("PK", "secret", paper=True, url_override="http://127.0.0.1:9")
+    harden(client, AlpacaSettings(connect_timeout=1.5, read_timeout=4.0))
+    assert client._retry == 0
+    adapter = client._session.get_adapter("https://paper-api.alpaca.markets")
+    assert adapter._timeout == (1.5, 4.0)
