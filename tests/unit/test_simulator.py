@@ -273,7 +273,7 @@ def test_order_is_found_by_client_order_id() -> None:
     run_sim(scenario)
 
 
-@pytest.mark.parametrize("price", ["10.001", "10.0050", "0.43215"])
+@pytest.mark.parametrize("price", ["10.001", "10.0050", "0.43215", "1e30"])
 def test_limit_off_the_tick_grid_is_rejected_like_alpaca(price: str) -> None:
     async def scenario(sim: Sim) -> None:
         with pytest.raises(OrderRejectedError) as info:

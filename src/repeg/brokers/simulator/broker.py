@@ -277,7 +277,7 @@ class SimulatedBroker:
     ) -> SimOrder:
         """A new order record; symbol, side and type come from the request or from the order it replaces."""
         limit = request.limit_price
-        if limit is not None and not is_legal_price(limit):
+        if limit is not None and not _on_tick_grid(limit):
             raise OrderRejectedError(
                 f"{symbol}: limit price {limit} is off the tick grid",
                 broker_message=_SUB_PENNY_MESSAGE,
@@ -443,6 +443,14 @@ class SimulatedBroker:
             update = self._outbox.popleft()
             for sink in self._sinks:
                 sink(update)
+
+
+def _on_tick_grid(price: Decimal) -> bool:
+    """`is_legal_price`, with a price too large for the Decimal context counted as illegal."""
+    try:
+        return is_legal_price(price)
+    except InvalidOperation:
+        return False
 
 
 def _on_qty_grid(qty: Decimal) -> bool:
