@@ -285,3 +285,13 @@ def test_hardening_switches_off_sdk_retries_and_sets_timeouts():
     assert client._retry == 0
     adapter = client._session.get_adapter("https://paper-api.alpaca.markets")
     assert adapter._timeout == (1.5, 4.0)
+
+
+def test_alpaca_settings_from_a_toml_table_name_the_bad_key():
+    from repeg.brokers.alpaca.settings import AlpacaSettings
+
+    settings = AlpacaSettings.from_mapping({"requests_per_minute": 150, "stream": {"silence_after": 30}})
+    assert (settings.requests_per_minute, settings.stream.silence_after) == (150, 30)
+    with pytest.raises(ConfigError) as info:
+        AlpacaSettings.from_mapping({"stream": {"poll_every": -1}})
+    assert info.value.key == "alpaca.stream.poll_every"

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from repeg.brokers.alpaca.retry import BackoffPolicy
 from repeg.brokers.alpaca.stream import StreamSettings
+from repeg.errors import ConfigError
 
 
 class AlpacaMode(StrEnum):
@@ -34,6 +36,17 @@ class AlpacaSettings(BaseModel):
     stream: StreamSettings = StreamSettings()
     #: Quote feed: REST latest-quote polling interval while the market-data stream is down.
     quote_poll_every: float = Field(default=1.0, gt=0)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, object]) -> AlpacaSettings:
+        """Validate an `[alpaca]` TOML table (e.g. `requests_per_minute = 150`, `[alpaca.stream]
+        silence_after = 30`); the first bad key raises `ConfigError` naming it as `alpaca.<key>`."""
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            key = ".".join(["alpaca", *(str(part) for part in first["loc"])])
+            raise ConfigError(key, first.get("input"), first["msg"]) from exc
 
 
 class AlpacaUrls(BaseModel):
