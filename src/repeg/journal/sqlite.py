@@ -1,9 +1,14 @@
 """`SqliteJournal`: the default journal, one SQLite file in WAL mode.
 
-WAL lets `repeg show` read while a run writes. Durable events (`DURABLE_KINDS`) are committed with
-`synchronous=FULL` (the WAL is fsync'd before `emit` returns); the rest with `synchronous=NORMAL` in the same
-group commits. Commits run on a writer thread under a real-time loop and inline under a `VirtualTimeLoop`
-(see `repeg.journal.writer`).
+WAL lets `repeg show` read while a run writes. Group commits holding a durable event (`DURABLE_KINDS`: intents
+and the broker's answers) use `synchronous=FULL`: the WAL is fsync'd before the commit returns, so the journal
+survives a power cut as well as a crash. Batches of updates alone use `synchronous=NORMAL`.
+
+Under a `VirtualTimeLoop` the broker is the in-process simulator, which dies with the process: no failure can
+lose the journal but keep the broker, so fsync buys nothing there and `durability="auto"` commits with
+`synchronous=NORMAL` (still durable against a crash of the process, as WAL writes reach the OS before the
+commit returns). `durability="full"` forces FULL everywhere. Commits run on a writer thread under a real-time
+loop and inline under virtual time (see `repeg.journal.writer`).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 import structlog
 
@@ -84,10 +90,18 @@ def migrate(conn: sqlite3.Connection, location: str) -> int:
 class SqliteJournal(SqlJournal):
     """A journal in one SQLite file (created and migrated on open unless `create=False`)."""
 
-    def __init__(self, path: Path, *, create: bool = True, threaded: bool | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        create: bool = True,
+        threaded: bool | None = None,
+        durability: Literal["auto", "full"] = "auto",
+    ) -> None:
         if not create and not path.exists():
             raise JournalError(f"no journal at {path}")
         super().__init__(str(path), threaded)
+        self._always_full = durability == "full"
         self._conn = _connect(path)
         try:
             found = migrate(self._conn, str(path))
@@ -126,14 +140,14 @@ class SqliteJournal(SqlJournal):
     def _commit(self, records: Sequence[Record], durable: bool) -> None:
         if not records:
             return
-        self._set_synchronous("FULL" if durable else "NORMAL")
+        full = durable and (self._always_full or not self._simulated)
+        self._set_synchronous("FULL" if full else "NORMAL")
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(
-                "INSERT OR IGNORE INTO runs (run_id, started) VALUES (?, ?)",
-                [(r.run_id, r.ts) for r in records if r.seq == 1],
-            )
+            starts = [(r.run_id, r.ts) for r in records if r.seq == 1]
+            if starts:
+                conn.executemany("INSERT OR IGNORE INTO runs (run_id, started) VALUES (?, ?)", starts)
             conn.executemany(_INSERT_EVENT, records)
         except BaseException:
             conn.execute("ROLLBACK")

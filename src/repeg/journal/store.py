@@ -30,7 +30,7 @@ def to_record(event: RunEvent, seq: int) -> Record:
         ts=event.ts.astimezone(UTC).isoformat(),
         correlation_id=event.correlation_id,
         kind=event.kind,
-        payload=RUN_EVENT_ADAPTER.dump_json(event).decode(),
+        payload=event.model_dump_json(),
     )
 
 
@@ -40,6 +40,8 @@ class SqlJournal(ABC):
     def __init__(self, location: str, threaded: bool | None) -> None:
         self._location = location
         self._threaded = threaded
+        #: True once the writer runs on a `VirtualTimeLoop`, i.e. against an in-process simulated broker.
+        self._simulated = False
         self._writer: Writer | None = None
         self._seq: dict[str, int] = {}
         self._closed = False
@@ -121,9 +123,8 @@ class SqlJournal(ABC):
 
     def _writer_for_loop(self) -> Writer:
         if self._writer is None:
-            threaded = self._threaded
-            if threaded is None:
-                threaded = not isinstance(asyncio.get_running_loop(), VirtualTimeLoop)
+            self._simulated = isinstance(asyncio.get_running_loop(), VirtualTimeLoop)
+            threaded = not self._simulated if self._threaded is None else self._threaded
             self._writer = (
                 ThreadedWriter(self._commit, f"journal-{self._location}")
                 if threaded
