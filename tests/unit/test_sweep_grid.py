@@ -124,3 +124,26 @@ def test_day_key_needs_a_date_in_the_name() -> None:
     assert day_key("/a/xxx_20180102_nyse_bbo.csv.gz") == "xxx_20180102"
     with pytest.raises(SweepError, match="YYYYMMDD"):
         day_key("quotes.csv")
+
+
+def test_point_spec_is_the_policy_kind_with_the_points_parameters_and_label() -> None:
+    from decimal import Decimal
+
+    from repeg.lab.policies import LadderSpec
+    from repeg.lab.sweep_point import point_spec
+
+    ladder = next(p for p in expand(grid_from_mapping(GRID), DAYS[:1]) if p.kind == "ladder")
+    spec = point_spec(ladder)
+    assert isinstance(spec, LadderSpec)
+    assert spec.name == ladder.policy
+    assert spec.fill_wait_seconds == ladder.params["fill_wait_seconds"]
+    assert spec.initial_offset == Decimal(str(ladder.params["initial_offset"]))
+
+
+def test_point_spec_refuses_a_bad_parameter_naming_the_point() -> None:
+    from repeg.lab.sweep_point import point_spec
+
+    point = expand(grid_from_mapping(GRID), DAYS[:1])[0]
+    bad = point.model_copy(update={"kind": "ladder", "params": {"fill_wait_seconds": 0}})
+    with pytest.raises(SweepError, match=r"point 0 .*fill_wait_seconds"):
+        point_spec(bad)
