@@ -1,0 +1,78 @@
+"""The remote simulator's wire: typed errors survive the round trip, URLs are loopback only."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from repeg.brokers.remote.client import SimAddress, parse_sim_url
+from repeg.brokers.remote.wire import (
+    answer_line,
+    decode_error,
+    encode_error,
+    parse_answer,
+    parse_request,
+    request_line,
+)
+from repeg.errors import (
+    BrokerError,
+    BrokerUnavailableError,
+    DuplicateClientOrderIdError,
+    OrderNotCancelableError,
+    OrderNotFoundError,
+    OrderRejectedError,
+    RepegError,
+    UnknownSymbolError,
+)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        DuplicateClientOrderIdError("r1-L0000-A00"),
+        OrderNotFoundError("sim-1"),
+        OrderNotCancelableError("sim-1", "filled"),
+        UnknownSymbolError("ZZZ"),
+    ],
+)
+def test_errors_with_fields_are_rebuilt_equal(error: RepegError) -> None:
+    rebuilt = decode_error(encode_error(error))
+    assert type(rebuilt) is type(error)
+    assert str(rebuilt) == str(error)
+
+
+def test_message_only_errors_keep_their_class_and_the_remote_text() -> None:
+    rebuilt = decode_error(encode_error(OrderRejectedError("insufficient buying power")))
+    assert isinstance(rebuilt, OrderRejectedError)
+    assert "insufficient buying power" in str(rebuilt)
+
+
+def test_an_unknown_error_class_becomes_a_broker_error() -> None:
+    assert type(decode_error('{"type": "Weird", "message": "x"}')) is BrokerError
+
+
+def test_request_and_answer_lines_round_trip() -> None:
+    assert parse_request(request_line("get_order", "s1", '{"order_id": "a"}')) == (
+        "get_order",
+        "s1",
+        '{"order_id": "a"}',
+    )
+    assert parse_answer(answer_line(False, "{}")) == (False, "{}")
+
+
+def test_an_unreadable_answer_is_a_broker_unavailable_error() -> None:
+    with pytest.raises(BrokerUnavailableError, match="unreadable"):
+        parse_answer(b"<html>\n")
+
+
+def test_sim_urls_name_a_loopback_host_port_and_session() -> None:
+    assert parse_sim_url("sim://127.0.0.1:8123/case-1") == SimAddress("127.0.0.1", 8123, "case-1")
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:1/s", "sim://10.0.0.1:1/s", "sim://127.0.0.1/s", "sim://127.0.0.1:1/"]
+)
+def test_other_urls_are_refused(url: str) -> None:
+    with pytest.raises(ValueError, match=re.escape("sim://127.0.0.1:PORT/SESSION")):
+        parse_sim_url(url)
