@@ -6,11 +6,11 @@ import logging
 
 import pytest
 from structlog.testing import capture_logs
+from tests.fakes.alpaca_server import FakeAlpacaServer
+from tests.integration.test_alpaca_end_to_end import SPECS, run_through_alpaca
 
 from repeg.brokers.alpaca.credentials import load_credentials
 from repeg.domain.events import RUN_EVENT_ADAPTER
-from tests.fakes.alpaca_server import FakeAlpacaServer
-from tests.integration.test_alpaca_end_to_end import SPECS, run_through_alpaca
 
 
 async def test_no_log_line_and_no_run_event_contains_the_secret(
