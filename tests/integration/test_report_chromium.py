@@ -24,6 +24,9 @@ from repeg.lab.report_figures import FIGURE_IDS, build_figures
 from repeg.lab.report_html import export_pngs, figure_div_id, write_html
 from repeg.lab.report_sample import sample_compare, sample_market
 
+#: Generous: when Chromium is missing, the first test's setup installs it (apt-get), which can take minutes.
+pytestmark = pytest.mark.timeout(900)
+
 REPO = Path(__file__).resolve().parents[2]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CHROMIUM_FLAGS = (
