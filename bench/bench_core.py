@@ -111,7 +111,8 @@ def case_scale5000() -> dict[str, object]:
     from repeg.market.synthetic import synthetic_symbols, synthetic_tape
 
     symbols = synthetic_symbols(500, seed=11)
-    tape = synthetic_tape(symbols, seed=11, n_quotes=500_000)
+    # 1,000 quotes per symbol over 30 minutes: about one every 2 s, so quotes stay fresher than quote_max_age.
+    tape = synthetic_tape(symbols, seed=11, n_quotes=500_000, duration=timedelta(minutes=30))
     names = list(tape.symbols)
     specs = [
         LegSpec(

@@ -73,7 +73,9 @@ def test_known_roundings(price, rounding, expected):
     assert round_to_tick(price, rounding) == expected
 
 
-@pytest.mark.parametrize("bad", [Decimal(0), Decimal(-1), Decimal("NaN"), Decimal("Infinity")])
+@pytest.mark.parametrize(
+    "bad", [Decimal(0), Decimal(-1), Decimal("NaN"), Decimal("Infinity"), Decimal("1e30")]
+)
 def test_non_positive_or_non_finite_prices_are_refused(bad):
     with pytest.raises(ValueError, match="positive finite"):
         round_to_tick(bad, Rounding.DOWN)
@@ -88,6 +90,8 @@ def test_non_positive_or_non_finite_prices_are_refused(bad):
         (Decimal("0.99999"), False),
         (Decimal(0), False),
         (Decimal("NaN"), False),
+        (Decimal("1e30"), False),
+        (Decimal("1.000000000000000000000000000001"), False),
     ],
 )
 def test_price_legality(price, legal):

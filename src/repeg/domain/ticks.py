@@ -8,13 +8,15 @@ aggressive than the policy asked for.
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal, InvalidOperation
 from enum import StrEnum
 
 PENNY = Decimal("0.01")
 SUB_PENNY = Decimal("0.0001")
 ONE_DOLLAR = Decimal("1.00")
 ZERO = Decimal(0)
+#: No US equity trades anywhere near this; it keeps tick arithmetic inside Decimal's default precision.
+MAX_PRICE = Decimal(10) ** 12
 BPS = Decimal(10_000)
 #: Integer price units used by the columnar quote tape: one unit is $0.0001, so every legal price is exact.
 PRICE_SCALE = 10_000
@@ -39,8 +41,8 @@ def round_to_tick(price: Decimal, rounding: Rounding) -> Decimal:
     The tick is chosen from the price itself; a price just under $1.00 rounded up lands on 1.00 exactly
     (legal in both regimes). Non-positive prices are refused: no legal order has one.
     """
-    if not price.is_finite() or price <= ZERO:
-        raise ValueError(f"price must be a positive finite Decimal, got {price!r}")
+    if not price.is_finite() or not ZERO < price < MAX_PRICE:
+        raise ValueError(f"price must be a positive finite Decimal below {MAX_PRICE}, got {price!r}")
     tick = tick_size(price)
     mode = {Rounding.DOWN: ROUND_FLOOR, Rounding.UP: ROUND_CEILING, Rounding.NEAREST: ROUND_HALF_EVEN}[
         rounding
@@ -56,9 +58,12 @@ def round_to_tick(price: Decimal, rounding: Rounding) -> Decimal:
 
 def is_legal_price(price: Decimal) -> bool:
     """True when `price` is positive and already on the legal tick grid."""
-    if not price.is_finite() or price <= ZERO:
+    if not price.is_finite() or not ZERO < price < MAX_PRICE:
         return False
-    return price == price.quantize(tick_size(price))
+    try:
+        return price == price.quantize(tick_size(price))
+    except InvalidOperation:  # more digits than the context holds: certainly not a tick multiple
+        return False
 
 
 def to_units(price: Decimal) -> int:
