@@ -114,7 +114,7 @@ def test_unknown_params_schema_is_refused(tmp_path: Path) -> None:
 
 
 def test_day_shorter_than_the_longest_horizon_is_refused() -> None:
-    with pytest.raises(ValueError, match="shorter"):
+    with pytest.raises(ConfigError, match="shorter"):
         fit_adaptive(_flat_book(seconds=8), REF, config=CONFIG)
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from repeg.domain.events import IntentAction, LegEscalated, OrderIntent, OrderUpdated, RunEvent
 from repeg.domain.orders import BrokerOrder, Fill, OrderEvent, OrderStatus, OrderType, OrderUpdate, Side
+from repeg.errors import ConfigError
 from repeg.lab.models import FillModelName, Interval, OrderTca, ParentOrder, PathEventKind, PolicySummary
 from repeg.lab.tca import basket_tca, frontier, reference, summarize
 from repeg.market.tape import SymbolQuotes, to_ns
@@ -208,3 +209,9 @@ def test_frontier_marks_dominated_policies() -> None:
     assert efficient[("patient", FillModelName.PAPER)]
     assert not efficient[("slow_and_dear", FillModelName.PAPER)]
     assert efficient[("queue_slow", FillModelName.QUEUE)]  # compared only within its own fill model
+
+
+def test_order_arriving_before_any_quote_is_refused_naming_it() -> None:
+    early = _order().model_copy(update={"arrival": T0 - timedelta(seconds=1)})
+    with pytest.raises(ConfigError, match="before any two-sided quote"):
+        reference(_quotes(), early)

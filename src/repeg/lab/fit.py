@@ -177,7 +177,9 @@ def _grid(book: Book, config: FitConfig) -> I64:
     start = int(book.ts[0]) + int(config.margin_seconds * _NS)
     stop = int(book.ts[-1]) - int(max(config.horizons_s) * _NS)
     if stop <= start:
-        raise ValueError("the fit day is shorter than its margin plus the longest horizon")
+        raise ConfigError(
+            "fit", f"{len(book.ts)} quotes", "the fit day is shorter than its margin plus the longest horizon"
+        )
     instants = np.arange(start, stop, int(config.grid_seconds * _NS), dtype=np.int64)
     idx = np.searchsorted(book.ts, instants, side="right") - 1
     valid = (book.ask[idx] < _NEVER) & (book.ask[idx] > book.bid[idx])

@@ -21,6 +21,7 @@ from repeg.domain.events import IntentAction, LegEscalated, LegFinished, OrderIn
 from repeg.domain.leg import REASON_INITIAL, REASON_REPEG
 from repeg.domain.orders import OrderType, Side
 from repeg.domain.ticks import ZERO, from_units
+from repeg.errors import ConfigError
 from repeg.lab.models import (
     FillModelName,
     FrontierPoint,
@@ -126,8 +127,8 @@ def reference(quotes: SymbolQuotes, order: ParentOrder) -> Reference:
     last = int(np.searchsorted(quotes.ts, to_ns(deadline), side="right")) - 1
     arrival_rows = np.flatnonzero(two_sided[: first + 1])
     if first < 0 or len(arrival_rows) == 0:
-        raise ValueError(
-            f"order {order.index}: no two-sided quote at or before arrival {order.arrival.isoformat()}"
+        raise ConfigError(
+            "arrival", order.arrival.isoformat(), f"order {order.index} arrives before any two-sided quote"
         )
     a = int(arrival_rows[-1])
     window = slice(a, last + 1)
