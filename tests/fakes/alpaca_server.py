@@ -44,6 +44,8 @@ class FakeAlpacaServer:
     requests: list[tuple[str, str]] = field(default_factory=list)
     lost_response_delay: float = 2.0
     trade_stream_muted: bool = False
+    #: The trade stream answers `unauthorized` even to the right keys (REST still accepts them).
+    trade_stream_refuses_auth: bool = False
 
     def __post_init__(self) -> None:
         self._runner: web.AppRunner | None = None
@@ -353,6 +355,7 @@ class FakeAlpacaServer:
         assert isinstance(data, dict)
         if message.get("action") == "authenticate":
             ok = data.get("key_id") == self.key_id and data.get("secret_key") == self.secret_key
+            ok = ok and not self.trade_stream_refuses_auth
             status = "authorized" if ok else "unauthorized"
             await ws.send_str(
                 json.dumps({"stream": "authorization", "data": {"status": status, "action": "authenticate"}})

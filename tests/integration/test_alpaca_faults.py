@@ -190,3 +190,13 @@ async def test_a_failed_poll_after_reconnect_is_made_good_by_the_silence_watchdo
     await until(lambda: filled(updates, order.order_id) == 2)
     assert broker.stream.connections == 2
     assert fake_alpaca.count("GET", f"/v2/orders/{order.order_id}") > FAST.retry.max_attempts
+
+
+async def test_a_trade_stream_refusing_the_keys_stops_the_start_with_an_authentication_error(
+    fake_alpaca: FakeAlpacaServer,
+):
+    fake_alpaca.trade_stream_refuses_auth = True
+    with pytest.raises(AuthenticationError) as info:
+        await connect(fake_alpaca)
+    assert "trade stream" in str(info.value)
+    assert fake_alpaca.count("GET", "/stream") == 1  # refused keys are not retried

@@ -261,3 +261,28 @@ async def test_account_positions_and_assets_are_read_into_our_models(alpaca: Pai
     assert (await broker.get_asset("HALT")).tradable is False
     with pytest.raises(UnknownSymbolError):
         await broker.get_asset("NOPE")
+
+
+async def test_a_replace_refused_by_the_broker_reports_the_state_read_back(alpaca: Pair, fake_alpaca):
+    broker, _ = alpaca
+    order = await broker.submit_order(limit("r1-L0014-A00", Side.BUY, "2", "99.00"))
+    fake_alpaca.book.hold_replaces = True
+    await broker.replace_order(
+        ReplaceRequest(
+            order_id=order.order_id,
+            client_order_id="r1-L0014-A01",
+            qty=Decimal(2),
+            limit_price=Decimal("99.10"),
+        )
+    )
+    with pytest.raises(OrderNotCancelableError) as info:  # a second replace while the first is pending
+        await broker.replace_order(
+            ReplaceRequest(
+                order_id=order.order_id,
+                client_order_id="r1-L0014-A02",
+                qty=Decimal(2),
+                limit_price=Decimal("99.20"),
+            )
+        )
+    assert info.value.status == "pending_replace"
+    assert fake_alpaca.count("PATCH", f"/v2/orders/{order.order_id}") == 2
