@@ -409,3 +409,13 @@ def test_an_unanswered_reconciliation_leaves_the_leg_working_until_the_broker_an
     assert [r.action for r in world.sink.of(OrderFailed)] == [IntentAction.CANCEL]
     assert result.legs[0].escalated
     assert [m.qty for m in world.broker.submitted() if m.order_type is OrderType.MARKET] == [Decimal(100)]
+
+
+def test_a_refused_replace_is_retried_at_the_next_check_not_at_once() -> None:
+    def script(w: World) -> None:
+        w.broker.refuse_replace = True
+        w.clock.call_at(at(10.5), lambda: setattr(w.broker, "refuse_replace", False))
+
+    _, world = execute(BUY, script)
+    assert [e.ts for e in world.sink.intents(IntentAction.REPLACE)] == [at(10), at(11), at(20), at(30)]
+    assert [e.action for e in world.sink.of(OrderFailed)] == [IntentAction.REPLACE]

@@ -216,6 +216,7 @@ def test_a_refused_replace_returns_to_working_and_keeps_the_old_order() -> None:
     assert leg.status is LegStatus.WORKING
     assert leg.active_client_order_id == cid(0)
     assert leg.pending_client_order_id is None
+    assert (leg.step, leg.repegs) == (0, 0)  # a refused re-peg neither moves the ladder nor counts
 
 
 def test_a_confirmed_cancel_leaves_the_leg_idle_with_its_remainder() -> None:

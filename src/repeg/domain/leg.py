@@ -65,6 +65,8 @@ class OrderRecord(BaseModel):
     escalation: bool = False
     #: For a replacement: the broker id of the order it replaces.
     replaces: str | None = None
+    #: The policy's price step this order was sent at (None when not a schedule price).
+    step: int | None = None
     updated_at: datetime | None = None
 
     @property
@@ -272,17 +274,16 @@ def _on_intent(state: LegState, event: OrderIntent) -> LegState:
             "qty": event.qty,
             "limit_price": event.limit_price,
             "escalation": state.escalated,
+            "step": event.step,
         }
     )
-    changes: dict[str, object] = {
-        "orders": _put_record(state.orders, record),
-        "last_priced_at": event.ts,
-        "step": state.step if event.step is None else event.step,
-        "repegs": state.repegs + (1 if event.reason == REASON_REPEG else 0),
-    }
+    changes: dict[str, object] = {"orders": _put_record(state.orders, record), "last_priced_at": event.ts}
     if event.action is IntentAction.REPLACE:
+        # The step and the re-peg count move only once the broker accepts the replacement.
         return _go(state, LegTrigger.REPLACE, pending_client_order_id=event.client_order_id, **changes)
     changes.update(
+        step=state.step if event.step is None else event.step,
+        repegs=state.repegs + (1 if event.reason == REASON_REPEG else 0),
         active_client_order_id=event.client_order_id,
         limit_price=event.limit_price,
         submitted_at=state.submitted_at or event.ts,
@@ -304,12 +305,16 @@ def _on_accepted(state: LegState, event: OrderAccepted) -> LegState:
     if event.action is IntentAction.SUBMIT and state.status is LegStatus.SUBMITTING:
         state = _go(state, LegTrigger.ACCEPTED)
     elif event.action is IntentAction.REPLACE and state.status is LegStatus.REPLACING:
+        replacement = state.record(order.client_order_id)
+        step = replacement.step if replacement is not None and replacement.step is not None else state.step
         state = _go(
             state,
             LegTrigger.ACCEPTED,
             active_client_order_id=order.client_order_id,
             pending_client_order_id=None,
             limit_price=order.limit_price,
+            step=step,
+            repegs=state.repegs + 1,
         )
     return _settle(state, event.ts, event.run_id)
 

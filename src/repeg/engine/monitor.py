@@ -190,7 +190,18 @@ class PhaseMonitor:
                 return
             await self._carry_out(leg, action, quote)
             self._last_activity = now
+            if self._refused(leg, ctx.bus.leg(index)):
+                break  # the broker refused a replace or cancel: retry at the next check, not at once
         self._schedule(index, now + ctx.config.check_interval)
+
+    @staticmethod
+    def _refused(before: LegState, after: LegState) -> bool:
+        """True when a change of the working order left it working unchanged (refused and reconciled)."""
+        return (
+            before.status is LegStatus.WORKING
+            and after.status is LegStatus.WORKING
+            and after.active_client_order_id == before.active_client_order_id
+        )
 
     def _schedule(self, index: int, until: datetime | None) -> None:
         if until is None:
