@@ -235,3 +235,14 @@ class LiveTradingNotConfirmedError(ConfigError):
     def __init__(self, broker: str) -> None:
         self.broker = broker
         super().__init__("--confirm", False, f"{broker} trades real money: pass --confirm to allow it")
+
+
+class RunStoppedError(RepegError):
+    """The user stopped a run (Ctrl-C / SIGTERM): its working orders were cancelled and it can be resumed.
+
+    The message is the stop's summary (what was cancelled, what is left, how to resume).
+    """
+
+    def __init__(self, run_id: str, summary: str) -> None:
+        self.run_id = run_id
+        super().__init__(summary)

@@ -253,3 +253,103 @@ def test_every_killed_run_resumes_to_the_plan_targets_without_duplicates(
     assert not failures, "\n".join(failures)
     kills = sum(outcome.kills for outcome in outcomes)
     assert kills >= 50, f"only {kills} kill points were reached: {[(o.case, o.exits) for o in outcomes]}"
+
+
+# --- graceful stop ---------------------------------------------------------------------------------------------
+
+PATIENT_CONFIG = CONFIG.replace("fill_wait_seconds = 0.25", "fill_wait_seconds = 30").replace(
+    "max_total_wait = 15", "max_total_wait = 60"
+)
+
+
+def _start_run(workdir: Path, port: int, run_id: str) -> tuple[subprocess.Popen[bytes], Path]:
+    (workdir / "patient.toml").write_text(PATIENT_CONFIG)
+    journal = workdir / f"{run_id}.db"
+    process = subprocess.Popen(
+        [
+            _repeg_executable(),
+            "run",
+            str(workdir / "plan.csv"),
+            "--broker",
+            "sim-remote",
+            "--sim-url",
+            f"sim://127.0.0.1:{port}/{run_id}",
+            "--config",
+            str(workdir / "patient.toml"),
+            "--journal",
+            str(journal),
+            "--run-id",
+            run_id,
+            "--json",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    return process, journal
+
+
+def _wait_for_working_orders(journal: Path, run_id: str, count: int) -> None:
+    """Poll the journal (never the clock) until `count` orders were acknowledged."""
+    for _ in range(600):
+        if journal.exists():
+            store = SqliteJournal(journal, create=False)
+            try:
+                acks = (
+                    [e for e in store.events(run_id) if e.kind == "order_accepted"]
+                    if store.has_run(run_id)
+                    else []
+                )
+            finally:
+                store.close()
+            if len(acks) >= count:
+                return
+        time.sleep(0.05)
+    pytest.fail(f"{run_id}: no working orders appeared in {journal}")
+
+
+def _resume_to_the_end(workdir: Path, port: int, run_id: str) -> Outcome:
+    journal = workdir / f"{run_id}.db"
+    code = _repeg(
+        [
+            "resume",
+            run_id,
+            "--journal",
+            str(journal),
+            "--sim-url",
+            f"sim://127.0.0.1:{port}/{run_id}",
+            "--config",
+            str(workdir / "config.toml"),
+        ],
+        None,
+        workdir / f"{run_id}.log",
+    )
+    return Outcome(0, 0, [code], journal, run_id)
+
+
+def test_ctrl_c_cancels_the_runs_orders_reports_and_leaves_a_resumable_run(
+    workdir: Path, sim_port: int
+) -> None:
+    process, journal = _start_run(workdir, sim_port, "stop1")
+    _wait_for_working_orders(journal, "stop1", 2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    open_orders = asyncio.run(_broker_view(sim_port, "stop1"))[2]
+    store = SqliteJournal(journal, create=False)
+    cancels = [e for e in store.events("stop1") if e.kind == "order_intent" and e.reason == "user_stop"]
+    store.close()
+    assert process.returncode == 3, stderr.decode()
+    assert "run stop1 stopped" in stderr.decode()
+    assert "repeg resume stop1" in stderr.decode()
+    assert cancels
+    assert open_orders == 0
+    _check(_resume_to_the_end(workdir, sim_port, "stop1"), sim_port)
+
+
+def test_a_second_ctrl_c_exits_at_once_and_the_run_still_resumes(workdir: Path, sim_port: int) -> None:
+    process, journal = _start_run(workdir, sim_port, "stop2")
+    _wait_for_working_orders(journal, "stop2", 2)
+    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=60)
+    assert process.returncode == 130
+    _check(_resume_to_the_end(workdir, sim_port, "stop2"), sim_port)

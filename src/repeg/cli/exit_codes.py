@@ -20,6 +20,7 @@ from repeg.errors import (
     MarketDataError,
     PlanError,
     QuoteFileError,
+    RunStoppedError,
     SafetyLimitError,
 )
 
@@ -41,6 +42,7 @@ _STATUS_CODES: dict[str, ExitCode] = {
 
 #: Most specific first: the first class an error is an instance of decides its code.
 _ERROR_CODES: tuple[tuple[type[BaseException], ExitCode], ...] = (
+    (RunStoppedError, ExitCode.PARTIAL),
     (PlanError, ExitCode.BAD_INPUT),
     (ConfigError, ExitCode.BAD_INPUT),
     (SafetyLimitError, ExitCode.BAD_INPUT),

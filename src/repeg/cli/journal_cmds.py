@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -188,6 +189,10 @@ def resume(
     sim_url: Annotated[
         str | None, typer.Option("--sim-url", help="sim://127.0.0.1:PORT/SESSION of the remote simulator.")
     ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="TOML whose [execution] replaces the run's journaled config."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON document.")] = False,
     log_json: Annotated[bool, typer.Option("--log-json", help="Log JSON lines to stderr.")] = False,
     log_level: Annotated[
@@ -203,8 +208,12 @@ def resume(
     store = _open(journal)
     try:
         url = _check_broker(broker, sim_url)
-        plan, config = _journaled_start(store.events(run_id))
-        result = asyncio.run(remote_session(plan, config, run_id, journal=store, sim_url=url))
+        plan, execution = _journaled_start(store.events(run_id))
+        if config is not None:
+            from repeg.cli.settings import load_settings
+
+            execution = load_settings(config).execution
+        result = asyncio.run(remote_session(plan, execution, run_id, journal=store, sim_url=url))
     except RepegError as exc:
         raise _fail(exc) from exc
     finally:

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from repeg.cli.exit_codes import ExitCode
-from repeg.errors import JournalError
+from repeg.errors import JournalError, RunStoppedError
 
 if TYPE_CHECKING:
     from repeg.config import ExecutionConfig
@@ -101,8 +100,7 @@ async def remote_session(
         await feed.close()
         await broker.close()
     if isinstance(outcome, StopReport):
-        typer.echo(outcome.summary(), err=True)
-        raise typer.Exit(int(ExitCode.PARTIAL))
+        raise RunStoppedError(run_id, outcome.summary())
     return outcome
 
 
