@@ -269,3 +269,15 @@ def test_adaptive_reads_the_recent_mid_trend_from_the_quotes_it_is_shown() -> No
     assert isinstance(after_fall, Submit)
     assert after_fall.order_type is OrderType.LIMIT  # the market came down to a buyer: rest
     assert after_rise == Submit(order_type=OrderType.MARKET, reason=REASON_CROSS)  # it went up: cross
+
+
+def test_adaptive_wakes_at_the_next_quote_when_the_replay_can_tell() -> None:
+    next_quote = T0 + timedelta(milliseconds=300)
+    policy = build_policy(
+        AdaptiveSpec(margin_units=5.0),
+        CONFIG,
+        adaptive_params=_params(join=50.0, improve=47.0),
+        next_quote_at=lambda symbol, now: next_quote,
+    )
+    action = policy.decide(_working("100.00"), QUOTE, V, T0 + timedelta(milliseconds=100))
+    assert action == Wait(until=next_quote)

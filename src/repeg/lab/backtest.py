@@ -14,7 +14,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -34,7 +34,7 @@ from repeg.errors import ConfigError
 from repeg.lab.baskets import BasketSpec, make_basket
 from repeg.lab.fit import AdaptiveParams
 from repeg.lab.models import BacktestResult, DataRef, FillModelName, ParentOrder
-from repeg.lab.policies import PolicySpec, build_policy, run_config, spec_params
+from repeg.lab.policies import NextQuoteAt, PolicySpec, build_policy, run_config, spec_params
 from repeg.lab.tca import basket_tca, summarize
 from repeg.market.loaders import load_quotes, load_trades
 from repeg.market.tape import QuoteTape, TradeTape
@@ -122,6 +122,19 @@ def budget_config(base: ExecutionConfig, budget_seconds: float) -> ExecutionConf
         raise ConfigError(".".join(str(p) for p in first["loc"]), first.get("input"), first["msg"]) from exc
 
 
+def _next_quote_at(tape: QuoteTape) -> NextQuoteAt:
+    """The replay's quote schedule: when each symbol's quote next changes after `now`."""
+
+    def next_at(symbol: str, now: datetime) -> datetime | None:
+        if symbol not in tape:
+            return None
+        current = tape.index_at(symbol, now)
+        following = 0 if current is None else current + 1
+        return tape.time_of(symbol, following) if following < tape.count(symbol) else None
+
+    return next_at
+
+
 def _model_params(
     fill_model: FillModelName, latency: LatencyModel | None, print_share_pct: int
 ) -> dict[str, str]:
@@ -159,7 +172,9 @@ def run_basket_events(
 ) -> list[RunEvent]:
     """Run the basket through the engine on the simulator; return the run's events."""
     config = run_config(policy_spec, budget_config(base_config or ExecutionConfig(), _budget(basket)))
-    policy = build_policy(policy_spec, config, adaptive_params=adaptive_params)
+    policy = build_policy(
+        policy_spec, config, adaptive_params=adaptive_params, next_quote_at=_next_quote_at(day.quotes)
+    )
     orders = [
         EngineOrder(arrival=o.arrival, symbol=o.symbol, side=o.side, qty=o.qty, whole_shares=True)
         for o in basket

@@ -21,6 +21,7 @@ feature). It is a deterministic function of the sequence of calls, so a replay i
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -49,6 +50,9 @@ from repeg.lab.fit import AdaptiveParams
 from repeg.market.tape import to_ns
 from repeg.policy.decide import Action, Escalate, ExecutionPolicy, LadderPolicy, Replace, Skip, Submit, Wait
 from repeg.policy.pricing import initial_limit
+
+#: `(symbol, now) -> time of the symbol's next quote after now` (None when unknown or none).
+NextQuoteAt = Callable[[str, datetime], datetime | None]
 
 _WAITING_FOR_BROKER = frozenset({LegStatus.SUBMITTING, LegStatus.REPLACING, LegStatus.CANCELING})
 _IDLE_WAIT = Wait()
@@ -173,9 +177,17 @@ def run_config(spec: PolicySpec, base: ExecutionConfig) -> ExecutionConfig:
 
 
 def build_policy(
-    spec: PolicySpec, config: ExecutionConfig, *, adaptive_params: AdaptiveParams | None = None
+    spec: PolicySpec,
+    config: ExecutionConfig,
+    *,
+    adaptive_params: AdaptiveParams | None = None,
+    next_quote_at: NextQuoteAt | None = None,
 ) -> ExecutionPolicy:
-    """The `ExecutionPolicy` of a spec under the run's `config` (whose `max_total_wait` is the time budget)."""
+    """The `ExecutionPolicy` of a spec under the run's `config` (whose `max_total_wait` is the time budget).
+
+    `next_quote_at(symbol, now)` (optional) tells when the symbol's next quote arrives, so that the adaptive policy
+    decides at every quote of a replay instead of every `poll_seconds`.
+    """
     if isinstance(spec, MarketSpec):
         return MarketPolicy(config)
     if isinstance(spec, TouchThenMarketSpec):
@@ -186,7 +198,7 @@ def build_policy(
         raise ConfigError(
             "policy.params_file", spec.params_file, "the adaptive policy needs fitted parameters"
         )
-    return AdaptivePolicy(config, adaptive_params, spec)
+    return AdaptivePolicy(config, adaptive_params, spec, next_quote_at=next_quote_at)
 
 
 class _Common:
@@ -266,8 +278,16 @@ class TouchThenMarketPolicy(_Common):
 class AdaptivePolicy(_Common):
     """Rest, re-price or cross at each decision, by the fitted table (see `repeg.lab.adaptive`)."""
 
-    def __init__(self, config: ExecutionConfig, params: AdaptiveParams, spec: AdaptiveSpec) -> None:
+    def __init__(
+        self,
+        config: ExecutionConfig,
+        params: AdaptiveParams,
+        spec: AdaptiveSpec,
+        *,
+        next_quote_at: NextQuoteAt | None = None,
+    ) -> None:
         super().__init__(config)
+        self._next_quote_at = next_quote_at
         self._params = params
         self._margin = spec.margin_units
         self._poll = timedelta(seconds=spec.poll_seconds)
@@ -309,7 +329,11 @@ class AdaptivePolicy(_Common):
             return Submit(order_type=OrderType.LIMIT, limit_price=price, step=0, reason=reason)
         if price != leg.limit_price and self._worth_moving(leg, state, choice):
             return Replace(limit_price=price, step=0, reason=REASON_REPEG)
-        return self._wait(leg, now)
+        return self._wait(leg, now, self._next_quote(leg, now))
+
+    def _next_quote(self, leg: LegState, now: datetime) -> datetime | None:
+        """When the next quote of the leg's symbol arrives, if the caller can tell (a replay can): wake then."""
+        return None if self._next_quote_at is None else self._next_quote_at(leg.symbol, now)
 
     def _worth_moving(self, leg: LegState, state: BookState, choice: Choice) -> bool:
         """Hysteresis: move a resting limit only off a price the table cannot value, or for a saving > margin."""
