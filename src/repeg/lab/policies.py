@@ -15,7 +15,10 @@ is decided while the broker is answering; an escalated leg sends its remainder a
 Decimal on the legal tick grid (`repeg.domain.ticks`).
 
 The adaptive policy keeps one piece of state: the recent mids of each symbol it has been shown (for its trend
-feature). It is a deterministic function of the sequence of calls, so a replay is reproducible.
+feature). It is a deterministic function of the sequence of calls, so a replay is reproducible. The engine wakes a
+policy only when it asks to be woken, so to decide at every quote the adaptive policy asks for the next quote's
+time when it can be told (`next_quote_at`, which a replay provides from its tape); otherwise it polls every
+`poll_seconds`.
 """
 
 from __future__ import annotations
