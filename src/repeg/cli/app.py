@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "repeg.cli.journal_cmds",
     "repeg.cli.lab_cmds",
     "repeg.cli.report_cmds",
+    "repeg.cli.alpaca_cmds",
 )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -22,10 +23,12 @@ from repeg.errors import ConfigError, RepegError
 from repeg.logging import configure_logging
 
 if TYPE_CHECKING:
+    from repeg.config import ExecutionConfig
     from repeg.domain.events import EventSink
+    from repeg.domain.plan import Plan
     from repeg.report.result import ExecutionResult
 
-BROKERS: tuple[str, ...] = ("simulator", "sim-remote")
+BROKERS: tuple[str, ...] = ("simulator", "sim-remote", "alpaca-paper", "alpaca-live")
 
 log = structlog.get_logger("repeg.cli")
 PIPE_WIDTH = 160
@@ -59,7 +62,16 @@ SeedOpt = Annotated[
 RunIdOpt = Annotated[
     str | None, typer.Option("--run-id", help="Run id (default: derived from plan and start time).")
 ]
-BrokerOpt = Annotated[str, typer.Option("--broker", help="Where to execute: simulator or sim-remote.")]
+BrokerOpt = Annotated[
+    str,
+    typer.Option("--broker", help="Where to execute: simulator, sim-remote, alpaca-paper or alpaca-live."),
+]
+ConfirmOpt = Annotated[bool, typer.Option("--confirm", help="Required with --broker alpaca-live.")]
+AllowClosedOpt = Annotated[
+    bool, typer.Option("--allow-closed", help="Alpaca: queue DAY orders while the market is closed.")
+]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Alpaca: price and print every order, send none.")]
+FeedOpt = Annotated[str, typer.Option("--feed", help="Alpaca market data feed: iex or sip.")]
 JournalOpt = Annotated[
     str,
     typer.Option("--journal", help="Journal: a SQLite file or a postgresql:// DSN.", envvar="REPEG_JOURNAL"),
@@ -67,6 +79,16 @@ JournalOpt = Annotated[
 SimUrlOpt = Annotated[
     str | None, typer.Option("--sim-url", help="sim://127.0.0.1:PORT/SESSION (with --broker sim-remote).")
 ]
+
+
+@dataclass(frozen=True)
+class AlpacaFlags:
+    """The `run` options that only the Alpaca brokers read."""
+
+    confirm: bool = False
+    allow_closed: bool = False
+    dry_run: bool = False
+    feed: str = "iex"
 
 
 def register(app: typer.Typer) -> None:
@@ -86,6 +108,10 @@ def run(
     broker: BrokerOpt = "simulator",
     journal: JournalOpt = "repeg.db",
     sim_url: SimUrlOpt = None,
+    confirm: ConfirmOpt = False,
+    allow_closed: AllowClosedOpt = False,
+    dry_run: DryRunOpt = False,
+    feed: FeedOpt = "iex",
 ) -> None:
     """Execute PLAN: sells first, then buys, with pegged limits, re-pegs and escalation."""
     configure_logging(json_output=log_json, level=log_level or ("info" if log_json else "warning"))
@@ -105,6 +131,7 @@ def run(
             live_console=out if show_live else None,
             journal=journal,
             sim_url=sim_url,
+            alpaca=AlpacaFlags(confirm=confirm, allow_closed=allow_closed, dry_run=dry_run, feed=feed),
         )
     except RepegError as exc:
         err.print(f"error: {exc}", markup=False)
@@ -134,6 +161,7 @@ def _execute(
     live_console: Console | None,
     journal: str = "repeg.db",
     sim_url: str | None = None,
+    alpaca: AlpacaFlags | None = None,
 ) -> ExecutionResult:
     """Load everything (refusing bad input before any order), then run on the simulator."""
     from repeg.api import default_run_id
@@ -159,6 +187,15 @@ def _execute(
             from repeg.cli.live import LiveView
 
             sinks.append(stack.enter_context(LiveView(live_console)))
+        if broker.startswith("alpaca-"):
+            return _run_alpaca(
+                plan,
+                settings.execution,
+                broker=broker,
+                flags=alpaca or AlpacaFlags(),
+                run_id=run_id,
+                sinks=[journal_sink(store), *sinks],
+            )
         if broker == "sim-remote":
             return run_remote(
                 plan, settings.execution, run_id=run_id, journal=store, sim_url=sim_url, sinks=sinks
@@ -178,3 +215,28 @@ def _execute(
             run_id=run_id,
             sinks=sinks,
         )
+
+
+def _run_alpaca(
+    plan: Plan,
+    config: ExecutionConfig,
+    *,
+    broker: str,
+    flags: AlpacaFlags,
+    run_id: str,
+    sinks: list[EventSink],
+) -> ExecutionResult:
+    """Execute on Alpaca (live demands --confirm; a closed market refuses unless --allow-closed)."""
+    from repeg.cli.alpaca_cmds import run_on_alpaca
+
+    return run_on_alpaca(
+        plan,
+        config,
+        broker=broker,
+        confirm=flags.confirm,
+        allow_closed=flags.allow_closed,
+        dry_run=flags.dry_run,
+        feed=flags.feed,
+        run_id=run_id,
+        sinks=sinks,
+    )

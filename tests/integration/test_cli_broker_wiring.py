@@ -1,0 +1,40 @@
+"""`repeg run --broker alpaca-*` reaches the Alpaca adapter and its safety checks, before any request."""
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from repeg.cli.app import build_app
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _run(tmp_path: Path, *args: str, env: dict[str, str] | None = None):
+    return CliRunner().invoke(
+        build_app(),
+        ["run", str(EXAMPLES / "rebalance.csv"), "--journal", str(tmp_path / "j.db"), *args],
+        env=env,
+    )
+
+
+def test_live_alpaca_without_confirm_is_refused_with_exit_2(tmp_path: Path):
+    result = _run(
+        tmp_path, "--broker", "alpaca-live", env={"APCA_API_KEY_ID": "k", "APCA_API_SECRET_KEY": "s"}
+    )
+    assert result.exit_code == 2
+    assert "--confirm" in result.output
+
+
+def test_paper_alpaca_without_credentials_is_refused_with_exit_2(tmp_path: Path, monkeypatch):
+    monkeypatch.delenv("APCA_API_KEY_ID", raising=False)
+    monkeypatch.delenv("APCA_API_SECRET_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.config/repeg/alpaca.toml either
+    result = _run(tmp_path, "--broker", "alpaca-paper")
+    assert result.exit_code == 2
+    assert "APCA_API_KEY_ID" in result.output
+
+
+def test_unknown_broker_is_refused_naming_the_known_ones(tmp_path: Path):
+    result = _run(tmp_path, "--broker", "nyse-direct")
+    assert result.exit_code == 2
+    assert "alpaca-paper" in result.output
