@@ -215,3 +215,25 @@ def test_order_arriving_before_any_quote_is_refused_naming_it() -> None:
     early = _order().model_copy(update={"arrival": T0 - timedelta(seconds=1)})
     with pytest.raises(ConfigError, match="before any two-sided quote"):
         reference(_quotes(), early)
+
+
+def test_remainder_of_a_partially_filled_market_order_is_not_an_escalation() -> None:
+    tca = _one(
+        [
+            _intent(0, IntentAction.SUBMIT, OrderType.MARKET, None, "initial"),
+            _fill(0, 40, "100.04", OrderType.MARKET),
+            _intent(1, IntentAction.SUBMIT, OrderType.MARKET, None, "remainder"),
+            _fill(1, 60, "100.04", OrderType.MARKET, order_id="o2"),
+        ]
+    )
+    assert (tca.escalated, tca.completed) == (False, True)
+
+
+def test_a_market_order_sent_to_cross_counts_as_escalation() -> None:
+    tca = _one(
+        [
+            _intent(0, IntentAction.SUBMIT, OrderType.MARKET, None, "cross"),
+            _fill(0, 100, "100.04", OrderType.MARKET),
+        ]
+    )
+    assert tca.escalated

@@ -18,7 +18,7 @@ from decimal import Decimal
 import numpy as np
 
 from repeg.domain.events import IntentAction, LegEscalated, LegFinished, OrderIntent, OrderUpdated, RunEvent
-from repeg.domain.leg import REASON_INITIAL, REASON_REPEG
+from repeg.domain.leg import REASON_INITIAL, REASON_REMAINDER, REASON_REPEG
 from repeg.domain.orders import OrderType, Side
 from repeg.domain.ticks import ZERO, from_units
 from repeg.errors import ConfigError
@@ -35,6 +35,8 @@ from repeg.lab.stats import bootstrap_mean
 from repeg.market.tape import SymbolQuotes, to_ns
 
 _BPS = Decimal(10_000)
+#: Market orders that are the policy's plan rather than a give-up: at arrival, or the remainder of a partial fill.
+_PLAIN_MARKET = frozenset({REASON_INITIAL, REASON_REMAINDER})
 _NEVER = np.iinfo(np.int64).max
 
 
@@ -55,7 +57,7 @@ def _on_intent(trace: _Trace, event: OrderIntent) -> None:
         trace.path.append(
             PathEvent(ts=event.ts, kind=PathEventKind.SUBMIT, price=event.limit_price, qty=event.qty)
         )
-        if event.order_type is OrderType.MARKET and event.reason != REASON_INITIAL:
+        if event.order_type is OrderType.MARKET and event.reason not in _PLAIN_MARKET:
             trace.escalated = True
     elif event.action is IntentAction.REPLACE:
         trace.path.append(
