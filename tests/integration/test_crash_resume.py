@@ -252,6 +252,7 @@ def test_every_killed_run_resumes_to_the_plan_targets_without_duplicates(
             failures.append(f"{CASES[outcome.case]}: {exc}")
     assert not failures, "\n".join(failures)
     kills = sum(outcome.kills for outcome in outcomes)
+    print(f"kill points reached: {kills} in {len(outcomes)} cases")
     assert kills >= 50, f"only {kills} kill points were reached: {[(o.case, o.exits) for o in outcomes]}"
 
 

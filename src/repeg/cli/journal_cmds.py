@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Coroutine
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NamedTuple
 
 import typer
 from rich.console import Console
@@ -171,21 +172,39 @@ def _journaled_start(events: list[RunEvent]) -> tuple[Plan, ExecutionConfig]:
     return started.plan, config_from_record(started.config)
 
 
-def _check_broker(broker: str, sim_url: str | None) -> str:
-    if broker != SIM_REMOTE or sim_url is None:
-        raise ConfigError(
-            "broker",
-            broker,
-            f"resume needs a broker that outlives the process: --broker {SIM_REMOTE} --sim-url",
+def _session(
+    plan: Plan, execution: ExecutionConfig, run_id: str, store: Journal, target: _Target
+) -> Coroutine[object, object, ExecutionResult]:
+    """The coroutine that resumes `run_id` on the broker the user named (one that outlives a process)."""
+    from repeg.cli.journal_run import alpaca_session, remote_session
+
+    if target.broker == SIM_REMOTE and target.sim_url is not None:
+        return remote_session(plan, execution, run_id, journal=store, sim_url=target.sim_url)
+    if target.broker.startswith("alpaca-"):
+        return alpaca_session(
+            plan, execution, run_id, journal=store, broker=target.broker, confirm=target.confirm
         )
-    return sim_url
+    raise ConfigError(
+        "--broker",
+        target.broker,
+        f"resume needs a broker that outlives the process: {SIM_REMOTE} (with --sim-url), alpaca-paper, "
+        "or alpaca-live (with --confirm)",
+    )
+
+
+class _Target(NamedTuple):
+    broker: str
+    sim_url: str | None
+    confirm: bool
 
 
 def resume(
     run_id: Annotated[str, typer.Argument(help="The unfinished run to finish (see `repeg runs`).")],
     *,
     journal: JournalOption = DEFAULT_JOURNAL,
-    broker: Annotated[str, typer.Option(help=f"Broker of the run: {SIM_REMOTE}.")] = SIM_REMOTE,
+    broker: Annotated[
+        str, typer.Option(help=f"Broker of the run: {SIM_REMOTE}, alpaca-paper or alpaca-live.")
+    ] = SIM_REMOTE,
     sim_url: Annotated[
         str | None, typer.Option("--sim-url", help="sim://127.0.0.1:PORT/SESSION of the remote simulator.")
     ] = None,
@@ -193,6 +212,7 @@ def resume(
         Path | None,
         typer.Option("--config", help="TOML whose [execution] replaces the run's journaled config."),
     ] = None,
+    confirm: Annotated[bool, typer.Option("--confirm", help="Required to resume on alpaca-live.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON document.")] = False,
     log_json: Annotated[bool, typer.Option("--log-json", help="Log JSON lines to stderr.")] = False,
     log_level: Annotated[
@@ -200,20 +220,18 @@ def resume(
     ] = None,
 ) -> None:
     """Reconcile an interrupted run with its broker, then finish its remaining legs."""
-    from repeg.cli.journal_run import remote_session
     from repeg.logging import configure_logging
 
     configure_logging(json_output=log_json, level=log_level or ("info" if log_json else "warning"))
 
     store = _open(journal)
     try:
-        url = _check_broker(broker, sim_url)
         plan, execution = _journaled_start(store.events(run_id))
         if config is not None:
             from repeg.cli.settings import load_settings
 
             execution = load_settings(config).execution
-        result = asyncio.run(remote_session(plan, execution, run_id, journal=store, sim_url=url))
+        result = asyncio.run(_session(plan, execution, run_id, store, _Target(broker, sim_url, confirm)))
     except RepegError as exc:
         raise _fail(exc) from exc
     finally:

@@ -19,10 +19,13 @@ import typer
 from repeg.errors import JournalError, RunStoppedError
 
 if TYPE_CHECKING:
+    from repeg.brokers.base import Broker
     from repeg.config import ExecutionConfig
     from repeg.domain.events import EventSink
     from repeg.domain.plan import Plan
+    from repeg.engine.clock import Clock
     from repeg.journal.base import Journal
+    from repeg.market.base import QuoteFeed
     from repeg.report.result import ExecutionResult
 
 
@@ -64,6 +67,40 @@ def finished_result(journal: Journal, run_id: str | None) -> ExecutionResult | N
     return build_result(state)
 
 
+async def journaled_session(
+    plan: Plan,
+    config: ExecutionConfig,
+    run_id: str,
+    *,
+    journal: Journal,
+    broker: Broker,
+    feed: QuoteFeed,
+    clock: Clock,
+    sinks: Sequence[EventSink] = (),
+) -> ExecutionResult:
+    """Run `plan` as `run_id` on a broker that outlives this process, stopping gracefully on SIGINT/SIGTERM.
+
+    A run the journal already knows is resumed when it announced orders (reconciled first, never executed
+    twice), and started afresh under the same id when it did not (nothing can have reached the broker).
+    Raises `RunStoppedError` (with the stop's summary) when a signal stopped it.
+    """
+    from repeg.api import execute_async
+    from repeg.journal.resume import has_orders, resume_run
+    from repeg.journal.shutdown import StopReport, run_stoppable, stop_run
+
+    all_sinks = (journal_sink(journal), *sinks)
+    resuming = journal.has_run(run_id) and has_orders(journal.events(run_id))
+    work = (
+        resume_run(run_id, journal, broker, feed, clock, config=config, sinks=all_sinks)
+        if resuming
+        else execute_async(plan, broker, feed, clock, config, run_id=run_id, sinks=all_sinks)
+    )
+    outcome = await run_stoppable(work, lambda: stop_run(run_id, journal, broker, clock, config=config))
+    if isinstance(outcome, StopReport):
+        raise RunStoppedError(run_id, outcome.summary())
+    return outcome
+
+
 async def remote_session(
     plan: Plan,
     config: ExecutionConfig,
@@ -73,35 +110,48 @@ async def remote_session(
     sim_url: str,
     sinks: Sequence[EventSink] = (),
 ) -> ExecutionResult:
-    """Run `plan` as `run_id` on the remote simulator, in real time, stopping gracefully on SIGINT/SIGTERM.
-
-    A run the journal already knows is resumed when it announced orders (reconciled first, never executed
-    twice), and started afresh under the same id when it did not (nothing can have reached the broker).
-    """
-    from repeg.api import execute_async
+    """`journaled_session` on the remote simulator (real time)."""
     from repeg.brokers.remote.client import RemoteBroker, RemoteFeed
     from repeg.engine.clock import RealClock
-    from repeg.journal.resume import has_orders, resume_run
-    from repeg.journal.shutdown import StopReport, run_stoppable, stop_run
 
     broker = RemoteBroker(sim_url)
     clock = RealClock()
     feed = RemoteFeed(broker, clock)
-    all_sinks = (journal_sink(journal), *sinks)
-    resuming = journal.has_run(run_id) and has_orders(journal.events(run_id))
-    work = (
-        resume_run(run_id, journal, broker, feed, clock, config=config, sinks=all_sinks)
-        if resuming
-        else execute_async(plan, broker, feed, clock, config, run_id=run_id, sinks=all_sinks)
-    )
     try:
-        outcome = await run_stoppable(work, lambda: stop_run(run_id, journal, broker, clock, config=config))
+        return await journaled_session(
+            plan, config, run_id, journal=journal, broker=broker, feed=feed, clock=clock, sinks=sinks
+        )
     finally:
         await feed.close()
         await broker.close()
-    if isinstance(outcome, StopReport):
-        raise RunStoppedError(run_id, outcome.summary())
-    return outcome
+
+
+async def alpaca_session(
+    plan: Plan,
+    config: ExecutionConfig,
+    run_id: str,
+    *,
+    journal: Journal,
+    broker: str,
+    confirm: bool,
+    sinks: Sequence[EventSink] = (),
+) -> ExecutionResult:
+    """`journaled_session` on Alpaca (`alpaca-paper`, or `alpaca-live` with `confirm`); used to resume there."""
+    from repeg.brokers.alpaca.factory import build_alpaca
+    from repeg.cli.alpaca_cmds import mode_for
+    from repeg.engine.clock import RealClock
+
+    clock = RealClock()
+    alpaca, quotes = await build_alpaca(
+        mode_for(broker), confirm_live=confirm, allow_closed=True, clock=clock
+    )
+    try:
+        return await journaled_session(
+            plan, config, run_id, journal=journal, broker=alpaca, feed=quotes, clock=clock, sinks=sinks
+        )
+    finally:
+        await quotes.aclose()
+        await alpaca.aclose()
 
 
 def run_remote(
@@ -128,3 +178,22 @@ def run_remote(
     chosen = run_id or default_run_id(plan, datetime.now(UTC))
     typer.echo(f"run {chosen} (journal {journal.location})", err=True)
     return asyncio.run(remote_session(plan, config, chosen, journal=journal, sim_url=sim_url, sinks=sinks))
+
+
+def resume_on_alpaca(
+    plan: Plan,
+    config: ExecutionConfig,
+    *,
+    run_id: str,
+    journal: Journal,
+    broker: str,
+    confirm: bool,
+    sinks: Sequence[EventSink] = (),
+) -> ExecutionResult:
+    """`repeg run --broker alpaca-* --run-id ID` for an ID the journal knows: resume it, never trade it twice."""
+    import asyncio
+
+    typer.echo(f"run {run_id} is in {journal.location}: resuming it", err=True)
+    return asyncio.run(
+        alpaca_session(plan, config, run_id, journal=journal, broker=broker, confirm=confirm, sinks=sinks)
+    )

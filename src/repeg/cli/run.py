@@ -187,6 +187,19 @@ def _execute(
             from repeg.cli.live import LiveView
 
             sinks.append(stack.enter_context(LiveView(live_console)))
+        if broker.startswith("alpaca-") and store.has_run(run_id):
+            from repeg.cli.journal_run import resume_on_alpaca
+
+            confirm = (alpaca or AlpacaFlags()).confirm
+            return resume_on_alpaca(
+                plan,
+                settings.execution,
+                run_id=run_id,
+                journal=store,
+                broker=broker,
+                confirm=confirm,
+                sinks=sinks,
+            )
         if broker.startswith("alpaca-"):
             return _run_alpaca(
                 plan,
