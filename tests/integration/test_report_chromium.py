@@ -19,6 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from repeg.cli.app import build_app
+from repeg.errors import ReportError
 from repeg.lab.report_data import MarketSeries, ReportInput
 from repeg.lab.report_figures import FIGURE_IDS, build_figures
 from repeg.lab.report_html import export_pngs, figure_div_id, write_html
@@ -132,8 +133,8 @@ def test_price_path_draws_the_run_menu(browser: str, report_file: Path, tmp_path
     assert "updatemenu-container" in scan.classes[figure_div_id("price-path")]
 
 
-def test_each_figure_exports_to_a_png(browser: str, tmp_path: Path) -> None:
-    os.environ.setdefault("BROWSER_PATH", browser)
+def test_each_figure_exports_to_a_png(browser: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BROWSER_PATH", browser)
     market = sample_market()
     compare = sample_compare(market)
     figures = build_figures(compare.runs, market, compare.frontier)
@@ -155,8 +156,10 @@ def _write_quotes_csv(market: MarketSeries, path: Path) -> None:
     path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
 
 
-def test_report_command_writes_html_with_market_and_pngs(browser: str, tmp_path: Path) -> None:
-    os.environ.setdefault("BROWSER_PATH", browser)
+def test_report_command_writes_html_with_market_and_pngs(
+    browser: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BROWSER_PATH", browser)
     market = sample_market()
     (tmp_path / "c.json").write_text(sample_compare(market).model_dump_json())
     _write_quotes_csv(market, tmp_path / "sample_quotes.csv.gz")
@@ -184,3 +187,12 @@ def test_report_command_refuses_a_missing_result_with_exit_code_2(tmp_path: Path
     )
     assert result.exit_code == 2
     assert "no such result file" in result.output
+
+
+def test_png_export_without_a_browser_is_a_report_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-such-browser"))
+    figures = build_figures(sample_compare().runs, None, None)
+    with pytest.raises(ReportError, match="PNG export failed"):
+        export_pngs(figures, tmp_path / "png")
