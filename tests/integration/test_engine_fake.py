@@ -302,6 +302,7 @@ def test_buys_are_scaled_down_when_proceeds_fall_short() -> None:
     result, world = execute(SELL_THEN_BUY, script)
     buy_phase = next(e for e in world.sink.of(PhaseStarted) if e.side is Side.BUY)
     assert buy_phase.scale < 1
+    assert result.buy_scale == buy_phase.scale
     assert buy_phase.buying_power == Decimal(2500)
     requested = {leg.index: leg.requested_qty for leg in result.legs}
     assert requested[1] == (Decimal(300) * buy_phase.scale).quantize(Decimal("1e-9"), rounding="ROUND_DOWN")

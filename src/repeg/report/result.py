@@ -76,6 +76,8 @@ class ExecutionResult(BaseModel):
     counts: LegCounts
     notional_traded: Decimal
     quality: QualitySummary
+    #: The factor applied to every buy because the buying power after the sells fell short (1 = not scaled).
+    buy_scale: Decimal = Decimal(1)
 
 
 def leg_result(leg: LegState) -> LegResult:
@@ -141,4 +143,10 @@ def build_result(state: RunState) -> ExecutionResult:
         counts=_counts(legs, len(state.skipped)),
         notional_traded=sum((leg.filled_notional for leg in legs), ZERO),
         quality=summarize_quality(legs),
+        buy_scale=_buy_scale(state),
     )
+
+
+def _buy_scale(state: RunState) -> Decimal:
+    scales = [p.scale for p in state.phases if p.side is Side.BUY and p.leg_index is None]
+    return scales[-1] if scales else Decimal(1)
