@@ -98,6 +98,12 @@ def test_local_records_are_real_backtests_in_canonical_order(
     assert all(r.escalation_rate == 0.0 and r.fill_rate_before_escalation == 0.0 for r in market)
 
 
+def test_records_do_not_depend_on_the_number_of_workers(
+    points: tuple[SweepPoint, ...], local_records: list[SweepRecord]
+) -> None:
+    assert run_local(points[::-1], run_point, workers=1, progress=False) == local_records
+
+
 def test_ray_engine_gives_identical_records(
     ray_session: None, points: tuple[SweepPoint, ...], local_records: list[SweepRecord]
 ) -> None:
