@@ -79,7 +79,7 @@ async def stub() -> AsyncIterator[Stub]:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = runner.addresses[0][1]
     server.url = f"http://127.0.0.1:{port}"
     yield server
     await runner.cleanup()
