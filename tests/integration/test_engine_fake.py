@@ -420,3 +420,29 @@ def test_a_refused_replace_is_retried_at_the_next_check_not_at_once() -> None:
     _, world = execute(BUY, script)
     assert [e.ts for e in world.sink.intents(IntentAction.REPLACE)] == [at(10), at(11), at(20), at(30)]
     assert [e.action for e in world.sink.of(OrderFailed)] == [IntentAction.REPLACE]
+
+
+def test_buys_wait_until_a_slow_sell_cancel_is_confirmed_at_the_broker() -> None:
+    def script(w: World) -> None:
+        buy_world(w)
+        w.feed.set("XYZ", "100.00", "100.08")  # the sell never fills passively
+        w.broker.auto_fill = False
+        w.broker.cancel_latency = timedelta(seconds=200)  # the escalation cancel at 40 s lands at 240 s
+
+    _, world = execute(SELL_THEN_BUY, script)
+    sell = next(e for e in world.sink.of(LegFinished) if e.leg_index == 0)
+    assert sell.status == "incomplete"
+    first_buy = next(e for e in world.sink.intents(IntentAction.SUBMIT) if e.leg_index in (1, 2))
+    assert first_buy.ts >= at(240)
+
+
+def test_buys_are_skipped_when_a_sell_order_never_closes() -> None:
+    def script(w: World) -> None:
+        buy_world(w)
+        w.feed.set("XYZ", "100.00", "100.08")
+        w.broker.auto_fill = False
+        w.broker.cancel_latency = timedelta(days=1)
+
+    result, world = execute(SELL_THEN_BUY, script)
+    assert not [e for e in world.sink.of(OrderIntent) if e.leg_index in (1, 2)]
+    assert [leg.status for leg in result.legs[1:]] == [LegStatus.SKIPPED, LegStatus.SKIPPED]

@@ -134,6 +134,34 @@ async def _valid_asks(ctx: EngineContext, specs: Sequence[LegSpec]) -> dict[str,
         await ctx.clock.sleep_until(min(give_up, now + ctx.config.check_interval))
 
 
+def _open_orders(ctx: EngineContext, legs: Sequence[int]) -> list[tuple[int, str]]:
+    """(leg, broker order id) of every order of `legs` that the run last knew as open at the broker."""
+    return [
+        (index, record.order_id)
+        for index in legs
+        for record in ctx.bus.leg(index).orders
+        if record.order_id is not None and record.status is not None and not record.is_terminal
+    ]
+
+
+async def orders_settled(ctx: EngineContext, legs: Sequence[int]) -> bool:
+    """Wait (up to `max_total_wait`) until no order of `legs` is open at the broker; False if one still is.
+
+    The phase monitor cancels what works at its end, but a confirmation can come later than its grace window:
+    the buy phase must not start while a sell order may still execute, so the run asks the broker directly.
+    """
+    give_up = ctx.clock.now() + ctx.config.total_wait
+    while still_open := _open_orders(ctx, legs):
+        now = ctx.clock.now()
+        if now >= give_up:
+            return False
+        await ctx.clock.sleep_until(min(give_up, now + ctx.config.check_interval))
+        await record_late_updates(ctx)
+        for index, order_id in still_open:
+            await ctx.gateway.reconcile(index, order_id)
+    return True
+
+
 async def run_buy_phase(ctx: EngineContext, legs: Sequence[int]) -> None:
     """Size and, if the sells' proceeds fall short, scale the buys; then run them as one phase."""
     bus = ctx.bus

@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 import repeg
 from repeg.brokers.base import Broker
 from repeg.config import ExecutionConfig
-from repeg.domain.events import EventSink, LegPlanned, LegSkipped, RunEnded, RunStarted
+from repeg.domain.events import EventSink, LegFinished, LegPlanned, LegSkipped, RunEnded, RunStarted
+from repeg.domain.lifecycle import LegStatus
 from repeg.domain.orders import Side
 from repeg.domain.plan import LegSpec, Plan, PlanKind, SkippedTrade, TradeIntent
 from repeg.domain.ticks import ZERO
@@ -28,13 +29,14 @@ from repeg.engine.bus import EventBus, UpdateRouter
 from repeg.engine.clock import Clock
 from repeg.engine.gateway import OrderGateway
 from repeg.engine.monitor import EngineContext
-from repeg.engine.phases import run_buy_phase, run_phase
+from repeg.engine.phases import orders_settled, run_buy_phase, run_phase
 from repeg.errors import PlanError
 from repeg.market.base import QuoteFeed
 from repeg.policy.decide import ExecutionPolicy, LadderPolicy
 from repeg.report.result import ExecutionResult, RunStatus, build_result, run_status
 
 _log = structlog.get_logger("repeg.engine")
+_SELLS_STILL_WORKING = "a sell order was still open at the broker after max_total_wait: buys not started"
 
 
 class ParentOrder(BaseModel):
@@ -155,8 +157,17 @@ async def run_execution(  # noqa: PLR0917 - the positional shape is the engine's
     async def phases() -> None:
         if sells:
             await run_phase(ctx, Side.SELL, sells)
-        if buys:
+        if not buys:
+            return
+        if await orders_settled(ctx, sells):
             await run_buy_phase(ctx, buys)
+            return
+        for index in buys:
+            await ctx.bus.emit(
+                LegFinished(
+                    **ctx.bus.stamp(index), status=LegStatus.SKIPPED.value, reason=_SELLS_STILL_WORKING
+                )
+            )
 
     return await _run(ctx, phases)
 
