@@ -140,7 +140,11 @@ def run_local(
             for future in as_completed(futures):
                 yield futures[future], future.result
 
-        records = _collect(completions(), len(points), progress)
+        try:
+            records = _collect(completions(), len(points), progress)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # fail now: do not run the points still queued
+            raise
     log.info("sweep_done", engine="local", points=len(records), workers=workers)
     return records
 
@@ -179,7 +183,12 @@ def run_ray(
         ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
     remote = ray.remote(run_in_worker)
     refs = {remote.remote(runner, p): p for p in points}
-    records = _collect(_ray_completions(ray, refs), len(points), progress)
+    try:
+        records = _collect(_ray_completions(ray, refs), len(points), progress)
+    except BaseException:
+        for ref in refs:
+            ray.cancel(ref)  # fail now: do not run the points still queued
+        raise
     log.info("sweep_done", engine="ray", points=len(records))
     return records
 
