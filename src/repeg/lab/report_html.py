@@ -201,10 +201,17 @@ def _figure_div(figure_id: str, fig: go.Figure) -> str:
     return f'<div class="figure">{div}</div>'
 
 
-def render_html(report: ReportInput, market: MarketSeries | None) -> str:
-    """The whole report as one HTML document with plotly.js inlined."""
+def report_figures(report: ReportInput, market: MarketSeries | None) -> dict[str, go.Figure]:
+    """The report's figures by id (see `repeg.lab.report_figures.FIGURE_IDS`)."""
     frontier = None if report.compare is None else report.compare.frontier
-    figures = build_figures(report.runs, market, frontier)
+    return build_figures(report.runs, market, frontier)
+
+
+def render_html(
+    report: ReportInput, market: MarketSeries | None, figures: Mapping[str, go.Figure] | None = None
+) -> str:
+    """The whole report as one HTML document with plotly.js inlined (`figures` default: built here)."""
+    figures = report_figures(report, market) if figures is None else figures
     sections = [_header(report)]
     if market is None:
         sections.append(
@@ -228,8 +235,13 @@ def render_html(report: ReportInput, market: MarketSeries | None) -> str:
     )
 
 
-def write_html(report: ReportInput, market: MarketSeries | None, out: Path) -> Path:
-    out.write_text(render_html(report, market), encoding="utf-8")
+def write_html(
+    report: ReportInput,
+    market: MarketSeries | None,
+    out: Path,
+    figures: Mapping[str, go.Figure] | None = None,
+) -> Path:
+    out.write_text(render_html(report, market, figures), encoding="utf-8")
     log.info("report_written", path=str(out), runs=len(report.runs), market=market is not None)
     return out
 
@@ -267,8 +279,8 @@ def write_report(
     report: ReportInput, market: MarketSeries | None, html_out: Path, png_dir: Path | None = None
 ) -> list[Path]:
     """Write the HTML report and, when `png_dir` is given, a PNG per figure; returns every file written."""
-    written = [write_html(report, market, html_out)]
+    figures = report_figures(report, market)
+    written = [write_html(report, market, html_out, figures)]
     if png_dir is not None:
-        frontier = None if report.compare is None else report.compare.frontier
-        written.extend(export_pngs(build_figures(report.runs, market, frontier), png_dir))
+        written.extend(export_pngs(figures, png_dir))
     return written
