@@ -39,6 +39,8 @@ from repeg.policy.decide import Action, Escalate, ExecutionPolicy, Replace, Skip
 
 #: Smallest step the loop sleeps, so that a due time at or before "now" can never spin virtual time.
 _MIN_SLEEP = timedelta(milliseconds=1)
+#: Statuses in which a request is in flight: the policy is not consulted until the broker answers.
+_AWAITING_BROKER = frozenset({LegStatus.SUBMITTING, LegStatus.REPLACING, LegStatus.CANCELING})
 #: Actions carried out for one leg per wake-up before it must wait for the broker or the clock.
 _MAX_ACTIONS_PER_WAKE = 4
 
@@ -180,8 +182,8 @@ class PhaseMonitor:
         ctx = self._ctx
         for _ in range(_MAX_ACTIONS_PER_WAKE):
             leg = ctx.bus.leg(index)
-            if leg.is_done:
-                return
+            if leg.is_done or leg.status in _AWAITING_BROKER:
+                return  # nothing can be decided until the broker answers the request in flight
             quote = ctx.feed.latest(leg.symbol)
             verdict = assess_quote(quote, now, self._quote_max_age, self._max_spread_pct)
             action = ctx.policy.decide(leg, quote, verdict, now)

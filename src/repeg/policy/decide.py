@@ -77,7 +77,11 @@ Action = Wait | Submit | Replace | Escalate | Skip
 
 
 class ExecutionPolicy(Protocol):
-    """Decides the next action for one leg. Must be pure and cheap: it runs at every wake-up of a leg."""
+    """Decides the next action for one leg. Must be pure and cheap: it runs at every wake-up of a leg.
+
+    The engine does not consult it while a request of the leg is in flight (submitting, replacing, cancelling)
+    nor once the leg is done.
+    """
 
     def decide(self, leg: LegState, quote: Quote | None, verdict: QuoteVerdict, now: datetime) -> Action: ...
 
