@@ -81,7 +81,7 @@ class CrashAt:
 async def _crash_then_resume(path: Path, point: str, nth: int, before: bool) -> tuple[SimulatedBroker, bool]:
     clock = VirtualClock(TAPE.start + timedelta(seconds=5))
     broker, feed = build_simulation(TAPE, clock, ACCOUNT, seed=3)
-    journal = SqliteJournal(path)
+    journal = SqliteJournal(path, durability="full")
     crashed = False
     try:
         await run_execution(
@@ -150,7 +150,7 @@ def test_resume_after_a_crash_finishes_every_leg_exactly_once(
 
 
 def _journal_with(path: Path, events: list[RunEvent]) -> SqliteJournal:
-    journal = SqliteJournal(path)
+    journal = SqliteJournal(path, durability="full")
 
     async def write() -> None:
         for event in events:
@@ -166,7 +166,7 @@ def test_resume_of_a_finished_run_returns_its_result_without_touching_the_broker
     async def main() -> None:
         clock = VirtualClock(TAPE.start + timedelta(seconds=5))
         broker, feed = build_simulation(TAPE, clock, ACCOUNT, seed=3)
-        journal = SqliteJournal(path)
+        journal = SqliteJournal(path, durability="full")
         first = await run_execution(SPECS, (), broker, feed, clock, CONFIG, run_id="r1", sinks=(journal,))
         count = len(journal.events("r1"))
         again = await resume_run("r1", journal, broker, feed, clock, config=CONFIG)
@@ -183,7 +183,7 @@ def test_resume_of_a_run_that_sent_nothing_asks_for_a_fresh_start(tmp_path: Path
     async def main() -> None:
         clock = VirtualClock(TAPE.start + timedelta(seconds=5))
         broker, feed = build_simulation(TAPE, clock, ACCOUNT, seed=3)
-        journal = SqliteJournal(path)
+        journal = SqliteJournal(path, durability="full")
         with contextlib.suppress(Crash):
             await run_execution(
                 SPECS,
@@ -208,7 +208,7 @@ def test_an_announced_submit_the_broker_never_saw_is_recorded_as_never_reached(t
     async def main() -> list[RunEvent]:
         clock = VirtualClock(TAPE.start + timedelta(seconds=5))
         broker, feed = build_simulation(TAPE, clock, ACCOUNT, seed=3)
-        journal = SqliteJournal(path)
+        journal = SqliteJournal(path, durability="full")
         with contextlib.suppress(Crash):
             await run_execution(
                 SPECS,
@@ -249,7 +249,7 @@ def test_graceful_stop_cancels_the_runs_working_orders_and_nothing_else(tmp_path
                 limit_price=Decimal("1.00"),
             )
         )
-        journal = SqliteJournal(path)
+        journal = SqliteJournal(path, durability="full")
         with contextlib.suppress(Crash):
             await run_execution(
                 SPECS,

@@ -103,9 +103,7 @@ async def test_a_durable_event_commits_the_updates_queued_before_it(tmp_path: Pa
     journal.close()
 
 
-def test_under_virtual_time_updates_wait_for_the_next_durable_event(tmp_path: Path) -> None:
-    path = tmp_path / "j.db"
-    journal = SqliteJournal(path)
+def _counts_while_emitting(journal: SqliteJournal, path: Path) -> list[int]:
     counts: list[int] = []
 
     async def main() -> None:
@@ -117,7 +115,19 @@ def test_under_virtual_time_updates_wait_for_the_next_durable_event(tmp_path: Pa
 
     run_virtual(main)
     journal.close()
-    assert counts == [1, 3]
+    return counts
+
+
+def test_in_strict_simulation_an_intent_commits_what_came_before_it(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    assert _counts_while_emitting(SqliteJournal(path, durability="full"), path) == [1, 3]
+
+
+def test_against_the_in_process_simulator_events_are_group_committed(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    journal = SqliteJournal(path)
+    assert _counts_while_emitting(journal, path) == [0, 0]
+    assert len(SqliteJournal(path).events("r1")) == 3
 
 
 def test_close_commits_buffered_events(tmp_path: Path) -> None:

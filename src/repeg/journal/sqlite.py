@@ -4,11 +4,12 @@ WAL lets `repeg show` read while a run writes. Group commits holding a durable e
 and the broker's answers) use `synchronous=FULL`: the WAL is fsync'd before the commit returns, so the journal
 survives a power cut as well as a crash. Batches of updates alone use `synchronous=NORMAL`.
 
-Under a `VirtualTimeLoop` the broker is the in-process simulator, which dies with the process: no failure can
-lose the journal but keep the broker, so fsync buys nothing there and `durability="auto"` commits with
-`synchronous=NORMAL` (still durable against a crash of the process, as WAL writes reach the OS before the
-commit returns). `durability="full"` forces FULL everywhere. Commits run on a writer thread under a real-time
-loop and inline under virtual time (see `repeg.journal.writer`).
+Under a `VirtualTimeLoop` the broker is the in-process simulator, which lives and dies with the process: no
+failure can lose the journal's tail yet keep an order at the broker, so per-intent commits buy nothing there.
+`durability="auto"` (the default) then group-commits every `MAX_BATCH` events and on `flush`/`close`, with
+`synchronous=NORMAL`; `durability="full"` keeps the real-time contract (each intent fsync'd before its broker
+call) in simulation too. Under a real-time loop (remote simulator, Alpaca) both mean the full contract; commits
+then run on a writer thread (see `repeg.journal.writer`).
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ class SqliteJournal(SqlJournal):
             raise JournalError(f"no journal at {path}")
         super().__init__(str(path), threaded)
         self._always_full = durability == "full"
+        self._strict_in_simulation = self._always_full
         self._conn = _connect(path)
         try:
             found = migrate(self._conn, str(path))

@@ -42,6 +42,8 @@ class SqlJournal(ABC):
         self._threaded = threaded
         #: True once the writer runs on a `VirtualTimeLoop`, i.e. against an in-process simulated broker.
         self._simulated = False
+        #: Commit each intent before `emit` returns even in simulation (see `repeg.journal.writer`).
+        self._strict_in_simulation = False
         self._writer: Writer | None = None
         self._seq: dict[str, int] = {}
         self._closed = False
@@ -86,7 +88,7 @@ class SqlJournal(ABC):
 
     async def flush(self) -> None:
         if self._writer is not None:
-            await self._writer.write((), False, True)
+            await self._writer.flush()
 
     def events(self, run_id: str) -> list[RunEvent]:
         payloads = self._payloads(run_id)
@@ -125,9 +127,10 @@ class SqlJournal(ABC):
         if self._writer is None:
             self._simulated = isinstance(asyncio.get_running_loop(), VirtualTimeLoop)
             threaded = not self._simulated if self._threaded is None else self._threaded
+            lazy = self._simulated and not self._strict_in_simulation
             self._writer = (
                 ThreadedWriter(self._commit, f"journal-{self._location}")
                 if threaded
-                else InlineWriter(self._commit)
+                else InlineWriter(self._commit, lazy=lazy)
             )
         return self._writer

@@ -8,7 +8,9 @@ with a synchronous (fsync'd) write.
   real-time loop a commit never stalls the loop, and concurrent emitters share one fsync (group commit).
 - `InlineWriter` commits on the caller's thread. It exists for `VirtualTimeLoop` runs: there, awaiting another
   thread would let virtual time jump to the next timer while the write is in flight, making a run's outcome
-  depend on disk speed. Records are buffered until one must be waited for (or `flush`).
+  depend on disk speed. Records are buffered until one must be waited for (or `flush`). With `lazy=True` even
+  those wait for the batch to fill or for `flush`: for a simulated broker that lives and dies with this process,
+  where no crash can leave an order outside the process that the journal does not know.
 """
 
 from __future__ import annotations
@@ -42,20 +44,28 @@ CommitBatch = Callable[[Sequence[Record], bool], None]
 class Writer(Protocol):
     async def write(self, records: Sequence[Record], durable: bool, wait: bool) -> None: ...
 
+    async def flush(self) -> None:
+        """Return once everything written so far is committed."""
+        ...
+
     def close(self) -> None: ...
 
 
 class InlineWriter:
-    def __init__(self, commit: CommitBatch) -> None:
+    def __init__(self, commit: CommitBatch, *, lazy: bool = False) -> None:
         self._commit = commit
+        self._lazy = lazy
         self._pending: list[Record] = []
         self._pending_durable = False
 
     async def write(self, records: Sequence[Record], durable: bool, wait: bool) -> None:
         self._pending.extend(records)
         self._pending_durable = self._pending_durable or durable
-        if wait or len(self._pending) >= MAX_BATCH:
+        if (wait and not self._lazy) or len(self._pending) >= MAX_BATCH:
             self._drain()
+
+    async def flush(self) -> None:
+        self._drain()
 
     def _drain(self) -> None:
         if self._pending:
@@ -96,6 +106,9 @@ class ThreadedWriter:
 
         self._queue.put(_Item(records, durable, done))
         await future
+
+    async def flush(self) -> None:
+        await self.write((), False, True)
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:
