@@ -1,13 +1,13 @@
 """Journaling overhead on the 200-order replay (issue 3, acceptance 4). Prints one JSON document.
 
 The 200 alternating 100-share buy/sell parent orders of the core benchmark (`bench_core.py`) are replayed over
-the 2018-01-02 NYSE quotes without a journal, journaling every event to a fresh SQLite file with the default
-durability (`sqlite`: WAL; under virtual time, against the in-process simulator, commits are not fsync'd), and
-with fsync'd commits for every intent and answer (`sqlite_full`), each in its own child process. Reported per variant: engine seconds
-(`run_basket` plus the journal's final commit), whole-process wall seconds, events written. The overhead is the
-engine-time difference (medians over `--repeat` fresh processes), stated as a share of the journaled run's
-median whole-process wall time (the issue's measure) and of the engine time alone; CPU seconds are reported
-too, as they resist a busy machine better. Target: under 20% of the wall time.
+the 2018-01-02 NYSE quotes three ways, each in fresh child processes: without a journal (`none`); journaling
+every event to a fresh SQLite file with the default durability (`sqlite`: against the in-process simulator,
+group commits without fsync, see `repeg.journal.sqlite`); and with the real-time write-ahead contract forced
+(`sqlite_full`: each intent fsync'd before its broker call). Reported per variant: engine seconds (`run_basket`
+plus the journal's final commit), engine CPU seconds, whole-process wall seconds, events written. The overhead
+is the engine-time difference (medians over `--repeat` processes), as a share of the journaled run's median
+whole-process wall time (the issue's measure) and of the engine time alone. Target: under 20% of the wall time.
 
 Usage: `python bench/bench_journal.py [--repeat N]`.
 """
