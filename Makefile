@@ -33,6 +33,7 @@ lint: install-dev
 
 ## test: lint, then the whole suite with coverage (>= 90% for domain, policy and engine)
 test: lint
+	bash scripts/ensure-chromium.sh
 	$(BIN)/coverage run -m pytest
 	$(BIN)/coverage report --fail-under=90 --include='$(COVERED)'
 
@@ -42,7 +43,7 @@ format: install-dev
 	$(BIN)/ruff check --fix src tests bench
 
 ## bench: run every benchmark script; each prints one JSON document
-bench: install
+bench: install-dev
 	@for script in bench/*.py; do \
 		[ -e "$$script" ] || continue; \
 		echo "# $$script" >&2; \
