@@ -45,6 +45,19 @@ _AWAITING_BROKER = frozenset({LegStatus.SUBMITTING, LegStatus.REPLACING, LegStat
 _MAX_ACTIONS_PER_WAKE = 4
 
 
+def _decision_changed(before: LegState, after: LegState) -> bool:
+    """Whether an update changed what a decision depends on: status, working order or fills.
+
+    Echoes that change none of these (an acknowledgement, a pending state) keep the leg's scheduled wake-up
+    instead of costing a fresh decision.
+    """
+    return (
+        after.status is not before.status
+        or after.active_client_order_id != before.active_client_order_id
+        or after.filled_qty != before.filled_qty
+    )
+
+
 @dataclass(frozen=True)
 class EngineContext:
     """What every monitor of a run shares."""
@@ -115,9 +128,10 @@ class PhaseMonitor:
         bus = self._ctx.bus
         for update in self._inbox.drain():
             index = bus.folder.leg_of(update.order.client_order_id)
+            before = None if index is None else bus.leg(index)
             await bus.emit(OrderUpdated(**bus.stamp(index), update=update))
             self._last_activity = now
-            if index is not None:
+            if index is not None and before is not None and _decision_changed(before, bus.leg(index)):
                 self._dirty.add(index)
 
     async def _poll_working(self) -> None:
