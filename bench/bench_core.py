@@ -28,6 +28,18 @@ SHARED_QUOTES = REPO.parent / "shared" / "data" / "quotes" / "xxx_20180102_nyse_
 CASES = ("replay200", "synthetic300k", "scale5000")
 
 
+def _classic_ladder():  # type: ignore[no-untyped-def]
+    """Issue 2's original schedule (join the touch, re-peg to 0.5/0.75/1.0 every 10 s): the heaviest default
+    the engine has had, kept fixed so that figures stay comparable across releases whatever the default is."""
+    from repeg.config import ExecutionConfig
+
+    return ExecutionConfig(
+        initial_offset=Decimal(0),
+        repeg_steps=(Decimal("0.5"), Decimal("0.75"), Decimal("1.0")),
+        fill_wait_seconds=10.0,
+    )
+
+
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -51,13 +63,12 @@ def _basket(tape, symbol: str, count: int):  # type: ignore[no-untyped-def]
 
 def _run_basket_case(tape, symbol: str) -> dict[str, object]:  # type: ignore[no-untyped-def]
     from repeg.brokers.simulator import SimAccount, build_simulation
-    from repeg.config import ExecutionConfig
     from repeg.engine.clock import VirtualClock, run_virtual
     from repeg.engine.runner import run_basket
 
     orders = _basket(tape, symbol, 200)
     account = SimAccount(cash=Decimal(10_000_000), positions={symbol: Decimal(100_000)})
-    config = ExecutionConfig()
+    config = _classic_ladder()
 
     async def main():  # type: ignore[no-untyped-def]
         clock = VirtualClock(tape.start)
@@ -103,7 +114,6 @@ def case_synthetic300k() -> dict[str, object]:
 
 def case_scale5000() -> dict[str, object]:
     from repeg.brokers.simulator import SimAccount, build_simulation
-    from repeg.config import ExecutionConfig
     from repeg.domain.orders import Side
     from repeg.domain.plan import LegSpec
     from repeg.engine.clock import VirtualClock, run_virtual
@@ -130,7 +140,7 @@ def case_scale5000() -> dict[str, object]:
         clock = VirtualClock(tape.start + timedelta(minutes=1))
         broker, feed = build_simulation(tape, clock, account, seed=5)
         started = time.perf_counter()
-        result = await run_execution(specs, (), broker, feed, clock, ExecutionConfig(), run_id="scale")
+        result = await run_execution(specs, (), broker, feed, clock, _classic_ladder(), run_id="scale")
         return result, time.perf_counter() - started
 
     result, engine_s = run_virtual(main)
