@@ -12,8 +12,10 @@ The leg's filled quantity is the sum over its whole replacement chain and may ne
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -44,6 +46,25 @@ REASON_REMAINDER = "remainder"
 REASON_ESCALATE = "escalate"
 REASON_NO_QUOTE = "no_quote"
 REASON_RECONCILE = "reconcile"
+
+_Model = TypeVar("_Model", bound=BaseModel)
+_set_attr = object.__setattr__
+
+
+def _evolve(model: _Model, changes: Mapping[str, object]) -> _Model:
+    """`model` with `changes` applied: what `model_copy(update=changes)` returns, without its copy machinery.
+
+    Like `model_copy`, it does not validate. Only the fold calls it, and only with values taken from
+    already-validated events and broker models or derived from the state's own fields, so every field keeps
+    its declared type. It runs several times per event, which is why `model_copy`'s generic path is avoided.
+    """
+    cls = type(model)
+    copied = cls.__new__(cls)
+    _set_attr(copied, "__dict__", {**model.__dict__, **changes})
+    _set_attr(copied, "__pydantic_fields_set__", model.__pydantic_fields_set__.union(changes))
+    _set_attr(copied, "__pydantic_extra__", None)
+    _set_attr(copied, "__pydantic_private__", None)
+    return copied
 
 
 class OrderRecord(BaseModel):
@@ -83,8 +104,9 @@ class OrderRecord(BaseModel):
         if order.filled_qty > filled or (order.filled_qty == filled and avg is None):
             filled, avg = order.filled_qty, order.filled_avg_price
         latest = order.updated_at if self.updated_at is None else max(order.updated_at, self.updated_at)
-        return self.model_copy(
-            update={
+        return _evolve(
+            self,
+            {
                 "order_id": order.order_id,
                 "order_type": order.order_type,
                 "qty": order.qty,
@@ -94,7 +116,7 @@ class OrderRecord(BaseModel):
                 "avg_price": avg,
                 "replaces": order.replaces or self.replaces,
                 "updated_at": latest,
-            }
+            },
         )
 
 
@@ -206,7 +228,7 @@ class LegState(BaseModel):
 
 def _go(state: LegState, trigger: LegTrigger, **changes: object) -> LegState:
     changes["status"] = LEG_MACHINE.transition(state.status, trigger)
-    return state.model_copy(update=changes)
+    return _evolve(state, changes)
 
 
 def _put_record(orders: tuple[OrderRecord, ...], record: OrderRecord) -> tuple[OrderRecord, ...]:
@@ -239,7 +261,7 @@ def _settle(state: LegState, ts: datetime, run_id: str) -> LegState:
     changes = {"active_client_order_id": survivor.client_order_id, "limit_price": survivor.limit_price}
     if state.status is LegStatus.CANCELING:
         return _go(state, LegTrigger.CANCEL_FAILED, **changes)
-    return state.model_copy(update=changes)
+    return _evolve(state, changes)
 
 
 def _survivor_of(state: LegState, closed: OrderRecord | None) -> OrderRecord | None:
@@ -258,7 +280,7 @@ def _on_phase_started(state: LegState, event: PhaseStarted) -> LegState:
     """A (re)started phase opens a new window for the leg: its deadline counts from here (e.g. on resume)."""
     if state.is_done:
         return state
-    return state.model_copy(update={"phase_started_at": event.ts})
+    return _evolve(state, {"phase_started_at": event.ts})
 
 
 def _on_intent(state: LegState, event: OrderIntent) -> LegState:
@@ -267,15 +289,16 @@ def _on_intent(state: LegState, event: OrderIntent) -> LegState:
     if event.client_order_id is None:
         raise ValueError(f"{event.action.value} intent without client_order_id (leg {state.index})")
     known = state.record(event.client_order_id)
-    record = (known or OrderRecord(client_order_id=event.client_order_id, attempt=event.attempt)).model_copy(
-        update={
+    record = _evolve(
+        known or OrderRecord(client_order_id=event.client_order_id, attempt=event.attempt),
+        {
             "attempt": event.attempt,
             "order_type": event.order_type,
             "qty": event.qty,
             "limit_price": event.limit_price,
             "escalation": state.escalated,
             "step": event.step,
-        }
+        },
     )
     changes: dict[str, object] = {"orders": _put_record(state.orders, record), "last_priced_at": event.ts}
     if event.action is IntentAction.REPLACE:
@@ -296,7 +319,7 @@ def _merge_order(state: LegState, order: BrokerOrder) -> LegState:
     record = state.record_for(order)
     if record is None:
         record = OrderRecord(client_order_id=order.client_order_id, attempt=-1, escalation=state.escalated)
-    return state.model_copy(update={"orders": _put_record(state.orders, record.merge(order))})
+    return _evolve(state, {"orders": _put_record(state.orders, record.merge(order))})
 
 
 def _on_accepted(state: LegState, event: OrderAccepted) -> LegState:
@@ -343,7 +366,7 @@ def _on_updated(state: LegState, event: OrderUpdated) -> LegState:
 
 
 def _on_escalated(state: LegState, event: LegEscalated) -> LegState:
-    return state.model_copy(update={"escalated": True, "escalation_reason": event.reason})
+    return _evolve(state, {"escalated": True, "escalation_reason": event.reason})
 
 
 def _on_finished(state: LegState, event: LegFinished) -> LegState:
