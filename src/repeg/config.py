@@ -35,11 +35,14 @@ class ExecutionConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    # pricing
-    initial_offset: Decimal = Field(default=Decimal(0), ge=0, le=1)
-    repeg_steps: tuple[Decimal, ...] = (Decimal("0.5"), Decimal("0.75"), Decimal("1.0"))
+    # pricing and schedule. The defaults (rest at the mid for 1 s, then re-peg to the far touch, then escalate)
+    # were chosen on one replayed day and confirmed on another: under Alpaca's paper fill rule every schedule
+    # that rests longer cost more than a market order (docs/EXECUTION_QUALITY.md). `CLASSIC_LADDER` keeps the
+    # original join-then-0.5/0.75/1.0-every-10-s schedule for those who want it.
+    initial_offset: Decimal = Field(default=Decimal("0.5"), ge=0, le=1)
+    repeg_steps: tuple[Decimal, ...] = (Decimal("1.0"),)
     # timing
-    fill_wait_seconds: float = Field(default=10.0, gt=0)
+    fill_wait_seconds: float = Field(default=1.0, gt=0)
     wait_between_checks: float = Field(default=1.0, gt=0)
     max_total_wait: float = Field(default=120.0, gt=0)
     grace_window: float = Field(default=5.0, ge=0)
@@ -102,6 +105,19 @@ class ExecutionConfig(BaseModel):
     @property
     def quote_wait_limit(self) -> timedelta:
         return timedelta(seconds=self.quote_wait)
+
+
+#: Issue 2's original schedule: join the near touch, re-peg to 0.5, 0.75, then 1.0 of the spread every 10 s.
+CLASSIC_LADDER: dict[str, object] = {
+    "initial_offset": Decimal(0),
+    "repeg_steps": (Decimal("0.5"), Decimal("0.75"), Decimal("1.0")),
+    "fill_wait_seconds": 10.0,
+}
+
+
+def classic_ladder(**overrides: object) -> ExecutionConfig:
+    """The classic ladder schedule, with any other keys overridden (validated like any config)."""
+    return config_from_mapping({**CLASSIC_LADDER, **overrides})
 
 
 def config_from_mapping(data: Mapping[str, object]) -> ExecutionConfig:

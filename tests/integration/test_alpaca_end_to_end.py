@@ -8,7 +8,7 @@ from decimal import Decimal
 from tests.fakes.alpaca_fixtures import connect
 from tests.fakes.alpaca_server import FakeAlpacaServer
 
-from repeg.config import ExecutionConfig
+from repeg.config import ExecutionConfig, classic_ladder
 from repeg.domain.events import RunEvent
 from repeg.domain.orders import Side
 from repeg.domain.plan import LegSpec
@@ -17,7 +17,8 @@ from repeg.engine.runner import run_execution
 from repeg.report.result import ExecutionResult, RunStatus
 
 #: Short waits: the run is in real time against a real HTTP/websocket server.
-FAST_RUN = ExecutionConfig(
+#: The classic ladder (join, then 0.5/0.75/1.0), sped up: these scenarios need re-pegs to happen.
+FAST_RUN = classic_ladder(
     fill_wait_seconds=0.15,
     wait_between_checks=0.05,
     max_total_wait=5.0,

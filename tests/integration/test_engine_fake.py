@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from tests.unit.fake_broker import T0, FakeBroker, FakeFeed
 
-from repeg.config import EscalationStyle, ExecutionConfig
+from repeg.config import EscalationStyle, ExecutionConfig, classic_ladder
 from repeg.domain.events import (
     IntentAction,
     LegEscalated,
@@ -32,7 +32,7 @@ from repeg.engine.clock import VirtualClock, run_virtual
 from repeg.engine.runner import ParentOrder, run_basket, run_execution
 from repeg.report.result import ExecutionResult, RunStatus, build_result
 
-CONFIG = ExecutionConfig()
+CONFIG = classic_ladder()
 
 
 def at(seconds: float):
@@ -214,7 +214,7 @@ def test_stall_escalates_when_nothing_happens_while_orders_work() -> None:
 
 
 def test_deadline_escalates_and_the_hard_stop_ends_unfilled_legs_incomplete() -> None:
-    config = ExecutionConfig(
+    config = classic_ladder(
         repeg_steps=(Decimal("0.25"), Decimal("0.5"), Decimal("0.75"), Decimal("1.0")),
         max_total_wait=30,
         escalation=EscalationStyle.COLLARED_LIMIT,
@@ -381,7 +381,7 @@ def test_a_refused_escalation_cancel_is_retried_before_anything_is_sent() -> Non
     def script(w: World) -> None:
         w.broker.refuse_cancels = 1
 
-    config = ExecutionConfig(repeg_steps=(Decimal("0.25"),))
+    config = classic_ladder(repeg_steps=(Decimal("0.25"),))
     result, world = execute(BUY, script, config=config, auto_fill=False)
     refused = world.sink.of(OrderFailed)
     assert [r.action for r in refused] == [IntentAction.CANCEL]
@@ -405,7 +405,7 @@ def test_an_unanswered_reconciliation_leaves_the_leg_working_until_the_broker_an
         w.broker.refuse_cancels = 1
         w.broker.unavailable_reads = 1
 
-    config = ExecutionConfig(repeg_steps=(Decimal("0.25"),))
+    config = classic_ladder(repeg_steps=(Decimal("0.25"),))
     result, world = execute(BUY, script, config=config, auto_fill=False)
     assert [r.action for r in world.sink.of(OrderFailed)] == [IntentAction.CANCEL]
     assert result.legs[0].escalated

@@ -24,7 +24,7 @@ from repeg.brokers.simulator import (
     SimulatedBroker,
     build_simulation,
 )
-from repeg.config import ExecutionConfig
+from repeg.config import ExecutionConfig, classic_ladder
 from repeg.domain.events import (
     IntentAction,
     LegEscalated,
@@ -44,7 +44,7 @@ from repeg.market.loaders import load_quotes
 from repeg.market.tape import QuoteTape
 from repeg.report.result import ExecutionResult, RunStatus, build_result
 
-CONFIG = ExecutionConfig()
+CONFIG = classic_ladder()
 Book = Callable[[int], tuple[str, str]]
 
 
@@ -127,7 +127,7 @@ def test_the_ladder_reprices_from_the_current_quote_until_marketable() -> None:
 
 
 def test_deadline_escalation_goes_to_market_and_the_run_completes() -> None:
-    config = ExecutionConfig(repeg_steps=(Decimal("0.25"), Decimal("0.5")), max_total_wait=25)
+    config = classic_ladder(repeg_steps=(Decimal("0.25"), Decimal("0.5")), max_total_wait=25)
     out = simulate(BUY, make_tape(book(120, steady)), config=config)
     (escalated,) = out.events.of(LegEscalated)
     assert escalated.reason == "deadline"
@@ -139,7 +139,7 @@ def test_deadline_escalation_goes_to_market_and_the_run_completes() -> None:
 
 def test_escalation_waits_for_the_cancel_confirmation_and_sends_only_the_remainder() -> None:
     # The bid never moves and the ask stays far: the passive order rests; a partial fill model splits fills.
-    config = ExecutionConfig(repeg_steps=(Decimal("0.25"),), fill_wait_seconds=10)
+    config = classic_ladder(repeg_steps=(Decimal("0.25"),), fill_wait_seconds=10)
     tape = make_tape(book(120, lambda t: ("100.00", "100.40") if t != 3 else ("99.90", "100.00")))
     out = simulate(
         BUY, tape, config=config, latency=LatencyModel(cancel=timedelta(seconds=2)), partial_rate=1.0
@@ -164,7 +164,7 @@ def test_escalation_waits_for_the_cancel_confirmation_and_sends_only_the_remaind
 
 
 def test_a_fill_racing_the_escalation_cancel_sends_nothing_more() -> None:
-    config = ExecutionConfig(repeg_steps=(Decimal("0.25"),), fill_wait_seconds=10)
+    config = classic_ladder(repeg_steps=(Decimal("0.25"),), fill_wait_seconds=10)
     # At 20 s the leg escalates (cancel takes 2 s); at 21 s the ask comes down through the resting limit.
     tape = make_tape(book(120, lambda t: ("99.90", "100.00") if t == 21 else ("100.00", "100.40")))
     out = simulate(BUY, tape, config=config, latency=LatencyModel(cancel=timedelta(seconds=2)))

@@ -14,7 +14,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from repeg.config import ExecutionConfig
+from repeg.config import classic_ladder
 from repeg.domain.orders import Side
 from repeg.lab.backtest import DayData, budget_config, run_backtest
 from repeg.lab.models import DataRef, FillModelName, ParentOrder
@@ -110,5 +110,5 @@ def test_oracle_on_a_still_book_is_the_far_touch() -> None:
 
 
 def test_budget_config_shortens_waits_longer_than_the_budget() -> None:
-    cfg = budget_config(ExecutionConfig(), 5.0)
+    cfg = budget_config(classic_ladder(), 5.0)
     assert (cfg.max_total_wait, cfg.fill_wait_seconds) == (5.0, 5.0)

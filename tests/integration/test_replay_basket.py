@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from repeg.brokers.simulator import SimAccount, build_simulation
-from repeg.config import ExecutionConfig
+from repeg.config import classic_ladder
 from repeg.domain.events import OrderAccepted, OrderUpdated, RunEvent
 from repeg.domain.orders import OrderType, Side
 from repeg.engine.clock import VirtualClock, run_virtual
@@ -65,7 +65,7 @@ def replay(tape: QuoteTape) -> tuple[ExecutionResult, list[RunEvent]]:
         clock = VirtualClock(tape.start)
         broker, feed = build_simulation(tape, clock, account, seed=7)
         return await run_basket(
-            orders, broker, feed, clock, ExecutionConfig(), run_id="replay200", sinks=[recorder]
+            orders, broker, feed, clock, classic_ladder(), run_id="replay200", sinks=[recorder]
         )
 
     return run_virtual(main), recorder.events

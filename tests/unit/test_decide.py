@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from repeg.config import EscalationStyle, ExecutionConfig, OnNoQuote
+from repeg.config import EscalationStyle, OnNoQuote, classic_ladder
 from repeg.domain.leg import (
     REASON_ESCALATE,
     REASON_NO_QUOTE,
@@ -21,7 +21,7 @@ from repeg.domain.quote import Quote, QuoteVerdict
 from repeg.policy.decide import Escalate, LadderPolicy, Replace, Skip, Submit, Wait
 
 T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
-CONFIG = ExecutionConfig()
+CONFIG = classic_ladder()
 POLICY = LadderPolicy(CONFIG)
 VALID = QuoteVerdict.VALID
 
@@ -82,7 +82,7 @@ def test_first_order_of_a_sell_joins_the_ask() -> None:
 
 
 def test_initial_offset_prices_inside_the_spread() -> None:
-    policy = LadderPolicy(ExecutionConfig(initial_offset=Decimal("0.5")))
+    policy = LadderPolicy(classic_ladder(initial_offset=Decimal("0.5")))
     action = policy.decide(planned(), make_quote(), VALID, T0)
     assert isinstance(action, Submit)
     assert action.limit_price == Decimal("100.04")
@@ -100,7 +100,7 @@ def test_no_quote_after_quote_wait_skips_by_default() -> None:
 
 
 def test_no_quote_after_quote_wait_goes_to_market_when_configured() -> None:
-    policy = LadderPolicy(ExecutionConfig(on_no_quote=OnNoQuote.MARKET))
+    policy = LadderPolicy(classic_ladder(on_no_quote=OnNoQuote.MARKET))
     action = policy.decide(planned(), None, QuoteVerdict.MISSING, at(30))
     assert action == Submit(order_type=OrderType.MARKET, reason=REASON_NO_QUOTE)
 
@@ -190,14 +190,14 @@ def test_escalated_leg_with_its_escalation_order_working_waits() -> None:
 
 
 def test_collared_escalation_sends_a_marketable_limit() -> None:
-    policy = LadderPolicy(ExecutionConfig(escalation=EscalationStyle.COLLARED_LIMIT))
+    policy = LadderPolicy(classic_ladder(escalation=EscalationStyle.COLLARED_LIMIT))
     leg = working(status=LegStatus.IDLE, escalated=True)
     action = policy.decide(leg, make_quote(seconds=40), VALID, at(40))
     assert action == Submit(order_type=OrderType.LIMIT, limit_price=Decimal("100.58"), reason=REASON_ESCALATE)
 
 
 def test_collared_escalation_waits_for_a_valid_quote() -> None:
-    policy = LadderPolicy(ExecutionConfig(escalation=EscalationStyle.COLLARED_LIMIT))
+    policy = LadderPolicy(classic_ladder(escalation=EscalationStyle.COLLARED_LIMIT))
     leg = working(status=LegStatus.IDLE, escalated=True)
     assert policy.decide(leg, None, QuoteVerdict.MISSING, at(40)) == Wait(until=at(41))
 

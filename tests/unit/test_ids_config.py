@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from repeg.config import ExecutionConfig, config_from_mapping, load_config
+from repeg.config import ExecutionConfig, classic_ladder, config_from_mapping, load_config
 from repeg.domain.ids import MAX_CLIENT_ORDER_ID, client_order_id, leg_id, new_run_id, validate_run_id
 from repeg.errors import ConfigError
 
@@ -46,10 +46,12 @@ def test_new_run_id_is_a_pure_function_of_its_material():
 
 
 def test_defaults_match_the_documented_schedule():
+    # Rest at the mid for 1 s, then the far touch: see docs/EXECUTION_QUALITY.md for why.
     config = ExecutionConfig()
-    assert config.repeg_steps == (Decimal("0.5"), Decimal("0.75"), Decimal("1.0"))
-    assert config.max_repegs == 3
-    assert config.fill_wait.total_seconds() == 10
+    assert config.initial_offset == Decimal("0.5")
+    assert config.repeg_steps == (Decimal("1.0"),)
+    assert config.max_repegs == 1
+    assert config.fill_wait.total_seconds() == 1
     assert config.total_wait.total_seconds() == 120
     assert config.grace.total_seconds() == 5
     assert config.quote_age_limit.total_seconds() == 5
@@ -75,6 +77,21 @@ def test_bad_config_raises_config_error_naming_the_key(data, key):
         config_from_mapping(data)
     assert caught.value.key == key
     assert key in str(caught.value)
+
+
+def test_classic_ladder_is_the_original_schedule_and_takes_overrides():
+    config = classic_ladder(max_total_wait=60)
+    assert config.initial_offset == Decimal(0)
+    assert config.repeg_steps == (Decimal("0.5"), Decimal("0.75"), Decimal("1.0"))
+    assert config.max_repegs == 3
+    assert config.fill_wait_seconds == 10
+    assert config.max_total_wait == 60
+
+
+def test_classic_ladder_validates_its_overrides():
+    with pytest.raises(ConfigError) as caught:
+        classic_ladder(fill_wait_seconds=-1)
+    assert caught.value.key == "fill_wait_seconds"
 
 
 def test_load_config_reads_the_execution_table(tmp_path: Path):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from repeg.cli.settings import load_settings, settings_from_mapping
+from repeg.config import ExecutionConfig
 from repeg.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,7 +23,7 @@ def config_error(raw: dict[str, object]) -> ConfigError:
 
 def test_no_file_means_every_default() -> None:
     settings = load_settings(None)
-    assert settings.execution.fill_wait_seconds == 10.0
+    assert settings.execution == ExecutionConfig()
     assert settings.account.cash == Decimal(1_000_000)
     assert settings.seed == 0
 

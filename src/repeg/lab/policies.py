@@ -109,15 +109,21 @@ class _SpecHolder(BaseModel):
     policy: PolicySpec
 
 
-#: The lab's default: rest at the mid for one second, then cross at the far touch. Chosen on the FIT day
-#: (2018-01-02) as the fixed schedule with the lowest cost under the paper rule, then confirmed out of sample on
-#: 2018-01-03: not worse than a market order under `paper`, cheaper under `queue` (docs/EXECUTION_QUALITY.md).
+_ENGINE_DEFAULT = ExecutionConfig()
+
+#: The engine's default schedule (`ExecutionConfig()`), as a lab policy: rest at the mid for one second, then
+#: cross at the far touch. Chosen on the FIT day (2018-01-02) as the fixed schedule with the lowest cost under the
+#: paper rule, then confirmed out of sample on 2018-01-03: not worse than a market order under `paper`, cheaper
+#: under `queue` (docs/EXECUTION_QUALITY.md). Derived from the config so that the two cannot drift apart.
 DEFAULT_SPEC = LadderSpec(
-    name="default", initial_offset=Decimal("0.5"), repeg_steps=(Decimal("1.0"),), fill_wait_seconds=1.0
+    name="default",
+    initial_offset=_ENGINE_DEFAULT.initial_offset,
+    repeg_steps=_ENGINE_DEFAULT.repeg_steps,
+    fill_wait_seconds=_ENGINE_DEFAULT.fill_wait_seconds,
 )
 
-#: Named policies usable on the command line instead of a TOML file. `ladder` is the engine's own default
-#: schedule (`ExecutionConfig()`), `default` the lab's recommended one.
+#: Named policies usable on the command line instead of a TOML file. `ladder` is the classic ladder (join, then
+#: 0.5/0.75/1.0 of the spread every 10 s: `repeg.config.classic_ladder()`), `default` the engine's default.
 NAMED: dict[str, PolicySpec] = {
     "market": MarketSpec(name="market"),
     "touch-then-market": TouchThenMarketSpec(name="touch-then-market"),
