@@ -57,6 +57,10 @@ class _LoopClock:
     def __init__(self, epoch: datetime, loop_epoch: float) -> None:
         self._epoch = epoch
         self._loop_epoch = loop_epoch
+        # The last answer of `now()` and the loop time it was computed at: the engine asks many times per
+        # instant (every event is stamped), and under virtual time the instant only moves when the loop idles.
+        self._now_at = loop_epoch
+        self._now = epoch
 
     def _loop(self) -> asyncio.AbstractEventLoop:
         return asyncio.get_running_loop()
@@ -65,7 +69,11 @@ class _LoopClock:
         return self._loop_epoch + (when - self._epoch).total_seconds()
 
     def now(self) -> datetime:
-        return self._epoch + timedelta(seconds=self._loop().time() - self._loop_epoch)
+        loop_time = self._loop().time()
+        if loop_time != self._now_at:
+            self._now = self._epoch + timedelta(seconds=loop_time - self._loop_epoch)
+            self._now_at = loop_time
+        return self._now
 
     async def sleep_until(self, when: datetime) -> None:
         delay = (when - self.now()).total_seconds()
@@ -165,9 +173,10 @@ class _FifoTimerHandle(asyncio.TimerHandle):
         self._seq = seq
 
     def __lt__(self, other: asyncio.TimerHandle) -> bool:
-        if isinstance(other, _FifoTimerHandle) and self.when() == other.when():
+        when, other_when = self._when, other._when  # type: ignore[attr-defined]
+        if when == other_when and isinstance(other, _FifoTimerHandle):
             return self._seq < other._seq
-        return self.when() < other.when()
+        return bool(when < other_when)
 
 
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
