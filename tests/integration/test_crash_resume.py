@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
@@ -31,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from repeg.brokers.remote.client import RemoteBroker
+from repeg.domain.events import OrderIntent, RunEvent
 from repeg.domain.orders import Side
 from repeg.domain.run import RunState, fold_run
 from repeg.journal.sqlite import SqliteJournal
@@ -258,8 +259,13 @@ def test_every_killed_run_resumes_to_the_plan_targets_without_duplicates(
 
 # --- graceful stop ---------------------------------------------------------------------------------------------
 
-PATIENT_CONFIG = CONFIG.replace("fill_wait_seconds = 0.25", "fill_wait_seconds = 30").replace(
-    "max_total_wait = 15", "max_total_wait = 60"
+#: Orders that rest (no re-peg for 30 s), and a stop that waits for confirmations in 1 s polls: the second
+#: Ctrl-C test needs the stop to be visibly under way before it interrupts it.
+PATIENT_CONFIG = (
+    CONFIG.replace("fill_wait_seconds = 0.25", "fill_wait_seconds = 30")
+    .replace("max_total_wait = 15", "max_total_wait = 60")
+    .replace("wait_between_checks = 0.1", "wait_between_checks = 1")
+    .replace("grace_window = 0.2", "grace_window = 5")
 )
 
 
@@ -289,23 +295,31 @@ def _start_run(workdir: Path, port: int, run_id: str) -> tuple[subprocess.Popen[
     return process, journal
 
 
-def _wait_for_working_orders(journal: Path, run_id: str, count: int) -> None:
-    """Poll the journal (never the clock) until `count` orders were acknowledged."""
+def _journaled(journal: Path, run_id: str, wanted: Callable[[RunEvent], bool]) -> int:
+    if not journal.exists():
+        return 0
+    store = SqliteJournal(journal, create=False)
+    try:
+        return sum(1 for e in store.events(run_id) if wanted(e)) if store.has_run(run_id) else 0
+    finally:
+        store.close()
+
+
+def _wait_until_journaled(journal: Path, run_id: str, wanted: Callable[[RunEvent], bool], count: int) -> None:
+    """Poll the journal (never the clock) until `count` events match `wanted`."""
     for _ in range(600):
-        if journal.exists():
-            store = SqliteJournal(journal, create=False)
-            try:
-                acks = (
-                    [e for e in store.events(run_id) if e.kind == "order_accepted"]
-                    if store.has_run(run_id)
-                    else []
-                )
-            finally:
-                store.close()
-            if len(acks) >= count:
-                return
+        if _journaled(journal, run_id, wanted) >= count:
+            return
         time.sleep(0.05)
-    pytest.fail(f"{run_id}: no working orders appeared in {journal}")
+    pytest.fail(f"{run_id}: the awaited events never appeared in {journal}")
+
+
+def _is_ack(event: RunEvent) -> bool:
+    return event.kind == "order_accepted"
+
+
+def _is_stop_cancel(event: RunEvent) -> bool:
+    return isinstance(event, OrderIntent) and event.reason == "user_stop"
 
 
 def _resume_to_the_end(workdir: Path, port: int, run_id: str) -> Outcome:
@@ -331,12 +345,12 @@ def test_ctrl_c_cancels_the_runs_orders_reports_and_leaves_a_resumable_run(
     workdir: Path, sim_port: int
 ) -> None:
     process, journal = _start_run(workdir, sim_port, "stop1")
-    _wait_for_working_orders(journal, "stop1", 2)
+    _wait_until_journaled(journal, "stop1", _is_ack, 2)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     open_orders = asyncio.run(_broker_view(sim_port, "stop1"))[2]
     store = SqliteJournal(journal, create=False)
-    cancels = [e for e in store.events("stop1") if e.kind == "order_intent" and e.reason == "user_stop"]
+    cancels = [e for e in store.events("stop1") if _is_stop_cancel(e)]
     store.close()
     assert process.returncode == 3, stderr.decode()
     assert "run stop1 stopped" in stderr.decode()
@@ -348,8 +362,9 @@ def test_ctrl_c_cancels_the_runs_orders_reports_and_leaves_a_resumable_run(
 
 def test_a_second_ctrl_c_exits_at_once_and_the_run_still_resumes(workdir: Path, sim_port: int) -> None:
     process, journal = _start_run(workdir, sim_port, "stop2")
-    _wait_for_working_orders(journal, "stop2", 2)
+    _wait_until_journaled(journal, "stop2", _is_ack, 2)
     process.send_signal(signal.SIGINT)
+    _wait_until_journaled(journal, "stop2", _is_stop_cancel, 1)
     process.send_signal(signal.SIGINT)
     process.communicate(timeout=60)
     assert process.returncode == 130

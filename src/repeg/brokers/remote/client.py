@@ -19,7 +19,14 @@ from pydantic import BaseModel, TypeAdapter
 from repeg.brokers.base import UpdateSink
 from repeg.brokers.remote.wire import MAX_LINE, decode_error, parse_answer, request_line
 from repeg.domain.account import Account, Asset, Position
-from repeg.domain.orders import BrokerOrder, OrderRequest, ReplaceRequest
+from repeg.domain.orders import (
+    BrokerOrder,
+    OrderEvent,
+    OrderRequest,
+    OrderStatus,
+    OrderUpdate,
+    ReplaceRequest,
+)
 from repeg.domain.quote import Quote
 from repeg.engine.clock import Clock
 from repeg.errors import BrokerUnavailableError
@@ -30,6 +37,13 @@ _ORDERS = TypeAdapter(list[BrokerOrder])
 _POSITIONS = TypeAdapter(list[Position])
 _MAYBE_ORDER = TypeAdapter(BrokerOrder | None)
 _QUOTES = TypeAdapter(dict[str, Quote | None])
+_EVENTS: dict[OrderStatus, OrderEvent] = {
+    OrderStatus.REPLACED: OrderEvent.REPLACED,
+    OrderStatus.PENDING_REPLACE: OrderEvent.PENDING_REPLACE,
+    OrderStatus.FILLED: OrderEvent.FILL,
+    OrderStatus.PARTIALLY_FILLED: OrderEvent.PARTIAL_FILL,
+    OrderStatus.CANCELED: OrderEvent.CANCELED,
+}
 
 
 class SimAddress(NamedTuple):
@@ -104,6 +118,7 @@ class RemoteBroker:
     def __init__(self, url: str) -> None:
         self._address = parse_sim_url(url)
         self._conn = _Connection(self._address)
+        self._sinks: list[UpdateSink] = []
 
     @property
     def name(self) -> str:
@@ -123,9 +138,23 @@ class RemoteBroker:
         )
 
     async def replace_order(self, request: ReplaceRequest) -> BrokerOrder:
-        return BrokerOrder.model_validate_json(
+        """Replace; then report the replaced order's final state (its last fills) to the update sinks.
+
+        Without a push stream, fills of the replaced order would otherwise never be seen: the engine polls only
+        the live order. The report is delivered from a loop callback, after this call returns.
+        """
+        new = BrokerOrder.model_validate_json(
             await self._conn.call("replace_order", request.model_dump_json())
         )
+        if self._sinks:
+            old = await self.get_order(request.order_id)
+            update = OrderUpdate(event=_EVENTS.get(old.status, OrderEvent.NEW), order=old, ts=old.updated_at)
+            asyncio.get_running_loop().call_soon(self._deliver, update)
+        return new
+
+    def _deliver(self, update: OrderUpdate) -> None:
+        for sink in self._sinks:
+            sink(update)
 
     async def cancel_order(self, order_id: str) -> None:
         await self._conn.call("cancel_order", _params(order_id=order_id))
@@ -154,8 +183,8 @@ class RemoteBroker:
         return Asset.model_validate_json(await self._conn.call("get_asset", _params(symbol=symbol)))
 
     def subscribe_updates(self, sink: UpdateSink) -> None:
-        """No push stream: the engine polls (`pushes_updates` is False), so the sink is never called."""
-        del sink
+        """No push stream (the engine polls); sinks hear only of orders replaced through this client."""
+        self._sinks.append(sink)
 
     async def quotes(self, symbols: Iterable[str]) -> dict[str, Quote | None]:
         return _QUOTES.validate_json(await self._conn.call("quotes", json.dumps({"symbols": list(symbols)})))

@@ -21,6 +21,7 @@ from repeg.brokers.base import Broker
 from repeg.brokers.remote.wire import MAX_LINE, answer_line, encode_error, parse_request
 from repeg.domain.orders import BrokerOrder, OrderRequest, ReplaceRequest
 from repeg.domain.quote import Quote
+from repeg.domain.ticks import ZERO
 from repeg.errors import RepegError
 from repeg.market.base import QuoteFeed
 
@@ -57,7 +58,17 @@ async def _submit(session: Session, _: dict[str, object], raw: str) -> str:
 
 
 async def _replace(session: Session, _: dict[str, object], raw: str) -> str:
-    order = await session.broker.replace_order(ReplaceRequest.model_validate_json(raw))
+    """Replace, never for more than the unfilled remainder of the order replaced.
+
+    A client that polls can ask to replace an order for a quantity that a fill it has not seen yet made too
+    large; capping at the broker keeps the replacement chain from over-filling (the client learns of the fill
+    from the replaced order's final state, which `RemoteBroker.replace_order` reports).
+    """
+    request = ReplaceRequest.model_validate_json(raw)
+    old = await session.broker.get_order(request.order_id)
+    if ZERO < old.remaining_qty < request.qty:
+        request = request.model_copy(update={"qty": old.remaining_qty})
+    order = await session.broker.replace_order(request)
     session.order_ids.append(order.order_id)
     return order.model_dump_json()
 
