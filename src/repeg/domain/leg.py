@@ -165,7 +165,10 @@ class LegState(BaseModel):
 
     @property
     def filled_qty(self) -> Decimal:
-        return sum((record.filled_qty for record in self.orders), ZERO)
+        total = ZERO  # a plain loop: the engine asks several times per event, and chains are short
+        for record in self.orders:
+            total += record.filled_qty
+        return total
 
     @property
     def remaining_qty(self) -> Decimal:

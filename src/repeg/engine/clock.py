@@ -211,5 +211,13 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
 def run_virtual(main: Callable[[], Coroutine[object, object, T]]) -> T:
     """Run `main()` to completion on a fresh `VirtualTimeLoop` (sync entry point for simulations and tests)."""
+    # The result is handed over outside the main task: on exit `asyncio.Runner` may format the task's repr
+    # (signal handler bookkeeping), which would otherwise render the whole result, a large model for a run.
+    result: list[T] = []
+
+    async def body() -> None:
+        result.append(await main())
+
     with asyncio.Runner(loop_factory=VirtualTimeLoop) as runner:
-        return runner.run(main())
+        runner.run(body())
+    return result[0]

@@ -54,7 +54,7 @@ def _decision_changed(before: LegState, after: LegState) -> bool:
     return (
         after.status is not before.status
         or after.active_client_order_id != before.active_client_order_id
-        or after.filled_qty != before.filled_qty
+        or (after.orders is not before.orders and after.filled_qty != before.filled_qty)
     )
 
 
