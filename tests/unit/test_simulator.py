@@ -342,6 +342,26 @@ def test_partially_filled_order_can_be_cancelled_keeping_its_fills() -> None:
     assert sim.events() == ["new", "partial_fill", "canceled"]
 
 
+def test_replacement_never_exceeds_the_remainder_of_a_partly_filled_order() -> None:
+    # The race: the caller asks to replace for the full quantity, not having seen a partial fill yet.
+    async def scenario(sim: Sim) -> None:
+        order = await sim.broker.submit_order(limit("b1", Side.BUY, "50", "10.05"))
+        await sim.until(0.5)
+        filled = (await sim.broker.get_order(order.order_id)).filled_qty
+        assert Decimal(0) < filled < Decimal(50)
+        new = await sim.broker.replace_order(
+            ReplaceRequest(
+                order_id=order.order_id, client_order_id="b1-r", qty=Decimal(50), limit_price=Decimal("10.04")
+            )
+        )
+        assert new.qty == Decimal(50) - filled
+        await sim.until(60)
+        total = sum((u.fill.qty for u in sim.updates if u.fill is not None), Decimal(0))
+        assert total <= Decimal(50)
+
+    run_sim(scenario, fill_model=lambda tape: PaperFillModel(tape, seed=3, partial_rate=1.0))
+
+
 def test_simulator_identifies_itself_as_a_pushing_broker_with_replace() -> None:
     async def scenario(sim: Sim) -> None:
         assert sim.broker.name == "simulator"

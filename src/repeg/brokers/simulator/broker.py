@@ -156,6 +156,12 @@ class SimulatedBroker:
         if old.order_type is not OrderType.LIMIT:
             raise OrderRejectedError(f"order {old.order_id}: only limit orders can be replaced")
         self._check_client_id(request.client_order_id)
+        remainder = old.qty - old.filled_qty
+        if request.qty > remainder:
+            # The caller has not yet seen some fills of the order it replaces: a replacement for more than the
+            # unfilled remainder would over-fill the caller's intent, so it is capped (those fills still reach
+            # the caller through their own updates).
+            request = request.model_copy(update={"qty": remainder})
         self._check_tradable(old.symbol, request.qty)
         new = self._new_order(
             request,
