@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from tests.unit.sim_support import T0, at, make_tape
 
 from repeg.brokers.simulator import (
@@ -24,6 +25,7 @@ from repeg.brokers.simulator import (
     SimulatedBroker,
     build_simulation,
 )
+from repeg.cli.render import quality_table
 from repeg.config import ExecutionConfig, classic_ladder
 from repeg.domain.events import (
     IntentAction,
@@ -197,6 +199,10 @@ def test_buys_are_scaled_to_the_cash_the_sells_raised() -> None:
     assert buy.status is LegStatus.FILLED
     assert buy.filled_notional <= buy_phase.buying_power
     assert build_result(fold_run(out.events.events)) == out.result
+    assert out.result.buy_scale == buy_phase.scale
+    shown = Console(record=True, width=200)
+    shown.print(quality_table(out.result))
+    assert f"{buy_phase.scale * 100:.2f}%" in shown.export_text()
 
 
 # --- acceptance 3: the 200-order basket over a replayed day ----------------------------------------------------

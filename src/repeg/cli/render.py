@@ -154,6 +154,9 @@ def quality_table(result: ExecutionResult) -> Table:
     if counts.skipped_trades:
         legs += f", {counts.skipped_trades} trades skipped"
     table.add_row("legs", legs)
+    if result.buy_scale < 1:
+        scale = f"{result.buy_scale * 100:.2f}%"
+        table.add_row("buys scaled to (buying power short)", scale)
     table.add_row("notional traded", f"${fmt_money(result.notional_traded)}")
     table.add_row("cost vs arrival mid (notional-weighted)", f"{_fmt_bps(quality.cost_bps)} bps")
     half = "-" if quality.cost_half_spreads is None else f"{quality.cost_half_spreads:+.3f}"
