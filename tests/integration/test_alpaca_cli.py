@@ -17,6 +17,7 @@ from repeg.cli.alpaca_cmds import check_alpaca, execute_on_alpaca, register
 from repeg.domain.orders import Side
 from repeg.domain.plan import Plan, PlanKind, TradeIntent
 from repeg.errors import ConfigError, LiveTradingNotConfirmedError
+from repeg.journal.factory import open_journal
 from repeg.report.result import RunStatus
 
 PLAN = Plan(
@@ -93,6 +94,41 @@ async def test_a_paper_run_through_the_cli_entry_point_completes(
     )
     assert result.status is RunStatus.COMPLETED
     assert [leg.filled_qty for leg in result.legs] == [Decimal(10), Decimal(5)]
+
+
+async def test_a_journaled_paper_run_is_recorded_write_ahead_and_never_sent_twice(
+    fake_alpaca: FakeAlpacaServer, credentials_env: None, tmp_path: Path
+):
+    journal = open_journal(str(tmp_path / "runs.db"))
+    try:
+        run = {
+            "broker": "alpaca-paper",
+            "confirm": False,
+            "allow_closed": False,
+            "dry_run": False,
+            "run_id": "rJRN",
+            "urls": AlpacaUrls.loopback(fake_alpaca.base_url),
+            "settings": FAST,
+            "journal": journal,
+        }
+        first = await execute_on_alpaca(PLAN, FAST_RUN, **run)
+        assert first.status is RunStatus.COMPLETED
+        submits = fake_alpaca.count("POST", "/v2/orders")
+        events = list(journal.events("rJRN"))
+        kinds = [e.kind for e in events]
+        assert kinds[0] == "run_started"
+        assert kinds[-1] == "run_ended"
+        intents = [i for i, e in enumerate(events) if e.kind == "order_intent" and e.action.value == "submit"]
+        assert len(intents) == submits
+        for i in intents:  # every submit intent precedes its answer
+            answer = next(e for e in events[i + 1 :] if e.kind in {"order_accepted", "order_failed"})
+            assert answer.leg_index == events[i].leg_index
+
+        again = await execute_on_alpaca(PLAN, FAST_RUN, **run)
+        assert fake_alpaca.count("POST", "/v2/orders") == submits
+        assert [leg.filled_qty for leg in again.legs] == [leg.filled_qty for leg in first.legs]
+    finally:
+        journal.close()
 
 
 async def test_a_live_run_without_confirm_is_refused_before_any_request(

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from repeg.config import ExecutionConfig
     from repeg.domain.events import EventSink
     from repeg.domain.plan import Plan
+    from repeg.journal.base import Journal
     from repeg.report.result import ExecutionResult
 
 #: `--broker` values served by this module, and the Alpaca mode each one means.
@@ -59,8 +60,13 @@ async def execute_on_alpaca(
     echo: Echo = _stderr,
     urls: AlpacaUrls | None = None,
     settings: AlpacaSettings | None = None,
+    journal: Journal | None = None,
 ) -> ExecutionResult:
     """Run `plan` on Alpaca (paper or live) through `repeg.api.execute_async`, closing every connection after.
+
+    With a `journal` (and not a dry run) the run goes through `journaled_session`: journaled write-ahead, resumed
+    rather than repeated if the journal knows `run_id`, and stopped gracefully on SIGINT/SIGTERM (its own
+    working orders cancelled and confirmed; a second signal leaves a resumable run).
 
     Refusals before any order: `LiveTradingNotConfirmedError` (live without `confirm`), `MarketClosedError`
     (closed, without `allow_closed`), `AuthenticationError`, plus everything `execute_async` refuses. With
@@ -85,6 +91,16 @@ async def execute_on_alpaca(
     try:
         if alpaca.market_clock is not None and not alpaca.market_clock.is_open:
             echo(f"market closed: DAY orders queue until {alpaca.market_clock.next_open.isoformat()}")
+        if journal is not None and not dry_run:
+            from repeg.cli.journal_run import journaled_session
+
+            if run_id is None:
+                raise ConfigError(
+                    "--run-id", None, "a journaled Alpaca run needs its run id before it starts"
+                )
+            return await journaled_session(
+                plan, config, run_id, journal=journal, broker=alpaca, feed=quotes, clock=clock, sinks=sinks
+            )
         target: Broker = DryRunBroker(alpaca) if dry_run else alpaca
         result = await execute_async(plan, target, quotes, clock, config, run_id=run_id, sinks=sinks)
         if isinstance(target, DryRunBroker):
@@ -107,6 +123,7 @@ def run_on_alpaca(
     run_id: str | None = None,
     sinks: Sequence[EventSink] = (),
     echo: Echo = _stderr,
+    journal: Journal | None = None,
 ) -> ExecutionResult:
     """Synchronous entry point of `execute_on_alpaca` for `repeg run --broker alpaca-paper|alpaca-live`."""
     return asyncio.run(
@@ -121,6 +138,7 @@ def run_on_alpaca(
             run_id=run_id,
             sinks=sinks,
             echo=echo,
+            journal=journal,
         )
     )
 

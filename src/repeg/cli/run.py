@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from repeg.config import ExecutionConfig
     from repeg.domain.events import EventSink
     from repeg.domain.plan import Plan
+    from repeg.journal.base import Journal
     from repeg.report.result import ExecutionResult
 
 BROKERS: tuple[str, ...] = ("simulator", "sim-remote", "alpaca-paper", "alpaca-live")
@@ -201,13 +202,16 @@ def _execute(
                 sinks=sinks,
             )
         if broker.startswith("alpaca-"):
+            flags = alpaca or AlpacaFlags()
+            # A real run journals through its session (write-ahead, graceful stop); a dry run sends nothing.
             return _run_alpaca(
                 plan,
                 settings.execution,
                 broker=broker,
-                flags=alpaca or AlpacaFlags(),
+                flags=flags,
                 run_id=run_id,
-                sinks=[journal_sink(store), *sinks],
+                sinks=[journal_sink(store), *sinks] if flags.dry_run else sinks,
+                journal=None if flags.dry_run else store,
             )
         if broker == "sim-remote":
             return run_remote(
@@ -238,6 +242,7 @@ def _run_alpaca(
     flags: AlpacaFlags,
     run_id: str,
     sinks: list[EventSink],
+    journal: Journal | None,
 ) -> ExecutionResult:
     """Execute on Alpaca (live demands --confirm; a closed market refuses unless --allow-closed)."""
     from repeg.cli.alpaca_cmds import run_on_alpaca
@@ -252,4 +257,5 @@ def _run_alpaca(
         feed=flags.feed,
         run_id=run_id,
         sinks=sinks,
+        journal=journal,
     )
