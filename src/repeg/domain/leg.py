@@ -211,19 +211,18 @@ class LegState(BaseModel):
         return self.status in DONE
 
     def record(self, client_order_id: str | None) -> OrderRecord | None:
-        if client_order_id is None:
-            return None
-        return next((r for r in self.orders if r.client_order_id == client_order_id), None)
+        if client_order_id is not None:
+            for record in self.orders:
+                if record.client_order_id == client_order_id:
+                    return record
+        return None
 
     def record_for(self, order: BrokerOrder) -> OrderRecord | None:
-        return next(
-            (
-                r
-                for r in self.orders
-                if r.client_order_id == order.client_order_id or r.order_id == order.order_id
-            ),
-            None,
-        )
+        client_id, order_id = order.client_order_id, order.order_id
+        for record in self.orders:
+            if record.client_order_id == client_id or record.order_id == order_id:
+                return record
+        return None
 
 
 # --- the fold ----------------------------------------------------------------------------------------------

@@ -83,6 +83,8 @@ class PhaseMonitor:
         self._deadline = started_at + config.total_wait
         self._hard_stop = self._deadline + config.fill_wait
         self._stall_limit = 2 * config.fill_wait
+        self._grace = config.grace
+        self._check_interval = config.check_interval
         self._quote_max_age = config.quote_age_limit
         self._max_spread_pct = config.max_spread_pct
         self._active = {index for index in legs if not ctx.bus.leg(index).is_done}
@@ -112,7 +114,7 @@ class PhaseMonitor:
         await self._record_updates(now)
         if self._polling and now >= self._next_poll:
             await self._poll_working()
-            self._next_poll = now + self._ctx.config.check_interval
+            self._next_poll = now + self._check_interval
         if now >= self._hard_stop:
             await self._wind_down()
             return True
@@ -161,7 +163,7 @@ class PhaseMonitor:
             return False
         if self._all_done_since is None:
             self._all_done_since = max(now, self._last_activity)
-        return now >= self._all_done_since + self._ctx.config.grace
+        return now >= self._all_done_since + self._grace
 
     def _next_wake(self, now: datetime) -> datetime:
         candidates = [self._hard_stop]
@@ -172,7 +174,7 @@ class PhaseMonitor:
         if self._working:
             candidates.append(self._last_activity + self._stall_limit)
         if self._all_done_since is not None:
-            candidates.append(self._all_done_since + self._ctx.config.grace)
+            candidates.append(self._all_done_since + self._grace)
         if self._polling and self._working:
             candidates.append(self._next_poll)
         return max(min(candidates), now + _MIN_SLEEP)
@@ -208,7 +210,7 @@ class PhaseMonitor:
             self._last_activity = now
             if self._refused(leg, ctx.bus.leg(index)):
                 break  # the broker refused a replace or cancel: retry at the next check, not at once
-        self._schedule(index, now + ctx.config.check_interval)
+        self._schedule(index, now + self._check_interval)
 
     @staticmethod
     def _refused(before: LegState, after: LegState) -> bool:
@@ -223,6 +225,8 @@ class PhaseMonitor:
         if until is None:
             self._due_at.pop(index, None)
             return
+        if self._due_at.get(index) == until:
+            return  # already scheduled then: a second heap entry would only be skipped later
         self._due_at[index] = until
         heapq.heappush(self._due_heap, (until, index))
 
@@ -325,11 +329,11 @@ class PhaseMonitor:
             if self._ctx.bus.leg(index).status is LegStatus.WORKING:
                 await self._ctx.gateway.cancel(index, reason="phase_end")
             await self._refresh(index)
-        give_up_at = self._ctx.clock.now() + self._ctx.config.grace
+        give_up_at = self._ctx.clock.now() + self._grace
         while self._working and self._ctx.clock.now() < give_up_at:
             wake = give_up_at
             if self._polling:
-                wake = min(wake, self._ctx.clock.now() + self._ctx.config.check_interval)
+                wake = min(wake, self._ctx.clock.now() + self._check_interval)
             await self._inbox.wait(self._ctx.clock, wake)
             await self._record_updates(self._ctx.clock.now())
             if self._polling:
