@@ -67,17 +67,19 @@ def _config_record(config: ExecutionConfig) -> dict[str, str]:
     return {key: value if isinstance(value, str) else json.dumps(value) for key, value in dumped.items()}
 
 
-def _context(
+def engine_context(
+    bus: EventBus,
     *,
     broker: Broker,
     feed: QuoteFeed,
     clock: Clock,
     config: ExecutionConfig,
-    run_id: str,
-    sinks: Sequence[EventSink],
     policy: ExecutionPolicy | None,
 ) -> EngineContext:
-    bus = EventBus(run_id, clock, sinks)
+    """Wire one run around `bus`: route the broker's updates into its fold, and gate orders through it.
+
+    Shared by new runs and resumed ones (whose bus is seeded with the journal's events).
+    """
     router = UpdateRouter(bus.folder)
     broker.subscribe_updates(router.push)
     return EngineContext(
@@ -90,6 +92,20 @@ def _context(
         gateway=OrderGateway(broker, bus, config),
         router=router,
     )
+
+
+def _context(
+    *,
+    broker: Broker,
+    feed: QuoteFeed,
+    clock: Clock,
+    config: ExecutionConfig,
+    run_id: str,
+    sinks: Sequence[EventSink],
+    policy: ExecutionPolicy | None,
+) -> EngineContext:
+    bus = EventBus(run_id, clock, sinks)
+    return engine_context(bus, broker=broker, feed=feed, clock=clock, config=config, policy=policy)
 
 
 async def _announce(

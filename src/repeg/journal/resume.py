@@ -33,15 +33,16 @@ from repeg.domain.leg import LegState, OrderRecord
 from repeg.domain.lifecycle import LegStatus
 from repeg.domain.orders import BrokerOrder, OrderStatus, Side
 from repeg.domain.run import RunState, fold_run
-from repeg.engine.bus import EventBus, UpdateRouter
+from repeg.engine.bus import EventBus
 from repeg.engine.clock import Clock
-from repeg.engine.gateway import OrderGateway, polled_update
+from repeg.engine.gateway import polled_update
 from repeg.engine.monitor import EngineContext
 from repeg.engine.phases import run_buy_phase, run_phase
+from repeg.engine.runner import engine_context
 from repeg.errors import BrokerError, JournalError
 from repeg.journal.base import Journal
 from repeg.market.base import QuoteFeed
-from repeg.policy.decide import ExecutionPolicy, LadderPolicy
+from repeg.policy.decide import ExecutionPolicy
 from repeg.report.result import ExecutionResult, RunStatus, build_result
 
 log = structlog.get_logger("repeg.resume")
@@ -193,18 +194,7 @@ async def resume_run(
     if not has_orders(events):
         raise JournalError(f"run {run_id} sent no order yet: start it again with --run-id {run_id}")
     bus = seeded_bus(run_id, clock, tuple(sinks) or (journal,), events)
-    router = UpdateRouter(bus.folder)
-    broker.subscribe_updates(router.push)
-    ctx = EngineContext(
-        broker=broker,
-        feed=feed,
-        clock=clock,
-        config=config,
-        policy=policy or LadderPolicy(config),
-        bus=bus,
-        gateway=OrderGateway(broker, bus, config),
-        router=router,
-    )
+    ctx = engine_context(bus, broker=broker, feed=feed, clock=clock, config=config, policy=policy)
     await feed.subscribe(sorted({leg.symbol for leg in state.legs}))
     log.info("resume_started", run_id=run_id, events=len(events), legs=len(state.legs))
     await reconcile(bus, broker)
