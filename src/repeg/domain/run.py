@@ -63,6 +63,10 @@ class RunState(BaseModel):
         raise KeyError(f"run {self.run_id} has no leg {index}")
 
 
+#: The events `_apply_run_level` acts on; most events (order traffic) are none of these.
+_RUN_LEVEL = (RunStarted, RunEnded, LegSkipped, PhaseStarted, PhaseEnded)
+
+
 class RunFolder:
     """The incremental form of `fold_run`: O(1) per leg event, for live runs with thousands of legs.
 
@@ -92,7 +96,8 @@ class RunFolder:
         if isinstance(event, LegPlanned) and event.spec.index not in self.legs:
             self.legs[event.spec.index] = LegState(spec=event.spec)
             return self.legs[event.spec.index]
-        self._apply_run_level(event)
+        if isinstance(event, _RUN_LEVEL):
+            self._apply_run_level(event)
         index = self._leg_index(event)
         if index is None or index not in self.legs:
             if isinstance(event, PhaseStarted):
