@@ -112,3 +112,39 @@ def test_oracle_on_a_still_book_is_the_far_touch() -> None:
 def test_budget_config_shortens_waits_longer_than_the_budget() -> None:
     cfg = budget_config(classic_ladder(), 5.0)
     assert (cfg.max_total_wait, cfg.fill_wait_seconds) == (5.0, 5.0)
+
+
+def _sparse_day(every_seconds: int) -> DayData:
+    """The same still book, quoted only every `every_seconds` (each quote still fresher than quote_max_age)."""
+    n = SECONDS // every_seconds
+    ts = to_ns(T0) + np.arange(n, dtype=np.int64) * every_seconds * S
+    quotes = QuoteTape(
+        [
+            SymbolQuotes(
+                "XXX",
+                ts=ts,
+                bid=np.full(n, BID, dtype=np.int64),
+                bid_size=np.full(n, 200, dtype=np.int64),
+                ask=np.full(n, ASK, dtype=np.int64),
+                ask_size=np.full(n, 200, dtype=np.int64),
+            )
+        ]
+    )
+    ref = DataRef(
+        symbol="XXX", day=date(2018, 1, 3), quotes_file="scripted", trades_file=None, digest="scripted"
+    )
+    return DayData(quotes=quotes, trades=None, ref=ref)
+
+
+def test_resting_policies_rest_their_whole_wait_whatever_the_engine_default_schedule() -> None:
+    # The engine's stall guard escalates after 2 x fill_wait without an update or a quote. The lab runs every
+    # policy on its own pinned base, so a 1 s engine default (a 2 s guard) cannot cut a 20 s rest short on a
+    # book that is quoted every 4 s: the order rests 20 s, then crosses.
+    result = run_backtest(
+        _sparse_day(4),
+        BASKET,
+        TouchThenMarketSpec(name="t", wait_seconds=20),
+        fill_model=FillModelName.PAPER,
+        seed=0,
+    )
+    assert all(o.time_to_fill_s == pytest.approx(20.0, abs=4.0) for o in result.orders)

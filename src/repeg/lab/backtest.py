@@ -25,7 +25,7 @@ from repeg.brokers.simulator.factory import build_simulation
 from repeg.brokers.simulator.fill_models import FillModel, PaperFillModel
 from repeg.brokers.simulator.latency import LatencyModel
 from repeg.brokers.simulator.queue_model import QueueFillModel
-from repeg.config import ExecutionConfig
+from repeg.config import ExecutionConfig, classic_ladder
 from repeg.domain.events import RunEvent
 from repeg.engine.clock import VirtualClock, run_virtual
 from repeg.engine.runner import ParentOrder as EngineOrder
@@ -110,6 +110,13 @@ def _budget(basket: Sequence[ParentOrder]) -> float:
     return budgets.pop()
 
 
+#: The monitoring settings every lab policy runs under (ladder specs then set their own schedule on top). Pinned
+#: rather than `ExecutionConfig()`: the engine's default `fill_wait_seconds` (1 s) also sets its stall guard
+#: (2 x fill_wait without an update or a quote), which would cut resting policies (touch-then-market, adaptive)
+#: short and make the lab's figures move whenever the engine's default schedule does.
+LAB_BASE_CONFIG = classic_ladder()
+
+
 def budget_config(base: ExecutionConfig, budget_seconds: float) -> ExecutionConfig:
     """`base` with the basket's time budget as `max_total_wait` (waits longer than the budget are shortened)."""
     data = base.model_dump()
@@ -171,7 +178,7 @@ def run_basket_events(
     print_share_pct: int = 100,
 ) -> list[RunEvent]:
     """Run the basket through the engine on the simulator; return the run's events."""
-    config = run_config(policy_spec, budget_config(base_config or ExecutionConfig(), _budget(basket)))
+    config = run_config(policy_spec, budget_config(base_config or LAB_BASE_CONFIG, _budget(basket)))
     policy = build_policy(
         policy_spec, config, adaptive_params=adaptive_params, next_quote_at=_next_quote_at(day.quotes)
     )
