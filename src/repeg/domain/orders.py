@@ -150,6 +150,26 @@ class OrderEvent(StrEnum):
     DONE_FOR_DAY = "done_for_day"
 
 
+#: The update event that reports an order now in a given status (statuses with no event of their own read as new).
+_EVENT_FOR_STATUS: dict[OrderStatus, OrderEvent] = {
+    OrderStatus.PENDING_NEW: OrderEvent.PENDING_NEW,
+    OrderStatus.PARTIALLY_FILLED: OrderEvent.PARTIAL_FILL,
+    OrderStatus.FILLED: OrderEvent.FILL,
+    OrderStatus.CANCELED: OrderEvent.CANCELED,
+    OrderStatus.EXPIRED: OrderEvent.EXPIRED,
+    OrderStatus.REPLACED: OrderEvent.REPLACED,
+    OrderStatus.REJECTED: OrderEvent.REJECTED,
+    OrderStatus.PENDING_CANCEL: OrderEvent.PENDING_CANCEL,
+    OrderStatus.PENDING_REPLACE: OrderEvent.PENDING_REPLACE,
+    OrderStatus.DONE_FOR_DAY: OrderEvent.DONE_FOR_DAY,
+}
+
+
+def event_for_status(status: OrderStatus) -> OrderEvent:
+    """The event an update carries for an order learned (polled, reconciled) to be in `status`."""
+    return _EVENT_FOR_STATUS.get(status, OrderEvent.NEW)
+
+
 class Fill(BaseModel):
     """One execution: quantity and price of that execution alone (not cumulative)."""
 

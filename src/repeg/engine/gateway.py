@@ -20,12 +20,11 @@ from repeg.domain.ids import client_order_id
 from repeg.domain.leg import REASON_REPEG, LegState
 from repeg.domain.orders import (
     BrokerOrder,
-    OrderEvent,
     OrderRequest,
-    OrderStatus,
     OrderType,
     OrderUpdate,
     ReplaceRequest,
+    event_for_status,
 )
 from repeg.domain.quote import Quote
 from repeg.domain.ticks import ZERO
@@ -33,23 +32,10 @@ from repeg.engine.bus import EventBus
 from repeg.errors import BrokerError, DuplicateClientOrderIdError
 from repeg.policy.pricing import check_price_collar
 
-_EVENT_FOR_STATUS: dict[OrderStatus, OrderEvent] = {
-    OrderStatus.PENDING_NEW: OrderEvent.PENDING_NEW,
-    OrderStatus.PARTIALLY_FILLED: OrderEvent.PARTIAL_FILL,
-    OrderStatus.FILLED: OrderEvent.FILL,
-    OrderStatus.CANCELED: OrderEvent.CANCELED,
-    OrderStatus.EXPIRED: OrderEvent.EXPIRED,
-    OrderStatus.REPLACED: OrderEvent.REPLACED,
-    OrderStatus.REJECTED: OrderEvent.REJECTED,
-    OrderStatus.PENDING_CANCEL: OrderEvent.PENDING_CANCEL,
-    OrderStatus.PENDING_REPLACE: OrderEvent.PENDING_REPLACE,
-    OrderStatus.DONE_FOR_DAY: OrderEvent.DONE_FOR_DAY,
-}
-
 
 def polled_update(order: BrokerOrder, now: datetime) -> OrderUpdate:
     """An `OrderUpdate` for an order state learned by asking (polling or reconciling) rather than by push."""
-    return OrderUpdate(event=_EVENT_FOR_STATUS.get(order.status, OrderEvent.NEW), order=order, ts=now)
+    return OrderUpdate(event=event_for_status(order.status), order=order, ts=now)
 
 
 class OrderGateway:

@@ -15,23 +15,10 @@ from decimal import Decimal
 import structlog
 
 from repeg.brokers.base import UpdateSink
-from repeg.domain.orders import BrokerOrder, Fill, OrderEvent, OrderStatus, OrderUpdate
+from repeg.domain.orders import BrokerOrder, Fill, OrderEvent, OrderStatus, OrderUpdate, event_for_status
 from repeg.domain.ticks import ZERO
 
 log = structlog.get_logger(__name__)
-
-_EVENT_FOR_STATUS: dict[OrderStatus, OrderEvent] = {
-    OrderStatus.PENDING_NEW: OrderEvent.PENDING_NEW,
-    OrderStatus.FILLED: OrderEvent.FILL,
-    OrderStatus.PARTIALLY_FILLED: OrderEvent.PARTIAL_FILL,
-    OrderStatus.CANCELED: OrderEvent.CANCELED,
-    OrderStatus.EXPIRED: OrderEvent.EXPIRED,
-    OrderStatus.REPLACED: OrderEvent.REPLACED,
-    OrderStatus.REJECTED: OrderEvent.REJECTED,
-    OrderStatus.PENDING_CANCEL: OrderEvent.PENDING_CANCEL,
-    OrderStatus.PENDING_REPLACE: OrderEvent.PENDING_REPLACE,
-    OrderStatus.DONE_FOR_DAY: OrderEvent.DONE_FOR_DAY,
-}
 
 
 def advances(old: BrokerOrder | None, new: BrokerOrder) -> bool:
@@ -66,7 +53,7 @@ def event_for(new: BrokerOrder, fill: Fill | None, hint: str | None) -> OrderEve
         hinted = OrderEvent(hint)
         if hinted not in {OrderEvent.FILL, OrderEvent.PARTIAL_FILL}:
             return hinted
-    return _EVENT_FOR_STATUS.get(new.status, OrderEvent.NEW)
+    return event_for_status(new.status)
 
 
 class OrderTracker:
