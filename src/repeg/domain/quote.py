@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from repeg.domain.ticks import ZERO
 
+_TWO_HUNDRED = Decimal(200)
+
 
 class Quote(BaseModel):
     """National (or venue) best bid and offer for one symbol at one instant.
@@ -59,19 +61,20 @@ class QuoteVerdict(StrEnum):
 def assess_quote(
     quote: Quote | None, now: datetime, max_age: timedelta, max_spread_pct: Decimal
 ) -> QuoteVerdict:
-    """Classify a quote. Pure; checks run in order, so the most fundamental defect is the one reported."""
+    """Classify a quote. Pure; checks run in order, so the most fundamental defect is the one reported.
+
+    WIDE compares `spread / mid * 100 > max_spread_pct` in the exact form `spread * 200 > max_spread_pct *
+    (bid + ask)`: Decimal products of short prices are exact, so no division rounds near the limit.
+    """
     if quote is None:
         return QuoteVerdict.MISSING
-    checks = (
-        (quote.bid <= ZERO and quote.ask <= ZERO, QuoteVerdict.ZERO),
-        (quote.bid <= ZERO or quote.ask <= ZERO, QuoteVerdict.ONE_SIDED),
-        (quote.bid > quote.ask, QuoteVerdict.CROSSED),
-        (quote.bid == quote.ask, QuoteVerdict.LOCKED),
-        (now - quote.ts > max_age, QuoteVerdict.STALE),
-    )
-    for failed, verdict in checks:
-        if failed:
-            return verdict
-    if quote.spread / quote.mid * 100 > max_spread_pct:
+    bid, ask = quote.bid, quote.ask
+    if bid <= ZERO or ask <= ZERO:
+        return QuoteVerdict.ZERO if bid <= ZERO and ask <= ZERO else QuoteVerdict.ONE_SIDED
+    if bid >= ask:
+        return QuoteVerdict.CROSSED if bid > ask else QuoteVerdict.LOCKED
+    if now - quote.ts > max_age:
+        return QuoteVerdict.STALE
+    if (ask - bid) * _TWO_HUNDRED > max_spread_pct * (bid + ask):
         return QuoteVerdict.WIDE
     return QuoteVerdict.VALID

@@ -18,7 +18,7 @@ from repeg.domain.ids import leg_id
 from repeg.domain.leg import LegState
 from repeg.domain.orders import OrderUpdate
 from repeg.domain.run import RunFolder
-from repeg.engine.clock import Clock
+from repeg.engine.clock import Clock, TimerHandle
 
 
 class Stamp(TypedDict):
@@ -74,12 +74,16 @@ class Inbox:
     """Broker updates waiting for one monitor loop, and the loop's wait for the next one (or a deadline).
 
     The wait is a bare future plus one clock timer rather than `Clock.wait_event`, whose `wait_for` costs a task
-    per wait: the monitor waits once per turn, thousands of times in a day-long replay.
+    per wait: the monitor waits once per turn, thousands of times in a day-long replay. The timer outlives a
+    wait that an update ended early, so that the next wait for the same deadline (the usual case: the leg's due
+    time has not moved) reuses it instead of scheduling another; `close()` cancels it.
     """
 
     def __init__(self) -> None:
         self._items: deque[OrderUpdate] = deque()
         self._waiter: asyncio.Future[None] | None = None
+        self._timer: TimerHandle | None = None
+        self._timer_at: datetime | None = None
 
     def push(self, update: OrderUpdate) -> None:
         self._items.append(update)
@@ -90,6 +94,10 @@ class Inbox:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def _on_timer(self) -> None:
+        self._timer = self._timer_at = None
+        self._wake()
+
     def drain(self) -> list[OrderUpdate]:
         items = list(self._items)
         self._items.clear()
@@ -99,14 +107,22 @@ class Inbox:
         """Return when an update is pending or at `deadline` (on `clock`), whichever comes first."""
         if self._items:
             return
+        if deadline != self._timer_at:
+            self.close()
+            self._timer = clock.call_at(deadline, self._on_timer)
+            self._timer_at = deadline
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiter = waiter
-        timer = clock.call_at(deadline, self._wake)
         try:
             await waiter
         finally:
-            timer.cancel()
             self._waiter = None
+
+    def close(self) -> None:
+        """Cancel the pending deadline timer, if any (the owner stops waiting)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._timer_at = None
 
 
 class UpdateRouter:

@@ -104,6 +104,7 @@ class PhaseMonitor:
             while not await self._turn():
                 pass
         finally:
+            self._inbox.close()
             self._ctx.router.detach(self._legs)
 
     # --- one turn of the loop ------------------------------------------------------------------------------
