@@ -3,7 +3,9 @@
 Quotes: `ts,symbol,bid,bid_size,ask,ask_size`; trades: `ts,symbol,price,size` (further columns are ignored).
 `ts` is ISO-8601 UTC with a `Z` (or `+00:00`); prices are dollars with at most four decimals; sizes are whole
 shares. Prices are parsed from their text straight into integer $0.0001 units, never through a float, so a
-price read is exactly the price written. All parsing is vectorised (pyarrow compute, numpy).
+price read is exactly the price written. All parsing is vectorised: well-formed CSV text with numpy alone
+(`repeg.market.text_columns`), anything else with pyarrow.compute, which is imported only then (it costs
+about 50 ms of start-up) and which words every error.
 
 Every defect raises `QuoteFileError(file, row, reason)`; `row` counts data records from 1 (the header is not a
 record), for CSV and Parquet alike.
@@ -16,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from numpy.typing import NDArray
 
 from repeg.errors import QuoteFileError
+from repeg.market import text_columns
 from repeg.market.tape import Int64Array, QuoteTape, SymbolQuotes, SymbolTrades, TradeTape
 
 QUOTE_COLUMNS = ("ts", "symbol", "bid", "bid_size", "ask", "ask_size")
@@ -119,7 +121,7 @@ def _csv_header(path: Path) -> list[str]:
 
 
 def _ints(array: pa.Array) -> Int64Array:
-    """A null-free integer (or timestamp) array as an int64 numpy view.
+    """A null-free integer (or timestamp) array as an int64 numpy view (its `cast` imports pyarrow.compute).
 
     Reads the value buffer directly: pyarrow's own `to_numpy` imports pandas on first use, which costs a
     quarter of a second of start-up for nothing.
@@ -155,6 +157,11 @@ def _first_bad(file: str, column: str, good: NDArray[np.bool_], values: pa.Array
 
 
 def _timestamps(file: str, column: pa.Array) -> Int64Array:
+    fast = text_columns.timestamps(column)
+    if fast is not None:
+        return fast
+    import pyarrow.compute as pc
+
     if pa.types.is_timestamp(column.type):
         _first_bad(file, "ts", _bools(pc.is_valid(column)), column, "missing timestamp")
         if column.type.tz is None:
@@ -173,6 +180,8 @@ def _timestamps(file: str, column: pa.Array) -> Int64Array:
 
 
 def _first_unparseable(column: pa.Array) -> int | None:
+    import pyarrow.compute as pc
+
     for row, value in enumerate(column):
         try:
             pc.cast(pa.array([value.as_py()]), pa.timestamp("ns", tz="UTC"))
@@ -186,6 +195,8 @@ def _prices(file: str, name: str, column: pa.Array) -> Int64Array:
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         return _price_text(file, name, column)
     if pa.types.is_decimal(column.type):
+        import pyarrow.compute as pc
+
         _first_bad(file, name, _bools(pc.is_valid(column)), column, "missing price")
         try:
             as_text = column.cast(pa.decimal128(18, 4)).cast(pa.string())
@@ -201,6 +212,11 @@ def _prices(file: str, name: str, column: pa.Array) -> Int64Array:
 
 
 def _price_text(file: str, name: str, column: pa.Array) -> Int64Array:
+    fast = text_columns.prices(column)
+    if fast is not None:
+        return fast
+    import pyarrow.compute as pc
+
     what = "expected a non-negative dollar price with at most 4 decimals"
     _first_bad(file, name, _bools(pc.match_substring_regex(column, _PRICE_TEXT)), column, what)
     dot = _ints(pc.find_substring(column, "."))
@@ -213,6 +229,8 @@ def _price_text(file: str, name: str, column: pa.Array) -> Int64Array:
 
 def _price_numbers(file: str, name: str, column: pa.Array) -> Int64Array:
     """Parquet numeric prices: floats are snapped to units only when they already sit on the $0.0001 grid."""
+    import pyarrow.compute as pc
+
     _first_bad(file, name, _bools(pc.is_valid(column)), column, "missing price")
     dollars = _floats(column)
     scaled = dollars * _UNITS_PER_DOLLAR
@@ -223,6 +241,11 @@ def _price_numbers(file: str, name: str, column: pa.Array) -> Int64Array:
 
 
 def _sizes(file: str, name: str, column: pa.Array) -> Int64Array:
+    fast = text_columns.sizes(column)
+    if fast is not None:
+        return fast
+    import pyarrow.compute as pc
+
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         ok = _bools(pc.match_substring_regex(column, _SIZE_TEXT))
         _first_bad(file, name, ok, column, "expected whole shares")
@@ -237,10 +260,7 @@ def _sizes(file: str, name: str, column: pa.Array) -> Int64Array:
 
 def _by_symbol(file: str, column: pa.Array, ts: Int64Array) -> dict[str, Int64Array]:
     """Row numbers of each symbol in file order; raises when a symbol's times go backwards."""
-    _first_bad(file, "symbol", _ints(pc.utf8_length(column)) > 0, column, "empty symbol")
-    encoded = pc.dictionary_encode(column.cast(pa.string()))
-    codes = _ints(encoded.indices)
-    names: list[str] = encoded.dictionary.to_pylist()
+    codes, names = text_columns.symbol_codes(column) or _symbol_codes(file, column)
     order = np.argsort(codes, kind="stable")
     bounds = np.flatnonzero(np.diff(codes[order])) + 1
     groups: dict[str, Int64Array] = {}
@@ -251,3 +271,12 @@ def _by_symbol(file: str, column: pa.Array, ts: Int64Array) -> dict[str, Int64Ar
             raise QuoteFileError(file, row, "ts: time goes backwards (file must be sorted by ts)")
         groups[names[int(codes[rows[0]])]] = rows
     return groups
+
+
+def _symbol_codes(file: str, column: pa.Array) -> tuple[Int64Array, list[str]]:
+    import pyarrow.compute as pc
+
+    _first_bad(file, "symbol", _ints(pc.utf8_length(column)) > 0, column, "empty symbol")
+    encoded = pc.dictionary_encode(column.cast(pa.string()))
+    names: list[str] = encoded.dictionary.to_pylist()
+    return _ints(encoded.indices), names
