@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from repeg.market import text_columns
@@ -60,6 +60,7 @@ _price_like = st.one_of(
 )
 
 
+@settings(deadline=None)  # the first pa.array() call imports pandas
 @given(st.lists(_price_like, min_size=1, max_size=8))
 def test_prices_match_the_pyarrow_rule_or_decline(values: list[str]) -> None:
     fast = _as_list(text_columns.prices(pa.array(values, pa.string())))
@@ -67,6 +68,7 @@ def test_prices_match_the_pyarrow_rule_or_decline(values: list[str]) -> None:
         assert fast == _reference_prices(values)
 
 
+@settings(deadline=None)  # the first pa.array() call imports pandas
 @given(st.lists(st.text(alphabet="0123456789.-+ ", max_size=17), min_size=1, max_size=8))
 def test_sizes_match_the_pyarrow_rule_or_decline(values: list[str]) -> None:
     fast = _as_list(text_columns.sizes(pa.array(values, pa.string())))
@@ -94,6 +96,7 @@ _stamps = st.builds(
 )
 
 
+@settings(deadline=None)  # the first pa.array() call imports pandas
 @given(st.lists(_stamps, min_size=1, max_size=2))
 def test_timestamps_match_pyarrow_or_decline(values: list[str]) -> None:
     fast = _as_list(text_columns.timestamps(pa.array(values, pa.string())))
@@ -111,6 +114,7 @@ _real_stamps = st.builds(
 )
 
 
+@settings(deadline=None)  # the first pa.array() call imports pandas
 @given(st.lists(_real_stamps, min_size=1, max_size=5))
 def test_well_formed_times_are_parsed_like_pyarrow(values: list[str]) -> None:
     fast = _as_list(text_columns.timestamps(pa.array(values, pa.string())))
@@ -118,6 +122,7 @@ def test_well_formed_times_are_parsed_like_pyarrow(values: list[str]) -> None:
     assert fast == _reference_timestamps(values)
 
 
+@settings(deadline=None)  # the first pa.array() call imports pandas
 @given(st.lists(st.tuples(st.integers(0, 999_999_999), st.integers(0, 9999), st.integers(0, 4)), min_size=1))
 def test_well_formed_prices_are_parsed_like_pyarrow(parts: list[tuple[int, int, int]]) -> None:
     values = [
@@ -196,3 +201,11 @@ def test_loading_a_clean_csv_does_not_import_pyarrow_compute(tmp_path: Path) -> 
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_long_columns_are_parsed_in_blocks_with_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    values = ["1.5", "22.25", "333", "4444.0001", "5."]
+    whole = _as_list(text_columns.prices(pa.array(values)))
+    monkeypatch.setattr(text_columns, "_BLOCK_ROWS", 2)
+    assert _as_list(text_columns.prices(pa.array(values))) == whole == _reference_prices(values)
+    assert text_columns.prices(pa.array([*values, "bad"])) is None
