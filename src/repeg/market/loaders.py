@@ -3,9 +3,10 @@
 Quotes: `ts,symbol,bid,bid_size,ask,ask_size`; trades: `ts,symbol,price,size` (further columns are ignored).
 `ts` is ISO-8601 UTC with a `Z` (or `+00:00`); prices are dollars with at most four decimals; sizes are whole
 shares. Prices are parsed from their text straight into integer $0.0001 units, never through a float, so a
-price read is exactly the price written. All parsing is vectorised: well-formed CSV text with numpy alone
-(`repeg.market.text_columns`), anything else with pyarrow.compute, which is imported only then (it costs
-about 50 ms of start-up) and which words every error.
+price read is exactly the price written. All parsing is vectorised. A plain, valid CSV file is read and
+parsed with numpy alone (`repeg.market.text_columns`); anything else, including every file with a defect, is
+read by pyarrow, and parsed with pyarrow.compute where numpy declines, which words every error. pyarrow and
+pyarrow.compute are imported only when needed: together they cost about 80 ms of a process's start-up.
 
 Every defect raises `QuoteFileError(file, row, reason)`; `row` counts data records from 1 (the header is not a
 record), for CSV and Parquet alike.
@@ -14,16 +15,20 @@ record), for CSV and Parquet alike.
 from __future__ import annotations
 
 import gzip
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.csv as pacsv
 from numpy.typing import NDArray
 
 from repeg.errors import QuoteFileError
 from repeg.market import text_columns
 from repeg.market.tape import Int64Array, QuoteTape, SymbolQuotes, SymbolTrades, TradeTape
+from repeg.market.text_columns import TextColumn
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 QUOTE_COLUMNS = ("ts", "symbol", "bid", "bid_size", "ask", "ask_size")
 TRADE_COLUMNS = ("ts", "symbol", "price", "size")
@@ -34,15 +39,14 @@ _UNITS_PER_DOLLAR = 10_000
 #: Largest error tolerated when a Parquet float price is snapped to $0.0001 units (a float's own noise).
 _FLOAT_UNIT_TOLERANCE = 1e-6
 
+_T = TypeVar("_T")
+#: Times, the price and size columns by name, and each row's symbol code with the symbols' names.
+_Parsed = tuple[Int64Array, dict[str, Int64Array], tuple[Int64Array, list[str]]]
+
 
 def load_quotes(path: Path | str) -> QuoteTape:
     """Read a quote file into a `QuoteTape` (one column set per symbol, each sorted by time)."""
-    file = str(path)
-    table = _read_table(Path(path), QUOTE_COLUMNS)
-    ts = _timestamps(file, _column(table, "ts"))
-    cols = {name: _prices(file, name, _column(table, name)) for name in ("bid", "ask")}
-    cols |= {name: _sizes(file, name, _column(table, name)) for name in ("bid_size", "ask_size")}
-    groups = _by_symbol(file, _column(table, "symbol"), ts)
+    ts, cols, groups = _load(Path(path), QUOTE_COLUMNS, ("bid", "ask"), ("bid_size", "ask_size"))
     return QuoteTape(
         SymbolQuotes(
             symbol=sym,
@@ -58,19 +62,67 @@ def load_quotes(path: Path | str) -> QuoteTape:
 
 def load_trades(path: Path | str) -> TradeTape:
     """Read a trade-print file into a `TradeTape`."""
+    ts, cols, groups = _load(Path(path), TRADE_COLUMNS, ("price",), ("size",))
+    return TradeTape(
+        SymbolTrades(sym, ts[rows], cols["price"][rows], cols["size"][rows]) for sym, rows in groups.items()
+    )
+
+
+def _load(
+    path: Path, required: tuple[str, ...], prices: tuple[str, ...], sizes: tuple[str, ...]
+) -> tuple[Int64Array, dict[str, Int64Array], dict[str, Int64Array]]:
+    """Times, the price and size columns, and each symbol's rows, of a file."""
     file = str(path)
-    table = _read_table(Path(path), TRADE_COLUMNS)
+    parsed = _parse_plain_csv(path, required, prices, sizes)
+    if parsed is None:
+        parsed = _parse_table(file, _read_table(path, required), prices, sizes)
+    ts, cols, (codes, names) = parsed
+    return ts, cols, _by_symbol(file, codes, names, ts)
+
+
+def _parse_plain_csv(
+    path: Path, required: tuple[str, ...], prices: tuple[str, ...], sizes: tuple[str, ...]
+) -> _Parsed | None:
+    """The numpy-only reading of a plain CSV file whose every value is valid; None for anything else."""
+    if not path.name.endswith((".csv", ".csv.gz")) or not path.is_file():
+        return None
+    text = text_columns.read_csv(path, required)
+    if text is None:
+        return None
+    parsers = [(name, text_columns.prices) for name in prices] + [
+        (name, text_columns.sizes) for name in sizes
+    ]
+    cols: dict[str, Int64Array] = {}
+    for name, parse in parsers:
+        values = parse(text[name])
+        if values is None:
+            return None
+        cols[name] = values
+    ts = text_columns.timestamps(text["ts"])
+    symbols = text_columns.symbol_codes(text["symbol"])
+    return None if ts is None or symbols is None else (ts, cols, symbols)
+
+
+def _parse_table(file: str, table: pa.Table, prices: tuple[str, ...], sizes: tuple[str, ...]) -> _Parsed:
+    """Every column of a table read by pyarrow, checked in file-column order, raising for the first defect."""
     ts = _timestamps(file, _column(table, "ts"))
-    price = _prices(file, "price", _column(table, "price"))
-    size = _sizes(file, "size", _column(table, "size"))
-    groups = _by_symbol(file, _column(table, "symbol"), ts)
-    return TradeTape(SymbolTrades(sym, ts[rows], price[rows], size[rows]) for sym, rows in groups.items())
+    cols = {name: _prices(file, name, _column(table, name)) for name in prices}
+    cols |= {name: _sizes(file, name, _column(table, name)) for name in sizes}
+    return ts, cols, _symbol_codes(file, _column(table, "symbol"))
+
+
+def _numpy_first(parse: Callable[[TextColumn], _T | None], column: pa.Array) -> _T | None:
+    """`parse` of a pyarrow string column, or None when the column or any value is outside its plain shape."""
+    text = TextColumn.from_arrow(column)
+    return None if text is None else parse(text)
 
 
 # --- reading -----------------------------------------------------------------------------------------------
 
 
 def _read_table(path: Path, required: tuple[str, ...]) -> pa.Table:
+    import pyarrow as pa
+
     file = str(path)
     if not path.is_file():
         raise QuoteFileError(file, None, "no such file")
@@ -100,6 +152,9 @@ def _column(table: pa.Table, name: str) -> pa.Array:
 
 
 def _read_csv(path: Path, required: tuple[str, ...]) -> pa.Table:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
     convert = pacsv.ConvertOptions(
         column_types={name: pa.string() for name in required},
         include_columns=list(required),
@@ -126,6 +181,8 @@ def _ints(array: pa.Array) -> Int64Array:
     Reads the value buffer directly: pyarrow's own `to_numpy` imports pandas on first use, which costs a
     quarter of a second of start-up for nothing.
     """
+    import pyarrow as pa
+
     array = array.cast(pa.int64())
     if array.null_count:
         raise ValueError("unexpected nulls")  # callers check validity first
@@ -133,12 +190,16 @@ def _ints(array: pa.Array) -> Int64Array:
 
 
 def _floats(array: pa.Array) -> NDArray[np.float64]:
+    import pyarrow as pa
+
     array = array.cast(pa.float64())
     return np.frombuffer(array.buffers()[1], dtype=np.float64, count=len(array), offset=array.offset * 8)
 
 
 def _bools(array: pa.Array) -> NDArray[np.bool_]:
     """A boolean array as numpy, null read as False."""
+    import pyarrow as pa
+
     as_bytes = array.cast(pa.int8())
     values: NDArray[np.bool_] = (
         np.frombuffer(as_bytes.buffers()[1], dtype=np.int8, count=len(as_bytes), offset=as_bytes.offset) != 0
@@ -157,9 +218,10 @@ def _first_bad(file: str, column: str, good: NDArray[np.bool_], values: pa.Array
 
 
 def _timestamps(file: str, column: pa.Array) -> Int64Array:
-    fast = text_columns.timestamps(column)
+    fast = _numpy_first(text_columns.timestamps, column)
     if fast is not None:
         return fast
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     if pa.types.is_timestamp(column.type):
@@ -180,6 +242,7 @@ def _timestamps(file: str, column: pa.Array) -> Int64Array:
 
 
 def _first_unparseable(column: pa.Array) -> int | None:
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     for row, value in enumerate(column):
@@ -192,6 +255,8 @@ def _first_unparseable(column: pa.Array) -> int | None:
 
 def _prices(file: str, name: str, column: pa.Array) -> Int64Array:
     """Dollar prices as exact int64 units of $0.0001."""
+    import pyarrow as pa
+
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         return _price_text(file, name, column)
     if pa.types.is_decimal(column.type):
@@ -212,7 +277,7 @@ def _prices(file: str, name: str, column: pa.Array) -> Int64Array:
 
 
 def _price_text(file: str, name: str, column: pa.Array) -> Int64Array:
-    fast = text_columns.prices(column)
+    fast = _numpy_first(text_columns.prices, column)
     if fast is not None:
         return fast
     import pyarrow.compute as pc
@@ -241,9 +306,10 @@ def _price_numbers(file: str, name: str, column: pa.Array) -> Int64Array:
 
 
 def _sizes(file: str, name: str, column: pa.Array) -> Int64Array:
-    fast = text_columns.sizes(column)
+    fast = _numpy_first(text_columns.sizes, column)
     if fast is not None:
         return fast
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
@@ -258,9 +324,8 @@ def _sizes(file: str, name: str, column: pa.Array) -> Int64Array:
     raise QuoteFileError(file, None, f"{name}: expected whole-share integers, column type is {column.type}")
 
 
-def _by_symbol(file: str, column: pa.Array, ts: Int64Array) -> dict[str, Int64Array]:
+def _by_symbol(file: str, codes: Int64Array, names: list[str], ts: Int64Array) -> dict[str, Int64Array]:
     """Row numbers of each symbol in file order; raises when a symbol's times go backwards."""
-    codes, names = text_columns.symbol_codes(column) or _symbol_codes(file, column)
     order = np.argsort(codes, kind="stable")
     bounds = np.flatnonzero(np.diff(codes[order])) + 1
     groups: dict[str, Int64Array] = {}
@@ -274,6 +339,11 @@ def _by_symbol(file: str, column: pa.Array, ts: Int64Array) -> dict[str, Int64Ar
 
 
 def _symbol_codes(file: str, column: pa.Array) -> tuple[Int64Array, list[str]]:
+    """Each row's symbol code and the symbols' names, numbered in order of first appearance."""
+    fast = _numpy_first(text_columns.symbol_codes, column)
+    if fast is not None:
+        return fast
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     _first_bad(file, "symbol", _ints(pc.utf8_length(column)) > 0, column, "empty symbol")

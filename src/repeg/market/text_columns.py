@@ -14,11 +14,18 @@ parsed in blocks of rows so that the working arrays stay small.
 
 from __future__ import annotations
 
+import codecs
+import gzip
+import zlib
 from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pyarrow as pa
 from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 Int64Array = NDArray[np.int64]
 _Bytes = NDArray[np.uint8]
@@ -37,6 +44,8 @@ _DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], d
 _ZERO = ord("0")
 _NINE = ord("9")
 _DOT = ord(".")
+_COMMA = ord(",")
+_LINE_FEED = ord("\n")
 _WHOLE_DIGITS = 9
 _DECIMALS = 4
 #: `YYYY-MM-DDThh:mm:ssZ`; a fraction's dot, when there is one, is at this position.
@@ -44,8 +53,8 @@ _TS_SHORTEST = 20
 _FRACTION_DOT = 19
 
 
-class _Text:
-    """A null-free `string` array of non-empty values: its bytes, and each value's start and length in them."""
+class TextColumn:
+    """One column of non-empty text values: the bytes holding them, and each value's start and length there."""
 
     def __init__(self, data: _Bytes, starts: Int64Array, lengths: Int64Array) -> None:
         self.data = data
@@ -53,7 +62,10 @@ class _Text:
         self.lengths = lengths
 
     @classmethod
-    def of(cls, column: pa.Array, max_width: int) -> _Text | None:
+    def from_arrow(cls, column: pa.Array) -> TextColumn | None:
+        """A view of a pyarrow `string` array's buffers; None for other types, nulls or empty values."""
+        import pyarrow as pa  # loaded already by whoever holds the array
+
         if not pa.types.is_string(column.type) or column.null_count or len(column) == 0:
             return None
         _, offsets_buf, data_buf = column.buffers()
@@ -61,10 +73,20 @@ class _Text:
             offsets_buf, dtype=np.int32, count=len(column) + 1, offset=column.offset * 4
         ).astype(np.int64)
         lengths = np.diff(offsets)
-        if int(lengths.min()) < 1 or int(lengths.max()) > max_width or data_buf is None:
+        if int(lengths.min()) < 1:
             return None
-        data = np.frombuffer(data_buf, dtype=np.uint8)[offsets[0] : offsets[-1]]
-        return cls(data, offsets[:-1] - offsets[0], lengths)
+        return cls(np.frombuffer(data_buf, dtype=np.uint8), offsets[:-1], lengths)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    @property
+    def width(self) -> int:
+        """Length of the longest value."""
+        return int(self.lengths.max())
+
+    def slice(self, start: int, stop: int) -> TextColumn:
+        return TextColumn(self.data, self.starts[start:stop], self.lengths[start:stop])
 
     def byte_at(self, position: int | Int64Array) -> _Bytes:
         """Each value's byte at `position`, which the caller keeps inside every value."""
@@ -82,14 +104,14 @@ class _Text:
         return found.astype(np.uint8)
 
 
-def _blockwise(column: pa.Array, parse: Callable[[pa.Array], Int64Array | None]) -> Int64Array | None:
+def _blockwise(text: TextColumn, parse: Callable[[TextColumn], Int64Array | None]) -> Int64Array | None:
     parts = []
-    for start in range(0, len(column), _BLOCK_ROWS):
-        part = parse(column.slice(start, _BLOCK_ROWS))
+    for start in range(0, len(text), _BLOCK_ROWS):
+        part = parse(text.slice(start, start + _BLOCK_ROWS))
         if part is None:
             return None
         parts.append(part)
-    return np.concatenate(parts) if len(parts) > 1 else parts[0] if parts else None
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
 def _decimal(columns: list[_Bytes]) -> Int64Array | None:
@@ -102,31 +124,28 @@ def _decimal(columns: list[_Bytes]) -> Int64Array | None:
     return value
 
 
-def sizes(column: pa.Array) -> Int64Array | None:
+def sizes(text: TextColumn) -> Int64Array | None:
     """Whole-share sizes written as 1 to 15 ASCII digits."""
-    return _blockwise(column, _sizes_block)
+    return _blockwise(text, _sizes_block)
 
 
-def _sizes_block(column: pa.Array) -> Int64Array | None:
-    text = _Text.of(column, _SIZE_WIDTH)
-    if text is None:
+def _sizes_block(text: TextColumn) -> Int64Array | None:
+    width = text.width
+    if width > _SIZE_WIDTH:
         return None
-    width = int(text.lengths.max())
     # Right-aligned over leading "0"s, which leave the number unchanged.
     return _decimal([text.padded_at(text.lengths - width + i) for i in range(width)])
 
 
-def prices(column: pa.Array) -> Int64Array | None:
+def prices(text: TextColumn) -> Int64Array | None:
     """Dollar prices written as 1 to 9 digits, optionally a dot and up to 4 decimals, as $0.0001 units."""
-    return _blockwise(column, _prices_block)
+    return _blockwise(text, _prices_block)
 
 
-def _prices_block(column: pa.Array) -> Int64Array | None:
-    text = _Text.of(column, _PRICE_WIDTH)
-    if text is None:
+def _prices_block(text: TextColumn) -> Int64Array | None:
+    if text.width > _PRICE_WIDTH:
         return None
-    dot_at = np.flatnonzero(text.data == _DOT)
-    dot_row = np.searchsorted(text.starts, dot_at, side="right") - 1
+    dot_at, dot_row = _dots(text)
     dots = np.bincount(dot_row, minlength=len(text.lengths))
     dot = text.lengths.copy()
     dot[dot_row] = dot_at - text.starts[dot_row]
@@ -138,14 +157,24 @@ def _prices_block(column: pa.Array) -> Int64Array | None:
     return _decimal(whole + [text.padded_at(dot + 1 + i) for i in range(_DECIMALS)])
 
 
-def timestamps(column: pa.Array) -> Int64Array | None:
+def _dots(text: TextColumn) -> tuple[Int64Array, Int64Array]:
+    """Where the values' dots are in `data`, and whose they are (values are stored in order, maybe among
+    other bytes, such as a CSV file's other fields)."""
+    low = int(text.starts[0])
+    high = int(text.starts[-1] + text.lengths[-1])
+    at = np.flatnonzero(text.data[low:high] == _DOT) + low
+    row = np.searchsorted(text.starts, at, side="right") - 1
+    mine = at < text.starts[row] + text.lengths[row]
+    return at[mine], row[mine]
+
+
+def timestamps(text: TextColumn) -> Int64Array | None:
     """`YYYY-MM-DD[T ]hh:mm:ss[.f{1,9}](Z|+00:00)` times as nanoseconds since the Unix epoch."""
-    return _blockwise(column, _timestamps_block)
+    return _blockwise(text, _timestamps_block)
 
 
-def _timestamps_block(column: pa.Array) -> Int64Array | None:
-    text = _Text.of(column, _TS_WIDTH)
-    if text is None or int(text.lengths.min()) < _TS_SHORTEST:
+def _timestamps_block(text: TextColumn) -> Int64Array | None:
+    if text.width > _TS_WIDTH or int(text.lengths.min()) < _TS_SHORTEST:
         return None
     zone = _zone_lengths(text)
     if zone is None:
@@ -157,7 +186,7 @@ def _timestamps_block(column: pa.Array) -> Int64Array | None:
     return seconds * 1_000_000_000 + ns
 
 
-def _zone_lengths(text: _Text) -> Int64Array | None:
+def _zone_lengths(text: TextColumn) -> Int64Array | None:
     """1 for a `Z` suffix, 6 for `+00:00`; None when any value has neither."""
     end = text.lengths
     zulu = text.byte_at(end - 1) == ord("Z")
@@ -169,7 +198,7 @@ def _zone_lengths(text: _Text) -> Int64Array | None:
     return np.where(zulu, 1, 6).astype(np.int64)
 
 
-def _fraction_ns(text: _Text, end: Int64Array) -> Int64Array | None:
+def _fraction_ns(text: TextColumn, end: Int64Array) -> Int64Array | None:
     """Nanoseconds of the optional `.f{1,9}` written between position 19 and `end`."""
     has_fraction = end > _FRACTION_DOT
     count = np.where(has_fraction, end - _FRACTION_DOT - 1, 0)
@@ -180,7 +209,7 @@ def _fraction_ns(text: _Text, end: Int64Array) -> Int64Array | None:
     return _decimal([text.padded_at(_FRACTION_DOT + 1 + i, end) for i in range(9)])
 
 
-def _whole_seconds(text: _Text) -> Int64Array | None:
+def _whole_seconds(text: TextColumn) -> Int64Array | None:
     """Seconds since the epoch of the `YYYY-MM-DD[T ]hh:mm:ss` prefix; None unless it is a real UTC time."""
     separators = ((4, b"-"), (7, b"-"), (10, b"T "), (13, b":"), (16, b":"))
     for position, allowed in separators:
@@ -221,18 +250,77 @@ def _days_since_epoch(year: Int64Array, month: Int64Array, day: Int64Array) -> I
     return days
 
 
-def symbol_codes(column: pa.Array) -> tuple[Int64Array, list[str]] | None:
+def symbol_codes(text: TextColumn) -> tuple[Int64Array, list[str]] | None:
     """Each value's code and the distinct values, numbered in order of first appearance (as pyarrow's
-    `dictionary_encode` numbers them); None for empty, very long or NUL-bearing values."""
-    text = _Text.of(column, _SYMBOL_WIDTH)
-    if text is None or bool(np.any(text.data == 0)):
+    `dictionary_encode` numbers them); None for very long, NUL-bearing or non-UTF-8 values."""
+    width = text.width
+    if width > _SYMBOL_WIDTH:
         return None
-    width = int(text.lengths.max())
     chars = np.column_stack([text.padded_at(i, fill=0) for i in range(width)])
+    if not bool(np.all((chars != 0).sum(axis=1) == text.lengths)):
+        return None
     keys = chars.view(f"S{width}").ravel()
     unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
     order = np.argsort(first, kind="stable")
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order), dtype=np.int64)
-    names = [bytes(value).decode("utf-8") for value in unique[order]]
+    try:
+        names = [bytes(value).decode("utf-8") for value in unique[order]]
+    except UnicodeDecodeError:
+        return None
     return rank[inverse.ravel()], names
+
+
+def read_csv(path: Path, required: tuple[str, ...]) -> dict[str, TextColumn] | None:
+    """The `required` columns of a plain CSV file (`.csv`, or `.csv.gz`), without pyarrow.
+
+    Plain means: UTF-8 (a byte-order mark allowed), a header naming each column once, then at least one record
+    per line, each ending in a line feed (the last may not), with exactly the header's number of fields, no
+    quote characters, no carriage returns and no blank lines, and no empty value in a required column.
+    Anything else, and any read error, gives None.
+    """
+    raw = _plain_bytes(path)
+    header_end = -1 if raw is None else raw.find(b"\n")
+    if raw is None or header_end < 0:
+        return None
+    try:
+        names = raw[:header_end].decode("utf-8").split(",")
+    except UnicodeDecodeError:
+        return None
+    if len(set(names)) != len(names) or not set(required) <= set(names):
+        return None
+    data = np.frombuffer(raw if raw.endswith(b"\n") else raw + b"\n", dtype=np.uint8)
+    ends = _field_ends(data, header_end + 1, len(names))
+    if ends is None:
+        return None
+    starts = np.empty_like(ends)
+    starts[:, 1:] = ends[:, :-1] + 1
+    starts[0, 0] = header_end + 1
+    starts[1:, 0] = ends[:-1, -1] + 1
+    columns = {
+        name: TextColumn(data, starts[:, i].copy(), ends[:, i] - starts[:, i])
+        for name in required
+        for i in (names.index(name),)
+    }
+    return None if any(int(c.lengths.min()) < 1 for c in columns.values()) else columns
+
+
+def _plain_bytes(path: Path) -> bytes | None:
+    """The file's bytes (decompressed, without a byte-order mark); None if unreadable or holding quotes or CRs."""
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
+    except (OSError, EOFError, zlib.error):
+        return None
+    return None if b'"' in raw or b"\r" in raw else raw.removeprefix(codecs.BOM_UTF8)
+
+
+def _field_ends(data: _Bytes, body: int, fields: int) -> Int64Array | None:
+    """(records, fields) positions of the comma or line feed ending each field after `body`; None unless every
+    line holds exactly `fields` fields."""
+    flat = np.flatnonzero((data[body:] == _COMMA) | (data[body:] == _LINE_FEED)) + body
+    if len(flat) == 0 or len(flat) % fields:
+        return None
+    ends: Int64Array = flat.reshape(-1, fields)
+    if not (bool(np.all(data[ends[:, :-1]] == _COMMA)) and bool(np.all(data[ends[:, -1]] == _LINE_FEED))):
+        return None
+    return ends
