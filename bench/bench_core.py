@@ -8,7 +8,8 @@ Cases, each run in a fresh child process so that whole-process wall time and pea
 - `scale5000`: 5,000 legs (sells then buys) over 500 synthetic symbols.
 
 Engine seconds exclude interpreter start-up, imports and file loading: they time `run_basket`/`run_execution`
-only. Usage: `python bench/bench_core.py` (all cases) or `python bench/bench_core.py --case NAME` (one, in-process).
+only. Like `repeg run`, each case freezes its start-up heap (`repeg.runtime.freeze_startup_heap`) once its
+inputs are loaded, so whole-process figures are those of the command. Usage: `python bench/bench_core.py` (all cases) or `python bench/bench_core.py --case NAME` (one, in-process).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ def _run_basket_case(tape, symbol: str) -> dict[str, object]:  # type: ignore[no
     from repeg.brokers.simulator import SimAccount, build_simulation
     from repeg.engine.clock import VirtualClock, run_virtual
     from repeg.engine.runner import run_basket
+    from repeg.runtime import freeze_startup_heap
 
     orders = _basket(tape, symbol, 200)
     account = SimAccount(cash=Decimal(10_000_000), positions={symbol: Decimal(100_000)})
@@ -77,6 +79,7 @@ def _run_basket_case(tape, symbol: str) -> dict[str, object]:  # type: ignore[no
         result = await run_basket(orders, broker, feed, clock, config, run_id="bench")
         return result, time.perf_counter() - started
 
+    freeze_startup_heap()  # as `repeg run` does once its inputs are loaded
     result, engine_s = run_virtual(main)
     quotes = len(tape)
     return {
@@ -119,6 +122,7 @@ def case_scale5000() -> dict[str, object]:
     from repeg.engine.clock import VirtualClock, run_virtual
     from repeg.engine.runner import run_execution
     from repeg.market.synthetic import synthetic_symbols, synthetic_tape
+    from repeg.runtime import freeze_startup_heap
 
     symbols = synthetic_symbols(500, seed=11)
     # 1,000 quotes per symbol over 30 minutes: about one every 2 s, so quotes stay fresher than quote_max_age.
@@ -143,6 +147,7 @@ def case_scale5000() -> dict[str, object]:
         result = await run_execution(specs, (), broker, feed, clock, _classic_ladder(), run_id="scale")
         return result, time.perf_counter() - started
 
+    freeze_startup_heap()  # as `repeg run` does once its inputs are loaded
     result, engine_s = run_virtual(main)
     return {
         "legs": len(specs),

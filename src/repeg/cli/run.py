@@ -169,6 +169,7 @@ def _execute(
     from repeg.cli.settings import load_settings
     from repeg.market.loaders import load_quotes
     from repeg.planning.parse import load_plan
+    from repeg.runtime import freeze_startup_heap
     from repeg.simulation import simulate
 
     if broker not in BROKERS:
@@ -179,6 +180,7 @@ def _execute(
     # run's virtual start time is the same every time); the engine itself never reads wall time.
     run_id = run_id or default_run_id(plan, datetime.now(UTC))
     tape = None if quotes is None else load_quotes(quotes)
+    freeze_startup_heap()  # start-up is over: the collector need not rescan it during the run or at exit
     with ExitStack() as stack:
         from repeg.cli.journal_run import finished_result, journal_sink, opened_journal, run_remote
 
