@@ -2,17 +2,17 @@
 
 `ExecutionPolicy` is the seam for alternative policies (market at arrival, touch then market, adaptive): the
 engine asks `decide` and carries the returned `Action` out; it never prices or schedules by itself. Actions are a
-small closed set of frozen models. Policies are pure: no clock, no I/O, no hidden state, so every path is a unit
-test without an event loop.
+small closed set of frozen, slotted dataclasses: they never leave the process (the engine records what it does
+as validated run events), and one is made at every wake-up of every leg. Policies are pure: no clock, no I/O, no
+hidden state, so every path is a unit test without an event loop.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Literal, Protocol
-
-from pydantic import BaseModel, ConfigDict
+from typing import Protocol
 
 from repeg.config import EscalationStyle, ExecutionConfig, OnNoQuote
 from repeg.domain.leg import (
@@ -29,47 +29,43 @@ from repeg.domain.quote import Quote, QuoteVerdict
 from repeg.policy.pricing import escalation_limit, initial_limit, repeg_limit
 
 
-class _Action(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Wait(_Action):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Wait:
     """Nothing to do now; ask again at `until` (or when something happens to the leg, if None)."""
 
-    kind: Literal["wait"] = "wait"
     until: datetime | None = None
 
 
-class Submit(_Action):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Submit:
     """Send a new order for the leg's remaining quantity."""
 
-    kind: Literal["submit"] = "submit"
     order_type: OrderType
     limit_price: Decimal | None = None
     step: int | None = None
     reason: str = REASON_INITIAL
 
 
-class Replace(_Action):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Replace:
     """Re-price the working order's remaining quantity (by replace, or cancel-confirm-submit)."""
 
-    kind: Literal["replace"] = "replace"
     limit_price: Decimal
     step: int
     reason: str = REASON_REPEG
 
 
-class Escalate(_Action):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Escalate:
     """Stop being passive: cancel what works and send the remainder to the market (or a collared limit)."""
 
-    kind: Literal["escalate"] = "escalate"
     reason: str
 
 
-class Skip(_Action):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Skip:
     """Give the leg up without sending anything (e.g. no valid quote in time)."""
 
-    kind: Literal["skip"] = "skip"
     reason: str
 
 
