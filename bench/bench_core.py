@@ -9,7 +9,9 @@ Cases, each run in a fresh child process so that whole-process wall time and pea
 
 Engine seconds exclude interpreter start-up, imports and file loading: they time `run_basket`/`run_execution`
 only. Like `repeg run`, each case freezes its start-up heap (`repeg.runtime.freeze_startup_heap`) once its
-inputs are loaded, so whole-process figures are those of the command. Usage: `python bench/bench_core.py` (all cases) or `python bench/bench_core.py --case NAME` (one, in-process).
+inputs are loaded, so whole-process figures are those of the command.
+
+Usage: `python bench/bench_core.py` (all cases) or `python bench/bench_core.py --case NAME` (one, in-process).
 """
 
 from __future__ import annotations
