@@ -36,4 +36,4 @@ def test_cycles_created_after_the_freeze_are_still_collected_automatically(resto
     del first, second
     # No explicit gc.collect(): enough new containers to pass the youngest generation's threshold many times.
     churn = [[index] for index in range(20 * gc.get_threshold()[0])]
-    assert churn and probe() is None
+    assert probe() is None, f"{len(churn)} new containers did not set off a collection"
