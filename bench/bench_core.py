@@ -11,7 +11,9 @@ Engine seconds exclude interpreter start-up, imports and file loading: they time
 only. Like `repeg run`, each case freezes its start-up heap (`repeg.runtime.freeze_startup_heap`) once its
 inputs are loaded, so whole-process figures are those of the command.
 
-Usage: `python bench/bench_core.py` (all cases) or `python bench/bench_core.py --case NAME` (one, in-process).
+Each case runs in `--repeat` fresh processes (default 5); timings are reported as the median with the range,
+peak memory as the worst run. Usage: `python bench/bench_core.py [--repeat N]` (all cases) or
+`python bench/bench_core.py --case NAME` (one run, in-process).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -170,22 +173,44 @@ def run_case(name: str) -> dict[str, object]:
     return out
 
 
+def _child(name: str) -> dict[str, object]:
+    """One run of case `name` in a fresh interpreter, with that process's wall time."""
+    started = time.perf_counter()
+    child = subprocess.run(
+        [sys.executable, __file__, "--case", name], capture_output=True, text=True, check=True
+    )
+    out: dict[str, object] = json.loads(child.stdout)
+    out["process_wall_seconds"] = round(time.perf_counter() - started, 3)
+    return out
+
+
+def _summary(runs: list[dict[str, object]]) -> dict[str, object]:
+    """The runs of one case: median and range of each timing (machines are noisy), worst memory and completion."""
+    out = dict(runs[0])
+    if "skipped" in out:
+        return out
+    for key in ("engine_seconds", "process_wall_seconds", "quotes_per_second"):
+        if key in out:
+            values = sorted(float(str(run[key])) for run in runs)
+            out[key] = round(statistics.median(values), 4)
+            out[f"{key}_range"] = [values[0], values[-1]]
+    out["peak_rss_mb"] = max(float(str(run["peak_rss_mb"])) for run in runs)
+    out["completed"] = min(int(str(run["completed"])) for run in runs)
+    out["runs"] = len(runs)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--case", choices=CASES)
+    parser.add_argument("--repeat", type=int, default=5, help="fresh processes per case (default 5)")
     args = parser.parse_args()
     if args.case:
         print(json.dumps(run_case(args.case)))
         return
     report: dict[str, object] = {"benchmark": "core", "python": sys.version.split()[0]}
     for name in CASES:
-        started = time.perf_counter()
-        child = subprocess.run(
-            [sys.executable, __file__, "--case", name], capture_output=True, text=True, check=True
-        )
-        out = json.loads(child.stdout)
-        out["process_wall_seconds"] = round(time.perf_counter() - started, 3)
-        report[name] = out
+        report[name] = _summary([_child(name) for _ in range(max(1, args.repeat))])
     print(json.dumps(report, indent=2))
 
 
