@@ -70,9 +70,11 @@ def _engine_run(tape, journal_path: Path | None, run_id: str, full: bool) -> tup
 def run_variant(variant: str, repeat: int) -> dict[str, object]:
     from repeg.logging import configure_logging
     from repeg.market.loaders import load_quotes
+    from repeg.runtime import freeze_startup_heap
 
     configure_logging(level="warning")
     tape = load_quotes(SHARED_QUOTES)
+    freeze_startup_heap()  # as `repeg run` does once its inputs are loaded
     times: list[float] = []
     cpu: list[float] = []
     events = 0
