@@ -13,7 +13,8 @@ def freeze_startup_heap() -> None:
     Call once start-up is over (imports, configuration, input files) and before the run. What exists then is
     tens of thousands of modules, classes, functions and validation schemas that live as long as the process;
     without this, every full collection during the run, and the one at interpreter exit, walks all of them
-    again (about a tenth of a second of a short simulated run's wall time). Nothing is freed or leaked: frozen
-    objects are simply no longer traversed, and memory allocated by the run is collected as usual.
+    again (about a tenth of a second of a short simulated run's wall time). Frozen objects are no longer
+    traversed, so a reference cycle that is already garbage at this instant is never reclaimed (start-up
+    leaves few, and the process frees them at exit); everything the run allocates is collected as usual.
     """
     gc.freeze()
