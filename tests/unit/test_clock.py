@@ -1,6 +1,7 @@
 """Virtual time: sleeps and timeouts jump instead of waiting, in a deterministic order."""
 
 import asyncio
+import socket
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -114,3 +115,45 @@ def test_real_clock_is_aware_and_moves_forward():
     assert first.tzinfo is not None
     assert second >= first
     assert hit is True
+
+
+def test_real_io_that_is_ready_is_seen_before_virtual_time_moves_on():
+    """A socket that is readable when the loop idles is served at the current instant, not after a jump."""
+
+    async def main() -> tuple[datetime, datetime]:
+        clock = VirtualClock(START)
+        loop = asyncio.get_running_loop()
+        reader, writer = socket.socketpair()
+        seen: asyncio.Future[datetime] = loop.create_future()
+        try:
+
+            def on_readable() -> None:
+                reader.recv(1)
+                seen.set_result(clock.now())
+
+            loop.add_reader(reader, on_readable)
+            writer.send(b"x")
+            sleeper = asyncio.ensure_future(clock.sleep_until(START + timedelta(hours=1)))
+            at = await seen
+            await sleeper
+            return at, clock.now()
+        finally:
+            loop.remove_reader(reader)
+            reader.close()
+            writer.close()
+
+    seen_at, ended_at = run_virtual(main)
+    assert seen_at == START
+    assert ended_at == START + timedelta(hours=1)
+
+
+def test_a_wait_on_a_thread_with_no_timer_pending_ends_at_the_same_virtual_instant():
+    """With nothing virtual left to happen, the loop waits for the real world; virtual time does not move."""
+
+    async def main() -> tuple[str, datetime]:
+        clock = VirtualClock(START)
+        result = await asyncio.get_running_loop().run_in_executor(None, lambda: (time.sleep(0.05), "done")[1])
+        return result, clock.now()
+
+    result, now = run_virtual(main)
+    assert (result, now) == ("done", START)
