@@ -4,7 +4,7 @@
 |---|---|
 | 0 | run completed: every leg filled (`completed`), possibly with trades skipped as too small (`completed_with_skips`) |
 | 1 | internal error: a bug (an invariant broke, an unexpected exception); the message says where |
-| 2 | refused before any order: bad plan, config, quotes file, unknown or non-tradable symbol, safety limit |
+| 2 | refused before any order: bad plan, config, quotes file, unknown or non-tradable symbol, safety limit, closed market (without `--allow-closed`) |
 | 3 | partial: the run ended with some legs not (fully) filled |
 | 4 | failed: the broker or the market data source failed, or the run ended `failed` |
 """
@@ -17,6 +17,7 @@ from repeg.errors import (
     BrokerError,
     ConfigError,
     JournalError,
+    MarketClosedError,
     MarketDataError,
     PlanError,
     QuoteFileError,
@@ -47,6 +48,7 @@ _ERROR_CODES: tuple[tuple[type[BaseException], ExitCode], ...] = (
     (ConfigError, ExitCode.BAD_INPUT),
     (SafetyLimitError, ExitCode.BAD_INPUT),
     (QuoteFileError, ExitCode.BAD_INPUT),
+    (MarketClosedError, ExitCode.BAD_INPUT),  # a refusal before any order, though the broker said it
     (MarketDataError, ExitCode.FAILED),
     (BrokerError, ExitCode.FAILED),
     (JournalError, ExitCode.FAILED),
