@@ -150,9 +150,13 @@ def test_real_io_that_is_ready_is_seen_before_virtual_time_moves_on():
 def test_a_wait_on_a_thread_with_no_timer_pending_ends_at_the_same_virtual_instant():
     """With nothing virtual left to happen, the loop waits for the real world; virtual time does not move."""
 
+    def slow_work() -> str:
+        time.sleep(0.05)  # real time passes in the thread; virtual time must not
+        return "done"
+
     async def main() -> tuple[str, datetime]:
         clock = VirtualClock(START)
-        result = await asyncio.get_running_loop().run_in_executor(None, lambda: (time.sleep(0.05), "done")[1])
+        result = await asyncio.get_running_loop().run_in_executor(None, slow_work)
         return result, clock.now()
 
     result, now = run_virtual(main)
