@@ -150,3 +150,28 @@ def test_build_result_counts_and_totals() -> None:
     assert result.notional_traded == Decimal("11000.00")
     assert result.skipped == (skipped,)
     assert result.model_dump_json()  # the whole result is one JSON document
+
+
+def _arrival(bid: str, ask: str) -> Quote:
+    return Quote(
+        symbol="XYZ", bid=Decimal(bid), bid_size=Decimal(1), ask=Decimal(ask), ask_size=Decimal(0), ts=T0
+    )
+
+
+def test_quality_survives_a_market_order_sent_on_a_zero_quote() -> None:
+    # on_no_quote=market records the (invalid) quote in force as the leg's arrival quote: bid 0 / ask 0 has no mid.
+    state = leg(Side.SELL).model_copy(update={"arrival_quote": _arrival("0", "0")})
+    result = build_result(RunState(run_id="r", started_at=T0, legs=(state,)))
+    assert result.legs[0].cost_bps is None
+    assert result.legs[0].arrival_mid is None
+    assert result.quality.cost_bps is None
+    assert result.quality.half_spread_saved is None
+
+
+def test_quality_ignores_a_one_sided_arrival_quote() -> None:
+    # bid 107 / ask 0 is no benchmark: its "mid" 53.5 would book a 100-share sell at 100 as -8,692 bps.
+    one_sided = leg(Side.SELL, index=1).model_copy(update={"arrival_quote": _arrival("107", "0")})
+    quality = summarize_quality([leg(Side.BUY, (("100", "100.02"),)), one_sided])
+    assert leg_cost_bps(one_sided) is None
+    assert quality.cost_bps == Decimal("2.00")
+    assert quality.cost_half_spreads == Decimal("1.0000")

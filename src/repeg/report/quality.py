@@ -4,6 +4,10 @@ Conventions: a cost is positive when the fill is worse than the arrival mid (abo
 sell). One "half-spread" is half the arrival quote's spread: crossing at arrival costs exactly 1 half-spread,
 filling at the mid 0, joining the near touch -1. The share of the half-spread saved is `1 - cost in
 half-spreads`, so 1 means the mid was achieved and 0 that the run did no better than crossing at arrival.
+
+Only a two-sided, uncrossed arrival quote (0 < bid < ask) is a benchmark. A leg sent to market without a valid
+quote (`on_no_quote = "market"`) records the quote in force, which may be zero, one-sided or crossed: such a leg
+has no arrival mid and no cost, and stays out of the cost aggregates.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from repeg.domain.leg import LegState
 from repeg.domain.lifecycle import LegStatus
+from repeg.domain.quote import Quote
 from repeg.domain.ticks import BPS, ZERO, bps
 
 _RATIO = Decimal("0.0001")
@@ -38,12 +43,21 @@ class QualitySummary(BaseModel):
     mean_time_to_fill_s: float | None = None
 
 
-def leg_cost_bps(leg: LegState) -> Decimal | None:
-    """The leg's signed cost versus its arrival mid, in bps; None before any fill or without an arrival quote."""
-    avg, mid = leg.avg_fill_price, leg.arrival_mid
-    if avg is None or mid is None or mid <= ZERO:
+def benchmark_quote(leg: LegState) -> Quote | None:
+    """The leg's arrival quote when it can serve as a benchmark (0 < bid < ask), else None."""
+    quote = leg.arrival_quote
+    if quote is None or quote.bid <= ZERO or quote.ask <= quote.bid:
         return None
-    return bps(leg.side.sign * (avg - mid), mid)
+    return quote
+
+
+def leg_cost_bps(leg: LegState) -> Decimal | None:
+    """The leg's signed cost versus its arrival mid, in bps; None before any fill or without a usable arrival
+    quote."""
+    avg, quote = leg.avg_fill_price, benchmark_quote(leg)
+    if avg is None or quote is None:
+        return None
+    return bps(leg.side.sign * (avg - quote.mid), quote.mid)
 
 
 def _ratio(numerator: Decimal, denominator: Decimal) -> Decimal | None:
@@ -55,7 +69,7 @@ def _ratio(numerator: Decimal, denominator: Decimal) -> Decimal | None:
 def _costs(legs: Sequence[LegState]) -> tuple[Decimal | None, Decimal | None]:
     weighted_bps = notional = cost_total = half_spread_total = ZERO
     for leg in legs:
-        avg, quote = leg.avg_fill_price, leg.arrival_quote
+        avg, quote = leg.avg_fill_price, benchmark_quote(leg)
         if avg is None or quote is None:
             continue
         mid = quote.mid

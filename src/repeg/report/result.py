@@ -19,7 +19,7 @@ from repeg.domain.orders import Side
 from repeg.domain.plan import SkippedTrade
 from repeg.domain.run import RunState
 from repeg.domain.ticks import ZERO
-from repeg.report.quality import QualitySummary, leg_cost_bps, summarize_quality
+from repeg.report.quality import QualitySummary, benchmark_quote, leg_cost_bps, summarize_quality
 
 
 class RunStatus(StrEnum):
@@ -82,6 +82,7 @@ class ExecutionResult(BaseModel):
 
 def leg_result(leg: LegState) -> LegResult:
     elapsed = None
+    benchmark = benchmark_quote(leg)
     if leg.completed_at is not None and leg.submitted_at is not None:
         elapsed = (leg.completed_at - leg.submitted_at).total_seconds()
     return LegResult(
@@ -93,7 +94,7 @@ def leg_result(leg: LegState) -> LegResult:
         filled_qty=leg.filled_qty,
         avg_fill_price=leg.avg_fill_price,
         filled_notional=leg.filled_notional,
-        arrival_mid=leg.arrival_mid,
+        arrival_mid=None if benchmark is None else benchmark.mid,
         cost_bps=leg_cost_bps(leg),
         order_ids=leg.order_ids,
         repegs=leg.repegs,
