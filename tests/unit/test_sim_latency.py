@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from decimal import Decimal
 
@@ -134,3 +135,53 @@ def test_replace_before_the_ack_or_during_a_cancel_is_refused() -> None:
             )
 
     run_sim(scenario, latency=SLOW)
+
+
+def _record_loop_errors(errors: list[str]) -> None:
+    """Collect what the loop's exception handler would only log (an exception inside a simulator callback)."""
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, context: errors.append(context["message"]))
+
+
+def test_cancelling_the_replacement_while_the_replace_is_pending_still_completes_the_replace() -> None:
+    errors: list[str] = []
+
+    async def scenario(sim: Sim) -> None:
+        _record_loop_errors(errors)
+        order = await sim.broker.submit_order(limit("b1", Side.BUY, "10", "9.00"))
+        new = await sim.broker.replace_order(
+            ReplaceRequest(
+                order_id=order.order_id, client_order_id="b2", qty=Decimal(10), limit_price=Decimal("10.00")
+            )
+        )
+        await sim.broker.cancel_order(new.order_id)
+        await sim.until(10)
+        assert (await sim.broker.get_order(order.order_id)).status is OrderStatus.REPLACED
+        assert (await sim.broker.get_order(new.order_id)).status is OrderStatus.CANCELED
+
+    sim = run_sim(scenario, latency=LatencyModel(replace=timedelta(seconds=1)))
+    assert errors == []
+    assert sim.events() == ["new", "pending_replace", "canceled", "replaced"]
+    assert sim.broker.executions == ()
+
+
+def test_cancelling_the_replacement_of_an_order_that_fills_meanwhile_leaves_both_final() -> None:
+    errors: list[str] = []
+
+    async def scenario(sim: Sim) -> None:
+        _record_loop_errors(errors)
+        order = await sim.broker.submit_order(limit("b1", Side.BUY, "10", "10.00"))
+        await sim.until(4.5)  # the ask reaches 10.00 at 5, while the replace is pending
+        new = await sim.broker.replace_order(
+            ReplaceRequest(
+                order_id=order.order_id, client_order_id="b2", qty=Decimal(10), limit_price=Decimal("9.90")
+            )
+        )
+        await sim.broker.cancel_order(new.order_id)
+        await sim.until(10)
+        assert (await sim.broker.get_order(order.order_id)).status is OrderStatus.FILLED
+        assert (await sim.broker.get_order(new.order_id)).status is OrderStatus.CANCELED
+        assert await sim.broker.list_open_orders() == []
+
+    sim = run_sim(scenario, latency=LatencyModel(replace=timedelta(seconds=1)))
+    assert errors == []
+    assert sim.events() == ["new", "pending_replace", "canceled", "fill"]

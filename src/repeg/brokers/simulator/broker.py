@@ -399,15 +399,17 @@ class SimulatedBroker:
             # The old order filled (fully or in part) while the replace was pending: the replace fails.
             if old.status is OrderStatus.PENDING_REPLACE:
                 old.apply(SimEvent.REPLACE_FAILED, now)
-            new.apply(SimEvent.REJECT, now)
-            self._close(new)
-            self._emit(OrderEvent.REJECTED, new)
+            if new.status is OrderStatus.PENDING_NEW:  # a replacement cancelled meanwhile ends by its cancel
+                new.apply(SimEvent.REJECT, now)
+                self._close(new)
+                self._emit(OrderEvent.REJECTED, new)
         else:
             old.replaced_by = new.order_id
             old.apply(SimEvent.REPLACE_DONE, now)
             self._close(old)
             self._emit(OrderEvent.REPLACED, old)
-            self._accept(new, now)
+            if new.is_open:  # the caller may have cancelled the replacement while the replace was pending
+                self._accept(new, now)
         old.filled_at_replace = None
 
     def _close(self, order: SimOrder) -> None:
