@@ -271,3 +271,56 @@ def test_weights_summing_over_one_name_the_sum() -> None:
     error = csv_error("symbol,weight\nA,0.5\nB,0.3\nC,0.3\n")
     assert (error.row, error.field, error.value) == (None, "weight", "1.1")
     assert str(error) == "plan.csv, field 'weight' = '1.1': weights sum to more than 1"
+
+
+def test_weights_summing_over_one_beyond_decimal_precision_are_refused() -> None:
+    # 0.5000000000000000000000000001 + 0.5 needs 29 digits: the default context rounds the sum to 1.
+    error = csv_error("symbol,weight\nA,0.5000000000000000000000000001\nB,0.5\n")
+    assert error.reason == "weights sum to more than 1"
+    assert error.value == "1.0000000000000000000000000001"
+
+
+def test_weights_too_fine_to_sum_exactly_are_refused() -> None:
+    error = csv_error("symbol,weight\nA,0.5\nB,1e-999999\n")
+    assert (error.field, error.reason) == ("weight", "weights carry too many digits to be summed exactly")
+
+
+def test_json_key_repeated_in_a_row_is_refused() -> None:
+    error = json_error(
+        '[{"symbol": "A", "side": "buy", "qty": 1}, {"symbol": "B", "side": "buy", "qty": 1, "qty": 900}]'
+    )
+    assert (error.row, error.field, error.reason) == (2, "qty", "column appears twice")
+
+
+def test_json_key_repeated_with_other_case_is_refused() -> None:
+    error = json_error('[{"symbol": "A", "side": "buy", "qty": 1, "QTY ": 900}]')
+    assert (error.row, error.field, error.reason) == (1, "qty", "column appears twice")
+
+
+def test_json_repeated_top_level_key_is_refused() -> None:
+    error = json_error('{"trades": [{"symbol": "A", "side": "buy", "qty": 1}], "trades": []}')
+    assert (error.field, error.reason) == ("trades", "column appears twice")
+
+
+def test_json_unknown_column_names_the_row_it_first_appears_in() -> None:
+    error = json_error(
+        '[{"symbol": "A", "side": "buy", "qty": 1}, {"symbol": "B", "side": "buy", "qty": 1},'
+        ' {"symbol": "C", "side": "buy", "qtty": 1}]'
+    )
+    assert (error.row, error.field, error.reason[:14]) == (3, "qtty", "unknown column")
+
+
+def test_qty_beyond_share_precision_is_refused_as_bad_input() -> None:
+    # 1e20 shares cannot be held to Alpaca's 1e-9 share precision within Decimal's 28 digits.
+    error = csv_error("symbol,side,qty\nA,buy,1e20\n")
+    assert (error.row, error.field, error.value) == (2, "qty", "1e20")
+    assert error.reason == "qty must be at most 1,000,000,000,000,000"
+
+
+def test_json_notional_beyond_the_largest_amount_is_refused() -> None:
+    error = json_error('[{"symbol": "A", "side": "buy", "notional": 1e400}]')
+    assert (error.row, error.field, error.reason) == (
+        1,
+        "notional",
+        "notional must be at most 1,000,000,000,000,000",
+    )

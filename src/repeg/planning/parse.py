@@ -6,7 +6,9 @@ Accepted shapes (column names are case-insensitive; CSV files may start with a U
 - target weights: `symbol,weight` (each in [0, 1], sum <= 1, the rest is cash).
 
 JSON holds the same rows as an array of objects, either at the top level or under a single `"trades"` or
-`"weights"` key. Numbers are parsed from their text straight into `Decimal` (never through float).
+`"weights"` key. Numbers are parsed from their text straight into `Decimal` (never through float). A key
+repeated in one object (in any case) is refused, as a repeated CSV column is, never silently last-wins.
+A qty or notional above `MAX_AMOUNT` is refused; the weight sum is computed exactly, never rounded to 28 digits.
 
 Every defect raises `PlanInputError(file, row, field, value, reason)` before anything is sent. Rows are
 numbered as a spreadsheet shows them: in CSV the header is row 1 and the first data row is row 2; in JSON the
@@ -21,7 +23,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import MAX_EMAX, MIN_EMIN, Decimal, Inexact, InvalidOperation, localcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,6 +46,30 @@ WEIGHT_COLUMNS = frozenset({SYMBOL, WEIGHT})
 #: Exchange tickers plus the share-class separators brokers use (BRK.B, BRK/B, BF-B).
 _SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9]*([./-][A-Z0-9]+)?$")
 _MAX_SYMBOL_LEN = 12
+#: The largest qty or notional accepted: far beyond any real trade, and small enough that a quantity kept to
+#: 1e-9 shares (`ticks.round_qty_down`) stays inside Decimal's default 28 digits.
+MAX_AMOUNT = Decimal(10) ** 15
+#: Digits the weight sum is computed with; a sum that needs more is refused rather than rounded.
+_SUM_DIGITS = 200
+REPEATED_COLUMN = "column appears twice"
+
+
+class _JsonObject(dict[str, object]):
+    """A JSON object that remembers the first key it repeats, compared as column names are (trimmed, any case)."""
+
+    repeated: str | None = None
+
+
+def _json_object(pairs: list[tuple[str, object]]) -> _JsonObject:
+    obj = _JsonObject()
+    seen: set[str] = set()
+    for key, value in pairs:
+        name = key.strip().lower()
+        if name in seen and obj.repeated is None:
+            obj.repeated = name
+        seen.add(name)
+        obj[key] = value
+    return obj
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +122,9 @@ def parse_json(text: str, source: str) -> Plan:
     if not text.strip():
         raise PlanInputError(source, None, None, None, "empty plan: no rows")
     try:
-        data: object = json.loads(text, parse_float=Decimal, parse_int=Decimal)
+        data: object = json.loads(
+            text, parse_float=Decimal, parse_int=Decimal, object_pairs_hook=_json_object
+        )
     except json.JSONDecodeError as exc:
         raise PlanInputError(source, exc.lineno, None, None, f"invalid JSON: {exc.msg}") from exc
     items = _json_items(source, data)
@@ -104,16 +132,23 @@ def parse_json(text: str, source: str) -> Plan:
     for number, item in enumerate(items, start=1):
         if not isinstance(item, dict):
             raise PlanInputError(source, number, None, item, "each row must be a JSON object")
+        if isinstance(item, _JsonObject) and item.repeated is not None:
+            raise PlanInputError(source, number, item.repeated, None, REPEATED_COLUMN)
         rows.append(_Row(number, {str(key).strip().lower(): value for key, value in item.items()}))
     if not rows:
         raise PlanInputError(source, None, None, None, "empty plan: no rows")
-    columns: list[str] = []
+    first_row: dict[str, int] = {}
     for row in rows:
-        columns.extend(column for column in row.cells if column not in columns)
-    return _build(source, _columns_kind(source, columns, row=rows[0].number), rows)
+        for column in row.cells:
+            first_row.setdefault(column, row.number)
+    return _build(
+        source, _columns_kind(source, list(first_row), row=rows[0].number, first_row=first_row), rows
+    )
 
 
 def _json_items(source: str, data: object) -> list[object]:
+    if isinstance(data, _JsonObject) and data.repeated is not None:
+        raise PlanInputError(source, None, data.repeated, None, REPEATED_COLUMN)
     if isinstance(data, dict):
         if set(data) == {"trades"} or set(data) == {"weights"}:
             data = next(iter(data.values()))
@@ -125,8 +160,13 @@ def _json_items(source: str, data: object) -> list[object]:
     return data
 
 
-def _columns_kind(source: str, columns: list[str], row: int) -> PlanKind:
-    """Decide the plan kind from its columns; refuse unknown, duplicated and missing columns."""
+def _columns_kind(
+    source: str, columns: list[str], row: int, first_row: Mapping[str, int] | None = None
+) -> PlanKind:
+    """Decide the plan kind from its columns; refuse unknown, duplicated and missing columns.
+
+    Errors name `row` (the header), or for a column of a JSON plan the row it first appears in (`first_row`).
+    """
     is_weights = WEIGHT in columns
     kind = PlanKind.WEIGHTS if is_weights else PlanKind.TRADES
     allowed = WEIGHT_COLUMNS if is_weights else TRADE_COLUMNS
@@ -134,9 +174,12 @@ def _columns_kind(source: str, columns: list[str], row: int) -> PlanKind:
     for column in columns:
         if column not in allowed:
             expected = ", ".join(sorted(allowed))
-            raise PlanInputError(source, row, column, None, f"unknown column (a {kind} plan has: {expected})")
+            where = row if first_row is None else first_row[column]
+            raise PlanInputError(
+                source, where, column, None, f"unknown column (a {kind} plan has: {expected})"
+            )
         if column in seen:
-            raise PlanInputError(source, row, column, None, "column appears twice")
+            raise PlanInputError(source, row, column, None, REPEATED_COLUMN)
         seen.add(column)
     required = [SYMBOL] if kind is PlanKind.WEIGHTS else [SYMBOL, SIDE]
     for column in required:
@@ -187,7 +230,15 @@ def _weight(source: str, row: _Row) -> TargetWeight:
 
 
 def _check_weight_sum(source: str, weights: tuple[TargetWeight, ...]) -> None:
-    total = sum((w.weight for w in weights), ZERO)
+    """Refuse a sum over 1, computed exactly: the default 28-digit context could round 1 + 1e-28 down to 1."""
+    with localcontext() as context:
+        context.prec, context.Emax, context.Emin = _SUM_DIGITS, MAX_EMAX, MIN_EMIN
+        context.traps[Inexact] = True
+        try:
+            total = sum((w.weight for w in weights), ZERO)
+        except Inexact:
+            reason = "weights carry too many digits to be summed exactly"
+            raise PlanInputError(source, None, WEIGHT, None, reason) from None
     if total > Decimal(1):
         raise PlanInputError(source, None, WEIGHT, str(total), "weights sum to more than 1")
 
@@ -217,6 +268,10 @@ def _optional_positive(source: str, row: _Row, field: str) -> Decimal | None:
     value = _decimal(source, row, field)
     if value is not None and value <= ZERO:
         raise PlanInputError(source, row.number, field, row.cells[field], f"{field} must be greater than 0")
+    if value is not None and value > MAX_AMOUNT:
+        raise PlanInputError(
+            source, row.number, field, row.cells[field], f"{field} must be at most {MAX_AMOUNT:,}"
+        )
     return value
 
 
