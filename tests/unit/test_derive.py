@@ -243,3 +243,22 @@ def test_non_tradable_symbol_is_refused_even_when_no_trade_is_needed() -> None:
     with pytest.raises(NotTradableError) as info:
         derive(weights(A="0"), known=assets("A", halted=("A",)), prices={"A": "10"})
     assert info.value.symbol == "A"
+
+
+def test_trade_list_notional_sell_is_sized_to_shares_at_the_arrival_price() -> None:
+    # The engine sizes notional legs only in the buy phase: a sell left as a notional was never sent.
+    held = (position("A", "100", "10"),)
+    legs, skipped = derive(trades(trade("A", Side.SELL, notional="255")), positions=held, prices={"A": "10"})
+    assert [(leg.side, leg.qty, leg.notional) for leg in legs] == [(Side.SELL, D("25.5"), None)]
+    assert skipped == []
+
+
+def test_trade_list_notional_sell_of_a_whole_share_asset_rounds_down() -> None:
+    held = (position("A", "100", "10"),)
+    legs, _ = derive(
+        trades(trade("A", Side.SELL, notional="259.99")),
+        positions=held,
+        known=assets("A", whole=("A",)),
+        prices={"A": "10"},
+    )
+    assert (legs[0].qty, legs[0].notional) == (D(25), None)

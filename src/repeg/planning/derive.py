@@ -3,6 +3,8 @@
 Rules (the README's "Inputs" section repeats them for users):
 
 - A trade list is taken as written. A sell whose quantity equals the whole long position is a full exit.
+  A sell given as a notional is sized here, at the arrival price, rounded down (the engine sizes notional buys
+  only, at the start of the buy phase: a notional sell left unsized would never be sent).
 - Target weights are fractions of equity, where equity = cash + every position valued at the arrival prices
   (a position without an arrival price is valued at the broker's `market_value`). A symbol over its target is
   sold down, one under it is bought up.
@@ -162,18 +164,23 @@ def _filter(
         if reason is not None:
             skipped.append(SkippedTrade(symbol=trade.symbol, side=trade.side, qty=qty, reason=reason))
             continue
-        legs.append(
-            LegSpec(
-                index=len(legs),
-                symbol=trade.symbol,
-                side=trade.side,
-                qty=trade.qty,
-                notional=trade.notional,
-                whole_shares=trade.whole_shares,
-                full_exit=trade.full_exit,
-            )
-        )
+        legs.append(_leg(len(legs), trade, qty))
     return legs, skipped
+
+
+def _leg(index: int, trade: _Trade, qty: Decimal) -> LegSpec:
+    """The leg of a kept trade; a notional sell becomes its arrival-price quantity (`qty`), as only buys are
+    sized from a notional by the engine (at the start of the buy phase)."""
+    sized_sell = trade.side is Side.SELL and trade.notional is not None
+    return LegSpec(
+        index=index,
+        symbol=trade.symbol,
+        side=trade.side,
+        qty=qty if sized_sell else trade.qty,
+        notional=None if sized_sell else trade.notional,
+        whole_shares=trade.whole_shares,
+        full_exit=trade.full_exit,
+    )
 
 
 def _estimated_qty(trade: _Trade, price: Decimal | None) -> Decimal:
