@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from repeg.brokers.simulator import SimAccount, SimulatedBroker, build_simulation
+from repeg.brokers.simulator.latency import LatencyModel
 from repeg.config import ExecutionConfig
-from repeg.domain.events import EventSink, IntentAction, OrderIntent, RunEvent
+from repeg.domain.events import EventSink, IntentAction, OrderIntent, OrderUpdated, PhaseEnded, RunEvent
 from repeg.domain.ids import client_order_id
 from repeg.domain.orders import OrderRequest, OrderType, Side
 from repeg.domain.plan import LegSpec
@@ -274,3 +275,45 @@ def test_graceful_stop_cancels_the_runs_working_orders_and_nothing_else(tmp_path
     assert report.cancelled  # type: ignore[attr-defined]
     assert not report.unconfirmed  # type: ignore[attr-defined]
     assert "repeg resume r1" in report.summary()  # type: ignore[attr-defined]
+
+
+class CrashAtSellPhaseEnd:
+    """Dies as the sell phase ends, i.e. while the run waits for its sell orders to close before buying."""
+
+    def __init__(self, journal: EventSink) -> None:
+        self._journal = journal
+
+    async def emit(self, event: RunEvent) -> None:
+        if isinstance(event, PhaseEnded) and event.side is Side.SELL:
+            raise Crash
+        await self._journal.emit(event)
+
+
+def test_resume_starts_the_buys_only_once_no_sell_order_is_open_at_the_broker(tmp_path: Path) -> None:
+    # The sell's cancel takes 3 s at the broker, longer than the grace window: the sell phase ends with the sell
+    # order still open (pending cancel). A fresh run waits for it to close before buying; so must a resume.
+    slow_cancel = LatencyModel(cancel=timedelta(seconds=3))
+    config = CONFIG.model_copy(update={"max_total_wait": 4.0, "grace_window": 0.5})
+
+    async def main() -> list[RunEvent]:
+        clock = VirtualClock(TAPE.start + timedelta(seconds=5))
+        broker, feed = build_simulation(TAPE, clock, ACCOUNT, seed=3, latency=slow_cancel)
+        journal = SqliteJournal(tmp_path / "j.db", durability="full")
+        with contextlib.suppress(Crash):
+            await run_execution(
+                SPECS, (), broker, feed, clock, config, run_id="r1", sinks=(CrashAtSellPhaseEnd(journal),)
+            )
+        await journal.flush()
+        await resume_run("r1", journal, broker, feed, clock, config=config)
+        events = journal.events("r1")
+        journal.close()
+        return events
+
+    events = run_virtual(main)
+    sell_closed = next(
+        e.ts
+        for e in events
+        if isinstance(e, OrderUpdated) and e.leg_index == 0 and e.update.order.status.is_terminal
+    )
+    first_buy = next(e.ts for e in events if isinstance(e, OrderIntent) and e.leg_index == 1)
+    assert first_buy >= sell_closed

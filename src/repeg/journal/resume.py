@@ -22,6 +22,7 @@ from repeg.config import ExecutionConfig
 from repeg.domain.events import (
     EventSink,
     IntentAction,
+    LegFinished,
     OrderAccepted,
     OrderFailed,
     OrderIntent,
@@ -37,7 +38,8 @@ from repeg.engine.bus import EventBus
 from repeg.engine.clock import Clock
 from repeg.engine.gateway import polled_update
 from repeg.engine.monitor import EngineContext
-from repeg.engine.phases import run_buy_phase, run_phase
+from repeg.engine.phases import orders_settled, run_buy_phase, run_phase
+from repeg.engine.runner import _SELLS_STILL_WORKING as SELLS_STILL_WORKING  # the fresh run's own reason
 from repeg.engine.runner import engine_context
 from repeg.errors import BrokerError, JournalError
 from repeg.journal.base import Journal
@@ -153,9 +155,22 @@ def _buy_phase_started(state: RunState) -> bool:
     return any(phase.side is Side.BUY and phase.leg_index is None for phase in state.phases)
 
 
+async def _start_buys(ctx: EngineContext, sells: Sequence[int], buys: Sequence[int]) -> None:
+    """The buy phase, started as a fresh run starts it: only once no sell order of the run is open at the broker
+    (the run may have died while waiting for a sell's cancel to be confirmed)."""
+    if await orders_settled(ctx, sells):
+        await run_buy_phase(ctx, buys)
+        return
+    for index in buys:
+        await ctx.bus.emit(
+            LegFinished(**ctx.bus.stamp(index), status=LegStatus.SKIPPED.value, reason=SELLS_STILL_WORKING)
+        )
+
+
 async def _continue(ctx: EngineContext, state: RunState) -> None:
     bus = ctx.bus
-    unfinished = [leg for leg in bus.folder.snapshot().legs if not leg.is_done]
+    legs = bus.folder.snapshot().legs
+    unfinished = [leg for leg in legs if not leg.is_done]
     sells = [leg.index for leg in unfinished if leg.side is Side.SELL]
     buys = [leg.index for leg in unfinished if leg.side is Side.BUY]
     if sells:
@@ -165,7 +180,7 @@ async def _continue(ctx: EngineContext, state: RunState) -> None:
         # what it has filled, so the phase continues with the quantities journaled.
         await run_phase(ctx, Side.BUY, buys)
     elif buys:
-        await run_buy_phase(ctx, buys)
+        await _start_buys(ctx, [leg.index for leg in legs if leg.side is Side.SELL], buys)
 
 
 async def resume_run(
