@@ -23,7 +23,11 @@ from typing import TextIO
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from repeg.errors import ConfigError
+
 REDACTED = "***"
+#: The levels `configure_logging` (and `--log-level`) accept, lowest first.
+LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error")
 _SENSITIVE_NAME = re.compile(r"secret|key|token|passw|credential|auth", re.IGNORECASE)
 #: Secrets shorter than this are not masked inside strings: masking "abc" everywhere would garble the logs.
 _MIN_SECRET_LEN = 8
@@ -86,8 +90,10 @@ def configure_logging(
     """Configure structlog for the process. Safe to call again (tests and the CLI reconfigure per run).
 
     `stream` defaults to `sys.stderr` as it is at each log call; `secrets` defaults to
-    `secrets_from_environment()`.
+    `secrets_from_environment()`. An unknown `level` raises `ConfigError` naming `--log-level`.
     """
+    if level.lower() not in LOG_LEVELS:
+        raise ConfigError("--log-level", level, f"must be one of {', '.join(LOG_LEVELS)}")
     out = sys.stderr if stream is None else stream
     known = secrets_from_environment() if secrets is None else list(secrets)
     renderer: Processor = (

@@ -216,3 +216,12 @@ def test_terminal_run_draws_the_live_view_then_the_results(
     live_title = result.stdout.find("legs filled")
     assert live_title != -1
     assert result.stdout.find("execution quality") > live_title
+
+
+def test_unknown_log_level_is_refused_with_exit_2_in_one_line(workdir: Path) -> None:
+    result = invoke(EXAMPLES / "trades.csv", "--log-level", "loud", "--json")
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        "error: config --log-level='loud': must be one of debug, info, warning, error"
+    ]

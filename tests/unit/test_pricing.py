@@ -145,3 +145,12 @@ def test_price_collar_refusal_names_the_limit_and_the_value() -> None:
     assert caught.value.limit_value == Decimal(5)
     assert caught.value.value == Decimal("6.0000")
     assert "XYZ" in str(caught.value)
+
+
+def test_price_collar_refuses_a_limit_beyond_it_by_less_than_the_reporting_quantum() -> None:
+    # 630000.02 is 5.0000033% from the 600000 mid: beyond a 5% collar, though it rounds to 5.0000 at 1e-4 %.
+    arrival = make_quote(Decimal("599999.99"), Decimal("600000.01"), symbol="BRK.A")
+    with pytest.raises(SafetyLimitError) as caught:
+        check_price_collar(Decimal("630000.02"), arrival, Decimal(5))
+    assert caught.value.value == Decimal("5.0001")
+    check_price_collar(Decimal("630000.00"), arrival, Decimal(5))  # exactly on the collar: allowed

@@ -115,13 +115,13 @@ def run(
     feed: FeedOpt = "iex",
 ) -> None:
     """Execute PLAN: sells first, then buys, with pegged limits, re-pegs and escalation."""
-    configure_logging(json_output=log_json, level=log_level or ("info" if log_json else "warning"))
     out = Console(highlight=False, soft_wrap=False)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     show_live = not json_output and out.is_terminal
     if not out.is_terminal:
         out.width = max(out.width, PIPE_WIDTH)  # a pipe or file gets whole tables, not 80-column ellipses
     try:
+        configure_logging(json_output=log_json, level=log_level or ("info" if log_json else "warning"))
         result = _execute(
             plan,
             quotes=quotes,

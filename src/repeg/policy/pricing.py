@@ -9,7 +9,7 @@ Callers must pass a quote that `assess_quote` judged VALID: these functions trus
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 
 from repeg.domain.orders import Side
 from repeg.domain.quote import Quote
@@ -65,17 +65,20 @@ def escalation_limit(quote: Quote, side: Side, collar_bps: Decimal) -> Decimal:
     return round_to_tick(raw, passive_rounding(side))
 
 
-def collar_deviation_pct(limit_price: Decimal, arrival: Quote) -> Decimal:
-    """How far `limit_price` lies from the arrival mid, in percent of that mid (unsigned)."""
+def collar_deviation_pct(limit_price: Decimal, arrival: Quote, rounding: str = ROUND_HALF_EVEN) -> Decimal:
+    """How far `limit_price` lies from the arrival mid, in percent of that mid (unsigned, to 1e-4 %)."""
     mid = arrival.mid
-    return (abs(limit_price - mid) / mid * _HUNDRED).quantize(_PCT_QUANTUM)
+    return (abs(limit_price - mid) / mid * _HUNDRED).quantize(_PCT_QUANTUM, rounding=rounding)
 
 
 def check_price_collar(limit_price: Decimal, arrival: Quote, collar_pct: Decimal) -> None:
     """Refuse a limit further than `collar_pct` percent from the arrival mid.
 
-    Raises `SafetyLimitError` naming `price_collar_pct`, its value, and the refused deviation (percent).
+    The test is exact (`|limit - mid| * 100 > collar_pct * mid`, no division), so a limit a fraction of a
+    rounding quantum beyond the collar is refused too. Raises `SafetyLimitError` naming `price_collar_pct`, its
+    value, and the refused deviation (percent, rounded up so it never reads as within the collar).
     """
-    deviation = collar_deviation_pct(limit_price, arrival)
-    if deviation > collar_pct:
+    mid = arrival.mid
+    if abs(limit_price - mid) * _HUNDRED > collar_pct * mid:
+        deviation = collar_deviation_pct(limit_price, arrival, ROUND_CEILING)
         raise SafetyLimitError("price_collar_pct", collar_pct, deviation, symbol=arrival.symbol)
