@@ -225,3 +225,9 @@ def test_unknown_log_level_is_refused_with_exit_2_in_one_line(workdir: Path) -> 
     assert result.stderr.strip().splitlines() == [
         "error: config --log-level='loud': must be one of debug, info, warning, error"
     ]
+
+
+def test_lab_error_prints_the_refused_value_verbatim_with_exit_2() -> None:
+    result = CliRunner().invoke(build_app(), ["backtest", "--quotes", "q.csv", "--fill-model", "[/]paper[x]"])
+    assert result.exit_code == ExitCode.BAD_INPUT, result.stderr
+    assert "'[/]paper[x]'" in result.stderr

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
 
 from repeg.cli.exit_codes import ExitCode, exit_code_for_error
 from repeg.errors import ConfigError, RepegError
@@ -29,7 +30,7 @@ _FILL_MODELS = ("paper", "queue")
 
 def _fail(error: Exception) -> typer.Exit:
     code = exit_code_for_error(error) if isinstance(error, RepegError) else ExitCode.BAD_INPUT
-    Console(stderr=True).print(f"[red]error:[/] {error}")
+    Console(stderr=True).print(f"[red]error:[/] {escape(str(error))}")  # a refused value may hold [markup]
     return typer.Exit(int(code))
 
 
