@@ -229,3 +229,11 @@ def test_an_unsized_notional_leg_is_skipped_rather_than_sent() -> None:
     )
     action = POLICY.decide(unsized, make_quote(), VALID, T0)
     assert isinstance(action, Skip)
+
+
+def test_a_working_market_order_is_never_repegged_to_a_passive_limit() -> None:
+    # on_no_quote=market sent a market order; it is still working (e.g. partly filled) when a step falls due.
+    market = working(limit_price=None)
+    record = market.orders[0].model_copy(update={"order_type": OrderType.MARKET, "limit_price": None})
+    market = market.model_copy(update={"orders": (record,)})
+    assert POLICY.decide(market, make_quote(seconds=10), VALID, at(10)) == Wait(until=at(20))

@@ -129,8 +129,12 @@ class LadderPolicy:
         return self._repeg(leg, quote, due, now, wake)
 
     def _repeg(self, leg: LegState, quote: Quote | None, due: int, now: datetime, wake: datetime) -> Action:
-        """A working order moves to the due step's price from the current quote, if that changes its price."""
-        if due <= leg.step:
+        """A working order moves to the due step's price from the current quote, if that changes its price.
+
+        A working market order (sent by `on_no_quote = "market"`) has no price to move: re-pegging it would turn
+        it into a passive limit, so it is left to fill (or to escalation once the steps are exhausted).
+        """
+        if due <= leg.step or leg.limit_price is None:
             return Wait(until=wake)
         if quote is None:
             return Wait(until=min(wake, now + self._poll))
