@@ -17,6 +17,8 @@ from typer.testing import CliRunner
 
 from repeg.cli.app import build_app
 from repeg.errors import SweepError
+from repeg.lab.backtest import load_day
+from repeg.lab.fit import fit_adaptive, save_params
 from repeg.lab.sweep import Engine, SweepRecord, read_parquet, run_local, run_ray, run_sweep, write_parquet
 from repeg.lab.sweep_grid import SweepPoint, expand, grid_from_mapping, pair_files
 from repeg.lab.sweep_point import run_point
@@ -135,6 +137,24 @@ def test_a_failing_point_fails_the_ray_sweep_naming_the_point(
 ) -> None:
     with pytest.raises(SweepError, match=r"^point 0 .*fill_wait_seconds"):
         run_ray([_bad_point(points)], run_point, progress=False)
+
+
+def _adaptive_point(points: tuple[SweepPoint, ...], params_file: Path, day: str) -> SweepPoint:
+    on_day = next(p for p in points if p.fill_model.value == "paper" and day in p.data.quotes_file)
+    return on_day.model_copy(
+        update={"kind": "adaptive", "policy": "adaptive", "params": {"params_file": str(params_file)}}
+    )
+
+
+def test_an_adaptive_point_on_its_own_fit_day_is_refused_as_in_sample(
+    data_dir: Path, points: tuple[SweepPoint, ...], tmp_path: Path
+) -> None:
+    fit_day = load_day(next(data_dir.glob("*_20180102_bbo.csv")))
+    params_file = tmp_path / "params.json"
+    save_params(fit_adaptive(fit_day.quotes.columns(fit_day.symbol), fit_day.ref), params_file)
+    assert run_point(_adaptive_point(points, params_file, "20180103")).n_orders == 4  # out of sample: runs
+    with pytest.raises(SweepError, match=r"^point \d+ \(adaptive\).*in-sample"):
+        run_point(_adaptive_point(points, params_file, "20180102"))
 
 
 def test_sweep_command_writes_parquet(data_dir: Path, tmp_path: Path) -> None:

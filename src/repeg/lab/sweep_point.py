@@ -13,9 +13,10 @@ from pathlib import Path
 
 from pydantic import TypeAdapter, ValidationError
 
-from repeg.errors import SweepError
+from repeg.errors import ConfigError, SweepError
 from repeg.lab.backtest import DayData, day_basket, load_day, run_backtest
-from repeg.lab.fit import AdaptiveParams, load_params
+from repeg.lab.compare import adaptive_params_for
+from repeg.lab.fit import AdaptiveParams
 from repeg.lab.models import BacktestResult
 from repeg.lab.policies import AdaptiveSpec, PolicySpec
 from repeg.lab.sweep import SweepRecord
@@ -40,10 +41,14 @@ def point_spec(point: SweepPoint) -> PolicySpec:
         raise SweepError(f"point {point.point_id} ({point.policy})", f"{loc}: {first['msg']}") from exc
 
 
-def _adaptive_params(spec: PolicySpec) -> AdaptiveParams | None:
-    if isinstance(spec, AdaptiveSpec) and spec.params_file is not None:
-        return load_params(Path(spec.params_file))
-    return None
+def _adaptive_params(point: SweepPoint, spec: PolicySpec, day: DayData) -> AdaptiveParams | None:
+    """A params file's parameters, refused (as `compare` and `backtest` do) when fitted on the point's own day."""
+    if not isinstance(spec, AdaptiveSpec) or spec.params_file is None:
+        return None
+    try:
+        return adaptive_params_for(spec, point.fill_model, day, None)
+    except ConfigError as exc:
+        raise SweepError(f"point {point.point_id} ({point.policy})", str(exc)) from exc
 
 
 def record_of(point: SweepPoint, result: BacktestResult) -> SweepRecord:
@@ -87,6 +92,6 @@ def run_point(point: SweepPoint) -> SweepRecord:
         spec,
         fill_model=point.fill_model,
         seed=point.seed,
-        adaptive_params=_adaptive_params(spec),
+        adaptive_params=_adaptive_params(point, spec, day),
     )
     return record_of(point, result)
