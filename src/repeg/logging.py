@@ -5,8 +5,9 @@ Context such as `run_id` and `correlation_id` is bound once with `bind_run` and 
 within it (structlog context variables, so it follows asyncio tasks).
 
 Secrets never reach a log line: any field whose name looks like a credential (contains secret, key, token,
-passw, credential or auth) is replaced by `REDACTED`, in nested mappings too, and the values of credential-like
-environment variables (e.g. `APCA_API_SECRET_KEY`) are masked wherever they appear inside any string value.
+passw, credential or auth) is replaced by `REDACTED`, in nested mappings and sequences too, and the values of
+credential-like environment variables (e.g. `APCA_API_SECRET_KEY`) are masked wherever they appear inside any
+string value, or inside the text of any other value (an exception, a model) that the renderer would print.
 """
 
 from __future__ import annotations
@@ -38,12 +39,25 @@ def is_sensitive(name: str) -> bool:
     return bool(_SENSITIVE_NAME.search(name))
 
 
+def _mask(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    return text
+
+
 def _redact_value(value: object, secrets: tuple[str, ...]) -> object:
+    """Mappings and sequences are walked; any other object is masked in the text it renders as."""
     if isinstance(value, Mapping):
         return {k: REDACTED if is_sensitive(str(k)) else _redact_value(v, secrets) for k, v in value.items()}
     if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, REDACTED)
+        return _mask(value, secrets)
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [_redact_value(item, secrets) for item in value]
+        return items if isinstance(value, list) else tuple(items)
+    if secrets and not isinstance(value, bool | int | float | None):
+        text = str(value)  # what the renderers would print (an exception's message, a model's fields)
+        masked = _mask(text, secrets)
+        return value if masked == text else masked
     return value
 
 

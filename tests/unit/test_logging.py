@@ -87,3 +87,19 @@ def test_default_stream_follows_the_current_stderr(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(sys, "stderr", replaced)
     structlog.get_logger().warning("late")
     assert log_lines(replaced)[0]["event"] == "late"
+
+
+def test_known_secret_values_are_masked_inside_lists_and_rendered_objects() -> None:
+    stream = io.StringIO()
+    configure_logging(json_output=True, stream=stream, secrets=[SECRET])
+    structlog.get_logger().warning(
+        "http_error",
+        argv=["--key", SECRET],
+        headers=[{"Authorization": "Bearer x"}],
+        error=RuntimeError(f"401 for header {SECRET}"),
+    )
+    assert SECRET not in stream.getvalue()
+    (line,) = log_lines(stream)
+    assert line["argv"] == ["--key", REDACTED]
+    assert line["headers"] == [{"Authorization": REDACTED}]
+    assert line["error"] == f"401 for header {REDACTED}"
