@@ -7,6 +7,7 @@ Runs use the repository's demo plan on the in-process simulator (virtual time: m
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,18 @@ def test_show_without_a_journal_file_fails_clearly(tmp_path: Path) -> None:
     result = CliRunner().invoke(build_app(), ["show", "x", "--journal", str(tmp_path / "none.db")])
     assert result.exit_code != 0
     assert "no journal at" in result.stderr
+
+
+def test_runs_of_a_journal_with_an_unreadable_event_fails_with_a_clear_error(tmp_path: Path) -> None:
+    journal = tmp_path / "j.db"
+    SqliteJournal(journal).close()
+    raw = sqlite3.connect(journal)
+    raw.execute("INSERT INTO runs VALUES ('r1', '2026-01-02T14:30:00+00:00')")
+    raw.execute(
+        "INSERT INTO events VALUES ('r1', 1, NULL, '2026-01-02T14:30:00+00:00', 'r1', 'run_started', '{')"
+    )
+    raw.commit()
+    raw.close()
+    result = CliRunner().invoke(build_app(), ["runs", "--journal", str(journal)])
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert f"journal {journal}: an event of run 'r1' cannot be read" in result.stderr

@@ -197,3 +197,39 @@ async def test_two_journals_writing_the_same_run_collide_instead_of_interleaving
     second.close()
     with pytest.raises(JournalError):
         first.close()
+
+
+def _append_unreadable_event(path: Path) -> None:
+    raw = _raw(path)
+    raw.execute(
+        "INSERT INTO events VALUES ('r1', 7, 0, '2026-01-02T14:30:06+00:00', 'r1', 'order_updated', ?)",
+        ('{"kind":"order_upd',),
+    )
+    raw.commit()
+    raw.close()
+
+
+async def test_an_unreadable_event_is_reported_with_the_journal_run_and_sequence(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    await _write_and_close(path)
+    _append_unreadable_event(path)
+    journal = SqliteJournal(path, create=False)
+    with pytest.raises(JournalError, match=rf"journal {path}: event 7 of run 'r1' cannot be read"):
+        journal.events("r1")
+    journal.close()
+
+
+async def test_an_unreadable_event_fails_the_run_list_with_the_journal_and_run(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    await _write_and_close(path)
+    _append_unreadable_event(path)
+    journal = SqliteJournal(path, create=False)
+    with pytest.raises(JournalError, match=rf"journal {path}: an event of run 'r1' cannot be read"):
+        journal.runs()
+    journal.close()
+
+
+async def _write_and_close(path: Path) -> None:
+    journal = SqliteJournal(path)
+    await _write(journal, _one_run())
+    journal.close()

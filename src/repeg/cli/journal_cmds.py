@@ -60,6 +60,8 @@ def runs(journal: JournalOption = DEFAULT_JOURNAL) -> None:
     store = _open(journal)
     try:
         summaries = store.runs()
+    except RepegError as exc:
+        raise _fail(exc) from exc
     finally:
         store.close()
     table = Table(title=f"runs in {store.location}", title_justify="left")

@@ -12,6 +12,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from pydantic import ValidationError
+
 from repeg.domain.events import RUN_EVENT_ADAPTER, RunEvent
 from repeg.engine.clock import VirtualTimeLoop
 from repeg.errors import JournalError, RunNotFoundError
@@ -94,14 +96,17 @@ class SqlJournal(ABC):
         payloads = self._payloads(run_id)
         if not payloads and not self.has_run(run_id):
             raise RunNotFoundError(run_id)
-        return [RUN_EVENT_ADAPTER.validate_json(payload) for payload in payloads]
+        # Sequence numbers run 1, 2, ... per run, so an event's position is its sequence number.
+        return [
+            self._parse(payload, f"event {seq} of run {run_id!r}") for seq, payload in enumerate(payloads, 1)
+        ]
 
     def runs(self) -> list[RunSummary]:
         grouped: dict[str, tuple[datetime, list[RunEvent]]] = {}
         for run_id, started, payload in self._summary_rows():
             _, events = grouped.setdefault(run_id, (started, []))
             if payload is not None:
-                events.append(RUN_EVENT_ADAPTER.validate_json(payload))
+                events.append(self._parse(payload, f"an event of run {run_id!r}"))
         return [summarize(run_id, started, events) for run_id, (started, events) in grouped.items()]
 
     def close(self) -> None:
@@ -116,6 +121,15 @@ class SqlJournal(ABC):
             self._close_store()
 
     # --- internals ------------------------------------------------------------------------------------
+
+    def _parse(self, payload: str, what: str) -> RunEvent:
+        """One stored event; a payload this repeg cannot read (damaged, or written by another version) is a
+        `JournalError` naming the journal and the event, not a validation traceback."""
+        try:
+            return RUN_EVENT_ADAPTER.validate_json(payload)
+        except ValidationError as exc:
+            reason = exc.errors()[0]["msg"]
+            raise JournalError(f"journal {self._location}: {what} cannot be read ({reason})") from exc
 
     def _next_seq(self, run_id: str) -> int:
         if run_id not in self._seq:
