@@ -14,9 +14,25 @@ from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from repeg.errors import ConfigError
+
+#: The keys that are times in seconds (floats, turned into `timedelta`s).
+TIME_KEYS = (
+    "fill_wait_seconds",
+    "wait_between_checks",
+    "max_total_wait",
+    "grace_window",
+    "quote_max_age",
+    "quote_wait",
+)
+#: The longest time any key may hold: one year. Larger values (or inf) overflow `timedelta` or the clock.
+MAX_SECONDS = 366 * 24 * 3600.0
+ZERO_SECONDS = 0.0
+#: The shortest positive time: `timedelta` keeps microseconds, so less would silently become zero.
+MIN_POSITIVE_SECONDS = 1e-6
 
 
 class OnNoQuote(StrEnum):
@@ -72,11 +88,31 @@ class ExecutionConfig(BaseModel):
             raise ValueError("steps must be strictly increasing")
         return steps
 
-    @model_validator(mode="after")
-    def _waits_consistent(self) -> ExecutionConfig:
-        if self.max_total_wait < self.fill_wait_seconds:
+    @field_validator(*TIME_KEYS, mode="before")
+    @classmethod
+    def _time_not_a_boolean(cls, value: object) -> object:
+        if isinstance(value, bool):  # pydantic would read TOML `true` as 1.0 s
+            raise PydanticCustomError("float_type", "must be a number of seconds, not a boolean")
+        return value
+
+    @field_validator(*TIME_KEYS)
+    @classmethod
+    def _time_representable(cls, value: float) -> float:
+        if not value <= MAX_SECONDS:
+            raise ValueError(f"must be at most {MAX_SECONDS:.0f} seconds (one year)")
+        if ZERO_SECONDS < value < MIN_POSITIVE_SECONDS:
+            raise ValueError(
+                f"a positive time must be at least {MIN_POSITIVE_SECONDS} seconds (one microsecond)"
+            )
+        return value
+
+    @field_validator("max_total_wait")
+    @classmethod
+    def _total_wait_covers_fill_wait(cls, value: float, info: ValidationInfo) -> float:
+        fill_wait = info.data.get("fill_wait_seconds")
+        if fill_wait is not None and value < fill_wait:
             raise ValueError("max_total_wait must be at least fill_wait_seconds")
-        return self
+        return value
 
     @property
     def max_repegs(self) -> int:

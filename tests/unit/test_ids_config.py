@@ -67,7 +67,7 @@ def test_defaults_match_the_documented_schedule():
         ({"repeg_steps": ["0.5", "0.4"]}, "repeg_steps"),
         ({"repeg_steps": ["0", "0.5"]}, "repeg_steps"),
         ({"repeg_steps": ["0.5", "1.5"]}, "repeg_steps"),
-        ({"max_total_wait": 5, "fill_wait_seconds": 10}, "<config>"),
+        ({"max_total_wait": 5, "fill_wait_seconds": 10}, "max_total_wait"),
         ({"initial_offset": "2"}, "initial_offset"),
         ({"no_such_key": 1}, "no_such_key"),
     ],
@@ -107,3 +107,49 @@ def test_load_config_reports_unreadable_toml(tmp_path: Path):
     path.write_text("[execution\n")
     with pytest.raises(ConfigError, match="cannot read TOML"):
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "fill_wait_seconds",
+        "wait_between_checks",
+        "max_total_wait",
+        "grace_window",
+        "quote_max_age",
+        "quote_wait",
+    ],
+)
+def test_boolean_for_a_time_is_refused_not_read_as_one_second(key):
+    # TOML `fill_wait_seconds = true` must not silently mean 1 s (Decimal keys already refuse booleans).
+    with pytest.raises(ConfigError) as caught:
+        config_from_mapping({key: True})
+    assert (caught.value.key, caught.value.value) == (key, True)
+
+
+@pytest.mark.parametrize("value", [float("inf"), 1e300])
+@pytest.mark.parametrize("key", ["max_total_wait", "quote_wait", "grace_window", "quote_max_age"])
+def test_time_too_large_for_the_clock_is_refused_naming_the_key(key, value):
+    # These used to pass validation, then raise OverflowError when the run turned them into a timedelta.
+    with pytest.raises(ConfigError) as caught:
+        config_from_mapping({key: value})
+    assert caught.value.key == key
+
+
+@pytest.mark.parametrize("key", ["fill_wait_seconds", "wait_between_checks", "quote_max_age"])
+def test_positive_time_below_one_microsecond_is_refused(key):
+    # 1e-7 s passes `> 0` but becomes timedelta(0): a zero polling interval or re-peg wait.
+    with pytest.raises(ConfigError) as caught:
+        config_from_mapping({key: 1e-7})
+    assert caught.value.key == key
+
+
+def test_one_microsecond_is_the_smallest_positive_time():
+    assert config_from_mapping({"wait_between_checks": 1e-6}).check_interval.total_seconds() == 1e-6
+
+
+def test_max_total_wait_below_fill_wait_names_max_total_wait():
+    with pytest.raises(ConfigError) as caught:
+        config_from_mapping({"max_total_wait": 5, "fill_wait_seconds": 10})
+    assert (caught.value.key, caught.value.value) == ("max_total_wait", 5)
+    assert "at least fill_wait_seconds" in caught.value.reason
