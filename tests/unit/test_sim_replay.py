@@ -318,3 +318,28 @@ def test_fill_on_a_nanosecond_quote_is_never_before_that_quote() -> None:
     (fill,) = run_sim(scenario, tape=tape, account=SimAccount()).broker.executions
     assert to_ns(fill.ts) >= base + 1_500
     assert tape.quote_at("NS", fill.ts) == tape.quote("NS", 1)
+
+
+def test_a_quote_superseded_within_its_microsecond_never_fills() -> None:
+    # The clock ticks in microseconds: at base + 2 us the quote of the moment is the one at base + 1.8 us, so the
+    # 10.00 ask at base + 1.5 us was never current to anyone (the feed never shows it) and must not fill.
+    base = to_ns(T0)
+    tape = QuoteTape.from_arrays(
+        {
+            "NS": {
+                "ts": np.array([base, base + 1_500, base + 1_800, base + 1_000_000], dtype=np.int64),
+                "bid": np.array([99_000, 99_000, 99_000, 99_000], dtype=np.int64),
+                "ask": np.array([101_000, 100_000, 105_000, 100_000], dtype=np.int64),
+                "bid_size": np.ones(4, dtype=np.int64),
+                "ask_size": np.ones(4, dtype=np.int64),
+            }
+        }
+    )
+
+    async def scenario(sim: Sim) -> None:
+        await sim.broker.submit_order(limit("a", Side.BUY, "1", "10.00", symbol="NS"))
+        await sim.until(1)
+
+    (fill,) = run_sim(scenario, tape=tape, account=SimAccount()).broker.executions
+    assert tape.quote_at("NS", fill.ts) == tape.quote("NS", 3)
+    assert (to_ns(fill.ts), fill.price) == (base + 1_000_000, Decimal("10.00"))

@@ -2,7 +2,8 @@
 
 A `QuoteTape` holds, per symbol, int64 numpy columns: `ts` in nanoseconds since the Unix epoch (UTC), `bid`/`ask`
 in price units of $0.0001 (`repeg.domain.ticks.to_units`), and sizes in shares. A quote is current from its own
-timestamp until the next quote's; when several quotes share one timestamp, only the last of them is ever current.
+timestamp until the next quote's; when several quotes share one timestamp (to the clock's microsecond), only the last
+of them is ever current.
 
 `next_marketable` answers the simulator's one hot question, "from quote i on, when is this limit first
 marketable?", with at most three small numpy scans through a block-minimum index built once per symbol and side
@@ -125,9 +126,19 @@ class SymbolQuotes:
         return len(self.ts)
 
     def tradable_mask(self) -> NDArray[np.bool_]:
-        """Quotes an order can trade against: two-sided, and not superseded at the same instant."""
-        last_of_instant = np.ones(len(self.ts), dtype=np.bool_)
-        last_of_instant[:-1] = self.ts[1:] != self.ts[:-1]
+        """Quotes an order can trade against: two-sided, and not superseded at the same instant.
+
+        The instant is the clock's: clocks tick in microseconds, and a quote is first current at its time rounded
+        up to the microsecond, so quotes that round to the same microsecond share one instant.
+        """
+        ts = self.ts
+        step = np.diff(ts)
+        last_of_instant = np.ones(len(ts), dtype=np.bool_)
+        last_of_instant[:-1] = step != 0
+        # Only neighbours less than a microsecond apart can share one; dividing every time would be slow.
+        close = np.flatnonzero(step < 1000)
+        if len(close):
+            last_of_instant[close] = -(-ts[close] // 1000) != -(-ts[close + 1] // 1000)
         return (self.bid > 0) & (self.ask > 0) & last_of_instant
 
     def position(self, ts_ns: int) -> int:
