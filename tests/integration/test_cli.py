@@ -231,3 +231,21 @@ def test_lab_error_prints_the_refused_value_verbatim_with_exit_2() -> None:
     result = CliRunner().invoke(build_app(), ["backtest", "--quotes", "q.csv", "--fill-model", "[/]paper[x]"])
     assert result.exit_code == ExitCode.BAD_INPUT, result.stderr
     assert "'[/]paper[x]'" in result.stderr
+
+
+def test_a_known_run_id_given_another_plan_is_refused_not_reported_as_that_run(workdir: Path) -> None:
+    first = invoke(EXAMPLES / "trades.csv", "--config", EXAMPLES / "demo.toml", "--run-id", "r", "--json")
+    assert first.exit_code == ExitCode.OK, first.stderr
+    other = write(workdir, "other.csv", "symbol,side,qty\nMSFT,buy,1\n")
+    second = invoke(other, "--config", EXAMPLES / "demo.toml", "--run-id", "r", "--json")
+    assert second.exit_code == ExitCode.BAD_INPUT
+    assert second.stdout == ""
+    assert "--run-id" in second.stderr
+
+
+def test_a_known_run_id_given_the_same_plan_prints_the_journaled_result(workdir: Path) -> None:
+    args = (EXAMPLES / "trades.csv", "--config", EXAMPLES / "demo.toml", "--run-id", "r", "--json")
+    first = invoke(*args)
+    again = invoke(*args)
+    assert again.exit_code == ExitCode.OK, again.stderr
+    assert json.loads(again.stdout) == json.loads(first.stdout)

@@ -185,6 +185,7 @@ def _execute(
         from repeg.cli.journal_run import finished_result, journal_sink, opened_journal, run_remote
 
         store = stack.enter_context(opened_journal(journal))
+        _refuse_another_plan(store, run_id, plan)
         sinks: list[EventSink] = []
         if live_console is not None:
             from repeg.cli.live import LiveView
@@ -233,6 +234,23 @@ def _execute(
             latency=settings.latency,
             run_id=run_id,
             sinks=sinks,
+        )
+
+
+def _refuse_another_plan(store: Journal, run_id: str, plan: Plan) -> None:
+    """A run id the journal knows names one plan: under it, another plan would be answered with that run's
+    result (or resume), and never be executed. Refused before any order, naming the id."""
+    from repeg.domain.events import RunStarted
+
+    if not store.has_run(run_id):
+        return
+    started = next((event for event in store.events(run_id) if isinstance(event, RunStarted)), None)
+    if started is None:
+        return
+    known = started.plan
+    if (known.kind, known.trades, known.weights) != (plan.kind, plan.trades, plan.weights):
+        raise ConfigError(
+            "--run-id", run_id, f"already names a run of another plan ({known.source}); use a new --run-id"
         )
 
 
