@@ -324,3 +324,23 @@ def test_json_notional_beyond_the_largest_amount_is_refused() -> None:
         "notional",
         "notional must be at most 1,000,000,000,000,000",
     )
+
+
+def test_text_after_a_closing_quote_is_refused_not_glued_to_the_value() -> None:
+    # Python's lenient CSV reading turns "1"5 into 15: a mangled cell must not become another quantity.
+    error = csv_error('symbol,side,qty\nA,buy,1\nB,buy,"1"5\n')
+    assert (error.file, error.row) == ("plan.csv", 3)
+    assert error.reason.startswith("malformed CSV")
+
+
+def test_unterminated_quote_is_refused() -> None:
+    error = csv_error('symbol,side,qty\nA,buy,"1\nB,sell,2\n')
+    assert error.reason == "malformed CSV: unexpected end of data"
+
+
+def test_oversized_csv_field_is_refused_as_bad_input(tmp_path: Path) -> None:
+    # csv.Error used to escape load_plan: bad input reported as an internal failure.
+    path = write(tmp_path, "big.csv", 'symbol,side,qty\nA,buy,"' + "1" * 200_000 + '"\n')
+    with pytest.raises(PlanInputError) as info:
+        load_plan(path)
+    assert (info.value.row, info.value.reason[:13]) == (2, "malformed CSV")

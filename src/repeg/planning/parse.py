@@ -96,12 +96,17 @@ def load_plan(path: Path | str) -> Plan:
 
 def parse_csv(text: str, source: str) -> Plan:
     """Parse CSV text; `source` names the file in errors and in the resulting `Plan`."""
-    reader = csv.reader(io.StringIO(text))
-    header = next(reader, None)
-    if header is None or not any(cell.strip() for cell in header):
-        raise PlanInputError(source, None, None, None, "empty plan: no header and no rows")
-    columns = [cell.strip().lower() for cell in header]
-    return _build(source, _columns_kind(source, columns, row=1), list(_csv_rows(source, columns, reader)))
+    reader = csv.reader(io.StringIO(text), strict=True)  # lenient reading turns '"1"5' into '15'
+    try:
+        header = next(reader, None)
+        if header is None or not any(cell.strip() for cell in header):
+            raise PlanInputError(source, None, None, None, "empty plan: no header and no rows")
+        columns = [cell.strip().lower() for cell in header]
+        kind = _columns_kind(source, columns, row=1)
+        rows = list(_csv_rows(source, columns, reader))
+    except csv.Error as exc:
+        raise PlanInputError(source, reader.line_num, None, None, f"malformed CSV: {exc}") from exc
+    return _build(source, kind, rows)
 
 
 def _csv_rows(source: str, columns: list[str], reader: Reader) -> Iterator[_Row]:
