@@ -207,6 +207,36 @@ def test_parquet_null_size_is_refused(tmp_path: Path) -> None:
     assert "bid_size" in str(_error(path))
 
 
+def _parquet_symbols(tmp_path: Path, symbols: pa.Array) -> Path:
+    return _parquet(
+        tmp_path,
+        {
+            "ts": pa.array(["2024-01-02T14:30:00Z", "2024-01-02T14:30:01Z"]),
+            "symbol": symbols,
+            "bid": pa.array(["1", "1"]),
+            "bid_size": pa.array([1, 1]),
+            "ask": pa.array(["2", "2"]),
+            "ask_size": pa.array([1, 1]),
+        },
+    )
+
+
+def test_parquet_dictionary_encoded_symbols_load(tmp_path: Path) -> None:
+    # What pandas writes for a categorical column, and pyarrow reads back as a dictionary column.
+    path = _parquet_symbols(tmp_path, pa.array(["A", "B"]).dictionary_encode())
+    tape = load_quotes(path)
+    assert (tape.symbols, tape.count("A"), tape.count("B")) == (("A", "B"), 1, 1)
+
+
+def test_parquet_missing_symbol_names_row(tmp_path: Path) -> None:
+    err = _error(_parquet_symbols(tmp_path, pa.array(["A", None])))
+    assert (err.row, "symbol" in str(err)) == (2, True)
+
+
+def test_parquet_symbol_column_that_is_not_text_is_refused(tmp_path: Path) -> None:
+    assert "symbol" in str(_error(_parquet_symbols(tmp_path, pa.array([1, 2]))))
+
+
 def test_trades_load_price_and_size(tmp_path: Path) -> None:
     header = "ts,symbol,price,size,exchange,conditions\n"
     body = "2024-01-02T14:30:00Z,A,158.30,100,K,F\n2024-01-02T14:30:01Z,A,158.31,2,P,I\n"

@@ -346,6 +346,11 @@ def _symbol_codes(file: str, column: pa.Array) -> tuple[Int64Array, list[str]]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    if pa.types.is_dictionary(column.type):  # e.g. a pandas categorical column
+        column = column.dictionary_decode()
+    if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
+        raise QuoteFileError(file, None, f"symbol: expected text, column type is {column.type}")
+    _first_bad(file, "symbol", _bools(pc.is_valid(column)), column, "missing symbol")
     _first_bad(file, "symbol", _ints(pc.utf8_length(column)) > 0, column, "empty symbol")
     encoded = pc.dictionary_encode(column.cast(pa.string()))
     names: list[str] = encoded.dictionary.to_pylist()
