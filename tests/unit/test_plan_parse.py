@@ -344,3 +344,14 @@ def test_oversized_csv_field_is_refused_as_bad_input(tmp_path: Path) -> None:
     with pytest.raises(PlanInputError) as info:
         load_plan(path)
     assert (info.value.row, info.value.reason[:13]) == (2, "malformed CSV")
+
+
+def test_json_weights_key_holding_trade_rows_is_refused() -> None:
+    # The wrapper key declares the plan kind: trade rows under "weights" must not be executed as trades.
+    error = json_error('{"weights": [{"symbol": "A", "side": "buy", "qty": 100}]}')
+    assert (error.field, error.reason) == ("weights", "holds trades rows, not weights")
+
+
+def test_json_trades_key_holding_weight_rows_is_refused() -> None:
+    error = json_error('{"trades": [{"symbol": "A", "weight": "0.5"}]}')
+    assert (error.field, error.reason) == ("trades", "holds weights rows, not trades")

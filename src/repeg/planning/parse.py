@@ -132,7 +132,19 @@ def parse_json(text: str, source: str) -> Plan:
         )
     except json.JSONDecodeError as exc:
         raise PlanInputError(source, exc.lineno, None, None, f"invalid JSON: {exc.msg}") from exc
-    items = _json_items(source, data)
+    declared, items = _json_items(source, data)
+    rows = _json_rows(source, items)
+    first_row: dict[str, int] = {}
+    for row in rows:
+        for column in row.cells:
+            first_row.setdefault(column, row.number)
+    kind = _columns_kind(source, list(first_row), row=rows[0].number, first_row=first_row)
+    if declared is not None and declared is not kind:
+        raise PlanInputError(source, None, str(declared), None, f"holds {kind} rows, not {declared}")
+    return _build(source, kind, rows)
+
+
+def _json_rows(source: str, items: list[object]) -> list[_Row]:
     rows: list[_Row] = []
     for number, item in enumerate(items, start=1):
         if not isinstance(item, dict):
@@ -142,27 +154,24 @@ def parse_json(text: str, source: str) -> Plan:
         rows.append(_Row(number, {str(key).strip().lower(): value for key, value in item.items()}))
     if not rows:
         raise PlanInputError(source, None, None, None, "empty plan: no rows")
-    first_row: dict[str, int] = {}
-    for row in rows:
-        for column in row.cells:
-            first_row.setdefault(column, row.number)
-    return _build(
-        source, _columns_kind(source, list(first_row), row=rows[0].number, first_row=first_row), rows
-    )
+    return rows
 
 
-def _json_items(source: str, data: object) -> list[object]:
+def _json_items(source: str, data: object) -> tuple[PlanKind | None, list[object]]:
+    """The row objects, and the plan kind the wrapper key declares (None for a top-level array)."""
     if isinstance(data, _JsonObject) and data.repeated is not None:
         raise PlanInputError(source, None, data.repeated, None, REPEATED_COLUMN)
+    declared: PlanKind | None = None
     if isinstance(data, dict):
         if set(data) == {"trades"} or set(data) == {"weights"}:
-            data = next(iter(data.values()))
+            declared = PlanKind(next(iter(data)))
+            data = data[declared.value]
         else:
             keys = ", ".join(sorted(str(key) for key in data))
             raise PlanInputError(source, None, None, keys, 'expected an array, or one "trades"/"weights" key')
     if not isinstance(data, list):
         raise PlanInputError(source, None, None, type(data).__name__, "expected an array of row objects")
-    return data
+    return declared, data
 
 
 def _columns_kind(
