@@ -249,3 +249,16 @@ def test_a_known_run_id_given_the_same_plan_prints_the_journaled_result(workdir:
     again = invoke(*args)
     assert again.exit_code == ExitCode.OK, again.stderr
     assert json.loads(again.stdout) == json.loads(first.stdout)
+
+
+def test_unknown_alpaca_feed_is_refused_with_exit_2_before_any_request(workdir: Path) -> None:
+    result = invoke(EXAMPLES / "trades.csv", "--broker", "alpaca-paper", "--feed", "xyz")
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert result.stderr.strip() == "error: config --feed='xyz': unknown feed (known: iex, sip)"
+
+
+def test_the_feeds_run_accepts_are_the_alpaca_adapters() -> None:
+    from repeg.brokers.alpaca.settings import DataFeed
+    from repeg.cli.run import FEEDS
+
+    assert set(FEEDS) == {feed.value for feed in DataFeed}

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from repeg.report.result import ExecutionResult
 
 BROKERS: tuple[str, ...] = ("simulator", "sim-remote", "alpaca-paper", "alpaca-live")
+#: Alpaca market data feeds (`repeg.brokers.alpaca.settings.DataFeed`).
+FEEDS: tuple[str, ...] = ("iex", "sip")
 
 log = structlog.get_logger("repeg.cli")
 PIPE_WIDTH = 160
@@ -174,6 +176,8 @@ def _execute(
 
     if broker not in BROKERS:
         raise ConfigError("--broker", broker, f"unknown broker (known: {', '.join(BROKERS)})")
+    if alpaca is not None and alpaca.feed not in FEEDS:
+        raise ConfigError("--feed", alpaca.feed, f"unknown feed (known: {', '.join(FEEDS)})")
     settings = load_settings(config)
     plan = load_plan(plan_path)
     # The shell names the run from the wall clock, so that two invocations never share an id (a simulated
