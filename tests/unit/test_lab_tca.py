@@ -155,9 +155,10 @@ def test_partial_passive_fill_then_escalation_averages_actual_fill_prices() -> N
     ]
 
 
-def test_order_without_fills_has_no_cost_and_is_incomplete() -> None:
+def test_order_without_fills_is_incomplete_and_charged_its_clean_up() -> None:
     tca = _one([_intent(0, IntentAction.SUBMIT, OrderType.LIMIT, "100.00", "initial")])
-    assert (tca.cost_half_spreads, tca.avg_price, tca.completed) == (None, None, False)
+    assert (tca.avg_price, tca.time_to_fill_s, tca.completed) == (None, None, False)
+    assert tca.cost_half_spreads == pytest.approx(2.5)  # the whole order at the deadline's ask, 100.07
 
 
 def _tca(cost_hs: float, ttf: float, completed: bool = True) -> OrderTca:
@@ -237,3 +238,28 @@ def test_a_market_order_sent_to_cross_counts_as_escalation() -> None:
         ]
     )
     assert tca.escalated
+
+
+def test_unfilled_remainder_is_charged_at_the_far_touch_at_the_deadline() -> None:
+    # 40 shares filled passively at the bid, 60 never filled (e.g. the escalation was refused): the 60 are charged
+    # what crossing at the deadline costs (ask 100.07 of the last quote inside the budget), not dropped.
+    tca = _one(
+        [
+            _intent(0, IntentAction.SUBMIT, OrderType.LIMIT, "100.00", "initial"),
+            _fill(10, 40, "100.00", OrderType.LIMIT),
+        ]
+    )
+    assert tca.avg_price == Decimal("100.00")  # the actual fills, unchanged
+    assert tca.completed is False
+    assert tca.cost_half_spreads == pytest.approx((0.4 * 100.00 + 0.6 * 100.07 - 100.02) / 0.02)
+    assert tca.cost_bps == pytest.approx((0.4 * 100.00 + 0.6 * 100.07 - 100.02) / 100.02 * 1e4)
+
+
+def test_summary_charges_orders_that_never_filled() -> None:
+    # One passive fill at the bid (-1 hs) and one order that never filled (its clean-up at the deadline's ask
+    # 100.07 costs +2.5 hs): averaging only the filled order would report -1 for a policy that did not execute.
+    filled = _one([_fill(10, 100, "100.00", OrderType.LIMIT)])
+    unfilled = basket_tca(_quotes(), [_order(index=1)], [])[0]
+    s = summarize("p", FillModelName.PAPER, [filled, unfilled], seed=1)
+    assert s.cost_half_spreads.mean == pytest.approx((-1.0 + 2.5) / 2)
+    assert s.time_to_fill_s.n == 1  # time to fill stays over the orders that filled

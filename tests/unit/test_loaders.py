@@ -192,6 +192,23 @@ def test_parquet_float_price_off_the_grid_is_refused(tmp_path: Path) -> None:
     assert "finer" in str(err)
 
 
+def test_parquet_decimal_price_off_the_grid_names_its_row(tmp_path: Path) -> None:
+    stamps = pa.array([datetime(2024, 1, 2, 14, 30, tzinfo=UTC)] * 2, pa.timestamp("ns", tz="UTC"))
+    path = _parquet(
+        tmp_path,
+        {
+            "ts": stamps,
+            "symbol": pa.array(["A", "A"]),
+            "bid": pa.array([Decimal("1.000000"), Decimal("1.000050")], pa.decimal128(12, 6)),
+            "bid_size": pa.array([1, 1]),
+            "ask": pa.array([2.0, 2.0]),
+            "ask_size": pa.array([1, 1]),
+        },
+    )
+    err = _error(path)
+    assert (err.row, "finer" in str(err), "1.000050" in str(err)) == (2, True, True)
+
+
 def test_parquet_null_size_is_refused(tmp_path: Path) -> None:
     path = _parquet(
         tmp_path,

@@ -71,7 +71,8 @@ def adaptive_params_for(
 def paired_comparisons(
     runs: Sequence[BacktestResult], *, baseline: str, seed: int
 ) -> tuple[PairedComparison, ...]:
-    """Each run against the baseline run of the same fill model, over the orders both filled."""
+    """Each run against the baseline run of the same fill model, over the orders both have a cost for (every
+    order: unfilled quantity is charged its clean-up, see `repeg.lab.tca`)."""
     out: list[PairedComparison] = []
     base_by_model = {r.fill_model: r for r in runs if r.policy == baseline}
     for run in runs:

@@ -9,7 +9,9 @@ Conventions, guaranteed by the producer (`repeg.lab.backtest`, `repeg.lab.tca`):
 - Prices are `Decimal` dollars (serialised as JSON strings); quantities are `Decimal` shares.
 - Costs are signed floats, positive = paid: ``cost = side.sign * (avg_fill - reference) / reference`` in bps, or
   divided by the arrival half-spread in "half-spreads". A market order crossing a stable quote costs +1
-  half-spread; a passive fill at the near touch costs -1 (it earned the half-spread).
+  half-spread; a passive fill at the near touch costs -1 (it earned the half-spread). Quantity left unfilled is
+  charged at the far touch of the last quote inside the budget, so an order that did not execute is never
+  dropped from a cost average.
 - Times are timezone-aware UTC datetimes; durations are float seconds of simulated time.
 - `OrderTca.path` is every order-level event of one parent order in time order: each limit price it rested at
   (submit/replace), each fill with its actual price, the escalation, and the end. A report draws the limit path
@@ -70,7 +72,12 @@ class PathEvent(_Frozen):
 
 
 class OrderTca(_Frozen):
-    """Transaction-cost analysis of one parent order. Cost fields are None when nothing filled."""
+    """Transaction-cost analysis of one parent order.
+
+    Cost fields are implementation shortfall over the whole `qty`: any quantity left unfilled is charged at the far
+    touch of the last quote inside the budget (`repeg.lab.tca`). They are None only in results saved before that
+    rule; `avg_price` is the actual fills' average (None when nothing filled).
+    """
 
     index: int
     symbol: str

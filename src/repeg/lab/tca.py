@@ -5,6 +5,11 @@ order's arrival; the oracle is the best price a limit order could have been fill
 `[arrival, deadline]` (lowest ask for a buy, highest bid for a sell, two-sided quotes only). Fill prices are the
 broker's actual executions (`OrderUpdated.update.fill`), never limit prices.
 
+Costs are implementation shortfall over the whole order: quantity left unfilled at the end (a refused or unfilled
+escalation, a skip) is charged at the clean-up price, the far touch of the last two-sided quote inside the budget
+(what crossing at the deadline would have paid). Dropping it would flatter exactly the passive policies that fail
+to execute when the price runs away. `avg_price` stays the average of the actual fills.
+
 Price arithmetic is Decimal; costs become floats only once they are ratios (bps, half-spreads) for statistics.
 """
 
@@ -111,6 +116,8 @@ class Reference:
     bid: Decimal
     ask: Decimal
     oracle: Decimal
+    #: The far touch of the last two-sided quote inside the budget: the price an unfilled remainder is charged.
+    cleanup: Decimal
 
     @property
     def mid(self) -> Decimal:
@@ -135,12 +142,13 @@ def reference(quotes: SymbolQuotes, order: ParentOrder) -> Reference:
     a = int(arrival_rows[-1])
     window = slice(a, last + 1)
     ok = two_sided[window]
-    if order.side is Side.BUY:
-        oracle = int(quotes.ask[window][ok].min())
-    else:
-        oracle = int(quotes.bid[window][ok].max())
+    far = quotes.ask[window][ok] if order.side is Side.BUY else quotes.bid[window][ok]
+    oracle = int(far.min()) if order.side is Side.BUY else int(far.max())
     return Reference(
-        bid=from_units(int(quotes.bid[a])), ask=from_units(int(quotes.ask[a])), oracle=from_units(oracle)
+        bid=from_units(int(quotes.bid[a])),
+        ask=from_units(int(quotes.ask[a])),
+        oracle=from_units(oracle),
+        cleanup=from_units(int(far[-1])),
     )
 
 
@@ -148,15 +156,23 @@ def _ratio(value: Decimal, reference_value: Decimal) -> float:
     return float(value / reference_value)
 
 
+def _shortfall_price(order: ParentOrder, ref: Reference, filled: Decimal, notional: Decimal) -> Decimal:
+    """Average price of the whole order: the actual fills, and any unfilled remainder at the clean-up price."""
+    unfilled = max(order.qty - filled, ZERO)
+    return (notional + unfilled * ref.cleanup) / (filled + unfilled)
+
+
 def order_tca(order: ParentOrder, ref: Reference, trace: _Trace) -> OrderTca:
-    """TCA of one parent order (cost fields None when nothing filled)."""
+    """TCA of one parent order; its costs charge any unfilled remainder at `ref.cleanup` (module docstring)."""
     filled = sum((q for q, _, _ in trace.fills), ZERO)
     passive = sum((q for q, _, p in trace.fills if p), ZERO)
-    avg = sum((q * p for q, p, _ in trace.fills), ZERO) / filled if filled > 0 else None
+    notional = sum((q * p for q, p, _ in trace.fills), ZERO)
+    avg = notional / filled if filled > 0 else None
+    price = _shortfall_price(order, ref, filled, notional)
     sign = Decimal(order.side.sign)
     hs = ref.half_spread
     oracle_hs = _ratio(sign * (ref.oracle - ref.mid), hs)
-    cost_hs = None if avg is None else _ratio(sign * (avg - ref.mid), hs)
+    cost_hs = _ratio(sign * (price - ref.mid), hs)
     return OrderTca(
         index=order.index,
         symbol=order.symbol,
@@ -176,12 +192,12 @@ def order_tca(order: ParentOrder, ref: Reference, trace: _Trace) -> OrderTca:
         if trace.last_fill is None
         else (trace.last_fill.ts - order.arrival).total_seconds(),
         repegs=trace.repegs,
-        cost_bps=None if avg is None else _ratio(sign * (avg - ref.mid) * _BPS, ref.mid),
+        cost_bps=_ratio(sign * (price - ref.mid) * _BPS, ref.mid),
         cost_half_spreads=cost_hs,
         oracle_price=ref.oracle,
         oracle_cost_half_spreads=oracle_hs,
-        cost_vs_oracle_half_spreads=None if cost_hs is None else cost_hs - oracle_hs,
-        half_spread_saved=None if cost_hs is None else 1.0 - cost_hs,
+        cost_vs_oracle_half_spreads=cost_hs - oracle_hs,
+        half_spread_saved=1.0 - cost_hs,
         path=tuple(sorted(trace.path, key=lambda e: e.ts)),
     )
 
@@ -201,10 +217,11 @@ def _values(orders: Sequence[OrderTca], attr: str) -> list[float]:
 def summarize(
     policy: str, fill_model: FillModelName, orders: Sequence[OrderTca], *, seed: int
 ) -> PolicySummary:
-    """Aggregates with bootstrap intervals (over the orders that filled at all)."""
+    """Aggregates with bootstrap intervals: costs over every order (unfilled quantity charged its clean-up),
+    time to fill over the orders that filled at all."""
     if not orders:
         raise ValueError("cannot summarise an empty basket")
-    filled = [o for o in orders if o.cost_half_spreads is not None]
+    filled = [o for o in orders if o.filled_qty > 0]
     if not filled:
         raise ValueError(f"policy {policy}: no order filled at all")
     total_qty = sum((o.qty for o in orders), ZERO)
@@ -213,10 +230,10 @@ def summarize(
         fill_model=fill_model,
         n_orders=len(orders),
         completion_rate=sum(o.completed for o in orders) / len(orders),
-        cost_bps=bootstrap_mean(_values(filled, "cost_bps"), seed=seed),
-        cost_half_spreads=bootstrap_mean(_values(filled, "cost_half_spreads"), seed=seed),
-        cost_vs_oracle_half_spreads=bootstrap_mean(_values(filled, "cost_vs_oracle_half_spreads"), seed=seed),
-        half_spread_saved=float(np.mean(_values(filled, "half_spread_saved"))),
+        cost_bps=bootstrap_mean(_values(orders, "cost_bps"), seed=seed),
+        cost_half_spreads=bootstrap_mean(_values(orders, "cost_half_spreads"), seed=seed),
+        cost_vs_oracle_half_spreads=bootstrap_mean(_values(orders, "cost_vs_oracle_half_spreads"), seed=seed),
+        half_spread_saved=float(np.mean(_values(orders, "half_spread_saved"))),
         fill_rate_before_escalation=float(
             sum((o.filled_before_escalation for o in orders), ZERO) / total_qty
         ),

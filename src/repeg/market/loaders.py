@@ -266,7 +266,9 @@ def _prices(file: str, name: str, column: pa.Array) -> Int64Array:
         try:
             as_text = column.cast(pa.decimal128(18, 4)).cast(pa.string())
         except pa.ArrowInvalid as exc:
-            raise QuoteFileError(file, None, f"{name}: price finer than $0.0001 or too large: {exc}") from exc
+            on_grid = _bools(pc.equal(pc.round(column, 4), column))
+            _first_bad(file, name, on_grid, column, "price finer than $0.0001")
+            raise QuoteFileError(file, None, f"{name}: price too large: {exc}") from exc
         units = _price_text(file, name, as_text)
     elif pa.types.is_floating(column.type) or pa.types.is_integer(column.type):
         units = _price_numbers(file, name, column)
