@@ -76,3 +76,34 @@ def test_sim_urls_name_a_loopback_host_port_and_session() -> None:
 def test_other_urls_are_refused(url: str) -> None:
     with pytest.raises(ValueError, match=re.escape("sim://127.0.0.1:PORT/SESSION")):
         parse_sim_url(url)
+
+
+async def test_a_call_cancelled_while_waiting_never_hands_its_answer_to_the_next_call() -> None:
+    """A request abandoned mid-flight (SIGINT cancels the run while it polls) leaves an answer on the wire; the
+    next request must read its own answer, not that one (else a cancel "succeeds" on a get_order's answer)."""
+    import asyncio
+
+    from repeg.brokers.remote.client import _Connection
+
+    async def answer_slowly(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while line := await reader.readline():
+            method, _, _ = parse_request(line)
+            await asyncio.sleep(0.2 if method == "slow" else 0)
+            writer.write(answer_line(True, f'"{method}"'))
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer_slowly, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    conn = _Connection(SimAddress("127.0.0.1", port, "s1"))
+    try:
+        slow = asyncio.create_task(conn.call("slow"))
+        await asyncio.sleep(0.05)
+        slow.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await slow
+        assert await conn.call("fast") == '"fast"'
+    finally:
+        await conn.close()
+        server.close()
+        await server.wait_closed()

@@ -78,8 +78,13 @@ class _Connection:
                 await writer.drain()
                 line = await reader.readline()
             except OSError as exc:
-                self._streams = None
+                self._drop(writer)
                 raise BrokerUnavailableError(f"remote simulator {method}: {exc}") from exc
+            except BaseException:
+                # Abandoned mid-flight (cancelled): its answer may still arrive and would be read as the next
+                # request's answer, so this connection is closed; the next call opens a fresh one.
+                self._drop(writer)
+                raise
         if not line:
             self._streams = None
             raise BrokerUnavailableError(f"remote simulator closed the connection during {method}")
@@ -87,6 +92,10 @@ class _Connection:
         if not ok:
             raise decode_error(body)
         return body
+
+    def _drop(self, writer: asyncio.StreamWriter) -> None:
+        self._streams = None
+        writer.close()
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self._streams is None:
