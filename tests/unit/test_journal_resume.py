@@ -15,13 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from repeg.api import execute_async
 from repeg.brokers.simulator import SimAccount, SimulatedBroker, build_simulation
 from repeg.brokers.simulator.latency import LatencyModel
+from repeg.cli.journal_run import journaled_session
 from repeg.config import ExecutionConfig
 from repeg.domain.events import EventSink, IntentAction, OrderIntent, OrderUpdated, PhaseEnded, RunEvent
 from repeg.domain.ids import client_order_id
 from repeg.domain.orders import OrderRequest, OrderType, Side
-from repeg.domain.plan import LegSpec
+from repeg.domain.plan import LegSpec, Plan, PlanKind, TradeIntent
 from repeg.domain.run import fold_run
 from repeg.engine.clock import VirtualClock, run_virtual
 from repeg.engine.runner import run_execution
@@ -32,6 +34,7 @@ from repeg.journal.shutdown import stop_run
 from repeg.journal.sqlite import SqliteJournal
 from repeg.market.synthetic import SyntheticSymbol, synthetic_tape
 from repeg.market.tape import QuoteTape
+from repeg.report.result import ExecutionResult, build_result
 
 TAPE: QuoteTape = synthetic_tape(
     [
@@ -317,3 +320,47 @@ def test_resume_starts_the_buys_only_once_no_sell_order_is_open_at_the_broker(tm
     )
     first_buy = next(e.ts for e in events if isinstance(e, OrderIntent) and e.leg_index == 1)
     assert first_buy >= sell_closed
+
+
+class CrashAtFirstIntent:
+    def __init__(self, journal: EventSink) -> None:
+        self._journal = journal
+
+    async def emit(self, event: RunEvent) -> None:
+        if isinstance(event, OrderIntent):
+            raise Crash
+        await self._journal.emit(event)
+
+
+def test_a_run_started_afresh_under_its_id_shows_exactly_the_result_it_returned(tmp_path: Path) -> None:
+    # Killed before its first order, the run is started again under the same id: its journal then holds two
+    # starts. The fold must describe the second one only (one skipped trade, not two; no phase left open).
+    plan = Plan(
+        source="plan.csv",
+        kind=PlanKind.TRADES,
+        trades=(
+            TradeIntent(symbol="AAA", side=Side.SELL, qty=Decimal(100)),
+            TradeIntent(symbol="BBB", side=Side.BUY, notional=Decimal("0.50")),  # below min_notional: skipped
+        ),
+    )
+
+    async def main() -> tuple[ExecutionResult, list[RunEvent]]:
+        clock = VirtualClock(TAPE.start + timedelta(seconds=5))
+        broker, feed = build_simulation(TAPE, clock, ACCOUNT, seed=3)
+        journal = SqliteJournal(tmp_path / "j.db", durability="full")
+        with contextlib.suppress(Crash):
+            await execute_async(
+                plan, broker, feed, clock, CONFIG, run_id="r1", sinks=(CrashAtFirstIntent(journal),)
+            )
+        await journal.flush()
+        result = await journaled_session(
+            plan, CONFIG, "r1", journal=journal, broker=broker, feed=feed, clock=clock
+        )
+        events = journal.events("r1")
+        journal.close()
+        return result, events
+
+    result, events = run_virtual(main)
+    assert [e.kind for e in events].count("run_started") == 2
+    assert len(result.skipped) == 1
+    assert build_result(fold_run(events)) == result

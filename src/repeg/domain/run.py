@@ -121,6 +121,7 @@ class RunFolder:
 
     def _apply_run_level(self, event: RunEvent) -> None:
         if isinstance(event, RunStarted):
+            self._restart()
             self._header.update(started_at=event.ts, plan=event.plan, broker=event.broker)
         elif isinstance(event, RunEnded):
             self._header.update(ended_at=event.ts, status=event.status)
@@ -138,6 +139,16 @@ class RunFolder:
             )
         elif isinstance(event, PhaseEnded):
             self._end_phase(event)
+
+    def _restart(self) -> None:
+        """A second `RunStarted` before any order: the run was started afresh under its own id (see
+        `repeg.cli.journal_run.journaled_session`), so what the first start announced (legs, skipped trades, an
+        unfinished phase) is void. A run that announced orders is never restarted, and is left as it is."""
+        if self._header and not self._by_client_id:
+            self.legs.clear()
+            self._skipped.clear()
+            self._phases.clear()
+            self._header.clear()
 
     def _end_phase(self, event: PhaseEnded) -> None:
         for position in range(len(self._phases) - 1, -1, -1):
