@@ -145,3 +145,9 @@ def test_credentials_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.delenv("APCA_API_KEY_ID")
     with pytest.raises(AuthenticationError, match="APCA_API_KEY_ID"):
         AlpacaDataSource.from_env()
+
+
+def test_the_data_source_never_shows_its_secret() -> None:
+    source = AlpacaDataSource(api_key=KEY, secret_key="do-not-print-9f3a", url_override="http://127.0.0.1:9")
+    assert "do-not-print-9f3a" not in repr(source)
+    assert "do-not-print-9f3a" not in str(source)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -41,7 +41,8 @@ class AlpacaDataSource:
     """Where and as whom to fetch: keys (default: ``APCA_API_KEY_ID`` / ``APCA_API_SECRET_KEY``), base URL, feed."""
 
     api_key: str
-    secret_key: str
+    #: Kept out of `repr` (and so out of tracebacks, logs and test reports that print the source).
+    secret_key: str = field(repr=False)
     url_override: str | None = None
     #: ``sip``, ``iex`` or ``otc``; None lets the account's default apply.
     feed: str | None = None
