@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from journal_support import intent, run_started
 
 from repeg.domain.events import RunStarted
@@ -44,3 +45,18 @@ async def test_secret_values_never_appear_in_the_journal_files(tmp_path: Path) -
 
 def test_a_postgres_password_is_masked_wherever_the_journal_is_named() -> None:
     assert safe_dsn(f"postgresql://u:{SECRET}@host:5432/db") == "postgresql://u:***@host:5432/db"
+
+
+@pytest.mark.parametrize(
+    ("dsn", "shown"),
+    [
+        (
+            f"postgresql://u@host/db?sslmode=require&password={SECRET}",
+            "postgresql://u@host/db?sslmode=require&password=***",
+        ),
+        (f"postgres://host/db?PASSWORD={SECRET}&port=5433", "postgres://host/db?PASSWORD=***&port=5433"),
+        (f"postgresql://:{SECRET}@host/db", "postgresql://:***@host/db"),
+    ],
+)
+def test_a_postgres_password_in_any_dsn_position_is_masked(dsn: str, shown: str) -> None:
+    assert safe_dsn(dsn) == shown
