@@ -72,3 +72,18 @@ def test_arrivals_csv_naive_timestamp_is_refused(tmp_path: Path) -> None:
     path.write_text("ts,side,qty\n2018-01-02T15:00:00,buy,50\n", encoding="utf-8")
     with pytest.raises(PlanInputError, match="UTC"):
         load_arrivals(path, "XXX")
+
+
+def test_arrivals_csv_short_row_names_the_missing_field(tmp_path: Path) -> None:
+    path = tmp_path / "arrivals.csv"
+    path.write_text("ts,side,qty\n2018-01-02T15:00:00Z,buy\n", encoding="utf-8")
+    with pytest.raises(PlanInputError, match=r"row 2, field 'qty'"):
+        load_arrivals(path, "XXX")
+
+
+@pytest.mark.parametrize("budget", ["nan", "inf"])
+def test_arrivals_csv_non_finite_budget_names_row_and_field(tmp_path: Path, budget: str) -> None:
+    path = tmp_path / "arrivals.csv"
+    path.write_text(f"ts,side,qty,budget_seconds\n2018-01-02T15:00:00Z,buy,50,{budget}\n", encoding="utf-8")
+    with pytest.raises(PlanInputError, match=r"row 2, field 'budget_seconds'"):
+        load_arrivals(path, "XXX")

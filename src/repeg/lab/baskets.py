@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import math
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -119,14 +120,18 @@ def _parse_row(
         raise PlanInputError(str(path), number, "qty", row.get("qty"), "not a number") from exc
     if not qty.is_finite() or qty <= 0:
         raise PlanInputError(str(path), number, "qty", row.get("qty"), "must be positive")
-    budget_text = (row.get("budget_seconds") or "").strip()
-    try:
-        budget = float(budget_text) if budget_text else default_budget
-    except ValueError as exc:
-        raise PlanInputError(str(path), number, "budget_seconds", budget_text, "not a number") from exc
-    if budget <= 0:
-        raise PlanInputError(str(path), number, "budget_seconds", budget_text, "must be positive")
+    budget = _parse_budget(path, number, (row.get("budget_seconds") or "").strip(), default_budget)
     return ts, side, qty, budget
+
+
+def _parse_budget(path: Path, number: int, text: str, default_budget: float) -> float:
+    try:
+        budget = float(text) if text else default_budget
+    except ValueError as exc:
+        raise PlanInputError(str(path), number, "budget_seconds", text, "not a number") from exc
+    if not math.isfinite(budget) or budget <= 0:
+        raise PlanInputError(str(path), number, "budget_seconds", text, "must be positive seconds")
+    return budget
 
 
 def load_arrivals(
@@ -137,7 +142,10 @@ def load_arrivals(
         reader = csv.DictReader(fh)
         rows = [
             _parse_row(
-                path, number, {k.strip().lower(): v for k, v in row.items() if k}, default_budget_seconds
+                path,
+                number,
+                {k.strip().lower(): v or "" for k, v in row.items() if k},
+                default_budget_seconds,
             )
             for number, row in enumerate(reader, start=2)
         ]
