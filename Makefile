@@ -1,4 +1,5 @@
-# repeg: every target works on a fresh clone with only python3 installed (it creates .venv itself).
+# repeg: every target works on a fresh clone with only python3 installed (it creates .venv itself); `make test`
+# also needs a headless Chromium for the report tests, which scripts/ensure-chromium.sh installs when run as root.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin

@@ -2,11 +2,13 @@
 
 | code | meaning |
 |---|---|
-| 0 | run completed: every leg filled (`completed`), possibly with trades skipped as too small (`completed_with_skips`) |
+| 0 | run completed: every leg filled (`completed`), or every leg not skipped filled (`completed_with_skips`: trades too small, of zero shares or without a valid arrival quote, legs skipped by `on_no_quote`) |
 | 1 | internal error: a bug (an invariant broke, an unexpected exception); the message says where |
 | 2 | refused before any order: bad plan, config, quotes file, unknown or non-tradable symbol, safety limit, closed market (without `--allow-closed`) |
-| 3 | partial: the run ended with some legs not (fully) filled |
-| 4 | failed: the broker or the market data source failed, or the run ended `failed` |
+| 3 | partial: the run ended with some legs not (fully) filled, or a graceful stop (Ctrl-C, SIGTERM) left it resumable |
+| 4 | failed: the broker, the market data source or the journal failed, or the run ended `failed` |
+
+A second Ctrl-C, or Ctrl-C during an in-process simulator run, exits 130 (128 + SIGINT) without a result.
 """
 
 from __future__ import annotations
