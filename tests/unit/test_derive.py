@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from pydantic import ValidationError
 
 from repeg.config import ExecutionConfig
 from repeg.domain.account import Account, Asset, Position
@@ -262,3 +263,25 @@ def test_trade_list_notional_sell_of_a_whole_share_asset_rounds_down() -> None:
         prices={"A": "10"},
     )
     assert (legs[0].qty, legs[0].notional) == (D(25), None)
+
+
+# --- plans built in Python (the API takes a `Plan`, not only a file) ----------------------------------------
+
+
+def test_weights_plan_summing_over_one_is_refused_when_built_directly() -> None:
+    # Only the file parser checked the sum: a Plan built in Python bought 160% of equity.
+    with pytest.raises(ValidationError, match=r"weights sum to 1\.6, more than 1"):
+        weights(A="0.8", B="0.8")
+
+
+def test_weights_plan_naming_a_symbol_twice_is_refused_when_built_directly() -> None:
+    # Each row would be derived from the same holding: the buy was sent twice.
+    rows = (TargetWeight(symbol="A", weight=D("0.3")), TargetWeight(symbol="A", weight=D("0.3")))
+    with pytest.raises(ValidationError, match="symbol A appears twice"):
+        Plan(source="w", kind=PlanKind.WEIGHTS, weights=rows)
+
+
+def test_trade_list_may_repeat_a_symbol_when_built_directly() -> None:
+    # A basket (run_basket) holds many orders of one symbol; only plan files refuse repeats.
+    plan = trades(trade("A", Side.BUY, qty="1"), trade("A", Side.SELL, qty="1"))
+    assert len(plan.trades) == 2

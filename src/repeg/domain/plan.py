@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from collections.abc import Iterable, Sequence
+from decimal import MAX_EMAX, MIN_EMIN, Decimal, Inexact, localcontext
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -35,6 +36,33 @@ class TargetWeight(BaseModel):
     weight: Decimal = Field(ge=ZERO, le=Decimal(1))
 
 
+#: Digits an exact sum is computed with; a sum that needs more raises `decimal.Inexact` rather than rounding.
+_SUM_DIGITS = 200
+
+
+def exact_sum(values: Iterable[Decimal]) -> Decimal:
+    """The sum, never rounded (the default 28-digit context rounds 1 + 1e-28 to 1); `Inexact` if it must be."""
+    with localcontext() as context:
+        context.prec, context.Emax, context.Emin = _SUM_DIGITS, MAX_EMAX, MIN_EMIN
+        context.traps[Inexact] = True
+        return sum(values, ZERO)
+
+
+def _check_weights(weights: Sequence[TargetWeight]) -> None:
+    """Each symbol once, the sum at most 1 (a trade list may repeat a symbol: a basket does)."""
+    seen: set[str] = set()
+    for target in weights:
+        if target.symbol in seen:
+            raise ValueError(f"symbol {target.symbol} appears twice")
+        seen.add(target.symbol)
+    try:
+        total = exact_sum(target.weight for target in weights)
+    except Inexact:
+        raise ValueError("weights carry too many digits to be summed exactly") from None
+    if total > Decimal(1):
+        raise ValueError(f"weights sum to {total}, more than 1")
+
+
 class PlanKind(StrEnum):
     TRADES = "trades"
     WEIGHTS = "weights"
@@ -56,6 +84,7 @@ class Plan(BaseModel):
             raise ValueError("a trade-list plan holds trades only, and at least one")
         if self.kind is PlanKind.WEIGHTS and (self.trades or not self.weights):
             raise ValueError("a weights plan holds weights only, and at least one")
+        _check_weights(self.weights)
         return self
 
 

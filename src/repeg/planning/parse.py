@@ -23,12 +23,12 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from decimal import MAX_EMAX, MIN_EMIN, Decimal, Inexact, InvalidOperation, localcontext
+from decimal import Decimal, Inexact, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from repeg.domain.orders import Side
-from repeg.domain.plan import Plan, PlanKind, TargetWeight, TradeIntent
+from repeg.domain.plan import Plan, PlanKind, TargetWeight, TradeIntent, exact_sum
 from repeg.domain.ticks import ZERO
 from repeg.errors import PlanInputError
 
@@ -49,8 +49,6 @@ _MAX_SYMBOL_LEN = 12
 #: The largest qty or notional accepted: far beyond any real trade, and small enough that a quantity kept to
 #: 1e-9 shares (`ticks.round_qty_down`) stays inside Decimal's default 28 digits.
 MAX_AMOUNT = Decimal(10) ** 15
-#: Digits the weight sum is computed with; a sum that needs more is refused rather than rounded.
-_SUM_DIGITS = 200
 REPEATED_COLUMN = "column appears twice"
 
 
@@ -245,14 +243,11 @@ def _weight(source: str, row: _Row) -> TargetWeight:
 
 def _check_weight_sum(source: str, weights: tuple[TargetWeight, ...]) -> None:
     """Refuse a sum over 1, computed exactly: the default 28-digit context could round 1 + 1e-28 down to 1."""
-    with localcontext() as context:
-        context.prec, context.Emax, context.Emin = _SUM_DIGITS, MAX_EMAX, MIN_EMIN
-        context.traps[Inexact] = True
-        try:
-            total = sum((w.weight for w in weights), ZERO)
-        except Inexact:
-            reason = "weights carry too many digits to be summed exactly"
-            raise PlanInputError(source, None, WEIGHT, None, reason) from None
+    try:
+        total = exact_sum(w.weight for w in weights)
+    except Inexact:
+        reason = "weights carry too many digits to be summed exactly"
+        raise PlanInputError(source, None, WEIGHT, None, reason) from None
     if total > Decimal(1):
         raise PlanInputError(source, None, WEIGHT, str(total), "weights sum to more than 1")
 
