@@ -73,3 +73,8 @@ def test_interval_above_zero_is_worse() -> None:
 
 def test_interval_touching_zero_is_indistinguishable() -> None:
     assert verdict_of(Interval(mean=-0.3, low=-0.6, high=0.0, n=10)) is Verdict.INDISTINGUISHABLE
+
+
+def test_a_single_pair_is_never_called_different() -> None:
+    # One order says nothing about the spread of the difference: its zero-width "interval" must not be a verdict.
+    assert verdict_of(paired_difference([0.5], [1.0], seed=0)) is Verdict.INDISTINGUISHABLE

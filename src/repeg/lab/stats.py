@@ -69,7 +69,12 @@ def paired_difference(
 
 
 def verdict_of(diff: Interval) -> Verdict:
-    """BETTER (cheaper) or WORSE only when the paired interval excludes zero; costs: lower is better."""
+    """BETTER (cheaper) or WORSE only when the paired interval excludes zero; costs: lower is better.
+
+    A single pair never gets a verdict: its interval has zero width because one observation carries no spread.
+    """
+    if diff.n < 2:
+        return Verdict.INDISTINGUISHABLE
     if diff.high < 0.0:
         return Verdict.BETTER
     if diff.low > 0.0:
