@@ -184,9 +184,11 @@ class JournalError(RepegError):
 
 
 class RunNotFoundError(JournalError):
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, journal: str | None = None) -> None:
         self.run_id = run_id
-        super().__init__(f"run {run_id!r} is not in the journal")
+        self.journal = journal
+        where = "" if journal is None else f" {journal}"
+        super().__init__(f"run {run_id!r} is not in the journal{where}")
 
 
 # --- lab reports and sweeps --------------------------------------------------------------------------------

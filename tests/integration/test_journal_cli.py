@@ -124,3 +124,16 @@ def test_runs_of_a_journal_with_an_unreadable_event_fails_with_a_clear_error(tmp
     result = CliRunner().invoke(build_app(), ["runs", "--journal", str(journal)])
     assert isinstance(result.exception, SystemExit), result.exception
     assert f"journal {journal}: an event of run 'r1' cannot be read" in result.stderr
+
+
+def test_show_of_an_unknown_run_names_the_journal_it_looked_in(journaled: tuple[Path, str, str]) -> None:
+    journal, _, _ = journaled
+    result = CliRunner().invoke(build_app(), ["show", "nope", "--journal", str(journal)])
+    assert f"run 'nope' is not in the journal {journal}" in result.stderr
+
+
+def test_resume_of_an_unknown_run_names_the_run_and_the_journal(journaled: tuple[Path, str, str]) -> None:
+    journal, _, _ = journaled
+    result = CliRunner().invoke(build_app(), ["resume", "nope", "--journal", str(journal)])
+    assert result.exit_code != 0
+    assert f"run 'nope' is not in the journal {journal}" in result.stderr

@@ -95,7 +95,7 @@ class SqlJournal(ABC):
     def events(self, run_id: str) -> list[RunEvent]:
         payloads = self._payloads(run_id)
         if not payloads and not self.has_run(run_id):
-            raise RunNotFoundError(run_id)
+            raise RunNotFoundError(run_id, self._location)
         # Sequence numbers run 1, 2, ... per run, so an event's position is its sequence number.
         return [
             self._parse(payload, f"event {seq} of run {run_id!r}") for seq, payload in enumerate(payloads, 1)
