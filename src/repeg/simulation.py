@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from repeg.api import as_plan, execute_async
 from repeg.brokers.simulator.factory import SimAccount, build_simulation
@@ -25,6 +25,7 @@ from repeg.brokers.simulator.latency import LatencyModel
 from repeg.config import ExecutionConfig
 from repeg.domain.events import EventSink
 from repeg.domain.plan import Plan
+from repeg.domain.ticks import to_units
 from repeg.engine.clock import VirtualClock, run_virtual
 from repeg.errors import ConfigError
 from repeg.market.synthetic import DEFAULT_START, SyntheticSymbol, synthetic_tape
@@ -48,6 +49,12 @@ class SymbolSettings(BaseModel):
     daily_vol: float = Field(default=0.02, ge=0, le=1)
     spread_ticks: float = Field(default=2.0, ge=1, le=50)
     activity: float = Field(default=1.0, gt=0)
+
+    @field_validator("price")
+    @classmethod
+    def _whole_tape_units(cls, value: Decimal) -> Decimal:
+        to_units(value)  # a ValueError for a price finer than $0.0001, the tape's unit
+        return value
 
 
 class MarketSettings(BaseModel):

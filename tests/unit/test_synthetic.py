@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 from repeg.domain.ticks import from_units, is_legal_price
+from repeg.errors import ConfigError
 from repeg.market.synthetic import DEFAULT_START, SyntheticSymbol, synthetic_symbols, synthetic_tape
 from repeg.market.tape import to_ns
+from repeg.simulation import market_from_mapping
 
 LARGE = SyntheticSymbol(symbol="BIG", start_price=Decimal("157.00"))
 SMALL = SyntheticSymbol(symbol="TINY", start_price=Decimal("0.4321"), mean_spread_ticks=3)
@@ -124,3 +126,10 @@ def test_bad_arguments_are_refused(kwargs: dict[str, object], message: str) -> N
 def test_no_symbols_is_refused() -> None:
     with pytest.raises(ValueError, match="at least one symbol"):
         synthetic_tape([], seed=1, n_quotes=10)
+
+
+def test_market_symbol_price_finer_than_the_tape_unit_is_a_config_error() -> None:
+    # Accepted before, it then broke the run with a bare ValueError (exit 1, "internal error").
+    with pytest.raises(ConfigError) as info:
+        market_from_mapping({"symbols": {"ABC": {"price": 157.00001}}})
+    assert (info.value.key, info.value.value) == ("simulator.market.symbols.ABC.price", 157.00001)
