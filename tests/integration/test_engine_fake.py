@@ -446,3 +446,27 @@ def test_buys_are_skipped_when_a_sell_order_never_closes() -> None:
     result, world = execute(SELL_THEN_BUY, script)
     assert not [e for e in world.sink.of(OrderIntent) if e.leg_index in (1, 2)]
     assert [leg.status for leg in result.legs[1:]] == [LegStatus.SKIPPED, LegStatus.SKIPPED]
+
+
+def test_a_submit_whose_answer_was_lost_adopts_the_order_the_broker_created() -> None:
+    def script(w: World) -> None:
+        w.broker.lost_answers = 1  # the submit reaches the broker, its answer times out
+        w.feed.at(at(5), "XYZ", "99.96", "100.00")
+
+    result, world = execute(BUY, script)
+    assert len(world.broker.orders) == 1
+    assert result.legs[0].status is LegStatus.FILLED
+    assert result.legs[0].order_ids == ("o1",)
+    assert result.status is RunStatus.COMPLETED
+
+
+def test_a_replace_whose_answer_was_lost_manages_the_replacement_the_broker_created() -> None:
+    def script(w: World) -> None:
+        w.clock.call_at(at(9), lambda: setattr(w.broker, "lost_answers", 1))  # the first re-peg's answer
+
+    result, world = execute(BUY, script)
+    assert not [o for o in world.broker.orders.values() if o.status.is_open]
+    (leg,) = result.legs
+    assert leg.order_ids[:2] == ("o1", "o2")
+    assert leg.status is LegStatus.FILLED
+    assert leg.filled_qty == Decimal(100)

@@ -4,7 +4,8 @@
 synchronously to its subscriber. With `auto_fill` it applies the paper rule against `FakeFeed`: a limit fills
 fully when marketable (at the far touch, never better than its limit); a market order fills at the far touch.
 Tests script everything else: `fill()` for (partial) fills, `cancel_latency` for a cancel confirmed later,
-`fill_before_cancel` for a fill that races a cancel, `refuse_replace` to force the cancel-confirm-submit path.
+`fill_before_cancel` for a fill that races a cancel, `refuse_replace` to force the cancel-confirm-submit path,
+`lost_answers` for a submit or replace the broker executed but whose answer never arrived (a timeout).
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ class FakeBroker:
         self.refuse_replace = False
         self.refuse_cancels = 0
         self.unavailable_reads = 0
+        self.lost_answers = 0
         self.reject_symbols: set[str] = set()
         self.positions: dict[str, Decimal] = {}
         self._next = 0
@@ -134,6 +136,7 @@ class FakeBroker:
             raise OrderRejectedError("rejected by script", broker_message="insufficient buying power")
         order = self._new(request)
         self._match(order.order_id)
+        self._lose_answer()
         return self.orders[order.order_id]
 
     async def replace_order(self, request: ReplaceRequest) -> BrokerOrder:
@@ -155,6 +158,7 @@ class FakeBroker:
         new = self._new(as_new, replaces=old.order_id)
         self.orders[old.order_id] = self.orders[old.order_id].model_copy(update={"replaced_by": new.order_id})
         self._match(new.order_id)
+        self._lose_answer()
         return self.orders[new.order_id]
 
     async def cancel_order(self, order_id: str) -> None:
@@ -288,6 +292,12 @@ class FakeBroker:
         update = OrderUpdate(event=event, order=order, fill=fill, ts=self._clock.now())
         for sink in self.sinks:
             sink(update)
+
+    def _lose_answer(self) -> None:
+        """The request was executed, but its answer is lost on the way back (the caller sees a timeout)."""
+        if self.lost_answers:
+            self.lost_answers -= 1
+            raise BrokerUnavailableError("scripted timeout: the answer was lost")
 
     def _confirm_cancel(self, order_id: str) -> None:
         if self.orders[order_id].status.is_open:

@@ -29,7 +29,7 @@ from repeg.domain.orders import (
 from repeg.domain.quote import Quote
 from repeg.domain.ticks import ZERO
 from repeg.engine.bus import EventBus
-from repeg.errors import BrokerError, DuplicateClientOrderIdError
+from repeg.errors import BrokerError, BrokerUnavailableError, DuplicateClientOrderIdError
 from repeg.policy.pricing import check_price_collar
 
 
@@ -116,15 +116,24 @@ class OrderGateway:
         cid = request.client_order_id
         try:
             return await self._broker.submit_order(request)
-        except DuplicateClientOrderIdError as exc:
-            # The id is deterministic: a duplicate means our own earlier submit reached the broker.
-            existing = await self._broker.get_order_by_client_id(cid)
+        except BrokerError as exc:
+            # The id is deterministic: a duplicate means our own earlier submit reached the broker, and a
+            # timeout or server error may hide one that did. Either way the order the broker holds is ours.
+            existing = await self._executed_anyway(exc, cid)
             if existing is not None:
                 return existing
             await self._failed(index, IntentAction.SUBMIT, exc, client_order_id=cid)
-        except BrokerError as exc:
-            await self._failed(index, IntentAction.SUBMIT, exc, client_order_id=cid)
         return None
+
+    async def _executed_anyway(self, exc: BrokerError, cid: str) -> BrokerOrder | None:
+        """After a refusal whose outcome is unknown (duplicate id, timeout, 5xx): the order the request created,
+        found by its client order id; None when the request surely failed or the broker cannot say."""
+        if not isinstance(exc, DuplicateClientOrderIdError | BrokerUnavailableError):
+            return None
+        try:
+            return await self._broker.get_order_by_client_id(cid)
+        except BrokerError:
+            return None
 
     async def replace(self, index: int, limit_price: Decimal, *, step: int, quote: Quote | None) -> None:
         """Re-price the working order by the broker's replace; a refusal is recorded and reconciled."""
@@ -157,11 +166,14 @@ class OrderGateway:
         try:
             order = await self._broker.replace_order(request)
         except BrokerError as exc:
-            await self._failed(
-                index, IntentAction.REPLACE, exc, client_order_id=cid, order_id=active.order_id
-            )
-            await self.reconcile(index, active.order_id)
-            return
+            found = await self._executed_anyway(exc, cid)
+            if found is None:
+                await self._failed(
+                    index, IntentAction.REPLACE, exc, client_order_id=cid, order_id=active.order_id
+                )
+                await self.reconcile(index, active.order_id)
+                return
+            order = found
         await self._bus.emit(
             OrderAccepted(**self._bus.stamp(index), action=IntentAction.REPLACE, order=order)
         )
