@@ -262,3 +262,10 @@ def test_the_feeds_run_accepts_are_the_alpaca_adapters() -> None:
     from repeg.cli.run import FEEDS
 
     assert set(FEEDS) == {feed.value for feed in DataFeed}
+
+
+def test_quotes_file_with_a_broker_that_cannot_replay_it_is_refused(workdir: Path) -> None:
+    quotes = write(workdir, "q.csv", QUOTES)
+    result = invoke(EXAMPLES / "trades.csv", "--quotes", quotes, "--broker", "alpaca-live", "--confirm")
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert result.stderr.startswith("error: config --quotes=")

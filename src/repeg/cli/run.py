@@ -178,6 +178,8 @@ def _execute(
         raise ConfigError("--broker", broker, f"unknown broker (known: {', '.join(BROKERS)})")
     if alpaca is not None and alpaca.feed not in FEEDS:
         raise ConfigError("--feed", alpaca.feed, f"unknown feed (known: {', '.join(FEEDS)})")
+    if quotes is not None and broker != "simulator":
+        raise ConfigError("--quotes", str(quotes), f"only the simulator replays a quote file, not {broker}")
     settings = load_settings(config)
     plan = load_plan(plan_path)
     # The shell names the run from the wall clock, so that two invocations never share an id (a simulated
