@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from repeg.api import as_plan, execute_async
 from repeg.brokers.simulator.factory import SimAccount, build_simulation
@@ -66,8 +66,9 @@ class MarketSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    start: datetime = DEFAULT_START
-    duration_seconds: float = Field(default=3600.0, gt=0)
+    start: AwareDatetime = DEFAULT_START
+    #: At least the clock's microsecond.
+    duration_seconds: float = Field(default=3600.0, ge=1e-6)
     #: Mean seconds between two quotes of one symbol (of activity 1).
     quote_interval_seconds: float = Field(default=1.0, gt=0)
     invalid_rate: float = Field(default=0.0, ge=0, le=0.5)

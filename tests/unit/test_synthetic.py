@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from datetime import timedelta
 from decimal import Decimal
 
@@ -133,3 +134,18 @@ def test_market_symbol_price_finer_than_the_tape_unit_is_a_config_error() -> Non
     with pytest.raises(ConfigError) as info:
         market_from_mapping({"symbols": {"ABC": {"price": 157.00001}}})
     assert (info.value.key, info.value.value) == ("simulator.market.symbols.ABC.price", 157.00001)
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        (tomllib.loads("start = 2024-01-02T14:30:00"), "simulator.market.start"),  # a local date-time
+        ({"duration_seconds": 1e-9}, "simulator.market.duration_seconds"),  # under the clock's microsecond
+    ],
+)
+def test_market_settings_the_generator_cannot_use_are_config_errors(
+    data: dict[str, object], key: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        market_from_mapping(data)
+    assert info.value.key == key
