@@ -314,7 +314,7 @@ def test_qty_beyond_share_precision_is_refused_as_bad_input() -> None:
     # 1e20 shares cannot be held to Alpaca's 1e-9 share precision within Decimal's 28 digits.
     error = csv_error("symbol,side,qty\nA,buy,1e20\n")
     assert (error.row, error.field, error.value) == (2, "qty", "1e20")
-    assert error.reason == "qty must be at most 1,000,000,000,000,000"
+    assert error.reason == "qty must be at most 1,000,000,000,000"
 
 
 def test_json_notional_beyond_the_largest_amount_is_refused() -> None:
@@ -322,7 +322,7 @@ def test_json_notional_beyond_the_largest_amount_is_refused() -> None:
     assert (error.row, error.field, error.reason) == (
         1,
         "notional",
-        "notional must be at most 1,000,000,000,000,000",
+        "notional must be at most 1,000,000,000,000",
     )
 
 
@@ -355,3 +355,14 @@ def test_json_weights_key_holding_trade_rows_is_refused() -> None:
 def test_json_trades_key_holding_weight_rows_is_refused() -> None:
     error = json_error('{"trades": [{"symbol": "A", "weight": "0.5"}]}')
     assert (error.field, error.reason) == ("trades", "holds weights rows, not trades")
+
+
+def test_notional_that_would_overflow_share_precision_at_a_sub_penny_price_is_refused() -> None:
+    # $1e15 at $0.0001 is 1e19 shares: quantizing that to 1e-9 crashed derive with InvalidOperation.
+    error = csv_error("symbol,side,notional\nA,buy,1000000000000000\n")
+    assert (error.field, error.reason) == ("notional", "notional must be at most 1,000,000,000,000")
+
+
+def test_the_largest_amount_is_accepted() -> None:
+    plan = parse_csv("symbol,side,notional\nA,buy,1000000000000\n", "p.csv")
+    assert plan.trades[0].notional == Decimal(10) ** 12

@@ -47,8 +47,9 @@ WEIGHT_COLUMNS = frozenset({SYMBOL, WEIGHT})
 _SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9]*([./-][A-Z0-9]+)?$")
 _MAX_SYMBOL_LEN = 12
 #: The largest qty or notional accepted: far beyond any real trade, and small enough that a quantity kept to
-#: 1e-9 shares (`ticks.round_qty_down`) stays inside Decimal's default 28 digits.
-MAX_AMOUNT = Decimal(10) ** 15
+#: 1e-9 shares (`ticks.round_qty_down`) stays inside Decimal's default 28 digits, even for a notional sized
+#: at the lowest legal price ($0.0001: at most 1e16 shares).
+MAX_AMOUNT = Decimal(10) ** 12
 REPEATED_COLUMN = "column appears twice"
 
 
