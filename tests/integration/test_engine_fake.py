@@ -8,6 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+import structlog.testing
 from tests.unit.fake_broker import T0, FakeBroker, FakeFeed
 
 from repeg.config import EscalationStyle, ExecutionConfig, classic_ladder
@@ -470,3 +471,30 @@ def test_a_replace_whose_answer_was_lost_manages_the_replacement_the_broker_crea
     assert leg.order_ids[:2] == ("o1", "o2")
     assert leg.status is LegStatus.FILLED
     assert leg.filled_qty == Decimal(100)
+
+
+def test_every_leg_log_line_names_the_run_the_leg_the_symbol_and_the_order() -> None:
+    def script(w: World) -> None:
+        w.broker.refuse_cancels = 1  # broker_refused, then reconcile_failed
+        w.broker.unavailable_reads = 1
+
+    config = classic_ladder(repeg_steps=(Decimal("0.25"),))
+    with structlog.testing.capture_logs() as lines:
+        execute(BUY, script, config=config, auto_fill=False)
+    leg_lines = [line for line in lines if line.get("correlation_id") == "t-L0000"]
+    seen = {line["event"] for line in leg_lines}
+    assert {"broker_refused", "reconcile_failed", "leg_escalated", "leg_finished"} <= seen
+    for line in leg_lines:
+        assert (line["run_id"], line["symbol"]) == ("t", "XYZ"), line
+        assert "order_id" in line, line
+
+
+def test_a_failed_poll_is_logged_with_its_symbol_and_order() -> None:
+    def script(w: World) -> None:
+        w.feed.at(at(5), "XYZ", "99.96", "100.00")
+        w.broker.unavailable_reads = 1
+
+    with structlog.testing.capture_logs() as lines:
+        execute(BUY, script, pushes_updates=False)
+    (failed,) = [line for line in lines if line["event"] == "poll_failed"]
+    assert (failed["run_id"], failed["symbol"], failed["order_id"]) == ("t", "XYZ", "o1")

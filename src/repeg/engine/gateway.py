@@ -225,6 +225,7 @@ class OrderGateway:
             self._log.warning(
                 "reconcile_failed",
                 correlation_id=self._bus.correlation(index),
+                symbol=self._bus.leg(index).symbol,
                 order_id=order_id,
                 error=str(exc),
             )
@@ -245,6 +246,7 @@ class OrderGateway:
             self._log.warning(
                 "poll_failed",
                 correlation_id=self._bus.correlation(index),
+                symbol=self._bus.leg(index).symbol,
                 order_id=active.order_id,
                 error=str(exc),
             )
@@ -277,7 +279,9 @@ class OrderGateway:
         self._log.info(
             "broker_refused",
             correlation_id=self._bus.correlation(index),
+            symbol=self._bus.leg(index).symbol,
             action=action.value,
             order_id=order_id,
+            client_order_id=client_order_id,
             error=str(exc),
         )

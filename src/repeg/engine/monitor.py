@@ -58,6 +58,12 @@ def _decision_changed(before: LegState, after: LegState) -> bool:
     )
 
 
+def _last_order_id(leg: LegState) -> str | None:
+    """The broker id of the leg's latest order (None before the broker acknowledged one), for log lines."""
+    ids = leg.order_ids
+    return ids[-1] if ids else None
+
+
 @dataclass(frozen=True)
 class EngineContext:
     """What every monitor of a run shares."""
@@ -287,6 +293,7 @@ class PhaseMonitor:
                 "leg_escalated",
                 correlation_id=self._ctx.bus.correlation(leg.index),
                 symbol=leg.symbol,
+                order_id=_last_order_id(leg),
                 remaining_qty=str(leg.remaining_qty),
                 reason=reason,
             )
@@ -308,6 +315,7 @@ class PhaseMonitor:
             "leg_finished",
             correlation_id=self._ctx.bus.correlation(leg.index),
             symbol=leg.symbol,
+            order_id=_last_order_id(leg),
             status=status.value,
             filled_qty=str(leg.filled_qty),
             reason=reason,
