@@ -7,6 +7,7 @@ same simulated broker then serves `resume_run`, which must finish every leg with
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections import Counter
 from datetime import timedelta
@@ -16,13 +17,14 @@ from pathlib import Path
 import pytest
 
 from repeg.api import execute_async
-from repeg.brokers.simulator import SimAccount, SimulatedBroker, build_simulation
+from repeg.brokers.simulator import PaperFillModel, SimAccount, SimulatedBroker, build_simulation
 from repeg.brokers.simulator.latency import LatencyModel
 from repeg.cli.journal_run import journaled_session
 from repeg.config import ExecutionConfig
 from repeg.domain.events import EventSink, IntentAction, OrderIntent, OrderUpdated, PhaseEnded, RunEvent
 from repeg.domain.ids import client_order_id
-from repeg.domain.orders import OrderRequest, OrderType, Side
+from repeg.domain.lifecycle import LegStatus
+from repeg.domain.orders import BrokerOrder, OrderRequest, OrderType, Side
 from repeg.domain.plan import LegSpec, Plan, PlanKind, TradeIntent
 from repeg.domain.run import fold_run
 from repeg.engine.clock import VirtualClock, run_virtual
@@ -32,6 +34,7 @@ from repeg.journal.faults import point_of
 from repeg.journal.resume import NEVER_REACHED_BROKER, resume_run
 from repeg.journal.shutdown import stop_run
 from repeg.journal.sqlite import SqliteJournal
+from repeg.market.replay import TapeFeed
 from repeg.market.synthetic import SyntheticSymbol, synthetic_tape
 from repeg.market.tape import QuoteTape
 from repeg.report.result import ExecutionResult, build_result
@@ -364,3 +367,45 @@ def test_a_run_started_afresh_under_its_id_shows_exactly_the_result_it_returned(
     assert [e.kind for e in events].count("run_started") == 2
     assert len(result.skipped) == 1
     assert build_result(fold_run(events)) == result
+
+
+class NetworkSimulator(SimulatedBroker):
+    """The simulator as a network broker that pushes updates: a lookup suspends its caller, as a request does."""
+
+    async def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
+        await asyncio.sleep(0)
+        return await super().get_order_by_client_id(client_order_id)
+
+
+def test_a_cancel_completed_by_resume_is_confirmed_to_the_leg_before_its_phase_continues(
+    tmp_path: Path,
+) -> None:
+    # Killed between a cancel's intent and the broker call: resume makes the call, and the confirmation is
+    # pushed while it still reconciles the other leg. The leg must see it and send its remainder, not sit in
+    # `canceling` until the phase's hard stop and end incomplete.
+    account = SimAccount(cash=Decimal(100_000), positions={"AAA": Decimal(300), "BBB": Decimal(100)})
+    sells = [
+        LegSpec(index=0, symbol="AAA", side=Side.SELL, qty=Decimal(100)),
+        LegSpec(index=1, symbol="BBB", side=Side.SELL, qty=Decimal(40)),
+    ]
+
+    async def main() -> list[RunEvent]:
+        clock = VirtualClock(TAPE.start + timedelta(seconds=5))
+        broker = NetworkSimulator(TAPE, clock, account, fill_model=PaperFillModel(TAPE, seed=3))
+        feed = TapeFeed(TAPE, clock)
+        journal = SqliteJournal(tmp_path / "j.db", durability="full")
+        crash = CrashAt(journal, "cancel-intent", 1, before=False)
+        with contextlib.suppress(Crash):
+            await run_execution(sells, (), broker, feed, clock, CONFIG, run_id="r1", sinks=(crash,))
+        await journal.flush()
+        assert fold_run(journal.events("r1")).leg(0).status is LegStatus.CANCELING
+        await resume_run("r1", journal, broker, feed, clock, config=CONFIG)
+        events = journal.events("r1")
+        journal.close()
+        return events
+
+    state = fold_run(run_virtual(main))
+    assert [(leg.status, leg.filled_qty) for leg in state.legs] == [
+        (LegStatus.FILLED, Decimal(100)),
+        (LegStatus.FILLED, Decimal(40)),
+    ]

@@ -38,7 +38,7 @@ from repeg.engine.bus import EventBus
 from repeg.engine.clock import Clock
 from repeg.engine.gateway import polled_update
 from repeg.engine.monitor import EngineContext
-from repeg.engine.phases import orders_settled, run_buy_phase, run_phase
+from repeg.engine.phases import orders_settled, record_late_updates, run_buy_phase, run_phase
 from repeg.engine.runner import _SELLS_STILL_WORKING as SELLS_STILL_WORKING  # the fresh run's own reason
 from repeg.engine.runner import engine_context
 from repeg.errors import BrokerError, JournalError
@@ -169,6 +169,9 @@ async def _start_buys(ctx: EngineContext, sells: Sequence[int], buys: Sequence[i
 
 async def _continue(ctx: EngineContext, state: RunState) -> None:
     bus = ctx.bus
+    # Updates pushed while reconciling (e.g. the confirmation of a cancel completed above) reached no phase
+    # monitor yet: recorded now, so that no leg waits for an answer that has already come.
+    await record_late_updates(ctx)
     legs = bus.folder.snapshot().legs
     unfinished = [leg for leg in legs if not leg.is_done]
     sells = [leg.index for leg in unfinished if leg.side is Side.SELL]
