@@ -206,6 +206,29 @@ def test_tape_feed_has_no_quote_before_the_first() -> None:
     run_sim(scenario, start=T0 - timedelta(seconds=1))
 
 
+def test_tape_feed_wakes_when_a_nanosecond_quote_is_current_not_before() -> None:
+    base = to_ns(T0)
+    tape = QuoteTape.from_arrays(
+        {
+            "NS": {
+                "ts": np.array([base, base + 1_500], dtype=np.int64),
+                "bid": np.array([99_000, 99_500], dtype=np.int64),
+                "ask": np.array([101_000, 100_500], dtype=np.int64),
+                "bid_size": np.ones(2, dtype=np.int64),
+                "ask_size": np.ones(2, dtype=np.int64),
+            }
+        }
+    )
+
+    async def scenario(sim: Sim) -> None:
+        wake = sim.feed.next_quote_time("NS")
+        assert wake is not None
+        await sim.clock.sleep_until(wake)
+        assert sim.feed.latest("NS") == tape.quote("NS", 1)
+
+    run_sim(scenario, tape=tape, account=SimAccount())
+
+
 _OPS = st.lists(
     st.tuples(
         st.sampled_from(["buy", "sell", "market", "cancel", "replace", "wait"]),

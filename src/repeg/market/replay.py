@@ -11,7 +11,7 @@ from datetime import datetime
 
 from repeg.domain.quote import Quote
 from repeg.engine.clock import Clock
-from repeg.market.tape import QuoteTape, to_ns
+from repeg.market.tape import QuoteTape, from_ns, to_ns
 
 
 class TapeFeed:
@@ -44,4 +44,5 @@ class TapeFeed:
         following = 0 if current is None else current + 1
         if following >= self._tape.count(symbol):
             return None
-        return self._tape.time_of(symbol, following)
+        # Rounded up to the clock's microsecond: a nanosecond quote is current from then, not before.
+        return from_ns(-(-self._tape.time_ns(symbol, following) // 1000) * 1000)
