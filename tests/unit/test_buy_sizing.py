@@ -50,6 +50,9 @@ def test_the_scaled_cost_never_exceeds_the_buying_power() -> None:
     sizing = size_buys(specs, ASKS, Decimal("4321.09"), Decimal(50))
     cost = sum(leg.qty * ASKS[leg.symbol] * Decimal("1.005") for leg in sizing.legs if leg.qty is not None)
     assert cost <= Decimal("4321.09")
+    # ... and is not met by dropping buys: both legs stay, scaled by one factor just under the need.
+    assert [leg.index for leg in sizing.legs] == [0, 1]
+    assert Decimal("0.8") < sizing.scale < Decimal(1)
 
 
 def test_no_buying_power_drops_every_buy() -> None:
@@ -73,3 +76,15 @@ def test_a_quantity_leg_without_a_quote_is_kept_but_not_costed() -> None:
     sizing = size_buys([qty_leg(0, "ZZZ", "10")], ASKS, Decimal(1), Decimal(0))
     assert sizing.scale == Decimal(1)
     assert sizing.legs[0].qty == Decimal(10)
+
+
+def test_a_scaled_short_cover_is_no_longer_marked_a_full_exit() -> None:
+    # full_exit means "the exact position quantity, never rounded"; a scaled leg covers only part of it.
+    cover = LegSpec(index=0, symbol="AAA", side=Side.BUY, qty=Decimal(100), full_exit=True)
+    sizing = size_buys([cover], ASKS, Decimal(500), Decimal(0))
+    assert (sizing.legs[0].qty, sizing.legs[0].full_exit) == (Decimal("50.000000000"), False)
+
+
+def test_an_unscaled_short_cover_stays_a_full_exit() -> None:
+    cover = LegSpec(index=0, symbol="AAA", side=Side.BUY, qty=Decimal(100), full_exit=True)
+    assert size_buys([cover], ASKS, Decimal(5000), Decimal(0)).legs[0].full_exit

@@ -86,7 +86,7 @@ def size_buys(
                 side=spec.side,
                 qty=final,
                 whole_shares=spec.whole_shares,
-                full_exit=spec.full_exit,
+                full_exit=spec.full_exit and final == qty,  # a scaled cover is no longer the exact position
             )
         )
     return BuySizing(legs=tuple(legs), dropped=tuple(dropped), scale=scale, estimated_cost=cost)
