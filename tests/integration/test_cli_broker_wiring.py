@@ -38,3 +38,23 @@ def test_unknown_broker_is_refused_naming_the_known_ones(tmp_path: Path):
     result = _run(tmp_path, "--broker", "nyse-direct")
     assert result.exit_code == 2
     assert "alpaca-paper" in result.output
+
+
+def test_a_dry_run_under_a_run_id_the_journal_knows_never_resumes_that_run(tmp_path: Path, monkeypatch):
+    """`--dry-run` promises that nothing is sent; with the id of a journaled (e.g. interrupted) Alpaca run it
+    must be refused, not turned into a real resume of that run that sends its remaining orders."""
+    from repeg.cli import journal_run
+
+    assert _run(tmp_path, "--run-id", "rKNOWN").exit_code == 0  # the journal now knows rKNOWN
+    resumed: list[str] = []
+
+    def resume_for_real(*_args: object, **kwargs: object) -> None:
+        resumed.append(str(kwargs.get("run_id")))
+        raise AssertionError("a dry run resumed a journaled run")
+
+    monkeypatch.setattr(journal_run, "resume_on_alpaca", resume_for_real)
+    env = {"APCA_API_KEY_ID": "k", "APCA_API_SECRET_KEY": "s"}
+    result = _run(tmp_path, "--broker", "alpaca-paper", "--dry-run", "--run-id", "rKNOWN", env=env)
+    assert resumed == []
+    assert result.exit_code == 2
+    assert "--dry-run" in result.output

@@ -200,6 +200,9 @@ def _execute(
         if broker.startswith("alpaca-") and store.has_run(run_id):
             from repeg.cli.journal_run import resume_on_alpaca
 
+            if (alpaca or AlpacaFlags()).dry_run:
+                # Resuming would send the run's remaining orders for real: a dry run never does that.
+                raise ConfigError("--dry-run", run_id, "the journal knows this run id; use a new --run-id")
             confirm = (alpaca or AlpacaFlags()).confirm
             return resume_on_alpaca(
                 plan,
