@@ -171,7 +171,7 @@ def load_config(path: Path) -> ExecutionConfig:
     """Read `[execution]` from a TOML file (a file with no such table is read as the table itself)."""
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(str(path), None, f"cannot read TOML: {exc}") from exc
     table = raw.get("execution", raw)
     if not isinstance(table, dict):

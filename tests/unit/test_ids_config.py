@@ -153,3 +153,11 @@ def test_max_total_wait_below_fill_wait_names_max_total_wait():
         config_from_mapping({"max_total_wait": 5, "fill_wait_seconds": 10})
     assert (caught.value.key, caught.value.value) == ("max_total_wait", 5)
     assert "at least fill_wait_seconds" in caught.value.reason
+
+
+def test_load_config_reports_a_file_that_is_not_utf8(tmp_path: Path):
+    # UnicodeDecodeError escaped load_config (only OSError and TOML errors were caught).
+    path = tmp_path / "c.toml"
+    path.write_bytes(b"[execution]\n# caf\xe9\nfill_wait_seconds = 3\n")
+    with pytest.raises(ConfigError, match="cannot read TOML"):
+        load_config(path)
