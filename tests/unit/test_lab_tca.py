@@ -263,3 +263,19 @@ def test_summary_charges_orders_that_never_filled() -> None:
     s = summarize("p", FillModelName.PAPER, [filled, unfilled], seed=1)
     assert s.cost_half_spreads.mean == pytest.approx((-1.0 + 2.5) / 2)
     assert s.time_to_fill_s.n == 1  # time to fill stays over the orders that filled
+
+
+def test_a_repeg_by_cancel_then_submit_counts_once() -> None:
+    # A partially filled order is re-pegged by cancel, confirm, then submit of the remainder: both intents carry
+    # the reason "repeg", but it is one re-peg (the engine's own fold counts one).
+    cancel = _intent(10, IntentAction.CANCEL, None, None, "repeg").model_copy(update={"order_id": "o1"})
+    tca = _one(
+        [
+            _intent(0, IntentAction.SUBMIT, OrderType.LIMIT, "100.00", "initial"),
+            _fill(5, 40, "100.00", OrderType.LIMIT),
+            cancel,
+            _intent(11, IntentAction.SUBMIT, OrderType.LIMIT, "100.02", "repeg"),
+            _fill(12, 60, "100.02", OrderType.LIMIT, order_id="o2"),
+        ]
+    )
+    assert tca.repegs == 1

@@ -72,7 +72,8 @@ def _on_intent(trace: _Trace, event: OrderIntent) -> None:
         )
     else:
         trace.path.append(PathEvent(ts=event.ts, kind=PathEventKind.CANCEL, order_id=event.order_id))
-    if event.reason == REASON_REPEG:
+    # A re-peg is the new price (a replace, or the submit after a cancel), never the cancel that precedes it.
+    if event.reason == REASON_REPEG and event.action is not IntentAction.CANCEL:
         trace.repegs += 1
 
 
