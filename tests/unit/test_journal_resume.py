@@ -21,7 +21,16 @@ from repeg.brokers.simulator import PaperFillModel, SimAccount, SimulatedBroker,
 from repeg.brokers.simulator.latency import LatencyModel
 from repeg.cli.journal_run import journaled_session
 from repeg.config import ExecutionConfig
-from repeg.domain.events import EventSink, IntentAction, OrderIntent, OrderUpdated, PhaseEnded, RunEvent
+from repeg.domain.events import (
+    EventSink,
+    IntentAction,
+    LegPlanned,
+    OrderIntent,
+    OrderUpdated,
+    PhaseEnded,
+    PhaseStarted,
+    RunEvent,
+)
 from repeg.domain.ids import client_order_id
 from repeg.domain.lifecycle import LegStatus
 from repeg.domain.orders import BrokerOrder, OrderRequest, OrderType, Side
@@ -409,3 +418,48 @@ def test_a_cancel_completed_by_resume_is_confirmed_to_the_leg_before_its_phase_c
         (LegStatus.FILLED, Decimal(100)),
         (LegStatus.FILLED, Decimal(40)),
     ]
+
+
+class CrashWhileSizingBuys:
+    """Dies after the buy phase's start is journaled, before the scaled quantities that follow it are."""
+
+    def __init__(self, journal: EventSink) -> None:
+        self._journal = journal
+        self._buying = False
+
+    async def emit(self, event: RunEvent) -> None:
+        if isinstance(event, PhaseStarted) and event.side is Side.BUY:
+            self._buying = True
+        elif self._buying and isinstance(event, LegPlanned):
+            raise Crash
+        await self._journal.emit(event)
+
+
+def test_buys_whose_scaled_sizes_were_lost_are_sized_again_on_resume(tmp_path: Path) -> None:
+    # The sale leaves buying power for about half the buy: the buy phase scales it to 39 shares, but the run
+    # dies before that resizing is journaled. Nothing was sent for the buys, so resume must size them again,
+    # not send the unscaled 80 (refused here for buying power; bought on margin elsewhere).
+    account = SimAccount(cash=Decimal(0), positions={"AAA": Decimal(300)})
+    specs = [
+        LegSpec(index=0, symbol="AAA", side=Side.SELL, qty=Decimal(100)),
+        LegSpec(index=1, symbol="BBB", side=Side.BUY, qty=Decimal(80)),
+    ]
+
+    async def main() -> list[RunEvent]:
+        clock = VirtualClock(TAPE.start + timedelta(seconds=5))
+        broker, feed = build_simulation(TAPE, clock, account, seed=3)
+        journal = SqliteJournal(tmp_path / "j.db", durability="full")
+        with contextlib.suppress(Crash):
+            await run_execution(
+                specs, (), broker, feed, clock, CONFIG, run_id="r1", sinks=(CrashWhileSizingBuys(journal),)
+            )
+        await journal.flush()
+        await resume_run("r1", journal, broker, feed, clock, config=CONFIG)
+        events = journal.events("r1")
+        journal.close()
+        return events
+
+    buy = fold_run(run_virtual(main)).leg(1)
+    assert buy.qty is not None
+    assert buy.qty < Decimal(40)
+    assert (buy.status, buy.filled_qty) == (LegStatus.FILLED, buy.qty)

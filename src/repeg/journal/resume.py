@@ -151,8 +151,11 @@ async def reconcile(bus: EventBus, broker: Broker) -> None:
 # --- continuing the run ---------------------------------------------------------------------------------
 
 
-def _buy_phase_started(state: RunState) -> bool:
-    return any(phase.side is Side.BUY and phase.leg_index is None for phase in state.phases)
+def _buys_sent(state: RunState) -> bool:
+    """True once a buy leg announced an order. The buy phase's sizing (its `PhaseStarted`, the scaled
+    `LegPlanned`s, the dropped legs' `LegFinished`) is committed at the latest with the first buy intent, a
+    write-ahead barrier; before that, part of it may be lost, and since nothing was sent the buys are sized anew."""
+    return any(leg.side is Side.BUY and leg.orders for leg in state.legs)
 
 
 async def _start_buys(ctx: EngineContext, sells: Sequence[int], buys: Sequence[int]) -> None:
@@ -178,7 +181,7 @@ async def _continue(ctx: EngineContext, state: RunState) -> None:
     buys = [leg.index for leg in unfinished if leg.side is Side.BUY]
     if sells:
         await run_phase(ctx, Side.SELL, sells)
-    if buys and _buy_phase_started(state):
+    if buys and _buys_sent(state):
         # Sized already (and maybe partly filled): re-sizing from today's buying power could shrink a leg below
         # what it has filled, so the phase continues with the quantities journaled.
         await run_phase(ctx, Side.BUY, buys)
