@@ -11,7 +11,7 @@ from repeg.config import ExecutionConfig
 from repeg.domain.account import Account, Asset, Position
 from repeg.domain.orders import Side
 from repeg.domain.plan import LegSpec, Plan, PlanKind, SkippedTrade, TargetWeight, TradeIntent
-from repeg.errors import NotTradableError, UnknownSymbolError
+from repeg.errors import NotTradableError, PlanError, UnknownSymbolError
 from repeg.planning.derive import NO_PRICE, derive_legs, portfolio_equity
 
 D = Decimal
@@ -285,3 +285,10 @@ def test_trade_list_may_repeat_a_symbol_when_built_directly() -> None:
     # A basket (run_basket) holds many orders of one symbol; only plan files refuse repeats.
     plan = trades(trade("A", Side.BUY, qty="1"), trade("A", Side.SELL, qty="1"))
     assert len(plan.trades) == 2
+
+
+def test_weights_against_a_non_positive_equity_are_refused() -> None:
+    # Equity -100: a 0.5 target of A (10 held at 10) sold 15 shares, 5 more than held, opening a short.
+    held = (position("A", "10", "10"),)
+    with pytest.raises(PlanError, match=r"w\.csv: equity -100 is not positive"):
+        derive(weights(A="0.5"), cash="-200", positions=held, prices={"A": "10"})

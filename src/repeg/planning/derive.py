@@ -6,7 +6,9 @@ Rules (the README's "Inputs" section repeats them for users):
   A sell given as a notional is sized here, at the arrival price, rounded down (the engine sizes notional buys
   only, at the start of the buy phase: a notional sell left unsized would never be sent).
 - Target weights are fractions of equity, where equity = cash + every position valued at the arrival prices
-  (a position without an arrival price is valued at the broker's `market_value`). A symbol over its target is
+  (a position without an arrival price is valued at the broker's `market_value`). A positive weight against
+  equity <= 0 is refused (`PlanError`): a share of it is meaningless, and a sell sized from it could exceed
+  the position. Weight-0 exits need no equity. A symbol over its target is
   sold down, one under it is bought up.
 - Weight 0 means exit: the exact position quantity is traded (`full_exit=True`), never rounded.
 - A held symbol that the weights plan does not name is left untouched: repeg never trades a symbol the plan
@@ -29,7 +31,7 @@ from repeg.domain.account import Account, Asset, Position
 from repeg.domain.orders import Side
 from repeg.domain.plan import LegSpec, Plan, PlanKind, SkippedTrade, TargetWeight, TradeIntent
 from repeg.domain.ticks import ZERO, round_qty_down
-from repeg.errors import NotTradableError, UnknownSymbolError
+from repeg.errors import NotTradableError, PlanError, UnknownSymbolError
 
 NO_PRICE = "no valid arrival quote"
 
@@ -95,8 +97,15 @@ def derive_legs(
         trades = [_from_intent(t, assets[t.symbol], held.get(t.symbol, ZERO)) for t in plan.trades]
     else:
         equity = portfolio_equity(account, positions, prices)
+        _check_equity(plan, equity)
         trades = _weights_trades(plan.weights, held, assets, prices, equity, skipped=skipped)
     return _filter(trades, prices, config, skipped)
+
+
+def _check_equity(plan: Plan, equity: Decimal) -> None:
+    """A positive weight of a non-positive equity means nothing, and a sell sized from it could go short."""
+    if equity <= ZERO and any(target.weight > ZERO for target in plan.weights):
+        raise PlanError(f"{plan.source}: equity {equity} is not positive: target weights cannot apply")
 
 
 def _weights_trades(
