@@ -7,6 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import structlog
 from click.testing import Result
 from typer.testing import CliRunner
 
@@ -269,3 +270,24 @@ def test_quotes_file_with_a_broker_that_cannot_replay_it_is_refused(workdir: Pat
     result = invoke(EXAMPLES / "trades.csv", "--quotes", quotes, "--broker", "alpaca-live", "--confirm")
     assert result.exit_code == ExitCode.BAD_INPUT
     assert result.stderr.startswith("error: config --quotes=")
+
+
+def _small_backtest_result(directory: Path) -> Path:
+    rows = [
+        f"2024-01-02T14:{30 + i // 12:02d}:{i % 12 * 5:02d}.000000Z,AAA,100.00,100,100.02,100"
+        for i in range(240)
+    ]
+    quotes = write(directory, "q.csv", "ts,symbol,bid,bid_size,ask,ask_size\n" + "\n".join(rows) + "\n")
+    out = directory / "result.json"
+    args = ["backtest", "--quotes", str(quotes), "--basket", "2", "--policy", "market", "--out", str(out)]
+    assert CliRunner().invoke(build_app(), args).exit_code == 0
+    return out
+
+
+def test_report_prints_only_the_written_paths_on_stdout(workdir: Path) -> None:
+    result_file = _small_backtest_result(workdir)
+    structlog.reset_defaults()  # as in a fresh `repeg report` process, where nothing configured logging yet
+    html = workdir / "r.html"
+    result = CliRunner().invoke(build_app(), ["report", str(result_file), "--html", str(html), "--no-market"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == f"{html}\n"

@@ -39,7 +39,14 @@ def build_app(modules: Sequence[str] = COMMAND_MODULES) -> typer.Typer:
 
     @app.callback()
     def _root() -> None:
-        """Keeps `repeg <command>` a command group even while only one command is registered."""
+        """Keeps `repeg <command>` a command group even while only one command is registered.
+
+        Also sends every command's logs to stderr at `warning` before the command runs: unconfigured, structlog
+        prints every level to stdout, which belongs to results. Commands with log options reconfigure.
+        """
+        from repeg.logging import configure_logging
+
+        configure_logging(level="warning")
 
     for name in modules:
         cast(_CommandModule, importlib.import_module(name)).register(app)
