@@ -462,3 +462,44 @@ def test_a_replacement_rejected_while_cancelling_returns_to_working_on_the_origi
     )
     assert leg.status is LegStatus.WORKING
     assert leg.active_client_order_id == cid(0)
+
+
+def replace_lost() -> OrderFailed:
+    """The answer to `replace(1, 0)` never came back: recorded as failed, though the broker did replace."""
+    return OrderFailed(
+        **stamp(),
+        action=IntentAction.REPLACE,
+        client_order_id=cid(1),
+        order_id="o0",
+        error="BrokerUnavailableError",
+        message="replace: no answer from the broker",
+    )
+
+
+def replaced_by_o1() -> tuple[OrderUpdated, OrderUpdated]:
+    old = order(0, OrderStatus.REPLACED, seconds=1).model_copy(update={"replaced_by": "o1"})
+    new = order(1, OrderStatus.NEW, seconds=1).model_copy(
+        update={"replaces": "o0", "limit_price": Decimal("10.01")}
+    )
+    return updated(old, OrderEvent.REPLACED, seconds=1), updated(new, OrderEvent.NEW, seconds=1)
+
+
+@pytest.mark.parametrize("reversed_delivery", [False, True])
+def test_a_replace_whose_answer_was_lost_follows_the_replacement_the_broker_reports(
+    reversed_delivery: bool,
+) -> None:
+    updates = replaced_by_o1()
+    leg = fold(
+        [*working(), replace(1, 0), replace_lost(), *(updates[::-1] if reversed_delivery else updates)]
+    )
+    assert leg.status is LegStatus.WORKING
+    assert leg.active_client_order_id == cid(1)
+    assert leg.limit_price == Decimal("10.01")
+    assert leg.step == 1
+    assert leg.repegs == 1
+
+
+def test_a_cancel_sent_to_a_silently_replaced_order_returns_to_working_on_the_replacement() -> None:
+    leg = fold([*working(), replace(1, 0), replace_lost(), cancel(0), *replaced_by_o1()])
+    assert leg.status is LegStatus.WORKING
+    assert leg.active_client_order_id == cid(1)

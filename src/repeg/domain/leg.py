@@ -241,6 +241,10 @@ def _put_record(orders: tuple[OrderRecord, ...], record: OrderRecord) -> tuple[O
     return (*orders, record)
 
 
+#: Leg statuses in which its active order is live at the broker and no request about it is in flight.
+_LIVE = frozenset({LegStatus.WORKING, LegStatus.CANCELING})
+
+
 def _settle(state: LegState, ts: datetime, run_id: str) -> LegState:
     """Derive status changes that fills and closed orders imply; enforce the no-overfill invariant."""
     qty = state.qty
@@ -252,9 +256,15 @@ def _settle(state: LegState, ts: datetime, run_id: str) -> LegState:
             return _go(state, LegTrigger.COMPLETED, completed_at=ts, active_client_order_id=None)
         return state
     active = state.active_order
-    closed = active is not None and active.is_terminal and active.status is not OrderStatus.REPLACED
-    if not closed or state.status not in (LegStatus.WORKING, LegStatus.CANCELING):
+    if active is None or not active.is_terminal or state.status not in _LIVE:
         return state
+    if active.status is OrderStatus.REPLACED:
+        return _adopt_replacement(state, active, ts, run_id)
+    return _close_active(state, active)
+
+
+def _close_active(state: LegState, active: OrderRecord) -> LegState:
+    """The live order ended: the leg goes idle with its remainder, unless a rejected replacement hands it back."""
     survivor = _survivor_of(state, active)
     if survivor is None:
         return _go(state, LegTrigger.ORDER_CLOSED, active_client_order_id=None, limit_price=None)
@@ -264,6 +274,27 @@ def _settle(state: LegState, ts: datetime, run_id: str) -> LegState:
     if state.status is LegStatus.CANCELING:
         return _go(state, LegTrigger.CANCEL_FAILED, **changes)
     return _evolve(state, changes)
+
+
+def _adopt_replacement(state: LegState, replaced: OrderRecord, ts: datetime, run_id: str) -> LegState:
+    """The working order was replaced at the broker although the replace was never seen accepted (its answer was
+    lost and recorded as failed): the replacement the broker reports is the leg's working order from now on.
+
+    Until the broker has reported it (it names the order it `replaces`), the leg waits as it is.
+    """
+    order_id = replaced.order_id
+    successor = next((r for r in state.orders if r.replaces == order_id and r.order_id != order_id), None)
+    if successor is None:
+        return state
+    changes = {
+        "active_client_order_id": successor.client_order_id,
+        "limit_price": successor.limit_price,
+        "step": state.step if successor.step is None else successor.step,
+        "repegs": state.repegs + 1,
+    }
+    if state.status is LegStatus.CANCELING:  # the cancel went to the replaced order: the broker refuses it
+        return _settle(_go(state, LegTrigger.CANCEL_FAILED, **changes), ts, run_id)
+    return _settle(_evolve(state, changes), ts, run_id)
 
 
 def _survivor_of(state: LegState, closed: OrderRecord | None) -> OrderRecord | None:
