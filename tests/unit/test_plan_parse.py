@@ -366,3 +366,11 @@ def test_notional_that_would_overflow_share_precision_at_a_sub_penny_price_is_re
 def test_the_largest_amount_is_accepted() -> None:
     plan = parse_csv("symbol,side,notional\nA,buy,1000000000000\n", "p.csv")
     assert plan.trades[0].notional == Decimal(10) ** 12
+
+
+def test_json_numbers_keep_digits_a_float_would_lose() -> None:
+    # 0.1 and 0.2 survive a float -> str round trip; these do not (a float holds ~17 significant digits).
+    plan = parse_json('[{"symbol": "A", "side": "buy", "qty": 12345678.123456789}]', "p.json")
+    assert plan.trades[0].qty == Decimal("12345678.123456789")
+    weights = parse_json('[{"symbol": "A", "weight": 0.30000000000000000001}]', "p.json").weights
+    assert weights[0].weight == Decimal("0.30000000000000000001")
