@@ -6,6 +6,7 @@ import asyncio
 from decimal import Decimal
 
 import pytest
+from tests.fakes.alpaca_fixtures import connect
 from tests.fakes.alpaca_server import FakeAlpacaServer
 
 from repeg.brokers.alpaca.adapter import AlpacaBroker
@@ -286,3 +287,24 @@ async def test_a_replace_refused_by_the_broker_reports_the_state_read_back(alpac
         )
     assert info.value.status == "pending_replace"
     assert fake_alpaca.count("PATCH", f"/v2/orders/{order.order_id}") == 2
+
+
+async def test_an_order_of_an_earlier_process_is_followed_once_the_run_asks_about_it(fake_alpaca):
+    """Resume asks for the run's orders by client order id through a fresh adapter: their later fills must
+    reach the engine as pushed updates (it does not poll a broker that pushes), each fill exactly once."""
+    first, first_feed = await connect(fake_alpaca)
+    order = await first.submit_order(limit("r1-L0015-A00", Side.BUY, "3", "99.00"))
+    await first_feed.aclose()
+    await first.aclose()
+    broker, feed = await connect(fake_alpaca)
+    try:
+        updates = collect(broker)
+        found = await broker.get_order_by_client_id("r1-L0015-A00")
+        assert found is not None
+        assert found.order_id == order.order_id
+        fake_alpaca.book.set_quote("AAPL", Decimal("98.90"), Decimal("99.00"))
+        await until(lambda: filled(updates, order.order_id) == 3)
+        assert [u.fill.qty for u in updates if u.fill is not None] == [Decimal(3)]
+    finally:
+        await feed.aclose()
+        await broker.aclose()

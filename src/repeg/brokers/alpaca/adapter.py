@@ -233,6 +233,7 @@ class AlpacaBroker:
             "get_order", lambda: self._client.get(f"/orders/{order_id}"), order_id=order_id
         )
         order = parse_order(raw)
+        self._tracker.adopt(order)  # the run asks only about its own orders, maybe sent before a resume
         self._tracker.absorb(order, self._clock.now())
         return order
 
@@ -245,6 +246,7 @@ class AlpacaBroker:
         except OrderNotFoundError:
             return None
         order = parse_order(raw)
+        self._tracker.adopt(order)
         self._tracker.absorb(order, self._clock.now())
         return order
 

@@ -95,6 +95,18 @@ class OrderTracker:
         self.claim(order.client_order_id)
         self._learn(order)
 
+    def adopt(self, order: BrokerOrder) -> None:
+        """Follow an order the run asked about but this process never sent (a resumed run's order).
+
+        The caller records the state it asked for itself, so it counts as reported: later news is pushed, and
+        a later fill is priced from this state, never re-reported from zero.
+        """
+        if self.owns(order):
+            return
+        self.claim(order.client_order_id)
+        self._latest[order.order_id] = order
+        self._reported[order.order_id] = order
+
     def absorb(self, order: BrokerOrder, ts: datetime, hint: str | None = None) -> OrderUpdate | None:
         """Take news about one of our orders; push and return the update if it advances what was pushed."""
         if not self.owns(order):
