@@ -9,9 +9,9 @@ from decimal import Decimal
 
 import pytest
 import structlog.testing
-from tests.unit.fake_broker import T0, FakeBroker, FakeFeed
+from tests.unit.fake_broker import T0, FakeBroker, FakeFeed, quote
 
-from repeg.config import EscalationStyle, ExecutionConfig, classic_ladder
+from repeg.config import EscalationStyle, ExecutionConfig, OnNoQuote, classic_ladder
 from repeg.domain.events import (
     IntentAction,
     LegEscalated,
@@ -498,3 +498,20 @@ def test_a_failed_poll_is_logged_with_its_symbol_and_order() -> None:
         execute(BUY, script, pushes_updates=False)
     (failed,) = [line for line in lines if line["event"] == "poll_failed"]
     assert (failed["run_id"], failed["symbol"], failed["order_id"]) == ("t", "XYZ", "o1")
+
+
+def test_a_market_order_sent_for_want_of_a_valid_quote_takes_no_stale_quote_as_arrival() -> None:
+    config = classic_ladder(on_no_quote=OnNoQuote.MARKET)
+
+    def script(w: World) -> None:
+        w.feed._quotes["XYZ"] = quote("XYZ", "90.00", "90.08", T0 - timedelta(minutes=10))
+        w.broker.fill_open_at(at(31), "XYZ", Decimal(100), Decimal("100.00"))
+
+    result, world = execute(SELL, script, config=config, fresh=False, auto_fill=False)
+    (intent,) = world.sink.intents(IntentAction.SUBMIT)
+    assert intent.order_type is OrderType.MARKET
+    assert intent.quote is None
+    (leg,) = result.legs
+    assert leg.filled_qty == Decimal(100)
+    assert leg.arrival_mid is None
+    assert leg.cost_bps is None

@@ -29,7 +29,7 @@ from repeg.config import ExecutionConfig
 from repeg.domain.events import LegEscalated, LegFinished, OrderUpdated
 from repeg.domain.leg import REASON_ESCALATE, REASON_REPEG, LegState
 from repeg.domain.lifecycle import IN_FLIGHT, LegStatus
-from repeg.domain.quote import Quote, assess_quote
+from repeg.domain.quote import Quote, QuoteVerdict, assess_quote
 from repeg.engine.bus import EventBus, Inbox, UpdateRouter
 from repeg.engine.clock import Clock
 from repeg.engine.gateway import OrderGateway
@@ -56,6 +56,15 @@ def _decision_changed(before: LegState, after: LegState) -> bool:
         or after.active_client_order_id != before.active_client_order_id
         or (after.orders is not before.orders and after.filled_qty != before.filled_qty)
     )
+
+
+def _recorded_quote(leg: LegState, quote: Quote | None, verdict: QuoteVerdict) -> Quote | None:
+    """The quote to record with the leg's next order: the first one's becomes the leg's arrival quote (its
+    cost benchmark and price-collar reference), so an invalid quote (stale, one-sided, too wide) is not
+    recorded there; a market order sent for want of a valid quote then has no arrival benchmark."""
+    if leg.arrival_quote is None and verdict is not QuoteVerdict.VALID:
+        return None
+    return quote
 
 
 def _last_order_id(leg: LegState) -> str | None:
@@ -213,7 +222,7 @@ class PhaseMonitor:
             if isinstance(action, Wait):
                 self._schedule(index, action.until)
                 return
-            await self._carry_out(leg, action, quote)
+            await self._carry_out(leg, action, _recorded_quote(leg, quote, verdict))
             self._last_activity = now
             if self._refused(leg, ctx.bus.leg(index)):
                 break  # the broker refused a replace or cancel: retry at the next check, not at once
