@@ -40,7 +40,13 @@ subpenny_quotes = st.builds(
     st.integers(1, 9_000),
     st.integers(1, 500),
 )
-quotes = st.one_of(penny_quotes, subpenny_quotes)
+# Quotes straddling $1.00 (bid below, ask at or above): a peg price crosses from one tick regime into the other.
+straddling_quotes = st.builds(
+    lambda units, cents: make_quote(Decimal(units) / 10_000, Decimal(cents) / 100),
+    st.integers(9_000, 9_999),
+    st.integers(100, 110),
+)
+quotes = st.one_of(penny_quotes, subpenny_quotes, straddling_quotes)
 fractions = st.decimals(min_value=0, max_value=1, places=4)
 sides = st.sampled_from(Side)
 
@@ -74,7 +80,7 @@ def test_peg_price_is_monotone_in_the_step(q: Quote, side: Side, a: Decimal, b: 
         assert peg_price(q, side, low) >= peg_price(q, side, high)
 
 
-@given(penny_quotes, sides, fractions)
+@given(quotes, sides, fractions)
 def test_peg_price_stays_within_the_touches(q: Quote, side: Side, fraction: Decimal) -> None:
     assert q.bid <= peg_price(q, side, fraction) <= q.ask
 
