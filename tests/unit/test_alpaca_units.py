@@ -68,6 +68,15 @@ def test_http_status_and_code_map_to_the_typed_error(status, code, expected):
     assert type(error) is expected
 
 
+def test_a_pattern_day_trading_refusal_is_an_order_rejection_not_refused_credentials():
+    # 403 with 40310100: Alpaca denies the trade (pattern day trading / intraday margin protection); the keys
+    # are fine, so the leg must say "rejected", not "credentials refused".
+    message = "trade denied due to pattern day trading protection"
+    error = map_api_error(api_error(403, 40310100, message), "submit", client_order_id="c1")
+    assert type(error) is OrderRejectedError
+    assert error.broker_message == message
+
+
 def test_the_broker_message_and_code_are_kept():
     error = map_api_error(api_error(403, 40310000, "insufficient buying power"), "submit")
     assert error.broker_message == "insufficient buying power"

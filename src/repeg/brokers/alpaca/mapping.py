@@ -38,6 +38,8 @@ from repeg.errors import (
 CODE_NOT_CANCELABLE = "42210000"
 #: Alpaca's code for a forbidden order (insufficient buying power or shares): a rejection, not a credential issue.
 CODE_ORDER_FORBIDDEN = "40310000"
+#: Every 403 code of that family is a refused trade (e.g. 40310100, pattern day trading protection).
+_ORDER_FORBIDDEN_FAMILY = CODE_ORDER_FORBIDDEN[:4]
 _EXTRA_STATUSES = {"held": OrderStatus.ACCEPTED, "accepted_for_bidding": OrderStatus.ACCEPTED}
 
 
@@ -212,7 +214,7 @@ def _transient_or_auth(body: ErrorBody, op: str) -> BrokerError | None:
         return RateLimitedError(f"{op}: rate limited", broker_message=body.message, code=body.code)
     if status >= 500:
         return BrokerUnavailableError(f"{op}: HTTP {status}", broker_message=body.message, code=body.code)
-    if status == 401 or (status == 403 and body.code != CODE_ORDER_FORBIDDEN):
+    if status == 401 or (status == 403 and not (body.code or "").startswith(_ORDER_FORBIDDEN_FAMILY)):
         return AuthenticationError(f"{op}: credentials refused", broker_message=body.message, code=body.code)
     return None
 
