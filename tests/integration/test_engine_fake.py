@@ -31,6 +31,7 @@ from repeg.domain.plan import LegSpec
 from repeg.domain.run import fold_run
 from repeg.engine.clock import VirtualClock, run_virtual
 from repeg.engine.runner import ParentOrder, run_basket, run_execution
+from repeg.errors import JournalError
 from repeg.report.result import ExecutionResult, RunStatus, build_result
 
 CONFIG = classic_ladder()
@@ -373,6 +374,30 @@ def test_an_engine_failure_closes_the_run_as_failed_and_propagates() -> None:
         await run_execution(BUY, [], broker, feed, clock, CONFIG, run_id="t", sinks=[sink])
 
     with pytest.raises(RuntimeError, match="journal disk full"):
+        run_virtual(main)
+    (ended,) = sink.of(RunEnded)
+    assert ended.status == "failed"
+
+
+class FullJournalSink(Recorder):
+    async def emit(self, event: RunEvent) -> None:
+        await super().emit(event)
+        if isinstance(event, OrderAccepted):
+            raise JournalError("journal write failed: disk full")
+
+
+def test_a_basket_run_that_breaks_raises_the_typed_error_itself_not_a_group() -> None:
+    sink = FullJournalSink()
+    orders = [ParentOrder(arrival=at(0), symbol="XYZ", side=Side.BUY, qty=Decimal(100))]
+
+    async def main() -> None:
+        clock = VirtualClock(T0)
+        feed = FakeFeed(clock)
+        broker = FakeBroker(clock, feed)
+        feed.set("XYZ", "100.00", "100.08")
+        await run_basket(orders, broker, feed, clock, CONFIG, run_id="b", sinks=[sink])
+
+    with pytest.raises(JournalError, match="disk full"):
         run_virtual(main)
     (ended,) = sink.of(RunEnded)
     assert ended.status == "failed"

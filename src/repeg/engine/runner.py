@@ -217,9 +217,16 @@ async def run_basket(
     async def all_orders() -> None:
         # One dispatcher sleeps to each arrival in turn; only orders already arrived hold tasks and timers.
         schedule = sorted(enumerate(orders), key=lambda item: (item[1].arrival, item[0]))
-        async with asyncio.TaskGroup() as group:
-            for index, order in schedule:
-                await clock.sleep_until(order.arrival)
-                group.create_task(run_phase(ctx, order.side, [index], leg_index=index))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for index, order in schedule:
+                    await clock.sleep_until(order.arrival)
+                    group.create_task(run_phase(ctx, order.side, [index], leg_index=index))
+        except ExceptionGroup as broken:
+            # One order's window broke the run: raise its own (typed) error, as `run_execution` would, so that
+            # callers catching `RepegError` (the CLI, sweeps) still can.
+            if len(broken.exceptions) == 1:
+                raise broken.exceptions[0] from None
+            raise
 
     return await _run(ctx, all_orders)
