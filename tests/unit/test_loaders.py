@@ -302,3 +302,10 @@ def test_header_names_must_match_exactly(tmp_path: Path) -> None:
     header = "ts, symbol,bid,bid_size,ask,ask_size\n"
     err = _error(_write(tmp_path, "2024-01-02T14:30:00Z,A,1,1,2,1\n", header=header))
     assert "missing column(s) symbol" in str(err)
+
+
+def test_quoted_csv_loads_like_a_plain_one(tmp_path: Path) -> None:
+    # Valid CSV as many exporters write it (every field quoted, e.g. pandas with QUOTE_ALL).
+    header = '"ts","symbol","bid","bid_size","ask","ask_size"\n'
+    path = _write(tmp_path, '"2024-01-02T14:30:00Z","A","1.00","1","2.00","1"\n', header=header)
+    assert list(load_quotes(path).columns("A").ask) == [20_000]

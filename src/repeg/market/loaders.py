@@ -14,6 +14,7 @@ record), for CSV and Parquet alike.
 
 from __future__ import annotations
 
+import csv
 import gzip
 from collections.abc import Callable
 from pathlib import Path
@@ -167,9 +168,10 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> pa.Table:
 
 
 def _csv_header(path: Path) -> list[str]:
+    """The header's column names, read as CSV (a name may be quoted, as pyarrow reads it)."""
     opener = gzip.open if path.name.endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
-        return handle.readline().rstrip("\r\n").split(",")
+        return next(csv.reader(handle), [])
 
 
 # --- columns -----------------------------------------------------------------------------------------------
