@@ -14,6 +14,7 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import journal_support
 import pytest
 
 from repeg.api import execute_async
@@ -38,7 +39,7 @@ from repeg.domain.plan import LegSpec, Plan, PlanKind, TradeIntent
 from repeg.domain.run import fold_run
 from repeg.engine.clock import VirtualClock, run_virtual
 from repeg.engine.runner import run_execution
-from repeg.errors import JournalError
+from repeg.errors import ConfigError, JournalError
 from repeg.journal.faults import point_of
 from repeg.journal.resume import NEVER_REACHED_BROKER, resume_run
 from repeg.journal.shutdown import stop_run
@@ -463,3 +464,24 @@ def test_buys_whose_scaled_sizes_were_lost_are_sized_again_on_resume(tmp_path: P
     assert buy.qty is not None
     assert buy.qty < Decimal(40)
     assert (buy.status, buy.filled_qty) == (LegStatus.FILLED, buy.qty)
+
+
+def test_a_run_is_never_resumed_on_another_broker_than_it_started_on(tmp_path: Path) -> None:
+    # Started on Alpaca paper, resumed by mistake on another broker (here the simulator; alpaca-live is the
+    # costly case): none of its orders exists there, so resume would send every leg afresh on the wrong account.
+    started = journal_support.run_started().model_copy(update={"broker": "alpaca-paper"})
+    events: list[RunEvent] = [started, journal_support.leg_planned(), journal_support.intent()]
+    journal = _journal_with(tmp_path / "j.db", events)
+
+    async def main() -> None:
+        clock = VirtualClock(TAPE.start + timedelta(seconds=5))
+        broker, feed = build_simulation(TAPE, clock, ACCOUNT, seed=3)
+        plan = journal_support.plan()
+        with pytest.raises(ConfigError, match="r1 was started on alpaca-paper, not simulator"):
+            await journaled_session(
+                plan, CONFIG, "r1", journal=journal, broker=broker, feed=feed, clock=clock
+            )
+
+    run_virtual(main)
+    assert journal.events("r1") == events
+    journal.close()

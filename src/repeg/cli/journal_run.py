@@ -21,7 +21,7 @@ from repeg.errors import JournalError, RunStoppedError
 if TYPE_CHECKING:
     from repeg.brokers.base import Broker
     from repeg.config import ExecutionConfig
-    from repeg.domain.events import EventSink
+    from repeg.domain.events import EventSink, RunEvent
     from repeg.domain.plan import Plan
     from repeg.engine.clock import Clock
     from repeg.journal.base import Journal
@@ -67,6 +67,19 @@ def finished_result(journal: Journal, run_id: str | None) -> ExecutionResult | N
     return build_result(state)
 
 
+def _check_same_broker(run_id: str, events: Sequence[RunEvent], broker: str) -> None:
+    """Refuse to resume a run on another broker than it started on: none of its orders exists there, so every
+    leg would be sent afresh to the wrong account (e.g. a paper run resumed on alpaca-live)."""
+    from repeg.domain.events import RunStarted
+    from repeg.errors import ConfigError
+
+    started = next((event.broker for event in events if isinstance(event, RunStarted)), None)
+    if started is not None and started != broker:
+        raise ConfigError(
+            "--broker", broker, f"run {run_id} was started on {started}, not {broker}: resume it on {started}"
+        )
+
+
 async def journaled_session(
     plan: Plan,
     config: ExecutionConfig,
@@ -89,7 +102,10 @@ async def journaled_session(
     from repeg.journal.shutdown import StopReport, run_stoppable, stop_run
 
     all_sinks = (journal_sink(journal), *sinks)
-    resuming = journal.has_run(run_id) and has_orders(journal.events(run_id))
+    journaled = journal.events(run_id) if journal.has_run(run_id) else []
+    resuming = has_orders(journaled)
+    if resuming:
+        _check_same_broker(run_id, journaled, broker.name)
     work = (
         resume_run(run_id, journal, broker, feed, clock, config=config, sinks=all_sinks)
         if resuming
