@@ -160,3 +160,10 @@ def test_price_collar_refuses_a_limit_beyond_it_by_less_than_the_reporting_quant
         check_price_collar(Decimal("630000.02"), arrival, Decimal(5))
     assert caught.value.value == Decimal("5.0001")
     check_price_collar(Decimal("630000.00"), arrival, Decimal(5))  # exactly on the collar: allowed
+
+
+def test_a_sell_escalation_collar_of_100_pct_or_more_gives_the_lowest_legal_price() -> None:
+    # The config accepts any positive escalation_collar_bps; far - collar <= 0 must not crash the run.
+    q = make_quote(Decimal("100.00"), Decimal("100.02"))
+    for bps in (Decimal(10_000), Decimal(25_000)):
+        assert escalation_limit(q, Side.SELL, bps) == Decimal("0.0001")

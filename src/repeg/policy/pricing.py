@@ -13,7 +13,7 @@ from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 
 from repeg.domain.orders import Side
 from repeg.domain.quote import Quote
-from repeg.domain.ticks import BPS, ZERO, Rounding, round_to_tick
+from repeg.domain.ticks import BPS, SUB_PENNY, ZERO, Rounding, round_to_tick
 from repeg.errors import SafetyLimitError
 
 _HUNDRED = Decimal(100)
@@ -57,11 +57,12 @@ def escalation_limit(quote: Quote, side: Side, collar_bps: Decimal) -> Decimal:
     """A marketable limit bounded by a collar: the far touch plus (buy) or minus (sell) `collar_bps`.
 
     Rounded toward the passive side, so the limit never exceeds the collar; it stays at or beyond the far touch
-    because the far touch itself is on the tick grid for any price the market quotes.
+    because the far touch itself is on the tick grid for any price the market quotes. A sell collar of 100% or
+    more bounds nothing: the limit is then the lowest legal price.
     """
     _, far = near_far(quote, side)
     collar = far * collar_bps / BPS
-    raw = far + collar if side is Side.BUY else far - collar
+    raw = far + collar if side is Side.BUY else max(far - collar, SUB_PENNY)
     return round_to_tick(raw, passive_rounding(side))
 
 
