@@ -309,3 +309,15 @@ def test_quoted_csv_loads_like_a_plain_one(tmp_path: Path) -> None:
     header = '"ts","symbol","bid","bid_size","ask","ask_size"\n'
     path = _write(tmp_path, '"2024-01-02T14:30:00Z","A","1.00","1","2.00","1"\n', header=header)
     assert list(load_quotes(path).columns("A").ask) == [20_000]
+
+
+def test_csv_that_is_not_utf8_is_a_quote_file_error(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.csv"
+    path.write_bytes((HEADER + "2024-01-02T14:30:00Z,\xe9,1,1,2,1\n").encode("latin-1"))
+    assert "unreadable" in str(_error(path))
+
+
+def test_truncated_gzip_is_a_quote_file_error(tmp_path: Path) -> None:
+    path = tmp_path / "q.csv.gz"
+    path.write_bytes(gzip.compress((HEADER + "2024-01-02T14:30:00Z,A,1,1,2,1\n").encode())[:30])
+    assert "unreadable" in str(_error(path))

@@ -136,7 +136,7 @@ def _read_table(path: Path, required: tuple[str, ...]) -> pa.Table:
             table = _read_csv(path, required)
         else:
             raise QuoteFileError(file, None, "unknown format: expected .csv, .csv.gz or .parquet")
-    except (pa.ArrowInvalid, OSError) as exc:
+    except (pa.ArrowInvalid, OSError, EOFError, UnicodeDecodeError) as exc:
         raise QuoteFileError(file, None, f"unreadable: {exc}") from exc
     missing = [c for c in required if c not in table.column_names]
     if missing:
@@ -170,8 +170,9 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> pa.Table:
 def _csv_header(path: Path) -> list[str]:
     """The header's column names, read as CSV (a name may be quoted, as pyarrow reads it)."""
     opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
-        return next(csv.reader(handle), [])
+    with opener(path, "rb") as handle:
+        first = handle.readline()  # only this line is decoded here: pyarrow judges the rest
+    return next(csv.reader([first.decode("utf-8-sig")]), [])
 
 
 # --- columns -----------------------------------------------------------------------------------------------
