@@ -17,6 +17,31 @@ def _run(tmp_path: Path, *args: str, env: dict[str, str] | None = None):
     )
 
 
+def _journal_an_alpaca_run(tmp_path: Path, run_id: str) -> None:
+    """Make the run's journal know `run_id` as a run of examples/rebalance.csv on alpaca-paper."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from repeg.domain.events import RunStarted
+    from repeg.journal.sqlite import SqliteJournal
+    from repeg.planning.parse import load_plan
+
+    journal = SqliteJournal(tmp_path / "j.db")
+    started = RunStarted(
+        run_id=run_id,
+        ts=datetime(2026, 3, 2, 15, tzinfo=UTC),
+        correlation_id=run_id,
+        plan=load_plan(EXAMPLES / "rebalance.csv"),
+        config={},
+        broker="alpaca-paper",
+        code_version="test",
+    )
+    try:
+        asyncio.run(journal.emit(started))
+    finally:
+        journal.close()
+
+
 def test_live_alpaca_without_confirm_is_refused_with_exit_2(tmp_path: Path):
     result = _run(
         tmp_path, "--broker", "alpaca-live", env={"APCA_API_KEY_ID": "k", "APCA_API_SECRET_KEY": "s"}
@@ -45,7 +70,7 @@ def test_a_dry_run_under_a_run_id_the_journal_knows_never_resumes_that_run(tmp_p
     must be refused, not turned into a real resume of that run that sends its remaining orders."""
     from repeg.cli import journal_run
 
-    assert _run(tmp_path, "--run-id", "rKNOWN").exit_code == 0  # the journal now knows rKNOWN
+    _journal_an_alpaca_run(tmp_path, "rKNOWN")
     resumed: list[str] = []
 
     def resume_for_real(*_args: object, **kwargs: object) -> None:
@@ -58,3 +83,36 @@ def test_a_dry_run_under_a_run_id_the_journal_knows_never_resumes_that_run(tmp_p
     assert resumed == []
     assert result.exit_code == 2
     assert "--dry-run" in result.output
+
+
+def _resume_settings(tmp_path: Path, monkeypatch, *flags: str) -> dict[str, object]:
+    """The keyword arguments a resume of a journaled run gives `build_alpaca` (stopped right there)."""
+    from repeg.brokers.alpaca import factory
+    from repeg.errors import MarketClosedError
+
+    _journal_an_alpaca_run(tmp_path, "rRESUME")
+    seen: dict[str, object] = {}
+
+    async def build(*args: object, **kwargs: object) -> None:
+        seen.update(kwargs, mode=args[0])
+        raise MarketClosedError("stopped by the test")
+
+    monkeypatch.setattr(factory, "build_alpaca", build)
+    env = {"APCA_API_KEY_ID": "k", "APCA_API_SECRET_KEY": "s"}
+    result = _run(tmp_path, "--broker", "alpaca-paper", "--run-id", "rRESUME", *flags, env=env)
+    assert "stopped by the test" in result.output
+    return seen
+
+
+def test_a_resumed_alpaca_run_keeps_the_chosen_quote_feed(tmp_path: Path, monkeypatch):
+    assert _resume_settings(tmp_path, monkeypatch, "--feed", "sip").get("feed") == "sip"
+
+
+def test_a_resumed_alpaca_run_on_a_closed_market_needs_allow_closed_like_a_fresh_run(
+    tmp_path: Path, monkeypatch
+):
+    assert _resume_settings(tmp_path, monkeypatch)["allow_closed"] is False
+
+
+def test_a_resumed_alpaca_run_passes_allow_closed_on(tmp_path: Path, monkeypatch):
+    assert _resume_settings(tmp_path, monkeypatch, "--allow-closed")["allow_closed"] is True

@@ -151,15 +151,18 @@ async def alpaca_session(
     broker: str,
     confirm: bool,
     sinks: Sequence[EventSink] = (),
+    allow_closed: bool = True,
+    feed: str = "iex",
 ) -> ExecutionResult:
-    """`journaled_session` on Alpaca (`alpaca-paper`, or `alpaca-live` with `confirm`); used to resume there."""
+    """`journaled_session` on Alpaca (`alpaca-paper`, or `alpaca-live` with `confirm`); used to resume there,
+    on the quote `feed` given and, with `allow_closed` False, refusing a closed market like a fresh run."""
     from repeg.brokers.alpaca.factory import build_alpaca
     from repeg.cli.alpaca_cmds import mode_for
     from repeg.engine.clock import RealClock
 
     clock = RealClock()
     alpaca, quotes = await build_alpaca(
-        mode_for(broker), confirm_live=confirm, allow_closed=True, clock=clock
+        mode_for(broker), confirm_live=confirm, allow_closed=allow_closed, clock=clock, feed=feed
     )
     try:
         return await journaled_session(
@@ -204,12 +207,24 @@ def resume_on_alpaca(
     journal: Journal,
     broker: str,
     confirm: bool,
+    allow_closed: bool,
+    feed: str,
     sinks: Sequence[EventSink] = (),
 ) -> ExecutionResult:
-    """`repeg run --broker alpaca-* --run-id ID` for an ID the journal knows: resume it, never trade it twice."""
+    """`repeg run --broker alpaca-* --run-id ID` for an ID the journal knows: resume it, never trade it twice
+    (with the run's own `--allow-closed` and `--feed`)."""
     import asyncio
 
     typer.echo(f"run {run_id} is in {journal.location}: resuming it", err=True)
-    return asyncio.run(
-        alpaca_session(plan, config, run_id, journal=journal, broker=broker, confirm=confirm, sinks=sinks)
+    session = alpaca_session(
+        plan,
+        config,
+        run_id,
+        journal=journal,
+        broker=broker,
+        confirm=confirm,
+        sinks=sinks,
+        allow_closed=allow_closed,
+        feed=feed,
     )
+    return asyncio.run(session)

@@ -200,17 +200,19 @@ def _execute(
         if broker.startswith("alpaca-") and store.has_run(run_id):
             from repeg.cli.journal_run import resume_on_alpaca
 
-            if (alpaca or AlpacaFlags()).dry_run:
+            flags = alpaca or AlpacaFlags()
+            if flags.dry_run:
                 # Resuming would send the run's remaining orders for real: a dry run never does that.
                 raise ConfigError("--dry-run", run_id, "the journal knows this run id; use a new --run-id")
-            confirm = (alpaca or AlpacaFlags()).confirm
             return resume_on_alpaca(
                 plan,
                 settings.execution,
                 run_id=run_id,
                 journal=store,
                 broker=broker,
-                confirm=confirm,
+                confirm=flags.confirm,
+                allow_closed=flags.allow_closed,
+                feed=flags.feed,
                 sinks=sinks,
             )
         if broker.startswith("alpaca-"):
