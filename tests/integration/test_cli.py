@@ -291,3 +291,12 @@ def test_report_prints_only_the_written_paths_on_stdout(workdir: Path) -> None:
     result = CliRunner().invoke(build_app(), ["report", str(result_file), "--html", str(html), "--no-market"])
     assert result.exit_code == 0, result.stderr
     assert result.stdout == f"{html}\n"
+
+
+def test_resume_refuses_an_unknown_log_level_with_exit_2(workdir: Path) -> None:
+    result = CliRunner().invoke(build_app(), ["resume", "r1", "--log-level", "loud"])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert (
+        result.stderr.strip()
+        == "error: config --log-level='loud': must be one of debug, info, warning, error"
+    )

@@ -224,8 +224,10 @@ def resume(
     """Reconcile an interrupted run with its broker, then finish its remaining legs."""
     from repeg.logging import configure_logging
 
-    configure_logging(json_output=log_json, level=log_level or ("info" if log_json else "warning"))
-
+    try:
+        configure_logging(json_output=log_json, level=log_level or ("info" if log_json else "warning"))
+    except ConfigError as exc:
+        raise _fail(exc) from exc
     store = _open(journal)
     try:
         plan, execution = _journaled_start(store.events(run_id))
