@@ -321,3 +321,19 @@ def test_truncated_gzip_is_a_quote_file_error(tmp_path: Path) -> None:
     path = tmp_path / "q.csv.gz"
     path.write_bytes(gzip.compress((HEADER + "2024-01-02T14:30:00Z,A,1,1,2,1\n").encode())[:30])
     assert "unreadable" in str(_error(path))
+
+
+def test_parquet_timestamp_beyond_nanosecond_range_names_its_row(tmp_path: Path) -> None:
+    far = [datetime(2024, 1, 2, tzinfo=UTC), datetime(3000, 1, 2, tzinfo=UTC)]
+    path = _parquet(
+        tmp_path,
+        {
+            "ts": pa.array(far, pa.timestamp("us", tz="UTC")),
+            "symbol": pa.array(["A", "A"]),
+            "bid": pa.array([1.0, 1.0]),
+            "bid_size": pa.array([1, 1]),
+            "ask": pa.array([2.0, 2.0]),
+            "ask_size": pa.array([1, 1]),
+        },
+    )
+    assert _error(path).row == 2

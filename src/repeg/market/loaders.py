@@ -228,10 +228,7 @@ def _timestamps(file: str, column: pa.Array) -> Int64Array:
     import pyarrow.compute as pc
 
     if pa.types.is_timestamp(column.type):
-        _first_bad(file, "ts", _bools(pc.is_valid(column)), column, "missing timestamp")
-        if column.type.tz is None:
-            column = pc.assume_timezone(column, "UTC")
-        return _ints(column.cast(pa.timestamp("ns", tz="UTC")))
+        return _typed_timestamps(file, column)
     if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
         raise QuoteFileError(file, None, f"ts: unsupported column type {column.type}")
     ok = _bools(pc.match_substring_regex(column, _TS_TEXT))
@@ -242,6 +239,21 @@ def _timestamps(file: str, column: pa.Array) -> Int64Array:
         row = _first_unparseable(column)
         raise QuoteFileError(file, row, f"ts: not a valid time: {exc}") from exc
     return _ints(parsed)
+
+
+def _typed_timestamps(file: str, column: pa.Array) -> Int64Array:
+    """A Parquet timestamp column (naive means UTC) as nanoseconds; a time int64 nanoseconds cannot hold names
+    its row."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    _first_bad(file, "ts", _bools(pc.is_valid(column)), column, "missing timestamp")
+    if column.type.tz is None:
+        column = pc.assume_timezone(column, "UTC")
+    try:
+        return _ints(column.cast(pa.timestamp("ns", tz="UTC")))
+    except pa.ArrowInvalid as exc:
+        raise QuoteFileError(file, _first_unparseable(column), f"ts: out of range: {exc}") from exc
 
 
 def _first_unparseable(column: pa.Array) -> int | None:
