@@ -261,6 +261,20 @@ def test_a_repeg_outside_the_price_collar_is_refused_and_the_order_cancelled() -
     assert not world.broker.replaced()
 
 
+def test_a_fill_racing_the_slow_cancel_of_a_refused_leg_is_still_recorded() -> None:
+    def script(w: World) -> None:
+        w.feed.at(at(8), "XYZ", "110.00", "110.08")  # the 10 s re-peg breaks the collar: the leg gives up
+        w.broker.cancel_latency = timedelta(seconds=8)  # its cancel is confirmed only at 18 s
+        w.feed.at(at(16), "XYZ", "99.96", "100.00")  # the order, still live, fills at 16 s
+
+    result, world = execute(BUY, script)
+    (ended,) = world.sink.of(PhaseEnded)
+    assert ended.ts == at(16) + CONFIG.grace  # not while the order still works, but a grace after it closed
+    (leg,) = result.legs
+    assert leg.status is LegStatus.FAILED
+    assert leg.filled_qty == Decimal(100)
+
+
 def test_a_broker_without_pushed_updates_is_polled() -> None:
     result, world = execute(BUY, lambda w: w.feed.at(at(5), "XYZ", "99.96", "100.00"), pushes_updates=False)
     assert result.status is RunStatus.COMPLETED

@@ -6,7 +6,8 @@ injected clock until the next thing that can matter: a broker update, the earlie
 limit, the phase's hard stop, the end of the grace window, or the next poll for brokers that do not push.
 
 End conditions (all in clock time, so they hold identically under the virtual clock):
-- every leg is done and no broker update arrived for `grace_window`: the phase ends;
+- every leg is done and none of their orders works (a given-up leg's cancel may still be unconfirmed) for
+  `grace_window`: the phase ends;
 - `2 * fill_wait_seconds` without any order update or new quote while orders work: every working leg escalates;
 - the deadline (`max_total_wait` after the start) escalates through the policy; one `fill_wait` later (the hard
   stop) whatever still works is cancelled, confirmations are awaited for `grace_window`, and unfinished legs end
@@ -65,6 +66,14 @@ def _recorded_quote(leg: LegState, quote: Quote | None, verdict: QuoteVerdict) -
     if leg.arrival_quote is None and verdict is not QuoteVerdict.VALID:
         return None
     return quote
+
+
+def _closing(leg: LegState) -> bool:
+    """A leg given up while its order worked: done, but the order's cancel is not confirmed, so it may fill."""
+    if not leg.is_done:
+        return False
+    active = leg.active_order
+    return active is not None and active.order_id is not None and not active.is_terminal
 
 
 def _last_order_id(leg: LegState) -> str | None:
@@ -149,8 +158,10 @@ class PhaseMonitor:
             before = None if index is None else bus.leg(index)
             await bus.emit(OrderUpdated(**bus.stamp(index), update=update))
             self._last_activity = now
-            if index is not None and before is not None and _decision_changed(before, bus.leg(index)):
-                self._dirty.add(index)
+            if index is None or before is None:
+                continue
+            if _decision_changed(before, bus.leg(index)) or index not in self._active:
+                self._dirty.add(index)  # (a done leg whose order still works: is it closed now?)
 
     async def _poll_working(self) -> None:
         for index in sorted(self._working):
@@ -174,7 +185,7 @@ class PhaseMonitor:
         return now - latest >= self._stall_limit
 
     def _finished_for_good(self, now: datetime) -> bool:
-        if self._active:
+        if self._active or self._working:
             self._all_done_since = None
             return False
         if self._all_done_since is None:
@@ -249,7 +260,7 @@ class PhaseMonitor:
     async def _refresh(self, index: int) -> None:
         """Keep the working/active sets in step with the leg; record the end of a leg that just filled."""
         leg = self._ctx.bus.leg(index)
-        if leg.status in IN_FLIGHT:
+        if leg.status in IN_FLIGHT or _closing(leg):
             self._working.add(index)
         else:
             self._working.discard(index)
