@@ -42,7 +42,7 @@ from repeg.engine.runner import run_execution
 from repeg.errors import ConfigError, JournalError
 from repeg.journal.faults import point_of
 from repeg.journal.resume import NEVER_REACHED_BROKER, resume_run
-from repeg.journal.shutdown import stop_run
+from repeg.journal.shutdown import StopReport, stop_run
 from repeg.journal.sqlite import SqliteJournal
 from repeg.market.replay import TapeFeed
 from repeg.market.synthetic import SyntheticSymbol, synthetic_tape
@@ -485,3 +485,28 @@ def test_a_run_is_never_resumed_on_another_broker_than_it_started_on(tmp_path: P
     run_virtual(main)
     assert journal.events("r1") == events
     journal.close()
+
+
+def test_graceful_stop_waits_for_a_sell_order_still_open_after_its_leg_ended(tmp_path: Path) -> None:
+    # Stopped while the run waits for the sell's slow cancel (3 s) before buying: the sell leg has ended
+    # (incomplete) but its order is still open at the broker. The stop must await it too, and report it as
+    # unconfirmed if the grace window passes first, never claim the run stopped with nothing open.
+    slow_cancel = LatencyModel(cancel=timedelta(seconds=3))
+    config = CONFIG.model_copy(update={"max_total_wait": 4.0, "grace_window": 0.5})
+
+    async def main() -> tuple[StopReport, bool]:
+        clock = VirtualClock(TAPE.start + timedelta(seconds=5))
+        broker, feed = build_simulation(TAPE, clock, ACCOUNT, seed=3, latency=slow_cancel)
+        journal = SqliteJournal(tmp_path / "j.db", durability="full")
+        with contextlib.suppress(Crash):
+            await run_execution(
+                SPECS, (), broker, feed, clock, config, run_id="r1", sinks=(CrashAtSellPhaseEnd(journal),)
+            )
+        report = await stop_run("r1", journal, broker, clock, config=config)
+        sell = await broker.get_order_by_client_id(client_order_id("r1", 0, 0))
+        journal.close()
+        assert sell is not None
+        return report, sell.status.is_open
+
+    report, sell_open = run_virtual(main)
+    assert not sell_open or report.unconfirmed == ("sim-00000001",)

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict
 from repeg.brokers.base import Broker
 from repeg.config import ExecutionConfig
 from repeg.domain.lifecycle import IN_FLIGHT, LegStatus
+from repeg.domain.orders import OrderStatus
 from repeg.engine.bus import EventBus
 from repeg.engine.clock import Clock
 from repeg.engine.gateway import OrderGateway
@@ -117,13 +118,19 @@ async def _cancel_working(bus: EventBus, gateway: OrderGateway) -> list[str]:
     return cancelled
 
 
-def _awaiting_cancel(bus: EventBus) -> dict[int, str]:
-    waiting: dict[int, str] = {}
-    for index, leg in bus.folder.legs.items():
-        active = leg.active_order
-        if leg.status in IN_FLIGHT and active is not None and active.order_id is not None:
-            waiting[index] = active.order_id
-    return waiting
+def _awaiting_cancel(bus: EventBus) -> list[tuple[int, str]]:
+    """(leg, order id) of every order of the run still open at the broker as far as the run knows: those of
+    legs in flight, and those of legs that already ended while a cancel was unconfirmed (the phase's end)."""
+    return [
+        (index, record.order_id)
+        for index, leg in sorted(bus.folder.legs.items())
+        for record in leg.orders
+        if record.order_id is not None and _maybe_open(leg.status, record.status)
+    ]
+
+
+def _maybe_open(leg: LegStatus, order: OrderStatus | None) -> bool:
+    return leg in IN_FLIGHT if order is None else not order.is_terminal
 
 
 async def _confirm(bus: EventBus, gateway: OrderGateway, clock: Clock, config: ExecutionConfig) -> list[str]:
@@ -132,9 +139,9 @@ async def _confirm(bus: EventBus, gateway: OrderGateway, clock: Clock, config: E
     while True:
         waiting = _awaiting_cancel(bus)
         if not waiting or clock.now() >= give_up:
-            return sorted(waiting.values())
+            return sorted(order_id for _, order_id in waiting)
         await clock.sleep_until(min(give_up, clock.now() + config.check_interval))
-        for index, order_id in sorted(waiting.items()):
+        for index, order_id in waiting:
             await gateway.reconcile(index, order_id)
 
 
