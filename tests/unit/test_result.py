@@ -175,3 +175,12 @@ def test_quality_ignores_a_one_sided_arrival_quote() -> None:
     assert leg_cost_bps(one_sided) is None
     assert quality.cost_bps == Decimal("2.00")
     assert quality.cost_half_spreads == Decimal("1.0000")
+
+
+def test_a_market_order_sent_for_want_of_a_quote_is_not_a_passive_fill() -> None:
+    # on_no_quote=market sends a market order that is not flagged as an escalation: its fills are not "before
+    # escalation" (the share of quantity the passive schedule achieved).
+    market = leg().model_copy(
+        update={"orders": tuple(r.model_copy(update={"order_type": OrderType.MARKET}) for r in leg().orders)}
+    )
+    assert summarize_quality([market]).fill_rate_before_escalation == Decimal("0.0000")

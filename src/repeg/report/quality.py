@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from repeg.domain.leg import LegState
 from repeg.domain.lifecycle import LegStatus
+from repeg.domain.orders import OrderType
 from repeg.domain.quote import Quote
 from repeg.domain.ticks import BPS, ZERO, bps
 
@@ -37,7 +38,7 @@ class QualitySummary(BaseModel):
     cost_half_spreads: Decimal | None = None
     #: 1 - cost_half_spreads: the share of the half-spread saved versus crossing at arrival.
     half_spread_saved: Decimal | None = None
-    #: Filled quantity by orders sent before escalation, over the requested quantity of legs that were sent.
+    #: Filled quantity by limit orders sent before escalation, over the requested quantity of legs that were sent.
     fill_rate_before_escalation: Decimal | None = None
     #: Mean seconds from a filled leg's first submission to its last fill.
     mean_time_to_fill_s: float | None = None
@@ -82,10 +83,18 @@ def _costs(legs: Sequence[LegState]) -> tuple[Decimal | None, Decimal | None]:
     return cost_bps, _ratio(cost_total, half_spread_total)
 
 
+def _passive_filled(leg: LegState) -> Decimal:
+    """Quantity filled by the leg's limit orders sent before escalation (a market order is never passive, even
+    one sent for want of a valid quote, which is not flagged as an escalation)."""
+    return sum(
+        (r.filled_qty for r in leg.orders if not r.escalation and r.order_type is not OrderType.MARKET), ZERO
+    )
+
+
 def _fill_rate(legs: Sequence[LegState]) -> Decimal | None:
     sent = [leg for leg in legs if leg.orders and leg.qty is not None]
     requested = sum((leg.qty for leg in sent if leg.qty is not None), ZERO)
-    return _ratio(sum((leg.filled_before_escalation for leg in sent), ZERO), requested)
+    return _ratio(sum((_passive_filled(leg) for leg in sent), ZERO), requested)
 
 
 def _mean_time_to_fill(legs: Sequence[LegState]) -> float | None:
