@@ -107,3 +107,45 @@ async def test_a_call_cancelled_while_waiting_never_hands_its_answer_to_the_next
         await conn.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_the_remote_feed_keeps_polling_after_a_failed_poll() -> None:
+    """One unanswered quote poll (the server busy or restarting) must not end the feed: later quotes arrive."""
+    import asyncio
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from repeg.brokers.remote.client import RemoteFeed
+    from repeg.domain.quote import Quote
+    from repeg.engine.clock import RealClock
+
+    clock = RealClock()
+
+    class FlakyServer:
+        calls = 0
+
+        async def quotes(self, symbols: list[str]) -> dict[str, Quote | None]:
+            self.calls += 1
+            if self.calls == 2:
+                raise BrokerUnavailableError("remote simulator closed the connection during quotes")
+            bid = Decimal(100 + self.calls)
+            return {
+                s: Quote(
+                    symbol=s, bid=bid, bid_size=Decimal(1), ask=bid + 1, ask_size=Decimal(1), ts=clock.now()
+                )
+                for s in symbols
+            }
+
+    server = FlakyServer()
+    feed = RemoteFeed(server, clock, interval=timedelta(milliseconds=5))  # type: ignore[arg-type]
+    try:
+        await feed.subscribe(["X"])
+        for _ in range(400):
+            if server.calls >= 4:
+                break
+            await asyncio.sleep(0.005)
+        quote = feed.latest("X")
+        assert quote is not None
+        assert quote.bid >= Decimal(103)
+    finally:
+        await feed.close()

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import NamedTuple, TypeVar
 
+import structlog
 from pydantic import BaseModel, TypeAdapter
 
 from repeg.brokers.base import UpdateSink
@@ -29,9 +30,10 @@ from repeg.domain.orders import (
 )
 from repeg.domain.quote import Quote
 from repeg.engine.clock import Clock
-from repeg.errors import BrokerUnavailableError
+from repeg.errors import BrokerError, BrokerUnavailableError
 
 M = TypeVar("M", bound=BaseModel)
+log = structlog.get_logger(__name__)
 
 _ORDERS = TypeAdapter(list[BrokerOrder])
 _POSITIONS = TypeAdapter(list[Position])
@@ -230,9 +232,14 @@ class RemoteFeed:
                 self._latest[symbol] = quote
 
     async def _poll(self) -> None:
+        """Refresh every `interval` until closed; a failed poll is logged and the next one tried (the quotes
+        held meanwhile age, and the core's quote checks refuse them once stale)."""
         while True:
             await self._clock.sleep_until(self._clock.now() + self._interval)
-            await self._refresh()
+            try:
+                await self._refresh()
+            except BrokerError as exc:
+                log.warning("remote_feed_poll_failed", error=type(exc).__name__, detail=str(exc))
 
     async def close(self) -> None:
         if self._task is not None:
