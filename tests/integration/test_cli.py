@@ -300,3 +300,37 @@ def test_resume_refuses_an_unknown_log_level_with_exit_2(workdir: Path) -> None:
         result.stderr.strip()
         == "error: config --log-level='loud': must be one of debug, info, warning, error"
     )
+
+
+def _readme_table(heading: str) -> dict[str, list[str]]:
+    """The first table after `heading` in README.md: first cell (backticks dropped) -> the other cells."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    lines = text[text.index(heading) :].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    end = next(i for i in range(start, len(lines)) if not lines[i].startswith("|"))
+    cells = [
+        [cell.strip().strip("`") for cell in row.strip("|").split("|")] for row in lines[start + 2 : end]
+    ]
+    return {row[0]: row[1:] for row in cells}
+
+
+def test_readme_configuration_lists_exactly_the_execution_keys_with_their_defaults() -> None:
+    from repeg.config import ExecutionConfig
+
+    documented = _readme_table("## Configuration")
+    assert set(documented) == set(ExecutionConfig.model_fields)
+    for key, (default, _meaning) in documented.items():
+        value = ExecutionConfig.model_fields[key].default
+        if value is None:
+            assert default == "none", key
+        elif isinstance(value, tuple):
+            assert default == "[" + ", ".join(str(step) for step in value) + "]", key
+        elif isinstance(value, str):  # the enums
+            assert default == f'"{value}"', key
+        else:
+            assert Decimal(default) == Decimal(str(value)), key
+
+
+def test_readme_exit_codes_are_the_cli_exit_codes_and_130() -> None:
+    documented = {int(code) for code in _readme_table("## Exit codes")}
+    assert documented == {int(code) for code in ExitCode} | {130}
