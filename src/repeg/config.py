@@ -60,7 +60,7 @@ class ExecutionConfig(BaseModel):
     # timing
     fill_wait_seconds: float = Field(default=1.0, gt=0)
     wait_between_checks: float = Field(default=1.0, gt=0)
-    max_total_wait: float = Field(default=120.0, gt=0)
+    max_total_wait: float = Field(default=120.0, gt=0, validate_default=True)  # checked against fill_wait
     grace_window: float = Field(default=5.0, ge=0)
     # quotes
     quote_max_age: float = Field(default=5.0, gt=0)
