@@ -279,3 +279,11 @@ def test_a_repeg_by_cancel_then_submit_counts_once() -> None:
         ]
     )
     assert tca.repegs == 1
+
+
+def test_order_arriving_after_the_last_quote_is_refused_naming_it() -> None:
+    # An arrivals file for the wrong day (or after the close) has no quote in force: refuse, do not price it
+    # against the day's last quote.
+    late = _order().model_copy(update={"arrival": T0 + timedelta(seconds=91)})
+    with pytest.raises(ConfigError, match="order 0 arrives after the last quote"):
+        reference(_quotes(), late)

@@ -140,6 +140,12 @@ def reference(quotes: SymbolQuotes, order: ParentOrder) -> Reference:
         raise ConfigError(
             "arrival", order.arrival.isoformat(), f"order {order.index} arrives before any two-sided quote"
         )
+    if to_ns(order.arrival) > int(quotes.ts[-1]):
+        raise ConfigError(
+            "arrival",
+            order.arrival.isoformat(),
+            f"order {order.index} arrives after the last quote of the day",
+        )
     a = int(arrival_rows[-1])
     window = slice(a, last + 1)
     ok = two_sided[window]
