@@ -161,3 +161,10 @@ def test_load_config_reports_a_file_that_is_not_utf8(tmp_path: Path):
     path.write_bytes(b"[execution]\n# caf\xe9\nfill_wait_seconds = 3\n")
     with pytest.raises(ConfigError, match="cannot read TOML"):
         load_config(path)
+
+
+def test_fill_wait_beyond_the_default_max_total_wait_is_refused():
+    # Field validators skip defaults unless asked: max_total_wait left at 120 must still be checked.
+    with pytest.raises(ConfigError) as caught:
+        config_from_mapping({"fill_wait_seconds": 200})
+    assert (caught.value.key, caught.value.value) == ("max_total_wait", 120.0)
