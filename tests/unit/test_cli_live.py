@@ -157,3 +157,17 @@ def test_large_runs_show_working_legs_first_and_count_the_rest() -> None:
     assert "S00" not in text  # finished: gives its row to a working leg
     assert "40 more legs" in text
     assert "0/50 legs filled" in text
+
+
+def test_results_table_shows_a_skipped_trades_reason_in_its_state_column() -> None:
+    from repeg.cli.render import results_table
+    from repeg.report.result import build_result
+
+    folder = RunFolder()
+    for event in run_events():
+        folder.apply(event)
+    table = results_table(build_result(folder.snapshot()))
+    headers = [column.header for column in table.columns]
+    assert headers[-1] == "state"
+    state = table.columns[-1]
+    assert "skipped: tiny" in str(list(state.cells)[-1])

@@ -139,7 +139,7 @@ def results_table(result: ExecutionResult) -> Table:
         )
     for skipped in result.skipped:
         reason = f"[yellow]skipped: {skipped.reason}[/]"
-        table.add_row("", skipped.symbol, str(skipped.side), fmt_qty(skipped.qty), *[""] * 7, "", reason)
+        table.add_row("", skipped.symbol, str(skipped.side), fmt_qty(skipped.qty), *[""] * 7, reason)
     return table
 
 
