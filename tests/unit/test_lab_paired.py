@@ -113,3 +113,22 @@ def test_summary_table_shows_the_paired_verdict_only_when_asked() -> None:
     verdict_cells = list(with_verdict.columns[-1].cells)
     assert verdict_cells[0] == "baseline"
     assert "better" in str(verdict_cells[1])
+
+
+def test_without_the_baseline_run_no_policy_is_labelled_the_baseline() -> None:
+    # `repeg compare --policies ladder,adaptive`: no market run, so no comparison; no row may claim to be it.
+    from repeg.lab.models import CompareResult
+    from repeg.lab.tables import compare_tables
+    from repeg.lab.tca import frontier
+
+    runs = (_run("ladder", MARKET), _run("adaptive", [c - 0.3 for c in MARKET]))
+    result = CompareResult(
+        data=REF,
+        seed=1,
+        baseline="market",
+        runs=runs,
+        comparisons=paired_comparisons(runs, baseline="market", seed=1),
+        frontier=frontier([r.summary for r in runs]),
+    )
+    table = compare_tables(result)[0]
+    assert "baseline" not in [str(cell) for cell in table.columns[-1].cells]

@@ -16,14 +16,19 @@ def fmt_interval(ci: Interval, digits: int = 2) -> str:
     return f"{ci.mean:+.{digits}f} [{ci.low:+.{digits}f}, {ci.high:+.{digits}f}]"
 
 
-def summary_row(s: PolicySummary, comparison: PairedComparison | None) -> list[str]:
-    verdict = (
-        "baseline"
-        if comparison is None
-        else (
-            f"[{_VERDICT_STYLE[comparison.verdict]}]{comparison.verdict.value}[/] {fmt_interval(comparison.diff_half_spreads)}"
-        )
-    )
+def _verdict_cell(s: PolicySummary, comparison: PairedComparison | None, baseline: str | None) -> str:
+    if comparison is not None:
+        style = _VERDICT_STYLE[comparison.verdict]
+        return f"[{style}]{comparison.verdict.value}[/] {fmt_interval(comparison.diff_half_spreads)}"
+    return "baseline" if s.policy == baseline else "no comparison"
+
+
+def summary_row(
+    s: PolicySummary, comparison: PairedComparison | None, baseline: str | None = None
+) -> list[str]:
+    """One table row; the last cell is the paired verdict, "baseline" for the baseline run itself, or "no
+    comparison" (the baseline did not run under this fill model, or no order could be paired)."""
+    verdict = _verdict_cell(s, comparison, baseline)
     return [
         s.policy,
         s.fill_model.value,
@@ -60,15 +65,21 @@ def summary_table(
     *,
     title: str,
     with_verdict: bool = True,
+    baseline: str | None = None,
 ) -> Table:
-    """One row per summary; the last column (paired verdict vs the baseline) only when `with_verdict`."""
+    """One row per summary; the last column (paired verdict vs the baseline) only when `with_verdict`.
+
+    `baseline` names the baseline policy (default: the one the comparisons name).
+    """
     columns = _COLUMNS if with_verdict else _COLUMNS[:-1]
+    if baseline is None and comparisons:
+        baseline = comparisons[0].baseline
     table = Table(title=title, title_justify="left")
     for name in columns:
         table.add_column(name, justify="left" if name in {"policy", "fill model"} else "right")
     by_key = {(c.policy, c.fill_model): c for c in comparisons}
     for s in summaries:
-        table.add_row(*summary_row(s, by_key.get((s.policy, s.fill_model)))[: len(columns)])
+        table.add_row(*summary_row(s, by_key.get((s.policy, s.fill_model)), baseline)[: len(columns)])
     return table
 
 
@@ -97,4 +108,7 @@ def compare_tables(result: CompareResult) -> list[Table]:
         f"verdict vs {result.baseline} only when the paired 95% interval excludes 0"
     )
     summaries = [r.summary for r in result.runs]
-    return [summary_table(summaries, result.comparisons, title=title), frontier_table(result.frontier)]
+    return [
+        summary_table(summaries, result.comparisons, title=title, baseline=result.baseline),
+        frontier_table(result.frontier),
+    ]
