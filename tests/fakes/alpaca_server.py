@@ -13,6 +13,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 
 import msgpack
@@ -51,6 +52,9 @@ class FakeAlpacaServer:
         self._runner: web.AppRunner | None = None
         self._trade_sockets: list[web.WebSocketResponse] = []
         self._md_sockets: dict[web.WebSocketResponse, set[str]] = {}
+        #: Market-data sockets that asked for MessagePack (`Content-Type: application/msgpack` on the handshake);
+        #: the others get JSON text frames, as from Alpaca.
+        self._md_msgpack: set[web.WebSocketResponse] = set()
         self._stream_refused_until = 0.0
         self._data_refused_until = 0.0
         self.port = 0
@@ -403,34 +407,50 @@ class FakeAlpacaServer:
             return _error(503, 50300000, "stream unavailable")
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        await ws.send_bytes(msgpack.packb([{"T": "success", "msg": "connected"}]))
+        if request.headers.get("Content-Type") == "application/msgpack":
+            self._md_msgpack.add(ws)
+        await self._md_send(ws, [{"T": "success", "msg": "connected"}])
         async for msg in ws:
-            if msg.type is not WSMsgType.BINARY and msg.type is not WSMsgType.TEXT:
+            if msg.type is WSMsgType.BINARY:
+                await self._data_control(ws, msgpack.unpackb(msg.data))
+            elif msg.type is WSMsgType.TEXT:
+                await self._data_control(ws, json.loads(msg.data))
+            else:
                 break
-            await self._data_control(ws, msgpack.unpackb(msg.data))
         self._md_sockets.pop(ws, None)
+        self._md_msgpack.discard(ws)
         return ws
+
+    def _md_frame(self, ws: web.WebSocketResponse, messages: list[dict[str, object]]) -> bytes | str:
+        if ws in self._md_msgpack:
+            return msgpack.packb(messages, datetime=True)  # type: ignore[no-any-return]
+        return json.dumps(
+            messages, default=lambda value: iso(value) if isinstance(value, datetime) else value
+        )
+
+    async def _md_send(self, ws: web.WebSocketResponse, messages: list[dict[str, object]]) -> None:
+        frame = self._md_frame(ws, messages)
+        await (ws.send_bytes(frame) if isinstance(frame, bytes) else ws.send_str(frame))
 
     async def _data_control(self, ws: web.WebSocketResponse, message: dict[str, object]) -> None:
         if message.get("action") == "auth":
             if message.get("key") == self.key_id and message.get("secret") == self.secret_key:
-                await ws.send_bytes(msgpack.packb([{"T": "success", "msg": "authenticated"}]))
+                await self._md_send(ws, [{"T": "success", "msg": "authenticated"}])
                 self._md_sockets[ws] = set()
             else:
-                await ws.send_bytes(msgpack.packb([{"T": "error", "code": 402, "msg": "auth failed"}]))
+                await self._md_send(ws, [{"T": "error", "code": 402, "msg": "auth failed"}])
                 await ws.close()
         elif message.get("action") == "subscribe" and ws in self._md_sockets:
             symbols = message.get("quotes", [])
             assert isinstance(symbols, list)
             self._md_sockets[ws].update(str(s) for s in symbols)
             reply = {"T": "subscription", "trades": [], "quotes": sorted(self._md_sockets[ws]), "bars": []}
-            await ws.send_bytes(msgpack.packb([reply]))
+            await self._md_send(ws, [reply])
 
     def _push_quote(self, quote: FakeQuote) -> None:
-        frame = msgpack.packb([_quote_json(quote, stream=True)], datetime=True)
         for ws, symbols in list(self._md_sockets.items()):
             if quote.symbol in symbols:
-                asyncio.get_running_loop().create_task(ws.send_bytes(frame))
+                asyncio.get_running_loop().create_task(self._md_send(ws, [_quote_json(quote, stream=True)]))
 
 
 def _quote_json(quote: FakeQuote, *, stream: bool = False) -> dict[str, object]:

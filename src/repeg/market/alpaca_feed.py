@@ -36,6 +36,8 @@ log = structlog.get_logger(__name__)
 #: our connections never goes below INFO, whatever the application's log level.
 _WS_LOG = logging.getLogger(f"{__name__}.websocket")
 _WS_LOG.setLevel(logging.INFO)
+#: Alpaca's market-data stream speaks JSON text unless the handshake asks for MessagePack (as alpaca-py does).
+_MSGPACK_HEADERS = {"Content-Type": "application/msgpack"}
 
 
 def _decimal(value: object) -> Decimal:
@@ -160,7 +162,14 @@ class AlpacaQuoteFeed:
 
     async def _session(self) -> None:
         timeout = self._settings.stream.open_timeout
-        async with await connect(self._ws_url, open_timeout=timeout, max_size=2**24, logger=_WS_LOG) as ws:
+        connecting = connect(
+            self._ws_url,
+            open_timeout=timeout,
+            max_size=2**24,
+            logger=_WS_LOG,
+            additional_headers=_MSGPACK_HEADERS,
+        )
+        async with await connecting as ws:
             self._ws = ws
             await self._expect(ws, "connected")
             auth = {"action": "auth", "key": self._credentials.key_id}
