@@ -39,7 +39,7 @@ from repeg.domain.plan import LegSpec, Plan, PlanKind, TradeIntent
 from repeg.domain.run import fold_run
 from repeg.engine.clock import VirtualClock, run_virtual
 from repeg.engine.runner import run_execution
-from repeg.errors import ConfigError, JournalError
+from repeg.errors import BrokerUnavailableError, ConfigError, JournalError
 from repeg.journal.faults import point_of
 from repeg.journal.resume import NEVER_REACHED_BROKER, resume_run
 from repeg.journal.shutdown import StopReport, stop_run
@@ -510,3 +510,48 @@ def test_graceful_stop_waits_for_a_sell_order_still_open_after_its_leg_ended(tmp
 
     report, sell_open = run_virtual(main)
     assert not sell_open or report.unconfirmed == ("sim-00000001",)
+
+
+class CancelRefusingSimulator(SimulatedBroker):
+    """The simulator while its cancel endpoint is down (`refuse_cancels`), as an outage would leave it."""
+
+    refuse_cancels = True
+
+    async def cancel_order(self, order_id: str) -> None:
+        if self.refuse_cancels:
+            raise BrokerUnavailableError("cancel endpoint unavailable")
+        await super().cancel_order(order_id)
+
+
+def test_graceful_stop_cancels_an_order_left_open_by_a_leg_that_already_ended(tmp_path: Path) -> None:
+    # Every cancel failed during the sell phase, so the sell leg ended incomplete with its order still working
+    # at the broker; the run is stopped while it waits for that order before buying. The stop must cancel it.
+    config = CONFIG.model_copy(update={"max_total_wait": 4.0, "grace_window": 0.5})
+
+    async def main() -> tuple[StopReport, bool]:
+        clock = VirtualClock(TAPE.start + timedelta(seconds=5))
+        broker = CancelRefusingSimulator(TAPE, clock, ACCOUNT, fill_model=PaperFillModel(TAPE, seed=3))
+        journal = SqliteJournal(tmp_path / "j.db", durability="full")
+        with contextlib.suppress(Crash):
+            await run_execution(
+                SPECS,
+                (),
+                broker,
+                TapeFeed(TAPE, clock),
+                clock,
+                config,
+                run_id="r1",
+                sinks=(CrashAtSellPhaseEnd(journal),),
+            )
+        sell = await broker.get_order_by_client_id(client_order_id("r1", 0, 0))
+        assert sell is not None
+        assert sell.status.is_open
+        broker.refuse_cancels = False
+        report = await stop_run("r1", journal, broker, clock, config=config)
+        after = await broker.get_order(sell.order_id)
+        journal.close()
+        return report, after.status.is_open
+
+    report, still_open = run_virtual(main)
+    assert not still_open
+    assert report.unconfirmed == ()

@@ -2,8 +2,9 @@
 
 `run_stoppable(work, stop)` runs the engine as a task. The first SIGINT or SIGTERM cancels that task and then runs
 `stop()` (normally `stop_run`): it rebuilds the run from the journal, reconciles it with the broker exactly as a
-resume would, cancels every order of the run that is still working (write-ahead, through the engine's gateway),
-and polls until the broker confirms or `grace_window` passes. The run is left unfinished, so `repeg resume`
+resume would, cancels every order of the run that is still working (write-ahead, through the engine's gateway;
+an order left open by a leg that already ended is cancelled directly), and polls until the broker confirms or
+`grace_window` passes. The run is left unfinished, so `repeg resume`
 finishes it later. A second signal exits at once (status 130) without waiting: whatever was committed is in the
 journal, and every order the run may have created is findable from it, so the run stays resumable.
 
@@ -24,6 +25,7 @@ from pydantic import BaseModel, ConfigDict
 
 from repeg.brokers.base import Broker
 from repeg.config import ExecutionConfig
+from repeg.domain.leg import LegState
 from repeg.domain.lifecycle import IN_FLIGHT, LegStatus
 from repeg.domain.orders import OrderStatus
 from repeg.engine.bus import EventBus
@@ -107,7 +109,7 @@ async def run_stoppable(
         guard.uninstall()
 
 
-async def _cancel_working(bus: EventBus, gateway: OrderGateway) -> list[str]:
+async def _cancel_working(bus: EventBus, gateway: OrderGateway, broker: Broker) -> list[str]:
     cancelled: list[str] = []
     for index in sorted(bus.folder.legs):
         leg = bus.leg(index)
@@ -115,6 +117,30 @@ async def _cancel_working(bus: EventBus, gateway: OrderGateway) -> list[str]:
         if leg.status is LegStatus.WORKING and active is not None and active.order_id is not None:
             await gateway.cancel(index, REASON_USER_STOP)
             cancelled.append(active.order_id)
+        elif leg.is_done:
+            cancelled.extend(await _cancel_left_open(broker, leg, bus.run_id))
+    return cancelled
+
+
+async def _cancel_left_open(broker: Broker, leg: LegState, run_id: str) -> list[str]:
+    """Cancel the orders a leg that already ended left open (its cancel failed when its phase ended).
+
+    The leg has ended, so no cancel intent can be folded into it; none is needed either: the cancel creates no
+    order, and the confirmation is recorded by polling (`_confirm`). A refusal is logged and left to `_confirm`.
+    """
+    cancelled: list[str] = []
+    for record in leg.orders:
+        status, order_id = record.status, record.order_id
+        if order_id is None or status is None or status.is_terminal or status is OrderStatus.PENDING_CANCEL:
+            continue
+        try:
+            await broker.cancel_order(order_id)
+        except BrokerError as exc:
+            log.warning(
+                "stop_cancel_failed", run_id=run_id, leg_index=leg.index, order_id=order_id, error=str(exc)
+            )
+            continue
+        cancelled.append(order_id)
     return cancelled
 
 
@@ -154,7 +180,7 @@ async def stop_run(
     gateway = OrderGateway(broker, bus, config)
     try:
         await reconcile(bus, broker)
-        cancelled = await _cancel_working(bus, gateway)
+        cancelled = await _cancel_working(bus, gateway, broker)
         unconfirmed = await _confirm(bus, gateway, clock, config)
     except BrokerError as exc:
         log.exception("stop_incomplete", run_id=run_id, error=str(exc))
