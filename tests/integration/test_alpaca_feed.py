@@ -79,3 +79,15 @@ async def test_a_quote_changed_between_seed_and_subscription_is_not_missed(fake_
     finally:
         await feed.aclose()
         await broker.aclose()
+
+
+async def test_an_undecodable_frame_costs_a_reconnect_not_the_quote_stream(alpaca: Pair, fake_alpaca):
+    _, feed = alpaca
+    await feed.subscribe(["AAPL"])
+    await until(lambda: fake_alpaca.data_subscriptions() == [{"AAPL"}])
+    for ws in list(fake_alpaca._md_sockets):
+        await ws.send_bytes(b"\xc1")  # not MessagePack
+    await until(lambda: fake_alpaca.data_subscriptions() == [])  # the feed drops the connection...
+    await until(lambda: fake_alpaca.data_subscriptions() == [{"AAPL"}])  # ...and subscribes again
+    fake_alpaca.book.set_quote("AAPL", Decimal("100.03"), Decimal("100.05"))
+    await until(lambda: (q := feed.latest("AAPL")) is not None and q.bid == Decimal("100.03"))

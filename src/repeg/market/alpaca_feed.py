@@ -48,6 +48,14 @@ def _decimal(value: object) -> Decimal:
     raise MarketDataError(f"quote field is not a number: {value!r}")
 
 
+def _unpack(raw: str | bytes) -> object:
+    """One MessagePack frame; an undecodable one is a `MarketDataError` (the stream is then reconnected)."""
+    try:
+        return msgpack.unpackb(raw, timestamp=3)
+    except (ValueError, TypeError) as exc:
+        raise MarketDataError(f"market data stream: undecodable frame ({type(exc).__name__})") from None
+
+
 def quote_from_stream(message: dict[str, object]) -> Quote:
     """A stream `q` message (`t` decoded by msgpack as a UTC datetime) as our `Quote`."""
     ts = message.get("t")
@@ -183,15 +191,17 @@ class AlpacaQuoteFeed:
 
     async def _expect(self, ws: ClientConnection, what: str) -> None:
         raw = await asyncio.wait_for(ws.recv(), timeout=self._settings.stream.open_timeout)
-        messages = msgpack.unpackb(raw, timestamp=3)
+        messages = _unpack(raw)
         first = messages[0] if isinstance(messages, list) and messages else {}
+        if not isinstance(first, dict):
+            raise MarketDataError(f"market data stream: expected {what!r}")
         if first.get("T") == "error":
             raise AuthenticationError("market data stream refused", broker_message=str(first.get("msg")))
         if first.get("T") != "success" or first.get("msg") != what:
             raise MarketDataError(f"market data stream: expected {what!r}")
 
     def _dispatch(self, raw: str | bytes) -> None:
-        messages = msgpack.unpackb(raw, timestamp=3)
+        messages = _unpack(raw)
         for message in messages if isinstance(messages, list) else []:
             if not isinstance(message, dict):
                 continue
