@@ -148,3 +148,14 @@ def test_resting_policies_rest_their_whole_wait_whatever_the_engine_default_sche
         seed=0,
     )
     assert all(o.time_to_fill_s == pytest.approx(20.0, abs=4.0) for o in result.orders)
+
+
+def test_compare_refuses_two_policies_with_the_same_name() -> None:
+    # Results, tables and the frontier are keyed by policy name: two "ladder" runs would show one's verdict twice.
+    from repeg.errors import ConfigError
+    from repeg.lab.compare import compare
+    from repeg.lab.policies import LadderSpec
+
+    specs = [policy_spec("market"), LadderSpec(name="ladder"), LadderSpec(name="ladder", fill_wait_seconds=5)]
+    with pytest.raises(ConfigError, match="ladder"):
+        compare(_day(False), BASKET, specs, [FillModelName.PAPER], seed=0)

@@ -107,6 +107,14 @@ def paired_comparisons(
     return tuple(out)
 
 
+def _refuse_duplicate_names(policies: Sequence[PolicySpec]) -> None:
+    """Runs, comparisons and the frontier are keyed by policy name: each policy needs its own."""
+    names = [spec.name or spec.kind for spec in policies]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ConfigError("policies", ",".join(names), f"policy names must be unique; repeated: {repeated}")
+
+
 def compare(
     eval_day: DayData,
     basket: Sequence[ParentOrder],
@@ -121,6 +129,7 @@ def compare(
     print_share_pct: int = 100,
 ) -> CompareResult:
     """Backtest every policy under every fill model on `eval_day`, then compare each with `baseline`."""
+    _refuse_duplicate_names(policies)
     runs: list[BacktestResult] = []
     fit_info: FitInfo | None = None
     for model in fill_models:
