@@ -263,3 +263,22 @@ def test_a_replace_that_loses_the_race_to_a_partial_fill_keeps_the_original_work
     assert not asyncio.run(out.broker.list_open_orders())  # the original was cancelled, not left behind
     first_resubmit = [e for e in out.events.of(OrderIntent) if e.action is IntentAction.SUBMIT][1]
     assert first_resubmit.ts == at(20)  # nothing was sent on top of the surviving original at 12 s
+
+
+def test_escalation_waits_until_a_pending_replace_is_resolved_and_never_over_fills() -> None:
+    # The re-peg at 10 s is a replace taking 2 s; at 11 s the old limit fills in part while the replace is
+    # pending, and the deadline (11 s) escalates. Cancelling the not-yet-live replacement must not send the
+    # remainder while the original, still pending the replace, can fill: that over-filled the leg.
+    tape = make_tape(book(120, lambda t: ("99.96", "100.00") if t in (11, 12) else ("100.00", "100.08")))
+    config = classic_ladder(max_total_wait=11)
+    out = simulate(
+        BUY, tape, config=config, latency=LatencyModel(replace=timedelta(seconds=2)), partial_rate=1.0
+    )
+    (leg,) = out.result.legs
+    assert leg.status is LegStatus.FILLED
+    assert leg.escalated
+    executed = sum((fill.qty for fill in out.broker.executions), Decimal(0))
+    assert executed == leg.filled_qty == Decimal(100)
+    market = [e for e in out.events.of(OrderIntent) if e.order_type is OrderType.MARKET]
+    assert market
+    assert market[0].ts >= at(12)  # only once the replace was resolved at the broker

@@ -30,6 +30,7 @@ from repeg.config import ExecutionConfig
 from repeg.domain.events import LegEscalated, LegFinished, OrderUpdated
 from repeg.domain.leg import REASON_ESCALATE, REASON_REPEG, LegState
 from repeg.domain.lifecycle import IN_FLIGHT, LegStatus
+from repeg.domain.orders import OrderStatus
 from repeg.domain.quote import Quote, QuoteVerdict, assess_quote
 from repeg.engine.bus import EventBus, Inbox, UpdateRouter
 from repeg.engine.clock import Clock
@@ -66,6 +67,16 @@ def _recorded_quote(leg: LegState, quote: Quote | None, verdict: QuoteVerdict) -
     if leg.arrival_quote is None and verdict is not QuoteVerdict.VALID:
         return None
     return quote
+
+
+def _replace_pending(leg: LegState) -> bool:
+    """True while an order the leg replaced is still pending the replace at the broker: it may still fill (and
+    the replacement be rejected), so neither a cancel of the replacement nor a remainder may be sent yet."""
+    active = leg.active_client_order_id
+    for record in leg.orders:
+        if record.status is OrderStatus.PENDING_REPLACE and record.client_order_id != active:
+            return True
+    return False
 
 
 def _closing(leg: LegState) -> bool:
@@ -227,6 +238,8 @@ class PhaseMonitor:
             leg = ctx.bus.leg(index)
             if leg.is_done or leg.status in _AWAITING_BROKER:
                 return  # nothing can be decided until the broker answers the request in flight
+            if _replace_pending(leg):
+                break  # the replaced order may still fill: the remainder is not known yet
             quote = ctx.feed.latest(leg.symbol)
             verdict = assess_quote(quote, now, self._quote_max_age, self._max_spread_pct)
             action = ctx.policy.decide(leg, quote, verdict, now)
@@ -317,7 +330,7 @@ class PhaseMonitor:
                 remaining_qty=str(leg.remaining_qty),
                 reason=reason,
             )
-        if leg.status is LegStatus.WORKING:
+        if leg.status is LegStatus.WORKING and not _replace_pending(leg):
             await self._ctx.gateway.cancel(leg.index, REASON_ESCALATE)
 
     async def _escalate_all(self, now: datetime, reason: str) -> None:
@@ -325,6 +338,8 @@ class PhaseMonitor:
             leg = self._ctx.bus.leg(index)
             if leg.status is LegStatus.WORKING and not leg.escalated:
                 await self._escalate(leg, reason)
+                if _replace_pending(leg):
+                    self._schedule(index, now + self._check_interval)  # its cancel waits for the replace
                 await self._refresh(index)
         self._last_activity = now
 
