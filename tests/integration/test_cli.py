@@ -272,12 +272,17 @@ def test_quotes_file_with_a_broker_that_cannot_replay_it_is_refused(workdir: Pat
     assert result.stderr.startswith("error: config --quotes=")
 
 
-def _small_backtest_result(directory: Path) -> Path:
+def _small_quotes(directory: Path) -> Path:
+    """Twenty minutes of one symbol's quotes, every 5 s: enough for a small backtest or a fit."""
     rows = [
         f"2024-01-02T14:{30 + i // 12:02d}:{i % 12 * 5:02d}.000000Z,AAA,100.00,100,100.02,100"
         for i in range(240)
     ]
-    quotes = write(directory, "q.csv", "ts,symbol,bid,bid_size,ask,ask_size\n" + "\n".join(rows) + "\n")
+    return write(directory, "q.csv", "ts,symbol,bid,bid_size,ask,ask_size\n" + "\n".join(rows) + "\n")
+
+
+def _small_backtest_result(directory: Path) -> Path:
+    quotes = _small_quotes(directory)
     out = directory / "result.json"
     args = ["backtest", "--quotes", str(quotes), "--basket", "2", "--policy", "market", "--out", str(out)]
     assert CliRunner().invoke(build_app(), args).exit_code == 0
@@ -341,3 +346,13 @@ def test_fill_wait_beyond_the_default_total_wait_is_refused_naming_max_total_wai
     result = invoke(EXAMPLES / "trades.csv", "--config", config, "--json")
     assert result.exit_code == ExitCode.BAD_INPUT
     assert "max_total_wait" in result.stderr
+
+
+def test_fit_names_the_file_it_wrote_verbatim(workdir: Path) -> None:
+    out = workdir / "params[b].json"
+    result = CliRunner().invoke(
+        build_app(), ["fit", "--quotes", str(_small_quotes(workdir)), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.stderr
+    assert out.is_file()
+    assert result.stdout.strip().endswith(f"-> {out}")

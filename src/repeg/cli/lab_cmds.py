@@ -264,7 +264,8 @@ def fit(
         save_params(params, out)
     except (RepegError, ValueError, OSError) as exc:
         raise _fail(exc) from exc
-    Console().print(
+    # Plain text: a path is neither rich markup nor to be wrapped.
+    typer.echo(
         f"fitted {params.rule.value} rule on {day.symbol} {day.ref.day} ({params.samples} samples) -> {out}"
     )
 
