@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -137,3 +139,40 @@ def test_resume_of_an_unknown_run_names_the_run_and_the_journal(journaled: tuple
     result = CliRunner().invoke(build_app(), ["resume", "nope", "--journal", str(journal)])
     assert result.exit_code != 0
     assert f"run 'nope' is not in the journal {journal}" in result.stderr
+
+
+def test_resume_without_broker_resumes_on_the_broker_the_run_started_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README: `repeg resume RUN_ID` after a crash; the journal knows the run's broker, so it needs no --broker."""
+    import asyncio
+
+    from repeg.cli import journal_run
+    from repeg.domain.events import RunStarted
+    from repeg.domain.orders import Side
+    from repeg.domain.plan import Plan, PlanKind, TradeIntent
+    from repeg.errors import BrokerUnavailableError
+
+    journal = tmp_path / "j.db"
+    store = SqliteJournal(journal)
+    trade = TradeIntent(symbol="AAA", side=Side.BUY, qty=Decimal(1))
+    started = RunStarted(
+        run_id="rA",
+        ts=datetime(2026, 3, 2, 15, tzinfo=UTC),
+        correlation_id="rA",
+        plan=Plan(source="plan.csv", kind=PlanKind.TRADES, trades=(trade,)),
+        config={},
+        broker="alpaca-paper",
+        code_version="test",
+    )
+    asyncio.run(store.emit(started))
+    store.close()
+    reached: list[str] = []
+
+    async def alpaca_session(*_args: object, broker: str, **_kwargs: object) -> None:
+        reached.append(broker)
+        raise BrokerUnavailableError("stopped by the test")
+
+    monkeypatch.setattr(journal_run, "alpaca_session", alpaca_session)
+    result = CliRunner().invoke(build_app(), ["resume", "rA", "--journal", str(journal)])
+    assert reached == ["alpaca-paper"], result.stderr

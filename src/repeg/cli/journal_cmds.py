@@ -164,14 +164,14 @@ def config_from_record(record: dict[str, str]) -> ExecutionConfig:
     return config_from_mapping(values)
 
 
-def _journaled_start(events: list[RunEvent]) -> tuple[Plan, ExecutionConfig]:
-    """The plan and configuration a run journaled when it started."""
+def _journaled_start(events: list[RunEvent]) -> tuple[Plan, ExecutionConfig, str]:
+    """The plan, configuration and broker a run journaled when it started."""
     from repeg.domain.events import RunStarted
 
     started = next((event for event in events if isinstance(event, RunStarted)), None)
     if started is None:
         raise ConfigError("run_started", None, "the journal holds no run_started event to resume from")
-    return started.plan, config_from_record(started.config)
+    return started.plan, config_from_record(started.config), started.broker
 
 
 def _session(
@@ -205,8 +205,11 @@ def resume(
     *,
     journal: JournalOption = DEFAULT_JOURNAL,
     broker: Annotated[
-        str, typer.Option(help=f"Broker of the run: {SIM_REMOTE}, alpaca-paper or alpaca-live.")
-    ] = SIM_REMOTE,
+        str | None,
+        typer.Option(
+            help=f"Broker of the run: {SIM_REMOTE}, alpaca-paper or alpaca-live (default: the one it started on)."
+        ),
+    ] = None,
     sim_url: Annotated[
         str | None, typer.Option("--sim-url", help="sim://127.0.0.1:PORT/SESSION of the remote simulator.")
     ] = None,
@@ -230,12 +233,14 @@ def resume(
         raise _fail(exc) from exc
     store = _open(journal)
     try:
-        plan, execution = _journaled_start(store.events(run_id))
+        plan, execution, started_on = _journaled_start(store.events(run_id))
         if config is not None:
             from repeg.cli.settings import load_settings
 
             execution = load_settings(config).execution
-        result = asyncio.run(_session(plan, execution, run_id, store, _Target(broker, sim_url, confirm)))
+        result = asyncio.run(
+            _session(plan, execution, run_id, store, _Target(broker or started_on, sim_url, confirm))
+        )
     except RepegError as exc:
         raise _fail(exc) from exc
     finally:
