@@ -200,3 +200,11 @@ async def test_a_trade_stream_refusing_the_keys_stops_the_start_with_an_authenti
         await connect(fake_alpaca)
     assert "trade stream" in str(info.value)
     assert fake_alpaca.count("GET", "/stream") == 1  # refused keys are not retried
+
+
+async def test_an_unreadable_trade_stream_frame_costs_a_reconnect_not_the_stream(alpaca: Pair, fake_alpaca):
+    broker, _ = alpaca
+    for ws in list(fake_alpaca._trade_sockets):
+        await ws.send_str("<html>502 Bad Gateway</html>")
+    await until(lambda: broker.stream.connections == 2)
+    assert broker.stream.connected.is_set()

@@ -58,6 +58,14 @@ class StreamProtocolError(Exception):
     """The server answered the handshake with something unexpected; treated as a dropped connection."""
 
 
+def _decode(raw: str | bytes) -> object:
+    """One JSON frame; an unreadable one is a `StreamProtocolError` (the connection is then re-made)."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise StreamProtocolError("trade stream: a frame is not JSON") from None
+
+
 class TradeUpdateStream:
     def __init__(
         self,
@@ -147,7 +155,7 @@ class TradeUpdateStream:
 
     async def _expect(self, ws: ClientConnection, stream: str) -> dict[str, object]:
         raw = await asyncio.wait_for(ws.recv(), timeout=self._settings.open_timeout)
-        message = json.loads(raw)
+        message = _decode(raw)
         data = message.get("data") if isinstance(message, dict) else None
         if not isinstance(message, dict) or message.get("stream") != stream or not isinstance(data, dict):
             raise StreamProtocolError(f"expected stream {stream!r}")
@@ -155,7 +163,7 @@ class TradeUpdateStream:
 
     def _dispatch(self, raw: str | bytes) -> None:
         self.last_message_at = self._clock.now()
-        message = json.loads(raw)
+        message = _decode(raw)
         data = message.get("data") if isinstance(message, dict) else None
         if isinstance(message, dict) and message.get("stream") == "trade_updates" and isinstance(data, dict):
             try:
