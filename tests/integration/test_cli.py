@@ -356,3 +356,10 @@ def test_fit_names_the_file_it_wrote_verbatim(workdir: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert out.is_file()
     assert result.stdout.strip().endswith(f"-> {out}")
+
+
+def test_lab_error_is_one_line_however_long() -> None:
+    value = "x" * 120
+    result = CliRunner().invoke(build_app(), ["backtest", "--quotes", "q.csv", "--fill-model", value])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert result.stderr.strip() == f"error: config fill-model='{value}': must be one of paper, queue"

@@ -30,7 +30,8 @@ _FILL_MODELS = ("paper", "queue")
 
 def _fail(error: Exception) -> typer.Exit:
     code = exit_code_for_error(error) if isinstance(error, RepegError) else ExitCode.BAD_INPUT
-    Console(stderr=True).print(f"[red]error:[/] {escape(str(error))}")  # a refused value may hold [markup]
+    # One line (no wrapping), and a refused value may hold [markup]: print it verbatim.
+    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/] {escape(str(error))}")
     return typer.Exit(int(code))
 
 
