@@ -374,3 +374,14 @@ def test_json_numbers_keep_digits_a_float_would_lose() -> None:
     assert plan.trades[0].qty == Decimal("12345678.123456789")
     weights = parse_json('[{"symbol": "A", "weight": 0.30000000000000000001}]', "p.json").weights
     assert weights[0].weight == Decimal("0.30000000000000000001")
+
+
+def test_json_object_where_text_is_expected_is_named_a_json_object() -> None:
+    error = json_error('[{"symbol": {"ticker": "A"}, "side": "buy", "qty": 1}]')
+    assert (error.field, error.reason) == ("symbol", "expected text, got a JSON object")
+
+
+def test_json_array_where_text_is_expected_is_named_a_json_array() -> None:
+    assert (
+        json_error('[{"symbol": ["A"], "side": "buy", "qty": 1}]').reason == "expected text, got a JSON array"
+    )

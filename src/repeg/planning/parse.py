@@ -308,5 +308,16 @@ def _text(source: str, row: _Row, field: str, raw: object) -> str:
     if raw is None:
         return ""
     if not isinstance(raw, str):
-        raise PlanInputError(source, row.number, field, raw, f"expected text, got {type(raw).__name__}")
+        raise PlanInputError(source, row.number, field, raw, f"expected text, got {_json_kind(raw)}")
     return raw.strip()
+
+
+def _json_kind(raw: object) -> str:
+    """What a JSON value is, in JSON's words (the parser's Python types are not the user's)."""
+    if isinstance(raw, dict):
+        return "a JSON object"
+    if isinstance(raw, list):
+        return "a JSON array"
+    if isinstance(raw, bool):
+        return "a boolean"
+    return "a number" if isinstance(raw, Decimal) else type(raw).__name__
