@@ -232,6 +232,22 @@ def test_deadline_escalates_and_the_hard_stop_ends_unfilled_legs_incomplete() ->
     assert result.counts.incomplete == 1
 
 
+def test_a_refused_cancel_at_the_hard_stop_is_retried_so_no_order_outlives_the_run() -> None:
+    config = classic_ladder(
+        repeg_steps=(Decimal("0.25"), Decimal("0.5"), Decimal("0.75"), Decimal("1.0")),
+        max_total_wait=30,
+        escalation=EscalationStyle.COLLARED_LIMIT,
+    )
+
+    def script(w: World) -> None:
+        w.clock.call_at(at(39.5), lambda: setattr(w.broker, "refuse_cancels", 1))  # the hard stop's cancel
+
+    result, world = execute(BUY, script, config=config, auto_fill=False)
+    assert not [o for o in world.broker.orders.values() if o.status.is_open]
+    assert [r.action for r in world.sink.of(OrderFailed)] == [IntentAction.CANCEL]
+    assert result.legs[0].status is LegStatus.INCOMPLETE
+
+
 def test_no_valid_quote_within_quote_wait_skips_the_leg() -> None:
     specs = [LegSpec(index=0, symbol="NOQ", side=Side.SELL, qty=Decimal(5))]
     result, world = execute(specs)

@@ -367,21 +367,30 @@ class PhaseMonitor:
 
     # --- the end -------------------------------------------------------------------------------------------
 
-    async def _wind_down(self) -> None:
-        """Hard stop: cancel what still works, wait `grace_window` for confirmations, end the rest incomplete."""
+    async def _cancel_working(self) -> None:
         for index in sorted(self._working):
             if self._ctx.bus.leg(index).status is LegStatus.WORKING:
                 await self._ctx.gateway.cancel(index, reason="phase_end")
             await self._refresh(index)
-        give_up_at = self._ctx.clock.now() + self._grace
-        while self._working and self._ctx.clock.now() < give_up_at:
-            wake = give_up_at
-            if self._polling:
-                wake = min(wake, self._ctx.clock.now() + self._check_interval)
-            await self._inbox.wait(self._ctx.clock, wake)
-            await self._record_updates(self._ctx.clock.now())
+
+    async def _wind_down(self) -> None:
+        """Hard stop: cancel what still works, wait `grace_window` for confirmations, end the rest incomplete.
+
+        A refused cancel (a broker error, an order pending a replace) leaves its order working: it is requested
+        again every `wait_between_checks` within the window, so that no order outlives the phase unnoticed.
+        """
+        clock = self._ctx.clock
+        await self._cancel_working()
+        give_up_at = clock.now() + self._grace
+        retry_at = clock.now() + self._check_interval
+        while self._working and clock.now() < give_up_at:
+            await self._inbox.wait(clock, min(give_up_at, retry_at))
+            await self._record_updates(clock.now())
             if self._polling:
                 await self._poll_working()
+            if clock.now() >= retry_at:
+                await self._cancel_working()
+                retry_at = clock.now() + self._check_interval
             for index in sorted(self._working | self._dirty):
                 await self._refresh(index)
         for index in sorted(self._active):
