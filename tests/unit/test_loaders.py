@@ -262,6 +262,15 @@ def test_trades_load_price_and_size(tmp_path: Path) -> None:
     assert list(trades.size) == [100, 2]
 
 
+def test_trade_at_a_zero_price_is_refused(tmp_path: Path) -> None:
+    # A quote side of 0 means "no quote"; a print at $0 is no print, and the queue model would count it as one
+    # through every buy limit.
+    header = "ts,symbol,price,size\n"
+    body = "2024-01-02T14:30:00Z,A,158.30,100\n2024-01-02T14:30:01Z,A,0,300\n"
+    err = _error(_write(tmp_path, body, "t.csv", header=header), load_trades)
+    assert (err.row, "price" in str(err)) == (2, True)
+
+
 def test_trades_missing_size_column_is_named(tmp_path: Path) -> None:
     path = _write(tmp_path, "2024-01-02T14:30:00Z,A,1\n", "t.csv", header="ts,symbol,price\n")
     assert "size" in str(_error(path, load_trades))

@@ -62,8 +62,12 @@ def load_quotes(path: Path | str) -> QuoteTape:
 
 
 def load_trades(path: Path | str) -> TradeTape:
-    """Read a trade-print file into a `TradeTape`."""
+    """Read a trade-print file into a `TradeTape` (every print at a positive price)."""
     ts, cols, groups = _load(Path(path), TRADE_COLUMNS, ("price",), ("size",))
+    price = cols["price"]
+    if int(price.min()) <= 0:  # 0 is "no quote" on a quote side, but a print at $0 is no print
+        row = int(np.argmin(price > 0))
+        raise QuoteFileError(str(path), row + 1, f"price: a print needs a positive price, got {price[row]}")
     return TradeTape(
         SymbolTrades(sym, ts[rows], cols["price"][rows], cols["size"][rows]) for sym, rows in groups.items()
     )
