@@ -159,3 +159,28 @@ def test_compare_refuses_two_policies_with_the_same_name() -> None:
     specs = [policy_spec("market"), LadderSpec(name="ladder"), LadderSpec(name="ladder", fill_wait_seconds=5)]
     with pytest.raises(ConfigError, match="ladder"):
         compare(_day(False), BASKET, specs, [FillModelName.PAPER], seed=0)
+
+
+def test_each_adaptive_run_records_the_fit_it_used() -> None:
+    # Under two fill models the adaptive policy runs on two fits (paper rule, queue rule); the comparison kept
+    # only the last one, so the paper run's parameters were attributed to the queue-rule fit.
+    from dataclasses import replace
+
+    from repeg.lab.compare import compare
+    from repeg.lab.policies import AdaptiveSpec
+
+    scripted = _day(True)
+    fit_day = replace(
+        scripted, ref=scripted.ref.model_copy(update={"day": date(2018, 1, 2), "digest": "fit"})
+    )
+    result = compare(
+        scripted,
+        BASKET,
+        [policy_spec("market"), AdaptiveSpec(name="adaptive")],
+        [FillModelName.PAPER, FillModelName.QUEUE],
+        seed=0,
+        fit_day=fit_day,
+    )
+    fits = {r.fill_model: r.policy_params.get("fit_rule") for r in result.runs if r.policy == "adaptive"}
+    assert fits == {FillModelName.PAPER: "paper", FillModelName.QUEUE: "queue"}
+    assert {r.policy_params.get("fit_digest") for r in result.runs if r.policy == "adaptive"} == {"fit"}

@@ -151,6 +151,20 @@ def _model_params(
     return params
 
 
+def _fit_params(params: AdaptiveParams | None) -> dict[str, str]:
+    """Which fit an adaptive run used (rule, data, digest), so that each saved run names its own parameters."""
+    if params is None:
+        return {}
+    data = params.fit_data
+    return {
+        "fit_rule": params.rule.value,
+        "fit_day": data.day.isoformat(),
+        "fit_quotes_file": data.quotes_file,
+        "fit_digest": data.digest,
+        "fit_samples": str(params.samples),
+    }
+
+
 class _Collector:
     """An `EventSink` keeping every event of the run in order."""
 
@@ -231,7 +245,7 @@ def run_backtest(
     return BacktestResult(
         data=day.ref,
         policy=name,
-        policy_params=spec_params(policy_spec),
+        policy_params=spec_params(policy_spec) | _fit_params(adaptive_params),
         fill_model=fill_model,
         fill_model_params=_model_params(fill_model, latency, print_share_pct),
         seed=seed,

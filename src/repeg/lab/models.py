@@ -190,7 +190,8 @@ class BacktestResult(_Frozen):
     schema_version: str = SCHEMA_VERSION
     data: DataRef
     policy: str
-    #: The policy specification as given (kind and parameters, stringified), for reproduction.
+    #: The policy specification as given (kind and parameters, stringified), for reproduction; for an adaptive
+    #: run also the fit it used (`fit_rule`, `fit_day`, `fit_quotes_file`, `fit_digest`, `fit_samples`).
     policy_params: dict[str, str]
     fill_model: FillModelName
     #: Parameters of the fill model and simulator beyond its name (e.g. queue print share, latency), as text.
@@ -219,4 +220,5 @@ class CompareResult(_Frozen):
     runs: tuple[BacktestResult, ...]
     comparisons: tuple[PairedComparison, ...]
     frontier: tuple[FrontierPoint, ...]
+    #: The adaptive fit of the last fill model run; each adaptive run names its own in `policy_params` (`fit_*`).
     fit: FitInfo | None = None
