@@ -291,6 +291,20 @@ def test_a_fill_racing_the_slow_cancel_of_a_refused_leg_is_still_recorded() -> N
     assert leg.filled_qty == Decimal(100)
 
 
+def test_a_refused_cancel_of_a_leg_given_up_is_retried_before_the_leg_ends() -> None:
+    def script(w: World) -> None:
+        w.feed.at(at(8), "XYZ", "110.00", "110.08")  # the 10 s re-peg breaks the collar: the leg gives up
+        w.broker.refuse_cancels = 1  # and the broker refuses its first cancel
+
+    result, world = execute(BUY, script, auto_fill=False)
+    assert not [o for o in world.broker.orders.values() if o.status.is_open]
+    assert world.broker.cancels() == ["cancel:o1", "cancel:o1"]
+    (leg,) = result.legs
+    assert leg.status is LegStatus.FAILED
+    assert leg.error is not None
+    assert "price_collar_pct" in leg.error
+
+
 def test_a_broker_without_pushed_updates_is_polled() -> None:
     result, world = execute(BUY, lambda w: w.feed.at(at(5), "XYZ", "99.96", "100.00"), pushes_updates=False)
     assert result.status is RunStatus.COMPLETED

@@ -129,6 +129,8 @@ class PhaseMonitor:
         self._due_at: dict[int, datetime] = {}
         self._last_activity = started_at
         self._all_done_since: datetime | None = None
+        #: Legs to end (status, reason) once their working order's refused cancel has gone out.
+        self._giving_up: dict[int, tuple[LegStatus, str]] = {}
         self._next_poll = started_at + config.check_interval
         self._polling = not ctx.broker.pushes_updates
         self._log = structlog.get_logger("repeg.engine").bind(run_id=ctx.bus.run_id)
@@ -240,6 +242,10 @@ class PhaseMonitor:
                 return  # nothing can be decided until the broker answers the request in flight
             if _replace_pending(leg):
                 break  # the replaced order may still fill: the remainder is not known yet
+            giving_up = self._giving_up.get(index)
+            if giving_up is not None:
+                await self._give_up(index, *giving_up)  # its cancel was refused: request it again
+                break
             quote = ctx.feed.latest(leg.symbol)
             verdict = assess_quote(quote, now, self._quote_max_age, self._max_spread_pct)
             action = ctx.policy.decide(leg, quote, verdict, now)
@@ -357,11 +363,19 @@ class PhaseMonitor:
         )
 
     async def _give_up(self, index: int, status: LegStatus, reason: str) -> None:
-        """End a leg that cannot proceed; its working order (if any) is cancelled first."""
+        """End a leg that cannot proceed; its working order (if any) is cancelled first.
+
+        If the broker refuses that cancel, the leg is not ended yet (an ended leg's order would be left
+        working): the cancel is requested again at the leg's next check, and the leg ends once it went out.
+        """
         leg = self._ctx.bus.leg(index)
         if leg.status is LegStatus.WORKING:
             await self._ctx.gateway.cancel(index, reason="give_up")
             leg = self._ctx.bus.leg(index)
+            if leg.status is LegStatus.WORKING:
+                self._giving_up[index] = (status, reason)
+                return
+        self._giving_up.pop(index, None)
         if not leg.is_done:
             await self._finish(leg, status, reason)
 
@@ -396,5 +410,6 @@ class PhaseMonitor:
         for index in sorted(self._active):
             leg = self._ctx.bus.leg(index)
             if not leg.is_done:
-                await self._finish(leg, LegStatus.INCOMPLETE, "phase deadline reached")
+                status, reason = self._giving_up.get(index, (LegStatus.INCOMPLETE, "phase deadline reached"))
+                await self._finish(leg, status, reason)
             await self._refresh(index)
