@@ -209,6 +209,27 @@ def test_parquet_decimal_price_off_the_grid_names_its_row(tmp_path: Path) -> Non
     assert (err.row, "finer" in str(err), "1.000050" in str(err)) == (2, True, True)
 
 
+@pytest.mark.parametrize("huge", [1e12, 1e20])
+def test_parquet_float_price_beyond_nine_dollar_digits_is_refused_as_too_large(
+    tmp_path: Path, huge: float
+) -> None:
+    # As in CSV (at most 9 whole-dollar digits); 1e12 loaded, and 1e20 was called a "negative price".
+    stamps = pa.array([datetime(2024, 1, 2, 14, 30, tzinfo=UTC)] * 2, pa.timestamp("ns", tz="UTC"))
+    path = _parquet(
+        tmp_path,
+        {
+            "ts": stamps,
+            "symbol": pa.array(["A", "A"]),
+            "bid": pa.array([1.0, huge]),
+            "bid_size": pa.array([1, 1]),
+            "ask": pa.array([2.0, 2.0]),
+            "ask_size": pa.array([1, 1]),
+        },
+    )
+    err = _error(path)
+    assert (err.row, "below" in str(err)) == (2, True)
+
+
 def test_parquet_null_size_is_refused(tmp_path: Path) -> None:
     path = _parquet(
         tmp_path,

@@ -37,6 +37,8 @@ _PRICE_TEXT = r"^[0-9]{1,9}(\.[0-9]{0,4})?$"
 _SIZE_TEXT = r"^[0-9]{1,15}$"
 _TS_TEXT = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|\+00:00)$"
 _UNITS_PER_DOLLAR = 10_000
+#: Prices are below $1e9: at most 9 whole-dollar digits, as the text rule above says.
+_DOLLAR_LIMIT = 1_000_000_000
 #: Largest error tolerated when a Parquet float price is snapped to $0.0001 units (a float's own noise).
 _FLOAT_UNIT_TOLERANCE = 1e-6
 
@@ -319,6 +321,8 @@ def _price_numbers(file: str, name: str, column: pa.Array) -> Int64Array:
 
     _first_bad(file, name, _bools(pc.is_valid(column)), column, "missing price")
     dollars = _floats(column)
+    in_range = np.isfinite(dollars) & (dollars < _DOLLAR_LIMIT)
+    _first_bad(file, name, in_range, column, f"expected a finite price below ${_DOLLAR_LIMIT:,}")
     scaled = dollars * _UNITS_PER_DOLLAR
     units = np.rint(scaled)
     on_grid = np.abs(scaled - units) <= _FLOAT_UNIT_TOLERANCE
