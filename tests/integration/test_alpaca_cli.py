@@ -166,3 +166,36 @@ def test_check_is_registered_and_refuses_an_unknown_broker_with_exit_code_2():
     outcome = CliRunner().invoke(app, ["check", "--broker", "alpaca-demo"])
     assert outcome.exit_code == 2
     assert "--broker" in outcome.output
+
+
+async def test_a_dry_run_sizes_the_buys_with_the_proceeds_of_the_sells_it_priced(
+    fake_alpaca: FakeAlpacaServer, credentials_env: None
+):
+    """A rebalance funds its buys with its sells: a real run buys after the sells filled, so the dry run must
+    not show the buys cut down to the cash held before them (here 2,000 of cash, 5 AAPL cost ~500, but the
+    sale of 10 MSFT brings ~4,100 and a buy of 30 AAPL ~3,000)."""
+    fake_alpaca.book.cash = Decimal(2_000)
+    plan = Plan(
+        source="test",
+        kind=PlanKind.TRADES,
+        trades=(
+            TradeIntent(symbol="MSFT", side=Side.SELL, qty=Decimal(10)),
+            TradeIntent(symbol="AAPL", side=Side.BUY, qty=Decimal(30)),
+        ),
+    )
+    lines: list[str] = []
+    await execute_on_alpaca(
+        plan,
+        FAST_RUN,
+        broker="alpaca-paper",
+        confirm=False,
+        allow_closed=False,
+        dry_run=True,
+        run_id="rDRYFUND",
+        echo=lines.append,
+        urls=AlpacaUrls.loopback(fake_alpaca.base_url),
+        settings=FAST,
+    )
+    aapl = [line for line in lines if "AAPL" in line]
+    assert len(aapl) == 1
+    assert Decimal(aapl[0].split()[2]) == Decimal(30)

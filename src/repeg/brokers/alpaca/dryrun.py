@@ -3,7 +3,8 @@
 Reads (account, positions, assets, open orders) go to the wrapped broker. Every submit is recorded in
 `recorded` and then refused with `OrderRejectedError` (code `dry_run`), so the engine closes the leg at once
 instead of waiting for fills that cannot come. A dry run therefore lists the first order of every leg, priced
-from the live quote and sized against the real account (sells first, then buys within the buying power).
+from the live quote and sized against the real account (sells first, then buys within the buying power, counting
+the proceeds of the sells at the limit prices they were priced at, as a real run has them once its sells filled).
 Since no order ever exists, replace, cancel and order look-ups answer "not found"; nothing reaches the broker.
 """
 
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from repeg.brokers.base import Broker, UpdateSink
 from repeg.domain.account import Account, Asset, Position
 from repeg.domain.orders import BrokerOrder, OrderRequest, OrderType, ReplaceRequest, Side
+from repeg.domain.ticks import ZERO
 from repeg.errors import OrderNotFoundError, OrderRejectedError
 
 log = structlog.get_logger(__name__)
@@ -87,7 +89,22 @@ class DryRunBroker:
         return await self._inner.list_open_orders()
 
     async def get_account(self) -> Account:
-        return await self._inner.get_account()
+        """The real account plus the proceeds of the sells priced so far, at their limit prices: a real run
+        sizes its buys after its sells filled, with their cash (a market sell has no price to count)."""
+        account = await self._inner.get_account()
+        proceeds = sum(
+            (
+                o.qty * o.limit_price
+                for o in self.recorded
+                if o.side is Side.SELL and o.limit_price is not None
+            ),
+            ZERO,
+        )
+        if proceeds == ZERO:
+            return account
+        return account.model_copy(
+            update={"cash": account.cash + proceeds, "buying_power": account.buying_power + proceeds}
+        )
 
     async def get_positions(self) -> list[Position]:
         return await self._inner.get_positions()
