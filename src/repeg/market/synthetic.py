@@ -6,7 +6,9 @@ at or above $1.00, $0.0001 below), so a sub-dollar symbol quotes in sub-penny in
 of quotes is invalid (one-sided or zero), as real feeds sometimes are, to exercise the engine's quote checks.
 
 Everything is vectorised numpy and deterministic: the same seed gives the same tape, and each symbol draws from
-its own stream (seeded by the run seed and the symbol's position), so adding a symbol does not change the others.
+its own stream, seeded by the run seed and the symbol's position in the list. So appending a symbol leaves the
+others unchanged as long as each keeps its number of quotes (`n_quotes` grown by the newcomer's share); inserting
+one earlier in the list, or changing the shares, gives the symbols after it different quotes.
 """
 
 from __future__ import annotations
