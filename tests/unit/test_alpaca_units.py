@@ -304,3 +304,37 @@ def test_alpaca_settings_from_a_toml_table_name_the_bad_key():
     with pytest.raises(ConfigError) as info:
         AlpacaSettings.from_mapping({"stream": {"poll_every": -1}})
     assert info.value.key == "alpaca.stream.poll_every"
+
+
+def _raw_order(status: str) -> dict[str, object]:
+    from tests.fakes.alpaca_matching import FakeOrder
+
+    return FakeOrder(
+        id="61e69015-d9d0-4b31-a5bd-8e3ad0a0bd2e",
+        client_order_id="r1-L0000-A00",
+        symbol="AAPL",
+        side="buy",
+        qty=Decimal(5),
+        type="limit",
+        limit_price=Decimal("99.00"),
+        time_in_force="day",
+        status=status,
+        created_at=T0,
+        updated_at=T0,
+    ).to_json()
+
+
+def test_an_order_pending_review_is_read_as_accepted_not_an_internal_error():
+    # alpaca-py knows `pending_review` (an order held for review): it is open, not yet working.
+    from repeg.brokers.alpaca.mapping import parse_order
+
+    assert parse_order(_raw_order("pending_review")).status is OrderStatus.ACCEPTED
+
+
+def test_an_order_repeg_cannot_read_is_a_broker_error():
+    # The Broker port raises only BrokerError: the engine reconciles those, anything else ends the run.
+    from repeg.brokers.alpaca.mapping import parse_order
+    from repeg.errors import BrokerError
+
+    with pytest.raises(BrokerError):
+        parse_order(_raw_order("a_status_from_the_future"))

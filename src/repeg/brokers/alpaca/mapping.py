@@ -40,7 +40,12 @@ CODE_NOT_CANCELABLE = "42210000"
 CODE_ORDER_FORBIDDEN = "40310000"
 #: Every 403 code of that family is a refused trade (e.g. 40310100, pattern day trading protection).
 _ORDER_FORBIDDEN_FAMILY = CODE_ORDER_FORBIDDEN[:4]
-_EXTRA_STATUSES = {"held": OrderStatus.ACCEPTED, "accepted_for_bidding": OrderStatus.ACCEPTED}
+#: Alpaca statuses repeg has no member for: all open, none yet working (alpaca-py also knows `pending_review`).
+_EXTRA_STATUSES = {
+    "held": OrderStatus.ACCEPTED,
+    "accepted_for_bidding": OrderStatus.ACCEPTED,
+    "pending_review": OrderStatus.ACCEPTED,
+}
 
 
 class MarketClock(BaseModel):
@@ -131,9 +136,13 @@ def to_broker_order(order: SdkOrder) -> BrokerOrder:
 
 
 def parse_order(raw: object) -> BrokerOrder:
+    """An order JSON object as our `BrokerOrder`; one repeg cannot read is a `BrokerError` (the port's contract)."""
     if not isinstance(raw, dict):
         raise BrokerError(f"broker sent an order that is not an object: {type(raw).__name__}")
-    return to_broker_order(SdkOrder(**raw))
+    try:
+        return to_broker_order(SdkOrder(**raw))
+    except ValueError as exc:  # pydantic's ValidationError included
+        raise BrokerError(f"broker sent an order repeg cannot read: {type(exc).__name__}: {exc}") from None
 
 
 def to_account(account: TradeAccount) -> Account:
