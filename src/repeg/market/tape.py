@@ -96,6 +96,7 @@ class _Derived:
     marketable: dict[Side, _FirstAtMost] = field(default_factory=dict)
     quotes: dict[int, Quote] = field(default_factory=dict)
     two_sided: Int64Array | None = None
+    tradable: NDArray[np.bool_] | None = None
     #: (time of quote, time of the next quote, index) of the last `position` answer.
     cursor: tuple[int, int, int] = (0, 0, -1)
 
@@ -129,8 +130,14 @@ class SymbolQuotes:
         """Quotes an order can trade against: two-sided, and not superseded at the same instant.
 
         The instant is the clock's: clocks tick in microseconds, and a quote is first current at its time rounded
-        up to the microsecond, so quotes that round to the same microsecond share one instant.
+        up to the microsecond, so quotes that round to the same microsecond share one instant. Computed once.
         """
+        found = self._cache.tradable
+        if found is None:
+            found = self._cache.tradable = self._tradable()
+        return found
+
+    def _tradable(self) -> NDArray[np.bool_]:
         ts = self.ts
         step = np.diff(ts)
         last_of_instant = np.ones(len(ts), dtype=np.bool_)
