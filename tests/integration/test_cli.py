@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import structlog
 from click.testing import Result
+from tests.fakes.alpaca_server import FakeAlpacaServer
 from typer.testing import CliRunner
 
 import repeg.simulation
@@ -365,3 +366,32 @@ def test_lab_error_is_one_line_however_long() -> None:
     result = CliRunner().invoke(build_app(), ["backtest", "--quotes", "q.csv", "--fill-model", value])
     assert result.exit_code == ExitCode.BAD_INPUT
     assert result.stderr.strip() == f"error: config fill-model='{value}': must be one of paper, queue"
+
+
+async def test_a_dry_run_that_priced_every_order_exits_0(
+    workdir: Path, fake_alpaca: FakeAlpacaServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dry run sends nothing by design, so its legs cannot fill; that is its success, not a failed run (4)."""
+    import asyncio
+
+    from tests.fakes.alpaca_fixtures import FAST
+
+    from repeg.brokers.alpaca.settings import AlpacaUrls
+    from repeg.cli import alpaca_cmds
+
+    def on_the_fake(*args: object, **kwargs: object) -> object:
+        kwargs.update(urls=AlpacaUrls.loopback(fake_alpaca.base_url), settings=FAST)
+        return asyncio.run(alpaca_cmds.execute_on_alpaca(*args, **kwargs))  # type: ignore[arg-type]
+
+    monkeypatch.setattr(alpaca_cmds, "run_on_alpaca", on_the_fake)
+    monkeypatch.setenv("APCA_API_KEY_ID", fake_alpaca.key_id)
+    monkeypatch.setenv("APCA_API_SECRET_KEY", fake_alpaca.secret_key)
+    plan = write(workdir, "p.csv", "symbol,side,qty\nMSFT,sell,10\nAAPL,buy,5\n")
+    config = write(
+        workdir, "c.toml", "[execution]\nquote_max_age = 600\nquote_wait = 1\n"
+    )  # the fake's quotes are old
+    args = (plan, "--config", config, "--broker", "alpaca-paper", "--dry-run", "--json")
+    result = await asyncio.to_thread(invoke, *args)
+    assert "dry run: 2 order(s) priced, none sent" in result.stderr
+    assert fake_alpaca.count("POST", "/v2/orders") == 0
+    assert result.exit_code == ExitCode.OK, result.stderr
