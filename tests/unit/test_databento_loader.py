@@ -129,6 +129,27 @@ def test_trades_schema_file_loads_every_print(tmp_path: Path) -> None:
     assert cols.size.tolist() == [10, 20, 30]
 
 
+def test_a_trade_without_a_price_is_refused_with_its_record(tmp_path: Path) -> None:
+    # An undefined quote side is "no quote" (0); a print at $0 would count as one through every buy limit.
+    payload = _metadata(dbn.Schema.TRADES, {"XXX": 42})
+    for k, price in enumerate([157 * NANO, dbn.UNDEF_PRICE]):
+        payload += bytes(
+            dbn.TradeMsg(
+                publisher_id=1,
+                instrument_id=42,
+                ts_event=T0 + k,
+                price=price,
+                size=10,
+                action=dbn.Action.TRADE,
+                side=dbn.Side.ASK,
+                depth=0,
+                ts_recv=T0 + k + 5,
+            )
+        )
+    with pytest.raises(QuoteFileError, match="row 2: trade price"):
+        load_dbn_trades(_write(tmp_path, "t.dbn", payload))
+
+
 def test_an_undefined_side_becomes_a_zero_price(tmp_path: Path) -> None:
     payload = _metadata(dbn.Schema.MBP_1, {"XXX": 42}) + _mbp1(42, 0, 157 * NANO, 0, ask_px=dbn.UNDEF_PRICE)
     cols = load_dbn_quotes(_write(tmp_path, "q.dbn", payload)).columns("XXX")

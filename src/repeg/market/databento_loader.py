@@ -140,7 +140,11 @@ def load_dbn_trades(path: Path | str, ts_field: TsField = TsField.RECV) -> Trade
     record_no = (np.flatnonzero(is_trade) + 1).astype(np.int64)
     trades = records[is_trade]
     ts = trades[ts_field.value].astype(np.int64)
-    price = _units(file, trades["price"].astype(np.int64), "trade price", record_no)
+    nanos = trades["price"].astype(np.int64)
+    if bool((nanos == UNDEF_PRICE).any()):  # a print without a price is no print (0 would read as $0)
+        at = int(np.flatnonzero(nanos == UNDEF_PRICE)[0])
+        raise QuoteFileError(file, int(record_no[at]), "trade price is undefined")
+    price = _units(file, nanos, "trade price", record_no)
     size = trades["size"].astype(np.int64)
     iids = trades["instrument_id"].astype(np.int64)
     groups = _by_symbol(_symbols(file, iids, ts, record_no, resolver), ts)
