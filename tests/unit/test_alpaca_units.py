@@ -338,3 +338,31 @@ def test_an_order_repeg_cannot_read_is_a_broker_error():
 
     with pytest.raises(BrokerError):
         parse_order(_raw_order("a_status_from_the_future"))
+
+
+async def test_an_account_the_sdk_cannot_validate_is_a_broker_error():
+    # alpaca-py validates answers against its enums; Alpaca adding a value (alpaca-py issue #436: a new
+    # clearing_broker) must surface as the port's BrokerError, not as a bare pydantic error.
+    from alpaca.trading.models import TradeAccount
+    from pydantic import SecretStr
+
+    from repeg.brokers.alpaca.adapter import AlpacaBroker
+    from repeg.brokers.alpaca.credentials import AlpacaCredentials
+    from repeg.brokers.alpaca.settings import AlpacaSettings
+    from repeg.engine.clock import RealClock
+    from repeg.errors import BrokerError
+
+    class Client:
+        def get_account(self) -> TradeAccount:
+            return TradeAccount.model_validate({"id": "not-a-uuid"})
+
+    broker = AlpacaBroker(
+        Client(),  # type: ignore[arg-type]
+        name="alpaca-paper",
+        clock=RealClock(),
+        settings=AlpacaSettings(),
+        credentials=AlpacaCredentials(key_id="PK", secret_key=SecretStr("s")),
+        stream_url="ws://127.0.0.1:9/stream",
+    )
+    with pytest.raises(BrokerError, match="get_account"):
+        await broker.get_account()

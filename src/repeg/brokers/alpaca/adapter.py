@@ -171,6 +171,8 @@ class AlpacaBroker:
             raise map_api_error(exc, op, order_id=order_id, client_order_id=client_order_id) from exc
         except requests.RequestException as exc:
             raise map_transport_error(exc, op) from exc
+        except ValueError as exc:  # alpaca-py could not validate the answer (pydantic's ValidationError)
+            raise BrokerError(f"{op}: answer repeg cannot read ({type(exc).__name__})") from exc
 
     async def _read(self, op: str, call: Callable[[], T], *, order_id: str | None = None) -> T:
         """An idempotent request (GET, DELETE): retried as is on 429, 5xx and timeouts."""
