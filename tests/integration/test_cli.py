@@ -395,3 +395,10 @@ async def test_a_dry_run_that_priced_every_order_exits_0(
     assert "dry run: 2 order(s) priced, none sent" in result.stderr
     assert fake_alpaca.count("POST", "/v2/orders") == 0
     assert result.exit_code == ExitCode.OK, result.stderr
+
+
+def test_an_unknown_run_id_is_bad_input_not_a_journal_failure(workdir: Path) -> None:
+    _ = invoke(EXAMPLES / "trades.csv", "--config", EXAMPLES / "demo.toml", "--json")  # the journal exists
+    result = CliRunner().invoke(build_app(), ["show", "nope"])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert result.stderr.strip() == "error: run 'nope' is not in the journal repeg.db"

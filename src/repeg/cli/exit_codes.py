@@ -4,7 +4,7 @@
 |---|---|
 | 0 | run completed: every leg filled (`completed`), or every leg not skipped filled (`completed_with_skips`: trades too small, of zero shares or without a valid arrival quote, legs skipped by `on_no_quote`); also an Alpaca `--dry-run` that ran to its end |
 | 1 | internal error: a bug (an invariant broke, an unexpected exception); the message says where |
-| 2 | refused before any order: bad plan, config, quotes file, unknown or non-tradable symbol, safety limit, closed market (without `--allow-closed`) |
+| 2 | refused before any order: bad plan, config, quotes file, unknown or non-tradable symbol, safety limit, closed market (without `--allow-closed`); a run id the journal does not hold |
 | 3 | partial: the run ended with some legs not (fully) filled, or a graceful stop (Ctrl-C, SIGTERM) left it resumable |
 | 4 | failed: the broker, the market data source or the journal failed, or the run ended `failed` |
 
@@ -23,6 +23,7 @@ from repeg.errors import (
     MarketDataError,
     PlanError,
     QuoteFileError,
+    RunNotFoundError,
     RunStoppedError,
     SafetyLimitError,
 )
@@ -51,6 +52,7 @@ _ERROR_CODES: tuple[tuple[type[BaseException], ExitCode], ...] = (
     (SafetyLimitError, ExitCode.BAD_INPUT),
     (QuoteFileError, ExitCode.BAD_INPUT),
     (MarketClosedError, ExitCode.BAD_INPUT),  # a refusal before any order, though the broker said it
+    (RunNotFoundError, ExitCode.BAD_INPUT),  # a run id the journal lacks: bad input, not a failure
     (MarketDataError, ExitCode.FAILED),
     (BrokerError, ExitCode.FAILED),
     (JournalError, ExitCode.FAILED),
