@@ -267,6 +267,15 @@ def test_broker_rejection_fails_the_leg_with_the_broker_message() -> None:
     assert result.status is RunStatus.FAILED
 
 
+def test_an_order_the_broker_rejects_after_accepting_it_fails_the_leg_without_resubmitting() -> None:
+    result, world = execute(BUY, lambda w: w.broker.reject_after_accept.add("XYZ"))
+    assert len(world.broker.submitted()) == 1
+    (leg,) = result.legs
+    assert leg.status is LegStatus.FAILED
+    assert leg.error == "order o1 rejected by the broker"
+    assert result.status is RunStatus.FAILED
+
+
 def test_a_repeg_outside_the_price_collar_is_refused_and_the_order_cancelled() -> None:
     result, world = execute(BUY, lambda w: w.feed.at(at(8), "XYZ", "110.00", "110.08"), auto_fill=False)
     (leg,) = result.legs

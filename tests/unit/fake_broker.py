@@ -5,7 +5,8 @@ synchronously to its subscriber. With `auto_fill` it applies the paper rule agai
 fully when marketable (at the far touch, never better than its limit); a market order fills at the far touch.
 Tests script everything else: `fill()` for (partial) fills, `cancel_latency` for a cancel confirmed later,
 `fill_before_cancel` for a fill that races a cancel, `refuse_replace` to force the cancel-confirm-submit path,
-`lost_answers` for a submit or replace the broker executed but whose answer never arrived (a timeout).
+`lost_answers` for a submit or replace the broker executed but whose answer never arrived (a timeout),
+`reject_after_accept` for orders the broker accepts and then rejects by an update (as Alpaca may).
 """
 
 from __future__ import annotations
@@ -111,6 +112,7 @@ class FakeBroker:
         self.unavailable_reads = 0
         self.lost_answers = 0
         self.reject_symbols: set[str] = set()
+        self.reject_after_accept: set[str] = set()
         self.positions: dict[str, Decimal] = {}
         self._next = 0
         feed.listeners.append(self._on_quote)
@@ -135,6 +137,8 @@ class FakeBroker:
         if request.symbol in self.reject_symbols:
             raise OrderRejectedError("rejected by script", broker_message="insufficient buying power")
         order = self._new(request)
+        if request.symbol in self.reject_after_accept:
+            self._set(order.order_id, OrderEvent.REJECTED, status=OrderStatus.REJECTED)
         self._match(order.order_id)
         self._lose_answer()
         return self.orders[order.order_id]

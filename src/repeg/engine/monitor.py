@@ -79,6 +79,20 @@ def _replace_pending(leg: LegState) -> bool:
     return False
 
 
+def _rejected_order(leg: LegState) -> str | None:
+    """The id of the order the broker rejected after accepting it, when that left the leg idle; else None.
+
+    Such a rejection is a refusal like a refused submit: sending the remainder again would only be rejected
+    again, order after order. (A rejected replacement is not one: it names the order it was to replace.)
+    """
+    if leg.status is not LegStatus.IDLE or not leg.orders:
+        return None
+    last = leg.orders[-1]
+    if last.status is not OrderStatus.REJECTED or last.replaces is not None:
+        return None
+    return last.order_id or last.client_order_id
+
+
 def _closing(leg: LegState) -> bool:
     """A leg given up while its order worked: done, but the order's cancel is not confirmed, so it may fill."""
     if not leg.is_done:
@@ -246,6 +260,10 @@ class PhaseMonitor:
             if giving_up is not None:
                 await self._give_up(index, *giving_up)  # its cancel was refused: request it again
                 break
+            rejected = _rejected_order(leg)
+            if rejected is not None:
+                await self._give_up(index, LegStatus.FAILED, f"order {rejected} rejected by the broker")
+                return
             quote = ctx.feed.latest(leg.symbol)
             verdict = assess_quote(quote, now, self._quote_max_age, self._max_spread_pct)
             action = ctx.policy.decide(leg, quote, verdict, now)
