@@ -402,3 +402,21 @@ def test_an_unknown_run_id_is_bad_input_not_a_journal_failure(workdir: Path) -> 
     result = CliRunner().invoke(build_app(), ["show", "nope"])
     assert result.exit_code == ExitCode.BAD_INPUT
     assert result.stderr.strip() == "error: run 'nope' is not in the journal repeg.db"
+
+
+def test_backtest_out_that_cannot_be_written_exits_2_in_one_line(workdir: Path) -> None:
+    out = workdir / "missing" / "result.json"
+    args = ["backtest", "--quotes", str(_small_quotes(workdir)), "--basket", "2", "--policy", "market"]
+    result = CliRunner().invoke(build_app(), [*args, "--out", str(out)])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert result.stderr.startswith("error: ")
+    assert str(out) in result.stderr
+
+
+def test_report_html_that_cannot_be_written_exits_2_in_one_line(workdir: Path) -> None:
+    html = workdir / "missing" / "r.html"
+    args = ["report", str(_small_backtest_result(workdir)), "--html", str(html), "--no-market"]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert result.stderr.startswith("error: ")
+    assert str(html) in result.stderr

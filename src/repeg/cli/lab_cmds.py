@@ -38,7 +38,10 @@ def _fail(error: Exception) -> typer.Exit:
 def _emit(result: BaseModel, *, as_json: bool, out: Path | None) -> None:
     text = result.model_dump_json(indent=1)
     if out is not None:
-        out.write_text(text + "\n", encoding="utf-8")
+        try:
+            out.write_text(text + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise _fail(ConfigError("--out", str(out), f"cannot write: {exc.strerror or exc}")) from exc
     if as_json:
         sys.stdout.write(text + "\n")
 

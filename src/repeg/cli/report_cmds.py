@@ -56,6 +56,8 @@ def report(
         written = write_report(loaded, shown, html, png_dir)
     except RepegError as exc:
         raise _fail(exc) from exc
+    except OSError as exc:  # e.g. --html or --png-dir in a directory that does not exist
+        raise _fail(ReportError(str(exc.filename or html), f"cannot write: {exc.strerror or exc}")) from exc
     for path in written:
         typer.echo(str(path))
 
