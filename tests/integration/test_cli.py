@@ -420,3 +420,15 @@ def test_report_html_that_cannot_be_written_exits_2_in_one_line(workdir: Path) -
     assert result.exit_code == ExitCode.BAD_INPUT
     assert result.stderr.startswith("error: ")
     assert str(html) in result.stderr
+
+
+def test_sweep_out_that_cannot_be_written_exits_2_in_one_line(workdir: Path) -> None:
+    (workdir / "days").mkdir()
+    _small_quotes(workdir).rename(workdir / "days" / "aaa_20240102.csv")
+    grid = write(workdir, "grid.toml", '[basket]\ncount = 2\n[[policy]]\nname = "m"\nkind = "market"\n')
+    out = workdir / "missing" / "o.parquet"
+    args = ["sweep", "--quotes", str(workdir / "days" / "*.csv"), "--grid", str(grid), "--out", str(out)]
+    result = CliRunner().invoke(build_app(), [*args, "--workers", "1", "--no-progress"])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert result.stderr.startswith("error: ")
+    assert str(out) in result.stderr

@@ -97,7 +97,10 @@ def sweep(
         days = pair_files(_files(quotes), None if trades is None else _files(trades))
         points = expand(load_grid(grid), days)
         records = run_sweep(points, run_point, chosen, workers=workers, progress=progress)
-        write_parquet(records, out)
+        try:
+            write_parquet(records, out)
+        except OSError as exc:  # e.g. --out in a directory that does not exist
+            raise SweepError("--out", f"cannot write {out}: {exc.strerror or exc}") from exc
     except RepegError as exc:
         raise _fail(exc) from exc
     typer.echo(f"{len(records)} points on {len(days)} symbol-days -> {out}")
