@@ -432,3 +432,16 @@ def test_sweep_out_that_cannot_be_written_exits_2_in_one_line(workdir: Path) -> 
     assert result.exit_code == ExitCode.BAD_INPUT
     assert result.stderr.startswith("error: ")
     assert str(out) in result.stderr
+
+
+def test_a_refused_value_is_printed_verbatim_not_as_an_emoji_code(workdir: Path) -> None:
+    plan = write(workdir, "p.csv", "symbol,side,qty\nAAPL,buy,:fire:\n")
+    result = invoke(plan)
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert result.stderr.strip() == f"error: {plan}, row 2, field 'qty' = ':fire:': not a number"
+
+
+def test_a_lab_refused_value_is_printed_verbatim_not_as_an_emoji_code() -> None:
+    result = CliRunner().invoke(build_app(), ["backtest", "--quotes", "q.csv", "--fill-model", ":fire:"])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert "':fire:'" in result.stderr

@@ -30,8 +30,8 @@ _FILL_MODELS = ("paper", "queue")
 
 def _fail(error: Exception) -> typer.Exit:
     code = exit_code_for_error(error) if isinstance(error, RepegError) else ExitCode.BAD_INPUT
-    # One line (no wrapping), and a refused value may hold [markup]: print it verbatim.
-    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/] {escape(str(error))}")
+    # One line (no wrapping), and a refused value may hold [markup] or :emoji: codes: print it verbatim.
+    Console(stderr=True, soft_wrap=True, emoji=False).print(f"[red]error:[/] {escape(str(error))}")
     return typer.Exit(int(code))
 
 

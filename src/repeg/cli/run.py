@@ -118,7 +118,7 @@ def run(
 ) -> None:
     """Execute PLAN: sells first, then buys, with pegged limits, re-pegs and escalation."""
     out = Console(highlight=False, soft_wrap=False)
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)  # errors quote values verbatim
     show_live = not json_output and out.is_terminal
     if not out.is_terminal:
         out.width = max(out.width, PIPE_WIDTH)  # a pipe or file gets whole tables, not 80-column ellipses
