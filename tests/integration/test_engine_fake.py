@@ -539,6 +539,20 @@ def test_a_submit_whose_answer_was_lost_adopts_the_order_the_broker_created() ->
     assert result.status is RunStatus.COMPLETED
 
 
+def test_a_submit_of_unknown_outcome_is_looked_up_again_until_the_broker_answers() -> None:
+    def script(w: World) -> None:
+        w.broker.lost_answers = 1  # the submit reaches the broker, its answer times out,
+        w.broker.unavailable_lookups = 2  # and the broker cannot be asked about it for a while
+        w.feed.at(at(5), "XYZ", "99.96", "100.00")
+
+    result, world = execute(BUY, script)
+    assert len(world.broker.orders) == 1
+    assert not world.sink.of(OrderFailed)
+    (leg,) = result.legs
+    assert leg.status is LegStatus.FILLED
+    assert leg.order_ids == ("o1",)
+
+
 def test_a_replace_whose_answer_was_lost_manages_the_replacement_the_broker_created() -> None:
     def script(w: World) -> None:
         w.clock.call_at(at(9), lambda: setattr(w.broker, "lost_answers", 1))  # the first re-peg's answer

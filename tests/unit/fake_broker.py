@@ -111,6 +111,7 @@ class FakeBroker:
         self.refuse_cancels = 0
         self.unavailable_reads = 0
         self.lost_answers = 0
+        self.unavailable_lookups = 0
         self.reject_symbols: set[str] = set()
         self.reject_after_accept: set[str] = set()
         self.positions: dict[str, Decimal] = {}
@@ -190,6 +191,9 @@ class FakeBroker:
         return self._get(order_id)
 
     async def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
+        if self.unavailable_lookups:
+            self.unavailable_lookups -= 1
+            raise BrokerUnavailableError("scripted outage of the lookup by client order id")
         order_id = self.by_client.get(client_order_id)
         return None if order_id is None else self.orders[order_id]
 

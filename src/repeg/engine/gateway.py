@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from enum import Enum
 
 import structlog
 
@@ -29,8 +30,22 @@ from repeg.domain.orders import (
 from repeg.domain.quote import Quote
 from repeg.domain.ticks import ZERO
 from repeg.engine.bus import EventBus
-from repeg.errors import BrokerError, BrokerUnavailableError, DuplicateClientOrderIdError
+from repeg.errors import (
+    BrokerError,
+    BrokerUnavailableError,
+    DuplicateClientOrderIdError,
+    OrderNotFoundError,
+)
 from repeg.policy.pricing import check_price_collar
+
+
+class _Unanswered(Enum):
+    """The broker could not say whether a request of unknown outcome created its order."""
+
+    UNANSWERED = "unanswered"
+
+
+_UNANSWERED = _Unanswered.UNANSWERED
 
 
 def polled_update(order: BrokerOrder, now: datetime) -> OrderUpdate:
@@ -97,6 +112,8 @@ class OrderGateway:
         order = await self._send_new(index, request)
         if order is None:
             return False
+        if order is _UNANSWERED:
+            return True  # outcome unknown: the leg stays submitting, and `resolve_submit` asks again
         await self._bus.emit(OrderAccepted(**self._bus.stamp(index), action=IntentAction.SUBMIT, order=order))
         self._log.debug(
             "order_submitted",
@@ -111,29 +128,66 @@ class OrderGateway:
         )
         return True
 
-    async def _send_new(self, index: int, request: OrderRequest) -> BrokerOrder | None:
-        """The accepted order, or None once a refusal has been recorded."""
+    async def _send_new(self, index: int, request: OrderRequest) -> BrokerOrder | _Unanswered | None:
+        """The accepted order, `_UNANSWERED` when its outcome is unknown, or None once a refusal is recorded."""
         cid = request.client_order_id
         try:
             return await self._broker.submit_order(request)
         except BrokerError as exc:
             # The id is deterministic: a duplicate means our own earlier submit reached the broker, and a
             # timeout or server error may hide one that did. Either way the order the broker holds is ours.
-            existing = await self._executed_anyway(exc, cid)
+            existing = await self._executed_anyway(index, exc, cid)
             if existing is not None:
                 return existing
             await self._failed(index, IntentAction.SUBMIT, exc, client_order_id=cid)
         return None
 
-    async def _executed_anyway(self, exc: BrokerError, cid: str) -> BrokerOrder | None:
+    async def _executed_anyway(
+        self, index: int, exc: BrokerError, cid: str
+    ) -> BrokerOrder | _Unanswered | None:
         """After a refusal whose outcome is unknown (duplicate id, timeout, 5xx): the order the request created,
-        found by its client order id; None when the request surely failed or the broker cannot say."""
+        found by its client order id, or `_UNANSWERED` when the broker cannot say; None when the request surely
+        failed (a plain refusal, or no order under that id)."""
         if not isinstance(exc, DuplicateClientOrderIdError | BrokerUnavailableError):
             return None
         try:
             return await self._broker.get_order_by_client_id(cid)
-        except BrokerError:
-            return None
+        except BrokerError as lookup:
+            self._log.warning(
+                "outcome_unknown",
+                correlation_id=self._bus.correlation(index),
+                symbol=self._bus.leg(index).symbol,
+                order_id=None,
+                client_order_id=cid,
+                error=str(exc),
+                lookup_error=str(lookup),
+            )
+            return _UNANSWERED
+
+    async def resolve_submit(self, index: int) -> None:
+        """For a submit whose outcome is still unknown (the leg is submitting): ask the broker by client order
+        id again; record the order as accepted, or the submit as failed when the broker has no such order."""
+        leg = self._bus.leg(index)
+        active = leg.active_order
+        if active is None:
+            return
+        cid = active.client_order_id
+        try:
+            order = await self._broker.get_order_by_client_id(cid)
+        except BrokerError as exc:
+            self._log.warning(
+                "submit_unresolved",
+                correlation_id=self._bus.correlation(index),
+                symbol=leg.symbol,
+                order_id=active.order_id,
+                client_order_id=cid,
+                error=str(exc),
+            )
+            return
+        if order is None:
+            await self._failed(index, IntentAction.SUBMIT, OrderNotFoundError(cid), client_order_id=cid)
+            return
+        await self._bus.emit(OrderAccepted(**self._bus.stamp(index), action=IntentAction.SUBMIT, order=order))
 
     async def replace(self, index: int, limit_price: Decimal, *, step: int, quote: Quote | None) -> None:
         """Re-price the working order by the broker's replace; a refusal is recorded and reconciled."""
@@ -166,8 +220,8 @@ class OrderGateway:
         try:
             order = await self._broker.replace_order(request)
         except BrokerError as exc:
-            found = await self._executed_anyway(exc, cid)
-            if found is None:
+            found = await self._executed_anyway(index, exc, cid)
+            if not isinstance(found, BrokerOrder):
                 await self._failed(
                     index, IntentAction.REPLACE, exc, client_order_id=cid, order_id=active.order_id
                 )

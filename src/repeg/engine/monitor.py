@@ -252,6 +252,11 @@ class PhaseMonitor:
         ctx = self._ctx
         for _ in range(_MAX_ACTIONS_PER_WAKE):
             leg = ctx.bus.leg(index)
+            if leg.status is LegStatus.SUBMITTING:  # a submit of unknown outcome (a timeout): ask again
+                await ctx.gateway.resolve_submit(index)
+                if ctx.bus.leg(index).status is LegStatus.SUBMITTING:
+                    break
+                continue
             if leg.is_done or leg.status in _AWAITING_BROKER:
                 return  # nothing can be decided until the broker answers the request in flight
             if _replace_pending(leg):
@@ -401,6 +406,8 @@ class PhaseMonitor:
 
     async def _cancel_working(self) -> None:
         for index in sorted(self._working):
+            if self._ctx.bus.leg(index).status is LegStatus.SUBMITTING:
+                await self._ctx.gateway.resolve_submit(index)  # an order of unknown outcome may be live
             if self._ctx.bus.leg(index).status is LegStatus.WORKING:
                 await self._ctx.gateway.cancel(index, reason="phase_end")
             await self._refresh(index)
