@@ -86,3 +86,9 @@ def test_latency_is_read_in_seconds() -> None:
 
 def test_latency_key_error_is_prefixed_with_its_table() -> None:
     assert config_error({"simulator": {"latency": {"ack": 1}}}).key == "simulator.latency.ack"
+
+
+@pytest.mark.parametrize("table", ["latency", "market"])
+def test_simulator_subtable_that_is_not_a_table_is_named_with_its_table(table: str) -> None:
+    error = config_error({"simulator": {table: 5}})
+    assert (error.key, error.reason) == (f"simulator.{table}", "must be a table")

@@ -41,10 +41,10 @@ class RunSettings:
     seed: int = 0
 
 
-def _table(raw: Mapping[str, object], key: str) -> Mapping[str, object]:
+def _table(raw: Mapping[str, object], key: str, parent: str = "") -> Mapping[str, object]:
     value = raw.get(key, {})
     if not isinstance(value, Mapping):
-        raise ConfigError(key, value, "must be a table")
+        raise ConfigError(f"{parent}{key}", value, "must be a table")
     return value
 
 
@@ -57,8 +57,8 @@ def settings_from_mapping(raw: Mapping[str, object]) -> RunSettings:
     return RunSettings(
         execution=config_from_mapping(_table(raw, EXECUTION)),
         account=account_from_mapping(simulator),
-        market=market_from_mapping(_table(simulator, MARKET_KEY)),
-        latency=latency_from_mapping(_table(simulator, LATENCY_KEY)),
+        market=market_from_mapping(_table(simulator, MARKET_KEY, f"{SIMULATOR}.")),
+        latency=latency_from_mapping(_table(simulator, LATENCY_KEY, f"{SIMULATOR}.")),
         seed=seed_from_mapping(simulator),
     )
 
