@@ -2,9 +2,10 @@
 
 The machine plays a broker for one leg and an engine that acts only on the folded state. Engine intents and the
 broker's synchronous answers arrive in program order (as the engine journals them); pushed order updates are
-delivered late, out of order and duplicated. After every step the fold must hold the invariants the journal
-relies on: no over-fill, the leg's fills equal the sum of the largest cumulative fill delivered per order, a
-duplicated update changes nothing, and re-folding the journal from scratch gives the same leg.
+delivered late, out of order and duplicated; a replace's answer may be lost although the broker replaced. After
+every step the fold must hold the invariants the journal relies on: no over-fill, the leg's fills equal the sum of
+the largest cumulative fill delivered per order, a duplicated update changes nothing, and re-folding the journal
+from scratch gives the same leg. Once everything is delivered, a working leg works an order still open.
 """
 
 from __future__ import annotations
@@ -162,8 +163,8 @@ class LegFoldMachine(RuleBasedStateMachine):
         )
 
     @precondition(lambda self: self._engine_may_act())
-    @rule()
-    def replace(self) -> None:
+    @rule(answer_lost=st.booleans())
+    def replace(self, answer_lost: bool) -> None:
         old = self._live()
         assert old is not None
         cid = client_order_id(RUN, 0, self.leg.next_attempt)
@@ -184,6 +185,10 @@ class LegFoldMachine(RuleBasedStateMachine):
             update={"status": OrderStatus.REPLACED, "replaced_by": new.order_id, "updated_at": self._now()}
         )
         self._push(OrderEvent.REPLACED, replaced)
+        if answer_lost:  # the broker replaced, but its answer never came back: the engine records a failure
+            self._push(OrderEvent.NEW, new)
+            self.answer = self._failed(IntentAction.REPLACE, old.order_id, "unknown")
+            return
         self.broker[cid] = new
         self.answer = OrderAccepted(
             run_id=RUN,
@@ -280,6 +285,11 @@ class LegFoldMachine(RuleBasedStateMachine):
         while self.pushed:
             self.update_delivered_out_of_order(0)
         assert self.leg.filled_qty == self._broker_total()
+        # ... and a working leg works an order the broker still has open (never one replaced behind its back).
+        if self.leg.status is LegStatus.WORKING:
+            active = self.leg.active_client_order_id
+            assert active is not None
+            assert self.broker[active].status.is_open
 
 
 LegFoldMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
