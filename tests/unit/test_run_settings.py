@@ -92,3 +92,20 @@ def test_latency_key_error_is_prefixed_with_its_table() -> None:
 def test_simulator_subtable_that_is_not_a_table_is_named_with_its_table(table: str) -> None:
     error = config_error({"simulator": {table: 5}})
     assert (error.key, error.reason) == (f"simulator.{table}", "must be a table")
+
+
+@pytest.mark.parametrize(
+    ("simulator", "key"),
+    [
+        ({"positions": {"aapl": 100}}, "simulator.positions.aapl"),
+        ({"non_tradable": ["AAPL", "ko"]}, "simulator.non_tradable"),
+        ({"non_fractionable": ["msft"]}, "simulator.non_fractionable"),
+        ({"market": {"symbols": {"nvda": {"price": "480.00"}}}}, "simulator.market.symbols.nvda"),
+    ],
+)
+def test_a_lower_case_symbol_in_the_simulator_tables_is_refused(
+    simulator: dict[str, object], key: str
+) -> None:
+    # Plans are read upper case: 'aapl' here would name a holding (or a setting) no plan can ever reach.
+    error = config_error({"simulator": simulator})
+    assert error.key == key

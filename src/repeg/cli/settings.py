@@ -48,12 +48,33 @@ def _table(raw: Mapping[str, object], key: str, parent: str = "") -> Mapping[str
     return value
 
 
+def _refuse_lower_case(key: str, symbols: object) -> None:
+    """Plans are read upper case, so a symbol written otherwise here would never meet one: refused."""
+    if isinstance(symbols, Mapping):
+        for symbol in symbols:
+            if isinstance(symbol, str) and symbol != symbol.upper():
+                raise ConfigError(f"{key}.{symbol}", symbol, f"symbols are upper case: {symbol.upper()}")
+    elif isinstance(symbols, list | tuple):
+        for symbol in symbols:
+            if isinstance(symbol, str) and symbol != symbol.upper():
+                raise ConfigError(key, symbol, f"symbols are upper case: {symbol.upper()}")
+
+
+def _check_symbols(simulator: Mapping[str, object]) -> None:
+    for name in ("positions", "non_tradable", "non_fractionable"):
+        _refuse_lower_case(f"{SIMULATOR}.{name}", simulator.get(name))
+    market = simulator.get(MARKET_KEY)
+    if isinstance(market, Mapping):
+        _refuse_lower_case(f"{SIMULATOR}.{MARKET_KEY}.symbols", market.get("symbols"))
+
+
 def settings_from_mapping(raw: Mapping[str, object]) -> RunSettings:
     """Validate a parsed TOML document."""
     for key in raw:
         if key not in KNOWN_TABLES:
             raise ConfigError(key, None, f"unknown table (known: {', '.join(KNOWN_TABLES)})")
     simulator = _table(raw, SIMULATOR)
+    _check_symbols(simulator)
     return RunSettings(
         execution=config_from_mapping(_table(raw, EXECUTION)),
         account=account_from_mapping(simulator),
