@@ -503,3 +503,20 @@ def test_a_cancel_sent_to_a_silently_replaced_order_returns_to_working_on_the_re
     leg = fold([*working(), replace(1, 0), replace_lost(), cancel(0), *replaced_by_o1()])
     assert leg.status is LegStatus.WORKING
     assert leg.active_client_order_id == cid(1)
+
+
+def test_a_fill_reported_without_its_price_does_not_dilute_the_average_fill_price() -> None:
+    # Order 0 reports 50 filled but no average price (yet); order 1 filled 50 at 10.05.
+    leg = fold(
+        [
+            *working(),
+            cancel(0),
+            updated(order(0, OrderStatus.CANCELED, "50"), OrderEvent.CANCELED),
+            submit(1, reason=REASON_REPEG, step=1),
+            accepted(order(1, OrderStatus.NEW, qty=Decimal(50))),
+            updated(order(1, OrderStatus.PARTIALLY_FILLED, "50", "10.05", qty=Decimal(50))),
+        ]
+    )
+    assert leg.avg_fill_price == Decimal("10.05")  # not 502.50 / 100 = 5.025
+    unpriced = fold([*working(), updated(order(0, OrderStatus.PARTIALLY_FILLED, "50"))])
+    assert unpriced.avg_fill_price is None  # not $0

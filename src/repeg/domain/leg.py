@@ -180,9 +180,16 @@ class LegState(BaseModel):
 
     @property
     def avg_fill_price(self) -> Decimal | None:
-        """Average of the broker's actual fill prices over the chain; None before any fill."""
-        filled = self.filled_qty
-        return None if filled == ZERO else self.filled_notional / filled
+        """Average of the broker's actual fill prices over the chain; None before any priced fill.
+
+        Weighted over the quantity whose price the broker reported: a fill reported without its average price
+        (yet) would otherwise count as filled at $0 and drag the average down.
+        """
+        priced = ZERO
+        for record in self.orders:
+            if record.avg_price is not None:
+                priced += record.filled_qty
+        return None if priced == ZERO else self.filled_notional / priced
 
     @property
     def filled_before_escalation(self) -> Decimal:
