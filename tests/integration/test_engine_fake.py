@@ -515,6 +515,22 @@ def test_buys_wait_until_a_slow_sell_cancel_is_confirmed_at_the_broker() -> None
     assert first_buy.ts >= at(240)
 
 
+def test_a_sell_order_left_open_by_refused_cancels_is_cancelled_before_the_buys_start() -> None:
+    def script(w: World) -> None:
+        buy_world(w)
+        w.feed.set("XYZ", "100.00", "100.08")
+        w.broker.auto_fill = False  # the sell, escalated to market at 40 s, is still working at the hard stop
+        w.clock.call_at(at(129.5), lambda: setattr(w.broker, "refuse_cancels", 8))  # beyond the grace window
+
+    result, world = execute(SELL_THEN_BUY, script)
+    (sell,) = [
+        o for o in world.broker.orders.values() if o.symbol == "XYZ" and o.order_type is OrderType.MARKET
+    ]
+    assert not sell.status.is_open
+    assert [e for e in world.sink.of(OrderIntent) if e.leg_index in (1, 2)]
+    assert result.legs[0].status is LegStatus.INCOMPLETE
+
+
 def test_buys_are_skipped_when_a_sell_order_never_closes() -> None:
     def script(w: World) -> None:
         buy_world(w)

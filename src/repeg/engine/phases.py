@@ -11,15 +11,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
+import structlog
+
 from repeg.domain.events import LegFinished, LegPlanned, OrderUpdated, PhaseEnded, PhaseStarted
 from repeg.domain.lifecycle import LegStatus
-from repeg.domain.orders import Side
+from repeg.domain.orders import OrderStatus, Side
 from repeg.domain.plan import LegSpec
 from repeg.domain.quote import Quote, QuoteVerdict, assess_quote
 from repeg.domain.ticks import BPS, ZERO, round_qty_down
 from repeg.engine.monitor import EngineContext, PhaseMonitor
+from repeg.errors import BrokerError
 
 _ONE = Decimal(1)
+_log = structlog.get_logger("repeg.engine")
 _SCALE_QUANTUM = Decimal("0.000001")
 
 
@@ -158,8 +162,30 @@ async def orders_settled(ctx: EngineContext, legs: Sequence[int]) -> bool:
         await ctx.clock.sleep_until(min(give_up, now + ctx.config.check_interval))
         await record_late_updates(ctx)
         for index, order_id in still_open:
+            await _cancel_left_open(ctx, index, order_id)
             await ctx.gateway.reconcile(index, order_id)
     return True
+
+
+async def _cancel_left_open(ctx: EngineContext, index: int, order_id: str) -> None:
+    """Ask again for the cancel of an order its ended leg left open (the broker refused the cancels at the
+    phase's end), unless a cancel is already pending. The leg has ended, so no cancel intent can be folded into
+    it; none is needed either (a cancel creates no order), and the reconciliation records the confirmation."""
+    leg = ctx.bus.leg(index)
+    record = next((r for r in leg.orders if r.order_id == order_id), None)
+    if not leg.is_done or record is None or record.status is OrderStatus.PENDING_CANCEL:
+        return
+    try:
+        await ctx.broker.cancel_order(order_id)
+    except BrokerError as exc:
+        _log.info(
+            "cancel_left_open_refused",
+            run_id=ctx.bus.run_id,
+            correlation_id=ctx.bus.correlation(index),
+            symbol=leg.symbol,
+            order_id=order_id,
+            error=str(exc),
+        )
 
 
 async def run_buy_phase(ctx: EngineContext, legs: Sequence[int]) -> None:
