@@ -520,3 +520,32 @@ def test_a_fill_reported_without_its_price_does_not_dilute_the_average_fill_pric
     assert leg.avg_fill_price == Decimal("10.05")  # not 502.50 / 100 = 5.025
     unpriced = fold([*working(), updated(order(0, OrderStatus.PARTIALLY_FILLED, "50"))])
     assert unpriced.avg_fill_price is None  # not $0
+
+
+def test_a_submit_failure_after_the_broker_reported_the_order_open_keeps_it_working() -> None:
+    # The submit's answer was lost (recorded as failed) but the broker had already pushed the order as new: it is
+    # live, so the leg must keep it as its working order (giving the leg up then cancels it) rather than forget it.
+    lost = OrderFailed(
+        **stamp(),
+        action=IntentAction.SUBMIT,
+        client_order_id=cid(0),
+        error="BrokerUnavailableError",
+        message="submit: no answer from the broker",
+    )
+    leg = fold([planned(), submit(), updated(order(0, OrderStatus.NEW), OrderEvent.NEW), lost])
+    assert leg.status is LegStatus.WORKING
+    assert leg.active_client_order_id == cid(0)
+    assert leg.limit_price == Decimal("10.00")
+
+
+def test_a_submit_failure_after_the_broker_reported_the_order_rejected_leaves_the_leg_idle() -> None:
+    refused = OrderFailed(
+        **stamp(),
+        action=IntentAction.SUBMIT,
+        client_order_id=cid(0),
+        error="OrderRejectedError",
+        message="no",
+    )
+    leg = fold([planned(), submit(), updated(order(0, OrderStatus.REJECTED), OrderEvent.REJECTED), refused])
+    assert leg.status is LegStatus.IDLE
+    assert leg.active_client_order_id is None

@@ -394,11 +394,20 @@ def _on_failed(state: LegState, event: OrderFailed) -> LegState:
     if trigger is None:
         return state
     changes: dict[str, object] = {"error": f"{event.error}: {event.message}"}
-    if trigger is LegTrigger.SUBMIT_FAILED:
+    if trigger is LegTrigger.SUBMIT_FAILED and _known_open(state.active_order):
+        # The answer was lost, but the broker has already reported the order open: it is live and working
+        # (so that giving the leg up cancels it rather than leaving it unmanaged at the broker).
+        trigger = LegTrigger.ACCEPTED
+    elif trigger is LegTrigger.SUBMIT_FAILED:
         changes.update(active_client_order_id=None, limit_price=None)
     elif trigger is LegTrigger.REPLACE_FAILED:
         changes["pending_client_order_id"] = None
     return _settle(_go(state, trigger, **changes), event.ts, event.run_id)
+
+
+def _known_open(record: OrderRecord | None) -> bool:
+    """True when the broker has reported this order and not (yet) as closed."""
+    return record is not None and record.order_id is not None and not record.is_terminal
 
 
 def _on_updated(state: LegState, event: OrderUpdated) -> LegState:
