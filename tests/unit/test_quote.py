@@ -36,7 +36,9 @@ def quote(bid: str, ask: str, age_s: float = 0.0) -> Quote:
         (quote("100.00", "100.02", age_s=5.001), QuoteVerdict.STALE),
         (quote("90.00", "100.00"), QuoteVerdict.WIDE),
         (quote("100.00", "100.02"), QuoteVerdict.VALID),
-        (quote("100.00", "100.02", age_s=5.0), QuoteVerdict.VALID),
+        (quote("100.00", "100.02", age_s=5.0), QuoteVerdict.VALID),  # exactly max age: not older
+        (quote("95.00", "105.00"), QuoteVerdict.VALID),  # spread exactly 10% of the mid: not above
+        (quote("94.99", "105.00"), QuoteVerdict.WIDE),
     ],
 )
 def test_each_quote_kind_is_classified(q, verdict):
