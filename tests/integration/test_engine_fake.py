@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+import structlog
 import structlog.testing
 from tests.unit.fake_broker import T0, FakeBroker, FakeFeed, quote
 
@@ -581,15 +583,29 @@ def test_a_replace_whose_answer_was_lost_manages_the_replacement_the_broker_crea
     assert leg.filled_qty == Decimal(100)
 
 
-def test_every_leg_log_line_names_the_run_the_leg_the_symbol_and_the_order() -> None:
+@pytest.fixture
+def every_log_line() -> Iterator[list[MutableMapping[str, object]]]:
+    """The log lines of the test at every level. `capture_logs` keeps the configured level filter, and an earlier
+    test (or `execute_async`) may have configured `warning`: that would hide the info lines checked here."""
+    saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    try:
+        with structlog.testing.capture_logs() as lines:
+            yield lines
+    finally:
+        structlog.configure(**saved)
+
+
+def test_every_leg_log_line_names_the_run_the_leg_the_symbol_and_the_order(
+    every_log_line: list[MutableMapping[str, object]],
+) -> None:
     def script(w: World) -> None:
         w.broker.refuse_cancels = 1  # broker_refused, then reconcile_failed
         w.broker.unavailable_reads = 1
 
     config = classic_ladder(repeg_steps=(Decimal("0.25"),))
-    with structlog.testing.capture_logs() as lines:
-        execute(BUY, script, config=config, auto_fill=False)
-    leg_lines = [line for line in lines if line.get("correlation_id") == "t-L0000"]
+    execute(BUY, script, config=config, auto_fill=False)
+    leg_lines = [line for line in every_log_line if line.get("correlation_id") == "t-L0000"]
     seen = {line["event"] for line in leg_lines}
     assert {"broker_refused", "reconcile_failed", "leg_escalated", "leg_finished"} <= seen
     for line in leg_lines:
