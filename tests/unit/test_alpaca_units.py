@@ -366,3 +366,31 @@ async def test_an_account_the_sdk_cannot_validate_is_a_broker_error():
     )
     with pytest.raises(BrokerError, match="get_account"):
         await broker.get_account()
+
+
+async def test_an_asset_the_sdk_cannot_validate_is_a_broker_error_naming_the_symbol():
+    # get_asset is parsed by alpaca-py's Asset model outside the shared REST plumbing: a new enum value (an asset
+    # class, an exchange) must surface as the port's BrokerError, not as a bare pydantic error.
+    from alpaca.trading.models import Asset as SdkAsset
+    from pydantic import SecretStr
+
+    from repeg.brokers.alpaca.adapter import AlpacaBroker
+    from repeg.brokers.alpaca.credentials import AlpacaCredentials
+    from repeg.brokers.alpaca.settings import AlpacaSettings
+    from repeg.engine.clock import RealClock
+    from repeg.errors import BrokerError
+
+    class Client:
+        def get_asset(self, symbol: str) -> SdkAsset:
+            return SdkAsset.model_validate({"id": "not-a-uuid", "symbol": symbol})
+
+    broker = AlpacaBroker(
+        Client(),  # type: ignore[arg-type]
+        name="alpaca-paper",
+        clock=RealClock(),
+        settings=AlpacaSettings(),
+        credentials=AlpacaCredentials(key_id="PK", secret_key=SecretStr("s")),
+        stream_url="ws://127.0.0.1:9/stream",
+    )
+    with pytest.raises(BrokerError, match="get_asset AAPL"):
+        await broker.get_asset("AAPL")

@@ -294,6 +294,8 @@ class AlpacaBroker:
             raise map_asset_error(exc, symbol) from exc
         except requests.RequestException as exc:
             raise map_transport_error(exc, "get_asset") from exc
+        except ValueError as exc:  # alpaca-py could not validate the answer (pydantic's ValidationError)
+            raise BrokerError(f"get_asset {symbol}: answer repeg cannot read ({type(exc).__name__})") from exc
         if not isinstance(sdk_asset, SdkAsset):
             raise BrokerError("get_asset: unexpected answer")
         return to_asset(sdk_asset)
