@@ -11,7 +11,8 @@ from sim_support import Sim, at, limit, run_sim
 
 from repeg.brokers.simulator import LatencyModel
 from repeg.domain.orders import OrderStatus, ReplaceRequest, Side
-from repeg.errors import OrderNotCancelableError
+from repeg.errors import ConfigError, OrderNotCancelableError
+from repeg.simulation import latency_from_mapping
 
 SLOW = LatencyModel(
     submit_ack=timedelta(seconds=2), cancel=timedelta(seconds=1), replace=timedelta(seconds=1)
@@ -185,3 +186,35 @@ def test_cancelling_the_replacement_of_an_order_that_fills_meanwhile_leaves_both
     sim = run_sim(scenario, latency=LatencyModel(replace=timedelta(seconds=1)))
     assert errors == []
     assert sim.events() == ["new", "pending_replace", "canceled", "fill"]
+
+
+@pytest.mark.parametrize("key", ["submit_ack", "cancel", "replace"])
+def test_boolean_latency_is_refused_not_read_as_one_second(key: str) -> None:
+    # TOML `submit_ack = true` was read as a one-second delay.
+    with pytest.raises(ConfigError) as info:
+        latency_from_mapping({key: True})
+    assert (info.value.key, info.value.value) == (f"simulator.latency.{key}", True)
+
+
+@pytest.mark.parametrize("seconds", [1e-7, 5e-7])
+def test_positive_latency_below_one_microsecond_is_refused(seconds: float) -> None:
+    # 1e-7 s silently became no delay at all (and 5e-7 s became 1 us): the clock keeps microseconds.
+    with pytest.raises(ConfigError) as info:
+        latency_from_mapping({"cancel": seconds})
+    assert (info.value.key, info.value.value) == ("simulator.latency.cancel", seconds)
+
+
+def test_latency_longer_than_a_year_is_refused() -> None:
+    # 1e12 s validated, then overflowed the clock's datetime when the answer was scheduled.
+    with pytest.raises(ConfigError) as info:
+        latency_from_mapping({"replace": 1e12})
+    assert info.value.key == "simulator.latency.replace"
+
+
+def test_latency_of_zero_one_microsecond_and_one_year_are_accepted() -> None:
+    model = latency_from_mapping({"submit_ack": 0, "cancel": 1e-6, "replace": 366 * 24 * 3600})
+    assert (model.submit_ack, model.cancel, model.replace) == (
+        timedelta(0),
+        timedelta(microseconds=1),
+        timedelta(days=366),
+    )

@@ -10,9 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import timedelta
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
+from repeg.config import MAX_SECONDS, MIN_POSITIVE_SECONDS
 from repeg.errors import ConfigError
+
+_KEYS = ("submit_ack", "cancel", "replace")
+_LONGEST = timedelta(seconds=MAX_SECONDS)
 
 
 class LatencyModel(BaseModel):
@@ -23,6 +28,25 @@ class LatencyModel(BaseModel):
     submit_ack: timedelta = Field(default=timedelta(0), ge=timedelta(0))
     cancel: timedelta = Field(default=timedelta(0), ge=timedelta(0))
     replace: timedelta = Field(default=timedelta(0), ge=timedelta(0))
+
+    @field_validator(*_KEYS, mode="before")
+    @classmethod
+    def _seconds_the_clock_can_hold(cls, value: object) -> object:
+        """Refuse a boolean (TOML `true` would be 1 s) and a positive number of seconds under a microsecond."""
+        if isinstance(value, bool):
+            raise PydanticCustomError("time_delta_type", "must be a number of seconds, not a boolean")
+        if isinstance(value, int | float) and 0 < value < MIN_POSITIVE_SECONDS:
+            raise PydanticCustomError(
+                "time_delta_type", "a positive delay must be at least 1e-06 seconds (one microsecond)"
+            )
+        return value
+
+    @field_validator(*_KEYS)
+    @classmethod
+    def _at_most_a_year(cls, value: timedelta) -> timedelta:
+        if value > _LONGEST:
+            raise ValueError(f"must be at most {MAX_SECONDS:.0f} seconds (one year)")
+        return value
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, object]) -> LatencyModel:
