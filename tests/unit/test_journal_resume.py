@@ -487,6 +487,30 @@ def test_a_run_is_never_resumed_on_another_broker_than_it_started_on(tmp_path: P
     journal.close()
 
 
+def test_a_dry_run_id_reused_for_a_real_run_is_refused_without_advising_to_resume_it(tmp_path: Path) -> None:
+    # A dry run journals its broker as "alpaca-paper (dry run)" and sent nothing: a real run under its id is
+    # refused, but the advice must not be to "resume it on alpaca-paper (dry run)" (a dry run never resumes).
+    started = journal_support.run_started().model_copy(update={"broker": "alpaca-paper (dry run)"})
+    events: list[RunEvent] = [started, journal_support.leg_planned(), journal_support.intent()]
+    journal = _journal_with(tmp_path / "j.db", events)
+
+    async def main() -> None:
+        clock = VirtualClock(TAPE.start + timedelta(seconds=5))
+        broker, feed = build_simulation(TAPE, clock, ACCOUNT, seed=3)
+        plan = journal_support.plan()
+        with pytest.raises(ConfigError) as refused:
+            await journaled_session(
+                plan, CONFIG, "r1", journal=journal, broker=broker, feed=feed, clock=clock
+            )
+        assert "resume it" not in str(refused.value)
+        assert "r1 was a dry run on alpaca-paper" in str(refused.value)
+        assert "use a new --run-id" in str(refused.value)
+
+    run_virtual(main)
+    assert journal.events("r1") == events
+    journal.close()
+
+
 def test_graceful_stop_waits_for_a_sell_order_still_open_after_its_leg_ended(tmp_path: Path) -> None:
     # Stopped while the run waits for the sell's slow cancel (3 s) before buying: the sell leg has ended
     # (incomplete) but its order is still open at the broker. The stop must await it too, and report it as

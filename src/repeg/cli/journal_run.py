@@ -70,10 +70,14 @@ def finished_result(journal: Journal, run_id: str | None) -> ExecutionResult | N
 def _check_same_broker(run_id: str, events: Sequence[RunEvent], broker: str) -> None:
     """Refuse to resume a run on another broker than it started on: none of its orders exists there, so every
     leg would be sent afresh to the wrong account (e.g. a paper run resumed on alpaca-live)."""
+    from repeg.brokers.alpaca.dryrun import DRY_RUN_SUFFIX
     from repeg.domain.events import RunStarted
     from repeg.errors import ConfigError
 
     started = next((event.broker for event in events if isinstance(event, RunStarted)), None)
+    if started is not None and started.endswith(DRY_RUN_SUFFIX):  # sent nothing, and is never resumed
+        was = f"was a dry run on {started.removesuffix(DRY_RUN_SUFFIX)}"
+        raise ConfigError("--run-id", run_id, f"run {run_id} {was}: use a new --run-id for a real run")
     if started is not None and started != broker:
         raise ConfigError(
             "--broker", broker, f"run {run_id} was started on {started}, not {broker}: resume it on {started}"

@@ -24,6 +24,8 @@ from repeg.errors import OrderNotFoundError, OrderRejectedError
 log = structlog.get_logger(__name__)
 
 DRY_RUN_CODE = "dry_run"
+#: Appended to the wrapped broker's name: the broker a dry run journals, so that no real run resumes it.
+DRY_RUN_SUFFIX = " (dry run)"
 
 
 class DryRunOrder(BaseModel):
@@ -46,7 +48,7 @@ class DryRunBroker:
 
     @property
     def name(self) -> str:
-        return f"{self._inner.name} (dry run)"
+        return f"{self._inner.name}{DRY_RUN_SUFFIX}"
 
     @property
     def supports_replace(self) -> bool:
