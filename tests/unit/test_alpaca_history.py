@@ -7,6 +7,7 @@ The stub serves `/v2/stocks/quotes` and `/v2/stocks/trades` in pages of two reco
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -151,3 +152,27 @@ def test_the_data_source_never_shows_its_secret() -> None:
     source = AlpacaDataSource(api_key=KEY, secret_key="do-not-print-9f3a", url_override="http://127.0.0.1:9")
     assert "do-not-print-9f3a" not in repr(source)
     assert "do-not-print-9f3a" not in str(source)
+
+
+def test_a_server_that_never_answers_is_a_market_data_error_naming_the_url_not_the_secret() -> None:
+    # The listening socket completes the connection (kernel backlog) but nobody ever answers: without an HTTP
+    # timeout the fetch would hang the command forever.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        source = AlpacaDataSource(api_key=KEY, secret_key="do-not-print-9f3a", url_override=url, timeout=0.2)
+        with pytest.raises(MarketDataError, match="did not answer") as failed:
+            fetch_quotes(source, ["AAA"], START, END)
+    assert f"{url}/v2/stocks/quotes" in str(failed.value)
+    assert "do-not-print-9f3a" not in str(failed.value)
+
+
+def test_a_refused_connection_is_a_market_data_error_naming_the_url() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"  # bound, never listening: connections are refused
+        source = AlpacaDataSource(api_key=KEY, secret_key=SECRET, url_override=url, timeout=0.2)
+        with pytest.raises(MarketDataError, match="unreachable") as failed:
+            fetch_trades(source, ["AAA"], START, END)
+    assert f"{url}/v2/stocks/trades" in str(failed.value)

@@ -12,6 +12,9 @@ Conversions:
   stood for was not on the $0.0001 grid (the same rule the Parquet loader applies to float columns).
 - Sizes: as the API gives them (shares), as int64.
 - Symbols without any record in the range are absent from the tape; a range with no record at all is an error.
+
+Every HTTP request has a connect and a read timeout (`AlpacaDataSource.timeout`; alpaca-py sets none): a server
+that does not answer in time is a `MarketDataError` naming the endpoint (never the keys, which travel in headers).
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import numpy as np
+import requests
 import structlog
+from requests.adapters import HTTPAdapter
 
 from repeg.errors import AuthenticationError, MarketDataError
 from repeg.market.tape import Int64Array, QuoteTape, SymbolQuotes, SymbolTrades, TradeTape
@@ -46,6 +51,8 @@ class AlpacaDataSource:
     url_override: str | None = None
     #: ``sip``, ``iex`` or ``otc``; None lets the account's default apply.
     feed: str | None = None
+    #: Seconds allowed to connect, and then between bytes of the answer, per HTTP request.
+    timeout: float = 30.0
 
     @classmethod
     def from_env(cls, url_override: str | None = None, feed: str | None = None) -> AlpacaDataSource:
@@ -63,12 +70,48 @@ class _RawFetch(Protocol):
     ) -> Mapping[str, Sequence[Record]]: ...
 
 
+class _TimeoutAdapter(HTTPAdapter):
+    """Gives every request the source's timeout unless the caller set one: the SDK sets none."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self._timeout = timeout
+
+    def send(  # noqa: PLR0917 - the signature requests defines
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float | None, float | None] | None = None,
+        verify: bool | str = True,
+        cert: str | tuple[str, str] | None = None,
+        proxies: dict[str, str] | None = None,
+    ) -> requests.Response:
+        return super().send(
+            request,
+            stream=stream,
+            timeout=timeout or self._timeout,
+            verify=verify,
+            cert=cert,
+            proxies=proxies,
+        )
+
+
 def _client(source: AlpacaDataSource) -> Any:
     from alpaca.data.historical import StockHistoricalDataClient
 
-    return StockHistoricalDataClient(
+    client = StockHistoricalDataClient(
         api_key=source.api_key, secret_key=source.secret_key, raw_data=True, url_override=source.url_override
     )
+    adapter = _TimeoutAdapter(source.timeout)
+    client._session.mount("http://", adapter)
+    client._session.mount("https://", adapter)
+    return client
+
+
+def _endpoint(exc: requests.RequestException, kind: str) -> str:
+    """The URL of the failed request without its query (the keys travel in headers, never in the URL)."""
+    url = getattr(exc.request, "url", None)
+    return str(url).split("?", 1)[0] if url else f"/v2/stocks/{kind}"
 
 
 def _fetch(source: AlpacaDataSource, kind: str) -> _RawFetch:
@@ -96,6 +139,14 @@ def _fetch(source: AlpacaDataSource, kind: str) -> _RawFetch:
                     "Alpaca refused the data credentials", broker_message=str(exc)
                 ) from exc
             raise MarketDataError(f"Alpaca {kind} request failed (HTTP {status}): {exc}") from exc
+        except requests.Timeout as exc:
+            raise MarketDataError(
+                f"Alpaca {kind}: {_endpoint(exc, kind)} did not answer within {source.timeout} s"
+            ) from exc
+        except requests.RequestException as exc:
+            raise MarketDataError(
+                f"Alpaca {kind}: {_endpoint(exc, kind)} unreachable ({type(exc).__name__})"
+            ) from exc
 
     return fetch
 
