@@ -17,12 +17,21 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from repeg.api import as_plan, execute_async
 from repeg.brokers.simulator.factory import SimAccount, build_simulation
 from repeg.brokers.simulator.latency import LatencyModel
-from repeg.config import ExecutionConfig
+from repeg.config import MAX_SECONDS, ExecutionConfig
 from repeg.domain.events import EventSink
 from repeg.domain.plan import Plan
 from repeg.domain.ticks import to_units
@@ -38,6 +47,9 @@ SEED_KEY = "seed"
 LATENCY_KEY = "latency"
 #: Keys of `[simulator]` that are not the account's.
 _NOT_ACCOUNT = frozenset({MARKET_KEY, SEED_KEY, LATENCY_KEY})
+#: The most quotes the synthetic market generates per symbol (`duration_seconds / quote_interval_seconds`):
+#: a few tens of MB each. More would exhaust memory (1e-7 s over an hour asked for 268 GiB).
+MAX_QUOTES_PER_SYMBOL = 1_000_000
 
 
 class SymbolSettings(BaseModel):
@@ -67,12 +79,29 @@ class MarketSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     start: AwareDatetime = DEFAULT_START
-    #: At least the clock's microsecond.
-    duration_seconds: float = Field(default=3600.0, ge=1e-6)
-    #: Mean seconds between two quotes of one symbol (of activity 1).
+    #: At least the clock's microsecond, at most one year.
+    duration_seconds: float = Field(default=3600.0, ge=1e-6, le=MAX_SECONDS)
+    #: Mean seconds between two quotes of one symbol (of activity 1); at most `MAX_QUOTES_PER_SYMBOL` quotes.
     quote_interval_seconds: float = Field(default=1.0, gt=0)
     invalid_rate: float = Field(default=0.0, ge=0, le=0.5)
     symbols: dict[str, SymbolSettings] = Field(default_factory=dict)
+
+    @field_validator("duration_seconds", "quote_interval_seconds", mode="before")
+    @classmethod
+    def _time_not_a_boolean(cls, value: object) -> object:
+        if isinstance(value, bool):  # pydantic would read TOML `true` as 1.0 s
+            raise PydanticCustomError("float_type", "must be a number of seconds, not a boolean")
+        return value
+
+    @field_validator("quote_interval_seconds")
+    @classmethod
+    def _quotes_fit_in_memory(cls, value: float, info: ValidationInfo) -> float:
+        duration = info.data.get("duration_seconds")
+        if duration is not None and duration / value > MAX_QUOTES_PER_SYMBOL:
+            raise ValueError(
+                f"duration_seconds / quote_interval_seconds must be at most {MAX_QUOTES_PER_SYMBOL:,} quotes"
+            )
+        return value
 
 
 def market_from_mapping(data: Mapping[str, object]) -> MarketSettings:

@@ -149,3 +149,36 @@ def test_market_settings_the_generator_cannot_use_are_config_errors(
     with pytest.raises(ConfigError) as info:
         market_from_mapping(data)
     assert info.value.key == key
+
+
+@pytest.mark.parametrize("key", ["duration_seconds", "quote_interval_seconds"])
+def test_market_boolean_time_is_refused_not_read_as_one_second(key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        market_from_mapping({key: True})
+    assert (info.value.key, info.value.value) == (f"simulator.market.{key}", True)
+
+
+@pytest.mark.parametrize("seconds", [float("inf"), 1e300, 366 * 24 * 3600 + 1.0])
+def test_market_duration_longer_than_a_year_is_refused(seconds: float) -> None:
+    # inf and 1e300 validated, then broke the run with a bare OverflowError building the tape.
+    with pytest.raises(ConfigError) as info:
+        market_from_mapping({"duration_seconds": seconds, "quote_interval_seconds": 1e6})
+    assert info.value.key == "simulator.market.duration_seconds"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"quote_interval_seconds": 1e-7},  # 3.6e10 quotes a symbol: a MemoryError (268 GiB) mid-run
+        {"duration_seconds": 1000.0, "quote_interval_seconds": 0.0009},  # just over a million
+    ],
+)
+def test_market_of_more_than_a_million_quotes_a_symbol_is_refused(data: dict[str, object]) -> None:
+    with pytest.raises(ConfigError) as info:
+        market_from_mapping(data)
+    assert info.value.key == "simulator.market.quote_interval_seconds"
+
+
+def test_market_of_exactly_a_million_quotes_a_symbol_is_accepted() -> None:
+    market = market_from_mapping({"duration_seconds": 1000.0, "quote_interval_seconds": 0.001})
+    assert market.quote_interval_seconds == 0.001
