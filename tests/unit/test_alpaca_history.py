@@ -45,6 +45,7 @@ TRADES = {
 @dataclass
 class Stub:
     quotes: dict[str, list[dict[str, object]]] = field(default_factory=lambda: QUOTES)
+    trades: dict[str, list[dict[str, object]]] = field(default_factory=lambda: TRADES)
     requests: list[dict[str, str]] = field(default_factory=list)
     url: str = ""
 
@@ -66,7 +67,7 @@ class Stub:
         ):
             return web.json_response({"code": 40110000, "message": "request is not authorized"}, status=401)
         kind = request.path.rsplit("/", 1)[-1]
-        page = self._page(self.quotes if kind == "quotes" else TRADES, request)
+        page = self._page(self.quotes if kind == "quotes" else self.trades, request)
         return web.json_response({kind: page["grouped"], "next_page_token": page["next_page_token"]})
 
 
@@ -131,6 +132,25 @@ async def test_a_price_off_the_grid_is_refused(stub: Stub) -> None:
     stub.quotes = {"AAA": [_quote("2024-01-02T14:30:00Z", 157.00005, 157.05)]}
     with pytest.raises(MarketDataError, match="finer than"):
         await asyncio.to_thread(fetch_quotes, _source(stub), ["AAA"], START, END)
+
+
+async def test_a_trade_print_finer_than_the_grid_is_dropped_not_the_whole_fetch(stub: Stub) -> None:
+    # Average-price prints can be finer than $0.0001 (100.00005). One price column serves buys and sells, so no
+    # rounding is exact for both sides: such a print is left out (never a fill that did not happen), and the
+    # rest of the fetch is kept.
+    stub.trades = {
+        "AAA": [
+            {"t": "2024-01-02T14:30:00Z", "p": 100.01, "s": 100, "x": "V", "i": 1},
+            {"t": "2024-01-02T14:30:01Z", "p": 100.00005, "s": 300, "x": "D", "i": 2},
+            {"t": "2024-01-02T14:30:02Z", "p": 100.02, "s": 200, "x": "V", "i": 3},
+        ],
+        "BBB": [{"t": "2024-01-02T14:30:00Z", "p": 1.00005, "s": 10, "x": "D", "i": 4}],
+    }
+    tape = await asyncio.to_thread(fetch_trades, _source(stub), ["AAA", "BBB"], START, END)
+    cols = tape.columns("AAA")
+    assert cols.price.tolist() == [1_000_100, 1_000_200]
+    assert cols.size.tolist() == [100, 200]
+    assert "BBB" not in tape.symbols
 
 
 async def test_no_quotes_in_range_is_an_error(stub: Stub) -> None:

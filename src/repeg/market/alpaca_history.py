@@ -10,6 +10,11 @@ Conversions:
 - Prices: the API's JSON numbers arrive as binary floats; each is snapped to the nearest $0.0001 unit and
   refused (`MarketDataError`) if it lies further than 1e-6 of a unit from it, i.e. if the decimal price it
   stood for was not on the $0.0001 grid (the same rule the Parquet loader applies to float columns).
+  Trade prints are the exception: a print finer than $0.0001 (average-price prints, e.g. 100.00005) is dropped
+  and counted in the warning ``alpaca_trades_off_grid_dropped``. One price column serves buy and sell orders,
+  and no rounding is exact for both (rounding up is exact for a buy's "at or below its limit", down for a
+  sell's "at or above"); dropping never lets the queue fill model count a print at a limit it did not reach,
+  at the cost of missing the rare such print that traded through the limit (the crossing-quote rule remains).
 - Sizes: as the API gives them (shares), as int64.
 - Symbols without any record in the range are absent from the tape; a range with no record at all is an error.
 
@@ -28,6 +33,7 @@ from typing import Any, Protocol
 import numpy as np
 import requests
 import structlog
+from numpy.typing import NDArray
 from requests.adapters import HTTPAdapter
 
 from repeg.errors import AuthenticationError, MarketDataError
@@ -164,15 +170,20 @@ def _timestamps(symbol: str, texts: Sequence[str]) -> Int64Array:
         raise MarketDataError(f"{symbol}: unparseable timestamp: {exc}") from exc
 
 
-def _units(symbol: str, field: str, values: Sequence[float]) -> Int64Array:
-    """Float dollars snapped to exact $0.0001 units; a price off that grid is refused."""
+def _snapped(values: Sequence[float]) -> tuple[Int64Array, NDArray[np.bool_]]:
+    """Float dollars as the nearest $0.0001 units, and which of them lay off that grid (a finer decimal price)."""
     scaled = np.asarray(values, dtype=np.float64) * _UNITS_PER_DOLLAR
     units = np.rint(scaled)
-    off = np.abs(scaled - units) > _FLOAT_UNIT_TOLERANCE
+    return units.astype(np.int64), np.abs(scaled - units) > _FLOAT_UNIT_TOLERANCE
+
+
+def _units(symbol: str, field: str, values: Sequence[float]) -> Int64Array:
+    """Float dollars snapped to exact $0.0001 units; a price off that grid is refused."""
+    units, off = _snapped(values)
     if bool(off.any()):
         at = int(np.flatnonzero(off)[0])
         raise MarketDataError(f"{symbol}: record {at + 1} {field}={values[at]!r} is finer than $0.0001")
-    return units.astype(np.int64)
+    return units
 
 
 def _sorted(ts: Int64Array) -> Int64Array:
@@ -195,10 +206,14 @@ def _quote_columns(symbol: str, records: Sequence[Record]) -> SymbolQuotes:
 def _trade_columns(symbol: str, records: Sequence[Record]) -> SymbolTrades:
     try:
         ts = _timestamps(symbol, [r["t"] for r in records])
-        price = _units(symbol, "p", [r["p"] for r in records])
+        price, off = _snapped([r["p"] for r in records])
         size = np.array([r["s"] for r in records], dtype=np.int64)
     except KeyError as exc:
         raise MarketDataError(f"{symbol}: a trade record lacks field {exc}") from exc
+    if bool(off.any()):
+        log.warning("alpaca_trades_off_grid_dropped", symbol=symbol, dropped=int(off.sum()), prints=len(off))
+        keep = ~off
+        ts, price, size = ts[keep], price[keep], size[keep]
     order = _sorted(ts)
     return SymbolTrades(symbol, ts[order], price[order], size[order])
 
@@ -222,6 +237,7 @@ def fetch_trades(
 ) -> TradeTape:
     """Every trade print of `symbols` in ``[start, end]``, all pages, as a `TradeTape` (empty symbols absent)."""
     raw = _fetch(source, "trades")(list(symbols), start, end)
-    columns = [_trade_columns(sym, recs) for sym, recs in sorted(raw.items()) if recs]
+    fetched = [_trade_columns(sym, recs) for sym, recs in sorted(raw.items()) if recs]
+    columns = [c for c in fetched if len(c)]  # a symbol whose every print was dropped is absent too
     log.info("alpaca_trades_fetched", symbols=len(columns), trades=sum(len(c) for c in columns))
     return TradeTape(columns)
