@@ -69,7 +69,8 @@ class ExecutionConfig(BaseModel):
     on_no_quote: OnNoQuote = OnNoQuote.SKIP
     # escalation
     escalation: EscalationStyle = EscalationStyle.MARKET
-    escalation_collar_bps: Decimal = Field(default=Decimal(50), gt=0)
+    # under 100%: a sell collar of 100% or more bounds nothing (its limit would be the lowest legal price)
+    escalation_collar_bps: Decimal = Field(default=Decimal(50), gt=0, lt=10_000)
     # safety rails
     max_order_notional: Decimal | None = Field(default=None, gt=0)
     max_run_notional: Decimal | None = Field(default=None, gt=0)

@@ -168,3 +168,17 @@ def test_fill_wait_beyond_the_default_max_total_wait_is_refused():
     with pytest.raises(ConfigError) as caught:
         config_from_mapping({"fill_wait_seconds": 200})
     assert (caught.value.key, caught.value.value) == ("max_total_wait", 120.0)
+
+
+@pytest.mark.parametrize("bps", [Decimal(10_000), Decimal(25_000)])
+def test_escalation_collar_of_100_percent_or_more_is_refused(bps):
+    # A sell collar of 100% bounds nothing (the limit fell to the lowest legal price); it was accepted, and the
+    # escalation was then refused mid-run by price_collar_pct, failing legs after their passive phase.
+    with pytest.raises(ConfigError) as caught:
+        config_from_mapping({"escalation": "collared_limit", "escalation_collar_bps": bps})
+    assert (caught.value.key, caught.value.value) == ("escalation_collar_bps", bps)
+
+
+def test_escalation_collar_just_under_100_percent_is_accepted():
+    config = config_from_mapping({"escalation_collar_bps": "9999.99"})
+    assert config.escalation_collar_bps == Decimal("9999.99")
