@@ -472,6 +472,27 @@ def test_a_refused_escalation_cancel_is_retried_before_anything_is_sent() -> Non
     assert result.legs[0].escalated
 
 
+def test_an_escalation_cancel_the_broker_rejects_later_is_asked_again_at_the_next_check() -> None:
+    """The cancel is accepted, then refused by a pushed `order_cancel_rejected`: the order is still live. The leg
+    leaves `canceling`, its cancel is asked again one check later (not at once, not never), and the remainder goes
+    out at market once that one is confirmed."""
+
+    def script(w: World) -> None:
+        w.broker.reject_cancels_later = 1
+
+    config = classic_ladder(repeg_steps=(Decimal("0.25"),))
+    result, world = execute(BUY, script, config=config, auto_fill=False)
+    first, second = world.sink.intents(IntentAction.CANCEL)[:2]
+    assert first.order_id == second.order_id
+    assert second.ts - first.ts == config.check_interval
+    assert not world.sink.of(OrderFailed)
+    market = [r for r in world.broker.submitted() if r.order_type is OrderType.MARKET]
+    assert [m.qty for m in market] == [Decimal(100)]
+    assert not [o for o in world.broker.orders.values() if o.status.is_open]
+    (leg,) = result.legs
+    assert leg.escalated
+
+
 def test_polling_survives_a_broker_outage() -> None:
     def script(w: World) -> None:
         w.feed.at(at(5), "XYZ", "99.96", "100.00")
@@ -639,3 +660,58 @@ def test_a_market_order_sent_for_want_of_a_valid_quote_takes_no_stale_quote_as_a
     assert leg.filled_qty == Decimal(100)
     assert leg.arrival_mid is None
     assert leg.cost_bps is None
+
+
+BUYS_WITH_AN_UNQUOTED_LEG = [
+    LegSpec(index=0, symbol="XYZ", side=Side.BUY, qty=Decimal(10)),
+    LegSpec(index=1, symbol="NOQ", side=Side.BUY, qty=Decimal(5)),
+]
+
+
+def test_a_quantity_buy_that_never_gets_a_valid_quote_is_skipped_not_sent_past_the_buying_power() -> None:
+    # XYZ alone takes the whole buying power; NOQ's cost is unknown, so sending it (even as the market order
+    # on_no_quote = market asks for) could exceed the buying power: it is skipped, and says why.
+    def script(w: World) -> None:
+        w.broker.buying_power = Decimal("1006")  # 10 * 100.08 * 1.005 = 1005.804
+
+    config = classic_ladder(on_no_quote=OnNoQuote.MARKET)
+    result, world = execute(BUYS_WITH_AN_UNQUOTED_LEG, script, config=config)
+    assert [request.symbol for request in world.broker.submitted()] == ["XYZ"]
+    skipped = [e for e in world.sink.of(LegFinished) if e.leg_index == 1]
+    assert [(e.status, e.reason) for e in skipped] == [
+        ("skipped", "no valid quote to bound its cost by the buying power")
+    ]
+    assert result.legs[0].requested_qty == Decimal(10)
+
+
+def test_a_quantity_buy_whose_quote_arrives_within_quote_wait_counts_toward_the_scale() -> None:
+    def script(w: World) -> None:
+        w.broker.buying_power = Decimal("1006")
+        w.feed.at(at(10), "NOQ", "99.92", "100.00")
+
+    result, world = execute(BUYS_WITH_AN_UNQUOTED_LEG, script)
+    buy_phase = next(e for e in world.sink.of(PhaseStarted) if e.side is Side.BUY)
+    assert buy_phase.ts == at(10)
+    assert buy_phase.scale == Decimal("0.666974")  # 1006 / ((10 * 100.08 + 5 * 100.00) * 1.005)
+    asks = {0: Decimal("100.08"), 1: Decimal("100.00")}
+    cost = sum(leg.requested_qty * asks[leg.index] * Decimal("1.005") for leg in result.legs)
+    assert cost <= Decimal(1006)
+
+
+def test_a_buy_scaled_below_min_notional_is_skipped_not_sent() -> None:
+    specs = [
+        LegSpec(index=0, symbol="XYZ", side=Side.BUY, qty=Decimal(100)),
+        # $5 unscaled, $0.49 at the scale of about 0.099 that XYZ's $10,000 needs
+        LegSpec(index=1, symbol="ABC", side=Side.BUY, qty=Decimal("0.5")),
+    ]
+
+    def script(w: World) -> None:
+        w.feed.set("ABC", "9.99", "10.00")
+        w.broker.buying_power = Decimal(1000)
+
+    result, world = execute(specs, script)
+    assert [request.symbol for request in world.broker.submitted()] == ["XYZ"]
+    (skipped,) = [e for e in world.sink.of(LegFinished) if e.leg_index == 1]
+    assert skipped.status == "skipped"
+    assert "below min_notional 1" in skipped.reason
+    assert result.status is RunStatus.COMPLETED_WITH_SKIPS

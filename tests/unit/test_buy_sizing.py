@@ -72,10 +72,28 @@ def test_a_notional_smaller_than_one_whole_share_is_dropped() -> None:
     assert sizing.dropped[0][1] == "sized to zero"
 
 
-def test_a_quantity_leg_without_a_quote_is_kept_but_not_costed() -> None:
-    sizing = size_buys([qty_leg(0, "ZZZ", "10")], ASKS, Decimal(1), Decimal(0))
-    assert sizing.scale == Decimal(1)
-    assert sizing.legs[0].qty == Decimal(10)
+def test_a_quantity_leg_without_a_valid_quote_is_dropped_as_its_cost_cannot_be_bounded() -> None:
+    # AAA alone uses the whole buying power: sending ZZZ too (its cost unknown) would exceed it.
+    sizing = size_buys([qty_leg(0, "AAA", "100"), qty_leg(1, "ZZZ", "10")], ASKS, Decimal(1000), Decimal(0))
+    assert [(leg.index, leg.qty) for leg in sizing.legs] == [(0, Decimal(100))]
+    assert [(spec.index, reason) for spec, reason in sizing.dropped] == [
+        (1, "no valid quote to bound its cost by the buying power")
+    ]
+
+
+def test_a_buy_scaled_below_min_notional_is_dropped() -> None:
+    specs = [qty_leg(0, "AAA", "1000"), qty_leg(1, "BBB", "0.1")]  # 10000 + 2 against 1000: scale 0.099980
+    sizing = size_buys(specs, ASKS, Decimal(1000), Decimal(0), min_notional=Decimal(1))
+    assert [leg.index for leg in sizing.legs] == [0]
+    ((spec, reason),) = sizing.dropped
+    assert spec.index == 1
+    assert reason == "scaled to a notional of 0.20, below min_notional 1 (scale 0.099980)"
+
+
+def test_an_unscaled_buy_is_not_checked_again_against_min_notional() -> None:
+    # derive checked the trade at planning; only a shortfall's scaling can bring it under the minimum here.
+    sizing = size_buys([qty_leg(0, "BBB", "0.01")], ASKS, Decimal(1000), Decimal(0), min_notional=Decimal(1))
+    assert [leg.qty for leg in sizing.legs] == [Decimal("0.01")]
 
 
 def test_a_scaled_short_cover_is_no_longer_marked_a_full_exit() -> None:

@@ -33,7 +33,7 @@ def test_demo_config_reads_account_market_and_seed() -> None:
     assert settings.account.positions["INTC"] == Decimal(4000)
     assert settings.market.symbols["AAPL"].price == Decimal("190.00")
     assert settings.market.start == datetime(2024, 1, 2, 14, 30, tzinfo=UTC)
-    assert settings.seed == 6
+    assert settings.seed == 1
     assert settings.execution.max_order_notional == Decimal(300000)
 
 

@@ -1,7 +1,8 @@
 """Phases: all sells, then buys sized to the buying power the sells actually left.
 
 `size_buys` is pure: it turns buy legs (quantities or dollar notionals) into exact quantities from the quotes then
-valid and scales them all down by one factor when their estimated cost exceeds the buying power. The async
+valid (a leg without one is dropped: its cost could not be bounded) and scales them all down by one factor when
+their estimated cost exceeds the buying power (a leg scaled under `min_notional` is dropped). The async
 functions announce a phase (`PhaseStarted`, with the scale), run its monitor and close it (`PhaseEnded`).
 """
 
@@ -25,6 +26,8 @@ from repeg.errors import BrokerError
 _ONE = Decimal(1)
 _log = structlog.get_logger("repeg.engine")
 _SCALE_QUANTUM = Decimal("0.000001")
+_NO_QUOTE_NOTIONAL = "no valid quote to size the notional"
+_NO_QUOTE_QTY = "no valid quote to bound its cost by the buying power"
 
 
 @dataclass(frozen=True)
@@ -37,12 +40,16 @@ class BuySizing:
     estimated_cost: Decimal
 
 
-def _sized(spec: LegSpec, ask: Decimal | None) -> Decimal | None:
+def _sized(spec: LegSpec, ask: Decimal | None) -> Decimal | str:
+    """The leg's quantity before any scaling, or why it cannot be bought."""
+    if ask is None:
+        # Without a valid ask the leg's cost cannot be bounded, so it cannot be shown to fit the buying power.
+        return _NO_QUOTE_QTY if spec.qty is not None else _NO_QUOTE_NOTIONAL
     if spec.qty is not None:
-        return spec.qty
-    if ask is None or spec.notional is None:
-        return None
-    return round_qty_down(spec.notional / ask, spec.whole_shares)
+        qty = spec.qty
+    else:
+        qty = ZERO if spec.notional is None else round_qty_down(spec.notional / ask, spec.whole_shares)
+    return qty if qty > ZERO else "sized to zero"
 
 
 def _scale_for(cost: Decimal, buying_power: Decimal) -> Decimal:
@@ -53,46 +60,64 @@ def _scale_for(cost: Decimal, buying_power: Decimal) -> Decimal:
     return (buying_power / cost).quantize(_SCALE_QUANTUM, rounding=ROUND_DOWN)
 
 
+def _scaled(
+    spec: LegSpec, qty: Decimal, ask: Decimal, scale: Decimal, min_notional: Decimal
+) -> LegSpec | str:
+    """The leg at `scale`, or why it is dropped: scaled to nothing, or (scaled) under `min_notional`."""
+    if scale == _ONE:
+        final = qty
+    else:
+        final = round_qty_down(qty * scale, spec.whole_shares)
+        if final <= ZERO:
+            return f"scaled to zero (scale {scale})"
+        if final * ask < min_notional:
+            return f"scaled to a notional of {final * ask:.2f}, below min_notional {min_notional} (scale {scale})"
+    return LegSpec(
+        index=spec.index,
+        symbol=spec.symbol,
+        side=spec.side,
+        qty=final,
+        whole_shares=spec.whole_shares,
+        full_exit=spec.full_exit and final == qty,  # a scaled cover is no longer the exact position
+    )
+
+
 def size_buys(
-    specs: Sequence[LegSpec], asks: Mapping[str, Decimal], buying_power: Decimal, buffer_bps: Decimal
+    specs: Sequence[LegSpec],
+    asks: Mapping[str, Decimal],
+    buying_power: Decimal,
+    buffer_bps: Decimal,
+    *,
+    min_notional: Decimal = ZERO,
 ) -> BuySizing:
     """Quantities for buy legs whose total estimated cost (qty * ask * (1 + buffer)) fits `buying_power`.
 
-    `asks` holds the far touch of each symbol with a valid quote. A notional leg without one cannot be sized
-    and is dropped; a quantity leg without one is kept unpriced (its cost cannot be estimated, so it does not
-    count toward the scale). When the estimate exceeds the buying power every leg is scaled by the same factor
-    (rounded down, whole shares for whole-share legs); a leg scaled to nothing is dropped.
+    `asks` holds the far touch of each symbol with a valid quote. A leg without one is dropped, whether it has a
+    notional (it cannot be sized) or a quantity (its cost cannot be bounded, so sending it could exceed the
+    buying power). When the estimate exceeds the buying power every leg is scaled by the same factor (rounded
+    down, whole shares for whole-share legs); a leg scaled to nothing, or to a notional under `min_notional`
+    (at its ask), is dropped, like a trade too small at planning.
     """
     factor = _ONE + buffer_bps / BPS
-    sized: list[tuple[LegSpec, Decimal]] = []
+    sized: list[tuple[LegSpec, Decimal, Decimal]] = []
     dropped: list[tuple[LegSpec, str]] = []
     cost = ZERO
     for spec in specs:
         ask = asks.get(spec.symbol)
         qty = _sized(spec, ask)
-        if qty is None or qty <= ZERO:
-            dropped.append((spec, "no valid quote to size the notional" if qty is None else "sized to zero"))
+        if isinstance(qty, str) or ask is None:
+            dropped.append((spec, str(qty)))
             continue
-        sized.append((spec, qty))
-        if ask is not None:
-            cost += qty * ask * factor
+        sized.append((spec, qty, ask))
+        cost += qty * ask * factor
     scale = _scale_for(cost, buying_power)
     legs: list[LegSpec] = []
-    for spec, qty in sized:
-        final = qty if scale == _ONE else round_qty_down(qty * scale, spec.whole_shares)
-        if final <= ZERO:
-            dropped.append((spec, f"scaled to zero (scale {scale})"))
-            continue
-        legs.append(
-            LegSpec(
-                index=spec.index,
-                symbol=spec.symbol,
-                side=spec.side,
-                qty=final,
-                whole_shares=spec.whole_shares,
-                full_exit=spec.full_exit and final == qty,  # a scaled cover is no longer the exact position
-            )
-        )
+    for spec, qty, ask in sized:
+        leg = _scaled(spec, qty, ask, scale, min_notional)
+        if isinstance(leg, str):
+            dropped.append((spec, leg))
+        else:
+            legs.append(leg)
     return BuySizing(legs=tuple(legs), dropped=tuple(dropped), scale=scale, estimated_cost=cost)
 
 
@@ -122,7 +147,11 @@ async def record_late_updates(ctx: EngineContext) -> None:
 
 
 async def _valid_asks(ctx: EngineContext, specs: Sequence[LegSpec]) -> dict[str, Decimal]:
-    """Far touches of the buy symbols; waits up to `quote_wait` for notional legs that still lack a valid quote."""
+    """Far touches of the buy symbols; waits up to `quote_wait` while any buy leg still lacks a valid quote.
+
+    Every leg needs one, not only the notional legs: a leg without a valid ask cannot be costed, so it could not
+    be shown to fit the buying power and `size_buys` drops it (whatever `on_no_quote` says).
+    """
     give_up = ctx.clock.now() + ctx.config.quote_wait_limit
     while True:
         now = ctx.clock.now()
@@ -132,7 +161,7 @@ async def _valid_asks(ctx: EngineContext, specs: Sequence[LegSpec]) -> dict[str,
             verdict = assess_quote(quote, now, ctx.config.quote_age_limit, ctx.config.max_spread_pct)
             if quote is not None and verdict is QuoteVerdict.VALID:
                 asks[spec.symbol] = quote.ask
-        missing = any(spec.notional is not None and spec.symbol not in asks for spec in specs)
+        missing = any(spec.symbol not in asks for spec in specs)
         if not missing or now >= give_up:
             return asks
         await ctx.clock.sleep_until(min(give_up, now + ctx.config.check_interval))
@@ -189,12 +218,19 @@ async def _cancel_left_open(ctx: EngineContext, index: int, order_id: str) -> No
 
 
 async def run_buy_phase(ctx: EngineContext, legs: Sequence[int]) -> None:
-    """Size and, if the sells' proceeds fall short, scale the buys; then run them as one phase."""
+    """Size and, if the sells' proceeds fall short, scale the buys; then run them as one phase.
+
+    Only legs sized from a valid quote are sent: a leg with none after `quote_wait`, or scaled to nothing or under
+    `min_notional`, ends skipped with the reason, so the buys sent never cost more than the buying power.
+    """
     bus = ctx.bus
     specs = [bus.leg(index).spec for index in legs]
     asks = await _valid_asks(ctx, specs)
     account = await ctx.broker.get_account()
-    sizing = size_buys(specs, asks, account.buying_power, ctx.config.escalation_collar_bps)
+    config = ctx.config
+    sizing = size_buys(
+        specs, asks, account.buying_power, config.escalation_collar_bps, min_notional=config.min_notional
+    )
     await bus.emit(
         PhaseStarted(**bus.stamp(), side=Side.BUY, scale=sizing.scale, buying_power=account.buying_power)
     )
