@@ -394,3 +394,55 @@ async def test_an_asset_the_sdk_cannot_validate_is_a_broker_error_naming_the_sym
     )
     with pytest.raises(BrokerError, match="get_asset AAPL"):
         await broker.get_asset("AAPL")
+
+
+class _ManyOpenOrders:
+    """A trading client whose account has more open orders than one page holds (Alpaca's maximum: 500)."""
+
+    def __init__(self, count: int) -> None:
+        import uuid
+
+        self.orders = [
+            {**_raw_order("new"), "id": str(uuid.UUID(int=k + 1)), "client_order_id": f"other-{k}"}
+            for k in range(count)
+        ]
+        self.pages = 0
+
+    def get_orders(self, request):  # the SDK call: one page, at most `limit` orders
+        from alpaca.trading.models import Order as SdkOrder
+
+        self.pages += 1
+        return [SdkOrder(**raw) for raw in self.orders[: request.limit]]
+
+    def get(self, path: str, params: dict[str, object]) -> list[dict[str, object]]:
+        assert path == "/orders"
+        assert params["status"] == "open"
+        assert params["direction"] == "asc"
+        self.pages += 1
+        ids = [raw["id"] for raw in self.orders]
+        after = params.get("after_order_id")
+        start = 0 if after is None else ids.index(after) + 1
+        return self.orders[start : start + int(params["limit"])]  # type: ignore[call-overload]
+
+
+async def test_list_open_orders_reads_every_page_beyond_alpacas_500_limit():
+    from pydantic import SecretStr
+
+    from repeg.brokers.alpaca.adapter import AlpacaBroker
+    from repeg.brokers.alpaca.credentials import AlpacaCredentials
+    from repeg.brokers.alpaca.settings import AlpacaSettings
+    from repeg.engine.clock import RealClock
+
+    client = _ManyOpenOrders(1001)
+    broker = AlpacaBroker(
+        client,  # type: ignore[arg-type]
+        name="alpaca-paper",
+        clock=RealClock(),
+        settings=AlpacaSettings(requests_per_minute=10_000, burst=100),
+        credentials=AlpacaCredentials(key_id="PK", secret_key=SecretStr("s")),
+        stream_url="ws://127.0.0.1:9/stream",
+    )
+    orders = await broker.list_open_orders()
+    assert len(orders) == 1001
+    assert len({o.order_id for o in orders}) == 1001
+    assert client.pages == 3

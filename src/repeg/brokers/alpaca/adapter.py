@@ -27,13 +27,10 @@ import requests
 import structlog
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
-from alpaca.trading.enums import QueryOrderStatus
 from alpaca.trading.models import Asset as SdkAsset
 from alpaca.trading.models import Clock as SdkClock
-from alpaca.trading.models import Order as SdkOrder
 from alpaca.trading.models import Position as SdkPosition
 from alpaca.trading.models import TradeAccount, TradeUpdate
-from alpaca.trading.requests import GetOrdersRequest
 
 from repeg.brokers.alpaca.credentials import AlpacaCredentials
 from repeg.brokers.alpaca.limiter import TokenBucket
@@ -71,6 +68,14 @@ from repeg.errors import (
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
+
+#: The most orders Alpaca's list-orders answers in one request.
+_ORDERS_PAGE = 500
+
+
+def _raw_id(raw: object) -> str | None:
+    order_id = raw.get("id") if isinstance(raw, dict) else None
+    return None if order_id is None else str(order_id)
 
 
 class AlpacaBroker:
@@ -253,18 +258,32 @@ class AlpacaBroker:
         return order
 
     async def list_open_orders(self) -> list[BrokerOrder]:
-        """Open orders of the account (of any client); orders of types repeg never sends are left out."""
-        request = GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=500)
-        sdk_orders = await self._read("list_open_orders", lambda: self._client.get_orders(request))
+        """Open orders of the account (of any client), every page; orders of types repeg never sends are left out.
+
+        Alpaca answers at most `_ORDERS_PAGE` orders a request: the pages are read oldest first, each after the
+        last order id of the one before (an exact cursor: orders submitted at the same instant are not skipped).
+        """
         orders: list[BrokerOrder] = []
-        for sdk_order in sdk_orders:
-            if not isinstance(sdk_order, SdkOrder):
-                continue
-            try:
-                orders.append(to_broker_order(sdk_order))
-            except (BrokerError, ValueError) as exc:
-                log.info("open_order_not_ours_skipped", order_id=str(sdk_order.id), reason=str(exc))
-        return orders
+        after: str | None = None
+        while True:
+            page = await self._open_orders_page(after)
+            for raw in page:
+                try:
+                    orders.append(parse_order(raw))
+                except BrokerError as exc:
+                    log.info("open_order_not_ours_skipped", order_id=_raw_id(raw), reason=str(exc))
+            if len(page) < _ORDERS_PAGE or _raw_id(page[-1]) is None:
+                return orders
+            after = _raw_id(page[-1])
+
+    async def _open_orders_page(self, after: str | None) -> list[object]:
+        params: dict[str, str | int] = {"status": "open", "limit": _ORDERS_PAGE, "direction": "asc"}
+        if after is not None:
+            params["after_order_id"] = after
+        page = await self._read("list_open_orders", lambda: self._client.get("/orders", params))
+        if not isinstance(page, list):
+            raise BrokerError(f"list_open_orders: answer is not a list but {type(page).__name__}")
+        return list(page)
 
     # --- account ------------------------------------------------------------------------------------------
 
