@@ -47,6 +47,9 @@ class FakeAlpacaServer:
     trade_stream_muted: bool = False
     #: The trade stream answers `unauthorized` even to the right keys (REST still accepts them).
     trade_stream_refuses_auth: bool = False
+    #: This many cancels are accepted (HTTP 204) and then refused by the stream: `pending_cancel`, then
+    #: `order_cancel_rejected` with the order back in its status (as for Alpaca's TOO_LATE_TO_CANCEL).
+    reject_cancels: int = 0
 
     def __post_init__(self) -> None:
         self._runner: web.AppRunner | None = None
@@ -241,11 +244,23 @@ class FakeAlpacaServer:
         order = self._find(request)
         if order is None:
             return _error(404, 40410000, "order not found")
+        if self.reject_cancels and order.is_open:
+            self.reject_cancels -= 1
+            self._reject_cancel_later(order)
+            return web.Response(status=204)
         try:
             self.book.cancel(order)
         except OrderStateError as exc:
             return _error(422, 42210000, str(exc))
         return web.Response(status=204)
+
+    def _reject_cancel_later(self, order: FakeOrder) -> None:
+        """Accept the cancel request, then refuse it by stream: the order stays open in its status."""
+        status = order.status
+        order.status, order.updated_at = "pending_cancel", self.book.now()
+        self._push_trade_update("pending_cancel", order, None)
+        order.status, order.updated_at = status, self.book.now()
+        self._push_trade_update("order_cancel_rejected", order, None)
 
     # --- account, assets, clock, quotes -------------------------------------------------------------------
 

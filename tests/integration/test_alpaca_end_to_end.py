@@ -107,3 +107,34 @@ async def test_a_run_survives_429s_a_lost_submit_and_a_stream_gap_with_exact_fil
     assert sum((o.filled_qty for o in orders if o.symbol == "MSFT"), Decimal(0)) == Decimal(20)
     assert all(fault.times == 0 for fault in fake_alpaca.faults)  # every injected fault was met
     assert fake_alpaca.trade_connections >= 2
+
+
+#: Never re-pegs to the far side: the leg ends only through escalation (its working order's cancel, then market).
+PASSIVE_THEN_ESCALATE = classic_ladder(
+    repeg_steps=(Decimal("0.5"),),
+    fill_wait_seconds=0.3,
+    wait_between_checks=0.05,
+    max_total_wait=0.6,
+    grace_window=0.05,
+    quote_max_age=600.0,
+    quote_wait=1.0,
+)
+
+
+async def test_a_cancel_the_stream_rejects_is_asked_again_and_the_leg_escalates_to_a_fill(
+    fake_alpaca: FakeAlpacaServer,
+):
+    """Alpaca accepts the escalation's cancel (204) and then sends `order_cancel_rejected`: the order is still live.
+
+    The leg must leave `canceling` and go on being managed (cancel asked again, remainder sent at market), and no
+    order may be left open at the broker after the run.
+    """
+    fake_alpaca.reject_cancels = 1
+    result, _ = await run_through_alpaca(
+        fake_alpaca, SPECS[1:], config=PASSIVE_THEN_ESCALATE, run_id="rE2Ecxlrej"
+    )
+    (buy,) = result.legs
+    assert buy.filled_qty == Decimal(30)
+    assert result.status is RunStatus.COMPLETED
+    assert fake_alpaca.reject_cancels == 0  # the refusal was met
+    assert [o.id for o in fake_alpaca.book.orders.values() if o.is_open] == []

@@ -109,6 +109,8 @@ class FakeBroker:
         self.fill_before_replace: dict[str, Decimal] = {}
         self.refuse_replace = False
         self.refuse_cancels = 0
+        #: This many cancels are accepted, then refused by a pushed `order_cancel_rejected` (the order stays live).
+        self.reject_cancels_later = 0
         self.unavailable_reads = 0
         self.lost_answers = 0
         self.unavailable_lookups = 0
@@ -177,6 +179,13 @@ class FakeBroker:
         if self.refuse_cancels:
             self.refuse_cancels -= 1
             raise OrderNotCancelableError(order_id, "pending_replace")
+        if self.reject_cancels_later:
+            self.reject_cancels_later -= 1
+            at = self._clock.now() + self.cancel_latency
+            self._clock.call_at(
+                at, lambda: self._push(OrderEvent.CANCEL_REJECTED, self.orders[order_id], None)
+            )
+            return
         if self.cancel_latency:
             self._clock.call_at(
                 self._clock.now() + self.cancel_latency, lambda: self._confirm_cancel(order_id)

@@ -396,6 +396,40 @@ async def test_an_asset_the_sdk_cannot_validate_is_a_broker_error_naming_the_sym
         await broker.get_asset("AAPL")
 
 
+def test_a_refused_cancel_is_pushed_even_when_the_order_did_not_change():
+    """Alpaca's `order_cancel_rejected` may carry the order exactly as last reported: it is still news."""
+    tracker = OrderTracker()
+    pushed = []
+    tracker.add_sink(pushed.append)
+    tracker.claim("c1")
+    tracker.absorb(order(OrderStatus.NEW), T0, hint="new")
+    tracker.absorb(order(OrderStatus.NEW), T0, hint="order_cancel_rejected")
+    tracker.absorb(order(OrderStatus.NEW), T0, hint="new")  # a plain repeat is still dropped
+    assert [u.event for u in pushed] == [OrderEvent.NEW, OrderEvent.CANCEL_REJECTED]
+
+
+def test_a_refused_replace_keeps_its_event_over_a_fill_it_reports():
+    tracker = OrderTracker()
+    pushed = []
+    tracker.add_sink(pushed.append)
+    tracker.claim("c1")
+    tracker.absorb(order(OrderStatus.PENDING_REPLACE), T0)
+    tracker.absorb(order(OrderStatus.PARTIALLY_FILLED, "4", "10"), T0, hint="order_replace_rejected")
+    assert [u.event for u in pushed] == [OrderEvent.PENDING_REPLACE, OrderEvent.REPLACE_REJECTED]
+    assert pushed[-1].fill is not None
+    assert pushed[-1].fill.qty == Decimal(4)
+
+
+def test_a_refusal_of_an_order_already_closed_is_not_pushed():
+    tracker = OrderTracker()
+    pushed = []
+    tracker.add_sink(pushed.append)
+    tracker.claim("c1")
+    tracker.absorb(order(OrderStatus.FILLED, "10", "10"), T0, hint="fill")
+    tracker.absorb(order(OrderStatus.FILLED, "10", "10"), T0, hint="order_cancel_rejected")
+    assert [u.event for u in pushed] == [OrderEvent.FILL]
+
+
 class _ManyOpenOrders:
     """A trading client whose account has more open orders than one page holds (Alpaca's maximum: 500)."""
 

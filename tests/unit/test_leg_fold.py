@@ -549,3 +549,50 @@ def test_a_submit_failure_after_the_broker_reported_the_order_rejected_leaves_th
     leg = fold([planned(), submit(), updated(order(0, OrderStatus.REJECTED), OrderEvent.REJECTED), refused])
     assert leg.status is LegStatus.IDLE
     assert leg.active_client_order_id is None
+
+
+def test_a_cancel_refused_later_by_the_broker_returns_to_working() -> None:
+    """The cancel was accepted (no `OrderFailed`), then refused by a pushed `order_cancel_rejected`."""
+    leg = fold([*working(), cancel(0), updated(order(0, OrderStatus.NEW), OrderEvent.CANCEL_REJECTED)])
+    assert leg.status is LegStatus.WORKING
+    assert leg.active_client_order_id == cid(0)
+    assert leg.error is not None
+    assert "order_cancel_rejected" in leg.error
+
+
+def test_a_cancel_refusal_with_the_order_filled_meanwhile_completes_the_leg() -> None:
+    filled = order(0, OrderStatus.FILLED, "100", "10.00")
+    leg = fold([*working(), cancel(0), updated(filled, OrderEvent.CANCEL_REJECTED)])
+    assert leg.status is LegStatus.FILLED
+
+
+def test_a_cancel_refusal_for_an_order_no_longer_active_changes_no_status() -> None:
+    replacement = order(1, OrderStatus.NEW).model_copy(update={"replaces": "o0"})
+    events = [*working(), replace(1, 0), accepted(replacement, IntentAction.REPLACE), cancel(1)]
+    leg = fold([*events, updated(order(0, OrderStatus.NEW), OrderEvent.CANCEL_REJECTED)])
+    assert leg.status is LegStatus.CANCELING
+
+
+def test_a_replace_refused_later_while_replacing_returns_to_working_on_the_original() -> None:
+    leg = fold([*working(), replace(1, 0), updated(order(0, OrderStatus.NEW), OrderEvent.REPLACE_REJECTED)])
+    assert leg.status is LegStatus.WORKING
+    assert leg.active_client_order_id == cid(0)
+    assert leg.pending_client_order_id is None
+
+
+def test_a_replace_refused_after_its_answer_hands_the_leg_back_to_the_original() -> None:
+    """The PATCH answered with the replacement (pending), then the stream refused the replace: the original is the
+    live order, so it is the one the leg works (and cancels) from now on."""
+    replacement = order(1, OrderStatus.PENDING_NEW).model_copy(update={"replaces": "o0"})
+    events = [*working(), replace(1, 0), accepted(replacement, IntentAction.REPLACE)]
+    leg = fold([*events, updated(order(0, OrderStatus.NEW), OrderEvent.REPLACE_REJECTED)])
+    assert leg.status is LegStatus.WORKING
+    assert leg.active_client_order_id == cid(0)
+    assert leg.limit_price == Decimal("10.00")
+
+
+def test_a_replace_refusal_leaves_a_replacement_already_working_active() -> None:
+    replacement = order(1, OrderStatus.NEW).model_copy(update={"replaces": "o0"})
+    events = [*working(), replace(1, 0), accepted(replacement, IntentAction.REPLACE)]
+    leg = fold([*events, updated(order(0, OrderStatus.NEW), OrderEvent.REPLACE_REJECTED)])
+    assert leg.active_client_order_id == cid(1)

@@ -33,7 +33,7 @@ from repeg.domain.events import (
 )
 from repeg.domain.ids import leg_id
 from repeg.domain.lifecycle import DONE, FINISH_TRIGGERS, LEG_MACHINE, LegStatus, LegTrigger
-from repeg.domain.orders import BrokerOrder, OrderStatus, OrderType, Side
+from repeg.domain.orders import BrokerOrder, OrderEvent, OrderStatus, OrderType, Side
 from repeg.domain.plan import LegSpec
 from repeg.domain.quote import Quote
 from repeg.domain.ticks import ZERO
@@ -411,7 +411,43 @@ def _known_open(record: OrderRecord | None) -> bool:
 
 
 def _on_updated(state: LegState, event: OrderUpdated) -> LegState:
-    return _settle(_merge_order(state, event.update.order), event.ts, event.run_id)
+    update = event.update
+    changed = _settle(_merge_order(state, update.order), event.ts, event.run_id)
+    if update.event is OrderEvent.CANCEL_REJECTED or update.event is OrderEvent.REPLACE_REJECTED:
+        return _on_refused(changed, update.event, update.order)
+    return changed
+
+
+#: Orders of a replacement not (yet) reported working: a refused replace leaves the order it was to replace live.
+_NOT_YET_WORKING = frozenset({None, OrderStatus.PENDING_NEW, OrderStatus.ACCEPTED})
+
+
+def _on_refused(state: LegState, refusal: OrderEvent, order: BrokerOrder) -> LegState:
+    """The broker refused a cancel or replace it had accepted: `order` stays live, and the leg works it again
+    (the engine decides anew: cancel again, re-peg, escalate), instead of waiting for a confirmation that never
+    comes."""
+    record = state.record_for(order)
+    if record is None or record.is_terminal:
+        return state
+    error = f"{refusal.value}: order {order.order_id} stays open ({order.status.value})"
+    is_active = record.client_order_id == state.active_client_order_id
+    if refusal is OrderEvent.CANCEL_REJECTED:
+        if state.status is LegStatus.CANCELING and is_active:
+            return _go(state, LegTrigger.CANCEL_FAILED, error=error)
+        return state
+    if state.status is LegStatus.REPLACING and is_active:
+        return _go(state, LegTrigger.REPLACE_FAILED, pending_client_order_id=None, error=error)
+    if state.status is LegStatus.WORKING and _stillborn_replacement_of(state.active_order, record):
+        changes = {"active_client_order_id": record.client_order_id, "limit_price": record.limit_price}
+        return _evolve(state, {**changes, "error": error})
+    return state
+
+
+def _stillborn_replacement_of(active: OrderRecord | None, original: OrderRecord) -> bool:
+    """True when `active` is the replacement of `original` and the broker never reported it working or filled."""
+    if active is None or original.order_id is None or active.replaces != original.order_id:
+        return False
+    return active.status in _NOT_YET_WORKING and active.filled_qty == ZERO
 
 
 def _on_escalated(state: LegState, event: LegEscalated) -> LegState:

@@ -148,6 +148,10 @@ class OrderEvent(StrEnum):
     PENDING_CANCEL = "pending_cancel"
     PENDING_REPLACE = "pending_replace"
     DONE_FOR_DAY = "done_for_day"
+    #: The broker accepted a cancel request, then refused it (e.g. too late to cancel): the order stays live.
+    CANCEL_REJECTED = "order_cancel_rejected"
+    #: The broker accepted a replace request, then refused it: the order it was to replace stays live.
+    REPLACE_REJECTED = "order_replace_rejected"
 
 
 #: The update event that reports an order now in a given status (statuses with no event of their own read as new).

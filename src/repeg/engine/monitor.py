@@ -30,7 +30,7 @@ from repeg.config import ExecutionConfig
 from repeg.domain.events import LegEscalated, LegFinished, OrderUpdated
 from repeg.domain.leg import REASON_ESCALATE, REASON_REPEG, LegState
 from repeg.domain.lifecycle import IN_FLIGHT, LegStatus
-from repeg.domain.orders import OrderStatus
+from repeg.domain.orders import OrderEvent, OrderStatus
 from repeg.domain.quote import Quote, QuoteVerdict, assess_quote
 from repeg.engine.bus import EventBus, Inbox, UpdateRouter
 from repeg.engine.clock import Clock
@@ -43,6 +43,8 @@ from repeg.policy.decide import Action, Escalate, ExecutionPolicy, Replace, Skip
 _MIN_SLEEP = timedelta(milliseconds=1)
 #: Statuses in which a request is in flight: the policy is not consulted until the broker answers.
 _AWAITING_BROKER = frozenset({LegStatus.SUBMITTING, LegStatus.REPLACING, LegStatus.CANCELING})
+#: Pushed updates by which the broker refuses a cancel or replace it had accepted.
+_REFUSALS = frozenset({OrderEvent.CANCEL_REJECTED, OrderEvent.REPLACE_REJECTED})
 #: Actions carried out for one leg per wake-up before it must wait for the broker or the clock.
 _MAX_ACTIONS_PER_WAKE = 4
 
@@ -77,6 +79,14 @@ def _replace_pending(leg: LegState) -> bool:
         if record.status is OrderStatus.PENDING_REPLACE and record.client_order_id != active:
             return True
     return False
+
+
+def _refused_back_to_work(before: LegState, after: LegState) -> bool:
+    """True when a refused cancel or replace put a leg back to work its live order (out of `canceling` or
+    `replacing`, or from a replacement that never worked back to the order it was to replace)."""
+    if after.status is not LegStatus.WORKING:
+        return False
+    return before.status in _AWAITING_BROKER or after.active_client_order_id != before.active_client_order_id
 
 
 def _rejected_order(leg: LegState) -> str | None:
@@ -186,6 +196,11 @@ class PhaseMonitor:
             await bus.emit(OrderUpdated(**bus.stamp(index), update=update))
             self._last_activity = now
             if index is None or before is None:
+                continue
+            if update.event in _REFUSALS and _refused_back_to_work(before, bus.leg(index)):
+                # The broker refused, after accepting it, a cancel or replace of a still-live order: like a refusal
+                # answered at once, it is decided on again at the leg's next check, not right away.
+                self._schedule(index, now + self._check_interval)
                 continue
             if _decision_changed(before, bus.leg(index)) or index not in self._active:
                 self._dirty.add(index)  # (a done leg whose order still works: is it closed now?)

@@ -45,8 +45,23 @@ def fill_between(old: BrokerOrder | None, new: BrokerOrder, ts: datetime) -> Fil
     return Fill(order_id=new.order_id, qty=qty, price=price, ts=ts)
 
 
+#: Stream events that refuse a cancel or replace the broker had accepted: the order itself may not change at all.
+REFUSAL_EVENTS = frozenset({OrderEvent.CANCEL_REJECTED.value, OrderEvent.REPLACE_REJECTED.value})
+
+
+def is_refusal(old: BrokerOrder | None, new: BrokerOrder, hint: str | None) -> bool:
+    """True for a refused cancel or replace of an order still open: news even when the order's state is unchanged
+    (the run must learn that the order it is cancelling or replacing stays live)."""
+    if hint not in REFUSAL_EVENTS or new.status.is_terminal:
+        return False
+    return old is None or not old.status.is_terminal
+
+
 def event_for(new: BrokerOrder, fill: Fill | None, hint: str | None) -> OrderEvent:
-    """The update's event: a fill decides by status; else the broker's own event name if we know it."""
+    """The update's event: a refused cancel or replace says so (the order stays live, whatever it filled);
+    else a fill decides by status; else the broker's own event name if we know it."""
+    if hint in REFUSAL_EVENTS and not new.status.is_terminal:
+        return OrderEvent(hint)
     if fill is not None:
         return OrderEvent.FILL if new.status is OrderStatus.FILLED else OrderEvent.PARTIAL_FILL
     if hint is not None and hint in OrderEvent._value2member_map_:
@@ -113,9 +128,10 @@ class OrderTracker:
             return None
         self._learn(order)
         old = self._reported.get(order.order_id)
-        if not advances(old, order):
+        if advances(old, order):
+            self._reported[order.order_id] = order
+        elif not is_refusal(old, order, hint):
             return None
-        self._reported[order.order_id] = order
         fill = fill_between(old, order, ts)
         update = OrderUpdate(event=event_for(order, fill, hint), order=order, fill=fill, ts=ts)
         log.info(
