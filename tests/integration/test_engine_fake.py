@@ -250,6 +250,24 @@ def test_a_refused_cancel_at_the_hard_stop_is_retried_so_no_order_outlives_the_r
     assert result.legs[0].status is LegStatus.INCOMPLETE
 
 
+def test_a_hard_stop_cancel_the_broker_rejects_later_is_asked_again_so_no_order_outlives_the_run() -> None:
+    config = classic_ladder(
+        repeg_steps=(Decimal("0.25"), Decimal("0.5"), Decimal("0.75"), Decimal("1.0")),
+        max_total_wait=30,
+        escalation=EscalationStyle.COLLARED_LIMIT,
+    )
+
+    def script(w: World) -> None:
+        w.clock.call_at(at(39.5), lambda: setattr(w.broker, "reject_cancels_later", 1))
+
+    result, world = execute(BUY, script, config=config, auto_fill=False)
+    assert not [o for o in world.broker.orders.values() if o.status.is_open]
+    hard_stop = [i for i in world.sink.intents(IntentAction.CANCEL) if i.reason == "phase_end"]
+    assert len(hard_stop) == 2
+    assert hard_stop[0].order_id == hard_stop[1].order_id
+    assert result.legs[0].status is LegStatus.INCOMPLETE
+
+
 def test_no_valid_quote_within_quote_wait_skips_the_leg() -> None:
     specs = [LegSpec(index=0, symbol="NOQ", side=Side.SELL, qty=Decimal(5))]
     result, world = execute(specs)
