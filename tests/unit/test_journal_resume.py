@@ -511,6 +511,35 @@ def test_a_dry_run_id_reused_for_a_real_run_is_refused_without_advising_to_resum
     journal.close()
 
 
+def test_a_run_restarted_on_another_broker_before_any_order_resumes_on_the_broker_it_restarted_on(
+    tmp_path: Path,
+) -> None:
+    # A dry run that announced no order, then a real run under its id started afresh (a second RunStarted, as
+    # journaled_session does) and sent orders: the run's broker is the one it restarted on (the fold's view).
+    # Judging by the first start refused to resume a run whose orders are open at the broker.
+    dry = journal_support.run_started().model_copy(update={"broker": "alpaca-paper (dry run)"})
+    events: list[RunEvent] = [
+        dry,
+        journal_support.leg_planned(),
+        journal_support.run_started(),  # broker "simulator"
+        journal_support.leg_planned(),
+        journal_support.intent(),
+    ]
+    journal = _journal_with(tmp_path / "j.db", events)
+
+    async def main() -> ExecutionResult:
+        clock = VirtualClock(TAPE.start + timedelta(seconds=5))
+        broker, feed = build_simulation(TAPE, clock, ACCOUNT, seed=3)
+        plan = journal_support.plan()
+        return await journaled_session(
+            plan, CONFIG, "r1", journal=journal, broker=broker, feed=feed, clock=clock
+        )
+
+    result = run_virtual(main)
+    journal.close()
+    assert result.run_id == "r1"
+
+
 def test_graceful_stop_waits_for_a_sell_order_still_open_after_its_leg_ended(tmp_path: Path) -> None:
     # Stopped while the run waits for the sell's slow cancel (3 s) before buying: the sell leg has ended
     # (incomplete) but its order is still open at the broker. The stop must await it too, and report it as

@@ -74,7 +74,9 @@ def _check_same_broker(run_id: str, events: Sequence[RunEvent], broker: str) -> 
     from repeg.domain.events import RunStarted
     from repeg.errors import ConfigError
 
-    started = next((event.broker for event in events if isinstance(event, RunStarted)), None)
+    # The last start is the one in effect: a run that announced no order may be started afresh under its id
+    # (on another broker, or for real after a dry run), and one that did is never started again.
+    started = next((event.broker for event in reversed(events) if isinstance(event, RunStarted)), None)
     if started is not None and started.endswith(DRY_RUN_SUFFIX):  # sent nothing, and is never resumed
         was = f"was a dry run on {started.removesuffix(DRY_RUN_SUFFIX)}"
         raise ConfigError("--run-id", run_id, f"run {run_id} {was}: use a new --run-id for a real run")
