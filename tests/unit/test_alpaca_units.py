@@ -480,3 +480,52 @@ async def test_list_open_orders_reads_every_page_beyond_alpacas_500_limit():
     assert len(orders) == 1001
     assert len({o.order_id for o in orders}) == 1001
     assert client.pages == 3
+
+
+class _TwoOrders:
+    """A trading client answering order look-ups from `raw`, by order id."""
+
+    def __init__(self) -> None:
+        self.raw: dict[str, dict[str, object]] = {}
+
+    def get(self, path: str, params: object = None) -> dict[str, object]:
+        return self.raw[path.removeprefix("/orders/")]
+
+
+async def test_reconcile_polls_every_working_order_when_one_cannot_be_read():
+    # One order repeg cannot read (a status from the future) must not stop the poll of the others: their fills
+    # would be missed after every reconnect, for as long as that order stays open.
+    from pydantic import SecretStr
+
+    from repeg.brokers.alpaca.adapter import AlpacaBroker
+    from repeg.brokers.alpaca.credentials import AlpacaCredentials
+    from repeg.brokers.alpaca.settings import AlpacaSettings
+    from repeg.engine.clock import RealClock
+
+    client = _TwoOrders()
+    ids = ["00000000-0000-0000-0000-00000000000a", "00000000-0000-0000-0000-00000000000b"]
+    for k, order_id in enumerate(ids):
+        client.raw[order_id] = {**_raw_order("new"), "id": order_id, "client_order_id": f"r1-L{k:04d}-A00"}
+    broker = AlpacaBroker(
+        client,  # type: ignore[arg-type]
+        name="alpaca-paper",
+        clock=RealClock(),
+        settings=AlpacaSettings(),
+        credentials=AlpacaCredentials(key_id="PK", secret_key=SecretStr("s")),
+        stream_url="ws://127.0.0.1:9/stream",
+    )
+    pushed: list[object] = []
+    broker.subscribe_updates(pushed.append)
+    for order_id in ids:
+        await broker.get_order(order_id)
+    client.raw[ids[0]] = {**client.raw[ids[0]], "status": "a_status_from_the_future"}
+    client.raw[ids[1]] = {
+        **client.raw[ids[1]],
+        "status": "filled",
+        "filled_qty": "5",
+        "filled_avg_price": "99.00",
+        "filled_at": client.raw[ids[1]]["updated_at"],
+    }
+    await broker.reconcile()
+    fills = [u for u in pushed if getattr(u, "event", None) is OrderEvent.FILL]
+    assert [u.order.order_id for u in fills] == [ids[1]]  # type: ignore[attr-defined]

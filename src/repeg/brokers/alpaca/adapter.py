@@ -398,9 +398,21 @@ class AlpacaBroker:
         self._tracker.absorb(order, update.timestamp, hint=hint)
 
     async def reconcile(self) -> None:
-        """Poll every working order of the run (and the successor of a replaced one) and push what changed."""
+        """Poll every working order of the run (and the successor of a replaced one) and push what changed.
+
+        An order that cannot be read (or is not found) is logged and skipped, so that the others are still polled;
+        an unreachable broker (`BrokerUnavailableError`) ends the poll, the caller's to report.
+        """
         for order_id in self._tracker.working_ids():
-            current = await self.get_order(order_id)
-            successor = current.replaced_by
-            if successor is not None and self._tracker.get(successor) is None:
-                await self.get_order(successor)
+            try:
+                await self._poll(order_id)
+            except BrokerUnavailableError:
+                raise
+            except BrokerError as exc:
+                log.warning("reconcile_order_skipped", order_id=order_id, error=type(exc).__name__)
+
+    async def _poll(self, order_id: str) -> None:
+        current = await self.get_order(order_id)
+        successor = current.replaced_by
+        if successor is not None and self._tracker.get(successor) is None:
+            await self.get_order(successor)
