@@ -334,6 +334,18 @@ def test_a_refused_cancel_of_a_leg_given_up_is_retried_before_the_leg_ends() -> 
     assert "price_collar_pct" in leg.error
 
 
+def test_a_cancel_of_a_leg_given_up_that_the_broker_rejects_later_is_asked_again() -> None:
+    def script(w: World) -> None:
+        w.feed.at(at(8), "XYZ", "110.00", "110.08")  # the 10 s re-peg breaks the collar: the leg gives up
+        w.broker.reject_cancels_later = 1  # its cancel is accepted, then refused by a pushed update
+
+    result, world = execute(BUY, script, auto_fill=False)
+    assert not [o for o in world.broker.orders.values() if o.status.is_open]
+    assert world.broker.cancels() == ["cancel:o1", "cancel:o1"]
+    (leg,) = result.legs
+    assert leg.status is LegStatus.FAILED
+
+
 def test_a_broker_without_pushed_updates_is_polled() -> None:
     result, world = execute(BUY, lambda w: w.feed.at(at(5), "XYZ", "99.96", "100.00"), pushes_updates=False)
     assert result.status is RunStatus.COMPLETED

@@ -596,3 +596,13 @@ def test_a_replace_refusal_leaves_a_replacement_already_working_active() -> None
     events = [*working(), replace(1, 0), accepted(replacement, IntentAction.REPLACE)]
     leg = fold([*events, updated(order(0, OrderStatus.NEW), OrderEvent.REPLACE_REJECTED)])
     assert leg.active_client_order_id == cid(1)
+
+
+def test_a_cancel_asked_again_for_a_given_up_leg_keeps_it_done() -> None:
+    """A given-up leg's order whose first cancel the broker refused later is cancelled again: the leg stays done."""
+    finished = LegFinished(**stamp(), status="failed", reason="collar")
+    leg = fold(
+        [*working(), cancel(0), finished, updated(order(0, OrderStatus.NEW), OrderEvent.CANCEL_REJECTED)]
+    )
+    assert leg.status is LegStatus.FAILED
+    assert fold([*working(), cancel(0), finished, cancel(0)]).status is LegStatus.FAILED

@@ -325,6 +325,8 @@ def _on_phase_started(state: LegState, event: PhaseStarted) -> LegState:
 
 def _on_intent(state: LegState, event: OrderIntent) -> LegState:
     if event.action is IntentAction.CANCEL:
+        if state.is_done:  # a given-up leg's order, whose first cancel the broker refused after accepting it
+            return state
         return _go(state, LegTrigger.CANCEL)
     if event.client_order_id is None:
         raise ValueError(f"{event.action.value} intent without client_order_id (leg {state.index})")

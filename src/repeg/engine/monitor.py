@@ -155,6 +155,8 @@ class PhaseMonitor:
         self._all_done_since: datetime | None = None
         #: Legs to end (status, reason) once their working order's refused cancel has gone out.
         self._giving_up: dict[int, tuple[LegStatus, str]] = {}
+        #: Legs given up whose order's cancel the broker refused after accepting it: to be requested again.
+        self._recancel: set[int] = set()
         self._next_poll = started_at + config.check_interval
         self._polling = not ctx.broker.pushes_updates
         self._log = structlog.get_logger("repeg.engine").bind(run_id=ctx.bus.run_id)
@@ -197,13 +199,27 @@ class PhaseMonitor:
             self._last_activity = now
             if index is None or before is None:
                 continue
-            if update.event in _REFUSALS and _refused_back_to_work(before, bus.leg(index)):
-                # The broker refused, after accepting it, a cancel or replace of a still-live order: like a refusal
-                # answered at once, it is decided on again at the leg's next check, not right away.
-                self._schedule(index, now + self._check_interval)
+            if update.event in _REFUSALS and self._after_refusal(index, before, bus.leg(index), now):
                 continue
             if _decision_changed(before, bus.leg(index)) or index not in self._active:
                 self._dirty.add(index)  # (a done leg whose order still works: is it closed now?)
+
+    def _after_refusal(self, index: int, before: LegState, after: LegState, now: datetime) -> bool:
+        """The broker refused, after accepting it, a cancel or replace of a still-live order. Like a refusal
+        answered at once, it is acted on at the leg's next check, not right away: a working leg is decided on
+        again; a leg already given up has its order's cancel requested again. False when neither applies."""
+        if _closing(after) and index not in self._active:
+            self._recancel.add(index)
+        elif not _refused_back_to_work(before, after):
+            return False
+        self._schedule(index, now + self._check_interval)
+        return True
+
+    async def _recancel_closing(self, index: int) -> None:
+        """Request again the cancel of a given-up leg's order, which the broker refused after accepting it."""
+        self._recancel.discard(index)
+        if _closing(self._ctx.bus.leg(index)):
+            await self._ctx.gateway.cancel(index, reason="give_up")
 
     async def _poll_working(self) -> None:
         for index in sorted(self._working):
@@ -260,6 +276,8 @@ class PhaseMonitor:
         for index in dirty:
             if index in self._active:
                 await self._advance_leg(index, now)
+            elif index in self._recancel:
+                await self._recancel_closing(index)
             await self._refresh(index)
 
     async def _advance_leg(self, index: int, now: datetime) -> None:
@@ -425,6 +443,8 @@ class PhaseMonitor:
                 await self._ctx.gateway.resolve_submit(index)  # an order of unknown outcome may be live
             if self._ctx.bus.leg(index).status is LegStatus.WORKING:
                 await self._ctx.gateway.cancel(index, reason="phase_end")
+            elif index in self._recancel:
+                await self._recancel_closing(index)
             await self._refresh(index)
 
     async def _wind_down(self) -> None:
