@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import pytest
 from aiohttp import web
 
-from repeg.errors import AuthenticationError, MarketDataError
+from repeg.errors import AuthenticationError, ConfigError, MarketDataError
 from repeg.market.alpaca_history import AlpacaDataSource, fetch_quotes, fetch_trades
 from repeg.market.tape import to_ns
 
@@ -196,3 +196,9 @@ def test_a_refused_connection_is_a_market_data_error_naming_the_url() -> None:
         with pytest.raises(MarketDataError, match="unreachable") as failed:
             fetch_trades(source, ["AAA"], START, END)
     assert f"{url}/v2/stocks/trades" in str(failed.value)
+
+
+@pytest.mark.parametrize("timeout", [0.0, -1.0, float("nan")])
+def test_a_timeout_that_is_not_positive_is_refused_when_the_source_is_made(timeout: float) -> None:
+    with pytest.raises(ConfigError, match="timeout"):
+        AlpacaDataSource(api_key=KEY, secret_key=SECRET, timeout=timeout)

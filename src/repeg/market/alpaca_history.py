@@ -36,7 +36,7 @@ import structlog
 from numpy.typing import NDArray
 from requests.adapters import HTTPAdapter
 
-from repeg.errors import AuthenticationError, MarketDataError
+from repeg.errors import AuthenticationError, ConfigError, MarketDataError
 from repeg.market.tape import Int64Array, QuoteTape, SymbolQuotes, SymbolTrades, TradeTape
 
 log = structlog.get_logger(__name__)
@@ -59,6 +59,10 @@ class AlpacaDataSource:
     feed: str | None = None
     #: Seconds allowed to connect, and then between bytes of the answer, per HTTP request.
     timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not self.timeout > 0:
+            raise ConfigError("timeout", self.timeout, "must be a positive number of seconds")
 
     @classmethod
     def from_env(cls, url_override: str | None = None, feed: str | None = None) -> AlpacaDataSource:
