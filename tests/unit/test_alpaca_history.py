@@ -98,7 +98,7 @@ async def test_quotes_follow_every_page_and_keep_exact_units(stub: Stub) -> None
     aaa = tape.columns("AAA")
     assert aaa.bid.tolist() == [1_570_100, 1_570_200, 1_570_200]
     assert aaa.ask.tolist() == [1_570_500, 1_570_500, 1_570_400]
-    assert aaa.bid_size.tolist() == [3, 3, 3]
+    assert aaa.bid_size.tolist() == [300, 300, 300]  # 2024: three round lots
     assert tape.columns("BBB").bid.tolist() == [9_999]
 
 
@@ -202,3 +202,19 @@ def test_a_refused_connection_is_a_market_data_error_naming_the_url() -> None:
 def test_a_timeout_that_is_not_positive_is_refused_when_the_source_is_made(timeout: float) -> None:
     with pytest.raises(ConfigError, match="timeout"):
         AlpacaDataSource(api_key=KEY, secret_key=SECRET, timeout=timeout)
+
+
+async def test_quote_sizes_before_november_3_2025_are_round_lots_and_become_shares(stub: Stub) -> None:
+    # Alpaca's stock quote sizes were in round lots (100 shares) before 2025-11-03 and are in shares since: the
+    # queue fill model takes the displayed size as the shares ahead, so lots read as shares understate the queue
+    # a hundredfold (and fill a resting order far too soon).
+    stub.quotes = {
+        "AAA": [
+            _quote("2025-10-31T19:59:59Z", 157.01, 157.05),
+            _quote("2025-11-03T14:30:00Z", 157.01, 157.05),
+        ]
+    }
+    tape = await asyncio.to_thread(fetch_quotes, _source(stub), ["AAA"], START, END)
+    cols = tape.columns("AAA")
+    assert cols.bid_size.tolist() == [300, 3]
+    assert cols.ask_size.tolist() == [500, 5]

@@ -15,7 +15,10 @@ Conversions:
   and no rounding is exact for both (rounding up is exact for a buy's "at or below its limit", down for a
   sell's "at or above"); dropping never lets the queue fill model count a print at a limit it did not reach,
   at the cost of missing the rare such print that traded through the limit (the crossing-quote rule remains).
-- Sizes: as the API gives them (shares), as int64.
+- Sizes: shares, as int64. Trade sizes are shares; quote sizes (``bs``/``as``) are shares since 2025-11-03 but
+  round lots of 100 shares before (Alpaca's market data spec; the SEC's round-lot sizes tiered by price took
+  effect that day), so a quote stamped before 2025-11-03 00:00 New York time has its sizes multiplied by 100.
+  The queue fill model takes the displayed size as the shares ahead: lots read as shares would understate it.
 - Symbols without any record in the range are absent from the tape; a range with no record at all is an error.
 
 Every HTTP request has a connect and a read timeout (`AlpacaDataSource.timeout`; alpaca-py sets none): a server
@@ -44,6 +47,9 @@ log = structlog.get_logger(__name__)
 _UNITS_PER_DOLLAR = 10_000
 _FLOAT_UNIT_TOLERANCE = 1e-6
 _AUTH_STATUSES = frozenset({401, 403})
+#: Quotes stamped before this instant (2025-11-03 00:00 New York, EST) give their sizes in round lots.
+_QUOTE_SIZES_IN_SHARES_FROM_NS = int(np.datetime64("2025-11-03T05:00:00", "ns").astype(np.int64))
+_SHARES_PER_ROUND_LOT = 100
 Record = Mapping[str, Any]
 
 
@@ -203,6 +209,9 @@ def _quote_columns(symbol: str, records: Sequence[Record]) -> SymbolQuotes:
         ask_size = np.array([r["as"] for r in records], dtype=np.int64)
     except KeyError as exc:
         raise MarketDataError(f"{symbol}: a quote record lacks field {exc}") from exc
+    in_lots = ts < _QUOTE_SIZES_IN_SHARES_FROM_NS
+    bid_size = np.where(in_lots, bid_size * _SHARES_PER_ROUND_LOT, bid_size)
+    ask_size = np.where(in_lots, ask_size * _SHARES_PER_ROUND_LOT, ask_size)
     order = _sorted(ts)
     return SymbolQuotes(symbol, ts[order], bid[order], bid_size[order], ask[order], ask_size[order])
 
