@@ -112,9 +112,9 @@ async def test_a_run_survives_429s_a_lost_submit_and_a_stream_gap_with_exact_fil
 #: Never re-pegs to the far side: the leg ends only through escalation (its working order's cancel, then market).
 PASSIVE_THEN_ESCALATE = classic_ladder(
     repeg_steps=(Decimal("0.5"),),
-    fill_wait_seconds=0.3,
+    fill_wait_seconds=0.5,  # the hard stop comes 0.5 s after the deadline's escalation: ample for the retry
     wait_between_checks=0.05,
-    max_total_wait=0.6,
+    max_total_wait=1.0,
     grace_window=0.05,
     quote_max_age=600.0,
     quote_wait=1.0,
