@@ -218,3 +218,18 @@ async def test_quote_sizes_before_november_3_2025_are_round_lots_and_become_shar
     cols = tape.columns("AAA")
     assert cols.bid_size.tolist() == [300, 3]
     assert cols.ask_size.tolist() == [500, 5]
+
+
+async def test_a_canceled_or_incorrect_trade_print_is_left_out(stub: Stub) -> None:
+    # Alpaca marks a busted print `u: canceled` and a corrected one `u: incorrect` (its correction comes as
+    # `u: corrected`): a print that did not stand must not fill a resting order in the queue model.
+    stub.trades = {
+        "AAA": [
+            {"t": "2024-01-02T14:30:00Z", "p": 100.01, "s": 100, "x": "V", "i": 1},
+            {"t": "2024-01-02T14:30:01Z", "p": 99.00, "s": 900, "x": "V", "i": 2, "u": "canceled"},
+            {"t": "2024-01-02T14:30:02Z", "p": 99.50, "s": 800, "x": "V", "i": 3, "u": "incorrect"},
+            {"t": "2024-01-02T14:30:03Z", "p": 100.02, "s": 200, "x": "V", "i": 4, "u": "corrected"},
+        ]
+    }
+    tape = await asyncio.to_thread(fetch_trades, _source(stub), ["AAA"], START, END)
+    assert tape.columns("AAA").size.tolist() == [100, 200]

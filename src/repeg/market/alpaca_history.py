@@ -15,6 +15,7 @@ Conversions:
   and no rounding is exact for both (rounding up is exact for a buy's "at or below its limit", down for a
   sell's "at or above"); dropping never lets the queue fill model count a print at a limit it did not reach,
   at the cost of missing the rare such print that traded through the limit (the crossing-quote rule remains).
+- Trade prints that did not stand (``u`` is ``canceled`` or ``incorrect``) are left out, counted in the log.
 - Sizes: shares, as int64. Trade sizes are shares; quote sizes (``bs``/``as``) are shares since 2025-11-03 but
   round lots of 100 shares before (Alpaca's market data spec; the SEC's round-lot sizes tiered by price took
   effect that day), so a quote stamped before 2025-11-03 00:00 New York time has its sizes multiplied by 100.
@@ -50,6 +51,8 @@ _AUTH_STATUSES = frozenset({401, 403})
 #: Quotes stamped before this instant (2025-11-03 00:00 New York, EST) give their sizes in round lots.
 _QUOTE_SIZES_IN_SHARES_FROM_NS = int(np.datetime64("2025-11-03T05:00:00", "ns").astype(np.int64))
 _SHARES_PER_ROUND_LOT = 100
+#: A trade's ``u`` when it did not stand: busted, or replaced by a print marked ``corrected`` (which is kept).
+_VOID_TRADE_UPDATES = frozenset({"canceled", "incorrect"})
 Record = Mapping[str, Any]
 
 
@@ -217,6 +220,10 @@ def _quote_columns(symbol: str, records: Sequence[Record]) -> SymbolQuotes:
 
 
 def _trade_columns(symbol: str, records: Sequence[Record]) -> SymbolTrades:
+    standing = [r for r in records if r.get("u") not in _VOID_TRADE_UPDATES]
+    if len(standing) < len(records):
+        log.info("alpaca_trades_void_dropped", symbol=symbol, dropped=len(records) - len(standing))
+    records = standing
     try:
         ts = _timestamps(symbol, [r["t"] for r in records])
         price, off = _snapped([r["p"] for r in records])
