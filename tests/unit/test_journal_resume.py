@@ -608,3 +608,56 @@ def test_graceful_stop_cancels_an_order_left_open_by_a_leg_that_already_ended(tm
     report, still_open = run_virtual(main)
     assert not still_open
     assert report.unconfirmed == ()
+
+
+class CrashBetweenScaledBuys:
+    """Dies after the first scaled buy quantity is journaled, before the second one is."""
+
+    def __init__(self, journal: EventSink) -> None:
+        self._journal = journal
+        self._buying = False
+        self._planned = 0
+
+    async def emit(self, event: RunEvent) -> None:
+        if isinstance(event, PhaseStarted) and event.side is Side.BUY:
+            self._buying = True
+        elif self._buying and isinstance(event, LegPlanned):
+            self._planned += 1
+            if self._planned == 2:
+                raise Crash
+        await self._journal.emit(event)
+
+
+def test_partly_journaled_buy_sizes_are_sized_again_from_the_plan(tmp_path: Path) -> None:
+    # The buy phase scales both buys by one factor; the run dies with only BBB's scaled size journaled. Resume
+    # sizes the buys again: from the planned quantities, not from BBB's already scaled one, which would scale
+    # BBB twice (and leave the buying power partly unused) while AAA is scaled once.
+    account = SimAccount(cash=Decimal(0), positions={"AAA": Decimal(300)})
+    specs = [
+        LegSpec(index=0, symbol="AAA", side=Side.SELL, qty=Decimal(100)),
+        LegSpec(index=1, symbol="BBB", side=Side.BUY, qty=Decimal(80)),
+        LegSpec(index=2, symbol="AAA", side=Side.BUY, qty=Decimal(50)),
+    ]
+
+    async def main() -> list[RunEvent]:
+        clock = VirtualClock(TAPE.start + timedelta(seconds=5))
+        broker, feed = build_simulation(TAPE, clock, account, seed=3)
+        journal = SqliteJournal(tmp_path / "j.db", durability="full")
+        with contextlib.suppress(Crash):
+            await run_execution(
+                specs, (), broker, feed, clock, CONFIG, run_id="r1", sinks=(CrashBetweenScaledBuys(journal),)
+            )
+        await journal.flush()
+        await resume_run("r1", journal, broker, feed, clock, config=CONFIG)
+        events = journal.events("r1")
+        journal.close()
+        return events
+
+    events = run_virtual(main)
+    first, scale = [e.scale for e in events if isinstance(e, PhaseStarted) and e.side is Side.BUY]
+    assert abs(scale - first) < Decimal("0.01")  # the same need against the same buying power
+    state = fold_run(events)
+    assert (state.leg(1).qty, state.leg(2).qty) == (
+        (Decimal(80) * scale).quantize(Decimal("1e-9"), rounding="ROUND_DOWN"),
+        (Decimal(50) * scale).quantize(Decimal("1e-9"), rounding="ROUND_DOWN"),
+    )

@@ -217,14 +217,18 @@ async def _cancel_left_open(ctx: EngineContext, index: int, order_id: str) -> No
         )
 
 
-async def run_buy_phase(ctx: EngineContext, legs: Sequence[int]) -> None:
+async def run_buy_phase(
+    ctx: EngineContext, legs: Sequence[int], planned: Mapping[int, LegSpec] | None = None
+) -> None:
     """Size and, if the sells' proceeds fall short, scale the buys; then run them as one phase.
 
     Only legs sized from a valid quote are sent: a leg with none after `quote_wait`, or scaled to nothing or under
     `min_notional`, ends skipped with the reason, so the buys sent never cost more than the buying power.
+    The legs are sized from `planned` (their specs as planned; default: their current specs): a resumed run
+    whose earlier sizing was partly journaled sizes from the plan, never from a quantity already scaled.
     """
     bus = ctx.bus
-    specs = [bus.leg(index).spec for index in legs]
+    specs = [bus.leg(index).spec if planned is None else planned[index] for index in legs]
     asks = await _valid_asks(ctx, specs)
     account = await ctx.broker.get_account()
     config = ctx.config

@@ -13,7 +13,7 @@ Resume touches only orders whose client order id the run announced: it never can
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import structlog
 
@@ -23,6 +23,7 @@ from repeg.domain.events import (
     EventSink,
     IntentAction,
     LegFinished,
+    LegPlanned,
     OrderAccepted,
     OrderFailed,
     OrderIntent,
@@ -33,6 +34,7 @@ from repeg.domain.events import (
 from repeg.domain.leg import LegState, OrderRecord
 from repeg.domain.lifecycle import LegStatus
 from repeg.domain.orders import BrokerOrder, OrderStatus, Side
+from repeg.domain.plan import LegSpec
 from repeg.domain.run import RunState, fold_run
 from repeg.engine.bus import EventBus
 from repeg.engine.clock import Clock
@@ -158,11 +160,23 @@ def _buys_sent(state: RunState) -> bool:
     return any(leg.side is Side.BUY and leg.orders for leg in state.legs)
 
 
-async def _start_buys(ctx: EngineContext, sells: Sequence[int], buys: Sequence[int]) -> None:
+def _planned_specs(events: Sequence[RunEvent]) -> dict[int, LegSpec]:
+    """Each leg's spec as first planned. The buy phase's sizing re-plans a buy with its scaled quantity; sizing
+    the buys again from those would scale a leg whose scaled size was journaled twice, the others once."""
+    planned: dict[int, LegSpec] = {}
+    for event in events:
+        if isinstance(event, LegPlanned):
+            planned.setdefault(event.spec.index, event.spec)
+    return planned
+
+
+async def _start_buys(
+    ctx: EngineContext, sells: Sequence[int], buys: Sequence[int], planned: Mapping[int, LegSpec]
+) -> None:
     """The buy phase, started as a fresh run starts it: only once no sell order of the run is open at the broker
-    (the run may have died while waiting for a sell's cancel to be confirmed)."""
+    (the run may have died while waiting for a sell's cancel to be confirmed), sized from the planned specs."""
     if await orders_settled(ctx, sells):
-        await run_buy_phase(ctx, buys)
+        await run_buy_phase(ctx, buys, planned)
         return
     for index in buys:
         await ctx.bus.emit(
@@ -170,7 +184,7 @@ async def _start_buys(ctx: EngineContext, sells: Sequence[int], buys: Sequence[i
         )
 
 
-async def _continue(ctx: EngineContext, state: RunState) -> None:
+async def _continue(ctx: EngineContext, state: RunState, planned: Mapping[int, LegSpec]) -> None:
     bus = ctx.bus
     # Updates pushed while reconciling (e.g. the confirmation of a cancel completed above) reached no phase
     # monitor yet: recorded now, so that no leg waits for an answer that has already come.
@@ -186,7 +200,7 @@ async def _continue(ctx: EngineContext, state: RunState) -> None:
         # what it has filled, so the phase continues with the quantities journaled.
         await run_phase(ctx, Side.BUY, buys)
     elif buys:
-        await _start_buys(ctx, [leg.index for leg in legs if leg.side is Side.SELL], buys)
+        await _start_buys(ctx, [leg.index for leg in legs if leg.side is Side.SELL], buys, planned)
 
 
 async def resume_run(
@@ -220,7 +234,7 @@ async def resume_run(
     log.info("resume_started", run_id=run_id, events=len(events), legs=len(state.legs))
     await reconcile(bus, broker)
     try:
-        await _continue(ctx, state)
+        await _continue(ctx, state, _planned_specs(events))
     except Exception:
         log.exception("resume_failed", run_id=run_id)
         await bus.emit(RunEnded(**bus.stamp(), status=RunStatus.FAILED.value))
