@@ -233,3 +233,9 @@ async def test_a_canceled_or_incorrect_trade_print_is_left_out(stub: Stub) -> No
     }
     tape = await asyncio.to_thread(fetch_trades, _source(stub), ["AAA"], START, END)
     assert tape.columns("AAA").size.tolist() == [100, 200]
+
+
+def test_an_unknown_feed_is_refused_when_the_source_is_made() -> None:
+    # Feed names are lower case ("sip"): "SIP" used to pass until the fetch, then fail as a bare ValueError.
+    with pytest.raises(ConfigError, match="feed"):
+        AlpacaDataSource(api_key=KEY, secret_key=SECRET, feed="SIP")

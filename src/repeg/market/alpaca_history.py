@@ -70,8 +70,13 @@ class AlpacaDataSource:
     timeout: float = 30.0
 
     def __post_init__(self) -> None:
+        from alpaca.data.enums import DataFeed
+
         if not self.timeout > 0:
             raise ConfigError("timeout", self.timeout, "must be a positive number of seconds")
+        feeds = [f.value for f in DataFeed]
+        if self.feed is not None and self.feed not in feeds:
+            raise ConfigError("feed", self.feed, f"unknown feed (known: {', '.join(feeds)})")
 
     @classmethod
     def from_env(cls, url_override: str | None = None, feed: str | None = None) -> AlpacaDataSource:
