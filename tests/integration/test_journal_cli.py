@@ -176,3 +176,39 @@ def test_resume_without_broker_resumes_on_the_broker_the_run_started_on(
     monkeypatch.setattr(journal_run, "alpaca_session", alpaca_session)
     result = CliRunner().invoke(build_app(), ["resume", "rA", "--journal", str(journal)])
     assert reached == ["alpaca-paper"], result.stderr
+
+
+def _unfinished_copy(journal: Path, target: Path) -> None:
+    """`target` holds the first half of the demo run's events: a run that crashed mid-way (no RunEnded)."""
+    from repeg.engine.clock import run_virtual
+
+    source = SqliteJournal(journal, create=False)
+    events = source.events("demo1")
+    source.close()
+    copy = SqliteJournal(target)
+
+    async def write() -> None:
+        for event in events[: len(events) // 2]:
+            await copy.emit(event)
+        await copy.flush()
+
+    run_virtual(write)
+    copy.close()
+
+
+def test_show_and_runs_both_call_a_run_without_its_end_unfinished(
+    journaled: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    # `repeg runs` said "unfinished" while `repeg show` of the same run said "failed" (or "partial").
+    journal, _, _ = journaled
+    crashed = tmp_path / "crashed.db"
+    _unfinished_copy(journal, crashed)
+    code, listed = _repeg("runs", "--journal", str(crashed))
+    assert code == 0
+    assert "unfinished" in next(line for line in listed.splitlines() if "demo1" in line)
+    code, shown = _repeg("show", "demo1", "--journal", str(crashed), "--json")
+    assert code == 0
+    assert json.loads(shown)["result"]["status"] == "unfinished"
+    code, table = _repeg("show", "demo1", "--journal", str(crashed), "--no-events")
+    assert code == 0
+    assert "run demo1: unfinished" in table

@@ -102,11 +102,18 @@ def events_table(events: list[RunEvent]) -> Table:
 
 
 def result_from_events(events: list[RunEvent]) -> ExecutionResult:
-    """The run's `ExecutionResult`, rebuilt from its events alone (the same fold and builder as a live run)."""
-    from repeg.domain.run import fold_run
-    from repeg.report.result import build_result
+    """The run's `ExecutionResult`, rebuilt from its events alone (the same fold and builder as a live run).
 
-    return build_result(fold_run(events))
+    A run whose journal has no end is `unfinished` (as `repeg runs` lists it), not judged by the legs so far.
+    """
+    from repeg.domain.run import fold_run
+    from repeg.report.result import RunStatus, build_result
+
+    state = fold_run(events)
+    result = build_result(state)
+    if state.status is None:
+        return result.model_copy(update={"status": RunStatus.UNFINISHED})
+    return result
 
 
 def show(

@@ -27,6 +27,7 @@ class RunStatus(StrEnum):
     COMPLETED_WITH_SKIPS = "completed_with_skips"  # every leg that was sent filled; some trades were skipped
     PARTIAL = "partial"  # some quantity filled, but not every leg completed
     FAILED = "failed"  # nothing filled although something had to be
+    UNFINISHED = "unfinished"  # no end in the journal (crashed or still running); only `repeg show` says it
 
 
 class LegResult(BaseModel):
