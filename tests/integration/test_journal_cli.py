@@ -212,3 +212,13 @@ def test_show_and_runs_both_call_a_run_without_its_end_unfinished(
     code, table = _repeg("show", "demo1", "--journal", str(crashed), "--no-events")
     assert code == 0
     assert "run demo1: unfinished" in table
+
+
+def test_run_with_a_journal_path_that_is_not_sqlite_exits_4_and_keeps_the_file(tmp_path: Path) -> None:
+    # A 1-byte file given as --journal was silently overwritten by a new SQLite journal.
+    notes = tmp_path / "notes"
+    notes.write_bytes(b"x")
+    result = CliRunner().invoke(build_app(), ["run", str(PLAN), "--journal", str(notes)])
+    assert result.exit_code == 4
+    assert f"cannot open journal {notes}: not a SQLite database" in result.stderr
+    assert notes.read_bytes() == b"x"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
@@ -233,3 +234,21 @@ async def _write_and_close(path: Path) -> None:
     journal = SqliteJournal(path)
     await _write(journal, _one_run())
     journal.close()
+
+
+@pytest.mark.parametrize("content", [b"x", b"\n", b"my notes\n"])
+def test_a_file_that_is_not_sqlite_is_refused_and_left_untouched(tmp_path: Path, content: bytes) -> None:
+    # SQLite took a 1-byte file for an empty database and turned it into a journal: the user's file was lost.
+    path = tmp_path / "notes.txt"
+    path.write_bytes(content)
+    with pytest.raises(JournalError, match=re.escape(f"cannot open journal {path}: not a SQLite database")):
+        SqliteJournal(path)
+    assert path.read_bytes() == content
+
+
+def test_an_empty_file_becomes_a_journal(tmp_path: Path) -> None:
+    # SQLite reads a 0-byte file as an empty database: nothing of the user's is lost.
+    path = tmp_path / "j.db"
+    path.touch()
+    SqliteJournal(path).close()
+    assert path.read_bytes().startswith(b"SQLite format 3\x00")

@@ -39,6 +39,25 @@ _SUMMARY_QUERY = (
 )
 
 
+#: The first bytes of every SQLite database file.
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _refuse_foreign_file(path: Path) -> None:
+    """Raise `JournalError` when `path` holds something other than a SQLite database.
+
+    SQLite takes some non-empty files (e.g. one byte) for an empty database and overwrites them with a journal;
+    a user's file must never be destroyed. An empty file holds nothing to lose and becomes a journal.
+    """
+    try:
+        with path.open("rb") as file:
+            head = file.read(len(_SQLITE_HEADER))
+    except OSError:
+        return  # absent (created next) or unreadable: sqlite3 reports the latter
+    if head and head != _SQLITE_HEADER:
+        raise JournalError(f"cannot open journal {path}: not a SQLite database (left as it is)")
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
@@ -101,6 +120,7 @@ class SqliteJournal(SqlJournal):
     ) -> None:
         if not create and not path.exists():
             raise JournalError(f"no journal at {path}")
+        _refuse_foreign_file(path)
         super().__init__(str(path), threaded)
         self._always_full = durability == "full"
         self._strict_in_simulation = self._always_full
