@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -445,3 +448,19 @@ def test_a_lab_refused_value_is_printed_verbatim_not_as_an_emoji_code() -> None:
     result = CliRunner().invoke(build_app(), ["backtest", "--quotes", "q.csv", "--fill-model", ":fire:"])
     assert result.exit_code == ExitCode.BAD_INPUT
     assert "':fire:'" in result.stderr
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_output_to_a_closed_pipe_exits_quietly_with_the_runs_own_code(workdir: Path, as_json: bool) -> None:
+    # `repeg run plan.csv | head -1` exited 1 ("internal error") once head had gone, hiding how the run ended.
+    # The pipe's read end is closed before repeg starts, so its first write fails: no timing involved.
+    args = [EXAMPLES / "rebalance.csv", "--config", EXAMPLES / "demo.toml", "--run-id", "p1"]
+    reader, writer = os.pipe()
+    os.close(reader)
+    entry = "from repeg.cli.app import main; main()"
+    command = [sys.executable, "-c", entry, "run", *map(str, args), *(["--json"] if as_json else [])]
+    try:
+        done = subprocess.run(command, stdout=writer, stderr=subprocess.PIPE, timeout=300, check=False)
+    finally:
+        os.close(writer)
+    assert (done.returncode, done.stderr.decode()) == (ExitCode.OK, "")

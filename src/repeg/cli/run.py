@@ -7,6 +7,7 @@ plan defect). The exit code says how the run ended (see `repeg.cli.exit_codes`).
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -117,7 +118,7 @@ def run(
     feed: FeedOpt = "iex",
 ) -> None:
     """Execute PLAN: sells first, then buys, with pegged limits, re-pegs and escalation."""
-    out = Console(highlight=False, soft_wrap=False)
+    out = _StdoutConsole(highlight=False, soft_wrap=False)
     err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)  # errors quote values verbatim
     show_live = not json_output and out.is_terminal
     if not out.is_terminal:
@@ -143,17 +144,34 @@ def run(
         log.exception("internal_error")
         err.print(f"internal error: {type(exc).__name__}: {exc}", markup=False)
         raise typer.Exit(ExitCode.INTERNAL) from None
-    if json_output:
-        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
-    else:
-        from repeg.cli.render import quality_table, results_table
-
-        out.print(results_table(result))
-        out.print(quality_table(result))
+    _print_result(out, result, json_output=json_output)
     # A dry run sends nothing, so every leg ends refused by design (error `dry_run`): reaching the end is its
     # success. Refusals before any order still exit 2, and a broker failure 4, through the errors above.
     dry_run_done = dry_run and broker.startswith("alpaca-")
     raise typer.Exit(ExitCode.OK if dry_run_done else exit_code_for_status(result.status))
+
+
+class _StdoutConsole(Console):
+    """stdout. A reader that went away (`| head`) silences it: rich would exit 1, which reads as a bug."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left buffered fails at exit
+
+
+def _print_result(out: _StdoutConsole, result: ExecutionResult, *, json_output: bool) -> None:
+    """The result on stdout; cut short quietly if the reader went away (the run's exit code stays)."""
+    if not json_output:
+        from repeg.cli.render import quality_table, results_table
+
+        out.print(results_table(result))
+        out.print(quality_table(result))
+        return
+    try:
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        out.on_broken_pipe()
 
 
 def _execute(
