@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -50,6 +50,9 @@ _NOT_ACCOUNT = frozenset({MARKET_KEY, SEED_KEY, LATENCY_KEY})
 #: The most quotes the synthetic market generates per symbol (`duration_seconds / quote_interval_seconds`):
 #: a few tens of MB each. More would exhaust memory (1e-7 s over an hour asked for 268 GiB).
 MAX_QUOTES_PER_SYMBOL = 1_000_000
+#: The range of `[simulator.market] start`: the tape counts int64 nanoseconds (1677-2262), so 3000 overflowed.
+EARLIEST_START = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_START = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 class SymbolSettings(BaseModel):
@@ -91,6 +94,13 @@ class MarketSettings(BaseModel):
     def _time_not_a_boolean(cls, value: object) -> object:
         if isinstance(value, bool):  # pydantic would read TOML `true` as 1.0 s
             raise PydanticCustomError("float_type", "must be a number of seconds, not a boolean")
+        return value
+
+    @field_validator("start")
+    @classmethod
+    def _start_the_tape_can_count(cls, value: datetime) -> datetime:
+        if not EARLIEST_START <= value <= LATEST_START:
+            raise ValueError(f"must lie between {EARLIEST_START:%Y-%m-%d} and {LATEST_START:%Y-%m-%d} UTC")
         return value
 
     @field_validator("quote_interval_seconds")

@@ -182,3 +182,17 @@ def test_market_of_more_than_a_million_quotes_a_symbol_is_refused(data: dict[str
 def test_market_of_exactly_a_million_quotes_a_symbol_is_accepted() -> None:
     market = market_from_mapping({"duration_seconds": 1000.0, "quote_interval_seconds": 0.001})
     assert market.quote_interval_seconds == 0.001
+
+
+@pytest.mark.parametrize("start", ["3000-01-01T00:00:00Z", "1600-01-01T00:00:00Z", "2200-01-01T00:00:01Z"])
+def test_market_start_outside_1900_to_2200_is_refused(start: str) -> None:
+    # The tape counts nanoseconds in an int64: a start in 3000 or 1600 validated, then broke the run with a bare
+    # OverflowError ("Python int too large to convert to C long"), exit 1.
+    with pytest.raises(ConfigError) as info:
+        market_from_mapping({"start": start})
+    assert info.value.key == "simulator.market.start"
+
+
+def test_market_start_at_the_bounds_is_accepted() -> None:
+    for start in ("1900-01-01T00:00:00Z", "2200-01-01T00:00:00Z"):
+        assert market_from_mapping({"start": start}).start.year in (1900, 2200)
