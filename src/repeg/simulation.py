@@ -55,6 +55,13 @@ EARLIEST_START = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST_START = datetime(2200, 1, 1, tzinfo=UTC)
 
 
+def _not_a_boolean(value: object) -> object:
+    """Refuse a boolean where a number belongs: pydantic would read TOML `true` as 1.0."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("float_type", "must be a number, not a boolean")
+    return value
+
+
 class SymbolSettings(BaseModel):
     """One synthetic symbol: its starting price and how it moves."""
 
@@ -64,6 +71,10 @@ class SymbolSettings(BaseModel):
     daily_vol: float = Field(default=0.02, ge=0, le=1)
     spread_ticks: float = Field(default=2.0, ge=1, le=50)
     activity: float = Field(default=1.0, gt=0)
+
+    _numbers_not_booleans = field_validator("daily_vol", "spread_ticks", "activity", mode="before")(
+        _not_a_boolean
+    )
 
     @field_validator("price")
     @classmethod
@@ -89,12 +100,9 @@ class MarketSettings(BaseModel):
     invalid_rate: float = Field(default=0.0, ge=0, le=0.5)
     symbols: dict[str, SymbolSettings] = Field(default_factory=dict)
 
-    @field_validator("duration_seconds", "quote_interval_seconds", mode="before")
-    @classmethod
-    def _time_not_a_boolean(cls, value: object) -> object:
-        if isinstance(value, bool):  # pydantic would read TOML `true` as 1.0 s
-            raise PydanticCustomError("float_type", "must be a number of seconds, not a boolean")
-        return value
+    _times_not_booleans = field_validator("duration_seconds", "quote_interval_seconds", mode="before")(
+        _not_a_boolean
+    )
 
     @field_validator("start")
     @classmethod

@@ -196,3 +196,11 @@ def test_market_start_outside_1900_to_2200_is_refused(start: str) -> None:
 def test_market_start_at_the_bounds_is_accepted() -> None:
     for start in ("1900-01-01T00:00:00Z", "2200-01-01T00:00:00Z"):
         assert market_from_mapping({"start": start}).start.year in (1900, 2200)
+
+
+@pytest.mark.parametrize("key", ["daily_vol", "spread_ticks", "activity"])
+def test_market_symbol_boolean_is_refused_not_read_as_one(key: str) -> None:
+    # TOML `daily_vol = true` was read as 1.0 (a 100% daily volatility).
+    with pytest.raises(ConfigError) as info:
+        market_from_mapping({"symbols": {"ABC": {"price": 10, key: True}}})
+    assert (info.value.key, info.value.value) == (f"simulator.market.symbols.ABC.{key}", True)
