@@ -7,7 +7,10 @@ Runs use the repository's demo plan on the in-process simulator (virtual time: m
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -222,3 +225,28 @@ def test_run_with_a_journal_path_that_is_not_sqlite_exits_4_and_keeps_the_file(t
     assert result.exit_code == 4
     assert f"cannot open journal {notes}: not a SQLite database" in result.stderr
     assert notes.read_bytes() == b"x"
+
+
+@pytest.mark.parametrize(
+    "command", [["runs"], ["show", "demo1"], ["show", "demo1", "--json"]], ids=["runs", "show", "show-json"]
+)
+def test_runs_and_show_to_a_closed_pipe_exit_0_quietly(
+    journaled: tuple[Path, str, str], command: list[str]
+) -> None:
+    # `repeg runs | head -1` exited 1 ("internal error") once head had gone. The pipe's read end is closed
+    # before repeg starts, so its first write fails: no timing involved.
+    journal, _, _ = journaled
+    reader, writer = os.pipe()
+    os.close(reader)
+    entry = "from repeg.cli.app import main; main()"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", entry, *command, "--journal", str(journal)],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            timeout=300,
+            check=False,
+        )
+    finally:
+        os.close(writer)
+    assert (done.returncode, done.stderr.decode()) == (0, "")

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from repeg.cli.exit_codes import exit_code_for_error, exit_code_for_status
+from repeg.cli.run import StdoutConsole
 from repeg.errors import ConfigError, RepegError
 from repeg.journal.factory import DEFAULT_JOURNAL
 
@@ -77,7 +78,7 @@ def runs(journal: JournalOption = DEFAULT_JOURNAL) -> None:
             str(run.legs),
             f"{run.notional:,.2f}",
         )
-    Console().print(table)
+    StdoutConsole().print(table)
 
 
 # --- show ----------------------------------------------------------------------------------------------------
@@ -139,9 +140,9 @@ def show(
             "events": [event.model_dump(mode="json") for event in recorded],
             "result": result.model_dump(mode="json"),
         }
-        typer.echo(json.dumps(document, indent=2))
+        StdoutConsole().write_raw(json.dumps(document, indent=2) + "\n")
         return
-    console = Console(highlight=False, soft_wrap=False)
+    console = StdoutConsole(highlight=False, soft_wrap=False)
     if events:
         console.print(events_table(recorded))
     print_result(console, result)
@@ -253,9 +254,9 @@ def resume(
     finally:
         store.close()
     if as_json:
-        typer.echo(result.model_dump_json(indent=2))
+        StdoutConsole().write_raw(result.model_dump_json(indent=2) + "\n")
     else:
-        print_result(Console(highlight=False, soft_wrap=False), result)
+        print_result(StdoutConsole(highlight=False, soft_wrap=False), result)
     raise typer.Exit(int(exit_code_for_status(result.status.value)))
 
 

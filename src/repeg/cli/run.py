@@ -118,7 +118,7 @@ def run(
     feed: FeedOpt = "iex",
 ) -> None:
     """Execute PLAN: sells first, then buys, with pegged limits, re-pegs and escalation."""
-    out = _StdoutConsole(highlight=False, soft_wrap=False)
+    out = StdoutConsole(highlight=False, soft_wrap=False)
     err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)  # errors quote values verbatim
     show_live = not json_output and out.is_terminal
     if not out.is_terminal:
@@ -151,27 +151,31 @@ def run(
     raise typer.Exit(ExitCode.OK if dry_run_done else exit_code_for_status(result.status))
 
 
-class _StdoutConsole(Console):
+class StdoutConsole(Console):
     """stdout. A reader that went away (`| head`) silences it: rich would exit 1, which reads as a bug."""
 
     def on_broken_pipe(self) -> None:
         self.quiet = True
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left buffered fails at exit
 
+    def write_raw(self, text: str) -> None:
+        """`text` on stdout as it is (a JSON document: no markup, no wrapping)."""
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            self.on_broken_pipe()
 
-def _print_result(out: _StdoutConsole, result: ExecutionResult, *, json_output: bool) -> None:
+
+def _print_result(out: StdoutConsole, result: ExecutionResult, *, json_output: bool) -> None:
     """The result on stdout; cut short quietly if the reader went away (the run's exit code stays)."""
-    if not json_output:
-        from repeg.cli.render import quality_table, results_table
-
-        out.print(results_table(result))
-        out.print(quality_table(result))
+    if json_output:
+        out.write_raw(result.model_dump_json(indent=2) + "\n")
         return
-    try:
-        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
-        sys.stdout.flush()
-    except BrokenPipeError:
-        out.on_broken_pipe()
+    from repeg.cli.render import quality_table, results_table
+
+    out.print(results_table(result))
+    out.print(quality_table(result))
 
 
 def _execute(
