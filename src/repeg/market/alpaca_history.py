@@ -38,8 +38,8 @@ import numpy as np
 import requests
 import structlog
 from numpy.typing import NDArray
-from requests.adapters import HTTPAdapter
 
+from repeg.brokers.alpaca.http import TimeoutAdapter
 from repeg.errors import AuthenticationError, ConfigError, MarketDataError
 from repeg.market.tape import Int64Array, QuoteTape, SymbolQuotes, SymbolTrades, TradeTape
 
@@ -94,39 +94,13 @@ class _RawFetch(Protocol):
     ) -> Mapping[str, Sequence[Record]]: ...
 
 
-class _TimeoutAdapter(HTTPAdapter):
-    """Gives every request the source's timeout unless the caller set one: the SDK sets none."""
-
-    def __init__(self, timeout: float) -> None:
-        super().__init__()
-        self._timeout = timeout
-
-    def send(  # noqa: PLR0917 - the signature requests defines
-        self,
-        request: requests.PreparedRequest,
-        stream: bool = False,
-        timeout: float | tuple[float | None, float | None] | None = None,
-        verify: bool | str = True,
-        cert: str | tuple[str, str] | None = None,
-        proxies: dict[str, str] | None = None,
-    ) -> requests.Response:
-        return super().send(
-            request,
-            stream=stream,
-            timeout=timeout or self._timeout,
-            verify=verify,
-            cert=cert,
-            proxies=proxies,
-        )
-
-
 def _client(source: AlpacaDataSource) -> Any:
     from alpaca.data.historical import StockHistoricalDataClient
 
     client = StockHistoricalDataClient(
         api_key=source.api_key, secret_key=source.secret_key, raw_data=True, url_override=source.url_override
     )
-    adapter = _TimeoutAdapter(source.timeout)
+    adapter = TimeoutAdapter(source.timeout)
     client._session.mount("http://", adapter)
     client._session.mount("https://", adapter)
     return client

@@ -5,15 +5,14 @@
 
 from __future__ import annotations
 
-import requests
 import structlog
 from alpaca.common.rest import RESTClient
 from alpaca.data.historical.stock import StockHistoricalDataClient
 from alpaca.trading.client import TradingClient
-from requests.adapters import HTTPAdapter
 
 from repeg.brokers.alpaca.adapter import AlpacaBroker
 from repeg.brokers.alpaca.credentials import AlpacaCredentials, load_credentials
+from repeg.brokers.alpaca.http import TimeoutAdapter
 from repeg.brokers.alpaca.settings import AlpacaMode, AlpacaSettings, AlpacaUrls, DataFeed
 from repeg.engine.clock import Clock
 from repeg.errors import LiveTradingNotConfirmedError, MarketClosedError
@@ -22,36 +21,10 @@ from repeg.market.alpaca_feed import AlpacaQuoteFeed
 log = structlog.get_logger(__name__)
 
 
-class _TimeoutAdapter(HTTPAdapter):
-    """Gives every request a (connect, read) timeout unless the caller set one: the SDK sets none."""
-
-    def __init__(self, timeout: tuple[float, float]) -> None:
-        super().__init__(max_retries=0)
-        self._timeout = timeout
-
-    def send(  # noqa: PLR0917 - the signature requests defines
-        self,
-        request: requests.PreparedRequest,
-        stream: bool = False,
-        timeout: float | tuple[float | None, float | None] | None = None,
-        verify: bool | str = True,
-        cert: str | tuple[str, str] | None = None,
-        proxies: dict[str, str] | None = None,
-    ) -> requests.Response:
-        return super().send(
-            request,
-            stream=stream,
-            timeout=timeout or self._timeout,
-            verify=verify,
-            cert=cert,
-            proxies=proxies,
-        )
-
-
 def harden(client: RESTClient, settings: AlpacaSettings) -> None:
     """Switch off the SDK's own retries (ours are bounded, jittered, idempotent) and set our HTTP timeouts."""
     client._retry = 0
-    adapter = _TimeoutAdapter((settings.connect_timeout, settings.read_timeout))
+    adapter = TimeoutAdapter((settings.connect_timeout, settings.read_timeout))
     client._session.mount("http://", adapter)
     client._session.mount("https://", adapter)
 
