@@ -14,8 +14,16 @@ from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
-from pydantic_core import PydanticCustomError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from repeg.errors import ConfigError
 
@@ -31,6 +39,8 @@ TIME_KEYS = (
 #: The longest time any key may hold: one year. Larger values (or inf) overflow `timedelta` or the clock.
 MAX_SECONDS = 366 * 24 * 3600.0
 ZERO_SECONDS = 0.0
+#: Basis points in one percent (`escalation_collar_bps` against `price_collar_pct`).
+BPS_PER_PCT = Decimal(100)
 #: The shortest positive time: `timedelta` keeps microseconds, so less would silently become zero.
 MIN_POSITIVE_SECONDS = 1e-6
 
@@ -114,6 +124,24 @@ class ExecutionConfig(BaseModel):
         if fill_wait is not None and value < fill_wait:
             raise ValueError("max_total_wait must be at least fill_wait_seconds")
         return value
+
+    @model_validator(mode="after")
+    def _escalation_collar_within_price_collar(self) -> ExecutionConfig:
+        """A collared escalation limit lies `escalation_collar_bps` beyond the far touch, so a collar at least as
+        wide as `price_collar_pct` is beyond the price collar already at the arrival quote: every escalation would
+        be refused mid-run, failing the leg after its passive phase. Refused here, naming escalation_collar_bps."""
+        bps = self.escalation_collar_bps
+        limit_bps = self.price_collar_pct * BPS_PER_PCT
+        if self.escalation is EscalationStyle.COLLARED_LIMIT and bps >= limit_bps:
+            message = (
+                "a collared escalation must be narrower than price_collar_pct ({pct}% = {limit} bps): "
+                "its limit would be refused by the price collar already at the arrival quote"
+            )
+            context = {"pct": str(self.price_collar_pct), "limit": str(limit_bps)}
+            error = PydanticCustomError("escalation_collar", message, context)
+            details = InitErrorDetails(type=error, loc=("escalation_collar_bps",), input=bps)
+            raise ValidationError.from_exception_data(type(self).__name__, [details])
+        return self
 
     @property
     def max_repegs(self) -> int:

@@ -182,3 +182,29 @@ def test_escalation_collar_of_100_percent_or_more_is_refused(bps):
 def test_escalation_collar_just_under_100_percent_is_accepted():
     config = config_from_mapping({"escalation_collar_bps": "9999.99"})
     assert config.escalation_collar_bps == Decimal("9999.99")
+
+
+@pytest.mark.parametrize("bps", [Decimal(500), Decimal(600)])
+def test_escalation_collar_at_or_beyond_the_price_collar_is_refused_at_start(bps):
+    # A collared escalation limit lies the collar beyond the far touch, so at the arrival quote it is already
+    # further than the collar from the arrival mid: price_collar_pct refused every escalation mid-run, failing
+    # the leg after its passive phase (the demo's KO leg: "price_collar_pct is 5, refused value 6.0667").
+    with pytest.raises(ConfigError) as caught:
+        config_from_mapping(
+            {"escalation": "collared_limit", "escalation_collar_bps": bps, "price_collar_pct": 5}
+        )
+    assert (caught.value.key, caught.value.value) == ("escalation_collar_bps", bps)
+    assert "price_collar_pct" in caught.value.reason
+
+
+def test_escalation_collar_under_the_price_collar_is_accepted():
+    config = config_from_mapping(
+        {"escalation": "collared_limit", "escalation_collar_bps": "499.99", "price_collar_pct": 5}
+    )
+    assert config.escalation_collar_bps == Decimal("499.99")
+
+
+def test_market_escalation_is_not_bound_by_the_escalation_collar():
+    # With market escalation the collar only buffers the buy sizing: a tight price collar must not refuse it.
+    config = config_from_mapping({"price_collar_pct": "0.25"})
+    assert (config.escalation, config.escalation_collar_bps) == ("market", Decimal(50))
