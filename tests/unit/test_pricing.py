@@ -163,7 +163,8 @@ def test_price_collar_refuses_a_limit_beyond_it_by_less_than_the_reporting_quant
 
 
 def test_a_sell_escalation_collar_of_100_pct_or_more_gives_the_lowest_legal_price() -> None:
-    # The config accepts any positive escalation_collar_bps; far - collar <= 0 must not crash the run.
+    # The config refuses a collar of 10000 bps or more (and one not under price_collar_pct), but this pure
+    # function does not rely on it: a wider collar (far - collar <= 0) gives the lowest legal price, no crash.
     q = make_quote(Decimal("100.00"), Decimal("100.02"))
     for bps in (Decimal(10_000), Decimal(25_000)):
         assert escalation_limit(q, Side.SELL, bps) == Decimal("0.0001")
