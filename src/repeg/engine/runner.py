@@ -3,7 +3,8 @@
 Both wire one run: an `EventBus` (fold + sinks), one broker subscription routed to the phase monitors, the
 write-ahead `OrderGateway` and the policy (`LadderPolicy` unless another is given). They announce the run
 (`RunStarted`, `LegPlanned`, `LegSkipped`), run the phases, close it (`RunEnded`) and return the result built from
-the folded events. Leg-level troubles (refusals, missing quotes, deadlines) end up in the result, not raised.
+the folded events. Leg-level troubles (refusals, missing quotes, deadlines) end up in the result, not raised;
+an engine failure (e.g. the broker's account cannot be read for the buys) ends the run as failed and is raised.
 """
 
 from __future__ import annotations
@@ -159,9 +160,15 @@ async def run_execution(  # noqa: PLR0917 - the positional shape is the engine's
 ) -> ExecutionResult:
     """Execute `specs`: every sell first, then the buys, sized to the buying power left after the sells.
 
-    The buy phase starts only once the sell phase has ended (no sell order is working). Buys given as notionals
-    are sized from the quote valid at the start of the buy phase; all buys are scaled down by one factor when
-    their estimated cost exceeds the account's buying power (reported in `PhaseStarted.scale`).
+    The buy phase starts only once no sell order is open at the broker: after the sell phase the run waits up to
+    `max_total_wait` for the last cancels to be confirmed, and if a sell order is still open then, every buy ends
+    skipped, nothing sent. The buys are then sized from the account's buying power as the broker reports it and
+    from a valid quote of each buy symbol, waiting up to `quote_wait` for the missing ones. Every buy needs one,
+    a quantity as much as a notional, since a buy without a valid ask cannot be costed: it ends skipped whatever
+    `on_no_quote` says. A notional becomes a quantity at that ask (rounded down, to whole shares for a
+    `whole_shares` leg). When the estimated cost, qty * ask * (1 + `escalation_collar_bps` / 10000), exceeds
+    the buying power, every buy is scaled down by one factor (reported in `PhaseStarted.scale`), and a buy scaled to
+    nothing or under `min_notional` ends skipped. See `repeg.engine.phases.run_buy_phase`.
     """
     ctx = _context(
         broker=broker, feed=feed, clock=clock, config=config, run_id=run_id, sinks=sinks, policy=policy
@@ -203,7 +210,8 @@ async def run_basket(
 
     Order i becomes leg i; at its `arrival` (clock time) it gets its own window (`PhaseStarted` with
     `leg_index=i`, deadline `max_total_wait` later) and its own monitor, so orders overlap freely. No phase
-    ordering or buy scaling applies: each order is executed as given.
+    ordering, buy sizing or scaling applies: each order is executed as given, never bounded by the buying power.
+    An order window that breaks raises its own error and ends the whole run as failed.
     """
     specs = [
         LegSpec(index=i, symbol=o.symbol, side=o.side, qty=o.qty, whole_shares=o.whole_shares)
