@@ -745,3 +745,36 @@ def test_a_buy_scaled_below_min_notional_is_skipped_not_sent() -> None:
     assert skipped.status == "skipped"
     assert "below min_notional 1" in skipped.reason
     assert result.status is RunStatus.COMPLETED_WITH_SKIPS
+
+
+def test_a_remainder_counts_fills_of_a_replaced_order_whose_updates_arrive_late() -> None:
+    """o1 fills 30 and is replaced by o2; the stream delivers o1's updates only after o2 was cancelled for the
+    escalation. The remainder sent at market is the 70 still unfilled, not 100: nothing is bought twice."""
+
+    def script(w: World) -> None:
+        w.broker.delayed_updates["o1"] = timedelta(seconds=60)
+        w.clock.call_at(at(5), lambda: w.broker.fill("o1", Decimal(30)))
+
+    config = classic_ladder(repeg_steps=(Decimal("0.25"),))
+    result, world = execute(BUY, script, config=config)
+    market = [r for r in world.broker.submitted() if r.order_type is OrderType.MARKET]
+    assert [m.qty for m in market] == [Decimal(70)]
+    assert world.broker.positions["XYZ"] == Decimal(100)
+    (leg,) = result.legs
+    assert leg.filled_qty == Decimal(100)
+
+
+def test_a_remainder_waits_while_the_broker_cannot_say_how_much_a_replaced_order_filled() -> None:
+    def script(w: World) -> None:
+        w.broker.delayed_updates["o1"] = timedelta(seconds=60)
+        w.clock.call_at(at(5), lambda: w.broker.fill("o1", Decimal(30)))
+        w.clock.call_at(at(19.5), lambda: setattr(w.broker, "unavailable_reads", 1))
+
+    config = classic_ladder(repeg_steps=(Decimal("0.25"),))
+    with structlog.testing.capture_logs() as lines:
+        result, world = execute(BUY, script, config=config)
+    (deferred,) = [line for line in lines if line["event"] == "remainder_deferred"]
+    assert (deferred["symbol"], deferred["order_id"]) == ("XYZ", "o1")
+    market = [r for r in world.broker.submitted() if r.order_type is OrderType.MARKET]
+    assert [m.qty for m in market] == [Decimal(70)]
+    assert result.legs[0].filled_qty == Decimal(100)

@@ -6,7 +6,8 @@ fully when marketable (at the far touch, never better than its limit); a market 
 Tests script everything else: `fill()` for (partial) fills, `cancel_latency` for a cancel confirmed later,
 `fill_before_cancel` for a fill that races a cancel, `refuse_replace` to force the cancel-confirm-submit path,
 `lost_answers` for a submit or replace the broker executed but whose answer never arrived (a timeout),
-`reject_after_accept` for orders the broker accepts and then rejects by an update (as Alpaca may).
+`reject_after_accept` for orders the broker accepts and then rejects by an update (as Alpaca may),
+`delayed_updates` for a stream that delivers one order's updates late (after those of the orders that followed it).
 """
 
 from __future__ import annotations
@@ -116,6 +117,8 @@ class FakeBroker:
         self.unavailable_lookups = 0
         self.reject_symbols: set[str] = set()
         self.reject_after_accept: set[str] = set()
+        #: Pushed updates of these order ids reach the subscriber this much later than they happened.
+        self.delayed_updates: dict[str, timedelta] = {}
         self.positions: dict[str, Decimal] = {}
         self._next = 0
         feed.listeners.append(self._on_quote)
@@ -307,6 +310,13 @@ class FakeBroker:
         if not self._pushes:
             return
         update = OrderUpdate(event=event, order=order, fill=fill, ts=self._clock.now())
+        delay = self.delayed_updates.get(order.order_id)
+        if delay:
+            self._clock.call_at(self._clock.now() + delay, lambda: self._deliver(update))
+        else:
+            self._deliver(update)
+
+    def _deliver(self, update: OrderUpdate) -> None:
         for sink in self.sinks:
             sink(update)
 

@@ -18,7 +18,7 @@ from repeg.brokers.base import Broker
 from repeg.config import ExecutionConfig
 from repeg.domain.events import IntentAction, OrderAccepted, OrderFailed, OrderIntent, OrderUpdated
 from repeg.domain.ids import client_order_id
-from repeg.domain.leg import REASON_REPEG, LegState
+from repeg.domain.leg import REASON_REPEG, LegState, OrderRecord
 from repeg.domain.orders import (
     BrokerOrder,
     OrderRequest,
@@ -46,6 +46,10 @@ class _Unanswered(Enum):
 
 
 _UNANSWERED = _Unanswered.UNANSWERED
+
+
+def _known_closed(record: OrderRecord | None) -> bool:
+    return record is not None and record.is_terminal
 
 
 def polled_update(order: BrokerOrder, now: datetime) -> OrderUpdate:
@@ -79,7 +83,9 @@ class OrderGateway:
     ) -> bool:
         """Send a new order for the leg's remaining quantity; False when the broker refused it (recorded as
         `OrderFailed`, so the leg's `error` says why). Raises `SafetyLimitError`, with nothing sent, for a limit
-        outside the price collar."""
+        outside the price collar. Nothing is sent either (True) while an earlier order's last fills are unknown."""
+        if not await self._chain_settled(index):
+            return True
         leg = self._bus.leg(index)
         qty = leg.remaining_qty
         if qty <= ZERO:
@@ -126,6 +132,26 @@ class OrderGateway:
             qty=str(qty),
             reason=reason,
         )
+        return True
+
+    async def _chain_settled(self, index: int) -> bool:
+        """Before a remainder is sized: ask the broker for every earlier order of the leg not yet reported
+        closed (a replaced order whose last fills and `replaced` update are still on their way, or were never
+        pushed or polled), so that quantity it filled is not sent again. False when one is still not known closed.
+        """
+        for record in self._bus.leg(index).orders:
+            if record.order_id is None or record.is_terminal:
+                continue
+            await self.reconcile(index, record.order_id)
+            if _known_closed(self._bus.leg(index).record(record.client_order_id)):
+                continue
+            self._log.warning(
+                "remainder_deferred",
+                correlation_id=self._bus.correlation(index),
+                symbol=self._bus.leg(index).symbol,
+                order_id=record.order_id,
+            )
+            return False
         return True
 
     async def _send_new(self, index: int, request: OrderRequest) -> BrokerOrder | _Unanswered | None:
