@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from sim_support import Sim, at, ioc, limit, market, run_sim
+from sim_support import Sim, at, ioc, limit, make_tape, market, run_sim
 
 from repeg.brokers.simulator import PaperFillModel
 from repeg.brokers.simulator.state import SimEvent, next_status
@@ -95,6 +95,43 @@ def test_market_order_on_a_one_sided_quote_waits_for_the_next_two_sided_one() ->
     fill = run_sim(scenario).updates[-1].fill
     assert fill is not None
     assert (fill.price, fill.ts) == (Decimal("10.06"), at(3))
+
+
+#: A valid book, then a crossed quote (bid above ask) at 2 s, a locked one at 3 s, and a valid one again at 4 s.
+CROSSED = make_tape(
+    {"ABC": ((0, "10.00", "10.05"), (2, "10.06", "10.02"), (3, "10.03", "10.03"), (4, "10.01", "10.04"))}
+)
+
+
+def _fills(sim: Sim) -> list[tuple[object, Decimal]]:
+    return [(u.fill.ts, u.fill.price) for u in sim.updates if u.fill is not None]
+
+
+def test_resting_buy_does_not_fill_on_a_crossed_or_locked_quote() -> None:
+    async def scenario(sim: Sim) -> None:
+        await sim.broker.submit_order(limit("b1", Side.BUY, "10", "10.04"))
+        await sim.until(10)
+
+    # Not at 10.02 at 2 s (below that quote's 10.06 bid) nor at 10.03 at 3 s: at the next valid ask.
+    assert _fills(run_sim(scenario, tape=CROSSED)) == [(at(4), Decimal("10.04"))]
+
+
+def test_resting_sell_does_not_fill_on_a_crossed_or_locked_quote() -> None:
+    async def scenario(sim: Sim) -> None:
+        await sim.broker.submit_order(limit("s1", Side.SELL, "10", "10.01"))
+        await sim.until(10)
+
+    # Not at the crossed bid 10.06 (above that quote's 10.02 ask) nor the locked 10.03: at the next valid bid.
+    assert _fills(run_sim(scenario, tape=CROSSED)) == [(at(4), Decimal("10.01"))]
+
+
+def test_market_order_on_a_crossed_quote_waits_for_the_next_valid_one() -> None:
+    async def scenario(sim: Sim) -> None:
+        await sim.until(2.5)
+        await sim.broker.submit_order(market("m1", Side.SELL, "10"))
+        await sim.until(10)
+
+    assert _fills(run_sim(scenario, tape=CROSSED)) == [(at(4), Decimal("10.01"))]
 
 
 def test_market_sell_fills_at_the_bid() -> None:

@@ -39,8 +39,8 @@ def _brute(
     for i in range(max(start, 0), len(ts)):
         if i + 1 < len(ts) and ts[i + 1] == ts[i]:
             continue  # superseded at the same instant
-        if bid[i] <= 0 or ask[i] <= 0:
-            continue
+        if bid[i] <= 0 or bid[i] >= ask[i]:
+            continue  # one-sided, zero, locked or crossed: no market
         if side is Side.BUY and ask[i] <= limit:
             return i
         if side is Side.SELL and limit > 0 and bid[i] >= limit:
@@ -140,6 +140,13 @@ def test_next_tradable_skips_one_sided_and_zero_quotes() -> None:
     assert tape.last_tradable("ABC", 10) == 3
 
 
+def test_next_tradable_skips_locked_and_crossed_quotes() -> None:
+    tape = _tape([0, 1, 2], [9, 10, 8], [9, 8, 9])
+    assert tape.next_tradable("ABC", 0) == 2
+    assert tape.next_marketable("ABC", Side.BUY, 9, 0) == 2
+    assert tape.next_marketable("ABC", Side.SELL, 8, 0) == 2
+
+
 @st.composite
 def _books(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n = draw(st.integers(1, 200))
@@ -172,7 +179,7 @@ def test_next_marketable_equals_vectorised_brute_force_on_deep_books(seed: int, 
     tape = _tape(ts, bid, ask)
     superseded = np.zeros(n, dtype=bool)
     superseded[:-1] = ts[1:] == ts[:-1]
-    ok = (bid > 0) & (ask > 0) & ~superseded
+    ok = (bid > 0) & (bid < ask) & ~superseded
     for _ in range(25):
         start = int(rng.integers(0, n + 10))
         limit = int(rng.integers(mid.min() - 5, mid.max() + 5))

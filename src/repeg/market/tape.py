@@ -127,7 +127,12 @@ class SymbolQuotes:
         return len(self.ts)
 
     def tradable_mask(self) -> NDArray[np.bool_]:
-        """Quotes an order can trade against: two-sided, and not superseded at the same instant.
+        """Quotes an order can trade against: two-sided and not locked or crossed (0 < bid < ask, the engine's own
+        test of a valid quote), and not superseded at the same instant.
+
+        A locked or crossed quote (bid >= ask) is no market: its ask lies at or below its bid, so a buy "filling"
+        at that ask would pay less than the best bid (a sell likewise); like a one-sided quote it fills nothing,
+        and a resting order waits for the next valid quote.
 
         The instant is the clock's: clocks tick in microseconds, and a quote is first current at its time rounded
         up to the microsecond, so quotes that round to the same microsecond share one instant. Computed once.
@@ -146,7 +151,7 @@ class SymbolQuotes:
         close = np.flatnonzero(step < 1000)
         if len(close):
             last_of_instant[close] = -(-ts[close] // 1000) != -(-ts[close + 1] // 1000)
-        return (self.bid > 0) & (self.ask > 0) & last_of_instant
+        return (self.bid > 0) & (self.bid < self.ask) & last_of_instant
 
     def position(self, ts_ns: int) -> int:
         """Index of the last quote at or before `ts_ns`, -1 before the first.
@@ -286,7 +291,7 @@ class QuoteTape:
         """First index >= `start_index` at which a limit of `limit_units` is marketable, or None.
 
         A buy is marketable when 0 < ask <= limit, a sell when bid >= limit > 0. Only tradable quotes count
-        (both sides positive, and the last quote of its instant); a one-sided or zero quote never fills.
+        (0 < bid < ask, and the last quote of its instant); a one-sided, zero, locked or crossed quote never fills.
         """
         col = self._by_symbol[symbol]
         if side is Side.BUY:

@@ -7,7 +7,8 @@ very different realism fit behind it:
 - `PaperFillModel` (the default) follows Alpaca's documented paper-trading rules: a limit fills once marketable
   against the quote current at that instant, at the quote price (its limit or better); a market order fills at
   the far touch of the current tradable quote; 10% of fills (seeded) are partial, the rest follows from the next
-  quote on. Displayed size, queue position and trade prints play no part.
+  quote on. Displayed size, queue position and trade prints play no part. A one-sided, zero, locked or crossed
+  quote (not 0 < bid < ask) is no market: nothing fills on it (`QuoteTape.tradable_mask`).
 - A queue-position model (issue 5) fits the same contract: at `next_fill` it places the order at the back of the
   displayed size at its price from `RestingOrder.queued_since_ns` (a replace creates a new order, so priority is
   lost by construction), walks its `TradeTape` forward from the cursor to find the print that exhausts the queue
