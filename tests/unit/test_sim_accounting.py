@@ -6,10 +6,10 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sim_support import Sim, limit, market, run_sim
+from sim_support import Sim, limit, make_tape, market, run_sim
 
-from repeg.brokers.simulator import LatencyModel, SimAccount
-from repeg.domain.orders import ReplaceRequest, Side
+from repeg.brokers.simulator import LatencyModel, PaperFillModel, SimAccount
+from repeg.domain.orders import OrderStatus, ReplaceRequest, Side
 from repeg.errors import ConfigError, OrderRejectedError, UnknownSymbolError
 
 SMALL = SimAccount(cash=Decimal(1000), positions={"ABC": Decimal(20)})
@@ -108,6 +108,47 @@ def test_market_buy_is_checked_against_the_current_ask() -> None:
         await sim.broker.submit_order(market("m2", Side.BUY, "99"))
 
     run_sim(scenario, account=SMALL)
+
+
+#: The ask a market buy is checked against (10.00) rises to 10.50 a second later and stays there.
+RISING = make_tape({"ABC": ((0, "9.99", "10.00"), *((t, "10.49", "10.50") for t in range(1, 40)))})
+
+
+def _market_buy_into_a_rising_ask(*, resting_buy: bool) -> Sim:
+    """A market buy for all the cash at the 10.00 ask, split by partial fills that meet the 10.50 ask."""
+
+    async def scenario(sim: Sim) -> None:
+        if resting_buy:
+            await sim.broker.submit_order(limit("b1", Side.BUY, "10", "9.00"))  # reserves 90
+        await sim.broker.submit_order(market("m1", Side.BUY, "91" if resting_buy else "100"))
+        await sim.until(60)
+
+    return run_sim(
+        scenario,
+        tape=RISING,
+        account=SimAccount(cash=Decimal(1000)),
+        fill_model=lambda tape: PaperFillModel(tape, seed=3, partial_rate=1.0),
+    )
+
+
+def test_market_buy_filling_above_its_reserved_ask_never_takes_cash_below_zero() -> None:
+    sim = _market_buy_into_a_rising_ask(resting_buy=False)
+    spent = sum(f.qty * f.price for f in sim.broker.executions)
+    assert spent <= Decimal(1000)
+    assert sim.updates[-1].order.filled_qty < Decimal(100)
+
+
+def test_market_buy_filling_above_its_reserved_ask_leaves_other_buys_their_reservation() -> None:
+    sim = _market_buy_into_a_rising_ask(resting_buy=True)
+    spent = sum(f.qty * f.price for f in sim.broker.executions)
+    assert spent <= Decimal(1000) - Decimal(90)
+
+
+def test_market_buy_remainder_the_cash_cannot_pay_for_is_cancelled() -> None:
+    sim = _market_buy_into_a_rising_ask(resting_buy=False)
+    final = sim.updates[-1].order
+    assert (sim.updates[-1].event.value, final.status) == ("canceled", OrderStatus.CANCELED)
+    assert all(f.qty == f.qty.to_integral_value() for f in sim.broker.executions)
 
 
 def test_sell_beyond_the_shares_held_is_rejected() -> None:

@@ -4,7 +4,8 @@ What it guarantees (the engine relies on these):
 
 - Requests follow Alpaca's rules (`../shared/alpaca/README.md`): duplicate client order ids are refused even after
   the first order closed; limit prices must be on the tick grid; a buy must fit buying power and a sell the
-  shares held; a replace creates a NEW order id and the old one goes `replaced`; cancel or replace of a closed
+  shares held (a market buy executing above the ask it was checked at is cut to the cash left, the rest
+  cancelled: cash never goes negative); a replace creates a NEW order id and the old one goes `replaced`; cancel or replace of a closed
   order, or while a replace is pending, raises `OrderNotCancelableError`.
 - Executions come from the pluggable `FillModel` (default: Alpaca paper rules). A resting order is never matched
   by iterating quotes: its next execution is computed once and scheduled with `clock.call_at`; the timer is
@@ -370,19 +371,35 @@ class SimulatedBroker:
         if not order.is_open:
             return
         price = from_units(plan.price_units)
-        done = order.record_fill(plan.qty, price, now)
-        self._ledger.apply_fill(order.symbol, order.side, plan.qty, price)
-        fill = Fill(order_id=order.order_id, qty=plan.qty, price=price, ts=now)
+        qty = self._ledger.affordable(order, plan.qty, price)
+        if qty < plan.qty:  # a market buy met a higher ask than it reserved: the cash runs out
+            log.warning(
+                "sim_buy_unfunded", symbol=order.symbol, order_id=order.order_id, qty=plan.qty, affordable=qty
+            )
+            if qty == ZERO:
+                self._cancel_now(order, now)
+                return
+        done = order.record_fill(qty, price, now)
+        self._ledger.apply_fill(order.symbol, order.side, qty, price)
+        fill = Fill(order_id=order.order_id, qty=qty, price=price, ts=now)
         self._executions.append(fill)
         if done:
             self._close(order)
         self._emit(OrderEvent.FILL if done else OrderEvent.PARTIAL_FILL, order, fill)
-        if not done:
-            self._ledger.reserve(order)
-            self._arm(order, to_ns(now), after=plan.cursor)
+        if done:
+            return
+        if qty < plan.qty:
+            self._cancel_now(order, now)  # what the cash cannot pay for is cancelled
+            return
+        self._ledger.reserve(order)
+        self._arm(order, to_ns(now), after=plan.cursor)
 
     def _expire_ioc(self, order: SimOrder, now: datetime) -> None:
         """An IOC order's unfilled remainder is cancelled at the instant it stops being marketable."""
+        self._cancel_now(order, now)
+
+    def _cancel_now(self, order: SimOrder, now: datetime) -> None:
+        """The exchange itself cancels what remains of `order` (not a client request: no pending state)."""
         if order.status in {OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED}:
             order.apply(SimEvent.CANCEL_REQUEST, now)
         self._complete_cancel(order, now)

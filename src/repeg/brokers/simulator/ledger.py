@@ -7,7 +7,7 @@ running totals, so checks cost O(1) however many orders are open.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 
 from repeg.brokers.simulator.account import SimAccount
 from repeg.brokers.simulator.state import SimOrder
@@ -18,6 +18,8 @@ from repeg.errors import OrderRejectedError
 from repeg.market.tape import QuoteTape
 
 _PRICE_PRECISION = Decimal("0.000001")
+_ONE_SHARE = Decimal(1)
+_QTY_STEP = Decimal("0.000000001")
 
 
 class Ledger:
@@ -65,6 +67,23 @@ class Ledger:
                 f"available: {available})",
                 code="40310000",
             )
+
+    def affordable(self, order: SimOrder, qty: Decimal, price: Decimal) -> Decimal:
+        """How much of an execution of `qty` at `price` the account can pay for (all of it for a sell).
+
+        A buy may spend the cash not reserved by other open buys. A limit buy always fits (it reserved its limit
+        and fills at or below it); a market buy reserved the ask at submission, and a later execution at a higher
+        ask can cost more: it is cut to what the cash covers, in whole shares when the order's remainder is whole,
+        so cash never goes below zero (a cash account).
+        """
+        if order.side is Side.SELL:
+            return qty
+        spare = self.cash - (self._reserved_cash - order.reserved)
+        if qty * price <= spare:
+            return qty
+        whole = order.whole_shares or order.remaining == order.remaining.to_integral_value()
+        step = _ONE_SHARE if whole else _QTY_STEP
+        return max(ZERO, min(qty, (spare / price).quantize(step, rounding=ROUND_DOWN)))
 
     # --- updates ---------------------------------------------------------------------------------------------
 
