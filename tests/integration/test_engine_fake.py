@@ -778,3 +778,34 @@ def test_a_remainder_waits_while_the_broker_cannot_say_how_much_a_replaced_order
     market = [r for r in world.broker.submitted() if r.order_type is OrderType.MARKET]
     assert [m.qty for m in market] == [Decimal(70)]
     assert result.legs[0].filled_qty == Decimal(100)
+
+
+def test_a_polled_order_still_open_after_its_escalation_cancel_is_cancelled_again() -> None:
+    """Without pushed updates the broker's later refusal of a cancel is never reported: the order just stays open.
+    A poll a check after the cancel that still finds it open (and not pending cancel) takes the cancel as refused,
+    so the leg does not wait in `canceling` to the hard stop and leave the order open behind the run."""
+
+    def script(w: World) -> None:
+        w.broker.reject_cancels_later = 1
+
+    config = classic_ladder(repeg_steps=(Decimal("0.25"),))
+    result, world = execute(BUY, script, config=config, pushes_updates=False)
+    first, second = world.sink.intents(IntentAction.CANCEL)
+    assert first.order_id == second.order_id == "o2"
+    assert second.ts - first.ts <= 3 * config.check_interval
+    assert not [o for o in world.broker.orders.values() if o.status.is_open]
+    market = [r for r in world.broker.submitted() if r.order_type is OrderType.MARKET]
+    assert [m.qty for m in market] == [Decimal(100)]
+    (leg,) = result.legs
+    assert leg.status is LegStatus.FILLED
+
+
+def test_a_polled_order_of_a_leg_given_up_still_open_after_its_cancel_is_cancelled_again() -> None:
+    def script(w: World) -> None:
+        w.feed.at(at(8), "XYZ", "110.00", "110.08")  # the 10 s re-peg breaks the collar: the leg gives up
+        w.broker.reject_cancels_later = 1  # its cancel is accepted, then refused without a word
+
+    result, world = execute(BUY, script, auto_fill=False, pushes_updates=False)
+    assert not [o for o in world.broker.orders.values() if o.status.is_open]
+    assert world.broker.cancels() == ["cancel:o1", "cancel:o1"]
+    assert result.legs[0].status is LegStatus.FAILED

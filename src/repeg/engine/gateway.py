@@ -21,7 +21,9 @@ from repeg.domain.ids import client_order_id
 from repeg.domain.leg import REASON_REPEG, LegState, OrderRecord
 from repeg.domain.orders import (
     BrokerOrder,
+    OrderEvent,
     OrderRequest,
+    OrderStatus,
     OrderType,
     OrderUpdate,
     ReplaceRequest,
@@ -65,6 +67,8 @@ class OrderGateway:
         self._bus = bus
         self._config = config
         self._log = structlog.get_logger("repeg.engine").bind(run_id=bus.run_id)
+        #: When a cancel of each order went out, for telling a polled order's refused cancel from a slow one.
+        self._cancels_sent: dict[str, datetime] = {}
 
     def _check_collar(self, leg: LegState, limit_price: Decimal | None, quote: Quote | None) -> None:
         arrival = leg.arrival_quote or quote
@@ -289,6 +293,7 @@ class OrderGateway:
             await self._failed(index, IntentAction.CANCEL, exc, order_id=active.order_id)
             await self.reconcile(index, active.order_id)
             return
+        self._cancels_sent[active.order_id] = self._bus.clock.now()
         self._log.debug(
             "cancel_requested",
             correlation_id=self._bus.correlation(leg.index),
@@ -315,11 +320,13 @@ class OrderGateway:
         )
         return True
 
-    async def poll(self, index: int) -> None:
-        """For brokers without pushed updates: record the live order's state when it changed."""
+    async def poll(self, index: int) -> bool:
+        """For brokers without pushed updates: record the live order's state when it changed. True when the
+        poll found the order's cancel refused, recorded as an `order_cancel_rejected` update (see
+        `_cancel_refused`)."""
         active = self._bus.leg(index).active_order
         if active is None or active.order_id is None:
-            return
+            return False
         try:
             order = await self._broker.get_order(active.order_id)
         except BrokerError as exc:
@@ -330,12 +337,29 @@ class OrderGateway:
                 order_id=active.order_id,
                 error=str(exc),
             )
-            return
-        if order.status is active.status and order.filled_qty == active.filled_qty:
-            return
-        await self._bus.emit(
-            OrderUpdated(**self._bus.stamp(index), update=polled_update(order, self._bus.clock.now()))
-        )
+            return False
+        now = self._bus.clock.now()
+        refused = self._cancel_refused(order, now)
+        if not refused and order.status is active.status and order.filled_qty == active.filled_qty:
+            return False
+        update = polled_update(order, now)
+        if refused:
+            update = OrderUpdate(event=OrderEvent.CANCEL_REJECTED, order=order, ts=now)
+        await self._bus.emit(OrderUpdated(**self._bus.stamp(index), update=update))
+        return refused
+
+    def _cancel_refused(self, order: BrokerOrder, now: datetime) -> bool:
+        """A broker that does not push never reports a cancel it accepted and then refused: the order just stays
+        open. A poll one check interval or more after the cancel went out that still finds the order open, and
+        not pending the cancel, takes the cancel as refused (so the leg works the order again instead of
+        waiting in `canceling` to the hard stop); asking again is harmless if it was only slow."""
+        sent = self._cancels_sent.get(order.order_id)
+        if sent is None or order.status is OrderStatus.PENDING_CANCEL:
+            return False
+        if order.status.is_open and now - sent < self._config.check_interval:
+            return False
+        del self._cancels_sent[order.order_id]
+        return order.status.is_open
 
     async def _failed(
         self,

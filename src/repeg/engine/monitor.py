@@ -224,9 +224,13 @@ class PhaseMonitor:
     async def _poll_working(self) -> None:
         for index in sorted(self._working):
             before = self._ctx.bus.leg(index)
-            await self._ctx.gateway.poll(index)
-            if self._ctx.bus.leg(index) is not before:
-                self._last_activity = self._ctx.clock.now()
+            refused = await self._ctx.gateway.poll(index)
+            after = self._ctx.bus.leg(index)
+            if after is before:
+                continue
+            now = self._ctx.clock.now()
+            self._last_activity = now
+            if not (refused and self._after_refusal(index, before, after, now)):
                 self._dirty.add(index)
 
     def _stalled(self, now: datetime) -> bool:
