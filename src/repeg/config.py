@@ -13,9 +13,12 @@ from datetime import timedelta
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -43,6 +46,46 @@ ZERO_SECONDS = 0.0
 BPS_PER_PCT = Decimal(100)
 #: The shortest positive time: `timedelta` keeps microseconds, so less would silently become zero.
 MIN_POSITIVE_SECONDS = 1e-6
+
+
+#: `escalation_collar_bps` must stay under 100%: a sell collar of 100% or more bounds nothing (its limit would be
+#: the lowest legal price).
+MAX_ESCALATION_COLLAR_BPS = 10_000
+
+
+def seconds_not_a_boolean(value: object) -> object:
+    """Refuse a boolean where a time is expected: pydantic would read TOML `true` as 1.0 s."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("float_type", "must be a number of seconds, not a boolean")
+    return value
+
+
+def seconds_representable(value: float) -> float:
+    """Refuse a time the clock cannot hold (over a year, inf) or that `timedelta` would silently make zero."""
+    if not value <= MAX_SECONDS:
+        raise ValueError(f"must be at most {MAX_SECONDS:.0f} seconds (one year)")
+    if ZERO_SECONDS < value < MIN_POSITIVE_SECONDS:
+        raise ValueError(f"a positive time must be at least {MIN_POSITIVE_SECONDS} seconds (one microsecond)")
+    return value
+
+
+def repeg_steps_valid(steps: tuple[Decimal, ...]) -> tuple[Decimal, ...]:
+    """Re-peg steps: not empty, each in (0, 1], strictly increasing."""
+    if not steps:
+        raise ValueError("must not be empty")
+    for step in steps:
+        if not Decimal(0) < step <= Decimal(1):
+            raise ValueError(f"step {step} is outside (0, 1]")
+    if any(b <= a for a, b in itertools.pairwise(steps)):
+        raise ValueError("steps must be strictly increasing")
+    return steps
+
+
+#: A time in seconds validated as `ExecutionConfig`'s time keys are (add the sign bound with `Field`); for other
+#: models that take the same kind of key (the lab's policy specs).
+Seconds = Annotated[float, BeforeValidator(seconds_not_a_boolean), AfterValidator(seconds_representable)]
+#: Re-peg steps validated as `ExecutionConfig.repeg_steps` is.
+RepegSteps = Annotated[tuple[Decimal, ...], AfterValidator(repeg_steps_valid)]
 
 
 class OnNoQuote(StrEnum):
@@ -80,7 +123,7 @@ class ExecutionConfig(BaseModel):
     # escalation
     escalation: EscalationStyle = EscalationStyle.MARKET
     # under 100%: a sell collar of 100% or more bounds nothing (its limit would be the lowest legal price)
-    escalation_collar_bps: Decimal = Field(default=Decimal(50), gt=0, lt=10_000)
+    escalation_collar_bps: Decimal = Field(default=Decimal(50), gt=0, lt=MAX_ESCALATION_COLLAR_BPS)
     # safety rails
     max_order_notional: Decimal | None = Field(default=None, gt=0)
     max_run_notional: Decimal | None = Field(default=None, gt=0)
@@ -90,32 +133,17 @@ class ExecutionConfig(BaseModel):
     @field_validator("repeg_steps")
     @classmethod
     def _steps_increasing_in_unit_interval(cls, steps: tuple[Decimal, ...]) -> tuple[Decimal, ...]:
-        if not steps:
-            raise ValueError("must not be empty")
-        for step in steps:
-            if not Decimal(0) < step <= Decimal(1):
-                raise ValueError(f"step {step} is outside (0, 1]")
-        if any(b <= a for a, b in itertools.pairwise(steps)):
-            raise ValueError("steps must be strictly increasing")
-        return steps
+        return repeg_steps_valid(steps)
 
     @field_validator(*TIME_KEYS, mode="before")
     @classmethod
     def _time_not_a_boolean(cls, value: object) -> object:
-        if isinstance(value, bool):  # pydantic would read TOML `true` as 1.0 s
-            raise PydanticCustomError("float_type", "must be a number of seconds, not a boolean")
-        return value
+        return seconds_not_a_boolean(value)
 
     @field_validator(*TIME_KEYS)
     @classmethod
     def _time_representable(cls, value: float) -> float:
-        if not value <= MAX_SECONDS:
-            raise ValueError(f"must be at most {MAX_SECONDS:.0f} seconds (one year)")
-        if ZERO_SECONDS < value < MIN_POSITIVE_SECONDS:
-            raise ValueError(
-                f"a positive time must be at least {MIN_POSITIVE_SECONDS} seconds (one microsecond)"
-            )
-        return value
+        return seconds_representable(value)
 
     @field_validator("max_total_wait")
     @classmethod

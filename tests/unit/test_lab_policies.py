@@ -7,8 +7,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from repeg.config import ExecutionConfig
+from repeg.config import EscalationStyle, ExecutionConfig
 from repeg.domain.leg import LegState
 from repeg.domain.lifecycle import LegStatus
 from repeg.domain.orders import OrderType, Side
@@ -118,9 +119,15 @@ def test_ladder_wait_never_stretches_the_time_budget() -> None:
 
 
 def test_ladder_with_steps_not_increasing_is_refused_naming_the_key() -> None:
-    spec = LadderSpec(repeg_steps=(Decimal("0.75"), Decimal("0.5")))
-    with pytest.raises(ConfigError, match="repeg_steps"):
-        ladder_config(spec, CONFIG)
+    with pytest.raises(ValidationError, match="repeg_steps"):
+        LadderSpec(repeg_steps=(Decimal("0.75"), Decimal("0.5")))
+
+
+def test_ladder_collared_escalation_beyond_the_runs_price_collar_is_refused_naming_the_key() -> None:
+    spec = LadderSpec(escalation=EscalationStyle.COLLARED_LIMIT, escalation_collar_bps=Decimal(600))
+    with pytest.raises(ConfigError) as caught:
+        ladder_config(spec, CONFIG)  # CONFIG's price collar: 5% = 500 bps
+    assert (caught.value.key, caught.value.value) == ("escalation_collar_bps", Decimal(600))
 
 
 def test_adaptive_without_parameters_is_refused() -> None:
@@ -281,3 +288,87 @@ def test_adaptive_wakes_at_the_next_quote_when_the_replay_can_tell() -> None:
     )
     action = policy.decide(_working("100.00"), QUOTE, V, T0 + timedelta(milliseconds=100))
     assert action == Wait(until=next_quote)
+
+
+# --- spec bounds: the keys a user gives (TOML, grid) are bounded as ExecutionConfig bounds the same keys ------
+
+
+def _spec_file(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_a_bad_spec_value_is_named_by_its_key_not_by_the_policy_kind(tmp_path: Path) -> None:
+    # The key read `policy.touch-then-market.wait_seconds`: the discriminator's tag, a key no file holds.
+    with pytest.raises(ConfigError) as caught:
+        policy_spec(_spec_file(tmp_path, 'kind = "touch-then-market"\nwait_seconds = -1\n'))
+    assert (caught.value.key, caught.value.value) == ("policy.wait_seconds", -1)
+
+
+def test_an_unknown_policy_kind_is_named_as_the_kind_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        policy_spec(_spec_file(tmp_path, 'kind = "twap"\n'))
+    assert caught.value.key == "policy.kind"
+
+
+TIME_KEYS = [
+    ("touch-then-market", "wait_seconds"),
+    ("ladder", "fill_wait_seconds"),
+    ("adaptive", "poll_seconds"),
+]
+
+
+@pytest.mark.parametrize(("kind", "key"), TIME_KEYS)
+def test_a_policy_time_given_as_a_boolean_is_refused_not_read_as_one_second(
+    tmp_path: Path, kind: str, key: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        policy_spec(_spec_file(tmp_path, f'kind = "{kind}"\n{key} = true\n'))
+    assert (caught.value.key, caught.value.value) == (f"policy.{key}", True)
+
+
+@pytest.mark.parametrize(("kind", "key"), TIME_KEYS)
+@pytest.mark.parametrize("value", ["inf", "1e300"])
+def test_a_policy_time_too_large_for_the_clock_is_refused_naming_the_key(
+    tmp_path: Path, kind: str, key: str, value: str
+) -> None:
+    # A touch wait or an adaptive poll of inf crashed the backtest with OverflowError (a traceback, exit 1); a
+    # ladder wait of inf silently became the time budget.
+    with pytest.raises(ConfigError) as caught:
+        policy_spec(_spec_file(tmp_path, f'kind = "{kind}"\n{key} = {value}\n'))
+    assert (caught.value.key, caught.value.value) == (f"policy.{key}", float(value))
+
+
+@pytest.mark.parametrize(("kind", "key"), TIME_KEYS)
+def test_a_policy_time_under_a_microsecond_is_refused_not_read_as_zero(
+    tmp_path: Path, kind: str, key: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        policy_spec(_spec_file(tmp_path, f'kind = "{kind}"\n{key} = 1e-9\n'))
+    assert caught.value.key == f"policy.{key}"
+
+
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [
+        ("escalation_collar_bps = 10000", "escalation_collar_bps"),
+        ("repeg_steps = [0.75, 0.5]", "repeg_steps"),
+        ("repeg_steps = []", "repeg_steps"),
+        ("repeg_steps = [0, 0.5]", "repeg_steps"),
+    ],
+)
+def test_a_ladder_spec_is_bounded_as_execution_config_bounds_the_same_key(
+    tmp_path: Path, line: str, key: str
+) -> None:
+    # Accepted when read, refused only once a backtest built the policy (a sweep point, in its worker), and then
+    # named without the policy prefix.
+    with pytest.raises(ConfigError) as caught:
+        policy_spec(_spec_file(tmp_path, f'kind = "ladder"\n{line}\n'))
+    assert caught.value.key == f"policy.{key}"
+
+
+def test_an_adaptive_margin_given_as_a_boolean_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        policy_spec(_spec_file(tmp_path, 'kind = "adaptive"\nmargin_units = true\n'))
+    assert (caught.value.key, caught.value.value) == ("policy.margin_units", True)

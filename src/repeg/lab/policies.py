@@ -32,7 +32,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from repeg.config import EscalationStyle, ExecutionConfig
+from repeg.config import MAX_ESCALATION_COLLAR_BPS, EscalationStyle, ExecutionConfig, RepegSteps, Seconds
 from repeg.domain.leg import REASON_ESCALATE, REASON_INITIAL, REASON_REMAINDER, REASON_REPEG, LegState
 from repeg.domain.lifecycle import LegStatus
 from repeg.domain.orders import OrderType
@@ -75,17 +75,22 @@ class MarketSpec(_Spec):
 
 class TouchThenMarketSpec(_Spec):
     kind: Literal["touch-then-market"] = "touch-then-market"
-    wait_seconds: float = Field(default=30.0, gt=0)
+    wait_seconds: Seconds = Field(default=30.0, gt=0)
     follow: bool = False
 
 
 class LadderSpec(_Spec):
+    """The engine's ladder: its keys are bounded as `ExecutionConfig` bounds them, so that a bad value is refused
+    when the spec is read (a sweep's grid before any point runs), not when a backtest builds the policy. The
+    collar against `price_collar_pct` is checked then (`ladder_config`): that bound is the run's, not the spec's.
+    """
+
     kind: Literal["ladder"] = "ladder"
     initial_offset: Decimal = Field(default=Decimal(0), ge=0, le=1)
-    repeg_steps: tuple[Decimal, ...] = (Decimal("0.5"), Decimal("0.75"), Decimal("1.0"))
-    fill_wait_seconds: float = Field(default=10.0, gt=0)
+    repeg_steps: RepegSteps = (Decimal("0.5"), Decimal("0.75"), Decimal("1.0"))
+    fill_wait_seconds: Seconds = Field(default=10.0, gt=0)
     escalation: EscalationStyle = EscalationStyle.MARKET
-    escalation_collar_bps: Decimal = Field(default=Decimal(50), gt=0)
+    escalation_collar_bps: Decimal = Field(default=Decimal(50), gt=0, lt=MAX_ESCALATION_COLLAR_BPS)
 
 
 class AdaptiveSpec(_Spec):
@@ -93,9 +98,9 @@ class AdaptiveSpec(_Spec):
     #: JSON written by `repeg.lab.fit.save_params`; when absent the caller must supply fitted parameters.
     params_file: str | None = None
     #: Re-price only when the new choice is expected cheaper by more than this many $0.0001 units.
-    margin_units: float = Field(default=5.0, ge=0)
+    margin_units: float = Field(default=5.0, ge=0, strict=True)  # strict: TOML `true` is not 1 unit
     #: Re-decide at least this often even when no quote arrives.
-    poll_seconds: float = Field(default=1.0, gt=0)
+    poll_seconds: Seconds = Field(default=1.0, gt=0)
 
 
 PolicySpec = Annotated[
@@ -151,10 +156,23 @@ def policy_spec(text: str) -> PolicySpec:
     try:
         spec = _SpecHolder.model_validate({"policy": table}).policy
     except ValidationError as exc:
-        first = exc.errors()[0]
-        key_path = ".".join(str(p) for p in first["loc"][1:]) or "policy"
-        raise ConfigError(f"policy.{key_path}", first.get("input"), first["msg"]) from exc
+        key, value, reason = spec_error(exc, prefix=("policy",))
+        raise ConfigError(key, value, reason) from exc
     return spec if spec.name else spec.model_copy(update={"name": path.stem})
+
+
+def spec_error(exc: ValidationError, prefix: tuple[str, ...] = ()) -> tuple[str, object, str]:
+    """(key, value, reason) of the first error validating a `PolicySpec` (under `prefix` in the document).
+
+    The key is the one the user wrote (`policy.wait_seconds`), without the union's tag (the policy kind) that
+    pydantic puts in the location; a missing or unknown kind is named as the `kind` key.
+    """
+    first = exc.errors()[0]
+    loc = first["loc"][len(prefix) :]
+    if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        return ".".join((*prefix, "kind")), first.get("input"), first["msg"]
+    # A spec's own errors sit under its kind's tag (loc[0]); the rest of the location is the key.
+    return ".".join((*prefix, *(str(part) for part in loc[1:]))), first.get("input"), first["msg"]
 
 
 def spec_params(spec: PolicySpec) -> dict[str, str]:
