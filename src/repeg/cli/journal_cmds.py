@@ -102,21 +102,6 @@ def events_table(events: list[RunEvent]) -> Table:
     return table
 
 
-def result_from_events(events: list[RunEvent]) -> ExecutionResult:
-    """The run's `ExecutionResult`, rebuilt from its events alone (the same fold and builder as a live run).
-
-    A run whose journal has no end is `unfinished` (as `repeg runs` lists it), not judged by the legs so far.
-    """
-    from repeg.domain.run import fold_run
-    from repeg.report.result import RunStatus, build_result
-
-    state = fold_run(events)
-    result = build_result(state)
-    if state.status is None:
-        return result.model_copy(update={"status": RunStatus.UNFINISHED})
-    return result
-
-
 def show(
     run_id: Annotated[str, typer.Argument(help="The run id (see `repeg runs`).")],
     journal: JournalOption = DEFAULT_JOURNAL,
@@ -133,6 +118,8 @@ def show(
         raise _fail(exc) from exc
     finally:
         store.close()
+    from repeg.report.result import result_from_events
+
     result = result_from_events(recorded)
     if as_json:
         document = {

@@ -45,7 +45,7 @@ def run_label(run: BacktestResult) -> str:
 
 
 @dataclass
-class _Overlay:
+class Overlay:
     """Plot coordinates of one run's orders; None separates one order's limit line from the next."""
 
     limit_x: list[datetime | None] = field(default_factory=list)
@@ -72,24 +72,29 @@ def _escalation_price(path: Sequence[PathEvent], at: int, last_limit: Decimal | 
     return last_limit
 
 
-def _add_limit_point(overlay: _Overlay, ts: datetime, price: Decimal, label: str) -> None:
+def _add_limit_point(overlay: Overlay, ts: datetime, price: Decimal, label: str) -> None:
     overlay.limit_x.append(ts)
     overlay.limit_y.append(_dollars(price))
     overlay.limit_text.append(label)
 
 
-def _close_limit_line(overlay: _Overlay, ts: datetime, price: Decimal, label: str) -> None:
+def _close_limit_line(overlay: Overlay, ts: datetime, price: Decimal, label: str) -> None:
     _add_limit_point(overlay, ts, price, label)
     overlay.limit_x.append(None)
     overlay.limit_y.append(None)
     overlay.limit_text.append("")
 
 
-def _add_order(overlay: _Overlay, order: OrderTca) -> None:
+def _add_order(overlay: Overlay, order: OrderTca) -> None:
     """Append one order's limit steps, fills and escalation to the run's overlay."""
     label = f"order {order.index}: {order.side.value} {order.qty} {order.symbol}"
+    add_path(overlay, label, order.path, order.deadline)
+
+
+def add_path(overlay: Overlay, label: str, path: Sequence[PathEvent], end: datetime) -> None:
+    """Append one order path's limit steps, fills and escalation; a limit still resting is drawn up to `end`."""
     resting: Decimal | None = None
-    for at, event in enumerate(order.path):
+    for at, event in enumerate(path):
         if event.kind in _PRICE_SETTING and event.price is not None:
             _add_limit_point(overlay, event.ts, event.price, label)
             resting = event.price
@@ -101,27 +106,28 @@ def _add_order(overlay: _Overlay, order: OrderTca) -> None:
             overlay.fill_y.append(_dollars(event.price))
             overlay.fill_text.append(f"{label}<br>fill {event.qty} @ {event.price}")
         elif event.kind is PathEventKind.ESCALATE:
-            price = _escalation_price(order.path, at, resting)
+            price = _escalation_price(path, at, resting)
             if price is not None:
                 overlay.esc_x.append(event.ts)
                 overlay.esc_y.append(_dollars(price))
                 overlay.esc_text.append(f"{label}<br>escalated {event.qty} to market")
     if resting is not None:
-        _close_limit_line(overlay, order.deadline, resting, label)
+        _close_limit_line(overlay, end, resting, label)
 
 
-def order_overlay(run: BacktestResult) -> _Overlay:
-    overlay = _Overlay()
+def order_overlay(run: BacktestResult) -> Overlay:
+    overlay = Overlay()
     for order in run.orders:
         _add_order(overlay, order)
     return overlay
 
 
-def _market_traces(market: MarketSeries) -> list[go.Scatter]:
+def market_traces(market: MarketSeries, *, with_trades: bool = True) -> list[go.Scatter]:
+    """Bid and ask as step lines and, unless `with_trades` is False, the trade prints as markers."""
     q_note = "" if market.quote_stride == 1 else f" (1 in {market.quote_stride})"
     t_note = "" if market.trade_stride == 1 else f" (1 in {market.trade_stride})"
     quote_x = as_datetime64(market.quote_ts_ns)
-    return [
+    quotes = [
         go.Scatter(
             x=quote_x,
             y=units_to_dollars(market.bid_units),
@@ -136,19 +142,25 @@ def _market_traces(market: MarketSeries) -> list[go.Scatter]:
             mode="lines",
             line={"shape": "hv", "color": "#c92a2a", "width": 1},
         ),
-        go.Scatter(
-            x=as_datetime64(market.trade_ts_ns),
-            y=units_to_dollars(market.trade_units),
-            name=f"trades{t_note}",
-            mode="markers",
-            marker={"size": 3, "color": "#868e96"},
-        ),
     ]
+    if not with_trades:
+        return quotes
+    trades = go.Scatter(
+        x=as_datetime64(market.trade_ts_ns),
+        y=units_to_dollars(market.trade_units),
+        name=f"trades{t_note}",
+        mode="markers",
+        marker={"size": 3, "color": "#868e96"},
+    )
+    return [*quotes, trades]
 
 
 def _overlay_traces(run: BacktestResult, visible: bool) -> list[go.Scatter]:
-    overlay = order_overlay(run)
-    name = run_label(run)
+    return overlay_traces(order_overlay(run), run_label(run), visible)
+
+
+def overlay_traces(overlay: Overlay, name: str, visible: bool = True) -> list[go.Scatter]:
+    """The limit step line, fill markers and escalation markers of `overlay`, named after `name`."""
     return [
         go.Scatter(
             x=overlay.limit_x,
@@ -205,8 +217,8 @@ def _run_menu(runs: Sequence[BacktestResult], n_market: int) -> list[dict[str, o
 def price_path_figure(runs: Sequence[BacktestResult], market: MarketSeries | None) -> go.Figure:
     """Bid, ask, prints and every order's limit path, fills and escalations; one run shown at a time."""
     fig = go.Figure()
-    market_traces = [] if market is None else _market_traces(market)
-    for trace in market_traces:
+    shown_market = [] if market is None else market_traces(market)
+    for trace in shown_market:
         fig.add_trace(trace)
     for index, run in enumerate(runs):
         for trace in _overlay_traces(run, visible=index == 0):
@@ -222,7 +234,7 @@ def price_path_figure(runs: Sequence[BacktestResult], market: MarketSeries | Non
         margin={"t": 110},
         height=560,
     )
-    menus = _run_menu(runs, len(market_traces)) if len(runs) > 1 else []
+    menus = _run_menu(runs, len(shown_market)) if len(runs) > 1 else []
     if runs and runs[0].orders:
         menus.append(_zoom_menu(runs, market))
     fig.update_layout(updatemenus=menus)

@@ -54,7 +54,8 @@ def _row(cells: Sequence[str], text_cols: int = 0) -> str:
     return "<tr>" + "".join(tds) + "</tr>"
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], text_cols: int) -> str:
+def html_table(headers: Sequence[str], rows: Sequence[Sequence[str]], text_cols: int) -> str:
+    """A table whose first `text_cols` columns are left-aligned text; cells are inserted as given (escape them)."""
     head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in headers) + "</tr>"
     body = "".join(_row(r, text_cols) for r in rows)
     return f"<table><thead>{head}</thead><tbody>{body}</tbody></table>"
@@ -95,7 +96,7 @@ def _policy_row(s: PolicySummary) -> list[str]:
 
 def policy_table(runs: Sequence[BacktestResult]) -> str:
     """Per policy and fill model: the TCA aggregates with their bootstrap intervals."""
-    return _table(_POLICY_HEADERS, [_policy_row(r.summary) for r in runs], text_cols=2)
+    return html_table(_POLICY_HEADERS, [_policy_row(r.summary) for r in runs], text_cols=2)
 
 
 def comparison_table(compare: CompareResult) -> str:
@@ -119,7 +120,7 @@ def comparison_table(compare: CompareResult) -> str:
         "difference bps [95% CI]",
         "verdict",
     )
-    return _table(headers, rows, text_cols=3)
+    return html_table(headers, rows, text_cols=3)
 
 
 _ORDER_HEADERS = (
@@ -166,7 +167,7 @@ def order_tables(runs: Sequence[BacktestResult]) -> str:
     """One collapsible per-order table per run."""
     parts = []
     for run in runs:
-        table = _table(_ORDER_HEADERS, [_order_row(o) for o in run.orders], text_cols=3)
+        table = html_table(_ORDER_HEADERS, [_order_row(o) for o in run.orders], text_cols=3)
         parts.append(
             f"<details><summary>{html.escape(run_label(run))}: {len(run.orders)} orders</summary>"
             f"{table}</details>"
@@ -190,7 +191,8 @@ def _header(report: ReportInput) -> str:
     )
 
 
-def _figure_div(figure_id: str, fig: go.Figure) -> str:
+def figure_html(figure_id: str, fig: go.Figure) -> str:
+    """One figure as a div with the stable id `fig-<figure_id>`, drawn by the plotly.js the document inlines."""
     div = pio.to_html(
         fig,
         full_html=False,
@@ -218,7 +220,7 @@ def render_html(
             '<p class="note">The quote and trade files named by the result were not available: '
             "the price path shows the orders only.</p>"
         )
-    sections.extend(_figure_div(fid, fig) for fid, fig in figures.items())
+    sections.extend(figure_html(fid, fig) for fid, fig in figures.items())
     sections.append("<h2>Per policy</h2>" + policy_table(report.runs))
     if report.compare is not None and report.compare.comparisons:
         sections.append(
@@ -226,6 +228,11 @@ def render_html(
             + comparison_table(report.compare)
         )
     sections.append("<h2>Per order</h2>" + order_tables(report.runs))
+    return html_document(sections)
+
+
+def html_document(sections: Sequence[str]) -> str:
+    """A whole HTML document of `sections` with plotly.js and the stylesheet inlined: it opens without a network."""
     body = "\n".join(sections)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

@@ -6,18 +6,19 @@ journal) produce the same result. Fill prices are always the broker's actual fil
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
+from repeg.domain.events import RunEvent
 from repeg.domain.leg import LegState
 from repeg.domain.lifecycle import LegStatus
 from repeg.domain.orders import Side
 from repeg.domain.plan import SkippedTrade
-from repeg.domain.run import RunState
+from repeg.domain.run import RunState, fold_run
 from repeg.domain.ticks import ZERO
 from repeg.report.quality import QualitySummary, benchmark_quote, leg_cost_bps, summarize_quality
 
@@ -147,6 +148,20 @@ def build_result(state: RunState) -> ExecutionResult:
         quality=summarize_quality(legs),
         buy_scale=_buy_scale(state),
     )
+
+
+def journaled_result(state: RunState) -> ExecutionResult:
+    """The result of a run folded from its journal: a run with no end there is `unfinished` (as `repeg runs`
+    lists it), not judged by the legs so far."""
+    result = build_result(state)
+    if state.status is None:
+        return result.model_copy(update={"status": RunStatus.UNFINISHED})
+    return result
+
+
+def result_from_events(events: Iterable[RunEvent]) -> ExecutionResult:
+    """The run's `ExecutionResult`, rebuilt from its events alone (the same fold and builder as a live run)."""
+    return journaled_result(fold_run(events))
 
 
 def _buy_scale(state: RunState) -> Decimal:
