@@ -1,0 +1,234 @@
+"""What a report of a journaled run reads: the run rebuilt from its events, and each leg's order path over time.
+
+The result (legs, counts, quality) is the one `repeg show` prints, from the same fold and builder
+(`repeg.report.result.result_from_events`); the order chains are the fold's records. What the fold does not keep
+is *when* each limit price rested and each execution happened: `leg_paths` reads that from the events, as
+`repeg.lab.models.PathEvent`s, so that the backtest report's drawing (`repeg.lab.report_figures.add_path`) draws
+a run's orders too.
+
+Guarantees of a leg's path:
+
+- a limit price starts at the first report of each order of the chain (its acceptance, or the first update of an
+  order whose answer was adopted later), a replacement as a `replace`, anything else as a `submit`;
+- a cancel, expiry or rejection closes the line only when it concerns the order resting now, so a late update
+  of an older order of the chain never cuts the line of its replacement; a replace the broker refuses after
+  accepting it puts the line back at the limit of the order that stays live; a replace the broker refuses after
+  accepting it puts the line back at the limit of the order that stays live;
+- every execution is counted once, by the growth of its order's cumulative filled quantity (the fold's own rule,
+  so duplicated or polled updates never draw a fill twice); its price is the broker's fill price, or, when an
+  update carries no fill, the price implied by the order's cumulative average (rounded to $0.0001, half even).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
+
+import numpy as np
+
+from repeg.domain.events import (
+    LegEscalated,
+    LegFinished,
+    OrderAccepted,
+    OrderUpdated,
+    RunEvent,
+    RunStarted,
+)
+from repeg.domain.orders import BrokerOrder, Fill, OrderEvent, OrderStatus, OrderType
+from repeg.domain.run import RunFolder, RunState
+from repeg.domain.ticks import ZERO
+from repeg.errors import ReportError
+from repeg.lab.models import PathEvent, PathEventKind
+from repeg.lab.report_data import DEFAULT_MAX_QUOTES, MarketSeries, decimate, market_from_tapes
+from repeg.market.loaders import load_quotes
+from repeg.market.tape import to_ns
+from repeg.report.result import ExecutionResult, journaled_result
+
+_PRICE_UNIT = Decimal("0.0001")
+#: Statuses that end an order without a fill of its remainder (nor a replacement): its limit no longer rests.
+_ENDED = frozenset(
+    {OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.REJECTED, OrderStatus.DONE_FOR_DAY}
+)
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """A journaled run as a report shows it."""
+
+    run_id: str
+    #: Where the journal lives, safe to print (no password).
+    journal: str
+    started: RunStarted
+    state: RunState
+    result: ExecutionResult
+    #: Each leg's order path in time order, by leg index.
+    paths: dict[int, tuple[PathEvent, ...]]
+    #: The run's first and last events: a limit still resting at the end of the journal is drawn to `last_ts`.
+    first_ts: datetime
+    last_ts: datetime
+
+
+@dataclass(frozen=True)
+class MarketView:
+    """The quotes to draw behind a run's orders, per symbol, and what to say where there are none."""
+
+    #: Per symbol found in the quote file: its quotes over the run's window, sampled (see `market_view`).
+    series: Mapping[str, MarketSeries]
+    #: One sentence for the report when some figure has no quotes behind it (None when every figure has them).
+    note: str | None
+
+
+@dataclass
+class _PathBuilder:
+    """One leg's path, built event by event."""
+
+    events: list[PathEvent] = field(default_factory=list)
+    resting_order: str | None = None
+    seen: set[str] = field(default_factory=set)
+    filled: dict[str, Decimal] = field(default_factory=dict)
+    notional: dict[str, Decimal] = field(default_factory=dict)
+
+    def order_reported(self, order: BrokerOrder, ts: datetime, fill: Fill | None) -> None:
+        """The broker's view of one order: its first report starts its limit, a growth of its cumulative fill is
+        an execution, and an end without a fill or a replacement closes its limit if that is the one resting."""
+        if order.order_id not in self.seen:
+            self.seen.add(order.order_id)
+            kind = PathEventKind.REPLACE if order.replaces else PathEventKind.SUBMIT
+            price = order.limit_price if order.order_type is OrderType.LIMIT else None
+            self.events.append(
+                PathEvent(ts=ts, kind=kind, price=price, qty=order.qty, order_id=order.order_id)
+            )
+            self.resting_order = order.order_id
+        self._executions(order, ts, fill)
+        if order.status in _ENDED and order.order_id == self.resting_order:
+            self.events.append(PathEvent(ts=ts, kind=PathEventKind.CANCEL, order_id=order.order_id))
+            self.resting_order = None
+
+    def order_restored(self, order: BrokerOrder, ts: datetime) -> None:
+        """A refused replace: `order`, the one it was to replace, rests again at its own limit."""
+        if order.order_id == self.resting_order or order.status.is_terminal:
+            return
+        price = order.limit_price if order.order_type is OrderType.LIMIT else None
+        self.events.append(
+            PathEvent(ts=ts, kind=PathEventKind.REPLACE, price=price, qty=order.qty, order_id=order.order_id)
+        )
+        self.resting_order = order.order_id
+
+    def mark(self, kind: PathEventKind, ts: datetime, qty: Decimal | None = None) -> None:
+        self.events.append(PathEvent(ts=ts, kind=kind, qty=qty))
+
+    def _executions(self, order: BrokerOrder, ts: datetime, fill: Fill | None) -> None:
+        before = self.filled.get(order.order_id, ZERO)
+        if order.filled_qty <= before:
+            return
+        qty = order.filled_qty - before
+        notional = ZERO if order.filled_avg_price is None else order.filled_qty * order.filled_avg_price
+        price: Decimal | None = None
+        if fill is not None and fill.qty == qty:
+            price, ts = fill.price, fill.ts
+        elif order.filled_avg_price is not None:
+            implied = (notional - self.notional.get(order.order_id, ZERO)) / qty
+            price = implied.quantize(_PRICE_UNIT, rounding=ROUND_HALF_EVEN)
+        self.filled[order.order_id] = order.filled_qty
+        self.notional[order.order_id] = notional
+        self.events.append(
+            PathEvent(ts=ts, kind=PathEventKind.FILL, price=price, qty=qty, order_id=order.order_id)
+        )
+
+
+def _apply(builder: _PathBuilder, event: RunEvent) -> None:
+    if isinstance(event, OrderAccepted):
+        builder.order_reported(event.order, event.ts, None)
+    elif isinstance(event, OrderUpdated):
+        update = event.update
+        builder.order_reported(update.order, event.ts, update.fill)
+        if update.event is OrderEvent.REPLACE_REJECTED:
+            builder.order_restored(update.order, event.ts)
+    elif isinstance(event, LegEscalated):
+        builder.mark(PathEventKind.ESCALATE, event.ts, event.remaining_qty)
+    elif isinstance(event, LegFinished):
+        builder.mark(PathEventKind.END, event.ts)
+
+
+def _fold_with_paths(events: Iterable[RunEvent]) -> tuple[RunState, dict[int, tuple[PathEvent, ...]]]:
+    """The fold of the run and every leg's path; an event belongs to the leg the fold applied it to (an update
+    journaled without its leg is attributed by its client order id, exactly as the fold does)."""
+    folder = RunFolder()
+    builders: dict[int, _PathBuilder] = {}
+    for event in events:
+        changed = folder.apply(event)
+        if changed is not None:
+            _apply(builders.setdefault(changed.index, _PathBuilder()), event)
+    paths = {index: tuple(builder.events) for index, builder in sorted(builders.items())}
+    return folder.snapshot(), paths
+
+
+def leg_paths(events: Iterable[RunEvent]) -> dict[int, tuple[PathEvent, ...]]:
+    """Every leg's order path (see the module docstring), by leg index, in journal order."""
+    return _fold_with_paths(events)[1]
+
+
+def run_report(run_id: str, events: Sequence[RunEvent], journal: str) -> RunReport:
+    """The report of `run_id` from its journaled events; a run with no start in its journal is refused.
+
+    Its header is the last start journaled (the one in effect after a restart, as the fold reads it).
+    """
+    starts = [event for event in events if isinstance(event, RunStarted)]
+    if not starts:
+        raise ReportError(run_id, f"the journal {journal} holds no run_started event for this run")
+    state, paths = _fold_with_paths(events)
+    return RunReport(
+        run_id=run_id,
+        journal=journal,
+        started=starts[-1],
+        state=state,
+        result=journaled_result(state),
+        paths=paths,
+        first_ts=min(event.ts for event in events),
+        last_ts=max(event.ts for event in events),
+    )
+
+
+#: Quotes drawn on either side of the run's events.
+WINDOW_PAD = timedelta(seconds=60)
+NO_QUOTE_FILE = (
+    "A journal records the plan, the execution settings and the broker, not the market data the run saw, and no "
+    "quote file was named (--quotes): the figures show the orders only."
+)
+
+
+def _window(series: MarketSeries, start: datetime, end: datetime) -> MarketSeries:
+    """The quotes in [start, end], led by the quote in force at `start` (no trade prints)."""
+    lo = max(int(np.searchsorted(series.quote_ts_ns, to_ns(start), side="right")) - 1, 0)
+    hi = int(np.searchsorted(series.quote_ts_ns, to_ns(end), side="right"))
+    empty = np.zeros(0, dtype=np.int64)
+    return MarketSeries(
+        series.quote_ts_ns[lo:hi], series.bid_units[lo:hi], series.ask_units[lo:hi], empty, empty
+    )
+
+
+def market_view(report: RunReport, quotes: Path | None, max_quotes: int = DEFAULT_MAX_QUOTES) -> MarketView:
+    """The quotes of each of the run's symbols in `quotes` (a CSV, CSV.gz or Parquet quote file), over the run
+    padded by `WINDOW_PAD` and sampled to at most `max_quotes` per symbol; the note names the symbols it lacks.
+
+    A quote file that cannot be read is a `QuoteFileError` (the user named it); none named is said in the note.
+    """
+    if quotes is None:
+        return MarketView(series={}, note=NO_QUOTE_FILE)
+    tape = load_quotes(quotes)
+    start, end = report.first_ts - WINDOW_PAD, report.last_ts + WINDOW_PAD
+    series: dict[str, MarketSeries] = {}
+    missing: list[str] = []
+    for symbol in dict.fromkeys(leg.symbol for leg in report.state.legs):
+        if symbol not in tape:
+            missing.append(symbol)
+            continue
+        shown = _window(market_from_tapes(tape, None, symbol), start, end)
+        series[symbol] = decimate(shown, max_quotes=max_quotes)
+    note = None
+    if missing:
+        note = f"The quote file {quotes} has no quotes of {', '.join(missing)}: those figures show the orders only."
+    return MarketView(series=series, note=note)

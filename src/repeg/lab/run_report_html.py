@@ -1,0 +1,271 @@
+"""A self-contained HTML report of a journaled run (`repeg report RUN_ID`), built from the backtest report's parts.
+
+The same guarantees as `repeg.lab.report_html`, whose document, table and figure helpers it uses: plotly.js is
+inlined and nothing external is referenced; every text taken from the journal (symbols, plan file, errors,
+reasons) is HTML-escaped; the output depends only on the journal and the quote file.
+
+Contents: a header (run, status, journal, plan, broker), the quality summary, the per-leg table (the same result
+`repeg show` prints), skipped trades, each leg's order chain, and one figure per symbol (div id
+``fig-price-<SYMBOL>``, PNG ``price-<SYMBOL>.png``) drawing every leg's resting limit price as a step line, its
+fills at their actual prices and its escalations, over the bid and ask of a quote file when one is given. A
+journal records the plan, the execution settings and the broker, not the market data a run saw, so the quotes are
+drawn only from a quote file the user names; otherwise the report says that the figures show the orders only.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from pathlib import Path
+
+import plotly.graph_objects as go
+import structlog
+
+from repeg.domain.leg import LegState, OrderRecord
+from repeg.lab.report_data import MarketSeries
+from repeg.lab.report_figures import Overlay, add_path, market_traces, overlay_traces
+from repeg.lab.report_html import export_pngs, figure_html, html_document, html_table
+from repeg.lab.run_report import MarketView, RunReport
+from repeg.report.result import ExecutionResult, LegResult
+
+log = structlog.get_logger(__name__)
+
+_SAFE_ID = re.compile(r"[^A-Za-z0-9]+")
+
+
+def _qty(value: Decimal | None) -> str:
+    """A quantity without trailing zeros (10.000000000 -> 10); '–' for none."""
+    if value is None:
+        return "–"
+    text = f"{value:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _price(value: Decimal | None) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
+def _signed(value: Decimal | None, digits: int) -> str:
+    return "–" if value is None else f"{value:+.{digits}f}"
+
+
+def _pct(value: Decimal | None) -> str:
+    return "–" if value is None else f"{value * 100:.1f}%"
+
+
+def _seconds(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}"
+
+
+def _requested(leg: LegResult) -> str:
+    if leg.requested_qty is None and leg.requested_notional is not None:
+        return f"${leg.requested_notional:,.2f}"
+    return _qty(leg.requested_qty)
+
+
+_LEG_HEADERS = (
+    "#",
+    "symbol",
+    "side",
+    "state",
+    "requested",
+    "filled",
+    "avg fill",
+    "arrival mid",
+    "cost bps",
+    "re-pegs",
+    "escalated",
+    "time to fill s",
+    "orders",
+    "error",
+)
+
+
+def _leg_row(leg: LegResult) -> list[str]:
+    return [
+        str(leg.index),
+        html.escape(leg.symbol),
+        leg.side.value,
+        leg.status.value,
+        _requested(leg),
+        _qty(leg.filled_qty),
+        _price(leg.avg_fill_price),
+        _price(leg.arrival_mid),
+        _signed(leg.cost_bps, 2),
+        str(leg.repegs),
+        "yes" if leg.escalated else "no",
+        _seconds(leg.time_to_complete_s),
+        str(len(leg.order_ids)),
+        "" if leg.error is None else html.escape(leg.error),
+    ]
+
+
+def legs_table(result: ExecutionResult) -> str:
+    """One row per leg: the result `repeg show` prints (actual fills, cost against the arrival mid)."""
+    return html_table(_LEG_HEADERS, [_leg_row(leg) for leg in result.legs], text_cols=4)
+
+
+def skipped_table(result: ExecutionResult) -> str:
+    rows = [[html.escape(s.symbol), s.side.value, _qty(s.qty), html.escape(s.reason)] for s in result.skipped]
+    return html_table(("symbol", "side", "qty", "reason"), rows, text_cols=2)
+
+
+def quality_table(result: ExecutionResult) -> str:
+    """The run's counts, notional and execution-quality summary (the measures `repeg show` prints)."""
+    counts, quality = result.counts, result.quality
+    legs = f"{counts.filled}/{counts.total} filled, {counts.escalated} escalated"
+    if counts.skipped_trades:
+        legs += f", {counts.skipped_trades} trades skipped"
+    rows = [["legs", legs]]
+    if result.buy_scale < 1:
+        rows.append(["buys scaled to (buying power short)", f"{result.buy_scale * 100:.2f}%"])
+    rows += [
+        ["notional traded", f"${result.notional_traded:,.2f}"],
+        ["cost vs arrival mid (notional-weighted), bps", _signed(quality.cost_bps, 2)],
+        ["cost in arrival half-spreads", _signed(quality.cost_half_spreads, 3)],
+        ["half-spread saved vs crossing", _pct(quality.half_spread_saved)],
+        ["fill rate before escalation", _pct(quality.fill_rate_before_escalation)],
+        ["mean time to fill s", _seconds(quality.mean_time_to_fill_s)],
+    ]
+    return html_table(("measure", "value"), rows, text_cols=1)
+
+
+_CHAIN_HEADERS = (
+    "attempt",
+    "client order id",
+    "broker order id",
+    "replaces",
+    "type",
+    "status",
+    "qty",
+    "limit",
+    "filled",
+    "avg price",
+    "after escalation",
+)
+
+
+def _chain_row(record: OrderRecord) -> list[str]:
+    return [
+        str(record.attempt),
+        html.escape(record.client_order_id),
+        html.escape(record.order_id or "–"),
+        html.escape(record.replaces or ""),
+        "–" if record.order_type is None else record.order_type.value,
+        "–" if record.status is None else record.status.value,
+        _qty(record.qty),
+        _price(record.limit_price),
+        _qty(record.filled_qty),
+        _price(record.avg_price),
+        "yes" if record.escalation else "no",
+    ]
+
+
+def chain_tables(legs: Sequence[LegState]) -> str:
+    """One collapsible table per leg: every broker order of its chain as the journal knows it."""
+    parts = []
+    for leg in legs:
+        table = html_table(_CHAIN_HEADERS, [_chain_row(r) for r in leg.orders], text_cols=6)
+        summary = f"leg {leg.index}: {leg.side.value} {html.escape(leg.symbol)}, {len(leg.orders)} orders"
+        parts.append(f"<details><summary>{summary}</summary>{table}</details>")
+    return "".join(parts)
+
+
+def symbol_figure_ids(symbols: Sequence[str]) -> dict[str, str]:
+    """A distinct figure id per symbol, `price-<symbol>` with anything but letters and digits as '-'."""
+    ids: dict[str, str] = {}
+    for symbol in symbols:
+        base = f"price-{_SAFE_ID.sub('-', symbol).strip('-') or 'symbol'}"
+        candidate, n = base, 2
+        while candidate in ids.values():
+            candidate, n = f"{base}-{n}", n + 1
+        ids[symbol] = candidate
+    return ids
+
+
+def _leg_overlay(report: RunReport, leg: LegState) -> Overlay:
+    overlay = Overlay()
+    label = f"leg {leg.index}: {leg.side.value} {_requested_of(leg)} {leg.symbol}"
+    add_path(overlay, label, report.paths.get(leg.index, ()), leg.completed_at or report.last_ts)
+    return overlay
+
+
+def _requested_of(leg: LegState) -> str:
+    if leg.qty is None and leg.spec.notional is not None:
+        return f"${leg.spec.notional:,.2f}"
+    return _qty(leg.qty)
+
+
+def symbol_figure(report: RunReport, symbol: str, market: MarketSeries | None) -> go.Figure:
+    """Every leg of `symbol`: resting limits, fills and escalations, over the quotes when there are any."""
+    fig = go.Figure()
+    if market is not None:
+        for trace in market_traces(market, with_trades=False):
+            fig.add_trace(trace)
+    for leg in report.state.legs:
+        if leg.symbol == symbol:
+            name = f"leg {leg.index} {leg.side.value}"
+            for trace in overlay_traces(_leg_overlay(report, leg), name):
+                fig.add_trace(trace)
+    title = f"{symbol}: limit prices, fills and escalations"
+    if market is None:
+        title += " (no quotes: orders only)"
+    fig.update_layout(
+        title={"text": title},
+        xaxis_title="time (UTC)",
+        yaxis_title="price ($)",
+        hovermode="closest",
+        height=480,
+    )
+    return fig
+
+
+def run_figures(report: RunReport, markets: MarketView) -> dict[str, go.Figure]:
+    """One figure per symbol of the run's legs, in the order the legs were planned, keyed by figure id."""
+    symbols = list(dict.fromkeys(leg.symbol for leg in report.state.legs))
+    ids = symbol_figure_ids(symbols)
+    return {ids[s]: symbol_figure(report, s, markets.series.get(s)) for s in symbols}
+
+
+def _header(report: RunReport) -> str:
+    result, started = report.result, report.started
+    ended = "–" if result.ended_at is None else result.ended_at.isoformat()
+    begun = "–" if result.started_at is None else result.started_at.isoformat()
+    return (
+        f"<h1>repeg run report: {html.escape(report.run_id)}</h1>"
+        f"<p>Status <b>{result.status.value}</b>. Journal <code>{html.escape(report.journal)}</code>, plan "
+        f"<code>{html.escape(started.plan.source)}</code>, broker <code>{html.escape(started.broker)}</code>, "
+        f"repeg {html.escape(started.code_version)}. Started {begun}, ended {ended} (UTC).</p>"
+    )
+
+
+def render_run_html(
+    report: RunReport, markets: MarketView, figures: Mapping[str, go.Figure] | None = None
+) -> str:
+    """The whole report of a journaled run as one HTML document (`figures` default: built here)."""
+    figures = run_figures(report, markets) if figures is None else figures
+    sections = [_header(report), "<h2>Execution quality</h2>" + quality_table(report.result)]
+    sections.append("<h2>Per leg</h2>" + legs_table(report.result))
+    if report.result.skipped:
+        sections.append("<h2>Skipped trades</h2>" + skipped_table(report.result))
+    sections.append("<h2>Orders over time</h2>")
+    if markets.note is not None:
+        sections.append(f'<p class="note">{html.escape(markets.note)}</p>')
+    sections.extend(figure_html(fid, fig) for fid, fig in figures.items())
+    sections.append("<h2>Order chains</h2>" + chain_tables(report.state.legs))
+    return html_document(sections)
+
+
+def write_run_report(
+    report: RunReport, markets: MarketView, html_out: Path, png_dir: Path | None = None
+) -> list[Path]:
+    """Write the HTML report and, when `png_dir` is given, a PNG per figure; returns every file written."""
+    figures = run_figures(report, markets)
+    html_out.write_text(render_run_html(report, markets, figures), encoding="utf-8")
+    log.info("run_report_written", run_id=report.run_id, path=str(html_out), figures=len(figures))
+    written = [html_out]
+    if png_dir is not None:
+        written.extend(export_pngs(figures, png_dir))
+    return written

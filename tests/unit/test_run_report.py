@@ -1,0 +1,351 @@
+"""The report of a journaled run: each leg's order path read from its events, the quotes behind it, and the HTML."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from repeg.domain.events import (
+    IntentAction,
+    LegEscalated,
+    LegFinished,
+    LegPlanned,
+    OrderAccepted,
+    OrderIntent,
+    OrderUpdated,
+    PhaseStarted,
+    RunEnded,
+    RunEvent,
+    RunStarted,
+)
+from repeg.domain.orders import BrokerOrder, Fill, OrderEvent, OrderStatus, OrderType, OrderUpdate, Side
+from repeg.domain.plan import LegSpec, Plan, PlanKind, TradeIntent
+from repeg.errors import QuoteFileError, ReportError
+from repeg.lab.models import PathEvent, PathEventKind
+from repeg.lab.run_report import NO_QUOTE_FILE, leg_paths, market_view, run_report
+from repeg.lab.run_report_html import render_run_html, run_figures, symbol_figure_ids
+
+RUN = "r1"
+T0 = datetime(2024, 1, 2, 14, 30, tzinfo=UTC)
+CID_A, CID_B, CID_C = "r1-L0000-A00", "r1-L0000-A01", "r1-L0000-A02"
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def _stamp(seconds: float, leg: int | None = 0) -> dict[str, object]:
+    return {"run_id": RUN, "ts": at(seconds), "correlation_id": RUN, "leg_index": leg}
+
+
+def started(source: str = "plan.csv", symbol: str = "AAA") -> RunStarted:
+    plan = Plan(
+        source=source,
+        kind=PlanKind.TRADES,
+        trades=(TradeIntent(symbol=symbol, side=Side.BUY, qty=Decimal(100)),),
+    )
+    return RunStarted(**_stamp(0, None), plan=plan, config={}, broker="simulator", code_version="0.1.0")
+
+
+def planned(symbol: str = "AAA", index: int = 0) -> list[RunEvent]:
+    spec = LegSpec(index=index, symbol=symbol, side=Side.BUY, qty=Decimal(100))
+    return [LegPlanned(**_stamp(0, index), spec=spec)]
+
+
+def phase() -> PhaseStarted:
+    return PhaseStarted(**_stamp(0, None), side=Side.BUY)
+
+
+def order(
+    order_id: str,
+    client_id: str,
+    price: str | None,
+    status: OrderStatus = OrderStatus.NEW,
+    *,
+    filled: str = "0",
+    avg: str | None = None,
+    replaces: str | None = None,
+    symbol: str = "AAA",
+) -> BrokerOrder:
+    return BrokerOrder(
+        order_id=order_id,
+        client_order_id=client_id,
+        symbol=symbol,
+        side=Side.BUY,
+        qty=Decimal(100),
+        order_type=OrderType.MARKET if price is None else OrderType.LIMIT,
+        limit_price=None if price is None else Decimal(price),
+        status=status,
+        filled_qty=Decimal(filled),
+        filled_avg_price=None if avg is None else Decimal(avg),
+        created_at=T0,
+        updated_at=T0,
+        replaces=replaces,
+    )
+
+
+def submit(seconds: float, client_id: str, price: str | None, attempt: int = 0, leg: int = 0) -> OrderIntent:
+    return OrderIntent(
+        **_stamp(seconds, leg),
+        action=IntentAction.SUBMIT,
+        client_order_id=client_id,
+        order_type=OrderType.MARKET if price is None else OrderType.LIMIT,
+        qty=Decimal(100),
+        limit_price=None if price is None else Decimal(price),
+        attempt=attempt,
+    )
+
+
+def replace(seconds: float, client_id: str, target: str, price: str, attempt: int) -> OrderIntent:
+    return OrderIntent(
+        **_stamp(seconds),
+        action=IntentAction.REPLACE,
+        client_order_id=client_id,
+        order_id=target,
+        order_type=OrderType.LIMIT,
+        qty=Decimal(100),
+        limit_price=Decimal(price),
+        attempt=attempt,
+    )
+
+
+def accepted(
+    seconds: float, reported: BrokerOrder, action: IntentAction = IntentAction.SUBMIT
+) -> OrderAccepted:
+    return OrderAccepted(**_stamp(seconds), action=action, order=reported)
+
+
+def updated(
+    seconds: float,
+    event: OrderEvent,
+    reported: BrokerOrder,
+    fill: tuple[str, str] | None = None,
+    leg: int | None = 0,
+) -> OrderUpdated:
+    execution = None
+    if fill is not None:
+        execution = Fill(
+            order_id=reported.order_id, qty=Decimal(fill[0]), price=Decimal(fill[1]), ts=at(seconds)
+        )
+    update = OrderUpdate(event=event, order=reported, fill=execution, ts=at(seconds))
+    return OrderUpdated(**_stamp(seconds, leg), update=update)
+
+
+def replaced_chain() -> list[RunEvent]:
+    """Leg 0 rests at 10.01 (order a), is re-pegged to 10.02 (order b)."""
+    return [
+        started(),
+        *planned(),
+        phase(),
+        submit(1, CID_A, "10.01"),
+        accepted(1, order("a", CID_A, "10.01")),
+        replace(5, CID_B, "a", "10.02", attempt=1),
+        accepted(6, order("b", CID_B, "10.02", replaces="a"), IntentAction.REPLACE),
+        updated(6, OrderEvent.REPLACED, order("a", CID_A, "10.01", OrderStatus.REPLACED)),
+    ]
+
+
+def kinds(path: tuple[PathEvent, ...]) -> list[tuple[PathEventKind, Decimal | None]]:
+    return [(event.kind, event.price) for event in path]
+
+
+def fills(path: tuple[PathEvent, ...]) -> list[tuple[Decimal | None, Decimal | None]]:
+    return [(event.qty, event.price) for event in path if event.kind is PathEventKind.FILL]
+
+
+# --- leg paths -------------------------------------------------------------------------------------------
+
+
+def test_each_order_of_the_chain_rests_at_its_own_limit_from_its_first_report() -> None:
+    path = leg_paths(replaced_chain())[0]
+    assert kinds(path) == [
+        (PathEventKind.SUBMIT, Decimal("10.01")),
+        (PathEventKind.REPLACE, Decimal("10.02")),
+    ]
+    assert [event.ts for event in path] == [at(1), at(6)]
+
+
+def test_a_late_cancel_of_an_older_order_does_not_end_the_resting_limit() -> None:
+    events = [
+        *replaced_chain(),
+        updated(7, OrderEvent.CANCELED, order("a", CID_A, "10.01", OrderStatus.CANCELED)),
+    ]
+    assert PathEventKind.CANCEL not in [event.kind for event in leg_paths(events)[0]]
+
+
+def test_a_cancel_of_the_resting_order_ends_its_limit() -> None:
+    events = [
+        *replaced_chain(),
+        updated(7, OrderEvent.CANCELED, order("b", CID_B, "10.02", OrderStatus.CANCELED)),
+    ]
+    last = leg_paths(events)[0][-1]
+    assert (last.kind, last.order_id, last.ts) == (PathEventKind.CANCEL, "b", at(7))
+
+
+def test_a_duplicated_fill_update_is_drawn_once() -> None:
+    partial = order("b", CID_B, "10.02", OrderStatus.PARTIALLY_FILLED, filled="40", avg="10.02", replaces="a")
+    events = [*replaced_chain(), *[updated(8, OrderEvent.PARTIAL_FILL, partial, fill=("40", "10.02"))] * 2]
+    assert fills(leg_paths(events)[0]) == [(Decimal(40), Decimal("10.02"))]
+
+
+def test_an_update_without_its_execution_draws_the_price_its_cumulative_average_implies() -> None:
+    partial = order("b", CID_B, "10.02", OrderStatus.PARTIALLY_FILLED, filled="40", avg="10.02", replaces="a")
+    done = order("b", CID_B, "10.02", OrderStatus.FILLED, filled="100", avg="10.015", replaces="a")
+    events = [
+        *replaced_chain(),
+        updated(8, OrderEvent.PARTIAL_FILL, partial, fill=("40", "10.02")),
+        updated(9, OrderEvent.FILL, done),  # polled: the cumulative state only
+    ]
+    # (100 x 10.015 - 40 x 10.02) / 60 = 10.011666... -> 10.0117
+    assert fills(leg_paths(events)[0]) == [(Decimal(40), Decimal("10.02")), (Decimal(60), Decimal("10.0117"))]
+
+
+def test_an_update_journaled_without_its_leg_is_drawn_on_the_leg_of_its_client_order_id() -> None:
+    done = order("b", CID_B, "10.02", OrderStatus.FILLED, filled="100", avg="10.02", replaces="a")
+    events = [*replaced_chain(), updated(8, OrderEvent.FILL, done, fill=("100", "10.02"), leg=None)]
+    assert fills(leg_paths(events)[0]) == [(Decimal(100), Decimal("10.02"))]
+
+
+def test_a_replace_refused_after_acceptance_puts_the_limit_back_on_the_order_that_stays_live() -> None:
+    events = [
+        started(),
+        *planned(),
+        phase(),
+        submit(1, CID_A, "10.01"),
+        accepted(1, order("a", CID_A, "10.01")),
+        replace(5, CID_B, "a", "10.02", attempt=1),
+        accepted(5, order("b", CID_B, "10.02", OrderStatus.PENDING_NEW, replaces="a"), IntentAction.REPLACE),
+        updated(6, OrderEvent.REPLACE_REJECTED, order("a", CID_A, "10.01")),
+    ]
+    path = leg_paths(events)[0]
+    assert kinds(path)[-1] == (PathEventKind.REPLACE, Decimal("10.01"))
+    assert path[-1].order_id == "a"
+
+
+def _escalated_chain() -> list[RunEvent]:
+    return [
+        *replaced_chain(),
+        LegEscalated(**_stamp(30), remaining_qty=Decimal(100), reason="deadline"),
+        updated(30, OrderEvent.CANCELED, order("b", CID_B, "10.02", OrderStatus.CANCELED, replaces="a")),
+        submit(30, CID_C, None, attempt=2),
+        accepted(30, order("c", CID_C, None)),
+        updated(
+            31,
+            OrderEvent.FILL,
+            order("c", CID_C, None, OrderStatus.FILLED, filled="100", avg="10.05"),
+            fill=("100", "10.05"),
+        ),
+        LegFinished(**_stamp(31), status="filled"),
+        RunEnded(**_stamp(31, None), status="completed"),
+    ]
+
+
+def test_an_escalation_is_marked_at_the_market_fill_that_followed_it() -> None:
+    report = run_report(RUN, _escalated_chain(), "j.db")
+    (figure,) = run_figures(report, market_view(report, None)).values()
+    by_name = {trace.name: trace for trace in figure.data}
+    escalations = by_name["escalations: leg 0 buy"]
+    assert list(escalations.y) == [10.05]
+    assert list(by_name["fills: leg 0 buy"].y) == [10.05]
+    # the limit steps 10.01 -> 10.02 and ends when the leg escalates
+    assert [y for y in by_name["limit: leg 0 buy"].y if y is not None] == [10.01, 10.02, 10.02]
+
+
+def test_run_report_rebuilds_the_result_show_prints() -> None:
+    report = run_report(RUN, _escalated_chain(), "j.db")
+    (leg,) = report.result.legs
+    assert (report.result.status.value, leg.filled_qty, leg.escalated) == ("completed", Decimal(100), True)
+    assert [record.order_id for record in report.state.legs[0].orders] == ["a", "b", "c"]
+
+
+def test_run_report_refuses_a_run_without_a_start() -> None:
+    with pytest.raises(ReportError, match="no run_started"):
+        run_report(RUN, replaced_chain()[1:], "j.db")
+
+
+# --- quotes behind the orders ----------------------------------------------------------------------------
+
+
+def _quotes(path: Path, rows: list[tuple[float, str, str, str]]) -> Path:
+    lines = ["ts,symbol,bid,bid_size,ask,ask_size"]
+    lines += [
+        f"{at(s).isoformat().replace('+00:00', 'Z')},{sym},{bid},100,{ask},100" for s, sym, bid, ask in rows
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_without_a_quote_file_the_report_says_the_figures_show_the_orders_only() -> None:
+    report = run_report(RUN, replaced_chain(), "j.db")
+    view = market_view(report, None)
+    assert view.series == {}
+    assert view.note == NO_QUOTE_FILE
+    page = render_run_html(report, view)
+    assert "no quote file was named (--quotes): the figures show the orders only" in page
+    assert "no quotes: orders only" in page
+
+
+def test_quotes_are_cut_to_the_run_led_by_the_quote_in_force_at_its_start(tmp_path: Path) -> None:
+    quotes = _quotes(
+        tmp_path / "q.csv",
+        [
+            (-600, "AAA", "9.90", "9.92"),
+            (-120, "AAA", "10.00", "10.02"),
+            (3, "AAA", "10.01", "10.03"),
+            (3600, "AAA", "11.00", "11.02"),
+        ],
+    )
+    report = run_report(RUN, replaced_chain(), "j.db")
+    view = market_view(report, quotes)
+    series = view.series["AAA"]
+    assert series.bid_units.tolist() == [100_000, 100_100]  # from the quote in force 60 s before the run
+    assert view.note is None
+
+
+def test_a_symbol_the_quote_file_lacks_is_named_and_drawn_without_quotes(tmp_path: Path) -> None:
+    quotes = _quotes(tmp_path / "q.csv", [(0, "ZZZ", "1.00", "1.01")])
+    report = run_report(RUN, replaced_chain(), "j.db")
+    view = market_view(report, quotes)
+    assert view.series == {}
+    assert view.note is not None
+    assert "has no quotes of AAA" in view.note
+
+
+def test_a_named_quote_file_that_cannot_be_read_is_refused(tmp_path: Path) -> None:
+    report = run_report(RUN, replaced_chain(), "j.db")
+    with pytest.raises(QuoteFileError):
+        market_view(report, tmp_path / "none.csv")
+
+
+# --- HTML ------------------------------------------------------------------------------------------------
+
+
+def test_symbols_that_differ_only_in_punctuation_get_distinct_figure_ids() -> None:
+    assert symbol_figure_ids(["BRK.B", "BRK-B", "AAA"]) == {
+        "BRK.B": "price-BRK-B",
+        "BRK-B": "price-BRK-B-2",
+        "AAA": "price-AAA",
+    }
+
+
+def test_run_html_escapes_text_from_the_journal() -> None:
+    events = replaced_chain()
+    events[0] = started(source="<img src=x onerror=alert(1)>.csv")
+    page = render_run_html(
+        run_report(RUN, events, "j.db"), market_view(run_report(RUN, events, "j.db"), None)
+    )
+    assert "<img src=x" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;.csv" in page
+
+
+def test_run_html_is_self_contained_with_a_figure_per_symbol() -> None:
+    events: list[RunEvent] = [started(), *planned("AAA", 0), *planned("BBB", 1), phase()]
+    report = run_report(RUN, events, "j.db")
+    page = render_run_html(report, market_view(report, None))
+    assert re.search(r"<script[^>]+src=", page) is None
+    assert "<link" not in page
+    assert re.findall(r'<div id="(fig-[^"]+)"', page) == ["fig-price-AAA", "fig-price-BBB"]
