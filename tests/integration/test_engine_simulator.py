@@ -117,6 +117,16 @@ def test_a_passive_fill_ends_the_phase_a_grace_window_later() -> None:
     assert ended.ts == at(5) + CONFIG.grace
 
 
+def test_a_fill_split_on_the_tapes_last_quote_still_completes_the_leg() -> None:
+    # The ask comes down to the resting bid on the tape's final quote; every execution is a partial one.
+    tape = make_tape(book(6, lambda t: ("100.00", "100.08") if t < 5 else ("99.96", "100.00")))
+    out = simulate(BUY, tape, partial_rate=1.0)
+    (leg,) = out.result.legs
+    assert (leg.status, leg.filled_qty) == (LegStatus.FILLED, Decimal(100))
+    assert leg.avg_fill_price == Decimal("100.00")
+    assert out.result.status is RunStatus.COMPLETED
+
+
 def test_the_ladder_reprices_from_the_current_quote_until_marketable() -> None:
     out = simulate(BUY, make_tape(book(120, steady)))
     limits = [e.limit_price for e in out.events.of(OrderIntent) if e.limit_price is not None]

@@ -9,7 +9,7 @@ from sim_support import Sim, at, ioc, limit, make_tape, market, run_sim
 
 from repeg.brokers.simulator import PaperFillModel
 from repeg.brokers.simulator.state import SimEvent, next_status
-from repeg.domain.orders import OrderStatus, ReplaceRequest, Side
+from repeg.domain.orders import OrderRequest, OrderStatus, ReplaceRequest, Side
 from repeg.errors import (
     DuplicateClientOrderIdError,
     IllegalTransitionError,
@@ -363,6 +363,35 @@ def test_partial_fills_continue_on_later_quotes_until_complete() -> None:
     assert sim.events()[-1] == "fill"
     assert set(sim.events()[1:-1]) == {"partial_fill"}
     assert sim.updates[-1].order.filled_qty == Decimal(50)
+
+
+#: Two quotes: after 1 s nothing more arrives, so the quote at 1 s stays current for good.
+SHORT = make_tape({"ABC": ((0, "9.99", "10.00"), (1, "10.00", "10.01"))})
+
+
+def _split_on_the_last_quote(request: OrderRequest) -> Sim:
+    async def scenario(sim: Sim) -> None:
+        await sim.until(2)
+        await sim.broker.submit_order(request)
+        await sim.until(3600)
+
+    return run_sim(
+        scenario, tape=SHORT, fill_model=lambda tape: PaperFillModel(tape, seed=3, partial_rate=1.0)
+    )
+
+
+def test_market_remainder_after_a_partial_fill_on_the_last_quote_fills_against_it() -> None:
+    sim = _split_on_the_last_quote(market("m1", Side.BUY, "50"))
+    assert sim.events()[-1] == "fill"
+    assert sim.updates[-1].order.filled_qty == Decimal(50)
+    assert {(f.ts, f.price) for f in sim.broker.executions} == {(at(2), Decimal("10.01"))}
+
+
+def test_limit_remainder_after_a_partial_fill_on_the_last_quote_fills_against_it() -> None:
+    sim = _split_on_the_last_quote(limit("b1", Side.BUY, "50", "10.01"))
+    assert sim.events()[-1] == "fill"
+    assert sum(f.qty for f in sim.broker.executions) == Decimal(50)
+    assert len(sim.broker.executions) >= 2
 
 
 def test_partially_filled_order_can_be_cancelled_keeping_its_fills() -> None:

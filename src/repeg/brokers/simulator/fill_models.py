@@ -7,7 +7,7 @@ very different realism fit behind it:
 - `PaperFillModel` (the default) follows Alpaca's documented paper-trading rules: a limit fills once marketable
   against the quote current at that instant, at the quote price (its limit or better); a market order fills at
   the far touch of the current tradable quote; 10% of fills (seeded) are partial, the rest follows from the next
-  quote on. Displayed size, queue position and trade prints play no part. A one-sided, zero, locked or crossed
+  quote on (on the tape's last quote, which stays current, from that quote again). Displayed size, queue position and trade prints play no part. A one-sided, zero, locked or crossed
   quote (not 0 < bid < ask) is no market: nothing fills on it (`QuoteTape.tradable_mask`).
 - A queue-position model (issue 5) fits the same contract: at `next_fill` it places the order at the back of the
   displayed size at its price from `RestingOrder.queued_since_ns` (a replace creates a new order, so priority is
@@ -110,7 +110,9 @@ class PaperFillModel:
     def next_fill(self, order: RestingOrder, now_ns: int, after: int | None) -> FillPlan | None:
         if order.symbol not in self._tape:
             return None
-        start = after + 1 if after is not None else self._current_index(order.symbol, now_ns)
+        start = (
+            self._current_index(order.symbol, now_ns) if after is None else self._after(order.symbol, after)
+        )
         if order.limit_units is None:
             index = self._tape.next_tradable(order.symbol, start)
         else:
@@ -128,6 +130,14 @@ class PaperFillModel:
 
     def release(self, order_id: str) -> None:
         """Nothing kept per order."""
+
+    def _after(self, symbol: str, cursor: int) -> int:
+        """Where a remainder is re-evaluated: from the next quote on, or again on the tape's last quote.
+
+        The last quote stays current for good, so a remainder still marketable against it fills against it
+        (Alpaca re-evaluates a still-marketable remainder); waiting for a quote that never comes left it open.
+        """
+        return cursor + 1 if cursor + 1 < self._tape.count(symbol) else cursor
 
     def _current_index(self, symbol: str, now_ns: int) -> int:
         current = self._tape.index_at_ns(symbol, now_ns)
