@@ -394,6 +394,12 @@ def test_limit_remainder_after_a_partial_fill_on_the_last_quote_fills_against_it
     assert len(sim.broker.executions) >= 2
 
 
+def test_ioc_remainder_after_a_partial_fill_on_the_last_quote_is_cancelled() -> None:
+    request = ioc("i1", Side.BUY, "50", "10.01")
+    sim = _split_on_the_last_quote(request)
+    assert sim.events() == ["new", "partial_fill", "canceled"]
+
+
 def test_partially_filled_order_can_be_cancelled_keeping_its_fills() -> None:
     async def scenario(sim: Sim) -> None:
         order = await sim.broker.submit_order(limit("b1", Side.BUY, "50", "10.05"))

@@ -350,7 +350,8 @@ class SimulatedBroker:
             queued_since_ns=order.queued_since_ns,
         )
         plan = self._fill_model.next_fill(view, now_ns, after)
-        if order.immediate_or_cancel and (plan is None or plan.ts_ns > now_ns):
+        if order.immediate_or_cancel and (after is not None or plan is None or plan.ts_ns > now_ns):
+            # Only its first execution is immediate: what a partial fill leaves of an IOC is cancelled.
             self._schedule(from_ns(now_ns), lambda at: self._expire_ioc(order, at))
             return
         if plan is not None:
