@@ -809,3 +809,18 @@ def test_a_polled_order_of_a_leg_given_up_still_open_after_its_cancel_is_cancell
     assert not [o for o in world.broker.orders.values() if o.status.is_open]
     assert world.broker.cancels() == ["cancel:o1", "cancel:o1"]
     assert result.legs[0].status is LegStatus.FAILED
+
+
+def test_a_replacement_counts_fills_of_an_earlier_order_whose_updates_arrive_late() -> None:
+    """o1 fills 30 and is replaced by o2; its updates come late. The next re-peg replaces o2 for the 70 still
+    unfilled, not for 100: a broker that does not cap a replacement at the order's remainder over-trades."""
+
+    def script(w: World) -> None:
+        w.broker.delayed_updates["o1"] = timedelta(seconds=60)
+        w.clock.call_at(at(5), lambda: w.broker.fill("o1", Decimal(30)))
+
+    config = classic_ladder(repeg_steps=(Decimal("0.5"), Decimal("1.0")))
+    result, world = execute(BUY, script, config=config)
+    assert [r.qty for r in world.broker.replaced()] == [Decimal(100), Decimal(70)]
+    assert world.broker.positions["XYZ"] == Decimal(100)
+    assert result.legs[0].filled_qty == Decimal(100)

@@ -139,12 +139,16 @@ class OrderGateway:
         return True
 
     async def _chain_settled(self, index: int) -> bool:
-        """Before a remainder is sized: ask the broker for every earlier order of the leg not yet reported
-        closed (a replaced order whose last fills and `replaced` update are still on their way, or were never
-        pushed or polled), so that quantity it filled is not sent again. False when one is still not known closed.
+        """Before a remainder or a replacement is sized: ask the broker for every earlier order of the leg not
+        yet reported closed (a replaced order whose last fills and `replaced` update are still on their way, or
+        were never pushed or polled), so that quantity it filled is not sent again. False when one is still not
+        known closed. The working order itself (the one a replace targets) is not asked about.
         """
-        for record in self._bus.leg(index).orders:
+        leg = self._bus.leg(index)
+        for record in leg.orders:
             if record.order_id is None or record.is_terminal:
+                continue
+            if record.client_order_id == leg.active_client_order_id:
                 continue
             await self.reconcile(index, record.order_id)
             if _known_closed(self._bus.leg(index).record(record.client_order_id)):
@@ -220,11 +224,15 @@ class OrderGateway:
         await self._bus.emit(OrderAccepted(**self._bus.stamp(index), action=IntentAction.SUBMIT, order=order))
 
     async def replace(self, index: int, limit_price: Decimal, *, step: int, quote: Quote | None) -> None:
-        """Re-price the working order by the broker's replace; a refusal is recorded and reconciled."""
+        """Re-price the working order by the broker's replace; a refusal is recorded and reconciled. Nothing is
+        sent while an earlier order's last fills are unknown (the replacement is sized from them)."""
         leg = self._bus.leg(index)
         active = leg.active_order
         if active is None or active.order_id is None:
             raise ValueError(f"leg {index} has no acknowledged order to replace")
+        if not await self._chain_settled(index) or self._bus.leg(index).active_order != active:
+            return
+        leg = self._bus.leg(index)
         self._check_collar(leg, limit_price, quote)
         qty = leg.remaining_qty
         attempt = leg.next_attempt
