@@ -309,7 +309,7 @@ def test_a_bad_spec_value_is_named_by_its_key_not_by_the_policy_kind(tmp_path: P
 def test_an_unknown_policy_kind_is_named_as_the_kind_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         policy_spec(_spec_file(tmp_path, 'kind = "twap"\n'))
-    assert caught.value.key == "policy.kind"
+    assert (caught.value.key, caught.value.value) == ("policy.kind", "twap")
 
 
 TIME_KEYS = [

@@ -147,3 +147,38 @@ def test_point_spec_refuses_a_bad_parameter_naming_the_point() -> None:
     bad = point.model_copy(update={"kind": "ladder", "params": {"fill_wait_seconds": 0}})
     with pytest.raises(SweepError, match=r"point 0 .*fill_wait_seconds"):
         point_spec(bad)
+
+
+def _ladder_grid(**policy: object) -> dict[str, object]:
+    return {"policy": [{"name": "l", "kind": "ladder", **policy}]}
+
+
+def test_a_swept_value_the_policy_refuses_is_refused_when_the_grid_is_read() -> None:
+    # It was accepted here and refused only when its point ran, in a worker, after the points before it.
+    bad = _ladder_grid(grid={"repeg_steps": [[0.5, 1.0], [0.75, 0.5]]})
+    with pytest.raises(SweepError) as caught:
+        grid_from_mapping(bad)
+    assert "repeg_steps=[0.75, 0.5]" in caught.value.reason
+    assert "l[repeg_steps=[0.75,0.5]]" in caught.value.reason
+
+
+def test_a_fixed_key_no_policy_takes_is_refused_when_the_grid_is_read() -> None:
+    with pytest.raises(SweepError, match=r"escalate=True: Extra inputs are not permitted"):
+        grid_from_mapping(_ladder_grid(fixed={"escalate": True}))
+
+
+def test_an_unknown_policy_kind_is_refused_when_the_grid_is_read() -> None:
+    with pytest.raises(SweepError, match=r"policy 'x': kind='twap': "):
+        grid_from_mapping({"policy": [{"name": "x", "kind": "twap"}]})
+
+
+def test_a_collared_ladder_beyond_the_labs_price_collar_is_refused_when_the_grid_is_read() -> None:
+    # Valid as a spec, refused by the run configuration it backtests under (price_collar_pct 5 = 500 bps).
+    bad = _ladder_grid(fixed={"escalation": "collared_limit"}, grid={"escalation_collar_bps": [50, 600]})
+    with pytest.raises(SweepError, match=r"escalation_collar_bps=Decimal\('600'\)"):
+        grid_from_mapping(bad)
+
+
+def test_a_basket_budget_given_as_a_boolean_is_refused_not_read_as_one_second() -> None:
+    with pytest.raises(SweepError, match=r"basket\.budget_seconds"):
+        grid_from_mapping({"basket": {"budget_seconds": True}, "policy": [{"name": "m", "kind": "market"}]})

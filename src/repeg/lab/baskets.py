@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from repeg.config import Seconds
 from repeg.domain.orders import Side
 from repeg.errors import ConfigError, PlanInputError
 from repeg.lab.models import ParentOrder
@@ -49,9 +50,9 @@ class BasketSpec(BaseModel):
     qty: Decimal = Field(default=Decimal(100), gt=0)
     sides: SidePattern = SidePattern.ALTERNATE
     spacing: Spacing = Spacing.EVEN
-    budget_seconds: float = Field(default=60.0, gt=0)
+    budget_seconds: Seconds = Field(default=60.0, gt=0)
     #: Kept free at both ends of the session: the first arrival is this long after the open.
-    margin_seconds: float = Field(default=60.0, ge=0)
+    margin_seconds: Seconds = Field(default=60.0, ge=0)
 
 
 def _sides(spec: BasketSpec, rng: np.random.Generator) -> list[Side]:

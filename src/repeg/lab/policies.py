@@ -24,7 +24,7 @@ time when it can be told (`next_quote_at`, which a replay provides from its tape
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -170,7 +170,9 @@ def spec_error(exc: ValidationError, prefix: tuple[str, ...] = ()) -> tuple[str,
     first = exc.errors()[0]
     loc = first["loc"][len(prefix) :]
     if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
-        return ".".join((*prefix, "kind")), first.get("input"), first["msg"]
+        given = first.get("input")
+        kind = given.get("kind") if isinstance(given, Mapping) else given
+        return ".".join((*prefix, "kind")), kind, first["msg"]
     # A spec's own errors sit under its kind's tag (loc[0]); the rest of the location is the key.
     return ".".join((*prefix, *(str(part) for part in loc[1:]))), first.get("input"), first["msg"]
 

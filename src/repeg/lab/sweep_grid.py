@@ -12,10 +12,14 @@ A grid file is TOML::
     name = "ladder"                   # label; the point's policy label adds the swept values
     kind = "ladder"                   # the policy kind understood by repeg.lab.policies
     [policy.fixed]                    # parameters held constant
-    escalate = true
+    escalation = "market"
     [policy.grid]                     # parameters swept: each a non-empty list of values
-    start = [0.0, 0.25]
-    wait_seconds = [5, 10]
+    initial_offset = [0.0, 0.25]
+    fill_wait_seconds = [5, 10]
+
+Every variant of every policy is validated when the grid is read, as its backtest will read it (its spec, and the
+run configuration it runs under), so a bad value is refused before any point runs, naming the variant, the key
+and the value.
 
 Guarantees: the expansion is a pure function of the grid and the data files; points are sorted canonically
 (symbol-day, fill model, policy label) and numbered from 0 in that order; each point's seed is derived from the
@@ -34,16 +38,19 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from repeg.errors import SweepError
+from repeg.errors import ConfigError, SweepError
+from repeg.lab.backtest import LAB_BASE_CONFIG, budget_config
 from repeg.lab.baskets import BasketSpec
 from repeg.lab.models import FillModelName
+from repeg.lab.policies import PolicySpec, run_config, spec_error
 
 #: A parameter value as TOML gives it (lists for schedules such as re-peg steps).
 ParamValue = str | int | float | bool | list[int | float]
 
 _DAY_KEY = re.compile(r"^(.*?\d{8})")
+_SPEC: TypeAdapter[PolicySpec] = TypeAdapter(PolicySpec)
 
 
 class _Frozen(BaseModel):
@@ -106,7 +113,27 @@ def grid_from_mapping(raw: Mapping[str, object], where: str = "grid") -> SweepGr
                 raise SweepError(where, f"policy {policy.name!r}: grid.{key} is an empty list")
             if key in policy.fixed:
                 raise SweepError(where, f"policy {policy.name!r}: {key} is both fixed and swept")
+    for policy in grid.policy:
+        _check_variants(policy, grid.basket, where)
     return grid
+
+
+def variant_spec(kind: str, label: str, params: Mapping[str, ParamValue]) -> PolicySpec:
+    """The policy specification of one variant: its kind, its label as name, its parameters."""
+    return _SPEC.validate_python({"kind": kind, "name": label, **params})
+
+
+def _check_variants(policy: PolicyGrid, basket: BasketSpec, where: str) -> None:
+    """Read every variant of `policy` as its backtest will: its spec, then the run configuration it runs under."""
+    base = budget_config(LAB_BASE_CONFIG, basket.budget_seconds)
+    for label, params in _policy_variants(policy):
+        try:
+            run_config(variant_spec(policy.kind, label, params), base)
+        except ValidationError as exc:
+            key, value, reason = spec_error(exc)
+            raise SweepError(where, f"policy {label!r}: {key}={value!r}: {reason}") from exc
+        except ConfigError as exc:
+            raise SweepError(where, f"policy {label!r}: {exc.key}={exc.value!r}: {exc.reason}") from exc
 
 
 def day_key(path: str) -> str:

@@ -11,18 +11,17 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from repeg.errors import ConfigError, SweepError
 from repeg.lab.backtest import DayData, day_basket, load_day, run_backtest
 from repeg.lab.compare import adaptive_params_for
 from repeg.lab.fit import AdaptiveParams
 from repeg.lab.models import BacktestResult
-from repeg.lab.policies import AdaptiveSpec, PolicySpec
+from repeg.lab.policies import AdaptiveSpec, PolicySpec, spec_error
 from repeg.lab.sweep import SweepRecord
-from repeg.lab.sweep_grid import SweepPoint
+from repeg.lab.sweep_grid import SweepPoint, variant_spec
 
-_SPEC: TypeAdapter[PolicySpec] = TypeAdapter(PolicySpec)
 _DAYS_PER_WORKER = 4
 
 
@@ -34,11 +33,10 @@ def _day(quotes_file: str, trades_file: str | None) -> DayData:
 def point_spec(point: SweepPoint) -> PolicySpec:
     """The policy specification of a point: its kind, its label as name, its parameters."""
     try:
-        return _SPEC.validate_python({"kind": point.kind, "name": point.policy, **point.params})
+        return variant_spec(point.kind, point.policy, point.params)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise SweepError(f"point {point.point_id} ({point.policy})", f"{loc}: {first['msg']}") from exc
+        key, value, reason = spec_error(exc)
+        raise SweepError(f"point {point.point_id} ({point.policy})", f"{key}={value!r}: {reason}") from exc
 
 
 def _adaptive_params(point: SweepPoint, spec: PolicySpec, day: DayData) -> AdaptiveParams | None:
