@@ -105,8 +105,7 @@ def test_synthetic_day_with_invalid_quotes_never_fills_on_an_invalid_quote() -> 
     for fill in sim.broker.executions:
         quote = tape.quote_at("SYN", fill.ts)
         assert quote is not None
-        assert quote.bid > 0
-        assert quote.ask > 0
+        assert 0 < quote.bid < quote.ask
     _check_against_quotes(sim, tape, "SYN")
 
 
@@ -231,7 +230,7 @@ def test_tape_feed_wakes_when_a_nanosecond_quote_is_current_not_before() -> None
 
 _OPS = st.lists(
     st.tuples(
-        st.sampled_from(["buy", "sell", "market", "cancel", "replace", "wait"]),
+        st.sampled_from(["buy", "sell", "market", "market_buy", "cancel", "replace", "wait"]),
         st.integers(0, 9),  # order pick / price offset in cents
         st.integers(1, 40),  # qty
     ),
@@ -265,8 +264,9 @@ async def _apply(sim: Sim, ids: list[str], step: int, action: tuple[str, int, in
     if op in {"buy", "sell"}:
         side = Side.BUY if op == "buy" else Side.SELL
         ids.append((await sim.broker.submit_order(limit(f"c{step}", side, str(qty), price))).order_id)
-    elif op == "market":
-        ids.append((await sim.broker.submit_order(market(f"c{step}", Side.SELL, str(qty)))).order_id)
+    elif op in {"market", "market_buy"}:
+        side = Side.BUY if op == "market_buy" else Side.SELL
+        ids.append((await sim.broker.submit_order(market(f"c{step}", side, str(qty)))).order_id)
     elif op == "cancel" and ids:
         await sim.broker.cancel_order(ids[pick % len(ids)])
     elif op == "replace" and ids:
@@ -295,6 +295,7 @@ async def _check_invariants(sim: Sim) -> None:
         position += sign * fill.qty
         if order.status in {OrderStatus.CANCELED, OrderStatus.REPLACED}:
             assert fill.ts <= order.updated_at
+        assert cash >= 0  # a cash account: no execution may spend more than it holds
     for order_id, filled in by_order.items():
         order = await sim.broker.get_order(order_id)
         assert filled <= order.qty
