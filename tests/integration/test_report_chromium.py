@@ -196,3 +196,44 @@ def test_png_export_without_a_browser_is_a_report_error(
     figures = build_figures(sample_compare().runs, None, None)
     with pytest.raises(ReportError, match="PNG export failed"):
         export_pngs(figures, tmp_path / "png")
+
+
+def test_report_of_a_journaled_run_draws_a_figure_per_symbol_in_headless_chromium(
+    browser: str, tmp_path: Path
+) -> None:
+    """`repeg report RUN_ID`: a plan run on the simulator, reported from its journal, opens with every figure."""
+    quotes = tmp_path / "q.csv"
+    quotes.write_text(
+        "ts,symbol,bid,bid_size,ask,ask_size\n"
+        "2024-01-02T14:30:00Z,AAA,10.00,100,10.02,100\n"
+        "2024-01-02T14:30:01Z,BBB,20.00,100,20.04,100\n"
+        "2024-01-02T14:40:00Z,AAA,10.01,100,10.03,100\n"
+        "2024-01-02T14:40:00Z,BBB,19.99,100,20.01,100\n"
+    )
+    (tmp_path / "p.csv").write_text("symbol,side,qty\nAAA,buy,10\nBBB,buy,5\n")
+    journal, page = tmp_path / "j.db", tmp_path / "run.html"
+    app = build_app()
+    ran = CliRunner().invoke(
+        app,
+        [
+            "run",
+            str(tmp_path / "p.csv"),
+            "--quotes",
+            str(quotes),
+            "--journal",
+            str(journal),
+            "--run-id",
+            "r1",
+        ],
+    )
+    assert ran.exit_code == 0, ran.output
+    reported = CliRunner().invoke(
+        app, ["report", "r1", "--journal", str(journal), "--quotes", str(quotes), "--html", str(page)]
+    )
+    assert reported.exit_code == 0, reported.output
+    div_ids = {figure_div_id("price-AAA"), figure_div_id("price-BBB")}
+    scan = _FigureScan(div_ids)
+    scan.feed(_dump_dom(browser, page, tmp_path))
+    for div_id in div_ids:
+        assert "main-svg" in scan.classes[div_id], f"{div_id} has no plotly svg"
+        assert "trace" in scan.classes[div_id], f"{div_id} drew no trace"

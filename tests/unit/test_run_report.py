@@ -26,7 +26,7 @@ from repeg.domain.orders import BrokerOrder, Fill, OrderEvent, OrderStatus, Orde
 from repeg.domain.plan import LegSpec, Plan, PlanKind, TradeIntent
 from repeg.errors import QuoteFileError, ReportError
 from repeg.lab.models import PathEvent, PathEventKind
-from repeg.lab.run_report import NO_QUOTE_FILE, leg_paths, market_view, run_report
+from repeg.lab.run_report import NO_QUOTE_FILE, leg_paths, market_view, plain, run_report
 from repeg.lab.run_report_html import render_run_html, run_figures, symbol_figure_ids
 
 RUN = "r1"
@@ -349,3 +349,12 @@ def test_run_html_is_self_contained_with_a_figure_per_symbol() -> None:
     assert re.search(r"<script[^>]+src=", page) is None
     assert "<link" not in page
     assert re.findall(r'<div id="(fig-[^"]+)"', page) == ["fig-price-AAA", "fig-price-BBB"]
+
+
+@pytest.mark.parametrize(
+    ("journaled", "shown"),
+    [("10.000000000", "10"), ("12.500000000", "12.5"), ("0.001", "0.001"), ("1E+2", "100")],
+)
+def test_quantities_are_shown_without_the_journals_trailing_zeros(journaled: str, shown: str) -> None:
+    assert str(plain(Decimal(journaled))) == shown
+    assert plain(Decimal(journaled)) == Decimal(journaled)

@@ -1,20 +1,26 @@
-"""`repeg report` (self-contained HTML of a backtest or comparison, PNG per figure) and `repeg sweep`.
+"""`repeg report` (self-contained HTML of a backtest, comparison or journaled run, PNG per figure) and `repeg sweep`.
 
 Heavy imports (plotly, kaleido, Ray, the engine) happen inside the commands so that `repeg --help` stays fast.
-Input errors (unreadable result or grid, data files that do not pair) exit with code 2; a data source failure
-with 4; anything unexpected is a bug (1), per `repeg.cli.exit_codes`.
+Input errors (unreadable result or grid, data files that do not pair, a report source that is neither a result
+file nor a run id of the journal) exit with code 2; a data source or journal failure with 4; anything unexpected
+is a bug (1), per `repeg.cli.exit_codes`.
 """
 
 from __future__ import annotations
 
 import glob
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from repeg.cli.exit_codes import ExitCode, exit_code_for_error
-from repeg.errors import RepegError, ReportError, SweepError
+from repeg.cli.journal_cmds import JournalOption
+from repeg.errors import RepegError, ReportError, RunNotFoundError, SweepError
+from repeg.journal.factory import DEFAULT_JOURNAL
+
+if TYPE_CHECKING:
+    from repeg.domain.events import RunEvent
 
 _BAD_INPUT_ERRORS = (ReportError, SweepError)
 
@@ -27,10 +33,18 @@ def _fail(error: RepegError) -> typer.Exit:
 
 def report(
     source: Annotated[
-        Path, typer.Argument(help="A backtest or compare result file (JSON, repeg.lab schema).")
+        str,
+        typer.Argument(
+            help="A backtest or compare result file (JSON, repeg.lab schema), or a run id of the journal."
+        ),
     ],
     *,
     html: Annotated[Path, typer.Option("--html", help="Where to write the self-contained HTML report.")],
+    journal: JournalOption = DEFAULT_JOURNAL,
+    quotes: Annotated[
+        Path | None,
+        typer.Option("--quotes", help="Run id only: draw this quote file's bid and ask behind the orders."),
+    ] = None,
     png_dir: Annotated[
         Path | None, typer.Option("--png-dir", help="Also write one PNG per figure here (needs chromium).")
     ] = None,
@@ -42,24 +56,67 @@ def report(
         bool, typer.Option(help="Draw the quotes and trades the result names, when found.")
     ] = True,
 ) -> None:
-    """Write an interactive HTML report (price path, orders, frontier, tables) of a backtest or comparison."""
-    from repeg.lab.report_data import decimate, load_market, load_result
-    from repeg.lab.report_html import write_report
+    """Write an interactive HTML report (prices, orders, fills, tables) of a backtest, comparison or journaled run.
 
-    if not source.is_file():
-        raise _fail(ReportError(str(source), "no such result file (journal run ids are not supported yet)"))
+    SOURCE is read as a result file when such a file exists, else as a run id of the journal (`repeg runs`).
+    """
+    path = Path(source)
     try:
-        loaded = load_result(source)
-        data = loaded.runs[0].data if loaded.compare is None else loaded.compare.data
-        series = load_market(data, source.parent) if market else None
-        shown = None if series is None else decimate(series, max_quotes, max_trades)
-        written = write_report(loaded, shown, html, png_dir)
+        if path.is_file():
+            if quotes is not None:
+                raise ReportError(str(quotes), "--quotes applies to a run id; a result names its own quotes")
+            written = _report_result(path, html, png_dir, (max_quotes, max_trades) if market else None)
+        else:
+            written = _report_run(
+                source, journal, html, png_dir, quotes=quotes if market else None, max_quotes=max_quotes
+            )
     except RepegError as exc:
         raise _fail(exc) from exc
     except OSError as exc:  # e.g. --html or --png-dir in a directory that does not exist
         raise _fail(ReportError(str(exc.filename or html), f"cannot write: {exc.strerror or exc}")) from exc
-    for path in written:
-        typer.echo(str(path))
+    for written_path in written:
+        typer.echo(str(written_path))
+
+
+def _report_result(
+    source: Path, html: Path, png_dir: Path | None, bounds: tuple[int, int] | None
+) -> list[Path]:
+    """The report of a backtest or comparison file; `bounds` (most quotes, most prints) or None for no market."""
+    from repeg.lab.report_data import decimate, load_market, load_result
+    from repeg.lab.report_html import write_report
+
+    loaded = load_result(source)
+    data = loaded.runs[0].data if loaded.compare is None else loaded.compare.data
+    series = None if bounds is None else load_market(data, source.parent)
+    shown = None if series is None or bounds is None else decimate(series, *bounds)
+    return write_report(loaded, shown, html, png_dir)
+
+
+def _run_events(run_id: str, journal: str) -> tuple[list[RunEvent], str]:
+    """The events of `run_id`, looked up as `repeg show` does; not there (or no journal file) is bad input."""
+    from repeg.journal.factory import is_postgres, open_journal
+
+    if not is_postgres(journal) and not Path(journal).exists():
+        raise ReportError(run_id, f"no such result file, and no journal at {journal} to find it as a run id")
+    store = open_journal(journal, create=False)
+    try:
+        return store.events(run_id), store.location
+    except RunNotFoundError as exc:
+        raise ReportError(run_id, f"no such result file, and {exc}") from exc
+    finally:
+        store.close()
+
+
+def _report_run(
+    run_id: str, journal: str, html: Path, png_dir: Path | None, *, quotes: Path | None, max_quotes: int
+) -> list[Path]:
+    """The report of a journaled run, rebuilt from its events; quotes drawn only from a named quote file."""
+    from repeg.lab.run_report import market_view, run_report
+    from repeg.lab.run_report_html import write_run_report
+
+    events, location = _run_events(run_id, journal)
+    built = run_report(run_id, events, location)
+    return write_run_report(built, market_view(built, quotes, max_quotes), html, png_dir)
 
 
 def _files(pattern: str) -> list[str]:

@@ -48,6 +48,7 @@ from repeg.market.tape import to_ns
 from repeg.report.result import ExecutionResult, journaled_result
 
 _PRICE_UNIT = Decimal("0.0001")
+_ONE = Decimal(1)
 #: Statuses that end an order without a fill of its remainder (nor a replacement): its limit no longer rests.
 _ENDED = frozenset(
     {OrderStatus.CANCELED, OrderStatus.EXPIRED, OrderStatus.REJECTED, OrderStatus.DONE_FOR_DAY}
@@ -81,6 +82,12 @@ class MarketView:
     note: str | None
 
 
+def plain(qty: Decimal) -> Decimal:
+    """The same quantity without the journal's trailing zeros (10.000000000 -> 10, 12.500 -> 12.5), as shown."""
+    whole = qty.to_integral_value()
+    return whole.quantize(_ONE) if qty == whole else qty.normalize()
+
+
 @dataclass
 class _PathBuilder:
     """One leg's path, built event by event."""
@@ -99,7 +106,7 @@ class _PathBuilder:
             kind = PathEventKind.REPLACE if order.replaces else PathEventKind.SUBMIT
             price = order.limit_price if order.order_type is OrderType.LIMIT else None
             self.events.append(
-                PathEvent(ts=ts, kind=kind, price=price, qty=order.qty, order_id=order.order_id)
+                PathEvent(ts=ts, kind=kind, price=price, qty=plain(order.qty), order_id=order.order_id)
             )
             self.resting_order = order.order_id
         self._executions(order, ts, fill)
@@ -113,12 +120,14 @@ class _PathBuilder:
             return
         price = order.limit_price if order.order_type is OrderType.LIMIT else None
         self.events.append(
-            PathEvent(ts=ts, kind=PathEventKind.REPLACE, price=price, qty=order.qty, order_id=order.order_id)
+            PathEvent(
+                ts=ts, kind=PathEventKind.REPLACE, price=price, qty=plain(order.qty), order_id=order.order_id
+            )
         )
         self.resting_order = order.order_id
 
     def mark(self, kind: PathEventKind, ts: datetime, qty: Decimal | None = None) -> None:
-        self.events.append(PathEvent(ts=ts, kind=kind, qty=qty))
+        self.events.append(PathEvent(ts=ts, kind=kind, qty=None if qty is None else plain(qty)))
 
     def _executions(self, order: BrokerOrder, ts: datetime, fill: Fill | None) -> None:
         before = self.filled.get(order.order_id, ZERO)
@@ -135,7 +144,7 @@ class _PathBuilder:
         self.filled[order.order_id] = order.filled_qty
         self.notional[order.order_id] = notional
         self.events.append(
-            PathEvent(ts=ts, kind=PathEventKind.FILL, price=price, qty=qty, order_id=order.order_id)
+            PathEvent(ts=ts, kind=PathEventKind.FILL, price=price, qty=plain(qty), order_id=order.order_id)
         )
 
 

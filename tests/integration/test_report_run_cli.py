@@ -1,0 +1,170 @@
+"""`repeg report RUN_ID`: a plan run on the simulator and journaled, then reported by its run id from the journal.
+
+The expected fills are read from the journal's raw `order_updated` events, not through the report's own code.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from repeg.cli.app import build_app
+from repeg.cli.exit_codes import ExitCode
+from repeg.domain.events import LegPlanned, OrderUpdated
+from repeg.journal.sqlite import SqliteJournal
+from repeg.lab.run_report import plain
+
+QUOTES = """ts,symbol,bid,bid_size,ask,ask_size
+2024-01-02T14:30:00.000000Z,AAA,10.00,100,10.02,100
+2024-01-02T14:30:01.000000Z,BBB,20.00,100,20.04,100
+2024-01-02T14:30:20.000000Z,AAA,9.99,100,10.01,100
+2024-01-02T14:30:40.000000Z,BBB,19.98,100,20.02,100
+2024-01-02T14:31:00.000000Z,AAA,10.01,100,10.03,100
+2024-01-02T14:40:00.000000Z,AAA,10.01,100,10.03,100
+2024-01-02T14:40:00.000000Z,BBB,19.99,100,20.01,100
+"""
+PLAN = "symbol,side,qty\nAAA,buy,10\nBBB,buy,5\n"
+RUN_ID = "r1"
+
+
+@dataclass(frozen=True)
+class Journaled:
+    directory: Path
+    journal: Path
+    quotes: Path
+
+
+def _repeg(*args: str | Path) -> tuple[int, str, str]:
+    result = CliRunner().invoke(build_app(), [str(a) for a in args], env={"COLUMNS": "160"})
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def journaled(tmp_path_factory: pytest.TempPathFactory) -> Journaled:
+    """A two-leg plan run on the simulator over a replayed quote file, journaled under RUN_ID."""
+    directory = tmp_path_factory.mktemp("run")
+    quotes = directory / "q.csv"
+    quotes.write_text(QUOTES)
+    (directory / "p.csv").write_text(PLAN)
+    journal = directory / "j.db"
+    code, _, err = _repeg(
+        "run", directory / "p.csv", "--quotes", quotes, "--journal", journal, "--run-id", RUN_ID
+    )
+    assert code == ExitCode.OK, err
+    return Journaled(directory, journal, quotes)
+
+
+def _journaled_fills(journal: Path) -> dict[str, list[str]]:
+    """Per symbol, the hover text of every execution the broker reported, from the raw journal events."""
+    store = SqliteJournal(journal, create=False)
+    try:
+        events = store.events(RUN_ID)
+    finally:
+        store.close()
+    symbols = {e.spec.index: e.spec.symbol for e in events if isinstance(e, LegPlanned)}
+    fills: dict[str, list[str]] = {symbol: [] for symbol in symbols.values()}
+    for event in events:
+        if isinstance(event, OrderUpdated) and event.update.fill is not None and event.leg_index is not None:
+            execution = event.update.fill
+            fills[symbols[event.leg_index]].append(f"fill {plain(execution.qty)} @ {execution.price}")
+    return fills
+
+
+def _report(journaled: Journaled, out: str, *extra: str | Path) -> tuple[int, str, str, str]:
+    html = journaled.directory / out
+    code, stdout, stderr = _repeg("report", RUN_ID, "--journal", journaled.journal, "--html", html, *extra)
+    return code, stdout, stderr, html.read_text() if html.exists() else ""
+
+
+def test_report_of_a_run_id_draws_every_legs_fills_over_the_quotes(journaled: Journaled) -> None:
+    code, stdout, stderr, page = _report(journaled, "r1.html", "--quotes", journaled.quotes)
+    assert code == ExitCode.OK, stderr
+    assert stdout.strip() == str(journaled.directory / "r1.html")
+    assert re.findall(r'<div id="(fig-[^"]+)"', page) == ["fig-price-AAA", "fig-price-BBB"]
+    fills = _journaled_fills(journaled.journal)
+    assert all(fills.values()), fills  # every leg filled something
+    for symbol, texts in fills.items():
+        for text in texts:
+            assert f"leg {0 if symbol == 'AAA' else 1}: buy" in page
+            assert text in page, f"{symbol}: {text} not drawn"
+    assert '"name":"bid"' in page
+    assert '"name":"ask"' in page
+    assert "orders only" not in page
+
+
+def test_report_of_a_run_id_has_the_legs_table_and_quality_summary(journaled: Journaled) -> None:
+    code, _, stderr, page = _report(journaled, "tables.html")
+    assert code == ExitCode.OK, stderr
+    assert "Status <b>completed</b>" in page
+    for symbol in ("AAA", "BBB"):
+        assert re.search(rf'<td class="t">{symbol}</td><td class="t">buy</td><td class="t">filled</td>', page)
+    assert "2/2 filled, 0 escalated" in page
+    assert "r1-L0000-A00" in page  # the order chain
+
+
+class _References(HTMLParser):
+    """Every src/href attribute of the page's elements (script bodies are text, not elements)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.found += [(tag, value or "") for name, value in attrs if name in {"src", "href"}]
+
+
+def test_report_of_a_run_id_is_self_contained(journaled: Journaled) -> None:
+    _, _, _, page = _report(journaled, "alone.html", "--quotes", journaled.quotes)
+    references = _References()
+    references.feed(page)
+    assert references.found == []
+    assert re.search(r"<script[^>]+src=", page) is None
+    assert "<link" not in page
+
+
+def test_report_of_a_run_id_without_a_quote_file_says_it_shows_the_orders_only(journaled: Journaled) -> None:
+    code, _, stderr, page = _report(journaled, "bare.html")
+    assert code == ExitCode.OK, stderr
+    assert "no quote file was named (--quotes): the figures show the orders only" in page
+    assert '"name":"bid"' not in page
+
+
+def test_report_of_an_unknown_run_id_exits_2_naming_it(journaled: Journaled) -> None:
+    out = journaled.directory / "none.html"
+    code, stdout, stderr = _repeg("report", "nope", "--journal", journaled.journal, "--html", out)
+    assert code == ExitCode.BAD_INPUT
+    assert stderr.startswith("error: nope: no such result file, and run 'nope' is not in the journal")
+    assert stdout == ""
+    assert not out.exists()
+
+
+def test_report_of_a_value_that_is_neither_a_file_nor_in_a_journal_exits_2_naming_it(tmp_path: Path) -> None:
+    missing = tmp_path / "results.json"
+    code, _, stderr = _repeg(
+        "report", missing, "--journal", tmp_path / "none.db", "--html", tmp_path / "r.html"
+    )
+    assert code == ExitCode.BAD_INPUT
+    assert f"error: {missing}: no such result file, and no journal at {tmp_path / 'none.db'}" in stderr
+    assert not (tmp_path / "none.db").exists()  # looking a run up never creates a journal
+
+
+def test_report_of_a_run_id_with_a_quote_file_that_is_not_there_exits_2(journaled: Journaled) -> None:
+    missing = journaled.directory / "no-quotes.csv"
+    code, _, stderr, _ = _report(journaled, "q.html", "--quotes", missing)
+    assert code == ExitCode.BAD_INPUT
+    assert str(missing) in stderr
+
+
+def test_quotes_are_refused_for_a_result_file_which_names_its_own(
+    journaled: Journaled, tmp_path: Path
+) -> None:
+    result = tmp_path / "result.json"
+    result.write_text("{}")
+    code, _, stderr = _repeg("report", result, "--html", tmp_path / "r.html", "--quotes", journaled.quotes)
+    assert code == ExitCode.BAD_INPUT
+    assert "--quotes applies to a run id" in stderr
