@@ -88,6 +88,13 @@ Seconds = Annotated[float, BeforeValidator(seconds_not_a_boolean), AfterValidato
 RepegSteps = Annotated[tuple[Decimal, ...], AfterValidator(repeg_steps_valid)]
 
 
+def _key_error(key: str, value: object, message: str, context: dict[str, str]) -> ValidationError:
+    """A validation error of a check across keys, located at `key` (so that `ConfigError` names it)."""
+    error = PydanticCustomError("config_cross_check", message, context)
+    details = InitErrorDetails(type=error, loc=(key,), input=value)
+    return ValidationError.from_exception_data("ExecutionConfig", [details])
+
+
 class OnNoQuote(StrEnum):
     SKIP = "skip"
     MARKET = "market"
@@ -166,9 +173,26 @@ class ExecutionConfig(BaseModel):
                 "its limit would be refused by the price collar already at the arrival quote"
             )
             context = {"pct": str(self.price_collar_pct), "limit": str(limit_bps)}
-            error = PydanticCustomError("escalation_collar", message, context)
-            details = InitErrorDetails(type=error, loc=("escalation_collar_bps",), input=bps)
-            raise ValidationError.from_exception_data(type(self).__name__, [details])
+            raise _key_error("escalation_collar_bps", bps, message, context)
+        return self
+
+    @model_validator(mode="after")
+    def _min_notional_within_notional_limits(self) -> ExecutionConfig:
+        """A trade under `min_notional` is skipped and one over a notional limit refuses the plan: a `min_notional`
+        above either limit leaves no trade that can be sent. Refused here, naming min_notional."""
+        limits = (
+            ("max_order_notional", self.max_order_notional),
+            ("max_run_notional", self.max_run_notional),
+        )
+        for name, limit in limits:
+            if limit is not None and self.min_notional > limit:
+                message = (
+                    "must not exceed {name} ({limit}): every trade would be skipped under min_notional "
+                    "or refuse the plan over {name}"
+                )
+                raise _key_error(
+                    "min_notional", self.min_notional, message, {"name": name, "limit": str(limit)}
+                )
         return self
 
     @property

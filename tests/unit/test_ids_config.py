@@ -208,3 +208,18 @@ def test_market_escalation_is_not_bound_by_the_escalation_collar():
     # With market escalation the collar only buffers the buy sizing: a tight price collar must not refuse it.
     config = config_from_mapping({"price_collar_pct": "0.25"})
     assert (config.escalation, config.escalation_collar_bps) == ("market", Decimal(50))
+
+
+@pytest.mark.parametrize("limit", ["max_order_notional", "max_run_notional"])
+def test_min_notional_above_a_notional_limit_is_refused_naming_min_notional(limit):
+    # Every trade is then either skipped (under min_notional) or refuses the plan (over the limit): such a
+    # configuration can never trade, and was accepted.
+    with pytest.raises(ConfigError) as caught:
+        config_from_mapping({"min_notional": 100, limit: 50})
+    assert (caught.value.key, caught.value.value) == ("min_notional", Decimal(100))
+    assert limit in caught.value.reason
+
+
+def test_min_notional_equal_to_the_order_limit_is_accepted():
+    config = config_from_mapping({"min_notional": 50, "max_order_notional": 50, "max_run_notional": 50})
+    assert config.min_notional == config.max_order_notional == Decimal(50)
