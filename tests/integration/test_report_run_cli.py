@@ -168,3 +168,10 @@ def test_quotes_are_refused_for_a_result_file_which_names_its_own(
     code, _, stderr = _repeg("report", result, "--html", tmp_path / "r.html", "--quotes", journaled.quotes)
     assert code == ExitCode.BAD_INPUT
     assert "--quotes applies to a run id" in stderr
+
+
+def test_no_market_draws_no_quotes_and_says_so(journaled: Journaled) -> None:
+    code, _, stderr, page = _report(journaled, "nomarket.html", "--no-market", "--quotes", journaled.quotes)
+    assert code == ExitCode.OK, stderr
+    assert '"name":"bid"' not in page
+    assert "No quotes are drawn (--no-market)" in page

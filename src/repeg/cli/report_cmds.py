@@ -67,9 +67,7 @@ def report(
                 raise ReportError(str(quotes), "--quotes applies to a run id; a result names its own quotes")
             written = _report_result(path, html, png_dir, (max_quotes, max_trades) if market else None)
         else:
-            written = _report_run(
-                source, journal, html, png_dir, quotes=quotes if market else None, max_quotes=max_quotes
-            )
+            written = _report_run(source, journal, html, png_dir, (quotes, max_quotes) if market else None)
     except RepegError as exc:
         raise _fail(exc) from exc
     except OSError as exc:  # e.g. --html or --png-dir in a directory that does not exist
@@ -108,15 +106,17 @@ def _run_events(run_id: str, journal: str) -> tuple[list[RunEvent], str]:
 
 
 def _report_run(
-    run_id: str, journal: str, html: Path, png_dir: Path | None, *, quotes: Path | None, max_quotes: int
+    run_id: str, journal: str, html: Path, png_dir: Path | None, quotes: tuple[Path | None, int] | None
 ) -> list[Path]:
-    """The report of a journaled run, rebuilt from its events; quotes drawn only from a named quote file."""
-    from repeg.lab.run_report import market_view, run_report
+    """The report of a journaled run, rebuilt from its events; `quotes` (quote file or None, most quotes drawn),
+    or None for `--no-market`. Quotes are drawn only from a quote file the user names."""
+    from repeg.lab.run_report import NO_MARKET_NOTE, MarketView, market_view, run_report
     from repeg.lab.run_report_html import write_run_report
 
     events, location = _run_events(run_id, journal)
     built = run_report(run_id, events, location)
-    return write_run_report(built, market_view(built, quotes, max_quotes), html, png_dir)
+    view = MarketView(series={}, note=NO_MARKET_NOTE) if quotes is None else market_view(built, *quotes)
+    return write_run_report(built, view, html, png_dir)
 
 
 def _files(pattern: str) -> list[str]:

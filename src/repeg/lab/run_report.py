@@ -207,6 +207,7 @@ NO_QUOTE_FILE = (
     "A journal records the plan, the execution settings and the broker, not the market data the run saw, and no "
     "quote file was named (--quotes): the figures show the orders only."
 )
+NO_MARKET_NOTE = "No quotes are drawn (--no-market): the figures show the orders only."
 
 
 def _window(series: MarketSeries, start: datetime, end: datetime) -> MarketSeries:
