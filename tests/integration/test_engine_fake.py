@@ -824,3 +824,19 @@ def test_a_replacement_counts_fills_of_an_earlier_order_whose_updates_arrive_lat
     assert [r.qty for r in world.broker.replaced()] == [Decimal(100), Decimal(70)]
     assert world.broker.positions["XYZ"] == Decimal(100)
     assert result.legs[0].filled_qty == Decimal(100)
+
+
+def test_a_polled_leg_learns_the_last_fills_of_the_order_it_replaced() -> None:
+    """Without pushed updates, o1's fill of 30 just before its replace is seen only by asking about o1: the leg,
+    ended at the hard stop with its cancel still unconfirmed, reports the 30 it bought, not 0."""
+
+    def script(w: World) -> None:
+        w.broker.fill_before_replace["o1"] = Decimal(30)
+        w.broker.cancel_latency = timedelta(seconds=500)
+
+    config = classic_ladder(repeg_steps=(Decimal("0.25"),))
+    result, world = execute(BUY, script, config=config, auto_fill=False, pushes_updates=False)
+    assert world.broker.orders["o1"].filled_qty == Decimal(30)
+    (leg,) = result.legs
+    assert leg.status is LegStatus.INCOMPLETE
+    assert leg.filled_qty == Decimal(30)

@@ -329,26 +329,31 @@ class OrderGateway:
         return True
 
     async def poll(self, index: int) -> bool:
-        """For brokers without pushed updates: record the live order's state when it changed. True when the
-        poll found the order's cancel refused, recorded as an `order_cancel_rejected` update (see
+        """For brokers without pushed updates: record, when it changed, the state of each order of the leg not
+        known closed: the live one, and one it replaced whose last fills and end no update will report. True
+        when a poll found an order's cancel refused, recorded as an `order_cancel_rejected` update (see
         `_cancel_refused`)."""
-        active = self._bus.leg(index).active_order
-        if active is None or active.order_id is None:
-            return False
+        refused = False
+        for record in self._bus.leg(index).orders:
+            if record.order_id is not None and not record.is_terminal:
+                refused = await self._poll_order(index, record, record.order_id) or refused
+        return refused
+
+    async def _poll_order(self, index: int, record: OrderRecord, order_id: str) -> bool:
         try:
-            order = await self._broker.get_order(active.order_id)
+            order = await self._broker.get_order(order_id)
         except BrokerError as exc:
             self._log.warning(
                 "poll_failed",
                 correlation_id=self._bus.correlation(index),
                 symbol=self._bus.leg(index).symbol,
-                order_id=active.order_id,
+                order_id=order_id,
                 error=str(exc),
             )
             return False
         now = self._bus.clock.now()
         refused = self._cancel_refused(order, now)
-        if not refused and order.status is active.status and order.filled_qty == active.filled_qty:
+        if not refused and order.status is record.status and order.filled_qty == record.filled_qty:
             return False
         update = polled_update(order, now)
         if refused:
