@@ -358,3 +358,12 @@ def test_run_html_is_self_contained_with_a_figure_per_symbol() -> None:
 def test_quantities_are_shown_without_the_journals_trailing_zeros(journaled: str, shown: str) -> None:
     assert str(plain(Decimal(journaled))) == shown
     assert plain(Decimal(journaled)) == Decimal(journaled)
+
+
+def test_a_run_without_an_end_is_unfinished_and_its_resting_limit_drawn_to_the_last_event() -> None:
+    events = [*replaced_chain(), updated(9, OrderEvent.NEW, order("b", CID_B, "10.02", replaces="a"))]
+    report = run_report(RUN, events, "j.db")
+    assert report.result.status.value == "unfinished"
+    (figure,) = run_figures(report, market_view(report, None)).values()
+    limit = next(trace for trace in figure.data if trace.name == "limit: leg 0 buy")
+    assert [x for x in limit.x if x is not None][-1] == at(9)
