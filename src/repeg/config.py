@@ -248,13 +248,28 @@ def config_from_mapping(data: Mapping[str, object]) -> ExecutionConfig:
         raise ConfigError(key, value, first["msg"]) from exc
 
 
+#: The other tables of a run configuration file (`repeg run --config`, see `repeg.cli.settings`).
+OTHER_RUN_TABLES = ("simulator",)
+
+
 def load_config(path: Path) -> ExecutionConfig:
-    """Read `[execution]` from a TOML file (a file with no such table is read as the table itself)."""
+    """Read `[execution]` from a TOML file.
+
+    A run configuration file without that table (e.g. `[simulator]` only) has the default execution settings; a
+    key outside its tables is refused (as `repeg run` refuses it). A file with none of these tables is read as the
+    `[execution]` table itself.
+    """
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(str(path), None, f"cannot read TOML: {exc}") from exc
-    table = raw.get("execution", raw)
+    tables = ("execution", *OTHER_RUN_TABLES)
+    if not any(name in raw for name in tables):
+        return config_from_mapping(raw)
+    for key, value in raw.items():
+        if key not in tables:  # outside every table: it would be silently ignored
+            raise ConfigError(key, value, f"not a table of a run configuration ({', '.join(tables)})")
+    table = raw.get("execution", {})
     if not isinstance(table, dict):
         raise ConfigError("execution", table, "must be a table")
     return config_from_mapping(table)

@@ -223,3 +223,28 @@ def test_min_notional_above_a_notional_limit_is_refused_naming_min_notional(limi
 def test_min_notional_equal_to_the_order_limit_is_accepted():
     config = config_from_mapping({"min_notional": 50, "max_order_notional": 50, "max_run_notional": 50})
     assert config.min_notional == config.max_order_notional == Decimal(50)
+
+
+def test_load_config_reads_a_run_configuration_without_an_execution_table_as_the_defaults(tmp_path: Path):
+    # `repeg run --config` takes such a file (execution at its defaults); load_config refused it, reading the
+    # [simulator] table as an unknown execution key.
+    path = tmp_path / "c.toml"
+    path.write_text("[simulator]\nseed = 3\n")
+    assert load_config(path) == ExecutionConfig()
+
+
+def test_load_config_still_refuses_a_misspelt_execution_table(tmp_path: Path):
+    path = tmp_path / "c.toml"
+    path.write_text("[executon]\nfill_wait_seconds = 3\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.key == "executon"
+
+
+def test_load_config_refuses_a_key_outside_the_tables_of_a_run_configuration(tmp_path: Path):
+    # Written above [execution] (so outside it), the key was silently ignored: the run used the default.
+    path = tmp_path / "c.toml"
+    path.write_text("fill_wait_seconds = 3\n[execution]\nmax_total_wait = 60\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert (caught.value.key, caught.value.value) == ("fill_wait_seconds", 3)
