@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from sim_support import Sim, at, limit, run_sim
 
-from repeg.brokers.simulator import LatencyModel
+from repeg.brokers.simulator import LatencyModel, SimAccount
 from repeg.domain.orders import OrderStatus, ReplaceRequest, Side
 from repeg.errors import ConfigError, OrderNotCancelableError
 from repeg.simulation import latency_from_mapping
@@ -103,6 +103,25 @@ def test_replace_fails_when_the_order_fills_while_it_is_pending() -> None:
     sim = run_sim(scenario, latency=SLOW)
     assert sim.events() == ["pending_new", "new", "pending_replace", "fill", "rejected"]
     assert sim.updates[-1].order.replaces == sim.updates[0].order.order_id
+
+
+def test_a_fill_wins_the_race_against_a_pending_replace_even_with_all_the_cash_reserved() -> None:
+    # The order and its pending replacement both hold a reservation for a moment; the order's own fill at its
+    # limit is paid from its own reservation and must not be refused for want of cash.
+    async def scenario(sim: Sim) -> None:
+        order = await sim.broker.submit_order(limit("b1", Side.BUY, "10", "10.00"))
+        await sim.until(4.5)
+        await sim.broker.replace_order(
+            ReplaceRequest(
+                order_id=order.order_id, client_order_id="b2", qty=Decimal(10), limit_price=Decimal("9.9")
+            )
+        )
+        await sim.until(10)
+        assert (await sim.broker.get_order(order.order_id)).filled_qty == Decimal(10)
+        assert (await sim.broker.get_account()).cash == Decimal(0)
+
+    sim = run_sim(scenario, latency=SLOW, account=SimAccount(cash=Decimal(100)))
+    assert sim.events() == ["pending_new", "new", "pending_replace", "fill", "rejected"]
 
 
 def test_cancel_before_the_ack_cancels_without_ever_working() -> None:

@@ -71,12 +71,13 @@ class Ledger:
     def affordable(self, order: SimOrder, qty: Decimal, price: Decimal) -> Decimal:
         """How much of an execution of `qty` at `price` the account can pay for (all of it for a sell).
 
-        A buy may spend the cash not reserved by other open buys. A limit buy always fits (it reserved its limit
-        and fills at or below it); a market buy reserved the ask at submission, and a later execution at a higher
-        ask can cost more: it is cut to what the cash covers, in whole shares when the order's remainder is whole,
-        so cash never goes below zero (a cash account).
+        An execution at or below the price the order reserved at is paid from its own reservation: always in full
+        (a limit buy, even while its pending replacement holds a second reservation). A market buy reserved the ask
+        at submission; an execution at a higher ask may spend only the cash not reserved by other open buys, so it
+        is cut to what that covers, in whole shares when the order's remainder is whole: cash never goes below
+        zero (a cash account).
         """
-        if order.side is Side.SELL:
+        if order.side is Side.SELL or price <= order.reserve_price:
             return qty
         spare = self.cash - (self._reserved_cash - order.reserved)
         if qty * price <= spare:
