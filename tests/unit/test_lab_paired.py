@@ -5,9 +5,15 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
+import pytest
+
+import repeg.lab.compare as compare_module
+from repeg.config import EscalationStyle
 from repeg.domain.orders import Side
+from repeg.errors import ConfigError
 from repeg.lab.compare import paired_comparisons
-from repeg.lab.models import BacktestResult, DataRef, FillModelName, OrderTca, Verdict
+from repeg.lab.models import BacktestResult, DataRef, FillModelName, OrderTca, ParentOrder, Verdict
+from repeg.lab.policies import LadderSpec, MarketSpec
 from repeg.lab.tca import summarize
 
 T0 = datetime(2018, 1, 3, 15, tzinfo=UTC)
@@ -132,3 +138,33 @@ def test_without_the_baseline_run_no_policy_is_labelled_the_baseline() -> None:
     )
     table = compare_tables(result)[0]
     assert "baseline" not in [str(cell) for cell in table.columns[-1].cells]
+
+
+def test_compare_refuses_a_policy_its_run_configuration_refuses_before_any_backtest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A collared ladder wider than the price collar is refused only when its backtest builds the configuration:
+    # compare ran every policy listed before it first (each a whole backtest), then failed.
+    ran: list[str] = []
+
+    def backtest(day: object, basket: object, spec: MarketSpec | LadderSpec, **_: object) -> BacktestResult:
+        ran.append(spec.name)
+        raise AssertionError("a backtest ran")
+
+    monkeypatch.setattr(compare_module, "run_backtest", backtest)
+    basket = [
+        ParentOrder(index=0, symbol="XXX", side=Side.BUY, qty=Decimal(100), arrival=T0, budget_seconds=60)
+    ]
+    wide = LadderSpec(
+        name="wide", escalation=EscalationStyle.COLLARED_LIMIT, escalation_collar_bps=Decimal(600)
+    )
+    with pytest.raises(ConfigError) as caught:
+        compare_module.compare(
+            object(),  # type: ignore[arg-type] - never read before the refusal
+            basket,
+            [MarketSpec(name="market"), wide],
+            [FillModelName.PAPER],
+            seed=0,
+        )
+    assert (caught.value.key, caught.value.value) == ("escalation_collar_bps", Decimal(600))
+    assert ran == []

@@ -179,6 +179,13 @@ def _run_id(policy: str, fill_model: FillModelName, day: date) -> str:
     return _RUN_ID_UNSAFE.sub("-", f"bt-{day:%Y%m%d}-{fill_model.value}-{policy}")[:32]
 
 
+def backtest_config(
+    policy_spec: PolicySpec, basket: Sequence[ParentOrder], base_config: ExecutionConfig | None = None
+) -> ExecutionConfig:
+    """The configuration a backtest of `basket` runs `policy_spec` under; `ConfigError` when it cannot be."""
+    return run_config(policy_spec, budget_config(base_config or LAB_BASE_CONFIG, _budget(basket)))
+
+
 def run_basket_events(
     day: DayData,
     basket: Sequence[ParentOrder],
@@ -192,7 +199,7 @@ def run_basket_events(
     print_share_pct: int = 100,
 ) -> list[RunEvent]:
     """Run the basket through the engine on the simulator; return the run's events."""
-    config = run_config(policy_spec, budget_config(base_config or LAB_BASE_CONFIG, _budget(basket)))
+    config = backtest_config(policy_spec, basket, base_config)
     policy = build_policy(
         policy_spec, config, adaptive_params=adaptive_params, next_quote_at=_next_quote_at(day.quotes)
     )

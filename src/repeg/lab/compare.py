@@ -17,7 +17,7 @@ from pathlib import Path
 from repeg.brokers.simulator.latency import LatencyModel
 from repeg.config import ExecutionConfig
 from repeg.errors import ConfigError
-from repeg.lab.backtest import DayData, run_backtest
+from repeg.lab.backtest import DayData, backtest_config, run_backtest
 from repeg.lab.fit import AdaptiveParams, FitConfig, fit_adaptive, load_params
 from repeg.lab.models import (
     BacktestResult,
@@ -128,8 +128,14 @@ def compare(
     latency: LatencyModel | None = None,
     print_share_pct: int = 100,
 ) -> CompareResult:
-    """Backtest every policy under every fill model on `eval_day`, then compare each with `baseline`."""
+    """Backtest every policy under every fill model on `eval_day`, then compare each with `baseline`.
+
+    Every policy's run configuration is built first, so that one the engine refuses fails the comparison before
+    any backtest runs.
+    """
     _refuse_duplicate_names(policies)
+    for spec in policies:
+        backtest_config(spec, basket, base_config)
     runs: list[BacktestResult] = []
     fit_info: FitInfo | None = None
     for model in fill_models:
