@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import structlog
@@ -34,6 +36,8 @@ from repeg.domain.run import fold_run
 from repeg.engine.clock import VirtualClock, run_virtual
 from repeg.engine.runner import ParentOrder, run_basket, run_execution
 from repeg.errors import JournalError
+from repeg.journal.resume import resume_run
+from repeg.journal.sqlite import SqliteJournal
 from repeg.report.result import ExecutionResult, RunStatus, build_result
 
 CONFIG = classic_ladder()
@@ -840,3 +844,46 @@ def test_a_polled_leg_learns_the_last_fills_of_the_order_it_replaced() -> None:
     (leg,) = result.legs
     assert leg.status is LegStatus.INCOMPLETE
     assert leg.filled_qty == Decimal(30)
+
+
+class _Crash(BaseException):
+    """Stands for SIGKILL: not an `Exception`, so the engine's error handling never sees it."""
+
+
+@dataclass
+class _CrashAfterCancelIntent:
+    journal: SqliteJournal
+
+    async def emit(self, event: RunEvent) -> None:
+        await self.journal.emit(event)
+        if isinstance(event, OrderIntent) and event.action is IntentAction.CANCEL:
+            raise _Crash
+
+
+def test_a_polled_order_whose_cancel_resume_sent_is_cancelled_again_when_still_open(tmp_path: Path) -> None:
+    """Killed right after the escalation cancel's intent: resume sends that cancel itself, the broker accepts and
+    then refuses it without a word. The poll still takes the order's staying open as a refusal, so the order is
+    cancelled again and the remainder sent, instead of the leg waiting in `canceling` and the order outliving
+    the run."""
+    config = classic_ladder(repeg_steps=(Decimal("0.25"),))
+
+    async def main() -> tuple[ExecutionResult, FakeBroker]:
+        clock = VirtualClock(T0)
+        feed = FakeFeed(clock)
+        broker = FakeBroker(clock, feed, pushes_updates=False)
+        feed.set("XYZ", "100.00", "100.08")
+        journal = SqliteJournal(tmp_path / "j.db", durability="full")
+        with contextlib.suppress(_Crash):
+            sinks = (_CrashAfterCancelIntent(journal),)
+            await run_execution(BUY, (), broker, feed, clock, config, run_id="r1", sinks=sinks)
+        await journal.flush()
+        assert fold_run(journal.events("r1")).leg(0).status is LegStatus.CANCELING
+        broker.reject_cancels_later = 1
+        result = await resume_run("r1", journal, broker, feed, clock, config=config)
+        journal.close()
+        return result, broker
+
+    result, broker = run_virtual(main)
+    assert not [o for o in broker.orders.values() if o.status.is_open]
+    assert broker.cancels() == ["cancel:o2", "cancel:o2"]
+    assert result.legs[0].status is LegStatus.FILLED

@@ -19,6 +19,7 @@ from repeg.config import ExecutionConfig
 from repeg.domain.events import IntentAction, OrderAccepted, OrderFailed, OrderIntent, OrderUpdated
 from repeg.domain.ids import client_order_id
 from repeg.domain.leg import REASON_REPEG, LegState, OrderRecord
+from repeg.domain.lifecycle import LegStatus
 from repeg.domain.orders import (
     BrokerOrder,
     OrderEvent,
@@ -333,8 +334,13 @@ class OrderGateway:
         known closed: the live one, and one it replaced whose last fills and end no update will report. True
         when a poll found an order's cancel refused, recorded as an `order_cancel_rejected` update (see
         `_cancel_refused`)."""
+        leg = self._bus.leg(index)
+        active = leg.active_order
+        if leg.status is LegStatus.CANCELING and active is not None and active.order_id is not None:
+            # A cancel this gateway did not send (resume sends the one its crash left announced): timed from now.
+            self._cancels_sent.setdefault(active.order_id, self._bus.clock.now())
         refused = False
-        for record in self._bus.leg(index).orders:
+        for record in leg.orders:
             if record.order_id is not None and not record.is_terminal:
                 refused = await self._poll_order(index, record, record.order_id) or refused
         return refused
