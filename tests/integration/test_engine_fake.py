@@ -887,3 +887,16 @@ def test_a_polled_order_whose_cancel_resume_sent_is_cancelled_again_when_still_o
     assert not [o for o in broker.orders.values() if o.status.is_open]
     assert broker.cancels() == ["cancel:o2", "cancel:o2"]
     assert result.legs[0].status is LegStatus.FILLED
+
+
+def test_a_replacement_waits_while_the_broker_cannot_say_how_much_an_earlier_order_filled() -> None:
+    def script(w: World) -> None:
+        w.broker.delayed_updates["o1"] = timedelta(seconds=60)
+        w.clock.call_at(at(5), lambda: w.broker.fill("o1", Decimal(30)))
+        w.clock.call_at(at(19.5), lambda: setattr(w.broker, "unavailable_reads", 1))
+
+    config = classic_ladder(repeg_steps=(Decimal("0.5"), Decimal("1.0")))
+    _, world = execute(BUY, script, config=config)
+    replaces = world.sink.intents(IntentAction.REPLACE)
+    assert [(e.ts, e.qty) for e in replaces] == [(at(10), Decimal(100)), (at(21), Decimal(70))]
+    assert world.broker.positions["XYZ"] == Decimal(100)
