@@ -87,3 +87,12 @@ def test_arrivals_csv_non_finite_budget_names_row_and_field(tmp_path: Path, budg
     path.write_text(f"ts,side,qty,budget_seconds\n2018-01-02T15:00:00Z,buy,50,{budget}\n", encoding="utf-8")
     with pytest.raises(PlanInputError, match=r"row 2, field 'budget_seconds'"):
         load_arrivals(path, "XXX")
+
+
+def test_an_arrivals_file_that_is_not_utf8_is_refused_naming_it(tmp_path: Path) -> None:
+    # UnicodeDecodeError escaped: `repeg backtest --arrivals` printed the codec's message, naming no file.
+    path = tmp_path / "arrivals.csv"
+    path.write_bytes(b"ts,side,qty\n2018-01-03T15:00:00Z,buy,100\n# caf\xe9\n")
+    with pytest.raises(PlanInputError) as caught:
+        load_arrivals(path, "XXX")
+    assert caught.value.file == str(path)

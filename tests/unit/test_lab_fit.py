@@ -131,3 +131,12 @@ def test_queue_fit_counts_only_the_configured_share_of_each_print() -> None:
 def test_missing_params_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_params(tmp_path / "absent.json")
+
+
+def test_a_params_file_that_is_not_utf8_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    # UnicodeDecodeError escaped: a traceback in a sweep's worker, a message naming no file in backtest.
+    path = tmp_path / "params.json"
+    path.write_bytes(b'{"schema_version": "caf\xe9"}')
+    with pytest.raises(ConfigError) as caught:
+        load_params(path)
+    assert (caught.value.key, caught.value.value) == ("params_file", str(path))

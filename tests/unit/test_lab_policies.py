@@ -372,3 +372,11 @@ def test_an_adaptive_margin_given_as_a_boolean_is_refused(tmp_path: Path) -> Non
     with pytest.raises(ConfigError) as caught:
         policy_spec(_spec_file(tmp_path, 'kind = "adaptive"\nmargin_units = true\n'))
     assert (caught.value.key, caught.value.value) == ("policy.margin_units", True)
+
+
+def test_a_policy_file_that_is_not_utf8_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_bytes(b'kind = "market"\n# caf\xe9\n')
+    with pytest.raises(ConfigError) as caught:
+        policy_spec(str(path))
+    assert (caught.value.key, caught.value.value) == ("policy", str(path))

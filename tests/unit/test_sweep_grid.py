@@ -182,3 +182,12 @@ def test_a_collared_ladder_beyond_the_labs_price_collar_is_refused_when_the_grid
 def test_a_basket_budget_given_as_a_boolean_is_refused_not_read_as_one_second() -> None:
     with pytest.raises(SweepError, match=r"basket\.budget_seconds"):
         grid_from_mapping({"basket": {"budget_seconds": True}, "policy": [{"name": "m", "kind": "market"}]})
+
+
+def test_a_grid_file_that_is_not_utf8_is_a_sweep_error_naming_it(tmp_path: Path) -> None:
+    # UnicodeDecodeError escaped load_grid: `repeg sweep` crashed with a traceback (exit 1), not exit 2.
+    path = tmp_path / "grid.toml"
+    path.write_bytes(b'seed = 1\n# caf\xe9\n[[policy]]\nname = "m"\nkind = "market"\n')
+    with pytest.raises(SweepError) as caught:
+        load_grid(path)
+    assert caught.value.where == str(path)

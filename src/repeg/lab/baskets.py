@@ -139,17 +139,20 @@ def load_arrivals(
     path: Path, symbol: str, *, default_budget_seconds: float = 60.0
 ) -> tuple[ParentOrder, ...]:
     """Read a CSV of arrivals (`ts,side,qty[,budget_seconds]`; header row 1), sorted by arrival time."""
-    with _open_text(path) as fh:
-        reader = csv.DictReader(fh)
-        rows = [
-            _parse_row(
-                path,
-                number,
-                {k.strip().lower(): v or "" for k, v in row.items() if k},
-                default_budget_seconds,
-            )
-            for number, row in enumerate(reader, start=2)
-        ]
+    try:
+        with _open_text(path) as fh:
+            reader = csv.DictReader(fh)
+            rows = [
+                _parse_row(
+                    path,
+                    number,
+                    {k.strip().lower(): v or "" for k, v in row.items() if k},
+                    default_budget_seconds,
+                )
+                for number, row in enumerate(reader, start=2)
+            ]
+    except UnicodeDecodeError as exc:
+        raise PlanInputError(str(path), None, None, None, f"not UTF-8 text: {exc}") from exc
     if not rows:
         raise PlanInputError(str(path), None, None, None, "no arrivals")
     rows.sort(key=lambda r: r[0])

@@ -334,7 +334,7 @@ def load_params(path: Path) -> AdaptiveParams:
     """Read parameters written by `save_params`; any unreadable file or other schema raises `ConfigError`."""
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError("params_file", str(path), f"cannot read: {exc}") from exc
     if not isinstance(raw, dict) or raw.get("schema_version") != PARAMS_SCHEMA:
         found = raw.get("schema_version") if isinstance(raw, dict) else None

@@ -148,7 +148,7 @@ def policy_spec(text: str) -> PolicySpec:
     path = Path(text)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(
             "policy", text, f"neither a known policy name {sorted(NAMED)} nor a readable TOML file: {exc}"
         ) from exc

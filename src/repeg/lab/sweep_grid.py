@@ -95,7 +95,7 @@ def load_grid(path: Path) -> SweepGrid:
     """Read and validate a grid file; every defect is a `SweepError` naming the file and the problem."""
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise SweepError(str(path), f"cannot read grid: {exc}") from exc
     return grid_from_mapping(raw, where=str(path))
 
