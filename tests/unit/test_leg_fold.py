@@ -606,3 +606,27 @@ def test_a_cancel_asked_again_for_a_given_up_leg_keeps_it_done() -> None:
     )
     assert leg.status is LegStatus.FAILED
     assert fold([*working(), cancel(0), finished, cancel(0)]).status is LegStatus.FAILED
+
+
+def test_a_silently_replaced_order_is_followed_by_its_replacement_not_by_an_earlier_rejected_one() -> None:
+    """o0's first replacement o1 was rejected (o0 stayed live); the answer to the second replace was lost, and
+    the broker then reports o0 replaced by o2. The leg works o2: it does not go idle (and send a remainder on
+    top of o2) because of the rejected o1."""
+    o1 = order(1, OrderStatus.NEW).model_copy(update={"replaces": "o0"})
+    lost = replace_lost().model_copy(update={"client_order_id": cid(2)})
+    old = order(0, OrderStatus.REPLACED, seconds=2).model_copy(update={"replaced_by": "o2"})
+    o2 = order(2, OrderStatus.NEW, seconds=2).model_copy(update={"replaces": "o0"})
+    leg = fold(
+        [
+            *working(),
+            replace(1, 0),
+            accepted(o1, IntentAction.REPLACE),
+            updated(o1.model_copy(update={"status": OrderStatus.REJECTED}), OrderEvent.REJECTED),
+            replace(2, 0),
+            lost,
+            updated(o2, OrderEvent.NEW, seconds=2),
+            updated(old, OrderEvent.REPLACED, seconds=2),
+        ]
+    )
+    assert leg.status is LegStatus.WORKING
+    assert leg.active_client_order_id == cid(2)

@@ -287,10 +287,18 @@ def _adopt_replacement(state: LegState, replaced: OrderRecord, ts: datetime, run
     """The working order was replaced at the broker although the replace was never seen accepted (its answer was
     lost and recorded as failed): the replacement the broker reports is the leg's working order from now on.
 
-    Until the broker has reported it (it names the order it `replaces`), the leg waits as it is.
+    Until the broker has reported it (it names the order it `replaces`), the leg waits as it is. An earlier
+    replacement of the same order that the broker rejected never replaced it: the latest one not rejected did.
     """
     order_id = replaced.order_id
-    successor = next((r for r in state.orders if r.replaces == order_id and r.order_id != order_id), None)
+    successor = next(
+        (
+            r
+            for r in reversed(state.orders)
+            if r.replaces == order_id and r.order_id != order_id and r.status is not OrderStatus.REJECTED
+        ),
+        None,
+    )
     if successor is None:
         return state
     changes = {
