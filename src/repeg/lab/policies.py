@@ -30,7 +30,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from repeg.config import MAX_ESCALATION_COLLAR_BPS, EscalationStyle, ExecutionConfig, RepegSteps, Seconds
 from repeg.domain.leg import REASON_ESCALATE, REASON_INITIAL, REASON_REMAINDER, REASON_REPEG, LegState
@@ -98,9 +99,16 @@ class AdaptiveSpec(_Spec):
     #: JSON written by `repeg.lab.fit.save_params`; when absent the caller must supply fitted parameters.
     params_file: str | None = None
     #: Re-price only when the new choice is expected cheaper by more than this many $0.0001 units.
-    margin_units: float = Field(default=5.0, ge=0, strict=True)  # strict: TOML `true` is not 1 unit
+    margin_units: float = Field(default=5.0, ge=0)
     #: Re-decide at least this often even when no quote arrives.
     poll_seconds: Seconds = Field(default=1.0, gt=0)
+
+    @field_validator("margin_units", mode="before")
+    @classmethod
+    def _margin_not_a_boolean(cls, value: object) -> object:
+        if isinstance(value, bool):  # pydantic would read TOML `true` as 1 unit
+            raise PydanticCustomError("float_type", "must be a number of $0.0001 units, not a boolean")
+        return value
 
 
 PolicySpec = Annotated[
