@@ -151,8 +151,10 @@ class RemoteBroker:
     async def replace_order(self, request: ReplaceRequest) -> BrokerOrder:
         """Replace; then report the replaced order's final state (its last fills) to the update sinks.
 
-        Without a push stream, fills of the replaced order would otherwise never be seen: the engine polls only
-        the live order. The report is delivered from a loop callback, after this call returns.
+        Without a push stream, the replaced order's last fills would otherwise be learned only at the engine's
+        next poll (which asks about every order of the leg not yet known closed); reporting them at once keeps
+        the leg's filled quantity current for the next decision. Delivered from a loop callback, after this call
+        returns.
         """
         new = BrokerOrder.model_validate_json(
             await self._conn.call("replace_order", request.model_dump_json())
