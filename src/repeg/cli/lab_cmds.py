@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.markup import escape
 
@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from repeg.lab.policies import PolicySpec
 
 _FILL_MODELS = ("paper", "queue")
+#: The command-line option that sets each generated basket's field, to name a refused value by it.
+_BASKET_OPTIONS = {"count": "--basket", "qty": "--qty", "budget_seconds": "--budget"}
 
 
 def _fail(error: Exception) -> typer.Exit:
@@ -63,7 +65,7 @@ ArrivalsOpt = Annotated[
 ]
 QtyOpt = Annotated[str, typer.Option("--qty", help="Shares per generated order.")]
 BudgetOpt = Annotated[float, typer.Option("--budget", min=1.0, help="Seconds each order has to complete.")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the simulator, basket and bootstrap.")]
+SeedOpt = Annotated[int, typer.Option("--seed", min=0, help="Seed of the simulator, basket and bootstrap.")]
 FitQuotesOpt = Annotated[
     Path | None, typer.Option("--fit-quotes", help="Quotes of the FIT day (adaptive policy).")
 ]
@@ -100,7 +102,13 @@ def _basket(
         shares = Decimal(qty)
     except InvalidOperation as exc:
         raise ConfigError("qty", qty, "not a number") from exc
-    return day_basket(day, BasketSpec(count=count, qty=shares, budget_seconds=budget), seed=seed)
+    try:
+        spec = BasketSpec(count=count, qty=shares, budget_seconds=budget)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        option = _BASKET_OPTIONS.get(str(first["loc"][0]), str(first["loc"][0]))
+        raise ConfigError(option, first.get("input"), first["msg"]) from exc
+    return day_basket(day, spec, seed=seed)
 
 
 def _without_unfittable(specs: list[PolicySpec], *, has_fit_data: bool) -> list[PolicySpec]:
@@ -117,12 +125,13 @@ def _without_unfittable(specs: list[PolicySpec], *, has_fit_data: bool) -> list[
 
 
 def _latency(seconds: float) -> LatencyModel:
-    from datetime import timedelta
-
+    """The same delay for submit, cancel and replace, bounded as `[simulator.latency]` is (a bad one named)."""
     from repeg.brokers.simulator.latency import LatencyModel
 
-    delay = timedelta(seconds=seconds)
-    return LatencyModel(submit_ack=delay, cancel=delay, replace=delay)
+    try:
+        return LatencyModel.from_mapping({"submit_ack": seconds, "cancel": seconds, "replace": seconds})
+    except ConfigError as exc:
+        raise ConfigError("--latency", seconds, exc.reason) from exc
 
 
 def _fill_model(name: str) -> FillModelName:
