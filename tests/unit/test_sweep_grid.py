@@ -191,3 +191,13 @@ def test_a_grid_file_that_is_not_utf8_is_a_sweep_error_naming_it(tmp_path: Path)
     with pytest.raises(SweepError) as caught:
         load_grid(path)
     assert caught.value.where == str(path)
+
+
+@pytest.mark.parametrize("where", ["fixed", "grid"])
+@pytest.mark.parametrize("key", ["kind", "name"])
+def test_a_policys_own_kind_or_name_given_as_a_parameter_is_refused(where: str, key: str) -> None:
+    # A swept `kind` ran each point as another policy while its record said "ladder"; a `name` renamed the run.
+    value = "market" if key == "kind" else "other"
+    policy = {"name": "l", "kind": "ladder", where: {key: [value] if where == "grid" else value}}
+    with pytest.raises(SweepError, match=rf"policy 'l': {key} is the policy's own key"):
+        grid_from_mapping({"policy": [policy]})

@@ -51,6 +51,8 @@ ParamValue = str | int | float | bool | list[int | float]
 
 _DAY_KEY = re.compile(r"^(.*?\d{8})")
 _SPEC: TypeAdapter[PolicySpec] = TypeAdapter(PolicySpec)
+#: Keys a `[[policy]]` table sets itself: as parameters they would run another kind, or rename the run.
+_OWN_KEYS = frozenset({"kind", "name"})
 
 
 class _Frozen(BaseModel):
@@ -108,6 +110,8 @@ def grid_from_mapping(raw: Mapping[str, object], where: str = "grid") -> SweepGr
         loc = ".".join(str(p) for p in first["loc"])
         raise SweepError(where, f"{loc}: {first['msg']}") from exc
     for policy in grid.policy:
+        for key in sorted(_OWN_KEYS & (policy.fixed.keys() | policy.grid.keys())):
+            raise SweepError(where, f"policy {policy.name!r}: {key} is the policy's own key, not a parameter")
         for key, values in policy.grid.items():
             if not values:
                 raise SweepError(where, f"policy {policy.name!r}: grid.{key} is an empty list")
