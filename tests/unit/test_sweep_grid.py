@@ -201,3 +201,29 @@ def test_a_policys_own_kind_or_name_given_as_a_parameter_is_refused(where: str, 
     policy = {"name": "l", "kind": "ladder", where: {key: [value] if where == "grid" else value}}
     with pytest.raises(SweepError, match=rf"policy 'l': {key} is the policy's own key"):
         grid_from_mapping({"policy": [policy]})
+
+
+def _market_grid(**top: object) -> dict[str, object]:
+    return {**top, "policy": [{"name": "m", "kind": "market"}]}
+
+
+def test_an_empty_fill_model_list_is_refused() -> None:
+    # The grid expanded to no point at all: the sweep "succeeded" and wrote an empty file.
+    with pytest.raises(SweepError, match=r"fill_models"):
+        grid_from_mapping(_market_grid(fill_models=[]))
+
+
+def test_a_fill_model_listed_twice_is_refused() -> None:
+    # Every point ran twice, and each record was in the file twice.
+    with pytest.raises(SweepError, match=r"fill_models"):
+        grid_from_mapping(_market_grid(fill_models=["paper", "queue", "paper"]))
+
+
+@pytest.mark.parametrize(
+    ("top", "key"), [({"seed": True}, "seed"), ({"basket": {"count": True}}, "basket.count")]
+)
+def test_a_boolean_grid_seed_or_basket_count_is_refused_not_read_as_one(
+    top: dict[str, object], key: str
+) -> None:
+    with pytest.raises(SweepError, match=rf"{key}"):
+        grid_from_mapping(_market_grid(**top))

@@ -46,7 +46,7 @@ class BasketSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    count: int = Field(default=200, gt=0)
+    count: int = Field(default=200, gt=0, strict=True)  # strict: TOML `true` is not one order
     qty: Decimal = Field(default=Decimal(100), gt=0)
     sides: SidePattern = SidePattern.ALTERNATE
     spacing: Spacing = Spacing.EVEN

@@ -38,7 +38,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from repeg.errors import ConfigError, SweepError
 from repeg.lab.backtest import LAB_BASE_CONFIG, budget_config
@@ -67,10 +67,19 @@ class PolicyGrid(_Frozen):
 
 
 class SweepGrid(_Frozen):
-    seed: int = 0
-    fill_models: tuple[FillModelName, ...] = (FillModelName.PAPER,)
+    seed: int = Field(default=0, strict=True)  # strict: TOML `true` is not seed 1
+    fill_models: tuple[FillModelName, ...] = Field(default=(FillModelName.PAPER,), min_length=1)
     basket: BasketSpec = BasketSpec()
     policy: tuple[PolicyGrid, ...] = Field(min_length=1)
+
+    @field_validator("fill_models")
+    @classmethod
+    def _each_model_once(cls, models: tuple[FillModelName, ...]) -> tuple[FillModelName, ...]:
+        if len(set(models)) != len(models):
+            raise ValueError(
+                "each fill model at most once: a repeated one runs (and records) every point twice"
+            )
+        return models
 
 
 class SymbolDay(_Frozen):
