@@ -168,3 +168,32 @@ def test_compare_refuses_a_policy_its_run_configuration_refuses_before_any_backt
         )
     assert (caught.value.key, caught.value.value) == ("escalation_collar_bps", Decimal(600))
     assert ran == []
+
+
+def _compare_without_backtests(
+    monkeypatch: pytest.MonkeyPatch, policies: list[MarketSpec], models: list[FillModelName]
+) -> ConfigError:
+    def backtest(*_: object, **__: object) -> BacktestResult:
+        raise AssertionError("a backtest ran")
+
+    monkeypatch.setattr(compare_module, "run_backtest", backtest)
+    basket = [
+        ParentOrder(index=0, symbol="XXX", side=Side.BUY, qty=Decimal(100), arrival=T0, budget_seconds=60)
+    ]
+    with pytest.raises(ConfigError) as caught:
+        compare_module.compare(object(), basket, policies, models, seed=0)  # type: ignore[arg-type]
+    return caught.value
+
+
+def test_compare_refuses_a_fill_model_given_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `--fill-models paper,paper` ran every policy twice and printed each row, verdict and frontier point twice.
+    error = _compare_without_backtests(
+        monkeypatch, [MarketSpec(name="market")], [FillModelName.PAPER, FillModelName.PAPER]
+    )
+    assert error.key == "fill-models"
+
+
+def test_compare_refuses_an_empty_list_of_fill_models_or_policies(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `--fill-models ,` compared nothing and exited 0 with empty tables.
+    assert _compare_without_backtests(monkeypatch, [MarketSpec(name="market")], []).key == "fill-models"
+    assert _compare_without_backtests(monkeypatch, [], [FillModelName.PAPER]).key == "policies"

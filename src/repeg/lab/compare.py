@@ -109,10 +109,21 @@ def paired_comparisons(
 
 def _refuse_duplicate_names(policies: Sequence[PolicySpec]) -> None:
     """Runs, comparisons and the frontier are keyed by policy name: each policy needs its own."""
+    if not policies:
+        raise ConfigError("policies", "", "no policy to compare")
     names = [spec.name or spec.kind for spec in policies]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise ConfigError("policies", ",".join(names), f"policy names must be unique; repeated: {repeated}")
+
+
+def _refuse_bad_fill_models(fill_models: Sequence[FillModelName]) -> None:
+    """At least one fill model, each once: a repeated one would run, and report, every policy twice."""
+    given = ",".join(model.value for model in fill_models)
+    if not fill_models:
+        raise ConfigError("fill-models", given, "no fill model to compare under")
+    if len(set(fill_models)) != len(fill_models):
+        raise ConfigError("fill-models", given, "each fill model at most once")
 
 
 def compare(
@@ -134,6 +145,7 @@ def compare(
     any backtest runs.
     """
     _refuse_duplicate_names(policies)
+    _refuse_bad_fill_models(fill_models)
     for spec in policies:
         backtest_config(spec, basket, base_config)
     runs: list[BacktestResult] = []
