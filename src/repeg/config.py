@@ -162,9 +162,10 @@ class ExecutionConfig(BaseModel):
 
     @model_validator(mode="after")
     def _escalation_collar_within_price_collar(self) -> ExecutionConfig:
-        """A collared escalation limit lies `escalation_collar_bps` beyond the far touch, so a collar at least as
-        wide as `price_collar_pct` is beyond the price collar already at the arrival quote: every escalation would
-        be refused mid-run, failing the leg after its passive phase. Refused here, naming escalation_collar_bps."""
+        """A collared escalation limit lies `escalation_collar_bps` beyond the far touch, itself beyond the mid, so
+        a collar at least as wide as `price_collar_pct` puts it outside the price collar already at the arrival
+        quote (but for a tick of rounding): the escalation is refused mid-run unless the market moved the order's
+        way, and the leg fails after its passive phase. Refused here, naming escalation_collar_bps."""
         bps = self.escalation_collar_bps
         limit_bps = self.price_collar_pct * BPS_PER_PCT
         if self.escalation is EscalationStyle.COLLARED_LIMIT and bps >= limit_bps:
