@@ -106,9 +106,12 @@ async def execute_async(
 ) -> ExecutionResult:
     """Execute `plan` against `broker`, pricing from `feed`, timed by `clock`.
 
-    Raises `PlanError` (bad plan, unknown or non-tradable symbol), `SafetyLimitError` or `BrokerError` before
-    any order is sent; once the engine runs, outcomes are reported in the result, not raised. If the
-    application has not configured structlog, warnings and errors are logged to stderr (never to stdout).
+    Raises `PlanError` (bad plan, unknown or non-tradable symbol), `SafetyLimitError`, `ConfigError` (a malformed
+    run id) or `BrokerError` before any order is sent. Once the engine runs, leg outcomes (refusals, missing
+    quotes, deadlines) are reported in the result, not raised; a failure of the run itself (e.g. the broker's
+    account cannot be read for the buys, or an event sink fails) ends it as failed and is raised
+    (`repeg.engine.runner`). If the application has not configured structlog, warnings and errors are logged to
+    stderr (never to stdout).
     """
     if not structlog.is_configured():
         configure_logging(level="warning")  # an application that configured structlog keeps its own setup
