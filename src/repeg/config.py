@@ -245,7 +245,8 @@ def config_from_mapping(data: Mapping[str, object]) -> ExecutionConfig:
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(part) for part in first["loc"]) or "<config>"
-        value = first.get("input")
+        # The value as written: a check across keys sees (and would report) the parsed one.
+        value = data[key] if key in data else first.get("input")
         raise ConfigError(key, value, first["msg"]) from exc
 
 

@@ -248,3 +248,10 @@ def test_load_config_refuses_a_key_outside_the_tables_of_a_run_configuration(tmp
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert (caught.value.key, caught.value.value) == ("fill_wait_seconds", 3)
+
+
+def test_a_key_refused_across_keys_is_shown_with_the_value_as_written():
+    # Field errors show the value as written (600); the cross-key checks showed the parsed Decimal('600').
+    with pytest.raises(ConfigError) as caught:
+        config_from_mapping({"escalation": "collared_limit", "escalation_collar_bps": 600})
+    assert str(caught.value).startswith("config escalation_collar_bps=600: ")
