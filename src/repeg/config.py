@@ -178,6 +178,21 @@ class ExecutionConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
+    def _first_step_not_behind_initial_offset(self) -> ExecutionConfig:
+        """The initial limit and every re-peg price at `near + fraction x spread`, so a first step under
+        `initial_offset` re-prices a working order away from the far side (a buy from 100.06 to 100.04 on a
+        100.00/100.08 quote with 0.75 then 0.5). Refused here, naming initial_offset; an equal first step is
+        allowed (it follows a moved market at the same fraction)."""
+        first = self.repeg_steps[0]
+        if self.initial_offset > first:
+            message = (
+                "must not exceed the first re-peg step ({first}): that re-peg would move the order away from "
+                "the far side of the spread"
+            )
+            raise _key_error("initial_offset", self.initial_offset, message, {"first": str(first)})
+        return self
+
+    @model_validator(mode="after")
     def _min_notional_within_notional_limits(self) -> ExecutionConfig:
         """A trade under `min_notional` is skipped and one over a notional limit refuses the plan: a `min_notional`
         above either limit leaves no trade that can be sent. Refused here, naming min_notional."""

@@ -50,6 +50,7 @@ fill_wait_seconds = 0.25
 wait_between_checks = 0.1
 max_total_wait = 15
 grace_window = 0.2
+initial_offset = 0
 repeg_steps = ["0.25", "0.5"]
 quote_wait = 5
 """

@@ -96,9 +96,9 @@ def test_classic_ladder_validates_its_overrides():
 
 def test_load_config_reads_the_execution_table(tmp_path: Path):
     path = tmp_path / "c.toml"
-    path.write_text('[execution]\nfill_wait_seconds = 3\nrepeg_steps = ["0.3", "1.0"]\n')
+    path.write_text('[execution]\nfill_wait_seconds = 3\ninitial_offset = 0.25\nrepeg_steps = ["0.3", "1.0"]\n')
     config = load_config(path)
-    assert config.fill_wait_seconds == 3
+    assert (config.fill_wait_seconds, config.initial_offset) == (3, Decimal("0.25"))
     assert config.repeg_steps == (Decimal("0.3"), Decimal("1.0"))
 
 
@@ -255,3 +255,22 @@ def test_a_key_refused_across_keys_is_shown_with_the_value_as_written():
     with pytest.raises(ConfigError) as caught:
         config_from_mapping({"escalation": "collared_limit", "escalation_collar_bps": 600})
     assert str(caught.value).startswith("config escalation_collar_bps=600: ")
+
+
+@pytest.mark.parametrize(
+    ("offset", "steps"),
+    [("0.75", ["0.5", "1.0"]), ("0.5", ["0.25", "0.5"]), ("1", ["0.9"])],
+)
+def test_an_initial_offset_beyond_the_first_repeg_step_is_refused_at_start(offset, steps):
+    # Both price at near + fraction x spread: on a 100.00/100.08 quote, offset 0.75 rests a buy at 100.06 and a
+    # first step of 0.5 re-priced it to 100.04, away from the far side the schedule exists to approach.
+    with pytest.raises(ConfigError) as caught:
+        config_from_mapping({"initial_offset": offset, "repeg_steps": steps})
+    assert (caught.value.key, caught.value.value) == ("initial_offset", offset)
+    assert f"first re-peg step ({steps[0]})" in caught.value.reason
+
+
+def test_an_initial_offset_equal_to_the_first_repeg_step_is_accepted():
+    # Same fraction, from the quote of that moment: the re-peg follows a moved market, never away from it.
+    config = config_from_mapping({"initial_offset": "0.5", "repeg_steps": ["0.5", "1.0"]})
+    assert (config.initial_offset, config.repeg_steps[0]) == (Decimal("0.5"), Decimal("0.5"))
