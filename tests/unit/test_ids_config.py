@@ -96,7 +96,9 @@ def test_classic_ladder_validates_its_overrides():
 
 def test_load_config_reads_the_execution_table(tmp_path: Path):
     path = tmp_path / "c.toml"
-    path.write_text('[execution]\nfill_wait_seconds = 3\ninitial_offset = 0.25\nrepeg_steps = ["0.3", "1.0"]\n')
+    path.write_text(
+        '[execution]\nfill_wait_seconds = 3\ninitial_offset = 0.25\nrepeg_steps = ["0.3", "1.0"]\n'
+    )
     config = load_config(path)
     assert (config.fill_wait_seconds, config.initial_offset) == (3, Decimal("0.25"))
     assert config.repeg_steps == (Decimal("0.3"), Decimal("1.0"))
