@@ -237,3 +237,28 @@ def test_a_working_market_order_is_never_repegged_to_a_passive_limit() -> None:
     record = market.orders[0].model_copy(update={"order_type": OrderType.MARKET, "limit_price": None})
     market = market.model_copy(update={"orders": (record,)})
     assert POLICY.decide(market, make_quote(seconds=10), VALID, at(10)) == Wait(until=at(20))
+
+
+#: `repeg resume` an hour after the leg's first submission: its phase restarts (a new `PhaseStarted`).
+RESUMED = T0 + timedelta(hours=1)
+
+
+def after_resume(seconds: float) -> datetime:
+    return RESUMED + timedelta(seconds=seconds)
+
+
+def test_a_resumed_leg_continues_its_schedule_from_the_resume_instead_of_counting_the_downtime() -> None:
+    # Crashed after its first re-peg (step 1). Counted from its first submission, the hour of downtime made every
+    # step overdue and the leg went to market at once, from a quote it had never seen; it re-pegs instead.
+    leg = working(limit="100.04", step=1, phase_started_at=RESUMED)
+    quote = make_quote("100.00", "100.08").model_copy(update={"ts": RESUMED})
+    assert POLICY.decide(leg, quote, VALID, RESUMED) == Wait(until=after_resume(10))
+    action = POLICY.decide(leg, quote.model_copy(update={"ts": after_resume(10)}), VALID, after_resume(10))
+    assert action == Replace(limit_price=Decimal("100.06"), step=2, reason=REASON_REPEG)
+
+
+def test_a_resumed_leg_whose_steps_were_used_escalates_a_fill_wait_after_the_resume() -> None:
+    leg = working(limit="100.08", step=3, phase_started_at=RESUMED)
+    quote = make_quote().model_copy(update={"ts": RESUMED})
+    assert POLICY.decide(leg, quote, VALID, after_resume(9)) == Wait(until=after_resume(10))
+    assert POLICY.decide(leg, quote, VALID, after_resume(10)) == Escalate(reason="steps_exhausted")

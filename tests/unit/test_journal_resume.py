@@ -25,6 +25,7 @@ from repeg.config import ExecutionConfig
 from repeg.domain.events import (
     EventSink,
     IntentAction,
+    LegEscalated,
     LegPlanned,
     OrderIntent,
     OrderUpdated,
@@ -33,6 +34,7 @@ from repeg.domain.events import (
     RunEvent,
 )
 from repeg.domain.ids import client_order_id
+from repeg.domain.leg import REASON_REPEG
 from repeg.domain.lifecycle import LegStatus
 from repeg.domain.orders import BrokerOrder, OrderRequest, OrderType, Side
 from repeg.domain.plan import LegSpec, Plan, PlanKind, TradeIntent
@@ -660,3 +662,39 @@ def test_partly_journaled_buy_sizes_are_sized_again_from_the_plan(tmp_path: Path
         (Decimal(80) * scale).quantize(Decimal("1e-9"), rounding="ROUND_DOWN"),
         (Decimal(50) * scale).quantize(Decimal("1e-9"), rounding="ROUND_DOWN"),
     )
+
+
+def test_a_leg_resumed_after_downtime_re_pegs_on_its_schedule_instead_of_escalating_at_once(
+    tmp_path: Path,
+) -> None:
+    # The run dies once the sell's first re-peg is accepted and is resumed ten minutes later. Its schedule counted
+    # from the first submission, so every step was overdue at the resume and the leg went straight to market.
+    path = tmp_path / "j.db"
+
+    async def main() -> None:
+        clock = VirtualClock(TAPE.start + timedelta(seconds=5))
+        broker, feed = build_simulation(TAPE, clock, ACCOUNT, seed=3)
+        journal = SqliteJournal(path, durability="full")
+        crash = CrashAt(journal, "replace-ack", 1, before=False)
+        with contextlib.suppress(Crash):
+            await run_execution(SPECS, (), broker, feed, clock, CONFIG, run_id="r1", sinks=(crash,))
+        await journal.flush()
+        await clock.sleep_until(clock.now() + timedelta(minutes=10))
+        await resume_run("r1", journal, broker, feed, clock, config=CONFIG)
+        journal.close()
+
+    run_virtual(main)
+    journal = SqliteJournal(path, create=False)
+    events = list(journal.events("r1"))
+    journal.close()
+    sell_phases = [i for i, e in enumerate(events) if isinstance(e, PhaseStarted) and e.side is Side.SELL]
+    assert len(sell_phases) == 2, "the sell phase did not restart on resume"
+    resumed = events[sell_phases[1]]
+    after = [
+        e for e in events[sell_phases[1] :] if e.leg_index == 0 and isinstance(e, (OrderIntent, LegEscalated))
+    ]
+    assert after, "the resumed sell leg did nothing"
+    first = after[0]
+    assert isinstance(first, OrderIntent), f"the resumed leg escalated first: {first}"
+    assert (first.action, first.reason) == (IntentAction.REPLACE, REASON_REPEG)
+    assert first.ts >= resumed.ts + CONFIG.fill_wait

@@ -89,7 +89,7 @@ _IDLE_WAIT = Wait()
 class LadderPolicy:
     """The default schedule: join passively, re-peg up a ladder of spread fractions, then escalate.
 
-    Timing is anchored to the leg's first submission: step k (k >= 1, price fraction `repeg_steps[k - 1]`) is due
+    Timing is anchored to the leg's first submission (for a resumed leg, see `_anchor`): step k (k >= 1, price fraction `repeg_steps[k - 1]`) is due
     `k * fill_wait` after it, and escalation `(len(repeg_steps) + 1) * fill_wait` after it, or at the phase
     deadline (`max_total_wait` after the phase started), whichever comes first. A due step whose price equals the
     working limit is not sent and consumes its wait: the next decision comes at the next step's time. Without a
@@ -199,14 +199,24 @@ class LadderPolicy:
         started = leg.phase_started_at
         return None if started is None else started + self._total_wait
 
+    def _anchor(self, leg: LegState) -> datetime | None:
+        """Where the leg's schedule counts from: its first submission, or, for a leg whose phase restarted after
+        that (`repeg resume`), the restart set back by the steps already taken, so that the schedule goes on
+        where it stood (the next step a fill wait after the restart) instead of counting the downtime."""
+        submitted = leg.submitted_at
+        restarted = leg.phase_started_at
+        if submitted is None or restarted is None or restarted <= submitted:
+            return submitted
+        return max(submitted, restarted - leg.step * self._fill_wait)
+
     def _due_step(self, leg: LegState, now: datetime) -> int:
-        """How many fill waits have passed since the leg's first submission (0 before the first)."""
-        anchor = leg.submitted_at or now
+        """How many fill waits have passed since the schedule's anchor (0 before the first submission)."""
+        anchor = self._anchor(leg) or now
         return int((now - anchor) / self._fill_wait)
 
     def _wake(self, leg: LegState, due: int, deadline: datetime | None) -> datetime:
         """When the next step (or escalation) falls due, capped at the deadline."""
-        anchor = leg.submitted_at or leg.phase_started_at
+        anchor = self._anchor(leg) or leg.phase_started_at
         if anchor is None:
             return deadline or datetime.max.replace(tzinfo=UTC)
         wake = anchor + (due + 1) * self._fill_wait
