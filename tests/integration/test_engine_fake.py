@@ -30,7 +30,7 @@ from repeg.domain.events import (
     RunEvent,
 )
 from repeg.domain.lifecycle import LegStatus
-from repeg.domain.orders import OrderEvent, OrderRequest, OrderType, Side
+from repeg.domain.orders import OrderEvent, OrderRequest, OrderStatus, OrderType, Side
 from repeg.domain.plan import LegSpec
 from repeg.domain.run import fold_run
 from repeg.engine.clock import VirtualClock, run_virtual
@@ -38,7 +38,7 @@ from repeg.engine.runner import ParentOrder, run_basket, run_execution
 from repeg.errors import JournalError
 from repeg.journal.resume import resume_run
 from repeg.journal.sqlite import SqliteJournal
-from repeg.report.result import ExecutionResult, RunStatus, build_result
+from repeg.report.result import ExecutionResult, RunStatus, build_result, result_from_events
 
 CONFIG = classic_ladder()
 
@@ -900,3 +900,114 @@ def test_a_replacement_waits_while_the_broker_cannot_say_how_much_an_earlier_ord
     replaces = world.sink.intents(IntentAction.REPLACE)
     assert [(e.ts, e.qty) for e in replaces] == [(at(10), Decimal(100)), (at(21), Decimal(70))]
     assert world.broker.positions["XYZ"] == Decimal(100)
+
+
+def _overfilling_replacement(w: World) -> None:
+    """The original order fills 40 while its replace is pending; the broker does not cap the replacement (sized
+    100 from before that fill), which then fills in full: the leg's chain reports 140 of 100."""
+    w.broker.auto_fill = False
+    w.clock.call_at(at(9), lambda: w.broker.fill_before_replace.update({"o1": Decimal(40)}))
+    w.broker.fill_open_at(at(12), "XYZ", Decimal(100))
+
+
+def test_a_broker_over_fill_is_journaled_and_fails_the_leg_naming_quantity_and_filled() -> None:
+    result, world = execute(BUY, _overfilling_replacement)
+    fills = [e.update.order for e in world.sink.of(OrderUpdated) if e.update.event is OrderEvent.FILL]
+    assert [(o.order_id, o.filled_qty) for o in fills] == [("o2", Decimal(100))]  # the broker's fill is kept
+    (leg,) = result.legs
+    assert leg.status is LegStatus.FAILED
+    assert leg.filled_qty == Decimal(140)
+    assert leg.error == "leg t-L0000: filled 140 exceeds quantity 100"
+    assert result.status is RunStatus.PARTIAL
+    assert build_result(fold_run(world.sink.events)) == result
+
+
+def test_a_broker_over_fill_sends_nothing_more_for_the_leg() -> None:
+    _, world = execute(BUY, _overfilling_replacement)
+    assert len(world.broker.submitted()) == 1
+    assert len(world.broker.replaced()) == 1
+    assert not world.broker.cancels()
+
+
+def test_a_broker_over_fill_of_one_leg_lets_the_other_legs_finish() -> None:
+    legs = [*BUY, LegSpec(index=1, symbol="ABC", side=Side.BUY, qty=Decimal(10))]
+
+    def script(w: World) -> None:
+        w.feed.set("ABC", "50.00", "50.10")
+        _overfilling_replacement(w)
+        w.clock.call_at(at(20), lambda: w.broker.fill(w.broker.open_order("ABC").order_id, Decimal(10)))
+
+    result, _ = execute(legs, script)
+    assert [leg.status for leg in result.legs] == [LegStatus.FAILED, LegStatus.FILLED]
+    assert result.status is RunStatus.PARTIAL
+
+
+def test_a_broker_over_fill_is_logged_as_an_error_with_the_leg_fields(
+    every_log_line: list[MutableMapping[str, object]],
+) -> None:
+    execute(BUY, _overfilling_replacement)
+    (line,) = [line for line in every_log_line if line["event"] == "leg_overfilled"]
+    assert line["log_level"] == "error"
+    assert (line["run_id"], line["correlation_id"], line["symbol"]) == ("t", "t-L0000", "XYZ")
+    assert (line["order_id"], line["qty"], line["filled_qty"]) == ("o2", "100", "140")
+    assert line["error"] == "leg t-L0000: filled 140 exceeds quantity 100"
+
+
+@dataclass
+class _CrashAfterReplaceAccepted:
+    journal: SqliteJournal
+
+    async def emit(self, event: RunEvent) -> None:
+        await self.journal.emit(event)
+        if isinstance(event, OrderAccepted) and event.action is IntentAction.REPLACE:
+            raise _Crash
+
+
+def test_resume_records_a_broker_over_fill_made_while_down_and_finishes_without_trading_the_leg(
+    tmp_path: Path,
+) -> None:
+    """Killed once the replacement was accepted; while the run is down the uncapped replacement fills in full
+    (140 of 100 over the chain). Resume records the fill, fails the leg and ends the run, sending nothing."""
+
+    async def main() -> tuple[ExecutionResult, ExecutionResult, FakeBroker]:
+        clock = VirtualClock(T0)
+        feed = FakeFeed(clock)
+        broker = FakeBroker(clock, feed, auto_fill=False)
+        feed.set("XYZ", "100.00", "100.08")
+        broker.fill_before_replace["o1"] = Decimal(40)
+        journal = SqliteJournal(tmp_path / "j.db", durability="full")
+        with contextlib.suppress(_Crash):
+            sinks = (_CrashAfterReplaceAccepted(journal),)
+            await run_execution(BUY, (), broker, feed, clock, CONFIG, run_id="r1", sinks=sinks)
+        broker.fill("o2", Decimal(100))
+        result = await resume_run("r1", journal, broker, feed, clock, config=CONFIG)
+        await journal.flush()
+        shown = result_from_events(journal.events("r1"))
+        journal.close()
+        return result, shown, broker
+
+    result, shown, broker = run_virtual(main)
+    (leg,) = result.legs
+    assert (leg.status, leg.filled_qty) == (LegStatus.FAILED, Decimal(140))
+    assert leg.error == "leg r1-L0000: filled 140 exceeds quantity 100"
+    assert result.status is RunStatus.PARTIAL
+    assert (len(broker.submitted()), len(broker.replaced()), broker.cancels()) == (1, 1, [])
+    assert shown == result  # `repeg show` rebuilds the same result from the journal
+
+
+def test_a_broker_over_fill_on_an_open_order_cancels_that_order() -> None:
+    def overfill_open(w: World) -> None:
+        order = w.broker.orders["o1"]
+        over = order.model_copy(update={"status": OrderStatus.PARTIALLY_FILLED, "filled_qty": Decimal(120)})
+        w.broker.orders["o1"] = over
+        w.broker._push(OrderEvent.PARTIAL_FILL, over, None)  # a broker's report past the order's own quantity
+
+    def script(w: World) -> None:
+        w.broker.auto_fill = False
+        w.clock.call_at(at(5), lambda: overfill_open(w))
+
+    result, world = execute(BUY, script)
+    assert world.broker.cancels() == ["cancel:o1"]
+    assert world.broker.orders["o1"].status is OrderStatus.CANCELED
+    (leg,) = result.legs
+    assert (leg.status, leg.filled_qty) == (LegStatus.FAILED, Decimal(120))

@@ -249,12 +249,30 @@ def test_fills_add_up_across_the_replacement_chain_at_their_own_prices() -> None
     assert leg.repegs == 1
 
 
-def test_fills_beyond_the_leg_quantity_raise_overfill() -> None:
+def test_a_broker_over_fill_is_recorded_and_fails_the_leg_with_the_overfill_error() -> None:
     too_much = updated(order(0, OrderStatus.FILLED, "101", "10.00", qty=Decimal(101)), OrderEvent.FILL)
-    with pytest.raises(OverfillError) as caught:
-        fold([*working(), too_much])
-    assert caught.value.filled == Decimal(101)
-    assert caught.value.leg_id == f"{RUN}-L0000"
+    leg = fold([*working(), too_much])
+    assert leg.filled_qty == Decimal(101)
+    assert leg.status is LegStatus.FAILED
+    assert leg.error == str(OverfillError(f"{RUN}-L0000", QTY, Decimal(101)))
+
+
+def test_a_late_over_fill_of_a_filled_leg_fails_it() -> None:
+    filled = updated(order(0, OrderStatus.FILLED, "100", "10.00"), OrderEvent.FILL)
+    finished = LegFinished(**stamp(), status="filled", reason="")
+    late = updated(order(0, OrderStatus.FILLED, "101", "10.00", qty=Decimal(101)), OrderEvent.FILL)
+    leg = fold([*working(), filled, finished, late])
+    assert (leg.status, leg.filled_qty) == (LegStatus.FAILED, Decimal(101))
+    assert leg.error == f"leg {RUN}-L0000: filled 101 exceeds quantity 100"
+
+
+def test_an_over_filled_leg_keeps_its_open_order_active_so_that_it_can_be_cancelled() -> None:
+    too_much = updated(
+        order(0, OrderStatus.PARTIALLY_FILLED, "101", "10.00", qty=Decimal(200)), OrderEvent.FILL
+    )
+    leg = fold([*working(), too_much])
+    assert leg.status is LegStatus.FAILED
+    assert leg.active_client_order_id == cid(0)
 
 
 def test_a_submit_failure_is_recorded_as_the_leg_error() -> None:

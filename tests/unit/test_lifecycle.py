@@ -49,9 +49,13 @@ def test_a_late_fill_can_complete_an_incomplete_leg() -> None:
 
 
 @pytest.mark.parametrize("status", sorted(DONE - {LegStatus.INCOMPLETE}))
-def test_nothing_leaves_a_final_status(status: LegStatus) -> None:
-    for trigger in LegTrigger:
+def test_nothing_leaves_a_final_status_but_a_broker_over_fill(status: LegStatus) -> None:
+    for trigger in set(LegTrigger) - {LegTrigger.OVERFILLED}:
         assert not LEG_MACHINE.can(status, trigger)
+
+
+def test_a_broker_over_fill_fails_a_filled_leg() -> None:
+    assert LEG_MACHINE.transition(LegStatus.FILLED, LegTrigger.OVERFILLED) is LegStatus.FAILED
 
 
 def test_submitting_twice_is_illegal_and_names_state_and_event() -> None:

@@ -6,8 +6,9 @@ can never disagree.
 
 Fills are folded idempotently: each broker order keeps the *largest cumulative* `filled_qty` reported for it (and
 the average price reported with that cumulative quantity), so a duplicated or late update can never count twice.
-The leg's filled quantity is the sum over its whole replacement chain and may never exceed the leg's quantity
-(`OverfillError`).
+The leg's filled quantity is the sum over its whole replacement chain. The engine never sizes an order beyond
+the leg's remainder; a broker reporting more fills than the leg's quantity anyway is a fact: the fills are kept,
+and the leg fails with the `OverfillError` text as its error.
 """
 
 from __future__ import annotations
@@ -171,6 +172,11 @@ class LegState(BaseModel):
         return total
 
     @property
+    def overfilled(self) -> bool:
+        """True when the broker reported more fills than the leg's quantity (the leg has then failed)."""
+        return self.qty is not None and self.filled_qty > self.qty
+
+    @property
     def remaining_qty(self) -> Decimal:
         return ZERO if self.qty is None else self.qty - self.filled_qty
 
@@ -253,11 +259,11 @@ _LIVE = frozenset({LegStatus.WORKING, LegStatus.CANCELING})
 
 
 def _settle(state: LegState, ts: datetime, run_id: str) -> LegState:
-    """Derive status changes that fills and closed orders imply; enforce the no-overfill invariant."""
+    """Derive status changes that fills and closed orders imply (an over-fill the broker reports fails the leg)."""
     qty = state.qty
     filled = state.filled_qty
     if qty is not None and filled > qty:
-        raise OverfillError(leg_id(run_id, state.index), qty, filled)
+        return _overfilled(state, str(OverfillError(leg_id(run_id, state.index), qty, filled)), ts)
     if qty is not None and filled == qty and state.status is not LegStatus.FILLED:
         if LEG_MACHINE.can(state.status, LegTrigger.COMPLETED):
             return _go(state, LegTrigger.COMPLETED, completed_at=ts, active_client_order_id=None)
@@ -268,6 +274,16 @@ def _settle(state: LegState, ts: datetime, run_id: str) -> LegState:
     if active.status is OrderStatus.REPLACED:
         return _adopt_replacement(state, active, ts, run_id)
     return _close_active(state, active)
+
+
+def _overfilled(state: LegState, error: str, ts: datetime) -> LegState:
+    """The broker reported fills beyond the leg's quantity (the engine never sizes an order past the remainder):
+    the fills are kept as reported, and the leg fails with the `OverfillError` text, so nothing more is sent for it.
+    Its active order stays named: if still open, the engine cancels it."""
+    if state.status is LegStatus.FAILED:
+        return state if state.error == error else _evolve(state, {"error": error, "finish_reason": error})
+    completed_at = state.completed_at or ts
+    return _go(state, LegTrigger.OVERFILLED, error=error, finish_reason=error, completed_at=completed_at)
 
 
 def _close_active(state: LegState, active: OrderRecord) -> LegState:
@@ -478,8 +494,8 @@ def apply_event(state: LegState, event: RunEvent) -> LegState:
     """The leg after `event`. Pure. Events that do not concern legs return `state` unchanged.
 
     Raises `IllegalTransitionError` when an engine-issued event (intent, escalation, finish) does not fit the
-    leg's status, and `OverfillError` when fills would exceed the leg's quantity. Broker answers and updates
-    that arrive late, twice or out of order only add information and never raise an illegal transition.
+    leg's status. Broker answers and updates that arrive late, twice or out of order only add information and
+    never raise; fills a broker reports beyond the leg's quantity fail the leg (`error`: the `OverfillError` text).
     """
     match event:
         case OrderUpdated():

@@ -39,6 +39,7 @@ class LegTrigger(StrEnum):
     FINISH_SKIPPED = "finish_skipped"
     FINISH_FAILED = "finish_failed"
     FINISH_INCOMPLETE = "finish_incomplete"
+    OVERFILLED = "overfilled"  # a broker reported more fills than the leg's quantity
 
 
 S = LegStatus
@@ -73,6 +74,7 @@ LEG_TRANSITIONS: dict[tuple[LegStatus, LegTrigger], LegStatus] = {
     (S.IDLE, T.FINISH_SKIPPED): S.SKIPPED,
     **_from_each(ACTIVE, T.FINISH_FAILED, S.FAILED),
     **_from_each(ACTIVE, T.FINISH_INCOMPLETE, S.INCOMPLETE),
+    **_from_each(ACTIVE | {S.FILLED, S.INCOMPLETE}, T.OVERFILLED, S.FAILED),  # the only way out of `filled`
 }
 
 

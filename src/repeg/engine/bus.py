@@ -13,9 +13,12 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TypedDict
 
+import structlog
+
 from repeg.domain.events import EventSink, RunEvent
 from repeg.domain.ids import leg_id
 from repeg.domain.leg import LegState
+from repeg.domain.lifecycle import LegStatus
 from repeg.domain.orders import OrderUpdate
 from repeg.domain.run import RunFolder
 from repeg.engine.clock import Clock, TimerHandle
@@ -39,6 +42,7 @@ class EventBus:
         self.folder = RunFolder(run_id)
         self._sinks = tuple(sinks)
         self._correlations: dict[int, str] = {}
+        self._overfilled: set[int] = set()
         self.count = 0
 
     def leg(self, index: int) -> LegState:
@@ -63,11 +67,33 @@ class EventBus:
         }
 
     async def emit(self, event: RunEvent) -> None:
-        """Fold `event` (raising on an illegal transition or an over-fill before anyone sees it), then publish."""
-        self.folder.apply(event)
+        """Fold `event` (raising on an illegal transition before anyone sees it), then publish.
+
+        A broker's report of more fills than a leg's quantity is published like any other (it happened) and
+        fails the leg in the fold; it is logged here, once per leg, at error level.
+        """
+        changed = self.folder.apply(event)
         self.count += 1
         for sink in self._sinks:
             await sink.emit(event)
+        if changed is not None and changed.status is LegStatus.FAILED:
+            self._log_overfill(changed)
+
+    def _log_overfill(self, leg: LegState) -> None:
+        if leg.index in self._overfilled or not leg.overfilled:
+            return
+        self._overfilled.add(leg.index)
+        order_ids = leg.order_ids
+        structlog.get_logger("repeg.engine").error(
+            "leg_overfilled",
+            run_id=self.run_id,
+            correlation_id=self.correlation(leg.index),
+            symbol=leg.symbol,
+            order_id=order_ids[-1] if order_ids else None,
+            qty=str(leg.qty),
+            filled_qty=str(leg.filled_qty),
+            error=leg.error,
+        )
 
 
 class Inbox:

@@ -234,8 +234,10 @@ class OrderGateway:
         if not await self._chain_settled(index) or self._bus.leg(index).active_order != active:
             return
         leg = self._bus.leg(index)
-        self._check_collar(leg, limit_price, quote)
         qty = leg.remaining_qty
+        if qty <= ZERO or leg.is_done:  # an earlier order's last fills completed (or over-filled) the leg
+            return
+        self._check_collar(leg, limit_price, quote)
         attempt = leg.next_attempt
         cid = client_order_id(self._bus.run_id, index, attempt)
         await self._bus.emit(

@@ -348,6 +348,9 @@ class PhaseMonitor:
             self._due_at.pop(index, None)
             if leg.status is LegStatus.FILLED:
                 await self._finish(leg, LegStatus.FILLED, "")
+            elif leg.overfilled and _closing(leg):
+                # failed by a broker's over-fill (see `repeg.domain.leg`): its still-open order must not trade on
+                await self._ctx.gateway.cancel(index, reason="overfill")
 
     async def _carry_out(self, leg: LegState, action: Action, quote: Quote | None) -> None:
         try:
