@@ -1011,3 +1011,36 @@ def test_a_broker_over_fill_on_an_open_order_cancels_that_order() -> None:
     assert world.broker.orders["o1"].status is OrderStatus.CANCELED
     (leg,) = result.legs
     assert (leg.status, leg.filled_qty) == (LegStatus.FAILED, Decimal(120))
+
+
+@dataclass
+class _CrashAfterSubmitAccepted:
+    journal: SqliteJournal
+
+    async def emit(self, event: RunEvent) -> None:
+        await self.journal.emit(event)
+        if isinstance(event, OrderAccepted) and event.action is IntentAction.SUBMIT:
+            raise _Crash
+
+
+def test_resume_cancels_the_open_order_of_a_leg_the_broker_over_filled_while_down(tmp_path: Path) -> None:
+    async def main() -> tuple[ExecutionResult, FakeBroker]:
+        clock = VirtualClock(T0)
+        feed = FakeFeed(clock)
+        broker = FakeBroker(clock, feed, auto_fill=False)
+        feed.set("XYZ", "100.00", "100.08")
+        journal = SqliteJournal(tmp_path / "j.db", durability="full")
+        with contextlib.suppress(_Crash):
+            sinks = (_CrashAfterSubmitAccepted(journal),)
+            await run_execution(BUY, (), broker, feed, clock, CONFIG, run_id="r1", sinks=sinks)
+        over = {"status": OrderStatus.PARTIALLY_FILLED, "filled_qty": Decimal(120)}
+        broker.orders["o1"] = broker.orders["o1"].model_copy(update=over)  # the broker's report, still open
+        result = await resume_run("r1", journal, broker, feed, clock, config=CONFIG)
+        journal.close()
+        return result, broker
+
+    result, broker = run_virtual(main)
+    assert broker.cancels() == ["cancel:o1"]
+    assert broker.orders["o1"].status is OrderStatus.CANCELED
+    (leg,) = result.legs
+    assert (leg.status, leg.filled_qty) == (LegStatus.FAILED, Decimal(120))

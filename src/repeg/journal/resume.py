@@ -136,12 +136,49 @@ async def _complete_cancel(bus: EventBus, broker: Broker, index: int) -> None:
         await bus.emit(OrderUpdated(**bus.stamp(index), update=polled_update(order, bus.clock.now())))
 
 
+async def _cancel_overfilled(bus: EventBus, broker: Broker, index: int) -> None:
+    """A leg the broker over-filled (failed by the fold, see `repeg.domain.leg`) must not trade on: its order
+    still open is cancelled (the intent journaled first, as always); the confirmation arrives like any other."""
+    leg = bus.leg(index)
+    active = leg.active_order
+    if not leg.overfilled or active is None or active.order_id is None or active.is_terminal:
+        return
+    if active.status is OrderStatus.PENDING_CANCEL:
+        return
+    stamp = bus.stamp(index)
+    cid, order_id = active.client_order_id, active.order_id
+    await bus.emit(
+        OrderIntent(
+            **stamp,
+            action=IntentAction.CANCEL,
+            client_order_id=cid,
+            order_id=order_id,
+            attempt=active.attempt,
+            reason="overfill",
+        )
+    )
+    try:
+        await broker.cancel_order(order_id)
+    except BrokerError as exc:
+        await bus.emit(
+            OrderFailed(
+                **stamp,
+                action=IntentAction.CANCEL,
+                client_order_id=cid,
+                order_id=order_id,
+                error=type(exc).__name__,
+                message=str(exc),
+            )
+        )
+
+
 async def reconcile_leg(bus: EventBus, broker: Broker, leg: LegState) -> None:
     """Bring one leg in line with the broker, asking about every order it announced, oldest first."""
     for record in leg.orders:
         order = await broker.get_order_by_client_id(record.client_order_id)
         await _settle_order(bus, leg.index, record, order)
     await _complete_cancel(bus, broker, leg.index)
+    await _cancel_overfilled(bus, broker, leg.index)
 
 
 async def reconcile(bus: EventBus, broker: Broker) -> None:
