@@ -385,13 +385,13 @@ def test_incremental_folder_equals_fold_run() -> None:
 
 
 @st.composite
-def deliveries(draw: st.DrawFn) -> tuple[list[RunEvent], Decimal, Decimal]:
+def deliveries(draw: st.DrawFn, max_excess: int = 0) -> tuple[list[RunEvent], Decimal, Decimal]:
     """A leg's chain of 1-4 orders (linked by replace or by cancel-confirm-submit), every order's fills delivered
-    late, out of order and duplicated between the engine's own events. Returns (events, expected fill, expected
-    notional)."""
+    late, out of order and duplicated between the engine's own events. With `max_excess`, the broker over-fills
+    the last order by 1 to `max_excess` shares. Returns (events, expected fill, expected notional)."""
     n = draw(st.integers(1, 4))
     finals = [Decimal(draw(st.integers(0, 20))) for _ in range(n - 1)]
-    finals.append(QTY - sum(finals))
+    finals.append(QTY - sum(finals) + (draw(st.integers(1, max_excess)) if max_excess else 0))
     prices = [Decimal(10) + Decimal(i) / 100 for i in range(n)]
     engine: list[RunEvent] = [planned(), submit(0), accepted(order(0, OrderStatus.NEW))]
     floating: list[tuple[int, RunEvent]] = []
@@ -430,7 +430,7 @@ def deliveries(draw: st.DrawFn) -> tuple[list[RunEvent], Decimal, Decimal]:
         if position < len(engine):
             events.append(engine[position])
     notional = sum((f * p for f, p in zip(finals, prices, strict=True)), Decimal(0))
-    return events, QTY, notional
+    return events, sum(finals, Decimal(0)), notional
 
 
 @settings(max_examples=300, deadline=None)
@@ -446,6 +446,19 @@ def test_fills_never_exceed_the_leg_and_end_exact_under_any_delivery(
     assert leg.filled_qty == qty
     assert leg.filled_notional == notional
     assert leg.status is LegStatus.FILLED
+    assert fold_run(events).leg(0) == leg
+
+
+@settings(max_examples=200, deadline=None)
+@given(deliveries(max_excess=30))
+def test_a_broker_over_fill_is_kept_and_fails_the_leg_under_any_delivery(
+    case: tuple[list[RunEvent], Decimal, Decimal],
+) -> None:
+    events, filled, notional = case
+    leg = fold(events)
+    assert (leg.filled_qty, leg.filled_notional) == (filled, notional)
+    assert leg.status is LegStatus.FAILED
+    assert leg.error == str(OverfillError(f"{RUN}-L0000", QTY, filled))
     assert fold_run(events).leg(0) == leg
 
 
