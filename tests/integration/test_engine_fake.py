@@ -1044,3 +1044,20 @@ def test_resume_cancels_the_open_order_of_a_leg_the_broker_over_filled_while_dow
     assert broker.orders["o1"].status is OrderStatus.CANCELED
     (leg,) = result.legs
     assert (leg.status, leg.filled_qty) == (LegStatus.FAILED, Decimal(120))
+
+
+def test_a_refused_cancel_of_an_over_filled_leg_is_asked_again_so_its_order_does_not_outlive_it() -> None:
+    def overfill_open(w: World) -> None:
+        order = w.broker.orders["o1"]
+        over = order.model_copy(update={"status": OrderStatus.PARTIALLY_FILLED, "filled_qty": Decimal(120)})
+        w.broker.orders["o1"] = over
+        w.broker.refuse_cancels = 1
+        w.broker._push(OrderEvent.PARTIAL_FILL, over, None)
+
+    def script(w: World) -> None:
+        w.broker.auto_fill = False
+        w.clock.call_at(at(5), lambda: overfill_open(w))
+
+    _, world = execute(BUY, script)
+    assert world.broker.cancels() == ["cancel:o1", "cancel:o1"]
+    assert world.broker.orders["o1"].status is OrderStatus.CANCELED

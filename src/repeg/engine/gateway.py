@@ -282,8 +282,9 @@ class OrderGateway:
             step=step,
         )
 
-    async def cancel(self, index: int, reason: str) -> None:
-        """Request a cancel of the working order; the confirmation arrives as an update (or by polling)."""
+    async def cancel(self, index: int, reason: str) -> bool:
+        """Request a cancel of the working order; the confirmation arrives as an update (or by polling).
+        False when the broker refused the request (recorded and reconciled)."""
         leg = self._bus.leg(index)
         active = leg.active_order
         if active is None or active.order_id is None:
@@ -303,7 +304,7 @@ class OrderGateway:
         except BrokerError as exc:
             await self._failed(index, IntentAction.CANCEL, exc, order_id=active.order_id)
             await self.reconcile(index, active.order_id)
-            return
+            return False
         self._cancels_sent[active.order_id] = self._bus.clock.now()
         self._log.debug(
             "cancel_requested",
@@ -312,6 +313,7 @@ class OrderGateway:
             order_id=active.order_id,
             reason=reason,
         )
+        return True
 
     async def reconcile(self, index: int, order_id: str) -> bool:
         """Ask the broker for the order's state and record it; False (logged) when the broker cannot answer."""

@@ -349,8 +349,14 @@ class PhaseMonitor:
             if leg.status is LegStatus.FILLED:
                 await self._finish(leg, LegStatus.FILLED, "")
             elif leg.overfilled and _closing(leg):
-                # failed by a broker's over-fill (see `repeg.domain.leg`): its still-open order must not trade on
-                await self._ctx.gateway.cancel(index, reason="overfill")
+                await self._cancel_overfilled(index)
+
+    async def _cancel_overfilled(self, index: int) -> None:
+        """A leg failed by a broker's over-fill (see `repeg.domain.leg`): its still-open order must not trade on.
+        A refused cancel is requested again at the leg's next check (and at the hard stop), like a given-up leg's."""
+        if not await self._ctx.gateway.cancel(index, reason="overfill"):
+            self._recancel.add(index)
+            self._schedule(index, self._ctx.clock.now() + self._check_interval)
 
     async def _carry_out(self, leg: LegState, action: Action, quote: Quote | None) -> None:
         try:
