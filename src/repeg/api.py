@@ -24,7 +24,7 @@ import structlog
 from repeg.brokers.base import Broker
 from repeg.config import ExecutionConfig
 from repeg.domain.account import Asset
-from repeg.domain.events import EventSink
+from repeg.domain.events import EventSink, MarketSource
 from repeg.domain.ids import new_run_id, validate_run_id
 from repeg.domain.plan import Plan
 from repeg.domain.quote import Quote, QuoteVerdict, assess_quote
@@ -103,8 +103,12 @@ async def execute_async(
     *,
     run_id: str | None = None,
     sinks: Sequence[EventSink] = (),
+    market_source: MarketSource | None = None,
 ) -> ExecutionResult:
     """Execute `plan` against `broker`, pricing from `feed`, timed by `clock`.
+
+    `market_source` names the market data of a simulated run (quote file or synthetic market) for the journal's
+    `RunStarted.market`; None when the feed is a broker's own.
 
     Raises `PlanError` (bad plan, unknown or non-tradable symbol), `SafetyLimitError`, `ConfigError` (a malformed
     run id) or `BrokerError` before any order is sent. Once the engine runs, leg outcomes (refusals, missing
@@ -133,7 +137,16 @@ async def execute_async(
             "plan_derived", legs=len(legs), skipped=len(skipped), notional=str(notional), source=plan.source
         )
         return await run_execution(
-            legs, skipped, broker, feed, clock, config, run_id=run_id, sinks=tuple(sinks), plan=plan
+            legs,
+            skipped,
+            broker,
+            feed,
+            clock,
+            config,
+            run_id=run_id,
+            sinks=tuple(sinks),
+            plan=plan,
+            market_source=market_source,
         )
 
 

@@ -11,6 +11,7 @@ under `[simulator.market]`, the synthetic market (`MarketSettings`).
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -32,7 +33,7 @@ from repeg.api import as_plan, execute_async
 from repeg.brokers.simulator.factory import SimAccount, build_simulation
 from repeg.brokers.simulator.latency import LatencyModel
 from repeg.config import MAX_SECONDS, ExecutionConfig
-from repeg.domain.events import EventSink
+from repeg.domain.events import EventSink, MarketSource, SyntheticSource
 from repeg.domain.plan import Plan
 from repeg.domain.ticks import to_units
 from repeg.engine.clock import VirtualClock, run_virtual
@@ -162,9 +163,30 @@ def _default_price(symbol: str) -> Decimal:
     return Decimal(cents).scaleb(-2)
 
 
+def _synthetic_names(market: MarketSettings, symbols: Sequence[str]) -> list[str]:
+    """The symbols of the synthetic tape, in generation order: those `market` lists, then the others."""
+    return list(dict.fromkeys([*market.symbols, *symbols]))
+
+
+def synthetic_source(market: MarketSettings, symbols: Sequence[str], *, seed: int) -> SyntheticSource:
+    """What determines `synthetic_market(market, symbols, seed=seed)`, as `RunStarted.market` records it."""
+    dumped = market.model_dump(mode="json")
+    return SyntheticSource(
+        seed=seed,
+        symbols=tuple(_synthetic_names(market, symbols)),
+        settings={key: json.dumps(value) for key, value in dumped.items()},
+    )
+
+
+def synthetic_tape_of(source: SyntheticSource) -> QuoteTape:
+    """The synthetic tape a run recorded in `RunStarted.market`, generated again from its seed and settings."""
+    settings = market_from_mapping({key: json.loads(text) for key, text in source.settings.items()})
+    return synthetic_market(settings, source.symbols, seed=source.seed)
+
+
 def synthetic_market(market: MarketSettings, symbols: Sequence[str], *, seed: int) -> QuoteTape:
     """A seeded synthetic tape covering `symbols` and every symbol `market` lists."""
-    names = list(dict.fromkeys([*market.symbols, *symbols]))
+    names = _synthetic_names(market, symbols)
     specs = []
     for name in names:
         given = market.symbols.get(name) or SymbolSettings(price=_default_price(name))
@@ -199,23 +221,31 @@ def simulate(
     latency: LatencyModel | None = None,
     run_id: str | None = None,
     sinks: Sequence[EventSink] = (),
+    tape_source: MarketSource | None = None,
 ) -> ExecutionResult:
     """Execute `plan` on a fresh simulator and return its result (synchronous; runs in virtual time).
 
     `tape` replays given quotes; without it a synthetic market (`market`, default settings if None) covering
     the plan's and the account's symbols is generated from `seed`. `latency` delays the exchange's answers
     (default: none). The same arguments give the same result.
+
+    The run's `RunStarted.market` records the market: `tape_source` for a given `tape` (e.g. the file's
+    `repeg.market.source.quote_file_source`; None records nothing), or the synthetic market's seed and settings.
     """
     plan = as_plan(plan)
     account = account or SimAccount()
+    source = tape_source
     if tape is None:
-        tape = synthetic_market(
-            market or MarketSettings(), [*plan_symbols(plan), *account.positions], seed=seed
-        )
+        symbols = [*plan_symbols(plan), *account.positions]
+        settings = market or MarketSettings()
+        tape = synthetic_market(settings, symbols, seed=seed)
+        source = synthetic_source(settings, symbols, seed=seed)
     clock = VirtualClock(tape.start)
     broker, feed = build_simulation(tape, clock, account, seed=seed, latency=latency)
 
     async def main() -> ExecutionResult:
-        return await execute_async(plan, broker, feed, clock, config, run_id=run_id, sinks=sinks)
+        return await execute_async(
+            plan, broker, feed, clock, config, run_id=run_id, sinks=sinks, market_source=source
+        )
 
     return run_virtual(main)

@@ -19,7 +19,12 @@ import pytest
 from typer.testing import CliRunner
 
 from repeg.cli.app import build_app
+from repeg.cli.settings import load_settings
+from repeg.domain.events import RunStarted, SyntheticSource
 from repeg.journal.sqlite import SqliteJournal
+from repeg.planning.derive import plan_symbols
+from repeg.planning.parse import load_plan
+from repeg.simulation import synthetic_market, synthetic_tape_of
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PLAN = EXAMPLES / "rebalance.csv"
@@ -250,3 +255,75 @@ def test_runs_and_show_to_a_closed_pipe_exit_0_quietly(
     finally:
         os.close(writer)
     assert (done.returncode, done.stderr.decode()) == (0, "")
+
+
+# --- the market data a run ran on (RunStarted.market) ----------------------------------------------------
+
+
+def _started(journal: Path, run_id: str) -> RunStarted:
+    store = SqliteJournal(journal, create=False)
+    try:
+        started = store.events(run_id)[0]
+    finally:
+        store.close()
+    assert isinstance(started, RunStarted)
+    return started
+
+
+def test_a_synthetic_run_records_what_generates_its_market_again(journaled: tuple[Path, str, str]) -> None:
+    journal, _, _ = journaled
+    source = _started(journal, "demo1").market
+    assert isinstance(source, SyntheticSource)
+    settings = load_settings(CONFIG)
+    assert source.seed == settings.seed == 1
+    symbols = [*plan_symbols(load_plan(PLAN)), *settings.account.positions]
+    used = synthetic_market(settings.market, symbols, seed=settings.seed)
+    again = synthetic_tape_of(source)  # from the journal alone
+    assert again.symbols == used.symbols
+    for symbol in used.symbols:
+        for name in ("ts", "bid", "ask", "bid_size", "ask_size"):
+            assert (getattr(again.columns(symbol), name) == getattr(used.columns(symbol), name)).all(), (
+                symbol,
+                name,
+            )
+
+
+def test_seed_option_is_the_seed_recorded(tmp_path: Path) -> None:
+    journal = tmp_path / "j.db"
+    code, out = _run(journal, "seeded", "--seed", "5")
+    assert code == 0, out
+    source = _started(journal, "seeded").market
+    assert isinstance(source, SyntheticSource)
+    assert source.seed == 5
+
+
+def test_show_names_the_market_data_the_run_ran_on(journaled: tuple[Path, str, str]) -> None:
+    journal, _, _ = journaled
+    code, shown = _repeg("show", "demo1", "--journal", str(journal))
+    assert code == 0
+    assert shown.startswith("market data: synthetic market, seed 1, symbols AAPL MSFT")
+
+
+def test_show_of_a_run_journaled_before_sources_were_recorded_says_not_recorded(tmp_path: Path) -> None:
+    journal = tmp_path / "old.db"
+    SqliteJournal(journal).close()
+    old_start = (
+        '{"run_id":"old","ts":"2026-01-02T14:30:00Z","correlation_id":"old","leg_index":null,'
+        '"kind":"run_started","plan":{"source":"plan.csv","kind":"trades","trades":[{"symbol":"AAA",'
+        '"side":"buy","qty":"100","notional":null}],"weights":[]},"config":{"fill_wait_seconds":"10"},'
+        '"broker":"simulator","code_version":"0.1.0"}'
+    )
+    end = '{"run_id":"old","ts":"2026-01-02T14:30:05Z","correlation_id":"old","kind":"run_ended","status":"completed"}'
+    raw = sqlite3.connect(journal)
+    raw.execute("INSERT INTO runs VALUES ('old', '2026-01-02T14:30:00+00:00')")
+    for seq, (kind, payload) in enumerate((("run_started", old_start), ("run_ended", end)), 1):
+        raw.execute(
+            "INSERT INTO events VALUES ('old', ?, NULL, '2026-01-02T14:30:00+00:00', 'old', ?, ?)",
+            (seq, kind, payload),
+        )
+    raw.commit()
+    raw.close()
+    code, shown = _repeg("show", "old", "--journal", str(journal))
+    assert code == 0, shown
+    assert shown.startswith("market data: not recorded")
+    assert "run old: completed" in shown

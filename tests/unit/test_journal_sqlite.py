@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from journal_support import accepted, fill, intent, leg_planned, run_ended, run_started
 
-from repeg.domain.events import RunEvent
+from repeg.domain.events import QuoteFileSource, RunEvent, RunStarted, SyntheticSource
+from repeg.domain.run import fold_run
 from repeg.engine.clock import run_virtual
 from repeg.errors import JournalError, RunNotFoundError
 from repeg.journal.base import UNFINISHED
@@ -252,3 +253,63 @@ def test_an_empty_file_becomes_a_journal(tmp_path: Path) -> None:
     path.touch()
     SqliteJournal(path).close()
     assert path.read_bytes().startswith(b"SQLite format 3\x00")
+
+
+# --- the market data source of a run (RunStarted.market) -------------------------------------------------
+
+#: A run_started payload exactly as repeg wrote it before runs recorded their market data source.
+OLD_RUN_STARTED = (
+    '{"run_id":"r1","ts":"2026-01-02T14:30:00Z","correlation_id":"r1","leg_index":null,"kind":"run_started",'
+    '"plan":{"source":"plan.csv","kind":"trades","trades":[{"symbol":"AAA","side":"buy","qty":"100",'
+    '"notional":null}],"weights":[]},"config":{"fill_wait_seconds":"10"},"broker":"simulator",'
+    '"code_version":"0.1.0"}'
+)
+QUOTE_FILE = QuoteFileSource(path="/data/q.csv.gz", size_bytes=1234, sha256="ab" * 32)
+SYNTHETIC = SyntheticSource(
+    seed=7, symbols=("AAA", "BBB"), settings={"duration_seconds": "3600.0", "symbols": "{}"}
+)
+
+
+@pytest.mark.parametrize("source", [QUOTE_FILE, SYNTHETIC], ids=["quote_file", "synthetic"])
+async def test_a_run_started_with_its_market_source_round_trips_through_sqlite(
+    tmp_path: Path, source: QuoteFileSource | SyntheticSource
+) -> None:
+    started = run_started().model_copy(update={"market": source})
+    journal = SqliteJournal(tmp_path / "j.db")
+    await _write(journal, [started, *_one_run()[1:]])
+    journal.close()
+    reopened = SqliteJournal(tmp_path / "j.db", create=False)
+    read = reopened.events("r1")[0]
+    reopened.close()
+    assert read == started
+    assert isinstance(read, RunStarted)
+    assert read.market == source
+
+
+async def test_a_run_started_without_a_source_is_stored_exactly_as_before(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    await _write_and_close(path)
+    (payload,) = _raw(path).execute("SELECT payload FROM events WHERE seq = 1").fetchone()
+    assert payload == OLD_RUN_STARTED  # no "market": null, which a repeg that predates it would refuse
+
+
+async def test_an_old_run_started_without_a_source_still_reads_and_folds(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    SqliteJournal(path).close()
+    raw = _raw(path)
+    raw.execute("INSERT INTO runs VALUES ('r1', '2026-01-02T14:30:00+00:00')")
+    raw.execute(
+        "INSERT INTO events VALUES ('r1', 1, NULL, '2026-01-02T14:30:00+00:00', 'r1', 'run_started', ?)",
+        (OLD_RUN_STARTED,),
+    )
+    raw.commit()
+    raw.close()
+    journal = SqliteJournal(path, create=False)
+    await _write(journal, _one_run()[1:])
+    events = journal.events("r1")
+    journal.close()
+    assert isinstance(events[0], RunStarted)
+    assert events[0].market is None
+    state = fold_run(events)
+    assert state.status == "completed"
+    assert state.plan == events[0].plan

@@ -110,7 +110,7 @@ def show(
     ] = False,
     events: Annotated[bool, typer.Option(help="List every event before the results.")] = True,
 ) -> None:
-    """Every event of a run in order, then its results table, rebuilt from the journal alone."""
+    """The market data a run ran on and every event in order, then its results table, from the journal alone."""
     store = _open(journal)
     try:
         recorded = store.events(run_id)
@@ -130,9 +130,25 @@ def show(
         StdoutConsole().write_raw(json.dumps(document, indent=2) + "\n")
         return
     console = StdoutConsole(highlight=False, soft_wrap=False)
-    if events:
+    if events:  # the market line belongs to the event listing: --no-events prints the results table alone
+        console.print(market_line(recorded), markup=False, soft_wrap=True)  # one line, never cut
         console.print(events_table(recorded))
     print_result(console, result)
+
+
+NOT_RECORDED = (
+    "not recorded (a broker's own feed, the remote simulator's file, "
+    "or a run journaled before repeg recorded it)"
+)
+
+
+def market_line(events: list[RunEvent]) -> str:
+    """The market data the run ran on, from its start in effect (the last one journaled)."""
+    from repeg.domain.events import RunStarted
+
+    started = next((event for event in reversed(events) if isinstance(event, RunStarted)), None)
+    source = None if started is None else started.market
+    return f"market data: {NOT_RECORDED if source is None else source.describe()}"
 
 
 def print_result(console: Console, result: ExecutionResult) -> None:

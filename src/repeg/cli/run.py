@@ -25,7 +25,7 @@ from repeg.logging import configure_logging
 
 if TYPE_CHECKING:
     from repeg.config import ExecutionConfig
-    from repeg.domain.events import EventSink
+    from repeg.domain.events import EventSink, QuoteFileSource
     from repeg.domain.plan import Plan
     from repeg.journal.base import Journal
     from repeg.report.result import ExecutionResult
@@ -211,6 +211,7 @@ def _execute(
     # run's virtual start time is the same every time); the engine itself never reads wall time.
     run_id = run_id or default_run_id(plan, datetime.now(UTC))
     tape = None if quotes is None else load_quotes(quotes)
+    tape_source = None if quotes is None else _quote_file_source(quotes)
     freeze_startup_heap()  # start-up is over: the collector need not rescan it during the run or at exit
     with ExitStack() as stack:
         from repeg.cli.journal_run import finished_result, journal_sink, opened_journal, run_remote
@@ -270,7 +271,20 @@ def _execute(
             latency=settings.latency,
             run_id=run_id,
             sinks=sinks,
+            tape_source=tape_source,
         )
+
+
+def _quote_file_source(quotes: Path) -> QuoteFileSource:
+    """What the journal records of the replayed file (path, size, SHA-256); it was just read, so a failure
+    now (the file removed meanwhile) is a `QuoteFileError` like any unreadable quote file."""
+    from repeg.errors import QuoteFileError
+    from repeg.market.source import quote_file_source
+
+    try:
+        return quote_file_source(quotes)
+    except OSError as exc:
+        raise QuoteFileError(str(quotes), None, f"cannot be read: {exc.strerror or exc}") from exc
 
 
 def _refuse_another_plan(store: Journal, run_id: str, plan: Plan) -> None:

@@ -29,12 +29,57 @@ class _Event(BaseModel):
     leg_index: int | None = None
 
 
+class QuoteFileSource(BaseModel):
+    """A simulator run replayed this quote file: where it was, and what it held (to audit or reproduce the run)."""
+
+    model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
+
+    kind: Literal["quote_file"] = "quote_file"
+    #: The file's resolved (absolute) path when the run started.
+    path: str
+    size_bytes: int
+    #: SHA-256 of the file's bytes as stored (of the compressed bytes for a .csv.gz), lowercase hex.
+    sha256: str
+
+    def describe(self) -> str:
+        return f"quote file {self.path} ({self.size_bytes:,} bytes, sha256 {self.sha256})"
+
+
+class SyntheticSource(BaseModel):
+    """A simulator run on the seeded synthetic market: everything that determines its quotes."""
+
+    model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
+
+    kind: Literal["synthetic"] = "synthetic"
+    seed: int
+    #: The symbols generated, in generation order (the order the tape's random draws follow).
+    symbols: tuple[str, ...]
+    #: `[simulator.market]` as the run used it: each value JSON text (as `RunStarted.config`).
+    settings: dict[str, str]
+
+    def describe(self) -> str:
+        """One line; the per-symbol settings (`settings["symbols"]`) are left to the event's own detail."""
+        shown = ", ".join(f"{key}={value}" for key, value in self.settings.items() if key != "symbols")
+        return f"synthetic market, seed {self.seed}, symbols {' '.join(self.symbols)} ({shown})"
+
+
+MarketSource = Annotated[QuoteFileSource | SyntheticSource, Field(discriminator="kind")]
+
+
+def _absent(value: object) -> bool:
+    return value is None
+
+
 class RunStarted(_Event):
     kind: Literal["run_started"] = "run_started"
     plan: Plan
     config: dict[str, str]
     broker: str
     code_version: str
+    #: The market data a simulator run ran on; None when unknown (a broker's own feed, the remote simulator's
+    #: file, or a journal written before repeg recorded it). Left out of the JSON when None, so that events
+    #: without a source are stored exactly as before and older repeg versions still read them.
+    market: MarketSource | None = Field(default=None, exclude_if=_absent)
 
 
 class LegPlanned(_Event):

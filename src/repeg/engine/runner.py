@@ -21,7 +21,15 @@ from pydantic import BaseModel, ConfigDict, Field
 import repeg
 from repeg.brokers.base import Broker
 from repeg.config import ExecutionConfig
-from repeg.domain.events import EventSink, LegFinished, LegPlanned, LegSkipped, RunEnded, RunStarted
+from repeg.domain.events import (
+    EventSink,
+    LegFinished,
+    LegPlanned,
+    LegSkipped,
+    MarketSource,
+    RunEnded,
+    RunStarted,
+)
 from repeg.domain.lifecycle import LegStatus
 from repeg.domain.orders import Side
 from repeg.domain.plan import LegSpec, Plan, PlanKind, SkippedTrade, TradeIntent
@@ -110,7 +118,11 @@ def _context(
 
 
 async def _announce(
-    ctx: EngineContext, specs: Sequence[LegSpec], skipped: Sequence[SkippedTrade], plan: Plan
+    ctx: EngineContext,
+    specs: Sequence[LegSpec],
+    skipped: Sequence[SkippedTrade],
+    plan: Plan,
+    market: MarketSource | None = None,
 ) -> None:
     bus = ctx.bus
     await ctx.feed.subscribe(sorted({spec.symbol for spec in specs}))
@@ -121,6 +133,7 @@ async def _announce(
             config=_config_record(ctx.config),
             broker=ctx.broker.name,
             code_version=repeg.__version__,
+            market=market,
         )
     )
     for spec in specs:
@@ -157,6 +170,7 @@ async def run_execution(  # noqa: PLR0917 - the positional shape is the engine's
     sinks: Sequence[EventSink] = (),
     policy: ExecutionPolicy | None = None,
     plan: Plan | None = None,
+    market_source: MarketSource | None = None,
 ) -> ExecutionResult:
     """Execute `specs`: every sell first, then the buys, sized to the buying power left after the sells.
 
@@ -169,11 +183,13 @@ async def run_execution(  # noqa: PLR0917 - the positional shape is the engine's
     `whole_shares` leg). When the estimated cost, qty * ask * (1 + `escalation_collar_bps` / 10000), exceeds
     the buying power, every buy is scaled down by one factor (reported in `PhaseStarted.scale`), and a buy scaled to
     nothing or under `min_notional` ends skipped. See `repeg.engine.phases.run_buy_phase`.
+
+    `market_source` (the simulator's quote file or synthetic market) is recorded in `RunStarted.market`.
     """
     ctx = _context(
         broker=broker, feed=feed, clock=clock, config=config, run_id=run_id, sinks=sinks, policy=policy
     )
-    await _announce(ctx, specs, skipped, plan or _plan_of(specs))
+    await _announce(ctx, specs, skipped, plan or _plan_of(specs), market_source)
     sells = [spec.index for spec in specs if spec.side is Side.SELL]
     buys = [spec.index for spec in specs if spec.side is Side.BUY]
 
