@@ -5,6 +5,7 @@ The expected fills are read from the journal's raw `order_updated` events, not t
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -127,11 +128,76 @@ def test_report_of_a_run_id_is_self_contained(journaled: Journaled) -> None:
     assert "<link" not in page
 
 
-def test_report_of_a_run_id_without_a_quote_file_says_it_shows_the_orders_only(journaled: Journaled) -> None:
-    code, _, stderr, page = _report(journaled, "bare.html")
+def test_report_of_a_run_id_draws_the_recorded_quote_file_without_quotes(journaled: Journaled) -> None:
+    code, _, stderr, page = _report(journaled, "recorded.html")
     assert code == ExitCode.OK, stderr
-    assert "no quote file was named (--quotes): the figures show the orders only" in page
+    assert '"name":"bid"' in page
+    assert '"name":"ask"' in page
+    assert "orders only" not in page
+    named = _report(journaled, "named.html", "--quotes", journaled.quotes)[3]
+    figures = re.compile(r'<div id="fig-.*?</script>', re.S)
+    assert figures.findall(page) == figures.findall(named)  # the very quotes `--quotes` draws
+
+
+def test_report_header_names_the_recorded_quote_file_and_its_hash(journaled: Journaled) -> None:
+    _, _, _, page = _report(journaled, "header.html")
+    digest = hashlib.sha256(journaled.quotes.read_bytes()).hexdigest()
+    assert f"Market data: quote file {journaled.quotes.resolve()}" in page
+    assert digest in page
+
+
+def _own_run(tmp_path: Path) -> Journaled:
+    """A run of its own (its quote file may be changed or removed without touching the module's run)."""
+    quotes = tmp_path / "own.csv"
+    quotes.write_text(QUOTES)
+    (tmp_path / "p.csv").write_text(PLAN)
+    journal = tmp_path / "j.db"
+    code, _, err = _repeg(
+        "run", tmp_path / "p.csv", "--quotes", quotes, "--journal", journal, "--run-id", RUN_ID
+    )
+    assert code == ExitCode.OK, err
+    return Journaled(tmp_path, journal, quotes)
+
+
+def test_report_of_a_run_whose_quote_file_changed_says_so_and_draws_the_orders_only(tmp_path: Path) -> None:
+    run = _own_run(tmp_path)
+    recorded = hashlib.sha256(run.quotes.read_bytes()).hexdigest()
+    run.quotes.write_text(QUOTES.replace("10.00,100,10.02", "10.50,100,10.52"))
+    code, _, stderr, page = _report(run, "changed.html")
+    assert code == ExitCode.OK, stderr
+    assert f"The quote file the run replayed, {run.quotes.resolve()}, has changed since the run" in page
+    assert recorded in page
+    assert "The figures show the orders only" in page
     assert '"name":"bid"' not in page
+
+
+def test_report_of_a_run_whose_quote_file_is_gone_says_so_and_draws_the_orders_only(tmp_path: Path) -> None:
+    run = _own_run(tmp_path)
+    run.quotes.unlink()
+    code, _, stderr, page = _report(run, "gone.html")
+    assert code == ExitCode.OK, stderr
+    assert f"The quote file the run replayed, {run.quotes.resolve()}, is no longer there." in page
+    assert '"name":"bid"' not in page
+
+
+def test_quotes_other_than_the_recorded_file_are_drawn_and_the_mismatch_stated(tmp_path: Path) -> None:
+    run = _own_run(tmp_path)
+    other = tmp_path / "other.csv"
+    other.write_text(QUOTES.replace("10.00,100,10.02", "10.50,100,10.52"))
+    code, _, stderr, page = _report(run, "other.html", "--quotes", other)
+    assert code == ExitCode.OK, stderr
+    assert '"name":"bid"' in page
+    assert f"The quote file {other} (SHA-256 {hashlib.sha256(other.read_bytes()).hexdigest()}) is not" in page
+    assert "the quotes drawn may not be those the run saw" in page
+
+
+def test_show_names_the_replayed_quote_file_its_size_and_hash(journaled: Journaled) -> None:
+    code, stdout, stderr = _repeg("show", RUN_ID, "--journal", journaled.journal)
+    assert code == ExitCode.OK, stderr
+    size = journaled.quotes.stat().st_size
+    digest = hashlib.sha256(journaled.quotes.read_bytes()).hexdigest()
+    expected = f"market data: quote file {journaled.quotes.resolve()} ({size:,} bytes, sha256 {digest})"
+    assert stdout.splitlines()[0] == expected
 
 
 def test_report_of_an_unknown_run_id_exits_2_naming_it(journaled: Journaled) -> None:

@@ -21,13 +21,22 @@ from repeg.domain.events import (
     RunEnded,
     RunEvent,
     RunStarted,
+    SyntheticSource,
 )
 from repeg.domain.orders import BrokerOrder, Fill, OrderEvent, OrderStatus, OrderType, OrderUpdate, Side
 from repeg.domain.plan import LegSpec, Plan, PlanKind, TradeIntent
 from repeg.errors import QuoteFileError, ReportError
 from repeg.lab.models import PathEvent, PathEventKind
-from repeg.lab.run_report import NO_QUOTE_FILE, leg_paths, market_view, plain, run_report
+from repeg.lab.run_report import (
+    NO_QUOTE_FILE,
+    leg_paths,
+    market_view,
+    plain,
+    recorded_market_view,
+    run_report,
+)
 from repeg.lab.run_report_html import render_run_html, run_figures, symbol_figure_ids
+from repeg.market.source import quote_file_source
 
 RUN = "r1"
 T0 = datetime(2024, 1, 2, 14, 30, tzinfo=UTC)
@@ -313,6 +322,34 @@ def test_a_symbol_the_quote_file_lacks_is_named_and_drawn_without_quotes(tmp_pat
     assert view.series == {}
     assert view.note is not None
     assert "has no quotes of AAA" in view.note
+
+
+def _with_source(events: list[RunEvent], source: object) -> list[RunEvent]:
+    first = events[0]
+    assert isinstance(first, RunStarted)
+    return [first.model_copy(update={"market": source}), *events[1:]]
+
+
+def test_a_run_without_a_recorded_source_and_no_quotes_shows_the_orders_only() -> None:
+    view = recorded_market_view(run_report(RUN, replaced_chain(), "j.db"), None)
+    assert view.series == {}
+    assert view.note == NO_QUOTE_FILE
+
+
+def test_the_recorded_quote_file_is_drawn_when_unchanged(tmp_path: Path) -> None:
+    quotes = _quotes(tmp_path / "q.csv", [(0, "AAA", "10.00", "10.02")])
+    events = _with_source(replaced_chain(), quote_file_source(quotes))
+    view = recorded_market_view(run_report(RUN, events, "j.db"), None)
+    assert view.series["AAA"].bid_units.tolist() == [100_000]
+    assert view.note is None
+
+
+def test_a_synthetic_run_says_its_market_is_not_a_quote_file() -> None:
+    source = SyntheticSource(seed=9, symbols=("AAA",), settings={})
+    view = recorded_market_view(run_report(RUN, _with_source(replaced_chain(), source), "j.db"), None)
+    assert view.series == {}
+    assert view.note is not None
+    assert "synthetic market (seed 9)" in view.note
 
 
 def test_a_named_quote_file_that_cannot_be_read_is_refused(tmp_path: Path) -> None:

@@ -43,7 +43,10 @@ def report(
     journal: JournalOption = DEFAULT_JOURNAL,
     quotes: Annotated[
         Path | None,
-        typer.Option("--quotes", help="Run id only: draw this quote file's bid and ask behind the orders."),
+        typer.Option(
+            "--quotes",
+            help="Run id only: draw this quote file's bid and ask (default: the file the run recorded).",
+        ),
     ] = None,
     png_dir: Annotated[
         Path | None, typer.Option("--png-dir", help="Also write one PNG per figure here (needs chromium).")
@@ -109,13 +112,16 @@ def _report_run(
     run_id: str, journal: str, html: Path, png_dir: Path | None, quotes: tuple[Path | None, int] | None
 ) -> list[Path]:
     """The report of a journaled run, rebuilt from its events; `quotes` (quote file or None, most quotes drawn),
-    or None for `--no-market`. Quotes are drawn only from a quote file the user names."""
-    from repeg.lab.run_report import NO_MARKET_NOTE, MarketView, market_view, run_report
+    or None for `--no-market`. Without a named file, the quote file the run recorded is drawn when it is still
+    there unchanged (`repeg.lab.run_report.recorded_market_view`)."""
+    from repeg.lab.run_report import NO_MARKET_NOTE, MarketView, recorded_market_view, run_report
     from repeg.lab.run_report_html import write_run_report
 
     events, location = _run_events(run_id, journal)
     built = run_report(run_id, events, location)
-    view = MarketView(series={}, note=NO_MARKET_NOTE) if quotes is None else market_view(built, *quotes)
+    view = (
+        MarketView(series={}, note=NO_MARKET_NOTE) if quotes is None else recorded_market_view(built, *quotes)
+    )
     return write_run_report(built, view, html, png_dir)
 
 

@@ -34,8 +34,10 @@ from repeg.domain.events import (
     LegFinished,
     OrderAccepted,
     OrderUpdated,
+    QuoteFileSource,
     RunEvent,
     RunStarted,
+    SyntheticSource,
 )
 from repeg.domain.orders import BrokerOrder, Fill, OrderEvent, OrderStatus, OrderType
 from repeg.domain.run import RunFolder, RunState
@@ -44,6 +46,7 @@ from repeg.errors import ReportError
 from repeg.lab.models import PathEvent, PathEventKind
 from repeg.lab.report_data import DEFAULT_MAX_QUOTES, MarketSeries, decimate, market_from_tapes
 from repeg.market.loaders import load_quotes
+from repeg.market.source import check_recorded, file_sha256
 from repeg.market.tape import to_ns
 from repeg.report.result import ExecutionResult, journaled_result
 
@@ -204,9 +207,10 @@ def run_report(run_id: str, events: Sequence[RunEvent], journal: str) -> RunRepo
 #: Quotes drawn on either side of the run's events.
 WINDOW_PAD = timedelta(seconds=60)
 NO_QUOTE_FILE = (
-    "A journal records the plan, the execution settings and the broker, not the market data the run saw, and no "
-    "quote file was named (--quotes): the figures show the orders only."
+    "The journal records no market data for this run (a broker's own feed, the remote simulator's file, or a run "
+    "journaled before repeg recorded it), and no quote file was named (--quotes): the figures show the orders only."
 )
+ORDERS_ONLY = "The figures show the orders only (--quotes draws another file)."
 NO_MARKET_NOTE = "No quotes are drawn (--no-market): the figures show the orders only."
 
 
@@ -242,3 +246,49 @@ def market_view(report: RunReport, quotes: Path | None, max_quotes: int = DEFAUL
     if missing:
         note = f"The quote file {quotes} has no quotes of {', '.join(missing)}: those figures show the orders only."
     return MarketView(series=series, note=note)
+
+
+def recorded_market_view(
+    report: RunReport, quotes: Path | None, max_quotes: int = DEFAULT_MAX_QUOTES
+) -> MarketView:
+    """The quotes behind a run's orders: from `quotes` when named, else from the quote file the run recorded
+    (`RunStarted.market`) if it is still at its path with the recorded SHA-256.
+
+    A recorded file that is gone or changed is not drawn, and the note says so; a named file whose SHA-256 is not
+    the recorded one is drawn, and the note says that it is not the file the run replayed.
+    """
+    source = report.started.market
+    if quotes is not None:
+        view = market_view(report, quotes, max_quotes)
+        return _with_note(view, _not_the_recorded_file(source, quotes))
+    if isinstance(source, QuoteFileSource):
+        check = check_recorded(source)
+        if check.usable:
+            return market_view(report, Path(source.path), max_quotes)
+        return MarketView(series={}, note=f"{check.problem} {ORDERS_ONLY}")
+    if isinstance(source, SyntheticSource):
+        note = f"The run ran on the simulator's synthetic market (seed {source.seed}), not a quote file. "
+        return MarketView(series={}, note=note + ORDERS_ONLY)
+    return market_view(report, None)
+
+
+def _not_the_recorded_file(source: QuoteFileSource | SyntheticSource | None, quotes: Path) -> str | None:
+    """A sentence when the named `quotes` are not the market the run recorded; None when they are (or unknown)."""
+    if isinstance(source, SyntheticSource):
+        return f"The run ran on the synthetic market (seed {source.seed}), not on the quotes of {quotes}."
+    if source is None:
+        return None
+    digest = file_sha256(quotes)
+    if digest == source.sha256:
+        return None
+    return (
+        f"The quote file {quotes} (SHA-256 {digest}) is not the one the run replayed ({source.path}, SHA-256 "
+        f"{source.sha256}): the quotes drawn may not be those the run saw."
+    )
+
+
+def _with_note(view: MarketView, extra: str | None) -> MarketView:
+    if extra is None:
+        return view
+    note = extra if view.note is None else f"{extra} {view.note}"
+    return MarketView(series=view.series, note=note)

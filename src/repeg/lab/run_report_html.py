@@ -7,9 +7,9 @@ reasons) is HTML-escaped; the output depends only on the journal and the quote f
 Contents: a header (run, status, journal, plan, broker), the quality summary, the per-leg table (the same result
 `repeg show` prints), skipped trades, each leg's order chain, and one figure per symbol (div id
 ``fig-price-<SYMBOL>``, PNG ``price-<SYMBOL>.png``) drawing every leg's resting limit price as a step line, its
-fills at their actual prices and its escalations, over the bid and ask of a quote file when one is given. A
-journal records the plan, the execution settings and the broker, not the market data a run saw, so the quotes are
-drawn only from a quote file the user names; otherwise the report says that the figures show the orders only.
+fills at their actual prices and its escalations, over the bid and ask of a quote file: the one the user names, or
+the one the run recorded (`RunStarted.market`) when it is still there with the same SHA-256; otherwise the report
+says why the figures show the orders only.
 """
 
 from __future__ import annotations
@@ -231,6 +231,7 @@ def run_figures(report: RunReport, markets: MarketView) -> dict[str, go.Figure]:
 
 def _header(report: RunReport) -> str:
     result, started = report.result, report.started
+    market = "not recorded" if started.market is None else started.market.describe()
     ended = "–" if result.ended_at is None else result.ended_at.isoformat()
     begun = "–" if result.started_at is None else result.started_at.isoformat()
     return (
@@ -238,6 +239,7 @@ def _header(report: RunReport) -> str:
         f"<p>Status <b>{result.status.value}</b>. Journal <code>{html.escape(report.journal)}</code>, plan "
         f"<code>{html.escape(started.plan.source)}</code>, broker <code>{html.escape(started.broker)}</code>, "
         f"repeg {html.escape(started.code_version)}. Started {begun}, ended {ended} (UTC).</p>"
+        f"<p>Market data: {html.escape(market)}.</p>"
     )
 
 
