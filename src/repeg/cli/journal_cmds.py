@@ -137,7 +137,7 @@ def show(
 
 
 NOT_RECORDED = (
-    "not recorded (a broker's own feed, the remote simulator's file, "
+    "not recorded (a broker's own feed, the remote simulator's own market, "
     "or a run journaled before repeg recorded it)"
 )
 

@@ -77,8 +77,8 @@ class RunStarted(_Event):
     broker: str
     code_version: str
     #: The market data a simulator run ran on; None when unknown (a broker's own feed, the remote simulator's
-    #: file, or a journal written before repeg recorded it). Left out of the JSON when None, so that events
-    #: without a source are stored exactly as before and older repeg versions still read them.
+    #: own synthetic market, or a journal written before repeg recorded it). Left out of the JSON when None, so
+    #: that events without a source are stored exactly as before and older repeg versions still read them.
     market: MarketSource | None = Field(default=None, exclude_if=_absent)
 
 

@@ -207,8 +207,8 @@ def run_report(run_id: str, events: Sequence[RunEvent], journal: str) -> RunRepo
 #: Quotes drawn on either side of the run's events.
 WINDOW_PAD = timedelta(seconds=60)
 NO_QUOTE_FILE = (
-    "The journal records no market data for this run (a broker's own feed, the remote simulator's file, or a run "
-    "journaled before repeg recorded it), and no quote file was named (--quotes): the figures show the orders only."
+    "The journal records no market data for this run (a broker's own feed, the remote simulator's own market, or a "
+    "run journaled before repeg recorded it), and no quote file was named (--quotes): the figures show the orders only."
 )
 ORDERS_ONLY = "The figures show the orders only (--quotes draws another file)."
 NO_MARKET_NOTE = "No quotes are drawn (--no-market): the figures show the orders only."
