@@ -1061,3 +1061,43 @@ def test_a_refused_cancel_of_an_over_filled_leg_is_asked_again_so_its_order_does
     _, world = execute(BUY, script)
     assert world.broker.cancels() == ["cancel:o1", "cancel:o1"]
     assert world.broker.orders["o1"].status is OrderStatus.CANCELED
+
+
+def test_a_leg_filled_in_full_cancels_its_replacement_left_open_so_that_it_cannot_over_fill() -> None:
+    """The original fills 40 while its replace is pending; the broker does not cap the replacement (100), which
+    fills 60: the leg is filled, but the replacement is still open for 40 more. It is cancelled at once."""
+
+    def script(w: World) -> None:
+        w.broker.auto_fill = False
+        w.clock.call_at(at(9), lambda: w.broker.fill_before_replace.update({"o1": Decimal(40)}))
+        w.broker.fill_open_at(at(12), "XYZ", Decimal(60))
+
+    result, world = execute(BUY, script)
+    assert world.broker.cancels() == ["cancel:o2"]
+    assert world.broker.orders["o2"].status is OrderStatus.CANCELED
+    assert (result.status, result.legs[0].filled_qty) == (RunStatus.COMPLETED, Decimal(100))
+
+
+def test_resume_cancels_the_replacement_a_filled_leg_left_open_while_down(tmp_path: Path) -> None:
+    """Killed once the uncapped replacement (100) was accepted, after the original filled 40; while the run is
+    down the replacement fills 60: resume finds the leg filled and cancels the replacement, open for 40 more."""
+
+    async def main() -> tuple[ExecutionResult, FakeBroker]:
+        clock = VirtualClock(T0)
+        feed = FakeFeed(clock)
+        broker = FakeBroker(clock, feed, auto_fill=False)
+        feed.set("XYZ", "100.00", "100.08")
+        broker.fill_before_replace["o1"] = Decimal(40)
+        journal = SqliteJournal(tmp_path / "j.db", durability="full")
+        with contextlib.suppress(_Crash):
+            sinks = (_CrashAfterReplaceAccepted(journal),)
+            await run_execution(BUY, (), broker, feed, clock, CONFIG, run_id="r1", sinks=sinks)
+        broker.fill("o2", Decimal(60))
+        result = await resume_run("r1", journal, broker, feed, clock, config=CONFIG)
+        journal.close()
+        return result, broker
+
+    result, broker = run_virtual(main)
+    assert broker.cancels() == ["cancel:o2"]
+    assert broker.orders["o2"].status is OrderStatus.CANCELED
+    assert (result.status, result.legs[0].filled_qty) == (RunStatus.COMPLETED, Decimal(100))

@@ -661,3 +661,26 @@ def test_a_silently_replaced_order_is_followed_by_its_replacement_not_by_an_earl
     )
     assert leg.status is LegStatus.WORKING
     assert leg.active_client_order_id == cid(2)
+
+
+def test_a_leg_completed_by_another_orders_fills_keeps_its_still_open_order_active() -> None:
+    """o0 filled 40 while its replace was pending; the uncapped replacement o1 (100) filled 60: the leg is
+    filled, and o1, open for 40 more, stays its active order (so that the engine cancels it)."""
+    replacement = order(1, OrderStatus.NEW).model_copy(update={"replaces": "o0"})
+    leg = fold(
+        [
+            *working(),
+            replace(1, 0),
+            updated(order(0, OrderStatus.REPLACED, "40", "10.00")),
+            accepted(replacement, IntentAction.REPLACE),
+            updated(order(1, OrderStatus.PARTIALLY_FILLED, "60", "10.00"), OrderEvent.PARTIAL_FILL),
+        ]
+    )
+    assert (leg.status, leg.filled_qty) == (LegStatus.FILLED, QTY)
+    assert leg.active_client_order_id == cid(1)
+
+
+def test_a_leg_completed_by_its_working_orders_own_fill_has_no_active_order() -> None:
+    leg = fold([*working(), updated(order(0, OrderStatus.FILLED, "100", "10.00"), OrderEvent.FILL)])
+    assert leg.status is LegStatus.FILLED
+    assert leg.active_client_order_id is None

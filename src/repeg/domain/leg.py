@@ -266,7 +266,9 @@ def _settle(state: LegState, ts: datetime, run_id: str) -> LegState:
         return _overfilled(state, str(OverfillError(leg_id(run_id, state.index), qty, filled)), ts)
     if qty is not None and filled == qty and state.status is not LegStatus.FILLED:
         if LEG_MACHINE.can(state.status, LegTrigger.COMPLETED):
-            return _go(state, LegTrigger.COMPLETED, completed_at=ts, active_client_order_id=None)
+            return _go(
+                state, LegTrigger.COMPLETED, completed_at=ts, active_client_order_id=_left_working(state)
+            )
         return state
     active = state.active_order
     if active is None or not active.is_terminal or state.status not in _LIVE:
@@ -284,6 +286,14 @@ def _overfilled(state: LegState, error: str, ts: datetime) -> LegState:
         return state if state.error == error else _evolve(state, {"error": error, "finish_reason": error})
     completed_at = state.completed_at or ts
     return _go(state, LegTrigger.OVERFILLED, error=error, finish_reason=error, completed_at=completed_at)
+
+
+def _left_working(state: LegState) -> str | None:
+    """The order a leg completing while it worked it leaves open (its fills came from elsewhere, e.g. an order
+    that filled while a replace was pending): kept as the active order, so that the engine cancels it."""
+    if state.status is LegStatus.WORKING and _known_open(state.active_order):
+        return state.active_client_order_id
+    return None
 
 
 def _close_active(state: LegState, active: OrderRecord) -> LegState:

@@ -111,6 +111,13 @@ def _closing(leg: LegState) -> bool:
     return active is not None and active.order_id is not None and not active.is_terminal
 
 
+def _left_open(leg: LegState) -> bool:
+    """True when a leg filled in full (or failed by a broker's over-fill, see `repeg.domain.leg`) still has its
+    order open at the broker: that order could only (further) over-fill it, e.g. an uncapped replacement of an
+    order that filled while the replace was pending."""
+    return (leg.status is LegStatus.FILLED or leg.overfilled) and _closing(leg)
+
+
 def _last_order_id(leg: LegState) -> str | None:
     """The broker id of the leg's latest order (None before the broker acknowledged one), for log lines."""
     ids = leg.order_ids
@@ -348,13 +355,13 @@ class PhaseMonitor:
             self._due_at.pop(index, None)
             if leg.status is LegStatus.FILLED:
                 await self._finish(leg, LegStatus.FILLED, "")
-            elif leg.overfilled and _closing(leg):
-                await self._cancel_overfilled(index)
+            if _left_open(leg):
+                await self._cancel_left_open(index)
 
-    async def _cancel_overfilled(self, index: int) -> None:
-        """A leg failed by a broker's over-fill (see `repeg.domain.leg`): its still-open order must not trade on.
-        A refused cancel is requested again at the leg's next check (and at the hard stop), like a given-up leg's."""
-        if not await self._ctx.gateway.cancel(index, reason="overfill"):
+    async def _cancel_left_open(self, index: int) -> None:
+        """Cancel the order `_left_open` found. A refused cancel is requested again at the leg's next check (and at
+        the hard stop), like a given-up leg's."""
+        if not await self._ctx.gateway.cancel(index, reason="leg_done"):
             self._recancel.add(index)
             self._schedule(index, self._ctx.clock.now() + self._check_interval)
 

@@ -136,12 +136,15 @@ async def _complete_cancel(bus: EventBus, broker: Broker, index: int) -> None:
         await bus.emit(OrderUpdated(**bus.stamp(index), update=polled_update(order, bus.clock.now())))
 
 
-async def _cancel_overfilled(bus: EventBus, broker: Broker, index: int) -> None:
-    """A leg the broker over-filled (failed by the fold, see `repeg.domain.leg`) must not trade on: its order
-    still open is cancelled (the intent journaled first, as always); the confirmation arrives like any other."""
+async def _cancel_left_open(bus: EventBus, broker: Broker, index: int) -> None:
+    """A leg filled in full, or failed by a broker's over-fill (see `repeg.domain.leg`), must not trade on: its
+    order still open is cancelled (the intent journaled first, as always); the confirmation arrives like any
+    other."""
     leg = bus.leg(index)
     active = leg.active_order
-    if not leg.overfilled or active is None or active.order_id is None or active.is_terminal:
+    if not (leg.status is LegStatus.FILLED or leg.overfilled):
+        return
+    if active is None or active.order_id is None or active.is_terminal:
         return
     if active.status is OrderStatus.PENDING_CANCEL:
         return
@@ -154,7 +157,7 @@ async def _cancel_overfilled(bus: EventBus, broker: Broker, index: int) -> None:
             client_order_id=cid,
             order_id=order_id,
             attempt=active.attempt,
-            reason="overfill",
+            reason="leg_done",
         )
     )
     try:
@@ -178,7 +181,7 @@ async def reconcile_leg(bus: EventBus, broker: Broker, leg: LegState) -> None:
         order = await broker.get_order_by_client_id(record.client_order_id)
         await _settle_order(bus, leg.index, record, order)
     await _complete_cancel(bus, broker, leg.index)
-    await _cancel_overfilled(bus, broker, leg.index)
+    await _cancel_left_open(bus, broker, leg.index)
 
 
 async def reconcile(bus: EventBus, broker: Broker) -> None:
