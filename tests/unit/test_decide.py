@@ -12,9 +12,9 @@ from repeg.domain.leg import (
     REASON_REMAINDER,
     REASON_REPEG,
     LegState,
-    OrderRecord,
 )
 from repeg.domain.lifecycle import LegStatus
+from repeg.domain.order_record import OrderRecord
 from repeg.domain.orders import OrderStatus, OrderType, Side
 from repeg.domain.plan import LegSpec
 from repeg.domain.quote import Quote, QuoteVerdict

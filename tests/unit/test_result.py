@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from repeg.domain.leg import LegState, OrderRecord
+from repeg.domain.leg import LegState
 from repeg.domain.lifecycle import LegStatus
+from repeg.domain.order_record import OrderRecord
 from repeg.domain.orders import OrderStatus, OrderType, Side
 from repeg.domain.plan import LegSpec, SkippedTrade
 from repeg.domain.quote import Quote

@@ -13,10 +13,8 @@ and the leg fails with the `OverfillError` text as its error.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -34,7 +32,8 @@ from repeg.domain.events import (
 )
 from repeg.domain.ids import leg_id
 from repeg.domain.lifecycle import DONE, FINISH_TRIGGERS, LEG_MACHINE, LegStatus, LegTrigger
-from repeg.domain.orders import BrokerOrder, OrderEvent, OrderStatus, OrderType, Side
+from repeg.domain.order_record import OrderRecord, evolve
+from repeg.domain.orders import BrokerOrder, OrderEvent, OrderStatus, Side
 from repeg.domain.plan import LegSpec
 from repeg.domain.quote import Quote
 from repeg.domain.ticks import ZERO
@@ -47,78 +46,6 @@ REASON_REMAINDER = "remainder"
 REASON_ESCALATE = "escalate"
 REASON_NO_QUOTE = "no_quote"
 REASON_RECONCILE = "reconcile"
-
-_Model = TypeVar("_Model", bound=BaseModel)
-_set_attr = object.__setattr__
-
-
-def _evolve(model: _Model, changes: Mapping[str, object]) -> _Model:
-    """`model` with `changes` applied: what `model_copy(update=changes)` returns, without its copy machinery.
-
-    Like `model_copy`, it does not validate. Only the fold calls it, and only with values taken from
-    already-validated events and broker models or derived from the state's own fields, so every field keeps
-    its declared type. It runs several times per event, which is why `model_copy`'s generic path is avoided.
-    """
-    cls = type(model)
-    copied = cls.__new__(cls)
-    _set_attr(copied, "__dict__", {**model.__dict__, **changes})
-    _set_attr(copied, "__pydantic_fields_set__", model.__pydantic_fields_set__.union(changes))
-    _set_attr(copied, "__pydantic_extra__", None)
-    _set_attr(copied, "__pydantic_private__", None)
-    return copied
-
-
-class OrderRecord(BaseModel):
-    """One broker order of a leg's chain, as far as the run knows it."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    client_order_id: str
-    attempt: int
-    order_id: str | None = None
-    order_type: OrderType | None = None
-    qty: Decimal | None = None
-    limit_price: Decimal | None = None
-    #: None until the broker has reported the order at least once.
-    status: OrderStatus | None = None
-    filled_qty: Decimal = ZERO
-    avg_price: Decimal | None = None
-    #: True for an order sent after the leg escalated (its fills do not count as "before escalation").
-    escalation: bool = False
-    #: For a replacement: the broker id of the order it replaces.
-    replaces: str | None = None
-    #: The policy's price step this order was sent at (None when not a schedule price).
-    step: int | None = None
-    updated_at: datetime | None = None
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.status is not None and self.status.is_terminal
-
-    def merge(self, order: BrokerOrder) -> OrderRecord:
-        """Fold the broker's view of this order in: terminal statuses stick, cumulative fills only grow."""
-        status = self.status
-        if status is None or not status.is_terminal:
-            newer = self.updated_at is None or order.updated_at >= self.updated_at
-            status = order.status if newer or order.status.is_terminal else status
-        filled, avg = self.filled_qty, self.avg_price
-        if order.filled_qty > filled or (order.filled_qty == filled and avg is None):
-            filled, avg = order.filled_qty, order.filled_avg_price
-        latest = order.updated_at if self.updated_at is None else max(order.updated_at, self.updated_at)
-        return _evolve(
-            self,
-            {
-                "order_id": order.order_id,
-                "order_type": order.order_type,
-                "qty": order.qty,
-                "limit_price": order.limit_price,
-                "status": status,
-                "filled_qty": filled,
-                "avg_price": avg,
-                "replaces": order.replaces or self.replaces,
-                "updated_at": latest,
-            },
-        )
 
 
 class LegState(BaseModel):
@@ -243,7 +170,7 @@ class LegState(BaseModel):
 
 def _go(state: LegState, trigger: LegTrigger, **changes: object) -> LegState:
     changes["status"] = LEG_MACHINE.transition(state.status, trigger)
-    return _evolve(state, changes)
+    return evolve(state, changes)
 
 
 def _put_record(orders: tuple[OrderRecord, ...], record: OrderRecord) -> tuple[OrderRecord, ...]:
@@ -283,7 +210,7 @@ def _overfilled(state: LegState, error: str, ts: datetime) -> LegState:
     the fills are kept as reported, and the leg fails with the `OverfillError` text, so nothing more is sent for it.
     Its active order stays named: if still open, the engine cancels it."""
     if state.status is LegStatus.FAILED:
-        return state if state.error == error else _evolve(state, {"error": error, "finish_reason": error})
+        return state if state.error == error else evolve(state, {"error": error, "finish_reason": error})
     completed_at = state.completed_at or ts
     return _go(state, LegTrigger.OVERFILLED, error=error, finish_reason=error, completed_at=completed_at)
 
@@ -306,7 +233,7 @@ def _close_active(state: LegState, active: OrderRecord) -> LegState:
     changes = {"active_client_order_id": survivor.client_order_id, "limit_price": survivor.limit_price}
     if state.status is LegStatus.CANCELING:
         return _go(state, LegTrigger.CANCEL_FAILED, **changes)
-    return _evolve(state, changes)
+    return evolve(state, changes)
 
 
 def _adopt_replacement(state: LegState, replaced: OrderRecord, ts: datetime, run_id: str) -> LegState:
@@ -335,7 +262,7 @@ def _adopt_replacement(state: LegState, replaced: OrderRecord, ts: datetime, run
     }
     if state.status is LegStatus.CANCELING:  # the cancel went to the replaced order: the broker refuses it
         return _settle(_go(state, LegTrigger.CANCEL_FAILED, **changes), ts, run_id)
-    return _settle(_evolve(state, changes), ts, run_id)
+    return _settle(evolve(state, changes), ts, run_id)
 
 
 def _survivor_of(state: LegState, closed: OrderRecord | None) -> OrderRecord | None:
@@ -354,7 +281,7 @@ def _on_phase_started(state: LegState, event: PhaseStarted) -> LegState:
     """A (re)started phase opens a new window for the leg: its deadline counts from here (e.g. on resume)."""
     if state.is_done:
         return state
-    return _evolve(state, {"phase_started_at": event.ts})
+    return evolve(state, {"phase_started_at": event.ts})
 
 
 def _on_intent(state: LegState, event: OrderIntent) -> LegState:
@@ -365,7 +292,7 @@ def _on_intent(state: LegState, event: OrderIntent) -> LegState:
     if event.client_order_id is None:
         raise ValueError(f"{event.action.value} intent without client_order_id (leg {state.index})")
     known = state.record(event.client_order_id)
-    record = _evolve(
+    record = evolve(
         known or OrderRecord(client_order_id=event.client_order_id, attempt=event.attempt),
         {
             "attempt": event.attempt,
@@ -395,7 +322,7 @@ def _merge_order(state: LegState, order: BrokerOrder) -> LegState:
     record = state.record_for(order)
     if record is None:
         record = OrderRecord(client_order_id=order.client_order_id, attempt=-1, escalation=state.escalated)
-    return _evolve(state, {"orders": _put_record(state.orders, record.merge(order))})
+    return evolve(state, {"orders": _put_record(state.orders, record.merge(order))})
 
 
 def _on_accepted(state: LegState, event: OrderAccepted) -> LegState:
@@ -475,7 +402,7 @@ def _on_refused(state: LegState, refusal: OrderEvent, order: BrokerOrder) -> Leg
         return _go(state, LegTrigger.REPLACE_FAILED, pending_client_order_id=None, error=error)
     if state.status is LegStatus.WORKING and _stillborn_replacement_of(state.active_order, record):
         changes = {"active_client_order_id": record.client_order_id, "limit_price": record.limit_price}
-        return _evolve(state, {**changes, "error": error})
+        return evolve(state, {**changes, "error": error})
     return state
 
 
@@ -487,7 +414,7 @@ def _stillborn_replacement_of(active: OrderRecord | None, original: OrderRecord)
 
 
 def _on_escalated(state: LegState, event: LegEscalated) -> LegState:
-    return _evolve(state, {"escalated": True, "escalation_reason": event.reason})
+    return evolve(state, {"escalated": True, "escalation_reason": event.reason})
 
 
 def _on_finished(state: LegState, event: LegFinished) -> LegState:

@@ -18,8 +18,9 @@ from repeg.brokers.base import Broker
 from repeg.config import ExecutionConfig
 from repeg.domain.events import IntentAction, OrderAccepted, OrderFailed, OrderIntent, OrderUpdated
 from repeg.domain.ids import client_order_id
-from repeg.domain.leg import REASON_REPEG, LegState, OrderRecord
+from repeg.domain.leg import REASON_REPEG, LegState
 from repeg.domain.lifecycle import LegStatus
+from repeg.domain.order_record import OrderRecord
 from repeg.domain.orders import (
     BrokerOrder,
     OrderEvent,

@@ -31,8 +31,9 @@ from repeg.domain.events import (
     RunEnded,
     RunEvent,
 )
-from repeg.domain.leg import LegState, OrderRecord
+from repeg.domain.leg import LegState
 from repeg.domain.lifecycle import LegStatus
+from repeg.domain.order_record import OrderRecord
 from repeg.domain.orders import BrokerOrder, OrderStatus, Side
 from repeg.domain.plan import LegSpec
 from repeg.domain.run import RunState, fold_run

@@ -23,7 +23,8 @@ from pathlib import Path
 import plotly.graph_objects as go
 import structlog
 
-from repeg.domain.leg import LegState, OrderRecord
+from repeg.domain.leg import LegState
+from repeg.domain.order_record import OrderRecord
 from repeg.lab.report_data import MarketSeries
 from repeg.lab.report_figures import Overlay, add_path, market_traces, overlay_traces
 from repeg.lab.report_html import export_pngs, figure_html, html_document, html_table

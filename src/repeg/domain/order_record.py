@@ -1,0 +1,91 @@
+"""One broker order of a leg's replacement chain as the run knows it (`OrderRecord`), and `evolve`, the fold's
+copy-with-changes of a frozen model.
+
+`OrderRecord.merge` folds the broker's reports of one order idempotently: terminal statuses stick and the
+cumulative filled quantity only grows (with the average price reported with it), so a duplicated or late update
+never counts twice. `repeg.domain.leg` sums these records over a leg's chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from repeg.domain.orders import BrokerOrder, OrderStatus, OrderType
+from repeg.domain.ticks import ZERO
+
+_Model = TypeVar("_Model", bound=BaseModel)
+_set_attr = object.__setattr__
+
+
+def evolve(model: _Model, changes: Mapping[str, object]) -> _Model:
+    """`model` with `changes` applied: what `model_copy(update=changes)` returns, without its copy machinery.
+
+    Like `model_copy`, it does not validate. Only the fold (`repeg.domain.leg`) and `OrderRecord.merge` call it, and only with values taken from
+    already-validated events and broker models or derived from the state's own fields, so every field keeps
+    its declared type. It runs several times per event, which is why `model_copy`'s generic path is avoided.
+    """
+    cls = type(model)
+    copied = cls.__new__(cls)
+    _set_attr(copied, "__dict__", {**model.__dict__, **changes})
+    _set_attr(copied, "__pydantic_fields_set__", model.__pydantic_fields_set__.union(changes))
+    _set_attr(copied, "__pydantic_extra__", None)
+    _set_attr(copied, "__pydantic_private__", None)
+    return copied
+
+
+class OrderRecord(BaseModel):
+    """One broker order of a leg's chain, as far as the run knows it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    client_order_id: str
+    attempt: int
+    order_id: str | None = None
+    order_type: OrderType | None = None
+    qty: Decimal | None = None
+    limit_price: Decimal | None = None
+    #: None until the broker has reported the order at least once.
+    status: OrderStatus | None = None
+    filled_qty: Decimal = ZERO
+    avg_price: Decimal | None = None
+    #: True for an order sent after the leg escalated (its fills do not count as "before escalation").
+    escalation: bool = False
+    #: For a replacement: the broker id of the order it replaces.
+    replaces: str | None = None
+    #: The policy's price step this order was sent at (None when not a schedule price).
+    step: int | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status is not None and self.status.is_terminal
+
+    def merge(self, order: BrokerOrder) -> OrderRecord:
+        """Fold the broker's view of this order in: terminal statuses stick, cumulative fills only grow."""
+        status = self.status
+        if status is None or not status.is_terminal:
+            newer = self.updated_at is None or order.updated_at >= self.updated_at
+            status = order.status if newer or order.status.is_terminal else status
+        filled, avg = self.filled_qty, self.avg_price
+        if order.filled_qty > filled or (order.filled_qty == filled and avg is None):
+            filled, avg = order.filled_qty, order.filled_avg_price
+        latest = order.updated_at if self.updated_at is None else max(order.updated_at, self.updated_at)
+        return evolve(
+            self,
+            {
+                "order_id": order.order_id,
+                "order_type": order.order_type,
+                "qty": order.qty,
+                "limit_price": order.limit_price,
+                "status": status,
+                "filled_qty": filled,
+                "avg_price": avg,
+                "replaces": order.replaces or self.replaces,
+                "updated_at": latest,
+            },
+        )
