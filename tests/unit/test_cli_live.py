@@ -11,7 +11,7 @@ from rich.console import Console
 
 from repeg.cli.exit_codes import ExitCode, exit_code_for_error, exit_code_for_status
 from repeg.cli.live import LiveView
-from repeg.cli.render import fmt_qty, legs_table
+from repeg.cli.render import legs_table
 from repeg.domain.events import (
     IntentAction,
     LegFinished,
@@ -38,6 +38,7 @@ from repeg.errors import (
     SafetyLimitError,
     UnknownSymbolError,
 )
+from repeg.report.text import qty_text
 
 T0 = datetime(2026, 1, 2, 14, 30, tzinfo=UTC)
 
@@ -109,7 +110,7 @@ async def test_live_view_throttles_redraws_but_always_draws_the_final_state() ->
     [(Decimal("12.500000000"), "12.5"), (Decimal(100), "100"), (Decimal("1E+2"), "100"), (None, "-")],
 )
 def test_quantities_print_without_trailing_zeros(qty: Decimal | None, text: str) -> None:
-    assert fmt_qty(qty) == text
+    assert qty_text(qty) == text
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,16 @@ from rich.table import Table
 from repeg.domain.leg import LegState
 from repeg.domain.lifecycle import LegStatus
 from repeg.domain.run import RunState
-from repeg.report.result import ExecutionResult, LegResult
+from repeg.report.result import ExecutionResult
+from repeg.report.text import (
+    money_text,
+    price_text,
+    qty_text,
+    requested_text,
+    seconds_text,
+    share_text,
+    signed_text,
+)
 
 _STATUS_STYLE: dict[LegStatus, str] = {
     LegStatus.FILLED: "green",
@@ -20,20 +29,9 @@ _STATUS_STYLE: dict[LegStatus, str] = {
 }
 
 
-def fmt_qty(qty: Decimal | None) -> str:
-    """A quantity without trailing zeros (12.500000000 -> 12.5); '-' for none."""
-    if qty is None:
-        return "-"
-    text = f"{qty:f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def fmt_price(price: Decimal | None) -> str:
+def _limit_text(price: Decimal | None) -> str:
+    """A working limit as sent (every digit of its tick)."""
     return "-" if price is None else f"{price:f}"
-
-
-def fmt_money(amount: Decimal | None) -> str:
-    return "-" if amount is None else f"{amount:,.2f}"
 
 
 def _leg_state_text(leg: LegState) -> str:
@@ -44,8 +42,8 @@ def _leg_state_text(leg: LegState) -> str:
 
 def _leg_qty(leg: LegState) -> str:
     if leg.qty is None and leg.spec.notional is not None:
-        return f"${fmt_money(leg.spec.notional)}"
-    return fmt_qty(leg.qty)
+        return f"${money_text(leg.spec.notional)}"
+    return qty_text(leg.qty)
 
 
 #: The live view shows at most this many legs: the ones still working first, then finished ones.
@@ -79,8 +77,8 @@ def legs_table(run: RunState, max_rows: int = LIVE_MAX_ROWS) -> Table:
             leg.symbol,
             str(leg.side),
             _leg_qty(leg),
-            fmt_qty(leg.filled_qty),
-            fmt_price(leg.limit_price),
+            qty_text(leg.filled_qty),
+            _limit_text(leg.limit_price),
             str(leg.repegs),
             _leg_state_text(leg),
         )
@@ -88,31 +86,13 @@ def legs_table(run: RunState, max_rows: int = LIVE_MAX_ROWS) -> Table:
         table.add_row("", f"[dim]... {len(run.legs) - len(shown)} more legs[/]", *[""] * 6)
     for skipped in run.skipped[: max(0, max_rows - len(shown))]:
         table.add_row(
-            "", skipped.symbol, str(skipped.side), fmt_qty(skipped.qty), "", "", "", "[yellow]skipped[/]"
+            "", skipped.symbol, str(skipped.side), qty_text(skipped.qty), "", "", "", "[yellow]skipped[/]"
         )
     return table
 
 
-def _fmt_seconds(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds:.1f}s"
-
-
-def _fmt_bps(value: Decimal | None) -> str:
-    return "-" if value is None else f"{value:+.2f}"
-
-
-def _fmt_ratio_pct(value: Decimal | None) -> str:
-    return "-" if value is None else f"{value * 100:.1f}%"
-
-
-def _fmt_avg(price: Decimal | None) -> str:
-    return "-" if price is None else f"{price:.4f}"
-
-
-def _result_requested(leg: LegResult) -> str:
-    if leg.requested_qty is None and leg.requested_notional is not None:
-        return f"${fmt_money(leg.requested_notional)}"
-    return fmt_qty(leg.requested_qty)
+def _with_unit(seconds: str) -> str:
+    return seconds if seconds == "-" else f"{seconds}s"
 
 
 def results_table(result: ExecutionResult) -> Table:
@@ -127,19 +107,19 @@ def results_table(result: ExecutionResult) -> Table:
             str(leg.index),
             leg.symbol,
             str(leg.side),
-            _result_requested(leg),
-            fmt_qty(leg.filled_qty),
-            _fmt_avg(leg.avg_fill_price),
-            _fmt_avg(leg.arrival_mid),
-            _fmt_bps(leg.cost_bps),
+            requested_text(leg),
+            qty_text(leg.filled_qty),
+            price_text(leg.avg_fill_price),
+            price_text(leg.arrival_mid),
+            signed_text(leg.cost_bps, 2),
             str(leg.repegs),
             "yes" if leg.escalated else "",
-            _fmt_seconds(leg.time_to_complete_s),
+            _with_unit(seconds_text(leg.time_to_complete_s)),
             f"[{_STATUS_STYLE.get(leg.status, 'cyan')}]{leg.status}[/]",
         )
     for skipped in result.skipped:
         reason = f"[yellow]skipped: {skipped.reason}[/]"
-        table.add_row("", skipped.symbol, str(skipped.side), fmt_qty(skipped.qty), *[""] * 7, reason)
+        table.add_row("", skipped.symbol, str(skipped.side), qty_text(skipped.qty), *[""] * 7, reason)
     return table
 
 
@@ -157,11 +137,10 @@ def quality_table(result: ExecutionResult) -> Table:
     if result.buy_scale < 1:
         scale = f"{result.buy_scale * 100:.2f}%"
         table.add_row("buys scaled to (buying power short)", scale)
-    table.add_row("notional traded", f"${fmt_money(result.notional_traded)}")
-    table.add_row("cost vs arrival mid (notional-weighted)", f"{_fmt_bps(quality.cost_bps)} bps")
-    half = "-" if quality.cost_half_spreads is None else f"{quality.cost_half_spreads:+.3f}"
-    table.add_row("cost in arrival half-spreads", half)
-    table.add_row("half-spread saved vs crossing", _fmt_ratio_pct(quality.half_spread_saved))
-    table.add_row("fill rate before escalation", _fmt_ratio_pct(quality.fill_rate_before_escalation))
-    table.add_row("mean time to fill", _fmt_seconds(quality.mean_time_to_fill_s))
+    table.add_row("notional traded", f"${money_text(result.notional_traded)}")
+    table.add_row("cost vs arrival mid (notional-weighted)", f"{signed_text(quality.cost_bps, 2)} bps")
+    table.add_row("cost in arrival half-spreads", signed_text(quality.cost_half_spreads, 3))
+    table.add_row("half-spread saved vs crossing", share_text(quality.half_spread_saved))
+    table.add_row("fill rate before escalation", share_text(quality.fill_rate_before_escalation))
+    table.add_row("mean time to fill", _with_unit(seconds_text(quality.mean_time_to_fill_s)))
     return table

@@ -17,7 +17,6 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -30,40 +29,15 @@ from repeg.lab.report_figures import Overlay, add_path, market_traces, overlay_t
 from repeg.lab.report_html import export_pngs, figure_html, html_document, html_table
 from repeg.lab.run_report import MarketView, RunReport
 from repeg.report.result import ExecutionResult, LegResult
+from repeg.report.text import price_text, qty_text, requested_text, seconds_text, share_text, signed_text
 
 log = structlog.get_logger(__name__)
 
 _SAFE_ID = re.compile(r"[^A-Za-z0-9]+")
 
 
-def _qty(value: Decimal | None) -> str:
-    """A quantity without trailing zeros (10.000000000 -> 10); '–' for none."""
-    if value is None:
-        return "–"
-    text = f"{value:f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def _price(value: Decimal | None) -> str:
-    return "–" if value is None else f"{value:.4f}"
-
-
-def _signed(value: Decimal | None, digits: int) -> str:
-    return "–" if value is None else f"{value:+.{digits}f}"
-
-
-def _pct(value: Decimal | None) -> str:
-    return "–" if value is None else f"{value * 100:.1f}%"
-
-
-def _seconds(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1f}"
-
-
-def _requested(leg: LegResult) -> str:
-    if leg.requested_qty is None and leg.requested_notional is not None:
-        return f"${leg.requested_notional:,.2f}"
-    return _qty(leg.requested_qty)
+#: A missing value in the report's tables.
+_NONE = "–"
 
 
 _LEG_HEADERS = (
@@ -90,14 +64,14 @@ def _leg_row(leg: LegResult) -> list[str]:
         html.escape(leg.symbol),
         leg.side.value,
         leg.status.value,
-        _requested(leg),
-        _qty(leg.filled_qty),
-        _price(leg.avg_fill_price),
-        _price(leg.arrival_mid),
-        _signed(leg.cost_bps, 2),
+        requested_text(leg, _NONE),
+        qty_text(leg.filled_qty, _NONE),
+        price_text(leg.avg_fill_price, _NONE),
+        price_text(leg.arrival_mid, _NONE),
+        signed_text(leg.cost_bps, 2, _NONE),
         str(leg.repegs),
         "yes" if leg.escalated else "no",
-        _seconds(leg.time_to_complete_s),
+        seconds_text(leg.time_to_complete_s, _NONE),
         str(len(leg.order_ids)),
         "" if leg.error is None else html.escape(leg.error),
     ]
@@ -109,7 +83,10 @@ def legs_table(result: ExecutionResult) -> str:
 
 
 def skipped_table(result: ExecutionResult) -> str:
-    rows = [[html.escape(s.symbol), s.side.value, _qty(s.qty), html.escape(s.reason)] for s in result.skipped]
+    rows = [
+        [html.escape(s.symbol), s.side.value, qty_text(s.qty, _NONE), html.escape(s.reason)]
+        for s in result.skipped
+    ]
     return html_table(("symbol", "side", "qty", "reason"), rows, text_cols=2)
 
 
@@ -124,11 +101,11 @@ def quality_table(result: ExecutionResult) -> str:
         rows.append(["buys scaled to (buying power short)", f"{result.buy_scale * 100:.2f}%"])
     rows += [
         ["notional traded", f"${result.notional_traded:,.2f}"],
-        ["cost vs arrival mid (notional-weighted), bps", _signed(quality.cost_bps, 2)],
-        ["cost in arrival half-spreads", _signed(quality.cost_half_spreads, 3)],
-        ["half-spread saved vs crossing", _pct(quality.half_spread_saved)],
-        ["fill rate before escalation", _pct(quality.fill_rate_before_escalation)],
-        ["mean time to fill s", _seconds(quality.mean_time_to_fill_s)],
+        ["cost vs arrival mid (notional-weighted), bps", signed_text(quality.cost_bps, 2, _NONE)],
+        ["cost in arrival half-spreads", signed_text(quality.cost_half_spreads, 3, _NONE)],
+        ["half-spread saved vs crossing", share_text(quality.half_spread_saved, _NONE)],
+        ["fill rate before escalation", share_text(quality.fill_rate_before_escalation, _NONE)],
+        ["mean time to fill s", seconds_text(quality.mean_time_to_fill_s, _NONE)],
     ]
     return html_table(("measure", "value"), rows, text_cols=1)
 
@@ -156,10 +133,10 @@ def _chain_row(record: OrderRecord) -> list[str]:
         html.escape(record.replaces or ""),
         "–" if record.order_type is None else record.order_type.value,
         "–" if record.status is None else record.status.value,
-        _qty(record.qty),
-        _price(record.limit_price),
-        _qty(record.filled_qty),
-        _price(record.avg_price),
+        qty_text(record.qty, _NONE),
+        price_text(record.limit_price, _NONE),
+        qty_text(record.filled_qty, _NONE),
+        price_text(record.avg_price, _NONE),
         "yes" if record.escalation else "no",
     ]
 
@@ -196,7 +173,7 @@ def _leg_overlay(report: RunReport, leg: LegState) -> Overlay:
 def _requested_of(leg: LegState) -> str:
     if leg.qty is None and leg.spec.notional is not None:
         return f"${leg.spec.notional:,.2f}"
-    return _qty(leg.qty)
+    return qty_text(leg.qty, _NONE)
 
 
 def symbol_figure(report: RunReport, symbol: str, market: MarketSeries | None) -> go.Figure:

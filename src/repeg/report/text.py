@@ -1,0 +1,48 @@
+"""Result values as text, shared by the terminal tables (`repeg.cli.render`) and the HTML reports
+(`repeg.lab.run_report_html`): one rule per kind of value, and the caller's mark for a missing one."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from repeg.report.result import LegResult
+
+MISSING = "-"
+
+
+def qty_text(qty: Decimal | None, missing: str = MISSING) -> str:
+    """A quantity without trailing zeros (12.500000000 -> 12.5)."""
+    if qty is None:
+        return missing
+    text = f"{qty:f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def price_text(price: Decimal | None, missing: str = MISSING) -> str:
+    """An average or reference price, to 4 places (sub-penny fills and mids stay visible)."""
+    return missing if price is None else f"{price:.4f}"
+
+
+def money_text(amount: Decimal | None, missing: str = MISSING) -> str:
+    return missing if amount is None else f"{amount:,.2f}"
+
+
+def signed_text(value: Decimal | None, digits: int, missing: str = MISSING) -> str:
+    """A cost measure with its sign (+ costs, - saves)."""
+    return missing if value is None else f"{value:+.{digits}f}"
+
+
+def share_text(value: Decimal | None, missing: str = MISSING) -> str:
+    """A ratio as a percentage to one place (0.646 -> 64.6%)."""
+    return missing if value is None else f"{value * 100:.1f}%"
+
+
+def seconds_text(seconds: float | None, missing: str = MISSING) -> str:
+    return missing if seconds is None else f"{seconds:.1f}"
+
+
+def requested_text(leg: LegResult, missing: str = MISSING) -> str:
+    """What the leg asked for: its quantity, or `$` and its notional for a leg never sized to a quantity."""
+    if leg.requested_qty is None and leg.requested_notional is not None:
+        return f"${money_text(leg.requested_notional, missing)}"
+    return qty_text(leg.requested_qty, missing)
