@@ -24,6 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -36,7 +37,7 @@ from repeg.domain.orders import Side
 from repeg.domain.run import RunState, fold_run
 from repeg.journal.sqlite import SqliteJournal
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 SPEC = (
     '{"symbols": {"AAA": "20.00", "BBB": "50.00", "CCC": "8.00", "DDD": "120.00"},'
@@ -56,6 +57,10 @@ quote_wait = 5
 """
 SIGKILLED = -signal.SIGKILL
 WORKERS = 6
+#: Safety nets, never what a test waits for: how long (seconds) a process may take to start, and to run or
+#: resume to its end. A 2-core machine loaded by other test runs takes well over 10 s to start the server.
+START_BUDGET = 120.0
+PROCESS_BUDGET = 300.0
 
 
 def _points(name: str, whens: tuple[str, ...], counts: range) -> list[str]:
@@ -125,9 +130,8 @@ def sim_port(workdir: Path) -> Iterator[int]:
         stderr=(workdir / "server.log").open("w"),
     )
     try:
-        for _ in range(200):
-            if port_file.exists() or server.poll() is not None:
-                break
+        deadline = time.monotonic() + START_BUDGET
+        while not port_file.exists() and server.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         if not port_file.exists():
             pytest.fail(f"remote simulator did not start: {(workdir / 'server.log').read_text()}")
@@ -156,7 +160,7 @@ def _repeg(args: list[str], kill_at: str | None, log: Path) -> int:
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=err,
-            timeout=90,
+            timeout=PROCESS_BUDGET,
             check=False,
         )
     return done.returncode
@@ -260,18 +264,26 @@ def test_every_killed_run_resumes_to_the_plan_targets_without_duplicates(
 
 # --- graceful stop ---------------------------------------------------------------------------------------------
 
-#: Orders that rest (no re-peg for 30 s), and a stop that waits for confirmations in 1 s polls: the second
-#: Ctrl-C test needs the stop to be visibly under way before it interrupts it.
+#: Orders that rest far longer than a loaded machine can delay a signal (no re-peg for 10 min, no escalation for
+#: 20), so they are still working when it lands; a stop that polls for its confirmations every second.
 PATIENT_CONFIG = (
-    CONFIG.replace("fill_wait_seconds = 0.25", "fill_wait_seconds = 30")
-    .replace("max_total_wait = 15", "max_total_wait = 60")
+    CONFIG.replace("fill_wait_seconds = 0.25", "fill_wait_seconds = 600")
+    .replace("max_total_wait = 15", "max_total_wait = 1200")
     .replace("wait_between_checks = 0.1", "wait_between_checks = 1")
     .replace("grace_window = 0.2", "grace_window = 5")
 )
+#: The same orders, and a stop that sends its cancels, then waits 10 min before its first confirmation poll: the
+#: second Ctrl-C test needs the stop still under way however late its second signal lands (with 1 s polls the
+#: stop ended, exit 3, whenever the test process was descheduled for a second after seeing the cancel).
+LINGERING_STOP_CONFIG = PATIENT_CONFIG.replace(
+    "wait_between_checks = 1", "wait_between_checks = 600"
+).replace("grace_window = 5", "grace_window = 1200")
 
 
-def _start_run(workdir: Path, port: int, run_id: str) -> tuple[subprocess.Popen[bytes], Path]:
-    (workdir / "patient.toml").write_text(PATIENT_CONFIG)
+def _start_run(
+    workdir: Path, port: int, run_id: str, config: str = PATIENT_CONFIG
+) -> tuple[subprocess.Popen[bytes], Path]:
+    (workdir / f"{run_id}.toml").write_text(config)
     journal = workdir / f"{run_id}.db"
     process = subprocess.Popen(
         [
@@ -283,7 +295,7 @@ def _start_run(workdir: Path, port: int, run_id: str) -> tuple[subprocess.Popen[
             "--sim-url",
             f"sim://127.0.0.1:{port}/{run_id}",
             "--config",
-            str(workdir / "patient.toml"),
+            str(workdir / f"{run_id}.toml"),
             "--journal",
             str(journal),
             "--run-id",
@@ -306,13 +318,34 @@ def _journaled(journal: Path, run_id: str, wanted: Callable[[RunEvent], bool]) -
         store.close()
 
 
-def _wait_until_journaled(journal: Path, run_id: str, wanted: Callable[[RunEvent], bool], count: int) -> None:
-    """Poll the journal (never the clock) until `count` events match `wanted`."""
-    for _ in range(600):
-        if _journaled(journal, run_id, wanted) >= count:
-            return
+def _wait_until_journaled(
+    process: subprocess.Popen[bytes],
+    journal: Path,
+    run_id: str,
+    wanted: Callable[[RunEvent], bool],
+    count: int,
+) -> None:
+    """Poll the run's journal until `count` events match `wanted`; fail at once, with the run's stderr, if the run
+    exits first. The deadline is only a safety net against a run that hangs."""
+    deadline = time.monotonic() + START_BUDGET
+    while _journaled(journal, run_id, wanted) < count:
+        if process.poll() is not None and _journaled(journal, run_id, wanted) < count:
+            _, stderr = process.communicate()
+            pytest.fail(f"{run_id} exited {process.returncode} before the awaited events: {stderr.decode()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{run_id}: the awaited events never appeared in {journal}")
         time.sleep(0.05)
-    pytest.fail(f"{run_id}: the awaited events never appeared in {journal}")
+
+
+@contextmanager
+def _reaped(process: subprocess.Popen[bytes]) -> Iterator[None]:
+    """Kill the run if the test fails before it exited, so that no process outlives its test."""
+    try:
+        yield
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
 
 def _is_ack(event: RunEvent) -> bool:
@@ -346,9 +379,10 @@ def test_ctrl_c_cancels_the_runs_orders_reports_and_leaves_a_resumable_run(
     workdir: Path, sim_port: int
 ) -> None:
     process, journal = _start_run(workdir, sim_port, "stop1")
-    _wait_until_journaled(journal, "stop1", _is_ack, 2)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
+    with _reaped(process):
+        _wait_until_journaled(process, journal, "stop1", _is_ack, 2)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=PROCESS_BUDGET)
     open_orders = asyncio.run(_broker_view(sim_port, "stop1"))[2]
     store = SqliteJournal(journal, create=False)
     cancels = [e for e in store.events("stop1") if _is_stop_cancel(e)]
@@ -362,11 +396,12 @@ def test_ctrl_c_cancels_the_runs_orders_reports_and_leaves_a_resumable_run(
 
 
 def test_a_second_ctrl_c_exits_at_once_and_the_run_still_resumes(workdir: Path, sim_port: int) -> None:
-    process, journal = _start_run(workdir, sim_port, "stop2")
-    _wait_until_journaled(journal, "stop2", _is_ack, 2)
-    process.send_signal(signal.SIGINT)
-    _wait_until_journaled(journal, "stop2", _is_stop_cancel, 1)
-    process.send_signal(signal.SIGINT)
-    process.communicate(timeout=60)
-    assert process.returncode == 130
+    process, journal = _start_run(workdir, sim_port, "stop2", LINGERING_STOP_CONFIG)
+    with _reaped(process):
+        _wait_until_journaled(process, journal, "stop2", _is_ack, 2)
+        process.send_signal(signal.SIGINT)
+        _wait_until_journaled(process, journal, "stop2", _is_stop_cancel, 1)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=PROCESS_BUDGET)  # the stop alone would wait 10 min
+    assert process.returncode == 130, stderr.decode()
     _check(_resume_to_the_end(workdir, sim_port, "stop2"), sim_port)
