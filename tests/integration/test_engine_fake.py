@@ -784,6 +784,35 @@ def test_a_remainder_waits_while_the_broker_cannot_say_how_much_a_replaced_order
     assert result.legs[0].filled_qty == Decimal(100)
 
 
+def test_a_deferred_remainder_asks_the_broker_again_only_at_the_next_check() -> None:
+    """While an earlier order's fills are unknown the remainder is deferred to the leg's next check, as the log
+    says: the same decision is not repeated at once, each time costing a broker read and a warning (four reads a
+    check per deferred leg, enough to run into a broker's request rate limit)."""
+    reads: list[object] = []
+
+    def script(w: World) -> None:
+        w.broker.delayed_updates["o1"] = timedelta(seconds=60)
+        w.clock.call_at(at(5), lambda: w.broker.fill("o1", Decimal(30)))
+        w.clock.call_at(at(19.5), lambda: setattr(w.broker, "unavailable_reads", 3))
+        get_order = w.broker.get_order
+
+        async def counted(order_id: str) -> object:
+            reads.append(w.clock.now())
+            return await get_order(order_id)
+
+        w.broker.get_order = counted  # type: ignore[method-assign]
+
+    config = classic_ladder(repeg_steps=(Decimal("0.25"),))
+    with structlog.testing.capture_logs() as lines:
+        result, world = execute(BUY, script, config=config)
+    deferred = [line for line in lines if line["event"] == "remainder_deferred"]
+    assert len(deferred) == 3
+    assert len(set(reads)) == len(reads)
+    market = [r for r in world.broker.submitted() if r.order_type is OrderType.MARKET]
+    assert [m.qty for m in market] == [Decimal(70)]
+    assert result.legs[0].filled_qty == Decimal(100)
+
+
 def test_a_polled_order_still_open_after_its_escalation_cancel_is_cancelled_again() -> None:
     """Without pushed updates the broker's later refusal of a cancel is never reported: the order just stays open.
     A poll a check after the cancel that still finds it open (and not pending cancel) takes the cancel as refused,
