@@ -118,12 +118,6 @@ def _left_open(leg: LegState) -> bool:
     return (leg.status is LegStatus.FILLED or leg.overfilled) and _closing(leg)
 
 
-def _deferred(action: Action, after: LegState) -> bool:
-    """True when a submit sent nothing and left the leg idle: the gateway defers a remainder while an earlier
-    order's last fills are unknown, and deciding again at once would only ask the broker about it again."""
-    return isinstance(action, Submit) and after.status is LegStatus.IDLE
-
-
 def _last_order_id(leg: LegState) -> str | None:
     """The broker id of the leg's latest order (None before the broker acknowledged one), for log lines."""
     ids = leg.order_ids
@@ -327,13 +321,16 @@ class PhaseMonitor:
                 return
             await self._carry_out(leg, action, _recorded_quote(leg, quote, verdict))
             self._last_activity = now
-            if self._refused(leg, ctx.bus.leg(index)) or _deferred(action, ctx.bus.leg(index)):
+            if self._refused(leg, ctx.bus.leg(index), action):
                 break  # refused, or deferred until an earlier order's fills are known: retry at the next check
         self._schedule(index, now + self._check_interval)
 
     @staticmethod
-    def _refused(before: LegState, after: LegState) -> bool:
-        """True when a change of the working order left it working unchanged (refused and reconciled)."""
+    def _refused(before: LegState, after: LegState, action: Action) -> bool:
+        """True when a change of the working order left it working unchanged (refused and reconciled), or a submit
+        left the leg idle (its remainder deferred while an earlier order's last fills are unknown)."""
+        if isinstance(action, Submit) and after.status is LegStatus.IDLE:
+            return True
         return (
             before.status is LegStatus.WORKING
             and after.status is LegStatus.WORKING
