@@ -88,6 +88,14 @@ Seconds = Annotated[float, BeforeValidator(seconds_not_a_boolean), AfterValidato
 RepegSteps = Annotated[tuple[Decimal, ...], AfterValidator(repeg_steps_valid)]
 
 
+_JOURNALED = "journaled"
+
+
+def _journaled(info: ValidationInfo) -> bool:
+    """Validating a run's journaled configuration (`config_from_mapping(..., journaled=True)`)."""
+    return isinstance(info.context, dict) and info.context.get(_JOURNALED) is True
+
+
 def _key_error(key: str, value: object, message: str, context: dict[str, str]) -> ValidationError:
     """A validation error of a check across keys, located at `key` (so that `ConfigError` names it)."""
     error = PydanticCustomError("config_cross_check", message, context)
@@ -161,11 +169,13 @@ class ExecutionConfig(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _escalation_collar_within_price_collar(self) -> ExecutionConfig:
+    def _escalation_collar_within_price_collar(self, info: ValidationInfo) -> ExecutionConfig:
         """A collared escalation limit lies `escalation_collar_bps` beyond the far touch, itself beyond the mid, so
         a collar at least as wide as `price_collar_pct` puts it outside the price collar already at the arrival
         quote (but for a tick of rounding): the escalation is refused mid-run unless the market moved the order's
         way, and the leg fails after its passive phase. Refused here, naming escalation_collar_bps."""
+        if _journaled(info):
+            return self
         bps = self.escalation_collar_bps
         limit_bps = self.price_collar_pct * BPS_PER_PCT
         if self.escalation is EscalationStyle.COLLARED_LIMIT and bps >= limit_bps:
@@ -178,11 +188,13 @@ class ExecutionConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _first_step_not_behind_initial_offset(self) -> ExecutionConfig:
+    def _first_step_not_behind_initial_offset(self, info: ValidationInfo) -> ExecutionConfig:
         """The initial limit and every re-peg price at `near + fraction x spread`, so a first step under
         `initial_offset` re-prices a working order away from the far side (a buy from 100.06 to 100.04 on a
         100.00/100.08 quote with 0.75 then 0.5). Refused here, naming initial_offset; an equal first step is
         allowed (it follows a moved market at the same fraction)."""
+        if _journaled(info):
+            return self
         first = self.repeg_steps[0]
         if self.initial_offset > first:
             message = (
@@ -193,9 +205,11 @@ class ExecutionConfig(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _min_notional_within_notional_limits(self) -> ExecutionConfig:
+    def _min_notional_within_notional_limits(self, info: ValidationInfo) -> ExecutionConfig:
         """A trade under `min_notional` is skipped and one over a notional limit refuses the plan: a `min_notional`
         above either limit leaves no trade that can be sent. Refused here, naming min_notional."""
+        if _journaled(info):
+            return self
         limits = (
             ("max_order_notional", self.max_order_notional),
             ("max_run_notional", self.max_run_notional),
@@ -253,10 +267,15 @@ def classic_ladder(**overrides: object) -> ExecutionConfig:
     return config_from_mapping({**CLASSIC_LADDER, **overrides})
 
 
-def config_from_mapping(data: Mapping[str, object]) -> ExecutionConfig:
-    """Validate a mapping (e.g. the `[execution]` table of a TOML file); errors name the first bad key."""
+def config_from_mapping(data: Mapping[str, object], *, journaled: bool = False) -> ExecutionConfig:
+    """Validate a mapping (e.g. the `[execution]` table of a TOML file); errors name the first bad key.
+
+    `journaled`: the configuration a run journaled when it started (`RunStarted.config`), read to resume the run.
+    Each key is checked, but not the checks across keys: a later repeg may have added one, and a run started under
+    a configuration an earlier repeg accepted (its orders possibly working at the broker) must resume under it.
+    """
     try:
-        return ExecutionConfig.model_validate(dict(data))
+        return ExecutionConfig.model_validate(dict(data), context={_JOURNALED: True} if journaled else None)
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(part) for part in first["loc"]) or "<config>"

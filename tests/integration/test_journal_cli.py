@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from repeg.cli.app import build_app
 from repeg.cli.settings import load_settings
+from repeg.config import ExecutionConfig
 from repeg.domain.events import RunStarted, SyntheticSource
 from repeg.journal.sqlite import SqliteJournal
 from repeg.planning.derive import plan_symbols
@@ -184,6 +185,72 @@ def test_resume_without_broker_resumes_on_the_broker_the_run_started_on(
     monkeypatch.setattr(journal_run, "alpaca_session", alpaca_session)
     result = CliRunner().invoke(build_app(), ["resume", "rA", "--journal", str(journal)])
     assert reached == ["alpaca-paper"], result.stderr
+
+
+def _journal_started_with(journal: Path, config: dict[str, str]) -> None:
+    """`journal` holds run 'rC' on alpaca-paper, started (and interrupted) under the journaled `config`."""
+    import asyncio
+
+    from repeg.domain.orders import Side
+    from repeg.domain.plan import Plan, PlanKind, TradeIntent
+
+    store = SqliteJournal(journal)
+    trade = TradeIntent(symbol="AAA", side=Side.BUY, qty=Decimal(1))
+    started = RunStarted(
+        run_id="rC",
+        ts=datetime(2026, 3, 2, 15, tzinfo=UTC),
+        correlation_id="rC",
+        plan=Plan(source="plan.csv", kind=PlanKind.TRADES, trades=(trade,)),
+        config=config,
+        broker="alpaca-paper",
+        code_version="earlier",
+    )
+    asyncio.run(store.emit(started))
+    store.close()
+
+
+def _resumed_config(monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[list[object], str]:
+    """Resume 'rC' with `args`; the configuration the Alpaca session was given (none if refused), and stderr."""
+    from repeg.cli import journal_run
+    from repeg.errors import BrokerUnavailableError
+
+    reached: list[object] = []
+
+    async def alpaca_session(_plan: object, execution: object, *_args: object, **_kwargs: object) -> None:
+        reached.append(execution)
+        raise BrokerUnavailableError("stopped by the test")
+
+    monkeypatch.setattr(journal_run, "alpaca_session", alpaca_session)
+    result = CliRunner().invoke(build_app(), ["resume", "rC", *args])
+    return reached, result.stderr
+
+
+def test_resume_goes_on_under_the_journaled_configuration_an_earlier_repeg_accepted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """initial_offset 0.5 (the default) with repeg_steps [0.25, 0.5] started runs before 3a72e71 refused it: such
+    an interrupted run, its orders possibly working at the broker, must still resume under what it ran with."""
+    journal = tmp_path / "j.db"
+    _journal_started_with(journal, {"initial_offset": "0.5", "repeg_steps": '["0.25", "0.5"]'})
+    reached, stderr = _resumed_config(monkeypatch, "--journal", str(journal))
+    assert len(reached) == 1, stderr
+    config = reached[0]
+    assert isinstance(config, ExecutionConfig)
+    assert config.initial_offset == Decimal("0.5")
+    assert config.repeg_steps == (Decimal("0.25"), Decimal("0.5"))
+
+
+def test_resume_with_config_replaces_a_journaled_configuration_repeg_no_longer_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--config replaces the journaled configuration: a journaled one that cannot be read today (a key since
+    removed) must not stop the resume the replacement was given for."""
+    journal = tmp_path / "j.db"
+    _journal_started_with(journal, {"a_key_since_removed": "1"})
+    replacement = tmp_path / "resume.toml"
+    replacement.write_text("[execution]\nfill_wait_seconds = 3\n", encoding="utf-8")
+    reached, stderr = _resumed_config(monkeypatch, "--journal", str(journal), "--config", str(replacement))
+    assert reached == [ExecutionConfig(fill_wait_seconds=3.0)], stderr
 
 
 def _unfinished_copy(journal: Path, target: Path) -> None:

@@ -172,16 +172,22 @@ def config_from_record(record: dict[str, str]) -> ExecutionConfig:
             values[key] = json.loads(text, parse_float=Decimal)
         except json.JSONDecodeError:
             values[key] = text
-    return config_from_mapping(values)
+    return config_from_mapping(values, journaled=True)
 
 
-def _journaled_start(events: list[RunEvent]) -> tuple[Plan, ExecutionConfig, str]:
-    """The plan, configuration and broker a run journaled when it started."""
+def _journaled_start(events: list[RunEvent], config: Path | None) -> tuple[Plan, ExecutionConfig, str]:
+    """The plan and broker a run journaled when it started, and its configuration: the journaled one, or the
+    `[execution]` of `config` when given (the journaled one is then not read: it may hold what repeg no longer
+    reads, and must not stop the resume the replacement was given for)."""
     from repeg.domain.events import RunStarted
 
     started = next((event for event in events if isinstance(event, RunStarted)), None)
     if started is None:
         raise ConfigError("run_started", None, "the journal holds no run_started event to resume from")
+    if config is not None:
+        from repeg.cli.settings import load_settings
+
+        return started.plan, load_settings(config).execution, started.broker
     return started.plan, config_from_record(started.config), started.broker
 
 
@@ -244,11 +250,7 @@ def resume(
         raise _fail(exc) from exc
     store = _open(journal)
     try:
-        plan, execution, started_on = _journaled_start(store.events(run_id))
-        if config is not None:
-            from repeg.cli.settings import load_settings
-
-            execution = load_settings(config).execution
+        plan, execution, started_on = _journaled_start(store.events(run_id), config)
         result = asyncio.run(
             _session(plan, execution, run_id, store, _Target(broker or started_on, sim_url, confirm))
         )
