@@ -227,3 +227,15 @@ def test_a_boolean_grid_seed_or_basket_count_is_refused_not_read_as_one(
 ) -> None:
     with pytest.raises(SweepError, match=rf"{key}"):
         grid_from_mapping(_market_grid(**top))
+
+
+@pytest.mark.parametrize("where", ["fixed", "grid"])
+def test_a_boolean_in_a_list_parameter_is_refused_not_read_as_one(where: str) -> None:
+    # `repeg_steps = [0.5, true]` was read as [0.5, 1]: the grid's list type took the boolean for the number 1
+    # before the ladder (which refuses a boolean step) saw it.
+    steps = [0.5, True]
+    bad = _ladder_grid(
+        **({"fixed": {"repeg_steps": steps}} if where == "fixed" else {"grid": {"repeg_steps": [steps]}})
+    )
+    with pytest.raises(SweepError, match=r"repeg_steps"):
+        grid_from_mapping(bad)

@@ -38,7 +38,15 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 
 from repeg.errors import ConfigError, SweepError
 from repeg.lab.backtest import LAB_BASE_CONFIG, budget_config
@@ -46,8 +54,9 @@ from repeg.lab.baskets import BasketSpec
 from repeg.lab.models import FillModelName
 from repeg.lab.policies import PolicySpec, run_config, spec_error
 
-#: A parameter value as TOML gives it (lists for schedules such as re-peg steps).
-ParamValue = str | int | float | bool | list[int | float]
+#: A parameter value as TOML gives it (lists for schedules such as re-peg steps). A boolean in a list stays a
+#: boolean (for the policy to refuse where a number belongs), never the number 1.
+ParamValue = str | int | float | bool | list[StrictBool | int | float]
 
 _DAY_KEY = re.compile(r"^(.*?\d{8})")
 _SPEC: TypeAdapter[PolicySpec] = TypeAdapter(PolicySpec)
