@@ -1075,6 +1075,32 @@ def test_resume_cancels_the_open_order_of_a_leg_the_broker_over_filled_while_dow
     assert (leg.status, leg.filled_qty) == (LegStatus.FAILED, Decimal(120))
 
 
+def test_resume_asks_again_for_a_refused_cancel_of_an_over_filled_legs_open_order(tmp_path: Path) -> None:
+    """The resumed run's cancel of an over-filled leg's still-open order is refused once (e.g. a transient
+    broker error): it is requested again, as the live engine does, so the order does not outlive the run."""
+
+    async def main() -> tuple[ExecutionResult, FakeBroker]:
+        clock = VirtualClock(T0)
+        feed = FakeFeed(clock)
+        broker = FakeBroker(clock, feed, auto_fill=False)
+        feed.set("XYZ", "100.00", "100.08")
+        journal = SqliteJournal(tmp_path / "j.db", durability="full")
+        with contextlib.suppress(_Crash):
+            sinks = (_CrashAfterSubmitAccepted(journal),)
+            await run_execution(BUY, (), broker, feed, clock, CONFIG, run_id="r1", sinks=sinks)
+        over = {"status": OrderStatus.PARTIALLY_FILLED, "filled_qty": Decimal(120)}
+        broker.orders["o1"] = broker.orders["o1"].model_copy(update=over)  # the broker's report, still open
+        broker.refuse_cancels = 1
+        result = await resume_run("r1", journal, broker, feed, clock, config=CONFIG)
+        journal.close()
+        return result, broker
+
+    result, broker = run_virtual(main)
+    assert broker.cancels() == ["cancel:o1", "cancel:o1"]
+    assert broker.orders["o1"].status is OrderStatus.CANCELED
+    assert result.legs[0].status is LegStatus.FAILED
+
+
 def test_a_refused_cancel_of_an_over_filled_leg_is_asked_again_so_its_order_does_not_outlive_it() -> None:
     def overfill_open(w: World) -> None:
         order = w.broker.orders["o1"]

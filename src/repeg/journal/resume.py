@@ -244,6 +244,13 @@ async def _continue(ctx: EngineContext, state: RunState, planned: Mapping[int, L
         await _start_buys(ctx, [leg.index for leg in legs if leg.side is Side.SELL], buys, planned)
 
 
+def _done_with_order_left_open(bus: EventBus) -> list[int]:
+    """Legs filled in full or over-filled whose order `_cancel_left_open` cancelled: no phase monitor continues
+    them, so a refused cancel is requested again by `orders_settled` (as between the phases), until it is closed."""
+    legs = bus.folder.snapshot().legs
+    return [leg.index for leg in legs if leg.status is LegStatus.FILLED or leg.overfilled]
+
+
 async def resume_run(
     run_id: str,
     journal: Journal,
@@ -276,6 +283,7 @@ async def resume_run(
     await reconcile(bus, broker)
     try:
         await _continue(ctx, state, _planned_specs(events))
+        await orders_settled(ctx, _done_with_order_left_open(bus))
     except Exception:
         log.exception("resume_failed", run_id=run_id)
         await bus.emit(RunEnded(**bus.stamp(), status=RunStatus.FAILED.value))
