@@ -110,6 +110,21 @@ def test_market_buy_is_checked_against_the_current_ask() -> None:
     run_sim(scenario, account=SMALL)
 
 
+#: A valid 10.00 ask, then a crossed quote (bid 10.00 / ask 5.00) current when the market buy is sent.
+CROSSED_NOW = make_tape({"ABC": ((0, "9.99", "10.00"), (1, "10.00", "5.00"), (30, "9.99", "10.00"))})
+
+
+def test_market_buy_is_not_checked_against_the_ask_of_a_crossed_quote() -> None:
+    # A crossed quote is no market (48b5156): a market buy waits for the next valid one, so its cost is the ask of
+    # a valid quote. Checked at the crossed 5.00 ask, 150 shares ($1,500 at 10.00) passed $1,000 of buying power.
+    async def scenario(sim: Sim) -> None:
+        await sim.until(2)
+        with pytest.raises(OrderRejectedError, match="buying power"):
+            await sim.broker.submit_order(market("m1", Side.BUY, "150"))
+
+    run_sim(scenario, tape=CROSSED_NOW, account=SMALL)
+
+
 #: The ask a market buy is checked against (10.00) rises to 10.50 a second later and stays there.
 RISING = make_tape({"ABC": ((0, "9.99", "10.00"), *((t, "10.49", "10.50") for t in range(1, 40)))})
 

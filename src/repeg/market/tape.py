@@ -173,10 +173,13 @@ class SymbolQuotes:
         return index
 
     def two_sided_indices(self) -> Int64Array:
-        """Sorted indices of the quotes with both sides positive (computed once)."""
+        """Sorted indices of the valid quotes, 0 < bid < ask (computed once): a locked or crossed quote is no
+        market, for fills (`tradable_mask`) as for the ask a market buy is checked against."""
         found = self._cache.two_sided
         if found is None:
-            found = self._cache.two_sided = np.flatnonzero((self.bid > 0) & (self.ask > 0)).astype(np.int64)
+            found = self._cache.two_sided = np.flatnonzero((self.bid > 0) & (self.bid < self.ask)).astype(
+                np.int64
+            )
         return found
 
     def index_for(self, side: Side) -> _FirstAtMost:
@@ -305,7 +308,7 @@ class QuoteTape:
         return self.next_marketable(symbol, Side.BUY, _NEVER - 1, start_index)
 
     def last_tradable(self, symbol: str, end_index: int) -> int | None:
-        """Last index <= `end_index` of a two-sided quote (for marking positions), or None."""
+        """Last index <= `end_index` of a valid quote, 0 < bid < ask (marks; a market buy's cost), or None."""
         two_sided = self._by_symbol[symbol].two_sided_indices()
         k = int(np.searchsorted(two_sided, end_index, side="right")) - 1
         return None if k < 0 else int(two_sided[k])

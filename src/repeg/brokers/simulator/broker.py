@@ -308,7 +308,7 @@ class SimulatedBroker:
         )
 
     def _market_reference(self, symbol: str, side: Side, now: datetime) -> Decimal:
-        """The price a market buy is checked against: the latest positive ask (a sell needs none)."""
+        """The price a market buy is checked against: the ask of the latest valid quote (a sell needs none)."""
         if side is Side.SELL:
             return ZERO
         current = self._tape.index_at_ns(symbol, to_ns(now))

@@ -135,7 +135,7 @@ class Ledger:
         return Position(symbol=symbol, qty=qty, avg_entry_price=average, market_value=qty * price)
 
     def mark(self, symbol: str, now_ns: int) -> Decimal | None:
-        """Mid of the last two-sided quote at or before now (else the first of the day), or None."""
+        """Mid of the last valid quote (0 < bid < ask) at or before now (else the first of the day), or None."""
         if symbol not in self._tape:
             return None
         current = self._tape.index_at_ns(symbol, now_ns)
