@@ -1118,6 +1118,26 @@ def test_a_refused_cancel_of_an_over_filled_leg_is_asked_again_so_its_order_does
     assert world.broker.orders["o1"].status is OrderStatus.CANCELED
 
 
+def test_an_over_filled_legs_cancel_refused_twice_is_asked_again_until_it_goes_out() -> None:
+    """The re-requested cancel of an over-filled leg's open order is refused again: it is requested once more at
+    the next check (and so on), not dropped after the second try with the order left open behind the run."""
+
+    def overfill_open(w: World) -> None:
+        order = w.broker.orders["o1"]
+        over = order.model_copy(update={"status": OrderStatus.PARTIALLY_FILLED, "filled_qty": Decimal(120)})
+        w.broker.orders["o1"] = over
+        w.broker.refuse_cancels = 2
+        w.broker._push(OrderEvent.PARTIAL_FILL, over, None)
+
+    def script(w: World) -> None:
+        w.broker.auto_fill = False
+        w.clock.call_at(at(5), lambda: overfill_open(w))
+
+    _, world = execute(BUY, script)
+    assert world.broker.cancels() == ["cancel:o1", "cancel:o1", "cancel:o1"]
+    assert world.broker.orders["o1"].status is OrderStatus.CANCELED
+
+
 def test_a_leg_filled_in_full_cancels_its_replacement_left_open_so_that_it_cannot_over_fill() -> None:
     """The original fills 40 while its replace is pending; the broker does not cap the replacement (100), which
     fills 60: the leg is filled, but the replacement is still open for 40 more. It is cancelled at once."""

@@ -223,10 +223,10 @@ class PhaseMonitor:
         return True
 
     async def _recancel_closing(self, index: int) -> None:
-        """Request again the cancel of a given-up leg's order, which the broker refused after accepting it."""
+        """Request again the cancel of a done leg's open order, which the broker refused (again if refused again)."""
         self._recancel.discard(index)
         if _closing(self._ctx.bus.leg(index)):
-            await self._ctx.gateway.cancel(index, reason="give_up")
+            await self._cancel_left_open(index, reason="give_up")
 
     async def _poll_working(self) -> None:
         for index in sorted(self._working):
@@ -361,10 +361,10 @@ class PhaseMonitor:
             if _left_open(leg):
                 await self._cancel_left_open(index)
 
-    async def _cancel_left_open(self, index: int) -> None:
-        """Cancel the order `_left_open` found. A refused cancel is requested again at the leg's next check (and at
-        the hard stop), like a given-up leg's."""
-        if not await self._ctx.gateway.cancel(index, reason="leg_done"):
+    async def _cancel_left_open(self, index: int, reason: str = "leg_done") -> None:
+        """Cancel the open order of a done leg (`_left_open`, or a given-up leg's). A refused cancel is requested
+        again at the leg's next check (and at the hard stop), until one goes out."""
+        if not await self._ctx.gateway.cancel(index, reason=reason):
             self._recancel.add(index)
             self._schedule(index, self._ctx.clock.now() + self._check_interval)
 
