@@ -166,6 +166,30 @@ def test_market_buy_remainder_the_cash_cannot_pay_for_is_cancelled() -> None:
     assert all(f.qty == f.qty.to_integral_value() for f in sim.broker.executions)
 
 
+#: The ask a market buy is checked against (10.00) jumps to 10.50 for one second, then comes back to 10.00.
+SPIKE = make_tape(
+    {"ABC": ((0, "9.99", "10.00"), (1, "10.49", "10.50"), *((t, "9.99", "10.00") for t in range(2, 40)))}
+)
+
+
+def test_market_buy_that_overspent_its_reservation_pays_the_rest_at_its_reserved_ask_only_from_cash() -> None:
+    # A part bought at 10.50 spent more than its 10.00 reservation; the rest, at 10.00 again, was taken as paid in
+    # full from the order's own reservation, which the overspend had left short: $1,000.50 to $1,031 was spent of
+    # $1,000 (seeds 1 to 4 under partial fills), cash below zero.
+    async def scenario(sim: Sim) -> None:
+        await sim.broker.submit_order(market("m1", Side.BUY, "100"))
+        await sim.until(45)
+
+    for seed in range(1, 5):
+        sim = run_sim(
+            scenario,
+            tape=SPIKE,
+            account=SimAccount(cash=Decimal(1000)),
+            fill_model=lambda tape, seed=seed: PaperFillModel(tape, seed=seed, partial_rate=1.0),
+        )
+        assert sum(f.qty * f.price for f in sim.broker.executions) <= Decimal(1000), seed
+
+
 def test_sell_beyond_the_shares_held_is_rejected() -> None:
     async def scenario(sim: Sim) -> None:
         with pytest.raises(OrderRejectedError, match="insufficient qty"):

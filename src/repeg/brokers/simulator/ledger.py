@@ -71,13 +71,14 @@ class Ledger:
     def affordable(self, order: SimOrder, qty: Decimal, price: Decimal) -> Decimal:
         """How much of an execution of `qty` at `price` the account can pay for (all of it for a sell).
 
-        An execution at or below the price the order reserved at is paid from its own reservation: always in full
-        (a limit buy, even while its pending replacement holds a second reservation). A market buy reserved the ask
-        at submission; an execution at a higher ask may spend only the cash not reserved by other open buys, so it
-        is cut to what that covers, in whole shares when the order's remainder is whole: cash never goes below
-        zero (a cash account).
+        A limit buy's execution (at or below its limit, the price it reserved at) is paid from its own reservation:
+        always in full, even while its pending replacement holds a second reservation. A market buy reserved the
+        ask at submission, but an execution at a higher ask overspends that reservation, and the rest of the
+        order's reservation is then short of cash even at the reserved ask: every market buy execution may spend
+        only the cash not reserved by other open buys, so it is cut to what that covers, in whole shares when the
+        order's remainder is whole: cash never goes below zero (a cash account).
         """
-        if order.side is Side.SELL or price <= order.reserve_price:
+        if order.side is Side.SELL or (order.limit_units is not None and price <= order.reserve_price):
             return qty
         spare = self.cash - (self._reserved_cash - order.reserved)
         if qty * price <= spare:
