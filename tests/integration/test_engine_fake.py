@@ -1176,3 +1176,31 @@ def test_resume_cancels_the_replacement_a_filled_leg_left_open_while_down(tmp_pa
     assert broker.cancels() == ["cancel:o2"]
     assert broker.orders["o2"].status is OrderStatus.CANCELED
     assert (result.status, result.legs[0].filled_qty) == (RunStatus.COMPLETED, Decimal(100))
+
+
+def test_an_over_fill_logged_before_a_crash_is_not_logged_again_by_the_resume(tmp_path: Path) -> None:
+    """The broker over-fills the leg (120 of 100, order still open); the run logs it and dies right after the
+    intent of the order's cancel. The resumed run knows the over-fill from the journal: it cancels the order but
+    does not report the same over-fill a second time (one alert per over-fill)."""
+
+    def overfill_open(broker: FakeBroker) -> None:
+        over = {"status": OrderStatus.PARTIALLY_FILLED, "filled_qty": Decimal(120)}
+        broker.orders["o1"] = broker.orders["o1"].model_copy(update=over)
+        broker._push(OrderEvent.PARTIAL_FILL, broker.orders["o1"], None)
+
+    async def main() -> None:
+        clock = VirtualClock(T0)
+        feed = FakeFeed(clock)
+        broker = FakeBroker(clock, feed, auto_fill=False)
+        feed.set("XYZ", "100.00", "100.08")
+        clock.call_at(at(5), lambda: overfill_open(broker))
+        journal = SqliteJournal(tmp_path / "j.db", durability="full")
+        with contextlib.suppress(_Crash):
+            sinks = (_CrashAfterCancelIntent(journal),)
+            await run_execution(BUY, (), broker, feed, clock, CONFIG, run_id="r1", sinks=sinks)
+        await resume_run("r1", journal, broker, feed, clock, config=CONFIG)
+        journal.close()
+
+    with structlog.testing.capture_logs() as lines:
+        run_virtual(main)
+    assert len([line for line in lines if line["event"] == "leg_overfilled"]) == 1

@@ -48,6 +48,13 @@ class EventBus:
     def leg(self, index: int) -> LegState:
         return self.folder.legs[index]
 
+    def seed(self, events: Iterable[RunEvent]) -> None:
+        """Fold journaled events without publishing them again (a resumed run). An over-fill among them was
+        logged by the run that recorded it: it is not logged a second time."""
+        for event in events:
+            self.folder.apply(event)
+        self._overfilled.update(index for index, leg in self.folder.legs.items() if leg.overfilled)
+
     def correlation(self, leg_index: int | None) -> str:
         """A leg's events (and log lines) carry the leg id as correlation id; run-level ones the run id."""
         if leg_index is None:

@@ -64,8 +64,7 @@ def has_orders(events: Sequence[RunEvent]) -> bool:
 def seeded_bus(run_id: str, clock: Clock, sinks: Sequence[EventSink], events: Sequence[RunEvent]) -> EventBus:
     """An event bus whose fold already holds the journaled events (they are not emitted again)."""
     bus = EventBus(run_id, clock, sinks)
-    for event in events:
-        bus.folder.apply(event)
+    bus.seed(events)
     return bus
 
 
