@@ -190,6 +190,25 @@ def test_market_buy_that_overspent_its_reservation_pays_the_rest_at_its_reserved
         assert sum(f.qty * f.price for f in sim.broker.executions) <= Decimal(1000), seed
 
 
+def test_market_buy_filling_at_its_reserved_ask_during_another_buys_pending_replace_fills_in_full() -> None:
+    # While a replace is pending the buy and its replacement both hold a reservation (1,400 of 1,000 cash here),
+    # but only one can ever fill: a market buy filling at the ask it reserved is paid from its own reservation.
+    async def scenario(sim: Sim) -> None:
+        resting = await sim.broker.submit_order(limit("b1", Side.BUY, "50", "9.00"))  # reserves 450
+        await sim.until(3)
+        await sim.broker.submit_order(market("m1", Side.BUY, "50"))  # reserves 500 at the 10.00 ask
+        await sim.broker.replace_order(
+            ReplaceRequest(
+                order_id=resting.order_id, client_order_id="b2", qty=Decimal(50), limit_price=Decimal("9.00")
+            )
+        )
+        await sim.until(20)
+
+    latency = LatencyModel(submit_ack=timedelta(seconds=2), replace=timedelta(seconds=10))
+    sim = run_sim(scenario, account=SimAccount(cash=Decimal(1000)), latency=latency)
+    assert [(f.qty, f.price) for f in sim.broker.executions] == [(Decimal(50), Decimal("10.00"))]
+
+
 def test_sell_beyond_the_shares_held_is_rejected() -> None:
     async def scenario(sim: Sim) -> None:
         with pytest.raises(OrderRejectedError, match="insufficient qty"):

@@ -71,14 +71,17 @@ class Ledger:
     def affordable(self, order: SimOrder, qty: Decimal, price: Decimal) -> Decimal:
         """How much of an execution of `qty` at `price` the account can pay for (all of it for a sell).
 
-        A limit buy's execution (at or below its limit, the price it reserved at) is paid from its own reservation:
-        always in full, even while its pending replacement holds a second reservation. A market buy reserved the
-        ask at submission, but an execution at a higher ask overspends that reservation, and the rest of the
-        order's reservation is then short of cash even at the reserved ask: every market buy execution may spend
-        only the cash not reserved by other open buys, so it is cut to what that covers, in whole shares when the
-        order's remainder is whole: cash never goes below zero (a cash account).
+        An execution that keeps the order's spending within what it reserved (its filled and new quantity at its
+        reserve price) is paid from its own reservation, always in full: every limit buy's fill (at or below its
+        limit), even while a pending replace holds a second reservation; a market buy's fill at or below the ask
+        it reserved, unless earlier parts overspent it. Otherwise (a market buy meeting a higher ask, or whose
+        overspend left the rest of its reservation short) it may spend only the cash not reserved by other open
+        buys, so it is cut to what that covers, in whole shares when the order's remainder is whole: cash never
+        goes below zero (a cash account).
         """
-        if order.side is Side.SELL or (order.limit_units is not None and price <= order.reserve_price):
+        if order.side is Side.SELL:
+            return qty
+        if order.filled_notional + qty * price <= (order.filled_qty + qty) * order.reserve_price:
             return qty
         spare = self.cash - (self._reserved_cash - order.reserved)
         if qty * price <= spare:
