@@ -209,6 +209,26 @@ def test_market_buy_filling_at_its_reserved_ask_during_another_buys_pending_repl
     assert [(f.qty, f.price) for f in sim.broker.executions] == [(Decimal(50), Decimal("10.00"))]
 
 
+def test_buying_power_never_goes_negative_while_a_market_buy_that_overspent_is_open() -> None:
+    # After parts bought at 10.50, the order still reserved its remainder at 10.00 although its overspend had
+    # already come out of that cash: buying power read -10.00 (cash 90.00, 10 shares reserved at 10.00).
+    seen: list[Decimal] = []
+
+    async def scenario(sim: Sim) -> None:
+        await sim.broker.submit_order(market("m1", Side.BUY, "100"))
+        for second in range(1, 40):
+            await sim.until(second + 0.5)
+            seen.append((await sim.broker.get_account()).buying_power)
+
+    run_sim(
+        scenario,
+        tape=RISING,
+        account=SimAccount(cash=Decimal(1000)),
+        fill_model=lambda tape: PaperFillModel(tape, seed=3, partial_rate=1.0),
+    )
+    assert min(seen) >= 0
+
+
 def test_sell_beyond_the_shares_held_is_rejected() -> None:
     async def scenario(sim: Sim) -> None:
         with pytest.raises(OrderRejectedError, match="insufficient qty"):

@@ -93,10 +93,18 @@ class Ledger:
     # --- updates ---------------------------------------------------------------------------------------------
 
     def reserve(self, order: SimOrder) -> None:
-        """Bring the order's reservation in line with its remaining quantity (zero once it is closed)."""
+        """Bring the order's reservation in line with its remaining quantity (zero once it is closed).
+
+        A buy reserves its remainder at its reserve price, but never more than what is left of its budget (its
+        quantity at that price, less what it spent): a market buy whose parts met a higher ask already spent that
+        cash, and reserving it again would take buying power below zero.
+        """
         wanted = ZERO
-        if order.is_open:
-            wanted = order.remaining * order.reserve_price if order.side is Side.BUY else order.remaining
+        if order.is_open and order.side is Side.BUY:
+            budget_left = order.qty * order.reserve_price - order.filled_notional
+            wanted = max(ZERO, min(order.remaining * order.reserve_price, budget_left))
+        elif order.is_open:
+            wanted = order.remaining
         delta = wanted - order.reserved
         if delta == ZERO:
             return
