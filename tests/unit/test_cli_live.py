@@ -176,3 +176,18 @@ def test_results_table_shows_a_skipped_trades_reason_in_its_state_column() -> No
     assert headers[-1] == "state"
     state = table.columns[-1]
     assert "skipped: tiny" in str(list(state.cells)[-1])
+
+
+def test_results_table_shows_a_skipped_notional_trades_dollars_as_requested() -> None:
+    from repeg.cli.render import results_table
+    from repeg.report.result import build_result
+
+    folder = RunFolder()
+    skipped = SkippedTrade(
+        symbol="KO", side=Side.BUY, qty=Decimal(0), notional=Decimal(500), reason="no price"
+    )
+    for event in (*run_events()[:1], LegSkipped(skipped=skipped, **base())):
+        folder.apply(event)
+    table = results_table(build_result(folder.snapshot()))
+    requested = table.columns[[column.header for column in table.columns].index("requested")]
+    assert list(requested.cells)[-1] == "$500.00"

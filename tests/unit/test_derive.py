@@ -227,6 +227,18 @@ def test_trade_list_under_min_notional_is_skipped_and_leg_indexes_stay_dense() -
     assert [(s.symbol, s.qty) for s in skipped] == [("B", D("0.01"))]
 
 
+def test_a_skipped_notional_trade_reports_the_dollars_it_asked_for() -> None:
+    # It never had a quantity: reported as "0" shares, the $500 the user asked for was nowhere in the result.
+    _, skipped = derive(trades(trade("A", Side.BUY, notional="500")))
+    assert [(s.reason, s.qty, s.notional) for s in skipped] == [(NO_PRICE, D(0), D(500))]
+
+
+def test_a_skipped_quantity_trade_has_no_notional() -> None:
+    _, skipped = derive(trades(trade("A", Side.BUY, qty="1")))
+    assert skipped[0].notional is None
+    assert "notional" not in skipped[0].model_dump_json()  # journaled exactly as before
+
+
 def test_trade_list_symbol_without_arrival_price_is_skipped() -> None:
     _, skipped = derive(trades(trade("A", Side.BUY, qty="1")))
     assert skipped[0].reason == NO_PRICE

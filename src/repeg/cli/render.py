@@ -18,6 +18,7 @@ from repeg.report.text import (
     seconds_text,
     share_text,
     signed_text,
+    skipped_text,
 )
 
 _STATUS_STYLE: dict[LegStatus, str] = {
@@ -86,7 +87,7 @@ def legs_table(run: RunState, max_rows: int = LIVE_MAX_ROWS) -> Table:
         table.add_row("", f"[dim]... {len(run.legs) - len(shown)} more legs[/]", *[""] * 6)
     for skipped in run.skipped[: max(0, max_rows - len(shown))]:
         table.add_row(
-            "", skipped.symbol, str(skipped.side), qty_text(skipped.qty), "", "", "", "[yellow]skipped[/]"
+            "", skipped.symbol, str(skipped.side), skipped_text(skipped), "", "", "", "[yellow]skipped[/]"
         )
     return table
 
@@ -119,7 +120,7 @@ def results_table(result: ExecutionResult) -> Table:
         )
     for skipped in result.skipped:
         reason = f"[yellow]skipped: {skipped.reason}[/]"
-        table.add_row("", skipped.symbol, str(skipped.side), qty_text(skipped.qty), *[""] * 7, reason)
+        table.add_row("", skipped.symbol, str(skipped.side), skipped_text(skipped), *[""] * 7, reason)
     return table
 
 

@@ -40,6 +40,10 @@ class TargetWeight(BaseModel):
 _SUM_DIGITS = 200
 
 
+def _absent(value: object) -> bool:
+    return value is None
+
+
 def exact_sum(values: Iterable[Decimal]) -> Decimal:
     """The sum, never rounded (the default 28-digit context rounds 1 + 1e-28 to 1); `Inexact` if it must be."""
     with localcontext() as context:
@@ -122,3 +126,6 @@ class SkippedTrade(BaseModel):
     side: Side
     qty: Decimal
     reason: str
+    #: What a notional trade asked for, in dollars (its `qty` is only an estimate, 0 without a price). Left out of
+    #: the JSON when None, so a quantity trade is journaled exactly as before.
+    notional: Decimal | None = Field(default=None, exclude_if=_absent)

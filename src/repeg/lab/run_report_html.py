@@ -29,7 +29,15 @@ from repeg.lab.report_figures import Overlay, add_path, market_traces, overlay_t
 from repeg.lab.report_html import export_pngs, figure_html, html_document, html_table
 from repeg.lab.run_report import MarketView, RunReport
 from repeg.report.result import ExecutionResult, LegResult
-from repeg.report.text import price_text, qty_text, requested_text, seconds_text, share_text, signed_text
+from repeg.report.text import (
+    price_text,
+    qty_text,
+    requested_text,
+    seconds_text,
+    share_text,
+    signed_text,
+    skipped_text,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -84,7 +92,7 @@ def legs_table(result: ExecutionResult) -> str:
 
 def skipped_table(result: ExecutionResult) -> str:
     rows = [
-        [html.escape(s.symbol), s.side.value, qty_text(s.qty, _NONE), html.escape(s.reason)]
+        [html.escape(s.symbol), s.side.value, skipped_text(s, _NONE), html.escape(s.reason)]
         for s in result.skipped
     ]
     return html_table(("symbol", "side", "qty", "reason"), rows, text_cols=2)

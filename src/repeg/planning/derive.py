@@ -171,7 +171,11 @@ def _filter(
         qty = _estimated_qty(trade, price)
         reason = _skip_reason(trade, qty, price, config)
         if reason is not None:
-            skipped.append(SkippedTrade(symbol=trade.symbol, side=trade.side, qty=qty, reason=reason))
+            skipped.append(
+                SkippedTrade(
+                    symbol=trade.symbol, side=trade.side, qty=qty, notional=trade.notional, reason=reason
+                )
+            )
             continue
         legs.append(_leg(len(legs), trade, qty))
     return legs, skipped

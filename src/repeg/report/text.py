@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from repeg.domain.plan import SkippedTrade
 from repeg.report.result import LegResult
 
 MISSING = "-"
@@ -46,3 +47,10 @@ def requested_text(leg: LegResult, missing: str = MISSING) -> str:
     if leg.requested_qty is None and leg.requested_notional is not None:
         return f"${money_text(leg.requested_notional, missing)}"
     return qty_text(leg.requested_qty, missing)
+
+
+def skipped_text(trade: SkippedTrade, missing: str = MISSING) -> str:
+    """What a skipped trade asked for: `$` and its notional for a notional trade, else its quantity."""
+    if trade.notional is not None:
+        return f"${money_text(trade.notional, missing)}"
+    return qty_text(trade.qty, missing)
