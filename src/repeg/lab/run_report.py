@@ -12,7 +12,6 @@ Guarantees of a leg's path:
   order whose answer was adopted later), a replacement as a `replace`, anything else as a `submit`;
 - a cancel, expiry or rejection closes the line only when it concerns the order resting now, so a late update
   of an older order of the chain never cuts the line of its replacement; a replace the broker refuses after
-  accepting it puts the line back at the limit of the order that stays live; a replace the broker refuses after
   accepting it puts the line back at the limit of the order that stays live;
 - every execution is counted once, by the growth of its order's cumulative filled quantity (the fold's own rule,
   so duplicated or polled updates never draw a fill twice); its price is the broker's fill price, or, when an
