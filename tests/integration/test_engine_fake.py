@@ -1101,12 +1101,16 @@ def test_resume_asks_again_for_a_refused_cancel_of_an_over_filled_legs_open_orde
     assert result.legs[0].status is LegStatus.FAILED
 
 
-def test_a_refused_cancel_of_an_over_filled_leg_is_asked_again_so_its_order_does_not_outlive_it() -> None:
+@pytest.mark.parametrize("refusals", [1, 2])
+def test_a_refused_cancel_of_an_over_filled_leg_is_asked_again_until_it_goes_out(refusals: int) -> None:
+    """The cancel of an over-filled leg's open order is refused once, or twice in a row: it is requested again at
+    each next check until it goes out, never dropped with the order left open behind the run."""
+
     def overfill_open(w: World) -> None:
         order = w.broker.orders["o1"]
         over = order.model_copy(update={"status": OrderStatus.PARTIALLY_FILLED, "filled_qty": Decimal(120)})
         w.broker.orders["o1"] = over
-        w.broker.refuse_cancels = 1
+        w.broker.refuse_cancels = refusals
         w.broker._push(OrderEvent.PARTIAL_FILL, over, None)
 
     def script(w: World) -> None:
@@ -1114,27 +1118,7 @@ def test_a_refused_cancel_of_an_over_filled_leg_is_asked_again_so_its_order_does
         w.clock.call_at(at(5), lambda: overfill_open(w))
 
     _, world = execute(BUY, script)
-    assert world.broker.cancels() == ["cancel:o1", "cancel:o1"]
-    assert world.broker.orders["o1"].status is OrderStatus.CANCELED
-
-
-def test_an_over_filled_legs_cancel_refused_twice_is_asked_again_until_it_goes_out() -> None:
-    """The re-requested cancel of an over-filled leg's open order is refused again: it is requested once more at
-    the next check (and so on), not dropped after the second try with the order left open behind the run."""
-
-    def overfill_open(w: World) -> None:
-        order = w.broker.orders["o1"]
-        over = order.model_copy(update={"status": OrderStatus.PARTIALLY_FILLED, "filled_qty": Decimal(120)})
-        w.broker.orders["o1"] = over
-        w.broker.refuse_cancels = 2
-        w.broker._push(OrderEvent.PARTIAL_FILL, over, None)
-
-    def script(w: World) -> None:
-        w.broker.auto_fill = False
-        w.clock.call_at(at(5), lambda: overfill_open(w))
-
-    _, world = execute(BUY, script)
-    assert world.broker.cancels() == ["cancel:o1", "cancel:o1", "cancel:o1"]
+    assert world.broker.cancels() == ["cancel:o1"] * (refusals + 1)
     assert world.broker.orders["o1"].status is OrderStatus.CANCELED
 
 
