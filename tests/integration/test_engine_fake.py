@@ -36,6 +36,7 @@ from repeg.domain.run import fold_run
 from repeg.engine.clock import VirtualClock, run_virtual
 from repeg.engine.runner import ParentOrder, run_basket, run_execution
 from repeg.errors import JournalError
+from repeg.journal.faults import point_of
 from repeg.journal.resume import resume_run
 from repeg.journal.sqlite import SqliteJournal
 from repeg.report.result import ExecutionResult, RunStatus, build_result, result_from_events
@@ -880,12 +881,15 @@ class _Crash(BaseException):
 
 
 @dataclass
-class _CrashAfterCancelIntent:
+class _CrashAfter:
+    """Journals every event, then "dies" right after the first one of kill point `point` (`point_of`)."""
+
     journal: SqliteJournal
+    point: str
 
     async def emit(self, event: RunEvent) -> None:
         await self.journal.emit(event)
-        if isinstance(event, OrderIntent) and event.action is IntentAction.CANCEL:
+        if point_of(event) == self.point:
             raise _Crash
 
 
@@ -903,7 +907,7 @@ def test_a_polled_order_whose_cancel_resume_sent_is_cancelled_again_when_still_o
         feed.set("XYZ", "100.00", "100.08")
         journal = SqliteJournal(tmp_path / "j.db", durability="full")
         with contextlib.suppress(_Crash):
-            sinks = (_CrashAfterCancelIntent(journal),)
+            sinks = (_CrashAfter(journal, "cancel-intent"),)
             await run_execution(BUY, (), broker, feed, clock, config, run_id="r1", sinks=sinks)
         await journal.flush()
         assert fold_run(journal.events("r1")).leg(0).status is LegStatus.CANCELING
@@ -982,16 +986,6 @@ def test_a_broker_over_fill_is_logged_as_an_error_with_the_leg_fields(
     assert line["error"] == "leg t-L0000: filled 140 exceeds quantity 100"
 
 
-@dataclass
-class _CrashAfterReplaceAccepted:
-    journal: SqliteJournal
-
-    async def emit(self, event: RunEvent) -> None:
-        await self.journal.emit(event)
-        if isinstance(event, OrderAccepted) and event.action is IntentAction.REPLACE:
-            raise _Crash
-
-
 def test_resume_records_a_broker_over_fill_made_while_down_and_finishes_without_trading_the_leg(
     tmp_path: Path,
 ) -> None:
@@ -1006,7 +1000,7 @@ def test_resume_records_a_broker_over_fill_made_while_down_and_finishes_without_
         broker.fill_before_replace["o1"] = Decimal(40)
         journal = SqliteJournal(tmp_path / "j.db", durability="full")
         with contextlib.suppress(_Crash):
-            sinks = (_CrashAfterReplaceAccepted(journal),)
+            sinks = (_CrashAfter(journal, "replace-ack"),)
             await run_execution(BUY, (), broker, feed, clock, CONFIG, run_id="r1", sinks=sinks)
         broker.fill("o2", Decimal(100))
         result = await resume_run("r1", journal, broker, feed, clock, config=CONFIG)
@@ -1042,16 +1036,6 @@ def test_a_broker_over_fill_on_an_open_order_cancels_that_order() -> None:
     assert (leg.status, leg.filled_qty) == (LegStatus.FAILED, Decimal(120))
 
 
-@dataclass
-class _CrashAfterSubmitAccepted:
-    journal: SqliteJournal
-
-    async def emit(self, event: RunEvent) -> None:
-        await self.journal.emit(event)
-        if isinstance(event, OrderAccepted) and event.action is IntentAction.SUBMIT:
-            raise _Crash
-
-
 def test_resume_cancels_the_open_order_of_a_leg_the_broker_over_filled_while_down(tmp_path: Path) -> None:
     async def main() -> tuple[ExecutionResult, FakeBroker]:
         clock = VirtualClock(T0)
@@ -1060,7 +1044,7 @@ def test_resume_cancels_the_open_order_of_a_leg_the_broker_over_filled_while_dow
         feed.set("XYZ", "100.00", "100.08")
         journal = SqliteJournal(tmp_path / "j.db", durability="full")
         with contextlib.suppress(_Crash):
-            sinks = (_CrashAfterSubmitAccepted(journal),)
+            sinks = (_CrashAfter(journal, "submit-ack"),)
             await run_execution(BUY, (), broker, feed, clock, CONFIG, run_id="r1", sinks=sinks)
         over = {"status": OrderStatus.PARTIALLY_FILLED, "filled_qty": Decimal(120)}
         broker.orders["o1"] = broker.orders["o1"].model_copy(update=over)  # the broker's report, still open
@@ -1086,7 +1070,7 @@ def test_resume_asks_again_for_a_refused_cancel_of_an_over_filled_legs_open_orde
         feed.set("XYZ", "100.00", "100.08")
         journal = SqliteJournal(tmp_path / "j.db", durability="full")
         with contextlib.suppress(_Crash):
-            sinks = (_CrashAfterSubmitAccepted(journal),)
+            sinks = (_CrashAfter(journal, "submit-ack"),)
             await run_execution(BUY, (), broker, feed, clock, CONFIG, run_id="r1", sinks=sinks)
         over = {"status": OrderStatus.PARTIALLY_FILLED, "filled_qty": Decimal(120)}
         broker.orders["o1"] = broker.orders["o1"].model_copy(update=over)  # the broker's report, still open
@@ -1149,7 +1133,7 @@ def test_resume_cancels_the_replacement_a_filled_leg_left_open_while_down(tmp_pa
         broker.fill_before_replace["o1"] = Decimal(40)
         journal = SqliteJournal(tmp_path / "j.db", durability="full")
         with contextlib.suppress(_Crash):
-            sinks = (_CrashAfterReplaceAccepted(journal),)
+            sinks = (_CrashAfter(journal, "replace-ack"),)
             await run_execution(BUY, (), broker, feed, clock, CONFIG, run_id="r1", sinks=sinks)
         broker.fill("o2", Decimal(60))
         result = await resume_run("r1", journal, broker, feed, clock, config=CONFIG)
@@ -1180,7 +1164,7 @@ def test_an_over_fill_logged_before_a_crash_is_not_logged_again_by_the_resume(tm
         clock.call_at(at(5), lambda: overfill_open(broker))
         journal = SqliteJournal(tmp_path / "j.db", durability="full")
         with contextlib.suppress(_Crash):
-            sinks = (_CrashAfterCancelIntent(journal),)
+            sinks = (_CrashAfter(journal, "cancel-intent"),)
             await run_execution(BUY, (), broker, feed, clock, CONFIG, run_id="r1", sinks=sinks)
         await resume_run("r1", journal, broker, feed, clock, config=CONFIG)
         journal.close()
