@@ -893,6 +893,34 @@ class _CrashAfter:
             raise _Crash
 
 
+@dataclass
+class _Down:
+    """A run on the fake broker that "dies" at a kill point, then is resumed: the journal and the broker outlive
+    the crash, so a test can change the broker while the run is down."""
+
+    clock: VirtualClock
+    feed: FakeFeed
+    broker: FakeBroker
+    journal: SqliteJournal
+
+    async def crash_at(self, point: str, config: ExecutionConfig = CONFIG) -> None:
+        with contextlib.suppress(_Crash):
+            sinks = (_CrashAfter(self.journal, point),)
+            await run_execution(BUY, (), self.broker, self.feed, self.clock, config, run_id="r1", sinks=sinks)
+
+    async def resume(self, config: ExecutionConfig = CONFIG) -> ExecutionResult:
+        return await resume_run("r1", self.journal, self.broker, self.feed, self.clock, config=config)
+
+
+def _down(tmp_path: Path, *, auto_fill: bool = True, pushes_updates: bool = True) -> _Down:
+    """Clock, feed (XYZ 100.00 / 100.08), fake broker and durable journal of a `_Down` run (inside the loop)."""
+    clock = VirtualClock(T0)
+    feed = FakeFeed(clock)
+    broker = FakeBroker(clock, feed, auto_fill=auto_fill, pushes_updates=pushes_updates)
+    feed.set("XYZ", "100.00", "100.08")
+    return _Down(clock, feed, broker, SqliteJournal(tmp_path / "j.db", durability="full"))
+
+
 def test_a_polled_order_whose_cancel_resume_sent_is_cancelled_again_when_still_open(tmp_path: Path) -> None:
     """Killed right after the escalation cancel's intent: resume sends that cancel itself, the broker accepts and
     then refuses it without a word. The poll still takes the order's staying open as a refusal, so the order is
@@ -901,18 +929,13 @@ def test_a_polled_order_whose_cancel_resume_sent_is_cancelled_again_when_still_o
     config = classic_ladder(repeg_steps=(Decimal("0.25"),))
 
     async def main() -> tuple[ExecutionResult, FakeBroker]:
-        clock = VirtualClock(T0)
-        feed = FakeFeed(clock)
-        broker = FakeBroker(clock, feed, pushes_updates=False)
-        feed.set("XYZ", "100.00", "100.08")
-        journal = SqliteJournal(tmp_path / "j.db", durability="full")
-        with contextlib.suppress(_Crash):
-            sinks = (_CrashAfter(journal, "cancel-intent"),)
-            await run_execution(BUY, (), broker, feed, clock, config, run_id="r1", sinks=sinks)
+        down = _down(tmp_path, pushes_updates=False)
+        broker, journal = down.broker, down.journal
+        await down.crash_at("cancel-intent", config)
         await journal.flush()
         assert fold_run(journal.events("r1")).leg(0).status is LegStatus.CANCELING
         broker.reject_cancels_later = 1
-        result = await resume_run("r1", journal, broker, feed, clock, config=config)
+        result = await down.resume(config)
         journal.close()
         return result, broker
 
@@ -993,17 +1016,12 @@ def test_resume_records_a_broker_over_fill_made_while_down_and_finishes_without_
     (140 of 100 over the chain). Resume records the fill, fails the leg and ends the run, sending nothing."""
 
     async def main() -> tuple[ExecutionResult, ExecutionResult, FakeBroker]:
-        clock = VirtualClock(T0)
-        feed = FakeFeed(clock)
-        broker = FakeBroker(clock, feed, auto_fill=False)
-        feed.set("XYZ", "100.00", "100.08")
+        down = _down(tmp_path, auto_fill=False)
+        broker, journal = down.broker, down.journal
         broker.fill_before_replace["o1"] = Decimal(40)
-        journal = SqliteJournal(tmp_path / "j.db", durability="full")
-        with contextlib.suppress(_Crash):
-            sinks = (_CrashAfter(journal, "replace-ack"),)
-            await run_execution(BUY, (), broker, feed, clock, CONFIG, run_id="r1", sinks=sinks)
+        await down.crash_at("replace-ack")
         broker.fill("o2", Decimal(100))
-        result = await resume_run("r1", journal, broker, feed, clock, config=CONFIG)
+        result = await down.resume()
         await journal.flush()
         shown = result_from_events(journal.events("r1"))
         journal.close()
@@ -1038,17 +1056,12 @@ def test_a_broker_over_fill_on_an_open_order_cancels_that_order() -> None:
 
 def test_resume_cancels_the_open_order_of_a_leg_the_broker_over_filled_while_down(tmp_path: Path) -> None:
     async def main() -> tuple[ExecutionResult, FakeBroker]:
-        clock = VirtualClock(T0)
-        feed = FakeFeed(clock)
-        broker = FakeBroker(clock, feed, auto_fill=False)
-        feed.set("XYZ", "100.00", "100.08")
-        journal = SqliteJournal(tmp_path / "j.db", durability="full")
-        with contextlib.suppress(_Crash):
-            sinks = (_CrashAfter(journal, "submit-ack"),)
-            await run_execution(BUY, (), broker, feed, clock, CONFIG, run_id="r1", sinks=sinks)
+        down = _down(tmp_path, auto_fill=False)
+        broker, journal = down.broker, down.journal
+        await down.crash_at("submit-ack")
         over = {"status": OrderStatus.PARTIALLY_FILLED, "filled_qty": Decimal(120)}
         broker.orders["o1"] = broker.orders["o1"].model_copy(update=over)  # the broker's report, still open
-        result = await resume_run("r1", journal, broker, feed, clock, config=CONFIG)
+        result = await down.resume()
         journal.close()
         return result, broker
 
@@ -1064,18 +1077,13 @@ def test_resume_asks_again_for_a_refused_cancel_of_an_over_filled_legs_open_orde
     broker error): it is requested again, as the live engine does, so the order does not outlive the run."""
 
     async def main() -> tuple[ExecutionResult, FakeBroker]:
-        clock = VirtualClock(T0)
-        feed = FakeFeed(clock)
-        broker = FakeBroker(clock, feed, auto_fill=False)
-        feed.set("XYZ", "100.00", "100.08")
-        journal = SqliteJournal(tmp_path / "j.db", durability="full")
-        with contextlib.suppress(_Crash):
-            sinks = (_CrashAfter(journal, "submit-ack"),)
-            await run_execution(BUY, (), broker, feed, clock, CONFIG, run_id="r1", sinks=sinks)
+        down = _down(tmp_path, auto_fill=False)
+        broker, journal = down.broker, down.journal
+        await down.crash_at("submit-ack")
         over = {"status": OrderStatus.PARTIALLY_FILLED, "filled_qty": Decimal(120)}
         broker.orders["o1"] = broker.orders["o1"].model_copy(update=over)  # the broker's report, still open
         broker.refuse_cancels = 1
-        result = await resume_run("r1", journal, broker, feed, clock, config=CONFIG)
+        result = await down.resume()
         journal.close()
         return result, broker
 
@@ -1126,17 +1134,12 @@ def test_resume_cancels_the_replacement_a_filled_leg_left_open_while_down(tmp_pa
     down the replacement fills 60: resume finds the leg filled and cancels the replacement, open for 40 more."""
 
     async def main() -> tuple[ExecutionResult, FakeBroker]:
-        clock = VirtualClock(T0)
-        feed = FakeFeed(clock)
-        broker = FakeBroker(clock, feed, auto_fill=False)
-        feed.set("XYZ", "100.00", "100.08")
+        down = _down(tmp_path, auto_fill=False)
+        broker, journal = down.broker, down.journal
         broker.fill_before_replace["o1"] = Decimal(40)
-        journal = SqliteJournal(tmp_path / "j.db", durability="full")
-        with contextlib.suppress(_Crash):
-            sinks = (_CrashAfter(journal, "replace-ack"),)
-            await run_execution(BUY, (), broker, feed, clock, CONFIG, run_id="r1", sinks=sinks)
+        await down.crash_at("replace-ack")
         broker.fill("o2", Decimal(60))
-        result = await resume_run("r1", journal, broker, feed, clock, config=CONFIG)
+        result = await down.resume()
         journal.close()
         return result, broker
 
@@ -1157,16 +1160,11 @@ def test_an_over_fill_logged_before_a_crash_is_not_logged_again_by_the_resume(tm
         broker._push(OrderEvent.PARTIAL_FILL, broker.orders["o1"], None)
 
     async def main() -> None:
-        clock = VirtualClock(T0)
-        feed = FakeFeed(clock)
-        broker = FakeBroker(clock, feed, auto_fill=False)
-        feed.set("XYZ", "100.00", "100.08")
-        clock.call_at(at(5), lambda: overfill_open(broker))
-        journal = SqliteJournal(tmp_path / "j.db", durability="full")
-        with contextlib.suppress(_Crash):
-            sinks = (_CrashAfter(journal, "cancel-intent"),)
-            await run_execution(BUY, (), broker, feed, clock, CONFIG, run_id="r1", sinks=sinks)
-        await resume_run("r1", journal, broker, feed, clock, config=CONFIG)
+        down = _down(tmp_path, auto_fill=False)
+        broker, journal = down.broker, down.journal
+        down.clock.call_at(at(5), lambda: overfill_open(broker))
+        await down.crash_at("cancel-intent")
+        await down.resume()
         journal.close()
 
     with structlog.testing.capture_logs() as lines:
