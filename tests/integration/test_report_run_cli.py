@@ -45,11 +45,9 @@ def _repeg(*args: str | Path) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-@pytest.fixture(scope="module")
-def journaled(tmp_path_factory: pytest.TempPathFactory) -> Journaled:
-    """A two-leg plan run on the simulator over a replayed quote file, journaled under RUN_ID."""
-    directory = tmp_path_factory.mktemp("run")
-    quotes = directory / "q.csv"
+def _run_in(directory: Path, quotes_name: str = "q.csv") -> Journaled:
+    """`repeg run` of the two-leg plan over a quote file written into `directory`, journaled under RUN_ID."""
+    quotes = directory / quotes_name
     quotes.write_text(QUOTES)
     (directory / "p.csv").write_text(PLAN)
     journal = directory / "j.db"
@@ -58,6 +56,12 @@ def journaled(tmp_path_factory: pytest.TempPathFactory) -> Journaled:
     )
     assert code == ExitCode.OK, err
     return Journaled(directory, journal, quotes)
+
+
+@pytest.fixture(scope="module")
+def journaled(tmp_path_factory: pytest.TempPathFactory) -> Journaled:
+    """A two-leg plan run on the simulator over a replayed quote file, journaled under RUN_ID."""
+    return _run_in(tmp_path_factory.mktemp("run"))
 
 
 def _journaled_fills(journal: Path) -> dict[str, list[str]]:
@@ -148,15 +152,7 @@ def test_report_header_names_the_recorded_quote_file_and_its_hash(journaled: Jou
 
 def _own_run(tmp_path: Path) -> Journaled:
     """A run of its own (its quote file may be changed or removed without touching the module's run)."""
-    quotes = tmp_path / "own.csv"
-    quotes.write_text(QUOTES)
-    (tmp_path / "p.csv").write_text(PLAN)
-    journal = tmp_path / "j.db"
-    code, _, err = _repeg(
-        "run", tmp_path / "p.csv", "--quotes", quotes, "--journal", journal, "--run-id", RUN_ID
-    )
-    assert code == ExitCode.OK, err
-    return Journaled(tmp_path, journal, quotes)
+    return _run_in(tmp_path, quotes_name="own.csv")
 
 
 def test_report_of_a_run_whose_quote_file_changed_says_so_and_draws_the_orders_only(tmp_path: Path) -> None:
