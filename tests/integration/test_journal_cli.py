@@ -154,28 +154,12 @@ def test_resume_without_broker_resumes_on_the_broker_the_run_started_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """README: `repeg resume RUN_ID` after a crash; the journal knows the run's broker, so it needs no --broker."""
-    import asyncio
 
     from repeg.cli import journal_run
-    from repeg.domain.events import RunStarted
-    from repeg.domain.orders import Side
-    from repeg.domain.plan import Plan, PlanKind, TradeIntent
     from repeg.errors import BrokerUnavailableError
 
     journal = tmp_path / "j.db"
-    store = SqliteJournal(journal)
-    trade = TradeIntent(symbol="AAA", side=Side.BUY, qty=Decimal(1))
-    started = RunStarted(
-        run_id="rA",
-        ts=datetime(2026, 3, 2, 15, tzinfo=UTC),
-        correlation_id="rA",
-        plan=Plan(source="plan.csv", kind=PlanKind.TRADES, trades=(trade,)),
-        config={},
-        broker="alpaca-paper",
-        code_version="test",
-    )
-    asyncio.run(store.emit(started))
-    store.close()
+    _journal_started_with(journal, {}, run_id="rA")
     reached: list[str] = []
 
     async def alpaca_session(*_args: object, broker: str, **_kwargs: object) -> None:
@@ -187,8 +171,8 @@ def test_resume_without_broker_resumes_on_the_broker_the_run_started_on(
     assert reached == ["alpaca-paper"], result.stderr
 
 
-def _journal_started_with(journal: Path, config: dict[str, str]) -> None:
-    """`journal` holds run 'rC' on alpaca-paper, started (and interrupted) under the journaled `config`."""
+def _journal_started_with(journal: Path, config: dict[str, str], run_id: str = "rC") -> None:
+    """`journal` holds run `run_id` on alpaca-paper, started (and interrupted) under the journaled `config`."""
     import asyncio
 
     from repeg.domain.orders import Side
@@ -197,9 +181,9 @@ def _journal_started_with(journal: Path, config: dict[str, str]) -> None:
     store = SqliteJournal(journal)
     trade = TradeIntent(symbol="AAA", side=Side.BUY, qty=Decimal(1))
     started = RunStarted(
-        run_id="rC",
+        run_id=run_id,
         ts=datetime(2026, 3, 2, 15, tzinfo=UTC),
-        correlation_id="rC",
+        correlation_id=run_id,
         plan=Plan(source="plan.csv", kind=PlanKind.TRADES, trades=(trade,)),
         config=config,
         broker="alpaca-paper",
