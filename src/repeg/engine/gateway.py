@@ -69,8 +69,10 @@ class OrderGateway:
         self._bus = bus
         self._config = config
         self._log = structlog.get_logger("repeg.engine").bind(run_id=bus.run_id)
-        #: When a cancel of each order went out, for telling a polled order's refused cancel from a slow one.
+        #: When a cancel of each order went out, for telling a polled order's refused cancel from a slow one;
+        #: kept only for a broker the monitor polls (one that pushes reports a refusal itself).
         self._cancels_sent: dict[str, datetime] = {}
+        self._polled = not broker.pushes_updates
 
     def _check_collar(self, leg: LegState, limit_price: Decimal | None, quote: Quote | None) -> None:
         arrival = leg.arrival_quote or quote
@@ -306,7 +308,8 @@ class OrderGateway:
             await self._failed(index, IntentAction.CANCEL, exc, order_id=active.order_id)
             await self.reconcile(index, active.order_id)
             return False
-        self._cancels_sent[active.order_id] = self._bus.clock.now()
+        if self._polled:
+            self._cancels_sent[active.order_id] = self._bus.clock.now()
         self._log.debug(
             "cancel_requested",
             correlation_id=self._bus.correlation(leg.index),
