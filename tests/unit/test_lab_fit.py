@@ -75,11 +75,18 @@ def test_queue_rest_behind_a_queue_larger_than_the_prints_does_not_fill() -> Non
 
 
 def test_paper_rest_fills_when_the_far_touch_comes_to_the_limit() -> None:
+    # Between the grid's whole seconds, valid quotes move: the ask comes down to $100.00 (resting buys fill), or
+    # the bid goes up to $100.02 (resting sells fill). Locked or crossed quotes would fill nothing.
     book = _flat_book()
-    bid, ask = book.bid.copy(), book.ask.copy()
-    ask[3::8] = BID  # the ask drops onto the bid: resting buys fill
-    bid[7::8] = ASK  # the bid rises onto the ask: resting sells fill
-    moved = SymbolQuotes("XXX", book.ts, bid, book.bid_size, ask, book.ask_size)
+    n = len(book.ts)
+    ts = np.concatenate([book.ts, book.ts + NS // 2])
+    order = np.argsort(ts, kind="stable")
+    bid = np.concatenate([book.bid, book.bid])
+    ask = np.concatenate([book.ask, book.ask])
+    bid[n + 3 :: 8], ask[n + 3 :: 8] = BID - 100, BID  # the ask comes down to a buy's limit at the bid
+    bid[n + 7 :: 8], ask[n + 7 :: 8] = ASK, ASK + 100  # the bid comes up to a sell's limit at the ask
+    sizes = np.full(2 * n, 100, dtype=np.int64)
+    moved = SymbolQuotes("XXX", ts[order], bid[order], sizes, ask[order], sizes)
     params = fit_adaptive(moved, REF, config=CONFIG)
     key = table_key(10.0, 0)  # every 10-second window holds both kinds of instant
     assert _seen(params.wait_cost[key], params.counts[key]) == {-100.0}
@@ -140,3 +147,43 @@ def test_a_params_file_that_is_not_utf8_is_a_config_error_naming_it(tmp_path: Pa
     with pytest.raises(ConfigError) as caught:
         load_params(path)
     assert (caught.value.key, caught.value.value) == ("params_file", str(path))
+
+
+def _with_quotes_at(book: SymbolQuotes, every: slice, bid: int, ask: int) -> SymbolQuotes:
+    b, a = book.bid.copy(), book.ask.copy()
+    b[every], a[every] = bid, ask
+    return SymbolQuotes("XXX", book.ts, b, book.bid_size, a, book.ask_size)
+
+
+def test_paper_rest_does_not_fill_against_a_locked_quote() -> None:
+    # A locked quote (bid == ask) is no market (assess_quote LOCKED; the simulator fills nothing against it): the
+    # buy resting at the bid never fills and crosses at the ask, half a spread above the mid.
+    locked = _with_quotes_at(_flat_book(), slice(3, None, 8), BID, BID)
+    params = fit_adaptive(locked, REF, config=CONFIG)
+    key = table_key(10.0, 0)
+    assert _seen(params.wait_cost[key], params.counts[key]) == {100.0}
+
+
+def test_crossed_quote_neither_fills_a_rest_nor_prices_the_cross() -> None:
+    # bid $100.015 > ask $100.01: crossing is priced from the last valid quote's ask, and no rest fills against it.
+    crossed = _with_quotes_at(_flat_book(), slice(3, None, 8), BID + 150, BID + 100)
+    params = fit_adaptive(crossed, REF, config=CONFIG)
+    for offset in (0, 1):
+        key = table_key(5.0, offset)
+        assert _seen(params.wait_cost[key], params.counts[key]) == {100.0}
+
+
+def test_an_invalid_quote_in_the_lookback_does_not_make_a_flat_book_trend() -> None:
+    # The trend compares the mid with the last valid mid `trend_lookback_s` earlier, never with a one-sided quote's.
+    one_sided = _with_quotes_at(_flat_book(), slice(3, None, 8), BID, 0)
+    params = fit_adaptive(one_sided, REF, config=CONFIG)
+    counts = params.counts[table_key(5.0, 0)]
+    assert sum(1 for c in counts if c > 0) == 1
+
+
+def test_fit_counts_the_quotes_it_cannot_price_from() -> None:
+    book = _with_quotes_at(_flat_book(), slice(3, None, 8), BID, BID)  # 15 locked
+    book = _with_quotes_at(book, slice(5, None, 8), BID + 150, BID + 100)  # 15 crossed
+    book = _with_quotes_at(book, slice(7, None, 8), BID, 0)  # 15 one-sided
+    params = fit_adaptive(book, REF, config=CONFIG)
+    assert params.invalid_quotes == 45

@@ -15,6 +15,10 @@ improving on the bid has nobody ahead). Sells are fitted as buys on the mirrored
 swapped) and pooled with buys, so the table is side-free: imbalance is the *near* side's share, trend is signed so
 that positive means the market moved against the order.
 
+Only valid quotes (both sides > 0, bid < ask: the engine's `assess_quote` and the simulator's fill rule) are a
+market: a zero, one-sided, locked or crossed quote fills no rest, prices no cross and is no trend reference; the
+result counts them (`invalid_quotes`).
+
 Sampling: decision instants on a regular grid (`grid_seconds`) from the first quote plus `margin_seconds` to the
 last quote minus the longest horizon, each with the quote in force. Cells with few samples are shrunk toward their
 spread bucket's mean: ``(sum + k * prior) / (n + k)`` with ``k = shrink``. Everything is a deterministic function of
@@ -88,6 +92,8 @@ class AdaptiveParams(BaseModel):
     fit_data: DataRef
     config: FitConfig
     samples: int
+    #: Quotes of the day that are no market (zero, one-sided, locked or crossed): never priced from or filled against.
+    invalid_quotes: int = 0
     wait_cost: dict[str, tuple[float, ...]]
     counts: dict[str, tuple[int, ...]]
 
@@ -121,21 +127,31 @@ def cell_of(config: FitConfig, spread: I64, near_share: F64, trend: I64) -> I64:
     return ((s_b * n_imb + i_b) * 3 + t_b).astype(np.int64)
 
 
+def valid_quotes(q: SymbolQuotes) -> B:
+    """The quotes an order may be priced from or fill against: both sides > 0 and bid < ask (`assess_quote`).
+
+    A zero, one-sided, locked (bid == ask) or crossed (bid > ask) quote is no market: it fills no rest, prices no
+    cross, and is no reference for the trend.
+    """
+    return (q.bid > 0) & (q.bid < q.ask)
+
+
 def oriented_book(q: SymbolQuotes, config: FitConfig, *, sell: bool) -> Book:
     """The buyer's view of `q`, or of its mirror image for a seller (prices negated, sides swapped)."""
-    two_sided = (q.bid > 0) & (q.ask > 0)
+    valid = valid_quotes(q)
     if sell:
         bid, ask, near, far = -q.ask, -q.bid, q.ask_size, q.bid_size
     else:
         bid, ask, near, far = q.bid, q.ask, q.bid_size, q.ask_size
-    ask = np.where(two_sided, ask, _NEVER)
-    # The quote in force for crossing: the last two-sided one at or before each index.
-    last_valid = np.maximum.accumulate(np.where(two_sided, np.arange(len(ask)), 0))
+    ask = np.where(valid, ask, _NEVER)
+    # The quote in force for crossing: the last valid one at or before each index.
+    last_valid = np.maximum.accumulate(np.where(valid, np.arange(len(ask)), 0))
     total = (near + far).astype(np.float64)
     share = np.divide(near.astype(np.float64), total, out=np.full(len(total), 0.5), where=total > 0)
     mid2 = bid + ask  # twice the mid, exact in integers
     back = np.searchsorted(q.ts, q.ts - int(config.trend_lookback_s * _NS), side="right") - 1
-    trend = mid2 - mid2[np.maximum(back, 0)]
+    ref = last_valid[np.maximum(back, 0)]
+    trend = np.where(valid[ref], mid2 - mid2[ref], 0)
     cell = cell_of(config, ask - bid, share, trend)
     return Book(
         ts=q.ts,
@@ -319,6 +335,7 @@ def fit_adaptive(
         fit_data=fit_data,
         config=cfg,
         samples=total,
+        invalid_quotes=int(len(quotes) - np.count_nonzero(valid_quotes(quotes))),
         wait_cost=wait_cost,
         counts=counts,
     )
