@@ -232,7 +232,7 @@ def resume(
     ] = None,
     config: Annotated[
         Path | None,
-        typer.Option("--config", help="TOML whose [execution] replaces the run's journaled config."),
+        typer.Option("--config", help=r"TOML whose \[execution] replaces the run's journaled config."),
     ] = None,
     confirm: Annotated[bool, typer.Option("--confirm", help="Required to resume on alpaca-live.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON document.")] = False,

@@ -1,0 +1,112 @@
+"""The documentation against the code: help texts as rendered, and the commands and keys README.md and docs/ name."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+from typer.testing import CliRunner
+
+from repeg.cli.app import build_app
+
+REPO = Path(__file__).resolve().parents[2]
+DOCS = (REPO / "README.md", *sorted((REPO / "docs").glob("*.md")))
+
+
+def _commands() -> dict[str, Any]:
+    """Every `repeg` command by name (typer's click commands)."""
+    group = typer.main.get_command(build_app())
+    assert isinstance(group, TyperGroup)
+    return dict(group.commands)
+
+
+def test_every_bracketed_word_of_a_help_text_reaches_the_rendered_help() -> None:
+    """Help is rendered as rich markup, which silently drops an unescaped `[word]` (`resume --config`'s "TOML
+    whose [execution] replaces ..." read "TOML whose  replaces ..."): every such word must show as written."""
+    app = build_app()
+    missing = []
+    for name, command in _commands().items():
+        rendered = CliRunner().invoke(app, [name, "--help"], env={"COLUMNS": "300"}).stdout
+        texts = [command.help or "", *(getattr(param, "help", None) or "" for param in command.params)]
+        for text in texts:
+            words = re.findall(r"\[[^\]\s]+\]", text.replace("\\[", "["))
+            missing += [f"{name}: {word}" for word in words if word not in rendered]
+    assert missing == []
+
+
+def _doc_command_lines() -> list[tuple[str, str]]:
+    """(document, line) for every `repeg ...` command line in a fenced block or an inline code span."""
+    found = []
+    for doc in DOCS:
+        text = doc.read_text(encoding="utf-8")
+        blocks = re.findall(r"```[a-z]*\n(.*?)```", text, re.DOTALL)
+        spans = re.findall(r"`([^`\n]+)`", re.sub(r"```.*?```", "", text, flags=re.DOTALL))
+        lines = [line.split("#")[0] for block in blocks for line in block.splitlines()] + spans
+        found += [(doc.name, line.strip()) for line in lines if re.match(r"\s*repeg\s+[a-z]", line)]
+    return found
+
+
+def test_every_command_and_option_the_docs_show_exists() -> None:
+    options = {
+        name: {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
+        for name, command in _commands().items()
+    }
+    lines = _doc_command_lines()
+    assert len(lines) > 20  # the parser still finds the docs' commands
+    unknown = []
+    for doc, line in lines:
+        name, _, rest = line.removeprefix("repeg").strip().partition(" ")
+        if name not in options:
+            unknown.append(f"{doc}: {line}")
+            continue
+        unknown += [
+            f"{doc}: {line}"
+            for opt in re.findall(r"(?<![\w-])--[a-z][a-z-]*", rest)
+            if opt not in options[name]
+        ]
+    assert unknown == []
+
+
+def _readme_rows(heading: str) -> dict[str, str]:
+    """The first table after `heading` in README.md: each key of its first cell (backticks dropped, `a`, `b`
+    split) -> the row's second cell."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    lines = text[text.index(heading) :].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    end = next(i for i in range(start, len(lines)) if not lines[i].startswith("|"))
+    rows = {}
+    for line in lines[start + 2 : end]:
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        for key in cells[0].split(","):
+            rows[key.strip().strip("`")] = cells[1].strip("`")
+    return rows
+
+
+def test_readme_simulator_table_lists_exactly_the_simulator_keys_with_their_defaults() -> None:
+    from repeg.brokers.simulator.account import SimAccount
+    from repeg.brokers.simulator.latency import LatencyModel
+    from repeg.simulation import MarketSettings, SymbolSettings
+
+    documented = _readme_rows("### `[simulator]`")
+    keys = {
+        "seed",
+        *SimAccount.model_fields,
+        *(f"latency.{key}" for key in LatencyModel.model_fields),
+        *(f"market.{key}" for key in MarketSettings.model_fields if key != "symbols"),
+        "market.symbols.SYMBOL",
+    }
+    assert set(documented) == keys
+    assert documented["seed"] == "0"
+    assert documented["cash"] == str(SimAccount().cash)
+    assert {documented[f"latency.{key}"] for key in LatencyModel.model_fields} == {"0"}
+    market = MarketSettings()
+    assert documented["market.start"] == market.start.strftime("%Y-%m-%dT%H:%M:%SZ")
+    for key in ("duration_seconds", "quote_interval_seconds", "invalid_rate"):
+        assert float(documented[f"market.{key}"]) == getattr(market, key), key
+    (symbol_row,) = (
+        line for line in (REPO / "README.md").read_text().splitlines() if "market.symbols." in line
+    )
+    assert set(re.findall(r"(\w+) = ", symbol_row)) == set(SymbolSettings.model_fields)
