@@ -237,3 +237,17 @@ def test_no_market_draws_no_quotes_and_says_so(journaled: Journaled) -> None:
     assert code == ExitCode.OK, stderr
     assert '"name":"bid"' not in page
     assert "No quotes are drawn (--no-market)" in page
+
+
+def test_report_of_a_synthetic_run_draws_the_market_rebuilt_from_its_recorded_seed(tmp_path: Path) -> None:
+    (tmp_path / "p.csv").write_text(PLAN)
+    journal = tmp_path / "j.db"
+    code, _, err = _repeg("run", tmp_path / "p.csv", "--journal", journal, "--run-id", RUN_ID)  # no --quotes
+    assert code == ExitCode.OK, err
+    code, _, stderr, page = _report(Journaled(tmp_path, journal, tmp_path / "none"), "synthetic.html")
+    assert code == ExitCode.OK, stderr
+    assert re.findall(r'<div id="(fig-[^"]+)"', page) == ["fig-price-AAA", "fig-price-BBB"]
+    assert page.count('"name":"bid"') == 2
+    assert page.count('"name":"ask"') == 2
+    assert "synthetic market rebuilt from the seed (0) and settings the run recorded" in page
+    assert "orders only" not in page

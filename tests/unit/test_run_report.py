@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from repeg.domain.events import (
@@ -29,6 +30,8 @@ from repeg.errors import QuoteFileError, ReportError
 from repeg.lab.models import PathEvent, PathEventKind
 from repeg.lab.run_report import (
     NO_QUOTE_FILE,
+    WINDOW_PAD,
+    MarketView,
     leg_paths,
     market_view,
     plain,
@@ -37,6 +40,8 @@ from repeg.lab.run_report import (
 )
 from repeg.lab.run_report_html import render_run_html, run_figures, symbol_figure_ids
 from repeg.market.source import quote_file_source
+from repeg.market.tape import to_ns
+from repeg.simulation import MarketSettings, synthetic_market, synthetic_source
 
 RUN = "r1"
 T0 = datetime(2024, 1, 2, 14, 30, tzinfo=UTC)
@@ -344,12 +349,62 @@ def test_the_recorded_quote_file_is_drawn_when_unchanged(tmp_path: Path) -> None
     assert view.note is None
 
 
-def test_a_synthetic_run_says_its_market_is_not_a_quote_file() -> None:
-    source = SyntheticSource(seed=9, symbols=("AAA",), settings={})
-    view = recorded_market_view(run_report(RUN, _with_source(replaced_chain(), source), "j.db"), None)
+_SMALL_MARKET = MarketSettings(start=T0, duration_seconds=600.0, quote_interval_seconds=1.0)
+
+
+def _synthetic_view(source: SyntheticSource) -> MarketView:
+    return recorded_market_view(run_report(RUN, _with_source(replaced_chain(), source), "j.db"), None)
+
+
+def test_a_synthetic_run_draws_its_market_rebuilt_from_the_recorded_seed_and_settings() -> None:
+    source = synthetic_source(_SMALL_MARKET, ["AAA"], seed=9)
+    view = _synthetic_view(source)
+    tape = synthetic_market(_SMALL_MARKET, ["AAA"], seed=9).columns("AAA")
+    end = int(np.searchsorted(tape.ts, to_ns(at(6) + WINDOW_PAD), side="right"))  # the run's last event + pad
+    assert view.series["AAA"].bid_units.tolist() == tape.bid[:end].tolist()
+    assert view.series["AAA"].ask_units.tolist() == tape.ask[:end].tolist()
+    assert view.note is not None
+    assert "synthetic market rebuilt from the seed (9) and settings the run recorded" in view.note
+
+
+def test_a_synthetic_run_whose_report_is_drawn_says_where_its_quotes_came_from() -> None:
+    report = run_report(
+        RUN, _with_source(replaced_chain(), synthetic_source(_SMALL_MARKET, ["AAA"], seed=9)), "j"
+    )
+    page = render_run_html(report, recorded_market_view(report, None))
+    assert "synthetic market rebuilt from the seed (9)" in page
+    assert "orders only" not in page
+
+
+@pytest.mark.parametrize(
+    ("seed", "settings"),
+    [
+        (9, {"quote_interval_seconds": "-1"}),  # refused by the settings' own validation
+        (9, {"duration_seconds": "{"}),  # not JSON
+        (9, {"duration_seconds": "[" * 100_000}),  # JSON nested too deep to parse
+        (9, {"no_such_setting": "1"}),
+        (-1, {}),  # numpy refuses a negative seed
+        (9, {"symbols": '{"AAA": {"price": "0"}}'}),
+    ],
+)
+def test_a_tampered_synthetic_setting_is_not_drawn_and_the_note_says_why(
+    seed: int, settings: dict[str, str]
+) -> None:
+    view = _synthetic_view(SyntheticSource(seed=seed, symbols=("AAA",), settings=settings))
     assert view.series == {}
     assert view.note is not None
-    assert "synthetic market (seed 9)" in view.note
+    assert "cannot be rebuilt" in view.note
+    assert "orders only" in view.note
+
+
+def test_a_synthetic_market_too_large_to_rebuild_is_not_drawn_and_the_note_says_so() -> None:
+    # Each symbol is within the settings' own cap (a million quotes), but a thousand of them is a billion quotes.
+    names = tuple(f"S{k:04d}" for k in range(1000))
+    settings = {"duration_seconds": "1000000.0", "quote_interval_seconds": "1.0"}
+    view = _synthetic_view(SyntheticSource(seed=9, symbols=("AAA", *names), settings=settings))
+    assert view.series == {}
+    assert view.note is not None
+    assert "too large to rebuild" in view.note
 
 
 def test_a_named_quote_file_that_cannot_be_read_is_refused(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ Guarantees of a leg's path:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -41,12 +42,12 @@ from repeg.domain.events import (
 from repeg.domain.orders import BrokerOrder, Fill, OrderEvent, OrderStatus, OrderType
 from repeg.domain.run import RunFolder, RunState
 from repeg.domain.ticks import ZERO
-from repeg.errors import ReportError
+from repeg.errors import RepegError, ReportError
 from repeg.lab.models import PathEvent, PathEventKind
 from repeg.lab.report_data import DEFAULT_MAX_QUOTES, MarketSeries, decimate, market_from_tapes
 from repeg.market.loaders import load_quotes
 from repeg.market.source import check_recorded, file_sha256
-from repeg.market.tape import to_ns
+from repeg.market.tape import QuoteTape, to_ns
 from repeg.report.result import ExecutionResult, journaled_result
 
 _PRICE_UNIT = Decimal("0.0001")
@@ -203,6 +204,10 @@ def run_report(run_id: str, events: Sequence[RunEvent], journal: str) -> RunRepo
     )
 
 
+#: The most quotes a report generates again to draw a synthetic run's market (ten symbols at the synthetic
+#: market's own maximum per symbol: a few seconds and a few hundred MB); a larger recorded market is not drawn.
+MAX_REBUILT_QUOTES = 10_000_000
+SYNTHETIC_REBUILT = "the synthetic market rebuilt from the seed ({seed}) and settings the run recorded"
 #: Quotes drawn on either side of the run's events.
 WINDOW_PAD = timedelta(seconds=60)
 NO_QUOTE_FILE = (
@@ -231,7 +236,11 @@ def market_view(report: RunReport, quotes: Path | None, max_quotes: int = DEFAUL
     """
     if quotes is None:
         return MarketView(series={}, note=NO_QUOTE_FILE)
-    tape = load_quotes(quotes)
+    return _tape_view(report, load_quotes(quotes), max_quotes, f"The quote file {quotes}")
+
+
+def _tape_view(report: RunReport, tape: QuoteTape, max_quotes: int, named: str) -> MarketView:
+    """The run's symbols in `tape`, over the run padded by `WINDOW_PAD`; the note names the symbols it lacks."""
     start, end = report.first_ts - WINDOW_PAD, report.last_ts + WINDOW_PAD
     series: dict[str, MarketSeries] = {}
     missing: list[str] = []
@@ -243,7 +252,7 @@ def market_view(report: RunReport, quotes: Path | None, max_quotes: int = DEFAUL
         series[symbol] = decimate(shown, max_quotes=max_quotes)
     note = None
     if missing:
-        note = f"The quote file {quotes} has no quotes of {', '.join(missing)}: those figures show the orders only."
+        note = f"{named} has no quotes of {', '.join(missing)}: those figures show the orders only."
     return MarketView(series=series, note=note)
 
 
@@ -266,9 +275,46 @@ def recorded_market_view(
             return market_view(report, Path(source.path), max_quotes)
         return MarketView(series={}, note=f"{check.problem} {ORDERS_ONLY}")
     if isinstance(source, SyntheticSource):
-        note = f"The run ran on the simulator's synthetic market (seed {source.seed}), not a quote file. "
-        return MarketView(series={}, note=note + ORDERS_ONLY)
+        return synthetic_market_view(report, source, max_quotes)
     return market_view(report, None)
+
+
+def synthetic_market_view(
+    report: RunReport, source: SyntheticSource, max_quotes: int = DEFAULT_MAX_QUOTES
+) -> MarketView:
+    """The synthetic market a run recorded, generated again from its seed and settings (the same tape the run
+    saw) and drawn as a quote file is. Settings that cannot be rebuilt (a tampered or foreign journal), or a
+    market of more than `MAX_REBUILT_QUOTES` quotes, are not drawn: the note says why."""
+    rebuilt = _rebuilt_tape(source)
+    if isinstance(rebuilt, str):
+        return MarketView(series={}, note=f"{rebuilt} {ORDERS_ONLY}")
+    origin = f"the synthetic market (seed {source.seed})"
+    view = _tape_view(report, rebuilt, max_quotes, origin[0].upper() + origin[1:])
+    return _with_note(view, f"The quotes drawn are {SYNTHETIC_REBUILT.format(seed=source.seed)}.")
+
+
+def _rebuilt_tape(source: SyntheticSource) -> QuoteTape | str:
+    """The recorded synthetic tape, or one sentence saying why it is not rebuilt."""
+    from repeg.simulation import market_from_mapping, synthetic_market
+
+    cannot = f"The run's synthetic market (seed {source.seed}) cannot be rebuilt from its recorded settings"
+    try:
+        settings = market_from_mapping({key: json.loads(text) for key, text in source.settings.items()})
+        names = len(set(source.symbols) | set(settings.symbols))
+        per_symbol = max(1, int(settings.duration_seconds / settings.quote_interval_seconds))
+        if (per_symbol + 1) * names > MAX_REBUILT_QUOTES:
+            return (
+                f"The run's synthetic market (seed {source.seed}) is too large to rebuild for the report: "
+                f"{per_symbol:,} quotes for each of {names:,} symbols, more than {MAX_REBUILT_QUOTES:,} in all."
+            )
+        return synthetic_market(settings, source.symbols, seed=source.seed)
+    except (RepegError, ValueError, ArithmeticError, RecursionError) as exc:
+        return f"{cannot} ({_clipped(str(exc))})."
+
+
+def _clipped(text: str, limit: int = 200) -> str:
+    """`text` cut to `limit` characters: an error may quote a recorded value, and a tampered one can be huge."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _not_the_recorded_file(source: QuoteFileSource | SyntheticSource | None, quotes: Path) -> str | None:

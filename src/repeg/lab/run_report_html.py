@@ -8,8 +8,9 @@ Contents: a header (run, status, journal, plan, broker), the quality summary, th
 `repeg show` prints), skipped trades, each leg's order chain, and one figure per symbol (div id
 ``fig-price-<SYMBOL>``, PNG ``price-<SYMBOL>.png``) drawing every leg's resting limit price as a step line, its
 fills at their actual prices and its escalations, over the bid and ask of a quote file: the one the user names, or
-the one the run recorded (`RunStarted.market`) when it is still there with the same SHA-256; otherwise the report
-says why the figures show the orders only.
+the one the run recorded (`RunStarted.market`) when it is still there with the same SHA-256, or the synthetic market
+a run recorded, generated again from its seed and settings; otherwise the report says why the figures show the
+orders only.
 """
 
 from __future__ import annotations
