@@ -17,6 +17,7 @@ from repeg.lab.report_figures import (
     FIGURE_IDS,
     build_figures,
     frontier_figure,
+    market_traces,
     order_overlay,
     price_path_figure,
 )
@@ -221,3 +222,16 @@ def test_zoom_menu_offers_the_whole_day_and_each_order_window(
     limits = [float(e.price) for r in compare_input.runs for e in r.orders[0].path if e.price is not None]
     assert low < min(limits)
     assert high > max(limits)
+
+
+def test_a_missing_quote_side_is_a_gap_in_the_line_not_a_price_of_zero() -> None:
+    # A side of 0 means "no quote on that side" (one-sided or zero quotes, as the synthetic market's invalid_rate
+    # and real feeds produce): drawn at $0 it would be a spike to zero that flattens the price axis.
+    ts = np.array([0, 1, 2, 3], dtype=np.int64) * 1_000_000_000
+    empty = np.zeros(0, dtype=np.int64)
+    series = MarketSeries(
+        ts, np.array([100_000, 0, 100_100, 0]), np.array([100_200, 100_300, 0, 0]), empty, empty
+    )
+    bid, ask = market_traces(series, with_trades=False)
+    assert [None if np.isnan(y) else float(y) for y in bid.y] == [10.0, None, 10.01, None]
+    assert [None if np.isnan(y) else float(y) for y in ask.y] == [10.02, 10.03, None, None]

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import numpy as np
+import numpy.typing as npt
 import plotly.graph_objects as go
 
 from repeg.lab.models import (
@@ -122,22 +123,28 @@ def order_overlay(run: BacktestResult) -> Overlay:
     return overlay
 
 
+def _side_dollars(units: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    """One side of the book for drawing: a side of 0 or less is "no quote on that side", a gap, never $0."""
+    return np.where(units > 0, units_to_dollars(units), np.nan)
+
+
 def market_traces(market: MarketSeries, *, with_trades: bool = True) -> list[go.Scatter]:
-    """Bid and ask as step lines and, unless `with_trades` is False, the trade prints as markers."""
+    """Bid and ask as step lines (a missing side is a gap) and, unless `with_trades` is False, the trade prints
+    as markers."""
     q_note = "" if market.quote_stride == 1 else f" (1 in {market.quote_stride})"
     t_note = "" if market.trade_stride == 1 else f" (1 in {market.trade_stride})"
     quote_x = as_datetime64(market.quote_ts_ns)
     quotes = [
         go.Scatter(
             x=quote_x,
-            y=units_to_dollars(market.bid_units),
+            y=_side_dollars(market.bid_units),
             name=f"bid{q_note}",
             mode="lines",
             line={"shape": "hv", "color": "#2b8a3e", "width": 1},
         ),
         go.Scatter(
             x=quote_x,
-            y=units_to_dollars(market.ask_units),
+            y=_side_dollars(market.ask_units),
             name=f"ask{q_note}",
             mode="lines",
             line={"shape": "hv", "color": "#c92a2a", "width": 1},
