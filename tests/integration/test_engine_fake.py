@@ -30,7 +30,7 @@ from repeg.domain.events import (
     RunEvent,
 )
 from repeg.domain.lifecycle import LegStatus
-from repeg.domain.orders import OrderEvent, OrderRequest, OrderStatus, OrderType, Side
+from repeg.domain.orders import OrderEvent, OrderRequest, OrderStatus, OrderType, ReplaceRequest, Side
 from repeg.domain.plan import LegSpec
 from repeg.domain.run import fold_run
 from repeg.engine.clock import VirtualClock, run_virtual
@@ -882,15 +882,18 @@ class _Crash(BaseException):
 
 @dataclass
 class _CrashAfter:
-    """Journals every event, then "dies" right after the first one of kill point `point` (`point_of`)."""
+    """Journals every event, then "dies" right after the `nth` one of kill point `point` (`point_of`)."""
 
     journal: SqliteJournal
     point: str
+    nth: int = 1
 
     async def emit(self, event: RunEvent) -> None:
         await self.journal.emit(event)
         if point_of(event) == self.point:
-            raise _Crash
+            self.nth -= 1
+            if self.nth == 0:
+                raise _Crash
 
 
 @dataclass
@@ -903,9 +906,9 @@ class _Down:
     broker: FakeBroker
     journal: SqliteJournal
 
-    async def crash_at(self, point: str, config: ExecutionConfig = CONFIG) -> None:
+    async def crash_at(self, point: str, config: ExecutionConfig = CONFIG, *, nth: int = 1) -> None:
         with contextlib.suppress(_Crash):
-            sinks = (_CrashAfter(self.journal, point),)
+            sinks = (_CrashAfter(self.journal, point, nth),)
             await run_execution(BUY, (), self.broker, self.feed, self.clock, config, run_id="r1", sinks=sinks)
 
     async def resume(self, config: ExecutionConfig = CONFIG) -> ExecutionResult:
@@ -1170,3 +1173,92 @@ def test_an_over_fill_logged_before_a_crash_is_not_logged_again_by_the_resume(tm
     with structlog.testing.capture_logs() as lines:
         run_virtual(main)
     assert len([line for line in lines if line["event"] == "leg_overfilled"]) == 1
+
+
+def _overfill_during_a_replace_whose_answer_is_lost(w: World) -> None:
+    """o1 fills 40 while its replace is pending: its uncapped replacement o2 (100) is open with 60 left for the
+    leg. At the next re-peg (20 s) o2 fills 70 while its own replace is pending (110 of 100 over the chain), the
+    broker replaces it by o3 (60) anyway, and the answer is lost with the lookup by client order id failing too:
+    the engine learns the over-fill from o2's reconciliation, before anything told it that o3 exists."""
+    _overfilling_replacement_until_the_second_repeg(w)
+
+    def lose_the_answer() -> None:
+        w.broker.fill_before_replace["o2"] = Decimal(70)
+        w.broker.lost_answers = 1
+        w.broker.unavailable_lookups = 1
+
+    w.clock.call_at(at(19), lose_the_answer)
+
+
+def _overfilling_replacement_until_the_second_repeg(w: World) -> None:
+    w.broker.auto_fill = False
+    w.clock.call_at(at(9), lambda: w.broker.fill_before_replace.update({"o1": Decimal(40)}))
+
+
+@pytest.mark.parametrize("refusals", [0, 1])
+def test_a_broker_over_fill_learned_while_a_replace_answer_was_lost_cancels_the_replacement(
+    refusals: int,
+) -> None:
+    """The replacement o3 is cancelled once the broker reports it, and asked again after a refused cancel."""
+
+    def script(w: World) -> None:
+        _overfill_during_a_replace_whose_answer_is_lost(w)
+        w.clock.call_at(at(19.5), lambda: setattr(w.broker, "refuse_cancels", refusals))
+
+    result, world = execute(BUY, script)
+    (leg,) = result.legs
+    assert (leg.status, leg.filled_qty) == (LegStatus.FAILED, Decimal(110))
+    assert leg.error == "leg t-L0000: filled 110 exceeds quantity 100"
+    assert world.broker.orders["o3"].replaces == "o2"  # the replace did reach the broker
+    assert world.broker.cancels() == ["cancel:o3"] * (refusals + 1)
+    assert world.broker.orders["o3"].status is OrderStatus.CANCELED
+
+
+def test_a_leg_filled_in_full_while_a_replace_answer_was_lost_cancels_the_replacement() -> None:
+    """As above, but o2 fills exactly the 60 the leg had left while its replace is pending: the leg is filled,
+    and o3 (60, open) could only over-fill it. It is cancelled once the broker reports it."""
+
+    def script(w: World) -> None:
+        _overfill_during_a_replace_whose_answer_is_lost(w)
+        w.clock.call_at(at(19.5), lambda: w.broker.fill_before_replace.update({"o2": Decimal(60)}))
+
+    result, world = execute(BUY, script)
+    assert (result.status, result.legs[0].filled_qty) == (RunStatus.COMPLETED, Decimal(100))
+    assert world.broker.cancels() == ["cancel:o3"]
+    assert world.broker.orders["o3"].status is OrderStatus.CANCELED
+
+
+def test_resume_cancels_the_replacement_of_an_order_over_filled_while_its_replace_was_in_flight(
+    tmp_path: Path,
+) -> None:
+    """Killed right after the second re-peg's replace intent, whose request had reached the broker: o2 (the
+    uncapped replacement of o1, which filled 40) fills 70 of the 60 the leg had left, then is replaced by o3 (60).
+    Resume learns the over-fill from o2 before it learns of o3: the leg fails, and o3, open, is cancelled."""
+
+    async def main() -> tuple[ExecutionResult, FakeBroker]:
+        down = _down(tmp_path, auto_fill=False)
+        broker, journal = down.broker, down.journal
+        broker.fill_before_replace["o1"] = Decimal(40)
+        await down.crash_at("replace-intent", nth=2)
+        await journal.flush()
+        intent = journal.events("r1")[-1]
+        assert isinstance(intent, OrderIntent)
+        assert intent.limit_price is not None
+        assert intent.qty is not None
+        broker.fill_before_replace["o2"] = Decimal(70)
+        request = ReplaceRequest(
+            order_id="o2",
+            client_order_id=intent.client_order_id,
+            qty=intent.qty,
+            limit_price=intent.limit_price,
+        )
+        await broker.replace_order(request)
+        result = await down.resume()
+        journal.close()
+        return result, broker
+
+    result, broker = run_virtual(main)
+    (leg,) = result.legs
+    assert (leg.status, leg.filled_qty) == (LegStatus.FAILED, Decimal(110))
+    assert broker.cancels() == ["cancel:o3"]
+    assert broker.orders["o3"].status is OrderStatus.CANCELED

@@ -188,21 +188,32 @@ _LIVE = frozenset({LegStatus.WORKING, LegStatus.CANCELING})
 def _settle(state: LegState, ts: datetime, run_id: str) -> LegState:
     """Derive status changes that fills and closed orders imply (an over-fill the broker reports fails the leg)."""
     qty = state.qty
-    filled = state.filled_qty
-    if qty is not None and filled > qty:
-        return _overfilled(state, str(OverfillError(leg_id(run_id, state.index), qty, filled)), ts)
-    if qty is not None and filled == qty and state.status is not LegStatus.FILLED:
-        if LEG_MACHINE.can(state.status, LegTrigger.COMPLETED):
-            return _go(
-                state, LegTrigger.COMPLETED, completed_at=ts, active_client_order_id=_left_working(state)
-            )
-        return state
+    if qty is not None:
+        filled = state.filled_qty
+        if filled >= qty:
+            return _settle_full(state, qty, filled, ts, run_id)
     active = state.active_order
     if active is None or not active.is_terminal or state.status not in _LIVE:
         return state
     if active.status is OrderStatus.REPLACED:
         return _adopt_replacement(state, active, ts, run_id)
     return _close_active(state, active)
+
+
+def _settle_full(state: LegState, qty: Decimal, filled: Decimal, ts: datetime, run_id: str) -> LegState:
+    """Fills reached the leg's quantity (it completes) or passed it (it fails); either way, the order it names is
+    the one its chain may leave open (`_follow_replacement`)."""
+    if filled > qty:
+        settled = _overfilled(state, str(OverfillError(leg_id(run_id, state.index), qty, filled)), ts)
+    elif state.status is LegStatus.FILLED:
+        settled = state
+    elif LEG_MACHINE.can(state.status, LegTrigger.COMPLETED):
+        settled = _go(
+            state, LegTrigger.COMPLETED, completed_at=ts, active_client_order_id=_left_working(state)
+        )
+    else:
+        return state
+    return _follow_replacement(settled)
 
 
 def _overfilled(state: LegState, error: str, ts: datetime) -> LegState:
@@ -217,10 +228,31 @@ def _overfilled(state: LegState, error: str, ts: datetime) -> LegState:
 
 def _left_working(state: LegState) -> str | None:
     """The order a leg completing while it worked it leaves open (its fills came from elsewhere, e.g. an order
-    that filled while a replace was pending): kept as the active order, so that the engine cancels it."""
-    if state.status is LegStatus.WORKING and _known_open(state.active_order):
+    that filled while a replace was pending): kept as the active order, so that the engine cancels it. So is
+    one the broker replaced, whose replacement (its answer lost) `_follow_replacement` names once reported."""
+    active = state.active_order
+    if state.status is LegStatus.WORKING and (_known_open(active) or _was_replaced(active)):
         return state.active_client_order_id
     return None
+
+
+def _was_replaced(record: OrderRecord | None) -> bool:
+    return record is not None and record.status is OrderStatus.REPLACED
+
+
+def _follow_replacement(state: LegState) -> LegState:
+    """A filled or over-filled leg whose named order the broker replaced names the replacement instead, once the
+    broker reported it (the replace's answer may have been lost, or the over-fill learned before it came): an
+    order still open there could only over-fill the leg (further), and the engine cancels the named one."""
+    active = state.active_order
+    for _ in state.orders:  # a chain is never longer than the leg's orders
+        successor = _successor_of(state, active) if _was_replaced(active) else None
+        if successor is None:
+            break
+        active = successor
+    if active is None or active.client_order_id == state.active_client_order_id:
+        return state
+    return evolve(state, {"active_client_order_id": active.client_order_id})
 
 
 def _close_active(state: LegState, active: OrderRecord) -> LegState:
@@ -243,15 +275,7 @@ def _adopt_replacement(state: LegState, replaced: OrderRecord, ts: datetime, run
     Until the broker has reported it (it names the order it `replaces`), the leg waits as it is. An earlier
     replacement of the same order that the broker rejected never replaced it: the latest one not rejected did.
     """
-    order_id = replaced.order_id
-    successor = next(
-        (
-            r
-            for r in reversed(state.orders)
-            if r.replaces == order_id and r.order_id != order_id and r.status is not OrderStatus.REJECTED
-        ),
-        None,
-    )
+    successor = _successor_of(state, replaced)
     if successor is None:
         return state
     changes = {
@@ -263,6 +287,22 @@ def _adopt_replacement(state: LegState, replaced: OrderRecord, ts: datetime, run
     if state.status is LegStatus.CANCELING:  # the cancel went to the replaced order: the broker refuses it
         return _settle(_go(state, LegTrigger.CANCEL_FAILED, **changes), ts, run_id)
     return _settle(evolve(state, changes), ts, run_id)
+
+
+def _successor_of(state: LegState, replaced: OrderRecord | None) -> OrderRecord | None:
+    """The reported replacement of `replaced`: the latest order naming it that the broker did not reject (an
+    earlier, rejected replacement of the same order never replaced it)."""
+    order_id = None if replaced is None else replaced.order_id
+    if order_id is None:
+        return None
+    for record in reversed(state.orders):
+        if (
+            record.replaces == order_id
+            and record.order_id != order_id
+            and record.status is not OrderStatus.REJECTED
+        ):
+            return record
+    return None
 
 
 def _survivor_of(state: LegState, closed: OrderRecord | None) -> OrderRecord | None:

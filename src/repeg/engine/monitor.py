@@ -35,6 +35,7 @@ from repeg.domain.quote import Quote, QuoteVerdict, assess_quote
 from repeg.engine.bus import EventBus, Inbox, UpdateRouter
 from repeg.engine.clock import Clock
 from repeg.engine.gateway import OrderGateway
+from repeg.engine.open_orders import closing, left_open, left_open_anew, replace_pending
 from repeg.errors import SafetyLimitError
 from repeg.market.base import QuoteFeed
 from repeg.policy.decide import Action, Escalate, ExecutionPolicy, Replace, Skip, Submit, Wait
@@ -71,16 +72,6 @@ def _recorded_quote(leg: LegState, quote: Quote | None, verdict: QuoteVerdict) -
     return quote
 
 
-def _replace_pending(leg: LegState) -> bool:
-    """True while an order the leg replaced is still pending the replace at the broker: it may still fill (and
-    the replacement be rejected), so neither a cancel of the replacement nor a remainder may be sent yet."""
-    active = leg.active_client_order_id
-    for record in leg.orders:
-        if record.status is OrderStatus.PENDING_REPLACE and record.client_order_id != active:
-            return True
-    return False
-
-
 def _refused_back_to_work(before: LegState, after: LegState) -> bool:
     """True when a refused cancel or replace put a leg back to work its live order (out of `canceling` or
     `replacing`, or from a replacement that never worked back to the order it was to replace)."""
@@ -101,21 +92,6 @@ def _rejected_order(leg: LegState) -> str | None:
     if last.status is not OrderStatus.REJECTED or last.replaces is not None:
         return None
     return last.order_id or last.client_order_id
-
-
-def _closing(leg: LegState) -> bool:
-    """A leg given up while its order worked: done, but the order's cancel is not confirmed, so it may fill."""
-    if not leg.is_done:
-        return False
-    active = leg.active_order
-    return active is not None and active.order_id is not None and not active.is_terminal
-
-
-def _left_open(leg: LegState) -> bool:
-    """True when a leg filled in full (or failed by a broker's over-fill, see `repeg.domain.leg`) still has its
-    order open at the broker: that order could only (further) over-fill it, e.g. an uncapped replacement of an
-    order that filled while the replace was pending."""
-    return (leg.status is LegStatus.FILLED or leg.overfilled) and _closing(leg)
 
 
 def _last_order_id(leg: LegState) -> str | None:
@@ -208,6 +184,8 @@ class PhaseMonitor:
                 continue
             if update.event in _REFUSALS and self._after_refusal(index, before, bus.leg(index), now):
                 continue
+            if index not in self._active and left_open_anew(before, bus.leg(index)):
+                self._recancel.add(index)  # a replacement reported after its leg ended: cancelled at once
             if _decision_changed(before, bus.leg(index)) or index not in self._active:
                 self._dirty.add(index)  # (a done leg whose order still works: is it closed now?)
 
@@ -215,7 +193,7 @@ class PhaseMonitor:
         """The broker refused, after accepting it, a cancel or replace of a still-live order. Like a refusal
         answered at once, it is acted on at the leg's next check, not right away: a working leg is decided on
         again; a leg already given up has its order's cancel requested again. False when neither applies."""
-        if _closing(after) and index not in self._active:
+        if closing(after) and index not in self._active:
             self._recancel.add(index)
         elif not _refused_back_to_work(before, after):
             return False
@@ -225,7 +203,7 @@ class PhaseMonitor:
     async def _recancel_closing(self, index: int) -> None:
         """Request again the cancel of a done leg's open order, which the broker refused (again if refused again)."""
         self._recancel.discard(index)
-        if _closing(self._ctx.bus.leg(index)):
+        if closing(self._ctx.bus.leg(index)):
             await self._cancel_left_open(index, reason="give_up")
 
     async def _poll_working(self) -> None:
@@ -303,7 +281,7 @@ class PhaseMonitor:
                 continue
             if leg.is_done or leg.status in _AWAITING_BROKER:
                 return  # nothing can be decided until the broker answers the request in flight
-            if _replace_pending(leg):
+            if replace_pending(leg):
                 break  # the replaced order may still fill: the remainder is not known yet
             giving_up = self._giving_up.get(index)
             if giving_up is not None:
@@ -349,7 +327,7 @@ class PhaseMonitor:
     async def _refresh(self, index: int) -> None:
         """Keep the working/active sets in step with the leg; record the end of a leg that just filled."""
         leg = self._ctx.bus.leg(index)
-        if leg.status in IN_FLIGHT or _closing(leg):
+        if leg.status in IN_FLIGHT or closing(leg):
             self._working.add(index)
         else:
             self._working.discard(index)
@@ -358,11 +336,11 @@ class PhaseMonitor:
             self._due_at.pop(index, None)
             if leg.status is LegStatus.FILLED:
                 await self._finish(leg, LegStatus.FILLED, "")
-            if _left_open(leg):
+            if left_open(leg):
                 await self._cancel_left_open(index)
 
     async def _cancel_left_open(self, index: int, reason: str = "leg_done") -> None:
-        """Cancel the open order of a done leg (`_left_open`, or a given-up leg's). A refused cancel is requested
+        """Cancel the open order of a done leg (`left_open`, or a given-up leg's). A refused cancel is requested
         again at the leg's next check (and at the hard stop), until one goes out."""
         if not await self._ctx.gateway.cancel(index, reason=reason):
             self._recancel.add(index)
@@ -415,7 +393,7 @@ class PhaseMonitor:
                 remaining_qty=str(leg.remaining_qty),
                 reason=reason,
             )
-        if leg.status is LegStatus.WORKING and not _replace_pending(leg):
+        if leg.status is LegStatus.WORKING and not replace_pending(leg):
             await self._ctx.gateway.cancel(leg.index, REASON_ESCALATE)
 
     async def _escalate_all(self, now: datetime, reason: str) -> None:
@@ -423,7 +401,7 @@ class PhaseMonitor:
             leg = self._ctx.bus.leg(index)
             if leg.status is LegStatus.WORKING and not leg.escalated:
                 await self._escalate(leg, reason)
-                if _replace_pending(leg):
+                if replace_pending(leg):
                     self._schedule(index, now + self._check_interval)  # its cancel waits for the replace
                 await self._refresh(index)
         self._last_activity = now

@@ -1,0 +1,43 @@
+"""What a leg's orders still open at the broker ask of the phase monitor.
+
+Pure reads of a folded `LegState`: whether a replace is still pending (nothing may be sized or cancelled on top of
+it), and whether a done leg still names an open order, which the monitor must cancel (it could only fill a leg
+given up, or over-fill one filled in full or already over-filled).
+"""
+
+from __future__ import annotations
+
+from repeg.domain.leg import LegState
+from repeg.domain.lifecycle import LegStatus
+from repeg.domain.orders import OrderStatus
+
+
+def replace_pending(leg: LegState) -> bool:
+    """True while an order the leg replaced is still pending the replace at the broker: it may still fill (and
+    the replacement be rejected), so neither a cancel of the replacement nor a remainder may be sent yet."""
+    active = leg.active_client_order_id
+    for record in leg.orders:
+        if record.status is OrderStatus.PENDING_REPLACE and record.client_order_id != active:
+            return True
+    return False
+
+
+def closing(leg: LegState) -> bool:
+    """A leg given up while its order worked: done, but the order's cancel is not confirmed, so it may fill."""
+    if not leg.is_done:
+        return False
+    active = leg.active_order
+    return active is not None and active.order_id is not None and not active.is_terminal
+
+
+def left_open(leg: LegState) -> bool:
+    """True when a leg filled in full (or failed by a broker's over-fill, see `repeg.domain.leg`) still has its
+    order open at the broker: that order could only (further) over-fill it, e.g. an uncapped replacement of an
+    order that filled while the replace was pending."""
+    return (leg.status is LegStatus.FILLED or leg.overfilled) and closing(leg)
+
+
+def left_open_anew(before: LegState, after: LegState) -> bool:
+    """True when an update named another open order for a leg `left_open`: the replacement of the order it named,
+    reported only after the leg ended (the replace's answer was lost, or the over-fill came first)."""
+    return left_open(after) and after.active_client_order_id != before.active_client_order_id
