@@ -218,6 +218,31 @@ def test_an_update_without_its_execution_draws_the_price_its_cumulative_average_
     assert fills(leg_paths(events)[0]) == [(Decimal(40), Decimal("10.02")), (Decimal(60), Decimal("10.0117"))]
 
 
+def test_an_execution_reported_without_a_cumulative_average_still_counts_in_the_next_implied_price() -> None:
+    # The update reports its execution (40 @ 10.02) but no cumulative average.
+    partial = order("b", CID_B, "10.02", OrderStatus.PARTIALLY_FILLED, filled="40", replaces="a")
+    done = order("b", CID_B, "10.02", OrderStatus.FILLED, filled="100", avg="10.015", replaces="a")
+    events = [
+        *replaced_chain(),
+        updated(8, OrderEvent.PARTIAL_FILL, partial, fill=("40", "10.02")),
+        updated(9, OrderEvent.FILL, done),
+    ]
+    # The first 40 were at 10.02 (their execution says so): the other 60 at (1001.5 - 400.8) / 60 = 10.0117.
+    assert fills(leg_paths(events)[0]) == [(Decimal(40), Decimal("10.02")), (Decimal(60), Decimal("10.0117"))]
+
+
+def test_no_price_is_implied_for_an_execution_after_one_whose_price_is_unknown() -> None:
+    partial = order("b", CID_B, "10.02", OrderStatus.PARTIALLY_FILLED, filled="40", replaces="a")
+    done = order("b", CID_B, "10.02", OrderStatus.FILLED, filled="100", avg="10.015", replaces="a")
+    events = [
+        *replaced_chain(),
+        updated(8, OrderEvent.PARTIAL_FILL, partial),
+        updated(9, OrderEvent.FILL, done),
+    ]
+    # Neither the first 40's price nor so the last 60's is known: (1001.5 - 0) / 60 = 16.69 would be invented.
+    assert fills(leg_paths(events)[0]) == [(Decimal(40), None), (Decimal(60), None)]
+
+
 def test_an_update_journaled_without_its_leg_is_drawn_on_the_leg_of_its_client_order_id() -> None:
     done = order("b", CID_B, "10.02", OrderStatus.FILLED, filled="100", avg="10.02", replaces="a")
     events = [*replaced_chain(), updated(8, OrderEvent.FILL, done, fill=("100", "10.02"), leg=None)]

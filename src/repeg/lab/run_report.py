@@ -99,7 +99,8 @@ class _PathBuilder:
     resting_order: str | None = None
     seen: set[str] = field(default_factory=set)
     filled: dict[str, Decimal] = field(default_factory=dict)
-    notional: dict[str, Decimal] = field(default_factory=dict)
+    #: Per order, the cumulative notional of its executions so far; None once one's price is unknown.
+    notional: dict[str, Decimal | None] = field(default_factory=dict)
 
     def order_reported(self, order: BrokerOrder, ts: datetime, fill: Fill | None) -> None:
         """The broker's view of one order: its first report starts its limit, a growth of its cumulative fill is
@@ -137,15 +138,17 @@ class _PathBuilder:
         if order.filled_qty <= before:
             return
         qty = order.filled_qty - before
-        notional = ZERO if order.filled_avg_price is None else order.filled_qty * order.filled_avg_price
+        earlier = self.notional.get(order.order_id, ZERO)  # None: some earlier execution's price is unknown
+        total = None if order.filled_avg_price is None else order.filled_qty * order.filled_avg_price
         price: Decimal | None = None
         if fill is not None and fill.qty == qty:
             price, ts = fill.price, fill.ts
-        elif order.filled_avg_price is not None:
-            implied = (notional - self.notional.get(order.order_id, ZERO)) / qty
-            price = implied.quantize(_PRICE_UNIT, rounding=ROUND_HALF_EVEN)
+        elif total is not None and earlier is not None:
+            price = ((total - earlier) / qty).quantize(_PRICE_UNIT, rounding=ROUND_HALF_EVEN)
+        if total is None:
+            total = None if price is None or earlier is None else earlier + price * qty
         self.filled[order.order_id] = order.filled_qty
-        self.notional[order.order_id] = notional
+        self.notional[order.order_id] = total
         self.events.append(
             PathEvent(ts=ts, kind=PathEventKind.FILL, price=price, qty=plain(qty), order_id=order.order_id)
         )
