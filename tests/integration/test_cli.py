@@ -16,9 +16,11 @@ from click.testing import Result
 from tests.fakes.alpaca_server import FakeAlpacaServer
 from typer.testing import CliRunner
 
+import repeg.planning.parse
 import repeg.simulation
 from repeg.cli.app import build_app
 from repeg.cli.exit_codes import ExitCode
+from repeg.journal.sqlite import SqliteJournal
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -488,3 +490,125 @@ def test_a_negative_lab_seed_is_refused_naming_the_option(workdir: Path) -> None
     result = CliRunner().invoke(build_app(), [*args, "--seed", "-1"])
     assert result.exit_code == ExitCode.BAD_INPUT
     assert "--seed" in result.stderr
+
+
+# --- Ctrl-C before any order --------------------------------------------------------------------------------
+
+
+def _interrupt() -> None:
+    raise KeyboardInterrupt
+
+
+def _ctrl_c_caught_by_a_library(wrap: bool) -> None:
+    """A real SIGINT, delivered now (`raise_signal` runs the handler before it returns), whose KeyboardInterrupt a
+    library catches: pydantic raises its SchemaError instead, a finalizer's is printed "Exception ignored"."""
+    import signal
+
+    try:
+        signal.raise_signal(signal.SIGINT)
+    except KeyboardInterrupt:
+        if wrap:
+            raise ValueError("Error building validator: KeyboardInterrupt") from None
+
+
+@pytest.mark.parametrize("library", ["none", "wraps", "swallows"])
+def test_ctrl_c_while_the_commands_load_exits_130_in_one_line_not_a_traceback(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], library: str
+) -> None:
+    # A Ctrl-C in the first half second of `repeg run` (the command modules still importing) escaped `main` as
+    # a raw KeyboardInterrupt: a Python traceback, where a later Ctrl-C exits 130 cleanly. Caught by a library
+    # the import ran, it was a traceback of that library's error, or lost (and the run went on).
+    import importlib
+
+    import repeg.cli.app
+
+    real = importlib.import_module
+
+    def import_module(name: str, package: str | None = None) -> object:
+        if name == "repeg.cli.lab_cmds":
+            _interrupt() if library == "none" else _ctrl_c_caught_by_a_library(wrap=library == "wraps")
+        return real(name, package)
+
+    monkeypatch.setattr(repeg.cli.app.importlib, "import_module", import_module)
+    monkeypatch.setattr(sys, "argv", ["repeg", "run", str(EXAMPLES / "trades.csv"), "--journal", "j.db"])
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            repeg.cli.app.main()
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C while the commands load escaped main() as a KeyboardInterrupt (a traceback)")
+    assert (stopped.value.code, capsys.readouterr().err) == (130, "interrupted\n")
+    assert not (workdir / "j.db").exists()
+
+
+def test_the_entry_points_module_imports_neither_typer_nor_rich() -> None:
+    # The console script imports `repeg.cli.app` before `main()` can catch a Ctrl-C: what that import loads is
+    # a window in which Ctrl-C prints a traceback, so it must stay tiny.
+    probe = "import sys, repeg.cli.app; print(sorted({'typer', 'rich'} & set(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]"
+
+
+def test_ctrl_c_while_the_plan_loads_exits_130_with_the_same_line(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("repeg.planning.parse.load_plan", lambda path: _interrupt())
+    result = invoke(EXAMPLES / "trades.csv", "--run-id", "c1")
+    assert (result.exit_code, result.stderr) == (130, "interrupted\n")
+    assert result.stdout == ""
+
+
+def test_ctrl_c_during_an_in_process_run_exits_130_and_keeps_what_was_journaled(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from repeg.domain.events import RunStarted
+
+    class _CtrlC:
+        async def emit(self, event: object) -> None:
+            if isinstance(event, RunStarted):
+                _interrupt()
+
+    real = repeg.simulation.simulate
+    monkeypatch.setattr(
+        repeg.simulation, "simulate", lambda *a, **kw: real(*a, **{**kw, "sinks": [*kw["sinks"], _CtrlC()]})
+    )
+    result = invoke(EXAMPLES / "trades.csv", "--run-id", "c2", "--journal", workdir / "j.db")
+    store = SqliteJournal(workdir / "j.db", create=False)
+    try:
+        kinds = [type(event) for event in store.events("c2")]
+    finally:
+        store.close()
+    assert (result.exit_code, result.stderr) == (130, "interrupted\n")
+    assert kinds == [RunStarted]
+
+
+def test_ctrl_c_a_library_turned_into_its_own_error_while_loading_is_no_internal_error(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Seen with a real Ctrl-C 0.6 s into `repeg run`: "internal error: SchemaError ... KeyboardInterrupt", exit 1,
+    # after a logged traceback.
+    real = repeg.planning.parse.load_plan
+    monkeypatch.setattr(
+        "repeg.planning.parse.load_plan", lambda path: (_ctrl_c_caught_by_a_library(True), real(path))[1]
+    )
+    result = invoke(EXAMPLES / "trades.csv", "--run-id", "c3")
+    assert (result.exit_code, result.stderr) == (130, "interrupted\n")
+
+
+def test_ctrl_c_a_library_swallowed_while_loading_still_stops_the_run_before_any_order(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Seen with a real Ctrl-C while a large quote file loaded: "Exception ignored in: <function
+    # _get_module_lock.<locals>.cb>... KeyboardInterrupt", and then the run traded the whole plan, exit 0.
+    real = repeg.planning.parse.load_plan
+    monkeypatch.setattr(
+        "repeg.planning.parse.load_plan", lambda path: (_ctrl_c_caught_by_a_library(False), real(path))[1]
+    )
+    result = invoke(EXAMPLES / "trades.csv", "--run-id", "c4", "--journal", workdir / "j.db")
+    assert (result.exit_code, result.stderr, result.stdout) == (130, "interrupted\n", "")
+    store = SqliteJournal(workdir / "j.db", create=False)
+    try:
+        assert not store.has_run("c4")
+    finally:
+        store.close()

@@ -3,15 +3,20 @@
 Each module named in `COMMAND_MODULES` exposes `register(app: typer.Typer) -> None` and adds its commands there.
 To add a command, write such a module and append its name here; keep heavy imports (brokers, plotting, Ray)
 inside the command functions so that `repeg --help` stays fast.
+
+This module itself imports nothing heavy (typer loads in `build_app`): the console script imports it before
+`main` runs, and a Ctrl-C during that import would print a traceback instead of `main`'s one line.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Sequence
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, NoReturn, Protocol, cast
 
-import typer
+if TYPE_CHECKING:
+    import typer
 
 #: Modules that contribute commands, in the order their commands appear in `--help`.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -29,6 +34,8 @@ class _CommandModule(Protocol):
 
 def build_app(modules: Sequence[str] = COMMAND_MODULES) -> typer.Typer:
     """A fresh app with every command module registered (tests build their own)."""
+    import typer
+
     app = typer.Typer(
         name="repeg",
         help="Phased smart-limit execution of US equity trades, on a built-in exchange simulator or Alpaca.",
@@ -54,5 +61,30 @@ def build_app(modules: Sequence[str] = COMMAND_MODULES) -> typer.Typer:
 
 
 def main() -> None:
-    """Console-script entry point (`repeg`)."""
-    build_app()()
+    """Console-script entry point (`repeg`).
+
+    A Ctrl-C before a command runs (while the commands load) ends like one during it: one line, exit 130, also
+    when a library the import ran caught the KeyboardInterrupt (see `repeg.cli.interrupts`).
+    """
+    watch = None
+    try:
+        from repeg.cli.interrupts import CtrlCWatch
+
+        watch = CtrlCWatch()
+        with watch:
+            app = build_app()
+            watch.done()
+        app()
+    except KeyboardInterrupt:
+        _exit_interrupted()
+    except Exception:
+        if watch is None or not watch.seen:
+            raise
+        _exit_interrupted()
+
+
+def _exit_interrupted() -> NoReturn:
+    from repeg.cli.exit_codes import INTERRUPTED_MESSAGE, ExitCode
+
+    print(INTERRUPTED_MESSAGE, file=sys.stderr)
+    raise SystemExit(ExitCode.INTERRUPTED) from None

@@ -8,7 +8,10 @@
 | 3 | partial: the run ended with some legs not (fully) filled, or a graceful stop (Ctrl-C, SIGTERM) left it resumable |
 | 4 | failed: the broker, the market data source or the journal failed, or the run ended `failed` |
 
-A second Ctrl-C, or Ctrl-C during an in-process simulator run, exits 130 (128 + SIGINT) without a result.
+A Ctrl-C before the run sends anything (while repeg loads, reads the plan, the config or the quotes, or opens
+the journal), a second Ctrl-C, or Ctrl-C during an in-process simulator run, exits 130 (128 + SIGINT) without a
+result, with the one line `interrupted` on stderr (a second Ctrl-C exits at once, without it). Whatever the run
+journaled before stays in the journal.
 """
 
 from __future__ import annotations
@@ -35,6 +38,11 @@ class ExitCode(IntEnum):
     BAD_INPUT = 2
     PARTIAL = 3
     FAILED = 4
+    INTERRUPTED = 130  # 128 + SIGINT, the shell convention
+
+
+#: The one line on stderr of a run interrupted by Ctrl-C without a graceful stop (see the module's docstring).
+INTERRUPTED_MESSAGE = "interrupted"
 
 
 _STATUS_CODES: dict[str, ExitCode] = {

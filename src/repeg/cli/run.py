@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,7 +20,8 @@ import structlog
 import typer
 from rich.console import Console
 
-from repeg.cli.exit_codes import ExitCode, exit_code_for_error, exit_code_for_status
+from repeg.cli.exit_codes import INTERRUPTED_MESSAGE, ExitCode, exit_code_for_error, exit_code_for_status
+from repeg.cli.interrupts import CtrlCWatch
 from repeg.errors import ConfigError, RepegError
 from repeg.logging import configure_logging
 
@@ -123,32 +125,47 @@ def run(
     show_live = not json_output and out.is_terminal
     if not out.is_terminal:
         out.width = max(out.width, PIPE_WIDTH)  # a pipe or file gets whole tables, not 80-column ellipses
+    watch = CtrlCWatch()  # Ctrl-C while loading, before any order: see `repeg.cli.interrupts`
     try:
-        configure_logging(json_output=log_json, level=log_level or ("info" if log_json else "warning"))
-        result = _execute(
-            plan,
-            quotes=quotes,
-            config=config,
-            seed=seed,
-            run_id=run_id,
-            broker=broker,
-            live_console=out if show_live else None,
-            journal=journal,
-            sim_url=sim_url,
-            alpaca=AlpacaFlags(confirm=confirm, allow_closed=allow_closed, dry_run=dry_run, feed=feed),
-        )
-    except RepegError as exc:
-        err.print(f"error: {exc}", markup=False)
-        raise typer.Exit(exit_code_for_error(exc)) from None
+        with watch:
+            configure_logging(json_output=log_json, level=log_level or ("info" if log_json else "warning"))
+            result = _execute(
+                plan,
+                quotes=quotes,
+                config=config,
+                seed=seed,
+                run_id=run_id,
+                broker=broker,
+                live_console=out if show_live else None,
+                journal=journal,
+                sim_url=sim_url,
+                alpaca=AlpacaFlags(confirm=confirm, allow_closed=allow_closed, dry_run=dry_run, feed=feed),
+                loaded=watch.done,
+            )
+    except KeyboardInterrupt:  # before any order, or during an in-process run: the journal is closed already
+        raise _interrupted(err) from None
     except Exception as exc:
-        log.exception("internal_error")
-        err.print(f"internal error: {type(exc).__name__}: {exc}", markup=False)
-        raise typer.Exit(ExitCode.INTERNAL) from None
+        raise _interrupted(err) if watch.seen else _failed(err, exc) from None
     _print_result(out, result, json_output=json_output)
     # A dry run sends nothing, so every leg ends refused by design (error `dry_run`): reaching the end is its
     # success. Refusals before any order still exit 2, and a broker failure 4, through the errors above.
     dry_run_done = dry_run and broker.startswith("alpaca-")
     raise typer.Exit(ExitCode.OK if dry_run_done else exit_code_for_status(result.status))
+
+
+def _interrupted(err: Console) -> typer.Exit:
+    err.print(INTERRUPTED_MESSAGE, markup=False)
+    return typer.Exit(ExitCode.INTERRUPTED)
+
+
+def _failed(err: Console, exc: Exception) -> typer.Exit:
+    """The one line and exit code of an error that ended the run (call it while handling `exc`)."""
+    if isinstance(exc, RepegError):
+        err.print(f"error: {exc}", markup=False)
+        return typer.Exit(exit_code_for_error(exc))
+    log.exception("internal_error")
+    err.print(f"internal error: {type(exc).__name__}: {exc}", markup=False)
+    return typer.Exit(ExitCode.INTERNAL)
 
 
 class StdoutConsole(Console):
@@ -190,8 +207,9 @@ def _execute(
     journal: str = "repeg.db",
     sim_url: str | None = None,
     alpaca: AlpacaFlags | None = None,
+    loaded: Callable[[], None] = lambda: None,
 ) -> ExecutionResult:
-    """Load everything (refusing bad input before any order), then run on the simulator."""
+    """Load everything (refusing bad input before any order), call `loaded`, then run on the broker."""
     from repeg.api import default_run_id
     from repeg.cli.settings import load_settings
     from repeg.market.loaders import load_quotes
@@ -223,6 +241,7 @@ def _execute(
             from repeg.cli.live import LiveView
 
             sinks.append(stack.enter_context(LiveView(live_console)))
+        loaded()
         if broker.startswith("alpaca-") and store.has_run(run_id):
             from repeg.cli.journal_run import resume_on_alpaca
 
