@@ -38,7 +38,7 @@ from repeg.lab.run_report import (
     recorded_market_view,
     run_report,
 )
-from repeg.lab.run_report_html import render_run_html, run_figures, symbol_figure_ids
+from repeg.lab.run_report_html import legs_table, render_run_html, run_figures, symbol_figure_ids
 from repeg.market.source import quote_file_source
 from repeg.market.tape import to_ns
 from repeg.simulation import MarketSettings, synthetic_market, synthetic_source
@@ -484,3 +484,28 @@ def test_a_run_without_an_end_is_unfinished_and_its_resting_limit_drawn_to_the_l
     (figure,) = run_figures(report, market_view(report, None)).values()
     limit = next(trace for trace in figure.data if trace.name == "limit: leg 0 buy")
     assert [x for x in limit.x if x is not None][-1] == at(9)
+
+
+def test_the_leg_table_gives_no_time_to_fill_for_a_leg_that_did_not_fill() -> None:
+    # A leg that ended incomplete never filled: the time from its first order to its end is no "time to fill"
+    # (the summary's mean time to fill likewise counts filled legs only).
+    partial = order("b", CID_B, "10.02", OrderStatus.PARTIALLY_FILLED, filled="40", avg="10.02", replaces="a")
+    gone = order("b", CID_B, "10.02", OrderStatus.CANCELED, filled="40", avg="10.02", replaces="a")
+    events = [
+        *replaced_chain(),
+        updated(8, OrderEvent.PARTIAL_FILL, partial, fill=("40", "10.02")),
+        updated(30, OrderEvent.CANCELED, gone),
+        LegFinished(**_stamp(30), status="incomplete", reason="deadline"),
+        RunEnded(**_stamp(30, None), status="partial"),
+    ]
+    result = run_report(RUN, events, "j.db").result
+    headers = re.findall(r"<th>([^<]*)</th>", legs_table(result))
+    (row,) = re.findall(r"<tr>(<td.*?)</tr>", legs_table(result))
+    cells = dict(zip(headers, re.findall(r"<td[^>]*>([^<]*)</td>", row), strict=True))
+    assert (cells["state"], cells["filled"]) == ("incomplete", "40")
+    assert cells["time to fill s"] == "–"
+
+
+def test_the_leg_table_gives_the_time_to_fill_of_a_filled_leg() -> None:
+    result = run_report(RUN, _escalated_chain(), "j.db").result
+    assert "<td>30.0</td>" in legs_table(result)  # first order at 1 s, filled at 31 s

@@ -24,6 +24,7 @@ import plotly.graph_objects as go
 import structlog
 
 from repeg.domain.leg import LegState
+from repeg.domain.lifecycle import LegStatus
 from repeg.domain.order_record import OrderRecord
 from repeg.lab.report_data import MarketSeries
 from repeg.lab.report_figures import Overlay, add_path, market_traces, overlay_traces
@@ -80,10 +81,16 @@ def _leg_row(leg: LegResult) -> list[str]:
         signed_text(leg.cost_bps, 2, _NONE),
         str(leg.repegs),
         "yes" if leg.escalated else "no",
-        seconds_text(leg.time_to_complete_s, _NONE),
+        seconds_text(_time_to_fill(leg), _NONE),
         str(len(leg.order_ids)),
         "" if leg.error is None else html.escape(leg.error),
     ]
+
+
+def _time_to_fill(leg: LegResult) -> float | None:
+    """The leg's time to complete when it filled; a leg that ended otherwise has no time to fill (as the summary's
+    mean time to fill counts filled legs only)."""
+    return leg.time_to_complete_s if leg.status is LegStatus.FILLED else None
 
 
 def legs_table(result: ExecutionResult) -> str:
