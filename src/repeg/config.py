@@ -1,7 +1,7 @@
 """Execution configuration: every tunable of a run, validated once at start.
 
-`load_config` turns a TOML file or a mapping into an `ExecutionConfig`; any bad key raises `ConfigError` naming
-the key and the value, before anything is sent.
+`load_config` (a TOML file) and `config_from_mapping` (a mapping) turn settings into an `ExecutionConfig`; any bad
+key raises `ConfigError` naming the key and the value, before anything is sent.
 """
 
 from __future__ import annotations
@@ -189,7 +189,7 @@ class ExecutionConfig(BaseModel):
 
     @model_validator(mode="after")
     def _first_step_not_behind_initial_offset(self, info: ValidationInfo) -> ExecutionConfig:
-        """The initial limit and every re-peg price at `near + fraction x spread`, so a first step under
+        """The initial limit and every re-peg price lie at `near + fraction x spread`, so a first step under
         `initial_offset` re-prices a working order away from the far side (a buy from 100.06 to 100.04 on a
         100.00/100.08 quote with 0.75 then 0.5). Refused here, naming initial_offset; an equal first step is
         allowed (it follows a moved market at the same fraction)."""

@@ -110,3 +110,41 @@ def test_readme_simulator_table_lists_exactly_the_simulator_keys_with_their_defa
         line for line in (REPO / "README.md").read_text().splitlines() if "market.symbols." in line
     )
     assert set(re.findall(r"(\w+) = ", symbol_row)) == set(SymbolSettings.model_fields)
+
+
+def _resolves(dotted: str) -> bool:
+    """Whether `repeg.a.b.c` names a module, or an attribute of one."""
+    import importlib
+
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            target: object = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:]:
+            if not hasattr(target, attr):
+                return False
+            target = getattr(target, attr)
+        return True
+    return False
+
+
+def test_every_path_and_repeg_name_the_docs_give_exists() -> None:
+    """The module map and the docs name files (`src/repeg/market/source.py`, `brokers/base.py`, `text.py` in a
+    row of `report/`) and dotted names (`repeg.config.classic_ladder`): each must still be there."""
+    sources = [
+        path.relative_to(REPO / "src" / "repeg").as_posix() for path in (REPO / "src" / "repeg").rglob("*.py")
+    ]
+    missing = []
+    for doc in DOCS:
+        text = doc.read_text(encoding="utf-8")
+        for token in re.findall(r"`([\w./-]+(?:\.py|\.sh|/))`", text):
+            bases = (REPO, REPO / "src", REPO / "src" / "repeg")
+            known = any((base / token).exists() for base in bases) or any(
+                source.endswith("/" + token) for source in sources
+            )
+            missing += [] if known else [f"{doc.name}: {token}"]
+        names = set(re.findall(r"\brepeg(?:\.[A-Za-z_]\w*)+", text)) - {"repeg.db"}
+        missing += [f"{doc.name}: {name}" for name in sorted(names) if not _resolves(name)]
+    assert missing == []
