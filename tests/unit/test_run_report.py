@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -509,3 +511,36 @@ def test_the_leg_table_gives_no_time_to_fill_for_a_leg_that_did_not_fill() -> No
 def test_the_leg_table_gives_the_time_to_fill_of_a_filled_leg() -> None:
     result = run_report(RUN, _escalated_chain(), "j.db").result
     assert "<td>30.0</td>" in legs_table(result)  # first order at 1 s, filled at 31 s
+
+
+def test_a_recorded_quote_file_that_is_now_a_pipe_is_not_read_and_the_note_says_so(tmp_path: Path) -> None:
+    # A tampered (or reused) path: reading a FIFO (or /dev/zero) to hash it would block the report forever.
+    quotes = _quotes(tmp_path / "q.csv", [(0, "AAA", "10.00", "10.02")])
+    events = _with_source(replaced_chain(), quote_file_source(quotes))
+    quotes.unlink()
+    os.mkfifo(quotes)
+    views: list[MarketView] = []
+    worker = threading.Thread(
+        target=lambda: views.append(recorded_market_view(run_report(RUN, events, "j.db"), None)), daemon=True
+    )
+    worker.start()
+    worker.join(timeout=10)
+    if worker.is_alive():  # release the blocked reader (it sees an empty pipe) before failing
+        os.close(os.open(quotes, os.O_WRONLY | os.O_NONBLOCK))
+        worker.join(timeout=10)
+        pytest.fail("the report blocked reading a pipe at the recorded quote file's path")
+    (view,) = views
+    assert view.series == {}
+    assert view.note is not None
+    assert "is no longer a regular file" in view.note
+
+
+def test_a_recorded_quote_file_of_another_size_has_changed_and_is_not_drawn(tmp_path: Path) -> None:
+    quotes = _quotes(tmp_path / "q.csv", [(0, "AAA", "10.00", "10.02")])
+    events = _with_source(replaced_chain(), quote_file_source(quotes))
+    size = quotes.stat().st_size
+    quotes.write_text(quotes.read_text() + "\n")
+    view = recorded_market_view(run_report(RUN, events, "j.db"), None)
+    assert view.series == {}
+    assert view.note is not None
+    assert f"has changed since the run ({size + 1:,} bytes, recorded {size:,})" in view.note

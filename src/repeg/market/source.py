@@ -8,6 +8,7 @@ the file at that path still has the same content).
 from __future__ import annotations
 
 import hashlib
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,9 +41,24 @@ class FileCheck:
 
 
 def check_recorded(source: QuoteFileSource) -> FileCheck:
-    """Is the file the run replayed still at its recorded path, with the recorded SHA-256?"""
+    """Is the file the run replayed still at its recorded path, with the recorded SHA-256?
+
+    Only a regular file of the recorded size is hashed: a pipe or a device at that path (a tampered or reused
+    journal) would block or never end, and a file of another size has changed without reading gigabytes.
+    """
     path = Path(source.path)
     try:
+        found = path.stat()
+        if not stat.S_ISREG(found.st_mode):
+            return FileCheck(
+                False, f"The quote file the run replayed, {source.path}, is no longer a regular file."
+            )
+        if found.st_size != source.size_bytes:
+            return FileCheck(
+                False,
+                f"The quote file the run replayed, {source.path}, has changed since the run "
+                f"({found.st_size:,} bytes, recorded {source.size_bytes:,}).",
+            )
         digest = file_sha256(path)
     except FileNotFoundError:
         return FileCheck(False, f"The quote file the run replayed, {source.path}, is no longer there.")
