@@ -238,7 +238,10 @@ def resume(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON document.")] = False,
     log_json: Annotated[bool, typer.Option("--log-json", help="Log JSON lines to stderr.")] = False,
     log_level: Annotated[
-        str | None, typer.Option("--log-level", help="debug, info, warning or error.")
+        str | None,
+        typer.Option(
+            "--log-level", help="debug, info, warning or error (default: warning; info with --log-json)."
+        ),
     ] = None,
 ) -> None:
     """Reconcile an interrupted run with its broker, then finish its remaining legs."""
