@@ -23,6 +23,7 @@ from repeg.cli.settings import load_settings
 from repeg.config import ExecutionConfig
 from repeg.domain.events import RunStarted, SyntheticSource
 from repeg.journal.sqlite import SqliteJournal
+from repeg.market.source import quote_file_source
 from repeg.planning.derive import plan_symbols
 from repeg.planning.parse import load_plan
 from repeg.simulation import synthetic_market, synthetic_tape_of
@@ -237,12 +238,12 @@ def test_resume_with_config_replaces_a_journaled_configuration_repeg_no_longer_r
     assert reached == [ExecutionConfig(fill_wait_seconds=3.0)], stderr
 
 
-def _unfinished_copy(journal: Path, target: Path) -> None:
-    """`target` holds the first half of the demo run's events: a run that crashed mid-way (no RunEnded)."""
+def _unfinished_copy(journal: Path, target: Path, run_id: str = "demo1") -> None:
+    """`target` holds the first half of the run's events: a run that crashed mid-way (no RunEnded)."""
     from repeg.engine.clock import run_virtual
 
     source = SqliteJournal(journal, create=False)
-    events = source.events("demo1")
+    events = source.events(run_id)
     source.close()
     copy = SqliteJournal(target)
 
@@ -355,8 +356,8 @@ def test_show_names_the_market_data_the_run_ran_on(journaled: tuple[Path, str, s
     assert shown.startswith("market data: synthetic market, seed 1, symbols AAPL MSFT")
 
 
-def test_show_of_a_run_journaled_before_sources_were_recorded_says_not_recorded(tmp_path: Path) -> None:
-    journal = tmp_path / "old.db"
+def _old_journal(journal: Path) -> None:
+    """`journal` holds run `old`, completed, journaled by a repeg that did not record the market (no field)."""
     SqliteJournal(journal).close()
     old_start = (
         '{"run_id":"old","ts":"2026-01-02T14:30:00Z","correlation_id":"old","leg_index":null,'
@@ -374,7 +375,116 @@ def test_show_of_a_run_journaled_before_sources_were_recorded_says_not_recorded(
         )
     raw.commit()
     raw.close()
+
+
+def test_show_of_a_run_journaled_before_sources_were_recorded_says_not_recorded(tmp_path: Path) -> None:
+    journal = tmp_path / "old.db"
+    _old_journal(journal)
     code, shown = _repeg("show", "old", "--journal", str(journal))
     assert code == 0, shown
     assert shown.startswith("market data: not recorded")
     assert "run old: completed" in shown
+
+
+# --- a known run id given another market -----------------------------------------------------------------------
+
+_QUOTES = """ts,symbol,bid,bid_size,ask,ask_size
+2024-01-02T14:30:00.000000Z,AAA,10.00,100,10.02,100
+2024-01-02T14:31:00.000000Z,AAA,10.01,100,10.03,100
+2024-01-02T14:40:00.000000Z,AAA,10.01,100,10.03,100
+"""
+
+
+def _replay(tmp_path: Path, run_id: str, quotes: Path | None, *extra: str) -> tuple[int, str]:
+    plan = tmp_path / "aaa.csv"
+    plan.write_text("symbol,side,qty\nAAA,buy,10\n")
+    given = ("--quotes", str(quotes)) if quotes is not None else ()
+    return _repeg("run", str(plan), "--journal", str(tmp_path / "j.db"), "--run-id", run_id, *given, *extra)
+
+
+def _quote_files(tmp_path: Path) -> tuple[Path, Path]:
+    """(the file a run replays, another file of the same symbol and times but other prices)."""
+    recorded, other = tmp_path / "recorded.csv", tmp_path / "other.csv"
+    recorded.write_text(_QUOTES)
+    other.write_text(_QUOTES.replace("10.03", "10.05"))
+    return recorded, other
+
+
+def test_a_finished_runs_id_with_another_quote_file_is_refused_naming_both(tmp_path: Path) -> None:
+    # It answered with the run's journaled result, as if `other.csv` had been replayed: a result of another market.
+    recorded, other = _quote_files(tmp_path)
+    code, out = _replay(tmp_path, "q1", recorded)
+    assert code in (0, 3), out
+    code, out = _replay(tmp_path, "q1", other)
+    assert code == 2, out
+    assert out.startswith("error: config --quotes=")
+    assert str(recorded.resolve()) in out
+    assert str(other) in out
+    assert _started(tmp_path / "j.db", "q1").market == quote_file_source(recorded)  # nothing journaled
+
+
+def test_a_finished_runs_id_with_its_quote_file_moved_returns_its_result(tmp_path: Path) -> None:
+    recorded, _ = _quote_files(tmp_path)
+    first = _replay(tmp_path, "q2", recorded)
+    moved = recorded.rename(tmp_path / "moved.csv")  # same bytes, same SHA-256
+    assert _replay(tmp_path, "q2", moved) == first
+
+
+def test_an_unfinished_runs_id_with_another_quote_file_is_refused_naming_both(tmp_path: Path) -> None:
+    recorded, other = _quote_files(tmp_path)
+    _replay(tmp_path, "q3", recorded)
+    (tmp_path / "j.db").rename(tmp_path / "finished.db")
+    _unfinished_copy(tmp_path / "finished.db", tmp_path / "j.db", "q3")
+    code, out = _replay(tmp_path, "q3", other)
+    assert code == 2, out
+    assert str(recorded.resolve()) in out
+    assert str(other) in out
+
+
+def test_a_replayed_runs_id_without_quotes_is_refused_as_another_market(tmp_path: Path) -> None:
+    recorded, _ = _quote_files(tmp_path)
+    _replay(tmp_path, "q4", recorded)
+    code, out = _replay(tmp_path, "q4", None)
+    assert code == 2, out
+    assert str(recorded.resolve()) in out
+    assert "synthetic market" in out
+
+
+def test_a_synthetic_runs_id_with_a_quote_file_is_refused_as_another_market(
+    journaled: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    journal, _, _ = journaled
+    recorded, _ = _quote_files(tmp_path)
+    code, out = _run(journal, "demo1", "--quotes", str(recorded))
+    assert code == 2, out
+    assert "synthetic market, seed 1" in out
+    assert str(recorded) in out
+
+
+def test_a_synthetic_runs_id_with_another_seed_is_refused_naming_both(
+    journaled: tuple[Path, str, str],
+) -> None:
+    journal, _, _ = journaled
+    code, out = _run(journal, "demo1", "--seed", "2")
+    assert code == 2, out
+    assert out.startswith("error: config --seed=2")
+    assert "seed 1" in out
+
+
+def test_a_synthetic_runs_id_with_its_own_seed_returns_its_result(journaled: tuple[Path, str, str]) -> None:
+    journal, table, _ = journaled
+    assert _run(journal, "demo1", "--seed", "1") == (0, table)
+
+
+def test_a_run_journaled_before_markets_were_recorded_returns_its_result_with_any_quotes(
+    tmp_path: Path,
+) -> None:
+    journal = tmp_path / "j.db"
+    _old_journal(journal)
+    recorded, _ = _quote_files(tmp_path)
+    plan = tmp_path / "plan.csv"
+    plan.write_text("symbol,side,qty\nAAA,buy,100\n")
+    code, out = _repeg(
+        "run", str(plan), "--journal", str(journal), "--run-id", "old", "--quotes", str(recorded)
+    )
+    assert code == 0, out

@@ -3,7 +3,8 @@
 - Every run journals (default `./repeg.db`); the sink is wrapped by the crash test's fault injection when
   `REPEG_KILL_AT` is set (`repeg.journal.faults`), and inert otherwise.
 - `repeg run --run-id ID` for an ID already in the journal never executes the plan twice: a finished run's
-  result is rebuilt from the journal, an unfinished one is resumed (on a broker that outlives the process).
+  result is rebuilt from the journal, an unfinished one is resumed (on a broker that outlives the process). On
+  the simulator, the ID must be asked for on the market it ran on (`refuse_another_market`).
 - On the remote simulator (`--broker sim-remote --sim-url ...`) the run executes in real time, and SIGINT or
   SIGTERM stop it gracefully (`repeg.journal.shutdown`).
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
@@ -21,7 +23,7 @@ from repeg.errors import JournalError, RunStoppedError
 if TYPE_CHECKING:
     from repeg.brokers.base import Broker
     from repeg.config import ExecutionConfig
-    from repeg.domain.events import EventSink, RunEvent
+    from repeg.domain.events import EventSink, MarketSource, RunEvent
     from repeg.domain.plan import Plan
     from repeg.engine.clock import Clock
     from repeg.journal.base import Journal
@@ -234,3 +236,54 @@ def resume_on_alpaca(
         feed=feed,
     )
     return asyncio.run(session)
+
+
+def refuse_another_market(
+    journal: Journal, run_id: str, asked: MarketSource | None, *, config: Path | None = None
+) -> None:
+    """A run id the journal knows names one market too: answered with that run's result (or refused as
+    unfinished), a run `asked` on another market would never be executed. Refused before any order, naming the
+    recorded market and the one asked; a quote file counts by its SHA-256 (it may have moved), a synthetic
+    market by its seed, symbols and the settings both record. Not checked when nothing is asked (a broker's own
+    market) or nothing was recorded (a run journaled before repeg recorded its market)."""
+    from repeg.domain.events import RunStarted
+    from repeg.errors import ConfigError
+
+    if asked is None or not journal.has_run(run_id):
+        return
+    started = next((event for event in journal.events(run_id) if isinstance(event, RunStarted)), None)
+    recorded = None if started is None else started.market
+    if recorded is None or _same_market(recorded, asked):
+        return
+    key, value = _market_option(recorded, asked, config)
+    raise ConfigError(
+        key,
+        value,
+        f"run {run_id} ran on {recorded.describe()}, not on {asked.describe()}: use a new --run-id",
+    )
+
+
+def _same_market(recorded: MarketSource, asked: MarketSource) -> bool:
+    from repeg.domain.events import QuoteFileSource, SyntheticSource
+
+    if isinstance(recorded, QuoteFileSource) and isinstance(asked, QuoteFileSource):
+        return recorded.sha256 == asked.sha256
+    if isinstance(recorded, SyntheticSource) and isinstance(asked, SyntheticSource):
+        common = recorded.settings.keys() & asked.settings.keys()  # keys a later repeg added do not count
+        return (recorded.seed, recorded.symbols) == (asked.seed, asked.symbols) and all(
+            recorded.settings[key] == asked.settings[key] for key in common
+        )
+    return False
+
+
+def _market_option(recorded: MarketSource, asked: MarketSource, config: Path | None) -> tuple[str, object]:
+    """The option that chose the other market, and its value."""
+    from repeg.domain.events import QuoteFileSource
+
+    if isinstance(asked, QuoteFileSource):
+        return "--quotes", asked.path
+    if isinstance(recorded, QuoteFileSource):
+        return "--quotes", None
+    if recorded.seed != asked.seed:
+        return "--seed", asked.seed
+    return "--config", None if config is None else str(config)

@@ -26,8 +26,9 @@ from repeg.errors import ConfigError, RepegError
 from repeg.logging import configure_logging
 
 if TYPE_CHECKING:
+    from repeg.cli.settings import RunSettings
     from repeg.config import ExecutionConfig
-    from repeg.domain.events import EventSink, QuoteFileSource
+    from repeg.domain.events import EventSink, MarketSource, QuoteFileSource, SyntheticSource
     from repeg.domain.plan import Plan
     from repeg.journal.base import Journal
     from repeg.report.result import ExecutionResult
@@ -232,10 +233,18 @@ def _execute(
     tape_source = None if quotes is None else _quote_file_source(quotes)
     freeze_startup_heap()  # start-up is over: the collector need not rescan it during the run or at exit
     with ExitStack() as stack:
-        from repeg.cli.journal_run import finished_result, journal_sink, opened_journal, run_remote
+        from repeg.cli.journal_run import (
+            finished_result,
+            journal_sink,
+            opened_journal,
+            refuse_another_market,
+            run_remote,
+        )
 
         store = stack.enter_context(opened_journal(journal))
         _refuse_another_plan(store, run_id, plan)
+        asked = _market_asked(broker, plan, settings, seed, tape_source)
+        refuse_another_market(store, run_id, asked, config=config)
         sinks: list[EventSink] = []
         if live_console is not None:
             from repeg.cli.live import LiveView
@@ -292,6 +301,25 @@ def _execute(
             sinks=sinks,
             tape_source=tape_source,
         )
+
+
+def _market_asked(
+    broker: str, plan: Plan, settings: RunSettings, seed: int | None, tape_source: QuoteFileSource | None
+) -> MarketSource | None:
+    """The market the in-process simulator would run `plan` on, as `RunStarted.market` records it (the quote
+    file, or what `simulate` generates); None on another broker (its market is its own)."""
+    if broker != "simulator":
+        return None
+    return tape_source or _synthetic_source(plan, settings, seed)
+
+
+def _synthetic_source(plan: Plan, settings: RunSettings, seed: int | None) -> SyntheticSource:
+    """What `simulate` records of the synthetic market it will generate for `plan` under `settings`."""
+    from repeg.planning.derive import plan_symbols
+    from repeg.simulation import synthetic_source
+
+    symbols = [*plan_symbols(plan), *settings.account.positions]
+    return synthetic_source(settings.market, symbols, seed=settings.seed if seed is None else seed)
 
 
 def _quote_file_source(quotes: Path) -> QuoteFileSource:
