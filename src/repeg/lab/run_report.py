@@ -263,7 +263,8 @@ def recorded_market_view(
     report: RunReport, quotes: Path | None, max_quotes: int = DEFAULT_MAX_QUOTES
 ) -> MarketView:
     """The quotes behind a run's orders: from `quotes` when named, else from the quote file the run recorded
-    (`RunStarted.market`) if it is still at its path with the recorded SHA-256.
+    (`RunStarted.market`) if it is still at its path with the recorded SHA-256, or from the synthetic market it
+    recorded, generated again (`synthetic_market_view`).
 
     A recorded file that is gone or changed is not drawn, and the note says so; a named file whose SHA-256 is not
     the recorded one is drawn, and the note says that it is not the file the run replayed.
