@@ -57,7 +57,7 @@ def _open(spec: str, *, create: bool = False) -> Journal:
 
 
 def runs(journal: JournalOption = DEFAULT_JOURNAL) -> None:
-    """List the runs of a journal: id, started, plan file, status, legs and notional traded."""
+    """List the runs of a journal: id, started, plan file, broker, status, legs and notional traded."""
     store = _open(journal)
     try:
         summaries = store.runs()
