@@ -1262,3 +1262,44 @@ def test_resume_cancels_the_replacement_of_an_order_over_filled_while_its_replac
     assert (leg.status, leg.filled_qty) == (LegStatus.FAILED, Decimal(110))
     assert broker.cancels() == ["cancel:o3"]
     assert broker.orders["o3"].status is OrderStatus.CANCELED
+
+
+def _broker_silent_about_o1(w: World) -> None:
+    """o1 fills 30 at 5 s, but its updates never arrive (delayed a day) and from 19.5 s the broker answers no
+    `get_order`: the replacement due at 20 s (sized from o1's fills) is deferred, then so is the remainder."""
+    w.broker.delayed_updates["o1"] = timedelta(days=1)
+    w.clock.call_at(at(5), lambda: w.broker.fill("o1", Decimal(30)))
+    w.clock.call_at(at(19.5), lambda: setattr(w.broker, "unavailable_reads", 10**9))
+
+
+def test_a_remainder_deferred_to_the_hard_stop_ends_the_leg_naming_the_order_never_reported_closed() -> None:
+    """The leg holds its remainder to the phase's hard stop (sending it could buy o1's 30 shares twice), then ends
+    incomplete with an error that says why: the result's filled quantity (0) may be short of o1's real fills."""
+    config = classic_ladder(repeg_steps=(Decimal("0.5"), Decimal("1.0")))
+    result, world = execute(BUY, _broker_silent_about_o1, config=config, auto_fill=False)
+    (leg,) = result.legs
+    assert (leg.status, leg.filled_qty) == (LegStatus.INCOMPLETE, Decimal(0))
+    assert leg.error == "order o1 was never reported closed: its last fills are unknown"
+    assert (len(world.broker.submitted()), len(world.broker.replaced())) == (
+        1,
+        1,
+    )  # nothing sent after 19.5 s
+    assert world.broker.positions["XYZ"] == Decimal(30)
+    (finished,) = world.sink.of(LegFinished)
+    assert finished.ts == at(0) + config.total_wait + config.fill_wait  # the hard stop
+
+
+def test_a_remainder_deferred_on_one_leg_does_not_hold_the_other_legs_of_the_phase() -> None:
+    legs = [*BUY, LegSpec(index=1, symbol="ABC", side=Side.BUY, qty=Decimal(10))]
+
+    def script(w: World) -> None:
+        w.feed.set("ABC", "50.00", "50.10")
+        _broker_silent_about_o1(w)
+        w.clock.call_at(at(25), lambda: w.broker.fill(w.broker.open_order("ABC").order_id, Decimal(10)))
+
+    config = classic_ladder(repeg_steps=(Decimal("0.5"), Decimal("1.0")))
+    result, world = execute(legs, script, config=config, auto_fill=False)
+    assert [leg.status for leg in result.legs] == [LegStatus.INCOMPLETE, LegStatus.FILLED]
+    finished = {e.leg_index: e.ts for e in world.sink.of(LegFinished)}
+    assert finished[1] == at(25)
+    assert [e.ts for e in world.sink.intents(IntentAction.REPLACE) if e.leg_index == 1] == [at(10), at(20)]

@@ -32,7 +32,7 @@ from repeg.domain.events import (
 )
 from repeg.domain.ids import leg_id
 from repeg.domain.lifecycle import DONE, FINISH_TRIGGERS, LEG_MACHINE, LegStatus, LegTrigger
-from repeg.domain.order_record import OrderRecord, evolve
+from repeg.domain.order_record import OrderRecord, evolve, never_closed, successor_of
 from repeg.domain.orders import BrokerOrder, OrderEvent, OrderStatus, Side
 from repeg.domain.plan import LegSpec
 from repeg.domain.quote import Quote
@@ -246,7 +246,7 @@ def _follow_replacement(state: LegState) -> LegState:
     order still open there could only over-fill the leg (further), and the engine cancels the named one."""
     active = state.active_order
     for _ in state.orders:  # a chain is never longer than the leg's orders
-        successor = _successor_of(state, active) if _was_replaced(active) else None
+        successor = successor_of(state.orders, active) if _was_replaced(active) else None
         if successor is None:
             break
         active = successor
@@ -275,7 +275,7 @@ def _adopt_replacement(state: LegState, replaced: OrderRecord, ts: datetime, run
     Until the broker has reported it (it names the order it `replaces`), the leg waits as it is. An earlier
     replacement of the same order that the broker rejected never replaced it: the latest one not rejected did.
     """
-    successor = _successor_of(state, replaced)
+    successor = successor_of(state.orders, replaced)
     if successor is None:
         return state
     changes = {
@@ -287,22 +287,6 @@ def _adopt_replacement(state: LegState, replaced: OrderRecord, ts: datetime, run
     if state.status is LegStatus.CANCELING:  # the cancel went to the replaced order: the broker refuses it
         return _settle(_go(state, LegTrigger.CANCEL_FAILED, **changes), ts, run_id)
     return _settle(evolve(state, changes), ts, run_id)
-
-
-def _successor_of(state: LegState, replaced: OrderRecord | None) -> OrderRecord | None:
-    """The reported replacement of `replaced`: the latest order naming it that the broker did not reject (an
-    earlier, rejected replacement of the same order never replaced it)."""
-    order_id = None if replaced is None else replaced.order_id
-    if order_id is None:
-        return None
-    for record in reversed(state.orders):
-        if (
-            record.replaces == order_id
-            and record.order_id != order_id
-            and record.status is not OrderStatus.REJECTED
-        ):
-            return record
-    return None
 
 
 def _survivor_of(state: LegState, closed: OrderRecord | None) -> OrderRecord | None:
@@ -464,7 +448,18 @@ def _on_finished(state: LegState, event: LegFinished) -> LegState:
     if trigger is None:
         raise ValueError(f"unknown leg status {event.status!r} in leg_finished (leg {state.index})")
     error = event.reason if trigger is LegTrigger.FINISH_FAILED else state.error
+    if trigger is LegTrigger.FINISH_INCOMPLETE:
+        error = _unknown_fills(state) or error
     return _go(state, trigger, completed_at=event.ts, finish_reason=event.reason, error=error)
+
+
+def _unknown_fills(state: LegState) -> str | None:
+    """Why an incomplete leg's filled quantity may be short of the broker's: an earlier order never reported
+    closed, whose last fills the engine waited for (to size the remainder) until the phase ended."""
+    unsettled = never_closed(state.orders, state.active_client_order_id)
+    if unsettled is None:
+        return None
+    return f"order {unsettled.order_id} was never reported closed: its last fills are unknown"
 
 
 def apply_event(state: LegState, event: RunEvent) -> LegState:

@@ -3,12 +3,13 @@ copy-with-changes of a frozen model.
 
 `OrderRecord.merge` folds the broker's reports of one order idempotently: terminal statuses stick and the
 cumulative filled quantity only grows (with the average price reported with it), so a duplicated or late update
-never counts twice. `repeg.domain.leg` sums these records over a leg's chain.
+never counts twice. `repeg.domain.leg` sums these records over a leg's chain; `successor_of` and `never_closed`
+read the chain.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import TypeVar
@@ -89,3 +90,32 @@ class OrderRecord(BaseModel):
                 "updated_at": latest,
             },
         )
+
+
+def successor_of(orders: Sequence[OrderRecord], replaced: OrderRecord | None) -> OrderRecord | None:
+    """The reported replacement of `replaced`: the latest order naming it that the broker did not reject (an
+    earlier, rejected replacement of the same order never replaced it)."""
+    order_id = None if replaced is None else replaced.order_id
+    if order_id is None:
+        return None
+    for record in reversed(orders):
+        if (
+            record.replaces == order_id
+            and record.order_id != order_id
+            and record.status is not OrderStatus.REJECTED
+        ):
+            return record
+    return None
+
+
+def never_closed(orders: Sequence[OrderRecord], active_client_order_id: str | None) -> OrderRecord | None:
+    """The first earlier order of a chain (not the active one) the broker acknowledged but never reported closed:
+    its last fills are unknown, so the leg's remainder cannot be sized (see `OrderGateway`)."""
+    for record in orders:
+        if (
+            record.order_id is not None
+            and not record.is_terminal
+            and record.client_order_id != active_client_order_id
+        ):
+            return record
+    return None
