@@ -45,7 +45,10 @@ def report(
         Path | None,
         typer.Option(
             "--quotes",
-            help="Run id only: draw this quote file's bid and ask (default: the file the run recorded).",
+            help=(
+                "Run id only: draw this quote file's bid and ask "
+                "(default: the quote file or synthetic market the run recorded)."
+            ),
         ),
     ] = None,
     png_dir: Annotated[
