@@ -148,3 +148,26 @@ def test_every_path_and_repeg_name_the_docs_give_exists() -> None:
         names = set(re.findall(r"\brepeg(?:\.[A-Za-z_]\w*)+", text)) - {"repeg.db"}
         missing += [f"{doc.name}: {name}" for name in sorted(names) if not _resolves(name)]
     assert missing == []
+
+
+def _toml_blocks(doc: str) -> list[dict[str, object]]:
+    import tomllib
+
+    text = (REPO / doc).read_text(encoding="utf-8")
+    return [tomllib.loads(block) for block in re.findall(r"```toml\n(.*?)```", text, re.DOTALL)]
+
+
+def test_every_toml_example_of_the_docs_is_read_by_the_code_it_documents() -> None:
+    """A renamed or re-bounded key makes its documented example fail here, not in a user's hands."""
+    from repeg.brokers.alpaca.settings import AlpacaSettings
+    from repeg.config import CLASSIC_LADDER, classic_ladder, config_from_mapping
+    from repeg.lab.sweep_grid import grid_from_mapping
+
+    (ladder,) = _toml_blocks("README.md")
+    assert config_from_mapping(ladder["execution"]) == classic_ladder()  # type: ignore[arg-type]
+    assert set(ladder["execution"]) == set(CLASSIC_LADDER)  # type: ignore[arg-type]
+    credentials, settings = _toml_blocks("docs/ALPACA.md")
+    assert set(credentials["alpaca"]) == {"key_id", "secret_key"}  # type: ignore[arg-type]
+    AlpacaSettings.from_mapping(settings["alpaca"])  # type: ignore[arg-type]
+    (grid,) = _toml_blocks("docs/LAB_REPORTS.md")
+    assert grid_from_mapping(grid).policy  # one policy with its swept keys, read as a sweep reads them
