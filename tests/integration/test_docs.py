@@ -171,3 +171,43 @@ def test_every_toml_example_of_the_docs_is_read_by_the_code_it_documents() -> No
     AlpacaSettings.from_mapping(settings["alpaca"])  # type: ignore[arg-type]
     (grid,) = _toml_blocks("docs/LAB_REPORTS.md")
     assert grid_from_mapping(grid).policy  # one policy with its swept keys, read as a sweep reads them
+
+
+def _repeg_imports(package: str) -> dict[str, set[str]]:
+    """`repeg.*` modules each module of `src/repeg/<package>` imports (at any depth, TYPE_CHECKING included)."""
+    import ast
+
+    found = {}
+    for path in sorted((REPO / "src" / "repeg" / package).glob("*.py")):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+        found[f"{package}/{path.name}"] = {name for name in names if name.split(".")[0] == "repeg"}
+    return found
+
+
+def test_imports_point_inward_as_the_architecture_page_says() -> None:
+    """docs/ARCHITECTURE.md: `domain` imports nothing of repeg but itself and `errors.py`; nothing inner imports
+    `cli`, `api` or an adapter."""
+    domain = _repeg_imports("domain")
+    assert domain  # the walk found the package
+    outside = {
+        module: sorted(name for name in names if not name.startswith(("repeg.domain", "repeg.errors")))
+        for module, names in domain.items()
+    }
+    assert {module: names for module, names in outside.items() if names} == {}
+    adapters = (
+        "repeg.cli",
+        "repeg.api",
+        "repeg.brokers.simulator",
+        "repeg.brokers.alpaca",
+        "repeg.brokers.remote",
+        "repeg.market.alpaca_feed",
+        "repeg.market.alpaca_history",
+    )
+    inner = {**domain, **_repeg_imports("policy"), **_repeg_imports("planning"), **_repeg_imports("engine")}
+    wrong = {module: sorted(n for n in names if n.startswith(adapters)) for module, names in inner.items()}
+    assert {module: names for module, names in wrong.items() if names} == {}
