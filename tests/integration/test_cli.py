@@ -470,7 +470,20 @@ def test_output_to_a_closed_pipe_exits_quietly_with_the_runs_own_code(workdir: P
 
 @pytest.mark.parametrize(
     ("option", "value"),
-    [("--latency", "inf"), ("--latency", "1e300"), ("--qty", "-5"), ("--qty", "NaN"), ("--budget", "1e9")],
+    [
+        ("--latency", "inf"),
+        ("--latency", "1e300"),
+        ("--qty", "-5"),
+        ("--qty", "NaN"),
+        ("--qty", "abc"),
+        (
+            "--qty",
+            "1e-10",
+        ),  # rounds to zero shares: every order refused, "no order filled" after the whole run
+        ("--qty", "0.0000000015"),  # finer than the simulator's 1e-9 share step: every order refused
+        ("--qty", "1e25"),  # beyond Decimal's 28 digits at that step: refused as "finer than 1E-9"
+        ("--budget", "1e9"),
+    ],
 )
 def test_a_bad_backtest_option_exits_2_in_one_line_naming_the_option(
     workdir: Path, option: str, value: str
@@ -612,3 +625,45 @@ def test_ctrl_c_a_library_swallowed_while_loading_still_stops_the_run_before_any
         assert not store.has_run("c4")
     finally:
         store.close()
+
+
+def test_compare_refuses_a_qty_that_rounds_to_zero_shares_naming_the_option(workdir: Path) -> None:
+    args = ["compare", "--quotes", str(_small_quotes(workdir)), "--basket", "2", "--policies", "market"]
+    result = CliRunner().invoke(build_app(), [*args, "--fill-models", "paper", "--qty", "1e-10"])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert (
+        result.stderr.strip()
+        == "error: config --qty='1e-10': rounds to zero shares (orders trade in steps of 0.000000001 shares)"
+    )
+
+
+def test_a_backtest_arrival_whose_qty_rounds_to_zero_shares_is_refused_naming_it(workdir: Path) -> None:
+    arrivals = write(workdir, "arrivals.csv", "ts,side,qty\n2024-01-02T14:30:30Z,buy,0.0000000001\n")
+    args = [
+        "backtest",
+        "--quotes",
+        str(_small_quotes(workdir)),
+        "--arrivals",
+        str(arrivals),
+        "--policy",
+        "market",
+    ]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert result.stderr.startswith(
+        f"error: {arrivals}, row 2, field 'qty' = '0.0000000001': rounds to zero shares"
+    )
+
+
+def test_a_sweep_grid_basket_qty_that_rounds_to_zero_shares_is_refused_when_the_grid_is_read(
+    workdir: Path,
+) -> None:
+    # It ran every point, and the first ended "no order filled at all" in a worker: a traceback, exit 1.
+    grid = write(
+        workdir, "g.toml", '[basket]\ncount = 2\nqty = "1e-10"\n[[policy]]\nname = "m"\nkind = "market"\n'
+    )
+    args = ["sweep", "--quotes", str(_small_quotes(workdir)), "--grid", str(grid), "--out", "s.parquet"]
+    result = CliRunner().invoke(build_app(), [*args, "--no-progress", "--workers", "1"])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert "basket.qty" in result.stderr
+    assert "rounds to zero shares" in result.stderr

@@ -101,13 +101,14 @@ def _basket(
     try:
         shares = Decimal(qty)
     except InvalidOperation as exc:
-        raise ConfigError("qty", qty, "not a number") from exc
+        raise ConfigError("--qty", qty, "not a number") from exc
     try:
         spec = BasketSpec(count=count, qty=shares, budget_seconds=budget)
     except ValidationError as exc:
         first = exc.errors()[0]
         option = _BASKET_OPTIONS.get(str(first["loc"][0]), str(first["loc"][0]))
-        raise ConfigError(option, first.get("input"), first["msg"]) from exc
+        value = qty if option == "--qty" else first.get("input")  # as typed, not as Decimal('1E-10')
+        raise ConfigError(option, value, first["msg"].removeprefix("Value error, ")) from exc
     return day_basket(day, spec, seed=seed)
 
 

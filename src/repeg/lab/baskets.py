@@ -21,12 +21,32 @@ from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from repeg.config import Seconds
 from repeg.domain.orders import Side
+from repeg.domain.ticks import round_qty_down
 from repeg.errors import ConfigError, PlanInputError
 from repeg.lab.models import ParentOrder
+from repeg.planning.parse import MAX_AMOUNT
+
+
+def qty_problem(qty: Decimal) -> str | None:
+    """Why parent orders of `qty` shares could never trade, or None: the simulator refuses every order whose
+    quantity is not a whole number of 0.000000001 shares (Alpaca's precision), so such a basket only ends "no
+    order filled". Bounded above as a plan's quantities are."""
+    if not qty.is_finite():
+        return "not a finite number"
+    if qty <= 0:
+        return "must be greater than 0"
+    if qty > MAX_AMOUNT:
+        return f"must be at most {MAX_AMOUNT:,}"
+    stepped = round_qty_down(qty, whole_shares=False)
+    if stepped == 0:
+        return "rounds to zero shares (orders trade in steps of 0.000000001 shares)"
+    if stepped != qty:
+        return "is finer than 0.000000001 shares, the step orders trade in"
+    return None
 
 
 class SidePattern(StrEnum):
@@ -53,6 +73,14 @@ class BasketSpec(BaseModel):
     budget_seconds: Seconds = Field(default=60.0, gt=0)
     #: Kept free at both ends of the session: the first arrival is this long after the open.
     margin_seconds: Seconds = Field(default=60.0, ge=0)
+
+    @field_validator("qty")
+    @classmethod
+    def _tradable(cls, qty: Decimal) -> Decimal:
+        problem = qty_problem(qty)
+        if problem is not None:
+            raise ValueError(problem)
+        return qty
 
 
 def _sides(spec: BasketSpec, rng: np.random.Generator) -> list[Side]:
@@ -121,6 +149,9 @@ def _parse_row(
         raise PlanInputError(str(path), number, "qty", row.get("qty"), "not a number") from exc
     if not qty.is_finite() or qty <= 0:
         raise PlanInputError(str(path), number, "qty", row.get("qty"), "must be positive")
+    problem = qty_problem(qty)
+    if problem is not None:
+        raise PlanInputError(str(path), number, "qty", row.get("qty"), problem)
     budget = _parse_budget(path, number, (row.get("budget_seconds") or "").strip(), default_budget)
     return ts, side, qty, budget
 
