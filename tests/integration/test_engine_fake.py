@@ -1303,3 +1303,33 @@ def test_a_remainder_deferred_on_one_leg_does_not_hold_the_other_legs_of_the_pha
     finished = {e.leg_index: e.ts for e in world.sink.of(LegFinished)}
     assert finished[1] == at(25)
     assert [e.ts for e in world.sink.intents(IntentAction.REPLACE) if e.leg_index == 1] == [at(10), at(20)]
+
+
+def test_a_leg_resumed_after_downtime_waits_a_fill_wait_between_each_of_its_remaining_steps(
+    tmp_path: Path,
+) -> None:
+    """Killed once its first re-peg was accepted (step 1, 10 s), resumed an hour later: the second step falls
+    due a fill wait after the resume, the third a fill wait after that, then escalation, each order given its
+    fill wait to fill, as the uninterrupted leg's are."""
+    resumed = at(3600)
+
+    async def main() -> list[RunEvent]:
+        down = _down(tmp_path, auto_fill=False)
+        await down.crash_at("replace-ack")
+        await down.clock.sleep_until(resumed)
+        await down.resume()
+        await down.journal.flush()
+        events = down.journal.events("r1")
+        down.journal.close()
+        return events
+
+    events = run_virtual(main)
+    replaces = [e for e in events if isinstance(e, OrderIntent) and e.action is IntentAction.REPLACE]
+    fill_wait = CONFIG.fill_wait
+    assert [(e.ts, e.step) for e in replaces] == [
+        (at(10), 1),
+        (resumed + fill_wait, 2),
+        (resumed + 2 * fill_wait, 3),
+    ]
+    (escalated,) = [e for e in events if isinstance(e, LegEscalated)]
+    assert escalated.ts == resumed + 3 * fill_wait

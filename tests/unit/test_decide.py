@@ -250,7 +250,7 @@ def after_resume(seconds: float) -> datetime:
 def test_a_resumed_leg_continues_its_schedule_from_the_resume_instead_of_counting_the_downtime() -> None:
     # Crashed after its first re-peg (step 1). Counted from its first submission, the hour of downtime made every
     # step overdue and the leg went to market at once, from a quote it had never seen; it re-pegs instead.
-    leg = working(limit="100.04", step=1, phase_started_at=RESUMED)
+    leg = working(limit="100.04", step=1, phase_started_at=RESUMED, step_at_phase_start=1)
     quote = make_quote("100.00", "100.08").model_copy(update={"ts": RESUMED})
     assert POLICY.decide(leg, quote, VALID, RESUMED) == Wait(until=after_resume(10))
     action = POLICY.decide(leg, quote.model_copy(update={"ts": after_resume(10)}), VALID, after_resume(10))
@@ -258,7 +258,17 @@ def test_a_resumed_leg_continues_its_schedule_from_the_resume_instead_of_countin
 
 
 def test_a_resumed_leg_whose_steps_were_used_escalates_a_fill_wait_after_the_resume() -> None:
-    leg = working(limit="100.08", step=3, phase_started_at=RESUMED)
+    leg = working(limit="100.08", step=3, phase_started_at=RESUMED, step_at_phase_start=3)
     quote = make_quote().model_copy(update={"ts": RESUMED})
     assert POLICY.decide(leg, quote, VALID, after_resume(9)) == Wait(until=after_resume(10))
     assert POLICY.decide(leg, quote, VALID, after_resume(10)) == Escalate(reason="steps_exhausted")
+
+
+def test_a_resumed_leg_gives_a_step_it_took_since_the_resume_a_full_fill_wait() -> None:
+    # Resumed at step 1, it took step 2 a fill wait after the resume: step 3 falls due a fill wait later, not at
+    # once (counting the schedule back from the leg's current step made every step after a resume due at once).
+    leg = working(limit="100.06", step=2, phase_started_at=RESUMED, step_at_phase_start=1)
+    quote = make_quote().model_copy(update={"ts": after_resume(10)})
+    assert POLICY.decide(leg, quote, VALID, after_resume(10)) == Wait(until=after_resume(20))
+    action = POLICY.decide(leg, quote.model_copy(update={"ts": after_resume(20)}), VALID, after_resume(20))
+    assert action == Replace(limit_price=Decimal("100.08"), step=3, reason=REASON_REPEG)

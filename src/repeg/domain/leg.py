@@ -68,6 +68,8 @@ class LegState(BaseModel):
     escalated: bool = False
     escalation_reason: str = ""
     phase_started_at: datetime | None = None
+    #: `step` when the phase last (re)started: a resumed leg's schedule counts on from it (`LadderPolicy`).
+    step_at_phase_start: int = 0
     submitted_at: datetime | None = None
     last_priced_at: datetime | None = None
     completed_at: datetime | None = None
@@ -305,7 +307,7 @@ def _on_phase_started(state: LegState, event: PhaseStarted) -> LegState:
     """A (re)started phase opens a new window for the leg: its deadline counts from here (e.g. on resume)."""
     if state.is_done:
         return state
-    return evolve(state, {"phase_started_at": event.ts})
+    return evolve(state, {"phase_started_at": event.ts, "step_at_phase_start": state.step})
 
 
 def _on_intent(state: LegState, event: OrderIntent) -> LegState:

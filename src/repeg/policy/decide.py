@@ -201,13 +201,14 @@ class LadderPolicy:
 
     def _anchor(self, leg: LegState) -> datetime | None:
         """Where the leg's schedule counts from: its first submission, or, for a leg whose phase restarted after
-        that (`repeg resume`), the restart set back by the steps already taken, so that the schedule goes on
-        where it stood (the next step a fill wait after the restart) instead of counting the downtime."""
+        that (`repeg resume`), the restart set back by the steps taken before it, so that the schedule goes on
+        where it stood (the next step a fill wait after the restart) instead of counting the downtime. Steps
+        taken since the restart do not move it: each of them is followed by a full fill wait."""
         submitted = leg.submitted_at
         restarted = leg.phase_started_at
         if submitted is None or restarted is None or restarted <= submitted:
             return submitted
-        return max(submitted, restarted - leg.step * self._fill_wait)
+        return max(submitted, restarted - leg.step_at_phase_start * self._fill_wait)
 
     def _due_step(self, leg: LegState, now: datetime) -> int:
         """How many fill waits have passed since the schedule's anchor (0 before the first submission)."""
