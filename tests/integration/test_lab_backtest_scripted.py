@@ -184,3 +184,19 @@ def test_each_adaptive_run_records_the_fit_it_used() -> None:
     fits = {r.fill_model: r.policy_params.get("fit_rule") for r in result.runs if r.policy == "adaptive"}
     assert fits == {FillModelName.PAPER: "paper", FillModelName.QUEUE: "queue"}
     assert {r.policy_params.get("fit_digest") for r in result.runs if r.policy == "adaptive"} == {"fit"}
+
+
+def test_orders_larger_than_the_default_lab_account_still_trade_in_full() -> None:
+    # The lab account (cash 100M, position 1M shares) promised that no sell is ever refused, yet a basket of
+    # 2M-share orders ended "no order filled at all", and one of 700k shares completed 75% (its first buy
+    # refused for cash): the account's limits read as the policy's costs.
+    big = tuple(order.model_copy(update={"qty": Decimal(2_000_000)}) for order in BASKET)
+    result = run_backtest(_day(False), big, policy_spec("market"), fill_model=FillModelName.PAPER, seed=0)
+    assert result.summary.completion_rate == 1.0
+    assert [o.cost_half_spreads for o in result.orders] == [1.0, 1.0, 1.0, 1.0]
+
+
+def test_an_all_sell_basket_beyond_the_default_position_trades_in_full() -> None:
+    sells = tuple(order.model_copy(update={"qty": Decimal(400_000), "side": Side.SELL}) for order in BASKET)
+    result = run_backtest(_day(False), sells, policy_spec("market"), fill_model=FillModelName.PAPER, seed=0)
+    assert result.summary.completion_rate == 1.0

@@ -27,6 +27,8 @@ from repeg.brokers.simulator.latency import LatencyModel
 from repeg.brokers.simulator.queue_model import QueueFillModel
 from repeg.config import ExecutionConfig, classic_ladder
 from repeg.domain.events import RunEvent
+from repeg.domain.orders import Side
+from repeg.domain.ticks import from_units
 from repeg.engine.clock import VirtualClock, run_virtual
 from repeg.engine.runner import ParentOrder as EngineOrder
 from repeg.engine.runner import run_basket
@@ -39,7 +41,8 @@ from repeg.lab.tca import basket_tca, summarize
 from repeg.market.loaders import load_quotes, load_trades
 from repeg.market.tape import QuoteTape, TradeTape
 
-#: Starting account of a backtest: cash and a position large enough that no sell of a basket is ever refused.
+#: Starting account of a backtest, at the least: cash and a position large enough that no order of a usual
+#: basket is ever refused (a larger basket gets more, see `_lab_account`).
 _CASH = Decimal(100_000_000)
 _POSITION = Decimal(1_000_000)
 _RUN_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -207,7 +210,7 @@ def run_basket_events(
         EngineOrder(arrival=o.arrival, symbol=o.symbol, side=o.side, qty=o.qty, whole_shares=True)
         for o in basket
     ]
-    account = SimAccount(cash=_CASH, positions={day.symbol: _POSITION})
+    account = _lab_account(day, basket)
     collector = _Collector()
     run_id = _run_id(policy_spec.name or policy_spec.kind, fill_model, day.ref.day)
 
@@ -221,6 +224,17 @@ def run_basket_events(
 
     run_virtual(main)
     return collector.events
+
+
+def _lab_account(day: DayData, basket: Sequence[ParentOrder]) -> SimAccount:
+    """An account that refuses no order of `basket`: the lab measures execution, not an account's limits (a
+    refused order would count as the policy's failure). At least `_CASH` and `_POSITION`; more when the basket
+    needs it: every sell of the basket delivered from the start, every buy paid at twice the day's highest ask."""
+    buys = sum((order.qty for order in basket if order.side is Side.BUY), Decimal(0))
+    sells = sum((order.qty for order in basket if order.side is Side.SELL), Decimal(0))
+    asks = day.quotes.columns(day.symbol).ask
+    highest = from_units(int(asks.max())) if len(asks) else Decimal(0)
+    return SimAccount(cash=max(_CASH, 2 * buys * highest), positions={day.symbol: max(_POSITION, sells)})
 
 
 def run_backtest(
