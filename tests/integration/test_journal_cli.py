@@ -488,3 +488,33 @@ def test_a_run_journaled_before_markets_were_recorded_returns_its_result_with_an
         "run", str(plan), "--journal", str(journal), "--run-id", "old", "--quotes", str(recorded)
     )
     assert code == 0, out
+
+
+def test_a_ctrl_c_swallowed_while_resume_loads_stops_it_before_the_broker_is_reached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Ctrl-C whose KeyboardInterrupt a library caught while the run was read from the journal was lost: the
+    # resume went on to the broker and traded the rest of the run.
+    import contextlib
+    import signal
+
+    from repeg.cli import journal_cmds, journal_run
+
+    journal = tmp_path / "j.db"
+    _journal_started_with(journal, {}, run_id="rI")
+    reached: list[str] = []
+
+    async def alpaca_session(*_args: object, broker: str, **_kwargs: object) -> None:
+        reached.append(broker)
+
+    def config_from_record(record: dict[str, str]) -> ExecutionConfig:
+        # Delivered now (the handler runs before raise_signal returns), and dropped as a finalizer's exception is.
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+        return real(record)
+
+    real = journal_cmds.config_from_record
+    monkeypatch.setattr(journal_run, "alpaca_session", alpaca_session)
+    monkeypatch.setattr(journal_cmds, "config_from_record", config_from_record)
+    result = CliRunner().invoke(build_app(), ["resume", "rI", "--journal", str(journal)])
+    assert (reached, result.exit_code, result.stderr) == ([], 130, "interrupted\n")

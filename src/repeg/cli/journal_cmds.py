@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NamedTuple
@@ -20,7 +20,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from repeg.cli.exit_codes import exit_code_for_error, exit_code_for_status
+from repeg.cli.exit_codes import INTERRUPTED_MESSAGE, ExitCode, exit_code_for_error, exit_code_for_status
+from repeg.cli.interrupts import CtrlCWatch
 from repeg.cli.run import StdoutConsole
 from repeg.errors import ConfigError, RepegError
 from repeg.journal.factory import DEFAULT_JOURNAL
@@ -245,8 +246,45 @@ def resume(
     ] = None,
 ) -> None:
     """Reconcile an interrupted run with its broker, then finish its remaining legs."""
+    watch = CtrlCWatch()  # Ctrl-C while loading, before any order: see `repeg.cli.interrupts`
+    try:
+        with watch:
+            result = _resume(
+                run_id,
+                journal,
+                config=config,
+                target=(broker, sim_url, confirm),
+                logs=(log_json, log_level),
+                loaded=watch.done,
+            )
+    except KeyboardInterrupt:
+        raise _interrupted() from None
+    except Exception:
+        if watch.seen:  # a library turned the Ctrl-C into its own error
+            raise _interrupted() from None
+        raise
+    if as_json:
+        StdoutConsole().write_raw(result.model_dump_json(indent=2) + "\n")
+    else:
+        print_result(StdoutConsole(highlight=False, soft_wrap=False), result)
+    raise typer.Exit(int(exit_code_for_status(result.status.value)))
+
+
+def _resume(
+    run_id: str,
+    journal: str,
+    *,
+    config: Path | None,
+    target: tuple[str | None, str | None, bool],
+    logs: tuple[bool, str | None],
+    loaded: Callable[[], None],
+) -> ExecutionResult:
+    """Load the run from the journal, call `loaded`, then resume it on `target` (broker, sim url, confirm; the
+    broker it started on when none is named)."""
     from repeg.logging import configure_logging
 
+    log_json, log_level = logs
+    broker, sim_url, confirm = target
     try:
         configure_logging(json_output=log_json, level=log_level or ("info" if log_json else "warning"))
     except ConfigError as exc:
@@ -254,18 +292,18 @@ def resume(
     store = _open(journal)
     try:
         plan, execution, started_on = _journaled_start(store.events(run_id), config)
-        result = asyncio.run(
-            _session(plan, execution, run_id, store, _Target(broker or started_on, sim_url, confirm))
-        )
+        loaded()
+        chosen = _Target(broker or started_on, sim_url, confirm)
+        return asyncio.run(_session(plan, execution, run_id, store, chosen))
     except RepegError as exc:
         raise _fail(exc) from exc
     finally:
         store.close()
-    if as_json:
-        StdoutConsole().write_raw(result.model_dump_json(indent=2) + "\n")
-    else:
-        print_result(StdoutConsole(highlight=False, soft_wrap=False), result)
-    raise typer.Exit(int(exit_code_for_status(result.status.value)))
+
+
+def _interrupted() -> typer.Exit:
+    typer.echo(INTERRUPTED_MESSAGE, err=True)
+    return typer.Exit(int(ExitCode.INTERRUPTED))
 
 
 def register(app: typer.Typer) -> None:
