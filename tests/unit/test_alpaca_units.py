@@ -165,8 +165,30 @@ def test_the_token_bucket_holds_the_rate_after_the_burst():
         return clock.now() - T0
 
     elapsed = run_virtual(main)
-    # 10 at once, then 20 more at 200/min = one every 0.3 s
-    assert elapsed == pytest.approx(timedelta(seconds=6), abs=timedelta(milliseconds=5))
+    # 10 at once, then 20 more refilled at (200 - 10) per minute, one every 60/190 s
+    assert elapsed == pytest.approx(timedelta(seconds=20 * 60 / 190), abs=timedelta(milliseconds=5))
+
+
+def test_the_token_bucket_never_lets_more_than_the_rate_through_in_any_minute():
+    """Alpaca's limit is per minute: a full burst plus a minute of refill must not exceed it."""
+
+    async def main() -> list[datetime]:
+        clock = VirtualClock(T0)
+        bucket = TokenBucket(clock, rate_per_minute=200, burst=10)
+        times = []
+        while clock.now() < T0 + timedelta(minutes=3):
+            await bucket.acquire()
+            times.append(clock.now())
+        return times
+
+    times = run_virtual(main)
+    busiest = max(sum(1 for t in times if start <= t < start + timedelta(minutes=1)) for start in times)
+    assert 195 <= busiest <= 200  # the budget, used (not merely a slower bucket)
+
+
+def test_a_token_bucket_whose_burst_is_the_whole_rate_is_refused():
+    with pytest.raises(ValueError, match="burst"):
+        TokenBucket(VirtualClock(T0), rate_per_minute=10, burst=10)
 
 
 def test_the_token_bucket_does_not_wait_within_the_burst():
@@ -304,6 +326,14 @@ def test_alpaca_settings_from_a_toml_table_name_the_bad_key():
     with pytest.raises(ConfigError) as info:
         AlpacaSettings.from_mapping({"stream": {"poll_every": -1}})
     assert info.value.key == "alpaca.stream.poll_every"
+
+
+def test_alpaca_settings_refuse_a_burst_as_large_as_the_rate():
+    from repeg.brokers.alpaca.settings import AlpacaSettings
+
+    with pytest.raises(ConfigError, match="requests_per_minute") as info:
+        AlpacaSettings.from_mapping({"requests_per_minute": 10, "burst": 10})
+    assert info.value.key == "alpaca.burst"
 
 
 def _raw_order(status: str) -> dict[str, object]:

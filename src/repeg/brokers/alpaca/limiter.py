@@ -13,9 +13,13 @@ from repeg.engine.clock import Clock
 
 
 class TokenBucket:
-    """`rate_per_minute` tokens per minute, at most `burst` saved up; `acquire` takes one, waiting if needed.
+    """At most `rate_per_minute` acquisitions in any 60 s window, up to `burst` of them at once.
 
-    Waiters are served in arrival order (one lock), so a burst of callers cannot starve an early one.
+    The bucket starts full with `burst` tokens and refills at `rate_per_minute - burst` per minute, so a full
+    burst plus a minute of refill is exactly `rate_per_minute` (refilling at the full rate would let
+    `rate_per_minute + burst` through in the first minute, over Alpaca's limit). `acquire` takes one token,
+    waiting if needed. Waiters are served in arrival order (one lock), so a burst of callers cannot starve an
+    early one.
     """
 
     def __init__(self, clock: Clock, rate_per_minute: float = 200.0, burst: int = 10) -> None:
@@ -23,8 +27,10 @@ class TokenBucket:
             raise ValueError(f"rate_per_minute must be > 0, got {rate_per_minute}")
         if burst < 1:
             raise ValueError(f"burst must be >= 1, got {burst}")
+        if burst >= rate_per_minute:
+            raise ValueError(f"burst must be under rate_per_minute ({rate_per_minute}), got {burst}")
         self._clock = clock
-        self._per_second = rate_per_minute / 60.0
+        self._per_second = (rate_per_minute - burst) / 60.0
         self._burst = float(burst)
         self._tokens = float(burst)
         self._updated: datetime | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from repeg.brokers.alpaca.retry import BackoffPolicy
 from repeg.brokers.alpaca.stream import StreamSettings
@@ -25,8 +25,9 @@ class DataFeed(StrEnum):
 class AlpacaSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    #: Client-side limit; Alpaca allows 200 requests per minute per account.
+    #: Client-side limit: at most this many requests in any 60 s (Alpaca allows 200 per minute per account).
     requests_per_minute: float = Field(default=200.0, gt=0)
+    #: Requests that may go at once; part of `requests_per_minute`, not on top of it, so it must be under it.
     burst: int = Field(default=10, ge=1)
     #: Every HTTP request gets these (the SDK sets none): seconds to connect, seconds to read the answer.
     connect_timeout: float = Field(default=3.05, gt=0)
@@ -36,6 +37,16 @@ class AlpacaSettings(BaseModel):
     stream: StreamSettings = StreamSettings()
     #: Quote feed: REST latest-quote polling interval while the market-data stream is down.
     quote_poll_every: float = Field(default=1.0, gt=0)
+
+    @field_validator("burst")
+    @classmethod
+    def _burst_within_the_rate(cls, burst: int, info: ValidationInfo) -> int:
+        rate = info.data.get("requests_per_minute")
+        if isinstance(rate, float) and burst >= rate:
+            raise ValueError(
+                f"must be under requests_per_minute ({rate:g}): the burst is part of the minute's budget"
+            )
+        return burst
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, object]) -> AlpacaSettings:
