@@ -1333,3 +1333,23 @@ def test_a_leg_resumed_after_downtime_waits_a_fill_wait_between_each_of_its_rema
     ]
     (escalated,) = [e for e in events if isinstance(e, LegEscalated)]
     assert escalated.ts == resumed + 3 * fill_wait
+
+
+def test_a_polled_replacement_whose_answer_was_lost_becomes_the_working_order() -> None:
+    """A broker that does not push: the first re-peg's replace is executed (o2 replaces o1) but its answer is lost,
+    and so is the lookup by client order id. Polling o1 finds it replaced by o2, which the leg then works (re-pegs,
+    and cancels at the end) instead of re-pegging and cancelling o1, closed, for the rest of the phase while o2
+    rests at the broker unseen."""
+
+    def script(w: World) -> None:
+        def lose_the_answer() -> None:
+            w.broker.lost_answers = 1
+            w.broker.unavailable_lookups = 1
+
+        w.clock.call_at(at(9), lose_the_answer)
+
+    result, world = execute(BUY, script, auto_fill=False, pushes_updates=False)
+    assert [r.order_id for r in world.broker.replaced()] == ["o1", "o2", "o3"]  # each step re-pegs the last
+    assert world.broker.cancels() == ["cancel:o4", "cancel:o5"]  # escalation, then the phase's end
+    assert not [o for o in world.broker.orders.values() if o.status.is_open]
+    assert result.legs[0].order_ids == ("o1", "o2", "o3", "o4", "o5")

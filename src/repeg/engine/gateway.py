@@ -335,7 +335,18 @@ class OrderGateway:
         await self._bus.emit(
             OrderUpdated(**self._bus.stamp(index), update=polled_update(order, self._bus.clock.now()))
         )
+        await self._learn_replacement(index, order)
         return True
+
+    async def _learn_replacement(self, index: int, order: BrokerOrder) -> None:
+        """For an order found replaced by one the leg never heard of (the replace's answer was lost, and a broker
+        that does not push never reports the new order): ask for that one too, so that the leg works (or cancels)
+        it instead of leaving it open at the broker unseen."""
+        successor = order.replaced_by
+        if successor is None or order.status is not OrderStatus.REPLACED:
+            return
+        if successor not in self._bus.leg(index).order_ids:
+            await self.reconcile(index, successor)
 
     async def poll(self, index: int) -> bool:
         """For brokers without pushed updates: record, when it changed, the state of each order of the leg not
@@ -351,6 +362,9 @@ class OrderGateway:
         for record in leg.orders:
             if record.order_id is not None and not record.is_terminal:
                 refused = await self._poll_order(index, record, record.order_id) or refused
+        active = self._bus.leg(index).active_order
+        if active is not None and active.order_id is not None and active.status is OrderStatus.REPLACED:
+            await self.reconcile(index, active.order_id)  # its replacement is still unknown: asked again
         return refused
 
     async def _poll_order(self, index: int, record: OrderRecord, order_id: str) -> bool:
@@ -373,6 +387,7 @@ class OrderGateway:
         if refused:
             update = OrderUpdate(event=OrderEvent.CANCEL_REJECTED, order=order, ts=now)
         await self._bus.emit(OrderUpdated(**self._bus.stamp(index), update=update))
+        await self._learn_replacement(index, order)
         return refused
 
     def _cancel_refused(self, order: BrokerOrder, now: datetime) -> bool:
