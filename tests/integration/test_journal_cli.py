@@ -518,3 +518,42 @@ def test_a_ctrl_c_swallowed_while_resume_loads_stops_it_before_the_broker_is_rea
     monkeypatch.setattr(journal_cmds, "config_from_record", config_from_record)
     result = CliRunner().invoke(build_app(), ["resume", "rI", "--journal", str(journal)])
     assert (reached, result.exit_code, result.stderr) == ([], 130, "interrupted\n")
+
+
+# --- output to a pipe or a file ----------------------------------------------------------------------------
+
+
+def _piped(*args: str) -> str:
+    """stdout of `repeg ARGS` written to a pipe or file (not a terminal) without COLUMNS: 80 columns for rich."""
+    result = CliRunner().invoke(build_app(), list(args), env={"COLUMNS": None})
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def test_show_to_a_pipe_prints_the_results_table_whole_as_run_does(tmp_path: Path) -> None:
+    # run widens a pipe's tables to 160 columns; show (and resume) printed 80, cutting prices to "10.…".
+    journal = str(tmp_path / "j.db")
+    ran = _piped("run", str(PLAN), "--config", str(CONFIG), "--journal", journal, "--run-id", "p1")
+    assert _piped("show", "p1", "--journal", journal, "--no-events") == ran
+    assert "…" not in ran
+
+
+def test_runs_to_a_pipe_prints_whole_start_times(journaled: tuple[Path, str, str]) -> None:
+    journal, _, _ = journaled
+    listed = _piped("runs", "--journal", str(journal))
+    started = _started(journal, "demo1").ts.isoformat(timespec="seconds")
+    assert started in listed
+
+
+def test_runs_and_show_print_a_plan_path_with_brackets_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The tables read their cells as rich markup: "dir[red]/p[b].csv" was listed as "dir/p.csv".
+    monkeypatch.chdir(tmp_path)
+    plan = Path("dir[red]") / "p[b].csv"
+    plan.parent.mkdir()
+    plan.write_text(PLAN.read_text())
+    code, out = _repeg("run", str(plan), "--config", str(CONFIG), "--journal", "j.db", "--run-id", "b1")
+    assert code == 0, out
+    assert "dir[red]/p[b].csv" in _piped("runs", "--journal", "j.db")
+    assert '"source":"dir[red]/p[b].csv"' in _piped("show", "b1", "--journal", "j.db").replace(" │\n│", "")

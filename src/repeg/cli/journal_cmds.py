@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, NamedTuple
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from repeg.cli.exit_codes import INTERRUPTED_MESSAGE, ExitCode, exit_code_for_error, exit_code_for_status
@@ -68,13 +69,17 @@ def runs(journal: JournalOption = DEFAULT_JOURNAL) -> None:
         store.close()
     table = Table(title=f"runs in {store.location}", title_justify="left")
     for name in ("run", "started", "plan", "broker", "status", "legs", "notional"):
-        table.add_column(name, justify="right" if name in ("legs", "notional") else "left")
-    for run in summaries:
+        table.add_column(
+            name,
+            justify="right" if name in ("legs", "notional") else "left",
+            overflow="fold" if name == "plan" else "ellipsis",  # a long plan path is wrapped whole, not cut
+        )
+    for run in summaries:  # cells are rich markup: a plan path's "[b]" is escaped to show as written
         table.add_row(
-            run.run_id,
+            escape(run.run_id),
             run.started.isoformat(timespec="seconds"),
-            run.plan_file,
-            run.broker,
+            escape(run.plan_file),
+            escape(run.broker),
             run.status,
             str(run.legs),
             f"{run.notional:,.2f}",
@@ -97,9 +102,8 @@ def events_table(events: list[RunEvent]) -> Table:
         table.add_column(name, overflow="fold")
     for seq, event in enumerate(events, start=1):
         leg = "" if event.leg_index is None else str(event.leg_index)
-        table.add_row(
-            str(seq), event.ts.isoformat(), leg, event.correlation_id, event.kind, _event_detail(event)
-        )
+        detail = escape(_event_detail(event))  # rich markup: a plan path's "[b]" shows as written
+        table.add_row(str(seq), event.ts.isoformat(), leg, escape(event.correlation_id), event.kind, detail)
     return table
 
 

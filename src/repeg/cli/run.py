@@ -14,7 +14,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import structlog
 import typer
@@ -124,8 +124,6 @@ def run(
     out = StdoutConsole(highlight=False, soft_wrap=False)
     err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)  # errors quote values verbatim
     show_live = not json_output and out.is_terminal
-    if not out.is_terminal:
-        out.width = max(out.width, PIPE_WIDTH)  # a pipe or file gets whole tables, not 80-column ellipses
     watch = CtrlCWatch()  # Ctrl-C while loading, before any order: see `repeg.cli.interrupts`
     try:
         with watch:
@@ -170,7 +168,16 @@ def _failed(err: Console, exc: Exception) -> typer.Exit:
 
 
 class StdoutConsole(Console):
-    """stdout. A reader that went away (`| head`) silences it: rich would exit 1, which reads as a bug."""
+    """stdout. A reader that went away (`| head`) silences it: rich would exit 1, which reads as a bug.
+
+    A pipe or file gets whole tables at `PIPE_WIDTH` columns at least, not rich's 80-column ellipses ("10.…"
+    for a price): `run`, `show`, `runs` and `resume` print the same tables there.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not self.is_terminal:
+            self.width = max(self.width, PIPE_WIDTH)
 
     def on_broken_pipe(self) -> None:
         self.quiet = True
