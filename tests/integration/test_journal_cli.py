@@ -557,3 +557,18 @@ def test_runs_and_show_print_a_plan_path_with_brackets_as_written(
     assert code == 0, out
     assert "dir[red]/p[b].csv" in _piped("runs", "--journal", "j.db")
     assert '"source":"dir[red]/p[b].csv"' in _piped("show", "b1", "--journal", "j.db").replace(" │\n│", "")
+
+
+def test_the_id_of_an_unfinished_alpaca_run_on_the_simulator_names_its_broker_not_a_new_run_id(
+    tmp_path: Path,
+) -> None:
+    # It said "the in-process simulator it ran on is gone; use a new --run-id": advice to trade the plan again
+    # while the run's own orders may still work at Alpaca.
+    journal = tmp_path / "j.db"
+    _journal_started_with(journal, {}, run_id="rU")
+    plan = tmp_path / "plan.csv"
+    plan.write_text("symbol,side,qty\nAAA,buy,1\n")
+    code, out = _repeg("run", str(plan), "--journal", str(journal), "--run-id", "rU")
+    assert code == 2, out
+    assert "run rU was started on alpaca-paper, not simulator: resume it on alpaca-paper" in out
+    assert "new --run-id" not in out

@@ -54,15 +54,18 @@ def finished_result(journal: Journal, run_id: str | None) -> ExecutionResult | N
     """For an in-process run: the result of `run_id` if it already ended; None when the id is new.
 
     Raises `JournalError` for an unfinished run: the in-process simulator's orders died with that process, so
-    there is nothing to resume against (remote brokers resume instead, see `run_remote`).
+    there is nothing to resume against (remote brokers resume instead, see `run_remote`). An unfinished run of
+    another broker is refused naming that broker (`ConfigError`): its orders may still work there.
     """
     from repeg.domain.run import fold_run
     from repeg.report.result import build_result
 
     if run_id is None or not journal.has_run(run_id):
         return None
-    state = fold_run(journal.events(run_id))
+    events = journal.events(run_id)
+    state = fold_run(events)
     if state.status is None:
+        _check_same_broker(run_id, events, "simulator")
         raise JournalError(
             f"run {run_id} is unfinished, and the in-process simulator it ran on is gone; use a new --run-id"
         )
