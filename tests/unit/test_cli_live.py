@@ -191,3 +191,18 @@ def test_results_table_shows_a_skipped_notional_trades_dollars_as_requested() ->
     table = results_table(build_result(folder.snapshot()))
     requested = table.columns[[column.header for column in table.columns].index("requested")]
     assert list(requested.cells)[-1] == "$500.00"
+
+
+def test_quality_table_never_rounds_a_buy_scale_short_of_one_up_to_100_percent() -> None:
+    # Scales are kept to 1e-6 (rounded down): 0.999999 printed "buys scaled to (buying power short) 100.00%".
+    from repeg.cli.render import quality_table
+    from repeg.report.result import build_result
+
+    folder = RunFolder()
+    for event in (*run_events(), PhaseStarted(side=Side.BUY, scale=Decimal("0.999999"), **base())):
+        folder.apply(event)
+    screen = io.StringIO()
+    Console(file=screen, width=120).print(quality_table(build_result(folder.snapshot())))
+    text = screen.getvalue()
+    assert "buys scaled to (buying power short)" in text
+    assert "99.99%" in text
