@@ -87,7 +87,14 @@ def test_a_buy_scaled_below_min_notional_is_dropped() -> None:
     assert [leg.index for leg in sizing.legs] == [0]
     ((spec, reason),) = sizing.dropped
     assert spec.index == 1
-    assert reason == "scaled to a notional of 0.20, below min_notional 1 (scale 0.099980)"
+    assert reason == "scaled to a notional of 0.19, below min_notional 1 (scale 0.099980)"  # $0.19996, cut
+
+
+def test_a_scaled_buy_drop_reason_never_rounds_the_notional_up_to_the_minimum() -> None:
+    specs = [qty_leg(0, "AAA", "1000"), qty_leg(1, "BBB", "0.05")]  # 10001 against 9990.999: scale 0.999
+    sizing = size_buys(specs, ASKS, Decimal("9990.999"), Decimal(0), min_notional=Decimal(1))
+    ((_, reason),) = sizing.dropped  # BBB scaled to 0.04995 shares, $0.999
+    assert reason == "scaled to a notional of 0.99, below min_notional 1 (scale 0.999000)"
 
 
 def test_an_unscaled_buy_is_not_checked_again_against_min_notional() -> None:

@@ -165,6 +165,12 @@ def test_weight_trade_under_min_notional_is_skipped_and_reported() -> None:
     ]
 
 
+def test_min_notional_skip_reason_never_rounds_the_notional_up_to_the_minimum() -> None:
+    # 0.00999 shares at $100 is $0.999: the reason must not read "notional 1.00 is below min_notional 1".
+    _, skipped = derive(trades(trade("A", Side.BUY, "0.00999")), prices={"A": "100"})
+    assert skipped[0].reason == "notional 0.99 is below min_notional 1"
+
+
 def test_weight_trade_rounding_to_zero_whole_shares_is_skipped() -> None:
     _, skipped = derive(weights(A="1"), cash="20", known=assets("A", whole=("A",)), prices={"A": "30"})
     assert skipped[0].reason == "rounds to zero whole shares"

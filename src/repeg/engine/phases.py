@@ -19,7 +19,7 @@ from repeg.domain.lifecycle import LegStatus
 from repeg.domain.orders import OrderStatus, Side
 from repeg.domain.plan import LegSpec
 from repeg.domain.quote import Quote, QuoteVerdict, assess_quote
-from repeg.domain.ticks import BPS, ZERO, round_qty_down
+from repeg.domain.ticks import BPS, PENNY, ZERO, round_qty_down
 from repeg.engine.monitor import EngineContext, PhaseMonitor
 from repeg.errors import BrokerError
 
@@ -71,7 +71,8 @@ def _scaled(
         if final <= ZERO:
             return f"scaled to zero (scale {scale})"
         if final * ask < min_notional:
-            return f"scaled to a notional of {final * ask:.2f}, below min_notional {min_notional} (scale {scale})"
+            shown = (final * ask).quantize(PENNY, rounding=ROUND_DOWN)  # never rounded up to the minimum
+            return f"scaled to a notional of {shown}, below min_notional {min_notional} (scale {scale})"
     return LegSpec(
         index=spec.index,
         symbol=spec.symbol,

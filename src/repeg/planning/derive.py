@@ -24,13 +24,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 from repeg.config import ExecutionConfig
 from repeg.domain.account import Account, Asset, Position
 from repeg.domain.orders import Side
 from repeg.domain.plan import LegSpec, Plan, PlanKind, SkippedTrade, TargetWeight, TradeIntent
-from repeg.domain.ticks import ZERO, round_qty_down
+from repeg.domain.ticks import PENNY, ZERO, round_qty_down
 from repeg.errors import NotTradableError, PlanError, UnknownSymbolError
 
 NO_PRICE = "no valid arrival quote"
@@ -212,5 +212,6 @@ def _skip_reason(trade: _Trade, qty: Decimal, price: Decimal | None, config: Exe
         return "rounds to zero whole shares" if trade.whole_shares else "rounds to zero shares"
     notional = trade.notional if trade.notional is not None else qty * price
     if notional < config.min_notional:
-        return f"notional {notional:.2f} is below min_notional {config.min_notional}"
+        shown = notional.quantize(PENNY, rounding=ROUND_DOWN)  # ".2f" shows $0.999 as 1.00: "1.00 below 1"
+        return f"notional {shown} is below min_notional {config.min_notional}"
     return None
