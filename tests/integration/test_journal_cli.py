@@ -19,6 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from repeg.cli.app import build_app
+from repeg.cli.exit_codes import ExitCode
 from repeg.cli.settings import load_settings
 from repeg.config import ExecutionConfig
 from repeg.domain.events import RunStarted, SyntheticSource
@@ -113,7 +114,7 @@ def test_same_run_id_again_returns_the_journaled_result_without_trading(
 def test_show_of_an_unknown_run_fails_with_its_id(journaled: tuple[Path, str, str]) -> None:
     journal, _, _ = journaled
     result = CliRunner().invoke(build_app(), ["show", "nope", "--journal", str(journal)])
-    assert result.exit_code != 0
+    assert result.exit_code == ExitCode.BAD_INPUT  # README: a run id the journal does not hold
     assert "'nope'" in result.stderr
 
 
@@ -147,7 +148,7 @@ def test_show_of_an_unknown_run_names_the_journal_it_looked_in(journaled: tuple[
 def test_resume_of_an_unknown_run_names_the_run_and_the_journal(journaled: tuple[Path, str, str]) -> None:
     journal, _, _ = journaled
     result = CliRunner().invoke(build_app(), ["resume", "nope", "--journal", str(journal)])
-    assert result.exit_code != 0
+    assert result.exit_code == ExitCode.BAD_INPUT
     assert f"run 'nope' is not in the journal {journal}" in result.stderr
 
 
