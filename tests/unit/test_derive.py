@@ -182,6 +182,18 @@ def test_weight_symbol_without_arrival_price_is_skipped() -> None:
     assert skipped == [SkippedTrade(symbol="B", side=Side.BUY, qty=D(0), reason=NO_PRICE)]
 
 
+def test_weight_symbol_without_arrival_price_reports_the_side_its_target_needs() -> None:
+    # $100 of A held in a $100,100 account, target 50%: a buy of ~$50,000, not a sell, was skipped.
+    held = (position("A", "1", "100"),)
+    _, skipped = derive(weights(A="0.5"), cash="100000", positions=held, prices={})
+    assert skipped == [SkippedTrade(symbol="A", side=Side.BUY, qty=D(0), reason=NO_PRICE)]
+
+
+def test_weight_zero_exit_without_arrival_price_reports_the_position_it_did_not_sell() -> None:
+    _, skipped = derive(weights(A="0"), cash="1000", positions=(position("A", "7.5", "10"),), prices={})
+    assert skipped == [SkippedTrade(symbol="A", side=Side.SELL, qty=D("7.5"), reason=NO_PRICE)]
+
+
 # --- trade lists --------------------------------------------------------------------------------------------
 
 

@@ -98,8 +98,24 @@ def derive_legs(
     else:
         equity = portfolio_equity(account, positions, prices)
         _check_equity(plan, equity)
-        trades = _weights_trades(plan.weights, held, assets, prices, equity, skipped=skipped)
+        for target in plan.weights:
+            if target.symbol not in prices:
+                skipped.extend(_unpriced(target, positions, equity))
+        trades = _weights_trades(plan.weights, held, assets, prices, equity)
     return _filter(trades, prices, config, skipped)
+
+
+def _unpriced(target: TargetWeight, positions: Sequence[Position], equity: Decimal) -> list[SkippedTrade]:
+    """The skip of a weight without an arrival price: its side from the broker's mark of the position (what
+    equity counts it at), a full exit with the exact quantity it would have sold; none if nothing is to trade."""
+    held = next((p for p in positions if p.symbol == target.symbol), None)
+    current, mark = (ZERO, ZERO) if held is None else (held.qty, held.market_value)
+    if target.weight == ZERO:
+        if current == ZERO:
+            return []
+        return [SkippedTrade(symbol=target.symbol, side=_side_of(current), qty=abs(current), reason=NO_PRICE)]
+    side = Side.BUY if target.weight * equity > mark else Side.SELL
+    return [SkippedTrade(symbol=target.symbol, side=side, qty=ZERO, reason=NO_PRICE)]
 
 
 def _check_equity(plan: Plan, equity: Decimal) -> None:
@@ -114,18 +130,14 @@ def _weights_trades(
     assets: Mapping[str, Asset],
     prices: Mapping[str, Decimal],
     equity: Decimal,
-    *,
-    skipped: list[SkippedTrade],
 ) -> list[_Trade]:
+    """The trades of the weights that have an arrival price (those without one are skipped: `_unpriced`)."""
     trades: list[_Trade] = []
     for target in weights:
         price = prices.get(target.symbol)
-        current = held.get(target.symbol, ZERO)
         if price is None:
-            if target.weight > ZERO or current != ZERO:
-                side = _side_of(current)
-                skipped.append(SkippedTrade(symbol=target.symbol, side=side, qty=ZERO, reason=NO_PRICE))
             continue
+        current = held.get(target.symbol, ZERO)
         trade = _from_weight(target, assets[target.symbol], current, price, equity)
         if trade is not None:
             trades.append(trade)
