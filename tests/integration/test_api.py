@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import warnings
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from repeg.config import ExecutionConfig
 from repeg.domain.events import OrderIntent, RunEnded, RunEvent, RunStarted
 from repeg.domain.orders import Side
 from repeg.engine.clock import VirtualClock, run_virtual
-from repeg.errors import ConfigError, NotTradableError, SafetyLimitError, UnknownSymbolError
+from repeg.errors import ConfigError, NotTradableError, RepegError, SafetyLimitError, UnknownSymbolError
 from repeg.market.loaders import load_quotes
 from repeg.market.tape import QuoteTape
 from repeg.planning.derive import NO_PRICE
@@ -170,3 +172,26 @@ def test_arrival_price_never_comes_from_a_one_sided_quote(tmp_path: Path) -> Non
     plan = parse_csv("symbol,weight\nCCC,0.5\n", "w.csv")
     result = simulate(plan, tape=load_quotes(path), account=SimAccount(cash=Decimal(1000)))
     assert result.legs[0].requested_qty == Decimal("49.950049950")  # 500 / 10.01, down to 1e-9
+
+
+def test_execute_inside_a_running_event_loop_is_refused_with_a_typed_error(tape: QuoteTape) -> None:
+    # Jupyter, an async application: asyncio's own RuntimeError came from deep inside, after a coroutine and
+    # an event loop had been made and left behind ("never awaited"); it must say what to call instead.
+    clock = VirtualClock(tape.start)
+    broker, feed = build_simulation(tape, clock, SimAccount(cash=Decimal(10_000)), seed=1)
+
+    async def caller() -> None:
+        with pytest.raises(RepegError, match="execute_async"):
+            execute(trades("AAA,buy,10\n"), broker, feed, clock, run_id="api1")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing left unawaited
+        asyncio.run(caller())
+
+
+def test_simulate_inside_a_running_event_loop_is_refused_with_a_typed_error() -> None:
+    async def caller() -> None:
+        with pytest.raises(RepegError, match="running event loop"):
+            simulate(trades("AAA,buy,1\n"))
+
+    asyncio.run(caller())

@@ -21,6 +21,8 @@ from contextvars import Context
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from repeg.errors import RepegError
+
 if TYPE_CHECKING:
     from _typeshed import FileDescriptorLike as _FileObject
 
@@ -209,8 +211,26 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self._virtual_now += seconds
 
 
+_IN_A_LOOP = (
+    "repeg's synchronous entry points (execute, simulate, backtests) cannot run inside a running event loop "
+    "(Jupyter, an async application): await repeg.execute_async there, or call them from a worker thread"
+)
+
+
+def _refuse_a_running_loop() -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise RepegError(_IN_A_LOOP)
+
+
 def run_virtual(main: Callable[[], Coroutine[object, object, T]]) -> T:
-    """Run `main()` to completion on a fresh `VirtualTimeLoop` (sync entry point for simulations and tests)."""
+    """Run `main()` to completion on a fresh `VirtualTimeLoop` (sync entry point for simulations and tests).
+
+    Refused with a `RepegError`, before anything is made, inside a running event loop (asyncio cannot nest one).
+    """
+    _refuse_a_running_loop()
     # The result is handed over outside the main task: on exit `asyncio.Runner` may format the task's repr
     # (signal handler bookkeeping), which would otherwise render the whole result, a large model for a run.
     result: list[T] = []
