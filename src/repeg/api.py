@@ -78,14 +78,15 @@ async def arrival_prices(
     Symbols still without a valid quote at the deadline are absent from the result (their trades are skipped).
     """
     deadline = clock.now() + config.quote_wait_limit
+    wanted = list(dict.fromkeys(symbols))  # a basket may repeat a symbol: one price serves all its rows
     prices: dict[str, Decimal] = {}
     while True:
         now = clock.now()
-        for symbol in symbols:
+        for symbol in wanted:
             mid = prices.get(symbol) or valid_mid(feed.latest(symbol), now, config)
             if mid is not None:
                 prices[symbol] = mid
-        if len(prices) == len(symbols) or now >= deadline:
+        if len(prices) == len(wanted) or now >= deadline:
             return prices
         await clock.sleep_until(min(now + config.check_interval, deadline))
 
@@ -123,7 +124,7 @@ async def execute_async(
     config = config or ExecutionConfig()
     run_id = _checked_run_id(run_id or default_run_id(plan, clock.now()))
     with bind_run(run_id):
-        symbols = plan_symbols(plan)
+        symbols = list(dict.fromkeys(plan_symbols(plan)))  # each once: a basket may repeat one
         account = await broker.get_account()
         positions = await broker.get_positions()
         assets = await _assets(broker, symbols)

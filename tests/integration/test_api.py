@@ -16,6 +16,7 @@ from repeg.brokers.simulator.factory import build_simulation
 from repeg.config import ExecutionConfig
 from repeg.domain.events import OrderIntent, RunEnded, RunEvent, RunStarted
 from repeg.domain.orders import Side
+from repeg.domain.plan import Plan, PlanKind, TradeIntent
 from repeg.engine.clock import VirtualClock, run_virtual
 from repeg.errors import ConfigError, NotTradableError, RepegError, SafetyLimitError, UnknownSymbolError
 from repeg.market.loaders import load_quotes
@@ -102,6 +103,22 @@ def test_plan_may_be_given_as_a_path(tape: QuoteTape, tmp_path: Path) -> None:
 def test_arrival_price_waits_for_a_late_first_quote(tape: QuoteTape) -> None:
     result = simulate(trades("BBB,buy,5\n"), tape=tape, config=ExecutionConfig(quote_wait=30))
     assert result.legs[0].filled_qty == Decimal(5)
+
+
+def test_a_basket_repeating_a_symbol_starts_without_waiting_quote_wait(tape: QuoteTape) -> None:
+    # A programmatic trade list may repeat a symbol (a basket). AAA quotes from 14:30:00: the run waited the
+    # whole quote_wait (30 s) for a second AAA price, as if the repeated symbol were another one.
+    buys = tuple(TradeIntent(symbol="AAA", side=Side.BUY, qty=Decimal(qty)) for qty in (1, 2))
+    recorder = Recorder()
+
+    async def main() -> None:
+        clock = VirtualClock(tape.start)
+        broker, feed = build_simulation(tape, clock, SimAccount(), seed=1)
+        plan = Plan(source="basket", kind=PlanKind.TRADES, trades=buys)
+        await execute_async(plan, broker, feed, clock, sinks=[recorder])
+
+    run_virtual(main)
+    assert recorder.events[0].ts == tape.start
 
 
 def test_symbol_without_a_quote_within_quote_wait_is_skipped(tape: QuoteTape) -> None:
