@@ -303,6 +303,17 @@ def test_run_report_rebuilds_the_result_show_prints() -> None:
     assert [record.order_id for record in report.state.legs[0].orders] == ["a", "b", "c"]
 
 
+def test_the_html_quality_table_never_rounds_a_buy_scale_short_of_one_up_to_100_percent() -> None:
+    # Scales are kept to 1e-6 (rounded down): 0.999999 printed "100.00%", a shortfall reported as none.
+    from repeg.lab.run_report_html import quality_table
+
+    result = run_report(RUN, _escalated_chain(), "j.db").result
+    text = quality_table(result.model_copy(update={"buy_scale": Decimal("0.999999")}))
+    assert "buys scaled to (buying power short)" in text
+    assert "99.99%" in text
+    assert "100.00%" not in text
+
+
 def test_run_report_refuses_a_run_without_a_start() -> None:
     with pytest.raises(ReportError, match="no run_started"):
         run_report(RUN, replaced_chain()[1:], "j.db")

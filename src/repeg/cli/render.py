@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 
 from rich.table import Table
 
@@ -15,6 +15,7 @@ from repeg.report.text import (
     price_text,
     qty_text,
     requested_text,
+    scale_text,
     seconds_text,
     share_text,
     signed_text,
@@ -28,9 +29,6 @@ _STATUS_STYLE: dict[LegStatus, str] = {
     LegStatus.INCOMPLETE: "red",
     LegStatus.PLANNED: "dim",
 }
-
-
-_CENT = Decimal("0.01")
 
 
 def _limit_text(price: Decimal | None) -> str:
@@ -139,9 +137,7 @@ def quality_table(result: ExecutionResult) -> Table:
         legs += f", {counts.skipped_trades} trades skipped"
     table.add_row("legs", legs)
     if result.buy_scale < 1:
-        # Rounded down: a scale short of one (kept to 1e-6) must never read as 100.00%.
-        scale = f"{(result.buy_scale * 100).quantize(_CENT, rounding=ROUND_DOWN)}%"
-        table.add_row("buys scaled to (buying power short)", scale)
+        table.add_row("buys scaled to (buying power short)", scale_text(result.buy_scale))
     table.add_row("notional traded", f"${money_text(result.notional_traded)}")
     table.add_row("cost vs arrival mid (notional-weighted)", f"{signed_text(quality.cost_bps, 2)} bps")
     table.add_row("cost in arrival half-spreads", signed_text(quality.cost_half_spreads, 3))

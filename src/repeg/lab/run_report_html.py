@@ -35,6 +35,7 @@ from repeg.report.text import (
     price_text,
     qty_text,
     requested_text,
+    scale_text,
     seconds_text,
     share_text,
     signed_text,
@@ -114,7 +115,7 @@ def quality_table(result: ExecutionResult) -> str:
         legs += f", {counts.skipped_trades} trades skipped"
     rows = [["legs", legs]]
     if result.buy_scale < 1:
-        rows.append(["buys scaled to (buying power short)", f"{result.buy_scale * 100:.2f}%"])
+        rows.append(["buys scaled to (buying power short)", scale_text(result.buy_scale)])
     rows += [
         ["notional traded", f"${result.notional_traded:,.2f}"],
         ["cost vs arrival mid (notional-weighted), bps", signed_text(quality.cost_bps, 2, _NONE)],

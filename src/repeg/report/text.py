@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 from repeg.domain.plan import SkippedTrade
 from repeg.report.result import LegResult
 
 MISSING = "-"
+_CENT = Decimal("0.01")
 
 
 def qty_text(qty: Decimal | None, missing: str = MISSING) -> str:
@@ -36,6 +37,11 @@ def signed_text(value: Decimal | None, digits: int, missing: str = MISSING) -> s
 def share_text(value: Decimal | None, missing: str = MISSING) -> str:
     """A ratio as a percentage to one place (0.646 -> 64.6%)."""
     return missing if value is None else f"{value * 100:.1f}%"
+
+
+def scale_text(scale: Decimal) -> str:
+    """A buy scale as a percentage to 0.01%, rounded down: a scale short of one never reads as 100.00%."""
+    return f"{(scale * 100).quantize(_CENT, rounding=ROUND_DOWN)}%"
 
 
 def seconds_text(seconds: float | None, missing: str = MISSING) -> str:
