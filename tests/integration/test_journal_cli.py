@@ -118,10 +118,17 @@ def test_show_of_an_unknown_run_fails_with_its_id(journaled: tuple[Path, str, st
     assert "'nope'" in result.stderr
 
 
-def test_show_without_a_journal_file_fails_clearly(tmp_path: Path) -> None:
-    result = CliRunner().invoke(build_app(), ["show", "x", "--journal", str(tmp_path / "none.db")])
-    assert result.exit_code != 0
-    assert "no journal at" in result.stderr
+@pytest.mark.parametrize("command", [["show", "x"], ["runs"], ["resume", "x"]])
+def test_a_journal_file_that_does_not_exist_is_bad_input_named_in_the_error(
+    tmp_path: Path, command: list[str]
+) -> None:
+    # README: a path the user typed that does not exist is bad input (2), as `repeg report` has it; show, runs
+    # and resume exited 4, the code of a journal that failed.
+    missing = tmp_path / "none.db"
+    result = CliRunner().invoke(build_app(), [*command, "--journal", str(missing)])
+    assert result.exit_code == ExitCode.BAD_INPUT, result.stderr
+    assert f"no journal at {missing}" in result.stderr
+    assert not missing.exists()
 
 
 def test_runs_of_a_journal_with_an_unreadable_event_fails_with_a_clear_error(tmp_path: Path) -> None:

@@ -47,8 +47,12 @@ def _fail(error: RepegError) -> typer.Exit:
 
 
 def _open(spec: str, *, create: bool = False) -> Journal:
-    from repeg.journal.factory import open_journal
+    """The journal `spec` names. A SQLite file that does not exist is bad input (exit 2, as `repeg report` has
+    it), not a journal that failed (4): the path was mistyped, or repeg runs in another directory."""
+    from repeg.journal.factory import is_postgres, open_journal
 
+    if not create and not is_postgres(spec) and not Path(spec).exists():
+        raise _fail(ConfigError("--journal", spec, f"no journal at {spec}"))
     try:
         return open_journal(spec, create=create)
     except RepegError as exc:
