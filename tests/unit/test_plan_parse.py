@@ -202,6 +202,24 @@ def test_json_boolean_qty_is_not_a_number() -> None:
     assert (error.field, error.value, error.reason) == ("qty", True, "not a number")
 
 
+def test_a_bad_json_number_is_shown_as_written_not_as_a_python_decimal() -> None:
+    # The message read "plan.json, row 1, field 'qty' = Decimal('-5'): ...": Python's repr, not the user's value.
+    error = json_error('[{"symbol": "A", "side": "buy", "qty": -5}]')
+    assert error.value == "-5"
+    assert str(error) == "plan.json, row 1, field 'qty' = '-5': qty must be greater than 0"
+
+
+def test_a_json_number_where_text_belongs_is_shown_as_written() -> None:
+    assert "= '7':" in str(json_error('[{"symbol": 7, "side": "buy", "qty": 1}]'))
+
+
+def test_a_json_plan_that_is_not_an_array_names_what_it_is_in_json_words() -> None:
+    # The value read 'Decimal' (the parser's Python type) for a plan file holding the number 5.
+    assert json_error("5").value == "a number"
+    assert json_error('"AAPL"').value == "a string"
+    assert json_error("null").value == "null"
+
+
 def test_bad_side_is_refused() -> None:
     error = csv_error("symbol,side,qty\nA,hold,1\n")
     assert (error.row, error.field, error.value, error.reason) == (

@@ -147,7 +147,7 @@ def _json_rows(source: str, items: list[object]) -> list[_Row]:
     rows: list[_Row] = []
     for number, item in enumerate(items, start=1):
         if not isinstance(item, dict):
-            raise PlanInputError(source, number, None, item, "each row must be a JSON object")
+            raise PlanInputError(source, number, None, _given(item), "each row must be a JSON object")
         if isinstance(item, _JsonObject) and item.repeated is not None:
             raise PlanInputError(source, number, item.repeated, None, REPEATED_COLUMN)
         rows.append(_Row(number, {str(key).strip().lower(): value for key, value in item.items()}))
@@ -169,7 +169,7 @@ def _json_items(source: str, data: object) -> tuple[PlanKind | None, list[object
             keys = ", ".join(sorted(str(key) for key in data))
             raise PlanInputError(source, None, None, keys, 'expected an array, or one "trades"/"weights" key')
     if not isinstance(data, list):
-        raise PlanInputError(source, None, None, type(data).__name__, "expected an array of row objects")
+        raise PlanInputError(source, None, None, _json_kind(data), "expected an array of row objects")
     return declared, data
 
 
@@ -225,7 +225,7 @@ def _trade(source: str, row: _Row) -> TradeIntent:
     qty = _optional_positive(source, row, QTY)
     notional = _optional_positive(source, row, NOTIONAL)
     if qty is not None and notional is not None:
-        both = row.cells[NOTIONAL]
+        both = _given(row.cells[NOTIONAL])
         raise PlanInputError(source, row.number, NOTIONAL, both, "give qty or notional, not both")
     if qty is None and notional is None:
         field = QTY if QTY in row.cells else NOTIONAL
@@ -238,7 +238,9 @@ def _weight(source: str, row: _Row) -> TargetWeight:
     if weight is None:
         raise PlanInputError(source, row.number, WEIGHT, None, "missing value")
     if not ZERO <= weight <= Decimal(1):
-        raise PlanInputError(source, row.number, WEIGHT, row.cells[WEIGHT], "weight must be within [0, 1]")
+        raise PlanInputError(
+            source, row.number, WEIGHT, _given(row.cells[WEIGHT]), "weight must be within [0, 1]"
+        )
     return TargetWeight(symbol=_symbol(source, row), weight=weight)
 
 
@@ -277,10 +279,12 @@ def _side(source: str, row: _Row) -> Side:
 def _optional_positive(source: str, row: _Row, field: str) -> Decimal | None:
     value = _decimal(source, row, field)
     if value is not None and value <= ZERO:
-        raise PlanInputError(source, row.number, field, row.cells[field], f"{field} must be greater than 0")
+        raise PlanInputError(
+            source, row.number, field, _given(row.cells[field]), f"{field} must be greater than 0"
+        )
     if value is not None and value > MAX_AMOUNT:
         raise PlanInputError(
-            source, row.number, field, row.cells[field], f"{field} must be at most {MAX_AMOUNT:,}"
+            source, row.number, field, _given(row.cells[field]), f"{field} must be at most {MAX_AMOUNT:,}"
         )
     return value
 
@@ -308,8 +312,13 @@ def _text(source: str, row: _Row, field: str, raw: object) -> str:
     if raw is None:
         return ""
     if not isinstance(raw, str):
-        raise PlanInputError(source, row.number, field, raw, f"expected text, got {_json_kind(raw)}")
+        raise PlanInputError(source, row.number, field, _given(raw), f"expected text, got {_json_kind(raw)}")
     return raw.strip()
+
+
+def _given(value: object) -> object:
+    """A cell's value as errors show it: a JSON number as its text (as a CSV cell is), never Python's repr."""
+    return str(value) if isinstance(value, Decimal) else value
 
 
 def _json_kind(raw: object) -> str:
@@ -320,4 +329,8 @@ def _json_kind(raw: object) -> str:
         return "a JSON array"
     if isinstance(raw, bool):
         return "a boolean"
+    if isinstance(raw, str):
+        return "a string"
+    if raw is None:
+        return "null"
     return "a number" if isinstance(raw, Decimal) else type(raw).__name__
