@@ -497,6 +497,46 @@ def test_a_bad_backtest_option_exits_2_in_one_line_naming_the_option(
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("command", ["backtest", "compare"])
+def test_a_basket_larger_than_a_trading_day_holds_is_refused_naming_the_option(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    # No upper bound: --basket 5000000 generated millions of parent orders and ran for hours.
+    from repeg.lab import backtest
+
+    def generated(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the basket was generated")
+
+    monkeypatch.setattr(backtest, "day_basket", generated)
+    policy = ["--policy", "market"] if command == "backtest" else ["--policies", "market"]
+    args = [command, "--quotes", str(_small_quotes(workdir)), *policy, "--basket", "23401"]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == ExitCode.BAD_INPUT, result.stderr
+    assert result.stderr.startswith("error: config --basket=23401: ")
+    assert "23400" in result.stderr or "23,400" in result.stderr
+
+
+def test_sweep_workers_beyond_four_per_cpu_are_refused_naming_the_option(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No upper bound: --workers 100000 spawned a process per point, thousands of them.
+    import os
+
+    from repeg.lab import sweep
+
+    def pooled(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the pool was started")
+
+    monkeypatch.setattr(sweep, "run_local", pooled)
+    grid = write(workdir, "grid.toml", '[basket]\ncount = 2\n[[policy]]\nname = "m"\nkind = "market"\n')
+    too_many = 4 * (os.cpu_count() or 1) + 1
+    args = ["sweep", "--quotes", str(_small_quotes(workdir)), "--grid", str(grid), "--out", "s.parquet"]
+    result = CliRunner().invoke(build_app(), [*args, "--workers", str(too_many), "--no-progress"])
+    assert result.exit_code == ExitCode.BAD_INPUT, result.stderr
+    assert result.stderr.startswith(f"error: config --workers={too_many}: ")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_a_negative_lab_seed_is_refused_naming_the_option(workdir: Path) -> None:
     # It reached numpy, whose "expected non-negative integer" named neither the option nor the value.
     args = ["backtest", "--quotes", str(_small_quotes(workdir)), "--basket", "2", "--policy", "market"]
@@ -653,6 +693,25 @@ def test_a_backtest_arrival_whose_qty_rounds_to_zero_shares_is_refused_naming_it
     assert result.stderr.startswith(
         f"error: {arrivals}, row 2, field 'qty' = '0.0000000001': rounds to zero shares"
     )
+
+
+def test_an_arrivals_file_of_more_orders_than_a_basket_holds_is_refused_naming_it(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The cap of --basket held for generated baskets only: a file of millions of arrivals ran for hours.
+    from repeg.lab import backtest
+
+    def ran(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the backtest ran")
+
+    monkeypatch.setattr(backtest, "run_backtest", ran)
+    rows = "".join(f"2024-01-02T14:31:00.{k:06d}Z,buy,1\n" for k in range(23_401))
+    arrivals = write(workdir, "arrivals.csv", "ts,side,qty\n" + rows)
+    args = ["backtest", "--quotes", str(_small_quotes(workdir)), "--arrivals", str(arrivals)]
+    result = CliRunner().invoke(build_app(), [*args, "--policy", "market"])
+    assert result.exit_code == ExitCode.BAD_INPUT, result.stderr
+    assert result.stderr.startswith(f"error: {arrivals}")
+    assert "23,401 arrivals" in result.stderr
 
 
 def test_a_sweep_grid_basket_qty_that_rounds_to_zero_shares_is_refused_when_the_grid_is_read(

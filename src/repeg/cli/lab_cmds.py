@@ -58,7 +58,7 @@ SymbolOpt = Annotated[
     str | None, typer.Option("--symbol", help="Symbol to trade when the quote file holds several.")
 ]
 BasketOpt = Annotated[
-    int, typer.Option("--basket", min=1, help="Number of parent orders spread over the day.")
+    int, typer.Option("--basket", min=1, help="Number of parent orders spread over the day (at most 23,400).")
 ]
 ArrivalsOpt = Annotated[
     Path | None, typer.Option("--arrivals", help="CSV of arrivals (ts,side,qty[,budget_seconds]).")

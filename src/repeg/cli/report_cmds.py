@@ -147,7 +147,7 @@ def sweep(
     engine: Annotated[
         str, typer.Option("--engine", help="local (process pool) or ray (local Ray cluster).")
     ] = "local",
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes / Ray CPUs.")] = 2,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes / Ray CPUs (at most 4 per CPU).")] = 2,
     progress: Annotated[bool, typer.Option(help="Draw a progress bar on stderr.")] = True,
 ) -> None:
     """Backtest every grid point on every symbol-day in parallel; identical results on either engine."""

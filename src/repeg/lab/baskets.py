@@ -30,6 +30,17 @@ from repeg.errors import ConfigError, PlanInputError
 from repeg.lab.models import ParentOrder
 from repeg.planning.parse import MAX_AMOUNT
 
+#: The most parent orders a basket holds: one arrival a second of a regular 6.5-hour session (23,400 s). A
+#: larger one (a typo'd `--basket 5000000`) would run for hours; a day can hold no more arrivals a second apart.
+MAX_BASKET_ORDERS = 23_400
+
+
+def count_problem(count: int) -> str | None:
+    """Why a basket of `count` parent orders is refused, or None."""
+    if count > MAX_BASKET_ORDERS:
+        return f"must be at most {MAX_BASKET_ORDERS:,} (one arrival a second of a 6.5-hour trading day)"
+    return None
+
 
 def qty_problem(qty: Decimal) -> str | None:
     """Why parent orders of `qty` shares could never trade, or None: the simulator refuses every order whose
@@ -73,6 +84,14 @@ class BasketSpec(BaseModel):
     budget_seconds: Seconds = Field(default=60.0, gt=0)
     #: Kept free at both ends of the session: the first arrival is this long after the open.
     margin_seconds: Seconds = Field(default=60.0, ge=0)
+
+    @field_validator("count")
+    @classmethod
+    def _a_day_holds(cls, count: int) -> int:
+        problem = count_problem(count)
+        if problem is not None:
+            raise ValueError(problem)
+        return count
 
     @field_validator("qty")
     @classmethod
@@ -186,6 +205,9 @@ def load_arrivals(
         raise PlanInputError(str(path), None, None, None, f"not UTF-8 text: {exc}") from exc
     if not rows:
         raise PlanInputError(str(path), None, None, None, "no arrivals")
+    problem = count_problem(len(rows))
+    if problem is not None:
+        raise PlanInputError(str(path), None, None, None, f"{len(rows):,} arrivals: the basket {problem}")
     rows.sort(key=lambda r: r[0])
     return tuple(
         ParentOrder(index=k, symbol=symbol, side=side, qty=qty, arrival=ts, budget_seconds=budget)

@@ -12,6 +12,7 @@ Guarantees:
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from enum import StrEnum
@@ -25,7 +26,7 @@ from pydantic import BaseModel, ConfigDict
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from repeg.errors import RepegError, SweepError
+from repeg.errors import ConfigError, RepegError, SweepError
 from repeg.lab.sweep_grid import SweepPoint
 
 log = structlog.get_logger(__name__)
@@ -193,9 +194,19 @@ def run_ray(
     return records
 
 
+def max_workers() -> int:
+    """The most worker processes (or Ray CPUs) a sweep asks for: 4 per CPU of this machine. More only queue for
+    the same CPUs, each a process of its own (a typo'd `--workers 10000` started thousands)."""
+    return 4 * (os.cpu_count() or 1)
+
+
 def run_sweep(
     points: Sequence[SweepPoint], runner: PointRunner, engine: Engine, workers: int = 2, progress: bool = True
 ) -> list[SweepRecord]:
+    """Every point's record, on `engine` with `workers` (1 to `max_workers()`; `ConfigError` naming `--workers`
+    otherwise, before any process starts)."""
+    if not 1 <= workers <= max_workers():
+        raise ConfigError("--workers", workers, f"must be 1 to {max_workers()} (4 per CPU of this machine)")
     if engine is Engine.RAY:
         return run_ray(points, runner, progress=progress, num_cpus=workers)
     return run_local(points, runner, workers=workers, progress=progress)
