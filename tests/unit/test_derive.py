@@ -295,6 +295,27 @@ def test_trade_list_notional_sell_of_a_whole_share_asset_rounds_down() -> None:
     assert (legs[0].qty, legs[0].notional) == (D(25), None)
 
 
+def test_a_notional_sell_worth_more_than_the_long_position_sells_the_exact_position() -> None:
+    # $1005 of a $1000 holding: sized to 10.05 shares, more than held, the broker refused the whole sell and
+    # nothing was sold. The dollars bound the sale; the holding bounds it too: a full exit.
+    held = (position("A", "10", "100"),)
+    legs, _ = derive(trades(trade("A", Side.SELL, notional="1005")), positions=held, prices={"A": "100"})
+    assert [(leg.qty, leg.full_exit) for leg in legs] == [(D(10), True)]
+
+
+def test_a_notional_sell_capped_at_a_tiny_position_is_skipped_under_min_notional() -> None:
+    # It sells the $0.50 held, not the $5 asked: the minimum applies to what is sold.
+    held = (position("A", "0.005", "100"),)
+    legs, skipped = derive(trades(trade("A", Side.SELL, notional="5")), positions=held, prices={"A": "100"})
+    assert legs == []
+    assert skipped[0].reason == "notional 0.50 is below min_notional 1"
+
+
+def test_a_notional_sell_without_a_long_position_is_sized_as_written() -> None:
+    legs, _ = derive(trades(trade("A", Side.SELL, notional="1005")), prices={"A": "100"})
+    assert [(leg.qty, leg.full_exit) for leg in legs] == [(D("10.05"), False)]
+
+
 # --- plans built in Python (the API takes a `Plan`, not only a file) ----------------------------------------
 
 

@@ -4,7 +4,9 @@ Rules (the README's "Inputs" section repeats them for users):
 
 - A trade list is taken as written. A sell whose quantity equals the whole long position is a full exit.
   A sell given as a notional is sized here, at the arrival price, rounded down (the engine sizes notional buys
-  only, at the start of the buy phase: a notional sell left unsized would never be sent).
+  only, at the start of the buy phase: a notional sell left unsized would never be sent), and never above the
+  long position held: a notional worth more sells the exact position (a full exit), where selling more than
+  held would be refused by the broker and sell nothing.
 - Target weights are fractions of equity, where equity = cash + every position valued at the arrival prices
   (a position without an arrival price is valued at the broker's `market_value`). A positive weight against
   equity <= 0 is refused (`PlanError`): a share of it is meaningless, and a sell sized from it could exceed
@@ -46,6 +48,8 @@ class _Trade:
     notional: Decimal | None
     whole_shares: bool
     full_exit: bool = False
+    #: The long position a notional sell may not exceed (sized above it, it sells exactly that: a full exit).
+    held: Decimal | None = None
 
 
 def plan_symbols(plan: Plan) -> list[str]:
@@ -151,7 +155,8 @@ def _side_of(current: Decimal) -> Side:
 def _from_intent(intent: TradeIntent, asset: Asset, current: Decimal) -> _Trade:
     whole = not asset.fractionable
     if intent.qty is None:
-        return _Trade(intent.symbol, intent.side, None, intent.notional, whole)
+        held = current if intent.side is Side.SELL and current > ZERO else None
+        return _Trade(intent.symbol, intent.side, None, intent.notional, whole, held=held)
     full_exit = intent.side is Side.SELL and intent.qty == current
     qty = intent.qty if full_exit else round_qty_down(intent.qty, whole)
     return _Trade(intent.symbol, intent.side, qty, None, whole, full_exit)
@@ -204,7 +209,7 @@ def _leg(index: int, trade: _Trade, qty: Decimal) -> LegSpec:
         qty=qty if sized_sell else trade.qty,
         notional=None if sized_sell else trade.notional,
         whole_shares=trade.whole_shares,
-        full_exit=trade.full_exit,
+        full_exit=trade.full_exit or (sized_sell and qty == trade.held),
     )
 
 
@@ -214,7 +219,8 @@ def _estimated_qty(trade: _Trade, price: Decimal | None) -> Decimal:
         return trade.qty
     if price is None or trade.notional is None:
         return ZERO
-    return round_qty_down(trade.notional / price, trade.whole_shares)
+    qty = round_qty_down(trade.notional / price, trade.whole_shares)
+    return qty if trade.held is None else min(qty, trade.held)
 
 
 def _skip_reason(trade: _Trade, qty: Decimal, price: Decimal | None, config: ExecutionConfig) -> str | None:
@@ -222,7 +228,8 @@ def _skip_reason(trade: _Trade, qty: Decimal, price: Decimal | None, config: Exe
         return NO_PRICE
     if qty <= ZERO:
         return "rounds to zero whole shares" if trade.whole_shares else "rounds to zero shares"
-    notional = trade.notional if trade.notional is not None else qty * price
+    capped = trade.held is not None and qty == trade.held  # a notional sell held to the position sells that
+    notional = trade.notional if trade.notional is not None and not capped else qty * price
     if notional < config.min_notional:
         shown = notional.quantize(PENNY, rounding=ROUND_DOWN)  # ".2f" shows $0.999 as 1.00: "1.00 below 1"
         return f"notional {shown} is below min_notional {config.min_notional}"
