@@ -332,6 +332,13 @@ def test_weights_plan_naming_a_symbol_twice_is_refused_when_built_directly() -> 
         Plan(source="w", kind=PlanKind.WEIGHTS, weights=rows)
 
 
+@pytest.mark.parametrize("field", ["qty", "notional"])
+def test_a_trade_amount_beyond_the_largest_amount_is_refused_when_built_directly(field: str) -> None:
+    # Only the file parser capped it: 1e19 shares built in Python crashed derive with decimal.InvalidOperation.
+    with pytest.raises(ValidationError, match="less than or equal to 1000000000000"):
+        trade("A", Side.BUY, **{field: "1e19"})
+
+
 def test_trade_list_may_repeat_a_symbol_when_built_directly() -> None:
     # A basket (run_basket) holds many orders of one symbol; only plan files refuse repeats.
     plan = trades(trade("A", Side.BUY, qty="1"), trade("A", Side.SELL, qty="1"))

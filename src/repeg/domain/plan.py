@@ -11,16 +11,21 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from repeg.domain.orders import Side
 from repeg.domain.ticks import ZERO
 
+#: The largest qty or notional of a trade: far beyond any real trade, and small enough that a quantity kept to
+#: 1e-9 shares (`ticks.round_qty_down`) stays inside Decimal's default 28 digits, even for a notional sized
+#: at the lowest legal price ($0.0001: at most 1e16 shares). Beyond it, deriving the legs would fail.
+MAX_AMOUNT = Decimal(10) ** 12
+
 
 class TradeIntent(BaseModel):
-    """One row of a trade list: a quantity or a dollar notional, never both."""
+    """One row of a trade list: a quantity or a dollar notional, never both, each at most `MAX_AMOUNT`."""
 
     model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
 
     symbol: str = Field(min_length=1)
     side: Side
-    qty: Decimal | None = Field(default=None, gt=ZERO)
-    notional: Decimal | None = Field(default=None, gt=ZERO)
+    qty: Decimal | None = Field(default=None, gt=ZERO, le=MAX_AMOUNT)
+    notional: Decimal | None = Field(default=None, gt=ZERO, le=MAX_AMOUNT)
 
     @model_validator(mode="after")
     def _exactly_one_amount(self) -> TradeIntent:

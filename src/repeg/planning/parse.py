@@ -27,6 +27,7 @@ from decimal import Decimal, Inexact, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from repeg.domain import plan as domain_plan
 from repeg.domain.orders import Side
 from repeg.domain.plan import Plan, PlanKind, TargetWeight, TradeIntent, exact_sum
 from repeg.domain.ticks import ZERO
@@ -46,10 +47,8 @@ WEIGHT_COLUMNS = frozenset({SYMBOL, WEIGHT})
 #: Exchange tickers plus the share-class separators brokers use (BRK.B, BRK/B, BF-B).
 _SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9]*([./-][A-Z0-9]+)?$")
 _MAX_SYMBOL_LEN = 12
-#: The largest qty or notional accepted: far beyond any real trade, and small enough that a quantity kept to
-#: 1e-9 shares (`ticks.round_qty_down`) stays inside Decimal's default 28 digits, even for a notional sized
-#: at the lowest legal price ($0.0001: at most 1e16 shares).
-MAX_AMOUNT = Decimal(10) ** 12
+#: The largest qty or notional accepted (`TradeIntent` enforces it too, for plans built in Python).
+MAX_AMOUNT = domain_plan.MAX_AMOUNT
 REPEATED_COLUMN = "column appears twice"
 
 
