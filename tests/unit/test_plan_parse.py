@@ -119,8 +119,18 @@ def test_missing_file_is_refused_with_its_name(tmp_path: Path) -> None:
 
 def test_invalid_json_names_the_line() -> None:
     error = json_error('[{"symbol": "A",\n "side": }]')
-    assert error.row == 2
-    assert "invalid JSON" in error.reason
+    assert "invalid JSON at line 2, column 10" in error.reason
+
+
+def test_invalid_json_does_not_call_its_line_a_row() -> None:
+    # A JSON plan's rows are its objects: "row 3" for line 3 of a pretty-printed file sent the user to the
+    # third object, when the fault was in the first.
+    error = json_error('[\n  {\n    "symbol": "A",,\n  }\n]')
+    assert error.row is None
+    assert (
+        str(error)
+        == "plan.json: invalid JSON at line 3, column 19: Expecting property name enclosed in double quotes"
+    )
 
 
 def test_json_object_with_other_keys_is_refused() -> None:

@@ -129,7 +129,9 @@ def parse_json(text: str, source: str) -> Plan:
             text, parse_float=Decimal, parse_int=Decimal, object_pairs_hook=_json_object
         )
     except json.JSONDecodeError as exc:
-        raise PlanInputError(source, exc.lineno, None, None, f"invalid JSON: {exc.msg}") from exc
+        # A JSON plan's rows are its objects: the fault's line is no row number, so it is told as a line.
+        reason = f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        raise PlanInputError(source, None, None, None, reason) from exc
     declared, items = _json_items(source, data)
     rows = _json_rows(source, items)
     first_row: dict[str, int] = {}
