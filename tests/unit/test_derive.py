@@ -245,6 +245,24 @@ def test_trade_list_under_min_notional_is_skipped_and_leg_indexes_stay_dense() -
     assert [(s.symbol, s.qty) for s in skipped] == [("B", D("0.01"))]
 
 
+def test_a_whole_share_notional_trade_is_held_to_min_notional_by_what_it_buys() -> None:
+    # $150 of a $90 non-fractionable stock buys one share, $90: under a $100 minimum, though $150 is not.
+    legs, skipped = derive(
+        trades(trade("A", Side.BUY, notional="150")),
+        known=assets("A", whole=("A",)),
+        prices={"A": "90"},
+        config=ExecutionConfig(min_notional=D(100)),
+    )
+    assert legs == []
+    assert skipped[0].reason == "notional 90.00 is below min_notional 100"
+
+
+def test_a_fractional_notional_trade_exactly_at_min_notional_is_kept() -> None:
+    # Its quantity, rounded down to 1e-9, is worth a hair under $1: the dollars asked for count, not that.
+    legs, _ = derive(trades(trade("A", Side.BUY, notional="1")), prices={"A": "3"})
+    assert [leg.notional for leg in legs] == [D(1)]
+
+
 def test_a_skipped_notional_trade_reports_the_dollars_it_asked_for() -> None:
     # It never had a quantity: reported as "0" shares, the $500 the user asked for was nowhere in the result.
     _, skipped = derive(trades(trade("A", Side.BUY, notional="500")))

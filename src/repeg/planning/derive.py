@@ -223,13 +223,20 @@ def _estimated_qty(trade: _Trade, price: Decimal | None) -> Decimal:
     return qty if trade.held is None else min(qty, trade.held)
 
 
+def _counts_as_asked(trade: _Trade, qty: Decimal) -> bool:
+    """Whether min_notional judges a notional trade by the dollars asked, not by what its quantity trades:
+    not when whole-share rounding, or a sell held to the position, makes it trade much less than asked."""
+    capped = trade.held is not None and qty == trade.held
+    return not trade.whole_shares and not capped
+
+
 def _skip_reason(trade: _Trade, qty: Decimal, price: Decimal | None, config: ExecutionConfig) -> str | None:
     if price is None:
         return NO_PRICE
     if qty <= ZERO:
         return "rounds to zero whole shares" if trade.whole_shares else "rounds to zero shares"
-    capped = trade.held is not None and qty == trade.held  # a notional sell held to the position sells that
-    notional = trade.notional if trade.notional is not None and not capped else qty * price
+    asked = trade.notional
+    notional = asked if asked is not None and _counts_as_asked(trade, qty) else qty * price
     if notional < config.min_notional:
         shown = notional.quantize(PENNY, rounding=ROUND_DOWN)  # ".2f" shows $0.999 as 1.00: "1.00 below 1"
         return f"notional {shown} is below min_notional {config.min_notional}"
