@@ -212,3 +212,10 @@ def test_simulate_inside_a_running_event_loop_is_refused_with_a_typed_error() ->
             simulate(trades("AAA,buy,1\n"))
 
     asyncio.run(caller())
+
+
+def test_buys_whose_quotes_were_valid_at_different_moments_are_both_sized(tape: QuoteTape) -> None:
+    # AAA quotes at :00 and :30, BBB at :10 and :50, each valid 5 s: never both at once within quote_wait. The
+    # buy phase asked for every ask valid at one instant, so both buys were skipped with cash to spare.
+    result = simulate(trades("AAA,buy,1\nBBB,buy,1\n"), tape=tape, account=SimAccount(cash=Decimal(1000)))
+    assert result.status == "completed"

@@ -151,12 +151,13 @@ async def _valid_asks(ctx: EngineContext, specs: Sequence[LegSpec]) -> dict[str,
     """Far touches of the buy symbols; waits up to `quote_wait` while any buy leg still lacks a valid quote.
 
     Every leg needs one, not only the notional legs: a leg without a valid ask cannot be costed, so it could not
-    be shown to fit the buying power and `size_buys` drops it (whatever `on_no_quote` says).
+    be shown to fit the buying power and `size_buys` drops it (whatever `on_no_quote` says). Each symbol keeps
+    the last ask seen valid during the wait: two sparse quotes need not be valid at the same instant.
     """
     give_up = ctx.clock.now() + ctx.config.quote_wait_limit
+    asks: dict[str, Decimal] = {}
     while True:
         now = ctx.clock.now()
-        asks: dict[str, Decimal] = {}
         for spec in specs:
             quote: Quote | None = ctx.feed.latest(spec.symbol)
             verdict = assess_quote(quote, now, ctx.config.quote_age_limit, ctx.config.max_spread_pct)
