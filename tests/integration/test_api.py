@@ -219,3 +219,12 @@ def test_buys_whose_quotes_were_valid_at_different_moments_are_both_sized(tape: 
     # buy phase asked for every ask valid at one instant, so both buys were skipped with cash to spare.
     result = simulate(trades("AAA,buy,1\nBBB,buy,1\n"), tape=tape, account=SimAccount(cash=Decimal(1000)))
     assert result.status == "completed"
+
+
+def test_a_buy_the_shortfall_scaled_to_zero_says_why_in_the_result(tape: QuoteTape) -> None:
+    # $25 of cash for 1 AAA (about $10) and 1 BBB (about $20, whole shares): scaled by about 0.8, BBB rounds to
+    # 0 shares and is skipped. The why was only in the journal: the result (and --json) showed a bare "skipped".
+    account = SimAccount(cash=Decimal(25), non_fractionable=("BBB",))
+    result = simulate(trades("AAA,buy,1\nBBB,buy,1\n"), tape=tape, account=account)
+    assert result.legs[1].status == "skipped"
+    assert result.legs[1].reason == f"scaled to zero (scale {result.buy_scale})"

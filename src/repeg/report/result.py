@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from repeg.domain.events import RunEvent
 from repeg.domain.leg import LegState
@@ -29,6 +29,10 @@ class RunStatus(StrEnum):
     PARTIAL = "partial"  # some quantity filled, but not every leg completed
     FAILED = "failed"  # nothing filled although something had to be
     UNFINISHED = "unfinished"  # no end in the journal (crashed or still running); only `repeg show` says it
+
+
+def _absent(value: object) -> bool:
+    return value is None
 
 
 class LegResult(BaseModel):
@@ -51,6 +55,9 @@ class LegResult(BaseModel):
     time_to_complete_s: float | None
     status: LegStatus
     error: str | None = None
+    #: Why a skipped leg was never sent (e.g. a buy scaled to zero by a buying-power shortfall). Left out of the
+    #: JSON when None, so every other leg reads exactly as before.
+    reason: str | None = Field(default=None, exclude_if=_absent)
 
 
 class LegCounts(BaseModel):
@@ -104,6 +111,7 @@ def leg_result(leg: LegState) -> LegResult:
         time_to_complete_s=elapsed,
         status=leg.status,
         error=leg.error,
+        reason=(leg.finish_reason or None) if leg.status is LegStatus.SKIPPED else None,
     )
 
 
