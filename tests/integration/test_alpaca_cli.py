@@ -12,8 +12,10 @@ from tests.fakes.alpaca_server import FakeAlpacaServer
 from tests.integration.test_alpaca_end_to_end import FAST_RUN
 from typer.testing import CliRunner
 
-from repeg.brokers.alpaca.settings import AlpacaUrls
+from repeg.brokers.alpaca.settings import AlpacaUrls, DataFeed
 from repeg.cli.alpaca_cmds import check_alpaca, execute_on_alpaca, register
+from repeg.cli.journal_cmds import market_line
+from repeg.domain.events import AlpacaFeedSource, RunStarted
 from repeg.domain.orders import Side
 from repeg.domain.plan import Plan, PlanKind, TradeIntent
 from repeg.errors import ConfigError, LiveTradingNotConfirmedError
@@ -129,6 +131,33 @@ async def test_a_journaled_paper_run_is_recorded_write_ahead_and_never_sent_twic
         assert [leg.filled_qty for leg in again.legs] == [leg.filled_qty for leg in first.legs]
     finally:
         journal.close()
+
+
+async def test_a_journaled_alpaca_run_records_the_feed_it_priced_from(
+    fake_alpaca: FakeAlpacaServer, credentials_env: None, tmp_path: Path
+):
+    # Nothing recorded the feed, so `repeg resume` of a run started with --feed sip went on with IEX quotes.
+    journal = open_journal(str(tmp_path / "runs.db"))
+    try:
+        await execute_on_alpaca(
+            PLAN,
+            FAST_RUN,
+            broker="alpaca-paper",
+            confirm=False,
+            allow_closed=False,
+            dry_run=False,
+            feed="sip",
+            run_id="rFEED",
+            urls=AlpacaUrls.loopback(fake_alpaca.base_url, DataFeed.SIP),
+            settings=FAST,
+            journal=journal,
+        )
+        started = journal.events("rFEED")[0]
+    finally:
+        journal.close()
+    assert isinstance(started, RunStarted)
+    assert started.market == AlpacaFeedSource(feed="sip")
+    assert market_line([started]) == "market data: Alpaca sip feed (live quotes, not stored)"
 
 
 async def test_a_live_run_without_confirm_is_refused_before_any_request(

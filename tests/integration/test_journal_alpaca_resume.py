@@ -6,18 +6,29 @@ real one. After the resume every leg is filled exactly once and no client order 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import threading
 from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
-from tests.fakes.alpaca_fixtures import connect
+from click.testing import Result
+from tests.fakes.alpaca_fixtures import FAST, connect, credentials_for, default_book
 from tests.fakes.alpaca_server import FakeAlpacaServer
+from typer.testing import CliRunner
 
+from repeg.brokers.alpaca.adapter import AlpacaBroker
+from repeg.brokers.alpaca.settings import AlpacaUrls, DataFeed
+from repeg.cli.app import build_app
+from repeg.cli.exit_codes import ExitCode
 from repeg.cli.journal_run import journaled_session
 from repeg.config import ExecutionConfig
-from repeg.domain.events import RunEvent
+from repeg.domain.events import AlpacaFeedSource, MarketSource, RunEvent, RunStarted
 from repeg.domain.orders import Side
 from repeg.domain.plan import LegSpec, Plan, PlanKind, TradeIntent
 from repeg.domain.run import fold_run
@@ -25,6 +36,7 @@ from repeg.engine.clock import RealClock
 from repeg.engine.runner import run_execution
 from repeg.journal.faults import point_of
 from repeg.journal.sqlite import SqliteJournal
+from repeg.market.alpaca_feed import AlpacaQuoteFeed
 
 CONFIG = ExecutionConfig(
     fill_wait_seconds=0.15,
@@ -104,3 +116,134 @@ async def test_a_crashed_alpaca_run_resumes_to_completion_without_duplicates(
             (o.filled_qty for o in ours if o.client_order_id.startswith(f"rA-L{leg.index:04d}-")), Decimal(0)
         )
         assert leg.filled_qty == leg.qty == at_broker
+
+
+# --- `repeg resume` on Alpaca: the closed-market refusal and the quote feed of a fresh run ----------------------
+
+
+@pytest.fixture
+def threaded_alpaca() -> Iterator[FakeAlpacaServer]:
+    """The fake Alpaca on an event loop of its own thread: `repeg resume` runs its own loop in this one."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    server = FakeAlpacaServer(book=default_book())
+    asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
+    try:
+        yield server
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def _on_the_fake(server: FakeAlpacaServer, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
+    """Point every `build_alpaca` at `server` (with the feed asked); the keyword arguments each call was given."""
+    from repeg.brokers.alpaca import factory
+
+    real = factory.build_alpaca
+    seen: list[dict[str, object]] = []
+
+    async def build(mode: str, **kwargs: Any) -> tuple[AlpacaBroker, AlpacaQuoteFeed]:
+        seen.append(dict(kwargs))
+        urls = AlpacaUrls.loopback(server.base_url, DataFeed(kwargs["feed"]))
+        kwargs.update(credentials=credentials_for(server), urls=urls, settings=FAST)
+        return await real(mode, **kwargs)
+
+    monkeypatch.setattr(factory, "build_alpaca", build)
+    return seen
+
+
+def _interrupted(tmp_path: Path, market: MarketSource | None = None) -> list[str]:
+    """A journal holding run 'rR' on alpaca-paper, started (recording `market`) and interrupted; resume's args."""
+    journal = SqliteJournal(tmp_path / "j.db")
+    started = RunStarted(
+        run_id="rR",
+        ts=datetime(2026, 3, 2, 15, tzinfo=UTC),
+        correlation_id="rR",
+        plan=PLAN,
+        config={},
+        broker="alpaca-paper",
+        code_version="test",
+        market=market,
+    )
+    asyncio.run(journal.emit(started))
+    journal.close()
+    fast = tmp_path / "fast.toml"
+    fast.write_text(
+        "[execution]\nfill_wait_seconds = 0.15\nwait_between_checks = 0.05\nmax_total_wait = 1.0\n"
+        "grace_window = 0.05\nquote_max_age = 600.0\nquote_wait = 1.0\n",
+        encoding="utf-8",
+    )
+    return ["resume", "rR", "--journal", str(tmp_path / "j.db"), "--config", str(fast)]
+
+
+def _resume(args: list[str]) -> Result:
+    return CliRunner().invoke(build_app(), args)
+
+
+def test_a_resume_on_a_closed_market_is_refused_like_a_fresh_run(
+    threaded_alpaca: FakeAlpacaServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # resume always allowed a closed market: it queued the run's DAY orders for the open, unasked.
+    seen = _on_the_fake(threaded_alpaca, monkeypatch)
+    threaded_alpaca.book.market_open = False
+    result = _resume(_interrupted(tmp_path))
+    assert result.exit_code == ExitCode.BAD_INPUT, result.stderr
+    assert "--allow-closed" in result.stderr
+    assert [call["allow_closed"] for call in seen] == [False]
+    assert threaded_alpaca.count("POST", "/v2/orders") == 0
+
+
+def test_a_resume_with_allow_closed_queues_its_orders_on_a_closed_market(
+    threaded_alpaca: FakeAlpacaServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    seen = _on_the_fake(threaded_alpaca, monkeypatch)
+    threaded_alpaca.book.market_open = False
+    result = _resume([*_interrupted(tmp_path), "--allow-closed"])
+    assert [call["allow_closed"] for call in seen] == [True], result.stderr
+    assert threaded_alpaca.count("POST", "/v2/orders") > 0
+
+
+def test_a_resume_reads_the_feed_given_with_feed(
+    threaded_alpaca: FakeAlpacaServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # resume always priced from IEX: a run started with --feed sip went on with other quotes than it began with.
+    seen = _on_the_fake(threaded_alpaca, monkeypatch)
+    result = _resume([*_interrupted(tmp_path), "--feed", "sip"])
+    assert result.exit_code == ExitCode.OK, result.stderr
+    assert [call["feed"] for call in seen] == ["sip"]
+
+
+def test_a_resume_feed_that_is_not_alpacas_is_refused_naming_it(
+    threaded_alpaca: FakeAlpacaServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    seen = _on_the_fake(threaded_alpaca, monkeypatch)
+    result = _resume([*_interrupted(tmp_path), "--feed", "nasdaq"])
+    assert result.exit_code == ExitCode.BAD_INPUT, result.stderr
+    assert result.stderr.startswith("error: config --feed='nasdaq': ")
+    assert seen == []
+
+
+@pytest.mark.parametrize(("asked", "read"), [([], "sip"), (["--feed", "iex"], "iex")])
+def test_a_resume_reads_the_feed_the_run_recorded_unless_another_is_given(
+    threaded_alpaca: FakeAlpacaServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    asked: list[str],
+    read: str,
+) -> None:
+    seen = _on_the_fake(threaded_alpaca, monkeypatch)
+    result = _resume([*_interrupted(tmp_path, AlpacaFeedSource(feed="sip")), *asked])
+    assert result.exit_code == ExitCode.OK, result.stderr
+    assert [call["feed"] for call in seen] == [read]
+
+
+def test_a_resume_of_a_run_that_recorded_no_feed_reads_iex(
+    threaded_alpaca: FakeAlpacaServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    seen = _on_the_fake(threaded_alpaca, monkeypatch)
+    result = _resume(_interrupted(tmp_path))
+    assert result.exit_code == ExitCode.OK, result.stderr
+    assert [call["feed"] for call in seen] == ["iex"]

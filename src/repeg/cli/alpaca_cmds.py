@@ -76,6 +76,7 @@ async def execute_on_alpaca(
     from repeg.brokers.alpaca.dryrun import DryRunBroker
     from repeg.brokers.alpaca.factory import build_alpaca
     from repeg.brokers.base import Broker
+    from repeg.domain.events import AlpacaFeedSource
     from repeg.engine.clock import RealClock
 
     clock = RealClock()
@@ -99,10 +100,27 @@ async def execute_on_alpaca(
                     "--run-id", None, "a journaled Alpaca run needs its run id before it starts"
                 )
             return await journaled_session(
-                plan, config, run_id, journal=journal, broker=alpaca, feed=quotes, clock=clock, sinks=sinks
+                plan,
+                config,
+                run_id,
+                journal=journal,
+                broker=alpaca,
+                feed=quotes,
+                clock=clock,
+                sinks=sinks,
+                market=AlpacaFeedSource(feed=feed),
             )
         target: Broker = DryRunBroker(alpaca) if dry_run else alpaca
-        result = await execute_async(plan, target, quotes, clock, config, run_id=run_id, sinks=sinks)
+        result = await execute_async(
+            plan,
+            target,
+            quotes,
+            clock,
+            config,
+            run_id=run_id,
+            sinks=sinks,
+            market_source=AlpacaFeedSource(feed=feed),
+        )
         if isinstance(target, DryRunBroker):
             echo_dry_run(target.recorded, echo)
         return result

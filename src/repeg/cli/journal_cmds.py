@@ -145,10 +145,7 @@ def show(
     print_result(console, result)
 
 
-NOT_RECORDED = (
-    "not recorded (a broker's own feed, the remote simulator's own market, "
-    "or a run journaled before repeg recorded it)"
-)
+NOT_RECORDED = "not recorded (the remote simulator's own market, or a run journaled before repeg recorded it)"
 
 
 def market_line(events: list[RunEvent]) -> str:
@@ -210,7 +207,14 @@ def _session(
         return remote_session(plan, execution, run_id, journal=store, sim_url=target.sim_url)
     if target.broker.startswith("alpaca-"):
         return alpaca_session(
-            plan, execution, run_id, journal=store, broker=target.broker, confirm=target.confirm
+            plan,
+            execution,
+            run_id,
+            journal=store,
+            broker=target.broker,
+            confirm=target.confirm,
+            allow_closed=target.allow_closed,
+            feed=target.feed,
         )
     raise ConfigError(
         "--broker",
@@ -224,6 +228,38 @@ class _Target(NamedTuple):
     broker: str
     sim_url: str | None
     confirm: bool
+    allow_closed: bool
+    feed: str
+
+
+class _Asked(NamedTuple):
+    """The broker options `resume` was given; None where the run's own journaled one is meant."""
+
+    broker: str | None
+    sim_url: str | None
+    confirm: bool
+    allow_closed: bool
+    feed: str | None
+
+
+def _recorded_feed(events: list[RunEvent]) -> str | None:
+    """The Alpaca feed the run's start in effect (the last one journaled) recorded; None if it recorded none."""
+    from repeg.domain.events import AlpacaFeedSource, RunStarted
+
+    started = next((event for event in reversed(events) if isinstance(event, RunStarted)), None)
+    market = None if started is None else started.market
+    return market.feed if isinstance(market, AlpacaFeedSource) else None
+
+
+def _target(asked: _Asked, started_on: str, events: list[RunEvent]) -> _Target:
+    """Where to resume: what was asked, else the broker the run started on and the feed it recorded (else IEX);
+    a feed Alpaca does not have is refused naming `--feed`, before anything is contacted."""
+    from repeg.cli.run import FEEDS
+
+    feed = asked.feed or _recorded_feed(events) or "iex"
+    if feed not in FEEDS:
+        raise ConfigError("--feed", feed, f"unknown feed (known: {', '.join(FEEDS)})")
+    return _Target(asked.broker or started_on, asked.sim_url, asked.confirm, asked.allow_closed, feed)
 
 
 def resume(
@@ -244,6 +280,15 @@ def resume(
         typer.Option("--config", help=r"TOML whose \[execution] replaces the run's journaled config."),
     ] = None,
     confirm: Annotated[bool, typer.Option("--confirm", help="Required to resume on alpaca-live.")] = False,
+    allow_closed: Annotated[
+        bool, typer.Option("--allow-closed", help="Alpaca: queue DAY orders while the market is closed.")
+    ] = False,
+    feed: Annotated[
+        str | None,
+        typer.Option(
+            "--feed", help="Alpaca market data feed: iex or sip (default: the one the run recorded)."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON document.")] = False,
     log_json: Annotated[bool, typer.Option("--log-json", help="Log JSON lines to stderr.")] = False,
     log_level: Annotated[
@@ -261,7 +306,7 @@ def resume(
                 run_id,
                 journal,
                 config=config,
-                target=(broker, sim_url, confirm),
+                asked=_Asked(broker, sim_url, confirm, allow_closed, feed),
                 logs=(log_json, log_level),
                 loaded=watch.done,
             )
@@ -283,25 +328,24 @@ def _resume(
     journal: str,
     *,
     config: Path | None,
-    target: tuple[str | None, str | None, bool],
+    asked: _Asked,
     logs: tuple[bool, str | None],
     loaded: Callable[[], None],
 ) -> ExecutionResult:
-    """Load the run from the journal, call `loaded`, then resume it on `target` (broker, sim url, confirm; the
-    broker it started on when none is named)."""
+    """Load the run from the journal, call `loaded`, then resume it where `asked` says (`_target`)."""
     from repeg.logging import configure_logging
 
     log_json, log_level = logs
-    broker, sim_url, confirm = target
     try:
         configure_logging(json_output=log_json, level=log_level or ("info" if log_json else "warning"))
     except ConfigError as exc:
         raise _fail(exc) from exc
     store = _open(journal)
     try:
-        plan, execution, started_on = _journaled_start(store.events(run_id), config)
+        events = store.events(run_id)
+        plan, execution, started_on = _journaled_start(events, config)
+        chosen = _target(asked, started_on, events)
         loaded()
-        chosen = _Target(broker or started_on, sim_url, confirm)
         return asyncio.run(_session(plan, execution, run_id, store, chosen))
     except RepegError as exc:
         raise _fail(exc) from exc

@@ -101,11 +101,13 @@ async def journaled_session(
     feed: QuoteFeed,
     clock: Clock,
     sinks: Sequence[EventSink] = (),
+    market: MarketSource | None = None,
 ) -> ExecutionResult:
     """Run `plan` as `run_id` on a broker that outlives this process, stopping gracefully on SIGINT/SIGTERM.
 
     A run the journal already knows is resumed when it announced orders (reconciled first, never executed
-    twice), and started afresh under the same id when it did not (nothing can have reached the broker).
+    twice), and started afresh under the same id when it did not (nothing can have reached the broker); a run
+    started here records `market` (an Alpaca run's feed) in its `RunStarted`.
     Raises `RunStoppedError` (with the stop's summary) when a signal stopped it.
     """
     from repeg.api import execute_async
@@ -120,7 +122,9 @@ async def journaled_session(
     work = (
         resume_run(run_id, journal, broker, feed, clock, config=config, sinks=all_sinks)
         if resuming
-        else execute_async(plan, broker, feed, clock, config, run_id=run_id, sinks=all_sinks)
+        else execute_async(
+            plan, broker, feed, clock, config, run_id=run_id, sinks=all_sinks, market_source=market
+        )
     )
     outcome = await run_stoppable(work, lambda: stop_run(run_id, journal, broker, clock, config=config))
     if isinstance(outcome, StopReport):
@@ -161,14 +165,16 @@ async def alpaca_session(
     journal: Journal,
     broker: str,
     confirm: bool,
+    allow_closed: bool,
+    feed: str,
     sinks: Sequence[EventSink] = (),
-    allow_closed: bool = True,
-    feed: str = "iex",
 ) -> ExecutionResult:
     """`journaled_session` on Alpaca (`alpaca-paper`, or `alpaca-live` with `confirm`); used to resume there,
-    on the quote `feed` given and, with `allow_closed` False, refusing a closed market like a fresh run."""
+    on the quote `feed` given and, with `allow_closed` False, refusing a closed market like a fresh run (both
+    required: a default once resumed every run on IEX into a closed market)."""
     from repeg.brokers.alpaca.factory import build_alpaca
     from repeg.cli.alpaca_cmds import mode_for
+    from repeg.domain.events import AlpacaFeedSource
     from repeg.engine.clock import RealClock
 
     clock = RealClock()
@@ -177,7 +183,15 @@ async def alpaca_session(
     )
     try:
         return await journaled_session(
-            plan, config, run_id, journal=journal, broker=alpaca, feed=quotes, clock=clock, sinks=sinks
+            plan,
+            config,
+            run_id,
+            journal=journal,
+            broker=alpaca,
+            feed=quotes,
+            clock=clock,
+            sinks=sinks,
+            market=AlpacaFeedSource(feed=feed),
         )
     finally:
         await quotes.aclose()
@@ -249,14 +263,15 @@ def refuse_another_market(
     recorded market and the one asked; a quote file counts by its SHA-256 (it may have moved), a synthetic
     market by its seed, symbols and the settings both record. Not checked when nothing is asked (a broker's own
     market) or nothing was recorded (a run journaled before repeg recorded its market)."""
-    from repeg.domain.events import RunStarted
+    from repeg.domain.events import AlpacaFeedSource, RunStarted
     from repeg.errors import ConfigError
 
     if asked is None or not journal.has_run(run_id):
         return
     started = next((event for event in journal.events(run_id) if isinstance(event, RunStarted)), None)
     recorded = None if started is None else started.market
-    if recorded is None or _same_market(recorded, asked):
+    # An Alpaca run's feed is no simulator market: the broker check names that run's broker instead.
+    if recorded is None or isinstance(recorded, AlpacaFeedSource) or _same_market(recorded, asked):
         return
     key, value = _market_option(recorded, asked, config)
     raise ConfigError(
@@ -281,12 +296,16 @@ def _same_market(recorded: MarketSource, asked: MarketSource) -> bool:
 
 def _market_option(recorded: MarketSource, asked: MarketSource, config: Path | None) -> tuple[str, object]:
     """The option that chose the other market, and its value."""
-    from repeg.domain.events import QuoteFileSource
+    from repeg.domain.events import QuoteFileSource, SyntheticSource
 
     if isinstance(asked, QuoteFileSource):
         return "--quotes", asked.path
     if isinstance(recorded, QuoteFileSource):
         return "--quotes", None
-    if recorded.seed != asked.seed:
+    if (
+        isinstance(recorded, SyntheticSource)
+        and isinstance(asked, SyntheticSource)
+        and recorded.seed != asked.seed
+    ):
         return "--seed", asked.seed
     return "--config", None if config is None else str(config)

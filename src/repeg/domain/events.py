@@ -63,7 +63,21 @@ class SyntheticSource(BaseModel):
         return f"synthetic market, seed {self.seed}, symbols {' '.join(self.symbols)} ({shown})"
 
 
-MarketSource = Annotated[QuoteFileSource | SyntheticSource, Field(discriminator="kind")]
+class AlpacaFeedSource(BaseModel):
+    """An Alpaca run priced from this market data feed of Alpaca's (its quotes are not stored): `repeg resume`
+    reads the same feed again unless told otherwise."""
+
+    model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
+
+    kind: Literal["alpaca_feed"] = "alpaca_feed"
+    #: `iex` or `sip` (`repeg.brokers.alpaca.settings.DataFeed`), as `--feed` named it.
+    feed: str
+
+    def describe(self) -> str:
+        return f"Alpaca {self.feed} feed (live quotes, not stored)"
+
+
+MarketSource = Annotated[QuoteFileSource | SyntheticSource | AlpacaFeedSource, Field(discriminator="kind")]
 
 
 def _absent(value: object) -> bool:
@@ -76,9 +90,10 @@ class RunStarted(_Event):
     config: dict[str, str]
     broker: str
     code_version: str
-    #: The market data a simulator run ran on; None when unknown (a broker's own feed, the remote simulator's
-    #: own synthetic market, or a journal written before repeg recorded it). Left out of the JSON when None, so
-    #: that events without a source are stored exactly as before and older repeg versions still read them.
+    #: The market data the run ran on: a simulator's quote file or synthetic market, or an Alpaca run's feed;
+    #: None when unknown (the remote simulator's own synthetic market, or a journal written before repeg recorded
+    #: it). Left out of the JSON when None, so that events without a source are stored exactly as before and
+    #: older repeg versions still read them.
     market: MarketSource | None = Field(default=None, exclude_if=_absent)
 
 

@@ -32,6 +32,7 @@ import numpy as np
 from repeg.domain.events import (
     LegEscalated,
     LegFinished,
+    MarketSource,
     OrderAccepted,
     OrderUpdated,
     QuoteFileSource,
@@ -321,11 +322,12 @@ def _clipped(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _not_the_recorded_file(source: QuoteFileSource | SyntheticSource | None, quotes: Path) -> str | None:
-    """A sentence when the named `quotes` are not the market the run recorded; None when they are (or unknown)."""
+def _not_the_recorded_file(source: MarketSource | None, quotes: Path) -> str | None:
+    """A sentence when the named `quotes` are not the market the run recorded; None when they are (or unknown:
+    nothing recorded, or an Alpaca run's feed, whose quotes are not stored)."""
     if isinstance(source, SyntheticSource):
         return f"The run ran on the synthetic market (seed {source.seed}), not on the quotes of {quotes}."
-    if source is None:
+    if not isinstance(source, QuoteFileSource):
         return None
     digest = file_sha256(quotes)
     if digest == source.sha256:
