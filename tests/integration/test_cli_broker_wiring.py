@@ -17,12 +17,13 @@ def _run(tmp_path: Path, *args: str, env: dict[str, str] | None = None):
     )
 
 
-def _journal_an_alpaca_run(tmp_path: Path, run_id: str) -> None:
-    """Make the run's journal know `run_id` as a run of examples/rebalance.csv on alpaca-paper."""
+def _journal_an_alpaca_run(tmp_path: Path, run_id: str, feed: str | None = None) -> None:
+    """Make the run's journal know `run_id` as a run of examples/rebalance.csv on alpaca-paper (that recorded
+    Alpaca's `feed`, if given)."""
     import asyncio
     from datetime import UTC, datetime
 
-    from repeg.domain.events import RunStarted
+    from repeg.domain.events import AlpacaFeedSource, RunStarted
     from repeg.journal.sqlite import SqliteJournal
     from repeg.planning.parse import load_plan
 
@@ -35,6 +36,7 @@ def _journal_an_alpaca_run(tmp_path: Path, run_id: str) -> None:
         config={},
         broker="alpaca-paper",
         code_version="test",
+        market=None if feed is None else AlpacaFeedSource(feed=feed),
     )
     try:
         asyncio.run(journal.emit(started))
@@ -85,12 +87,15 @@ def test_a_dry_run_under_a_run_id_the_journal_knows_never_resumes_that_run(tmp_p
     assert "--dry-run" in result.output
 
 
-def _resume_settings(tmp_path: Path, monkeypatch, *flags: str) -> dict[str, object]:
-    """The keyword arguments a resume of a journaled run gives `build_alpaca` (stopped right there)."""
+def _resume_settings(
+    tmp_path: Path, monkeypatch, *flags: str, recorded: str | None = None
+) -> dict[str, object]:
+    """The keyword arguments a resume of a journaled run (that recorded the feed `recorded`) gives `build_alpaca`
+    (stopped right there)."""
     from repeg.brokers.alpaca import factory
     from repeg.errors import MarketClosedError
 
-    _journal_an_alpaca_run(tmp_path, "rRESUME")
+    _journal_an_alpaca_run(tmp_path, "rRESUME", recorded)
     seen: dict[str, object] = {}
 
     async def build(*args: object, **kwargs: object) -> None:
@@ -106,6 +111,19 @@ def _resume_settings(tmp_path: Path, monkeypatch, *flags: str) -> dict[str, obje
 
 def test_a_resumed_alpaca_run_keeps_the_chosen_quote_feed(tmp_path: Path, monkeypatch):
     assert _resume_settings(tmp_path, monkeypatch, "--feed", "sip").get("feed") == "sip"
+
+
+def test_a_run_id_resumed_without_feed_reads_the_feed_the_run_recorded(tmp_path: Path, monkeypatch):
+    # run --run-id of a run started with --feed sip resumed it on IEX: --feed defaulted to iex whatever it recorded.
+    assert _resume_settings(tmp_path, monkeypatch, recorded="sip").get("feed") == "sip"
+
+
+def test_a_run_id_resumed_with_feed_reads_the_feed_given(tmp_path: Path, monkeypatch):
+    assert _resume_settings(tmp_path, monkeypatch, "--feed", "iex", recorded="sip").get("feed") == "iex"
+
+
+def test_a_run_id_resumed_that_recorded_no_feed_reads_iex(tmp_path: Path, monkeypatch):
+    assert _resume_settings(tmp_path, monkeypatch).get("feed") == "iex"
 
 
 def test_a_resumed_alpaca_run_on_a_closed_market_needs_allow_closed_like_a_fresh_run(

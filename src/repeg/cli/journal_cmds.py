@@ -242,23 +242,12 @@ class _Asked(NamedTuple):
     feed: str | None
 
 
-def _recorded_feed(events: list[RunEvent]) -> str | None:
-    """The Alpaca feed the run's start in effect (the last one journaled) recorded; None if it recorded none."""
-    from repeg.domain.events import AlpacaFeedSource, RunStarted
-
-    started = next((event for event in reversed(events) if isinstance(event, RunStarted)), None)
-    market = None if started is None else started.market
-    return market.feed if isinstance(market, AlpacaFeedSource) else None
-
-
 def _target(asked: _Asked, started_on: str, events: list[RunEvent]) -> _Target:
-    """Where to resume: what was asked, else the broker the run started on and the feed it recorded (else IEX);
-    a feed Alpaca does not have is refused naming `--feed`, before anything is contacted."""
-    from repeg.cli.run import FEEDS
+    """Where to resume: what was asked, else the broker the run started on and the feed it recorded (else IEX;
+    `journal_run.resume_feed`)."""
+    from repeg.cli.journal_run import resume_feed
 
-    feed = asked.feed or _recorded_feed(events) or "iex"
-    if feed not in FEEDS:
-        raise ConfigError("--feed", feed, f"unknown feed (known: {', '.join(FEEDS)})")
+    feed = resume_feed(asked.feed, events)
     return _Target(asked.broker or started_on, asked.sim_url, asked.confirm, asked.allow_closed, feed)
 
 

@@ -224,6 +224,23 @@ def run_remote(
     return asyncio.run(remote_session(plan, config, chosen, journal=journal, sim_url=sim_url, sinks=sinks))
 
 
+def resume_feed(asked: str | None, events: Sequence[RunEvent]) -> str:
+    """The Alpaca feed to resume a run on: the one `asked` (`--feed`), else the one the run's start in effect (the
+    last journaled) recorded, else `iex` (a run journaled before repeg recorded it). One Alpaca does not have is
+    refused naming `--feed` (`ConfigError`), before anything is contacted."""
+    from repeg.cli.run import FEEDS
+    from repeg.domain.events import AlpacaFeedSource, RunStarted
+    from repeg.errors import ConfigError
+
+    started = next((event for event in reversed(events) if isinstance(event, RunStarted)), None)
+    market = None if started is None else started.market
+    recorded = market.feed if isinstance(market, AlpacaFeedSource) else None
+    feed = asked or recorded or "iex"
+    if feed not in FEEDS:
+        raise ConfigError("--feed", feed, f"unknown feed (known: {', '.join(FEEDS)})")
+    return feed
+
+
 def resume_on_alpaca(
     plan: Plan,
     config: ExecutionConfig,
@@ -233,13 +250,14 @@ def resume_on_alpaca(
     broker: str,
     confirm: bool,
     allow_closed: bool,
-    feed: str,
+    feed: str | None,
     sinks: Sequence[EventSink] = (),
 ) -> ExecutionResult:
     """`repeg run --broker alpaca-* --run-id ID` for an ID the journal knows: resume it, never trade it twice
-    (with the run's own `--allow-closed` and `--feed`)."""
+    (with the run's own `--allow-closed`, and its `--feed`, else the feed the run recorded)."""
     import asyncio
 
+    chosen = resume_feed(feed, journal.events(run_id))
     typer.echo(f"run {run_id} is in {journal.location}: resuming it", err=True)
     session = alpaca_session(
         plan,
@@ -250,7 +268,7 @@ def resume_on_alpaca(
         confirm=confirm,
         sinks=sinks,
         allow_closed=allow_closed,
-        feed=feed,
+        feed=chosen,
     )
     return asyncio.run(session)
 

@@ -78,7 +78,13 @@ AllowClosedOpt = Annotated[
     bool, typer.Option("--allow-closed", help="Alpaca: queue DAY orders while the market is closed.")
 ]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Alpaca: price and print every order, send none.")]
-FeedOpt = Annotated[str, typer.Option("--feed", help="Alpaca market data feed: iex or sip.")]
+FeedOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--feed",
+        help="Alpaca market data feed: iex or sip (default: iex; for a known --run-id, the one it recorded).",
+    ),
+]
 JournalOpt = Annotated[
     str,
     typer.Option("--journal", help="Journal: a SQLite file or a postgresql:// DSN.", envvar="REPEG_JOURNAL"),
@@ -95,7 +101,8 @@ class AlpacaFlags:
     confirm: bool = False
     allow_closed: bool = False
     dry_run: bool = False
-    feed: str = "iex"
+    #: None: `iex` for a new run, the feed it recorded for a run resumed by its --run-id.
+    feed: str | None = None
 
 
 def register(app: typer.Typer) -> None:
@@ -118,7 +125,7 @@ def run(
     confirm: ConfirmOpt = False,
     allow_closed: AllowClosedOpt = False,
     dry_run: DryRunOpt = False,
-    feed: FeedOpt = "iex",
+    feed: FeedOpt = None,
 ) -> None:
     """Execute PLAN: sells first, then buys, with pegged limits, re-pegs and escalation."""
     out = StdoutConsole(highlight=False, soft_wrap=False)
@@ -227,7 +234,7 @@ def _execute(
 
     if broker not in BROKERS:
         raise ConfigError("--broker", broker, f"unknown broker (known: {', '.join(BROKERS)})")
-    if alpaca is not None and alpaca.feed not in FEEDS:
+    if alpaca is not None and alpaca.feed is not None and alpaca.feed not in FEEDS:
         raise ConfigError("--feed", alpaca.feed, f"unknown feed (known: {', '.join(FEEDS)})")
     if quotes is not None and broker != "simulator":
         raise ConfigError("--quotes", str(quotes), f"only the simulator replays a quote file, not {broker}")
@@ -378,7 +385,7 @@ def _run_alpaca(
         confirm=flags.confirm,
         allow_closed=flags.allow_closed,
         dry_run=flags.dry_run,
-        feed=flags.feed,
+        feed=flags.feed or "iex",
         run_id=run_id,
         sinks=sinks,
         journal=journal,
