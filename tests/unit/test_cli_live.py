@@ -21,6 +21,7 @@ from repeg.domain.events import (
     PhaseStarted,
     RunEvent,
 )
+from repeg.domain.lifecycle import LegStatus
 from repeg.domain.orders import OrderType, Side
 from repeg.domain.plan import LegSpec, SkippedTrade
 from repeg.domain.run import RunFolder
@@ -176,6 +177,43 @@ def test_results_table_shows_a_skipped_trades_reason_in_its_state_column() -> No
     assert headers[-1] == "state"
     state = table.columns[-1]
     assert "skipped: tiny" in str(list(state.cells)[-1])
+
+
+@pytest.mark.parametrize(
+    ("status", "update", "shown"),
+    [
+        (
+            LegStatus.FAILED,
+            {"error": "price_collar_pct 5 exceeded: 5.2%"},
+            "failed: price_collar_pct 5 exceeded",
+        ),
+        (
+            LegStatus.INCOMPLETE,
+            {"error": "order o1 was never reported closed"},
+            "incomplete: order o1 was never",
+        ),
+        (
+            LegStatus.SKIPPED,
+            {"reason": "scaled to zero by the buying-power shortfall"},
+            "skipped: scaled to zero",
+        ),
+    ],
+)
+def test_results_table_says_why_a_leg_did_not_fill(
+    status: LegStatus, update: dict[str, str], shown: str
+) -> None:
+    # The error and reason were only in --json and the journal: the table said "failed" and nothing more.
+    from repeg.cli.render import results_table
+    from repeg.report.result import build_result
+
+    folder = RunFolder()
+    for event in run_events():
+        folder.apply(event)
+    result = build_result(folder.snapshot())
+    leg = result.legs[0].model_copy(update={"status": status, **update})
+    table = results_table(result.model_copy(update={"legs": (leg, *result.legs[1:])}))
+    state = str(next(iter(table.columns[-1].cells)))
+    assert shown in state
 
 
 def test_results_table_shows_a_skipped_notional_trades_dollars_as_requested() -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from rich.markup import escape
 from rich.table import Table
 
 from repeg.domain.leg import LegState
 from repeg.domain.lifecycle import LegStatus
 from repeg.domain.run import RunState
-from repeg.report.result import ExecutionResult
+from repeg.report.result import ExecutionResult, LegResult
 from repeg.report.text import (
     money_text,
     price_text,
@@ -97,6 +98,14 @@ def _with_unit(seconds: str) -> str:
     return seconds if seconds == "-" else f"{seconds}s"
 
 
+def _result_state_text(leg: LegResult) -> str:
+    """The leg's final state, with why it did not fill when the run knows (the error of a failed or incomplete
+    leg, the reason a leg was skipped), as `run` and `show` print it; the text is the user's to read verbatim."""
+    why = leg.error or leg.reason
+    text = str(leg.status) if why is None else f"{leg.status}: {why}"
+    return f"[{_STATUS_STYLE.get(leg.status, 'cyan')}]{escape(text)}[/]"
+
+
 def results_table(result: ExecutionResult) -> Table:
     """One row per leg: requested and filled quantity, actual average fill, arrival mid, cost, re-pegs, state."""
     table = Table(title=f"run {result.run_id}: {result.status}", title_justify="left")
@@ -117,10 +126,10 @@ def results_table(result: ExecutionResult) -> Table:
             str(leg.repegs),
             "yes" if leg.escalated else "",
             _with_unit(seconds_text(leg.time_to_complete_s)),
-            f"[{_STATUS_STYLE.get(leg.status, 'cyan')}]{leg.status}[/]",
+            _result_state_text(leg),
         )
     for skipped in result.skipped:
-        reason = f"[yellow]skipped: {skipped.reason}[/]"
+        reason = f"[yellow]skipped: {escape(skipped.reason)}[/]"
         table.add_row("", skipped.symbol, str(skipped.side), skipped_text(skipped), *[""] * 7, reason)
     return table
 
