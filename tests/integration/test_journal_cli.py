@@ -180,8 +180,10 @@ def test_resume_without_broker_resumes_on_the_broker_the_run_started_on(
     assert reached == ["alpaca-paper"], result.stderr
 
 
-def _journal_started_with(journal: Path, config: dict[str, str], run_id: str = "rC") -> None:
-    """`journal` holds run `run_id` on alpaca-paper, started (and interrupted) under the journaled `config`."""
+def _journal_started_with(
+    journal: Path, config: dict[str, str], run_id: str = "rC", broker: str = "alpaca-paper"
+) -> None:
+    """`journal` holds run `run_id` on `broker`, started (and interrupted) under the journaled `config`."""
     import asyncio
 
     from repeg.domain.orders import Side
@@ -195,7 +197,7 @@ def _journal_started_with(journal: Path, config: dict[str, str], run_id: str = "
         correlation_id=run_id,
         plan=Plan(source="plan.csv", kind=PlanKind.TRADES, trades=(trade,)),
         config=config,
-        broker="alpaca-paper",
+        broker=broker,
         code_version="earlier",
     )
     asyncio.run(store.emit(started))
@@ -244,6 +246,31 @@ def test_resume_with_config_replaces_a_journaled_configuration_repeg_no_longer_r
     replacement.write_text("[execution]\nfill_wait_seconds = 3\n", encoding="utf-8")
     reached, stderr = _resumed_config(monkeypatch, "--journal", str(journal), "--config", str(replacement))
     assert reached == [ExecutionConfig(fill_wait_seconds=3.0)], stderr
+
+
+def test_resume_goes_on_under_the_configuration_and_broker_of_the_start_in_effect(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that announced no order may be started afresh under its id (`repeg run --run-id`), with another
+    --config or broker; its orders then worked under that last start. resume took the first start's
+    configuration and broker (and was then refused: "started on alpaca-live, not alpaca-paper")."""
+    from repeg.cli import journal_run
+    from repeg.errors import BrokerUnavailableError
+
+    journal = tmp_path / "j.db"
+    _journal_started_with(journal, {"fill_wait_seconds": "5"})
+    _journal_started_with(journal, {"fill_wait_seconds": "3"}, broker="alpaca-live")
+    reached: list[tuple[object, object]] = []
+
+    async def alpaca_session(
+        _plan: object, execution: object, *_args: object, broker: str, **_: object
+    ) -> None:
+        reached.append((execution, broker))
+        raise BrokerUnavailableError("stopped by the test")
+
+    monkeypatch.setattr(journal_run, "alpaca_session", alpaca_session)
+    result = CliRunner().invoke(build_app(), ["resume", "rC", "--journal", str(journal), "--confirm"])
+    assert reached == [(ExecutionConfig(fill_wait_seconds=3.0), "alpaca-live")], result.stderr
 
 
 def _unfinished_copy(journal: Path, target: Path, run_id: str = "demo1") -> None:

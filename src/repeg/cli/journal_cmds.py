@@ -184,10 +184,12 @@ def config_from_record(record: dict[str, str]) -> ExecutionConfig:
 def _journaled_start(events: list[RunEvent], config: Path | None) -> tuple[Plan, ExecutionConfig, str]:
     """The plan and broker a run journaled when it started, and its configuration: the journaled one, or the
     `[execution]` of `config` when given (the journaled one is then not read: it may hold what repeg no longer
-    reads, and must not stop the resume the replacement was given for)."""
+    reads, and must not stop the resume the replacement was given for). The start in effect is the last one
+    journaled: a run that announced no order may be started afresh under its id, with another configuration or
+    broker, and its orders then work under that start."""
     from repeg.domain.events import RunStarted
 
-    started = next((event for event in events if isinstance(event, RunStarted)), None)
+    started = next((event for event in reversed(events) if isinstance(event, RunStarted)), None)
     if started is None:
         raise ConfigError("run_started", None, "the journal holds no run_started event to resume from")
     if config is not None:
