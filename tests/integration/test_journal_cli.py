@@ -594,6 +594,20 @@ def test_runs_and_show_print_a_plan_path_with_brackets_as_written(
     assert '"source":"dir[red]/p[b].csv"' in _piped("show", "b1", "--journal", "j.db").replace(" │\n│", "")
 
 
+def test_runs_names_a_journal_path_with_brackets_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The title read the journal's location as rich markup: "runs [old]/j.db" was titled "runs in runs /j.db",
+    # another journal than the one listed, and a "[/x]" in the path crashed the command (exit 1).
+    monkeypatch.chdir(tmp_path)
+    for name in ("runs [old]", "a[", "a[/b]"):
+        journal = Path(name) / "j.db"
+        journal.parent.mkdir(parents=True, exist_ok=True)
+        code, out = _run(journal, "n1")
+        assert code == 0, out
+        assert f"runs in {journal}" in _piped("runs", "--journal", str(journal))
+
+
 def test_the_id_of_an_unfinished_alpaca_run_on_the_simulator_names_its_broker_not_a_new_run_id(
     tmp_path: Path,
 ) -> None:

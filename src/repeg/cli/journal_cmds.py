@@ -71,7 +71,8 @@ def runs(journal: JournalOption = DEFAULT_JOURNAL) -> None:
         raise _fail(exc) from exc
     finally:
         store.close()
-    table = Table(title=f"runs in {store.location}", title_justify="left")
+    # The title is rich markup too: a journal path's "[old]" is escaped to show as written.
+    table = Table(title=f"runs in {escape(store.location)}", title_justify="left")
     for name in ("run", "started", "plan", "broker", "status", "legs", "notional"):
         table.add_column(
             name,
