@@ -131,6 +131,18 @@ def test_a_journal_file_that_does_not_exist_is_bad_input_named_in_the_error(
     assert not missing.exists()
 
 
+def test_a_run_journal_in_a_directory_that_does_not_exist_is_bad_input_named_in_the_error(
+    tmp_path: Path,
+) -> None:
+    # It exited 4 ("cannot open journal ...: unable to open database file"), the code of a journal that failed,
+    # for a path the user typed into a directory that is not there (as `backtest --out` there exits 2).
+    journal = tmp_path / "missing" / "j.db"
+    code, out = _run(journal, "n1")
+    assert code == ExitCode.BAD_INPUT, out
+    assert f"config --journal='{journal}': " in out
+    assert not journal.parent.exists()
+
+
 def test_runs_of_a_journal_with_an_unreadable_event_fails_with_a_clear_error(tmp_path: Path) -> None:
     journal = tmp_path / "j.db"
     SqliteJournal(journal).close()

@@ -33,9 +33,13 @@ if TYPE_CHECKING:
 
 @contextmanager
 def opened_journal(spec: str) -> Iterator[Journal]:
-    """The run's journal, closed (everything committed) when the block ends, even on error."""
-    from repeg.journal.factory import open_journal
+    """The run's journal, closed (everything committed) when the block ends, even on error. A SQLite path in a
+    directory that does not exist is bad input naming `--journal` (`ConfigError`), not a journal that failed."""
+    from repeg.errors import ConfigError
+    from repeg.journal.factory import is_postgres, open_journal
 
+    if not is_postgres(spec) and not Path(spec).parent.is_dir():
+        raise ConfigError("--journal", spec, f"no directory {Path(spec).parent} to create the journal in")
     journal = open_journal(spec)
     try:
         yield journal
