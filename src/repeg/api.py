@@ -30,7 +30,7 @@ from repeg.domain.plan import Plan
 from repeg.domain.quote import Quote, QuoteVerdict, assess_quote
 from repeg.engine.clock import Clock, run_virtual
 from repeg.engine.runner import run_execution
-from repeg.errors import ConfigError
+from repeg.errors import ConfigError, UnknownSymbolError
 from repeg.logging import bind_run, configure_logging
 from repeg.market.base import QuoteFeed
 from repeg.planning.checks import check_safety
@@ -91,8 +91,15 @@ async def arrival_prices(
         await clock.sleep_until(min(now + config.check_interval, deadline))
 
 
-async def _assets(broker: Broker, symbols: Iterable[str]) -> dict[str, Asset]:
-    return {symbol: await broker.get_asset(symbol) for symbol in symbols}
+async def _assets(broker: Broker, plan: Plan, symbols: Iterable[str]) -> dict[str, Asset]:
+    """The broker's facts for `symbols`; a symbol it does not know is refused naming the plan's file and row."""
+    assets: dict[str, Asset] = {}
+    for symbol in symbols:
+        try:
+            assets[symbol] = await broker.get_asset(symbol)
+        except UnknownSymbolError as exc:
+            raise UnknownSymbolError(symbol, plan.source, plan.row_of(symbol)) from exc
+    return assets
 
 
 async def execute_async(
@@ -127,7 +134,7 @@ async def execute_async(
         symbols = list(dict.fromkeys(plan_symbols(plan)))  # each once: a basket may repeat one
         account = await broker.get_account()
         positions = await broker.get_positions()
-        assets = await _assets(broker, symbols)
+        assets = await _assets(broker, plan, symbols)
         held = [position.symbol for position in positions if position.symbol not in assets]
         await feed.subscribe([*symbols, *held])
         prices = await arrival_prices(feed, clock, symbols, config)

@@ -45,20 +45,33 @@ class PlanInputError(PlanError):
         super().__init__(f"{where}{what}{shown}: {reason}")
 
 
-class UnknownSymbolError(PlanError):
-    """The broker does not know a symbol of the plan."""
+def _symbol_refusal(symbol: str, file: str | None, row: int | None, reason: str) -> str:
+    """`file, row N, field 'symbol' = 'X': reason` when the plan's place is known (as `PlanInputError` words
+    it), else `symbol 'X' is reason` (a broker or a plan built in Python)."""
+    if file is None:
+        return f"symbol {symbol!r} is {reason}"
+    where = file if row is None else f"{file}, row {row}"
+    return f"{where}, field 'symbol' = {symbol!r}: {reason}"
 
-    def __init__(self, symbol: str) -> None:
+
+class UnknownSymbolError(PlanError):
+    """The broker does not know a symbol of the plan; `file` and `row` name where the plan asked for it."""
+
+    def __init__(self, symbol: str, file: str | None = None, row: int | None = None) -> None:
         self.symbol = symbol
-        super().__init__(f"symbol {symbol!r} is unknown to the broker")
+        self.file = file
+        self.row = row
+        super().__init__(_symbol_refusal(symbol, file, row, "unknown to the broker"))
 
 
 class NotTradableError(PlanError):
-    """The broker marks a symbol of the plan as not tradable."""
+    """The broker marks a symbol of the plan as not tradable; `file` and `row` name where the plan asked."""
 
-    def __init__(self, symbol: str) -> None:
+    def __init__(self, symbol: str, file: str | None = None, row: int | None = None) -> None:
         self.symbol = symbol
-        super().__init__(f"symbol {symbol!r} is not tradable at the broker")
+        self.file = file
+        self.row = row
+        super().__init__(_symbol_refusal(symbol, file, row, "not tradable at the broker"))
 
 
 class SafetyLimitError(RepegError):

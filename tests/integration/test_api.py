@@ -134,6 +134,22 @@ def test_unknown_symbol_is_refused_before_any_event(tape: QuoteTape) -> None:
     assert recorder.events == []
 
 
+def test_unknown_symbol_names_the_plan_file_row_field_and_value(tape: QuoteTape) -> None:
+    # Issue 2: bad input names file, row, field and value; a blank line does not shift the row.
+    plan = parse_csv("symbol,side,qty\nAAA,buy,1\n\nZZZ,buy,1\n", "p.csv")
+    with pytest.raises(UnknownSymbolError) as info:
+        simulate(plan, tape=tape)
+    assert str(info.value) == "p.csv, row 4, field 'symbol' = 'ZZZ': unknown to the broker"
+    assert (info.value.symbol, info.value.file, info.value.row) == ("ZZZ", "p.csv", 4)
+
+
+def test_non_tradable_symbol_names_the_plan_file_and_row(tape: QuoteTape) -> None:
+    plan = parse_csv("symbol,weight\nAAA,0.5\n", "w.csv")
+    with pytest.raises(NotTradableError) as info:
+        simulate(plan, tape=tape, account=SimAccount(non_tradable=("AAA",)))
+    assert str(info.value) == "w.csv, row 2, field 'symbol' = 'AAA': not tradable at the broker"
+
+
 def test_non_tradable_symbol_is_refused(tape: QuoteTape) -> None:
     with pytest.raises(NotTradableError):
         simulate(trades("AAA,buy,1\n"), tape=tape, account=SimAccount(non_tradable=("AAA",)))

@@ -152,7 +152,7 @@ def test_symbol_unknown_to_the_broker_exits_2(workdir: Path) -> None:
     plan = write(workdir, "p.csv", "symbol,side,qty\nAAA,buy,10\nZZZ,buy,1\n")
     result = invoke(plan, "--quotes", quotes)
     assert result.exit_code == ExitCode.BAD_INPUT
-    assert result.stderr.strip() == "error: symbol 'ZZZ' is unknown to the broker"
+    assert result.stderr.strip() == f"error: {plan}, row 3, field 'symbol' = 'ZZZ': unknown to the broker"
 
 
 def test_missing_quotes_file_exits_2(workdir: Path) -> None:

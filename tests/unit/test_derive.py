@@ -284,7 +284,7 @@ def test_trade_list_symbol_without_arrival_price_is_skipped() -> None:
 
 
 def test_unknown_symbol_is_refused() -> None:
-    with pytest.raises(UnknownSymbolError, match="'ZZZ' is unknown"):
+    with pytest.raises(UnknownSymbolError, match=r"t\.csv, field 'symbol' = 'ZZZ': unknown to the broker"):
         derive(trades(trade("ZZZ", Side.BUY, qty="1")), known={}, prices={"ZZZ": "1"})
 
 

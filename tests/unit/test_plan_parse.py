@@ -6,9 +6,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from repeg.domain.orders import Side
-from repeg.domain.plan import PlanKind
+from repeg.domain.plan import Plan, PlanKind, TradeIntent
 from repeg.errors import PlanInputError
 from repeg.planning.parse import load_plan, parse_csv, parse_json
 
@@ -413,3 +414,27 @@ def test_json_array_where_text_is_expected_is_named_a_json_array() -> None:
     assert (
         json_error('[{"symbol": ["A"], "side": "buy", "qty": 1}]').reason == "expected text, got a JSON array"
     )
+
+
+def test_a_plan_keeps_the_file_row_of_each_entry_for_later_errors() -> None:
+    csv_plan = parse_csv("symbol,side,qty\nA,buy,1\n\nB,sell,2\n", "p.csv")
+    json_plan = parse_json('[{"symbol": "A", "weight": 0.5}, {"symbol": "B", "weight": 0.25}]', "p.json")
+    assert (csv_plan.row_of("B"), json_plan.row_of("B"), csv_plan.row_of("Z")) == (4, 2, None)
+
+
+def test_a_plan_built_without_rows_reads_and_dumps_as_before() -> None:
+    plan = Plan(
+        source="api", kind=PlanKind.TRADES, trades=(TradeIntent(symbol="A", side=Side.BUY, qty=Decimal(1)),)
+    )
+    assert plan.row_of("A") is None
+    assert "rows" not in plan.model_dump_json()
+
+
+def test_a_plan_whose_rows_do_not_match_its_entries_is_refused() -> None:
+    with pytest.raises(ValidationError, match="rows"):
+        Plan(
+            source="api",
+            kind=PlanKind.TRADES,
+            trades=(TradeIntent(symbol="A", side=Side.BUY, qty=Decimal(1)),),
+            rows=(2, 3),
+        )

@@ -77,8 +77,17 @@ class PlanKind(StrEnum):
     WEIGHTS = "weights"
 
 
+def _no_rows(rows: tuple[int, ...]) -> bool:
+    return not rows
+
+
 class Plan(BaseModel):
-    """A parsed, validated plan file. `source` names the file for error messages and the journal."""
+    """A parsed, validated plan file. `source` names the file for error messages and the journal.
+
+    `rows` holds the file row of each trade or weight, in order, so that a refusal found later (a symbol the
+    broker does not know) names the row as a parse error would; empty for a plan built in Python or journaled
+    before rows were kept, and then left out of the JSON (such a journal reads and writes exactly as before).
+    """
 
     model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
 
@@ -86,6 +95,7 @@ class Plan(BaseModel):
     kind: PlanKind
     trades: tuple[TradeIntent, ...] = ()
     weights: tuple[TargetWeight, ...] = ()
+    rows: tuple[int, ...] = Field(default=(), exclude_if=_no_rows)
 
     @model_validator(mode="after")
     def _one_kind(self) -> Plan:
@@ -94,7 +104,17 @@ class Plan(BaseModel):
         if self.kind is PlanKind.WEIGHTS and (self.trades or not self.weights):
             raise ValueError("a weights plan holds weights only, and at least one")
         _check_weights(self.weights)
+        entries = len(self.trades) + len(self.weights)
+        if self.rows and len(self.rows) != entries:
+            raise ValueError(f"rows holds {len(self.rows)} row numbers for {entries} entries")
         return self
+
+    def row_of(self, symbol: str) -> int | None:
+        """The file row where `symbol` first appears; None when rows are not kept or the symbol is absent."""
+        if not self.rows:
+            return None
+        symbols = [trade.symbol for trade in self.trades] + [target.symbol for target in self.weights]
+        return next((row for name, row in zip(symbols, self.rows, strict=True) if name == symbol), None)
 
 
 class LegSpec(BaseModel):

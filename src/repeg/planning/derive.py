@@ -24,7 +24,7 @@ Rules (the README's "Inputs" section repeats them for users):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
@@ -59,14 +59,14 @@ def plan_symbols(plan: Plan) -> list[str]:
     return [weight.symbol for weight in plan.weights]
 
 
-def check_assets(symbols: Iterable[str], assets: Mapping[str, Asset]) -> None:
-    """Refuse a plan naming a symbol the broker does not know or will not trade."""
-    for symbol in symbols:
+def check_assets(plan: Plan, assets: Mapping[str, Asset]) -> None:
+    """Refuse a plan naming a symbol the broker does not know or will not trade (naming its file and row)."""
+    for symbol in plan_symbols(plan):
         asset = assets.get(symbol)
         if asset is None:
-            raise UnknownSymbolError(symbol)
+            raise UnknownSymbolError(symbol, plan.source, plan.row_of(symbol))
         if not asset.tradable:
-            raise NotTradableError(symbol)
+            raise NotTradableError(symbol, plan.source, plan.row_of(symbol))
 
 
 def portfolio_equity(
@@ -94,7 +94,7 @@ def derive_legs(
     `prices` holds the arrival mid of every symbol that had a valid quote; `assets` the broker's facts for at
     least every plan symbol. Raises `UnknownSymbolError` / `NotTradableError` before deriving anything.
     """
-    check_assets(plan_symbols(plan), assets)
+    check_assets(plan, assets)
     held = {position.symbol: position.qty for position in positions}
     skipped: list[SkippedTrade] = []
     if plan.kind is PlanKind.TRADES:

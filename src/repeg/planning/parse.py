@@ -214,11 +214,12 @@ def _build(source: str, kind: PlanKind, rows: list[_Row]) -> Plan:
             reason = f"duplicate symbol (first at row {first_seen[symbol]})"
             raise PlanInputError(source, row.number, SYMBOL, symbol, reason)
         first_seen[symbol] = row.number
+    numbers = tuple(row.number for row in rows)
     if kind is PlanKind.WEIGHTS:
         weights = tuple(_weight(source, row) for row in rows)
         _check_weight_sum(source, weights)
-        return Plan(source=source, kind=kind, weights=weights)
-    return Plan(source=source, kind=kind, trades=tuple(_trade(source, row) for row in rows))
+        return Plan(source=source, kind=kind, weights=weights, rows=numbers)
+    return Plan(source=source, kind=kind, trades=tuple(_trade(source, row) for row in rows), rows=numbers)
 
 
 def _trade(source: str, row: _Row) -> TradeIntent:
