@@ -216,6 +216,16 @@ def _journal_started_with(
     store.close()
 
 
+def test_resume_of_a_dry_run_says_it_was_a_dry_run(tmp_path: Path) -> None:
+    # It said "config --broker='alpaca-paper (dry run)': not an Alpaca broker (known: alpaca-paper, ...)",
+    # as if the user had named a broker, where `repeg run --run-id` says the run was a dry run.
+    journal = tmp_path / "j.db"
+    _journal_started_with(journal, {}, run_id="rD", broker="alpaca-paper (dry run)")
+    result = CliRunner().invoke(build_app(), ["resume", "rD", "--journal", str(journal)])
+    assert result.exit_code == ExitCode.BAD_INPUT, result.stderr
+    assert "run rD was a dry run on alpaca-paper" in result.stderr
+
+
 def _resumed_config(monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[list[object], str]:
     """Resume 'rC' with `args`; the configuration the Alpaca session was given (none if refused), and stderr."""
     from repeg.cli import journal_run

@@ -245,11 +245,17 @@ class _Asked(NamedTuple):
     feed: str | None
 
 
-def _target(asked: _Asked, started_on: str, events: list[RunEvent]) -> _Target:
+def _target(run_id: str, asked: _Asked, started_on: str, events: list[RunEvent]) -> _Target:
     """Where to resume: what was asked, else the broker the run started on and the feed it recorded (else IEX;
-    `journal_run.resume_feed`)."""
+    `journal_run.resume_feed`). A dry run, which sent nothing, has nothing to resume: refused, saying so."""
+    from repeg.brokers.alpaca.dryrun import DRY_RUN_SUFFIX
     from repeg.cli.journal_run import resume_feed
 
+    if asked.broker is None and started_on.endswith(DRY_RUN_SUFFIX):
+        was = f"was a dry run on {started_on.removesuffix(DRY_RUN_SUFFIX)}"
+        raise ConfigError(
+            "RUN_ID", run_id, f"run {run_id} {was}: it sent nothing; use a new --run-id for a real run"
+        )
     feed = resume_feed(asked.feed, events)
     return _Target(asked.broker or started_on, asked.sim_url, asked.confirm, asked.allow_closed, feed)
 
@@ -336,7 +342,7 @@ def _resume(
     try:
         events = store.events(run_id)
         plan, execution, started_on = _journaled_start(events, config)
-        chosen = _target(asked, started_on, events)
+        chosen = _target(run_id, asked, started_on, events)
         loaded()
         return asyncio.run(_session(plan, execution, run_id, store, chosen))
     except RepegError as exc:
