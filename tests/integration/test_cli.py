@@ -714,6 +714,19 @@ def test_an_arrivals_file_of_more_orders_than_a_basket_holds_is_refused_naming_i
     assert "23,401 arrivals" in result.stderr
 
 
+def test_an_arrival_budget_beyond_a_year_is_refused_naming_its_row(workdir: Path) -> None:
+    # It was refused as "config max_total_wait=1000000000000.0: ...", a key the user never wrote.
+    arrivals = write(
+        workdir, "arrivals.csv", "ts,side,qty,budget_seconds\n2024-01-02T14:31:00Z,buy,100,1e12\n"
+    )
+    args = ["backtest", "--quotes", str(_small_quotes(workdir)), "--arrivals", str(arrivals)]
+    result = CliRunner().invoke(build_app(), [*args, "--policy", "market"])
+    assert result.exit_code == ExitCode.BAD_INPUT, result.stderr
+    assert result.stderr.startswith(
+        f"error: {arrivals}, row 2, field 'budget_seconds' = '1e12': must be at most"
+    )
+
+
 def test_a_sweep_grid_basket_qty_that_rounds_to_zero_shares_is_refused_when_the_grid_is_read(
     workdir: Path,
 ) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from repeg.config import Seconds
+from repeg.config import MAX_SECONDS, Seconds
 from repeg.domain.orders import Side
 from repeg.domain.ticks import round_qty_down
 from repeg.errors import ConfigError, PlanInputError
@@ -182,6 +182,10 @@ def _parse_budget(path: Path, number: int, text: str, default_budget: float) -> 
         raise PlanInputError(str(path), number, "budget_seconds", text, "not a number") from exc
     if not math.isfinite(budget) or budget <= 0:
         raise PlanInputError(str(path), number, "budget_seconds", text, "must be positive seconds")
+    if text and budget > MAX_SECONDS:  # as --budget; beyond, the engine's max_total_wait refused it by its name
+        raise PlanInputError(
+            str(path), number, "budget_seconds", text, f"must be at most {MAX_SECONDS:.0f} seconds (one year)"
+        )
     return budget
 
 
