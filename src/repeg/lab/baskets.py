@@ -182,7 +182,8 @@ def _parse_budget(path: Path, number: int, text: str, default_budget: float) -> 
         raise PlanInputError(str(path), number, "budget_seconds", text, "not a number") from exc
     if not math.isfinite(budget) or budget <= 0:
         raise PlanInputError(str(path), number, "budget_seconds", text, "must be positive seconds")
-    if text and budget > MAX_SECONDS:  # as --budget; beyond, the engine's max_total_wait refused it by its name
+    # Bounded as --budget is; beyond, the engine's max_total_wait refused it under that key's name.
+    if text and budget > MAX_SECONDS:
         raise PlanInputError(
             str(path), number, "budget_seconds", text, f"must be at most {MAX_SECONDS:.0f} seconds (one year)"
         )
