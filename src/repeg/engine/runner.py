@@ -45,7 +45,10 @@ from repeg.policy.decide import ExecutionPolicy, LadderPolicy
 from repeg.report.result import ExecutionResult, RunStatus, build_result, run_status
 
 _log = structlog.get_logger("repeg.engine")
-_SELLS_STILL_WORKING = "a sell order was still open at the broker after max_total_wait: buys not started"
+_SELLS_STILL_WORKING = (
+    "a sell order was still open at the broker, or not yet reported closed, after max_total_wait: "
+    "buys not started"
+)
 
 
 class ParentOrder(BaseModel):
