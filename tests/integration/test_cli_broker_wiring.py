@@ -17,13 +17,19 @@ def _run(tmp_path: Path, *args: str, env: dict[str, str] | None = None):
     )
 
 
-def _journal_an_alpaca_run(tmp_path: Path, run_id: str, feed: str | None = None) -> None:
+def _journal_an_alpaca_run(
+    tmp_path: Path,
+    run_id: str,
+    feed: str | None = None,
+    config: dict[str, str] | None = None,
+    ordered: bool = False,
+) -> None:
     """Make the run's journal know `run_id` as a run of examples/rebalance.csv on alpaca-paper (that recorded
-    Alpaca's `feed`, if given)."""
+    Alpaca's `feed`, if given, under the journaled `config`, and announced an order when `ordered`)."""
     import asyncio
     from datetime import UTC, datetime
 
-    from repeg.domain.events import AlpacaFeedSource, RunStarted
+    from repeg.domain.events import AlpacaFeedSource, IntentAction, OrderIntent, RunStarted
     from repeg.journal.sqlite import SqliteJournal
     from repeg.planning.parse import load_plan
 
@@ -33,13 +39,23 @@ def _journal_an_alpaca_run(tmp_path: Path, run_id: str, feed: str | None = None)
         ts=datetime(2026, 3, 2, 15, tzinfo=UTC),
         correlation_id=run_id,
         plan=load_plan(EXAMPLES / "rebalance.csv"),
-        config={},
+        config=config or {},
         broker="alpaca-paper",
         code_version="test",
         market=None if feed is None else AlpacaFeedSource(feed=feed),
     )
+    intent = OrderIntent(
+        run_id=run_id,
+        ts=started.ts,
+        correlation_id=f"{run_id}-L0000-A00",
+        leg_index=0,
+        action=IntentAction.SUBMIT,
+        client_order_id=f"{run_id}-L0000-A00",
+    )
     try:
         asyncio.run(journal.emit(started))
+        if ordered:
+            asyncio.run(journal.emit(intent))
     finally:
         journal.close()
 
@@ -124,6 +140,45 @@ def test_a_run_id_resumed_with_feed_reads_the_feed_given(tmp_path: Path, monkeyp
 
 def test_a_run_id_resumed_that_recorded_no_feed_reads_iex(tmp_path: Path, monkeypatch):
     assert _resume_settings(tmp_path, monkeypatch).get("feed") == "iex"
+
+
+def _resumed_under(tmp_path: Path, monkeypatch, *flags: str) -> list[object]:
+    """The configuration `run --run-id` resumes a journaled Alpaca run (that announced an order) under."""
+    from repeg.cli import journal_run
+    from repeg.errors import BrokerUnavailableError
+
+    _journal_an_alpaca_run(tmp_path, "rCFG", config={"fill_wait_seconds": "7"}, ordered=True)
+    reached: list[object] = []
+
+    async def alpaca_session(_plan: object, execution: object, *_args: object, **_kwargs: object) -> None:
+        reached.append(execution)
+        raise BrokerUnavailableError("stopped by the test")
+
+    monkeypatch.setattr(journal_run, "alpaca_session", alpaca_session)
+    env = {"APCA_API_KEY_ID": "k", "APCA_API_SECRET_KEY": "s"}
+    result = _run(tmp_path, "--broker", "alpaca-paper", "--run-id", "rCFG", *flags, env=env)
+    assert "stopped by the test" in result.output
+    return reached
+
+
+def test_a_run_id_resumed_without_config_goes_on_under_the_configuration_it_journaled(
+    tmp_path: Path, monkeypatch
+):
+    # README: a resumed run goes on under the configuration it journaled. `run --run-id` resumed it under
+    # the defaults (its own absent --config): other waits, and none of the run's safety limits.
+    from repeg.config import ExecutionConfig
+
+    assert _resumed_under(tmp_path, monkeypatch) == [ExecutionConfig(fill_wait_seconds=7.0)]
+
+
+def test_a_run_id_resumed_with_config_goes_on_under_that_configuration(tmp_path: Path, monkeypatch):
+    from repeg.config import ExecutionConfig
+
+    replacement = tmp_path / "c.toml"
+    replacement.write_text("[execution]\nfill_wait_seconds = 3\n", encoding="utf-8")
+    assert _resumed_under(tmp_path, monkeypatch, "--config", str(replacement)) == [
+        ExecutionConfig(fill_wait_seconds=3.0)
+    ]
 
 
 def test_a_resumed_alpaca_run_on_a_closed_market_needs_allow_closed_like_a_fresh_run(

@@ -274,7 +274,7 @@ def _execute(
                 raise ConfigError("--dry-run", run_id, "the journal knows this run id; use a new --run-id")
             return resume_on_alpaca(
                 plan,
-                settings.execution,
+                _resumed_execution(store, run_id, settings.execution, config),
                 run_id=run_id,
                 journal=store,
                 broker=broker,
@@ -296,9 +296,8 @@ def _execute(
                 journal=None if flags.dry_run else store,
             )
         if broker == "sim-remote":
-            return run_remote(
-                plan, settings.execution, run_id=run_id, journal=store, sim_url=sim_url, sinks=sinks
-            )
+            execution = _resumed_execution(store, run_id, settings.execution, config)
+            return run_remote(plan, execution, run_id=run_id, journal=store, sim_url=sim_url, sinks=sinks)
         done = finished_result(store, run_id)
         if done is not None:
             return done
@@ -315,6 +314,26 @@ def _execute(
             sinks=sinks,
             tape_source=tape_source,
         )
+
+
+def _resumed_execution(
+    store: Journal, run_id: str, execution: ExecutionConfig, config: Path | None
+) -> ExecutionConfig:
+    """The `[execution]` a run goes on under: `--config`'s when given; else, for a run the journal knows that
+    announced orders (it is resumed), the configuration its start in effect journaled, as `repeg resume` has it
+    (not the defaults: other waits and steps, and none of its safety limits); else `execution`."""
+    from repeg.domain.events import RunStarted
+    from repeg.journal.resume import has_orders
+
+    if config is not None or not store.has_run(run_id):
+        return execution
+    events = store.events(run_id)
+    started = next((event for event in reversed(events) if isinstance(event, RunStarted)), None)
+    if started is None or not has_orders(events):
+        return execution
+    from repeg.cli.journal_cmds import config_from_record
+
+    return config_from_record(started.config)
 
 
 def _market_asked(
