@@ -1,5 +1,8 @@
 """`repeg run --broker alpaca-*` reaches the Alpaca adapter and its safety checks, before any request."""
 
+import asyncio
+from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -179,6 +182,37 @@ def test_a_run_id_resumed_with_config_goes_on_under_that_configuration(tmp_path:
     assert _resumed_under(tmp_path, monkeypatch, "--config", str(replacement)) == [
         ExecutionConfig(fill_wait_seconds=3.0)
     ]
+
+
+def test_the_live_view_of_a_resumed_run_shows_the_legs_the_journal_holds(tmp_path: Path, monkeypatch):
+    # The live view folded only the events of the resume: a resumed run showed "0/0 legs filled" and no leg
+    # while it worked, its legs planned before the crash left out.
+    from repeg.cli import journal_run
+    from repeg.cli.live import LiveView
+    from repeg.domain.events import LegPlanned
+    from repeg.domain.orders import Side
+    from repeg.domain.plan import LegSpec
+    from repeg.errors import BrokerUnavailableError
+    from repeg.journal.sqlite import SqliteJournal
+
+    _journal_an_alpaca_run(tmp_path, "rLIVE", ordered=True)
+    journal = SqliteJournal(tmp_path / "j.db")
+    spec = LegSpec(index=0, symbol="AAPL", side=Side.BUY, qty=Decimal(5))
+    started = journal.events("rLIVE")[0]
+    planned = LegPlanned(run_id="rLIVE", ts=started.ts, correlation_id="rLIVE", leg_index=0, spec=spec)
+    asyncio.run(journal.emit(planned))
+    journal.close()
+    shown: list[int] = []
+
+    async def alpaca_session(*_args: object, sinks: Sequence[object] = (), **_kwargs: object) -> None:
+        shown.extend(len(sink._folder.snapshot().legs) for sink in sinks if isinstance(sink, LiveView))
+        raise BrokerUnavailableError("stopped by the test")
+
+    monkeypatch.setattr(journal_run, "alpaca_session", alpaca_session)
+    env = {"APCA_API_KEY_ID": "k", "APCA_API_SECRET_KEY": "s", "FORCE_COLOR": "1", "TTY_COMPATIBLE": "1"}
+    result = _run(tmp_path, "--broker", "alpaca-paper", "--run-id", "rLIVE", env=env)
+    assert "stopped by the test" in result.output
+    assert shown == [1]
 
 
 def test_a_resumed_alpaca_run_on_a_closed_market_needs_allow_closed_like_a_fresh_run(

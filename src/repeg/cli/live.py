@@ -9,7 +9,7 @@ final state. Wall time is read here only to pace the screen, never to decide any
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 
 from rich.console import Console
@@ -45,6 +45,12 @@ class LiveView:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+    def seed(self, events: Iterable[RunEvent]) -> None:
+        """Fold in what the journal already holds of a run the view shows resumed (its legs planned before the
+        interruption); drawn with the next event."""
+        for event in events:
+            self._folder.apply(event)
 
     async def emit(self, event: RunEvent) -> None:
         self._folder.apply(event)

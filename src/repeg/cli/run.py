@@ -26,6 +26,7 @@ from repeg.errors import ConfigError, RepegError
 from repeg.logging import configure_logging
 
 if TYPE_CHECKING:
+    from repeg.cli.live import LiveView
     from repeg.cli.settings import RunSettings
     from repeg.config import ExecutionConfig
     from repeg.domain.events import EventSink, MarketSource, QuoteFileSource, SyntheticSource
@@ -261,9 +262,7 @@ def _execute(
         refuse_another_market(store, run_id, asked, config=config)
         sinks: list[EventSink] = []
         if live_console is not None:
-            from repeg.cli.live import LiveView
-
-            sinks.append(stack.enter_context(LiveView(live_console)))
+            sinks.append(stack.enter_context(_live_view(live_console, store, run_id)))
         loaded()
         if broker.startswith("alpaca-") and store.has_run(run_id):
             from repeg.cli.journal_run import resume_on_alpaca
@@ -314,6 +313,17 @@ def _execute(
             sinks=sinks,
             tape_source=tape_source,
         )
+
+
+def _live_view(console: Console, store: Journal, run_id: str) -> LiveView:
+    """The live view of the run; one the journal knows (resumed, or answered from it) starts from what the
+    journal holds of it, its legs planned before an interruption included."""
+    from repeg.cli.live import LiveView
+
+    view = LiveView(console)
+    if store.has_run(run_id):
+        view.seed(store.events(run_id))
+    return view
 
 
 def _resumed_execution(
