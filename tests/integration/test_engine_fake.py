@@ -1305,6 +1305,27 @@ def test_a_remainder_deferred_on_one_leg_does_not_hold_the_other_legs_of_the_pha
     assert [e.ts for e in world.sink.intents(IntentAction.REPLACE) if e.leg_index == 1] == [at(10), at(20)]
 
 
+def test_a_deferred_order_reported_closed_after_its_leg_ended_is_not_called_unknown() -> None:
+    """As above on a sell, with the broker answering again just after the hard stop: before the buys, the run
+    asks about o1, still open as far as it knew, and learns its 30 fills. The leg reports them, and its error
+    no longer says that o1 was never reported closed and its last fills are unknown."""
+    config = classic_ladder(repeg_steps=(Decimal("0.5"), Decimal("1.0")))
+    legs = [*SELL, LegSpec(index=1, symbol="ABC", side=Side.BUY, qty=Decimal(10))]
+    answering_again = at(0) + config.total_wait + config.fill_wait + timedelta(seconds=0.5)
+
+    def script(w: World) -> None:
+        w.feed.set("ABC", "9.99", "10.00")
+        _broker_silent_about_o1(w)
+        w.clock.call_at(answering_again, lambda: setattr(w.broker, "unavailable_reads", 0))
+
+    result, world = execute(legs, script, config=config, auto_fill=False)
+    sell = result.legs[0]
+    assert (sell.status, sell.filled_qty) == (LegStatus.INCOMPLETE, Decimal(30))
+    assert world.broker.orders["o1"].status is OrderStatus.REPLACED
+    assert sell.error is None
+    assert build_result(fold_run(world.sink.events)) == result
+
+
 def test_a_leg_resumed_after_downtime_waits_a_fill_wait_between_each_of_its_remaining_steps(
     tmp_path: Path,
 ) -> None:

@@ -32,7 +32,7 @@ from repeg.domain.events import (
 )
 from repeg.domain.ids import leg_id
 from repeg.domain.lifecycle import DONE, FINISH_TRIGGERS, LEG_MACHINE, LegStatus, LegTrigger
-from repeg.domain.order_record import OrderRecord, evolve, never_closed, successor_of
+from repeg.domain.order_record import OrderRecord, evolve, successor_of
 from repeg.domain.orders import BrokerOrder, OrderEvent, OrderStatus, Side
 from repeg.domain.plan import LegSpec
 from repeg.domain.quote import Quote
@@ -450,18 +450,7 @@ def _on_finished(state: LegState, event: LegFinished) -> LegState:
     if trigger is None:
         raise ValueError(f"unknown leg status {event.status!r} in leg_finished (leg {state.index})")
     error = event.reason if trigger is LegTrigger.FINISH_FAILED else state.error
-    if trigger is LegTrigger.FINISH_INCOMPLETE:
-        error = _unknown_fills(state) or error
     return _go(state, trigger, completed_at=event.ts, finish_reason=event.reason, error=error)
-
-
-def _unknown_fills(state: LegState) -> str | None:
-    """Why an incomplete leg's filled quantity may be short of the broker's: an earlier order never reported
-    closed, whose last fills the engine waited for (to size the remainder) until the phase ended."""
-    unsettled = never_closed(state.orders, state.active_client_order_id)
-    if unsettled is None:
-        return None
-    return f"order {unsettled.order_id} was never reported closed: its last fills are unknown"
 
 
 def apply_event(state: LegState, event: RunEvent) -> LegState:

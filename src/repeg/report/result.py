@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from repeg.domain.events import RunEvent
 from repeg.domain.leg import LegState
 from repeg.domain.lifecycle import LegStatus
+from repeg.domain.order_record import never_closed
 from repeg.domain.orders import Side
 from repeg.domain.plan import SkippedTrade
 from repeg.domain.run import RunState, fold_run
@@ -89,6 +90,18 @@ class ExecutionResult(BaseModel):
     buy_scale: Decimal = Decimal(1)
 
 
+def _leg_error(leg: LegState) -> str | None:
+    """The leg's error. An incomplete leg's error first says when an earlier order of its chain was never
+    reported closed: its last fills, which the engine waited for to size the remainder until the phase ended,
+    are unknown, so the filled quantity may be short of the broker's. Read from the leg's final state, so that a
+    report of that order arriving after the leg ended (e.g. asked before the buys) is not contradicted."""
+    if leg.status is LegStatus.INCOMPLETE:
+        unsettled = never_closed(leg.orders, leg.active_client_order_id)
+        if unsettled is not None:
+            return f"order {unsettled.order_id} was never reported closed: its last fills are unknown"
+    return leg.error
+
+
 def leg_result(leg: LegState) -> LegResult:
     elapsed = None
     benchmark = benchmark_quote(leg)
@@ -110,7 +123,7 @@ def leg_result(leg: LegState) -> LegResult:
         escalated=leg.escalated,
         time_to_complete_s=elapsed,
         status=leg.status,
-        error=leg.error,
+        error=_leg_error(leg),
         reason=(leg.finish_reason or None) if leg.status is LegStatus.SKIPPED else None,
     )
 
