@@ -988,14 +988,20 @@ def test_a_broker_over_fill_sends_nothing_more_for_the_leg() -> None:
     assert not world.broker.cancels()
 
 
-def test_a_broker_over_fill_of_one_leg_lets_the_other_legs_finish() -> None:
+def _beside_an_abc_buy_filled_at(seconds: float, scenario: Script) -> tuple[list[LegSpec], Script]:
+    """BUY's XYZ leg under `scenario`, and a second leg buying 10 ABC that the broker fills in full at `seconds`."""
     legs = [*BUY, LegSpec(index=1, symbol="ABC", side=Side.BUY, qty=Decimal(10))]
 
     def script(w: World) -> None:
         w.feed.set("ABC", "50.00", "50.10")
-        _overfilling_replacement(w)
-        w.clock.call_at(at(20), lambda: w.broker.fill(w.broker.open_order("ABC").order_id, Decimal(10)))
+        scenario(w)
+        w.clock.call_at(at(seconds), lambda: w.broker.fill(w.broker.open_order("ABC").order_id, Decimal(10)))
 
+    return legs, script
+
+
+def test_a_broker_over_fill_of_one_leg_lets_the_other_legs_finish() -> None:
+    legs, script = _beside_an_abc_buy_filled_at(20, _overfilling_replacement)
     result, _ = execute(legs, script)
     assert [leg.status for leg in result.legs] == [LegStatus.FAILED, LegStatus.FILLED]
     assert result.status is RunStatus.PARTIAL
@@ -1290,13 +1296,7 @@ def test_a_remainder_deferred_to_the_hard_stop_ends_the_leg_naming_the_order_nev
 
 
 def test_a_remainder_deferred_on_one_leg_does_not_hold_the_other_legs_of_the_phase() -> None:
-    legs = [*BUY, LegSpec(index=1, symbol="ABC", side=Side.BUY, qty=Decimal(10))]
-
-    def script(w: World) -> None:
-        w.feed.set("ABC", "50.00", "50.10")
-        _broker_silent_about_o1(w)
-        w.clock.call_at(at(25), lambda: w.broker.fill(w.broker.open_order("ABC").order_id, Decimal(10)))
-
+    legs, script = _beside_an_abc_buy_filled_at(25, _broker_silent_about_o1)
     config = classic_ladder(repeg_steps=(Decimal("0.5"), Decimal("1.0")))
     result, world = execute(legs, script, config=config, auto_fill=False)
     assert [leg.status for leg in result.legs] == [LegStatus.INCOMPLETE, LegStatus.FILLED]
