@@ -115,8 +115,9 @@ async def execute_async(
 ) -> ExecutionResult:
     """Execute `plan` against `broker`, pricing from `feed`, timed by `clock`.
 
-    `market_source` names the market data of a simulated run (quote file or synthetic market) for the journal's
-    `RunStarted.market`; None when the feed is a broker's own.
+    `market_source` names the market data the run prices from, for the journal's `RunStarted.market`: the quote
+    file or synthetic market of a simulated run, the feed of an Alpaca run (`AlpacaFeedSource`); None when nothing
+    is recorded (as for the remote simulator's own market).
 
     Raises `PlanError` (bad plan, unknown or non-tradable symbol), `SafetyLimitError`, `ConfigError` (a malformed
     run id) or `BrokerError` before any order is sent. Once the engine runs, leg outcomes (refusals, missing
