@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from repeg.domain.events import (
+    AlpacaFeedSource,
     IntentAction,
     LegEscalated,
     LegFinished,
@@ -377,6 +378,18 @@ def test_a_run_without_a_recorded_source_and_no_quotes_shows_the_orders_only() -
     view = recorded_market_view(run_report(RUN, replaced_chain(), "j.db"), None)
     assert view.series == {}
     assert view.note == NO_QUOTE_FILE
+
+
+def test_an_alpaca_runs_report_names_the_feed_it_recorded_not_that_none_was_recorded() -> None:
+    # Alpaca runs record their feed now: the note still said "The journal records no market data for this run",
+    # under a header naming the feed the journal records.
+    events = _with_source(replaced_chain(), AlpacaFeedSource(feed="sip"))
+    view = recorded_market_view(run_report(RUN, events, "j.db"), None)
+    assert view.series == {}
+    assert view.note is not None
+    assert "records no market data" not in view.note
+    assert "Alpaca sip feed" in view.note
+    assert view.note.endswith("the figures show the orders only.")
 
 
 def test_the_recorded_quote_file_is_drawn_when_unchanged(tmp_path: Path) -> None:

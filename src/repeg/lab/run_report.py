@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from repeg.domain.events import (
+    AlpacaFeedSource,
     LegEscalated,
     LegFinished,
     MarketSource,
@@ -215,9 +216,11 @@ SYNTHETIC_REBUILT = "the synthetic market rebuilt from the seed ({seed}) and set
 #: Quotes drawn on either side of the run's events.
 WINDOW_PAD = timedelta(seconds=60)
 NO_QUOTE_FILE = (
-    "The journal records no market data for this run (a broker's own feed, the remote simulator's own market, or a "
-    "run journaled before repeg recorded it), and no quote file was named (--quotes): the figures show the orders only."
+    "The journal records no market data for this run (the remote simulator's own market, or a run journaled before "
+    "repeg recorded it), and no quote file was named (--quotes): the figures show the orders only."
 )
+#: The note of an Alpaca run's report without --quotes: the journal names its feed, whose quotes it does not store.
+ALPACA_FEED = "The run priced from the {feed}, and no quote file was named (--quotes): the figures show the orders only."
 ORDERS_ONLY = "The figures show the orders only (--quotes draws another file)."
 NO_MARKET_NOTE = "No quotes are drawn (--no-market): the figures show the orders only."
 
@@ -281,6 +284,8 @@ def recorded_market_view(
         return MarketView(series={}, note=f"{check.problem} {ORDERS_ONLY}")
     if isinstance(source, SyntheticSource):
         return synthetic_market_view(report, source, max_quotes)
+    if isinstance(source, AlpacaFeedSource):
+        return MarketView(series={}, note=ALPACA_FEED.format(feed=source.describe()))
     return market_view(report, None)
 
 
