@@ -30,12 +30,20 @@ from repeg.domain.events import (
     RunEvent,
 )
 from repeg.domain.lifecycle import LegStatus
-from repeg.domain.orders import OrderEvent, OrderRequest, OrderStatus, OrderType, ReplaceRequest, Side
+from repeg.domain.orders import (
+    BrokerOrder,
+    OrderEvent,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    ReplaceRequest,
+    Side,
+)
 from repeg.domain.plan import LegSpec
 from repeg.domain.run import fold_run
 from repeg.engine.clock import VirtualClock, run_virtual
 from repeg.engine.runner import ParentOrder, run_basket, run_execution
-from repeg.errors import JournalError
+from repeg.errors import BrokerUnavailableError, JournalError
 from repeg.journal.faults import point_of
 from repeg.journal.resume import resume_run
 from repeg.journal.sqlite import SqliteJournal
@@ -1232,6 +1240,40 @@ def test_a_leg_filled_in_full_while_a_replace_answer_was_lost_cancels_the_replac
     assert (result.status, result.legs[0].filled_qty) == (RunStatus.COMPLETED, Decimal(100))
     assert world.broker.cancels() == ["cancel:o3"]
     assert world.broker.orders["o3"].status is OrderStatus.CANCELED
+
+
+@pytest.mark.parametrize("filled_in_full", [True, False])
+def test_a_polled_replacement_missed_once_after_its_leg_ended_is_asked_again_and_cancelled(
+    filled_in_full: bool,
+) -> None:
+    """As above on a broker that does not push, whose first answer about o3 is lost too: the leg is filled (or
+    over-filled) naming o2, replaced. The run asks again for o2's replacement and cancels it, instead of leaving
+    o3 open at the broker after the run, where it could fill the leg further."""
+
+    def script(w: World) -> None:
+        _overfill_during_a_replace_whose_answer_is_lost(w)
+        if filled_in_full:
+            w.clock.call_at(at(19.5), lambda: w.broker.fill_before_replace.update({"o2": Decimal(60)}))
+        _first_read_of_o3_fails(w.broker)
+
+    result, world = execute(BUY, script, pushes_updates=False)
+    filled = Decimal(100) if filled_in_full else Decimal(110)
+    assert result.legs[0].filled_qty == filled
+    assert world.broker.cancels() == ["cancel:o3"]
+    assert world.broker.orders["o3"].status is OrderStatus.CANCELED
+
+
+def _first_read_of_o3_fails(broker: FakeBroker) -> None:
+    read = broker.get_order
+    failures = ["o3"]
+
+    async def get_order(order_id: str) -> BrokerOrder:
+        if order_id in failures:
+            failures.remove(order_id)
+            raise BrokerUnavailableError("scripted outage of a read of o3")
+        return await read(order_id)
+
+    broker.get_order = get_order  # type: ignore[method-assign]
 
 
 def test_resume_cancels_the_replacement_of_an_order_over_filled_while_its_replace_was_in_flight(

@@ -35,7 +35,7 @@ from repeg.domain.quote import Quote, QuoteVerdict, assess_quote
 from repeg.engine.bus import EventBus, Inbox, UpdateRouter
 from repeg.engine.clock import Clock
 from repeg.engine.gateway import OrderGateway
-from repeg.engine.open_orders import closing, left_open, left_open_anew, replace_pending
+from repeg.engine.open_orders import closing, left_open, left_open_anew, replace_pending, successor_unknown
 from repeg.errors import SafetyLimitError
 from repeg.market.base import QuoteFeed
 from repeg.policy.decide import Action, Escalate, ExecutionPolicy, Replace, Skip, Submit, Wait
@@ -184,10 +184,13 @@ class PhaseMonitor:
                 continue
             if update.event in _REFUSALS and self._after_refusal(index, before, bus.leg(index), now):
                 continue
-            if index not in self._active and left_open_anew(before, bus.leg(index)):
-                self._recancel.add(index)  # a replacement reported after its leg ended: cancelled at once
+            self._note_left_open_anew(index, before, bus.leg(index))
             if _decision_changed(before, bus.leg(index)) or index not in self._active:
                 self._dirty.add(index)  # (a done leg whose order still works: is it closed now?)
+
+    def _note_left_open_anew(self, index: int, before: LegState, after: LegState) -> None:
+        if index not in self._active and left_open_anew(before, after):
+            self._recancel.add(index)  # a replacement reported after its leg ended: cancelled at once
 
     def _after_refusal(self, index: int, before: LegState, after: LegState, now: datetime) -> bool:
         """The broker refused, after accepting it, a cancel or replace of a still-live order. Like a refusal
@@ -215,6 +218,7 @@ class PhaseMonitor:
                 continue
             now = self._ctx.clock.now()
             self._last_activity = now
+            self._note_left_open_anew(index, before, after)
             if not (refused and self._after_refusal(index, before, after, now)):
                 self._dirty.add(index)
 
@@ -327,7 +331,7 @@ class PhaseMonitor:
     async def _refresh(self, index: int) -> None:
         """Keep the working/active sets in step with the leg; record the end of a leg that just filled."""
         leg = self._ctx.bus.leg(index)
-        if leg.status in IN_FLIGHT or closing(leg):
+        if leg.status in IN_FLIGHT or closing(leg) or (self._polling and successor_unknown(leg)):
             self._working.add(index)
         else:
             self._working.discard(index)

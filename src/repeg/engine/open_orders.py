@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from repeg.domain.leg import LegState
 from repeg.domain.lifecycle import LegStatus
+from repeg.domain.order_record import successor_of
 from repeg.domain.orders import OrderStatus
 
 
@@ -41,3 +42,13 @@ def left_open_anew(before: LegState, after: LegState) -> bool:
     """True when an update named another open order for a leg `left_open`: the replacement of the order it named,
     reported only after the leg ended (the replace's answer was lost, or the over-fill came first)."""
     return left_open(after) and after.active_client_order_id != before.active_client_order_id
+
+
+def successor_unknown(leg: LegState) -> bool:
+    """True when a done leg names an order the broker replaced by one the run never learned of (the replace's
+    answer was lost, and so was the first read of the replacement): that one may be open at the broker, so a
+    broker that does not push is asked again (`OrderGateway.poll`) until it is known, and then cancelled."""
+    active = leg.active_order
+    if not leg.is_done or active is None or active.status is not OrderStatus.REPLACED:
+        return False
+    return successor_of(leg.orders, active) is None
