@@ -151,9 +151,9 @@ NOT_RECORDED = "not recorded (the remote simulator's own market, or a run journa
 
 def market_line(events: list[RunEvent]) -> str:
     """The market data the run ran on, from its start in effect (the last one journaled)."""
-    from repeg.domain.events import RunStarted
+    from repeg.cli.journal_run import start_in_effect
 
-    started = next((event for event in reversed(events) if isinstance(event, RunStarted)), None)
+    started = start_in_effect(events)
     source = None if started is None else started.market
     return f"market data: {NOT_RECORDED if source is None else source.describe()}"
 
@@ -188,9 +188,9 @@ def _journaled_start(events: list[RunEvent], config: Path | None) -> tuple[Plan,
     reads, and must not stop the resume the replacement was given for). The start in effect is the last one
     journaled: a run that announced no order may be started afresh under its id, with another configuration or
     broker, and its orders then work under that start."""
-    from repeg.domain.events import RunStarted
+    from repeg.cli.journal_run import start_in_effect
 
-    started = next((event for event in reversed(events) if isinstance(event, RunStarted)), None)
+    started = start_in_effect(events)
     if started is None:
         raise ConfigError("run_started", None, "the journal holds no run_started event to resume from")
     if config is not None:

@@ -23,7 +23,7 @@ from repeg.errors import JournalError, RunStoppedError
 if TYPE_CHECKING:
     from repeg.brokers.base import Broker
     from repeg.config import ExecutionConfig
-    from repeg.domain.events import EventSink, MarketSource, RunEvent
+    from repeg.domain.events import EventSink, MarketSource, RunEvent, RunStarted
     from repeg.domain.plan import Plan
     from repeg.engine.clock import Clock
     from repeg.journal.base import Journal
@@ -76,16 +76,23 @@ def finished_result(journal: Journal, run_id: str | None) -> ExecutionResult | N
     return build_result(state)
 
 
+def start_in_effect(events: Sequence[RunEvent]) -> RunStarted | None:
+    """The run's start in effect: the last `run_started` journaled. A run that announced no order may be started
+    afresh under its id (another configuration, broker or feed, or for real after a dry run), and one that did is
+    never started again, so its orders work under this start."""
+    from repeg.domain.events import RunStarted
+
+    return next((event for event in reversed(events) if isinstance(event, RunStarted)), None)
+
+
 def _check_same_broker(run_id: str, events: Sequence[RunEvent], broker: str) -> None:
     """Refuse to resume a run on another broker than it started on: none of its orders exists there, so every
     leg would be sent afresh to the wrong account (e.g. a paper run resumed on alpaca-live)."""
     from repeg.brokers.alpaca.dryrun import DRY_RUN_SUFFIX
-    from repeg.domain.events import RunStarted
     from repeg.errors import ConfigError
 
-    # The last start is the one in effect: a run that announced no order may be started afresh under its id
-    # (on another broker, or for real after a dry run), and one that did is never started again.
-    started = next((event.broker for event in reversed(events) if isinstance(event, RunStarted)), None)
+    start = start_in_effect(events)
+    started = None if start is None else start.broker
     if started is not None and started.endswith(DRY_RUN_SUFFIX):  # sent nothing, and is never resumed
         was = f"was a dry run on {started.removesuffix(DRY_RUN_SUFFIX)}"
         raise ConfigError("--run-id", run_id, f"run {run_id} {was}: use a new --run-id for a real run")
@@ -233,10 +240,10 @@ def resume_feed(asked: str | None, events: Sequence[RunEvent]) -> str:
     last journaled) recorded, else `iex` (a run journaled before repeg recorded it). One Alpaca does not have is
     refused naming `--feed` (`ConfigError`), before anything is contacted."""
     from repeg.cli.run import FEEDS
-    from repeg.domain.events import AlpacaFeedSource, RunStarted
+    from repeg.domain.events import AlpacaFeedSource
     from repeg.errors import ConfigError
 
-    started = next((event for event in reversed(events) if isinstance(event, RunStarted)), None)
+    started = start_in_effect(events)
     market = None if started is None else started.market
     recorded = market.feed if isinstance(market, AlpacaFeedSource) else None
     feed = asked or recorded or "iex"

@@ -332,13 +332,13 @@ def _resumed_execution(
     """The `[execution]` a run goes on under: `--config`'s when given; else, for a run the journal knows that
     announced orders (it is resumed), the configuration its start in effect journaled, as `repeg resume` has it
     (not the defaults: other waits and steps, and none of its safety limits); else `execution`."""
-    from repeg.domain.events import RunStarted
+    from repeg.cli.journal_run import start_in_effect
     from repeg.journal.resume import has_orders
 
     if config is not None or not store.has_run(run_id):
         return execution
     events = store.events(run_id)
-    started = next((event for event in reversed(events) if isinstance(event, RunStarted)), None)
+    started = start_in_effect(events)
     if started is None or not has_orders(events):
         return execution
     from repeg.cli.journal_cmds import config_from_record
