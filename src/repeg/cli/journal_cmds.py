@@ -248,14 +248,10 @@ class _Asked(NamedTuple):
 def _target(run_id: str, asked: _Asked, started_on: str, events: list[RunEvent]) -> _Target:
     """Where to resume: what was asked, else the broker the run started on and the feed it recorded (else IEX;
     `journal_run.resume_feed`). A dry run, which sent nothing, has nothing to resume: refused, saying so."""
-    from repeg.brokers.alpaca.dryrun import DRY_RUN_SUFFIX
-    from repeg.cli.journal_run import resume_feed
+    from repeg.cli.journal_run import refuse_a_dry_run, resume_feed
 
-    if asked.broker is None and started_on.endswith(DRY_RUN_SUFFIX):
-        was = f"was a dry run on {started_on.removesuffix(DRY_RUN_SUFFIX)}"
-        raise ConfigError(
-            "RUN_ID", run_id, f"run {run_id} {was}: it sent nothing; use a new --run-id for a real run"
-        )
+    if asked.broker is None:
+        refuse_a_dry_run("RUN_ID", run_id, started_on)
     feed = resume_feed(asked.feed, events)
     return _Target(asked.broker or started_on, asked.sim_url, asked.confirm, asked.allow_closed, feed)
 

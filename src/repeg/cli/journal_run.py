@@ -88,17 +88,29 @@ def start_in_effect(events: Sequence[RunEvent]) -> RunStarted | None:
 def _check_same_broker(run_id: str, events: Sequence[RunEvent], broker: str) -> None:
     """Refuse to resume a run on another broker than it started on: none of its orders exists there, so every
     leg would be sent afresh to the wrong account (e.g. a paper run resumed on alpaca-live)."""
-    from repeg.brokers.alpaca.dryrun import DRY_RUN_SUFFIX
     from repeg.errors import ConfigError
 
     start = start_in_effect(events)
-    started = None if start is None else start.broker
-    if started is not None and started.endswith(DRY_RUN_SUFFIX):  # sent nothing, and is never resumed
-        was = f"was a dry run on {started.removesuffix(DRY_RUN_SUFFIX)}"
-        raise ConfigError("--run-id", run_id, f"run {run_id} {was}: use a new --run-id for a real run")
-    if started is not None and started != broker:
+    if start is None:
+        return
+    refuse_a_dry_run("--run-id", run_id, start.broker)
+    if start.broker != broker:
+        started = start.broker
         raise ConfigError(
             "--broker", broker, f"run {run_id} was started on {started}, not {broker}: resume it on {started}"
+        )
+
+
+def refuse_a_dry_run(option: str, run_id: str, started_on: str) -> None:
+    """A run started on a dry-run broker sent nothing, so it is never resumed: refused (`ConfigError` naming
+    `option`), saying so, rather than resumed on a broker of that name."""
+    from repeg.brokers.alpaca.dryrun import DRY_RUN_SUFFIX
+    from repeg.errors import ConfigError
+
+    if started_on.endswith(DRY_RUN_SUFFIX):
+        was = f"was a dry run on {started_on.removesuffix(DRY_RUN_SUFFIX)}"
+        raise ConfigError(
+            option, run_id, f"run {run_id} {was}: it sent nothing; use a new --run-id for a real run"
         )
 
 
