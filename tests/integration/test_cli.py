@@ -649,6 +649,28 @@ def test_ctrl_c_a_library_turned_into_its_own_error_while_loading_is_no_internal
     assert (result.exit_code, result.stderr) == (130, "interrupted\n")
 
 
+def test_a_sigint_the_process_was_started_ignoring_stays_ignored_while_the_run_loads(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A shell starts a script's background job (`repeg run ... &`) with SIGINT ignored, so that a Ctrl-C at the
+    # terminal is not its: the loading-phase handler (2ecea50) was armed over SIG_IGN, and that Ctrl-C stopped the
+    # run ('interrupted', exit 130) where the process was started not to heed it.
+    import signal
+
+    real = repeg.planning.parse.load_plan
+    monkeypatch.setattr(
+        "repeg.planning.parse.load_plan", lambda path: (signal.raise_signal(signal.SIGINT), real(path))[1]
+    )
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        result = invoke(EXAMPLES / "trades.csv", "--run-id", "c6", "--journal", workdir / "j.db")
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert result.exit_code != ExitCode.INTERRUPTED, result.stderr
+    assert "run c6" in result.stdout
+
+
 def test_ctrl_c_a_library_swallowed_while_loading_still_stops_the_run_before_any_order(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -6,7 +6,8 @@ its own `SchemaError` instead (which read as an internal error, exit 1), and an 
 or a weakref callback (e.g. importlib's module locks) is printed "Exception ignored" and dropped (after which the
 run went on to trade the whole plan). `CtrlCWatch` installs, for the loading phase only, a handler that raises
 `KeyboardInterrupt` just as Python's does and also remembers the signal, so that the command can tell an error
-caused by a Ctrl-C (`seen`), and `done()` stops the run before its first order if a Ctrl-C was swallowed.
+caused by a Ctrl-C (`seen`), and `done()` stops the run before its first order if a Ctrl-C was swallowed. A
+process started with SIGINT ignored (a shell's background job) keeps ignoring it, as Python itself does.
 
 `done()` hands SIGINT back before the run starts: asyncio's runner installs its own handler only over Python's
 default one, and the graceful stop of remote and Alpaca runs (`repeg.journal.shutdown`) puts its own over that.
@@ -29,7 +30,9 @@ class CtrlCWatch:
         self._armed = False
 
     def __enter__(self) -> CtrlCWatch:
-        if threading.current_thread() is threading.main_thread():
+        # A process started with SIGINT ignored (a shell's background job) keeps ignoring it, as Python does.
+        main = threading.current_thread() is threading.main_thread()
+        if main and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
             previous = signal.signal(signal.SIGINT, self._on_sigint)
             self._previous = signal.default_int_handler if previous is None else previous
             self._armed = True
