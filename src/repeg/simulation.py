@@ -37,8 +37,8 @@ from repeg.domain.events import EventSink, MarketSource, SyntheticSource
 from repeg.domain.plan import Plan
 from repeg.domain.ticks import to_units
 from repeg.engine.clock import VirtualClock, run_virtual
-from repeg.errors import ConfigError
-from repeg.market.synthetic import DEFAULT_START, SyntheticSymbol, synthetic_tape
+from repeg.errors import ConfigError, MarketDataError
+from repeg.market.synthetic import DEFAULT_START, GENERATOR_VERSION, SyntheticSymbol, synthetic_tape
 from repeg.market.tape import QuoteTape
 from repeg.planning.derive import plan_symbols
 from repeg.report.result import ExecutionResult
@@ -175,11 +175,18 @@ def synthetic_source(market: MarketSettings, symbols: Sequence[str], *, seed: in
         seed=seed,
         symbols=tuple(_synthetic_names(market, symbols)),
         settings={key: json.dumps(value) for key, value in dumped.items()},
+        generator_version=GENERATOR_VERSION,
     )
 
 
 def synthetic_tape_of(source: SyntheticSource) -> QuoteTape:
-    """The synthetic tape a run recorded in `RunStarted.market`, generated again from its seed and settings."""
+    """The synthetic tape a run recorded in `RunStarted.market`, generated again from its seed and settings: a
+    `MarketDataError` when another version of the generator made it (this one would make another tape)."""
+    if source.generator_version != GENERATOR_VERSION:
+        raise MarketDataError(
+            f"the synthetic market was made by generator version {source.generator_version}; this repeg's "
+            f"generator is version {GENERATOR_VERSION} and cannot rebuild it"
+        )
     settings = market_from_mapping({key: json.loads(text) for key, text in source.settings.items()})
     return synthetic_market(settings, source.symbols, seed=source.seed)
 

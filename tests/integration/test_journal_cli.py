@@ -528,6 +528,21 @@ def test_a_synthetic_runs_id_with_another_seed_is_refused_naming_both(
     assert "seed 1" in out
 
 
+def test_a_synthetic_runs_id_recorded_by_another_generator_version_is_refused_naming_both(
+    journaled: tuple[Path, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same seed and settings make another tape under another version of the generator: not the run's market.
+    from repeg import simulation
+    from repeg.market.synthetic import GENERATOR_VERSION
+
+    journal, _, _ = journaled
+    monkeypatch.setattr(simulation, "GENERATOR_VERSION", GENERATOR_VERSION + 1)
+    code, out = _run(journal, "demo1")
+    assert code == 2, out
+    assert f"generator version {GENERATOR_VERSION}" in out
+    assert f"generator version {GENERATOR_VERSION + 1}" in out
+
+
 def test_a_synthetic_runs_id_with_its_own_seed_returns_its_result(journaled: tuple[Path, str, str]) -> None:
     journal, table, _ = journaled
     assert _run(journal, "demo1", "--seed", "1") == (0, table)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
 from datetime import timedelta
 from decimal import Decimal
@@ -10,10 +11,16 @@ import numpy as np
 import pytest
 
 from repeg.domain.ticks import from_units, is_legal_price
-from repeg.errors import ConfigError
-from repeg.market.synthetic import DEFAULT_START, SyntheticSymbol, synthetic_symbols, synthetic_tape
-from repeg.market.tape import to_ns
-from repeg.simulation import market_from_mapping
+from repeg.errors import ConfigError, MarketDataError
+from repeg.market.synthetic import (
+    DEFAULT_START,
+    GENERATOR_VERSION,
+    SyntheticSymbol,
+    synthetic_symbols,
+    synthetic_tape,
+)
+from repeg.market.tape import QuoteTape, to_ns
+from repeg.simulation import market_from_mapping, synthetic_market, synthetic_source, synthetic_tape_of
 
 LARGE = SyntheticSymbol(symbol="BIG", start_price=Decimal("157.00"))
 SMALL = SyntheticSymbol(symbol="TINY", start_price=Decimal("0.4321"), mean_spread_ticks=3)
@@ -204,3 +211,58 @@ def test_market_symbol_boolean_is_refused_not_read_as_one(key: str) -> None:
     with pytest.raises(ConfigError) as info:
         market_from_mapping({"symbols": {"ABC": {"price": 10, key: True}}})
     assert (info.value.key, info.value.value) == (f"simulator.market.symbols.ABC.{key}", True)
+
+
+# --- the generator's version -------------------------------------------------------------------------------
+
+#: The version whose output `_GOLDEN_SHA256` pins, and that output: SHA-256 of the synthetic market below.
+_GOLDEN_VERSION = 1
+_GOLDEN_SHA256 = "d5795f406042e2fcc57107b57075b2c5c46c19519d1e2db7cd43c90c580f741d"
+
+
+def _tape_sha256(tape: QuoteTape) -> str:
+    """SHA-256 of every symbol's name and columns, as little-endian int64, in the tape's order."""
+    digest = hashlib.sha256()
+    for symbol in tape.symbols:
+        columns = tape.columns(symbol)
+        digest.update(symbol.encode() + b"\0")
+        for name in ("ts", "bid", "bid_size", "ask", "ask_size"):
+            digest.update(np.ascontiguousarray(getattr(columns, name), dtype="<i8").tobytes())
+    return digest.hexdigest()
+
+
+def test_the_generator_still_makes_the_tape_its_version_promises() -> None:
+    # A journal records the seed and settings of its synthetic market and the generator's version; the report and
+    # `repeg run --run-id` trust that the same version makes the same tape. A sub-dollar symbol, an unlisted one
+    # (price from its name), invalid quotes and uneven activity go through every draw of `synthetic_market`.
+    market = market_from_mapping(
+        {
+            "duration_seconds": 600.0,
+            "quote_interval_seconds": 2.0,
+            "invalid_rate": 0.1,
+            "symbols": {"TINY": {"price": "0.4321", "spread_ticks": 3, "activity": 0.5}},
+        }
+    )
+    found = _tape_sha256(synthetic_market(market, ["BIG", "TINY"], seed=11))
+    assert (GENERATOR_VERSION, found) == (_GOLDEN_VERSION, _GOLDEN_SHA256), (
+        f"The synthetic generator's output for a fixed seed and settings is now SHA-256 {found}; version "
+        f"{_GOLDEN_VERSION} made {_GOLDEN_SHA256}. Journals record only the seed, settings and generator version, "
+        "so a changed output would redraw every recorded synthetic run as another market under the same claim. "
+        f"If the change is intended, bump repeg.market.synthetic.GENERATOR_VERSION (to {_GOLDEN_VERSION + 1}) and "
+        "pin the new version and SHA-256 here; if not (a numpy upgrade can change draws too), undo it."
+    )
+
+
+def test_a_synthetic_market_of_another_generator_version_is_not_generated_again() -> None:
+    recorded = synthetic_source(market_from_mapping({}), ["AAA"], seed=1).model_copy(
+        update={"generator_version": GENERATOR_VERSION + 1}
+    )
+    with pytest.raises(MarketDataError, match=f"generator version {GENERATOR_VERSION + 1}"):
+        synthetic_tape_of(recorded)
+
+
+def test_a_version_one_synthetic_market_is_stored_as_journals_stored_it_before_versions() -> None:
+    # Absent means version 1: older repeg versions (extra fields forbidden) still read these journals.
+    recorded = synthetic_source(market_from_mapping({}), ["AAA"], seed=1)
+    assert recorded.generator_version == 1
+    assert "generator_version" not in recorded.model_dump_json()

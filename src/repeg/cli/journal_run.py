@@ -302,7 +302,7 @@ def refuse_another_market(
     """A run id the journal knows names one market too: answered with that run's result (or refused as
     unfinished), a run `asked` on another market would never be executed. Refused before any order, naming the
     recorded market and the one asked; a quote file counts by its SHA-256 (it may have moved), a synthetic
-    market by its seed, symbols and the settings both record. Not checked when nothing is asked (a broker's own
+    market by its seed, symbols, the settings both record and the version of the generator that makes its tape. Not checked when nothing is asked (a broker's own
     market) or nothing was recorded (a run journaled before repeg recorded its market)."""
     from repeg.domain.events import AlpacaFeedSource, RunStarted
     from repeg.errors import ConfigError
@@ -329,7 +329,8 @@ def _same_market(recorded: MarketSource, asked: MarketSource) -> bool:
         return recorded.sha256 == asked.sha256
     if isinstance(recorded, SyntheticSource) and isinstance(asked, SyntheticSource):
         common = recorded.settings.keys() & asked.settings.keys()  # keys a later repeg added do not count
-        return (recorded.seed, recorded.symbols) == (asked.seed, asked.symbols) and all(
+        same = (recorded.seed, recorded.symbols, recorded.generator_version)
+        return same == (asked.seed, asked.symbols, asked.generator_version) and all(
             recorded.settings[key] == asked.settings[key] for key in common
         )
     return False

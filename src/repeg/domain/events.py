@@ -45,6 +45,10 @@ class QuoteFileSource(BaseModel):
         return f"quote file {self.path} ({self.size_bytes:,} bytes, sha256 {self.sha256})"
 
 
+def _first_generator(value: object) -> bool:
+    return value == 1
+
+
 class SyntheticSource(BaseModel):
     """A simulator run on the seeded synthetic market: everything that determines its quotes."""
 
@@ -56,11 +60,18 @@ class SyntheticSource(BaseModel):
     symbols: tuple[str, ...]
     #: `[simulator.market]` as the run used it: each value JSON text (as `RunStarted.config`).
     settings: dict[str, str]
+    #: The version of the generator that made the tape (`repeg.market.synthetic.GENERATOR_VERSION`): the same
+    #: seed and settings make another tape under another version. Absent in the JSON when 1: journals written
+    #: before it was recorded were made by version 1, and version-1 events are stored exactly as before.
+    generator_version: int = Field(default=1, ge=1, exclude_if=_first_generator)
 
     def describe(self) -> str:
         """One line; the per-symbol settings (`settings["symbols"]`) are left to the event's own detail."""
         shown = ", ".join(f"{key}={value}" for key, value in self.settings.items() if key != "symbols")
-        return f"synthetic market, seed {self.seed}, symbols {' '.join(self.symbols)} ({shown})"
+        return (
+            f"synthetic market, seed {self.seed}, symbols {' '.join(self.symbols)} ({shown}), "
+            f"generator version {self.generator_version}"
+        )
 
 
 class AlpacaFeedSource(BaseModel):

@@ -49,6 +49,7 @@ from repeg.lab.models import PathEvent, PathEventKind
 from repeg.lab.report_data import DEFAULT_MAX_QUOTES, MarketSeries, decimate, market_from_tapes
 from repeg.market.loaders import load_quotes
 from repeg.market.source import check_recorded, file_sha256
+from repeg.market.synthetic import GENERATOR_VERSION
 from repeg.market.tape import QuoteTape, to_ns
 from repeg.report.result import ExecutionResult, journaled_result
 
@@ -308,6 +309,12 @@ def _rebuilt_tape(source: SyntheticSource) -> QuoteTape | str:
     from repeg.simulation import market_from_mapping, synthetic_market
 
     cannot = f"The run's synthetic market (seed {source.seed}) cannot be rebuilt from its recorded settings"
+    if source.generator_version != GENERATOR_VERSION:
+        return (
+            f"The run's synthetic market (seed {source.seed}) was made by generator version "
+            f"{source.generator_version}: this repeg's generator (version {GENERATOR_VERSION}) would draw another "
+            "market from the same seed and settings, so it cannot be rebuilt."
+        )
     try:
         settings = market_from_mapping({key: json.loads(text) for key, text in source.settings.items()})
         names = len(set(source.symbols) | set(settings.symbols))

@@ -24,6 +24,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from repeg.domain.ticks import PRICE_SCALE, to_units
 from repeg.market.tape import Int64Array, QuoteTape, SymbolQuotes, to_ns
 
+#: The version of the generator's output: what tape a seed and settings make. A journal records it with the
+#: synthetic market it ran on (`SyntheticSource.generator_version`); the report and `repeg run --run-id` rebuild
+#: or compare a recorded market only when its version is this one. Bump it whenever the same seed and settings
+#: would give another tape (a new or reordered random draw, another spread or price model, another quote count);
+#: tests/unit/test_synthetic.py pins this version's output and fails until it is bumped. Journals written before
+#: the version was recorded hold none: version 1, the generator as it was when runs began recording their market.
+GENERATOR_VERSION = 1
+
 #: Default session: a regular US trading day (09:30-16:00 New York in winter).
 DEFAULT_START = datetime(2024, 1, 2, 14, 30, tzinfo=UTC)
 DEFAULT_DURATION = timedelta(hours=6, minutes=30)
