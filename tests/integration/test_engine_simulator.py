@@ -225,6 +225,42 @@ def test_buys_are_scaled_to_the_cash_the_sells_raised() -> None:
     assert f"{buy_phase.scale * 100:.2f}%" in shown.export_text()
 
 
+def _moved_during_the_wait() -> QuoteTape:
+    """AAA valid at 0 s (ask 10.02), then from 2 s quoted 10.00/20.00 (spread too wide) until 35 s, when it is valid
+    again at 15.00; BBB's first quote comes at 35 s, so the buy phase waits its whole quote_wait (30 s) for it."""
+    later = [(t, "14.98", "15.00") for t in range(35, 200)]
+    return make_tape(
+        {
+            "AAA": [(0, "10.00", "10.02"), (2, "10.00", "20.00"), *later],
+            "BBB": [(t, "20.00", "20.04") for t in range(35, 200)],
+        }
+    )
+
+
+def test_a_notional_buy_is_not_sized_from_an_ask_a_newer_invalid_quote_replaced() -> None:
+    # Sized at 30 s from AAA's ask of 0 s (10.02, 28 s old, superseded by a quote asking 20.00): $600 bought 59.88
+    # shares, about $898 at AAA's next valid ask, over the $700 of buying power: the broker refused the order.
+    specs = [
+        LegSpec(index=0, symbol="AAA", side=Side.BUY, notional=Decimal(600)),
+        LegSpec(index=1, symbol="BBB", side=Side.BUY, qty=Decimal(1)),
+    ]
+    out = simulate(specs, _moved_during_the_wait(), account=SimAccount(cash=Decimal(700)))
+    leg = out.result.legs[0]
+    assert (leg.status, leg.reason) == (LegStatus.SKIPPED, "no valid quote to size the notional")
+
+
+def test_a_quantity_buy_is_not_costed_from_an_ask_a_newer_invalid_quote_replaced() -> None:
+    # 60 AAA costed at 10.02 fit the $700 unscaled (scale 1); at AAA's next valid ask they cost $900: refused.
+    specs = [
+        LegSpec(index=0, symbol="AAA", side=Side.BUY, qty=Decimal(60)),
+        LegSpec(index=1, symbol="BBB", side=Side.BUY, qty=Decimal(1)),
+    ]
+    out = simulate(specs, _moved_during_the_wait(), account=SimAccount(cash=Decimal(700)))
+    leg = out.result.legs[0]
+    assert leg.status is LegStatus.SKIPPED
+    assert leg.reason == "no valid quote to bound its cost by the buying power"
+
+
 # --- acceptance 3: the 200-order basket over a replayed day ----------------------------------------------------
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "quotes"

@@ -152,21 +152,34 @@ async def _valid_asks(ctx: EngineContext, specs: Sequence[LegSpec]) -> dict[str,
 
     Every leg needs one, not only the notional legs: a leg without a valid ask cannot be costed, so it could not
     be shown to fit the buying power and `size_buys` drops it (whatever `on_no_quote` says). Each symbol keeps
-    the last ask seen valid during the wait: two sparse quotes need not be valid at the same instant.
+    the last quote seen valid during the wait while no newer quote replaces it: two sparse quotes need not be
+    valid at the same instant, but an ask the market has since moved away from is never sized from.
     """
     give_up = ctx.clock.now() + ctx.config.quote_wait_limit
-    asks: dict[str, Decimal] = {}
+    kept: dict[str, Quote] = {}
     while True:
         now = ctx.clock.now()
         for spec in specs:
             quote: Quote | None = ctx.feed.latest(spec.symbol)
             verdict = assess_quote(quote, now, ctx.config.quote_age_limit, ctx.config.max_spread_pct)
-            if quote is not None and verdict is QuoteVerdict.VALID:
-                asks[spec.symbol] = quote.ask
-        missing = any(spec.symbol not in asks for spec in specs)
+            sizing = _sizing_quote(kept.get(spec.symbol), quote, verdict)
+            if sizing is None:
+                kept.pop(spec.symbol, None)
+            else:
+                kept[spec.symbol] = sizing
+        missing = any(spec.symbol not in kept for spec in specs)
         if not missing or now >= give_up:
-            return asks
+            return {symbol: held.ask for symbol, held in kept.items()}
         await ctx.clock.sleep_until(min(give_up, now + ctx.config.check_interval))
+
+
+def _sizing_quote(kept: Quote | None, latest: Quote | None, verdict: QuoteVerdict) -> Quote | None:
+    """The quote a buy symbol is sized from: its latest quote when valid; else the one kept, while it is still the
+    symbol's latest quote (only aged: no newer price is known). A newer invalid quote (spread too wide, one-sided,
+    crossed) replaces it: its ask is no longer the market's, and sizing from it could exceed the buying power."""
+    if latest is not None and verdict is QuoteVerdict.VALID:
+        return latest
+    return kept if kept is not None and kept == latest else None
 
 
 def _open_orders(ctx: EngineContext, legs: Sequence[int]) -> list[tuple[int, str]]:
