@@ -206,6 +206,33 @@ def test_a_resume_with_allow_closed_queues_its_orders_on_a_closed_market(
     assert threaded_alpaca.count("POST", "/v2/orders") > 0
 
 
+def test_a_resume_with_allow_closed_says_on_stderr_that_its_orders_queue_as_a_fresh_run_does(
+    threaded_alpaca: FakeAlpacaServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A fresh `repeg run --allow-closed` prints "market closed: DAY orders queue until ..."; a resume only logged it.
+    _on_the_fake(threaded_alpaca, monkeypatch)
+    threaded_alpaca.book.market_open = False
+    result = _resume([*_interrupted(tmp_path), "--allow-closed", "--json"])
+    assert "market closed: DAY orders queue until " in result.stderr
+    assert "market closed" not in result.stdout  # --json: stdout is the result alone
+
+
+def test_a_run_id_resumed_by_run_with_allow_closed_says_on_stderr_that_its_orders_queue(
+    threaded_alpaca: FakeAlpacaServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # `repeg run --broker alpaca-paper --run-id ID` of a known unfinished ID resumes it: it only logged this too.
+    _on_the_fake(threaded_alpaca, monkeypatch)
+    threaded_alpaca.book.market_open = False
+    resume_args = _interrupted(tmp_path)
+    plan = tmp_path / "plan.csv"
+    plan.write_text("symbol,side,qty\nMSFT,sell,20\nAAPL,buy,30\n", encoding="utf-8")
+    args = ["run", str(plan), "--broker", "alpaca-paper", "--run-id", "rR", *resume_args[2:]]
+    result = _resume([*args, "--allow-closed", "--json"])
+    assert "resuming it" in result.stderr
+    assert "market closed: DAY orders queue until " in result.stderr
+    assert "market closed" not in result.stdout
+
+
 def test_a_resume_reads_the_feed_given_with_feed(
     threaded_alpaca: FakeAlpacaServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -90,8 +90,7 @@ async def execute_on_alpaca(
         settings=settings,
     )
     try:
-        if alpaca.market_clock is not None and not alpaca.market_clock.is_open:
-            echo(f"market closed: DAY orders queue until {alpaca.market_clock.next_open.isoformat()}")
+        say_if_closed(alpaca, echo)
         if journal is not None and not dry_run:
             from repeg.cli.journal_run import journaled_session
 
@@ -127,6 +126,13 @@ async def execute_on_alpaca(
     finally:
         await quotes.aclose()
         await alpaca.aclose()
+
+
+def say_if_closed(alpaca: AlpacaBroker, echo: Echo = _stderr) -> None:
+    """Tell the user (stderr by default: stdout is the result) that the market `build_alpaca` found closed, with
+    `--allow-closed`, queues the run's DAY orders until its next open; a fresh run and a resume alike."""
+    if alpaca.market_clock is not None and not alpaca.market_clock.is_open:
+        echo(f"market closed: DAY orders queue until {alpaca.market_clock.next_open.isoformat()}")
 
 
 def run_on_alpaca(

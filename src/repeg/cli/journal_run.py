@@ -196,7 +196,7 @@ async def alpaca_session(
     on the quote `feed` given and, with `allow_closed` False, refusing a closed market like a fresh run (both
     required: a default once resumed every run on IEX into a closed market)."""
     from repeg.brokers.alpaca.factory import build_alpaca
-    from repeg.cli.alpaca_cmds import mode_for
+    from repeg.cli.alpaca_cmds import mode_for, say_if_closed
     from repeg.domain.events import AlpacaFeedSource
     from repeg.engine.clock import RealClock
 
@@ -205,6 +205,7 @@ async def alpaca_session(
         mode_for(broker), confirm_live=confirm, allow_closed=allow_closed, clock=clock, feed=feed
     )
     try:
+        say_if_closed(alpaca)  # the orders queue (allow_closed): told as a fresh run tells it
         return await journaled_session(
             plan,
             config,
