@@ -539,6 +539,7 @@ def test_a_synthetic_runs_id_recorded_by_another_generator_version_is_refused_na
     monkeypatch.setattr(simulation, "GENERATOR_VERSION", GENERATOR_VERSION + 1)
     code, out = _run(journal, "demo1")
     assert code == 2, out
+    assert out.startswith("error: config --run-id='demo1'")  # not --config: no option makes that market again
     assert f"generator version {GENERATOR_VERSION}" in out
     assert f"generator version {GENERATOR_VERSION + 1}" in out
 

@@ -315,7 +315,7 @@ def refuse_another_market(
     # An Alpaca run's feed is no simulator market: the broker check names that run's broker instead.
     if recorded is None or isinstance(recorded, AlpacaFeedSource) or _same_market(recorded, asked):
         return
-    key, value = _market_option(recorded, asked, config)
+    key, value = _market_option(recorded, asked, config, run_id)
     raise ConfigError(
         key,
         value,
@@ -337,18 +337,20 @@ def _same_market(recorded: MarketSource, asked: MarketSource) -> bool:
     return False
 
 
-def _market_option(recorded: MarketSource, asked: MarketSource, config: Path | None) -> tuple[str, object]:
-    """The option that chose the other market, and its value."""
+def _market_option(
+    recorded: MarketSource, asked: MarketSource, config: Path | None, run_id: str
+) -> tuple[str, object]:
+    """The option that chose the other market, and its value (the run id when no option did: the recorded market
+    was made by another version of the synthetic generator, which no option of this repeg can make again)."""
     from repeg.domain.events import QuoteFileSource, SyntheticSource
 
     if isinstance(asked, QuoteFileSource):
         return "--quotes", asked.path
     if isinstance(recorded, QuoteFileSource):
         return "--quotes", None
-    if (
-        isinstance(recorded, SyntheticSource)
-        and isinstance(asked, SyntheticSource)
-        and recorded.seed != asked.seed
-    ):
-        return "--seed", asked.seed
+    if isinstance(recorded, SyntheticSource) and isinstance(asked, SyntheticSource):
+        if recorded.seed != asked.seed:
+            return "--seed", asked.seed
+        if recorded.generator_version != asked.generator_version:
+            return "--run-id", run_id
     return "--config", None if config is None else str(config)
