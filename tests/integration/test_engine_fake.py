@@ -1416,3 +1416,134 @@ def test_a_polled_replacement_whose_answer_was_lost_becomes_the_working_order() 
     assert world.broker.cancels() == ["cancel:o4", "cancel:o5"]  # escalation, then the phase's end
     assert not [o for o in world.broker.orders.values() if o.status.is_open]
     assert result.legs[0].order_ids == ("o1", "o2", "o3", "o4", "o5")
+
+
+def _replace_answer_lost_and_o2_never_read(w: World) -> None:
+    """A broker that does not push: the first re-peg's replace is executed (o2 replaces o1) but its answer and the
+    lookup by client order id are lost, and no read of o2 ever succeeds: the run knows o2 only as o1's
+    `replaced_by`."""
+
+    def lose_the_answer() -> None:
+        w.broker.lost_answers = 1
+        w.broker.unavailable_lookups = 1
+
+    w.clock.call_at(at(9), lose_the_answer)
+    _reads_of_fail(w.broker, "o2")
+
+
+def _reads_of_fail(broker: FakeBroker, order_id: str) -> None:
+    read = broker.get_order
+
+    async def get_order(asked: str) -> BrokerOrder:
+        if asked == order_id:
+            raise BrokerUnavailableError(f"scripted outage of every read of {order_id}")
+        return await read(asked)
+
+    broker.get_order = get_order  # type: ignore[method-assign]
+
+
+def test_a_replacement_never_read_is_cancelled_by_its_id_before_the_phase_ends() -> None:
+    """o2 is cancelled by the id o1 names (the intent journaled first), once, instead of resting open at the
+    broker after the run; the leg's error says that o2's fills are unknown."""
+    result, world = execute(
+        BUY, _replace_answer_lost_and_o2_never_read, auto_fill=False, pushes_updates=False
+    )
+    assert world.broker.cancels().count("cancel:o2") == 1
+    assert world.broker.orders["o2"].status is OrderStatus.CANCELED
+    (intent,) = [e for e in world.sink.intents(IntentAction.CANCEL) if e.order_id == "o2"]
+    assert intent.client_order_id is None  # the run never learned o2's: the intent does not guess it
+    (leg,) = result.legs
+    assert leg.status is LegStatus.INCOMPLETE
+    assert leg.error == "order o2, the replacement of o1, was never read: its fills are unknown"
+
+
+def test_an_order_known_replaced_is_neither_cancelled_nor_replaced_again() -> None:
+    """While o2 cannot be read, the leg does not re-peg or cancel o1, which the broker reported replaced (each
+    such request is refused): the only requests after the lost replace are o2's cancel."""
+    _, world = execute(BUY, _replace_answer_lost_and_o2_never_read, auto_fill=False, pushes_updates=False)
+    assert [r.order_id for r in world.broker.replaced()] == ["o1"]
+    assert world.broker.cancels() == ["cancel:o2"]
+    assert len(world.broker.submitted()) == 1
+
+
+@pytest.mark.parametrize("filled_in_full", [True, False])
+def test_a_done_legs_replacement_never_read_is_cancelled_by_its_id(filled_in_full: bool) -> None:
+    """As `test_a_polled_replacement_missed_once_after_its_leg_ended_is_asked_again_and_cancelled`, but no read of
+    o3 ever succeeds: o3 is cancelled once by the id o2 names, and the leg's error says its fills are unknown."""
+
+    def script(w: World) -> None:
+        _overfill_during_a_replace_whose_answer_is_lost(w)
+        if filled_in_full:
+            w.clock.call_at(at(19.5), lambda: w.broker.fill_before_replace.update({"o2": Decimal(60)}))
+        _reads_of_fail(w.broker, "o3")
+
+    result, world = execute(BUY, script, pushes_updates=False)
+    assert world.broker.cancels() == ["cancel:o3"]
+    assert world.broker.orders["o3"].status is OrderStatus.CANCELED
+    (leg,) = result.legs
+    unread = "order o3, the replacement of o2, was never read: its fills are unknown"
+    if filled_in_full:
+        assert (leg.filled_qty, leg.error) == (Decimal(100), unread)
+    else:
+        assert (leg.filled_qty, leg.error) == (
+            Decimal(110),
+            f"leg t-L0000: filled 110 exceeds quantity 100; {unread}",
+        )
+
+
+def test_resume_adopts_a_replacement_the_journal_knows_only_as_replaced_by(tmp_path: Path) -> None:
+    """Killed at the first cancel intent after o1 was polled replaced by o2, never read: resume finds o2 by the
+    client order id its replace intent announced, works it, and leaves nothing open; o1 is never cancelled."""
+
+    async def main() -> tuple[ExecutionResult, FakeBroker]:
+        down = _down(tmp_path, auto_fill=False, pushes_updates=False)
+        broker, journal = down.broker, down.journal
+        world = World(down.clock, down.feed, broker, Recorder())
+        read = broker.get_order
+        _replace_answer_lost_and_o2_never_read(world)
+        await down.crash_at("cancel-intent")
+        await journal.flush()
+        leg = fold_run(journal.events("r1")).leg(0)
+        assert leg.order_ids == ("o1",)
+        assert broker.orders["o1"].status is OrderStatus.REPLACED
+        broker.get_order = read  # type: ignore[method-assign]
+        broker.auto_fill = True
+        result = await down.resume()
+        journal.close()
+        return result, broker
+
+    result, broker = run_virtual(main)
+    assert not [o for o in broker.orders.values() if o.status.is_open]
+    assert "cancel:o1" not in broker.cancels()
+    (leg,) = result.legs
+    assert leg.order_ids[:2] == ("o1", "o2")
+    assert (leg.status, leg.filled_qty) == (LegStatus.FILLED, Decimal(100))
+
+
+def test_a_done_legs_replacement_cancelled_by_its_id_and_read_later_is_not_cancelled_again() -> None:
+    """As above with the first read of o3 lost only, and o3's cancel confirmed 1.5 s later: o3 is cancelled by its
+    id when the leg ends; read (open) before the cancel took effect, it is not cancelled a second time."""
+
+    def script(w: World) -> None:
+        _overfill_during_a_replace_whose_answer_is_lost(w)
+        w.clock.call_at(at(19.5), lambda: setattr(w.broker, "cancel_latency", timedelta(seconds=1.5)))
+        _first_read_of_o3_fails(w.broker)
+
+    result, world = execute(BUY, script, pushes_updates=False)
+    assert world.broker.cancels() == ["cancel:o3"]
+    assert world.broker.orders["o3"].status is OrderStatus.CANCELED
+    assert result.legs[0].error == "leg t-L0000: filled 110 exceeds quantity 100"
+
+
+def test_a_refused_cancel_of_a_done_legs_replacement_never_read_is_asked_again() -> None:
+    """As `test_a_done_legs_replacement_never_read_is_cancelled_by_its_id`, the broker refusing the first cancel of
+    o3 (sent by its id): it is requested again at the leg's next check, until one goes out."""
+
+    def script(w: World) -> None:
+        _overfill_during_a_replace_whose_answer_is_lost(w)
+        w.clock.call_at(at(19.5), lambda: setattr(w.broker, "refuse_cancels", 1))
+        _reads_of_fail(w.broker, "o3")
+
+    _, world = execute(BUY, script, pushes_updates=False)
+    assert world.broker.cancels() == ["cancel:o3", "cancel:o3"]
+    assert world.broker.orders["o3"].status is OrderStatus.CANCELED

@@ -3,8 +3,8 @@ copy-with-changes of a frozen model.
 
 `OrderRecord.merge` folds the broker's reports of one order idempotently: terminal statuses stick and the
 cumulative filled quantity only grows (with the average price reported with it), so a duplicated or late update
-never counts twice. `repeg.domain.leg` sums these records over a leg's chain; `successor_of` and `never_closed`
-read the chain.
+never counts twice. `repeg.domain.leg` sums these records over a leg's chain; `successor_of`, `unread_replacement`
+and `never_closed` read the chain.
 """
 
 from __future__ import annotations
@@ -58,6 +58,8 @@ class OrderRecord(BaseModel):
     escalation: bool = False
     #: For a replacement: the broker id of the order it replaces.
     replaces: str | None = None
+    #: For a replaced order: the broker id of its replacement, as the broker reported it.
+    replaced_by: str | None = None
     #: The policy's price step this order was sent at (None when not a schedule price).
     step: int | None = None
     updated_at: datetime | None = None
@@ -87,6 +89,7 @@ class OrderRecord(BaseModel):
                 "filled_qty": filled,
                 "avg_price": avg,
                 "replaces": order.replaces or self.replaces,
+                "replaced_by": order.replaced_by or self.replaced_by,
                 "updated_at": latest,
             },
         )
@@ -106,6 +109,18 @@ def successor_of(orders: Sequence[OrderRecord], replaced: OrderRecord | None) ->
         ):
             return record
     return None
+
+
+def unread_replacement(orders: Sequence[OrderRecord], replaced: OrderRecord | None) -> str | None:
+    """The broker id of `replaced`'s replacement when the broker reported it (`replaced_by`) but never the order
+    itself (a replace whose answer was lost, and every read of the replacement failed): it may be open at the
+    broker and its fills are unknown. None when `replaced` was not replaced or its replacement is known."""
+    if replaced is None or replaced.status is not OrderStatus.REPLACED or replaced.replaced_by is None:
+        return None
+    if successor_of(orders, replaced) is not None:
+        return None
+    known = any(record.order_id == replaced.replaced_by for record in orders)
+    return None if known else replaced.replaced_by
 
 
 def never_closed(orders: Sequence[OrderRecord], active_client_order_id: str | None) -> OrderRecord | None:

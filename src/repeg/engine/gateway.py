@@ -20,7 +20,7 @@ from repeg.domain.events import IntentAction, OrderAccepted, OrderFailed, OrderI
 from repeg.domain.ids import client_order_id
 from repeg.domain.leg import REASON_REPEG, LegState
 from repeg.domain.lifecycle import LegStatus
-from repeg.domain.order_record import OrderRecord
+from repeg.domain.order_record import OrderRecord, unread_replacement
 from repeg.domain.orders import (
     BrokerOrder,
     OrderEvent,
@@ -73,6 +73,8 @@ class OrderGateway:
         #: kept only for a broker the monitor polls (one that pushes reports a refusal itself).
         self._cancels_sent: dict[str, datetime] = {}
         self._polled = not broker.pushes_updates
+        #: Orders the run never read (known only as the `replaced_by` of an order) whose cancel the broker accepted.
+        self._cancelled_unread: set[str] = set()
 
     def _check_collar(self, leg: LegState, limit_price: Decimal | None, quote: Quote | None) -> None:
         arrival = leg.arrival_quote or quote
@@ -287,34 +289,60 @@ class OrderGateway:
 
     async def cancel(self, index: int, reason: str) -> bool:
         """Request a cancel of the working order; the confirmation arrives as an update (or by polling).
-        False when the broker refused the request (recorded and reconciled)."""
+        False when the broker refused the request (recorded and reconciled), or when there is nothing to send.
+
+        An order the broker reported replaced is closed: the cancel goes to its replacement, by the id the broker
+        named (`replaced_by`), when the run never read that order (the replace's answer was lost, and so were the
+        reads); once accepted, it is not sent again (True), and nothing is sent while the broker named none."""
         leg = self._bus.leg(index)
         active = leg.active_order
         if active is None or active.order_id is None:
             raise ValueError(f"leg {index} has no acknowledged order to cancel")
+        if active.status is not OrderStatus.REPLACED:
+            return await self._send_cancel(
+                index, active.order_id, active.client_order_id, active.attempt, reason
+            )
+        unread = unread_replacement(leg.orders, active)
+        if unread is None:
+            return False
+        if unread in self._cancelled_unread:
+            return True
+        sent = await self._send_cancel(index, unread, None, active.attempt, reason)
+        if sent:
+            self._cancelled_unread.add(unread)
+        return sent
+
+    def cancelled_unread(self, leg: LegState) -> bool:
+        """True when a cancel went to the leg's order by its id alone, before the run ever read it."""
+        active = leg.active_order
+        return active is not None and active.order_id in self._cancelled_unread
+
+    async def _send_cancel(
+        self, index: int, order_id: str, client_id: str | None, attempt: int, reason: str
+    ) -> bool:
         await self._bus.emit(
             OrderIntent(
                 **self._bus.stamp(index),
                 action=IntentAction.CANCEL,
-                client_order_id=active.client_order_id,
-                order_id=active.order_id,
-                attempt=active.attempt,
+                client_order_id=client_id,
+                order_id=order_id,
+                attempt=attempt,
                 reason=reason,
             )
         )
         try:
-            await self._broker.cancel_order(active.order_id)
+            await self._broker.cancel_order(order_id)
         except BrokerError as exc:
-            await self._failed(index, IntentAction.CANCEL, exc, order_id=active.order_id)
-            await self.reconcile(index, active.order_id)
+            await self._failed(index, IntentAction.CANCEL, exc, order_id=order_id)
+            await self.reconcile(index, order_id)
             return False
         if self._polled:
-            self._cancels_sent[active.order_id] = self._bus.clock.now()
+            self._cancels_sent[order_id] = self._bus.clock.now()
         self._log.debug(
             "cancel_requested",
-            correlation_id=self._bus.correlation(leg.index),
-            symbol=leg.symbol,
-            order_id=active.order_id,
+            correlation_id=self._bus.correlation(index),
+            symbol=self._bus.leg(index).symbol,
+            order_id=order_id,
             reason=reason,
         )
         return True
@@ -362,9 +390,11 @@ class OrderGateway:
         for record in leg.orders:
             if record.order_id is not None and not record.is_terminal:
                 refused = await self._poll_order(index, record, record.order_id) or refused
-        active = self._bus.leg(index).active_order
+        leg = self._bus.leg(index)
+        active = leg.active_order
         if active is not None and active.order_id is not None and active.status is OrderStatus.REPLACED:
-            await self.reconcile(index, active.order_id)  # its replacement is still unknown: asked again
+            # Its replacement is still unknown: asked again (by the id the broker named, once it named one).
+            await self.reconcile(index, unread_replacement(leg.orders, active) or active.order_id)
         return refused
 
     async def _poll_order(self, index: int, record: OrderRecord, order_id: str) -> bool:

@@ -35,7 +35,15 @@ from repeg.domain.quote import Quote, QuoteVerdict, assess_quote
 from repeg.engine.bus import EventBus, Inbox, UpdateRouter
 from repeg.engine.clock import Clock
 from repeg.engine.gateway import OrderGateway
-from repeg.engine.open_orders import closing, left_open, left_open_anew, replace_pending, successor_unknown
+from repeg.engine.open_orders import (
+    closing,
+    left_open,
+    left_open_anew,
+    replace_pending,
+    replacement_unread,
+    successor_unknown,
+    unread_left_open,
+)
 from repeg.errors import SafetyLimitError
 from repeg.market.base import QuoteFeed
 from repeg.policy.decide import Action, Escalate, ExecutionPolicy, Replace, Skip, Submit, Wait
@@ -189,7 +197,9 @@ class PhaseMonitor:
                 self._dirty.add(index)  # (a done leg whose order still works: is it closed now?)
 
     def _note_left_open_anew(self, index: int, before: LegState, after: LegState) -> None:
-        if index not in self._active and left_open_anew(before, after):
+        if index in self._active or self._ctx.gateway.cancelled_unread(after):  # (its cancel went out by id)
+            return
+        if left_open_anew(before, after):
             self._recancel.add(index)  # a replacement reported after its leg ended: cancelled at once
 
     def _after_refusal(self, index: int, before: LegState, after: LegState, now: datetime) -> bool:
@@ -206,7 +216,8 @@ class PhaseMonitor:
     async def _recancel_closing(self, index: int) -> None:
         """Request again the cancel of a done leg's open order, which the broker refused (again if refused again)."""
         self._recancel.discard(index)
-        if closing(self._ctx.bus.leg(index)):
+        leg = self._ctx.bus.leg(index)
+        if closing(leg) or unread_left_open(leg):
             await self._cancel_left_open(index, reason="give_up")
 
     async def _poll_working(self) -> None:
@@ -285,8 +296,8 @@ class PhaseMonitor:
                 continue
             if leg.is_done or leg.status in _AWAITING_BROKER:
                 return  # nothing can be decided until the broker answers the request in flight
-            if replace_pending(leg):
-                break  # the replaced order may still fill: the remainder is not known yet
+            if replace_pending(leg) or replacement_unread(leg):
+                break  # the replaced order may still fill, or its replacement is unread: the remainder is unknown
             giving_up = self._giving_up.get(index)
             if giving_up is not None:
                 await self._give_up(index, *giving_up)  # its cancel was refused: request it again
@@ -340,7 +351,7 @@ class PhaseMonitor:
             self._due_at.pop(index, None)
             if leg.status is LegStatus.FILLED:
                 await self._finish(leg, LegStatus.FILLED, "")
-            if left_open(leg):
+            if left_open(leg) or unread_left_open(leg):
                 await self._cancel_left_open(index)
 
     async def _cancel_left_open(self, index: int, reason: str = "leg_done") -> None:

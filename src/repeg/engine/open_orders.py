@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from repeg.domain.leg import LegState
 from repeg.domain.lifecycle import LegStatus
-from repeg.domain.order_record import successor_of
+from repeg.domain.order_record import successor_of, unread_replacement
 from repeg.domain.orders import OrderStatus
 
 
@@ -44,11 +44,24 @@ def left_open_anew(before: LegState, after: LegState) -> bool:
     return left_open(after) and after.active_client_order_id != before.active_client_order_id
 
 
-def successor_unknown(leg: LegState) -> bool:
-    """True when a done leg names an order the broker replaced by one the run never learned of (the replace's
-    answer was lost, and so was the first read of the replacement): that one may be open at the broker, so a
-    broker that does not push is asked again (`OrderGateway.poll`) until it is known, and then cancelled."""
+def replacement_unread(leg: LegState) -> bool:
+    """True when the leg names an order the broker replaced by one the run never learned of (the replace's
+    answer was lost, and so was the first read of the replacement): that one may be open at the broker, its fills
+    unknown, so nothing is sized, re-priced or cancelled from the replaced order (closed), and a broker that does
+    not push is asked again (`OrderGateway.poll`) until it is known; a cancel goes to it by id (`OrderGateway.cancel`).
+    """
     active = leg.active_order
-    if not leg.is_done or active is None or active.status is not OrderStatus.REPLACED:
+    if active is None or active.status is not OrderStatus.REPLACED:
         return False
     return successor_of(leg.orders, active) is None
+
+
+def successor_unknown(leg: LegState) -> bool:
+    """True when a done leg's order was replaced by one the run never learned of (`replacement_unread`)."""
+    return leg.is_done and replacement_unread(leg)
+
+
+def unread_left_open(leg: LegState) -> bool:
+    """True when a done leg's replaced order names (`replaced_by`) a replacement the run never read: it may be
+    open at the broker, where it could only fill a leg given up or over-fill one filled, so it is cancelled."""
+    return leg.is_done and unread_replacement(leg.orders, leg.active_order) is not None

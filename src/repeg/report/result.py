@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from repeg.domain.events import RunEvent
 from repeg.domain.leg import LegState
 from repeg.domain.lifecycle import LegStatus
-from repeg.domain.order_record import never_closed
+from repeg.domain.order_record import never_closed, unread_replacement
 from repeg.domain.orders import Side
 from repeg.domain.plan import SkippedTrade
 from repeg.domain.run import RunState, fold_run
@@ -94,7 +94,13 @@ def _leg_error(leg: LegState) -> str | None:
     """The leg's error. An incomplete leg's error first says when an earlier order of its chain was never
     reported closed: its last fills, which the engine waited for to size the remainder until the phase ended,
     are unknown, so the filled quantity may be short of the broker's. Read from the leg's final state, so that a
-    report of that order arriving after the leg ended (e.g. asked before the buys) is not contradicted."""
+    report of that order arriving after the leg ended (e.g. asked before the buys) is not contradicted. So does a
+    leg whose order's replacement the run never read (any status; after an over-fill's error)."""
+    active = leg.active_order
+    unread = unread_replacement(leg.orders, active)
+    if active is not None and unread is not None:
+        text = f"order {unread}, the replacement of {active.order_id}, was never read: its fills are unknown"
+        return f"{leg.error}; {text}" if leg.overfilled else text
     if leg.status is LegStatus.INCOMPLETE:
         unsettled = never_closed(leg.orders, leg.active_client_order_id)
         if unsettled is not None:
