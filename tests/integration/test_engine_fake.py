@@ -1549,10 +1549,6 @@ def test_a_refused_cancel_of_a_done_legs_replacement_never_read_is_asked_again()
     assert world.broker.orders["o3"].status is OrderStatus.CANCELED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/phases.py _open_orders lists only orders the run read: an unread replacement is not waited for",
-)
 def test_the_buys_do_not_start_while_a_sells_replacement_never_read_may_still_be_open() -> None:
     """A sell whose replacement o2 is known only by id (`_replace_answer_lost_and_o2_never_read`), its cancel (by
     id, at the hard stop) confirmed a minute later: the buy phase must not start while o2 may still sell, as it

@@ -16,6 +16,7 @@ import structlog
 
 from repeg.domain.events import LegFinished, LegPlanned, OrderUpdated, PhaseEnded, PhaseStarted
 from repeg.domain.lifecycle import LegStatus
+from repeg.domain.order_record import unread_replacement
 from repeg.domain.orders import OrderStatus, Side
 from repeg.domain.plan import LegSpec
 from repeg.domain.quote import Quote, QuoteVerdict, assess_quote
@@ -183,13 +184,20 @@ def _sizing_quote(kept: Quote | None, latest: Quote | None, verdict: QuoteVerdic
 
 
 def _open_orders(ctx: EngineContext, legs: Sequence[int]) -> list[tuple[int, str]]:
-    """(leg, broker order id) of every order of `legs` that the run last knew as open at the broker."""
-    return [
-        (index, record.order_id)
-        for index in legs
-        for record in ctx.bus.leg(index).orders
-        if record.order_id is not None and record.status is not None and not record.is_terminal
-    ]
+    """(leg, broker order id) of every order of `legs` that may be open at the broker: each the run last knew as
+    open, and a replacement it knows only by id (`unread_replacement`: never read, so never seen closed)."""
+    found: list[tuple[int, str]] = []
+    for index in legs:
+        leg = ctx.bus.leg(index)
+        found.extend(
+            (index, record.order_id)
+            for record in leg.orders
+            if record.order_id is not None and record.status is not None and not record.is_terminal
+        )
+        unread = unread_replacement(leg.orders, leg.active_order)
+        if unread is not None:
+            found.append((index, unread))
+    return found
 
 
 async def orders_settled(ctx: EngineContext, legs: Sequence[int]) -> bool:
