@@ -1564,3 +1564,20 @@ def test_the_buys_do_not_start_while_a_sells_replacement_never_read_may_still_be
     result, world = execute(legs, script, auto_fill=False, pushes_updates=False)
     assert [r.symbol for r in world.broker.submitted()] == ["XYZ"]
     assert result.legs[1].status is LegStatus.SKIPPED
+
+
+def test_a_sells_replacement_never_read_whose_cancels_were_refused_is_asked_again_before_the_buys() -> None:
+    """As `test_a_sell_order_left_open_by_refused_cancels_is_cancelled_before_the_buys_start`, for a sell's
+    replacement o2 known only by id: the broker refuses its cancels (by id) through the phase's grace window, then
+    accepts them; while the buys wait for it, o2's cancel is asked again, as for an order the run read, and o2 is
+    not left open at the broker (where it could still sell) after the run."""
+    legs = [*SELL, LegSpec(index=1, symbol="ABC", side=Side.BUY, qty=Decimal(10))]
+
+    def script(w: World) -> None:
+        w.feed.set("ABC", "9.99", "10.00")
+        _replace_answer_lost_and_o2_never_read(w)
+        w.clock.call_at(at(10), lambda: setattr(w.broker, "refuse_cancels", 10**6))
+        w.clock.call_at(at(140), lambda: setattr(w.broker, "refuse_cancels", 0))
+
+    _, world = execute(legs, script, auto_fill=False, pushes_updates=False)
+    assert world.broker.orders["o2"].status is OrderStatus.CANCELED

@@ -317,6 +317,14 @@ class OrderGateway:
         active = leg.active_order
         return active is not None and active.order_id in self._cancelled_unread
 
+    def unread_cancel_accepted(self, order_id: str) -> bool:
+        """True when the broker accepted a cancel of `order_id`, sent by its id alone (the run never read it)."""
+        return order_id in self._cancelled_unread
+
+    def note_unread_cancel_accepted(self, order_id: str) -> None:
+        """Record that the broker accepted a cancel of `order_id`, an order the run never read."""
+        self._cancelled_unread.add(order_id)
+
     async def _send_cancel(
         self, index: int, order_id: str, client_id: str | None, attempt: int, reason: str
     ) -> bool:

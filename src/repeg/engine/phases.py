@@ -15,6 +15,7 @@ from decimal import ROUND_DOWN, Decimal
 import structlog
 
 from repeg.domain.events import LegFinished, LegPlanned, OrderUpdated, PhaseEnded, PhaseStarted
+from repeg.domain.leg import LegState
 from repeg.domain.lifecycle import LegStatus
 from repeg.domain.order_record import unread_replacement
 from repeg.domain.orders import OrderStatus, Side
@@ -222,13 +223,15 @@ async def orders_settled(ctx: EngineContext, legs: Sequence[int]) -> bool:
 async def _cancel_left_open(ctx: EngineContext, index: int, order_id: str) -> None:
     """Ask again for the cancel of an order its ended leg left open (the broker refused the cancels at the
     phase's end), unless a cancel is already pending. The leg has ended, so no cancel intent can be folded into
-    it; none is needed either (a cancel creates no order), and the reconciliation records the confirmation."""
+    it; none is needed either (a cancel creates no order), and the reconciliation records the confirmation.
+    A replacement the run never read (`unread_replacement`) is asked too, until the broker accepts its cancel."""
     leg = ctx.bus.leg(index)
-    record = next((r for r in leg.orders if r.order_id == order_id), None)
-    if not leg.is_done or record is None or record.status is OrderStatus.PENDING_CANCEL:
+    if not leg.is_done or _cancel_pending(ctx, leg, order_id):
         return
     try:
         await ctx.broker.cancel_order(order_id)
+        if order_id == unread_replacement(leg.orders, leg.active_order):
+            ctx.gateway.note_unread_cancel_accepted(order_id)
     except BrokerError as exc:
         _log.info(
             "cancel_left_open_refused",
@@ -238,6 +241,15 @@ async def _cancel_left_open(ctx: EngineContext, index: int, order_id: str) -> No
             order_id=order_id,
             error=str(exc),
         )
+
+
+def _cancel_pending(ctx: EngineContext, leg: LegState, order_id: str) -> bool:
+    """True when `order_id`'s cancel is pending (read so, or accepted by id for a replacement never read), or
+    when the leg has no such order."""
+    if order_id == unread_replacement(leg.orders, leg.active_order):
+        return ctx.gateway.unread_cancel_accepted(order_id)
+    record = next((r for r in leg.orders if r.order_id == order_id), None)
+    return record is None or record.status is OrderStatus.PENDING_CANCEL
 
 
 async def run_buy_phase(
