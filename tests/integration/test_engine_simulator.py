@@ -44,7 +44,7 @@ from repeg.engine.clock import VirtualClock, run_virtual
 from repeg.engine.runner import ParentOrder, run_basket, run_execution
 from repeg.market.loaders import load_quotes
 from repeg.market.tape import QuoteTape
-from repeg.report.result import ExecutionResult, RunStatus, build_result
+from repeg.report.result import ExecutionResult, LegResult, RunStatus, build_result
 
 CONFIG = classic_ladder()
 Book = Callable[[int], tuple[str, str]]
@@ -237,26 +237,23 @@ def _moved_during_the_wait() -> QuoteTape:
     )
 
 
+def _aaa_after_the_move(aaa: LegSpec) -> LegResult:
+    """The result of buy `aaa` with one BBB on `_moved_during_the_wait`, with $700 of buying power."""
+    specs = [aaa, LegSpec(index=1, symbol="BBB", side=Side.BUY, qty=Decimal(1))]
+    out = simulate(specs, _moved_during_the_wait(), account=SimAccount(cash=Decimal(700)))
+    return out.result.legs[0]
+
+
 def test_a_notional_buy_is_not_sized_from_an_ask_a_newer_invalid_quote_replaced() -> None:
     # Sized at 30 s from AAA's ask of 0 s (10.02, 28 s old, superseded by a quote asking 20.00): $600 bought 59.88
     # shares, about $898 at AAA's next valid ask, over the $700 of buying power: the broker refused the order.
-    specs = [
-        LegSpec(index=0, symbol="AAA", side=Side.BUY, notional=Decimal(600)),
-        LegSpec(index=1, symbol="BBB", side=Side.BUY, qty=Decimal(1)),
-    ]
-    out = simulate(specs, _moved_during_the_wait(), account=SimAccount(cash=Decimal(700)))
-    leg = out.result.legs[0]
+    leg = _aaa_after_the_move(LegSpec(index=0, symbol="AAA", side=Side.BUY, notional=Decimal(600)))
     assert (leg.status, leg.reason) == (LegStatus.SKIPPED, "no valid quote to size the notional")
 
 
 def test_a_quantity_buy_is_not_costed_from_an_ask_a_newer_invalid_quote_replaced() -> None:
     # 60 AAA costed at 10.02 fit the $700 unscaled (scale 1); at AAA's next valid ask they cost $900: refused.
-    specs = [
-        LegSpec(index=0, symbol="AAA", side=Side.BUY, qty=Decimal(60)),
-        LegSpec(index=1, symbol="BBB", side=Side.BUY, qty=Decimal(1)),
-    ]
-    out = simulate(specs, _moved_during_the_wait(), account=SimAccount(cash=Decimal(700)))
-    leg = out.result.legs[0]
+    leg = _aaa_after_the_move(LegSpec(index=0, symbol="AAA", side=Side.BUY, qty=Decimal(60)))
     assert leg.status is LegStatus.SKIPPED
     assert leg.reason == "no valid quote to bound its cost by the buying power"
 
