@@ -922,6 +922,12 @@ class _Down:
     async def resume(self, config: ExecutionConfig = CONFIG) -> ExecutionResult:
         return await resume_run("r1", self.journal, self.broker, self.feed, self.clock, config=config)
 
+    async def finish(self, config: ExecutionConfig = CONFIG) -> tuple[ExecutionResult, FakeBroker]:
+        """Resume the run and close its journal: the result and the broker, as most of these tests check them."""
+        result = await self.resume(config)
+        self.journal.close()
+        return result, self.broker
+
 
 def _down(tmp_path: Path, *, auto_fill: bool = True, pushes_updates: bool = True) -> _Down:
     """Clock, feed (XYZ 100.00 / 100.08), fake broker and durable journal of a `_Down` run (inside the loop)."""
@@ -946,9 +952,7 @@ def test_a_polled_order_whose_cancel_resume_sent_is_cancelled_again_when_still_o
         await journal.flush()
         assert fold_run(journal.events("r1")).leg(0).status is LegStatus.CANCELING
         broker.reject_cancels_later = 1
-        result = await down.resume(config)
-        journal.close()
-        return result, broker
+        return await down.finish(config)
 
     result, broker = run_virtual(main)
     assert not [o for o in broker.orders.values() if o.status.is_open]
@@ -1074,13 +1078,11 @@ def test_a_broker_over_fill_on_an_open_order_cancels_that_order() -> None:
 def test_resume_cancels_the_open_order_of_a_leg_the_broker_over_filled_while_down(tmp_path: Path) -> None:
     async def main() -> tuple[ExecutionResult, FakeBroker]:
         down = _down(tmp_path, auto_fill=False)
-        broker, journal = down.broker, down.journal
+        broker = down.broker
         await down.crash_at("submit-ack")
         over = {"status": OrderStatus.PARTIALLY_FILLED, "filled_qty": Decimal(120)}
         broker.orders["o1"] = broker.orders["o1"].model_copy(update=over)  # the broker's report, still open
-        result = await down.resume()
-        journal.close()
-        return result, broker
+        return await down.finish()
 
     result, broker = run_virtual(main)
     assert broker.cancels() == ["cancel:o1"]
@@ -1095,14 +1097,12 @@ def test_resume_asks_again_for_a_refused_cancel_of_an_over_filled_legs_open_orde
 
     async def main() -> tuple[ExecutionResult, FakeBroker]:
         down = _down(tmp_path, auto_fill=False)
-        broker, journal = down.broker, down.journal
+        broker = down.broker
         await down.crash_at("submit-ack")
         over = {"status": OrderStatus.PARTIALLY_FILLED, "filled_qty": Decimal(120)}
         broker.orders["o1"] = broker.orders["o1"].model_copy(update=over)  # the broker's report, still open
         broker.refuse_cancels = 1
-        result = await down.resume()
-        journal.close()
-        return result, broker
+        return await down.finish()
 
     result, broker = run_virtual(main)
     assert broker.cancels() == ["cancel:o1", "cancel:o1"]
@@ -1152,13 +1152,11 @@ def test_resume_cancels_the_replacement_a_filled_leg_left_open_while_down(tmp_pa
 
     async def main() -> tuple[ExecutionResult, FakeBroker]:
         down = _down(tmp_path, auto_fill=False)
-        broker, journal = down.broker, down.journal
+        broker = down.broker
         broker.fill_before_replace["o1"] = Decimal(40)
         await down.crash_at("replace-ack")
         broker.fill("o2", Decimal(60))
-        result = await down.resume()
-        journal.close()
-        return result, broker
+        return await down.finish()
 
     result, broker = run_virtual(main)
     assert broker.cancels() == ["cancel:o2"]
@@ -1301,9 +1299,7 @@ def test_resume_cancels_the_replacement_of_an_order_over_filled_while_its_replac
             limit_price=intent.limit_price,
         )
         await broker.replace_order(request)
-        result = await down.resume()
-        journal.close()
-        return result, broker
+        return await down.finish()
 
     result, broker = run_virtual(main)
     (leg,) = result.legs
@@ -1508,9 +1504,7 @@ def test_resume_adopts_a_replacement_the_journal_knows_only_as_replaced_by(tmp_p
         assert broker.orders["o1"].status is OrderStatus.REPLACED
         broker.get_order = read  # type: ignore[method-assign]
         broker.auto_fill = True
-        result = await down.resume()
-        journal.close()
-        return result, broker
+        return await down.finish()
 
     result, broker = run_virtual(main)
     assert not [o for o in broker.orders.values() if o.status.is_open]
