@@ -149,3 +149,39 @@ async def test_the_remote_feed_keeps_polling_after_a_failed_poll() -> None:
         assert quote.bid >= Decimal(103)
     finally:
         await feed.close()
+
+
+async def test_an_answer_cut_off_by_a_dying_server_is_a_broker_unavailable_error() -> None:
+    """A server killed while writing leaves half an answer line: the engine must see the typed "outcome unknown"
+    error it resolves by client order id, never a JSON validation error that ends the run as an internal
+    failure; and the next call must open a fresh connection rather than read the dead one."""
+    import asyncio
+
+    from repeg.brokers.remote.client import _Connection
+
+    calls = 0
+
+    async def die_mid_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal calls
+        while line := await reader.readline():
+            calls += 1
+            method, _, _ = parse_request(line)
+            if calls == 1:
+                writer.write(b'ok\t{"order_id": "sim-1", "sta')  # no end of line: the process died here
+                await writer.drain()
+                break
+            writer.write(answer_line(True, f'"{method}"'))
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(die_mid_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    conn = _Connection(SimAddress("127.0.0.1", port, "s1"))
+    try:
+        with pytest.raises(BrokerUnavailableError, match="submit_order"):
+            await conn.call("submit_order")
+        assert await conn.call("get_order") == '"get_order"'
+    finally:
+        await conn.close()
+        server.close()
+        await server.wait_closed()

@@ -87,8 +87,8 @@ class _Connection:
                 # request's answer, so this connection is closed; the next call opens a fresh one.
                 self._drop(writer)
                 raise
-        if not line:
-            self._streams = None
+        if not line.endswith(b"\n"):  # nothing, or half an answer: the server died while answering
+            self._drop(writer)
             raise BrokerUnavailableError(f"remote simulator closed the connection during {method}")
         ok, body = parse_answer(line)
         if not ok:
