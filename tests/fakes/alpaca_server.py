@@ -229,6 +229,9 @@ class FakeAlpacaServer:
             return _error(422, 40010001, "client_order_id must be unique")
         qty = body.get("qty")
         limit = body.get("limit_price")
+        refused = _patch_refusal(order, None if qty is None else Decimal(str(qty)))
+        if refused is not None:
+            return refused
         try:
             new = self.book.replace(
                 order,
@@ -466,6 +469,16 @@ class FakeAlpacaServer:
         for ws, symbols in list(self._md_sockets.items()):
             if quote.symbol in symbols:
                 asyncio.get_running_loop().create_task(self._md_send(ws, [_quote_json(quote, stream=True)]))
+
+
+def _patch_refusal(order: FakeOrder, qty: Decimal | None) -> web.Response | None:
+    """Alpaca's `PatchOrderRequest.qty`: "You can only patch full shares for now. Qty of equity fractional
+    orders are not allowed to change." (a patch without `qty` keeps the order's quantity)."""
+    if qty is None:
+        return None
+    if qty != qty.to_integral_value() or order.qty != order.qty.to_integral_value():
+        return _error(422, 40010001, "qty of a fractional order cannot be patched: only full shares")
+    return None
 
 
 def _quote_json(quote: FakeQuote, *, stream: bool = False) -> dict[str, object]:

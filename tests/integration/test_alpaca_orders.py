@@ -308,3 +308,19 @@ async def test_an_order_of_an_earlier_process_is_followed_once_the_run_asks_abou
     finally:
         await feed.aclose()
         await broker.aclose()
+
+
+async def test_a_fractional_order_is_re_priced_without_patching_its_quantity(alpaca: Pair, fake_alpaca):
+    """Alpaca patches only full shares and never a fractional order's qty: a re-peg of a fractional order keeps
+    its quantity by leaving `qty` out of the PATCH, and changes only the limit price."""
+    broker, _ = alpaca
+    old = await broker.submit_order(limit("r1-L0016-A00", Side.BUY, "0.5", "90.00"))
+    new = await broker.replace_order(
+        ReplaceRequest(
+            order_id=old.order_id,
+            client_order_id="r1-L0016-A01",
+            qty=Decimal("0.5"),
+            limit_price=Decimal("90.50"),
+        )
+    )
+    assert (new.replaces, new.qty, new.limit_price) == (old.order_id, Decimal("0.5"), Decimal("90.50"))

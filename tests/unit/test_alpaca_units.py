@@ -12,10 +12,18 @@ from alpaca.common.exceptions import APIError
 
 from repeg.brokers.alpaca.credentials import load_credentials
 from repeg.brokers.alpaca.limiter import TokenBucket
-from repeg.brokers.alpaca.mapping import map_api_error, order_payload, status_in_message
+from repeg.brokers.alpaca.mapping import map_api_error, order_payload, replace_payload, status_in_message
 from repeg.brokers.alpaca.retry import Backoff, BackoffPolicy
 from repeg.brokers.alpaca.tracker import OrderTracker, advances, fill_between
-from repeg.domain.orders import BrokerOrder, OrderEvent, OrderRequest, OrderStatus, OrderType, Side
+from repeg.domain.orders import (
+    BrokerOrder,
+    OrderEvent,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    ReplaceRequest,
+    Side,
+)
 from repeg.engine.clock import VirtualClock, run_virtual
 from repeg.errors import (
     AuthenticationError,
@@ -132,6 +140,12 @@ def test_order_payload_carries_exact_decimal_strings():
     assert payload["limit_price"] == "0.1234"
     assert payload["client_order_id"] == "c1"
     assert payload["time_in_force"] == "day"
+
+
+def test_replace_payload_sends_a_changed_qty_and_leaves_an_unchanged_one_out():
+    request = ReplaceRequest(order_id="o1", client_order_id="c2", qty=Decimal(3), limit_price=Decimal("1E+2"))
+    assert replace_payload(request, Decimal(5)) == {"qty": "3", "limit_price": "100", "client_order_id": "c2"}
+    assert replace_payload(request, Decimal("3.0")) == {"limit_price": "100", "client_order_id": "c2"}
 
 
 # --- backoff -------------------------------------------------------------------------------------------------

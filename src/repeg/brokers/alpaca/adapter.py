@@ -214,7 +214,7 @@ class AlpacaBroker:
                 current.status.value,
                 broker_message=f"replace refused before sending: order {why}",
             )
-        payload = replace_payload(request)
+        payload = replace_payload(request, current.qty)
         self._tracker.claim(request.client_order_id)
         log.info("order_replace", order_id=request.order_id, client_order_id=request.client_order_id)
         send = lambda: self._client.patch(f"/orders/{request.order_id}", payload)  # noqa: E731

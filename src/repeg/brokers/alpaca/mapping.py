@@ -79,12 +79,16 @@ def order_payload(request: OrderRequest) -> dict[str, str]:
     return payload
 
 
-def replace_payload(request: ReplaceRequest) -> dict[str, str]:
-    return {
-        "qty": decimal_text(request.qty),
+def replace_payload(request: ReplaceRequest, current_qty: Decimal) -> dict[str, str]:
+    """The PATCH body. `qty` is sent only when it changes: Alpaca patches only full shares and never a fractional
+    order's quantity, and an absent `qty` keeps the order's own (so a fractional order can still be re-priced)."""
+    payload = {
         "limit_price": decimal_text(request.limit_price),
         "client_order_id": request.client_order_id,
     }
+    if request.qty != current_qty:
+        payload["qty"] = decimal_text(request.qty)
+    return payload
 
 
 # --- responses in --------------------------------------------------------------------------------------------
