@@ -91,3 +91,25 @@ async def test_an_undecodable_frame_costs_a_reconnect_not_the_quote_stream(alpac
     await until(lambda: fake_alpaca.data_subscriptions() == [{"AAPL"}])  # ...and subscribes again
     fake_alpaca.book.set_quote("AAPL", Decimal("100.03"), Decimal("100.05"))
     await until(lambda: (q := feed.latest("AAPL")) is not None and q.bid == Decimal("100.03"))
+
+
+async def test_a_stream_error_after_subscribing_hands_quotes_to_rest_and_logs_alpacas_message(
+    alpaca: Pair, fake_alpaca
+):
+    """Alpaca answers a subscription it will not serve (409 insufficient subscription, 405 symbol limit, ...) with
+    an error message on the open stream. The feed must not go on claiming to be connected while no quote can
+    arrive (that switches the REST fallback off, so quotes go stale and every order waits and is skipped), and
+    the user must be told Alpaca's reason."""
+    import msgpack
+    from structlog.testing import capture_logs
+
+    _, feed = alpaca
+    await feed.subscribe(["AAPL"])
+    await until(lambda: fake_alpaca.data_subscriptions() == [{"AAPL"}])
+    await until(feed.connected.is_set)
+    error = [{"T": "error", "code": 409, "msg": "insufficient subscription"}]
+    with capture_logs() as logs:
+        for ws in list(fake_alpaca._md_sockets):
+            await ws.send_bytes(msgpack.packb(error))
+        await until(lambda: not feed.connected.is_set())
+        await until(lambda: any("insufficient subscription" in str(line) for line in logs))

@@ -162,7 +162,7 @@ class AlpacaQuoteFeed:
                 log.exception("quote_stream_auth_refused")
                 return
             except (OSError, TimeoutError, WebSocketException, MarketDataError) as exc:
-                log.warning("quote_stream_lost", error=type(exc).__name__)
+                log.warning("quote_stream_lost", error=type(exc).__name__, detail=str(exc))
             self.connected.clear()
             self._ws = None
             failures += 1
@@ -212,6 +212,11 @@ class AlpacaQuoteFeed:
                     log.warning("quote_unreadable", error=type(exc).__name__)
             elif message.get("T") == "subscription":
                 self._close_gap(message.get("quotes"))
+            elif message.get("T") == "error":
+                # E.g. 409 insufficient subscription, 405 symbol limit: no quote will come on this connection,
+                # so it is dropped (the REST fallback serves while the stream reconnects with backoff).
+                code, reason = message.get("code"), message.get("msg")
+                raise MarketDataError(f"market data stream error {code}: {reason}")
 
     def _close_gap(self, symbols: object) -> None:
         """The stream sends no snapshot on subscribing: a quote that changed between the REST seed and the
