@@ -113,3 +113,17 @@ async def test_a_stream_error_after_subscribing_hands_quotes_to_rest_and_logs_al
             await ws.send_bytes(msgpack.packb(error))
         await until(lambda: not feed.connected.is_set())
         await until(lambda: any("insufficient subscription" in str(line) for line in logs))
+
+
+async def test_a_refused_rest_quote_request_is_logged_with_alpacas_message(alpaca: Pair, fake_alpaca):
+    """A latest-quote request Alpaca refuses (403 for a feed the plan does not include, 422 for a bad symbol) is
+    only logged, so the log line must carry Alpaca's reason, not just the exception class."""
+    from structlog.testing import capture_logs
+
+    _, feed = alpaca
+    fake_alpaca.fail("GET", "/v2/stocks/quotes/latest", 403, times=10)
+    with capture_logs() as logs:
+        await feed.poll_rest(["AAPL"])
+    failed = [line for line in logs if line["event"] == "quote_rest_failed"]
+    assert failed
+    assert "injected fault" in str(failed[0])

@@ -139,7 +139,7 @@ class AlpacaQuoteFeed:
         try:
             answer = await asyncio.to_thread(self._client.get_stock_latest_quote, request)
         except Exception as exc:
-            log.warning("quote_rest_failed", error=type(exc).__name__)
+            log.warning("quote_rest_failed", error=type(exc).__name__, detail=str(exc))
             return
         if isinstance(answer, dict):
             for symbol, quote in answer.items():
