@@ -367,3 +367,23 @@ def test_parquet_timestamp_beyond_nanosecond_range_names_its_row(tmp_path: Path)
         },
     )
     assert _error(path).row == 2
+
+
+def test_parquet_unsigned_size_beyond_int64_is_a_quote_file_error_naming_its_row(tmp_path: Path) -> None:
+    """A uint64 size column holding a value int64 cannot (a corrupt or sentinel value) is bad input, named by
+    row and field like any other, not a raw pyarrow error that the CLI reports as an internal failure."""
+    path = _parquet(
+        tmp_path,
+        {
+            "ts": pa.array(["2024-01-02T14:30:00Z", "2024-01-02T14:30:01Z"]),
+            "symbol": pa.array(["A", "A"]),
+            "bid": pa.array(["1", "1"]),
+            "bid_size": pa.array([100, 2**64 - 1], pa.uint64()),
+            "ask": pa.array(["2", "2"]),
+            "ask_size": pa.array([1, 1]),
+        },
+    )
+    error = _error(path)
+    assert error.row == 2
+    assert "bid_size" in str(error)
+    assert "18446744073709551615" in str(error)

@@ -41,6 +41,7 @@ _UNITS_PER_DOLLAR = 10_000
 _DOLLAR_LIMIT = 1_000_000_000
 #: Largest error tolerated when a Parquet float price is snapped to $0.0001 units (a float's own noise).
 _FLOAT_UNIT_TOLERANCE = 1e-6
+_INT64_MAX = int(np.iinfo(np.int64).max)
 
 _T = TypeVar("_T")
 #: Times, the price and size columns by name, and each row's symbol code with the symbols' names.
@@ -343,6 +344,9 @@ def _sizes(file: str, name: str, column: pa.Array) -> Int64Array:
         return _ints(column)
     if pa.types.is_integer(column.type):
         _first_bad(file, name, _bools(pc.is_valid(column)), column, "missing size")
+        if pa.types.is_unsigned_integer(column.type):
+            fits = pc.less_equal(column.cast(pa.uint64()), pa.scalar(_INT64_MAX, pa.uint64()))
+            _first_bad(file, name, _bools(fits), column, "size too large")
         sizes = _ints(column)
         _first_bad(file, name, sizes >= 0, column, "negative size")
         return sizes
