@@ -18,7 +18,7 @@ from repeg.errors import ConfigError
 from repeg.lab.backtest import DayData, day_basket, load_day, run_backtest
 from repeg.lab.baskets import BasketSpec
 from repeg.lab.compare import compare
-from repeg.lab.models import BacktestResult, CompareResult, FillModelName, PathEventKind, Verdict
+from repeg.lab.models import BacktestResult, CompareResult, FillModelName, PathEventKind
 from repeg.lab.policies import policy_spec
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "quotes"
@@ -66,8 +66,9 @@ def test_adaptive_is_fitted_on_the_fit_day_and_evaluated_on_another(comparison: 
 
 
 def test_default_policy_is_not_worse_than_market_under_paper(comparison: CompareResult) -> None:
-    verdicts = {(c.policy, c.fill_model): c.verdict for c in comparison.comparisons}
-    assert verdicts[("default", FillModelName.PAPER)] is not Verdict.WORSE
+    # On the fixture's 24 orders no verdict is drawn (too few pairs): the interval itself must reach zero or below.
+    diffs = {(c.policy, c.fill_model): c.diff_half_spreads for c in comparison.comparisons}
+    assert diffs[("default", FillModelName.PAPER)].low <= 0.0
 
 
 def test_market_orders_cost_about_one_half_spread(comparison: CompareResult) -> None:

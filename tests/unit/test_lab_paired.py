@@ -63,7 +63,8 @@ def _run(
     )
 
 
-MARKET = [1.0, 0.5, 1.5, 1.0, 0.8, 1.2, 1.0, 0.9, 1.1, 1.0]
+#: Thirty orders: a verdict needs at least `repeg.lab.stats.MIN_PAIRS_FOR_VERDICT` pairs.
+MARKET = [1.0, 0.5, 1.5, 1.0, 0.8, 1.2, 1.0, 0.9, 1.1, 1.0] * 3
 
 
 def test_policy_cheaper_on_every_order_is_better() -> None:

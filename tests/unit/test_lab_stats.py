@@ -68,13 +68,35 @@ def test_identical_policies_are_indistinguishable() -> None:
 
 
 def test_interval_above_zero_is_worse() -> None:
-    assert verdict_of(Interval(mean=0.3, low=0.1, high=0.5, n=10)) is Verdict.WORSE
+    assert verdict_of(Interval(mean=0.3, low=0.1, high=0.5, n=200)) is Verdict.WORSE
 
 
 def test_interval_touching_zero_is_indistinguishable() -> None:
-    assert verdict_of(Interval(mean=-0.3, low=-0.6, high=0.0, n=10)) is Verdict.INDISTINGUISHABLE
+    assert verdict_of(Interval(mean=-0.3, low=-0.6, high=0.0, n=200)) is Verdict.INDISTINGUISHABLE
 
 
 def test_a_single_pair_is_never_called_different() -> None:
     # One order says nothing about the spread of the difference: its zero-width "interval" must not be a verdict.
     assert verdict_of(paired_difference([0.5], [1.0], seed=0)) is Verdict.INDISTINGUISHABLE
+
+
+def test_a_handful_of_orders_is_never_called_different() -> None:
+    # `repeg compare --basket 4` on 2018-01-03 called the classic ladder "better" than market under paper,
+    # -1.36 [-2.00, -0.50], where 200 orders show it worse. Four pairs that all point the same way are no evidence:
+    # the percentile bootstrap's interval of so few is far narrower than the uncertainty it stands for.
+    diff = paired_difference([-1.0, -0.5, -2.0, -1.9], [0.0, 0.0, 0.0, 0.0], seed=0)
+    assert diff.high < 0.0
+    assert verdict_of(diff) is Verdict.INDISTINGUISHABLE
+
+
+def test_with_no_true_difference_small_samples_rarely_get_a_verdict() -> None:
+    # A "95%" verdict should be wrong about 1 time in 20 when the policies do not differ. On small samples the
+    # percentile bootstrap called them different about half the time with 2 orders, a quarter with 3, 1 in 9 with 10.
+    rng = np.random.default_rng(11)
+    for n in (2, 3, 5, 10):
+        verdicts = [
+            verdict_of(paired_difference(list(rng.normal(size=n)), [0.0] * n, seed=k, resamples=500))
+            for k in range(200)
+        ]
+        false_rate = sum(v is not Verdict.INDISTINGUISHABLE for v in verdicts) / len(verdicts)
+        assert false_rate <= 0.05, (n, false_rate)

@@ -2,7 +2,8 @@
 
 Every policy runs the *same* basket on the same data with the same seed, so per-order costs pair up and the
 comparison against the baseline (market at arrival) is a paired bootstrap (`repeg.lab.stats`). A policy is called
-better or worse only when the interval of its mean paired difference excludes zero.
+better or worse only when the interval of its mean paired difference excludes zero, on enough pairs
+(`repeg.lab.stats.MIN_PAIRS_FOR_VERDICT`).
 
 The adaptive policy's parameters come from a different day (`fit_day`), fitted under the rule of the fill model it
 is evaluated with (paper rule for `paper`; queue rule, using that day's trades, for `queue`), or from a saved

@@ -150,7 +150,8 @@ class Verdict(StrEnum):
 class PairedComparison(_Frozen):
     """Paired difference `policy - baseline` of per-order cost in half-spreads (negative = policy cheaper).
 
-    `verdict` is BETTER or WORSE only when the interval of the mean difference excludes zero.
+    `verdict` is BETTER or WORSE only when the interval of the mean difference excludes zero, on at least
+    `repeg.lab.stats.MIN_PAIRS_FOR_VERDICT` pairs.
     """
 
     policy: str

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from rich.table import Table
 
 from repeg.lab.models import CompareResult, FrontierPoint, Interval, PairedComparison, PolicySummary, Verdict
+from repeg.lab.stats import MIN_PAIRS_FOR_VERDICT
 
 _VERDICT_STYLE = {Verdict.BETTER: "green", Verdict.WORSE: "red", Verdict.INDISTINGUISHABLE: "yellow"}
 
@@ -105,7 +106,8 @@ def frontier_table(points: Sequence[FrontierPoint]) -> Table:
 def compare_tables(result: CompareResult) -> list[Table]:
     title = (
         f"{result.data.symbol} {result.data.day} (seed {result.seed}); costs vs arrival mid, positive = paid; "
-        f"verdict vs {result.baseline} only when the paired 95% interval excludes 0"
+        f"verdict vs {result.baseline} only when the paired 95% interval excludes 0, on at least "
+        f"{MIN_PAIRS_FOR_VERDICT} orders"
     )
     summaries = [r.summary for r in result.runs]
     return [
