@@ -60,3 +60,9 @@ def test_a_postgres_password_is_masked_wherever_the_journal_is_named() -> None:
 )
 def test_a_postgres_password_in_any_dsn_position_is_masked(dsn: str, shown: str) -> None:
     assert safe_dsn(dsn) == shown
+
+
+def test_a_postgres_ssl_key_password_is_masked() -> None:
+    # libpq's sslpassword (the client key's passphrase) was printed as typed in every message naming the journal.
+    dsn = f"postgresql://u@host/db?sslmode=verify-full&sslpassword={SECRET}"
+    assert safe_dsn(dsn) == "postgresql://u@host/db?sslmode=verify-full&sslpassword=***"

@@ -24,12 +24,13 @@ if TYPE_CHECKING:
 _MIGRATION_LOCK = 0x7265706567  # "repeg"
 _INSERT_EVENT = "INSERT INTO events (run_id, seq, leg, ts, correlation_id, kind, payload) VALUES (%s, %s, %s, %s, %s, %s, %s)"
 _PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
-_PASSWORD_PARAM = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)
+#: libpq's `password` and `sslpassword` (the passphrase of the client's SSL key).
+_PASSWORD_PARAM = re.compile(r"([?&](?:ssl)?password=)[^&]*", re.IGNORECASE)
 
 
 def safe_dsn(dsn: str) -> str:
-    """The DSN with its password masked (in the user info or as a `password=` parameter), for messages and
-    `repeg runs`."""
+    """The DSN with its passwords masked (in the user info, or as a `password=` or `sslpassword=` parameter), for
+    messages and `repeg runs`."""
     return _PASSWORD_PARAM.sub(r"\1***", _PASSWORD.sub(r"\1***@", dsn))
 
 
