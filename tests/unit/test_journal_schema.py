@@ -90,3 +90,17 @@ def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
 def test_a_negative_version_is_reported_as_invalid() -> None:
     with pytest.raises(JournalError, match="invalid schema version -1"):
         pending_migrations(-1, "j.db")
+
+
+def test_a_foreign_sqlite_database_keeps_its_journal_mode(tmp_path: Path) -> None:
+    # The journal switched the user's database to WAL (a lasting change of its header) before refusing it.
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE customers (id INTEGER)")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(JournalError, match="is not a repeg journal"):
+        SqliteJournal(path)
+    assert path.read_bytes() == before
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "delete"

@@ -313,3 +313,55 @@ async def test_an_old_run_started_without_a_source_still_reads_and_folds(tmp_pat
     state = fold_run(events)
     assert state.status == "completed"
     assert state.plan == events[0].plan
+
+
+# --- a damaged journal file ---------------------------------------------------------------------------------
+
+
+async def _damage_a_page_of_events(path: Path) -> None:
+    """A journal whose file lost one page of its events (a bad sector, a truncated copy), its header intact."""
+    journal = SqliteJournal(path)
+    await _write(journal, [run_started(), *(leg_planned(index=i) for i in range(300))])
+    journal.close()
+    raw = _raw(path)
+    raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    raw.close()
+    data = bytearray(path.read_bytes())
+    middle = len(data) * 3 // 4 // 4096 * 4096
+    data[middle : middle + 4096] = b"\xff" * 4096
+    path.write_bytes(bytes(data))
+
+
+async def test_a_damaged_journal_fails_reading_a_run_with_a_journal_error(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    await _damage_a_page_of_events(path)
+    journal = SqliteJournal(path, create=False)
+    with pytest.raises(JournalError, match=rf"journal {path}: .*malformed"):
+        journal.events("r1")
+    journal.close()
+
+
+async def test_a_damaged_journal_fails_the_run_list_with_a_journal_error(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    await _damage_a_page_of_events(path)
+    journal = SqliteJournal(path, create=False)
+    with pytest.raises(JournalError, match=rf"journal {path}: .*malformed"):
+        journal.runs()
+    journal.close()
+
+
+def test_a_commit_the_store_refuses_in_simulation_is_a_journal_error(tmp_path: Path) -> None:
+    # Two simulated runs under one new id both start it: the second's first commit collides on (run, seq).
+    path = tmp_path / "j.db"
+    first, second = SqliteJournal(path), SqliteJournal(path)
+
+    async def main() -> None:
+        await first.emit(run_started())
+        await second.emit(run_started())
+        await first.flush()
+        await second.flush()
+
+    with pytest.raises(JournalError, match=rf"journal {path}: .*UNIQUE"):
+        run_virtual(main)
+    first.close()
+    second.close()

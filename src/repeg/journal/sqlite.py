@@ -15,7 +15,8 @@ then run on a writer thread (see `repeg.journal.writer`).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -58,12 +59,31 @@ def _refuse_foreign_file(path: Path) -> None:
         raise JournalError(f"cannot open journal {path}: not a SQLite database (left as it is)")
 
 
+@contextmanager
+def _store_errors(location: str, what: str) -> Iterator[None]:
+    """A failure of the store itself (a damaged file, a write it refused) as a `JournalError` naming the journal,
+    not a `sqlite3` traceback."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        raise JournalError(f"journal {location}: cannot {what} ({exc})") from exc
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
-        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
     except sqlite3.DatabaseError as exc:
         raise JournalError(f"cannot open journal {path}: {exc}") from exc
+    try:
+        # A database that is no journal is refused before WAL mode changes its header for good.
+        schema_version_of(conn, str(path))
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise JournalError(f"cannot open journal {path}: {exc}") from exc
+    except JournalError:
+        conn.close()
+        raise
     if str(mode).lower() != "wal":
         raise JournalError(f"journal {path} cannot use WAL mode (got {mode!r})")
     conn.execute("PRAGMA synchronous=FULL")
@@ -126,7 +146,8 @@ class SqliteJournal(SqlJournal):
         self._strict_in_simulation = self._always_full
         self._conn = _connect(path)
         try:
-            found = migrate(self._conn, str(path))
+            with _store_errors(str(path), "bring its schema up to date"):
+                found = migrate(self._conn, str(path))
         except BaseException:
             self._conn.close()
             raise
@@ -137,22 +158,27 @@ class SqliteJournal(SqlJournal):
 
     @property
     def schema_version(self) -> int:
-        return schema_version_of(self._reader, self._location)
+        with _store_errors(self._location, "read its schema version"):
+            return schema_version_of(self._reader, self._location)
 
     def has_run(self, run_id: str) -> bool:
-        row = self._reader.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        with _store_errors(self._location, f"look up run {run_id!r}"):
+            row = self._reader.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return row is not None
 
     def _payloads(self, run_id: str) -> list[str]:
-        rows = self._reader.execute("SELECT payload FROM events WHERE run_id = ? ORDER BY seq", (run_id,))
-        return [str(row[0]) for row in rows.fetchall()]
+        with _store_errors(self._location, f"read the events of run {run_id!r}"):
+            rows = self._reader.execute("SELECT payload FROM events WHERE run_id = ? ORDER BY seq", (run_id,))
+            return [str(row[0]) for row in rows.fetchall()]
 
     def _summary_rows(self) -> list[tuple[str, datetime, str | None]]:
-        rows = self._reader.execute(_SUMMARY_QUERY).fetchall()
+        with _store_errors(self._location, "list its runs"):
+            rows = self._reader.execute(_SUMMARY_QUERY).fetchall()
         return [(str(run_id), datetime.fromisoformat(started), payload) for run_id, started, payload in rows]
 
     def _max_seq(self, run_id: str) -> int:
-        row = self._reader.execute("SELECT MAX(seq) FROM events WHERE run_id = ?", (run_id,)).fetchone()
+        with _store_errors(self._location, f"read the last sequence number of run {run_id!r}"):
+            row = self._reader.execute("SELECT MAX(seq) FROM events WHERE run_id = ?", (run_id,)).fetchone()
         return 0 if row is None or row[0] is None else int(row[0])
 
     def _close_store(self) -> None:
@@ -162,6 +188,10 @@ class SqliteJournal(SqlJournal):
     def _commit(self, records: Sequence[Record], durable: bool) -> None:
         if not records:
             return
+        with _store_errors(self._location, f"commit {len(records)} events"):
+            self._commit_batch(records, durable)
+
+    def _commit_batch(self, records: Sequence[Record], durable: bool) -> None:
         full = durable and (self._always_full or not self._simulated)
         self._set_synchronous("FULL" if full else "NORMAL")
         conn = self._conn
