@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from sim_support import Sim, at, limit, run_sim
 
-from repeg.brokers.simulator import LatencyModel, SimAccount
+from repeg.brokers.simulator import LatencyModel, PaperFillModel, SimAccount
 from repeg.domain.orders import OrderStatus, ReplaceRequest, Side
 from repeg.errors import ConfigError, OrderNotCancelableError
 from repeg.simulation import latency_from_mapping
@@ -103,6 +103,37 @@ def test_replace_fails_when_the_order_fills_while_it_is_pending() -> None:
     sim = run_sim(scenario, latency=SLOW)
     assert sim.events() == ["pending_new", "new", "pending_replace", "fill", "rejected"]
     assert sim.updates[-1].order.replaces == sim.updates[0].order.order_id
+
+
+def test_a_replace_failed_by_a_partial_fill_tells_the_original_stays_live() -> None:
+    # Alpaca pushes `order_replace_rejected` for the original when a replace it accepted fails; the simulator
+    # pushed nothing for it, so a subscriber's last word on the original was `pending_replace` for good (while
+    # get_order said partially_filled); the engine and the run report read that event to put the original back.
+    async def scenario(sim: Sim) -> None:
+        order = await sim.broker.submit_order(limit("b1", Side.BUY, "10", "10.00"))
+        await sim.until(4.5)  # the ask touches 10.00 at 5 only: a part fills while the replace is pending
+        await sim.broker.replace_order(
+            ReplaceRequest(
+                order_id=order.order_id, client_order_id="b2", qty=Decimal(10), limit_price=Decimal("9.9")
+            )
+        )
+        await sim.until(60)
+        assert (await sim.broker.get_order(order.order_id)).status is OrderStatus.PARTIALLY_FILLED
+
+    sim = run_sim(
+        scenario, latency=SLOW, fill_model=lambda tape: PaperFillModel(tape, seed=1, partial_rate=1.0)
+    )
+    original = sim.updates[0].order.order_id
+    assert sim.events() == [
+        "pending_new",
+        "new",
+        "pending_replace",
+        "partial_fill",
+        "rejected",
+        "order_replace_rejected",
+    ]
+    last = sim.updates[-1].order
+    assert (last.order_id, last.status) == (original, OrderStatus.PARTIALLY_FILLED)
 
 
 def test_a_fill_wins_the_race_against_a_pending_replace_even_with_all_the_cash_reserved() -> None:

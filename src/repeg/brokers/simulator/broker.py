@@ -6,7 +6,9 @@ What it guarantees (the engine relies on these):
   the first order closed; limit prices must be on the tick grid; a buy must fit buying power and a sell the
   shares held (a market buy executing above the ask it was checked at is cut to the cash left, the rest
   cancelled: cash never goes negative); a replace creates a NEW order id and the old one goes `replaced`; cancel or replace of a closed
-  order, or while a replace is pending, raises `OrderNotCancelableError`.
+  order, or while a replace is pending, raises `OrderNotCancelableError`. A pending replace that loses the race to
+  a fill fails: the replacement goes `rejected` and the original, if still live, is pushed as
+  `order_replace_rejected`.
 - Executions come from the pluggable `FillModel` (default: Alpaca paper rules). A resting order is never matched
   by iterating quotes: its next execution is computed once and scheduled with `clock.call_at`; the timer is
   cancelled when the order is cancelled or replaced.
@@ -415,12 +417,13 @@ class SimulatedBroker:
     def _complete_replace(self, old: SimOrder, new: SimOrder, now: datetime) -> None:
         if old.status is not OrderStatus.PENDING_REPLACE or old.filled_qty != old.filled_at_replace:
             # The old order filled (fully or in part) while the replace was pending: the replace fails.
-            if old.status is OrderStatus.PENDING_REPLACE:
-                old.apply(SimEvent.REPLACE_FAILED, now)
             if new.status is OrderStatus.PENDING_NEW:  # a replacement cancelled meanwhile ends by its cancel
                 new.apply(SimEvent.REJECT, now)
                 self._close(new)
                 self._emit(OrderEvent.REJECTED, new)
+            if old.status is OrderStatus.PENDING_REPLACE:  # still live: said so, as Alpaca's stream does
+                old.apply(SimEvent.REPLACE_FAILED, now)
+                self._emit(OrderEvent.REPLACE_REJECTED, old)
         else:
             old.replaced_by = new.order_id
             old.apply(SimEvent.REPLACE_DONE, now)
