@@ -387,3 +387,13 @@ def test_parquet_unsigned_size_beyond_int64_is_a_quote_file_error_naming_its_row
     assert error.row == 2
     assert "bid_size" in str(error)
     assert "18446744073709551615" in str(error)
+
+
+def test_a_required_column_named_twice_in_a_csv_header_is_refused(tmp_path: Path) -> None:
+    """Two `bid` columns (a join gone wrong) leave it ambiguous which one holds the bids: the CSV reader used to
+    take the first one silently (the Parquet reader already refuses such a file)."""
+    header = "ts,symbol,bid,bid_size,ask,ask_size,bid\n"
+    err = _error(_write(tmp_path, "2024-01-02T14:30:00Z,A,1,1,2,1,3\n", header=header))
+    assert err.row is None
+    assert "bid" in str(err)
+    assert "more than once" in str(err)

@@ -169,7 +169,11 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> pa.Table:
         include_missing_columns=True,
         strings_can_be_null=False,
     )
-    present = set(_csv_header(path))
+    header = _csv_header(path)
+    repeated = [c for c in required if header.count(c) > 1]
+    if repeated:  # which of the columns holds the values would be a guess
+        raise QuoteFileError(str(path), None, f"column(s) {', '.join(repeated)} appear more than once")
+    present = set(header)
     table = pacsv.read_csv(path, convert_options=convert)
     return table.select([c for c in required if c in present])
 
