@@ -298,6 +298,17 @@ def test_sim_account_errors_name_the_key(data: dict[str, object], key: str) -> N
     assert info.value.key == key
 
 
+def test_sim_account_refuses_a_position_finer_than_the_share_precision() -> None:
+    # A holding of 1.0000000001 shares was accepted, then its full exit (the exact position quantity) was
+    # refused by the same simulator as "finer than 1E-9": the leg could never complete.
+    with pytest.raises(ConfigError, match="1E-9") as info:
+        SimAccount.from_mapping({"positions": {"ABC": "1.0000000001"}})
+    assert info.value.key == "positions"
+    assert SimAccount.from_mapping({"positions": {"ABC": "1.000000001"}}).positions == {
+        "ABC": Decimal("1.000000001")
+    }
+
+
 def test_latency_model_reads_seconds_and_names_a_bad_key() -> None:
     assert LatencyModel.from_mapping({"cancel": 0.25}).cancel == timedelta(milliseconds=250)
     with pytest.raises(ConfigError) as info:

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from repeg.errors import ConfigError
+
+#: Alpaca's share precision: the simulator refuses any order quantity finer than this.
+_QTY_STEP = Decimal("0.000000001")
+
+
+def _on_share_grid(qty: Decimal) -> bool:
+    """True when `qty` is a whole number of 1e-9 shares (so its full exit is an order the simulator takes)."""
+    try:
+        return qty == qty.quantize(_QTY_STEP)
+    except InvalidOperation:  # more digits than the context holds
+        return False
 
 
 def _decimal_from_number(value: object) -> object:
@@ -46,6 +57,8 @@ class SimAccount(BaseModel):
         for symbol, qty in value.items():
             if qty <= 0:
                 raise ValueError(f"position {symbol} must be > 0, got {qty}")
+            if not _on_share_grid(qty):
+                raise ValueError(f"position {symbol} must be a multiple of {_QTY_STEP} shares, got {qty}")
         return value
 
     @classmethod
