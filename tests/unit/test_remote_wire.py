@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 import pytest
 
@@ -19,9 +20,12 @@ from repeg.errors import (
     BrokerError,
     BrokerUnavailableError,
     DuplicateClientOrderIdError,
+    IllegalTransitionError,
+    InvariantViolationError,
     OrderNotCancelableError,
     OrderNotFoundError,
     OrderRejectedError,
+    OverfillError,
     RepegError,
     UnknownSymbolError,
 )
@@ -185,3 +189,22 @@ async def test_an_answer_cut_off_by_a_dying_server_is_a_broker_unavailable_error
         await conn.close()
         server.close()
         await server.wait_closed()
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        (InvariantViolationError("fill model paper planned 5 with 3 remaining"), InvariantViolationError),
+        (OverfillError("L0001", Decimal(10), Decimal(12)), InvariantViolationError),
+        (IllegalTransitionError("simulated order", "filled", "cancel"), IllegalTransitionError),
+    ],
+)
+def test_a_simulator_bug_crosses_the_wire_as_a_bug_not_as_an_order_refusal(
+    error: RepegError, kind: type[RepegError]
+) -> None:
+    """In process these escape the engine's `except BrokerError` and stop the run as internal failures; over the
+    wire they must not turn into a `BrokerError`, which the engine records as the broker refusing the order."""
+    rebuilt = decode_error(encode_error(error))
+    assert isinstance(rebuilt, kind)
+    assert not isinstance(rebuilt, BrokerError)
+    assert str(error) in str(rebuilt)

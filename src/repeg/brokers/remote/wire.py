@@ -18,6 +18,8 @@ from repeg.errors import (
     BrokerError,
     BrokerUnavailableError,
     DuplicateClientOrderIdError,
+    IllegalTransitionError,
+    InvariantViolationError,
     MarketClosedError,
     NotTradableError,
     OrderNotCancelableError,
@@ -64,7 +66,7 @@ def encode_error(error: RepegError) -> str:
     """The error as JSON: its class name, message, and the constructor fields of the classes that have them."""
     fields = {
         name: _field(error, name)
-        for name in ("client_order_id", "order_id", "status", "symbol")
+        for name in ("client_order_id", "order_id", "status", "symbol", "machine", "state", "event")
         if hasattr(error, name)
     }
     return json.dumps({"type": type(error).__name__, "message": str(error), **fields})
@@ -76,7 +78,10 @@ _BY_FIELDS: dict[str, Callable[[dict[str, str]], RepegError]] = {
     "OrderNotCancelableError": lambda d: OrderNotCancelableError(d["order_id"], d["status"]),
     "UnknownSymbolError": lambda d: UnknownSymbolError(d["symbol"]),
     "NotTradableError": lambda d: NotTradableError(d["symbol"]),
+    "IllegalTransitionError": lambda d: IllegalTransitionError(d["machine"], d["state"], d["event"]),
 }
+#: A broken invariant is a bug in the simulator, never an order refusal: it must not become a `BrokerError`.
+_BUGS = frozenset({"InvariantViolationError", "OverfillError"})
 _BY_MESSAGE: dict[str, type[BrokerError]] = {
     cls.__name__: cls
     for cls in (
@@ -97,4 +102,6 @@ def decode_error(body: str) -> RepegError:
     build = _BY_FIELDS.get(name)
     if build is not None:
         return build({key: str(value) for key, value in data.items()})
+    if name in _BUGS:
+        return InvariantViolationError(f"remote simulator: {message}")
     return _BY_MESSAGE.get(name, BrokerError)(f"remote simulator: {message}")
