@@ -12,6 +12,7 @@ under `[simulator.market]`, the synthetic market (`MarketSettings`).
 from __future__ import annotations
 
 import json
+import math
 import zlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -96,7 +97,9 @@ class MarketSettings(BaseModel):
     start: AwareDatetime = DEFAULT_START
     #: At least the clock's microsecond, at most one year.
     duration_seconds: float = Field(default=3600.0, ge=1e-6, le=MAX_SECONDS)
-    #: Mean seconds between two quotes of one symbol (of activity 1); at most `MAX_QUOTES_PER_SYMBOL` quotes.
+    #: Mean seconds between two quotes of one symbol, on average over the symbols (they share the quotes in
+    #: proportion to their activity); at most `MAX_QUOTES_PER_SYMBOL` quotes a symbol (`synthetic_market` checks
+    #: the busiest).
     quote_interval_seconds: float = Field(default=1.0, gt=0)
     invalid_rate: float = Field(default=0.0, ge=0, le=0.5)
     symbols: dict[str, SymbolSettings] = Field(default_factory=dict)
@@ -207,6 +210,7 @@ def synthetic_market(market: MarketSettings, symbols: Sequence[str], *, seed: in
             )
         )
     per_symbol = max(1, int(market.duration_seconds / market.quote_interval_seconds))
+    _check_busiest(specs, per_symbol * len(specs))
     return synthetic_tape(
         specs,
         seed=seed,
@@ -215,6 +219,21 @@ def synthetic_market(market: MarketSettings, symbols: Sequence[str], *, seed: in
         duration=timedelta(seconds=market.duration_seconds),
         invalid_rate=market.invalid_rate,
     )
+
+
+def _check_busiest(specs: Sequence[SyntheticSymbol], n_quotes: int) -> None:
+    """Refuse a market whose most active symbol would get more than `MAX_QUOTES_PER_SYMBOL` of the `n_quotes`
+    (`synthetic_tape` shares them in proportion to activity): the settings' own check holds only on average."""
+    total = sum(spec.activity for spec in specs)
+    busiest = max(specs, key=lambda spec: spec.activity)
+    count = math.floor(busiest.activity / total * n_quotes)
+    if count > MAX_QUOTES_PER_SYMBOL:
+        raise ConfigError(
+            f"simulator.{MARKET_KEY}.symbols.{busiest.symbol}.activity",
+            busiest.activity,
+            f"gives {busiest.symbol} {count:,} quotes, more than {MAX_QUOTES_PER_SYMBOL:,} a symbol (symbols "
+            "share duration_seconds / quote_interval_seconds quotes each in proportion to their activity)",
+        )
 
 
 def simulate(

@@ -186,6 +186,22 @@ def test_market_of_more_than_a_million_quotes_a_symbol_is_refused(data: dict[str
     assert info.value.key == "simulator.market.quote_interval_seconds"
 
 
+def test_market_whose_activities_give_one_symbol_more_than_a_million_quotes_is_refused() -> None:
+    # Symbols share duration / interval quotes each on average, in proportion to their activity: an active
+    # symbol beside a quiet one got nearly two million quotes under settings validated as at most one million a
+    # symbol (with more symbols, without bound: the memory exhaustion the cap is there to prevent).
+    market = market_from_mapping(
+        {
+            "duration_seconds": 100.0,
+            "quote_interval_seconds": 0.0001,
+            "symbols": {"AAA": {"price": "10.00"}, "BBB": {"price": "10.00", "activity": 100}},
+        }
+    )
+    with pytest.raises(ConfigError) as info:
+        synthetic_market(market, [], seed=1)
+    assert (info.value.key, info.value.value) == ("simulator.market.symbols.BBB.activity", 100)
+
+
 def test_market_of_exactly_a_million_quotes_a_symbol_is_accepted() -> None:
     market = market_from_mapping({"duration_seconds": 1000.0, "quote_interval_seconds": 0.001})
     assert market.quote_interval_seconds == 0.001
