@@ -127,3 +127,96 @@ async def test_a_refused_rest_quote_request_is_logged_with_alpacas_message(alpac
     failed = [line for line in logs if line["event"] == "quote_rest_failed"]
     assert failed
     assert "injected fault" in str(failed[0])
+
+
+async def test_a_connection_limit_refusal_is_retried_not_taken_for_bad_credentials():
+    """Alpaca allows one market-data connection per account and refuses a second with error 406 ("connection
+    limit exceeded"): e.g. right after a crash, while Alpaca still holds the dead process's connection, when
+    `repeg resume` starts. That is transient; the feed must reconnect with backoff rather than give up its
+    stream for the whole run as if the keys were wrong."""
+    import msgpack
+    from pydantic import SecretStr
+    from websockets.asyncio.server import ServerConnection, serve
+
+    from repeg.brokers.alpaca.credentials import AlpacaCredentials
+    from repeg.brokers.alpaca.settings import DataFeed
+    from repeg.engine.clock import RealClock
+
+    connections = 0
+
+    async def alpaca_with_one_connection_still_held(ws: ServerConnection) -> None:
+        nonlocal connections
+        connections += 1
+        if connections == 1:
+            await ws.send(msgpack.packb([{"T": "error", "code": 406, "msg": "connection limit exceeded"}]))
+            return
+        await ws.send(msgpack.packb([{"T": "success", "msg": "connected"}]))
+        await ws.recv()
+        await ws.send(msgpack.packb([{"T": "success", "msg": "authenticated"}]))
+        await ws.recv()
+        await ws.send(msgpack.packb([{"T": "subscription", "trades": [], "quotes": ["AAPL"], "bars": []}]))
+        await ws.wait_closed()
+
+    class NoRestQuotes:
+        def get_stock_latest_quote(self, _request: object) -> dict[str, object]:
+            return {}
+
+    async with serve(alpaca_with_one_connection_still_held, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        feed = AlpacaQuoteFeed(
+            NoRestQuotes(),  # type: ignore[arg-type]
+            f"ws://127.0.0.1:{port}/v2/iex",
+            AlpacaCredentials(key_id="key", secret_key=SecretStr("secret")),
+            RealClock(),
+            feed=DataFeed.IEX,
+            settings=FAST,
+        )
+        try:
+            await feed.subscribe(["AAPL"])
+            await until(feed.connected.is_set)
+            assert connections == 2
+        finally:
+            await feed.aclose()
+
+
+async def test_refused_keys_end_the_quote_stream_without_reconnecting():
+    """Error 402 (auth failed) is not cured by retrying: the stream stops after one refusal (REST stays)."""
+    import msgpack
+    from pydantic import SecretStr
+    from websockets.asyncio.server import ServerConnection, serve
+
+    from repeg.brokers.alpaca.credentials import AlpacaCredentials
+    from repeg.brokers.alpaca.settings import DataFeed
+    from repeg.engine.clock import RealClock
+
+    connections = 0
+
+    async def refuse_the_keys(ws: ServerConnection) -> None:
+        nonlocal connections
+        connections += 1
+        await ws.send(msgpack.packb([{"T": "success", "msg": "connected"}]))
+        await ws.recv()
+        await ws.send(msgpack.packb([{"T": "error", "code": 402, "msg": "auth failed"}]))
+
+    class NoRestQuotes:
+        def get_stock_latest_quote(self, _request: object) -> dict[str, object]:
+            return {}
+
+    async with serve(refuse_the_keys, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        feed = AlpacaQuoteFeed(
+            NoRestQuotes(),  # type: ignore[arg-type]
+            f"ws://127.0.0.1:{port}/v2/iex",
+            AlpacaCredentials(key_id="key", secret_key=SecretStr("wrong")),
+            RealClock(),
+            feed=DataFeed.IEX,
+            settings=FAST,
+        )
+        try:
+            await feed.subscribe(["AAPL"])
+            stream = feed._tasks[0]
+            await until(stream.done)
+            assert connections == 1
+            assert not feed.connected.is_set()
+        finally:
+            await feed.aclose()

@@ -38,6 +38,10 @@ _WS_LOG = logging.getLogger(f"{__name__}.websocket")
 _WS_LOG.setLevel(logging.INFO)
 #: Alpaca's market-data stream speaks JSON text unless the handshake asks for MessagePack (as alpaca-py does).
 _MSGPACK_HEADERS = {"Content-Type": "application/msgpack"}
+#: Stream errors that no retry cures: bad keys (401 not authenticated, 402 auth failed) and a feed the account's
+#: plan does not include (409 insufficient subscription). Others, e.g. 406 connection limit exceeded (the
+#: connection of a process that just died, still held by Alpaca), are retried with backoff.
+_REFUSALS = frozenset({401, 402, 409})
 
 
 def _decimal(value: object) -> Decimal:
@@ -196,7 +200,10 @@ class AlpacaQuoteFeed:
         if not isinstance(first, dict):
             raise MarketDataError(f"market data stream: expected {what!r}")
         if first.get("T") == "error":
-            raise AuthenticationError("market data stream refused", broker_message=str(first.get("msg")))
+            code, reason = first.get("code"), str(first.get("msg"))
+            if code in _REFUSALS:
+                raise AuthenticationError("market data stream refused", broker_message=reason)
+            raise MarketDataError(f"market data stream error {code}: {reason}")  # reconnected with backoff
         if first.get("T") != "success" or first.get("msg") != what:
             raise MarketDataError(f"market data stream: expected {what!r}")
 
