@@ -698,3 +698,53 @@ def test_a_leg_resumed_after_downtime_re_pegs_on_its_schedule_instead_of_escalat
     assert isinstance(first, OrderIntent), f"the resumed leg escalated first: {first}"
     assert (first.action, first.reason) == (IntentAction.REPLACE, REASON_REPEG)
     assert first.ts >= resumed.ts + CONFIG.fill_wait
+
+
+class SubmitInFlightSimulator(SimulatedBroker):
+    """A network broker whose submit, once sent, is carried out whatever its caller does next, as an HTTP request
+    on a worker thread is (`asyncio.to_thread`: cancelling the awaiting task does not stop the request); it
+    reaches the broker `delay` after it was sent."""
+
+    delay = 0.2
+
+    async def submit_order(self, request: OrderRequest) -> BrokerOrder:
+        sent = asyncio.ensure_future(self._arrive(request))
+        self.in_flight = [*getattr(self, "in_flight", []), sent]
+        return await asyncio.shield(sent)
+
+    async def _arrive(self, request: OrderRequest) -> BrokerOrder:
+        await asyncio.sleep(self.delay)
+        return await super().submit_order(request)
+
+
+def test_graceful_stop_during_a_submit_still_in_flight_leaves_no_order_of_the_run_open(
+    tmp_path: Path,
+) -> None:
+    # Ctrl-C while the first submit's request is on its way: the engine task is cancelled, but the request reaches
+    # the broker a moment later. The stop must not take "no such order yet" for "never reached the broker" and
+    # report nothing open while that order then works at the broker, unmanaged.
+    patient = CONFIG.model_copy(update={"fill_wait_seconds": 50.0, "max_total_wait": 100.0})
+
+    async def main() -> tuple[StopReport, list[BrokerOrder]]:
+        clock = VirtualClock(TAPE.start + timedelta(seconds=5))
+        broker = SubmitInFlightSimulator(TAPE, clock, ACCOUNT, fill_model=PaperFillModel(TAPE, seed=3))
+        journal = SqliteJournal(tmp_path / "j.db", durability="full")
+        run = asyncio.ensure_future(
+            run_execution(
+                SPECS, (), broker, TapeFeed(TAPE, clock), clock, patient, run_id="r1", sinks=(journal,)
+            )
+        )
+        while not getattr(broker, "in_flight", []):
+            await asyncio.sleep(0.01)
+        run.cancel()  # what `run_stoppable` does on the first SIGINT
+        with contextlib.suppress(asyncio.CancelledError):
+            await run
+        report = await stop_run("r1", journal, broker, clock, config=patient)
+        await asyncio.sleep(1)  # long after the request landed
+        still_open = await broker.list_open_orders()
+        journal.close()
+        return report, still_open
+
+    report, still_open = run_virtual(main)
+    assert still_open == []
+    assert report.cancelled

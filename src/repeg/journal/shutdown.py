@@ -1,7 +1,8 @@
 """Graceful stop on Ctrl-C / SIGTERM: cancel the run's own working orders, confirm, journal, summarise.
 
 `run_stoppable(work, stop)` runs the engine as a task. The first SIGINT or SIGTERM cancels that task and then runs
-`stop()` (normally `stop_run`): it rebuilds the run from the journal, reconciles it with the broker exactly as a
+`stop()` (normally `stop_run`): it rebuilds the run from the journal, waits (up to `grace_window`) for a submit or
+replace the cancelled engine left in flight to reach the broker, reconciles the run with the broker exactly as a
 resume would, cancels every order of the run that is still working (write-ahead, through the engine's gateway;
 an order left open by a leg that already ended is cancelled directly), and polls until the broker confirms or
 `grace_window` passes. The run is left unfinished, so `repeg resume`
@@ -171,6 +172,31 @@ async def _confirm(bus: EventBus, gateway: OrderGateway, clock: Clock, config: E
             await gateway.reconcile(index, order_id)
 
 
+def _unanswered(bus: EventBus) -> list[str]:
+    """Client order ids of the submits and replaces the run announced and has no answer to."""
+    ids: list[str] = []
+    for leg in bus.folder.legs.values():
+        if leg.status is LegStatus.SUBMITTING and leg.active_client_order_id is not None:
+            ids.append(leg.active_client_order_id)
+        elif leg.status is LegStatus.REPLACING and leg.pending_client_order_id is not None:
+            ids.append(leg.pending_client_order_id)
+    return ids
+
+
+async def _await_in_flight(bus: EventBus, broker: Broker, clock: Clock, config: ExecutionConfig) -> None:
+    """Wait, up to `grace_window`, until the broker knows every submit and replace the stopped engine left
+    unanswered. The engine task was cancelled, not its request: one already sent (e.g. by a worker thread, which a
+    cancellation does not stop) still reaches the broker a moment later. Taken at once for one that never reached
+    it, such an order would be left working at the broker, unmanaged, and its leg recorded as failed."""
+    waiting = _unanswered(bus)
+    give_up = clock.now() + config.grace
+    while waiting:
+        waiting = [cid for cid in waiting if await broker.get_order_by_client_id(cid) is None]
+        if not waiting or clock.now() >= give_up:
+            return
+        await clock.sleep_until(min(give_up, clock.now() + config.check_interval))
+
+
 async def stop_run(
     run_id: str, journal: Journal, broker: Broker, clock: Clock, *, config: ExecutionConfig
 ) -> StopReport:
@@ -179,6 +205,7 @@ async def stop_run(
     bus = seeded_bus(run_id, clock, (journal,), journal.events(run_id))
     gateway = OrderGateway(broker, bus, config)
     try:
+        await _await_in_flight(bus, broker, clock, config)
         await reconcile(bus, broker)
         cancelled = await _cancel_working(bus, gateway, broker)
         unconfirmed = await _confirm(bus, gateway, clock, config)
