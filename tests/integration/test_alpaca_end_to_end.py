@@ -9,7 +9,7 @@ from tests.fakes.alpaca_fixtures import connect
 from tests.fakes.alpaca_server import FakeAlpacaServer
 
 from repeg.config import ExecutionConfig, classic_ladder
-from repeg.domain.events import RunEvent
+from repeg.domain.events import OrderFailed, RunEvent
 from repeg.domain.orders import Side
 from repeg.domain.plan import LegSpec
 from repeg.engine.clock import RealClock
@@ -138,3 +138,25 @@ async def test_a_cancel_the_stream_rejects_is_asked_again_and_the_leg_escalates_
     assert result.status is RunStatus.COMPLETED
     assert fake_alpaca.reject_cancels == 0  # the refusal was met
     assert [o.id for o in fake_alpaca.book.orders.values() if o.is_open] == []
+
+
+async def test_a_lost_cancel_answer_leaves_no_error_on_a_leg_that_completes(fake_alpaca: FakeAlpacaServer):
+    """The escalation's DELETE cancels the order but its answer is lost; the retry meets the order `canceled`.
+    The leg completes, and neither its result nor the run's events report a cancel failure."""
+    fake_alpaca.lost_response_delay = 1.0
+    fake_alpaca.lose_response("DELETE", "/v2/orders/")
+    # the hard stop comes 1.5 s after the escalation: time for the read timeout (0.5 s) and the retry
+    config = classic_ladder(
+        repeg_steps=(Decimal("0.5"),),
+        fill_wait_seconds=1.5,
+        wait_between_checks=0.05,
+        max_total_wait=1.5,
+        grace_window=0.05,
+        quote_max_age=600.0,
+        quote_wait=1.0,
+    )
+    result, recorder = await run_through_alpaca(fake_alpaca, SPECS[1:], config=config, run_id="rE2Elostcxl")
+    (buy,) = result.legs
+    assert all(fault.times == 0 for fault in fake_alpaca.faults)  # the lost answer was met
+    assert (result.status, buy.filled_qty, buy.error) == (RunStatus.COMPLETED, Decimal(30), None)
+    assert [e for e in recorder.events if isinstance(e, OrderFailed)] == []

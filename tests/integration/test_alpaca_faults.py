@@ -20,6 +20,7 @@ from repeg.errors import (
     BrokerUnavailableError,
     LiveTradingNotConfirmedError,
     MarketClosedError,
+    OrderNotCancelableError,
     RateLimitedError,
 )
 from repeg.market.alpaca_feed import AlpacaQuoteFeed
@@ -208,3 +209,31 @@ async def test_an_unreadable_trade_stream_frame_costs_a_reconnect_not_the_stream
         await ws.send_str("<html>502 Bad Gateway</html>")
     await until(lambda: broker.stream.connections == 2)
     assert broker.stream.connected.is_set()
+
+
+async def test_a_cancel_whose_answer_was_lost_is_done_when_its_retry_meets_the_order_canceled(
+    alpaca: Pair, fake_alpaca
+):
+    """The first DELETE cancels the order but its answer never arrives; the retry meets the order `canceled`.
+    That is our own cancel done, not a refusal: no error, and the `canceled` update reaches the run."""
+    broker, _ = alpaca
+    updates = collect(broker)
+    order = await broker.submit_order(limit("r2-L0009-A00", Side.BUY, "2", "90.00"))
+    fake_alpaca.lost_response_delay = 1.0  # longer than the adapter's read timeout
+    fake_alpaca.lose_response("DELETE", f"/v2/orders/{order.order_id}")
+    await broker.cancel_order(order.order_id)
+    assert fake_alpaca.count("DELETE", f"/v2/orders/{order.order_id}") == 2
+    await until(
+        lambda: any(u.event is OrderEvent.CANCELED and u.order.order_id == order.order_id for u in updates)
+    )
+
+
+async def test_a_cancel_refused_as_already_canceled_without_a_lost_answer_is_still_not_cancelable(
+    alpaca: Pair,
+):
+    broker, _ = alpaca
+    order = await broker.submit_order(limit("r2-L0010-A00", Side.BUY, "2", "90.00"))
+    await broker.cancel_order(order.order_id)
+    with pytest.raises(OrderNotCancelableError) as info:
+        await broker.cancel_order(order.order_id)
+    assert info.value.status == "canceled"

@@ -54,7 +54,7 @@ from repeg.brokers.alpaca.stream import TradeUpdateStream, watch_silence
 from repeg.brokers.alpaca.tracker import OrderTracker
 from repeg.brokers.base import UpdateSink
 from repeg.domain.account import Account, Asset, Position
-from repeg.domain.orders import BrokerOrder, OrderRequest, ReplaceRequest
+from repeg.domain.orders import BrokerOrder, OrderRequest, OrderStatus, ReplaceRequest
 from repeg.engine.clock import Clock
 from repeg.errors import (
     BrokerError,
@@ -227,12 +227,30 @@ class AlpacaBroker:
 
     async def cancel_order(self, order_id: str) -> None:
         """Request a cancel; the confirmation arrives as an update. A refusal because of the order's state raises
-        `OrderNotCancelableError` with the state read back (and its update pushed) for the engine to reconcile."""
+        `OrderNotCancelableError` with the state read back (and its update pushed) for the engine to reconcile.
+
+        A retry after an attempt whose outcome is unknown (timeout, 5xx) that meets the order `canceled` is our
+        own earlier attempt done, not a refusal: it returns as an accepted cancel (the update is pushed)."""
         log.info("order_cancel", order_id=order_id)
+        maybe_sent = False
+
+        async def once() -> None:
+            nonlocal maybe_sent
+            try:
+                await self._rest(
+                    "cancel", lambda: self._client.cancel_order_by_id(order_id), order_id=order_id
+                )
+            except BrokerUnavailableError as exc:
+                maybe_sent = maybe_sent or not isinstance(exc, RateLimitedError)
+                raise
+
         try:
-            await self._read("cancel", lambda: self._client.cancel_order_by_id(order_id), order_id=order_id)
+            await with_retries("cancel", once, self._backoff, self._clock)
         except OrderNotCancelableError as exc:
-            raise await self._not_cancelable(order_id, exc) from exc
+            refusal = await self._not_cancelable(order_id, exc)
+            if not (maybe_sent and refusal.status == OrderStatus.CANCELED.value):
+                raise refusal from exc
+            log.info("order_cancel_done_by_an_earlier_attempt", order_id=order_id)
         self._stream.expect_updates()
 
     async def get_order(self, order_id: str) -> BrokerOrder:
