@@ -14,6 +14,7 @@ from decimal import Decimal
 import pytest
 from journal_support import accepted, fill, intent, leg_planned, run_ended, run_started
 
+from repeg.engine.clock import run_virtual
 from repeg.errors import JournalError, RunNotFoundError
 from repeg.journal.factory import open_journal
 from repeg.journal.postgres import PostgresJournal, safe_dsn
@@ -101,3 +102,32 @@ def test_a_database_from_a_newer_repeg_is_refused(dsn: str) -> None:
         conn.execute("INSERT INTO schema_version VALUES (%s, now())", (SCHEMA_VERSION + 1,))
     with pytest.raises(JournalError, match="newer than"):
         open_journal(dsn)
+
+
+def test_a_commit_the_database_refuses_in_simulation_is_a_journal_error(dsn: str) -> None:
+    # As on SQLite: two simulated runs under one new id both start it, the second's commit collides on (run, seq).
+    first, second = PostgresJournal(dsn), PostgresJournal(dsn)
+
+    async def main() -> None:
+        await first.emit(run_started())
+        await second.emit(run_started())
+        await first.flush()
+        await second.flush()
+
+    with pytest.raises(
+        JournalError, match=r"journal postgresql://.*: cannot commit 1 events .*duplicate key"
+    ):
+        run_virtual(main)
+    first.close()
+    second.close()
+
+
+async def test_a_read_over_a_lost_connection_is_a_journal_error(dsn: str) -> None:
+    journal = PostgresJournal(dsn)
+    await journal.emit(run_started())
+    await journal.flush()
+    sessions = [journal._reader.info.backend_pid, journal._conn.info.backend_pid]
+    with psycopg.connect(DSN, autocommit=True) as conn:  # the server drops the journal's sessions (a restart)
+        conn.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (sessions,))
+    with pytest.raises(JournalError, match=r"journal postgresql://.*: cannot read the events of run 'r1'"):
+        journal.events("r1")

@@ -9,7 +9,8 @@ lock so that two processes opening a fresh database do not race.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -43,6 +44,18 @@ def _connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
         return psycopg.connect(dsn, autocommit=False)
     except psycopg.Error as exc:
         raise JournalError(f"cannot open journal {safe_dsn(dsn)}: {exc}") from exc
+
+
+@contextmanager
+def _store_errors(location: str, what: str) -> Iterator[None]:
+    """A failure of the database (a lost connection, a write it refused) as a `JournalError` naming the journal,
+    as `SqliteJournal` reports its own, not a `psycopg` traceback."""
+    import psycopg
+
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise JournalError(f"journal {location}: cannot {what} ({exc})") from exc
 
 
 def _tables(conn: psycopg.Connection[tuple[object, ...]]) -> set[str]:
@@ -80,7 +93,8 @@ class PostgresJournal(SqlJournal):
         super().__init__(safe_dsn(dsn), threaded)
         self._conn = _connect(dsn)
         try:
-            _migrate(self._conn, self._location)
+            with _store_errors(self._location, "bring its schema up to date"):
+                _migrate(self._conn, self._location)
         except BaseException:
             self._conn.close()
             raise
@@ -89,21 +103,28 @@ class PostgresJournal(SqlJournal):
 
     @property
     def schema_version(self) -> int:
-        return _version(self._reader, self._location)
+        with _store_errors(self._location, "read its schema version"):
+            return _version(self._reader, self._location)
 
     def has_run(self, run_id: str) -> bool:
-        return self._reader.execute("SELECT 1 FROM runs WHERE run_id = %s", (run_id,)).fetchone() is not None
+        with _store_errors(self._location, f"look up run {run_id!r}"):
+            row = self._reader.execute("SELECT 1 FROM runs WHERE run_id = %s", (run_id,)).fetchone()
+        return row is not None
 
     def _payloads(self, run_id: str) -> list[str]:
-        rows = self._reader.execute("SELECT payload FROM events WHERE run_id = %s ORDER BY seq", (run_id,))
-        return [str(row[0]) for row in rows.fetchall()]
+        with _store_errors(self._location, f"read the events of run {run_id!r}"):
+            rows = self._reader.execute(
+                "SELECT payload FROM events WHERE run_id = %s ORDER BY seq", (run_id,)
+            )
+            return [str(row[0]) for row in rows.fetchall()]
 
     def _summary_rows(self) -> list[tuple[str, datetime, str | None]]:
-        rows = self._reader.execute(
-            "SELECT r.run_id, r.started, e.payload FROM runs r LEFT JOIN events e "
-            "ON e.run_id = r.run_id AND e.kind = ANY(%s) ORDER BY r.started, r.run_id, e.seq",
-            (list(SUMMARY_KINDS),),
-        ).fetchall()
+        with _store_errors(self._location, "list its runs"):
+            rows = self._reader.execute(
+                "SELECT r.run_id, r.started, e.payload FROM runs r LEFT JOIN events e "
+                "ON e.run_id = r.run_id AND e.kind = ANY(%s) ORDER BY r.started, r.run_id, e.seq",
+                (list(SUMMARY_KINDS),),
+            ).fetchall()
         result: list[tuple[str, datetime, str | None]] = []
         for run_id, started, payload in rows:
             if not isinstance(started, datetime):
@@ -112,7 +133,8 @@ class PostgresJournal(SqlJournal):
         return result
 
     def _max_seq(self, run_id: str) -> int:
-        row = self._reader.execute("SELECT MAX(seq) FROM events WHERE run_id = %s", (run_id,)).fetchone()
+        with _store_errors(self._location, f"read the last sequence number of run {run_id!r}"):
+            row = self._reader.execute("SELECT MAX(seq) FROM events WHERE run_id = %s", (run_id,)).fetchone()
         return 0 if row is None or row[0] is None else int(str(row[0]))
 
     def _close_store(self) -> None:
@@ -122,6 +144,10 @@ class PostgresJournal(SqlJournal):
     def _commit(self, records: Sequence[Record], durable: bool) -> None:
         if not records:
             return
+        with _store_errors(self._location, f"commit {len(records)} events"):
+            self._commit_batch(records, durable)
+
+    def _commit_batch(self, records: Sequence[Record], durable: bool) -> None:
         conn = self._conn
         with conn.transaction():
             if not durable:
