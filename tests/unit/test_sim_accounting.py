@@ -101,6 +101,27 @@ def test_replace_may_use_the_buying_power_of_the_order_it_replaces() -> None:
     run_sim(scenario, account=SMALL)
 
 
+def test_a_pending_replace_holds_the_larger_of_its_two_reservations_not_both() -> None:
+    # Only one of an order and its pending replacement can ever execute (a fill of the original fails the
+    # replace), so the pair needs the larger reservation. Holding both took 90 more buying power for the whole
+    # replace latency, and another buy that fits either outcome was refused ("insufficient buying power").
+    async def scenario(sim: Sim) -> None:
+        order = await sim.broker.submit_order(limit("b1", Side.BUY, "10", "9.00"))
+        await sim.broker.replace_order(
+            ReplaceRequest(
+                order_id=order.order_id, client_order_id="b2", qty=Decimal(10), limit_price=Decimal("9.50")
+            )
+        )
+        assert (await sim.broker.get_account()).buying_power == Decimal(200) - Decimal(95)
+        await sim.broker.submit_order(limit("b3", Side.BUY, "10", "10.00"))  # 95 + 100 <= 200
+        await sim.until(2)
+        assert (await sim.broker.get_account()).buying_power == Decimal(200) - Decimal(95) - Decimal(100)
+
+    run_sim(
+        scenario, account=SimAccount(cash=Decimal(200)), latency=LatencyModel(replace=timedelta(seconds=1))
+    )
+
+
 def test_market_buy_is_checked_against_the_current_ask() -> None:
     async def scenario(sim: Sim) -> None:
         with pytest.raises(OrderRejectedError, match="buying power"):

@@ -176,7 +176,7 @@ class SimulatedBroker:
             replaces=old.order_id,
         )
         self._check_funds(new, freed=old.reserved)
-        self._register(new)
+        self._register(new, covered=old.reserved)
         old.apply(SimEvent.REPLACE_REQUEST, now)
         old.filled_at_replace = old.filled_qty
         if self._latency.replace:
@@ -321,12 +321,13 @@ class SimulatedBroker:
             raise OrderRejectedError(f"{symbol}: no quote to check a market buy against")
         return from_units(int(self._tape.columns(symbol).ask[index]))
 
-    def _register(self, order: SimOrder) -> None:
+    def _register(self, order: SimOrder, *, covered: Decimal = ZERO) -> None:
+        """Record a new order and reserve for it (a replacement: beyond what the order it replaces reserves)."""
         self._sequence += 1
         self._orders[order.order_id] = order
         self._open[order.order_id] = order
         self._by_client[order.client_order_id] = order.order_id
-        self._ledger.reserve(order)
+        self._ledger.reserve(order, covered=covered)
 
     # --- lifecycle -------------------------------------------------------------------------------------------
 
@@ -428,6 +429,7 @@ class SimulatedBroker:
             old.replaced_by = new.order_id
             old.apply(SimEvent.REPLACE_DONE, now)
             self._close(old)
+            self._ledger.reserve(new)  # the whole of it now that the original's reservation is released
             self._emit(OrderEvent.REPLACED, old)
             if new.is_open:  # the caller may have cancelled the replacement while the replace was pending
                 self._accept(new, now)

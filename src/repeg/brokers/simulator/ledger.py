@@ -92,19 +92,23 @@ class Ledger:
 
     # --- updates ---------------------------------------------------------------------------------------------
 
-    def reserve(self, order: SimOrder) -> None:
+    def reserve(self, order: SimOrder, *, covered: Decimal = ZERO) -> None:
         """Bring the order's reservation in line with its remaining quantity (zero once it is closed).
 
         A buy reserves its remainder at its reserve price, but never more than what is left of its budget (its
         quantity at that price, less what it spent): a market buy whose parts met a higher ask already spent that
         cash, and reserving it again would take buying power below zero.
+
+        `covered` is what another open order already reserves for the same exposure: a replacement, while the
+        replace is pending, reserves only its excess over the order it replaces (only one of the two can ever
+        execute: a fill of the original fails the replace), so the pair holds the larger reservation, not both.
         """
         wanted = ZERO
         if order.is_open and order.side is Side.BUY:
             budget_left = order.qty * order.reserve_price - order.filled_notional
-            wanted = max(ZERO, min(order.remaining * order.reserve_price, budget_left))
+            wanted = max(ZERO, min(order.remaining * order.reserve_price, budget_left) - covered)
         elif order.is_open:
-            wanted = order.remaining
+            wanted = max(ZERO, order.remaining - covered)
         delta = wanted - order.reserved
         if delta == ZERO:
             return
