@@ -200,3 +200,31 @@ def test_an_all_sell_basket_beyond_the_default_position_trades_in_full() -> None
     sells = tuple(order.model_copy(update={"qty": Decimal(400_000), "side": Side.SELL}) for order in BASKET)
     result = run_backtest(_day(False), sells, policy_spec("market"), fill_model=FillModelName.PAPER, seed=0)
     assert result.summary.completion_rate == 1.0
+
+
+def test_the_replay_tells_the_last_valid_quote_at_or_before_a_past_instant() -> None:
+    # What the adaptive policy measures its trend from: a one-sided quote is no market, so the one before it counts.
+    from repeg.lab.backtest import _quote_in_force_at
+
+    ts = to_ns(T0) + np.arange(3, dtype=np.int64) * S
+    tape = QuoteTape(
+        [
+            SymbolQuotes(
+                "XXX",
+                ts=ts,
+                bid=np.array([BID, BID + 100, 0], dtype=np.int64),
+                bid_size=np.full(3, 200, dtype=np.int64),
+                ask=np.array([ASK, ASK + 100, ASK], dtype=np.int64),
+                ask_size=np.full(3, 200, dtype=np.int64),
+            )
+        ]
+    )
+    in_force = _quote_in_force_at(tape)
+    assert in_force("XXX", T0 - timedelta(seconds=1)) is None
+    first = in_force("XXX", T0 + timedelta(milliseconds=500))
+    assert first is not None
+    assert first.bid == Decimal("100.00")
+    last = in_force("XXX", T0 + timedelta(seconds=5))
+    assert last is not None
+    assert last.bid == Decimal("100.01")
+    assert in_force("YYY", T0) is None

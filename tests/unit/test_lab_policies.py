@@ -47,7 +47,8 @@ V = QuoteVerdict.VALID
 
 def _leg(status: LegStatus = LegStatus.PLANNED, side: Side = Side.BUY, **changes: object) -> LegState:
     spec = LegSpec(index=0, symbol="XXX", side=side, qty=Decimal(100))
-    return LegState(spec=spec, status=status, phase_started_at=T0, **changes)
+    fields: dict[str, object] = {"phase_started_at": T0, **changes}
+    return LegState(spec=spec, status=status, **fields)
 
 
 def _working(limit: str, side: Side = Side.BUY) -> LegState:
@@ -276,6 +277,25 @@ def test_adaptive_reads_the_recent_mid_trend_from_the_quotes_it_is_shown() -> No
     assert isinstance(after_fall, Submit)
     assert after_fall.order_type is OrderType.LIMIT  # the market came down to a buyer: rest
     assert after_rise == Submit(order_type=OrderType.MARKET, reason=REASON_CROSS)  # it went up: cross
+
+
+def test_adaptive_reads_a_new_orders_trend_from_the_replay_not_from_an_earlier_orders_quotes() -> None:
+    # The policy is shown quotes only while an order is live: an order two minutes earlier left it the mid at
+    # 99.92. The replay says the quote 5 s before the new order's quote was today's 100.00 / 100.04: a flat
+    # market, where the fit says resting is cheaper than crossing. Read from its stale memory, the mid "rose"
+    # 8 cents in 5 s, and the policy crossed. On 2018-01-03 half of the first decisions had the trend's sign wrong.
+    flat_since = _quote_at(100, "100.00", "100.04")
+    policy = build_policy(
+        AdaptiveSpec(),
+        CONFIG,
+        adaptive_params=_trend_params(),
+        quote_in_force_at=lambda symbol, at: flat_since if at >= flat_since.ts else None,
+    )
+    policy.decide(_leg(), _quote_at(0, "99.90", "99.94"), V, T0)  # the earlier order
+    now = T0 + timedelta(seconds=120)
+    action = policy.decide(_leg(phase_started_at=now), _quote_at(118, "100.00", "100.04"), V, now)
+    assert isinstance(action, Submit)
+    assert action.order_type is OrderType.LIMIT
 
 
 def test_adaptive_wakes_at_the_next_quote_when_the_replay_can_tell() -> None:

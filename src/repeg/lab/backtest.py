@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 from pydantic import ValidationError
 
 from repeg.brokers.simulator.account import SimAccount
@@ -28,6 +29,7 @@ from repeg.brokers.simulator.queue_model import QueueFillModel
 from repeg.config import ExecutionConfig, classic_ladder
 from repeg.domain.events import RunEvent
 from repeg.domain.orders import Side
+from repeg.domain.quote import Quote
 from repeg.domain.ticks import from_units
 from repeg.engine.clock import VirtualClock, run_virtual
 from repeg.engine.runner import ParentOrder as EngineOrder
@@ -36,10 +38,17 @@ from repeg.errors import ConfigError
 from repeg.lab.baskets import BasketSpec, make_basket
 from repeg.lab.fit import AdaptiveParams
 from repeg.lab.models import BacktestResult, DataRef, FillModelName, ParentOrder
-from repeg.lab.policies import NextQuoteAt, PolicySpec, build_policy, run_config, spec_params
+from repeg.lab.policies import (
+    NextQuoteAt,
+    PolicySpec,
+    QuoteInForceAt,
+    build_policy,
+    run_config,
+    spec_params,
+)
 from repeg.lab.tca import basket_tca, summarize
 from repeg.market.loaders import load_quotes, load_trades
-from repeg.market.tape import QuoteTape, TradeTape
+from repeg.market.tape import Int64Array, QuoteTape, TradeTape
 
 #: Starting account of a backtest, at the least: cash and a position large enough that no order of a usual
 #: basket is ever refused (a larger basket gets more, see `_lab_account`).
@@ -145,6 +154,26 @@ def _next_quote_at(tape: QuoteTape) -> NextQuoteAt:
     return next_at
 
 
+def _quote_in_force_at(tape: QuoteTape) -> QuoteInForceAt:
+    """The replay's past quotes: the last valid quote (0 < bid < ask) of a symbol at or before `at`."""
+    last_valid: dict[str, Int64Array] = {}
+
+    def in_force(symbol: str, at: datetime) -> Quote | None:
+        if symbol not in tape:
+            return None
+        i = tape.index_at(symbol, at)
+        if i is None:
+            return None
+        if symbol not in last_valid:
+            col = tape.columns(symbol)
+            valid = (col.bid > 0) & (col.bid < col.ask)
+            last_valid[symbol] = np.maximum.accumulate(np.where(valid, np.arange(len(valid)), -1))
+        j = int(last_valid[symbol][i])
+        return None if j < 0 else tape.quote(symbol, j)
+
+    return in_force
+
+
 def _model_params(
     fill_model: FillModelName, latency: LatencyModel | None, print_share_pct: int
 ) -> dict[str, str]:
@@ -204,7 +233,11 @@ def run_basket_events(
     """Run the basket through the engine on the simulator; return the run's events."""
     config = backtest_config(policy_spec, basket, base_config)
     policy = build_policy(
-        policy_spec, config, adaptive_params=adaptive_params, next_quote_at=_next_quote_at(day.quotes)
+        policy_spec,
+        config,
+        adaptive_params=adaptive_params,
+        next_quote_at=_next_quote_at(day.quotes),
+        quote_in_force_at=_quote_in_force_at(day.quotes),
     )
     orders = [
         EngineOrder(arrival=o.arrival, symbol=o.symbol, side=o.side, qty=o.qty, whole_shares=True)

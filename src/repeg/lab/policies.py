@@ -14,8 +14,12 @@ is decided while the broker is answering; an escalated leg sends its remainder a
 (`phase_started_at + max_total_wait`, the parent order's time budget) whatever remains escalates. Prices are
 Decimal on the legal tick grid (`repeg.domain.ticks`).
 
-The adaptive policy keeps one piece of state: the recent mids of each symbol it has been shown (for its trend
-feature). It is a deterministic function of the sequence of calls, so a replay is reproducible. The engine wakes a
+The adaptive policy's trend feature is the mid's change since the quote in force a lookback before the current
+quote, as the fit measures it (`repeg.lab.fit`). A replay tells that past quote from its tape
+(`quote_in_force_at`): the policy is only shown quotes while one of its orders is live, so its own memory of an
+earlier order's quotes, minutes old, is no measure of the last few seconds at a new order's arrival. Without that
+hook it keeps the recent mids of each symbol it has been shown. Either way it is a deterministic function of the
+sequence of calls, so a replay is reproducible. The engine wakes a
 policy only when it asks to be woken, so to decide at every quote the adaptive policy asks for the next quote's
 time when it can be told (`next_quote_at`, which a replay provides from its tape); otherwise it polls every
 `poll_seconds`.
@@ -51,12 +55,14 @@ from repeg.lab.adaptive import (
     state_cell,
 )
 from repeg.lab.fit import AdaptiveParams
-from repeg.market.tape import to_ns
+from repeg.market.tape import from_ns, to_ns
 from repeg.policy.decide import Action, Escalate, ExecutionPolicy, LadderPolicy, Replace, Skip, Submit, Wait
 from repeg.policy.pricing import initial_limit
 
 #: `(symbol, now) -> time of the symbol's next quote after now` (None when unknown or none).
 NextQuoteAt = Callable[[str, datetime], datetime | None]
+#: `(symbol, at) -> the last valid quote of the symbol at or before the past instant at` (None when none).
+QuoteInForceAt = Callable[[str, datetime], Quote | None]
 
 _WAITING_FOR_BROKER = frozenset({LegStatus.SUBMITTING, LegStatus.REPLACING, LegStatus.CANCELING})
 _IDLE_WAIT = Wait()
@@ -219,11 +225,13 @@ def build_policy(
     *,
     adaptive_params: AdaptiveParams | None = None,
     next_quote_at: NextQuoteAt | None = None,
+    quote_in_force_at: QuoteInForceAt | None = None,
 ) -> ExecutionPolicy:
     """The `ExecutionPolicy` of a spec under the run's `config` (whose `max_total_wait` is the time budget).
 
     `next_quote_at(symbol, now)` (optional) tells when the symbol's next quote arrives, so that the adaptive policy
-    decides at every quote of a replay instead of every `poll_seconds`.
+    decides at every quote of a replay instead of every `poll_seconds`; `quote_in_force_at(symbol, at)` (optional)
+    tells the quote in force at a past instant, from which the adaptive policy measures its trend.
     """
     if isinstance(spec, MarketSpec):
         return MarketPolicy(config)
@@ -235,7 +243,9 @@ def build_policy(
         raise ConfigError(
             "policy.params_file", spec.params_file, "the adaptive policy needs fitted parameters"
         )
-    return AdaptivePolicy(config, adaptive_params, spec, next_quote_at=next_quote_at)
+    return AdaptivePolicy(
+        config, adaptive_params, spec, next_quote_at=next_quote_at, quote_in_force_at=quote_in_force_at
+    )
 
 
 class _Common:
@@ -312,6 +322,11 @@ class TouchThenMarketPolicy(_Common):
         return self._wait(leg, now, give_up)
 
 
+def _mid2(quote: Quote) -> int:
+    """Twice the quote's mid in $0.0001 units (exact)."""
+    return to_units(quote.bid) + to_units(quote.ask)
+
+
 class AdaptivePolicy(_Common):
     """Rest, re-price or cross at each decision, by the fitted table (see `repeg.lab.adaptive`)."""
 
@@ -322,9 +337,11 @@ class AdaptivePolicy(_Common):
         spec: AdaptiveSpec,
         *,
         next_quote_at: NextQuoteAt | None = None,
+        quote_in_force_at: QuoteInForceAt | None = None,
     ) -> None:
         super().__init__(config)
         self._next_quote_at = next_quote_at
+        self._quote_in_force_at = quote_in_force_at
         self._params = params
         self._margin = spec.margin_units
         self._poll = timedelta(seconds=spec.poll_seconds)
@@ -333,7 +350,11 @@ class AdaptivePolicy(_Common):
         self._last_seen: dict[str, datetime] = {}
 
     def _trend2(self, quote: Quote) -> int:
-        """Record `quote` if it is newer than any seen for its symbol; the mid's recent change (see adaptive)."""
+        """The mid's recent change (see adaptive): from the replay's quote in force a lookback before `quote` when
+        it can tell, else from the quotes this policy was shown (recording `quote` if it is newer than any seen)."""
+        if self._quote_in_force_at is not None:
+            past = self._quote_in_force_at(quote.symbol, from_ns(to_ns(quote.ts) - self._lookback_ns))
+            return 0 if past is None else _mid2(quote) - _mid2(past)
         tracker = self._trends.setdefault(quote.symbol, TrendTracker(self._lookback_ns))
         last = self._last_seen.get(quote.symbol)
         if last is None or quote.ts > last:
