@@ -185,3 +185,14 @@ def test_a_market_order_sent_for_want_of_a_quote_is_not_a_passive_fill() -> None
         update={"orders": tuple(r.model_copy(update={"order_type": OrderType.MARKET}) for r in leg().orders)}
     )
     assert summarize_quality([market]).fill_rate_before_escalation == Decimal("0.0000")
+
+
+def test_cost_in_half_spreads_weighs_legs_by_what_crossing_would_have_paid() -> None:
+    # Crossing at arrival would have paid $0.02 x 100 on the tight leg and $0.10 x 100 on the wide one ($12); the
+    # fills paid +$2 and -$5 ($-3): cost -0.25 half-spreads, not the per-leg average (+1 - 0.5) / 2 = +0.25.
+    wide = ARRIVAL.model_copy(update={"bid": Decimal("99.90"), "ask": Decimal("100.10")})
+    tight = leg(Side.BUY, (("100", "100.02"),))
+    saving = leg(Side.BUY, (("100", "99.95"),), index=1).model_copy(update={"arrival_quote": wide})
+    quality = summarize_quality([tight, saving])
+    assert quality.cost_half_spreads == Decimal("-0.2500")
+    assert quality.half_spread_saved == Decimal("1.2500")

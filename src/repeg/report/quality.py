@@ -34,7 +34,9 @@ class QualitySummary(BaseModel):
 
     #: Notional-weighted cost versus the arrival mid, in basis points (signed; positive = paid more).
     cost_bps: Decimal | None = None
-    #: Quantity-weighted cost in units of the arrival half-spread.
+    #: Cost in units of the arrival half-spread, in dollars over the legs: what the fills paid above the arrival
+    #: mids, over what crossing at arrival would have paid (each leg's half-spread x its filled quantity). A leg
+    #: weighs by its quantity times its half-spread, so wide-spread legs count more than in a per-leg average.
     cost_half_spreads: Decimal | None = None
     #: 1 - cost_half_spreads: the share of the half-spread saved versus crossing at arrival.
     half_spread_saved: Decimal | None = None
