@@ -4,7 +4,8 @@ Rules (see ../shared/alpaca/README.md): an order fills only when marketable (a b
 sell limit at or below the bid, a market order always), at the far touch; a seeded share of eligible fills is
 partial and the remainder is re-evaluated later; size is not checked against the displayed size. Replace
 creates a new order id (the old one goes `pending_replace`, then `replaced`); cancel and replace of an order
-that is no longer open are refused with HTTP 422 code 42210000.
+that is no longer open, and replace of one not yet routed (`accepted`) or pending, are refused with HTTP 422
+code 42210000.
 """
 
 from __future__ import annotations
@@ -203,7 +204,9 @@ class FakeBook:
     def replace(
         self, old: FakeOrder, qty: Decimal | None, limit: Decimal | None, client_id: str
     ) -> FakeOrder:
-        if old.status not in {"new", "accepted", "partially_filled"}:
+        # "Order cannot be replaced when the status is `accepted`, `pending_new`, `pending_cancel` or
+        # `pending_replace`" (Alpaca's PATCH /v2/orders/{order_id}); nor, of course, once it is closed.
+        if old.status not in {"new", "partially_filled"}:
             raise OrderStateError(old, "replace")
         old.status, old.updated_at = "pending_replace", self.now()
         self._announce("pending_replace", old)

@@ -324,3 +324,24 @@ async def test_a_fractional_order_is_re_priced_without_patching_its_quantity(alp
         )
     )
     assert (new.replaces, new.qty, new.limit_price) == (old.order_id, Decimal("0.5"), Decimal("90.50"))
+
+
+async def test_an_order_not_yet_routed_cannot_be_replaced(alpaca: Pair, fake_alpaca):
+    """Alpaca: "Order cannot be replaced when the status is `accepted`, `pending_new`, `pending_cancel` or
+    `pending_replace`." An order queued while the market is closed is `accepted`: its replace is refused with
+    that state, and no replacement order exists."""
+    broker, _ = alpaca
+    fake_alpaca.book.market_open = False
+    order = await broker.submit_order(limit("r1-L0017-A00", Side.BUY, "2", "99.00"))
+    assert order.status is OrderStatus.ACCEPTED
+    with pytest.raises(OrderNotCancelableError) as info:
+        await broker.replace_order(
+            ReplaceRequest(
+                order_id=order.order_id,
+                client_order_id="r1-L0017-A01",
+                qty=Decimal(2),
+                limit_price=Decimal("99.10"),
+            )
+        )
+    assert info.value.status == "accepted"
+    assert list(fake_alpaca.book.orders) == [order.order_id]
