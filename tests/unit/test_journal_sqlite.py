@@ -365,3 +365,20 @@ def test_a_commit_the_store_refuses_in_simulation_is_a_journal_error(tmp_path: P
         run_virtual(main)
     first.close()
     second.close()
+
+
+async def test_a_run_ended_without_orders_then_started_afresh_is_listed_as_the_restart_stands(
+    tmp_path: Path,
+) -> None:
+    # A run that ended sending nothing (every trade skipped, say) may be started afresh under its id; killed
+    # with its orders out, `repeg runs` listed it under the first start's end, not as the unfinished run that
+    # `show` and `resume` see, and counted the legs of both starts.
+    journal = SqliteJournal(tmp_path / "j.db")
+    first = [run_started(), leg_planned(index=0), leg_planned(index=1), run_ended(status="failed")]
+    again = [run_started(), leg_planned(index=0), intent(), accepted()]
+    await _write(journal, [*first, *again])
+    (summary,) = journal.runs()
+    events = journal.events("r1")
+    journal.close()
+    assert fold_run(events).status is None
+    assert (summary.status, summary.legs) == (UNFINISHED, 1)

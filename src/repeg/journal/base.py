@@ -136,16 +136,27 @@ def traded_notional(events: list[RunEvent]) -> Decimal:
 
 
 def summarize(run_id: str, started: datetime, events: list[RunEvent]) -> RunSummary:
-    """Build a run's summary from its events alone."""
+    """Build a run's summary from its events alone (`SUMMARY_KINDS` suffice).
+
+    A run that sent nothing may be started afresh under its id (`repeg.cli.journal_run.journaled_session`), even
+    after it ended: as in the fold (`repeg.domain.run.RunFolder`), a start before any order voids what the one
+    before it planned and how it ended. An order reported by the broker stands for the order announced.
+    """
     plan_file, broker, status = "", "", UNFINISHED
     legs: set[int] = set()
+    ordered = False
     for event in events:
         if isinstance(event, RunStarted):
+            if not ordered:
+                legs.clear()
+                status = UNFINISHED
             plan_file, broker = event.plan.source, event.broker
         elif isinstance(event, RunEnded):
             status = event.status
         elif isinstance(event, LegPlanned):
             legs.add(event.spec.index)
+        elif isinstance(event, OrderAccepted | OrderUpdated):
+            ordered = True
     return RunSummary(
         run_id=run_id,
         started=started,
