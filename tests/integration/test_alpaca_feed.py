@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from decimal import Decimal
 
+import msgpack
+from pydantic import SecretStr
 from tests.fakes.alpaca_fixtures import FAST, connect
 from tests.integration.test_alpaca_orders import until
+from websockets.asyncio.server import ServerConnection, serve
 
 from repeg.brokers.alpaca.adapter import AlpacaBroker
+from repeg.brokers.alpaca.credentials import AlpacaCredentials
+from repeg.brokers.alpaca.settings import DataFeed
 from repeg.domain.quote import QuoteVerdict, assess_quote
+from repeg.engine.clock import RealClock
 from repeg.market.alpaca_feed import AlpacaQuoteFeed
 
 Pair = tuple[AlpacaBroker, AlpacaQuoteFeed]
@@ -100,7 +108,6 @@ async def test_a_stream_error_after_subscribing_hands_quotes_to_rest_and_logs_al
     an error message on the open stream. The feed must not go on claiming to be connected while no quote can
     arrive (that switches the REST fallback off, so quotes go stale and every order waits and is skipped), and
     the user must be told Alpaca's reason."""
-    import msgpack
     from structlog.testing import capture_logs
 
     _, feed = alpaca
@@ -129,42 +136,18 @@ async def test_a_refused_rest_quote_request_is_logged_with_alpacas_message(alpac
     assert "injected fault" in str(failed[0])
 
 
-async def test_a_connection_limit_refusal_is_retried_not_taken_for_bad_credentials():
-    """Alpaca allows one market-data connection per account and refuses a second with error 406 ("connection
-    limit exceeded"): e.g. right after a crash, while Alpaca still holds the dead process's connection, when
-    `repeg resume` starts. That is transient; the feed must reconnect with backoff rather than give up its
-    stream for the whole run as if the keys were wrong."""
-    import msgpack
-    from pydantic import SecretStr
-    from websockets.asyncio.server import ServerConnection, serve
+class _NoRestQuotes:
+    def get_stock_latest_quote(self, _request: object) -> dict[str, object]:
+        return {}
 
-    from repeg.brokers.alpaca.credentials import AlpacaCredentials
-    from repeg.brokers.alpaca.settings import DataFeed
-    from repeg.engine.clock import RealClock
 
-    connections = 0
-
-    async def alpaca_with_one_connection_still_held(ws: ServerConnection) -> None:
-        nonlocal connections
-        connections += 1
-        if connections == 1:
-            await ws.send(msgpack.packb([{"T": "error", "code": 406, "msg": "connection limit exceeded"}]))
-            return
-        await ws.send(msgpack.packb([{"T": "success", "msg": "connected"}]))
-        await ws.recv()
-        await ws.send(msgpack.packb([{"T": "success", "msg": "authenticated"}]))
-        await ws.recv()
-        await ws.send(msgpack.packb([{"T": "subscription", "trades": [], "quotes": ["AAPL"], "bars": []}]))
-        await ws.wait_closed()
-
-    class NoRestQuotes:
-        def get_stock_latest_quote(self, _request: object) -> dict[str, object]:
-            return {}
-
-    async with serve(alpaca_with_one_connection_still_held, "127.0.0.1", 0) as server:
+@asynccontextmanager
+async def _feed_on(script: Callable[[ServerConnection], Awaitable[None]]) -> AsyncIterator[AlpacaQuoteFeed]:
+    """A quote feed whose market-data stream is a loopback websocket server playing `script`."""
+    async with serve(script, "127.0.0.1", 0) as server:
         port = server.sockets[0].getsockname()[1]
         feed = AlpacaQuoteFeed(
-            NoRestQuotes(),  # type: ignore[arg-type]
+            _NoRestQuotes(),  # type: ignore[arg-type]
             f"ws://127.0.0.1:{port}/v2/iex",
             AlpacaCredentials(key_id="key", secret_key=SecretStr("secret")),
             RealClock(),
@@ -172,51 +155,81 @@ async def test_a_connection_limit_refusal_is_retried_not_taken_for_bad_credentia
             settings=FAST,
         )
         try:
-            await feed.subscribe(["AAPL"])
-            await until(feed.connected.is_set)
-            assert connections == 2
+            yield feed
         finally:
             await feed.aclose()
 
 
+async def _send(ws: ServerConnection, *messages: dict[str, object]) -> None:
+    await ws.send(msgpack.packb(list(messages)))
+
+
+async def test_a_connection_limit_refusal_is_retried_not_taken_for_bad_credentials():
+    """Alpaca allows one market-data connection per account and refuses a second with error 406 ("connection
+    limit exceeded"): e.g. right after a crash, while Alpaca still holds the dead process's connection, when
+    `repeg resume` starts. That is transient; the feed must reconnect with backoff rather than give up its
+    stream for the whole run as if the keys were wrong."""
+    connections = 0
+
+    async def alpaca_with_one_connection_still_held(ws: ServerConnection) -> None:
+        nonlocal connections
+        connections += 1
+        if connections == 1:
+            await _send(ws, {"T": "error", "code": 406, "msg": "connection limit exceeded"})
+            return
+        await _send(ws, {"T": "success", "msg": "connected"})
+        await ws.recv()
+        await _send(ws, {"T": "success", "msg": "authenticated"})
+        await ws.recv()
+        await _send(ws, {"T": "subscription", "trades": [], "quotes": ["AAPL"], "bars": []})
+        await ws.wait_closed()
+
+    async with _feed_on(alpaca_with_one_connection_still_held) as feed:
+        await feed.subscribe(["AAPL"])
+        await until(feed.connected.is_set)
+        assert connections == 2
+
+
 async def test_refused_keys_end_the_quote_stream_without_reconnecting():
     """Error 402 (auth failed) is not cured by retrying: the stream stops after one refusal (REST stays)."""
-    import msgpack
-    from pydantic import SecretStr
-    from websockets.asyncio.server import ServerConnection, serve
-
-    from repeg.brokers.alpaca.credentials import AlpacaCredentials
-    from repeg.brokers.alpaca.settings import DataFeed
-    from repeg.engine.clock import RealClock
-
     connections = 0
 
     async def refuse_the_keys(ws: ServerConnection) -> None:
         nonlocal connections
         connections += 1
-        await ws.send(msgpack.packb([{"T": "success", "msg": "connected"}]))
+        await _send(ws, {"T": "success", "msg": "connected"})
         await ws.recv()
-        await ws.send(msgpack.packb([{"T": "error", "code": 402, "msg": "auth failed"}]))
+        await _send(ws, {"T": "error", "code": 402, "msg": "auth failed"})
 
-    class NoRestQuotes:
-        def get_stock_latest_quote(self, _request: object) -> dict[str, object]:
-            return {}
+    async with _feed_on(refuse_the_keys) as feed:
+        await feed.subscribe(["AAPL"])
+        await until(feed._tasks[0].done)
+        assert connections == 1
+        assert not feed.connected.is_set()
 
-    async with serve(refuse_the_keys, "127.0.0.1", 0) as server:
-        port = server.sockets[0].getsockname()[1]
-        feed = AlpacaQuoteFeed(
-            NoRestQuotes(),  # type: ignore[arg-type]
-            f"ws://127.0.0.1:{port}/v2/iex",
-            AlpacaCredentials(key_id="key", secret_key=SecretStr("wrong")),
-            RealClock(),
-            feed=DataFeed.IEX,
-            settings=FAST,
-        )
-        try:
-            await feed.subscribe(["AAPL"])
-            stream = feed._tasks[0]
-            await until(stream.done)
-            assert connections == 1
-            assert not feed.connected.is_set()
-        finally:
-            await feed.aclose()
+
+async def test_a_server_that_drops_each_connection_at_once_gets_a_growing_backoff():
+    """A stream that accepts, authenticates, subscribes and then closes at once (a server going away, a proxy
+    recycling) must not be reconnected to at the first backoff step forever: that is the reconnect storm that
+    ends in 429s. The failure count resets only after a connection stayed up `stable_after` seconds, as for the
+    trade_updates stream."""
+
+    async def accept_then_go_away(ws: ServerConnection) -> None:
+        await _send(ws, {"T": "success", "msg": "connected"})
+        await ws.recv()
+        await _send(ws, {"T": "success", "msg": "authenticated"})
+        await ws.recv()
+        await ws.close(1001, "going away")
+
+    async with _feed_on(accept_then_go_away) as feed:
+        retries: list[int] = []
+        delay = feed._backoff.delay
+
+        def recording(retry: int) -> float:
+            retries.append(retry)
+            return delay(retry)
+
+        feed._backoff.delay = recording  # type: ignore[method-assign]
+        await feed.subscribe(["AAPL"])
+        await until(lambda: len(retries) >= 4)
+        assert retries[:4] == [1, 2, 3, 4]

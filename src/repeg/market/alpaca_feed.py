@@ -157,11 +157,13 @@ class AlpacaQuoteFeed:
                 await self.poll_rest(sorted(self._symbols))
 
     async def _run(self) -> None:
+        """Stream, reconnecting with backoff; the failure count resets only after a connection stayed up
+        `stable_after` seconds, so a server that drops every connection at once is not stormed."""
         failures = 0
         while True:
+            started = self._clock.now()
             try:
                 await self._session()
-                failures = 0
             except AuthenticationError:
                 log.exception("quote_stream_auth_refused")
                 return
@@ -169,7 +171,8 @@ class AlpacaQuoteFeed:
                 log.warning("quote_stream_lost", error=type(exc).__name__, detail=str(exc))
             self.connected.clear()
             self._ws = None
-            failures += 1
+            up_for = (self._clock.now() - started).total_seconds()
+            failures = 1 if up_for >= self._settings.stream.stable_after else failures + 1
             await sleep_seconds(self._clock, self._backoff.delay(failures))
 
     async def _session(self) -> None:
