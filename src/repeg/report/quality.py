@@ -28,7 +28,9 @@ _TWO = Decimal(2)
 
 
 class QualitySummary(BaseModel):
-    """Aggregates over the legs that filled anything and have an arrival quote. None where undefined."""
+    """Aggregates of a run's legs, None where undefined. The costs cover the legs that filled anything and have a
+    benchmark arrival quote (a leg that filled nothing adds no cost); the fill rate covers every leg sent with a
+    quantity; the time to fill, the legs that filled completely."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
