@@ -82,6 +82,17 @@ def test_other_urls_are_refused(url: str) -> None:
         parse_sim_url(url)
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["sim://127.0.0.1:0/s", "sim://127.0.0.1:65536/s", "sim://127.0.0.1:1/a\tb", "sim://127.0.0.1:1/a\nb"],
+)
+def test_urls_no_request_could_use_are_refused_when_parsed(url: str) -> None:
+    """A port above 65535 failed only at the first call, with an OverflowError that is no BrokerError (port 0 can
+    never be reached); a session name holding a tab or line feed breaks the request line at every call."""
+    with pytest.raises(ValueError, match=re.escape("sim://127.0.0.1:PORT/SESSION")):
+        parse_sim_url(url)
+
+
 async def test_a_call_cancelled_while_waiting_never_hands_its_answer_to_the_next_call() -> None:
     """A request abandoned mid-flight (SIGINT cancels the run while it polls) leaves an answer on the wire; the
     next request must read its own answer, not that one (else a cancel "succeeds" on a get_order's answer)."""

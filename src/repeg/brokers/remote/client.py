@@ -59,7 +59,8 @@ def parse_sim_url(url: str) -> SimAddress:
     rest = url.removeprefix("sim://")
     hostport, _, session = rest.partition("/")
     host, _, port = hostport.rpartition(":")
-    if rest == url or not session or not port.isdigit() or host not in ("127.0.0.1", "localhost", "[::1]"):
+    usable = port.isdigit() and 0 < int(port) < 65536 and not any(c in session for c in "\t\r\n")
+    if rest == url or not session or not usable or host not in ("127.0.0.1", "localhost", "[::1]"):
         raise ValueError(f"sim url {url!r} must look like sim://127.0.0.1:PORT/SESSION")
     return SimAddress(host.strip("[]"), int(port), session)
 
