@@ -4,7 +4,7 @@ It persists nothing: its state survives a crash of `repeg run` only because it l
 session is created on its first request by a `SessionFactory` (the default one builds H1's simulator on a
 synthetic tape that starts now and runs in real time), so one server hosts many independent crash cases.
 
-Run it as `python -m repeg.brokers.remote.server --port-file PATH [...]`; it binds 127.0.0.1 only.
+Run it as `python -m repeg.brokers.remote SPEC.json --port-file PATH` (`__main__.py`); it binds 127.0.0.1 only.
 """
 
 from __future__ import annotations
