@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -50,6 +52,9 @@ class FakeAlpacaServer:
     #: This many cancels are accepted (HTTP 204) and then refused by the stream: `pending_cancel`, then
     #: `order_cancel_rejected` with the order back in its status (as for Alpaca's TOO_LATE_TO_CANCEL).
     reject_cancels: int = 0
+    #: Until this wall-clock time (epoch seconds) every REST request is answered 429, as when the account's
+    #: per-minute budget is spent; the answers carry `X-RateLimit-Reset` (the epoch second the window resets).
+    rate_limited_until: float = 0.0
 
     def __post_init__(self) -> None:
         self._runner: web.AppRunner | None = None
@@ -153,6 +158,10 @@ class FakeAlpacaServer:
             or request.headers.get("APCA-API-SECRET-KEY") != self.secret_key
         ):
             return _error(401, 40110000, "request is not authorized")
+        if time.time() < self.rate_limited_until:
+            reset = str(math.ceil(self.rate_limited_until))
+            headers = {"X-RateLimit-Limit": "200", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset}
+            return _error(429, 42900000, "too many requests", headers)
         fault = self._take_fault(request.method, request.path)
         if fault is None:
             return await handler(request)

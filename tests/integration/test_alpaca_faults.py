@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 import pytest
@@ -237,3 +238,13 @@ async def test_a_cancel_refused_as_already_canceled_without_a_lost_answer_is_sti
     with pytest.raises(OrderNotCancelableError) as info:
         await broker.cancel_order(order.order_id)
     assert info.value.status == "canceled"
+
+
+async def test_a_spent_rate_window_is_waited_out_until_the_reset_alpaca_announces(alpaca: Pair, fake_alpaca):
+    """Another client spent the account's budget: every request gets 429 until `X-RateLimit-Reset`. Retrying
+    on the backoff alone would spend every attempt inside the window; the adapter waits for the reset instead."""
+    broker, _ = alpaca
+    fake_alpaca.rate_limited_until = time.time() + 0.3
+    order = await broker.submit_order(limit("r2-L0011-A00", Side.BUY, "1", "90.00"))
+    assert order.client_order_id == "r2-L0011-A00"
+    assert fake_alpaca.count("POST", "/v2/orders") == 2  # the refused attempt, then one after the reset

@@ -216,6 +216,18 @@ def test_the_token_bucket_does_not_wait_within_the_burst():
     assert run_virtual(main) == 0
 
 
+def test_a_held_token_bucket_lets_nothing_through_before_the_announced_reset():
+    async def main() -> datetime:
+        clock = VirtualClock(T0)
+        bucket = TokenBucket(clock, rate_per_minute=200, burst=10)
+        bucket.hold_until(T0 + timedelta(seconds=42))
+        bucket.hold_until(T0 + timedelta(seconds=5))  # an earlier reset never shortens the hold
+        await bucket.acquire()
+        return clock.now()
+
+    assert run_virtual(main) == T0 + timedelta(seconds=42)
+
+
 # --- tracker -------------------------------------------------------------------------------------------------
 
 

@@ -41,6 +41,7 @@ from repeg.brokers.alpaca.mapping import (
     map_transport_error,
     order_payload,
     parse_order,
+    rate_limit_reset,
     replace_payload,
     to_account,
     to_asset,
@@ -71,6 +72,8 @@ log = structlog.get_logger(__name__)
 
 #: The most orders Alpaca's list-orders answers in one request.
 _ORDERS_PAGE = 500
+#: The longest wait for a rate window's reset announced by a 429 (Alpaca's window is one minute).
+_MAX_RATE_HOLD = timedelta(seconds=60)
 
 
 def _raw_id(raw: object) -> str | None:
@@ -173,6 +176,7 @@ class AlpacaBroker:
         try:
             return await asyncio.to_thread(call)
         except APIError as exc:
+            self._hold_for_reset(exc)
             raise map_api_error(exc, op, order_id=order_id, client_order_id=client_order_id) from exc
         except requests.RequestException as exc:
             raise map_transport_error(exc, op) from exc
@@ -328,6 +332,7 @@ class AlpacaBroker:
         try:
             sdk_asset = await asyncio.to_thread(self._client.get_asset, symbol)
         except APIError as exc:
+            self._hold_for_reset(exc)
             raise map_asset_error(exc, symbol) from exc
         except requests.RequestException as exc:
             raise map_transport_error(exc, "get_asset") from exc
@@ -390,6 +395,13 @@ class AlpacaBroker:
     async def _not_cancelable(self, order_id: str, exc: OrderNotCancelableError) -> OrderNotCancelableError:
         current = await self.get_order(order_id)
         return OrderNotCancelableError(order_id, current.status.value, broker_message=exc.broker_message)
+
+    def _hold_for_reset(self, exc: APIError) -> None:
+        """After a 429, send nothing more until the rate window resets (every request would be refused until
+        then, and each refused retry would spend an attempt): at most `_MAX_RATE_HOLD` from now."""
+        reset = rate_limit_reset(exc)
+        if reset is not None:
+            self._limiter.hold_until(min(reset, self._clock.now() + _MAX_RATE_HOLD))
 
     def _accepted(self, order: BrokerOrder) -> None:
         self._tracker.remember(order)

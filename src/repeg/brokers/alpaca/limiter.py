@@ -34,6 +34,7 @@ class TokenBucket:
         self._burst = float(burst)
         self._tokens = float(burst)
         self._updated: datetime | None = None
+        self._hold_until: datetime | None = None
         self._lock = asyncio.Lock()
         self.waited = 0
 
@@ -43,8 +44,16 @@ class TokenBucket:
             self._tokens = min(self._burst, self._tokens + elapsed * self._per_second)
         self._updated = now
 
+    def hold_until(self, when: datetime) -> None:
+        """Let no acquisition through before `when`: the broker said the account's rate window resets then."""
+        if self._hold_until is None or when > self._hold_until:
+            self._hold_until = when
+
     async def acquire(self) -> None:
         async with self._lock:
+            if self._hold_until is not None and self._hold_until > self._clock.now():
+                self.waited += 1
+                await self._clock.sleep_until(self._hold_until)
             self._refill(self._clock.now())
             if self._tokens < 1.0:
                 self.waited += 1

@@ -8,7 +8,7 @@ straight into `Decimal`.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 import requests
@@ -211,6 +211,18 @@ def error_body(exc: APIError) -> ErrorBody:
         message = str(parsed.get("message", text))
     status = exc.status_code
     return ErrorBody(status=status if isinstance(status, int) else None, code=code, message=message)
+
+
+def rate_limit_reset(exc: APIError) -> datetime | None:
+    """For an HTTP 429: when the account's rate window resets, from `X-RateLimit-Reset` (Unix epoch seconds);
+    None for another status, or without a readable header."""
+    response = exc.response
+    if exc.status_code != 429 or response is None:
+        return None
+    try:
+        return datetime.fromtimestamp(float(response.headers.get("X-RateLimit-Reset", "")), UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def map_api_error(
