@@ -158,6 +158,13 @@ def test_backoff_grows_exponentially_with_jitter_within_half_and_full_and_is_cap
     assert all(c / 2 <= d <= c for d, c in zip(delays, ceilings, strict=True))
 
 
+def test_backoff_stays_capped_after_a_thousand_and_more_failures():
+    # The stream reconnects with up to 1,000,000 attempts: after ~1,025 failures in a row (hours of outage at
+    # 30 s apart) `2.0 ** n` overflowed, and the OverflowError ended the reconnect loop for good.
+    backoff = Backoff(BackoffPolicy(max_attempts=1_000_000, base_delay=1.0, max_delay=30.0))
+    assert 15.0 <= backoff.delay(1_100) <= 30.0
+
+
 def test_backoff_is_deterministic_for_a_seed_and_differs_between_seeds():
     def draws(seed: int) -> list[float]:
         backoff = Backoff(BackoffPolicy(seed=seed))

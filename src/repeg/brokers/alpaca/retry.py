@@ -20,6 +20,8 @@ from repeg.errors import BrokerUnavailableError
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
+#: Doublings counted at most: 2**64 times `base_delay` is past any sensible `max_delay` (and a float never overflows).
+_MAX_DOUBLINGS = 64
 
 
 class BackoffPolicy(BaseModel):
@@ -41,7 +43,8 @@ class Backoff:
         self._rng = random.Random(policy.seed)
 
     def delay(self, retry: int) -> float:
-        ceiling = min(self.policy.max_delay, self.policy.base_delay * 2.0 ** max(retry - 1, 0))
+        doublings = min(max(retry - 1, 0), _MAX_DOUBLINGS)  # `2.0 ** n` overflows a float past n = 1023
+        ceiling = min(self.policy.max_delay, self.policy.base_delay * 2.0**doublings)
         return ceiling * (0.5 + 0.5 * self._rng.random())
 
 
