@@ -208,6 +208,28 @@ def test_infinite_qty_is_refused() -> None:
     assert csv_error("symbol,side,qty\nA,buy,Infinity\n").reason == "not a finite number"
 
 
+def test_json_nan_qty_is_shown_as_written_and_refused_as_not_finite() -> None:
+    # Python's json reads the non-standard NaN as a float: the error showed "= nan" and called it "not a number",
+    # where the same value in a CSV file reads "= 'NaN': not a finite number".
+    error = json_error('[{"symbol": "A", "side": "buy", "qty": NaN}]')
+    assert (error.row, error.field, error.value, error.reason) == (1, "qty", "NaN", "not a finite number")
+
+
+def test_json_negative_infinity_weight_is_shown_as_written() -> None:
+    error = json_error('[{"symbol": "A", "weight": -Infinity}]')
+    assert (error.row, error.field, error.value, error.reason) == (
+        1,
+        "weight",
+        "-Infinity",
+        "not a finite number",
+    )
+
+
+def test_json_nan_symbol_is_refused_as_a_number_not_read_as_a_ticker() -> None:
+    error = json_error('[{"symbol": NaN, "side": "buy", "qty": 1}]')
+    assert (error.field, error.value, error.reason) == ("symbol", "NaN", "expected text, got a number")
+
+
 def test_json_boolean_qty_is_not_a_number() -> None:
     error = json_error('[{"symbol": "A", "side": "buy", "qty": true}]')
     assert (error.field, error.value, error.reason) == ("qty", True, "not a number")

@@ -126,7 +126,11 @@ def parse_json(text: str, source: str) -> Plan:
         raise PlanInputError(source, None, None, None, "empty plan: no rows")
     try:
         data: object = json.loads(
-            text, parse_float=Decimal, parse_int=Decimal, object_pairs_hook=_json_object
+            text,
+            parse_float=Decimal,
+            parse_int=Decimal,
+            parse_constant=Decimal,  # NaN/Infinity as Decimals: shown as written, refused as not finite
+            object_pairs_hook=_json_object,
         )
     except json.JSONDecodeError as exc:
         # A JSON plan's rows are its objects: the fault's line is no row number, so it is told as a line.
@@ -306,7 +310,7 @@ def _decimal(source: str, row: _Row, field: str) -> Decimal | None:
     else:
         raise PlanInputError(source, row.number, field, raw, "not a number")
     if not value.is_finite():
-        raise PlanInputError(source, row.number, field, raw, "not a finite number")
+        raise PlanInputError(source, row.number, field, _given(raw), "not a finite number")
     return value
 
 
