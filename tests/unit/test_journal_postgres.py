@@ -131,3 +131,15 @@ async def test_a_read_over_a_lost_connection_is_a_journal_error(dsn: str) -> Non
         conn.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (sessions,))
     with pytest.raises(JournalError, match=r"journal postgresql://.*: cannot read the events of run 'r1'"):
         journal.events("r1")
+
+
+def test_a_run_claimed_through_one_journal_is_refused_to_another_until_it_closes(dsn: str) -> None:
+    first, second = PostgresJournal(dsn), PostgresJournal(dsn)
+    first.claim("r1")
+    first.claim("r1")
+    with pytest.raises(JournalError, match="run r1 is being worked by another repeg process"):
+        second.claim("r1")
+    second.claim("r2")
+    first.close()
+    second.claim("r1")
+    second.close()

@@ -748,3 +748,41 @@ def test_graceful_stop_during_a_submit_still_in_flight_leaves_no_order_of_the_ru
     report, still_open = run_virtual(main)
     assert still_open == []
     assert report.cancelled
+
+
+def test_a_second_session_of_a_run_being_worked_is_refused_before_touching_the_broker(tmp_path: Path) -> None:
+    # `repeg resume` (or `repeg run --run-id`) while the run's first process still works it: the second session
+    # found the first one's submit in flight unknown to the broker, recorded it as never sent and sent the leg
+    # again under the next attempt; both orders then worked at the broker, twice the leg's quantity.
+    plan = Plan(
+        source="plan.csv",
+        kind=PlanKind.TRADES,
+        trades=(TradeIntent(symbol="AAA", side=Side.SELL, qty=Decimal(100)),),
+    )
+    patient = CONFIG.model_copy(update={"fill_wait_seconds": 50.0, "max_total_wait": 100.0})
+
+    async def main() -> tuple[ExecutionResult, list[BrokerOrder | None]]:
+        clock = VirtualClock(TAPE.start + timedelta(seconds=5))
+        broker = SubmitInFlightSimulator(TAPE, clock, ACCOUNT, fill_model=PaperFillModel(TAPE, seed=3))
+        first, second = (SqliteJournal(tmp_path / "j.db", durability="full") for _ in range(2))
+        working = asyncio.ensure_future(
+            journaled_session(
+                plan, patient, "r1", journal=first, broker=broker, feed=TapeFeed(TAPE, clock), clock=clock
+            )
+        )
+        while not getattr(broker, "in_flight", []):
+            await asyncio.sleep(0.01)
+        with pytest.raises(JournalError, match="r1 is being worked by another"):
+            await journaled_session(
+                plan, patient, "r1", journal=second, broker=broker, feed=TapeFeed(TAPE, clock), clock=clock
+            )
+        second.close()
+        result = await working
+        first.close()
+        orders = [await broker.get_order_by_client_id(client_order_id("r1", 0, n)) for n in range(2)]
+        return result, orders
+
+    result, (sent, again) = run_virtual(main)
+    assert sent is not None
+    assert again is None or again.replaces == sent.order_id
+    assert result.legs[0].filled_qty == Decimal(100)

@@ -382,3 +382,22 @@ async def test_a_run_ended_without_orders_then_started_afresh_is_listed_as_the_r
     journal.close()
     assert fold_run(events).status is None
     assert (summary.status, summary.legs) == (UNFINISHED, 1)
+
+
+# --- one process works a run at a time ----------------------------------------------------------------------
+
+
+def test_a_run_claimed_through_one_journal_is_refused_to_another_until_it_closes(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    first, second = SqliteJournal(path), SqliteJournal(path)
+    first.claim("r1")
+    first.claim("r1")  # the holder may claim again
+    with pytest.raises(
+        JournalError, match=rf"run r1 is being worked by another repeg process \(journal {path}\)"
+    ):
+        second.claim("r1")
+    second.claim("r2")  # another run of the same journal is free
+    first.close()
+    second.claim("r1")
+    second.close()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".lock") == []

@@ -131,12 +131,15 @@ async def journaled_session(
     A run the journal already knows is resumed when it announced orders (reconciled first, never executed
     twice), and started afresh under the same id when it did not (nothing can have reached the broker); a run
     started here records `market` (an Alpaca run's feed) in its `RunStarted`.
-    Raises `RunStoppedError` (with the stop's summary) when a signal stopped it.
+    Raises `RunStoppedError` (with the stop's summary) when a signal stopped it, and `JournalError` before anything
+    else when another process works the run (`Journal.claim`; the claim is held until the journal is closed).
     """
     from repeg.api import execute_async
     from repeg.journal.resume import has_orders, resume_run
     from repeg.journal.shutdown import StopReport, run_stoppable, stop_run
 
+    # Claimed before it is read: a run another process still works would be taken for a crashed one.
+    journal.claim(run_id)
     all_sinks = (journal_sink(journal), *sinks)
     journaled = journal.events(run_id) if journal.has_run(run_id) else []
     resuming = has_orders(journaled)

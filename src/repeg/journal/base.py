@@ -75,6 +75,11 @@ class Journal(Protocol):
         """Return once every event emitted so far is committed."""
         ...
 
+    def claim(self, run_id: str) -> None:
+        """Hold `run_id` until `close`: one process works a run on a broker that outlives it at a time. Raises
+        `JournalError` when another process (or another open journal) holds it; claiming it again is a no-op."""
+        ...
+
     def has_run(self, run_id: str) -> bool: ...
 
     def events(self, run_id: str) -> list[RunEvent]:

@@ -8,6 +8,7 @@ lock so that two processes opening a fresh database do not race.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -136,6 +137,14 @@ class PostgresJournal(SqlJournal):
         with _store_errors(self._location, f"read the last sequence number of run {run_id!r}"):
             row = self._reader.execute("SELECT MAX(seq) FROM events WHERE run_id = %s", (run_id,)).fetchone()
         return 0 if row is None or row[0] is None else int(str(row[0]))
+
+    def _lock_run(self, run_id: str) -> bool:
+        """A session-level advisory lock on the reader's session: released when it closes, or when the process
+        dies and the server drops the session."""
+        key = int.from_bytes(hashlib.sha256(f"repeg run {run_id}".encode()).digest()[:8], "big", signed=True)
+        with _store_errors(self._location, f"lock run {run_id!r}"):
+            row = self._reader.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+        return row is not None and row[0] is True
 
     def _close_store(self) -> None:
         self._conn.close()

@@ -24,6 +24,7 @@ from typing import Literal
 import structlog
 
 from repeg.errors import JournalError
+from repeg.journal.lock import RunLock, lock_path
 from repeg.journal.schema import SCHEMA_VERSION, VERSION_TABLE_SQLITE, not_a_journal, pending_migrations
 from repeg.journal.store import SqlJournal
 from repeg.journal.writer import Record
@@ -142,6 +143,8 @@ class SqliteJournal(SqlJournal):
             raise JournalError(f"no journal at {path}")
         _refuse_foreign_file(path)
         super().__init__(str(path), threaded)
+        self._path = path
+        self._locks: list[RunLock] = []
         self._always_full = durability == "full"
         self._strict_in_simulation = self._always_full
         self._conn = _connect(path)
@@ -181,9 +184,23 @@ class SqliteJournal(SqlJournal):
             row = self._reader.execute("SELECT MAX(seq) FROM events WHERE run_id = ?", (run_id,)).fetchone()
         return 0 if row is None or row[0] is None else int(row[0])
 
+    def _lock_run(self, run_id: str) -> bool:
+        path = lock_path(self._path, run_id)
+        try:
+            lock = RunLock.acquire(path)
+        except OSError as exc:
+            raise JournalError(
+                f"journal {self._location}: cannot lock run {run_id!r} ({path}: {exc})"
+            ) from exc
+        if lock is not None:
+            self._locks.append(lock)
+        return lock is not None
+
     def _close_store(self) -> None:
         self._conn.close()
         self._reader.close()
+        for lock in self._locks:
+            lock.release()
 
     def _commit(self, records: Sequence[Record], durable: bool) -> None:
         if not records:

@@ -48,6 +48,7 @@ class SqlJournal(ABC):
         self._strict_in_simulation = False
         self._writer: Writer | None = None
         self._seq: dict[str, int] = {}
+        self._claimed: set[str] = set()
         self._closed = False
 
     # --- backend --------------------------------------------------------------------------------------
@@ -69,7 +70,12 @@ class SqlJournal(ABC):
         """(run id, started, payload or None) for every run and its `SUMMARY_KINDS` events, in run order."""
 
     @abstractmethod
-    def _close_store(self) -> None: ...
+    def _lock_run(self, run_id: str) -> bool:
+        """Take the exclusive lock of `run_id`, held until `_close_store`; False when another holder has it."""
+
+    @abstractmethod
+    def _close_store(self) -> None:
+        """Release the store, and the locks of the runs claimed."""
 
     @property
     @abstractmethod
@@ -91,6 +97,16 @@ class SqlJournal(ABC):
     async def flush(self) -> None:
         if self._writer is not None:
             await self._writer.flush()
+
+    def claim(self, run_id: str) -> None:
+        if run_id in self._claimed:
+            return
+        if not self._lock_run(run_id):
+            raise JournalError(
+                f"run {run_id} is being worked by another repeg process (journal {self._location}): let it end, "
+                "or stop it, before running or resuming it again"
+            )
+        self._claimed.add(run_id)
 
     def events(self, run_id: str) -> list[RunEvent]:
         payloads = self._payloads(run_id)

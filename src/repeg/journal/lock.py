@@ -1,0 +1,58 @@
+"""One process works a run at a time: an exclusive lock per run beside a SQLite journal.
+
+Two processes working one run on a broker that outlives them (the run still going while `repeg resume` starts,
+say) would each take the other's order in flight for one that never reached the broker and send the leg again.
+`RunLock.acquire` takes an exclusive `flock` on `<journal>.<run id>.lock`, held until `release` or until the
+process dies (the kernel drops it, so a killed run never leaves its run locked). The file is removed on release;
+a process that opened it just before checks, once locked, that it still holds the file at that path.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+
+def lock_path(journal: Path, run_id: str) -> Path:
+    """The lock file of `run_id` in `journal` (run ids are letters, digits, '-' and '_': safe in a file name)."""
+    return journal.with_name(f"{journal.name}.{run_id}.lock")
+
+
+def _holds(path: Path, fd: int) -> bool:
+    """True when `fd` is the file now at `path` (not one a releasing holder removed after we opened it)."""
+    try:
+        at_path = path.stat()
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (at_path.st_dev, at_path.st_ino) == (held.st_dev, held.st_ino)
+
+
+class RunLock:
+    """An exclusive lock on one run of one journal."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self._path = path
+        self._fd = fd
+
+    @classmethod
+    def acquire(cls, path: Path) -> RunLock | None:
+        """The lock of `path`, or None when another holder (process or open journal) has it. Raises `OSError`
+        when the lock file cannot be created."""
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return None
+            if _holds(path, fd):
+                return cls(path, fd)
+            os.close(fd)  # the file was released and removed meanwhile: lock the one there now
+
+    def release(self) -> None:
+        try:
+            self._path.unlink(missing_ok=True)
+        finally:
+            os.close(self._fd)
