@@ -299,6 +299,8 @@ def load_config(path: Path) -> ExecutionConfig:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(str(path), None, f"cannot read TOML: {exc}") from exc
+    except RecursionError:  # tables or arrays nested beyond the parser's depth: a bad file, not a bug
+        raise ConfigError(str(path), None, "cannot read TOML: nested too deeply") from None
     tables = ("execution", *OTHER_RUN_TABLES)
     if not any(name in raw for name in tables):
         return config_from_mapping(raw)

@@ -123,6 +123,12 @@ def test_invalid_json_names_the_line() -> None:
     assert "invalid JSON at line 2, column 10" in error.reason
 
 
+def test_json_nested_too_deeply_is_bad_input_not_an_internal_error() -> None:
+    # json.loads raised RecursionError: `repeg run` printed a traceback and exited 1 (a bug) for a bad file.
+    error = json_error("[" * 100_000 + "]" * 100_000)
+    assert (error.file, error.row, error.reason) == ("plan.json", None, "invalid JSON: nested too deeply")
+
+
 def test_invalid_json_does_not_call_its_line_a_row() -> None:
     # A JSON plan's rows are its objects: "row 3" for line 3 of a pretty-printed file sent the user to the
     # third object, when the fault was in the first.

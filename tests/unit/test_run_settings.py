@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from repeg.cli.settings import load_settings, settings_from_mapping
-from repeg.config import ExecutionConfig
+from repeg.config import ExecutionConfig, load_config
 from repeg.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -76,6 +76,21 @@ def test_unreadable_toml_names_the_file(tmp_path: Path) -> None:
     path.write_text("[execution\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"bad\.toml"):
         load_settings(path)
+
+
+def test_toml_nested_too_deeply_is_refused_naming_the_file(tmp_path: Path) -> None:
+    # tomllib raised RecursionError: `repeg run --config` printed a traceback and exited 1 (a bug).
+    path = tmp_path / "deep.toml"
+    path.write_text("[execution]\nx = " + "[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"deep\.toml.*nested too deeply"):
+        load_settings(path)
+
+
+def test_execution_toml_nested_too_deeply_is_refused_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "deep.toml"
+    path.write_text("x = " + "[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"deep\.toml.*nested too deeply"):
+        load_config(path)
 
 
 def test_latency_is_read_in_seconds() -> None:

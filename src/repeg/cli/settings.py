@@ -92,4 +92,6 @@ def load_settings(path: Path | None) -> RunSettings:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(str(path), None, f"cannot read TOML: {exc}") from exc
+    except RecursionError:  # tables or arrays nested beyond the parser's depth: a bad file, not a bug
+        raise ConfigError(str(path), None, "cannot read TOML: nested too deeply") from None
     return settings_from_mapping(raw)

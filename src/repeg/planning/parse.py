@@ -136,6 +136,8 @@ def parse_json(text: str, source: str) -> Plan:
         # A JSON plan's rows are its objects: the fault's line is no row number, so it is told as a line.
         reason = f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
         raise PlanInputError(source, None, None, None, reason) from exc
+    except RecursionError:  # arrays or objects nested beyond the parser's depth: a bad file, not a bug
+        raise PlanInputError(source, None, None, None, "invalid JSON: nested too deeply") from None
     declared, items = _json_items(source, data)
     rows = _json_rows(source, items)
     first_row: dict[str, int] = {}
