@@ -22,6 +22,7 @@ from repeg.domain.orders import OrderStatus, Side
 from repeg.domain.plan import LegSpec
 from repeg.domain.quote import Quote, QuoteVerdict, assess_quote
 from repeg.domain.ticks import BPS, PENNY, ZERO, round_qty_down
+from repeg.engine.gateway import polled_update
 from repeg.engine.monitor import EngineContext, PhaseMonitor
 from repeg.errors import BrokerError
 
@@ -201,14 +202,56 @@ def _open_orders(ctx: EngineContext, legs: Sequence[int]) -> list[tuple[int, str
     return found
 
 
+def _unknown_submits(ctx: EngineContext, legs: Sequence[int], absent: set[str]) -> list[tuple[int, str]]:
+    """(leg, client order id) of every ended leg whose last submit's outcome stayed unknown (its answer lost and
+    every lookup by client order id failed): the order may be open at the broker, unread. `absent`: the ids the
+    broker has since said it holds no order under."""
+    found: list[tuple[int, str]] = []
+    for index in legs:
+        leg = ctx.bus.leg(index)
+        active = leg.active_order
+        unread = leg.is_done and active is not None and active.order_id is None
+        if unread and active is not None and active.client_order_id not in absent:
+            found.append((index, active.client_order_id))
+    return found
+
+
+async def _look_up_unknown(ctx: EngineContext, index: int, cid: str, absent: set[str]) -> None:
+    """Ask the broker for the order of a submit of unknown outcome: record it (then it is cancelled like any order
+    left open), or note that none exists; stays unknown (asked again) while the broker cannot answer."""
+    try:
+        order = await ctx.broker.get_order_by_client_id(cid)
+    except BrokerError as exc:
+        _log.info(
+            "submit_unresolved",
+            run_id=ctx.bus.run_id,
+            correlation_id=ctx.bus.correlation(index),
+            symbol=ctx.bus.leg(index).symbol,
+            order_id=None,
+            client_order_id=cid,
+            error=str(exc),
+        )
+        return
+    if order is None:
+        absent.add(cid)
+        return
+    await ctx.bus.emit(OrderUpdated(**ctx.bus.stamp(index), update=polled_update(order, ctx.clock.now())))
+
+
 async def orders_settled(ctx: EngineContext, legs: Sequence[int]) -> bool:
     """Wait (up to `max_total_wait`) until no order of `legs` is open at the broker; False if one still is.
 
     The phase monitor cancels what works at its end, but a confirmation can come later than its grace window:
     the buy phase must not start while a sell order may still execute, so the run asks the broker directly.
+    A sell submitted with an outcome still unknown counts as open until the broker is asked by its client order id.
     """
     give_up = ctx.clock.now() + ctx.config.total_wait
-    while still_open := _open_orders(ctx, legs):
+    absent: set[str] = set()
+    while True:
+        still_open = _open_orders(ctx, legs)
+        unknown = _unknown_submits(ctx, legs, absent)
+        if not still_open and not unknown:
+            return True
         now = ctx.clock.now()
         if now >= give_up:
             return False
@@ -217,7 +260,8 @@ async def orders_settled(ctx: EngineContext, legs: Sequence[int]) -> bool:
         for index, order_id in still_open:
             await _cancel_left_open(ctx, index, order_id)
             await ctx.gateway.reconcile(index, order_id)
-    return True
+        for index, cid in unknown:
+            await _look_up_unknown(ctx, index, cid, absent)
 
 
 async def _cancel_left_open(ctx: EngineContext, index: int, order_id: str) -> None:
