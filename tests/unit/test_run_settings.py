@@ -124,3 +124,21 @@ def test_a_lower_case_symbol_in_the_simulator_tables_is_refused(
     # Plans are read upper case: 'aapl' here would name a holding (or a setting) no plan can ever reach.
     error = config_error({"simulator": simulator})
     assert error.key == key
+
+
+@pytest.mark.parametrize(
+    ("simulator", "key", "value"),
+    [
+        ({"positions": {"AAPL ": 100}}, "simulator.positions.AAPL ", "AAPL "),
+        ({"non_tradable": ["AAPL", "KO "]}, "simulator.non_tradable", "KO "),
+        ({"non_fractionable": [" MSFT"]}, "simulator.non_fractionable", " MSFT"),
+        ({"market": {"symbols": {"NVDA!": {"price": "480.00"}}}}, "simulator.market.symbols.NVDA!", "NVDA!"),
+    ],
+)
+def test_a_symbol_no_plan_can_name_is_refused_in_the_simulator_tables(
+    simulator: dict[str, object], key: str, value: str
+) -> None:
+    # A plan's symbols are trimmed tickers: non_tradable = ["KO "] left KO tradable, and a position under
+    # "AAPL " was held where no plan row could ever reach it; both were accepted silently.
+    error = config_error({"simulator": simulator})
+    assert (error.key, error.value) == (key, value)

@@ -15,6 +15,7 @@ from repeg.brokers.simulator.account import SimAccount
 from repeg.brokers.simulator.latency import LatencyModel
 from repeg.config import ExecutionConfig, config_from_mapping
 from repeg.errors import ConfigError
+from repeg.planning.parse import is_ticker
 from repeg.simulation import (
     LATENCY_KEY,
     MARKET_KEY,
@@ -48,16 +49,30 @@ def _table(raw: Mapping[str, object], key: str, parent: str = "") -> Mapping[str
     return value
 
 
+def _symbol_fault(symbol: object) -> str | None:
+    """Why a plan could never name `symbol` (plans read trimmed, upper-case tickers), or None."""
+    if not isinstance(symbol, str):
+        return None  # the table's own validation names a non-text entry
+    if symbol != symbol.upper():
+        return f"symbols are upper case: {symbol.upper()}"
+    if not is_ticker(symbol):
+        return "not a ticker symbol a plan can name"
+    return None
+
+
 def _refuse_lower_case(key: str, symbols: object) -> None:
-    """Plans are read upper case, so a symbol written otherwise here would never meet one: refused."""
+    """A symbol written here otherwise than a plan reads it (lower case, padded, not a ticker) would never meet
+    one: a holding no plan can reach, a refusal that refuses nothing. Refused."""
     if isinstance(symbols, Mapping):
         for symbol in symbols:
-            if isinstance(symbol, str) and symbol != symbol.upper():
-                raise ConfigError(f"{key}.{symbol}", symbol, f"symbols are upper case: {symbol.upper()}")
+            fault = _symbol_fault(symbol)
+            if fault is not None:
+                raise ConfigError(f"{key}.{symbol}", symbol, fault)
     elif isinstance(symbols, list | tuple):
         for symbol in symbols:
-            if isinstance(symbol, str) and symbol != symbol.upper():
-                raise ConfigError(key, symbol, f"symbols are upper case: {symbol.upper()}")
+            fault = _symbol_fault(symbol)
+            if fault is not None:
+                raise ConfigError(key, symbol, fault)
 
 
 def _check_symbols(simulator: Mapping[str, object]) -> None:

@@ -70,6 +70,11 @@ def _json_object(pairs: list[tuple[str, object]]) -> _JsonObject:
     return obj
 
 
+def is_ticker(text: str) -> bool:
+    """Whether `text` is a symbol as a plan names it (trimmed, upper case, a ticker of at most 12 characters)."""
+    return len(text) <= _MAX_SYMBOL_LEN and _SYMBOL_RE.fullmatch(text) is not None
+
+
 @dataclass(frozen=True, slots=True)
 class _Row:
     """One data row: its display number and its cells by lower-case column name (text, or JSON scalars)."""
@@ -268,7 +273,7 @@ def _symbol(source: str, row: _Row) -> str:
     text = _text(source, row, SYMBOL, raw).upper()
     if not text:
         raise PlanInputError(source, row.number, SYMBOL, raw, "missing value")
-    if len(text) > _MAX_SYMBOL_LEN or not _SYMBOL_RE.fullmatch(text):
+    if not is_ticker(text):
         raise PlanInputError(source, row.number, SYMBOL, raw, "not a valid ticker symbol")
     return text
 
