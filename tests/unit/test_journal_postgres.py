@@ -119,7 +119,8 @@ def test_a_commit_the_database_refuses_in_simulation_is_a_journal_error(dsn: str
     ):
         run_virtual(main)
     first.close()
-    second.close()
+    with pytest.raises(JournalError):
+        second.close()
 
 
 async def test_a_read_over_a_lost_connection_is_a_journal_error(dsn: str) -> None:

@@ -364,7 +364,8 @@ def test_a_commit_the_store_refuses_in_simulation_is_a_journal_error(tmp_path: P
     with pytest.raises(JournalError, match=rf"journal {path}: .*UNIQUE"):
         run_virtual(main)
     first.close()
-    second.close()
+    with pytest.raises(JournalError):
+        second.close()
 
 
 async def test_a_run_ended_without_orders_then_started_afresh_is_listed_as_the_restart_stands(

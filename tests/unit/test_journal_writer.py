@@ -79,3 +79,25 @@ async def test_concurrent_waiters_are_all_released() -> None:
     await asyncio.gather(*(writer.write((_record(n),), True, True) for n in range(1, 21)))
     writer.close()
     assert sorted(seq for seqs, _ in spy.commits for seq in seqs) == list(range(1, 21))
+
+
+class FailsOnce(Spy):
+    def __call__(self, records: Sequence[Record], durable: bool) -> None:
+        if self.fail:
+            self.fail = False
+            raise RuntimeError("database is locked")
+        super().__call__(records, durable)
+
+
+async def test_an_inline_writer_refuses_every_write_after_a_failed_commit() -> None:
+    # The failed batch is gone: committing what came after it would leave a journal with a hole in the middle
+    # of the run (intents and fills missing) that reads as whole, e.g. ending in the run's `run_ended`.
+    spy = FailsOnce(fail=True)
+    writer = InlineWriter(spy)
+    with pytest.raises(JournalError, match="database is locked"):
+        await writer.write((_record(1),), True, True)
+    with pytest.raises(JournalError, match="failed earlier"):
+        await writer.write((_record(2),), True, True)
+    with pytest.raises(JournalError):
+        writer.close()
+    assert spy.commits == []

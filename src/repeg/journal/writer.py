@@ -52,13 +52,18 @@ class Writer(Protocol):
 
 
 class InlineWriter:
+    """Commits on the caller's thread; the first commit error poisons the writer, as `ThreadedWriter`'s does: the
+    failed batch is gone, and committing what follows it would leave a hole in the run that reads as whole."""
+
     def __init__(self, commit: CommitBatch, *, lazy: bool = False) -> None:
         self._commit = commit
         self._lazy = lazy
         self._pending: list[Record] = []
         self._pending_durable = False
+        self._error: Exception | None = None
 
     async def write(self, records: Sequence[Record], durable: bool, wait: bool) -> None:
+        _raise_if_failed(self._error)
         self._pending.extend(records)
         self._pending_durable = self._pending_durable or durable
         if (wait and not self._lazy) or len(self._pending) >= MAX_BATCH:
@@ -68,13 +73,24 @@ class InlineWriter:
         self._drain()
 
     def _drain(self) -> None:
+        _raise_if_failed(self._error)
         if self._pending:
             batch, durable = self._pending, self._pending_durable
             self._pending, self._pending_durable = [], False
-            self._commit(batch, durable)
+            try:
+                self._commit(batch, durable)
+            except Exception as exc:
+                self._error = exc
+                raise JournalError(f"journal write failed: {exc}") from exc
 
     def close(self) -> None:
+        """Commit what is buffered; raises the writer's error if one occurred."""
         self._drain()
+
+
+def _raise_if_failed(error: BaseException | None) -> None:
+    if error is not None:
+        raise JournalError(f"journal writer failed earlier: {error}") from error
 
 
 class _Item(NamedTuple):
@@ -111,8 +127,7 @@ class ThreadedWriter:
         await self.write((), False, True)
 
     def _raise_if_failed(self) -> None:
-        if self._error is not None:
-            raise JournalError(f"journal writer failed earlier: {self._error}") from self._error
+        _raise_if_failed(self._error)
 
     def _run(self) -> None:
         while True:
