@@ -8,6 +8,7 @@ lock so that two processes opening a fresh database do not race.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from collections.abc import Iterator, Sequence
@@ -148,6 +149,10 @@ class PostgresJournal(SqlJournal):
 
     def _close_store(self) -> None:
         self._conn.close()
+        if self._claimed:
+            # Released now: the server ends a closed session (and frees its locks) only once it notices.
+            with contextlib.suppress(JournalError), _store_errors(self._location, "release its runs"):
+                self._reader.execute("SELECT pg_advisory_unlock_all()")
         self._reader.close()
 
     def _commit(self, records: Sequence[Record], durable: bool) -> None:
