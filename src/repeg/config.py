@@ -280,8 +280,18 @@ def config_from_mapping(data: Mapping[str, object], *, journaled: bool = False) 
         first = exc.errors()[0]
         key = ".".join(str(part) for part in first["loc"]) or "<config>"
         # The value as written: a check across keys sees (and would report) the parsed one.
-        value = data[key] if key in data else first.get("input")
-        raise ConfigError(key, value, first["msg"]) from exc
+        if key in data:
+            raise ConfigError(key, data[key], first["msg"]) from exc
+        if key in ExecutionConfig.model_fields:  # a default a check across keys refused: say it is one
+            default = _as_written(first.get("input"))
+            note = f"{first['msg']} ({key} is not set: {default} is its default)"
+            raise ConfigError(key, default, note) from exc
+        raise ConfigError(key, first.get("input"), first["msg"]) from exc
+
+
+def _as_written(value: object) -> object:
+    """A value as a TOML file writes it: a Decimal as its text (0.5), never Python's repr (Decimal('0.5'))."""
+    return str(value) if isinstance(value, Decimal) else value
 
 
 #: The other tables of a run configuration file (`repeg run --config`, see `repeg.cli.settings`).

@@ -142,3 +142,18 @@ def test_a_symbol_no_plan_can_name_is_refused_in_the_simulator_tables(
     # "AAPL " was held where no plan row could ever reach it; both were accepted silently.
     error = config_error({"simulator": simulator})
     assert (error.key, error.value) == (key, value)
+
+
+def test_a_default_refused_by_a_check_across_keys_is_shown_as_toml_writes_it_and_called_the_default() -> None:
+    # `repeg_steps = [0.3]` alone read "config initial_offset=Decimal('0.5'): ...": Python's repr of a key the
+    # file never set, with nothing saying that 0.5 is the default the other key now conflicts with.
+    error = config_error({"execution": {"repeg_steps": [0.3]}})
+    assert (error.key, error.value) == ("initial_offset", "0.5")
+    assert "Decimal(" not in str(error)
+    assert "(initial_offset is not set: 0.5 is its default)" in str(error)
+
+
+def test_a_value_the_file_sets_is_shown_as_written_without_a_default_note() -> None:
+    error = config_error({"execution": {"initial_offset": 0.75, "repeg_steps": [0.5]}})
+    assert (error.key, error.value) == ("initial_offset", 0.75)
+    assert "default" not in str(error)
