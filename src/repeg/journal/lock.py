@@ -9,9 +9,12 @@ a process that opened it just before checks, once locked, that it still holds th
 
 from __future__ import annotations
 
-import fcntl
 import os
+import sys
 from pathlib import Path
+
+if sys.platform != "win32":
+    import fcntl
 
 
 def lock_path(journal: Path, run_id: str) -> Path:
@@ -32,14 +35,16 @@ def _holds(path: Path, fd: int) -> bool:
 class RunLock:
     """An exclusive lock on one run of one journal."""
 
-    def __init__(self, path: Path, fd: int) -> None:
+    def __init__(self, path: Path, fd: int | None) -> None:
         self._path = path
         self._fd = fd
 
     @classmethod
     def acquire(cls, path: Path) -> RunLock | None:
         """The lock of `path`, or None when another holder (process or open journal) has it. Raises `OSError`
-        when the lock file cannot be created."""
+        when the lock file cannot be created. Without `flock` (Windows) nothing is locked."""
+        if sys.platform == "win32":
+            return cls(path, None)
         while True:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -52,6 +57,8 @@ class RunLock:
             os.close(fd)  # the file was released and removed meanwhile: lock the one there now
 
     def release(self) -> None:
+        if self._fd is None:
+            return
         try:
             self._path.unlink(missing_ok=True)
         finally:
