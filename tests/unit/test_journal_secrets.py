@@ -8,8 +8,9 @@ import pytest
 from journal_support import intent, run_started
 
 from repeg.domain.events import RunStarted
+from repeg.errors import JournalError
 from repeg.journal.base import REDACTED, redact
-from repeg.journal.postgres import safe_dsn
+from repeg.journal.postgres import PostgresJournal, safe_dsn
 from repeg.journal.sqlite import SqliteJournal
 
 SECRET = "PKSECRET-0123456789abcdef"
@@ -66,3 +67,12 @@ def test_a_postgres_ssl_key_password_is_masked() -> None:
     # libpq's sslpassword (the client key's passphrase) was printed as typed in every message naming the journal.
     dsn = f"postgresql://u@host/db?sslmode=verify-full&sslpassword={SECRET}"
     assert safe_dsn(dsn) == "postgresql://u@host/db?sslmode=verify-full&sslpassword=***"
+
+
+def test_a_password_the_driver_quotes_back_is_masked_in_the_error() -> None:
+    # libpq refuses a password with a stray '%' (not percent-encoded) by quoting it: "invalid percent-encoded
+    # token: "<password>"", which the error printed next to the masked DSN.
+    pytest.importorskip("psycopg")
+    with pytest.raises(JournalError, match="cannot open journal postgresql://u:\\*\\*\\*@") as refused:
+        PostgresJournal(f"postgresql://u:{SECRET}%zz@127.0.0.1:1/db")
+    assert SECRET not in str(refused.value)

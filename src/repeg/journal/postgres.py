@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from repeg.errors import JournalError
 from repeg.journal.schema import VERSION_TABLE_POSTGRES, not_a_journal, pending_migrations
@@ -31,6 +32,19 @@ _PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
 _PASSWORD_PARAM = re.compile(r"([?&](?:ssl)?password=)[^&]*", re.IGNORECASE)
 
 
+def _passwords(dsn: str) -> set[str]:
+    """Every password `dsn` holds, as written and percent-decoded."""
+    found = re.findall(r"://[^:/@]*:([^@]*)@", dsn) + re.findall(r"[?&](?:ssl)?password=([^&]*)", dsn, re.I)
+    return {text for secret in found if secret for text in (secret, unquote(secret))}
+
+
+def _scrub(text: str, dsn: str) -> str:
+    """`text` (a driver's error) with the passwords of `dsn` masked: libpq quotes a malformed one back."""
+    for secret in sorted(_passwords(dsn), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
 def safe_dsn(dsn: str) -> str:
     """The DSN with its passwords masked (in the user info, or as a `password=` or `sslpassword=` parameter), for
     messages and `repeg runs`."""
@@ -45,7 +59,7 @@ def _connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
     try:
         return psycopg.connect(dsn, autocommit=False)
     except psycopg.Error as exc:
-        raise JournalError(f"cannot open journal {safe_dsn(dsn)}: {exc}") from exc
+        raise JournalError(f"cannot open journal {safe_dsn(dsn)}: {_scrub(str(exc), dsn)}") from None
 
 
 @contextmanager
