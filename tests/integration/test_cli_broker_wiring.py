@@ -5,6 +5,9 @@ from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+from tests.fakes.alpaca_fixtures import FAST
+from tests.fakes.alpaca_server import FakeAlpacaServer
 from typer.testing import CliRunner
 
 from repeg.cli.app import build_app
@@ -223,3 +226,27 @@ def test_a_resumed_alpaca_run_on_a_closed_market_needs_allow_closed_like_a_fresh
 
 def test_a_resumed_alpaca_run_passes_allow_closed_on(tmp_path: Path, monkeypatch):
     assert _resume_settings(tmp_path, monkeypatch, "--allow-closed")["allow_closed"] is True
+
+
+async def test_check_names_the_plan_file_and_row_of_a_symbol_unknown_to_alpaca(
+    fake_alpaca: FakeAlpacaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # `repeg check plan.csv` read "symbol 'ZZZZ' is unknown to the broker": no file, no row, where
+    # `repeg run` names both for the same plan.
+    from repeg.brokers.alpaca.settings import AlpacaUrls
+    from repeg.cli.alpaca_cmds import check_alpaca
+    from repeg.errors import UnknownSymbolError
+
+    monkeypatch.setenv("APCA_API_KEY_ID", fake_alpaca.key_id)
+    monkeypatch.setenv("APCA_API_SECRET_KEY", fake_alpaca.secret_key)
+    plan = tmp_path / "plan.csv"
+    plan.write_text("symbol,side,qty\nMSFT,buy,1\nZZZZ,sell,2\n", encoding="utf-8")
+    with pytest.raises(UnknownSymbolError) as caught:
+        await check_alpaca(
+            "alpaca-paper",
+            plan,
+            lambda _line: None,
+            urls=AlpacaUrls.loopback(fake_alpaca.base_url),
+            settings=FAST,
+        )
+    assert str(caught.value) == f"{plan}, row 3, field 'symbol' = 'ZZZZ': unknown to the broker"

@@ -202,11 +202,16 @@ async def check_alpaca(
 
 
 async def _check_plan_assets(alpaca: AlpacaBroker, plan_path: Path, echo: Echo) -> None:
+    from repeg.errors import UnknownSymbolError
     from repeg.planning.derive import plan_symbols
     from repeg.planning.parse import load_plan
 
-    for symbol in plan_symbols(load_plan(plan_path)):
-        asset = await alpaca.get_asset(symbol)
+    plan = load_plan(plan_path)
+    for symbol in plan_symbols(plan):
+        try:
+            asset = await alpaca.get_asset(symbol)
+        except UnknownSymbolError as exc:  # named as `repeg run` names it: the plan's file and row
+            raise UnknownSymbolError(symbol, plan.source, plan.row_of(symbol)) from exc
         flags = f"tradable={'yes' if asset.tradable else 'NO'} fractionable={'yes' if asset.fractionable else 'no'}"
         echo(f"asset {symbol:<8} {flags}")
 
