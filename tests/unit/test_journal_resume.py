@@ -786,3 +786,36 @@ def test_a_second_session_of_a_run_being_worked_is_refused_before_touching_the_b
     assert sent is not None
     assert again is None or again.replaces == sent.order_id
     assert result.legs[0].filled_qty == Decimal(100)
+
+
+def test_graceful_stop_does_not_report_as_cancelled_an_order_whose_cancel_the_broker_refused(
+    tmp_path: Path,
+) -> None:
+    # The summary printed "cancelled orders: <id>" for every working order it asked to cancel, the ones the broker
+    # refused included (it printed the same id as "cancel NOT confirmed" on the next line).
+    patient = CONFIG.model_copy(
+        update={"fill_wait_seconds": 50.0, "max_total_wait": 100.0, "grace_window": 0.5}
+    )
+
+    async def main() -> StopReport:
+        clock = VirtualClock(TAPE.start + timedelta(seconds=5))
+        broker = CancelRefusingSimulator(TAPE, clock, ACCOUNT, fill_model=PaperFillModel(TAPE, seed=3))
+        journal = SqliteJournal(tmp_path / "j.db", durability="full")
+        with contextlib.suppress(Crash):
+            await run_execution(
+                SPECS,
+                (),
+                broker,
+                TapeFeed(TAPE, clock),
+                clock,
+                patient,
+                run_id="r1",
+                sinks=(CrashAt(journal, "submit-ack", 1, before=False),),
+            )
+        report = await stop_run("r1", journal, broker, clock, config=patient)
+        journal.close()
+        return report
+
+    report = run_virtual(main)
+    assert report.unconfirmed == ("sim-00000001",)
+    assert report.cancelled == ()

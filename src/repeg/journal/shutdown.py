@@ -116,8 +116,8 @@ async def _cancel_working(bus: EventBus, gateway: OrderGateway, broker: Broker) 
         leg = bus.leg(index)
         active = leg.active_order
         if leg.status is LegStatus.WORKING and active is not None and active.order_id is not None:
-            await gateway.cancel(index, REASON_USER_STOP)
-            cancelled.append(active.order_id)
+            if await gateway.cancel(index, REASON_USER_STOP):  # False: refused (recorded), or nothing sent
+                cancelled.append(active.order_id)
         elif leg.is_done:
             cancelled.extend(await _cancel_left_open(broker, leg, bus.run_id))
     return cancelled
