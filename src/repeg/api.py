@@ -130,7 +130,7 @@ async def execute_async(
         configure_logging(level="warning")  # an application that configured structlog keeps its own setup
     plan = as_plan(plan)
     config = config or ExecutionConfig()
-    run_id = _checked_run_id(run_id or default_run_id(plan, clock.now()))
+    run_id = default_run_id(plan, clock.now()) if run_id is None else _checked_run_id(run_id)
     with bind_run(run_id):
         symbols = list(dict.fromkeys(plan_symbols(plan)))  # each once: a basket may repeat one
         account = await broker.get_account()

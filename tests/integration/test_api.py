@@ -169,6 +169,12 @@ def test_malformed_run_id_is_a_config_error(tape: QuoteTape) -> None:
         simulate(trades("AAA,buy,1\n"), tape=tape, run_id="no spaces allowed")
 
 
+def test_an_empty_run_id_is_refused_not_replaced_by_a_fresh_one(tape: QuoteTape) -> None:
+    # run_id="" (an unset variable) ran under a fresh derived id: a retry with the same "" id ran the plan again.
+    with pytest.raises(ConfigError, match="run_id"):
+        simulate(trades("AAA,buy,1\n"), tape=tape, run_id="")
+
+
 def test_default_run_id_is_deterministic_for_the_same_plan_and_start(tape: QuoteTape) -> None:
     first = simulate(trades("AAA,buy,1\n"), tape=tape)
     second = simulate(trades("AAA,buy,1\n"), tape=tape)

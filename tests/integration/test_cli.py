@@ -201,6 +201,16 @@ def test_unexpected_exception_exits_1_with_one_line(workdir: Path, monkeypatch: 
     assert "internal error: RuntimeError: boom" in result.stderr
 
 
+def test_an_empty_run_id_is_refused_with_exit_2_before_any_order(workdir: Path) -> None:
+    # `--run-id "$ID"` with ID unset ran the plan under a fresh id each time: the retry a run id is there to make
+    # safe traded the plan again. Refused, and nothing is journaled.
+    result = invoke(EXAMPLES / "rebalance.csv", "--run-id", "", "--json")
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert "run_id ''" in result.stderr
+    assert result.stdout == ""
+    assert not (workdir / "repeg.db").exists()
+
+
 def test_help_lists_the_run_command() -> None:
     result = CliRunner().invoke(build_app(), ["--help"])
     assert result.exit_code == 0

@@ -243,7 +243,7 @@ def _execute(
     plan = load_plan(plan_path)
     # The shell names the run from the wall clock, so that two invocations never share an id (a simulated
     # run's virtual start time is the same every time); the engine itself never reads wall time.
-    run_id = run_id or default_run_id(plan, datetime.now(UTC))
+    run_id = default_run_id(plan, datetime.now(UTC)) if run_id is None else _given_run_id(run_id)
     tape = None if quotes is None else load_quotes(quotes)
     tape_source = None if quotes is None else _quote_file_source(quotes)
     freeze_startup_heap()  # start-up is over: the collector need not rescan it during the run or at exit
@@ -313,6 +313,17 @@ def _execute(
             sinks=sinks,
             tape_source=tape_source,
         )
+
+
+def _given_run_id(run_id: str) -> str:
+    """`--run-id` as given, refused before the journal opens if malformed: an empty one (an unset variable) is
+    no reason to run under a fresh id, which would trade the plan again on each retry."""
+    from repeg.domain.ids import validate_run_id
+
+    try:
+        return validate_run_id(run_id)
+    except ValueError as exc:
+        raise ConfigError("--run-id", run_id, str(exc)) from exc
 
 
 def _live_view(console: Console, store: Journal, run_id: str) -> LiveView:
