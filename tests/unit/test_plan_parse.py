@@ -100,6 +100,17 @@ def test_empty_csv_file_is_refused() -> None:
     assert "empty plan" in str(error)
 
 
+def test_blank_lines_before_the_header_are_skipped_as_blank_rows_are() -> None:
+    # A file starting with blank lines was refused as "empty plan: no header and no rows".
+    plan = parse_csv("\n,,\nsymbol,side,qty\nAAPL,buy,1\n", "plan.csv")
+    assert ([t.symbol for t in plan.trades], plan.rows) == (["AAPL"], (4,))
+
+
+def test_a_header_after_blank_lines_is_named_by_its_own_row() -> None:
+    error = csv_error("\n\nsymbol,side,qtty\nAAPL,buy,1\n")
+    assert (error.row, error.field, error.reason.split(" (")[0]) == (3, "qtty", "unknown column")
+
+
 def test_header_without_rows_is_refused() -> None:
     assert "a header but no rows" in str(csv_error("symbol,side,qty\n"))
 

@@ -11,8 +11,8 @@ repeated in one object (in any case) is refused, as a repeated CSV column is, ne
 A qty or notional above `MAX_AMOUNT` is refused; the weight sum is computed exactly, never rounded to 28 digits.
 
 Every defect raises `PlanInputError(file, row, field, value, reason)` before anything is sent. Rows are
-numbered as a spreadsheet shows them: in CSV the header is row 1 and the first data row is row 2; in JSON the
-first object is row 1.
+numbered as a spreadsheet shows them: in CSV the header is row 1 (blank lines before it are skipped, and
+counted) and the first data row is row 2; in JSON the first object is row 1.
 """
 
 from __future__ import annotations
@@ -101,11 +101,12 @@ def parse_csv(text: str, source: str) -> Plan:
     """Parse CSV text; `source` names the file in errors and in the resulting `Plan`."""
     reader = csv.reader(io.StringIO(text), strict=True)  # lenient reading turns '"1"5' into '15'
     try:
-        header = next(reader, None)
-        if header is None or not any(cell.strip() for cell in header):
+        # Blank lines before the header are skipped, as blank rows after it are; the header keeps its own row.
+        header = next((cells for cells in reader if any(cell.strip() for cell in cells)), None)
+        if header is None:
             raise PlanInputError(source, None, None, None, "empty plan: no header and no rows")
         columns = [cell.strip().lower() for cell in header]
-        kind = _columns_kind(source, columns, row=1)
+        kind = _columns_kind(source, columns, row=reader.line_num)
         rows = list(_csv_rows(source, columns, reader))
     except csv.Error as exc:
         raise PlanInputError(source, reader.line_num, None, None, f"malformed CSV: {exc}") from exc
