@@ -436,6 +436,17 @@ def test_the_largest_amount_is_accepted() -> None:
     assert plan.trades[0].notional == Decimal(10) ** 12
 
 
+def test_amounts_written_with_a_positive_exponent_are_kept_in_plain_digits() -> None:
+    # "KO,sell,3e3" (a full exit of 3,000 shares) was sent and reported as requested_qty "3E+3" in --json.
+    plan = parse_csv("symbol,side,qty,notional\nKO,sell,3e3,\nNVDA,buy,,2.5E4\n", "plan.csv")
+    assert [str(trade.qty or trade.notional) for trade in plan.trades] == ["3000", "25000"]
+
+
+def test_a_weight_written_with_a_positive_exponent_is_kept_in_plain_digits() -> None:
+    plan = parse_json('[{"symbol": "A", "weight": 0e3}, {"symbol": "B", "weight": "1E+0"}]', "plan.json")
+    assert [str(target.weight) for target in plan.weights] == ["0", "1"]
+
+
 def test_json_numbers_keep_digits_a_float_would_lose() -> None:
     # 0.1 and 0.2 survive a float -> str round trip; these do not (a float holds ~17 significant digits).
     plan = parse_json('[{"symbol": "A", "side": "buy", "qty": 12345678.123456789}]', "p.json")

@@ -255,7 +255,7 @@ def _weight(source: str, row: _Row) -> TargetWeight:
         raise PlanInputError(
             source, row.number, WEIGHT, _given(row.cells[WEIGHT]), "weight must be within [0, 1]"
         )
-    return TargetWeight(symbol=_symbol(source, row), weight=weight)
+    return TargetWeight(symbol=_symbol(source, row), weight=_plain(weight))
 
 
 def _check_weight_sum(source: str, weights: tuple[TargetWeight, ...]) -> None:
@@ -300,7 +300,14 @@ def _optional_positive(source: str, row: _Row, field: str) -> Decimal | None:
         raise PlanInputError(
             source, row.number, field, _given(row.cells[field]), f"{field} must be at most {MAX_AMOUNT:,}"
         )
-    return value
+    return None if value is None else _plain(value)
+
+
+def _plain(value: Decimal) -> Decimal:
+    """`value` in plain digits: 3e3 is kept as 3000, never sent or reported as 3E+3 (exact: it is an integer).
+    Called on values already bounded (at most `MAX_AMOUNT`), so the quantize fits the default 28 digits."""
+    exponent = value.as_tuple().exponent
+    return value.quantize(Decimal(1)) if isinstance(exponent, int) and exponent > 0 else value
 
 
 def _decimal(source: str, row: _Row, field: str) -> Decimal | None:
