@@ -402,3 +402,20 @@ def test_a_run_claimed_through_one_journal_is_refused_to_another_until_it_closes
     second.claim("r1")
     second.close()
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".lock") == []
+
+
+async def test_a_run_whose_start_time_cannot_be_read_fails_the_run_list_with_a_journal_error(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "j.db"
+    await _write_and_close(path)
+    raw = _raw(path)
+    raw.execute("INSERT INTO runs VALUES ('r2', 'yesterday')")
+    raw.commit()
+    raw.close()
+    journal = SqliteJournal(path, create=False)
+    with pytest.raises(
+        JournalError, match=rf"journal {path}: run 'r2' has an unreadable start time 'yesterday'"
+    ):
+        journal.runs()
+    journal.close()

@@ -177,7 +177,15 @@ class SqliteJournal(SqlJournal):
     def _summary_rows(self) -> list[tuple[str, datetime, str | None]]:
         with _store_errors(self._location, "list its runs"):
             rows = self._reader.execute(_SUMMARY_QUERY).fetchall()
-        return [(str(run_id), datetime.fromisoformat(started), payload) for run_id, started, payload in rows]
+        return [(str(run_id), self._started(run_id, started), payload) for run_id, started, payload in rows]
+
+    def _started(self, run_id: str, text: str) -> datetime:
+        try:
+            return datetime.fromisoformat(text)
+        except (TypeError, ValueError) as exc:
+            raise JournalError(
+                f"journal {self._location}: run {run_id!r} has an unreadable start time {text!r}"
+            ) from exc
 
     def _max_seq(self, run_id: str) -> int:
         with _store_errors(self._location, f"read the last sequence number of run {run_id!r}"):
