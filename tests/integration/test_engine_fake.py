@@ -563,7 +563,7 @@ def test_a_refused_replace_is_retried_at_the_next_check_not_at_once() -> None:
         w.clock.call_at(at(10.5), lambda: setattr(w.broker, "refuse_replace", False))
 
     _, world = execute(BUY, script)
-    assert [e.ts for e in world.sink.intents(IntentAction.REPLACE)] == [at(10), at(11), at(20), at(30)]
+    assert [e.ts for e in world.sink.intents(IntentAction.REPLACE)] == [at(10), at(11), at(21), at(31)]
     assert [e.action for e in world.sink.of(OrderFailed)] == [IntentAction.REPLACE]
 
 
@@ -1622,3 +1622,20 @@ def test_the_buys_start_once_a_sell_of_unknown_outcome_is_found_never_created() 
     result, world = execute(legs, script, auto_fill=False, pushes_updates=False)
     assert [r.symbol for r in world.broker.submitted()][:2] == ["XYZ", "ABC"]
     assert result.legs[1].status is not LegStatus.SKIPPED
+
+
+def test_a_repeg_sent_late_for_want_of_a_valid_quote_works_a_full_fill_wait_before_the_next() -> None:
+    """No valid quote from 5 s (stale, then crossed) until 28.5 s: step 2 goes out at the next check, 29 s; step 3
+    comes a fill wait after it, at 39 s, not 1 s later at 30 s, and escalation a fill wait after that."""
+
+    def script(w: World) -> None:
+        w.feed.at(at(15), "XYZ", "100.10", "100.00")  # crossed: invalid, but the market is alive
+        w.feed.at(at(25), "XYZ", "100.10", "100.00")
+        w.feed.at(at(28.5), "XYZ", "100.00", "100.08")
+        for second in range(30, 60, 4):
+            w.feed.at(at(second), "XYZ", "100.00", "100.08")
+
+    _, world = execute(BUY, script, fresh=False, auto_fill=False)
+    assert [e.ts for e in world.sink.intents(IntentAction.REPLACE)] == [at(29), at(39)]
+    (escalated,) = world.sink.of(LegEscalated)
+    assert escalated.ts == at(49)

@@ -272,3 +272,29 @@ def test_a_resumed_leg_gives_a_step_it_took_since_the_resume_a_full_fill_wait() 
     assert POLICY.decide(leg, quote, VALID, after_resume(10)) == Wait(until=after_resume(20))
     action = POLICY.decide(leg, quote.model_copy(update={"ts": after_resume(20)}), VALID, after_resume(20))
     assert action == Replace(limit_price=Decimal("100.08"), step=3, reason=REASON_REPEG)
+
+
+def test_a_late_repeg_gets_a_full_fill_wait_before_the_next_step() -> None:
+    # Step 2 went out late, at 29.9 s (no valid quote before): its order gets a fill wait before step 3, not 0.1 s.
+    leg = working(limit="100.06", step=2, priced_at=at(29.9))
+    assert POLICY.decide(leg, make_quote(seconds=30), VALID, at(30)) == Wait(until=at(39.9))
+    action = POLICY.decide(leg, make_quote(seconds=39.9), VALID, at(39.9))
+    assert action == Replace(limit_price=Decimal("100.08"), step=3, reason=REASON_REPEG)
+
+
+def test_escalation_waits_a_full_fill_wait_after_a_late_last_step() -> None:
+    leg = working(limit="100.08", step=3, priced_at=at(39.5))
+    assert POLICY.decide(leg, make_quote(seconds=40), VALID, at(40)) == Wait(until=at(49.5))
+    assert POLICY.decide(leg, make_quote(seconds=49.5), VALID, at(49.5)) == Escalate(reason="steps_exhausted")
+
+
+def test_a_step_skipped_unchanged_still_consumes_its_wait_after_an_on_time_price() -> None:
+    leg = working(limit="100.00", priced_at=T0)
+    one_tick = make_quote("100.00", "100.01", seconds=30)
+    assert POLICY.decide(leg, one_tick, VALID, at(30)) == Replace(limit_price=Decimal("100.01"), step=3)
+
+
+def test_a_late_repeg_still_escalates_at_the_phase_deadline() -> None:
+    leg = working(limit="100.08", step=3, priced_at=at(115), phase_started_at=T0)
+    assert POLICY.decide(leg, make_quote(seconds=118), VALID, at(118)) == Wait(until=at(120))
+    assert POLICY.decide(leg, make_quote(seconds=120), VALID, at(120)) == Escalate(reason="deadline")

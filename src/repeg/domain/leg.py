@@ -72,6 +72,9 @@ class LegState(BaseModel):
     step_at_phase_start: int = 0
     submitted_at: datetime | None = None
     last_priced_at: datetime | None = None
+    #: When the working price level took effect (its order's submission, or its replacement's acceptance): the
+    #: next step, or escalation, comes no sooner than a fill wait after it (`LadderPolicy`).
+    priced_at: datetime | None = None
     completed_at: datetime | None = None
     error: str | None = None
     finish_reason: str = ""
@@ -285,6 +288,7 @@ def _adopt_replacement(state: LegState, replaced: OrderRecord, ts: datetime, run
         "limit_price": successor.limit_price,
         "step": state.step if successor.step is None else successor.step,
         "repegs": state.repegs + 1,
+        "priced_at": ts,
     }
     if state.status is LegStatus.CANCELING:  # the cancel went to the replaced order: the broker refuses it
         return _settle(_go(state, LegTrigger.CANCEL_FAILED, **changes), ts, run_id)
@@ -339,6 +343,7 @@ def _on_intent(state: LegState, event: OrderIntent) -> LegState:
         active_client_order_id=event.client_order_id,
         limit_price=event.limit_price,
         submitted_at=state.submitted_at or event.ts,
+        priced_at=event.ts,
         arrival_quote=state.arrival_quote or event.quote,
     )
     return _go(state, LegTrigger.SUBMIT, **changes)
@@ -367,6 +372,7 @@ def _on_accepted(state: LegState, event: OrderAccepted) -> LegState:
             limit_price=order.limit_price,
             step=step,
             repegs=state.repegs + 1,
+            priced_at=event.ts,
         )
     return _settle(state, event.ts, event.run_id)
 

@@ -91,7 +91,8 @@ class LadderPolicy:
 
     Timing is anchored to the leg's first submission (for a resumed leg, see `_anchor`): step k (k >= 1, price fraction `repeg_steps[k - 1]`) is due
     `k * fill_wait` after it, and escalation `(len(repeg_steps) + 1) * fill_wait` after it, or at the phase
-    deadline (`max_total_wait` after the phase started), whichever comes first. A due step whose price equals the
+    deadline (`max_total_wait` after the phase started), whichever comes first; but never sooner than a fill wait
+    after the working price took effect (`LegState.priced_at`), so that a step sent late still works a full one. A due step whose price equals the
     working limit is not sent and consumes its wait: the next decision comes at the next step's time. Without a
     valid quote nothing is re-priced; the leg polls for one every `wait_between_checks`.
     """
@@ -120,10 +121,11 @@ class LadderPolicy:
         deadline = self._deadline(leg)
         if deadline is not None and now >= deadline:
             return Escalate(reason="deadline")
-        due = self._due_step(leg, now)
+        rested = self._rested(leg)
+        due = self._due_step(leg, now) if rested is None or now >= rested else leg.step
         if due > len(self._steps):
             return Escalate(reason="steps_exhausted")
-        wake = self._wake(leg, due, deadline)
+        wake = self._wake(leg, due, deadline, rested)
         if leg.status is LegStatus.IDLE:
             return self._remainder(leg, quote, due, now, wake)
         return self._repeg(leg, quote, due, now, wake)
@@ -215,10 +217,17 @@ class LadderPolicy:
         anchor = self._anchor(leg) or now
         return int((now - anchor) / self._fill_wait)
 
-    def _wake(self, leg: LegState, due: int, deadline: datetime | None) -> datetime:
+    def _rested(self, leg: LegState) -> datetime | None:
+        """A fill wait after the working price level took effect: no step (nor escalation) falls due before, so
+        a step sent late (no valid quote, a slow broker) still works a full fill wait."""
+        return None if leg.priced_at is None else leg.priced_at + self._fill_wait
+
+    def _wake(self, leg: LegState, due: int, deadline: datetime | None, rested: datetime | None) -> datetime:
         """When the next step (or escalation) falls due, capped at the deadline."""
         anchor = self._anchor(leg) or leg.phase_started_at
         if anchor is None:
             return deadline or datetime.max.replace(tzinfo=UTC)
         wake = anchor + (due + 1) * self._fill_wait
+        if rested is not None:
+            wake = max(wake, rested)
         return wake if deadline is None else min(wake, deadline)
