@@ -48,6 +48,10 @@ BPS_PER_PCT = Decimal(100)
 MIN_POSITIVE_SECONDS = 1e-6
 
 
+#: The largest `max_spread_pct` and `price_collar_pct`: far beyond any meaningful bound (a spread is under 200%
+#: of its mid), and small enough that pricing with them never overflows Decimal (1e999999 did: exit 1).
+MAX_PCT = Decimal(1_000_000)
+
 #: `escalation_collar_bps` must stay under 100%: a sell collar of 100% or more bounds nothing (its limit would be
 #: the lowest legal price).
 MAX_ESCALATION_COLLAR_BPS = 10_000
@@ -132,7 +136,7 @@ class ExecutionConfig(BaseModel):
     grace_window: float = Field(default=5.0, ge=0)
     # quotes
     quote_max_age: float = Field(default=5.0, gt=0)
-    max_spread_pct: Decimal = Field(default=Decimal(10), gt=0)
+    max_spread_pct: Decimal = Field(default=Decimal(10), gt=0, le=MAX_PCT)
     quote_wait: float = Field(default=30.0, ge=0)
     on_no_quote: OnNoQuote = OnNoQuote.SKIP
     # escalation
@@ -142,7 +146,7 @@ class ExecutionConfig(BaseModel):
     # safety rails
     max_order_notional: Decimal | None = Field(default=None, gt=0)
     max_run_notional: Decimal | None = Field(default=None, gt=0)
-    price_collar_pct: Decimal = Field(default=Decimal(5), gt=0)
+    price_collar_pct: Decimal = Field(default=Decimal(5), gt=0, le=MAX_PCT)
     min_notional: Decimal = Field(default=Decimal(1), ge=0)
 
     @field_validator("repeg_steps")

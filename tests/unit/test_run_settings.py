@@ -157,3 +157,18 @@ def test_a_value_the_file_sets_is_shown_as_written_without_a_default_note() -> N
     error = config_error({"execution": {"initial_offset": 0.75, "repeg_steps": [0.5]}})
     assert (error.key, error.value) == ("initial_offset", 0.75)
     assert "default" not in str(error)
+
+
+@pytest.mark.parametrize("key", ["max_spread_pct", "price_collar_pct"])
+def test_a_percentage_too_large_to_compute_with_is_refused_naming_its_key(key: str) -> None:
+    # max_spread_pct = "1e999999" passed validation, then overflowed Decimal pricing the first quote, and
+    # price_collar_pct = "1e999999" overflowed the check across keys: both a traceback and exit 1 (a bug).
+    error = config_error({"execution": {key: "1e999999"}})
+    assert (error.key, error.value) == (key, "1e999999")
+    assert "1000000" in error.reason
+
+
+@pytest.mark.parametrize("key", ["max_spread_pct", "price_collar_pct"])
+def test_a_percentage_of_a_million_is_accepted(key: str) -> None:
+    execution = settings_from_mapping({"execution": {key: 1_000_000}}).execution
+    assert getattr(execution, key) == Decimal(1_000_000)
