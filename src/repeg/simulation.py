@@ -64,12 +64,17 @@ def _not_a_boolean(value: object) -> object:
     return value
 
 
+#: The highest synthetic start price: above any listed share, and far inside the generator's int64 ticks (1e20
+#: overflowed them into garbage quotes; 1e999999 overflowed Decimal validating it).
+MAX_START_PRICE = Decimal(10_000_000)
+
+
 class SymbolSettings(BaseModel):
     """One synthetic symbol: its starting price and how it moves."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    price: Decimal = Field(gt=0)
+    price: Decimal = Field(gt=0, le=MAX_START_PRICE)
     daily_vol: float = Field(default=0.02, ge=0, le=1)
     spread_ticks: float = Field(default=2.0, ge=1, le=50)
     activity: float = Field(default=1.0, gt=0)

@@ -172,3 +172,18 @@ def test_a_percentage_too_large_to_compute_with_is_refused_naming_its_key(key: s
 def test_a_percentage_of_a_million_is_accepted(key: str) -> None:
     execution = settings_from_mapping({"execution": {key: 1_000_000}}).execution
     assert getattr(execution, key) == Decimal(1_000_000)
+
+
+@pytest.mark.parametrize("price", ["1e999999", "1e20"])
+def test_a_synthetic_start_price_beyond_ten_million_dollars_is_refused_naming_it(price: str) -> None:
+    # price = "1e999999" raised decimal.Overflow validating it (a traceback, exit 1); "1e20" passed and then
+    # overflowed the generator's int64 ticks, so every quote of the symbol was garbage and its trades skipped.
+    error = config_error({"simulator": {"market": {"symbols": {"AAPL": {"price": price}}}}})
+    assert (error.key, error.value) == ("simulator.market.symbols.AAPL.price", price)
+
+
+def test_a_synthetic_start_price_of_ten_million_dollars_is_accepted() -> None:
+    market = settings_from_mapping(
+        {"simulator": {"market": {"symbols": {"BRK.A": {"price": "10000000"}}}}}
+    ).market
+    assert market.symbols["BRK.A"].price == Decimal(10_000_000)
