@@ -368,3 +368,15 @@ def test_weights_against_a_non_positive_equity_are_refused() -> None:
     held = (position("A", "10", "10"),)
     with pytest.raises(PlanError, match=r"w\.csv: equity -100 is not positive"):
         derive(weights(A="0.5"), cash="-200", positions=held, prices={"A": "10"})
+
+
+def test_a_weight_trade_beyond_the_largest_amount_is_refused_as_bad_input_not_a_crash() -> None:
+    # Cash 1e30 (a simulated account's setting) sized a 4e26-share buy: rounding it to 1e-9 shares needs more
+    # than Decimal's 28 digits, and `repeg run` ended with a decimal.InvalidOperation traceback, exit 1.
+    with pytest.raises(PlanError, match=r"w\.csv: A: the trade to weight 0\.12 is .* shares, more than"):
+        derive(weights(A="0.12"), cash="1e30", prices={"A": "300"})
+
+
+def test_a_weight_trade_of_the_largest_amount_is_derived() -> None:
+    legs, _ = derive(weights(A="1"), cash="1e12", prices={"A": "1"})
+    assert legs[0].qty == D(10) ** 12

@@ -31,7 +31,7 @@ from decimal import ROUND_DOWN, Decimal
 from repeg.config import ExecutionConfig
 from repeg.domain.account import Account, Asset, Position
 from repeg.domain.orders import Side
-from repeg.domain.plan import LegSpec, Plan, PlanKind, SkippedTrade, TargetWeight, TradeIntent
+from repeg.domain.plan import MAX_AMOUNT, LegSpec, Plan, PlanKind, SkippedTrade, TargetWeight, TradeIntent
 from repeg.domain.ticks import PENNY, ZERO, round_qty_down
 from repeg.errors import NotTradableError, PlanError, UnknownSymbolError
 
@@ -105,7 +105,7 @@ def derive_legs(
         for target in plan.weights:
             if target.symbol not in prices:
                 skipped.extend(_unpriced(target, positions, equity))
-        trades = _weights_trades(plan.weights, held, assets, prices, equity)
+        trades = _weights_trades(plan, held, assets, prices, equity)
     return _filter(trades, prices, config, skipped)
 
 
@@ -129,7 +129,7 @@ def _check_equity(plan: Plan, equity: Decimal) -> None:
 
 
 def _weights_trades(
-    weights: Sequence[TargetWeight],
+    plan: Plan,
     held: Mapping[str, Decimal],
     assets: Mapping[str, Asset],
     prices: Mapping[str, Decimal],
@@ -137,12 +137,12 @@ def _weights_trades(
 ) -> list[_Trade]:
     """The trades of the weights that have an arrival price (those without one are skipped: `_unpriced`)."""
     trades: list[_Trade] = []
-    for target in weights:
+    for target in plan.weights:
         price = prices.get(target.symbol)
         if price is None:
             continue
         current = held.get(target.symbol, ZERO)
-        trade = _from_weight(target, assets[target.symbol], current, price, equity)
+        trade = _from_weight(target, assets[target.symbol], current, price, equity, source=plan.source)
         if trade is not None:
             trades.append(trade)
     return trades
@@ -163,9 +163,12 @@ def _from_intent(intent: TradeIntent, asset: Asset, current: Decimal) -> _Trade:
 
 
 def _from_weight(
-    target: TargetWeight, asset: Asset, current: Decimal, price: Decimal, equity: Decimal
+    target: TargetWeight, asset: Asset, current: Decimal, price: Decimal, equity: Decimal, *, source: str
 ) -> _Trade | None:
-    """The trade that moves `current` shares to `target.weight` of `equity`, or None when already there."""
+    """The trade that moves `current` shares to `target.weight` of `equity`, or None when already there.
+
+    A trade of more than `MAX_AMOUNT` shares is refused (`PlanError`), as a plan row asking for it is: rounding
+    it to 1e-9 shares would exceed Decimal's 28 digits."""
     whole = not asset.fractionable
     if target.weight == ZERO:
         if current == ZERO:
@@ -175,7 +178,11 @@ def _from_weight(
     if delta_value == ZERO:
         return None
     side = Side.BUY if delta_value > ZERO else Side.SELL
-    qty = round_qty_down(abs(delta_value) / price, whole)
+    shares = abs(delta_value) / price
+    if shares > MAX_AMOUNT:
+        reason = f"the trade to weight {target.weight} is {shares:.6E} shares, more than {MAX_AMOUNT:,}"
+        raise PlanError(f"{source}: {target.symbol}: {reason}")
+    qty = round_qty_down(shares, whole)
     return _Trade(target.symbol, side, qty, None, whole)
 
 
