@@ -1639,3 +1639,18 @@ def test_a_repeg_sent_late_for_want_of_a_valid_quote_works_a_full_fill_wait_befo
     assert [e.ts for e in world.sink.intents(IntentAction.REPLACE)] == [at(29), at(39)]
     (escalated,) = world.sink.of(LegEscalated)
     assert escalated.ts == at(49)
+
+
+def test_a_submit_of_unknown_outcome_that_the_broker_reports_is_worked_and_not_left_open() -> None:
+    """The submit's answer is lost and the broker cannot be asked by client order id for the whole phase, but it
+    pushes the order's updates: the order it reports is the leg's working order (re-pegged, escalated, cancelled
+    at the end), not one left waiting for an answer to the hard stop and then open at the broker after the run."""
+
+    def script(w: World) -> None:
+        w.broker.lost_answers = 1
+        w.broker.unavailable_lookups = 10**6
+
+    result, world = execute(BUY, script, auto_fill=False)
+    assert not [o for o in world.broker.orders.values() if o.status.is_open]
+    assert [e.ts for e in world.sink.intents(IntentAction.REPLACE)] == [at(10), at(20), at(30)]
+    assert result.legs[0].escalated

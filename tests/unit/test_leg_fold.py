@@ -684,3 +684,17 @@ def test_a_leg_completed_by_its_working_orders_own_fill_has_no_active_order() ->
     leg = fold([*working(), updated(order(0, OrderStatus.FILLED, "100", "10.00"), OrderEvent.FILL)])
     assert leg.status is LegStatus.FILLED
     assert leg.active_client_order_id is None
+
+
+def test_a_submitted_order_the_broker_reports_before_any_answer_makes_the_leg_work_it() -> None:
+    # The submit's answer was lost (and no lookup answered): the broker's own report of the order is its acceptance.
+    leg = fold([planned(), submit(), updated(order(0, OrderStatus.NEW), OrderEvent.NEW)])
+    assert leg.status is LegStatus.WORKING
+    assert leg.active_order is not None
+    assert leg.active_order.order_id == "o0"
+
+
+def test_a_submitted_order_the_broker_reports_closed_before_any_answer_leaves_the_leg_idle() -> None:
+    leg = fold([planned(), submit(), updated(order(0, OrderStatus.CANCELED), OrderEvent.CANCELED)])
+    assert leg.status is LegStatus.IDLE
+    assert leg.active_client_order_id is None

@@ -400,6 +400,11 @@ def _on_failed(state: LegState, event: OrderFailed) -> LegState:
     return _settle(_go(state, trigger, **changes), event.ts, event.run_id)
 
 
+def _reported(record: OrderRecord | None) -> bool:
+    """True when the broker has reported this order (open or closed)."""
+    return record is not None and record.order_id is not None and record.status is not None
+
+
 def _known_open(record: OrderRecord | None) -> bool:
     """True when the broker has reported this order and not (yet) as closed."""
     return record is not None and record.order_id is not None and not record.is_terminal
@@ -408,6 +413,10 @@ def _known_open(record: OrderRecord | None) -> bool:
 def _on_updated(state: LegState, event: OrderUpdated) -> LegState:
     update = event.update
     changed = _settle(_merge_order(state, update.order), event.ts, event.run_id)
+    if changed.status is LegStatus.SUBMITTING and _reported(changed.active_order):
+        # The submit's answer was lost (and no lookup answered), but the broker reported the order: it exists, and
+        # the leg works it (or, closed already, goes on from it) instead of waiting for an answer to the hard stop.
+        changed = _settle(_go(changed, LegTrigger.ACCEPTED), event.ts, event.run_id)
     if update.event is OrderEvent.CANCEL_REJECTED or update.event is OrderEvent.REPLACE_REJECTED:
         return _on_refused(changed, update.event, update.order)
     return changed
