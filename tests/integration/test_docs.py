@@ -220,3 +220,14 @@ def test_imports_point_inward_as_the_architecture_page_says() -> None:
     inner = {**domain, **_repeg_imports("policy"), **_repeg_imports("planning"), **_repeg_imports("engine")}
     wrong = {module: sorted(n for n in names if n.startswith(adapters)) for module, names in inner.items()}
     assert {module: names for module, names in wrong.items() if names} == {}
+
+
+def test_readme_usage_table_documents_every_option_of_run() -> None:
+    """The Usage table is where a user looks up `repeg run`'s options: `--sim-url` (needed by `--broker
+    sim-remote`) was missing from it."""
+    documented = set()
+    for key in _readme_rows("## Usage"):
+        documented.update(re.findall(r"--[a-z][a-z-]*", key))
+    run = _commands()["run"]
+    options = {opt for param in run.params for opt in param.opts if opt.startswith("--")}
+    assert sorted(options - documented) == []
