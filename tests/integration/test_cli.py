@@ -449,6 +449,35 @@ def test_sweep_out_that_cannot_be_written_exits_2_in_one_line(workdir: Path) -> 
     assert str(out) in result.stderr
 
 
+DEEP_JSON = "[" * 100_000 + "]" * 100_000
+DEEP_TOML = "x = " + DEEP_JSON + "\n"
+
+
+def test_a_report_source_nested_too_deeply_exits_2_in_one_line(workdir: Path) -> None:
+    # The result loader's RecursionError escaped `report`: a traceback and exit 1 for a malformed file.
+    source = write(workdir, "deep.json", DEEP_JSON)
+    result = CliRunner().invoke(build_app(), ["report", str(source), "--html", str(workdir / "r.html")])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert result.stderr == f"error: {source}: nested too deeply\n"
+
+
+def test_a_sweep_grid_nested_too_deeply_exits_2_in_one_line(workdir: Path) -> None:
+    grid = write(workdir, "deep.toml", DEEP_TOML)
+    args = ["sweep", "--quotes", str(_small_quotes(workdir)), "--grid", str(grid), "--out", "o.parquet"]
+    result = CliRunner().invoke(build_app(), [*args, "--workers", "1", "--no-progress"])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert result.stderr == f"error: {grid}: nested too deeply\n"
+
+
+def test_a_backtest_policy_file_nested_too_deeply_exits_2_in_one_line(workdir: Path) -> None:
+    policy = write(workdir, "deep.toml", DEEP_TOML)
+    args = ["backtest", "--quotes", str(_small_quotes(workdir)), "--basket", "2", "--policy", str(policy)]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert "nested too deeply" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
 def test_a_refused_value_is_printed_verbatim_not_as_an_emoji_code(workdir: Path) -> None:
     plan = write(workdir, "p.csv", "symbol,side,qty\nAAPL,buy,:fire:\n")
     result = invoke(plan)
