@@ -635,6 +635,27 @@ def test_a_submit_of_unknown_outcome_is_looked_up_again_until_the_broker_answers
     assert leg.order_ids == ("o1",)
 
 
+@pytest.mark.parametrize("pushes_updates", [True, False])
+def test_a_submit_that_lands_after_its_timeout_and_lookup_is_never_sent_again_under_a_new_id(
+    pushes_updates: bool,
+) -> None:
+    """The submit times out before the broker executed it, and the lookup by client order id finds nothing yet:
+    its outcome is still unknown, so the remainder must not go out under a new id (two live orders for one leg).
+    The request is sent again under the SAME id, which a broker executes at most once."""
+
+    def script(w: World) -> None:
+        w.broker.late_landings = 1
+        w.feed.at(at(5), "XYZ", "99.96", "100.00")
+
+    result, world = execute(BUY, script, pushes_updates=pushes_updates)
+    assert len(world.broker.orders) == 1
+    assert {r.client_order_id for r in world.broker.submitted()} == {"t-L0000-A00"}
+    (leg,) = result.legs
+    assert leg.status is LegStatus.FILLED
+    assert leg.filled_qty == Decimal(100)
+    assert sum(o.filled_qty for o in world.broker.orders.values()) == Decimal(100)
+
+
 def test_a_replace_whose_answer_was_lost_manages_the_replacement_the_broker_created() -> None:
     def script(w: World) -> None:
         w.clock.call_at(at(9), lambda: setattr(w.broker, "lost_answers", 1))  # the first re-peg's answer

@@ -114,6 +114,10 @@ class FakeBroker:
         self.reject_cancels_later = 0
         self.unavailable_reads = 0
         self.lost_answers = 0
+        #: This many submits time out before the broker has executed them; each lands `landing_delay` later
+        #: (unless an order under its client order id exists by then: a broker refuses the duplicate).
+        self.late_landings = 0
+        self.landing_delay = timedelta(seconds=2)
         self.unavailable_lookups = 0
         self.reject_symbols: set[str] = set()
         self.reject_after_accept: set[str] = set()
@@ -142,6 +146,10 @@ class FakeBroker:
             raise DuplicateClientOrderIdError(request.client_order_id)
         if request.symbol in self.reject_symbols:
             raise OrderRejectedError("rejected by script", broker_message="insufficient buying power")
+        if self.late_landings:
+            self.late_landings -= 1
+            self._clock.call_at(self._clock.now() + self.landing_delay, lambda: self._land(request))
+            raise BrokerUnavailableError("scripted timeout: the request is still on its way")
         order = self._new(request)
         if request.symbol in self.reject_after_accept:
             self._set(order.order_id, OrderEvent.REJECTED, status=OrderStatus.REJECTED)
@@ -319,6 +327,10 @@ class FakeBroker:
     def _deliver(self, update: OrderUpdate) -> None:
         for sink in self.sinks:
             sink(update)
+
+    def _land(self, request: OrderRequest) -> None:
+        if request.client_order_id not in self.by_client:
+            self._match(self._new(request).order_id)
 
     def _lose_answer(self) -> None:
         """The request was executed, but its answer is lost on the way back (the caller sees a timeout)."""

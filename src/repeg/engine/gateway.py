@@ -38,6 +38,7 @@ from repeg.errors import (
     BrokerError,
     BrokerUnavailableError,
     DuplicateClientOrderIdError,
+    InvariantViolationError,
     OrderNotFoundError,
 )
 from repeg.policy.pricing import check_price_collar
@@ -50,6 +51,7 @@ class _Unanswered(Enum):
 
 
 _UNANSWERED = _Unanswered.UNANSWERED
+_Outcome = BrokerOrder | _Unanswered | None  # a submit's answer: the order, unknown, or refused (recorded)
 
 
 def _known_closed(record: OrderRecord | None) -> bool:
@@ -75,6 +77,8 @@ class OrderGateway:
         self._polled = not broker.pushes_updates
         #: Orders the run never read (known only as the `replaced_by` of an order) whose cancel the broker accepted.
         self._cancelled_unread: set[str] = set()
+        #: When each submit of unknown outcome was last sent (by client order id), for timing its re-send.
+        self._unanswered_sent: dict[str, datetime] = {}
 
     def _check_collar(self, leg: LegState, limit_price: Decimal | None, quote: Quote | None) -> None:
         arrival = leg.arrival_quote or quote
@@ -168,7 +172,7 @@ class OrderGateway:
             return False
         return True
 
-    async def _send_new(self, index: int, request: OrderRequest) -> BrokerOrder | _Unanswered | None:
+    async def _send_new(self, index: int, request: OrderRequest) -> _Outcome:
         """The accepted order, `_UNANSWERED` when its outcome is unknown, or None once a refusal is recorded."""
         cid = request.client_order_id
         try:
@@ -177,21 +181,23 @@ class OrderGateway:
             # The id is deterministic: a duplicate means our own earlier submit reached the broker, and a
             # timeout or server error may hide one that did. Either way the order the broker holds is ours.
             existing = await self._executed_anyway(index, exc, cid)
+            if existing is _UNANSWERED:
+                self._unanswered_sent[cid] = self._bus.clock.now()
+                return _UNANSWERED
             if existing is not None:
                 return existing
             await self._failed(index, IntentAction.SUBMIT, exc, client_order_id=cid)
         return None
 
-    async def _executed_anyway(
-        self, index: int, exc: BrokerError, cid: str
-    ) -> BrokerOrder | _Unanswered | None:
+    async def _executed_anyway(self, index: int, exc: BrokerError, cid: str) -> _Outcome:
         """After a refusal whose outcome is unknown (duplicate id, timeout, 5xx): the order the request created,
-        found by its client order id, or `_UNANSWERED` when the broker cannot say; None when the request surely
-        failed (a plain refusal, or no order under that id)."""
+        found by its client order id, or `_UNANSWERED` when the broker cannot say (also when it has no such order
+        after a timeout: the request may still be on its way); None when the request surely failed."""
         if not isinstance(exc, DuplicateClientOrderIdError | BrokerUnavailableError):
             return None
         try:
-            return await self._broker.get_order_by_client_id(cid)
+            found = await self._broker.get_order_by_client_id(cid)
+            return _UNANSWERED if found is None and isinstance(exc, BrokerUnavailableError) else found
         except BrokerError as lookup:
             self._log.warning(
                 "outcome_unknown",
@@ -204,16 +210,18 @@ class OrderGateway:
             )
             return _UNANSWERED
 
-    async def resolve_submit(self, index: int) -> None:
-        """For a submit whose outcome is still unknown (the leg is submitting): ask the broker by client order
-        id again; record the order as accepted, or the submit as failed when the broker has no such order."""
+    async def resolve_submit(self, index: int, *, resend: bool = True) -> None:
+        """A submit of unknown outcome (the leg is submitting): accepted once the broker finds its client order id.
+        Until then it is sent again under that SAME id each check interval (executed at most once: a new id could
+        add a second order beside one still on its way), or, without `resend` (a phase's end), recorded failed."""
         leg = self._bus.leg(index)
         active = leg.active_order
         if active is None:
             return
         cid = active.client_order_id
+        found: _Outcome
         try:
-            order = await self._broker.get_order_by_client_id(cid)
+            found = await self._broker.get_order_by_client_id(cid)
         except BrokerError as exc:
             self._log.warning(
                 "submit_unresolved",
@@ -224,10 +232,30 @@ class OrderGateway:
                 error=str(exc),
             )
             return
-        if order is None:
+        if found is None and not resend:
             await self._failed(index, IntentAction.SUBMIT, OrderNotFoundError(cid), client_order_id=cid)
+        elif found is None:
+            found = await self._resend(index, leg, active)
+        if not isinstance(found, BrokerOrder):
             return
-        await self._bus.emit(OrderAccepted(**self._bus.stamp(index), action=IntentAction.SUBMIT, order=order))
+        await self._bus.emit(OrderAccepted(**self._bus.stamp(index), action=IntentAction.SUBMIT, order=found))
+
+    async def _resend(self, index: int, leg: LegState, active: OrderRecord) -> _Outcome:
+        """The journaled submit sent again under its own id, once a check interval after its last send."""
+        sent = self._unanswered_sent.get(active.client_order_id)
+        if sent is not None and self._bus.clock.now() < sent + self._config.check_interval:
+            return _UNANSWERED
+        if active.qty is None or active.order_type is None:
+            raise InvariantViolationError(f"submit {active.client_order_id} was journaled without its order")
+        request = OrderRequest(
+            client_order_id=active.client_order_id,
+            symbol=leg.symbol,
+            side=leg.side,
+            qty=active.qty,
+            order_type=active.order_type,
+            limit_price=active.limit_price,
+        )
+        return await self._send_new(index, request)
 
     async def replace(self, index: int, limit_price: Decimal, *, step: int, quote: Quote | None) -> None:
         """Re-price the working order by the broker's replace; a refusal is recorded and reconciled. Nothing is

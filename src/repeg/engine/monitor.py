@@ -456,7 +456,9 @@ class PhaseMonitor:
     async def _cancel_working(self) -> None:
         for index in sorted(self._working):
             if self._ctx.bus.leg(index).status is LegStatus.SUBMITTING:
-                await self._ctx.gateway.resolve_submit(index)  # an order of unknown outcome may be live
+                await self._ctx.gateway.resolve_submit(
+                    index, resend=False
+                )  # one of unknown outcome may be live
             if self._ctx.bus.leg(index).status is LegStatus.WORKING:
                 await self._ctx.gateway.cancel(index, reason="phase_end")
             elif index in self._recancel:
