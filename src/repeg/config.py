@@ -136,7 +136,7 @@ class ExecutionConfig(BaseModel):
     grace_window: float = Field(default=5.0, ge=0)
     # quotes
     quote_max_age: float = Field(default=5.0, gt=0)
-    max_spread_pct: Decimal = Field(default=Decimal(10), gt=0, le=MAX_PCT)
+    max_spread_pct: Decimal = Field(default=Decimal(10), gt=0)
     quote_wait: float = Field(default=30.0, ge=0)
     on_no_quote: OnNoQuote = OnNoQuote.SKIP
     # escalation
@@ -146,13 +146,22 @@ class ExecutionConfig(BaseModel):
     # safety rails
     max_order_notional: Decimal | None = Field(default=None, gt=0)
     max_run_notional: Decimal | None = Field(default=None, gt=0)
-    price_collar_pct: Decimal = Field(default=Decimal(5), gt=0, le=MAX_PCT)
+    price_collar_pct: Decimal = Field(default=Decimal(5), gt=0)
     min_notional: Decimal = Field(default=Decimal(1), ge=0)
 
     @field_validator("repeg_steps")
     @classmethod
     def _steps_increasing_in_unit_interval(cls, steps: tuple[Decimal, ...]) -> tuple[Decimal, ...]:
         return repeg_steps_valid(steps)
+
+    @field_validator("max_spread_pct", "price_collar_pct")
+    @classmethod
+    def _pct_at_most_max(cls, value: Decimal, info: ValidationInfo) -> Decimal:
+        """At most `MAX_PCT` in a new configuration; a journaled one keeps what an earlier repeg (with no bound)
+        started the run under, so that the run resumes under it (`config_from_mapping`)."""
+        if value > MAX_PCT and not _journaled(info):
+            raise ValueError(f"must be at most {MAX_PCT} (percent)")
+        return value
 
     @field_validator(*TIME_KEYS, mode="before")
     @classmethod
@@ -275,8 +284,9 @@ def config_from_mapping(data: Mapping[str, object], *, journaled: bool = False) 
     """Validate a mapping (e.g. the `[execution]` table of a TOML file); errors name the first bad key.
 
     `journaled`: the configuration a run journaled when it started (`RunStarted.config`), read to resume the run.
-    Each key is checked, but not the checks across keys: a later repeg may have added one, and a run started under
-    a configuration an earlier repeg accepted (its orders possibly working at the broker) must resume under it.
+    Each key is checked, but not the checks across keys nor the percentages' `MAX_PCT`: a later repeg may have added
+    one, and a run started under a configuration an earlier repeg accepted (its orders possibly working at the
+    broker) must resume under it.
     """
     try:
         return ExecutionConfig.model_validate(dict(data), context={_JOURNALED: True} if journaled else None)

@@ -187,3 +187,14 @@ def test_a_synthetic_start_price_of_ten_million_dollars_is_accepted() -> None:
         {"simulator": {"market": {"symbols": {"BRK.A": {"price": "10000000"}}}}}
     ).market
     assert market.symbols["BRK.A"].price == Decimal(10_000_000)
+
+
+@pytest.mark.parametrize("key", ["max_spread_pct", "price_collar_pct"])
+def test_a_run_journaled_with_a_percentage_above_the_later_bound_still_resumes_under_it(key: str) -> None:
+    # Before 55db766 a percentage had no upper bound: `max_spread_pct = 1e9` (never refuse a quote for its spread)
+    # started runs. Such an interrupted run, its orders possibly working at the broker, must resume under what it
+    # journaled, as it does when a check across keys was added later; the bound holds for new configurations.
+    from repeg.cli.journal_cmds import config_from_record
+
+    config = config_from_record({key: '"1000000000"'})
+    assert getattr(config, key) == Decimal(1_000_000_000)
