@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
+from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
 
 import pytest
 
-from repeg.brokers.remote.client import SimAddress, parse_sim_url
+from repeg.brokers.remote.client import SimAddress, _Connection, parse_sim_url
 from repeg.brokers.remote.wire import (
     answer_line,
     decode_error,
@@ -93,12 +96,25 @@ def test_urls_no_request_could_use_are_refused_when_parsed(url: str) -> None:
         parse_sim_url(url)
 
 
+@contextlib.asynccontextmanager
+async def _connected(
+    handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+) -> AsyncIterator[_Connection]:
+    """A client connection to a loopback server that answers with `handler`; both closed on exit."""
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    conn = _Connection(SimAddress("127.0.0.1", port, "s1"))
+    try:
+        yield conn
+    finally:
+        await conn.close()
+        server.close()
+        await server.wait_closed()
+
+
 async def test_a_call_cancelled_while_waiting_never_hands_its_answer_to_the_next_call() -> None:
     """A request abandoned mid-flight (SIGINT cancels the run while it polls) leaves an answer on the wire; the
     next request must read its own answer, not that one (else a cancel "succeeds" on a get_order's answer)."""
-    import asyncio
-
-    from repeg.brokers.remote.client import _Connection
 
     async def answer_slowly(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while line := await reader.readline():
@@ -108,27 +124,18 @@ async def test_a_call_cancelled_while_waiting_never_hands_its_answer_to_the_next
             await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(answer_slowly, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    conn = _Connection(SimAddress("127.0.0.1", port, "s1"))
-    try:
+    async with _connected(answer_slowly) as conn:
         slow = asyncio.create_task(conn.call("slow"))
         await asyncio.sleep(0.05)
         slow.cancel()
         with pytest.raises(asyncio.CancelledError):
             await slow
         assert await conn.call("fast") == '"fast"'
-    finally:
-        await conn.close()
-        server.close()
-        await server.wait_closed()
 
 
 async def test_the_remote_feed_keeps_polling_after_a_failed_poll() -> None:
     """One unanswered quote poll (the server busy or restarting) must not end the feed: later quotes arrive."""
-    import asyncio
     from datetime import timedelta
-    from decimal import Decimal
 
     from repeg.brokers.remote.client import RemoteFeed
     from repeg.domain.quote import Quote
@@ -170,10 +177,6 @@ async def test_an_answer_cut_off_by_a_dying_server_is_a_broker_unavailable_error
     """A server killed while writing leaves half an answer line: the engine must see the typed "outcome unknown"
     error it resolves by client order id, never a JSON validation error that ends the run as an internal
     failure; and the next call must open a fresh connection rather than read the dead one."""
-    import asyncio
-
-    from repeg.brokers.remote.client import _Connection
-
     calls = 0
 
     async def die_mid_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -189,17 +192,10 @@ async def test_an_answer_cut_off_by_a_dying_server_is_a_broker_unavailable_error
             await writer.drain()
         writer.close()
 
-    server = await asyncio.start_server(die_mid_answer, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    conn = _Connection(SimAddress("127.0.0.1", port, "s1"))
-    try:
+    async with _connected(die_mid_answer) as conn:
         with pytest.raises(BrokerUnavailableError, match="submit_order"):
             await conn.call("submit_order")
         assert await conn.call("get_order") == '"get_order"'
-    finally:
-        await conn.close()
-        server.close()
-        await server.wait_closed()
 
 
 @pytest.mark.parametrize(
