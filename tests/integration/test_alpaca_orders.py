@@ -41,6 +41,12 @@ def limit(cid: str, side: Side, qty: str, price: str, symbol: str = "AAPL") -> O
     )
 
 
+def reprice(order_id: str, cid: str, qty: str, price: str) -> ReplaceRequest:
+    return ReplaceRequest(
+        order_id=order_id, client_order_id=cid, qty=Decimal(qty), limit_price=Decimal(price)
+    )
+
+
 def collect(broker: AlpacaBroker) -> list[OrderUpdate]:
     updates: list[OrderUpdate] = []
     broker.subscribe_updates(updates.append)
@@ -101,14 +107,7 @@ async def test_replace_creates_a_new_order_id_and_the_old_goes_replaced(alpaca: 
     broker, _ = alpaca
     updates = collect(broker)
     old = await broker.submit_order(limit("r1-L0002-A00", Side.BUY, "5", "99.00"))
-    new = await broker.replace_order(
-        ReplaceRequest(
-            order_id=old.order_id,
-            client_order_id="r1-L0002-A01",
-            qty=Decimal(5),
-            limit_price=Decimal("99.50"),
-        )
-    )
+    new = await broker.replace_order(reprice(old.order_id, "r1-L0002-A01", "5", "99.50"))
     assert new.order_id != old.order_id
     assert new.replaces == old.order_id
     assert new.limit_price == Decimal("99.50")
@@ -125,14 +124,7 @@ async def test_replace_of_a_partially_filled_order_is_refused_before_sending(alp
     fake_alpaca.book.partial_fill_probability = 0.0
     patches = fake_alpaca.count("PATCH", f"/v2/orders/{order.order_id}")
     with pytest.raises(OrderNotCancelableError) as info:
-        await broker.replace_order(
-            ReplaceRequest(
-                order_id=order.order_id,
-                client_order_id="r1-L0003-A01",
-                qty=Decimal(10),
-                limit_price=Decimal("98.00"),
-            )
-        )
+        await broker.replace_order(reprice(order.order_id, "r1-L0003-A01", "10", "98.00"))
     assert info.value.status == "partially_filled"
     assert fake_alpaca.count("PATCH", f"/v2/orders/{order.order_id}") == patches
 
@@ -144,14 +136,7 @@ async def test_replace_racing_a_fill_reports_the_fill_and_refuses(alpaca: Pair, 
     order = await broker.submit_order(limit("r1-L0004-A00", Side.BUY, "4", "99.00"))
     fake_alpaca.book.set_quote("AAPL", Decimal("98.90"), Decimal("99.00"))
     with pytest.raises(OrderNotCancelableError) as info:
-        await broker.replace_order(
-            ReplaceRequest(
-                order_id=order.order_id,
-                client_order_id="r1-L0004-A01",
-                qty=Decimal(4),
-                limit_price=Decimal("99.05"),
-            )
-        )
+        await broker.replace_order(reprice(order.order_id, "r1-L0004-A01", "4", "99.05"))
     assert info.value.status == "filled"
     assert filled(updates, order.order_id) == 4
 
@@ -160,14 +145,7 @@ async def test_replace_rejected_by_the_broker_because_the_order_filled(alpaca: P
     broker, _ = alpaca
     order = await broker.submit_order(limit("r1-L0005-A00", Side.SELL, "2", "101.00"))
     fake_alpaca.book.hold_replaces = True
-    new = await broker.replace_order(
-        ReplaceRequest(
-            order_id=order.order_id,
-            client_order_id="r1-L0005-A01",
-            qty=Decimal(2),
-            limit_price=Decimal("100.50"),
-        )
-    )
+    new = await broker.replace_order(reprice(order.order_id, "r1-L0005-A01", "2", "100.50"))
     updates = collect(broker)
     fake_alpaca.book.set_quote(
         "AAPL", Decimal("101.00"), Decimal("101.10")
@@ -184,14 +162,7 @@ async def test_cancel_while_replace_pending_is_not_cancelable_with_that_state(al
     broker, _ = alpaca
     order = await broker.submit_order(limit("r1-L0006-A00", Side.BUY, "2", "99.00"))
     fake_alpaca.book.hold_replaces = True
-    await broker.replace_order(
-        ReplaceRequest(
-            order_id=order.order_id,
-            client_order_id="r1-L0006-A01",
-            qty=Decimal(2),
-            limit_price=Decimal("99.10"),
-        )
-    )
+    await broker.replace_order(reprice(order.order_id, "r1-L0006-A01", "2", "99.10"))
     with pytest.raises(OrderNotCancelableError) as info:
         await broker.cancel_order(order.order_id)
     assert info.value.status == "pending_replace"
@@ -268,23 +239,9 @@ async def test_a_replace_refused_by_the_broker_reports_the_state_read_back(alpac
     broker, _ = alpaca
     order = await broker.submit_order(limit("r1-L0014-A00", Side.BUY, "2", "99.00"))
     fake_alpaca.book.hold_replaces = True
-    await broker.replace_order(
-        ReplaceRequest(
-            order_id=order.order_id,
-            client_order_id="r1-L0014-A01",
-            qty=Decimal(2),
-            limit_price=Decimal("99.10"),
-        )
-    )
+    await broker.replace_order(reprice(order.order_id, "r1-L0014-A01", "2", "99.10"))
     with pytest.raises(OrderNotCancelableError) as info:  # a second replace while the first is pending
-        await broker.replace_order(
-            ReplaceRequest(
-                order_id=order.order_id,
-                client_order_id="r1-L0014-A02",
-                qty=Decimal(2),
-                limit_price=Decimal("99.20"),
-            )
-        )
+        await broker.replace_order(reprice(order.order_id, "r1-L0014-A02", "2", "99.20"))
     assert info.value.status == "pending_replace"
     assert fake_alpaca.count("PATCH", f"/v2/orders/{order.order_id}") == 2
 
@@ -315,14 +272,7 @@ async def test_a_fractional_order_is_re_priced_without_patching_its_quantity(alp
     its quantity by leaving `qty` out of the PATCH, and changes only the limit price."""
     broker, _ = alpaca
     old = await broker.submit_order(limit("r1-L0016-A00", Side.BUY, "0.5", "90.00"))
-    new = await broker.replace_order(
-        ReplaceRequest(
-            order_id=old.order_id,
-            client_order_id="r1-L0016-A01",
-            qty=Decimal("0.5"),
-            limit_price=Decimal("90.50"),
-        )
-    )
+    new = await broker.replace_order(reprice(old.order_id, "r1-L0016-A01", "0.5", "90.50"))
     assert (new.replaces, new.qty, new.limit_price) == (old.order_id, Decimal("0.5"), Decimal("90.50"))
 
 
@@ -335,13 +285,6 @@ async def test_an_order_not_yet_routed_cannot_be_replaced(alpaca: Pair, fake_alp
     order = await broker.submit_order(limit("r1-L0017-A00", Side.BUY, "2", "99.00"))
     assert order.status is OrderStatus.ACCEPTED
     with pytest.raises(OrderNotCancelableError) as info:
-        await broker.replace_order(
-            ReplaceRequest(
-                order_id=order.order_id,
-                client_order_id="r1-L0017-A01",
-                qty=Decimal(2),
-                limit_price=Decimal("99.10"),
-            )
-        )
+        await broker.replace_order(reprice(order.order_id, "r1-L0017-A01", "2", "99.10"))
     assert info.value.status == "accepted"
     assert list(fake_alpaca.book.orders) == [order.order_id]
