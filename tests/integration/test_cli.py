@@ -800,3 +800,25 @@ def test_a_sweep_grid_basket_qty_that_rounds_to_zero_shares_is_refused_when_the_
     assert result.exit_code == ExitCode.BAD_INPUT
     assert "basket.qty" in result.stderr
     assert "rounds to zero shares" in result.stderr
+
+
+def test_a_run_id_another_process_is_working_is_refused_on_the_simulator_too(workdir: Path) -> None:
+    # README (6eb5aba): `run --run-id` of a run another process is still working is refused before anything is
+    # read or sent (exit 4). The in-process simulator never claimed the run: a second `repeg run --run-id` ran the
+    # plan beside the first and journaled under the same id.
+    from repeg.journal.lock import RunLock, lock_path
+
+    held = RunLock.acquire(lock_path(workdir / "repeg.db", "busy"))
+    assert held is not None
+    try:
+        result = invoke(EXAMPLES / "rebalance.csv", "--run-id", "busy", "--json")
+    finally:
+        held.release()
+    assert result.exit_code == ExitCode.FAILED, result.stderr
+    assert "run busy is being worked by another repeg process" in result.stderr
+    assert result.stdout == ""
+    store = SqliteJournal(workdir / "repeg.db", create=False)
+    try:
+        assert not store.has_run("busy")
+    finally:
+        store.close()

@@ -257,6 +257,9 @@ def _execute(
         )
 
         store = stack.enter_context(opened_journal(journal))
+        # Claimed before it is read, on every broker: another process still working the run (the in-process
+        # simulator's too) is refused here, exit 4, as the README says (`Journal.claim`, held until close).
+        store.claim(run_id)
         _refuse_another_plan(store, run_id, plan)
         asked = _market_asked(broker, plan, settings, seed, tape_source)
         refuse_another_market(store, run_id, asked, config=config)
