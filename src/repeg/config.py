@@ -312,6 +312,16 @@ def _as_written(value: object) -> object:
 OTHER_RUN_TABLES = ("simulator",)
 
 
+def read_toml(path: Path) -> dict[str, object]:
+    """The tables of a TOML configuration file; a file that cannot be read or parsed is a `ConfigError` naming it."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(str(path), None, f"cannot read TOML: {exc}") from exc
+    except RecursionError:  # tables or arrays nested beyond the parser's depth: a bad file, not a bug
+        raise ConfigError(str(path), None, "cannot read TOML: nested too deeply") from None
+
+
 def load_config(path: Path) -> ExecutionConfig:
     """Read `[execution]` from a TOML file.
 
@@ -319,12 +329,7 @@ def load_config(path: Path) -> ExecutionConfig:
     key outside its tables is refused (as `repeg run` refuses it). A file with none of these tables is read as the
     `[execution]` table itself.
     """
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(str(path), None, f"cannot read TOML: {exc}") from exc
-    except RecursionError:  # tables or arrays nested beyond the parser's depth: a bad file, not a bug
-        raise ConfigError(str(path), None, "cannot read TOML: nested too deeply") from None
+    raw = read_toml(path)
     tables = ("execution", *OTHER_RUN_TABLES)
     if not any(name in raw for name in tables):
         return config_from_mapping(raw)

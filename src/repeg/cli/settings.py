@@ -6,14 +6,13 @@ top-level tables are refused too, so that a typo (`[executon]`) cannot silently 
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from repeg.brokers.simulator.account import SimAccount
 from repeg.brokers.simulator.latency import LatencyModel
-from repeg.config import ExecutionConfig, config_from_mapping
+from repeg.config import ExecutionConfig, config_from_mapping, read_toml
 from repeg.errors import ConfigError
 from repeg.planning.parse import is_ticker
 from repeg.simulation import (
@@ -103,10 +102,4 @@ def load_settings(path: Path | None) -> RunSettings:
     """Read a run configuration file; None gives every default."""
     if path is None:
         return RunSettings()
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(str(path), None, f"cannot read TOML: {exc}") from exc
-    except RecursionError:  # tables or arrays nested beyond the parser's depth: a bad file, not a bug
-        raise ConfigError(str(path), None, "cannot read TOML: nested too deeply") from None
-    return settings_from_mapping(raw)
+    return settings_from_mapping(read_toml(path))
