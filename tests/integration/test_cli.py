@@ -478,6 +478,17 @@ def test_a_backtest_policy_file_nested_too_deeply_exits_2_in_one_line(workdir: P
     assert len(result.stderr.splitlines()) == 1
 
 
+def test_a_params_file_nested_too_deeply_is_named_not_the_policy_that_points_to_it(workdir: Path) -> None:
+    # c924733 caught the RecursionError around the whole backtest and blamed --policy: "--policy='p.toml': nested
+    # too deeply" for a p.toml that is fine, where the fault is in the parameters file it names.
+    params = write(workdir, "deep.json", DEEP_JSON)
+    policy = write(workdir, "p.toml", f'[policy]\nkind = "adaptive"\nparams_file = "{params}"\n')
+    args = ["backtest", "--quotes", str(_small_quotes(workdir)), "--basket", "2", "--policy", str(policy)]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert result.stderr == f"error: config params_file='{params}': cannot read: nested too deeply\n"
+
+
 def test_a_refused_value_is_printed_verbatim_not_as_an_emoji_code(workdir: Path) -> None:
     plan = write(workdir, "p.csv", "symbol,side,qty\nAAPL,buy,:fire:\n")
     result = invoke(plan)

@@ -319,6 +319,18 @@ def _spec_file(tmp_path: Path, text: str) -> str:
     return str(path)
 
 
+def test_a_spec_file_nested_too_deeply_is_refused_naming_that_file(tmp_path: Path) -> None:
+    # tomllib's RecursionError escaped policy_spec; `repeg compare` then blamed its whole --policies list.
+    path = _spec_file(tmp_path, "x = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(ConfigError) as info:
+        policy_spec(path)
+    assert (info.value.key, info.value.value, info.value.reason) == (
+        "policy",
+        path,
+        "cannot read TOML: nested too deeply",
+    )
+
+
 def test_a_bad_spec_value_is_named_by_its_key_not_by_the_policy_kind(tmp_path: Path) -> None:
     # The key read `policy.touch-then-market.wait_seconds`: the discriminator's tag, a key no file holds.
     with pytest.raises(ConfigError) as caught:

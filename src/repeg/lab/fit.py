@@ -353,6 +353,8 @@ def load_params(path: Path) -> AdaptiveParams:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError("params_file", str(path), f"cannot read: {exc}") from exc
+    except RecursionError:  # arrays nested beyond the parser's depth: this file is at fault, not the caller's
+        raise ConfigError("params_file", str(path), "cannot read: nested too deeply") from None
     if not isinstance(raw, dict) or raw.get("schema_version") != PARAMS_SCHEMA:
         found = raw.get("schema_version") if isinstance(raw, dict) else None
         raise ConfigError("params_file", str(path), f"schema {found!r} is not {PARAMS_SCHEMA!r}")

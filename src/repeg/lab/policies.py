@@ -166,6 +166,8 @@ def policy_spec(text: str) -> PolicySpec:
         raise ConfigError(
             "policy", text, f"neither a known policy name {sorted(NAMED)} nor a readable TOML file: {exc}"
         ) from exc
+    except RecursionError:  # tables or arrays nested beyond the parser's depth: this file is at fault
+        raise ConfigError("policy", text, "cannot read TOML: nested too deeply") from None
     table = raw.get("policy", raw)
     try:
         spec = _SpecHolder.model_validate({"policy": table}).policy
