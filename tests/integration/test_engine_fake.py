@@ -1675,3 +1675,33 @@ def test_a_submit_of_unknown_outcome_that_the_broker_reports_is_worked_and_not_l
     assert not [o for o in world.broker.orders.values() if o.status.is_open]
     assert [e.ts for e in world.sink.intents(IntentAction.REPLACE)] == [at(10), at(20), at(30)]
     assert result.legs[0].escalated
+
+
+def test_a_submit_of_unknown_outcome_is_asked_after_through_the_grace_window_before_it_is_given_up() -> None:
+    """The deadline (25 s) escalates; the working order's cancel takes 8 s to confirm, so the market order goes out
+    at 33 s, and every send of it times out: the broker executes it 3 s later, at 36 s, after the hard stop (35 s)
+    but within the grace window (5 s). The phase's end must ask after it through that window, as it waits for a
+    cancel's confirmation, not record it failed at once and end the run with that order open at the broker."""
+
+    def slow_broker(w: World) -> None:
+        w.broker.cancel_latency = timedelta(seconds=8)
+        w.broker.late_landings = 10**6
+        w.broker.landing_delay = timedelta(seconds=3)
+
+    async def main() -> tuple[ExecutionResult, FakeBroker]:
+        clock = VirtualClock(T0)
+        feed = FakeFeed(clock)
+        broker = FakeBroker(clock, feed, auto_fill=False)
+        feed.set("XYZ", "100.00", "100.08")
+        world = World(clock, feed, broker, Recorder())
+        clock.call_at(at(24), lambda: slow_broker(world))
+        clock.call_at(at(34), lambda: setattr(broker, "cancel_latency", timedelta(0)))
+        config = classic_ladder(max_total_wait=25)
+        result = await run_execution(BUY, [], broker, feed, clock, config, run_id="t", sinks=[world.sink])
+        await clock.sleep_until(at(50))
+        return result, broker
+
+    result, broker = run_virtual(main)
+    (market,) = [o for o in broker.orders.values() if o.order_type is OrderType.MARKET]
+    assert market.status is OrderStatus.CANCELED
+    assert market.order_id in result.legs[0].order_ids

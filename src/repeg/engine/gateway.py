@@ -210,10 +210,11 @@ class OrderGateway:
             )
             return _UNANSWERED
 
-    async def resolve_submit(self, index: int, *, resend: bool = True) -> None:
+    async def resolve_submit(self, index: int, *, resend: bool = True, give_up: bool = False) -> None:
         """A submit of unknown outcome (the leg is submitting): accepted once the broker finds its client order id.
         Until then it is sent again under that SAME id each check interval (executed at most once: a new id could
-        add a second order beside one still on its way), or, without `resend` (a phase's end), recorded failed."""
+        add a second order beside one still on its way); without `resend` (a phase's end) it is only asked after,
+        and recorded failed with `give_up` (once the phase's grace window has passed)."""
         leg = self._bus.leg(index)
         active = leg.active_order
         if active is None:
@@ -232,10 +233,10 @@ class OrderGateway:
                 error=str(exc),
             )
             return
-        if found is None and not resend:
-            await self._failed(index, IntentAction.SUBMIT, OrderNotFoundError(cid), client_order_id=cid)
-        elif found is None:
+        if found is None and resend:
             found = await self._resend(index, leg, active)
+        elif found is None and give_up:
+            await self._failed(index, IntentAction.SUBMIT, OrderNotFoundError(cid), client_order_id=cid)
         if not isinstance(found, BrokerOrder):
             return
         await self._bus.emit(OrderAccepted(**self._bus.stamp(index), action=IntentAction.SUBMIT, order=found))

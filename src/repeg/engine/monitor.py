@@ -456,14 +456,19 @@ class PhaseMonitor:
     async def _cancel_working(self) -> None:
         for index in sorted(self._working):
             if self._ctx.bus.leg(index).status is LegStatus.SUBMITTING:
-                await self._ctx.gateway.resolve_submit(
-                    index, resend=False
-                )  # one of unknown outcome may be live
+                await self._ctx.gateway.resolve_submit(index, resend=False)  # its order may be live, or land
             if self._ctx.bus.leg(index).status is LegStatus.WORKING:
                 await self._ctx.gateway.cancel(index, reason="phase_end")
             elif index in self._recancel:
                 await self._recancel_closing(index)
             await self._refresh(index)
+
+    async def _give_up_unanswered(self) -> None:
+        """After the grace window (a submit of unknown outcome may land in it): one still not found is failed."""
+        for index in sorted(self._working):
+            if self._ctx.bus.leg(index).status is LegStatus.SUBMITTING:
+                await self._ctx.gateway.resolve_submit(index, resend=False, give_up=True)
+                await self._refresh(index)
 
     async def _wind_down(self) -> None:
         """Hard stop: cancel what still works, wait `grace_window` for confirmations, end the rest incomplete.
@@ -485,6 +490,7 @@ class PhaseMonitor:
                 retry_at = clock.now() + self._check_interval
             for index in sorted(self._working | self._dirty):
                 await self._refresh(index)
+        await self._give_up_unanswered()
         for index in sorted(self._active):
             leg = self._ctx.bus.leg(index)
             if not leg.is_done:
