@@ -67,9 +67,6 @@ def _not_a_boolean(value: object) -> object:
 #: The highest synthetic start price: above any listed share, and far inside the generator's int64 ticks (1e20
 #: overflowed them into garbage quotes; 1e999999 overflowed Decimal validating it).
 MAX_START_PRICE = Decimal(10_000_000)
-#: The highest symbol activity (a relative weight): a finite sum of weights, and a ratio far past any that gives
-#: a quiet symbol a quote (`inf` made their shares NaN; 1e308 twice overflowed the sum).
-MAX_ACTIVITY = 1_000_000.0
 
 
 class SymbolSettings(BaseModel):
@@ -80,7 +77,7 @@ class SymbolSettings(BaseModel):
     price: Decimal = Field(gt=0, le=MAX_START_PRICE)
     daily_vol: float = Field(default=0.02, ge=0, le=1)
     spread_ticks: float = Field(default=2.0, ge=1, le=50)
-    activity: float = Field(default=1.0, gt=0, le=MAX_ACTIVITY)
+    activity: float = Field(default=1.0, gt=0, allow_inf_nan=False)
 
     _numbers_not_booleans = field_validator("daily_vol", "spread_ticks", "activity", mode="before")(
         _not_a_boolean
@@ -234,6 +231,12 @@ def _check_busiest(specs: Sequence[SyntheticSymbol], n_quotes: int) -> None:
     (`synthetic_tape` shares them in proportion to activity): the settings' own check holds only on average."""
     total = sum(spec.activity for spec in specs)
     busiest = max(specs, key=lambda spec: spec.activity)
+    if not math.isfinite(total):  # the shares would be 0 (a single quote each) or NaN
+        raise ConfigError(
+            f"simulator.{MARKET_KEY}.symbols.{busiest.symbol}.activity",
+            busiest.activity,
+            "the symbols' activities add up past the largest float",
+        )
     count = math.floor(busiest.activity / total * n_quotes)
     if count > MAX_QUOTES_PER_SYMBOL:
         raise ConfigError(

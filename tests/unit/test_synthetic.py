@@ -202,20 +202,22 @@ def test_market_whose_activities_give_one_symbol_more_than_a_million_quotes_is_r
     assert (info.value.key, info.value.value) == ("simulator.market.symbols.BBB.activity", 100)
 
 
-@pytest.mark.parametrize("activity", [float("inf"), 1e308])
-def test_a_symbol_activity_beyond_a_million_is_refused_naming_it(activity: float) -> None:
-    # `activity = inf` (valid TOML) was accepted and then crashed building the tape with a bare ValueError (a NaN
-    # share of the quotes: a traceback, exit 1); 1e308 on two symbols overflowed their sum, and each symbol got
-    # a single quote for the whole run without a word.
-    symbols = {name: {"price": "10.00", "activity": activity} for name in ("AAA", "BBB")}
+def test_an_infinite_symbol_activity_is_refused_naming_it() -> None:
+    # `activity = inf` (valid TOML) was accepted, and building the tape then raised a bare ValueError ("cannot
+    # convert float NaN to integer": a traceback, exit 1) instead of a ConfigError naming the key.
     with pytest.raises(ConfigError) as info:
-        market_from_mapping({"symbols": symbols})
+        market_from_mapping({"symbols": {"AAA": {"price": "10.00", "activity": float("inf")}}})
     assert info.value.key == "simulator.market.symbols.AAA.activity"
 
 
-def test_a_symbol_activity_of_a_million_is_accepted() -> None:
-    market = market_from_mapping({"symbols": {"AAA": {"price": "10.00", "activity": 1_000_000}}})
-    assert market.symbols["AAA"].activity == 1_000_000
+def test_activities_adding_up_past_the_largest_float_are_refused_naming_one() -> None:
+    # Two symbols of activity 1e308 overflowed the activities' sum: each got a single quote for the whole run,
+    # without a word.
+    symbols = {name: {"price": "10.00", "activity": 1e308} for name in ("AAA", "BBB")}
+    market = market_from_mapping({"symbols": symbols})
+    with pytest.raises(ConfigError) as info:
+        synthetic_market(market, [], seed=1)
+    assert info.value.key == "simulator.market.symbols.AAA.activity"
 
 
 def test_market_of_exactly_a_million_quotes_a_symbol_is_accepted() -> None:
