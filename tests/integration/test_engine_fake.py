@@ -1598,19 +1598,26 @@ def test_a_sells_replacement_never_read_whose_cancels_were_refused_is_asked_agai
     assert world.broker.orders["o2"].status is OrderStatus.CANCELED
 
 
+SELL_XYZ_BUY_ABC = [*SELL, LegSpec(index=1, symbol="ABC", side=Side.BUY, qty=Decimal(10))]
+
+
+def _sell_of_unknown_outcome(w: World) -> None:
+    """The sell submit's answer is lost, and the broker cannot be asked by client order id (until told)."""
+    w.feed.set("ABC", "9.99", "10.00")
+    w.broker.lost_answers = 1
+    w.broker.unavailable_lookups = 10**6
+
+
 def test_the_buys_do_not_start_while_a_sell_submitted_with_unknown_outcome_may_be_open() -> None:
     """A sell submit whose answer was lost, on a broker that does not push and cannot be asked by client order id
     until after the sell phase: the leg ends incomplete with its order unread, but that order (o1) is open at the
     broker and may still sell. The buys wait until it is found and cancelled, as for a sell order the run read."""
-    legs = [*SELL, LegSpec(index=1, symbol="ABC", side=Side.BUY, qty=Decimal(10))]
 
     def script(w: World) -> None:
-        w.feed.set("ABC", "9.99", "10.00")
-        w.broker.lost_answers = 1
-        w.broker.unavailable_lookups = 10**6
+        _sell_of_unknown_outcome(w)
         w.clock.call_at(at(200), lambda: setattr(w.broker, "unavailable_lookups", 0))
 
-    result, world = execute(legs, script, auto_fill=False, pushes_updates=False)
+    result, world = execute(SELL_XYZ_BUY_ABC, script, auto_fill=False, pushes_updates=False)
     assert world.broker.orders["o1"].status is OrderStatus.CANCELED
     first_buy = next(e for e in world.sink.intents(IntentAction.SUBMIT) if e.leg_index == 1)
     assert first_buy.ts >= at(200)
@@ -1618,29 +1625,18 @@ def test_the_buys_do_not_start_while_a_sell_submitted_with_unknown_outcome_may_b
 
 
 def test_the_buys_are_skipped_when_a_sell_of_unknown_outcome_can_never_be_looked_up() -> None:
-    legs = [*SELL, LegSpec(index=1, symbol="ABC", side=Side.BUY, qty=Decimal(10))]
-
-    def script(w: World) -> None:
-        w.feed.set("ABC", "9.99", "10.00")
-        w.broker.lost_answers = 1
-        w.broker.unavailable_lookups = 10**6
-
-    result, world = execute(legs, script, auto_fill=False, pushes_updates=False)
+    result, world = execute(SELL_XYZ_BUY_ABC, _sell_of_unknown_outcome, auto_fill=False, pushes_updates=False)
     assert [r.symbol for r in world.broker.submitted()] == ["XYZ"]
     assert result.legs[1].status is LegStatus.SKIPPED
 
 
 def test_the_buys_start_once_a_sell_of_unknown_outcome_is_found_never_created() -> None:
-    legs = [*SELL, LegSpec(index=1, symbol="ABC", side=Side.BUY, qty=Decimal(10))]
-
     def script(w: World) -> None:
-        w.feed.set("ABC", "9.99", "10.00")
-        w.broker.lost_answers = 1
-        w.broker.unavailable_lookups = 10**6
+        _sell_of_unknown_outcome(w)
         w.clock.call_at(at(200), lambda: setattr(w.broker, "unavailable_lookups", 0))
         w.clock.call_at(at(199), w.broker.by_client.clear)  # the broker holds no order under its id
 
-    result, world = execute(legs, script, auto_fill=False, pushes_updates=False)
+    result, world = execute(SELL_XYZ_BUY_ABC, script, auto_fill=False, pushes_updates=False)
     assert [r.symbol for r in world.broker.submitted()][:2] == ["XYZ", "ABC"]
     assert result.legs[1].status is not LegStatus.SKIPPED
 
