@@ -1673,7 +1673,10 @@ def test_a_submit_of_unknown_outcome_that_the_broker_reports_is_worked_and_not_l
     assert result.legs[0].escalated
 
 
-def test_a_submit_of_unknown_outcome_is_asked_after_through_the_grace_window_before_it_is_given_up() -> None:
+@pytest.mark.parametrize("pushes_updates", [True, False])
+def test_a_submit_of_unknown_outcome_is_asked_after_through_the_grace_window_before_it_is_given_up(
+    pushes_updates: bool,
+) -> None:
     """The deadline (25 s) escalates; the working order's cancel takes 8 s to confirm, so the market order goes out
     at 33 s, and every send of it times out: the broker executes it 3 s later, at 36 s, after the hard stop (35 s)
     but within the grace window (5 s). The phase's end must ask after it through that window, as it waits for a
@@ -1687,7 +1690,7 @@ def test_a_submit_of_unknown_outcome_is_asked_after_through_the_grace_window_bef
     async def main() -> tuple[ExecutionResult, FakeBroker]:
         clock = VirtualClock(T0)
         feed = FakeFeed(clock)
-        broker = FakeBroker(clock, feed, auto_fill=False)
+        broker = FakeBroker(clock, feed, auto_fill=False, pushes_updates=pushes_updates)
         feed.set("XYZ", "100.00", "100.08")
         world = World(clock, feed, broker, Recorder())
         clock.call_at(at(24), lambda: slow_broker(world))
