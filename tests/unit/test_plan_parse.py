@@ -247,6 +247,14 @@ def test_json_nan_symbol_is_refused_as_a_number_not_read_as_a_ticker() -> None:
     assert (error.field, error.value, error.reason) == ("symbol", "NaN", "expected text, got a number")
 
 
+@pytest.mark.parametrize("number", ["1e999999999999999999999", "1e-999999999999999999999"])
+def test_a_json_number_beyond_decimal_range_is_not_a_number_as_in_a_csv(number: str) -> None:
+    # The same qty in a CSV reads "'1e999999999999999999999': not a number" (exit 2); in JSON the parser's
+    # Decimal() raised decimal.InvalidOperation out of parse_json: `repeg run` said "internal error" (exit 1).
+    error = json_error(f'[{{"symbol": "A", "side": "buy", "qty": {number}}}]')
+    assert (error.row, error.field, error.value, error.reason) == (1, "qty", number, "not a number")
+
+
 def test_json_boolean_qty_is_not_a_number() -> None:
     error = json_error('[{"symbol": "A", "side": "buy", "qty": true}]')
     assert (error.field, error.value, error.reason) == ("qty", True, "not a number")

@@ -126,6 +126,15 @@ def _csv_rows(source: str, columns: list[str], reader: Reader) -> Iterator[_Row]
         yield _Row(number, dict(zip(columns, padded, strict=True)))
 
 
+def _json_number(text: str) -> Decimal | str:
+    """A JSON number with a fraction or exponent, as an exact Decimal; one whose exponent is beyond Decimal's
+    range stays as written, so that it is refused with its row and field as "not a number", as in a CSV."""
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        return text
+
+
 def parse_json(text: str, source: str) -> Plan:
     """Parse JSON text: an array of row objects, or `{"trades": [...]}` / `{"weights": [...]}`."""
     if not text.strip():
@@ -133,7 +142,7 @@ def parse_json(text: str, source: str) -> Plan:
     try:
         data: object = json.loads(
             text,
-            parse_float=Decimal,
+            parse_float=_json_number,
             parse_int=Decimal,
             parse_constant=Decimal,  # NaN/Infinity as Decimals: shown as written, refused as not finite
             object_pairs_hook=_json_object,
