@@ -30,6 +30,7 @@ from repeg.config import ExecutionConfig, classic_ladder
 from repeg.domain.events import (
     IntentAction,
     LegEscalated,
+    OrderFailed,
     OrderIntent,
     OrderUpdated,
     PhaseEnded,
@@ -335,3 +336,19 @@ def test_escalation_waits_until_a_pending_replace_is_resolved_and_never_over_fil
     market = [e for e in out.events.of(OrderIntent) if e.order_type is OrderType.MARKET]
     assert market
     assert market[0].ts >= at(12)  # only once the replace was resolved at the broker
+
+
+def test_an_order_the_exchange_has_not_acknowledged_is_not_re_pegged_and_leaves_no_error() -> None:
+    """Alpaca refuses to replace an order still `pending_new` (or `accepted`); with a 2 s acknowledgement and the
+    default 1 s fill wait, the re-peg must wait for the acknowledgement instead of being refused (which left a
+    filled leg carrying an `OrderNotCancelableError ... pending_new` error)."""
+    out = simulate(
+        BUY,
+        make_tape(book(120, steady)),
+        config=ExecutionConfig(),
+        latency=LatencyModel(submit_ack=timedelta(seconds=2)),
+    )
+    assert not [e for e in out.events.of(OrderFailed) if e.action is IntentAction.REPLACE]
+    (leg,) = out.result.legs
+    assert leg.status is LegStatus.FILLED
+    assert leg.error is None

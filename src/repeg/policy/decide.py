@@ -24,7 +24,7 @@ from repeg.domain.leg import (
     LegState,
 )
 from repeg.domain.lifecycle import LegStatus
-from repeg.domain.orders import OrderType
+from repeg.domain.orders import OrderStatus, OrderType
 from repeg.domain.quote import Quote, QuoteVerdict
 from repeg.policy.pricing import escalation_limit, initial_limit, repeg_limit
 
@@ -83,6 +83,8 @@ class ExecutionPolicy(Protocol):
 
 
 _WAITING_FOR_BROKER = frozenset({LegStatus.SUBMITTING, LegStatus.REPLACING, LegStatus.CANCELING})
+#: An order the exchange has not acknowledged yet: Alpaca (and the simulator) refuse to replace it.
+_UNACKNOWLEDGED = frozenset({OrderStatus.PENDING_NEW, OrderStatus.ACCEPTED})
 _IDLE_WAIT = Wait()
 
 
@@ -134,11 +136,13 @@ class LadderPolicy:
         """A working order moves to the due step's price from the current quote, if that changes its price.
 
         A working market order (sent by `on_no_quote = "market"`) has no price to move: re-pegging it would turn
-        it into a passive limit, so it is left to fill (or to escalation once the steps are exhausted).
+        it into a passive limit, so it is left to fill (or to escalation once the steps are exhausted). An order
+        the exchange has not acknowledged (`pending_new`, `accepted`) cannot be replaced: the step waits for it.
         """
         if due <= leg.step or leg.limit_price is None:
             return Wait(until=wake)
-        if quote is None:
+        active = leg.active_order
+        if quote is None or (active is not None and active.status in _UNACKNOWLEDGED):
             return Wait(until=min(wake, now + self._poll))
         price = repeg_limit(quote, leg.side, self._steps[due - 1])
         if price == leg.limit_price:
