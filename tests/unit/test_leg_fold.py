@@ -698,3 +698,33 @@ def test_a_submitted_order_the_broker_reports_closed_before_any_answer_leaves_th
     leg = fold([planned(), submit(), updated(order(0, OrderStatus.CANCELED), OrderEvent.CANCELED)])
     assert leg.status is LegStatus.IDLE
     assert leg.active_client_order_id is None
+
+
+def test_a_replace_refused_after_its_late_answer_times_the_next_step_from_the_original_price_again() -> None:
+    """The next step comes a fill wait after the working price took effect (`priced_at`, ad05c14). A replacement
+    accepted late (18 s) and then refused never priced the leg: the original's price, working since 0 s, is the
+    working price again, so the schedule is timed from it, not held until 28 s by the refused replacement."""
+    replacement = order(1, OrderStatus.PENDING_NEW).model_copy(update={"replaces": "o0"})
+    late = OrderAccepted(**stamp(18), action=IntentAction.REPLACE, order=replacement)
+    events = [*working(), replace(1, 0, seconds=10), late]
+    leg = fold([*events, updated(order(0, OrderStatus.NEW), OrderEvent.REPLACE_REJECTED, seconds=19)])
+    assert leg.active_client_order_id == cid(0)
+    assert leg.priced_at == T0
+
+
+def test_a_replacement_rejected_after_its_late_answer_times_the_next_step_from_the_original_price_again() -> (
+    None
+):
+    """As above, when the replacement itself is reported rejected (the original filled in part meanwhile)."""
+    replacement = order(1, OrderStatus.PENDING_NEW).model_copy(update={"replaces": "o0"})
+    late = OrderAccepted(**stamp(18), action=IntentAction.REPLACE, order=replacement)
+    events = [
+        *working(),
+        replace(1, 0, seconds=10),
+        late,
+        updated(order(0, OrderStatus.PARTIALLY_FILLED, "10")),
+    ]
+    rejected = replacement.model_copy(update={"status": OrderStatus.REJECTED})
+    leg = fold([*events, updated(rejected, OrderEvent.REJECTED, seconds=19)])
+    assert leg.active_client_order_id == cid(0)
+    assert leg.priced_at == T0

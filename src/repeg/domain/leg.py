@@ -72,9 +72,10 @@ class LegState(BaseModel):
     step_at_phase_start: int = 0
     submitted_at: datetime | None = None
     last_priced_at: datetime | None = None
-    #: When the working price level took effect (its order's submission, or its replacement's acceptance): the
-    #: next step, or escalation, comes no sooner than a fill wait after it (`LadderPolicy`).
+    #: When the working price took effect (its submission, or its replacement's acceptance; the replaced order's in
+    #: `replaced_priced_at`): no step nor escalation comes sooner than a fill wait after it (`LadderPolicy`).
     priced_at: datetime | None = None
+    replaced_priced_at: datetime | None = None
     completed_at: datetime | None = None
     error: str | None = None
     finish_reason: str = ""
@@ -265,12 +266,11 @@ def _close_active(state: LegState, active: OrderRecord) -> LegState:
     survivor = _survivor_of(state, active)
     if survivor is None:
         return _go(state, LegTrigger.ORDER_CLOSED, active_client_order_id=None, limit_price=None)
-    # A replacement was rejected (the original filled in part while the replace was pending): the original
-    # order is still live, so it becomes the working order again and nothing is resubmitted on top of it.
+    # Replacement rejected (the original filled in part): the live original works again, nothing resubmitted.
     changes = {"active_client_order_id": survivor.client_order_id, "limit_price": survivor.limit_price}
     if state.status is LegStatus.CANCELING:
-        return _go(state, LegTrigger.CANCEL_FAILED, **changes)
-    return evolve(state, changes)
+        return _go(state, LegTrigger.CANCEL_FAILED, priced_at=state.replaced_priced_at, **changes)
+    return evolve(state, {**changes, "priced_at": state.replaced_priced_at})
 
 
 def _adopt_replacement(state: LegState, replaced: OrderRecord, ts: datetime, run_id: str) -> LegState:
@@ -289,6 +289,7 @@ def _adopt_replacement(state: LegState, replaced: OrderRecord, ts: datetime, run
         "step": state.step if successor.step is None else successor.step,
         "repegs": state.repegs + 1,
         "priced_at": ts,
+        "replaced_priced_at": state.priced_at,
     }
     if state.status is LegStatus.CANCELING:  # the cancel went to the replaced order: the broker refuses it
         return _settle(_go(state, LegTrigger.CANCEL_FAILED, **changes), ts, run_id)
@@ -373,6 +374,7 @@ def _on_accepted(state: LegState, event: OrderAccepted) -> LegState:
             step=step,
             repegs=state.repegs + 1,
             priced_at=event.ts,
+            replaced_priced_at=state.priced_at,
         )
     return _settle(state, event.ts, event.run_id)
 
@@ -443,7 +445,7 @@ def _on_refused(state: LegState, refusal: OrderEvent, order: BrokerOrder) -> Leg
         return _go(state, LegTrigger.REPLACE_FAILED, pending_client_order_id=None, error=error)
     if state.status is LegStatus.WORKING and _stillborn_replacement_of(state.active_order, record):
         changes = {"active_client_order_id": record.client_order_id, "limit_price": record.limit_price}
-        return evolve(state, {**changes, "error": error})
+        return evolve(state, {**changes, "priced_at": state.replaced_priced_at, "error": error})
     return state
 
 
