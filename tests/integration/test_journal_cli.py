@@ -659,3 +659,36 @@ def test_the_id_of_an_unfinished_alpaca_run_on_the_simulator_names_its_broker_no
     assert code == 2, out
     assert "run rU was started on alpaca-paper, not simulator: resume it on alpaca-paper" in out
     assert "new --run-id" not in out
+
+
+def test_resume_whose_journal_refuses_a_commit_exits_4_naming_the_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The resumed session's commit is refused (another writer took the run's next sequence number): the failure
+    is a JournalError (exit 4, 'error: journal ...'), also when closing the journal then reports it again, not a
+    traceback (exit 1) from the close."""
+    from repeg.cli import journal_run
+    from repeg.domain.events import RunEnded
+
+    journal = tmp_path / "j.db"
+    _journal_started_with(journal, {}, run_id="rE")
+
+    def ended(seconds: int) -> RunEnded:
+        ts = datetime(2026, 3, 2, 15, 0, seconds, tzinfo=UTC)
+        return RunEnded(run_id="rE", ts=ts, correlation_id="rE", status="failed")
+
+    async def alpaca_session(*_args: object, journal: SqliteJournal, **_kwargs: object) -> None:
+        await journal.emit(ended(1))
+        await journal.flush()
+        other = SqliteJournal(journal_path)
+        await other.emit(ended(2))  # takes the sequence number the session's journal writes next
+        other.close()
+        await journal.emit(ended(3))
+        await journal.flush()
+
+    journal_path = journal
+    monkeypatch.setattr(journal_run, "alpaca_session", alpaca_session)
+    result = CliRunner().invoke(build_app(), ["resume", "rE", "--journal", str(journal)])
+    assert result.exit_code == ExitCode.FAILED, result.exception
+    assert result.stderr.startswith("error: journal")
+    assert f"{journal}: cannot commit 1 events (UNIQUE constraint failed" in result.stderr

@@ -335,16 +335,30 @@ def _resume(
     except ConfigError as exc:
         raise _fail(exc) from exc
     store = _open(journal)
+    failing = True
     try:
         events = store.events(run_id)
         plan, execution, started_on = _journaled_start(events, config)
         chosen = _target(run_id, asked, started_on, events)
         loaded()
-        return asyncio.run(_session(plan, execution, run_id, store, chosen))
+        result = asyncio.run(_session(plan, execution, run_id, store, chosen))
     except RepegError as exc:
         raise _fail(exc) from exc
+    else:
+        failing = False
+        return result
     finally:
+        _close(store, failing=failing)
+
+
+def _close(store: Journal, *, failing: bool) -> None:
+    """Close the journal (committing what was emitted): a failure is a journal error (exit 4), not a traceback;
+    when the command fails already, it is that failure again (a refused commit refuses the close too), not news."""
+    try:
         store.close()
+    except RepegError as exc:
+        if not failing:
+            raise _fail(exc) from exc
 
 
 def _interrupted() -> typer.Exit:
