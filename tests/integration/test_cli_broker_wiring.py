@@ -250,3 +250,11 @@ async def test_check_names_the_plan_file_and_row_of_a_symbol_unknown_to_alpaca(
             settings=FAST,
         )
     assert str(caught.value) == f"{plan}, row 3, field 'symbol' = 'ZZZZ': unknown to the broker"
+
+
+def test_a_sim_url_of_another_form_is_bad_input_naming_the_option(tmp_path: Path) -> None:
+    """`--sim-url http://...` was a raw ValueError: 'internal error', exit 1. It is bad input (exit 2)."""
+    result = _run(tmp_path, "--broker", "sim-remote", "--sim-url", "http://127.0.0.1:9/x")
+    assert result.exit_code == 2, result.output
+    assert "sim_url='http://127.0.0.1:9/x'" in result.output
+    assert "internal error" not in result.output

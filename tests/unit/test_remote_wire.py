@@ -22,6 +22,7 @@ from repeg.brokers.remote.wire import (
 from repeg.errors import (
     BrokerError,
     BrokerUnavailableError,
+    ConfigError,
     DuplicateClientOrderIdError,
     IllegalTransitionError,
     InvariantViolationError,
@@ -81,7 +82,7 @@ def test_sim_urls_name_a_loopback_host_port_and_session() -> None:
     "url", ["http://127.0.0.1:1/s", "sim://10.0.0.1:1/s", "sim://127.0.0.1/s", "sim://127.0.0.1:1/"]
 )
 def test_other_urls_are_refused(url: str) -> None:
-    with pytest.raises(ValueError, match=re.escape("sim://127.0.0.1:PORT/SESSION")):
+    with pytest.raises(ConfigError, match=re.escape("sim://127.0.0.1:PORT/SESSION")):
         parse_sim_url(url)
 
 
@@ -92,7 +93,7 @@ def test_other_urls_are_refused(url: str) -> None:
 def test_urls_no_request_could_use_are_refused_when_parsed(url: str) -> None:
     """A port above 65535 failed only at the first call, with an OverflowError that is no BrokerError (port 0 can
     never be reached); a session name holding a tab or line feed breaks the request line at every call."""
-    with pytest.raises(ValueError, match=re.escape("sim://127.0.0.1:PORT/SESSION")):
+    with pytest.raises(ConfigError, match=re.escape("sim://127.0.0.1:PORT/SESSION")):
         parse_sim_url(url)
 
 

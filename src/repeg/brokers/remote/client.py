@@ -30,7 +30,7 @@ from repeg.domain.orders import (
 )
 from repeg.domain.quote import Quote
 from repeg.engine.clock import Clock
-from repeg.errors import BrokerError, BrokerUnavailableError
+from repeg.errors import BrokerError, BrokerUnavailableError, ConfigError
 
 M = TypeVar("M", bound=BaseModel)
 log = structlog.get_logger(__name__)
@@ -61,7 +61,7 @@ def parse_sim_url(url: str) -> SimAddress:
     host, _, port = hostport.rpartition(":")
     usable = port.isdigit() and 0 < int(port) < 65536 and not any(c in session for c in "\t\r\n")
     if rest == url or not session or not usable or host not in ("127.0.0.1", "localhost", "[::1]"):
-        raise ValueError(f"sim url {url!r} must look like sim://127.0.0.1:PORT/SESSION")
+        raise ConfigError("sim_url", url, "must look like sim://127.0.0.1:PORT/SESSION (a loopback host)")
     return SimAddress(host.strip("[]"), int(port), session)
 
 
