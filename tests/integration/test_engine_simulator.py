@@ -315,8 +315,12 @@ def test_a_replace_that_loses_the_race_to_a_partial_fill_keeps_the_original_work
     executed = sum((fill.qty for fill in out.broker.executions), Decimal(0))
     assert executed == Decimal(100)
     assert not asyncio.run(out.broker.list_open_orders())  # the original was cancelled, not left behind
+    # The refused step 1 is tried again for the remainder once the surviving original's cancel is confirmed
+    # (nothing is sent on top of it), at 12 s: not skipped for step 2 at 20 s.
     first_resubmit = [e for e in out.events.of(OrderIntent) if e.action is IntentAction.SUBMIT][1]
-    assert first_resubmit.ts == at(20)  # nothing was sent on top of the surviving original at 12 s
+    assert (first_resubmit.ts, first_resubmit.step, first_resubmit.qty) == (at(12), 1, Decimal(80))
+    cancelled = [e for e in out.events.of(OrderUpdated) if e.update.event is OrderEvent.CANCELED]
+    assert out.events.events.index(cancelled[0]) < out.events.events.index(first_resubmit)
 
 
 def test_escalation_waits_until_a_pending_replace_is_resolved_and_never_over_fills() -> None:

@@ -728,3 +728,32 @@ def test_a_replacement_rejected_after_its_late_answer_times_the_next_step_from_t
     leg = fold([*events, updated(rejected, OrderEvent.REJECTED, seconds=19)])
     assert leg.active_client_order_id == cid(0)
     assert leg.priced_at == T0
+
+
+def test_a_replace_refused_after_its_acceptance_puts_the_leg_back_at_the_original_step() -> None:
+    """The refused replacement's step (1) was never worked: the original's step (0) is the leg's step again, so
+    the policy re-tries step 1 instead of jumping to step 2."""
+    replacement = order(1, OrderStatus.PENDING_NEW).model_copy(update={"replaces": "o0"})
+    accepted_late = OrderAccepted(**stamp(12), action=IntentAction.REPLACE, order=replacement)
+    events = [*working(), replace(1, 0, seconds=10), accepted_late]
+    assert fold(events).step == 1
+    leg = fold([*events, updated(order(0, OrderStatus.NEW), OrderEvent.REPLACE_REJECTED, seconds=13)])
+    assert (leg.active_client_order_id, leg.step) == (cid(0), 0)
+
+
+def test_a_replacement_rejected_after_its_acceptance_puts_the_leg_back_at_the_original_step() -> None:
+    """As above, when the replacement itself is reported rejected (the original filled in part meanwhile)."""
+    replacement = order(1, OrderStatus.PENDING_NEW).model_copy(update={"replaces": "o0"})
+    accepted_late = OrderAccepted(**stamp(12), action=IntentAction.REPLACE, order=replacement)
+    partial = updated(order(0, OrderStatus.PARTIALLY_FILLED, "10"))
+    rejected = replacement.model_copy(update={"status": OrderStatus.REJECTED})
+    leg = fold(
+        [
+            *working(),
+            replace(1, 0, seconds=10),
+            accepted_late,
+            partial,
+            updated(rejected, OrderEvent.REJECTED),
+        ]
+    )
+    assert (leg.active_client_order_id, leg.step) == (cid(0), 0)

@@ -32,7 +32,7 @@ from repeg.domain.events import (
 )
 from repeg.domain.ids import leg_id
 from repeg.domain.lifecycle import DONE, FINISH_TRIGGERS, LEG_MACHINE, LegStatus, LegTrigger
-from repeg.domain.order_record import OrderRecord, evolve, successor_of
+from repeg.domain.order_record import OrderRecord, evolve, stillborn_replacement_of, successor_of
 from repeg.domain.orders import BrokerOrder, OrderEvent, OrderStatus, Side
 from repeg.domain.plan import LegSpec
 from repeg.domain.quote import Quote
@@ -267,10 +267,21 @@ def _close_active(state: LegState, active: OrderRecord) -> LegState:
     if survivor is None:
         return _go(state, LegTrigger.ORDER_CLOSED, active_client_order_id=None, limit_price=None)
     # Replacement rejected (the original filled in part): the live original works again, nothing resubmitted.
-    changes = {"active_client_order_id": survivor.client_order_id, "limit_price": survivor.limit_price}
+    changes = _back_to(state, survivor)
     if state.status is LegStatus.CANCELING:
-        return _go(state, LegTrigger.CANCEL_FAILED, priced_at=state.replaced_priced_at, **changes)
-    return evolve(state, {**changes, "priced_at": state.replaced_priced_at})
+        return _go(state, LegTrigger.CANCEL_FAILED, **changes)
+    return evolve(state, changes)
+
+
+def _back_to(state: LegState, original: OrderRecord) -> dict[str, object]:
+    """`original` works again (its replacement was refused): its id, price and step are the leg's again, and the
+    schedule is timed from when its price took effect, as if the refused replacement had never been."""
+    return {
+        "active_client_order_id": original.client_order_id,
+        "limit_price": original.limit_price,
+        "step": state.step if original.step is None else original.step,
+        "priced_at": state.replaced_priced_at,
+    }
 
 
 def _adopt_replacement(state: LegState, replaced: OrderRecord, ts: datetime, run_id: str) -> LegState:
@@ -424,10 +435,6 @@ def _on_updated(state: LegState, event: OrderUpdated) -> LegState:
     return changed
 
 
-#: Orders of a replacement not (yet) reported working: a refused replace leaves the order it was to replace live.
-_NOT_YET_WORKING = frozenset({None, OrderStatus.PENDING_NEW, OrderStatus.ACCEPTED})
-
-
 def _on_refused(state: LegState, refusal: OrderEvent, order: BrokerOrder) -> LegState:
     """The broker refused a cancel or replace it had accepted: `order` stays live, and the leg works it again
     (the engine decides anew: cancel again, re-peg, escalate), instead of waiting for a confirmation that never
@@ -443,17 +450,9 @@ def _on_refused(state: LegState, refusal: OrderEvent, order: BrokerOrder) -> Leg
         return state
     if state.status is LegStatus.REPLACING and is_active:
         return _go(state, LegTrigger.REPLACE_FAILED, pending_client_order_id=None, error=error)
-    if state.status is LegStatus.WORKING and _stillborn_replacement_of(state.active_order, record):
-        changes = {"active_client_order_id": record.client_order_id, "limit_price": record.limit_price}
-        return evolve(state, {**changes, "priced_at": state.replaced_priced_at, "error": error})
+    if state.status is LegStatus.WORKING and stillborn_replacement_of(state.active_order, record):
+        return evolve(state, {**_back_to(state, record), "error": error})
     return state
-
-
-def _stillborn_replacement_of(active: OrderRecord | None, original: OrderRecord) -> bool:
-    """True when `active` is the replacement of `original` and the broker never reported it working or filled."""
-    if active is None or original.order_id is None or active.replaces != original.order_id:
-        return False
-    return active.status in _NOT_YET_WORKING and active.filled_qty == ZERO
 
 
 def _on_escalated(state: LegState, event: LegEscalated) -> LegState:

@@ -134,3 +134,14 @@ def never_closed(orders: Sequence[OrderRecord], active_client_order_id: str | No
         ):
             return record
     return None
+
+
+#: Orders of a replacement not (yet) reported working: a refused replace leaves the order it was to replace live.
+_NOT_YET_WORKING = frozenset({None, OrderStatus.PENDING_NEW, OrderStatus.ACCEPTED})
+
+
+def stillborn_replacement_of(active: OrderRecord | None, original: OrderRecord) -> bool:
+    """True when `active` is the replacement of `original` and the broker never reported it working or filled."""
+    if active is None or original.order_id is None or active.replaces != original.order_id:
+        return False
+    return active.status in _NOT_YET_WORKING and active.filled_qty == ZERO
