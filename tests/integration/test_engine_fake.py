@@ -656,6 +656,23 @@ def test_a_submit_that_lands_after_its_timeout_and_lookup_is_never_sent_again_un
     assert sum(o.filled_qty for o in world.broker.orders.values()) == Decimal(100)
 
 
+def test_a_duplicate_id_answer_is_proof_the_order_exists_even_while_lookups_lag() -> None:
+    """The submit's answer is lost and the broker's reads lag: the lookup says "no such order", the re-send under
+    the same id is refused as a duplicate, and the next lookup still lags. A duplicate is the broker saying the
+    order exists, so the submit stays of unknown outcome: no second order under a new id."""
+
+    def script(w: World) -> None:
+        w.broker.lost_answers = 1
+        w.broker.lagging_lookups = 4
+        w.feed.at(at(5), "XYZ", "99.96", "100.00")
+
+    result, world = execute(BUY, script, pushes_updates=False)  # only lookups can tell
+    assert len(world.broker.orders) == 1
+    assert {r.client_order_id for r in world.broker.submitted()} == {"t-L0000-A00"}
+    (leg,) = result.legs
+    assert (leg.status, leg.filled_qty) == (LegStatus.FILLED, Decimal(100))
+
+
 def test_a_replace_whose_answer_was_lost_manages_the_replacement_the_broker_created() -> None:
     def script(w: World) -> None:
         w.clock.call_at(at(9), lambda: setattr(w.broker, "lost_answers", 1))  # the first re-peg's answer

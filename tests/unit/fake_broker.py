@@ -119,6 +119,8 @@ class FakeBroker:
         self.late_landings = 0
         self.landing_delay = timedelta(seconds=2)
         self.unavailable_lookups = 0
+        #: This many lookups by client order id answer "no such order" although it exists (reads that lag).
+        self.lagging_lookups = 0
         self.reject_symbols: set[str] = set()
         self.reject_after_accept: set[str] = set()
         #: Pushed updates of these order ids reach the subscriber this much later than they happened.
@@ -215,6 +217,9 @@ class FakeBroker:
             self.unavailable_lookups -= 1
             raise BrokerUnavailableError("scripted outage of the lookup by client order id")
         order_id = self.by_client.get(client_order_id)
+        if order_id is not None and self.lagging_lookups:
+            self.lagging_lookups -= 1
+            return None
         return None if order_id is None else self.orders[order_id]
 
     async def list_open_orders(self) -> list[BrokerOrder]:

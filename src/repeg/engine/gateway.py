@@ -191,13 +191,12 @@ class OrderGateway:
 
     async def _executed_anyway(self, index: int, exc: BrokerError, cid: str) -> _Outcome:
         """After a refusal whose outcome is unknown (duplicate id, timeout, 5xx): the order the request created,
-        found by its client order id, or `_UNANSWERED` when the broker cannot say (also when it has no such order
-        after a timeout: the request may still be on its way); None when the request surely failed."""
+        found by its client order id, else `_UNANSWERED` (reading no such order proves nothing: the request may be
+        on its way, and a duplicate says it exists); None after a plain refusal."""
         if not isinstance(exc, DuplicateClientOrderIdError | BrokerUnavailableError):
             return None
         try:
-            found = await self._broker.get_order_by_client_id(cid)
-            return _UNANSWERED if found is None and isinstance(exc, BrokerUnavailableError) else found
+            return await self._broker.get_order_by_client_id(cid) or _UNANSWERED
         except BrokerError as lookup:
             self._log.warning(
                 "outcome_unknown",
