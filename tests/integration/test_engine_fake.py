@@ -1113,13 +1113,18 @@ def test_a_broker_over_fill_on_an_open_order_cancels_that_order() -> None:
     assert (leg.status, leg.filled_qty) == (LegStatus.FAILED, Decimal(120))
 
 
+def _over_fill_o1_and_leave_it_open(broker: FakeBroker) -> None:
+    """While the run is down, the broker reports o1 (the 100-share leg's order) filled 120 and still open."""
+    over = {"status": OrderStatus.PARTIALLY_FILLED, "filled_qty": Decimal(120)}
+    broker.orders["o1"] = broker.orders["o1"].model_copy(update=over)
+
+
 def test_resume_cancels_the_open_order_of_a_leg_the_broker_over_filled_while_down(tmp_path: Path) -> None:
     async def main() -> tuple[ExecutionResult, FakeBroker]:
         down = _down(tmp_path, auto_fill=False)
         broker = down.broker
         await down.crash_at("submit-ack")
-        over = {"status": OrderStatus.PARTIALLY_FILLED, "filled_qty": Decimal(120)}
-        broker.orders["o1"] = broker.orders["o1"].model_copy(update=over)  # the broker's report, still open
+        _over_fill_o1_and_leave_it_open(broker)
         return await down.finish()
 
     result, broker = run_virtual(main)
@@ -1137,8 +1142,7 @@ def test_resume_asks_again_for_a_refused_cancel_of_an_over_filled_legs_open_orde
         down = _down(tmp_path, auto_fill=False)
         broker = down.broker
         await down.crash_at("submit-ack")
-        over = {"status": OrderStatus.PARTIALLY_FILLED, "filled_qty": Decimal(120)}
-        broker.orders["o1"] = broker.orders["o1"].model_copy(update=over)  # the broker's report, still open
+        _over_fill_o1_and_leave_it_open(broker)
         broker.refuse_cancels = 1
         return await down.finish()
 
