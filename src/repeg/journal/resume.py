@@ -4,7 +4,8 @@ Because every submit, replace and cancel was journaled (and committed) *before* 
 names every order the run may have created: each intent's deterministic client order id. Resume asks the broker
 for each of them (`get_order_by_client_id`), including submits that were announced but never acknowledged, and
 records what it learns as ordinary events (the missed acknowledgement, the order's latest state and cumulative
-fills, or the refusal of an intent that never reached the broker). The legs are then exactly where the broker
+fills, or the refusal of a replace that never reached the broker; a submit the broker does not know may still be
+on its way, so the engine sends it again under its own id). The legs are then exactly where the broker
 says they are, and the engine's phase monitors continue them with the same policy and the next attempt numbers,
 so no client order id is ever reused for a second live order and nothing filled is sent again.
 
@@ -88,7 +89,9 @@ async def _settle_order(bus: EventBus, index: int, record: OrderRecord, order: B
     awaiting_replace = leg.status is LegStatus.REPLACING and leg.pending_client_order_id == cid
     action = IntentAction.SUBMIT if awaiting_submit else IntentAction.REPLACE
     if order is None:
-        if awaiting_submit or awaiting_replace:
+        # A submit may still be on its way (the process died just after sending it): the leg stays submitting, and
+        # the engine asks again and re-sends it under the same client order id, which the broker executes once.
+        if awaiting_replace:
             await bus.emit(
                 OrderFailed(
                     **bus.stamp(index),
