@@ -11,8 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
@@ -62,18 +61,6 @@ def _connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
         raise JournalError(f"cannot open journal {safe_dsn(dsn)}: {_scrub(str(exc), dsn)}") from None
 
 
-@contextmanager
-def _store_errors(location: str, what: str) -> Iterator[None]:
-    """A failure of the database (a lost connection, a write it refused) as a `JournalError` naming the journal,
-    as `SqliteJournal` reports its own, not a `psycopg` traceback."""
-    import psycopg
-
-    try:
-        yield
-    except psycopg.Error as exc:
-        raise JournalError(f"journal {location}: cannot {what} ({exc})") from exc
-
-
 def _tables(conn: psycopg.Connection[tuple[object, ...]]) -> set[str]:
     rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()").fetchall()
     return {str(row[0]) for row in rows}
@@ -109,7 +96,7 @@ class PostgresJournal(SqlJournal):
         super().__init__(safe_dsn(dsn), threaded)
         self._conn = _connect(dsn)
         try:
-            with _store_errors(self._location, "bring its schema up to date"):
+            with self._store_errors("bring its schema up to date"):
                 _migrate(self._conn, self._location)
         except BaseException:
             self._conn.close()
@@ -119,23 +106,23 @@ class PostgresJournal(SqlJournal):
 
     @property
     def schema_version(self) -> int:
-        with _store_errors(self._location, "read its schema version"):
+        with self._store_errors("read its schema version"):
             return _version(self._reader, self._location)
 
     def has_run(self, run_id: str) -> bool:
-        with _store_errors(self._location, f"look up run {run_id!r}"):
+        with self._store_errors(f"look up run {run_id!r}"):
             row = self._reader.execute("SELECT 1 FROM runs WHERE run_id = %s", (run_id,)).fetchone()
         return row is not None
 
     def _payloads(self, run_id: str) -> list[str]:
-        with _store_errors(self._location, f"read the events of run {run_id!r}"):
+        with self._store_errors(f"read the events of run {run_id!r}"):
             rows = self._reader.execute(
                 "SELECT payload FROM events WHERE run_id = %s ORDER BY seq", (run_id,)
             )
             return [str(row[0]) for row in rows.fetchall()]
 
     def _summary_rows(self) -> list[tuple[str, datetime, str | None]]:
-        with _store_errors(self._location, "list its runs"):
+        with self._store_errors("list its runs"):
             rows = self._reader.execute(
                 "SELECT r.run_id, r.started, e.payload FROM runs r LEFT JOIN events e "
                 "ON e.run_id = r.run_id AND e.kind = ANY(%s) ORDER BY r.started, r.run_id, e.seq",
@@ -149,7 +136,7 @@ class PostgresJournal(SqlJournal):
         return result
 
     def _max_seq(self, run_id: str) -> int:
-        with _store_errors(self._location, f"read the last sequence number of run {run_id!r}"):
+        with self._store_errors(f"read the last sequence number of run {run_id!r}"):
             row = self._reader.execute("SELECT MAX(seq) FROM events WHERE run_id = %s", (run_id,)).fetchone()
         return 0 if row is None or row[0] is None else int(str(row[0]))
 
@@ -157,7 +144,7 @@ class PostgresJournal(SqlJournal):
         """A session-level advisory lock on the reader's session: released when it closes, or when the process
         dies and the server drops the session."""
         key = int.from_bytes(hashlib.sha256(f"repeg run {run_id}".encode()).digest()[:8], "big", signed=True)
-        with _store_errors(self._location, f"lock run {run_id!r}"):
+        with self._store_errors(f"lock run {run_id!r}"):
             row = self._reader.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
         return row is not None and row[0] is True
 
@@ -165,15 +152,14 @@ class PostgresJournal(SqlJournal):
         self._conn.close()
         if self._claimed:
             # Released now: the server ends a closed session (and frees its locks) only once it notices.
-            with contextlib.suppress(JournalError), _store_errors(self._location, "release its runs"):
+            with contextlib.suppress(JournalError), self._store_errors("release its runs"):
                 self._reader.execute("SELECT pg_advisory_unlock_all()")
         self._reader.close()
 
-    def _commit(self, records: Sequence[Record], durable: bool) -> None:
-        if not records:
-            return
-        with _store_errors(self._location, f"commit {len(records)} events"):
-            self._commit_batch(records, durable)
+    def _driver_error(self) -> type[Exception]:
+        import psycopg
+
+        return psycopg.Error
 
     def _commit_batch(self, records: Sequence[Record], durable: bool) -> None:
         conn = self._conn

@@ -15,8 +15,7 @@ then run on a writer thread (see `repeg.journal.writer`).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -58,16 +57,6 @@ def _refuse_foreign_file(path: Path) -> None:
         return  # absent (created next) or unreadable: sqlite3 reports the latter
     if head and head != _SQLITE_HEADER:
         raise JournalError(f"cannot open journal {path}: not a SQLite database (left as it is)")
-
-
-@contextmanager
-def _store_errors(location: str, what: str) -> Iterator[None]:
-    """A failure of the store itself (a damaged file, a write it refused) as a `JournalError` naming the journal,
-    not a `sqlite3` traceback."""
-    try:
-        yield
-    except sqlite3.DatabaseError as exc:
-        raise JournalError(f"journal {location}: cannot {what} ({exc})") from exc
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -149,7 +138,7 @@ class SqliteJournal(SqlJournal):
         self._strict_in_simulation = self._always_full
         self._conn = _connect(path)
         try:
-            with _store_errors(str(path), "bring its schema up to date"):
+            with self._store_errors("bring its schema up to date"):
                 found = migrate(self._conn, str(path))
         except BaseException:
             self._conn.close()
@@ -161,21 +150,21 @@ class SqliteJournal(SqlJournal):
 
     @property
     def schema_version(self) -> int:
-        with _store_errors(self._location, "read its schema version"):
+        with self._store_errors("read its schema version"):
             return schema_version_of(self._reader, self._location)
 
     def has_run(self, run_id: str) -> bool:
-        with _store_errors(self._location, f"look up run {run_id!r}"):
+        with self._store_errors(f"look up run {run_id!r}"):
             row = self._reader.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return row is not None
 
     def _payloads(self, run_id: str) -> list[str]:
-        with _store_errors(self._location, f"read the events of run {run_id!r}"):
+        with self._store_errors(f"read the events of run {run_id!r}"):
             rows = self._reader.execute("SELECT payload FROM events WHERE run_id = ? ORDER BY seq", (run_id,))
             return [str(row[0]) for row in rows.fetchall()]
 
     def _summary_rows(self) -> list[tuple[str, datetime, str | None]]:
-        with _store_errors(self._location, "list its runs"):
+        with self._store_errors("list its runs"):
             rows = self._reader.execute(_SUMMARY_QUERY).fetchall()
         return [(str(run_id), self._started(run_id, started), payload) for run_id, started, payload in rows]
 
@@ -188,7 +177,7 @@ class SqliteJournal(SqlJournal):
             ) from exc
 
     def _max_seq(self, run_id: str) -> int:
-        with _store_errors(self._location, f"read the last sequence number of run {run_id!r}"):
+        with self._store_errors(f"read the last sequence number of run {run_id!r}"):
             row = self._reader.execute("SELECT MAX(seq) FROM events WHERE run_id = ?", (run_id,)).fetchone()
         return 0 if row is None or row[0] is None else int(row[0])
 
@@ -210,11 +199,8 @@ class SqliteJournal(SqlJournal):
         for lock in self._locks:
             lock.release()
 
-    def _commit(self, records: Sequence[Record], durable: bool) -> None:
-        if not records:
-            return
-        with _store_errors(self._location, f"commit {len(records)} events"):
-            self._commit_batch(records, durable)
+    def _driver_error(self) -> type[Exception]:
+        return sqlite3.DatabaseError
 
     def _commit_batch(self, records: Sequence[Record], durable: bool) -> None:
         full = durable and (self._always_full or not self._simulated)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
@@ -54,7 +55,12 @@ class SqlJournal(ABC):
     # --- backend --------------------------------------------------------------------------------------
 
     @abstractmethod
-    def _commit(self, records: Sequence[Record], durable: bool) -> None: ...
+    def _driver_error(self) -> type[Exception]:
+        """The driver's own error (a damaged file, a lost connection, a write refused): see `_store_errors`."""
+
+    @abstractmethod
+    def _commit_batch(self, records: Sequence[Record], durable: bool) -> None:
+        """Commit a non-empty batch in one transaction (durably when `durable`)."""
 
     @abstractmethod
     def _max_seq(self, run_id: str) -> int: ...
@@ -137,6 +143,20 @@ class SqlJournal(ABC):
             self._close_store()
 
     # --- internals ------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _store_errors(self, what: str) -> Iterator[None]:
+        """A failure of the store itself as a `JournalError` naming the journal, not a driver's traceback."""
+        try:
+            yield
+        except self._driver_error() as exc:
+            raise JournalError(f"journal {self._location}: cannot {what} ({exc})") from exc
+
+    def _commit(self, records: Sequence[Record], durable: bool) -> None:
+        if not records:
+            return
+        with self._store_errors(f"commit {len(records)} events"):
+            self._commit_batch(records, durable)
 
     def _parse(self, payload: str, what: str) -> RunEvent:
         """One stored event; a payload this repeg cannot read (damaged, or written by another version) is a
