@@ -91,12 +91,13 @@ _IDLE_WAIT = Wait()
 class LadderPolicy:
     """The default schedule: join passively, re-peg up a ladder of spread fractions, then escalate.
 
-    Timing is anchored to the leg's first submission (for a resumed leg, see `_anchor`): step k (k >= 1, price fraction `repeg_steps[k - 1]`) is due
-    `k * fill_wait` after it, and escalation `(len(repeg_steps) + 1) * fill_wait` after it, or at the phase
-    deadline (`max_total_wait` after the phase started), whichever comes first; but never sooner than a fill wait
-    after the working price took effect (`LegState.priced_at`), so that a step sent late still works a full one. A due step whose price equals the
-    working limit is not sent and consumes its wait: the next decision comes at the next step's time. Without a
-    valid quote nothing is re-priced; the leg polls for one every `wait_between_checks`.
+    Timing is anchored to the leg's first submission (for a resumed leg, see `_anchor`): step k (k >= 1, price
+    fraction `repeg_steps[k - 1]`) is due `k * fill_wait` after it, and escalation `(len(repeg_steps) + 1) *
+    fill_wait` after it, or at the phase deadline (`max_total_wait` after the phase started), whichever comes
+    first; but never sooner than a fill wait after the working price took effect (`LegState.priced_at`), so that
+    a step sent late still works a full one. A due step whose price equals the working limit is not sent and
+    consumes its wait: the next decision comes at the next step's time. Without a valid quote nothing is
+    re-priced; the leg polls for one every `wait_between_checks`.
     """
 
     def __init__(self, config: ExecutionConfig) -> None:
