@@ -236,3 +236,46 @@ async def test_a_server_that_drops_each_connection_at_once_gets_a_growing_backof
         await feed.subscribe(["AAPL"])
         await until(lambda: len(retries) >= 4)
         assert retries[:4] == [1, 2, 3, 4]
+
+
+async def _serve_then_refuse_the_subscription(ws: ServerConnection, code: int, msg: str) -> None:
+    await _send(ws, {"T": "success", "msg": "connected"})
+    await ws.recv()
+    await _send(ws, {"T": "success", "msg": "authenticated"})
+    await ws.recv()
+    await _send(ws, {"T": "error", "code": code, "msg": msg})
+    await ws.wait_closed()
+
+
+async def _assert_one_refusal_then_rest_only(code: int, msg: str) -> None:
+    from structlog.testing import capture_logs
+
+    connections = 0
+
+    async def refuse(ws: ServerConnection) -> None:
+        nonlocal connections
+        connections += 1
+        await _serve_then_refuse_the_subscription(ws, code, msg)
+
+    with capture_logs() as logs:
+        async with _feed_on(refuse) as feed:
+            await feed.subscribe(["AAPL"])
+            await until(feed._tasks[0].done)
+            polls = feed.rest_polls
+            await until(lambda: feed.rest_polls > polls)  # the REST fallback carries on
+            assert connections == 1
+            assert not feed.connected.is_set()
+    refusals = [line for line in logs if line["event"] == "quote_stream_refused"]
+    assert len(refusals) == 1
+    assert msg in str(refusals[0])
+
+
+async def test_a_symbol_limit_refusal_on_the_open_stream_stops_reconnecting():
+    """Error 405 (symbol limit exceeded) after subscribing is permanent for the run: reconnecting cannot cure it
+    and each reconnect is refused again. The feed logs Alpaca's reason once and leaves quotes to REST."""
+    await _assert_one_refusal_then_rest_only(405, "symbol limit exceeded")
+
+
+async def test_an_insufficient_subscription_on_the_open_stream_stops_reconnecting():
+    """Error 409 (insufficient subscription) after subscribing: refused for good, as at the handshake."""
+    await _assert_one_refusal_then_rest_only(409, "insufficient subscription")

@@ -38,10 +38,11 @@ _WS_LOG = logging.getLogger(f"{__name__}.websocket")
 _WS_LOG.setLevel(logging.INFO)
 #: Alpaca's market-data stream speaks JSON text unless the handshake asks for MessagePack (as alpaca-py does).
 _MSGPACK_HEADERS = {"Content-Type": "application/msgpack"}
-#: Stream errors that no retry cures: bad keys (401 not authenticated, 402 auth failed) and a feed the account's
-#: plan does not include (409 insufficient subscription). Others, e.g. 406 connection limit exceeded (the
-#: connection of a process that just died, still held by Alpaca), are retried with backoff.
-_REFUSALS = frozenset({401, 402, 409})
+#: Stream errors that no retry cures, at the handshake or on the open stream: bad keys (401 not authenticated,
+#: 402 auth failed), more symbols than the plan allows (405 symbol limit exceeded) and a feed the account's plan
+#: does not include (409 insufficient subscription). Others, e.g. 406 connection limit exceeded (the connection
+#: of a process that just died, still held by Alpaca), are retried with backoff.
+_REFUSALS = frozenset({401, 402, 405, 409})
 
 
 def _decimal(value: object) -> Decimal:
@@ -58,6 +59,14 @@ def _unpack(raw: str | bytes) -> object:
         return msgpack.unpackb(raw, timestamp=3)
     except (ValueError, TypeError) as exc:
         raise MarketDataError(f"market data stream: undecodable frame ({type(exc).__name__})") from None
+
+
+def _stream_error(message: dict[object, object]) -> MarketDataError | AuthenticationError:
+    """An `{"T": "error"}` message: a refusal that ends the stream for the run (`_REFUSALS`), else transient."""
+    code, reason = message.get("code"), str(message.get("msg"))
+    if code in _REFUSALS:
+        return AuthenticationError("market data stream refused", broker_message=reason, code=str(code))
+    return MarketDataError(f"market data stream error {code}: {reason}")
 
 
 def quote_from_stream(message: dict[str, object]) -> Quote:
@@ -164,8 +173,10 @@ class AlpacaQuoteFeed:
             started = self._clock.now()
             try:
                 await self._session()
-            except AuthenticationError:
-                log.exception("quote_stream_auth_refused")
+            except AuthenticationError as exc:
+                self.connected.clear()
+                self._ws = None
+                log.exception("quote_stream_refused", code=exc.code, detail=exc.broker_message)
                 return
             except (OSError, TimeoutError, WebSocketException, MarketDataError) as exc:
                 log.warning("quote_stream_lost", error=type(exc).__name__, detail=str(exc))
@@ -203,10 +214,7 @@ class AlpacaQuoteFeed:
         if not isinstance(first, dict):
             raise MarketDataError(f"market data stream: expected {what!r}")
         if first.get("T") == "error":
-            code, reason = first.get("code"), str(first.get("msg"))
-            if code in _REFUSALS:
-                raise AuthenticationError("market data stream refused", broker_message=reason)
-            raise MarketDataError(f"market data stream error {code}: {reason}")  # reconnected with backoff
+            raise _stream_error(first)
         if first.get("T") != "success" or first.get("msg") != what:
             raise MarketDataError(f"market data stream: expected {what!r}")
 
@@ -223,10 +231,9 @@ class AlpacaQuoteFeed:
             elif message.get("T") == "subscription":
                 self._close_gap(message.get("quotes"))
             elif message.get("T") == "error":
-                # E.g. 409 insufficient subscription, 405 symbol limit: no quote will come on this connection,
-                # so it is dropped (the REST fallback serves while the stream reconnects with backoff).
-                code, reason = message.get("code"), message.get("msg")
-                raise MarketDataError(f"market data stream error {code}: {reason}")
+                # No quote will come on this connection: it is dropped, and the REST fallback serves while the
+                # stream reconnects with backoff, or for the rest of the run after a refusal (`_REFUSALS`).
+                raise _stream_error(message)
 
     def _close_gap(self, symbols: object) -> None:
         """The stream sends no snapshot on subscribing: a quote that changed between the REST seed and the
