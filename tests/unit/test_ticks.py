@@ -7,6 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from repeg.domain.ticks import (
+    MAX_PRICE,
+    PENNY,
     SUB_PENNY,
     Rounding,
     bps,
@@ -64,6 +66,7 @@ def test_rounding_is_idempotent(price, rounding):
         (Decimal("157.234"), Rounding.DOWN, Decimal("157.23")),
         (Decimal("157.234"), Rounding.UP, Decimal("157.24")),
         (Decimal("157.235"), Rounding.NEAREST, Decimal("157.24")),
+        (Decimal("157.225"), Rounding.NEAREST, Decimal("157.22")),  # a half goes to the even tick, not up
         (Decimal("0.12345"), Rounding.DOWN, Decimal("0.1234")),
         (Decimal("0.12345"), Rounding.UP, Decimal("0.1235")),
         (Decimal("0.99995"), Rounding.UP, Decimal("1.00")),
@@ -76,7 +79,7 @@ def test_known_roundings(price, rounding, expected):
 
 
 @pytest.mark.parametrize(
-    "bad", [Decimal(0), Decimal(-1), Decimal("NaN"), Decimal("Infinity"), Decimal("1e30")]
+    "bad", [Decimal(0), Decimal(-1), Decimal("NaN"), Decimal("Infinity"), Decimal("1e30"), MAX_PRICE]
 )
 def test_non_positive_or_non_finite_prices_are_refused(bad):
     with pytest.raises(ValueError, match="positive finite"):
@@ -113,6 +116,21 @@ def test_units_refuse_finer_than_sub_penny():
 def test_quantity_rounds_down_to_whole_shares_for_non_fractionable():
     assert round_qty_down(Decimal("10.999"), whole_shares=True) == Decimal(10)
     assert round_qty_down(Decimal("10.1234567891"), whole_shares=False) == Decimal("10.123456789")
+
+
+def test_one_dollar_itself_takes_the_penny_tick():
+    assert tick_size(Decimal("1.00")) == PENNY
+    assert tick_size(Decimal("0.9999")) == SUB_PENNY
+
+
+def test_rounding_up_across_one_dollar_gives_a_two_decimal_price():
+    # 0.99995 rounds up to 1.0000 on the sub-penny grid; it must come back as 1.00 (what a broker is sent).
+    assert str(round_to_tick(Decimal("0.99995"), Rounding.UP)) == "1.00"
+
+
+def test_bps_rounds_a_half_hundredth_to_even():
+    assert bps(Decimal("0.0000125"), Decimal(1)) == Decimal("0.12")
+    assert bps(Decimal("0.0000135"), Decimal(1)) == Decimal("0.14")
 
 
 def test_bps_is_relative_to_reference():
