@@ -162,6 +162,13 @@ def test_price_collar_refuses_a_limit_beyond_it_by_less_than_the_reporting_quant
     check_price_collar(Decimal("630000.00"), arrival, Decimal(5))  # exactly on the collar: allowed
 
 
+def test_price_collar_refuses_a_limit_below_the_mid_beyond_it() -> None:
+    arrival = make_quote(Decimal("99.99"), Decimal("100.01"))
+    with pytest.raises(SafetyLimitError) as caught:
+        check_price_collar(Decimal("94.00"), arrival, Decimal(5))
+    assert caught.value.value == Decimal("6.0000")
+
+
 def test_a_sell_escalation_collar_of_100_pct_or_more_gives_the_lowest_legal_price() -> None:
     # The config refuses a collar of 10000 bps or more (and one not under price_collar_pct), but this pure
     # function does not rely on it: a wider collar (far - collar <= 0) gives the lowest legal price, no crash.
