@@ -16,7 +16,7 @@ from repeg.brokers.simulator.factory import build_simulation
 from repeg.config import ExecutionConfig
 from repeg.domain.events import OrderIntent, RunEnded, RunEvent, RunStarted
 from repeg.domain.orders import Side
-from repeg.domain.plan import Plan, PlanKind, TradeIntent
+from repeg.domain.plan import Plan, PlanKind, TargetWeight, TradeIntent
 from repeg.engine.clock import VirtualClock, run_virtual
 from repeg.errors import ConfigError, NotTradableError, RepegError, SafetyLimitError, UnknownSymbolError
 from repeg.market.loaders import load_quotes
@@ -250,3 +250,10 @@ def test_a_buy_the_shortfall_scaled_to_zero_says_why_in_the_result(tape: QuoteTa
     result = simulate(trades("AAA,buy,1\nBBB,buy,1\n"), tape=tape, account=account)
     assert result.legs[1].status == "skipped"
     assert result.legs[1].reason == f"scaled to zero (scale {result.buy_scale})"
+
+
+def test_a_weight_zero_exit_built_in_python_in_lower_case_sells_the_held_position(tape: QuoteTape) -> None:
+    """`Plan(weights=(TargetWeight(symbol="aaa", weight=0),))` held nothing named "aaa": it sold nothing."""
+    plan = Plan(source="api", kind=PlanKind.WEIGHTS, weights=(TargetWeight(symbol="aaa", weight=Decimal(0)),))
+    result = simulate(plan, account=SimAccount(positions={"AAA": Decimal(7)}), tape=tape)
+    assert [(leg.symbol, leg.side, leg.filled_qty) for leg in result.legs] == [("AAA", Side.SELL, Decimal(7))]

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from repeg.domain.orders import Side
-from repeg.domain.plan import Plan, PlanKind, TradeIntent
+from repeg.domain.plan import Plan, PlanKind, TargetWeight, TradeIntent
 from repeg.errors import PlanInputError
 from repeg.planning.parse import load_plan, parse_csv, parse_json
 
@@ -496,3 +496,38 @@ def test_a_plan_whose_rows_do_not_match_its_entries_is_refused() -> None:
             trades=(TradeIntent(symbol="A", side=Side.BUY, qty=Decimal(1)),),
             rows=(2, 3),
         )
+
+
+def test_a_plan_built_in_python_takes_its_symbols_as_a_plan_file_does() -> None:
+    """`repeg.execute(Plan(...))` took "aapl" as written: a weight-0 exit of a held AAPL sold nothing."""
+    built = Plan(
+        source="api",
+        kind=PlanKind.WEIGHTS,
+        weights=(
+            TargetWeight(symbol=" aapl ", weight=Decimal(0)),
+            TargetWeight(symbol="brk.b", weight=Decimal(0)),
+        ),
+    )
+    parsed = parse_csv("symbol,weight\n aapl ,0\nbrk.b,0\n", "p.csv")
+    assert [w.symbol for w in built.weights] == [w.symbol for w in parsed.weights] == ["AAPL", "BRK.B"]
+
+
+def test_a_plan_built_in_python_refuses_one_symbol_given_twice_in_another_case() -> None:
+    with pytest.raises(ValidationError, match="symbol AAPL appears twice"):
+        Plan(
+            source="api",
+            kind=PlanKind.WEIGHTS,
+            weights=(
+                TargetWeight(symbol="aapl", weight=Decimal("0.1")),
+                TargetWeight(symbol="AAPL", weight=Decimal("0.1")),
+            ),
+        )
+
+
+@pytest.mark.parametrize("symbol", ["", " ", "BRK B", "A$", "TOOLONGSYMBOL1"])
+def test_a_trade_built_in_python_refuses_what_is_no_ticker_naming_field_and_value(symbol: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        TradeIntent(symbol=symbol, side=Side.BUY, qty=Decimal(1))
+    error = caught.value.errors()[0]
+    assert error["loc"] == ("symbol",)
+    assert repr(symbol) in str(caught.value)

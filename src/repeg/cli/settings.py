@@ -13,8 +13,8 @@ from pathlib import Path
 from repeg.brokers.simulator.account import SimAccount
 from repeg.brokers.simulator.latency import LatencyModel
 from repeg.config import ExecutionConfig, config_from_mapping, read_toml
+from repeg.domain.plan import is_ticker
 from repeg.errors import ConfigError
-from repeg.planning.parse import is_ticker
 from repeg.simulation import (
     LATENCY_KEY,
     MARKET_KEY,

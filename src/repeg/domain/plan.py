@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from decimal import MAX_EMAX, MIN_EMIN, Decimal, Inexact, localcontext
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from repeg.domain.orders import Side
 from repeg.domain.ticks import ZERO
@@ -16,9 +17,28 @@ from repeg.domain.ticks import ZERO
 #: at the lowest legal price ($0.0001: at most 1e16 shares). Beyond it, deriving the legs would fail.
 MAX_AMOUNT = Decimal(10) ** 12
 
+#: Exchange tickers plus the share-class separators brokers use (BRK.B, BRK/B, BF-B).
+_SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9]*([./-][A-Z0-9]+)?$")
+_MAX_SYMBOL_LEN = 12
+
+
+def is_ticker(text: str) -> bool:
+    """Whether `text` is a symbol as a plan names it (trimmed, upper case, a ticker of at most 12 characters)."""
+    return len(text) <= _MAX_SYMBOL_LEN and _SYMBOL_RE.fullmatch(text) is not None
+
+
+def plan_symbol(value: str) -> str:
+    """A plan's symbol as every path takes it (a file row or a `TradeIntent` built in Python): trimmed and upper
+    case, so that "aapl" names the position, quote and asset AAPL; a `ValueError` for what is then no ticker."""
+    symbol = value.strip().upper()
+    if not is_ticker(symbol):
+        raise ValueError(f"{value!r} is not a valid ticker symbol")
+    return symbol
+
 
 class TradeIntent(BaseModel):
-    """One row of a trade list: a quantity or a dollar notional, never both, each at most `MAX_AMOUNT`."""
+    """One row of a trade list: a quantity or a dollar notional, never both, each at most `MAX_AMOUNT`; its symbol
+    taken as a plan file's is (`plan_symbol`)."""
 
     model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
 
@@ -26,6 +46,8 @@ class TradeIntent(BaseModel):
     side: Side
     qty: Decimal | None = Field(default=None, gt=ZERO, le=MAX_AMOUNT)
     notional: Decimal | None = Field(default=None, gt=ZERO, le=MAX_AMOUNT)
+
+    _symbol_as_planned = field_validator("symbol")(plan_symbol)
 
     @model_validator(mode="after")
     def _exactly_one_amount(self) -> TradeIntent:
@@ -35,10 +57,14 @@ class TradeIntent(BaseModel):
 
 
 class TargetWeight(BaseModel):
+    """One row of a target-weights plan; its symbol taken as a plan file's is (`plan_symbol`)."""
+
     model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
 
     symbol: str = Field(min_length=1)
     weight: Decimal = Field(ge=ZERO, le=Decimal(1))
+
+    _symbol_as_planned = field_validator("symbol")(plan_symbol)
 
 
 #: Digits an exact sum is computed with; a sum that needs more raises `decimal.Inexact` rather than rounding.

@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, Inexact, InvalidOperation
@@ -29,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from repeg.domain import plan as domain_plan
 from repeg.domain.orders import Side
-from repeg.domain.plan import Plan, PlanKind, TargetWeight, TradeIntent, exact_sum
+from repeg.domain.plan import Plan, PlanKind, TargetWeight, TradeIntent, exact_sum, is_ticker
 from repeg.domain.ticks import ZERO
 from repeg.errors import PlanInputError
 
@@ -44,9 +43,6 @@ WEIGHT = "weight"
 
 TRADE_COLUMNS = frozenset({SYMBOL, SIDE, QTY, NOTIONAL})
 WEIGHT_COLUMNS = frozenset({SYMBOL, WEIGHT})
-#: Exchange tickers plus the share-class separators brokers use (BRK.B, BRK/B, BF-B).
-_SYMBOL_RE = re.compile(r"^[A-Z][A-Z0-9]*([./-][A-Z0-9]+)?$")
-_MAX_SYMBOL_LEN = 12
 #: The largest qty or notional accepted (`TradeIntent` enforces it too, for plans built in Python).
 MAX_AMOUNT = domain_plan.MAX_AMOUNT
 REPEATED_COLUMN = "column appears twice"
@@ -68,11 +64,6 @@ def _json_object(pairs: list[tuple[str, object]]) -> _JsonObject:
         seen.add(name)
         obj[key] = value
     return obj
-
-
-def is_ticker(text: str) -> bool:
-    """Whether `text` is a symbol as a plan names it (trimmed, upper case, a ticker of at most 12 characters)."""
-    return len(text) <= _MAX_SYMBOL_LEN and _SYMBOL_RE.fullmatch(text) is not None
 
 
 @dataclass(frozen=True, slots=True)
