@@ -248,3 +248,46 @@ async def test_a_spent_rate_window_is_waited_out_until_the_reset_alpaca_announce
     order = await broker.submit_order(limit("r2-L0011-A00", Side.BUY, "1", "90.00"))
     assert order.client_order_id == "r2-L0011-A00"
     assert fake_alpaca.count("POST", "/v2/orders") == 2  # the refused attempt, then one after the reset
+
+
+async def test_the_client_order_id_lookup_inside_a_submit_is_one_request_not_a_retry_loop(
+    alpaca: Pair, fake_alpaca
+):
+    """During an outage each failed submit attempt is followed by a lookup of its client order id. That lookup is
+    one request: the submit's own next attempt (same id: a duplicate then finds the order) is the retry. Retried on
+    its own, each lookup multiplied the submit's attempts (5 attempts x 5 lookups), holding the engine for minutes."""
+    broker, _ = alpaca
+    fake_alpaca.fail("POST", "/v2/orders", 503, times=50)
+    fake_alpaca.fail("GET", "/v2/orders:by_client_order_id", 503, times=50)
+    with pytest.raises(BrokerUnavailableError):
+        await broker.submit_order(limit("r2-L0020-A00", Side.BUY, "1", "90.00"))
+    assert fake_alpaca.count("POST", "/v2/orders") == FAST.retry.max_attempts
+    assert fake_alpaca.count("GET", "/v2/orders:by_client_order_id") == FAST.retry.max_attempts
+
+
+async def test_a_resend_of_a_submit_of_unknown_outcome_is_one_attempt(alpaca: Pair, fake_alpaca):
+    """The engine sends a submit of unknown outcome again under its own id every check interval until the broker
+    finds it. Each such re-send is one attempt (the next check interval is the retry): running the whole retry and
+    backoff each time blocked the phase's monitor, and every other order of the phase, far past the interval."""
+    broker, _ = alpaca
+    request = limit("r2-L0021-A00", Side.BUY, "1", "90.00")
+    fake_alpaca.fail("POST", "/v2/orders", 503, times=50)
+    fake_alpaca.fail("GET", "/v2/orders:by_client_order_id", 503, times=50)
+    with pytest.raises(BrokerUnavailableError):
+        await broker.submit_order(request)
+    posts = fake_alpaca.count("POST", "/v2/orders")
+    with pytest.raises(BrokerUnavailableError):
+        await broker.submit_order(request)
+    assert fake_alpaca.count("POST", "/v2/orders") == posts + 1
+
+
+async def test_a_resend_that_reaches_alpaca_creates_the_order_once(alpaca: Pair, fake_alpaca):
+    broker, _ = alpaca
+    request = limit("r2-L0022-A00", Side.BUY, "1", "90.00")
+    fake_alpaca.fail("POST", "/v2/orders", 503, times=FAST.retry.max_attempts)
+    fake_alpaca.fail("GET", "/v2/orders:by_client_order_id", 503, times=FAST.retry.max_attempts)
+    with pytest.raises(BrokerUnavailableError):
+        await broker.submit_order(request)
+    order = await broker.submit_order(request)
+    assert order.client_order_id == request.client_order_id
+    assert list(fake_alpaca.book.orders) == [order.order_id]

@@ -194,10 +194,16 @@ class AlpacaBroker:
     async def submit_order(self, request: OrderRequest) -> BrokerOrder:
         await self._refuse_fractional(request)
         payload = order_payload(request)
+        # An id this process sent already is the engine's re-send of a submit of unknown outcome, repeated each
+        # check interval until the order is found: one attempt, so that an outage does not hold the engine.
+        attempts = 1 if self._tracker.claimed(request.client_order_id) else None
         self._tracker.claim(request.client_order_id)
         log.info("order_submit", symbol=request.symbol, client_order_id=request.client_order_id)
         order = await self._write(
-            "submit", request.client_order_id, lambda: self._client.post("/orders", payload)
+            "submit",
+            request.client_order_id,
+            lambda: self._client.post("/orders", payload),
+            attempts=attempts,
         )
         self._accepted(order)
         return order
@@ -267,11 +273,15 @@ class AlpacaBroker:
         return order
 
     async def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
+        return await self._by_client_id(client_order_id, retry=True)
+
+    async def _by_client_id(self, client_order_id: str, *, retry: bool) -> BrokerOrder | None:
+        """The order of a client order id (None: not found); read once, or retried as any read."""
         params = {"client_order_id": client_order_id}
+        op = "get_order_by_client_id"
+        call = lambda: self._client.get("/orders:by_client_order_id", params)  # noqa: E731
         try:
-            raw = await self._read(
-                "get_order_by_client_id", lambda: self._client.get("/orders:by_client_order_id", params)
-            )
+            raw = await (self._read(op, call) if retry else self._rest(op, call))
         except OrderNotFoundError:
             return None
         order = parse_order(raw)
@@ -352,9 +362,17 @@ class AlpacaBroker:
     # --- idempotent writes and reconciliation -------------------------------------------------------------
 
     async def _write(
-        self, op: str, client_order_id: str, send: Callable[[], object], *, order_id: str | None = None
+        self,
+        op: str,
+        client_order_id: str,
+        send: Callable[[], object],
+        *,
+        order_id: str | None = None,
+        attempts: int | None = None,
     ) -> BrokerOrder:
-        """Send a submit or replace with one client order id, resolving unknown outcomes by that id."""
+        """Send a submit or replace with one client order id, resolving unknown outcomes by that id; at most
+        `attempts` sends (default: the retry policy's)."""
+        max_attempts = attempts or self._backoff.policy.max_attempts
         attempt = 1
         while True:
             try:
@@ -370,7 +388,7 @@ class AlpacaBroker:
                 found = await self._resolve_unknown(exc, client_order_id)
                 if found is not None:
                     return found
-                if attempt >= self._backoff.policy.max_attempts:
+                if attempt >= max_attempts:
                     raise
             delay = self._backoff.delay(attempt)
             log.warning(
@@ -384,11 +402,14 @@ class AlpacaBroker:
             await sleep_seconds(self._clock, delay)
 
     async def _resolve_unknown(self, exc: BrokerUnavailableError, client_order_id: str) -> BrokerOrder | None:
-        """After a 5xx or a timeout the request may have been executed: look for its order. A 429 was not."""
+        """After a 5xx or a timeout the request may have been executed: look for its order. A 429 was not.
+
+        One request, not retried on its own: the write's next attempt (same id: a duplicate then finds the order)
+        is the retry, so that attempts and lookups do not multiply during an outage."""
         if isinstance(exc, RateLimitedError):
             return None
         try:
-            return await self.get_order_by_client_id(client_order_id)
+            return await self._by_client_id(client_order_id, retry=False)
         except BrokerUnavailableError:
             return None
 

@@ -92,6 +92,9 @@ class OrderTracker:
         """Mark a client order id as this run's: updates for it are reported even before its order id is known."""
         self._client_ids.add(client_order_id)
 
+    def claimed(self, client_order_id: str) -> bool:
+        return client_order_id in self._client_ids
+
     def owns(self, order: BrokerOrder) -> bool:
         return order.order_id in self._latest or order.client_order_id in self._client_ids
 
