@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 
@@ -198,3 +199,50 @@ def test_compare_refuses_an_empty_list_of_fill_models_or_policies(monkeypatch: p
     # `--fill-models ,` compared nothing and exited 0 with empty tables.
     assert _compare_without_backtests(monkeypatch, [MarketSpec(name="market")], []).key == "fill-models"
     assert _compare_without_backtests(monkeypatch, [], [FillModelName.PAPER]).key == "policies"
+
+
+def test_a_comparison_on_too_few_pairs_says_in_its_saved_result_why_it_has_no_verdict() -> None:
+    # ad13504 withheld verdicts under 30 pairs but said so only in the terminal table's title: the JSON read
+    # "indistinguishable" next to an interval excluding zero, with nothing telling a reader why.
+    runs = [_run("market", [1.0, 0.5, 1.5, 1.0]), _run("p", [-1.0, -1.5, -0.5, -1.0])]
+    (comparison,) = paired_comparisons(runs, baseline="market", seed=1)
+    saved = comparison.model_dump(mode="json")
+    assert saved["diff_half_spreads"]["high"] < 0.0
+    assert saved["verdict"] == "indistinguishable"
+    assert saved["verdict_withheld"] is not None
+    assert "no verdict: 4 paired orders, fewer than the 30" in saved["verdict_withheld"]
+
+
+def test_a_comparison_on_enough_pairs_has_no_withheld_reason() -> None:
+    runs = [_run("market", MARKET), _run("p", [c - 0.3 for c in MARKET])]
+    (comparison,) = paired_comparisons(runs, baseline="market", seed=1)
+    assert (comparison.verdict, comparison.verdict_withheld) == (Verdict.BETTER, None)
+
+
+def test_a_saved_comparison_states_the_verdict_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `repeg compare --json` carried the verdicts but not the rule they follow (30 pairs, paired 95% interval).
+    runs = {"market": _run("market", MARKET), "p": _run("p", [c - 0.3 for c in MARKET])}
+    monkeypatch.setattr(compare_module, "run_backtest", lambda _d, _b, spec, **_: runs[spec.name])
+    basket = [
+        ParentOrder(index=0, symbol="XXX", side=Side.BUY, qty=Decimal(100), arrival=T0, budget_seconds=60)
+    ]
+    result = compare_module.compare(
+        SimpleNamespace(ref=REF),  # type: ignore[arg-type] - only its reference is read past the stubs
+        basket,
+        [MarketSpec(name="market"), MarketSpec(name="p")],
+        [FillModelName.PAPER],
+        seed=0,
+    )
+    rule = result.model_dump(mode="json")["verdict_rule"]
+    assert "at least 30 paired orders" in rule
+    assert "excludes 0" in rule
+
+
+def test_the_table_row_of_a_comparison_on_too_few_pairs_says_no_verdict_and_why() -> None:
+    # The row read "indistinguishable -1.75 [-2.00, -1.50]" for 4 pairs, where the docs promise "no verdict".
+    from repeg.lab.tables import summary_row
+
+    runs = [_run("market", [1.0, 0.5, 1.5, 1.0]), _run("p", [-1.0, -1.5, -0.5, -1.0])]
+    (comparison,) = paired_comparisons(runs, baseline="market", seed=1)
+    cell = summary_row(runs[1].summary, comparison, "market")[-1]
+    assert cell.startswith("[yellow]no verdict (4 pairs < 30)[/] ")

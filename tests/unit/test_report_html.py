@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from repeg.errors import ReportError
-from repeg.lab.models import DataRef, PathEventKind
+from repeg.lab.models import DataRef, PathEventKind, Verdict
 from repeg.lab.report_data import MarketSeries, ReportInput, decimate, load_market, load_result, stride_for
 from repeg.lab.report_figures import (
     FIGURE_IDS,
@@ -235,3 +235,34 @@ def test_a_missing_quote_side_is_a_gap_in_the_line_not_a_price_of_zero() -> None
     bid, ask = market_traces(series, with_trades=False)
     assert [None if np.isnan(y) else float(y) for y in bid.y] == [10.0, None, 10.01, None]
     assert [None if np.isnan(y) else float(y) for y in ask.y] == [10.02, 10.03, None, None]
+
+
+def _with_comparison_on(compare_input: ReportInput, pairs: int, verdict: Verdict) -> ReportInput:
+    assert compare_input.compare is not None
+    first = compare_input.compare.comparisons[0]
+    interval = first.diff_half_spreads.model_copy(
+        update={"mean": -0.8, "low": -1.2, "high": -0.4, "n": pairs}
+    )
+    comparison = first.model_copy(update={"diff_half_spreads": interval, "verdict": verdict})
+    compare = compare_input.compare.model_copy(update={"comparisons": (comparison,)})
+    return ReportInput(source="sample.json", runs=compare.runs, compare=compare)
+
+
+def test_html_states_the_rule_the_paired_verdicts_follow(compare_input: ReportInput) -> None:
+    # The terminal table's title states the 30-pair rule (ad13504); the HTML showed verdicts with no rule at all.
+    page = render_html(_with_comparison_on(compare_input, 200, Verdict.BETTER), None)
+    assert "on at least 30 paired orders" in page
+
+
+def test_html_says_why_a_comparison_on_too_few_pairs_has_no_verdict(compare_input: ReportInput) -> None:
+    # 4 pairs whose interval excludes zero read "indistinguishable" in the HTML, with nothing saying why: a
+    # reader could take the interval [-1.2, -0.4] as a finding.
+    page = render_html(_with_comparison_on(compare_input, 4, Verdict.INDISTINGUISHABLE), None)
+    assert "<td>no verdict: 4 paired orders, fewer than the 30 a verdict needs" in page
+    assert "<td>indistinguishable</td>" not in page
+
+
+def test_html_shows_the_verdict_of_a_comparison_on_enough_pairs(compare_input: ReportInput) -> None:
+    page = render_html(_with_comparison_on(compare_input, 200, Verdict.BETTER), None)
+    assert "<td>better</td>" in page
+    assert "no verdict:" not in page

@@ -29,7 +29,7 @@ from repeg.lab.models import (
     ParentOrder,
 )
 from repeg.lab.policies import AdaptiveSpec, PolicySpec
-from repeg.lab.stats import paired_difference, verdict_of
+from repeg.lab.stats import paired_difference, verdict_of, verdict_rule, verdict_withheld
 from repeg.lab.tca import frontier
 
 
@@ -103,6 +103,7 @@ def paired_comparisons(
                 diff_half_spreads=diff_hs,
                 diff_bps=diff_bps,
                 verdict=verdict_of(diff_hs),
+                verdict_withheld=verdict_withheld(diff_hs),
             )
         )
     return tuple(out)
@@ -185,4 +186,5 @@ def compare(
         comparisons=paired_comparisons(runs, baseline=baseline, seed=seed),
         frontier=frontier([r.summary for r in runs]),
         fit=fit_info,
+        verdict_rule=verdict_rule(),
     )

@@ -151,7 +151,8 @@ class PairedComparison(_Frozen):
     """Paired difference `policy - baseline` of per-order cost in half-spreads (negative = policy cheaper).
 
     `verdict` is BETTER or WORSE only when the interval of the mean difference excludes zero, on at least
-    `repeg.lab.stats.MIN_PAIRS_FOR_VERDICT` pairs.
+    `repeg.lab.stats.MIN_PAIRS_FOR_VERDICT` pairs; on fewer it is INDISTINGUISHABLE whatever the interval shows,
+    and `verdict_withheld` says so.
     """
 
     policy: str
@@ -160,6 +161,9 @@ class PairedComparison(_Frozen):
     diff_half_spreads: Interval
     diff_bps: Interval
     verdict: Verdict
+    #: Why no better/worse verdict could be drawn (too few pairs), None when the interval decided the verdict.
+    #: None also in results saved before this field: read `diff_half_spreads.n` against the rule then.
+    verdict_withheld: str | None = None
 
 
 class FrontierPoint(_Frozen):
@@ -223,3 +227,5 @@ class CompareResult(_Frozen):
     frontier: tuple[FrontierPoint, ...]
     #: The adaptive fit of the last fill model run; each adaptive run names its own in `policy_params` (`fit_*`).
     fit: FitInfo | None = None
+    #: The rule the verdicts follow, in words (`repeg.lab.stats.verdict_rule`); None in results saved before it.
+    verdict_rule: str | None = None

@@ -22,9 +22,17 @@ import structlog
 from plotly.offline import get_plotlyjs
 
 from repeg.errors import ReportError
-from repeg.lab.models import BacktestResult, CompareResult, Interval, OrderTca, PolicySummary
+from repeg.lab.models import (
+    BacktestResult,
+    CompareResult,
+    Interval,
+    OrderTca,
+    PairedComparison,
+    PolicySummary,
+)
 from repeg.lab.report_data import MarketSeries, ReportInput
 from repeg.lab.report_figures import build_figures, run_label
+from repeg.lab.stats import verdict_rule, verdict_withheld
 
 log = structlog.get_logger(__name__)
 
@@ -99,8 +107,16 @@ def policy_table(runs: Sequence[BacktestResult]) -> str:
     return html_table(_POLICY_HEADERS, [_policy_row(r.summary) for r in runs], text_cols=2)
 
 
+def _verdict_cell(c: PairedComparison) -> str:
+    """The verdict, or why there is none: the pair count is read from the interval, so that a result saved
+    before `verdict_withheld` (or before the rule) is held to the same rule as the terminal table."""
+    withheld = verdict_withheld(c.diff_half_spreads)
+    return c.verdict.value if withheld is None else html.escape(withheld)
+
+
 def comparison_table(compare: CompareResult) -> str:
-    """Paired differences against the baseline; a verdict other than indistinguishable excludes zero."""
+    """Paired differences against the baseline under the rule of `repeg.lab.stats.verdict_rule`, stated above it:
+    a verdict other than indistinguishable excludes zero; too few pairs give no verdict, and the cell says why."""
     rows = [
         [
             html.escape(c.policy),
@@ -108,7 +124,7 @@ def comparison_table(compare: CompareResult) -> str:
             c.fill_model.value,
             _ci(c.diff_half_spreads),
             _ci(c.diff_bps),
-            c.verdict.value,
+            _verdict_cell(c),
         ]
         for c in compare.comparisons
     ]
@@ -120,7 +136,8 @@ def comparison_table(compare: CompareResult) -> str:
         "difference bps [95% CI]",
         "verdict",
     )
-    return html_table(headers, rows, text_cols=3)
+    rule = f'<p class="note">Verdict: {html.escape(verdict_rule())}.</p>'
+    return rule + html_table(headers, rows, text_cols=3)
 
 
 _ORDER_HEADERS = (

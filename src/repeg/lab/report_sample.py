@@ -26,9 +26,9 @@ from repeg.lab.models import (
     PathEvent,
     PathEventKind,
     PolicySummary,
-    Verdict,
 )
 from repeg.lab.report_data import MarketSeries
+from repeg.lab.stats import verdict_of, verdict_rule, verdict_withheld
 
 START = datetime(2018, 1, 2, 14, 30, tzinfo=UTC)
 _NS = 1_000_000_000
@@ -173,14 +173,17 @@ def sample_compare(market: MarketSeries | None = None) -> CompareResult:
         for model in (FillModelName.PAPER, FillModelName.QUEUE)
         for policy in ("ladder", "touch-then-market")
     )
+    # Eight pairs: too few for a verdict (`repeg.lab.stats.MIN_PAIRS_FOR_VERDICT`), as `repeg compare` would say.
+    diff = _interval(-0.5, 0.2, 8)
     comparisons = tuple(
         PairedComparison(
             policy="ladder",
             baseline="touch-then-market",
             fill_model=model,
-            diff_half_spreads=_interval(-0.5, 0.2, 8),
+            diff_half_spreads=diff,
             diff_bps=_interval(-0.6, 0.3, 8),
-            verdict=Verdict.BETTER,
+            verdict=verdict_of(diff),
+            verdict_withheld=verdict_withheld(diff),
         )
         for model in (FillModelName.PAPER, FillModelName.QUEUE)
     )
@@ -196,5 +199,11 @@ def sample_compare(market: MarketSeries | None = None) -> CompareResult:
         for r in runs
     )
     return CompareResult(
-        data=DATA, seed=1, baseline="touch-then-market", runs=runs, comparisons=comparisons, frontier=frontier
+        data=DATA,
+        seed=1,
+        baseline="touch-then-market",
+        runs=runs,
+        comparisons=comparisons,
+        frontier=frontier,
+        verdict_rule=verdict_rule(),
     )

@@ -76,6 +76,25 @@ def paired_difference(
     return bootstrap_mean((a - b).tolist(), seed=seed, resamples=resamples, level=level)
 
 
+def verdict_rule(level: float = DEFAULT_LEVEL) -> str:
+    """The rule every verdict follows, in words, for a table title, the HTML report and the saved JSON."""
+    return (
+        f"better or worse than the baseline only when the paired {level:.0%} interval of the mean per-order "
+        f"difference excludes 0, on at least {MIN_PAIRS_FOR_VERDICT} paired orders; on fewer the interval is "
+        "shown as computed but no verdict is drawn (the bootstrap interval of so few is too narrow)"
+    )
+
+
+def verdict_withheld(diff: Interval) -> str | None:
+    """Why `verdict_of(diff)` gives no BETTER/WORSE whatever its interval shows (too few pairs), else None."""
+    if diff.n >= MIN_PAIRS_FOR_VERDICT:
+        return None
+    return (
+        f"no verdict: {diff.n} paired orders, fewer than the {MIN_PAIRS_FOR_VERDICT} a verdict needs; "
+        "the interval is too narrow on so few to tell the policies apart"
+    )
+
+
 def verdict_of(diff: Interval) -> Verdict:
     """BETTER (cheaper) or WORSE only when the paired interval excludes zero; costs: lower is better.
 

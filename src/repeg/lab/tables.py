@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from rich.table import Table
 
 from repeg.lab.models import CompareResult, FrontierPoint, Interval, PairedComparison, PolicySummary, Verdict
-from repeg.lab.stats import MIN_PAIRS_FOR_VERDICT
+from repeg.lab.stats import MIN_PAIRS_FOR_VERDICT, verdict_withheld
 
 _VERDICT_STYLE = {Verdict.BETTER: "green", Verdict.WORSE: "red", Verdict.INDISTINGUISHABLE: "yellow"}
 
@@ -18,6 +18,9 @@ def fmt_interval(ci: Interval, digits: int = 2) -> str:
 
 
 def _verdict_cell(s: PolicySummary, comparison: PairedComparison | None, baseline: str | None) -> str:
+    if comparison is not None and verdict_withheld(comparison.diff_half_spreads) is not None:
+        pairs = comparison.diff_half_spreads.n
+        return f"[yellow]no verdict ({pairs} pairs < {MIN_PAIRS_FOR_VERDICT})[/] {fmt_interval(comparison.diff_half_spreads)}"
     if comparison is not None:
         style = _VERDICT_STYLE[comparison.verdict]
         return f"[{style}]{comparison.verdict.value}[/] {fmt_interval(comparison.diff_half_spreads)}"
