@@ -18,7 +18,7 @@ from repeg.cli.journal_cmds import market_line
 from repeg.domain.events import AlpacaFeedSource, RunStarted
 from repeg.domain.orders import Side
 from repeg.domain.plan import Plan, PlanKind, TradeIntent
-from repeg.errors import ConfigError, LiveTradingNotConfirmedError
+from repeg.errors import ConfigError, LiveTradingNotConfirmedError, RepegError
 from repeg.journal.factory import open_journal
 from repeg.report.result import RunStatus
 
@@ -228,3 +228,58 @@ async def test_a_dry_run_sizes_the_buys_with_the_proceeds_of_the_sells_it_priced
     aapl = [line for line in lines if "AAPL" in line]
     assert len(aapl) == 1
     assert Decimal(aapl[0].split()[2]) == Decimal(30)
+
+
+class _ClosableReader:
+    """An Alpaca reader for `check` that records whether it was closed; `fail` makes the plan's asset read fail."""
+
+    name = "alpaca-paper"
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.closed = False
+        self._fail = fail
+
+    async def get_account(self) -> object:
+        from repeg.domain.account import Account
+
+        return Account(cash=Decimal(1), buying_power=Decimal(1), equity=Decimal(1))
+
+    async def get_market_clock(self) -> object:
+        from datetime import UTC, datetime
+
+        from repeg.brokers.alpaca.mapping import MarketClock
+
+        now = datetime(2024, 1, 2, 15, tzinfo=UTC)
+        return MarketClock(timestamp=now, is_open=True, next_open=now, next_close=now)
+
+    async def get_positions(self) -> list[object]:
+        return []
+
+    async def get_asset(self, symbol: str) -> object:
+        from repeg.domain.account import Asset
+        from repeg.errors import UnknownSymbolError
+
+        if self._fail:
+            raise UnknownSymbolError(symbol)
+        return Asset(symbol=symbol, tradable=True, fractionable=True)
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["read", "refused"])
+async def test_check_closes_its_alpaca_client_whether_it_ends_or_fails(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fail: bool
+) -> None:
+    """`repeg check` never closed the broker it built (its HTTP client, and its stream once started)."""
+    from repeg.brokers.alpaca import factory
+
+    reader = _ClosableReader(fail=fail)
+    monkeypatch.setattr(factory, "build_readonly_broker", lambda *_args, **_kwargs: reader)
+    plan = tmp_path / "plan.csv"
+    plan.write_text("symbol,side,qty\nMSFT,buy,1\n", encoding="utf-8")
+    try:
+        await check_alpaca("alpaca-paper", plan, lambda _line: None)
+    except RepegError:
+        assert fail
+    assert reader.closed

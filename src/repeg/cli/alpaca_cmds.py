@@ -185,20 +185,26 @@ async def check_alpaca(
     urls: AlpacaUrls | None = None,
     settings: AlpacaSettings | None = None,
 ) -> None:
-    """Print account, market clock, positions and (for a plan) each symbol's asset flags. Sends no order."""
+    """Print account, market clock, positions and (for a plan) each symbol's asset flags. Sends no order; the
+    broker is closed at the end, as on every other path, whether the reads succeed or fail."""
     from repeg.brokers.alpaca.factory import build_readonly_broker
     from repeg.engine.clock import RealClock
 
     alpaca = build_readonly_broker(mode_for(broker), clock=RealClock(), urls=urls, settings=settings)
-    account = await alpaca.get_account()
-    echo(f"{alpaca.name}: cash {account.cash}  buying power {account.buying_power}  equity {account.equity}")
-    market = await alpaca.get_market_clock()
-    state = "open" if market.is_open else f"closed (next open {market.next_open.isoformat()})"
-    echo(f"market: {state}; next close {market.next_close.isoformat()}")
-    for position in await alpaca.get_positions():
-        echo(f"position {position.symbol:<8} {position.qty:>14} avg {position.avg_entry_price}")
-    if plan_path is not None:
-        await _check_plan_assets(alpaca, plan_path, echo)
+    try:
+        account = await alpaca.get_account()
+        echo(
+            f"{alpaca.name}: cash {account.cash}  buying power {account.buying_power}  equity {account.equity}"
+        )
+        market = await alpaca.get_market_clock()
+        state = "open" if market.is_open else f"closed (next open {market.next_open.isoformat()})"
+        echo(f"market: {state}; next close {market.next_close.isoformat()}")
+        for position in await alpaca.get_positions():
+            echo(f"position {position.symbol:<8} {position.qty:>14} avg {position.avg_entry_price}")
+        if plan_path is not None:
+            await _check_plan_assets(alpaca, plan_path, echo)
+    finally:
+        await alpaca.aclose()
 
 
 async def _check_plan_assets(alpaca: AlpacaBroker, plan_path: Path, echo: Echo) -> None:
