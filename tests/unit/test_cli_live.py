@@ -14,6 +14,7 @@ from repeg.cli.live import LiveView
 from repeg.cli.render import legs_table
 from repeg.domain.events import (
     IntentAction,
+    LegEscalated,
     LegFinished,
     LegPlanned,
     LegSkipped,
@@ -244,3 +245,18 @@ def test_quality_table_never_rounds_a_buy_scale_short_of_one_up_to_100_percent()
     text = screen.getvalue()
     assert "buys scaled to (buying power short)" in text
     assert "99.99%" in text
+
+
+async def test_live_view_does_not_mark_escalated_a_leg_filled_before_its_escalation_sent_anything() -> None:
+    # The final frame agrees with the result: the escalation was decided, but the order filled during the cancel.
+    events = [
+        *run_events(),
+        LegEscalated(remaining_qty=Decimal(150), reason="steps_exhausted", **base(0)),
+        LegFinished(status=LegStatus.FILLED.value, reason="", **base(0)),
+    ]
+    screen = console()
+    with LiveView(screen) as view:
+        for event in events:
+            await view.emit(event)
+    row = [line for line in screen.export_text().splitlines() if "AAPL" in line][-1]
+    assert "escalated" not in row

@@ -196,3 +196,23 @@ def test_cost_in_half_spreads_weighs_legs_by_what_crossing_would_have_paid() -> 
     quality = summarize_quality([tight, saving])
     assert quality.cost_half_spreads == Decimal("-0.2500")
     assert quality.half_spread_saved == Decimal("1.2500")
+
+
+def test_a_leg_that_filled_while_its_escalation_cancel_was_pending_is_not_escalated() -> None:
+    # The escalation was decided (LegEscalated) but the order filled before the cancel: nothing went to market.
+    # Reporting it escalated contradicted the same run's 100% fill rate before escalation.
+    state = leg(fills=(("100", "100.01"),)).model_copy(update={"escalated": True})
+    result = build_result(RunState(run_id="r", started_at=T0, legs=(state,)))
+    assert result.quality.fill_rate_before_escalation == Decimal("1.0000")
+    assert result.legs[0].escalated is False
+    assert result.counts.escalated == 0
+
+
+def test_a_leg_whose_remainder_went_to_market_is_escalated() -> None:
+    result = build_result(
+        RunState(
+            run_id="r", started_at=T0, legs=(leg(escalated_from=1, fills=(("30", "100"), ("70", "100.02"))),)
+        )
+    )
+    assert result.legs[0].escalated is True
+    assert result.counts.escalated == 1

@@ -10,7 +10,7 @@ from rich.table import Table
 from repeg.domain.leg import LegState
 from repeg.domain.lifecycle import LegStatus
 from repeg.domain.run import RunState
-from repeg.report.result import ExecutionResult, LegResult
+from repeg.report.result import ExecutionResult, LegResult, went_to_escalation
 from repeg.report.text import (
     money_text,
     price_text,
@@ -40,7 +40,7 @@ def _limit_text(price: Decimal | None) -> str:
 def _leg_state_text(leg: LegState) -> str:
     style = _STATUS_STYLE.get(leg.status, "cyan")
     text = f"[{style}]{leg.status}[/]"
-    return f"{text} [magenta](escalated)[/]" if leg.escalated else text
+    return f"{text} [magenta](escalated)[/]" if went_to_escalation(leg) else text
 
 
 def _leg_qty(leg: LegState) -> str:

@@ -52,6 +52,7 @@ class LegResult(BaseModel):
     cost_bps: Decimal | None
     order_ids: tuple[str, ...]
     repegs: int
+    #: True when an escalation order went out for the remainder (see `went_to_escalation`).
     escalated: bool
     time_to_complete_s: float | None
     status: LegStatus
@@ -108,6 +109,13 @@ def _leg_error(leg: LegState) -> str | None:
     return leg.error
 
 
+def went_to_escalation(leg: LegState) -> bool:
+    """True when the leg sent an escalation order (its remainder went to market, or to a collared limit). A leg
+    whose escalation found nothing left to send (its order filled while the cancel was pending) did not escalate:
+    its fills were all passive."""
+    return leg.escalated and any(record.escalation for record in leg.orders)
+
+
 def leg_result(leg: LegState) -> LegResult:
     elapsed = None
     benchmark = benchmark_quote(leg)
@@ -126,7 +134,7 @@ def leg_result(leg: LegState) -> LegResult:
         cost_bps=leg_cost_bps(leg),
         order_ids=leg.order_ids,
         repegs=leg.repegs,
-        escalated=leg.escalated,
+        escalated=went_to_escalation(leg),
         time_to_complete_s=elapsed,
         status=leg.status,
         error=_leg_error(leg),
@@ -155,7 +163,7 @@ def _counts(legs: Sequence[LegState], skipped_trades: int) -> LegCounts:
         incomplete=count(LegStatus.INCOMPLETE) + sum(1 for leg in legs if not leg.is_done),
         skipped=count(LegStatus.SKIPPED),
         failed=count(LegStatus.FAILED),
-        escalated=sum(1 for leg in legs if leg.escalated),
+        escalated=sum(1 for leg in legs if went_to_escalation(leg)),
         skipped_trades=skipped_trades,
     )
 
