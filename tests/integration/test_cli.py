@@ -171,6 +171,32 @@ def test_replayed_quotes_fill_a_trade_list(workdir: Path) -> None:
     assert Decimal("10.00") <= Decimal(leg["avg_fill_price"]) <= Decimal("10.03")
 
 
+def test_a_replayed_quote_file_is_parsed_once_and_its_tape_handed_to_the_simulator(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A quote file runs to gigabytes: `run --quotes` parses it once (it is hashed for the journal, not parsed)."""
+    from repeg.market import loaders
+
+    parsed: list[object] = []
+    load = loaders.load_quotes
+
+    def counted(path: Path | str) -> object:
+        parsed.append(load(path))
+        return parsed[-1]
+
+    monkeypatch.setattr(loaders, "load_quotes", counted)
+    handed: list[object] = []
+    simulate = repeg.simulation.simulate
+    monkeypatch.setattr(
+        repeg.simulation, "simulate", lambda *a, **k: handed.append(k["tape"]) or simulate(*a, **k)
+    )
+    plan = write(workdir, "p.csv", "symbol,side,qty\nAAA,buy,10\n")
+    result = invoke(plan, "--quotes", write(workdir, "q.csv", QUOTES), "--json")
+    assert result.exit_code == ExitCode.OK, result.stderr
+    assert len(parsed) == 1
+    assert handed == parsed
+
+
 def test_partly_refused_run_exits_3(workdir: Path) -> None:
     plan = write(workdir, "p.csv", "symbol,side,qty\nAAA,buy,10\nBBB,sell,10\n")  # BBB is not held
     result = invoke(plan, "--json")
