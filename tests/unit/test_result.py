@@ -216,3 +216,24 @@ def test_a_leg_whose_remainder_went_to_market_is_escalated() -> None:
     )
     assert result.legs[0].escalated is True
     assert result.counts.escalated == 1
+
+
+def test_a_market_order_sent_for_want_of_a_valid_quote_has_no_arrival_benchmark() -> None:
+    # on_no_quote=market sends only when the quote in force is invalid: stale or too wide as well as zero or
+    # one-sided. A two-sided stale quote (mid 100) is no arrival mid for a market buy filled at 110.05 an hour
+    # later: it booked +1,005 bps and dominated the run's cost.
+    market = OrderRecord(
+        client_order_id="c0",
+        attempt=0,
+        order_id="o0",
+        order_type=OrderType.MARKET,
+        status=OrderStatus.FILLED,
+        filled_qty=Decimal(100),
+        avg_price=Decimal("110.05"),
+    )
+    no_quote = leg(index=1).model_copy(update={"orders": (market,)})
+    quality = summarize_quality([leg(Side.BUY, (("100", "100.02"),)), no_quote])
+    assert leg_cost_bps(no_quote) is None
+    assert leg_result(no_quote).arrival_mid is None
+    assert quality.cost_bps == Decimal("2.00")
+    assert quality.cost_half_spreads == Decimal("1.0000")

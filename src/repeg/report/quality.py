@@ -5,9 +5,10 @@ sell). One "half-spread" is half the arrival quote's spread: crossing at arrival
 filling at the mid 0, joining the near touch -1. The share of the half-spread saved is `1 - cost in
 half-spreads`, so 1 means the mid was achieved and 0 that the run did no better than crossing at arrival.
 
-Only a two-sided, uncrossed arrival quote (0 < bid < ask) is a benchmark. A leg sent to market without a valid
-quote (`on_no_quote = "market"`) records the quote in force, which may be zero, one-sided or crossed: such a leg
-has no arrival mid and no cost, and stays out of the cost aggregates.
+Only a two-sided, uncrossed arrival quote (0 < bid < ask) is a benchmark, and only one the engine priced from. A
+leg sent to market without a valid quote (`on_no_quote = "market"`) records the quote in force, which the engine
+judged invalid (zero, one-sided, crossed, stale or too wide): such a leg has no arrival mid and no cost, and stays
+out of the cost aggregates.
 """
 
 from __future__ import annotations
@@ -49,11 +50,19 @@ class QualitySummary(BaseModel):
 
 
 def benchmark_quote(leg: LegState) -> Quote | None:
-    """The leg's arrival quote when it can serve as a benchmark (0 < bid < ask), else None."""
+    """The leg's arrival quote when it can serve as a benchmark (0 < bid < ask, and not the invalid quote in force
+    when its first order went to market for want of a valid one), else None."""
     quote = leg.arrival_quote
-    if quote is None or quote.bid <= ZERO or quote.ask <= quote.bid:
+    if quote is None or quote.bid <= ZERO or quote.ask <= quote.bid or _sent_without_quote(leg):
         return None
     return quote
+
+
+def _sent_without_quote(leg: LegState) -> bool:
+    """True when the leg's first order was a market order not sent by escalation: the engine sends one only when
+    it has no valid quote (`on_no_quote = "market"`); with one, the first order is always a limit."""
+    first = leg.orders[0] if leg.orders else None
+    return first is not None and first.order_type is OrderType.MARKET and not first.escalation
 
 
 def leg_cost_bps(leg: LegState) -> Decimal | None:
