@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from repeg.cli.app import build_app
 from repeg.errors import ReportError
+from repeg.lab.backtest import file_digest
 from repeg.lab.report_data import MarketSeries, ReportInput
 from repeg.lab.report_figures import FIGURE_IDS, build_figures
 from repeg.lab.report_html import export_pngs, figure_div_id, write_html
@@ -161,8 +162,10 @@ def test_report_command_writes_html_with_market_and_pngs(
 ) -> None:
     monkeypatch.setenv("BROWSER_PATH", browser)
     market = sample_market()
-    (tmp_path / "c.json").write_text(sample_compare(market).model_dump_json())
     _write_quotes_csv(market, tmp_path / "sample_quotes.csv.gz")
+    compare = sample_compare(market)
+    data = compare.data.model_copy(update={"digest": file_digest([tmp_path / "sample_quotes.csv.gz"])})
+    (tmp_path / "c.json").write_text(compare.model_copy(update={"data": data}).model_dump_json())
     result = CliRunner().invoke(
         build_app(("repeg.cli.report_cmds",)),
         [

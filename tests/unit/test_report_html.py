@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from repeg.errors import ReportError
+from repeg.lab.backtest import file_digest
 from repeg.lab.models import DataRef, PathEventKind, Verdict
 from repeg.lab.report_data import MarketSeries, ReportInput, decimate, load_market, load_result, stride_for
 from repeg.lab.report_figures import (
@@ -181,7 +182,10 @@ def test_load_market_finds_files_beside_the_result_and_keeps_exact_units(tmp_pat
     (tmp_path / "t.csv").write_text(
         "ts,symbol,price,size,exchange,conditions\n2018-01-02T14:30:00.500000Z,XXX,157.03,300,N,@\n"
     )
-    market = load_market(_data_ref("q.csv", "t.csv"), tmp_path)
+    data = _data_ref("q.csv", "t.csv").model_copy(
+        update={"digest": file_digest([tmp_path / "q.csv", tmp_path / "t.csv"])}
+    )
+    market = load_market(data, tmp_path)
     assert market is not None
     assert market.bid_units.tolist() == [1_570_100, 1_570_200]
     assert market.ask_units.tolist() == [1_570_500, 1_570_600]
@@ -266,3 +270,32 @@ def test_html_shows_the_verdict_of_a_comparison_on_enough_pairs(compare_input: R
     page = render_html(_with_comparison_on(compare_input, 200, Verdict.BETTER), None)
     assert "<td>better</td>" in page
     assert "no verdict:" not in page
+
+
+_QUOTES = (
+    "ts,symbol,bid,bid_size,ask,ask_size\n"
+    "2018-01-02T14:30:00.000001Z,XXX,157.01,100,157.05,200\n"
+    "2018-01-02T14:30:01.000000Z,XXX,157.02,100,157.06,200\n"
+)
+
+
+def test_load_market_refuses_quotes_that_are_not_the_ones_the_result_was_computed_on(tmp_path: Path) -> None:
+    # The report drew whatever file now sits at the recorded name: orders and fills of one day over another
+    # day's bid and ask, without a word, although the result records the digest of the quotes it read.
+    (tmp_path / "q.csv").write_text(_QUOTES)
+    recorded = file_digest([tmp_path / "q.csv"])
+    (tmp_path / "q.csv").write_text(_QUOTES.replace("157.02,100,157.06", "150.02,100,150.06"))
+    found = file_digest([tmp_path / "q.csv"])
+    data = _data_ref("q.csv", None).model_copy(update={"digest": recorded})
+    with pytest.raises(ReportError) as caught:
+        load_market(data, tmp_path)
+    assert caught.value.file == str(tmp_path / "q.csv")
+    assert recorded in caught.value.reason
+    assert found in caught.value.reason
+
+
+def test_load_market_draws_nothing_when_the_named_trade_file_is_missing(tmp_path: Path) -> None:
+    # The recorded digest covers the quotes and the trades: without the trade file the quotes cannot be checked.
+    (tmp_path / "q.csv").write_text(_QUOTES)
+    data = _data_ref("q.csv", "t.csv").model_copy(update={"digest": file_digest([tmp_path / "q.csv"])})
+    assert load_market(data, tmp_path) is None

@@ -131,18 +131,35 @@ def _locate(name: str, result_dir: Path) -> Path | None:
     return None
 
 
+def _check_digest(data: DataRef, files: list[Path]) -> None:
+    """Refuse data files whose bytes are not those the result was computed on (`DataRef.digest`)."""
+    from repeg.lab.backtest import file_digest
+
+    found = file_digest(files)
+    if found != data.digest:
+        raise ReportError(
+            str(files[0]),
+            f"not the data the result was computed on: SHA-256 {found} over {', '.join(map(str, files))}, the "
+            f"result records {data.digest}; use the files it was computed on, or --no-market for the orders only",
+        )
+
+
 def load_market(data: DataRef, result_dir: Path) -> MarketSeries | None:
     """The market behind a result, or None when its quote file (or the symbol in it) is not at hand.
 
-    A named trade file that is missing only drops the prints; the digest is not re-checked here (a report is a
-    view; `repeg.lab` checks digests when it reproduces a run).
+    The files found must be the ones the result was computed on: their digest is checked against the recorded
+    one, and other files are a `ReportError` (orders drawn over another day's quotes would be a wrong report). A
+    named trade file that is missing leaves the quotes unverifiable (the digest covers both): no market then.
     """
     quotes_path = _locate(data.quotes_file, result_dir)
     if quotes_path is None:
         return None
+    trades_path = None if data.trades_file is None else _locate(data.trades_file, result_dir)
+    if data.trades_file is not None and trades_path is None:
+        return None
+    _check_digest(data, [quotes_path] if trades_path is None else [quotes_path, trades_path])
     quotes = load_quotes(quotes_path)
     if data.symbol not in quotes:
         return None
-    trades_path = None if data.trades_file is None else _locate(data.trades_file, result_dir)
     trades = None if trades_path is None else load_trades(trades_path)
     return market_from_tapes(quotes, trades, data.symbol)
