@@ -86,6 +86,36 @@ def test_show_lists_every_event_in_journal_order(journaled: tuple[Path, str, str
     assert kinds[-1] == "run_ended"
 
 
+def test_show_json_gives_the_run_started_config_and_market_settings_as_json_values_not_json_text(
+    journaled: tuple[Path, str, str],
+) -> None:
+    """The journal keeps each of them as JSON text: `--json` printed "null", "[\\"0.5\\", ...]" and
+    "\\"2024-...\\"" as strings inside the document, for every reader to parse again (and "null" is truthy)."""
+    journal, _, _ = journaled
+    code, shown = _repeg("show", "demo1", "--journal", str(journal), "--json")
+    assert code == 0
+    started = json.loads(shown)["events"][0]
+    config, settings = started["config"], started["market"]["settings"]
+    assert (config["repeg_steps"], config["max_order_notional"], config["on_no_quote"]) == (
+        ["0.5", "0.75"],
+        "300000",
+        "skip",
+    )
+    assert config["price_collar_pct"] == "5"  # decimals stay exact text, as everywhere in the document
+    assert settings["start"] == "2024-01-02T14:30:00Z"
+    assert settings["symbols"]["AAPL"]["price"] == "190.00"
+    assert settings["duration_seconds"] == "1800.0"
+
+
+def test_show_json_gives_an_absent_limit_as_null(tmp_path: Path) -> None:
+    journal = tmp_path / "j.db"
+    code, _ = _repeg("run", str(PLAN), "--journal", str(journal), "--run-id", "nolimits")
+    assert code == 0
+    code, shown = _repeg("show", "nolimits", "--journal", str(journal), "--json")
+    config = json.loads(shown)["events"][0]["config"]
+    assert (config["max_order_notional"], config["max_run_notional"]) == (None, None)
+
+
 def test_runs_lists_the_run_with_its_plan_status_and_legs(journaled: tuple[Path, str, str]) -> None:
     journal, _, _ = journaled
     code, listed = _repeg("runs", "--journal", str(journal))

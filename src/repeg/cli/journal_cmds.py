@@ -97,8 +97,34 @@ def runs(journal: JournalOption = DEFAULT_JOURNAL) -> None:
 
 def _event_detail(event: RunEvent) -> str:
     """The payload of an event without the fields every event has (they have their own columns)."""
-    data = event.model_dump(mode="json", exclude={"run_id", "ts", "correlation_id", "leg_index", "kind"})
+    data = event_document(event, exclude={"run_id", "ts", "correlation_id", "leg_index", "kind"})
     return json.dumps(data, separators=(",", ":"))
+
+
+def event_document(event: RunEvent, *, exclude: set[str] | None = None) -> dict[str, object]:
+    """The event as `show` prints it: its JSON, with the values a `run_started` journals as JSON text (its
+    `config`, and its synthetic market's `settings`) given as JSON values, not as text to parse a second time."""
+    data: dict[str, object] = event.model_dump(mode="json", exclude=exclude)
+    config, market = data.get("config"), data.get("market")
+    if isinstance(config, dict):
+        data["config"] = _json_values(config)
+    if isinstance(market, dict) and isinstance(market.get("settings"), dict):
+        data["market"] = {**market, "settings": _json_values(market["settings"])}
+    return data
+
+
+def _json_values(record: dict[str, str]) -> dict[str, object]:
+    """Each JSON text decoded, but a number kept as its exact text (as every decimal of the document) and a
+    plain string (a journaled `on_no_quote`, say) kept as it is."""
+    return {key: _json_value(text) for key, text in record.items()}
+
+
+def _json_value(text: str) -> object:
+    try:
+        value: object = json.loads(text)
+    except json.JSONDecodeError:
+        return text
+    return text if isinstance(value, int | float) and not isinstance(value, bool) else value
 
 
 def events_table(events: list[RunEvent]) -> Table:
@@ -134,7 +160,7 @@ def show(
     if as_json:
         document = {
             "run_id": run_id,
-            "events": [event.model_dump(mode="json") for event in recorded],
+            "events": [event_document(event) for event in recorded],
             "result": result.model_dump(mode="json"),
         }
         StdoutConsole().write_raw(json.dumps(document, indent=2) + "\n")
