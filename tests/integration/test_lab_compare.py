@@ -179,3 +179,62 @@ def test_fit_command_saves_parameters_that_a_policy_file_uses(tmp_path: Path) ->
     )
     assert run.exit_code == 0, run.output
     assert json.loads(run.stdout)["summary"]["completion_rate"] == 1.0
+
+
+def _patched_to_overflow(monkeypatch: pytest.MonkeyPatch, module: str, name: str) -> None:
+    def overflow(*_: object, **__: object) -> None:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(f"{module}.{name}", overflow)
+
+
+def test_a_recursion_error_inside_a_backtest_is_not_blamed_on_the_policy_option(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The RecursionError catch wrapped the whole command: a bug deep in the backtest was printed as
+    # "--policy='market': nested too deeply", exit 2, blaming a built-in policy name. The parsers guard themselves.
+    _patched_to_overflow(monkeypatch, "repeg.lab.backtest", "run_backtest")
+    args = ["backtest", "--quotes", str(EVAL_Q), "--basket", "2", "--policy", "market"]
+    result = CliRunner().invoke(build_app(("repeg.cli.lab_cmds",)), args)
+    assert "nested too deeply" not in result.output
+    assert result.exit_code != 2
+    assert isinstance(result.exception, RecursionError)
+
+
+def test_a_recursion_error_inside_a_comparison_is_not_blamed_on_the_policies_option(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _patched_to_overflow(monkeypatch, "repeg.lab.compare", "compare")
+    args = ["compare", "--quotes", str(EVAL_Q), "--basket", "2", "--policies", "market,default"]
+    result = CliRunner().invoke(build_app(("repeg.cli.lab_cmds",)), args)
+    assert "nested too deeply" not in result.output
+    assert result.exit_code != 2
+    assert isinstance(result.exception, RecursionError)
+
+
+def test_a_recursion_error_while_drawing_a_report_is_not_blamed_on_the_result_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # `repeg report` caught RecursionError around loading, drawing and writing alike: "<result>: nested too deeply".
+    out = tmp_path / "bt.json"
+    args = ["backtest", "--quotes", str(EVAL_Q), "--basket", "2", "--policy", "market", "--out", str(out)]
+    assert CliRunner().invoke(build_app(("repeg.cli.lab_cmds",)), args).exit_code == 0
+    _patched_to_overflow(monkeypatch, "repeg.lab.report_html", "write_report")
+    report = ["report", str(out), "--html", str(tmp_path / "r.html"), "--no-market"]
+    result = CliRunner().invoke(build_app(("repeg.cli.report_cmds",)), report)
+    assert "nested too deeply" not in result.output
+    assert result.exit_code != 2
+    assert isinstance(result.exception, RecursionError)
+
+
+def test_a_recursion_error_inside_a_sweep_is_not_blamed_on_the_grid_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    grid = tmp_path / "grid.toml"
+    grid.write_text('[basket]\ncount = 2\n[[policy]]\nname = "m"\nkind = "market"\n', encoding="utf-8")
+    _patched_to_overflow(monkeypatch, "repeg.lab.sweep", "run_sweep")
+    args = ["sweep", "--quotes", str(EVAL_Q), "--grid", str(grid), "--out", str(tmp_path / "o.parquet")]
+    result = CliRunner().invoke(build_app(("repeg.cli.report_cmds",)), [*args, "--no-progress"])
+    assert "nested too deeply" not in result.output
+    assert result.exit_code != 2
+    assert isinstance(result.exception, RecursionError)

@@ -26,8 +26,6 @@ if TYPE_CHECKING:
     from repeg.lab.policies import PolicySpec
 
 _FILL_MODELS = ("paper", "queue")
-#: Why a policy or parameters file nesting beyond the parsers' recursion limit is refused.
-NESTED_TOO_DEEPLY = "nested too deeply"
 #: The command-line option that sets each generated basket's field, to name a refused value by it.
 _BASKET_OPTIONS = {"count": "--basket", "qty": "--qty", "budget_seconds": "--budget"}
 
@@ -191,8 +189,6 @@ def backtest(
         )
     except (RepegError, ValueError, OSError) as exc:
         raise _fail(exc) from exc
-    except RecursionError:  # a policy or parameters file nested beyond the parser's depth: bad input
-        raise _fail(ConfigError("--policy", policy, NESTED_TOO_DEEPLY)) from None
     _emit(result, as_json=as_json, out=out)
     if not as_json:
         title = f"{day.symbol} {day.ref.day}: {len(orders)} orders, {budget:g}s budget, seed {seed}"
@@ -254,8 +250,6 @@ def compare(
         )
     except (RepegError, ValueError, OSError) as exc:
         raise _fail(exc) from exc
-    except RecursionError:  # a policy or parameters file nested beyond the parser's depth: bad input
-        raise _fail(ConfigError("--policies", policies, NESTED_TOO_DEEPLY)) from None
     _emit(result, as_json=as_json, out=out)
     if not as_json:
         console = Console(width=max(Console().width, 230))

@@ -23,8 +23,6 @@ if TYPE_CHECKING:
     from repeg.domain.events import RunEvent
 
 _BAD_INPUT_ERRORS = (ReportError, SweepError)
-#: Why a file nesting arrays or tables beyond the parsers' recursion limit is refused.
-NESTED_TOO_DEEPLY = "nested too deeply"
 
 
 def _fail(error: RepegError) -> typer.Exit:
@@ -80,8 +78,6 @@ def report(
         raise _fail(exc) from exc
     except OSError as exc:  # e.g. --html or --png-dir in a directory that does not exist
         raise _fail(ReportError(str(exc.filename or html), f"cannot write: {exc.strerror or exc}")) from exc
-    except RecursionError:  # the result file's JSON nests beyond the parser's depth: bad input, not a bug
-        raise _fail(ReportError(source, NESTED_TOO_DEEPLY)) from None
     for written_path in written:
         typer.echo(str(written_path))
 
@@ -173,8 +169,6 @@ def sweep(
             raise SweepError("--out", f"cannot write {out}: {exc.strerror or exc}") from exc
     except RepegError as exc:
         raise _fail(exc) from exc
-    except RecursionError:  # the grid's TOML nests beyond the parser's depth: bad input, not a bug
-        raise _fail(SweepError(str(grid), NESTED_TOO_DEEPLY)) from None
     typer.echo(f"{len(records)} points on {len(days)} symbol-days -> {out}")
 
 

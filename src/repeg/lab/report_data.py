@@ -60,6 +60,8 @@ def load_result(path: Path) -> ReportInput:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise ReportError(str(path), f"cannot read result: {exc}") from exc
+    except RecursionError:  # arrays nested beyond the parser's depth: this file is at fault, not the caller
+        raise ReportError(str(path), "nested too deeply") from None
     if not isinstance(raw, dict):
         raise ReportError(str(path), "a result file must hold one JSON object")
     version = raw.get("schema_version")

@@ -117,6 +117,8 @@ def load_grid(path: Path) -> SweepGrid:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise SweepError(str(path), f"cannot read grid: {exc}") from exc
+    except RecursionError:  # tables or arrays nested beyond the parser's depth: this file is at fault
+        raise SweepError(str(path), "nested too deeply") from None
     return grid_from_mapping(raw, where=str(path))
 
 
