@@ -93,6 +93,11 @@ def test_invalid_quote_waits_and_polls() -> None:
     assert action == Wait(until=at(4))
 
 
+def test_waiting_for_a_first_quote_wakes_at_the_quote_wait_rather_than_after_it() -> None:
+    # quote_wait is 30 s and the poll 1 s: at 29.5 s the next look is at 30 s (the give-up time), not 30.5 s.
+    assert POLICY.decide(planned(), None, QuoteVerdict.MISSING, at(29.5)) == Wait(until=at(30))
+
+
 def test_no_quote_after_quote_wait_skips_by_default() -> None:
     action = POLICY.decide(planned(), None, QuoteVerdict.MISSING, at(30))
     assert isinstance(action, Skip)
@@ -139,6 +144,15 @@ def test_a_skipped_repeg_still_consumes_its_wait() -> None:
     assert isinstance(action, Wait)  # step 2 (0.75) still rounds to the bid
     action = POLICY.decide(working("100.00"), one_tick.model_copy(update={"ts": at(30)}), VALID, at(30))
     assert action == Replace(limit_price=Decimal("100.01"), step=3)
+
+
+def test_repeg_waits_while_the_order_is_only_accepted_not_yet_new() -> None:
+    # `accepted` is not acknowledged by the exchange yet: a replace of it is refused, so the due step polls.
+    leg = working()
+    leg = leg.model_copy(
+        update={"orders": (leg.orders[0].model_copy(update={"status": OrderStatus.ACCEPTED}),)}
+    )
+    assert POLICY.decide(leg, make_quote(seconds=10), VALID, at(10)) == Wait(until=at(11))
 
 
 def test_repeg_waits_for_a_valid_quote() -> None:
@@ -215,6 +229,15 @@ def test_idle_leg_before_the_next_step_resubmits_at_its_current_price_level() ->
     action = POLICY.decide(leg, make_quote(seconds=5), VALID, at(5))
     assert action == Submit(
         order_type=OrderType.LIMIT, limit_price=Decimal("100.00"), step=0, reason=REASON_REMAINDER
+    )
+
+
+def test_idle_leg_never_resubmits_below_the_step_it_reached() -> None:
+    # At 12 s the schedule has only step 1 due, but the leg already reached step 2: its remainder stays at step 2.
+    leg = working(limit="100.06", status=LegStatus.IDLE, step=2)
+    action = POLICY.decide(leg, make_quote(seconds=12), VALID, at(12))
+    assert action == Submit(
+        order_type=OrderType.LIMIT, limit_price=Decimal("100.06"), step=2, reason=REASON_REMAINDER
     )
 
 
