@@ -231,3 +231,79 @@ def test_readme_usage_table_documents_every_option_of_run() -> None:
     run = _commands()["run"]
     options = {opt for param in run.params for opt in param.opts if opt.startswith("--")}
     assert sorted(options - documented) == []
+
+
+def _readme_meanings(heading: str) -> dict[str, str]:
+    """The first table after `heading` in README.md: each key of its first cell -> the row's last cell."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    lines = text[text.index(heading) :].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    end = next(i for i in range(start, len(lines)) if not lines[i].startswith("|"))
+    rows = {}
+    for line in lines[start + 2 : end]:
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        for key in cells[0].split(","):
+            rows[key.strip().strip("`")] = cells[-1]
+    return rows
+
+
+def _refused(key: str, value: object, **others: object) -> bool:
+    from repeg.config import config_from_mapping
+    from repeg.errors import ConfigError
+
+    try:
+        config_from_mapping({**others, key: value})
+    except ConfigError as exc:
+        return exc.key == key
+    return False
+
+
+#: `[execution]` keys that are not numbers (their rules are in their meaning, not a bound).
+_UNBOUNDED = {"repeg_steps", "on_no_quote", "escalation"}
+#: Values that satisfy every check across keys while one key is probed at its documented bound.
+_NEUTRAL: dict[str, dict[str, object]] = {"max_total_wait": {"fill_wait_seconds": 10}}
+
+
+def test_readme_configuration_bounds_are_the_ones_the_code_enforces() -> None:
+    """Each `[execution]` key's meaning opens with its bound ("over 0", "0 or more", "in [0, 1]", "at most
+    1,000,000", "under 10000", "at least `fill_wait_seconds`"): probe the code at each bound, so that a bound changed
+    in `repeg.config` and not in the README (or the reverse) fails here. A numeric key must state one."""
+    meanings = _readme_meanings("## Configuration")
+    wrong, unstated = [], []
+    for key, meaning in meanings.items():
+        others = _NEUTRAL.get(key, {})
+        probes: list[tuple[object, bool]] = []  # (value, refused?)
+        if meaning.startswith("over 0"):
+            probes += [(0, True), (-1, True)]
+        if meaning.startswith("0 or more"):
+            probes += [(0, False), (-1, True)]
+        if meaning.startswith("in [0, 1]"):
+            probes += [(0, False), (1, False), ("-0.01", True), ("1.01", True)]
+        if match := re.search(r"at most ([\d,]+)", meaning):
+            bound = match.group(1).replace(",", "")
+            probes += [(bound, False), (f"{bound}.01", True)]
+        if match := re.search(r"\(under (\d+)", meaning):
+            bound = match.group(1)
+            probes += [(int(bound) - 1, False), (bound, True)]
+        if meaning.startswith("at least `fill_wait_seconds`"):
+            probes += [(10, False), (9.5, True)]
+        if key not in _UNBOUNDED and not probes:
+            unstated.append(key)
+        wrong += [
+            f"{key} = {value!r}" for value, refused in probes if _refused(key, value, **others) != refused
+        ]
+    assert unstated == []
+    assert wrong == []
+
+
+def test_readme_synthetic_symbol_defaults_are_the_code_defaults() -> None:
+    """The `market.symbols.SYMBOL` row gives each optional setting's default ("`daily_vol` in [0, 1], default
+    0.02"): each must be `SymbolSettings`' default, and `price` (which has none) must say it is required."""
+    from repeg.simulation import SymbolSettings
+
+    row = _readme_meanings("### `[simulator]`")["market.symbols.SYMBOL"]
+    documented = {name: float(value) for name, value in re.findall(r"`(\w+)`[^;`]*?default ([\d.]+)", row)}
+    fields = SymbolSettings.model_fields
+    assert documented == {name: field.default for name, field in fields.items() if not field.is_required()}
+    assert [name for name, field in fields.items() if field.is_required()] == ["price"]
+    assert "`price` required" in row
