@@ -579,6 +579,21 @@ def test_a_synthetic_runs_id_with_its_own_seed_returns_its_result(journaled: tup
     assert _run(journal, "demo1", "--seed", "1") == (0, table)
 
 
+def test_a_synthetic_runs_id_with_its_settings_written_otherwise_returns_its_result(tmp_path: Path) -> None:
+    """The settings were compared as JSON text: a start price of "157.00", written again as 157.0 (the same
+    price, the same tape), was refused as another market (exit 2) instead of answered with the run's result."""
+    plan = tmp_path / "aaa.csv"
+    plan.write_text("symbol,side,qty\nAAA,buy,10\n")
+    table = "[simulator.market]\nduration_seconds = {}\n[simulator.market.symbols]\nAAA = {{ price = {} }}\n"
+    first, second = tmp_path / "first.toml", tmp_path / "second.toml"
+    first.write_text(table.format("600", '"157.00"'))
+    second.write_text(table.format("600.0", "157.0"))
+    journal = str(tmp_path / "j.db")
+    ran = _repeg("run", str(plan), "--journal", journal, "--run-id", "s1", "--config", str(first))
+    assert ran[0] == 0, ran[1]
+    assert _repeg("run", str(plan), "--journal", journal, "--run-id", "s1", "--config", str(second)) == ran
+
+
 def test_a_run_journaled_before_markets_were_recorded_returns_its_result_with_any_quotes(
     tmp_path: Path,
 ) -> None:

@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,7 +23,7 @@ from repeg.errors import JournalError, RunStoppedError
 if TYPE_CHECKING:
     from repeg.brokers.base import Broker
     from repeg.config import ExecutionConfig
-    from repeg.domain.events import EventSink, MarketSource, RunEvent, RunStarted
+    from repeg.domain.events import EventSink, MarketSource, RunEvent, RunStarted, SyntheticSource
     from repeg.domain.plan import Plan
     from repeg.engine.clock import Clock
     from repeg.journal.base import Journal
@@ -125,8 +125,10 @@ async def journaled_session(
     clock: Clock,
     sinks: Sequence[EventSink] = (),
     market: MarketSource | None = None,
+    on_stop: Callable[[], None] | None = None,
 ) -> ExecutionResult:
-    """Run `plan` as `run_id` on a broker that outlives this process, stopping gracefully on SIGINT/SIGTERM.
+    """Run `plan` as `run_id` on a broker that outlives this process, stopping gracefully on SIGINT/SIGTERM
+    (`on_stop` is called first: the Alpaca adapter then bounds its waits, see `AlpacaBroker.stopping`).
 
     A run the journal already knows is resumed when it announced orders (reconciled first, never executed
     twice), and started afresh under the same id when it did not (nothing can have reached the broker); a run
@@ -152,7 +154,13 @@ async def journaled_session(
             plan, broker, feed, clock, config, run_id=run_id, sinks=all_sinks, market_source=market
         )
     )
-    outcome = await run_stoppable(work, lambda: stop_run(run_id, journal, broker, clock, config=config))
+
+    async def stop() -> StopReport:
+        if on_stop is not None:
+            on_stop()
+        return await stop_run(run_id, journal, broker, clock, config=config)
+
+    outcome = await run_stoppable(work, stop)
     if isinstance(outcome, StopReport):
         raise RunStoppedError(run_id, outcome.summary())
     return outcome
@@ -219,6 +227,7 @@ async def alpaca_session(
             clock=clock,
             sinks=sinks,
             market=AlpacaFeedSource(feed=feed),
+            on_stop=alpaca.stopping,
         )
     finally:
         await quotes.aclose()
@@ -332,12 +341,34 @@ def _same_market(recorded: MarketSource, asked: MarketSource) -> bool:
     if isinstance(recorded, QuoteFileSource) and isinstance(asked, QuoteFileSource):
         return recorded.sha256 == asked.sha256
     if isinstance(recorded, SyntheticSource) and isinstance(asked, SyntheticSource):
-        common = recorded.settings.keys() & asked.settings.keys()  # keys a later repeg added do not count
-        same = (recorded.seed, recorded.symbols, recorded.generator_version)
-        return same == (asked.seed, asked.symbols, asked.generator_version) and all(
-            recorded.settings[key] == asked.settings[key] for key in common
-        )
+        fixed = (recorded.seed, recorded.symbols, recorded.generator_version)
+        same = fixed == (asked.seed, asked.symbols, asked.generator_version)
+        return same and _same_settings(recorded, asked)
     return False
+
+
+def _same_settings(recorded: SyntheticSource, asked: SyntheticSource) -> bool:
+    """Whether both record the same `[simulator.market]` values, compared as values (a price written "157.00" or
+    157.0 makes the same tape), not as their JSON text; only the keys both record count (a later repeg may add
+    some). Settings this repeg cannot read count by their text, as before."""
+    common = recorded.settings.keys() & asked.settings.keys()
+    if all(recorded.settings[key] == asked.settings[key] for key in common):
+        return True
+    values = [_settings_values(source, common) for source in (recorded, asked)]
+    return values[0] is not None and values[0] == values[1]
+
+
+def _settings_values(source: SyntheticSource, keys: set[str]) -> object:
+    """The recorded settings of `keys` as `MarketSettings` values; None when this repeg cannot read them."""
+    import json
+
+    from repeg.errors import ConfigError
+    from repeg.simulation import market_from_mapping
+
+    try:
+        return market_from_mapping({key: json.loads(source.settings[key]) for key in keys})
+    except (json.JSONDecodeError, ConfigError):
+        return None
 
 
 def _market_option(
