@@ -10,6 +10,7 @@ import typer
 from tests.fakes.alpaca_fixtures import FAST
 from tests.fakes.alpaca_server import FakeAlpacaServer
 from tests.integration.test_alpaca_end_to_end import FAST_RUN
+from tests.integration.test_alpaca_orders import until
 from typer.testing import CliRunner
 
 from repeg.brokers.alpaca.settings import AlpacaUrls, DataFeed
@@ -283,3 +284,93 @@ async def test_check_closes_its_alpaca_client_whether_it_ends_or_fails(
     except RepegError:
         assert fail
     assert reader.closed
+
+
+async def _stop_a_working_run_while_rate_limited(
+    server: FakeAlpacaServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    window: float,
+    limited_for: float,
+) -> tuple[float, RepegError]:
+    """Start a journaled buy on Alpaca whose order rests; once it works, rate-limit the account for
+    `limited_for` s (`window` stands for Alpaca's one-minute rate window), send SIGINT and await the run: the
+    seconds the stop took, and the error the run ended with (`RunStoppedError`, or the stop's own)."""
+    import asyncio
+    import signal
+    import time
+    from datetime import timedelta
+
+    from repeg.brokers.alpaca import adapter
+
+    monkeypatch.setattr(adapter, "_MAX_RATE_HOLD", timedelta(seconds=window))
+    patient = FAST_RUN.model_copy(update={"fill_wait_seconds": 600.0, "max_total_wait": 600.0})
+    journal = open_journal(str(tmp_path / "j.db"))
+    buy = Plan(
+        source="test",
+        kind=PlanKind.TRADES,
+        trades=(TradeIntent(symbol="AAPL", side=Side.BUY, qty=Decimal(5)),),
+    )
+    run = asyncio.create_task(
+        execute_on_alpaca(
+            buy,
+            patient,
+            broker="alpaca-paper",
+            confirm=False,
+            allow_closed=False,
+            dry_run=False,
+            run_id="rSTOP",
+            urls=AlpacaUrls.loopback(server.base_url),
+            settings=FAST,
+            journal=journal,
+        )
+    )
+    try:
+        await until(lambda: any(o.status == "new" for o in server.book.orders.values()))
+        await asyncio.sleep(0.3)  # the engine has the answer: the order is working, not a submit in flight
+        server.rate_limited_until = time.time() + limited_for
+        started = time.monotonic()
+        signal.raise_signal(signal.SIGINT)
+        with pytest.raises(RepegError) as info:
+            await asyncio.wait_for(run, 30)
+        return time.monotonic() - started, info.value
+    finally:
+        journal.close()
+
+
+async def test_a_graceful_stop_under_a_persistent_429_ends_within_one_rate_window(
+    fake_alpaca: FakeAlpacaServer,
+    credentials_env: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """Ctrl-C while another client of the account keeps it rate limited: every request is held until the reset
+    Alpaca announces (at most a minute per 429). The stop's first read then waited that long on every attempt
+    (5 attempts: about 4 minutes) before the stop gave up, and each cancel as long again. A stop waits for a rate
+    window's reset at most one window from its start; then it ends at once, saying why (the run stays resumable)."""
+    from repeg.errors import RateLimitedError
+
+    window = 0.25
+    took, error = await _stop_a_working_run_while_rate_limited(
+        fake_alpaca, tmp_path, monkeypatch, window=window, limited_for=3600
+    )
+    assert isinstance(error, RateLimitedError)
+    assert took < 2 * window
+
+
+async def test_a_graceful_stop_still_waits_out_a_rate_window_that_resets_within_it(
+    fake_alpaca: FakeAlpacaServer,
+    credentials_env: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """The bound does not weaken an ordinary 429: a reset within a window of the stop is waited for, and the
+    stop's cancel then reaches Alpaca (the fake announces its reset rounded up to a whole second)."""
+    from repeg.errors import RunStoppedError
+
+    _, error = await _stop_a_working_run_while_rate_limited(
+        fake_alpaca, tmp_path, monkeypatch, window=2.5, limited_for=0.2
+    )
+    assert isinstance(error, RunStoppedError)
+    assert [o.status for o in fake_alpaca.book.orders.values()] == ["canceled"]

@@ -235,6 +235,31 @@ def test_a_held_token_bucket_lets_nothing_through_before_the_announced_reset():
     assert run_virtual(main) == T0 + timedelta(seconds=42)
 
 
+def test_a_token_bucket_with_a_deadline_waits_out_a_hold_that_ends_by_it():
+    async def main() -> datetime:
+        clock = VirtualClock(T0)
+        bucket = TokenBucket(clock, rate_per_minute=200, burst=10)
+        bucket.deadline = T0 + timedelta(seconds=60)
+        bucket.hold_until(T0 + timedelta(seconds=42))
+        await bucket.acquire()
+        return clock.now()
+
+    assert run_virtual(main) == T0 + timedelta(seconds=42)
+
+
+def test_a_token_bucket_refuses_at_once_a_hold_past_its_deadline():
+    async def main() -> datetime:
+        clock = VirtualClock(T0)
+        bucket = TokenBucket(clock, rate_per_minute=200, burst=10)
+        bucket.deadline = T0 + timedelta(seconds=30)
+        bucket.hold_until(T0 + timedelta(seconds=42))
+        with pytest.raises(RateLimitedError, match="past the stop's deadline"):
+            await bucket.acquire()
+        return clock.now()
+
+    assert run_virtual(main) == T0
+
+
 # --- tracker -------------------------------------------------------------------------------------------------
 
 

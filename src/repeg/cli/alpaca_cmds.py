@@ -108,6 +108,7 @@ async def execute_on_alpaca(
                 clock=clock,
                 sinks=sinks,
                 market=AlpacaFeedSource(feed=feed),
+                on_stop=alpaca.stopping,
             )
         target: Broker = DryRunBroker(alpaca) if dry_run else alpaca
         result = await execute_async(

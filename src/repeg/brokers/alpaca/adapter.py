@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import TypeVar
 
@@ -101,6 +101,7 @@ class AlpacaBroker:
         self._tracker = OrderTracker()
         self._assets: dict[str, Asset] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._stop_deadline: datetime | None = None
         self._stream = TradeUpdateStream(
             stream_url,
             credentials,
@@ -158,6 +159,15 @@ class AlpacaBroker:
                 await task
         self._tasks.clear()
 
+    def stopping(self) -> None:
+        """The run is being stopped (Ctrl-C, SIGTERM): from now on no request waits for a rate window's reset, and
+        none is retried, past one rate window (`_MAX_RATE_HOLD`) from now. A reset within it is still waited out
+        (the cancels then reach Alpaca); past it a request fails at once with `RateLimitedError`, not sent, rather
+        than each request of the stop waiting up to a minute on every attempt."""
+        deadline = self._clock.now() + _MAX_RATE_HOLD
+        self._limiter.deadline = deadline
+        self._stop_deadline = deadline
+
     def subscribe_updates(self, sink: UpdateSink) -> None:
         self._tracker.add_sink(sink)
 
@@ -186,7 +196,7 @@ class AlpacaBroker:
     async def _read(self, op: str, call: Callable[[], T], *, order_id: str | None = None) -> T:
         """An idempotent request (GET, DELETE): retried as is on 429, 5xx and timeouts."""
         return await with_retries(
-            op, lambda: self._rest(op, call, order_id=order_id), self._backoff, self._clock
+            op, lambda: self._rest(op, call, order_id=order_id), self._backoff, self._clock, self._may_retry
         )
 
     # --- orders -------------------------------------------------------------------------------------------
@@ -255,7 +265,7 @@ class AlpacaBroker:
                 raise
 
         try:
-            await with_retries("cancel", once, self._backoff, self._clock)
+            await with_retries("cancel", once, self._backoff, self._clock, self._may_retry)
         except OrderNotCancelableError as exc:
             refusal = await self._not_cancelable(order_id, exc)
             if not (maybe_sent and refusal.status == OrderStatus.CANCELED.value):
@@ -333,7 +343,9 @@ class AlpacaBroker:
         """Asset flags, cached for the run; `UnknownSymbolError` for a symbol Alpaca does not know."""
         if symbol in self._assets:
             return self._assets[symbol]
-        asset = await with_retries("get_asset", lambda: self._asset_once(symbol), self._backoff, self._clock)
+        asset = await with_retries(
+            "get_asset", lambda: self._asset_once(symbol), self._backoff, self._clock, self._may_retry
+        )
         self._assets[symbol] = asset
         return asset
 
@@ -388,7 +400,7 @@ class AlpacaBroker:
                 found = await self._resolve_unknown(exc, client_order_id)
                 if found is not None:
                     return found
-                if attempt >= max_attempts:
+                if attempt >= max_attempts or not self._may_retry(exc):
                     raise
             delay = self._backoff.delay(attempt)
             log.warning(
@@ -416,6 +428,11 @@ class AlpacaBroker:
     async def _not_cancelable(self, order_id: str, exc: OrderNotCancelableError) -> OrderNotCancelableError:
         current = await self.get_order(order_id)
         return OrderNotCancelableError(order_id, current.status.value, broker_message=exc.broker_message)
+
+    def _may_retry(self, _exc: BrokerUnavailableError) -> bool:
+        """Always, unless the run is stopping: then only before its deadline, and only if no rate hold outlasts it."""
+        deadline = self._stop_deadline
+        return deadline is None or (self._clock.now() < deadline and self._limiter.free_by(deadline))
 
     def _hold_for_reset(self, exc: APIError) -> None:
         """After a 429, send nothing more until the rate window resets (every request would be refused until

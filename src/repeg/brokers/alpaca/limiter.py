@@ -10,6 +10,7 @@ import asyncio
 from datetime import datetime, timedelta
 
 from repeg.engine.clock import Clock
+from repeg.errors import RateLimitedError
 
 
 class TokenBucket:
@@ -35,6 +36,8 @@ class TokenBucket:
         self._tokens = float(burst)
         self._updated: datetime | None = None
         self._hold_until: datetime | None = None
+        #: When set (a graceful stop): no acquisition waits past it; one that would raises `RateLimitedError`.
+        self.deadline: datetime | None = None
         self._lock = asyncio.Lock()
         self.waited = 0
 
@@ -49,15 +52,26 @@ class TokenBucket:
         if self._hold_until is None or when > self._hold_until:
             self._hold_until = when
 
+    def free_by(self, when: datetime) -> bool:
+        """True when no rate hold lasts past `when`."""
+        return self._hold_until is None or self._hold_until <= when
+
     async def acquire(self) -> None:
         async with self._lock:
             if self._hold_until is not None and self._hold_until > self._clock.now():
-                self.waited += 1
-                await self._clock.sleep_until(self._hold_until)
+                await self._wait_until(self._hold_until)
             self._refill(self._clock.now())
             if self._tokens < 1.0:
-                self.waited += 1
                 wait = (1.0 - self._tokens) / self._per_second
-                await self._clock.sleep_until(self._clock.now() + timedelta(seconds=wait))
+                await self._wait_until(self._clock.now() + timedelta(seconds=wait))
                 self._refill(self._clock.now())
             self._tokens -= 1.0
+
+    async def _wait_until(self, when: datetime) -> None:
+        if self.deadline is not None and when > self.deadline:
+            raise RateLimitedError(
+                f"not sent: the rate limit holds requests until {when.isoformat(timespec='seconds')}, "
+                f"past the stop's deadline {self.deadline.isoformat(timespec='seconds')}"
+            )
+        self.waited += 1
+        await self._clock.sleep_until(when)
