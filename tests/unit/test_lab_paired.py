@@ -246,3 +246,22 @@ def test_the_table_row_of_a_comparison_on_too_few_pairs_says_no_verdict_and_why(
     (comparison,) = paired_comparisons(runs, baseline="market", seed=1)
     cell = summary_row(runs[1].summary, comparison, "market")[-1]
     assert cell.startswith("[yellow]no verdict (4 pairs < 30)[/] ")
+
+
+def test_a_policy_cheaper_on_small_orders_but_dearer_on_large_ones_is_not_called_better() -> None:
+    # Paired per order with equal weights, 30 small orders 0.5 hs cheaper outvoted 10 large orders 0.5 hs dearer:
+    # "better", for a policy that cost the basket about 0.47 hs a share more than market.
+    sizes = [100] * 30 + [10_000] * 10
+    market = [_order(i, 1.0).model_copy(update={"qty": Decimal(q)}) for i, q in enumerate(sizes)]
+    costs = [0.5 + 0.01 * (i % 3) if q == 100 else 1.5 for i, q in enumerate(sizes)]
+    policy = [
+        o.model_copy(update={"cost_half_spreads": c, "cost_bps": c})
+        for o, c in zip(market, costs, strict=True)
+    ]
+
+    def run(name: str, orders: list[OrderTca]) -> BacktestResult:
+        return _run(name, [1.0] * 40).model_copy(update={"orders": tuple(orders)})
+
+    (comparison,) = paired_comparisons([run("market", market), run("p", policy)], baseline="market", seed=1)
+    assert comparison.diff_half_spreads.mean > 0.4
+    assert comparison.verdict is Verdict.WORSE

@@ -100,3 +100,22 @@ def test_with_no_true_difference_small_samples_rarely_get_a_verdict() -> None:
         ]
         false_rate = sum(v is not Verdict.INDISTINGUISHABLE for v in verdicts) / len(verdicts)
         assert false_rate <= 0.05, (n, false_rate)
+
+
+def test_equal_weights_give_the_plain_mean_bit_for_bit() -> None:
+    # A basket of equal sizes (every published figure) must not move when costs are weighted by shares.
+    values = _noise(50, 3)
+    assert bootstrap_mean(values, seed=2, weights=[100.0] * 50) == bootstrap_mean(values, seed=2)
+
+
+def test_weighted_mean_counts_each_observation_by_its_weight() -> None:
+    ci = bootstrap_mean([-1.0, 1.0], seed=0, weights=[100.0, 10_000.0])
+    assert ci.mean == pytest.approx(9_900 / 10_100)
+    assert ci.low <= ci.mean <= ci.high
+
+
+def test_weights_must_be_positive_and_one_per_observation() -> None:
+    with pytest.raises(ValueError, match="weights"):
+        bootstrap_mean([1.0, 2.0], seed=0, weights=[1.0])
+    with pytest.raises(ValueError, match="weights"):
+        bootstrap_mean([1.0, 2.0], seed=0, weights=[1.0, 0.0])

@@ -287,3 +287,23 @@ def test_order_arriving_after_the_last_quote_is_refused_naming_it() -> None:
     late = _order().model_copy(update={"arrival": T0 + timedelta(seconds=91)})
     with pytest.raises(ConfigError, match="order 0 arrives after the last quote"):
         reference(_quotes(), late)
+
+
+def test_summary_costs_of_a_mixed_size_basket_are_per_share_as_its_fill_rate_is() -> None:
+    # An arrivals file of one 100-share order earning the half-spread passively and one 10,000-share order
+    # escalated to market summarised as "cost +0.00 hs, filled before escalation 1%": costs were a plain mean over
+    # orders while the fill rate is a share of the quantity. The basket paid (-100 + 10,000) / 10,100 hs a share.
+    small = _tca(-1.0, 1.0).model_copy(update={"filled_before_escalation": Decimal(100)})
+    large = _tca(1.0, 5.0).model_copy(update={"qty": Decimal(10_000), "filled_qty": Decimal(10_000)})
+    s = summarize("p", FillModelName.PAPER, [small, large], seed=1)
+    assert s.fill_rate_before_escalation == pytest.approx(100 / 10_100)
+    assert s.cost_half_spreads.mean == pytest.approx(9_900 / 10_100)
+    assert s.cost_bps.mean == pytest.approx(9_900 / 10_100)
+    assert s.half_spread_saved == pytest.approx(1 - 9_900 / 10_100)
+    assert s.cost_weighting == "shares"
+
+
+def test_summary_of_equal_sizes_is_the_plain_mean_over_orders() -> None:
+    orders = [_tca(1.0, 0.0), _tca(-1.0, 10.0), _tca(0.5, 20.0)]
+    plain = summarize("p", FillModelName.PAPER, orders, seed=1)
+    assert plain.cost_half_spreads.mean == pytest.approx(0.5 / 3)

@@ -299,3 +299,14 @@ def test_load_market_draws_nothing_when_the_named_trade_file_is_missing(tmp_path
     (tmp_path / "q.csv").write_text(_QUOTES)
     data = _data_ref("q.csv", "t.csv").model_copy(update={"digest": file_digest([tmp_path / "q.csv"])})
     assert load_market(data, tmp_path) is None
+
+
+def test_html_says_how_the_costs_are_averaged_over_orders(compare_input: ReportInput) -> None:
+    # Costs were a plain mean over orders beside a fill rate that is a share of the quantity, and nothing said so.
+    runs = tuple(
+        r.model_copy(update={"summary": r.summary.model_copy(update={"cost_weighting": "shares"})})
+        for r in compare_input.runs
+    )
+    page = render_html(ReportInput(source="s.json", runs=runs, compare=None), None)
+    assert "means per share (each order weighted by its shares)" in page
+    assert "fill rate before escalation is a share of the quantity" in page

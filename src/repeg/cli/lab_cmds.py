@@ -191,7 +191,10 @@ def backtest(
         raise _fail(exc) from exc
     _emit(result, as_json=as_json, out=out)
     if not as_json:
-        title = f"{day.symbol} {day.ref.day}: {len(orders)} orders, {budget:g}s budget, seed {seed}"
+        title = (
+            f"{day.symbol} {day.ref.day}: {len(orders)} orders, {budget:g}s budget, seed {seed}; "
+            "costs per share (orders weighted by size)"
+        )
         Console(width=max(Console().width, 200)).print(
             summary_table([result.summary], [], title=title, with_verdict=False)
         )

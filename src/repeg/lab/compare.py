@@ -87,13 +87,18 @@ def paired_comparisons(
         ]
         if not pairs:
             continue
+        shares = [float(b.qty) for _, b in pairs]  # the basket's sizes: costs per share, as in the summaries
         diff_hs = paired_difference(
             [a.cost_half_spreads or 0.0 for a, _ in pairs],
             [b.cost_half_spreads or 0.0 for _, b in pairs],
             seed=seed,
+            weights=shares,
         )
         diff_bps = paired_difference(
-            [a.cost_bps or 0.0 for a, _ in pairs], [b.cost_bps or 0.0 for _, b in pairs], seed=seed
+            [a.cost_bps or 0.0 for a, _ in pairs],
+            [b.cost_bps or 0.0 for _, b in pairs],
+            seed=seed,
+            weights=shares,
         )
         out.append(
             PairedComparison(

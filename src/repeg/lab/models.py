@@ -24,6 +24,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -124,7 +125,12 @@ class Interval(_Frozen):
 
 
 class PolicySummary(_Frozen):
-    """Aggregates of one policy under one fill model on one symbol-day."""
+    """Aggregates of one policy under one fill model on one symbol-day.
+
+    The costs (`cost_bps`, `cost_half_spreads`, `cost_vs_oracle_half_spreads`, `half_spread_saved`) are means over
+    the orders weighted as `cost_weighting` says; `completion_rate`, `escalation_rate`, `time_to_fill_s` and
+    `repegs_mean` are per order; `fill_rate_before_escalation` is a share of the quantity.
+    """
 
     policy: str
     fill_model: FillModelName
@@ -139,6 +145,9 @@ class PolicySummary(_Frozen):
     escalation_rate: float
     time_to_fill_s: Interval
     repegs_mean: float
+    #: "shares": each order's cost weighted by its shares (the basket's cost per share; equal sizes give the plain
+    #: mean); "orders": every order counted once, as results saved before this field were.
+    cost_weighting: Literal["shares", "orders"] = "orders"
 
 
 class Verdict(StrEnum):
@@ -148,7 +157,8 @@ class Verdict(StrEnum):
 
 
 class PairedComparison(_Frozen):
-    """Paired difference `policy - baseline` of per-order cost in half-spreads (negative = policy cheaper).
+    """Paired difference `policy - baseline` of per-order cost in half-spreads (negative = policy cheaper), its mean
+    weighted by each order's shares as the summaries' costs are (`PolicySummary.cost_weighting`).
 
     `verdict` is BETTER or WORSE only when the interval of the mean difference excludes zero, on at least
     `repeg.lab.stats.MIN_PAIRS_FOR_VERDICT` pairs; on fewer it is INDISTINGUISHABLE whatever the interval shows,

@@ -102,9 +102,27 @@ def _policy_row(s: PolicySummary) -> list[str]:
     ]
 
 
+_WEIGHTING = {
+    "shares": "per share (each order weighted by its shares)",
+    "orders": "per order (each order counted once, whatever its size)",
+}
+
+
+def weighting_note(runs: Sequence[BacktestResult]) -> str:
+    """How the table's costs average over orders (`PolicySummary.cost_weighting`), and the other columns."""
+    kinds = sorted({_WEIGHTING[r.summary.cost_weighting] for r in runs})
+    return (
+        f'<p class="note">Costs, half-spread saved and paired differences are means {" or ".join(kinds)}; '
+        "the fill rate before escalation is a share of the quantity; completion, escalation rate, time to fill "
+        "and re-pegs are per order.</p>"
+    )
+
+
 def policy_table(runs: Sequence[BacktestResult]) -> str:
-    """Per policy and fill model: the TCA aggregates with their bootstrap intervals."""
-    return html_table(_POLICY_HEADERS, [_policy_row(r.summary) for r in runs], text_cols=2)
+    """Per policy and fill model: the TCA aggregates with their bootstrap intervals, under how they are weighted."""
+    return weighting_note(runs) + html_table(
+        _POLICY_HEADERS, [_policy_row(r.summary) for r in runs], text_cols=2
+    )
 
 
 def _verdict_cell(c: PairedComparison) -> str:

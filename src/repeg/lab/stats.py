@@ -40,21 +40,39 @@ def _as_array(values: Sequence[float], what: str) -> npt.NDArray[np.float64]:
     return arr
 
 
+def _weights_of(weights: Sequence[float] | None, size: int) -> npt.NDArray[np.float64] | None:
+    """Positive weights of the same length, or None for the plain mean (none given, or all equal)."""
+    if weights is None:
+        return None
+    w = _as_array(weights, "bootstrap_mean(weights)")
+    if w.shape != (size,) or not np.all(w > 0.0):
+        raise ValueError(f"weights: need {size} positive values, got shape {w.shape}")
+    return None if np.all(w == w[0]) else w
+
+
 def bootstrap_mean(
-    values: Sequence[float], *, seed: int, resamples: int = DEFAULT_RESAMPLES, level: float = DEFAULT_LEVEL
+    values: Sequence[float],
+    *,
+    seed: int,
+    resamples: int = DEFAULT_RESAMPLES,
+    level: float = DEFAULT_LEVEL,
+    weights: Sequence[float] | None = None,
 ) -> Interval:
-    """Mean of `values` with its percentile bootstrap interval."""
+    """Mean of `values` with its percentile bootstrap interval; with `weights` (e.g. each order's shares) the
+    weighted mean, each resample's mean weighted by the weights of the observations it drew. Equal weights give
+    the plain mean, computed as such (the same numbers bit for bit)."""
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level}")
     if resamples < 1:
         raise ValueError(f"resamples must be >= 1, got {resamples}")
     arr = _as_array(values, "bootstrap_mean")
-    mean = float(arr.mean())
+    w = _weights_of(weights, arr.size)
+    mean = float(arr.mean()) if w is None else float((arr * w).sum() / w.sum())
     if arr.size == 1:
         return Interval(mean=mean, low=mean, high=mean, n=1, level=level)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, arr.size, size=(resamples, arr.size))
-    means = arr[idx].mean(axis=1)
+    means = arr[idx].mean(axis=1) if w is None else (arr[idx] * w[idx]).sum(axis=1) / w[idx].sum(axis=1)
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(means, [tail, 1.0 - tail])
     return Interval(mean=mean, low=float(low), high=float(high), n=int(arr.size), level=level)
@@ -67,13 +85,15 @@ def paired_difference(
     seed: int,
     resamples: int = DEFAULT_RESAMPLES,
     level: float = DEFAULT_LEVEL,
+    weights: Sequence[float] | None = None,
 ) -> Interval:
-    """Bootstrap interval of the mean of `policy[i] - baseline[i]` (the same orders, in the same order)."""
+    """Bootstrap interval of the mean of `policy[i] - baseline[i]` (the same orders, in the same order),
+    weighted by `weights[i]` when given (`bootstrap_mean`)."""
     a = _as_array(policy, "paired_difference(policy)")
     b = _as_array(baseline, "paired_difference(baseline)")
     if a.shape != b.shape:
         raise ValueError(f"paired samples differ in length: {a.size} vs {b.size}")
-    return bootstrap_mean((a - b).tolist(), seed=seed, resamples=resamples, level=level)
+    return bootstrap_mean((a - b).tolist(), seed=seed, resamples=resamples, level=level, weights=weights)
 
 
 def verdict_rule(level: float = DEFAULT_LEVEL) -> str:

@@ -108,7 +108,8 @@ def frontier_table(points: Sequence[FrontierPoint]) -> Table:
 
 def compare_tables(result: CompareResult) -> list[Table]:
     title = (
-        f"{result.data.symbol} {result.data.day} (seed {result.seed}); costs vs arrival mid, positive = paid; "
+        f"{result.data.symbol} {result.data.day} (seed {result.seed}); costs vs arrival mid per share (orders "
+        f"weighted by size), positive = paid; "
         f"verdict vs {result.baseline} only when the paired 95% interval excludes 0, on at least "
         f"{MIN_PAIRS_FOR_VERDICT} orders"
     )

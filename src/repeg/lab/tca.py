@@ -30,6 +30,7 @@ from repeg.errors import ConfigError
 from repeg.lab.models import (
     FillModelName,
     FrontierPoint,
+    Interval,
     OrderTca,
     ParentOrder,
     PathEvent,
@@ -221,11 +222,28 @@ def _values(orders: Sequence[OrderTca], attr: str) -> list[float]:
     return [v for v in (getattr(o, attr) for o in orders) if v is not None]
 
 
+def _share_mean(orders: Sequence[OrderTca], attr: str) -> float:
+    """`_per_share`'s point estimate alone (no interval)."""
+    kept = [o for o in orders if getattr(o, attr) is not None]
+    weights = [float(o.qty) for o in kept]
+    if len(set(weights)) <= 1:
+        return float(np.mean(_values(kept, attr)))
+    return float(np.average(_values(kept, attr), weights=weights))
+
+
+def _per_share(orders: Sequence[OrderTca], attr: str, *, seed: int) -> Interval:
+    """Mean of a cost over the orders that have one, weighted by each order's shares: the basket's cost per share
+    (the fill rate before escalation is a share of the quantity too); equal sizes give the plain mean."""
+    kept = [o for o in orders if getattr(o, attr) is not None]
+    return bootstrap_mean(_values(kept, attr), seed=seed, weights=[float(o.qty) for o in kept])
+
+
 def summarize(
     policy: str, fill_model: FillModelName, orders: Sequence[OrderTca], *, seed: int
 ) -> PolicySummary:
     """Aggregates with bootstrap intervals: costs over every order (unfilled quantity charged its clean-up),
-    time to fill over the orders that filled at all."""
+    weighted by shares (`PolicySummary.cost_weighting`); time to fill over the orders that filled at all, and
+    completion, escalation and re-pegs, per order."""
     if not orders:
         raise ValueError("cannot summarise an empty basket")
     filled = [o for o in orders if o.filled_qty > 0]
@@ -237,10 +255,11 @@ def summarize(
         fill_model=fill_model,
         n_orders=len(orders),
         completion_rate=sum(o.completed for o in orders) / len(orders),
-        cost_bps=bootstrap_mean(_values(orders, "cost_bps"), seed=seed),
-        cost_half_spreads=bootstrap_mean(_values(orders, "cost_half_spreads"), seed=seed),
-        cost_vs_oracle_half_spreads=bootstrap_mean(_values(orders, "cost_vs_oracle_half_spreads"), seed=seed),
-        half_spread_saved=float(np.mean(_values(orders, "half_spread_saved"))),
+        cost_bps=_per_share(orders, "cost_bps", seed=seed),
+        cost_half_spreads=_per_share(orders, "cost_half_spreads", seed=seed),
+        cost_vs_oracle_half_spreads=_per_share(orders, "cost_vs_oracle_half_spreads", seed=seed),
+        half_spread_saved=_share_mean(orders, "half_spread_saved"),
+        cost_weighting="shares",
         fill_rate_before_escalation=float(
             sum((o.filled_before_escalation for o in orders), ZERO) / total_qty
         ),
