@@ -26,7 +26,7 @@ from repeg.config import ExecutionConfig
 from repeg.domain.account import Asset
 from repeg.domain.events import EventSink, MarketSource
 from repeg.domain.ids import new_run_id, validate_run_id
-from repeg.domain.plan import Plan
+from repeg.domain.plan import Plan, PlanKind
 from repeg.domain.quote import Quote, QuoteVerdict, assess_quote
 from repeg.engine.clock import Clock, run_virtual
 from repeg.engine.runner import run_execution
@@ -141,6 +141,7 @@ async def execute_async(
         prices = await arrival_prices(feed, clock, symbols, config)
         prices.update(_held_prices(feed, clock, held, config))
         legs, skipped = derive_legs(plan, account, positions, assets, prices, config=config)
+        _tell_untouched(plan, held)
         notional = check_safety(legs, prices, config)
         log.info(
             "plan_derived", legs=len(legs), skipped=len(skipped), notional=str(notional), source=plan.source
@@ -157,6 +158,19 @@ async def execute_async(
             plan=plan,
             market_source=market_source,
         )
+
+
+#: Why a held symbol outside a weights plan is not traded, as the warning that names such symbols says it.
+UNTOUCHED = (
+    "left untouched: a weights plan trades only the symbols it names (list one with weight 0 to exit it)"
+)
+
+
+def _tell_untouched(plan: Plan, held: Sequence[str]) -> None:
+    """Warn (on stderr, at the default level) of the held symbols a weights plan leaves as they are: a user
+    rebalancing to weights may expect every other holding sold. A trade list trades only its rows anyway."""
+    if plan.kind is PlanKind.WEIGHTS and held:
+        log.warning("held_not_in_plan", symbols=sorted(held), outcome=UNTOUCHED, source=plan.source)
 
 
 def _held_prices(

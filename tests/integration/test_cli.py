@@ -108,6 +108,20 @@ def test_json_run_keeps_logs_off_stdout(workdir: Path) -> None:
     assert any(line.get("run_id") == "t4" for line in log_lines)
 
 
+def test_a_weights_run_tells_on_stderr_which_held_symbols_it_leaves_untouched(workdir: Path) -> None:
+    """A held symbol that a weights plan does not name is never traded (README, Inputs): the run said nothing of
+    it, so a user who expected it sold saw only the plan's symbols in the result."""
+    plan = write(workdir, "w.csv", "symbol,weight\nAAA,0.1\n")
+    config = write(workdir, "c.toml", "[simulator]\ncash = 10000\n[simulator.positions]\nZZZ = 5\nYYY = 1\n")
+    result = invoke(plan, "--config", config, "--json")
+    assert result.exit_code == ExitCode.OK, result.stderr
+    assert [leg["symbol"] for leg in json.loads(result.stdout)["legs"]] == ["AAA"]
+    (line,) = [line for line in result.stderr.splitlines() if "untouched" in line]
+    assert "YYY" in line
+    assert "ZZZ" in line
+    assert "weight 0" in line
+
+
 def test_table_output_has_results_and_quality_but_no_live_view_when_not_a_terminal(workdir: Path) -> None:
     result = invoke(EXAMPLES / "trades.csv", "--config", EXAMPLES / "demo.toml", "--run-id", "t5")
     assert result.exit_code == ExitCode.OK, result.stderr
