@@ -307,3 +307,20 @@ def test_readme_synthetic_symbol_defaults_are_the_code_defaults() -> None:
     assert documented == {name: field.default for name, field in fields.items() if not field.is_required()}
     assert [name for name, field in fields.items() if field.is_required()] == ["price"]
     assert "`price` required" in row
+
+
+def test_every_example_doc_and_link_the_docs_name_exists() -> None:
+    """`examples/demo.toml`, `docs/FILL_MODELS.md` and `[text](docs/ALPACA.md)` links: a renamed example or page
+    must not leave the Quickstart or a link pointing at nothing (the path test above sees .py/.sh files only)."""
+    missing = []
+    for doc in DOCS:
+        text = doc.read_text(encoding="utf-8")
+        spans = re.findall(r"`([\w.-]+(?:/[\w.-]+)+\.(?:toml|csv|json|md))`", text)
+        links = re.findall(r"\]\(([^)#\s]+)\)", text)
+        # `../shared/...` is the shared data beside the checkout, not part of it
+        for target in [path for path in spans if not path.startswith("../")] + [
+            link for link in links if "://" not in link
+        ]:
+            if not ((REPO / target).exists() or (doc.parent / target).exists()):
+                missing.append(f"{doc.name}: {target}")
+    assert missing == []
