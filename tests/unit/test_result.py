@@ -13,7 +13,7 @@ from repeg.domain.plan import LegSpec, SkippedTrade
 from repeg.domain.quote import Quote
 from repeg.domain.run import RunState
 from repeg.report.quality import leg_cost_bps, summarize_quality
-from repeg.report.result import RunStatus, build_result, leg_result, run_status
+from repeg.report.result import RunStatus, build_result, journaled_result, leg_result, run_status
 
 T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 ARRIVAL = Quote(
@@ -237,3 +237,11 @@ def test_a_market_order_sent_for_want_of_a_valid_quote_has_no_arrival_benchmark(
     assert leg_result(no_quote).arrival_mid is None
     assert quality.cost_bps == Decimal("2.00")
     assert quality.cost_half_spreads == Decimal("1.0000")
+
+
+def test_a_run_the_journal_ended_failed_reads_failed_not_judged_by_its_legs() -> None:
+    # The engine broke after the leg filled: the run ended `failed` (exit 4), and `repeg runs` lists it failed;
+    # `repeg show` rebuilt the status from the legs and said `completed`.
+    state = RunState(run_id="r", started_at=T0, ended_at=T0, status="failed", legs=(leg(),))
+    assert build_result(state).status is RunStatus.COMPLETED
+    assert journaled_result(state).status is RunStatus.FAILED

@@ -186,12 +186,20 @@ def build_result(state: RunState) -> ExecutionResult:
 
 
 def journaled_result(state: RunState) -> ExecutionResult:
-    """The result of a run folded from its journal: a run with no end there is `unfinished` (as `repeg runs`
-    lists it), not judged by the legs so far."""
+    """The result of a run folded from its journal, with the status the journal holds (as `repeg runs` lists it):
+    a run with no end there is `unfinished`, not judged by the legs so far; one that ended `failed` (the engine
+    broke, the run exited 4) stays failed, whatever its legs had filled."""
     result = build_result(state)
-    if state.status is None:
-        return result.model_copy(update={"status": RunStatus.UNFINISHED})
-    return result
+    status = RunStatus.UNFINISHED if state.status is None else _journaled_status(state.status, result.status)
+    return result if status is result.status else result.model_copy(update={"status": status})
+
+
+def _journaled_status(journaled: str, built: RunStatus) -> RunStatus:
+    """The status the run ended with; the legs' when the journal's is not one this version knows."""
+    try:
+        return RunStatus(journaled)
+    except ValueError:
+        return built
 
 
 def result_from_events(events: Iterable[RunEvent]) -> ExecutionResult:
