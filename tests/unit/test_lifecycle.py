@@ -44,6 +44,23 @@ def test_refused_replace_and_cancel_return_to_working() -> None:
     assert LEG_MACHINE.transition(LegStatus.CANCELING, LegTrigger.CANCEL_FAILED) is LegStatus.WORKING
 
 
+def test_a_refused_submit_leaves_the_leg_idle_with_its_remainder() -> None:
+    assert LEG_MACHINE.transition(LegStatus.SUBMITTING, LegTrigger.SUBMIT_FAILED) is LegStatus.IDLE
+
+
+def test_an_order_closed_before_its_submit_was_answered_leaves_the_leg_idle() -> None:
+    # e.g. the broker's update (rejected, cancelled) overtakes its answer to the submit
+    assert LEG_MACHINE.transition(LegStatus.SUBMITTING, LegTrigger.ORDER_CLOSED) is LegStatus.IDLE
+
+
+def test_a_leg_never_sent_ends_incomplete_at_the_phase_deadline() -> None:
+    assert LEG_MACHINE.transition(LegStatus.PLANNED, LegTrigger.FINISH_INCOMPLETE) is LegStatus.INCOMPLETE
+
+
+def test_a_late_over_fill_fails_an_incomplete_leg() -> None:
+    assert LEG_MACHINE.transition(LegStatus.INCOMPLETE, LegTrigger.OVERFILLED) is LegStatus.FAILED
+
+
 def test_a_late_fill_can_complete_an_incomplete_leg() -> None:
     assert LEG_MACHINE.transition(LegStatus.INCOMPLETE, LegTrigger.COMPLETED) is LegStatus.FILLED
 
