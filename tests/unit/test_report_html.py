@@ -310,3 +310,14 @@ def test_html_says_how_the_costs_are_averaged_over_orders(compare_input: ReportI
     page = render_html(ReportInput(source="s.json", runs=runs, compare=None), None)
     assert "means per share (each order weighted by its shares)" in page
     assert "fill rate before escalation is a share of the quantity" in page
+
+
+def test_load_result_refuses_a_file_that_is_not_utf8_text(tmp_path: Path) -> None:
+    # `repeg report q.csv.gz --html r.html` (a data file given as the result) ended in a UnicodeDecodeError
+    # traceback, exit 1, instead of naming the file as unreadable (exit 2).
+    path = tmp_path / "q.csv.gz"
+    path.write_bytes(b"\x1f\x8b\x08\x00binary")
+    with pytest.raises(ReportError) as caught:
+        load_result(path)
+    assert caught.value.file == str(path)
+    assert caught.value.reason.startswith("cannot read result: ")

@@ -58,7 +58,7 @@ def load_result(path: Path) -> ReportInput:
     """Read a `BacktestResult` or `CompareResult` JSON file; refuse a schema version this code does not know."""
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ReportError(str(path), f"cannot read result: {exc}") from exc
     except RecursionError:  # arrays nested beyond the parser's depth: this file is at fault, not the caller
         raise ReportError(str(path), "nested too deeply") from None
