@@ -260,3 +260,22 @@ async def test_live_view_does_not_mark_escalated_a_leg_filled_before_its_escalat
             await view.emit(event)
     row = [line for line in screen.export_text().splitlines() if "AAPL" in line][-1]
     assert "escalated" not in row
+
+
+def test_quality_table_never_rounds_a_fill_rate_short_of_all_up_to_100_percent() -> None:
+    # 0.9996 of the quantity filled before escalation printed "fill rate before escalation 100.0%".
+    from repeg.cli.render import quality_table
+    from repeg.report.quality import QualitySummary
+    from repeg.report.result import build_result
+
+    folder = RunFolder()
+    for event in run_events():
+        folder.apply(event)
+    result = build_result(folder.snapshot())
+    result = result.model_copy(
+        update={"quality": QualitySummary(fill_rate_before_escalation=Decimal("0.9996"))}
+    )
+    screen = io.StringIO()
+    Console(file=screen, width=120).print(quality_table(result))
+    row = next(line for line in screen.getvalue().splitlines() if "fill rate before escalation" in line)
+    assert "99.9%" in row

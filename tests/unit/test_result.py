@@ -245,3 +245,12 @@ def test_a_run_the_journal_ended_failed_reads_failed_not_judged_by_its_legs() ->
     state = RunState(run_id="r", started_at=T0, ended_at=T0, status="failed", legs=(leg(),))
     assert build_result(state).status is RunStatus.COMPLETED
     assert journaled_result(state).status is RunStatus.FAILED
+
+
+def test_fill_rate_before_escalation_short_of_all_never_reads_as_one() -> None:
+    # 99,999 of 100,000 shares filled passively and 1 at market: the rate is below 1, not "1.0000" (100%) next to
+    # "1 escalated".
+    state = leg(fills=(("99999", "100.00"), ("1", "100.02")), escalated_from=1).model_copy(
+        update={"spec": LegSpec(index=0, symbol="XYZ", side=Side.BUY, qty=Decimal(100_000))}
+    )
+    assert summarize_quality([state]).fill_rate_before_escalation == Decimal("0.9999")

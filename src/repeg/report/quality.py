@@ -14,7 +14,7 @@ out of the cost aggregates.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -74,10 +74,10 @@ def leg_cost_bps(leg: LegState) -> Decimal | None:
     return bps(leg.side.sign * (avg - quote.mid), quote.mid)
 
 
-def _ratio(numerator: Decimal, denominator: Decimal) -> Decimal | None:
+def _ratio(numerator: Decimal, denominator: Decimal, rounding: str = ROUND_HALF_EVEN) -> Decimal | None:
     if denominator <= ZERO:
         return None
-    return (numerator / denominator).quantize(_RATIO, rounding=ROUND_HALF_EVEN)
+    return (numerator / denominator).quantize(_RATIO, rounding=rounding)
 
 
 def _costs(legs: Sequence[LegState]) -> tuple[Decimal | None, Decimal | None]:
@@ -107,7 +107,8 @@ def _passive_filled(leg: LegState) -> Decimal:
 def _fill_rate(legs: Sequence[LegState]) -> Decimal | None:
     sent = [leg for leg in legs if leg.orders and leg.qty is not None]
     requested = sum((leg.qty for leg in sent if leg.qty is not None), ZERO)
-    return _ratio(sum((_passive_filled(leg) for leg in sent), ZERO), requested)
+    # Rounded down: a share short of all (some quantity went to market) never reads as 1.
+    return _ratio(sum((_passive_filled(leg) for leg in sent), ZERO), requested, ROUND_DOWN)
 
 
 def _mean_time_to_fill(legs: Sequence[LegState]) -> float | None:

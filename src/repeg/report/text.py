@@ -10,6 +10,7 @@ from repeg.report.result import LegResult
 
 MISSING = "-"
 _CENT = Decimal("0.01")
+_TENTH = Decimal("0.1")
 
 
 def qty_text(qty: Decimal | None, missing: str = MISSING) -> str:
@@ -37,6 +38,11 @@ def signed_text(value: Decimal | None, digits: int, missing: str = MISSING) -> s
 def share_text(value: Decimal | None, missing: str = MISSING) -> str:
     """A ratio as a percentage to one place (0.646 -> 64.6%)."""
     return missing if value is None else f"{value * 100:.1f}%"
+
+
+def rate_text(value: Decimal | None, missing: str = MISSING) -> str:
+    """A share of a whole (in [0, 1]) as a percentage to one place, rounded down: short of all never reads 100.0%."""
+    return missing if value is None else f"{(value * 100).quantize(_TENTH, rounding=ROUND_DOWN)}%"
 
 
 def scale_text(scale: Decimal) -> str:
