@@ -321,3 +321,15 @@ def test_load_result_refuses_a_file_that_is_not_utf8_text(tmp_path: Path) -> Non
         load_result(path)
     assert caught.value.file == str(path)
     assert caught.value.reason.startswith("cannot read result: ")
+
+
+def test_load_result_refuses_a_comparison_with_no_runs(tmp_path: Path, market: MarketSeries) -> None:
+    # A compare file holding no runs was accepted, then drawing its header indexed runs[0]: an IndexError
+    # traceback (exit 1) instead of naming the file.
+    path = tmp_path / "c.json"
+    empty = sample_compare(market).model_copy(update={"runs": (), "comparisons": (), "frontier": ()})
+    path.write_text(empty.model_dump_json())
+    with pytest.raises(ReportError) as caught:
+        load_result(path)
+    assert caught.value.file == str(path)
+    assert "no runs" in caught.value.reason

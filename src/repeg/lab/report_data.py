@@ -70,6 +70,8 @@ def load_result(path: Path) -> ReportInput:
     try:
         if "runs" in raw:
             compare = CompareResult.model_validate(raw)
+            if not compare.runs:
+                raise ReportError(str(path), "a comparison with no runs: nothing to report")
             return ReportInput(source=str(path), runs=compare.runs, compare=compare)
         single = BacktestResult.model_validate(raw)
     except ValidationError as exc:
