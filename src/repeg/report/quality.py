@@ -6,9 +6,9 @@ filling at the mid 0, joining the near touch -1. The share of the half-spread sa
 half-spreads`, so 1 means the mid was achieved and 0 that the run did no better than crossing at arrival.
 
 Only a two-sided, uncrossed arrival quote (0 < bid < ask) is a benchmark, and only one the engine priced from. A
-leg sent to market without a valid quote (`on_no_quote = "market"`) records the quote in force, which the engine
-judged invalid (zero, one-sided, crossed, stale or too wide): such a leg has no arrival mid and no cost, and stays
-out of the cost aggregates.
+leg sent to market for want of a valid quote (`on_no_quote = "market"`) has no arrival mid and no cost, and stays
+out of the cost aggregates: the engine records no quote with it, and a journal written before it did so holds the
+quote in force, which the engine had judged invalid (zero, one-sided, crossed, stale or too wide).
 """
 
 from __future__ import annotations
