@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 import repeg
 from repeg.api import execute, execute_async
@@ -257,3 +258,10 @@ def test_a_weight_zero_exit_built_in_python_in_lower_case_sells_the_held_positio
     plan = Plan(source="api", kind=PlanKind.WEIGHTS, weights=(TargetWeight(symbol="aaa", weight=Decimal(0)),))
     result = simulate(plan, account=SimAccount(positions={"AAA": Decimal(7)}), tape=tape)
     assert [(leg.symbol, leg.side, leg.filled_qty) for leg in result.legs] == [("AAA", Side.SELL, Decimal(7))]
+
+
+def test_a_synthetic_symbol_set_in_lower_case_from_python_is_refused_not_ignored() -> None:
+    """`MarketSettings(symbols={"aaa": ...})` was taken, and never met the plan's AAA (plans read upper case):
+    AAA got a price drawn from its name instead of the one set, and the tape a symbol no plan can name."""
+    with pytest.raises(ValidationError, match="'aaa'"):
+        MarketSettings(symbols={"aaa": SymbolSettings(price=Decimal("10.00"))})
