@@ -11,7 +11,7 @@ from repeg.domain.order_record import OrderRecord
 from repeg.domain.orders import OrderStatus, OrderType, Side
 from repeg.domain.plan import LegSpec, SkippedTrade
 from repeg.domain.quote import Quote
-from repeg.domain.run import RunState
+from repeg.domain.run import PhaseRecord, RunState
 from repeg.report.quality import leg_cost_bps, summarize_quality
 from repeg.report.result import RunStatus, build_result, journaled_result, leg_result, run_status
 
@@ -254,3 +254,13 @@ def test_fill_rate_before_escalation_short_of_all_never_reads_as_one() -> None:
         update={"spec": LegSpec(index=0, symbol="XYZ", side=Side.BUY, qty=Decimal(100_000))}
     )
     assert summarize_quality([state]).fill_rate_before_escalation == Decimal("0.9999")
+
+
+def test_a_resumed_buy_phase_keeps_the_scale_its_sizing_applied() -> None:
+    # The buys were scaled to 49.71% of the plan, then the run died with a buy working. Resume continues the buy
+    # phase with the journaled (scaled) quantities, announcing it without a scale or buying power: the result
+    # read that phase's scale 1 and dropped "buys scaled to 49.71%".
+    sized = PhaseRecord(side=Side.BUY, started_at=T0, scale=Decimal("0.497114"), buying_power=Decimal(5000))
+    resumed = PhaseRecord(side=Side.BUY, started_at=T0 + timedelta(minutes=5))
+    state = RunState(run_id="r", started_at=T0, legs=(leg(),), phases=(sized, resumed))
+    assert build_result(state).buy_scale == Decimal("0.497114")

@@ -208,5 +208,11 @@ def result_from_events(events: Iterable[RunEvent]) -> ExecutionResult:
 
 
 def _buy_scale(state: RunState) -> Decimal:
-    scales = [p.scale for p in state.phases if p.side is Side.BUY and p.leg_index is None]
+    """The scale of the buy phase's latest sizing: the phase that sized the buys records the buying power it sized
+    against (and its scale); a buy phase a resume continues with the journaled quantities records neither."""
+    scales = [
+        p.scale
+        for p in state.phases
+        if p.side is Side.BUY and p.leg_index is None and (p.buying_power is not None or p.scale != 1)
+    ]
     return scales[-1] if scales else Decimal(1)
