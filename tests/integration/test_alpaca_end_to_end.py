@@ -160,3 +160,57 @@ async def test_a_lost_cancel_answer_leaves_no_error_on_a_leg_that_completes(fake
     assert all(fault.times == 0 for fault in fake_alpaca.faults)  # the lost answer was met
     assert (result.status, buy.filled_qty, buy.error) == (RunStatus.COMPLETED, Decimal(30), None)
     assert [e for e in recorder.events if isinstance(e, OrderFailed)] == []
+
+
+async def test_a_fractional_leg_whose_replacement_is_larger_than_its_remainder_is_not_over_filled(
+    fake_alpaca: FakeAlpacaServer,
+):
+    """Alpaca sizes a replacement from the PATCH, and a PATCH without `qty` keeps the replaced order's quantity
+    (its fills not deducted): an order that fills in part while its replace is pending leaves a replacement larger
+    than the leg's remainder. A whole-share leg's next re-peg patches `qty` down to the remainder; Alpaca refuses
+    to patch a fractional order's `qty`, so each re-peg of a fractional leg was refused and the oversized order
+    kept working until it filled past the leg. It must be re-pegged by cancel, confirm and submit instead."""
+    book = fake_alpaca.book
+    book.hold_replaces = True
+    config = classic_ladder(
+        fill_wait_seconds=0.6,
+        wait_between_checks=0.05,
+        max_total_wait=30.0,
+        grace_window=0.05,
+        quote_max_age=600.0,
+        quote_wait=1.0,
+    )
+    spec = LegSpec(index=0, symbol="AAPL", side=Side.BUY, qty=Decimal("10.5"))
+    run = asyncio.create_task(run_through_alpaca(fake_alpaca, [spec], config, run_id="rFRAC"))
+
+    def orders(status: str) -> list[str]:
+        return [o.id for o in book.orders.values() if o.status == status]
+
+    await _until(lambda: orders("pending_replace"))
+    (first,) = orders("pending_replace")
+    book.partial_fill_probability = 1.0  # a fractional order fills half
+    book.set_quote("AAPL", Decimal("99.90"), Decimal("100.00"))  # the joined bid becomes the ask: it fills
+    book.partial_fill_probability = 0.0
+    book.set_quote("AAPL", Decimal("100.20"), Decimal("100.30"))
+    book.complete_replace(first)
+    replacement = book.orders[str(book.orders[first].replaced_by)]
+    assert (book.orders[first].filled_qty, replacement.qty) == (Decimal("5.25"), Decimal("10.5"))
+    # The next re-peg step: a refused PATCH of qty (before) or a cancel of the oversized order (after).
+    await _until(
+        lambda: replacement.status == "canceled" or fake_alpaca.count("PATCH", f"/v2/orders/{replacement.id}")
+    )
+    book.hold_replaces = False
+    book.set_quote("AAPL", Decimal("99.00"), Decimal("99.05"))  # every working buy fills now
+    result, _ = await run
+    (leg,) = result.legs
+    assert sum((o.filled_qty for o in book.orders.values()), Decimal(0)) == Decimal("10.5")
+    assert leg.filled_qty == Decimal("10.5")
+
+
+async def _until(predicate: object, timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not predicate():  # type: ignore[operator]
+        if loop.time() > end:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.005)

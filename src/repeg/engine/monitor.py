@@ -40,6 +40,7 @@ from repeg.engine.open_orders import (
     left_open,
     left_open_anew,
     replace_pending,
+    replaceable,
     replacement_unread,
     successor_unknown,
     unread_left_open,
@@ -382,9 +383,7 @@ class PhaseMonitor:
                 refused = self._ctx.bus.leg(leg.index).error or "refused by the broker"
                 await self._give_up(leg.index, LegStatus.FAILED, refused)
         elif isinstance(action, Replace):
-            active = leg.active_order
-            partially_filled = active is not None and active.filled_qty > 0
-            if self._ctx.broker.supports_replace and not partially_filled:
+            if self._ctx.broker.supports_replace and replaceable(leg):
                 await gateway.replace(leg.index, action.limit_price, step=action.step, quote=quote)
             else:
                 await gateway.cancel(leg.index, REASON_REPEG)

@@ -7,10 +7,13 @@ given up, or over-fill one filled in full or already over-filled).
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from repeg.domain.leg import LegState
 from repeg.domain.lifecycle import LegStatus
 from repeg.domain.order_record import successor_of, unread_replacement
 from repeg.domain.orders import OrderStatus
+from repeg.domain.ticks import ZERO
 
 
 def replace_pending(leg: LegState) -> bool:
@@ -21,6 +24,28 @@ def replace_pending(leg: LegState) -> bool:
         if record.status is OrderStatus.PENDING_REPLACE and record.client_order_id != active:
             return True
     return False
+
+
+def replaceable(leg: LegState) -> bool:
+    """True when a re-peg may replace the working order; else it cancels it, confirms, and submits the remainder.
+
+    Not when the order filled in part (a replace may re-use its original quantity), nor when it is larger than the
+    leg's remainder (an uncapped replacement of an order that filled while its replace was pending) and fractional:
+    shrinking it takes a replace of its quantity, which Alpaca refuses for a fractional order (it patches whole
+    shares only), so it would be refused at every re-peg and keep working until it filled past the leg."""
+    active = leg.active_order
+    if active is None:
+        return True
+    if active.filled_qty > ZERO:
+        return False
+    qty, remaining = active.qty, leg.remaining_qty
+    if qty is None or qty <= remaining:
+        return True
+    return not (_fractional(qty) or _fractional(remaining))
+
+
+def _fractional(qty: Decimal) -> bool:
+    return qty != qty.to_integral_value()
 
 
 def closing(leg: LegState) -> bool:
