@@ -29,6 +29,8 @@ DEFAULT_RESAMPLES = 4000
 DEFAULT_LEVEL = 0.95
 #: The fewest paired orders a BETTER or WORSE verdict is drawn from (module docstring, "Small samples").
 MIN_PAIRS_FOR_VERDICT = 30
+#: Resampled values drawn at a time (8 bytes each, for the indices and again for the values): about 16 MB.
+_BATCH_VALUES = 1 << 20
 
 
 def _as_array(values: Sequence[float], what: str) -> npt.NDArray[np.float64]:
@@ -48,6 +50,21 @@ def _weights_of(weights: Sequence[float] | None, size: int) -> npt.NDArray[np.fl
     if w.shape != (size,) or not np.all(w > 0.0):
         raise ValueError(f"weights: need {size} positive values, got shape {w.shape}")
     return None if np.all(w == w[0]) else w
+
+
+def _resampled_means(
+    arr: npt.NDArray[np.float64], w: npt.NDArray[np.float64] | None, *, seed: int, resamples: int
+) -> npt.NDArray[np.float64]:
+    """The mean of each of `resamples` resamples, drawn in batches of about `_BATCH_VALUES` values: the generator
+    yields the same indices batched or not, so the means are those of one draw, in bounded memory."""
+    rng = np.random.default_rng(seed)
+    rows = max(1, _BATCH_VALUES // arr.size)
+    out = np.empty(resamples, dtype=np.float64)
+    for start in range(0, resamples, rows):
+        idx = rng.integers(0, arr.size, size=(min(rows, resamples - start), arr.size))
+        chunk = arr[idx].mean(axis=1) if w is None else (arr[idx] * w[idx]).sum(axis=1) / w[idx].sum(axis=1)
+        out[start : start + len(chunk)] = chunk
+    return out
 
 
 def bootstrap_mean(
@@ -70,9 +87,7 @@ def bootstrap_mean(
     mean = float(arr.mean()) if w is None else float((arr * w).sum() / w.sum())
     if arr.size == 1:
         return Interval(mean=mean, low=mean, high=mean, n=1, level=level)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, arr.size, size=(resamples, arr.size))
-    means = arr[idx].mean(axis=1) if w is None else (arr[idx] * w[idx]).sum(axis=1) / w[idx].sum(axis=1)
+    means = _resampled_means(arr, w, seed=seed, resamples=resamples)
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(means, [tail, 1.0 - tail])
     return Interval(mean=mean, low=float(low), high=float(high), n=int(arr.size), level=level)
