@@ -594,3 +594,15 @@ def test_a_recorded_quote_file_of_another_size_has_changed_and_is_not_drawn(tmp_
     assert view.series == {}
     assert view.note is not None
     assert f"has changed since the run ({size + 1:,} bytes, recorded {size:,})" in view.note
+
+
+def test_the_html_quality_table_never_rounds_a_fill_rate_short_of_all_up_to_100_percent() -> None:
+    # 0.9999 of the quantity filled before escalation (some went to market) printed "100.0%".
+    from repeg.lab.run_report_html import quality_table
+    from repeg.report.quality import QualitySummary
+
+    result = run_report(RUN, _escalated_chain(), "j.db").result
+    quality = QualitySummary(fill_rate_before_escalation=Decimal("0.9999"))
+    text = quality_table(result.model_copy(update={"quality": quality}))
+    assert "99.9%" in text
+    assert "100.0%" not in text

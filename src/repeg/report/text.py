@@ -36,12 +36,8 @@ def signed_text(value: Decimal | None, digits: int, missing: str = MISSING) -> s
 
 
 def share_text(value: Decimal | None, missing: str = MISSING) -> str:
-    """A ratio as a percentage to one place (0.646 -> 64.6%)."""
-    return missing if value is None else f"{value * 100:.1f}%"
-
-
-def rate_text(value: Decimal | None, missing: str = MISSING) -> str:
-    """A share of a whole (in [0, 1]) as a percentage to one place, rounded down: short of all never reads 100.0%."""
+    """A ratio as a percentage to one place, rounded toward zero (0.646 -> 64.6%): a share short of a whole (a fill
+    rate with some quantity left to escalation) never reads as 100.0%."""
     return missing if value is None else f"{(value * 100).quantize(_TENTH, rounding=ROUND_DOWN)}%"
 
 
