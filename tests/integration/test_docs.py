@@ -324,3 +324,19 @@ def test_every_example_doc_and_link_the_docs_name_exists() -> None:
             if not ((REPO / target).exists() or (doc.parent / target).exists()):
                 missing.append(f"{doc.name}: {target}")
     assert missing == []
+
+
+def test_readme_usage_table_names_exactly_the_brokers_feeds_and_log_levels_run_takes() -> None:
+    """`--broker NAME`, `--feed iex|sip` and `--log-level LEVEL` list their values in the Usage table: a broker,
+    feed or level added to (or dropped from) the command line must show there."""
+    from repeg.cli.run import BROKERS, FEEDS
+    from repeg.logging import LOG_LEVELS
+
+    rows = _readme_meanings("## Usage")
+    named = {name for name in re.findall(r"`([a-z-]+)`", rows["--broker NAME"]) if not name.startswith("--")}
+    assert named == set(BROKERS)
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    (feeds,) = re.findall(r"`--feed ([a-z|\\]+)`", text[text.index("## Usage") :].split("\n### ")[0])
+    assert set(feeds.replace("\\", "").split("|")) == set(FEEDS)
+    levels = re.findall(r"`([a-z]+)`", rows["--log-level LEVEL"].split("(")[0])
+    assert levels == list(LOG_LEVELS)
