@@ -211,6 +211,30 @@ def test_a_replayed_quote_file_is_parsed_once_and_its_tape_handed_to_the_simulat
     assert handed == parsed
 
 
+def test_a_quote_file_changed_while_it_is_read_is_refused_not_recorded_by_its_new_digest(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is parsed, then hashed for the journal: a writer finishing it in between had the run replay the
+    old quotes under the SHA-256 of the new ones (which `repeg report` would then draw as the run's)."""
+    from repeg.market import loaders
+
+    quotes = write(workdir, "q.csv", QUOTES)
+    load = loaders.load_quotes
+
+    def load_then_rewrite(path: Path | str) -> object:
+        tape = load(path)
+        quotes.write_text(QUOTES.replace("10.03", "10.05"), encoding="utf-8")
+        os.utime(quotes, ns=(0, 0))  # another time, whatever the file system's clock resolution
+        return tape
+
+    monkeypatch.setattr(loaders, "load_quotes", load_then_rewrite)
+    plan = write(workdir, "p.csv", "symbol,side,qty\nAAA,buy,10\n")
+    result = invoke(plan, "--quotes", quotes, "--journal", workdir / "j.db", "--run-id", "moved")
+    assert result.exit_code == ExitCode.BAD_INPUT, result.stdout
+    assert result.stderr.startswith(f"error: {quotes}: ")
+    assert "changed while" in result.stderr
+
+
 def test_partly_refused_run_exits_3(workdir: Path) -> None:
     plan = write(workdir, "p.csv", "symbol,side,qty\nAAA,buy,10\nBBB,sell,10\n")  # BBB is not held
     result = invoke(plan, "--json")

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from repeg.domain.events import EventSink, MarketSource, QuoteFileSource, SyntheticSource
     from repeg.domain.plan import Plan
     from repeg.journal.base import Journal
+    from repeg.market.tape import QuoteTape
     from repeg.report.result import ExecutionResult
 
 BROKERS: tuple[str, ...] = ("simulator", "sim-remote", "alpaca-paper", "alpaca-live")
@@ -244,8 +245,7 @@ def _execute(
     # The shell names the run from the wall clock, so that two invocations never share an id (a simulated
     # run's virtual start time is the same every time); the engine itself never reads wall time.
     run_id = default_run_id(plan, datetime.now(UTC)) if run_id is None else _given_run_id(run_id)
-    tape = None if quotes is None else load_quotes(quotes)
-    tape_source = None if quotes is None else _quote_file_source(quotes)
+    tape, tape_source = (None, None) if quotes is None else _replayed(quotes, load_quotes)
     freeze_startup_heap()  # start-up is over: the collector need not rescan it during the run or at exit
     with ExitStack() as stack:
         from repeg.cli.journal_run import (
@@ -377,6 +377,29 @@ def _synthetic_source(plan: Plan, settings: RunSettings, seed: int | None) -> Sy
 
     symbols = [*plan_symbols(plan), *settings.account.positions]
     return synthetic_source(settings.market, symbols, seed=settings.seed if seed is None else seed)
+
+
+def _replayed(quotes: Path, load: Callable[[Path], QuoteTape]) -> tuple[QuoteTape, QuoteFileSource]:
+    """The quote file's tape and what the journal records of it. The file is parsed, then hashed: one that
+    changed in between (a writer still at work) would have the run replay quotes the recorded SHA-256 does not
+    name, so it is refused (`QuoteFileError`, exit 2) when its size, time or inode moved meanwhile."""
+    from repeg.errors import QuoteFileError
+
+    before = _identity(quotes)
+    tape = load(quotes)
+    source = _quote_file_source(quotes)
+    if before is None or _identity(quotes) != before:
+        raise QuoteFileError(str(quotes), None, "changed while repeg read it; run again once it is complete")
+    return tape, source
+
+
+def _identity(path: Path) -> tuple[int, int, int, int] | None:
+    """What changes when a file is written or replaced: size, modification time, inode and device."""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_size, found.st_mtime_ns, found.st_ino, found.st_dev
 
 
 def _quote_file_source(quotes: Path) -> QuoteFileSource:
