@@ -264,3 +264,14 @@ def test_a_resumed_buy_phase_keeps_the_scale_its_sizing_applied() -> None:
     resumed = PhaseRecord(side=Side.BUY, started_at=T0 + timedelta(minutes=5))
     state = RunState(run_id="r", started_at=T0, legs=(leg(),), phases=(sized, resumed))
     assert build_result(state).buy_scale == Decimal("0.497114")
+
+
+def test_a_filled_leg_whose_cancel_lost_the_race_to_its_fill_reports_no_error() -> None:
+    # The escalation's cancel reached an order that had just filled; the broker refused it, the leg filled in full.
+    # The result printed "filled: OrderNotCancelableError: order 'o2' cannot be changed in status 'filled'".
+    refused = "OrderNotCancelableError: order 'o0' cannot be changed in status 'filled'"
+    assert leg_result(leg().model_copy(update={"error": refused})).error is None
+    incomplete = leg(fills=(("10", "100.00"),), status=LegStatus.INCOMPLETE).model_copy(
+        update={"error": refused}
+    )
+    assert leg_result(incomplete).error == refused

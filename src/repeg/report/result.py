@@ -96,7 +96,8 @@ def _leg_error(leg: LegState) -> str | None:
     reported closed: its last fills, which the engine waited for to size the remainder until the phase ended,
     are unknown, so the filled quantity may be short of the broker's. Read from the leg's final state, so that a
     report of that order arriving after the leg ended (e.g. asked before the buys) is not contradicted. So does a
-    leg whose order's replacement the run never read (any status; after an over-fill's error)."""
+    leg whose order's replacement the run never read (any status; after an over-fill's error). A filled leg has
+    no other error."""
     active = leg.active_order
     unread = unread_replacement(leg.orders, active)
     if active is not None and unread is not None:
@@ -106,6 +107,10 @@ def _leg_error(leg: LegState) -> str | None:
         unsettled = never_closed(leg.orders, leg.active_client_order_id)
         if unsettled is not None:
             return f"order {unsettled.order_id} was never reported closed: its last fills are unknown"
+    if leg.status is LegStatus.FILLED:
+        # What failed on its way was handled (e.g. the cancel of an order that had just filled, which the broker
+        # refuses): the leg got its whole quantity, and its error is no outcome. The journal keeps every refusal.
+        return None
     return leg.error
 
 
