@@ -238,3 +238,28 @@ def test_a_recursion_error_inside_a_sweep_is_not_blamed_on_the_grid_file(
     assert "nested too deeply" not in result.output
     assert result.exit_code != 2
     assert isinstance(result.exception, RecursionError)
+
+
+def test_an_adaptive_fit_without_fit_trades_under_the_queue_model_says_it_used_the_paper_rule(
+    tmp_path: Path,
+) -> None:
+    # The queue model's adaptive is fitted under the queue rule from the fit day's trades; without --fit-trades it
+    # silently fell back to the paper rule, and nothing but a field of the JSON told the queue figures apart.
+    out = tmp_path / "bt.json"
+    args = [
+        "backtest",
+        "--quotes",
+        str(EVAL_Q),
+        "--trades",
+        str(EVAL_T),
+        "--basket",
+        "2",
+        "--policy",
+        "adaptive",
+    ]
+    fit = ["--fill-model", "queue", "--fit-quotes", str(FIT_Q), "--out", str(out)]
+    result = CliRunner().invoke(build_app(("repeg.cli.lab_cmds",)), [*args, *fit])
+    assert result.exit_code == 0, result.output
+    assert BacktestResult.model_validate_json(out.read_text()).policy_params["fit_rule"] == "paper"
+    assert "fitted with the paper rule" in result.stderr
+    assert "--fit-trades" in result.stderr

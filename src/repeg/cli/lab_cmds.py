@@ -125,6 +125,21 @@ def _without_unfittable(specs: list[PolicySpec], *, has_fit_data: bool) -> list[
     return kept
 
 
+def _note_paper_rule_fit(
+    specs: list[PolicySpec], models: list[FillModelName], fit_day: DayData | None
+) -> None:
+    """Say so when an adaptive run under the queue model is fitted with the paper rule (no fit-day trades)."""
+    from repeg.lab.models import FillModelName
+    from repeg.lab.policies import AdaptiveSpec
+
+    fitted_here = any(isinstance(s, AdaptiveSpec) and s.params_file is None for s in specs)
+    if fitted_here and FillModelName.QUEUE in models and fit_day is not None and fit_day.trades is None:
+        Console(stderr=True).print(
+            "[yellow]note:[/] adaptive under the queue model is fitted with the paper rule: "
+            "the queue rule needs the fit day's trades (--fit-trades)"
+        )
+
+
 def _latency(seconds: float) -> LatencyModel:
     """The same delay for submit, cancel and replace, bounded as `[simulator.latency]` is (a bad one named)."""
     from repeg.brokers.simulator.latency import LatencyModel
@@ -176,6 +191,7 @@ def backtest(
         day = load_day(quotes, trades, symbol=symbol)
         fit_day = None if fit_quotes is None else load_day(fit_quotes, fit_trades, symbol=symbol)
         orders = _basket(day, count=basket, arrivals=arrivals, qty=qty, budget=budget, seed=seed)
+        _note_paper_rule_fit([spec], [model], fit_day)
         params = adaptive_params_for(spec, model, day, fit_day, print_share_pct=print_share)
         result = run_backtest(
             day,
@@ -240,6 +256,7 @@ def compare(
         day = load_day(quotes, trades, symbol=symbol)
         fit_day = None if fit_quotes is None else load_day(fit_quotes, fit_trades, symbol=symbol)
         specs = _without_unfittable(specs, has_fit_data=fit_day is not None)
+        _note_paper_rule_fit(specs, models, fit_day)
         orders = _basket(day, count=basket, arrivals=arrivals, qty=qty, budget=budget, seed=seed)
         result = run_compare(
             day,

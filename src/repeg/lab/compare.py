@@ -6,8 +6,8 @@ better or worse only when the interval of its mean paired difference excludes ze
 (`repeg.lab.stats.MIN_PAIRS_FOR_VERDICT`).
 
 The adaptive policy's parameters come from a different day (`fit_day`), fitted under the rule of the fill model it
-is evaluated with (paper rule for `paper`; queue rule, using that day's trades, for `queue`), or from a saved
-parameter file. Fitting on the evaluation day itself is refused: the reported figures must be out of sample.
+is evaluated with (paper rule for `paper`; queue rule, using that day's trades, for `queue`; the paper rule when
+the fit day has no trades, which `repeg backtest`/`compare` then say), or from a saved parameter file. Fitting on the evaluation day itself is refused: the reported figures must be out of sample.
 """
 
 from __future__ import annotations
