@@ -114,8 +114,8 @@ def paired_difference(
 def verdict_rule(level: float = DEFAULT_LEVEL) -> str:
     """The rule every verdict follows, in words, for a table title, the HTML report and the saved JSON."""
     return (
-        f"better or worse than the baseline only when the paired {level:.0%} interval of the mean per-order "
-        f"difference excludes 0, on at least {MIN_PAIRS_FOR_VERDICT} paired orders; on fewer the interval is "
+        f"better or worse than the baseline only when the paired {level:.0%} interval of the mean "
+        f"difference per share excludes 0, on at least {MIN_PAIRS_FOR_VERDICT} paired orders; on fewer the interval is "
         "shown as computed but no verdict is drawn (the bootstrap interval of so few is too narrow)"
     )
 
