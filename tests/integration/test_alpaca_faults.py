@@ -291,3 +291,30 @@ async def test_a_resend_that_reaches_alpaca_creates_the_order_once(alpaca: Pair,
     order = await broker.submit_order(request)
     assert order.client_order_id == request.client_order_id
     assert list(fake_alpaca.book.orders) == [order.order_id]
+
+
+async def test_a_silence_poll_of_many_working_orders_reads_them_in_one_request(alpaca: Pair, fake_alpaca):
+    """While the stream is silent, working orders are polled every 5 s. Read one GET each, 17 orders already
+    spent Alpaca's whole budget (12 x 17 > 200 requests a minute), e.g. a basket queued on a closed market with
+    `--allow-closed`: the limiter then let nothing else through (the run's own cancels waited behind the polls)
+    and every other client of the account got 429s. The open orders are read together; only an order no longer
+    open is read on its own (once: it then stops working)."""
+    broker, _ = alpaca
+    fake_alpaca.trade_stream_muted = True
+    orders = [
+        await broker.submit_order(limit(f"r2-L00{30 + i}-A00", Side.BUY, "1", "90.00")) for i in range(5)
+    ]
+    await until(lambda: fake_alpaca.count("GET", "/v2/orders") >= 2)  # two silence polls
+    assert sum(fake_alpaca.count("GET", f"/v2/orders/{o.order_id}") for o in orders) == 0
+
+
+async def test_a_silence_poll_reads_an_order_that_closed_on_its_own(alpaca: Pair, fake_alpaca):
+    broker, _ = alpaca
+    updates = collect(broker)
+    fake_alpaca.trade_stream_muted = True
+    resting = await broker.submit_order(limit("r2-L0040-A00", Side.BUY, "1", "90.00"))
+    filling = await broker.submit_order(limit("r2-L0041-A00", Side.BUY, "3", "99.00"))
+    fake_alpaca.book.set_quote("AAPL", Decimal("98.90"), Decimal("99.00"))  # the second one fills, unheard
+    await until(lambda: filled(updates, filling.order_id) == 3)
+    assert updates[-1].event is OrderEvent.FILL
+    assert fake_alpaca.count("GET", f"/v2/orders/{resting.order_id}") == 0

@@ -571,12 +571,14 @@ async def test_list_open_orders_reads_every_page_beyond_alpacas_500_limit():
 
 
 class _TwoOrders:
-    """A trading client answering order look-ups from `raw`, by order id."""
+    """A trading client answering order look-ups from `raw`, by order id, and the list of those still open."""
 
     def __init__(self) -> None:
         self.raw: dict[str, dict[str, object]] = {}
 
-    def get(self, path: str, params: object = None) -> dict[str, object]:
+    def get(self, path: str, params: object = None) -> object:
+        if path == "/orders":
+            return [raw for raw in self.raw.values() if raw["status"] not in {"filled", "canceled"}]
         return self.raw[path.removeprefix("/orders/")]
 
 

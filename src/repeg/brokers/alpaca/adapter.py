@@ -160,10 +160,8 @@ class AlpacaBroker:
         self._tasks.clear()
 
     def stopping(self) -> None:
-        """The run is being stopped (Ctrl-C, SIGTERM): from now on no request waits for a rate window's reset, and
-        none is retried, past one rate window (`_MAX_RATE_HOLD`) from now. A reset within it is still waited out
-        (the cancels then reach Alpaca); past it a request fails at once with `RateLimitedError`, not sent, rather
-        than each request of the stop waiting up to a minute on every attempt."""
+        """The run is stopping (Ctrl-C, SIGTERM): no request waits for a rate reset, or is retried, past one rate
+        window (`_MAX_RATE_HOLD`) from now; past it a request fails at once with `RateLimitedError`, not sent."""
         deadline = self._clock.now() + _MAX_RATE_HOLD
         self._limiter.deadline = deadline
         self._stop_deadline = deadline
@@ -204,8 +202,7 @@ class AlpacaBroker:
     async def submit_order(self, request: OrderRequest) -> BrokerOrder:
         await self._refuse_fractional(request)
         payload = order_payload(request)
-        # An id this process sent already is the engine's re-send of a submit of unknown outcome, repeated each
-        # check interval until the order is found: one attempt, so that an outage does not hold the engine.
+        # An id sent already is the engine's re-send of a submit of unknown outcome (each check interval): one try.
         attempts = 1 if self._tracker.claimed(request.client_order_id) else None
         self._tracker.claim(request.client_order_id)
         log.info("order_submit", symbol=request.symbol, client_order_id=request.client_order_id)
@@ -414,10 +411,8 @@ class AlpacaBroker:
             await sleep_seconds(self._clock, delay)
 
     async def _resolve_unknown(self, exc: BrokerUnavailableError, client_order_id: str) -> BrokerOrder | None:
-        """After a 5xx or a timeout the request may have been executed: look for its order. A 429 was not.
-
-        One request, not retried on its own: the write's next attempt (same id: a duplicate then finds the order)
-        is the retry, so that attempts and lookups do not multiply during an outage."""
+        """After a 5xx or a timeout the request may have been executed: look for its order (one request: the
+        write's next attempt, same id, is the retry, so attempts and lookups do not multiply). A 429 was not."""
         if isinstance(exc, RateLimitedError):
             return None
         try:
@@ -468,16 +463,33 @@ class AlpacaBroker:
     async def reconcile(self) -> None:
         """Poll every working order of the run (and the successor of a replaced one) and push what changed.
 
-        An order that cannot be read (or is not found) is logged and skipped, so that the others are still polled;
+        Open orders are read together (one GET each every 5 s of silence spends Alpaca's 200 a minute from 17
+        orders on); only one no longer open is read on its own, for its final state. An order that cannot be read (or is not found) is logged and skipped, so that the others are still polled;
         an unreachable broker (`BrokerUnavailableError`) ends the poll, the caller's to report.
         """
-        for order_id in self._tracker.working_ids():
+        working = self._tracker.working_ids()
+        if not working:
+            return
+        still_open = await self._absorb_open_orders()
+        for order_id in working:
+            if order_id in still_open:
+                continue
             try:
                 await self._poll(order_id)
             except BrokerUnavailableError:
                 raise
             except BrokerError as exc:
                 log.warning("reconcile_order_skipped", order_id=order_id, error=type(exc).__name__)
+
+    async def _absorb_open_orders(self) -> set[str]:
+        """Read the account's open orders, push what changed in the run's own; the ids of those open."""
+        now = self._clock.now()
+        still_open: set[str] = set()
+        for order in await self.list_open_orders():
+            if self._tracker.owns(order):
+                self._tracker.absorb(order, now)
+                still_open.add(order.order_id)
+        return still_open
 
     async def _poll(self, order_id: str) -> None:
         current = await self.get_order(order_id)
