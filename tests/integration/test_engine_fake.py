@@ -1725,3 +1725,33 @@ def test_a_submit_of_unknown_outcome_is_asked_after_through_the_grace_window_bef
     (market,) = [o for o in broker.orders.values() if o.order_type is OrderType.MARKET]
     assert market.status is OrderStatus.CANCELED
     assert market.order_id in result.legs[0].order_ids
+
+
+def test_resuming_a_run_that_ended_failed_returns_its_journaled_status(tmp_path: Path) -> None:
+    """The account read before the buys fails after the sell filled: the run ends `failed` (exit 4), as the
+    journal and `repeg runs` say. Resuming it (nothing to do) returned the status rebuilt from the legs,
+    `partial` (exit 3)."""
+
+    async def main() -> tuple[ExecutionResult, ExecutionResult]:
+        clock = VirtualClock(T0)
+        feed = FakeFeed(clock)
+        broker = FakeBroker(clock, feed)
+        buy_world(World(clock, feed, broker, Recorder()))
+
+        async def account_down() -> None:
+            raise BrokerUnavailableError("account endpoint down")
+
+        broker.get_account = account_down  # type: ignore[assignment,method-assign]
+        journal = SqliteJournal(tmp_path / "j.db")
+        with pytest.raises(BrokerUnavailableError):
+            await run_execution(SELL_THEN_BUY, [], broker, feed, clock, CONFIG, run_id="r1", sinks=[journal])
+        await journal.flush()
+        shown = result_from_events(journal.events("r1"))
+        resumed = await resume_run("r1", journal, broker, feed, clock, config=CONFIG)
+        journal.close()
+        return shown, resumed
+
+    shown, resumed = run_virtual(main)
+    assert shown.legs[0].status is LegStatus.FILLED
+    assert shown.status is RunStatus.FAILED
+    assert resumed.status is RunStatus.FAILED

@@ -62,7 +62,7 @@ def finished_result(journal: Journal, run_id: str | None) -> ExecutionResult | N
     another broker is refused naming that broker (`ConfigError`): its orders may still work there.
     """
     from repeg.domain.run import fold_run
-    from repeg.report.result import build_result
+    from repeg.report.result import journaled_result
 
     if run_id is None or not journal.has_run(run_id):
         return None
@@ -73,7 +73,7 @@ def finished_result(journal: Journal, run_id: str | None) -> ExecutionResult | N
         raise JournalError(
             f"run {run_id} is unfinished, and the in-process simulator it ran on is gone; use a new --run-id"
         )
-    return build_result(state)
+    return journaled_result(state)
 
 
 def start_in_effect(events: Sequence[RunEvent]) -> RunStarted | None:

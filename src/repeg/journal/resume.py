@@ -49,7 +49,7 @@ from repeg.errors import BrokerError, JournalError
 from repeg.journal.base import Journal
 from repeg.market.base import QuoteFeed
 from repeg.policy.decide import ExecutionPolicy
-from repeg.report.result import ExecutionResult, RunStatus, build_result
+from repeg.report.result import ExecutionResult, RunStatus, build_result, journaled_result
 
 log = structlog.get_logger("repeg.resume")
 
@@ -275,7 +275,7 @@ async def resume_run(
     state = fold_run(events)
     if state.status is not None:
         log.info("resume_already_ended", run_id=run_id, status=state.status)
-        return build_result(state)
+        return journaled_result(state)  # with the status it ended with
     if not has_orders(events):
         raise JournalError(f"run {run_id} sent no order yet: start it again with --run-id {run_id}")
     bus = seeded_bus(run_id, clock, tuple(sinks) or (journal,), events)
