@@ -119,10 +119,7 @@ class MarketSettings(BaseModel):
         """A symbol written otherwise than a plan names it (`plan_symbol`: lower case, padded) would never meet
         the plan's: its settings ignored, and the tape given a symbol no plan can trade. Refused, naming it."""
         for symbol in value:
-            try:
-                named = plan_symbol(symbol)
-            except ValueError as exc:
-                raise ValueError(f"symbol {exc}") from None
+            named = plan_symbol(symbol)
             if named != symbol:
                 raise ValueError(f"symbol {symbol!r} must be written as a plan names it: {named}")
         return value

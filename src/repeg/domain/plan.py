@@ -29,10 +29,13 @@ def is_ticker(text: str) -> bool:
 
 def plan_symbol(value: str) -> str:
     """A plan's symbol as every path takes it (a file row or a `TradeIntent` built in Python): trimmed and upper
-    case, so that "aapl" names the position, quote and asset AAPL; a `ValueError` for what is then no ticker."""
+    case, so that "aapl" names the position, quote and asset AAPL (and is one symbol with "AAPL"); a `ValueError`
+    when nothing is left. The ticker shape (`is_ticker`) is checked where a user writes a symbol (a plan file,
+    the run's TOML): a basket replays whatever symbols its quote file holds, and a broker refuses a symbol it does
+    not know (`UnknownSymbolError`) before any order."""
     symbol = value.strip().upper()
-    if not is_ticker(symbol):
-        raise ValueError(f"{value!r} is not a valid ticker symbol")
+    if not symbol:
+        raise ValueError(f"symbol {value!r} is blank")
     return symbol
 
 
