@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -13,7 +14,14 @@ from repeg.domain.plan import LegSpec, SkippedTrade
 from repeg.domain.quote import Quote
 from repeg.domain.run import PhaseRecord, RunState
 from repeg.report.quality import leg_cost_bps, summarize_quality
-from repeg.report.result import RunStatus, build_result, journaled_result, leg_result, run_status
+from repeg.report.result import (
+    ExecutionResult,
+    RunStatus,
+    build_result,
+    journaled_result,
+    leg_result,
+    run_status,
+)
 
 T0 = datetime(2026, 3, 2, 14, 30, tzinfo=UTC)
 ARRIVAL = Quote(
@@ -150,7 +158,11 @@ def test_build_result_counts_and_totals() -> None:
     assert counts.skipped_trades == 1
     assert result.notional_traded == Decimal("11000.00")
     assert result.skipped == (skipped,)
-    assert result.model_dump_json()  # the whole result is one JSON document
+    document = (
+        result.model_dump_json()
+    )  # the whole result is one JSON document, every Decimal without float loss
+    assert ExecutionResult.model_validate_json(document) == result
+    assert json.loads(document)["notional_traded"] == "11000.00"
 
 
 def _arrival(bid: str, ask: str) -> Quote:
