@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -187,3 +190,32 @@ def test_fit_counts_the_quotes_it_cannot_price_from() -> None:
     book = _with_quotes_at(book, slice(7, None, 8), BID, 0)  # 15 one-sided
     params = fit_adaptive(book, REF, config=CONFIG)
     assert params.invalid_quotes == 45
+
+
+def _saved_then_edited(tmp_path: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
+    path = tmp_path / "params.json"
+    save_params(fit_adaptive(_flat_book(), REF, config=CONFIG), path)
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    edit(raw)
+    path.write_text(json.dumps(raw), encoding="utf-8")
+    return path
+
+
+def test_a_params_file_whose_table_is_not_a_mapping_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    # `"wait_cost": [1, 2]` ended `repeg backtest` in an AttributeError traceback (exit 1).
+    path = _saved_then_edited(tmp_path, lambda raw: raw.update(wait_cost=[1, 2]))
+    with pytest.raises(ConfigError) as caught:
+        load_params(path)
+    assert (caught.value.key, caught.value.value) == ("params_file", str(path))
+
+
+def test_a_params_file_whose_rows_miss_cells_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    # Rows shorter than the config's cells loaded fine, then a decision in a cell past the row's end raised an
+    # IndexError deep inside the backtest (traceback, exit 1).
+    path = _saved_then_edited(
+        tmp_path, lambda raw: raw.update(wait_cost={k: row[:3] for k, row in raw["wait_cost"].items()})
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_params(path)
+    assert (caught.value.key, caught.value.value) == ("params_file", str(path))
+    assert "cells" in caught.value.reason

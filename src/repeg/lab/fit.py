@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from repeg.errors import ConfigError
 from repeg.lab.models import DataRef
@@ -96,6 +96,18 @@ class AdaptiveParams(BaseModel):
     invalid_quotes: int = 0
     wait_cost: dict[str, tuple[float, ...]]
     counts: dict[str, tuple[int, ...]]
+
+    @model_validator(mode="after")
+    def _a_value_per_cell(self) -> AdaptiveParams:
+        """Every row holds one value per cell of the config: a decision reads any cell of any row."""
+        cells = self.config.n_cells
+        for name, table in (("wait_cost", self.wait_cost), ("counts", self.counts)):
+            for key, row in table.items():
+                if len(row) != cells:
+                    raise ValueError(
+                        f"{name}[{key!r}] holds {len(row)} values for the config's {cells} cells"
+                    )
+        return self
 
     def cost(self, horizon_s: float, offset: int, cell: int) -> float | None:
         """Expected cost of resting for `horizon_s` at `offset`, or None when the fit never saw that option."""
@@ -358,9 +370,12 @@ def load_params(path: Path) -> AdaptiveParams:
     if not isinstance(raw, dict) or raw.get("schema_version") != PARAMS_SCHEMA:
         found = raw.get("schema_version") if isinstance(raw, dict) else None
         raise ConfigError("params_file", str(path), f"schema {found!r} is not {PARAMS_SCHEMA!r}")
-    raw["wait_cost"] = {
-        k: [float("nan") if v is None else v for v in row] for k, row in raw.get("wait_cost", {}).items()
-    }
+    table = raw.get("wait_cost")
+    if isinstance(table, dict):  # anything else is left for validation to refuse
+        raw["wait_cost"] = {
+            k: [float("nan") if v is None else v for v in row] if isinstance(row, list) else row
+            for k, row in table.items()
+        }
     try:
         return AdaptiveParams.model_validate(raw)
     except ValidationError as exc:
