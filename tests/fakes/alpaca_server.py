@@ -210,9 +210,16 @@ class FakeAlpacaServer:
         return None
 
     async def _list_orders(self, request: web.Request) -> web.Response:
-        status = request.query.get("status", "open")
+        """As Alpaca's: `status` (open), `after_order_id` (exclusive), `direction` (desc), `limit` (50, 500 at most)."""
+        query, status = request.query, request.query.get("status", "open")
         orders = [o for o in self.book.orders.values() if status == "all" or o.is_open == (status == "open")]
-        return _json([o.to_json() for o in orders])
+        after = query.get("after_order_id")
+        if after is not None:
+            ids = list(self.book.orders)
+            orders = [o for o in orders if ids.index(o.id) > ids.index(after)]
+        if query.get("direction", "desc") == "desc":
+            orders.reverse()
+        return _json([o.to_json() for o in orders[: min(int(query.get("limit", 50)), 500)]])
 
     async def _order_by_client_id(self, request: web.Request) -> web.Response:
         wanted = request.query.get("client_order_id")

@@ -288,3 +288,18 @@ async def test_an_order_not_yet_routed_cannot_be_replaced(alpaca: Pair, fake_alp
         await broker.replace_order(reprice(order.order_id, "r1-L0017-A01", "2", "99.10"))
     assert info.value.status == "accepted"
     assert list(fake_alpaca.book.orders) == [order.order_id]
+
+
+async def test_open_orders_are_read_page_by_page_from_the_fake_as_from_alpaca(
+    alpaca: Pair, fake_alpaca, monkeypatch: pytest.MonkeyPatch
+):
+    """The fake honours `limit`, `direction` and `after_order_id` of `GET /v2/orders` as Alpaca does (it answered
+    every open order whatever the limit, so a page as long as the limit was read again and again)."""
+    from repeg.brokers.alpaca import adapter
+
+    broker, _ = alpaca
+    monkeypatch.setattr(adapter, "_ORDERS_PAGE", 2)
+    sent = [await broker.submit_order(limit(f"r1-L00{50 + i}-A00", Side.BUY, "1", "90.00")) for i in range(5)]
+    listed = await asyncio.wait_for(broker.list_open_orders(), 5)
+    assert [o.order_id for o in listed] == [o.order_id for o in sent]
+    assert fake_alpaca.count("GET", "/v2/orders") == 3
