@@ -276,3 +276,12 @@ def test_an_initial_offset_equal_to_the_first_repeg_step_is_accepted():
     # Same fraction, from the quote of that moment: the re-peg follows a moved market, never away from it.
     config = config_from_mapping({"initial_offset": "0.5", "repeg_steps": ["0.5", "1.0"]})
     assert (config.initial_offset, config.repeg_steps[0]) == (Decimal("0.5"), Decimal("0.5"))
+
+
+def test_run_id_refusal_states_the_first_character_rule():
+    # "-ab" is 1-32 letters, digits, '-' or '_': the message stated a rule the refused id satisfies.
+    with pytest.raises(ValueError) as caught:
+        validate_run_id("-ab")
+    message = str(caught.value)
+    assert "'-ab'" in message
+    assert "the first a letter or digit" in message

@@ -16,7 +16,9 @@ MAX_CLIENT_ORDER_ID = 48
 
 def validate_run_id(run_id: str) -> str:
     if not _RUN_ID.fullmatch(run_id):
-        raise ValueError(f"run_id {run_id!r} must be 1-32 characters of letters, digits, '-' or '_'")
+        raise ValueError(
+            f"run_id {run_id!r} must be 1-32 characters of letters, digits, '-' or '_', the first a letter or digit"
+        )
     return run_id
 
 
