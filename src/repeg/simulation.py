@@ -109,9 +109,9 @@ class MarketSettings(BaseModel):
     invalid_rate: float = Field(default=0.0, ge=0, le=0.5)
     symbols: dict[str, SymbolSettings] = Field(default_factory=dict)
 
-    _times_not_booleans = field_validator("duration_seconds", "quote_interval_seconds", mode="before")(
-        _not_a_boolean
-    )
+    _numbers_not_booleans = field_validator(
+        "duration_seconds", "quote_interval_seconds", "invalid_rate", mode="before"
+    )(_not_a_boolean)
 
     @field_validator("symbols")
     @classmethod

@@ -198,3 +198,10 @@ def test_a_run_journaled_with_a_percentage_above_the_later_bound_still_resumes_u
 
     config = config_from_record({key: '"1000000000"'})
     assert getattr(config, key) == Decimal(1_000_000_000)
+
+
+@pytest.mark.parametrize("value", [True, False])
+def test_a_boolean_invalid_rate_is_refused_not_read_as_a_number(value: bool) -> None:
+    # TOML `false` was read as 0.0 (accepted) and `true` as 1.0 ("should be less than or equal to 0.5").
+    error = config_error({"simulator": {"market": {"invalid_rate": value}}})
+    assert (error.key, error.reason) == ("simulator.market.invalid_rate", "must be a number, not a boolean")
