@@ -26,7 +26,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
 from repeg.errors import ConfigError
 
@@ -300,7 +300,7 @@ def config_from_mapping(data: Mapping[str, object], *, journaled: bool = False) 
             default = _as_written(first.get("input"))
             note = f"{first['msg']} ({key} is not set: {default} is its default)"
             raise ConfigError(key, default, note) from exc
-        raise ConfigError(key, first.get("input"), first["msg"]) from exc
+        raise missing_or_refused(first, key) from exc
 
 
 def _as_written(value: object) -> object:
@@ -308,8 +308,33 @@ def _as_written(value: object) -> object:
     return str(value) if isinstance(value, Decimal) else value
 
 
-#: The other tables of a run configuration file (`repeg run --config`, see `repeg.cli.settings`).
-OTHER_RUN_TABLES = ("simulator",)
+#: The tables of a run configuration file (`repeg run --config`, `repeg.cli.settings`; `load_config` reads the first).
+RUN_TABLES = ("execution", "simulator")
+
+
+def check_run_tables(raw: Mapping[str, object], tables: tuple[str, ...] = RUN_TABLES) -> None:
+    """Refuse what a run configuration file holds outside its `tables`: an unknown table (a typo, `[executon]`,
+    would silently leave the defaults) or a key outside every table (read by nothing).
+
+    An unknown table is named without its content (e.g. an `[alpaca]` table holds keys); a key outside the tables
+    that belongs under `[execution]` is shown as written, with where to put it.
+    """
+    for key, value in raw.items():
+        if key in tables:
+            continue
+        if isinstance(value, Mapping):
+            raise ConfigError(key, None, f"unknown table (known: {', '.join(tables)})")
+        if key in ExecutionConfig.model_fields:
+            raise ConfigError(key, value, "outside every table: put it under [execution]")
+        raise ConfigError(key, None, f"outside every table (tables: {', '.join(tables)})")
+
+
+def missing_or_refused(error: ErrorDetails, key: str) -> ConfigError:
+    """The `ConfigError` of one pydantic error at `key`. A required key that is missing has no value: pydantic's
+    input is then the enclosing table, which is not the key's value, so none is shown."""
+    if error["type"] == "missing":
+        return ConfigError(key, None, "missing (required)")
+    return ConfigError(key, error.get("input"), error["msg"])
 
 
 def read_toml(path: Path) -> dict[str, object]:
@@ -323,19 +348,14 @@ def read_toml(path: Path) -> dict[str, object]:
 
 
 def load_config(path: Path) -> ExecutionConfig:
-    """Read `[execution]` from a TOML file.
+    """Read `[execution]` from a run configuration file, refusing what `repeg run --config` refuses.
 
-    A run configuration file without that table (e.g. `[simulator]` only) has the default execution settings; a
-    key outside its tables is refused (as `repeg run` refuses it). A file with none of these tables is read as the
-    `[execution]` table itself.
+    A file without that table (e.g. `[simulator]` only) has the default execution settings. Anything outside the
+    tables of a run configuration is refused (`check_run_tables`): a key written above every table, read by
+    nothing, is refused saying to put it under `[execution]`.
     """
     raw = read_toml(path)
-    tables = ("execution", *OTHER_RUN_TABLES)
-    if not any(name in raw for name in tables):
-        return config_from_mapping(raw)
-    for key, value in raw.items():
-        if key not in tables:  # outside every table: it would be silently ignored
-            raise ConfigError(key, value, f"not a table of a run configuration ({', '.join(tables)})")
+    check_run_tables(raw)
     table = raw.get("execution", {})
     if not isinstance(table, dict):
         raise ConfigError("execution", table, "must be a table")

@@ -23,7 +23,9 @@ class ConfigError(RepegError):
         self.key = key
         self.value = value
         self.reason = reason
-        super().__init__(f"config {key}={value!r}: {reason}")
+        # None: no value to show (a missing key, a table not printed), rather than a misleading `=None`
+        shown = "" if value is None else f"={value!r}"
+        super().__init__(f"config {key}{shown}: {reason}")
 
 
 class PlanError(RepegError):

@@ -33,7 +33,7 @@ from pydantic_core import PydanticCustomError
 from repeg.api import as_plan, execute_async
 from repeg.brokers.simulator.factory import SimAccount, build_simulation
 from repeg.brokers.simulator.latency import LatencyModel
-from repeg.config import MAX_SECONDS, ExecutionConfig
+from repeg.config import MAX_SECONDS, ExecutionConfig, missing_or_refused
 from repeg.domain.events import EventSink, MarketSource, SyntheticSource
 from repeg.domain.plan import Plan, plan_symbol
 from repeg.domain.ticks import to_units
@@ -149,7 +149,7 @@ def market_from_mapping(data: Mapping[str, object]) -> MarketSettings:
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(["simulator", MARKET_KEY, *(str(part) for part in first["loc"])])
-        raise ConfigError(key, first.get("input"), first["msg"]) from exc
+        raise missing_or_refused(first, key) from exc
 
 
 def account_from_mapping(data: Mapping[str, object]) -> SimAccount:

@@ -285,3 +285,13 @@ def test_run_id_refusal_states_the_first_character_rule():
     message = str(caught.value)
     assert "'-ab'" in message
     assert "the first a letter or digit" in message
+
+
+def test_load_config_refuses_a_file_of_top_level_keys_saying_to_put_them_under_execution(tmp_path: Path):
+    # load_config read such a file as [execution]; `repeg run --config` refused the same file: the two disagreed.
+    path = tmp_path / "c.toml"
+    path.write_text("fill_wait_seconds = 3\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert (caught.value.key, caught.value.value) == ("fill_wait_seconds", 3)
+    assert "put it under [execution]" in caught.value.reason

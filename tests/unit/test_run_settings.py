@@ -200,6 +200,33 @@ def test_a_run_journaled_with_a_percentage_above_the_later_bound_still_resumes_u
     assert getattr(config, key) == Decimal(1_000_000_000)
 
 
+def test_an_unknown_table_is_refused_without_a_value_it_does_not_show() -> None:
+    # It printed `config alpaca=None: unknown table`: None is not what the file holds (and the table, e.g. an
+    # [alpaca] table with keys, must not be printed either).
+    error = config_error({"alpaca": {"key_id": "K", "secret_key": "S3CRET"}})
+    assert str(error) == "config alpaca: unknown table (known: execution, simulator)"
+
+
+def test_a_synthetic_symbol_without_a_price_is_refused_as_missing() -> None:
+    # It printed the symbol's table as the missing price's value: `...AAPL.price={'daily_vol': 0.01}: Field required`.
+    error = config_error({"simulator": {"market": {"symbols": {"AAPL": {"daily_vol": 0.01}}}}})
+    assert str(error) == "config simulator.market.symbols.AAPL.price: missing (required)"
+
+
+def test_top_level_execution_keys_are_refused_saying_to_put_them_under_execution(tmp_path: Path) -> None:
+    # `repeg run --config` said `config fill_wait_seconds=None: unknown table`, not what to do; load_config (the
+    # Python API) read the same file as [execution]. Both refuse it the same way.
+    path = tmp_path / "c.toml"
+    path.write_text("fill_wait_seconds = 3\n")
+    with pytest.raises(ConfigError) as from_settings:
+        load_settings(path)
+    with pytest.raises(ConfigError) as from_api:
+        load_config(path)
+    assert str(from_settings.value) == str(from_api.value)
+    assert str(from_settings.value).startswith("config fill_wait_seconds=3: ")
+    assert "put it under [execution]" in from_settings.value.reason
+
+
 @pytest.mark.parametrize("value", [True, False])
 def test_a_boolean_invalid_rate_is_refused_not_read_as_a_number(value: bool) -> None:
     # TOML `false` was read as 0.0 (accepted) and `true` as 1.0 ("should be less than or equal to 0.5").

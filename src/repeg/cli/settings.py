@@ -12,7 +12,7 @@ from pathlib import Path
 
 from repeg.brokers.simulator.account import SimAccount
 from repeg.brokers.simulator.latency import LatencyModel
-from repeg.config import ExecutionConfig, config_from_mapping, read_toml
+from repeg.config import ExecutionConfig, check_run_tables, config_from_mapping, read_toml
 from repeg.domain.plan import is_ticker
 from repeg.errors import ConfigError
 from repeg.simulation import (
@@ -84,9 +84,7 @@ def _check_symbols(simulator: Mapping[str, object]) -> None:
 
 def settings_from_mapping(raw: Mapping[str, object]) -> RunSettings:
     """Validate a parsed TOML document."""
-    for key in raw:
-        if key not in KNOWN_TABLES:
-            raise ConfigError(key, None, f"unknown table (known: {', '.join(KNOWN_TABLES)})")
+    check_run_tables(raw, KNOWN_TABLES)  # as load_config does
     simulator = _table(raw, SIMULATOR)
     _check_symbols(simulator)
     return RunSettings(
