@@ -897,3 +897,54 @@ def test_a_run_id_another_process_is_working_is_refused_on_the_simulator_too(wor
         assert not store.has_run("busy")
     finally:
         store.close()
+
+
+def _to_a_closed_pipe(args: list[str], cwd: Path) -> tuple[int, str]:
+    """`repeg ARGS` through the console script's entry point, its stdout a pipe whose reader is gone before it
+    starts (so its first write fails: no timing involved): the exit code and stderr."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    entry = "from repeg.cli.app import main; main()"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", entry, *args],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            timeout=300,
+            check=False,
+        )
+    finally:
+        os.close(writer)
+    return done.returncode, done.stderr.decode()
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["tables", "json"])
+def test_compare_to_a_closed_pipe_exits_0_quietly(workdir: Path, as_json: bool) -> None:
+    # `repeg compare ... | head -1` exited 1, "internal error" by the exit table, with nothing on stderr: only
+    # run, runs, show and resume handled a reader that went away.
+    quotes = _small_quotes(workdir)
+    args = [
+        "compare",
+        "--quotes",
+        str(quotes),
+        "--basket",
+        "2",
+        "--policies",
+        "market",
+        "--fill-models",
+        "paper",
+    ]
+    assert _to_a_closed_pipe([*args, *(["--json"] if as_json else [])], workdir) == (ExitCode.OK, "")
+
+
+def test_backtest_to_a_closed_pipe_exits_0_quietly(workdir: Path) -> None:
+    args = ["backtest", "--quotes", str(_small_quotes(workdir)), "--basket", "2", "--policy", "market"]
+    assert _to_a_closed_pipe(args, workdir) == (ExitCode.OK, "")
+
+
+def test_a_refusal_to_a_closed_pipe_keeps_its_exit_code_and_its_line(workdir: Path) -> None:
+    # Only stdout's reader went away: an error still says what it is on stderr, with its own code.
+    code, stderr = _to_a_closed_pipe(["compare", "--quotes", "missing.csv", "--policies", "market"], workdir)
+    assert code == ExitCode.BAD_INPUT
+    assert stderr.startswith("error: ")

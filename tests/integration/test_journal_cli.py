@@ -396,6 +396,31 @@ def test_runs_and_show_to_a_closed_pipe_exit_0_quietly(
     assert (done.returncode, done.stderr.decode()) == (0, "")
 
 
+def test_report_of_a_run_to_a_closed_pipe_exits_0_quietly(
+    journaled: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    # `repeg report RUN --html r.html | true` exited 1 ("internal error") with nothing on stderr, though the
+    # report was written: only run, runs, show and resume handled a reader that went away.
+    journal, _, _ = journaled
+    html = tmp_path / "r.html"
+    reader, writer = os.pipe()
+    os.close(reader)
+    entry = "from repeg.cli.app import main; main()"
+    command = ["report", "demo1", "--journal", str(journal), "--html", str(html), "--no-market"]
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", entry, *command],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            timeout=300,
+            check=False,
+        )
+    finally:
+        os.close(writer)
+    assert (done.returncode, done.stderr.decode()) == (0, "")
+    assert html.is_file()
+
+
 # --- the market data a run ran on (RunStarted.market) ----------------------------------------------------
 
 

@@ -64,11 +64,15 @@ def main() -> None:
     """Console-script entry point (`repeg`).
 
     A Ctrl-C before a command runs (while the commands load) ends like one during it: one line, exit 130, also
-    when a library the import ran caught the KeyboardInterrupt (see `repeg.cli.interrupts`).
+    when a library the import ran caught the KeyboardInterrupt (see `repeg.cli.interrupts`). Output cut short
+    because stdout's reader went away is no error: every command stops writing quietly (`repeg.cli.pipes`).
     """
     watch = None
     try:
         from repeg.cli.interrupts import CtrlCWatch
+        from repeg.cli.pipes import guard_stdout
+
+        guard_stdout()
 
         watch = CtrlCWatch()
         with watch:
