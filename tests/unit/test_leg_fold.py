@@ -757,3 +757,96 @@ def test_a_replacement_rejected_after_its_acceptance_puts_the_leg_back_at_the_or
         ]
     )
     assert (leg.active_client_order_id, leg.step) == (cid(0), 0)
+
+
+def test_a_leg_filled_exactly_is_not_over_filled() -> None:
+    leg = fold([*working(), updated(order(0, OrderStatus.FILLED, "100", "10.00"), OrderEvent.FILL)])
+    assert leg.status is LegStatus.FILLED
+    assert not leg.overfilled
+
+
+def test_fills_of_the_escalation_order_do_not_count_as_filled_before_escalation() -> None:
+    leg = fold(
+        [
+            *working(),
+            updated(order(0, OrderStatus.PARTIALLY_FILLED, "30", "10")),
+            LegEscalated(**stamp(), remaining_qty=QTY, reason="deadline"),
+            cancel(0),
+            updated(order(0, OrderStatus.CANCELED, "30", "10"), OrderEvent.CANCELED),
+            submit(1, reason="escalate"),
+            updated(order(1, OrderStatus.FILLED, "70", "10.02", qty=Decimal(70)), OrderEvent.FILL),
+        ]
+    )
+    assert leg.filled_qty == QTY
+    assert leg.filled_before_escalation == Decimal(30)
+
+
+def test_an_order_closed_while_its_replace_is_in_flight_leaves_the_leg_replacing() -> None:
+    # The replace's answer (refused: the order is gone) decides what comes next, not the update overtaking it.
+    leg = fold([*working(), replace(1, 0), updated(order(0, OrderStatus.CANCELED), OrderEvent.CANCELED)])
+    assert leg.status is LegStatus.REPLACING
+    assert leg.pending_client_order_id == cid(1)
+
+
+def test_a_late_over_fill_keeps_the_time_the_leg_completed() -> None:
+    filled = updated(order(0, OrderStatus.FILLED, "100", "10.00"), OrderEvent.FILL, seconds=5)
+    late = updated(order(0, OrderStatus.FILLED, "101", "10.00", qty=Decimal(101)), OrderEvent.FILL, seconds=9)
+    leg = fold([*working(), filled, late])
+    assert leg.status is LegStatus.FAILED
+    assert leg.completed_at == T0 + timedelta(seconds=5)
+
+
+def test_a_cancelled_replacement_does_not_hand_the_leg_back_to_the_order_it_replaced() -> None:
+    # Only a *rejected* replacement leaves its original live; a cancelled one ends the chain: the leg goes idle.
+    replacement = order(1, OrderStatus.NEW).model_copy(update={"replaces": "o0"})
+    cancelled = replacement.model_copy(update={"status": OrderStatus.CANCELED})
+    leg = fold(
+        [
+            *working(),
+            replace(1, 0),
+            accepted(replacement, IntentAction.REPLACE),
+            updated(cancelled, OrderEvent.CANCELED),
+        ]
+    )
+    assert leg.status is LegStatus.IDLE
+    assert leg.active_client_order_id is None
+
+
+def test_a_rejected_replacement_of_an_order_closed_meanwhile_leaves_the_leg_idle() -> None:
+    replacement = order(1, OrderStatus.NEW).model_copy(update={"replaces": "o0"})
+    rejected = replacement.model_copy(update={"status": OrderStatus.REJECTED})
+    leg = fold(
+        [
+            *working(),
+            replace(1, 0),
+            accepted(replacement, IntentAction.REPLACE),
+            updated(order(0, OrderStatus.CANCELED, "20", "10.00"), OrderEvent.CANCELED),
+            updated(rejected, OrderEvent.REJECTED),
+        ]
+    )
+    assert leg.status is LegStatus.IDLE
+    assert leg.active_client_order_id is None
+    assert leg.remaining_qty == Decimal(80)
+
+
+def test_a_resubmission_keeps_the_first_submission_time_and_arrival_quote() -> None:
+    later = ARRIVAL.model_copy(update={"bid": Decimal("10.05"), "ask": Decimal("10.07")})
+    leg = fold(
+        [
+            *working(),
+            cancel(0),
+            updated(order(0, OrderStatus.CANCELED, "30", "10.00"), OrderEvent.CANCELED),
+            submit(1, seconds=12).model_copy(update={"quote": later}),
+        ]
+    )
+    assert leg.submitted_at == T0
+    assert leg.arrival_quote == ARRIVAL
+
+
+def test_a_restarted_phase_records_the_step_the_leg_had_reached() -> None:
+    # `repeg resume` restarts the phase: the schedule goes on from this step instead of from the first one.
+    new = order(1, OrderStatus.NEW).model_copy(update={"limit_price": Decimal("10.01")})
+    resumed = PhaseStarted(**stamp(3600, leg=None), side=Side.BUY)
+    leg = fold([*working(), replace(1, 0), accepted(new, IntentAction.REPLACE), resumed])
+    assert leg.step_at_phase_start == 1
+    assert leg.phase_started_at == T0 + timedelta(seconds=3600)
