@@ -7,7 +7,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
+from repeg.brokers.simulator.account import SimAccount
 from repeg.cli.settings import load_settings, settings_from_mapping
 from repeg.config import ExecutionConfig, load_config
 from repeg.errors import ConfigError
@@ -232,3 +234,17 @@ def test_a_boolean_invalid_rate_is_refused_not_read_as_a_number(value: bool) -> 
     # TOML `false` was read as 0.0 (accepted) and `true` as 1.0 ("should be less than or equal to 0.5").
     error = config_error({"simulator": {"market": {"invalid_rate": value}}})
     assert (error.key, error.reason) == ("simulator.market.invalid_rate", "must be a number, not a boolean")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("positions", {"intc": Decimal(100)}), ("non_tradable", ("aapl",)), ("non_fractionable", (" KO",))],
+)
+def test_a_sim_account_refuses_a_symbol_written_otherwise_than_a_plan_names_it(
+    field: str, value: object
+) -> None:
+    # Only `repeg run --config` refused these: from Python, `simulate(plan, account=SimAccount(positions={"intc":
+    # 100}))` ran "completed" with INTC weight 0 never sold (the holding "intc" meets no plan symbol), and a
+    # lower-case non_tradable refused nothing.
+    with pytest.raises(ValidationError, match="must be written as a plan names it"):
+        SimAccount.model_validate({field: value})

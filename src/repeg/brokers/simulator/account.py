@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from repeg.domain.plan import plan_symbol
 from repeg.errors import ConfigError
 
 #: Alpaca's share precision: the simulator refuses any order quantity finer than this.
@@ -26,6 +27,13 @@ def _decimal_from_number(value: object) -> object:
     if isinstance(value, float):
         return Decimal(repr(value))
     return value
+
+
+def _refuse_unnamed(symbols: Iterable[str]) -> None:
+    for symbol in symbols:
+        named = plan_symbol(symbol)
+        if named != symbol:
+            raise ValueError(f"symbol {symbol!r} must be written as a plan names it: {named}")
 
 
 class SimAccount(BaseModel):
@@ -49,6 +57,16 @@ class SimAccount(BaseModel):
     def _position_text(cls, value: object) -> object:
         if isinstance(value, Mapping):
             return {key: _decimal_from_number(qty) for key, qty in value.items()}
+        return value
+
+    @field_validator("positions", "non_tradable", "non_fractionable")
+    @classmethod
+    def _symbols_as_plans_name_them(
+        cls, value: dict[str, Decimal] | tuple[str, ...]
+    ) -> dict[str, Decimal] | tuple[str, ...]:
+        """A symbol written otherwise than a plan names it (`plan_symbol`: lower case, padded) would never meet
+        the plan's: a holding no plan can sell, a refusal that refuses nothing. Refused, naming it."""
+        _refuse_unnamed(value)
         return value
 
     @field_validator("positions")
