@@ -258,3 +258,51 @@ def test_a_sim_url_of_another_form_is_bad_input_naming_the_option(tmp_path: Path
     assert result.exit_code == 2, result.output
     assert "sim_url='http://127.0.0.1:9/x'" in result.output
     assert "internal error" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("broker", "flags", "option"),
+    [
+        ("simulator", ["--dry-run"], "--dry-run"),
+        ("simulator", ["--confirm"], "--confirm"),
+        ("simulator", ["--allow-closed"], "--allow-closed"),
+        ("simulator", ["--feed", "sip"], "--feed"),
+        ("simulator", ["--sim-url", "sim://127.0.0.1:9/x"], "--sim-url"),
+        ("sim-remote", ["--sim-url", "sim://127.0.0.1:9/x", "--dry-run"], "--dry-run"),
+        ("sim-remote", ["--sim-url", "sim://127.0.0.1:9/x", "--feed", "iex"], "--feed"),
+        ("sim-remote", ["--sim-url", "sim://127.0.0.1:9/x", "--seed", "3"], "--seed"),
+        ("alpaca-paper", ["--sim-url", "sim://127.0.0.1:9/x"], "--sim-url"),
+        ("alpaca-paper", ["--seed", "3"], "--seed"),
+    ],
+)
+def test_an_option_the_chosen_broker_does_not_read_is_refused_naming_both(
+    tmp_path: Path, broker: str, flags: list[str], option: str
+) -> None:
+    """`repeg run plan.csv --dry-run` (no --broker) ran the whole plan on the simulator and journaled it, exit 0:
+    the Alpaca options, --sim-url and --seed were silently ignored by the brokers that do not read them, while
+    --quotes with an Alpaca broker was refused. Each is refused before anything runs (exit 2), naming the option
+    and the broker, and nothing is journaled."""
+    env = {"APCA_API_KEY_ID": "k", "APCA_API_SECRET_KEY": "s"}
+    result = _run(tmp_path, "--broker", broker, *flags, env=env)
+    assert result.exit_code == 2, result.output
+    line = result.stderr.strip()
+    assert line.startswith(f"error: config {option}"), line
+    assert broker in line
+    assert len(line.splitlines()) == 1
+    assert not (tmp_path / "j.db").exists()
+
+
+def test_confirm_is_accepted_on_alpaca_paper(tmp_path: Path, monkeypatch) -> None:
+    """--confirm, required on alpaca-live, is harmless on alpaca-paper (a script that switches only --broker)."""
+    from repeg.brokers.alpaca import factory
+    from repeg.errors import MarketClosedError
+
+    async def build(*_args: object, **_kwargs: object) -> None:
+        raise MarketClosedError("stopped by the test")
+
+    monkeypatch.setattr(factory, "build_alpaca", build)
+    env = {"APCA_API_KEY_ID": "k", "APCA_API_SECRET_KEY": "s"}
+    result = _run(
+        tmp_path, "--broker", "alpaca-paper", "--confirm", "--feed", "sip", "--allow-closed", env=env
+    )
+    assert "stopped by the test" in result.stderr

@@ -236,6 +236,7 @@ def _execute(
 
     if broker not in BROKERS:
         raise ConfigError("--broker", broker, f"unknown broker (known: {', '.join(BROKERS)})")
+    _refuse_options_of_other_brokers(broker, seed=seed, sim_url=sim_url, alpaca=alpaca)
     if alpaca is not None and alpaca.feed is not None and alpaca.feed not in FEEDS:
         raise ConfigError("--feed", alpaca.feed, f"unknown feed (known: {', '.join(FEEDS)})")
     if quotes is not None and broker != "simulator":
@@ -316,6 +317,37 @@ def _execute(
             sinks=sinks,
             tape_source=tape_source,
         )
+
+
+_ALPACA = ("alpaca-paper", "alpaca-live")
+#: The brokers that read each broker-specific option of `run` (`--quotes`: the simulator, checked with its file).
+OPTION_BROKERS: dict[str, tuple[str, ...]] = {
+    "--seed": ("simulator",),
+    "--sim-url": ("sim-remote",),
+    "--confirm": _ALPACA,
+    "--allow-closed": _ALPACA,
+    "--dry-run": _ALPACA,
+    "--feed": _ALPACA,
+}
+
+
+def _refuse_options_of_other_brokers(
+    broker: str, *, seed: int | None, sim_url: str | None, alpaca: AlpacaFlags | None
+) -> None:
+    """An option given that `broker` does not read is refused (`ConfigError` naming it and the broker), not
+    ignored: `--dry-run` on the simulator ran the plan, `--seed` on Alpaca chose nothing."""
+    flags = alpaca or AlpacaFlags()
+    given = {
+        "--seed": seed is not None,
+        "--sim-url": sim_url is not None,
+        "--confirm": flags.confirm,
+        "--allow-closed": flags.allow_closed,
+        "--dry-run": flags.dry_run,
+        "--feed": flags.feed is not None,
+    }
+    for option, brokers in OPTION_BROKERS.items():
+        if given[option] and broker not in brokers:
+            raise ConfigError(option, None, f"applies to --broker {' or '.join(brokers)} only, not {broker}")
 
 
 def _given_run_id(run_id: str) -> str:
