@@ -7,6 +7,7 @@ key raises `ConfigError` naming the key and the value, before anything is sent.
 from __future__ import annotations
 
 import itertools
+import math
 import tomllib
 from collections.abc import Mapping
 from datetime import timedelta
@@ -58,9 +59,12 @@ MAX_ESCALATION_COLLAR_BPS = 10_000
 
 
 def seconds_not_a_boolean(value: object) -> object:
-    """Refuse a boolean where a time is expected: pydantic would read TOML `true` as 1.0 s."""
+    """Refuse a boolean where a time is expected (pydantic would read TOML `true` as 1.0 s), and NaN (TOML `nan`,
+    which the bounds would refuse with a reason that does not fit it: "should be greater than 0")."""
     if isinstance(value, bool):
         raise PydanticCustomError("float_type", "must be a number of seconds, not a boolean")
+    if isinstance(value, float) and math.isnan(value):
+        raise PydanticCustomError("finite_number", "must be a number of seconds, not NaN")
     return value
 
 

@@ -295,3 +295,13 @@ def test_load_config_refuses_a_file_of_top_level_keys_saying_to_put_them_under_e
         load_config(path)
     assert (caught.value.key, caught.value.value) == ("fill_wait_seconds", 3)
     assert "put it under [execution]" in caught.value.reason
+
+
+@pytest.mark.parametrize("key", ["fill_wait_seconds", "grace_window", "quote_wait"])
+def test_nan_for_a_time_is_refused_as_not_a_number(key):
+    # TOML `fill_wait_seconds = nan` was refused with "Input should be greater than 0" (and grace_window's
+    # with "greater than or equal to 0"): a reason that does not fit the value.
+    with pytest.raises(ConfigError) as caught:
+        config_from_mapping({key: float("nan")})
+    assert caught.value.key == key
+    assert caught.value.reason == "must be a number of seconds, not NaN"
