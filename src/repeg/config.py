@@ -330,7 +330,8 @@ def check_run_tables(raw: Mapping[str, object], tables: tuple[str, ...] = RUN_TA
             raise ConfigError(key, None, f"unknown table (known: {', '.join(tables)})")
         if key in ExecutionConfig.model_fields:
             raise ConfigError(key, value, "outside every table: put it under [execution]")
-        raise ConfigError(key, None, f"outside every table (tables: {', '.join(tables)})")
+        where = " or ".join(f"[{table}]" for table in tables)
+        raise ConfigError(key, None, f"outside every table: put it under {where}, where it belongs")
 
 
 def missing_or_refused(error: ErrorDetails, key: str) -> ConfigError:

@@ -248,3 +248,12 @@ def test_a_sim_account_refuses_a_symbol_written_otherwise_than_a_plan_names_it(
     # lower-case non_tradable refused nothing.
     with pytest.raises(ValidationError, match="must be written as a plan names it"):
         SimAccount.model_validate({field: value})
+
+
+def test_a_top_level_simulator_key_is_refused_saying_where_keys_go() -> None:
+    # `cash = 5` above every table was refused as an "unknown table", with nothing saying what to do.
+    error = config_error({"cash": 5})
+    assert (
+        str(error)
+        == "config cash: outside every table: put it under [execution] or [simulator], where it belongs"
+    )
