@@ -256,6 +256,52 @@ def test_resume_of_a_dry_run_says_it_was_a_dry_run(tmp_path: Path) -> None:
     assert "run rD was a dry run on alpaca-paper" in result.stderr
 
 
+def test_resume_of_a_simulator_run_names_the_run_not_a_broker_option_never_given(
+    journaled: tuple[Path, str, str],
+) -> None:
+    # It said "config --broker='simulator': resume needs a broker that outlives the process" to a user who gave
+    # no --broker: the broker is the run's own, read from the journal.
+    journal, _, _ = journaled
+    result = CliRunner().invoke(build_app(), ["resume", "demo1", "--journal", str(journal)])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    line = result.stderr.strip()
+    assert line.startswith("error: config RUN_ID='demo1': run demo1 ran on the in-process simulator"), line
+    assert "--broker" not in line
+
+
+def test_resume_on_sim_remote_without_sim_url_names_the_missing_option(
+    journaled: tuple[Path, str, str],
+) -> None:
+    # It blamed "--broker='sim-remote'", the option given right, for the --sim-url that was missing.
+    journal, _, _ = journaled
+    args = ["resume", "demo1", "--journal", str(journal), "--broker", "sim-remote"]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert result.stderr.strip().startswith("error: config --sim-url: "), result.stderr
+
+
+@pytest.mark.parametrize(
+    ("broker", "flags", "option"),
+    [
+        ("sim-remote", ["--sim-url", "sim://127.0.0.1:9/x", "--confirm"], "--confirm"),
+        ("sim-remote", ["--sim-url", "sim://127.0.0.1:9/x", "--allow-closed"], "--allow-closed"),
+        ("sim-remote", ["--sim-url", "sim://127.0.0.1:9/x", "--feed", "sip"], "--feed"),
+        ("alpaca-paper", ["--sim-url", "sim://127.0.0.1:9/x"], "--sim-url"),
+    ],
+)
+def test_resume_refuses_an_option_its_broker_does_not_read(
+    tmp_path: Path, broker: str, flags: list[str], option: str
+) -> None:
+    # As `repeg run`: an option the broker does not read was silently ignored (--feed sip on sim-remote).
+    journal = tmp_path / "j.db"
+    _journal_started_with(journal, {}, run_id="rF", broker=broker)
+    result = CliRunner().invoke(build_app(), ["resume", "rF", "--journal", str(journal), *flags])
+    assert result.exit_code == ExitCode.BAD_INPUT, result.stderr
+    line = result.stderr.strip()
+    assert line.startswith(f"error: config {option}: "), line
+    assert broker in line
+
+
 def _resumed_config(monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[list[object], str]:
     """Resume 'rC' with `args`; the configuration the Alpaca session was given (none if refused), and stderr."""
     from repeg.cli import journal_run

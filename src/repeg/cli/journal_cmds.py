@@ -39,6 +39,7 @@ JournalOption = Annotated[
     typer.Option("--journal", help="Journal: a SQLite file or a postgresql:// DSN.", envvar="REPEG_JOURNAL"),
 ]
 SIM_REMOTE = "sim-remote"
+_RESUMABLE = f"{SIM_REMOTE} (with --sim-url), alpaca-paper, or alpaca-live (with --confirm)"
 
 
 def _fail(error: RepegError) -> typer.Exit:
@@ -229,27 +230,21 @@ def _journaled_start(events: list[RunEvent], config: Path | None) -> tuple[Plan,
 def _session(
     plan: Plan, execution: ExecutionConfig, run_id: str, store: Journal, target: _Target
 ) -> Coroutine[object, object, ExecutionResult]:
-    """The coroutine that resumes `run_id` on the broker the user named (one that outlives a process)."""
+    """The coroutine that resumes `run_id` on the broker `_target` chose (one that outlives a process)."""
     from repeg.cli.journal_run import alpaca_session, remote_session
 
     if target.broker == SIM_REMOTE and target.sim_url is not None:
         return remote_session(plan, execution, run_id, journal=store, sim_url=target.sim_url)
-    if target.broker.startswith("alpaca-"):
-        return alpaca_session(
-            plan,
-            execution,
-            run_id,
-            journal=store,
-            broker=target.broker,
-            confirm=target.confirm,
-            allow_closed=target.allow_closed,
-            feed=target.feed,
-        )
-    raise ConfigError(
-        "--broker",
-        target.broker,
-        f"resume needs a broker that outlives the process: {SIM_REMOTE} (with --sim-url), alpaca-paper, "
-        "or alpaca-live (with --confirm)",
+    # `_refuse_unresumable` let only Alpaca through otherwise (another name: `mode_for` refuses it, naming it)
+    return alpaca_session(
+        plan,
+        execution,
+        run_id,
+        journal=store,
+        broker=target.broker,
+        confirm=target.confirm,
+        allow_closed=target.allow_closed,
+        feed=target.feed,
     )
 
 
@@ -278,8 +273,39 @@ def _target(run_id: str, asked: _Asked, started_on: str, events: list[RunEvent])
 
     if asked.broker is None:
         refuse_a_dry_run("RUN_ID", run_id, started_on)
+    broker = asked.broker or started_on
+    _refuse_unresumable(run_id, broker, asked)
     feed = resume_feed(asked.feed, events)
-    return _Target(asked.broker or started_on, asked.sim_url, asked.confirm, asked.allow_closed, feed)
+    return _Target(broker, asked.sim_url, asked.confirm, asked.allow_closed, feed)
+
+
+def _refuse_unresumable(run_id: str, broker: str, asked: _Asked) -> None:
+    """Refuse, naming what the user gave, a resume on `broker` that cannot be: a broker whose orders died with
+    its process (named by `--broker`, or by RUN_ID when it is the run's own), `sim-remote` without `--sim-url`,
+    or an option `broker` does not read (as `repeg run` refuses it)."""
+    from repeg.cli.run import OPTION_BROKERS
+
+    if broker != SIM_REMOTE and not broker.startswith("alpaca-"):
+        if asked.broker is None:
+            raise ConfigError(
+                "RUN_ID",
+                run_id,
+                f"run {run_id} ran on the in-process {broker}, whose orders died with its process: it cannot be "
+                "resumed; run its plan again under a new --run-id",
+            )
+        raise ConfigError(
+            "--broker", broker, f"resume needs a broker that outlives the process: {_RESUMABLE}"
+        )
+    if broker == SIM_REMOTE and asked.sim_url is None:
+        raise ConfigError(
+            "--sim-url", None, f"resuming on {SIM_REMOTE} needs --sim-url sim://127.0.0.1:PORT/SESSION"
+        )
+    given = {"--sim-url": asked.sim_url is not None, "--confirm": asked.confirm}
+    given |= {"--allow-closed": asked.allow_closed, "--feed": asked.feed is not None}
+    for option, read in given.items():
+        if read and broker not in OPTION_BROKERS[option]:
+            brokers = " or ".join(OPTION_BROKERS[option])
+            raise ConfigError(option, None, f"applies to --broker {brokers} only, not {broker}")
 
 
 def resume(
