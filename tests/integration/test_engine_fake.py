@@ -1755,3 +1755,25 @@ def test_resuming_a_run_that_ended_failed_returns_its_journaled_status(tmp_path:
     assert shown.legs[0].status is LegStatus.FILLED
     assert shown.status is RunStatus.FAILED
     assert resumed.status is RunStatus.FAILED
+
+
+def test_a_run_whose_filled_sell_left_an_order_open_so_that_no_buy_started_is_partial() -> None:
+    """The sell fills in full (40 while its replace is pending, 60 on the uncapped replacement), but every cancel
+    of the replacement, still open for 40 more, is refused: the buys are never started. The run ended
+    `completed_with_skips` (exit 0) with an order that could over-sell still open; it is `partial` (exit 3)."""
+
+    def script(w: World) -> None:
+        buy_world(w)
+        w.feed.set("XYZ", "100.00", "100.08")
+        w.broker.auto_fill = False
+        w.clock.call_at(at(9), lambda: w.broker.fill_before_replace.update({"o1": Decimal(40)}))
+        w.broker.fill_open_at(at(12), "XYZ", Decimal(60))
+        w.clock.call_at(at(11.5), lambda: setattr(w.broker, "refuse_cancels", 10_000))
+
+    result, world = execute(SELL_THEN_BUY, script)
+    assert world.broker.orders["o2"].status.is_open
+    assert [leg.status for leg in result.legs] == [LegStatus.FILLED, LegStatus.SKIPPED, LegStatus.SKIPPED]
+    assert result.legs[0].error == "order o2 was left open at the broker (partially_filled)"
+    assert result.status is RunStatus.PARTIAL
+    (ended,) = world.sink.of(RunEnded)
+    assert ended.status == "partial"

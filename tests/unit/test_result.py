@@ -287,3 +287,22 @@ def test_a_filled_leg_whose_cancel_lost_the_race_to_its_fill_reports_no_error() 
         update={"error": refused}
     )
     assert leg_result(incomplete).error == refused
+
+
+def test_a_run_that_left_an_order_open_at_the_broker_is_not_completed() -> None:
+    # The sell filled in full, but its replacement (uncapped by the broker) stayed open for 40 more: every cancel
+    # was refused, so the buys were never started (skipped). The run read `completed_with_skips` (exit 0).
+    open_replacement = OrderRecord(
+        client_order_id="c1",
+        attempt=1,
+        order_id="o1",
+        order_type=OrderType.LIMIT,
+        status=OrderStatus.PARTIALLY_FILLED,
+        filled_qty=Decimal(60),
+        avg_price=Decimal("100.00"),
+    )
+    sell = leg(Side.SELL, (("40", "100.00"),))
+    sell = sell.model_copy(update={"orders": (*sell.orders, open_replacement)})
+    skipped_buy = leg(fills=(), status=LegStatus.SKIPPED, index=1)
+    assert run_status([sell, skipped_buy], 0) is RunStatus.PARTIAL
+    assert leg_result(sell).error == "order o1 was left open at the broker (partially_filled)"

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from repeg.domain.events import RunEvent
 from repeg.domain.leg import LegState
 from repeg.domain.lifecycle import LegStatus
-from repeg.domain.order_record import never_closed, unread_replacement
+from repeg.domain.order_record import OrderRecord, never_closed, unread_replacement
 from repeg.domain.orders import Side
 from repeg.domain.plan import SkippedTrade
 from repeg.domain.run import RunState, fold_run
@@ -110,7 +110,9 @@ def _leg_error(leg: LegState) -> str | None:
     if leg.status is LegStatus.FILLED:
         # What failed on its way was handled (e.g. the cancel of an order that had just filled, which the broker
         # refuses): the leg got its whole quantity, and its error is no outcome. The journal keeps every refusal.
-        return None
+        # An order it left open at the broker is one: it could over-fill the leg.
+        left = _left_open(leg)
+        return None if left is None else f"order {left.order_id} was left open at the broker ({left.status})"
     return leg.error
 
 
@@ -147,10 +149,20 @@ def leg_result(leg: LegState) -> LegResult:
     )
 
 
+def _left_open(leg: LegState) -> OrderRecord | None:
+    """The first order of the leg's chain the broker last reported open: it may still execute."""
+    for record in leg.orders:
+        if record.order_id is not None and record.status is not None and not record.is_terminal:
+            return record
+    return None
+
+
 def run_status(legs: Sequence[LegState], skipped_trades: int) -> RunStatus:
-    """completed / completed_with_skips when every leg that was not skipped filled; else partial or failed."""
+    """completed / completed_with_skips when every leg that was not skipped filled and no order of the run is left
+    open at the broker (it could still execute: e.g. a filled sell's replacement whose cancels were refused, for
+    which the buys were not started); else partial or failed."""
     needed = [leg for leg in legs if leg.status is not LegStatus.SKIPPED]
-    if all(leg.status is LegStatus.FILLED for leg in needed):
+    if all(leg.status is LegStatus.FILLED for leg in needed) and not any(_left_open(leg) for leg in legs):
         any_skips = skipped_trades > 0 or len(needed) < len(legs)
         return RunStatus.COMPLETED_WITH_SKIPS if any_skips else RunStatus.COMPLETED
     if any(leg.filled_qty > ZERO for leg in needed):
