@@ -297,6 +297,8 @@ def config_from_mapping(data: Mapping[str, object], *, journaled: bool = False) 
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(part) for part in first["loc"]) or "<config>"
+        if first["type"] == "extra_forbidden":
+            raise missing_or_refused(first, key) from exc
         # The value as written: a check across keys sees (and would report) the parsed one.
         if key in data:
             raise ConfigError(key, data[key], first["msg"]) from exc
@@ -336,9 +338,12 @@ def check_run_tables(raw: Mapping[str, object], tables: tuple[str, ...] = RUN_TA
 
 def missing_or_refused(error: ErrorDetails, key: str) -> ConfigError:
     """The `ConfigError` of one pydantic error at `key`. A required key that is missing has no value: pydantic's
-    input is then the enclosing table, which is not the key's value, so none is shown."""
+    input is then the enclosing table, which is not the key's value, so none is shown. Nor is an unknown key's:
+    its value is not what is wrong, and it may be anything, e.g. credentials pasted into the wrong file."""
     if error["type"] == "missing":
         return ConfigError(key, None, "missing (required)")
+    if error["type"] == "extra_forbidden":
+        return ConfigError(key, None, "unknown key (not permitted here)")
     return ConfigError(key, error.get("input"), error["msg"])
 
 

@@ -257,3 +257,22 @@ def test_a_top_level_simulator_key_is_refused_saying_where_keys_go() -> None:
         str(error)
         == "config cash: outside every table: put it under [execution] or [simulator], where it belongs"
     )
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"execution": {"secret_key": "S3CRET"}},
+        {"simulator": {"secret_key": "S3CRET"}},
+        {"simulator": {"market": {"secret_key": "S3CRET"}}},
+        {"simulator": {"latency": {"secret_key": "S3CRET"}}},
+    ],
+)
+def test_an_unknown_key_is_refused_without_printing_its_value(raw: dict[str, object]) -> None:
+    # Alpaca credentials pasted into a run configuration were printed back: "config secret_key='S3CRET': Extra
+    # inputs are not permitted" (docs/ALPACA.md: the secret is "never printed in an error"). An unknown key's
+    # value is not what is wrong with it: it is named, its value is not shown.
+    error = config_error(raw)
+    assert error.key.endswith("secret_key")
+    assert "S3CRET" not in str(error)
+    assert str(error).endswith("secret_key: unknown key (not permitted here)")

@@ -7,8 +7,8 @@ from decimal import Decimal, InvalidOperation
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from repeg.config import missing_or_refused
 from repeg.domain.plan import plan_symbol
-from repeg.errors import ConfigError
 
 #: Alpaca's share precision: the simulator refuses any order quantity finer than this.
 _QTY_STEP = Decimal("0.000000001")
@@ -87,4 +87,4 @@ class SimAccount(BaseModel):
         except ValidationError as exc:
             first = exc.errors()[0]
             key = ".".join(str(part) for part in first["loc"]) or "simulator"
-            raise ConfigError(key, first.get("input"), first["msg"]) from exc
+            raise missing_or_refused(first, key) from exc

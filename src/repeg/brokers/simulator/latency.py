@@ -13,7 +13,7 @@ from datetime import timedelta
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
-from repeg.config import MAX_SECONDS, MIN_POSITIVE_SECONDS
+from repeg.config import MAX_SECONDS, MIN_POSITIVE_SECONDS, missing_or_refused
 from repeg.errors import ConfigError
 
 _KEYS = ("submit_ack", "cancel", "replace")
@@ -56,6 +56,8 @@ class LatencyModel(BaseModel):
         except ValidationError as exc:
             first = exc.errors()[0]
             field = ".".join(str(part) for part in first["loc"])
+            if first["type"] == "extra_forbidden":  # named, its value not shown (it may be anything)
+                raise missing_or_refused(first, f"latency.{field}") from exc
             raise ConfigError(f"latency.{field}", data.get(field, first.get("input")), first["msg"]) from exc
 
 
