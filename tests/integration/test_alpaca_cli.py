@@ -19,7 +19,7 @@ from repeg.cli.journal_cmds import market_line
 from repeg.domain.events import AlpacaFeedSource, RunStarted
 from repeg.domain.orders import Side
 from repeg.domain.plan import Plan, PlanKind, TradeIntent
-from repeg.errors import ConfigError, LiveTradingNotConfirmedError, RepegError
+from repeg.errors import ConfigError, LiveTradingNotConfirmedError, NotTradableError, RepegError
 from repeg.journal.factory import open_journal
 from repeg.report.result import RunStatus
 
@@ -45,9 +45,10 @@ async def test_check_prints_account_clock_positions_and_plan_assets_and_sends_no
     plan = tmp_path / "plan.csv"
     plan.write_text("symbol,side,qty\nBRK.A,buy,1\nHALT,sell,2\n", encoding="utf-8")
     lines: list[str] = []
-    await check_alpaca(
-        "alpaca-live", plan, lines.append, urls=AlpacaUrls.loopback(fake_alpaca.base_url), settings=FAST
-    )
+    with pytest.raises(NotTradableError):  # HALT: printed, then refused as `repeg run` refuses it
+        await check_alpaca(
+            "alpaca-live", plan, lines.append, urls=AlpacaUrls.loopback(fake_alpaca.base_url), settings=FAST
+        )
     text = "\n".join(lines)
     assert "alpaca-live: cash 100000" in text
     assert "market: open" in text
@@ -55,6 +56,25 @@ async def test_check_prints_account_clock_positions_and_plan_assets_and_sends_no
     assert "asset BRK.A    tradable=yes fractionable=no" in text
     assert "asset HALT     tradable=NO" in text
     assert all(method == "GET" for method, _ in fake_alpaca.requests)
+
+
+async def test_check_of_a_plan_with_a_symbol_not_tradable_prints_every_asset_then_refuses_it(
+    fake_alpaca: FakeAlpacaServer, credentials_env: None, tmp_path: Path
+):
+    # `repeg check` printed "tradable=NO" and exited 0, while `repeg run` refuses that plan (exit 2) and `check`
+    # itself exits 2 for an unknown symbol: a script reading the exit code took the plan for runnable.
+    plan = tmp_path / "plan.csv"
+    plan.write_text("symbol,side,qty\nHALT,sell,2\nBRK.A,buy,1\n", encoding="utf-8")
+    lines: list[str] = []
+    with pytest.raises(NotTradableError) as caught:
+        await check_alpaca(
+            "alpaca-paper", plan, lines.append, urls=AlpacaUrls.loopback(fake_alpaca.base_url), settings=FAST
+        )
+    assert str(caught.value) == f"{plan}, row 2, field 'symbol' = 'HALT': not tradable at the broker"
+    assert [line for line in lines if line.startswith("asset")] == [
+        "asset HALT     tradable=NO fractionable=no",
+        "asset BRK.A    tradable=yes fractionable=no",
+    ]
 
 
 async def test_dry_run_prices_every_order_and_sends_none(
@@ -266,6 +286,35 @@ class _ClosableReader:
 
     async def aclose(self) -> None:
         self.closed = True
+
+
+@pytest.mark.parametrize(("tradable", "code"), [(True, 0), (False, 2)], ids=["tradable", "not-tradable"])
+def test_check_exits_2_when_a_plan_symbol_is_not_tradable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tradable: bool, code: int
+) -> None:
+    # It exited 0 after printing "tradable=NO": the plan `repeg run` refuses (exit 2) passed the check.
+    from repeg.brokers.alpaca import factory
+    from repeg.domain.account import Asset
+
+    reader = _ClosableReader()
+
+    async def get_asset(symbol: str) -> Asset:
+        return Asset(symbol=symbol, tradable=tradable or symbol != "HALT", fractionable=True)
+
+    monkeypatch.setattr(reader, "get_asset", get_asset)
+    monkeypatch.setattr(factory, "build_readonly_broker", lambda *_args, **_kwargs: reader)
+    plan = tmp_path / "plan.csv"
+    plan.write_text("symbol,side,qty\nMSFT,buy,1\nHALT,sell,2\n", encoding="utf-8")
+    app = typer.Typer()
+    register(app)
+    app.command("noop")(lambda: None)
+    outcome = CliRunner().invoke(app, ["check", str(plan)])
+    assert outcome.exit_code == code, outcome.output
+    assert "asset HALT" in outcome.stdout
+    expected = (
+        "" if tradable else f"error: {plan}, row 3, field 'symbol' = 'HALT': not tradable at the broker\n"
+    )
+    assert outcome.stderr == expected
 
 
 @pytest.mark.parametrize("fail", [False, True], ids=["read", "refused"])

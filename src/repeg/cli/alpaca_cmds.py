@@ -209,11 +209,14 @@ async def check_alpaca(
 
 
 async def _check_plan_assets(alpaca: AlpacaBroker, plan_path: Path, echo: Echo) -> None:
-    from repeg.errors import UnknownSymbolError
+    """Print each plan symbol's flags; then, as `repeg run` refuses the plan, refuse the first symbol not
+    tradable (`NotTradableError`, exit 2), naming the plan's file and row."""
+    from repeg.errors import NotTradableError, UnknownSymbolError
     from repeg.planning.derive import plan_symbols
     from repeg.planning.parse import load_plan
 
     plan = load_plan(plan_path)
+    refused: list[str] = []
     for symbol in plan_symbols(plan):
         try:
             asset = await alpaca.get_asset(symbol)
@@ -221,6 +224,10 @@ async def _check_plan_assets(alpaca: AlpacaBroker, plan_path: Path, echo: Echo) 
             raise UnknownSymbolError(symbol, plan.source, plan.row_of(symbol)) from exc
         flags = f"tradable={'yes' if asset.tradable else 'NO'} fractionable={'yes' if asset.fractionable else 'no'}"
         echo(f"asset {symbol:<8} {flags}")
+        if not asset.tradable:
+            refused.append(symbol)
+    if refused:
+        raise NotTradableError(refused[0], plan.source, plan.row_of(refused[0]))
 
 
 BrokerOpt = Annotated[str, typer.Option("--broker", help="alpaca-paper or alpaca-live.")]
