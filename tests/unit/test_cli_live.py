@@ -279,3 +279,12 @@ def test_quality_table_never_rounds_a_fill_rate_short_of_all_up_to_100_percent()
     Console(file=screen, width=120).print(quality_table(result))
     row = next(line for line in screen.getvalue().splitlines() if "fill rate before escalation" in line)
     assert "99.9%" in row
+
+
+def test_a_cost_that_rounds_to_zero_prints_without_a_minus_sign() -> None:
+    # A saving of 0.001 bp rounds to Decimal("-0.00"), which printed "-0.00 bps": a cost of nothing reads as a saving.
+    from repeg.report.text import signed_text
+
+    assert signed_text(Decimal("-0.00"), 2) == "+0.00"
+    assert signed_text(Decimal("-0.0004"), 3) == "+0.000"
+    assert signed_text(Decimal("-0.0006"), 3) == "-0.001"

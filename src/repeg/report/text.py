@@ -31,8 +31,11 @@ def money_text(amount: Decimal | None, missing: str = MISSING) -> str:
 
 
 def signed_text(value: Decimal | None, digits: int, missing: str = MISSING) -> str:
-    """A cost measure with its sign (+ costs, - saves)."""
-    return missing if value is None else f"{value:+.{digits}f}"
+    """A cost measure with its sign (+ costs, - saves); one that rounds to zero reads +0, never -0."""
+    if value is None:
+        return missing
+    shown = f"{value:+.{digits}f}"
+    return shown.replace("-", "+", 1) if Decimal(shown) == 0 else shown
 
 
 def share_text(value: Decimal | None, missing: str = MISSING) -> str:
