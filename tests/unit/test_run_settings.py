@@ -276,3 +276,13 @@ def test_an_unknown_key_is_refused_without_printing_its_value(raw: dict[str, obj
     assert error.key.endswith("secret_key")
     assert "S3CRET" not in str(error)
     assert str(error).endswith("secret_key: unknown key (not permitted here)")
+
+
+def test_an_alpaca_settings_table_holding_the_credentials_does_not_print_the_secret() -> None:
+    # The credentials file's table is also [alpaca]: handing it to AlpacaSettings.from_mapping printed
+    # "config alpaca.secret_key='S3CRET': Extra inputs are not permitted".
+    from repeg.brokers.alpaca.settings import AlpacaSettings
+
+    with pytest.raises(ConfigError) as caught:
+        AlpacaSettings.from_mapping({"secret_key": "S3CRET", "key_id": "PK123", "requests_per_minute": 150})
+    assert str(caught.value) == "config alpaca.secret_key: unknown key (not permitted here)"

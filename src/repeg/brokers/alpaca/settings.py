@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from repeg.brokers.alpaca.retry import BackoffPolicy
 from repeg.brokers.alpaca.stream import StreamSettings
-from repeg.errors import ConfigError
+from repeg.config import missing_or_refused
 
 
 class AlpacaMode(StrEnum):
@@ -57,7 +57,7 @@ class AlpacaSettings(BaseModel):
         except ValidationError as exc:
             first = exc.errors()[0]
             key = ".".join(["alpaca", *(str(part) for part in first["loc"])])
-            raise ConfigError(key, first.get("input"), first["msg"]) from exc
+            raise missing_or_refused(first, key) from exc  # an unknown key's value (a secret?) is not shown
 
 
 class AlpacaUrls(BaseModel):
