@@ -1777,3 +1777,27 @@ def test_a_run_whose_filled_sell_left_an_order_open_so_that_no_buy_started_is_pa
     assert result.status is RunStatus.PARTIAL
     (ended,) = world.sink.of(RunEnded)
     assert ended.status == "partial"
+
+
+def test_a_no_quote_market_leg_takes_no_later_escalation_quote_as_its_arrival() -> None:
+    """No valid quote at arrival: the sell goes to market (no quote recorded) and fills 30; once fresh quotes come
+    back it escalates, and the escalation order records the quote in force 40 s after arrival. That quote became
+    the leg's "arrival" mid (100.04): a cost of +4.00 bps against a benchmark taken after the fills it judged."""
+    config = classic_ladder(on_no_quote=OnNoQuote.MARKET)
+
+    def script(w: World) -> None:
+        w.feed._quotes["XYZ"] = quote("XYZ", "90.00", "90.08", T0 - timedelta(minutes=10))
+        w.broker.fill_open_at(at(31), "XYZ", Decimal(30), Decimal("100.00"))
+        for second in range(32, 200):
+            w.feed.at(at(second), "XYZ", "100.00", "100.08")
+
+    result, world = execute(SELL, script, config=config, fresh=False, auto_fill=False)
+    first, escalation = world.sink.intents(IntentAction.SUBMIT)
+    assert (first.reason, first.quote) == ("no_quote", None)
+    assert escalation.reason == "escalate"
+    assert escalation.quote is not None
+    (leg,) = result.legs
+    assert leg.filled_qty == Decimal(30)
+    assert leg.arrival_mid is None
+    assert leg.cost_bps is None
+    assert result.quality.cost_bps is None
