@@ -948,3 +948,51 @@ def test_a_refusal_to_a_closed_pipe_keeps_its_exit_code_and_its_line(workdir: Pa
     code, stderr = _to_a_closed_pipe(["compare", "--quotes", "missing.csv", "--policies", "market"], workdir)
     assert code == ExitCode.BAD_INPUT
     assert stderr.startswith("error: ")
+
+
+def _without(monkeypatch: pytest.MonkeyPatch, package: str) -> None:
+    """Make `package` unimportable (as without the lab extras), dropping repeg's modules that imported it."""
+    for name in [name for name in sys.modules if name == package or name.startswith(f"{package}.")]:
+        monkeypatch.delitem(sys.modules, name)
+    for name in [name for name in sys.modules if name.startswith("repeg.lab.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, package, None)
+
+
+def test_report_without_the_lab_extras_is_refused_naming_the_extra(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It ended in a ModuleNotFoundError traceback (exit 1, "internal error"): plotly comes with the lab extras.
+    result_file = _small_backtest_result(workdir)
+    _without(monkeypatch, "plotly")
+    result = CliRunner().invoke(build_app(), ["report", str(result_file), "--html", "r.html"])
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert result.stderr == (
+        "error: repeg report: needs the lab extras, and plotly is not installed: pip install -e '.[lab]'\n"
+    )
+    assert not (workdir / "r.html").exists()
+
+
+def test_sweep_on_ray_without_the_lab_extras_is_refused_naming_the_extra(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    quotes = _small_quotes(workdir)
+    grid = write(workdir, "grid.toml", '[basket]\ncount = 2\n[[policy]]\nname = "m"\nkind = "market"\n')
+    _without(monkeypatch, "ray")
+    args = ["sweep", "--quotes", str(quotes), "--grid", str(grid), "--out", "o.parquet", "--engine", "ray"]
+    result = CliRunner().invoke(build_app(), [*args, "--no-progress"])
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert result.stderr == (
+        "error: --engine: ray needs the lab extras, and ray is not installed: pip install -e '.[lab]'\n"
+    )
+
+
+def test_a_missing_module_that_is_no_lab_extra_is_still_an_internal_error(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only the lab extras' packages are refused as not installed: repeg's own module missing is a bug.
+    result_file = _small_backtest_result(workdir)
+    _without(monkeypatch, "repeg.lab.report_html")
+    result = CliRunner().invoke(build_app(), ["report", str(result_file), "--html", "r.html"])
+    assert result.exit_code == ExitCode.INTERNAL
+    assert isinstance(result.exception, ModuleNotFoundError)

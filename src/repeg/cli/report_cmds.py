@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from repeg.cli.exit_codes import ExitCode, exit_code_for_error
+from repeg.cli.extras import lab_extras_needed
 from repeg.cli.journal_cmds import JournalOption
 from repeg.errors import RepegError, ReportError, RunNotFoundError, SweepError
 from repeg.journal.factory import DEFAULT_JOURNAL
@@ -76,6 +77,8 @@ def report(
             written = _report_run(source, journal, html, png_dir, (quotes, max_quotes) if market else None)
     except RepegError as exc:
         raise _fail(exc) from exc
+    except ModuleNotFoundError as exc:  # plotly or kaleido: the lab extras (`repeg.cli.extras`)
+        raise _fail(ReportError("repeg report", lab_extras_needed(exc))) from exc
     except OSError as exc:  # e.g. --html or --png-dir in a directory that does not exist
         raise _fail(ReportError(str(exc.filename or html), f"cannot write: {exc.strerror or exc}")) from exc
     for written_path in written:
@@ -162,7 +165,10 @@ def sweep(
     try:
         days = pair_files(_files(quotes), None if trades is None else _files(trades))
         points = expand(load_grid(grid), days)
-        records = run_sweep(points, run_point, chosen, workers=workers, progress=progress)
+        try:
+            records = run_sweep(points, run_point, chosen, workers=workers, progress=progress)
+        except ModuleNotFoundError as exc:  # ray: the lab extras (`repeg.cli.extras`)
+            raise SweepError("--engine", f"{engine} {lab_extras_needed(exc)}") from exc
         try:
             write_parquet(records, out)
         except OSError as exc:  # e.g. --out in a directory that does not exist
