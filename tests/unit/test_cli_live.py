@@ -288,3 +288,16 @@ def test_a_cost_that_rounds_to_zero_prints_without_a_minus_sign() -> None:
     assert signed_text(Decimal("-0.00"), 2) == "+0.00"
     assert signed_text(Decimal("-0.0004"), 3) == "+0.000"
     assert signed_text(Decimal("-0.0006"), 3) == "-0.001"
+
+
+def test_quality_table_says_the_fill_rate_is_a_share_of_the_quantity() -> None:
+    # Not of the legs: one large escalated leg among many small passive ones reads as a low rate.
+    from repeg.cli.render import quality_table
+    from repeg.report.result import build_result
+
+    folder = RunFolder()
+    for event in run_events():
+        folder.apply(event)
+    screen = io.StringIO()
+    Console(file=screen, width=120).print(quality_table(build_result(folder.snapshot())))
+    assert "fill rate before escalation (share of quantity)" in screen.getvalue()

@@ -151,6 +151,8 @@ def quality_table(result: ExecutionResult) -> Table:
     table.add_row("cost vs arrival mid (notional-weighted)", f"{signed_text(quality.cost_bps, 2)} bps")
     table.add_row("cost in arrival half-spreads", signed_text(quality.cost_half_spreads, 3))
     table.add_row("half-spread saved vs crossing", share_text(quality.half_spread_saved))
-    table.add_row("fill rate before escalation", share_text(quality.fill_rate_before_escalation))
+    table.add_row(
+        "fill rate before escalation (share of quantity)", share_text(quality.fill_rate_before_escalation)
+    )
     table.add_row("mean time to fill", _with_unit(seconds_text(quality.mean_time_to_fill_s)))
     return table
