@@ -256,6 +256,18 @@ def test_resume_of_a_dry_run_says_it_was_a_dry_run(tmp_path: Path) -> None:
     assert "run rD was a dry run on alpaca-paper" in result.stderr
 
 
+def test_resume_of_a_dry_run_on_a_broker_named_says_it_was_a_dry_run_naming_the_run(tmp_path: Path) -> None:
+    # With --broker given it said "config --run-id='rD': run rD was a dry run ...": resume has no --run-id.
+    journal = tmp_path / "j.db"
+    _journal_started_with(journal, {}, run_id="rD", broker="alpaca-paper (dry run)")
+    args = ["resume", "rD", "--journal", str(journal), "--broker", "alpaca-paper"]
+    result = CliRunner().invoke(build_app(), args, env={"APCA_API_KEY_ID": "k", "APCA_API_SECRET_KEY": "s"})
+    assert result.exit_code == ExitCode.BAD_INPUT, result.stderr
+    assert result.stderr.startswith("error: config RUN_ID='rD': run rD was a dry run on alpaca-paper"), (
+        result.stderr
+    )
+
+
 def test_resume_of_a_simulator_run_names_the_run_not_a_broker_option_never_given(
     journaled: tuple[Path, str, str],
 ) -> None:

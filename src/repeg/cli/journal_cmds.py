@@ -271,8 +271,7 @@ def _target(run_id: str, asked: _Asked, started_on: str, events: list[RunEvent])
     `journal_run.resume_feed`). A dry run, which sent nothing, has nothing to resume: refused, saying so."""
     from repeg.cli.journal_run import refuse_a_dry_run, resume_feed
 
-    if asked.broker is None:
-        refuse_a_dry_run("RUN_ID", run_id, started_on)
+    refuse_a_dry_run("RUN_ID", run_id, started_on)  # whatever --broker says: no order of it exists anywhere
     broker = asked.broker or started_on
     _refuse_unresumable(run_id, broker, asked)
     feed = resume_feed(asked.feed, events)
