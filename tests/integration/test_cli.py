@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -950,49 +951,57 @@ def test_a_refusal_to_a_closed_pipe_keeps_its_exit_code_and_its_line(workdir: Pa
     assert stderr.startswith("error: ")
 
 
-def _without(monkeypatch: pytest.MonkeyPatch, package: str) -> None:
-    """Make `package` unimportable (as without the lab extras), dropping repeg's modules that imported it."""
-    for name in [name for name in sys.modules if name == package or name.startswith(f"{package}.")]:
-        monkeypatch.delitem(sys.modules, name)
-    for name in [name for name in sys.modules if name.startswith("repeg.lab.")]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, package, None)
+def _without(package: str, args: list[str], cwd: Path) -> tuple[int, str]:
+    """`repeg ARGS` in a process where `package` cannot be imported (as without the lab extras): exit code and
+    stderr (a process of its own: repeg's modules that imported it stay as they are in this one)."""
+    entry = f"import sys; sys.modules[{package!r}] = None; from repeg.cli.app import main; main()"
+    done = subprocess.run(
+        [sys.executable, "-c", entry, *args], capture_output=True, cwd=cwd, timeout=300, check=False
+    )
+    return done.returncode, done.stderr.decode()
 
 
-def test_report_without_the_lab_extras_is_refused_naming_the_extra(
-    workdir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_report_without_the_lab_extras_is_refused_naming_the_extra(workdir: Path) -> None:
     # It ended in a ModuleNotFoundError traceback (exit 1, "internal error"): plotly comes with the lab extras.
     result_file = _small_backtest_result(workdir)
-    _without(monkeypatch, "plotly")
-    result = CliRunner().invoke(build_app(), ["report", str(result_file), "--html", "r.html"])
-    assert result.exit_code == ExitCode.BAD_INPUT, result.output
-    assert result.stderr == (
-        "error: repeg report: needs the lab extras, and plotly is not installed: pip install -e '.[lab]'\n"
+    code, stderr = _without("plotly", ["report", str(result_file), "--html", "r.html"], workdir)
+    assert (code, stderr) == (
+        ExitCode.BAD_INPUT,
+        "error: repeg report: needs the lab extras, and plotly is not installed: pip install -e '.[lab]'\n",
     )
     assert not (workdir / "r.html").exists()
 
 
-def test_sweep_on_ray_without_the_lab_extras_is_refused_naming_the_extra(
-    workdir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_sweep_on_ray_without_the_lab_extras_is_refused_naming_the_extra(workdir: Path) -> None:
     quotes = _small_quotes(workdir)
     grid = write(workdir, "grid.toml", '[basket]\ncount = 2\n[[policy]]\nname = "m"\nkind = "market"\n')
-    _without(monkeypatch, "ray")
     args = ["sweep", "--quotes", str(quotes), "--grid", str(grid), "--out", "o.parquet", "--engine", "ray"]
-    result = CliRunner().invoke(build_app(), [*args, "--no-progress"])
-    assert result.exit_code == ExitCode.BAD_INPUT, result.output
-    assert result.stderr == (
-        "error: --engine: ray needs the lab extras, and ray is not installed: pip install -e '.[lab]'\n"
+    code, stderr = _without("ray", [*args, "--no-progress"], workdir)
+    assert (code, stderr) == (
+        ExitCode.BAD_INPUT,
+        "error: --engine: ray needs the lab extras, and ray is not installed: pip install -e '.[lab]'\n",
     )
 
 
-def test_a_missing_module_that_is_no_lab_extra_is_still_an_internal_error(
-    workdir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_missing_module_that_is_no_lab_extra_is_still_an_internal_error(workdir: Path) -> None:
     # Only the lab extras' packages are refused as not installed: repeg's own module missing is a bug.
     result_file = _small_backtest_result(workdir)
-    _without(monkeypatch, "repeg.lab.report_html")
-    result = CliRunner().invoke(build_app(), ["report", str(result_file), "--html", "r.html"])
-    assert result.exit_code == ExitCode.INTERNAL
-    assert isinstance(result.exception, ModuleNotFoundError)
+    code, stderr = _without(
+        "repeg.lab.report_html", ["report", str(result_file), "--html", "r.html"], workdir
+    )
+    assert code == ExitCode.INTERNAL
+    assert "ModuleNotFoundError" in stderr
+
+
+def test_ctrl_c_during_a_lab_command_says_interrupted_and_exits_130(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C during `repeg compare` (or backtest, fit, report, sweep, check) exited 130 with nothing on stderr,
+    # where the exit table has 130 say `interrupted`, as run and resume do.
+    def interrupted(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(importlib.import_module("repeg.lab.compare"), "compare", interrupted)
+    args = ["compare", "--quotes", str(_small_quotes(workdir)), "--basket", "2", "--policies", "market"]
+    result = CliRunner().invoke(build_app(), args)
+    assert (result.exit_code, result.stdout, result.stderr) == (ExitCode.INTERRUPTED, "", "interrupted\n")

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, NoReturn, Protocol, cast
 
 if TYPE_CHECKING:
     import typer
+    import typer.core
+    from typer._click import Context  # typer's own click, which its TyperGroup is built on
 
 #: Modules that contribute commands, in the order their commands appear in `--help`.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -42,6 +44,7 @@ def build_app(modules: Sequence[str] = COMMAND_MODULES) -> typer.Typer:
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
+        cls=_interrupt_saying_group(),
     )
 
     @app.callback()
@@ -58,6 +61,21 @@ def build_app(modules: Sequence[str] = COMMAND_MODULES) -> typer.Typer:
     for name in modules:
         cast(_CommandModule, importlib.import_module(name)).register(app)
     return app
+
+
+def _interrupt_saying_group() -> type[typer.core.TyperGroup]:
+    """The app's command group: a Ctrl-C a command leaves unhandled (the lab commands, report, sweep, check) ends
+    as `run`'s does, with the one line `interrupted` on stderr and exit 130; typer alone exits 130 silently."""
+    from typer.core import TyperGroup
+
+    class InterruptSayingGroup(TyperGroup):
+        def invoke(self, ctx: Context) -> object:
+            try:
+                return super().invoke(ctx)
+            except KeyboardInterrupt:
+                _exit_interrupted()
+
+    return InterruptSayingGroup
 
 
 def main() -> None:
