@@ -113,3 +113,30 @@ def test_a_scaled_short_cover_is_no_longer_marked_a_full_exit() -> None:
 def test_an_unscaled_short_cover_stays_a_full_exit() -> None:
     cover = LegSpec(index=0, symbol="AAA", side=Side.BUY, qty=Decimal(100), full_exit=True)
     assert size_buys([cover], ASKS, Decimal(5000), Decimal(0)).legs[0].full_exit
+
+
+def test_the_scale_is_rounded_down_so_the_scaled_cost_stays_within_the_buying_power() -> None:
+    # 2 / 3 = 0.6666666...: rounded to the nearest (0.666667) the 0.3 shares would cost 2.000001 > 2.
+    sizing = size_buys([qty_leg(0, "AAA", "0.3")], ASKS, Decimal(2), Decimal(0))
+    assert sizing.scale == Decimal("0.666666")
+    assert sizing.legs[0].qty * ASKS["AAA"] <= Decimal(2)
+
+
+def test_a_scaled_whole_share_buy_is_rounded_down_to_whole_shares_and_stays_whole_share() -> None:
+    sizing = size_buys([qty_leg(0, "AAA", "7", whole=True)], ASKS, Decimal(35), Decimal(0))
+    assert sizing.scale == Decimal("0.5")
+    (leg,) = sizing.legs
+    assert leg.qty == Decimal(3)
+    assert leg.whole_shares
+
+
+def test_a_buy_scaled_to_exactly_min_notional_is_kept() -> None:
+    specs = [qty_leg(0, "AAA", "100"), qty_leg(1, "BBB", "0.1")]  # 1002 against 501: scale 0.5, BBB $1.00
+    sizing = size_buys(specs, ASKS, Decimal(501), Decimal(0), min_notional=Decimal(1))
+    assert [(leg.index, leg.qty) for leg in sizing.legs] == [(0, Decimal(50)), (1, Decimal("0.05"))]
+    assert not sizing.dropped
+
+
+def test_no_buying_power_gives_a_scale_of_exactly_zero_in_the_drop_reason() -> None:
+    sizing = size_buys([qty_leg(0, "AAA", "10")], ASKS, Decimal(0), Decimal(0))
+    assert sizing.dropped[0][1] == "scaled to zero (scale 0)"
