@@ -67,6 +67,17 @@ def test_show_reproduces_the_results_table_exactly(journaled: tuple[Path, str, s
     assert shown == table
 
 
+def test_show_json_without_events_is_the_run_id_and_the_result_alone(
+    journaled: tuple[Path, str, str],
+) -> None:
+    # --no-events was silently ignored with --json: the document still listed every event.
+    journal, _, as_json = journaled
+    json_journal = str(journal.with_name("json.db"))
+    code, shown = _repeg("show", "demo1", "--journal", json_journal, "--json", "--no-events")
+    assert code == 0
+    assert json.loads(shown) == {"run_id": "demo1", "result": json.loads(as_json)}
+
+
 def test_show_json_result_equals_the_runs_json_result(journaled: tuple[Path, str, str]) -> None:
     journal, _, as_json = journaled
     code, shown = _repeg("show", "demo1", "--journal", str(journal.with_name("json.db")), "--json")

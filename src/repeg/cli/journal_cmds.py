@@ -143,7 +143,8 @@ def show(
     run_id: Annotated[str, typer.Argument(help="The run id (see `repeg runs`).")],
     journal: JournalOption = DEFAULT_JOURNAL,
     as_json: Annotated[
-        bool, typer.Option("--json", help="One JSON document: the events and the result.")
+        bool,
+        typer.Option("--json", help="One JSON document: the events (unless --no-events) and the result."),
     ] = False,
     events: Annotated[bool, typer.Option(help="List every event before the results.")] = True,
 ) -> None:
@@ -158,12 +159,9 @@ def show(
     from repeg.report.result import result_from_events
 
     result = result_from_events(recorded)
-    if as_json:
-        document = {
-            "run_id": run_id,
-            "events": [event_document(event) for event in recorded],
-            "result": result.model_dump(mode="json"),
-        }
+    if as_json:  # --no-events: the run id and the result alone, as for the tables
+        listed = {"events": [event_document(event) for event in recorded]} if events else {}
+        document = {"run_id": run_id, **listed, "result": result.model_dump(mode="json")}
         StdoutConsole().write_raw(json.dumps(document, indent=2) + "\n")
         return
     console = StdoutConsole(highlight=False, soft_wrap=False)
