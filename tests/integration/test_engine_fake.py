@@ -230,6 +230,22 @@ def test_stall_escalates_when_nothing_happens_while_orders_work() -> None:
     assert result.legs[0].status is LegStatus.FILLED
 
 
+def test_an_order_update_counts_as_activity_and_defers_the_stall() -> None:
+    # The quote is stale, but a partial fill at 15 s is activity: the stall comes 2 fill waits after it, not at 20 s.
+    _, world = execute(BUY, lambda w: w.broker.fill_open_at(at(15), "XYZ", Decimal(10)), fresh=False)
+    (escalated,) = world.sink.of(LegEscalated)
+    assert escalated.reason == "stall"
+    assert escalated.ts == at(35)
+
+
+def test_a_second_stall_does_not_cancel_the_escalation_order_already_working() -> None:
+    # Stale quote, nothing fills: the stall at 20 s escalates (one cancel of the passive order); the market order
+    # then works unanswered, and the next stall leaves it alone until the hard stop cancels it.
+    _, world = execute(BUY, fresh=False, auto_fill=False)
+    reasons = [i.reason for i in world.sink.intents(IntentAction.CANCEL)]
+    assert reasons == ["escalate", "phase_end"]
+
+
 def test_deadline_escalates_and_the_hard_stop_ends_unfilled_legs_incomplete() -> None:
     config = classic_ladder(
         repeg_steps=(Decimal("0.25"), Decimal("0.5"), Decimal("0.75"), Decimal("1.0")),
