@@ -238,6 +238,16 @@ def test_an_order_update_counts_as_activity_and_defers_the_stall() -> None:
     assert escalated.ts == at(35)
 
 
+def test_an_order_update_found_by_polling_counts_as_activity_and_defers_the_stall() -> None:
+    def script(w: World) -> None:
+        w.broker.fill_open_at(at(15), "XYZ", Decimal(10))
+
+    _, world = execute(BUY, script, fresh=False, pushes_updates=False)
+    (escalated,) = world.sink.of(LegEscalated)
+    assert escalated.reason == "stall"
+    assert escalated.ts == at(35)
+
+
 def test_a_second_stall_does_not_cancel_the_escalation_order_already_working() -> None:
     # Stale quote, nothing fills: the stall at 20 s escalates (one cancel of the passive order); the market order
     # then works unanswered, and the next stall leaves it alone until the hard stop cancels it.
