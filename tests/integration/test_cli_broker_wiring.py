@@ -306,3 +306,70 @@ def test_confirm_is_accepted_on_alpaca_paper(tmp_path: Path, monkeypatch) -> Non
         tmp_path, "--broker", "alpaca-paper", "--confirm", "--feed", "sip", "--allow-closed", env=env
     )
     assert "stopped by the test" in result.stderr
+
+
+def _end_the_journaled_run(tmp_path: Path, run_id: str, status: str = "completed") -> None:
+    from datetime import UTC, datetime
+
+    from repeg.domain.events import RunEnded
+    from repeg.journal.sqlite import SqliteJournal
+
+    journal = SqliteJournal(tmp_path / "j.db")
+    ended = RunEnded(
+        run_id=run_id, ts=datetime(2026, 3, 2, 16, tzinfo=UTC), correlation_id=run_id, status=status
+    )
+    try:
+        asyncio.run(journal.emit(ended))
+    finally:
+        journal.close()
+
+
+def test_run_id_of_an_ended_alpaca_run_prints_its_result_without_contacting_alpaca(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """README: an id already in the journal prints that run's journaled result if it finished. On Alpaca it
+    built the client and read the clock first, so that after hours (or without credentials, or in an outage)
+    the finished run was refused as 'market closed' (exit 2) instead of answered from the journal."""
+    from repeg.brokers.alpaca import factory
+    from repeg.errors import MarketClosedError
+
+    _journal_an_alpaca_run(tmp_path, "rDONE", ordered=True)
+    _end_the_journaled_run(tmp_path, "rDONE", "partial")
+    contacted: list[object] = []
+
+    async def build(*args: object, **_kwargs: object) -> None:
+        contacted.append(args)
+        raise MarketClosedError("market closed (the test)")
+
+    monkeypatch.setattr(factory, "build_alpaca", build)
+    result = _run(tmp_path, "--broker", "alpaca-paper", "--run-id", "rDONE", env={"COLUMNS": "200"})
+    assert (contacted, result.exit_code) == ([], 3), result.output
+    assert "run rDONE: partial" in result.stdout
+
+
+def test_run_id_of_an_ended_run_asked_on_another_broker_is_still_refused_naming_it(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from repeg.brokers.alpaca import factory
+    from repeg.errors import MarketClosedError
+
+    async def build(*_args: object, **_kwargs: object) -> None:
+        raise MarketClosedError("market closed (the test)")
+
+    monkeypatch.setattr(factory, "build_alpaca", build)
+    _journal_an_alpaca_run(tmp_path, "rDONE", ordered=True)
+    _end_the_journaled_run(tmp_path, "rDONE")
+    env = {"APCA_API_KEY_ID": "k", "APCA_API_SECRET_KEY": "s"}
+    result = _run(tmp_path, "--broker", "alpaca-live", "--confirm", "--run-id", "rDONE", env=env)
+    assert result.exit_code == 2, result.output
+    assert "run rDONE was started on alpaca-paper, not alpaca-live" in result.stderr
+
+
+def test_a_dry_run_under_the_id_of_an_ended_run_is_still_refused(tmp_path: Path) -> None:
+    """An ended run is answered from the journal, but never for a --dry-run: that id is refused, as before."""
+    _journal_an_alpaca_run(tmp_path, "rDONE", ordered=True)
+    _end_the_journaled_run(tmp_path, "rDONE")
+    env = {"APCA_API_KEY_ID": "k", "APCA_API_SECRET_KEY": "s"}
+    result = _run(tmp_path, "--broker", "alpaca-paper", "--dry-run", "--run-id", "rDONE", env=env)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: config --dry-run='rDONE': the journal knows this run id")

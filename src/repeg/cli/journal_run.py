@@ -76,6 +76,36 @@ def finished_result(journal: Journal, run_id: str | None) -> ExecutionResult | N
     return journaled_result(state)
 
 
+def answered_from_journal(
+    journal: Journal, run_id: str, broker: str, *, dry_run: bool = False
+) -> ExecutionResult | None:
+    """`repeg run --run-id ID` of a run that ended is answered from the journal: on the in-process simulator
+    `finished_result`, on a broker that outlives the process `ended_result`; None when `run` goes on (a new id,
+    an unfinished run to resume, or a dry run: refused when the journal knows the id, never answered for one)."""
+    if broker == "simulator":
+        return finished_result(journal, run_id)
+    return None if dry_run else ended_result(journal, run_id, broker)
+
+
+def ended_result(journal: Journal, run_id: str, broker: str) -> ExecutionResult | None:
+    """For a broker that outlives the process: the journaled result of `run_id` when it ended after announcing
+    orders, which is all a resume of it answers (`resume_run`), without contacting the broker first (its
+    credentials, clock, market hours); refused as that resume refuses it when it ran on another broker or was a
+    dry run. None for a new id, an unfinished run, or one that announced no order (started afresh)."""
+    from repeg.domain.run import fold_run
+    from repeg.journal.resume import has_orders
+    from repeg.report.result import journaled_result
+
+    if not journal.has_run(run_id):
+        return None
+    events = journal.events(run_id)
+    state = fold_run(events)
+    if state.status is None or not has_orders(events):
+        return None
+    _check_same_broker(run_id, events, broker)
+    return journaled_result(state)
+
+
 def start_in_effect(events: Sequence[RunEvent]) -> RunStarted | None:
     """The run's start in effect: the last `run_started` journaled. A run that announced no order may be started
     afresh under its id (another configuration, broker or feed, or for real after a dry run), and one that did is

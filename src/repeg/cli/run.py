@@ -250,7 +250,7 @@ def _execute(
     freeze_startup_heap()  # start-up is over: the collector need not rescan it during the run or at exit
     with ExitStack() as stack:
         from repeg.cli.journal_run import (
-            finished_result,
+            answered_from_journal,
             journal_sink,
             opened_journal,
             refuse_another_market,
@@ -268,6 +268,9 @@ def _execute(
         if live_console is not None:
             sinks.append(stack.enter_context(_live_view(live_console, store, run_id)))
         loaded()
+        done = answered_from_journal(store, run_id, broker, dry_run=alpaca is not None and alpaca.dry_run)
+        if done is not None:
+            return done
         if broker.startswith("alpaca-") and store.has_run(run_id):
             from repeg.cli.journal_run import resume_on_alpaca
 
@@ -301,9 +304,6 @@ def _execute(
         if broker == "sim-remote":
             execution = _resumed_execution(store, run_id, settings.execution, config)
             return run_remote(plan, execution, run_id=run_id, journal=store, sim_url=sim_url, sinks=sinks)
-        done = finished_result(store, run_id)
-        if done is not None:
-            return done
         sinks.insert(0, journal_sink(store))
         return simulate(
             plan,
