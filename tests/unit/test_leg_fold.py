@@ -850,3 +850,27 @@ def test_a_restarted_phase_records_the_step_the_leg_had_reached() -> None:
     leg = fold([*working(), replace(1, 0), accepted(new, IntentAction.REPLACE), resumed])
     assert leg.step_at_phase_start == 1
     assert leg.phase_started_at == T0 + timedelta(seconds=3600)
+
+
+def test_a_leg_ended_incomplete_has_a_finish_reason_but_no_error() -> None:
+    incomplete = LegFinished(**stamp(9), status="incomplete", reason="phase deadline reached")
+    leg = fold(
+        [*working(), cancel(0), updated(order(0, OrderStatus.CANCELED), OrderEvent.CANCELED), incomplete]
+    )
+    assert leg.status is LegStatus.INCOMPLETE
+    assert leg.finish_reason == "phase deadline reached"
+    assert leg.error is None
+
+
+def test_a_phase_restart_leaves_a_finished_leg_as_it_was() -> None:
+    filled = [*working(), updated(order(0, OrderStatus.FILLED, "100", "10.00"), OrderEvent.FILL)]
+    resumed = PhaseStarted(**stamp(3600, leg=None), side=Side.BUY)
+    assert fold([*filled, resumed]) == fold(filled)
+
+
+def test_an_accepted_replacement_puts_the_leg_at_the_step_it_was_sent_at() -> None:
+    # Steps whose price equalled the working limit were skipped: the replace jumps from step 0 to step 3.
+    new = order(1, OrderStatus.NEW).model_copy(update={"limit_price": Decimal("10.01")})
+    jump = replace(1, 0).model_copy(update={"step": 3})
+    leg = fold([*working(), jump, accepted(new, IntentAction.REPLACE)])
+    assert leg.step == 3
