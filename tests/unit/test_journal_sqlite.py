@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import sqlite3
 from decimal import Decimal
@@ -418,4 +419,31 @@ async def test_a_run_whose_start_time_cannot_be_read_fails_the_run_list_with_a_j
         JournalError, match=rf"journal {path}: run 'r2' has an unreadable start time 'yesterday'"
     ):
         journal.runs()
+    journal.close()
+
+
+async def test_a_plan_journaled_with_symbols_in_another_case_reads_back_as_written(tmp_path: Path) -> None:
+    # Before 1524407 a Plan built in Python kept its symbols as written: a weights plan naming "aapl" and "AAPL" ran
+    # and was journaled so. Read back through today's Plan (upper case, each symbol once) it failed validation, and
+    # the run list and `repeg show` of the whole journal ended in a JournalError. The journal reads what it recorded.
+    path = tmp_path / "j.db"
+    journal = SqliteJournal(path)
+    await _write(journal, [run_started(), run_ended()])
+    journal.close()
+    document = json.loads(run_started("old").model_dump_json())
+    weights = [{"symbol": "aapl", "weight": "0.3"}, {"symbol": "AAPL", "weight": "0.2"}]
+    document["plan"] = {"source": "<api>", "kind": "weights", "trades": [], "weights": weights}
+    raw = _raw(path)
+    raw.execute("INSERT INTO runs VALUES ('old', '2026-01-02T14:30:00+00:00')")
+    raw.execute(
+        "INSERT INTO events VALUES ('old', 1, NULL, '2026-01-02T14:30:00+00:00', 'old', 'run_started', ?)",
+        (json.dumps(document),),
+    )
+    raw.commit()
+    raw.close()
+    journal = SqliteJournal(path)
+    assert sorted(summary.run_id for summary in journal.runs()) == ["old", "r1"]
+    (started,) = journal.events("old")
+    assert isinstance(started, RunStarted)
+    assert [target.symbol for target in started.plan.weights] == ["aapl", "AAPL"]
     journal.close()

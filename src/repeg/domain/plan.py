@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import MAX_EMAX, MIN_EMIN, Decimal, Inexact, localcontext
 from enum import StrEnum
+from types import MappingProxyType
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from repeg.domain.orders import Side
 from repeg.domain.ticks import ZERO
@@ -39,6 +40,18 @@ def plan_symbol(value: str) -> str:
     return symbol
 
 
+#: The validation context a journal reads its events back under (`repeg.journal.store`).
+JOURNALED: Mapping[str, bool] = MappingProxyType({"journaled": True})
+
+
+def _as_planned(value: str, info: ValidationInfo) -> str:
+    """`plan_symbol`, except in a plan read back from a journal: that is the record of what ran, and a plan built in
+    Python before symbols were normalised kept them as written ("aapl" and "AAPL" two weights), so it reads as is."""
+    if isinstance(info.context, Mapping) and info.context.get("journaled") is True:
+        return value
+    return plan_symbol(value)
+
+
 class TradeIntent(BaseModel):
     """One row of a trade list: a quantity or a dollar notional, never both, each at most `MAX_AMOUNT`; its symbol
     taken as a plan file's is (`plan_symbol`)."""
@@ -50,7 +63,7 @@ class TradeIntent(BaseModel):
     qty: Decimal | None = Field(default=None, gt=ZERO, le=MAX_AMOUNT)
     notional: Decimal | None = Field(default=None, gt=ZERO, le=MAX_AMOUNT)
 
-    _symbol_as_planned = field_validator("symbol")(plan_symbol)
+    _symbol_as_planned = field_validator("symbol")(_as_planned)
 
     @model_validator(mode="after")
     def _exactly_one_amount(self) -> TradeIntent:
@@ -67,7 +80,7 @@ class TargetWeight(BaseModel):
     symbol: str = Field(min_length=1)
     weight: Decimal = Field(ge=ZERO, le=Decimal(1))
 
-    _symbol_as_planned = field_validator("symbol")(plan_symbol)
+    _symbol_as_planned = field_validator("symbol")(_as_planned)
 
 
 #: Digits an exact sum is computed with; a sum that needs more raises `decimal.Inexact` rather than rounding.

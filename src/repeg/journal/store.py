@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from repeg.domain.events import RUN_EVENT_ADAPTER, RunEvent
+from repeg.domain.plan import JOURNALED
 from repeg.engine.clock import VirtualTimeLoop
 from repeg.errors import JournalError, RunNotFoundError
 from repeg.journal.base import RunSummary, is_barrier, is_durable, redact, summarize
@@ -162,7 +163,7 @@ class SqlJournal(ABC):
         """One stored event; a payload this repeg cannot read (damaged, or written by another version) is a
         `JournalError` naming the journal and the event, not a validation traceback."""
         try:
-            return RUN_EVENT_ADAPTER.validate_json(payload)
+            return RUN_EVENT_ADAPTER.validate_json(payload, context=JOURNALED)
         except ValidationError as exc:
             reason = exc.errors()[0]["msg"]
             raise JournalError(f"journal {self._location}: {what} cannot be read ({reason})") from exc
