@@ -302,6 +302,23 @@ def test_load_market_draws_nothing_when_the_named_trade_file_is_missing(tmp_path
     assert load_market(data, tmp_path) is None
 
 
+def test_load_market_draws_the_recorded_quotes_beside_the_result_over_a_same_named_file_in_the_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The name as given was tried first and its digest checked alone: a different day's q.csv in the working
+    # directory made the report refuse (exit 2) although the very file the result was computed on sat beside it.
+    result_dir, cwd = tmp_path / "results", tmp_path / "cwd"
+    result_dir.mkdir()
+    cwd.mkdir()
+    (result_dir / "q.csv").write_text(_QUOTES)
+    (cwd / "q.csv").write_text(_QUOTES.replace("157.02,100,157.06", "150.02,100,150.06"))
+    monkeypatch.chdir(cwd)
+    data = _data_ref("q.csv", None).model_copy(update={"digest": file_digest([result_dir / "q.csv"])})
+    market = load_market(data, result_dir)
+    assert market is not None
+    assert market.bid_units.tolist() == [1_570_100, 1_570_200]
+
+
 def test_html_says_how_the_costs_are_averaged_over_orders(compare_input: ReportInput) -> None:
     # Costs were a plain mean over orders beside a fill rate that is a share of the quantity, and nothing said so.
     runs = tuple(

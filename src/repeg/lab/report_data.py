@@ -127,41 +127,47 @@ def market_from_tapes(quotes: QuoteTape, trades: TradeTape | None, symbol: str) 
     return MarketSeries(q.ts, q.bid, q.ask, t.ts, t.price)
 
 
-def _locate(name: str, result_dir: Path) -> Path | None:
-    """A data file named by a result: as given (absolute or from the working directory), else beside the result."""
+def _locate(name: str, result_dir: Path) -> list[Path]:
+    """Where a data file named by a result may be: as given (absolute or from the working directory), then beside
+    the result; each existing file once."""
+    found: list[Path] = []
     for candidate in (Path(name), result_dir / name):
-        if candidate.is_file():
-            return candidate
-    return None
+        if candidate.is_file() and not any(candidate.samefile(seen) for seen in found):
+            found.append(candidate)
+    return found
 
 
-def _check_digest(data: DataRef, files: list[Path]) -> None:
-    """Refuse data files whose bytes are not those the result was computed on (`DataRef.digest`)."""
+def _verified(data: DataRef, quotes: list[Path], trades: list[Path] | None) -> list[Path]:
+    """The first of the found files whose bytes are those the result was computed on (`DataRef.digest`), so a
+    same-named file elsewhere does not hide them; when none is, a ReportError naming the first."""
     from repeg.lab.backtest import file_digest
 
-    found = file_digest(files)
-    if found != data.digest:
-        raise ReportError(
-            str(files[0]),
-            f"not the data the result was computed on: SHA-256 {found} over {', '.join(map(str, files))}, the "
-            f"result records {data.digest}; use the files it was computed on, or --no-market for the orders only",
-        )
+    choices = [[q] for q in quotes] if trades is None else [[q, t] for q in quotes for t in trades]
+    found = [file_digest(files) for files in choices]
+    if data.digest in found:
+        return choices[found.index(data.digest)]
+    files = choices[0]
+    raise ReportError(
+        str(files[0]),
+        f"not the data the result was computed on: SHA-256 {found[0]} over {', '.join(map(str, files))}, the "
+        f"result records {data.digest}; use the files it was computed on, or --no-market for the orders only",
+    )
 
 
 def load_market(data: DataRef, result_dir: Path) -> MarketSeries | None:
     """The market behind a result, or None when its quote file (or the symbol in it) is not at hand.
 
-    The files found must be the ones the result was computed on: their digest is checked against the recorded
-    one, and other files are a `ReportError` (orders drawn over another day's quotes would be a wrong report). A
-    named trade file that is missing leaves the quotes unverifiable (the digest covers both): no market then.
+    The files drawn must be the ones the result was computed on: of those found under the recorded names (as
+    given, then beside the result) the ones whose digest is the recorded one are drawn, and when none is it is a
+    `ReportError` (orders drawn over another day's quotes would be a wrong report). A named trade file that is
+    missing leaves the quotes unverifiable (the digest covers both): no market then.
     """
-    quotes_path = _locate(data.quotes_file, result_dir)
-    if quotes_path is None:
+    quotes_found = _locate(data.quotes_file, result_dir)
+    trades_found = None if data.trades_file is None else _locate(data.trades_file, result_dir)
+    if not quotes_found or trades_found == []:
         return None
-    trades_path = None if data.trades_file is None else _locate(data.trades_file, result_dir)
-    if data.trades_file is not None and trades_path is None:
-        return None
-    _check_digest(data, [quotes_path] if trades_path is None else [quotes_path, trades_path])
+    files = _verified(data, quotes_found, trades_found)
+    quotes_path, trades_path = files[0], (files[1] if len(files) > 1 else None)
     quotes = load_quotes(quotes_path)
     if data.symbol not in quotes:
         return None
