@@ -318,3 +318,25 @@ async def test_a_silence_poll_reads_an_order_that_closed_on_its_own(alpaca: Pair
     await until(lambda: filled(updates, filling.order_id) == 3)
     assert updates[-1].event is OrderEvent.FILL
     assert fake_alpaca.count("GET", f"/v2/orders/{resting.order_id}") == 0
+
+
+async def test_a_graceful_stop_paces_a_request_past_its_window_rather_than_drop_it(fake_alpaca, monkeypatch):
+    """A stop bounds only the waits for a rate window's reset Alpaca announced (a 429): the client-side bucket's own
+    pacing is no refusal, and a request it paces past the stop's window is still sent. Taken for a hold, it failed
+    at once, not sent: a stop of many working orders (each read and cancelled, about 200 requests a minute) dropped
+    every cancel after the first minute, leaving those orders working at Alpaca though nothing refused them."""
+    from datetime import timedelta
+
+    from repeg.brokers.alpaca import adapter
+
+    monkeypatch.setattr(adapter, "_MAX_RATE_HOLD", timedelta(seconds=0.05))
+    paced = FAST.model_copy(update={"requests_per_minute": 600.0, "burst": 1})  # a token every ~0.1 s
+    broker, feed = await connect(fake_alpaca, settings=paced)
+    try:
+        order = await broker.submit_order(limit("r2-L0030-A00", Side.BUY, "1", "90.00"))
+        broker.stopping()
+        await broker.cancel_order(order.order_id)
+        assert fake_alpaca.book.orders[order.order_id].status == "canceled"
+    finally:
+        await feed.aclose()
+        await broker.aclose()

@@ -36,7 +36,8 @@ class TokenBucket:
         self._tokens = float(burst)
         self._updated: datetime | None = None
         self._hold_until: datetime | None = None
-        #: When set (a graceful stop): no acquisition waits past it; one that would raises `RateLimitedError`.
+        #: When set (a graceful stop): no acquisition waits for a rate hold (a 429's reset) past it; one that would
+        #: raises `RateLimitedError`. The bucket's own pacing is still waited out.
         self.deadline: datetime | None = None
         self._lock = asyncio.Lock()
         self.waited = 0
@@ -59,19 +60,23 @@ class TokenBucket:
     async def acquire(self) -> None:
         async with self._lock:
             if self._hold_until is not None and self._hold_until > self._clock.now():
+                self._refuse_past_deadline(self._hold_until)
                 await self._wait_until(self._hold_until)
             self._refill(self._clock.now())
             if self._tokens < 1.0:
+                # The bucket's own pacing (under a second a token) is no refusal: waited out even past a deadline.
                 wait = (1.0 - self._tokens) / self._per_second
                 await self._wait_until(self._clock.now() + timedelta(seconds=wait))
                 self._refill(self._clock.now())
             self._tokens -= 1.0
 
-    async def _wait_until(self, when: datetime) -> None:
-        if self.deadline is not None and when > self.deadline:
+    def _refuse_past_deadline(self, hold: datetime) -> None:
+        if self.deadline is not None and hold > self.deadline:
             raise RateLimitedError(
-                f"not sent: the rate limit holds requests until {when.isoformat(timespec='seconds')}, "
+                f"not sent: the rate limit holds requests until {hold.isoformat(timespec='seconds')}, "
                 f"past the stop's deadline {self.deadline.isoformat(timespec='seconds')}"
             )
+
+    async def _wait_until(self, when: datetime) -> None:
         self.waited += 1
         await self._clock.sleep_until(when)
