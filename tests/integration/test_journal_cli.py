@@ -279,6 +279,40 @@ def test_resume_of_a_dry_run_on_a_broker_named_says_it_was_a_dry_run_naming_the_
     )
 
 
+def test_resume_of_an_ended_alpaca_run_answers_from_the_journal_without_contacting_alpaca(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Resuming an ended run only rebuilds its result from the journal (`resume_run`), but resume first built the
+    # Alpaca client and read its clock: after hours it was refused "market closed" (exit 2), without keys too.
+    import asyncio
+
+    from repeg.cli import journal_run
+    from repeg.domain.events import IntentAction, OrderIntent, RunEnded
+    from repeg.errors import MarketClosedError
+
+    journal = tmp_path / "j.db"
+    _journal_started_with(journal, {}, run_id="rE")
+    store = SqliteJournal(journal)
+    ts = datetime(2026, 3, 2, 15, 1, tzinfo=UTC)
+    cid = "rE-L0000-A00"
+    intent = OrderIntent(
+        run_id="rE", ts=ts, correlation_id=cid, leg_index=0, action=IntentAction.SUBMIT, client_order_id=cid
+    )
+    asyncio.run(store.emit(intent))
+    asyncio.run(store.emit(RunEnded(run_id="rE", ts=ts, correlation_id="rE", status="partial")))
+    store.close()
+    reached: list[str] = []
+
+    async def alpaca_session(*_args: object, broker: str, **_kwargs: object) -> None:
+        reached.append(broker)
+        raise MarketClosedError("market closed (the test)")
+
+    monkeypatch.setattr(journal_run, "alpaca_session", alpaca_session)
+    result = CliRunner().invoke(build_app(), ["resume", "rE", "--journal", str(journal), "--json"])
+    assert (reached, result.exit_code) == ([], ExitCode.PARTIAL), result.stderr
+    assert json.loads(result.stdout)["status"] == "partial"
+
+
 def test_resume_of_a_simulator_run_names_the_run_not_a_broker_option_never_given(
     journaled: tuple[Path, str, str],
 ) -> None:

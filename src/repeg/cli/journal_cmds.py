@@ -376,6 +376,7 @@ def _resume(
     loaded: Callable[[], None],
 ) -> ExecutionResult:
     """Load the run from the journal, call `loaded`, then resume it where `asked` says (`_target`)."""
+    from repeg.cli.journal_run import ended_result
     from repeg.logging import configure_logging
 
     log_json, log_level = logs
@@ -390,7 +391,10 @@ def _resume(
         plan, execution, started_on = _journaled_start(events, config)
         chosen = _target(run_id, asked, started_on, events)
         loaded()
-        result = asyncio.run(_session(plan, execution, run_id, store, chosen))
+        # A run that ended: its journaled result, all resuming it answers, without contacting the broker (after
+        # hours, without keys, in an outage)
+        ended = ended_result(store, run_id, chosen.broker)
+        result = ended if ended is not None else asyncio.run(_session(plan, execution, run_id, store, chosen))
     except RepegError as exc:
         raise _fail(exc) from exc
     else:
