@@ -445,7 +445,7 @@ def test_lab_error_is_one_line_however_long() -> None:
     value = "x" * 120
     result = CliRunner().invoke(build_app(), ["backtest", "--quotes", "q.csv", "--fill-model", value])
     assert result.exit_code == ExitCode.BAD_INPUT
-    assert result.stderr.strip() == f"error: config fill-model='{value}': must be one of paper, queue"
+    assert result.stderr.strip() == f"error: config --fill-model='{value}': must be one of paper, queue"
 
 
 async def test_a_dry_run_that_priced_every_order_exits_0(
@@ -1005,3 +1005,18 @@ def test_ctrl_c_during_a_lab_command_says_interrupted_and_exits_130(
     args = ["compare", "--quotes", str(_small_quotes(workdir)), "--basket", "2", "--policies", "market"]
     result = CliRunner().invoke(build_app(), args)
     assert (result.exit_code, result.stdout, result.stderr) == (ExitCode.INTERRUPTED, "", "interrupted\n")
+
+
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [("backtest", "--fill-model"), ("compare", "--fill-models")],
+    ids=["backtest", "compare"],
+)
+def test_an_unknown_fill_model_is_refused_naming_the_option_given(
+    workdir: Path, command: str, option: str
+) -> None:
+    # It said "config fill-model='bogus'", an option neither command has (compare's is --fill-models).
+    args = [command, "--quotes", str(_small_quotes(workdir)), "--basket", "2", option, "bogus"]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert result.stderr == f"error: config {option}='bogus': must be one of paper, queue\n"

@@ -150,11 +150,11 @@ def _latency(seconds: float) -> LatencyModel:
         raise ConfigError("--latency", seconds, exc.reason) from exc
 
 
-def _fill_model(name: str) -> FillModelName:
+def _fill_model(name: str, option: str = "--fill-model") -> FillModelName:
     from repeg.lab.models import FillModelName
 
     if name not in _FILL_MODELS:
-        raise ConfigError("fill-model", name, f"must be one of {', '.join(_FILL_MODELS)}")
+        raise ConfigError(option, name, f"must be one of {', '.join(_FILL_MODELS)}")
     return FillModelName(name)
 
 
@@ -251,7 +251,9 @@ def compare(
 
     configure_logging(level="warning")
     try:
-        models = [_fill_model(name.strip()) for name in fill_models.split(",") if name.strip()]
+        models = [
+            _fill_model(name.strip(), "--fill-models") for name in fill_models.split(",") if name.strip()
+        ]
         specs = [policy_spec(name.strip()) for name in policies.split(",") if name.strip()]
         day = load_day(quotes, trades, symbol=symbol)
         fit_day = None if fit_quotes is None else load_day(fit_quotes, fit_trades, symbol=symbol)
