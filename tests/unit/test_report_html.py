@@ -330,6 +330,17 @@ def test_html_says_how_the_costs_are_averaged_over_orders(compare_input: ReportI
     assert "fill rate before escalation is a share of the quantity" in page
 
 
+def test_html_states_the_verdict_rule_with_the_weighting_the_saved_differences_have(
+    compare_input: ReportInput,
+) -> None:
+    # A comparison saved before costs were per share (cost_weighting "orders") was drawn with the note "paired
+    # differences are means per order" and, below it, a rule about "the mean difference per share".
+    by_order = render_html(_with_comparison_on(compare_input, 200, Verdict.BETTER), None)
+    assert "paired differences are means per order" in by_order
+    assert "interval of the mean difference per order excludes 0" in by_order
+    assert "per share" not in by_order
+
+
 def test_load_result_refuses_a_file_that_is_not_utf8_text(tmp_path: Path) -> None:
     # `repeg report q.csv.gz --html r.html` (a data file given as the result) ended in a UnicodeDecodeError
     # traceback, exit 1, instead of naming the file as unreadable (exit 2).

@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -154,7 +155,10 @@ def comparison_table(compare: CompareResult) -> str:
         "difference bps [95% CI]",
         "verdict",
     )
-    rule = f'<p class="note">Verdict: {html.escape(verdict_rule())}.</p>'
+    per: Literal["share", "order"] = (
+        "share" if all(r.summary.cost_weighting == "shares" for r in compare.runs) else "order"
+    )
+    rule = f'<p class="note">Verdict: {html.escape(verdict_rule(per=per))}.</p>'
     return rule + html_table(headers, rows, text_cols=3)
 
 

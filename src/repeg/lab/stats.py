@@ -19,6 +19,7 @@ with strongly skewed costs it still runs above it). The interval itself is repor
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -111,11 +112,12 @@ def paired_difference(
     return bootstrap_mean((a - b).tolist(), seed=seed, resamples=resamples, level=level, weights=weights)
 
 
-def verdict_rule(level: float = DEFAULT_LEVEL) -> str:
-    """The rule every verdict follows, in words, for a table title, the HTML report and the saved JSON."""
+def verdict_rule(level: float = DEFAULT_LEVEL, *, per: Literal["share", "order"] = "share") -> str:
+    """The rule every verdict follows, in words, for a table title, the HTML report and the saved JSON; `per`
+    says how the mean difference weighs the orders ("order" for results saved before they were share-weighted)."""
     return (
         f"better or worse than the baseline only when the paired {level:.0%} interval of the mean "
-        f"difference per share excludes 0, on at least {MIN_PAIRS_FOR_VERDICT} paired orders; on fewer the interval is "
+        f"difference per {per} excludes 0, on at least {MIN_PAIRS_FOR_VERDICT} paired orders; on fewer the interval is "
         "shown as computed but no verdict is drawn (the bootstrap interval of so few is too narrow)"
     )
 
