@@ -1020,3 +1020,26 @@ def test_an_unknown_fill_model_is_refused_naming_the_option_given(
     result = CliRunner().invoke(build_app(), args)
     assert result.exit_code == ExitCode.BAD_INPUT
     assert result.stderr == f"error: config {option}='bogus': must be one of paper, queue\n"
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--policies", "adaptive"], "config --policies='adaptive': no policy to compare"),
+        (["--policies", ","], "config --policies=',': no policy to compare"),
+        (
+            ["--policies", "market", "--fill-models", ""],
+            "config --fill-models='': no fill model to compare under",
+        ),
+    ],
+    ids=["only-adaptive-unfittable", "blank-policies", "blank-fill-models"],
+)
+def test_compare_with_nothing_to_compare_names_the_option_and_the_value_given(
+    workdir: Path, flags: list[str], expected: str
+) -> None:
+    # `--policies adaptive` (skipped: nothing to fit it on) was refused as "config policies=''": a value the user
+    # never gave, under a key that is no option.
+    args = ["compare", "--quotes", str(_small_quotes(workdir)), "--basket", "2", *flags]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert result.stderr.strip().splitlines()[-1] == f"error: {expected}"

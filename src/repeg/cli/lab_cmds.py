@@ -140,6 +140,17 @@ def _note_paper_rule_fit(
         )
 
 
+def _refuse_nothing_to_compare(
+    specs: list[PolicySpec], models: list[FillModelName], *, policies: str, fill_models: str
+) -> None:
+    """No policy left (none named, or only an adaptive one without fit data) or no fill model: refused naming the
+    option and the value given (`repeg.lab.compare` would name neither)."""
+    if not specs:
+        raise ConfigError("--policies", policies, "no policy to compare")
+    if not models:
+        raise ConfigError("--fill-models", fill_models, "no fill model to compare under")
+
+
 def _latency(seconds: float) -> LatencyModel:
     """The same delay for submit, cancel and replace, bounded as `[simulator.latency]` is (a bad one named)."""
     from repeg.brokers.simulator.latency import LatencyModel
@@ -258,6 +269,7 @@ def compare(
         day = load_day(quotes, trades, symbol=symbol)
         fit_day = None if fit_quotes is None else load_day(fit_quotes, fit_trades, symbol=symbol)
         specs = _without_unfittable(specs, has_fit_data=fit_day is not None)
+        _refuse_nothing_to_compare(specs, models, policies=policies, fill_models=fill_models)
         _note_paper_rule_fit(specs, models, fit_day)
         orders = _basket(day, count=basket, arrivals=arrivals, qty=qty, budget=budget, seed=seed)
         result = run_compare(
