@@ -27,12 +27,12 @@ SECONDS = 600
 BID, ASK = 1_000_000, 1_000_400
 
 
-def _day(with_prints: bool) -> DayData:
+def _day(with_prints: bool, symbol: str = "XXX") -> DayData:
     ts = to_ns(T0) + np.arange(SECONDS, dtype=np.int64) * S
     quotes = QuoteTape(
         [
             SymbolQuotes(
-                "XXX",
+                symbol,
                 ts=ts,
                 bid=np.full(SECONDS, BID, dtype=np.int64),
                 bid_size=np.full(SECONDS, 200, dtype=np.int64),
@@ -55,7 +55,7 @@ def _day(with_prints: bool) -> DayData:
             ]
         )
     ref = DataRef(
-        symbol="XXX", day=date(2018, 1, 3), quotes_file="scripted", trades_file=None, digest="scripted"
+        symbol=symbol, day=date(2018, 1, 3), quotes_file="scripted", trades_file=None, digest="scripted"
     )
     return DayData(quotes=quotes, trades=trades, ref=ref)
 
@@ -107,6 +107,18 @@ def test_oracle_on_a_still_book_is_the_far_touch() -> None:
     result = run_backtest(_day(False), BASKET, policy_spec("market"), fill_model=FillModelName.PAPER, seed=0)
     assert {o.oracle_cost_half_spreads for o in result.orders} == {1.0}
     assert {o.cost_vs_oracle_half_spreads for o in result.orders} == {0.0}
+
+
+@pytest.mark.parametrize("symbol", ["xxx", "brk b"])
+def test_a_day_whose_symbol_is_no_plan_symbol_backtests_as_its_quote_file_names_it(symbol: str) -> None:
+    # The lab trades the quote file's symbol as written (a basket is no plan). Since 69574a9 the lab's account
+    # refused a holding of "xxx" or "brk b" (not as a plan names it): repeg backtest ended in a pydantic traceback.
+    basket = tuple(order.model_copy(update={"symbol": symbol}) for order in BASKET)
+    result = run_backtest(
+        _day(False, symbol), basket, policy_spec("market"), fill_model=FillModelName.PAPER, seed=0
+    )
+    assert result.summary.completion_rate == 1.0
+    assert [o.cost_half_spreads for o in result.orders] == [1.0, 1.0, 1.0, 1.0]
 
 
 def test_budget_config_shortens_waits_longer_than_the_budget() -> None:

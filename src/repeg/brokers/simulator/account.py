@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from repeg.config import missing_or_refused
 from repeg.domain.plan import plan_symbol
 
 #: Alpaca's share precision: the simulator refuses any order quantity finer than this.
 _QTY_STEP = Decimal("0.000000001")
+
+#: The validation context of an account whose symbols are a quote file's as written, not a plan's: the lab's, whose
+#: basket trades the file's own symbol ("brk b" say) as written (`repeg.lab.backtest`, `runner.run_basket`).
+AS_WRITTEN: Mapping[str, bool] = MappingProxyType({"symbols_as_written": True})
 
 
 def _on_share_grid(qty: Decimal) -> bool:
@@ -62,11 +67,13 @@ class SimAccount(BaseModel):
     @field_validator("positions", "non_tradable", "non_fractionable")
     @classmethod
     def _symbols_as_plans_name_them(
-        cls, value: dict[str, Decimal] | tuple[str, ...]
+        cls, value: dict[str, Decimal] | tuple[str, ...], info: ValidationInfo
     ) -> dict[str, Decimal] | tuple[str, ...]:
         """A symbol written otherwise than a plan names it (`plan_symbol`: lower case, padded) would never meet
-        the plan's: a holding no plan can sell, a refusal that refuses nothing. Refused, naming it."""
-        _refuse_unnamed(value)
+        the plan's: a holding no plan can sell, a refusal that refuses nothing. Refused, naming it, except in an
+        account validated `AS_WRITTEN` (no plan trades it: a basket trades its quote file's symbols as written)."""
+        if not (isinstance(info.context, Mapping) and info.context.get("symbols_as_written") is True):
+            _refuse_unnamed(value)
         return value
 
     @field_validator("positions")
