@@ -307,3 +307,24 @@ def test_summary_of_equal_sizes_is_the_plain_mean_over_orders() -> None:
     orders = [_tca(1.0, 0.0), _tca(-1.0, 10.0), _tca(0.5, 20.0)]
     plain = summarize("p", FillModelName.PAPER, orders, seed=1)
     assert plain.cost_half_spreads.mean == pytest.approx(0.5 / 3)
+
+
+def test_an_order_that_filled_while_its_escalation_cancel_was_pending_did_not_escalate() -> None:
+    # Issue 2: if the order filled meanwhile, nothing is sent. The run's result (49164ff) calls such a leg not
+    # escalated, all of it filled before escalation; the lab read the same events as escalated, nothing passive.
+    tca = _one(
+        [
+            _intent(0, IntentAction.SUBMIT, OrderType.LIMIT, "100.00", "initial"),
+            LegEscalated(
+                run_id="r",
+                ts=T0 + timedelta(seconds=40),
+                correlation_id="c",
+                leg_index=0,
+                remaining_qty=Decimal(100),
+                reason="deadline",
+            ),
+            _intent(40, IntentAction.CANCEL, None, None, "escalate"),
+            _fill(40.5, 100, "100.00", OrderType.LIMIT),
+        ]
+    )
+    assert (tca.escalated, tca.filled_before_escalation) == (False, Decimal(100))

@@ -54,7 +54,12 @@ class _Trace:
     fills: list[tuple[Decimal, Decimal, bool]] = field(default_factory=list)  # qty, price, passive
     last_fill: PathEvent | None = None
     repegs: int = 0
+    #: An escalation order went out (as `repeg.report.result.went_to_escalation`): the first order sent after the
+    #: escalation was decided, or a market order sent to cross. A fill before it, even one that lands while the
+    #: escalation's cancel is pending (then nothing is sent), is of an order sent before escalation.
     escalated: bool = False
+    #: The escalation was decided (`LegEscalated`).
+    decided: bool = False
     order_types: dict[str, OrderType] = field(default_factory=dict)
 
 
@@ -63,7 +68,7 @@ def _on_intent(trace: _Trace, event: OrderIntent) -> None:
         trace.path.append(
             PathEvent(ts=event.ts, kind=PathEventKind.SUBMIT, price=event.limit_price, qty=event.qty)
         )
-        if event.order_type is OrderType.MARKET and event.reason not in _PLAIN_MARKET:
+        if trace.decided or (event.order_type is OrderType.MARKET and event.reason not in _PLAIN_MARKET):
             trace.escalated = True
     elif event.action is IntentAction.REPLACE:
         trace.path.append(
@@ -104,7 +109,7 @@ def trace_legs(events: Iterable[RunEvent]) -> dict[int, _Trace]:
         elif isinstance(event, OrderUpdated):
             _on_update(trace, event)
         elif isinstance(event, LegEscalated):
-            trace.escalated = True
+            trace.decided = True
             trace.path.append(PathEvent(ts=event.ts, kind=PathEventKind.ESCALATE, qty=event.remaining_qty))
         elif isinstance(event, LegFinished):
             trace.path.append(PathEvent(ts=event.ts, kind=PathEventKind.END))
