@@ -58,9 +58,12 @@ LATEST_START = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 def _not_a_boolean(value: object) -> object:
-    """Refuse a boolean where a number belongs: pydantic would read TOML `true` as 1.0."""
+    """Refuse a boolean where a number belongs (pydantic would read TOML `true` as 1.0), and NaN (TOML `nan`, which
+    the bounds would refuse with a reason that does not fit it: "should be greater than 0")."""
     if isinstance(value, bool):
         raise PydanticCustomError("float_type", "must be a number, not a boolean")
+    if isinstance(value, float) and math.isnan(value):
+        raise PydanticCustomError("finite_number", "must be a number, not NaN")
     return value
 
 

@@ -236,6 +236,17 @@ def test_a_boolean_invalid_rate_is_refused_not_read_as_a_number(value: bool) -> 
     assert (error.key, error.reason) == ("simulator.market.invalid_rate", "must be a number, not a boolean")
 
 
+@pytest.mark.parametrize("key", ["duration_seconds", "quote_interval_seconds", "invalid_rate", "daily_vol"])
+def test_nan_for_a_market_number_is_refused_as_not_a_number(key: str) -> None:
+    # TOML `nan` was refused with a bound it does not cross ("should be less than or equal to 31622400", "greater
+    # than 0"): df5c07d said "not NaN" for the [execution] times only, not for [simulator.market]'s numbers.
+    market: dict[str, object] = {key: float("nan")}
+    if key == "daily_vol":
+        market = {"symbols": {"AAA": {"price": 10, key: float("nan")}}}
+    error = config_error({"simulator": {"market": market}})
+    assert error.reason == "must be a number, not NaN"
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [("positions", {"intc": Decimal(100)}), ("non_tradable", ("aapl",)), ("non_fractionable", (" KO",))],
