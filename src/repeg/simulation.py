@@ -35,7 +35,7 @@ from repeg.brokers.simulator.factory import SimAccount, build_simulation
 from repeg.brokers.simulator.latency import LatencyModel
 from repeg.config import MAX_SECONDS, ExecutionConfig, missing_or_refused
 from repeg.domain.events import EventSink, MarketSource, SyntheticSource
-from repeg.domain.plan import Plan, plan_symbol
+from repeg.domain.plan import Plan, refuse_unplanned
 from repeg.domain.ticks import to_units
 from repeg.engine.clock import VirtualClock, run_virtual
 from repeg.errors import ConfigError, MarketDataError
@@ -121,10 +121,7 @@ class MarketSettings(BaseModel):
     def _symbols_as_plans_name_them(cls, value: dict[str, SymbolSettings]) -> dict[str, SymbolSettings]:
         """A symbol written otherwise than a plan names it (`plan_symbol`: lower case, padded) would never meet
         the plan's: its settings ignored, and the tape given a symbol no plan can trade. Refused, naming it."""
-        for symbol in value:
-            named = plan_symbol(symbol)
-            if named != symbol:
-                raise ValueError(f"symbol {symbol!r} must be written as a plan names it: {named}")
+        refuse_unplanned(value)
         return value
 
     @field_validator("start")

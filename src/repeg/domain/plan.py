@@ -40,6 +40,15 @@ def plan_symbol(value: str) -> str:
     return symbol
 
 
+def refuse_unplanned(symbols: Iterable[str]) -> None:
+    """A `ValueError` naming the first of `symbols` written otherwise than a plan names it (`plan_symbol`: lower
+    case, padded): a setting or holding under that name would never meet the plan's symbol."""
+    for symbol in symbols:
+        named = plan_symbol(symbol)
+        if named != symbol:
+            raise ValueError(f"symbol {symbol!r} must be written as a plan names it: {named}")
+
+
 #: The validation context a journal reads its events back under (`repeg.journal.store`).
 JOURNALED: Mapping[str, bool] = MappingProxyType({"journaled": True})
 

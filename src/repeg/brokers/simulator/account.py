@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from repeg.config import missing_or_refused
-from repeg.domain.plan import plan_symbol
+from repeg.domain.plan import refuse_unplanned
 
 #: Alpaca's share precision: the simulator refuses any order quantity finer than this.
 _QTY_STEP = Decimal("0.000000001")
@@ -32,13 +32,6 @@ def _decimal_from_number(value: object) -> object:
     if isinstance(value, float):
         return Decimal(repr(value))
     return value
-
-
-def _refuse_unnamed(symbols: Iterable[str]) -> None:
-    for symbol in symbols:
-        named = plan_symbol(symbol)
-        if named != symbol:
-            raise ValueError(f"symbol {symbol!r} must be written as a plan names it: {named}")
 
 
 class SimAccount(BaseModel):
@@ -73,7 +66,7 @@ class SimAccount(BaseModel):
         the plan's: a holding no plan can sell, a refusal that refuses nothing. Refused, naming it, except in an
         account validated `AS_WRITTEN` (no plan trades it: a basket trades its quote file's symbols as written)."""
         if not (isinstance(info.context, Mapping) and info.context.get("symbols_as_written") is True):
-            _refuse_unnamed(value)
+            refuse_unplanned(value)
         return value
 
     @field_validator("positions")
