@@ -263,3 +263,41 @@ def test_an_adaptive_fit_without_fit_trades_under_the_queue_model_says_it_used_t
     assert BacktestResult.model_validate_json(out.read_text()).policy_params["fit_rule"] == "paper"
     assert "fitted with the paper rule" in result.stderr
     assert "--fit-trades" in result.stderr
+
+
+def test_an_adaptive_fit_on_a_trade_file_without_the_symbol_is_refused_naming_it(tmp_path: Path) -> None:
+    # --fit-trades holding another symbol's prints only: the queue-rule fit read its columns of the symbol and
+    # ended in a KeyError traceback (exit 1), nothing naming the file.
+    other = tmp_path / "yyy_trades.csv"
+    other.write_text(
+        "ts,symbol,price,size,exchange,conditions\n2018-01-02T14:30:00.500000Z,YYY,157.03,300,N,@\n"
+    )
+    args = [
+        "backtest",
+        "--quotes",
+        str(EVAL_Q),
+        "--trades",
+        str(EVAL_T),
+        "--basket",
+        "2",
+        "--policy",
+        "adaptive",
+    ]
+    fit = ["--fill-model", "queue", "--fit-quotes", str(FIT_Q), "--fit-trades", str(other)]
+    result = CliRunner().invoke(build_app(("repeg.cli.lab_cmds",)), [*args, *fit])
+    assert result.exit_code == 2, result.output
+    assert str(other) in result.output
+    assert "no prints of XXX" in result.output
+
+
+def test_fit_on_a_trade_file_without_the_symbol_is_refused_naming_it(tmp_path: Path) -> None:
+    # 'repeg fit --trades' holding another symbol's prints only: a KeyError traceback (exit 1).
+    other = tmp_path / "yyy_trades.csv"
+    other.write_text(
+        "ts,symbol,price,size,exchange,conditions\n2018-01-02T14:30:00.500000Z,YYY,157.03,300,N,@\n"
+    )
+    args = ["fit", "--quotes", str(FIT_Q), "--trades", str(other), "--out", str(tmp_path / "p.json")]
+    result = CliRunner().invoke(build_app(("repeg.cli.lab_cmds",)), args)
+    assert result.exit_code == 2, result.output
+    assert "--trades" in result.output
+    assert "no prints of XXX" in result.output

@@ -303,11 +303,12 @@ def fit(
 ) -> None:
     """Fit the adaptive policy's parameters on one (FIT) symbol-day and save them with the data's digest."""
     from repeg.lab.backtest import load_day
+    from repeg.lab.compare import fit_trades_of
     from repeg.lab.fit import fit_adaptive, save_params
 
     try:
         day = load_day(quotes, trades, symbol=symbol)
-        symbol_trades = None if day.trades is None else day.trades.columns(day.symbol)
+        symbol_trades = fit_trades_of(day, option="--trades")
         params = fit_adaptive(day.quotes.columns(day.symbol), day.ref, trades=symbol_trades)
         save_params(params, out)
     except (RepegError, ValueError, OSError) as exc:

@@ -31,6 +31,21 @@ from repeg.lab.models import (
 from repeg.lab.policies import AdaptiveSpec, PolicySpec
 from repeg.lab.stats import paired_difference, verdict_of, verdict_rule, verdict_withheld
 from repeg.lab.tca import frontier
+from repeg.market.tape import SymbolTrades
+
+
+def fit_trades_of(fit_day: DayData, *, option: str = "--fit-trades") -> SymbolTrades | None:
+    """The fit day's prints of its symbol, for the queue rule; None (the paper rule) when it has no trade file.
+    A trade file without the symbol's prints is refused naming it (by `option`), as a quote file without it is."""
+    if fit_day.trades is None:
+        return None
+    if fit_day.symbol not in fit_day.trades:
+        raise ConfigError(
+            option,
+            fit_day.ref.trades_file,
+            f"holds no prints of {fit_day.symbol} (it holds {list(fit_day.trades.symbols)})",
+        )
+    return fit_day.trades.columns(fit_day.symbol)
 
 
 def adaptive_params_for(
@@ -51,11 +66,7 @@ def adaptive_params_for(
             "fit", None, "the adaptive policy needs fit data (--fit-quotes/--fit-trades) or a params_file"
         )
     else:
-        trades = (
-            fit_day.trades.columns(fit_day.symbol)
-            if fill_model is FillModelName.QUEUE and fit_day.trades
-            else None
-        )
+        trades = fit_trades_of(fit_day) if fill_model is FillModelName.QUEUE else None
         config = FitConfig(print_share_pct=print_share_pct)
         params = fit_adaptive(
             fit_day.quotes.columns(fit_day.symbol), fit_day.ref, trades=trades, config=config
