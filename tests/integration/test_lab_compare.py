@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from repeg.cli.app import build_app
 from repeg.domain.orders import Side
@@ -188,6 +188,13 @@ def _patched_to_overflow(monkeypatch: pytest.MonkeyPatch, module: str, name: str
     monkeypatch.setattr(f"{module}.{name}", overflow)
 
 
+def _assert_the_bug_is_not_blamed_on_input(result: Result) -> None:
+    """An unexpected RecursionError surfaces as the bug it is (exit 1), not as 'nested too deeply' (exit 2)."""
+    assert "nested too deeply" not in result.output
+    assert result.exit_code != 2
+    assert isinstance(result.exception, RecursionError)
+
+
 def test_a_recursion_error_inside_a_backtest_is_not_blamed_on_the_policy_option(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -196,9 +203,7 @@ def test_a_recursion_error_inside_a_backtest_is_not_blamed_on_the_policy_option(
     _patched_to_overflow(monkeypatch, "repeg.lab.backtest", "run_backtest")
     args = ["backtest", "--quotes", str(EVAL_Q), "--basket", "2", "--policy", "market"]
     result = CliRunner().invoke(build_app(("repeg.cli.lab_cmds",)), args)
-    assert "nested too deeply" not in result.output
-    assert result.exit_code != 2
-    assert isinstance(result.exception, RecursionError)
+    _assert_the_bug_is_not_blamed_on_input(result)
 
 
 def test_a_recursion_error_inside_a_comparison_is_not_blamed_on_the_policies_option(
@@ -207,9 +212,7 @@ def test_a_recursion_error_inside_a_comparison_is_not_blamed_on_the_policies_opt
     _patched_to_overflow(monkeypatch, "repeg.lab.compare", "compare")
     args = ["compare", "--quotes", str(EVAL_Q), "--basket", "2", "--policies", "market,default"]
     result = CliRunner().invoke(build_app(("repeg.cli.lab_cmds",)), args)
-    assert "nested too deeply" not in result.output
-    assert result.exit_code != 2
-    assert isinstance(result.exception, RecursionError)
+    _assert_the_bug_is_not_blamed_on_input(result)
 
 
 def test_a_recursion_error_while_drawing_a_report_is_not_blamed_on_the_result_file(
@@ -222,9 +225,7 @@ def test_a_recursion_error_while_drawing_a_report_is_not_blamed_on_the_result_fi
     _patched_to_overflow(monkeypatch, "repeg.lab.report_html", "write_report")
     report = ["report", str(out), "--html", str(tmp_path / "r.html"), "--no-market"]
     result = CliRunner().invoke(build_app(("repeg.cli.report_cmds",)), report)
-    assert "nested too deeply" not in result.output
-    assert result.exit_code != 2
-    assert isinstance(result.exception, RecursionError)
+    _assert_the_bug_is_not_blamed_on_input(result)
 
 
 def test_a_recursion_error_inside_a_sweep_is_not_blamed_on_the_grid_file(
@@ -235,9 +236,7 @@ def test_a_recursion_error_inside_a_sweep_is_not_blamed_on_the_grid_file(
     _patched_to_overflow(monkeypatch, "repeg.lab.sweep", "run_sweep")
     args = ["sweep", "--quotes", str(EVAL_Q), "--grid", str(grid), "--out", str(tmp_path / "o.parquet")]
     result = CliRunner().invoke(build_app(("repeg.cli.report_cmds",)), [*args, "--no-progress"])
-    assert "nested too deeply" not in result.output
-    assert result.exit_code != 2
-    assert isinstance(result.exception, RecursionError)
+    _assert_the_bug_is_not_blamed_on_input(result)
 
 
 def test_an_adaptive_fit_without_fit_trades_under_the_queue_model_says_it_used_the_paper_rule(
@@ -265,13 +264,18 @@ def test_an_adaptive_fit_without_fit_trades_under_the_queue_model_says_it_used_t
     assert "--fit-trades" in result.stderr
 
 
-def test_an_adaptive_fit_on_a_trade_file_without_the_symbol_is_refused_naming_it(tmp_path: Path) -> None:
-    # --fit-trades holding another symbol's prints only: the queue-rule fit read its columns of the symbol and
-    # ended in a KeyError traceback (exit 1), nothing naming the file.
+def _trades_of_another_symbol(tmp_path: Path) -> Path:
     other = tmp_path / "yyy_trades.csv"
     other.write_text(
         "ts,symbol,price,size,exchange,conditions\n2018-01-02T14:30:00.500000Z,YYY,157.03,300,N,@\n"
     )
+    return other
+
+
+def test_an_adaptive_fit_on_a_trade_file_without_the_symbol_is_refused_naming_it(tmp_path: Path) -> None:
+    # --fit-trades holding another symbol's prints only: the queue-rule fit read its columns of the symbol and
+    # ended in a KeyError traceback (exit 1), nothing naming the file.
+    other = _trades_of_another_symbol(tmp_path)
     args = [
         "backtest",
         "--quotes",
@@ -292,10 +296,7 @@ def test_an_adaptive_fit_on_a_trade_file_without_the_symbol_is_refused_naming_it
 
 def test_fit_on_a_trade_file_without_the_symbol_is_refused_naming_it(tmp_path: Path) -> None:
     # 'repeg fit --trades' holding another symbol's prints only: a KeyError traceback (exit 1).
-    other = tmp_path / "yyy_trades.csv"
-    other.write_text(
-        "ts,symbol,price,size,exchange,conditions\n2018-01-02T14:30:00.500000Z,YYY,157.03,300,N,@\n"
-    )
+    other = _trades_of_another_symbol(tmp_path)
     args = ["fit", "--quotes", str(FIT_Q), "--trades", str(other), "--out", str(tmp_path / "p.json")]
     result = CliRunner().invoke(build_app(("repeg.cli.lab_cmds",)), args)
     assert result.exit_code == 2, result.output
