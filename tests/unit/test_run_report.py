@@ -606,3 +606,16 @@ def test_the_html_quality_table_never_rounds_a_fill_rate_short_of_all_up_to_100_
     text = quality_table(result.model_copy(update={"quality": quality}))
     assert "99.9%" in text
     assert "100.0%" not in text
+
+
+def test_the_html_quality_table_rounds_half_spread_saved_to_nearest_not_toward_zero() -> None:
+    # 522e6a3 made every percentage round toward zero, which suits a share short of a whole but not a signed cost
+    # measure: -0.0649 (paid 6.49% of a half-spread more than crossing) read "-6.4%", better than it was.
+    from repeg.lab.run_report_html import quality_table
+    from repeg.report.quality import QualitySummary
+
+    result = run_report(RUN, _escalated_chain(), "j.db").result
+    quality = QualitySummary(half_spread_saved=Decimal("-0.0649"))
+    text = quality_table(result.model_copy(update={"quality": quality}))
+    assert "-6.5%" in text
+    assert "-6.4%" not in text

@@ -13,6 +13,7 @@ from repeg.domain.run import RunState
 from repeg.report.result import ExecutionResult, LegResult, went_to_escalation
 from repeg.report.text import (
     money_text,
+    percent_text,
     price_text,
     qty_text,
     requested_text,
@@ -150,7 +151,7 @@ def quality_table(result: ExecutionResult) -> Table:
     table.add_row("notional traded", f"${money_text(result.notional_traded)}")
     table.add_row("cost vs arrival mid (notional-weighted)", f"{signed_text(quality.cost_bps, 2)} bps")
     table.add_row("cost in arrival half-spreads", signed_text(quality.cost_half_spreads, 3))
-    table.add_row("half-spread saved vs crossing", share_text(quality.half_spread_saved))
+    table.add_row("half-spread saved vs crossing", percent_text(quality.half_spread_saved))
     table.add_row(
         "fill rate before escalation (share of quantity)", share_text(quality.fill_rate_before_escalation)
     )

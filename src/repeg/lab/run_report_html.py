@@ -32,6 +32,7 @@ from repeg.lab.report_html import export_pngs, figure_html, html_document, html_
 from repeg.lab.run_report import MarketView, RunReport
 from repeg.report.result import ExecutionResult, LegResult
 from repeg.report.text import (
+    percent_text,
     price_text,
     qty_text,
     requested_text,
@@ -120,7 +121,7 @@ def quality_table(result: ExecutionResult) -> str:
         ["notional traded", f"${result.notional_traded:,.2f}"],
         ["cost vs arrival mid (notional-weighted), bps", signed_text(quality.cost_bps, 2, _NONE)],
         ["cost in arrival half-spreads", signed_text(quality.cost_half_spreads, 3, _NONE)],
-        ["half-spread saved vs crossing", share_text(quality.half_spread_saved, _NONE)],
+        ["half-spread saved vs crossing", percent_text(quality.half_spread_saved, _NONE)],
         ["fill rate before escalation", share_text(quality.fill_rate_before_escalation, _NONE)],
         ["mean time to fill s", seconds_text(quality.mean_time_to_fill_s, _NONE)],
     ]

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 
 from repeg.domain.plan import SkippedTrade
 from repeg.report.result import LegResult
@@ -42,6 +42,12 @@ def share_text(value: Decimal | None, missing: str = MISSING) -> str:
     """A ratio as a percentage to one place, rounded toward zero (0.646 -> 64.6%): a share short of a whole (a fill
     rate with some quantity left to escalation) never reads as 100.0%."""
     return missing if value is None else f"{(value * 100).quantize(_TENTH, rounding=ROUND_DOWN)}%"
+
+
+def percent_text(value: Decimal | None, missing: str = MISSING) -> str:
+    """A signed ratio that is no share of a whole (half-spread saved, which is negative when the run paid more than
+    crossing) as a percentage to one place, rounded half-even: toward zero would flatter a negative figure."""
+    return missing if value is None else f"{(value * 100).quantize(_TENTH, rounding=ROUND_HALF_EVEN)}%"
 
 
 def scale_text(scale: Decimal) -> str:
