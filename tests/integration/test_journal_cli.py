@@ -7,15 +7,13 @@ Runs use the repository's demo plan on the in-process simulator (virtual time: m
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from tests.integration.test_cli import _to_a_closed_pipe
 from typer.testing import CliRunner
 
 from repeg.cli.app import build_app
@@ -284,23 +282,52 @@ def test_resume_of_an_ended_alpaca_run_answers_from_the_journal_without_contacti
 ) -> None:
     # Resuming an ended run only rebuilds its result from the journal (`resume_run`), but resume first built the
     # Alpaca client and read its clock: after hours it was refused "market closed" (exit 2), without keys too.
+    journal = tmp_path / "j.db"
+    _journal_an_order_announced(journal, "rE", ended="partial")
+    reached = _alpaca_sessions_reached(monkeypatch)
+    result = CliRunner().invoke(build_app(), ["resume", "rE", "--journal", str(journal), "--json"])
+    assert (reached, result.exit_code) == ([], ExitCode.PARTIAL), result.stderr
+    assert json.loads(result.stdout)["status"] == "partial"
+
+
+def test_resume_of_a_run_stopped_after_announcing_an_order_still_goes_to_its_broker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Guard of 549bf91: only a journaled run_ended is an end. A run stopped by Ctrl-C/SIGTERM, or killed, journals
+    # none: it may have orders working at the broker, so resume reconciles it there, never answers from the journal.
+    journal = tmp_path / "j.db"
+    _journal_an_order_announced(journal, "rS", ended=None)
+    reached = _alpaca_sessions_reached(monkeypatch)
+    result = CliRunner().invoke(build_app(), ["resume", "rS", "--journal", str(journal)])
+    assert (reached, result.exit_code) == (["alpaca-paper"], ExitCode.BAD_INPUT), result.stderr
+
+
+def _journal_an_order_announced(journal: Path, run_id: str, *, ended: str | None) -> None:
+    """`journal` holds `run_id` on alpaca-paper with an order announced, and ended with status `ended` if given."""
     import asyncio
 
-    from repeg.cli import journal_run
     from repeg.domain.events import IntentAction, OrderIntent, RunEnded
-    from repeg.errors import MarketClosedError
 
-    journal = tmp_path / "j.db"
-    _journal_started_with(journal, {}, run_id="rE")
+    _journal_started_with(journal, {}, run_id=run_id)
     store = SqliteJournal(journal)
     ts = datetime(2026, 3, 2, 15, 1, tzinfo=UTC)
-    cid = "rE-L0000-A00"
+    cid = f"{run_id}-L0000-A00"
     intent = OrderIntent(
-        run_id="rE", ts=ts, correlation_id=cid, leg_index=0, action=IntentAction.SUBMIT, client_order_id=cid
+        run_id=run_id, ts=ts, correlation_id=cid, leg_index=0, action=IntentAction.SUBMIT, client_order_id=cid
     )
-    asyncio.run(store.emit(intent))
-    asyncio.run(store.emit(RunEnded(run_id="rE", ts=ts, correlation_id="rE", status="partial")))
-    store.close()
+    try:
+        asyncio.run(store.emit(intent))
+        if ended is not None:
+            asyncio.run(store.emit(RunEnded(run_id=run_id, ts=ts, correlation_id=run_id, status=ended)))
+    finally:
+        store.close()
+
+
+def _alpaca_sessions_reached(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The brokers resume opened an Alpaca session on (each refused 'market closed' by the test)."""
+    from repeg.cli import journal_run
+    from repeg.errors import MarketClosedError
+
     reached: list[str] = []
 
     async def alpaca_session(*_args: object, broker: str, **_kwargs: object) -> None:
@@ -308,9 +335,7 @@ def test_resume_of_an_ended_alpaca_run_answers_from_the_journal_without_contacti
         raise MarketClosedError("market closed (the test)")
 
     monkeypatch.setattr(journal_run, "alpaca_session", alpaca_session)
-    result = CliRunner().invoke(build_app(), ["resume", "rE", "--journal", str(journal), "--json"])
-    assert (reached, result.exit_code) == ([], ExitCode.PARTIAL), result.stderr
-    assert json.loads(result.stdout)["status"] == "partial"
+    return reached
 
 
 def test_resume_of_a_simulator_run_names_the_run_not_a_broker_option_never_given(
@@ -483,20 +508,7 @@ def test_runs_and_show_to_a_closed_pipe_exit_0_quietly(
     # `repeg runs | head -1` exited 1 ("internal error") once head had gone. The pipe's read end is closed
     # before repeg starts, so its first write fails: no timing involved.
     journal, _, _ = journaled
-    reader, writer = os.pipe()
-    os.close(reader)
-    entry = "from repeg.cli.app import main; main()"
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", entry, *command, "--journal", str(journal)],
-            stdout=writer,
-            stderr=subprocess.PIPE,
-            timeout=300,
-            check=False,
-        )
-    finally:
-        os.close(writer)
-    assert (done.returncode, done.stderr.decode()) == (0, "")
+    assert _to_a_closed_pipe([*command, "--journal", str(journal)], journal.parent) == (0, "")
 
 
 def test_report_of_a_run_to_a_closed_pipe_exits_0_quietly(
@@ -506,21 +518,8 @@ def test_report_of_a_run_to_a_closed_pipe_exits_0_quietly(
     # report was written: only run, runs, show and resume handled a reader that went away.
     journal, _, _ = journaled
     html = tmp_path / "r.html"
-    reader, writer = os.pipe()
-    os.close(reader)
-    entry = "from repeg.cli.app import main; main()"
     command = ["report", "demo1", "--journal", str(journal), "--html", str(html), "--no-market"]
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", entry, *command],
-            stdout=writer,
-            stderr=subprocess.PIPE,
-            timeout=300,
-            check=False,
-        )
-    finally:
-        os.close(writer)
-    assert (done.returncode, done.stderr.decode()) == (0, "")
+    assert _to_a_closed_pipe(command, tmp_path) == (0, "")
     assert html.is_file()
 
 
