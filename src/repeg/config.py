@@ -10,7 +10,7 @@ import itertools
 import math
 import tomllib
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import date, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -301,7 +301,7 @@ def config_from_mapping(data: Mapping[str, object], *, journaled: bool = False) 
             raise missing_or_refused(first, key) from exc
         # The value as written: a check across keys sees (and would report) the parsed one.
         if key in data:
-            raise ConfigError(key, data[key], first["msg"]) from exc
+            raise refused(key, data[key], first["msg"], wrong_kind=is_wrong_kind(first)) from exc
         if key in ExecutionConfig.model_fields:  # a default a check across keys refused: say it is one
             default = _as_written(first.get("input"))
             note = f"{first['msg']} ({key} is not set: {default} is its default)"
@@ -331,20 +331,69 @@ def check_run_tables(raw: Mapping[str, object], tables: tuple[str, ...] = RUN_TA
         if isinstance(value, Mapping):
             raise ConfigError(key, None, f"unknown table (known: {', '.join(tables)})")
         if key in ExecutionConfig.model_fields:
-            raise ConfigError(key, value, "outside every table: put it under [execution]")
+            raise refused(key, value, "outside every table: put it under [execution]")
         where = " or ".join(f"[{table}]" for table in tables)
         raise ConfigError(key, None, f"outside every table: put it under {where}, where it belongs")
+
+
+#: The longest text a configuration error shows: a mistyped choice or symbol ("skpi"), never a pasted key (Alpaca's
+#: key ids are 20 characters, its secrets 40).
+MAX_SHOWN_TEXT = 16
+#: Pydantic error types of an input of another kind than the key takes (a string for a table, a number or an
+#: array): what is wrong is its kind, and the text may be anything pasted on the wrong line (a secret).
+_WRONG_KIND_SUFFIXES = ("_type", "_parsing")
+
+
+def _shown_scalar(value: object) -> bool:
+    if isinstance(value, bool | int | float | Decimal | date | time | timedelta):
+        return True
+    return isinstance(value, str) and len(value) <= MAX_SHOWN_TEXT
+
+
+def _shown(value: object, *, wrong_kind: bool) -> bool:
+    """Whether a configuration error may print `value`: a number, boolean or time always; a short text or an
+    array of such scalars only when it is of the kind the key takes; a table (it may hold credentials) never."""
+    if isinstance(value, str | list | tuple) and wrong_kind:
+        return False
+    if isinstance(value, list | tuple):
+        return all(_shown_scalar(item) for item in value)
+    return _shown_scalar(value)
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, Mapping):
+        return "a table"
+    if isinstance(value, list | tuple):
+        return "an array"
+    return f"a {type(value).__name__}"
+
+
+def refused(key: str, value: object, reason: str, *, wrong_kind: bool = False) -> ConfigError:
+    """The `ConfigError` of a configuration `value` refused at `key`: every configuration error that holds a value
+    the user wrote goes through here. The value is shown only when it cannot be a pasted secret (`_shown`);
+    otherwise the key and what was expected are named, with the kind of what was found ("got a string")."""
+    if value is None or _shown(value, wrong_kind=wrong_kind):
+        return ConfigError(key, value, reason)
+    return ConfigError(key, None, f"{reason} (got {_kind(value)})")
+
+
+def is_wrong_kind(error: ErrorDetails) -> bool:
+    """A pydantic error refusing its input's kind (not its value): e.g. a string where a table is expected."""
+    return error["type"].endswith(_WRONG_KIND_SUFFIXES)
 
 
 def missing_or_refused(error: ErrorDetails, key: str) -> ConfigError:
     """The `ConfigError` of one pydantic error at `key`. A required key that is missing has no value: pydantic's
     input is then the enclosing table, which is not the key's value, so none is shown. Nor is an unknown key's:
-    its value is not what is wrong, and it may be anything, e.g. credentials pasted into the wrong file."""
+    its value is not what is wrong, and it may be anything, e.g. credentials pasted into the wrong file. Any other
+    value is shown as `refused` allows."""
     if error["type"] == "missing":
         return ConfigError(key, None, "missing (required)")
     if error["type"] == "extra_forbidden":
         return ConfigError(key, None, "unknown key (not permitted here)")
-    return ConfigError(key, error.get("input"), error["msg"])
+    return refused(key, error.get("input"), error["msg"], wrong_kind=is_wrong_kind(error))
 
 
 def read_toml(path: Path) -> dict[str, object]:
@@ -368,5 +417,5 @@ def load_config(path: Path) -> ExecutionConfig:
     check_run_tables(raw)
     table = raw.get("execution", {})
     if not isinstance(table, dict):
-        raise ConfigError("execution", table, "must be a table")
+        raise refused("execution", table, "must be a table", wrong_kind=True)
     return config_from_mapping(table)

@@ -297,3 +297,97 @@ def test_an_alpaca_settings_table_holding_the_credentials_does_not_print_the_sec
     with pytest.raises(ConfigError) as caught:
         AlpacaSettings.from_mapping({"secret_key": "S3CRET", "key_id": "PK123", "requests_per_minute": 150})
     assert str(caught.value) == "config alpaca.secret_key: unknown key (not permitted here)"
+
+
+#: A secret as Alpaca issues one (40 characters), pasted at a key that expects something else.
+PASTED_SECRET = "S3CRETs3cretS3CRETs3cretS3CRETs3cretS3CR"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"execution": PASTED_SECRET},
+        {"simulator": PASTED_SECRET},
+        {"simulator": {"market": PASTED_SECRET}},
+        {"simulator": {"latency": PASTED_SECRET}},
+        {"simulator": {"market": {"symbols": PASTED_SECRET}}},
+        {"simulator": {"cash": PASTED_SECRET}},
+        {"simulator": {"latency": {"submit_ack": PASTED_SECRET}}},
+        {"simulator": {"market": {"invalid_rate": PASTED_SECRET}}},
+        {"execution": {"repeg_steps": {"secret_key": PASTED_SECRET}}},
+        {"execution": {"repeg_steps": PASTED_SECRET}},
+        {"execution": {"fill_wait_seconds": PASTED_SECRET}},
+        {"execution": {"initial_offset": PASTED_SECRET}},
+        {"execution": {"on_no_quote": PASTED_SECRET}},
+    ],
+)
+def test_a_value_of_the_wrong_kind_is_refused_without_printing_it(raw: dict[str, object]) -> None:
+    # A key pasted on the wrong line of a TOML file was printed back on stderr: "config simulator.market=
+    # 'S3CRET...': must be a table" (docs/ALPACA.md: a secret is "never printed in an error"). A value of another
+    # kind than the key takes is named by its kind, never shown.
+    error = config_error(raw)
+    assert PASTED_SECRET not in str(error)
+    assert PASTED_SECRET not in repr(error)
+    assert error.value is None
+
+
+def test_a_value_of_the_wrong_kind_is_named_by_its_kind_and_what_was_expected() -> None:
+    error = config_error({"simulator": {"market": "S3CRET"}})
+    assert str(error) == "config simulator.market: must be a table (got a string)"
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ({"execution": {"fill_wait_seconds": -1.0}}, "config fill_wait_seconds=-1.0: "),
+        ({"execution": {"repeg_steps": ["0.75", "0.5"]}}, "config repeg_steps=['0.75', '0.5']: "),
+        ({"execution": {"on_no_quote": "skpi"}}, "config on_no_quote='skpi': "),
+        ({"simulator": {"seed": -3}}, "config simulator.seed=-3: "),
+        ({"simulator": {"latency": {"submit_ack": -1}}}, "config simulator.latency.submit_ack=-1: "),
+    ],
+)
+def test_an_ordinary_bad_value_is_still_printed(raw: dict[str, object], shown: str) -> None:
+    # issue 2: the message names the key and the value.
+    assert str(config_error(raw)).startswith(shown)
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        {"retry": PASTED_SECRET},
+        {"stream": PASTED_SECRET},
+        {"requests_per_minute": PASTED_SECRET},
+        {"retry": {"base_delay": PASTED_SECRET}},
+        {"stream": {"reconnect": {"seed": PASTED_SECRET}}},
+    ],
+)
+def test_an_alpaca_settings_value_of_the_wrong_kind_is_not_printed(table: dict[str, object]) -> None:
+    from repeg.brokers.alpaca.settings import AlpacaSettings
+
+    with pytest.raises(ConfigError) as caught:
+        AlpacaSettings.from_mapping(table)
+    assert PASTED_SECRET not in str(caught.value)
+    assert caught.value.value is None
+
+
+def test_an_alpaca_settings_number_out_of_range_is_still_printed() -> None:
+    from repeg.brokers.alpaca.settings import AlpacaSettings
+
+    with pytest.raises(ConfigError) as caught:
+        AlpacaSettings.from_mapping({"requests_per_minute": -5})
+    assert str(caught.value).startswith("config alpaca.requests_per_minute=-5: ")
+
+
+def test_a_credentials_file_with_its_secret_at_a_settings_key_does_not_print_it(tmp_path: Path) -> None:
+    # The keys file's [alpaca] table with the secret pasted on the wrong line, read as [alpaca] settings.
+    import tomllib
+
+    from repeg.brokers.alpaca.settings import AlpacaSettings
+
+    path = tmp_path / "alpaca.toml"
+    path.write_text(f'[alpaca]\nretry = "{PASTED_SECRET}"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        AlpacaSettings.from_mapping(tomllib.loads(path.read_text(encoding="utf-8"))["alpaca"])
+    assert str(caught.value) == (
+        "config alpaca.retry: Input should be a valid dictionary or instance of BackoffPolicy (got a string)"
+    )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from repeg.brokers.simulator.account import SimAccount
 from repeg.brokers.simulator.latency import LatencyModel
-from repeg.config import ExecutionConfig, check_run_tables, config_from_mapping, read_toml
+from repeg.config import ExecutionConfig, check_run_tables, config_from_mapping, read_toml, refused
 from repeg.domain.plan import is_ticker
 from repeg.errors import ConfigError
 from repeg.simulation import (
@@ -44,7 +44,7 @@ class RunSettings:
 def _table(raw: Mapping[str, object], key: str, parent: str = "") -> Mapping[str, object]:
     value = raw.get(key, {})
     if not isinstance(value, Mapping):
-        raise ConfigError(f"{parent}{key}", value, "must be a table")
+        raise refused(f"{parent}{key}", value, "must be a table", wrong_kind=True)
     return value
 
 

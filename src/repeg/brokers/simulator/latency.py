@@ -13,8 +13,7 @@ from datetime import timedelta
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
-from repeg.config import MAX_SECONDS, MIN_POSITIVE_SECONDS, missing_or_refused
-from repeg.errors import ConfigError
+from repeg.config import MAX_SECONDS, MIN_POSITIVE_SECONDS, is_wrong_kind, missing_or_refused, refused
 
 _KEYS = ("submit_ack", "cancel", "replace")
 _LONGEST = timedelta(seconds=MAX_SECONDS)
@@ -56,9 +55,11 @@ class LatencyModel(BaseModel):
         except ValidationError as exc:
             first = exc.errors()[0]
             field = ".".join(str(part) for part in first["loc"])
-            if first["type"] == "extra_forbidden":  # named, its value not shown (it may be anything)
+            if first["type"] == "extra_forbidden" or field not in data:  # an unknown key's value is not shown
                 raise missing_or_refused(first, f"latency.{field}") from exc
-            raise ConfigError(f"latency.{field}", data.get(field, first.get("input")), first["msg"]) from exc
+            raise refused(
+                f"latency.{field}", data[field], first["msg"], wrong_kind=is_wrong_kind(first)
+            ) from exc
 
 
 #: The default: every request takes effect at the instant it is made.
