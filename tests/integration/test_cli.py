@@ -1043,3 +1043,19 @@ def test_compare_with_nothing_to_compare_names_the_option_and_the_value_given(
     result = CliRunner().invoke(build_app(), args)
     assert result.exit_code == ExitCode.BAD_INPUT
     assert result.stderr.strip().splitlines()[-1] == f"error: {expected}"
+
+
+@pytest.mark.parametrize(
+    ("command", "option"), [("backtest", "--policy"), ("compare", "--policies")], ids=["backtest", "compare"]
+)
+def test_an_unknown_policy_is_refused_naming_the_option_the_value_and_the_known_policies(
+    workdir: Path, command: str, option: str
+) -> None:
+    # It said "config policy='bogus'" (neither command has a `policy` option) and quoted an OSError.
+    args = [command, "--quotes", str(_small_quotes(workdir)), "--basket", "2", option, "bogus"]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert result.stderr == (
+        f"error: config {option}='bogus': unknown policy (known: adaptive, default, ladder, market, "
+        "touch-then-market) and no such TOML file\n"
+    )

@@ -98,7 +98,7 @@ def test_toml_spec_with_a_bad_value_names_the_key(tmp_path: Path) -> None:
 
 
 def test_unknown_name_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="known policy name"):
+    with pytest.raises(ConfigError, match="unknown policy"):
         policy_spec("no-such-policy")
 
 
@@ -325,7 +325,7 @@ def test_a_spec_file_nested_too_deeply_is_refused_naming_that_file(tmp_path: Pat
     with pytest.raises(ConfigError) as info:
         policy_spec(path)
     assert (info.value.key, info.value.value, info.value.reason) == (
-        "policy",
+        "--policy",
         path,
         "cannot read TOML: nested too deeply",
     )
@@ -411,4 +411,4 @@ def test_a_policy_file_that_is_not_utf8_is_a_config_error_naming_it(tmp_path: Pa
     path.write_bytes(b'kind = "market"\n# caf\xe9\n')
     with pytest.raises(ConfigError) as caught:
         policy_spec(str(path))
-    assert (caught.value.key, caught.value.value) == ("policy", str(path))
+    assert (caught.value.key, caught.value.value) == ("--policy", str(path))

@@ -265,7 +265,7 @@ def compare(
         models = [
             _fill_model(name.strip(), "--fill-models") for name in fill_models.split(",") if name.strip()
         ]
-        specs = [policy_spec(name.strip()) for name in policies.split(",") if name.strip()]
+        specs = [policy_spec(name.strip(), "--policies") for name in policies.split(",") if name.strip()]
         day = load_day(quotes, trades, symbol=symbol)
         fit_day = None if fit_quotes is None else load_day(fit_quotes, fit_trades, symbol=symbol)
         specs = _without_unfittable(specs, has_fit_data=fit_day is not None)

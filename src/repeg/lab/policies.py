@@ -152,22 +152,26 @@ NAMED: dict[str, PolicySpec] = {
 }
 
 
-def policy_spec(text: str) -> PolicySpec:
+def policy_spec(text: str, option: str = "--policy") -> PolicySpec:
     """A named policy (`market`, `touch-then-market`, `ladder`, `adaptive`, `default`) or a TOML file path.
 
-    A TOML file holds a `[policy]` table (or the table itself at top level) with `kind` and its parameters.
+    A TOML file holds a `[policy]` table (or the table itself at top level) with `kind` and its parameters. A
+    refusal of `text` itself names `option`, the command's option that gave it.
     """
     if text in NAMED:
         return NAMED[text]
     path = Path(text)
+    known = ", ".join(sorted(NAMED))
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(option, text, f"unknown policy (known: {known}) and no such TOML file") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(
-            "policy", text, f"neither a known policy name {sorted(NAMED)} nor a readable TOML file: {exc}"
+            option, text, f"neither a known policy name ({known}) nor a readable TOML file: {exc}"
         ) from exc
     except RecursionError:  # tables or arrays nested beyond the parser's depth: this file is at fault
-        raise ConfigError("policy", text, "cannot read TOML: nested too deeply") from None
+        raise ConfigError(option, text, "cannot read TOML: nested too deeply") from None
     table = raw.get("policy", raw)
     try:
         spec = _SpecHolder.model_validate({"policy": table}).policy
