@@ -619,3 +619,20 @@ async def test_reconcile_polls_every_working_order_when_one_cannot_be_read():
     await broker.reconcile()
     fills = [u for u in pushed if getattr(u, "event", None) is OrderEvent.FILL]
     assert [u.order.order_id for u in fills] == [ids[1]]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'alpaca = "S3CRETs3cret"\n', b'[alpaca]\nkey_id = "PK4"\nsecret_key = "s4\xff"\n'],
+    ids=["alpaca-not-a-table", "not-utf8"],
+)
+def test_an_unusable_credentials_file_is_a_config_error_naming_it(tmp_path: Path, body: bytes):
+    # `alpaca = "..."` (no [alpaca] table) crashed with AttributeError ('str' object has no attribute 'get'), a
+    # file not in UTF-8 with UnicodeDecodeError: an internal error (exit 1), not a refused configuration.
+    path = tmp_path / "alpaca.toml"
+    path.write_bytes(body)
+    with pytest.raises(ConfigError) as info:
+        load_credentials({}, path)
+    assert str(path) in str(info.value)
+    assert "S3CRET" not in str(info.value)
+    assert "s4" not in str(info.value)

@@ -57,8 +57,10 @@ def _from_file(path: Path) -> AlpacaCredentials:
         )
     try:
         table = tomllib.loads(path.read_text(encoding="utf-8")).get("alpaca", {})
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(str(path), None, f"cannot read credentials file: {type(exc).__name__}") from None
+    if not isinstance(table, dict):  # e.g. `alpaca = "..."`: named, its value not shown
+        raise ConfigError(f"{path}: alpaca", None, "must be a table holding key_id and secret_key")
     key_id, secret = table.get("key_id"), table.get("secret_key")
     if not isinstance(key_id, str) or not isinstance(secret, str) or not key_id or not secret:
         raise ConfigError(f"{path}: [alpaca]", None, "needs non-empty key_id and secret_key")
