@@ -133,6 +133,12 @@ def test_unknown_extension_and_missing_file_are_refused(tmp_path: Path) -> None:
     assert "no such file" in str(_error(tmp_path / "absent.csv"))
 
 
+@pytest.mark.parametrize("loader", [load_quotes, load_trades], ids=["quotes", "trades"])
+def test_a_directory_is_refused_as_a_directory_not_a_missing_file(tmp_path: Path, loader: object) -> None:
+    # It said "no such file" of a directory that exists.
+    assert str(_error(tmp_path, loader)) == f"{tmp_path}: a directory, not a file"
+
+
 def _parquet(tmp_path: Path, columns: dict[str, pa.Array]) -> Path:
     path = tmp_path / "q.parquet"
     pq.write_table(pa.table(columns), path)

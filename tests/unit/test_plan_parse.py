@@ -537,3 +537,10 @@ def test_a_trade_built_in_python_keeps_a_symbol_of_another_shape_upper_cased() -
     """A basket replays the symbols its quote file holds (`engine.runner`): a ticker check here broke
     `repeg backtest` on a file whose symbol is "brk b"; a broker refuses a symbol it does not know instead."""
     assert TradeIntent(symbol="brk b", side=Side.BUY, qty=Decimal(1)).symbol == "BRK B"
+
+
+def test_a_directory_as_the_plan_is_refused_as_a_directory(tmp_path: Path) -> None:
+    # It said "/tmp = '': unsupported plan file type" (the empty suffix of a directory's name).
+    with pytest.raises(PlanInputError) as info:
+        load_plan(tmp_path)
+    assert str(info.value) == f"{tmp_path}: a directory, not a plan file (.csv or .json)"

@@ -132,6 +132,8 @@ def _read_table(path: Path, required: tuple[str, ...]) -> pa.Table:
     import pyarrow as pa
 
     file = str(path)
+    if path.is_dir():
+        raise QuoteFileError(file, None, "a directory, not a file")
     if not path.is_file():
         raise QuoteFileError(file, None, "no such file")
     try:

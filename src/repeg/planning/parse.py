@@ -78,6 +78,8 @@ def load_plan(path: Path | str) -> Plan:
     """Read and validate the plan at `path`; the format follows the suffix (`.csv` or `.json`)."""
     path = Path(path)
     source = str(path)
+    if path.is_dir():
+        raise PlanInputError(source, None, None, None, "a directory, not a plan file (.csv or .json)")
     suffix = path.suffix.lower()
     if suffix not in {".csv", ".json"}:
         raise PlanInputError(source, None, None, path.suffix, "unsupported plan file type: use .csv or .json")
