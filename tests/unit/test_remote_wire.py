@@ -10,7 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from repeg.brokers.remote.client import SimAddress, _Connection, parse_sim_url
+from repeg.brokers.remote.client import RemoteBroker, SimAddress, _Connection, parse_sim_url
 from repeg.brokers.remote.wire import (
     answer_line,
     decode_error,
@@ -216,3 +216,15 @@ def test_a_simulator_bug_crosses_the_wire_as_a_bug_not_as_an_order_refusal(
     assert isinstance(rebuilt, kind)
     assert not isinstance(rebuilt, BrokerError)
     assert str(error) in str(rebuilt)
+
+
+async def test_an_unreachable_remote_simulator_is_named_by_its_url_as_written() -> None:
+    # It said "remote simulator at SimAddress(host='localhost', port=..., session='s1') unreachable".
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()  # nothing listens on that port any more
+    url = f"sim://localhost:{port}/s1"
+    with pytest.raises(BrokerUnavailableError) as info:
+        await RemoteBroker(url).cancel_order("o1")
+    assert str(info.value).startswith(f"remote simulator at {url} unreachable: ")

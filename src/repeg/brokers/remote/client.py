@@ -68,8 +68,10 @@ def parse_sim_url(url: str) -> SimAddress:
 class _Connection:
     """One connection to the server; requests and answers strictly alternate."""
 
-    def __init__(self, address: SimAddress) -> None:
+    def __init__(self, address: SimAddress, url: str = "") -> None:
         self._address = address
+        #: The address as the user wrote it, for messages.
+        self._url = url or f"sim://{address.host}:{address.port}/{address.session}"
         self._lock = asyncio.Lock()
         self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
@@ -107,9 +109,7 @@ class _Connection:
                     self._address.host, self._address.port, limit=MAX_LINE
                 )
             except OSError as exc:
-                raise BrokerUnavailableError(
-                    f"remote simulator at {self._address} unreachable: {exc}"
-                ) from exc
+                raise BrokerUnavailableError(f"remote simulator at {self._url} unreachable: {exc}") from exc
         return self._streams
 
     async def close(self) -> None:
@@ -129,7 +129,7 @@ class RemoteBroker:
 
     def __init__(self, url: str) -> None:
         self._address = parse_sim_url(url)
-        self._conn = _Connection(self._address)
+        self._conn = _Connection(self._address, url)
         self._sinks: list[UpdateSink] = []
 
     @property
