@@ -342,6 +342,7 @@ async def _stop_a_working_run_while_rate_limited(
     *,
     window: float,
     limited_for: float,
+    reads_fail: bool = False,
 ) -> tuple[float, RepegError]:
     """Start a journaled buy on Alpaca whose order rests; once it works, rate-limit the account for
     `limited_for` s (`window` stands for Alpaca's one-minute rate window), send SIGINT and await the run: the
@@ -379,6 +380,8 @@ async def _stop_a_working_run_while_rate_limited(
         await until(lambda: any(o.status == "new" for o in server.book.orders.values()))
         await asyncio.sleep(0.3)  # the engine has the answer: the order is working, not a submit in flight
         server.rate_limited_until = time.time() + limited_for
+        if reads_fail:  # every order read answered 503 (the cancel, a DELETE, still works)
+            server.fail("GET", "/v2/orders", 503, times=10_000)
         started = time.monotonic()
         signal.raise_signal(signal.SIGINT)
         with pytest.raises(RepegError) as info:
@@ -397,15 +400,34 @@ async def test_a_graceful_stop_under_a_persistent_429_ends_within_one_rate_windo
     """Ctrl-C while another client of the account keeps it rate limited: every request is held until the reset
     Alpaca announces (at most a minute per 429). The stop's first read then waited that long on every attempt
     (5 attempts: about 4 minutes) before the stop gave up, and each cancel as long again. A stop waits for a rate
-    window's reset at most one window from its start; then it ends at once, saying why (the run stays resumable)."""
-    from repeg.errors import RateLimitedError
+    window's reset at most one window from its start; then it ends at once, saying what it could not cancel (the run
+    stays resumable, and the stop exits as one: the read failing first no longer ends it before any cancel)."""
+    from repeg.errors import RunStoppedError
 
     window = 0.25
     took, error = await _stop_a_working_run_while_rate_limited(
         fake_alpaca, tmp_path, monkeypatch, window=window, limited_for=3600
     )
-    assert isinstance(error, RateLimitedError)
+    assert isinstance(error, RunStoppedError)
+    assert "cancel FAILED for: " in str(error)
     assert took < 2 * window
+
+
+async def test_a_graceful_stop_whose_reads_fail_still_cancels_the_working_order(
+    fake_alpaca: FakeAlpacaServer,
+    credentials_env: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """Ctrl-C while Alpaca answers every order read 503: the stop's first reconcile read failed after the retries
+    and the stop ended there (exit 4), its order left working at Alpaca, unmanaged. The cancel still goes out."""
+    from repeg.errors import RunStoppedError
+
+    _, error = await _stop_a_working_run_while_rate_limited(
+        fake_alpaca, tmp_path, monkeypatch, window=0.25, limited_for=0, reads_fail=True
+    )
+    assert isinstance(error, RunStoppedError)
+    assert [o.status for o in fake_alpaca.book.orders.values()] == ["canceled"]
 
 
 async def test_a_graceful_stop_still_waits_out_a_rate_window_that_resets_within_it(

@@ -825,3 +825,125 @@ def test_graceful_stop_does_not_report_as_cancelled_an_order_whose_cancel_the_br
     report = run_virtual(main)
     assert report.unconfirmed == ("sim-00000001",)
     assert report.cancelled == ()
+
+
+class ReadFailingSimulator(SimulatedBroker):
+    """The simulator while its read endpoints are down (`refuse_reads`: a persistent 5xx or 429 after the
+    adapter's retries) and its cancel endpoint still works."""
+
+    refuse_reads = False
+
+    async def get_order(self, order_id: str) -> BrokerOrder:
+        if self.refuse_reads:
+            raise BrokerUnavailableError("read endpoint unavailable")
+        return await super().get_order(order_id)
+
+    async def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
+        if self.refuse_reads:
+            raise BrokerUnavailableError("read endpoint unavailable")
+        return await super().get_order_by_client_id(client_order_id)
+
+
+def test_graceful_stop_still_cancels_the_runs_working_order_when_the_broker_cannot_be_read(
+    tmp_path: Path,
+) -> None:
+    # The stop's first reconcile read failed (after the adapter's retries) and the stop ended there, re-raising
+    # the error before cancelling anything: the run's order stayed working at the broker, unmanaged.
+    patient = CONFIG.model_copy(
+        update={"fill_wait_seconds": 50.0, "max_total_wait": 100.0, "grace_window": 0.5}
+    )
+
+    async def main() -> tuple[StopReport, bool]:
+        clock = VirtualClock(TAPE.start + timedelta(seconds=5))
+        broker = ReadFailingSimulator(TAPE, clock, ACCOUNT, fill_model=PaperFillModel(TAPE, seed=3))
+        journal = SqliteJournal(tmp_path / "j.db", durability="full")
+        with contextlib.suppress(Crash):
+            await run_execution(
+                SPECS,
+                (),
+                broker,
+                TapeFeed(TAPE, clock),
+                clock,
+                patient,
+                run_id="r1",
+                sinks=(CrashAt(journal, "submit-ack", 1, before=False),),
+            )
+        broker.refuse_reads = True
+        report = await stop_run("r1", journal, broker, clock, config=patient)
+        broker.refuse_reads = False
+        ours = await broker.get_order_by_client_id(client_order_id("r1", 0, 0))
+        journal.close()
+        assert ours is not None
+        return report, ours.status.is_open
+
+    report, still_open = run_virtual(main)
+    assert not still_open
+    assert report.cancelled == ("sim-00000001",)
+    assert report.unconfirmed == ("sim-00000001",)  # the broker could not confirm it: said so
+
+
+def test_graceful_stop_names_the_orders_whose_cancel_failed(tmp_path: Path) -> None:
+    # A cancel the broker failed was only folded into "cancel NOT confirmed yet", as if it had been sent: the user
+    # could not tell an order still closing from one the stop never managed to cancel.
+    patient = CONFIG.model_copy(
+        update={"fill_wait_seconds": 50.0, "max_total_wait": 100.0, "grace_window": 0.5}
+    )
+
+    async def main() -> StopReport:
+        clock = VirtualClock(TAPE.start + timedelta(seconds=5))
+        broker = CancelRefusingSimulator(TAPE, clock, ACCOUNT, fill_model=PaperFillModel(TAPE, seed=3))
+        journal = SqliteJournal(tmp_path / "j.db", durability="full")
+        with contextlib.suppress(Crash):
+            await run_execution(
+                SPECS,
+                (),
+                broker,
+                TapeFeed(TAPE, clock),
+                clock,
+                patient,
+                run_id="r1",
+                sinks=(CrashAt(journal, "submit-ack", 1, before=False),),
+            )
+        report = await stop_run("r1", journal, broker, clock, config=patient)
+        journal.close()
+        return report
+
+    report = run_virtual(main)
+    assert report.cancel_failed == ("sim-00000001",)
+    assert "cancel FAILED for: sim-00000001" in report.summary()
+
+
+def test_graceful_stop_names_a_submit_still_unknown_to_the_broker_when_its_grace_window_ends(
+    tmp_path: Path,
+) -> None:
+    # The submit in flight reaches the broker only after the stop's grace window: the stop cancelled nothing and its
+    # summary said nothing was open, while the order then worked at the broker until the run was resumed.
+    patient = CONFIG.model_copy(
+        update={"fill_wait_seconds": 50.0, "max_total_wait": 100.0, "grace_window": 0.5}
+    )
+
+    async def main() -> tuple[StopReport, list[BrokerOrder]]:
+        clock = VirtualClock(TAPE.start + timedelta(seconds=5))
+        broker = SubmitInFlightSimulator(TAPE, clock, ACCOUNT, fill_model=PaperFillModel(TAPE, seed=3))
+        broker.delay = 2.0
+        journal = SqliteJournal(tmp_path / "j.db", durability="full")
+        run = asyncio.ensure_future(
+            run_execution(
+                SPECS, (), broker, TapeFeed(TAPE, clock), clock, patient, run_id="r1", sinks=(journal,)
+            )
+        )
+        while not getattr(broker, "in_flight", []):
+            await asyncio.sleep(0.01)
+        run.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await run
+        report = await stop_run("r1", journal, broker, clock, config=patient)
+        await asyncio.sleep(3)
+        still_open = await broker.list_open_orders()
+        journal.close()
+        return report, still_open
+
+    report, still_open = run_virtual(main)
+    assert [order.client_order_id for order in still_open] == [client_order_id("r1", 0, 0)]
+    assert report.unanswered == (client_order_id("r1", 0, 0),)
+    assert f"may be working, not cancelled): {client_order_id('r1', 0, 0)}" in report.summary()

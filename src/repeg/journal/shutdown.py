@@ -5,7 +5,9 @@
 replace the cancelled engine left in flight to reach the broker, reconciles the run with the broker exactly as a
 resume would, cancels every order of the run that is still working (write-ahead, through the engine's gateway;
 an order left open by a leg that already ended is cancelled directly), and polls until the broker confirms or
-`grace_window` passes. The run is left unfinished, so `repeg resume`
+`grace_window` passes. The broker failing a request (after its adapter's retries) ends none of this: a leg it could not
+be read for keeps what the journal says, every order the run knows may be working is still cancelled, each on its
+own, and the report names what the stop could not confirm. The run is left unfinished, so `repeg resume`
 finishes it later. A second signal exits at once (status 130) without waiting: whatever was committed is in the
 journal, and every order the run may have created is findable from it, so the run stays resumable.
 
@@ -18,6 +20,7 @@ import asyncio
 import os
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Final, TypeVar
 
@@ -34,7 +37,7 @@ from repeg.engine.clock import Clock
 from repeg.engine.gateway import OrderGateway
 from repeg.errors import BrokerError
 from repeg.journal.base import Journal
-from repeg.journal.resume import reconcile, seeded_bus
+from repeg.journal.resume import reconcile_leg, seeded_bus
 
 T = TypeVar("T")
 log = structlog.get_logger("repeg.shutdown")
@@ -52,7 +55,11 @@ class StopReport(BaseModel):
 
     run_id: str
     cancelled: tuple[str, ...]
+    #: Order ids whose cancel the broker refused or failed (the run does not know them closed: they may be working).
+    cancel_failed: tuple[str, ...] = ()
     unconfirmed: tuple[str, ...]
+    #: Client order ids of submits and replaces the run sent whose fate the broker never told: may be working.
+    unanswered: tuple[str, ...] = ()
     legs_done: int
     legs_open: int
     filled_notional: Decimal
@@ -63,8 +70,14 @@ class StopReport(BaseModel):
             f"notional traded {self.filled_notional:,.2f}",
             f"cancelled orders: {', '.join(self.cancelled) or 'none'}",
         ]
+        if self.cancel_failed:
+            lines.append(f"cancel FAILED for: {', '.join(self.cancel_failed)}")
         if self.unconfirmed:
             lines.append(f"cancel NOT confirmed yet for: {', '.join(self.unconfirmed)}")
+        if self.unanswered:
+            lines.append(
+                f"NOT known to the broker yet (may be working, not cancelled): {', '.join(self.unanswered)}"
+            )
         lines.append(f"finish it with: repeg resume {self.run_id}")
         return "\n".join(lines)
 
@@ -110,26 +123,51 @@ async def run_stoppable(
         guard.uninstall()
 
 
-async def _cancel_working(bus: EventBus, gateway: OrderGateway, broker: Broker) -> list[str]:
-    cancelled: list[str] = []
+async def _reconcile(bus: EventBus, broker: Broker) -> set[int]:
+    """Reconcile every leg as a resume would, each on its own; the legs the broker could not be read for (they
+    keep what the journal says: a failed read must not stop the others' reconciliation, nor the cancels)."""
+    unread: set[int] = set()
+    for index in sorted(bus.folder.legs):
+        try:
+            await reconcile_leg(bus, broker, bus.leg(index))
+        except BrokerError as exc:
+            log.warning("stop_reconcile_failed", run_id=bus.run_id, leg_index=index, error=str(exc))
+            unread.add(index)
+    return unread
+
+
+@dataclass
+class _Cancels:
+    """The order ids whose cancel the broker accepted (`sent`), and those whose cancel it refused or failed."""
+
+    sent: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+async def _cancel_working(bus: EventBus, gateway: OrderGateway, broker: Broker, unread: set[int]) -> _Cancels:
+    """Cancel each order of the run that may be working, each on its own (a refusal is recorded and left to
+    `_confirm`). A leg in flight the broker could not be read for (e.g. still replacing or canceling as the journal
+    left it) has each of its orders not known closed cancelled directly, as a leg that ended has."""
+    cancels = _Cancels()
     for index in sorted(bus.folder.legs):
         leg = bus.leg(index)
         active = leg.active_order
         if leg.status is LegStatus.WORKING and active is not None and active.order_id is not None:
-            if await gateway.cancel(index, REASON_USER_STOP):  # False: refused (recorded), or nothing sent
-                cancelled.append(active.order_id)
-        elif leg.is_done:
-            cancelled.extend(await _cancel_left_open(broker, leg, bus.run_id))
-    return cancelled
+            if await gateway.cancel(index, REASON_USER_STOP):
+                cancels.sent.append(active.order_id)
+            elif active.status is not OrderStatus.REPLACED:  # a replaced one: nothing sent (see `cancel`)
+                cancels.failed.append(active.order_id)
+        elif leg.is_done or index in unread:
+            await _cancel_left_open(broker, leg, bus.run_id, cancels)
+    return cancels
 
 
-async def _cancel_left_open(broker: Broker, leg: LegState, run_id: str) -> list[str]:
+async def _cancel_left_open(broker: Broker, leg: LegState, run_id: str, cancels: _Cancels) -> None:
     """Cancel the orders a leg that already ended left open (its cancel failed when its phase ended).
 
     The leg has ended, so no cancel intent can be folded into it; none is needed either: the cancel creates no
     order, and the confirmation is recorded by polling (`_confirm`). A refusal is logged and left to `_confirm`.
     """
-    cancelled: list[str] = []
     for record in leg.orders:
         status, order_id = record.status, record.order_id
         if order_id is None or status is None or status.is_terminal or status is OrderStatus.PENDING_CANCEL:
@@ -140,9 +178,9 @@ async def _cancel_left_open(broker: Broker, leg: LegState, run_id: str) -> list[
             log.warning(
                 "stop_cancel_failed", run_id=run_id, leg_index=leg.index, order_id=order_id, error=str(exc)
             )
+            cancels.failed.append(order_id)
             continue
-        cancelled.append(order_id)
-    return cancelled
+        cancels.sent.append(order_id)
 
 
 def _awaiting_cancel(bus: EventBus) -> list[tuple[int, str]]:
@@ -191,10 +229,19 @@ async def _await_in_flight(bus: EventBus, broker: Broker, clock: Clock, config: 
     waiting = _unanswered(bus)
     give_up = clock.now() + config.grace
     while waiting:
-        waiting = [cid for cid in waiting if await broker.get_order_by_client_id(cid) is None]
+        waiting = [cid for cid in waiting if not await _known(broker, bus.run_id, cid)]
         if not waiting or clock.now() >= give_up:
             return
         await clock.sleep_until(min(give_up, clock.now() + config.check_interval))
+
+
+async def _known(broker: Broker, run_id: str, client_order_id: str) -> bool:
+    """True when the broker knows the order; False when it does not, or cannot say (logged)."""
+    try:
+        return await broker.get_order_by_client_id(client_order_id) is not None
+    except BrokerError as exc:
+        log.warning("stop_read_failed", run_id=run_id, client_order_id=client_order_id, error=str(exc))
+        return False
 
 
 async def stop_run(
@@ -206,8 +253,8 @@ async def stop_run(
     gateway = OrderGateway(broker, bus, config)
     try:
         await _await_in_flight(bus, broker, clock, config)
-        await reconcile(bus, broker)
-        cancelled = await _cancel_working(bus, gateway, broker)
+        unread = await _reconcile(bus, broker)
+        cancels = await _cancel_working(bus, gateway, broker, unread)
         unconfirmed = await _confirm(bus, gateway, clock, config)
     except BrokerError as exc:
         log.exception("stop_incomplete", run_id=run_id, error=str(exc))
@@ -217,11 +264,20 @@ async def stop_run(
     legs = bus.folder.snapshot().legs
     report = StopReport(
         run_id=run_id,
-        cancelled=tuple(cancelled),
+        cancelled=tuple(cancels.sent),
+        cancel_failed=tuple(cancels.failed),
         unconfirmed=tuple(unconfirmed),
+        unanswered=tuple(sorted(_unanswered(bus))),
         legs_done=sum(1 for leg in legs if leg.is_done),
         legs_open=sum(1 for leg in legs if not leg.is_done),
         filled_notional=sum((leg.filled_notional for leg in legs), Decimal(0)),
     )
-    log.info("run_stopped", run_id=run_id, cancelled=len(cancelled), unconfirmed=len(unconfirmed))
+    log.info(
+        "run_stopped",
+        run_id=run_id,
+        cancelled=len(cancels.sent),
+        cancel_failed=len(cancels.failed),
+        unconfirmed=len(unconfirmed),
+        unanswered=len(report.unanswered),
+    )
     return report
