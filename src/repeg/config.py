@@ -297,16 +297,17 @@ def config_from_mapping(data: Mapping[str, object], *, journaled: bool = False) 
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(part) for part in first["loc"]) or "<config>"
+        # Not chained to pydantic's error: its text prints the input, which a ConfigError may withhold.
         if first["type"] == "extra_forbidden":
-            raise missing_or_refused(first, key) from exc
+            raise missing_or_refused(first, key) from None
         # The value as written: a check across keys sees (and would report) the parsed one.
         if key in data:
-            raise refused(key, data[key], first["msg"], wrong_kind=is_wrong_kind(first)) from exc
+            raise refused(key, data[key], first["msg"], wrong_kind=is_wrong_kind(first)) from None
         if key in ExecutionConfig.model_fields:  # a default a check across keys refused: say it is one
             default = _as_written(first.get("input"))
             note = f"{first['msg']} ({key} is not set: {default} is its default)"
             raise ConfigError(key, default, note) from exc
-        raise missing_or_refused(first, key) from exc
+        raise missing_or_refused(first, key) from None
 
 
 def _as_written(value: object) -> object:

@@ -149,7 +149,7 @@ def market_from_mapping(data: Mapping[str, object]) -> MarketSettings:
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(["simulator", MARKET_KEY, *(str(part) for part in first["loc"])])
-        raise missing_or_refused(first, key) from exc
+        raise missing_or_refused(first, key) from None  # pydantic's text prints the value: not chained
 
 
 def account_from_mapping(data: Mapping[str, object]) -> SimAccount:
@@ -157,7 +157,7 @@ def account_from_mapping(data: Mapping[str, object]) -> SimAccount:
     try:
         return SimAccount.from_mapping({k: v for k, v in data.items() if k not in _NOT_ACCOUNT})
     except ConfigError as exc:
-        raise ConfigError(f"simulator.{exc.key}", exc.value, exc.reason) from exc
+        raise ConfigError(f"simulator.{exc.key}", exc.value, exc.reason) from None
 
 
 def latency_from_mapping(data: Mapping[str, object]) -> LatencyModel:
@@ -165,7 +165,7 @@ def latency_from_mapping(data: Mapping[str, object]) -> LatencyModel:
     try:
         return LatencyModel.from_mapping(data)
     except ConfigError as exc:
-        raise ConfigError(f"simulator.{exc.key}", exc.value, exc.reason) from exc
+        raise ConfigError(f"simulator.{exc.key}", exc.value, exc.reason) from None
 
 
 def seed_from_mapping(data: Mapping[str, object]) -> int:

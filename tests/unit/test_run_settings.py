@@ -391,3 +391,33 @@ def test_a_credentials_file_with_its_secret_at_a_settings_key_does_not_print_it(
     assert str(caught.value) == (
         "config alpaca.retry: Input should be a valid dictionary or instance of BackoffPolicy (got a string)"
     )
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"execution": {"secret_key": PASTED_SECRET}},
+        {"execution": {"fill_wait_seconds": PASTED_SECRET}},
+        {"simulator": {"secret_key": PASTED_SECRET}},
+        {"simulator": {"cash": PASTED_SECRET}},
+        {"simulator": {"market": {"secret_key": PASTED_SECRET}}},
+        {"simulator": {"latency": {"cancel": PASTED_SECRET}}},
+    ],
+)
+def test_a_withheld_value_is_not_in_the_errors_traceback(raw: dict[str, object]) -> None:
+    # The ConfigError withheld the value, but was raised `from` pydantic's ValidationError, whose text holds
+    # "input_value='<secret>'": a script calling the API with an uncaught error printed it in the traceback.
+    import traceback
+
+    error = config_error(raw)
+    assert PASTED_SECRET not in "".join(traceback.format_exception(error))
+
+
+def test_a_withheld_alpaca_settings_value_is_not_in_the_errors_traceback() -> None:
+    import traceback
+
+    from repeg.brokers.alpaca.settings import AlpacaSettings
+
+    with pytest.raises(ConfigError) as caught:
+        AlpacaSettings.from_mapping({"secret_key": PASTED_SECRET})
+    assert PASTED_SECRET not in "".join(traceback.format_exception(caught.value))

@@ -57,7 +57,7 @@ class AlpacaSettings(BaseModel):
         except ValidationError as exc:
             first = exc.errors()[0]
             key = ".".join(["alpaca", *(str(part) for part in first["loc"])])
-            raise missing_or_refused(first, key) from exc  # an unknown key's value (a secret?) is not shown
+            raise missing_or_refused(first, key) from None  # pydantic's text prints the value: not chained
 
 
 class AlpacaUrls(BaseModel):

@@ -56,10 +56,10 @@ class LatencyModel(BaseModel):
             first = exc.errors()[0]
             field = ".".join(str(part) for part in first["loc"])
             if first["type"] == "extra_forbidden" or field not in data:  # an unknown key's value is not shown
-                raise missing_or_refused(first, f"latency.{field}") from exc
+                raise missing_or_refused(first, f"latency.{field}") from None
             raise refused(
                 f"latency.{field}", data[field], first["msg"], wrong_kind=is_wrong_kind(first)
-            ) from exc
+            ) from None  # pydantic's text prints the value: not chained
 
 
 #: The default: every request takes effect at the instant it is made.
