@@ -864,3 +864,48 @@ def test_resume_whose_journal_refuses_a_commit_exits_4_naming_the_journal(
     assert result.exit_code == ExitCode.FAILED, result.exception
     assert result.stderr.startswith("error: journal")
     assert f"{journal}: cannot commit 1 events (UNIQUE constraint failed" in result.stderr
+
+
+_JOURNAL_COMMANDS = [
+    ["run", str(PLAN), "--config", str(CONFIG)],
+    ["runs"],
+    ["show", "x"],
+    ["resume", "x"],
+    ["report", "x", "--html", "r.html"],
+]
+_COMMAND_IDS = ["run", "runs", "show", "resume", "report"]
+
+
+@pytest.mark.parametrize("command", _JOURNAL_COMMANDS, ids=_COMMAND_IDS)
+def test_a_directory_as_the_journal_is_bad_input_named_in_the_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    # It exited 4, "cannot open journal /tmp: unable to open database file", the code of a journal that failed.
+    monkeypatch.chdir(tmp_path)
+    code, out = _repeg(*command, "--journal", str(tmp_path))
+    assert code == ExitCode.BAD_INPUT, out
+    assert f"error: config --journal='{tmp_path}': a directory, not a journal file" in out
+    assert not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.parametrize("command", _JOURNAL_COMMANDS, ids=_COMMAND_IDS)
+def test_an_empty_journal_is_bad_input_named_in_the_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    # It exited 4, "cannot open journal .: unable to open database file": an empty --journal (or an unset
+    # variable's REPEG_JOURNAL=) read as the working directory.
+    monkeypatch.chdir(tmp_path)
+    code, out = _repeg(*command, "--journal", "")
+    assert code == ExitCode.BAD_INPUT, out
+    assert "error: config --journal='': empty" in out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_directory_as_repeg_journal_is_bad_input_named_in_the_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("REPEG_JOURNAL", str(tmp_path))
+    code, out = _repeg("runs")
+    assert code == ExitCode.BAD_INPUT, out
+    assert f"error: config --journal='{tmp_path}': a directory, not a journal file" in out

@@ -38,6 +38,7 @@ def opened_journal(spec: str) -> Iterator[Journal]:
     from repeg.errors import ConfigError
     from repeg.journal.factory import is_postgres, open_journal
 
+    refuse_unusable_journal(spec)
     if not is_postgres(spec) and not Path(spec).parent.is_dir():
         raise ConfigError("--journal", spec, f"no directory {Path(spec).parent} to create the journal in")
     journal = open_journal(spec)
@@ -45,6 +46,18 @@ def opened_journal(spec: str) -> Iterator[Journal]:
         yield journal
     finally:
         journal.close()
+
+
+def refuse_unusable_journal(spec: str) -> None:
+    """`--journal` (or `REPEG_JOURNAL`) empty or naming a directory is bad input naming it (`ConfigError`), not
+    a journal that failed to open: SQLite cannot open a directory, and an empty path read as `.`."""
+    from repeg.errors import ConfigError
+    from repeg.journal.factory import is_postgres
+
+    if not spec.strip():
+        raise ConfigError("--journal", spec, "empty: give a SQLite file or a postgresql:// DSN")
+    if not is_postgres(spec) and Path(spec).is_dir():
+        raise ConfigError("--journal", spec, "a directory, not a journal file")
 
 
 def journal_sink(journal: Journal) -> EventSink:

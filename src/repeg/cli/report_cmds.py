@@ -101,8 +101,10 @@ def _report_result(
 
 def _run_events(run_id: str, journal: str) -> tuple[list[RunEvent], str]:
     """The events of `run_id`, looked up as `repeg show` does; not there (or no journal file) is bad input."""
+    from repeg.cli.journal_run import refuse_unusable_journal
     from repeg.journal.factory import is_postgres, open_journal
 
+    refuse_unusable_journal(journal)
     if not is_postgres(journal) and not Path(journal).exists():
         raise ReportError(run_id, f"no such result file, and no journal at {journal} to find it as a run id")
     store = open_journal(journal, create=False)
