@@ -1,7 +1,8 @@
 """Execution configuration: every tunable of a run, validated once at start.
 
 `load_config` (a TOML file) and `config_from_mapping` (a mapping) turn settings into an `ExecutionConfig`; any bad
-key raises `ConfigError` naming the key and the value, before anything is sent.
+key raises `ConfigError` naming the key and the value (a value that could be a pasted secret is named by its kind
+instead: `refused`), before anything is sent.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 import tomllib
 from collections.abc import Mapping
 from datetime import date, time, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -351,10 +352,21 @@ def _shown_scalar(value: object) -> bool:
     return isinstance(value, str) and len(value) <= MAX_SHOWN_TEXT
 
 
+def _is_number_text(value: str) -> bool:
+    try:
+        Decimal(value)
+    except InvalidOperation:
+        return False
+    return True
+
+
 def _shown(value: object, *, wrong_kind: bool) -> bool:
-    """Whether a configuration error may print `value`: a number, boolean or time always; a short text or an
-    array of such scalars only when it is of the kind the key takes; a table (it may hold credentials) never."""
-    if isinstance(value, str | list | tuple) and wrong_kind:
+    """Whether a configuration error may print `value`: a number, boolean, time or short number as text ("7")
+    always; a short text or an array of scalars only when it is of the kind the key takes; a table (it may hold
+    credentials) never."""
+    if isinstance(value, str) and wrong_kind:
+        return len(value) <= MAX_SHOWN_TEXT and _is_number_text(value)
+    if isinstance(value, list | tuple) and wrong_kind:
         return False
     if isinstance(value, list | tuple):
         return all(_shown_scalar(item) for item in value)

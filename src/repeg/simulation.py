@@ -33,7 +33,7 @@ from pydantic_core import PydanticCustomError
 from repeg.api import as_plan, execute_async
 from repeg.brokers.simulator.factory import SimAccount, build_simulation
 from repeg.brokers.simulator.latency import LatencyModel
-from repeg.config import MAX_SECONDS, ExecutionConfig, missing_or_refused
+from repeg.config import MAX_SECONDS, ExecutionConfig, missing_or_refused, refused
 from repeg.domain.events import EventSink, MarketSource, SyntheticSource
 from repeg.domain.plan import Plan, refuse_unplanned
 from repeg.domain.ticks import to_units
@@ -172,7 +172,8 @@ def seed_from_mapping(data: Mapping[str, object]) -> int:
     """The `seed` of the `[simulator]` table: a non-negative integer, 0 when absent."""
     seed = data.get(SEED_KEY, 0)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ConfigError(f"simulator.{SEED_KEY}", seed, "must be a non-negative integer")
+        reason = "must be a non-negative integer"
+        raise refused(f"simulator.{SEED_KEY}", seed, reason, wrong_kind=not isinstance(seed, int))
     return seed
 
 

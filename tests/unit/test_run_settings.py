@@ -319,6 +319,8 @@ PASTED_SECRET = "S3CRETs3cretS3CRETs3cretS3CRETs3cretS3CR"
         {"execution": {"fill_wait_seconds": PASTED_SECRET}},
         {"execution": {"initial_offset": PASTED_SECRET}},
         {"execution": {"on_no_quote": PASTED_SECRET}},
+        {"simulator": {"seed": PASTED_SECRET}},
+        {"simulator": {"seed": "S3CRET"}},
     ],
 )
 def test_a_value_of_the_wrong_kind_is_refused_without_printing_it(raw: dict[str, object]) -> None:
