@@ -256,7 +256,7 @@ def test_a_sim_url_of_another_form_is_bad_input_naming_the_option(tmp_path: Path
     """`--sim-url http://...` was a raw ValueError: 'internal error', exit 1. It is bad input (exit 2)."""
     result = _run(tmp_path, "--broker", "sim-remote", "--sim-url", "http://127.0.0.1:9/x")
     assert result.exit_code == 2, result.output
-    assert "sim_url='http://127.0.0.1:9/x'" in result.output
+    assert "--sim-url='http://127.0.0.1:9/x'" in result.output
     assert "internal error" not in result.output
 
 
@@ -373,3 +373,21 @@ def test_a_dry_run_under_the_id_of_an_ended_run_is_still_refused(tmp_path: Path)
     result = _run(tmp_path, "--broker", "alpaca-paper", "--dry-run", "--run-id", "rDONE", env=env)
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("error: config --dry-run='rDONE': the journal knows this run id")
+
+
+@pytest.mark.parametrize(
+    ("args", "refusal"),
+    [
+        ([], "config --sim-url: --broker sim-remote needs --sim-url sim://127.0.0.1:PORT/SESSION"),
+        (["--sim-url", "bad"], "config --sim-url='bad': must look like sim://127.0.0.1:PORT/SESSION"),
+    ],
+    ids=["missing", "malformed"],
+)
+def test_sim_remote_without_a_usable_sim_url_is_refused_before_the_journal_is_touched(
+    tmp_path: Path, args: list[str], refusal: str
+) -> None:
+    # It was refused only after the journal file had been created and the run claimed ("run r... (journal ...)").
+    result = _run(tmp_path, "--broker", "sim-remote", *args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"error: {refusal}")
+    assert not (tmp_path / "j.db").exists()

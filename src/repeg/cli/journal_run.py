@@ -277,6 +277,20 @@ async def alpaca_session(
         await alpaca.aclose()
 
 
+def usable_sim_url(sim_url: str | None) -> str:
+    """`--sim-url` of `--broker sim-remote`, refused (`ConfigError`) when missing or malformed: checked before
+    the journal is opened, so that a refused run leaves no journal file and no claimed run behind."""
+    from repeg.brokers.remote.client import parse_sim_url
+    from repeg.errors import ConfigError
+
+    if sim_url is None:
+        raise ConfigError(
+            "--sim-url", None, "--broker sim-remote needs --sim-url sim://127.0.0.1:PORT/SESSION"
+        )
+    parse_sim_url(sim_url)
+    return sim_url
+
+
 def run_remote(
     plan: Plan,
     config: ExecutionConfig,
@@ -291,12 +305,8 @@ def run_remote(
     from datetime import UTC, datetime
 
     from repeg.api import default_run_id
-    from repeg.errors import ConfigError
 
-    if sim_url is None:
-        raise ConfigError(
-            "--sim-url", None, "--broker sim-remote needs --sim-url sim://127.0.0.1:PORT/SESSION"
-        )
+    sim_url = usable_sim_url(sim_url)
     # The run id must be known before the run starts so that a graceful stop can find the run in the journal.
     chosen = run_id or default_run_id(plan, datetime.now(UTC))
     typer.echo(f"run {chosen} (journal {journal.location})", err=True)

@@ -348,6 +348,10 @@ def _refuse_options_of_other_brokers(
     for option, brokers in OPTION_BROKERS.items():
         if given[option] and broker not in brokers:
             raise ConfigError(option, None, f"applies to --broker {' or '.join(brokers)} only, not {broker}")
+    if broker == "sim-remote":  # its own option missing or malformed: refused before the journal is touched
+        from repeg.cli.journal_run import usable_sim_url
+
+        usable_sim_url(sim_url)
 
 
 def _given_run_id(run_id: str) -> str:
