@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -909,3 +910,19 @@ def test_a_directory_as_repeg_journal_is_bad_input_named_in_the_error(
     code, out = _repeg("runs")
     assert code == ExitCode.BAD_INPUT, out
     assert f"error: config --journal='{tmp_path}': a directory, not a journal file" in out
+
+
+@pytest.mark.parametrize("command", _JOURNAL_COMMANDS, ids=_COMMAND_IDS)
+def test_a_postgres_journal_without_psycopg_is_refused_naming_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    # It exited 4 (a JournalError: the journal failed) where a missing lab extra exits 2 naming the extra.
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg: ModuleNotFoundError
+    code, out = _repeg(*command, "--journal", "postgresql://u:secret@localhost/db")
+    assert code == ExitCode.BAD_INPUT, out
+    assert (
+        "error: config --journal='postgresql://u:***@localhost/db': needs the postgres extra, and psycopg is not "
+        "installed: pip install -e '.[postgres]'"
+    ) in out
+    assert "secret" not in out

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-from repeg.errors import JournalError
+from repeg.errors import ConfigError, JournalError
 from repeg.journal.schema import VERSION_TABLE_POSTGRES, not_a_journal, pending_migrations
 from repeg.journal.store import SUMMARY_KINDS, SqlJournal
 from repeg.journal.writer import Record
@@ -24,6 +24,7 @@ from repeg.journal.writer import Record
 if TYPE_CHECKING:
     import psycopg
 
+POSTGRES_INSTALL = "pip install -e '.[postgres]'"
 _MIGRATION_LOCK = 0x7265706567  # "repeg"
 _INSERT_EVENT = "INSERT INTO events (run_id, seq, leg, ts, correlation_id, kind, payload) VALUES (%s, %s, %s, %s, %s, %s, %s)"
 _PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
@@ -54,7 +55,12 @@ def _connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
     try:
         import psycopg
     except ImportError as exc:
-        raise JournalError("a postgresql:// journal needs psycopg: pip install 'repeg[postgres]'") from exc
+        # A missing optional extra is bad input (exit 2) naming it, as the lab extras are (cli/extras.py).
+        missing = isinstance(exc, ModuleNotFoundError) and exc.name == "psycopg"
+        why = "psycopg is not installed" if missing else f"psycopg cannot be imported ({exc})"
+        raise ConfigError(
+            "--journal", safe_dsn(dsn), f"needs the postgres extra, and {why}: {POSTGRES_INSTALL}"
+        ) from exc
     try:
         return psycopg.connect(dsn, autocommit=False)
     except psycopg.Error as exc:
