@@ -1059,3 +1059,17 @@ def test_an_unknown_policy_is_refused_naming_the_option_the_value_and_the_known_
         f"error: config {option}='bogus': unknown policy (known: adaptive, default, ladder, market, "
         "touch-then-market) and no such TOML file\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"), [("d", "a directory, not a file"), ("absent.csv", "no such file")]
+)
+def test_an_arrivals_path_that_is_no_file_is_refused_naming_the_option(
+    workdir: Path, name: str, reason: str
+) -> None:
+    # It printed the bare OSError, "error: [Errno 21] Is a directory: 'd'", naming no option.
+    (workdir / "d").mkdir()
+    args = ["backtest", "--quotes", str(_small_quotes(workdir)), "--arrivals", str(workdir / name)]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert result.stderr == f"error: config --arrivals='{workdir / name}': {reason}\n"

@@ -97,6 +97,9 @@ def _basket(
     from repeg.lab.baskets import BasketSpec, load_arrivals
 
     if arrivals is not None:
+        if not arrivals.is_file():
+            reason = "a directory, not a file" if arrivals.is_dir() else "no such file"
+            raise ConfigError("--arrivals", str(arrivals), reason)
         return load_arrivals(arrivals, day.symbol, default_budget_seconds=budget)
     try:
         shares = Decimal(qty)
