@@ -343,6 +343,8 @@ async def _stop_a_working_run_while_rate_limited(
     window: float,
     limited_for: float,
     reads_fail: bool = False,
+    reject_cancels: int = 0,
+    grace: float | None = None,
 ) -> tuple[float, RepegError]:
     """Start a journaled buy on Alpaca whose order rests; once it works, rate-limit the account for
     `limited_for` s (`window` stands for Alpaca's one-minute rate window), send SIGINT and await the run: the
@@ -356,6 +358,8 @@ async def _stop_a_working_run_while_rate_limited(
 
     monkeypatch.setattr(adapter, "_MAX_RATE_HOLD", timedelta(seconds=window))
     patient = FAST_RUN.model_copy(update={"fill_wait_seconds": 600.0, "max_total_wait": 600.0})
+    if grace is not None:
+        patient = patient.model_copy(update={"grace_window": grace})
     journal = open_journal(str(tmp_path / "j.db"))
     buy = Plan(
         source="test",
@@ -382,6 +386,7 @@ async def _stop_a_working_run_while_rate_limited(
         server.rate_limited_until = time.time() + limited_for
         if reads_fail:  # every order read answered 503 (the cancel, a DELETE, still works)
             server.fail("GET", "/v2/orders", 503, times=10_000)
+        server.reject_cancels = reject_cancels
         started = time.monotonic()
         signal.raise_signal(signal.SIGINT)
         with pytest.raises(RepegError) as info:
@@ -425,6 +430,24 @@ async def test_a_graceful_stop_whose_reads_fail_still_cancels_the_working_order(
 
     _, error = await _stop_a_working_run_while_rate_limited(
         fake_alpaca, tmp_path, monkeypatch, window=0.25, limited_for=0, reads_fail=True
+    )
+    assert isinstance(error, RunStoppedError)
+    assert [o.status for o in fake_alpaca.book.orders.values()] == ["canceled"]
+
+
+async def test_a_graceful_stop_requests_again_a_cancel_refused_after_it_was_accepted(
+    fake_alpaca: FakeAlpacaServer,
+    credentials_env: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """Alpaca accepts the stop's cancel (204), then refuses it by stream (`order_cancel_rejected`, the order back
+    in `new`). The stop only polled it until its grace window passed: the order stayed working, unmanaged, while
+    the summary listed it among the cancelled orders. Within the window the cancel is requested again."""
+    from repeg.errors import RunStoppedError
+
+    _, error = await _stop_a_working_run_while_rate_limited(
+        fake_alpaca, tmp_path, monkeypatch, window=0.25, limited_for=0, reject_cancels=1, grace=1.0
     )
     assert isinstance(error, RunStoppedError)
     assert [o.status for o in fake_alpaca.book.orders.values()] == ["canceled"]

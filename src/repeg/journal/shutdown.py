@@ -5,7 +5,7 @@
 replace the cancelled engine left in flight to reach the broker, reconciles the run with the broker exactly as a
 resume would, cancels every order of the run that is still working (write-ahead, through the engine's gateway;
 an order left open by a leg that already ended is cancelled directly), and polls until the broker confirms or
-`grace_window` passes. The broker failing a request (after its adapter's retries) ends none of this: a leg it could not
+`grace_window` passes (a cancel the broker accepted and then refused is requested again). The broker failing a request (after its adapter's retries) ends none of this: a leg it could not
 be read for keeps what the journal says, every order the run knows may be working is still cancelled, each on its
 own, and the report names what the stop could not confirm. The run is left unfinished, so `repeg resume`
 finishes it later. A second signal exits at once (status 130) without waiting: whatever was committed is in the
@@ -143,6 +143,15 @@ class _Cancels:
     sent: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
 
+    def note(self, order_id: str, *, accepted: bool) -> None:
+        """Record one cancel request's answer; one asked again counts once, by its latest answer."""
+        if accepted and order_id not in self.sent:
+            self.sent.append(order_id)
+        if accepted and order_id in self.failed:
+            self.failed.remove(order_id)
+        if not accepted and order_id not in self.failed and order_id not in self.sent:
+            self.failed.append(order_id)
+
 
 async def _cancel_working(bus: EventBus, gateway: OrderGateway, broker: Broker, unread: set[int]) -> _Cancels:
     """Cancel each order of the run that may be working, each on its own (a refusal is recorded and left to
@@ -151,15 +160,22 @@ async def _cancel_working(bus: EventBus, gateway: OrderGateway, broker: Broker, 
     cancels = _Cancels()
     for index in sorted(bus.folder.legs):
         leg = bus.leg(index)
-        active = leg.active_order
-        if leg.status is LegStatus.WORKING and active is not None and active.order_id is not None:
-            if await gateway.cancel(index, REASON_USER_STOP):
-                cancels.sent.append(active.order_id)
-            elif active.status is not OrderStatus.REPLACED:  # a replaced one: nothing sent (see `cancel`)
-                cancels.failed.append(active.order_id)
+        if leg.status is LegStatus.WORKING:
+            await _cancel_active(gateway, leg, cancels)
         elif leg.is_done or index in unread:
             await _cancel_left_open(broker, leg, bus.run_id, cancels)
     return cancels
+
+
+async def _cancel_active(gateway: OrderGateway, leg: LegState, cancels: _Cancels) -> None:
+    """Cancel a working leg's order, write-ahead through the gateway (a refusal is recorded and reconciled)."""
+    active = leg.active_order
+    if active is None or active.order_id is None:
+        return
+    if await gateway.cancel(leg.index, REASON_USER_STOP):
+        cancels.note(active.order_id, accepted=True)
+    elif active.status is not OrderStatus.REPLACED:  # a replaced one: nothing sent (see `cancel`)
+        cancels.note(active.order_id, accepted=False)
 
 
 async def _cancel_left_open(broker: Broker, leg: LegState, run_id: str, cancels: _Cancels) -> None:
@@ -178,9 +194,9 @@ async def _cancel_left_open(broker: Broker, leg: LegState, run_id: str, cancels:
             log.warning(
                 "stop_cancel_failed", run_id=run_id, leg_index=leg.index, order_id=order_id, error=str(exc)
             )
-            cancels.failed.append(order_id)
+            cancels.note(order_id, accepted=False)
             continue
-        cancels.sent.append(order_id)
+        cancels.note(order_id, accepted=True)
 
 
 def _awaiting_cancel(bus: EventBus) -> list[tuple[int, str]]:
@@ -198,16 +214,36 @@ def _maybe_open(leg: LegStatus, order: OrderStatus | None) -> bool:
     return leg in IN_FLIGHT if order is None else not order.is_terminal
 
 
-async def _confirm(bus: EventBus, gateway: OrderGateway, clock: Clock, config: ExecutionConfig) -> list[str]:
-    """Poll the cancelled orders until each is closed or `grace_window` passes; the ids still open."""
+async def _confirm(
+    bus: EventBus, gateway: OrderGateway, clock: Clock, config: ExecutionConfig, cancels: _Cancels
+) -> list[str]:
+    """Poll the cancelled orders until each is closed or `grace_window` passes; the ids still open.
+
+    A leg in flight is polled as the engine polls it: a cancel the broker accepted and then refused (the order
+    open again, not pending the cancel) sends the leg back to work, and its cancel is then requested again."""
     give_up = clock.now() + config.grace
     while True:
         waiting = _awaiting_cancel(bus)
         if not waiting or clock.now() >= give_up:
             return sorted(order_id for _, order_id in waiting)
         await clock.sleep_until(min(give_up, clock.now() + config.check_interval))
-        for index, order_id in waiting:
+        for index in sorted({index for index, _ in waiting}):
+            await _recheck(gateway, bus, index, [order_id for i, order_id in waiting if i == index], cancels)
+
+
+async def _recheck(
+    gateway: OrderGateway, bus: EventBus, index: int, order_ids: list[str], cancels: _Cancels
+) -> None:
+    """Read leg `index`'s orders awaited once more (a leg in flight polled as a whole); a leg sent back to work
+    has its cancel requested again."""
+    if bus.leg(index).status in IN_FLIGHT:
+        await gateway.poll(index)
+    else:
+        for order_id in order_ids:
             await gateway.reconcile(index, order_id)
+    leg = bus.leg(index)
+    if leg.status is LegStatus.WORKING:
+        await _cancel_active(gateway, leg, cancels)
 
 
 def _unanswered(bus: EventBus) -> list[str]:
@@ -255,7 +291,7 @@ async def stop_run(
         await _await_in_flight(bus, broker, clock, config)
         unread = await _reconcile(bus, broker)
         cancels = await _cancel_working(bus, gateway, broker, unread)
-        unconfirmed = await _confirm(bus, gateway, clock, config)
+        unconfirmed = await _confirm(bus, gateway, clock, config, cancels)
     except BrokerError as exc:
         log.exception("stop_incomplete", run_id=run_id, error=str(exc))
         raise
