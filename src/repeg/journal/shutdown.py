@@ -5,9 +5,10 @@
 replace the cancelled engine left in flight to reach the broker, reconciles the run with the broker exactly as a
 resume would, cancels every order of the run that is still working (write-ahead, through the engine's gateway;
 an order left open by a leg that already ended is cancelled directly), and polls until the broker confirms or
-`grace_window` passes (a cancel the broker accepted and then refused is requested again). The broker failing a request (after its adapter's retries) ends none of this: a leg it could not
-be read for keeps what the journal says, every order the run knows may be working is still cancelled, each on its
-own, and the report names what the stop could not confirm. The run is left unfinished, so `repeg resume`
+`grace_window` passes (a cancel the broker accepted and then refused is requested again). The broker failing a
+request (after its adapter's retries) ends none of this: a leg it could not be read for keeps what the journal
+says, every order the run knows may be working is still cancelled, each on its own, and the report names the
+cancels that failed and the submits the broker never answered. The run is left unfinished, so `repeg resume`
 finishes it later. A second signal exits at once (status 130) without waiting: whatever was committed is in the
 journal, and every order the run may have created is findable from it, so the run stays resumable.
 
