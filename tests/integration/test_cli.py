@@ -1073,3 +1073,12 @@ def test_an_arrivals_path_that_is_no_file_is_refused_naming_the_option(
     result = CliRunner().invoke(build_app(), args)
     assert result.exit_code == ExitCode.BAD_INPUT
     assert result.stderr == f"error: config --arrivals='{workdir / name}': {reason}\n"
+
+
+def test_fit_out_that_cannot_be_written_is_refused_naming_the_option(workdir: Path) -> None:
+    # It printed the bare OSError, "error: [Errno 21] Is a directory: 'd'", naming no option.
+    (workdir / "d").mkdir()
+    args = ["fit", "--quotes", str(_small_quotes(workdir)), "--out", str(workdir / "d")]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert result.stderr == f"error: config --out='{workdir / 'd'}': cannot write: Is a directory\n"

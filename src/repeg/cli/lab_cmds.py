@@ -313,7 +313,10 @@ def fit(
         day = load_day(quotes, trades, symbol=symbol)
         symbol_trades = fit_trades_of(day, option="--trades")
         params = fit_adaptive(day.quotes.columns(day.symbol), day.ref, trades=symbol_trades)
-        save_params(params, out)
+        try:
+            save_params(params, out)
+        except OSError as exc:
+            raise ConfigError("--out", str(out), f"cannot write: {exc.strerror or exc}") from exc
     except (RepegError, ValueError, OSError) as exc:
         raise _fail(exc) from exc
     # Plain text: a path is neither rich markup nor to be wrapped.
