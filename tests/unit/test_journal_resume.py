@@ -947,3 +947,48 @@ def test_graceful_stop_names_a_submit_still_unknown_to_the_broker_when_its_grace
     assert [order.client_order_id for order in still_open] == [client_order_id("r1", 0, 0)]
     assert report.unanswered == (client_order_id("r1", 0, 0),)
     assert f"may be working, not cancelled): {client_order_id('r1', 0, 0)}" in report.summary()
+
+
+class CancelSwallowingSimulator(CancelRefusingSimulator):
+    """Accepts `swallow` cancels and does nothing with them: the broker accepted each, then refused it, and the
+    order stays open in its status (as Alpaca's `order_cancel_rejected` after an HTTP 204)."""
+
+    swallow = 0
+
+    async def cancel_order(self, order_id: str) -> None:
+        if self.swallow:
+            self.swallow -= 1
+            return
+        await super().cancel_order(order_id)
+
+
+def test_graceful_stop_requests_again_the_cancel_of_an_ended_legs_order_refused_after_it_was_accepted(
+    tmp_path: Path,
+) -> None:
+    # The sell leg ended with its order still working (its cancels failed); the stop's cancel of it was accepted,
+    # then refused. The stop only re-read the order to the end of its grace window: left working, unmanaged.
+    config = CONFIG.model_copy(update={"max_total_wait": 4.0, "grace_window": 2.0})
+
+    async def main() -> bool:
+        clock = VirtualClock(TAPE.start + timedelta(seconds=5))
+        broker = CancelSwallowingSimulator(TAPE, clock, ACCOUNT, fill_model=PaperFillModel(TAPE, seed=3))
+        journal = SqliteJournal(tmp_path / "j.db", durability="full")
+        with contextlib.suppress(Crash):
+            await run_execution(
+                SPECS,
+                (),
+                broker,
+                TapeFeed(TAPE, clock),
+                clock,
+                config,
+                run_id="r1",
+                sinks=(CrashAtSellPhaseEnd(journal),),
+            )
+        (sell,) = [order for order in await broker.list_open_orders() if order.side is Side.SELL]
+        broker.refuse_cancels, broker.swallow = False, 1
+        await stop_run("r1", journal, broker, clock, config=config)
+        after = await broker.get_order(sell.order_id)
+        journal.close()
+        return after.status.is_open
+
+    assert not run_virtual(main)

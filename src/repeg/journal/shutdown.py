@@ -216,12 +216,13 @@ def _maybe_open(leg: LegStatus, order: OrderStatus | None) -> bool:
 
 
 async def _confirm(
-    bus: EventBus, gateway: OrderGateway, clock: Clock, config: ExecutionConfig, cancels: _Cancels
+    bus: EventBus, gateway: OrderGateway, broker: Broker, config: ExecutionConfig, cancels: _Cancels
 ) -> list[str]:
     """Poll the cancelled orders until each is closed or `grace_window` passes; the ids still open.
 
     A leg in flight is polled as the engine polls it: a cancel the broker accepted and then refused (the order
     open again, not pending the cancel) sends the leg back to work, and its cancel is then requested again."""
+    clock = bus.clock
     give_up = clock.now() + config.grace
     while True:
         waiting = _awaiting_cancel(bus)
@@ -229,19 +230,28 @@ async def _confirm(
             return sorted(order_id for _, order_id in waiting)
         await clock.sleep_until(min(give_up, clock.now() + config.check_interval))
         for index in sorted({index for index, _ in waiting}):
-            await _recheck(gateway, bus, index, [order_id for i, order_id in waiting if i == index], cancels)
+            ids = [order_id for i, order_id in waiting if i == index]
+            await _recheck(gateway, broker, bus, index, ids, cancels=cancels)
 
 
 async def _recheck(
-    gateway: OrderGateway, bus: EventBus, index: int, order_ids: list[str], cancels: _Cancels
+    gateway: OrderGateway,
+    broker: Broker,
+    bus: EventBus,
+    index: int,
+    order_ids: list[str],
+    *,
+    cancels: _Cancels,
 ) -> None:
-    """Read leg `index`'s orders awaited once more (a leg in flight polled as a whole); a leg sent back to work
-    has its cancel requested again."""
+    """Read leg `index`'s orders awaited once more (a leg in flight polled as a whole). A leg sent back to work
+    has its cancel requested again; so has an order of a leg not in flight found open and not pending a cancel
+    (its cancel was accepted, then refused: asking again is harmless if it was only slow)."""
     if bus.leg(index).status in IN_FLIGHT:
         await gateway.poll(index)
     else:
         for order_id in order_ids:
             await gateway.reconcile(index, order_id)
+        await _cancel_left_open(broker, bus.leg(index), bus.run_id, cancels)
     leg = bus.leg(index)
     if leg.status is LegStatus.WORKING:
         await _cancel_active(gateway, leg, cancels)
@@ -292,7 +302,7 @@ async def stop_run(
         await _await_in_flight(bus, broker, clock, config)
         unread = await _reconcile(bus, broker)
         cancels = await _cancel_working(bus, gateway, broker, unread)
-        unconfirmed = await _confirm(bus, gateway, clock, config, cancels)
+        unconfirmed = await _confirm(bus, gateway, broker, config, cancels)
     except BrokerError as exc:
         log.exception("stop_incomplete", run_id=run_id, error=str(exc))
         raise
