@@ -1082,3 +1082,12 @@ def test_fit_out_that_cannot_be_written_is_refused_naming_the_option(workdir: Pa
     result = CliRunner().invoke(build_app(), args)
     assert result.exit_code == ExitCode.BAD_INPUT
     assert result.stderr == f"error: config --out='{workdir / 'd'}': cannot write: Is a directory\n"
+
+
+def test_a_symbol_not_in_the_quote_file_is_refused_naming_the_option(workdir: Path) -> None:
+    # It said "config symbol='ZZZZ'", an option the command does not have (it has --symbol).
+    quotes = _small_quotes(workdir)
+    args = ["backtest", "--quotes", str(quotes), "--basket", "2", "--symbol", "ZZZZ"]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert result.stderr.startswith(f"error: config --symbol='ZZZZ': not in {quotes} (it holds (")

@@ -90,7 +90,7 @@ def load_day(quotes: Path, trades: Path | None = None, *, symbol: str | None = N
             )
         symbol = tape.symbols[0]
     if symbol not in tape:
-        raise ConfigError("symbol", symbol, f"not in {quotes} (it holds {tape.symbols})")
+        raise ConfigError("--symbol", symbol, f"not in {quotes} (it holds {tape.symbols})")
     prints = None if trades is None else load_trades(trades)
     files = [quotes] if trades is None else [quotes, trades]
     ref = DataRef(
