@@ -251,3 +251,27 @@ def test_report_of_a_synthetic_run_draws_the_market_rebuilt_from_its_recorded_se
     assert page.count('"name":"ask"') == 2
     assert "synthetic market rebuilt from the seed (0) and settings the run recorded" in page
     assert "orders only" not in page
+
+
+def test_an_html_path_that_is_a_directory_is_refused_naming_the_option(
+    journaled: Journaled, tmp_path: Path
+) -> None:
+    # It said "d: cannot write: Is a directory", naming no option, once the report had been built.
+    code, out, err = _repeg("report", RUN_ID, "--journal", journaled.journal, "--html", tmp_path)
+    assert (code, out) == (ExitCode.BAD_INPUT, "")
+    assert err == f"error: config --html='{tmp_path}': a directory, not a file\n"
+
+
+def test_a_png_dir_that_is_a_file_is_refused_before_the_html_is_written(
+    journaled: Journaled, tmp_path: Path
+) -> None:
+    # The HTML was written, then the PNGs failed ("p: cannot write: File exists", exit 2): a refused command
+    # left its HTML behind.
+    (tmp_path / "p").write_text("x")
+    html = tmp_path / "r.html"
+    code, _, err = _repeg(
+        "report", RUN_ID, "--journal", journaled.journal, "--html", html, "--png-dir", tmp_path / "p"
+    )
+    assert code == ExitCode.BAD_INPUT
+    assert err == f"error: config --png-dir='{tmp_path / 'p'}': a file, not a directory\n"
+    assert not html.exists()

@@ -17,7 +17,7 @@ import typer
 from repeg.cli.exit_codes import ExitCode, exit_code_for_error
 from repeg.cli.extras import lab_extras_needed
 from repeg.cli.journal_cmds import JournalOption
-from repeg.errors import RepegError, ReportError, RunNotFoundError, SweepError
+from repeg.errors import ConfigError, RepegError, ReportError, RunNotFoundError, SweepError
 from repeg.journal.factory import DEFAULT_JOURNAL
 
 if TYPE_CHECKING:
@@ -69,6 +69,7 @@ def report(
     """
     path = Path(source)
     try:
+        _refuse_unwritable(html, png_dir)
         if path.is_file():
             if quotes is not None:
                 raise ReportError(str(quotes), "--quotes applies to a run id; a result names its own quotes")
@@ -83,6 +84,15 @@ def report(
         raise _fail(ReportError(str(exc.filename or html), f"cannot write: {exc.strerror or exc}")) from exc
     for written_path in written:
         typer.echo(str(written_path))
+
+
+def _refuse_unwritable(html: Path, png_dir: Path | None) -> None:
+    """`--html` a directory, or `--png-dir` a file, refused naming the option before anything is built or
+    written (the HTML was otherwise written before the PNGs failed, and left behind by a refused command)."""
+    if html.is_dir():
+        raise ConfigError("--html", str(html), "a directory, not a file")
+    if png_dir is not None and png_dir.exists() and not png_dir.is_dir():
+        raise ConfigError("--png-dir", str(png_dir), "a file, not a directory")
 
 
 def _report_result(
