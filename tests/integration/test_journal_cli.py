@@ -926,3 +926,14 @@ def test_a_postgres_journal_without_psycopg_is_refused_naming_the_extra(
         "installed: pip install -e '.[postgres]'"
     ) in out
     assert "secret" not in out
+
+
+def test_a_malformed_postgres_dsn_is_bad_input_naming_the_journal_option() -> None:
+    # psycopg refuses it before connecting (ProgrammingError); it exited 4, as a database that failed.
+    pytest.importorskip("psycopg")
+    code, out = _repeg("runs", "--journal", "postgresql://u:secret@localhost/db?bogus=1")
+    assert code == ExitCode.BAD_INPUT, out
+    assert out.strip() == (
+        "error: config --journal='postgresql://u:***@localhost/db?bogus=1': not a usable DSN: invalid URI query "
+        'parameter: "bogus"'
+    )

@@ -8,7 +8,7 @@ import pytest
 from journal_support import intent, run_started
 
 from repeg.domain.events import RunStarted
-from repeg.errors import JournalError
+from repeg.errors import ConfigError
 from repeg.journal.base import REDACTED, redact
 from repeg.journal.postgres import PostgresJournal, safe_dsn
 from repeg.journal.sqlite import SqliteJournal
@@ -73,6 +73,6 @@ def test_a_password_the_driver_quotes_back_is_masked_in_the_error() -> None:
     # libpq refuses a password with a stray '%' (not percent-encoded) by quoting it: "invalid percent-encoded
     # token: "<password>"", which the error printed next to the masked DSN.
     pytest.importorskip("psycopg")
-    with pytest.raises(JournalError, match="cannot open journal postgresql://u:\\*\\*\\*@") as refused:
+    with pytest.raises(ConfigError, match="config --journal='postgresql://u:\\*\\*\\*@") as refused:
         PostgresJournal(f"postgresql://u:{SECRET}%zz@127.0.0.1:1/db")
     assert SECRET not in str(refused.value)

@@ -63,6 +63,8 @@ def _connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
         ) from exc
     try:
         return psycopg.connect(dsn, autocommit=False)
+    except psycopg.ProgrammingError as exc:  # refused before connecting: the DSN itself is malformed
+        raise ConfigError("--journal", safe_dsn(dsn), f"not a usable DSN: {_scrub(str(exc), dsn)}") from None
     except psycopg.Error as exc:
         raise JournalError(f"cannot open journal {safe_dsn(dsn)}: {_scrub(str(exc), dsn)}") from None
 
