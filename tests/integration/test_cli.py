@@ -1091,3 +1091,42 @@ def test_a_symbol_not_in_the_quote_file_is_refused_naming_the_option(workdir: Pa
     result = CliRunner().invoke(build_app(), args)
     assert result.exit_code == ExitCode.BAD_INPUT
     assert result.stderr.startswith(f"error: config --symbol='ZZZZ': not in {quotes} (it holds (")
+
+
+@pytest.mark.parametrize(
+    ("out", "reason"), [("days", "a directory, not a file"), ("missing/o.parquet", "no directory")]
+)
+def test_a_sweep_out_that_cannot_be_written_is_refused_before_the_sweep_runs(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, out: str, reason: str
+) -> None:
+    # The whole sweep ran (hours on many days) before --out was found unwritable, and its results were lost.
+    import repeg.lab.sweep
+
+    def must_not_run(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the sweep ran")
+
+    monkeypatch.setattr(repeg.lab.sweep, "run_sweep", must_not_run)
+    (workdir / "days").mkdir()
+    _small_quotes(workdir).rename(workdir / "days" / "aaa_20240102.csv")
+    grid = write(workdir, "grid.toml", '[basket]\ncount = 2\n[[policy]]\nname = "m"\nkind = "market"\n')
+    args = [
+        "sweep",
+        "--quotes",
+        str(workdir / "days" / "*.csv"),
+        "--grid",
+        str(grid),
+        "--out",
+        str(workdir / out),
+    ]
+    result = CliRunner().invoke(build_app(), [*args, "--workers", "1", "--no-progress"])
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert result.stderr.startswith(f"error: --out: cannot write {workdir / out}: {reason}")
+
+
+def test_a_sweep_quotes_pattern_matching_no_file_is_refused_naming_the_pattern(workdir: Path) -> None:
+    grid = write(workdir, "grid.toml", '[basket]\ncount = 2\n[[policy]]\nname = "m"\nkind = "market"\n')
+    pattern = str(workdir / "none-*.csv")
+    args = ["sweep", "--quotes", pattern, "--grid", str(grid), "--out", "o.parquet"]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert result.stderr == f"error: --quotes: {pattern!r} matched no file\n"

@@ -147,6 +147,19 @@ def _files(pattern: str) -> list[str]:
     return sorted(glob.glob(pattern))
 
 
+def _sweep_quotes(pattern: str, out: Path) -> list[str]:
+    """The quote files `--quotes` matches, refused when none; `--out` refused before any point runs when it
+    cannot be written (it was found only once the whole sweep had run, its results then lost)."""
+    if out.is_dir():
+        raise SweepError("--out", f"cannot write {out}: a directory, not a file")
+    if not out.parent.is_dir():
+        raise SweepError("--out", f"cannot write {out}: no directory {out.parent}")
+    files = _files(pattern)
+    if not files:
+        raise SweepError("--quotes", f"{pattern!r} matched no file")
+    return files
+
+
 def sweep(
     *,
     quotes: Annotated[
@@ -175,7 +188,7 @@ def sweep(
     except ValueError:
         raise _fail(SweepError("--engine", f"{engine!r} is not one of {[e.value for e in Engine]}")) from None
     try:
-        days = pair_files(_files(quotes), None if trades is None else _files(trades))
+        days = pair_files(_sweep_quotes(quotes, out), None if trades is None else _files(trades))
         points = expand(load_grid(grid), days)
         try:
             records = run_sweep(points, run_point, chosen, workers=workers, progress=progress)
