@@ -1130,3 +1130,29 @@ def test_a_sweep_quotes_pattern_matching_no_file_is_refused_naming_the_pattern(w
     result = CliRunner().invoke(build_app(), args)
     assert result.exit_code == ExitCode.BAD_INPUT
     assert result.stderr == f"error: --quotes: {pattern!r} matched no file\n"
+
+
+@pytest.mark.parametrize(
+    ("command", "work"),
+    [("backtest", "run_backtest"), ("compare", "compare"), ("fit", "fit_adaptive")],
+    ids=["backtest", "compare", "fit"],
+)
+def test_an_out_that_cannot_be_written_is_refused_before_the_work_it_would_save(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, command: str, work: str
+) -> None:
+    # --out in a directory that does not exist was found only once the backtest, comparison or fit had run.
+    import repeg.lab.backtest
+    import repeg.lab.compare
+    import repeg.lab.fit
+
+    def must_not_run(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError(f"{work} ran")
+
+    for module in (repeg.lab.backtest, repeg.lab.compare, repeg.lab.fit):
+        if hasattr(module, work):
+            monkeypatch.setattr(module, work, must_not_run)
+    out = workdir / "missing" / "o.json"
+    args = [command, "--quotes", str(_small_quotes(workdir)), "--out", str(out)]
+    result = CliRunner().invoke(build_app(), [*args, *(["--basket", "2"] if command != "fit" else [])])
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert result.stderr == f"error: config --out='{out}': cannot write: no directory {out.parent}\n"

@@ -37,6 +37,17 @@ def _fail(error: Exception) -> typer.Exit:
     return typer.Exit(int(code))
 
 
+def _refuse_unwritable(out: Path | None) -> None:
+    """`--out` in a directory that does not exist, or a directory itself, refused before the work it would save
+    is done (it was otherwise found only once that work had run)."""
+    if out is None:
+        return
+    if out.is_dir():
+        raise ConfigError("--out", str(out), "cannot write: Is a directory")
+    if not out.parent.is_dir():
+        raise ConfigError("--out", str(out), f"cannot write: no directory {out.parent}")
+
+
 def _emit(result: BaseModel, *, as_json: bool, out: Path | None) -> None:
     text = result.model_dump_json(indent=1)
     if out is not None:
@@ -200,6 +211,7 @@ def backtest(
 
     configure_logging(level="warning")
     try:
+        _refuse_unwritable(out)
         model = _fill_model(fill_model)
         spec = policy_spec(policy)
         day = load_day(quotes, trades, symbol=symbol)
@@ -265,6 +277,7 @@ def compare(
 
     configure_logging(level="warning")
     try:
+        _refuse_unwritable(out)
         models = [
             _fill_model(name.strip(), "--fill-models") for name in fill_models.split(",") if name.strip()
         ]
@@ -310,6 +323,7 @@ def fit(
     from repeg.lab.fit import fit_adaptive, save_params
 
     try:
+        _refuse_unwritable(out)
         day = load_day(quotes, trades, symbol=symbol)
         symbol_trades = fit_trades_of(day, option="--trades")
         params = fit_adaptive(day.quotes.columns(day.symbol), day.ref, trades=symbol_trades)
