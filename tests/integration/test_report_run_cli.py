@@ -275,3 +275,13 @@ def test_a_png_dir_that_is_a_file_is_refused_before_the_html_is_written(
     assert code == ExitCode.BAD_INPUT
     assert err == f"error: config --png-dir='{tmp_path / 'p'}': a file, not a directory\n"
     assert not html.exists()
+
+
+def test_an_html_path_in_a_missing_directory_is_refused_naming_the_option(
+    journaled: Journaled, tmp_path: Path
+) -> None:
+    # It said "r.html: cannot write: No such file or directory", naming no option, once the report was built.
+    html = tmp_path / "missing" / "r.html"
+    code, out, err = _repeg("report", RUN_ID, "--journal", journaled.journal, "--html", html)
+    assert (code, out) == (ExitCode.BAD_INPUT, "")
+    assert err == f"error: config --html='{html}': cannot write: no directory {html.parent}\n"

@@ -91,6 +91,8 @@ def _refuse_unwritable(html: Path, png_dir: Path | None) -> None:
     written (the HTML was otherwise written before the PNGs failed, and left behind by a refused command)."""
     if html.is_dir():
         raise ConfigError("--html", str(html), "a directory, not a file")
+    if not html.parent.is_dir():
+        raise ConfigError("--html", str(html), f"cannot write: no directory {html.parent}")
     if png_dir is not None and png_dir.exists() and not png_dir.is_dir():
         raise ConfigError("--png-dir", str(png_dir), "a file, not a directory")
 
