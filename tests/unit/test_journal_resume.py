@@ -794,6 +794,25 @@ def test_a_second_session_of_a_run_being_worked_is_refused_before_touching_the_b
     assert result.legs[0].filled_qty == Decimal(100)
 
 
+async def _crashed_after_its_first_submit_ack(
+    tmp_path: Path, broker: SimulatedBroker, clock: VirtualClock, config: ExecutionConfig
+) -> SqliteJournal:
+    """The journal of run r1 crashed right after its first submit was answered: that order is working."""
+    journal = SqliteJournal(tmp_path / "j.db", durability="full")
+    with contextlib.suppress(Crash):
+        await run_execution(
+            SPECS,
+            (),
+            broker,
+            TapeFeed(TAPE, clock),
+            clock,
+            config,
+            run_id="r1",
+            sinks=(CrashAt(journal, "submit-ack", 1, before=False),),
+        )
+    return journal
+
+
 def test_graceful_stop_does_not_report_as_cancelled_an_order_whose_cancel_the_broker_refused(
     tmp_path: Path,
 ) -> None:
@@ -806,18 +825,7 @@ def test_graceful_stop_does_not_report_as_cancelled_an_order_whose_cancel_the_br
     async def main() -> StopReport:
         clock = VirtualClock(TAPE.start + timedelta(seconds=5))
         broker = CancelRefusingSimulator(TAPE, clock, ACCOUNT, fill_model=PaperFillModel(TAPE, seed=3))
-        journal = SqliteJournal(tmp_path / "j.db", durability="full")
-        with contextlib.suppress(Crash):
-            await run_execution(
-                SPECS,
-                (),
-                broker,
-                TapeFeed(TAPE, clock),
-                clock,
-                patient,
-                run_id="r1",
-                sinks=(CrashAt(journal, "submit-ack", 1, before=False),),
-            )
+        journal = await _crashed_after_its_first_submit_ack(tmp_path, broker, clock, patient)
         report = await stop_run("r1", journal, broker, clock, config=patient)
         journal.close()
         return report
@@ -856,18 +864,7 @@ def test_graceful_stop_still_cancels_the_runs_working_order_when_the_broker_cann
     async def main() -> tuple[StopReport, bool]:
         clock = VirtualClock(TAPE.start + timedelta(seconds=5))
         broker = ReadFailingSimulator(TAPE, clock, ACCOUNT, fill_model=PaperFillModel(TAPE, seed=3))
-        journal = SqliteJournal(tmp_path / "j.db", durability="full")
-        with contextlib.suppress(Crash):
-            await run_execution(
-                SPECS,
-                (),
-                broker,
-                TapeFeed(TAPE, clock),
-                clock,
-                patient,
-                run_id="r1",
-                sinks=(CrashAt(journal, "submit-ack", 1, before=False),),
-            )
+        journal = await _crashed_after_its_first_submit_ack(tmp_path, broker, clock, patient)
         broker.refuse_reads = True
         report = await stop_run("r1", journal, broker, clock, config=patient)
         broker.refuse_reads = False
@@ -892,18 +889,7 @@ def test_graceful_stop_names_the_orders_whose_cancel_failed(tmp_path: Path) -> N
     async def main() -> StopReport:
         clock = VirtualClock(TAPE.start + timedelta(seconds=5))
         broker = CancelRefusingSimulator(TAPE, clock, ACCOUNT, fill_model=PaperFillModel(TAPE, seed=3))
-        journal = SqliteJournal(tmp_path / "j.db", durability="full")
-        with contextlib.suppress(Crash):
-            await run_execution(
-                SPECS,
-                (),
-                broker,
-                TapeFeed(TAPE, clock),
-                clock,
-                patient,
-                run_id="r1",
-                sinks=(CrashAt(journal, "submit-ack", 1, before=False),),
-            )
+        journal = await _crashed_after_its_first_submit_ack(tmp_path, broker, clock, patient)
         report = await stop_run("r1", journal, broker, clock, config=patient)
         journal.close()
         return report
