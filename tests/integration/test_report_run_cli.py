@@ -285,3 +285,19 @@ def test_an_html_path_in_a_missing_directory_is_refused_naming_the_option(
     code, out, err = _repeg("report", RUN_ID, "--journal", journaled.journal, "--html", html)
     assert (code, out) == (ExitCode.BAD_INPUT, "")
     assert err == f"error: config --html='{html}': cannot write: no directory {html.parent}\n"
+
+
+def test_a_png_dir_under_a_file_is_refused_before_the_html_is_written(
+    journaled: Journaled, tmp_path: Path
+) -> None:
+    # `--png-dir f/figs` with `f` a file does not exist (so 3e759ce's check let it by): the HTML was written, then
+    # creating the PNG folder failed ("Not a directory"), leaving the HTML of a refused command behind.
+    (tmp_path / "f").write_text("x")
+    html = tmp_path / "r.html"
+    png_dir = tmp_path / "f" / "figs"
+    code, _, err = _repeg(
+        "report", RUN_ID, "--journal", journaled.journal, "--html", html, "--png-dir", png_dir
+    )
+    assert code == ExitCode.BAD_INPUT
+    assert err == f"error: config --png-dir='{png_dir}': {tmp_path / 'f'} is a file, not a directory\n"
+    assert not html.exists()

@@ -95,6 +95,11 @@ def _refuse_unwritable(html: Path, png_dir: Path | None) -> None:
         raise ConfigError("--html", str(html), f"cannot write: no directory {html.parent}")
     if png_dir is not None and png_dir.exists() and not png_dir.is_dir():
         raise ConfigError("--png-dir", str(png_dir), "a file, not a directory")
+    # A folder to create under a file cannot be: mkdir failed only once the HTML had been written.
+    if png_dir is not None:
+        existing = next(p for p in png_dir.absolute().parents if p.exists())
+        if not existing.is_dir():
+            raise ConfigError("--png-dir", str(png_dir), f"{existing} is a file, not a directory")
 
 
 def _report_result(
