@@ -145,7 +145,8 @@ class _Cancels:
     failed: list[str] = field(default_factory=list)
 
     def note(self, order_id: str, *, accepted: bool) -> None:
-        """Record one cancel request's answer; one asked again counts once, by its latest answer."""
+        """Record one cancel request's answer; an order asked again is listed once. An acceptance wins: a refusal
+        after it may only mean the first cancel is still on its way, so the order stays among the sent."""
         if accepted and order_id not in self.sent:
             self.sent.append(order_id)
         if accepted and order_id in self.failed:
