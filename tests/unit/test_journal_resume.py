@@ -813,24 +813,31 @@ async def _crashed_after_its_first_submit_ack(
     return journal
 
 
+#: Slow enough that run r1's first order is still working when the stop comes; a short grace window.
+PATIENT = CONFIG.model_copy(update={"fill_wait_seconds": 50.0, "max_total_wait": 100.0, "grace_window": 0.5})
+
+
+def _stopped_after_a_refused_cancel(tmp_path: Path) -> StopReport:
+    """The report of a graceful stop of run r1, crashed right after its first submit ack, on a broker that
+    refuses the cancel."""
+
+    async def main() -> StopReport:
+        clock = VirtualClock(TAPE.start + timedelta(seconds=5))
+        broker = CancelRefusingSimulator(TAPE, clock, ACCOUNT, fill_model=PaperFillModel(TAPE, seed=3))
+        journal = await _crashed_after_its_first_submit_ack(tmp_path, broker, clock, PATIENT)
+        report = await stop_run("r1", journal, broker, clock, config=PATIENT)
+        journal.close()
+        return report
+
+    return run_virtual(main)
+
+
 def test_graceful_stop_does_not_report_as_cancelled_an_order_whose_cancel_the_broker_refused(
     tmp_path: Path,
 ) -> None:
     # The summary printed "cancelled orders: <id>" for every working order it asked to cancel, the ones the broker
     # refused included (it printed the same id as "cancel NOT confirmed" on the next line).
-    patient = CONFIG.model_copy(
-        update={"fill_wait_seconds": 50.0, "max_total_wait": 100.0, "grace_window": 0.5}
-    )
-
-    async def main() -> StopReport:
-        clock = VirtualClock(TAPE.start + timedelta(seconds=5))
-        broker = CancelRefusingSimulator(TAPE, clock, ACCOUNT, fill_model=PaperFillModel(TAPE, seed=3))
-        journal = await _crashed_after_its_first_submit_ack(tmp_path, broker, clock, patient)
-        report = await stop_run("r1", journal, broker, clock, config=patient)
-        journal.close()
-        return report
-
-    report = run_virtual(main)
+    report = _stopped_after_a_refused_cancel(tmp_path)
     assert report.unconfirmed == ("sim-00000001",)
     assert report.cancelled == ()
 
@@ -857,16 +864,12 @@ def test_graceful_stop_still_cancels_the_runs_working_order_when_the_broker_cann
 ) -> None:
     # The stop's first reconcile read failed (after the adapter's retries) and the stop ended there, re-raising
     # the error before cancelling anything: the run's order stayed working at the broker, unmanaged.
-    patient = CONFIG.model_copy(
-        update={"fill_wait_seconds": 50.0, "max_total_wait": 100.0, "grace_window": 0.5}
-    )
-
     async def main() -> tuple[StopReport, bool]:
         clock = VirtualClock(TAPE.start + timedelta(seconds=5))
         broker = ReadFailingSimulator(TAPE, clock, ACCOUNT, fill_model=PaperFillModel(TAPE, seed=3))
-        journal = await _crashed_after_its_first_submit_ack(tmp_path, broker, clock, patient)
+        journal = await _crashed_after_its_first_submit_ack(tmp_path, broker, clock, PATIENT)
         broker.refuse_reads = True
-        report = await stop_run("r1", journal, broker, clock, config=patient)
+        report = await stop_run("r1", journal, broker, clock, config=PATIENT)
         broker.refuse_reads = False
         ours = await broker.get_order_by_client_id(client_order_id("r1", 0, 0))
         journal.close()
@@ -882,19 +885,7 @@ def test_graceful_stop_still_cancels_the_runs_working_order_when_the_broker_cann
 def test_graceful_stop_names_the_orders_whose_cancel_failed(tmp_path: Path) -> None:
     # A cancel the broker failed was only folded into "cancel NOT confirmed yet", as if it had been sent: the user
     # could not tell an order still closing from one the stop never managed to cancel.
-    patient = CONFIG.model_copy(
-        update={"fill_wait_seconds": 50.0, "max_total_wait": 100.0, "grace_window": 0.5}
-    )
-
-    async def main() -> StopReport:
-        clock = VirtualClock(TAPE.start + timedelta(seconds=5))
-        broker = CancelRefusingSimulator(TAPE, clock, ACCOUNT, fill_model=PaperFillModel(TAPE, seed=3))
-        journal = await _crashed_after_its_first_submit_ack(tmp_path, broker, clock, patient)
-        report = await stop_run("r1", journal, broker, clock, config=patient)
-        journal.close()
-        return report
-
-    report = run_virtual(main)
+    report = _stopped_after_a_refused_cancel(tmp_path)
     assert report.cancel_failed == ("sim-00000001",)
     assert "cancel FAILED for: sim-00000001" in report.summary()
 
@@ -904,10 +895,6 @@ def test_graceful_stop_names_a_submit_still_unknown_to_the_broker_when_its_grace
 ) -> None:
     # The submit in flight reaches the broker only after the stop's grace window: the stop cancelled nothing and its
     # summary said nothing was open, while the order then worked at the broker until the run was resumed.
-    patient = CONFIG.model_copy(
-        update={"fill_wait_seconds": 50.0, "max_total_wait": 100.0, "grace_window": 0.5}
-    )
-
     async def main() -> tuple[StopReport, list[BrokerOrder]]:
         clock = VirtualClock(TAPE.start + timedelta(seconds=5))
         broker = SubmitInFlightSimulator(TAPE, clock, ACCOUNT, fill_model=PaperFillModel(TAPE, seed=3))
@@ -915,7 +902,7 @@ def test_graceful_stop_names_a_submit_still_unknown_to_the_broker_when_its_grace
         journal = SqliteJournal(tmp_path / "j.db", durability="full")
         run = asyncio.ensure_future(
             run_execution(
-                SPECS, (), broker, TapeFeed(TAPE, clock), clock, patient, run_id="r1", sinks=(journal,)
+                SPECS, (), broker, TapeFeed(TAPE, clock), clock, PATIENT, run_id="r1", sinks=(journal,)
             )
         )
         while not getattr(broker, "in_flight", []):
@@ -923,7 +910,7 @@ def test_graceful_stop_names_a_submit_still_unknown_to_the_broker_when_its_grace
         run.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await run
-        report = await stop_run("r1", journal, broker, clock, config=patient)
+        report = await stop_run("r1", journal, broker, clock, config=PATIENT)
         await asyncio.sleep(3)
         still_open = await broker.list_open_orders()
         journal.close()
