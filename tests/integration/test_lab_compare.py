@@ -239,25 +239,28 @@ def test_a_recursion_error_inside_a_sweep_is_not_blamed_on_the_grid_file(
     _assert_the_bug_is_not_blamed_on_input(result)
 
 
+#: An adaptive backtest of a 2-order basket on the evaluation day (its fit options are each test's own).
+_ADAPTIVE_BACKTEST = [
+    "backtest",
+    "--quotes",
+    str(EVAL_Q),
+    "--trades",
+    str(EVAL_T),
+    "--basket",
+    "2",
+    "--policy",
+    "adaptive",
+]
+
+
 def test_an_adaptive_fit_without_fit_trades_under_the_queue_model_says_it_used_the_paper_rule(
     tmp_path: Path,
 ) -> None:
     # The queue model's adaptive is fitted under the queue rule from the fit day's trades; without --fit-trades it
     # silently fell back to the paper rule, and nothing but a field of the JSON told the queue figures apart.
     out = tmp_path / "bt.json"
-    args = [
-        "backtest",
-        "--quotes",
-        str(EVAL_Q),
-        "--trades",
-        str(EVAL_T),
-        "--basket",
-        "2",
-        "--policy",
-        "adaptive",
-    ]
     fit = ["--fill-model", "queue", "--fit-quotes", str(FIT_Q), "--out", str(out)]
-    result = CliRunner().invoke(build_app(("repeg.cli.lab_cmds",)), [*args, *fit])
+    result = CliRunner().invoke(build_app(("repeg.cli.lab_cmds",)), [*_ADAPTIVE_BACKTEST, *fit])
     assert result.exit_code == 0, result.output
     assert BacktestResult.model_validate_json(out.read_text()).policy_params["fit_rule"] == "paper"
     assert "fitted with the paper rule" in result.stderr
@@ -276,19 +279,8 @@ def test_an_adaptive_fit_on_a_trade_file_without_the_symbol_is_refused_naming_it
     # --fit-trades holding another symbol's prints only: the queue-rule fit read its columns of the symbol and
     # ended in a KeyError traceback (exit 1), nothing naming the file.
     other = _trades_of_another_symbol(tmp_path)
-    args = [
-        "backtest",
-        "--quotes",
-        str(EVAL_Q),
-        "--trades",
-        str(EVAL_T),
-        "--basket",
-        "2",
-        "--policy",
-        "adaptive",
-    ]
     fit = ["--fill-model", "queue", "--fit-quotes", str(FIT_Q), "--fit-trades", str(other)]
-    result = CliRunner().invoke(build_app(("repeg.cli.lab_cmds",)), [*args, *fit])
+    result = CliRunner().invoke(build_app(("repeg.cli.lab_cmds",)), [*_ADAPTIVE_BACKTEST, *fit])
     assert result.exit_code == 2, result.output
     assert str(other) in result.output
     assert "no prints of XXX" in result.output
