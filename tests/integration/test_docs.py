@@ -72,19 +72,23 @@ def test_every_command_and_option_the_docs_show_exists() -> None:
     assert unknown == []
 
 
-def _readme_rows(heading: str) -> dict[str, str]:
-    """The first table after `heading` in README.md: each key of its first cell (backticks dropped, `a`, `b`
-    split) -> the row's second cell."""
+def _readme_table(heading: str) -> list[tuple[str, list[str]]]:
+    """The first table after `heading` in README.md, below its header: (key, cells) for each key of a row's first
+    cell (backticks dropped, `a`, `b` split)."""
     text = (REPO / "README.md").read_text(encoding="utf-8")
     lines = text[text.index(heading) :].splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("|"))
     end = next(i for i in range(start, len(lines)) if not lines[i].startswith("|"))
-    rows = {}
+    rows = []
     for line in lines[start + 2 : end]:
         cells = [cell.strip() for cell in line.strip("|").split("|")]
-        for key in cells[0].split(","):
-            rows[key.strip().strip("`")] = cells[1].strip("`")
+        rows.extend((key.strip().strip("`"), cells) for key in cells[0].split(","))
     return rows
+
+
+def _readme_rows(heading: str) -> dict[str, str]:
+    """The first table after `heading` in README.md: each key of its first cell -> the row's second cell."""
+    return {key: cells[1].strip("`") for key, cells in _readme_table(heading)}
 
 
 def test_readme_simulator_table_lists_exactly_the_simulator_keys_with_their_defaults() -> None:
@@ -237,16 +241,7 @@ def test_readme_usage_table_documents_every_option_of_run() -> None:
 
 def _readme_meanings(heading: str) -> dict[str, str]:
     """The first table after `heading` in README.md: each key of its first cell -> the row's last cell."""
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    lines = text[text.index(heading) :].splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
-    end = next(i for i in range(start, len(lines)) if not lines[i].startswith("|"))
-    rows = {}
-    for line in lines[start + 2 : end]:
-        cells = [cell.strip() for cell in line.strip("|").split("|")]
-        for key in cells[0].split(","):
-            rows[key.strip().strip("`")] = cells[-1]
-    return rows
+    return {key: cells[-1] for key, cells in _readme_table(heading)}
 
 
 def _refused(key: str, value: object, **others: object) -> bool:
