@@ -636,3 +636,38 @@ def test_an_unusable_credentials_file_is_a_config_error_naming_it(tmp_path: Path
     assert str(path) in str(info.value)
     assert "S3CRET" not in str(info.value)
     assert "s4" not in str(info.value)
+
+
+async def test_another_clients_open_order_of_a_kind_repeg_does_not_read_is_logged_at_debug_not_info():
+    # Every reconcile poll lists the account's open orders; another client's stop order (a kind repeg never
+    # sends) was logged `open_order_not_ours_skipped` at info on every poll: noise in every --log-json run.
+    import logging
+
+    import structlog
+    from pydantic import SecretStr
+
+    from repeg.brokers.alpaca.adapter import AlpacaBroker
+    from repeg.brokers.alpaca.credentials import AlpacaCredentials
+    from repeg.brokers.alpaca.settings import AlpacaSettings
+    from repeg.engine.clock import RealClock
+
+    client = _TwoOrders()
+    stop = {**_raw_order("new"), "client_order_id": "another-client-1", "type": "stop", "stop_price": "90.00"}
+    client.raw[str(stop["id"])] = stop
+    broker = AlpacaBroker(
+        client,  # type: ignore[arg-type]
+        name="alpaca-paper",
+        clock=RealClock(),
+        settings=AlpacaSettings(),
+        credentials=AlpacaCredentials(key_id="PK", secret_key=SecretStr("s")),
+        stream_url="ws://127.0.0.1:9/stream",
+    )
+    saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    try:
+        with structlog.testing.capture_logs() as lines:
+            assert await broker.list_open_orders() == []
+    finally:
+        structlog.configure(**saved)
+    skipped = [line for line in lines if line["event"] == "open_order_not_ours_skipped"]
+    assert [line["log_level"] for line in skipped] == ["debug"]

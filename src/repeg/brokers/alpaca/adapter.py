@@ -310,7 +310,7 @@ class AlpacaBroker:
                 try:
                     orders.append(parse_order(raw))
                 except BrokerError as exc:
-                    log.info("open_order_not_ours_skipped", order_id=_raw_id(raw), reason=str(exc))
+                    log.debug("open_order_not_ours_skipped", order_id=_raw_id(raw), reason=str(exc))
             if len(page) < _ORDERS_PAGE or _raw_id(page[-1]) is None:
                 return orders
             after = _raw_id(page[-1])
