@@ -174,6 +174,17 @@ def test_the_data_source_never_shows_its_secret() -> None:
     assert "do-not-print-9f3a" not in str(source)
 
 
+def test_the_data_source_secret_does_not_leak_through_its_fields() -> None:
+    # The secret was a plain `str` hidden only from `repr`: `dataclasses.asdict` (what a script dumping its
+    # settings, or a structured log of them, would call) and `vars` printed it.
+    import dataclasses
+
+    source = AlpacaDataSource(api_key=KEY, secret_key="do-not-print-9f3a")
+    assert "do-not-print-9f3a" not in str(dataclasses.asdict(source))
+    assert "do-not-print-9f3a" not in str(vars(source))
+    assert "do-not-print-9f3a" not in str(source.secret_key)
+
+
 def test_a_server_that_never_answers_is_a_market_data_error_naming_the_url_not_the_secret() -> None:
     # The listening socket completes the connection (kernel backlog) but nobody ever answers: without an HTTP
     # timeout the fetch would hang the command forever.

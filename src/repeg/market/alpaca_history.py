@@ -38,6 +38,7 @@ import numpy as np
 import requests
 import structlog
 from numpy.typing import NDArray
+from pydantic import SecretStr
 
 from repeg.brokers.alpaca.http import TimeoutAdapter
 from repeg.errors import AuthenticationError, ConfigError, MarketDataError
@@ -61,8 +62,9 @@ class AlpacaDataSource:
     """Where and as whom to fetch: keys (default: ``APCA_API_KEY_ID`` / ``APCA_API_SECRET_KEY``), base URL, feed."""
 
     api_key: str
-    #: Kept out of `repr` (and so out of tracebacks, logs and test reports that print the source).
-    secret_key: str = field(repr=False)
+    #: A `SecretStr` (a plain text given is wrapped in one): `repr`, `str`, `dataclasses.asdict`, `vars` and logs
+    #: show `**********`; revealed only to the SDK client that sends it (`_client`).
+    secret_key: SecretStr = field(repr=False)
     url_override: str | None = None
     #: ``sip``, ``iex`` or ``otc``; None lets the account's default apply.
     feed: str | None = None
@@ -72,6 +74,8 @@ class AlpacaDataSource:
     def __post_init__(self) -> None:
         from alpaca.data.enums import DataFeed
 
+        if not isinstance(self.secret_key, SecretStr):  # a caller that passed the text itself
+            object.__setattr__(self, "secret_key", SecretStr(str(self.secret_key)))
         if not self.timeout > 0:
             raise ConfigError("timeout", self.timeout, "must be a positive number of seconds")
         feeds = [f.value for f in DataFeed]
@@ -85,7 +89,7 @@ class AlpacaDataSource:
             raise AuthenticationError(
                 "APCA_API_KEY_ID and APCA_API_SECRET_KEY must be set to fetch Alpaca history"
             )
-        return cls(api_key=key, secret_key=secret, url_override=url_override, feed=feed)
+        return cls(api_key=key, secret_key=SecretStr(secret), url_override=url_override, feed=feed)
 
 
 class _RawFetch(Protocol):
@@ -98,7 +102,10 @@ def _client(source: AlpacaDataSource) -> Any:
     from alpaca.data.historical import StockHistoricalDataClient
 
     client = StockHistoricalDataClient(
-        api_key=source.api_key, secret_key=source.secret_key, raw_data=True, url_override=source.url_override
+        api_key=source.api_key,
+        secret_key=source.secret_key.get_secret_value(),
+        raw_data=True,
+        url_override=source.url_override,
     )
     adapter = TimeoutAdapter(source.timeout)
     client._session.mount("http://", adapter)
