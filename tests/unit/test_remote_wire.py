@@ -97,6 +97,14 @@ def test_urls_no_request_could_use_are_refused_when_parsed(url: str) -> None:
         parse_sim_url(url)
 
 
+@pytest.mark.parametrize("url", ["sim://127.0.0.1:\u00b2/s", "sim://127.0.0.1:\uff18\uff10/s"])
+def test_a_port_of_non_ascii_digits_is_refused_naming_the_option(url: str) -> None:
+    """`str.isdigit` holds for "²", which `int` cannot read: `--sim-url sim://127.0.0.1:²/s` ended the run as an
+    internal error (a ValueError traceback) instead of bad input naming --sim-url."""
+    with pytest.raises(ConfigError, match=re.escape("sim://127.0.0.1:PORT/SESSION")):
+        parse_sim_url(url)
+
+
 @contextlib.asynccontextmanager
 async def _connected(
     handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],

@@ -59,7 +59,13 @@ def parse_sim_url(url: str) -> SimAddress:
     rest = url.removeprefix("sim://")
     hostport, _, session = rest.partition("/")
     host, _, port = hostport.rpartition(":")
-    usable = port.isdigit() and 0 < int(port) < 65536 and not any(c in session for c in "\t\r\n")
+    # ASCII digits only: "²" passes `isdigit` but not `int`, and a port is never written in other scripts.
+    usable = (
+        port.isascii()
+        and port.isdigit()
+        and 0 < int(port) < 65536
+        and not any(c in session for c in "\t\r\n")
+    )
     if rest == url or not session or not usable or host not in ("127.0.0.1", "localhost", "[::1]"):
         raise ConfigError("--sim-url", url, "must look like sim://127.0.0.1:PORT/SESSION (a loopback host)")
     return SimAddress(host.strip("[]"), int(port), session)
