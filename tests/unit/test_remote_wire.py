@@ -236,3 +236,29 @@ async def test_an_unreachable_remote_simulator_is_named_by_its_url_as_written() 
     with pytest.raises(BrokerUnavailableError) as info:
         await RemoteBroker(url).cancel_order("o1")
     assert str(info.value).startswith(f"remote simulator at {url} unreachable: ")
+
+
+async def test_a_request_nested_too_deeply_is_refused_as_a_bad_request_not_dropped() -> None:
+    """`json.loads` of a deeply nested request raises RecursionError, which is no ValueError: the server dropped the
+    connection without an answer (asyncio printed the traceback), and the caller saw "outcome unknown" where the
+    request was simply malformed."""
+    from repeg.brokers.remote.server import Session, SimServer
+
+    async def no_session(name: str) -> Session:
+        raise AssertionError("a malformed request must not create a session")
+
+    server = SimServer(no_session)
+    port = await server.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request_line("get_account", "s1", "[" * 100_000))
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.readline(), 5)
+        writer.close()
+    finally:
+        await server.close()
+    ok, body = parse_answer(answer)
+    assert not ok
+    error = decode_error(body)
+    assert type(error) is BrokerError
+    assert "bad request" in str(error)

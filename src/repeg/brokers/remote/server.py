@@ -131,6 +131,14 @@ METHODS: dict[str, _Method] = {
 }
 
 
+def _params(raw: str) -> dict[str, object]:
+    try:
+        params = json.loads(raw)
+    except RecursionError as exc:  # nested deeper than the parser's stack: malformed like any other bad JSON
+        raise ValueError("params nested too deeply") from exc
+    return params if isinstance(params, dict) else {}
+
+
 def _method(name: str) -> _Method:
     method = METHODS.get(name)
     if method is None:
@@ -182,9 +190,9 @@ class SimServer:
         try:
             method_name, session_name, raw = parse_request(line)
             method = _method(method_name)
-            params = json.loads(raw)
+            params = _params(raw)
             session = await self.session(session_name)
-            return answer_line(True, await method(session, params if isinstance(params, dict) else {}, raw))
+            return answer_line(True, await method(session, params, raw))
         except RepegError as exc:
             return answer_line(False, encode_error(exc))
         except (ValueError, TypeError) as exc:
