@@ -1329,6 +1329,27 @@ def test_a_polled_replacement_missed_once_after_its_leg_ended_is_asked_again_and
     assert world.broker.orders["o3"].status is OrderStatus.CANCELED
 
 
+def test_a_replacement_reported_within_the_grace_window_after_its_leg_ended_restarts_the_window() -> None:
+    """As above (the leg filled in full naming o2, its replacement o3 unread and cancelled by id), but the stream
+    delivers o3's updates 3 s late: o3 is reported open at 23 s, within the grace window the leg's end at 20 s
+    opened, and its cancel is confirmed at 25 s. The phase ends a grace window after o3 closed, not at 25 s."""
+
+    def script(w: World) -> None:
+        _overfill_during_a_replace_whose_answer_is_lost(w)
+        w.clock.call_at(at(19.5), lambda: w.broker.fill_before_replace.update({"o2": Decimal(60)}))
+        w.broker.cancel_latency = timedelta(seconds=2)
+        w.broker.delayed_updates["o3"] = timedelta(seconds=3)
+        _first_read_of_o3_fails(w.broker)
+
+    result, world = execute(BUY, script)
+    (finished,) = world.sink.of(LegFinished)
+    assert (finished.ts, finished.status) == (at(20), LegStatus.FILLED.value)
+    assert world.broker.cancels() == ["cancel:o3"]
+    (ended,) = world.sink.of(PhaseEnded)
+    assert ended.ts == at(25) + CONFIG.grace
+    assert result.status is RunStatus.COMPLETED
+
+
 def _first_read_of_o3_fails(broker: FakeBroker) -> None:
     read = broker.get_order
     failures = ["o3"]

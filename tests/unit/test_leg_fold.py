@@ -874,3 +874,46 @@ def test_an_accepted_replacement_puts_the_leg_at_the_step_it_was_sent_at() -> No
     jump = replace(1, 0).model_copy(update={"step": 3})
     leg = fold([*working(), jump, accepted(new, IntentAction.REPLACE)])
     assert leg.step == 3
+
+
+def test_a_leg_completed_by_the_first_report_of_its_lost_replacement_names_that_replacement() -> None:
+    """The replace's answer was lost; the broker reports o0 replaced (with 40 filled), then the uncapped
+    replacement o1 (100) for the first time, already filled 60: the leg is filled, and o1, open for 40 more,
+    is its active order (so that the engine cancels it rather than letting it over-fill the leg)."""
+    old = order(0, OrderStatus.REPLACED, "40", "10.00", seconds=1).model_copy(update={"replaced_by": "o1"})
+    new = order(1, OrderStatus.PARTIALLY_FILLED, "60", "10.01", seconds=2).model_copy(
+        update={"replaces": "o0"}
+    )
+    leg = fold(
+        [
+            *working(),
+            replace(1, 0),
+            replace_lost(),
+            updated(old, OrderEvent.REPLACED, seconds=1),
+            updated(new, OrderEvent.PARTIAL_FILL, seconds=2),
+        ]
+    )
+    assert (leg.status, leg.filled_qty) == (LegStatus.FILLED, QTY)
+    assert leg.active_client_order_id == cid(1)
+
+
+def test_a_filled_leg_names_its_open_orders_replacement_once_the_broker_reports_the_replace_late() -> None:
+    """The replace's answer was lost; the uncapped replacement o1 (100) is reported filled 60 before the broker
+    reports o0 (filled 40) replaced: the leg filled while naming o0, and the late `replaced` report moves it to
+    o1, open for 40 more, so that the engine cancels o1 rather than letting it over-fill the leg."""
+    new = order(1, OrderStatus.PARTIALLY_FILLED, "60", "10.01", seconds=2).model_copy(
+        update={"replaces": "o0"}
+    )
+    old = order(0, OrderStatus.REPLACED, "40", "10.00", seconds=3).model_copy(update={"replaced_by": "o1"})
+    leg = fold(
+        [
+            *working(),
+            updated(order(0, OrderStatus.PARTIALLY_FILLED, "40", "10.00", seconds=1)),
+            replace(1, 0),
+            replace_lost(),
+            updated(new, OrderEvent.PARTIAL_FILL, seconds=2),
+        ]
+    )
+    assert (leg.status, leg.active_client_order_id) == (LegStatus.FILLED, cid(0))
+    leg = apply_event(leg, updated(old, OrderEvent.REPLACED, seconds=3))
+    assert (leg.status, leg.active_client_order_id) == (LegStatus.FILLED, cid(1))
