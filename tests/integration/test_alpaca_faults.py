@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from decimal import Decimal
 
@@ -14,8 +15,14 @@ from repeg.brokers.alpaca.adapter import AlpacaBroker
 from repeg.brokers.alpaca.credentials import AlpacaCredentials
 from repeg.brokers.alpaca.factory import build_alpaca
 from repeg.brokers.alpaca.settings import AlpacaUrls
-from repeg.domain.orders import OrderEvent, OrderStatus, Side
+from repeg.config import ExecutionConfig
+from repeg.domain.events import LegPlanned
+from repeg.domain.lifecycle import LegStatus
+from repeg.domain.orders import OrderEvent, OrderStatus, OrderType, Side
+from repeg.domain.plan import LegSpec
+from repeg.engine.bus import EventBus
 from repeg.engine.clock import RealClock
+from repeg.engine.gateway import OrderGateway
 from repeg.errors import (
     AuthenticationError,
     BrokerUnavailableError,
@@ -340,3 +347,58 @@ async def test_a_graceful_stop_paces_a_request_past_its_window_rather_than_drop_
     finally:
         await feed.aclose()
         await broker.aclose()
+
+
+async def _unanswered_submit(
+    broker: AlpacaBroker, fake_alpaca: FakeAlpacaServer
+) -> tuple[OrderGateway, EventBus]:
+    """A gateway whose leg 0 is submitting: its submit went out while Alpaca answered every order request 503."""
+    bus = EventBus("r9", RealClock(), ())
+    spec = LegSpec(index=0, symbol="AAPL", side=Side.BUY, qty=Decimal(1))
+    await bus.emit(LegPlanned(**bus.stamp(0), spec=spec))
+    gateway = OrderGateway(broker, bus, ExecutionConfig(wait_between_checks=0.01))
+    fake_alpaca.fail("POST", "/v2/orders", 503, times=500)
+    fake_alpaca.fail("GET", "/v2/orders:by_client_order_id", 503, times=500)
+    assert await gateway.submit(0, OrderType.LIMIT, Decimal("90.00"), step=0, reason="peg", quote=None)
+    assert bus.leg(0).status is LegStatus.SUBMITTING
+    return gateway, bus
+
+
+def _order_requests(fake_alpaca: FakeAlpacaServer) -> int:
+    return fake_alpaca.count("POST", "/v2/orders") + fake_alpaca.count("GET", "/v2/orders:by_client_order_id")
+
+
+async def test_each_check_of_an_unanswered_submit_during_an_outage_is_one_request(alpaca: Pair, fake_alpaca):
+    """The phase monitor asks about a submit of unknown outcome at each check (every check interval: the next check
+    is the retry). Each such lookup ran the adapter's whole retry loop and backoff (5 requests, about 8 s by
+    default, 50 s with hung requests) with the phase's monitor blocked, against a 1 s check interval."""
+    broker, _ = alpaca
+    gateway, bus = await _unanswered_submit(broker, fake_alpaca)
+    before = _order_requests(fake_alpaca)
+    await asyncio.sleep(0.02)  # a re-send is due
+    await gateway.resolve_submit(0)
+    assert bus.leg(0).status is LegStatus.SUBMITTING
+    assert _order_requests(fake_alpaca) - before == 1
+
+
+async def test_the_gateways_lookup_after_a_submit_of_unknown_outcome_is_one_request(
+    alpaca: Pair, fake_alpaca
+):
+    """The adapter looked the client order id up after each failed attempt already; the gateway's own lookup after
+    the submit failed ran the whole retry loop again (5 more requests and their backoff)."""
+    broker, _ = alpaca
+    await _unanswered_submit(broker, fake_alpaca)
+    assert fake_alpaca.count("POST", "/v2/orders") == FAST.retry.max_attempts
+    assert fake_alpaca.count("GET", "/v2/orders:by_client_order_id") == FAST.retry.max_attempts + 1
+
+
+async def test_a_stopping_run_still_retries_the_lookup_of_an_unanswered_submit(alpaca: Pair, fake_alpaca):
+    """A graceful stop asks about the submits the engine left unanswered once each check interval, within its grace
+    window, and then reads every order of the run once: there the adapter's retries ride out a brief outage."""
+    broker, _ = alpaca
+    await _unanswered_submit(broker, fake_alpaca)
+    broker.stopping()
+    before = _order_requests(fake_alpaca)
+    with pytest.raises(BrokerUnavailableError):
+        await broker.get_order_by_client_id("r9-L0000-A00")
+    assert _order_requests(fake_alpaca) - before == FAST.retry.max_attempts

@@ -162,9 +162,7 @@ class AlpacaBroker:
     def stopping(self) -> None:
         """The run is stopping (Ctrl-C, SIGTERM): no request waits for a rate reset, or is retried, past one rate
         window (`_MAX_RATE_HOLD`) from now; past it a request fails at once with `RateLimitedError`, not sent."""
-        deadline = self._clock.now() + _MAX_RATE_HOLD
-        self._limiter.deadline = deadline
-        self._stop_deadline = deadline
+        self._limiter.deadline = self._stop_deadline = self._clock.now() + _MAX_RATE_HOLD
 
     def subscribe_updates(self, sink: UpdateSink) -> None:
         self._tracker.add_sink(sink)
@@ -280,7 +278,10 @@ class AlpacaBroker:
         return order
 
     async def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
-        return await self._by_client_id(client_order_id, retry=True)
+        # One of ours of unknown outcome is asked about at each engine check (the next check is the retry): one
+        # request, so that an outage blocks no monitor; retried as any read once the run is stopping.
+        once = self._stop_deadline is None and self._tracker.unanswered(client_order_id)
+        return await self._by_client_id(client_order_id, retry=not once)
 
     async def _by_client_id(self, client_order_id: str, *, retry: bool) -> BrokerOrder | None:
         """The order of a client order id (None: not found); read once, or retried as any read."""

@@ -95,6 +95,12 @@ class OrderTracker:
     def claimed(self, client_order_id: str) -> bool:
         return client_order_id in self._client_ids
 
+    def unanswered(self, client_order_id: str) -> bool:
+        """True for a client order id this process sent whose order it has not learned (its outcome unknown)."""
+        return client_order_id in self._client_ids and all(
+            order.client_order_id != client_order_id for order in self._latest.values()
+        )
+
     def owns(self, order: BrokerOrder) -> bool:
         return order.order_id in self._latest or order.client_order_id in self._client_ids
 
