@@ -423,3 +423,23 @@ def test_a_withheld_alpaca_settings_value_is_not_in_the_errors_traceback() -> No
     with pytest.raises(ConfigError) as caught:
         AlpacaSettings.from_mapping({"secret_key": PASTED_SECRET})
     assert PASTED_SECRET not in "".join(traceback.format_exception(caught.value))
+
+
+@pytest.mark.parametrize(
+    "table",
+    [{"secret_key": PASTED_SECRET}, {"cash": PASTED_SECRET}, {"positions": {"AAPL": PASTED_SECRET}}],
+    ids=["unknown-key", "cash", "position"],
+)
+def test_a_withheld_account_value_is_not_in_the_errors_traceback_from_sim_account(
+    table: dict[str, object],
+) -> None:
+    # `SimAccount.from_mapping` (public: a script building the simulated account) withheld the value from its
+    # ConfigError but chained it to pydantic's error, whose text prints input_value='<secret>'. Only
+    # account_from_mapping, its one caller in repeg, cut that chain.
+    import traceback
+
+    from repeg.brokers.simulator.account import SimAccount
+
+    with pytest.raises(ConfigError) as caught:
+        SimAccount.from_mapping(table)
+    assert PASTED_SECRET not in "".join(traceback.format_exception(caught.value))

@@ -330,6 +330,17 @@ def test_sim_account_refuses_a_position_finer_than_the_share_precision() -> None
     }
 
 
+@pytest.mark.parametrize("qty", [1e19, "1e19", 10**20])
+def test_sim_account_refuses_a_huge_position_as_too_large_not_as_off_the_share_grid(qty: object) -> None:
+    # 1e19 shares is a whole number, on the 1e-9 grid; it was refused as "must be a multiple of 1E-9 shares"
+    # (quantizing it to 1e-9 needs 29 digits, more than Decimal's 28, which the grid check read as off-grid).
+    with pytest.raises(ConfigError) as info:
+        SimAccount.from_mapping({"positions": {"ABC": qty}})
+    assert info.value.key == "positions"
+    assert "multiple of" not in info.value.reason
+    assert "at most 1,000,000,000,000,000,000 shares" in info.value.reason
+
+
 def test_latency_model_reads_seconds_and_names_a_bad_key() -> None:
     assert LatencyModel.from_mapping({"cancel": 0.25}).cancel == timedelta(milliseconds=250)
     with pytest.raises(ConfigError) as info:

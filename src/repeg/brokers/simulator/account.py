@@ -13,6 +13,9 @@ from repeg.domain.plan import refuse_unplanned
 
 #: Alpaca's share precision: the simulator refuses any order quantity finer than this.
 _QTY_STEP = Decimal("0.000000001")
+#: The largest holding: far beyond any real one (and any lab basket's), and small enough that a position kept to
+#: 1e-9 shares stays exact in Decimal's 28 digits (1e19 has no room left for the 1e-9 grid) after later buys.
+MAX_POSITION = Decimal(10) ** 18
 
 #: The validation context of an account whose symbols are a quote file's as written, not a plan's: the lab's, whose
 #: basket trades the file's own symbol ("brk b" say) as written (`repeg.lab.backtest`, `runner.run_basket`).
@@ -75,6 +78,8 @@ class SimAccount(BaseModel):
         for symbol, qty in value.items():
             if qty <= 0:
                 raise ValueError(f"position {symbol} must be > 0, got {qty}")
+            if qty > MAX_POSITION:
+                raise ValueError(f"position {symbol} must be at most {MAX_POSITION:,} shares, got {qty}")
             if not _on_share_grid(qty):
                 raise ValueError(f"position {symbol} must be a multiple of {_QTY_STEP} shares, got {qty}")
         return value
@@ -87,4 +92,5 @@ class SimAccount(BaseModel):
         except ValidationError as exc:
             first = exc.errors()[0]
             key = ".".join(str(part) for part in first["loc"]) or "simulator"
-            raise missing_or_refused(first, key) from exc
+            # Not chained to pydantic's error: its text prints the input, which a ConfigError may withhold.
+            raise missing_or_refused(first, key) from None
