@@ -150,6 +150,29 @@ def test_a_trade_without_a_price_is_refused_with_its_record(tmp_path: Path) -> N
         load_dbn_trades(_write(tmp_path, "t.dbn", payload))
 
 
+@pytest.mark.parametrize("price", [0, -157 * NANO])
+def test_a_trade_at_a_price_not_above_zero_is_refused_with_its_record(tmp_path: Path, price: int) -> None:
+    """The CSV and Parquet loaders refuse a print at $0 (it would fill every resting buy limit through the queue
+    model); a DBN print at 0 or below was taken as a print."""
+    payload = _metadata(dbn.Schema.TRADES, {"XXX": 42})
+    for k, px in enumerate([157 * NANO, price]):
+        payload += bytes(
+            dbn.TradeMsg(
+                publisher_id=1,
+                instrument_id=42,
+                ts_event=T0 + k,
+                price=px,
+                size=10,
+                action=dbn.Action.TRADE,
+                side=dbn.Side.ASK,
+                depth=0,
+                ts_recv=T0 + k + 5,
+            )
+        )
+    with pytest.raises(QuoteFileError, match="row 2: trade price"):
+        load_dbn_trades(_write(tmp_path, "t.dbn", payload))
+
+
 def test_an_undefined_side_becomes_a_zero_price(tmp_path: Path) -> None:
     payload = _metadata(dbn.Schema.MBP_1, {"XXX": 42}) + _mbp1(42, 0, 157 * NANO, 0, ask_px=dbn.UNDEF_PRICE)
     cols = load_dbn_quotes(_write(tmp_path, "q.dbn", payload)).columns("XXX")

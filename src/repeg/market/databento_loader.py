@@ -6,7 +6,8 @@ Conversions, all exact and vectorised:
 
 - Prices: DBN fixed-point nanodollars (1e-9) become $0.0001 units by an exact division by 100,000; a price off
   that grid is a `QuoteFileError` naming the record (a US equity quote never is one). An undefined price (a side
-  with no quote, DBN's ``UNDEF_PRICE``) becomes 0, the tape's "no quote on that side".
+  with no quote, DBN's ``UNDEF_PRICE``) becomes 0, the tape's "no quote on that side"; a trade print at an
+  undefined price, or at $0 or below, is refused with its record, as the CSV loader refuses a print at $0.
 - Time: ``ts_recv`` by default (when the record was captured: the moment a strategy could have acted on it; and
   the order DBN files are written in), or ``ts_event`` (the venue's matching time) on request. Nanoseconds UTC.
 - Symbols: instrument ids resolve through the file's own symbology mappings on each record's UTC date; a record
@@ -144,6 +145,9 @@ def load_dbn_trades(path: Path | str, ts_field: TsField = TsField.RECV) -> Trade
     if bool((nanos == UNDEF_PRICE).any()):  # a print without a price is no print (0 would read as $0)
         at = int(np.flatnonzero(nanos == UNDEF_PRICE)[0])
         raise QuoteFileError(file, int(record_no[at]), "trade price is undefined")
+    if bool((nanos <= 0).any()):  # as the CSV loader: a print at $0 or below is no print (it fills every buy)
+        at = int(np.flatnonzero(nanos <= 0)[0])
+        raise QuoteFileError(file, int(record_no[at]), f"trade price {int(nanos[at])}e-9 is not positive")
     price = _units(file, nanos, "trade price", record_no)
     size = trades["size"].astype(np.int64)
     iids = trades["instrument_id"].astype(np.int64)
