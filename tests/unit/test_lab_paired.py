@@ -249,9 +249,10 @@ def test_the_table_row_of_a_comparison_on_too_few_pairs_says_no_verdict_and_why(
 
 
 def test_a_policy_cheaper_on_small_orders_but_dearer_on_large_ones_is_not_called_better() -> None:
-    # Paired per order with equal weights, 30 small orders 0.5 hs cheaper outvoted 10 large orders 0.5 hs dearer:
-    # "better", for a policy that cost the basket about 0.47 hs a share more than market.
-    sizes = [100] * 30 + [10_000] * 10
+    # Paired per order with equal weights, many small orders 0.5 hs cheaper outvoted fewer large orders 0.5 hs
+    # dearer: "better", for a policy that cost the basket about 0.47 hs a share more than market. (100 small and 35
+    # large orders weigh as about 37 pairs: enough for a verdict under the effective-count rule.)
+    sizes = [100] * 100 + [10_000] * 35
     market = [_order(i, 1.0).model_copy(update={"qty": Decimal(q)}) for i, q in enumerate(sizes)]
     costs = [0.5 + 0.01 * (i % 3) if q == 100 else 1.5 for i, q in enumerate(sizes)]
     policy = [
@@ -260,8 +261,60 @@ def test_a_policy_cheaper_on_small_orders_but_dearer_on_large_ones_is_not_called
     ]
 
     def run(name: str, orders: list[OrderTca]) -> BacktestResult:
-        return _run(name, [1.0] * 40).model_copy(update={"orders": tuple(orders)})
+        return _run(name, [1.0] * len(sizes)).model_copy(update={"orders": tuple(orders)})
 
     (comparison,) = paired_comparisons([run("market", market), run("p", policy)], baseline="market", seed=1)
     assert comparison.diff_half_spreads.mean > 0.4
     assert comparison.verdict is Verdict.WORSE
+
+
+def _sized_runs(sizes: list[int], diffs: list[float]) -> list[BacktestResult]:
+    """Market at 1.0 hs on every order and a policy at 1.0 + diff, the orders of the given sizes."""
+    market = [_order(i, 1.0).model_copy(update={"qty": Decimal(q)}) for i, q in enumerate(sizes)]
+    policy = [
+        o.model_copy(update={"cost_half_spreads": 1.0 + d, "cost_bps": 1.0 + d})
+        for o, d in zip(market, diffs, strict=True)
+    ]
+
+    def run(name: str, orders: list[OrderTca]) -> BacktestResult:
+        return _run(name, [1.0] * len(sizes)).model_copy(update={"orders": tuple(orders)})
+
+    return [run("market", market), run("p", policy)]
+
+
+def test_thirty_pairs_whose_weight_is_one_order_get_no_verdict() -> None:
+    # Share-weighted (31bea28), the rule still counted orders: 29 one-share orders and one of a million shares
+    # passed "30 pairs" and were called better, on what is in effect a single observation (Kish n_eff ~ 1).
+    sizes = [1] * 29 + [1_000_000]
+    diffs = [-0.5 - 0.01 * (i % 5) for i in range(29)] + [-0.3]
+    (comparison,) = paired_comparisons(_sized_runs(sizes, diffs), baseline="market", seed=1)
+    assert comparison.diff_half_spreads.high < 0.0
+    assert comparison.verdict is Verdict.INDISTINGUISHABLE
+    assert comparison.verdict_withheld is not None
+
+
+def test_the_saved_reason_for_no_verdict_gives_the_effective_number_of_pairs() -> None:
+    sizes = [1] * 29 + [1_000_000]
+    (comparison,) = paired_comparisons(_sized_runs(sizes, [-0.5] * 30), baseline="market", seed=1)
+    saved = comparison.model_dump(mode="json")
+    assert saved["diff_half_spreads"]["n_eff"] == pytest.approx(1.0, abs=1e-3)
+    assert (
+        "30 paired orders weighted by their shares count as 1.0 (effective number)"
+        in saved["verdict_withheld"]
+    )
+
+
+def test_the_table_row_of_pairs_that_weigh_as_few_says_no_verdict_and_the_effective_count() -> None:
+    from repeg.lab.tables import summary_row
+
+    runs = _sized_runs([1] * 29 + [1_000_000], [-0.5] * 30)
+    (comparison,) = paired_comparisons(runs, baseline="market", seed=1)
+    cell = summary_row(runs[1].summary, comparison, "market")[-1]
+    assert cell.startswith("[yellow]no verdict (30 pairs, 1.0 effective < 30)[/] ")
+
+
+def test_the_verdict_rule_per_share_says_pairs_are_counted_by_their_effective_number() -> None:
+    from repeg.lab.stats import verdict_rule
+
+    assert "counted by their effective number (sum of shares)^2 / sum of squared shares" in verdict_rule()
+    assert "effective" not in verdict_rule(per="order")

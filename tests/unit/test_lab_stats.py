@@ -145,3 +145,28 @@ def test_chunked_resampling_draws_the_same_interval_as_one_draw() -> None:
     low, high = np.quantile(means, [tail, 1.0 - tail])
     ci = bootstrap_mean(values, seed=3)
     assert (ci.low, ci.high, ci.mean) == (float(low), float(high), float(np.asarray(values).mean()))
+
+
+def test_a_weighted_interval_carries_the_kish_effective_count() -> None:
+    # (sum w)^2 / sum w^2: two equal orders and one of twice their size count as 16 / 6 observations.
+    ci = bootstrap_mean([0.1, 0.2, 0.3], seed=0, weights=[100.0, 100.0, 200.0])
+    assert (ci.n, ci.n_eff) == (3, pytest.approx(16 / 6))
+    assert ci.effective_n() == pytest.approx(16 / 6)
+
+
+def test_an_equal_weight_interval_counts_its_observations_and_saves_no_effective_count() -> None:
+    # Equal sizes (every published basket): the count is the order count and the saved JSON is as before.
+    ci = bootstrap_mean(_noise(40, 1), seed=0, weights=[100.0] * 40)
+    assert (ci.n_eff, ci.effective_n()) == (None, 40.0)
+    assert "n_eff" not in ci.model_dump_json()
+
+
+def test_an_interval_saved_before_the_effective_count_loads_and_counts_its_pairs() -> None:
+    old = Interval.model_validate_json('{"mean": -0.5, "low": -0.7, "high": -0.3, "n": 200, "level": 0.95}')
+    assert (old.n_eff, old.effective_n(), verdict_of(old)) == (None, 200.0, Verdict.BETTER)
+
+
+def test_many_pairs_that_weigh_as_few_are_never_called_different() -> None:
+    # The 30-pair rule counted orders: 30 orders, one of them carrying almost all the shares, got a verdict.
+    diff = Interval(mean=-0.3, low=-0.5, high=-0.3, n=30, n_eff=1.00006)
+    assert verdict_of(diff) is Verdict.INDISTINGUISHABLE

@@ -273,6 +273,21 @@ def test_html_shows_the_verdict_of_a_comparison_on_enough_pairs(compare_input: R
     assert "no verdict:" not in page
 
 
+def test_html_says_why_pairs_that_weigh_as_few_have_no_verdict(compare_input: ReportInput) -> None:
+    # 200 share-weighted pairs carried by a few large orders: the rule counts them by their effective number.
+    few = _with_comparison_on(compare_input, 200, Verdict.INDISTINGUISHABLE)
+    assert few.compare is not None
+    first = few.compare.comparisons[0]
+    weighted = first.diff_half_spreads.model_copy(update={"n_eff": 4.2})
+    compare = few.compare.model_copy(
+        update={"comparisons": (first.model_copy(update={"diff_half_spreads": weighted}),)}
+    )
+    page = render_html(ReportInput(source="sample.json", runs=compare.runs, compare=compare), None)
+    assert (
+        "<td>no verdict: 200 paired orders weighted by their shares count as 4.2 (effective number)" in page
+    )
+
+
 _QUOTES = (
     "ts,symbol,bid,bid_size,ask,ask_size\n"
     "2018-01-02T14:30:00.000001Z,XXX,157.01,100,157.05,200\n"

@@ -119,9 +119,17 @@ class Interval(_Frozen):
     high: float
     n: int
     level: float = 0.95
+    #: Of a mean weighted unequally (orders by their shares): Kish's effective number of observations,
+    #: (sum w)^2 / sum w^2, fewer than `n` (one order of most of the shares counts as about one). Absent (None)
+    #: when every observation weighs the same, and in results saved before it: `n` is the effective count then.
+    n_eff: float | None = Field(default=None, exclude_if=lambda v: v is None)
 
     def excludes_zero(self) -> bool:
         return self.low > 0.0 or self.high < 0.0
+
+    def effective_n(self) -> float:
+        """How many observations the mean stands for: `n_eff` when weighted unequally, else `n`."""
+        return float(self.n) if self.n_eff is None else self.n_eff
 
 
 class PolicySummary(_Frozen):

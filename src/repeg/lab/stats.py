@@ -14,6 +14,10 @@ when there are few observations. With 2 pairs a "95%" interval is the range of t
 zero by chance half the time; with 4 about one time in 5; with 10 about one in 9. A verdict therefore needs at
 least `MIN_PAIRS_FOR_VERDICT` pairs (with symmetric noise the false-verdict rate is then close to its nominal 5%;
 with strongly skewed costs it still runs above it). The interval itself is reported as computed.
+
+Weighted samples: a mean weighted by the orders' shares rests mostly on the large orders, so the pairs are counted
+by Kish's effective number `(sum w)^2 / sum w^2` (`Interval.n_eff`), not one per order: 29 one-share orders and one
+of a million shares are about one observation, and get no verdict. Equal weights give exactly the order count.
 """
 
 from __future__ import annotations
@@ -91,7 +95,19 @@ def bootstrap_mean(
     means = _resampled_means(arr, w, seed=seed, resamples=resamples)
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(means, [tail, 1.0 - tail])
-    return Interval(mean=mean, low=float(low), high=float(high), n=int(arr.size), level=level)
+    return Interval(
+        mean=mean, low=float(low), high=float(high), n=int(arr.size), level=level, n_eff=effective_count(w)
+    )
+
+
+def effective_count(weights: npt.NDArray[np.float64] | None) -> float | None:
+    """Kish's effective number of observations of a weighted mean, `(sum w)^2 / sum w^2`; None for equal weights
+    (the count itself). Scaled by the largest weight first, so share counts of any size neither overflow nor
+    lose the small ones."""
+    if weights is None:
+        return None
+    w = weights / weights.max()
+    return float(w.sum() ** 2 / (w * w).sum())
 
 
 def paired_difference(
@@ -115,19 +131,31 @@ def paired_difference(
 def verdict_rule(level: float = DEFAULT_LEVEL, *, per: Literal["share", "order"] = "share") -> str:
     """The rule every verdict follows, in words, for a table title, the HTML report and the saved JSON; `per`
     says how the mean difference weighs the orders ("order" for results saved before they were share-weighted)."""
+    counted = (
+        " (counted by their effective number (sum of shares)^2 / sum of squared shares when their sizes differ, "
+        "so that a few large orders carrying the mean count as few)"
+        if per == "share"
+        else ""
+    )
     return (
         f"better or worse than the baseline only when the paired {level:.0%} interval of the mean "
-        f"difference per {per} excludes 0, on at least {MIN_PAIRS_FOR_VERDICT} paired orders; on fewer the interval is "
-        "shown as computed but no verdict is drawn (the bootstrap interval of so few is too narrow)"
+        f"difference per {per} excludes 0, on at least {MIN_PAIRS_FOR_VERDICT} paired orders{counted}; on fewer the "
+        "interval is shown as computed but no verdict is drawn (the bootstrap interval of so few is too narrow)"
     )
 
 
 def verdict_withheld(diff: Interval) -> str | None:
-    """Why `verdict_of(diff)` gives no BETTER/WORSE whatever its interval shows (too few pairs), else None."""
-    if diff.n >= MIN_PAIRS_FOR_VERDICT:
+    """Why `verdict_of(diff)` gives no BETTER/WORSE whatever its interval shows (too few pairs, by their effective
+    number when weighted unequally), else None."""
+    if diff.effective_n() >= MIN_PAIRS_FOR_VERDICT:
         return None
+    counted = (
+        f"{diff.n} paired orders"
+        if diff.n_eff is None
+        else f"{diff.n} paired orders weighted by their shares count as {diff.n_eff:.1f} (effective number)"
+    )
     return (
-        f"no verdict: {diff.n} paired orders, fewer than the {MIN_PAIRS_FOR_VERDICT} a verdict needs; "
+        f"no verdict: {counted}, fewer than the {MIN_PAIRS_FOR_VERDICT} a verdict needs; "
         "the interval is too narrow on so few to tell the policies apart"
     )
 
@@ -137,8 +165,9 @@ def verdict_of(diff: Interval) -> Verdict:
 
     Fewer than `MIN_PAIRS_FOR_VERDICT` pairs never get a verdict: a single pair's interval has zero width because
     one observation carries no spread, and a few pairs' interval is far narrower than the uncertainty it stands for.
+    Weighted unequally, the pairs are counted by their effective number (`Interval.effective_n`).
     """
-    if diff.n < MIN_PAIRS_FOR_VERDICT:
+    if diff.effective_n() < MIN_PAIRS_FOR_VERDICT:
         return Verdict.INDISTINGUISHABLE
     if diff.high < 0.0:
         return Verdict.BETTER

@@ -19,8 +19,9 @@ def fmt_interval(ci: Interval, digits: int = 2) -> str:
 
 def _verdict_cell(s: PolicySummary, comparison: PairedComparison | None, baseline: str | None) -> str:
     if comparison is not None and verdict_withheld(comparison.diff_half_spreads) is not None:
-        pairs = comparison.diff_half_spreads.n
-        return f"[yellow]no verdict ({pairs} pairs < {MIN_PAIRS_FOR_VERDICT})[/] {fmt_interval(comparison.diff_half_spreads)}"
+        diff = comparison.diff_half_spreads
+        pairs = f"{diff.n} pairs" if diff.n_eff is None else f"{diff.n} pairs, {diff.n_eff:.1f} effective"
+        return f"[yellow]no verdict ({pairs} < {MIN_PAIRS_FOR_VERDICT})[/] {fmt_interval(diff)}"
     if comparison is not None:
         style = _VERDICT_STYLE[comparison.verdict]
         return f"[{style}]{comparison.verdict.value}[/] {fmt_interval(comparison.diff_half_spreads)}"
@@ -111,7 +112,7 @@ def compare_tables(result: CompareResult) -> list[Table]:
         f"{result.data.symbol} {result.data.day} (seed {result.seed}); costs vs arrival mid per share (orders "
         f"weighted by size), positive = paid; "
         f"verdict vs {result.baseline} only when the paired 95% interval excludes 0, on at least "
-        f"{MIN_PAIRS_FOR_VERDICT} orders"
+        f"{MIN_PAIRS_FOR_VERDICT} orders (their effective number when sizes differ)"
     )
     summaries = [r.summary for r in result.runs]
     return [
