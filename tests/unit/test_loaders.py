@@ -82,6 +82,21 @@ def test_extra_columns_are_ignored(tmp_path: Path) -> None:
     assert tape.count("A") == 1
 
 
+@pytest.mark.parametrize(
+    ("row", "fields"), [("2024-01-02T14:30:01Z,A,1,1,2", 5), ("2024-01-02T14:30:01Z,A,1,1,2,1,N", 7)]
+)
+@pytest.mark.parametrize("name", ["q.csv", "q.csv.gz"])
+def test_a_record_with_another_field_count_than_the_header_names_its_row(
+    tmp_path: Path, name: str, row: str, fields: int
+) -> None:
+    """A record cut short (a file truncated mid-line) or one field too many was refused as "unreadable" with
+    no row: in a day of quotes the user could only search for the text pyarrow quoted."""
+    body = "2024-01-02T14:30:00Z,A,1,1,2,1\n" * 3 + row + "\n" + "2024-01-02T14:30:02Z,A,1,1,2,1\n"
+    err = _error(_write(tmp_path, body, name))
+    assert err.row == 4
+    assert f"expected 6 fields, got {fields}" in str(err)
+
+
 def test_missing_column_is_named(tmp_path: Path) -> None:
     err = _error(_write(tmp_path, "2024-01-02T14:30:00Z,A,1,1,2\n", header="ts,symbol,bid,bid_size,ask\n"))
     assert "ask_size" in str(err)

@@ -14,6 +14,7 @@ record), for CSV and Parquet alike.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from repeg.market.text_columns import TextColumn
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    import pyarrow.csv as pacsv
 
 QUOTE_COLUMNS = ("ts", "symbol", "bid", "bid_size", "ask", "ask_size")
 TRADE_COLUMNS = ("ts", "symbol", "price", "size")
@@ -176,8 +178,42 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> pa.Table:
     if repeated:  # which of the columns holds the values would be a guess
         raise QuoteFileError(str(path), None, f"column(s) {', '.join(repeated)} appear more than once")
     present = set(header)
-    table = pacsv.read_csv(path, convert_options=convert)
+    try:
+        table = pacsv.read_csv(path, convert_options=convert)
+    except pa.ArrowInvalid:
+        misshapen = _misshapen_record(path, convert)
+        if misshapen is not None:
+            raise misshapen from None
+        raise
     return table.select([c for c in required if c in present])
+
+
+def _misshapen_record(path: Path, convert: pacsv.ConvertOptions) -> QuoteFileError | None:
+    """The first record whose field count is not the header's, naming its row; None if the file has none.
+
+    Read again on one thread only on this error path: pyarrow numbers rows (the header is its row 1, blank lines
+    are not counted) only when it reads them in order.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    found: list[QuoteFileError] = []
+
+    def note(row: pacsv.InvalidRow) -> str:
+        if row.number is not None and not found:
+            reason = f"expected {row.expected_columns} fields, got {row.actual_columns}: {row.text[:120]!r}"
+            found.append(QuoteFileError(str(path), row.number - 1, reason))
+        return "error"
+
+    # Any other defect is left to the caller, which raises the first read's error.
+    with contextlib.suppress(pa.ArrowInvalid, OSError, EOFError, UnicodeDecodeError):
+        pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(use_threads=False),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=note),
+            convert_options=convert,
+        )
+    return found[0] if found else None
 
 
 def _csv_header(path: Path) -> list[str]:
