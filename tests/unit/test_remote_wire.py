@@ -50,6 +50,23 @@ def test_errors_with_fields_are_rebuilt_equal(error: RepegError) -> None:
     assert str(rebuilt) == str(error)
 
 
+@pytest.mark.parametrize(
+    "error",
+    [
+        DuplicateClientOrderIdError("r1-L0000-A00", broker_message="client_order_id must be unique"),
+        OrderNotCancelableError("sim-1", "filled", broker_message='order is already in "filled" state'),
+        OrderRejectedError("X: limit price off the tick grid", broker_message="sub-penny", code="42210000"),
+    ],
+)
+def test_the_brokers_own_words_and_code_cross_the_wire(error: BrokerError) -> None:
+    """The simulator words its refusals as Alpaca does (`broker_message`, `code`); over the wire they were lost,
+    so a remote run's journal said less than an in-process run's about the same refusal."""
+    rebuilt = decode_error(encode_error(error))
+    assert isinstance(rebuilt, BrokerError)
+    assert (rebuilt.broker_message, rebuilt.code) == (error.broker_message, error.code)
+    assert str(error) in str(rebuilt)
+
+
 def test_message_only_errors_keep_their_class_and_the_remote_text() -> None:
     rebuilt = decode_error(encode_error(OrderRejectedError("insufficient buying power")))
     assert isinstance(rebuilt, OrderRejectedError)

@@ -63,19 +63,27 @@ def _field(error: RepegError, name: str) -> str:
 
 
 def encode_error(error: RepegError) -> str:
-    """The error as JSON: its class name, message, and the constructor fields of the classes that have them."""
+    """The error as JSON: its class name, message, the constructor fields of the classes that have them, and a
+    broker error's own words and code."""
     fields = {
         name: _field(error, name)
         for name in ("client_order_id", "order_id", "status", "symbol", "machine", "state", "event")
         if hasattr(error, name)
     }
+    if isinstance(error, BrokerError):
+        words = {"broker_message": error.broker_message, "code": error.code}
+        fields |= {name: value for name, value in words.items() if value is not None}
     return json.dumps({"type": type(error).__name__, "message": str(error), **fields})
 
 
 _BY_FIELDS: dict[str, Callable[[dict[str, str]], RepegError]] = {
-    "DuplicateClientOrderIdError": lambda d: DuplicateClientOrderIdError(d["client_order_id"]),
+    "DuplicateClientOrderIdError": lambda d: DuplicateClientOrderIdError(
+        d["client_order_id"], broker_message=d.get("broker_message")
+    ),
     "OrderNotFoundError": lambda d: OrderNotFoundError(d["order_id"]),
-    "OrderNotCancelableError": lambda d: OrderNotCancelableError(d["order_id"], d["status"]),
+    "OrderNotCancelableError": lambda d: OrderNotCancelableError(
+        d["order_id"], d["status"], broker_message=d.get("broker_message")
+    ),
     "UnknownSymbolError": lambda d: UnknownSymbolError(d["symbol"]),
     "NotTradableError": lambda d: NotTradableError(d["symbol"]),
     "IllegalTransitionError": lambda d: IllegalTransitionError(d["machine"], d["state"], d["event"]),
@@ -104,4 +112,8 @@ def decode_error(body: str) -> RepegError:
         return build({key: str(value) for key, value in data.items()})
     if name in _BUGS:
         return InvariantViolationError(f"remote simulator: {message}")
-    return _BY_MESSAGE.get(name, BrokerError)(f"remote simulator: {message}")
+    error = _BY_MESSAGE.get(name, BrokerError)(f"remote simulator: {message}")  # the message holds the words
+    for attribute in ("broker_message", "code"):
+        if data.get(attribute) is not None:
+            setattr(error, attribute, str(data[attribute]))
+    return error
