@@ -328,6 +328,16 @@ def test_leg_finished_repeating_the_status_changes_nothing() -> None:
     assert fold([*filled, finished]) == fold(filled)
 
 
+def test_a_leg_with_fills_cannot_be_ended_skipped() -> None:
+    """An idle leg filled 40 of 100: reported `skipped`, the run would leave it out of the legs it needed and
+    could call itself completed_with_skips; ending it skipped is an illegal transition."""
+    idle = [*working(), updated(order(0, OrderStatus.PARTIALLY_FILLED, "40", "10")), cancel(0)]
+    idle.append(updated(order(0, OrderStatus.CANCELED, "40", "10"), OrderEvent.CANCELED))
+    assert fold(idle).status is LegStatus.IDLE
+    with pytest.raises(IllegalTransitionError):
+        fold([*idle, LegFinished(**stamp(), status="skipped", reason="no valid quote")])
+
+
 def test_a_late_fill_completes_an_incomplete_leg() -> None:
     incomplete = LegFinished(**stamp(), status="incomplete", reason="deadline")
     leg = fold(

@@ -87,6 +87,11 @@ def test_a_leg_with_a_live_order_cannot_be_skipped() -> None:
     assert not LEG_MACHINE.can(LegStatus.WORKING, LegTrigger.FINISH_SKIPPED)
 
 
+def test_only_a_leg_that_never_sent_an_order_can_be_skipped() -> None:
+    # `skipped` means nothing was sent: an idle leg has sent an order (and may hold fills); it ends otherwise.
+    assert [s for s in LegStatus if LEG_MACHINE.can(s, LegTrigger.FINISH_SKIPPED)] == [LegStatus.PLANNED]
+
+
 def test_every_active_status_can_still_end() -> None:
     finishing = {LegTrigger.COMPLETED, LegTrigger.FINISH_FAILED, LegTrigger.FINISH_INCOMPLETE}
     for status in ACTIVE:

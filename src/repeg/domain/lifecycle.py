@@ -70,8 +70,7 @@ LEG_TRANSITIONS: dict[tuple[LegStatus, LegTrigger], LegStatus] = {
     (S.CANCELING, T.CANCEL_FAILED): S.WORKING,
     **_from_each(IN_FLIGHT, T.ORDER_CLOSED, S.IDLE),
     **_from_each(IN_FLIGHT | {S.IDLE, S.INCOMPLETE}, T.COMPLETED, S.FILLED),
-    (S.PLANNED, T.FINISH_SKIPPED): S.SKIPPED,
-    (S.IDLE, T.FINISH_SKIPPED): S.SKIPPED,
+    (S.PLANNED, T.FINISH_SKIPPED): S.SKIPPED,  # only a leg that never sent an order: an idle one has sent
     **_from_each(ACTIVE, T.FINISH_FAILED, S.FAILED),
     **_from_each(ACTIVE, T.FINISH_INCOMPLETE, S.INCOMPLETE),
     **_from_each(ACTIVE | {S.FILLED, S.INCOMPLETE}, T.OVERFILLED, S.FAILED),  # the only way out of `filled`
