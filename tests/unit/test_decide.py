@@ -187,6 +187,14 @@ def test_escalated_idle_leg_sends_a_market_order_for_the_remainder() -> None:
     )
 
 
+def test_escalated_leg_that_never_sent_sends_its_quantity_at_market() -> None:
+    # No built-in policy escalates a planned leg, but a policy composed over this one may: it goes to market.
+    leg = planned().model_copy(update={"escalated": True})
+    assert POLICY.decide(leg, make_quote(), VALID, T0) == Submit(
+        order_type=OrderType.MARKET, reason=REASON_ESCALATE
+    )
+
+
 def test_escalated_leg_waits_for_its_cancel_confirmation() -> None:
     leg = working(escalated=True, status=LegStatus.CANCELING)
     assert POLICY.decide(leg, make_quote(), VALID, at(40)) == Wait()

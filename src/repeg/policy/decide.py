@@ -191,8 +191,7 @@ class LadderPolicy:
             active = leg.active_order
             passive = active is not None and not active.escalation
             return Escalate(reason=leg.escalation_reason or "escalate") if passive else _IDLE_WAIT
-        if leg.status is not LegStatus.IDLE and leg.status is not LegStatus.PLANNED:
-            return _IDLE_WAIT
+        # Otherwise idle, or planned (`decide` returned already for a leg done or awaiting the broker).
         if self._config.escalation is EscalationStyle.MARKET:
             return Submit(order_type=OrderType.MARKET, reason=REASON_ESCALATE)
         if quote is None:
