@@ -126,6 +126,17 @@ def test_budget_config_shortens_waits_longer_than_the_budget() -> None:
     assert (cfg.max_total_wait, cfg.fill_wait_seconds) == (5.0, 5.0)
 
 
+def test_a_budget_the_config_refuses_is_a_config_error_naming_the_key_not_chained_to_pydantic() -> None:
+    # budget_config chained pydantic's error (its text prints the input), where every other configuration reader
+    # raises its ConfigError on its own (`repeg.config.refused`).
+    from repeg.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        budget_config(classic_ladder(), 1e300)
+    assert (caught.value.key, caught.value.value) == ("max_total_wait", 1e300)
+    assert caught.value.__cause__ is None
+
+
 def _sparse_day(every_seconds: int) -> DayData:
     """The same still book, quoted only every `every_seconds` (each quote still fresher than quote_max_age)."""
     n = SECONDS // every_seconds

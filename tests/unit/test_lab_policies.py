@@ -338,6 +338,42 @@ def test_a_bad_spec_value_is_named_by_its_key_not_by_the_policy_kind(tmp_path: P
     assert (caught.value.key, caught.value.value) == ("policy.wait_seconds", -1)
 
 
+SECRET = "PKSECRETSECRETSECRET0123456789ABCDEFGHIJ"
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        (f'kind = "touch-then-market"\nwait_seconds = "{SECRET}"\n', "policy.wait_seconds"),
+        (f'kind = "market"\nsecret_key = "{SECRET}"\n', "policy.secret_key"),
+        (f'[policy]\nkind = "{SECRET}"\n', "policy.kind"),
+    ],
+    ids=["wrong-kind", "unknown-key", "unknown-kind"],
+)
+def test_a_spec_files_value_that_could_be_a_secret_is_not_printed(
+    tmp_path: Path, text: str, key: str
+) -> None:
+    # policy_spec put pydantic's input into its ConfigError (and chained pydantic's error, which prints it too):
+    # a key pasted into the policy file printed `config policy.secret_key='PK...'`, where every other config
+    # file's error names the key and the kind of what it found (`repeg.config.refused`).
+    import traceback
+
+    with pytest.raises(ConfigError) as caught:
+        policy_spec(_spec_file(tmp_path, text))
+    assert caught.value.key == key
+    assert SECRET not in "".join(traceback.format_exception(caught.value))
+
+
+def test_a_ladder_refused_under_the_runs_config_is_not_chained_to_pydantics_error() -> None:
+    # ladder_config and the backtest's budget_config chained pydantic's error (its text prints the input), where
+    # every other configuration reader raises its ConfigError on its own.
+    spec = LadderSpec(escalation=EscalationStyle.COLLARED_LIMIT, escalation_collar_bps=Decimal(600))
+    with pytest.raises(ConfigError) as caught:
+        ladder_config(spec, CONFIG)
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__
+
+
 def test_an_unknown_policy_kind_is_named_as_the_kind_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         policy_spec(_spec_file(tmp_path, 'kind = "twap"\n'))

@@ -37,7 +37,17 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
-from repeg.config import MAX_ESCALATION_COLLAR_BPS, EscalationStyle, ExecutionConfig, RepegSteps, Seconds
+from repeg.config import (
+    MAX_ESCALATION_COLLAR_BPS,
+    EscalationStyle,
+    ExecutionConfig,
+    RepegSteps,
+    Seconds,
+    config_from_mapping,
+    is_wrong_kind,
+    missing_or_refused,
+    refused,
+)
 from repeg.domain.leg import REASON_ESCALATE, REASON_INITIAL, REASON_REMAINDER, REASON_REPEG, LegState
 from repeg.domain.lifecycle import LegStatus
 from repeg.domain.orders import OrderType
@@ -176,8 +186,7 @@ def policy_spec(text: str, option: str = "--policy") -> PolicySpec:
     try:
         spec = _SpecHolder.model_validate({"policy": table}).policy
     except ValidationError as exc:
-        key, value, reason = spec_error(exc, prefix=("policy",))
-        raise ConfigError(key, value, reason) from exc
+        raise spec_refused(exc, prefix=("policy",)) from None  # pydantic's text prints the input: not chained
     return spec if spec.name else spec.model_copy(update={"name": path.stem})
 
 
@@ -197,6 +206,19 @@ def spec_error(exc: ValidationError, prefix: tuple[str, ...] = ()) -> tuple[str,
     return ".".join((*prefix, *(str(part) for part in loc[1:]))), first.get("input"), first["msg"]
 
 
+def spec_refused(exc: ValidationError, prefix: tuple[str, ...] = ()) -> ConfigError:
+    """The `ConfigError` of the first error validating a `PolicySpec`, keyed as `spec_error` keys it, its value
+    shown as every configuration error's is (`repeg.config.refused`): never an unknown key's, nor a text of
+    another kind than the key takes (it may be a secret pasted on the wrong line)."""
+    first = exc.errors()[0]
+    key, value, reason = spec_error(exc, prefix)
+    if first["type"] in ("missing", "extra_forbidden"):
+        return missing_or_refused(first, key)
+    if first["type"] == "union_tag_invalid":  # pydantic's text quotes the tag given: said without it
+        reason = f"unknown policy kind (known: {first.get('ctx', {}).get('expected_tags')})"
+    return refused(key, value, reason, wrong_kind=is_wrong_kind(first))
+
+
 def spec_params(spec: PolicySpec) -> dict[str, str]:
     """The spec's fields as strings, for the saved result."""
     return {k: str(v) for k, v in spec.model_dump(mode="json").items()}
@@ -213,11 +235,7 @@ def ladder_config(spec: LadderSpec, base: ExecutionConfig) -> ExecutionConfig:
         escalation=spec.escalation,
         escalation_collar_bps=spec.escalation_collar_bps,
     )
-    try:
-        return ExecutionConfig.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ConfigError(".".join(str(p) for p in first["loc"]), first.get("input"), first["msg"]) from exc
+    return config_from_mapping(data)  # refused as any configuration is (`refused`), not chained to pydantic's
 
 
 def run_config(spec: PolicySpec, base: ExecutionConfig) -> ExecutionConfig:
