@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -279,3 +280,30 @@ async def test_a_request_nested_too_deeply_is_refused_as_a_bad_request_not_dropp
     error = decode_error(body)
     assert type(error) is BrokerError
     assert "bad request" in str(error)
+
+
+async def test_a_server_that_never_answers_is_a_broker_unavailable_error_not_a_hang() -> None:
+    """A simulator process that accepts the request and then never answers (stopped, wedged) hung `repeg run`
+    forever in its broker call, past every deadline of the run; a bounded wait makes it the typed "outcome
+    unknown" the engine resolves by client order id, and the next call opens a fresh connection."""
+    calls = 0
+
+    async def answer_all_but_the_first(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal calls
+        while line := await reader.readline():
+            calls += 1
+            if calls > 1:
+                writer.write(answer_line(True, f'"{parse_request(line)[0]}"'))
+                await writer.drain()
+
+    server = await asyncio.start_server(answer_all_but_the_first, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    conn = _Connection(SimAddress("127.0.0.1", port, "s1"), timeout=timedelta(milliseconds=100))
+    try:
+        with pytest.raises(BrokerUnavailableError, match=re.escape("submit_order: no answer within 0.1 s")):
+            await asyncio.wait_for(conn.call("submit_order"), 5)
+        assert await asyncio.wait_for(conn.call("get_order"), 5) == '"get_order"'
+    finally:
+        await conn.close()
+        server.close()
+        await server.wait_closed()

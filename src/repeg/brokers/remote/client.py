@@ -2,8 +2,9 @@
 
 A URL names the server and the session: `sim://127.0.0.1:PORT/SESSION`. The remote simulator does not push
 updates (`pushes_updates` is False): the engine polls `get_order`, as it would for any broker without a stream.
-Requests are serialised on one connection; a lost connection is an error, never retried silently, because a
-submit whose answer was lost must go through the engine's idempotent re-submission, not a blind retry here.
+Requests are serialised on one connection; a lost connection, or an answer not come within the timeout (30 s by
+default), is an error, never retried silently, because a submit whose answer was lost must go through the
+engine's idempotent re-submission, not a blind retry here.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import json
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import NamedTuple, TypeVar
+from typing import Final, NamedTuple, TypeVar
 
 import structlog
 from pydantic import BaseModel, TypeAdapter
@@ -71,11 +72,17 @@ def parse_sim_url(url: str) -> SimAddress:
     return SimAddress(host.strip("[]"), int(port), session)
 
 
+#: How long a call waits for the server's answer before its outcome is declared unknown.
+DEFAULT_TIMEOUT: Final = timedelta(seconds=30)
+
+
 class _Connection:
     """One connection to the server; requests and answers strictly alternate."""
 
-    def __init__(self, address: SimAddress, url: str = "") -> None:
+    def __init__(self, address: SimAddress, url: str = "", timeout: timedelta = DEFAULT_TIMEOUT) -> None:
         self._address = address
+        #: Longest wait for an answer: a stopped or wedged server must not hold the run past its deadlines.
+        self._timeout = timeout
         #: The address as the user wrote it, for messages.
         self._url = url or f"sim://{address.host}:{address.port}/{address.session}"
         self._lock = asyncio.Lock()
@@ -85,9 +92,14 @@ class _Connection:
         async with self._lock:
             reader, writer = await self._open()
             try:
-                writer.write(request_line(method, self._address.session, params))
-                await writer.drain()
-                line = await reader.readline()
+                async with asyncio.timeout(self._timeout.total_seconds()):
+                    writer.write(request_line(method, self._address.session, params))
+                    await writer.drain()
+                    line = await reader.readline()
+            except TimeoutError as exc:  # its answer may still come: read as the next request's, were it kept
+                self._drop(writer)
+                waited = f"{self._timeout.total_seconds():g} s"
+                raise BrokerUnavailableError(f"remote simulator {method}: no answer within {waited}") from exc
             except OSError as exc:
                 self._drop(writer)
                 raise BrokerUnavailableError(f"remote simulator {method}: {exc}") from exc
@@ -133,9 +145,9 @@ def _params(**values: str) -> str:
 class RemoteBroker:
     """The `Broker` port on a remote simulator session."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, timeout: timedelta = DEFAULT_TIMEOUT) -> None:
         self._address = parse_sim_url(url)
-        self._conn = _Connection(self._address, url)
+        self._conn = _Connection(self._address, url, timeout)
         self._sinks: list[UpdateSink] = []
 
     @property
