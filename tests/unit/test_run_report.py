@@ -42,7 +42,13 @@ from repeg.lab.run_report import (
     recorded_market_view,
     run_report,
 )
-from repeg.lab.run_report_html import legs_table, render_run_html, run_figures, symbol_figure_ids
+from repeg.lab.run_report_html import (
+    legs_table,
+    quality_table,
+    render_run_html,
+    run_figures,
+    symbol_figure_ids,
+)
 from repeg.market.source import quote_file_source
 from repeg.market.synthetic import GENERATOR_VERSION
 from repeg.market.tape import to_ns
@@ -561,6 +567,12 @@ def test_the_leg_table_gives_no_time_to_fill_for_a_leg_that_did_not_fill() -> No
 def test_the_leg_table_gives_the_time_to_fill_of_a_filled_leg() -> None:
     result = run_report(RUN, _escalated_chain(), "j.db").result
     assert "<td>30.0</td>" in legs_table(result)  # first order at 1 s, filled at 31 s
+
+
+def test_the_quality_table_says_the_fill_rate_before_escalation_is_a_share_of_the_quantity() -> None:
+    # Per share, not per leg (as `repeg show` labels it): "fill rate" alone reads as the share of legs filled.
+    page = quality_table(run_report(RUN, _escalated_chain(), "j.db").result)
+    assert ">fill rate before escalation (share of quantity)</td>" in page
 
 
 def test_a_recorded_quote_file_that_is_now_a_pipe_is_not_read_and_the_note_says_so(tmp_path: Path) -> None:

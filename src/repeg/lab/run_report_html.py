@@ -122,7 +122,10 @@ def quality_table(result: ExecutionResult) -> str:
         ["cost vs arrival mid (notional-weighted), bps", signed_text(quality.cost_bps, 2, _NONE)],
         ["cost in arrival half-spreads", signed_text(quality.cost_half_spreads, 3, _NONE)],
         ["half-spread saved vs crossing", percent_text(quality.half_spread_saved, _NONE)],
-        ["fill rate before escalation", share_text(quality.fill_rate_before_escalation, _NONE)],
+        [
+            "fill rate before escalation (share of quantity)",
+            share_text(quality.fill_rate_before_escalation, _NONE),
+        ],
         ["mean time to fill s", seconds_text(quality.mean_time_to_fill_s, _NONE)],
     ]
     return html_table(("measure", "value"), rows, text_cols=1)
