@@ -409,14 +409,23 @@ def missing_or_refused(error: ErrorDetails, key: str) -> ConfigError:
     return refused(key, error.get("input"), error["msg"], wrong_kind=is_wrong_kind(error))
 
 
-def read_toml(path: Path) -> dict[str, object]:
-    """The tables of a TOML configuration file; a file that cannot be read or parsed is a `ConfigError` naming it."""
+def read_toml(path: Path, option: str | None = None) -> dict[str, object]:
+    """The tables of a TOML configuration file; a file that cannot be read or parsed is a `ConfigError` naming it.
+
+    `option`: the command-line option that gave `path` (`--config`); a refusal then names it, with the path as its
+    value, as every refused option is named. A directory, or no file at all, is said in words, not as an errno.
+    """
+    key, value = (str(path), None) if option is None else (option, str(path))
+    if path.is_dir():
+        raise ConfigError(key, value, "a directory, not a file")
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(key, value, "no such file") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(str(path), None, f"cannot read TOML: {exc}") from exc
+        raise ConfigError(key, value, f"cannot read TOML: {exc}") from exc
     except RecursionError:  # tables or arrays nested beyond the parser's depth: a bad file, not a bug
-        raise ConfigError(str(path), None, "cannot read TOML: nested too deeply") from None
+        raise ConfigError(key, value, "cannot read TOML: nested too deeply") from None
 
 
 def load_config(path: Path) -> ExecutionConfig:

@@ -147,6 +147,20 @@ def test_bad_config_key_exits_2_naming_the_key(workdir: Path) -> None:
     assert "strictly increasing" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("name", "reason"), [("d", "a directory, not a file"), ("absent.toml", "no such file")]
+)
+def test_a_config_path_that_is_no_file_is_refused_naming_the_option(
+    workdir: Path, name: str, reason: str
+) -> None:
+    # It printed "error: config d: cannot read TOML: [Errno 21] Is a directory: 'd'": the bare OSError, naming
+    # the path as if it were a key, and no option.
+    (workdir / "d").mkdir()
+    result = invoke(EXAMPLES / "trades.csv", "--config", workdir / name)
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert result.stderr == f"error: config --config='{workdir / name}': {reason}\n"
+
+
 def test_unknown_config_table_exits_2(workdir: Path) -> None:
     config = write(workdir, "c.toml", "[executon]\nfill_wait_seconds = 5\n")
     result = invoke(EXAMPLES / "trades.csv", "--config", config)

@@ -97,7 +97,8 @@ def settings_from_mapping(raw: Mapping[str, object]) -> RunSettings:
 
 
 def load_settings(path: Path | None) -> RunSettings:
-    """Read a run configuration file; None gives every default."""
+    """Read a run configuration file (the `--config` of `run` and `resume`: a refused file names that option); None
+    gives every default."""
     if path is None:
         return RunSettings()
-    return settings_from_mapping(read_toml(path))
+    return settings_from_mapping(read_toml(path, "--config"))
