@@ -173,6 +173,29 @@ def test_a_trade_at_a_price_not_above_zero_is_refused_with_its_record(tmp_path: 
         load_dbn_trades(_write(tmp_path, "t.dbn", payload))
 
 
+def test_a_record_without_its_time_is_refused_naming_the_time_field(tmp_path: Path) -> None:
+    """DBN's undefined timestamp (2**64 - 1) read as int64 is -1 ns: the record was refused as "instrument id 42
+    has no symbol mapping on 1969-12-31", sending the user after a symbology that is fine."""
+    payload = _metadata(dbn.Schema.TRADES, {"XXX": 42})
+    for k, ts_recv in enumerate([T0 + 5, dbn.UNDEF_TIMESTAMP]):
+        payload += bytes(
+            dbn.TradeMsg(
+                publisher_id=1,
+                instrument_id=42,
+                ts_event=T0 + k,
+                price=157 * NANO,
+                size=10,
+                action=dbn.Action.TRADE,
+                side=dbn.Side.ASK,
+                depth=0,
+                ts_recv=ts_recv,
+            )
+        )
+    with pytest.raises(QuoteFileError, match="row 2: ts_recv is undefined"):
+        load_dbn_trades(_write(tmp_path, "t.dbn", payload))
+    assert load_dbn_trades(tmp_path / "t.dbn", TsField.EVENT).columns("XXX").ts.tolist() == [T0, T0 + 1]
+
+
 def test_an_undefined_side_becomes_a_zero_price(tmp_path: Path) -> None:
     payload = _metadata(dbn.Schema.MBP_1, {"XXX": 42}) + _mbp1(42, 0, 157 * NANO, 0, ask_px=dbn.UNDEF_PRICE)
     cols = load_dbn_quotes(_write(tmp_path, "q.dbn", payload)).columns("XXX")

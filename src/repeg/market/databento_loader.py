@@ -32,6 +32,7 @@ from repeg.market.tape import Int64Array, QuoteTape, SymbolQuotes, SymbolTrades,
 #: DBN fixed-point prices are in units of 1e-9 dollars; the tape's unit is 1e-4 dollars.
 NANOS_PER_UNIT = 100_000
 UNDEF_PRICE = np.iinfo(np.int64).max
+UNDEF_TIMESTAMP = np.iinfo(np.uint64).max
 _NS_PER_DAY = 86_400 * 1_000_000_000
 QUOTE_SCHEMAS = frozenset({"mbp-1", "bbo-1s", "bbo-1m", "tbbo", "cbbo-1s", "cbbo-1m", "cmbp-1", "tcbbo"})
 TRADE_SCHEMAS = frozenset({"trades", "mbp-1", "tbbo", "cmbp-1", "tcbbo"})
@@ -93,6 +94,15 @@ def _units(file: str, nanos: Int64Array, what: str, record_no: Int64Array) -> In
     return np.where(defined, nanos // NANOS_PER_UNIT, 0).astype(np.int64)
 
 
+def _times(file: str, stamps: npt.NDArray[np.uint64], field: TsField, record_no: Int64Array) -> Int64Array:
+    """Nanoseconds UTC; an undefined time (DBN's ``UNDEF_TIMESTAMP``, -1 ns as int64) is refused with its record."""
+    undefined = stamps == UNDEF_TIMESTAMP
+    if bool(undefined.any()):
+        at = int(np.flatnonzero(undefined)[0])
+        raise QuoteFileError(file, int(record_no[at]), f"{field.value} is undefined")
+    return stamps.astype(np.int64)
+
+
 def _check_schema(file: str, schema: str, allowed: frozenset[str]) -> None:
     if schema not in allowed:
         raise QuoteFileError(file, None, f"schema {schema!r} is not one of {sorted(allowed)}")
@@ -112,7 +122,7 @@ def load_dbn_quotes(path: Path | str, ts_field: TsField = TsField.RECV) -> Quote
     if len(records) == 0:
         raise QuoteFileError(file, None, "the file holds no records")
     record_no = np.arange(1, len(records) + 1, dtype=np.int64)
-    ts = records[ts_field.value].astype(np.int64)
+    ts = _times(file, records[ts_field.value], ts_field, record_no)
     bid = _units(file, records["bid_px_00"].astype(np.int64), "bid", record_no)
     ask = _units(file, records["ask_px_00"].astype(np.int64), "ask", record_no)
     bid_size = records["bid_sz_00"].astype(np.int64)
@@ -140,7 +150,7 @@ def load_dbn_trades(path: Path | str, ts_field: TsField = TsField.RECV) -> Trade
     is_trade = records["action"] == b"T"
     record_no = (np.flatnonzero(is_trade) + 1).astype(np.int64)
     trades = records[is_trade]
-    ts = trades[ts_field.value].astype(np.int64)
+    ts = _times(file, trades[ts_field.value], ts_field, record_no)
     nanos = trades["price"].astype(np.int64)
     if bool((nanos == UNDEF_PRICE).any()):  # a print without a price is no print (0 would read as $0)
         at = int(np.flatnonzero(nanos == UNDEF_PRICE)[0])
