@@ -16,12 +16,13 @@ from pathlib import Path
 
 import journal_support
 import pytest
+from tests.unit.fake_broker import T0, FakeBroker, FakeFeed
 
 from repeg.api import execute_async
 from repeg.brokers.simulator import PaperFillModel, SimAccount, SimulatedBroker, build_simulation
 from repeg.brokers.simulator.latency import LatencyModel
 from repeg.cli.journal_run import journaled_session
-from repeg.config import ExecutionConfig
+from repeg.config import ExecutionConfig, classic_ladder
 from repeg.domain.events import (
     EventSink,
     IntentAction,
@@ -32,12 +33,13 @@ from repeg.domain.events import (
     OrderUpdated,
     PhaseEnded,
     PhaseStarted,
+    RunEnded,
     RunEvent,
 )
 from repeg.domain.ids import client_order_id
 from repeg.domain.leg import REASON_REPEG
 from repeg.domain.lifecycle import LegStatus
-from repeg.domain.orders import BrokerOrder, OrderRequest, OrderType, Side
+from repeg.domain.orders import BrokerOrder, OrderRequest, OrderStatus, OrderType, Side
 from repeg.domain.plan import LegSpec, Plan, PlanKind, TradeIntent
 from repeg.domain.run import fold_run
 from repeg.engine.clock import VirtualClock, run_virtual
@@ -50,7 +52,7 @@ from repeg.journal.sqlite import SqliteJournal
 from repeg.market.replay import TapeFeed
 from repeg.market.synthetic import SyntheticSymbol, synthetic_tape
 from repeg.market.tape import QuoteTape
-from repeg.report.result import ExecutionResult, build_result
+from repeg.report.result import ExecutionResult, RunStatus, build_result
 
 TAPE: QuoteTape = synthetic_tape(
     [
@@ -75,6 +77,8 @@ CONFIG = ExecutionConfig(
     initial_offset=Decimal(0),
     repeg_steps=(Decimal("0.25"), Decimal("0.5")),
 )
+
+LADDER = classic_ladder()
 
 
 class Crash(BaseException):
@@ -965,3 +969,112 @@ def test_graceful_stop_requests_again_the_cancel_of_an_ended_legs_order_refused_
         return after.status.is_open
 
     assert not run_virtual(main)
+
+
+# --- an ended run that left an order open at the broker ---------------------------------------------------------
+
+SELL_THEN_BUY = [
+    LegSpec(index=0, symbol="XYZ", side=Side.SELL, qty=Decimal(100)),
+    LegSpec(index=1, symbol="ABC", side=Side.BUY, qty=Decimal(300)),
+]
+
+
+async def _ended_with_an_order_left_open(journal: SqliteJournal) -> tuple[VirtualClock, FakeFeed, FakeBroker]:
+    """The sell fills in full (40 while its replace is pending, 60 on the uncapped replacement o2), but every
+    cancel of o2, still open for 40 more, is refused: the buy is skipped and the run ends `partial` with o2 open."""
+    clock = VirtualClock(T0)
+    feed = FakeFeed(clock)
+    broker = FakeBroker(clock, feed, auto_fill=False)
+    feed.set("XYZ", "100.00", "100.08")
+    feed.set("ABC", "9.99", "10.00")
+    clock.call_at(T0 + timedelta(seconds=9), lambda: broker.fill_before_replace.update({"o1": Decimal(40)}))
+    broker.fill_open_at(T0 + timedelta(seconds=12), "XYZ", Decimal(60))
+    clock.call_at(T0 + timedelta(seconds=11.5), lambda: setattr(broker, "refuse_cancels", 10_000))
+    ended = await run_execution(SELL_THEN_BUY, (), broker, feed, clock, LADDER, run_id="r1", sinks=(journal,))
+    await journal.flush()
+    assert ended.status is RunStatus.PARTIAL
+    assert broker.orders["o2"].status.is_open
+    broker.refuse_cancels = 0
+    return clock, feed, broker
+
+
+def test_resuming_an_ended_run_cancels_the_order_it_left_open_and_sends_nothing_else(tmp_path: Path) -> None:
+    """`repeg resume` of a run that ended with an order left open answered the journaled `partial` and left o2
+    working at the broker (it could over-sell): the user had to cancel it by hand. It is cancelled now, the cancel
+    journaled, the run ended again with its new status, and nothing is submitted or replaced."""
+
+    async def main() -> tuple[ExecutionResult, FakeBroker, list[RunEvent]]:
+        journal = SqliteJournal(tmp_path / "j.db", durability="full")
+        clock, feed, broker = await _ended_with_an_order_left_open(journal)
+        sent = (len(broker.submitted()), len(broker.replaced()))
+        result = await resume_run("r1", journal, broker, feed, clock, config=LADDER)
+        assert (len(broker.submitted()), len(broker.replaced())) == sent
+        events = journal.events("r1")
+        journal.close()
+        return result, broker, events
+
+    result, broker, events = run_virtual(main)
+    assert broker.orders["o2"].status is OrderStatus.CANCELED
+    assert result.legs[0].error is None
+    assert result.status is RunStatus.COMPLETED_WITH_SKIPS
+    assert [e.status for e in events if isinstance(e, RunEnded)] == ["partial", "completed_with_skips"]
+    assert build_result(fold_run(events)).status is result.status
+
+
+def test_resuming_an_ended_run_records_a_fill_its_open_order_got_after_the_run_ended(tmp_path: Path) -> None:
+    """o2 executed 10 more shares after the run ended: resume records them (the sell leg over-filled: 110 of 100,
+    failed, the run `partial`), then cancels the rest; the journal holds the fill, never lost."""
+
+    async def main() -> tuple[ExecutionResult, FakeBroker]:
+        journal = SqliteJournal(tmp_path / "j.db", durability="full")
+        clock, feed, broker = await _ended_with_an_order_left_open(journal)
+        broker.fill("o2", Decimal(10))
+        result = await resume_run("r1", journal, broker, feed, clock, config=LADDER)
+        journal.close()
+        return result, broker
+
+    result, broker = run_virtual(main)
+    assert broker.orders["o2"].status is OrderStatus.CANCELED
+    assert (result.legs[0].filled_qty, result.legs[0].status) == (Decimal(110), LegStatus.FAILED)
+    assert result.status is RunStatus.PARTIAL
+
+
+class BreaksAfterTheFirstAck:
+    """Journals every event, then breaks the engine once the first order is acknowledged: the run ends `failed`
+    with that order working at the broker."""
+
+    def __init__(self, journal: EventSink) -> None:
+        self._journal, self._broke = journal, False
+
+    async def emit(self, event: RunEvent) -> None:
+        await self._journal.emit(event)
+        if isinstance(event, OrderAccepted) and not self._broke:
+            self._broke = True
+            raise RuntimeError("the engine broke")
+
+
+def test_resuming_a_run_that_ended_failed_cancels_the_order_its_working_leg_left_open(tmp_path: Path) -> None:
+    """The engine broke with the sell's order working: the run ended `failed`, the order open at the broker.
+    Resume cancels it (never sends anything), and the run stays `failed`."""
+
+    async def main() -> tuple[ExecutionResult, FakeBroker]:
+        journal = SqliteJournal(tmp_path / "j.db", durability="full")
+        clock = VirtualClock(T0)
+        feed = FakeFeed(clock)
+        broker = FakeBroker(clock, feed, auto_fill=False)
+        feed.set("XYZ", "100.00", "100.08")
+        specs = SELL_THEN_BUY[:1]
+        with pytest.raises(RuntimeError, match="broke"):
+            await run_execution(
+                specs, (), broker, feed, clock, LADDER, run_id="r1", sinks=(BreaksAfterTheFirstAck(journal),)
+            )
+        await journal.flush()
+        assert broker.orders["o1"].status.is_open
+        result = await resume_run("r1", journal, broker, feed, clock, config=LADDER)
+        assert (len(broker.submitted()), broker.replaced()) == (1, [])
+        journal.close()
+        return result, broker
+
+    result, broker = run_virtual(main)
+    assert broker.orders["o1"].status is OrderStatus.CANCELED
+    assert result.status is RunStatus.FAILED

@@ -34,7 +34,7 @@ from repeg.domain.events import (
 )
 from repeg.domain.leg import LegState
 from repeg.domain.lifecycle import LegStatus
-from repeg.domain.order_record import OrderRecord
+from repeg.domain.order_record import OrderRecord, unread_replacement
 from repeg.domain.orders import BrokerOrder, OrderStatus, Side
 from repeg.domain.plan import LegSpec
 from repeg.domain.run import RunState, fold_run
@@ -139,13 +139,20 @@ async def _complete_cancel(bus: EventBus, broker: Broker, index: int) -> None:
         await bus.emit(OrderUpdated(**bus.stamp(index), update=polled_update(order, bus.clock.now())))
 
 
-async def _cancel_left_open(bus: EventBus, broker: Broker, index: int) -> None:
-    """A leg filled in full, or failed by a broker's over-fill (see `repeg.domain.leg`), must not trade on: its
-    order still open is cancelled (the intent journaled first, as always); the confirmation arrives like any
-    other."""
+def _trades_on(leg: LegState, *, ended: bool) -> bool:
+    """Whether the leg may go on trading: not once filled in full or over-filled (see `repeg.domain.leg`), nor,
+    in a run that ended, once it ended or while its order works (nothing of an ended run is sent again)."""
+    if leg.status is LegStatus.FILLED or leg.overfilled:
+        return False
+    return not (ended and (leg.is_done or leg.status is LegStatus.WORKING))
+
+
+async def _cancel_left_open(bus: EventBus, broker: Broker, index: int, *, ended: bool = False) -> None:
+    """A leg that must not trade on (`_trades_on`) has its order still open cancelled (the intent journaled
+    first, as always); the confirmation arrives like any other."""
     leg = bus.leg(index)
     active = leg.active_order
-    if not (leg.status is LegStatus.FILLED or leg.overfilled):
+    if _trades_on(leg, ended=ended):
         return
     if active is None or active.order_id is None or active.is_terminal:
         return
@@ -178,19 +185,20 @@ async def _cancel_left_open(bus: EventBus, broker: Broker, index: int) -> None:
         )
 
 
-async def reconcile_leg(bus: EventBus, broker: Broker, leg: LegState) -> None:
-    """Bring one leg in line with the broker, asking about every order it announced, oldest first."""
+async def reconcile_leg(bus: EventBus, broker: Broker, leg: LegState, *, ended: bool = False) -> None:
+    """Bring one leg in line with the broker, asking about every order it announced, oldest first; of a run that
+    `ended`, its order still open is cancelled too."""
     for record in leg.orders:
         order = await broker.get_order_by_client_id(record.client_order_id)
         await _settle_order(bus, leg.index, record, order)
     await _complete_cancel(bus, broker, leg.index)
-    await _cancel_left_open(bus, broker, leg.index)
+    await _cancel_left_open(bus, broker, leg.index, ended=ended)
 
 
-async def reconcile(bus: EventBus, broker: Broker) -> None:
+async def reconcile(bus: EventBus, broker: Broker, *, ended: bool = False) -> None:
     """Reconcile every leg of the run (done legs too: a late fill may have landed after they ended)."""
     for index in sorted(bus.folder.legs):
-        await reconcile_leg(bus, broker, bus.leg(index))
+        await reconcile_leg(bus, broker, bus.leg(index), ended=ended)
 
 
 # --- continuing the run ---------------------------------------------------------------------------------
@@ -253,6 +261,33 @@ def _done_with_order_left_open(bus: EventBus) -> list[int]:
     return [leg.index for leg in legs if leg.status is LegStatus.FILLED or leg.overfilled]
 
 
+def left_open(state: RunState) -> bool:
+    """True when an order of the run was last known open at the broker (`orders_settled` counts the same ones):
+    a run that ended so is not done with, its resume closes that order (`_close_ended`)."""
+    for leg in state.legs:
+        known = any(r.order_id is not None and r.status is not None and not r.is_terminal for r in leg.orders)
+        if known or unread_replacement(leg.orders, leg.active_order) is not None:
+            return True
+    return False
+
+
+async def _close_ended(ctx: EngineContext, journaled: str) -> ExecutionResult:
+    """Resume of a run that ended with an order open at the broker: nothing is sent again, but every order of
+    the run is brought in line with the broker (fills it got since the end recorded) and what is still open is
+    cancelled, until confirmed (up to `max_total_wait`); the run then ends again, with the status its legs now
+    have (`failed` stays failed: the engine broke)."""
+    bus = ctx.bus
+    log.info("resume_closing_ended_run", run_id=bus.run_id, status=journaled)
+    await reconcile(bus, ctx.broker, ended=True)
+    await record_late_updates(ctx)
+    await orders_settled(ctx, sorted(bus.folder.legs))
+    result = build_result(bus.folder.snapshot())
+    status = RunStatus.FAILED if journaled == RunStatus.FAILED.value else result.status
+    await bus.emit(RunEnded(**bus.stamp(), status=status.value))
+    log.info("resume_ended", run_id=bus.run_id, status=status.value)
+    return journaled_result(bus.folder.snapshot())
+
+
 async def resume_run(
     run_id: str,
     journal: Journal,
@@ -267,19 +302,23 @@ async def resume_run(
     """Finish run `run_id` from its journal. New events go to `sinks`, which must persist them to `journal`
     (the journal itself, or a wrapper of it); empty `sinks` means `(journal,)`.
 
-    A run that already ended is not touched: its result is rebuilt from the journal. A run that announced no
-    order yet cannot be resumed here (nothing to reconcile): the caller starts it afresh with the same run id
-    (`has_orders` tells which); this function raises `JournalError` for it.
+    A run that already ended is not continued: its result is rebuilt from the journal, after its orders were
+    closed when it ended with one still open at the broker (`_close_ended`: nothing is sent again, no order
+    submitted or replaced). A run that announced no order yet and did not end cannot be resumed here (nothing
+    to reconcile): the caller starts it afresh with the same run id (`has_orders` tells which); this function
+    raises `JournalError` for it.
     """
     events = journal.events(run_id)
     state = fold_run(events)
-    if state.status is not None:
+    if state.status is not None and not left_open(state):
         log.info("resume_already_ended", run_id=run_id, status=state.status)
         return journaled_result(state)  # with the status it ended with
     if not has_orders(events):
         raise JournalError(f"run {run_id} sent no order yet: start it again with --run-id {run_id}")
     bus = seeded_bus(run_id, clock, tuple(sinks) or (journal,), events)
     ctx = engine_context(bus, broker=broker, feed=feed, clock=clock, config=config, policy=policy)
+    if state.status is not None:
+        return await _close_ended(ctx, state.status)
     await feed.subscribe(sorted({leg.symbol for leg in state.legs}))
     log.info("resume_started", run_id=run_id, events=len(events), legs=len(state.legs))
     await reconcile(bus, broker)
