@@ -490,13 +490,18 @@ def test_show_and_runs_both_call_a_run_without_its_end_unfinished(
     assert "run demo1: unfinished" in table
 
 
-def test_run_with_a_journal_path_that_is_not_sqlite_exits_4_and_keeps_the_file(tmp_path: Path) -> None:
-    # A 1-byte file given as --journal was silently overwritten by a new SQLite journal.
+def test_run_with_a_journal_path_that_is_not_sqlite_is_bad_input_naming_the_option_and_keeps_the_file(
+    tmp_path: Path,
+) -> None:
+    # A 1-byte file given as --journal was silently overwritten by a new SQLite journal. Then it was refused as a
+    # journal that failed (exit 4); the path given is wrong, as a directory given as --journal is (exit 2).
     notes = tmp_path / "notes"
     notes.write_bytes(b"x")
     result = CliRunner().invoke(build_app(), ["run", str(PLAN), "--journal", str(notes)])
-    assert result.exit_code == 4
-    assert f"cannot open journal {notes}: not a SQLite database" in result.stderr
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert result.stderr == (
+        f"error: config --journal='{notes}': not a SQLite database, so not a journal (left as it is)\n"
+    )
     assert notes.read_bytes() == b"x"
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
@@ -15,7 +14,7 @@ from journal_support import accepted, fill, intent, leg_planned, run_ended, run_
 from repeg.domain.events import QuoteFileSource, RunEvent, RunStarted, SyntheticSource
 from repeg.domain.run import fold_run
 from repeg.engine.clock import run_virtual
-from repeg.errors import JournalError, RunNotFoundError
+from repeg.errors import ConfigError, JournalError, RunNotFoundError
 from repeg.journal.base import UNFINISHED
 from repeg.journal.sqlite import SqliteJournal
 
@@ -243,8 +242,10 @@ def test_a_file_that_is_not_sqlite_is_refused_and_left_untouched(tmp_path: Path,
     # SQLite took a 1-byte file for an empty database and turned it into a journal: the user's file was lost.
     path = tmp_path / "notes.txt"
     path.write_bytes(content)
-    with pytest.raises(JournalError, match=re.escape(f"cannot open journal {path}: not a SQLite database")):
+    with pytest.raises(ConfigError) as refused:
         SqliteJournal(path)
+    assert (refused.value.key, refused.value.value) == ("--journal", str(path))
+    assert refused.value.reason == "not a SQLite database, so not a journal (left as it is)"
     assert path.read_bytes() == content
 
 

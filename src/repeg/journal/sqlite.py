@@ -22,7 +22,7 @@ from typing import Literal
 
 import structlog
 
-from repeg.errors import JournalError
+from repeg.errors import ConfigError, JournalError
 from repeg.journal.lock import RunLock, lock_path
 from repeg.journal.schema import SCHEMA_VERSION, VERSION_TABLE_SQLITE, not_a_journal, pending_migrations
 from repeg.journal.store import SqlJournal
@@ -45,7 +45,8 @@ _SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def _refuse_foreign_file(path: Path) -> None:
-    """Raise `JournalError` when `path` holds something other than a SQLite database.
+    """Raise `ConfigError` naming `--journal` when `path` holds something other than a SQLite database: the path
+    given is wrong (bad input, exit 2), no journal failed.
 
     SQLite takes some non-empty files (e.g. one byte) for an empty database and overwrites them with a journal;
     a user's file must never be destroyed. An empty file holds nothing to lose and becomes a journal.
@@ -56,7 +57,7 @@ def _refuse_foreign_file(path: Path) -> None:
     except OSError:
         return  # absent (created next) or unreadable: sqlite3 reports the latter
     if head and head != _SQLITE_HEADER:
-        raise JournalError(f"cannot open journal {path}: not a SQLite database (left as it is)")
+        raise ConfigError("--journal", str(path), "not a SQLite database, so not a journal (left as it is)")
 
 
 def _connect(path: Path) -> sqlite3.Connection:
