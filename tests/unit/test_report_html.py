@@ -377,3 +377,11 @@ def test_load_result_refuses_a_comparison_with_no_runs(tmp_path: Path, market: M
         load_result(path)
     assert caught.value.file == str(path)
     assert "no runs" in caught.value.reason
+
+
+def test_html_says_the_verdicts_are_not_corrected_for_the_comparisons_made(
+    compare_input: ReportInput,
+) -> None:
+    # The sample compares 2 policies: the rule above the table held each verdict as if it were the only one.
+    page = render_html(compare_input, None)
+    assert "no correction for the 2 comparisons made" in page

@@ -194,13 +194,14 @@ def compare(
                     print_share_pct=print_share_pct,
                 )
             )
+    comparisons = paired_comparisons(runs, baseline=baseline, seed=seed)
     return CompareResult(
         data=eval_day.ref,
         seed=seed,
         baseline=baseline,
         runs=tuple(runs),
-        comparisons=paired_comparisons(runs, baseline=baseline, seed=seed),
+        comparisons=comparisons,
         frontier=frontier([r.summary for r in runs]),
         fit=fit_info,
-        verdict_rule=verdict_rule(),
+        verdict_rule=verdict_rule(comparisons=len(comparisons)),
     )

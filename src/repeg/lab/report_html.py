@@ -158,7 +158,8 @@ def comparison_table(compare: CompareResult) -> str:
     per: Literal["share", "order"] = (
         "share" if all(r.summary.cost_weighting == "shares" for r in compare.runs) else "order"
     )
-    rule = f'<p class="note">Verdict: {html.escape(verdict_rule(per=per))}.</p>'
+    stated = verdict_rule(per=per, comparisons=len(compare.comparisons))
+    rule = f'<p class="note">Verdict: {html.escape(stated)}.</p>'
     return rule + html_table(headers, rows, text_cols=3)
 
 

@@ -205,5 +205,5 @@ def sample_compare(market: MarketSeries | None = None) -> CompareResult:
         runs=runs,
         comparisons=comparisons,
         frontier=frontier,
-        verdict_rule=verdict_rule(),
+        verdict_rule=verdict_rule(comparisons=len(comparisons)),
     )

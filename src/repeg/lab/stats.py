@@ -128,9 +128,22 @@ def paired_difference(
     return bootstrap_mean((a - b).tolist(), seed=seed, resamples=resamples, level=level, weights=weights)
 
 
-def verdict_rule(level: float = DEFAULT_LEVEL, *, per: Literal["share", "order"] = "share") -> str:
+def multiplicity_note(comparisons: int, level: float = DEFAULT_LEVEL) -> str:
+    """That each verdict is its own test, and how often `comparisons` of them give one by chance (independent)."""
+    made = f"{comparisons} comparison{'' if comparisons == 1 else 's'}"
+    return (
+        f"each verdict is tested on its own, no correction for the {made} made: with no true difference anywhere, "
+        f"one or more verdicts come by chance about {1.0 - level**comparisons:.0%} of the time"
+    )
+
+
+def verdict_rule(
+    level: float = DEFAULT_LEVEL, *, per: Literal["share", "order"] = "share", comparisons: int | None = None
+) -> str:
     """The rule every verdict follows, in words, for a table title, the HTML report and the saved JSON; `per`
-    says how the mean difference weighs the orders ("order" for results saved before they were share-weighted)."""
+    says how the mean difference weighs the orders ("order" for results saved before they were share-weighted);
+    `comparisons`, how many verdicts were drawn together (`multiplicity_note`)."""
+    many = "" if not comparisons else f"; {multiplicity_note(comparisons, level)}"
     counted = (
         " (counted by their effective number (sum of shares)^2 / sum of squared shares when their sizes differ, "
         "so that a few large orders carrying the mean count as few)"
@@ -140,7 +153,7 @@ def verdict_rule(level: float = DEFAULT_LEVEL, *, per: Literal["share", "order"]
     return (
         f"better or worse than the baseline only when the paired {level:.0%} interval of the mean "
         f"difference per {per} excludes 0, on at least {MIN_PAIRS_FOR_VERDICT} paired orders{counted}; on fewer the "
-        "interval is shown as computed but no verdict is drawn (the bootstrap interval of so few is too narrow)"
+        f"interval is shown as computed but no verdict is drawn (the bootstrap interval of so few is too narrow){many}"
     )
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from rich.table import Table
 
 from repeg.lab.models import CompareResult, FrontierPoint, Interval, PairedComparison, PolicySummary, Verdict
-from repeg.lab.stats import MIN_PAIRS_FOR_VERDICT, verdict_withheld
+from repeg.lab.stats import MIN_PAIRS_FOR_VERDICT, multiplicity_note, verdict_withheld
 
 _VERDICT_STYLE = {Verdict.BETTER: "green", Verdict.WORSE: "red", Verdict.INDISTINGUISHABLE: "yellow"}
 
@@ -114,6 +114,8 @@ def compare_tables(result: CompareResult) -> list[Table]:
         f"verdict vs {result.baseline} only when the paired 95% interval excludes 0, on at least "
         f"{MIN_PAIRS_FOR_VERDICT} orders (their effective number when sizes differ)"
     )
+    if result.comparisons:
+        title += f"; {multiplicity_note(len(result.comparisons))}"
     summaries = [r.summary for r in result.runs]
     return [
         summary_table(summaries, result.comparisons, title=title, baseline=result.baseline),
