@@ -28,7 +28,7 @@ from repeg.cli.app import build_app
 from repeg.cli.exit_codes import ExitCode
 from repeg.cli.journal_run import journaled_session
 from repeg.config import ExecutionConfig
-from repeg.domain.events import AlpacaFeedSource, MarketSource, RunEvent, RunStarted
+from repeg.domain.events import AlpacaFeedSource, MarketSource, RunEnded, RunEvent, RunStarted
 from repeg.domain.orders import Side
 from repeg.domain.plan import LegSpec, Plan, PlanKind, TradeIntent
 from repeg.domain.run import fold_run
@@ -274,3 +274,61 @@ def test_a_resume_of_a_run_that_recorded_no_feed_reads_iex(
     result = _resume(_interrupted(tmp_path))
     assert result.exit_code == ExitCode.OK, result.stderr
     assert [call["feed"] for call in seen] == ["iex"]
+
+
+# --- a run that ended: answered from the journal, or its order left open closed ---------------------------------
+
+
+def _run_args(
+    tmp_path: Path, resume_args: list[str], plan_text: str = "symbol,side,qty\nMSFT,sell,20\nAAPL,buy,30\n"
+) -> list[str]:
+    plan = tmp_path / "plan.csv"
+    plan.write_text(plan_text, encoding="utf-8")
+    return ["run", str(plan), "--broker", "alpaca-paper", "--run-id", "rR", *resume_args[2:]]
+
+
+def test_a_run_that_ended_sending_nothing_is_answered_from_the_journal_not_run_again(
+    threaded_alpaca: FakeAlpacaServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """README: an id already in the journal prints that run's journaled result if it finished. A run on Alpaca
+    that ended without announcing an order (every trade skipped, or it failed first) was run again: its plan sold
+    and bought under the old id, and neither `run --run-id` nor `resume` said it had ended."""
+    seen = _on_the_fake(threaded_alpaca, monkeypatch)
+    resume_args = _interrupted(tmp_path)
+    journal = SqliteJournal(tmp_path / "j.db")
+    ended = RunEnded(
+        run_id="rR", ts=datetime(2026, 3, 2, 16, tzinfo=UTC), correlation_id="rR", status="failed"
+    )
+    asyncio.run(journal.emit(ended))
+    journal.close()
+    for args in (
+        _run_args(tmp_path, resume_args),
+        resume_args,
+    ):
+        result = _resume(args)
+        assert result.exit_code == ExitCode.FAILED, result.stderr
+    assert (seen, threaded_alpaca.count("POST", "/v2/orders")) == ([], 0)
+
+
+def test_resume_of_a_run_that_ended_with_its_order_open_cancels_it_and_sends_nothing(
+    threaded_alpaca: FakeAlpacaServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Every cancel of the sell is accepted and then refused by the stream, and every replace refused: the run
+    ends `failed` (nothing sold) with the order open at Alpaca. `repeg resume` answered the journaled result and
+    left it working: the user had to cancel it by hand. It is cancelled now, no order is sent, and the run stays
+    `failed`."""
+    _on_the_fake(threaded_alpaca, monkeypatch)
+    resume_args = _interrupted(tmp_path)
+    threaded_alpaca.reject_cancels = 10**6
+    threaded_alpaca.fail("PATCH", "/v2/orders", 422, times=10**6)
+    ran = _resume(_run_args(tmp_path, resume_args))
+    (order,) = threaded_alpaca.book.orders.values()
+    assert order.is_open, ran.stderr
+    assert ran.exit_code == ExitCode.FAILED, ran.stderr
+    threaded_alpaca.reject_cancels = 0
+    threaded_alpaca.faults.clear()
+    posted = threaded_alpaca.count("POST", "/v2/orders")
+    result = _resume(resume_args)
+    assert order.status == "canceled", result.stderr
+    assert threaded_alpaca.count("POST", "/v2/orders") == posted == 1
+    assert result.exit_code == ExitCode.FAILED, result.stderr

@@ -101,19 +101,20 @@ def answered_from_journal(
 
 
 def ended_result(journal: Journal, run_id: str, broker: str) -> ExecutionResult | None:
-    """For a broker that outlives the process: the journaled result of `run_id` when it ended after announcing
-    orders, which is all a resume of it answers (`resume_run`), without contacting the broker first (its
-    credentials, clock, market hours); refused as that resume refuses it when it ran on another broker or was a
-    dry run. None for a new id, an unfinished run, or one that announced no order (started afresh)."""
+    """For a broker that outlives the process: the journaled result of `run_id` when it ended, which is all a
+    resume of it answers (`resume_run`), without contacting the broker first (its credentials, clock, market
+    hours), whether or not it announced orders (a run that ended is never executed again); refused as that resume
+    refuses it when it ran on another broker or was a dry run. None for a new id, an unfinished run, or one that
+    ended with an order still open at the broker (`left_open`: the resume closes it)."""
     from repeg.domain.run import fold_run
-    from repeg.journal.resume import has_orders
+    from repeg.journal.resume import left_open
     from repeg.report.result import journaled_result
 
     if not journal.has_run(run_id):
         return None
     events = journal.events(run_id)
     state = fold_run(events)
-    if state.status is None or not has_orders(events):
+    if state.status is None or left_open(state):
         return None
     _check_same_broker(run_id, events, broker)
     return journaled_result(state)
@@ -173,13 +174,14 @@ async def journaled_session(
     """Run `plan` as `run_id` on a broker that outlives this process, stopping gracefully on SIGINT/SIGTERM
     (`on_stop` is called first: the Alpaca adapter then bounds its waits, see `AlpacaBroker.stopping`).
 
-    A run the journal already knows is resumed when it announced orders (reconciled first, never executed
-    twice), and started afresh under the same id when it did not (nothing can have reached the broker); a run
+    A run the journal already knows is resumed when it announced orders or ended (reconciled first, never executed
+    twice), and started afresh under the same id when it did neither (nothing can have reached the broker); a run
     started here records `market` (an Alpaca run's feed) in its `RunStarted`.
     Raises `RunStoppedError` (with the stop's summary) when a signal stopped it, and `JournalError` before anything
     else when another process works the run (`Journal.claim`; the claim is held until the journal is closed).
     """
     from repeg.api import execute_async
+    from repeg.domain.run import fold_run
     from repeg.journal.resume import has_orders, resume_run
     from repeg.journal.shutdown import StopReport, run_stoppable, stop_run
 
@@ -187,7 +189,8 @@ async def journaled_session(
     journal.claim(run_id)
     all_sinks = (journal_sink(journal), *sinks)
     journaled = journal.events(run_id) if journal.has_run(run_id) else []
-    resuming = has_orders(journaled)
+    # A run that ended is never executed again, even one that sent nothing: `resume_run` answers it.
+    resuming = has_orders(journaled) or fold_run(journaled).status is not None
     if resuming:
         _check_same_broker(run_id, journaled, broker.name)
     work = (
