@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal, localcontext
 
 from repeg.domain.leg import LegState
 from repeg.domain.lifecycle import LegStatus
@@ -306,3 +306,21 @@ def test_a_run_that_left_an_order_open_at_the_broker_is_not_completed() -> None:
     skipped_buy = leg(fills=(), status=LegStatus.SKIPPED, index=1)
     assert run_status([sell, skipped_buy], 0) is RunStatus.PARTIAL
     assert leg_result(sell).error == "order o1 was left open at the broker (partially_filled)"
+
+
+def test_the_result_does_not_depend_on_the_callers_decimal_context() -> None:
+    """A program using the Python API may have changed `decimal.getcontext()` for its own arithmetic (precision 6,
+    rounding toward +inf): the report's figures are the same (avg 100.00666.. at 28 digits, cost to 1/100 bp
+    half-even), not 100.007 and a cost rounded up."""
+    state = RunState(
+        run_id="r",
+        started_at=T0,
+        legs=(
+            leg(fills=(("1", "100.00"), ("2", "100.01")), status=LegStatus.INCOMPLETE),
+            leg(Side.SELL, (("100", "99.97"),), index=1),
+        ),
+    )
+    expected = build_result(state)
+    with localcontext(prec=6, rounding=ROUND_CEILING):
+        assert build_result(state) == expected
+    assert expected.legs[0].avg_fill_price == Decimal("300.02") / 3

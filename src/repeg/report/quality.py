@@ -14,7 +14,7 @@ quote in force, which the engine had judged invalid (zero, one-sided, crossed, s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Context, Decimal, DivisionByZero, InvalidOperation, Overflow
 
 from pydantic import BaseModel, ConfigDict
 
@@ -26,6 +26,18 @@ from repeg.domain.ticks import BPS, ZERO, bps
 
 _RATIO = Decimal("0.0001")
 _TWO = Decimal(2)
+
+#: The arithmetic context of every report figure (`repeg.report.result.build_result` computes in it), whatever the
+#: caller's: `decimal.getcontext()` belongs to the program using the Python API, which may have changed it for its
+#: own sums. Python's default, fixed: 28 significant digits, rounded half-even (so a leg's average fill price is
+#: its quotient to 28 digits, half-even; the tables show it to 4 places, half-even, see `repeg.report.text`).
+REPORT_CONTEXT = Context(
+    prec=28,
+    rounding=ROUND_HALF_EVEN,
+    Emin=-999999,
+    Emax=999999,
+    traps=[InvalidOperation, DivisionByZero, Overflow],
+)
 
 
 class QualitySummary(BaseModel):
@@ -92,7 +104,11 @@ def _costs(legs: Sequence[LegState]) -> tuple[Decimal | None, Decimal | None]:
         notional += leg.filled_notional
         cost_total += per_share * leg.filled_qty
         half_spread_total += quote.spread / _TWO * leg.filled_qty
-    cost_bps = None if notional == ZERO else (weighted_bps / notional).quantize(Decimal("0.01"))
+    cost_bps = (
+        None
+        if notional == ZERO
+        else (weighted_bps / notional).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN)
+    )
     return cost_bps, _ratio(cost_total, half_spread_total)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,7 +21,13 @@ from repeg.domain.orders import Side
 from repeg.domain.plan import SkippedTrade
 from repeg.domain.run import RunState, fold_run
 from repeg.domain.ticks import ZERO
-from repeg.report.quality import QualitySummary, benchmark_quote, leg_cost_bps, summarize_quality
+from repeg.report.quality import (
+    REPORT_CONTEXT,
+    QualitySummary,
+    benchmark_quote,
+    leg_cost_bps,
+    summarize_quality,
+)
 
 
 class RunStatus(StrEnum):
@@ -45,7 +51,8 @@ class LegResult(BaseModel):
     requested_qty: Decimal | None
     requested_notional: Decimal | None = None
     filled_qty: Decimal
-    #: Quantity-weighted average of the broker's actual fills over the whole order chain.
+    #: Quantity-weighted average of the broker's actual fills over the whole order chain (to 28 significant digits,
+    #: rounded half-even: `REPORT_CONTEXT`).
     avg_fill_price: Decimal | None
     filled_notional: Decimal
     arrival_mid: Decimal | None
@@ -186,7 +193,13 @@ def _counts(legs: Sequence[LegState], skipped_trades: int) -> LegCounts:
 
 
 def build_result(state: RunState) -> ExecutionResult:
-    """The result of a run from its folded state (live, or rebuilt from the journal)."""
+    """The result of a run from its folded state (live, or rebuilt from the journal), computed in `REPORT_CONTEXT`:
+    the same figures whatever decimal context the caller has set."""
+    with localcontext(REPORT_CONTEXT):
+        return _result(state)
+
+
+def _result(state: RunState) -> ExecutionResult:
     legs = state.legs
     return ExecutionResult(
         run_id=state.run_id,
