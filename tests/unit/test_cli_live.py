@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal, localcontext
 
 import pytest
 from rich.console import Console
@@ -288,6 +288,21 @@ def test_a_cost_that_rounds_to_zero_prints_without_a_minus_sign() -> None:
     assert signed_text(Decimal("-0.00"), 2) == "+0.00"
     assert signed_text(Decimal("-0.0004"), 3) == "+0.000"
     assert signed_text(Decimal("-0.0006"), 3) == "-0.001"
+
+
+def test_prices_money_and_costs_print_rounded_half_even_whatever_the_callers_decimal_context() -> None:
+    # A format spec rounds by the ambient decimal context: a program that set rounding toward +inf printed an
+    # average fill of 100.00661 as 100.0067, and a cost of +1.2341 bps as +1.24.
+    from repeg.report.text import money_text, price_text, signed_text
+
+    with localcontext(rounding=ROUND_CEILING):
+        shown = (
+            price_text(Decimal("100.00661")),
+            money_text(Decimal("1234.561")),
+            signed_text(Decimal("1.2341"), 2),
+        )
+    assert shown == ("100.0066", "1,234.56", "+1.23")
+    assert (price_text(Decimal("100.00665")), signed_text(Decimal("-0.0004"), 3)) == ("100.0066", "+0.000")
 
 
 def test_quality_table_says_the_fill_rate_is_a_share_of_the_quantity() -> None:

@@ -6,11 +6,17 @@ from __future__ import annotations
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 
 from repeg.domain.plan import SkippedTrade
+from repeg.report.quality import REPORT_CONTEXT
 from repeg.report.result import LegResult
 
 MISSING = "-"
 _CENT = Decimal("0.01")
 _TENTH = Decimal("0.1")
+
+
+def _places(value: Decimal, digits: int) -> Decimal:
+    """`value` to `digits` decimal places, rounded half-even (a format spec would round by the caller's context)."""
+    return value.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_EVEN, context=REPORT_CONTEXT)
 
 
 def qty_text(qty: Decimal | None, missing: str = MISSING) -> str:
@@ -23,18 +29,18 @@ def qty_text(qty: Decimal | None, missing: str = MISSING) -> str:
 
 def price_text(price: Decimal | None, missing: str = MISSING) -> str:
     """An average or reference price, to 4 places (sub-penny fills and mids stay visible)."""
-    return missing if price is None else f"{price:.4f}"
+    return missing if price is None else f"{_places(price, 4):f}"
 
 
 def money_text(amount: Decimal | None, missing: str = MISSING) -> str:
-    return missing if amount is None else f"{amount:,.2f}"
+    return missing if amount is None else f"{_places(amount, 2):,f}"
 
 
 def signed_text(value: Decimal | None, digits: int, missing: str = MISSING) -> str:
     """A cost measure with its sign (+ costs, - saves); one that rounds to zero reads +0, never -0."""
     if value is None:
         return missing
-    shown = f"{value:+.{digits}f}"
+    shown = f"{_places(value, digits):+f}"
     return shown.replace("-", "+", 1) if Decimal(shown) == 0 else shown
 
 
