@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -146,6 +147,15 @@ def test_header_only_file_is_refused(tmp_path: Path) -> None:
 def test_unknown_extension_and_missing_file_are_refused(tmp_path: Path) -> None:
     assert "unknown format" in str(_error(_write(tmp_path, "", "q.txt")))
     assert "no such file" in str(_error(tmp_path / "absent.csv"))
+
+
+def test_a_pipe_is_refused_as_not_a_regular_file_not_as_missing(tmp_path: Path) -> None:
+    """`--quotes` naming a named pipe (or a device) was told "no such file", though the path is there."""
+    pipe = tmp_path / "q.csv"
+    os.mkfifo(pipe)
+    err = _error(pipe)
+    assert "not a regular file" in str(err)
+    assert "no such file" not in str(err)
 
 
 @pytest.mark.parametrize("loader", [load_quotes, load_trades], ids=["quotes", "trades"])

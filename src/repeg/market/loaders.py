@@ -136,8 +136,8 @@ def _read_table(path: Path, required: tuple[str, ...]) -> pa.Table:
     file = str(path)
     if path.is_dir():
         raise QuoteFileError(file, None, "a directory, not a file")
-    if not path.is_file():
-        raise QuoteFileError(file, None, "no such file")
+    if not path.is_file():  # a pipe or a device would never end (or block): refused, not read
+        raise QuoteFileError(file, None, "not a regular file" if path.exists() else "no such file")
     try:
         if path.name.endswith(".parquet"):
             import pyarrow.parquet as pq  # only Parquet readers pay for its import
