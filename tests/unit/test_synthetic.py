@@ -300,3 +300,32 @@ def test_a_version_one_synthetic_market_is_stored_as_journals_stored_it_before_v
     recorded = synthetic_source(market_from_mapping({}), ["AAA"], seed=1)
     assert recorded.generator_version == 1
     assert "generator_version" not in recorded.model_dump_json()
+
+
+def test_a_walk_the_settings_allow_never_leaves_the_prices_the_engine_can_trade() -> None:
+    # The highest start price ($10M) at the highest daily_vol (1) over the longest session (a year) passes
+    # validation; seed 1's walk rose past int64's units ($9.2e14): the cast wrapped and numpy warned "invalid
+    # value encountered in cast", and the quotes dropped from $9e14 to a $0.0001 bid, with prices on the way past
+    # $1e12, which the engine's tick rounding refuses (ticks.MAX_PRICE).
+    import warnings
+
+    from repeg.config import MAX_SECONDS
+    from repeg.domain.ticks import MAX_PRICE, to_units
+    from repeg.simulation import MAX_QUOTES_PER_SYMBOL
+
+    market = market_from_mapping(
+        {
+            "duration_seconds": MAX_SECONDS,
+            "quote_interval_seconds": MAX_SECONDS / MAX_QUOTES_PER_SYMBOL,
+            "symbols": {"AAA": {"price": 10_000_000, "daily_vol": 1.0}},
+        }
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        quotes = synthetic_market(market, ["AAA"], seed=1).columns("AAA")
+    assert int(quotes.ask.max()) < to_units(MAX_PRICE)
+    assert bool((quotes.bid > 0).all())
+    assert bool((quotes.ask > quotes.bid).all())
+    highest = int(np.argmax(quotes.bid))
+    # no collapse to $0.0001 after the top
+    assert int(quotes.bid[highest + 1]) > int(quotes.bid[highest]) // 2

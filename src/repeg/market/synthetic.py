@@ -38,6 +38,11 @@ DEFAULT_DURATION = timedelta(hours=6, minutes=30)
 _PENNY_UNITS = 100
 _DOLLAR_UNITS = PRICE_SCALE
 _SECONDS_PER_DAY = 23_400.0
+#: The highest mid a walk reaches, in price units: $1e11, ten thousand times the highest start price the settings
+#: allow (`simulation.MAX_START_PRICE`), so the far touch stays under the highest price the engine rounds to a tick
+#: (`ticks.MAX_PRICE`, $1e12) and far inside int64. The mid is held at it while the walk is past it (the settings
+#: allow a year at a daily_vol of 1, e^37 a standard deviation: the walk went past int64's $9.2e14 and wrapped).
+_MAX_MID_UNITS = 10**11 * PRICE_SCALE
 
 
 class SyntheticSymbol(BaseModel):
@@ -136,11 +141,13 @@ def _symbol_quotes(
 
 
 def _mid_path(spec: SyntheticSymbol, offsets_us: Int64Array, rng: np.random.Generator) -> NDArray[np.float64]:
-    """Mid in (fractional) price units: a driftless geometric walk with variance proportional to elapsed time."""
+    """Mid in (fractional) price units: a driftless geometric walk with variance proportional to elapsed time, at
+    most `_MAX_MID_UNITS` (a walk below it is computed exactly as before the bound: the same tape)."""
     dt_days = np.diff(offsets_us, prepend=0) / 1e6 / _SECONDS_PER_DAY
     steps = rng.standard_normal(len(offsets_us)) * spec.daily_vol * np.sqrt(dt_days)
     steps[0] = 0.0
-    return float(to_units(spec.start_price)) * np.exp(np.cumsum(steps))
+    start = float(to_units(spec.start_price))
+    return start * np.exp(np.minimum(np.cumsum(steps), np.log(_MAX_MID_UNITS / start)))
 
 
 def _book(
