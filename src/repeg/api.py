@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from pathlib import Path
 
 import structlog
@@ -36,6 +36,7 @@ from repeg.market.base import QuoteFeed
 from repeg.planning.checks import check_safety
 from repeg.planning.derive import derive_legs, plan_symbols
 from repeg.planning.parse import load_plan
+from repeg.report.quality import DECIMAL_CONTEXT
 from repeg.report.result import ExecutionResult
 
 log = structlog.get_logger("repeg.api")
@@ -124,40 +125,45 @@ async def execute_async(
     quotes, deadlines) are reported in the result, not raised; a failure of the run itself (e.g. the broker's
     account cannot be read for the buys, or an event sink fails) ends it as failed and is raised
     (`repeg.engine.runner`). If the application has not configured structlog, warnings and errors are logged to
-    stderr (never to stdout).
+    stderr (never to stdout). The run computes in `DECIMAL_CONTEXT`, whatever `decimal.getcontext()` the caller set.
     """
     if not structlog.is_configured():
         configure_logging(level="warning")  # an application that configured structlog keeps its own setup
-    plan = as_plan(plan)
-    config = config or ExecutionConfig()
-    run_id = default_run_id(plan, clock.now()) if run_id is None else _checked_run_id(run_id)
-    with bind_run(run_id):
-        symbols = list(dict.fromkeys(plan_symbols(plan)))  # each once: a basket may repeat one
-        account = await broker.get_account()
-        positions = await broker.get_positions()
-        assets = await _assets(broker, plan, symbols)
-        held = [position.symbol for position in positions if position.symbol not in assets]
-        await feed.subscribe([*symbols, *held])
-        prices = await arrival_prices(feed, clock, symbols, config)
-        prices.update(_held_prices(feed, clock, held, config))
-        legs, skipped = derive_legs(plan, account, positions, assets, prices, config=config)
-        _tell_untouched(plan, held)
-        notional = check_safety(legs, prices, config)
-        log.info(
-            "plan_derived", legs=len(legs), skipped=len(skipped), notional=str(notional), source=plan.source
-        )
-        return await run_execution(
-            legs,
-            skipped,
-            broker,
-            feed,
-            clock,
-            config,
-            run_id=run_id,
-            sinks=tuple(sinks),
-            plan=plan,
-            market_source=market_source,
-        )
+    with localcontext(DECIMAL_CONTEXT):  # the caller's own decimal context is not the run's
+        plan = as_plan(plan)
+        config = config or ExecutionConfig()
+        run_id = default_run_id(plan, clock.now()) if run_id is None else _checked_run_id(run_id)
+        with bind_run(run_id):
+            symbols = list(dict.fromkeys(plan_symbols(plan)))  # each once: a basket may repeat one
+            account = await broker.get_account()
+            positions = await broker.get_positions()
+            assets = await _assets(broker, plan, symbols)
+            held = [position.symbol for position in positions if position.symbol not in assets]
+            await feed.subscribe([*symbols, *held])
+            prices = await arrival_prices(feed, clock, symbols, config)
+            prices.update(_held_prices(feed, clock, held, config))
+            legs, skipped = derive_legs(plan, account, positions, assets, prices, config=config)
+            _tell_untouched(plan, held)
+            notional = check_safety(legs, prices, config)
+            log.info(
+                "plan_derived",
+                legs=len(legs),
+                skipped=len(skipped),
+                notional=str(notional),
+                source=plan.source,
+            )
+            return await run_execution(
+                legs,
+                skipped,
+                broker,
+                feed,
+                clock,
+                config,
+                run_id=run_id,
+                sinks=tuple(sinks),
+                plan=plan,
+                market_source=market_source,
+            )
 
 
 #: Why a held symbol outside a weights plan is not traded, as the warning that names such symbols says it.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal, localcontext
 from pathlib import Path
 
 import pytest
@@ -66,6 +66,20 @@ def test_execute_runs_a_plan_on_a_prebuilt_simulation(tape: QuoteTape) -> None:
     result = execute(trades("AAA,buy,10\n"), broker, feed, clock, run_id="api1")
     assert (result.run_id, result.status) == ("api1", "completed")
     assert result.legs[0].filled_qty == Decimal(10)
+
+
+def test_the_callers_decimal_context_changes_nothing_in_a_run(tape: QuoteTape) -> None:
+    # A program's own `decimal.getcontext()` (precision 6, rounding toward +inf) made planning raise
+    # InvalidOperation (a quantity to 9 places needs more digits), and a coarser one rounded the report's costs up.
+    def run() -> repeg.ExecutionResult:
+        clock = VirtualClock(tape.start)
+        broker, feed = build_simulation(tape, clock, SimAccount(cash=Decimal(10_000)), seed=1)
+        return execute(trades("AAA,buy,10\nBBB,buy,7\n"), broker, feed, clock, run_id="api1")
+
+    expected = run()
+    with localcontext(prec=6, rounding=ROUND_CEILING):
+        assert run() == expected
+    assert expected.quality.cost_bps == Decimal("9.98")
 
 
 def test_execute_async_emits_run_started_first_and_run_ended_last(tape: QuoteTape) -> None:

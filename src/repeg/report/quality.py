@@ -27,11 +27,12 @@ from repeg.domain.ticks import BPS, ZERO, bps
 _RATIO = Decimal("0.0001")
 _TWO = Decimal(2)
 
-#: The arithmetic context of every report figure (`repeg.report.result.build_result` computes in it), whatever the
-#: caller's: `decimal.getcontext()` belongs to the program using the Python API, which may have changed it for its
-#: own sums. Python's default, fixed: 28 significant digits, rounded half-even (so a leg's average fill price is
-#: its quotient to 28 digits, half-even; the tables show it to 4 places, half-even, see `repeg.report.text`).
-REPORT_CONTEXT = Context(
+#: The arithmetic context of every report figure (`repeg.report.result.build_result`) and of a run started through
+#: the Python API (`repeg.api.execute_async`), whatever the caller's: `decimal.getcontext()` belongs to the program
+#: using the API, which may have changed it for its own sums. Python's default, fixed: 28 significant digits,
+#: rounded half-even (so a leg's average fill price is its quotient to 28 digits, half-even; the tables show it to
+#: 4 places, half-even, see `repeg.report.text`).
+DECIMAL_CONTEXT = Context(
     prec=28,
     rounding=ROUND_HALF_EVEN,
     Emin=-999999,

@@ -22,7 +22,7 @@ from repeg.domain.plan import SkippedTrade
 from repeg.domain.run import RunState, fold_run
 from repeg.domain.ticks import ZERO
 from repeg.report.quality import (
-    REPORT_CONTEXT,
+    DECIMAL_CONTEXT,
     QualitySummary,
     benchmark_quote,
     leg_cost_bps,
@@ -52,7 +52,7 @@ class LegResult(BaseModel):
     requested_notional: Decimal | None = None
     filled_qty: Decimal
     #: Quantity-weighted average of the broker's actual fills over the whole order chain (to 28 significant digits,
-    #: rounded half-even: `REPORT_CONTEXT`).
+    #: rounded half-even: `DECIMAL_CONTEXT`).
     avg_fill_price: Decimal | None
     filled_notional: Decimal
     arrival_mid: Decimal | None
@@ -193,9 +193,9 @@ def _counts(legs: Sequence[LegState], skipped_trades: int) -> LegCounts:
 
 
 def build_result(state: RunState) -> ExecutionResult:
-    """The result of a run from its folded state (live, or rebuilt from the journal), computed in `REPORT_CONTEXT`:
+    """The result of a run from its folded state (live, or rebuilt from the journal), computed in `DECIMAL_CONTEXT`:
     the same figures whatever decimal context the caller has set."""
-    with localcontext(REPORT_CONTEXT):
+    with localcontext(DECIMAL_CONTEXT):
         return _result(state)
 
 

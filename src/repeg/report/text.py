@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal
 
 from repeg.domain.plan import SkippedTrade
-from repeg.report.quality import REPORT_CONTEXT
+from repeg.report.quality import DECIMAL_CONTEXT
 from repeg.report.result import LegResult
 
 MISSING = "-"
@@ -16,7 +16,7 @@ _TENTH = Decimal("0.1")
 
 def _places(value: Decimal, digits: int) -> Decimal:
     """`value` to `digits` decimal places, rounded half-even (a format spec would round by the caller's context)."""
-    return value.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_EVEN, context=REPORT_CONTEXT)
+    return value.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_EVEN, context=DECIMAL_CONTEXT)
 
 
 def qty_text(qty: Decimal | None, missing: str = MISSING) -> str:
