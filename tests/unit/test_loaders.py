@@ -190,6 +190,26 @@ def test_parquet_with_typed_columns_loads_exactly(tmp_path: Path) -> None:
     assert quote.ts == datetime(2024, 1, 2, 14, 30, tzinfo=UTC)
 
 
+def test_parquet_timestamps_without_a_time_zone_are_refused_as_csv_ones_are(tmp_path: Path) -> None:
+    """A CSV time without `Z` or `+00:00` is refused; a Parquet timestamp without a zone was read as UTC, so a
+    file of New York times (9:30 for the open) replayed every quote 5 hours early, silently."""
+    local_open = pa.array([datetime(2024, 1, 2, 9, 30)], pa.timestamp("us"))  # noqa: DTZ001 (naive: the point)
+    path = _parquet(
+        tmp_path,
+        {
+            "ts": local_open,
+            "symbol": pa.array(["A"]),
+            "bid": pa.array([158.39]),
+            "bid_size": pa.array([100]),
+            "ask": pa.array([158.4]),
+            "ask_size": pa.array([200]),
+        },
+    )
+    err = _error(path)
+    assert "ts: " in str(err)
+    assert "time zone" in str(err)
+
+
 def test_parquet_text_columns_parse_like_csv(tmp_path: Path) -> None:
     path = _parquet(
         tmp_path,

@@ -1,8 +1,8 @@
 """Readers of our normalized quote and trade files (CSV, CSV.gz, Parquet) into columnar tapes.
 
 Quotes: `ts,symbol,bid,bid_size,ask,ask_size`; trades: `ts,symbol,price,size` (further columns are ignored).
-`ts` is ISO-8601 UTC with a `Z` (or `+00:00`); prices are dollars with at most four decimals; sizes are whole
-shares. Prices are parsed from their text straight into integer $0.0001 units, never through a float, so a
+`ts` is ISO-8601 UTC with a `Z` (or `+00:00`), or in Parquet a timestamp with a time zone (never one without:
+it may be local time); prices are dollars with at most four decimals; sizes are whole shares. Prices are parsed from their text straight into integer $0.0001 units, never through a float, so a
 price read is exactly the price written. All parsing is vectorised. A plain, valid CSV file is read and
 parsed with numpy alone (`repeg.market.text_columns`); anything else, including every file with a defect, is
 read by pyarrow, and parsed with pyarrow.compute where numpy declines, which words every error. pyarrow and
@@ -291,14 +291,16 @@ def _timestamps(file: str, column: pa.Array) -> Int64Array:
 
 
 def _typed_timestamps(file: str, column: pa.Array) -> Int64Array:
-    """A Parquet timestamp column (naive means UTC) as nanoseconds; a time int64 nanoseconds cannot hold names
-    its row."""
+    """A Parquet timestamp column with a time zone as UTC nanoseconds; a time int64 nanoseconds cannot hold names
+    its row. A timestamp without a zone is refused, as a CSV time without `Z` is: it may be local time."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    _first_bad(file, "ts", _bools(pc.is_valid(column)), column, "missing timestamp")
     if column.type.tz is None:
-        column = pc.assume_timezone(column, "UTC")
+        raise QuoteFileError(
+            file, None, f"ts: timestamps without a time zone ({column.type}); write them as UTC (tz='UTC')"
+        )
+    _first_bad(file, "ts", _bools(pc.is_valid(column)), column, "missing timestamp")
     try:
         return _ints(column.cast(pa.timestamp("ns", tz="UTC")))
     except pa.ArrowInvalid as exc:
