@@ -443,3 +443,25 @@ def test_a_withheld_account_value_is_not_in_the_errors_traceback_from_sim_accoun
     with pytest.raises(ConfigError) as caught:
         SimAccount.from_mapping(table)
     assert PASTED_SECRET not in "".join(traceback.format_exception(caught.value))
+
+
+@pytest.mark.parametrize(
+    "simulator",
+    [
+        {"non_tradable": [PASTED_SECRET]},
+        {"non_fractionable": ["AAPL", PASTED_SECRET]},
+        {"positions": {PASTED_SECRET: 5}},
+        {"market": {"symbols": {PASTED_SECRET: {"price": 5}}}},
+    ],
+    ids=["non_tradable", "non_fractionable", "positions", "market-symbols"],
+)
+def test_a_text_no_ticker_can_be_is_refused_as_a_symbol_without_printing_it(
+    simulator: dict[str, object],
+) -> None:
+    # A symbol not written as a plan names it was shown as written, and again upper-cased ("symbols are upper
+    # case: PK..."): a secret pasted into a symbol list printed twice, where every other configuration error
+    # withholds a text longer than a ticker can be (`repeg.config.refused`).
+    error = config_error({"simulator": simulator})
+    assert PASTED_SECRET not in str(error)
+    assert PASTED_SECRET.upper() not in str(error)
+    assert "not a ticker symbol a plan can name" in error.reason

@@ -12,9 +12,15 @@ from pathlib import Path
 
 from repeg.brokers.simulator.account import SimAccount
 from repeg.brokers.simulator.latency import LatencyModel
-from repeg.config import ExecutionConfig, check_run_tables, config_from_mapping, read_toml, refused
+from repeg.config import (
+    MAX_SHOWN_TEXT,
+    ExecutionConfig,
+    check_run_tables,
+    config_from_mapping,
+    read_toml,
+    refused,
+)
 from repeg.domain.plan import is_ticker
-from repeg.errors import ConfigError
 from repeg.simulation import (
     LATENCY_KEY,
     MARKET_KEY,
@@ -49,9 +55,12 @@ def _table(raw: Mapping[str, object], key: str, parent: str = "") -> Mapping[str
 
 
 def _symbol_fault(symbol: object) -> str | None:
-    """Why a plan could never name `symbol` (plans read trimmed, upper-case tickers), or None."""
+    """Why a plan could never name `symbol` (plans read trimmed, upper-case tickers), or None. A text longer than a
+    ticker can be is not quoted back (upper-cased): it may be anything pasted on the wrong line (a secret)."""
     if not isinstance(symbol, str):
         return None  # the table's own validation names a non-text entry
+    if len(symbol) > MAX_SHOWN_TEXT:
+        return "not a ticker symbol a plan can name"
     if symbol != symbol.upper():
         return f"symbols are upper case: {symbol.upper()}"
     if not is_ticker(symbol):
@@ -66,12 +75,14 @@ def _refuse_lower_case(key: str, symbols: object) -> None:
         for symbol in symbols:
             fault = _symbol_fault(symbol)
             if fault is not None:
-                raise ConfigError(f"{key}.{symbol}", symbol, fault)
+                # shown as every refused value is (`refused`): the key too, which is the symbol
+                shown = isinstance(symbol, str) and len(symbol) <= MAX_SHOWN_TEXT
+                raise refused(f"{key}.{symbol}" if shown else key, symbol, fault)
     elif isinstance(symbols, list | tuple):
         for symbol in symbols:
             fault = _symbol_fault(symbol)
             if fault is not None:
-                raise ConfigError(key, symbol, fault)
+                raise refused(key, symbol, fault)
 
 
 def _check_symbols(simulator: Mapping[str, object]) -> None:
