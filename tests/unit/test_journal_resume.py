@@ -979,7 +979,9 @@ SELL_THEN_BUY = [
 ]
 
 
-async def _ended_with_an_order_left_open(journal: SqliteJournal) -> tuple[VirtualClock, FakeFeed, FakeBroker]:
+async def _ended_with_an_order_left_open(
+    journal: SqliteJournal, specs: list[LegSpec] = SELL_THEN_BUY
+) -> tuple[VirtualClock, FakeFeed, FakeBroker]:
     """The sell fills in full (40 while its replace is pending, 60 on the uncapped replacement o2), but every
     cancel of o2, still open for 40 more, is refused: the buy is skipped and the run ends `partial` with o2 open."""
     clock = VirtualClock(T0)
@@ -990,7 +992,7 @@ async def _ended_with_an_order_left_open(journal: SqliteJournal) -> tuple[Virtua
     clock.call_at(T0 + timedelta(seconds=9), lambda: broker.fill_before_replace.update({"o1": Decimal(40)}))
     broker.fill_open_at(T0 + timedelta(seconds=12), "XYZ", Decimal(60))
     clock.call_at(T0 + timedelta(seconds=11.5), lambda: setattr(broker, "refuse_cancels", 10_000))
-    ended = await run_execution(SELL_THEN_BUY, (), broker, feed, clock, LADDER, run_id="r1", sinks=(journal,))
+    ended = await run_execution(specs, (), broker, feed, clock, LADDER, run_id="r1", sinks=(journal,))
     await journal.flush()
     assert ended.status is RunStatus.PARTIAL
     assert broker.orders["o2"].status.is_open
@@ -1001,7 +1003,8 @@ async def _ended_with_an_order_left_open(journal: SqliteJournal) -> tuple[Virtua
 def test_resuming_an_ended_run_cancels_the_order_it_left_open_and_sends_nothing_else(tmp_path: Path) -> None:
     """`repeg resume` of a run that ended with an order left open answered the journaled `partial` and left o2
     working at the broker (it could over-sell): the user had to cancel it by hand. It is cancelled now, the cancel
-    journaled, the run ended again with its new status, and nothing is submitted or replaced."""
+    journaled, the run ended again (still `partial`: its buy, skipped for that open order, never ran), and nothing
+    is submitted or replaced."""
 
     async def main() -> tuple[ExecutionResult, FakeBroker, list[RunEvent]]:
         journal = SqliteJournal(tmp_path / "j.db", durability="full")
@@ -1016,9 +1019,25 @@ def test_resuming_an_ended_run_cancels_the_order_it_left_open_and_sends_nothing_
     result, broker, events = run_virtual(main)
     assert broker.orders["o2"].status is OrderStatus.CANCELED
     assert result.legs[0].error is None
-    assert result.status is RunStatus.COMPLETED_WITH_SKIPS
-    assert [e.status for e in events if isinstance(e, RunEnded)] == ["partial", "completed_with_skips"]
-    assert build_result(fold_run(events)).status is result.status
+    assert [e.status for e in events if isinstance(e, RunEnded)] == ["partial", "partial"]
+    assert result.status is RunStatus.PARTIAL  # the buy never ran: not completed_with_skips (exit 0)
+    assert fold_run(events).legs[0].orders[-1].status is OrderStatus.CANCELED
+
+
+def test_resuming_an_ended_run_whose_legs_all_filled_completes_it_once_its_open_order_is_cancelled(
+    tmp_path: Path,
+) -> None:
+    """The same sell alone: the run ended `partial` only for o2 left open. Once resume has cancelled it, nothing
+    of the run can trade any more and its one leg filled: it is `completed` (exit 0)."""
+
+    async def main() -> ExecutionResult:
+        journal = SqliteJournal(tmp_path / "j.db", durability="full")
+        clock, feed, broker = await _ended_with_an_order_left_open(journal, SELL_THEN_BUY[:1])
+        result = await resume_run("r1", journal, broker, feed, clock, config=LADDER)
+        journal.close()
+        return result
+
+    assert run_virtual(main).status is RunStatus.COMPLETED
 
 
 def test_resuming_an_ended_run_records_a_fill_its_open_order_got_after_the_run_ended(tmp_path: Path) -> None:

@@ -271,18 +271,27 @@ def left_open(state: RunState) -> bool:
     return False
 
 
+def _status_once_closed(journaled: str, state: RunState) -> RunStatus:
+    """The status of an ended run whose open orders `_close_ended` closed: its legs', but `failed` stays failed
+    (the engine broke), and buys skipped because a sell order was still open never ran, so a run whose other legs
+    all filled is `partial` (exit 3) as it ended, not `completed_with_skips` (exit 0: as if its plan were done)."""
+    built = build_result(state).status
+    if journaled == RunStatus.FAILED.value:
+        return RunStatus.FAILED
+    starved = any(leg.finish_reason == SELLS_STILL_WORKING for leg in state.legs)
+    return RunStatus.PARTIAL if starved and built is RunStatus.COMPLETED_WITH_SKIPS else built
+
+
 async def _close_ended(ctx: EngineContext, journaled: str) -> ExecutionResult:
     """Resume of a run that ended with an order open at the broker: nothing is sent again, but every order of
     the run is brought in line with the broker (fills it got since the end recorded) and what is still open is
-    cancelled, until confirmed (up to `max_total_wait`); the run then ends again, with the status its legs now
-    have (`failed` stays failed: the engine broke)."""
+    cancelled, until confirmed (up to `max_total_wait`); the run then ends again (`_status_once_closed`)."""
     bus = ctx.bus
     log.info("resume_closing_ended_run", run_id=bus.run_id, status=journaled)
     await reconcile(bus, ctx.broker, ended=True)
     await record_late_updates(ctx)
     await orders_settled(ctx, sorted(bus.folder.legs))
-    result = build_result(bus.folder.snapshot())
-    status = RunStatus.FAILED if journaled == RunStatus.FAILED.value else result.status
+    status = _status_once_closed(journaled, bus.folder.snapshot())
     await bus.emit(RunEnded(**bus.stamp(), status=status.value))
     log.info("resume_ended", run_id=bus.run_id, status=status.value)
     return journaled_result(bus.folder.snapshot())
