@@ -8,6 +8,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -307,3 +308,19 @@ async def test_a_server_that_never_answers_is_a_broker_unavailable_error_not_a_h
         await conn.close()
         server.close()
         await server.wait_closed()
+
+
+@pytest.mark.parametrize("price", ["0", "0.00001"])
+async def test_a_server_spec_no_session_can_be_built_from_is_refused_before_it_listens(
+    tmp_path: Path, price: str
+) -> None:
+    """A spec whose symbol price no synthetic market takes passed at start-up: the server wrote its port file and
+    then answered every request of every session with a "bad request" about that price."""
+    from repeg.brokers.remote.__main__ import _serve
+    from repeg.brokers.remote.sessions import SessionSpec
+
+    spec = SessionSpec(symbols={"AAA": Decimal(price)})
+    port_file = tmp_path / "port"
+    with pytest.raises(ValueError, match="no session can be built from the spec"):
+        await asyncio.wait_for(_serve(spec, 0, port_file), 5)
+    assert not port_file.exists()

@@ -19,6 +19,10 @@ async def _serve(spec: SessionSpec, port: int, port_file: Path | None) -> None:
     async def factory(name: str) -> Session:
         return await build_session(spec, name)
 
+    try:  # a spec no session can be built from is refused now, not at every request of every session
+        await factory("start-up check")
+    except ValueError as exc:
+        raise ValueError(f"no session can be built from the spec: {exc}") from exc
     server = SimServer(factory)
     bound = await server.start(port)
     if port_file is not None:
@@ -34,8 +38,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--port-file", type=Path)
     args = parser.parse_args()
-    spec = SessionSpec.model_validate_json(Path(args.spec).read_text(encoding="utf-8"))
-    asyncio.run(_serve(spec, args.port, args.port_file))
+    try:
+        spec = SessionSpec.model_validate_json(Path(args.spec).read_text(encoding="utf-8"))
+        asyncio.run(_serve(spec, args.port, args.port_file))
+    except ValueError as exc:  # pydantic's ValidationError included: named, exit 2, no traceback
+        parser.error(f"{args.spec}: {exc}")
 
 
 if __name__ == "__main__":
