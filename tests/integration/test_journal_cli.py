@@ -505,6 +505,22 @@ def test_run_with_a_journal_path_that_is_not_sqlite_is_bad_input_naming_the_opti
     assert notes.read_bytes() == b"x"
 
 
+def test_a_sqlite_database_that_is_no_journal_is_bad_input_naming_the_option(tmp_path: Path) -> None:
+    # Another application's database given as --journal was refused as a journal that failed (exit 4), though
+    # its own message said what is wrong: the path ("choose another --journal path").
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE customers (id INTEGER)")
+    conn.commit()
+    conn.close()
+    result = CliRunner().invoke(build_app(), ["runs", "--journal", str(other)])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert result.stderr == (
+        f"error: config --journal='{other}': not a repeg journal (it has tables customers but no schema_version); "
+        "choose another --journal path\n"
+    )
+
+
 @pytest.mark.parametrize(
     "command", [["runs"], ["show", "demo1"], ["show", "demo1", "--json"]], ids=["runs", "show", "show-json"]
 )

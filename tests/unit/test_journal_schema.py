@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from journal_support import intent, run_started
 
-from repeg.errors import JournalError
+from repeg.errors import ConfigError, JournalError
 from repeg.journal.schema import MIGRATIONS, SCHEMA_VERSION, VERSION_TABLE_SQLITE, pending_migrations
 from repeg.journal.sqlite import SqliteJournal
 
@@ -74,7 +74,7 @@ def test_a_foreign_sqlite_database_is_refused_and_left_untouched(tmp_path: Path)
     conn.execute("CREATE TABLE customers (id INTEGER)")
     conn.commit()
     conn.close()
-    with pytest.raises(JournalError, match=r"is not a repeg journal .*customers"):
+    with pytest.raises(ConfigError, match=r"not a repeg journal .*customers"):
         SqliteJournal(path)
     tables = sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
     assert tables == [("customers",)]
@@ -83,7 +83,7 @@ def test_a_foreign_sqlite_database_is_refused_and_left_untouched(tmp_path: Path)
 def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "plan.csv"
     path.write_text("symbol,side,qty\n" * 200)
-    with pytest.raises(JournalError, match="cannot open journal"):
+    with pytest.raises(ConfigError, match="not a SQLite database"):  # the path given is wrong: bad input
         SqliteJournal(path)
 
 
@@ -100,7 +100,7 @@ def test_a_foreign_sqlite_database_keeps_its_journal_mode(tmp_path: Path) -> Non
     conn.commit()
     conn.close()
     before = path.read_bytes()
-    with pytest.raises(JournalError, match="is not a repeg journal"):
+    with pytest.raises(ConfigError, match="not a repeg journal"):
         SqliteJournal(path)
     assert path.read_bytes() == before
     assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "delete"

@@ -2,7 +2,8 @@
 
 A journal records its schema version in `schema_version` (one row per applied migration, never updated).
 Opening a journal applies the migrations it lacks, in order, inside one transaction; a journal written by a
-newer repeg, or a database that is not a repeg journal, fails with a `JournalError` that says what to do.
+newer repeg fails with a `JournalError` that says what to do; a database that is not a repeg journal is refused
+as bad input naming `--journal` (`ConfigError`).
 
 Both tables are append-only: triggers refuse UPDATE and DELETE, so the history of a run cannot be rewritten
 by repeg or by a stray tool.
@@ -13,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from repeg.errors import JournalError
+from repeg.errors import ConfigError, JournalError
 
 Dialect = Literal["sqlite", "postgres"]
 
@@ -113,9 +114,11 @@ def pending_migrations(current: int, location: str) -> tuple[Migration, ...]:
     return tuple(m for m in MIGRATIONS if m.version > current)
 
 
-def not_a_journal(location: str, tables: set[str]) -> JournalError:
+def not_a_journal(location: str, tables: set[str]) -> ConfigError:
+    """A database with tables but none of a journal's, given as `--journal`: the path given is wrong (bad input,
+    exit 2), no journal failed. `location` is the path or the DSN with its password masked."""
     shown = ", ".join(sorted(tables))
-    return JournalError(
-        f"{location} is not a repeg journal (it has tables {shown} but no schema_version); "
-        "choose another --journal path"
+    reason = (
+        f"not a repeg journal (it has tables {shown} but no schema_version); choose another --journal path"
     )
+    return ConfigError("--journal", location, reason)

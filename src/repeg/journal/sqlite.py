@@ -72,7 +72,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise JournalError(f"cannot open journal {path}: {exc}") from exc
-    except JournalError:
+    except (JournalError, ConfigError):  # a database too new, or not a journal (`not_a_journal`)
         conn.close()
         raise
     if str(mode).lower() != "wal":
