@@ -324,3 +324,15 @@ async def test_a_server_spec_no_session_can_be_built_from_is_refused_before_it_l
     with pytest.raises(ValueError, match="no session can be built from the spec"):
         await asyncio.wait_for(_serve(spec, 0, port_file), 5)
     assert not port_file.exists()
+
+
+@pytest.mark.parametrize("symbol", ["aaa", " AAA"])
+def test_a_server_spec_symbol_written_otherwise_than_a_plan_names_it_is_refused(symbol: str) -> None:
+    """Plans name symbols trimmed and upper case, as the spec's account positions must; a spec market of "aaa" was
+    taken, and every plan's AAA was then "unknown to the broker" at every session of the server."""
+    from pydantic import ValidationError
+
+    from repeg.brokers.remote.sessions import SessionSpec
+
+    with pytest.raises(ValidationError, match="must be written as a plan names it: AAA"):
+        SessionSpec(symbols={symbol: Decimal(100)})

@@ -11,12 +11,13 @@ import hashlib
 from datetime import timedelta
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from repeg.brokers.remote.server import Session
 from repeg.brokers.simulator.account import SimAccount
 from repeg.brokers.simulator.broker import SimulatedBroker
 from repeg.brokers.simulator.fill_models import PaperFillModel
+from repeg.domain.plan import refuse_unplanned
 from repeg.engine.clock import RealClock
 from repeg.market.replay import TapeFeed
 from repeg.market.synthetic import SyntheticSymbol, synthetic_tape
@@ -34,6 +35,13 @@ class SessionSpec(BaseModel):
     duration: timedelta = timedelta(minutes=30)
     partial_rate: float = Field(default=0.1, ge=0, le=1)
     daily_vol: float = Field(default=0.02, ge=0, le=1)
+
+    @field_validator("symbols")
+    @classmethod
+    def _symbols_as_plans_name_them(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
+        """A market symbol written otherwise than a plan names it ("aaa") would never meet the plan's (AAA)."""
+        refuse_unplanned(value)
+        return value
 
 
 def _session_seed(seed: int, name: str) -> int:
