@@ -1,10 +1,11 @@
 """Graceful stop on Ctrl-C / SIGTERM: cancel the run's own working orders, confirm, journal, summarise.
 
 `run_stoppable(work, stop)` runs the engine as a task. The first SIGINT or SIGTERM cancels that task and then runs
-`stop()` (normally `stop_run`): it rebuilds the run from the journal, waits (up to `grace_window`) for a submit or
-replace the cancelled engine left in flight to reach the broker, reconciles the run with the broker exactly as a
-resume would, cancels every order of the run that is still working (write-ahead, through the engine's gateway;
-an order left open by a leg that already ended is cancelled directly), and polls until the broker confirms or
+`stop()` (normally `stop_run`): it rebuilds the run from the journal, cancels at once every order the journal
+knows working (write-ahead, through the engine's gateway; an order left open by a leg that already ended is
+cancelled directly), waits (up to `grace_window`) for a submit or replace the cancelled engine left in flight to
+reach the broker, reconciles the run with the broker exactly as a resume would, cancels every order of the run
+that this found still working, and polls until the broker confirms or
 `grace_window` passes (a cancel the broker accepted and then refused is requested again). The broker failing a
 request (after its adapter's retries) ends none of this: a leg it could not be read for keeps what the journal
 says, every order the run knows may be working is still cancelled, each on its own, and the report names the
@@ -155,18 +156,18 @@ class _Cancels:
             self.failed.append(order_id)
 
 
-async def _cancel_working(bus: EventBus, gateway: OrderGateway, broker: Broker, unread: set[int]) -> _Cancels:
+async def _cancel_working(
+    bus: EventBus, gateway: OrderGateway, broker: Broker, unread: set[int], cancels: _Cancels
+) -> None:
     """Cancel each order of the run that may be working, each on its own (a refusal is recorded and left to
     `_confirm`). A leg in flight the broker could not be read for (e.g. still replacing or canceling as the journal
     left it) has each of its orders not known closed cancelled directly, as a leg that ended has."""
-    cancels = _Cancels()
     for index in sorted(bus.folder.legs):
         leg = bus.leg(index)
         if leg.status is LegStatus.WORKING:
             await _cancel_active(gateway, leg, cancels)
         elif leg.is_done or index in unread:
             await _cancel_left_open(broker, leg, bus.run_id, cancels)
-    return cancels
 
 
 async def _cancel_active(gateway: OrderGateway, leg: LegState, cancels: _Cancels) -> None:
@@ -300,9 +301,11 @@ async def stop_run(
     bus = seeded_bus(run_id, clock, (journal,), journal.events(run_id))
     gateway = OrderGateway(broker, bus, config)
     try:
+        # The orders the journal knows working are cancelled first: reading the broker may take long when it fails.
+        cancels = _Cancels()
+        await _cancel_working(bus, gateway, broker, set(), cancels)
         await _await_in_flight(bus, broker, clock, config)
-        unread = await _reconcile(bus, broker)
-        cancels = await _cancel_working(bus, gateway, broker, unread)
+        await _cancel_working(bus, gateway, broker, await _reconcile(bus, broker), cancels)
         unconfirmed = await _confirm(bus, gateway, broker, config, cancels)
     except BrokerError as exc:
         log.exception("stop_incomplete", run_id=run_id, error=str(exc))
