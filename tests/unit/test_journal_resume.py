@@ -1097,3 +1097,32 @@ def test_resuming_a_run_that_ended_failed_cancels_the_order_its_working_leg_left
     result, broker = run_virtual(main)
     assert broker.orders["o1"].status is OrderStatus.CANCELED
     assert result.status is RunStatus.FAILED
+
+
+def test_resuming_an_ended_run_cancels_the_order_of_a_submit_whose_outcome_it_never_learned(
+    tmp_path: Path,
+) -> None:
+    """The buy's submit answer is lost, the broker pushes nothing and cannot be asked by client order id for the
+    whole run: the leg ends given up, its order `new` at the broker, unknown to the run. Resume answered the
+    journaled result without asking, and left it working; it asks now, records it, and cancels it."""
+
+    async def main() -> tuple[ExecutionResult, FakeBroker]:
+        journal = SqliteJournal(tmp_path / "j.db", durability="full")
+        clock = VirtualClock(T0)
+        feed = FakeFeed(clock)
+        broker = FakeBroker(clock, feed, auto_fill=False, pushes_updates=False)
+        feed.set("XYZ", "100.00", "100.08")
+        broker.lost_answers, broker.unavailable_lookups = 1, 10**6
+        specs = [LegSpec(index=0, symbol="XYZ", side=Side.BUY, qty=Decimal(100))]
+        await run_execution(specs, (), broker, feed, clock, LADDER, run_id="r1", sinks=(journal,))
+        await journal.flush()
+        assert broker.orders["o1"].status.is_open
+        broker.unavailable_lookups = 0
+        result = await resume_run("r1", journal, broker, feed, clock, config=LADDER)
+        assert len(broker.submitted()) == 1
+        journal.close()
+        return result, broker
+
+    result, broker = run_virtual(main)
+    assert broker.orders["o1"].status is OrderStatus.CANCELED
+    assert result.legs[0].order_ids == ("o1",)

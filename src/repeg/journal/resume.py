@@ -262,11 +262,14 @@ def _done_with_order_left_open(bus: EventBus) -> list[int]:
 
 
 def left_open(state: RunState) -> bool:
-    """True when an order of the run was last known open at the broker (`orders_settled` counts the same ones):
-    a run that ended so is not done with, its resume closes that order (`_close_ended`)."""
+    """True when an order of the run may be open at the broker (`orders_settled` counts the same ones): one last
+    known open, a replacement never read, or a submit whose outcome stayed unknown (its answer lost and every
+    lookup failed). A run that ended so is not done with: its resume closes that order (`_close_ended`)."""
     for leg in state.legs:
         known = any(r.order_id is not None and r.status is not None and not r.is_terminal for r in leg.orders)
-        if known or unread_replacement(leg.orders, leg.active_order) is not None:
+        active = leg.active_order
+        unknown = active is not None and active.order_id is None
+        if known or unknown or unread_replacement(leg.orders, active) is not None:
             return True
     return False
 
