@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
@@ -336,3 +337,30 @@ def test_a_server_spec_symbol_written_otherwise_than_a_plan_names_it_is_refused(
 
     with pytest.raises(ValidationError, match="must be written as a plan names it: AAA"):
         SessionSpec(symbols={symbol: Decimal(100)})
+
+
+async def test_a_request_longer_than_the_line_limit_is_refused_and_the_connection_keeps_serving() -> None:
+    """A request over the line limit ended its connection without an answer (readline's ValueError escaped the
+    handler: asyncio printed "Unhandled exception"), so the client read "outcome unknown" for a request that
+    was refused; the rest of the line is skipped and the next request answered as usual."""
+    from repeg.brokers.remote.server import Session, SimServer
+
+    async def no_session(name: str) -> Session:
+        raise AssertionError("an over-long request must not create a session")
+
+    server = SimServer(no_session, max_line=1024)
+    port = await server.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request_line("get_account", "s1", json.dumps({"pad": "x" * 5000})))
+        writer.write(request_line("no_such_method", "s1", "{}"))
+        await writer.drain()
+        first = await asyncio.wait_for(reader.readline(), 5)
+        second = await asyncio.wait_for(reader.readline(), 5)
+        writer.close()
+    finally:
+        await server.close()
+    too_long = decode_error(parse_answer(first)[1])
+    assert type(too_long) is BrokerError
+    assert "longer than 1024 bytes" in str(too_long)
+    assert "unknown method 'no_such_method'" in str(decode_error(parse_answer(second)[1]))

@@ -149,14 +149,16 @@ def _method(name: str) -> _Method:
 class SimServer:
     """Serves sessions on 127.0.0.1; each connection's requests are answered in order."""
 
-    def __init__(self, factory: SessionFactory) -> None:
+    def __init__(self, factory: SessionFactory, max_line: int = MAX_LINE) -> None:
         self._factory = factory
+        #: Longest request line read; a longer one is skipped to its end and refused.
+        self._max_line = max_line
         self._sessions: dict[str, Session] = {}
         self._creating = asyncio.Lock()
         self._server: asyncio.Server | None = None
 
     async def start(self, port: int = 0) -> int:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", port, limit=MAX_LINE)
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", port, limit=self._max_line)
         return int(self._server.sockets[0].getsockname()[1])
 
     async def serve_forever(self) -> None:
@@ -178,13 +180,16 @@ class SimServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            while line := await reader.readline():
-                writer.write(await self._answer(line))
+            while (line := await _next_line(reader)) != b"":
+                writer.write(await self._answer(line) if line is not None else self._too_long())
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass  # the client died (the crash test kills it); its session lives on
         finally:
             writer.close()
+
+    def _too_long(self) -> bytes:
+        return answer_line(False, _bad_request(f"request line longer than {self._max_line} bytes"))
 
     async def _answer(self, line: bytes) -> bytes:
         try:
@@ -196,4 +201,25 @@ class SimServer:
         except RepegError as exc:
             return answer_line(False, encode_error(exc))
         except (ValueError, TypeError) as exc:
-            return answer_line(False, json.dumps({"type": "BrokerError", "message": f"bad request: {exc}"}))
+            return answer_line(False, _bad_request(str(exc)))
+
+
+def _bad_request(reason: str) -> str:
+    return json.dumps({"type": "BrokerError", "message": f"bad request: {reason}"})
+
+
+async def _next_line(reader: asyncio.StreamReader) -> bytes | None:
+    """The next request line (the last may lack its line feed), b"" at the end of the stream, or None for a line
+    over the reader's limit, which is read to its end in limit-sized pieces and dropped (memory stays bounded,
+    and the next line is read whole)."""
+    too_long = False
+    while True:
+        try:
+            line = await reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as exc:
+            line = exc.partial
+        except asyncio.LimitOverrunError as exc:
+            await reader.readexactly(exc.consumed)
+            too_long = True
+            continue
+        return None if too_long else line
