@@ -4,20 +4,30 @@ summary says. In process on virtual time, on the scenarios and helpers of `test_
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 
 from test_journal_resume import (
     ACCOUNT,
     PATIENT,
+    SPECS,
     TAPE,
+    Crash,
+    CrashAt,
     ReadFailingSimulator,
     _crashed_after_its_first_submit_ack,
 )
 
 from repeg.brokers.simulator import PaperFillModel
-from repeg.domain.orders import BrokerOrder
+from repeg.domain.events import EventSink, OrderUpdated, RunEvent
+from repeg.domain.ids import client_order_id
+from repeg.domain.orders import BrokerOrder, OrderStatus, ReplaceRequest
 from repeg.engine.clock import VirtualClock, run_virtual
-from repeg.journal.shutdown import stop_run
+from repeg.engine.runner import run_execution
+from repeg.errors import BrokerUnavailableError
+from repeg.journal.shutdown import StopReport, stop_run
+from repeg.journal.sqlite import SqliteJournal
+from repeg.market.replay import TapeFeed
 
 
 class SlowlyFailingReads(ReadFailingSimulator):
@@ -56,3 +66,129 @@ def test_graceful_stop_cancels_the_working_order_before_reading_the_broker(tmp_p
 
     started, cancels_at = run_virtual(main)
     assert cancels_at[0] - started < SlowlyFailingReads.read_cost
+
+
+class LostReplaceAnswer(ReadFailingSimulator):
+    """Carries a replace out but loses its answer, and fails every lookup of its client order id; the order it
+    replaced names its replacement (`replaced_by`) only when `names_successor`."""
+
+    names_successor = False
+    lost: str | None = None
+
+    async def replace_order(self, request: ReplaceRequest) -> BrokerOrder:
+        await super().replace_order(request)
+        self.lost = request.client_order_id
+        raise BrokerUnavailableError("replace: answer lost")
+
+    async def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
+        if client_order_id == self.lost:
+            raise BrokerUnavailableError("lookup failed")
+        return await super().get_order_by_client_id(client_order_id)
+
+    async def get_order(self, order_id: str) -> BrokerOrder:
+        order = await super().get_order(order_id)
+        if order.status is OrderStatus.REPLACED and not self.names_successor:
+            return order.model_copy(update={"replaced_by": None})
+        return order
+
+
+class CrashOnceReplaced:
+    """Passes events to the journal and "dies" right after the first one reporting an order replaced."""
+
+    def __init__(self, journal: EventSink) -> None:
+        self._journal = journal
+
+    async def emit(self, event: RunEvent) -> None:
+        await self._journal.emit(event)
+        if isinstance(event, OrderUpdated) and event.update.order.status is OrderStatus.REPLACED:
+            raise Crash
+
+
+def _stopped_with_a_replacement_unread(tmp_path, *, named: bool) -> tuple[StopReport, BrokerOrder, str]:
+    """Run r1 crashed right after learning its first order replaced, the replace's answer lost (and the order's
+    successor named by the broker or not); then stopped while the broker's reads fail. The report, the
+    replacement as the broker has it after the stop, and the id of the order it replaced."""
+
+    async def main() -> tuple[StopReport, BrokerOrder, str]:
+        clock = VirtualClock(TAPE.start + timedelta(seconds=5))
+        broker = LostReplaceAnswer(TAPE, clock, ACCOUNT, fill_model=PaperFillModel(TAPE, seed=3))
+        broker.names_successor = named
+        journal = SqliteJournal(tmp_path / "j.db", durability="full")
+        with contextlib.suppress(Crash):
+            await run_execution(
+                SPECS,
+                (),
+                broker,
+                TapeFeed(TAPE, clock),
+                clock,
+                PATIENT_REPEG,
+                run_id="r1",
+                sinks=(CrashOnceReplaced(journal),),
+            )
+        assert broker.lost is not None
+        broker.refuse_reads = True
+        report = await stop_run("r1", journal, broker, clock, config=PATIENT_REPEG)
+        broker.refuse_reads, lost, broker.lost = False, broker.lost, None
+        replacement = await broker.get_order_by_client_id(lost)
+        journal.close()
+        assert replacement is not None
+        return report, replacement, replacement.replaces or ""
+
+    return run_virtual(main)
+
+
+#: Re-pegs after 2 s (so the first order is replaced), and a long total wait.
+PATIENT_REPEG = PATIENT.model_copy(update={"fill_wait_seconds": 2.0})
+
+
+def test_graceful_stop_names_a_replacement_the_broker_never_named(tmp_path) -> None:
+    # The replace's answer was lost and the broker reported the order replaced without naming its replacement:
+    # the stop could send no cancel, and its summary said nothing of an order that may be working.
+    report, replacement, _ = _stopped_with_a_replacement_unread(tmp_path, named=False)
+    assert replacement.status.is_open
+    assert report.unanswered == (replacement.client_order_id,)
+    assert f"not cancelled): {replacement.client_order_id}" in report.summary()
+
+
+def test_graceful_stop_reports_the_cancel_of_an_unread_replacement_under_its_own_id(tmp_path) -> None:
+    # The cancel went to the replacement (by the id the broker named), but the summary listed the order it
+    # replaced, closed already, as cancelled, and the replacement's cancel was never awaited nor reported.
+    report, replacement, replaced = _stopped_with_a_replacement_unread(tmp_path, named=True)
+    assert report.cancelled == (replacement.order_id,)
+    assert replaced not in report.cancelled
+    assert report.unconfirmed == (replacement.order_id,)  # its reads fail: the cancel cannot be confirmed
+
+
+def test_graceful_stop_does_not_say_the_broker_lacks_a_submit_it_could_not_read(tmp_path) -> None:
+    # The submit reached the broker, whose answer was lost, and the stop's reads failed: the summary said the order
+    # was "NOT known to the broker yet". That is what the run does not know; the broker holds the order.
+    async def main() -> tuple[StopReport, BrokerOrder | None]:
+        clock = VirtualClock(TAPE.start + timedelta(seconds=5))
+        broker = ReadFailingSimulator(TAPE, clock, ACCOUNT, fill_model=PaperFillModel(TAPE, seed=3))
+        journal = SqliteJournal(tmp_path / "j.db", durability="full")
+        with contextlib.suppress(Crash):
+            await run_execution(
+                SPECS,
+                (),
+                broker,
+                TapeFeed(TAPE, clock),
+                clock,
+                PATIENT,
+                run_id="r1",
+                sinks=(CrashAt(journal, "submit-ack", 1, before=True),),
+            )
+        broker.refuse_reads = True
+        report = await stop_run("r1", journal, broker, clock, config=PATIENT)
+        broker.refuse_reads = False
+        held = await broker.get_order_by_client_id(client_order_id("r1", 0, 0))
+        journal.close()
+        return report, held
+
+    report, held = run_virtual(main)
+    assert held is not None
+    assert report.unanswered == (held.client_order_id,)
+    assert "NOT known to the broker" not in report.summary()
+    assert (
+        f"no answer from the broker (may be working, not cancelled): {held.client_order_id}"
+        in report.summary()
+    )

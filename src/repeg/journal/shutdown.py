@@ -33,10 +33,12 @@ from repeg.brokers.base import Broker
 from repeg.config import ExecutionConfig
 from repeg.domain.leg import LegState
 from repeg.domain.lifecycle import IN_FLIGHT, LegStatus
+from repeg.domain.order_record import unread_replacement
 from repeg.domain.orders import OrderStatus
 from repeg.engine.bus import EventBus
 from repeg.engine.clock import Clock
 from repeg.engine.gateway import OrderGateway
+from repeg.engine.open_orders import replacement_unread
 from repeg.errors import BrokerError
 from repeg.journal.base import Journal
 from repeg.journal.resume import reconcile_leg, seeded_bus
@@ -78,7 +80,7 @@ class StopReport(BaseModel):
             lines.append(f"cancel NOT confirmed yet for: {', '.join(self.unconfirmed)}")
         if self.unanswered:
             lines.append(
-                f"NOT known to the broker yet (may be working, not cancelled): {', '.join(self.unanswered)}"
+                f"sent, no answer from the broker (may be working, not cancelled): {', '.join(self.unanswered)}"
             )
         lines.append(f"finish it with: repeg resume {self.run_id}")
         return "\n".join(lines)
@@ -175,10 +177,11 @@ async def _cancel_active(gateway: OrderGateway, leg: LegState, cancels: _Cancels
     active = leg.active_order
     if active is None or active.order_id is None:
         return
+    unread = unread_replacement(leg.orders, active)  # the cancel goes to it (see `OrderGateway.cancel`)
     if await gateway.cancel(leg.index, REASON_USER_STOP):
-        cancels.note(active.order_id, accepted=True)
-    elif active.status is not OrderStatus.REPLACED:  # a replaced one: nothing sent (see `cancel`)
-        cancels.note(active.order_id, accepted=False)
+        cancels.note(unread or active.order_id, accepted=True)
+    elif unread is not None or active.status is not OrderStatus.REPLACED:  # else nothing was sent
+        cancels.note(unread or active.order_id, accepted=False)
 
 
 async def _cancel_left_open(broker: Broker, leg: LegState, run_id: str, cancels: _Cancels) -> None:
@@ -204,13 +207,19 @@ async def _cancel_left_open(broker: Broker, leg: LegState, run_id: str, cancels:
 
 def _awaiting_cancel(bus: EventBus) -> list[tuple[int, str]]:
     """(leg, order id) of every order of the run still open at the broker as far as the run knows: those of
-    legs in flight, and those of legs that already ended while a cancel was unconfirmed (the phase's end)."""
-    return [
+    legs in flight (a replacement the run never read, by the id the broker named, included), and those of legs
+    that already ended while a cancel was unconfirmed (the phase's end)."""
+    awaited = [
         (index, record.order_id)
         for index, leg in sorted(bus.folder.legs.items())
         for record in leg.orders
         if record.order_id is not None and _maybe_open(leg.status, record.status)
     ]
+    for index, leg in sorted(bus.folder.legs.items()):
+        unread = unread_replacement(leg.orders, leg.active_order)
+        if unread is not None and leg.status in IN_FLIGHT:
+            awaited.append((index, unread))
+    return awaited
 
 
 def _maybe_open(leg: LegStatus, order: OrderStatus | None) -> bool:
@@ -260,14 +269,28 @@ async def _recheck(
 
 
 def _unanswered(bus: EventBus) -> list[str]:
-    """Client order ids of the submits and replaces the run announced and has no answer to."""
+    """Client order ids of the submits and replaces the run announced and has no answer to (a replace whose
+    answer was lost included, when the broker reported the order replaced without naming the replacement)."""
     ids: list[str] = []
     for leg in bus.folder.legs.values():
         if leg.status is LegStatus.SUBMITTING and leg.active_client_order_id is not None:
             ids.append(leg.active_client_order_id)
         elif leg.status is LegStatus.REPLACING and leg.pending_client_order_id is not None:
             ids.append(leg.pending_client_order_id)
+        else:
+            ids.extend(_unnamed_replacement(leg))
     return ids
+
+
+def _unnamed_replacement(leg: LegState) -> list[str]:
+    """The client order ids of the replaces a leg sent after its order, when the broker reported that order
+    replaced but never named nor answered the replacement (it may be working; no cancel can reach it)."""
+    active = leg.active_order
+    if active is None or leg.is_done or not replacement_unread(leg):
+        return []
+    if unread_replacement(leg.orders, active) is not None:
+        return []
+    return [r.client_order_id for r in leg.orders if r.order_id is None and r.attempt > active.attempt]
 
 
 async def _await_in_flight(bus: EventBus, broker: Broker, clock: Clock, config: ExecutionConfig) -> None:
