@@ -958,3 +958,14 @@ def test_a_malformed_postgres_dsn_is_bad_input_naming_the_journal_option() -> No
         "error: config --journal='postgresql://u:***@localhost/db?bogus=1': not a usable DSN: invalid URI query "
         'parameter: "bogus"'
     )
+
+
+def test_resume_of_a_simulator_run_that_ended_points_to_its_result_not_to_running_the_plan_again(
+    journaled: tuple[Path, str, str],
+) -> None:
+    # demo1 ended completed; resume told the user to "run its plan again under a new --run-id", for a finished plan.
+    journal, _, _ = journaled
+    result = CliRunner().invoke(build_app(), ["resume", "demo1", "--journal", str(journal)])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert "it ended completed: `repeg show demo1` prints its result" in result.stderr
+    assert "run its plan again" not in result.stderr

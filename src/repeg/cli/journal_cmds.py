@@ -270,27 +270,32 @@ def _target(run_id: str, asked: _Asked, started_on: str, events: list[RunEvent])
     """Where to resume: what was asked, else the broker the run started on and the feed it recorded (else IEX;
     `journal_run.resume_feed`). A dry run, which sent nothing, has nothing to resume: refused, saying so."""
     from repeg.cli.journal_run import refuse_a_dry_run, resume_feed
+    from repeg.domain.run import fold_run
 
     refuse_a_dry_run("RUN_ID", run_id, started_on)  # whatever --broker says: no order of it exists anywhere
     broker = asked.broker or started_on
-    _refuse_unresumable(run_id, broker, asked)
+    _refuse_unresumable(run_id, broker, asked, ended=fold_run(events).status)
     feed = resume_feed(asked.feed, events)
     return _Target(broker, asked.sim_url, asked.confirm, asked.allow_closed, feed)
 
 
-def _refuse_unresumable(run_id: str, broker: str, asked: _Asked) -> None:
+def _refuse_unresumable(run_id: str, broker: str, asked: _Asked, *, ended: str | None = None) -> None:
     """Refuse, naming what the user gave, a resume on `broker` that cannot be: a broker whose orders died with
-    its process (named by `--broker`, or by RUN_ID when it is the run's own), `sim-remote` without `--sim-url`,
-    or an option `broker` does not read (as `repeg run` refuses it)."""
+    its process (named by `--broker`, or by RUN_ID when it is the run's own: one that `ended` is pointed to its
+    result, not told to run its plan again), `sim-remote` without `--sim-url`, or an option `broker` does not
+    read (as `repeg run` refuses it)."""
     from repeg.cli.run import OPTION_BROKERS
 
     if broker != SIM_REMOTE and not broker.startswith("alpaca-"):
         if asked.broker is None:
+            again = "run its plan again under a new --run-id"
+            if ended is not None:
+                again = f"it ended {ended}: `repeg show {run_id}` prints its result"
             raise ConfigError(
                 "RUN_ID",
                 run_id,
                 f"run {run_id} ran on the in-process {broker}, whose orders died with its process: it cannot be "
-                "resumed; run its plan again under a new --run-id",
+                f"resumed; {again}",
             )
         raise ConfigError(
             "--broker", broker, f"resume needs a broker that outlives the process: {_RESUMABLE}"
