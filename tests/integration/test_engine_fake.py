@@ -1666,6 +1666,25 @@ def test_a_sells_replacement_never_read_whose_cancels_were_refused_is_asked_agai
     assert world.broker.orders["o2"].status is OrderStatus.CANCELED
 
 
+def test_a_run_whose_filled_sell_left_a_replacement_never_read_is_not_completed() -> None:
+    """The sell fills in full naming o2, which the broker replaced by o3 (the replace's answer lost); o3 can never
+    be read. The buys are skipped, since o3 may still sell, and for the same reason the run is partial, not
+    completed_with_skips (exit 0), as for a sell order it read open (`test_a_run_that_left_an_order_open_...`)."""
+    legs = [*SELL, LegSpec(index=1, symbol="ABC", side=Side.BUY, qty=Decimal(10))]
+
+    def script(w: World) -> None:
+        w.feed.set("ABC", "9.99", "10.00")
+        _overfill_during_a_replace_whose_answer_is_lost(w)
+        w.clock.call_at(at(19.5), lambda: w.broker.fill_before_replace.update({"o2": Decimal(60)}))
+        _reads_of_fail(w.broker, "o3")
+
+    result, world = execute(legs, script, pushes_updates=False)
+    assert [r.symbol for r in world.broker.submitted()] == ["XYZ"]
+    assert [leg.status for leg in result.legs] == [LegStatus.FILLED, LegStatus.SKIPPED]
+    assert result.legs[0].error == "order o3, the replacement of o2, was never read: its fills are unknown"
+    assert result.status is RunStatus.PARTIAL
+
+
 SELL_XYZ_BUY_ABC = [*SELL, LegSpec(index=1, symbol="ABC", side=Side.BUY, qty=Decimal(10))]
 
 

@@ -308,6 +308,30 @@ def test_a_run_that_left_an_order_open_at_the_broker_is_not_completed() -> None:
     assert leg_result(sell).error == "order o1 was left open at the broker (partially_filled)"
 
 
+def test_a_run_whose_leg_names_a_replacement_never_read_is_not_completed() -> None:
+    # The sell filled in full naming o1, which the broker replaced by o2; o2 was never read (the replace's answer
+    # was lost, every read failed): it may be open, so the buys were never started, as for a known open order.
+    # The run read `completed_with_skips` (exit 0).
+    replaced = OrderRecord(
+        client_order_id="c1",
+        attempt=1,
+        order_id="o1",
+        order_type=OrderType.LIMIT,
+        status=OrderStatus.REPLACED,
+        filled_qty=Decimal(60),
+        avg_price=Decimal("100.00"),
+        replaced_by="o2",
+    )
+    unread = OrderRecord(client_order_id="c2", attempt=2, order_type=OrderType.LIMIT)
+    sell = leg(Side.SELL, (("40", "100.00"),))
+    sell = sell.model_copy(
+        update={"orders": (*sell.orders, replaced, unread), "active_client_order_id": "c1"}
+    )
+    skipped_buy = leg(fills=(), status=LegStatus.SKIPPED, index=1)
+    assert run_status([sell, skipped_buy], 0) is RunStatus.PARTIAL
+    assert leg_result(sell).error == "order o2, the replacement of o1, was never read: its fills are unknown"
+
+
 def test_the_result_does_not_depend_on_the_callers_decimal_context() -> None:
     """A program using the Python API may have changed `decimal.getcontext()` for its own arithmetic (precision 6,
     rounding toward +inf): the report's figures are the same (avg 100.00666.. at 28 digits, cost to 1/100 bp

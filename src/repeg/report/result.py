@@ -164,12 +164,18 @@ def _left_open(leg: LegState) -> OrderRecord | None:
     return None
 
 
+def _may_be_open(leg: LegState) -> bool:
+    """True when an order of the leg may still execute: one the broker last reported open, or the replacement of
+    its named order that the run never read (as `repeg.engine.phases.orders_settled` counts them)."""
+    return _left_open(leg) is not None or unread_replacement(leg.orders, leg.active_order) is not None
+
+
 def run_status(legs: Sequence[LegState], skipped_trades: int) -> RunStatus:
-    """completed / completed_with_skips when every leg that was not skipped filled and no order of the run is left
-    open at the broker (it could still execute: e.g. a filled sell's replacement whose cancels were refused, for
-    which the buys were not started); else partial or failed."""
+    """completed / completed_with_skips when every leg that was not skipped filled and no order of the run may be
+    left open at the broker (it could still execute: e.g. a filled sell's replacement whose cancels were refused,
+    or that was never read, for which the buys were not started); else partial or failed."""
     needed = [leg for leg in legs if leg.status is not LegStatus.SKIPPED]
-    if all(leg.status is LegStatus.FILLED for leg in needed) and not any(_left_open(leg) for leg in legs):
+    if all(leg.status is LegStatus.FILLED for leg in needed) and not any(_may_be_open(leg) for leg in legs):
         any_skips = skipped_trades > 0 or len(needed) < len(legs)
         return RunStatus.COMPLETED_WITH_SKIPS if any_skips else RunStatus.COMPLETED
     if any(leg.filled_qty > ZERO for leg in needed):
