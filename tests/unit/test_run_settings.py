@@ -465,3 +465,31 @@ def test_a_text_no_ticker_can_be_is_refused_as_a_symbol_without_printing_it(
     assert PASTED_SECRET not in str(error)
     assert PASTED_SECRET.upper() not in str(error)
     assert "not a ticker symbol a plan can name" in error.reason
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        {"connect_timeout": float("inf")},
+        {"read_timeout": 1e300},
+        {"quote_poll_every": True},
+        {"stream": {"poll_every": float("inf")}},
+        {"stream": {"silence_after": True}},
+        {"retry": {"max_delay": float("inf")}},
+    ],
+    ids=["connect-inf", "read-huge", "poll-bool", "stream-poll-inf", "silence-bool", "retry-delay-inf"],
+)
+def test_an_alpaca_time_the_clock_or_socket_cannot_hold_is_refused_naming_the_key(
+    table: dict[str, object],
+) -> None:
+    # AlpacaSettings took any positive float (and TOML `true` as 1 s) for its times, where ExecutionConfig's are
+    # bounded (`repeg.config.Seconds`): connect_timeout = inf passed, and the first request raised OverflowError
+    # ("timestamp out of range for platform time_t") from the socket; an inf poll interval overflows timedelta.
+    from repeg.brokers.alpaca.settings import AlpacaSettings
+
+    with pytest.raises(ConfigError) as caught:
+        AlpacaSettings.from_mapping(table)
+    key = next(iter(table))
+    inner = table[key]
+    expected = f"alpaca.{key}" if not isinstance(inner, dict) else f"alpaca.{key}.{next(iter(inner))}"
+    assert caught.value.key == expected

@@ -15,6 +15,7 @@ from typing import TypeVar
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
+from repeg.config import Seconds
 from repeg.engine.clock import Clock
 from repeg.errors import BrokerUnavailableError
 
@@ -30,8 +31,8 @@ class BackoffPolicy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     max_attempts: int = Field(default=5, ge=1)
-    base_delay: float = Field(default=0.5, gt=0)
-    max_delay: float = Field(default=8.0, gt=0)
+    base_delay: Seconds = Field(default=0.5, gt=0)
+    max_delay: Seconds = Field(default=8.0, gt=0)
     seed: int = 0
 
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from repeg.brokers.alpaca.retry import BackoffPolicy
 from repeg.brokers.alpaca.stream import StreamSettings
-from repeg.config import missing_or_refused
+from repeg.config import Seconds, missing_or_refused
 
 
 class AlpacaMode(StrEnum):
@@ -30,13 +30,13 @@ class AlpacaSettings(BaseModel):
     #: Requests that may go at once; part of `requests_per_minute`, not on top of it, so it must be under it.
     burst: int = Field(default=10, ge=1)
     #: Every HTTP request gets these (the SDK sets none): seconds to connect, seconds to read the answer.
-    connect_timeout: float = Field(default=3.05, gt=0)
-    read_timeout: float = Field(default=10.0, gt=0)
+    connect_timeout: Seconds = Field(default=3.05, gt=0)
+    read_timeout: Seconds = Field(default=10.0, gt=0)
     #: Retries of HTTP 429, 5xx and timeouts.
     retry: BackoffPolicy = BackoffPolicy()
     stream: StreamSettings = StreamSettings()
     #: Quote feed: REST latest-quote polling interval while the market-data stream is down.
-    quote_poll_every: float = Field(default=1.0, gt=0)
+    quote_poll_every: Seconds = Field(default=1.0, gt=0)
 
     @field_validator("burst")
     @classmethod

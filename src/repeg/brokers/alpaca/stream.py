@@ -27,6 +27,7 @@ from websockets.exceptions import InvalidStatus, WebSocketException
 
 from repeg.brokers.alpaca.credentials import AlpacaCredentials
 from repeg.brokers.alpaca.retry import Backoff, BackoffPolicy, sleep_seconds
+from repeg.config import Seconds
 from repeg.engine.clock import Clock
 from repeg.errors import AuthenticationError, BrokerError
 
@@ -46,11 +47,11 @@ class StreamSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     #: Poll working orders once no update has arrived for this long.
-    silence_after: float = Field(default=60.0, gt=0)
+    silence_after: Seconds = Field(default=60.0, gt=0)
     #: ...and then every this many seconds until the stream speaks again.
-    poll_every: float = Field(default=5.0, gt=0)
-    open_timeout: float = Field(default=10.0, gt=0)
-    stable_after: float = Field(default=30.0, ge=0)
+    poll_every: Seconds = Field(default=5.0, gt=0)
+    open_timeout: Seconds = Field(default=10.0, gt=0)
+    stable_after: Seconds = Field(default=30.0, ge=0)
     reconnect: BackoffPolicy = BackoffPolicy(max_attempts=1_000_000, base_delay=1.0, max_delay=30.0, seed=0)
 
 
