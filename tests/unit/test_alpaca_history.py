@@ -215,6 +215,14 @@ def test_a_timeout_that_is_not_positive_is_refused_when_the_source_is_made(timeo
         AlpacaDataSource(api_key=KEY, secret_key=SECRET, timeout=timeout)
 
 
+@pytest.mark.parametrize("timeout", [float("inf"), 1e300, True])
+def test_a_timeout_no_socket_can_hold_is_refused_when_the_source_is_made(timeout: float) -> None:
+    # inf (or 1e300) passed `> 0`, then every request raised OverflowError from the socket ("timestamp out of
+    # range for platform time_t"), not a MarketDataError; True was taken for one second.
+    with pytest.raises(ConfigError, match="timeout"):
+        AlpacaDataSource(api_key=KEY, secret_key=SECRET, timeout=timeout)
+
+
 async def test_quote_sizes_before_november_3_2025_are_round_lots_and_become_shares(stub: Stub) -> None:
     # Alpaca's stock quote sizes were in round lots (100 shares) before 2025-11-03 and are in shares since: the
     # queue fill model takes the displayed size as the shares ahead, so lots read as shares understate the queue

@@ -41,6 +41,7 @@ from numpy.typing import NDArray
 from pydantic import SecretStr
 
 from repeg.brokers.alpaca.http import TimeoutAdapter
+from repeg.config import MAX_SECONDS
 from repeg.errors import AuthenticationError, ConfigError, MarketDataError
 from repeg.market.tape import Int64Array, QuoteTape, SymbolQuotes, SymbolTrades, TradeTape
 
@@ -76,8 +77,11 @@ class AlpacaDataSource:
 
         if not isinstance(self.secret_key, SecretStr):  # a caller that passed the text itself
             object.__setattr__(self, "secret_key", SecretStr(str(self.secret_key)))
-        if not self.timeout > 0:
-            raise ConfigError("timeout", self.timeout, "must be a positive number of seconds")
+        # inf or a year's worth overflows the socket's timeout (OverflowError on every request); True is no time
+        if isinstance(self.timeout, bool) or not 0 < self.timeout <= MAX_SECONDS:
+            raise ConfigError(
+                "timeout", self.timeout, "must be a positive number of seconds, at most one year"
+            )
         feeds = [f.value for f in DataFeed]
         if self.feed is not None and self.feed not in feeds:
             raise ConfigError("feed", self.feed, f"unknown feed (known: {', '.join(feeds)})")
