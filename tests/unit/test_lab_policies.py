@@ -374,6 +374,14 @@ def test_a_ladder_refused_under_the_runs_config_is_not_chained_to_pydantics_erro
     assert caught.value.__suppress_context__
 
 
+def test_a_policy_path_that_is_a_directory_is_refused_in_words_naming_the_option(tmp_path: Path) -> None:
+    # It said "neither a known policy name (...) nor a readable TOML file: [Errno 21] Is a directory: '...'".
+    with pytest.raises(ConfigError) as caught:
+        policy_spec(str(tmp_path), "--policies")
+    assert (caught.value.key, caught.value.value) == ("--policies", str(tmp_path))
+    assert caught.value.reason == "a directory, not a policy name or TOML file"
+
+
 def test_an_unknown_policy_kind_is_named_as_the_kind_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         policy_spec(_spec_file(tmp_path, 'kind = "twap"\n'))

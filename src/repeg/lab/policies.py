@@ -172,6 +172,8 @@ def policy_spec(text: str, option: str = "--policy") -> PolicySpec:
         return NAMED[text]
     path = Path(text)
     known = ", ".join(sorted(NAMED))
+    if path.is_dir():  # said in words, not as the errno reading it would raise
+        raise ConfigError(option, text, "a directory, not a policy name or TOML file")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
