@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from tests.fakes.alpaca_fixtures import FAST, connect
+from tests.fakes.alpaca_fixtures import FAST, connect, credentials_for
 from tests.fakes.alpaca_server import FakeAlpacaServer
 from tests.integration.test_alpaca_orders import collect, filled, limit, until
 
@@ -402,3 +403,49 @@ async def test_a_stopping_run_still_retries_the_lookup_of_an_unanswered_submit(a
     with pytest.raises(BrokerUnavailableError):
         await broker.get_order_by_client_id("r9-L0000-A00")
     assert _order_requests(fake_alpaca) - before == FAST.retry.max_attempts
+
+
+def _clock_set_off(seconds: float) -> RealClock:
+    """The local wall clock, set `seconds` away from Alpaca's (ahead when positive)."""
+    clock = RealClock()
+    clock._epoch += timedelta(seconds=seconds)
+    clock._now = clock._epoch
+    return clock
+
+
+async def _submit_in_a_spent_window(fake_alpaca: FakeAlpacaServer, clock_off: float) -> float:
+    """Seconds a submit took, on a local clock `clock_off` from Alpaca's, while Alpaca answers 429 for 0.3 s."""
+    broker, feed = await build_alpaca(
+        "paper",
+        confirm_live=False,
+        allow_closed=False,
+        clock=_clock_set_off(clock_off),
+        credentials=credentials_for(fake_alpaca),
+        urls=AlpacaUrls.loopback(fake_alpaca.base_url),
+        settings=FAST,
+    )
+    try:
+        fake_alpaca.rate_limited_until = time.time() + 0.3
+        started = time.monotonic()
+        order = await asyncio.wait_for(broker.submit_order(limit("r2-L0030-A00", Side.BUY, "1", "90.00")), 10)
+        assert order.client_order_id == "r2-L0030-A00"
+        return time.monotonic() - started
+    finally:
+        await feed.aclose()
+        await broker.aclose()
+
+
+async def test_a_local_clock_behind_alpacas_does_not_stretch_the_wait_for_the_rate_reset(fake_alpaca):
+    """The reset Alpaca announces (its clock's epoch second) was compared with the local clock: 45 s behind, a
+    0.3 s wait became 45 s (up to the 60 s cap) with every request held, a stop's cancels refused unsent when the
+    hold outlasted the stop's deadline. The wait is now what Alpaca's own `Date` says is left of its window."""
+    took = await _submit_in_a_spent_window(fake_alpaca, -45.0)
+    assert took < 5
+    assert fake_alpaca.count("POST", "/v2/orders") == 2
+
+
+async def test_a_local_clock_ahead_of_alpacas_still_waits_for_the_rate_reset(fake_alpaca):
+    """45 s ahead, the announced reset looked past: nothing was waited, and the submit spent its attempts inside
+    the spent window, failing as rate limited."""
+    await _submit_in_a_spent_window(fake_alpaca, 45.0)
+    assert fake_alpaca.count("POST", "/v2/orders") == 2

@@ -433,7 +433,7 @@ class AlpacaBroker:
     def _hold_for_reset(self, exc: APIError) -> None:
         """After a 429, send nothing more until the rate window resets (every request would be refused until
         then, and each refused retry would spend an attempt): at most `_MAX_RATE_HOLD` from now."""
-        reset = rate_limit_reset(exc)
+        reset = rate_limit_reset(exc, self._clock.now())
         if reset is not None:
             self._limiter.hold_until(min(reset, self._clock.now() + _MAX_RATE_HOLD))
 

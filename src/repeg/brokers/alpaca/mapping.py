@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from email.utils import parsedate_to_datetime
 
 import requests
 from alpaca.common.exceptions import APIError
@@ -213,16 +214,30 @@ def error_body(exc: APIError) -> ErrorBody:
     return ErrorBody(status=status if isinstance(status, int) else None, code=code, message=message)
 
 
-def rate_limit_reset(exc: APIError) -> datetime | None:
-    """For an HTTP 429: when the account's rate window resets, from `X-RateLimit-Reset` (Unix epoch seconds);
-    None for another status, or without a readable header."""
+def rate_limit_reset(exc: APIError, now: datetime) -> datetime | None:
+    """For an HTTP 429: when the account's rate window resets, on the local clock whose time is `now`; None for
+    another status, or without a readable `X-RateLimit-Reset`.
+
+    Alpaca gives the reset as a Unix epoch second of its own clock: what is left of the window is measured against
+    the answer's `Date` (Alpaca's clock too, whole seconds: never shorter than what is left), so that a local
+    clock set apart from Alpaca's neither stretches the wait nor skips it; against `now` without a `Date`."""
     response = exc.response
     if exc.status_code != 429 or response is None:
         return None
     try:
-        return datetime.fromtimestamp(float(response.headers.get("X-RateLimit-Reset", "")), UTC)
+        reset = datetime.fromtimestamp(float(response.headers.get("X-RateLimit-Reset", "")), UTC)
     except (ValueError, OverflowError, OSError):
         return None
+    return now + (reset - _server_time(response.headers.get("Date"), now))
+
+
+def _server_time(date: str | None, now: datetime) -> datetime:
+    """The time an HTTP `Date` header gives (`now` when it is missing or unreadable)."""
+    try:
+        sent = parsedate_to_datetime(date or "")
+    except (TypeError, ValueError, IndexError):
+        return now
+    return sent if sent.tzinfo is not None else sent.replace(tzinfo=UTC)
 
 
 def map_api_error(
