@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import io
 import os
+import zlib
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -401,6 +403,18 @@ def test_csv_that_is_not_utf8_is_a_quote_file_error(tmp_path: Path) -> None:
 def test_truncated_gzip_is_a_quote_file_error(tmp_path: Path) -> None:
     path = tmp_path / "q.csv.gz"
     path.write_bytes(gzip.compress((HEADER + "2024-01-02T14:30:00Z,A,1,1,2,1\n").encode())[:30])
+    assert "unreadable" in str(_error(path))
+
+
+def test_corrupt_gzip_is_a_quote_file_error(tmp_path: Path) -> None:
+    """Damaged compressed data (not a cut-off stream) raised zlib's own `zlib.error` from reading the header:
+    `repeg run --quotes` ended as an internal error instead of naming the file as unreadable."""
+    data = bytearray(gzip.compress((HEADER + "2024-01-02T14:30:00Z,A,1,1,2,1\n" * 50).encode(), mtime=0))
+    data[10] ^= 0xFF  # the first byte of the deflate stream, just past the 10-byte gzip header
+    with pytest.raises(zlib.error), gzip.open(io.BytesIO(bytes(data))) as damaged:
+        damaged.readline()  # what the loader's header read meets
+    path = tmp_path / "q.csv.gz"
+    path.write_bytes(bytes(data))
     assert "unreadable" in str(_error(path))
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import gzip
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -147,7 +148,7 @@ def _read_table(path: Path, required: tuple[str, ...]) -> pa.Table:
             table = _read_csv(path, required)
         else:
             raise QuoteFileError(file, None, "unknown format: expected .csv, .csv.gz or .parquet")
-    except (pa.ArrowInvalid, OSError, EOFError, UnicodeDecodeError) as exc:
+    except (pa.ArrowInvalid, OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:  # zlib: damaged .gz
         raise QuoteFileError(file, None, f"unreadable: {exc}") from exc
     missing = [c for c in required if c not in table.column_names]
     if missing:
