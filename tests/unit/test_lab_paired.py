@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 import repeg.lab.compare as compare_module
@@ -362,3 +363,92 @@ def test_the_terminal_title_says_the_verdicts_are_not_corrected_for_the_comparis
     title = compare_tables(result)[0].title
     assert isinstance(title, str)
     assert "no correction for the 1 comparison made" in title
+
+
+def _spaced_orders(count: int, spacing_s: float, budget_s: float) -> list[OrderTca]:
+    """Orders at 1.0 hs, `spacing_s` apart with `budget_s` budgets."""
+    from datetime import timedelta
+
+    out = []
+    for i in range(count):
+        arrival = T0 + timedelta(seconds=i * spacing_s)
+        deadline = arrival + timedelta(seconds=budget_s)
+        out.append(_order(i, 1.0).model_copy(update={"arrival": arrival, "deadline": deadline}))
+    return out
+
+
+def _false_verdict_rate(spacing_s: float, trials: int = 200) -> float:
+    """No true difference; each order's difference shares the price moves of the 5 orders before it (a moving
+    sum of noise), as orders 10 s apart with 60 s budgets do on the same side."""
+    rng = np.random.default_rng(11)
+    market = _spaced_orders(200, spacing_s, 60.0)
+    template = _run("market", [1.0] * 200).model_copy(update={"orders": tuple(market)})
+    wrong = 0
+    for trial in range(trials):
+        noise = rng.normal(0.0, 1.0, 205)
+        policy = tuple(
+            o.model_copy(update={"cost_half_spreads": 1.0 + float(noise[i : i + 6].sum()), "cost_bps": 1.0})
+            for i, o in enumerate(market)
+        )
+        runs = [template, template.model_copy(update={"policy": "p", "orders": policy})]
+        (comparison,) = paired_comparisons(runs, baseline="market", seed=trial)
+        wrong += comparison.verdict is not Verdict.INDISTINGUISHABLE
+    return wrong / trials
+
+
+def test_orders_whose_budgets_overlap_are_not_called_different_more_often_than_the_level_says() -> None:
+    # Orders 10 s apart with 60 s budgets live through the same price moves: their differences are correlated,
+    # and resampling them one at a time took 200 such orders for 200 independent ones (the interval about 0.4
+    # times as wide as it should be): 40% of comparisons with no true difference got a verdict. Resampled in
+    # runs of 11 orders, about 11% do in this worst case (every overlapping order shares the moves in full).
+    assert _false_verdict_rate(10.0) <= 0.15
+
+
+def test_orders_whose_budgets_do_not_overlap_are_resampled_one_at_a_time() -> None:
+    runs = [
+        _run("market", [1.0] * 40).model_copy(update={"orders": tuple(_spaced_orders(40, 60.0, 60.0))}),
+        _run("p", [0.5] * 40).model_copy(update={"orders": tuple(_spaced_orders(40, 60.0, 60.0))}),
+    ]
+    (comparison,) = paired_comparisons(runs, baseline="market", seed=1)
+    assert comparison.diff_half_spreads.block is None
+
+
+def test_the_table_title_says_overlapping_orders_were_resampled_in_runs() -> None:
+    from repeg.lab.models import CompareResult
+    from repeg.lab.tables import compare_tables
+    from repeg.lab.tca import frontier
+
+    orders = tuple(_spaced_orders(40, 10.0, 60.0))
+    runs = [
+        _run("market", [1.0] * 40).model_copy(update={"orders": orders}),
+        _run("p", [0.5] * 40).model_copy(update={"policy": "p", "orders": orders}),
+    ]
+    comparisons = paired_comparisons(runs, baseline="market", seed=1)
+    assert comparisons[0].diff_half_spreads.block == 11
+    result = CompareResult(
+        data=REF,
+        seed=0,
+        baseline="market",
+        runs=tuple(runs),
+        comparisons=comparisons,
+        frontier=frontier([r.summary for r in runs]),
+    )
+    title = compare_tables(result)[0].title
+    assert isinstance(title, str)
+    assert "pairs are resampled in runs of 11 consecutive orders" in title
+
+
+def test_orders_that_all_overlap_one_another_get_no_verdict() -> None:
+    # 60 orders 1 s apart with 10-minute budgets all live through the same ten minutes of prices: one
+    # observation of the market, however many orders. Resampled one at a time they were called better.
+    market = _spaced_orders(60, 1.0, 600.0)
+    policy = tuple(
+        o.model_copy(update={"cost_half_spreads": 0.5 + 0.01 * (i % 7), "cost_bps": 0.5})
+        for i, o in enumerate(market)
+    )
+    template = _run("market", [1.0] * 60).model_copy(update={"orders": tuple(market)})
+    runs = [template, template.model_copy(update={"policy": "p", "orders": policy})]
+    (comparison,) = paired_comparisons(runs, baseline="market", seed=1)
+    assert comparison.diff_half_spreads.high < 0.0
+    assert comparison.verdict is Verdict.INDISTINGUISHABLE
+    assert "60 paired orders with overlapping budgets count as 2.0" in (comparison.verdict_withheld or "")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from repeg.lab.models import Interval, Verdict
-from repeg.lab.stats import bootstrap_mean, paired_difference, verdict_of
+from repeg.lab.stats import bootstrap_mean, overlap_block, paired_difference, verdict_of
 
 
 def _noise(n: int, seed: int) -> list[float]:
@@ -170,3 +170,27 @@ def test_many_pairs_that_weigh_as_few_are_never_called_different() -> None:
     # The 30-pair rule counted orders: 30 orders, one of them carrying almost all the shares, got a verdict.
     diff = Interval(mean=-0.3, low=-0.5, high=-0.3, n=30, n_eff=1.00006)
     assert verdict_of(diff) is Verdict.INDISTINGUISHABLE
+
+
+def test_the_resampling_run_spans_the_orders_an_order_overlaps_on_both_sides() -> None:
+    # Budgets of 60 s, arrivals 10 s apart: each order's window holds the 5 after it (and it lies in the 5 before).
+    starts = [10.0 * k for k in range(20)]
+    assert overlap_block(starts, [s + 60.0 for s in starts]) == 11
+    # The next arrives as this one's budget ends: no overlap.
+    assert overlap_block(starts, [s + 10.0 for s in starts]) == 1
+
+
+def test_a_block_of_one_draws_the_plain_bootstrap_bit_for_bit() -> None:
+    values = _noise(50, 4)
+    assert bootstrap_mean(values, seed=2, block=1) == bootstrap_mean(values, seed=2)
+
+
+def test_resampling_in_runs_widens_the_interval_of_dependent_observations() -> None:
+    # A moving sum of 6 noise terms: neighbours share most of their noise, the mean is ~2.4 times as uncertain
+    # as 200 independent draws would make it.
+    noise = np.random.default_rng(5).normal(0.0, 1.0, 205)
+    values = [float(noise[i : i + 6].sum()) for i in range(200)]
+    one = bootstrap_mean(values, seed=0)
+    runs = bootstrap_mean(values, seed=0, block=11)
+    assert runs.block == 11
+    assert (runs.high - runs.low) > 1.8 * (one.high - one.low)

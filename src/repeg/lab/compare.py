@@ -30,7 +30,7 @@ from repeg.lab.models import (
 )
 from repeg.lab.policies import AdaptiveSpec, PolicySpec
 from repeg.lab.stats import paired_difference, verdict_of, verdict_rule, verdict_withheld
-from repeg.lab.tca import frontier
+from repeg.lab.tca import frontier, resampling_order
 from repeg.market.tape import SymbolTrades
 
 
@@ -98,18 +98,23 @@ def paired_comparisons(
         ]
         if not pairs:
             continue
+        _, block = resampling_order([b for _, b in pairs])  # overlapping budgets: resampled in runs
+        if block > 1:
+            pairs.sort(key=lambda pair: pair[1].arrival)
         shares = [float(b.qty) for _, b in pairs]  # the basket's sizes: costs per share, as in the summaries
         diff_hs = paired_difference(
             [a.cost_half_spreads or 0.0 for a, _ in pairs],
             [b.cost_half_spreads or 0.0 for _, b in pairs],
             seed=seed,
             weights=shares,
+            block=block,
         )
         diff_bps = paired_difference(
             [a.cost_bps or 0.0 for a, _ in pairs],
             [b.cost_bps or 0.0 for _, b in pairs],
             seed=seed,
             weights=shares,
+            block=block,
         )
         out.append(
             PairedComparison(
@@ -123,6 +128,11 @@ def paired_comparisons(
             )
         )
     return tuple(out)
+
+
+def longest_run(comparisons: Sequence[PairedComparison]) -> int | None:
+    """The longest run the comparisons' pairs were resampled in (`repeg.lab.stats.overlap_block`), None if none."""
+    return max((c.diff_half_spreads.block or 1 for c in comparisons), default=None)
 
 
 def _refuse_duplicate_names(policies: Sequence[PolicySpec]) -> None:
@@ -203,5 +213,5 @@ def compare(
         comparisons=comparisons,
         frontier=frontier([r.summary for r in runs]),
         fit=fit_info,
-        verdict_rule=verdict_rule(comparisons=len(comparisons)),
+        verdict_rule=verdict_rule(comparisons=len(comparisons), block=longest_run(comparisons)),
     )

@@ -123,13 +123,18 @@ class Interval(_Frozen):
     #: (sum w)^2 / sum w^2, fewer than `n` (one order of most of the shares counts as about one). Absent (None)
     #: when every observation weighs the same, and in results saved before it: `n` is the effective count then.
     n_eff: float | None = Field(default=None, exclude_if=lambda v: v is None)
+    #: Resampled in runs of this many consecutive orders (circular block bootstrap), as that many orders' budgets
+    #: overlap and they share the same price moves; absent (None) when the orders were resampled one at a time.
+    block: int | None = Field(default=None, exclude_if=lambda v: v is None)
 
     def excludes_zero(self) -> bool:
         return self.low > 0.0 or self.high < 0.0
 
     def effective_n(self) -> float:
-        """How many observations the mean stands for: `n_eff` when weighted unequally, else `n`."""
-        return float(self.n) if self.n_eff is None else self.n_eff
+        """How many observations the mean stands for: `n_eff` when weighted unequally, else `n`; resampled in runs
+        of `block` = 2 m + 1 (each order overlapping m on either side), divided by m + 1."""
+        count = float(self.n) if self.n_eff is None else self.n_eff
+        return count if self.block is None else count * 2.0 / (self.block + 1)
 
 
 class PolicySummary(_Frozen):

@@ -158,7 +158,8 @@ def comparison_table(compare: CompareResult) -> str:
     per: Literal["share", "order"] = (
         "share" if all(r.summary.cost_weighting == "shares" for r in compare.runs) else "order"
     )
-    stated = verdict_rule(per=per, comparisons=len(compare.comparisons))
+    block = max((c.diff_half_spreads.block or 1 for c in compare.comparisons), default=1)
+    stated = verdict_rule(per=per, comparisons=len(compare.comparisons), block=block)
     rule = f'<p class="note">Verdict: {html.escape(stated)}.</p>'
     return rule + html_table(headers, rows, text_cols=3)
 

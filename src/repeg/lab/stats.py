@@ -57,8 +57,23 @@ def _weights_of(weights: Sequence[float] | None, size: int) -> npt.NDArray[np.fl
     return None if np.all(w == w[0]) else w
 
 
+def _draw(rng: np.random.Generator, rows: int, size: int, block: int) -> npt.NDArray[np.int64]:
+    """`rows` resamples of `size` indices: runs of `block` consecutive ones (circular) from uniform starts; with
+    `block` 1, `size` uniform indices (the draws of the plain bootstrap)."""
+    starts = rng.integers(0, size, size=(rows, -(-size // block)))
+    if block == 1:
+        return starts
+    runs = (starts[:, :, None] + np.arange(block)) % size
+    return runs.reshape(rows, -1)[:, :size]
+
+
 def _resampled_means(
-    arr: npt.NDArray[np.float64], w: npt.NDArray[np.float64] | None, *, seed: int, resamples: int
+    arr: npt.NDArray[np.float64],
+    w: npt.NDArray[np.float64] | None,
+    *,
+    seed: int,
+    resamples: int,
+    block: int = 1,
 ) -> npt.NDArray[np.float64]:
     """The mean of each of `resamples` resamples, drawn in batches of about `_BATCH_VALUES` values: the generator
     yields the same indices batched or not, so the means are those of one draw, in bounded memory."""
@@ -66,7 +81,7 @@ def _resampled_means(
     rows = max(1, _BATCH_VALUES // arr.size)
     out = np.empty(resamples, dtype=np.float64)
     for start in range(0, resamples, rows):
-        idx = rng.integers(0, arr.size, size=(min(rows, resamples - start), arr.size))
+        idx = _draw(rng, min(rows, resamples - start), arr.size, block)
         chunk = arr[idx].mean(axis=1) if w is None else (arr[idx] * w[idx]).sum(axis=1) / w[idx].sum(axis=1)
         out[start : start + len(chunk)] = chunk
     return out
@@ -79,25 +94,50 @@ def bootstrap_mean(
     resamples: int = DEFAULT_RESAMPLES,
     level: float = DEFAULT_LEVEL,
     weights: Sequence[float] | None = None,
+    block: int = 1,
 ) -> Interval:
     """Mean of `values` with its percentile bootstrap interval; with `weights` (e.g. each order's shares) the
     weighted mean, each resample's mean weighted by the weights of the observations it drew. Equal weights give
-    the plain mean, computed as such (the same numbers bit for bit)."""
+    the plain mean, computed as such (the same numbers bit for bit). With `block` over 1 (observations in time
+    order that share the same moves, `overlap_block`) each resample is made of runs of `block` consecutive
+    observations (circular block bootstrap), so their dependence stays in the interval."""
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level}")
     if resamples < 1:
         raise ValueError(f"resamples must be >= 1, got {resamples}")
+    if block < 1:
+        raise ValueError(f"block must be >= 1, got {block}")
     arr = _as_array(values, "bootstrap_mean")
     w = _weights_of(weights, arr.size)
     mean = float(arr.mean()) if w is None else float((arr * w).sum() / w.sum())
     if arr.size == 1:
         return Interval(mean=mean, low=mean, high=mean, n=1, level=level)
-    means = _resampled_means(arr, w, seed=seed, resamples=resamples)
+    block = min(block, arr.size)
+    means = _resampled_means(arr, w, seed=seed, resamples=resamples, block=block)
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(means, [tail, 1.0 - tail])
     return Interval(
-        mean=mean, low=float(low), high=float(high), n=int(arr.size), level=level, n_eff=effective_count(w)
+        mean=mean,
+        low=float(low),
+        high=float(high),
+        n=int(arr.size),
+        level=level,
+        n_eff=effective_count(w),
+        block=None if block == 1 else block,
     )
+
+
+def overlap_block(starts: Sequence[float], ends: Sequence[float]) -> int:
+    """The run length orders are resampled in: `2 m + 1`, where `m` is the most later orders that arrive inside
+    one order's budget window `[start, end)` (1 when no two windows overlap). Orders whose windows overlap live
+    through the same price moves, so an order's cost depends on the `m` before and the `m` after it; a run that
+    short of that would still cut most of the dependence out of the interval. `starts` must be ascending."""
+    s = np.asarray(starts, dtype=np.float64)
+    e = np.asarray(ends, dtype=np.float64)
+    if s.size == 0:
+        return 1
+    later = np.searchsorted(s, e, side="left") - np.arange(s.size) - 1
+    return 2 * max(0, int(later.max())) + 1
 
 
 def effective_count(weights: npt.NDArray[np.float64] | None) -> float | None:
@@ -118,14 +158,17 @@ def paired_difference(
     resamples: int = DEFAULT_RESAMPLES,
     level: float = DEFAULT_LEVEL,
     weights: Sequence[float] | None = None,
+    block: int = 1,
 ) -> Interval:
     """Bootstrap interval of the mean of `policy[i] - baseline[i]` (the same orders, in the same order),
-    weighted by `weights[i]` when given (`bootstrap_mean`)."""
+    weighted by `weights[i]` when given, resampled in runs of `block` pairs (`bootstrap_mean`)."""
     a = _as_array(policy, "paired_difference(policy)")
     b = _as_array(baseline, "paired_difference(baseline)")
     if a.shape != b.shape:
         raise ValueError(f"paired samples differ in length: {a.size} vs {b.size}")
-    return bootstrap_mean((a - b).tolist(), seed=seed, resamples=resamples, level=level, weights=weights)
+    return bootstrap_mean(
+        (a - b).tolist(), seed=seed, resamples=resamples, level=level, weights=weights, block=block
+    )
 
 
 def multiplicity_note(comparisons: int, level: float = DEFAULT_LEVEL) -> str:
@@ -137,13 +180,28 @@ def multiplicity_note(comparisons: int, level: float = DEFAULT_LEVEL) -> str:
     )
 
 
+def runs_note(block: int) -> str:
+    """How orders whose budgets overlap were resampled (`overlap_block`)."""
+    return (
+        f"orders whose budgets overlap share price moves, so pairs are resampled in runs of {block} consecutive "
+        f"orders (block bootstrap) and count as one per {(block + 1) // 2} toward the {MIN_PAIRS_FOR_VERDICT}"
+    )
+
+
 def verdict_rule(
-    level: float = DEFAULT_LEVEL, *, per: Literal["share", "order"] = "share", comparisons: int | None = None
+    level: float = DEFAULT_LEVEL,
+    *,
+    per: Literal["share", "order"] = "share",
+    comparisons: int | None = None,
+    block: int | None = None,
 ) -> str:
     """The rule every verdict follows, in words, for a table title, the HTML report and the saved JSON; `per`
     says how the mean difference weighs the orders ("order" for results saved before they were share-weighted);
-    `comparisons`, how many verdicts were drawn together (`multiplicity_note`)."""
+    `comparisons`, how many verdicts were drawn together (`multiplicity_note`); `block`, the longest run the
+    pairs were resampled in (`runs_note`; None or 1: one at a time)."""
     many = "" if not comparisons else f"; {multiplicity_note(comparisons, level)}"
+    if block is not None and block > 1:
+        many += f"; {runs_note(block)}"
     counted = (
         " (counted by their effective number (sum of shares)^2 / sum of squared shares when their sizes differ, "
         "so that a few large orders carrying the mean count as few)"
@@ -162,10 +220,14 @@ def verdict_withheld(diff: Interval) -> str | None:
     number when weighted unequally), else None."""
     if diff.effective_n() >= MIN_PAIRS_FOR_VERDICT:
         return None
+    why = [
+        *(["weighted by their shares"] if diff.n_eff is not None else []),
+        *(["with overlapping budgets"] if diff.block is not None else []),
+    ]
     counted = (
         f"{diff.n} paired orders"
-        if diff.n_eff is None
-        else f"{diff.n} paired orders weighted by their shares count as {diff.n_eff:.1f} (effective number)"
+        if not why
+        else f"{diff.n} paired orders {' and '.join(why)} count as {diff.effective_n():.1f} (effective number)"
     )
     return (
         f"no verdict: {counted}, fewer than the {MIN_PAIRS_FOR_VERDICT} a verdict needs; "

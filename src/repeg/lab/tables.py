@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from rich.table import Table
 
 from repeg.lab.models import CompareResult, FrontierPoint, Interval, PairedComparison, PolicySummary, Verdict
-from repeg.lab.stats import MIN_PAIRS_FOR_VERDICT, multiplicity_note, verdict_withheld
+from repeg.lab.stats import MIN_PAIRS_FOR_VERDICT, multiplicity_note, runs_note, verdict_withheld
 
 _VERDICT_STYLE = {Verdict.BETTER: "green", Verdict.WORSE: "red", Verdict.INDISTINGUISHABLE: "yellow"}
 
@@ -20,7 +20,8 @@ def fmt_interval(ci: Interval, digits: int = 2) -> str:
 def _verdict_cell(s: PolicySummary, comparison: PairedComparison | None, baseline: str | None) -> str:
     if comparison is not None and verdict_withheld(comparison.diff_half_spreads) is not None:
         diff = comparison.diff_half_spreads
-        pairs = f"{diff.n} pairs" if diff.n_eff is None else f"{diff.n} pairs, {diff.n_eff:.1f} effective"
+        weighed = diff.n_eff is not None or diff.block is not None
+        pairs = f"{diff.n} pairs, {diff.effective_n():.1f} effective" if weighed else f"{diff.n} pairs"
         return f"[yellow]no verdict ({pairs} < {MIN_PAIRS_FOR_VERDICT})[/] {fmt_interval(diff)}"
     if comparison is not None:
         style = _VERDICT_STYLE[comparison.verdict]
@@ -116,6 +117,9 @@ def compare_tables(result: CompareResult) -> list[Table]:
     )
     if result.comparisons:
         title += f"; {multiplicity_note(len(result.comparisons))}"
+    block = max((c.diff_half_spreads.block or 1 for c in result.comparisons), default=1)
+    if block > 1:
+        title += f"; {runs_note(block)}"
     summaries = [r.summary for r in result.runs]
     return [
         summary_table(summaries, result.comparisons, title=title, baseline=result.baseline),

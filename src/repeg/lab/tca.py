@@ -37,7 +37,7 @@ from repeg.lab.models import (
     PathEventKind,
     PolicySummary,
 )
-from repeg.lab.stats import bootstrap_mean
+from repeg.lab.stats import bootstrap_mean, overlap_block
 from repeg.market.tape import SymbolQuotes, to_ns
 
 _BPS = Decimal(10_000)
@@ -236,11 +236,32 @@ def _share_mean(orders: Sequence[OrderTca], attr: str) -> float:
     return float(np.average(_values(kept, attr), weights=weights))
 
 
+def resampling_order(orders: Sequence[OrderTca]) -> tuple[list[OrderTca], int]:
+    """The orders as the bootstrap resamples them, with the run length (`repeg.lab.stats.overlap_block` of their
+    budget windows): as given when no two windows overlap (run length 1), else in arrival order, so that each
+    run holds orders that lived through the same price moves."""
+    ordered = sorted(orders, key=lambda o: o.arrival)
+    if not ordered:
+        return [], 1
+    t0 = ordered[0].arrival
+    block = overlap_block(
+        [(o.arrival - t0).total_seconds() for o in ordered],
+        [(o.deadline - t0).total_seconds() for o in ordered],
+    )
+    return (list(orders), 1) if block == 1 else (ordered, block)
+
+
 def _per_share(orders: Sequence[OrderTca], attr: str, *, seed: int) -> Interval:
     """Mean of a cost over the orders that have one, weighted by each order's shares: the basket's cost per share
-    (the fill rate before escalation is a share of the quantity too); equal sizes give the plain mean."""
-    kept = [o for o in orders if getattr(o, attr) is not None]
-    return bootstrap_mean(_values(kept, attr), seed=seed, weights=[float(o.qty) for o in kept])
+    (the fill rate before escalation is a share of the quantity too); equal sizes give the plain mean. Orders whose
+    budgets overlap are resampled in runs (`resampling_order`)."""
+    kept, block = resampling_order([o for o in orders if getattr(o, attr) is not None])
+    return bootstrap_mean(_values(kept, attr), seed=seed, weights=[float(o.qty) for o in kept], block=block)
+
+
+def _time_to_fill(filled: Sequence[OrderTca], *, seed: int) -> Interval:
+    kept, block = resampling_order([o for o in filled if o.time_to_fill_s is not None])
+    return bootstrap_mean(_values(kept, "time_to_fill_s"), seed=seed, block=block)
 
 
 def summarize(
@@ -269,7 +290,7 @@ def summarize(
             sum((o.filled_before_escalation for o in orders), ZERO) / total_qty
         ),
         escalation_rate=sum(o.escalated for o in orders) / len(orders),
-        time_to_fill_s=bootstrap_mean(_values(filled, "time_to_fill_s"), seed=seed),
+        time_to_fill_s=_time_to_fill(filled, seed=seed),
         repegs_mean=float(np.mean([o.repegs for o in orders])),
     )
 
