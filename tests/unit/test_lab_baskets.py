@@ -35,6 +35,14 @@ def test_even_spacing_is_strictly_increasing() -> None:
     assert all(a.arrival < b.arrival for a, b in itertools.pairwise(basket))
 
 
+def test_even_spacing_spreads_arrivals_over_the_session_less_both_margins_and_one_budget() -> None:
+    # The module docstring gave the span as the session less both margins, leaving out the budget the code (rightly)
+    # keeps free before the closing margin so that the last order's budget ends inside the session.
+    basket = make_basket(BasketSpec(count=10, budget_seconds=120), "XXX", OPEN, CLOSE, seed=0)
+    span = (CLOSE - OPEN).total_seconds() - 2 * 60 - 120
+    assert (basket[1].arrival - basket[0].arrival).total_seconds() == pytest.approx(span / 10)
+
+
 def test_random_spacing_and_sides_are_reproducible_from_the_seed() -> None:
     spec = BasketSpec(count=20, sides=SidePattern.RANDOM, spacing=Spacing.RANDOM)
     assert make_basket(spec, "XXX", OPEN, CLOSE, seed=4) == make_basket(spec, "XXX", OPEN, CLOSE, seed=4)

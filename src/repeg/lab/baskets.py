@@ -4,9 +4,9 @@ A basket is either generated from a `BasketSpec` (count, size, side pattern, arr
 window, or read from a CSV of arrivals (`ts,side,qty[,budget_seconds]`, `ts` ISO-8601 UTC). Generation is a pure
 function of the spec, the window and the seed: the same inputs give the same basket.
 
-Spacing `even` places arrival k at ``start + margin + k * (end - start - 2 * margin) / count`` so that every order's
-whole budget lies inside the session (no order is cut short by the close); `random` draws arrival times uniformly
-inside the same span with the seeded generator and sorts them.
+Spacing `even` places arrival k at ``start + margin + k * (end - start - 2 * margin - budget) / count`` so that every
+order's whole budget lies inside the session (no order is cut short by the close); `random` draws arrival times
+uniformly inside the same span with the seeded generator and sorts them.
 """
 
 from __future__ import annotations
