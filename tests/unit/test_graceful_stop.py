@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import timedelta
+from decimal import Decimal
 
 from test_journal_resume import (
     ACCOUNT,
@@ -18,13 +19,13 @@ from test_journal_resume import (
     _crashed_after_its_first_submit_ack,
 )
 
-from repeg.brokers.simulator import PaperFillModel
+from repeg.brokers.simulator import PaperFillModel, SimulatedBroker
 from repeg.domain.events import EventSink, OrderUpdated, RunEvent
 from repeg.domain.ids import client_order_id
 from repeg.domain.orders import BrokerOrder, OrderStatus, ReplaceRequest
 from repeg.engine.clock import VirtualClock, run_virtual
 from repeg.engine.runner import run_execution
-from repeg.errors import BrokerUnavailableError
+from repeg.errors import BrokerUnavailableError, OrderNotCancelableError
 from repeg.journal.shutdown import StopReport, stop_run
 from repeg.journal.sqlite import SqliteJournal
 from repeg.market.replay import TapeFeed
@@ -192,3 +193,50 @@ def test_graceful_stop_does_not_say_the_broker_lacks_a_submit_it_could_not_read(
         f"no answer from the broker (may be working, not cancelled): {held.client_order_id}"
         in report.summary()
     )
+
+
+class FilledUnseen(SimulatedBroker):
+    """The run's orders all filled at the broker, unseen by the run (`filled`): a cancel is refused as the
+    order's state allows none, and every read shows it filled."""
+
+    filled = False
+
+    def _as_filled(self, order: BrokerOrder) -> BrokerOrder:
+        if not self.filled:
+            return order
+        return order.model_copy(
+            update={
+                "status": OrderStatus.FILLED,
+                "filled_qty": order.qty,
+                "filled_avg_price": Decimal("20.00"),
+            }
+        )
+
+    async def get_order(self, order_id: str) -> BrokerOrder:
+        return self._as_filled(await super().get_order(order_id))
+
+    async def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
+        order = await super().get_order_by_client_id(client_order_id)
+        return None if order is None else self._as_filled(order)
+
+    async def cancel_order(self, order_id: str) -> None:
+        if self.filled:
+            raise OrderNotCancelableError(order_id, OrderStatus.FILLED.value)
+        await super().cancel_order(order_id)
+
+
+def test_graceful_stop_does_not_report_a_failed_cancel_of_an_order_found_filled(tmp_path) -> None:
+    # The run's order filled at the broker before the stop learned of it: its cancel was refused (nothing left
+    # to cancel) and the summary said "cancel FAILED" for it, an order the run then knew filled, not working.
+    async def main() -> StopReport:
+        clock = VirtualClock(TAPE.start + timedelta(seconds=5))
+        broker = FilledUnseen(TAPE, clock, ACCOUNT, fill_model=PaperFillModel(TAPE, seed=3))
+        journal = await _crashed_after_its_first_submit_ack(tmp_path, broker, clock, PATIENT)
+        broker.filled = True
+        report = await stop_run("r1", journal, broker, clock, config=PATIENT)
+        journal.close()
+        return report
+
+    report = run_virtual(main)
+    assert report.cancel_failed == ()
+    assert "cancel FAILED" not in report.summary()

@@ -268,6 +268,13 @@ async def _recheck(
         await _cancel_active(gateway, leg, cancels)
 
 
+def _closed(bus: EventBus) -> set[str]:
+    """Ids of the run's orders it knows closed (a refused cancel of one of them is no failure: nothing works)."""
+    return {
+        r.order_id for leg in bus.folder.legs.values() for r in leg.orders if r.order_id and r.is_terminal
+    }
+
+
 def _unanswered(bus: EventBus) -> list[str]:
     """Client order ids of the submits and replaces the run announced and has no answer to (a replace whose
     answer was lost included, when the broker reported the order replaced without naming the replacement)."""
@@ -339,7 +346,7 @@ async def stop_run(
     report = StopReport(
         run_id=run_id,
         cancelled=tuple(cancels.sent),
-        cancel_failed=tuple(cancels.failed),
+        cancel_failed=tuple(order_id for order_id in cancels.failed if order_id not in _closed(bus)),
         unconfirmed=tuple(unconfirmed),
         unanswered=tuple(sorted(_unanswered(bus))),
         legs_done=sum(1 for leg in legs if leg.is_done),
@@ -350,7 +357,7 @@ async def stop_run(
         "run_stopped",
         run_id=run_id,
         cancelled=len(cancels.sent),
-        cancel_failed=len(cancels.failed),
+        cancel_failed=len(report.cancel_failed),
         unconfirmed=len(unconfirmed),
         unanswered=len(report.unanswered),
     )
