@@ -308,7 +308,7 @@ def test_sim_account_reads_a_toml_style_mapping() -> None:
     [
         ({"cash": "lots"}, "cash"),
         ({"cash": -1}, "cash"),
-        ({"positions": {"ABC": 0}}, "positions"),
+        ({"positions": {"ABC": 0}}, "positions.ABC"),
         ({"positions": {"ABC": "x"}}, "positions.ABC"),
         ({"leverage": 2}, "leverage"),
     ],
@@ -324,10 +324,22 @@ def test_sim_account_refuses_a_position_finer_than_the_share_precision() -> None
     # refused by the same simulator as "finer than 1E-9": the leg could never complete.
     with pytest.raises(ConfigError, match="1E-9") as info:
         SimAccount.from_mapping({"positions": {"ABC": "1.0000000001"}})
-    assert info.value.key == "positions"
+    assert info.value.key == "positions.ABC"
     assert SimAccount.from_mapping({"positions": {"ABC": "1.000000001"}}).positions == {
         "ABC": Decimal("1.000000001")
     }
+
+
+@pytest.mark.parametrize(
+    ("qty", "reason"),
+    [(-5.5, "must be over 0"), ("1.0000000001", "must be a multiple of 1E-9 shares")],
+)
+def test_a_bad_position_is_named_by_its_symbol_with_its_value_as_written(qty: object, reason: str) -> None:
+    # It read "config positions: Value error, position ABC must be > 0, got -5.5 (got a table)": the whole table
+    # named as the key, a note that a table was given (the value is a number), pydantic's "Value error, " prefix.
+    with pytest.raises(ConfigError) as info:
+        SimAccount.from_mapping({"positions": {"ABC": qty}})
+    assert (info.value.key, info.value.value, info.value.reason) == ("positions.ABC", qty, reason)
 
 
 @pytest.mark.parametrize("qty", [1e19, "1e19", 10**20])
@@ -336,7 +348,7 @@ def test_sim_account_refuses_a_huge_position_as_too_large_not_as_off_the_share_g
     # (quantizing it to 1e-9 needs 29 digits, more than Decimal's 28, which the grid check read as off-grid).
     with pytest.raises(ConfigError) as info:
         SimAccount.from_mapping({"positions": {"ABC": qty}})
-    assert info.value.key == "positions"
+    assert info.value.key == "positions.ABC"
     assert "multiple of" not in info.value.reason
     assert "at most 1,000,000,000,000,000,000 shares" in info.value.reason
 

@@ -5,8 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from repeg.config import missing_or_refused
 from repeg.domain.plan import refuse_unplanned
@@ -37,6 +48,24 @@ def _decimal_from_number(value: object) -> object:
     return value
 
 
+def _position_valid(qty: Decimal) -> Decimal:
+    """A long holding the simulator can trade out of: over 0, at most `MAX_POSITION`, on the 1e-9 share grid (so
+    that its full exit is an order the simulator takes). Refused at `positions.<symbol>`, with the value written."""
+    if qty <= 0:
+        raise PydanticCustomError("position", "must be over 0")
+    if qty > MAX_POSITION:
+        raise PydanticCustomError(
+            "position", "must be at most {limit} shares", {"limit": f"{MAX_POSITION:,}"}
+        )
+    if not _on_share_grid(qty):
+        raise PydanticCustomError("position", "must be a multiple of {step} shares", {"step": str(_QTY_STEP)})
+    return qty
+
+
+#: One holding's quantity: read through its text when TOML gives a float, then `_position_valid`.
+Position = Annotated[Decimal, BeforeValidator(_decimal_from_number), AfterValidator(_position_valid)]
+
+
 class SimAccount(BaseModel):
     """Starting cash and holdings of a cash account (buying power is cash less open buy orders)."""
 
@@ -44,7 +73,7 @@ class SimAccount(BaseModel):
 
     cash: Decimal = Field(default=Decimal(1_000_000), ge=0)
     #: Long positions only (the simulator does not lend shares): symbol -> quantity.
-    positions: dict[str, Decimal] = Field(default_factory=dict)
+    positions: dict[str, Position] = Field(default_factory=dict)
     non_tradable: tuple[str, ...] = ()
     non_fractionable: tuple[str, ...] = ()
 
@@ -52,13 +81,6 @@ class SimAccount(BaseModel):
     @classmethod
     def _cash_text(cls, value: object) -> object:
         return _decimal_from_number(value)
-
-    @field_validator("positions", mode="before")
-    @classmethod
-    def _position_text(cls, value: object) -> object:
-        if isinstance(value, Mapping):
-            return {key: _decimal_from_number(qty) for key, qty in value.items()}
-        return value
 
     @field_validator("positions", "non_tradable", "non_fractionable")
     @classmethod
@@ -70,18 +92,6 @@ class SimAccount(BaseModel):
         account validated `AS_WRITTEN` (no plan trades it: a basket trades its quote file's symbols as written)."""
         if not (isinstance(info.context, Mapping) and info.context.get("symbols_as_written") is True):
             refuse_unplanned(value)
-        return value
-
-    @field_validator("positions")
-    @classmethod
-    def _long_only(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
-        for symbol, qty in value.items():
-            if qty <= 0:
-                raise ValueError(f"position {symbol} must be > 0, got {qty}")
-            if qty > MAX_POSITION:
-                raise ValueError(f"position {symbol} must be at most {MAX_POSITION:,} shares, got {qty}")
-            if not _on_share_grid(qty):
-                raise ValueError(f"position {symbol} must be a multiple of {_QTY_STEP} shares, got {qty}")
         return value
 
     @classmethod
