@@ -434,6 +434,29 @@ def test_parquet_timestamp_beyond_nanosecond_range_names_its_row(tmp_path: Path)
     assert _error(path).row == 2
 
 
+def test_parquet_timestamp_beyond_pythons_datetime_names_its_row(tmp_path: Path) -> None:
+    """Nanoseconds written into a microsecond column (a writer's unit slip) read as the year 50,000: locating the
+    row read each value as a Python datetime, whose OverflowError escaped as an internal error."""
+    slipped = [
+        to_ns(datetime(2024, 1, 2, 14, 30, tzinfo=UTC)) // 1000,
+        to_ns(datetime(2024, 1, 2, tzinfo=UTC)),
+    ]
+    path = _parquet(
+        tmp_path,
+        {
+            "ts": pa.array(slipped, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+            "symbol": pa.array(["A", "A"]),
+            "bid": pa.array([1.0, 1.0]),
+            "bid_size": pa.array([1, 1]),
+            "ask": pa.array([2.0, 2.0]),
+            "ask_size": pa.array([1, 1]),
+        },
+    )
+    err = _error(path)
+    assert err.row == 2
+    assert "ts: out of range" in str(err)
+
+
 def test_parquet_unsigned_size_beyond_int64_is_a_quote_file_error_naming_its_row(tmp_path: Path) -> None:
     """A uint64 size column holding a value int64 cannot (a corrupt or sentinel value) is bad input, named by
     row and field like any other, not a raw pyarrow error that the CLI reports as an internal failure."""

@@ -315,7 +315,11 @@ def _first_unparseable(column: pa.Array) -> int | None:
     for row, value in enumerate(column):
         try:
             pc.cast(pa.array([value.as_py()]), pa.timestamp("ns", tz="UTC"))
-        except pa.ArrowInvalid:
+        except (
+            pa.ArrowInvalid,
+            OverflowError,
+            ValueError,
+        ):  # beyond a Python datetime is beyond nanoseconds too
             return row + 1
     return None
 
