@@ -315,11 +315,8 @@ def _first_unparseable(column: pa.Array) -> int | None:
     for row, value in enumerate(column):
         try:
             pc.cast(pa.array([value.as_py()]), pa.timestamp("ns", tz="UTC"))
-        except (
-            pa.ArrowInvalid,
-            OverflowError,
-            ValueError,
-        ):  # beyond a Python datetime is beyond nanoseconds too
+        # ArrowInvalid is a ValueError; a value beyond a Python datetime (OverflowError) is beyond nanoseconds too
+        except (ValueError, OverflowError):
             return row + 1
     return None
 
