@@ -457,6 +457,24 @@ def test_parquet_timestamp_beyond_pythons_datetime_names_its_row(tmp_path: Path)
     assert "ts: out of range" in str(err)
 
 
+def test_parquet_pyarrow_cannot_read_is_a_quote_file_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pyarrow refuses some damaged or unsupported Parquet files with `ArrowNotImplementedError` (a corrupted
+    footer gave "Integers with more than 64 bits not implemented"), which is neither ArrowInvalid nor OSError:
+    it escaped as an internal error instead of naming the file as unreadable."""
+    import pyarrow.parquet
+
+    def unsupported(*args: object, **kwargs: object) -> pa.Table:
+        raise pa.ArrowNotImplementedError("Integers with more than 64 bits not implemented")
+
+    path = tmp_path / "q.parquet"
+    path.write_bytes(b"PAR1")
+    monkeypatch.setattr(pyarrow.parquet, "read_table", unsupported)
+    err = _error(path)
+    assert "unreadable: Integers with more than 64 bits not implemented" in str(err)
+
+
 def test_parquet_unsigned_size_beyond_int64_is_a_quote_file_error_naming_its_row(tmp_path: Path) -> None:
     """A uint64 size column holding a value int64 cannot (a corrupt or sentinel value) is bad input, named by
     row and field like any other, not a raw pyarrow error that the CLI reports as an internal failure."""

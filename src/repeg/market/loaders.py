@@ -148,7 +148,8 @@ def _read_table(path: Path, required: tuple[str, ...]) -> pa.Table:
             table = _read_csv(path, required)
         else:
             raise QuoteFileError(file, None, "unknown format: expected .csv, .csv.gz or .parquet")
-    except (pa.ArrowInvalid, OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:  # zlib: damaged .gz
+    # ArrowException: every pyarrow refusal (ArrowNotImplementedError too); zlib.error: a damaged .csv.gz header
+    except (pa.ArrowException, OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
         raise QuoteFileError(file, None, f"unreadable: {exc}") from exc
     missing = [c for c in required if c not in table.column_names]
     if missing:
