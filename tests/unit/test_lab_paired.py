@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -452,3 +453,28 @@ def test_orders_that_all_overlap_one_another_get_no_verdict() -> None:
     assert comparison.diff_half_spreads.high < 0.0
     assert comparison.verdict is Verdict.INDISTINGUISHABLE
     assert "60 paired orders with overlapping budgets count as 2.0" in (comparison.verdict_withheld or "")
+
+
+def _quotes_file(path: Path, days: list[str]) -> Path:
+    rows = [f"{day}T15:00:0{k}.000000Z,XXX,157.01,100,157.05,200" for day in days for k in range(2)]
+    path.write_text("ts,symbol,bid,bid_size,ask,ask_size\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_adaptive_parameters_fitted_on_history_that_includes_the_evaluation_day_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only the fit file's first day was checked: a history of 2018-01-02 and 2018-01-03 in one file passed as
+    # out of sample for an evaluation on 2018-01-03, which it holds.
+    from repeg.lab.backtest import load_day
+    from repeg.lab.policies import AdaptiveSpec
+
+    history = load_day(_quotes_file(tmp_path / "fit.csv", ["2018-01-02", "2018-01-03"]))
+    evaluation = load_day(_quotes_file(tmp_path / "eval.csv", ["2018-01-03"]))
+    monkeypatch.setattr(
+        compare_module, "fit_adaptive", lambda *_a, **_k: SimpleNamespace(fit_data=history.ref)
+    )
+    with pytest.raises(ConfigError, match="in-sample"):
+        compare_module.adaptive_params_for(
+            AdaptiveSpec(name="adaptive"), FillModelName.PAPER, evaluation, history
+        )

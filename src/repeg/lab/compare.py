@@ -71,13 +71,26 @@ def adaptive_params_for(
         params = fit_adaptive(
             fit_day.quotes.columns(fit_day.symbol), fit_day.ref, trades=trades, config=config
         )
-    if params.fit_data.digest == eval_day.ref.digest or params.fit_data.day == eval_day.ref.day:
+    fitted_on = fit_day if spec.params_file is None else None
+    _refuse_in_sample(params, fitted_on, eval_day)
+    return params
+
+
+def _refuse_in_sample(params: AdaptiveParams, fitted_on: DayData | None, eval_day: DayData) -> None:
+    """Refuse parameters fitted on the evaluation data: the same bytes, the same (first) day, or, for a fit made
+    here, a fit file whose quotes run into the evaluation's time span (a history of several days holding it)."""
+    evaluated = eval_day.quotes
+    overlap = fitted_on is not None and (
+        fitted_on.quotes.start <= evaluated.end and evaluated.start <= fitted_on.quotes.end
+    )
+    if params.fit_data.digest == eval_day.ref.digest or params.fit_data.day == eval_day.ref.day or overlap:
+        span = "" if fitted_on is None else f" (fit data {fitted_on.quotes.start} to {fitted_on.quotes.end})"
         raise ConfigError(
             "fit",
             str(params.fit_data.day),
-            f"adaptive parameters fitted on the evaluation day {eval_day.ref.day} would be in-sample",
+            f"adaptive parameters fitted on data holding the evaluation day {eval_day.ref.day}{span} would be "
+            "in-sample",
         )
-    return params
 
 
 def paired_comparisons(
