@@ -475,6 +475,26 @@ def test_parquet_pyarrow_cannot_read_is_a_quote_file_error(
     assert "unreadable: Integers with more than 64 bits not implemented" in str(err)
 
 
+def test_parquet_column_name_that_is_not_utf8_is_a_quote_file_error(tmp_path: Path) -> None:
+    """A column named in Latin-1 by its writer (here an extra one, the quote columns intact) raised a raw
+    UnicodeDecodeError when the loader looked for its columns: an internal error, not an unreadable file."""
+    table = pa.table(
+        {
+            "ts": pa.array([datetime(2024, 1, 2, 14, 30, tzinfo=UTC)], pa.timestamp("us", tz="UTC")),
+            "symbol": pa.array(["A"]),
+            "bid": pa.array([1.0]),
+            "bid_size": pa.array([1]),
+            "ask": pa.array([2.0]),
+            "ask_size": pa.array([1]),
+            "vendé": pa.array(["x"]),
+        }
+    )
+    path = tmp_path / "q.parquet"
+    pq.write_table(table, path, store_schema=False)  # names in the Parquet schema only
+    path.write_bytes(path.read_bytes().replace("vendé".encode(), b"vend\xe9 "))  # Latin-1, same length
+    assert "unreadable" in str(_error(path))
+
+
 def test_parquet_unsigned_size_beyond_int64_is_a_quote_file_error_naming_its_row(tmp_path: Path) -> None:
     """A uint64 size column holding a value int64 cannot (a corrupt or sentinel value) is bad input, named by
     row and field like any other, not a raw pyarrow error that the CLI reports as an internal failure."""

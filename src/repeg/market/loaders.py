@@ -148,14 +148,13 @@ def _read_table(path: Path, required: tuple[str, ...]) -> pa.Table:
             table = _read_csv(path, required)
         else:
             raise QuoteFileError(file, None, "unknown format: expected .csv, .csv.gz or .parquet")
+        names = table.column_names  # decoded here: a Parquet column name may not be UTF-8
     # ArrowException: every pyarrow refusal (ArrowNotImplementedError too); zlib.error: a damaged .csv.gz header
     except (pa.ArrowException, OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
         raise QuoteFileError(file, None, f"unreadable: {exc}") from exc
-    missing = [c for c in required if c not in table.column_names]
+    missing = [c for c in required if c not in names]
     if missing:
-        raise QuoteFileError(
-            file, None, f"missing column(s) {', '.join(missing)}; found {table.column_names}"
-        )
+        raise QuoteFileError(file, None, f"missing column(s) {', '.join(missing)}; found {names}")
     if table.num_rows == 0:
         raise QuoteFileError(file, None, "no records")
     return table.select(list(required))
