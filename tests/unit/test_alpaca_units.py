@@ -671,3 +671,56 @@ async def test_another_clients_open_order_of_a_kind_repeg_does_not_read_is_logge
         structlog.configure(**saved)
     skipped = [line for line in lines if line["event"] == "open_order_not_ours_skipped"]
     assert [line["log_level"] for line in skipped] == ["debug"]
+
+
+def _broker_logging_every_level(client: object) -> object:
+    from pydantic import SecretStr
+
+    from repeg.brokers.alpaca.adapter import AlpacaBroker
+    from repeg.brokers.alpaca.credentials import AlpacaCredentials
+    from repeg.brokers.alpaca.settings import AlpacaSettings
+    from repeg.engine.clock import RealClock
+
+    return AlpacaBroker(
+        client,  # type: ignore[arg-type]
+        name="alpaca-paper",
+        clock=RealClock(),
+        settings=AlpacaSettings(),
+        credentials=AlpacaCredentials(key_id="PK", secret_key=SecretStr("s")),
+        stream_url="ws://127.0.0.1:9/stream",
+    )
+
+
+def _unreadable_update_levels(broker: object, order: dict[str, object]) -> list[object]:
+    import logging
+
+    import structlog
+
+    saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    try:
+        with structlog.testing.capture_logs() as lines:
+            update = {"event": "new", "timestamp": order["updated_at"], "order": order}
+            broker._on_stream_update(update)  # type: ignore[attr-defined]
+    finally:
+        structlog.configure(**saved)
+    return [line["log_level"] for line in lines if line["event"] == "trade_update_unreadable"]
+
+
+async def test_a_trade_update_of_another_clients_order_of_a_kind_repeg_does_not_read_is_logged_at_debug():
+    # The trade-update stream carries every order of the account: each event of another client's stop order
+    # (a kind repeg never sends) was a warning, "trade_update_unreadable", as if one of the run's own updates had
+    # been lost.
+    broker = _broker_logging_every_level(_TwoOrders())
+    stop = {**_raw_order("new"), "client_order_id": "another-client-1", "type": "stop", "stop_price": "90.00"}
+    assert _unreadable_update_levels(broker, stop) == ["debug"]
+
+
+async def test_an_unreadable_trade_update_of_one_of_the_runs_orders_is_still_a_warning():
+    client = _TwoOrders()
+    ours = _raw_order("new")
+    client.raw[str(ours["id"])] = ours
+    broker = _broker_logging_every_level(client)
+    await broker.get_order(str(ours["id"]))  # type: ignore[attr-defined]
+    future = {**ours, "status": "a_status_from_the_future"}
+    assert _unreadable_update_levels(broker, future) == ["warning"]

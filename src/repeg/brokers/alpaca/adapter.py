@@ -52,7 +52,7 @@ from repeg.brokers.alpaca.mapping import (
 from repeg.brokers.alpaca.retry import Backoff, sleep_seconds, with_retries
 from repeg.brokers.alpaca.settings import AlpacaSettings
 from repeg.brokers.alpaca.stream import TradeUpdateStream, watch_silence
-from repeg.brokers.alpaca.tracker import OrderTracker
+from repeg.brokers.alpaca.tracker import OrderTracker, log_unreadable_update
 from repeg.brokers.base import UpdateSink
 from repeg.domain.account import Account, Asset, Position
 from repeg.domain.orders import BrokerOrder, OrderRequest, OrderStatus, ReplaceRequest
@@ -456,7 +456,7 @@ class AlpacaBroker:
             update = TradeUpdate(**data)
             order = to_broker_order(update.order)
         except (BrokerError, ValueError) as exc:
-            log.warning("trade_update_unreadable", error=type(exc).__name__)
+            log_unreadable_update(self._tracker, data, exc)
             return
         hint = update.event.value if isinstance(update.event, Enum) else str(update.event)
         self._tracker.absorb(order, update.timestamp, hint=hint)

@@ -104,6 +104,10 @@ class OrderTracker:
     def owns(self, order: BrokerOrder) -> bool:
         return order.order_id in self._latest or order.client_order_id in self._client_ids
 
+    def owns_ids(self, order_id: object, client_order_id: object) -> bool:
+        """Whether the raw ids of an order repeg could not read name one of the run's orders."""
+        return str(order_id) in self._latest or str(client_order_id) in self._client_ids
+
     def get(self, order_id: str) -> BrokerOrder | None:
         return self._latest.get(order_id)
 
@@ -159,3 +163,15 @@ class OrderTracker:
 def fill_qty_total(updates: list[OrderUpdate]) -> Decimal:
     """Sum of reported fill quantities (a helper for invariant checks)."""
     return sum((u.fill.qty for u in updates if u.fill is not None), ZERO)
+
+
+def log_unreadable_update(tracker: OrderTracker, data: dict[str, object], exc: Exception) -> None:
+    """A trade update repeg cannot read: a warning when it is (or may be) of one of the run's orders, whose news is
+    then known only at the next poll; at debug when of another client's order (the stream carries every order of
+    the account, and another client's stop order is of a kind repeg never sends and cannot read)."""
+    raw = data.get("order")
+    ids = (raw.get("id"), raw.get("client_order_id")) if isinstance(raw, dict) else (None, None)
+    theirs = ids != (None, None) and not tracker.owns_ids(*ids)
+    (log.debug if theirs else log.warning)(
+        "trade_update_unreadable", error=type(exc).__name__, order_id=ids[0]
+    )
