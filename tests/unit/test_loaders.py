@@ -100,6 +100,20 @@ def test_a_record_with_another_field_count_than_the_header_names_its_row(
     assert f"expected 6 fields, got {fields}" in str(err)
 
 
+def test_a_misshapen_record_that_is_not_utf8_is_named_without_noise_on_stderr(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """pyarrow cannot hand a row handler a record that is not UTF-8: locating it through one printed
+    "Exception ignored in ..." with a traceback on stderr, and named no row."""
+    path = tmp_path / "q.csv"
+    body = "2024-01-02T14:30:00Z,A,1,1,2,1\n2024-01-02T14:30:01Z,\xe9,1,1,2\n"
+    path.write_bytes((HEADER + body).encode("latin-1"))
+    err = _error(path)
+    assert err.row == 2
+    assert "expected 6 fields, got 5" in str(err)
+    assert capfd.readouterr().err == ""
+
+
 def test_missing_column_is_named(tmp_path: Path) -> None:
     err = _error(_write(tmp_path, "2024-01-02T14:30:00Z,A,1,1,2\n", header="ts,symbol,bid,bid_size,ask\n"))
     assert "ask_size" in str(err)

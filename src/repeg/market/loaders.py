@@ -14,7 +14,6 @@ record), for CSV and Parquet alike.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import gzip
 import zlib
@@ -32,7 +31,6 @@ from repeg.market.text_columns import TextColumn
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    import pyarrow.csv as pacsv
 
 QUOTE_COLUMNS = ("ts", "symbol", "bid", "bid_size", "ask", "ask_size")
 TRADE_COLUMNS = ("ts", "symbol", "price", "size")
@@ -182,39 +180,35 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> pa.Table:
     try:
         table = pacsv.read_csv(path, convert_options=convert)
     except pa.ArrowInvalid:
-        misshapen = _misshapen_record(path, convert)
+        misshapen = _misshapen_record(path, len(header))
         if misshapen is not None:
             raise misshapen from None
         raise
     return table.select([c for c in required if c in present])
 
 
-def _misshapen_record(path: Path, convert: pacsv.ConvertOptions) -> QuoteFileError | None:
+def _misshapen_record(path: Path, fields: int) -> QuoteFileError | None:
     """The first record whose field count is not the header's, naming its row; None if the file has none.
 
-    Read again on one thread only on this error path: pyarrow numbers rows (the header is its row 1, blank lines
-    are not counted) only when it reads them in order.
+    Read again with the `csv` module, only on this error path: pyarrow's own report names no row (it numbers rows
+    only on one thread, and cannot hand a row that is not UTF-8 to a handler). Rows count records from 1, blank
+    lines skipped, as pyarrow reads them; a value that is not UTF-8 is shown replaced, as in pyarrow's message.
+    A file damaged elsewhere gives None: the caller raises the first read's error.
     """
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    found: list[QuoteFileError] = []
-
-    def note(row: pacsv.InvalidRow) -> str:
-        if row.number is not None and not found:
-            reason = f"expected {row.expected_columns} fields, got {row.actual_columns}: {row.text[:120]!r}"
-            found.append(QuoteFileError(str(path), row.number - 1, reason))
-        return "error"
-
-    # Any other defect is left to the caller, which raises the first read's error.
-    with contextlib.suppress(pa.ArrowInvalid, OSError, EOFError, UnicodeDecodeError):
-        pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(use_threads=False),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=note),
-            convert_options=convert,
-        )
-    return found[0] if found else None
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="") as handle:
+            rows = csv.reader(handle)
+            next(rows, None)  # the header
+            for record, row in enumerate((row for row in rows if row), start=1):  # a blank line is no record
+                if len(row) != fields:
+                    shown = ",".join(row)[:120]
+                    return QuoteFileError(
+                        str(path), record, f"expected {fields} fields, got {len(row)}: {shown!r}"
+                    )
+    except (OSError, EOFError, zlib.error, csv.Error):
+        return None
+    return None
 
 
 def _csv_header(path: Path) -> list[str]:
