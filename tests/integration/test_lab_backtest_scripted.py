@@ -27,8 +27,8 @@ SECONDS = 600
 BID, ASK = 1_000_000, 1_000_400
 
 
-def _day(with_prints: bool, symbol: str = "XXX") -> DayData:
-    ts = to_ns(T0) + np.arange(SECONDS, dtype=np.int64) * S
+def _day(with_prints: bool, symbol: str = "XXX", start: datetime = T0) -> DayData:
+    ts = to_ns(start) + np.arange(SECONDS, dtype=np.int64) * S
     quotes = QuoteTape(
         [
             SymbolQuotes(
@@ -48,7 +48,7 @@ def _day(with_prints: bool, symbol: str = "XXX") -> DayData:
             [
                 SymbolTrades(
                     "XXX",
-                    ts=to_ns(T0) + np.arange(n, dtype=np.int64) * (S // 2) + S // 4,
+                    ts=to_ns(start) + np.arange(n, dtype=np.int64) * (S // 2) + S // 4,
                     price=np.where(np.arange(n) % 2 == 0, BID, ASK).astype(np.int64),
                     size=np.full(n, 1000, dtype=np.int64),
                 )
@@ -193,8 +193,10 @@ def test_each_adaptive_run_records_the_fit_it_used() -> None:
     from repeg.lab.policies import AdaptiveSpec
 
     scripted = _day(True)
+    # The same still market, a day earlier: out of sample.
+    day_before = _day(True, start=T0 - timedelta(days=1))
     fit_day = replace(
-        scripted, ref=scripted.ref.model_copy(update={"day": date(2018, 1, 2), "digest": "fit"})
+        day_before, ref=day_before.ref.model_copy(update={"day": date(2018, 1, 2), "digest": "fit"})
     )
     result = compare(
         scripted,
