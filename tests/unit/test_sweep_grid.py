@@ -163,7 +163,7 @@ def test_a_swept_value_the_policy_refuses_is_refused_when_the_grid_is_read() -> 
 
 
 def test_a_fixed_key_no_policy_takes_is_refused_when_the_grid_is_read() -> None:
-    with pytest.raises(SweepError, match=r"escalate=True: Extra inputs are not permitted"):
+    with pytest.raises(SweepError, match=r"escalate: unknown key \(not permitted here\)"):
         grid_from_mapping(_ladder_grid(fixed={"escalate": True}))
 
 
@@ -239,3 +239,23 @@ def test_a_boolean_in_a_list_parameter_is_refused_not_read_as_one(where: str) ->
     )
     with pytest.raises(SweepError, match=r"repeg_steps"):
         grid_from_mapping(bad)
+
+
+@pytest.mark.parametrize(
+    ("fixed", "key"),
+    [
+        ({"wait_seconds": "PKSECRETSECRETSECRET0123456789ABCDEFGHIJ"}, "wait_seconds"),
+        ({"secret_key": "PKSECRETSECRETSECRET0123456789ABCDEFGHIJ"}, "secret_key"),
+    ],
+    ids=["wrong-kind", "unknown-key"],
+)
+def test_a_grid_value_that_could_be_a_secret_is_not_printed(fixed: dict[str, object], key: str) -> None:
+    # The sweep printed a policy parameter's value as pydantic received it ("wait_seconds='PK...'", "secret_key=
+    # 'PK...'") and chained pydantic's error, which prints it again; a policy file refuses them by key and kind.
+    import traceback
+
+    raw = {"policy": [{"name": "a", "kind": "touch-then-market", "fixed": fixed}]}
+    with pytest.raises(SweepError) as caught:
+        grid_from_mapping(raw)
+    assert f"policy 'a': {key}: " in str(caught.value)
+    assert "PKSECRET" not in "".join(traceback.format_exception(caught.value))

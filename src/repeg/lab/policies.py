@@ -221,6 +221,12 @@ def spec_refused(exc: ValidationError, prefix: tuple[str, ...] = ()) -> ConfigEr
     return refused(key, value, reason, wrong_kind=is_wrong_kind(first))
 
 
+def said(error: ConfigError) -> str:
+    """`key=value: reason` of a refusal, `key: reason` when it shows no value (as `ConfigError` words it)."""
+    shown = "" if error.value is None else f"={error.value!r}"
+    return f"{error.key}{shown}: {error.reason}"
+
+
 def spec_params(spec: PolicySpec) -> dict[str, str]:
     """The spec's fields as strings, for the saved result."""
     return {k: str(v) for k, v in spec.model_dump(mode="json").items()}

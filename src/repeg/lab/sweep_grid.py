@@ -52,7 +52,7 @@ from repeg.errors import ConfigError, SweepError
 from repeg.lab.backtest import LAB_BASE_CONFIG, budget_config
 from repeg.lab.baskets import BasketSpec
 from repeg.lab.models import FillModelName
-from repeg.lab.policies import PolicySpec, run_config, spec_error
+from repeg.lab.policies import PolicySpec, run_config, said, spec_refused
 
 #: A parameter value as TOML gives it (lists for schedules such as re-peg steps). A boolean in a list stays a
 #: boolean (for the policy to refuse where a number belongs), never the number 1.
@@ -153,11 +153,10 @@ def _check_variants(policy: PolicyGrid, basket: BasketSpec, where: str) -> None:
     for label, params in _policy_variants(policy):
         try:
             run_config(variant_spec(policy.kind, label, params), base)
-        except ValidationError as exc:
-            key, value, reason = spec_error(exc)
-            raise SweepError(where, f"policy {label!r}: {key}={value!r}: {reason}") from exc
+        except ValidationError as exc:  # shown as a policy file's error is; not chained (pydantic prints it)
+            raise SweepError(where, f"policy {label!r}: {said(spec_refused(exc))}") from None
         except ConfigError as exc:
-            raise SweepError(where, f"policy {label!r}: {exc.key}={exc.value!r}: {exc.reason}") from exc
+            raise SweepError(where, f"policy {label!r}: {said(exc)}") from exc
 
 
 def day_key(path: str) -> str:

@@ -18,7 +18,7 @@ from repeg.lab.backtest import DayData, day_basket, load_day, run_backtest
 from repeg.lab.compare import adaptive_params_for
 from repeg.lab.fit import AdaptiveParams
 from repeg.lab.models import BacktestResult
-from repeg.lab.policies import AdaptiveSpec, PolicySpec, spec_error
+from repeg.lab.policies import AdaptiveSpec, PolicySpec, said, spec_refused
 from repeg.lab.sweep import SweepRecord
 from repeg.lab.sweep_grid import SweepPoint, variant_spec
 
@@ -34,9 +34,8 @@ def point_spec(point: SweepPoint) -> PolicySpec:
     """The policy specification of a point: its kind, its label as name, its parameters."""
     try:
         return variant_spec(point.kind, point.policy, point.params)
-    except ValidationError as exc:
-        key, value, reason = spec_error(exc)
-        raise SweepError(f"point {point.point_id} ({point.policy})", f"{key}={value!r}: {reason}") from exc
+    except ValidationError as exc:  # shown as a policy file's error is; not chained (pydantic prints it)
+        raise SweepError(f"point {point.point_id} ({point.policy})", said(spec_refused(exc))) from None
 
 
 def _adaptive_params(point: SweepPoint, spec: PolicySpec, day: DayData) -> AdaptiveParams | None:
