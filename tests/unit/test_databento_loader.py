@@ -222,6 +222,23 @@ def test_a_schema_without_quotes_is_refused_for_quotes(tmp_path: Path) -> None:
         load_dbn_quotes(_write(tmp_path, "t.dbn", payload))
 
 
+def test_a_dbn_file_cut_inside_its_metadata_is_refused_as_unreadable(tmp_path: Path) -> None:
+    """A download cut short in its header raised databento_dbn's own `DBNError` (no OSError nor ValueError):
+    an internal error instead of a file named as unreadable."""
+    payload = _metadata(dbn.Schema.MBP_1, {"XXX": 42}) + _mbp1(42, 0, 157 * NANO, 158 * NANO)
+    with pytest.raises(QuoteFileError, match="not a readable DBN file"):
+        load_dbn_quotes(_write(tmp_path, "q.dbn", payload[:40]))
+
+
+def test_a_dbn_file_cut_inside_a_record_is_refused_not_loaded_short(tmp_path: Path) -> None:
+    """A download cut inside its last record loaded the records before it with only a Python warning: a
+    backtest ran on part of the day, as a cut .csv.gz never does (it is refused as unreadable)."""
+    payload = _metadata(dbn.Schema.MBP_1, {"XXX": 42})
+    payload += _mbp1(42, 0, 157 * NANO, 158 * NANO) + _mbp1(42, 1, 157 * NANO, 158 * NANO)
+    with pytest.raises(QuoteFileError, match="truncated"):
+        load_dbn_quotes(_write(tmp_path, "q.dbn", payload[:-10]))
+
+
 def test_a_file_that_is_not_dbn_is_refused(tmp_path: Path) -> None:
     with pytest.raises(QuoteFileError, match="not a readable DBN file"):
         load_dbn_quotes(_write(tmp_path, "x.dbn", b"ts,symbol\n"))

@@ -18,6 +18,7 @@ Conversions, all exact and vectorised:
 
 from __future__ import annotations
 
+import warnings
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -50,17 +51,22 @@ class _SymbolResolver(Protocol):
 def _open(path: Path) -> tuple[str, npt.NDArray[np.void], _SymbolResolver]:
     """Schema, records and the file's own symbology (instrument id and date -> symbol) of a DBN file."""
     import databento as db
-    from databento.common.error import BentoError
+    from databento.common.error import BentoError, BentoWarning
     from databento.common.symbology import InstrumentMap
+    from databento_dbn import DBNError
 
+    instruments = InstrumentMap()
     try:
-        store = db.DBNStore.from_file(path)
-        records = store.to_ndarray()
-    except (OSError, ValueError, RuntimeError, BentoError) as exc:
+        with warnings.catch_warnings():  # databento only warns of a cut-off last record, and drops it
+            warnings.filterwarnings("error", message=".*truncated.*", category=BentoWarning)
+            store = db.DBNStore.from_file(path)
+            records = store.to_ndarray()
+        instruments.insert_metadata(store.metadata)
+    except BentoWarning as exc:
+        raise QuoteFileError(str(path), None, f"truncated: {exc}") from exc
+    except (OSError, ValueError, RuntimeError, BentoError, DBNError) as exc:
         raise QuoteFileError(str(path), None, f"not a readable DBN file: {exc}") from exc
     schema = "" if store.schema is None else str(store.schema)
-    instruments = InstrumentMap()
-    instruments.insert_metadata(store.metadata)
     resolver: _SymbolResolver = instruments
     return schema, records, resolver
 
