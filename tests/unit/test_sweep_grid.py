@@ -259,3 +259,13 @@ def test_a_grid_value_that_could_be_a_secret_is_not_printed(fixed: dict[str, obj
         grid_from_mapping(raw)
     assert f"policy 'a': {key}: " in str(caught.value)
     assert "PKSECRET" not in "".join(traceback.format_exception(caught.value))
+
+
+def test_a_grid_key_of_the_wrong_kind_is_not_printed_in_the_errors_traceback() -> None:
+    # The SweepError named the key and pydantic's reason only, but was chained to pydantic's error, whose text
+    # prints input_value='<what was given>': a script letting it go uncaught printed it.
+    import traceback
+
+    with pytest.raises(SweepError) as caught:
+        grid_from_mapping({**GRID, "seed": "PKSECRETSECRETSECRET0123456789ABCDEFGHIJ"})
+    assert "PKSECRET" not in "".join(traceback.format_exception(caught.value))

@@ -128,7 +128,7 @@ def grid_from_mapping(raw: Mapping[str, object], where: str = "grid") -> SweepGr
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
-        raise SweepError(where, f"{loc}: {first['msg']}") from exc
+        raise SweepError(where, f"{loc}: {first['msg']}") from None  # pydantic's text prints the input
     for policy in grid.policy:
         for key in sorted(_OWN_KEYS & (policy.fixed.keys() | policy.grid.keys())):
             raise SweepError(where, f"policy {policy.name!r}: {key} is the policy's own key, not a parameter")
