@@ -472,9 +472,35 @@ def test_adaptive_parameters_fitted_on_history_that_includes_the_evaluation_day_
     history = load_day(_quotes_file(tmp_path / "fit.csv", ["2018-01-02", "2018-01-03"]))
     evaluation = load_day(_quotes_file(tmp_path / "eval.csv", ["2018-01-03"]))
     monkeypatch.setattr(
-        compare_module, "fit_adaptive", lambda *_a, **_k: SimpleNamespace(fit_data=history.ref)
+        compare_module, "fit_adaptive", lambda *_a, **_k: SimpleNamespace(fit_data=history.ref, fit_span=None)
     )
     with pytest.raises(ConfigError, match="in-sample"):
         compare_module.adaptive_params_for(
             AdaptiveSpec(name="adaptive"), FillModelName.PAPER, evaluation, history
         )
+
+
+def test_a_saved_parameter_file_fitted_on_history_that_includes_the_evaluation_day_is_refused(
+    tmp_path: Path,
+) -> None:
+    # A parameter file records the day its fit began: fitted on 2018-01-02 and 2018-01-03 it passed as out of
+    # sample for an evaluation on 2018-01-03 (repeg fit --out, then a policy file naming it, or repeg sweep).
+    from repeg.lab.backtest import load_day
+    from repeg.lab.fit import fit_adaptive, save_params
+    from repeg.lab.policies import AdaptiveSpec
+
+    rows = [
+        f"{day}T15:{m:02d}:{s:02d}.000000Z,XXX,157.01,100,157.05,200"
+        for day in ("2018-01-02", "2018-01-03")
+        for m in range(4)
+        for s in range(0, 60, 5)
+    ]
+    fit_file = tmp_path / "fit.csv"
+    fit_file.write_text("ts,symbol,bid,bid_size,ask,ask_size\n" + "\n".join(rows) + "\n")
+    history = load_day(fit_file)
+    params_file = tmp_path / "params.json"
+    save_params(fit_adaptive(history.quotes.columns("XXX"), history.ref), params_file)
+    evaluation = load_day(_quotes_file(tmp_path / "eval.csv", ["2018-01-03"]))
+    spec = AdaptiveSpec(name="adaptive", params_file=str(params_file))
+    with pytest.raises(ConfigError, match="in-sample"):
+        compare_module.adaptive_params_for(spec, FillModelName.PAPER, evaluation, None)

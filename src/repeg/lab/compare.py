@@ -77,14 +77,16 @@ def adaptive_params_for(
 
 
 def _refuse_in_sample(params: AdaptiveParams, fitted_on: DayData | None, eval_day: DayData) -> None:
-    """Refuse parameters fitted on the evaluation data: the same bytes, the same (first) day, or, for a fit made
-    here, a fit file whose quotes run into the evaluation's time span (a history of several days holding it)."""
+    """Refuse parameters fitted on the evaluation data: the same bytes, the same (first) day, or fit quotes that
+    run into the evaluation's time span (a history of several days holding it): the span the parameters record,
+    else, for a fit made here, its quote file's."""
     evaluated = eval_day.quotes
-    overlap = fitted_on is not None and (
-        fitted_on.quotes.start <= evaluated.end and evaluated.start <= fitted_on.quotes.end
-    )
+    fitted = params.fit_span
+    if fitted is None and fitted_on is not None:
+        fitted = (fitted_on.quotes.start, fitted_on.quotes.end)
+    overlap = fitted is not None and fitted[0] <= evaluated.end and evaluated.start <= fitted[1]
     if params.fit_data.digest == eval_day.ref.digest or params.fit_data.day == eval_day.ref.day or overlap:
-        span = "" if fitted_on is None else f" (fit data {fitted_on.quotes.start} to {fitted_on.quotes.end})"
+        span = "" if fitted is None else f" (fit data {fitted[0]} to {fitted[1]})"
         raise ConfigError(
             "fit",
             str(params.fit_data.day),

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
@@ -42,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from repeg.errors import ConfigError
 from repeg.lab.models import DataRef
-from repeg.market.tape import SymbolQuotes, SymbolTrades
+from repeg.market.tape import SymbolQuotes, SymbolTrades, from_ns
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -96,6 +97,9 @@ class AdaptiveParams(BaseModel):
     invalid_quotes: int = 0
     wait_cost: dict[str, tuple[float, ...]]
     counts: dict[str, tuple[int, ...]]
+    #: UTC times of the first and last quote fitted on (a fit file may hold several days), so that a saved file is
+    #: refused for any evaluation inside them (`repeg.lab.compare`); None in files saved before it.
+    fit_span: tuple[datetime, datetime] | None = None
 
     @model_validator(mode="after")
     def _a_value_per_cell(self) -> AdaptiveParams:
@@ -350,6 +354,7 @@ def fit_adaptive(
         invalid_quotes=int(len(quotes) - np.count_nonzero(valid_quotes(quotes))),
         wait_cost=wait_cost,
         counts=counts,
+        fit_span=(from_ns(int(quotes.ts[0])), from_ns(int(quotes.ts[-1]))) if len(quotes) else None,
     )
 
 
