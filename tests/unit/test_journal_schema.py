@@ -104,3 +104,19 @@ def test_a_foreign_sqlite_database_keeps_its_journal_mode(tmp_path: Path) -> Non
         SqliteJournal(path)
     assert path.read_bytes() == before
     assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+
+
+def test_a_journal_that_lost_its_schema_version_is_a_damaged_journal_not_bad_input(tmp_path: Path) -> None:
+    # A repeg journal (its runs and events tables) without schema_version was refused as "not a repeg journal;
+    # choose another --journal path" (bad input, exit 2): its recorded runs would be walked away from as a wrong
+    # path, though it is the journal and it is damaged (a journal failure, exit 4).
+    path = tmp_path / "journal.db"
+    SqliteJournal(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE schema_version")
+    conn.commit()
+    conn.close()
+    with pytest.raises(
+        JournalError, match=r"has a repeg journal's tables \(events, runs\) but no schema_version"
+    ):
+        SqliteJournal(path)

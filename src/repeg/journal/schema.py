@@ -2,8 +2,8 @@
 
 A journal records its schema version in `schema_version` (one row per applied migration, never updated).
 Opening a journal applies the migrations it lacks, in order, inside one transaction; a journal written by a
-newer repeg fails with a `JournalError` that says what to do; a database that is not a repeg journal is refused
-as bad input naming `--journal` (`ConfigError`).
+newer repeg, or one that lost its `schema_version`, fails with a `JournalError` that says what to do; a database
+that is not a repeg journal is refused as bad input naming `--journal` (`ConfigError`).
 
 Both tables are append-only: triggers refuse UPDATE and DELETE, so the history of a run cannot be rewritten
 by repeg or by a stray tool.
@@ -114,10 +114,21 @@ def pending_migrations(current: int, location: str) -> tuple[Migration, ...]:
     return tuple(m for m in MIGRATIONS if m.version > current)
 
 
-def not_a_journal(location: str, tables: set[str]) -> ConfigError:
-    """A database with tables but none of a journal's, given as `--journal`: the path given is wrong (bad input,
-    exit 2), no journal failed. `location` is the path or the DSN with its password masked."""
+#: The tables every repeg journal holds (migration 1): a database with them is a journal, whatever it lacks.
+_JOURNAL_TABLES: Final = frozenset({"runs", "events"})
+
+
+def not_a_journal(location: str, tables: set[str]) -> ConfigError | JournalError:
+    """A database with tables but no schema_version, given as `--journal`. Without a journal's tables the path
+    given is wrong (`ConfigError`: bad input, exit 2), no journal failed; with them it is a repeg journal that lost
+    its schema_version, a damaged journal (`JournalError`: exit 4), not a path to walk away from. `location` is
+    the path or the DSN with its password masked."""
     shown = ", ".join(sorted(tables))
+    if tables >= _JOURNAL_TABLES:
+        return JournalError(
+            f"journal {location} has a repeg journal's tables ({shown}) but no schema_version: it is damaged "
+            "(left as it is; restore it from a backup)"
+        )
     reason = (
         f"not a repeg journal (it has tables {shown} but no schema_version); choose another --journal path"
     )
