@@ -332,3 +332,26 @@ def test_resume_of_a_run_that_ended_with_its_order_open_cancels_it_and_sends_not
     assert order.status == "canceled", result.stderr
     assert threaded_alpaca.count("POST", "/v2/orders") == posted == 1
     assert result.exit_code == ExitCode.FAILED, result.stderr
+
+
+def test_resume_of_a_run_that_ended_with_its_order_open_cancels_it_on_a_closed_market_without_allow_closed(
+    threaded_alpaca: FakeAlpacaServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Closing an ended run sends no order, only cancels, which Alpaca takes while the market is closed; the
+    closed-market refusal ('pass --allow-closed to queue DAY orders') stopped it, so an order queued for the open
+    could not be cancelled then without a flag that says orders will be queued."""
+    _on_the_fake(threaded_alpaca, monkeypatch)
+    resume_args = _interrupted(tmp_path)
+    threaded_alpaca.reject_cancels = 10**6
+    threaded_alpaca.fail("PATCH", "/v2/orders", 422, times=10**6)
+    ran = _resume(_run_args(tmp_path, resume_args))
+    (order,) = threaded_alpaca.book.orders.values()
+    assert order.is_open, ran.stderr
+    threaded_alpaca.reject_cancels = 0
+    threaded_alpaca.faults.clear()
+    threaded_alpaca.book.market_open = False
+    result = _resume(resume_args)
+    assert order.status == "canceled", result.stderr
+    assert result.exit_code == ExitCode.FAILED, result.stderr
+    assert "DAY orders queue" not in result.stderr
+    assert threaded_alpaca.count("POST", "/v2/orders") == 1

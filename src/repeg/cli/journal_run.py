@@ -251,18 +251,23 @@ async def alpaca_session(
 ) -> ExecutionResult:
     """`journaled_session` on Alpaca (`alpaca-paper`, or `alpaca-live` with `confirm`); used to resume there,
     on the quote `feed` given and, with `allow_closed` False, refusing a closed market like a fresh run (both
-    required: a default once resumed every run on IEX into a closed market)."""
+    required: a default once resumed every run on IEX into a closed market). A run that ended is only closed
+    (`resume_run`: its orders left open cancelled, nothing sent), which Alpaca takes on a closed market too: no
+    `--allow-closed` needed, and no orders are said to queue."""
     from repeg.brokers.alpaca.factory import build_alpaca
     from repeg.cli.alpaca_cmds import mode_for, say_if_closed
     from repeg.domain.events import AlpacaFeedSource
+    from repeg.domain.run import fold_run
     from repeg.engine.clock import RealClock
 
     clock = RealClock()
+    ended = journal.has_run(run_id) and fold_run(journal.events(run_id)).status is not None
     alpaca, quotes = await build_alpaca(
-        mode_for(broker), confirm_live=confirm, allow_closed=allow_closed, clock=clock, feed=feed
+        mode_for(broker), confirm_live=confirm, allow_closed=allow_closed or ended, clock=clock, feed=feed
     )
     try:
-        say_if_closed(alpaca)  # the orders queue (allow_closed): told as a fresh run tells it
+        if not ended:
+            say_if_closed(alpaca)  # the orders queue (allow_closed): told as a fresh run tells it
         return await journaled_session(
             plan,
             config,
