@@ -306,11 +306,10 @@ def test_a_walk_the_settings_allow_never_leaves_the_prices_the_engine_can_trade(
     # The highest start price ($10M) at the highest daily_vol (1) over the longest session (a year) passes
     # validation; seed 1's walk rose past int64's units ($9.2e14): the cast wrapped and numpy warned "invalid
     # value encountered in cast", and the quotes dropped from $9e14 to a $0.0001 bid, with prices on the way past
-    # $1e12, which the engine's tick rounding refuses (ticks.MAX_PRICE).
+    # $1e12, which the engine's tick rounding refuses (ticks.MAX_PRICE). The walk is refused before any cast.
     import warnings
 
     from repeg.config import MAX_SECONDS
-    from repeg.domain.ticks import MAX_PRICE, to_units
     from repeg.simulation import MAX_QUOTES_PER_SYMBOL
 
     market = market_from_mapping(
@@ -322,10 +321,22 @@ def test_a_walk_the_settings_allow_never_leaves_the_prices_the_engine_can_trade(
     )
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        quotes = synthetic_market(market, ["AAA"], seed=1).columns("AAA")
-    assert int(quotes.ask.max()) < to_units(MAX_PRICE)
-    assert bool((quotes.bid > 0).all())
-    assert bool((quotes.ask > quotes.bid).all())
-    highest = int(np.argmax(quotes.bid))
-    # no collapse to $0.0001 after the top
-    assert int(quotes.bid[highest + 1]) > int(quotes.bid[highest]) // 2
+        with pytest.raises(ConfigError, match=r"walks AAA from 10000000 past \$100,000,000,000"):
+            synthetic_market(market, ["AAA"], seed=1)
+
+
+def test_a_walk_past_the_bound_is_refused_not_rebuilt_otherwise_than_version_one_drew_it() -> None:
+    # Seed 5 of a $10M symbol at daily_vol 1 over 20 days: generator version 1 walked it up to $8e11, under the
+    # $1e12 the engine trades, and a run could record it. Holding the mid at $1e11 (1713317) without a new
+    # version rebuilt that recorded market for the report with 77 other quotes, silently; refusing the walk
+    # leaves every tape version 1 makes as it was, and the report says the market cannot be rebuilt.
+    market = market_from_mapping(
+        {
+            "duration_seconds": 20 * 86_400,
+            "quote_interval_seconds": 20 * 86_400 / 2000,
+            "symbols": {"AAA": {"price": 10_000_000, "daily_vol": 1.0}},
+        }
+    )
+    with pytest.raises(ConfigError) as refused:
+        synthetic_market(market, ["AAA"], seed=5)
+    assert (refused.value.key, refused.value.value) == ("simulator.market.symbols.AAA.daily_vol", 1.0)

@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
 from repeg.domain.ticks import PRICE_SCALE, to_units
+from repeg.errors import ConfigError
 from repeg.market.tape import Int64Array, QuoteTape, SymbolQuotes, to_ns
 
 #: The version of the generator's output: what tape a seed and settings make. A journal records it with the
@@ -38,10 +39,12 @@ DEFAULT_DURATION = timedelta(hours=6, minutes=30)
 _PENNY_UNITS = 100
 _DOLLAR_UNITS = PRICE_SCALE
 _SECONDS_PER_DAY = 23_400.0
-#: The highest mid a walk reaches, in price units: $1e11, ten thousand times the highest start price the settings
-#: allow (`simulation.MAX_START_PRICE`), so the far touch stays under the highest price the engine rounds to a tick
-#: (`ticks.MAX_PRICE`, $1e12) and far inside int64. The mid is held at it while the walk is past it (the settings
-#: allow a year at a daily_vol of 1, e^37 a standard deviation: the walk went past int64's $9.2e14 and wrapped).
+#: The highest mid a walk may reach, in price units: $1e11, ten thousand times the highest start price the
+#: settings allow (`simulation.MAX_START_PRICE`), so the far touch stays under the highest price the engine rounds
+#: to a tick (`ticks.MAX_PRICE`, $1e12) and far inside int64 (the settings allow a year at a daily_vol of 1, e^37 a
+#: standard deviation: the walk went past int64's $9.2e14 and wrapped). A walk past it is refused, not held at it:
+#: version 1 drew such a walk unbounded, and a run may have recorded it; a tape it is drawn otherwise would need a
+#: new GENERATOR_VERSION, which would leave every journal's market unrebuildable.
 _MAX_MID_UNITS = 10**11 * PRICE_SCALE
 
 
@@ -141,13 +144,22 @@ def _symbol_quotes(
 
 
 def _mid_path(spec: SyntheticSymbol, offsets_us: Int64Array, rng: np.random.Generator) -> NDArray[np.float64]:
-    """Mid in (fractional) price units: a driftless geometric walk with variance proportional to elapsed time, at
-    most `_MAX_MID_UNITS` (a walk below it is computed exactly as before the bound: the same tape)."""
+    """Mid in (fractional) price units: a driftless geometric walk with variance proportional to elapsed time.
+
+    A `ConfigError` naming the symbol's daily_vol when the walk passes `_MAX_MID_UNITS`."""
     dt_days = np.diff(offsets_us, prepend=0) / 1e6 / _SECONDS_PER_DAY
     steps = rng.standard_normal(len(offsets_us)) * spec.daily_vol * np.sqrt(dt_days)
     steps[0] = 0.0
     start = float(to_units(spec.start_price))
-    return start * np.exp(np.minimum(np.cumsum(steps), np.log(_MAX_MID_UNITS / start)))
+    walk = np.cumsum(steps)
+    if float(walk.max()) > np.log(_MAX_MID_UNITS / start):
+        raise ConfigError(
+            f"simulator.market.symbols.{spec.symbol}.daily_vol",
+            spec.daily_vol,
+            f"walks {spec.symbol} from {spec.start_price} past $100,000,000,000 (ten thousand times the highest "
+            "start price) with this seed before the session ends: lower it, or duration_seconds",
+        )
+    return start * np.exp(walk)
 
 
 def _book(
