@@ -219,3 +219,14 @@ def test_a_params_file_whose_rows_miss_cells_is_a_config_error_naming_it(tmp_pat
         load_params(path)
     assert (caught.value.key, caught.value.value) == ("params_file", str(path))
     assert "cells" in caught.value.reason
+
+
+def test_a_params_file_whose_fit_span_has_no_utc_offset_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    # A fit span written without an offset loaded as naive times, then the in-sample check compared them with the
+    # evaluation's UTC quotes and ended compare/backtest in a raw TypeError (exit 1).
+    path = _saved_then_edited(
+        tmp_path, lambda raw: raw.update(fit_span=["2018-01-02T14:30:00", "2018-01-02T21:00:00"])
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_params(path)
+    assert (caught.value.key, caught.value.value) == ("params_file", str(path))

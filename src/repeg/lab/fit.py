@@ -33,13 +33,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from repeg.errors import ConfigError
 from repeg.lab.models import DataRef
@@ -98,8 +97,9 @@ class AdaptiveParams(BaseModel):
     wait_cost: dict[str, tuple[float, ...]]
     counts: dict[str, tuple[int, ...]]
     #: UTC times of the first and last quote fitted on (a fit file may hold several days), so that a saved file is
-    #: refused for any evaluation inside them (`repeg.lab.compare`); None in files saved before it.
-    fit_span: tuple[datetime, datetime] | None = None
+    #: refused for any evaluation inside them (`repeg.lab.compare`); None in files saved before it. Times without
+    #: an offset are refused: they cannot be set against the evaluation's UTC quotes.
+    fit_span: tuple[AwareDatetime, AwareDatetime] | None = None
 
     @model_validator(mode="after")
     def _a_value_per_cell(self) -> AdaptiveParams:
