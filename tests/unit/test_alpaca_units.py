@@ -12,7 +12,13 @@ from alpaca.common.exceptions import APIError
 
 from repeg.brokers.alpaca.credentials import load_credentials
 from repeg.brokers.alpaca.limiter import TokenBucket
-from repeg.brokers.alpaca.mapping import map_api_error, order_payload, replace_payload, status_in_message
+from repeg.brokers.alpaca.mapping import (
+    map_api_error,
+    order_payload,
+    rate_limit_reset,
+    replace_payload,
+    status_in_message,
+)
 from repeg.brokers.alpaca.retry import Backoff, BackoffPolicy
 from repeg.brokers.alpaca.tracker import OrderTracker, advances, fill_between
 from repeg.domain.orders import (
@@ -146,6 +152,24 @@ def test_replace_payload_sends_a_changed_qty_and_leaves_an_unchanged_one_out():
     request = ReplaceRequest(order_id="o1", client_order_id="c2", qty=Decimal(3), limit_price=Decimal("1E+2"))
     assert replace_payload(request, Decimal(5)) == {"qty": "3", "limit_price": "100", "client_order_id": "c2"}
     assert replace_payload(request, Decimal("3.0")) == {"limit_price": "100", "client_order_id": "c2"}
+
+
+class _RateLimited(_HttpError):
+    """A 429 whose response carries `headers`."""
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        super().__init__(429)
+        self.response.headers = headers  # type: ignore[attr-defined]
+
+
+def test_a_429_whose_date_no_clock_can_be_set_to_is_read_as_one_without_a_date():
+    # 4c900cb measures the rate reset against the answer's Date: a Date of year 9999 put the local time past the
+    # calendar, and OverflowError escaped from the 429 path (the request, a submit or a stop's cancel, crashed
+    # untyped instead of waiting for the reset). Such a Date is read as missing: the local clock.
+    reset = T0 + timedelta(seconds=2)
+    headers = {"X-RateLimit-Reset": str(int(reset.timestamp())), "Date": "Fri, 31 Dec 9999 23:59:59 GMT"}
+    error = APIError(json.dumps({"code": 42900000, "message": "too many requests"}), _RateLimited(headers))
+    assert rate_limit_reset(error, T0) == reset
 
 
 # --- backoff -------------------------------------------------------------------------------------------------

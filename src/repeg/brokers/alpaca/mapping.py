@@ -220,7 +220,7 @@ def rate_limit_reset(exc: APIError, now: datetime) -> datetime | None:
 
     Alpaca gives the reset as a Unix epoch second of its own clock: what is left of the window is measured against
     the answer's `Date` (Alpaca's clock too, whole seconds: never shorter than what is left), so that a local
-    clock set apart from Alpaca's neither stretches the wait nor skips it; against `now` without a `Date`."""
+    clock set apart from Alpaca's neither stretches the wait nor skips it; against `now` without a readable `Date`."""
     response = exc.response
     if exc.status_code != 429 or response is None:
         return None
@@ -228,7 +228,10 @@ def rate_limit_reset(exc: APIError, now: datetime) -> datetime | None:
         reset = datetime.fromtimestamp(float(response.headers.get("X-RateLimit-Reset", "")), UTC)
     except (ValueError, OverflowError, OSError):
         return None
-    return now + (reset - _server_time(response.headers.get("Date"), now))
+    try:
+        return now + (reset - _server_time(response.headers.get("Date"), now))
+    except OverflowError:  # a Date no clock can be set apart by (year 9999): read as missing
+        return reset
 
 
 def _server_time(date: str | None, now: datetime) -> datetime:
