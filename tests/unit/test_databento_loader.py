@@ -8,6 +8,7 @@ from pathlib import Path
 
 import databento_dbn as dbn
 import pytest
+import zstandard
 
 from repeg.errors import QuoteFileError
 from repeg.market.databento_loader import TsField, load_dbn_quotes, load_dbn_trades
@@ -63,6 +64,22 @@ def _mbp1(
             depth=0,
             ts_recv=T0 + t_us * 1000 + 7,
             levels=level,
+        )
+    )
+
+
+def _trade(k: int) -> bytes:
+    return bytes(
+        dbn.TradeMsg(
+            publisher_id=1,
+            instrument_id=42,
+            ts_event=T0 + k,
+            price=157 * NANO,
+            size=10,
+            action=dbn.Action.TRADE,
+            side=dbn.Side.ASK,
+            depth=0,
+            ts_recv=T0 + k + 5,
         )
     )
 
@@ -237,6 +254,28 @@ def test_a_dbn_file_cut_inside_a_record_is_refused_not_loaded_short(tmp_path: Pa
     payload += _mbp1(42, 0, 157 * NANO, 158 * NANO) + _mbp1(42, 1, 157 * NANO, 158 * NANO)
     with pytest.raises(QuoteFileError, match="truncated"):
         load_dbn_quotes(_write(tmp_path, "q.dbn", payload[:-10]))
+
+
+def test_a_zstd_file_cut_inside_its_frame_is_refused_even_at_a_record_boundary(tmp_path: Path) -> None:
+    """A .dbn.zst download cut inside its zstd frame decodes to whole blocks; where a block ends on a record (a
+    streaming writer flushes per record) the records before the cut loaded with no word: a backtest on part of
+    the day. The frame's missing end says the file was cut."""
+    compressor = zstandard.ZstdCompressor().compressobj()
+    parts = [compressor.compress(_metadata(dbn.Schema.TRADES, {"XXX": 42}))]
+    for k in range(3):
+        parts.append(compressor.compress(_trade(k)) + compressor.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK))
+    parts.append(compressor.flush())
+    whole = _write(tmp_path, "t.dbn.zst", b"".join(parts))
+    assert load_dbn_trades(whole).columns("XXX").size.tolist() == [10, 10, 10]
+    with pytest.raises(QuoteFileError, match="truncated"):
+        load_dbn_trades(_write(tmp_path, "cut.dbn.zst", b"".join(parts[:-2])))
+
+
+def test_a_zstd_file_of_several_frames_loads_whole(tmp_path: Path) -> None:
+    """Guard: a complete file written as several zstd frames (as concatenated downloads are) is no cut file."""
+    payload = _metadata(dbn.Schema.TRADES, {"XXX": 42}) + _trade(0) + _trade(1)
+    frames = b"".join(zstandard.ZstdCompressor().compress(part) for part in (payload[:100], payload[100:]))
+    assert load_dbn_trades(_write(tmp_path, "t.dbn.zst", frames)).columns("XXX").size.tolist() == [10, 10]
 
 
 def test_a_file_that_is_not_dbn_is_refused(tmp_path: Path) -> None:

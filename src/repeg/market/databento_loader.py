@@ -62,6 +62,8 @@ def _open(path: Path) -> tuple[str, npt.NDArray[np.void], _SymbolResolver]:
             store = db.DBNStore.from_file(path)
             records = store.to_ndarray()
         instruments.insert_metadata(store.metadata)
+        if str(store.compression) == "zstd" and not _zstd_frames_complete(path):  # stub: ZSTD is a str
+            raise QuoteFileError(str(path), None, "truncated: the zstd stream ends inside a frame")
     except BentoWarning as exc:
         raise QuoteFileError(str(path), None, f"truncated: {exc}") from exc
     except (OSError, ValueError, RuntimeError, BentoError, DBNError) as exc:
@@ -69,6 +71,24 @@ def _open(path: Path) -> tuple[str, npt.NDArray[np.void], _SymbolResolver]:
     schema = "" if store.schema is None else str(store.schema)
     resolver: _SymbolResolver = instruments
     return schema, records, resolver
+
+
+def _zstd_frames_complete(path: Path) -> bool:
+    """Whether a zstd file ends where a frame ends. A download cut inside a frame decodes to whole blocks, and
+    where a block ends on a record (a streaming writer flushes per record) DBN alone cannot tell it was cut."""
+    import zstandard
+
+    ended = True
+    frame = zstandard.ZstdDecompressor().decompressobj()
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 20):
+            while chunk:
+                frame.decompress(chunk)  # output dropped: databento reads the records; only the end matters
+                ended = frame.eof
+                chunk = frame.unused_data if ended else b""  # after a frame's end: the next frame's start
+                if ended:
+                    frame = zstandard.ZstdDecompressor().decompressobj()
+    return ended
 
 
 def _symbols(
