@@ -278,6 +278,15 @@ def test_a_zstd_file_of_several_frames_loads_whole(tmp_path: Path) -> None:
     assert load_dbn_trades(_write(tmp_path, "t.dbn.zst", frames)).columns("XXX").size.tolist() == [10, 10]
 
 
+def test_a_damaged_zstd_file_is_refused_as_unreadable_not_a_raw_zstd_error(tmp_path: Path) -> None:
+    """Bytes after the last frame that are no zstd frame (a damaged or appended-to download) raised zstandard's
+    own `ZstdError`: an internal error, where a damaged .csv.gz is a file named as unreadable."""
+    payload = _metadata(dbn.Schema.TRADES, {"XXX": 42}) + _trade(0)
+    damaged = zstandard.ZstdCompressor().compress(payload) + b"\x00damaged"
+    with pytest.raises(QuoteFileError, match="not a readable DBN file"):
+        load_dbn_trades(_write(tmp_path, "t.dbn.zst", damaged))
+
+
 def test_a_file_that_is_not_dbn_is_refused(tmp_path: Path) -> None:
     with pytest.raises(QuoteFileError, match="not a readable DBN file"):
         load_dbn_quotes(_write(tmp_path, "x.dbn", b"ts,symbol\n"))

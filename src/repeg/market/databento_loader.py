@@ -54,6 +54,7 @@ def _open(path: Path) -> tuple[str, npt.NDArray[np.void], _SymbolResolver]:
     from databento.common.error import BentoError, BentoWarning
     from databento.common.symbology import InstrumentMap
     from databento_dbn import DBNError
+    from zstandard import ZstdError
 
     instruments = InstrumentMap()
     try:
@@ -66,7 +67,7 @@ def _open(path: Path) -> tuple[str, npt.NDArray[np.void], _SymbolResolver]:
             raise QuoteFileError(str(path), None, "truncated: the zstd stream ends inside a frame")
     except BentoWarning as exc:
         raise QuoteFileError(str(path), None, f"truncated: {exc}") from exc
-    except (OSError, ValueError, RuntimeError, BentoError, DBNError) as exc:
+    except (OSError, ValueError, RuntimeError, BentoError, DBNError, ZstdError) as exc:
         raise QuoteFileError(str(path), None, f"not a readable DBN file: {exc}") from exc
     schema = "" if store.schema is None else str(store.schema)
     resolver: _SymbolResolver = instruments
