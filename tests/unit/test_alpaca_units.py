@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator, MutableMapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -665,34 +667,12 @@ def test_an_unusable_credentials_file_is_a_config_error_naming_it(tmp_path: Path
 async def test_another_clients_open_order_of_a_kind_repeg_does_not_read_is_logged_at_debug_not_info():
     # Every reconcile poll lists the account's open orders; another client's stop order (a kind repeg never
     # sends) was logged `open_order_not_ours_skipped` at info on every poll: noise in every --log-json run.
-    import logging
-
-    import structlog
-    from pydantic import SecretStr
-
-    from repeg.brokers.alpaca.adapter import AlpacaBroker
-    from repeg.brokers.alpaca.credentials import AlpacaCredentials
-    from repeg.brokers.alpaca.settings import AlpacaSettings
-    from repeg.engine.clock import RealClock
-
     client = _TwoOrders()
     stop = {**_raw_order("new"), "client_order_id": "another-client-1", "type": "stop", "stop_price": "90.00"}
     client.raw[str(stop["id"])] = stop
-    broker = AlpacaBroker(
-        client,  # type: ignore[arg-type]
-        name="alpaca-paper",
-        clock=RealClock(),
-        settings=AlpacaSettings(),
-        credentials=AlpacaCredentials(key_id="PK", secret_key=SecretStr("s")),
-        stream_url="ws://127.0.0.1:9/stream",
-    )
-    saved = structlog.get_config()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
-    try:
-        with structlog.testing.capture_logs() as lines:
-            assert await broker.list_open_orders() == []
-    finally:
-        structlog.configure(**saved)
+    broker = _broker_logging_every_level(client)
+    with _every_level_captured() as lines:
+        assert await broker.list_open_orders() == []  # type: ignore[attr-defined]
     skipped = [line for line in lines if line["event"] == "open_order_not_ours_skipped"]
     assert [line["log_level"] for line in skipped] == ["debug"]
 
@@ -715,7 +695,9 @@ def _broker_logging_every_level(client: object) -> object:
     )
 
 
-def _unreadable_update_levels(broker: object, order: dict[str, object]) -> list[object]:
+@contextlib.contextmanager
+def _every_level_captured() -> Iterator[list[MutableMapping[str, object]]]:
+    """The log lines of every level (debug included) emitted inside the block."""
     import logging
 
     import structlog
@@ -724,10 +706,15 @@ def _unreadable_update_levels(broker: object, order: dict[str, object]) -> list[
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
     try:
         with structlog.testing.capture_logs() as lines:
-            update = {"event": "new", "timestamp": order["updated_at"], "order": order}
-            broker._on_stream_update(update)  # type: ignore[attr-defined]
+            yield lines
     finally:
         structlog.configure(**saved)
+
+
+def _unreadable_update_levels(broker: object, order: dict[str, object]) -> list[object]:
+    with _every_level_captured() as lines:
+        update = {"event": "new", "timestamp": order["updated_at"], "order": order}
+        broker._on_stream_update(update)  # type: ignore[attr-defined]
     return [line["log_level"] for line in lines if line["event"] == "trade_update_unreadable"]
 
 
