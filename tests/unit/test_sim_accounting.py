@@ -358,3 +358,15 @@ def test_latency_model_reads_seconds_and_names_a_bad_key() -> None:
     with pytest.raises(ConfigError) as info:
         LatencyModel.from_mapping({"replace": -1})
     assert (info.value.key, info.value.value) == ("latency.replace", -1)
+
+
+@pytest.mark.parametrize("cash", [1e28, "1e16", 10**15 + 1])
+def test_sim_account_refuses_cash_too_large_to_stay_exact_to_the_fill(cash: object) -> None:
+    # Positions are bounded (c7a4357), cash was not: $1e28 was accepted and a buy of $100.50 left
+    # 9999999999999999999999999900, not ...899.50 (Decimal's 28 digits rounded the books). Cash is bounded at
+    # $1e15, where a fill's notional (9-decimal shares at 4-decimal prices) still fits exactly.
+    with pytest.raises(ConfigError) as info:
+        SimAccount.from_mapping({"cash": cash})
+    assert (info.value.key, info.value.value) == ("cash", cash)
+    assert info.value.reason == "must be at most 1,000,000,000,000,000"
+    assert SimAccount.from_mapping({"cash": 10**15}).cash == Decimal(10**15)

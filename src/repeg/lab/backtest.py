@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from repeg.brokers.simulator.account import AS_WRITTEN, SimAccount
+from repeg.brokers.simulator.account import AS_WRITTEN, MAX_CASH, SimAccount
 from repeg.brokers.simulator.factory import build_simulation
 from repeg.brokers.simulator.fill_models import FillModel, PaperFillModel
 from repeg.brokers.simulator.latency import LatencyModel
@@ -262,7 +262,8 @@ def _lab_account(day: DayData, basket: Sequence[ParentOrder]) -> SimAccount:
     sells = sum((order.qty for order in basket if order.side is Side.SELL), Decimal(0))
     asks = day.quotes.columns(day.symbol).ask
     highest = from_units(int(asks.max())) if len(asks) else Decimal(0)
-    holdings = {"cash": max(_CASH, 2 * buys * highest), "positions": {day.symbol: max(_POSITION, sells)}}
+    cash = min(MAX_CASH, max(_CASH, 2 * buys * highest))  # an account holds at most MAX_CASH
+    holdings = {"cash": cash, "positions": {day.symbol: max(_POSITION, sells)}}
     # The day's symbol as its quote file names it: the basket trades it so, whatever its case or shape.
     return SimAccount.model_validate(holdings, context=AS_WRITTEN)
 

@@ -27,6 +27,9 @@ _QTY_STEP = Decimal("0.000000001")
 #: The largest holding: far beyond any real one (and any lab basket's), and small enough that a position kept to
 #: 1e-9 shares stays exact in Decimal's 28 digits (1e19 has no room left for the 1e-9 grid) after later buys.
 MAX_POSITION = Decimal(10) ** 18
+#: The most starting cash: far beyond any real account, and small enough that the books stay exact in Decimal's
+#: 28 digits after a fill (a notional has up to 13 decimals: 1e-9 shares at a $0.0001 price); $1e28 lost cents.
+MAX_CASH = Decimal(10) ** 15
 
 #: The validation context of an account whose symbols are a quote file's as written, not a plan's: the lab's, whose
 #: basket trades the file's own symbol ("brk b" say) as written (`repeg.lab.backtest`, `runner.run_basket`).
@@ -81,6 +84,13 @@ class SimAccount(BaseModel):
     @classmethod
     def _cash_text(cls, value: object) -> object:
         return _decimal_from_number(value)
+
+    @field_validator("cash")
+    @classmethod
+    def _cash_bounded(cls, value: Decimal) -> Decimal:
+        if value > MAX_CASH:
+            raise PydanticCustomError("cash", "must be at most {limit}", {"limit": f"{MAX_CASH:,}"})
+        return value
 
     @field_validator("positions", "non_tradable", "non_fractionable")
     @classmethod
