@@ -194,3 +194,21 @@ def test_resampling_in_runs_widens_the_interval_of_dependent_observations() -> N
     runs = bootstrap_mean(values, seed=0, block=11)
     assert runs.block == 11
     assert (runs.high - runs.low) > 1.8 * (one.high - one.low)
+
+
+def test_the_chance_of_a_verdict_among_many_comparisons_is_stated_as_an_upper_bound() -> None:
+    # 1 - 0.95^N is the chance for N independent comparisons; a compare's comparisons share the baseline's runs
+    # and the orders, so they are correlated and the chance is lower (Sidak's inequality): "about 34%" overstated it.
+    from repeg.lab.stats import multiplicity_note
+
+    assert "up to about 34%" in multiplicity_note(8)
+
+
+def test_the_rule_for_overlapping_orders_says_their_intervals_still_run_narrow() -> None:
+    # Resampled in runs, a worst-case overlapping basket with no true difference still got a verdict about 11% of
+    # the time (tests/unit/test_lab_paired.py), above the nominal 5%: the stated rule implied it was cured.
+    from repeg.lab.stats import runs_note
+
+    note = runs_note(11)
+    assert "about 11%" in note
+    assert "nominal 5%" in note
