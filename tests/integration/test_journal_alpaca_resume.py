@@ -355,3 +355,26 @@ def test_resume_of_a_run_that_ended_with_its_order_open_cancels_it_on_a_closed_m
     assert result.exit_code == ExitCode.FAILED, result.stderr
     assert "DAY orders queue" not in result.stderr
     assert threaded_alpaca.count("POST", "/v2/orders") == 1
+
+
+def test_a_run_that_ended_with_its_order_open_asked_on_the_simulator_is_refused_naming_its_broker(
+    threaded_alpaca: FakeAlpacaServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """README: an unfinished run of another broker, asked on the simulator, is refused naming its broker, since its
+    orders may still work there. An Alpaca run that ended with its order still open there, asked without
+    `--broker`, was answered with its journaled result instead: nothing said the order was still working, nor that
+    a resume on alpaca-paper closes it."""
+    _on_the_fake(threaded_alpaca, monkeypatch)
+    resume_args = _interrupted(tmp_path)
+    threaded_alpaca.reject_cancels = 10**6
+    threaded_alpaca.fail("PATCH", "/v2/orders", 422, times=10**6)
+    ran = _resume(_run_args(tmp_path, resume_args))
+    (order,) = threaded_alpaca.book.orders.values()
+    assert order.is_open, ran.stderr
+    on_the_simulator = [
+        arg for arg in _run_args(tmp_path, resume_args) if arg not in ("--broker", "alpaca-paper")
+    ]
+    result = _resume(on_the_simulator)
+    assert result.exit_code == ExitCode.BAD_INPUT, result.stderr
+    assert "alpaca-paper" in result.stderr
+    assert order.is_open

@@ -72,17 +72,20 @@ def finished_result(journal: Journal, run_id: str | None) -> ExecutionResult | N
 
     Raises `JournalError` for an unfinished run: the in-process simulator's orders died with that process, so
     there is nothing to resume against (remote brokers resume instead, see `run_remote`). An unfinished run of
-    another broker is refused naming that broker (`ConfigError`): its orders may still work there.
+    another broker is refused naming that broker (`ConfigError`): its orders may still work there; so is one that
+    ended with an order still open there (`left_open`: a resume on that broker closes it).
     """
     from repeg.domain.run import fold_run
+    from repeg.journal.resume import left_open
     from repeg.report.result import journaled_result
 
     if run_id is None or not journal.has_run(run_id):
         return None
     events = journal.events(run_id)
     state = fold_run(events)
-    if state.status is None:
+    if state.status is None or left_open(state):
         _check_same_broker(run_id, events, "simulator")
+    if state.status is None:
         raise JournalError(
             f"run {run_id} is unfinished, and the in-process simulator it ran on is gone; use a new --run-id"
         )
