@@ -351,13 +351,17 @@ async def test_a_graceful_stop_paces_a_request_past_its_window_rather_than_drop_
 
 
 async def _unanswered_submit(
-    broker: AlpacaBroker, fake_alpaca: FakeAlpacaServer
+    broker: AlpacaBroker, fake_alpaca: FakeAlpacaServer, *, landed: bool = False
 ) -> tuple[OrderGateway, EventBus]:
-    """A gateway whose leg 0 is submitting: its submit went out while Alpaca answered every order request 503."""
+    """A gateway whose leg 0 is submitting: its submit went out while Alpaca answered every order request 503
+    (`landed`: its first send created the order, whose answer and trade updates were lost)."""
     bus = EventBus("r9", RealClock(), ())
     spec = LegSpec(index=0, symbol="AAPL", side=Side.BUY, qty=Decimal(1))
     await bus.emit(LegPlanned(**bus.stamp(0), spec=spec))
     gateway = OrderGateway(broker, bus, ExecutionConfig(wait_between_checks=0.01))
+    if landed:
+        fake_alpaca.trade_stream_muted = True
+        fake_alpaca.lose_response("POST", "/v2/orders")
     fake_alpaca.fail("POST", "/v2/orders", 503, times=500)
     fake_alpaca.fail("GET", "/v2/orders:by_client_order_id", 503, times=500)
     assert await gateway.submit(0, OrderType.LIMIT, Decimal("90.00"), step=0, reason="peg", quote=None)
@@ -403,6 +407,25 @@ async def test_a_stopping_run_still_retries_the_lookup_of_an_unanswered_submit(a
     with pytest.raises(BrokerUnavailableError):
         await broker.get_order_by_client_id("r9-L0000-A00")
     assert _order_requests(fake_alpaca) - before == FAST.retry.max_attempts
+
+
+async def test_a_landed_submit_whose_lookup_fails_or_misses_it_once_is_not_sent_as_a_second_order(
+    alpaca: Pair, fake_alpaca
+):
+    """Guard of 8bbed60 (a lookup of an unanswered submit is one request): a lookup that fails once sends nothing;
+    one that misses the order (a stale 404) sends the submit again under its own client order id, which Alpaca
+    refuses as a duplicate; the next lookup finds the order, and the account holds one."""
+    broker, _ = alpaca
+    gateway, bus = await _unanswered_submit(broker, fake_alpaca, landed=True)
+    fake_alpaca.faults.clear()
+    for status in (503, 404, 503):
+        fake_alpaca.fail("GET", "/v2/orders:by_client_order_id", status)
+    for _ in range(4):
+        await asyncio.sleep(0.02)  # a re-send is due
+        await gateway.resolve_submit(0)
+    assert [o.client_order_id for o in fake_alpaca.book.orders.values()] == ["r9-L0000-A00"]
+    assert bus.leg(0).status is LegStatus.WORKING
+    assert fake_alpaca.count("POST", "/v2/orders") == FAST.retry.max_attempts + 1  # the re-send, refused
 
 
 def _clock_set_off(seconds: float) -> RealClock:
