@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from decimal import ROUND_CEILING, Decimal, localcontext
+from decimal import ROUND_CEILING, ROUND_DOWN, Decimal, localcontext
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from tests.fakes.alpaca_fixtures import connect
+from tests.fakes.alpaca_server import FakeAlpacaServer
+from tests.integration.test_alpaca_end_to_end import FAST_RUN
 
 import repeg
 from repeg.api import execute, execute_async
 from repeg.brokers.simulator.account import SimAccount
 from repeg.brokers.simulator.factory import build_simulation
 from repeg.config import ExecutionConfig
-from repeg.domain.events import OrderIntent, RunEnded, RunEvent, RunStarted
+from repeg.domain.events import OrderIntent, OrderUpdated, RunEnded, RunEvent, RunStarted
 from repeg.domain.orders import Side
 from repeg.domain.plan import Plan, PlanKind, TargetWeight, TradeIntent
-from repeg.engine.clock import VirtualClock, run_virtual
+from repeg.engine.clock import RealClock, VirtualClock, run_virtual
 from repeg.errors import ConfigError, NotTradableError, RepegError, SafetyLimitError, UnknownSymbolError
 from repeg.market.loaders import load_quotes
 from repeg.market.tape import QuoteTape
@@ -80,6 +83,30 @@ def test_the_callers_decimal_context_changes_nothing_in_a_run(tape: QuoteTape) -
     with localcontext(prec=6, rounding=ROUND_CEILING):
         assert run() == expected
     assert expected.quality.cost_bps == Decimal("9.98")
+
+
+async def test_an_alpaca_fill_is_priced_in_the_runs_decimal_context_not_the_callers(
+    fake_alpaca: FakeAlpacaServer,
+) -> None:
+    # As docs/ALPACA.md shows, the program builds (and so starts) the broker before `execute_async`: its trade
+    # stream ran in the caller's context, which (precision 5, rounding down) priced an execution of 777 at 100.01
+    # as a fill at 100.00, the price `repeg show` and the run report give it.
+    fake_alpaca.book.set_quote("AAPL", Decimal("100.01"), Decimal("100.10"))
+    # The buy resting at the bid (100.01) is filled there once the ask comes down to it.
+    fake_alpaca.book.play([(0.1, "AAPL", Decimal("99.90"), Decimal("100.01"))])
+    recorder = Recorder()
+    with localcontext(prec=5, rounding=ROUND_DOWN):
+        broker, feed = await connect(fake_alpaca)
+        try:
+            result = await execute_async(
+                trades("AAPL,buy,777\n"), broker, feed, RealClock(), FAST_RUN, run_id="ctx1", sinks=[recorder]
+            )
+        finally:
+            await feed.aclose()
+            await broker.aclose()
+    assert result.legs[0].filled_qty == Decimal(777)
+    fills = [e.update.fill for e in recorder.events if isinstance(e, OrderUpdated) and e.update.fill]
+    assert [(fill.qty, fill.price) for fill in fills] == [(Decimal(777), Decimal("100.01"))]
 
 
 def test_execute_async_emits_run_started_first_and_run_ended_last(tape: QuoteTape) -> None:

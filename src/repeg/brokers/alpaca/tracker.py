@@ -10,13 +10,14 @@ equals the broker's `filled_qty` and their notional its `filled_qty * filled_avg
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 import structlog
 
 from repeg.brokers.base import UpdateSink
 from repeg.domain.orders import BrokerOrder, Fill, OrderEvent, OrderStatus, OrderUpdate, event_for_status
 from repeg.domain.ticks import ZERO
+from repeg.report.quality import DECIMAL_CONTEXT
 
 log = structlog.get_logger(__name__)
 
@@ -31,7 +32,13 @@ def advances(old: BrokerOrder | None, new: BrokerOrder) -> bool:
 
 
 def fill_between(old: BrokerOrder | None, new: BrokerOrder, ts: datetime) -> Fill | None:
-    """The execution that took the order from `old` to `new`, priced from the cumulative averages."""
+    """The execution that took the order from `old` to `new`, priced from the cumulative averages, in
+    `DECIMAL_CONTEXT`: the trade stream's task may have been started in a program's own decimal context."""
+    with localcontext(DECIMAL_CONTEXT):
+        return _fill_between(old, new, ts)
+
+
+def _fill_between(old: BrokerOrder | None, new: BrokerOrder, ts: datetime) -> Fill | None:
     before_qty = ZERO if old is None else old.filled_qty
     qty = new.filled_qty - before_qty
     if qty <= ZERO or new.filled_avg_price is None:
