@@ -221,9 +221,9 @@ def test_a_comparison_on_enough_pairs_has_no_withheld_reason() -> None:
     assert (comparison.verdict, comparison.verdict_withheld) == (Verdict.BETTER, None)
 
 
-def test_a_saved_comparison_states_the_verdict_rule(monkeypatch: pytest.MonkeyPatch) -> None:
-    # `repeg compare --json` carried the verdicts but not the rule they follow (30 pairs, paired 95% interval).
-    runs = {"market": _run("market", MARKET), "p": _run("p", [c - 0.3 for c in MARKET])}
+def _saved_rule(monkeypatch: pytest.MonkeyPatch, costs: dict[str, list[float]]) -> str:
+    """The saved verdict_rule of a compare of market-spec policies named as `costs`, their runs stubbed."""
+    runs = {name: _run(name, c) for name, c in costs.items()}
     monkeypatch.setattr(compare_module, "run_backtest", lambda _d, _b, spec, **_: runs[spec.name])
     basket = [
         ParentOrder(index=0, symbol="XXX", side=Side.BUY, qty=Decimal(100), arrival=T0, budget_seconds=60)
@@ -231,11 +231,18 @@ def test_a_saved_comparison_states_the_verdict_rule(monkeypatch: pytest.MonkeyPa
     result = compare_module.compare(
         SimpleNamespace(ref=REF),  # type: ignore[arg-type] - only its reference is read past the stubs
         basket,
-        [MarketSpec(name="market"), MarketSpec(name="p")],
+        [MarketSpec(name=name) for name in costs],
         [FillModelName.PAPER],
         seed=0,
     )
     rule = result.model_dump(mode="json")["verdict_rule"]
+    assert isinstance(rule, str)
+    return rule
+
+
+def test_a_saved_comparison_states_the_verdict_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `repeg compare --json` carried the verdicts but not the rule they follow (30 pairs, paired 95% interval).
+    rule = _saved_rule(monkeypatch, {"market": MARKET, "p": [c - 0.3 for c in MARKET]})
     assert "at least 30 paired orders" in rule
     assert "excludes 0" in rule
 
@@ -329,40 +336,32 @@ def test_a_saved_comparison_says_its_verdicts_are_not_corrected_for_the_comparis
     # true difference shows a verdict by chance about a third of the time. Only docs/EXECUTION_QUALITY.md said so:
     # the JSON (and the terminal and HTML) stated a per-comparison rule a reader takes as the table's.
     costs = {"market": MARKET, "p": [c - 0.3 for c in MARKET], "q": [c + 0.01 for c in MARKET]}
-    runs = {name: _run(name, c) for name, c in costs.items()}
-    monkeypatch.setattr(compare_module, "run_backtest", lambda _d, _b, spec, **_: runs[spec.name])
-    basket = [
-        ParentOrder(index=0, symbol="XXX", side=Side.BUY, qty=Decimal(100), arrival=T0, budget_seconds=60)
-    ]
-    result = compare_module.compare(
-        SimpleNamespace(ref=REF),  # type: ignore[arg-type] - only its reference is read past the stubs
-        basket,
-        [MarketSpec(name=name) for name in costs],
-        [FillModelName.PAPER],
-        seed=0,
-    )
-    rule = result.model_dump(mode="json")["verdict_rule"]
+    rule = _saved_rule(monkeypatch, costs)
     assert "no correction for the 2 comparisons made" in rule
     assert "10%" in rule  # 1 - 0.95^2 = 9.75%
 
 
-def test_the_terminal_title_says_the_verdicts_are_not_corrected_for_the_comparisons_made() -> None:
+def _table_title(runs: list[BacktestResult]) -> str:
+    """The compare summary table's title over `runs`, compared with market (seed 1)."""
     from repeg.lab.models import CompareResult
     from repeg.lab.tables import compare_tables
     from repeg.lab.tca import frontier
 
-    runs = [_run("market", MARKET), _run("p", [c - 0.3 for c in MARKET])]
-    comparisons = paired_comparisons(runs, baseline="market", seed=1)
     result = CompareResult(
         data=REF,
         seed=0,
         baseline="market",
         runs=tuple(runs),
-        comparisons=comparisons,
+        comparisons=paired_comparisons(runs, baseline="market", seed=1),
         frontier=frontier([r.summary for r in runs]),
     )
     title = compare_tables(result)[0].title
     assert isinstance(title, str)
+    return title
+
+
+def test_the_terminal_title_says_the_verdicts_are_not_corrected_for_the_comparisons_made() -> None:
+    title = _table_title([_run("market", MARKET), _run("p", [c - 0.3 for c in MARKET])])
     assert "no correction for the 1 comparison made" in title
 
 
@@ -416,27 +415,13 @@ def test_orders_whose_budgets_do_not_overlap_are_resampled_one_at_a_time() -> No
 
 
 def test_the_table_title_says_overlapping_orders_were_resampled_in_runs() -> None:
-    from repeg.lab.models import CompareResult
-    from repeg.lab.tables import compare_tables
-    from repeg.lab.tca import frontier
-
     orders = tuple(_spaced_orders(40, 10.0, 60.0))
     runs = [
         _run("market", [1.0] * 40).model_copy(update={"orders": orders}),
         _run("p", [0.5] * 40).model_copy(update={"policy": "p", "orders": orders}),
     ]
-    comparisons = paired_comparisons(runs, baseline="market", seed=1)
-    assert comparisons[0].diff_half_spreads.block == 11
-    result = CompareResult(
-        data=REF,
-        seed=0,
-        baseline="market",
-        runs=tuple(runs),
-        comparisons=comparisons,
-        frontier=frontier([r.summary for r in runs]),
-    )
-    title = compare_tables(result)[0].title
-    assert isinstance(title, str)
+    assert paired_comparisons(runs, baseline="market", seed=1)[0].diff_half_spreads.block == 11
+    title = _table_title(runs)
     assert "pairs are resampled in runs of 11 consecutive orders" in title
 
 
