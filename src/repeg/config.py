@@ -383,6 +383,12 @@ def _kind(value: object) -> str:
     return f"a {type(value).__name__}"
 
 
+def withheld(value: object) -> str | None:
+    """What a configuration error says instead of `value` ("a string"), or None when it may show the value (as
+    `refused` shows one of the kind its key takes)."""
+    return None if value is None or _shown(value, wrong_kind=False) else _kind(value)
+
+
 def refused(key: str, value: object, reason: str, *, wrong_kind: bool = False) -> ConfigError:
     """The `ConfigError` of a configuration `value` refused at `key`: every configuration error that holds a value
     the user wrote goes through here. The value is shown only when it cannot be a pasted secret (`_shown`);

@@ -270,3 +270,25 @@ def test_a_grid_key_of_the_wrong_kind_is_not_printed_in_the_errors_traceback() -
     with pytest.raises(SweepError) as caught:
         grid_from_mapping({**GRID, "seed": secret})
     assert secret not in "".join(traceback.format_exception(caught.value))
+
+
+@pytest.mark.parametrize(
+    ("grid", "key"),
+    [
+        ({"wait_seconds": ["PKSECRETSECRETSECRET0123456789ABCDEFGHIJ"]}, "wait_seconds"),
+        ({"secret_key": ["PKSECRETSECRETSECRET0123456789ABCDEFGHIJ"]}, "secret_key"),
+    ],
+    ids=["wrong-kind", "unknown-key"],
+)
+def test_a_swept_value_that_could_be_a_secret_is_not_printed_in_the_variants_label(
+    grid: dict[str, object], key: str
+) -> None:
+    # 76ea140 withheld a fixed value, but the refusal names the variant by its label, which spells every swept
+    # value: "policy 'a[secret_key="PK..."]': secret_key: unknown key". The label now says such a value's kind.
+    import traceback
+
+    raw = {"policy": [{"name": "a", "kind": "touch-then-market", "grid": grid}]}
+    with pytest.raises(SweepError) as caught:
+        grid_from_mapping(raw)
+    assert f"policy 'a[{key}=<a string>]': {key}: " in str(caught.value)
+    assert "PKSECRET" not in "".join(traceback.format_exception(caught.value))

@@ -35,7 +35,7 @@ import itertools
 import json
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from pydantic import (
@@ -48,6 +48,7 @@ from pydantic import (
     field_validator,
 )
 
+from repeg.config import withheld
 from repeg.errors import ConfigError, SweepError
 from repeg.lab.backtest import LAB_BASE_CONFIG, budget_config
 from repeg.lab.baskets import BasketSpec
@@ -154,9 +155,22 @@ def _check_variants(policy: PolicyGrid, basket: BasketSpec, where: str) -> None:
         try:
             run_config(variant_spec(policy.kind, label, params), base)
         except ValidationError as exc:  # shown as a policy file's error is; not chained (pydantic prints it)
-            raise SweepError(where, f"policy {label!r}: {said(spec_refused(exc))}") from None
+            raise SweepError(
+                where, f"policy {_said_label(policy, params)!r}: {said(spec_refused(exc))}"
+            ) from None
         except ConfigError as exc:
-            raise SweepError(where, f"policy {label!r}: {said(exc)}") from exc
+            raise SweepError(where, f"policy {_said_label(policy, params)!r}: {said(exc)}") from exc
+
+
+def _said_label(policy: PolicyGrid, params: Mapping[str, ParamValue]) -> str:
+    """A variant's label as a refusal names it: a swept value a configuration error would withhold (it may be a
+    pasted secret, `repeg.config.withheld`) is said by its kind."""
+    return _label(policy.name, {key: params[key] for key in policy.grid}, _said_value)
+
+
+def _said_value(value: ParamValue) -> str:
+    kind = withheld(value)
+    return _canonical(value) if kind is None else f"<{kind}>"
 
 
 def day_key(path: str) -> str:
@@ -199,10 +213,10 @@ def _canonical(value: ParamValue) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def _label(name: str, swept: Mapping[str, ParamValue]) -> str:
+def _label(name: str, swept: Mapping[str, ParamValue], say: Callable[[ParamValue], str] = _canonical) -> str:
     if not swept:
         return name
-    return name + "[" + ",".join(f"{k}={_canonical(v)}" for k, v in sorted(swept.items())) + "]"
+    return name + "[" + ",".join(f"{k}={say(v)}" for k, v in sorted(swept.items())) + "]"
 
 
 def _policy_variants(policy: PolicyGrid) -> list[tuple[str, dict[str, ParamValue]]]:
