@@ -364,3 +364,31 @@ async def test_a_request_longer_than_the_line_limit_is_refused_and_the_connectio
     assert type(too_long) is BrokerError
     assert "longer than 1024 bytes" in str(too_long)
     assert "unknown method 'no_such_method'" in str(decode_error(parse_answer(second)[1]))
+
+
+async def test_an_answer_longer_than_the_line_limit_is_an_outcome_unknown_broker_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The client read answers with readline(), whose ValueError on a line over the limit escaped as a raw
+    ValueError (an internal error, not the typed "outcome unknown" the engine resolves by client order id); the
+    connection is dropped (the rest of the line would be read as the next answer) and the next call is served."""
+    monkeypatch.setattr("repeg.brokers.remote.client.MAX_LINE", 1024)
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while line := await reader.readline():
+            method = parse_request(line)[0]
+            body = json.dumps("x" * 5000) if method == "all_orders" else f'"{method}"'
+            writer.write(answer_line(True, body))
+            await writer.drain()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    conn = _Connection(SimAddress("127.0.0.1", port, "s1"))
+    try:
+        with pytest.raises(BrokerUnavailableError, match="all_orders: answer longer than 1024 bytes"):
+            await asyncio.wait_for(conn.call("all_orders"), 5)
+        assert await asyncio.wait_for(conn.call("get_order"), 5) == '"get_order"'
+    finally:
+        await conn.close()
+        server.close()
+        await server.wait_closed()

@@ -89,17 +89,23 @@ class _Connection:
         self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
     async def call(self, method: str, params: str = "{}") -> str:
+        request = request_line(method, self._address.session, params)
         async with self._lock:
             reader, writer = await self._open()
             try:
                 async with asyncio.timeout(self._timeout.total_seconds()):
-                    writer.write(request_line(method, self._address.session, params))
+                    writer.write(request)
                     await writer.drain()
                     line = await reader.readline()
             except TimeoutError as exc:  # its answer may still come: read as the next request's, were it kept
                 self._drop(writer)
                 waited = f"{self._timeout.total_seconds():g} s"
                 raise BrokerUnavailableError(f"remote simulator {method}: no answer within {waited}") from exc
+            except ValueError as exc:  # readline: over the limit (its rest would be read as the next answer)
+                self._drop(writer)
+                raise BrokerUnavailableError(
+                    f"remote simulator {method}: answer longer than {MAX_LINE} bytes"
+                ) from exc
             except OSError as exc:
                 self._drop(writer)
                 raise BrokerUnavailableError(f"remote simulator {method}: {exc}") from exc
