@@ -68,18 +68,19 @@ def _mbp1(
     )
 
 
-def _trade(k: int) -> bytes:
+def _trade(k: int, *, price: int = 157 * NANO, size: int = 10, ts_recv: int | None = None) -> bytes:
+    """The k-th print of a trades file (received 5 ns after its event unless `ts_recv` is given)."""
     return bytes(
         dbn.TradeMsg(
             publisher_id=1,
             instrument_id=42,
             ts_event=T0 + k,
-            price=157 * NANO,
-            size=10,
+            price=price,
+            size=size,
             action=dbn.Action.TRADE,
             side=dbn.Side.ASK,
             depth=0,
-            ts_recv=T0 + k + 5,
+            ts_recv=T0 + k + 5 if ts_recv is None else ts_recv,
         )
     )
 
@@ -128,19 +129,7 @@ def test_mbp1_trades_are_the_trade_actions_only(mbp1_file: Path) -> None:
 def test_trades_schema_file_loads_every_print(tmp_path: Path) -> None:
     payload = _metadata(dbn.Schema.TRADES, {"XXX": 42})
     for k in range(3):
-        payload += bytes(
-            dbn.TradeMsg(
-                publisher_id=1,
-                instrument_id=42,
-                ts_event=T0 + k,
-                price=(157 + k) * NANO,
-                size=10 * (k + 1),
-                action=dbn.Action.TRADE,
-                side=dbn.Side.ASK,
-                depth=0,
-                ts_recv=T0 + k + 5,
-            )
-        )
+        payload += _trade(k, price=(157 + k) * NANO, size=10 * (k + 1))
     cols = load_dbn_trades(_write(tmp_path, "t.dbn", payload)).columns("XXX")
     assert cols.price.tolist() == [1_570_000, 1_580_000, 1_590_000]
     assert cols.size.tolist() == [10, 20, 30]
@@ -150,19 +139,7 @@ def test_a_trade_without_a_price_is_refused_with_its_record(tmp_path: Path) -> N
     # An undefined quote side is "no quote" (0); a print at $0 would count as one through every buy limit.
     payload = _metadata(dbn.Schema.TRADES, {"XXX": 42})
     for k, price in enumerate([157 * NANO, dbn.UNDEF_PRICE]):
-        payload += bytes(
-            dbn.TradeMsg(
-                publisher_id=1,
-                instrument_id=42,
-                ts_event=T0 + k,
-                price=price,
-                size=10,
-                action=dbn.Action.TRADE,
-                side=dbn.Side.ASK,
-                depth=0,
-                ts_recv=T0 + k + 5,
-            )
-        )
+        payload += _trade(k, price=price)
     with pytest.raises(QuoteFileError, match="row 2: trade price"):
         load_dbn_trades(_write(tmp_path, "t.dbn", payload))
 
@@ -173,19 +150,7 @@ def test_a_trade_at_a_price_not_above_zero_is_refused_with_its_record(tmp_path: 
     model); a DBN print at 0 or below was taken as a print."""
     payload = _metadata(dbn.Schema.TRADES, {"XXX": 42})
     for k, px in enumerate([157 * NANO, price]):
-        payload += bytes(
-            dbn.TradeMsg(
-                publisher_id=1,
-                instrument_id=42,
-                ts_event=T0 + k,
-                price=px,
-                size=10,
-                action=dbn.Action.TRADE,
-                side=dbn.Side.ASK,
-                depth=0,
-                ts_recv=T0 + k + 5,
-            )
-        )
+        payload += _trade(k, price=px)
     with pytest.raises(QuoteFileError, match="row 2: trade price"):
         load_dbn_trades(_write(tmp_path, "t.dbn", payload))
 
@@ -195,19 +160,7 @@ def test_a_record_without_its_time_is_refused_naming_the_time_field(tmp_path: Pa
     has no symbol mapping on 1969-12-31", sending the user after a symbology that is fine."""
     payload = _metadata(dbn.Schema.TRADES, {"XXX": 42})
     for k, ts_recv in enumerate([T0 + 5, dbn.UNDEF_TIMESTAMP]):
-        payload += bytes(
-            dbn.TradeMsg(
-                publisher_id=1,
-                instrument_id=42,
-                ts_event=T0 + k,
-                price=157 * NANO,
-                size=10,
-                action=dbn.Action.TRADE,
-                side=dbn.Side.ASK,
-                depth=0,
-                ts_recv=ts_recv,
-            )
-        )
+        payload += _trade(k, ts_recv=ts_recv)
     with pytest.raises(QuoteFileError, match="row 2: ts_recv is undefined"):
         load_dbn_trades(_write(tmp_path, "t.dbn", payload))
     assert load_dbn_trades(tmp_path / "t.dbn", TsField.EVENT).columns("XXX").ts.tolist() == [T0, T0 + 1]
