@@ -25,7 +25,7 @@ from repeg.domain.ids import client_order_id
 from repeg.domain.orders import BrokerOrder, OrderStatus, ReplaceRequest
 from repeg.engine.clock import VirtualClock, run_virtual
 from repeg.engine.runner import run_execution
-from repeg.errors import BrokerUnavailableError, OrderNotCancelableError
+from repeg.errors import BrokerUnavailableError, OrderNotCancelableError, OrderRejectedError
 from repeg.journal.shutdown import StopReport, stop_run
 from repeg.journal.sqlite import SqliteJournal
 from repeg.market.replay import TapeFeed
@@ -93,6 +93,18 @@ class LostReplaceAnswer(ReadFailingSimulator):
         return order
 
 
+class FirstReplaceRefused(LostReplaceAnswer):
+    """Refuses the first replace outright (HTTP 422: nothing executed); then as `LostReplaceAnswer`."""
+
+    refused: str | None = None
+
+    async def replace_order(self, request: ReplaceRequest) -> BrokerOrder:
+        if self.refused is None:
+            self.refused = request.client_order_id
+            raise OrderRejectedError("replace: HTTP 422", broker_message="refused")
+        return await super().replace_order(request)
+
+
 class CrashOnceReplaced:
     """Passes events to the journal and "dies" right after the first one reporting an order replaced."""
 
@@ -105,14 +117,18 @@ class CrashOnceReplaced:
             raise Crash
 
 
-def _stopped_with_a_replacement_unread(tmp_path, *, named: bool) -> tuple[StopReport, BrokerOrder, str]:
+def _stopped_with_a_replacement_unread(
+    tmp_path, *, named: bool, first_refused: bool = False
+) -> tuple[StopReport, BrokerOrder, str]:
     """Run r1 crashed right after learning its first order replaced, the replace's answer lost (and the order's
-    successor named by the broker or not); then stopped while the broker's reads fail. The report, the
-    replacement as the broker has it after the stop, and the id of the order it replaced."""
+    successor named by the broker or not; an earlier replace refused outright when `first_refused`); then stopped
+    while the broker's reads fail. The report, the replacement as the broker has it after the stop, and the id of
+    the order it replaced."""
 
     async def main() -> tuple[StopReport, BrokerOrder, str]:
         clock = VirtualClock(TAPE.start + timedelta(seconds=5))
-        broker = LostReplaceAnswer(TAPE, clock, ACCOUNT, fill_model=PaperFillModel(TAPE, seed=3))
+        kind = FirstReplaceRefused if first_refused else LostReplaceAnswer
+        broker = kind(TAPE, clock, ACCOUNT, fill_model=PaperFillModel(TAPE, seed=3))
         broker.names_successor = named
         journal = SqliteJournal(tmp_path / "j.db", durability="full")
         with contextlib.suppress(Crash):
@@ -149,6 +165,16 @@ def test_graceful_stop_names_a_replacement_the_broker_never_named(tmp_path) -> N
     assert replacement.status.is_open
     assert report.unanswered == (replacement.client_order_id,)
     assert f"not cancelled): {replacement.client_order_id}" in report.summary()
+
+
+def test_graceful_stop_does_not_say_a_replace_the_broker_refused_went_unanswered(tmp_path) -> None:
+    # 9595815 lists the replaces sent after an order the broker reported replaced without naming the replacement:
+    # one the broker had refused outright (HTTP 422, nothing executed) was listed too, as "sent, no answer from
+    # the broker (may be working, not cancelled)", and the stop spent its grace window looking it up.
+    report, replacement, _ = _stopped_with_a_replacement_unread(tmp_path, named=False, first_refused=True)
+    refused = client_order_id("r1", 0, 1)
+    assert replacement.client_order_id != refused
+    assert report.unanswered == (replacement.client_order_id,)
 
 
 def test_graceful_stop_reports_the_cancel_of_an_unread_replacement_under_its_own_id(tmp_path) -> None:

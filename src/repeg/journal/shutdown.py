@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Final, TypeVar
@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict
 
 from repeg.brokers.base import Broker
 from repeg.config import ExecutionConfig
+from repeg.domain.events import IntentAction, OrderFailed, RunEvent
 from repeg.domain.leg import LegState
 from repeg.domain.lifecycle import IN_FLIGHT, LegStatus
 from repeg.domain.order_record import unread_replacement
@@ -39,7 +40,7 @@ from repeg.engine.bus import EventBus
 from repeg.engine.clock import Clock
 from repeg.engine.gateway import OrderGateway
 from repeg.engine.open_orders import replacement_unread
-from repeg.errors import BrokerError
+from repeg.errors import BrokerError, BrokerUnavailableError, DuplicateClientOrderIdError, RateLimitedError
 from repeg.journal.base import Journal
 from repeg.journal.resume import reconcile_leg, seeded_bus
 
@@ -50,6 +51,10 @@ log = structlog.get_logger("repeg.shutdown")
 EXIT_INTERRUPTED: Final = 130
 REASON_USER_STOP: Final = "user_stop"
 _SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
+#: Errors after which a replace may still have been executed (as `OrderGateway._executed_anyway` reads them).
+_OUTCOME_UNKNOWN: Final = frozenset(
+    error.__name__ for error in (DuplicateClientOrderIdError, BrokerUnavailableError, RateLimitedError)
+)
 
 
 class StopReport(BaseModel):
@@ -275,9 +280,22 @@ def _closed(bus: EventBus) -> set[str]:
     }
 
 
-def _unanswered(bus: EventBus) -> list[str]:
+def _refused_replaces(events: Sequence[RunEvent]) -> frozenset[str]:
+    """Client order ids of the replaces the broker refused outright (an error after which nothing was executed)."""
+    return frozenset(
+        event.client_order_id
+        for event in events
+        if isinstance(event, OrderFailed)
+        and event.action is IntentAction.REPLACE
+        and event.client_order_id is not None
+        and event.error not in _OUTCOME_UNKNOWN
+    )
+
+
+def _unanswered(bus: EventBus, refused: frozenset[str]) -> list[str]:
     """Client order ids of the submits and replaces the run announced and has no answer to (a replace whose
-    answer was lost included, when the broker reported the order replaced without naming the replacement)."""
+    answer was lost included, when the broker reported the order replaced without naming the replacement; of
+    those, the `refused` ones are left out)."""
     ids: list[str] = []
     for leg in bus.folder.legs.values():
         if leg.status is LegStatus.SUBMITTING and leg.active_client_order_id is not None:
@@ -285,27 +303,31 @@ def _unanswered(bus: EventBus) -> list[str]:
         elif leg.status is LegStatus.REPLACING and leg.pending_client_order_id is not None:
             ids.append(leg.pending_client_order_id)
         else:
-            ids.extend(_unnamed_replacement(leg))
+            ids.extend(_unnamed_replacement(leg, refused))
     return ids
 
 
-def _unnamed_replacement(leg: LegState) -> list[str]:
+def _unnamed_replacement(leg: LegState, refused: frozenset[str]) -> list[str]:
     """The client order ids of the replaces a leg sent after its order, when the broker reported that order
-    replaced but never named nor answered the replacement (it may be working; no cancel can reach it)."""
+    replaced but never named nor answered the replacement (it may be working; no cancel can reach it). A replace
+    the broker refused outright is not it, unless no other was sent."""
     active = leg.active_order
     if active is None or leg.is_done or not replacement_unread(leg):
         return []
     if unread_replacement(leg.orders, active) is not None:
         return []
-    return [r.client_order_id for r in leg.orders if r.order_id is None and r.attempt > active.attempt]
+    sent = [r.client_order_id for r in leg.orders if r.order_id is None and r.attempt > active.attempt]
+    return [cid for cid in sent if cid not in refused] or sent
 
 
-async def _await_in_flight(bus: EventBus, broker: Broker, clock: Clock, config: ExecutionConfig) -> None:
+async def _await_in_flight(
+    bus: EventBus, broker: Broker, clock: Clock, config: ExecutionConfig, refused: frozenset[str]
+) -> None:
     """Wait, up to `grace_window`, until the broker knows every submit and replace the stopped engine left
     unanswered. The engine task was cancelled, not its request: one already sent (e.g. by a worker thread, which a
     cancellation does not stop) still reaches the broker a moment later. Taken at once for one that never reached
     it, such an order would be left working at the broker, unmanaged, and its leg recorded as failed."""
-    waiting = _unanswered(bus)
+    waiting = _unanswered(bus, refused)
     give_up = clock.now() + config.grace
     while waiting:
         waiting = [cid for cid in waiting if not await _known(broker, bus.run_id, cid)]
@@ -328,13 +350,15 @@ async def stop_run(
 ) -> StopReport:
     """Cancel the run's working orders and wait for the confirmations, all journaled; the run stays resumable."""
     await journal.flush()
-    bus = seeded_bus(run_id, clock, (journal,), journal.events(run_id))
+    events = journal.events(run_id)
+    bus = seeded_bus(run_id, clock, (journal,), events)
+    refused = _refused_replaces(events)
     gateway = OrderGateway(broker, bus, config)
     try:
         # The orders the journal knows working are cancelled first: reading the broker may take long when it fails.
         cancels = _Cancels()
         await _cancel_working(bus, gateway, broker, set(), cancels)
-        await _await_in_flight(bus, broker, clock, config)
+        await _await_in_flight(bus, broker, clock, config, refused)
         await _cancel_working(bus, gateway, broker, await _reconcile(bus, broker), cancels)
         unconfirmed = await _confirm(bus, gateway, broker, config, cancels)
     except BrokerError as exc:
@@ -348,7 +372,7 @@ async def stop_run(
         cancelled=tuple(cancels.sent),
         cancel_failed=tuple(order_id for order_id in cancels.failed if order_id not in _closed(bus)),
         unconfirmed=tuple(unconfirmed),
-        unanswered=tuple(sorted(_unanswered(bus))),
+        unanswered=tuple(sorted(_unanswered(bus, refused))),
         legs_done=sum(1 for leg in legs if leg.is_done),
         legs_open=sum(1 for leg in legs if not leg.is_done),
         filled_notional=sum((leg.filled_notional for leg in legs), Decimal(0)),
