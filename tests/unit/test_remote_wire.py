@@ -392,3 +392,18 @@ async def test_an_answer_longer_than_the_line_limit_is_an_outcome_unknown_broker
         await conn.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_a_server_spec_whose_market_the_simulator_refuses_is_refused_before_it_listens(
+    tmp_path: Path,
+) -> None:
+    """A start price the synthetic market refuses with its typed ConfigError (it would walk past the simulator's
+    price ceiling) escaped the start-up check, which caught only ValueError: a traceback, not the spec named."""
+    from repeg.brokers.remote.__main__ import _serve
+    from repeg.brokers.remote.sessions import SessionSpec
+
+    spec = SessionSpec(symbols={"AAA": Decimal("1e30")})
+    port_file = tmp_path / "port"
+    with pytest.raises(ValueError, match="no session can be built from the spec: config "):
+        await asyncio.wait_for(_serve(spec, 0, port_file), 5)
+    assert not port_file.exists()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from repeg.brokers.remote.server import Session, SimServer
 from repeg.brokers.remote.sessions import SessionSpec, build_session
+from repeg.errors import RepegError
 
 
 async def _serve(spec: SessionSpec, port: int, port_file: Path | None) -> None:
@@ -21,7 +22,7 @@ async def _serve(spec: SessionSpec, port: int, port_file: Path | None) -> None:
 
     try:  # a spec no session can be built from is refused now, not at every request of every session
         await factory("start-up check")
-    except ValueError as exc:
+    except (ValueError, RepegError) as exc:  # RepegError: the simulator's own typed refusal (ConfigError)
         raise ValueError(f"no session can be built from the spec: {exc}") from exc
     server = SimServer(factory)
     bound = await server.start(port)
