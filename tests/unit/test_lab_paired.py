@@ -490,3 +490,24 @@ def test_a_saved_parameter_file_fitted_on_history_that_includes_the_evaluation_d
     spec = AdaptiveSpec(name="adaptive", params_file=str(params_file))
     with pytest.raises(ConfigError, match="in-sample"):
         compare_module.adaptive_params_for(spec, FillModelName.PAPER, evaluation, None)
+
+
+def test_one_long_budget_among_independent_orders_does_not_withhold_the_verdict() -> None:
+    # 200 orders 2 minutes apart with 60 s budgets are independent; one of them with a one-hour budget overlaps
+    # the next 30. The run length came from that one order (the most later arrivals inside any budget): every
+    # order was counted as one in 31, "200 paired orders with overlapping budgets count as 6.5", and a clear
+    # difference got no verdict. The one long order correlates little with each short one it overlaps.
+    from datetime import timedelta
+
+    market = _spaced_orders(200, 120.0, 60.0)
+    market[0] = market[0].model_copy(update={"deadline": market[0].arrival + timedelta(hours=1)})
+    noise = np.random.default_rng(3).normal(0.0, 1.0, 200)
+    policy = tuple(
+        o.model_copy(update={"cost_half_spreads": 0.5 + float(noise[i]), "cost_bps": 0.5})
+        for i, o in enumerate(market)
+    )
+    template = _run("market", [1.0] * 200).model_copy(update={"orders": tuple(market)})
+    runs = [template, template.model_copy(update={"policy": "p", "orders": policy})]
+    (comparison,) = paired_comparisons(runs, baseline="market", seed=1)
+    assert comparison.diff_half_spreads.high < 0.0
+    assert comparison.verdict is Verdict.BETTER

@@ -22,6 +22,7 @@ of a million shares are about one observation, and get no verdict. Equal weights
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Literal
 
@@ -128,16 +129,28 @@ def bootstrap_mean(
 
 
 def overlap_block(starts: Sequence[float], ends: Sequence[float]) -> int:
-    """The run length orders are resampled in: `2 m + 1`, where `m` is the most later orders that arrive inside
-    one order's budget window `[start, end)` (1 when no two windows overlap). Orders whose windows overlap live
-    through the same price moves, so an order's cost depends on the `m` before and the `m` after it; a run that
-    short of that would still cut most of the dependence out of the interval. `starts` must be ascending."""
+    """The run length orders are resampled in: `2 m + 1` (1 when no two budget windows `[start, end)` overlap).
+
+    Two orders whose windows overlap live through the same price moves; their costs are taken to correlate as much
+    as their windows share time (the shared time over the geometric mean of their lengths). `m + 1` is the mean,
+    over the orders, of that correlation summed over every order (itself included), rounded up: n orders then stand
+    for n / (m + 1) independent ones (`Interval.effective_n`), and a run of `2 m + 1` holds the orders each one
+    depends on, `m` before and `m` after. Evenly spaced orders of one budget give the count of later arrivals inside
+    a budget (10 s apart with 60 s budgets: 5); one long budget among orders that do not otherwise overlap adds
+    little, not its own count of overlaps to every order. `starts` must be ascending."""
     s = np.asarray(starts, dtype=np.float64)
     e = np.asarray(ends, dtype=np.float64)
     if s.size == 0:
         return 1
-    later = np.searchsorted(s, e, side="left") - np.arange(s.size) - 1
-    return 2 * max(0, int(later.max())) + 1
+    length = np.maximum(e - s, np.finfo(np.float64).tiny)
+    last = np.searchsorted(s, e, side="left")  # the later orders j < last[i] arrive inside order i's window
+    shared = 0.0
+    for i in np.flatnonzero(last > np.arange(s.size) + 1):
+        later = slice(i + 1, last[i])
+        overlap = np.minimum(e[i], e[later]) - s[later]
+        shared += 2.0 * float((overlap / np.sqrt(length[i] * length[later])).sum())
+    m = math.ceil(shared / s.size - 1e-9)
+    return 2 * m + 1
 
 
 def effective_count(weights: npt.NDArray[np.float64] | None) -> float | None:
