@@ -1126,3 +1126,35 @@ def test_resuming_an_ended_run_cancels_the_order_of_a_submit_whose_outcome_it_ne
     result, broker = run_virtual(main)
     assert broker.orders["o1"].status is OrderStatus.CANCELED
     assert result.legs[0].order_ids == ("o1",)
+
+
+def test_resuming_an_ended_run_whose_unknown_submit_the_broker_never_got_journals_nothing_each_time(
+    tmp_path: Path,
+) -> None:
+    """The buy's submit times out before reaching the broker and every lookup fails through the run: it ends
+    `failed` with that submit's outcome unknown, so each resume asks the broker after it (44ce26b). The broker has
+    no such order: nothing changed, yet every resume (and every `run --run-id`) journaled another `run_ended`,
+    moving the run's end time; the history grew by one event per look."""
+
+    async def main() -> tuple[int, list[RunEvent], list[ExecutionResult]]:
+        journal = SqliteJournal(tmp_path / "j.db", durability="full")
+        clock = VirtualClock(T0)
+        feed = FakeFeed(clock)
+        broker = FakeBroker(clock, feed, auto_fill=False, pushes_updates=False)
+        feed.set("XYZ", "100.00", "100.08")
+        broker.late_landings, broker.landing_delay = 1, timedelta(days=30)
+        broker.unavailable_lookups = 10**6
+        specs = [LegSpec(index=0, symbol="XYZ", side=Side.BUY, qty=Decimal(100))]
+        await run_execution(specs, (), broker, feed, clock, LADDER, run_id="r1", sinks=(journal,))
+        await journal.flush()
+        ended = len(journal.events("r1"))
+        broker.unavailable_lookups = 0
+        results = [await resume_run("r1", journal, broker, feed, clock, config=LADDER) for _ in range(2)]
+        events = journal.events("r1")
+        journal.close()
+        return ended, events, results
+
+    ended, events, results = run_virtual(main)
+    assert [result.status for result in results] == [RunStatus.FAILED, RunStatus.FAILED]
+    assert len(events) == ended
+    assert [e.status for e in events if isinstance(e, RunEnded)] == ["failed"]

@@ -288,13 +288,19 @@ def _status_once_closed(journaled: str, state: RunState) -> RunStatus:
 async def _close_ended(ctx: EngineContext, journaled: str) -> ExecutionResult:
     """Resume of a run that ended with an order open at the broker: nothing is sent again, but every order of
     the run is brought in line with the broker (fills it got since the end recorded) and what is still open is
-    cancelled, until confirmed (up to `max_total_wait`); the run then ends again (`_status_once_closed`)."""
+    cancelled, until confirmed (up to `max_total_wait`); the run then ends again (`_status_once_closed`), unless
+    the broker told nothing new (e.g. it holds no order for a submit of unknown outcome): the history is kept as it
+    is, so that looking again journals nothing."""
     bus = ctx.bus
     log.info("resume_closing_ended_run", run_id=bus.run_id, status=journaled)
+    journaled_events = bus.count
     await reconcile(bus, ctx.broker, ended=True)
     await record_late_updates(ctx)
     await orders_settled(ctx, sorted(bus.folder.legs))
     status = _status_once_closed(journaled, bus.folder.snapshot())
+    if bus.count == journaled_events and status.value == journaled:
+        log.info("resume_nothing_new", run_id=bus.run_id, status=journaled)
+        return journaled_result(bus.folder.snapshot())
     await bus.emit(RunEnded(**bus.stamp(), status=status.value))
     log.info("resume_ended", run_id=bus.run_id, status=status.value)
     return journaled_result(bus.folder.snapshot())
