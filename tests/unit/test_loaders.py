@@ -79,6 +79,16 @@ def test_rows_are_grouped_per_symbol_in_time_order(tmp_path: Path) -> None:
     assert tape.count("A") == 1
 
 
+def test_a_csv_with_carriage_return_line_ends_loads_as_pyarrow_reads_it(tmp_path: Path) -> None:
+    """A file whose lines end in a lone CR (old Mac, some exports) is CSV pyarrow reads; the header was read up to
+    the first LF, i.e. the whole file, and the csv module's Error escaped as an internal error."""
+    path = tmp_path / "q.csv"
+    path.write_bytes((HEADER + "2024-01-02T14:30:00Z,A,158.39,100,158.4,200\n").replace("\n", "\r").encode())
+    quote = load_quotes(path).columns("A")
+    assert quote.bid.tolist() == [1_583_900]
+    assert quote.ask_size.tolist() == [200]
+
+
 def test_extra_columns_are_ignored(tmp_path: Path) -> None:
     header = "ts,symbol,bid,bid_size,ask,ask_size,venue\n"
     tape = load_quotes(_write(tmp_path, "2024-01-02T14:30:00Z,A,1,1,2,1,N\n", header=header))

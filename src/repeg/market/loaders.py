@@ -216,7 +216,8 @@ def _csv_header(path: Path) -> list[str]:
     opener = gzip.open if path.name.endswith(".gz") else open
     with opener(path, "rb") as handle:
         first = handle.readline()  # only this line is decoded here: pyarrow judges the rest
-    return next(csv.reader([first.decode("utf-8-sig")]), [])
+    header = first.splitlines()[:1]  # the header ends at a lone CR too (pyarrow reads such files)
+    return next(csv.reader([line.decode("utf-8-sig") for line in header]), [])
 
 
 # --- columns -----------------------------------------------------------------------------------------------
