@@ -249,6 +249,19 @@ def test_a_file_that_is_not_sqlite_is_refused_and_left_untouched(tmp_path: Path,
     assert path.read_bytes() == content
 
 
+async def test_a_journal_whose_header_is_damaged_is_a_damaged_journal_not_bad_input(tmp_path: Path) -> None:
+    # e1de1b5 made every file without SQLite's 16-byte magic bad input (exit 2, "not a SQLite database, so not a
+    # journal"): a journal whose first bytes were overwritten (the rest of SQLite's header, and every run, still
+    # there) was reported as a wrong path, hiding the damage. It is a journal that failed (exit 4), left as it is.
+    path = tmp_path / "j.db"
+    await _write_and_close(path)
+    damaged = b"\0" * 16 + path.read_bytes()[16:]
+    path.write_bytes(damaged)
+    with pytest.raises(JournalError, match=r"its SQLite header is damaged \(left as it is"):
+        SqliteJournal(path)
+    assert path.read_bytes() == damaged
+
+
 def test_an_empty_file_becomes_a_journal(tmp_path: Path) -> None:
     # SQLite reads a 0-byte file as an empty database: nothing of the user's is lost.
     path = tmp_path / "j.db"

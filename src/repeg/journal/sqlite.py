@@ -42,22 +42,39 @@ _SUMMARY_QUERY = (
 
 #: The first bytes of every SQLite database file.
 _SQLITE_HEADER = b"SQLite format 3\x00"
+#: The length of SQLite's database header (its fixed fields are checked when its first 16 bytes are not that text).
+_HEADER_SIZE = 100
 
 
 def _refuse_foreign_file(path: Path) -> None:
     """Raise `ConfigError` naming `--journal` when `path` holds something other than a SQLite database: the path
-    given is wrong (bad input, exit 2), no journal failed.
+    given is wrong (bad input, exit 2), no journal failed. A database whose header lost only its first 16 bytes is
+    a damaged journal (`JournalError`, exit 4), not a wrong path.
 
     SQLite takes some non-empty files (e.g. one byte) for an empty database and overwrites them with a journal;
     a user's file must never be destroyed. An empty file holds nothing to lose and becomes a journal.
     """
     try:
         with path.open("rb") as file:
-            head = file.read(len(_SQLITE_HEADER))
+            head = file.read(_HEADER_SIZE)
     except OSError:
         return  # absent (created next) or unreadable: sqlite3 reports the latter
-    if head and head != _SQLITE_HEADER:
+    if head and not head.startswith(_SQLITE_HEADER):
+        if _rest_of_a_sqlite_header(head):  # a database whose first bytes were overwritten: not a wrong path
+            raise JournalError(
+                f"journal {path}: its SQLite header is damaged (left as it is; restore it from a backup)"
+            )
         raise ConfigError("--journal", str(path), "not a SQLite database, so not a journal (left as it is)")
+
+
+def _rest_of_a_sqlite_header(head: bytes) -> bool:
+    """Whether `head` holds the fixed fields of SQLite's header after its 16-byte text: a power-of-two page size
+    (512 to 65536, stored as 1), file format versions 1 or 2, and the payload fractions 64, 32, 32."""
+    if len(head) < _HEADER_SIZE:
+        return False
+    page_size = int.from_bytes(head[16:18], "big")
+    sized = page_size == 1 or (512 <= page_size <= 32768 and page_size & (page_size - 1) == 0)
+    return sized and head[18] in (1, 2) and head[19] in (1, 2) and head[21:24] == b"\x40\x20\x20"
 
 
 def _connect(path: Path) -> sqlite3.Connection:
