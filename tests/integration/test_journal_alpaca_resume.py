@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from click.testing import Result
 from tests.fakes.alpaca_fixtures import FAST, connect, credentials_for, default_book
+from tests.fakes.alpaca_matching import FakeOrder
 from tests.fakes.alpaca_server import FakeAlpacaServer
 from typer.testing import CliRunner
 
@@ -310,6 +311,24 @@ def test_a_run_that_ended_sending_nothing_is_answered_from_the_journal_not_run_a
     assert (seen, threaded_alpaca.count("POST", "/v2/orders")) == ([], 0)
 
 
+def _ended_with_its_order_open(
+    server: FakeAlpacaServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> tuple[list[str], FakeOrder, Result]:
+    """Every cancel of the sell is accepted and then refused by the stream, and every replace refused: run 'rR'
+    ends `failed` (nothing sold) with its order open at the fake Alpaca, which takes cancels again afterwards.
+    resume's args, that order, and the run's outcome."""
+    _on_the_fake(server, monkeypatch)
+    resume_args = _interrupted(tmp_path)
+    server.reject_cancels = 10**6
+    server.fail("PATCH", "/v2/orders", 422, times=10**6)
+    ran = _resume(_run_args(tmp_path, resume_args))
+    (order,) = server.book.orders.values()
+    assert order.is_open, ran.stderr
+    server.reject_cancels = 0
+    server.faults.clear()
+    return resume_args, order, ran
+
+
 def test_resume_of_a_run_that_ended_with_its_order_open_cancels_it_and_sends_nothing(
     threaded_alpaca: FakeAlpacaServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -317,16 +336,8 @@ def test_resume_of_a_run_that_ended_with_its_order_open_cancels_it_and_sends_not
     ends `failed` (nothing sold) with the order open at Alpaca. `repeg resume` answered the journaled result and
     left it working: the user had to cancel it by hand. It is cancelled now, no order is sent, and the run stays
     `failed`."""
-    _on_the_fake(threaded_alpaca, monkeypatch)
-    resume_args = _interrupted(tmp_path)
-    threaded_alpaca.reject_cancels = 10**6
-    threaded_alpaca.fail("PATCH", "/v2/orders", 422, times=10**6)
-    ran = _resume(_run_args(tmp_path, resume_args))
-    (order,) = threaded_alpaca.book.orders.values()
-    assert order.is_open, ran.stderr
+    resume_args, order, ran = _ended_with_its_order_open(threaded_alpaca, monkeypatch, tmp_path)
     assert ran.exit_code == ExitCode.FAILED, ran.stderr
-    threaded_alpaca.reject_cancels = 0
-    threaded_alpaca.faults.clear()
     posted = threaded_alpaca.count("POST", "/v2/orders")
     result = _resume(resume_args)
     assert order.status == "canceled", result.stderr
@@ -340,15 +351,7 @@ def test_resume_of_a_run_that_ended_with_its_order_open_cancels_it_on_a_closed_m
     """Closing an ended run sends no order, only cancels, which Alpaca takes while the market is closed; the
     closed-market refusal ('pass --allow-closed to queue DAY orders') stopped it, so an order queued for the open
     could not be cancelled then without a flag that says orders will be queued."""
-    _on_the_fake(threaded_alpaca, monkeypatch)
-    resume_args = _interrupted(tmp_path)
-    threaded_alpaca.reject_cancels = 10**6
-    threaded_alpaca.fail("PATCH", "/v2/orders", 422, times=10**6)
-    ran = _resume(_run_args(tmp_path, resume_args))
-    (order,) = threaded_alpaca.book.orders.values()
-    assert order.is_open, ran.stderr
-    threaded_alpaca.reject_cancels = 0
-    threaded_alpaca.faults.clear()
+    resume_args, order, _ = _ended_with_its_order_open(threaded_alpaca, monkeypatch, tmp_path)
     threaded_alpaca.book.market_open = False
     result = _resume(resume_args)
     assert order.status == "canceled", result.stderr
@@ -364,13 +367,7 @@ def test_a_run_that_ended_with_its_order_open_asked_on_the_simulator_is_refused_
     orders may still work there. An Alpaca run that ended with its order still open there, asked without
     `--broker`, was answered with its journaled result instead: nothing said the order was still working, nor that
     a resume on alpaca-paper closes it."""
-    _on_the_fake(threaded_alpaca, monkeypatch)
-    resume_args = _interrupted(tmp_path)
-    threaded_alpaca.reject_cancels = 10**6
-    threaded_alpaca.fail("PATCH", "/v2/orders", 422, times=10**6)
-    ran = _resume(_run_args(tmp_path, resume_args))
-    (order,) = threaded_alpaca.book.orders.values()
-    assert order.is_open, ran.stderr
+    resume_args, order, _ = _ended_with_its_order_open(threaded_alpaca, monkeypatch, tmp_path)
     on_the_simulator = [
         arg for arg in _run_args(tmp_path, resume_args) if arg not in ("--broker", "alpaca-paper")
     ]
