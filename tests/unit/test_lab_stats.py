@@ -212,3 +212,15 @@ def test_the_rule_for_overlapping_orders_says_their_intervals_still_run_narrow()
     note = runs_note(11)
     assert "about 11%" in note
     assert "nominal 5%" in note
+
+
+def test_resampling_in_runs_as_long_as_the_sample_does_not_give_a_zero_width_interval() -> None:
+    # Orders that all overlap one another are resampled in runs as long as the basket: every circular run of n is
+    # the whole sample turned, so every resample had the sample's mean and the interval was [mean, mean], shown in
+    # the policy's cost column as certain. Overlapping orders share moves (positive dependence): their interval is
+    # never narrower than the one-at-a-time one.
+    values = _noise(60, 7)
+    one = bootstrap_mean(values, seed=0)
+    for block in (60, 59, 40):
+        runs = bootstrap_mean(values, seed=0, block=block)
+        assert runs.high - runs.low >= one.high - one.low
