@@ -120,3 +120,15 @@ def test_a_journal_that_lost_its_schema_version_is_a_damaged_journal_not_bad_inp
         JournalError, match=r"has a repeg journal's tables \(events, runs\) but no schema_version"
     ):
         SqliteJournal(path)
+
+
+def test_another_database_with_runs_and_events_among_its_tables_stays_bad_input(tmp_path: Path) -> None:
+    # Only a database holding exactly a journal's tables is taken for a journal that lost its schema_version.
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    for table in ("runs", "events", "customers"):
+        conn.execute(f"CREATE TABLE {table} (id INTEGER)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(ConfigError, match=r"not a repeg journal \(it has tables customers, events, runs"):
+        SqliteJournal(path)

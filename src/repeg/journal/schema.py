@@ -114,17 +114,18 @@ def pending_migrations(current: int, location: str) -> tuple[Migration, ...]:
     return tuple(m for m in MIGRATIONS if m.version > current)
 
 
-#: The tables every repeg journal holds (migration 1): a database with them is a journal, whatever it lacks.
+#: A repeg journal's tables besides schema_version (migration 1): a database holding these and no other is a
+#: journal that lost its schema_version (another application's database with more tables stays bad input).
 _JOURNAL_TABLES: Final = frozenset({"runs", "events"})
 
 
 def not_a_journal(location: str, tables: set[str]) -> ConfigError | JournalError:
     """A database with tables but no schema_version, given as `--journal`. Without a journal's tables the path
-    given is wrong (`ConfigError`: bad input, exit 2), no journal failed; with them it is a repeg journal that lost
-    its schema_version, a damaged journal (`JournalError`: exit 4), not a path to walk away from. `location` is
-    the path or the DSN with its password masked."""
+    given is wrong (`ConfigError`: bad input, exit 2), no journal failed; with those tables only, it is a repeg
+    journal that lost its schema_version, a damaged journal (`JournalError`: exit 4), not a path to walk away
+    from. `location` is the path or the DSN with its password masked."""
     shown = ", ".join(sorted(tables))
-    if tables >= _JOURNAL_TABLES:
+    if tables == _JOURNAL_TABLES:
         return JournalError(
             f"journal {location} has a repeg journal's tables ({shown}) but no schema_version: it is damaged "
             "(left as it is; restore it from a backup)"
