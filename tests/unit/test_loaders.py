@@ -307,6 +307,25 @@ def test_parquet_float_price_beyond_nine_dollar_digits_is_refused_as_too_large(
     assert (err.row, "below" in str(err)) == (2, True)
 
 
+def test_parquet_integer_price_beyond_a_float_is_refused_naming_its_row(tmp_path: Path) -> None:
+    """An integer price column is read as dollars through float64; a value float64 cannot hold exactly (above
+    2**53) made pyarrow's safe cast raise a raw ArrowInvalid (an internal error) instead of the price refused."""
+    path = _parquet(
+        tmp_path,
+        {
+            "ts": pa.array(["2024-01-02T14:30:00Z", "2024-01-02T14:30:01Z"]),
+            "symbol": pa.array(["A", "A"]),
+            "bid": pa.array([158, 2**63], pa.uint64()),
+            "bid_size": pa.array([100, 100]),
+            "ask": pa.array([159, 159]),
+            "ask_size": pa.array([200, 200]),
+        },
+    )
+    err = _error(path)
+    assert err.row == 2
+    assert "bid: expected a finite price below" in str(err)
+
+
 def test_parquet_null_size_is_refused(tmp_path: Path) -> None:
     path = _parquet(
         tmp_path,

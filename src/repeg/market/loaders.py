@@ -238,9 +238,10 @@ def _ints(array: pa.Array) -> Int64Array:
 
 
 def _floats(array: pa.Array) -> NDArray[np.float64]:
+    """As float64; an integer above 2**53 is rounded (the callers refuse such a price as too large)."""
     import pyarrow as pa
 
-    array = array.cast(pa.float64())
+    array = array.cast(pa.float64(), safe=False)
     return np.frombuffer(array.buffers()[1], dtype=np.float64, count=len(array), offset=array.offset * 8)
 
 
