@@ -197,14 +197,12 @@ def multiplicity_note(comparisons: int, level: float = DEFAULT_LEVEL) -> str:
     `1 - level^N`, the rate of independent comparisons (Sidak's inequality); a compare's comparisons share the
     baseline's runs and the orders, so they are correlated and the rate is lower, by how much unknown."""
     made = f"{comparisons} comparison{'' if comparisons == 1 else 's'}"
-    chance = f"{1.0 - level**comparisons:.0%}"
+    chance = f"about {1.0 - level**comparisons:.0%} of the time"
     if comparisons > 1:
-        chance = f"up to about {chance} (as if independent; fewer, as they share the orders and the baseline)"
-    else:
-        chance = f"about {chance}"
+        chance = f"up to {chance} (as if independent; fewer, as they share the orders and the baseline)"
     return (
         f"each verdict is tested on its own, no correction for the {made} made: with no true difference anywhere, "
-        f"one or more verdicts come by chance {chance} of the time"
+        f"one or more verdicts come by chance {chance}"
     )
 
 
