@@ -511,3 +511,35 @@ def test_one_long_budget_among_independent_orders_does_not_withhold_the_verdict(
     (comparison,) = paired_comparisons(runs, baseline="market", seed=1)
     assert comparison.diff_half_spreads.high < 0.0
     assert comparison.verdict is Verdict.BETTER
+
+
+def test_parameters_fitted_on_quotes_ending_at_midnight_utc_are_out_of_sample_for_that_day(
+    tmp_path: Path,
+) -> None:
+    # Guard for 98b25c3/222c738: the refusal is by time span, so a fit whose last quote is at midnight UTC opening
+    # the evaluation's (UTC) date, from the day before, is not taken as holding the evaluation's quotes.
+    from repeg.lab.backtest import load_day
+    from repeg.lab.fit import fit_adaptive, save_params
+    from repeg.lab.policies import AdaptiveSpec
+
+    rows = [
+        f"2018-01-02T23:{m:02d}:{s:02d}.000000Z,XXX,157.01,100,157.05,200"
+        for m in range(56, 60)
+        for s in (0, 30)
+    ]
+    rows.append("2018-01-03T00:00:00.000000Z,XXX,157.01,100,157.05,200")
+    fit_file = tmp_path / "fit.csv"
+    fit_file.write_text("ts,symbol,bid,bid_size,ask,ask_size\n" + "\n".join(rows) + "\n")
+    history = load_day(fit_file)
+    params_file = tmp_path / "params.json"
+    save_params(fit_adaptive(history.quotes.columns("XXX"), history.ref), params_file)
+    evaluation = load_day(_quotes_file(tmp_path / "eval.csv", ["2018-01-03"]))
+    spec = AdaptiveSpec(name="adaptive", params_file=str(params_file))
+    params = compare_module.adaptive_params_for(spec, FillModelName.PAPER, evaluation, None)
+    assert params is not None
+    assert params.fit_span is not None
+    assert params.fit_span[1] == datetime(2018, 1, 3, tzinfo=UTC)
+    fitted_here = AdaptiveSpec(name="adaptive")
+    assert (
+        compare_module.adaptive_params_for(fitted_here, FillModelName.PAPER, evaluation, history) is not None
+    )
