@@ -181,8 +181,15 @@ def test_the_resampling_run_spans_the_orders_an_order_overlaps_on_both_sides() -
 
 
 def test_a_block_of_one_draws_the_plain_bootstrap_bit_for_bit() -> None:
+    # Against the plain bootstrap written out (4,000 rows of 50 uniform indices from the seeded generator), not
+    # against bootstrap_mean's own default, which is block 1 and so could not differ whatever block 1 drew.
     values = _noise(50, 4)
-    assert bootstrap_mean(values, seed=2, block=1) == bootstrap_mean(values, seed=2)
+    arr = np.asarray(values)
+    means = arr[np.random.default_rng(2).integers(0, 50, size=(4000, 50))].mean(axis=1)
+    tail = (1.0 - 0.95) / 2.0  # as computed there: 0.025 and a last bit
+    low, high = np.quantile(means, [tail, 1.0 - tail])
+    interval = bootstrap_mean(values, seed=2, block=1)
+    assert (interval.low, interval.high, interval.block) == (float(low), float(high), None)
 
 
 def test_resampling_in_runs_widens_the_interval_of_dependent_observations() -> None:
