@@ -34,6 +34,7 @@ from repeg.errors import QuoteFileError, ReportError
 from repeg.lab.models import PathEvent, PathEventKind
 from repeg.lab.run_report import (
     NO_QUOTE_FILE,
+    ORDERS_ONLY,
     WINDOW_PAD,
     MarketView,
     leg_paths,
@@ -406,6 +407,34 @@ def test_the_recorded_quote_file_is_drawn_when_unchanged(tmp_path: Path) -> None
     view = recorded_market_view(run_report(RUN, events, "j.db"), None)
     assert view.series["AAA"].bid_units.tolist() == [100_000]
     assert view.note is None
+
+
+def test_a_recorded_quote_file_this_repeg_no_longer_reads_is_not_drawn_and_the_report_still_made(
+    tmp_path: Path,
+) -> None:
+    """A run replayed a Parquet file of naive timestamps before e08b363 refused them; its report (no --quotes)
+    then raised that file's QuoteFileError and no report was made, where a recorded file gone or changed is
+    left undrawn with a note."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    quotes = tmp_path / "q.parquet"
+    columns = {
+        "ts": pa.array([at(0).replace(tzinfo=None)], pa.timestamp("us")),
+        "symbol": pa.array(["AAA"]),
+        "bid": pa.array(["10.00"]),
+        "bid_size": pa.array([100]),
+        "ask": pa.array(["10.02"]),
+        "ask_size": pa.array([100]),
+    }
+    pq.write_table(pa.table(columns), quotes)
+    events = _with_source(replaced_chain(), quote_file_source(quotes))
+    view = recorded_market_view(run_report(RUN, events, "j.db"), None)
+    assert view.series == {}
+    assert view.note is not None
+    assert f"The quote file the run replayed, {quotes}, cannot be read now" in view.note
+    assert "time zone" in view.note
+    assert view.note.endswith(ORDERS_ONLY)
 
 
 _SMALL_MARKET = MarketSettings(start=T0, duration_seconds=600.0, quote_interval_seconds=1.0)

@@ -44,7 +44,7 @@ from repeg.domain.events import (
 from repeg.domain.orders import BrokerOrder, Fill, OrderEvent, OrderStatus, OrderType
 from repeg.domain.run import RunFolder, RunState
 from repeg.domain.ticks import ZERO
-from repeg.errors import RepegError, ReportError
+from repeg.errors import QuoteFileError, RepegError, ReportError
 from repeg.lab.models import PathEvent, PathEventKind
 from repeg.lab.report_data import DEFAULT_MAX_QUOTES, MarketSeries, decimate, market_from_tapes
 from repeg.market.loaders import load_quotes
@@ -281,13 +281,25 @@ def recorded_market_view(
     if isinstance(source, QuoteFileSource):
         check = check_recorded(source)
         if check.usable:
-            return market_view(report, Path(source.path), max_quotes)
+            return _recorded_file_view(report, source, max_quotes)
         return MarketView(series={}, note=f"{check.problem} {ORDERS_ONLY}")
     if isinstance(source, SyntheticSource):
         return synthetic_market_view(report, source, max_quotes)
     if isinstance(source, AlpacaFeedSource):
         return MarketView(series={}, note=ALPACA_FEED.format(feed=source.describe()))
     return market_view(report, None)
+
+
+def _recorded_file_view(report: RunReport, source: QuoteFileSource, max_quotes: int) -> MarketView:
+    """The recorded file drawn; one this repeg's loader refuses (a rule newer than the run, e.g. Parquet times
+    without a zone) is not drawn, as a changed one is not: the user named no file, and the report is still made."""
+    try:
+        return market_view(report, Path(source.path), max_quotes)
+    except QuoteFileError as exc:
+        problem = (
+            f"The quote file the run replayed, {source.path}, cannot be read now ({_clipped(str(exc))})."
+        )
+        return MarketView(series={}, note=f"{problem} {ORDERS_ONLY}")
 
 
 def synthetic_market_view(
