@@ -969,3 +969,58 @@ def test_resume_of_a_simulator_run_that_ended_points_to_its_result_not_to_runnin
     assert result.exit_code == ExitCode.BAD_INPUT
     assert "it ended completed: `repeg show demo1` prints its result" in result.stderr
     assert "run its plan again" not in result.stderr
+
+
+def _journal_an_idle_leg_finished_skipped(journal: Path, run_id: str) -> None:
+    """`journal` holds `run_id` on alpaca-paper whose leg sent a submit the broker refused (the leg is idle), then a
+    `leg_finished` `skipped` the leg machine refuses (only a leg that never sent may be skipped): a hand-edited
+    journal, or one another repeg version wrote. The run ended `failed`."""
+    import asyncio
+
+    from repeg.domain.events import IntentAction, LegFinished, LegPlanned, OrderFailed, OrderIntent, RunEnded
+    from repeg.domain.orders import Side
+    from repeg.domain.plan import LegSpec
+
+    _journal_started_with(journal, {}, run_id=run_id)
+    store = SqliteJournal(journal)
+    ts = datetime(2026, 3, 2, 15, 1, tzinfo=UTC)
+    cid = f"{run_id}-L0000-A00"
+    leg = {"run_id": run_id, "ts": ts, "leg_index": 0}
+    events = (
+        LegPlanned(
+            **leg, correlation_id=run_id, spec=LegSpec(index=0, symbol="AAA", side=Side.BUY, qty=Decimal(1))
+        ),
+        OrderIntent(**leg, correlation_id=cid, action=IntentAction.SUBMIT, client_order_id=cid),
+        OrderFailed(
+            **leg,
+            correlation_id=cid,
+            action=IntentAction.SUBMIT,
+            client_order_id=cid,
+            error="E",
+            message="no",
+        ),
+        LegFinished(**leg, correlation_id=run_id, status="skipped"),
+        RunEnded(run_id=run_id, ts=ts, correlation_id=run_id, status="failed"),
+    )
+    try:
+        for event in events:
+            asyncio.run(store.emit(event))
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("command", ["show", "resume"])
+def test_a_journaled_event_the_leg_machine_refuses_is_a_journal_error_naming_the_run_and_the_event(
+    tmp_path: Path, command: str
+) -> None:
+    """`repeg runs` listed the run, but `show` died with a raw `IllegalTransitionError` traceback and `resume`
+    said only "leg: event 'finish_skipped' is illegal in state 'idle'", both exit 1 (a bug) without naming the
+    run, the journal or the event. A damaged journal is a failed journal: exit 4, naming them, nothing written."""
+    journal = tmp_path / "j.db"
+    _journal_an_idle_leg_finished_skipped(journal, "rI")
+    before = journal.read_bytes()
+    result = CliRunner().invoke(build_app(), [command, "rI", "--journal", str(journal)])
+    assert result.exit_code == ExitCode.FAILED, result.stderr or result.exception
+    assert f"journal {journal}: event 5 (leg_finished) of run 'rI'" in result.stderr
+    assert "'finish_skipped' is illegal in state 'idle'" in result.stderr
+    assert journal.read_bytes() == before

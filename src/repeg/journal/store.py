@@ -17,8 +17,9 @@ from pydantic import ValidationError
 
 from repeg.domain.events import RUN_EVENT_ADAPTER, RunEvent
 from repeg.domain.plan import JOURNALED
+from repeg.domain.run import RunFolder
 from repeg.engine.clock import VirtualTimeLoop
-from repeg.errors import JournalError, RunNotFoundError
+from repeg.errors import IllegalTransitionError, JournalError, RunNotFoundError
 from repeg.journal.base import RunSummary, is_barrier, is_durable, redact, summarize
 from repeg.journal.writer import InlineWriter, Record, ThreadedWriter, Writer
 
@@ -120,9 +121,11 @@ class SqlJournal(ABC):
         if not payloads and not self.has_run(run_id):
             raise RunNotFoundError(run_id, self._location)
         # Sequence numbers run 1, 2, ... per run, so an event's position is its sequence number.
-        return [
+        events = [
             self._parse(payload, f"event {seq} of run {run_id!r}") for seq, payload in enumerate(payloads, 1)
         ]
+        self._check_fold(run_id, events)
+        return events
 
     def runs(self) -> list[RunSummary]:
         grouped: dict[str, tuple[datetime, list[RunEvent]]] = {}
@@ -167,6 +170,19 @@ class SqlJournal(ABC):
         except ValidationError as exc:
             reason = exc.errors()[0]["msg"]
             raise JournalError(f"journal {self._location}: {what} cannot be read ({reason})") from exc
+
+    def _check_fold(self, run_id: str, events: Sequence[RunEvent]) -> None:
+        """Every reader folds the events it reads (`show`, `report`, `resume`, `run --run-id`): an event the fold
+        refuses (a leg event its state machine does not allow, a leg status this repeg does not know: a damaged or
+        hand-edited journal, or one another version wrote) is a `JournalError` naming the journal, the run and the
+        event, before anything is written, not a traceback of the fold."""
+        folder = RunFolder(run_id)
+        for seq, event in enumerate(events, 1):
+            try:
+                folder.apply(event)
+            except (IllegalTransitionError, ValueError) as exc:
+                where = f"journal {self._location}: event {seq} ({event.kind}) of run {run_id!r}"
+                raise JournalError(f"{where} does not fit the run before it ({exc})") from exc
 
     def _next_seq(self, run_id: str) -> int:
         if run_id not in self._seq:
