@@ -263,3 +263,21 @@ class RunStoppedError(RepegError):
     def __init__(self, run_id: str, summary: str) -> None:
         self.run_id = run_id
         super().__init__(summary)
+
+
+class ClientOrderIdConflictError(OrderRejectedError):
+    """The order the broker holds under one of the run's client order ids is not the one the run sent (another
+    run under the same run id sent it): never taken for the run's own. `differences` maps each differing field
+    to (sent, found)."""
+
+    def __init__(self, client_order_id: str, order_id: str, differences: dict[str, tuple[str, str]]) -> None:
+        self.client_order_id = client_order_id
+        self.order_id = order_id
+        self.differences = differences
+        fields = ", ".join(
+            f"{name} sent {sent}, found {found}" for name, (sent, found) in differences.items()
+        )
+        super().__init__(
+            f"client order id {client_order_id!r} names order {order_id!r} of another request ({fields}):"
+            " is the run id in use by another run?"
+        )

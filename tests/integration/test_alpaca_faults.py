@@ -472,3 +472,65 @@ async def test_a_local_clock_ahead_of_alpacas_still_waits_for_the_rate_reset(fak
     the spent window, failing as rate limited."""
     await _submit_in_a_spent_window(fake_alpaca, 45.0)
     assert fake_alpaca.count("POST", "/v2/orders") == 2
+
+
+async def _run_reusing_a_client_order_id(
+    broker: AlpacaBroker, fake_alpaca: FakeAlpacaServer
+) -> tuple[OrderGateway, EventBus, str]:
+    """Another run under the same run id (another journal) holds "r9-L0000-A00" at the account: a MSFT sell of 5.
+    A gateway of run r9 then submits its leg 0, an AAPL buy of 1, under that same client order id. Returns the
+    other run's order id."""
+    other, other_feed = await connect(fake_alpaca)
+    try:
+        theirs = await other.submit_order(limit("r9-L0000-A00", Side.SELL, "5", "500.00", symbol="MSFT"))
+    finally:
+        await other_feed.aclose()
+        await other.aclose()
+    bus = EventBus("r9", RealClock(), ())
+    spec = LegSpec(index=0, symbol="AAPL", side=Side.BUY, qty=Decimal(1))
+    await bus.emit(LegPlanned(**bus.stamp(0), spec=spec))
+    return OrderGateway(broker, bus, ExecutionConfig(wait_between_checks=0.01)), bus, theirs.order_id
+
+
+async def test_an_order_of_another_run_under_the_same_client_order_id_is_refused_not_adopted(
+    alpaca: Pair, fake_alpaca
+):
+    """Client order ids derive from the run id, which a user may choose: a second journal under the same run id
+    meets Alpaca's 'client_order_id must be unique', and the gateway's lookup by that id found the other run's
+    order (another symbol, side and quantity) and took it for its own submit's."""
+    broker, _ = alpaca
+    gateway, bus, theirs = await _run_reusing_a_client_order_id(broker, fake_alpaca)
+    assert not await gateway.submit(0, OrderType.LIMIT, Decimal("90.00"), step=0, reason="peg", quote=None)
+    leg = bus.leg(0)
+    assert theirs not in leg.order_ids
+    error = leg.error or ""
+    assert error.startswith("ClientOrderIdConflictError")
+    assert all(word in error for word in ("r9-L0000-A00", theirs, "symbol", "side", "qty"))
+
+
+async def test_fills_of_another_runs_order_under_a_reused_client_order_id_are_not_reported(
+    alpaca: Pair, fake_alpaca
+):
+    """Updates are routed to a leg by client order id: once the submit claimed the id, the other run's order's
+    fills were pushed as this run's."""
+    broker, _ = alpaca
+    updates = collect(broker)
+    gateway, _, theirs = await _run_reusing_a_client_order_id(broker, fake_alpaca)
+    await gateway.submit(0, OrderType.LIMIT, Decimal("90.00"), step=0, reason="peg", quote=None)
+    fake_alpaca.book.set_quote("MSFT", Decimal("501.00"), Decimal("501.20"))
+    await until(lambda: fake_alpaca.book.orders[theirs].status == "filled")
+    await asyncio.sleep(0.1)  # the trade update's time to arrive
+    assert [u for u in updates if u.order.order_id == theirs] == []
+
+
+async def test_a_submit_of_unknown_outcome_does_not_adopt_another_runs_order_of_its_client_order_id(
+    alpaca: Pair, fake_alpaca
+):
+    """A 5xx hides whether the submit landed: the adapter's lookup by client order id found the other run's order
+    and answered it as the submit's."""
+    broker, _ = alpaca
+    gateway, bus, theirs = await _run_reusing_a_client_order_id(broker, fake_alpaca)
+    fake_alpaca.fail("POST", "/v2/orders", 503)
+    assert not await gateway.submit(0, OrderType.LIMIT, Decimal("90.00"), step=0, reason="peg", quote=None)
+    assert theirs not in bus.leg(0).order_ids
+    assert (bus.leg(0).error or "").startswith("ClientOrderIdConflictError")

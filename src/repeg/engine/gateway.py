@@ -16,7 +16,7 @@ import structlog
 
 from repeg.brokers.base import Broker
 from repeg.config import ExecutionConfig
-from repeg.domain.events import IntentAction, OrderAccepted, OrderFailed, OrderIntent, OrderUpdated
+from repeg.domain.events import IntentAction, OrderAccepted, OrderIntent, OrderUpdated
 from repeg.domain.ids import client_order_id
 from repeg.domain.leg import REASON_REPEG, LegState
 from repeg.domain.lifecycle import LegStatus
@@ -34,9 +34,11 @@ from repeg.domain.orders import (
 from repeg.domain.quote import Quote
 from repeg.domain.ticks import ZERO
 from repeg.engine.bus import EventBus
+from repeg.engine.refusals import record_refusal
 from repeg.errors import (
     BrokerError,
     BrokerUnavailableError,
+    ClientOrderIdConflictError,
     DuplicateClientOrderIdError,
     InvariantViolationError,
     OrderNotFoundError,
@@ -52,6 +54,7 @@ class _Unanswered(Enum):
 
 _UNANSWERED = _Unanswered.UNANSWERED
 _Outcome = BrokerOrder | _Unanswered | None  # a submit's answer: the order, unknown, or refused (recorded)
+_Found = _Outcome | ClientOrderIdConflictError  # a lookup's: the order, unknown, none, or another's order
 
 
 def _known_closed(record: OrderRecord | None) -> bool:
@@ -184,19 +187,22 @@ class OrderGateway:
             if existing is _UNANSWERED:
                 self._unanswered_sent[cid] = self._bus.clock.now()
                 return _UNANSWERED
-            if existing is not None:
+            if isinstance(existing, BrokerOrder):
                 return existing
-            await self._failed(index, IntentAction.SUBMIT, exc, client_order_id=cid)
+            await record_refusal(self._bus, index, IntentAction.SUBMIT, existing or exc, client_order_id=cid)
         return None
 
-    async def _executed_anyway(self, index: int, exc: BrokerError, cid: str) -> _Outcome:
+    async def _executed_anyway(self, index: int, exc: BrokerError, cid: str) -> _Found:
         """After a refusal whose outcome is unknown (duplicate id, timeout, 5xx): the order the request created,
         found by its client order id, else `_UNANSWERED` (reading no such order proves nothing: the request may be
-        on its way, and a duplicate says it exists); None after a plain refusal."""
+        on its way, and a duplicate says it exists); None after a plain refusal; the broker's refusal of an order
+        found there that is not the one sent (another run's under the same run id), the refusal to record."""
         if not isinstance(exc, DuplicateClientOrderIdError | BrokerUnavailableError):
             return None
         try:
             return await self._broker.get_order_by_client_id(cid) or _UNANSWERED
+        except ClientOrderIdConflictError as conflict:
+            return conflict
         except BrokerError as lookup:
             self._log.warning(
                 "outcome_unknown",
@@ -222,6 +228,9 @@ class OrderGateway:
         found: _Outcome
         try:
             found = await self._broker.get_order_by_client_id(cid)
+        except ClientOrderIdConflictError as conflict:  # another's order: this submit is refused, not adopted
+            await record_refusal(self._bus, index, IntentAction.SUBMIT, conflict, client_order_id=cid)
+            return
         except BrokerError as exc:
             self._log.warning(
                 "submit_unresolved",
@@ -235,7 +244,9 @@ class OrderGateway:
         if found is None and resend:
             found = await self._resend(index, leg, active)
         elif found is None and give_up:
-            await self._failed(index, IntentAction.SUBMIT, OrderNotFoundError(cid), client_order_id=cid)
+            await record_refusal(
+                self._bus, index, IntentAction.SUBMIT, OrderNotFoundError(cid), client_order_id=cid
+            )
         if not isinstance(found, BrokerOrder):
             return
         await self._bus.emit(OrderAccepted(**self._bus.stamp(index), action=IntentAction.SUBMIT, order=found))
@@ -296,8 +307,14 @@ class OrderGateway:
         except BrokerError as exc:
             found = await self._executed_anyway(index, exc, cid)
             if not isinstance(found, BrokerOrder):
-                await self._failed(
-                    index, IntentAction.REPLACE, exc, client_order_id=cid, order_id=active.order_id
+                refusal = found if isinstance(found, BrokerError) else exc
+                await record_refusal(
+                    self._bus,
+                    index,
+                    IntentAction.REPLACE,
+                    refusal,
+                    client_order_id=cid,
+                    order_id=active.order_id,
                 )
                 await self.reconcile(index, active.order_id)
                 return
@@ -369,7 +386,7 @@ class OrderGateway:
         try:
             await self._broker.cancel_order(order_id)
         except BrokerError as exc:
-            await self._failed(index, IntentAction.CANCEL, exc, order_id=order_id)
+            await record_refusal(self._bus, index, IntentAction.CANCEL, exc, order_id=order_id)
             await self.reconcile(index, order_id)
             return False
         if self._polled:
@@ -468,32 +485,3 @@ class OrderGateway:
             return False
         del self._cancels_sent[order.order_id]
         return order.status.is_open
-
-    async def _failed(
-        self,
-        index: int,
-        action: IntentAction,
-        exc: BrokerError,
-        *,
-        client_order_id: str | None = None,
-        order_id: str | None = None,
-    ) -> None:
-        await self._bus.emit(
-            OrderFailed(
-                **self._bus.stamp(index),
-                action=action,
-                client_order_id=client_order_id,
-                order_id=order_id,
-                error=type(exc).__name__,
-                message=str(exc),
-            )
-        )
-        self._log.info(
-            "broker_refused",
-            correlation_id=self._bus.correlation(index),
-            symbol=self._bus.leg(index).symbol,
-            action=action.value,
-            order_id=order_id,
-            client_order_id=client_order_id,
-            error=str(exc),
-        )

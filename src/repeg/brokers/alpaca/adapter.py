@@ -42,6 +42,7 @@ from repeg.brokers.alpaca.mapping import (
     order_payload,
     parse_order,
     rate_limit_reset,
+    raw_order_id,
     replace_payload,
     to_account,
     to_asset,
@@ -52,7 +53,7 @@ from repeg.brokers.alpaca.mapping import (
 from repeg.brokers.alpaca.retry import Backoff, sleep_seconds, with_retries
 from repeg.brokers.alpaca.settings import AlpacaSettings
 from repeg.brokers.alpaca.stream import TradeUpdateStream, watch_silence
-from repeg.brokers.alpaca.tracker import OrderTracker, log_unreadable_update
+from repeg.brokers.alpaca.tracker import OrderTracker, Sent, log_unreadable_update
 from repeg.brokers.base import UpdateSink
 from repeg.domain.account import Account, Asset, Position
 from repeg.domain.orders import BrokerOrder, OrderRequest, OrderStatus, ReplaceRequest
@@ -74,11 +75,6 @@ log = structlog.get_logger(__name__)
 _ORDERS_PAGE = 500
 #: The longest wait for a rate window's reset announced by a 429 (Alpaca's window is one minute).
 _MAX_RATE_HOLD = timedelta(seconds=60)
-
-
-def _raw_id(raw: object) -> str | None:
-    order_id = raw.get("id") if isinstance(raw, dict) else None
-    return None if order_id is None else str(order_id)
 
 
 class AlpacaBroker:
@@ -202,7 +198,7 @@ class AlpacaBroker:
         payload = order_payload(request)
         # An id sent already is the engine's re-send of a submit of unknown outcome (each check interval): one try.
         attempts = 1 if self._tracker.claimed(request.client_order_id) else None
-        self._tracker.claim(request.client_order_id)
+        self._tracker.claim(request.client_order_id, Sent.submit(request))
         log.info("order_submit", symbol=request.symbol, client_order_id=request.client_order_id)
         order = await self._write(
             "submit",
@@ -230,7 +226,7 @@ class AlpacaBroker:
                 broker_message=f"replace refused before sending: order {why}",
             )
         payload = replace_payload(request, current.qty)
-        self._tracker.claim(request.client_order_id)
+        self._tracker.claim(request.client_order_id, Sent.replacing(current, request.limit_price))
         log.info("order_replace", order_id=request.order_id, client_order_id=request.client_order_id)
         send = lambda: self._client.patch(f"/orders/{request.order_id}", payload)  # noqa: E731
         try:
@@ -293,6 +289,7 @@ class AlpacaBroker:
         except OrderNotFoundError:
             return None
         order = parse_order(raw)
+        self._tracker.refuse_foreign(order)
         self._tracker.adopt(order)
         self._tracker.absorb(order, self._clock.now())
         return order
@@ -311,10 +308,10 @@ class AlpacaBroker:
                 try:
                     orders.append(parse_order(raw))
                 except BrokerError as exc:
-                    log.debug("open_order_not_ours_skipped", order_id=_raw_id(raw), reason=str(exc))
-            if len(page) < _ORDERS_PAGE or _raw_id(page[-1]) is None:
+                    log.debug("open_order_not_ours_skipped", order_id=raw_order_id(raw), reason=str(exc))
+            if len(page) < _ORDERS_PAGE or raw_order_id(page[-1]) is None:
                 return orders
-            after = _raw_id(page[-1])
+            after = raw_order_id(page[-1])
 
     async def _open_orders_page(self, after: str | None) -> list[object]:
         params: dict[str, str | int] = {"status": "open", "limit": _ORDERS_PAGE, "direction": "asc"}

@@ -150,6 +150,12 @@ def parse_order(raw: object) -> BrokerOrder:
         raise BrokerError(f"broker sent an order repeg cannot read: {type(exc).__name__}: {exc}") from None
 
 
+def raw_order_id(raw: object) -> str | None:
+    """The `id` of a raw order answer, if it has one."""
+    order_id = raw.get("id") if isinstance(raw, dict) else None
+    return None if order_id is None else str(order_id)
+
+
 def to_account(account: TradeAccount) -> Account:
     return Account(
         cash=_dec(account.cash, Decimal(0)) or Decimal(0),

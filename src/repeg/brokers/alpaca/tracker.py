@@ -9,14 +9,26 @@ equals the broker's `filled_qty` and their notional its `filled_qty * filled_avg
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, localcontext
 
 import structlog
 
 from repeg.brokers.base import UpdateSink
-from repeg.domain.orders import BrokerOrder, Fill, OrderEvent, OrderStatus, OrderUpdate, event_for_status
+from repeg.domain.orders import (
+    BrokerOrder,
+    Fill,
+    OrderEvent,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Side,
+    event_for_status,
+)
 from repeg.domain.ticks import ZERO
+from repeg.errors import ClientOrderIdConflictError
 from repeg.report.quality import DECIMAL_CONTEXT
 
 log = structlog.get_logger(__name__)
@@ -78,6 +90,37 @@ def event_for(new: BrokerOrder, fill: Fill | None, hint: str | None) -> OrderEve
     return event_for_status(new.status)
 
 
+@dataclass(frozen=True)
+class Sent:
+    """What the run sent under a client order id: an order found under that id that differs is another's (another
+    run under the same run id), never the run's own. `qty` None: not checked (a replace may keep the order's own)."""
+
+    symbol: str
+    side: Side
+    order_type: OrderType
+    limit_price: Decimal | None
+    qty: Decimal | None = None
+
+    @classmethod
+    def submit(cls, request: OrderRequest) -> Sent:
+        return cls(request.symbol, request.side, request.order_type, request.limit_price, request.qty)
+
+    @classmethod
+    def replacing(cls, order: BrokerOrder, limit_price: Decimal) -> Sent:
+        return cls(order.symbol, order.side, order.order_type, limit_price)
+
+    def differences(self, order: BrokerOrder) -> dict[str, tuple[str, str]]:
+        """Each field in which `order` differs from what was sent: (sent, found)."""
+        pairs: dict[str, tuple[object, object]] = {
+            "symbol": (self.symbol, order.symbol),
+            "side": (self.side.value, order.side.value),
+            "qty": (self.qty, order.qty if self.qty is not None else None),
+            "order_type": (self.order_type.value, order.order_type.value),
+            "limit_price": (self.limit_price, order.limit_price),
+        }
+        return {name: (str(sent), str(found)) for name, (sent, found) in pairs.items() if sent != found}
+
+
 class OrderTracker:
     """Orders of one run: the latest state known from any source, and the state last pushed to the sinks.
 
@@ -90,14 +133,30 @@ class OrderTracker:
         self._latest: dict[str, BrokerOrder] = {}
         self._reported: dict[str, BrokerOrder] = {}
         self._client_ids: set[str] = set()
+        self._sent: dict[str, Sent] = {}
         self._sinks: list[UpdateSink] = []
 
     def add_sink(self, sink: UpdateSink) -> None:
         self._sinks.append(sink)
 
-    def claim(self, client_order_id: str) -> None:
-        """Mark a client order id as this run's: updates for it are reported even before its order id is known."""
+    def claim(self, client_order_id: str, sent: Sent | None = None) -> None:
+        """Mark a client order id as this run's: updates for it are reported even before its order id is known
+        (with `sent`, only for an order that matches it)."""
         self._client_ids.add(client_order_id)
+        if sent is not None:
+            self._sent[client_order_id] = sent
+
+    def foreign(self, order: BrokerOrder) -> dict[str, tuple[str, str]]:
+        """How an order under one of the run's client order ids differs from what the run sent under it (empty:
+        it is the run's, or nothing is known of what was sent)."""
+        sent = self._sent.get(order.client_order_id)
+        return {} if sent is None or order.order_id in self._latest else sent.differences(order)
+
+    def refuse_foreign(self, order: BrokerOrder) -> None:
+        """Raise `ClientOrderIdConflictError` for an order found under a client order id the run sent, not its own."""
+        differences = self.foreign(order)
+        if differences:
+            raise ClientOrderIdConflictError(order.client_order_id, order.order_id, differences)
 
     def claimed(self, client_order_id: str) -> bool:
         return client_order_id in self._client_ids
@@ -109,7 +168,9 @@ class OrderTracker:
         )
 
     def owns(self, order: BrokerOrder) -> bool:
-        return order.order_id in self._latest or order.client_order_id in self._client_ids
+        if order.order_id in self._latest:
+            return True
+        return order.client_order_id in self._client_ids and not self.foreign(order)
 
     def owns_ids(self, order_id: object, client_order_id: object) -> bool:
         """Whether the raw ids of an order repeg could not read name one of the run's orders."""
@@ -136,7 +197,7 @@ class OrderTracker:
         The caller records the state it asked for itself, so it counts as reported: later news is pushed, and
         a later fill is priced from this state, never re-reported from zero.
         """
-        if self.owns(order):
+        if self.owns(order) or self.foreign(order):
             return
         self.claim(order.client_order_id)
         self._latest[order.order_id] = order
