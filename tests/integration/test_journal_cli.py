@@ -303,20 +303,31 @@ def test_resume_of_a_run_stopped_after_announcing_an_order_still_goes_to_its_bro
     assert (reached, result.exit_code) == (["alpaca-paper"], ExitCode.BAD_INPUT), result.stderr
 
 
-def _journal_an_order_announced(journal: Path, run_id: str, *, ended: str | None) -> None:
-    """`journal` holds `run_id` on alpaca-paper with an order announced, and ended with status `ended` if given."""
+def _journal_an_order_announced(
+    journal: Path, run_id: str, *, ended: str | None, broker: str = "alpaca-paper", planned: bool = False
+) -> None:
+    """`journal` holds `run_id` on `broker` with an order announced, and ended with status `ended` if given. With
+    `planned`, the order's leg was planned first, so the order counts: never answered, it may be open at the
+    broker (`left_open`)."""
     import asyncio
 
-    from repeg.domain.events import IntentAction, OrderIntent, RunEnded
+    from repeg.domain.events import IntentAction, LegPlanned, OrderIntent, RunEnded
+    from repeg.domain.orders import Side
+    from repeg.domain.plan import LegSpec
 
-    _journal_started_with(journal, {}, run_id=run_id)
+    _journal_started_with(journal, {}, run_id=run_id, broker=broker)
     store = SqliteJournal(journal)
     ts = datetime(2026, 3, 2, 15, 1, tzinfo=UTC)
     cid = f"{run_id}-L0000-A00"
     intent = OrderIntent(
         run_id=run_id, ts=ts, correlation_id=cid, leg_index=0, action=IntentAction.SUBMIT, client_order_id=cid
     )
+    spec = LegSpec(index=0, symbol="AAA", side=Side.BUY, qty=Decimal(1))
     try:
+        if planned:
+            asyncio.run(
+                store.emit(LegPlanned(run_id=run_id, ts=ts, correlation_id=run_id, leg_index=0, spec=spec))
+            )
         asyncio.run(store.emit(intent))
         if ended is not None:
             asyncio.run(store.emit(RunEnded(run_id=run_id, ts=ts, correlation_id=run_id, status=ended)))
@@ -1024,3 +1035,25 @@ def test_a_journaled_event_the_leg_machine_refuses_is_a_journal_error_naming_the
     assert f"journal {journal}: event 5 (leg_finished) of run 'rI'" in result.stderr
     assert "'finish_skipped' is illegal in state 'idle'" in result.stderr
     assert journal.read_bytes() == before
+
+
+def test_resume_of_an_ended_sim_remote_run_answers_from_the_journal_without_sim_url(tmp_path: Path) -> None:
+    """A run that ended leaving nothing open is answered from the journal without a broker (as on Alpaca since
+    5cdb00a), but `resume` of an ended sim-remote run still refused it, exit 2, for want of a --sim-url it never
+    contacts."""
+    journal = tmp_path / "j.db"
+    _journal_an_order_announced(journal, "rE", ended="partial", broker="sim-remote")
+    result = CliRunner().invoke(build_app(), ["resume", "rE", "--journal", str(journal), "--json"])
+    assert result.exit_code == ExitCode.PARTIAL, result.stderr
+    assert json.loads(result.stdout)["status"] == "partial"
+
+
+def test_resume_of_an_ended_sim_remote_run_with_an_order_left_open_still_needs_sim_url(
+    tmp_path: Path,
+) -> None:
+    # Guard: its order may still work at the remote simulator, so the resume must reach it to close it.
+    journal = tmp_path / "j.db"
+    _journal_an_order_announced(journal, "rO", ended="partial", broker="sim-remote", planned=True)
+    result = CliRunner().invoke(build_app(), ["resume", "rO", "--journal", str(journal)])
+    assert result.exit_code == ExitCode.BAD_INPUT, result.stderr
+    assert result.stderr.strip().startswith("error: config --sim-url: "), result.stderr

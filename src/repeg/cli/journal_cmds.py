@@ -271,19 +271,25 @@ def _target(run_id: str, asked: _Asked, started_on: str, events: list[RunEvent])
     `journal_run.resume_feed`). A dry run, which sent nothing, has nothing to resume: refused, saying so."""
     from repeg.cli.journal_run import refuse_a_dry_run, resume_feed
     from repeg.domain.run import fold_run
+    from repeg.journal.resume import left_open
 
     refuse_a_dry_run("RUN_ID", run_id, started_on)  # whatever --broker says: no order of it exists anywhere
     broker = asked.broker or started_on
-    _refuse_unresumable(run_id, broker, asked, ended=fold_run(events).status)
+    state = fold_run(events)
+    # An ended run of this broker that left nothing open is answered from the journal (`ended_result`): no broker.
+    answered = state.status is not None and not left_open(state) and broker == started_on
+    _refuse_unresumable(run_id, broker, asked, ended=state.status, answered=answered)
     feed = resume_feed(asked.feed, events)
     return _Target(broker, asked.sim_url, asked.confirm, asked.allow_closed, feed)
 
 
-def _refuse_unresumable(run_id: str, broker: str, asked: _Asked, *, ended: str | None = None) -> None:
+def _refuse_unresumable(
+    run_id: str, broker: str, asked: _Asked, *, ended: str | None = None, answered: bool = False
+) -> None:
     """Refuse, naming what the user gave, a resume on `broker` that cannot be: a broker whose orders died with
     its process (named by `--broker`, or by RUN_ID when it is the run's own: one that `ended` is pointed to its
-    result, not told to run its plan again), `sim-remote` without `--sim-url`, or an option `broker` does not
-    read (as `repeg run` refuses it)."""
+    result, not told to run its plan again), `sim-remote` without `--sim-url` (unless the run is `answered` from
+    the journal, never reaching the broker), or an option `broker` does not read (as `repeg run` refuses it)."""
     from repeg.cli.run import OPTION_BROKERS
 
     if broker != SIM_REMOTE and not broker.startswith("alpaca-"):
@@ -300,7 +306,7 @@ def _refuse_unresumable(run_id: str, broker: str, asked: _Asked, *, ended: str |
         raise ConfigError(
             "--broker", broker, f"resume needs a broker that outlives the process: {_RESUMABLE}"
         )
-    if broker == SIM_REMOTE and asked.sim_url is None:
+    if broker == SIM_REMOTE and asked.sim_url is None and not answered:
         raise ConfigError(
             "--sim-url", None, f"resuming on {SIM_REMOTE} needs --sim-url sim://127.0.0.1:PORT/SESSION"
         )
