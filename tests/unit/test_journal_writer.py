@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Sequence
 
 import pytest
@@ -101,3 +102,34 @@ async def test_an_inline_writer_refuses_every_write_after_a_failed_commit() -> N
     with pytest.raises(JournalError):
         writer.close()
     assert spy.commits == []
+
+
+class GatedSpy(Spy):
+    """Commits only once `gate` is set (a slow fsync)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+
+    def __call__(self, records: Sequence[Record], durable: bool) -> None:
+        self.gate.wait(5)
+        super().__call__(records, durable)
+
+
+def test_a_waiter_whose_loop_closed_before_its_commit_ended_does_not_kill_the_writer() -> None:
+    # Ctrl-C: asyncio.run cancels the task waiting on an intent's commit and closes its loop while the writer
+    # thread is still committing. What was queued after it must still be committed, and later writes answered.
+    spy = GatedSpy()
+    writer = ThreadedWriter(spy, "test")
+
+    async def interrupted() -> None:
+        task = asyncio.ensure_future(writer.write((_record(1),), True, True))
+        await asyncio.sleep(0.01)
+        await writer.write((_record(2),), False, False)
+        task.cancel()
+
+    asyncio.run(interrupted())  # the loop is closed here, the commit of record 1 still in flight
+    spy.gate.set()
+    asyncio.run(asyncio.wait_for(writer.write((_record(3),), False, True), 5))
+    writer.close()
+    assert [seq for seqs, _ in spy.commits for seq in seqs] == [1, 2, 3]

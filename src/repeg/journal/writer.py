@@ -16,6 +16,7 @@ with a synchronous (fsync'd) write.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import Callable, Sequence
@@ -118,7 +119,10 @@ class ThreadedWriter:
         future: asyncio.Future[None] = loop.create_future()
 
         def done(error: BaseException | None) -> None:
-            loop.call_soon_threadsafe(_settle, future, error)
+            # A loop closed meanwhile (Ctrl-C: its run cancelled the waiting task) has nobody left to answer; raising
+            # here would end the writer thread and leave whatever is queued after this write uncommitted.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, future, error)
 
         self._queue.put(_Item(records, durable, done))
         await future
