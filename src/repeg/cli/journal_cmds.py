@@ -213,8 +213,8 @@ def _journaled_start(events: list[RunEvent], config: Path | None) -> tuple[Plan,
     """The plan and broker a run journaled when it started, and its configuration: the journaled one, or the
     `[execution]` of `config` when given (the journaled one is then not read: it may hold what repeg no longer
     reads, and must not stop the resume the replacement was given for). The start in effect is the last one
-    journaled: a run that announced no order may be started afresh under its id, with another configuration or
-    broker, and its orders then work under that start."""
+    journaled: a run that announced no order and did not end may be started afresh under its id, with another
+    configuration or broker, and its orders then work under that start."""
     from repeg.cli.journal_run import start_in_effect
 
     started = start_in_effect(events)

@@ -124,9 +124,9 @@ def ended_result(journal: Journal, run_id: str, broker: str) -> ExecutionResult 
 
 
 def start_in_effect(events: Sequence[RunEvent]) -> RunStarted | None:
-    """The run's start in effect: the last `run_started` journaled. A run that announced no order may be started
-    afresh under its id (another configuration, broker or feed, or for real after a dry run), and one that did is
-    never started again, so its orders work under this start."""
+    """The run's start in effect: the last `run_started` journaled. A run that announced no order and did not end
+    may be started afresh under its id (another configuration, broker or feed, or for real after a dry run), and one
+    that did either is never started again, so its orders work under this start."""
     from repeg.domain.events import RunStarted
 
     return next((event for event in reversed(events) if isinstance(event, RunStarted)), None)

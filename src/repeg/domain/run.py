@@ -141,9 +141,11 @@ class RunFolder:
             self._end_phase(event)
 
     def _restart(self) -> None:
-        """A second `RunStarted` before any order: the run was started afresh under its own id (see
-        `repeg.cli.journal_run.journaled_session`), so what the first start announced (legs, skipped trades, an
-        unfinished phase) is void. A run that announced orders is never restarted, and is left as it is."""
+        """A second `RunStarted` before any order: the run, which had not ended, was started afresh under its own
+        id (see `repeg.cli.journal_run.journaled_session`), so what the first start announced (legs, skipped
+        trades, an unfinished phase) is void. A run that announced orders, or that ended, is never restarted (a
+        journal written before repeg stopped restarting ended runs may hold one: its end is void too). A run that
+        announced orders is left as it is."""
         if self._header and not self._by_client_id:
             self.legs.clear()
             self._skipped.clear()

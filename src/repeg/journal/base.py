@@ -143,9 +143,11 @@ def traded_notional(events: list[RunEvent]) -> Decimal:
 def summarize(run_id: str, started: datetime, events: list[RunEvent]) -> RunSummary:
     """Build a run's summary from its events alone (`SUMMARY_KINDS` suffice).
 
-    A run that sent nothing may be started afresh under its id (`repeg.cli.journal_run.journaled_session`), even
-    after it ended: as in the fold (`repeg.domain.run.RunFolder`), a start before any order voids what the one
-    before it planned and how it ended. An order reported by the broker stands for the order announced.
+    A run that sent nothing and did not end may be started afresh under its id
+    (`repeg.cli.journal_run.journaled_session`; one that ended is never started again, only answered); a journal
+    written before repeg stopped that may hold an ended run started again. As in the fold
+    (`repeg.domain.run.RunFolder`), a start before any order voids what the one before it planned and how it
+    ended. An order reported by the broker stands for the order announced.
     """
     plan_file, broker, status = "", "", UNFINISHED
     legs: set[int] = set()
