@@ -1057,3 +1057,36 @@ def test_resume_of_an_ended_sim_remote_run_with_an_order_left_open_still_needs_s
     result = CliRunner().invoke(build_app(), ["resume", "rO", "--journal", str(journal)])
     assert result.exit_code == ExitCode.BAD_INPUT, result.stderr
     assert result.stderr.strip().startswith("error: config --sim-url: "), result.stderr
+
+
+def test_a_journaled_leg_status_this_repeg_does_not_know_is_a_journal_error_naming_the_run_and_the_event(
+    tmp_path: Path,
+) -> None:
+    """A `leg_finished` with a status another repeg version may write (here `deferred`): `show` died with a raw
+    ValueError traceback (exit 1); it is a failed journal, exit 4, naming the run and the event."""
+    import asyncio
+
+    from repeg.domain.events import LegFinished, LegPlanned
+    from repeg.domain.orders import Side
+    from repeg.domain.plan import LegSpec
+
+    journal = tmp_path / "j.db"
+    _journal_started_with(journal, {}, run_id="rU")
+    store = SqliteJournal(journal)
+    leg = {
+        "run_id": "rU",
+        "ts": datetime(2026, 3, 2, 15, 1, tzinfo=UTC),
+        "correlation_id": "rU",
+        "leg_index": 0,
+    }
+    try:
+        asyncio.run(
+            store.emit(LegPlanned(**leg, spec=LegSpec(index=0, symbol="AAA", side=Side.BUY, qty=Decimal(1))))
+        )
+        asyncio.run(store.emit(LegFinished(**leg, status="deferred")))
+    finally:
+        store.close()
+    result = CliRunner().invoke(build_app(), ["show", "rU", "--journal", str(journal)])
+    assert result.exit_code == ExitCode.FAILED, result.stderr or result.exception
+    assert f"journal {journal}: event 3 (leg_finished) of run 'rU'" in result.stderr
+    assert "unknown leg status 'deferred'" in result.stderr
