@@ -140,3 +140,27 @@ def test_a_buy_scaled_to_exactly_min_notional_is_kept() -> None:
 def test_no_buying_power_gives_a_scale_of_exactly_zero_in_the_drop_reason() -> None:
     sizing = size_buys([qty_leg(0, "AAA", "10")], ASKS, Decimal(0), Decimal(0))
     assert sizing.dropped[0][1] == "scaled to zero (scale 0)"
+
+
+def test_a_whole_share_notional_buy_sized_at_the_ask_under_min_notional_is_dropped() -> None:
+    # $130 of a non-fractionable stock: 2 shares ($129.98) at the $64.99 arrival mid passed a $100 minimum, but
+    # at the $65.01 ask it buys 1 share, $65.01: under the minimum, unscaled, it must not be sent.
+    sizing = size_buys(
+        [notional_leg(0, "CCC", "130", whole=True)],
+        {"CCC": Decimal("65.01")},
+        Decimal(10_000),
+        Decimal(0),
+        min_notional=Decimal(100),
+    )
+    assert sizing.legs == ()
+    assert [reason for _, reason in sizing.dropped] == [
+        "sized to a notional of 65.01, below min_notional 100"
+    ]
+
+
+def test_a_fractional_notional_buy_exactly_at_min_notional_is_kept_when_sized() -> None:
+    # Rounded down to 1e-9 shares it costs a hair under $1 at the ask: the dollars asked for count, as at planning.
+    sizing = size_buys(
+        [notional_leg(0, "AAA", "1")], {"AAA": Decimal(3)}, Decimal(100), Decimal(0), min_notional=Decimal(1)
+    )
+    assert [leg.qty for leg in sizing.legs] == [Decimal("0.333333333")]

@@ -43,8 +43,11 @@ class BuySizing:
     estimated_cost: Decimal
 
 
-def _sized(spec: LegSpec, ask: Decimal | None) -> Decimal | str:
-    """The leg's quantity before any scaling, or why it cannot be bought."""
+def _sized(spec: LegSpec, ask: Decimal | None, min_notional: Decimal) -> Decimal | str:
+    """The leg's quantity before any scaling, or why it cannot be bought.
+
+    A whole-share notional leg is held to `min_notional` by what it buys at the ask, as at planning (at the mid):
+    rounded down to whole shares at a higher price it may buy less than the minimum."""
     if ask is None:
         # Without a valid ask the leg's cost cannot be bounded, so it cannot be shown to fit the buying power.
         return _NO_QUOTE_QTY if spec.qty is not None else _NO_QUOTE_NOTIONAL
@@ -52,7 +55,12 @@ def _sized(spec: LegSpec, ask: Decimal | None) -> Decimal | str:
         qty = spec.qty
     else:
         qty = ZERO if spec.notional is None else round_qty_down(spec.notional / ask, spec.whole_shares)
-    return qty if qty > ZERO else "sized to zero"
+    if qty <= ZERO:
+        return "sized to zero"
+    if spec.notional is not None and spec.whole_shares and qty * ask < min_notional:
+        shown = (qty * ask).quantize(PENNY, rounding=ROUND_DOWN)  # never rounded up to the minimum
+        return f"sized to a notional of {shown}, below min_notional {min_notional}"
+    return qty
 
 
 def _scale_for(cost: Decimal, buying_power: Decimal) -> Decimal:
@@ -100,7 +108,8 @@ def size_buys(
     notional (it cannot be sized) or a quantity (its cost cannot be bounded, so sending it could exceed the
     buying power). When the estimate exceeds the buying power every leg is scaled by the same factor (rounded
     down, whole shares for whole-share legs); a leg scaled to nothing, or to a notional under `min_notional`
-    (at its ask), is dropped, like a trade too small at planning.
+    (at its ask), is dropped, like a trade too small at planning; so is a whole-share notional leg that buys
+    under `min_notional` at its ask, scaled or not.
     """
     factor = _ONE + buffer_bps / BPS
     sized: list[tuple[LegSpec, Decimal, Decimal]] = []
@@ -108,7 +117,7 @@ def size_buys(
     cost = ZERO
     for spec in specs:
         ask = asks.get(spec.symbol)
-        qty = _sized(spec, ask)
+        qty = _sized(spec, ask, min_notional)
         if isinstance(qty, str) or ask is None:
             dropped.append((spec, str(qty)))
             continue
