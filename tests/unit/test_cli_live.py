@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, Decimal, localcontext
@@ -105,6 +106,18 @@ async def test_live_view_throttles_redraws_but_always_draws_the_final_state() ->
         await view.emit(run_events()[2])
         assert view.draws == 2
     assert view.draws == 3
+
+
+async def test_live_view_draws_what_the_throttle_held_back_once_its_interval_has_passed() -> None:
+    # A real-time run: the order acknowledged right after its intent then rests for minutes with no event; the
+    # screen must not keep showing the state before the acknowledgement all that time.
+    view = LiveView(console(), min_interval=0.05, monotonic=FakeMonotonic())
+    with view:
+        for event in run_events():
+            await view.emit(event)  # within one interval: only the first draws
+        assert view.draws == 1
+        await asyncio.sleep(0.3)  # no further event
+        assert view.draws == 2
 
 
 @pytest.mark.parametrize(
