@@ -4,9 +4,9 @@
 |---|---|
 | 0 | run completed: every leg filled (`completed`), or every leg not skipped filled (`completed_with_skips`: trades too small, of zero shares or without a valid arrival quote, legs skipped by `on_no_quote`); also an Alpaca `--dry-run` that ran to its end |
 | 1 | internal error: a bug (an invariant broke, an unexpected exception); the message says where |
-| 2 | refused before any order: bad plan, config, quotes file, unknown or non-tradable symbol, safety limit, closed market (without `--allow-closed`); a run id the journal does not hold, or a journal file that does not exist (`runs`, `show`, `resume`, `report`; for `run`, its directory), an empty `--journal`, a directory, a non-SQLite file or a database that is no repeg journal as one; `report` or `sweep --engine ray` without the lab extras, a `postgresql://` journal without the `postgres` extra or of a malformed DSN |
+| 2 | refused before any order: bad plan, config, quotes file, unknown or non-tradable symbol, safety limit, closed market (without `--allow-closed`); a run id the journal does not hold, or a journal file that does not exist (`runs`, `show`, `resume`, `report`; for `run`, its directory), an empty `--journal`, a directory, a non-SQLite file or a database that is no repeg journal as one; `resume` of an in-process simulator run; `report` or `sweep --engine ray` without the lab extras, a `postgresql://` journal without the `postgres` extra or of a malformed DSN |
 | 3 | partial: the run ended with some legs not (fully) filled, or with an order of the run that may still be open at the broker, or a graceful stop (Ctrl-C, SIGTERM) left it resumable |
-| 4 | failed: the broker, the market data source or the journal failed, or the run ended `failed` |
+| 4 | failed: the broker, the market data source or the journal failed (a journal holding an event repeg cannot read or fold included), or the run ended `failed`; also `run --run-id`/`resume` of a run another process is working (refused before anything is sent), and `run --run-id` of an unfinished in-process simulator run |
 
 A Ctrl-C before the run sends anything (while repeg loads, reads the plan, the config or the quotes, or opens
 the journal), a second Ctrl-C, or Ctrl-C during an in-process simulator run, exits 130 (128 + SIGINT) without a
