@@ -310,6 +310,14 @@ def test_malformed_symbol_is_refused() -> None:
     assert csv_error("symbol,side,qty\nA B,buy,1\n").reason == "not a valid ticker symbol"
 
 
+# Dotless i and long s: upper-cased they read IBM and SPY, tickers the user never wrote.
+@pytest.mark.parametrize("symbol", ["\u0131bm", "\u017fpy"])
+def test_a_symbol_that_upper_cases_into_a_ticker_is_refused_not_traded_as_it(symbol: str) -> None:
+    error = csv_error(f"symbol,side,qty\n{symbol},buy,1\n")
+    assert (error.row, error.field, error.value) == (2, "symbol", symbol)
+    assert error.reason == "not a valid ticker symbol"
+
+
 def test_json_numeric_symbol_is_refused() -> None:
     assert "expected text" in json_error('[{"symbol": 7, "side": "buy", "qty": 1}]').reason
 

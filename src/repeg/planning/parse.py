@@ -273,9 +273,11 @@ def _check_weight_sum(source: str, weights: tuple[TargetWeight, ...]) -> None:
 
 def _symbol(source: str, row: _Row) -> str:
     raw = row.cells.get(SYMBOL)
-    text = _text(source, row, SYMBOL, raw).upper()
+    text = _text(source, row, SYMBOL, raw)
     if not text:
         raise PlanInputError(source, row.number, SYMBOL, raw, "missing value")
+    # ASCII before upper-casing: "\u0131bm" (dotless i) upper-cases to IBM, a ticker the user never wrote.
+    text = text.upper() if text.isascii() else text
     if not is_ticker(text):
         raise PlanInputError(source, row.number, SYMBOL, raw, "not a valid ticker symbol")
     return text
