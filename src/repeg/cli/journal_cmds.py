@@ -2,7 +2,8 @@
 
 `show` rebuilds a run from its journal alone: the events in order, then the same results table `repeg run`
 prints, built by the same fold (`domain.run.fold_run`) and result builder (`report.result.build_result`).
-`resume` reconciles an unfinished run with its broker and finishes it (`repeg.journal.resume`).
+`resume` reconciles an unfinished run with its broker and finishes it (`repeg.journal.resume`); a run that ended
+is answered from the journal, after its order left open at the broker, if any, was closed.
 
 Heavy imports happen inside the commands so that `repeg --help` stays fast.
 """

@@ -3,7 +3,8 @@
 - Every run journals (default `./repeg.db`); the sink is wrapped by the crash test's fault injection when
   `REPEG_KILL_AT` is set (`repeg.journal.faults`), and inert otherwise.
 - `repeg run --run-id ID` for an ID already in the journal never executes the plan twice: a finished run's
-  result is rebuilt from the journal, an unfinished one is resumed (on a broker that outlives the process). On
+  result is rebuilt from the journal, an unfinished one is resumed (on a broker that outlives the process), and
+  so is one that ended with an order still open at such a broker (the resume closes it, sending nothing). On
   the simulator, the ID must be asked for on the market it ran on (`refuse_another_market`).
 - On the remote simulator (`--broker sim-remote --sim-url ...`) the run executes in real time, and SIGINT or
   SIGTERM stop it gracefully (`repeg.journal.shutdown`).
@@ -311,7 +312,8 @@ def run_remote(
     sim_url: str | None,
     sinks: Sequence[EventSink] = (),
 ) -> ExecutionResult:
-    """Execute (or, for a known unfinished `run_id`, resume) `plan` on the remote simulator in real time."""
+    """Execute (or, for a known `run_id` unfinished or ended with an order left open, resume) `plan` on the remote
+    simulator in real time."""
     import asyncio
     from datetime import UTC, datetime
 
