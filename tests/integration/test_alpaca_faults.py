@@ -534,3 +534,31 @@ async def test_a_submit_of_unknown_outcome_does_not_adopt_another_runs_order_of_
     assert not await gateway.submit(0, OrderType.LIMIT, Decimal("90.00"), step=0, reason="peg", quote=None)
     assert theirs not in bus.leg(0).order_ids
     assert (bus.leg(0).error or "").startswith("ClientOrderIdConflictError")
+
+
+async def test_a_replace_whose_answer_was_lost_rides_out_a_brief_outage_of_its_lookup(fake_alpaca):
+    """8bbed60 made the lookup of any client order id this process sent and never learned one request: right for a
+    submit (the phase monitor asks again at each check), not for a replace, which nothing asks about again. A
+    replace that took effect, its answer and trade updates lost, then met 503s on its lookups was recorded failed
+    (an OrderFailed in the journal, and the leg's error a 503 that an incomplete leg would end with)."""
+    quiet = FAST.stream.model_copy(update={"silence_after": 30.0})  # no silence poll learns the replacement
+    broker, feed = await connect(fake_alpaca, settings=FAST.model_copy(update={"stream": quiet}))
+    try:
+        bus = EventBus("r9", RealClock(), ())
+        spec = LegSpec(index=0, symbol="AAPL", side=Side.BUY, qty=Decimal(1))
+        await bus.emit(LegPlanned(**bus.stamp(0), spec=spec))
+        gateway = OrderGateway(broker, bus, ExecutionConfig(wait_between_checks=0.01))
+        assert await gateway.submit(0, OrderType.LIMIT, Decimal("90.00"), step=0, reason="peg", quote=None)
+        original = bus.leg(0).active_order
+        assert original is not None
+        fake_alpaca.trade_stream_muted = True
+        fake_alpaca.lose_response("PATCH", f"/v2/orders/{original.order_id}")
+        fake_alpaca.fail("GET", "/v2/orders:by_client_order_id", 503, times=3)
+        await gateway.replace(0, Decimal("90.05"), step=1, quote=None)
+        leg = bus.leg(0)
+        assert leg.error is None
+        assert leg.status is LegStatus.WORKING
+        assert leg.active_client_order_id == "r9-L0000-A01"
+    finally:
+        await feed.aclose()
+        await broker.aclose()

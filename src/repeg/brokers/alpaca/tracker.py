@@ -100,6 +100,7 @@ class Sent:
     order_type: OrderType
     limit_price: Decimal | None
     qty: Decimal | None = None
+    replace: bool = False
 
     @classmethod
     def submit(cls, request: OrderRequest) -> Sent:
@@ -107,7 +108,7 @@ class Sent:
 
     @classmethod
     def replacing(cls, order: BrokerOrder, limit_price: Decimal) -> Sent:
-        return cls(order.symbol, order.side, order.order_type, limit_price)
+        return cls(order.symbol, order.side, order.order_type, limit_price, replace=True)
 
     def differences(self, order: BrokerOrder) -> dict[str, tuple[str, str]]:
         """Each field in which `order` differs from what was sent: (sent, found)."""
@@ -162,9 +163,13 @@ class OrderTracker:
         return client_order_id in self._client_ids
 
     def unanswered(self, client_order_id: str) -> bool:
-        """True for a client order id this process sent whose order it has not learned (its outcome unknown)."""
-        return client_order_id in self._client_ids and all(
-            order.client_order_id != client_order_id for order in self._latest.values()
+        """True for a client order id this process submitted whose order it has not learned (its outcome unknown).
+        Not a replace's: nothing asks after one again (the engine's checks do, each, after a submit's)."""
+        sent = self._sent.get(client_order_id)
+        return (
+            sent is not None
+            and not sent.replace
+            and all(order.client_order_id != client_order_id for order in self._latest.values())
         )
 
     def owns(self, order: BrokerOrder) -> bool:
