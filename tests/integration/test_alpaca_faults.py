@@ -562,3 +562,22 @@ async def test_a_replace_whose_answer_was_lost_rides_out_a_brief_outage_of_its_l
     finally:
         await feed.aclose()
         await broker.aclose()
+
+
+async def test_a_submit_left_unanswered_whose_id_turns_out_another_runs_is_refused_at_the_next_check(
+    alpaca: Pair, fake_alpaca
+):
+    """An outage hid the submit's outcome; once Alpaca answers again, the order under its client order id is
+    another run's: the check records the submit refused (naming the conflict), not 'unresolved' at every check
+    until the phase ends, and never adopts it."""
+    broker, _ = alpaca
+    gateway, bus, theirs = await _run_reusing_a_client_order_id(broker, fake_alpaca)
+    fake_alpaca.fail("POST", "/v2/orders", 503, times=500)
+    fake_alpaca.fail("GET", "/v2/orders:by_client_order_id", 503, times=500)
+    assert await gateway.submit(0, OrderType.LIMIT, Decimal("90.00"), step=0, reason="peg", quote=None)
+    assert bus.leg(0).status is LegStatus.SUBMITTING
+    fake_alpaca.faults.clear()
+    await gateway.resolve_submit(0)
+    assert bus.leg(0).status is not LegStatus.SUBMITTING
+    assert theirs not in bus.leg(0).order_ids
+    assert (bus.leg(0).error or "").startswith("ClientOrderIdConflictError")
