@@ -349,6 +349,22 @@ def test_marketable_ioc_fills() -> None:
     assert run_sim(scenario).events() == ["new", "fill"]
 
 
+def test_replacement_of_an_ioc_is_an_ioc_not_a_resting_day_order() -> None:
+    # Alpaca: a replace keeps every attribute it does not name, the time in force included.
+    async def scenario(sim: Sim) -> None:
+        order = await sim.broker.submit_order(ioc("i1", Side.BUY, "10", "9.00"))
+        new = await sim.broker.replace_order(
+            ReplaceRequest(
+                order_id=order.order_id, client_order_id="i1-r", qty=Decimal(10), limit_price=Decimal("9.01")
+            )
+        )
+        await sim.until(60)
+        assert (await sim.broker.get_order(new.order_id)).status is OrderStatus.CANCELED
+
+    sim = run_sim(scenario)
+    assert sim.updates[-1].ts == at(0)
+
+
 def test_partial_fills_continue_on_later_quotes_until_complete() -> None:
     async def scenario(sim: Sim) -> None:
         await sim.broker.submit_order(limit("b1", Side.BUY, "50", "10.20"))

@@ -172,7 +172,7 @@ class SimulatedBroker:
             symbol=old.symbol,
             side=old.side,
             order_type=OrderType.LIMIT,
-            tif=TimeInForce.DAY,
+            tif=TimeInForce.IOC if old.immediate_or_cancel else TimeInForce.DAY,  # kept, as Alpaca keeps it
             replaces=old.order_id,
         )
         self._check_funds(new, freed=old.reserved)
