@@ -1090,3 +1090,18 @@ def test_a_journaled_leg_status_this_repeg_does_not_know_is_a_journal_error_nami
     assert result.exit_code == ExitCode.FAILED, result.stderr or result.exception
     assert f"journal {journal}: event 3 (leg_finished) of run 'rU'" in result.stderr
     assert "unknown leg status 'deferred'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "broker", [["--broker", "sim-remote", "--sim-url", "sim://127.0.0.1:9/x"], ["--broker", "alpaca-paper"]]
+)
+def test_resume_of_a_simulator_run_on_another_broker_points_to_its_result_not_to_resuming_it_on_the_simulator(
+    journaled: tuple[Path, str, str], broker: list[str]
+) -> None:
+    """demo1 ran on the in-process simulator and ended: resume with another --broker told the user to "resume it on
+    simulator", which resume refuses (its orders died with its process): advice that leads nowhere."""
+    journal, _, _ = journaled
+    result = CliRunner().invoke(build_app(), ["resume", "demo1", "--journal", str(journal), *broker])
+    assert result.exit_code == ExitCode.BAD_INPUT, result.stderr
+    assert "resume it on simulator" not in result.stderr
+    assert "it ended completed: `repeg show demo1` prints its result" in result.stderr

@@ -144,9 +144,26 @@ def _check_same_broker(run_id: str, events: Sequence[RunEvent], broker: str) -> 
     refuse_a_dry_run("--run-id", run_id, start.broker)
     if start.broker != broker:
         started = start.broker
+        advice = f"resume it on {started}" if _outlives_process(started) else _not_resumable(run_id, events)
         raise ConfigError(
-            "--broker", broker, f"run {run_id} was started on {started}, not {broker}: resume it on {started}"
+            "--broker", broker, f"run {run_id} was started on {started}, not {broker}: {advice}"
         )
+
+
+def _outlives_process(broker: str) -> bool:
+    """Whether `broker`'s orders outlive the process that sent them (sim-remote, Alpaca): a run on it resumes."""
+    return broker == "sim-remote" or broker.startswith("alpaca-")
+
+
+def _not_resumable(run_id: str, events: Sequence[RunEvent]) -> str:
+    """What to do with a run of the in-process simulator, which no broker resumes (its orders died with it)."""
+    from repeg.domain.run import fold_run
+
+    ended = fold_run(events).status
+    again = "run its plan again under a new --run-id"
+    if ended is not None:
+        again = f"it ended {ended}: `repeg show {run_id}` prints its result"
+    return f"its orders died with the process it ran in, so it cannot be resumed; {again}"
 
 
 def refuse_a_dry_run(option: str, run_id: str, started_on: str) -> None:
