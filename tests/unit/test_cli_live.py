@@ -329,3 +329,38 @@ def test_quality_table_says_the_fill_rate_is_a_share_of_the_quantity() -> None:
     screen = io.StringIO()
     Console(file=screen, width=120).print(quality_table(build_result(folder.snapshot())))
     assert "fill rate before escalation (share of quantity)" in screen.getvalue()
+
+
+def test_live_view_on_a_narrow_terminal_shows_every_digit_of_a_fractional_quantity() -> None:
+    # A terminal resized to 60 columns: rich shrinks the columns, and a number must wrap rather than lose its last
+    # digits to an ellipsis ("12345…" reads as another quantity).
+    spec = LegSpec(index=0, symbol="BRK.B", side=Side.SELL, qty=Decimal("12345.123456789"))
+    intent = OrderIntent(
+        action=IntentAction.SUBMIT,
+        client_order_id="r1-L0000-A00",
+        order_type=OrderType.LIMIT,
+        qty=Decimal("12345.123456789"),
+        limit_price=Decimal("1234.5678"),
+        reason="initial",
+        **base(0),
+    )
+    folder = RunFolder()
+    for event in (LegPlanned(spec=spec, **base(0)), PhaseStarted(side=Side.SELL, **base()), intent):
+        folder.apply(event)
+    screen = Console(file=io.StringIO(), width=60, force_terminal=True, record=True)
+    screen.print(legs_table(folder.snapshot()))
+    cells = [line.split("│")[4].strip() for line in screen.export_text().splitlines() if line.startswith("│")]
+    assert "".join(cells) == "12345.123456789"
+
+
+def test_results_table_on_an_80_column_terminal_shows_every_digit_of_a_fractional_quantity() -> None:
+    from repeg.cli.render import results_table
+    from repeg.report.result import build_result
+
+    spec = LegSpec(index=0, symbol="BRK.B", side=Side.SELL, qty=Decimal("12345.123456789"))
+    folder = RunFolder()
+    folder.apply(LegPlanned(spec=spec, **base(0)))
+    screen = Console(file=io.StringIO(), width=80, force_terminal=True, record=True)
+    screen.print(results_table(build_result(folder.snapshot())))
+    rows = [line.split("│") for line in screen.export_text().splitlines() if line.startswith("│")]
+    assert "".join(row[4].strip() for row in rows) == "12345.123456789"

@@ -50,6 +50,15 @@ def _leg_qty(leg: LegState) -> str:
     return qty_text(leg.qty)
 
 
+def _add_column(table: Table, name: str, *, numeric: bool) -> None:
+    """A numeric column is right-justified and, on a terminal too narrow for the table, wraps its digits onto a
+    second line rather than cutting them at an ellipsis ("12345…" would read as another quantity or price)."""
+    if numeric:
+        table.add_column(name, justify="right", overflow="fold")
+    else:
+        table.add_column(name, justify="left")
+
+
 #: The live view shows at most this many legs: the ones still working first, then finished ones.
 LIVE_MAX_ROWS = 40
 
@@ -71,9 +80,7 @@ def legs_table(run: RunState, max_rows: int = LIVE_MAX_ROWS) -> Table:
     title = "repeg" if phase is None else f"repeg: {phase.side} phase"
     table = Table(title=f"{title}, {filled}/{len(run.legs)} legs filled", title_justify="left", expand=False)
     for name in ("#", "symbol", "side", "qty", "filled", "limit", "re-pegs", "state"):
-        table.add_column(
-            name, justify="right" if name in {"#", "qty", "filled", "limit", "re-pegs"} else "left"
-        )
+        _add_column(table, name, numeric=name in {"#", "qty", "filled", "limit", "re-pegs"})
     shown = _live_rows(run.legs, max_rows)
     for leg in shown:
         table.add_row(
@@ -113,7 +120,7 @@ def results_table(result: ExecutionResult) -> Table:
     numeric = {"#", "requested", "filled", "avg fill", "arrival mid", "cost bps", "re-pegs", "time"}
     headers = ("#", "symbol", "side", "requested", "filled", "avg fill", "arrival mid", "cost bps", "re-pegs")
     for name in (*headers, "escalated", "time", "state"):
-        table.add_column(name, justify="right" if name in numeric else "left")
+        _add_column(table, name, numeric=name in numeric)
     for leg in result.legs:
         table.add_row(
             str(leg.index),
