@@ -83,7 +83,8 @@ class Journal(Protocol):
     def has_run(self, run_id: str) -> bool: ...
 
     def events(self, run_id: str) -> list[RunEvent]:
-        """Every event of `run_id` in sequence order; raises `RunNotFoundError` for an unknown run."""
+        """Every event of `run_id` in sequence order; raises `RunNotFoundError` for an unknown run, and
+        `JournalError` naming the event for one this repeg cannot read or fold (a damaged journal)."""
         ...
 
     def runs(self) -> list[RunSummary]:
