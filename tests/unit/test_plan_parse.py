@@ -552,3 +552,8 @@ def test_a_directory_as_the_plan_is_refused_as_a_directory(tmp_path: Path) -> No
     with pytest.raises(PlanInputError) as info:
         load_plan(tmp_path)
     assert str(info.value) == f"{tmp_path}: a directory, not a plan file (.csv or .json)"
+
+
+def test_a_trade_built_in_python_never_upper_cases_a_symbol_into_another_ticker() -> None:
+    # "\u0131bm" (dotless i) upper-cases to IBM: built in Python it traded IBM, where the plan file refuses it.
+    assert TradeIntent(symbol="\u0131bm", side=Side.BUY, qty=Decimal(1)).symbol == "\u0131bm"

@@ -33,8 +33,10 @@ def plan_symbol(value: str) -> str:
     case, so that "aapl" names the position, quote and asset AAPL (and is one symbol with "AAPL"); a `ValueError`
     when nothing is left. The ticker shape (`is_ticker`) is checked where a user writes a symbol (a plan file,
     the run's TOML): a basket replays whatever symbols its quote file holds, and a broker refuses a symbol it does
-    not know (`UnknownSymbolError`) before any order."""
-    symbol = value.strip().upper()
+    not know (`UnknownSymbolError`) before any order. Only ASCII is upper-cased: "\u0131bm" (dotless i) would
+    read IBM, a ticker the user never wrote; kept as written, the broker refuses it."""
+    symbol = value.strip()
+    symbol = symbol.upper() if symbol.isascii() else symbol
     if not symbol:
         raise ValueError(f"symbol {value!r} is blank")
     return symbol
