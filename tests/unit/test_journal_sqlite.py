@@ -419,6 +419,26 @@ def test_a_run_claimed_through_one_journal_is_refused_to_another_until_it_closes
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".lock") == []
 
 
+def test_a_run_claimed_through_a_symlink_to_the_journal_is_refused_through_the_journal_itself(
+    tmp_path: Path,
+) -> None:
+    # `repeg run --journal link.db` still working the run while `repeg resume --journal real.db` starts: one file,
+    # so one lock, whatever path names it.
+    real = tmp_path / "data" / "j.db"
+    real.parent.mkdir()
+    link = tmp_path / "link.db"
+    first = SqliteJournal(real)
+    link.symlink_to(real)
+    second = SqliteJournal(link)
+    first.claim("r1")
+    try:
+        with pytest.raises(JournalError, match="being worked by another repeg process"):
+            second.claim("r1")
+    finally:
+        first.close()
+        second.close()
+
+
 async def test_a_run_whose_start_time_cannot_be_read_fails_the_run_list_with_a_journal_error(
     tmp_path: Path,
 ) -> None:

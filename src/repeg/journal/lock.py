@@ -18,8 +18,10 @@ if sys.platform != "win32":
 
 
 def lock_path(journal: Path, run_id: str) -> Path:
-    """The lock file of `run_id` in `journal` (run ids are letters, digits, '-' and '_': safe in a file name)."""
-    return journal.with_name(f"{journal.name}.{run_id}.lock")
+    """The lock file of `run_id` in `journal` (run ids are letters, digits, '-' and '_': safe in a file name),
+    beside the file the path resolves to: a journal named through a symbolic link has the same locks."""
+    real = journal.resolve()
+    return real.with_name(f"{real.name}.{run_id}.lock")
 
 
 def _holds(path: Path, fd: int) -> bool:
