@@ -301,6 +301,18 @@ def test_a_weight_zero_exit_built_in_python_in_lower_case_sells_the_held_positio
     assert [(leg.symbol, leg.side, leg.filled_qty) for leg in result.legs] == [("AAA", Side.SELL, Decimal(7))]
 
 
+def test_a_weight_zero_exit_of_a_fractional_non_fractionable_position_sells_its_whole_shares(
+    tape: QuoteTape,
+) -> None:
+    """The exit sent 7.5 shares of a non-fractionable asset: refused by the broker, the leg failed, nothing sold."""
+    plan = Plan(source="api", kind=PlanKind.WEIGHTS, weights=(TargetWeight(symbol="BBB", weight=Decimal(0)),))
+    account = SimAccount(positions={"BBB": Decimal("7.5")}, non_fractionable=("BBB",))
+    result = simulate(plan, account=account, tape=tape)
+    assert [(leg.symbol, leg.status, leg.filled_qty) for leg in result.legs] == [
+        ("BBB", "filled", Decimal(7))
+    ]
+
+
 def test_a_synthetic_symbol_set_in_lower_case_from_python_is_refused_not_ignored() -> None:
     """`MarketSettings(symbols={"aaa": ...})` was taken, and never met the plan's AAA (plans read upper case):
     AAA got a price drawn from its name instead of the one set, and the tape a symbol no plan can name."""

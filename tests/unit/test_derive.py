@@ -111,9 +111,26 @@ def test_weights_rebalance_produces_sells_and_buys_in_plan_order() -> None:
 
 
 def test_weight_zero_sells_the_exact_position_as_a_full_exit() -> None:
-    held = (position("A", "12.345678912345", "10"),)
+    held = (position("A", "12.345678912", "10"),)
+    legs, _ = derive(weights(A="0"), positions=held, prices={"A": "10"})
+    assert [(leg.side, leg.qty, leg.full_exit) for leg in legs] == [(Side.SELL, D("12.345678912"), True)]
+
+
+def test_weight_zero_sells_the_whole_shares_of_a_fractional_non_fractionable_position() -> None:
+    # 7.5 shares of a non-fractionable asset: a sell of 7.5 is refused by the broker (the simulator, and the
+    # Alpaca adapter before sending), so the exit sold nothing. Its whole shares can be sold: 7, not an exact exit.
+    held = (position("A", "7.5", "10"),)
     legs, _ = derive(weights(A="0"), positions=held, known=assets("A", whole=("A",)), prices={"A": "10"})
-    assert [(leg.side, leg.qty, leg.full_exit) for leg in legs] == [(Side.SELL, D("12.345678912345"), True)]
+    assert [(leg.side, leg.qty, leg.full_exit) for leg in legs] == [(Side.SELL, D(7), False)]
+
+
+def test_weight_zero_on_under_one_share_of_a_non_fractionable_asset_is_skipped() -> None:
+    held = (position("A", "0.5", "10"),)
+    legs, skipped = derive(
+        weights(A="0"), positions=held, known=assets("A", whole=("A",)), prices={"A": "10"}
+    )
+    assert legs == []
+    assert [(s.symbol, s.reason) for s in skipped] == [("A", "rounds to zero whole shares")]
 
 
 def test_weight_zero_on_a_short_buys_it_back_exactly() -> None:
@@ -208,6 +225,17 @@ def test_trade_list_sell_of_the_whole_position_is_a_full_exit() -> None:
     held = (position("A", "4.5", "10"),)
     legs, _ = derive(trades(trade("A", Side.SELL, qty="4.5")), positions=held, prices={"A": "10"})
     assert legs[0].full_exit
+
+
+def test_trade_list_sell_of_a_fractional_non_fractionable_position_sells_its_whole_shares() -> None:
+    held = (position("A", "4.5", "10"),)
+    legs, _ = derive(
+        trades(trade("A", Side.SELL, qty="4.5")),
+        positions=held,
+        known=assets("A", whole=("A",)),
+        prices={"A": "10"},
+    )
+    assert [(leg.qty, leg.full_exit) for leg in legs] == [(D(4), False)]
 
 
 def test_trade_list_partial_sell_is_not_a_full_exit() -> None:
@@ -319,6 +347,17 @@ def test_a_notional_sell_worth_more_than_the_long_position_sells_the_exact_posit
     held = (position("A", "10", "100"),)
     legs, _ = derive(trades(trade("A", Side.SELL, notional="1005")), positions=held, prices={"A": "100"})
     assert [(leg.qty, leg.full_exit) for leg in legs] == [(D(10), True)]
+
+
+def test_a_notional_sell_capped_at_a_fractional_non_fractionable_position_sells_its_whole_shares() -> None:
+    held = (position("A", "10.5", "100"),)
+    legs, _ = derive(
+        trades(trade("A", Side.SELL, notional="5000")),
+        positions=held,
+        known=assets("A", whole=("A",)),
+        prices={"A": "100"},
+    )
+    assert [(leg.qty, leg.full_exit) for leg in legs] == [(D(10), False)]
 
 
 def test_a_notional_sell_capped_at_a_tiny_position_is_skipped_under_min_notional() -> None:

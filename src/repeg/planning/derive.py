@@ -12,7 +12,9 @@ Rules (the README's "Inputs" section repeats them for users):
   equity <= 0 is refused (`PlanError`): a share of it is meaningless, and a sell sized from it could exceed
   the position. Weight-0 exits need no equity. A symbol over its target is
   sold down, one under it is bought up.
-- Weight 0 means exit: the exact position quantity is traded (`full_exit=True`), never rounded.
+- Weight 0 means exit: the exact position quantity is traded (`full_exit=True`), never rounded; of a
+  non-fractionable asset held in a fraction of a share (a broker refuses a fractional quantity of it), its
+  whole shares are traded instead, rounded down like any of its trades (not a full exit).
 - A held symbol that the weights plan does not name is left untouched: repeg never trades a symbol the plan
   does not mention. To exit it, list it with weight 0.
 - Quantities of non-fractionable assets round down to whole shares, others down to 1e-9 shares
@@ -148,6 +150,12 @@ def _weights_trades(
     return trades
 
 
+def _sendable(position: Decimal, whole: bool) -> bool:
+    """Whether the exact position can be sent as one order: a broker refuses a fractional quantity of a
+    non-fractionable asset (its whole shares are traded instead, the rest left held)."""
+    return not whole or position == position.to_integral_value()
+
+
 def _side_of(current: Decimal) -> Side:
     return Side.SELL if current > ZERO else Side.BUY
 
@@ -157,7 +165,7 @@ def _from_intent(intent: TradeIntent, asset: Asset, current: Decimal) -> _Trade:
     if intent.qty is None:
         held = current if intent.side is Side.SELL and current > ZERO else None
         return _Trade(intent.symbol, intent.side, None, intent.notional, whole, held=held)
-    full_exit = intent.side is Side.SELL and intent.qty == current
+    full_exit = intent.side is Side.SELL and intent.qty == current and _sendable(current, whole)
     qty = intent.qty if full_exit else round_qty_down(intent.qty, whole)
     return _Trade(intent.symbol, intent.side, qty, None, whole, full_exit)
 
@@ -173,7 +181,9 @@ def _from_weight(
     if target.weight == ZERO:
         if current == ZERO:
             return None
-        return _Trade(target.symbol, _side_of(current), abs(current), None, whole, full_exit=True)
+        exact = _sendable(current, whole)
+        qty = abs(current) if exact else round_qty_down(abs(current), whole)
+        return _Trade(target.symbol, _side_of(current), qty, None, whole, full_exit=exact)
     delta_value = target.weight * equity - current * price
     if delta_value == ZERO:
         return None
@@ -227,7 +237,7 @@ def _estimated_qty(trade: _Trade, price: Decimal | None) -> Decimal:
     if price is None or trade.notional is None:
         return ZERO
     qty = round_qty_down(trade.notional / price, trade.whole_shares)
-    return qty if trade.held is None else min(qty, trade.held)
+    return qty if trade.held is None else min(qty, round_qty_down(trade.held, trade.whole_shares))
 
 
 def _counts_as_asked(trade: _Trade, qty: Decimal) -> bool:
