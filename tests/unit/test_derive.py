@@ -211,6 +211,15 @@ def test_weight_zero_exit_without_arrival_price_reports_the_position_it_did_not_
     assert skipped == [SkippedTrade(symbol="A", side=Side.SELL, qty=D("7.5"), reason=NO_PRICE)]
 
 
+def test_weight_zero_exit_without_arrival_price_reports_the_whole_shares_a_non_fractionable_exit_sells() -> (
+    None
+):
+    # Priced, the exit of 7.5 non-fractionable shares sells 7: the skip says what was not sold, 7, not 7.5.
+    held = (position("A", "7.5", "10"),)
+    _, skipped = derive(weights(A="0"), positions=held, known=assets("A", whole=("A",)), prices={})
+    assert [(s.side, s.qty, s.reason) for s in skipped] == [(Side.SELL, D(7), NO_PRICE)]
+
+
 # --- trade lists --------------------------------------------------------------------------------------------
 
 

@@ -106,20 +106,24 @@ def derive_legs(
         _check_equity(plan, equity)
         for target in plan.weights:
             if target.symbol not in prices:
-                skipped.extend(_unpriced(target, positions, equity))
+                skipped.extend(_unpriced(target, positions, equity, assets[target.symbol]))
         trades = _weights_trades(plan, held, assets, prices, equity)
     return _filter(trades, prices, config, skipped)
 
 
-def _unpriced(target: TargetWeight, positions: Sequence[Position], equity: Decimal) -> list[SkippedTrade]:
+def _unpriced(
+    target: TargetWeight, positions: Sequence[Position], equity: Decimal, asset: Asset
+) -> list[SkippedTrade]:
     """The skip of a weight without an arrival price: its side from the broker's mark of the position (what
-    equity counts it at), a full exit with the exact quantity it would have sold; none if nothing is to trade."""
+    equity counts it at), a full exit with the quantity it would have sold (`_exit_qty`); none if nothing is
+    to trade."""
     held = next((p for p in positions if p.symbol == target.symbol), None)
     current, mark = (ZERO, ZERO) if held is None else (held.qty, held.market_value)
     if target.weight == ZERO:
         if current == ZERO:
             return []
-        return [SkippedTrade(symbol=target.symbol, side=_side_of(current), qty=abs(current), reason=NO_PRICE)]
+        qty = _exit_qty(current, not asset.fractionable)
+        return [SkippedTrade(symbol=target.symbol, side=_side_of(current), qty=qty, reason=NO_PRICE)]
     side = Side.BUY if target.weight * equity > mark else Side.SELL
     return [SkippedTrade(symbol=target.symbol, side=side, qty=ZERO, reason=NO_PRICE)]
 
@@ -156,6 +160,11 @@ def _sendable(position: Decimal, whole: bool) -> bool:
     return not whole or position == position.to_integral_value()
 
 
+def _exit_qty(current: Decimal, whole: bool) -> Decimal:
+    """What an exit of `current` trades: the exact position, or its whole shares when it cannot be sent."""
+    return abs(current) if _sendable(current, whole) else round_qty_down(abs(current), whole)
+
+
 def _side_of(current: Decimal) -> Side:
     return Side.SELL if current > ZERO else Side.BUY
 
@@ -181,9 +190,8 @@ def _from_weight(
     if target.weight == ZERO:
         if current == ZERO:
             return None
-        exact = _sendable(current, whole)
-        qty = abs(current) if exact else round_qty_down(abs(current), whole)
-        return _Trade(target.symbol, _side_of(current), qty, None, whole, full_exit=exact)
+        qty = _exit_qty(current, whole)
+        return _Trade(target.symbol, _side_of(current), qty, None, whole, full_exit=_sendable(current, whole))
     delta_value = target.weight * equity - current * price
     if delta_value == ZERO:
         return None
