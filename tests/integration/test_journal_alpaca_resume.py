@@ -21,6 +21,7 @@ from click.testing import Result
 from tests.fakes.alpaca_fixtures import FAST, connect, credentials_for, default_book
 from tests.fakes.alpaca_matching import FakeOrder
 from tests.fakes.alpaca_server import FakeAlpacaServer
+from tests.integration.test_alpaca_orders import limit
 from typer.testing import CliRunner
 
 from repeg.brokers.alpaca.adapter import AlpacaBroker
@@ -29,7 +30,7 @@ from repeg.cli.app import build_app
 from repeg.cli.exit_codes import ExitCode
 from repeg.cli.journal_run import journaled_session
 from repeg.config import ExecutionConfig
-from repeg.domain.events import AlpacaFeedSource, MarketSource, RunEnded, RunEvent, RunStarted
+from repeg.domain.events import AlpacaFeedSource, MarketSource, OrderFailed, RunEnded, RunEvent, RunStarted
 from repeg.domain.orders import Side
 from repeg.domain.plan import LegSpec, Plan, PlanKind, TradeIntent
 from repeg.domain.run import fold_run
@@ -375,3 +376,93 @@ def test_a_run_that_ended_with_its_order_open_asked_on_the_simulator_is_refused_
     assert result.exit_code == ExitCode.BAD_INPUT, result.stderr
     assert "alpaca-paper" in result.stderr
     assert order.is_open
+
+
+# --- another run's order under one of the journaled client order ids -------------------------------------------
+
+
+class CrashAfter(CrashAt):
+    """Journals the event of `point`, then stands for SIGKILL: the broker call it announced is never made."""
+
+    async def emit(self, event: RunEvent) -> None:
+        await self._journal.emit(event)
+        if point_of(event) == self._point:
+            self.crashed = True
+            raise Crash
+
+
+async def _submit_announced_then_taken(fake_alpaca: FakeAlpacaServer, journal: SqliteJournal) -> str:
+    """Run 'rA' journals its first submit (leg 0: a MSFT sell of 20, 'rA-L0000-A00') and dies before sending it;
+    another run under the same run id (another journal) then sends an AAPL buy of 5 under that id. Its order id."""
+    broker, feed = await connect(fake_alpaca)
+    with contextlib.suppress(Crash):
+        await run_execution(
+            SPECS,
+            [],
+            broker,
+            feed,
+            RealClock(),
+            CONFIG,
+            run_id="rA",
+            sinks=[CrashAfter(journal, "submit-intent")],
+        )
+    try:
+        theirs = await broker.submit_order(limit("rA-L0000-A00", Side.BUY, "5", "90.00", symbol="AAPL"))
+    finally:
+        await feed.aclose()
+        await broker.aclose()
+    return theirs.order_id
+
+
+def _conflicts(journal: SqliteJournal) -> list[OrderFailed]:
+    events = journal.events("rA")
+    return [e for e in events if isinstance(e, OrderFailed) and e.error == "ClientOrderIdConflictError"]
+
+
+async def test_a_resume_does_not_adopt_another_runs_order_under_a_journaled_client_order_id(
+    fake_alpaca: FakeAlpacaServer, tmp_path: Path
+) -> None:
+    """A resumed process has no record of what it sent but the journal: its lookup of the journaled submit's id
+    found the other run's order (another symbol, side and quantity) and took it, and its fills, for the leg's."""
+    journal = SqliteJournal(tmp_path / "j.db")
+    theirs = await _submit_announced_then_taken(fake_alpaca, journal)
+    broker, feed = await connect(fake_alpaca)
+    try:
+        await journaled_session(
+            PLAN, CONFIG, "rA", journal=journal, broker=broker, feed=feed, clock=RealClock()
+        )
+    finally:
+        await feed.aclose()
+        await broker.aclose()
+    state = fold_run(journal.events("rA"))
+    conflicts = _conflicts(journal)
+    journal.close()
+    assert all(theirs not in leg.order_ids for leg in state.legs)
+    assert fake_alpaca.book.orders[theirs].is_open
+    (conflict,) = conflicts
+    assert all(word in conflict.message for word in ("rA-L0000-A00", theirs, "symbol", "side", "qty"))
+
+
+async def test_closing_an_ended_run_does_not_cancel_another_runs_order_under_its_client_order_id(
+    fake_alpaca: FakeAlpacaServer, tmp_path: Path
+) -> None:
+    """A run that ended with a submit of unknown outcome is closed by resume: the order found under that submit's
+    id, another run's, was adopted and cancelled (the other run's order, at the user's account)."""
+    journal = SqliteJournal(tmp_path / "j.db")
+    theirs = await _submit_announced_then_taken(fake_alpaca, journal)
+    ts = datetime(2026, 3, 2, 16, tzinfo=UTC)
+    await journal.emit(RunEnded(run_id="rA", ts=ts, correlation_id="rA", status="failed"))
+    broker, feed = await connect(fake_alpaca)
+    try:
+        await journaled_session(
+            PLAN, CONFIG, "rA", journal=journal, broker=broker, feed=feed, clock=RealClock()
+        )
+    finally:
+        await feed.aclose()
+        await broker.aclose()
+    state = fold_run(journal.events("rA"))
+    conflicts = _conflicts(journal)
+    journal.close()
+    assert fake_alpaca.book.orders[theirs].is_open
+    assert all(theirs not in leg.order_ids for leg in state.legs)
+    assert [c.client_order_id for c in conflicts] == ["rA-L0000-A00"]

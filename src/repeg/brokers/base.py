@@ -12,12 +12,55 @@ at their edge. All methods raise only `repeg.errors.BrokerError` subclasses:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol, runtime_checkable
 
 from repeg.domain.account import Account, Asset, Position
-from repeg.domain.orders import BrokerOrder, OrderRequest, OrderUpdate, ReplaceRequest
+from repeg.domain.orders import BrokerOrder, OrderRequest, OrderType, OrderUpdate, ReplaceRequest, Side
 
 UpdateSink = Callable[[OrderUpdate], None]
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What the run sent under a client order id: an order found under that id that differs is another's (another
+    run under the same run id), never the run's own. `qty` None: not checked (a replace may keep the order's own)."""
+
+    symbol: str
+    side: Side
+    order_type: OrderType
+    limit_price: Decimal | None
+    qty: Decimal | None = None
+    replace: bool = False
+
+    @classmethod
+    def submit(cls, request: OrderRequest) -> Sent:
+        return cls(request.symbol, request.side, request.order_type, request.limit_price, request.qty)
+
+    @classmethod
+    def replacing(cls, order: BrokerOrder, limit_price: Decimal) -> Sent:
+        return cls(order.symbol, order.side, order.order_type, limit_price, replace=True)
+
+    def differences(self, order: BrokerOrder) -> dict[str, tuple[str, str]]:
+        """Each field in which `order` differs from what was sent: (sent, found)."""
+        pairs: dict[str, tuple[object, object]] = {
+            "symbol": (self.symbol, order.symbol),
+            "side": (self.side.value, order.side.value),
+            "qty": (self.qty, order.qty if self.qty is not None else None),
+            "order_type": (self.order_type.value, order.order_type.value),
+            "limit_price": (self.limit_price, order.limit_price),
+        }
+        return {name: (str(sent), str(found)) for name, (sent, found) in pairs.items() if sent != found}
+
+
+@runtime_checkable
+class ExpectsSent(Protocol):
+    """A broker that can be told what a resumed run sent under a client order id (from its journal) before the id
+    is looked up: an order found under it that differs is refused (`ClientOrderIdConflictError`), not adopted,
+    as in the process that sent it."""
+
+    def expect(self, client_order_id: str, sent: Sent) -> None: ...
 
 
 class Broker(Protocol):

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 
 import structlog
 
-from repeg.brokers.base import Broker
+from repeg.brokers.base import Broker, ExpectsSent, Sent
 from repeg.config import ExecutionConfig
 from repeg.domain.events import (
     EventSink,
@@ -45,7 +45,7 @@ from repeg.engine.monitor import EngineContext
 from repeg.engine.phases import orders_settled, record_late_updates, run_buy_phase, run_phase
 from repeg.engine.runner import _SELLS_STILL_WORKING as SELLS_STILL_WORKING  # the fresh run's own reason
 from repeg.engine.runner import engine_context
-from repeg.errors import BrokerError, JournalError
+from repeg.errors import BrokerError, ClientOrderIdConflictError, JournalError
 from repeg.journal.base import Journal
 from repeg.market.base import QuoteFeed
 from repeg.policy.decide import ExecutionPolicy
@@ -185,11 +185,53 @@ async def _cancel_left_open(bus: EventBus, broker: Broker, index: int, *, ended:
         )
 
 
+def _expect_journaled(broker: Broker, leg: LegState, record: OrderRecord) -> None:
+    """Tell the broker what the journal says was sent under an order's client order id, if the broker never
+    reported that order: the order another run (same run id, another journal) holds under it is then refused by the
+    lookup, not adopted. A replacement's quantity is the broker's (not checked)."""
+    if not isinstance(broker, ExpectsSent) or record.order_id is not None or record.order_type is None:
+        return
+    qty = record.qty if record.client_order_id == leg.active_client_order_id else None
+    broker.expect(
+        record.client_order_id, Sent(leg.symbol, leg.side, record.order_type, record.limit_price, qty)
+    )
+
+
+async def _refuse_foreign(
+    bus: EventBus, index: int, record: OrderRecord, conflict: ClientOrderIdConflictError
+) -> None:
+    """Another run's order under one of the leg's client order ids: never the leg's. The submit or replace that
+    awaited it is recorded refused (the leg's error names the id and the differing fields); its fills never count."""
+    leg = bus.leg(index)
+    cid = record.client_order_id
+    awaiting_submit = leg.status is LegStatus.SUBMITTING and leg.active_client_order_id == cid
+    awaiting_replace = leg.status is LegStatus.REPLACING and leg.pending_client_order_id == cid
+    action = IntentAction.SUBMIT if awaiting_submit or not awaiting_replace else IntentAction.REPLACE
+    log.warning(
+        "resume_foreign_order_refused", run_id=bus.run_id, client_order_id=cid, order_id=conflict.order_id
+    )
+    await bus.emit(
+        OrderFailed(
+            **bus.stamp(index),
+            action=action,
+            client_order_id=cid,
+            order_id=_active_order_id(leg) if awaiting_replace else None,
+            error=type(conflict).__name__,
+            message=str(conflict),
+        )
+    )
+
+
 async def reconcile_leg(bus: EventBus, broker: Broker, leg: LegState, *, ended: bool = False) -> None:
     """Bring one leg in line with the broker, asking about every order it announced, oldest first; of a run that
-    `ended`, its order still open is cancelled too."""
+    `ended`, its order still open is cancelled too. An order of another run under one of its ids is refused."""
     for record in leg.orders:
-        order = await broker.get_order_by_client_id(record.client_order_id)
+        _expect_journaled(broker, leg, record)
+        try:
+            order = await broker.get_order_by_client_id(record.client_order_id)
+        except ClientOrderIdConflictError as conflict:
+            await _refuse_foreign(bus, leg.index, record, conflict)
+            continue
         await _settle_order(bus, leg.index, record, order)
     await _complete_cancel(bus, broker, leg.index)
     await _cancel_left_open(bus, broker, leg.index, ended=ended)

@@ -53,8 +53,8 @@ from repeg.brokers.alpaca.mapping import (
 from repeg.brokers.alpaca.retry import Backoff, sleep_seconds, with_retries
 from repeg.brokers.alpaca.settings import AlpacaSettings
 from repeg.brokers.alpaca.stream import TradeUpdateStream, watch_silence
-from repeg.brokers.alpaca.tracker import OrderTracker, Sent, log_unreadable_update
-from repeg.brokers.base import UpdateSink
+from repeg.brokers.alpaca.tracker import OrderTracker, log_unreadable_update
+from repeg.brokers.base import Sent, UpdateSink
 from repeg.domain.account import Account, Asset, Position
 from repeg.domain.orders import BrokerOrder, OrderRequest, OrderStatus, ReplaceRequest
 from repeg.engine.clock import Clock
@@ -162,6 +162,11 @@ class AlpacaBroker:
 
     def subscribe_updates(self, sink: UpdateSink) -> None:
         self._tracker.add_sink(sink)
+
+    def expect(
+        self, client_order_id: str, sent: Sent
+    ) -> None:  # a resumed run's journaled intent: see ExpectsSent
+        self._tracker.claim(client_order_id, sent)
 
     # --- REST plumbing ------------------------------------------------------------------------------------
 

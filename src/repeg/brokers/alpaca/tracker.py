@@ -9,24 +9,13 @@ equals the broker's `filled_qty` and their notional its `filled_qty * filled_avg
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, localcontext
 
 import structlog
 
-from repeg.brokers.base import UpdateSink
-from repeg.domain.orders import (
-    BrokerOrder,
-    Fill,
-    OrderEvent,
-    OrderRequest,
-    OrderStatus,
-    OrderType,
-    OrderUpdate,
-    Side,
-    event_for_status,
-)
+from repeg.brokers.base import Sent, UpdateSink
+from repeg.domain.orders import BrokerOrder, Fill, OrderEvent, OrderStatus, OrderUpdate, event_for_status
 from repeg.domain.ticks import ZERO
 from repeg.errors import ClientOrderIdConflictError
 from repeg.report.quality import DECIMAL_CONTEXT
@@ -88,38 +77,6 @@ def event_for(new: BrokerOrder, fill: Fill | None, hint: str | None) -> OrderEve
         if hinted not in {OrderEvent.FILL, OrderEvent.PARTIAL_FILL}:
             return hinted
     return event_for_status(new.status)
-
-
-@dataclass(frozen=True)
-class Sent:
-    """What the run sent under a client order id: an order found under that id that differs is another's (another
-    run under the same run id), never the run's own. `qty` None: not checked (a replace may keep the order's own)."""
-
-    symbol: str
-    side: Side
-    order_type: OrderType
-    limit_price: Decimal | None
-    qty: Decimal | None = None
-    replace: bool = False
-
-    @classmethod
-    def submit(cls, request: OrderRequest) -> Sent:
-        return cls(request.symbol, request.side, request.order_type, request.limit_price, request.qty)
-
-    @classmethod
-    def replacing(cls, order: BrokerOrder, limit_price: Decimal) -> Sent:
-        return cls(order.symbol, order.side, order.order_type, limit_price, replace=True)
-
-    def differences(self, order: BrokerOrder) -> dict[str, tuple[str, str]]:
-        """Each field in which `order` differs from what was sent: (sent, found)."""
-        pairs: dict[str, tuple[object, object]] = {
-            "symbol": (self.symbol, order.symbol),
-            "side": (self.side.value, order.side.value),
-            "qty": (self.qty, order.qty if self.qty is not None else None),
-            "order_type": (self.order_type.value, order.order_type.value),
-            "limit_price": (self.limit_price, order.limit_price),
-        }
-        return {name: (str(sent), str(found)) for name, (sent, found) in pairs.items() if sent != found}
 
 
 class OrderTracker:
