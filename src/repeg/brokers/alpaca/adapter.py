@@ -163,9 +163,7 @@ class AlpacaBroker:
     def subscribe_updates(self, sink: UpdateSink) -> None:
         self._tracker.add_sink(sink)
 
-    def expect(
-        self, client_order_id: str, sent: Sent
-    ) -> None:  # a resumed run's journaled intent: see ExpectsSent
+    def expect(self, client_order_id: str, sent: Sent) -> None:
         self._tracker.claim(client_order_id, sent)
 
     # --- REST plumbing ------------------------------------------------------------------------------------
