@@ -25,7 +25,7 @@ from repeg.engine.clock import RealClock, VirtualClock, run_virtual
 from repeg.errors import ConfigError, NotTradableError, RepegError, SafetyLimitError, UnknownSymbolError
 from repeg.market.loaders import load_quotes
 from repeg.market.tape import QuoteTape
-from repeg.planning.derive import NO_PRICE
+from repeg.planning.derive import FRACTION_LEFT, NO_PRICE
 from repeg.planning.parse import parse_csv
 from repeg.simulation import MarketSettings, SymbolSettings, simulate
 
@@ -310,6 +310,19 @@ def test_a_weight_zero_exit_of_a_fractional_non_fractionable_position_sells_its_
     result = simulate(plan, account=account, tape=tape)
     assert [(leg.symbol, leg.status, leg.filled_qty) for leg in result.legs] == [
         ("BBB", "filled", Decimal(7))
+    ]
+
+
+def test_a_weight_zero_exit_that_leaves_a_fraction_of_a_non_fractionable_share_reports_it_left_held(
+    tape: QuoteTape,
+) -> None:
+    """The exit sold 7 of 7.5 shares and the run read `completed`: nothing said that 0.5 share is still held."""
+    plan = Plan(source="api", kind=PlanKind.WEIGHTS, weights=(TargetWeight(symbol="BBB", weight=Decimal(0)),))
+    account = SimAccount(positions={"BBB": Decimal("7.5")}, non_fractionable=("BBB",))
+    result = simulate(plan, account=account, tape=tape)
+    assert result.status == "completed_with_skips"
+    assert [(s.symbol, s.side, s.qty, s.reason) for s in result.skipped] == [
+        ("BBB", Side.SELL, Decimal("0.5"), FRACTION_LEFT)
     ]
 
 

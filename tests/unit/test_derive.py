@@ -12,7 +12,7 @@ from repeg.domain.account import Account, Asset, Position
 from repeg.domain.orders import Side
 from repeg.domain.plan import LegSpec, Plan, PlanKind, SkippedTrade, TargetWeight, TradeIntent
 from repeg.errors import NotTradableError, PlanError, UnknownSymbolError
-from repeg.planning.derive import NO_PRICE, derive_legs, portfolio_equity
+from repeg.planning.derive import FRACTION_LEFT, NO_PRICE, derive_legs, portfolio_equity
 
 D = Decimal
 CONFIG = ExecutionConfig()
@@ -111,9 +111,10 @@ def test_weights_rebalance_produces_sells_and_buys_in_plan_order() -> None:
 
 
 def test_weight_zero_sells_the_exact_position_as_a_full_exit() -> None:
-    held = (position("A", "12.345678912", "10"),)
+    # More digits than 1e-9 rounding keeps: the exit sends the position exactly, never rounded.
+    held = (position("A", "12.345678912345", "10"),)
     legs, _ = derive(weights(A="0"), positions=held, prices={"A": "10"})
-    assert [(leg.side, leg.qty, leg.full_exit) for leg in legs] == [(Side.SELL, D("12.345678912"), True)]
+    assert [(leg.side, leg.qty, leg.full_exit) for leg in legs] == [(Side.SELL, D("12.345678912345"), True)]
 
 
 def test_weight_zero_sells_the_whole_shares_of_a_fractional_non_fractionable_position() -> None:
@@ -122,6 +123,13 @@ def test_weight_zero_sells_the_whole_shares_of_a_fractional_non_fractionable_pos
     held = (position("A", "7.5", "10"),)
     legs, _ = derive(weights(A="0"), positions=held, known=assets("A", whole=("A",)), prices={"A": "10"})
     assert [(leg.side, leg.qty, leg.full_exit) for leg in legs] == [(Side.SELL, D(7), False)]
+
+
+def test_weight_zero_exit_of_a_fractional_non_fractionable_position_reports_the_fraction_left_held() -> None:
+    # The exit sells 7 of 7.5 shares: the 0.5 it cannot send stays held, and is reported, not left unsaid.
+    held = (position("A", "7.5", "10"),)
+    _, skipped = derive(weights(A="0"), positions=held, known=assets("A", whole=("A",)), prices={"A": "10"})
+    assert skipped == [SkippedTrade(symbol="A", side=Side.SELL, qty=D("0.5"), reason=FRACTION_LEFT)]
 
 
 def test_weight_zero_on_under_one_share_of_a_non_fractionable_asset_is_skipped() -> None:
@@ -214,10 +222,14 @@ def test_weight_zero_exit_without_arrival_price_reports_the_position_it_did_not_
 def test_weight_zero_exit_without_arrival_price_reports_the_whole_shares_a_non_fractionable_exit_sells() -> (
     None
 ):
-    # Priced, the exit of 7.5 non-fractionable shares sells 7: the skip says what was not sold, 7, not 7.5.
+    # Priced, the exit of 7.5 non-fractionable shares sells 7: the skip says what was not sold, 7, not 7.5, and
+    # the 0.5 no exit could sell is reported left held, as it is when priced.
     held = (position("A", "7.5", "10"),)
     _, skipped = derive(weights(A="0"), positions=held, known=assets("A", whole=("A",)), prices={})
-    assert [(s.side, s.qty, s.reason) for s in skipped] == [(Side.SELL, D(7), NO_PRICE)]
+    assert [(s.side, s.qty, s.reason) for s in skipped] == [
+        (Side.SELL, D(7), NO_PRICE),
+        (Side.SELL, D("0.5"), FRACTION_LEFT),
+    ]
 
 
 # --- trade lists --------------------------------------------------------------------------------------------
@@ -245,6 +257,17 @@ def test_trade_list_sell_of_a_fractional_non_fractionable_position_sells_its_who
         prices={"A": "10"},
     )
     assert [(leg.qty, leg.full_exit) for leg in legs] == [(D(4), False)]
+
+
+def test_trade_list_sell_of_a_fractional_non_fractionable_position_reports_the_fraction_left_held() -> None:
+    held = (position("A", "4.5", "10"),)
+    _, skipped = derive(
+        trades(trade("A", Side.SELL, qty="4.5")),
+        positions=held,
+        known=assets("A", whole=("A",)),
+        prices={"A": "10"},
+    )
+    assert skipped == [SkippedTrade(symbol="A", side=Side.SELL, qty=D("0.5"), reason=FRACTION_LEFT)]
 
 
 def test_trade_list_partial_sell_is_not_a_full_exit() -> None:
@@ -358,6 +381,14 @@ def test_a_notional_sell_worth_more_than_the_long_position_sells_the_exact_posit
     assert [(leg.qty, leg.full_exit) for leg in legs] == [(D(10), True)]
 
 
+def test_a_notional_sell_worth_more_than_a_position_finer_than_1e_9_shares_sells_it_exactly() -> None:
+    # Capped at the position rounded down to 1e-9 (23253a6b), it sold 10.123456789 of 10.1234567891: not the
+    # exact position, not a full exit, as the module's rules promise for a fractionable asset.
+    held = (position("A", "10.1234567891", "100"),)
+    legs, _ = derive(trades(trade("A", Side.SELL, notional="5000")), positions=held, prices={"A": "100"})
+    assert [(leg.qty, leg.full_exit) for leg in legs] == [(D("10.1234567891"), True)]
+
+
 def test_a_notional_sell_capped_at_a_fractional_non_fractionable_position_sells_its_whole_shares() -> None:
     held = (position("A", "10.5", "100"),)
     legs, _ = derive(
@@ -367,6 +398,29 @@ def test_a_notional_sell_capped_at_a_fractional_non_fractionable_position_sells_
         prices={"A": "100"},
     )
     assert [(leg.qty, leg.full_exit) for leg in legs] == [(D(10), False)]
+
+
+def test_a_notional_sell_capped_at_a_fractional_non_fractionable_position_reports_the_fraction_left() -> None:
+    held = (position("A", "10.5", "100"),)
+    _, skipped = derive(
+        trades(trade("A", Side.SELL, notional="5000")),
+        positions=held,
+        known=assets("A", whole=("A",)),
+        prices={"A": "100"},
+    )
+    assert skipped == [SkippedTrade(symbol="A", side=Side.SELL, qty=D("0.5"), reason=FRACTION_LEFT)]
+
+
+def test_a_notional_sell_under_a_fractional_non_fractionable_position_leaves_no_fraction_to_report() -> None:
+    # $1000 of a 10.5-share holding at $100 asks for 10 shares, not the whole position: nothing is left unsaid.
+    held = (position("A", "10.5", "100"),)
+    legs, skipped = derive(
+        trades(trade("A", Side.SELL, notional="1000")),
+        positions=held,
+        known=assets("A", whole=("A",)),
+        prices={"A": "100"},
+    )
+    assert ([leg.qty for leg in legs], skipped) == ([D(10)], [])
 
 
 def test_a_notional_sell_capped_at_a_tiny_position_is_skipped_under_min_notional() -> None:

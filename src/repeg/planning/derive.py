@@ -14,7 +14,9 @@ Rules (the README's "Inputs" section repeats them for users):
   sold down, one under it is bought up.
 - Weight 0 means exit: the exact position quantity is traded (`full_exit=True`), never rounded; of a
   non-fractionable asset held in a fraction of a share (a broker refuses a fractional quantity of it), its
-  whole shares are traded instead, rounded down like any of its trades (not a full exit).
+  whole shares are traded instead, rounded down like any of its trades (not a full exit), and the fraction left
+  held is reported as a `SkippedTrade` (`FRACTION_LEFT`), as it is for a sell of the whole position in a trade
+  list or a notional sell capped at it.
 - A held symbol that the weights plan does not name is left untouched: repeg never trades a symbol the plan
   does not mention. To exit it, list it with weight 0.
 - Quantities of non-fractionable assets round down to whole shares, others down to 1e-9 shares
@@ -38,6 +40,8 @@ from repeg.domain.ticks import PENNY, ZERO, round_qty_down
 from repeg.errors import NotTradableError, PlanError, UnknownSymbolError
 
 NO_PRICE = "no valid arrival quote"
+#: Why an exit leaves a fraction of a share of a non-fractionable asset held: no order can sell it.
+FRACTION_LEFT = "a fraction of a share of a non-fractionable asset: the broker refuses it, left held"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +56,8 @@ class _Trade:
     full_exit: bool = False
     #: The long position a notional sell may not exceed (sized above it, it sells exactly that: a full exit).
     held: Decimal | None = None
+    #: What an exit leaves held: the fraction of a share of a non-fractionable asset no order can sell.
+    left: Decimal = ZERO
 
 
 def plan_symbols(plan: Plan) -> list[str]:
@@ -122,8 +128,9 @@ def _unpriced(
     if target.weight == ZERO:
         if current == ZERO:
             return []
-        qty = _exit_qty(current, not asset.fractionable)
-        return [SkippedTrade(symbol=target.symbol, side=_side_of(current), qty=qty, reason=NO_PRICE)]
+        qty, left = _exit_split(current, not asset.fractionable)
+        skip = SkippedTrade(symbol=target.symbol, side=_side_of(current), qty=qty, reason=NO_PRICE)
+        return [skip, *_fraction_left(target.symbol, _side_of(current), qty, left)]
     side = Side.BUY if target.weight * equity > mark else Side.SELL
     return [SkippedTrade(symbol=target.symbol, side=side, qty=ZERO, reason=NO_PRICE)]
 
@@ -160,9 +167,21 @@ def _sendable(position: Decimal, whole: bool) -> bool:
     return not whole or position == position.to_integral_value()
 
 
-def _exit_qty(current: Decimal, whole: bool) -> Decimal:
-    """What an exit of `current` trades: the exact position, or its whole shares when it cannot be sent."""
-    return abs(current) if _sendable(current, whole) else round_qty_down(abs(current), whole)
+def _exit_split(current: Decimal, whole: bool) -> tuple[Decimal, Decimal]:
+    """What an exit of `current` trades, and what it leaves held: the exact position and nothing, or, when it
+    cannot be sent, its whole shares and the fraction of a share left."""
+    if _sendable(current, whole):
+        return abs(current), ZERO
+    qty = round_qty_down(abs(current), whole)
+    return qty, abs(current) - qty
+
+
+def _fraction_left(symbol: str, side: Side, qty: Decimal, left: Decimal) -> list[SkippedTrade]:
+    """The skip reporting the fraction of a share an exit of `qty` whole shares leaves held (none when it leaves
+    nothing, or sells nothing: that trade is itself skipped, as rounding to zero whole shares)."""
+    if left <= ZERO or qty <= ZERO:
+        return []
+    return [SkippedTrade(symbol=symbol, side=side, qty=left, reason=FRACTION_LEFT)]
 
 
 def _side_of(current: Decimal) -> Side:
@@ -174,9 +193,10 @@ def _from_intent(intent: TradeIntent, asset: Asset, current: Decimal) -> _Trade:
     if intent.qty is None:
         held = current if intent.side is Side.SELL and current > ZERO else None
         return _Trade(intent.symbol, intent.side, None, intent.notional, whole, held=held)
-    full_exit = intent.side is Side.SELL and intent.qty == current and _sendable(current, whole)
-    qty = intent.qty if full_exit else round_qty_down(intent.qty, whole)
-    return _Trade(intent.symbol, intent.side, qty, None, whole, full_exit)
+    if intent.side is Side.SELL and intent.qty == current:
+        qty, left = _exit_split(current, whole)
+        return _Trade(intent.symbol, intent.side, qty, None, whole, full_exit=left == ZERO, left=left)
+    return _Trade(intent.symbol, intent.side, round_qty_down(intent.qty, whole), None, whole)
 
 
 def _from_weight(
@@ -190,8 +210,8 @@ def _from_weight(
     if target.weight == ZERO:
         if current == ZERO:
             return None
-        qty = _exit_qty(current, whole)
-        return _Trade(target.symbol, _side_of(current), qty, None, whole, full_exit=_sendable(current, whole))
+        qty, left = _exit_split(current, whole)
+        return _Trade(target.symbol, _side_of(current), qty, None, whole, full_exit=left == ZERO, left=left)
     delta_value = target.weight * equity - current * price
     if delta_value == ZERO:
         return None
@@ -218,8 +238,9 @@ def _filter(
                     symbol=trade.symbol, side=trade.side, qty=qty, notional=trade.notional, reason=reason
                 )
             )
-            continue
-        legs.append(_leg(len(legs), trade, qty))
+        else:
+            legs.append(_leg(len(legs), trade, qty))
+        skipped.extend(_fraction_left(trade.symbol, trade.side, qty, _left_held(trade, qty, price)))
     return legs, skipped
 
 
@@ -245,7 +266,17 @@ def _estimated_qty(trade: _Trade, price: Decimal | None) -> Decimal:
     if price is None or trade.notional is None:
         return ZERO
     qty = round_qty_down(trade.notional / price, trade.whole_shares)
-    return qty if trade.held is None else min(qty, round_qty_down(trade.held, trade.whole_shares))
+    return qty if trade.held is None else min(qty, _exit_split(trade.held, trade.whole_shares)[0])
+
+
+def _left_held(trade: _Trade, qty: Decimal, price: Decimal | None) -> Decimal:
+    """What the trade leaves held of the position it exits: a notional sell asking for at least the whole long
+    position, capped at its whole shares (`_estimated_qty`), leaves the fraction of a share no order can sell."""
+    if trade.held is None or trade.notional is None or price is None or trade.notional / price < trade.held:
+        return trade.left
+    if not trade.whole_shares:
+        return ZERO
+    return trade.held - qty
 
 
 def _counts_as_asked(trade: _Trade, qty: Decimal) -> bool:
