@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Sequence
 
 import pytest
+import structlog
+import structlog.testing
 
 from repeg.errors import JournalError
 from repeg.journal.writer import InlineWriter, Record, ThreadedWriter
@@ -133,3 +136,35 @@ def test_a_waiter_whose_loop_closed_before_its_commit_ended_does_not_kill_the_wr
     asyncio.run(asyncio.wait_for(writer.write((_record(3),), False, True), 5))
     writer.close()
     assert [seq for seqs, _ in spy.commits for seq in seqs] == [1, 2, 3]
+
+
+def test_a_waiter_whose_loop_closed_before_its_commit_ended_is_logged_at_debug() -> None:
+    # The answer nobody can take any more is dropped, but not silently: a debug line names the writer, the records
+    # the waiter waited for and the commit's outcome.
+    spy = GatedSpy()
+    writer = ThreadedWriter(spy, "journal-test")
+
+    async def interrupted() -> None:
+        task = asyncio.ensure_future(writer.write((_record(1), _record(2)), True, True))
+        await asyncio.sleep(0.01)
+        task.cancel()
+
+    saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    try:
+        with structlog.testing.capture_logs() as lines:
+            asyncio.run(interrupted())
+            spy.gate.set()
+            writer.close()
+    finally:
+        structlog.configure(**saved)
+    gone = [line for line in lines if line["event"] == "journal_waiter_gone"]
+    assert gone == [
+        {
+            "event": "journal_waiter_gone",
+            "log_level": "debug",
+            "writer": "journal-test",
+            "records": 2,
+            "commit_error": None,
+        }
+    ]

@@ -16,13 +16,16 @@ with a synchronous (fsync'd) write.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import queue
 import threading
 from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol
 
+import structlog
+
 from repeg.errors import JournalError
+
+log = structlog.get_logger(__name__)
 
 #: Upper bound of records buffered or drained into one transaction.
 MAX_BATCH = 1024
@@ -120,9 +123,19 @@ class ThreadedWriter:
 
         def done(error: BaseException | None) -> None:
             # A loop closed meanwhile (Ctrl-C: its run cancelled the waiting task) has nobody left to answer; raising
-            # here would end the writer thread and leave whatever is queued after this write uncommitted.
-            with contextlib.suppress(RuntimeError):
+            # here would end the writer thread and leave whatever is queued after this write uncommitted. A failed
+            # commit is not lost with it: it poisons the writer, so the next write and `close()` raise it.
+            try:
                 loop.call_soon_threadsafe(_settle, future, error)
+            except RuntimeError:
+                if not loop.is_closed():
+                    raise
+                log.debug(
+                    "journal_waiter_gone",
+                    writer=self._thread.name,
+                    records=len(records),
+                    commit_error=None if error is None else str(error),
+                )
 
         self._queue.put(_Item(records, durable, done))
         await future
