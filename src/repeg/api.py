@@ -21,16 +21,16 @@ from pathlib import Path
 
 import structlog
 
-from repeg.brokers.base import Broker
+from repeg.brokers.base import Broker, ExpectsSent
 from repeg.config import ExecutionConfig
 from repeg.domain.account import Asset
 from repeg.domain.events import EventSink, MarketSource
-from repeg.domain.ids import new_run_id, validate_run_id
+from repeg.domain.ids import client_order_id, new_run_id, validate_run_id
 from repeg.domain.plan import Plan, PlanKind
 from repeg.domain.quote import Quote, QuoteVerdict, assess_quote
 from repeg.engine.clock import Clock, run_virtual
 from repeg.engine.runner import run_execution
-from repeg.errors import ConfigError, UnknownSymbolError
+from repeg.errors import ConfigError, RunIdInUseError, UnknownSymbolError
 from repeg.logging import bind_run, configure_logging
 from repeg.market.base import QuoteFeed
 from repeg.planning.checks import check_safety
@@ -92,6 +92,19 @@ async def arrival_prices(
         await clock.sleep_until(min(now + config.check_interval, deadline))
 
 
+async def _refuse_a_used_run_id(broker: Broker, run_id: str) -> None:
+    """A broker whose orders outlive the process (`ExpectsSent`: Alpaca) may hold an earlier run's orders under
+    this run id (another journal, or a deleted one), under the very client order ids this run would send. It cannot
+    be asked by id prefix: the first id the run would use (leg 0, attempt 0) is looked up, and found, the run is
+    refused (`RunIdInUseError`). A resume never gets here (`resume_run`)."""
+    if not isinstance(broker, ExpectsSent):
+        return
+    first = client_order_id(run_id, 0, 0)
+    found = await broker.get_order_by_client_id(first)
+    if found is not None:
+        raise RunIdInUseError(run_id, first, found.order_id)
+
+
 async def _assets(broker: Broker, plan: Plan, symbols: Iterable[str]) -> dict[str, Asset]:
     """The broker's facts for `symbols`; a symbol it does not know is refused naming the plan's file and row."""
     assets: dict[str, Asset] = {}
@@ -121,11 +134,11 @@ async def execute_async(
     is recorded (as for the remote simulator's own market).
 
     Raises `PlanError` (bad plan, unknown or non-tradable symbol), `SafetyLimitError`, `ConfigError` (a malformed
-    run id) or `BrokerError` before any order is sent. Once the engine runs, leg outcomes (refusals, missing
-    quotes, deadlines) are reported in the result, not raised; a failure of the run itself (e.g. the broker's
-    account cannot be read for the buys, or an event sink fails) ends it as failed and is raised
-    (`repeg.engine.runner`). If the application has not configured structlog, warnings and errors are logged to
-    stderr (never to stdout). The run computes in `DECIMAL_CONTEXT`, whatever `decimal.getcontext()` the caller set.
+    run id, or `RunIdInUseError`: one whose orders the broker holds already) or `BrokerError` before any order is
+    sent. Once the engine runs, leg outcomes (refusals, missing quotes, deadlines) are reported in the result, not
+    raised; a failure of the run itself (e.g. the broker's account cannot be read for the buys, or an event sink
+    fails) ends it as failed and is raised (`repeg.engine.runner`). If the application has not configured structlog,
+    warnings and errors are logged to stderr (never to stdout). The run computes in `DECIMAL_CONTEXT`, whatever `decimal.getcontext()` the caller set.
     """
     if not structlog.is_configured():
         configure_logging(level="warning")  # an application that configured structlog keeps its own setup
@@ -134,6 +147,7 @@ async def execute_async(
         config = config or ExecutionConfig()
         run_id = default_run_id(plan, clock.now()) if run_id is None else _checked_run_id(run_id)
         with bind_run(run_id):
+            await _refuse_a_used_run_id(broker, run_id)
             symbols = list(dict.fromkeys(plan_symbols(plan)))  # each once: a basket may repeat one
             account = await broker.get_account()
             positions = await broker.get_positions()

@@ -281,3 +281,19 @@ class ClientOrderIdConflictError(OrderRejectedError):
             f"client order id {client_order_id!r} names order {order_id!r} of another request ({fields}):"
             " is the run id in use by another run?"
         )
+
+
+class RunIdInUseError(ConfigError):
+    """A fresh run's id already names an order at the broker: the first client order id the run would send is
+    another run's (same run id, another journal or a deleted one, on this account). Refused before any order."""
+
+    def __init__(self, run_id: str, client_order_id: str, order_id: str) -> None:
+        self.run_id = run_id
+        self.client_order_id = client_order_id
+        self.order_id = order_id
+        super().__init__(
+            "--run-id",
+            run_id,
+            f"run id {run_id} was already used on this account (order {order_id} holds its client order id"
+            f" {client_order_id}): choose another --run-id, or resume that run from its journal",
+        )

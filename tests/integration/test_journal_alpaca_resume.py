@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 from repeg.brokers.alpaca.adapter import AlpacaBroker
 from repeg.brokers.alpaca.settings import AlpacaUrls, DataFeed
 from repeg.cli.app import build_app
-from repeg.cli.exit_codes import ExitCode
+from repeg.cli.exit_codes import ExitCode, exit_code_for_error
 from repeg.cli.journal_run import journaled_session
 from repeg.config import ExecutionConfig
 from repeg.domain.events import AlpacaFeedSource, MarketSource, OrderFailed, RunEnded, RunEvent, RunStarted
@@ -36,6 +36,7 @@ from repeg.domain.plan import LegSpec, Plan, PlanKind, TradeIntent
 from repeg.domain.run import fold_run
 from repeg.engine.clock import RealClock
 from repeg.engine.runner import run_execution
+from repeg.errors import RunIdInUseError
 from repeg.journal.faults import point_of
 from repeg.journal.sqlite import SqliteJournal
 from repeg.market.alpaca_feed import AlpacaQuoteFeed
@@ -466,3 +467,34 @@ async def test_closing_an_ended_run_does_not_cancel_another_runs_order_under_its
     assert fake_alpaca.book.orders[theirs].is_open
     assert all(theirs not in leg.order_ids for leg in state.legs)
     assert [c.client_order_id for c in conflicts] == ["rA-L0000-A00"]
+
+
+async def test_a_fresh_run_under_a_run_id_already_used_on_the_account_is_refused_before_any_order(
+    fake_alpaca: FakeAlpacaServer, tmp_path: Path
+) -> None:
+    """Nothing at the start of a fresh run asked whether its run id already had orders at Alpaca (another journal
+    under the same --run-id, or a deleted one): the run sent its orders under ids the other run's orders hold. The
+    first id it would use (leg 0, attempt 0) is looked up: found, the run is refused (exit 2), nothing sent."""
+    broker, feed = await connect(fake_alpaca)
+    try:
+        theirs = (await broker.submit_order(limit("rA-L0000-A00", Side.BUY, "5", "90.00"))).order_id
+    finally:
+        await feed.aclose()
+        await broker.aclose()
+    journal = SqliteJournal(tmp_path / "j.db")
+    broker, feed = await connect(fake_alpaca)
+    try:
+        with pytest.raises(RunIdInUseError) as refused:
+            await journaled_session(
+                PLAN, CONFIG, "rA", journal=journal, broker=broker, feed=feed, clock=RealClock()
+            )
+    finally:
+        await feed.aclose()
+        await broker.aclose()
+    started = journal.has_run("rA")
+    journal.close()
+    assert fake_alpaca.count("POST", "/v2/orders") == 1
+    assert not started
+    assert exit_code_for_error(refused.value) is ExitCode.BAD_INPUT
+    message = str(refused.value)
+    assert all(words in message for words in ("rA", "already used", theirs, "--run-id", "resume"))

@@ -56,9 +56,10 @@ class Sent:
 
 @runtime_checkable
 class ExpectsSent(Protocol):
-    """A broker that can be told what a resumed run sent under a client order id (from its journal) before the id
-    is looked up: an order found under it that differs is refused (`ClientOrderIdConflictError`), not adopted,
-    as in the process that sent it."""
+    """A broker whose orders outlive the process (Alpaca), so that its client order ids may already name orders of
+    another run under the same run id: a fresh run looks its first id up (`repeg.api`), and a resumed run tells it
+    what the journal says was sent under an id before looking it up: an order found under it that differs is then
+    refused (`ClientOrderIdConflictError`), not adopted, as in the process that sent it."""
 
     def expect(self, client_order_id: str, sent: Sent) -> None: ...
 
