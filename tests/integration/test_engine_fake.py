@@ -43,7 +43,7 @@ from repeg.domain.plan import LegSpec
 from repeg.domain.run import fold_run
 from repeg.engine.clock import VirtualClock, run_virtual
 from repeg.engine.runner import ParentOrder, run_basket, run_execution
-from repeg.errors import BrokerUnavailableError, JournalError
+from repeg.errors import BrokerUnavailableError, ClientOrderIdConflictError, JournalError
 from repeg.journal.faults import point_of
 from repeg.journal.resume import resume_run
 from repeg.journal.sqlite import SqliteJournal
@@ -1867,3 +1867,23 @@ def test_a_no_quote_market_leg_takes_no_later_escalation_quote_as_its_arrival() 
     assert leg.arrival_mid is None
     assert leg.cost_bps is None
     assert result.quality.cost_bps is None
+
+
+def test_the_buys_start_once_a_sell_of_unknown_outcome_is_found_to_name_another_runs_order() -> None:
+    """A sell submit of unknown outcome, asked after between the phases: the order Alpaca holds under its client
+    order id is another run's (ClientOrderIdConflictError, 467c0d0), so the broker holds none of this run's under
+    it, as when it answers none. It was taken for an unanswered lookup, asked again until `max_total_wait` ran out,
+    and the buys were skipped."""
+
+    async def conflict(client_order_id: str) -> None:
+        raise ClientOrderIdConflictError(client_order_id, "theirs", {"symbol": ("XYZ", "MSFT")})
+
+    def script(w: World) -> None:
+        w.feed.set("ABC", "9.99", "10.00")
+        w.broker.lost_answers = 1
+        w.broker.unavailable_lookups = 10**6
+        w.clock.call_at(at(199), lambda: setattr(w.broker, "get_order_by_client_id", conflict))
+
+    result, world = execute(SELL_XYZ_BUY_ABC, script, auto_fill=False, pushes_updates=False)
+    assert [r.symbol for r in world.broker.submitted()][:2] == ["XYZ", "ABC"]
+    assert result.legs[1].status is not LegStatus.SKIPPED

@@ -24,7 +24,7 @@ from repeg.domain.quote import Quote, QuoteVerdict, assess_quote
 from repeg.domain.ticks import BPS, PENNY, ZERO, round_qty_down
 from repeg.engine.gateway import polled_update
 from repeg.engine.monitor import EngineContext, PhaseMonitor
-from repeg.errors import BrokerError
+from repeg.errors import BrokerError, ClientOrderIdConflictError
 
 _ONE = Decimal(1)
 _log = structlog.get_logger("repeg.engine")
@@ -227,9 +227,21 @@ def _unknown_submits(ctx: EngineContext, legs: Sequence[int], absent: set[str]) 
 
 async def _look_up_unknown(ctx: EngineContext, index: int, cid: str, absent: set[str]) -> None:
     """Ask the broker for the order of a submit of unknown outcome: record it (then it is cancelled like any order
-    left open), or note that none exists; stays unknown (asked again) while the broker cannot answer."""
+    left open), or note that none of the run's exists (none under its id, or another run's order: refused, never
+    adopted); stays unknown (asked again) while the broker cannot answer."""
     try:
         order = await ctx.broker.get_order_by_client_id(cid)
+    except ClientOrderIdConflictError as exc:  # another's order holds the id: none of this run's is under it
+        _log.warning(
+            "submit_id_conflict",
+            run_id=ctx.bus.run_id,
+            correlation_id=ctx.bus.correlation(index),
+            symbol=ctx.bus.leg(index).symbol,
+            client_order_id=cid,
+            error=str(exc),
+        )
+        absent.add(cid)
+        return
     except BrokerError as exc:
         _log.info(
             "submit_unresolved",
