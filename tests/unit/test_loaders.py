@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import structlog.testing
 
 from repeg.errors import QuoteFileError
 from repeg.market.loaders import load_quotes, load_trades
@@ -409,12 +410,12 @@ def test_real_nyse_day_loads_every_quote_exactly() -> None:
 
 
 @pytest.mark.shared_data
-def test_real_trade_day_loads_every_print() -> None:
+def test_real_trade_day_loads_every_regular_print() -> None:
     path = SHARED / "xxx_20180102_trades.csv.gz"
     if not path.exists():
         pytest.skip("../shared data is absent")
     trades = load_trades(path)
-    assert len(trades) == 39_195
+    assert len(trades) == 39_195 - 336  # 336 prints carry an excluded sale condition
     assert int(trades.columns("XXX").price[0]) == 1_583_000
 
 
@@ -566,3 +567,43 @@ def test_a_required_column_named_twice_in_a_csv_header_is_refused(tmp_path: Path
     assert err.row is None
     assert "bid" in str(err)
     assert "more than once" in str(err)
+
+
+def test_trade_prints_with_an_excluded_sale_condition_are_dropped_and_counted(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text(
+        "ts,symbol,price,size,exchange,conditions\n"
+        "2018-01-02T14:30:00Z,XXX,1.00,100,K,F I\n"
+        "2018-01-02T14:30:01Z,XXX,2.00,200,K,4 B\n"
+        "2018-01-02T14:30:02Z,XXX,3.00,300,N,\n"
+    )
+    with structlog.testing.capture_logs() as logs:
+        col = load_trades(path).columns("XXX")
+    assert col.size.tolist() == [100, 300]
+    assert [(e["prints"], e["excluded"]) for e in logs if e["event"] == "trade prints loaded"] == [(3, 1)]
+
+
+def test_parquet_trade_prints_with_an_excluded_sale_condition_are_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "t.parquet"
+    ts = pa.array(
+        [datetime(2018, 1, 2, 14, 30, s, tzinfo=UTC) for s in range(3)], pa.timestamp("us", tz="UTC")
+    )
+    table = pa.table(
+        {
+            "ts": ts,
+            "symbol": ["XXX"] * 3,
+            "price": [1.0, 2.0, 3.0],
+            "size": [100, 200, 300],
+            "conditions": ["Z", None, "@"],
+        }
+    )
+    pq.write_table(table, path)
+    assert load_trades(path).columns("XXX").size.tolist() == [200, 300]
+
+
+def test_trade_conditions_of_an_unreadable_type_are_refused_naming_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "t.parquet"
+    ts = pa.array([datetime(2018, 1, 2, 14, 30, tzinfo=UTC)], pa.timestamp("us", tz="UTC"))
+    table = pa.table({"ts": ts, "symbol": ["XXX"], "price": [1.0], "size": [100], "conditions": [["Z"]]})
+    pq.write_table(table, path)
+    assert str(_error(path, load_trades)).startswith(f"{path}: conditions: unreadable")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from repeg.brokers.simulator.fill_models import RestingOrder
 from repeg.brokers.simulator.queue_model import QueueFill, QueueFillModel, after_fill, join, next_fill
 from repeg.domain.orders import Side
+from repeg.market.loaders import load_trades
 from repeg.market.tape import QuoteTape, SymbolQuotes, SymbolTrades, TradeTape
 
 S = 1_000_000_000  # one second in ns
@@ -207,3 +209,29 @@ def test_print_share_counts_only_that_part_of_each_print() -> None:
 def test_print_share_outside_its_range_is_refused() -> None:
     with pytest.raises(ValueError, match="print_share_pct"):
         QueueFillModel(STILL, None, seed=0, print_share_pct=0)
+
+
+def _loaded_prints(tmp_path: Path, conditions: str) -> SymbolTrades:
+    """A print at 2 s, 100 shares one cent below the bid, with `conditions`, read by the trade loader."""
+    path = tmp_path / "trades.csv"
+    path.write_text(
+        "ts,symbol,price,size,exchange,conditions\n"
+        f"1970-01-01T00:00:02Z,XXX,99.9900,100,K,{conditions}\n"
+        "1970-01-01T00:00:03Z,XXX,100.0200,100,K,\n"
+    )
+    return load_trades(path).columns("XXX")
+
+
+@pytest.mark.parametrize("conditions", ["Z", "ZI", "4 B", "7 V", "N  I", "C  I", "R", "P", "T"])
+def test_a_non_regular_print_through_a_resting_limit_does_not_fill_it(
+    tmp_path: Path, conditions: str
+) -> None:
+    # A buy alone inside the spread: any counted print at or below its limit would fill it.
+    fills = _fills(STILL, _loaded_prints(tmp_path, conditions), Side.BUY, BID + 100, 100, at=1)
+    assert fills == []
+
+
+@pytest.mark.parametrize("conditions", ["", "@", "I", "F", "F I", "O", "6"])
+def test_a_regular_print_through_a_resting_limit_fills_it(tmp_path: Path, conditions: str) -> None:
+    fills = _fills(STILL, _loaded_prints(tmp_path, conditions), Side.BUY, BID + 100, 100, at=1)
+    assert [(f.ts_ns // S, f.qty, f.price_units) for f in fills] == [(2, Decimal(100), BID + 100)]

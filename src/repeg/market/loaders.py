@@ -1,6 +1,8 @@
 """Readers of our normalized quote and trade files (CSV, CSV.gz, Parquet) into columnar tapes.
 
-Quotes: `ts,symbol,bid,bid_size,ask,ask_size`; trades: `ts,symbol,price,size` (further columns are ignored).
+Quotes: `ts,symbol,bid,bid_size,ask,ask_size`; trades: `ts,symbol,price,size` (further columns are ignored, but
+for a trade file's optional `conditions`: a print with a non-regular sale condition is dropped, see
+`repeg.market.sale_conditions`).
 `ts` is ISO-8601 UTC with a `Z` (or `+00:00`), or in Parquet a timestamp with a time zone (never one without:
 it may be local time); prices are dollars with at most four decimals; sizes are whole shares. Prices are parsed from their text straight into integer $0.0001 units, never through a float, so a
 price read is exactly the price written. All parsing is vectorised. A plain, valid CSV file is read and
@@ -22,10 +24,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
+import structlog
 from numpy.typing import NDArray
 
 from repeg.errors import QuoteFileError
 from repeg.market import text_columns
+from repeg.market.sale_conditions import is_excluded
 from repeg.market.tape import Int64Array, QuoteTape, SymbolQuotes, SymbolTrades, TradeTape
 from repeg.market.text_columns import TextColumn
 
@@ -34,6 +38,8 @@ if TYPE_CHECKING:
 
 QUOTE_COLUMNS = ("ts", "symbol", "bid", "bid_size", "ask", "ask_size")
 TRADE_COLUMNS = ("ts", "symbol", "price", "size")
+#: The optional trade column of sale-condition codes (`repeg.market.sale_conditions`).
+CONDITIONS_COLUMN = "conditions"
 _PRICE_TEXT = r"^[0-9]{1,9}(\.[0-9]{0,4})?$"
 _SIZE_TEXT = r"^[0-9]{1,15}$"
 _TS_TEXT = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|\+00:00)$"
@@ -47,6 +53,8 @@ _INT64_MAX = int(np.iinfo(np.int64).max)
 _T = TypeVar("_T")
 #: Times, the price and size columns by name, and each row's symbol code with the symbols' names.
 _Parsed = tuple[Int64Array, dict[str, Int64Array], tuple[Int64Array, list[str]]]
+
+log = structlog.get_logger(__name__)
 
 
 def load_quotes(path: Path | str) -> QuoteTape:
@@ -66,15 +74,54 @@ def load_quotes(path: Path | str) -> QuoteTape:
 
 
 def load_trades(path: Path | str) -> TradeTape:
-    """Read a trade-print file into a `TradeTape` (every print at a positive price)."""
+    """Read a trade-print file into a `TradeTape` (every print at a positive price), without the prints whose
+    `conditions` (when the file has that column) mark them as not executed at the market of the moment."""
     ts, cols, groups = _load(Path(path), TRADE_COLUMNS, ("price",), ("size",))
     price = cols["price"]
     if int(price.min()) <= 0:  # 0 is "no quote" on a quote side, but a print at $0 is no print
         row = int(np.argmin(price > 0))
         raise QuoteFileError(str(path), row + 1, f"price: a print needs a positive price, got {price[row]}")
+    regular = _regular_prints(Path(path))
+    if regular is not None:
+        groups = {sym: rows[regular[rows]] for sym, rows in groups.items()}
+        log.info("trade prints loaded", file=str(path), prints=len(ts), excluded=int(len(ts) - regular.sum()))
     return TradeTape(
         SymbolTrades(sym, ts[rows], cols["price"][rows], cols["size"][rows]) for sym, rows in groups.items()
     )
+
+
+def _regular_prints(path: Path) -> NDArray[np.bool_] | None:
+    """Per record, whether its sale conditions count it (`repeg.market.sale_conditions`); None without the column.
+
+    Read apart from the other columns, only from a file that has it (the path's checks were made by `_load`).
+    """
+    import pyarrow as pa
+
+    try:
+        if path.name.endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            if CONDITIONS_COLUMN not in pq.read_schema(path).names:
+                return None
+            column = _column(pq.read_table(path, columns=[CONDITIONS_COLUMN]), CONDITIONS_COLUMN)
+        else:
+            if CONDITIONS_COLUMN not in _csv_header(path):
+                return None
+            column = _column(_read_csv(path, (CONDITIONS_COLUMN,)), CONDITIONS_COLUMN)
+        indices, values = _value_codes(column.cast(pa.string()))
+    except (pa.ArrowException, OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
+        raise QuoteFileError(str(path), None, f"conditions: unreadable: {exc}") from exc
+    counted = np.array([value is None or not is_excluded(value) for value in values], dtype=np.bool_)
+    return counted[indices]
+
+
+def _value_codes(column: pa.Array) -> tuple[Int64Array, list[str | None]]:
+    """A string column as each row's code and the distinct values (a null is a value of its own)."""
+    import pyarrow.compute as pc
+
+    encoded = pc.dictionary_encode(column, null_encoding="encode")
+    values: list[str | None] = encoded.dictionary.to_pylist()
+    return _ints(encoded.indices), values
 
 
 def _load(
