@@ -231,20 +231,11 @@ async def _look_up_unknown(ctx: EngineContext, index: int, cid: str, absent: set
     adopted); stays unknown (asked again) while the broker cannot answer."""
     try:
         order = await ctx.broker.get_order_by_client_id(cid)
-    except ClientOrderIdConflictError as exc:  # another's order holds the id: none of this run's is under it
-        _log.warning(
-            "submit_id_conflict",
-            run_id=ctx.bus.run_id,
-            correlation_id=ctx.bus.correlation(index),
-            symbol=ctx.bus.leg(index).symbol,
-            client_order_id=cid,
-            error=str(exc),
-        )
-        absent.add(cid)
-        return
     except BrokerError as exc:
-        _log.info(
-            "submit_unresolved",
+        # Another run's order under the id (refused, never adopted): none of this run's is there. Else unanswered.
+        conflict = isinstance(exc, ClientOrderIdConflictError)
+        (_log.warning if conflict else _log.info)(
+            "submit_id_conflict" if conflict else "submit_unresolved",
             run_id=ctx.bus.run_id,
             correlation_id=ctx.bus.correlation(index),
             symbol=ctx.bus.leg(index).symbol,
@@ -252,6 +243,8 @@ async def _look_up_unknown(ctx: EngineContext, index: int, cid: str, absent: set
             client_order_id=cid,
             error=str(exc),
         )
+        if conflict:
+            absent.add(cid)
         return
     if order is None:
         absent.add(cid)
