@@ -498,3 +498,30 @@ async def test_a_fresh_run_under_a_run_id_already_used_on_the_account_is_refused
     assert exit_code_for_error(refused.value) is ExitCode.BAD_INPUT
     message = str(refused.value)
     assert all(words in message for words in ("rA", "already used", theirs, "--run-id", "resume"))
+
+
+def test_repeg_run_under_a_run_id_already_used_on_the_account_exits_2_saying_so(
+    threaded_alpaca: FakeAlpacaServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The refusal on the command line: exit 2 (bad input, nothing sent), stderr naming the run id and the way
+    out, and the journal (new) holds no run of that id."""
+    _on_the_fake(threaded_alpaca, monkeypatch)
+
+    async def taken() -> None:
+        broker, feed = await connect(threaded_alpaca)
+        try:
+            await broker.submit_order(limit("rN-L0000-A00", Side.BUY, "5", "90.00"))
+        finally:
+            await feed.aclose()
+            await broker.aclose()
+
+    asyncio.run(taken())
+    plan = tmp_path / "plan.csv"
+    plan.write_text("symbol,side,qty\nMSFT,sell,20\n", encoding="utf-8")
+    journal = tmp_path / "j.db"
+    result = _resume(
+        ["run", str(plan), "--broker", "alpaca-paper", "--run-id", "rN", "--journal", str(journal)]
+    )
+    assert result.exit_code == ExitCode.BAD_INPUT, result.stderr
+    assert "run id rN was already used on this account" in result.stderr
+    assert threaded_alpaca.count("POST", "/v2/orders") == 1
