@@ -30,7 +30,15 @@ from repeg.cli.app import build_app
 from repeg.cli.exit_codes import ExitCode, exit_code_for_error
 from repeg.cli.journal_run import journaled_session
 from repeg.config import ExecutionConfig
-from repeg.domain.events import AlpacaFeedSource, MarketSource, OrderFailed, RunEnded, RunEvent, RunStarted
+from repeg.domain.events import (
+    AlpacaFeedSource,
+    LegFinished,
+    MarketSource,
+    OrderFailed,
+    RunEnded,
+    RunEvent,
+    RunStarted,
+)
 from repeg.domain.orders import Side
 from repeg.domain.plan import LegSpec, Plan, PlanKind, TradeIntent
 from repeg.domain.run import fold_run
@@ -525,3 +533,33 @@ def test_repeg_run_under_a_run_id_already_used_on_the_account_exits_2_saying_so(
     assert result.exit_code == ExitCode.BAD_INPUT, result.stderr
     assert "run id rN was already used on this account" in result.stderr
     assert threaded_alpaca.count("POST", "/v2/orders") == 1
+
+
+async def test_resuming_an_ended_run_again_journals_nothing_for_another_runs_order_under_its_given_up_submit(
+    fake_alpaca: FakeAlpacaServer, tmp_path: Path
+) -> None:
+    """Leg 0 ended given up with its submit's outcome unknown, and the order under its id is another run's: each
+    resume journaled that refusal (a change to nothing: the leg had ended) and ended the run again, so the journal
+    grew at every look. The other run's order is left alone, and a second resume journals nothing."""
+    journal = SqliteJournal(tmp_path / "j.db")
+    theirs = await _submit_announced_then_taken(fake_alpaca, journal)
+    ts = datetime(2026, 3, 2, 16, tzinfo=UTC)
+    given_up = LegFinished(
+        run_id="rA", ts=ts, correlation_id="rA-L0000", leg_index=0, status="failed", reason="gave up"
+    )
+    await journal.emit(given_up)
+    await journal.emit(RunEnded(run_id="rA", ts=ts, correlation_id="rA", status="failed"))
+    counts = []
+    for _ in range(2):
+        broker, feed = await connect(fake_alpaca)
+        try:
+            await journaled_session(
+                PLAN, CONFIG, "rA", journal=journal, broker=broker, feed=feed, clock=RealClock()
+            )
+        finally:
+            await feed.aclose()
+            await broker.aclose()
+        counts.append(len(journal.events("rA")))
+    journal.close()
+    assert fake_alpaca.book.orders[theirs].is_open
+    assert counts[0] == counts[1]

@@ -201,15 +201,19 @@ async def _refuse_foreign(
     bus: EventBus, index: int, record: OrderRecord, conflict: ClientOrderIdConflictError
 ) -> None:
     """Another run's order under one of the leg's client order ids: never the leg's. The submit or replace that
-    awaited it is recorded refused (the leg's error names the id and the differing fields); its fills never count."""
+    awaited it is recorded refused (the leg's error names the id and the differing fields); its fills never count.
+    Of a leg that awaits neither (it ended), it is only logged: the record would change nothing, and each look at
+    the run (its resume) would journal it again."""
     leg = bus.leg(index)
     cid = record.client_order_id
     awaiting_submit = leg.status is LegStatus.SUBMITTING and leg.active_client_order_id == cid
     awaiting_replace = leg.status is LegStatus.REPLACING and leg.pending_client_order_id == cid
-    action = IntentAction.SUBMIT if awaiting_submit or not awaiting_replace else IntentAction.REPLACE
     log.warning(
         "resume_foreign_order_refused", run_id=bus.run_id, client_order_id=cid, order_id=conflict.order_id
     )
+    if not (awaiting_submit or awaiting_replace):
+        return
+    action = IntentAction.SUBMIT if awaiting_submit else IntentAction.REPLACE
     await bus.emit(
         OrderFailed(
             **bus.stamp(index),
