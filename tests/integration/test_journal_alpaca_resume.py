@@ -563,3 +563,31 @@ async def test_resuming_an_ended_run_again_journals_nothing_for_another_runs_ord
     journal.close()
     assert fake_alpaca.book.orders[theirs].is_open
     assert counts[0] == counts[1]
+
+
+async def test_a_resume_retries_its_lookup_of_a_journaled_submit_through_a_transient_503(
+    fake_alpaca: FakeAlpacaServer, tmp_path: Path
+) -> None:
+    """Resume asks for each journaled order it never heard of by client order id, retried as any read. Telling the
+    adapter what was sent under it (5e4f8f4) marked the id as a submit of this process of unknown outcome, whose
+    lookup is one request (the engine asks again each check): a single 503 at that lookup ended the resume failed."""
+    journal = SqliteJournal(tmp_path / "j.db")
+    broker, feed = await connect(fake_alpaca)
+    with contextlib.suppress(Crash):
+        await run_execution(
+            SPECS, [], broker, feed, RealClock(), CONFIG, run_id="rA", sinks=[CrashAt(journal, "submit-ack")]
+        )
+    await feed.aclose()
+    await broker.aclose()
+    fake_alpaca.fail("GET", "/v2/orders:by_client_order_id", 503, times=1)
+    broker, feed = await connect(fake_alpaca)
+    try:
+        result = await journaled_session(
+            PLAN, CONFIG, "rA", journal=journal, broker=broker, feed=feed, clock=RealClock()
+        )
+    finally:
+        await feed.aclose()
+        await broker.aclose()
+    journal.close()
+    assert fake_alpaca.count("GET", "/v2/orders:by_client_order_id") >= 2
+    assert result.status.value == "completed"

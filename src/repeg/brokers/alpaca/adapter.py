@@ -164,7 +164,7 @@ class AlpacaBroker:
         self._tracker.add_sink(sink)
 
     def expect(self, client_order_id: str, sent: Sent) -> None:
-        self._tracker.claim(client_order_id, sent)
+        self._tracker.expect(client_order_id, sent)
 
     # --- REST plumbing ------------------------------------------------------------------------------------
 

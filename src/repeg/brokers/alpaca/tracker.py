@@ -92,6 +92,7 @@ class OrderTracker:
         self._reported: dict[str, BrokerOrder] = {}
         self._client_ids: set[str] = set()
         self._sent: dict[str, Sent] = {}
+        self._expected: dict[str, Sent] = {}
         self._sinks: list[UpdateSink] = []
 
     def add_sink(self, sink: UpdateSink) -> None:
@@ -104,10 +105,16 @@ class OrderTracker:
         if sent is not None:
             self._sent[client_order_id] = sent
 
+    def expect(self, client_order_id: str, sent: Sent) -> None:
+        """What a resumed run's journal says was sent under a client order id by an earlier process: checked as
+        `claim`'s `sent` is, but not this process's submit (its lookup is retried as any read, not `unanswered`)."""
+        self._expected[client_order_id] = sent
+
     def foreign(self, order: BrokerOrder) -> dict[str, tuple[str, str]]:
         """How an order under one of the run's client order ids differs from what the run sent under it (empty:
         it is the run's, or nothing is known of what was sent)."""
-        sent = self._sent.get(order.client_order_id)
+        cid = order.client_order_id
+        sent = self._sent.get(cid) or self._expected.get(cid)
         return {} if sent is None or order.order_id in self._latest else sent.differences(order)
 
     def refuse_foreign(self, order: BrokerOrder) -> None:
