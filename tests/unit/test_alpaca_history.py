@@ -258,3 +258,21 @@ def test_an_unknown_feed_is_refused_when_the_source_is_made() -> None:
     # Feed names are lower case ("sip"): "SIP" used to pass until the fetch, then fail as a bare ValueError.
     with pytest.raises(ConfigError, match="feed"):
         AlpacaDataSource(api_key=KEY, secret_key=SECRET, feed="SIP")
+
+
+async def test_a_trade_print_with_a_non_regular_sale_condition_is_left_out(stub: Stub) -> None:
+    # Alpaca gives each print its CTA/UTP sale conditions (`c`), the codes a trade file's `conditions` column
+    # holds: a derivatively priced average-price print (here 0.50 below the market) or an out-of-sequence report
+    # did not execute at the market of its stamp and must not fill a resting limit in the queue model, as for
+    # a trade file (repeg.market.sale_conditions); intermarket sweeps and odd lots still count.
+    stub.trades = {
+        "AAA": [
+            {"t": "2024-01-02T14:30:00Z", "p": 100.01, "s": 100, "x": "V", "i": 1, "c": ["@", "F", "I"]},
+            {"t": "2024-01-02T14:30:01Z", "p": 99.50, "s": 900, "x": "D", "i": 2, "c": [" ", "4", "B"]},
+            {"t": "2024-01-02T14:30:02Z", "p": 99.60, "s": 800, "x": "D", "i": 3, "c": ["@", "Z"]},
+            {"t": "2024-01-02T14:30:03Z", "p": 100.02, "s": 200, "x": "V", "i": 4, "c": ["@"]},
+            {"t": "2024-01-02T14:30:04Z", "p": 100.03, "s": 300, "x": "V", "i": 5},
+        ]
+    }
+    tape = await asyncio.to_thread(fetch_trades, _source(stub), ["AAA"], START, END)
+    assert tape.columns("AAA").size.tolist() == [100, 200, 300]

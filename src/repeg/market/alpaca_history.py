@@ -15,7 +15,10 @@ Conversions:
   and no rounding is exact for both (rounding up is exact for a buy's "at or below its limit", down for a
   sell's "at or above"); dropping never lets the queue fill model count a print at a limit it did not reach,
   at the cost of missing the rare such print that traded through the limit (the crossing-quote rule remains).
-- Trade prints that did not stand (``u`` is ``canceled`` or ``incorrect``) are left out, counted in the log.
+- Trade prints that did not stand (``u`` is ``canceled`` or ``incorrect``) are left out, counted in the log; so
+  are prints whose sale conditions (``c``, CTA/UTP codes) mark them as not executed at the market of their
+  stamp (average price, derivatively priced, out of sequence...: `repeg.market.sale_conditions`, as for a trade
+  file's ``conditions`` column).
 - Sizes: shares, as int64. Trade sizes are shares; quote sizes (``bs``/``as``) are shares since 2025-11-03 but
   round lots of 100 shares before (Alpaca's market data spec; the SEC's round-lot sizes tiered by price took
   effect that day), so a quote stamped before 2025-11-03 00:00 New York time has its sizes multiplied by 100.
@@ -43,6 +46,7 @@ from pydantic import SecretStr
 from repeg.brokers.alpaca.http import TimeoutAdapter
 from repeg.config import MAX_SECONDS
 from repeg.errors import AuthenticationError, ConfigError, MarketDataError
+from repeg.market.sale_conditions import is_excluded
 from repeg.market.tape import Int64Array, QuoteTape, SymbolQuotes, SymbolTrades, TradeTape
 
 log = structlog.get_logger(__name__)
@@ -211,10 +215,7 @@ def _quote_columns(symbol: str, records: Sequence[Record]) -> SymbolQuotes:
 
 
 def _trade_columns(symbol: str, records: Sequence[Record]) -> SymbolTrades:
-    standing = [r for r in records if r.get("u") not in _VOID_TRADE_UPDATES]
-    if len(standing) < len(records):
-        log.info("alpaca_trades_void_dropped", symbol=symbol, dropped=len(records) - len(standing))
-    records = standing
+    records = _counted_prints(symbol, records)
     try:
         ts = _timestamps(symbol, [r["t"] for r in records])
         price, off = _snapped([r["p"] for r in records])
@@ -227,6 +228,17 @@ def _trade_columns(symbol: str, records: Sequence[Record]) -> SymbolTrades:
         ts, price, size = ts[keep], price[keep], size[keep]
     order = _sorted(ts)
     return SymbolTrades(symbol, ts[order], price[order], size[order])
+
+
+def _counted_prints(symbol: str, records: Sequence[Record]) -> list[Record]:
+    """The prints that stood and whose sale conditions (``c``) count them (`repeg.market.sale_conditions`)."""
+    standing = [r for r in records if r.get("u") not in _VOID_TRADE_UPDATES]
+    if len(standing) < len(records):
+        log.info("alpaca_trades_void_dropped", symbol=symbol, dropped=len(records) - len(standing))
+    regular = [r for r in standing if not is_excluded("".join(r.get("c") or ()))]
+    if len(regular) < len(standing):
+        log.info("alpaca_trades_non_regular_dropped", symbol=symbol, dropped=len(standing) - len(regular))
+    return regular
 
 
 def fetch_quotes(
