@@ -12,14 +12,16 @@ from __future__ import annotations
 
 #: Sale conditions of prints that did not execute at the current market, or not at the stamped time
 #: (CTA and UTP sale-condition tables, as used by NYSE Daily TAQ's "Sale Condition" field):
-#: B/W average price; C cash (same-day settlement); N next day; R seller (non-regular settlement);
+#: B/W average price (B under CTA; under UTP, B is a bunched trade: executions of up to a minute before, reported
+#: as one print at its stamp); C cash (same-day settlement); N next day; R seller (non-regular settlement);
 #: 4 derivatively priced; 7 qualified contingent; V contingent (priced off another instrument or trade);
 #: P prior reference price; Z sold out of sequence, L sold last and G bunched sold (reported late: the stamp
 #: is not the execution time); T Form T and U extended hours sold out of sequence (outside regular hours);
 #: H price variation; 9 corrected consolidated close; Q official open and M official close (reports of a
 #: price the market centre already printed, not further volume).
 #: Counted, as executions at the market: regular (empty or `@`), E automatic execution, F intermarket sweep,
-#: I odd lot, K Rule 155, O opening print, 5 re-opening print, 6 closing print, X cross.
+#: I odd lot, K Rule 127 (NYSE) / Rule 155 (NYSE American), O opening print, 5 re-opening print, 6 closing print,
+#: X cross, and every code not listed above (A acquisition, D distribution, S split, Y yellow flag, 1 stopped stock).
 EXCLUDED_SALE_CONDITIONS = frozenset("BWCNR47VPZLGTUH9QM")
 
 
