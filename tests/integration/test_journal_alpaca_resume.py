@@ -591,3 +591,67 @@ async def test_a_resume_retries_its_lookup_of_a_journaled_submit_through_a_trans
     journal.close()
     assert fake_alpaca.count("GET", "/v2/orders:by_client_order_id") >= 2
     assert result.status.value == "completed"
+
+
+class CrashAtNth(CrashAt):
+    """Stands for SIGKILL at the `nth` event of `point` (the broker call it answers was made, not journaled)."""
+
+    def __init__(self, journal: SqliteJournal, point: str, nth: int) -> None:
+        super().__init__(journal, point)
+        self._left = nth
+
+    async def emit(self, event: RunEvent) -> None:
+        if point_of(event) == self._point:
+            self._left -= 1
+            if self._left == 0:
+                self.crashed = True
+                raise Crash
+        await self._journal.emit(event)
+
+
+@pytest.mark.parametrize(("point", "nth"), [("replace-ack", 1), ("submit-ack", 2)])
+async def test_a_resume_after_a_replace_or_an_escalation_ack_takes_its_own_order_as_its_own(
+    fake_alpaca: FakeAlpacaServer, tmp_path: Path, point: str, nth: int
+) -> None:
+    """The journal's intent of a replace (its quantity unchecked) or of the escalation's market order (no limit)
+    is what resume expects under its id: the order this run sent there must not be refused as another run's."""
+    from repeg.config import classic_ladder
+
+    config = classic_ladder(
+        repeg_steps=(Decimal("0.5"),),
+        fill_wait_seconds=0.3,
+        wait_between_checks=0.05,
+        max_total_wait=0.6,
+        grace_window=0.05,
+        quote_max_age=600.0,
+        quote_wait=1.0,
+    )
+    journal = SqliteJournal(tmp_path / "j.db")
+    broker, feed = await connect(fake_alpaca)
+    crash = CrashAtNth(journal, point, nth)
+    plan = Plan(
+        source="alpaca.csv",
+        kind=PlanKind.TRADES,
+        trades=(TradeIntent(symbol="AAPL", side=Side.BUY, qty=Decimal(30)),),
+    )
+    spec = [LegSpec(index=0, symbol="AAPL", side=Side.BUY, qty=Decimal(30))]
+    with contextlib.suppress(Crash):
+        await run_execution(
+            spec, [], broker, feed, RealClock(), config, run_id="rA", sinks=[crash], plan=plan
+        )
+    await feed.aclose()
+    await broker.aclose()
+    broker, feed = await connect(fake_alpaca)
+    try:
+        result = await journaled_session(
+            plan, config, "rA", journal=journal, broker=broker, feed=feed, clock=RealClock()
+        )
+    finally:
+        await feed.aclose()
+        await broker.aclose()
+    conflicts = _conflicts(journal)
+    journal.close()
+    assert crash.crashed
+    assert conflicts == []
+    assert result.status.value == "completed"
+    assert sum((o.filled_qty for o in fake_alpaca.book.orders.values()), Decimal(0)) == Decimal(30)
