@@ -607,3 +607,20 @@ def test_trade_conditions_of_an_unreadable_type_are_refused_naming_the_column(tm
     table = pa.table({"ts": ts, "symbol": ["XXX"], "price": [1.0], "size": [100], "conditions": [["Z"]]})
     pq.write_table(table, path)
     assert str(_error(path, load_trades)).startswith(f"{path}: conditions: unreadable")
+
+
+def test_trade_conditions_held_as_numbers_are_refused_not_read_as_codes(tmp_path: Path) -> None:
+    # Sale conditions are CTA/UTP letter and digit codes, one character each. A numeric column (a vendor's own
+    # numbering: 37 is an odd lot, 14 an intermarket sweep in some) must not be read digit by digit, where 37
+    # holds '7' (qualified contingent) and would silently drop a regular print.
+    path = tmp_path / "t.parquet"
+    ts = pa.array(
+        [datetime(2018, 1, 2, 14, 30, s, tzinfo=UTC) for s in range(2)], pa.timestamp("us", tz="UTC")
+    )
+    table = pa.table(
+        {"ts": ts, "symbol": ["XXX"] * 2, "price": [1.0, 2.0], "size": [100, 200], "conditions": [37, 14]}
+    )
+    pq.write_table(table, path)
+    err = _error(path, load_trades)
+    assert str(err).startswith(f"{path}: conditions:")
+    assert "int64" in str(err)

@@ -108,11 +108,22 @@ def _regular_prints(path: Path) -> NDArray[np.bool_] | None:
             if CONDITIONS_COLUMN not in _csv_header(path):
                 return None
             column = _column(_read_csv(path, (CONDITIONS_COLUMN,)), CONDITIONS_COLUMN)
-        indices, values = _value_codes(column.cast(pa.string()))
+        indices, values = _value_codes(_condition_text(str(path), column))
     except (pa.ArrowException, OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
         raise QuoteFileError(str(path), None, f"conditions: unreadable: {exc}") from exc
     counted = np.array([value is None or not is_excluded(value) for value in values], dtype=np.bool_)
     return counted[indices]
+
+
+def _condition_text(file: str, column: pa.Array) -> pa.Array:
+    """The conditions column as text; a column of another type (numbers: a vendor's own numbering) is refused,
+    never read digit by digit as codes."""
+    import pyarrow as pa
+
+    kind = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)):
+        raise QuoteFileError(file, None, f"conditions: unreadable: codes are text, not {column.type}")
+    return column.cast(pa.string())
 
 
 def _value_codes(column: pa.Array) -> tuple[Int64Array, list[str | None]]:
