@@ -655,3 +655,28 @@ async def test_a_resume_after_a_replace_or_an_escalation_ack_takes_its_own_order
     assert conflicts == []
     assert result.status.value == "completed"
     assert sum((o.filled_qty for o in fake_alpaca.book.orders.values()), Decimal(0)) == Decimal(30)
+
+
+async def test_a_fresh_run_whose_run_id_lookup_meets_an_unreachable_broker_fails_typed_before_any_order(
+    fake_alpaca: FakeAlpacaServer, tmp_path: Path
+) -> None:
+    """The first client order id's lookup is retried as any read; a broker that stays unreachable fails the run
+    with `BrokerUnavailableError` (exit 4, as its first submit would), never taken for an unused run id: nothing is
+    sent and no run is journaled, so the same command can be given again."""
+    from repeg.errors import BrokerUnavailableError
+
+    fake_alpaca.fail("GET", "/v2/orders:by_client_order_id", 503, times=50)
+    journal = SqliteJournal(tmp_path / "j.db")
+    broker, feed = await connect(fake_alpaca)
+    try:
+        with pytest.raises(BrokerUnavailableError) as failed:
+            await journaled_session(
+                PLAN, CONFIG, "rA", journal=journal, broker=broker, feed=feed, clock=RealClock()
+            )
+    finally:
+        await feed.aclose()
+        await broker.aclose()
+    started = journal.has_run("rA")
+    journal.close()
+    assert (started, fake_alpaca.count("POST", "/v2/orders")) == (False, 0)
+    assert exit_code_for_error(failed.value) is ExitCode.FAILED
