@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import logging
 import os
 import zlib
 from datetime import UTC, datetime
@@ -577,8 +578,14 @@ def test_trade_prints_with_an_excluded_sale_condition_are_dropped_and_counted(tm
         "2018-01-02T14:30:01Z,XXX,2.00,200,K,4 B\n"
         "2018-01-02T14:30:02Z,XXX,3.00,300,N,\n"
     )
-    with structlog.testing.capture_logs() as logs:
-        col = load_trades(path).columns("XXX")
+    saved = structlog.get_config()
+    # `capture_logs` keeps the configured level filter, and an earlier test may have configured `warning`.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    try:
+        with structlog.testing.capture_logs() as logs:
+            col = load_trades(path).columns("XXX")
+    finally:
+        structlog.configure(**saved)
     assert col.size.tolist() == [100, 300]
     assert [(e["prints"], e["excluded"]) for e in logs if e["event"] == "trade prints loaded"] == [(3, 1)]
 
