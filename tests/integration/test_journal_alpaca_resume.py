@@ -48,6 +48,7 @@ from repeg.errors import RunIdInUseError
 from repeg.journal.faults import point_of
 from repeg.journal.sqlite import SqliteJournal
 from repeg.market.alpaca_feed import AlpacaQuoteFeed
+from repeg.report.result import ExecutionResult
 
 CONFIG = ExecutionConfig(
     fill_wait_seconds=0.15,
@@ -390,6 +391,20 @@ def test_a_run_that_ended_with_its_order_open_asked_on_the_simulator_is_refused_
 # --- another run's order under one of the journaled client order ids -------------------------------------------
 
 
+async def _session(
+    server: FakeAlpacaServer, journal: SqliteJournal, plan: Plan = PLAN, config: ExecutionConfig = CONFIG
+) -> ExecutionResult:
+    """`journaled_session` of run 'rA' through a fresh adapter (a new process) on `server`, closed after."""
+    broker, feed = await connect(server)
+    try:
+        return await journaled_session(
+            plan, config, "rA", journal=journal, broker=broker, feed=feed, clock=RealClock()
+        )
+    finally:
+        await feed.aclose()
+        await broker.aclose()
+
+
 class CrashAfter(CrashAt):
     """Journals the event of `point`, then stands for SIGKILL: the broker call it announced is never made."""
 
@@ -435,14 +450,7 @@ async def test_a_resume_does_not_adopt_another_runs_order_under_a_journaled_clie
     found the other run's order (another symbol, side and quantity) and took it, and its fills, for the leg's."""
     journal = SqliteJournal(tmp_path / "j.db")
     theirs = await _submit_announced_then_taken(fake_alpaca, journal)
-    broker, feed = await connect(fake_alpaca)
-    try:
-        await journaled_session(
-            PLAN, CONFIG, "rA", journal=journal, broker=broker, feed=feed, clock=RealClock()
-        )
-    finally:
-        await feed.aclose()
-        await broker.aclose()
+    await _session(fake_alpaca, journal)
     state = fold_run(journal.events("rA"))
     conflicts = _conflicts(journal)
     journal.close()
@@ -461,14 +469,7 @@ async def test_closing_an_ended_run_does_not_cancel_another_runs_order_under_its
     theirs = await _submit_announced_then_taken(fake_alpaca, journal)
     ts = datetime(2026, 3, 2, 16, tzinfo=UTC)
     await journal.emit(RunEnded(run_id="rA", ts=ts, correlation_id="rA", status="failed"))
-    broker, feed = await connect(fake_alpaca)
-    try:
-        await journaled_session(
-            PLAN, CONFIG, "rA", journal=journal, broker=broker, feed=feed, clock=RealClock()
-        )
-    finally:
-        await feed.aclose()
-        await broker.aclose()
+    await _session(fake_alpaca, journal)
     state = fold_run(journal.events("rA"))
     conflicts = _conflicts(journal)
     journal.close()
@@ -490,15 +491,8 @@ async def test_a_fresh_run_under_a_run_id_already_used_on_the_account_is_refused
         await feed.aclose()
         await broker.aclose()
     journal = SqliteJournal(tmp_path / "j.db")
-    broker, feed = await connect(fake_alpaca)
-    try:
-        with pytest.raises(RunIdInUseError) as refused:
-            await journaled_session(
-                PLAN, CONFIG, "rA", journal=journal, broker=broker, feed=feed, clock=RealClock()
-            )
-    finally:
-        await feed.aclose()
-        await broker.aclose()
+    with pytest.raises(RunIdInUseError) as refused:
+        await _session(fake_alpaca, journal)
     started = journal.has_run("rA")
     journal.close()
     assert fake_alpaca.count("POST", "/v2/orders") == 1
@@ -551,18 +545,30 @@ async def test_resuming_an_ended_run_again_journals_nothing_for_another_runs_ord
     await journal.emit(RunEnded(run_id="rA", ts=ts, correlation_id="rA", status="failed"))
     counts = []
     for _ in range(2):
-        broker, feed = await connect(fake_alpaca)
-        try:
-            await journaled_session(
-                PLAN, CONFIG, "rA", journal=journal, broker=broker, feed=feed, clock=RealClock()
-            )
-        finally:
-            await feed.aclose()
-            await broker.aclose()
+        await _session(fake_alpaca, journal)
         counts.append(len(journal.events("rA")))
     journal.close()
     assert fake_alpaca.book.orders[theirs].is_open
     assert counts[0] == counts[1]
+
+
+async def _crashed(
+    server: FakeAlpacaServer,
+    crash: CrashAt,
+    specs: list[LegSpec] = SPECS,
+    config: ExecutionConfig = CONFIG,
+    plan: Plan = PLAN,
+) -> None:
+    """Run 'rA' on `server` until `crash` stands for SIGKILL (its adapter closed after, as a dead process's)."""
+    broker, feed = await connect(server)
+    try:
+        with contextlib.suppress(Crash):
+            await run_execution(
+                specs, [], broker, feed, RealClock(), config, run_id="rA", sinks=[crash], plan=plan
+            )
+    finally:
+        await feed.aclose()
+        await broker.aclose()
 
 
 async def test_a_resume_retries_its_lookup_of_a_journaled_submit_through_a_transient_503(
@@ -572,22 +578,9 @@ async def test_a_resume_retries_its_lookup_of_a_journaled_submit_through_a_trans
     adapter what was sent under it (5e4f8f4) marked the id as a submit of this process of unknown outcome, whose
     lookup is one request (the engine asks again each check): a single 503 at that lookup ended the resume failed."""
     journal = SqliteJournal(tmp_path / "j.db")
-    broker, feed = await connect(fake_alpaca)
-    with contextlib.suppress(Crash):
-        await run_execution(
-            SPECS, [], broker, feed, RealClock(), CONFIG, run_id="rA", sinks=[CrashAt(journal, "submit-ack")]
-        )
-    await feed.aclose()
-    await broker.aclose()
+    await _crashed(fake_alpaca, CrashAt(journal, "submit-ack"))
     fake_alpaca.fail("GET", "/v2/orders:by_client_order_id", 503, times=1)
-    broker, feed = await connect(fake_alpaca)
-    try:
-        result = await journaled_session(
-            PLAN, CONFIG, "rA", journal=journal, broker=broker, feed=feed, clock=RealClock()
-        )
-    finally:
-        await feed.aclose()
-        await broker.aclose()
+    result = await _session(fake_alpaca, journal)
     journal.close()
     assert fake_alpaca.count("GET", "/v2/orders:by_client_order_id") >= 2
     assert result.status.value == "completed"
@@ -627,7 +620,6 @@ async def test_a_resume_after_a_replace_or_an_escalation_ack_takes_its_own_order
         quote_wait=1.0,
     )
     journal = SqliteJournal(tmp_path / "j.db")
-    broker, feed = await connect(fake_alpaca)
     crash = CrashAtNth(journal, point, nth)
     plan = Plan(
         source="alpaca.csv",
@@ -635,20 +627,8 @@ async def test_a_resume_after_a_replace_or_an_escalation_ack_takes_its_own_order
         trades=(TradeIntent(symbol="AAPL", side=Side.BUY, qty=Decimal(30)),),
     )
     spec = [LegSpec(index=0, symbol="AAPL", side=Side.BUY, qty=Decimal(30))]
-    with contextlib.suppress(Crash):
-        await run_execution(
-            spec, [], broker, feed, RealClock(), config, run_id="rA", sinks=[crash], plan=plan
-        )
-    await feed.aclose()
-    await broker.aclose()
-    broker, feed = await connect(fake_alpaca)
-    try:
-        result = await journaled_session(
-            plan, config, "rA", journal=journal, broker=broker, feed=feed, clock=RealClock()
-        )
-    finally:
-        await feed.aclose()
-        await broker.aclose()
+    await _crashed(fake_alpaca, crash, spec, config, plan)
+    result = await _session(fake_alpaca, journal, plan, config)
     conflicts = _conflicts(journal)
     journal.close()
     assert crash.crashed
@@ -667,15 +647,8 @@ async def test_a_fresh_run_whose_run_id_lookup_meets_an_unreachable_broker_fails
 
     fake_alpaca.fail("GET", "/v2/orders:by_client_order_id", 503, times=50)
     journal = SqliteJournal(tmp_path / "j.db")
-    broker, feed = await connect(fake_alpaca)
-    try:
-        with pytest.raises(BrokerUnavailableError) as failed:
-            await journaled_session(
-                PLAN, CONFIG, "rA", journal=journal, broker=broker, feed=feed, clock=RealClock()
-            )
-    finally:
-        await feed.aclose()
-        await broker.aclose()
+    with pytest.raises(BrokerUnavailableError) as failed:
+        await _session(fake_alpaca, journal)
     started = journal.has_run("rA")
     journal.close()
     assert (started, fake_alpaca.count("POST", "/v2/orders")) == (False, 0)
