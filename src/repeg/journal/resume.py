@@ -43,6 +43,7 @@ from repeg.engine.clock import Clock
 from repeg.engine.gateway import polled_update
 from repeg.engine.monitor import EngineContext
 from repeg.engine.phases import orders_settled, record_late_updates, run_buy_phase, run_phase
+from repeg.engine.refusals import record_refusal
 from repeg.engine.runner import _SELLS_STILL_WORKING as SELLS_STILL_WORKING  # the fresh run's own reason
 from repeg.engine.runner import engine_context
 from repeg.errors import BrokerError, ClientOrderIdConflictError, JournalError
@@ -214,16 +215,8 @@ async def _refuse_foreign(
     if not (awaiting_submit or awaiting_replace):
         return
     action = IntentAction.SUBMIT if awaiting_submit else IntentAction.REPLACE
-    await bus.emit(
-        OrderFailed(
-            **bus.stamp(index),
-            action=action,
-            client_order_id=cid,
-            order_id=_active_order_id(leg) if awaiting_replace else None,
-            error=type(conflict).__name__,
-            message=str(conflict),
-        )
-    )
+    order_id = _active_order_id(leg) if awaiting_replace else None
+    await record_refusal(bus, index, action, conflict, client_order_id=cid, order_id=order_id)
 
 
 async def reconcile_leg(bus: EventBus, broker: Broker, leg: LegState, *, ended: bool = False) -> None:
