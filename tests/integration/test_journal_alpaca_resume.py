@@ -653,3 +653,46 @@ async def test_a_fresh_run_whose_run_id_lookup_meets_an_unreachable_broker_fails
     journal.close()
     assert (started, fake_alpaca.count("POST", "/v2/orders")) == (False, 0)
     assert exit_code_for_error(failed.value) is ExitCode.FAILED
+
+
+async def test_a_resume_refuses_another_runs_order_under_a_journaled_replace_and_the_leg_goes_on(
+    fake_alpaca: FakeAlpacaServer, tmp_path: Path
+) -> None:
+    """A replace journaled and never sent (the process died first), and another run's order under its id: resume
+    records the replace refused (its error names the id), the leg works on with its own order and completes, and
+    the other run's order is neither counted nor cancelled."""
+    from repeg.config import classic_ladder
+
+    config = classic_ladder(
+        repeg_steps=(Decimal("0.5"),),
+        fill_wait_seconds=0.3,
+        wait_between_checks=0.05,
+        max_total_wait=0.6,
+        grace_window=0.05,
+        quote_max_age=600.0,
+        quote_wait=1.0,
+    )
+    plan = Plan(
+        source="alpaca.csv",
+        kind=PlanKind.TRADES,
+        trades=(TradeIntent(symbol="AAPL", side=Side.BUY, qty=Decimal(30)),),
+    )
+    spec = [LegSpec(index=0, symbol="AAPL", side=Side.BUY, qty=Decimal(30))]
+    journal = SqliteJournal(tmp_path / "j.db")
+    await _crashed(fake_alpaca, CrashAfter(journal, "replace-intent"), spec, config, plan)
+    broker, feed = await connect(fake_alpaca)
+    try:
+        theirs = (await broker.submit_order(limit("rA-L0000-A01", Side.SELL, "5", "500.00"))).order_id
+    finally:
+        await feed.aclose()
+        await broker.aclose()
+    result = await _session(fake_alpaca, journal, plan, config)
+    state = fold_run(journal.events("rA"))
+    conflicts = _conflicts(journal)
+    journal.close()
+    assert [(c.action.value, c.client_order_id) for c in conflicts] == [("replace", "rA-L0000-A01")]
+    assert result.status.value == "completed"
+    assert fake_alpaca.book.orders[theirs].is_open
+    assert all(theirs not in leg.order_ids for leg in state.legs)
+    ours = [o for o in fake_alpaca.book.orders.values() if o.id != theirs]
+    assert sum((o.filled_qty for o in ours), Decimal(0)) == Decimal(30)
