@@ -117,6 +117,20 @@ def test_urls_no_request_could_use_are_refused_when_parsed(url: str) -> None:
         parse_sim_url(url)
 
 
+@pytest.mark.parametrize("url", ["sim://[::1]:8123/s", "sim://::1:8123/s", "sim://0.0.0.0:8123/s"])
+def test_a_host_the_server_does_not_listen_on_is_refused_naming_the_option_and_the_host(url: str) -> None:
+    """The server listens on 127.0.0.1 only: `sim://[::1]:PORT/S` passed the check and the run then failed as
+    "remote simulator unreachable" at its first call, instead of as bad input naming --sim-url."""
+    with pytest.raises(ConfigError, match=re.escape("--sim-url")) as refused:
+        parse_sim_url(url)
+    assert "127.0.0.1" in str(refused.value)
+    assert url in str(refused.value)
+
+
+def test_localhost_is_taken_as_the_loopback_host() -> None:
+    assert parse_sim_url("sim://localhost:8123/s") == SimAddress("localhost", 8123, "s")
+
+
 @pytest.mark.parametrize("url", ["sim://127.0.0.1:\u00b2/s", "sim://127.0.0.1:\uff18\uff10/s"])
 def test_a_port_of_non_ascii_digits_is_refused_naming_the_option(url: str) -> None:
     """`str.isdigit` holds for "²", which `int` cannot read: `--sim-url sim://127.0.0.1:²/s` ended the run as an

@@ -55,8 +55,12 @@ class SimAddress(NamedTuple):
     session: str
 
 
+#: The hosts a URL may name: the server listens on 127.0.0.1 only, so the IPv6 loopback ([::1]) never reaches it.
+_HOSTS: Final = ("127.0.0.1", "localhost")
+
+
 def parse_sim_url(url: str) -> SimAddress:
-    """`sim://HOST:PORT/SESSION` -> its parts; only loopback hosts are accepted."""
+    """`sim://HOST:PORT/SESSION` -> its parts; only the hosts the server listens on are accepted."""
     rest = url.removeprefix("sim://")
     hostport, _, session = rest.partition("/")
     host, _, port = hostport.rpartition(":")
@@ -67,9 +71,14 @@ def parse_sim_url(url: str) -> SimAddress:
         and 0 < int(port) < 65536
         and not any(c in session for c in "\t\r\n")
     )
-    if rest == url or not session or not usable or host not in ("127.0.0.1", "localhost", "[::1]"):
-        raise ConfigError("--sim-url", url, "must look like sim://127.0.0.1:PORT/SESSION (a loopback host)")
-    return SimAddress(host.strip("[]"), int(port), session)
+    if rest == url or not session or not usable or host not in _HOSTS:
+        raise ConfigError(
+            "--sim-url",
+            url,
+            f"must look like sim://127.0.0.1:PORT/SESSION (host {host!r}: the remote simulator listens on "
+            "127.0.0.1 only, reached as 127.0.0.1 or localhost)",
+        )
+    return SimAddress(host, int(port), session)
 
 
 #: How long a call waits for the server's answer before its outcome is declared unknown.
