@@ -29,8 +29,10 @@ def _journal_an_alpaca_run(
     feed: str | None = None,
     config: dict[str, str] | None = None,
     ordered: bool = False,
+    *,
+    broker: str = "alpaca-paper",
 ) -> None:
-    """Make the run's journal know `run_id` as a run of examples/rebalance.csv on alpaca-paper (that recorded
+    """Make the run's journal know `run_id` as a run of examples/rebalance.csv on `broker` (that recorded
     Alpaca's `feed`, if given, under the journaled `config`, and announced an order when `ordered`)."""
     import asyncio
     from datetime import UTC, datetime
@@ -46,7 +48,7 @@ def _journal_an_alpaca_run(
         correlation_id=run_id,
         plan=load_plan(EXAMPLES / "rebalance.csv"),
         config=config or {},
-        broker="alpaca-paper",
+        broker=broker,
         code_version="test",
         market=None if feed is None else AlpacaFeedSource(feed=feed),
     )
@@ -391,3 +393,26 @@ def test_sim_remote_without_a_usable_sim_url_is_refused_before_the_journal_is_to
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith(f"error: {refusal}")
     assert not (tmp_path / "j.db").exists()
+
+
+def test_run_id_of_an_ended_sim_remote_run_prints_its_result_without_sim_url(tmp_path: Path) -> None:
+    """An ended run that left nothing open is answered from the journal, never reaching the broker (as `resume`
+    answers it since 230f4bd), but `run --run-id` of an ended sim-remote run still demanded --sim-url, exit 2."""
+    _journal_an_alpaca_run(tmp_path, "rDONE", ordered=True, broker="sim-remote")
+    _end_the_journaled_run(tmp_path, "rDONE", "partial")
+    result = _run(tmp_path, "--broker", "sim-remote", "--run-id", "rDONE", "--json")
+    assert result.exit_code == 3, result.output
+    assert '"status": "partial"' in result.stdout
+
+
+@pytest.mark.parametrize("journaled", ["unfinished", "none"])
+def test_run_id_of_a_sim_remote_run_not_answered_from_the_journal_still_needs_sim_url(
+    tmp_path: Path, journaled: str
+) -> None:
+    # Guard: an unfinished run is resumed at the remote simulator; an id the journal lacks is a new run there.
+    if journaled == "unfinished":
+        _journal_an_alpaca_run(tmp_path, "rGO", ordered=True, broker="sim-remote")
+    result = _run(tmp_path, "--broker", "sim-remote", "--run-id", "rGO")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: config --sim-url: --broker sim-remote needs --sim-url")
+    assert (tmp_path / "j.db").exists() == (journaled == "unfinished")

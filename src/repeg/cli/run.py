@@ -229,6 +229,7 @@ def _execute(
     """Load everything (refusing bad input before any order), call `loaded`, then run on the broker."""
     from repeg.api import default_run_id
     from repeg.cli.settings import load_settings
+    from repeg.journal.factory import is_postgres
     from repeg.market.loaders import load_quotes
     from repeg.planning.parse import load_plan
     from repeg.runtime import freeze_startup_heap
@@ -236,7 +237,8 @@ def _execute(
 
     if broker not in BROKERS:
         raise ConfigError("--broker", broker, f"unknown broker (known: {', '.join(BROKERS)})")
-    _refuse_options_of_other_brokers(broker, seed=seed, sim_url=sim_url, alpaca=alpaca)
+    known = run_id is not None and (is_postgres(journal) or Path(journal).is_file())
+    _refuse_options_of_other_brokers(broker, seed=seed, sim_url=sim_url, alpaca=alpaca, known=known)
     if alpaca is not None and alpaca.feed is not None and alpaca.feed not in FEEDS:
         raise ConfigError("--feed", alpaca.feed, f"unknown feed (known: {', '.join(FEEDS)})")
     if quotes is not None and broker != "simulator":
@@ -332,7 +334,7 @@ OPTION_BROKERS: dict[str, tuple[str, ...]] = {
 
 
 def _refuse_options_of_other_brokers(
-    broker: str, *, seed: int | None, sim_url: str | None, alpaca: AlpacaFlags | None
+    broker: str, *, seed: int | None, sim_url: str | None, alpaca: AlpacaFlags | None, known: bool = False
 ) -> None:
     """An option given that `broker` does not read is refused (`ConfigError` naming it and the broker), not
     ignored: `--dry-run` on the simulator ran the plan, `--seed` on Alpaca chose nothing."""
@@ -348,7 +350,9 @@ def _refuse_options_of_other_brokers(
     for option, brokers in OPTION_BROKERS.items():
         if given[option] and broker not in brokers:
             raise ConfigError(option, None, f"applies to --broker {' or '.join(brokers)} only, not {broker}")
-    if broker == "sim-remote":  # its own option missing or malformed: refused before the journal is touched
+    # Its own option missing or malformed: refused before the journal is touched, unless missing for a run id an
+    # existing journal may answer (`known`: an ended run, `ended_result`); else `run_remote` refuses it.
+    if broker == "sim-remote" and (sim_url is not None or not known):
         from repeg.cli.journal_run import usable_sim_url
 
         usable_sim_url(sim_url)
