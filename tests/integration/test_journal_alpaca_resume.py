@@ -44,7 +44,7 @@ from repeg.domain.plan import LegSpec, Plan, PlanKind, TradeIntent
 from repeg.domain.run import fold_run
 from repeg.engine.clock import RealClock
 from repeg.engine.runner import run_execution
-from repeg.errors import RunIdInUseError
+from repeg.errors import JournalError, RunIdInUseError
 from repeg.journal.faults import point_of
 from repeg.journal.sqlite import SqliteJournal
 from repeg.market.alpaca_feed import AlpacaQuoteFeed
@@ -696,3 +696,43 @@ async def test_a_resume_refuses_another_runs_order_under_a_journaled_replace_and
     assert all(theirs not in leg.order_ids for leg in state.legs)
     ours = [o for o in fake_alpaca.book.orders.values() if o.id != theirs]
     assert sum((o.filled_qty for o in ours), Decimal(0)) == Decimal(30)
+
+
+# --- the journal failing mid-run: the orders the run knows working are cancelled, unjournaled, and named ---------
+
+
+class JournalFailsAt:
+    """Stands for a journal whose writer broke (disk full): from the event of `point` on, every write fails."""
+
+    def __init__(self, journal: SqliteJournal, point: str) -> None:
+        self.journal, self.point = journal, point
+        self.failed = False
+        self.written_after: list[RunEvent] = []
+        self._emit = journal.emit
+
+    async def emit(self, event: RunEvent) -> None:
+        self.failed = self.failed or point_of(event) == self.point
+        if self.failed:
+            self.written_after.append(event)
+            raise JournalError("journal write failed: disk full")
+        await self._emit(event)
+
+
+async def test_a_journal_failure_cancels_the_working_order_and_names_it(
+    fake_alpaca: FakeAlpacaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal broke as the first submit was accepted: the run stopped (right), but left that order working at
+    the broker, unmanaged, since no cancel intent could be journaled, and the error did not say it was live."""
+    journal = SqliteJournal(tmp_path / "j.db")
+    failing = JournalFailsAt(journal, "submit-ack")
+    monkeypatch.setattr(journal, "emit", failing.emit)
+    with pytest.raises(JournalError) as raised:
+        await _session(fake_alpaca, journal)
+    committed = journal.events("rA")
+    journal.close()
+    ours = [o for o in fake_alpaca.book.orders.values() if o.client_order_id.startswith("rA-")]
+    assert ours
+    assert not any(o.is_open for o in ours)
+    assert all(f"{o.id} ({o.symbol})" in str(raised.value) for o in ours)
+    assert not [e for e in committed if point_of(e) in ("cancel-intent", "cancel-confirm")]
+    assert [type(e).__name__ for e in failing.written_after] == ["OrderAccepted", "RunEnded"]

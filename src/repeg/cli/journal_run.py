@@ -199,17 +199,20 @@ async def journaled_session(
     twice), and started afresh under the same id when it did neither (nothing can have reached the broker); a run
     started here records `market` (an Alpaca run's feed) in its `RunStarted`.
     Raises `RunStoppedError` (with the stop's summary) when a signal stopped it, and `JournalError` before anything
-    else when another process works the run (`Journal.claim`; the claim is held until the journal is closed).
+    else when another process works the run (`Journal.claim`; the claim is held until the journal is closed); a
+    `JournalError` mid-run is raised after the run's working orders were cancelled, unjournaled (`journal_failed`).
     """
     from repeg.api import execute_async
     from repeg.domain.run import fold_run
     from repeg.journal.resume import has_orders, resume_run
-    from repeg.journal.shutdown import StopReport, run_stoppable, stop_run
+    from repeg.journal.shutdown import KeptEvents, StopReport, journal_failed, run_stoppable, stop_run
 
     # Claimed before it is read: a run another process still works would be taken for a crashed one.
     journal.claim(run_id)
-    all_sinks = (journal_sink(journal), *sinks)
     journaled = journal.events(run_id) if journal.has_run(run_id) else []
+    # Every event, kept before the journal sees it: should the journal fail, the run's orders are known from it.
+    emitted = KeptEvents(journaled)
+    all_sinks = (emitted, journal_sink(journal), *sinks)
     # A run that ended is never executed again, even one that sent nothing: `resume_run` answers it.
     resuming = has_orders(journaled) or fold_run(journaled).status is not None
     if resuming:
@@ -227,7 +230,12 @@ async def journaled_session(
             on_stop()
         return await stop_run(run_id, journal, broker, clock, config=config)
 
-    outcome = await run_stoppable(work, stop)
+    try:
+        outcome = await run_stoppable(work, stop)
+    except JournalError as failed:
+        if on_stop is not None:
+            on_stop()
+        raise await journal_failed(failed, run_id, emitted.events, broker, clock, config=config) from failed
     if isinstance(outcome, StopReport):
         raise RunStoppedError(run_id, outcome.summary())
     return outcome

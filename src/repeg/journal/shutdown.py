@@ -14,6 +14,9 @@ finishes it later. A second signal exits at once (status 130) without waiting: w
 journal, and every order the run may have created is findable from it, so the run stays resumable.
 
 Only orders whose client order id the run announced are ever cancelled.
+
+When the journal fails mid-run (`JournalError`), `journal_failed` does the same on the run as it stood in memory
+(`KeptEvents`), writing nothing anywhere (`stop_unjournaled`), and returns the error naming each order and symbol.
 """
 
 from __future__ import annotations
@@ -40,7 +43,13 @@ from repeg.engine.bus import EventBus
 from repeg.engine.clock import Clock
 from repeg.engine.gateway import OrderGateway
 from repeg.engine.open_orders import replacement_unread
-from repeg.errors import BrokerError, BrokerUnavailableError, DuplicateClientOrderIdError, RateLimitedError
+from repeg.errors import (
+    BrokerError,
+    BrokerUnavailableError,
+    DuplicateClientOrderIdError,
+    JournalError,
+    RateLimitedError,
+)
 from repeg.journal.base import Journal
 from repeg.journal.resume import reconcile_leg, seeded_bus
 
@@ -72,23 +81,28 @@ class StopReport(BaseModel):
     legs_done: int
     legs_open: int
     filled_notional: Decimal
+    #: The symbol of each order named above, when the summary must name it (`stop_unjournaled`).
+    symbols: dict[str, str] = {}
 
     def summary(self) -> str:
         lines = [
             f"run {self.run_id} stopped: {self.legs_done} legs done, {self.legs_open} left, "
             f"notional traded {self.filled_notional:,.2f}",
-            f"cancelled orders: {', '.join(self.cancelled) or 'none'}",
+            f"cancelled orders: {self._named(self.cancelled) or 'none'}",
         ]
         if self.cancel_failed:
-            lines.append(f"cancel FAILED for: {', '.join(self.cancel_failed)}")
+            lines.append(f"cancel FAILED for: {self._named(self.cancel_failed)}")
         if self.unconfirmed:
-            lines.append(f"cancel NOT confirmed yet for: {', '.join(self.unconfirmed)}")
+            lines.append(f"cancel NOT confirmed yet for: {self._named(self.unconfirmed)}")
         if self.unanswered:
             lines.append(
-                f"sent, no answer from the broker (may be working, not cancelled): {', '.join(self.unanswered)}"
+                f"sent, no answer from the broker (may be working, not cancelled): {self._named(self.unanswered)}"
             )
         lines.append(f"finish it with: repeg resume {self.run_id}")
         return "\n".join(lines)
+
+    def _named(self, ids: Sequence[str]) -> str:
+        return ", ".join(f"{i} ({self.symbols[i]})" if i in self.symbols else i for i in ids)
 
 
 class _SignalGuard:
@@ -352,7 +366,71 @@ async def stop_run(
     await journal.flush()
     events = journal.events(run_id)
     bus = seeded_bus(run_id, clock, (journal,), events)
-    refused = _refused_replaces(events)
+    try:
+        return await _stop(bus, broker, config, _refused_replaces(events))
+    finally:
+        await journal.flush()
+
+
+async def stop_unjournaled(
+    run_id: str, events: Sequence[RunEvent], broker: Broker, clock: Clock, *, config: ExecutionConfig
+) -> StopReport:
+    """`stop_run` after the journal failed (`JournalError`): the same cancels and confirmations, on the run as it
+    stood in memory (`events`: all it emitted, written or not), with nothing written anywhere. A cancel needs no
+    intent journaled first: it creates no order, only ends one, so leaving the order working would be worse. The
+    report names each order with its symbol: the journal may not know them."""
+    bus = seeded_bus(run_id, clock, (), events)
+    report = await _stop(bus, broker, config, _refused_replaces(events))
+    return report.model_copy(update={"symbols": _symbols(bus)})
+
+
+class KeptEvents:
+    """A sink that keeps every event in memory, after those the journal held when the run began: placed before the
+    journal, it holds the run as the engine knew it even when the journal failed."""
+
+    def __init__(self, journaled: Sequence[RunEvent]) -> None:
+        self.events: list[RunEvent] = list(journaled)
+
+    async def emit(self, event: RunEvent) -> None:
+        self.events.append(event)
+
+
+async def journal_failed(
+    failed: JournalError,
+    run_id: str,
+    events: Sequence[RunEvent],
+    broker: Broker,
+    clock: Clock,
+    *,
+    config: ExecutionConfig,
+) -> JournalError:
+    """The journal failed mid-run, so the run stopped (no order goes out unjournaled), leaving its working orders
+    unmanaged: each is cancelled, best effort, within `grace_window`, without writing to the journal
+    (`stop_unjournaled`). The error returned names what was cancelled and what may still be working."""
+    try:
+        report = await stop_unjournaled(run_id, events, broker, clock, config=config)
+    except BrokerError as exc:
+        said = f"cancelling its orders failed ({exc}): they may still be working; check the broker"
+        return JournalError(f"{failed}\nrun {run_id}: the journal failed; {said}")
+    return JournalError(f"{failed}\nthe journal failed, nothing more was written to it; {report.summary()}")
+
+
+def _symbols(bus: EventBus) -> dict[str, str]:
+    """The symbol of every order (by order id and client order id) the run knows."""
+    symbols: dict[str, str] = {}
+    for leg in bus.folder.legs.values():
+        for record in leg.orders:
+            symbols[record.client_order_id] = leg.spec.symbol
+            if record.order_id is not None:
+                symbols[record.order_id] = leg.spec.symbol
+    return symbols
+
+
+async def _stop(
+    bus: EventBus, broker: Broker, config: ExecutionConfig, refused: frozenset[str]
+) -> StopReport:
+    """Cancel every order of the run that may be working and wait for the confirmations, through `bus`'s sinks."""
+    run_id, clock = bus.run_id, bus.clock
     gateway = OrderGateway(broker, bus, config)
     try:
         # The orders the journal knows working are cancelled first: reading the broker may take long when it fails.
@@ -364,8 +442,6 @@ async def stop_run(
     except BrokerError as exc:
         log.exception("stop_incomplete", run_id=run_id, error=str(exc))
         raise
-    finally:
-        await journal.flush()
     legs = bus.folder.snapshot().legs
     report = StopReport(
         run_id=run_id,
