@@ -736,3 +736,18 @@ async def test_a_journal_failure_cancels_the_working_order_and_names_it(
     assert all(f"{o.id} ({o.symbol})" in str(raised.value) for o in ours)
     assert not [e for e in committed if point_of(e) in ("cancel-intent", "cancel-confirm")]
     assert [type(e).__name__ for e in failing.written_after] == ["OrderAccepted", "RunEnded"]
+
+
+async def test_a_journal_failure_names_the_order_whose_cancel_the_broker_refused_as_maybe_working(
+    fake_alpaca: FakeAlpacaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = SqliteJournal(tmp_path / "j.db")
+    monkeypatch.setattr(journal, "emit", JournalFailsAt(journal, "submit-ack").emit)
+    fake_alpaca.fail("DELETE", "/v2/orders", 422, times=10**6)
+    with pytest.raises(JournalError) as raised:
+        await _session(fake_alpaca, journal)
+    journal.close()
+    (ours,) = [o for o in fake_alpaca.book.orders.values() if o.client_order_id.startswith("rA-")]
+    assert ours.is_open
+    assert f"cancel FAILED for: {ours.id} (MSFT)" in str(raised.value)
+    assert exit_code_for_error(raised.value) is ExitCode.FAILED
