@@ -421,3 +421,34 @@ async def test_a_server_spec_whose_market_the_simulator_refuses_is_refused_befor
     with pytest.raises(ValueError, match="no session can be built from the spec: config "):
         await asyncio.wait_for(_serve(spec, 0, port_file), 5)
     assert not port_file.exists()
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"quotes_per_second": 1e308}, "quotes_per_second x duration"),
+        ({"duration": "P300D"}, "quotes_per_second x duration"),
+        ({"duration": "P99999D"}, "duration=99999 days"),
+        ({"quotes_per_second": 1e-9, "duration": "P99999D"}, "duration=99999 days"),
+    ],
+)
+def test_a_server_spec_too_large_for_any_tape_is_refused_naming_its_keys(
+    fields: dict[str, object], named: str
+) -> None:
+    """quotes_per_second = 1e308 ended the start-up in an OverflowError traceback (int of inf), and a duration of
+    99,999 days in a tape of billions of quotes (MemoryError, after minutes), instead of the spec's keys named."""
+    from pydantic import ValidationError
+
+    from repeg.brokers.remote.sessions import SessionSpec
+
+    with pytest.raises(ValidationError, match=re.escape(named)):
+        SessionSpec.model_validate({"symbols": {"AAA": "100"}, **fields})
+
+
+def test_a_server_spec_within_the_bounds_is_taken() -> None:
+    from repeg.brokers.remote.sessions import SessionSpec
+
+    spec = SessionSpec.model_validate(
+        {"symbols": {"AAA": "100"}, "quotes_per_second": 100, "duration": "PT2H"}
+    )
+    assert spec.quotes_per_second * spec.duration.total_seconds() == 720_000

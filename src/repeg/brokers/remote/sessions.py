@@ -11,20 +11,23 @@ import hashlib
 from datetime import timedelta
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from repeg.brokers.remote.server import Session
 from repeg.brokers.simulator.account import SimAccount
 from repeg.brokers.simulator.broker import SimulatedBroker
 from repeg.brokers.simulator.fill_models import PaperFillModel
+from repeg.config import MAX_SECONDS
 from repeg.domain.plan import refuse_unplanned
 from repeg.engine.clock import RealClock
 from repeg.market.replay import TapeFeed
 from repeg.market.synthetic import SyntheticSymbol, synthetic_tape
+from repeg.simulation import MAX_QUOTES_PER_SYMBOL
 
 
 class SessionSpec(BaseModel):
-    """What each session of a server starts with."""
+    """What each session of a server starts with. `duration` is at most a year (`MAX_SECONDS`), and each symbol's
+    tape (`quotes_per_second x duration` quotes) at most `MAX_QUOTES_PER_SYMBOL`, so a session's memory stays sane."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -42,6 +45,23 @@ class SessionSpec(BaseModel):
         """A market symbol written otherwise than a plan names it ("aaa") would never meet the plan's (AAA)."""
         refuse_unplanned(value)
         return value
+
+    @model_validator(mode="after")
+    def _tape_fits_in_memory(self) -> SessionSpec:
+        """Each session's tape holds `quotes_per_second x duration` quotes a symbol: 1e308 a second overflowed
+        (int of inf), and 99,999 days ran the server out of memory. Bounded as the in-process simulator's market."""
+        seconds = self.duration.total_seconds()
+        if not 0 < seconds <= MAX_SECONDS:
+            raise ValueError(
+                f"duration={self.duration} must be positive and at most {MAX_SECONDS:.0f} seconds"
+            )
+        quotes = self.quotes_per_second * seconds
+        if not quotes <= MAX_QUOTES_PER_SYMBOL:
+            raise ValueError(
+                f"quotes_per_second x duration = {self.quotes_per_second:g} x {seconds:g} s = {quotes:g} quotes a "
+                f"symbol, more than {MAX_QUOTES_PER_SYMBOL:,} (a session's tape would exhaust memory)"
+            )
+        return self
 
 
 def _session_seed(seed: int, name: str) -> int:
