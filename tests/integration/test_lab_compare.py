@@ -294,3 +294,27 @@ def test_fit_on_a_trade_file_without_the_symbol_is_refused_naming_it(tmp_path: P
     assert result.exit_code == 2, result.output
     assert "--trades" in result.output
     assert "no prints of XXX" in result.output
+
+
+def _quotes_of_two_symbols(tmp_path: Path) -> Path:
+    quotes = tmp_path / "two_20180102_bbo.csv"
+    quotes.write_text(
+        "ts,symbol,bid,bid_size,ask,ask_size\n"
+        "2018-01-02T14:30:00.000000Z,AAA,10.00,100,10.02,100\n"
+        "2018-01-02T14:30:01.000000Z,BBB,20.00,100,20.02,100\n"
+    )
+    return quotes
+
+
+def test_backtest_on_a_quote_file_of_several_symbols_without_symbol_names_the_symbol_option(
+    tmp_path: Path,
+) -> None:
+    # It said "config symbol: ... name one", naming no option the user could give.
+    quotes = _quotes_of_two_symbols(tmp_path)
+    result = CliRunner().invoke(
+        build_app(("repeg.cli.lab_cmds",)), ["backtest", "--quotes", str(quotes), "--policy", "market"]
+    )
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(
+        f"error: config --symbol: not given, and {quotes} holds 2 symbols ('AAA', 'BBB'): name one"
+    ), result.stderr

@@ -16,11 +16,11 @@ import pytest
 from typer.testing import CliRunner
 
 from repeg.cli.app import build_app
-from repeg.errors import SweepError
+from repeg.errors import ConfigError, SweepError
 from repeg.lab.backtest import load_day
 from repeg.lab.fit import fit_adaptive, save_params
 from repeg.lab.sweep import Engine, SweepRecord, read_parquet, run_local, run_ray, run_sweep, write_parquet
-from repeg.lab.sweep_grid import SweepPoint, expand, grid_from_mapping, pair_files
+from repeg.lab.sweep_grid import SweepPoint, SymbolDay, expand, grid_from_mapping, pair_files
 from repeg.lab.sweep_point import run_point
 
 GRID = {
@@ -181,3 +181,20 @@ def test_sweep_command_writes_parquet(data_dir: Path, tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert pq.read_table(out).num_rows == 2
+
+
+def test_a_sweep_on_a_quote_file_of_several_symbols_names_the_quotes_option(
+    points: tuple[SweepPoint, ...], tmp_path: Path
+) -> None:
+    # A sweep has no --symbol: it said "config symbol: ... name one", which the user could not do.
+    quotes = tmp_path / "two_20180102_bbo.csv"
+    quotes.write_text(
+        "ts,symbol,bid,bid_size,ask,ask_size\n"
+        "2018-01-02T14:30:00.000000Z,AAA,10.00,100,10.02,100\n"
+        "2018-01-02T14:30:01.000000Z,BBB,20.00,100,20.02,100\n"
+    )
+    point = points[0].model_copy(update={"data": SymbolDay(quotes_file=str(quotes))})
+    with pytest.raises(
+        ConfigError, match=r"^config --quotes: .* holds 2 symbols .*one symbol per quote file"
+    ):
+        run_point(point)

@@ -79,15 +79,13 @@ def file_digest(paths: Sequence[Path]) -> str:
     return digest.hexdigest()
 
 
-def load_day(quotes: Path, trades: Path | None = None, *, symbol: str | None = None) -> DayData:
-    """Load a symbol-day; `symbol` may be omitted when the quote file holds exactly one."""
+def load_day(
+    quotes: Path, trades: Path | None = None, *, symbol: str | None = None, one_per_file: bool = False
+) -> DayData:
+    """Load a symbol-day; `symbol` may be omitted when the quote file holds exactly one (`_only_symbol`)."""
     tape = load_quotes(quotes)
     if symbol is None:
-        if len(tape.symbols) != 1:
-            raise ConfigError(
-                "symbol", None, f"{quotes} holds {len(tape.symbols)} symbols {tape.symbols}; name one"
-            )
-        symbol = tape.symbols[0]
+        symbol = _only_symbol(tape, quotes, one_per_file=one_per_file)
     if symbol not in tape:
         raise ConfigError("--symbol", symbol, f"not in {quotes} (it holds {tape.symbols})")
     prints = None if trades is None else load_trades(trades)
@@ -100,6 +98,19 @@ def load_day(quotes: Path, trades: Path | None = None, *, symbol: str | None = N
         digest=file_digest(files),
     )
     return DayData(quotes=tape, trades=prints, ref=ref)
+
+
+def _only_symbol(tape: QuoteTape, quotes: Path, *, one_per_file: bool) -> str:
+    """The quote file's one symbol. A file of several is refused naming what the user must change: `--symbol`,
+    or, for a sweep (`one_per_file`: no `--symbol`, one symbol-day per quote file), the files `--quotes` matches."""
+    if len(tape.symbols) == 1:
+        return tape.symbols[0]
+    held = f"{quotes} holds {len(tape.symbols)} symbols {tape.symbols}"
+    if one_per_file:
+        raise ConfigError(
+            "--quotes", None, f"{held}; a sweep reads one symbol per quote file: match only such files"
+        )
+    raise ConfigError("--symbol", None, f"not given, and {held}: name one")
 
 
 def day_basket(day: DayData, spec: BasketSpec, *, seed: int) -> tuple[ParentOrder, ...]:

@@ -27,7 +27,8 @@ _DAYS_PER_WORKER = 4
 
 @lru_cache(maxsize=_DAYS_PER_WORKER)
 def _day(quotes_file: str, trades_file: str | None) -> DayData:
-    return load_day(Path(quotes_file), None if trades_file is None else Path(trades_file))
+    trades = None if trades_file is None else Path(trades_file)
+    return load_day(Path(quotes_file), trades, one_per_file=True)
 
 
 def point_spec(point: SweepPoint) -> PolicySpec:
