@@ -751,3 +751,27 @@ async def test_a_journal_failure_names_the_order_whose_cancel_the_broker_refused
     assert ours.is_open
     assert f"cancel FAILED for: {ours.id} (MSFT)" in str(raised.value)
     assert exit_code_for_error(raised.value) is ExitCode.FAILED
+
+
+async def test_a_journal_whose_writer_broke_still_names_the_cancelled_order_once_it_is_closed(
+    fake_alpaca: FakeAlpacaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal closed after the run (`opened_journal`, as `repeg run` has it) raised its writer's error again,
+    which replaced the one naming the orders cancelled: stderr never said which orders had been live."""
+    from repeg.cli.journal_run import opened_journal
+
+    commit = SqliteJournal._commit_batch
+    broken: list[bool] = []
+
+    def disk_full(self: SqliteJournal, records: Any, durable: bool) -> None:
+        if broken or any(r.kind == "order_accepted" for r in records):
+            broken.append(True)
+            raise OSError(28, "No space left on device")
+        commit(self, records, durable)
+
+    monkeypatch.setattr(SqliteJournal, "_commit_batch", disk_full)
+    with pytest.raises(JournalError) as raised, opened_journal(str(tmp_path / "j.db")) as journal:
+        await _session(fake_alpaca, journal)
+    (ours,) = [o for o in fake_alpaca.book.orders.values() if o.client_order_id.startswith("rA-")]
+    assert not ours.is_open
+    assert f"cancelled orders: {ours.id} (MSFT)" in str(raised.value)

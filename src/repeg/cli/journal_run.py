@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,8 +34,9 @@ if TYPE_CHECKING:
 
 @contextmanager
 def opened_journal(spec: str) -> Iterator[Journal]:
-    """The run's journal, closed (everything committed) when the block ends, even on error. A SQLite path in a
-    directory that does not exist is bad input naming `--journal` (`ConfigError`), not a journal that failed."""
+    """The run's journal, closed (everything committed) when the block ends, even on error (a `JournalError` of the
+    block is the one raised, not the failure the close raises again). A SQLite path in a directory that does not
+    exist is bad input naming `--journal` (`ConfigError`), not a journal that failed."""
     from repeg.errors import ConfigError
     from repeg.journal.factory import is_postgres, open_journal
 
@@ -45,8 +46,16 @@ def opened_journal(spec: str) -> Iterator[Journal]:
     journal = open_journal(spec)
     try:
         yield journal
-    finally:
+    except JournalError:
+        # The journal failed in the block: its error (naming the orders cancelled, see `journal_failed`) is the one
+        # told; closing the broken writer raises that failure again, which must not replace it.
+        with suppress(JournalError):
+            journal.close()
+        raise
+    except BaseException:
         journal.close()
+        raise
+    journal.close()
 
 
 def refuse_unusable_journal(spec: str) -> None:
