@@ -23,8 +23,9 @@ class ConfigError(RepegError):
         self.key = key
         self.value = value
         self.reason = reason
-        # None: no value to show (a missing key, a table not printed), rather than a misleading `=None`
-        shown = "" if value is None else f"={value!r}"
+        # None: no value to show (a missing key, a table not printed), rather than a misleading `=None`; a Decimal
+        # (a value parsed before a check across keys refused it) as a TOML file writes it, 600, not Decimal('600')
+        shown = "" if value is None else f"={value}" if isinstance(value, Decimal) else f"={value!r}"
         super().__init__(f"config {key}{shown}: {reason}")
 
 

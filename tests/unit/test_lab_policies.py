@@ -131,6 +131,15 @@ def test_ladder_collared_escalation_beyond_the_runs_price_collar_is_refused_nami
     assert (caught.value.key, caught.value.value) == ("escalation_collar_bps", Decimal(600))
 
 
+def test_a_refused_collared_ladder_shows_the_collar_as_written() -> None:
+    # It read "config escalation_collar_bps=Decimal('600'): ...", Python's repr, where every other configuration
+    # error shows the value as a TOML file writes it (`repeg.config.refused`).
+    spec = LadderSpec(escalation=EscalationStyle.COLLARED_LIMIT, escalation_collar_bps=Decimal(600))
+    with pytest.raises(ConfigError) as caught:
+        ladder_config(spec, CONFIG)
+    assert str(caught.value).startswith("config escalation_collar_bps=600: a collared escalation")
+
+
 def test_adaptive_without_parameters_is_refused() -> None:
     with pytest.raises(ConfigError, match="fitted parameters"):
         build_policy(AdaptiveSpec(), CONFIG)

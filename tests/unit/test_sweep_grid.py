@@ -175,7 +175,8 @@ def test_an_unknown_policy_kind_is_refused_when_the_grid_is_read() -> None:
 def test_a_collared_ladder_beyond_the_labs_price_collar_is_refused_when_the_grid_is_read() -> None:
     # Valid as a spec, refused by the run configuration it backtests under (price_collar_pct 5 = 500 bps).
     bad = _ladder_grid(fixed={"escalation": "collared_limit"}, grid={"escalation_collar_bps": [50, 600]})
-    with pytest.raises(SweepError, match=r"escalation_collar_bps=Decimal\('600'\)"):
+    # The value as the grid writes it: it read "escalation_collar_bps=Decimal('600')", Python's repr.
+    with pytest.raises(SweepError, match=r"escalation_collar_bps=600: a collared escalation"):
         grid_from_mapping(bad)
 
 

@@ -222,9 +222,8 @@ def spec_refused(exc: ValidationError, prefix: tuple[str, ...] = ()) -> ConfigEr
 
 
 def said(error: ConfigError) -> str:
-    """`key=value: reason` of a refusal, `key: reason` when it shows no value (as `ConfigError` words it)."""
-    shown = "" if error.value is None else f"={error.value!r}"
-    return f"{error.key}{shown}: {error.reason}"
+    """`key=value: reason` of a refusal, `key: reason` when it shows no value: as `ConfigError` words it."""
+    return str(error).removeprefix("config ")
 
 
 def spec_params(spec: PolicySpec) -> dict[str, str]:
