@@ -416,3 +416,41 @@ def test_run_id_of_a_sim_remote_run_not_answered_from_the_journal_still_needs_si
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("error: config --sim-url: --broker sim-remote needs --sim-url")
     assert (tmp_path / "j.db").exists() == (journaled == "unfinished")
+
+
+def test_run_id_of_an_ended_sim_remote_run_that_left_an_order_open_still_needs_sim_url(
+    tmp_path: Path,
+) -> None:
+    # Guard: its order may still work at the remote simulator; the run must reach it to close it.
+    from datetime import UTC, datetime
+
+    from repeg.domain.events import IntentAction, LegPlanned, OrderIntent
+    from repeg.domain.orders import Side
+    from repeg.domain.plan import LegSpec
+    from repeg.journal.sqlite import SqliteJournal
+
+    _journal_an_alpaca_run(tmp_path, "rOPEN", broker="sim-remote")
+    ts, cid = datetime(2026, 3, 2, 15, 1, tzinfo=UTC), "rOPEN-L0000-A00"
+    spec = LegSpec(index=0, symbol="AAA", side=Side.BUY, qty=Decimal(1))
+    journal = SqliteJournal(tmp_path / "j.db")
+    try:
+        asyncio.run(
+            journal.emit(LegPlanned(run_id="rOPEN", ts=ts, correlation_id="rOPEN", leg_index=0, spec=spec))
+        )
+        intent = OrderIntent(
+            run_id="rOPEN",
+            ts=ts,
+            correlation_id=cid,
+            leg_index=0,
+            action=IntentAction.SUBMIT,
+            client_order_id=cid,
+        )
+        asyncio.run(journal.emit(intent))
+    finally:
+        journal.close()
+    _end_the_journaled_run(tmp_path, "rOPEN", "partial")
+    result = _run(tmp_path, "--broker", "sim-remote", "--run-id", "rOPEN")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: config --sim-url: --broker sim-remote needs --sim-url"), (
+        result.stderr
+    )
