@@ -775,3 +775,18 @@ async def test_a_journal_whose_writer_broke_still_names_the_cancelled_order_once
     (ours,) = [o for o in fake_alpaca.book.orders.values() if o.client_order_id.startswith("rA-")]
     assert not ours.is_open
     assert f"cancelled orders: {ours.id} (MSFT)" in str(raised.value)
+
+
+async def test_a_submit_intent_the_journal_refused_is_not_reported_as_sent(
+    fake_alpaca: FakeAlpacaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal failed writing the first submit's intent, so that order was never sent (write-ahead): the
+    unjournaled stop took the kept intent for a submit sent and unanswered, and named it 'may be working'."""
+    journal = SqliteJournal(tmp_path / "j.db")
+    failing = JournalFailsAt(journal, "submit-intent")
+    monkeypatch.setattr(journal, "emit", failing.emit)
+    with pytest.raises(JournalError) as raised:
+        await _session(fake_alpaca, journal)
+    journal.close()
+    assert not [o for o in fake_alpaca.book.orders.values() if o.client_order_id.startswith("rA-")]
+    assert "no answer from the broker" not in str(raised.value)

@@ -219,9 +219,9 @@ async def journaled_session(
     # Claimed before it is read: a run another process still works would be taken for a crashed one.
     journal.claim(run_id)
     journaled = journal.events(run_id) if journal.has_run(run_id) else []
-    # Every event, kept before the journal sees it: should the journal fail, the run's orders are known from it.
-    emitted = KeptEvents(journaled)
-    all_sinks = (emitted, journal_sink(journal), *sinks)
+    # Every event, kept as the journal takes it: should the journal fail, the run's orders are known from it.
+    emitted = KeptEvents(journaled, journal_sink(journal))
+    all_sinks = (emitted, *sinks)
     # A run that ended is never executed again, even one that sent nothing: `resume_run` answers it.
     resuming = has_orders(journaled) or fold_run(journaled).status is not None
     if resuming:

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict
 
 from repeg.brokers.base import Broker
 from repeg.config import ExecutionConfig
-from repeg.domain.events import IntentAction, OrderFailed, RunEvent
+from repeg.domain.events import EventSink, IntentAction, OrderFailed, OrderIntent, RunEvent
 from repeg.domain.leg import LegState
 from repeg.domain.lifecycle import IN_FLIGHT, LegStatus
 from repeg.domain.order_record import unread_replacement
@@ -385,13 +385,21 @@ async def stop_unjournaled(
 
 
 class KeptEvents:
-    """A sink that keeps every event in memory, after those the journal held when the run began: placed before the
-    journal, it holds the run as the engine knew it even when the journal failed."""
+    """The journal's sink (`journal`), keeping every event in memory after those the journal held when the run
+    began: it holds the run as the engine knew it even when the journal failed. An event whose write failed is
+    kept (it records what the broker did), except an intent: written ahead, its order was never sent."""
 
-    def __init__(self, journaled: Sequence[RunEvent]) -> None:
+    def __init__(self, journaled: Sequence[RunEvent], journal: EventSink) -> None:
         self.events: list[RunEvent] = list(journaled)
+        self._journal = journal
 
     async def emit(self, event: RunEvent) -> None:
+        try:
+            await self._journal.emit(event)
+        except JournalError:
+            if not isinstance(event, OrderIntent):
+                self.events.append(event)
+            raise
         self.events.append(event)
 
 
