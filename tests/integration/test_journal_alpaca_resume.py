@@ -790,3 +790,21 @@ async def test_a_submit_intent_the_journal_refused_is_not_reported_as_sent(
     journal.close()
     assert not [o for o in fake_alpaca.book.orders.values() if o.client_order_id.startswith("rA-")]
     assert "no answer from the broker" not in str(raised.value)
+
+
+async def test_a_run_another_process_works_is_refused_without_cancelling_or_reading_any_order(
+    fake_alpaca: FakeAlpacaServer, tmp_path: Path
+) -> None:
+    """A JournalError at start-up (the run claimed elsewhere) is no journal failing mid-run: nothing of the run is
+    cancelled nor asked of the broker (guards 08f61d8: the unjournaled stop runs only once the run is under way)."""
+    holder = SqliteJournal(tmp_path / "j.db")
+    holder.claim("rA")
+    journal = SqliteJournal(tmp_path / "j.db")
+    try:
+        with pytest.raises(JournalError, match="rA") as raised:
+            await _session(fake_alpaca, journal)
+    finally:
+        journal.close()
+        holder.close()
+    assert not [path for _, path in fake_alpaca.requests if path.startswith("/v2/orders")]
+    assert "cancelled orders" not in str(raised.value)
