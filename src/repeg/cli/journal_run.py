@@ -244,7 +244,7 @@ async def journaled_session(
     except JournalError as failed:
         if on_stop is not None:
             on_stop()
-        raise await journal_failed(failed, run_id, emitted.events, broker, clock, config=config) from failed
+        raise await journal_failed(failed, run_id, emitted, broker, clock, config=config) from failed
     if isinstance(outcome, StopReport):
         raise RunStoppedError(run_id, outcome.summary())
     return outcome

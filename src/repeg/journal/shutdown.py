@@ -39,6 +39,7 @@ from repeg.domain.leg import LegState
 from repeg.domain.lifecycle import IN_FLIGHT, LegStatus
 from repeg.domain.order_record import unread_replacement
 from repeg.domain.orders import OrderStatus
+from repeg.domain.run import RunFolder
 from repeg.engine.bus import EventBus
 from repeg.engine.clock import Clock
 from repeg.engine.gateway import OrderGateway
@@ -373,40 +374,53 @@ async def stop_run(
 
 
 async def stop_unjournaled(
-    run_id: str, events: Sequence[RunEvent], broker: Broker, clock: Clock, *, config: ExecutionConfig
+    run_id: str, kept: KeptEvents, broker: Broker, clock: Clock, *, config: ExecutionConfig
 ) -> StopReport:
     """`stop_run` after the journal failed (`JournalError`): the same cancels and confirmations, on the run as it
-    stood in memory (`events`: all it emitted, written or not), with nothing written anywhere. A cancel needs no
+    stood in memory (`kept`: all it emitted, written or not), with nothing written anywhere. A cancel needs no
     intent journaled first: it creates no order, only ends one, so leaving the order working would be worse. The
     report names each order with its symbol: the journal may not know them."""
-    bus = seeded_bus(run_id, clock, (), events)
-    report = await _stop(bus, broker, config, _refused_replaces(events))
+    bus = EventBus(run_id, clock, ())
+    bus.folder = kept.folder
+    # Nothing more to fold: only the legs already over-filled are noted, as a seeded bus notes them.
+    bus.seed(())
+    report = await _stop(bus, broker, config, frozenset(kept.refused))
     return report.model_copy(update={"symbols": _symbols(bus)})
 
 
 class KeptEvents:
-    """The journal's sink (`journal`), keeping every event in memory after those the journal held when the run
-    began: it holds the run as the engine knew it even when the journal failed. An event whose write failed is
-    kept (it records what the broker did), except an intent: written ahead, its order was never sent."""
+    """The journal's sink (`journal`), keeping the run as the engine knew it, from the events the journal held
+    when the run began on, even when the journal failed: their fold (as the bus folds them) and the replaces the
+    broker refused (`_refused_replaces`), not the events themselves (a long run's would fill memory). An event
+    whose write failed is kept (it records what the broker did), except an intent: written ahead, its order was
+    never sent."""
 
     def __init__(self, journaled: Sequence[RunEvent], journal: EventSink) -> None:
-        self.events: list[RunEvent] = list(journaled)
+        self.folder = RunFolder()
+        self.refused: set[str] = set()
         self._journal = journal
+        for event in journaled:
+            self._keep(event)
 
     async def emit(self, event: RunEvent) -> None:
         try:
             await self._journal.emit(event)
         except JournalError:
             if not isinstance(event, OrderIntent):
-                self.events.append(event)
+                self._keep(event)
             raise
-        self.events.append(event)
+        self._keep(event)
+
+    def _keep(self, event: RunEvent) -> None:
+        self.folder.apply(event)
+        if isinstance(event, OrderFailed):
+            self.refused.update(_refused_replaces((event,)))
 
 
 async def journal_failed(
     failed: JournalError,
     run_id: str,
-    events: Sequence[RunEvent],
+    kept: KeptEvents,
     broker: Broker,
     clock: Clock,
     *,
@@ -416,7 +430,7 @@ async def journal_failed(
     unmanaged: each is cancelled, best effort, within `grace_window`, without writing to the journal
     (`stop_unjournaled`). The error returned names what was cancelled and what may still be working."""
     try:
-        report = await stop_unjournaled(run_id, events, broker, clock, config=config)
+        report = await stop_unjournaled(run_id, kept, broker, clock, config=config)
     except BrokerError as exc:
         said = f"cancelling its orders failed ({exc}): they may still be working; check the broker"
         return JournalError(f"{failed}\nrun {run_id}: the journal failed; {said}")
