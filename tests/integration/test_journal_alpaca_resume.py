@@ -808,3 +808,21 @@ async def test_a_run_another_process_works_is_refused_without_cancelling_or_read
         holder.close()
     assert not [path for _, path in fake_alpaca.requests if path.startswith("/v2/orders")]
     assert "cancelled orders" not in str(raised.value)
+
+
+async def test_a_journal_failure_before_any_order_says_to_start_the_run_again_not_to_resume_it(
+    fake_alpaca: FakeAlpacaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal failed at the first submit's intent, so the run announced no order: stderr said 'finish it with:
+    repeg resume rA', which then refuses the run as one that sent no order yet; nor need the broker be read."""
+    journal = SqliteJournal(tmp_path / "j.db")
+    monkeypatch.setattr(journal, "emit", JournalFailsAt(journal, "submit-intent").emit)
+    with pytest.raises(JournalError) as raised:
+        await _session(fake_alpaca, journal)
+    journal.close()
+    assert "repeg resume" not in str(raised.value)
+    assert "--run-id rA" in str(raised.value)
+    # Only the run's own start-up lookup of its run id (dc82b00): the stop polled the intent's id until grace_window.
+    assert [path for _, path in fake_alpaca.requests if path.startswith("/v2/orders")] == [
+        "/v2/orders:by_client_order_id"
+    ]

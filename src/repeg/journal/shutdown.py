@@ -428,7 +428,13 @@ async def journal_failed(
 ) -> JournalError:
     """The journal failed mid-run, so the run stopped (no order goes out unjournaled), leaving its working orders
     unmanaged: each is cancelled, best effort, within `grace_window`, without writing to the journal
-    (`stop_unjournaled`). The error returned names what was cancelled and what may still be working."""
+    (`stop_unjournaled`). The error returned names what was cancelled and what may still be working. A run that
+    announced no order (its first intent was never written) has none: the broker is not read, and the run is to be
+    started again, not resumed (`resume_run` refuses it)."""
+    if not any(leg.orders for leg in kept.folder.legs.values()):
+        return JournalError(
+            f"{failed}\nrun {run_id} sent no order yet: start it again with --run-id {run_id}"
+        )
     try:
         report = await stop_unjournaled(run_id, kept, broker, clock, config=config)
     except BrokerError as exc:
