@@ -90,22 +90,8 @@ async def test_a_crashed_alpaca_run_resumes_to_completion_without_duplicates(
     fake_alpaca: FakeAlpacaServer, tmp_path: Path, point: str
 ) -> None:
     journal = SqliteJournal(tmp_path / "j.db")
-    broker, feed = await connect(fake_alpaca)
     crash = CrashAt(journal, point)
-    with contextlib.suppress(Crash):
-        await run_execution(
-            SPECS,
-            [],
-            broker,
-            feed,
-            RealClock(),
-            CONFIG,
-            run_id="rA",
-            sinks=[crash],
-            plan=PLAN,
-        )
-    await feed.aclose()
-    await broker.aclose()
+    await _crashed(fake_alpaca, crash)
 
     broker, feed = await connect(fake_alpaca)
     try:

@@ -4,19 +4,18 @@ summary says. In process on virtual time, on the scenarios and helpers of `test_
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import timedelta
 from decimal import Decimal
 
 from test_journal_resume import (
     ACCOUNT,
     PATIENT,
-    SPECS,
     TAPE,
     Crash,
     CrashAt,
     ReadFailingSimulator,
     _crashed_after_its_first_submit_ack,
+    _crashed_run,
 )
 
 from repeg.brokers.simulator import PaperFillModel, SimulatedBroker
@@ -24,11 +23,8 @@ from repeg.domain.events import EventSink, OrderUpdated, RunEvent
 from repeg.domain.ids import client_order_id
 from repeg.domain.orders import BrokerOrder, OrderStatus, ReplaceRequest
 from repeg.engine.clock import VirtualClock, run_virtual
-from repeg.engine.runner import run_execution
 from repeg.errors import BrokerUnavailableError, OrderNotCancelableError, OrderRejectedError
 from repeg.journal.shutdown import StopReport, stop_run
-from repeg.journal.sqlite import SqliteJournal
-from repeg.market.replay import TapeFeed
 
 
 class SlowlyFailingReads(ReadFailingSimulator):
@@ -130,18 +126,7 @@ def _stopped_with_a_replacement_unread(
         kind = FirstReplaceRefused if first_refused else LostReplaceAnswer
         broker = kind(TAPE, clock, ACCOUNT, fill_model=PaperFillModel(TAPE, seed=3))
         broker.names_successor = named
-        journal = SqliteJournal(tmp_path / "j.db", durability="full")
-        with contextlib.suppress(Crash):
-            await run_execution(
-                SPECS,
-                (),
-                broker,
-                TapeFeed(TAPE, clock),
-                clock,
-                PATIENT_REPEG,
-                run_id="r1",
-                sinks=(CrashOnceReplaced(journal),),
-            )
+        journal = await _crashed_run(tmp_path, broker, clock, PATIENT_REPEG, CrashOnceReplaced)
         assert broker.lost is not None
         broker.refuse_reads = True
         report = await stop_run("r1", journal, broker, clock, config=PATIENT_REPEG)
@@ -192,18 +177,9 @@ def test_graceful_stop_does_not_say_the_broker_lacks_a_submit_it_could_not_read(
     async def main() -> tuple[StopReport, BrokerOrder | None]:
         clock = VirtualClock(TAPE.start + timedelta(seconds=5))
         broker = ReadFailingSimulator(TAPE, clock, ACCOUNT, fill_model=PaperFillModel(TAPE, seed=3))
-        journal = SqliteJournal(tmp_path / "j.db", durability="full")
-        with contextlib.suppress(Crash):
-            await run_execution(
-                SPECS,
-                (),
-                broker,
-                TapeFeed(TAPE, clock),
-                clock,
-                PATIENT,
-                run_id="r1",
-                sinks=(CrashAt(journal, "submit-ack", 1, before=True),),
-            )
+        journal = await _crashed_run(
+            tmp_path, broker, clock, PATIENT, lambda journal: CrashAt(journal, "submit-ack", 1, before=True)
+        )
         broker.refuse_reads = True
         report = await stop_run("r1", journal, broker, clock, config=PATIENT)
         broker.refuse_reads = False

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -597,18 +598,7 @@ def test_graceful_stop_cancels_an_order_left_open_by_a_leg_that_already_ended(tm
     async def main() -> tuple[StopReport, bool]:
         clock = VirtualClock(TAPE.start + timedelta(seconds=5))
         broker = CancelRefusingSimulator(TAPE, clock, ACCOUNT, fill_model=PaperFillModel(TAPE, seed=3))
-        journal = SqliteJournal(tmp_path / "j.db", durability="full")
-        with contextlib.suppress(Crash):
-            await run_execution(
-                SPECS,
-                (),
-                broker,
-                TapeFeed(TAPE, clock),
-                clock,
-                config,
-                run_id="r1",
-                sinks=(CrashAtSellPhaseEnd(journal),),
-            )
+        journal = await _crashed_run(tmp_path, broker, clock, config, CrashAtSellPhaseEnd)
         (sell,) = [order for order in await broker.list_open_orders() if order.side is Side.SELL]
         broker.refuse_cancels = False
         report = await stop_run("r1", journal, broker, clock, config=config)
@@ -798,23 +788,29 @@ def test_a_second_session_of_a_run_being_worked_is_refused_before_touching_the_b
     assert result.legs[0].filled_qty == Decimal(100)
 
 
+async def _crashed_run(
+    tmp_path: Path,
+    broker: SimulatedBroker,
+    clock: VirtualClock,
+    config: ExecutionConfig,
+    crash: Callable[[SqliteJournal], EventSink],
+) -> SqliteJournal:
+    """The journal (`tmp_path / "j.db"`) of run r1 on SPECS, crashed where the sink `crash(journal)` raises Crash."""
+    journal = SqliteJournal(tmp_path / "j.db", durability="full")
+    with contextlib.suppress(Crash):
+        await run_execution(
+            SPECS, (), broker, TapeFeed(TAPE, clock), clock, config, run_id="r1", sinks=(crash(journal),)
+        )
+    return journal
+
+
 async def _crashed_after_its_first_submit_ack(
     tmp_path: Path, broker: SimulatedBroker, clock: VirtualClock, config: ExecutionConfig
 ) -> SqliteJournal:
     """The journal of run r1 crashed right after its first submit was answered: that order is working."""
-    journal = SqliteJournal(tmp_path / "j.db", durability="full")
-    with contextlib.suppress(Crash):
-        await run_execution(
-            SPECS,
-            (),
-            broker,
-            TapeFeed(TAPE, clock),
-            clock,
-            config,
-            run_id="r1",
-            sinks=(CrashAt(journal, "submit-ack", 1, before=False),),
-        )
-    return journal
+    return await _crashed_run(
+        tmp_path, broker, clock, config, lambda journal: CrashAt(journal, "submit-ack", 1, before=False)
+    )
 
 
 #: Slow enough that run r1's first order is still working when the stop comes; a short grace window.
@@ -949,18 +945,7 @@ def test_graceful_stop_requests_again_the_cancel_of_an_ended_legs_order_refused_
     async def main() -> bool:
         clock = VirtualClock(TAPE.start + timedelta(seconds=5))
         broker = CancelSwallowingSimulator(TAPE, clock, ACCOUNT, fill_model=PaperFillModel(TAPE, seed=3))
-        journal = SqliteJournal(tmp_path / "j.db", durability="full")
-        with contextlib.suppress(Crash):
-            await run_execution(
-                SPECS,
-                (),
-                broker,
-                TapeFeed(TAPE, clock),
-                clock,
-                config,
-                run_id="r1",
-                sinks=(CrashAtSellPhaseEnd(journal),),
-            )
+        journal = await _crashed_run(tmp_path, broker, clock, config, CrashAtSellPhaseEnd)
         (sell,) = [order for order in await broker.list_open_orders() if order.side is Side.SELL]
         broker.refuse_cancels, broker.swallow = False, 1
         await stop_run("r1", journal, broker, clock, config=config)
