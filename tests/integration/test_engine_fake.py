@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 import structlog
 import structlog.testing
+from tests.fakes.log_capture import every_level_captured
 from tests.unit.fake_broker import T0, FakeBroker, FakeFeed, quote
 
 from repeg.config import EscalationStyle, ExecutionConfig, OnNoQuote, classic_ladder
@@ -715,13 +715,8 @@ def test_a_replace_whose_answer_was_lost_manages_the_replacement_the_broker_crea
 def every_log_line() -> Iterator[list[MutableMapping[str, object]]]:
     """The log lines of the test at every level. `capture_logs` keeps the configured level filter, and an earlier
     test (or `execute_async`) may have configured `warning`: that would hide the info lines checked here."""
-    saved = structlog.get_config()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
-    try:
-        with structlog.testing.capture_logs() as lines:
-            yield lines
-    finally:
-        structlog.configure(**saved)
+    with every_level_captured() as lines:
+        yield lines
 
 
 def test_every_leg_log_line_names_the_run_the_leg_the_symbol_and_the_order(

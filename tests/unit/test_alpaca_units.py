@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator, MutableMapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from alpaca.common.exceptions import APIError
+from tests.fakes.log_capture import every_level_captured
 
 from repeg.brokers.alpaca.credentials import load_credentials
 from repeg.brokers.alpaca.limiter import TokenBucket
@@ -671,7 +670,7 @@ async def test_another_clients_open_order_of_a_kind_repeg_does_not_read_is_logge
     stop = {**_raw_order("new"), "client_order_id": "another-client-1", "type": "stop", "stop_price": "90.00"}
     client.raw[str(stop["id"])] = stop
     broker = _broker_logging_every_level(client)
-    with _every_level_captured() as lines:
+    with every_level_captured() as lines:
         assert await broker.list_open_orders() == []  # type: ignore[attr-defined]
     skipped = [line for line in lines if line["event"] == "open_order_not_ours_skipped"]
     assert [line["log_level"] for line in skipped] == ["debug"]
@@ -695,24 +694,8 @@ def _broker_logging_every_level(client: object) -> object:
     )
 
 
-@contextlib.contextmanager
-def _every_level_captured() -> Iterator[list[MutableMapping[str, object]]]:
-    """The log lines of every level (debug included) emitted inside the block."""
-    import logging
-
-    import structlog
-
-    saved = structlog.get_config()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
-    try:
-        with structlog.testing.capture_logs() as lines:
-            yield lines
-    finally:
-        structlog.configure(**saved)
-
-
 def _unreadable_update_levels(broker: object, order: dict[str, object]) -> list[object]:
-    with _every_level_captured() as lines:
+    with every_level_captured() as lines:
         update = {"event": "new", "timestamp": order["updated_at"], "order": order}
         broker._on_stream_update(update)  # type: ignore[attr-defined]
     return [line["log_level"] for line in lines if line["event"] == "trade_update_unreadable"]

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 from collections.abc import Sequence
 
 import pytest
-import structlog
-import structlog.testing
+from tests.fakes.log_capture import every_level_captured
 
 from repeg.errors import JournalError
 from repeg.journal.writer import InlineWriter, Record, ThreadedWriter
@@ -149,15 +147,10 @@ def test_a_waiter_whose_loop_closed_before_its_commit_ended_is_logged_at_debug()
         await asyncio.sleep(0.01)
         task.cancel()
 
-    saved = structlog.get_config()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
-    try:
-        with structlog.testing.capture_logs() as lines:
-            asyncio.run(interrupted())
-            spy.gate.set()
-            writer.close()
-    finally:
-        structlog.configure(**saved)
+    with every_level_captured() as lines:
+        asyncio.run(interrupted())
+        spy.gate.set()
+        writer.close()
     gone = [line for line in lines if line["event"] == "journal_waiter_gone"]
     assert gone == [
         {

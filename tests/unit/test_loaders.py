@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import logging
 import os
 import zlib
 from datetime import UTC, datetime
@@ -15,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import structlog.testing
+from tests.fakes.log_capture import every_level_captured
 
 from repeg.errors import QuoteFileError
 from repeg.market.loaders import load_quotes, load_trades
@@ -578,14 +577,8 @@ def test_trade_prints_with_an_excluded_sale_condition_are_dropped_and_counted(tm
         "2018-01-02T14:30:01Z,XXX,2.00,200,K,4 B\n"
         "2018-01-02T14:30:02Z,XXX,3.00,300,N,\n"
     )
-    saved = structlog.get_config()
-    # `capture_logs` keeps the configured level filter, and an earlier test may have configured `warning`.
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
-    try:
-        with structlog.testing.capture_logs() as logs:
-            col = load_trades(path).columns("XXX")
-    finally:
-        structlog.configure(**saved)
+    with every_level_captured() as logs:
+        col = load_trades(path).columns("XXX")
     assert col.size.tolist() == [100, 300]
     assert [(e["prints"], e["excluded"]) for e in logs if e["event"] == "trade prints loaded"] == [(3, 1)]
 
