@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from alpaca.common.exceptions import APIError
@@ -42,6 +43,9 @@ from repeg.errors import (
     OrderRejectedError,
     RateLimitedError,
 )
+
+if TYPE_CHECKING:
+    from repeg.brokers.alpaca.adapter import AlpacaBroker
 
 T0 = datetime(2026, 3, 2, 15, tzinfo=UTC)
 
@@ -610,25 +614,11 @@ class _TwoOrders:
 async def test_reconcile_polls_every_working_order_when_one_cannot_be_read():
     # One order repeg cannot read (a status from the future) must not stop the poll of the others: their fills
     # would be missed after every reconnect, for as long as that order stays open.
-    from pydantic import SecretStr
-
-    from repeg.brokers.alpaca.adapter import AlpacaBroker
-    from repeg.brokers.alpaca.credentials import AlpacaCredentials
-    from repeg.brokers.alpaca.settings import AlpacaSettings
-    from repeg.engine.clock import RealClock
-
     client = _TwoOrders()
     ids = ["00000000-0000-0000-0000-00000000000a", "00000000-0000-0000-0000-00000000000b"]
     for k, order_id in enumerate(ids):
         client.raw[order_id] = {**_raw_order("new"), "id": order_id, "client_order_id": f"r1-L{k:04d}-A00"}
-    broker = AlpacaBroker(
-        client,  # type: ignore[arg-type]
-        name="alpaca-paper",
-        clock=RealClock(),
-        settings=AlpacaSettings(),
-        credentials=AlpacaCredentials(key_id="PK", secret_key=SecretStr("s")),
-        stream_url="ws://127.0.0.1:9/stream",
-    )
+    broker = _broker_over(client)
     pushed: list[object] = []
     broker.subscribe_updates(pushed.append)
     for order_id in ids:
@@ -669,14 +659,15 @@ async def test_another_clients_open_order_of_a_kind_repeg_does_not_read_is_logge
     client = _TwoOrders()
     stop = {**_raw_order("new"), "client_order_id": "another-client-1", "type": "stop", "stop_price": "90.00"}
     client.raw[str(stop["id"])] = stop
-    broker = _broker_logging_every_level(client)
+    broker = _broker_over(client)
     with every_level_captured() as lines:
         assert await broker.list_open_orders() == []  # type: ignore[attr-defined]
     skipped = [line for line in lines if line["event"] == "open_order_not_ours_skipped"]
     assert [line["log_level"] for line in skipped] == ["debug"]
 
 
-def _broker_logging_every_level(client: object) -> object:
+def _broker_over(client: object) -> AlpacaBroker:
+    """An Alpaca adapter over a fake REST `client` (its stream never connected)."""
     from pydantic import SecretStr
 
     from repeg.brokers.alpaca.adapter import AlpacaBroker
@@ -705,7 +696,7 @@ async def test_a_trade_update_of_another_clients_order_of_a_kind_repeg_does_not_
     # The trade-update stream carries every order of the account: each event of another client's stop order
     # (a kind repeg never sends) was a warning, "trade_update_unreadable", as if one of the run's own updates had
     # been lost.
-    broker = _broker_logging_every_level(_TwoOrders())
+    broker = _broker_over(_TwoOrders())
     stop = {**_raw_order("new"), "client_order_id": "another-client-1", "type": "stop", "stop_price": "90.00"}
     assert _unreadable_update_levels(broker, stop) == ["debug"]
 
@@ -714,7 +705,7 @@ async def test_an_unreadable_trade_update_of_one_of_the_runs_orders_is_still_a_w
     client = _TwoOrders()
     ours = _raw_order("new")
     client.raw[str(ours["id"])] = ours
-    broker = _broker_logging_every_level(client)
+    broker = _broker_over(client)
     await broker.get_order(str(ours["id"]))  # type: ignore[attr-defined]
     future = {**ours, "status": "a_status_from_the_future"}
     assert _unreadable_update_levels(broker, future) == ["warning"]
