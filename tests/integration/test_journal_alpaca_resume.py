@@ -29,7 +29,7 @@ from repeg.brokers.alpaca.settings import AlpacaUrls, DataFeed
 from repeg.cli.app import build_app
 from repeg.cli.exit_codes import ExitCode, exit_code_for_error
 from repeg.cli.journal_run import journaled_session
-from repeg.config import ExecutionConfig
+from repeg.config import ExecutionConfig, classic_ladder
 from repeg.domain.events import (
     AlpacaFeedSource,
     LegFinished,
@@ -54,6 +54,17 @@ CONFIG = ExecutionConfig(
     fill_wait_seconds=0.15,
     wait_between_checks=0.05,
     max_total_wait=5.0,
+    grace_window=0.05,
+    quote_max_age=600.0,
+    quote_wait=1.0,
+)
+#: A ladder of one re-peg step, then the escalation's market order, within 0.6 s: a replace and an escalation
+#: both happen before the run ends.
+ONE_STEP_LADDER = classic_ladder(
+    repeg_steps=(Decimal("0.5"),),
+    fill_wait_seconds=0.3,
+    wait_between_checks=0.05,
+    max_total_wait=0.6,
     grace_window=0.05,
     quote_max_age=600.0,
     quote_wait=1.0,
@@ -594,17 +605,7 @@ async def test_a_resume_after_a_replace_or_an_escalation_ack_takes_its_own_order
 ) -> None:
     """The journal's intent of a replace (its quantity unchecked) or of the escalation's market order (no limit)
     is what resume expects under its id: the order this run sent there must not be refused as another run's."""
-    from repeg.config import classic_ladder
-
-    config = classic_ladder(
-        repeg_steps=(Decimal("0.5"),),
-        fill_wait_seconds=0.3,
-        wait_between_checks=0.05,
-        max_total_wait=0.6,
-        grace_window=0.05,
-        quote_max_age=600.0,
-        quote_wait=1.0,
-    )
+    config = ONE_STEP_LADDER
     journal = SqliteJournal(tmp_path / "j.db")
     crash = CrashAtNth(journal, point, nth)
     plan = Plan(
@@ -647,17 +648,7 @@ async def test_a_resume_refuses_another_runs_order_under_a_journaled_replace_and
     """A replace journaled and never sent (the process died first), and another run's order under its id: resume
     records the replace refused (its error names the id), the leg works on with its own order and completes, and
     the other run's order is neither counted nor cancelled."""
-    from repeg.config import classic_ladder
-
-    config = classic_ladder(
-        repeg_steps=(Decimal("0.5"),),
-        fill_wait_seconds=0.3,
-        wait_between_checks=0.05,
-        max_total_wait=0.6,
-        grace_window=0.05,
-        quote_max_age=600.0,
-        quote_wait=1.0,
-    )
+    config = ONE_STEP_LADDER
     plan = Plan(
         source="alpaca.csv",
         kind=PlanKind.TRADES,
