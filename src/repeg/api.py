@@ -22,7 +22,7 @@ from pathlib import Path
 import structlog
 
 from repeg.brokers.base import Broker, ExpectsSent
-from repeg.config import ExecutionConfig
+from repeg.config import ExecutionConfig, as_config
 from repeg.domain.account import Asset
 from repeg.domain.events import EventSink, MarketSource
 from repeg.domain.ids import client_order_id, new_run_id, validate_run_id
@@ -121,7 +121,7 @@ async def execute_async(
     broker: Broker,
     feed: QuoteFeed,
     clock: Clock,
-    config: ExecutionConfig | None = None,
+    config: ExecutionConfig | Mapping[str, object] | None = None,
     *,
     run_id: str | None = None,
     sinks: Sequence[EventSink] = (),
@@ -135,7 +135,8 @@ async def execute_async(
 
     Raises `PlanError` (bad plan, unknown or non-tradable symbol), `SafetyLimitError`, `ConfigError` (a malformed
     run id, or `RunIdInUseError`: one whose orders the broker holds already) or `BrokerError` before any order is
-    sent. Once the engine runs, leg outcomes (refusals, missing quotes, deadlines) are reported in the result, not
+    sent. `config` may be an `ExecutionConfig` or a mapping of its keys (validated as the `[execution]` table of
+    a TOML file: a bad key is a `ConfigError` naming it). Once the engine runs, leg outcomes (refusals, missing quotes, deadlines) are reported in the result, not
     raised; a failure of the run itself (e.g. the broker's account cannot be read for the buys, or an event sink
     fails) ends it as failed and is raised (`repeg.engine.runner`). If the application has not configured structlog,
     warnings and errors are logged to stderr (never to stdout). The run computes in `DECIMAL_CONTEXT`, whatever `decimal.getcontext()` the caller set.
@@ -144,7 +145,7 @@ async def execute_async(
         configure_logging(level="warning")  # an application that configured structlog keeps its own setup
     with localcontext(DECIMAL_CONTEXT):  # the caller's own decimal context is not the run's
         plan = as_plan(plan)
-        config = config or ExecutionConfig()
+        config = as_config(config)
         run_id = default_run_id(plan, clock.now()) if run_id is None else _checked_run_id(run_id)
         with bind_run(run_id):
             await _refuse_a_used_run_id(broker, run_id)
@@ -207,7 +208,7 @@ def execute(
     broker: Broker,
     feed: QuoteFeed,
     clock: Clock,
-    config: ExecutionConfig | None = None,
+    config: ExecutionConfig | Mapping[str, object] | None = None,
     *,
     run_id: str | None = None,
     sinks: Sequence[EventSink] = (),

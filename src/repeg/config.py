@@ -311,6 +311,18 @@ def config_from_mapping(data: Mapping[str, object], *, journaled: bool = False) 
         raise missing_or_refused(first, key) from None
 
 
+def as_config(config: ExecutionConfig | Mapping[str, object] | None) -> ExecutionConfig:
+    """The configuration a Python caller gave: a model as it is, a mapping of its keys (as the `[execution]` table
+    of a TOML file) validated by `config_from_mapping`, None the defaults; anything else is a `ConfigError`."""
+    if config is None:
+        return ExecutionConfig()
+    if isinstance(config, ExecutionConfig):
+        return config
+    if isinstance(config, Mapping):
+        return config_from_mapping(config)
+    raise refused("config", config, "must be an ExecutionConfig or a mapping of its keys", wrong_kind=True)
+
+
 def _as_written(value: object) -> object:
     """A value as a TOML file writes it: a Decimal as its text (0.5), never Python's repr (Decimal('0.5'))."""
     return str(value) if isinstance(value, Decimal) else value

@@ -259,11 +259,18 @@ def _check_busiest(specs: Sequence[SyntheticSymbol], n_quotes: int) -> None:
         )
 
 
+def _refuse_a_bad_seed(seed: object) -> None:
+    """`seed` must be a whole number, 0 or more (as `[simulator] seed` and `--seed`): a negative one failed in
+    numpy's generator, a boolean or a float in pydantic, neither with a typed error naming the seed."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise refused(SEED_KEY, seed, "must be an integer, 0 or more")
+
+
 def simulate(
     plan: Plan | str | Path,
     *,
     account: SimAccount | None = None,
-    config: ExecutionConfig | None = None,
+    config: ExecutionConfig | Mapping[str, object] | None = None,
     tape: QuoteTape | None = None,
     market: MarketSettings | None = None,
     seed: int = 0,
@@ -276,11 +283,13 @@ def simulate(
 
     `tape` replays given quotes; without it a synthetic market (`market`, default settings if None) covering
     the plan's and the account's symbols is generated from `seed`. `latency` delays the exchange's answers
-    (default: none). The same arguments give the same result.
+    (default: none). The same arguments give the same result. `config` may be an `ExecutionConfig` or a mapping
+    of its keys; a bad one, or a `seed` that is not an integer 0 or more, is a `ConfigError` naming the key.
 
     The run's `RunStarted.market` records the market: `tape_source` for a given `tape` (e.g. the file's
     `repeg.market.source.quote_file_source`; None records nothing), or the synthetic market's seed and settings.
     """
+    _refuse_a_bad_seed(seed)
     plan = as_plan(plan)
     account = account or SimAccount()
     source = tape_source

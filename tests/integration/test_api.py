@@ -331,3 +331,29 @@ def test_a_synthetic_symbol_set_in_lower_case_from_python_is_refused_not_ignored
     AAA got a price drawn from its name instead of the one set, and the tape a symbol no plan can name."""
     with pytest.raises(ValidationError, match="'aaa'"):
         MarketSettings(symbols={"aaa": SymbolSettings(price=Decimal("10.00"))})
+
+
+def test_a_config_given_as_a_mapping_is_validated_and_used(tape: QuoteTape) -> None:
+    # A dict config (as the `[execution]` table of a TOML file) failed deep in the run with an AttributeError.
+    recorder = Recorder()
+    simulate(trades("AAA,buy,1\n"), tape=tape, config={"fill_wait_seconds": 7}, sinks=[recorder])
+    started = next(event for event in recorder.events if isinstance(event, RunStarted))
+    assert started.config["fill_wait_seconds"] == "7.0"
+
+
+def test_a_config_mapping_with_a_bad_key_is_a_config_error_naming_it(tape: QuoteTape) -> None:
+    with pytest.raises(ConfigError, match="fill_wait_seconds") as info:
+        simulate(trades("AAA,buy,1\n"), tape=tape, config={"fill_wait_seconds": -1})
+    assert info.value.key == "fill_wait_seconds"
+
+
+def test_a_config_of_another_kind_is_a_config_error(tape: QuoteTape) -> None:
+    with pytest.raises(ConfigError, match="config"):
+        simulate(trades("AAA,buy,1\n"), tape=tape, config="my.toml")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("seed", [-1, True, 1.5])
+def test_a_seed_that_is_not_a_whole_number_0_or_more_is_a_config_error_naming_it(seed: object) -> None:
+    # -1 raised numpy's bare ValueError, True a pydantic ValidationError about SyntheticSource.
+    with pytest.raises(ConfigError, match="seed"):
+        simulate(trades("AAA,buy,1\n"), seed=seed)  # type: ignore[arg-type]
