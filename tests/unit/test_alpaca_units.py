@@ -709,3 +709,27 @@ async def test_an_unreadable_trade_update_of_one_of_the_runs_orders_is_still_a_w
     await broker.get_order(str(ours["id"]))  # type: ignore[attr-defined]
     future = {**ours, "status": "a_status_from_the_future"}
     assert _unreadable_update_levels(broker, future) == ["warning"]
+
+
+def test_a_fill_reported_before_its_price_is_pushed_priced_once_the_price_arrives():
+    tracker = OrderTracker()
+    pushed = []
+    tracker.add_sink(pushed.append)
+    tracker.claim("c1")
+    unpriced = order(OrderStatus.PARTIALLY_FILLED, "4")  # filled_qty reported before filled_avg_price
+    tracker.absorb(unpriced, T0, hint="partial_fill")
+    tracker.absorb(order(OrderStatus.PARTIALLY_FILLED, "4", "10"), T0)  # a poll reads the price
+    fills = [u.fill for u in pushed if u.fill is not None]
+    assert [(f.qty, f.price) for f in fills] == [(Decimal(4), Decimal(10))]
+
+
+def test_a_fill_after_one_reported_without_its_price_is_priced_from_the_cumulative_averages():
+    tracker = OrderTracker()
+    pushed = []
+    tracker.add_sink(pushed.append)
+    tracker.claim("c1")
+    unpriced = order(OrderStatus.PARTIALLY_FILLED, "4")  # filled_qty reported before filled_avg_price
+    tracker.absorb(unpriced, T0, hint="partial_fill")
+    tracker.absorb(order(OrderStatus.FILLED, "10", "10.06"), T0, hint="fill")
+    fills = [u.fill for u in pushed if u.fill is not None]
+    assert [(f.qty, f.price) for f in fills] == [(Decimal(10), Decimal("10.06"))]

@@ -27,9 +27,17 @@ def advances(old: BrokerOrder | None, new: BrokerOrder) -> bool:
     """True when `new` is later news than `old` about the same order."""
     if old is None or new.filled_qty > old.filled_qty:
         return True
-    if new.filled_qty < old.filled_qty or old.status.is_terminal:
+    if new.filled_qty < old.filled_qty:
         return False
-    return new.status != old.status
+    if is_priced(new) and not is_priced(old):
+        return True  # the price of fills already reported without one
+    return not old.status.is_terminal and new.status != old.status
+
+
+def is_priced(order: BrokerOrder) -> bool:
+    """True when the order's fills, if any, come with their average price (Alpaca may report `filled_qty` before
+    `filled_avg_price`): only such a state can be a base that later fills are priced against."""
+    return order.filled_avg_price is not None or order.filled_qty == ZERO
 
 
 def fill_between(old: BrokerOrder | None, new: BrokerOrder, ts: datetime) -> Fill | None:
@@ -90,6 +98,8 @@ class OrderTracker:
     def __init__(self) -> None:
         self._latest: dict[str, BrokerOrder] = {}
         self._reported: dict[str, BrokerOrder] = {}
+        #: Per order, the last reported state whose fills had a price: the next fill is priced from it.
+        self._priced: dict[str, BrokerOrder] = {}
         self._client_ids: set[str] = set()
         self._sent: dict[str, Sent] = {}
         self._expected: dict[str, Sent] = {}
@@ -171,6 +181,8 @@ class OrderTracker:
         self.claim(order.client_order_id)
         self._latest[order.order_id] = order
         self._reported[order.order_id] = order
+        if is_priced(order):
+            self._priced[order.order_id] = order
 
     def absorb(self, order: BrokerOrder, ts: datetime, hint: str | None = None) -> OrderUpdate | None:
         """Take news about one of our orders; push and return the update if it advances what was pushed."""
@@ -182,7 +194,9 @@ class OrderTracker:
             self._reported[order.order_id] = order
         elif not is_refusal(old, order, hint):
             return None
-        fill = fill_between(old, order, ts)
+        fill = fill_between(self._priced.get(order.order_id), order, ts)
+        if is_priced(order):
+            self._priced[order.order_id] = order
         update = OrderUpdate(event=event_for(order, fill, hint), order=order, fill=fill, ts=ts)
         log.info(
             "order_update",
