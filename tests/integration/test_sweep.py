@@ -198,3 +198,25 @@ def test_a_sweep_on_a_quote_file_of_several_symbols_names_the_quotes_option(
         ConfigError, match=r"^config --quotes: .* holds 2 symbols .*one symbol per quote file"
     ):
         run_point(point)
+
+
+def test_a_point_where_no_order_fills_fails_the_sweep_naming_the_point(tmp_path: Path) -> None:
+    # The book goes one-sided after 5 s (a halt): no order can fill, and the backtest's summary refuses the
+    # basket. That refusal was a bare ValueError, which neither named the point nor was caught by `repeg sweep`
+    # (a traceback instead of an error line).
+    day = datetime(2018, 1, 2, 14, 30, tzinfo=UTC)
+    quotes = tmp_path / "halt_20180102_bbo.csv"
+    rows = ["ts,symbol,bid,bid_size,ask,ask_size"]
+    for k in range(120):
+        ts = (day + timedelta(seconds=k)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        rows.append(f"{ts},HLT,10.00,100,{'10.02,100' if k < 5 else '0,0'}")
+    quotes.write_text("\n".join(rows) + "\n")
+    grid = grid_from_mapping(
+        {
+            "basket": {"count": 2, "budget_seconds": 20.0, "margin_seconds": 10.0},
+            "policy": [{"name": "market", "kind": "market"}],
+        }
+    )
+    points = expand(grid, pair_files([str(quotes)], None))
+    with pytest.raises(SweepError, match=r"^point 0 \(market\).*no order filled"):
+        run_local(points, run_point, workers=1, progress=False)

@@ -92,8 +92,10 @@ def run_in_worker(runner: PointRunner, point: SweepPoint) -> SweepRecord:
         return runner(point)
     except SweepError:
         raise
-    except RepegError as exc:
-        # Re-raised as a SweepError: it names the point and, unlike some error classes, survives pickling.
+    except (RepegError, ValueError) as exc:
+        # Re-raised as a SweepError: it names the point and, unlike some error classes, survives pickling. A
+        # ValueError is the lab's refusal of a point's data (a basket where no order filled, a cost sample that
+        # cannot be summarised), as `repeg backtest` reports it: a point's failure, not a crash of the sweep.
         raise SweepError(_point_name(point), f"{type(exc).__name__}: {exc}") from exc
 
 
