@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
@@ -437,6 +438,26 @@ def test_a_run_claimed_through_a_symlink_to_the_journal_is_refused_through_the_j
     finally:
         first.close()
         second.close()
+
+
+def test_a_run_of_a_journal_with_a_second_hard_link_is_refused_through_either_name(tmp_path: Path) -> None:
+    # Two names of one file (`ln repeg.db other.db`) took two run locks, so `run --journal other.db` in one process
+    # and `resume --journal repeg.db` in another worked one run at once; SQLite keeps a write-ahead log beside each
+    # name too. (One process opening both names meets SQLite's own "disk I/O error": each name is opened alone.)
+    real = tmp_path / "j.db"
+    SqliteJournal(real).close()
+    other = tmp_path / "other.db"
+    os.link(real, other)
+    for path in (real, other):
+        journal = SqliteJournal(path)
+        try:
+            with pytest.raises(
+                ConfigError, match=r"config --journal=.*: the journal file has 2 names \(hard links\)"
+            ):
+                journal.claim("r1")
+        finally:
+            journal.close()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".lock") == []
 
 
 async def test_a_run_whose_start_time_cannot_be_read_fails_the_run_list_with_a_journal_error(

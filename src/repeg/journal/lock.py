@@ -24,6 +24,22 @@ def lock_path(journal: Path, run_id: str) -> Path:
     return real.with_name(f"{real.name}.{run_id}.lock")
 
 
+def refuse_hard_links(journal: Path) -> None:
+    """Refuse (`ConfigError` naming `--journal`) to work a run in a journal file that has other names (hard links):
+    its run locks sit beside each name, so two processes could work one run through two names at once, and SQLite
+    keeps its write-ahead log beside each name too, so their commits could be lost or the file damaged."""
+    from repeg.errors import ConfigError
+
+    links = journal.stat().st_nlink
+    if links > 1:
+        raise ConfigError(
+            "--journal",
+            str(journal),
+            f"the journal file has {links} names (hard links): one run could be worked through two of them at "
+            "once, and SQLite keeps a write-ahead log beside each name; use it under one name only",
+        )
+
+
 def _holds(path: Path, fd: int) -> bool:
     """True when `fd` is the file now at `path` (not one a releasing holder removed after we opened it)."""
     try:

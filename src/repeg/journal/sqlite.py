@@ -23,7 +23,7 @@ from typing import Literal
 import structlog
 
 from repeg.errors import ConfigError, JournalError
-from repeg.journal.lock import RunLock, lock_path
+from repeg.journal.lock import RunLock, lock_path, refuse_hard_links
 from repeg.journal.schema import SCHEMA_VERSION, VERSION_TABLE_SQLITE, not_a_journal, pending_migrations
 from repeg.journal.store import SqlJournal
 from repeg.journal.writer import Record
@@ -202,6 +202,7 @@ class SqliteJournal(SqlJournal):
     def _lock_run(self, run_id: str) -> bool:
         path = lock_path(self._path, run_id)
         try:
+            refuse_hard_links(self._path)
             lock = RunLock.acquire(path)
         except OSError as exc:
             raise JournalError(
