@@ -324,6 +324,19 @@ def test_the_html_quality_table_never_rounds_a_buy_scale_short_of_one_up_to_100_
     assert "100.00%" not in text
 
 
+def test_the_html_quality_table_rounds_the_notional_half_even_whatever_the_callers_decimal_context() -> None:
+    # The terminal table rounds it half-even in its own context; the page used a format spec, which rounds by the
+    # caller's context: a program using the API with ROUND_DOWN got $1,234.56 where `repeg show` printed $1,234.57.
+    from decimal import ROUND_DOWN, localcontext
+
+    from repeg.lab.run_report_html import quality_table
+
+    result = run_report(RUN, _escalated_chain(), "j.db").result
+    with localcontext(rounding=ROUND_DOWN):
+        text = quality_table(result.model_copy(update={"notional_traded": Decimal("1234.567")}))
+    assert "$1,234.57" in text
+
+
 def test_run_report_refuses_a_run_without_a_start() -> None:
     with pytest.raises(ReportError, match="no run_started"):
         run_report(RUN, replaced_chain()[1:], "j.db")

@@ -32,6 +32,7 @@ from repeg.lab.report_html import export_pngs, figure_html, html_document, html_
 from repeg.lab.run_report import MarketView, RunReport
 from repeg.report.result import ExecutionResult, LegResult
 from repeg.report.text import (
+    money_text,
     percent_text,
     price_text,
     qty_text,
@@ -118,7 +119,7 @@ def quality_table(result: ExecutionResult) -> str:
     if result.buy_scale < 1:
         rows.append(["buys scaled to (buying power short)", scale_text(result.buy_scale)])
     rows += [
-        ["notional traded", f"${result.notional_traded:,.2f}"],
+        ["notional traded", f"${money_text(result.notional_traded)}"],
         ["cost vs arrival mid (notional-weighted), bps", signed_text(quality.cost_bps, 2, _NONE)],
         ["cost in arrival half-spreads", signed_text(quality.cost_half_spreads, 3, _NONE)],
         ["half-spread saved vs crossing", percent_text(quality.half_spread_saved, _NONE)],
@@ -193,7 +194,7 @@ def _leg_overlay(report: RunReport, leg: LegState) -> Overlay:
 
 def _requested_of(leg: LegState) -> str:
     if leg.qty is None and leg.spec.notional is not None:
-        return f"${leg.spec.notional:,.2f}"
+        return f"${money_text(leg.spec.notional)}"
     return qty_text(leg.qty, _NONE)
 
 
