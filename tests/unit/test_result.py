@@ -348,3 +348,17 @@ def test_the_result_does_not_depend_on_the_callers_decimal_context() -> None:
     with localcontext(prec=6, rounding=ROUND_CEILING):
         assert build_result(state) == expected
     assert expected.legs[0].avg_fill_price == Decimal("300.02") / 3
+
+
+def test_shares_and_percentages_print_the_same_whatever_the_callers_decimal_context() -> None:
+    # The x100 and the rounding ran in the caller's context: at 5 digits rounding up, a buy scale of 0.999999 read
+    # "100.00%" (a shortfall shown as none) and a half-spread saved of -1233.5678 raised InvalidOperation.
+    from repeg.report.text import percent_text, scale_text, share_text
+
+    with localcontext(prec=5, rounding=ROUND_CEILING):
+        shown = (
+            scale_text(Decimal("0.999999")),
+            share_text(Decimal("0.9999")),
+            percent_text(Decimal("-1233.5678")),
+        )
+    assert shown == ("99.99%", "99.9%", "-123356.8%")

@@ -12,11 +12,20 @@ from repeg.report.result import LegResult
 MISSING = "-"
 _CENT = Decimal("0.01")
 _TENTH = Decimal("0.1")
+_HUNDRED = Decimal(100)
 
 
 def _places(value: Decimal, digits: int) -> Decimal:
     """`value` to `digits` decimal places, rounded half-even (a format spec would round by the caller's context)."""
     return value.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_EVEN, context=DECIMAL_CONTEXT)
+
+
+def _percent(ratio: Decimal, unit: Decimal, rounding: str) -> Decimal:
+    """`ratio` x 100 to `unit`, rounded as told, in `DECIMAL_CONTEXT`: the caller's context (its precision) would
+    round the product first, or refuse the quantize."""
+    return DECIMAL_CONTEXT.multiply(ratio, _HUNDRED).quantize(
+        unit, rounding=rounding, context=DECIMAL_CONTEXT
+    )
 
 
 def qty_text(qty: Decimal | None, missing: str = MISSING) -> str:
@@ -47,18 +56,18 @@ def signed_text(value: Decimal | None, digits: int, missing: str = MISSING) -> s
 def share_text(value: Decimal | None, missing: str = MISSING) -> str:
     """A ratio as a percentage to one place, rounded toward zero (0.646 -> 64.6%): a share short of a whole (a fill
     rate with some quantity left to escalation) never reads as 100.0%."""
-    return missing if value is None else f"{(value * 100).quantize(_TENTH, rounding=ROUND_DOWN)}%"
+    return missing if value is None else f"{_percent(value, _TENTH, ROUND_DOWN)}%"
 
 
 def percent_text(value: Decimal | None, missing: str = MISSING) -> str:
     """A signed ratio that is no share of a whole (half-spread saved, which is negative when the run paid more than
     crossing) as a percentage to one place, rounded half-even: toward zero would flatter a negative figure."""
-    return missing if value is None else f"{(value * 100).quantize(_TENTH, rounding=ROUND_HALF_EVEN)}%"
+    return missing if value is None else f"{_percent(value, _TENTH, ROUND_HALF_EVEN)}%"
 
 
 def scale_text(scale: Decimal) -> str:
     """A buy scale as a percentage to 0.01%, rounded down: a scale short of one never reads as 100.00%."""
-    return f"{(scale * 100).quantize(_CENT, rounding=ROUND_DOWN)}%"
+    return f"{_percent(scale, _CENT, ROUND_DOWN)}%"
 
 
 def seconds_text(seconds: float | None, missing: str = MISSING) -> str:
