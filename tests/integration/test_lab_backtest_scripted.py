@@ -253,3 +253,15 @@ def test_the_replay_tells_the_last_valid_quote_at_or_before_a_past_instant() -> 
     assert last is not None
     assert last.bid == Decimal("100.01")
     assert in_force("YYY", T0) is None
+
+
+def test_a_basket_not_starting_at_order_zero_is_costed_from_its_own_executions() -> None:
+    # The engine makes the i-th order of a basket leg i, whatever the order's own index; the TCA looked each order
+    # up by its index, so the afternoon half of a basket (orders 2 and 3) read legs 2 and 3, which do not exist:
+    # both were reported as never filled and charged the clean-up, though each was filled at once.
+    result = run_backtest(
+        _day(False), BASKET[2:], policy_spec("market"), fill_model=FillModelName.PAPER, seed=0
+    )
+    assert [o.index for o in result.orders] == [2, 3]
+    assert [o.filled_qty for o in result.orders] == [Decimal(100), Decimal(100)]
+    assert result.summary.completion_rate == 1.0

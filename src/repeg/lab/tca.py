@@ -218,9 +218,12 @@ def order_tca(order: ParentOrder, ref: Reference, trace: _Trace) -> OrderTca:
 def basket_tca(
     quotes: SymbolQuotes, basket: Sequence[ParentOrder], events: Iterable[RunEvent]
 ) -> tuple[OrderTca, ...]:
-    """TCA of every order of a basket; leg index i of the run is basket order i."""
+    """TCA of every order of a basket; leg index i of the run is the i-th order of `basket` (its position, as
+    `run_basket` numbers legs), whatever the order's own `index` (a basket's later part keeps its indices)."""
     traces = trace_legs(events)
-    return tuple(order_tca(o, reference(quotes, o), traces.get(o.index, _Trace())) for o in basket)
+    return tuple(
+        order_tca(o, reference(quotes, o), traces.get(leg, _Trace())) for leg, o in enumerate(basket)
+    )
 
 
 def _values(orders: Sequence[OrderTca], attr: str) -> list[float]:
