@@ -733,3 +733,15 @@ def test_a_fill_after_one_reported_without_its_price_is_priced_from_the_cumulati
     tracker.absorb(order(OrderStatus.FILLED, "10", "10.06"), T0, hint="fill")
     fills = [u.fill for u in pushed if u.fill is not None]
     assert [(f.qty, f.price) for f in fills] == [(Decimal(10), Decimal("10.06"))]
+
+
+def test_a_late_refusal_carrying_fewer_fills_does_not_make_the_next_fill_count_them_again():
+    tracker = OrderTracker()
+    pushed = []
+    tracker.add_sink(pushed.append)
+    tracker.claim("c1")
+    tracker.absorb(order(OrderStatus.PARTIALLY_FILLED, "6", "10"), T0, hint="partial_fill")
+    stale = order(OrderStatus.PARTIALLY_FILLED, "4", "10")  # a refusal delivered after a later fill
+    tracker.absorb(stale, T0, hint="order_cancel_rejected")
+    tracker.absorb(order(OrderStatus.FILLED, "10", "10"), T0, hint="fill")
+    assert sum(u.fill.qty for u in pushed if u.fill is not None) == 10

@@ -194,9 +194,7 @@ class OrderTracker:
             self._reported[order.order_id] = order
         elif not is_refusal(old, order, hint):
             return None
-        fill = fill_between(self._priced.get(order.order_id), order, ts)
-        if is_priced(order):
-            self._priced[order.order_id] = order
+        fill = self._fill(order, ts)
         update = OrderUpdate(event=event_for(order, fill, hint), order=order, fill=fill, ts=ts)
         log.info(
             "order_update",
@@ -209,6 +207,15 @@ class OrderTracker:
         for sink in self._sinks:
             sink(update)
         return update
+
+    def _fill(self, order: BrokerOrder, ts: datetime) -> Fill | None:
+        """The execution `order` reports beyond the last priced state reported, which it then replaces (not when
+        it is unpriced, nor a stale state with fewer fills, e.g. a late refusal)."""
+        base = self._priced.get(order.order_id)
+        fill = fill_between(base, order, ts)
+        if is_priced(order) and (base is None or order.filled_qty >= base.filled_qty):
+            self._priced[order.order_id] = order
+        return fill
 
 
 def fill_qty_total(updates: list[OrderUpdate]) -> Decimal:
