@@ -265,3 +265,19 @@ def test_a_basket_not_starting_at_order_zero_is_costed_from_its_own_executions()
     assert [o.index for o in result.orders] == [2, 3]
     assert [o.filled_qty for o in result.orders] == [Decimal(100), Decimal(100)]
     assert result.summary.completion_rate == 1.0
+
+
+def test_the_queue_model_refuses_a_trade_file_without_the_days_symbol() -> None:
+    # The prints are of XXX, the quotes of YYY: the queue model found no print of YYY and silently filled resting
+    # limits on crossing quotes only (every order paid the spread), where the fit refuses such a trade file.
+    from repeg.errors import ConfigError
+
+    basket = tuple(order.model_copy(update={"symbol": "YYY"}) for order in BASKET)
+    with pytest.raises(ConfigError, match=r"--trades.*no prints of YYY"):
+        run_backtest(
+            _day(True, "YYY"),
+            basket,
+            TouchThenMarketSpec(name="t", wait_seconds=10),
+            fill_model=FillModelName.QUEUE,
+            seed=0,
+        )

@@ -119,8 +119,15 @@ def day_basket(day: DayData, spec: BasketSpec, *, seed: int) -> tuple[ParentOrde
 
 
 def fill_model_for(name: FillModelName, day: DayData, *, seed: int, print_share_pct: int = 100) -> FillModel:
-    """The simulator's fill model by name; `queue` without trades fills resting limits on crossing quotes only."""
+    """The simulator's fill model by name; `queue` without trades fills resting limits on crossing quotes only. A
+    trade file without the day's symbol is refused (as the fit refuses it): its queue would see no print at all."""
     if name is FillModelName.QUEUE:
+        if day.trades is not None and day.symbol not in day.trades:
+            raise ConfigError(
+                "--trades",
+                day.ref.trades_file,
+                f"holds no prints of {day.symbol} (it holds {list(day.trades.symbols)})",
+            )
         return QueueFillModel(day.quotes, day.trades, seed=seed, print_share_pct=print_share_pct)
     return PaperFillModel(day.quotes, seed=seed)
 
