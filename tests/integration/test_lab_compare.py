@@ -318,3 +318,15 @@ def test_backtest_on_a_quote_file_of_several_symbols_without_symbol_names_the_sy
     assert result.stderr.startswith(
         f"error: config --symbol: not given, and {quotes} holds 2 symbols ('AAA', 'BBB'): name one"
     ), result.stderr
+
+
+def test_backtest_title_states_the_budget_the_arrivals_file_gave(tmp_path: Path) -> None:
+    # Every order of this arrivals file has 30 s; the title printed --budget's default ("60s budget") instead.
+    arrivals = tmp_path / "arrivals.csv"
+    arrivals.write_text(
+        "ts,side,qty,budget_seconds\n2018-01-03T15:00:00Z,buy,100,30\n2018-01-03T15:05:00Z,sell,100,30\n"
+    )
+    args = ["backtest", "--quotes", str(EVAL_Q), "--arrivals", str(arrivals), "--policy", "market"]
+    result = CliRunner().invoke(build_app(("repeg.cli.lab_cmds",)), args)
+    assert result.exit_code == 0, result.output
+    assert "2 orders, 30s budget" in result.output

@@ -234,7 +234,8 @@ def backtest(
     _emit(result, as_json=as_json, out=out)
     if not as_json:
         title = (
-            f"{day.symbol} {day.ref.day}: {len(orders)} orders, {budget:g}s budget, seed {seed}; "
+            # The orders' own budget: an --arrivals file's budget_seconds column overrides --budget.
+            f"{day.symbol} {day.ref.day}: {len(orders)} orders, {orders[0].budget_seconds:g}s budget, seed {seed}; "
             "costs per share (orders weighted by size)"
         )
         Console(width=max(Console().width, 200)).print(
