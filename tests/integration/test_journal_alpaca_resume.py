@@ -803,3 +803,34 @@ async def test_a_journal_failure_before_any_order_says_to_start_the_run_again_no
     assert [path for _, path in fake_alpaca.requests if path.startswith("/v2/orders")] == [
         "/v2/orders:by_client_order_id"
     ]
+
+
+@pytest.mark.parametrize("point", ["submit-ack", "fill", "replace-intent", "cancel-intent", "cancel-confirm"])
+async def test_a_run_stopped_by_a_journal_failure_resumes_to_completion_without_duplicates(
+    fake_alpaca: FakeAlpacaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, point: str
+) -> None:
+    """The journal failed mid-run (its tail lost: the answer, fill or intent of `point` on), and the run cancelled
+    its working orders unjournaled; `repeg resume` with the journal mended then reads each order from the broker
+    by its client order id (the fills before and at the failure, the cancels never journaled) and finishes every
+    leg exactly once."""
+    path = tmp_path / "j.db"
+    journal = SqliteJournal(path)
+    failing = JournalFailsAt(journal, point)
+    monkeypatch.setattr(journal, "emit", failing.emit)
+    with pytest.raises(JournalError):
+        await _session(fake_alpaca, journal, PLAN, ONE_STEP_LADDER)
+    journal.close()
+    mended = SqliteJournal(path)  # a new process, the disk freed
+    result = await _session(fake_alpaca, mended, PLAN, ONE_STEP_LADDER)
+    state = fold_run(mended.events("rA"))
+    mended.close()
+    ours = [o for o in fake_alpaca.book.orders.values() if o.client_order_id.startswith("rA-")]
+    assert failing.failed
+    assert (result.status.value, state.status) == ("completed", "completed")
+    assert set(Counter(o.client_order_id for o in ours).values()) == {1}
+    assert not any(o.is_open for o in ours)
+    for leg in state.legs:
+        at_broker = sum(
+            (o.filled_qty for o in ours if o.client_order_id.startswith(f"rA-L{leg.index:04d}-")), Decimal(0)
+        )
+        assert leg.filled_qty == leg.qty == at_broker
