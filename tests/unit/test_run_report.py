@@ -306,6 +306,26 @@ def test_an_escalation_is_marked_at_the_market_fill_that_followed_it() -> None:
     assert [y for y in by_name["limit: leg 0 buy"].y if y is not None] == [10.01, 10.02, 10.02]
 
 
+def test_a_fill_stamped_in_another_time_zone_is_drawn_at_its_utc_time_as_the_quotes_are() -> None:
+    # plotly.js drops a time's UTC offset: a broker fill stamped 09:30:31-05:00 was drawn at 09:30:31, five hours
+    # before the quotes (drawn in UTC) and the limit it filled.
+    from datetime import timezone
+
+    events = _escalated_chain()
+    fill_update = events[-3]
+    assert isinstance(fill_update, OrderUpdated)
+    assert fill_update.update.fill is not None
+    new_york = at(31).astimezone(timezone(timedelta(hours=-5)))
+    moved = fill_update.update.fill.model_copy(update={"ts": new_york})
+    events[-3] = fill_update.model_copy(
+        update={"update": fill_update.update.model_copy(update={"fill": moved})}
+    )
+    report = run_report(RUN, events, "j.db")
+    (figure,) = run_figures(report, market_view(report, None)).values()
+    drawn = {trace["name"]: trace["x"] for trace in json.loads(figure.to_json())["data"]}
+    assert [str(x)[:19] for x in drawn["fills: leg 0 buy"]] == [at(31).strftime("%Y-%m-%dT%H:%M:%S")]
+
+
 def test_run_report_rebuilds_the_result_show_prints() -> None:
     report = run_report(RUN, _escalated_chain(), "j.db")
     (leg,) = report.result.legs

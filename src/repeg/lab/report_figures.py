@@ -73,8 +73,14 @@ def _escalation_price(path: Sequence[PathEvent], at: int, last_limit: Decimal | 
     return last_limit
 
 
+def _utc(ts: datetime) -> datetime:
+    """An instant in UTC, as the market series is drawn: plotly.js ignores a time's UTC offset, so a broker time
+    stamped in another zone (09:30-05:00) would be drawn hours away from the quotes (at 09:30)."""
+    return ts if ts.tzinfo is None else ts.astimezone(UTC)
+
+
 def _add_limit_point(overlay: Overlay, ts: datetime, price: Decimal, label: str) -> None:
-    overlay.limit_x.append(ts)
+    overlay.limit_x.append(_utc(ts))
     overlay.limit_y.append(_dollars(price))
     overlay.limit_text.append(label)
 
@@ -103,13 +109,13 @@ def add_path(overlay: Overlay, label: str, path: Sequence[PathEvent], end: datet
             _close_limit_line(overlay, event.ts, resting, label)
             resting = None
         if event.kind is PathEventKind.FILL and event.price is not None:
-            overlay.fill_x.append(event.ts)
+            overlay.fill_x.append(_utc(event.ts))
             overlay.fill_y.append(_dollars(event.price))
             overlay.fill_text.append(f"{label}<br>fill {event.qty} @ {event.price}")
         elif event.kind is PathEventKind.ESCALATE:
             price = _escalation_price(path, at, resting)
             if price is not None:
-                overlay.esc_x.append(event.ts)
+                overlay.esc_x.append(_utc(event.ts))
                 overlay.esc_y.append(_dollars(price))
                 overlay.esc_text.append(f"{label}<br>escalated {event.qty} to market")
     if resting is not None:
