@@ -266,15 +266,42 @@ def _refuse_a_bad_seed(seed: object) -> None:
         raise refused(SEED_KEY, seed, "must be an integer, 0 or more")
 
 
+def _as_account(account: SimAccount | Mapping[str, object] | None) -> SimAccount:
+    """`simulate`'s account: a mapping validated as the `[simulator]` table's account keys are."""
+    if account is None or isinstance(account, SimAccount):
+        return account or SimAccount()
+    if isinstance(account, Mapping):
+        return SimAccount.from_mapping(account)
+    raise refused("account", account, "must be a SimAccount or a mapping of its keys", wrong_kind=True)
+
+
+def _as_market(market: MarketSettings | Mapping[str, object] | None) -> MarketSettings:
+    """`simulate`'s synthetic market: a mapping validated as `[simulator.market]` is."""
+    if market is None or isinstance(market, MarketSettings):
+        return market or MarketSettings()
+    if isinstance(market, Mapping):
+        return market_from_mapping(market)
+    raise refused("market", market, "must be a MarketSettings or a mapping of its keys", wrong_kind=True)
+
+
+def _as_latency(latency: LatencyModel | Mapping[str, object] | None) -> LatencyModel | None:
+    """`simulate`'s exchange delays: a mapping validated as `[simulator.latency]` is."""
+    if latency is None or isinstance(latency, LatencyModel):
+        return latency
+    if isinstance(latency, Mapping):
+        return LatencyModel.from_mapping(latency)
+    raise refused("latency", latency, "must be a LatencyModel or a mapping of its keys", wrong_kind=True)
+
+
 def simulate(
     plan: Plan | str | Path,
     *,
-    account: SimAccount | None = None,
+    account: SimAccount | Mapping[str, object] | None = None,
     config: ExecutionConfig | Mapping[str, object] | None = None,
     tape: QuoteTape | None = None,
-    market: MarketSettings | None = None,
+    market: MarketSettings | Mapping[str, object] | None = None,
     seed: int = 0,
-    latency: LatencyModel | None = None,
+    latency: LatencyModel | Mapping[str, object] | None = None,
     run_id: str | None = None,
     sinks: Sequence[EventSink] = (),
     tape_source: MarketSource | None = None,
@@ -283,19 +310,21 @@ def simulate(
 
     `tape` replays given quotes; without it a synthetic market (`market`, default settings if None) covering
     the plan's and the account's symbols is generated from `seed`. `latency` delays the exchange's answers
-    (default: none). The same arguments give the same result. `config` may be an `ExecutionConfig` or a mapping
-    of its keys; a bad one, or a `seed` that is not an integer 0 or more, is a `ConfigError` naming the key.
+    (default: none). The same arguments give the same result. `config`, `account`, `market` and `latency` may
+    each be its model or a mapping of its keys (as the TOML tables); a bad one, or a `seed` that is not an
+    integer 0 or more, is a `ConfigError` naming the key.
 
     The run's `RunStarted.market` records the market: `tape_source` for a given `tape` (e.g. the file's
     `repeg.market.source.quote_file_source`; None records nothing), or the synthetic market's seed and settings.
     """
     _refuse_a_bad_seed(seed)
     plan = as_plan(plan)
-    account = account or SimAccount()
+    account = _as_account(account)
+    latency = _as_latency(latency)
     source = tape_source
     if tape is None:
         symbols = [*plan_symbols(plan), *account.positions]
-        settings = market or MarketSettings()
+        settings = _as_market(market)
         tape = synthetic_market(settings, symbols, seed=seed)
         source = synthetic_source(settings, symbols, seed=seed)
     clock = VirtualClock(tape.start)

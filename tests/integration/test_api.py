@@ -357,3 +357,33 @@ def test_a_seed_that_is_not_a_whole_number_0_or_more_is_a_config_error_naming_it
     # -1 raised numpy's bare ValueError, True a pydantic ValidationError about SyntheticSource.
     with pytest.raises(ConfigError, match="seed"):
         simulate(trades("AAA,buy,1\n"), seed=seed)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        {"account": {"cash": 10_000}},
+        {"market": {"duration_seconds": 600}},
+        {"latency": {"submit_ack": 1}},
+    ],
+)
+def test_simulator_settings_given_as_mappings_are_validated_and_used(given: dict[str, object]) -> None:
+    # As dicts (the [simulator] tables of a TOML file) they failed with AttributeError; the latency one only
+    # mid-run, after the sells had traded.
+    result = simulate(trades("AAA,buy,1\n"), **given)  # type: ignore[arg-type]
+    assert result.status == "completed"
+
+
+@pytest.mark.parametrize(
+    ("given", "key"),
+    [
+        ({"account": {"cash": -1}}, "cash"),
+        ({"market": {"duration_seconds": -1}}, "duration_seconds"),
+        ({"latency": {"submit_ack": -1}}, "submit_ack"),
+    ],
+)
+def test_a_bad_simulator_setting_given_as_a_mapping_is_a_config_error_naming_it(
+    given: dict[str, object], key: str
+) -> None:
+    with pytest.raises(ConfigError, match=key):
+        simulate(trades("AAA,buy,1\n"), **given)  # type: ignore[arg-type]
