@@ -326,6 +326,40 @@ def test_a_fill_stamped_in_another_time_zone_is_drawn_at_its_utc_time_as_the_quo
     assert [str(x)[:19] for x in drawn["fills: leg 0 buy"]] == [at(31).strftime("%Y-%m-%dT%H:%M:%S")]
 
 
+def test_an_escalation_is_marked_at_the_market_fill_not_at_a_late_fill_of_the_order_it_gave_up() -> None:
+    # The resting order b filled 40 at 10.02 while its cancel was pending: the mark took that passive fill's price
+    # for the market fill's (10.05).
+    late = updated(
+        30.5,
+        OrderEvent.PARTIAL_FILL,
+        order("b", CID_B, "10.02", OrderStatus.PARTIALLY_FILLED, filled="40", avg="10.02", replaces="a"),
+        fill=("40", "10.02"),
+    )
+    events = [
+        *replaced_chain(),
+        LegEscalated(**_stamp(30), remaining_qty=Decimal(100), reason="deadline"),
+        late,
+        updated(
+            31,
+            OrderEvent.CANCELED,
+            order("b", CID_B, "10.02", OrderStatus.CANCELED, filled="40", avg="10.02", replaces="a"),
+        ),
+        submit(31, CID_C, None, attempt=2),
+        accepted(31, order("c", CID_C, None)),
+        updated(
+            32,
+            OrderEvent.FILL,
+            order("c", CID_C, None, OrderStatus.FILLED, filled="60", avg="10.05"),
+            fill=("60", "10.05"),
+        ),
+    ]
+    report = run_report(RUN, events, "j.db")
+    (figure,) = run_figures(report, market_view(report, None)).values()
+    by_name = {trace.name: trace for trace in figure.data}
+    assert list(by_name["fills: leg 0 buy"].y) == [10.02, 10.05]
+    assert list(by_name["escalations: leg 0 buy"].y) == [10.05]
+
+
 def test_run_report_rebuilds_the_result_show_prints() -> None:
     report = run_report(RUN, _escalated_chain(), "j.db")
     (leg,) = report.result.legs

@@ -66,9 +66,12 @@ def _dollars(price: Decimal) -> float:
 
 
 def _escalation_price(path: Sequence[PathEvent], at: int, last_limit: Decimal | None) -> Decimal | None:
-    """Where to mark an escalation: the market fill that followed it, else the limit it gave up."""
+    """Where to mark an escalation: the market fill that followed it, else the limit it gave up. A later fill of an
+    order the path named before the escalation (the order it gave up, filled while its cancel was pending) is no
+    market fill."""
+    earlier = {event.order_id for event in path[:at] if event.order_id is not None}
     for event in path[at + 1 :]:
-        if event.kind is PathEventKind.FILL and event.price is not None:
+        if event.kind is PathEventKind.FILL and event.price is not None and event.order_id not in earlier:
             return event.price
     return last_limit
 
