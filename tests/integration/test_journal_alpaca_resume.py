@@ -69,6 +69,17 @@ ONE_STEP_LADDER = classic_ladder(
     quote_max_age=600.0,
     quote_wait=1.0,
 )
+#: `ONE_STEP_LADDER`'s re-peg step, due well before its stall or its escalation: under ONE_STEP_LADDER a loop
+#: starved 0.6 s after the submit (a loaded machine) escalated first, and the run never journaled the replace.
+REPLACE_FIRST = classic_ladder(
+    repeg_steps=(Decimal("0.5"),),
+    fill_wait_seconds=1.5,
+    wait_between_checks=0.05,
+    max_total_wait=600.0,
+    grace_window=0.05,
+    quote_max_age=600.0,
+    quote_wait=1.0,
+)
 SPECS = [
     LegSpec(index=0, symbol="MSFT", side=Side.SELL, qty=Decimal(20)),
     LegSpec(index=1, symbol="AAPL", side=Side.BUY, qty=Decimal(30)),
@@ -656,7 +667,10 @@ async def test_a_resume_refuses_another_runs_order_under_a_journaled_replace_and
     )
     spec = [LegSpec(index=0, symbol="AAPL", side=Side.BUY, qty=Decimal(30))]
     journal = SqliteJournal(tmp_path / "j.db")
-    await _crashed(fake_alpaca, CrashAfter(journal, "replace-intent"), spec, config, plan)
+    crash = CrashAfter(journal, "replace-intent")
+    await _crashed(fake_alpaca, crash, spec, REPLACE_FIRST, plan)
+    # Else 'rA-L0000-A01' named the run's own escalation, which the order below would collide with.
+    assert crash.crashed
     broker, feed = await connect(fake_alpaca)
     try:
         theirs = (await broker.submit_order(limit("rA-L0000-A01", Side.SELL, "5", "500.00"))).order_id
