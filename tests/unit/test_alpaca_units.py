@@ -745,3 +745,20 @@ def test_a_late_refusal_carrying_fewer_fills_does_not_make_the_next_fill_count_t
     tracker.absorb(stale, T0, hint="order_cancel_rejected")
     tracker.absorb(order(OrderStatus.FILLED, "10", "10"), T0, hint="fill")
     assert sum(u.fill.qty for u in pushed if u.fill is not None) == 10
+
+
+def test_alpaca_settings_refuse_a_rate_under_the_default_burst():
+    from repeg.brokers.alpaca.settings import AlpacaSettings
+
+    with pytest.raises(ConfigError, match="requests_per_minute") as info:
+        AlpacaSettings.from_mapping({"requests_per_minute": 5})  # the default burst of 10 is over it
+    assert info.value.key == "alpaca.burst"
+
+
+@pytest.mark.parametrize("key", ["requests_per_minute", "burst"])
+def test_alpaca_settings_refuse_a_boolean_rate_or_burst(key: str):
+    from repeg.brokers.alpaca.settings import AlpacaSettings
+
+    with pytest.raises(ConfigError) as info:
+        AlpacaSettings.from_mapping({key: True})  # TOML `true` is no request count
+    assert info.value.key == f"alpaca.{key}"

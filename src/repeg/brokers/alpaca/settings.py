@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from repeg.brokers.alpaca.retry import BackoffPolicy
 from repeg.brokers.alpaca.stream import StreamSettings
@@ -22,13 +32,25 @@ class DataFeed(StrEnum):
     SIP = "sip"
 
 
+def _count_not_a_boolean(value: object) -> object:
+    """Refuse a boolean where a count is expected (pydantic would read TOML `true` as 1)."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("int_type", "must be a number, not a boolean")
+    return value
+
+
+#: A request count of the limiter: a number, never a boolean.
+Count = BeforeValidator(_count_not_a_boolean)
+
+
 class AlpacaSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     #: Client-side limit: at most this many requests in any 60 s (Alpaca allows 200 per minute per account).
-    requests_per_minute: float = Field(default=200.0, gt=0)
-    #: Requests that may go at once; part of `requests_per_minute`, not on top of it, so it must be under it.
-    burst: int = Field(default=10, ge=1)
+    requests_per_minute: Annotated[float, Count] = Field(default=200.0, gt=0)
+    #: Requests that may go at once; part of `requests_per_minute`, not on top of it, so it must be under it (the
+    #: default too: checked against a `requests_per_minute` of 10 or less).
+    burst: Annotated[int, Count] = Field(default=10, ge=1, validate_default=True)
     #: Every HTTP request gets these (the SDK sets none): seconds to connect, seconds to read the answer.
     connect_timeout: Seconds = Field(default=3.05, gt=0)
     read_timeout: Seconds = Field(default=10.0, gt=0)
