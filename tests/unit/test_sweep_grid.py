@@ -293,3 +293,17 @@ def test_a_swept_value_that_could_be_a_secret_is_not_printed_in_the_variants_lab
         grid_from_mapping(raw)
     assert f"policy 'a[{key}=<a string>]': {key}: " in str(caught.value)
     assert "PKSECRET" not in "".join(traceback.format_exception(caught.value))
+
+
+def test_an_adaptive_policy_without_a_params_file_is_refused_when_the_grid_is_read() -> None:
+    # A sweep has no fit data: such a variant was accepted here, then failed in a worker when its first point
+    # ran, after the points before it had run.
+    with pytest.raises(SweepError, match=r"policy 'a': .*params_file"):
+        grid_from_mapping({"policy": [{"name": "a", "kind": "adaptive"}]})
+
+
+def test_an_adaptive_params_file_that_cannot_be_read_is_refused_when_the_grid_is_read(tmp_path: Path) -> None:
+    missing = tmp_path / "no_such_params.json"
+    grid = {"policy": [{"name": "a", "kind": "adaptive", "fixed": {"params_file": str(missing)}}]}
+    with pytest.raises(SweepError, match=r"policy 'a': .*no_such_params\.json"):
+        grid_from_mapping(grid)

@@ -52,8 +52,9 @@ from repeg.config import withheld
 from repeg.errors import ConfigError, SweepError
 from repeg.lab.backtest import LAB_BASE_CONFIG, budget_config
 from repeg.lab.baskets import BasketSpec
+from repeg.lab.fit import load_params
 from repeg.lab.models import FillModelName
-from repeg.lab.policies import PolicySpec, run_config, said, spec_refused
+from repeg.lab.policies import AdaptiveSpec, PolicySpec, run_config, said, spec_refused
 
 #: A parameter value as TOML gives it (lists for schedules such as re-peg steps). A boolean in a list stays a
 #: boolean (for the policy to refuse where a number belongs), never the number 1.
@@ -153,13 +154,27 @@ def _check_variants(policy: PolicyGrid, basket: BasketSpec, where: str) -> None:
     base = budget_config(LAB_BASE_CONFIG, basket.budget_seconds)
     for label, params in _policy_variants(policy):
         try:
-            run_config(variant_spec(policy.kind, label, params), base)
+            spec = variant_spec(policy.kind, label, params)
+            run_config(spec, base)
+            _check_adaptive(spec)
         except ValidationError as exc:  # shown as a policy file's error is; not chained (pydantic prints it)
             raise SweepError(
                 where, f"policy {_said_label(policy, params)!r}: {said(spec_refused(exc))}"
             ) from None
         except ConfigError as exc:
             raise SweepError(where, f"policy {_said_label(policy, params)!r}: {said(exc)}") from exc
+
+
+def _check_adaptive(spec: PolicySpec) -> None:
+    """An adaptive variant's parameters, read as its points will read them: a sweep has no fit data, so it needs a
+    readable `params_file` (`repeg fit`); `ConfigError` otherwise."""
+    if not isinstance(spec, AdaptiveSpec):
+        return
+    if spec.params_file is None:
+        raise ConfigError(
+            "params_file", None, "a sweep's adaptive policy needs parameters fitted on other days (repeg fit)"
+        )
+    load_params(Path(spec.params_file))
 
 
 def _said_label(policy: PolicyGrid, params: Mapping[str, ParamValue]) -> str:
