@@ -762,3 +762,11 @@ def test_alpaca_settings_refuse_a_boolean_rate_or_burst(key: str):
     with pytest.raises(ConfigError) as info:
         AlpacaSettings.from_mapping({key: True})  # TOML `true` is no request count
     assert info.value.key == f"alpaca.{key}"
+
+
+def test_alpaca_settings_refuse_a_boolean_number_of_attempts():
+    from repeg.brokers.alpaca.settings import AlpacaSettings
+
+    with pytest.raises(ConfigError) as info:
+        AlpacaSettings.from_mapping({"retry": {"max_attempts": True}})  # TOML `true` is no count
+    assert info.value.key == "alpaca.retry.max_attempts"

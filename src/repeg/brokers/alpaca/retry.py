@@ -10,10 +10,11 @@ from __future__ import annotations
 import random
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from repeg.config import Seconds
 from repeg.engine.clock import Clock
@@ -25,15 +26,26 @@ log = structlog.get_logger(__name__)
 _MAX_DOUBLINGS = 64
 
 
+def _count_not_a_boolean(value: object) -> object:
+    """Refuse a boolean where a count is expected (pydantic would read TOML `true` as 1)."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("int_type", "must be a number, not a boolean")
+    return value
+
+
+#: A count in the adapter's settings (attempts, requests, seed): a number, never a boolean.
+Count = BeforeValidator(_count_not_a_boolean)
+
+
 class BackoffPolicy(BaseModel):
     """Delay before retry n (1-based): `min(max_delay, base_delay * 2**(n-1))`, scaled by a jitter in [0.5, 1]."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    max_attempts: int = Field(default=5, ge=1)
+    max_attempts: Annotated[int, Count] = Field(default=5, ge=1)
     base_delay: Seconds = Field(default=0.5, gt=0)
     max_delay: Seconds = Field(default=8.0, gt=0)
-    seed: int = 0
+    seed: Annotated[int, Count] = 0
 
 
 class Backoff:

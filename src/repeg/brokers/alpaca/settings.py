@@ -6,18 +6,9 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-)
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from repeg.brokers.alpaca.retry import BackoffPolicy
+from repeg.brokers.alpaca.retry import BackoffPolicy, Count
 from repeg.brokers.alpaca.stream import StreamSettings
 from repeg.config import Seconds, missing_or_refused
 
@@ -30,17 +21,6 @@ class AlpacaMode(StrEnum):
 class DataFeed(StrEnum):
     IEX = "iex"
     SIP = "sip"
-
-
-def _count_not_a_boolean(value: object) -> object:
-    """Refuse a boolean where a count is expected (pydantic would read TOML `true` as 1)."""
-    if isinstance(value, bool):
-        raise PydanticCustomError("int_type", "must be a number, not a boolean")
-    return value
-
-
-#: A request count of the limiter: a number, never a boolean.
-Count = BeforeValidator(_count_not_a_boolean)
 
 
 class AlpacaSettings(BaseModel):
