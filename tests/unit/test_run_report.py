@@ -450,6 +450,17 @@ def _with_source(events: list[RunEvent], source: object) -> list[RunEvent]:
     return [first.model_copy(update={"market": source}), *events[1:]]
 
 
+def test_the_page_of_an_alpaca_run_names_the_quote_file_it_draws(tmp_path: Path) -> None:
+    # The header names the run's feed; nothing said that the bid and ask drawn came from the file named with
+    # --quotes, so they read as the feed's quotes the run priced from.
+    quotes = _quotes(tmp_path / "q.csv", [(0, "AAA", "10.00", "10.02")])
+    report = run_report(RUN, _with_source(replaced_chain(), AlpacaFeedSource(feed="sip")), "j.db")
+    view = recorded_market_view(report, quotes)
+    assert "AAA" in view.series
+    assert view.note is not None
+    assert str(quotes) in view.note
+
+
 def test_a_run_without_a_recorded_source_and_no_quotes_shows_the_orders_only() -> None:
     view = recorded_market_view(run_report(RUN, replaced_chain(), "j.db"), None)
     assert view.series == {}

@@ -347,12 +347,15 @@ def _clipped(text: str, limit: int = 200) -> str:
 
 
 def _not_the_recorded_file(source: MarketSource | None, quotes: Path) -> str | None:
-    """A sentence when the named `quotes` are not the market the run recorded; None when they are (or unknown:
-    nothing recorded, or an Alpaca run's feed, whose quotes are not stored)."""
+    """A sentence when the named `quotes` are not the market the run recorded, or when the run recorded none that
+    they could be checked against (an Alpaca run's feed, whose quotes are not stored, or nothing): the page names
+    the file then, since its header names no file; None when they are the recorded file."""
     if isinstance(source, SyntheticSource):
         return f"The run ran on the synthetic market (seed {source.seed}), not on the quotes of {quotes}."
+    if isinstance(source, AlpacaFeedSource):
+        return f"The quotes drawn are those of {quotes}; the run priced from the {source.describe()}."
     if not isinstance(source, QuoteFileSource):
-        return None
+        return f"The quotes drawn are those of {quotes}, which the run's journal cannot confirm it saw."
     digest = file_sha256(quotes)
     if digest == source.sha256:
         return None
