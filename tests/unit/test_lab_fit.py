@@ -128,6 +128,14 @@ def test_day_shorter_than_the_longest_horizon_is_refused() -> None:
         fit_adaptive(_flat_book(seconds=8), REF, config=CONFIG)
 
 
+def test_a_fit_day_without_a_valid_quote_at_any_decision_instant_is_refused() -> None:
+    # A day of locked quotes gave 0 samples and an all-empty table: the adaptive policy then never rests (it can
+    # value no rest) and ran as a market order under the adaptive name, its fit reported as made.
+    locked = _with_quotes_at(_flat_book(), slice(0, None), BID, BID)
+    with pytest.raises(ConfigError, match="no valid quote"):
+        fit_adaptive(locked, REF, config=CONFIG)
+
+
 def test_queue_fit_counts_only_the_configured_share_of_each_print() -> None:
     # 500 printed per touch per half-second; at 20% only 100 count: the queue of 100 + our 100 needs two prints.
     half = FitConfig(

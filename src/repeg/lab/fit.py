@@ -215,6 +215,12 @@ def _grid(book: Book, config: FitConfig) -> I64:
     instants = np.arange(start, stop, int(config.grid_seconds * _NS), dtype=np.int64)
     idx = np.searchsorted(book.ts, instants, side="right") - 1
     valid = (book.ask[idx] < _NEVER) & (book.ask[idx] > book.bid[idx])
+    if not valid.any():  # an all-empty table would value no rest: the policy would only ever cross
+        raise ConfigError(
+            "fit",
+            f"{len(book.ts)} quotes",
+            "no valid quote (0 < bid < ask) at any decision instant: nothing to fit",
+        )
     return idx[valid].astype(np.int64)
 
 
