@@ -766,6 +766,8 @@ async def test_a_journal_whose_writer_broke_still_names_the_cancelled_order_once
     (ours,) = [o for o in fake_alpaca.book.orders.values() if o.client_order_id.startswith("rA-")]
     assert not ours.is_open
     assert f"cancelled orders: {ours.id} (MSFT)" in str(raised.value)
+    # The close's own error, suppressed, is that failure again ("writer failed earlier: ..."): the user is told it.
+    assert "No space left on device" in str(raised.value)
 
 
 async def test_a_submit_intent_the_journal_refused_is_not_reported_as_sent(
