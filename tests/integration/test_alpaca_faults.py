@@ -581,3 +581,16 @@ async def test_a_submit_left_unanswered_whose_id_turns_out_another_runs_is_refus
     assert bus.leg(0).status is not LegStatus.SUBMITTING
     assert theirs not in bus.leg(0).order_ids
     assert (bus.leg(0).error or "").startswith("ClientOrderIdConflictError")
+
+
+async def test_a_trade_stream_refusing_the_keys_on_a_reconnect_says_so_in_the_log(alpaca: Pair, fake_alpaca):
+    from structlog.testing import capture_logs
+
+    broker, _ = alpaca
+    fake_alpaca.trade_stream_refuses_auth = True
+    with capture_logs() as logs:
+        await fake_alpaca.drop_trade_stream()
+        await until(lambda: broker.stream.error is not None)
+    refused = [line for line in logs if line["event"] == "trade_stream_refused"]
+    assert [line["log_level"] for line in refused] == ["error"]
+    assert "unauthorized" in str(refused[0]["detail"])

@@ -103,6 +103,7 @@ class TradeUpdateStream:
             except AuthenticationError as exc:
                 self.error = exc
                 self.connected.set()  # wake waiters: they check `error`
+                self._log_refused_mid_run(exc)
                 return
             except (OSError, TimeoutError, WebSocketException, StreamProtocolError) as exc:
                 log.warning("trade_stream_lost", error=type(exc).__name__)
@@ -113,6 +114,16 @@ class TradeUpdateStream:
             up_for = (self._clock.now() - started).total_seconds()
             failures = 1 if up_for >= self._settings.stable_after else failures + 1
             await sleep_seconds(self._clock, self._backoff.delay(failures))
+
+    def _log_refused_mid_run(self, exc: AuthenticationError) -> None:
+        """A refusal at the first connection is `start()`'s to raise; on a reconnect nobody waits for it: the stream
+        is gone for the rest of the run (updates now come only from the silence watchdog's polls), said at error."""
+        if self.connections:
+            log.error(
+                "trade_stream_refused",
+                detail=exc.broker_message,
+                poll_after_silence_s=self._settings.silence_after,
+            )
 
     async def _session(self) -> None:
         try:
