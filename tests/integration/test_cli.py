@@ -1170,3 +1170,32 @@ def test_an_out_that_cannot_be_written_is_refused_before_the_work_it_would_save(
     result = CliRunner().invoke(build_app(), [*args, *(["--basket", "2"] if command != "fit" else [])])
     assert result.exit_code == ExitCode.BAD_INPUT, result.output
     assert result.stderr == f"error: config --out='{out}': cannot write: no directory {out.parent}\n"
+
+
+@pytest.mark.parametrize("command", [["run", "PLAN"], ["runs"], ["show", "r1"]], ids=["run", "runs", "show"])
+def test_an_empty_repeg_journal_variable_is_refused_not_read_as_unset(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    # REPEG_JOURNAL= (a variable set from an unset one) was read as no variable: the run journaled to ./repeg.db,
+    # where `repeg resume` with the intended journal never finds it. The README refuses it (exit 2).
+    plan = write(workdir, "p.csv", "symbol,side,qty\nAAA,buy,1\n")
+    journaled = invoke(plan, "--journal", workdir / "other.db", "--run-id", "r1", "--json")
+    assert journaled.exit_code == ExitCode.OK
+    # a journal of the working directory, not the intended one
+    (workdir / "other.db").rename(workdir / "repeg.db")
+    monkeypatch.setenv("REPEG_JOURNAL", "")
+    args = [str(plan) if arg == "PLAN" else arg for arg in command]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert "error: config REPEG_JOURNAL='': empty" in result.stderr
+    assert result.stdout == ""
+
+
+def test_an_explicit_journal_is_used_whatever_repeg_journal_holds(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan = write(workdir, "p.csv", "symbol,side,qty\nAAA,buy,1\n")
+    monkeypatch.setenv("REPEG_JOURNAL", "")
+    result = invoke(plan, "--journal", workdir / "mine.db", "--json")
+    assert result.exit_code == ExitCode.OK, result.output
+    assert (workdir / "mine.db").exists()

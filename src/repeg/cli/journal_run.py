@@ -61,9 +61,11 @@ def opened_journal(spec: str) -> Iterator[Journal]:
 def refuse_unusable_journal(spec: str) -> None:
     """`--journal` (or `REPEG_JOURNAL`) empty or naming a directory is bad input naming it (`ConfigError`), not
     a journal that failed to open: SQLite cannot open a directory, and an empty path read as `.`."""
+    from repeg.cli.journal_variable import refuse_an_empty_journal_variable
     from repeg.errors import ConfigError
     from repeg.journal.factory import is_postgres
 
+    refuse_an_empty_journal_variable()
     if not spec.strip():
         raise ConfigError("--journal", spec, "empty: give a SQLite file or a postgresql:// DSN")
     if not is_postgres(spec) and Path(spec).is_dir():
