@@ -927,3 +927,24 @@ def test_a_filled_leg_names_its_open_orders_replacement_once_the_broker_reports_
     assert (leg.status, leg.active_client_order_id) == (LegStatus.FILLED, cid(0))
     leg = apply_event(leg, updated(old, OrderEvent.REPLACED, seconds=3))
     assert (leg.status, leg.active_client_order_id) == (LegStatus.FILLED, cid(1))
+
+
+def test_a_late_fill_completes_a_leg_given_up_while_its_cancel_was_in_flight() -> None:
+    # A safety rail gave the leg up: its working order's cancel went out (canceling), the leg ended failed, and the
+    # order filled before the cancel took effect. The whole quantity traded: the leg is filled (as an incomplete
+    # leg's late fill completes it), and keeps the error that ended it.
+    failed = LegFinished(**stamp(), status="failed", reason="price_collar_pct refused")
+    fill = updated(order(0, OrderStatus.FILLED, "100", "10.00"), OrderEvent.FILL)
+    leg = fold([*working(), cancel(0), failed, fill])
+    assert (leg.status, leg.filled_qty) == (LegStatus.FILLED, QTY)
+    assert leg.error == "price_collar_pct refused"
+
+
+def test_a_leg_given_up_and_completed_by_another_orders_fill_keeps_its_still_open_order_active() -> None:
+    # The leg's working replacement was being cancelled when it was given up; the order it replaced then reports
+    # the whole quantity filled. The replacement is still open at the broker: it stays named, so it is cancelled.
+    failed = LegFinished(**stamp(), status="failed", reason="price_collar_pct refused")
+    events = [*working(), replace(1, 0), accepted(order(1, OrderStatus.NEW), IntentAction.REPLACE), cancel(1)]
+    leg = fold([*events, failed, updated(order(0, OrderStatus.FILLED, "100", "10.00"), OrderEvent.FILL)])
+    assert leg.status is LegStatus.FILLED
+    assert leg.active_client_order_id == cid(1)

@@ -65,7 +65,12 @@ def test_a_late_fill_can_complete_an_incomplete_leg() -> None:
     assert LEG_MACHINE.transition(LegStatus.INCOMPLETE, LegTrigger.COMPLETED) is LegStatus.FILLED
 
 
-@pytest.mark.parametrize("status", sorted(DONE - {LegStatus.INCOMPLETE}))
+def test_a_late_fill_can_complete_a_failed_leg() -> None:
+    # e.g. a leg given up by a safety rail while its order's cancel was in flight, and the order filled first
+    assert LEG_MACHINE.transition(LegStatus.FAILED, LegTrigger.COMPLETED) is LegStatus.FILLED
+
+
+@pytest.mark.parametrize("status", sorted(DONE - {LegStatus.INCOMPLETE, LegStatus.FAILED}))
 def test_nothing_leaves_a_final_status_but_a_broker_over_fill(status: LegStatus) -> None:
     for trigger in set(LegTrigger) - {LegTrigger.OVERFILLED}:
         assert not LEG_MACHINE.can(status, trigger)

@@ -233,11 +233,12 @@ def _overfilled(state: LegState, error: str, ts: datetime) -> LegState:
 
 
 def _left_working(state: LegState) -> str | None:
-    """The order a leg completing while it worked it leaves open (its fills came from elsewhere, e.g. an order
-    that filled while a replace was pending): kept as the active order, so that the engine cancels it. So is
-    one the broker replaced, whose replacement (its answer lost) `_follow_replacement` names once reported."""
+    """The order a leg completing while it worked it (or after it ended) leaves open (its fills came from elsewhere,
+    e.g. an order that filled while a replace was pending): kept as the active order, so that the engine cancels
+    it. So is one the broker replaced, whose replacement (its answer lost) `_follow_replacement` names once reported."""
     active = state.active_order
-    if state.status is LegStatus.WORKING and (_known_open(active) or _was_replaced(active)):
+    named = state.status is LegStatus.WORKING or state.is_done
+    if named and (_known_open(active) or _was_replaced(active)):
         return state.active_client_order_id
     return None
 

@@ -49,7 +49,8 @@ T = LegTrigger
 IN_FLIGHT: frozenset[LegStatus] = frozenset({S.SUBMITTING, S.WORKING, S.REPLACING, S.CANCELING})
 #: Statuses of a leg that still needs the engine.
 ACTIVE: frozenset[LegStatus] = frozenset({S.PLANNED, S.IDLE}) | IN_FLIGHT
-#: Final statuses. Late fills are still recorded in them (see `repeg.domain.leg`), but nothing is sent.
+#: Final statuses. Late fills are still recorded in them (see `repeg.domain.leg`), but nothing is sent; fills
+#: reaching the quantity turn an incomplete or failed leg (one not over-filled) filled.
 DONE: frozenset[LegStatus] = frozenset({S.FILLED, S.SKIPPED, S.FAILED, S.INCOMPLETE})
 
 
@@ -69,7 +70,8 @@ LEG_TRANSITIONS: dict[tuple[LegStatus, LegTrigger], LegStatus] = {
     (S.WORKING, T.CANCEL): S.CANCELING,
     (S.CANCELING, T.CANCEL_FAILED): S.WORKING,
     **_from_each(IN_FLIGHT, T.ORDER_CLOSED, S.IDLE),
-    **_from_each(IN_FLIGHT | {S.IDLE, S.INCOMPLETE}, T.COMPLETED, S.FILLED),
+    # A late fill completes a leg ended incomplete or given up (its cancel raced the fill): the quantity traded.
+    **_from_each(IN_FLIGHT | {S.IDLE, S.INCOMPLETE, S.FAILED}, T.COMPLETED, S.FILLED),
     (S.PLANNED, T.FINISH_SKIPPED): S.SKIPPED,  # only a leg that never sent an order: an idle one has sent
     **_from_each(ACTIVE, T.FINISH_FAILED, S.FAILED),
     **_from_each(ACTIVE, T.FINISH_INCOMPLETE, S.INCOMPLETE),
