@@ -362,3 +362,13 @@ def test_shares_and_percentages_print_the_same_whatever_the_callers_decimal_cont
             percent_text(Decimal("-1233.5678")),
         )
     assert shown == ("99.99%", "99.9%", "-123356.8%")
+
+
+def test_run_cost_weighs_each_leg_by_its_filled_notional_not_equally() -> None:
+    # The test above weighs two legs of equal notional: a plain mean of the legs' costs passed it too.
+    small_buy = leg(Side.BUY, (("100", "100.02"),))  # +2 bps on $10,002
+    large_sell = leg(Side.SELL, (("300", "99.99"),), index=1)  # +1 bp on $29,997
+    quality = summarize_quality([small_buy, large_sell])
+    assert quality.cost_bps == Decimal("1.25")  # (2 x 10,002 + 1 x 29,997) / 39,999; the plain mean is 1.50
+    # half-spreads weigh by quantity x half-spread: (0.02 x 100 + 0.01 x 300) / (0.02 x 400)
+    assert quality.cost_half_spreads == Decimal("0.6250")
