@@ -372,3 +372,10 @@ def test_run_cost_weighs_each_leg_by_its_filled_notional_not_equally() -> None:
     assert quality.cost_bps == Decimal("1.25")  # (2 x 10,002 + 1 x 29,997) / 39,999; the plain mean is 1.50
     # half-spreads weigh by quantity x half-spread: (0.02 x 100 + 0.01 x 300) / (0.02 x 400)
     assert quality.cost_half_spreads == Decimal("0.6250")
+
+
+def test_mean_time_to_fill_leaves_out_a_leg_that_did_not_fill_completely() -> None:
+    # The test above has filled legs only: counting every leg that ended would pass it too.
+    partial = leg(fills=(("10", "100.00"),), status=LegStatus.INCOMPLETE, seconds=120, index=2)
+    quality = summarize_quality([leg(seconds=10), leg(seconds=20, index=1), partial])
+    assert quality.mean_time_to_fill_s == 15.0
