@@ -446,14 +446,15 @@ def read_toml(path: Path, option: str | None = None) -> dict[str, object]:
         raise ConfigError(key, value, "cannot read TOML: nested too deeply") from None
 
 
-def load_config(path: Path) -> ExecutionConfig:
-    """Read `[execution]` from a run configuration file, refusing what `repeg run --config` refuses.
+def load_config(path: str | Path) -> ExecutionConfig:
+    """Read `[execution]` from a run configuration file (a path, or its text), refusing what `repeg run --config`
+    refuses.
 
     A file without that table (e.g. `[simulator]` only) has the default execution settings. Anything outside the
     tables of a run configuration is refused (`check_run_tables`): a key written above every table, read by
     nothing, is refused saying to put it under `[execution]`.
     """
-    raw = read_toml(path)
+    raw = read_toml(Path(path))
     check_run_tables(raw)
     table = raw.get("execution", {})
     if not isinstance(table, dict):

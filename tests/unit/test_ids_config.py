@@ -305,3 +305,15 @@ def test_nan_for_a_time_is_refused_as_not_a_number(key):
         config_from_mapping({key: float("nan")})
     assert caught.value.key == key
     assert caught.value.reason == "must be a number of seconds, not NaN"
+
+
+def test_load_config_takes_a_path_given_as_text(tmp_path: Path):
+    # load_plan("plan.csv") and simulate("plan.csv") take text; load_config("my.toml") raised AttributeError.
+    path = tmp_path / "c.toml"
+    path.write_text("[execution]\nfill_wait_seconds = 3\n")
+    assert load_config(str(path)).fill_wait_seconds == 3
+
+
+def test_load_config_of_a_missing_file_given_as_text_is_a_config_error(tmp_path: Path):
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(str(tmp_path / "missing.toml"))
