@@ -168,11 +168,15 @@ class OrderNotFoundError(BrokerError):
 class OrderNotCancelableError(BrokerError):
     """A cancel (or replace) was refused because of the order's state: a state to reconcile, not a failure."""
 
-    def __init__(self, order_id: str, status: str, *, broker_message: str | None = None) -> None:
+    def __init__(
+        self, order_id: str, status: str, *, broker_message: str | None = None, code: str | None = None
+    ) -> None:
         self.order_id = order_id
         self.status = status
         super().__init__(
-            f"order {order_id!r} cannot be changed in status {status!r}", broker_message=broker_message
+            f"order {order_id!r} cannot be changed in status {status!r}",
+            broker_message=broker_message,
+            code=code,
         )
 
 

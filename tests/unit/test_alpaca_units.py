@@ -770,3 +770,17 @@ def test_alpaca_settings_refuse_a_boolean_number_of_attempts():
     with pytest.raises(ConfigError) as info:
         AlpacaSettings.from_mapping({"retry": {"max_attempts": True}})  # TOML `true` is no count
     assert info.value.key == "alpaca.retry.max_attempts"
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "message", "expected"),
+    [
+        (404, 40410000, "order not found", OrderNotFoundError),
+        (422, 40010001, "client_order_id must be unique", DuplicateClientOrderIdError),
+        (422, 42210000, 'order is already in "filled" state', OrderNotCancelableError),
+    ],
+)
+def test_every_order_error_keeps_alpacas_message_and_code(status, code, message, expected):
+    error = map_api_error(api_error(status, code, message), "cancel", order_id="o1", client_order_id="c1")
+    assert type(error) is expected
+    assert (error.broker_message, error.code) == (message, str(code))

@@ -422,8 +422,8 @@ class AlpacaBroker:
             return None
 
     async def _not_cancelable(self, order_id: str, exc: OrderNotCancelableError) -> OrderNotCancelableError:
-        current = await self.get_order(order_id)
-        return OrderNotCancelableError(order_id, current.status.value, broker_message=exc.broker_message)
+        status = (await self.get_order(order_id)).status.value
+        return OrderNotCancelableError(order_id, status, broker_message=exc.broker_message, code=exc.code)
 
     def _may_retry(self, _exc: BrokerUnavailableError) -> bool:
         """Always, unless the run is stopping: then only before its deadline, and only if no rate hold outlasts it."""

@@ -11,6 +11,7 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
+from typing import TypeVar
 
 import requests
 from alpaca.common.exceptions import APIError
@@ -34,6 +35,8 @@ from repeg.errors import (
     RateLimitedError,
     UnknownSymbolError,
 )
+
+_Error = TypeVar("_Error", bound=BrokerError)
 
 #: Alpaca's code for "the order's state does not allow this" (cancel/replace of a filled, cancelled... order).
 CODE_NOT_CANCELABLE = "42210000"
@@ -271,14 +274,20 @@ def _transient_or_auth(body: ErrorBody, op: str) -> BrokerError | None:
 def _order_error(body: ErrorBody, op: str, order_id: str | None, client_order_id: str | None) -> BrokerError:
     status = body.status or 0
     if status == 404:
-        return OrderNotFoundError(order_id or client_order_id or "?")
+        return _kept(OrderNotFoundError(order_id or client_order_id or "?"), body)
     if status == 422 and body.code == CODE_NOT_CANCELABLE and op in {"cancel", "replace"}:
         return OrderNotCancelableError(
-            order_id or "?", status_in_message(body.message), broker_message=body.message
+            order_id or "?", status_in_message(body.message), broker_message=body.message, code=body.code
         )
     if status == 422 and client_order_id is not None and "client_order_id" in body.message:
-        return DuplicateClientOrderIdError(client_order_id, broker_message=body.message)
+        return _kept(DuplicateClientOrderIdError(client_order_id, broker_message=body.message), body)
     return OrderRejectedError(f"{op}: HTTP {status}", broker_message=body.message, code=body.code)
+
+
+def _kept(error: _Error, body: ErrorBody) -> _Error:
+    """`error`, whose constructor takes neither, with Alpaca's message and code on it (as every mapped error)."""
+    error.broker_message, error.code = body.message, body.code
+    return error
 
 
 def map_asset_error(exc: APIError, symbol: str) -> BrokerError | UnknownSymbolError:
