@@ -821,7 +821,9 @@ async def test_a_journal_failure_before_any_order_says_to_start_the_run_again_no
     ]
 
 
-@pytest.mark.parametrize("point", ["submit-ack", "fill", "replace-intent", "cancel-intent", "cancel-confirm"])
+@pytest.mark.parametrize(
+    "point", ["submit-ack", "fill", "replace-intent", "replace-ack", "cancel-intent", "cancel-confirm"]
+)
 async def test_a_run_stopped_by_a_journal_failure_resumes_to_completion_without_duplicates(
     fake_alpaca: FakeAlpacaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, point: str
 ) -> None:
