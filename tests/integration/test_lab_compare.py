@@ -330,3 +330,16 @@ def test_backtest_title_states_the_budget_the_arrivals_file_gave(tmp_path: Path)
     result = CliRunner().invoke(build_app(("repeg.cli.lab_cmds",)), args)
     assert result.exit_code == 0, result.output
     assert "2 orders, 30s budget" in result.output
+
+
+@pytest.mark.parametrize("command", ["backtest", "compare"])
+def test_the_queue_model_without_trades_says_it_fills_on_crossing_quotes_only(command: str) -> None:
+    # Without --trades the queue model has no print to fill a resting order from: its figures (printed as
+    # "queue", the default of `compare`) are then more pessimistic than paper's, and nothing said so.
+    models = ["--fill-model", "queue"] if command == "backtest" else ["--fill-models", "queue"]
+    policy = ["--policy", "market"] if command == "backtest" else ["--policies", "market"]
+    args = [command, "--quotes", str(EVAL_Q), "--basket", "2", *policy, *models]
+    result = CliRunner().invoke(build_app(("repeg.cli.lab_cmds",)), args)
+    assert result.exit_code == 0, result.output
+    assert "queue model has no trade prints" in result.stderr
+    assert "--trades" in result.stderr

@@ -154,6 +154,17 @@ def _note_paper_rule_fit(
         )
 
 
+def _note_queue_without_prints(models: list[FillModelName], day: DayData) -> None:
+    """Say so when the queue model runs without trade prints: resting orders then fill on crossing quotes only."""
+    from repeg.lab.models import FillModelName
+
+    if FillModelName.QUEUE in models and day.trades is None:
+        Console(stderr=True, soft_wrap=True).print(
+            "[yellow]note:[/] the queue model has no trade prints (--trades): resting limits fill only on "
+            "crossing quotes, more pessimistic than paper (docs/FILL_MODELS.md)"
+        )
+
+
 def _refuse_nothing_to_compare(
     specs: list[PolicySpec], models: list[FillModelName], *, policies: str, fill_models: str
 ) -> None:
@@ -218,6 +229,7 @@ def backtest(
         fit_day = None if fit_quotes is None else load_day(fit_quotes, fit_trades, symbol=symbol)
         orders = _basket(day, count=basket, arrivals=arrivals, qty=qty, budget=budget, seed=seed)
         _note_paper_rule_fit([spec], [model], fit_day)
+        _note_queue_without_prints([model], day)
         params = adaptive_params_for(spec, model, day, fit_day, print_share_pct=print_share)
         result = run_backtest(
             day,
@@ -288,6 +300,7 @@ def compare(
         specs = _without_unfittable(specs, has_fit_data=fit_day is not None)
         _refuse_nothing_to_compare(specs, models, policies=policies, fill_models=fill_models)
         _note_paper_rule_fit(specs, models, fit_day)
+        _note_queue_without_prints(models, day)
         orders = _basket(day, count=basket, arrivals=arrivals, qty=qty, budget=budget, seed=seed)
         result = run_compare(
             day,
