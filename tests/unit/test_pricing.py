@@ -46,7 +46,15 @@ straddling_quotes = st.builds(
     st.integers(9_000, 9_999),
     st.integers(100, 110),
 )
+# Quotes above $1.00 off the penny grid (half-penny touches, as in the shared NYSE replay data: 158.4550 / 158.5050):
+# the touches themselves are not legal limit prices, so every peg price must still be rounded onto the penny grid.
+off_grid_quotes = st.builds(
+    lambda units, ticks: make_quote(Decimal(units) / 10_000, Decimal(units + ticks) / 10_000),
+    st.integers(10_000, 5_000_000).map(lambda units: units - units % 50 + 50),
+    st.integers(1, 20).map(lambda halves: halves * 50),
+)
 quotes = st.one_of(penny_quotes, subpenny_quotes, straddling_quotes)
+every_quote = st.one_of(quotes, off_grid_quotes)
 fractions = st.decimals(min_value=0, max_value=1, places=4)
 sides = st.sampled_from(Side)
 
@@ -56,12 +64,12 @@ def unrounded(q: Quote, side: Side, fraction: Decimal) -> Decimal:
     return near + fraction * (far - near)
 
 
-@given(quotes, sides, fractions)
+@given(every_quote, sides, fractions)
 def test_peg_price_is_on_a_legal_tick(q: Quote, side: Side, fraction: Decimal) -> None:
     assert is_legal_price(peg_price(q, side, fraction))
 
 
-@given(quotes, sides, fractions)
+@given(every_quote, sides, fractions)
 def test_peg_price_is_never_more_aggressive_than_asked(q: Quote, side: Side, fraction: Decimal) -> None:
     price = peg_price(q, side, fraction)
     raw = unrounded(q, side, fraction)
@@ -71,7 +79,7 @@ def test_peg_price_is_never_more_aggressive_than_asked(q: Quote, side: Side, fra
         assert price >= raw
 
 
-@given(quotes, sides, fractions, fractions)
+@given(every_quote, sides, fractions, fractions)
 def test_peg_price_is_monotone_in_the_step(q: Quote, side: Side, a: Decimal, b: Decimal) -> None:
     low, high = sorted((a, b))
     if side is Side.BUY:
@@ -137,6 +145,13 @@ def test_escalation_limit_is_marketable_and_within_its_collar(q: Quote, side: Si
         assert q.ask <= price <= q.ask * (1 + bps / 10_000)
     else:
         assert q.bid * (1 - bps / 10_000) <= price <= q.bid
+
+
+def test_an_escalation_collar_narrower_than_the_way_to_the_next_tick_keeps_the_limit_inside_it() -> None:
+    # A half-penny ask above $1 is no legal limit price: 1.51 would be 33 bps beyond it, outside a 20 bps collar.
+    q = make_quote(Decimal("1.4950"), Decimal("1.5050"))
+    assert escalation_limit(q, Side.BUY, Decimal(20)) == Decimal("1.50")
+    assert escalation_limit(q, Side.SELL, Decimal(20)) == Decimal("1.50")
 
 
 def test_price_collar_accepts_a_limit_inside_it() -> None:

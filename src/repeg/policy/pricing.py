@@ -56,9 +56,11 @@ def repeg_limit(quote: Quote, side: Side, step: Decimal) -> Decimal:
 def escalation_limit(quote: Quote, side: Side, collar_bps: Decimal) -> Decimal:
     """A marketable limit bounded by a collar: the far touch plus (buy) or minus (sell) `collar_bps`.
 
-    Rounded toward the passive side, so the limit never exceeds the collar; it stays at or beyond the far touch
-    because the far touch itself is on the tick grid for any price the market quotes. A sell collar of 100% or
-    more bounds nothing: the limit is then the lowest legal price.
+    Rounded toward the passive side, so the limit never exceeds the collar. It is at or beyond the far touch when
+    that touch is a legal price; a touch off the grid (a half-penny quote above $1, as in real NYSE data) with a
+    collar narrower than the way to the next tick leaves no legal marketable price inside the collar, and the
+    collar wins: the limit is then a tick short of the touch. A sell collar of 100% or more bounds nothing: the
+    limit is then the lowest legal price.
     """
     _, far = near_far(quote, side)
     collar = far * collar_bps / BPS
