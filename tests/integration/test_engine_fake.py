@@ -128,6 +128,18 @@ def test_phase_ends_a_grace_window_after_the_last_leg_finished() -> None:
     assert ended.ts == at(5) + CONFIG.grace
 
 
+def test_updates_pushed_in_a_phases_last_turn_are_recorded_not_dropped_with_its_inbox() -> None:
+    """With no grace window the phase ends in the turn whose replace filled at once: the broker's pushed
+    `replaced` update of the order it replaced was still in the monitor's inbox. Dropped there, the run reported
+    that order left open at the broker and ended `partial` instead of `completed`."""
+    result, world = execute(BUY, config=classic_ladder(grace_window=0))
+    (leg,) = result.legs
+    assert result.status is RunStatus.COMPLETED
+    assert leg.error is None
+    replaced = [e for e in world.sink.of(OrderUpdated) if e.update.event is OrderEvent.REPLACED]
+    assert [e.update.order.order_id for e in replaced] == ["o1", "o2", "o3"]
+
+
 def test_repeg_price_sequence_climbs_the_ladder_from_the_current_quote() -> None:
     result, world = execute(BUY)
     limits = [e.limit_price for e in world.sink.of(OrderIntent) if e.limit_price is not None]

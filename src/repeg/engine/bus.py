@@ -174,9 +174,13 @@ class UpdateRouter:
         for index in legs:
             self._inboxes[index] = inbox
 
-    def detach(self, legs: Iterable[int]) -> None:
+    def detach(self, legs: Iterable[int], inbox: Inbox) -> None:
+        """Stop routing `legs` to `inbox`. The updates it still holds, pushed after its monitor last read it (while
+        the phase's last actions were awaited), go to `late` like any update that raced the end of a phase."""
         for index in legs:
             self._inboxes.pop(index, None)
+        for update in inbox.drain():
+            self.late.push(update)
 
     def push(self, update: OrderUpdate) -> None:
         index = self._folder.leg_of(update.order.client_order_id)

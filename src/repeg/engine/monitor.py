@@ -160,7 +160,7 @@ class PhaseMonitor:
                 pass
         finally:
             self._inbox.close()
-            self._ctx.router.detach(self._legs)
+            self._ctx.router.detach(self._legs, self._inbox)
 
     # --- one turn of the loop ------------------------------------------------------------------------------
 
