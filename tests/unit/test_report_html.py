@@ -385,3 +385,22 @@ def test_html_says_the_verdicts_are_not_corrected_for_the_comparisons_made(
     # The sample compares 2 policies: the rule above the table held each verdict as if it were the only one.
     page = render_html(compare_input, None)
     assert "no correction for the 2 comparisons made" in page
+
+
+def test_png_export_does_not_pass_off_a_png_left_by_an_earlier_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The check that every PNG was written looked only for a non-empty file: one left in the directory by an earlier
+    # report passed for this report's figure when the export wrote nothing.
+    import kaleido
+
+    from repeg.lab.report_html import export_pngs
+
+    figures = build_figures(sample_compare().runs, None, None)
+    out = tmp_path / "png"
+    out.mkdir()
+    for figure_id in figures:
+        (out / f"{figure_id}.png").write_bytes(b"an earlier report's figure")
+    monkeypatch.setattr(kaleido, "write_fig_from_object_sync", lambda jobs: None)
+    with pytest.raises(ReportError, match="produced no file"):
+        export_pngs(figures, out)

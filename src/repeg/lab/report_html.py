@@ -304,6 +304,9 @@ def export_pngs(figures: Mapping[str, go.Figure], out_dir: Path, width: int = 12
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{fid}.png" for fid in figures]
+    # A PNG left by an earlier export would pass the check below for one this export never wrote.
+    for path in paths:
+        path.unlink(missing_ok=True)
     jobs = [
         {
             "fig": fig,
