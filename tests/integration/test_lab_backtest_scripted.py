@@ -281,3 +281,37 @@ def test_the_queue_model_refuses_a_trade_file_without_the_days_symbol() -> None:
             fill_model=FillModelName.QUEUE,
             seed=0,
         )
+
+
+def test_the_queue_model_refuses_a_trade_file_of_another_day() -> None:
+    # The prints are of the day before the quotes: none falls inside any order's window, so the queue model
+    # silently filled resting limits on crossing quotes only (every order paid the spread).
+    from dataclasses import replace
+
+    from repeg.errors import ConfigError
+
+    quotes_day = _day(False)
+    day_before = _day(True, start=T0 - timedelta(days=1))
+    mismatched = replace(quotes_day, trades=day_before.trades)
+    with pytest.raises(ConfigError, match=r"--trades.*prints of XXX .*outside"):
+        run_backtest(
+            mismatched,
+            BASKET,
+            TouchThenMarketSpec(name="t", wait_seconds=10),
+            fill_model=FillModelName.QUEUE,
+            seed=0,
+        )
+
+
+def test_the_queue_rule_fit_refuses_fit_trades_of_another_day() -> None:
+    # --fit-trades of another day than --fit-quotes: no print fell inside any sample's window, and the queue-rule
+    # fit silently valued resting as the crossing-quote rule does.
+    from dataclasses import replace
+
+    from repeg.errors import ConfigError
+    from repeg.lab.compare import fit_trades_of
+
+    later = _day(True, start=T0 + timedelta(days=1))
+    mismatched = replace(_day(False), trades=later.trades)
+    with pytest.raises(ConfigError, match=r"--fit-trades.*outside the quotes' span"):
+        fit_trades_of(mismatched)

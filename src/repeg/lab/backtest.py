@@ -47,7 +47,7 @@ from repeg.lab.policies import (
 )
 from repeg.lab.tca import basket_tca, summarize
 from repeg.market.loaders import load_quotes, load_trades
-from repeg.market.tape import Int64Array, QuoteTape, TradeTape
+from repeg.market.tape import Int64Array, QuoteTape, TradeTape, from_ns
 
 #: Starting account of a backtest, at the least: cash and a position large enough that no order of a usual
 #: basket is ever refused (a larger basket gets more, see `_lab_account`).
@@ -118,16 +118,30 @@ def day_basket(day: DayData, spec: BasketSpec, *, seed: int) -> tuple[ParentOrde
     return make_basket(spec, day.symbol, day.quotes.start, day.quotes.end, seed=seed)
 
 
+def trades_problem(day: DayData) -> str | None:
+    """Why the day's trade file cannot feed the queue rule, or None (None too without one): it holds no print of
+    the day's symbol, or its prints of it all lie outside the quotes' span (another day's), so that no print would
+    ever fall inside an order's window."""
+    if day.trades is None:
+        return None
+    if day.symbol not in day.trades:
+        return f"holds no prints of {day.symbol} (it holds {list(day.trades.symbols)})"
+    prints, quotes = day.trades.columns(day.symbol), day.quotes.columns(day.symbol)
+    if len(prints) == 0 or (prints.ts[-1] >= quotes.ts[0] and prints.ts[0] <= quotes.ts[-1]):
+        return None
+    return (
+        f"its prints of {day.symbol} ({from_ns(int(prints.ts[0]))} to {from_ns(int(prints.ts[-1]))}) lie outside "
+        f"the quotes' span ({from_ns(int(quotes.ts[0]))} to {from_ns(int(quotes.ts[-1]))})"
+    )
+
+
 def fill_model_for(name: FillModelName, day: DayData, *, seed: int, print_share_pct: int = 100) -> FillModel:
     """The simulator's fill model by name; `queue` without trades fills resting limits on crossing quotes only. A
-    trade file without the day's symbol is refused (as the fit refuses it): its queue would see no print at all."""
+    trade file the queue rule cannot use (`trades_problem`) is refused, as the fit refuses it."""
     if name is FillModelName.QUEUE:
-        if day.trades is not None and day.symbol not in day.trades:
-            raise ConfigError(
-                "--trades",
-                day.ref.trades_file,
-                f"holds no prints of {day.symbol} (it holds {list(day.trades.symbols)})",
-            )
+        problem = trades_problem(day)
+        if problem is not None:
+            raise ConfigError("--trades", day.ref.trades_file, problem)
         return QueueFillModel(day.quotes, day.trades, seed=seed, print_share_pct=print_share_pct)
     return PaperFillModel(day.quotes, seed=seed)
 

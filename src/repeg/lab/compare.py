@@ -18,7 +18,7 @@ from pathlib import Path
 from repeg.brokers.simulator.latency import LatencyModel
 from repeg.config import ExecutionConfig
 from repeg.errors import ConfigError
-from repeg.lab.backtest import DayData, backtest_config, run_backtest
+from repeg.lab.backtest import DayData, backtest_config, run_backtest, trades_problem
 from repeg.lab.fit import AdaptiveParams, FitConfig, fit_adaptive, load_params
 from repeg.lab.models import (
     BacktestResult,
@@ -36,15 +36,13 @@ from repeg.market.tape import SymbolTrades
 
 def fit_trades_of(fit_day: DayData, *, option: str = "--fit-trades") -> SymbolTrades | None:
     """The fit day's prints of its symbol, for the queue rule; None (the paper rule) when it has no trade file.
-    A trade file without the symbol's prints is refused naming it (by `option`), as a quote file without it is."""
+    A trade file without the symbol's prints, or with another day's (`trades_problem`), is refused naming it (by
+    `option`), as a quote file without the symbol is."""
     if fit_day.trades is None:
         return None
-    if fit_day.symbol not in fit_day.trades:
-        raise ConfigError(
-            option,
-            fit_day.ref.trades_file,
-            f"holds no prints of {fit_day.symbol} (it holds {list(fit_day.trades.symbols)})",
-        )
+    problem = trades_problem(fit_day)
+    if problem is not None:
+        raise ConfigError(option, fit_day.ref.trades_file, problem)
     return fit_day.trades.columns(fit_day.symbol)
 
 
