@@ -404,3 +404,31 @@ def test_png_export_does_not_pass_off_a_png_left_by_an_earlier_export(
     monkeypatch.setattr(kaleido, "write_fig_from_object_sync", lambda jobs: None)
     with pytest.raises(ReportError, match="produced no file"):
         export_pngs(figures, out)
+
+
+def test_a_backtest_escalation_is_marked_at_the_market_fill_not_at_a_late_passive_fill() -> None:
+    # A backtest path names no order at its submit: the resting order's fill while its cancel was pending (after
+    # the escalation, before the market order went out) was taken for the market fill, and marked at 10.00.
+    from datetime import UTC, datetime, timedelta
+    from decimal import Decimal
+
+    from repeg.lab.models import PathEvent
+    from repeg.lab.report_figures import Overlay, add_path
+
+    t0 = datetime(2018, 1, 2, 15, 0, tzinfo=UTC)
+
+    def at(seconds: int, kind: PathEventKind, **fields: object) -> PathEvent:
+        return PathEvent.model_validate({"ts": t0 + timedelta(seconds=seconds), "kind": kind, **fields})
+
+    path = [
+        at(0, PathEventKind.SUBMIT, price=Decimal("10.00"), qty=Decimal(100)),
+        at(60, PathEventKind.ESCALATE, qty=Decimal(100)),
+        at(60, PathEventKind.CANCEL, order_id="o1"),
+        at(60, PathEventKind.FILL, price=Decimal("10.00"), qty=Decimal(40), order_id="o1"),
+        at(61, PathEventKind.SUBMIT, qty=Decimal(60)),
+        at(61, PathEventKind.FILL, price=Decimal("10.05"), qty=Decimal(60), order_id="o2"),
+    ]
+    overlay = Overlay()
+    add_path(overlay, "order 0", path, t0 + timedelta(seconds=120))
+    assert overlay.fill_y == [10.00, 10.05]
+    assert overlay.esc_y == [10.05]

@@ -66,11 +66,14 @@ def _dollars(price: Decimal) -> float:
 
 
 def _escalation_price(path: Sequence[PathEvent], at: int, last_limit: Decimal | None) -> Decimal | None:
-    """Where to mark an escalation: the market fill that followed it, else the limit it gave up. A later fill of an
-    order the path named before the escalation (the order it gave up, filled while its cancel was pending) is no
-    market fill."""
+    """Where to mark an escalation: the market fill that followed it, else the limit it gave up. The market order is
+    the first submitted after the escalation: a fill before it, or of an order the path named before the escalation,
+    is the order it gave up filling while its cancel was pending, no market fill (a path that records no submit
+    after the escalation takes its first fill of an order not named before)."""
     earlier = {event.order_id for event in path[:at] if event.order_id is not None}
-    for event in path[at + 1 :]:
+    later = path[at + 1 :]
+    submitted = next((i for i, e in enumerate(later) if e.kind is PathEventKind.SUBMIT), 0)
+    for event in later[submitted:]:
         if event.kind is PathEventKind.FILL and event.price is not None and event.order_id not in earlier:
             return event.price
     return last_limit
