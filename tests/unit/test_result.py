@@ -379,3 +379,11 @@ def test_mean_time_to_fill_leaves_out_a_leg_that_did_not_fill_completely() -> No
     partial = leg(fills=(("10", "100.00"),), status=LegStatus.INCOMPLETE, seconds=120, index=2)
     quality = summarize_quality([leg(seconds=10), leg(seconds=20, index=1), partial])
     assert quality.mean_time_to_fill_s == 15.0
+
+
+def test_a_half_spread_saved_that_rounds_to_zero_prints_without_a_minus_sign() -> None:
+    # -0.0004 (a run that paid 1.0004 half-spreads) printed "-0.0%", as signed costs once printed "-0.00 bps".
+    from repeg.report.text import percent_text
+
+    assert percent_text(Decimal("-0.0004")) == "0.0%"
+    assert percent_text(Decimal("-0.0006")) == "-0.1%"

@@ -61,8 +61,12 @@ def share_text(value: Decimal | None, missing: str = MISSING) -> str:
 
 def percent_text(value: Decimal | None, missing: str = MISSING) -> str:
     """A signed ratio that is no share of a whole (half-spread saved, which is negative when the run paid more than
-    crossing) as a percentage to one place, rounded half-even: toward zero would flatter a negative figure."""
-    return missing if value is None else f"{_percent(value, _TENTH, ROUND_HALF_EVEN)}%"
+    crossing) as a percentage to one place, rounded half-even: toward zero would flatter a negative figure. One that
+    rounds to zero reads 0.0%, never -0.0%."""
+    if value is None:
+        return missing
+    shown = _percent(value, _TENTH, ROUND_HALF_EVEN)
+    return f"{abs(shown) if shown == 0 else shown}%"
 
 
 def scale_text(scale: Decimal) -> str:
