@@ -394,11 +394,18 @@ def test_incremental_folder_equals_fold_run() -> None:
 # --- the invariant under any delivery order -----------------------------------------------------------------
 
 
+def _avg(price: Decimal, cumulative: Decimal) -> str:
+    """An order's average fill price once `cumulative` shares filled: each cumulative report has its own."""
+    return str(price + cumulative / 10_000)
+
+
 @st.composite
 def deliveries(draw: st.DrawFn, max_excess: int = 0) -> tuple[list[RunEvent], Decimal, Decimal]:
     """A leg's chain of 1-4 orders (linked by replace or by cancel-confirm-submit), every order's fills delivered
-    late, out of order and duplicated between the engine's own events. With `max_excess`, the broker over-fills
-    the last order by 1 to `max_excess` shares. Returns (events, expected fill, expected notional)."""
+    late, out of order and duplicated between the engine's own events. Each cumulative report carries its own
+    average price, so the expected notional holds only when each order's average is the one reported with its
+    largest cumulative quantity. With `max_excess`, the broker over-fills the last order by 1 to `max_excess`
+    shares. Returns (events, expected fill, expected notional)."""
     n = draw(st.integers(1, 4))
     finals = [Decimal(draw(st.integers(0, 20))) for _ in range(n - 1)]
     finals.append(QTY - sum(finals) + (draw(st.integers(1, max_excess)) if max_excess else 0))
@@ -413,13 +420,15 @@ def deliveries(draw: st.DrawFn, max_excess: int = 0) -> tuple[list[RunEvent], De
             if Decimal(cut) > 0:
                 full = last and Decimal(cut) == final
                 status = OrderStatus.FILLED if full else OrderStatus.PARTIALLY_FILLED
-                o = order(i, status, str(cut), str(prices[i]), seconds=cut)
+                o = order(i, status, str(cut), _avg(prices[i], Decimal(cut)), seconds=cut)
                 floating.append(
                     (len(engine), updated(o, OrderEvent.FILL if full else OrderEvent.PARTIAL_FILL))
                 )
         if last:
             break
-        closing = order(i, OrderStatus.CANCELED, str(final), str(prices[i]) if final else None, seconds=200)
+        closing = order(
+            i, OrderStatus.CANCELED, str(final), _avg(prices[i], final) if final else None, seconds=200
+        )
         if draw(st.booleans()):
             engine.append(replace(i + 1, i))
             replaced = closing.model_copy(update={"status": OrderStatus.REPLACED})
@@ -439,7 +448,7 @@ def deliveries(draw: st.DrawFn, max_excess: int = 0) -> tuple[list[RunEvent], De
         events.extend(draw(st.permutations(slots.get(position, []))))
         if position < len(engine):
             events.append(engine[position])
-    notional = sum((f * p for f, p in zip(finals, prices, strict=True)), Decimal(0))
+    notional = sum((f * Decimal(_avg(p, f)) for p, f in zip(prices, finals, strict=True)), Decimal(0))
     return events, sum(finals, Decimal(0)), notional
 
 
