@@ -407,6 +407,17 @@ def test_a_broker_without_pushed_updates_is_polled() -> None:
     assert polled[-1].ts == at(5)  # learned by the poll due at 5 s (wait_between_checks = 1 s)
 
 
+def test_a_polled_leg_whose_replacement_filled_at_once_reads_the_replaced_order_closed() -> None:
+    """On a broker that does not push, the last re-peg's replacement fills in the replace's answer: the leg is
+    done, but the order it replaced was last read `new`. The monitor stopped polling the leg, so the run
+    reported that order left open at the broker and ended `partial`, though the broker had it `replaced`."""
+    result, world = execute(BUY, pushes_updates=False)
+    (leg,) = result.legs
+    assert world.broker.orders["o3"].status is OrderStatus.REPLACED
+    assert result.status is RunStatus.COMPLETED
+    assert leg.error is None
+
+
 SELL_THEN_BUY = [
     LegSpec(index=0, symbol="XYZ", side=Side.SELL, qty=Decimal(100)),
     LegSpec(index=1, symbol="ABC", side=Side.BUY, qty=Decimal(300)),

@@ -39,10 +39,10 @@ from repeg.engine.open_orders import (
     closing,
     left_open,
     left_open_anew,
+    polled_until_closed,
     replace_pending,
     replaceable,
     replacement_unread,
-    successor_unknown,
     unread_left_open,
 )
 from repeg.errors import SafetyLimitError
@@ -343,7 +343,7 @@ class PhaseMonitor:
     async def _refresh(self, index: int) -> None:
         """Keep the working/active sets in step with the leg; record the end of a leg that just filled."""
         leg = self._ctx.bus.leg(index)
-        if leg.status in IN_FLIGHT or closing(leg) or (self._polling and successor_unknown(leg)):
+        if leg.status in IN_FLIGHT or closing(leg) or (self._polling and polled_until_closed(leg)):
             self._working.add(index)
         else:
             self._working.discard(index)

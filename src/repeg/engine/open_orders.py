@@ -86,6 +86,18 @@ def successor_unknown(leg: LegState) -> bool:
     return leg.is_done and replacement_unread(leg)
 
 
+def polled_until_closed(leg: LegState) -> bool:
+    """True when a done leg names an order a broker that does not push must still be asked about: one it has not
+    reported closed (e.g. the order a replacement that filled in the replace's answer replaced, last read `new`;
+    it may have filled before it was replaced), or a replacement the run never read (`successor_unknown`). No
+    update will report either, so the monitor keeps polling the leg until the broker reads it closed."""
+    if not leg.is_done:
+        return False
+    return successor_unknown(leg) or any(
+        record.order_id is not None and not record.is_terminal for record in leg.orders
+    )
+
+
 def unread_left_open(leg: LegState) -> bool:
     """True when a done leg's replaced order names (`replaced_by`) a replacement the run never read: it may be
     open at the broker, where it could only fill a leg given up or over-fill one filled, so it is cancelled."""
