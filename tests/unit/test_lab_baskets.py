@@ -68,6 +68,19 @@ def test_arrivals_csv_is_read_sorted_with_default_budget(tmp_path: Path) -> None
     assert basket[0].arrival == datetime(2018, 1, 2, 14, 45, 0, 500000, tzinfo=UTC)
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".csv.gz"])
+def test_an_arrivals_csv_that_starts_with_a_utf8_bom_is_read(tmp_path: Path, suffix: str) -> None:
+    # As a spreadsheet saves "CSV UTF-8": the BOM became part of the first column's name, so every row was refused
+    # with "ts: not an ISO-8601 timestamp" (the value None), where plans and quote files accept the BOM.
+    import gzip
+
+    text = "\ufeffts,side,qty\n2018-01-02T15:00:00Z,buy,50\n".encode()
+    path = tmp_path / f"arrivals{suffix}"
+    path.write_bytes(gzip.compress(text) if suffix == ".csv.gz" else text)
+    basket = load_arrivals(path, "XXX")
+    assert [(o.side, o.qty) for o in basket] == [(Side.BUY, Decimal(50))]
+
+
 def test_arrivals_csv_bad_side_names_row_and_field(tmp_path: Path) -> None:
     path = tmp_path / "arrivals.csv"
     path.write_text("ts,side,qty\n2018-01-02T15:00:00Z,hold,50\n", encoding="utf-8")

@@ -144,9 +144,10 @@ def make_basket(
 
 
 def _open_text(path: Path) -> io.TextIOBase:
+    """The file as text; a leading UTF-8 BOM (a spreadsheet's "CSV UTF-8") is dropped, as plans and quotes drop it."""
     if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return io.TextIOWrapper(path.open("rb"), encoding="utf-8", newline="")
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
+    return io.TextIOWrapper(path.open("rb"), encoding="utf-8-sig", newline="")
 
 
 def _parse_row(
