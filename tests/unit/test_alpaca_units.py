@@ -784,3 +784,28 @@ def test_every_order_error_keeps_alpacas_message_and_code(status, code, message,
     error = map_api_error(api_error(status, code, message), "cancel", order_id="o1", client_order_id="c1")
     assert type(error) is expected
     assert (error.broker_message, error.code) == (message, str(code))
+
+
+def test_an_order_time_without_an_offset_is_read_as_utc_not_left_naive():
+    # A naive time cannot be compared with the run's aware ones (the fold compares `updated_at`s).
+    from repeg.brokers.alpaca.mapping import parse_order
+
+    order = parse_order(
+        {**_raw_order("new"), "updated_at": "2026-03-02T15:00:01", "created_at": "2026-03-02T15:00:00"}
+    )
+    assert (order.created_at, order.updated_at) == (T0, T0 + timedelta(seconds=1))
+    assert order.created_at.tzinfo is not None
+    assert order.updated_at.tzinfo is not None
+
+
+async def test_a_trade_update_time_without_an_offset_is_read_as_utc_not_left_naive():
+    client = _TwoOrders()
+    ours = _raw_order("new")
+    client.raw[str(ours["id"])] = ours
+    broker = _broker_over(client)
+    pushed: list[object] = []
+    broker.subscribe_updates(pushed.append)
+    broker._tracker.claim(str(ours["client_order_id"]))  # type: ignore[attr-defined]
+    broker._on_stream_update({"event": "new", "timestamp": "2026-03-02T15:00:00", "order": ours})  # type: ignore[attr-defined]
+    assert [u.ts for u in pushed] == [T0]  # type: ignore[attr-defined]
+    assert pushed[0].ts.tzinfo is not None  # type: ignore[attr-defined]

@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from enum import Enum
 from typing import TypeVar
 
 import requests
@@ -30,7 +29,7 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.models import Asset as SdkAsset
 from alpaca.trading.models import Clock as SdkClock
 from alpaca.trading.models import Position as SdkPosition
-from alpaca.trading.models import TradeAccount, TradeUpdate
+from alpaca.trading.models import TradeAccount
 
 from repeg.brokers.alpaca.credentials import AlpacaCredentials
 from repeg.brokers.alpaca.limiter import TokenBucket
@@ -43,10 +42,10 @@ from repeg.brokers.alpaca.mapping import (
     parse_order,
     rate_limit_reset,
     raw_order_id,
+    read_trade_update,
     replace_payload,
     to_account,
     to_asset,
-    to_broker_order,
     to_market_clock,
     to_position,
 )
@@ -453,13 +452,11 @@ class AlpacaBroker:
 
     def _on_stream_update(self, data: dict[str, object]) -> None:
         try:
-            update = TradeUpdate(**data)
-            order = to_broker_order(update.order)
+            order, ts, hint = read_trade_update(data)
         except (BrokerError, ValueError) as exc:
             log_unreadable_update(self._tracker, data, exc)
             return
-        hint = update.event.value if isinstance(update.event, Enum) else str(update.event)
-        self._tracker.absorb(order, update.timestamp, hint=hint)
+        self._tracker.absorb(order, ts, hint=hint)
 
     async def reconcile(self) -> None:
         """Poll every working order of the run (and the successor of a replaced one) and push what changed.

@@ -11,6 +11,7 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
+from enum import Enum
 from typing import TypeVar
 
 import requests
@@ -19,7 +20,7 @@ from alpaca.trading.models import Asset as SdkAsset
 from alpaca.trading.models import Clock as SdkClock
 from alpaca.trading.models import Order as SdkOrder
 from alpaca.trading.models import Position as SdkPosition
-from alpaca.trading.models import TradeAccount
+from alpaca.trading.models import TradeAccount, TradeUpdate
 from pydantic import BaseModel, ConfigDict
 
 from repeg.domain.account import Account, Asset, Position
@@ -136,11 +137,25 @@ def to_broker_order(order: SdkOrder) -> BrokerOrder:
         status=_status(order.status.value),
         filled_qty=_dec(order.filled_qty, Decimal(0)) or Decimal(0),
         filled_avg_price=avg if avg else None,
-        created_at=order.created_at,
-        updated_at=order.updated_at or order.created_at,
+        created_at=utc(order.created_at),
+        updated_at=utc(order.updated_at or order.created_at),
         replaces=None if order.replaces is None else str(order.replaces),
         replaced_by=None if order.replaced_by is None else str(order.replaced_by),
     )
+
+
+def utc(ts: datetime) -> datetime:
+    """Alpaca's times are UTC: one sent without an offset is read as UTC, never left naive (a naive time cannot be
+    compared with the run's aware ones: the fold compares an order's `updated_at`s)."""
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
+
+
+def read_trade_update(data: dict[str, object]) -> tuple[BrokerOrder, datetime, str]:
+    """A `trade_updates` payload: its order, the event's time and the event's name (one repeg has no member for
+    is kept as Alpaca's text). Raises `BrokerError` or `ValueError` for one repeg cannot read."""
+    update = TradeUpdate(**data)
+    event = update.event.value if isinstance(update.event, Enum) else str(update.event)
+    return to_broker_order(update.order), utc(update.timestamp), event
 
 
 def parse_order(raw: object) -> BrokerOrder:
