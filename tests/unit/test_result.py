@@ -387,3 +387,13 @@ def test_a_half_spread_saved_that_rounds_to_zero_prints_without_a_minus_sign() -
 
     assert percent_text(Decimal("-0.0004")) == "0.0%"
     assert percent_text(Decimal("-0.0006")) == "-0.1%"
+
+
+def test_the_half_spread_figures_are_rounded_once_for_display() -> None:
+    # A buy 0.35451 half-spreads above the mid: the summary kept 0.3545 (half-even to 4 places), which the tables
+    # rounded again, half-even, to +0.354 half-spreads and 64.6% saved; the figure is +0.355 and 64.5%.
+    from repeg.report.text import percent_text, signed_text
+
+    quality = summarize_quality([leg(Side.BUY, (("1", "100.0070902"),))])
+    assert signed_text(quality.cost_half_spreads, 3) == "+0.355"
+    assert percent_text(quality.half_spread_saved) == "64.5%"

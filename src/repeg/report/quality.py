@@ -53,6 +53,7 @@ class QualitySummary(BaseModel):
     #: Cost in units of the arrival half-spread, in dollars over the legs: what the fills paid above the arrival
     #: mids, over what crossing at arrival would have paid (each leg's half-spread x its filled quantity). A leg
     #: weighs by its quantity times its half-spread, so wide-spread legs count more than in a per-leg average.
+    #: Unrounded (to `DECIMAL_CONTEXT`'s 28 digits), as `half_spread_saved`: the tables round each once.
     cost_half_spreads: Decimal | None = None
     #: 1 - cost_half_spreads: the share of the half-spread saved versus crossing at arrival.
     half_spread_saved: Decimal | None = None
@@ -110,7 +111,10 @@ def _costs(legs: Sequence[LegState]) -> tuple[Decimal | None, Decimal | None]:
         if notional == ZERO
         else (weighted_bps / notional).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN)
     )
-    return cost_bps, _ratio(cost_total, half_spread_total)
+    # Not rounded: the tables show it to 3 places and its complement (the half-spread saved) to 0.1%; a figure kept
+    # to 4 places would be rounded twice there (0.35451 -> 0.3545 -> 0.354 half-spreads, where it is 0.355).
+    cost_half_spreads = None if half_spread_total <= ZERO else cost_total / half_spread_total
+    return cost_bps, cost_half_spreads
 
 
 def _passive_filled(leg: LegState) -> Decimal:
