@@ -809,3 +809,23 @@ async def test_a_trade_update_time_without_an_offset_is_read_as_utc_not_left_nai
     broker._on_stream_update({"event": "new", "timestamp": "2026-03-02T15:00:00", "order": ours})  # type: ignore[attr-defined]
     assert [u.ts for u in pushed] == [T0]  # type: ignore[attr-defined]
     assert pushed[0].ts.tzinfo is not None  # type: ignore[attr-defined]
+
+
+def test_a_rest_quote_time_without_an_offset_is_read_as_utc():
+    # The stream's quotes were read so already; a REST one raised ValueError (a Quote's time must be aware).
+    from alpaca.data.models import Quote as SdkQuote
+
+    from repeg.market.alpaca_feed import quote_from_sdk
+
+    raw = {
+        "t": "2026-03-02T15:00:00",
+        "bp": 99.5,
+        "bs": 100,
+        "ap": 99.6,
+        "as": 200,
+        "bx": "V",
+        "ax": "V",
+        "c": [],
+    }
+    quote = quote_from_sdk("AAPL", SdkQuote("AAPL", raw))
+    assert quote.ts == T0

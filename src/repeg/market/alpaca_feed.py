@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 
 import msgpack
@@ -25,6 +25,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
 from repeg.brokers.alpaca.credentials import AlpacaCredentials
+from repeg.brokers.alpaca.mapping import utc
 from repeg.brokers.alpaca.retry import Backoff, sleep_seconds
 from repeg.brokers.alpaca.settings import AlpacaSettings, DataFeed
 from repeg.domain.quote import Quote
@@ -80,7 +81,7 @@ def quote_from_stream(message: dict[str, object]) -> Quote:
         bid_size=_decimal(message.get("bs", 0)),
         ask=_decimal(message.get("ap", 0)),
         ask_size=_decimal(message.get("as", 0)),
-        ts=ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC),
+        ts=utc(ts),
     )
 
 
@@ -91,7 +92,7 @@ def quote_from_sdk(symbol: str, quote: SdkQuote) -> Quote:
         bid_size=_decimal(quote.bid_size),
         ask=_decimal(quote.ask_price),
         ask_size=_decimal(quote.ask_size),
-        ts=quote.timestamp,
+        ts=utc(quote.timestamp),
     )
 
 
