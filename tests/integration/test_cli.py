@@ -1199,3 +1199,42 @@ def test_an_explicit_journal_is_used_whatever_repeg_journal_holds(
     result = invoke(plan, "--journal", workdir / "mine.db", "--json")
     assert result.exit_code == ExitCode.OK, result.output
     assert (workdir / "mine.db").exists()
+
+
+def _run_with_stdout(
+    stdout: int | None, *args: str | Path, close_stdout: bool = False
+) -> subprocess.CompletedProcess[bytes]:
+    entry = "from repeg.cli.app import main; main()"
+    command = [sys.executable, "-c", entry, "run", *map(str, args)]
+    return subprocess.run(
+        command,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        timeout=300,
+        check=False,
+        preexec_fn=(lambda: os.close(1)) if close_stdout else None,
+    )
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_result_stdout_cannot_hold_is_one_line_naming_the_run_not_a_traceback(
+    workdir: Path, as_json: bool
+) -> None:
+    # `repeg run plan.csv --json > result.json` on a full disk ended in a traceback, exit 1 ("a bug"), after the
+    # run had traded: now one line says the result was not written, how the run ended and where to read it.
+    args = [EXAMPLES / "rebalance.csv", "--run-id", "full1", *(["--json"] if as_json else [])]
+    with open("/dev/full", "w") as full:
+        done = _run_with_stdout(full.fileno(), *args)
+    stderr = done.stderr.decode()
+    assert done.returncode == ExitCode.FAILED, stderr
+    assert "Traceback" not in stderr
+    assert stderr.startswith("error: the result could not be written to stdout (No space left on device)")
+    assert "run full1 ended completed: `repeg show full1` prints it" in stderr
+    assert len(stderr.splitlines()) == 1
+
+
+def test_a_json_result_with_stdout_closed_ends_quietly_with_the_runs_own_code(workdir: Path) -> None:
+    # With stdout closed (`>&-`) the table run exited 0, the --json run with a traceback and exit 1.
+    done = _run_with_stdout(None, EXAMPLES / "rebalance.csv", "--json", close_stdout=True)
+    assert (done.returncode, done.stderr.decode()) == (ExitCode.OK, "")

@@ -24,7 +24,7 @@ from rich.table import Table
 
 from repeg.cli.exit_codes import INTERRUPTED_MESSAGE, ExitCode, exit_code_for_error, exit_code_for_status
 from repeg.cli.interrupts import CtrlCWatch
-from repeg.cli.run import StdoutConsole
+from repeg.cli.stdout import StdoutConsole
 from repeg.errors import ConfigError, RepegError
 from repeg.journal.factory import DEFAULT_JOURNAL
 

@@ -7,14 +7,12 @@ plan defect). The exit code says how the run ended (see `repeg.cli.exit_codes`).
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import structlog
 import typer
@@ -22,6 +20,7 @@ from rich.console import Console
 
 from repeg.cli.exit_codes import INTERRUPTED_MESSAGE, ExitCode, exit_code_for_error, exit_code_for_status
 from repeg.cli.interrupts import CtrlCWatch
+from repeg.cli.stdout import StdoutConsole, unwritten
 from repeg.errors import ConfigError, RepegError
 from repeg.logging import configure_logging
 
@@ -40,7 +39,6 @@ BROKERS: tuple[str, ...] = ("simulator", "sim-remote", "alpaca-paper", "alpaca-l
 FEEDS: tuple[str, ...] = ("iex", "sip")
 
 log = structlog.get_logger("repeg.cli")
-PIPE_WIDTH = 160
 
 PlanArg = Annotated[
     Path, typer.Argument(help="Trade list or target weights (.csv or .json).", show_default=False)
@@ -154,7 +152,10 @@ def run(
         raise _interrupted(err) from None
     except Exception as exc:
         raise _interrupted(err) if watch.seen else _failed(err, exc) from None
-    _print_result(out, result, json_output=json_output)
+    try:
+        _print_result(out, result, json_output=json_output)
+    except OSError as exc:  # stdout refused it (a full disk); a reader that went away is no error (`pipes`)
+        raise unwritten(err, result.run_id, str(result.status), exc) from None
     # A dry run sends nothing, so every leg ends refused by design (error `dry_run`): reaching the end is its
     # success. Refusals before any order still exit 2, and a broker failure 4, through the errors above.
     dry_run_done = dry_run and broker.startswith("alpaca-")
@@ -174,31 +175,6 @@ def _failed(err: Console, exc: Exception) -> typer.Exit:
     log.exception("internal_error")
     err.print(f"internal error: {type(exc).__name__}: {exc}", markup=False)
     return typer.Exit(ExitCode.INTERNAL)
-
-
-class StdoutConsole(Console):
-    """stdout. A reader that went away (`| head`) silences it: rich would exit 1, which reads as a bug.
-
-    A pipe or file gets whole tables at `PIPE_WIDTH` columns at least, not rich's 80-column ellipses ("10.…"
-    for a price): `run`, `show`, `runs` and `resume` print the same tables there.
-    """
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if not self.is_terminal:
-            self.width = max(self.width, PIPE_WIDTH)
-
-    def on_broken_pipe(self) -> None:
-        self.quiet = True
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left buffered fails at exit
-
-    def write_raw(self, text: str) -> None:
-        """`text` on stdout as it is (a JSON document: no markup, no wrapping)."""
-        try:
-            sys.stdout.write(text)
-            sys.stdout.flush()
-        except BrokenPipeError:
-            self.on_broken_pipe()
 
 
 def _print_result(out: StdoutConsole, result: ExecutionResult, *, json_output: bool) -> None:
