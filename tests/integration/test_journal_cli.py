@@ -7,7 +7,9 @@ Runs use the repository's demo plan on the in-process simulator (virtual time: m
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
 import sys
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -1105,3 +1107,41 @@ def test_resume_of_a_simulator_run_on_another_broker_points_to_its_result_not_to
     assert result.exit_code == ExitCode.BAD_INPUT, result.stderr
     assert "resume it on simulator" not in result.stderr
     assert "it ended completed: `repeg show demo1` prints its result" in result.stderr
+
+
+def _as_unprivileged(*args: str) -> subprocess.CompletedProcess[str]:
+    """`repeg ARGS` as a user that file permissions bind (root keeps them only without its override capabilities)."""
+    import shutil
+
+    repeg = Path(sys.executable).with_name("repeg")
+    command = [str(repeg), *args]
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("root without setpriv: permissions cannot bind")
+        command = [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner", "--", *command]
+    env = {**os.environ, "COLUMNS": "160"}
+    return subprocess.run(command, capture_output=True, text=True, env=env, check=False, timeout=120)
+
+
+def test_runs_and_show_read_a_journal_archived_in_a_read_only_directory(
+    journaled: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    """An archived journal (its directory made read-only): `runs` and `show` only read it, yet failed with exit 4
+    'attempt to write a readonly database' (SQLite in WAL mode creates its -shm file beside the journal)."""
+    journal, table, _ = journaled
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    copy = archive / "repeg.db"
+    copy.write_bytes(journal.read_bytes())
+    copy.chmod(0o444)
+    archive.chmod(0o555)
+    try:
+        listed = _as_unprivileged("runs", "--journal", str(copy))
+        shown = _as_unprivileged("show", "demo1", "--journal", str(copy), "--no-events")
+    finally:
+        archive.chmod(0o755)
+    assert listed.returncode == 0, listed.stderr
+    assert "demo1" in listed.stdout
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip() == table.strip()

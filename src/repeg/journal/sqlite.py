@@ -99,6 +99,44 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _open(path: Path, *, create: bool) -> tuple[sqlite3.Connection, bool]:
+    """A connection to the journal at `path`, and whether it is read-only: a journal opened only to read
+    (`create=False`) that SQLite cannot open for writing, as an archive (a read-only file in a read-only directory,
+    where its shared-memory file cannot be created), is read as it is (`_connect_read_only`)."""
+    try:
+        return _connect(path), False
+    except JournalError as exc:
+        if create or not _archived(path, exc):
+            raise
+    log.info("journal_read_only", journal=str(path))
+    return _connect_read_only(path), True
+
+
+def _archived(path: Path, refused: JournalError) -> bool:
+    """Whether `refused` is SQLite finding the journal read-only, with no write-ahead log left beside it to read."""
+    wal = path.with_name(f"{path.name}-wal")
+    return "readonly database" in str(refused) and not (wal.exists() and wal.stat().st_size > 0)
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """The journal at `path` opened to read only, as immutable (SQLite then needs no file beside it). One that is
+    not at this repeg's schema version cannot be migrated read-only: refused, saying to make it writable."""
+    try:
+        conn = sqlite3.connect(
+            f"{path.resolve().as_uri()}?immutable=1", uri=True, isolation_level=None, check_same_thread=False
+        )
+        found = schema_version_of(conn, str(path))
+    except sqlite3.DatabaseError as exc:
+        raise JournalError(f"cannot open journal {path}: {exc}") from exc
+    if pending_migrations(found, str(path)):
+        conn.close()
+        raise JournalError(
+            f"journal {path} is read-only and at schema version {found}, older than the {SCHEMA_VERSION} this "
+            "repeg reads: make it writable once, so that it can be migrated"
+        )
+    return conn
+
+
 def _tables(conn: sqlite3.Connection) -> set[str]:
     rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
     return {str(row[0]) for row in rows}
@@ -154,17 +192,23 @@ class SqliteJournal(SqlJournal):
         self._locks: list[RunLock] = []
         self._always_full = durability == "full"
         self._strict_in_simulation = self._always_full
-        self._conn = _connect(path)
+        self._conn, read_only = _open(path, create=create)
+        if not read_only:
+            self._migrate()
+        self._reader = _connect_read_only(path) if read_only else _connect(path)
+        self._synchronous = "FULL"
+
+    def _migrate(self) -> None:
         try:
             with self._store_errors("bring its schema up to date"):
-                found = migrate(self._conn, str(path))
+                found = migrate(self._conn, self._location)
         except BaseException:
             self._conn.close()
             raise
         if found != SCHEMA_VERSION:
-            log.info("journal_migrated", journal=str(path), from_version=found, to_version=SCHEMA_VERSION)
-        self._reader = _connect(path)
-        self._synchronous = "FULL"
+            log.info(
+                "journal_migrated", journal=self._location, from_version=found, to_version=SCHEMA_VERSION
+            )
 
     @property
     def schema_version(self) -> int:
