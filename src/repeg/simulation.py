@@ -108,7 +108,7 @@ class MarketSettings(BaseModel):
     #: Mean seconds between two quotes of one symbol, on average over the symbols (they share the quotes in
     #: proportion to their activity); at most `MAX_QUOTES_PER_SYMBOL` quotes a symbol (`synthetic_market` checks
     #: the busiest).
-    quote_interval_seconds: float = Field(default=1.0, gt=0)
+    quote_interval_seconds: float = Field(default=1.0, gt=0, allow_inf_nan=False)
     invalid_rate: float = Field(default=0.0, ge=0, le=0.5)
     symbols: dict[str, SymbolSettings] = Field(default_factory=dict)
 

@@ -493,3 +493,11 @@ def test_an_alpaca_time_the_clock_or_socket_cannot_hold_is_refused_naming_the_ke
     inner = table[key]
     expected = f"alpaca.{key}" if not isinstance(inner, dict) else f"alpaca.{key}.{next(iter(inner))}"
     assert caught.value.key == expected
+
+
+def test_an_infinite_quote_interval_is_refused_not_read_as_one_quote_a_symbol() -> None:
+    # `quote_interval_seconds = inf` was accepted: the market then held each symbol's opening quote alone, and the
+    # run priced and filled every order from it, where every other number of the tables refuses inf.
+    error = config_error({"simulator": {"market": {"quote_interval_seconds": float("inf")}}})
+    assert error.key == "simulator.market.quote_interval_seconds"
+    assert "finite" in error.reason
