@@ -301,3 +301,26 @@ def test_a_png_dir_under_a_file_is_refused_before_the_html_is_written(
     assert code == ExitCode.BAD_INPUT
     assert err == f"error: config --png-dir='{png_dir}': {tmp_path / 'f'} is a file, not a directory\n"
     assert not html.exists()
+
+
+def test_an_html_path_that_is_the_journal_is_refused_and_the_journal_kept(tmp_path: Path) -> None:
+    # `--html j.db` (the journal named twice by mistake) overwrote the run's journal with the page.
+    run = _run_in(tmp_path)
+    before = hashlib.sha256(run.journal.read_bytes()).hexdigest()
+    code, _, err = _repeg("report", RUN_ID, "--journal", run.journal, "--html", run.journal)
+    assert code == ExitCode.BAD_INPUT
+    assert "--html" in err
+    assert hashlib.sha256(run.journal.read_bytes()).hexdigest() == before
+
+
+def test_an_html_path_that_is_the_reported_result_file_is_refused_and_the_file_kept(tmp_path: Path) -> None:
+    # `repeg report result.json --html result.json` replaced the saved result with the page.
+    from repeg.lab.report_sample import sample_compare
+
+    result = tmp_path / "result.json"
+    saved = sample_compare().model_dump_json()
+    result.write_text(saved)
+    code, _, err = _repeg("report", result, "--html", result, "--no-market")
+    assert code == ExitCode.BAD_INPUT
+    assert "--html" in err
+    assert result.read_text() == saved

@@ -70,6 +70,7 @@ def report(
     path = Path(source)
     try:
         _refuse_unwritable(html, png_dir)
+        _refuse_overwriting(html, path if path.is_file() else Path(journal))
         if path.is_file():
             if quotes is not None:
                 raise ReportError(str(quotes), "--quotes applies to a run id; a result names its own quotes")
@@ -100,6 +101,13 @@ def _refuse_unwritable(html: Path, png_dir: Path | None) -> None:
         existing = next(p for p in png_dir.absolute().parents if p.exists())
         if not existing.is_dir():
             raise ConfigError("--png-dir", str(png_dir), f"{existing} is a file, not a directory")
+
+
+def _refuse_overwriting(html: Path, read: Path) -> None:
+    """`--html` naming the file the report reads (the result file, or the SQLite journal) refused: the page
+    replaced it, the run's journal or saved result lost to a slip of the command line."""
+    if html.is_file() and read.is_file() and html.samefile(read):
+        raise ConfigError("--html", str(html), f"the file the report reads ({read}); name another file")
 
 
 def _report_result(
