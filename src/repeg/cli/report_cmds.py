@@ -70,7 +70,8 @@ def report(
     path = Path(source)
     try:
         _refuse_unwritable(html, png_dir)
-        _refuse_overwriting(html, path if path.is_file() else Path(journal))
+        for read in (path if path.is_file() else Path(journal), quotes):
+            _refuse_overwriting(html, read)
         if path.is_file():
             if quotes is not None:
                 raise ReportError(str(quotes), "--quotes applies to a run id; a result names its own quotes")
@@ -103,10 +104,10 @@ def _refuse_unwritable(html: Path, png_dir: Path | None) -> None:
             raise ConfigError("--png-dir", str(png_dir), f"{existing} is a file, not a directory")
 
 
-def _refuse_overwriting(html: Path, read: Path) -> None:
-    """`--html` naming the file the report reads (the result file, or the SQLite journal) refused: the page
-    replaced it, the run's journal or saved result lost to a slip of the command line."""
-    if html.is_file() and read.is_file() and html.samefile(read):
+def _refuse_overwriting(html: Path, read: Path | None) -> None:
+    """`--html` naming a file the report reads (the result file, the SQLite journal, the --quotes file) refused:
+    the page replaced it, the run's journal, saved result or quotes lost to a slip of the command line."""
+    if read is not None and html.is_file() and read.is_file() and html.samefile(read):
         raise ConfigError("--html", str(html), f"the file the report reads ({read}); name another file")
 
 
