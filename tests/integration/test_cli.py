@@ -1017,7 +1017,8 @@ def test_ctrl_c_during_a_lab_command_says_interrupted_and_exits_130(
 
     monkeypatch.setattr(importlib.import_module("repeg.lab.compare"), "compare", interrupted)
     args = ["compare", "--quotes", str(_small_quotes(workdir)), "--basket", "2", "--policies", "market"]
-    result = CliRunner().invoke(build_app(), args)
+    # Paper only: the queue model without --trades adds its note to stderr.
+    result = CliRunner().invoke(build_app(), [*args, "--fill-models", "paper"])
     assert (result.exit_code, result.stdout, result.stderr) == (ExitCode.INTERRUPTED, "", "interrupted\n")
 
 
@@ -1238,3 +1239,25 @@ def test_a_json_result_with_stdout_closed_ends_quietly_with_the_runs_own_code(wo
     # With stdout closed (`>&-`) the table run exited 0, the --json run with a traceback and exit 1.
     done = _run_with_stdout(None, EXAMPLES / "rebalance.csv", "--json", close_stdout=True)
     assert (done.returncode, done.stderr.decode()) == (ExitCode.OK, "")
+
+
+def test_an_error_whose_text_spans_lines_is_printed_on_one_line(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A PostgreSQL journal that could not connect printed libpq's two-line text ("... Connection refused\n\tIs the
+    # server running on that host ...?"), where every error is one line on stderr.
+    from repeg.errors import JournalError
+
+    def unreachable(*_args: object, **_kwargs: object) -> None:
+        raise JournalError(
+            "cannot open journal postgresql://u:***@127.0.0.1:1/db: connection failed: Connection refused\n"
+            "\tIs the server running on that host and accepting TCP/IP connections?"
+        )
+
+    monkeypatch.setattr(repeg.simulation, "simulate", unreachable)
+    result = invoke(EXAMPLES / "trades.csv", "--config", EXAMPLES / "demo.toml")
+    assert result.exit_code == ExitCode.FAILED
+    assert result.stderr == (
+        "error: cannot open journal postgresql://u:***@127.0.0.1:1/db: connection failed: Connection refused "
+        "Is the server running on that host and accepting TCP/IP connections?\n"
+    )
