@@ -594,3 +594,20 @@ async def test_a_trade_stream_refusing_the_keys_on_a_reconnect_says_so_in_the_lo
     refused = [line for line in logs if line["event"] == "trade_stream_refused"]
     assert [line["log_level"] for line in refused] == ["error"]
     assert "unauthorized" in str(refused[0]["detail"])
+
+
+async def test_a_trade_stream_refusal_carries_no_frame_holding_the_secret(fake_alpaca: FakeAlpacaServer):
+    """The refusal `start()` raises keeps the stream task's frames in its traceback: an application that logs it
+    with each frame's locals (structlog's rich tracebacks) must not see the secret there."""
+    fake_alpaca.trade_stream_refuses_auth = True
+    with pytest.raises(AuthenticationError) as info:
+        await connect(fake_alpaca)
+    tb = info.value.__traceback__
+    ours = []
+    while tb is not None:
+        if "/repeg/" in tb.tb_frame.f_code.co_filename:
+            ours.append(tb.tb_frame)
+        tb = tb.tb_next
+    assert any(frame.f_code.co_name == "_handshake" for frame in ours)
+    shown = [repr(value) for frame in ours for value in frame.f_locals.values()]
+    assert not [text for text in shown if fake_alpaca.secret_key in text]

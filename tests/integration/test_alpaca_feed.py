@@ -279,3 +279,47 @@ async def test_a_symbol_limit_refusal_on_the_open_stream_stops_reconnecting():
 async def test_an_insufficient_subscription_on_the_open_stream_stops_reconnecting():
     """Error 409 (insufficient subscription) after subscribing: refused for good, as at the handshake."""
     await _assert_one_refusal_then_rest_only(409, "insufficient subscription")
+
+
+async def test_a_refused_quote_stream_logged_with_its_frames_locals_does_not_show_the_secret():
+    """structlog's console renderer shows a logged traceback with each frame's locals (rich, `show_locals`): an
+    application logging so must not see the secret in the frame that sent the auth message."""
+    import io
+
+    import structlog
+
+    secret = "SECRET-in-no-frame-0123456789"
+
+    async def refuse_the_keys(ws: ServerConnection) -> None:
+        await _send(ws, {"T": "success", "msg": "connected"})
+        await ws.recv()
+        await _send(ws, {"T": "error", "code": 402, "msg": "auth failed"})
+
+    out = io.StringIO()
+    saved = structlog.get_config()
+    renderer = structlog.dev.ConsoleRenderer(
+        colors=False, exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=True, width=200)
+    )
+    structlog.configure(processors=[renderer], logger_factory=structlog.PrintLoggerFactory(out))
+    try:
+        async with serve(refuse_the_keys, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            credentials = AlpacaCredentials(key_id="key", secret_key=SecretStr(secret))
+            feed = AlpacaQuoteFeed(
+                _NoRestQuotes(),  # type: ignore[arg-type]
+                f"ws://127.0.0.1:{port}/v2/iex",
+                credentials,
+                RealClock(),
+                feed=DataFeed.IEX,
+                settings=FAST,
+            )
+            try:
+                await feed.subscribe(["AAPL"])
+                await until(feed._tasks[0].done)
+            finally:
+                await feed.aclose()
+    finally:
+        structlog.configure(**saved)
+    assert "quote_stream_refused" in out.getvalue()
+    assert "auth" in out.getvalue()  # the traceback with locals was rendered
+    assert secret not in out.getvalue()

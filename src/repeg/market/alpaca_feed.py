@@ -199,14 +199,18 @@ class AlpacaQuoteFeed:
         async with await connecting as ws:
             self._ws = ws
             await self._expect(ws, "connected")
-            auth = {"action": "auth", "key": self._credentials.key_id}
-            auth["secret"] = self._credentials.secret_key.get_secret_value()
-            await ws.send(msgpack.packb(auth))
+            await ws.send(self._auth_message())
             await self._expect(ws, "authenticated")
             await ws.send(msgpack.packb({"action": "subscribe", "quotes": sorted(self._symbols)}))
             self.connected.set()
             async for raw in ws:
                 self._dispatch(raw)
+
+    def _auth_message(self) -> bytes:
+        """The auth frame. Built here, never in a local of `_session`: a refusal raised there keeps that frame in its
+        traceback, which `quote_stream_refused` logs (a renderer showing frames' locals would show the secret)."""
+        secret = self._credentials.secret_key.get_secret_value()
+        return bytes(msgpack.packb({"action": "auth", "key": self._credentials.key_id, "secret": secret}))
 
     async def _expect(self, ws: ClientConnection, what: str) -> None:
         raw = await asyncio.wait_for(ws.recv(), timeout=self._settings.stream.open_timeout)

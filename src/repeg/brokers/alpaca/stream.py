@@ -152,11 +152,7 @@ class TradeUpdateStream:
             log.warning("trade_stream_reconcile_failed", error=type(exc).__name__, detail=str(exc))
 
     async def _handshake(self, ws: ClientConnection) -> None:
-        auth = {
-            "key_id": self._credentials.key_id,
-            "secret_key": self._credentials.secret_key.get_secret_value(),
-        }
-        await ws.send(json.dumps({"action": "authenticate", "data": auth}))
+        await ws.send(self._auth_message())
         reply = await self._expect(ws, "authorization")
         if reply.get("status") != "authorized":
             raise AuthenticationError(
@@ -164,6 +160,15 @@ class TradeUpdateStream:
             )
         await ws.send(json.dumps({"action": "listen", "data": {"streams": ["trade_updates"]}}))
         await self._expect(ws, "listening")
+
+    def _auth_message(self) -> str:
+        """The authenticate frame. Built here, never in a local of `_handshake`: a refusal raised there keeps that
+        frame in its traceback, which a logger rendering frames' locals (structlog's rich tracebacks) would show."""
+        auth = {
+            "key_id": self._credentials.key_id,
+            "secret_key": self._credentials.secret_key.get_secret_value(),
+        }
+        return json.dumps({"action": "authenticate", "data": auth})
 
     async def _expect(self, ws: ClientConnection, stream: str) -> dict[str, object]:
         raw = await asyncio.wait_for(ws.recv(), timeout=self._settings.open_timeout)
