@@ -220,3 +220,20 @@ def test_a_point_where_no_order_fills_fails_the_sweep_naming_the_point(tmp_path:
     points = expand(grid, pair_files([str(quotes)], None))
     with pytest.raises(SweepError, match=r"^point 0 \(market\).*no order filled"):
         run_local(points, run_point, workers=1, progress=False)
+
+
+def test_a_sweep_whose_out_is_its_grid_file_is_refused_before_any_point_runs(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    # `--out grid.toml` ran the whole sweep, then wrote the Parquet over the grid it was read from.
+    grid = tmp_path / "grid.toml"
+    text = 'seed = 3\nfill_models = ["paper"]\n[basket]\ncount = 2\nbudget_seconds = 20.0\n'
+    text += '[[policy]]\nname = "market"\nkind = "market"\n'
+    grid.write_text(text)
+    result = CliRunner().invoke(
+        build_app(("repeg.cli.report_cmds",)),
+        ["sweep", "--quotes", str(data_dir / "*_bbo.csv"), "--grid", str(grid), "--out", str(grid)],
+    )
+    assert result.exit_code == 2, result.output
+    assert "--out" in result.output
+    assert grid.read_text() == text

@@ -176,6 +176,15 @@ def _sweep_quotes(pattern: str, out: Path) -> list[str]:
     return files
 
 
+def _refuse_out_over_input(out: Path, inputs: list[str]) -> None:
+    """`--out` naming a file the sweep reads (its grid, a quote or trade file) refused before any point runs: the
+    Parquet was written over it once the whole sweep had run."""
+    for name in inputs:
+        read = Path(name)
+        if out.is_file() and read.is_file() and out.samefile(read):
+            raise SweepError("--out", f"cannot write {out}: the sweep reads it ({name}); name another file")
+
+
 def sweep(
     *,
     quotes: Annotated[
@@ -204,7 +213,9 @@ def sweep(
     except ValueError:
         raise _fail(SweepError("--engine", f"{engine!r} is not one of {[e.value for e in Engine]}")) from None
     try:
-        days = pair_files(_sweep_quotes(quotes, out), None if trades is None else _files(trades))
+        quote_files, trade_files = _sweep_quotes(quotes, out), None if trades is None else _files(trades)
+        _refuse_out_over_input(out, [str(grid), *quote_files, *(trade_files or [])])
+        days = pair_files(quote_files, trade_files)
         points = expand(load_grid(grid), days)
         try:
             records = run_sweep(points, run_point, chosen, workers=workers, progress=progress)
