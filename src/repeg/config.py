@@ -437,7 +437,7 @@ def read_toml(path: Path, option: str | None = None) -> dict[str, object]:
     if path.is_dir():
         raise ConfigError(key, value, "a directory, not a file")
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8-sig"))  # an editor's BOM too, as plans allow
     except FileNotFoundError:
         raise ConfigError(key, value, "no such file") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

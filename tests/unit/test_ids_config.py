@@ -317,3 +317,11 @@ def test_load_config_takes_a_path_given_as_text(tmp_path: Path):
 def test_load_config_of_a_missing_file_given_as_text_is_a_config_error(tmp_path: Path):
     with pytest.raises(ConfigError, match="no such file"):
         load_config(str(tmp_path / "missing.toml"))
+
+
+def test_load_config_reads_a_file_saved_with_a_utf8_byte_order_mark(tmp_path: Path):
+    # An editor's BOM (plans and quote files accept one) was refused: "cannot read TOML: Invalid statement (at
+    # line 1, column 1)", naming nothing visible.
+    path = tmp_path / "c.toml"
+    path.write_bytes(b"\xef\xbb\xbf[execution]\nfill_wait_seconds = 3\n")
+    assert load_config(path).fill_wait_seconds == 3
