@@ -334,3 +334,13 @@ def test_an_html_path_that_is_the_quote_file_named_is_refused_and_the_file_kept(
     assert code == ExitCode.BAD_INPUT
     assert "--html" in err
     assert run.quotes.read_text() == QUOTES
+
+
+def test_an_html_path_that_is_the_quote_file_the_run_recorded_is_refused_and_the_file_kept(
+    tmp_path: Path,
+) -> None:
+    run = _run_in(tmp_path)
+    code, _, err = _repeg("report", RUN_ID, "--journal", run.journal, "--html", run.quotes)
+    assert code == ExitCode.BAD_INPUT
+    assert "--html" in err
+    assert run.quotes.read_text() == QUOTES

@@ -148,11 +148,14 @@ def _report_run(
     """The report of a journaled run, rebuilt from its events; `quotes` (quote file or None, most quotes drawn),
     or None for `--no-market`. Without a named file, the quote file the run recorded is drawn when it is still
     there unchanged (`repeg.lab.run_report.recorded_market_view`)."""
+    from repeg.domain.events import QuoteFileSource
     from repeg.lab.run_report import NO_MARKET_NOTE, MarketView, recorded_market_view, run_report
     from repeg.lab.run_report_html import write_run_report
 
     events, location = _run_events(run_id, journal)
     built = run_report(run_id, events, location)
+    if isinstance(built.started.market, QuoteFileSource):
+        _refuse_overwriting(html, Path(built.started.market.path))
     view = (
         MarketView(series={}, note=NO_MARKET_NOTE) if quotes is None else recorded_market_view(built, *quotes)
     )
