@@ -276,3 +276,21 @@ async def test_a_trade_print_with_a_non_regular_sale_condition_is_left_out(stub:
     }
     tape = await asyncio.to_thread(fetch_trades, _source(stub), ["AAA"], START, END)
     assert tape.columns("AAA").size.tolist() == [100, 200, 300]
+
+
+async def test_a_refused_fetch_carries_no_frame_showing_the_secret_header(stub: Stub) -> None:
+    # Chained to alpaca-py's APIError, the error kept the SDK's frames, whose locals hold the request's headers
+    # (APCA-API-SECRET-KEY): logged with its frames' locals (structlog's rich tracebacks), the secret showed.
+    with pytest.raises(AuthenticationError) as info:
+        await asyncio.to_thread(fetch_quotes, _source(stub, key="wrong"), ["AAA"], START, END)
+    shown: list[str] = []
+    exc: BaseException | None = info.value
+    while exc is not None:
+        tb = exc.__traceback__
+        while tb is not None:
+            if "/tests/" not in tb.tb_frame.f_code.co_filename:
+                shown += [repr(value) for value in tb.tb_frame.f_locals.values()]
+            tb = tb.tb_next
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    assert shown, "no frame was walked: the test would prove nothing"
+    assert not [text for text in shown if SECRET in text]

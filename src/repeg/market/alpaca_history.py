@@ -129,7 +129,8 @@ def _endpoint(exc: requests.RequestException, kind: str) -> str:
 
 
 def _fetch(source: AlpacaDataSource, kind: str) -> _RawFetch:
-    """A function fetching every page of quotes or trades, with SDK errors mapped onto repeg's errors."""
+    """A function fetching every page of quotes or trades, with SDK errors mapped onto repeg's errors (not chained
+    to them: the SDK's frames hold the request's headers, the secret among them, in their locals)."""
     from alpaca.common.exceptions import APIError
     from alpaca.data.enums import DataFeed
     from alpaca.data.requests import StockQuotesRequest, StockTradesRequest
@@ -151,16 +152,16 @@ def _fetch(source: AlpacaDataSource, kind: str) -> _RawFetch:
             if status in _AUTH_STATUSES:
                 raise AuthenticationError(
                     "Alpaca refused the data credentials", broker_message=str(exc)
-                ) from exc
-            raise MarketDataError(f"Alpaca {kind} request failed (HTTP {status}): {exc}") from exc
+                ) from None
+            raise MarketDataError(f"Alpaca {kind} request failed (HTTP {status}): {exc}") from None
         except requests.Timeout as exc:
             raise MarketDataError(
                 f"Alpaca {kind}: {_endpoint(exc, kind)} did not answer within {source.timeout} s"
-            ) from exc
+            ) from None
         except requests.RequestException as exc:
             raise MarketDataError(
                 f"Alpaca {kind}: {_endpoint(exc, kind)} unreachable ({type(exc).__name__})"
-            ) from exc
+            ) from None
 
     return fetch
 

@@ -175,15 +175,16 @@ class AlpacaBroker:
         order_id: str | None = None,
         client_order_id: str | None = None,
     ) -> T:
-        """One rate-limited HTTP call off the loop; SDK and transport errors become our typed errors."""
+        """One rate-limited HTTP call off the loop; SDK and transport errors become our typed errors, not chained to
+        them (their frames hold the request's headers, the secret among them, in their locals)."""
         await self._limiter.acquire()
         try:
             return await asyncio.to_thread(call)
         except APIError as exc:
             self._hold_for_reset(exc)
-            raise map_api_error(exc, op, order_id=order_id, client_order_id=client_order_id) from exc
+            raise map_api_error(exc, op, order_id=order_id, client_order_id=client_order_id) from None
         except requests.RequestException as exc:
-            raise map_transport_error(exc, op) from exc
+            raise map_transport_error(exc, op) from None
         except ValueError as exc:  # alpaca-py could not validate the answer (pydantic's ValidationError)
             raise BrokerError(f"{op}: answer repeg cannot read ({type(exc).__name__})") from exc
 
@@ -352,9 +353,9 @@ class AlpacaBroker:
             sdk_asset = await asyncio.to_thread(self._client.get_asset, symbol)
         except APIError as exc:
             self._hold_for_reset(exc)
-            raise map_asset_error(exc, symbol) from exc
+            raise map_asset_error(exc, symbol) from None
         except requests.RequestException as exc:
-            raise map_transport_error(exc, "get_asset") from exc
+            raise map_transport_error(exc, "get_asset") from None
         except ValueError as exc:  # alpaca-py could not validate the answer (pydantic's ValidationError)
             raise BrokerError(f"get_asset {symbol}: answer repeg cannot read ({type(exc).__name__})") from exc
         if not isinstance(sdk_asset, SdkAsset):
