@@ -957,3 +957,21 @@ def test_a_leg_given_up_and_completed_by_another_orders_fill_keeps_its_still_ope
     leg = fold([*events, failed, updated(order(0, OrderStatus.FILLED, "100", "10.00"), OrderEvent.FILL)])
     assert leg.status is LegStatus.FILLED
     assert leg.active_client_order_id == cid(1)
+
+
+def test_a_replace_refused_after_its_acceptance_does_not_count_as_a_repeg() -> None:
+    # As a replace refused at once (`test_a_refused_replace_returns_to_working_and_keeps_the_old_order`): the
+    # stream refused it after the PATCH answered, the original works on at its price, and no re-peg was used.
+    replacement = order(1, OrderStatus.PENDING_NEW).model_copy(update={"replaces": "o0"})
+    events = [*working(), replace(1, 0), accepted(replacement, IntentAction.REPLACE)]
+    assert fold(events).repegs == 1
+    leg = fold([*events, updated(order(0, OrderStatus.NEW), OrderEvent.REPLACE_REJECTED)])
+    assert (leg.active_client_order_id, leg.repegs) == (cid(0), 0)
+
+
+def test_a_replacement_rejected_after_its_acceptance_does_not_count_as_a_repeg() -> None:
+    replacement = order(1, OrderStatus.PENDING_NEW).model_copy(update={"replaces": "o0"})
+    rejected = replacement.model_copy(update={"status": OrderStatus.REJECTED})
+    events = [*working(), replace(1, 0), accepted(replacement, IntentAction.REPLACE)]
+    leg = fold([*events, updated(rejected, OrderEvent.REJECTED)])
+    assert (leg.active_client_order_id, leg.repegs) == (cid(0), 0)

@@ -233,9 +233,8 @@ def _overfilled(state: LegState, error: str, ts: datetime) -> LegState:
 
 
 def _left_working(state: LegState) -> str | None:
-    """The order a leg completing while it worked it (or after it ended) leaves open (its fills came from elsewhere,
-    e.g. an order that filled while a replace was pending): kept as the active order, so that the engine cancels
-    it. So is one the broker replaced, whose replacement (its answer lost) `_follow_replacement` names once reported."""
+    """The order a leg completing while it worked it (or after it ended) leaves open (filled from elsewhere, e.g. an
+    order that filled while a replace was pending): kept active, so that the engine cancels it; so is one replaced."""
     active = state.active_order
     named = state.status is LegStatus.WORKING or state.is_done
     if named and (_known_open(active) or _was_replaced(active)):
@@ -275,12 +274,13 @@ def _close_active(state: LegState, active: OrderRecord) -> LegState:
 
 
 def _back_to(state: LegState, original: OrderRecord) -> dict[str, object]:
-    """`original` works again (its replacement was refused): its id, price and step are the leg's again, and the
-    schedule is timed from when its price took effect, as if the refused replacement had never been."""
+    """`original` works again (its replacement was refused): its id, price and step are the leg's again, its re-peg
+    uncounted, and the schedule timed from when its price took effect, as if the refused replacement had never been."""
     return {
         "active_client_order_id": original.client_order_id,
         "limit_price": original.limit_price,
         "step": state.step if original.step is None else original.step,
+        "repegs": max(state.repegs - 1, 0),
         "priced_at": state.replaced_priced_at,
     }
 
