@@ -229,8 +229,8 @@ def backtest(
         fit_day = None if fit_quotes is None else load_day(fit_quotes, fit_trades, symbol=symbol)
         orders = _basket(day, count=basket, arrivals=arrivals, qty=qty, budget=budget, seed=seed)
         _note_paper_rule_fit([spec], [model], fit_day)
-        _note_queue_without_prints([model], day)
         params = adaptive_params_for(spec, model, day, fit_day, print_share_pct=print_share)
+        _note_queue_without_prints([model], day)
         result = run_backtest(
             day,
             orders,
@@ -300,8 +300,8 @@ def compare(
         specs = _without_unfittable(specs, has_fit_data=fit_day is not None)
         _refuse_nothing_to_compare(specs, models, policies=policies, fill_models=fill_models)
         _note_paper_rule_fit(specs, models, fit_day)
-        _note_queue_without_prints(models, day)
         orders = _basket(day, count=basket, arrivals=arrivals, qty=qty, budget=budget, seed=seed)
+        _note_queue_without_prints(models, day)  # once every input is read: never before a refusal of one
         result = run_compare(
             day,
             orders,
