@@ -344,3 +344,18 @@ def test_an_html_path_that_is_the_quote_file_the_run_recorded_is_refused_and_the
     assert code == ExitCode.BAD_INPUT
     assert "--html" in err
     assert run.quotes.read_text() == QUOTES
+
+
+def test_an_html_path_that_is_a_data_file_the_result_names_is_refused_and_the_file_kept(
+    tmp_path: Path,
+) -> None:
+    from repeg.lab.report_sample import sample_compare
+
+    result = tmp_path / "result.json"
+    result.write_text(sample_compare().model_dump_json())
+    quotes = tmp_path / "sample_quotes.csv.gz"  # the quote file the sample result names, beside it
+    quotes.write_bytes(b"the day's quotes")
+    code, _, err = _repeg("report", result, "--html", quotes, "--no-market")
+    assert code == ExitCode.BAD_INPUT
+    assert "--html" in err
+    assert quotes.read_bytes() == b"the day's quotes"

@@ -120,6 +120,12 @@ def _report_result(
 
     loaded = load_result(source)
     data = loaded.runs[0].data if loaded.compare is None else loaded.compare.data
+    for name in (
+        data.quotes_file,
+        data.trades_file,
+    ):  # where `load_market` looks: as given, then beside the result
+        for read in () if name is None else (Path(name), source.parent / name):
+            _refuse_overwriting(html, read)
     series = None if bounds is None else load_market(data, source.parent)
     shown = None if series is None or bounds is None else decimate(series, *bounds)
     return write_report(loaded, shown, html, png_dir)
