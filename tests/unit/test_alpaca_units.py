@@ -829,3 +829,45 @@ def test_a_rest_quote_time_without_an_offset_is_read_as_utc():
     }
     quote = quote_from_sdk("AAPL", SdkQuote("AAPL", raw))
     assert quote.ts == T0
+
+
+def _frame_locals_shown(exc: BaseException) -> list[str]:
+    """The repr of every local of every frame outside the tests in `exc`'s traceback (what a traceback printer
+    showing locals, e.g. structlog's rich tracebacks, renders)."""
+    shown: list[str] = []
+    tb = exc.__traceback__
+    while tb is not None:
+        if "/tests/" not in tb.tb_frame.f_code.co_filename:
+            shown += [repr(value) for value in tb.tb_frame.f_locals.values()]
+        tb = tb.tb_next
+    return shown
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '[alpaca]\nsecret_key = "S3CRET-0123456789"\n',  # no key_id
+        'alpaca = "S3CRET-0123456789"\n',  # the secret pasted as the table
+    ],
+    ids=["no-key-id", "alpaca-not-a-table"],
+)
+def test_a_refused_credentials_file_leaves_no_frame_holding_the_secret(tmp_path: Path, body: str):
+    path = tmp_path / "alpaca.toml"
+    path.write_text(body, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_credentials({}, path)
+    shown = _frame_locals_shown(info.value)
+    assert shown, "no frame was walked: the test would prove nothing"
+    assert not [text for text in shown if "S3CRET-0123456789" in text]
+
+
+def test_missing_credentials_leave_no_frame_holding_the_secret_set_alone(tmp_path: Path, monkeypatch):
+    # Only the secret set in the environment: the file is used, it is missing, and the refusal is raised from the
+    # frame that read the environment.
+    monkeypatch.setenv("APCA_API_SECRET_KEY", "S3CRET-0123456789")
+    monkeypatch.delenv("APCA_API_KEY_ID", raising=False)
+    with pytest.raises(ConfigError) as info:
+        load_credentials(None, tmp_path / "absent.toml")
+    shown = _frame_locals_shown(info.value)
+    assert shown, "no frame was walked: the test would prove nothing"
+    assert not [text for text in shown if "S3CRET-0123456789" in text]

@@ -38,16 +38,22 @@ def load_credentials(
     table with `key_id` and `secret_key`; default `~/.config/repeg/alpaca.toml`).
 
     A config file inside a git checkout is refused, so that a secret is never one `git add` away from a commit.
-    Raises `ConfigError` naming what is missing; the error never contains the secret.
+    Raises `ConfigError` naming what is missing; the error never contains the secret, and no frame of its
+    traceback holds it in a local (a logger rendering frames' locals, e.g. structlog's rich tracebacks, would
+    show it): what reads the secret returns before anything is raised.
     """
-    source = os.environ if env is None else env
-    key_id, secret = source.get(ENV_KEY_ID, ""), source.get(ENV_SECRET_KEY, "")
-    if key_id and secret:
-        return AlpacaCredentials(key_id=key_id, secret_key=SecretStr(secret))
+    from_env = _from_environment(os.environ if env is None else env)
+    if from_env is not None:
+        return from_env
     path = (config_file or DEFAULT_CREDENTIALS_FILE).expanduser()
     if not path.is_file():
         raise ConfigError(ENV_KEY_ID, None, f"set {ENV_KEY_ID} and {ENV_SECRET_KEY}, or write {path}")
     return _from_file(path)
+
+
+def _from_environment(source: Mapping[str, str]) -> AlpacaCredentials | None:
+    key_id, secret = source.get(ENV_KEY_ID, ""), source.get(ENV_SECRET_KEY, "")
+    return AlpacaCredentials(key_id=key_id, secret_key=SecretStr(secret)) if key_id and secret else None
 
 
 def _from_file(path: Path) -> AlpacaCredentials:
@@ -55,15 +61,23 @@ def _from_file(path: Path) -> AlpacaCredentials:
         raise ConfigError(
             str(path), None, "credentials file is inside a git checkout; keep it outside the repository"
         )
+    read = _read_file(path)
+    if isinstance(read, ConfigError):
+        raise read
+    return read
+
+
+def _read_file(path: Path) -> AlpacaCredentials | ConfigError:
+    """The file's credentials, or the refusal to raise (returned, not raised: this frame holds the secret)."""
     try:
         table = tomllib.loads(path.read_text(encoding="utf-8")).get("alpaca", {})
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(str(path), None, f"cannot read credentials file: {type(exc).__name__}") from None
+        return ConfigError(str(path), None, f"cannot read credentials file: {type(exc).__name__}")
     if not isinstance(table, dict):  # e.g. `alpaca = "..."`: named, its value not shown
-        raise ConfigError(f"{path}: alpaca", None, "must be a table holding key_id and secret_key")
+        return ConfigError(f"{path}: alpaca", None, "must be a table holding key_id and secret_key")
     key_id, secret = table.get("key_id"), table.get("secret_key")
     if not isinstance(key_id, str) or not isinstance(secret, str) or not key_id or not secret:
-        raise ConfigError(f"{path}: [alpaca]", None, "needs non-empty key_id and secret_key")
+        return ConfigError(f"{path}: [alpaca]", None, "needs non-empty key_id and secret_key")
     return AlpacaCredentials(key_id=key_id, secret_key=SecretStr(secret))
 
 
