@@ -294,3 +294,22 @@ async def test_a_refused_fetch_carries_no_frame_showing_the_secret_header(stub: 
         exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
     assert shown, "no frame was walked: the test would prove nothing"
     assert not [text for text in shown if SECRET in text]
+
+
+def test_a_refusal_of_the_environment_leaves_no_frame_holding_the_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Only the secret set: the refusal was raised from the frame holding it in a local (a logger rendering frames'
+    # locals, e.g. structlog's rich tracebacks, would show it).
+    monkeypatch.setenv("APCA_API_SECRET_KEY", "S3CRET-0123456789")
+    monkeypatch.delenv("APCA_API_KEY_ID", raising=False)
+    with pytest.raises(AuthenticationError) as info:
+        AlpacaDataSource.from_env()
+    shown: list[str] = []
+    tb = info.value.__traceback__
+    while tb is not None:
+        if "/tests/" not in tb.tb_frame.f_code.co_filename:
+            shown += [repr(value) for value in tb.tb_frame.f_locals.values()]
+        tb = tb.tb_next
+    assert shown, "no frame was walked: the test would prove nothing"
+    assert not [text for text in shown if "S3CRET-0123456789" in text]

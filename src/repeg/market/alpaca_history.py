@@ -93,12 +93,17 @@ class AlpacaDataSource:
 
     @classmethod
     def from_env(cls, url_override: str | None = None, feed: str | None = None) -> AlpacaDataSource:
-        key, secret = os.environ.get("APCA_API_KEY_ID"), os.environ.get("APCA_API_SECRET_KEY")
-        if not key or not secret:
+        keys = _keys_from_env()  # read in a frame that returns: none raising here holds the secret in a local
+        if keys is None:
             raise AuthenticationError(
                 "APCA_API_KEY_ID and APCA_API_SECRET_KEY must be set to fetch Alpaca history"
             )
-        return cls(api_key=key, secret_key=SecretStr(secret), url_override=url_override, feed=feed)
+        return cls(api_key=keys[0], secret_key=keys[1], url_override=url_override, feed=feed)
+
+
+def _keys_from_env() -> tuple[str, SecretStr] | None:
+    key, secret = os.environ.get("APCA_API_KEY_ID"), os.environ.get("APCA_API_SECRET_KEY")
+    return (key, SecretStr(secret)) if key and secret else None
 
 
 class _RawFetch(Protocol):
