@@ -315,3 +315,23 @@ def test_the_queue_rule_fit_refuses_fit_trades_of_another_day() -> None:
     mismatched = replace(_day(False), trades=later.trades)
     with pytest.raises(ConfigError, match=r"--fit-trades.*outside the quotes' span"):
         fit_trades_of(mismatched)
+
+
+def test_the_queue_rule_fit_assumes_the_baskets_order_size() -> None:
+    # The fit values a rest by whether the prints clear the queue ahead plus our own order; it always assumed a
+    # 100-share order, so an adaptive policy run on 5,000-share orders was fitted as if 50 times smaller would do.
+    from dataclasses import replace
+
+    from repeg.lab.compare import compare
+    from repeg.lab.policies import AdaptiveSpec
+
+    day_before = _day(True, start=T0 - timedelta(days=1))
+    fit_day = replace(
+        day_before, ref=day_before.ref.model_copy(update={"day": date(2018, 1, 2), "digest": "fit"})
+    )
+    big = tuple(order.model_copy(update={"qty": Decimal(5000)}) for order in BASKET)
+    result = compare(
+        _day(True), big, [AdaptiveSpec(name="adaptive")], [FillModelName.QUEUE], seed=0, fit_day=fit_day
+    )
+    assert result.fit is not None
+    assert '"order_qty":5000' in result.fit.params["config"]

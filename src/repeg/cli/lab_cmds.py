@@ -215,7 +215,7 @@ def backtest(
 ) -> None:
     """Backtest one policy on one symbol-day with a basket of parent orders."""
     from repeg.lab.backtest import load_day, run_backtest
-    from repeg.lab.compare import adaptive_params_for
+    from repeg.lab.compare import adaptive_params_for, fit_order_qty
     from repeg.lab.policies import policy_spec
     from repeg.lab.tables import summary_table
     from repeg.logging import configure_logging
@@ -229,7 +229,9 @@ def backtest(
         fit_day = None if fit_quotes is None else load_day(fit_quotes, fit_trades, symbol=symbol)
         orders = _basket(day, count=basket, arrivals=arrivals, qty=qty, budget=budget, seed=seed)
         _note_paper_rule_fit([spec], [model], fit_day)
-        params = adaptive_params_for(spec, model, day, fit_day, print_share_pct=print_share)
+        params = adaptive_params_for(
+            spec, model, day, fit_day, print_share_pct=print_share, order_qty=fit_order_qty(orders)
+        )
         _note_queue_without_prints([model], day)
         result = run_backtest(
             day,

@@ -12,6 +12,7 @@ the fit day has no trades, which `repeg backtest`/`compare` then say), or from a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -53,8 +54,10 @@ def adaptive_params_for(
     fit_day: DayData | None,
     *,
     print_share_pct: int = 100,
+    order_qty: int | None = None,
 ) -> AdaptiveParams | None:
-    """Fitted parameters for an adaptive spec (None for any other kind); refuses in-sample parameters."""
+    """Fitted parameters for an adaptive spec (None for any other kind); refuses in-sample parameters. A fit made
+    here assumes orders of `order_qty` shares (`fit_order_qty` of the basket; the fit's default when None)."""
     if not isinstance(spec, AdaptiveSpec):
         return None
     if spec.params_file is not None:
@@ -65,13 +68,21 @@ def adaptive_params_for(
         )
     else:
         trades = fit_trades_of(fit_day) if fill_model is FillModelName.QUEUE else None
-        config = FitConfig(print_share_pct=print_share_pct)
+        sized = {} if order_qty is None else {"order_qty": order_qty}
+        config = FitConfig(print_share_pct=print_share_pct, **sized)
         params = fit_adaptive(
             fit_day.quotes.columns(fit_day.symbol), fit_day.ref, trades=trades, config=config
         )
     fitted_on = fit_day if spec.params_file is None else None
     _refuse_in_sample(params, fitted_on, eval_day)
     return params
+
+
+def fit_order_qty(basket: Sequence[ParentOrder]) -> int:
+    """The order size a fit for `basket` assumes (the queue rule's own place in line): its median order, in whole
+    shares rounded up (every order, when they are all one size)."""
+    sizes = sorted(order.qty for order in basket)
+    return max(1, math.ceil(sizes[len(sizes) // 2])) if sizes else FitConfig().order_qty
 
 
 def _refuse_in_sample(params: AdaptiveParams, fitted_on: DayData | None, eval_day: DayData) -> None:
@@ -193,7 +204,14 @@ def compare(
     fit_info: FitInfo | None = None
     for model in fill_models:
         for spec in policies:
-            params = adaptive_params_for(spec, model, eval_day, fit_day, print_share_pct=print_share_pct)
+            params = adaptive_params_for(
+                spec,
+                model,
+                eval_day,
+                fit_day,
+                print_share_pct=print_share_pct,
+                order_qty=fit_order_qty(basket),
+            )
             if params is not None:
                 fit_info = FitInfo(
                     fit_data=params.fit_data,
