@@ -1111,17 +1111,46 @@ def test_resume_of_a_simulator_run_on_another_broker_points_to_its_result_not_to
 
 def _as_unprivileged(*args: str) -> subprocess.CompletedProcess[str]:
     """`repeg ARGS` as a user that file permissions bind (root keeps them only without its override capabilities)."""
+    return _unprivileged(str(Path(sys.executable).with_name("repeg")), *args)
+
+
+def _unprivileged(*command: str) -> subprocess.CompletedProcess[str]:
     import shutil
 
-    repeg = Path(sys.executable).with_name("repeg")
-    command = [str(repeg), *args]
     if os.geteuid() == 0:
         setpriv = shutil.which("setpriv")
         if setpriv is None:
             pytest.skip("root without setpriv: permissions cannot bind")
-        command = [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner", "--", *command]
+        command = (setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner", "--", *command)
     env = {**os.environ, "COLUMNS": "160"}
     return subprocess.run(command, capture_output=True, text=True, env=env, check=False, timeout=120)
+
+
+def _archived(journal: Path, tmp_path: Path) -> Path:
+    """A copy of `journal` in a directory `archive`: the caller makes it read-only (and writable again after)."""
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    copy = archive / "repeg.db"
+    copy.write_bytes(journal.read_bytes())
+    copy.chmod(0o444)
+    return copy
+
+
+def test_a_run_of_a_journal_archived_read_only_is_refused_to_be_worked_naming_the_journal(
+    journaled: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    """A journal read only because it is archived (`repeg show` reads it) is not worked: claiming a run is refused
+    before anything is read or sent, saying the journal is read-only (its writes would all fail)."""
+    copy = _archived(journaled[0], tmp_path)
+    claim = "from pathlib import Path; from repeg.journal.sqlite import SqliteJournal; "
+    claim += f"SqliteJournal(Path({str(copy)!r}), create=False).claim('demo1')"
+    copy.parent.chmod(0o555)
+    try:
+        claimed = _unprivileged(sys.executable, "-c", claim)
+    finally:
+        copy.parent.chmod(0o755)
+    assert claimed.returncode != 0
+    assert f"JournalError: journal {copy} is read-only: its runs can be listed and shown" in claimed.stderr
 
 
 def test_runs_and_show_read_a_journal_archived_in_a_read_only_directory(
@@ -1130,17 +1159,13 @@ def test_runs_and_show_read_a_journal_archived_in_a_read_only_directory(
     """An archived journal (its directory made read-only): `runs` and `show` only read it, yet failed with exit 4
     'attempt to write a readonly database' (SQLite in WAL mode creates its -shm file beside the journal)."""
     journal, table, _ = journaled
-    archive = tmp_path / "archive"
-    archive.mkdir()
-    copy = archive / "repeg.db"
-    copy.write_bytes(journal.read_bytes())
-    copy.chmod(0o444)
-    archive.chmod(0o555)
+    copy = _archived(journal, tmp_path)
+    copy.parent.chmod(0o555)
     try:
         listed = _as_unprivileged("runs", "--journal", str(copy))
         shown = _as_unprivileged("show", "demo1", "--journal", str(copy), "--no-events")
     finally:
-        archive.chmod(0o755)
+        copy.parent.chmod(0o755)
     assert listed.returncode == 0, listed.stderr
     assert "demo1" in listed.stdout
     assert shown.returncode == 0, shown.stderr

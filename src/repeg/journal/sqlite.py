@@ -174,7 +174,8 @@ def migrate(conn: sqlite3.Connection, location: str) -> int:
 
 
 class SqliteJournal(SqlJournal):
-    """A journal in one SQLite file (created and migrated on open unless `create=False`)."""
+    """A journal in one SQLite file, created (unless `create=False`) and migrated on open; one opened with
+    `create=False` that SQLite cannot write (an archive) is opened read-only (`_open`)."""
 
     def __init__(
         self,
@@ -192,10 +193,10 @@ class SqliteJournal(SqlJournal):
         self._locks: list[RunLock] = []
         self._always_full = durability == "full"
         self._strict_in_simulation = self._always_full
-        self._conn, read_only = _open(path, create=create)
-        if not read_only:
+        self._conn, self._read_only = _open(path, create=create)
+        if not self._read_only:
             self._migrate()
-        self._reader = _connect_read_only(path) if read_only else _connect(path)
+        self._reader = _connect_read_only(path) if self._read_only else _connect(path)
         self._synchronous = "FULL"
 
     def _migrate(self) -> None:
@@ -244,6 +245,10 @@ class SqliteJournal(SqlJournal):
         return 0 if row is None or row[0] is None else int(row[0])
 
     def _lock_run(self, run_id: str) -> bool:
+        if self._read_only:  # opened to be read (`_open`): no run of it is worked, nothing written to it
+            raise JournalError(
+                f"journal {self._location} is read-only: its runs can be listed and shown, not run or resumed"
+            )
         path = lock_path(self._path, run_id)
         try:
             refuse_hard_links(self._path)
