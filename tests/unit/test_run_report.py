@@ -738,3 +738,14 @@ def test_the_html_quality_table_rounds_half_spread_saved_to_nearest_not_toward_z
     text = quality_table(result.model_copy(update={"quality": quality}))
     assert "-6.5%" in text
     assert "-6.4%" not in text
+
+
+def test_a_symbol_whose_quotes_all_come_after_the_run_is_named_as_drawn_without_quotes(
+    tmp_path: Path,
+) -> None:
+    # Every AAA quote of the file is an hour after the run: nothing was drawn behind its orders, and nothing said so.
+    quotes = _quotes(tmp_path / "q.csv", [(3600, "AAA", "11.00", "11.02")])
+    view = market_view(run_report(RUN, replaced_chain(), "j.db"), quotes)
+    assert "AAA" not in view.series
+    assert view.note is not None
+    assert "AAA" in view.note

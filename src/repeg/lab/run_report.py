@@ -253,14 +253,16 @@ def _tape_view(report: RunReport, tape: QuoteTape, max_quotes: int, named: str) 
     series: dict[str, MarketSeries] = {}
     missing: list[str] = []
     for symbol in dict.fromkeys(leg.symbol for leg in report.state.legs):
-        if symbol not in tape:
+        shown = None if symbol not in tape else _window(market_from_tapes(tape, None, symbol), start, end)
+        if shown is None or len(shown.quote_ts_ns) == 0:  # none of the symbol, or all after the run
             missing.append(symbol)
             continue
-        shown = _window(market_from_tapes(tape, None, symbol), start, end)
         series[symbol] = decimate(shown, max_quotes=max_quotes)
     note = None
     if missing:
-        note = f"{named} has no quotes of {', '.join(missing)}: those figures show the orders only."
+        note = (
+            f"{named} has no quotes of {', '.join(missing)} over the run: those figures show the orders only."
+        )
     return MarketView(series=series, note=note)
 
 
