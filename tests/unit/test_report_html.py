@@ -432,3 +432,34 @@ def test_a_backtest_escalation_is_marked_at_the_market_fill_not_at_a_late_passiv
     add_path(overlay, "order 0", path, t0 + timedelta(seconds=120))
     assert overlay.fill_y == [10.00, 10.05]
     assert overlay.esc_y == [10.05]
+
+
+def test_an_escalation_to_a_collared_limit_is_not_labelled_as_one_to_market() -> None:
+    # `escalation = "limit"` sends the remainder as a marketable limit within the collar: the hover said "to market".
+    from datetime import UTC, datetime, timedelta
+    from decimal import Decimal
+
+    from repeg.lab.models import PathEvent
+    from repeg.lab.report_figures import Overlay, add_path
+
+    t0 = datetime(2018, 1, 2, 15, 0, tzinfo=UTC)
+    path = [
+        PathEvent(ts=t0, kind=PathEventKind.SUBMIT, price=Decimal("10.00"), qty=Decimal(100), order_id="o1"),
+        PathEvent(ts=t0 + timedelta(seconds=60), kind=PathEventKind.ESCALATE, qty=Decimal(100)),
+        PathEvent(ts=t0 + timedelta(seconds=60), kind=PathEventKind.CANCEL, order_id="o1"),
+        PathEvent(
+            ts=t0 + timedelta(seconds=61), kind=PathEventKind.SUBMIT, price=Decimal("10.07"), order_id="o2"
+        ),
+        PathEvent(
+            ts=t0 + timedelta(seconds=61),
+            kind=PathEventKind.FILL,
+            price=Decimal("10.05"),
+            qty=Decimal(100),
+            order_id="o2",
+        ),
+    ]
+    overlay = Overlay()
+    add_path(overlay, "order 0", path, t0 + timedelta(seconds=120))
+    (text,) = overlay.esc_text
+    assert "to market" not in text
+    assert "limit 10.07" in text

@@ -85,6 +85,12 @@ def _utc(ts: datetime) -> datetime:
     return ts if ts.tzinfo is None else ts.astimezone(UTC)
 
 
+def _escalated_to(path: Sequence[PathEvent], at: int) -> str:
+    """What the escalation at `at` sent: a market order, or (`escalation = "limit"`) a limit within the collar."""
+    sent = next((e for e in path[at + 1 :] if e.kind is PathEventKind.SUBMIT), None)
+    return "to market" if sent is None or sent.price is None else f"to a marketable limit {sent.price}"
+
+
 def _add_limit_point(overlay: Overlay, ts: datetime, price: Decimal, label: str) -> None:
     overlay.limit_x.append(_utc(ts))
     overlay.limit_y.append(_dollars(price))
@@ -123,7 +129,7 @@ def add_path(overlay: Overlay, label: str, path: Sequence[PathEvent], end: datet
             if price is not None:
                 overlay.esc_x.append(_utc(event.ts))
                 overlay.esc_y.append(_dollars(price))
-                overlay.esc_text.append(f"{label}<br>escalated {event.qty} to market")
+                overlay.esc_text.append(f"{label}<br>escalated {event.qty} {_escalated_to(path, at)}")
     if resting is not None:
         _close_limit_line(overlay, end, resting, label)
 
