@@ -871,3 +871,28 @@ def test_missing_credentials_leave_no_frame_holding_the_secret_set_alone(tmp_pat
     shown = _frame_locals_shown(info.value)
     assert shown, "no frame was walked: the test would prove nothing"
     assert not [text for text in shown if "S3CRET-0123456789" in text]
+
+
+class _CreatesUnreadably(_TwoOrders):
+    """A client that creates every order it is sent and answers it with a status repeg has no member for."""
+
+    def post(self, path: str, data: dict[str, str]) -> object:
+        raw = {**_raw_order("a_status_from_the_future"), "client_order_id": data["client_order_id"]}
+        self.raw[str(raw["id"])] = raw
+        return raw
+
+
+async def test_a_submit_answered_with_an_order_repeg_cannot_read_is_of_unknown_outcome_not_refused():
+    # The order exists at Alpaca: reported as a plain refusal (BrokerError), the engine records the submit refused
+    # and goes on to the leg's next order, beside the first one still live at the broker.
+    broker = _broker_over(_CreatesUnreadably())
+    request = OrderRequest(
+        client_order_id="r1-L0000-A00",
+        symbol="AAPL",
+        side=Side.BUY,
+        qty=Decimal(5),
+        order_type=OrderType.LIMIT,
+        limit_price=Decimal("99.00"),
+    )
+    with pytest.raises(BrokerUnavailableError, match="cannot read"):
+        await broker.submit_order(request)  # type: ignore[attr-defined]

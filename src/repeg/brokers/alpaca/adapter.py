@@ -48,6 +48,7 @@ from repeg.brokers.alpaca.mapping import (
     to_asset,
     to_market_clock,
     to_position,
+    written_order,
 )
 from repeg.brokers.alpaca.retry import Backoff, sleep_seconds, with_retries
 from repeg.brokers.alpaca.settings import AlpacaSettings
@@ -386,9 +387,7 @@ class AlpacaBroker:
         attempt = 1
         while True:
             try:
-                return parse_order(
-                    await self._rest(op, send, order_id=order_id, client_order_id=client_order_id)
-                )
+                raw = await self._rest(op, send, order_id=order_id, client_order_id=client_order_id)
             except (DuplicateClientOrderIdError, OrderNotCancelableError):
                 found = None if attempt == 1 else await self.get_order_by_client_id(client_order_id)
                 if found is None:
@@ -400,6 +399,8 @@ class AlpacaBroker:
                     return found
                 if attempt >= max_attempts or not self._may_retry(exc):
                     raise
+            else:
+                return written_order(raw, op)
             delay = self._backoff.delay(attempt)
             log.warning(
                 "broker_retry",

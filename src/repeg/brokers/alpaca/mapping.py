@@ -168,6 +168,16 @@ def parse_order(raw: object) -> BrokerOrder:
         raise BrokerError(f"broker sent an order repeg cannot read: {type(exc).__name__}: {exc}") from None
 
 
+def written_order(raw: object, op: str) -> BrokerOrder:
+    """The order a submit or replace was answered with. One repeg cannot read exists at the broker all the same:
+    its outcome is unknown to the run (`BrokerUnavailableError`, as after a lost answer, so that the engine asks
+    after its client order id), never a refusal, after which the engine would send the leg's next order beside it."""
+    try:
+        return parse_order(raw)
+    except BrokerError as exc:
+        raise BrokerUnavailableError(f"{op}: the order was created, but {exc}") from None
+
+
 def raw_order_id(raw: object) -> str | None:
     """The `id` of a raw order answer, if it has one."""
     order_id = raw.get("id") if isinstance(raw, dict) else None
