@@ -1866,19 +1866,21 @@ def test_a_run_whose_filled_sell_left_an_order_open_so_that_no_buy_started_is_pa
 
 
 def test_a_no_quote_market_leg_takes_no_later_escalation_quote_as_its_arrival() -> None:
-    """No valid quote at arrival: the sell goes to market (no quote recorded) and fills 30; once fresh quotes come
-    back it escalates, and the escalation order records the quote in force 40 s after arrival. That quote became
-    the leg's "arrival" mid (100.04): a cost of +4.00 bps against a benchmark taken after the fills it judged."""
+    """No valid quote at arrival: the sell goes to market (no quote recorded) and fills 30, and the broker cancels
+    the rest; once fresh quotes come back the remainder is worked and escalates, and the later orders record the
+    quotes in force then. Such a quote became the leg's "arrival" mid (100.04): a cost of +4.00 bps against a
+    benchmark taken after the fills it judged."""
     config = classic_ladder(on_no_quote=OnNoQuote.MARKET)
 
     def script(w: World) -> None:
         w.feed._quotes["XYZ"] = quote("XYZ", "90.00", "90.08", T0 - timedelta(minutes=10))
         w.broker.fill_open_at(at(31), "XYZ", Decimal(30), Decimal("100.00"))
+        w.clock.call_at(at(31.5), lambda: w.broker._confirm_cancel(w.broker.open_order("XYZ").order_id))
         for second in range(32, 200):
             w.feed.at(at(second), "XYZ", "100.00", "100.08")
 
     result, world = execute(SELL, script, config=config, fresh=False, auto_fill=False)
-    first, escalation = world.sink.intents(IntentAction.SUBMIT)
+    first, *_, escalation = world.sink.intents(IntentAction.SUBMIT)
     assert (first.reason, first.quote) == ("no_quote", None)
     assert escalation.reason == "escalate"
     assert escalation.quote is not None
@@ -1907,3 +1909,65 @@ def test_the_buys_start_once_a_sell_of_unknown_outcome_is_found_to_name_another_
     result, world = execute(SELL_XYZ_BUY_ABC, script, auto_fill=False, pushes_updates=False)
     assert [r.symbol for r in world.broker.submitted()][:2] == ["XYZ", "ABC"]
     assert result.legs[1].status is not LegStatus.SKIPPED
+
+
+def _unquoted_then_filled_at(seconds: float) -> Script:
+    """No valid quote ever (the one in force is 10 minutes old); whatever order is open fills in full at `seconds`."""
+
+    def fill_open(broker: FakeBroker) -> None:
+        for order in [o for o in broker.orders.values() if o.status.is_open]:
+            broker.fill(order.order_id, order.qty - order.filled_qty)
+
+    def script(w: World) -> None:
+        w.feed._quotes["XYZ"] = quote("XYZ", "90.00", "90.08", T0 - timedelta(minutes=10))
+        w.clock.call_at(at(seconds), lambda: fill_open(w.broker))
+
+    return script
+
+
+def _one_market_order_filled_without_a_cancel(world: World, result: ExecutionResult) -> None:
+    assert [r.order_type for r in world.broker.submitted()] == [OrderType.MARKET]
+    assert world.broker.cancels() == []
+    assert result.legs[0].status is LegStatus.FILLED
+
+
+def test_a_no_quote_market_order_sent_at_the_deadline_is_not_cancelled_and_sent_again() -> None:
+    """quote_wait >= max_total_wait: the leg gives up waiting for a quote at the deadline itself and goes to
+    market. The deadline's escalation took that market order for a passive one: cancelled at once, and a second
+    market order sent for the same quantity."""
+    config = classic_ladder(on_no_quote=OnNoQuote.MARKET, max_total_wait=20)
+    result, world = execute(SELL, _unquoted_then_filled_at(25), config=config, fresh=False, auto_fill=False)
+    _one_market_order_filled_without_a_cancel(world, result)
+
+
+def test_a_no_quote_market_order_sent_at_the_deadline_is_not_cancelled_under_a_collared_escalation() -> None:
+    """As above with `escalation = "collared_limit"`: the market order was cancelled and, with no valid quote to
+    collar a limit on, nothing replaced it; `on_no_quote = "market"` had no effect and the leg went unfilled."""
+    config = classic_ladder(
+        on_no_quote=OnNoQuote.MARKET, max_total_wait=20, escalation=EscalationStyle.COLLARED_LIMIT
+    )
+    result, world = execute(SELL, _unquoted_then_filled_at(25), config=config, fresh=False, auto_fill=False)
+    _one_market_order_filled_without_a_cancel(world, result)
+
+
+def test_a_no_quote_market_order_is_not_escalated_by_a_stall() -> None:
+    """The market order (sent at 30 s) works with no update nor new quote for 2 fill waits: the stall escalated
+    it like a passive order, cancelling it and sending another market order."""
+    config = classic_ladder(on_no_quote=OnNoQuote.MARKET)
+    result, world = execute(SELL, _unquoted_then_filled_at(55), config=config, fresh=False, auto_fill=False)
+    _one_market_order_filled_without_a_cancel(world, result)
+
+
+def test_a_no_quote_market_order_is_not_escalated_when_the_steps_are_exhausted() -> None:
+    """Quotes keep coming (too wide to be valid, so no stall): the steps' time ran out 4 fill waits after the
+    market order was sent (70 s), and it was cancelled and sent again as another market order."""
+    config = classic_ladder(on_no_quote=OnNoQuote.MARKET)
+    unquoted = _unquoted_then_filled_at(75)
+
+    def script(w: World) -> None:
+        unquoted(w)
+        for second in range(1, 80):
+            w.feed.at(at(second), "XYZ", "90.00", "110.00")
+
+    result, world = execute(SELL, script, config=config, fresh=False, auto_fill=False)
+    _one_market_order_filled_without_a_cancel(world, result)

@@ -267,7 +267,7 @@ def test_a_working_market_order_is_never_repegged_to_a_passive_limit() -> None:
     market = working(limit_price=None)
     record = market.orders[0].model_copy(update={"order_type": OrderType.MARKET, "limit_price": None})
     market = market.model_copy(update={"orders": (record,)})
-    assert POLICY.decide(market, make_quote(seconds=10), VALID, at(10)) == Wait(until=at(20))
+    assert POLICY.decide(market, make_quote(seconds=10), VALID, at(10)) == Wait()
 
 
 #: `repeg resume` an hour after the leg's first submission: its phase restarts (a new `PhaseStarted`).
@@ -329,3 +329,26 @@ def test_a_late_repeg_still_escalates_at_the_phase_deadline() -> None:
     leg = working(limit="100.08", step=3, priced_at=at(115), phase_started_at=T0)
     assert POLICY.decide(leg, make_quote(seconds=118), VALID, at(118)) == Wait(until=at(120))
     assert POLICY.decide(leg, make_quote(seconds=120), VALID, at(120)) == Escalate(reason="deadline")
+
+
+def working_market(**extra: object) -> LegState:
+    """A leg whose working order is the market order `on_no_quote = "market"` sent."""
+    leg = working(limit_price=None, **extra)
+    record = leg.orders[0].model_copy(update={"order_type": OrderType.MARKET, "limit_price": None})
+    return leg.model_copy(update={"orders": (record,)})
+
+
+def test_a_working_market_order_is_not_escalated_at_the_phase_deadline() -> None:
+    # Sent at the deadline itself (quote_wait >= max_total_wait): escalating it would cancel it and send it again.
+    leg = working_market(phase_started_at=at(-120))
+    assert POLICY.decide(leg, None, QuoteVerdict.MISSING, T0) == Wait()
+
+
+def test_a_working_market_order_is_not_escalated_when_the_steps_are_exhausted() -> None:
+    assert POLICY.decide(working_market(), None, QuoteVerdict.MISSING, at(40)) == Wait()
+
+
+def test_an_escalated_leg_whose_working_order_is_a_market_order_waits_for_it() -> None:
+    # E.g. a run journaled by an earlier repeg, whose leg escalated while its no-quote market order worked.
+    leg = working_market(escalated=True, escalation_reason="deadline")
+    assert POLICY.decide(leg, None, QuoteVerdict.MISSING, at(41)) == Wait()

@@ -8,7 +8,7 @@ limit, the phase's hard stop, the end of the grace window, or the next poll for 
 End conditions (all in clock time, so they hold identically under the virtual clock):
 - every leg is done and none of their orders works (a given-up leg's cancel may still be unconfirmed) for
   `grace_window`: the phase ends;
-- `2 * fill_wait_seconds` without any order update or new quote while orders work: every working leg escalates;
+- `2 * fill_wait_seconds` with no order update nor new quote while orders work: every working limit escalates;
 - the deadline (`max_total_wait` after the start) escalates through the policy; one `fill_wait` later (the hard
   stop) whatever still works is cancelled, confirmations are awaited for `grace_window`, and unfinished legs end
   `incomplete`.
@@ -413,7 +413,7 @@ class PhaseMonitor:
     async def _escalate_all(self, now: datetime, reason: str) -> None:
         for index in sorted(self._working):
             leg = self._ctx.bus.leg(index)
-            if leg.status is LegStatus.WORKING and not leg.escalated:
+            if leg.status is LegStatus.WORKING and not leg.escalated and leg.limit_price is not None:
                 await self._escalate(leg, reason)
                 if replace_pending(leg):
                     self._schedule(index, now + self._check_interval)  # its cancel waits for the replace

@@ -88,6 +88,18 @@ _UNACKNOWLEDGED = frozenset({OrderStatus.PENDING_NEW, OrderStatus.ACCEPTED})
 _IDLE_WAIT = Wait()
 
 
+def works_at_market(leg: LegState) -> bool:
+    """True when the leg's working order is a market order (`on_no_quote = "market"` sent it, or escalation).
+
+    It is left to fill: escalating it (at the deadline, when the steps run out, or at a stall) would only cancel
+    it and send the same market order again, or, under a collared escalation without a valid quote, nothing.
+    """
+    if leg.status is not LegStatus.WORKING or leg.limit_price is not None:
+        return False
+    active = leg.active_order
+    return active is not None and active.order_type is OrderType.MARKET
+
+
 class LadderPolicy:
     """The default schedule: join passively, re-peg up a ladder of spread fractions, then escalate.
 
@@ -97,7 +109,7 @@ class LadderPolicy:
     first; but never sooner than a fill wait after the working price took effect (`LegState.priced_at`), so that
     a step sent late still works a full one. A due step whose price equals the working limit is not sent and
     consumes its wait: the next decision comes at the next step's time. Without a valid quote nothing is
-    re-priced; the leg polls for one every `wait_between_checks`.
+    re-priced; the leg polls for one every `wait_between_checks`. A working market order is left to fill.
     """
 
     def __init__(self, config: ExecutionConfig) -> None:
@@ -121,6 +133,8 @@ class LadderPolicy:
     # --- paths ---------------------------------------------------------------------------------------------
 
     def _scheduled(self, leg: LegState, quote: Quote | None, now: datetime) -> Action:
+        if works_at_market(leg):
+            return _IDLE_WAIT
         deadline = self._deadline(leg)
         if deadline is not None and now >= deadline:
             return Escalate(reason="deadline")
@@ -136,8 +150,8 @@ class LadderPolicy:
     def _repeg(self, leg: LegState, quote: Quote | None, due: int, now: datetime, wake: datetime) -> Action:
         """A working order moves to the due step's price from the current quote, if that changes its price.
 
-        A working market order (sent by `on_no_quote = "market"`) has no price to move: re-pegging it would turn
-        it into a passive limit, so it is left to fill (or to escalation once the steps are exhausted). An order
+        A working market order (sent by `on_no_quote = "market"`) never comes here (`_scheduled` leaves it to
+        fill): it has no price to move, and re-pegging it would turn it into a passive limit. An order
         the exchange has not acknowledged (`pending_new`, `accepted`) cannot be replaced: the step waits for it.
         """
         if due <= leg.step or leg.limit_price is None:
@@ -185,11 +199,11 @@ class LadderPolicy:
         """Once escalated, an idle leg sends its remainder as a market order (or a collared marketable limit).
 
         A passive order still working after escalation (its cancel was refused, e.g. while a replace was pending)
-        is escalated again, so its cancel is retried.
+        is escalated again, so its cancel is retried; a market order (`works_at_market`) is left to fill.
         """
         if leg.status is LegStatus.WORKING:
             active = leg.active_order
-            passive = active is not None and not active.escalation
+            passive = active is not None and not active.escalation and not works_at_market(leg)
             return Escalate(reason=leg.escalation_reason or "escalate") if passive else _IDLE_WAIT
         # Otherwise idle, or planned (`decide` returned already for a leg done or awaiting the broker).
         if self._config.escalation is EscalationStyle.MARKET:
