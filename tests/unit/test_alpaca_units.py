@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -762,6 +763,15 @@ def test_alpaca_settings_refuse_a_boolean_rate_or_burst(key: str):
     with pytest.raises(ConfigError) as info:
         AlpacaSettings.from_mapping({key: True})  # TOML `true` is no request count
     assert info.value.key == f"alpaca.{key}"
+
+
+@pytest.mark.parametrize("rate", [math.inf, math.nan])
+def test_alpaca_settings_refuse_a_rate_that_is_not_a_finite_number(rate: float):
+    from repeg.brokers.alpaca.settings import AlpacaSettings
+
+    with pytest.raises(ConfigError, match="finite") as info:
+        AlpacaSettings.from_mapping({"requests_per_minute": rate})  # TOML `inf` would switch the limiter off
+    assert info.value.key == "alpaca.requests_per_minute"
 
 
 def test_alpaca_settings_refuse_a_boolean_number_of_attempts():

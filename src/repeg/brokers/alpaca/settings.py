@@ -26,8 +26,9 @@ class DataFeed(StrEnum):
 class AlpacaSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    #: Client-side limit: at most this many requests in any 60 s (Alpaca allows 200 per minute per account).
-    requests_per_minute: Annotated[float, Count] = Field(default=200.0, gt=0)
+    #: Client-side limit: at most this many requests in any 60 s (Alpaca allows 200 per minute per account); a
+    #: finite number (TOML `inf` would switch the limiter off).
+    requests_per_minute: Annotated[float, Count] = Field(default=200.0, gt=0, allow_inf_nan=False)
     #: Requests that may go at once; part of `requests_per_minute`, not on top of it, so it must be under it (the
     #: default too: checked against a `requests_per_minute` of 10 or less).
     burst: Annotated[int, Count] = Field(default=10, ge=1, validate_default=True)
