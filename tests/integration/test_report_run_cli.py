@@ -326,6 +326,31 @@ def test_an_html_path_that_is_the_reported_result_file_is_refused_and_the_file_k
     assert result.read_text() == saved
 
 
+@pytest.mark.parametrize("suffix", ["-wal", "-shm"])
+def test_an_html_path_that_is_a_companion_file_of_the_journal_is_refused_and_the_file_kept(
+    tmp_path: Path, suffix: str
+) -> None:
+    # `--html j.db-wal` while the journal is open (a live run): the page replaced the write-ahead log, and the
+    # events committed to it but not yet checkpointed into j.db were lost.
+    import sqlite3
+
+    run = _run_in(tmp_path)
+    holder = sqlite3.connect(run.journal)
+    try:
+        holder.execute("PRAGMA wal_autocheckpoint=0")
+        holder.execute("CREATE TABLE held (x INTEGER)")
+        holder.execute("INSERT INTO held VALUES (1)")
+        holder.commit()
+        companion = run.journal.with_name(run.journal.name + suffix)
+        before = hashlib.sha256(companion.read_bytes()).hexdigest()
+        code, _, err = _repeg("report", RUN_ID, "--journal", run.journal, "--html", companion)
+        assert code == ExitCode.BAD_INPUT
+        assert "--html" in err
+        assert hashlib.sha256(companion.read_bytes()).hexdigest() == before
+    finally:
+        holder.close()
+
+
 def test_an_html_path_that_is_the_quote_file_named_is_refused_and_the_file_kept(tmp_path: Path) -> None:
     run = _run_in(tmp_path)
     code, _, err = _repeg(

@@ -72,6 +72,8 @@ def report(
         _refuse_unwritable(html, png_dir)
         for read in (path if path.is_file() else Path(journal), quotes):
             _refuse_overwriting(html, read)
+        if not path.is_file():
+            _refuse_journal_companion(html, Path(journal))
         if path.is_file():
             if quotes is not None:
                 raise ReportError(str(quotes), "--quotes applies to a run id; a result names its own quotes")
@@ -109,6 +111,20 @@ def _refuse_overwriting(html: Path, read: Path | None) -> None:
     the page replaced it, the run's journal, saved result or quotes lost to a slip of the command line."""
     if read is not None and html.is_file() and read.is_file() and html.samefile(read):
         raise ConfigError("--html", str(html), f"the file the report reads ({read}); name another file")
+
+
+#: SQLite's companions of a WAL-mode journal: the write-ahead log holds committed events not yet checkpointed.
+_JOURNAL_COMPANIONS = ("-wal", "-shm")
+
+
+def _refuse_journal_companion(html: Path, journal: Path) -> None:
+    """`--html` naming the journal's `-wal` or `-shm` file refused, whether or not it exists now (a run may open
+    the journal at any time): the page replaced the write-ahead log, and the events committed to it were lost."""
+    for suffix in _JOURNAL_COMPANIONS if journal.name else ():
+        companion = journal.with_name(journal.name + suffix)
+        if html.resolve() == companion.resolve():
+            raise ConfigError("--html", str(html), f"a file of the journal ({companion}); name another file")
+        _refuse_overwriting(html, companion)
 
 
 def _report_result(
