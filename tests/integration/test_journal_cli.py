@@ -1170,3 +1170,61 @@ def test_runs_and_show_read_a_journal_archived_in_a_read_only_directory(
     assert "demo1" in listed.stdout
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.strip() == table.strip()
+
+
+# --- a stdout that refuses the output (a full disk) -------------------------------------------------------
+
+
+def _to_a_full_disk(*args: str) -> subprocess.CompletedProcess[str]:
+    """`repeg ARGS` through the console script's entry point, its stdout /dev/full (every write: ENOSPC)."""
+    entry = "from repeg.cli.app import main; main()"
+    with open("/dev/full", "w") as full:
+        return subprocess.run(
+            [sys.executable, "-c", entry, *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (["runs"], "the runs of JOURNAL"),
+        (["show", "demo1"], "run demo1"),
+        (["show", "demo1", "--json"], "run demo1"),
+        (["show", "demo1", "--no-events"], "run demo1"),
+    ],
+    ids=["runs", "show", "show-json", "show-no-events"],
+)
+def test_runs_and_show_to_a_stdout_that_cannot_hold_them_are_one_line_and_exit_4_not_a_traceback(
+    journaled: tuple[Path, str, str], command: list[str], said: str
+) -> None:
+    # `repeg show RUN --json > run.json` on a full disk ended in a traceback, exit 1 ("a bug"), as `run` did
+    # before ea4daa04: a script could not tell the document was cut.
+    journal, _, _ = journaled
+    done = _to_a_full_disk(*command, "--journal", str(journal))
+    what = said.replace("JOURNAL", str(journal))
+    assert (done.returncode, done.stderr) == (
+        ExitCode.FAILED,
+        f"error: {what} could not be written to stdout (No space left on device)\n",
+    )
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("as_json", [False, True], ids=["table", "json"])
+def test_a_resume_result_stdout_cannot_hold_is_one_line_naming_the_run_not_a_traceback(
+    tmp_path: Path, as_json: bool
+) -> None:
+    # As `repeg run` since ea4daa04: the run's end and where to read it, exit 4, not a traceback and exit 1.
+    journal = tmp_path / "j.db"
+    _journal_an_order_announced(journal, "rE", ended="partial", broker="sim-remote")
+    done = _to_a_full_disk("resume", "rE", "--journal", str(journal), *(["--json"] if as_json else []))
+    assert (done.returncode, done.stderr) == (
+        ExitCode.FAILED,
+        "error: the result could not be written to stdout (No space left on device); run rE ended partial: "
+        "`repeg show rE` prints it from the journal\n",
+    )

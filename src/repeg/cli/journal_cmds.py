@@ -24,7 +24,7 @@ from rich.table import Table
 
 from repeg.cli.exit_codes import INTERRUPTED_MESSAGE, ExitCode, exit_code_for_error, exit_code_for_status
 from repeg.cli.interrupts import CtrlCWatch
-from repeg.cli.stdout import StdoutConsole
+from repeg.cli.stdout import StdoutConsole, not_written, unwritten
 from repeg.errors import ConfigError, RepegError
 from repeg.journal.factory import DEFAULT_JOURNAL
 
@@ -93,7 +93,10 @@ def runs(journal: JournalOption = DEFAULT_JOURNAL) -> None:
             str(run.legs),
             f"{run.notional:,.2f}",
         )
-    StdoutConsole().print(table)
+    try:
+        StdoutConsole().print(table)
+    except OSError as exc:  # stdout refused it (a full disk); a reader that went away is no error (`pipes`)
+        raise not_written(f"the runs of {store.location}", exc) from None
 
 
 # --- show ----------------------------------------------------------------------------------------------------
@@ -162,6 +165,17 @@ def show(
     from repeg.report.result import result_from_events
 
     result = result_from_events(recorded)
+    try:
+        _print_shown(run_id, recorded, result, as_json=as_json, events=events)
+    except OSError as exc:  # stdout refused it (a full disk); a reader that went away is no error (`pipes`)
+        raise not_written(f"run {run_id}", exc) from None
+
+
+def _print_shown(
+    run_id: str, recorded: list[RunEvent], result: ExecutionResult, *, as_json: bool, events: bool
+) -> None:
+    """What `show` prints: the JSON document, or the market line and events (unless --no-events), then the
+    results."""
     if as_json:  # --no-events: the run id and the result alone, as for the tables
         listed = {"events": [event_document(event) for event in recorded]} if events else {}
         document = {"run_id": run_id, **listed, "result": result.model_dump(mode="json")}
@@ -373,10 +387,14 @@ def resume(
         if watch.seen:  # a library turned the Ctrl-C into its own error
             raise _interrupted() from None
         raise
-    if as_json:
-        StdoutConsole().write_raw(result.model_dump_json(indent=2) + "\n")
-    else:
-        print_result(StdoutConsole(highlight=False, soft_wrap=False), result)
+    try:
+        if as_json:
+            StdoutConsole().write_raw(result.model_dump_json(indent=2) + "\n")
+        else:
+            print_result(StdoutConsole(highlight=False, soft_wrap=False), result)
+    except OSError as exc:  # stdout refused it (a full disk); a reader that went away is no error (`pipes`)
+        err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+        raise unwritten(err, result.run_id, str(result.status), exc) from None
     raise typer.Exit(int(exit_code_for_status(result.status.value)))
 
 

@@ -48,12 +48,24 @@ def unwritten(err: Console, run_id: str, status: str, exc: OSError) -> typer.Exi
     """The one line and exit code (FAILED) of a result stdout refused (`exc`, e.g. a full disk) after the run
     ended: what it was, how the run ended, and that the journal has it. stdout then goes to the null device, so
     that what is left buffered does not fail again at exit."""
-    if sys.stdout is not None:
-        silence(sys.stdout)
-    reason = exc.strerror or str(exc)
     err.print(
-        f"error: the result could not be written to stdout ({reason}); run {run_id} ended {status}: "
+        f"error: the result could not be written to stdout ({_refused(exc)}); run {run_id} ended {status}: "
         f"`repeg show {run_id}` prints it from the journal",
         markup=False,
     )
     return typer.Exit(ExitCode.FAILED)
+
+
+def not_written(what: str, exc: OSError) -> typer.Exit:
+    """The one line on stderr and exit code (FAILED) of output stdout refused (`exc`, e.g. a full disk) when it
+    reads from the journal only (`runs`, `show`): `what` could not be written. stdout goes to the null device."""
+    typer.echo(f"error: {what} could not be written to stdout ({_refused(exc)})", err=True)
+    return typer.Exit(ExitCode.FAILED)
+
+
+def _refused(exc: OSError) -> str:
+    """Why stdout refused (`exc`), once stdout is pointed at the null device: what is left buffered does not
+    fail again at exit."""
+    if sys.stdout is not None:
+        silence(sys.stdout)
+    return exc.strerror or str(exc)
