@@ -397,3 +397,40 @@ def test_the_half_spread_figures_are_rounded_once_for_display() -> None:
     quality = summarize_quality([leg(Side.BUY, (("1", "100.0070902"),))])
     assert signed_text(quality.cost_half_spreads, 3) == "+0.355"
     assert percent_text(quality.half_spread_saved) == "64.5%"
+
+
+def _printed(table: object) -> str:
+    import io
+
+    from rich.console import Console
+
+    screen = io.StringIO()
+    Console(file=screen, width=200).print(table)
+    return screen.getvalue()
+
+
+def test_a_brokers_error_text_with_markup_is_printed_verbatim_in_the_results_table() -> None:
+    from repeg.cli.render import results_table
+
+    failed = leg(status=LegStatus.FAILED).model_copy(
+        update={"error": "OrderRejectedError: [bold]qty[/] must be [/] a multiple of 1"}
+    )
+    printed = _printed(results_table(build_result(RunState(run_id="r1", legs=(failed,)))))
+    assert "[bold]qty[/] must be [/] a multiple of 1" in printed
+
+
+def test_a_symbol_with_markup_is_printed_verbatim_in_the_results_and_live_tables() -> None:
+    # A basket replays whatever symbols its quote file holds: a symbol "[/]" crashed `repeg show` (MarkupError),
+    # and "[bold]X" printed as "X".
+    from repeg.cli.render import legs_table, results_table
+
+    legs = tuple(
+        leg(index=i).model_copy(update={"spec": LegSpec(index=i, symbol=s, side=Side.BUY, qty=Decimal(100))})
+        for i, s in enumerate(("[/]", "[bold]X"))
+    )
+    skipped = SkippedTrade(symbol="[/]", side=Side.BUY, qty=Decimal(1), reason="below minimum notional")
+    state = RunState(run_id="r1", legs=legs, skipped=(skipped,))
+    for table in (results_table(build_result(state)), legs_table(state)):
+        printed = _printed(table)
+        assert "[/]" in printed
+        assert "[bold]X" in printed

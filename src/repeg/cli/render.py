@@ -85,7 +85,7 @@ def legs_table(run: RunState, max_rows: int = LIVE_MAX_ROWS) -> Table:
     for leg in shown:
         table.add_row(
             str(leg.index),
-            leg.symbol,
+            escape(leg.symbol),
             str(leg.side),
             _leg_qty(leg),
             qty_text(leg.filled_qty),
@@ -97,7 +97,14 @@ def legs_table(run: RunState, max_rows: int = LIVE_MAX_ROWS) -> Table:
         table.add_row("", f"[dim]... {len(run.legs) - len(shown)} more legs[/]", *[""] * 6)
     for skipped in run.skipped[: max(0, max_rows - len(shown))]:
         table.add_row(
-            "", skipped.symbol, str(skipped.side), skipped_text(skipped), "", "", "", "[yellow]skipped[/]"
+            "",
+            escape(skipped.symbol),
+            str(skipped.side),
+            skipped_text(skipped),
+            "",
+            "",
+            "",
+            "[yellow]skipped[/]",
         )
     return table
 
@@ -124,7 +131,7 @@ def results_table(result: ExecutionResult) -> Table:
     for leg in result.legs:
         table.add_row(
             str(leg.index),
-            leg.symbol,
+            escape(leg.symbol),
             str(leg.side),
             requested_text(leg),
             qty_text(leg.filled_qty),
@@ -138,7 +145,7 @@ def results_table(result: ExecutionResult) -> Table:
         )
     for skipped in result.skipped:
         reason = f"[yellow]skipped: {escape(skipped.reason)}[/]"
-        table.add_row("", skipped.symbol, str(skipped.side), skipped_text(skipped), *[""] * 7, reason)
+        table.add_row("", escape(skipped.symbol), str(skipped.side), skipped_text(skipped), *[""] * 7, reason)
     return table
 
 
