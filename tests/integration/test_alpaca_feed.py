@@ -8,6 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import msgpack
+import pytest
 from pydantic import SecretStr
 from tests.fakes.alpaca_fixtures import FAST, connect
 from tests.integration.test_alpaca_orders import until
@@ -247,7 +248,7 @@ async def _serve_then_refuse_the_subscription(ws: ServerConnection, code: int, m
     await ws.wait_closed()
 
 
-async def _assert_one_refusal_then_rest_only(code: int, msg: str) -> None:
+async def _assert_one_refusal_then_rest_only(code: int, msg: str) -> dict[str, object]:
     from structlog.testing import capture_logs
 
     connections = 0
@@ -268,6 +269,7 @@ async def _assert_one_refusal_then_rest_only(code: int, msg: str) -> None:
     refusals = [line for line in logs if line["event"] == "quote_stream_refused"]
     assert len(refusals) == 1
     assert msg in str(refusals[0])
+    return refusals[0]
 
 
 async def test_a_symbol_limit_refusal_on_the_open_stream_stops_reconnecting():
@@ -279,6 +281,16 @@ async def test_a_symbol_limit_refusal_on_the_open_stream_stops_reconnecting():
 async def test_an_insufficient_subscription_on_the_open_stream_stops_reconnecting():
     """Error 409 (insufficient subscription) after subscribing: refused for good, as at the handshake."""
     await _assert_one_refusal_then_rest_only(409, "insufficient subscription")
+
+
+@pytest.mark.parametrize(
+    ("code", "msg"), [(410, "invalid subscribe action for this feed"), (400, "invalid syntax")]
+)
+async def test_a_request_the_stream_can_never_serve_stops_reconnecting(code: int, msg: str):
+    """Error 410 (a subscription the feed does not offer) and 400 (a message Alpaca cannot parse) answer the same
+    request on every connection: reconnecting is refused again, for the whole run. Logged once, REST serves."""
+    refusal = await _assert_one_refusal_then_rest_only(code, msg)
+    assert (refusal["code"], refusal["symbols"]) == (str(code), ["AAPL"])
 
 
 async def test_a_refused_quote_stream_logged_with_its_frames_locals_does_not_show_the_secret():

@@ -39,11 +39,13 @@ _WS_LOG = logging.getLogger(f"{__name__}.websocket")
 _WS_LOG.setLevel(logging.INFO)
 #: Alpaca's market-data stream speaks JSON text unless the handshake asks for MessagePack (as alpaca-py does).
 _MSGPACK_HEADERS = {"Content-Type": "application/msgpack"}
-#: Stream errors that no retry cures, at the handshake or on the open stream: bad keys (401 not authenticated,
-#: 402 auth failed), more symbols than the plan allows (405 symbol limit exceeded) and a feed the account's plan
-#: does not include (409 insufficient subscription). Others, e.g. 406 connection limit exceeded (the connection
-#: of a process that just died, still held by Alpaca), are retried with backoff.
-_REFUSALS = frozenset({401, 402, 405, 409})
+#: Stream errors that no retry cures, at the handshake or on the open stream: a message Alpaca cannot parse (400
+#: invalid syntax), bad keys (401 not authenticated, 402 auth failed), more symbols than the plan allows (405
+#: symbol limit exceeded), a feed the account's plan does not include (409 insufficient subscription) and a
+#: subscription the feed does not offer (410 invalid subscribe action for this feed): each reconnect would send
+#: the same request and be refused again. Others, e.g. 406 connection limit exceeded (the connection of a process
+#: that just died, still held by Alpaca), 404 auth timeout, 407 slow client, 500, are retried with backoff.
+_REFUSALS = frozenset({400, 401, 402, 405, 409, 410})
 
 
 def _decimal(value: object) -> Decimal:
@@ -177,7 +179,13 @@ class AlpacaQuoteFeed:
             except AuthenticationError as exc:
                 self.connected.clear()
                 self._ws = None
-                log.exception("quote_stream_refused", code=exc.code, detail=exc.broker_message)
+                log.exception(
+                    "quote_stream_refused",
+                    code=exc.code,
+                    detail=exc.broker_message,
+                    url=self._ws_url,
+                    symbols=sorted(self._symbols),
+                )
                 return
             except (OSError, TimeoutError, WebSocketException, MarketDataError) as exc:
                 log.warning("quote_stream_lost", error=type(exc).__name__, detail=str(exc))
