@@ -1192,6 +1192,21 @@ def test_an_empty_repeg_journal_variable_is_refused_not_read_as_unset(
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize(
+    "command", [["runs"], ["show", "r1"], ["resume", "r1"]], ids=["runs", "show", "resume"]
+)
+def test_an_empty_repeg_journal_variable_without_a_journal_here_is_refused_naming_the_variable(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    # With no ./repeg.db, runs and show said "no journal at repeg.db" (a file the user never named) rather than
+    # that REPEG_JOURNAL was set but empty, as run says since 4b7ee656.
+    monkeypatch.setenv("REPEG_JOURNAL", "")
+    result = CliRunner().invoke(build_app(), command)
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert result.stderr.startswith("error: config REPEG_JOURNAL='': empty"), result.stderr
+    assert not (workdir / "repeg.db").exists()
+
+
 def test_an_explicit_journal_is_used_whatever_repeg_journal_holds(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

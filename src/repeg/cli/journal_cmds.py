@@ -50,14 +50,18 @@ def _fail(error: RepegError) -> typer.Exit:
 
 def _open(spec: str, *, create: bool = False) -> Journal:
     """The journal `spec` names. A SQLite file that does not exist is bad input (exit 2, as `repeg report` has
-    it), not a journal that failed (4): the path was mistyped, or repeg runs in another directory."""
+    it), not a journal that failed (4): the path was mistyped, or repeg runs in another directory. An unusable
+    `spec` (or an empty `REPEG_JOURNAL`) is refused first, naming what was given rather than a file never named."""
     from repeg.cli.journal_run import refuse_unusable_journal
     from repeg.journal.factory import is_postgres, open_journal
 
+    try:
+        refuse_unusable_journal(spec)
+    except RepegError as exc:
+        raise _fail(exc) from exc
     if not create and not is_postgres(spec) and not Path(spec).exists():
         raise _fail(ConfigError("--journal", spec, f"no journal at {spec}"))
     try:
-        refuse_unusable_journal(spec)
         return open_journal(spec, create=create)
     except RepegError as exc:
         raise _fail(exc) from exc
