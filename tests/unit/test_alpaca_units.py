@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -372,6 +373,7 @@ def test_credentials_come_from_the_environment_first(tmp_path: Path):
 def test_credentials_from_a_file_outside_a_checkout(tmp_path: Path):
     path = tmp_path / "alpaca.toml"
     path.write_text('[alpaca]\nkey_id = "PK2"\nsecret_key = "s2"\n', encoding="utf-8")
+    path.chmod(0o600)
     credentials = load_credentials({}, path)
     assert (credentials.key_id, credentials.secret_key.get_secret_value()) == ("PK2", "s2")
 
@@ -385,6 +387,22 @@ def test_a_credentials_file_inside_a_git_checkout_is_refused(tmp_path: Path):
         load_credentials({}, path)
     assert "git checkout" in str(info.value)
     assert "s3" not in str(info.value)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620, 0o602], ids=oct)
+def test_a_credentials_file_others_may_read_or_write_is_refused_before_it_is_read(tmp_path: Path, mode: int):
+    # As ssh refuses an unprotected private key: a secret other users could read (or keys they could swap for
+    # theirs) is refused, naming the file, its mode and the fix, never the secret.
+    path = tmp_path / "alpaca.toml"
+    path.write_text('[alpaca]\nkey_id = "PK5"\nsecret_key = "S3CRET-5"\n', encoding="utf-8")
+    path.chmod(mode)
+    with pytest.raises(ConfigError) as info:
+        load_credentials({}, path)
+    assert info.value.key == str(path)
+    assert f"{mode:04o}" in str(info.value)
+    assert "chmod 600" in str(info.value)
+    assert "S3CRET" not in str(info.value)
 
 
 def test_missing_credentials_name_the_environment_variables(tmp_path: Path):
@@ -647,6 +665,7 @@ def test_an_unusable_credentials_file_is_a_config_error_naming_it(tmp_path: Path
     # file not in UTF-8 with UnicodeDecodeError: an internal error (exit 1), not a refused configuration.
     path = tmp_path / "alpaca.toml"
     path.write_bytes(body)
+    path.chmod(0o600)
     with pytest.raises(ConfigError) as info:
         load_credentials({}, path)
     assert str(path) in str(info.value)
@@ -864,6 +883,7 @@ def _frame_locals_shown(exc: BaseException) -> list[str]:
 def test_a_refused_credentials_file_leaves_no_frame_holding_the_secret(tmp_path: Path, body: str):
     path = tmp_path / "alpaca.toml"
     path.write_text(body, encoding="utf-8")
+    path.chmod(0o600)
     with pytest.raises(ConfigError) as info:
         load_credentials({}, path)
     shown = _frame_locals_shown(info.value)

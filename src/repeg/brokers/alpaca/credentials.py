@@ -7,6 +7,7 @@ revealed only at the two places that must send it: the REST client's headers and
 from __future__ import annotations
 
 import os
+import stat
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -61,10 +62,28 @@ def _from_file(path: Path) -> AlpacaCredentials:
         raise ConfigError(
             str(path), None, "credentials file is inside a git checkout; keep it outside the repository"
         )
+    _refuse_shared(path)
     read = _read_file(path)
     if isinstance(read, ConfigError):
         raise read
     return read
+
+
+def _refuse_shared(path: Path) -> None:
+    """Refuse a file that group or others may read or write (as ssh refuses an unprotected private key): its
+    secret would be theirs to read, or its keys theirs to swap for their own account's. POSIX modes only."""
+    if os.name != "posix":
+        return
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError as exc:
+        raise ConfigError(str(path), None, f"cannot read credentials file: {type(exc).__name__}") from None
+    if mode & 0o077:
+        raise ConfigError(
+            str(path),
+            None,
+            f"credentials file is open to other users (mode {mode:04o}); make it yours alone: chmod 600 {path}",
+        )
 
 
 def _read_file(path: Path) -> AlpacaCredentials | ConfigError:
