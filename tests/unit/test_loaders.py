@@ -624,3 +624,19 @@ def test_trade_conditions_held_as_numbers_are_refused_not_read_as_codes(tmp_path
     err = _error(path, load_trades)
     assert str(err).startswith(f"{path}: conditions:")
     assert "int64" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("loader", "needs"),
+    [(load_quotes, "ts, symbol, bid, bid_size, ask, ask_size"), (load_trades, "ts, symbol, price, size")],
+    ids=["quotes", "trades"],
+)
+@pytest.mark.parametrize("name", ["plan.csv", "plan.csv.gz"])
+def test_a_file_that_is_no_quote_file_is_refused_naming_the_columns_it_has_and_those_needed(
+    tmp_path: Path, loader: object, needs: str, name: str
+) -> None:
+    # `--quotes plan.csv` (a plan: symbol,weight) said "found ['symbol']": only the needed columns were read.
+    path = _write(tmp_path, "AAA,0.5\n", name, header="symbol,weight\n")
+    err = _error(path, loader)
+    missing = ", ".join(c for c in needs.split(", ") if c != "symbol")
+    assert str(err) == f"{path}: missing column(s) {missing}; found ['symbol', 'weight']; needs {needs}"

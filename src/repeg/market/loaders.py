@@ -208,12 +208,20 @@ def _read_table(path: Path, required: tuple[str, ...]) -> pa.Table:
     # ArrowException: every pyarrow refusal (ArrowNotImplementedError too); zlib.error: a damaged .csv.gz header
     except (pa.ArrowException, OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
         raise QuoteFileError(file, None, f"unreadable: {exc}") from exc
-    missing = [c for c in required if c not in names]
-    if missing:
-        raise QuoteFileError(file, None, f"missing column(s) {', '.join(missing)}; found {names}")
+    _refuse_missing(file, required, names)
     if table.num_rows == 0:
         raise QuoteFileError(file, None, "no records")
     return table.select(list(required))
+
+
+def _refuse_missing(file: str, required: tuple[str, ...], names: list[str]) -> None:
+    """Raise naming the `required` columns missing from `names` (every column of the file), and those needed."""
+    missing = [c for c in required if c not in names]
+    if missing:
+        needs = ", ".join(required)
+        raise QuoteFileError(
+            file, None, f"missing column(s) {', '.join(missing)}; found {names}; needs {needs}"
+        )
 
 
 def _column(table: pa.Table, name: str) -> pa.Array:
@@ -242,6 +250,7 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> pa.Table:
         if misshapen is not None:
             raise misshapen from None
         raise
+    _refuse_missing(str(path), required, header)  # named from the header: only the needed columns were read
     return table.select([c for c in required if c in present])
 
 
