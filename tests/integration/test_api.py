@@ -387,3 +387,11 @@ def test_a_bad_simulator_setting_given_as_a_mapping_is_a_config_error_naming_it(
 ) -> None:
     with pytest.raises(ConfigError, match=key):
         simulate(trades("AAA,buy,1\n"), **given)  # type: ignore[arg-type]
+
+
+def test_runs_sharing_one_simulated_broker_leave_no_update_subscription_behind(tape: QuoteTape) -> None:
+    clock = VirtualClock(tape.start)
+    broker, feed = build_simulation(tape, clock, SimAccount(cash=Decimal(10_000)), seed=1)
+    for run in range(3):
+        execute(trades("AAA,buy,1\n"), broker, feed, clock, run_id=f"api{run}")
+    assert broker._sinks == []

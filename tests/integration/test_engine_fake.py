@@ -1971,3 +1971,34 @@ def test_a_no_quote_market_order_is_not_escalated_when_the_steps_are_exhausted()
 
     result, world = execute(SELL, script, config=config, fresh=False, auto_fill=False)
     _one_market_order_filled_without_a_cancel(world, result)
+
+
+def test_runs_sharing_one_broker_leave_no_update_subscription_behind() -> None:
+    """Each run subscribed its update router to the broker and never removed it: a broker reused across runs
+    (`repeg.execute` called again with the same broker) kept every past run's router, and with it that run's
+    whole folded state, and handed each later update to all of them."""
+
+    async def main() -> FakeBroker:
+        clock = VirtualClock(T0)
+        feed = FakeFeed(clock)
+        broker = FakeBroker(clock, feed)
+        feed.set("XYZ", "100.00", "100.08")
+        for run in range(3):
+            await run_execution(BUY, [], broker, feed, clock, CONFIG, run_id=f"t{run}")
+        return broker
+
+    assert run_virtual(main).sinks == []
+
+
+def test_a_resumed_run_leaves_no_update_subscription_on_the_broker(tmp_path: Path) -> None:
+    """The run that crashed and the resume that finished it each subscribed to the broker: neither is left."""
+    config = classic_ladder(repeg_steps=(Decimal("0.25"),))
+
+    async def main() -> FakeBroker:
+        down = _down(tmp_path)
+        await down.crash_at("cancel-intent", config)
+        await down.journal.flush()
+        _, broker = await down.finish(config)
+        return broker
+
+    assert run_virtual(main).sinks == []

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from repeg.brokers.base import Unsubscribe, subscribed
 from repeg.domain.account import Account, Asset, Position
 from repeg.domain.orders import (
     BrokerOrder,
@@ -139,8 +140,8 @@ class FakeBroker:
     def pushes_updates(self) -> bool:
         return self._pushes
 
-    def subscribe_updates(self, sink: Callable[[OrderUpdate], None]) -> None:
-        self.sinks.append(sink)
+    def subscribe_updates(self, sink: Callable[[OrderUpdate], None]) -> Unsubscribe:
+        return subscribed(self.sinks, sink)
 
     async def submit_order(self, request: OrderRequest) -> BrokerOrder:
         self.requests.append(request)

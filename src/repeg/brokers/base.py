@@ -20,6 +20,21 @@ from repeg.domain.account import Account, Asset, Position
 from repeg.domain.orders import BrokerOrder, OrderRequest, OrderType, OrderUpdate, ReplaceRequest, Side
 
 UpdateSink = Callable[[OrderUpdate], None]
+#: What `Broker.subscribe_updates` returns: called, it removes the sink (a second call does nothing).
+Unsubscribe = Callable[[], None]
+
+
+def subscribed(sinks: list[UpdateSink], sink: UpdateSink) -> Unsubscribe:
+    """Append `sink` to `sinks`; the callable returned removes that very sink again (once)."""
+    sinks.append(sink)
+
+    def unsubscribe() -> None:
+        for i, held in enumerate(sinks):
+            if held is sink:
+                del sinks[i]
+                return
+
+    return unsubscribe
 
 
 @dataclass(frozen=True)
@@ -104,6 +119,8 @@ class Broker(Protocol):
         """Asset flags; raises `UnknownSymbolError` for a symbol the broker does not know."""
         ...
 
-    def subscribe_updates(self, sink: UpdateSink) -> None:
-        """Register a callback for pushed order updates (called on the event loop, in order)."""
+    def subscribe_updates(self, sink: UpdateSink) -> Unsubscribe | None:
+        """Register a callback for pushed order updates (called on the event loop, in order). The callable returned
+        removes it (the engine calls it as the run ends, so a broker reused across runs keeps no past run's sink);
+        None: the broker keeps it as long as it lives."""
         ...

@@ -15,6 +15,7 @@ from typing import TypedDict
 
 import structlog
 
+from repeg.brokers.base import Broker, Unsubscribe
 from repeg.domain.events import EventSink, RunEvent
 from repeg.domain.ids import leg_id
 from repeg.domain.leg import LegState
@@ -169,6 +170,18 @@ class UpdateRouter:
         self._folder = folder
         self._inboxes: dict[int, Inbox] = {}
         self.late = Inbox()
+        self._unsubscribe: Unsubscribe | None = None
+
+    def listen(self, broker: Broker) -> None:
+        """Subscribe to `broker`'s pushed updates, until `close`."""
+        self._unsubscribe = broker.subscribe_updates(self.push)
+
+    def close(self) -> None:
+        """Unsubscribe as the run ends: a broker reused for other runs (`repeg.execute` called again with it) would
+        otherwise keep this router, and the run's whole state with it, and hand it every later update."""
+        unsubscribe, self._unsubscribe = self._unsubscribe, None
+        if unsubscribe is not None:
+            unsubscribe()
 
     def attach(self, legs: Iterable[int], inbox: Inbox) -> None:
         for index in legs:

@@ -90,10 +90,11 @@ def engine_context(
 ) -> EngineContext:
     """Wire one run around `bus`: route the broker's updates into its fold, and gate orders through it.
 
-    Shared by new runs and resumed ones (whose bus is seeded with the journal's events).
+    Shared by new runs and resumed ones (whose bus is seeded with the journal's events). The run's end closes
+    the router (`UpdateRouter.close`), unsubscribing it from the broker.
     """
     router = UpdateRouter(bus.folder)
-    broker.subscribe_updates(router.push)
+    router.listen(broker)
     return EngineContext(
         broker=broker,
         feed=feed,
@@ -155,6 +156,8 @@ async def _run(ctx: EngineContext, body: Callable[[], Awaitable[None]]) -> Execu
         log.exception("run_failed")
         await bus.emit(RunEnded(**bus.stamp(), status=RunStatus.FAILED.value))
         raise
+    finally:
+        ctx.router.close()
     status = run_status(tuple(bus.folder.legs.values()), bus.folder.skipped_count)
     await bus.emit(RunEnded(**bus.stamp(), status=status.value))
     log.info("run_ended", status=status.value, events=bus.count, legs=len(bus.folder.legs))

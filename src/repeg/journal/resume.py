@@ -374,19 +374,28 @@ async def resume_run(
         raise JournalError(f"run {run_id} sent no order yet: start it again with --run-id {run_id}")
     bus = seeded_bus(run_id, clock, tuple(sinks) or (journal,), events)
     ctx = engine_context(bus, broker=broker, feed=feed, clock=clock, config=config, policy=policy)
-    if state.status is not None:
-        return await _close_ended(ctx, state.status)
-    await feed.subscribe(sorted({leg.symbol for leg in state.legs}))
-    log.info("resume_started", run_id=run_id, events=len(events), legs=len(state.legs))
-    await reconcile(bus, broker)
+    try:  # the broker (reused across runs from Python) keeps no sink of this one once it ends
+        if state.status is not None:
+            return await _close_ended(ctx, state.status)
+        return await _continue_open(ctx, state, events)
+    finally:
+        ctx.router.close()
+
+
+async def _continue_open(ctx: EngineContext, state: RunState, events: Sequence[RunEvent]) -> ExecutionResult:
+    """Resume a run that did not end: reconcile with the broker, finish its phases, end it."""
+    bus = ctx.bus
+    await ctx.feed.subscribe(sorted({leg.symbol for leg in state.legs}))
+    log.info("resume_started", run_id=bus.run_id, events=len(events), legs=len(state.legs))
+    await reconcile(bus, ctx.broker)
     try:
         await _continue(ctx, state, _planned_specs(events))
         await orders_settled(ctx, _done_with_order_left_open(bus))
     except Exception:
-        log.exception("resume_failed", run_id=run_id)
+        log.exception("resume_failed", run_id=bus.run_id)
         await bus.emit(RunEnded(**bus.stamp(), status=RunStatus.FAILED.value))
         raise
     status = build_result(bus.folder.snapshot()).status
     await bus.emit(RunEnded(**bus.stamp(), status=status.value))
-    log.info("resume_ended", run_id=run_id, status=status.value)
+    log.info("resume_ended", run_id=bus.run_id, status=status.value)
     return build_result(bus.folder.snapshot())

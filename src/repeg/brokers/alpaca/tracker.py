@@ -14,7 +14,7 @@ from decimal import Decimal, localcontext
 
 import structlog
 
-from repeg.brokers.base import Sent, UpdateSink
+from repeg.brokers.base import Sent, Unsubscribe, UpdateSink, subscribed
 from repeg.domain.orders import BrokerOrder, Fill, OrderEvent, OrderStatus, OrderUpdate, event_for_status
 from repeg.domain.ticks import ZERO
 from repeg.errors import ClientOrderIdConflictError
@@ -105,8 +105,8 @@ class OrderTracker:
         self._expected: dict[str, Sent] = {}
         self._sinks: list[UpdateSink] = []
 
-    def add_sink(self, sink: UpdateSink) -> None:
-        self._sinks.append(sink)
+    def add_sink(self, sink: UpdateSink) -> Unsubscribe:
+        return subscribed(self._sinks, sink)
 
     def claim(self, client_order_id: str, sent: Sent | None = None) -> None:
         """Mark a client order id as this run's: updates for it are reported even before its order id is known

@@ -18,7 +18,7 @@ from typing import Final, NamedTuple, TypeVar
 import structlog
 from pydantic import BaseModel, TypeAdapter
 
-from repeg.brokers.base import UpdateSink
+from repeg.brokers.base import Unsubscribe, UpdateSink, subscribed
 from repeg.brokers.remote.wire import MAX_LINE, decode_error, parse_answer, request_line
 from repeg.domain.account import Account, Asset, Position
 from repeg.domain.orders import (
@@ -229,9 +229,9 @@ class RemoteBroker:
     async def get_asset(self, symbol: str) -> Asset:
         return Asset.model_validate_json(await self._conn.call("get_asset", _params(symbol=symbol)))
 
-    def subscribe_updates(self, sink: UpdateSink) -> None:
+    def subscribe_updates(self, sink: UpdateSink) -> Unsubscribe:
         """No push stream (the engine polls); sinks hear only of orders replaced through this client."""
-        self._sinks.append(sink)
+        return subscribed(self._sinks, sink)
 
     async def quotes(self, symbols: Iterable[str]) -> dict[str, Quote | None]:
         return _QUOTES.validate_json(await self._conn.call("quotes", json.dumps({"symbols": list(symbols)})))

@@ -27,7 +27,7 @@ from decimal import Decimal, InvalidOperation
 
 import structlog
 
-from repeg.brokers.base import UpdateSink
+from repeg.brokers.base import Unsubscribe, UpdateSink, subscribed
 from repeg.brokers.simulator.account import SimAccount
 from repeg.brokers.simulator.fill_models import FillModel, FillPlan, RestingOrder
 from repeg.brokers.simulator.latency import NO_LATENCY, LatencyModel
@@ -231,8 +231,8 @@ class SimulatedBroker:
             fractionable=symbol not in self._non_fractionable,
         )
 
-    def subscribe_updates(self, sink: UpdateSink) -> None:
-        self._sinks.append(sink)
+    def subscribe_updates(self, sink: UpdateSink) -> Unsubscribe:
+        return subscribed(self._sinks, sink)
 
     # --- request checks --------------------------------------------------------------------------------------
 
