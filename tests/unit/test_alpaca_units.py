@@ -926,3 +926,47 @@ async def test_a_submit_answered_with_an_order_repeg_cannot_read_is_of_unknown_o
     )
     with pytest.raises(BrokerUnavailableError, match="cannot read"):
         await broker.submit_order(request)  # type: ignore[attr-defined]
+
+
+class _CreatesUnreadablyThenTimesOut(_TwoOrders):
+    """A submit that creates its order (of a status repeg has no member for) but whose answer is lost; the order is
+    not yet visible to the first look-up by client order id; the re-send is refused as a duplicate id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lookups = 0
+
+    def post(self, path: str, data: dict[str, str]) -> object:
+        import requests
+
+        if self.raw:
+            raise api_error(422, 40010001, "client_order_id must be unique")
+        raw = {**_raw_order("a_status_from_the_future"), "client_order_id": data["client_order_id"]}
+        self.raw[str(raw["id"])] = raw
+        raise requests.ReadTimeout("read timed out")
+
+    def get(self, path: str, params: object = None) -> object:
+        if path != "/orders:by_client_order_id":
+            return super().get(path, params)
+        self.lookups += 1
+        if self.lookups == 1:
+            raise api_error(404, 40410000, "order not found")
+        return next(iter(self.raw.values()))
+
+
+async def test_a_duplicate_id_whose_order_cannot_be_read_is_of_unknown_outcome_not_refused():
+    # The look-up after the duplicate answer finds the order but cannot read it: its plain BrokerError replaced the
+    # duplicate error, which the engine records as a refusal and sends the leg's next order beside the live one.
+    client = _CreatesUnreadablyThenTimesOut()
+    broker = _broker_over(client)
+    request = OrderRequest(
+        client_order_id="r1-L0000-A00",
+        symbol="AAPL",
+        side=Side.BUY,
+        qty=Decimal(5),
+        order_type=OrderType.LIMIT,
+        limit_price=Decimal("99.00"),
+    )
+    with pytest.raises(BrokerUnavailableError, match="cannot read"):
+        await broker.submit_order(request)  # type: ignore[attr-defined]
+    assert client.lookups == 2  # the look-up after the timeout, then the one after the duplicate answer

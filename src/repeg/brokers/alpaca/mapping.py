@@ -178,6 +178,16 @@ def written_order(raw: object, op: str) -> BrokerOrder:
         raise BrokerUnavailableError(f"{op}: the order was created, but {exc}") from None
 
 
+def found_order(raw: object, client_order_id: str) -> BrokerOrder:
+    """The order a look-up by client order id found. One repeg cannot read exists all the same: the outcome of the
+    request that created it stays unknown (`BrokerUnavailableError`), never a refusal, which would replace a
+    submit's duplicate-id answer and let the engine send the leg's next order beside it."""
+    try:
+        return parse_order(raw)
+    except BrokerError as exc:
+        raise BrokerUnavailableError(f"order {client_order_id!r} exists, but {exc}") from None
+
+
 def raw_order_id(raw: object) -> str | None:
     """The `id` of a raw order answer, if it has one."""
     order_id = raw.get("id") if isinstance(raw, dict) else None
