@@ -55,7 +55,7 @@ from repeg.brokers.alpaca.retry import Backoff, sleep_seconds, with_retries
 from repeg.brokers.alpaca.settings import AlpacaSettings
 from repeg.brokers.alpaca.stream import TradeUpdateStream, watch_silence
 from repeg.brokers.alpaca.tracker import OrderTracker, log_unreadable_update
-from repeg.brokers.base import Sent, UpdateSink
+from repeg.brokers.base import Sent, Unsubscribe, UpdateSink
 from repeg.domain.account import Account, Asset, Position
 from repeg.domain.orders import BrokerOrder, OrderRequest, OrderStatus, ReplaceRequest
 from repeg.engine.clock import Clock
@@ -161,8 +161,8 @@ class AlpacaBroker:
         window (`_MAX_RATE_HOLD`) from now; past it a request fails at once with `RateLimitedError`, not sent."""
         self._limiter.deadline = self._stop_deadline = self._clock.now() + _MAX_RATE_HOLD
 
-    def subscribe_updates(self, sink: UpdateSink) -> None:
-        self._tracker.add_sink(sink)
+    def subscribe_updates(self, sink: UpdateSink) -> Unsubscribe:
+        return self._tracker.add_sink(sink)
 
     def expect(self, client_order_id: str, sent: Sent) -> None:
         self._tracker.expect(client_order_id, sent)
