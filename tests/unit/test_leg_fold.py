@@ -28,7 +28,7 @@ from repeg.domain.events import (
 )
 from repeg.domain.leg import REASON_REPEG, LegState, apply_event
 from repeg.domain.lifecycle import LegStatus
-from repeg.domain.orders import BrokerOrder, OrderEvent, OrderStatus, OrderType, OrderUpdate, Side
+from repeg.domain.orders import BrokerOrder, Fill, OrderEvent, OrderStatus, OrderType, OrderUpdate, Side
 from repeg.domain.plan import LegSpec, Plan, PlanKind, SkippedTrade, TradeIntent
 from repeg.domain.quote import Quote
 from repeg.domain.run import RunFolder, fold_run
@@ -975,3 +975,33 @@ def test_a_replacement_rejected_after_its_acceptance_does_not_count_as_a_repeg()
     events = [*working(), replace(1, 0), accepted(replacement, IntentAction.REPLACE)]
     leg = fold([*events, updated(rejected, OrderEvent.REJECTED)])
     assert (leg.active_client_order_id, leg.repegs) == (cid(0), 0)
+
+
+def test_the_filled_notional_is_the_sum_of_the_executions_not_the_rounded_average_times_the_qty() -> None:
+    # 1 @ 10.01 + 2 @ 10.00 = 30.01; the broker's average to 1e-9 (10.003333333) x 3 = 30.009999999.
+    def execution(cumulative: str, avg: str, qty: str, price: str) -> OrderUpdated:
+        o = order(0, OrderStatus.PARTIALLY_FILLED, cumulative, avg)
+        fill = Fill(order_id="o0", qty=Decimal(qty), price=Decimal(price), ts=T0)
+        return OrderUpdated(
+            **stamp(), update=OrderUpdate(event=OrderEvent.PARTIAL_FILL, order=o, fill=fill, ts=T0)
+        )
+
+    first, second = execution("1", "10.01", "1", "10.01"), execution("3", "10.003333333", "2", "10.00")
+    leg = fold([*working(), first, second, second, first])
+    assert leg.filled_notional == Decimal("30.01")
+    assert leg.avg_fill_price == Decimal("30.01") / Decimal(3)
+
+
+def test_an_order_whose_execution_was_not_seen_is_priced_at_the_brokers_average() -> None:
+    # The second execution reported (cumulative 3) before the first (cumulative 1): 2 @ 10.00 is not all of 3.
+    def execution(cumulative: str, avg: str, qty: str, price: str) -> OrderUpdated:
+        o = order(0, OrderStatus.PARTIALLY_FILLED, cumulative, avg)
+        fill = Fill(order_id="o0", qty=Decimal(qty), price=Decimal(price), ts=T0)
+        return OrderUpdated(
+            **stamp(), update=OrderUpdate(event=OrderEvent.PARTIAL_FILL, order=o, fill=fill, ts=T0)
+        )
+
+    leg = fold(
+        [*working(), execution("3", "10.003333333", "2", "10.00"), execution("1", "10.01", "1", "10.01")]
+    )
+    assert leg.filled_notional == Decimal("30.009999999")

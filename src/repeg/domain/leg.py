@@ -4,11 +4,11 @@
 only through it, the journal's `show` and `resume` rebuild runs with `fold_run`, so a live run and its journal
 can never disagree.
 
-Fills are folded idempotently: each broker order keeps the *largest cumulative* `filled_qty` reported for it (and
-the average price reported with that cumulative quantity), so a duplicated or late update can never count twice.
-The leg's filled quantity is the sum over its whole replacement chain. The engine never sizes an order beyond
-the leg's remainder; a broker reporting more fills than the leg's quantity anyway is a fact: the fills are kept,
-and the leg fails with the `OverfillError` text as its error.
+Fills are folded idempotently: each broker order keeps the *largest cumulative* `filled_qty` reported for it (with
+its average price, and its executions' sum: `OrderRecord.notional`), so a duplicated or late update never counts
+twice. The leg's filled quantity and notional are sums over its replacement chain. The engine never sizes an order
+beyond the leg's remainder; a broker reporting more fills than the leg's quantity anyway is a fact: the fills are
+kept, and the leg fails with the `OverfillError` text as its error.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from repeg.domain.events import (
 from repeg.domain.ids import leg_id
 from repeg.domain.lifecycle import DONE, FINISH_TRIGGERS, LEG_MACHINE, LegStatus, LegTrigger
 from repeg.domain.order_record import OrderRecord, evolve, stillborn_replacement_of, successor_of
-from repeg.domain.orders import BrokerOrder, OrderEvent, OrderStatus, Side
+from repeg.domain.orders import BrokerOrder, Fill, OrderEvent, OrderStatus, Side
 from repeg.domain.plan import LegSpec
 from repeg.domain.quote import Quote
 from repeg.domain.ticks import ZERO
@@ -115,7 +115,7 @@ class LegState(BaseModel):
 
     @property
     def filled_notional(self) -> Decimal:
-        return sum((r.filled_qty * r.avg_price for r in self.orders if r.avg_price is not None), ZERO)
+        return sum((n for n in (r.notional for r in self.orders) if n is not None), ZERO)
 
     @property
     def avg_fill_price(self) -> Decimal | None:
@@ -126,7 +126,7 @@ class LegState(BaseModel):
         """
         priced = ZERO
         for record in self.orders:
-            if record.avg_price is not None:
+            if record.notional is not None:
                 priced += record.filled_qty
         return None if priced == ZERO else self.filled_notional / priced
 
@@ -362,11 +362,11 @@ def _on_intent(state: LegState, event: OrderIntent) -> LegState:
     return _go(state, LegTrigger.SUBMIT, **changes)
 
 
-def _merge_order(state: LegState, order: BrokerOrder) -> LegState:
+def _merge_order(state: LegState, order: BrokerOrder, fill: Fill | None = None) -> LegState:
     record = state.record_for(order)
     if record is None:
         record = OrderRecord(client_order_id=order.client_order_id, attempt=-1, escalation=state.escalated)
-    return evolve(state, {"orders": _put_record(state.orders, record.merge(order))})
+    return evolve(state, {"orders": _put_record(state.orders, record.merge(order, fill))})
 
 
 def _on_accepted(state: LegState, event: OrderAccepted) -> LegState:
@@ -426,7 +426,7 @@ def _known_open(record: OrderRecord | None) -> bool:
 
 def _on_updated(state: LegState, event: OrderUpdated) -> LegState:
     update = event.update
-    changed = _settle(_merge_order(state, update.order), event.ts, event.run_id)
+    changed = _settle(_merge_order(state, update.order, update.fill), event.ts, event.run_id)
     if changed.status is LegStatus.SUBMITTING and _reported(changed.active_order):
         # The submit's answer was lost (and no lookup answered), but the broker reported the order: it exists, and
         # the leg works it (or, closed already, goes on from it) instead of waiting for an answer to the hard stop.

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from decimal import Decimal
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
 from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from repeg.domain.orders import BrokerOrder, OrderStatus, OrderType
+from repeg.domain.orders import BrokerOrder, Fill, OrderStatus, OrderType
 from repeg.domain.ticks import ZERO
 
 _Model = TypeVar("_Model", bound=BaseModel)
+#: Sums of executions never rounded, whatever the caller's decimal context: the notional is the exact sum.
+_EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 _set_attr = object.__setattr__
 
 
@@ -54,6 +56,10 @@ class OrderRecord(BaseModel):
     status: OrderStatus | None = None
     filled_qty: Decimal = ZERO
     avg_price: Decimal | None = None
+    #: Sum of qty x price of the executions that make up `filled_qty`, when each was seen in turn (None when one
+    #: was not: a jump in the cumulative quantity reported without its execution, then `avg_price` prices it).
+    #: The broker's average is rounded (to 1e-9 by the simulator): times the quantity it is not the notional.
+    fill_notional: Decimal | None = None
     #: True for an order sent after the leg escalated (its fills do not count as "before escalation").
     escalation: bool = False
     #: For a replacement: the broker id of the order it replaces.
@@ -68,15 +74,38 @@ class OrderRecord(BaseModel):
     def is_terminal(self) -> bool:
         return self.status is not None and self.status.is_terminal
 
-    def merge(self, order: BrokerOrder) -> OrderRecord:
-        """Fold the broker's view of this order in: terminal statuses stick, cumulative fills only grow."""
+    @property
+    def notional(self) -> Decimal | None:
+        """What the fills of this order cost: the sum of its executions when each was seen, else the filled
+        quantity times the broker's average price; None while fills are reported without a price."""
+        if self.fill_notional is not None:
+            return self.fill_notional
+        return None if self.avg_price is None else self.filled_qty * self.avg_price
+
+    def _fill_notional_after(self, order: BrokerOrder, fill: Fill | None) -> Decimal | None:
+        """`fill_notional` once the cumulative quantity grew to `order.filled_qty`: exact only when `fill` is the
+        one execution that took it there from an exactly known notional."""
+        if fill is None or fill.order_id != order.order_id or fill.qty != order.filled_qty - self.filled_qty:
+            return None
+        before = ZERO if self.filled_qty == ZERO else self.fill_notional
+        return None if before is None else _EXACT.fma(fill.qty, fill.price, before)
+
+    def merge(self, order: BrokerOrder, fill: Fill | None = None) -> OrderRecord:
+        """Fold the broker's view of this order (and the execution reported with it) in: terminal statuses
+        stick, cumulative fills only grow."""
         status = self.status
         if status is None or not status.is_terminal:
             newer = self.updated_at is None or order.updated_at >= self.updated_at
             status = order.status if newer or order.status.is_terminal else status
-        filled, avg = self.filled_qty, self.avg_price
-        if order.filled_qty > filled or (order.filled_qty == filled and avg is None):
-            filled, avg = order.filled_qty, order.filled_avg_price
+        filled, avg, exact = self.filled_qty, self.avg_price, self.fill_notional
+        if order.filled_qty > filled:
+            filled, avg, exact = (
+                order.filled_qty,
+                order.filled_avg_price,
+                self._fill_notional_after(order, fill),
+            )
+        elif order.filled_qty == filled and avg is None:
+            avg = order.filled_avg_price
         latest = order.updated_at if self.updated_at is None else max(order.updated_at, self.updated_at)
         return evolve(
             self,
@@ -88,6 +117,7 @@ class OrderRecord(BaseModel):
                 "status": status,
                 "filled_qty": filled,
                 "avg_price": avg,
+                "fill_notional": exact,
                 "replaces": order.replaces or self.replaces,
                 "replaced_by": order.replaced_by or self.replaced_by,
                 "updated_at": latest,
