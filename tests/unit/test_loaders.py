@@ -27,7 +27,7 @@ HEADER = "ts,symbol,bid,bid_size,ask,ask_size\n"
 def _write(tmp_path: Path, body: str, name: str = "q.csv", header: str = HEADER) -> Path:
     path = tmp_path / name
     text = header + body
-    if name.endswith(".gz"):
+    if name.lower().endswith(".gz"):
         path.write_bytes(gzip.compress(text.encode()))
     else:
         path.write_text(text)
@@ -640,3 +640,34 @@ def test_a_file_that_is_no_quote_file_is_refused_naming_the_columns_it_has_and_t
     err = _error(path, loader)
     missing = ", ".join(c for c in needs.split(", ") if c != "symbol")
     assert str(err) == f"{path}: missing column(s) {missing}; found ['symbol', 'weight']; needs {needs}"
+
+
+@pytest.mark.parametrize("name", ["Q.CSV", "q.Csv", "Q.CSV.GZ", "q.csv.GZ"])
+def test_a_csv_quote_file_named_in_upper_case_loads_as_a_plan_file_named_so_does(
+    tmp_path: Path, name: str
+) -> None:
+    # A plan `PLAN.CSV` was read, a quote file `Q.CSV` or `Q.CSV.GZ` refused as "unknown format".
+    path = _write(tmp_path, "2024-01-02T14:30:00Z,A,1,1,2,1\n", name)
+    assert list(load_quotes(path).columns("A").ask) == [20_000]
+
+
+def test_a_gzipped_csv_named_in_upper_case_that_is_not_plain_is_read_decompressed(tmp_path: Path) -> None:
+    # The pyarrow reading (a quoted header) of `Q.CSV.GZ`: its header is read through gzip too.
+    header = '"ts","symbol","bid","bid_size","ask","ask_size"\n'
+    path = _write(tmp_path, "2024-01-02T14:30:00Z,A,1,1,2,1\n", "Q.CSV.GZ", header=header)
+    assert list(load_quotes(path).columns("A").ask) == [20_000]
+
+
+def test_a_parquet_quote_file_named_in_mixed_case_loads(tmp_path: Path) -> None:
+    table = pa.table({"ts": ["2024-01-02T14:30:00Z"], "symbol": ["A"], "bid": ["1"], "bid_size": ["1"]})
+    table = table.append_column("ask", pa.array(["2"])).append_column("ask_size", pa.array(["1"]))
+    path = tmp_path / "q.Parquet"
+    pq.write_table(table, path)
+    assert list(load_quotes(path).columns("A").ask) == [20_000]
+
+
+def test_a_trade_file_named_in_upper_case_drops_its_excluded_prints(tmp_path: Path) -> None:
+    header = "ts,symbol,price,size,conditions\n"
+    body = "2024-01-02T14:30:00Z,A,10,100,\n2024-01-02T14:30:01Z,A,11,100,Z\n"
+    path = _write(tmp_path, body, "T.CSV.GZ", header=header)
+    assert list(load_trades(path).columns("A").price) == [100_000]

@@ -98,7 +98,7 @@ def _regular_prints(path: Path) -> NDArray[np.bool_] | None:
     import pyarrow as pa
 
     try:
-        if path.name.endswith(".parquet"):
+        if path.name.lower().endswith(".parquet"):
             import pyarrow.parquet as pq
 
             if CONDITIONS_COLUMN not in pq.read_schema(path).names:
@@ -151,7 +151,7 @@ def _parse_plain_csv(
     path: Path, required: tuple[str, ...], prices: tuple[str, ...], sizes: tuple[str, ...]
 ) -> _Parsed | None:
     """The numpy-only reading of a plain CSV file whose every value is valid; None for anything else."""
-    if not path.name.endswith((".csv", ".csv.gz")) or not path.is_file():
+    if not path.name.lower().endswith((".csv", ".csv.gz")) or not path.is_file():
         return None
     text = text_columns.read_csv(path, required)
     if text is None:
@@ -196,11 +196,11 @@ def _read_table(path: Path, required: tuple[str, ...]) -> pa.Table:
     if not path.is_file():  # a pipe or a device would never end (or block): refused, not read
         raise QuoteFileError(file, None, "not a regular file" if path.exists() else "no such file")
     try:
-        if path.name.endswith(".parquet"):
+        if path.name.lower().endswith(".parquet"):
             import pyarrow.parquet as pq  # only Parquet readers pay for its import
 
             table = pq.read_table(path)
-        elif path.name.endswith((".csv", ".csv.gz")):
+        elif path.name.lower().endswith((".csv", ".csv.gz")):
             table = _read_csv(path, required)
         else:
             raise QuoteFileError(file, None, "unknown format: expected .csv, .csv.gz or .parquet")
@@ -243,8 +243,10 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> pa.Table:
     if repeated:  # which of the columns holds the values would be a guess
         raise QuoteFileError(str(path), None, f"column(s) {', '.join(repeated)} appear more than once")
     present = set(header)
+    compression = "gzip" if path.name.lower().endswith(".gz") else None  # pyarrow's own guess misses ".GZ"
     try:
-        table = pacsv.read_csv(path, convert_options=convert)
+        with pa.input_stream(str(path), compression=compression) as stream:
+            table = pacsv.read_csv(stream, convert_options=convert)
     except pa.ArrowInvalid:
         misshapen = _misshapen_record(path, len(header))
         if misshapen is not None:
@@ -262,7 +264,7 @@ def _misshapen_record(path: Path, fields: int) -> QuoteFileError | None:
     lines skipped, as pyarrow reads them; a value that is not UTF-8 is shown replaced, as in pyarrow's message.
     A file damaged elsewhere gives None: the caller raises the first read's error.
     """
-    opener = gzip.open if path.name.endswith(".gz") else open
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
         with opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="") as handle:
             rows = csv.reader(handle)
@@ -280,7 +282,7 @@ def _misshapen_record(path: Path, fields: int) -> QuoteFileError | None:
 
 def _csv_header(path: Path) -> list[str]:
     """The header's column names, read as CSV (a name may be quoted, as pyarrow reads it)."""
-    opener = gzip.open if path.name.endswith(".gz") else open
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rb") as handle:
         first = handle.readline()  # only this line is decoded here: pyarrow judges the rest
     header = first.splitlines()[:1]  # the header ends at a lone CR too (pyarrow reads such files)

@@ -308,7 +308,7 @@ def read_csv(path: Path, required: tuple[str, ...]) -> dict[str, TextColumn] | N
 def _plain_bytes(path: Path) -> bytes | None:
     """The file's bytes (decompressed, without a byte-order mark); None if unreadable or holding quotes or CRs."""
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.name.endswith(".gz") else path.read_bytes()
+        raw = gzip.decompress(path.read_bytes()) if path.name.lower().endswith(".gz") else path.read_bytes()
     except (OSError, EOFError, zlib.error):
         return None
     return None if b'"' in raw or b"\r" in raw else raw.removeprefix(codecs.BOM_UTF8)
