@@ -793,6 +793,32 @@ def test_alpaca_settings_refuse_a_rate_that_is_not_a_finite_number(rate: float):
     assert info.value.key == "alpaca.requests_per_minute"
 
 
+class _RequestTo:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+
+@pytest.mark.parametrize(
+    ("url", "mode", "host"),
+    [
+        ("https://api.alpaca.markets/v2/clock", "live", "api.alpaca.markets"),
+        ("https://paper-api.alpaca.markets/v2/account?x=1", "paper", "paper-api.alpaca.markets"),
+    ],
+)
+def test_refused_keys_name_the_mode_of_the_endpoint_that_refused_them(url: str, mode: str, host: str):
+    # Paper keys sent to the live endpoint (or the reverse) are refused as any bad keys: the user must be told
+    # which mode's endpoint refused them, and that the two accounts have different keys.
+    http_error = _HttpError(401)
+    http_error.request = _RequestTo(url)  # type: ignore[attr-defined]
+    error = map_api_error(
+        APIError(json.dumps({"code": 40110000, "message": "unauthorized"}), http_error), "get_clock"
+    )
+    assert isinstance(error, AuthenticationError)
+    assert f"{mode} endpoint ({host})" in str(error)
+    assert "keys are per mode" in str(error)
+    assert "?x=1" not in str(error)
+
+
 def test_alpaca_settings_refuse_a_boolean_number_of_attempts():
     from repeg.brokers.alpaca.settings import AlpacaSettings
 

@@ -13,6 +13,7 @@ from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
 from enum import Enum
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import requests
 from alpaca.common.exceptions import APIError
@@ -41,6 +42,8 @@ _Error = TypeVar("_Error", bound=BrokerError)
 
 #: Alpaca's code for "the order's state does not allow this" (cancel/replace of a filled, cancelled... order).
 CODE_NOT_CANCELABLE = "42210000"
+#: Alpaca's trading hosts and the mode whose keys each takes.
+_MODE_OF_HOST = {"api.alpaca.markets": "live", "paper-api.alpaca.markets": "paper"}
 #: Alpaca's code for a forbidden order (insufficient buying power or shares): a rejection, not a credential issue.
 CODE_ORDER_FORBIDDEN = "40310000"
 #: Every 403 code of that family is a refused trade (e.g. 40310100, pattern day trading protection).
@@ -292,18 +295,30 @@ def map_api_error(
 ) -> BrokerError:
     """The typed error for an Alpaca HTTP error; the broker's message and code are kept on it."""
     body = error_body(exc)
-    return _transient_or_auth(body, op) or _order_error(body, op, order_id, client_order_id)
+    return _transient_or_auth(body, op, exc) or _order_error(body, op, order_id, client_order_id)
 
 
-def _transient_or_auth(body: ErrorBody, op: str) -> BrokerError | None:
+def _transient_or_auth(body: ErrorBody, op: str, exc: APIError) -> BrokerError | None:
     status = body.status or 0
     if status == 429:
         return RateLimitedError(f"{op}: rate limited", broker_message=body.message, code=body.code)
     if status >= 500:
         return BrokerUnavailableError(f"{op}: HTTP {status}", broker_message=body.message, code=body.code)
     if status == 401 or (status == 403 and not (body.code or "").startswith(_ORDER_FORBIDDEN_FAMILY)):
-        return AuthenticationError(f"{op}: credentials refused", broker_message=body.message, code=body.code)
+        at = keys_refused_at(getattr(getattr(exc, "request", None), "url", None))
+        refused = f"{op}: credentials refused{at}"
+        return AuthenticationError(refused, broker_message=body.message, code=body.code)
     return None
+
+
+def keys_refused_at(url: object) -> str:
+    """Where keys were refused, for the refusal's text (the host only: the keys travel in headers). Paper and live
+    accounts have different keys, and either's sent to the other's endpoint is refused as any bad keys."""
+    host = urlsplit(str(url or "")).hostname
+    mode = _MODE_OF_HOST.get(host or "")
+    if mode is None:
+        return f" by {host}" if host else ""
+    return f" by Alpaca's {mode} endpoint ({host}); keys are per mode: use the {mode} account's keys"
 
 
 def _order_error(body: ErrorBody, op: str, order_id: str | None, client_order_id: str | None) -> BrokerError:
