@@ -135,9 +135,32 @@ async def test_a_refused_rest_quote_request_is_logged_with_alpacas_message(alpac
     fake_alpaca.fail("GET", "/v2/stocks/quotes/latest", 403, times=10)
     with capture_logs() as logs:
         await feed.poll_rest(["AAPL"])
-    failed = [line for line in logs if line["event"] == "quote_rest_failed"]
+    failed = [line for line in logs if line["event"] in {"quote_rest_failed", "quote_rest_refused"}]
     assert failed
     assert "injected fault" in str(failed[0])
+
+
+async def test_a_rest_quote_request_refused_for_good_is_logged_once_and_not_polled_again(
+    alpaca: Pair, fake_alpaca
+):
+    """A latest-quote request Alpaca refuses for good (403: a feed the plan does not include; 401: the keys) is
+    refused again at every poll: polling it each `quote_poll_every` while the stream is down spent the data API's
+    rate budget and logged the same warning each second for the whole run, never as an error. It is logged once,
+    as an error naming the status and the symbols, and the REST fallback stops."""
+    import asyncio
+
+    from structlog.testing import capture_logs
+
+    _, feed = alpaca
+    fake_alpaca.fail("GET", "/v2/stocks/quotes/latest", 403, times=1_000)
+    await fake_alpaca.drop_data_stream(refuse_for=5.0)
+    with capture_logs() as logs:
+        await feed.subscribe(["AAPL"])
+        await asyncio.sleep(0.5)  # ten poll intervals with the stream refused
+    assert fake_alpaca.count("GET", "/v2/stocks/quotes/latest") == 1
+    refused = [line for line in logs if line["event"] == "quote_rest_refused"]
+    assert len(refused) == 1
+    assert (refused[0]["log_level"], refused[0]["status"], refused[0]["symbols"]) == ("error", 403, ["AAPL"])
 
 
 class _NoRestQuotes:

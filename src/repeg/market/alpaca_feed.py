@@ -17,6 +17,7 @@ from decimal import Decimal
 
 import msgpack
 import structlog
+from alpaca.common.exceptions import APIError
 from alpaca.data.enums import DataFeed as SdkDataFeed
 from alpaca.data.historical.stock import StockHistoricalDataClient
 from alpaca.data.models import Quote as SdkQuote
@@ -46,6 +47,9 @@ _MSGPACK_HEADERS = {"Content-Type": "application/msgpack"}
 #: the same request and be refused again. Others, e.g. 406 connection limit exceeded (the connection of a process
 #: that just died, still held by Alpaca), 404 auth timeout, 407 slow client, 500, are retried with backoff.
 _REFUSALS = frozenset({400, 401, 402, 405, 409, 410})
+#: Latest-quote (REST) answers no retry cures: a request Alpaca cannot serve (400), keys it refuses (401), a feed the
+#: account's plan does not include (403). Others (429, 5xx, timeouts) are polled again at the next interval.
+_REST_REFUSALS = frozenset({400, 401, 403})
 
 
 def _decimal(value: object) -> Decimal:
@@ -123,6 +127,8 @@ class AlpacaQuoteFeed:
         self._gap_polls: set[asyncio.Task[None]] = set()
         self.connected = asyncio.Event()
         self.rest_polls = 0
+        #: The HTTP status of a latest-quote request refused for good (`_REST_REFUSALS`): REST is asked no more.
+        self.rest_refused: int | None = None
 
     def latest(self, symbol: str) -> Quote | None:
         return self._quotes.get(symbol)
@@ -148,19 +154,29 @@ class AlpacaQuoteFeed:
     async def poll_rest(self, symbols: Iterable[str]) -> None:
         """Latest quotes over REST (one request for all symbols)."""
         wanted = list(symbols)
-        if not wanted:
+        if not wanted or self.rest_refused is not None:
             return
         request = StockLatestQuoteRequest(symbol_or_symbols=wanted, feed=SdkDataFeed(self._feed.value))
         self.rest_polls += 1
         try:
             answer = await asyncio.to_thread(self._client.get_stock_latest_quote, request)
         except Exception as exc:
-            log.warning("quote_rest_failed", error=type(exc).__name__, detail=str(exc))
+            self._rest_failed(exc, wanted)
             return
         if isinstance(answer, dict):
             for symbol, quote in answer.items():
                 if isinstance(quote, SdkQuote):
                     self._store(quote_from_sdk(str(symbol), quote))
+
+    def _rest_failed(self, exc: Exception, symbols: list[str]) -> None:
+        """Log a failed latest-quote request; one refused for good is logged once, as an error, and not sent again
+        (each poll would be refused the same way, spending the data API's rate budget)."""
+        status = exc.status_code if isinstance(exc, APIError) else None
+        if status in _REST_REFUSALS:
+            self.rest_refused = status
+            log.error("quote_rest_refused", status=status, symbols=symbols, detail=str(exc))
+            return
+        log.warning("quote_rest_failed", error=type(exc).__name__, detail=str(exc))
 
     async def _fallback(self) -> None:
         while True:
