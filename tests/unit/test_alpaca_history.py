@@ -48,6 +48,8 @@ class Stub:
     trades: dict[str, list[dict[str, object]]] = field(default_factory=lambda: TRADES)
     requests: list[dict[str, str]] = field(default_factory=list)
     url: str = ""
+    #: HTTP statuses to answer the next requests with, first to last (then the data).
+    failures: list[int] = field(default_factory=list)
 
     def _page(self, data: dict[str, list[dict[str, object]]], request: web.Request) -> dict[str, object]:
         flat = [(sym, rec) for sym in sorted(data) for rec in data[sym]]
@@ -66,6 +68,8 @@ class Stub:
             or request.headers.get("APCA-API-SECRET-KEY") != SECRET
         ):
             return web.json_response({"code": 40110000, "message": "request is not authorized"}, status=401)
+        if self.failures:
+            return web.json_response({"message": "injected"}, status=self.failures.pop(0))
         kind = request.path.rsplit("/", 1)[-1]
         page = self._page(self.quotes if kind == "quotes" else self.trades, request)
         return web.json_response({kind: page["grouped"], "next_page_token": page["next_page_token"]})
@@ -313,3 +317,32 @@ def test_a_refusal_of_the_environment_leaves_no_frame_holding_the_secret(
         tb = tb.tb_next
     assert shown, "no frame was walked: the test would prove nothing"
     assert not [text for text in shown if "S3CRET-0123456789" in text]
+
+
+async def test_a_request_alpaca_refuses_for_good_is_not_retried_and_names_the_status_symbols_and_endpoint(
+    stub: Stub,
+) -> None:
+    stub.failures = [410, 410, 410, 410]
+    with pytest.raises(MarketDataError) as info:
+        await asyncio.to_thread(fetch_quotes, _source(stub), ["AAA", "BBB"], START, END)
+    assert len(stub.requests) == 1
+    assert "HTTP 410" in str(info.value)
+    assert "AAA, BBB" in str(info.value)
+    assert "/v2/stocks/quotes" in str(info.value)
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+async def test_a_server_error_on_a_page_is_retried_a_bounded_number_of_times(
+    stub: Stub, status: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A 5xx is transient (Alpaca's spec: "we recommend retrying these later"): the SDK retried only 429 and 504, so
+    # one 502 on the 40th page threw away a long fetch. Retried as those are (3 times), then refused.
+    monkeypatch.setattr("alpaca.common.rest.time.sleep", lambda _seconds: None)
+    stub.failures = [status]
+    tape = await asyncio.to_thread(fetch_quotes, _source(stub), ["AAA"], START, END)
+    assert len(tape.columns("AAA")) == 3
+    stub.failures = [status] * 10
+    stub.requests.clear()
+    with pytest.raises(MarketDataError, match=f"HTTP {status}"):
+        await asyncio.to_thread(fetch_quotes, _source(stub), ["AAA"], START, END)
+    assert len(stub.requests) == 4  # the first request and 3 retries

@@ -27,6 +27,8 @@ Conversions:
 
 Every HTTP request has a connect and a read timeout (`AlpacaDataSource.timeout`; alpaca-py sets none): a server
 that does not answer in time is a `MarketDataError` naming the endpoint (never the keys, which travel in headers).
+HTTP 429 and 5xx are retried by the SDK, 3 times 3 s apart; any other refusal is not retried: a `MarketDataError`
+naming the symbols, the endpoint and the status (`AuthenticationError` for 401/403).
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ log = structlog.get_logger(__name__)
 _UNITS_PER_DOLLAR = 10_000
 _FLOAT_UNIT_TOLERANCE = 1e-6
 _AUTH_STATUSES = frozenset({401, 403})
+#: Statuses the SDK retries (3 times, 3 s apart; its default is 429 and 504 only): rate limited, and every server
+#: error the data API answers (its spec: "we recommend retrying these later"). A request is a GET: safe to repeat.
+_RETRIED_STATUSES = [429, 500, 502, 503, 504]
 #: Quotes stamped before this instant (2025-11-03 00:00 New York, EST) give their sizes in round lots.
 _QUOTE_SIZES_IN_SHARES_FROM_NS = int(np.datetime64("2025-11-03T05:00:00", "ns").astype(np.int64))
 _SHARES_PER_ROUND_LOT = 100
@@ -121,15 +126,16 @@ def _client(source: AlpacaDataSource) -> Any:
         raw_data=True,
         url_override=source.url_override,
     )
+    client._retry_codes = _RETRIED_STATUSES
     adapter = TimeoutAdapter(source.timeout)
     client._session.mount("http://", adapter)
     client._session.mount("https://", adapter)
     return client
 
 
-def _endpoint(exc: requests.RequestException, kind: str) -> str:
+def _endpoint(exc: Exception, kind: str) -> str:
     """The URL of the failed request without its query (the keys travel in headers, never in the URL)."""
-    url = getattr(exc.request, "url", None)
+    url = getattr(getattr(exc, "request", None), "url", None)
     return str(url).split("?", 1)[0] if url else f"/v2/stocks/{kind}"
 
 
@@ -158,7 +164,9 @@ def _fetch(source: AlpacaDataSource, kind: str) -> _RawFetch:
                 raise AuthenticationError(
                     "Alpaca refused the data credentials", broker_message=str(exc)
                 ) from None
-            raise MarketDataError(f"Alpaca {kind} request failed (HTTP {status}): {exc}") from None
+            raise MarketDataError(
+                f"Alpaca {kind} of {', '.join(symbols)}: {_endpoint(exc, kind)} failed (HTTP {status}): {exc}"
+            ) from None
         except requests.Timeout as exc:
             raise MarketDataError(
                 f"Alpaca {kind}: {_endpoint(exc, kind)} did not answer within {source.timeout} s"
