@@ -1228,3 +1228,29 @@ def test_a_resume_result_stdout_cannot_hold_is_one_line_naming_the_run_not_a_tra
         "error: the result could not be written to stdout (No space left on device); run rE ended partial: "
         "`repeg show rE` prints it from the journal\n",
     )
+
+
+@pytest.mark.parametrize(
+    "command", [["runs"], ["show", "r1"], ["resume", "r1"]], ids=["runs", "show", "resume"]
+)
+def test_a_journal_error_whose_text_spans_lines_is_printed_on_one_line(
+    monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    # A PostgreSQL journal that could not connect printed libpq's two-line text ("... Connection refused\n\tIs the
+    # server running on that host ...?"), where every error is one line on stderr (as `run` since 2a7fc05d).
+    from repeg.errors import JournalError
+    from repeg.journal import factory
+
+    def unreachable(*_args: object, **_kwargs: object) -> None:
+        raise JournalError(
+            "cannot open journal postgresql://u:***@127.0.0.1:1/db: connection failed: Connection refused\n"
+            "\tIs the server running on that host and accepting TCP/IP connections?"
+        )
+
+    monkeypatch.setattr(factory, "open_journal", unreachable)
+    result = CliRunner().invoke(build_app(), [*command, "--journal", "postgresql://u:pw@127.0.0.1:1/db"])
+    assert (result.exit_code, result.stderr) == (
+        ExitCode.FAILED,
+        "error: cannot open journal postgresql://u:***@127.0.0.1:1/db: connection failed: Connection refused "
+        "Is the server running on that host and accepting TCP/IP connections?\n",
+    )

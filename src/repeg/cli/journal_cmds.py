@@ -44,7 +44,9 @@ _RESUMABLE = f"{SIM_REMOTE} (with --sim-url), alpaca-paper, or alpaca-live (with
 
 
 def _fail(error: RepegError) -> typer.Exit:
-    typer.echo(f"error: {error}", err=True)
+    """The one line on stderr (a library's text may span several: libpq adds a hint) and exit code of `error`."""
+    one_line = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    typer.echo(f"error: {one_line}", err=True)
     return typer.Exit(int(exit_code_for_error(error)))
 
 
