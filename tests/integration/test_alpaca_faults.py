@@ -212,6 +212,16 @@ async def test_a_trade_stream_refusing_the_keys_stops_the_start_with_an_authenti
     assert fake_alpaca.count("GET", "/stream") == 1  # refused keys are not retried
 
 
+async def test_a_trade_stream_refusing_the_keys_names_the_host_that_refused_them(
+    fake_alpaca: FakeAlpacaServer,
+):
+    # As a REST refusal does: with Alpaca's hosts, its mode too (paper keys sent live are refused as bad keys).
+    fake_alpaca.trade_stream_refuses_auth = True
+    with pytest.raises(AuthenticationError) as info:
+        await connect(fake_alpaca)
+    assert "credentials refused by 127.0.0.1" in str(info.value)
+
+
 async def test_an_unreadable_trade_stream_frame_costs_a_reconnect_not_the_stream(alpaca: Pair, fake_alpaca):
     broker, _ = alpaca
     for ws in list(fake_alpaca._trade_sockets):

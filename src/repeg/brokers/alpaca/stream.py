@@ -26,6 +26,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus, WebSocketException
 
 from repeg.brokers.alpaca.credentials import AlpacaCredentials
+from repeg.brokers.alpaca.mapping import keys_refused_at
 from repeg.brokers.alpaca.retry import Backoff, BackoffPolicy, sleep_seconds
 from repeg.config import Seconds
 from repeg.engine.clock import Clock
@@ -156,7 +157,8 @@ class TradeUpdateStream:
         reply = await self._expect(ws, "authorization")
         if reply.get("status") != "authorized":
             raise AuthenticationError(
-                "trade stream: credentials refused", broker_message=str(reply.get("status"))
+                f"trade stream: credentials refused{keys_refused_at(self._url)}",
+                broker_message=str(reply.get("status")),
             )
         await ws.send(json.dumps({"action": "listen", "data": {"streams": ["trade_updates"]}}))
         await self._expect(ws, "listening")
