@@ -346,3 +346,29 @@ async def test_a_server_error_on_a_page_is_retried_a_bounded_number_of_times(
     with pytest.raises(MarketDataError, match=f"HTTP {status}"):
         await asyncio.to_thread(fetch_quotes, _source(stub), ["AAA"], START, END)
     assert len(stub.requests) == 4  # the first request and 3 retries
+
+
+@pytest.mark.parametrize("field", ["bp", "ap"])
+async def test_a_quote_whose_price_is_null_is_refused_not_read_as_a_price(stub: Stub, field: str) -> None:
+    # JSON null became NaN, and NaN cast to int64 a bid of -922 trillion dollars, accepted as on the grid.
+    quote = _quote("2024-01-02T14:30:00Z", 157.00, 157.05)
+    quote[field] = None
+    stub.quotes = {"AAA": [quote]}
+    with pytest.raises(MarketDataError, match=f"AAA: record 1 {field}=None is not a price"):
+        await asyncio.to_thread(fetch_quotes, _source(stub), ["AAA"], START, END)
+
+
+async def test_a_trade_print_whose_price_is_null_is_refused_not_read_as_a_price(stub: Stub) -> None:
+    stub.trades = {"AAA": [{"t": "2024-01-02T14:30:00Z", "p": None, "s": 100, "x": "V", "i": 1}]}
+    with pytest.raises(MarketDataError, match="AAA: record 1 p=None is not a price"):
+        await asyncio.to_thread(fetch_trades, _source(stub), ["AAA"], START, END)
+
+
+@pytest.mark.parametrize("field", ["bs", "as"])
+async def test_a_quote_whose_size_is_null_is_a_market_data_error_naming_it(stub: Stub, field: str) -> None:
+    # int(None) raised a bare TypeError: an internal error, not a refusal of the data.
+    quote = _quote("2024-01-02T14:30:00Z", 157.00, 157.05)
+    quote[field] = None
+    stub.quotes = {"AAA": [quote]}
+    with pytest.raises(MarketDataError, match="AAA: a quote record has an unreadable size"):
+        await asyncio.to_thread(fetch_quotes, _source(stub), ["AAA"], START, END)

@@ -192,16 +192,37 @@ def _timestamps(symbol: str, texts: Sequence[str]) -> Int64Array:
         raise MarketDataError(f"{symbol}: unparseable timestamp: {exc}") from exc
 
 
-def _snapped(values: Sequence[float]) -> tuple[Int64Array, NDArray[np.bool_]]:
+def _dollars(symbol: str, field: str, values: Sequence[float]) -> NDArray[np.float64]:
+    """The prices as float dollars; a null (read as NaN, which casts to a garbage int64 that passes the grid
+    check), infinite or non-numeric one is refused."""
+    try:
+        dollars = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise MarketDataError(f"{symbol}: a record's {field} is not a number") from None
+    bad = ~np.isfinite(dollars)
+    if bool(bad.any()):
+        at = int(np.flatnonzero(bad)[0])
+        raise MarketDataError(f"{symbol}: record {at + 1} {field}={values[at]!r} is not a price")
+    return dollars
+
+
+def _sizes(symbol: str, kind: str, values: Sequence[int]) -> Int64Array:
+    try:
+        return np.array(values, dtype=np.int64)
+    except (TypeError, ValueError, OverflowError):
+        raise MarketDataError(f"{symbol}: a {kind} record has an unreadable size") from None
+
+
+def _snapped(dollars: NDArray[np.float64]) -> tuple[Int64Array, NDArray[np.bool_]]:
     """Float dollars as the nearest $0.0001 units, and which of them lay off that grid (a finer decimal price)."""
-    scaled = np.asarray(values, dtype=np.float64) * _UNITS_PER_DOLLAR
+    scaled = dollars * _UNITS_PER_DOLLAR
     units = np.rint(scaled)
     return units.astype(np.int64), np.abs(scaled - units) > _FLOAT_UNIT_TOLERANCE
 
 
 def _units(symbol: str, field: str, values: Sequence[float]) -> Int64Array:
     """Float dollars snapped to exact $0.0001 units; a price off that grid is refused."""
-    units, off = _snapped(values)
+    units, off = _snapped(_dollars(symbol, field, values))
     if bool(off.any()):
         at = int(np.flatnonzero(off)[0])
         raise MarketDataError(f"{symbol}: record {at + 1} {field}={values[at]!r} is finer than $0.0001")
@@ -217,8 +238,8 @@ def _quote_columns(symbol: str, records: Sequence[Record]) -> SymbolQuotes:
         ts = _timestamps(symbol, [r["t"] for r in records])
         bid = _units(symbol, "bp", [r["bp"] for r in records])
         ask = _units(symbol, "ap", [r["ap"] for r in records])
-        bid_size = np.array([r["bs"] for r in records], dtype=np.int64)
-        ask_size = np.array([r["as"] for r in records], dtype=np.int64)
+        bid_size = _sizes(symbol, "quote", [r["bs"] for r in records])
+        ask_size = _sizes(symbol, "quote", [r["as"] for r in records])
     except KeyError as exc:
         raise MarketDataError(f"{symbol}: a quote record lacks field {exc}") from exc
     in_lots = ts < _QUOTE_SIZES_IN_SHARES_FROM_NS
@@ -232,8 +253,8 @@ def _trade_columns(symbol: str, records: Sequence[Record]) -> SymbolTrades:
     records = _counted_prints(symbol, records)
     try:
         ts = _timestamps(symbol, [r["t"] for r in records])
-        price, off = _snapped([r["p"] for r in records])
-        size = np.array([r["s"] for r in records], dtype=np.int64)
+        price, off = _snapped(_dollars(symbol, "p", [r["p"] for r in records]))
+        size = _sizes(symbol, "trade", [r["s"] for r in records])
     except KeyError as exc:
         raise MarketDataError(f"{symbol}: a trade record lacks field {exc}") from exc
     if bool(off.any()):
