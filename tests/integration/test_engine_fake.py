@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -43,7 +43,7 @@ from repeg.domain.plan import LegSpec
 from repeg.domain.run import fold_run
 from repeg.engine.clock import VirtualClock, run_virtual
 from repeg.engine.runner import ParentOrder, run_basket, run_execution
-from repeg.errors import BrokerUnavailableError, ClientOrderIdConflictError, JournalError
+from repeg.errors import BrokerUnavailableError, ClientOrderIdConflictError, JournalError, MarketDataError
 from repeg.journal.faults import point_of
 from repeg.journal.resume import resume_run
 from repeg.journal.sqlite import SqliteJournal
@@ -1999,6 +1999,35 @@ def test_a_resumed_run_leaves_no_update_subscription_on_the_broker(tmp_path: Pat
         await down.crash_at("cancel-intent", config)
         await down.journal.flush()
         _, broker = await down.finish(config)
+        return broker
+
+    assert run_virtual(main).sinks == []
+
+
+def test_a_run_whose_start_fails_leaves_no_update_subscription_on_the_broker() -> None:
+    """The run subscribes its router before it announces itself: when that fails (here the feed refuses the run's
+    symbols; a journal refusing `RunStarted` alike), the run ends before its phases, and the router stayed on the
+    broker, which a caller retrying with the same broker keeps (a91d11f8 closed it only once the phases ran)."""
+
+    class RefusingFeed(FakeFeed):
+        async def subscribe(self, symbols: Iterable[str]) -> None:
+            raise MarketDataError("quote stream refused the symbols")
+
+    async def main() -> FakeBroker:
+        clock = VirtualClock(T0)
+        feed = RefusingFeed(clock)
+        broker = FakeBroker(clock, feed)
+        with pytest.raises(MarketDataError):
+            await run_execution(BUY, [], broker, feed, clock, CONFIG, run_id="t")
+        with pytest.raises(MarketDataError):
+            await run_basket(
+                [ParentOrder(arrival=T0, symbol="XYZ", side=Side.BUY, qty=Decimal(1))],
+                broker,
+                feed,
+                clock,
+                CONFIG,
+                run_id="b",
+            )
         return broker
 
     assert run_virtual(main).sinks == []

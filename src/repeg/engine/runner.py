@@ -128,22 +128,28 @@ async def _announce(
     plan: Plan,
     market: MarketSource | None = None,
 ) -> None:
+    """Subscribe the feed and record the run's start. If that fails (the feed, a sink), the run ends before its
+    phases: its router is unsubscribed here, as `_run` does for a run that started."""
     bus = ctx.bus
-    await ctx.feed.subscribe(sorted({spec.symbol for spec in specs}))
-    await bus.emit(
-        RunStarted(
-            **bus.stamp(),
-            plan=plan,
-            config=_config_record(ctx.config),
-            broker=ctx.broker.name,
-            code_version=repeg.__version__,
-            market=market,
+    try:
+        await ctx.feed.subscribe(sorted({spec.symbol for spec in specs}))
+        await bus.emit(
+            RunStarted(
+                **bus.stamp(),
+                plan=plan,
+                config=_config_record(ctx.config),
+                broker=ctx.broker.name,
+                code_version=repeg.__version__,
+                market=market,
+            )
         )
-    )
-    for spec in specs:
-        await bus.emit(LegPlanned(**bus.stamp(spec.index), spec=spec))
-    for trade in skipped:
-        await bus.emit(LegSkipped(**bus.stamp(), skipped=trade))
+        for spec in specs:
+            await bus.emit(LegPlanned(**bus.stamp(spec.index), spec=spec))
+        for trade in skipped:
+            await bus.emit(LegSkipped(**bus.stamp(), skipped=trade))
+    except BaseException:
+        ctx.router.close()
+        raise
 
 
 async def _run(ctx: EngineContext, body: Callable[[], Awaitable[None]]) -> ExecutionResult:
