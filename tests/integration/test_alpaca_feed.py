@@ -191,6 +191,31 @@ async def _send(ws: ServerConnection, *messages: dict[str, object]) -> None:
     await ws.send(msgpack.packb(list(messages)))
 
 
+async def test_a_quote_with_a_price_that_is_not_a_number_costs_that_quote_not_the_stream():
+    """A `q` message whose price is no number (here a string) raised decimal's InvalidOperation, which no handler
+    caught: the stream task died, `connected` stayed set, so the REST fallback never polled and quotes went stale
+    for the rest of the run. It is logged and skipped; the next quote is read."""
+    from datetime import UTC, datetime
+
+    ts = msgpack.Timestamp.from_datetime(datetime(2026, 3, 2, 15, tzinfo=UTC))
+
+    async def one_bad_quote_then_a_good_one(ws: ServerConnection) -> None:
+        await _send(ws, {"T": "success", "msg": "connected"})
+        await ws.recv()
+        await _send(ws, {"T": "success", "msg": "authenticated"})
+        await ws.recv()
+        bad = {"T": "q", "S": "AAPL", "bp": "n/a", "bs": 1, "ap": 100.1, "as": 1, "t": ts}
+        good = {"T": "q", "S": "AAPL", "bp": 100.05, "bs": 1, "ap": 100.1, "as": 1, "t": ts}
+        await _send(ws, bad)
+        await _send(ws, good)
+        await ws.wait_closed()
+
+    async with _feed_on(one_bad_quote_then_a_good_one) as feed:
+        await feed.subscribe(["AAPL"])
+        await until(lambda: (q := feed.latest("AAPL")) is not None and q.bid == Decimal("100.05"))
+        assert not feed._tasks[0].done()
+
+
 async def test_a_connection_limit_refusal_is_retried_not_taken_for_bad_credentials():
     """Alpaca allows one market-data connection per account and refuses a second with error 406 ("connection
     limit exceeded"): e.g. right after a crash, while Alpaca still holds the dead process's connection, when

@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import Iterable
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 import msgpack
 import structlog
@@ -53,10 +53,15 @@ _REST_REFUSALS = frozenset({400, 401, 403})
 
 
 def _decimal(value: object) -> Decimal:
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    if isinstance(value, int | str):
-        return Decimal(value)
+    """A quote's number; anything else (a boolean, a text that is no number) is a `MarketDataError`, which costs
+    that quote only (decimal's own `InvalidOperation` is no `ValueError`: it ended the stream task)."""
+    try:
+        if isinstance(value, float):
+            return Decimal(repr(value))
+        if isinstance(value, int | str) and not isinstance(value, bool):
+            return Decimal(value)
+    except InvalidOperation:
+        pass
     raise MarketDataError(f"quote field is not a number: {value!r}")
 
 
