@@ -512,8 +512,7 @@ def test_parquet_pyarrow_cannot_read_is_a_quote_file_error(
     def unsupported(*args: object, **kwargs: object) -> pa.Table:
         raise pa.ArrowNotImplementedError("Integers with more than 64 bits not implemented")
 
-    path = tmp_path / "q.parquet"
-    path.write_bytes(b"PAR1")
+    path = _parquet_named(tmp_path, HEADER.strip().split(","))  # its schema is read; its columns are refused
     monkeypatch.setattr(pyarrow.parquet, "read_table", unsupported)
     err = _error(path)
     assert "unreadable: Integers with more than 64 bits not implemented" in str(err)
@@ -671,3 +670,23 @@ def test_a_trade_file_named_in_upper_case_drops_its_excluded_prints(tmp_path: Pa
     body = "2024-01-02T14:30:00Z,A,10,100,\n2024-01-02T14:30:01Z,A,11,100,Z\n"
     path = _write(tmp_path, body, "T.CSV.GZ", header=header)
     assert list(load_trades(path).columns("A").price) == [100_000]
+
+
+def _parquet_named(tmp_path: Path, names: list[str]) -> Path:
+    values = ["2024-01-02T14:30:00Z", "A", "1", "1", "2", "1"] + ["9"] * (len(names) - 6)
+    path = tmp_path / "q.parquet"
+    pq.write_table(pa.Table.from_arrays([pa.array([value]) for value in values], names=names), path)
+    return path
+
+
+def test_a_required_column_named_twice_in_a_parquet_file_is_refused_as_in_a_csv_file(tmp_path: Path) -> None:
+    # It was refused "unreadable: Multiple matches for FieldRef.Name(bid) in ts: string\nsymbol: ..." over a
+    # dozen lines listing pyarrow's internal columns (__fragment_index, ...).
+    path = _parquet_named(tmp_path, [*HEADER.strip().split(","), "bid"])
+    assert str(_error(path)) == f"{path}: column(s) bid appear more than once"
+
+
+def test_a_further_column_named_twice_in_a_parquet_file_is_ignored_as_in_a_csv_file(tmp_path: Path) -> None:
+    # Further columns are ignored, but two `note` columns made the whole Parquet file unreadable.
+    path = _parquet_named(tmp_path, [*HEADER.strip().split(","), "note", "note"])
+    assert list(load_quotes(path).columns("A").ask) == [20_000]

@@ -16,8 +16,6 @@ record), for CSV and Parquet alike.
 
 from __future__ import annotations
 
-import csv
-import gzip
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +27,7 @@ from numpy.typing import NDArray
 
 from repeg.errors import QuoteFileError
 from repeg.market import text_columns
+from repeg.market.csv_records import csv_header, misshapen_record
 from repeg.market.sale_conditions import is_excluded
 from repeg.market.tape import Int64Array, QuoteTape, SymbolQuotes, SymbolTrades, TradeTape
 from repeg.market.text_columns import TextColumn
@@ -105,7 +104,7 @@ def _regular_prints(path: Path) -> NDArray[np.bool_] | None:
                 return None
             column = _column(pq.read_table(path, columns=[CONDITIONS_COLUMN]), CONDITIONS_COLUMN)
         else:
-            if CONDITIONS_COLUMN not in _csv_header(path):
+            if CONDITIONS_COLUMN not in csv_header(path):
                 return None
             column = _column(_read_csv(path, (CONDITIONS_COLUMN,)), CONDITIONS_COLUMN)
         indices, values = _value_codes(_condition_text(str(path), column))
@@ -197,25 +196,33 @@ def _read_table(path: Path, required: tuple[str, ...]) -> pa.Table:
         raise QuoteFileError(file, None, "not a regular file" if path.exists() else "no such file")
     try:
         if path.name.lower().endswith(".parquet"):
-            import pyarrow.parquet as pq  # only Parquet readers pay for its import
-
-            table = pq.read_table(path)
+            table = _read_parquet(path, required)
         elif path.name.lower().endswith((".csv", ".csv.gz")):
             table = _read_csv(path, required)
         else:
             raise QuoteFileError(file, None, "unknown format: expected .csv, .csv.gz or .parquet")
-        names = table.column_names  # decoded here: a Parquet column name may not be UTF-8
     # ArrowException: every pyarrow refusal (ArrowNotImplementedError too); zlib.error: a damaged .csv.gz header
     except (pa.ArrowException, OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
         raise QuoteFileError(file, None, f"unreadable: {exc}") from exc
-    _refuse_missing(file, required, names)
     if table.num_rows == 0:
         raise QuoteFileError(file, None, "no records")
     return table.select(list(required))
 
 
-def _refuse_missing(file: str, required: tuple[str, ...], names: list[str]) -> None:
-    """Raise naming the `required` columns missing from `names` (every column of the file), and those needed."""
+def _read_parquet(path: Path, required: tuple[str, ...]) -> pa.Table:
+    """The `required` columns alone: a further column named twice is ignored, as in a CSV file."""
+    import pyarrow.parquet as pq  # only Parquet readers pay for its import
+
+    _refuse_columns(str(path), required, pq.read_schema(path).names)  # a name may not be UTF-8: decoded here
+    return pq.read_table(path, columns=list(required))
+
+
+def _refuse_columns(file: str, required: tuple[str, ...], names: list[str]) -> None:
+    """Raise for a `required` column named twice in `names` (every column of the file: which holds the values
+    would be a guess), or missing there (naming the file's columns and those needed)."""
+    repeated = [c for c in required if names.count(c) > 1]
+    if repeated:
+        raise QuoteFileError(file, None, f"column(s) {', '.join(repeated)} appear more than once")
     missing = [c for c in required if c not in names]
     if missing:
         needs = ", ".join(required)
@@ -238,55 +245,19 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> pa.Table:
         include_missing_columns=True,
         strings_can_be_null=False,
     )
-    header = _csv_header(path)
-    repeated = [c for c in required if header.count(c) > 1]
-    if repeated:  # which of the columns holds the values would be a guess
-        raise QuoteFileError(str(path), None, f"column(s) {', '.join(repeated)} appear more than once")
+    header = csv_header(path)
     present = set(header)
     compression = "gzip" if path.name.lower().endswith(".gz") else None  # pyarrow's own guess misses ".GZ"
     try:
         with pa.input_stream(str(path), compression=compression) as stream:
             table = pacsv.read_csv(stream, convert_options=convert)
     except pa.ArrowInvalid:
-        misshapen = _misshapen_record(path, len(header))
+        misshapen = misshapen_record(path, len(header))
         if misshapen is not None:
             raise misshapen from None
         raise
-    _refuse_missing(str(path), required, header)  # named from the header: only the needed columns were read
+    _refuse_columns(str(path), required, header)  # named from the header: only the needed columns were read
     return table.select([c for c in required if c in present])
-
-
-def _misshapen_record(path: Path, fields: int) -> QuoteFileError | None:
-    """The first record whose field count is not the header's, naming its row; None if the file has none.
-
-    Read again with the `csv` module, only on this error path: pyarrow's own report names no row (it numbers rows
-    only on one thread, and cannot hand a row that is not UTF-8 to a handler). Rows count records from 1, blank
-    lines skipped, as pyarrow reads them; a value that is not UTF-8 is shown replaced, as in pyarrow's message.
-    A file damaged elsewhere gives None: the caller raises the first read's error.
-    """
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    try:
-        with opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="") as handle:
-            rows = csv.reader(handle)
-            next(rows, None)  # the header
-            for record, row in enumerate((row for row in rows if row), start=1):  # a blank line is no record
-                if len(row) != fields:
-                    shown = ",".join(row)[:120]
-                    return QuoteFileError(
-                        str(path), record, f"expected {fields} fields, got {len(row)}: {shown!r}"
-                    )
-    except (OSError, EOFError, zlib.error, csv.Error):
-        return None
-    return None
-
-
-def _csv_header(path: Path) -> list[str]:
-    """The header's column names, read as CSV (a name may be quoted, as pyarrow reads it)."""
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rb") as handle:
-        first = handle.readline()  # only this line is decoded here: pyarrow judges the rest
-    header = first.splitlines()[:1]  # the header ends at a lone CR too (pyarrow reads such files)
-    return next(csv.reader([line.decode("utf-8-sig") for line in header]), [])
 
 
 # --- columns -----------------------------------------------------------------------------------------------
