@@ -690,3 +690,15 @@ def test_a_further_column_named_twice_in_a_parquet_file_is_ignored_as_in_a_csv_f
     # Further columns are ignored, but two `note` columns made the whole Parquet file unreadable.
     path = _parquet_named(tmp_path, [*HEADER.strip().split(","), "note", "note"])
     assert list(load_quotes(path).columns("A").ask) == [20_000]
+
+
+def test_a_conditions_column_named_twice_in_a_parquet_trade_file_is_refused_as_in_a_csv_file(
+    tmp_path: Path,
+) -> None:
+    # Which of the two holds a print's sale conditions would be a guess; the message was a dozen lines of pyarrow's
+    # schema ("Multiple matches for FieldRef.Name(conditions) ...").
+    names = ["ts", "symbol", "price", "size", "conditions", "conditions"]
+    values = ["2024-01-02T14:30:00Z", "A", "10", "100", "", "Z"]
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.Table.from_arrays([pa.array([value]) for value in values], names=names), path)
+    assert str(_error(path, load_trades)) == f"{path}: column(s) conditions appear more than once"

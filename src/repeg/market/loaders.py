@@ -102,7 +102,7 @@ def _regular_prints(path: Path) -> NDArray[np.bool_] | None:
 
             if CONDITIONS_COLUMN not in pq.read_schema(path).names:
                 return None
-            column = _column(pq.read_table(path, columns=[CONDITIONS_COLUMN]), CONDITIONS_COLUMN)
+            column = _column(_read_parquet(path, (CONDITIONS_COLUMN,)), CONDITIONS_COLUMN)
         else:
             if CONDITIONS_COLUMN not in csv_header(path):
                 return None
