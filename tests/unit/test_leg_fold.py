@@ -977,15 +977,17 @@ def test_a_replacement_rejected_after_its_acceptance_does_not_count_as_a_repeg()
     assert (leg.active_client_order_id, leg.repegs) == (cid(0), 0)
 
 
+def execution(cumulative: str, avg: str, qty: str, price: str) -> OrderUpdated:
+    """Order 0's report of `cumulative` shares filled at average `avg`, with the execution of `qty` at `price`."""
+    o = order(0, OrderStatus.PARTIALLY_FILLED, cumulative, avg)
+    fill = Fill(order_id="o0", qty=Decimal(qty), price=Decimal(price), ts=T0)
+    return OrderUpdated(
+        **stamp(), update=OrderUpdate(event=OrderEvent.PARTIAL_FILL, order=o, fill=fill, ts=T0)
+    )
+
+
 def test_the_filled_notional_is_the_sum_of_the_executions_not_the_rounded_average_times_the_qty() -> None:
     # 1 @ 10.01 + 2 @ 10.00 = 30.01; the broker's average to 1e-9 (10.003333333) x 3 = 30.009999999.
-    def execution(cumulative: str, avg: str, qty: str, price: str) -> OrderUpdated:
-        o = order(0, OrderStatus.PARTIALLY_FILLED, cumulative, avg)
-        fill = Fill(order_id="o0", qty=Decimal(qty), price=Decimal(price), ts=T0)
-        return OrderUpdated(
-            **stamp(), update=OrderUpdate(event=OrderEvent.PARTIAL_FILL, order=o, fill=fill, ts=T0)
-        )
-
     first, second = execution("1", "10.01", "1", "10.01"), execution("3", "10.003333333", "2", "10.00")
     leg = fold([*working(), first, second, second, first])
     assert leg.filled_notional == Decimal("30.01")
@@ -994,14 +996,17 @@ def test_the_filled_notional_is_the_sum_of_the_executions_not_the_rounded_averag
 
 def test_an_order_whose_execution_was_not_seen_is_priced_at_the_brokers_average() -> None:
     # The second execution reported (cumulative 3) before the first (cumulative 1): 2 @ 10.00 is not all of 3.
-    def execution(cumulative: str, avg: str, qty: str, price: str) -> OrderUpdated:
-        o = order(0, OrderStatus.PARTIALLY_FILLED, cumulative, avg)
-        fill = Fill(order_id="o0", qty=Decimal(qty), price=Decimal(price), ts=T0)
-        return OrderUpdated(
-            **stamp(), update=OrderUpdate(event=OrderEvent.PARTIAL_FILL, order=o, fill=fill, ts=T0)
-        )
-
     leg = fold(
         [*working(), execution("3", "10.003333333", "2", "10.00"), execution("1", "10.01", "1", "10.01")]
     )
     assert leg.filled_notional == Decimal("30.009999999")
+
+
+def test_executions_priced_from_the_brokers_averages_keep_the_brokers_notional() -> None:
+    # Alpaca reports each order's cumulative quantity and average only; its tracker prices an execution from them
+    # (`fill_between`): 4 x 10.0026 - 1 x 10.01 = 30.0004 for 3 shares, 10.000133... rounded to 28 digits. The sum
+    # of such executions is the broker's 40.0104 with the rounding's tail (40.01039999999999999999999999).
+    first = execution("1", "10.01", "1", "10.01")
+    second = execution("4", "10.0026", "3", "10.00013333333333333333333333")
+    leg = fold([*working(), first, second])
+    assert leg.filled_notional == Decimal("40.0104")

@@ -77,10 +77,18 @@ class OrderRecord(BaseModel):
     @property
     def notional(self) -> Decimal | None:
         """What the fills of this order cost: the sum of its executions when each was seen, else the filled
-        quantity times the broker's average price; None while fills are reported without a price."""
-        if self.fill_notional is not None:
-            return self.fill_notional
-        return None if self.avg_price is None else self.filled_qty * self.avg_price
+        quantity times the broker's average price; None while fills are reported without a price.
+
+        Not the sum when it agrees with the broker's figure to that figure's last digit: its further digits are
+        then the rounding of execution prices derived from the broker's averages (Alpaca reports an order's
+        cumulative quantity and average only), and the broker's figure is the exact one."""
+        broker = None if self.avg_price is None else self.filled_qty * self.avg_price
+        executed = self.fill_notional
+        if executed is None:
+            return broker
+        if broker is not None and executed.quantize(broker, context=_EXACT) == broker:
+            return broker
+        return executed
 
     def _fill_notional_after(self, order: BrokerOrder, fill: Fill | None) -> Decimal | None:
         """`fill_notional` once the cumulative quantity grew to `order.filled_qty`: exact only when `fill` is the
