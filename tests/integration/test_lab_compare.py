@@ -343,3 +343,24 @@ def test_the_queue_model_without_trades_says_it_fills_on_crossing_quotes_only(co
     assert result.exit_code == 0, result.output
     assert "queue model has no trade prints" in result.stderr
     assert "--trades" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["backtest", "compare"])
+def test_a_basket_refused_by_the_run_prints_its_error_without_the_queue_note(
+    tmp_path: Path, command: str
+) -> None:
+    # Two budgets in one arrivals file are refused only when the run starts (the engine runs one budget per
+    # basket): the no-trade-prints note came first, so stderr held a note and then the error, not the one line.
+    arrivals = tmp_path / "arrivals.csv"
+    arrivals.write_text(
+        "ts,side,qty,budget_seconds\n2018-01-03T15:00:00Z,buy,100,30\n2018-01-03T15:05:00Z,sell,100,60\n"
+    )
+    models = ["--fill-model", "queue"] if command == "backtest" else ["--fill-models", "queue"]
+    policy = ["--policy", "market"] if command == "backtest" else ["--policies", "market"]
+    args = [command, "--quotes", str(EVAL_Q), "--arrivals", str(arrivals), *policy, *models]
+    result = CliRunner().invoke(build_app(("repeg.cli.lab_cmds",)), args)
+    assert result.exit_code == 2, result.output
+    assert (
+        result.stderr
+        == "error: config budget_seconds=[30.0, 60.0]: the engine runs one time budget per basket\n"
+    )

@@ -155,14 +155,14 @@ def _note_paper_rule_fit(
 
 
 def _note_queue_without_prints(models: list[FillModelName], day: DayData) -> None:
-    """Say so when the queue model runs without trade prints: resting orders then fill on crossing quotes only."""
+    """Say so when the queue model ran without trade prints: resting orders then fill on crossing quotes only.
+    Said once the run is done: some inputs are refused only by the run (a basket of two budgets, in-sample
+    parameters), and a refusal is one line on stderr."""
+    from repeg.lab.backtest import QUEUE_WITHOUT_PRINTS
     from repeg.lab.models import FillModelName
 
     if FillModelName.QUEUE in models and day.trades is None:
-        Console(stderr=True, soft_wrap=True).print(
-            "[yellow]note:[/] the queue model has no trade prints (--trades): resting limits fill only on "
-            "crossing quotes, more pessimistic than paper (docs/FILL_MODELS.md)"
-        )
+        Console(stderr=True, soft_wrap=True).print(f"[yellow]note:[/] {QUEUE_WITHOUT_PRINTS}")
 
 
 def _refuse_nothing_to_compare(
@@ -232,7 +232,6 @@ def backtest(
         params = adaptive_params_for(
             spec, model, day, fit_day, print_share_pct=print_share, order_qty=fit_order_qty(orders)
         )
-        _note_queue_without_prints([model], day)
         result = run_backtest(
             day,
             orders,
@@ -243,6 +242,7 @@ def backtest(
             latency=_latency(latency),
             print_share_pct=print_share,
         )
+        _note_queue_without_prints([model], day)
     except (RepegError, ValueError, OSError) as exc:
         raise _fail(exc) from exc
     _emit(result, as_json=as_json, out=out)
@@ -303,7 +303,6 @@ def compare(
         _refuse_nothing_to_compare(specs, models, policies=policies, fill_models=fill_models)
         _note_paper_rule_fit(specs, models, fit_day)
         orders = _basket(day, count=basket, arrivals=arrivals, qty=qty, budget=budget, seed=seed)
-        _note_queue_without_prints(models, day)  # once every input is read: never before a refusal of one
         result = run_compare(
             day,
             orders,
@@ -314,6 +313,7 @@ def compare(
             latency=_latency(latency),
             print_share_pct=print_share,
         )
+        _note_queue_without_prints(models, day)
     except (RepegError, ValueError, OSError) as exc:
         raise _fail(exc) from exc
     _emit(result, as_json=as_json, out=out)

@@ -135,6 +135,13 @@ def trades_problem(day: DayData) -> str | None:
     )
 
 
+#: What the queue model's figures mean without trade prints, as `repeg backtest`, `compare` and `sweep` say it.
+QUEUE_WITHOUT_PRINTS = (
+    "the queue model has no trade prints (--trades): resting limits fill only on crossing quotes, more "
+    "pessimistic than paper (docs/FILL_MODELS.md)"
+)
+
+
 def fill_model_for(name: FillModelName, day: DayData, *, seed: int, print_share_pct: int = 100) -> FillModel:
     """The simulator's fill model by name; `queue` without trades fills resting limits on crossing quotes only. A
     trade file the queue rule cannot use (`trades_problem`) is refused, as the fit refuses it."""
