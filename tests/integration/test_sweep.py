@@ -237,3 +237,18 @@ def test_a_sweep_whose_out_is_its_grid_file_is_refused_before_any_point_runs(
     assert result.exit_code == 2, result.output
     assert "--out" in result.output
     assert grid.read_text() == text
+
+
+def test_a_sweep_of_the_queue_model_without_trades_says_it_fills_on_crossing_quotes_only(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    # Without --trades the queue points have no print to fill a resting order from: their rows (fill_model
+    # "queue") are more pessimistic than paper's, and the sweep said nothing, where backtest and compare say so.
+    grid = tmp_path / "grid.toml"
+    text = 'fill_models = ["queue"]\n[basket]\ncount = 2\nbudget_seconds = 20.0\n'
+    grid.write_text(text + '[[policy]]\nname = "market"\nkind = "market"\n')
+    args = ["sweep", "--quotes", str(data_dir / "*_bbo.csv"), "--grid", str(grid)]
+    args += ["--out", str(tmp_path / "s.parquet"), "--workers", "1", "--no-progress"]
+    result = CliRunner().invoke(build_app(("repeg.cli.report_cmds",)), args)
+    assert result.exit_code == 0, result.output
+    assert "queue model has no trade prints (--trades)" in result.stderr

@@ -27,6 +27,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from repeg.errors import ConfigError, RepegError, SweepError
+from repeg.lab.backtest import QUEUE_WITHOUT_PRINTS
+from repeg.lab.models import FillModelName
 from repeg.lab.sweep_grid import SweepPoint
 
 log = structlog.get_logger(__name__)
@@ -202,6 +204,13 @@ def max_workers() -> int:
     return 4 * (os.cpu_count() or 1)
 
 
+def _note_queue_without_prints(points: Sequence[SweepPoint]) -> None:
+    """Say so (on stderr, as the progress is drawn) when queue points run without trade prints (no `--trades`),
+    as `repeg backtest` and `compare` say it; once every input is read, before the points run."""
+    if any(p.fill_model is FillModelName.QUEUE and p.data.trades_file is None for p in points):
+        Console(stderr=True, soft_wrap=True).print(f"[yellow]note:[/] {QUEUE_WITHOUT_PRINTS}")
+
+
 def run_sweep(
     points: Sequence[SweepPoint], runner: PointRunner, engine: Engine, workers: int = 2, progress: bool = True
 ) -> list[SweepRecord]:
@@ -209,6 +218,7 @@ def run_sweep(
     otherwise, before any process starts)."""
     if not 1 <= workers <= max_workers():
         raise ConfigError("--workers", workers, f"must be 1 to {max_workers()} (4 per CPU of this machine)")
+    _note_queue_without_prints(points)
     if engine is Engine.RAY:
         return run_ray(points, runner, progress=progress, num_cpus=workers)
     return run_local(points, runner, workers=workers, progress=progress)
