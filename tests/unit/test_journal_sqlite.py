@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
@@ -458,6 +459,31 @@ def test_a_run_of_a_journal_with_a_second_hard_link_is_refused_through_either_na
         finally:
             journal.close()
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".lock") == []
+
+
+def test_the_refusal_of_a_hard_linked_journal_says_to_remove_its_other_names_and_how_to_find_them(
+    tmp_path: Path,
+) -> None:
+    # It said "use it under one name only": the file keeps its other name whichever one is given, so doing so was
+    # refused again. What lifts it: removing the other names (`find -samefile` lists them), the one worked kept.
+    real = tmp_path / "j.db"
+    SqliteJournal(real).close()
+    os.link(real, tmp_path / "backup.db")
+    journal = SqliteJournal(real)
+    try:
+        with pytest.raises(ConfigError) as refused:
+            journal.claim("r1")
+    finally:
+        journal.close()
+    assert "remove its other names, keeping the one its runs were worked under" in str(refused.value)
+    hint = re.search(r"`find (\S+) -xdev -samefile (\S+)` lists them", str(refused.value))
+    assert hint is not None
+    assert hint[2] == str(real)
+    # The top of the file system, where its other names are: on the file's device, its parent not.
+    top = Path(hint[1])
+    assert top in real.parents
+    assert top.stat().st_dev == real.stat().st_dev
+    assert top == top.parent or top.parent.stat().st_dev != real.stat().st_dev
 
 
 async def test_a_run_whose_start_time_cannot_be_read_fails_the_run_list_with_a_journal_error(

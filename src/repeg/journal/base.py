@@ -77,7 +77,8 @@ class Journal(Protocol):
 
     def claim(self, run_id: str) -> None:
         """Hold `run_id` until `close`: one process works a run on a broker that outlives it at a time. Raises
-        `JournalError` when another process (or another open journal) holds it; claiming it again is a no-op."""
+        `JournalError` when another process (or another open journal) holds it, `ConfigError` for a SQLite journal file
+        with a second name (`repeg.journal.lock.refuse_hard_links`); claiming it again is a no-op."""
         ...
 
     def has_run(self, run_id: str) -> bool: ...
