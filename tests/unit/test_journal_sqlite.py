@@ -18,6 +18,7 @@ from repeg.domain.run import fold_run
 from repeg.engine.clock import run_virtual
 from repeg.errors import ConfigError, JournalError, RunNotFoundError
 from repeg.journal.base import UNFINISHED
+from repeg.journal.lock import lock_path
 from repeg.journal.sqlite import SqliteJournal
 
 
@@ -439,6 +440,32 @@ def test_a_run_claimed_through_a_symlink_to_the_journal_is_refused_through_the_j
     finally:
         first.close()
         second.close()
+
+
+def test_a_journal_opened_read_only_refuses_a_claim_though_the_runs_lock_file_was_left_writable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An archived journal (SQLite cannot write it: `_open` reads it as immutable) beside the lock file a killed run
+    # left (`flock` is dropped by the kernel, the file stays): the lock was taken, and a resume reconciled with the
+    # broker, then failed its first write. A guard of d74051c3, whose own test's read-only directory refused the
+    # lock file's creation already.
+    path = tmp_path / "j.db"
+    SqliteJournal(path).close()
+    lock_path(path, "r1").touch()
+
+    def cannot_write(at: Path) -> sqlite3.Connection:
+        raise JournalError(f"cannot open journal {at}: attempt to write a readonly database")
+
+    monkeypatch.setattr("repeg.journal.sqlite._connect", cannot_write)
+    journal = SqliteJournal(path, create=False)
+    try:
+        with pytest.raises(
+            JournalError, match=r"is read-only: its runs can be listed and shown, not run or resumed"
+        ):
+            journal.claim("r1")
+        assert journal.runs() == []
+    finally:
+        journal.close()
 
 
 def test_a_run_of_a_journal_with_a_second_hard_link_is_refused_through_either_name(tmp_path: Path) -> None:
