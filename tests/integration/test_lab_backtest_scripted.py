@@ -335,3 +335,14 @@ def test_the_queue_rule_fit_assumes_the_baskets_order_size() -> None:
     )
     assert result.fit is not None
     assert '"order_qty":5000' in result.fit.params["config"]
+
+
+def test_the_queue_rule_fit_assumes_the_size_holding_most_of_a_mixed_baskets_shares() -> None:
+    # The lab's costs are per share (every order weighted by its shares): three 100-share orders and one of 10,000
+    # are read almost wholly on the large one, yet the fit assumed the median order, 100 shares, so the policy
+    # rested the 10,000 shares that carry 97% of the figure as if 100 had to fill.
+    from repeg.lab.compare import fit_order_qty
+
+    sizes = (100, 100, 100, 10_000)
+    mixed = tuple(o.model_copy(update={"qty": Decimal(q)}) for o, q in zip(BASKET, sizes, strict=True))
+    assert fit_order_qty(mixed) == 10_000

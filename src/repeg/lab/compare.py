@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from decimal import Decimal
+from itertools import accumulate
 from pathlib import Path
 
 from repeg.brokers.simulator.latency import LatencyModel
@@ -79,10 +81,16 @@ def adaptive_params_for(
 
 
 def fit_order_qty(basket: Sequence[ParentOrder]) -> int:
-    """The order size a fit for `basket` assumes (the queue rule's own place in line): its median order, in whole
-    shares rounded up (every order, when they are all one size)."""
+    """The order size a fit for `basket` assumes (the queue rule's own place in line): the size of the order
+    holding the basket's median share, since the lab's costs weight every order by its shares (a plain median
+    of mixed sizes names the small orders the figures barely read); in whole shares rounded up (every order,
+    when they are all one size)."""
     sizes = sorted(order.qty for order in basket)
-    return max(1, math.ceil(sizes[len(sizes) // 2])) if sizes else FitConfig().order_qty
+    if not sizes:
+        return FitConfig().order_qty
+    half = sum(sizes, Decimal(0)) / 2
+    median = next(size for size, held in zip(sizes, accumulate(sizes), strict=True) if held >= half)
+    return max(1, math.ceil(median))
 
 
 def _refuse_in_sample(params: AdaptiveParams, fitted_on: DayData | None, eval_day: DayData) -> None:
