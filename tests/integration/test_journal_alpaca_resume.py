@@ -60,26 +60,17 @@ CONFIG = ExecutionConfig(
 )
 #: A ladder of one re-peg step, then the escalation's market order, within 0.6 s: a replace and an escalation
 #: both happen before the run ends.
-ONE_STEP_LADDER = classic_ladder(
-    repeg_steps=(Decimal("0.5"),),
-    fill_wait_seconds=0.3,
-    wait_between_checks=0.05,
-    max_total_wait=0.6,
-    grace_window=0.05,
-    quote_max_age=600.0,
-    quote_wait=1.0,
-)
+ONE_STEP: dict[str, Any] = {
+    "repeg_steps": (Decimal("0.5"),),
+    "wait_between_checks": 0.05,
+    "grace_window": 0.05,
+    "quote_max_age": 600.0,
+    "quote_wait": 1.0,
+}
+ONE_STEP_LADDER = classic_ladder(**ONE_STEP, fill_wait_seconds=0.3, max_total_wait=0.6)
 #: `ONE_STEP_LADDER`'s re-peg step, due well before its stall or its escalation: under ONE_STEP_LADDER a loop
 #: starved 0.6 s after the submit (a loaded machine) escalated first, and the run never journaled the replace.
-REPLACE_FIRST = classic_ladder(
-    repeg_steps=(Decimal("0.5"),),
-    fill_wait_seconds=1.5,
-    wait_between_checks=0.05,
-    max_total_wait=600.0,
-    grace_window=0.05,
-    quote_max_age=600.0,
-    quote_wait=1.0,
-)
+REPLACE_FIRST = classic_ladder(**ONE_STEP, fill_wait_seconds=1.5, max_total_wait=600.0)
 SPECS = [
     LegSpec(index=0, symbol="MSFT", side=Side.SELL, qty=Decimal(20)),
     LegSpec(index=1, symbol="AAPL", side=Side.BUY, qty=Decimal(30)),
@@ -131,6 +122,8 @@ async def test_a_crashed_alpaca_run_resumes_to_completion_without_duplicates(
     assert result.status.value == "completed"
     assert state.status == "completed"
     assert set(Counter(o.client_order_id for o in ours).values()) == {1}
+    # A resume that took a live order for one never sent (and sent the leg again) left it working: a second fill.
+    assert not any(o.is_open for o in ours)
     for leg in state.legs:
         at_broker = sum(
             (o.filled_qty for o in ours if o.client_order_id.startswith(f"rA-L{leg.index:04d}-")), Decimal(0)
@@ -829,8 +822,9 @@ async def test_a_run_stopped_by_a_journal_failure_resumes_to_completion_without_
 ) -> None:
     """The journal failed mid-run (its tail lost: the answer, fill or intent of `point` on), and the run cancelled
     its working orders unjournaled; `repeg resume` with the journal mended then reads each order from the broker
-    by its client order id (the fills before and at the failure, the cancels never journaled) and finishes every
-    leg exactly once."""
+    by its client order id (the acknowledgements and cancels never journaled) and finishes every leg exactly once.
+    No fill is lost at these points: at 'fill' the escalation's fill came with its acknowledgement, journaled, and
+    the orders the failure cancelled hold none (a resume that recorded no fill from the broker passes here)."""
     path = tmp_path / "j.db"
     journal = SqliteJournal(path)
     failing = JournalFailsAt(journal, point)
