@@ -1010,3 +1010,40 @@ def test_executions_priced_from_the_brokers_averages_keep_the_brokers_notional()
     second = execution("4", "10.0026", "3", "10.00013333333333333333333333")
     leg = fold([*working(), first, second])
     assert leg.filled_notional == Decimal("40.0104")
+
+
+@st.composite
+def executions_delivered(draw: st.DrawFn) -> tuple[list[RunEvent], Decimal]:
+    """One order filled (in part) in 1-5 executions at prices of their own, each reported with the cumulative
+    quantity, the broker's average rounded to 1e-9 (as the simulator's) and the execution itself; the reports
+    delivered in any order, some twice. Returns (events, expected notional): the executions' sum when each report
+    reached the fold while the cumulative it grew from was the one known (each execution seen in turn), else the
+    broker's last average times the quantity, never a mix of the two."""
+    filled = draw(st.integers(1, int(QTY)))
+    cuts = sorted(draw(st.sets(st.integers(1, filled), max_size=4)) | {filled})
+    reports: list[OrderUpdated] = []
+    total, before = Decimal(0), 0
+    for cut in cuts:
+        qty, price = Decimal(cut - before), Decimal(draw(st.integers(1000, 1100))) / 100
+        total += qty * price
+        avg = (total / cut).quantize(Decimal("1e-9"))
+        reports.append(execution(str(cut), str(avg), str(qty), str(price)))
+        before = cut
+    delivered = draw(st.permutations(reports + draw(st.lists(st.sampled_from(reports), max_size=3))))
+    known, in_turn = 0, True
+    for report in delivered:
+        cumulative = int(report.update.order.filled_qty)
+        if cumulative > known:
+            in_turn = in_turn and cuts.index(cumulative) == (cuts.index(known) + 1 if known else 0)
+            known = cumulative
+    return [*working(), *delivered], total if in_turn else Decimal(filled) * avg
+
+
+@settings(max_examples=200, deadline=None)
+@given(executions_delivered())
+def test_an_orders_notional_is_its_executions_sum_or_the_brokers_average_under_any_delivery(
+    case: tuple[list[RunEvent], Decimal],
+) -> None:
+    events, notional = case
+    leg = fold(events)
+    assert leg.filled_notional == notional
