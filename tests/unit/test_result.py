@@ -434,3 +434,36 @@ def test_a_symbol_with_markup_is_printed_verbatim_in_the_results_and_live_tables
         printed = _printed(table)
         assert "[/]" in printed
         assert "[bold]X" in printed
+
+
+def test_the_runs_list_counts_the_notional_traded_the_result_shows() -> None:
+    # 1 @ 10.005 then 2 @ 10.00: the executions sum to 30.005 ($30.00 half-even, as `repeg show` prints); `repeg runs`
+    # took the cumulative 3 x the simulator's average to 1e-9 (10.001666667): 30.005000001, printed $30.01.
+    from journal_support import accepted, at, broker_order, intent, leg_planned, run_started
+
+    from repeg.domain.events import OrderUpdated
+    from repeg.domain.orders import Fill, OrderEvent, OrderUpdate
+    from repeg.domain.run import fold_run
+    from repeg.journal.base import summarize
+
+    def execution(cumulative: str, avg: str, qty: str, price: str) -> OrderUpdated:
+        order = broker_order(OrderStatus.PARTIALLY_FILLED, filled=cumulative)
+        update = OrderUpdate(
+            event=OrderEvent.PARTIAL_FILL,
+            order=order.model_copy(update={"filled_avg_price": Decimal(avg)}),
+            fill=Fill(order_id="o1", qty=Decimal(qty), price=Decimal(price), ts=at(4)),
+            ts=at(4),
+        )
+        return OrderUpdated(run_id="r1", ts=at(4), correlation_id="r1", leg_index=0, update=update)
+
+    events = [
+        run_started(),
+        leg_planned(),
+        intent(),
+        accepted(),
+        execution("1", "10.005", "1", "10.005"),
+        execution("3", "10.001666667", "2", "10.00"),
+    ]
+    shown = build_result(fold_run(events)).notional_traded
+    assert shown == Decimal("30.005")
+    assert summarize("r1", at(0), events).notional == shown

@@ -24,6 +24,7 @@ from typing import Final, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from repeg.domain.events import LegPlanned, OrderAccepted, OrderUpdated, RunEnded, RunEvent, RunStarted
+from repeg.domain.order_record import OrderRecord
 from repeg.domain.orders import BrokerOrder
 
 #: Event kinds always committed with a synchronous (fsync'd) write.
@@ -127,19 +128,21 @@ def _reported_order(event: RunEvent) -> BrokerOrder | None:
 
 
 def traded_notional(events: list[RunEvent]) -> Decimal:
-    """Notional traded: per order, its largest reported cumulative fill times that report's average price.
-
-    The same rule the fold uses (`repeg.domain.leg`), so duplicated or polled updates never count twice.
+    """Notional traded: each order's reports folded and priced as the leg fold does (`OrderRecord.merge`, so
+    duplicated or polled updates never count twice, and `OrderRecord.notional`: the sum of its executions, else its
+    cumulative quantity times the broker's average), so `repeg runs` counts what `repeg show` does.
     """
-    best: dict[str, tuple[Decimal, Decimal]] = {}
+    records: dict[str, OrderRecord] = {}
     for event in events:
         order = _reported_order(event)
-        if order is None or order.filled_avg_price is None:
+        if order is None:
             continue
-        filled, _ = best.get(order.client_order_id, (Decimal(0), Decimal(0)))
-        if order.filled_qty > filled:
-            best[order.client_order_id] = (order.filled_qty, order.filled_avg_price)
-    return sum((qty * price for qty, price in best.values()), Decimal(0))
+        fill = event.update.fill if isinstance(event, OrderUpdated) else None
+        record = records.get(order.client_order_id) or OrderRecord(
+            client_order_id=order.client_order_id, attempt=-1
+        )
+        records[order.client_order_id] = record.merge(order, fill)
+    return sum((n for n in (r.notional for r in records.values()) if n is not None), Decimal(0))
 
 
 def summarize(run_id: str, started: datetime, events: list[RunEvent]) -> RunSummary:
