@@ -346,3 +346,23 @@ def test_the_queue_rule_fit_assumes_the_size_holding_most_of_a_mixed_baskets_sha
     sizes = (100, 100, 100, 10_000)
     mixed = tuple(o.model_copy(update={"qty": Decimal(q)}) for o, q in zip(BASKET, sizes, strict=True))
     assert fit_order_qty(mixed) == 10_000
+
+
+def test_a_compare_with_a_trade_file_the_queue_model_refuses_runs_no_backtest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Another day's prints: the queue model refuses them, but only when its first backtest started, after every
+    # paper backtest of the comparison had run (minutes, on a large basket), where refusals come before any run.
+    from dataclasses import replace
+
+    from repeg.errors import ConfigError
+    from repeg.lab import compare as compare_module
+
+    def ran(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("a backtest ran")
+
+    monkeypatch.setattr(compare_module, "run_backtest", ran)
+    mismatched = replace(_day(False), trades=_day(True, start=T0 - timedelta(days=1)).trades)
+    models = [FillModelName.PAPER, FillModelName.QUEUE]
+    with pytest.raises(ConfigError, match=r"--trades.*outside the quotes' span"):
+        compare_module.compare(mismatched, BASKET, [policy_spec("market")], models, seed=0)

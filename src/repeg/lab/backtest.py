@@ -135,6 +135,14 @@ def trades_problem(day: DayData) -> str | None:
     )
 
 
+def refuse_unusable_trades(day: DayData, option: str = "--trades") -> None:
+    """`ConfigError` naming `option` and the file when the day's trade file cannot feed the queue rule
+    (`trades_problem`)."""
+    problem = trades_problem(day)
+    if problem is not None:
+        raise ConfigError(option, day.ref.trades_file, problem)
+
+
 #: What the queue model's figures mean without trade prints, as `repeg backtest`, `compare` and `sweep` say it.
 QUEUE_WITHOUT_PRINTS = (
     "the queue model has no trade prints (--trades): resting limits fill only on crossing quotes, more "
@@ -146,9 +154,7 @@ def fill_model_for(name: FillModelName, day: DayData, *, seed: int, print_share_
     """The simulator's fill model by name; `queue` without trades fills resting limits on crossing quotes only. A
     trade file the queue rule cannot use (`trades_problem`) is refused, as the fit refuses it."""
     if name is FillModelName.QUEUE:
-        problem = trades_problem(day)
-        if problem is not None:
-            raise ConfigError("--trades", day.ref.trades_file, problem)
+        refuse_unusable_trades(day)
         return QueueFillModel(day.quotes, day.trades, seed=seed, print_share_pct=print_share_pct)
     return PaperFillModel(day.quotes, seed=seed)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from repeg.brokers.simulator.latency import LatencyModel
 from repeg.config import ExecutionConfig
 from repeg.errors import ConfigError
-from repeg.lab.backtest import DayData, backtest_config, run_backtest, trades_problem
+from repeg.lab.backtest import DayData, backtest_config, refuse_unusable_trades, run_backtest
 from repeg.lab.fit import AdaptiveParams, FitConfig, fit_adaptive, load_params
 from repeg.lab.models import (
     BacktestResult,
@@ -43,9 +43,7 @@ def fit_trades_of(fit_day: DayData, *, option: str = "--fit-trades") -> SymbolTr
     `option`), as a quote file without the symbol is."""
     if fit_day.trades is None:
         return None
-    problem = trades_problem(fit_day)
-    if problem is not None:
-        raise ConfigError(option, fit_day.ref.trades_file, problem)
+    refuse_unusable_trades(fit_day, option)
     return fit_day.trades.columns(fit_day.symbol)
 
 
@@ -201,11 +199,13 @@ def compare(
 ) -> CompareResult:
     """Backtest every policy under every fill model on `eval_day`, then compare each with `baseline`.
 
-    Every policy's run configuration is built first, so that one the engine refuses fails the comparison before
-    any backtest runs.
+    Every policy's run configuration is built first, and the trade file the queue model would read is checked,
+    so that one the engine or the queue model refuses fails the comparison before any backtest runs.
     """
     _refuse_duplicate_names(policies)
     _refuse_bad_fill_models(fill_models)
+    if FillModelName.QUEUE in fill_models:
+        refuse_unusable_trades(eval_day)
     for spec in policies:
         backtest_config(spec, basket, base_config)
     runs: list[BacktestResult] = []
