@@ -55,6 +55,9 @@ class FakeAlpacaServer:
     #: Until this wall-clock time (epoch seconds) every REST request is answered 429, as when the account's
     #: per-minute budget is spent; the answers carry `X-RateLimit-Reset` (the epoch second the window resets).
     rate_limited_until: float = 0.0
+    #: Symbols the latest-quote endpoint refuses (HTTP 400 `invalid symbol`), as Alpaca's stock data API does a
+    #: crypto or option symbol: a request naming one is refused whole.
+    invalid_quote_symbols: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._runner: web.AppRunner | None = None
@@ -369,7 +372,11 @@ class FakeAlpacaServer:
         )
 
     async def _latest_quotes(self, request: web.Request) -> web.Response:
-        symbols = [s for s in request.query.get("symbols", "").split(",") if s in self.book.quotes]
+        asked = request.query.get("symbols", "").split(",")
+        invalid = [s for s in asked if s in self.invalid_quote_symbols]
+        if invalid:
+            return _error(400, 40010001, f"invalid symbol: {invalid[0]}")
+        symbols = [s for s in asked if s in self.book.quotes]
         return _json({"quotes": {s: _quote_json(self.book.quotes[s]) for s in symbols}})
 
     # --- trade updates stream (JSON) ----------------------------------------------------------------------

@@ -163,6 +163,33 @@ async def test_a_rest_quote_request_refused_for_good_is_logged_once_and_not_poll
     assert (refused[0]["log_level"], refused[0]["status"], refused[0]["symbols"]) == ("error", 403, ["AAPL"])
 
 
+async def test_a_symbol_rest_refuses_costs_its_own_quotes_not_those_of_the_plan(alpaca: Pair, fake_alpaca):
+    """`repeg.api` subscribes the plan's symbols with the account's other holdings (to value them), in one latest-quote
+    request. Alpaca's stock data API answers 400 `invalid symbol` to a request naming a crypto or option holding:
+    taken as a refusal for good (884e6feb), it ended REST quotes for the plan's symbols too, so a plan never seeded
+    and never polled while the stream was down. The request is split to find the refused symbol, which alone is
+    asked no more."""
+    import asyncio
+
+    from structlog.testing import capture_logs
+
+    _, feed = alpaca
+    fake_alpaca.invalid_quote_symbols = {"BTC/USD"}
+    await fake_alpaca.drop_data_stream(refuse_for=5.0)
+    with capture_logs() as logs:
+        await feed.subscribe(["AAPL", "BTC/USD", "MSFT"])
+        seeded = feed.latest("AAPL")
+        fake_alpaca.book.set_quote("AAPL", Decimal("100.02"), Decimal("100.04"))
+        await until(lambda: (q := feed.latest("AAPL")) is not None and q.bid == Decimal("100.02"))
+        asked = fake_alpaca.count("GET", "/v2/stocks/quotes/latest")
+        await asyncio.sleep(0.2)
+    assert seeded is not None
+    assert feed.latest("MSFT") is not None
+    refused = [line for line in logs if line["event"] == "quote_rest_refused"]
+    assert [(line["status"], line["symbols"]) for line in refused] == [(400, ["BTC/USD"])]
+    assert fake_alpaca.count("GET", "/v2/stocks/quotes/latest") > asked  # the fallback still polls the others
+
+
 class _NoRestQuotes:
     def get_stock_latest_quote(self, _request: object) -> dict[str, object]:
         return {}

@@ -47,9 +47,11 @@ _MSGPACK_HEADERS = {"Content-Type": "application/msgpack"}
 #: the same request and be refused again. Others, e.g. 406 connection limit exceeded (the connection of a process
 #: that just died, still held by Alpaca), 404 auth timeout, 407 slow client, 500, are retried with backoff.
 _REFUSALS = frozenset({400, 401, 402, 405, 409, 410})
-#: Latest-quote (REST) answers no retry cures: a request Alpaca cannot serve (400), keys it refuses (401), a feed the
-#: account's plan does not include (403). Others (429, 5xx, timeouts) are polled again at the next interval.
-_REST_REFUSALS = frozenset({400, 401, 403})
+#: Latest-quote (REST) answers no retry cures: keys Alpaca refuses (401), a feed the account's plan does not include
+#: (403). Others (429, 5xx, timeouts) are polled again at the next interval. A 400 (`invalid symbol`, e.g. a held
+#: crypto or option position's, subscribed beside the plan's) is a refusal of one symbol: `_INVALID_REQUEST`.
+_REST_REFUSALS = frozenset({401, 403})
+_INVALID_REQUEST = 400
 
 
 def _decimal(value: object) -> Decimal:
@@ -134,6 +136,8 @@ class AlpacaQuoteFeed:
         self.rest_polls = 0
         #: The HTTP status of a latest-quote request refused for good (`_REST_REFUSALS`): REST is asked no more.
         self.rest_refused: int | None = None
+        #: Symbols a latest-quote request naming them alone was refused for (400): REST is asked no more for them.
+        self.rest_refused_symbols: set[str] = set()
 
     def latest(self, symbol: str) -> Quote | None:
         return self._quotes.get(symbol)
@@ -157,31 +161,46 @@ class AlpacaQuoteFeed:
             self._quotes[quote.symbol] = quote
 
     async def poll_rest(self, symbols: Iterable[str]) -> None:
-        """Latest quotes over REST (one request for all symbols)."""
-        wanted = list(symbols)
+        """Latest quotes over REST (one request for all symbols). A request Alpaca finds invalid (400) is split in
+        halves until the symbol it refuses is alone, so that symbol costs its own quotes only, not the plan's."""
+        wanted = [symbol for symbol in symbols if symbol not in self.rest_refused_symbols]
         if not wanted or self.rest_refused is not None:
             return
-        request = StockLatestQuoteRequest(symbol_or_symbols=wanted, feed=SdkDataFeed(self._feed.value))
+        if await self._request(wanted) == _INVALID_REQUEST and len(wanted) > 1:
+            half = len(wanted) // 2
+            await self.poll_rest(wanted[:half])
+            await self.poll_rest(wanted[half:])
+
+    async def _request(self, symbols: list[str]) -> int | None:
+        """One latest-quote request; the HTTP status it was refused with, if any."""
+        request = StockLatestQuoteRequest(symbol_or_symbols=symbols, feed=SdkDataFeed(self._feed.value))
         self.rest_polls += 1
         try:
             answer = await asyncio.to_thread(self._client.get_stock_latest_quote, request)
         except Exception as exc:
-            self._rest_failed(exc, wanted)
-            return
+            return self._rest_failed(exc, symbols)
         if isinstance(answer, dict):
             for symbol, quote in answer.items():
                 if isinstance(quote, SdkQuote):
                     self._store(quote_from_sdk(str(symbol), quote))
+        return None
 
-    def _rest_failed(self, exc: Exception, symbols: list[str]) -> None:
-        """Log a failed latest-quote request; one refused for good is logged once, as an error, and not sent again
-        (each poll would be refused the same way, spending the data API's rate budget)."""
-        status = exc.status_code if isinstance(exc, APIError) else None
-        if status in _REST_REFUSALS:
+    def _rest_failed(self, exc: Exception, symbols: list[str]) -> int | None:
+        """Log a failed latest-quote request; one refused for good (for all symbols, or a 400 for one symbol
+        alone) is logged once, as an error, and not sent again (each poll would be refused the same way, spending
+        the data API's rate budget). A 400 for several symbols is left to `poll_rest` to split."""
+        status: int | None = exc.status_code if isinstance(exc, APIError) else None
+        if status == _INVALID_REQUEST and len(symbols) > 1:
+            return status
+        if status == _INVALID_REQUEST:
+            self.rest_refused_symbols.update(symbols)
+        elif status in _REST_REFUSALS:
             self.rest_refused = status
-            log.error("quote_rest_refused", status=status, symbols=symbols, detail=str(exc))
-            return
-        log.warning("quote_rest_failed", error=type(exc).__name__, detail=str(exc))
+        else:
+            log.warning("quote_rest_failed", error=type(exc).__name__, detail=str(exc))
+            return status
+        log.error("quote_rest_refused", status=status, symbols=symbols, detail=str(exc))
+        return status
 
     async def _fallback(self) -> None:
         while True:
