@@ -959,6 +959,15 @@ def test_a_leg_given_up_and_completed_by_another_orders_fill_keeps_its_still_ope
     assert leg.active_client_order_id == cid(1)
 
 
+def test_a_given_up_leg_filled_past_its_quantity_stays_failed_with_the_overfill_error() -> None:
+    # Guard for b4234af1: a late fill completes a given-up leg, but one beyond its quantity over-fills it.
+    failed = LegFinished(**stamp(), status="failed", reason="price_collar_pct refused")
+    too_much = updated(order(0, OrderStatus.FILLED, "101", "10.00", qty=Decimal(101)), OrderEvent.FILL)
+    leg = fold([*working(), cancel(0), failed, too_much])
+    assert (leg.status, leg.filled_qty) == (LegStatus.FAILED, Decimal(101))
+    assert leg.error == str(OverfillError(f"{RUN}-L0000", QTY, Decimal(101)))
+
+
 def test_a_replace_refused_after_its_acceptance_does_not_count_as_a_repeg() -> None:
     # As a replace refused at once (`test_a_refused_replace_returns_to_working_and_keeps_the_old_order`): the
     # stream refused it after the PATCH answered, the original works on at its price, and no re-peg was used.
