@@ -467,3 +467,19 @@ def test_the_runs_list_counts_the_notional_traded_the_result_shows() -> None:
     shown = build_result(fold_run(events)).notional_traded
     assert shown == Decimal("30.005")
     assert summarize("r1", at(0), events).notional == shown
+
+
+def test_a_fill_reported_without_its_price_weighs_no_cost_in_half_spreads() -> None:
+    # Alpaca reports a fill before its average price. The first buy's 10 priced shares paid +1 half-spread (100.02);
+    # its 90 unpriced ones count nowhere else (not in its average, nor in the bps): weighted by all 100 filled, it
+    # cancelled the other buy's 100 at -1 (99.98) and the run read 0.000 half-spreads beside -1.64 bps (-0.82).
+    first = leg(Side.BUY, (("10", "100.02"), ("90", "100.02")))
+    unpriced = first.orders[1].model_copy(update={"avg_price": None})
+    first = first.model_copy(update={"orders": (first.orders[0], unpriced)})
+    other = leg(Side.BUY, (("100", "99.98"),), index=1)
+    quality = summarize_quality([first, other])
+    assert quality.cost_bps == Decimal("-1.64")
+    assert quality.cost_half_spreads is not None
+    assert round(quality.cost_half_spreads, 4) == Decimal(
+        "-0.8182"
+    )  # (0.02 x 10 - 0.02 x 100) / (0.02 x 110)

@@ -51,8 +51,9 @@ class QualitySummary(BaseModel):
     #: Notional-weighted cost versus the arrival mid, in basis points (signed; positive = paid more).
     cost_bps: Decimal | None = None
     #: Cost in units of the arrival half-spread, in dollars over the legs: what the fills paid above the arrival
-    #: mids, over what crossing at arrival would have paid (each leg's half-spread x its filled quantity). A leg
-    #: weighs by its quantity times its half-spread, so wide-spread legs count more than in a per-leg average.
+    #: mids, over what crossing at arrival would have paid (each leg's half-spread x its filled quantity, the
+    #: quantity whose price the broker reported, as in its average). A leg weighs by its quantity times its
+    #: half-spread, so wide-spread legs count more than in a per-leg average.
     #: Unrounded (to `DECIMAL_CONTEXT`'s 28 digits), as `half_spread_saved`: the tables round each once.
     cost_half_spreads: Decimal | None = None
     #: 1 - cost_half_spreads: the share of the half-spread saved versus crossing at arrival.
@@ -94,6 +95,12 @@ def _ratio(numerator: Decimal, denominator: Decimal, rounding: str = ROUND_HALF_
     return (numerator / denominator).quantize(_RATIO, rounding=rounding)
 
 
+def _priced_qty(leg: LegState) -> Decimal:
+    """The leg's filled quantity whose price the broker reported, which its average (and notional) cover: a fill
+    reported before its price (Alpaca) would otherwise weigh the leg's cost over shares it does not price."""
+    return sum((r.filled_qty for r in leg.orders if r.notional is not None), ZERO)
+
+
 def _costs(legs: Sequence[LegState]) -> tuple[Decimal | None, Decimal | None]:
     weighted_bps = notional = cost_total = half_spread_total = ZERO
     for leg in legs:
@@ -104,8 +111,9 @@ def _costs(legs: Sequence[LegState]) -> tuple[Decimal | None, Decimal | None]:
         per_share = leg.side.sign * (avg - mid)
         weighted_bps += per_share / mid * BPS * leg.filled_notional
         notional += leg.filled_notional
-        cost_total += per_share * leg.filled_qty
-        half_spread_total += quote.spread / _TWO * leg.filled_qty
+        priced = _priced_qty(leg)
+        cost_total += per_share * priced
+        half_spread_total += quote.spread / _TWO * priced
     cost_bps = (
         None
         if notional == ZERO
