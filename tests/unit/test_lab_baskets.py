@@ -117,3 +117,13 @@ def test_an_arrivals_file_that_is_not_utf8_is_refused_naming_it(tmp_path: Path) 
     with pytest.raises(PlanInputError) as caught:
         load_arrivals(path, "XXX")
     assert caught.value.file == str(path)
+
+
+def test_a_gzipped_arrivals_file_named_in_upper_case_is_read_decompressed(tmp_path: Path) -> None:
+    # The suffix was compared as '.gz' only: ARRIVALS.CSV.GZ was read as text and refused as 'not UTF-8 text',
+    # where quote and trade files take '.gz' in any case.
+    import gzip
+
+    path = tmp_path / "ARRIVALS.CSV.GZ"
+    path.write_bytes(gzip.compress(b"ts,side,qty\n2018-01-02T15:00:00Z,sell,25\n"))
+    assert [(o.side, o.qty) for o in load_arrivals(path, "XXX")] == [(Side.SELL, Decimal(25))]

@@ -144,8 +144,9 @@ def make_basket(
 
 
 def _open_text(path: Path) -> io.TextIOBase:
-    """The file as text; a leading UTF-8 BOM (a spreadsheet's "CSV UTF-8") is dropped, as plans and quotes drop it."""
-    if path.suffix == ".gz":
+    """The file as text; a leading UTF-8 BOM (a spreadsheet's "CSV UTF-8") is dropped, as plans and quotes drop it.
+    Gzipped when named `.gz` in any case, as quote and trade files are."""
+    if path.suffix.lower() == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
     return io.TextIOWrapper(path.open("rb"), encoding="utf-8-sig", newline="")
 
