@@ -384,3 +384,21 @@ def test_an_html_path_that_is_a_data_file_the_result_names_is_refused_and_the_fi
     assert code == ExitCode.BAD_INPUT
     assert "--html" in err
     assert quotes.read_bytes() == b"the day's quotes"
+
+
+@pytest.mark.parametrize("alias", ["symlink", "hard link", "dotted"])
+def test_an_html_path_that_reaches_the_journal_by_another_name_is_refused(tmp_path: Path, alias: str) -> None:
+    # Guard: the refusal compares files, not spellings (a symlink, a hard link, ./j.db).
+    run = _run_in(tmp_path)
+    before = hashlib.sha256(run.journal.read_bytes()).hexdigest()
+    other = tmp_path / "other.html"
+    if alias == "symlink":
+        other.symlink_to(run.journal)
+    elif alias == "hard link":
+        other.hardlink_to(run.journal)
+    else:
+        other = run.journal.parent / "." / run.journal.name
+    code, _, err = _repeg("report", RUN_ID, "--journal", run.journal, "--html", other)
+    assert code == ExitCode.BAD_INPUT
+    assert "--html" in err
+    assert hashlib.sha256(run.journal.read_bytes()).hexdigest() == before

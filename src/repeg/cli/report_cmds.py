@@ -106,10 +106,15 @@ def _refuse_unwritable(html: Path, png_dir: Path | None) -> None:
             raise ConfigError("--png-dir", str(png_dir), f"{existing} is a file, not a directory")
 
 
+def _same_file(written: Path, read: Path) -> bool:
+    """True when writing `written` replaces the file `read`, by whatever path (`./x`, a symlink, a hard link)."""
+    return written.is_file() and read.is_file() and written.samefile(read)
+
+
 def _refuse_overwriting(html: Path, read: Path | None) -> None:
     """`--html` naming a file the report reads (the result file, the SQLite journal, the --quotes file) refused:
     the page replaced it, the run's journal, saved result or quotes lost to a slip of the command line."""
-    if read is not None and html.is_file() and read.is_file() and html.samefile(read):
+    if read is not None and _same_file(html, read):
         raise ConfigError("--html", str(html), f"the file the report reads ({read}); name another file")
 
 
@@ -122,9 +127,8 @@ def _refuse_journal_companion(html: Path, journal: Path) -> None:
     the journal at any time): the page replaced the write-ahead log, and the events committed to it were lost."""
     for suffix in _JOURNAL_COMPANIONS if journal.name else ():
         companion = journal.with_name(journal.name + suffix)
-        if html.resolve() == companion.resolve():
+        if html.resolve() == companion.resolve() or _same_file(html, companion):
             raise ConfigError("--html", str(html), f"a file of the journal ({companion}); name another file")
-        _refuse_overwriting(html, companion)
 
 
 def _report_result(
@@ -205,8 +209,7 @@ def _refuse_out_over_input(out: Path, inputs: list[str]) -> None:
     """`--out` naming a file the sweep reads (its grid, a quote or trade file) refused before any point runs: the
     Parquet was written over it once the whole sweep had run."""
     for name in inputs:
-        read = Path(name)
-        if out.is_file() and read.is_file() and out.samefile(read):
+        if _same_file(out, Path(name)):
             raise SweepError("--out", f"cannot write {out}: the sweep reads it ({name}); name another file")
 
 
