@@ -442,6 +442,17 @@ def test_a_run_claimed_through_a_symlink_to_the_journal_is_refused_through_the_j
         second.close()
 
 
+def _read_only(path: Path, monkeypatch: pytest.MonkeyPatch) -> SqliteJournal:
+    """The journal at `path` (created), opened as `repeg show` opens an archived one SQLite cannot write."""
+    SqliteJournal(path).close()
+
+    def cannot_write(at: Path) -> sqlite3.Connection:
+        raise JournalError(f"cannot open journal {at}: attempt to write a readonly database")
+
+    monkeypatch.setattr("repeg.journal.sqlite._connect", cannot_write)
+    return SqliteJournal(path, create=False)
+
+
 def test_a_journal_opened_read_only_refuses_a_claim_though_the_runs_lock_file_was_left_writable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -450,20 +461,26 @@ def test_a_journal_opened_read_only_refuses_a_claim_though_the_runs_lock_file_wa
     # broker, then failed its first write. A guard of d74051c3, whose own test's read-only directory refused the
     # lock file's creation already.
     path = tmp_path / "j.db"
-    SqliteJournal(path).close()
     lock_path(path, "r1").touch()
-
-    def cannot_write(at: Path) -> sqlite3.Connection:
-        raise JournalError(f"cannot open journal {at}: attempt to write a readonly database")
-
-    monkeypatch.setattr("repeg.journal.sqlite._connect", cannot_write)
-    journal = SqliteJournal(path, create=False)
+    journal = _read_only(path, monkeypatch)
     try:
         with pytest.raises(
             JournalError, match=r"is read-only: its runs can be listed and shown, not run or resumed"
         ):
             journal.claim("r1")
         assert journal.runs() == []
+    finally:
+        journal.close()
+
+
+def test_the_refusal_to_work_a_run_of_a_read_only_journal_says_what_lets_it_be_worked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It said only that runs could be listed and shown: not that the file and its directory must be writable.
+    journal = _read_only(tmp_path / "j.db", monkeypatch)
+    try:
+        with pytest.raises(JournalError, match=r"\(to work one, make the file and its directory writable\)$"):
+            journal.claim("r1")
     finally:
         journal.close()
 

@@ -247,7 +247,8 @@ class SqliteJournal(SqlJournal):
     def _lock_run(self, run_id: str) -> bool:
         if self._read_only:  # opened to be read (`_open`): no run of it is worked, nothing written to it
             raise JournalError(
-                f"journal {self._location} is read-only: its runs can be listed and shown, not run or resumed"
+                f"journal {self._location} is read-only: its runs can be listed and shown, not run or resumed "
+                "(to work one, make the file and its directory writable)"
             )
         path = lock_path(self._path, run_id)
         try:
