@@ -366,3 +366,23 @@ def test_a_compare_with_a_trade_file_the_queue_model_refuses_runs_no_backtest(
     models = [FillModelName.PAPER, FillModelName.QUEUE]
     with pytest.raises(ConfigError, match=r"--trades.*outside the quotes' span"):
         compare_module.compare(mismatched, BASKET, [policy_spec("market")], models, seed=0)
+
+
+def test_the_queue_model_refuses_a_trade_file_whose_prints_of_the_symbol_are_all_excluded() -> None:
+    # A trade file whose every print of the day's symbol its sale conditions exclude loads with the symbol and no
+    # print: the queue model then saw no print and filled resting limits on crossing quotes only, unsaid, as it
+    # did for a file without the symbol (which is refused).
+    from dataclasses import replace
+
+    from repeg.errors import ConfigError
+
+    empty = np.array([], dtype=np.int64)
+    excluded = replace(_day(False), trades=TradeTape([SymbolTrades("XXX", empty, empty, empty)]))
+    with pytest.raises(ConfigError, match=r"--trades.*no print of XXX"):
+        run_backtest(
+            excluded,
+            BASKET,
+            TouchThenMarketSpec(name="t", wait_seconds=10),
+            fill_model=FillModelName.QUEUE,
+            seed=0,
+        )

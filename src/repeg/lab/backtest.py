@@ -120,14 +120,16 @@ def day_basket(day: DayData, spec: BasketSpec, *, seed: int) -> tuple[ParentOrde
 
 def trades_problem(day: DayData) -> str | None:
     """Why the day's trade file cannot feed the queue rule, or None (None too without one): it holds no print of
-    the day's symbol, or its prints of it all lie outside the quotes' span (another day's), so that no print would
-    ever fall inside an order's window."""
+    the day's symbol (none at all, or every one excluded by its sale conditions), or its prints of it all lie
+    outside the quotes' span (another day's), so that no print would ever fall inside an order's window."""
     if day.trades is None:
         return None
     if day.symbol not in day.trades:
         return f"holds no prints of {day.symbol} (it holds {list(day.trades.symbols)})"
     prints, quotes = day.trades.columns(day.symbol), day.quotes.columns(day.symbol)
-    if len(prints) == 0 or (prints.ts[-1] >= quotes.ts[0] and prints.ts[0] <= quotes.ts[-1]):
+    if len(prints) == 0:
+        return f"holds no print of {day.symbol} that counts (its sale conditions exclude every one)"
+    if prints.ts[-1] >= quotes.ts[0] and prints.ts[0] <= quotes.ts[-1]:
         return None
     return (
         f"its prints of {day.symbol} ({from_ns(int(prints.ts[0]))} to {from_ns(int(prints.ts[-1]))}) lie outside "
