@@ -435,7 +435,7 @@ def test_a_backtest_escalation_is_marked_at_the_market_fill_not_at_a_late_passiv
 
 
 def test_an_escalation_to_a_collared_limit_is_not_labelled_as_one_to_market() -> None:
-    # `escalation = "limit"` sends the remainder as a marketable limit within the collar: the hover said "to market".
+    # `escalation = "collared_limit"` sends the remainder as a marketable limit within the collar: the hover said "to market".
     from datetime import UTC, datetime, timedelta
     from decimal import Decimal
 

@@ -86,7 +86,7 @@ def _utc(ts: datetime) -> datetime:
 
 
 def _escalated_to(path: Sequence[PathEvent], at: int) -> str:
-    """What the escalation at `at` sent: a market order, or (`escalation = "limit"`) a limit within the collar."""
+    """What the escalation at `at` sent: a market order, or (`escalation = "collared_limit"`) a limit within the collar."""
     sent = next((e for e in path[at + 1 :] if e.kind is PathEventKind.SUBMIT), None)
     return "to market" if sent is None or sent.price is None else f"to a marketable limit {sent.price}"
 
