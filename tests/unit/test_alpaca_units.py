@@ -31,6 +31,7 @@ from repeg.domain.orders import (
     OrderRequest,
     OrderStatus,
     OrderType,
+    OrderUpdate,
     ReplaceRequest,
     Side,
 )
@@ -864,6 +865,39 @@ async def test_a_trade_update_time_without_an_offset_is_read_as_utc_not_left_nai
     broker._on_stream_update({"event": "new", "timestamp": "2026-03-02T15:00:00", "order": ours})  # type: ignore[attr-defined]
     assert [u.ts for u in pushed] == [T0]  # type: ignore[attr-defined]
     assert pushed[0].ts.tzinfo is not None  # type: ignore[attr-defined]
+
+
+async def test_a_streamed_execution_is_priced_at_its_own_price_not_from_the_rounded_averages():
+    # A fill event carries its execution's own qty and price; the fill was priced from the change in cumulative
+    # averages instead, a quotient rounded (Alpaca's average of 1 @ 10.01 and 2 @ 10.02 is 10.0166666667):
+    # 2 @ 10.02000000005 went to the fills and the report.
+    client = _TwoOrders()
+    ours = _raw_order("new")
+    client.raw[str(ours["id"])] = ours
+    broker = _broker_over(client)
+    pushed: list[OrderUpdate] = []
+    broker.subscribe_updates(pushed.append)
+    broker._tracker.claim(str(ours["client_order_id"]))  # type: ignore[attr-defined]
+    for filled, avg, qty, price in [("1", "10.01", "1", "10.01"), ("3", "10.0166666667", "2", "10.02")]:
+        state = {**ours, "status": "partially_filled", "filled_qty": filled, "filled_avg_price": avg}
+        event = {"event": "partial_fill", "timestamp": ours["updated_at"], "order": state, "qty": qty}
+        broker._on_stream_update({**event, "price": price})  # type: ignore[attr-defined]
+    fills = [(u.fill.qty, u.fill.price) for u in pushed if u.fill is not None]
+    assert fills == [(Decimal(1), Decimal("10.01")), (Decimal(2), Decimal("10.02"))]
+
+
+def test_a_fill_event_covering_more_than_its_own_execution_is_priced_from_the_averages():
+    # A missed partial fill makes the change the tracker sees larger than the event's own execution: its price
+    # alone would misprice the change, so the averages price it (their notional stays the broker's).
+    tracker = OrderTracker()
+    pushed: list[OrderUpdate] = []
+    tracker.add_sink(pushed.append)
+    tracker.claim("c1")
+    execution = (Decimal(6), Decimal("10.10"))
+    tracker.absorb(order(OrderStatus.FILLED, "10", "10.06"), T0, hint="fill", execution=execution)
+    assert [(u.fill.qty, u.fill.price) for u in pushed if u.fill is not None] == [
+        (Decimal(10), Decimal("10.06"))
+    ]
 
 
 def test_a_rest_quote_time_without_an_offset_is_read_as_utc():

@@ -455,11 +455,11 @@ class AlpacaBroker:
 
     def _on_stream_update(self, data: dict[str, object]) -> None:
         try:
-            order, ts, hint = read_trade_update(data)
+            order, ts, hint, execution = read_trade_update(data)
         except (BrokerError, ValueError) as exc:
             log_unreadable_update(self._tracker, data, exc)
             return
-        self._tracker.absorb(order, ts, hint=hint)
+        self._tracker.absorb(order, ts, hint=hint, execution=execution)
 
     async def reconcile(self) -> None:
         """Poll every working order of the run (and the successor of a replaced one) and push what changed.

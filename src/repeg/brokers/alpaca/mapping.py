@@ -153,12 +153,34 @@ def utc(ts: datetime) -> datetime:
     return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)
 
 
-def read_trade_update(data: dict[str, object]) -> tuple[BrokerOrder, datetime, str]:
-    """A `trade_updates` payload: its order, the event's time and the event's name (one repeg has no member for
-    is kept as Alpaca's text). Raises `BrokerError` or `ValueError` for one repeg cannot read."""
+def read_trade_update(
+    data: dict[str, object],
+) -> tuple[BrokerOrder, datetime, str, tuple[Decimal, Decimal] | None]:
+    """A `trade_updates` payload: its order, the event's time, the event's name (one repeg has no member for
+    is kept as Alpaca's text) and the quantity and price of the execution a fill or partial fill event reports.
+    Raises `BrokerError` or `ValueError` for one repeg cannot read."""
     update = TradeUpdate(**data)
     event = update.event.value if isinstance(update.event, Enum) else str(update.event)
-    return to_broker_order(update.order), utc(update.timestamp), event
+    return to_broker_order(update.order), utc(update.timestamp), event, _execution(data, event)
+
+
+def _execution(data: dict[str, object], event: str) -> tuple[Decimal, Decimal] | None:
+    """A fill event's own `qty` and `price`, read from Alpaca's text (the SDK's floats would round them); None for
+    another event, or when either is absent or no positive number (the fill is then priced from the averages)."""
+    if event not in {"fill", "partial_fill"}:
+        return None
+    qty, price = _positive(data.get("qty")), _positive(data.get("price"))
+    return None if qty is None or price is None else (qty, price)
+
+
+def _positive(value: object) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    try:
+        number = Decimal(repr(value) if isinstance(value, float) else value)
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() and number > 0 else None
 
 
 def parse_order(raw: object) -> BrokerOrder:

@@ -3,8 +3,10 @@
 Pushed stream events, polls after a reconnect or a silence, and REST answers all arrive here. Each is accepted
 only if it *advances* what is known (more filled, or a new status while not yet terminal), so a fill seen by a
 poll and later repeated by the stream is reported once, and a stale event never rolls an order back. Fills are
-derived from the change in cumulative `filled_qty` and `filled_avg_price`, so the sum of reported fills always
-equals the broker's `filled_qty` and their notional its `filled_qty * filled_avg_price`.
+derived from the change in cumulative `filled_qty`, so the sum of reported fills always equals the broker's
+`filled_qty`. A stream fill event that reports exactly that change is priced at its own execution `price`; else
+(a poll, or changes that several executions made) the fill is priced from the change in `filled_avg_price`, so
+that the notional of the fills is the broker's `filled_qty * filled_avg_price`.
 """
 
 from __future__ import annotations
@@ -184,8 +186,15 @@ class OrderTracker:
         if is_priced(order):
             self._priced[order.order_id] = order
 
-    def absorb(self, order: BrokerOrder, ts: datetime, hint: str | None = None) -> OrderUpdate | None:
-        """Take news about one of our orders; push and return the update if it advances what was pushed."""
+    def absorb(
+        self,
+        order: BrokerOrder,
+        ts: datetime,
+        hint: str | None = None,
+        execution: tuple[Decimal, Decimal] | None = None,
+    ) -> OrderUpdate | None:
+        """Take news about one of our orders; push and return the update if it advances what was pushed.
+        `execution`: the quantity and price of the execution a stream fill event reports."""
         if not self.owns(order):
             return None
         self._learn(order)
@@ -194,7 +203,7 @@ class OrderTracker:
             self._reported[order.order_id] = order
         elif not is_refusal(old, order, hint):
             return None
-        fill = self._fill(order, ts)
+        fill = self._fill(order, ts, execution)
         update = OrderUpdate(event=event_for(order, fill, hint), order=order, fill=fill, ts=ts)
         log.info(
             "order_update",
@@ -208,11 +217,17 @@ class OrderTracker:
             sink(update)
         return update
 
-    def _fill(self, order: BrokerOrder, ts: datetime) -> Fill | None:
+    def _fill(
+        self, order: BrokerOrder, ts: datetime, execution: tuple[Decimal, Decimal] | None
+    ) -> Fill | None:
         """The execution `order` reports beyond the last priced state reported, which it then replaces (not when
-        it is unpriced, nor a stale state with fewer fills, e.g. a late refusal)."""
+        it is unpriced, nor a stale state with fewer fills, e.g. a late refusal). Priced at the stream's
+        `execution` price when that execution is all the change; else from the averages, whose quotient is
+        rounded (to 28 digits, or from an average Alpaca rounded) where the execution's own price is exact."""
         base = self._priced.get(order.order_id)
         fill = fill_between(base, order, ts)
+        if fill is not None and execution is not None and execution[0] == fill.qty:
+            fill = Fill(order_id=fill.order_id, qty=fill.qty, price=execution[1], ts=ts)
         if is_priced(order) and (base is None or order.filled_qty >= base.filled_qty):
             self._priced[order.order_id] = order
         return fill
