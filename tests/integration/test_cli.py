@@ -1276,3 +1276,38 @@ def test_an_error_whose_text_spans_lines_is_printed_on_one_line(
         "error: cannot open journal postgresql://u:***@127.0.0.1:1/db: connection failed: Connection refused "
         "Is the server running on that host and accepting TCP/IP connections?\n"
     )
+
+
+def _to_a_full_disk(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """`repeg ARGS` through the console script's entry point, its stdout /dev/full (every write: ENOSPC)."""
+    entry = "from repeg.cli.app import main; main()"
+    with open("/dev/full", "w") as full:
+        command = [sys.executable, "-c", entry, *map(str, args)]
+        return subprocess.run(
+            command, stdout=full, stderr=subprocess.PIPE, text=True, timeout=300, check=False
+        )
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["report", "r1", "--journal", "j.db", "--html", "r.html"],
+        ["backtest", "--quotes", "q.csv", "--basket", "2", "--policy", "market", "--json"],
+        ["backtest", "--quotes", "q.csv", "--basket", "2", "--policy", "market"],
+        ["fit", "--quotes", "q.csv", "--out", "f.json"],
+    ],
+    ids=["report", "backtest-json", "backtest", "fit"],
+)
+def test_any_command_whose_output_stdout_refuses_says_so_in_one_line_and_exits_4(
+    workdir: Path, command: list[str]
+) -> None:
+    # `repeg report RUN --html r.html > out` or `repeg backtest --json > out` on a full disk ended in a traceback
+    # and exit 1 ("a bug"), where run, resume, runs and show say it in one line and exit 4 (since ea4daa04).
+    _small_quotes(workdir)
+    assert invoke(EXAMPLES / "rebalance.csv", "--journal", "j.db", "--run-id", "r1").exit_code == ExitCode.OK
+    done = _to_a_full_disk(*command)
+    assert (done.returncode, done.stderr) == (
+        ExitCode.FAILED,
+        f"error: the output of repeg {command[0]} could not be written to stdout (No space left on device)\n",
+    )

@@ -71,11 +71,28 @@ def _interrupt_saying_group() -> type[typer.core.TyperGroup]:
     class InterruptSayingGroup(TyperGroup):
         def invoke(self, ctx: Context) -> object:
             try:
-                return super().invoke(ctx)
+                done = super().invoke(ctx)
+                if sys.stdout is not None:  # what is left buffered: refused here, not in a traceback at exit
+                    sys.stdout.flush()
             except KeyboardInterrupt:
                 _exit_interrupted()
+            except OSError as exc:
+                from repeg.cli.pipes import refused_by_stdout
+
+                if not refused_by_stdout(exc):  # a file the command opened: its own error
+                    raise
+                raise _not_written(exc, ctx.invoked_subcommand) from None
+            return done
 
     return InterruptSayingGroup
+
+
+def _not_written(exc: OSError, command: str | None) -> BaseException:
+    """The one line on stderr and exit 4 of a command whose output stdout refused (a full disk) and that left
+    it to this group (`run`, `resume`, `runs` and `show` say more themselves)."""
+    from repeg.cli.stdout import not_written
+
+    return not_written(f"the output of repeg {command}", exc)
 
 
 def main() -> None:

@@ -36,6 +36,8 @@ class PipeSafeStdout:
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         self.broken = False
+        #: The error of a write stdout refused otherwise (a full disk), raised on to the command.
+        self.refused: OSError | None = None
 
     def write(self, text: str) -> int:
         try:
@@ -43,6 +45,9 @@ class PipeSafeStdout:
         except BrokenPipeError:
             self._went_away()
             return len(text)
+        except OSError as exc:
+            self.refused = exc
+            raise
 
     def writelines(self, lines: Iterable[str]) -> None:
         for line in lines:
@@ -53,6 +58,9 @@ class PipeSafeStdout:
             self._stream.flush()
         except BrokenPipeError:
             self._went_away()
+        except OSError as exc:
+            self.refused = exc
+            raise
 
     def _went_away(self) -> None:
         if not self.broken:
@@ -61,6 +69,11 @@ class PipeSafeStdout:
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._stream, name)
+
+
+def refused_by_stdout(exc: OSError) -> bool:
+    """`exc` is the error of a write to the guarded stdout (a full disk), not of a file the command opened."""
+    return isinstance(sys.stdout, PipeSafeStdout) and sys.stdout.refused is exc
 
 
 def guard_stdout() -> None:
