@@ -402,3 +402,27 @@ def test_an_html_path_that_reaches_the_journal_by_another_name_is_refused(tmp_pa
     assert code == ExitCode.BAD_INPUT
     assert "--html" in err
     assert hashlib.sha256(run.journal.read_bytes()).hexdigest() == before
+
+
+def test_an_html_path_that_is_the_write_ahead_log_of_a_symlinked_journal_is_refused(tmp_path: Path) -> None:
+    # SQLite keeps the -wal and -shm of a journal named by a symbolic link beside the file the link names: with
+    # `--journal link.db`, `--html j.db-wal` replaced the write-ahead log of the run holding the journal open.
+    import sqlite3
+
+    run = _run_in(tmp_path)
+    link = tmp_path / "link.db"
+    link.symlink_to(run.journal)
+    holder = sqlite3.connect(link)
+    try:
+        holder.execute("PRAGMA wal_autocheckpoint=0")
+        holder.execute("CREATE TABLE held (x INTEGER)")
+        holder.execute("INSERT INTO held VALUES (1)")
+        holder.commit()
+        wal = run.journal.with_name(run.journal.name + "-wal")
+        before = hashlib.sha256(wal.read_bytes()).hexdigest()
+        code, _, err = _repeg("report", RUN_ID, "--journal", link, "--html", wal)
+        assert code == ExitCode.BAD_INPUT
+        assert "--html" in err
+        assert hashlib.sha256(wal.read_bytes()).hexdigest() == before
+    finally:
+        holder.close()

@@ -124,9 +124,10 @@ _JOURNAL_COMPANIONS = ("-wal", "-shm")
 
 def _refuse_journal_companion(html: Path, journal: Path) -> None:
     """`--html` naming the journal's `-wal` or `-shm` file refused, whether or not it exists now (a run may open
-    the journal at any time): the page replaced the write-ahead log, and the events committed to it were lost."""
-    for suffix in _JOURNAL_COMPANIONS if journal.name else ():
-        companion = journal.with_name(journal.name + suffix)
+    the journal at any time): the page replaced the write-ahead log, and the events committed to it were lost.
+    SQLite keeps them beside the file a symbolic link names, so they are looked for there too."""
+    named = (journal, journal.resolve()) if journal.name else ()
+    for companion in (base.with_name(base.name + suffix) for base in named for suffix in _JOURNAL_COMPANIONS):
         if html.resolve() == companion.resolve() or _same_file(html, companion):
             raise ConfigError("--html", str(html), f"a file of the journal ({companion}); name another file")
 
