@@ -213,6 +213,19 @@ def test_a_refused_connection_is_a_market_data_error_naming_the_url() -> None:
     assert f"{url}/v2/stocks/trades" in str(failed.value)
 
 
+def test_an_unreachable_data_api_says_why_though_the_error_is_not_chained() -> None:
+    # 73f3cbda stopped chaining the SDK's error (its frames hold the secret header): the reason (refused, a name
+    # that does not resolve, a TLS failure) was then nowhere, only the class name ConnectionError.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        source = AlpacaDataSource(api_key=KEY, secret_key=SECRET, url_override=url, timeout=0.2)
+        with pytest.raises(MarketDataError) as failed:
+            fetch_trades(source, ["AAA"], START, END)
+    assert "Connection refused" in str(failed.value)
+    assert " object at 0x" not in str(failed.value)
+
+
 @pytest.mark.parametrize("timeout", [0.0, -1.0, float("nan")])
 def test_a_timeout_that_is_not_positive_is_refused_when_the_source_is_made(timeout: float) -> None:
     with pytest.raises(ConfigError, match="timeout"):

@@ -900,6 +900,28 @@ def test_a_fill_event_covering_more_than_its_own_execution_is_priced_from_the_av
     ]
 
 
+def test_a_request_no_broker_answered_says_why_though_the_error_is_not_chained():
+    # 73f3cbda stopped chaining alpaca-py's errors (their frames hold the secret header): a request that reached
+    # no broker then said only "no answer from the broker (ConnectionError)", never where it went or why (refused,
+    # a name that does not resolve, a TLS failure).
+    import socket
+
+    import requests
+
+    from repeg.brokers.alpaca.mapping import map_transport_error
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, never listening: connections are refused
+        with pytest.raises(requests.ConnectionError) as info:
+            requests.get(f"http://127.0.0.1:{port}/v2/account", timeout=1)
+    message = str(map_transport_error(info.value, "get_account"))
+    assert message.startswith("get_account: no answer from the broker (ConnectionError: ")
+    assert f"port={port}" in message
+    assert "Connection refused" in message
+    assert " object at 0x" not in message
+
+
 def test_a_rest_quote_time_without_an_offset_is_read_as_utc():
     # The stream's quotes were read so already; a REST one raised ValueError (a Quote's time must be aware).
     from alpaca.data.models import Quote as SdkQuote

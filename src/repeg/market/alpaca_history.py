@@ -45,7 +45,7 @@ import structlog
 from numpy.typing import NDArray
 from pydantic import SecretStr
 
-from repeg.brokers.alpaca.http import TimeoutAdapter
+from repeg.brokers.alpaca.http import TimeoutAdapter, transport_reason
 from repeg.config import MAX_SECONDS
 from repeg.errors import AuthenticationError, ConfigError, MarketDataError
 from repeg.market.sale_conditions import is_excluded
@@ -173,7 +173,7 @@ def _fetch(source: AlpacaDataSource, kind: str) -> _RawFetch:
             ) from None
         except requests.RequestException as exc:
             raise MarketDataError(
-                f"Alpaca {kind}: {_endpoint(exc, kind)} unreachable ({type(exc).__name__})"
+                f"Alpaca {kind}: {_endpoint(exc, kind)} unreachable ({transport_reason(exc)})"
             ) from None
 
     return fetch

@@ -1,6 +1,9 @@
-"""The one HTTP transport detail alpaca-py leaves open: it sets no timeout on its requests."""
+"""The one HTTP transport detail alpaca-py leaves open: it sets no timeout on its requests; and why a request
+got no answer, told without chaining the SDK's error."""
 
 from __future__ import annotations
+
+import re
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -31,3 +34,15 @@ class TimeoutAdapter(HTTPAdapter):
             cert=cert,
             proxies=proxies,
         )
+
+
+#: urllib3's repr of the connection object in its messages (`<urllib3.connection.HTTPSConnection object at 0x..>: `).
+_OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>: ")
+
+
+def transport_reason(exc: requests.RequestException) -> str:
+    """Why a request got no answer (the host and port, and refused, a name that does not resolve, a TLS failure,
+    a timeout), as requests words it, without urllib3's object reprs. Errors are raised not chained to the SDK's
+    (their frames hold the secret header), so this text is the only trace of the cause; requests never puts the
+    request's headers in it."""
+    return f"{type(exc).__name__}: {_OBJECT_REPR.sub('', str(exc))}"

@@ -24,6 +24,7 @@ from alpaca.trading.models import Position as SdkPosition
 from alpaca.trading.models import TradeAccount, TradeUpdate
 from pydantic import BaseModel, ConfigDict
 
+from repeg.brokers.alpaca.http import transport_reason
 from repeg.domain.account import Account, Asset, Position
 from repeg.domain.orders import BrokerOrder, OrderRequest, OrderStatus, OrderType, ReplaceRequest, Side
 from repeg.errors import (
@@ -379,4 +380,4 @@ def status_in_message(message: str) -> str:
 
 def map_transport_error(exc: requests.RequestException, op: str) -> BrokerUnavailableError:
     """Timeouts and connection failures: the request's outcome is unknown."""
-    return BrokerUnavailableError(f"{op}: no answer from the broker ({type(exc).__name__})")
+    return BrokerUnavailableError(f"{op}: no answer from the broker ({transport_reason(exc)})")
