@@ -1311,3 +1311,20 @@ def test_any_command_whose_output_stdout_refuses_says_so_in_one_line_and_exits_4
         ExitCode.FAILED,
         f"error: the output of repeg {command[0]} could not be written to stdout (No space left on device)\n",
     )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["run", "PLAN"], ["runs"], ["show", "r1"], ["resume", "r1"]],
+    ids=["run", "runs", "show", "resume"],
+)
+def test_a_blank_repeg_journal_variable_is_refused_naming_the_variable_not_journal_option(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    # REPEG_JOURNAL="  " was refused as "config --journal='  ': empty", naming an option the user never gave.
+    plan = write(workdir, "p.csv", "symbol,side,qty\nAAA,buy,1\n")
+    monkeypatch.setenv("REPEG_JOURNAL", "  ")
+    args = [str(plan) if arg == "PLAN" else arg for arg in command]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert result.stderr.startswith("error: config REPEG_JOURNAL='  ': empty"), result.stderr

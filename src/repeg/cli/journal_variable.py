@@ -1,4 +1,4 @@
-"""`REPEG_JOURNAL=` (set, but empty) is refused like an empty `--journal`, not read as no variable at all.
+"""`REPEG_JOURNAL=` (set, but empty or blank) is refused like an empty `--journal`, not read as no variable at all.
 
 The commands take `--journal` from `REPEG_JOURNAL` through click, which reads an empty variable as unset and falls
 back to `repeg.db` in the working directory: a variable set from an unset one (`REPEG_JOURNAL=$JOURNAL`) then
@@ -17,13 +17,18 @@ PARAMETER = "journal"
 
 
 def refuse_an_empty_journal_variable() -> None:
-    """Raise `ConfigError` naming `REPEG_JOURNAL` when it is set but empty and the command's `--journal` took its
-    default for that reason (not given on the command line); nothing outside a command (the Python API)."""
-    if os.environ.get(VARIABLE) != "":
+    """Raise `ConfigError` naming `REPEG_JOURNAL` when it is set but empty or blank and the command's `--journal`
+    came from it (click reads an empty one as unset: the default) rather than from the command line; nothing
+    outside a command (the Python API)."""
+    value = os.environ.get(VARIABLE)
+    if value is None or value.strip():
         return
     from typer._click.core import ParameterSource
     from typer._click.globals import get_current_context
 
     ctx = get_current_context(silent=True)
-    if ctx is not None and ctx.get_parameter_source(PARAMETER) is ParameterSource.DEFAULT:
-        raise ConfigError(VARIABLE, "", "empty: set it to a SQLite file or a postgresql:// DSN, or unset it")
+    given_here = ctx is None or ctx.get_parameter_source(PARAMETER) is ParameterSource.COMMANDLINE
+    if not given_here:
+        raise ConfigError(
+            VARIABLE, value, "empty: set it to a SQLite file or a postgresql:// DSN, or unset it"
+        )
