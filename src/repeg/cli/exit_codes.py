@@ -78,3 +78,9 @@ def exit_code_for_error(error: BaseException) -> ExitCode:
         if isinstance(error, kind):
             return code
     return ExitCode.INTERNAL
+
+
+def one_line(text: str) -> str:
+    """An error's text on the one line stderr gives every error: a library's may span several (libpq adds a
+    hint on a line of its own)."""
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())

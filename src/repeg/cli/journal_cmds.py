@@ -22,7 +22,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from repeg.cli.exit_codes import INTERRUPTED_MESSAGE, ExitCode, exit_code_for_error, exit_code_for_status
+from repeg.cli.exit_codes import (
+    INTERRUPTED_MESSAGE,
+    ExitCode,
+    exit_code_for_error,
+    exit_code_for_status,
+    one_line,
+)
 from repeg.cli.interrupts import CtrlCWatch
 from repeg.cli.stdout import StdoutConsole, not_written, unwritten
 from repeg.errors import ConfigError, RepegError
@@ -45,8 +51,7 @@ _RESUMABLE = f"{SIM_REMOTE} (with --sim-url), alpaca-paper, or alpaca-live (with
 
 def _fail(error: RepegError) -> typer.Exit:
     """The one line on stderr (a library's text may span several: libpq adds a hint) and exit code of `error`."""
-    one_line = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
-    typer.echo(f"error: {one_line}", err=True)
+    typer.echo(f"error: {one_line(str(error))}", err=True)
     return typer.Exit(int(exit_code_for_error(error)))
 
 

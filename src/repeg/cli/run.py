@@ -18,7 +18,13 @@ import structlog
 import typer
 from rich.console import Console
 
-from repeg.cli.exit_codes import INTERRUPTED_MESSAGE, ExitCode, exit_code_for_error, exit_code_for_status
+from repeg.cli.exit_codes import (
+    INTERRUPTED_MESSAGE,
+    ExitCode,
+    exit_code_for_error,
+    exit_code_for_status,
+    one_line,
+)
 from repeg.cli.interrupts import CtrlCWatch
 from repeg.cli.stdout import StdoutConsole, unwritten
 from repeg.errors import ConfigError, RepegError
@@ -170,16 +176,11 @@ def _interrupted(err: Console) -> typer.Exit:
 def _failed(err: Console, exc: Exception) -> typer.Exit:
     """The one line and exit code of an error that ended the run (call it while handling `exc`)."""
     if isinstance(exc, RepegError):
-        err.print(f"error: {_one_line(str(exc))}", markup=False)
+        err.print(f"error: {one_line(str(exc))}", markup=False)
         return typer.Exit(exit_code_for_error(exc))
     log.exception("internal_error")
-    err.print(f"internal error: {type(exc).__name__}: {_one_line(str(exc))}", markup=False)
+    err.print(f"internal error: {type(exc).__name__}: {one_line(str(exc))}", markup=False)
     return typer.Exit(ExitCode.INTERNAL)
-
-
-def _one_line(text: str) -> str:
-    """An error's text on the one line stderr gives it: a library's may span several (libpq adds a hint)."""
-    return " ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def _print_result(out: StdoutConsole, result: ExecutionResult, *, json_output: bool) -> None:
