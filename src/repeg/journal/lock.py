@@ -32,18 +32,19 @@ def refuse_hard_links(journal: Path) -> None:
 
     links = journal.stat().st_nlink
     if links > 1:
+        real = journal.resolve()  # as `find` takes it from any directory, a symbolic link's target
         raise ConfigError(
             "--journal",
             str(journal),
             f"the journal file has {links} names (hard links): one run could be worked through two of them at "
             "once, and SQLite keeps a write-ahead log beside each name; remove its other names, keeping the one "
-            f"its runs were worked under (`find {_mount_point(journal)} -xdev -samefile {journal}` lists them)",
+            f"its runs were worked under (`find {_mount_point(real)} -xdev -samefile {real}` lists them)",
         )
 
 
 def _mount_point(path: Path) -> Path:
-    """The top of the file system `path` is on: every other name of a file (a hard link) is below it."""
-    top = path.resolve()
+    """The top of the file system the resolved `path` is on: every other name of a file (a hard link) is below it."""
+    top = path
     while top.parent != top and top.parent.stat().st_dev == top.stat().st_dev:
         top = top.parent
     return top
