@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -326,29 +329,35 @@ def test_an_html_path_that_is_the_reported_result_file_is_refused_and_the_file_k
     assert result.read_text() == saved
 
 
+@contextmanager
+def _held_open(journal: Path) -> Iterator[None]:
+    """`journal` held open as a live run holds it, with an event committed to its write-ahead log and not yet
+    checkpointed: its -wal and -shm files exist."""
+    holder = sqlite3.connect(journal)
+    try:
+        holder.execute("PRAGMA wal_autocheckpoint=0")
+        holder.execute("CREATE TABLE held (x INTEGER)")
+        holder.execute("INSERT INTO held VALUES (1)")
+        holder.commit()
+        yield
+    finally:
+        holder.close()
+
+
 @pytest.mark.parametrize("suffix", ["-wal", "-shm"])
 def test_an_html_path_that_is_a_companion_file_of_the_journal_is_refused_and_the_file_kept(
     tmp_path: Path, suffix: str
 ) -> None:
     # `--html j.db-wal` while the journal is open (a live run): the page replaced the write-ahead log, and the
     # events committed to it but not yet checkpointed into j.db were lost.
-    import sqlite3
-
     run = _run_in(tmp_path)
-    holder = sqlite3.connect(run.journal)
-    try:
-        holder.execute("PRAGMA wal_autocheckpoint=0")
-        holder.execute("CREATE TABLE held (x INTEGER)")
-        holder.execute("INSERT INTO held VALUES (1)")
-        holder.commit()
+    with _held_open(run.journal):
         companion = run.journal.with_name(run.journal.name + suffix)
         before = hashlib.sha256(companion.read_bytes()).hexdigest()
         code, _, err = _repeg("report", RUN_ID, "--journal", run.journal, "--html", companion)
         assert code == ExitCode.BAD_INPUT
         assert "--html" in err
         assert hashlib.sha256(companion.read_bytes()).hexdigest() == before
-    finally:
-        holder.close()
 
 
 def test_an_html_path_that_is_the_quote_file_named_is_refused_and_the_file_kept(tmp_path: Path) -> None:
@@ -407,22 +416,13 @@ def test_an_html_path_that_reaches_the_journal_by_another_name_is_refused(tmp_pa
 def test_an_html_path_that_is_the_write_ahead_log_of_a_symlinked_journal_is_refused(tmp_path: Path) -> None:
     # SQLite keeps the -wal and -shm of a journal named by a symbolic link beside the file the link names: with
     # `--journal link.db`, `--html j.db-wal` replaced the write-ahead log of the run holding the journal open.
-    import sqlite3
-
     run = _run_in(tmp_path)
     link = tmp_path / "link.db"
     link.symlink_to(run.journal)
-    holder = sqlite3.connect(link)
-    try:
-        holder.execute("PRAGMA wal_autocheckpoint=0")
-        holder.execute("CREATE TABLE held (x INTEGER)")
-        holder.execute("INSERT INTO held VALUES (1)")
-        holder.commit()
+    with _held_open(link):
         wal = run.journal.with_name(run.journal.name + "-wal")
         before = hashlib.sha256(wal.read_bytes()).hexdigest()
         code, _, err = _repeg("report", RUN_ID, "--journal", link, "--html", wal)
         assert code == ExitCode.BAD_INPUT
         assert "--html" in err
         assert hashlib.sha256(wal.read_bytes()).hexdigest() == before
-    finally:
-        holder.close()
