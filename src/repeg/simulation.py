@@ -170,10 +170,15 @@ def latency_from_mapping(data: Mapping[str, object]) -> LatencyModel:
 
 def seed_from_mapping(data: Mapping[str, object]) -> int:
     """The `seed` of the `[simulator]` table: a non-negative integer, 0 when absent."""
-    seed = data.get(SEED_KEY, 0)
+    return checked_seed(data.get(SEED_KEY, 0), f"simulator.{SEED_KEY}")
+
+
+def checked_seed(seed: object, key: str = SEED_KEY) -> int:
+    """`seed` if it is a whole number, 0 or more (not a boolean), else a `ConfigError` naming `key`: numpy's
+    generator refuses a negative one with a bare ValueError, pydantic a float or a boolean naming no seed."""
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         reason = "must be a non-negative integer"
-        raise refused(f"simulator.{SEED_KEY}", seed, reason, wrong_kind=not isinstance(seed, int))
+        raise refused(key, seed, reason, wrong_kind=not isinstance(seed, int))
     return seed
 
 
@@ -259,13 +264,6 @@ def _check_busiest(specs: Sequence[SyntheticSymbol], n_quotes: int) -> None:
         )
 
 
-def _refuse_a_bad_seed(seed: object) -> None:
-    """`seed` must be a whole number, 0 or more (as `[simulator] seed` and `--seed`): a negative one failed in
-    numpy's generator, a boolean or a float in pydantic, neither with a typed error naming the seed."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise refused(SEED_KEY, seed, "must be an integer, 0 or more")
-
-
 def _as_account(account: SimAccount | Mapping[str, object] | None) -> SimAccount:
     """`simulate`'s account: a mapping validated as the `[simulator]` table's account keys are."""
     if account is None or isinstance(account, SimAccount):
@@ -317,7 +315,7 @@ def simulate(
     The run's `RunStarted.market` records the market: `tape_source` for a given `tape` (e.g. the file's
     `repeg.market.source.quote_file_source`; None records nothing), or the synthetic market's seed and settings.
     """
-    _refuse_a_bad_seed(seed)
+    checked_seed(seed)
     plan = as_plan(plan)
     account = _as_account(account)
     latency = _as_latency(latency)
