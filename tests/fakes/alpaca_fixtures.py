@@ -87,3 +87,18 @@ async def alpaca(fake_alpaca: FakeAlpacaServer) -> AsyncIterator[tuple[AlpacaBro
     yield broker, feed
     await feed.aclose()
     await broker.aclose()
+
+
+def locals_a_traceback_renderer_shows(exc: BaseException | None) -> list[str]:
+    """The repr of every local of every frame outside the tests that a traceback printer (rich's, with
+    `show_locals`, as structlog's rich tracebacks) renders for `exc`: its own frames and those of the exceptions
+    it chains to. A secret must be in none."""
+    shown: list[str] = []
+    while exc is not None:
+        tb = exc.__traceback__
+        while tb is not None:
+            if "/tests/" not in tb.tb_frame.f_code.co_filename:
+                shown += [repr(value) for value in tb.tb_frame.f_locals.values()]
+            tb = tb.tb_next
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    return shown

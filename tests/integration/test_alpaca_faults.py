@@ -8,7 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from tests.fakes.alpaca_fixtures import FAST, connect, credentials_for
+from tests.fakes.alpaca_fixtures import FAST, connect, credentials_for, locals_a_traceback_renderer_shows
 from tests.fakes.alpaca_server import FakeAlpacaServer
 from tests.integration.test_alpaca_orders import collect, filled, limit, until
 
@@ -623,20 +623,6 @@ async def test_a_trade_stream_refusal_carries_no_frame_holding_the_secret(fake_a
     assert not [text for text in shown if fake_alpaca.secret_key in text]
 
 
-def _locals_a_traceback_renderer_shows(exc: BaseException | None) -> list[str]:
-    """The repr of every local of every frame outside the tests that a traceback printer (rich's, with
-    `show_locals`) renders for `exc`: its own frames and those of the exceptions it chains to."""
-    shown: list[str] = []
-    while exc is not None:
-        tb = exc.__traceback__
-        while tb is not None:
-            if "/tests/" not in tb.tb_frame.f_code.co_filename:
-                shown += [repr(value) for value in tb.tb_frame.f_locals.values()]
-            tb = tb.tb_next
-        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
-    return shown
-
-
 async def test_a_refused_request_carries_no_frame_showing_the_secret_header(alpaca: Pair, fake_alpaca):
     """A broker error chained to alpaca-py's APIError kept the SDK's frames, whose locals hold the request's headers
     (APCA-API-SECRET-KEY): an application logging the error with frames' locals printed the secret."""
@@ -644,6 +630,6 @@ async def test_a_refused_request_carries_no_frame_showing_the_secret_header(alpa
     fake_alpaca.fail("GET", "/v2/account", 403, code=40010000)
     with pytest.raises(AuthenticationError) as info:
         await broker.get_account()
-    shown = _locals_a_traceback_renderer_shows(info.value)
+    shown = locals_a_traceback_renderer_shows(info.value)
     assert shown, "no frame was walked: the test would prove nothing"
     assert not [text for text in shown if fake_alpaca.secret_key in text]

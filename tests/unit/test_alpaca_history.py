@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 import pytest
 from aiohttp import web
+from tests.fakes.alpaca_fixtures import locals_a_traceback_renderer_shows
 
 from repeg.errors import AuthenticationError, ConfigError, MarketDataError
 from repeg.market.alpaca_history import AlpacaDataSource, fetch_quotes, fetch_trades
@@ -300,15 +301,7 @@ async def test_a_refused_fetch_carries_no_frame_showing_the_secret_header(stub: 
     # (APCA-API-SECRET-KEY): logged with its frames' locals (structlog's rich tracebacks), the secret showed.
     with pytest.raises(AuthenticationError) as info:
         await asyncio.to_thread(fetch_quotes, _source(stub, key="wrong"), ["AAA"], START, END)
-    shown: list[str] = []
-    exc: BaseException | None = info.value
-    while exc is not None:
-        tb = exc.__traceback__
-        while tb is not None:
-            if "/tests/" not in tb.tb_frame.f_code.co_filename:
-                shown += [repr(value) for value in tb.tb_frame.f_locals.values()]
-            tb = tb.tb_next
-        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    shown = locals_a_traceback_renderer_shows(info.value)
     assert shown, "no frame was walked: the test would prove nothing"
     assert not [text for text in shown if SECRET in text]
 
@@ -322,12 +315,7 @@ def test_a_refusal_of_the_environment_leaves_no_frame_holding_the_secret(
     monkeypatch.delenv("APCA_API_KEY_ID", raising=False)
     with pytest.raises(AuthenticationError) as info:
         AlpacaDataSource.from_env()
-    shown: list[str] = []
-    tb = info.value.__traceback__
-    while tb is not None:
-        if "/tests/" not in tb.tb_frame.f_code.co_filename:
-            shown += [repr(value) for value in tb.tb_frame.f_locals.values()]
-        tb = tb.tb_next
+    shown = locals_a_traceback_renderer_shows(info.value)
     assert shown, "no frame was walked: the test would prove nothing"
     assert not [text for text in shown if "S3CRET-0123456789" in text]
 

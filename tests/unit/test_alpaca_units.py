@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from alpaca.common.exceptions import APIError
+from tests.fakes.alpaca_fixtures import locals_a_traceback_renderer_shows
 from tests.fakes.log_capture import every_level_captured
 
 from repeg.brokers.alpaca.credentials import load_credentials
@@ -732,11 +733,17 @@ async def test_an_unreadable_trade_update_of_one_of_the_runs_orders_is_still_a_w
     assert _unreadable_update_levels(broker, future) == ["warning"]
 
 
-def test_a_fill_reported_before_its_price_is_pushed_priced_once_the_price_arrives():
+def _tracking_c1() -> tuple[OrderTracker, list[OrderUpdate]]:
+    """A tracker that claims client order id c1 (`order`'s), and the updates it pushes."""
     tracker = OrderTracker()
-    pushed = []
+    pushed: list[OrderUpdate] = []
     tracker.add_sink(pushed.append)
     tracker.claim("c1")
+    return tracker, pushed
+
+
+def test_a_fill_reported_before_its_price_is_pushed_priced_once_the_price_arrives():
+    tracker, pushed = _tracking_c1()
     unpriced = order(OrderStatus.PARTIALLY_FILLED, "4")  # filled_qty reported before filled_avg_price
     tracker.absorb(unpriced, T0, hint="partial_fill")
     tracker.absorb(order(OrderStatus.PARTIALLY_FILLED, "4", "10"), T0)  # a poll reads the price
@@ -745,10 +752,7 @@ def test_a_fill_reported_before_its_price_is_pushed_priced_once_the_price_arrive
 
 
 def test_a_fill_after_one_reported_without_its_price_is_priced_from_the_cumulative_averages():
-    tracker = OrderTracker()
-    pushed = []
-    tracker.add_sink(pushed.append)
-    tracker.claim("c1")
+    tracker, pushed = _tracking_c1()
     unpriced = order(OrderStatus.PARTIALLY_FILLED, "4")  # filled_qty reported before filled_avg_price
     tracker.absorb(unpriced, T0, hint="partial_fill")
     tracker.absorb(order(OrderStatus.FILLED, "10", "10.06"), T0, hint="fill")
@@ -757,10 +761,7 @@ def test_a_fill_after_one_reported_without_its_price_is_priced_from_the_cumulati
 
 
 def test_a_late_refusal_carrying_fewer_fills_does_not_make_the_next_fill_count_them_again():
-    tracker = OrderTracker()
-    pushed = []
-    tracker.add_sink(pushed.append)
-    tracker.claim("c1")
+    tracker, pushed = _tracking_c1()
     tracker.absorb(order(OrderStatus.PARTIALLY_FILLED, "6", "10"), T0, hint="partial_fill")
     stale = order(OrderStatus.PARTIALLY_FILLED, "4", "10")  # a refusal delivered after a later fill
     tracker.absorb(stale, T0, hint="order_cancel_rejected")
@@ -854,30 +855,31 @@ def test_an_order_time_without_an_offset_is_read_as_utc_not_left_naive():
     assert order.updated_at.tzinfo is not None
 
 
-async def test_a_trade_update_time_without_an_offset_is_read_as_utc_not_left_naive():
+def _broker_pushing(ours: dict[str, object]) -> tuple[AlpacaBroker, list[OrderUpdate]]:
+    """A broker over a client holding `ours`, an order it claims as the run's, and the updates it pushes."""
     client = _TwoOrders()
-    ours = _raw_order("new")
     client.raw[str(ours["id"])] = ours
     broker = _broker_over(client)
-    pushed: list[object] = []
+    pushed: list[OrderUpdate] = []
     broker.subscribe_updates(pushed.append)
     broker._tracker.claim(str(ours["client_order_id"]))  # type: ignore[attr-defined]
+    return broker, pushed
+
+
+async def test_a_trade_update_time_without_an_offset_is_read_as_utc_not_left_naive():
+    ours = _raw_order("new")
+    broker, pushed = _broker_pushing(ours)
     broker._on_stream_update({"event": "new", "timestamp": "2026-03-02T15:00:00", "order": ours})  # type: ignore[attr-defined]
-    assert [u.ts for u in pushed] == [T0]  # type: ignore[attr-defined]
-    assert pushed[0].ts.tzinfo is not None  # type: ignore[attr-defined]
+    assert [u.ts for u in pushed] == [T0]
+    assert pushed[0].ts.tzinfo is not None
 
 
 async def test_a_streamed_execution_is_priced_at_its_own_price_not_from_the_rounded_averages():
     # A fill event carries its execution's own qty and price; the fill was priced from the change in cumulative
     # averages instead, a quotient rounded (Alpaca's average of 1 @ 10.01 and 2 @ 10.02 is 10.0166666667):
     # 2 @ 10.02000000005 went to the fills and the report.
-    client = _TwoOrders()
     ours = _raw_order("new")
-    client.raw[str(ours["id"])] = ours
-    broker = _broker_over(client)
-    pushed: list[OrderUpdate] = []
-    broker.subscribe_updates(pushed.append)
-    broker._tracker.claim(str(ours["client_order_id"]))  # type: ignore[attr-defined]
+    broker, pushed = _broker_pushing(ours)
     for filled, avg, qty, price in [("1", "10.01", "1", "10.01"), ("3", "10.0166666667", "2", "10.02")]:
         state = {**ours, "status": "partially_filled", "filled_qty": filled, "filled_avg_price": avg}
         event = {"event": "partial_fill", "timestamp": ours["updated_at"], "order": state, "qty": qty}
@@ -889,10 +891,7 @@ async def test_a_streamed_execution_is_priced_at_its_own_price_not_from_the_roun
 def test_a_fill_event_covering_more_than_its_own_execution_is_priced_from_the_averages():
     # A missed partial fill makes the change the tracker sees larger than the event's own execution: its price
     # alone would misprice the change, so the averages price it (their notional stays the broker's).
-    tracker = OrderTracker()
-    pushed: list[OrderUpdate] = []
-    tracker.add_sink(pushed.append)
-    tracker.claim("c1")
+    tracker, pushed = _tracking_c1()
     execution = (Decimal(6), Decimal("10.10"))
     tracker.absorb(order(OrderStatus.FILLED, "10", "10.06"), T0, hint="fill", execution=execution)
     assert [(u.fill.qty, u.fill.price) for u in pushed if u.fill is not None] == [
@@ -942,18 +941,6 @@ def test_a_rest_quote_time_without_an_offset_is_read_as_utc():
     assert quote.ts == T0
 
 
-def _frame_locals_shown(exc: BaseException) -> list[str]:
-    """The repr of every local of every frame outside the tests in `exc`'s traceback (what a traceback printer
-    showing locals, e.g. structlog's rich tracebacks, renders)."""
-    shown: list[str] = []
-    tb = exc.__traceback__
-    while tb is not None:
-        if "/tests/" not in tb.tb_frame.f_code.co_filename:
-            shown += [repr(value) for value in tb.tb_frame.f_locals.values()]
-        tb = tb.tb_next
-    return shown
-
-
 @pytest.mark.parametrize(
     "body",
     [
@@ -968,7 +955,7 @@ def test_a_refused_credentials_file_leaves_no_frame_holding_the_secret(tmp_path:
     path.chmod(0o600)
     with pytest.raises(ConfigError) as info:
         load_credentials({}, path)
-    shown = _frame_locals_shown(info.value)
+    shown = locals_a_traceback_renderer_shows(info.value)
     assert shown, "no frame was walked: the test would prove nothing"
     assert not [text for text in shown if "S3CRET-0123456789" in text]
 
@@ -980,7 +967,7 @@ def test_missing_credentials_leave_no_frame_holding_the_secret_set_alone(tmp_pat
     monkeypatch.delenv("APCA_API_KEY_ID", raising=False)
     with pytest.raises(ConfigError) as info:
         load_credentials(None, tmp_path / "absent.toml")
-    shown = _frame_locals_shown(info.value)
+    shown = locals_a_traceback_renderer_shows(info.value)
     assert shown, "no frame was walked: the test would prove nothing"
     assert not [text for text in shown if "S3CRET-0123456789" in text]
 
@@ -994,11 +981,9 @@ class _CreatesUnreadably(_TwoOrders):
         return raw
 
 
-async def test_a_submit_answered_with_an_order_repeg_cannot_read_is_of_unknown_outcome_not_refused():
-    # The order exists at Alpaca: reported as a plain refusal (BrokerError), the engine records the submit refused
-    # and goes on to the leg's next order, beside the first one still live at the broker.
-    broker = _broker_over(_CreatesUnreadably())
-    request = OrderRequest(
+def _buy_of_the_raw_order() -> OrderRequest:
+    """The request `_raw_order` answers: 5 AAPL at a 99.00 limit, under r1-L0000-A00."""
+    return OrderRequest(
         client_order_id="r1-L0000-A00",
         symbol="AAPL",
         side=Side.BUY,
@@ -1006,8 +991,14 @@ async def test_a_submit_answered_with_an_order_repeg_cannot_read_is_of_unknown_o
         order_type=OrderType.LIMIT,
         limit_price=Decimal("99.00"),
     )
+
+
+async def test_a_submit_answered_with_an_order_repeg_cannot_read_is_of_unknown_outcome_not_refused():
+    # The order exists at Alpaca: reported as a plain refusal (BrokerError), the engine records the submit refused
+    # and goes on to the leg's next order, beside the first one still live at the broker.
+    broker = _broker_over(_CreatesUnreadably())
     with pytest.raises(BrokerUnavailableError, match="cannot read"):
-        await broker.submit_order(request)  # type: ignore[attr-defined]
+        await broker.submit_order(_buy_of_the_raw_order())  # type: ignore[attr-defined]
 
 
 class _CreatesUnreadablyThenTimesOut(_TwoOrders):
@@ -1041,14 +1032,6 @@ async def test_a_duplicate_id_whose_order_cannot_be_read_is_of_unknown_outcome_n
     # duplicate error, which the engine records as a refusal and sends the leg's next order beside the live one.
     client = _CreatesUnreadablyThenTimesOut()
     broker = _broker_over(client)
-    request = OrderRequest(
-        client_order_id="r1-L0000-A00",
-        symbol="AAPL",
-        side=Side.BUY,
-        qty=Decimal(5),
-        order_type=OrderType.LIMIT,
-        limit_price=Decimal("99.00"),
-    )
     with pytest.raises(BrokerUnavailableError, match="cannot read"):
-        await broker.submit_order(request)  # type: ignore[attr-defined]
+        await broker.submit_order(_buy_of_the_raw_order())  # type: ignore[attr-defined]
     assert client.lookups == 2  # the look-up after the timeout, then the one after the duplicate answer
