@@ -17,6 +17,7 @@ import repeg
 from repeg.api import execute, execute_async
 from repeg.brokers.simulator.account import SimAccount
 from repeg.brokers.simulator.factory import build_simulation
+from repeg.brokers.simulator.latency import LatencyModel
 from repeg.config import ExecutionConfig
 from repeg.domain.events import OrderIntent, OrderUpdated, RunEnded, RunEvent, RunStarted
 from repeg.domain.orders import Side
@@ -360,18 +361,22 @@ def test_a_seed_that_is_not_a_whole_number_0_or_more_is_a_config_error_naming_it
 
 
 @pytest.mark.parametrize(
-    "given",
+    ("key", "mapping", "model"),
     [
-        {"account": {"cash": 10_000}},
-        {"market": {"duration_seconds": 600}},
-        {"latency": {"submit_ack": 1}},
+        ("account", {"cash": 5}, SimAccount(cash=Decimal(5))),
+        ("market", {"duration_seconds": 600}, MarketSettings(duration_seconds=600)),
+        ("latency", {"submit_ack": 1}, LatencyModel(submit_ack=1)),
     ],
 )
-def test_simulator_settings_given_as_mappings_are_validated_and_used(given: dict[str, object]) -> None:
+def test_simulator_settings_given_as_mappings_are_validated_and_used(
+    key: str, mapping: dict[str, object], model: object
+) -> None:
     # As dicts (the [simulator] tables of a TOML file) they failed with AttributeError; the latency one only
-    # mid-run, after the sells had traded.
-    result = simulate(trades("AAA,buy,1\n"), **given)  # type: ignore[arg-type]
-    assert result.status == "completed"
+    # mid-run, after the sells had traded. Used: the run is that of the model, not of the defaults.
+    plan = trades("AAA,buy,1\n")
+    result = simulate(plan, run_id="m", **{key: mapping})  # type: ignore[arg-type]
+    assert result == simulate(plan, run_id="m", **{key: model})  # type: ignore[arg-type]
+    assert result != simulate(plan, run_id="m")
 
 
 @pytest.mark.parametrize(
