@@ -407,6 +407,24 @@ def test_a_credentials_file_others_may_read_or_write_is_refused_before_it_is_rea
     assert "S3CRET" not in str(info.value)
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_a_shared_credentials_file_of_another_user_is_refused_with_advice_the_user_can_follow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # A keys file of root's (or a colleague's) shared through a group: f8634a71's "chmod 600 <file>" is a command
+    # the user may not run, and after which they could no longer read the file.
+    path = tmp_path / "alpaca.toml"
+    path.write_text('[alpaca]\nkey_id = "PK6"\nsecret_key = "S3CRET-6"\n', encoding="utf-8")
+    path.chmod(0o640)
+    monkeypatch.setattr(os, "getuid", lambda: path.stat().st_uid + 1)
+    with pytest.raises(ConfigError) as info:
+        load_credentials({}, path)
+    assert f"chmod 600 {path}" not in str(info.value)
+    assert "owned by another user" in str(info.value)
+    assert "APCA_API_KEY_ID and APCA_API_SECRET_KEY" in str(info.value)
+    assert "S3CRET" not in str(info.value)
+
+
 def test_missing_credentials_name_the_environment_variables(tmp_path: Path):
     with pytest.raises(ConfigError) as info:
         load_credentials({}, tmp_path / "absent.toml")

@@ -75,15 +75,24 @@ def _refuse_shared(path: Path) -> None:
     if os.name != "posix":
         return
     try:
-        mode = stat.S_IMODE(path.stat().st_mode)
+        status = path.stat()
     except OSError as exc:
         raise ConfigError(str(path), None, f"cannot read credentials file: {type(exc).__name__}") from None
+    mode = stat.S_IMODE(status.st_mode)
     if mode & 0o077:
-        raise ConfigError(
-            str(path),
-            None,
-            f"credentials file is open to other users (mode {mode:04o}); make it yours alone: chmod 600 {path}",
-        )
+        raise ConfigError(str(path), None, _shared_advice(path, mode, status.st_uid))
+
+
+def _shared_advice(path: Path, mode: int, owner: int) -> str:
+    """What to do about a credentials file others may read or write: `chmod 600` when it is the user's; one of
+    another user's (e.g. root's, shared through a group) the user cannot chmod, nor read once it is 600."""
+    shared = f"credentials file is open to other users (mode {mode:04o})"
+    if owner == os.getuid():
+        return f"{shared}; make it yours alone: chmod 600 {path}"
+    return (
+        f"{shared} and owned by another user (uid {owner}); keep your keys in a file of your own (chmod 600), "
+        f"or set {ENV_KEY_ID} and {ENV_SECRET_KEY}"
+    )
 
 
 def _read_file(path: Path) -> AlpacaCredentials | ConfigError:
