@@ -1328,3 +1328,28 @@ def test_a_blank_repeg_journal_variable_is_refused_naming_the_variable_not_journ
     result = CliRunner().invoke(build_app(), args)
     assert result.exit_code == ExitCode.BAD_INPUT, result.output
     assert result.stderr.startswith("error: config REPEG_JOURNAL='  ': empty"), result.stderr
+
+
+@pytest.mark.parametrize("command", ["backtest", "compare"])
+def test_a_lab_json_document_with_stdout_closed_ends_quietly_with_the_commands_own_code(
+    workdir: Path, command: str
+) -> None:
+    # With stdout closed (`>&-`) `repeg backtest --json` ended in a traceback (AttributeError), exit 1, where
+    # `run --json` ends quietly since ea4daa04 and the README says every command does.
+    quotes = _small_quotes(workdir)
+    policy = (
+        ["--policy", "market"]
+        if command == "backtest"
+        else ["--policies", "market", "--fill-models", "paper"]
+    )
+    args = [command, "--quotes", str(quotes), "--basket", "2", *policy, "--json"]
+    entry = "from repeg.cli.app import main; main()"
+    done = subprocess.run(
+        [sys.executable, "-c", entry, *args],
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=300,
+        check=False,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert (done.returncode, done.stderr) == (ExitCode.OK, "")

@@ -77,6 +77,10 @@ def refused_by_stdout(exc: OSError) -> bool:
 
 
 def guard_stdout() -> None:
-    """Put `PipeSafeStdout` in front of `sys.stdout` (once; not when there is no stdout)."""
-    if sys.stdout is not None and not isinstance(sys.stdout, PipeSafeStdout):
+    """Put `PipeSafeStdout` in front of `sys.stdout` (once). Started with stdout closed (`>&-`), the process gets
+    the null device there: what a command prints goes nowhere, quietly (a lab command's `--json` document was an
+    AttributeError, exit 1), and the command keeps its own exit code."""
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - open for the process's life
+    if not isinstance(sys.stdout, PipeSafeStdout):
         sys.stdout = cast(TextIO, PipeSafeStdout(sys.stdout))  # a TextIO by duck typing
