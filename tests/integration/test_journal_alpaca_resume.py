@@ -845,3 +845,35 @@ async def test_a_run_stopped_by_a_journal_failure_resumes_to_completion_without_
     assert failing.failed
     assert (result.status.value, state.status) == ("completed", "completed")
     _assert_each_leg_filled_once(fake_alpaca, state)
+
+
+async def test_a_fill_the_journal_failure_lost_is_counted_once_by_the_resume(
+    fake_alpaca: FakeAlpacaServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The market came to the working sell as the journal broke: its fill (pushed, not in an acknowledgement) was
+    never journaled, the order filled at the broker. The resume takes the fill from the broker: the sell is not sent
+    again, and each leg is filled once (a guard: 72ff4617's failure points lose no fill)."""
+    path = tmp_path / "j.db"
+    journal = SqliteJournal(path)
+    failing = JournalFailsAt(journal, "fill")
+
+    async def market_comes_to_the_sell(event: RunEvent) -> None:
+        await failing.emit(event)
+        if point_of(event) == "submit-ack" and event.leg_index == 0:
+            fake_alpaca.book.set_quote("MSFT", Decimal("410.30"), Decimal("410.40"))
+
+    monkeypatch.setattr(journal, "emit", market_comes_to_the_sell)
+    with pytest.raises(JournalError):
+        await _session(fake_alpaca, journal, PLAN, REPLACE_FIRST)
+    journal.close()
+    at_the_broker = [o.filled_qty for o in fake_alpaca.book.orders.values()]
+    mended = SqliteJournal(path)  # a new process, the disk freed
+    journaled = fold_run(mended.events("rA")).legs[0].filled_qty
+    result = await _session(fake_alpaca, mended, PLAN, ONE_STEP_LADDER)
+    state = fold_run(mended.events("rA"))
+    mended.close()
+    assert failing.failed
+    assert (journaled, at_the_broker) == (0, [20])
+    assert (result.status.value, state.status) == ("completed", "completed")
+    assert [r.client_order_id for r in state.legs[0].orders] == ["rA-L0000-A00"]
+    _assert_each_leg_filled_once(fake_alpaca, state)
