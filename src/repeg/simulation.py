@@ -319,10 +319,10 @@ def simulate(
     plan = as_plan(plan)
     account = _as_account(account)
     latency = _as_latency(latency)
+    settings = _as_market(market)  # checked with a tape too: a bad one is refused, not passed unseen
     source = tape_source
     if tape is None:
         symbols = [*plan_symbols(plan), *account.positions]
-        settings = _as_market(market)
         tape = synthetic_market(settings, symbols, seed=seed)
         source = synthetic_source(settings, symbols, seed=seed)
     clock = VirtualClock(tape.start)

@@ -400,3 +400,10 @@ def test_runs_sharing_one_simulated_broker_leave_no_update_subscription_behind(t
     for run in range(3):
         execute(trades("AAA,buy,1\n"), broker, feed, clock, run_id=f"api{run}")
     assert broker._sinks == []
+
+
+def test_a_bad_market_mapping_is_refused_though_a_tape_is_given(tape: QuoteTape) -> None:
+    # With a tape the market is not generated, and a bad mapping (or another kind) passed unseen: the docstring
+    # and README promise a ConfigError naming the key for a bad one.
+    with pytest.raises(ConfigError, match="duration_seconds"):
+        simulate(trades("AAA,buy,1\n"), tape=tape, market={"duration_seconds": -1})
