@@ -56,7 +56,8 @@ class FakeAlpacaServer:
     #: per-minute budget is spent; the answers carry `X-RateLimit-Reset` (the epoch second the window resets).
     rate_limited_until: float = 0.0
     #: Symbols the latest-quote endpoint refuses (HTTP 400 `invalid symbol`), as Alpaca's stock data API does a
-    #: crypto or option symbol: a request naming one is refused whole.
+    #: crypto or option symbol: a request naming one is refused whole; a stream subscription naming one is
+    #: answered with error 400 `invalid syntax`.
     invalid_quote_symbols: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -484,6 +485,9 @@ class FakeAlpacaServer:
         elif message.get("action") == "subscribe" and ws in self._md_sockets:
             symbols = message.get("quotes", [])
             assert isinstance(symbols, list)
+            if self.invalid_quote_symbols & {str(s) for s in symbols}:
+                await self._md_send(ws, [{"T": "error", "code": 400, "msg": "invalid syntax"}])
+                return
             self._md_sockets[ws].update(str(s) for s in symbols)
             reply = {"T": "subscription", "trades": [], "quotes": sorted(self._md_sockets[ws]), "bars": []}
             await self._md_send(ws, [reply])

@@ -190,6 +190,27 @@ async def test_a_symbol_rest_refuses_costs_its_own_quotes_not_those_of_the_plan(
     assert fake_alpaca.count("GET", "/v2/stocks/quotes/latest") > asked  # the fallback still polls the others
 
 
+async def test_a_symbol_rest_refuses_is_kept_out_of_the_quote_stream(alpaca: Pair, fake_alpaca):
+    """Alpaca's quote stream answers a subscription naming a symbol of no stock (a crypto or option holding, which
+    `repeg.api` subscribes to value the account) with error 400 `invalid syntax`, which ends the stream for the
+    run (c6d8920c): every quote of the plan then came from REST polls. A symbol the latest-quote request refused as
+    invalid is not sent to the stream."""
+    import asyncio
+
+    from structlog.testing import capture_logs
+
+    _, feed = alpaca
+    fake_alpaca.invalid_quote_symbols = {"BTC/USD"}
+    with capture_logs() as logs:
+        await feed.subscribe(["AAPL", "BTC/USD"])
+        await until(feed.connected.is_set)
+        await asyncio.sleep(0.1)  # the subscription's answer
+        fake_alpaca.book.set_quote("AAPL", Decimal("100.02"), Decimal("100.04"))
+        await until(lambda: (q := feed.latest("AAPL")) is not None and q.bid == Decimal("100.02"))
+    assert [line for line in logs if line["event"] == "quote_stream_refused"] == []
+    assert feed.connected.is_set()
+
+
 class _NoRestQuotes:
     def get_stock_latest_quote(self, _request: object) -> dict[str, object]:
         return {}

@@ -152,8 +152,13 @@ class AlpacaQuoteFeed:
         if not self._tasks:
             self._tasks.append(asyncio.create_task(self._run(), name="alpaca-quote-stream"))
             self._tasks.append(asyncio.create_task(self._fallback(), name="alpaca-quote-fallback"))
-        elif self._ws is not None and self.connected.is_set():
-            await self._ws.send(msgpack.packb({"action": "subscribe", "quotes": new}))
+        elif self._ws is not None and self.connected.is_set() and (streamed := self._streamed(new)):
+            await self._ws.send(msgpack.packb({"action": "subscribe", "quotes": streamed}))
+
+    def _streamed(self, symbols: Iterable[str]) -> list[str]:
+        """The symbols to ask the stream for: not one the latest-quote request refused as invalid (a crypto or
+        option holding), which the stream would answer with error 400, ending it for the run."""
+        return sorted(set(symbols) - self.rest_refused_symbols)
 
     def _store(self, quote: Quote) -> None:
         held = self._quotes.get(quote.symbol)
@@ -249,7 +254,8 @@ class AlpacaQuoteFeed:
             await self._expect(ws, "connected")
             await ws.send(self._auth_message())
             await self._expect(ws, "authenticated")
-            await ws.send(msgpack.packb({"action": "subscribe", "quotes": sorted(self._symbols)}))
+            if streamed := self._streamed(self._symbols):
+                await ws.send(msgpack.packb({"action": "subscribe", "quotes": streamed}))
             self.connected.set()
             async for raw in ws:
                 self._dispatch(raw)
