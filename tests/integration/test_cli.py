@@ -1353,3 +1353,39 @@ def test_a_lab_json_document_with_stdout_closed_ends_quietly_with_the_commands_o
         preexec_fn=lambda: os.close(1),
     )
     assert (done.returncode, done.stderr) == (ExitCode.OK, "")
+
+
+async def test_a_dry_run_result_stdout_refuses_does_not_point_to_a_journal_that_lacks_it(
+    workdir: Path, fake_alpaca: FakeAlpacaServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A dry run journals nothing, yet its refused result said "`repeg show RUN` prints it from the journal", which
+    # then answers that the run is not in the journal.
+    import asyncio
+    import errno
+
+    from tests.fakes.alpaca_fixtures import FAST
+
+    from repeg.brokers.alpaca.settings import AlpacaUrls
+    from repeg.cli import alpaca_cmds
+    from repeg.cli import run as run_module
+
+    def on_the_fake(*args: object, **kwargs: object) -> object:
+        kwargs.update(urls=AlpacaUrls.loopback(fake_alpaca.base_url), settings=FAST)
+        return asyncio.run(alpaca_cmds.execute_on_alpaca(*args, **kwargs))  # type: ignore[arg-type]
+
+    def full_disk(*_args: object, **_kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(alpaca_cmds, "run_on_alpaca", on_the_fake)
+    monkeypatch.setattr(run_module, "_print_result", full_disk)
+    monkeypatch.setenv("APCA_API_KEY_ID", fake_alpaca.key_id)
+    monkeypatch.setenv("APCA_API_SECRET_KEY", fake_alpaca.secret_key)
+    plan = write(workdir, "p.csv", "symbol,side,qty\nMSFT,sell,10\n")
+    config = write(workdir, "c.toml", "[execution]\nquote_max_age = 600\nquote_wait = 1\n")
+    args = (plan, "--config", config, "--broker", "alpaca-paper", "--dry-run", "--json", "--run-id", "dry1")
+    result = await asyncio.to_thread(invoke, *args)
+    assert result.exit_code == ExitCode.FAILED, result.stderr
+    last = result.stderr.splitlines()[-1]
+    assert last.startswith("error: the result could not be written to stdout (No space left on device); ")
+    assert "repeg show" not in last
+    assert "dry run dry1" in last

@@ -161,7 +161,7 @@ def run(
     try:
         _print_result(out, result, json_output=json_output)
     except OSError as exc:  # stdout refused it (a full disk); a reader that went away is no error (`pipes`)
-        raise unwritten(err, result.run_id, str(result.status), exc) from None
+        raise unwritten(err, result.run_id, str(result.status), exc, dry_run=dry_run) from None
     # A dry run sends nothing, so every leg ends refused by design (error `dry_run`): reaching the end is its
     # success. Refusals before any order still exit 2, and a broker failure 4, through the errors above.
     dry_run_done = dry_run and broker.startswith("alpaca-")

@@ -44,15 +44,16 @@ class StdoutConsole(Console):
             self.on_broken_pipe()
 
 
-def unwritten(err: Console, run_id: str, status: str, exc: OSError) -> typer.Exit:
+def unwritten(err: Console, run_id: str, status: str, exc: OSError, *, dry_run: bool = False) -> typer.Exit:
     """The one line and exit code (FAILED) of a result stdout refused (`exc`, e.g. a full disk) after the run
-    ended: what it was, how the run ended, and that the journal has it. stdout then goes to the null device, so
-    that what is left buffered does not fail again at exit."""
-    err.print(
-        f"error: the result could not be written to stdout ({_refused(exc)}); run {run_id} ended {status}: "
-        f"`repeg show {run_id}` prints it from the journal",
-        markup=False,
+    ended: what it was, how the run ended, and that the journal has it (a dry run: that nothing was sent or
+    journaled). stdout then goes to the null device, so that what is left buffered does not fail again at exit."""
+    ended = (
+        f"dry run {run_id}: nothing was sent or journaled"
+        if dry_run
+        else f"run {run_id} ended {status}: `repeg show {run_id}` prints it from the journal"
     )
+    err.print(f"error: the result could not be written to stdout ({_refused(exc)}); {ended}", markup=False)
     return typer.Exit(ExitCode.FAILED)
 
 
