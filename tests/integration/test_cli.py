@@ -462,10 +462,8 @@ def test_lab_error_is_one_line_however_long() -> None:
     assert result.stderr.strip() == f"error: config --fill-model='{value}': must be one of paper, queue"
 
 
-async def test_a_dry_run_that_priced_every_order_exits_0(
-    workdir: Path, fake_alpaca: FakeAlpacaServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A dry run sends nothing by design, so its legs cannot fill; that is its success, not a failed run (4)."""
+def _alpaca_runs_on_the_fake(fake_alpaca: FakeAlpacaServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run --broker alpaca-paper` trades on `fake_alpaca`, with its keys in the environment."""
     import asyncio
 
     from tests.fakes.alpaca_fixtures import FAST
@@ -480,6 +478,15 @@ async def test_a_dry_run_that_priced_every_order_exits_0(
     monkeypatch.setattr(alpaca_cmds, "run_on_alpaca", on_the_fake)
     monkeypatch.setenv("APCA_API_KEY_ID", fake_alpaca.key_id)
     monkeypatch.setenv("APCA_API_SECRET_KEY", fake_alpaca.secret_key)
+
+
+async def test_a_dry_run_that_priced_every_order_exits_0(
+    workdir: Path, fake_alpaca: FakeAlpacaServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dry run sends nothing by design, so its legs cannot fill; that is its success, not a failed run (4)."""
+    import asyncio
+
+    _alpaca_runs_on_the_fake(fake_alpaca, monkeypatch)
     plan = write(workdir, "p.csv", "symbol,side,qty\nMSFT,sell,10\nAAPL,buy,5\n")
     config = write(
         workdir, "c.toml", "[execution]\nquote_max_age = 600\nquote_wait = 1\n"
@@ -1363,23 +1370,13 @@ async def test_a_dry_run_result_stdout_refuses_does_not_point_to_a_journal_that_
     import asyncio
     import errno
 
-    from tests.fakes.alpaca_fixtures import FAST
-
-    from repeg.brokers.alpaca.settings import AlpacaUrls
-    from repeg.cli import alpaca_cmds
     from repeg.cli import run as run_module
-
-    def on_the_fake(*args: object, **kwargs: object) -> object:
-        kwargs.update(urls=AlpacaUrls.loopback(fake_alpaca.base_url), settings=FAST)
-        return asyncio.run(alpaca_cmds.execute_on_alpaca(*args, **kwargs))  # type: ignore[arg-type]
 
     def full_disk(*_args: object, **_kwargs: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(alpaca_cmds, "run_on_alpaca", on_the_fake)
+    _alpaca_runs_on_the_fake(fake_alpaca, monkeypatch)
     monkeypatch.setattr(run_module, "_print_result", full_disk)
-    monkeypatch.setenv("APCA_API_KEY_ID", fake_alpaca.key_id)
-    monkeypatch.setenv("APCA_API_SECRET_KEY", fake_alpaca.secret_key)
     plan = write(workdir, "p.csv", "symbol,side,qty\nMSFT,sell,10\n")
     config = write(workdir, "c.toml", "[execution]\nquote_max_age = 600\nquote_wait = 1\n")
     args = (plan, "--config", config, "--broker", "alpaca-paper", "--dry-run", "--json", "--run-id", "dry1")

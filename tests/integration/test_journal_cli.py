@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from tests.integration.test_cli import _to_a_closed_pipe
+from tests.integration.test_cli import _to_a_closed_pipe, _to_a_full_disk
 from typer.testing import CliRunner
 
 from repeg.cli.app import build_app
@@ -1173,20 +1173,6 @@ def test_runs_and_show_read_a_journal_archived_in_a_read_only_directory(
 
 
 # --- a stdout that refuses the output (a full disk) -------------------------------------------------------
-
-
-def _to_a_full_disk(*args: str) -> subprocess.CompletedProcess[str]:
-    """`repeg ARGS` through the console script's entry point, its stdout /dev/full (every write: ENOSPC)."""
-    entry = "from repeg.cli.app import main; main()"
-    with open("/dev/full", "w") as full:
-        return subprocess.run(
-            [sys.executable, "-c", entry, *args],
-            stdout=full,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=300,
-            check=False,
-        )
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
