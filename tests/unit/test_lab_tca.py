@@ -8,12 +8,24 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from repeg.domain.events import IntentAction, LegEscalated, OrderIntent, OrderUpdated, RunEvent
+from repeg.domain.events import (
+    IntentAction,
+    LegEscalated,
+    LegPlanned,
+    OrderAccepted,
+    OrderFailed,
+    OrderIntent,
+    OrderUpdated,
+    RunEvent,
+)
 from repeg.domain.orders import BrokerOrder, Fill, OrderEvent, OrderStatus, OrderType, OrderUpdate, Side
+from repeg.domain.plan import LegSpec
+from repeg.domain.run import fold_run
 from repeg.errors import ConfigError
 from repeg.lab.models import FillModelName, Interval, OrderTca, ParentOrder, PathEventKind, PolicySummary
 from repeg.lab.tca import basket_tca, frontier, reference, summarize
 from repeg.market.tape import SymbolQuotes, to_ns
+from repeg.report.result import went_to_escalation
 
 T0 = datetime(2018, 1, 3, 15, 0, tzinfo=UTC)
 NS = 1_000_000_000
@@ -126,19 +138,17 @@ def test_sell_costs_are_signed_the_other_way() -> None:
 def test_partial_passive_fill_then_escalation_averages_actual_fill_prices() -> None:
     tca = _one(
         [
-            _intent(0, IntentAction.SUBMIT, OrderType.LIMIT, "100.00", "initial"),
-            _intent(10, IntentAction.REPLACE, OrderType.LIMIT, "100.01", "repeg"),
-            _fill(12, 40, "100.01", OrderType.LIMIT),
-            LegEscalated(
-                run_id="r",
-                ts=T0 + timedelta(seconds=40),
-                correlation_id="c",
-                leg_index=0,
-                remaining_qty=Decimal(60),
-                reason="deadline",
-            ),
-            _intent(40, IntentAction.SUBMIT, OrderType.MARKET, None, "escalate"),
-            _fill(40, 60, "100.07", OrderType.MARKET, order_id="o2"),
+            _planned(),
+            _sent(0, IntentAction.SUBMIT, OrderType.LIMIT, "100.00", "initial", cid="o1"),
+            _accepted(0, IntentAction.SUBMIT, OrderType.LIMIT, "o1"),
+            _sent(10, IntentAction.REPLACE, OrderType.LIMIT, "100.01", "repeg", cid="o2"),
+            _accepted(10, IntentAction.REPLACE, OrderType.LIMIT, "o2"),
+            _fill(12, 40, "100.01", OrderType.LIMIT, order_id="o2"),
+            _escalated(40, 60),
+            _sent(40, IntentAction.CANCEL, None, None, "escalate", cid="o2"),
+            _closed(40, "o2", 40, OrderStatus.CANCELED),
+            _sent(40, IntentAction.SUBMIT, OrderType.MARKET, None, "escalate", cid="o3"),
+            _fill(40, 60, "100.07", OrderType.MARKET, order_id="o3"),
         ]
     )
     assert tca.avg_price == Decimal("100.046")
@@ -150,6 +160,7 @@ def test_partial_passive_fill_then_escalation_averages_actual_fill_prices() -> N
         PathEventKind.REPLACE,
         PathEventKind.FILL,
         PathEventKind.ESCALATE,
+        PathEventKind.CANCEL,
         PathEventKind.SUBMIT,
         PathEventKind.FILL,
     ]
@@ -221,23 +232,16 @@ def test_order_arriving_before_any_quote_is_refused_naming_it() -> None:
 def test_remainder_of_a_partially_filled_market_order_is_not_an_escalation() -> None:
     tca = _one(
         [
-            _intent(0, IntentAction.SUBMIT, OrderType.MARKET, None, "initial"),
+            _planned(),
+            _sent(0, IntentAction.SUBMIT, OrderType.MARKET, None, "initial", cid="o1"),
+            _accepted(0, IntentAction.SUBMIT, OrderType.MARKET, "o1"),
             _fill(0, 40, "100.04", OrderType.MARKET),
-            _intent(1, IntentAction.SUBMIT, OrderType.MARKET, None, "remainder"),
+            _closed(0.5, "o1", 40, OrderStatus.CANCELED),
+            _sent(1, IntentAction.SUBMIT, OrderType.MARKET, None, "remainder", cid="o2"),
             _fill(1, 60, "100.04", OrderType.MARKET, order_id="o2"),
         ]
     )
     assert (tca.escalated, tca.completed) == (False, True)
-
-
-def test_a_market_order_sent_to_cross_counts_as_escalation() -> None:
-    tca = _one(
-        [
-            _intent(0, IntentAction.SUBMIT, OrderType.MARKET, None, "cross"),
-            _fill(0, 100, "100.04", OrderType.MARKET),
-        ]
-    )
-    assert tca.escalated
 
 
 def test_unfilled_remainder_is_charged_at_the_far_touch_at_the_deadline() -> None:
@@ -268,13 +272,15 @@ def test_summary_charges_orders_that_never_filled() -> None:
 def test_a_repeg_by_cancel_then_submit_counts_once() -> None:
     # A partially filled order is re-pegged by cancel, confirm, then submit of the remainder: both intents carry
     # the reason "repeg", but it is one re-peg (the engine's own fold counts one).
-    cancel = _intent(10, IntentAction.CANCEL, None, None, "repeg").model_copy(update={"order_id": "o1"})
     tca = _one(
         [
-            _intent(0, IntentAction.SUBMIT, OrderType.LIMIT, "100.00", "initial"),
+            _planned(),
+            _sent(0, IntentAction.SUBMIT, OrderType.LIMIT, "100.00", "initial", cid="o1"),
+            _accepted(0, IntentAction.SUBMIT, OrderType.LIMIT, "o1"),
             _fill(5, 40, "100.00", OrderType.LIMIT),
-            cancel,
-            _intent(11, IntentAction.SUBMIT, OrderType.LIMIT, "100.02", "repeg"),
+            _sent(10, IntentAction.CANCEL, None, None, "repeg", cid="o1"),
+            _closed(10.5, "o1", 40, OrderStatus.CANCELED),
+            _sent(11, IntentAction.SUBMIT, OrderType.LIMIT, "100.02", "repeg", cid="o2"),
             _fill(12, 60, "100.02", OrderType.LIMIT, order_id="o2"),
         ]
     )
@@ -312,19 +318,101 @@ def test_summary_of_equal_sizes_is_the_plain_mean_over_orders() -> None:
 def test_an_order_that_filled_while_its_escalation_cancel_was_pending_did_not_escalate() -> None:
     # Issue 2: if the order filled meanwhile, nothing is sent. The run's result (49164ff) calls such a leg not
     # escalated, all of it filled before escalation; the lab read the same events as escalated, nothing passive.
-    tca = _one(
-        [
-            _intent(0, IntentAction.SUBMIT, OrderType.LIMIT, "100.00", "initial"),
-            LegEscalated(
-                run_id="r",
-                ts=T0 + timedelta(seconds=40),
-                correlation_id="c",
-                leg_index=0,
-                remaining_qty=Decimal(100),
-                reason="deadline",
-            ),
-            _intent(40, IntentAction.CANCEL, None, None, "escalate"),
-            _fill(40.5, 100, "100.00", OrderType.LIMIT),
-        ]
-    )
+    events: list[RunEvent] = [
+        _planned(),
+        _sent(0, IntentAction.SUBMIT, OrderType.LIMIT, "100.00", "initial", cid="o1"),
+        _accepted(0, IntentAction.SUBMIT, OrderType.LIMIT, "o1"),
+        _escalated(40, 100),
+        _sent(40, IntentAction.CANCEL, None, None, "escalate", cid="o1"),
+        _fill(40.5, 100, "100.00", OrderType.LIMIT),
+    ]
+    assert fold_run(events).legs[0].escalated  # decided, but no escalation order went out
+    tca = _one(events)
     assert (tca.escalated, tca.filled_before_escalation) == (False, Decimal(100))
+
+
+def _planned() -> LegPlanned:
+    spec = LegSpec(index=0, symbol="XXX", side=Side.BUY, qty=Decimal(100))
+    return LegPlanned(run_id="r", ts=T0, correlation_id="c", leg_index=0, spec=spec)
+
+
+def _sent(
+    sec: float,
+    action: IntentAction,
+    order_type: OrderType | None,
+    price: str | None,
+    reason: str,
+    *,
+    cid: str,
+) -> OrderIntent:
+    """An intent as the engine writes it, naming its client order id (the fold keys orders by it)."""
+    order_id = {IntentAction.SUBMIT: None, IntentAction.REPLACE: "o1"}.get(action, cid)
+    return _intent(sec, action, order_type, price, reason).model_copy(
+        update={"client_order_id": cid, "order_id": order_id}
+    )
+
+
+def _accepted(sec: float, action: IntentAction, order_type: OrderType, cid: str) -> OrderAccepted:
+    order = _fill(sec, 1, "100.00", order_type, order_id=cid).update.order
+    order = order.model_copy(
+        update={"status": OrderStatus.NEW, "filled_qty": Decimal(0), "filled_avg_price": None}
+    )
+    return OrderAccepted(
+        run_id="r", ts=order.updated_at, correlation_id="c", leg_index=0, action=action, order=order
+    )
+
+
+def _escalated(sec: float, remaining: int) -> LegEscalated:
+    ts = T0 + timedelta(seconds=sec)
+    return LegEscalated(
+        run_id="r",
+        ts=ts,
+        correlation_id="c",
+        leg_index=0,
+        remaining_qty=Decimal(remaining),
+        reason="deadline",
+    )
+
+
+def _closed(sec: float, order_id: str, filled: int, status: OrderStatus) -> OrderUpdated:
+    """`order_id` (a limit at 100.00) closed with `filled` shares filled, no fill in this update."""
+    update = _fill(sec, filled, "100.00", OrderType.LIMIT, order_id=order_id).update
+    order = update.order.model_copy(update={"status": status})
+    closed = update.model_copy(update={"event": OrderEvent(status.value), "order": order, "fill": None})
+    return OrderUpdated(run_id="r", ts=closed.ts, correlation_id="c", leg_index=0, update=closed)
+
+
+def test_a_replace_the_broker_refused_is_no_repeg_as_in_the_run_result() -> None:
+    # The re-peg's replace was refused at once: the order works on at its price, and the run's fold (the result's
+    # and live view's re-pegs) counts no re-peg; the lab counted one for the same events.
+    events: list[RunEvent] = [
+        _planned(),
+        _sent(0, IntentAction.SUBMIT, OrderType.LIMIT, "100.00", "initial", cid="o1"),
+        _accepted(0, IntentAction.SUBMIT, OrderType.LIMIT, "o1"),
+        _sent(10, IntentAction.REPLACE, OrderType.LIMIT, "100.01", "repeg", cid="o2"),
+        OrderFailed(
+            run_id="r",
+            ts=T0 + timedelta(seconds=10),
+            correlation_id="c",
+            leg_index=0,
+            action=IntentAction.REPLACE,
+            client_order_id="o2",
+            order_id="o1",
+            error="rejected",
+            message="replace refused",
+        ),
+        _fill(20, 100, "100.00", OrderType.LIMIT),
+    ]
+    assert (_one(events).repegs, fold_run(events).legs[0].repegs) == (0, 0)
+
+
+def test_a_policy_crossing_at_arrival_did_not_escalate_as_the_market_policy_did_not() -> None:
+    # A deliberate cross at arrival (the adaptive policy's reason "cross") is its plan, as the market policy's
+    # initial market order is: no escalation was decided, and the run's result calls the leg not escalated.
+    events: list[RunEvent] = [
+        _planned(),
+        _sent(0, IntentAction.SUBMIT, OrderType.MARKET, None, "cross", cid="o1"),
+        _accepted(0, IntentAction.SUBMIT, OrderType.MARKET, "o1"),
+        _fill(0, 100, "100.04", OrderType.MARKET),
+    ]
+    assert (_one(events).escalated, went_to_escalation(fold_run(events).legs[0])) == (False, False)

@@ -23,8 +23,9 @@ from decimal import Decimal
 import numpy as np
 
 from repeg.domain.events import IntentAction, LegEscalated, LegFinished, OrderIntent, OrderUpdated, RunEvent
-from repeg.domain.leg import REASON_INITIAL, REASON_REMAINDER, REASON_REPEG
+from repeg.domain.leg import LegState
 from repeg.domain.orders import OrderType, Side
+from repeg.domain.run import RunFolder
 from repeg.domain.ticks import ZERO, from_units
 from repeg.errors import ConfigError
 from repeg.lab.models import (
@@ -39,10 +40,9 @@ from repeg.lab.models import (
 )
 from repeg.lab.stats import bootstrap_mean, overlap_block
 from repeg.market.tape import SymbolQuotes, to_ns
+from repeg.report.result import went_to_escalation
 
 _BPS = Decimal(10_000)
-#: Market orders that are the policy's plan rather than a give-up: at arrival, or the remainder of a partial fill.
-_PLAIN_MARKET = frozenset({REASON_INITIAL, REASON_REMAINDER})
 _NEVER = np.iinfo(np.int64).max
 
 
@@ -53,14 +53,27 @@ class _Trace:
     path: list[PathEvent] = field(default_factory=list)
     fills: list[tuple[Decimal, Decimal, bool]] = field(default_factory=list)  # qty, price, passive
     last_fill: PathEvent | None = None
-    repegs: int = 0
-    #: An escalation order went out (as `repeg.report.result.went_to_escalation`): the first order sent after the
-    #: escalation was decided, or a market order sent to cross. A fill before it, even one that lands while the
-    #: escalation's cancel is pending (then nothing is sent), is of an order sent before escalation.
-    escalated: bool = False
+    #: An order went out after the escalation was decided: fills from then on are not passive. A fill before it,
+    #: even one that lands while the escalation's cancel is pending (then nothing is sent), is of an order sent
+    #: before escalation.
+    sent_escalation: bool = False
     #: The escalation was decided (`LegEscalated`).
     decided: bool = False
     order_types: dict[str, OrderType] = field(default_factory=dict)
+    #: The leg as the run's own fold leaves it (None for a leg never planned): its re-pegs and whether it escalated
+    #: are read there, so that the lab counts them by the rule the run's result and live view count them with.
+    leg: LegState | None = None
+
+    @property
+    def repegs(self) -> int:
+        """Re-pegs the broker took (`LegState.repegs`): a replace it refused, at once or after accepting it, is none."""
+        return 0 if self.leg is None else self.leg.repegs
+
+    @property
+    def escalated(self) -> bool:
+        """An escalation order went out (`repeg.report.result.went_to_escalation`): a market order a policy sends
+        as its plan (at arrival, for want of a quote, a deliberate cross from idle) is no escalation."""
+        return self.leg is not None and went_to_escalation(self.leg)
 
 
 def _on_intent(trace: _Trace, event: OrderIntent) -> None:
@@ -68,8 +81,7 @@ def _on_intent(trace: _Trace, event: OrderIntent) -> None:
         trace.path.append(
             PathEvent(ts=event.ts, kind=PathEventKind.SUBMIT, price=event.limit_price, qty=event.qty)
         )
-        if trace.decided or (event.order_type is OrderType.MARKET and event.reason not in _PLAIN_MARKET):
-            trace.escalated = True
+        trace.sent_escalation = trace.sent_escalation or trace.decided
     elif event.action is IntentAction.REPLACE:
         trace.path.append(
             PathEvent(
@@ -78,9 +90,6 @@ def _on_intent(trace: _Trace, event: OrderIntent) -> None:
         )
     else:
         trace.path.append(PathEvent(ts=event.ts, kind=PathEventKind.CANCEL, order_id=event.order_id))
-    # A re-peg is the new price (a replace, or the submit after a cancel), never the cancel that precedes it.
-    if event.reason == REASON_REPEG and event.action is not IntentAction.CANCEL:
-        trace.repegs += 1
 
 
 def _on_update(trace: _Trace, event: OrderUpdated) -> None:
@@ -88,7 +97,7 @@ def _on_update(trace: _Trace, event: OrderUpdated) -> None:
     if fill is None:
         return
     order = event.update.order
-    passive = order.order_type is OrderType.LIMIT and not trace.escalated
+    passive = order.order_type is OrderType.LIMIT and not trace.sent_escalation
     trace.fills.append((fill.qty, fill.price, passive))
     point = PathEvent(
         ts=fill.ts, kind=PathEventKind.FILL, price=fill.price, qty=fill.qty, order_id=order.order_id
@@ -98,9 +107,11 @@ def _on_update(trace: _Trace, event: OrderUpdated) -> None:
 
 
 def trace_legs(events: Iterable[RunEvent]) -> dict[int, _Trace]:
-    """Fold a run's events into one trace per leg index."""
+    """Fold a run's events into one trace per leg index, each with its leg as the run's fold leaves it."""
     traces: dict[int, _Trace] = {}
+    folder = RunFolder()
     for event in events:
+        folder.apply(event)
         if event.leg_index is None:
             continue
         trace = traces.setdefault(event.leg_index, _Trace())
@@ -113,6 +124,8 @@ def trace_legs(events: Iterable[RunEvent]) -> dict[int, _Trace]:
             trace.path.append(PathEvent(ts=event.ts, kind=PathEventKind.ESCALATE, qty=event.remaining_qty))
         elif isinstance(event, LegFinished):
             trace.path.append(PathEvent(ts=event.ts, kind=PathEventKind.END))
+    for index, leg in folder.legs.items():
+        traces.setdefault(index, _Trace()).leg = leg
     return traces
 
 
