@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from repeg.config import EscalationStyle, ExecutionConfig
 from repeg.domain.leg import LegState
 from repeg.domain.lifecycle import LegStatus
+from repeg.domain.order_record import OrderRecord
 from repeg.domain.orders import OrderType, Side
 from repeg.domain.plan import LegSpec
 from repeg.domain.quote import Quote, QuoteVerdict
@@ -24,6 +25,7 @@ from repeg.lab.policies import (
     AdaptiveSpec,
     LadderSpec,
     MarketPolicy,
+    MarketSpec,
     TouchThenMarketPolicy,
     TouchThenMarketSpec,
     build_policy,
@@ -236,6 +238,29 @@ def test_adaptive_working_order_escalates_when_crossing_becomes_cheapest() -> No
         _working("100.00"), QUOTE, V, T0 + timedelta(seconds=5)
     )
     assert action == Escalate(reason=REASON_CROSS)
+
+
+def _working_at_market() -> LegState:
+    """A leg whose market order (a cross at arrival) the broker accepted and has not filled yet."""
+    market = OrderRecord(client_order_id="c0", attempt=0, order_id="o0", order_type=OrderType.MARKET)
+    return _leg(
+        LegStatus.WORKING, submitted_at=T0, orders=(market,), active_client_order_id=market.client_order_id
+    )
+
+
+def test_adaptive_leaves_its_own_market_order_to_fill_rather_than_escalating_it() -> None:
+    # It crossed at arrival; a quote comes before the fill and crossing is still cheapest. Escalating would mark a
+    # deliberate cross as an escalation, cancel the market order and send the same one again.
+    action = _adaptive(join=300.0, improve=300.0).decide(_working_at_market(), QUOTE, V, T0)
+    assert isinstance(action, Wait)
+
+
+def test_a_market_order_working_at_the_deadline_is_left_to_fill_not_escalated() -> None:
+    # As the engine's ladder (`works_at_market`): escalating it would only cancel it and send it again.
+    action = build_policy(MarketSpec(), CONFIG).decide(
+        _working_at_market(), QUOTE, V, T0 + timedelta(seconds=60)
+    )
+    assert isinstance(action, Wait)
 
 
 def test_adaptive_does_not_move_for_a_saving_within_the_margin() -> None:

@@ -66,7 +66,17 @@ from repeg.lab.adaptive import (
 )
 from repeg.lab.fit import AdaptiveParams
 from repeg.market.tape import from_ns, to_ns
-from repeg.policy.decide import Action, Escalate, ExecutionPolicy, LadderPolicy, Replace, Skip, Submit, Wait
+from repeg.policy.decide import (
+    Action,
+    Escalate,
+    ExecutionPolicy,
+    LadderPolicy,
+    Replace,
+    Skip,
+    Submit,
+    Wait,
+    works_at_market,
+)
 from repeg.policy.pricing import initial_limit
 
 #: `(symbol, now) -> time of the symbol's next quote after now` (None when unknown or none).
@@ -291,7 +301,9 @@ class _Common:
 
     def _preamble(self, leg: LegState, now: datetime) -> Action | None:
         """The action forced by the leg's state, or None when the policy itself must decide."""
-        if leg.is_done or leg.status in _WAITING_FOR_BROKER:
+        # A market order working is left to fill: escalating it (a deliberate cross too) would cancel it and send
+        # the same order again, as the engine's ladder says (`works_at_market`).
+        if leg.is_done or leg.status in _WAITING_FOR_BROKER or works_at_market(leg):
             return _IDLE_WAIT
         if leg.escalated:
             if leg.status in (LegStatus.IDLE, LegStatus.PLANNED):
