@@ -1386,3 +1386,24 @@ async def test_a_dry_run_result_stdout_refuses_does_not_point_to_a_journal_that_
     assert last.startswith("error: the result could not be written to stdout (No space left on device); ")
     assert "repeg show" not in last
     assert "dry run dry1" in last
+
+
+def test_a_lab_error_whose_text_spans_lines_is_printed_on_one_line(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `repeg backtest/compare/fit` printed a library's two-line error text (a hint on a line of its own) as two
+    # lines, where every error is one line on stderr (README, Exit codes), as `run` does since 2a7fc05d.
+    from repeg.errors import MarketDataError
+
+    def unreadable(*_args: object, **_kwargs: object) -> None:
+        raise MarketDataError(
+            "cannot read the quotes: connection failed\n\tIs the server running on that host?"
+        )
+
+    monkeypatch.setattr(importlib.import_module("repeg.lab.backtest"), "load_day", unreadable)
+    args = ["backtest", "--quotes", str(_small_quotes(workdir)), "--basket", "2", "--policy", "market"]
+    result = CliRunner().invoke(build_app(), args)
+    assert (result.exit_code, result.stderr) == (
+        ExitCode.FAILED,
+        "error: cannot read the quotes: connection failed Is the server running on that host?\n",
+    )

@@ -426,3 +426,28 @@ def test_an_html_path_that_is_the_write_ahead_log_of_a_symlinked_journal_is_refu
         assert code == ExitCode.BAD_INPUT
         assert "--html" in err
         assert hashlib.sha256(wal.read_bytes()).hexdigest() == before
+
+
+def test_a_journal_error_whose_text_spans_lines_is_printed_on_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A PostgreSQL journal that could not connect made `repeg report RUN_ID` print libpq's two-line text ("...
+    # Connection refused\n\tIs the server running on that host ...?"), where every error is one line on stderr
+    # (README, Exit codes), as `run`, `runs`, `show` and `resume` print it.
+    from repeg.errors import JournalError
+    from repeg.journal import factory
+
+    def unreachable(*_args: object, **_kwargs: object) -> None:
+        raise JournalError(
+            "cannot open journal postgresql://u:***@127.0.0.1:1/db: connection failed: Connection refused\n"
+            "\tIs the server running on that host and accepting TCP/IP connections?"
+        )
+
+    monkeypatch.setattr(factory, "open_journal", unreachable)
+    args = [RUN_ID, "--journal", "postgresql://u:pw@127.0.0.1:1/db", "--html", str(tmp_path / "r.html")]
+    code, _, err = _repeg("report", *args)
+    assert (code, err) == (
+        ExitCode.FAILED,
+        "error: cannot open journal postgresql://u:***@127.0.0.1:1/db: connection failed: Connection refused "
+        "Is the server running on that host and accepting TCP/IP connections?\n",
+    )

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from repeg.cli.exit_codes import ExitCode, exit_code_for_error
+from repeg.cli.exit_codes import ExitCode, exit_code_for_error, one_line
 from repeg.errors import ConfigError, RepegError
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ _BASKET_OPTIONS = {"count": "--basket", "qty": "--qty", "budget_seconds": "--bud
 def _fail(error: Exception) -> typer.Exit:
     code = exit_code_for_error(error) if isinstance(error, RepegError) else ExitCode.BAD_INPUT
     # One line (no wrapping), and a refused value may hold [markup] or :emoji: codes: print it verbatim.
-    Console(stderr=True, soft_wrap=True, emoji=False).print(f"[red]error:[/] {escape(str(error))}")
+    Console(stderr=True, soft_wrap=True, emoji=False).print(f"[red]error:[/] {escape(one_line(str(error)))}")
     return typer.Exit(int(code))
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from repeg.cli.exit_codes import ExitCode, exit_code_for_error
+from repeg.cli.exit_codes import ExitCode, exit_code_for_error, one_line
 from repeg.cli.extras import lab_extras_needed
 from repeg.cli.journal_cmds import JournalOption
 from repeg.errors import ConfigError, RepegError, ReportError, RunNotFoundError, SweepError
@@ -27,7 +27,7 @@ _BAD_INPUT_ERRORS = (ReportError, SweepError)
 
 
 def _fail(error: RepegError) -> typer.Exit:
-    typer.echo(f"error: {error}", err=True)
+    typer.echo(f"error: {one_line(str(error))}", err=True)
     code = ExitCode.BAD_INPUT if isinstance(error, _BAD_INPUT_ERRORS) else exit_code_for_error(error)
     return typer.Exit(int(code))
 
