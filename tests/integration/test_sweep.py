@@ -252,3 +252,26 @@ def test_a_sweep_of_the_queue_model_without_trades_says_it_fills_on_crossing_quo
     result = CliRunner().invoke(build_app(("repeg.cli.report_cmds",)), args)
     assert result.exit_code == 0, result.output
     assert "queue model has no trade prints (--trades)" in result.stderr
+
+
+def test_a_sweep_whose_out_is_an_adaptive_policys_params_file_is_refused_before_any_point_runs(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    # `--out params.json`, the file an adaptive policy of the grid reads its fitted parameters from, ran the whole
+    # sweep, then wrote the Parquet over it (the file began `PAR1`): the fit was lost.
+    fit_day = load_day(next(data_dir.glob("*_20180102_bbo.csv")))
+    params_file = tmp_path / "params.json"
+    save_params(fit_adaptive(fit_day.quotes.columns(fit_day.symbol), fit_day.ref), params_file)
+    fitted = params_file.read_bytes()
+    grid = tmp_path / "grid.toml"
+    grid.write_text(
+        'fill_models = ["paper"]\n[basket]\ncount = 2\nbudget_seconds = 20.0\n'
+        f'[[policy]]\nname = "adaptive"\nkind = "adaptive"\n[policy.fixed]\nparams_file = "{params_file}"\n'
+    )
+    args = ["sweep", "--quotes", str(data_dir / "*_20180103_bbo.csv"), "--grid", str(grid)]
+    args += ["--out", str(params_file), "--workers", "1", "--no-progress"]
+    result = CliRunner().invoke(build_app(("repeg.cli.report_cmds",)), args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: --out")
+    assert str(params_file) in result.stderr
+    assert params_file.read_bytes() == fitted

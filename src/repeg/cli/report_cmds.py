@@ -22,6 +22,7 @@ from repeg.journal.factory import DEFAULT_JOURNAL
 
 if TYPE_CHECKING:
     from repeg.domain.events import RunEvent
+    from repeg.lab.sweep_grid import SweepPoint
 
 _BAD_INPUT_ERRORS = (ReportError, SweepError)
 
@@ -207,11 +208,17 @@ def _sweep_quotes(pattern: str, out: Path) -> list[str]:
 
 
 def _refuse_out_over_input(out: Path, inputs: list[str]) -> None:
-    """`--out` naming a file the sweep reads (its grid, a quote or trade file) refused before any point runs: the
-    Parquet was written over it once the whole sweep had run."""
+    """`--out` naming a file the sweep reads (its grid, a quote or trade file, an adaptive policy's `params_file`)
+    refused before any point runs: the Parquet was written over it once the whole sweep had run."""
     for name in inputs:
         if _same_file(out, Path(name)):
             raise SweepError("--out", f"cannot write {out}: the sweep reads it ({name}); name another file")
+
+
+def _params_files(points: tuple[SweepPoint, ...]) -> list[str]:
+    """The fitted-parameter files the points' adaptive policies read (`params_file`), each once."""
+    named = (point.params.get("params_file") for point in points)
+    return sorted({name for name in named if isinstance(name, str)})
 
 
 def sweep(
@@ -246,6 +253,7 @@ def sweep(
         _refuse_out_over_input(out, [str(grid), *quote_files, *(trade_files or [])])
         days = pair_files(quote_files, trade_files)
         points = expand(load_grid(grid), days)
+        _refuse_out_over_input(out, _params_files(points))
         try:
             records = run_sweep(points, run_point, chosen, workers=workers, progress=progress)
         except ModuleNotFoundError as exc:  # ray: the lab extras (`repeg.cli.extras`)
