@@ -939,6 +939,50 @@ def test_a_request_no_broker_answered_says_why_though_the_error_is_not_chained()
     assert " object at 0x" not in message
 
 
+def _fills_of_events(events: list[tuple[str, str, str, str]]) -> list[tuple[Decimal, Decimal]]:
+    """The fills the tracker reports for stream fill events (filled_qty, filled_avg_price, event qty, price)."""
+    tracker = OrderTracker()
+    pushed: list[OrderUpdate] = []
+    tracker.add_sink(pushed.append)
+    tracker.claim("c1")
+    for filled, avg, qty, price in events:
+        state = order(OrderStatus.PARTIALLY_FILLED, filled, avg)
+        tracker.absorb(state, T0, hint="partial_fill", execution=(Decimal(qty), Decimal(price)))
+    return [(u.fill.qty, u.fill.price) for u in pushed if u.fill is not None]
+
+
+def test_a_fill_event_whose_price_is_the_orders_average_is_priced_from_the_averages():
+    # Some of Alpaca's docs call a fill event's `price` the order's average, not the execution's: 1 @ 10.00 then
+    # 1 @ 10.02 reports the second at 10.01 (the average). Taken as the execution's price, 10.01 went to the fills
+    # and the fold preferred that wrong sum (20.01) to the broker's notional (2 x 10.01 = 20.02).
+    fills = _fills_of_events([("1", "10.00", "1", "10.00"), ("2", "10.01", "1", "10.01")])
+    assert fills == [(Decimal(1), Decimal("10.00")), (Decimal(1), Decimal("10.02"))]
+
+
+def test_an_average_alpaca_sent_without_its_trailing_zeros_does_not_widen_the_check_of_a_fill_price():
+    # Alpaca trims a number's trailing zeros (a limit of "150"): the average of 1 @ 9.99 and 1 @ 10.01 comes as "10",
+    # whose last digit is no rounding of a whole dollar. Read as one, the order's average 10 passed for the second
+    # execution's price; the check is at least to the cent.
+    fills = _fills_of_events([("1", "9.99", "1", "9.99"), ("2", "10", "1", "10")])
+    assert fills == [(Decimal(1), Decimal("9.99")), (Decimal(1), Decimal("10.01"))]
+
+
+def test_a_third_execution_is_priced_at_its_own_price_though_the_averages_before_it_were_rounded():
+    # 1 @ 10.01, 2 @ 10.02, 3 @ 10.03: the averages 10.0166666667 and 10.0233333333 are rounded, and measured from
+    # the rounded earlier average the third execution's price would look inconsistent with them; measured from the
+    # executions reported, it is consistent and kept (not 10.0299999999 from the averages).
+    events = [
+        ("1", "10.01", "1", "10.01"),
+        ("3", "10.0166666667", "2", "10.02"),
+        ("6", "10.0233333333", "3", "10.03"),
+    ]
+    assert _fills_of_events(events) == [
+        (Decimal(1), Decimal("10.01")),
+        (Decimal(2), Decimal("10.02")),
+        (Decimal(3), Decimal("10.03")),
+    ]
+
+
 def test_a_rest_quote_time_without_an_offset_is_read_as_utc():
     # The stream's quotes were read so already; a REST one raised ValueError (a Quote's time must be aware).
     from alpaca.data.models import Quote as SdkQuote

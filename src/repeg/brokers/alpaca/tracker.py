@@ -4,9 +4,11 @@ Pushed stream events, polls after a reconnect or a silence, and REST answers all
 only if it *advances* what is known (more filled, or a new status while not yet terminal), so a fill seen by a
 poll and later repeated by the stream is reported once, and a stale event never rolls an order back. Fills are
 derived from the change in cumulative `filled_qty`, so the sum of reported fills always equals the broker's
-`filled_qty`. A stream fill event that reports exactly that change is priced at its own execution `price`; else
-(a poll, or changes that several executions made) the fill is priced from the change in `filled_avg_price`, so
-that the notional of the fills is the broker's `filled_qty * filled_avg_price`.
+`filled_qty`. A stream fill event that reports exactly that change is priced at its own execution `price` when
+that price agrees with the averages the event carries (Alpaca's docs also call it the order's average: a second
+fill's average is no price of its execution); else (a poll, changes that several executions made, or a `price`
+the averages contradict) the fill is priced from the change in `filled_avg_price`, so that the notional of the
+fills is the broker's `filled_qty * filled_avg_price`.
 """
 
 from __future__ import annotations
@@ -63,6 +65,20 @@ def _fill_between(old: BrokerOrder | None, new: BrokerOrder, ts: datetime) -> Fi
     return Fill(order_id=new.order_id, qty=qty, price=price, ts=ts)
 
 
+def agrees(before: Decimal, fill: Fill, new: BrokerOrder) -> bool:
+    """True when `before` (the notional of the fills reported before) plus `fill` is the broker's new notional,
+    `filled_qty * filled_avg_price`, within the rounding of that average to its last digit, a cent at most (Alpaca
+    trims trailing zeros: "10" is no average rounded to the dollar), and strictly (a sum on the half-unit's edge is
+    as likely the rounded order average as an execution's price)."""
+    avg = new.filled_avg_price
+    if avg is None or not avg.is_finite():
+        return False
+    digit = min(int(avg.as_tuple().exponent), -2)
+    with localcontext(DECIMAL_CONTEXT):
+        off = abs(before + fill.qty * fill.price - new.filled_qty * avg)
+        return off < Decimal(5).scaleb(digit - 1) * new.filled_qty
+
+
 #: Stream events that refuse a cancel or replace the broker had accepted: the order itself may not change at all.
 REFUSAL_EVENTS = frozenset({OrderEvent.CANCEL_REJECTED.value, OrderEvent.REPLACE_REJECTED.value})
 
@@ -102,6 +118,8 @@ class OrderTracker:
         self._reported: dict[str, BrokerOrder] = {}
         #: Per order, the last reported state whose fills had a price: the next fill is priced from it.
         self._priced: dict[str, BrokerOrder] = {}
+        #: Per order, the notional of the fills reported up to its `_priced` state (at the prices they were reported).
+        self._notional: dict[str, Decimal] = {}
         self._client_ids: set[str] = set()
         self._sent: dict[str, Sent] = {}
         self._expected: dict[str, Sent] = {}
@@ -223,14 +241,33 @@ class OrderTracker:
         """The execution `order` reports beyond the last priced state reported, which it then replaces (not when
         it is unpriced, nor a stale state with fewer fills, e.g. a late refusal). Priced at the stream's
         `execution` price when that execution is all the change; else from the averages, whose quotient is
-        rounded (to 28 digits, or from an average Alpaca rounded) where the execution's own price is exact."""
+        rounded (to 28 digits, or from an average Alpaca rounded) where the execution's own price is exact, unless
+        that price contradicts the averages (it is then the order's average, as some of Alpaca's docs say)."""
         base = self._priced.get(order.order_id)
         fill = fill_between(base, order, ts)
+        before = self._notional_of(base)
         if fill is not None and execution is not None and execution[0] == fill.qty:
-            fill = Fill(order_id=fill.order_id, qty=fill.qty, price=execution[1], ts=ts)
+            own = Fill(order_id=fill.order_id, qty=fill.qty, price=execution[1], ts=ts)
+            fill = own if agrees(before, own, order) else fill
         if is_priced(order) and (base is None or order.filled_qty >= base.filled_qty):
             self._priced[order.order_id] = order
+        if fill is not None:
+            with localcontext(DECIMAL_CONTEXT):
+                self._notional[order.order_id] = before + fill.qty * fill.price
         return fill
+
+    def _notional_of(self, base: BrokerOrder | None) -> Decimal:
+        """The notional of the fills reported up to `base`: their sum, or (for an adopted order, whose earlier
+        fills this process never saw) the broker's figure."""
+        if base is None:
+            return ZERO
+        known = self._notional.get(base.order_id)
+        if known is not None:
+            return known
+        if base.filled_avg_price is None:
+            return ZERO
+        with localcontext(DECIMAL_CONTEXT):
+            return base.filled_qty * base.filled_avg_price
 
 
 def fill_qty_total(updates: list[OrderUpdate]) -> Decimal:
