@@ -1407,3 +1407,45 @@ def test_a_lab_error_whose_text_spans_lines_is_printed_on_one_line(
         ExitCode.FAILED,
         "error: cannot read the quotes: connection failed Is the server running on that host?\n",
     )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["backtest", "--basket", "2", "--policy", "market"],
+        ["compare", "--basket", "2", "--policies", "market"],
+        ["fit"],
+    ],
+    ids=["backtest", "compare", "fit"],
+)
+def test_a_lab_out_that_is_the_quote_file_is_refused_and_the_quotes_kept(
+    workdir: Path, command: list[str]
+) -> None:
+    # `--out q.csv` ran the command, then wrote its JSON over the quotes it had read (exit 0): the day's data was
+    # lost to a slip of the command line, where `report --html` and `sweep --out` refuse naming what they read.
+    quotes = _small_quotes(workdir)
+    text = quotes.read_text()
+    result = CliRunner().invoke(build_app(), [*command, "--quotes", str(quotes), "--out", str(quotes)])
+    assert result.exit_code == ExitCode.BAD_INPUT, result.output
+    assert result.stderr.startswith("error: config --out=")
+    assert quotes.read_text() == text
+
+
+def test_a_lab_out_that_is_the_policy_file_or_its_params_file_is_refused_and_the_file_kept(
+    workdir: Path,
+) -> None:
+    # A policy TOML given by --policy, or the params_file it names, was overwritten with the result's JSON.
+    quotes = _small_quotes(workdir)
+    fit_quotes = write(workdir, "fit.csv", quotes.read_text().replace("2024-01-02", "2024-01-03"))
+    params = workdir / "params.json"
+    fitted = CliRunner().invoke(build_app(), ["fit", "--quotes", str(fit_quotes), "--out", str(params)])
+    assert fitted.exit_code == 0, fitted.output
+    policy = write(workdir, "adaptive.toml", f'[policy]\nkind = "adaptive"\nparams_file = "{params}"\n')
+    args = ["backtest", "--quotes", str(quotes), "--basket", "2", "--policy", str(policy)]
+    assert CliRunner().invoke(build_app(), args).exit_code == 0  # out of sample: it runs
+    for written in (policy, params):
+        kept = written.read_text()
+        result = CliRunner().invoke(build_app(), [*args, "--out", str(written)])
+        assert result.exit_code == ExitCode.BAD_INPUT, result.output
+        assert result.stderr.startswith("error: config --out=")
+        assert written.read_text() == kept

@@ -48,6 +48,26 @@ def _refuse_unwritable(out: Path | None) -> None:
         raise ConfigError("--out", str(out), f"cannot write: no directory {out.parent}")
 
 
+def _refuse_out_over_input(out: Path | None, inputs: list[Path | str | None]) -> None:
+    """`--out` naming a file the command reads (quotes, trades, fit data, arrivals, a policy TOML or the
+    `params_file` it names) refused before the work runs: the JSON was written over it once the work was done."""
+    from repeg.cli.report_cmds import _same_file
+
+    if out is None:
+        return
+    for name in inputs:
+        if name is not None and _same_file(out, Path(name)):
+            raise ConfigError("--out", str(out), f"the file the command reads ({name}); name another file")
+
+
+def _policy_files(texts: list[str], specs: list[PolicySpec]) -> list[Path | str | None]:
+    """The files the policies are read from: the TOML files named (not a policy name) and their `params_file`."""
+    from repeg.lab.policies import NAMED, AdaptiveSpec
+
+    named: list[Path | str | None] = [text for text in texts if text not in NAMED]
+    return named + [spec.params_file for spec in specs if isinstance(spec, AdaptiveSpec)]
+
+
 def _emit(result: BaseModel, *, as_json: bool, out: Path | None) -> None:
     text = result.model_dump_json(indent=1)
     if out is not None:
@@ -225,6 +245,8 @@ def backtest(
         _refuse_unwritable(out)
         model = _fill_model(fill_model)
         spec = policy_spec(policy)
+        inputs = [quotes, trades, fit_quotes, fit_trades, arrivals, *_policy_files([policy], [spec])]
+        _refuse_out_over_input(out, inputs)
         day = load_day(quotes, trades, symbol=symbol)
         fit_day = None if fit_quotes is None else load_day(fit_quotes, fit_trades, symbol=symbol)
         orders = _basket(day, count=basket, arrivals=arrivals, qty=qty, budget=budget, seed=seed)
@@ -296,7 +318,10 @@ def compare(
         models = [
             _fill_model(name.strip(), "--fill-models") for name in fill_models.split(",") if name.strip()
         ]
-        specs = [policy_spec(name.strip(), "--policies") for name in policies.split(",") if name.strip()]
+        names = [name.strip() for name in policies.split(",") if name.strip()]
+        specs = [policy_spec(name, "--policies") for name in names]
+        inputs = [quotes, trades, fit_quotes, fit_trades, arrivals, *_policy_files(names, specs)]
+        _refuse_out_over_input(out, inputs)
         day = load_day(quotes, trades, symbol=symbol)
         fit_day = None if fit_quotes is None else load_day(fit_quotes, fit_trades, symbol=symbol)
         specs = _without_unfittable(specs, has_fit_data=fit_day is not None)
@@ -340,6 +365,7 @@ def fit(
 
     try:
         _refuse_unwritable(out)
+        _refuse_out_over_input(out, [quotes, trades])
         day = load_day(quotes, trades, symbol=symbol)
         symbol_trades = fit_trades_of(day, option="--trades")
         params = fit_adaptive(day.quotes.columns(day.symbol), day.ref, trades=symbol_trades)
