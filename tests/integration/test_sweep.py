@@ -275,3 +275,17 @@ def test_a_sweep_whose_out_is_an_adaptive_policys_params_file_is_refused_before_
     assert result.stderr.startswith("error: --out")
     assert str(params_file) in result.stderr
     assert params_file.read_bytes() == fitted
+
+
+def test_a_trades_pattern_that_matches_no_file_is_refused_naming_the_option(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    # A --trades glob with a typo matched nothing, and the sweep blamed the first quote file ("no trade file with day
+    # key ..."), where a --quotes glob that matches nothing is named as such.
+    grid = tmp_path / "grid.toml"
+    grid.write_text('[basket]\ncount = 2\n[[policy]]\nname = "market"\nkind = "market"\n')
+    args = ["sweep", "--quotes", str(data_dir / "*_bbo.csv"), "--trades", str(tmp_path / "typo_*.csv")]
+    args += ["--grid", str(grid), "--out", str(tmp_path / "s.parquet"), "--no-progress"]
+    result = CliRunner().invoke(build_app(("repeg.cli.report_cmds",)), args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"error: --trades: {str(tmp_path / 'typo_*.csv')!r} matched no file\n"

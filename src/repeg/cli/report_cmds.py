@@ -207,6 +207,15 @@ def _sweep_quotes(pattern: str, out: Path) -> list[str]:
     return files
 
 
+def _sweep_trades(pattern: str) -> list[str]:
+    """The trade files `--trades` matches, refused naming the option when none (a typo was otherwise blamed on the
+    first quote file, as one without a trade file of its day)."""
+    files = _files(pattern)
+    if not files:
+        raise SweepError("--trades", f"{pattern!r} matched no file")
+    return files
+
+
 def _refuse_out_over_input(out: Path, inputs: list[str]) -> None:
     """`--out` naming a file the sweep reads (its grid, a quote or trade file, an adaptive policy's `params_file`)
     refused before any point runs: the Parquet was written over it once the whole sweep had run."""
@@ -249,7 +258,8 @@ def sweep(
     except ValueError:
         raise _fail(SweepError("--engine", f"{engine!r} is not one of {[e.value for e in Engine]}")) from None
     try:
-        quote_files, trade_files = _sweep_quotes(quotes, out), None if trades is None else _files(trades)
+        quote_files = _sweep_quotes(quotes, out)
+        trade_files = None if trades is None else _sweep_trades(trades)
         _refuse_out_over_input(out, [str(grid), *quote_files, *(trade_files or [])])
         days = pair_files(quote_files, trade_files)
         points = expand(load_grid(grid), days)
