@@ -451,3 +451,20 @@ def test_a_journal_error_whose_text_spans_lines_is_printed_on_one_line(
         "error: cannot open journal postgresql://u:***@127.0.0.1:1/db: connection failed: Connection refused "
         "Is the server running on that host and accepting TCP/IP connections?\n",
     )
+
+
+@pytest.mark.parametrize("under", ["", "figs"], ids=["the-html-path", "under-the-html-path"])
+def test_a_png_dir_at_or_under_the_html_path_is_refused_before_the_html_is_written(
+    journaled: Journaled, tmp_path: Path, under: str
+) -> None:
+    # `--html r.html --png-dir r.html` (or r.html/figs), r.html not there yet, passed the checks: the HTML was
+    # written, then creating the PNG folder failed ("cannot write: File exists" or "Not a directory", exit 2),
+    # leaving the HTML of a refused command behind.
+    html = tmp_path / "r.html"
+    png_dir = html / under if under else html
+    code, _, err = _repeg(
+        "report", RUN_ID, "--journal", journaled.journal, "--html", html, "--png-dir", png_dir
+    )
+    assert code == ExitCode.BAD_INPUT
+    assert err == f"error: config --png-dir='{png_dir}': the --html file's path; name another directory\n"
+    assert not html.exists()

@@ -102,9 +102,18 @@ def _refuse_unwritable(html: Path, png_dir: Path | None) -> None:
         raise ConfigError("--png-dir", str(png_dir), "a file, not a directory")
     # A folder to create under a file cannot be: mkdir failed only once the HTML had been written.
     if png_dir is not None:
+        _refuse_png_dir_at_html(html, png_dir)
         existing = next(p for p in png_dir.absolute().parents if p.exists())
         if not existing.is_dir():
             raise ConfigError("--png-dir", str(png_dir), f"{existing} is a file, not a directory")
+
+
+def _refuse_png_dir_at_html(html: Path, png_dir: Path) -> None:
+    """`--png-dir` that is the `--html` path or under it, refused though neither exists yet: the HTML was written,
+    then the PNG folder could not be made where the HTML now was."""
+    page = html.resolve()
+    if png_dir.resolve() == page or page in png_dir.resolve().parents:
+        raise ConfigError("--png-dir", str(png_dir), "the --html file's path; name another directory")
 
 
 def _same_file(written: Path, read: Path) -> bool:
