@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import shlex
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
@@ -528,6 +529,28 @@ def test_the_refusal_of_a_hard_linked_journal_says_to_remove_its_other_names_and
     assert top in real.resolve().parents
     assert top.stat().st_dev == real.stat().st_dev
     assert top == top.parent or top.parent.stat().st_dev != real.stat().st_dev
+
+
+def test_the_find_command_of_the_hard_link_refusal_is_quoted_for_the_shell(tmp_path: Path) -> None:
+    # The journal's path went into the command as it is: in a directory named "my runs", or a file "bob's.db", the
+    # command copied into a shell searched "/tmp/.../my" and "runs/..." or waited on an unclosed quote.
+    folder = tmp_path / "my runs"
+    folder.mkdir()
+    real = folder / "bob's j.db"
+    SqliteJournal(real).close()
+    os.link(real, tmp_path / "backup.db")
+    journal = SqliteJournal(real)
+    try:
+        with pytest.raises(ConfigError) as refused:
+            journal.claim("r1")
+    finally:
+        journal.close()
+    hint = re.search(r"`(find .*)` lists them", str(refused.value))
+    assert hint is not None
+    argv = shlex.split(hint[1])
+    assert argv[0::2] == ["find", "-xdev", str(real.resolve())]
+    assert argv[1] in [str(p) for p in real.resolve().parents]
+    assert argv[3] == "-samefile"
 
 
 async def test_a_run_whose_start_time_cannot_be_read_fails_the_run_list_with_a_journal_error(

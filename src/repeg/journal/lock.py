@@ -10,6 +10,7 @@ a process that opened it just before checks, once locked, that it still holds th
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -33,12 +34,14 @@ def refuse_hard_links(journal: Path) -> None:
     links = journal.stat().st_nlink
     if links > 1:
         real = journal.resolve()  # as `find` takes it from any directory, a symbolic link's target
+        # quoted for a shell: the command is copied into one, and a path may hold a space or a quote
+        find = shlex.join(["find", str(_mount_point(real)), "-xdev", "-samefile", str(real)])
         raise ConfigError(
             "--journal",
             str(journal),
             f"the journal file has {links} names (hard links): one run could be worked through two of them at "
             "once, and SQLite keeps a write-ahead log beside each name; remove its other names, keeping the one "
-            f"its runs were worked under (`find {_mount_point(real)} -xdev -samefile {real}` lists them)",
+            f"its runs were worked under (`{find}` lists them)",
         )
 
 
