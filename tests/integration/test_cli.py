@@ -1449,3 +1449,28 @@ def test_a_lab_out_that_is_the_policy_file_or_its_params_file_is_refused_and_the
         assert result.exit_code == ExitCode.BAD_INPUT, result.output
         assert result.stderr.startswith("error: config --out=")
         assert written.read_text() == kept
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (
+            ["--policies", "market, market"],
+            "config --policies='market, market': policy names must be unique; repeated: ['market']",
+        ),
+        (
+            ["--policies", "market", "--fill-models", "paper,paper"],
+            "config --fill-models='paper,paper': each fill model at most once",
+        ),
+    ],
+    ids=["repeated-policy", "repeated-fill-model"],
+)
+def test_compare_with_a_repeated_policy_or_fill_model_names_the_option_and_the_value_given(
+    workdir: Path, flags: list[str], expected: str
+) -> None:
+    # Refused as "config policies='market,market'" and "config fill-models='paper,paper'": keys that are no option
+    # (the options are --policies and --fill-models), the first with a value rebuilt from the names, not as given.
+    args = ["compare", "--quotes", str(_small_quotes(workdir)), "--basket", "2", *flags]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert result.stderr.strip().splitlines()[-1] == f"error: {expected}"

@@ -188,12 +188,18 @@ def _note_queue_without_prints(models: list[FillModelName], day: DayData) -> Non
 def _refuse_nothing_to_compare(
     specs: list[PolicySpec], models: list[FillModelName], *, policies: str, fill_models: str
 ) -> None:
-    """No policy left (none named, or only an adaptive one without fit data) or no fill model: refused naming the
-    option and the value given (`repeg.lab.compare` would name neither)."""
+    """No policy left (none named, or only an adaptive one without fit data), no fill model, or one named twice:
+    refused naming the option and the value given (`repeg.lab.compare` would name neither)."""
     if not specs:
         raise ConfigError("--policies", policies, "no policy to compare")
     if not models:
         raise ConfigError("--fill-models", fill_models, "no fill model to compare under")
+    names = [spec.name or spec.kind for spec in specs]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ConfigError("--policies", policies, f"policy names must be unique; repeated: {repeated}")
+    if len(set(models)) != len(models):
+        raise ConfigError("--fill-models", fill_models, "each fill model at most once")
 
 
 def _latency(seconds: float) -> LatencyModel:
