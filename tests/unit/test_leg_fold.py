@@ -1021,6 +1021,14 @@ def test_executions_priced_from_the_brokers_averages_keep_the_brokers_notional()
     assert leg.filled_notional == Decimal("40.0104")
 
 
+def test_an_average_sent_without_its_trailing_zeros_does_not_widen_the_check_of_the_executions_sum() -> None:
+    # 99 @ 10.00 then 1 @ 10.40: 1000.40, an average of 10.004 that a broker rounding to the cent sends as "10"
+    # (Alpaca trims trailing zeros). "10" x 100 = 1000 agrees with 1000.40 to its own last digit (the dollar), but
+    # "10" is no average rounded to the dollar: read as "10.00", as the tracker's check of a fill price reads it.
+    first, second = execution("99", "10", "99", "10.00"), execution("100", "10", "1", "10.40")
+    assert fold([*working(), first, second]).filled_notional == Decimal("1000.40")
+
+
 @st.composite
 def executions_delivered(draw: st.DrawFn) -> tuple[list[RunEvent], Decimal]:
     """One order filled (in part) in 1-5 executions at prices of their own, each reported with the cumulative

@@ -23,6 +23,7 @@ _Model = TypeVar("_Model", bound=BaseModel)
 #: Sums of executions never rounded, whatever the caller's decimal context: the notional is the exact sum.
 _EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 _set_attr = object.__setattr__
+_CENT = Decimal("0.01")
 
 
 def evolve(model: _Model, changes: Mapping[str, object]) -> _Model:
@@ -81,14 +82,21 @@ class OrderRecord(BaseModel):
 
         Not the sum when it agrees with the broker's figure to that figure's last digit: its further digits are
         then the rounding of execution prices derived from the broker's averages (Alpaca reports an order's
-        cumulative quantity and average only), and the broker's figure is the exact one."""
-        broker = None if self.avg_price is None else self.filled_qty * self.avg_price
+        cumulative quantity and average only), and the broker's figure is the exact one. An average's last digit
+        is a cent at most: Alpaca trims trailing zeros, and "10" is no average rounded to the dollar."""
+        avg = self.avg_price
         executed = self.fill_notional
+        if avg is None:
+            return executed
+        broker = self.filled_qty * avg
         if executed is None:
             return broker
-        if broker is not None and executed.quantize(broker, context=_EXACT) == broker:
-            return broker
-        return executed
+        unit = (
+            broker
+            if int(avg.as_tuple().exponent) <= -2
+            else _CENT.scaleb(int(self.filled_qty.as_tuple().exponent))
+        )
+        return broker if executed.quantize(unit, context=_EXACT) == broker else executed
 
     def _fill_notional_after(self, order: BrokerOrder, fill: Fill | None) -> Decimal | None:
         """`fill_notional` once the cumulative quantity grew to `order.filled_qty`: exact only when `fill` is the
