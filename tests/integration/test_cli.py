@@ -1474,3 +1474,22 @@ def test_compare_with_a_repeated_policy_or_fill_model_names_the_option_and_the_v
     result = CliRunner().invoke(build_app(), args)
     assert result.exit_code == ExitCode.BAD_INPUT
     assert result.stderr.strip().splitlines()[-1] == f"error: {expected}"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["backtest", "--policy", "adaptive"], ["compare", "--policies", "market,adaptive"]],
+    ids=["backtest", "compare"],
+)
+def test_fit_trades_without_fit_quotes_is_refused_naming_the_option(
+    workdir: Path, command: list[str]
+) -> None:
+    # `--fit-trades` alone was dropped without a word: backtest then said the adaptive policy "needs fit data
+    # (--fit-quotes/--fit-trades)", one of which the user had given; compare skipped adaptive and ran on (exit 0).
+    quotes = _small_quotes(workdir)
+    args = [*command, "--quotes", str(quotes), "--basket", "2", "--fit-trades", str(quotes)]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: config --fit-trades='{quotes}': needs --fit-quotes, the quotes of the same fit day"
+    )

@@ -202,6 +202,20 @@ def _refuse_nothing_to_compare(
         raise ConfigError("--fill-models", fill_models, "each fill model at most once")
 
 
+def _fit_day(quotes: Path | None, trades: Path | None, symbol: str | None) -> DayData | None:
+    """The FIT day's data, or None without `--fit-quotes`; `--fit-trades` alone is refused (it was dropped without
+    a word, the adaptive policy then told to get fit data the user had half given)."""
+    from repeg.lab.backtest import load_day
+
+    if quotes is None:
+        if trades is not None:
+            raise ConfigError(
+                "--fit-trades", str(trades), "needs --fit-quotes, the quotes of the same fit day"
+            )
+        return None
+    return load_day(quotes, trades, symbol=symbol)
+
+
 def _latency(seconds: float) -> LatencyModel:
     """The same delay for submit, cancel and replace, bounded as `[simulator.latency]` is (a bad one named)."""
     from repeg.brokers.simulator.latency import LatencyModel
@@ -254,7 +268,7 @@ def backtest(
         inputs = [quotes, trades, fit_quotes, fit_trades, arrivals, *_policy_files([policy], [spec])]
         _refuse_out_over_input(out, inputs)
         day = load_day(quotes, trades, symbol=symbol)
-        fit_day = None if fit_quotes is None else load_day(fit_quotes, fit_trades, symbol=symbol)
+        fit_day = _fit_day(fit_quotes, fit_trades, symbol)
         orders = _basket(day, count=basket, arrivals=arrivals, qty=qty, budget=budget, seed=seed)
         _note_paper_rule_fit([spec], [model], fit_day)
         params = adaptive_params_for(
@@ -329,7 +343,7 @@ def compare(
         inputs = [quotes, trades, fit_quotes, fit_trades, arrivals, *_policy_files(names, specs)]
         _refuse_out_over_input(out, inputs)
         day = load_day(quotes, trades, symbol=symbol)
-        fit_day = None if fit_quotes is None else load_day(fit_quotes, fit_trades, symbol=symbol)
+        fit_day = _fit_day(fit_quotes, fit_trades, symbol)
         specs = _without_unfittable(specs, has_fit_data=fit_day is not None)
         _refuse_nothing_to_compare(specs, models, policies=policies, fill_models=fill_models)
         _note_paper_rule_fit(specs, models, fit_day)
