@@ -506,26 +506,41 @@ def test_a_run_of_a_journal_with_a_second_hard_link_is_refused_through_either_na
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".lock") == []
 
 
-def test_the_refusal_of_a_hard_linked_journal_says_to_remove_its_other_names_and_how_to_find_them(
-    tmp_path: Path,
-) -> None:
-    # It said "use it under one name only": the file keeps its other name whichever one is given, so doing so was
-    # refused again. What lifts it: removing the other names (`find -samefile` lists them), the one worked kept.
-    real = tmp_path / "j.db"
+def _hard_link_refusal(real: Path, named: Path) -> str:
+    """The refusal to claim a run of the journal `real`, opened by the name `named`, once it has a second name."""
     SqliteJournal(real).close()
-    os.link(real, tmp_path / "backup.db")
-    journal = SqliteJournal(real)
+    os.link(real, real.with_name("backup.db"))
+    journal = SqliteJournal(named)
     try:
         with pytest.raises(ConfigError) as refused:
             journal.claim("r1")
     finally:
         journal.close()
-    assert "remove its other names, keeping the one its runs were worked under" in str(refused.value)
-    hint = re.search(r"`find (\S+) -xdev -samefile (\S+)` lists them", str(refused.value))
+    return str(refused.value)
+
+
+def _find_command(refusal: str) -> list[str]:
+    """The arguments of the `find` command the refusal prints, as a POSIX shell splits it."""
+    hint = re.search(r"`(find .*)` lists them", refusal)
     assert hint is not None
-    assert hint[2] == str(real.resolve())
+    return shlex.split(hint[1])
+
+
+def test_the_refusal_of_a_hard_linked_journal_says_to_remove_its_other_names_and_how_to_find_them(
+    tmp_path: Path,
+) -> None:
+    # It said "use it under one name only": the file keeps its other name whichever one is given, so doing so was
+    # refused again. What lifts it: removing the other names (`find -samefile` lists them), the one worked kept.
+    # Named through a symbolic link, the command names the file (the link's own inode has no other name).
+    real = tmp_path / "j.db"
+    link = tmp_path / "link.db"
+    link.symlink_to(real)
+    refusal = _hard_link_refusal(real, link)
+    assert "remove its other names, keeping the one its runs were worked under" in refusal
+    program, top_name, xdev, samefile, named = _find_command(refusal)
+    assert (program, xdev, samefile, named) == ("find", "-xdev", "-samefile", str(real.resolve()))
     # The top of the file system, where its other names are: on the file's device, its parent not.
-    top = Path(hint[1])
+    top = Path(top_name)
     assert top in real.resolve().parents
     assert top.stat().st_dev == real.stat().st_dev
     assert top == top.parent or top.parent.stat().st_dev != real.stat().st_dev
@@ -537,17 +552,7 @@ def test_the_find_command_of_the_hard_link_refusal_is_quoted_for_the_shell(tmp_p
     folder = tmp_path / "my runs"
     folder.mkdir()
     real = folder / "bob's j.db"
-    SqliteJournal(real).close()
-    os.link(real, tmp_path / "backup.db")
-    journal = SqliteJournal(real)
-    try:
-        with pytest.raises(ConfigError) as refused:
-            journal.claim("r1")
-    finally:
-        journal.close()
-    hint = re.search(r"`(find .*)` lists them", str(refused.value))
-    assert hint is not None
-    argv = shlex.split(hint[1])
+    argv = _find_command(_hard_link_refusal(real, real))
     assert argv[0::2] == ["find", "-xdev", str(real.resolve())]
     assert argv[1] in [str(p) for p in real.resolve().parents]
     assert argv[3] == "-samefile"
