@@ -454,6 +454,35 @@ def _read_only(path: Path, monkeypatch: pytest.MonkeyPatch) -> SqliteJournal:
     return SqliteJournal(path, create=False)
 
 
+def test_a_journal_named_by_a_symbolic_link_with_a_write_ahead_log_left_is_not_read_as_an_archive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite keeps the write-ahead log beside the file a symbolic link names; c813b216 looked for it beside the
+    # link, found none, and read the journal as immutable: `repeg show --journal link.db` silently left out the
+    # events committed to the log and not yet checkpointed (a refusal, as through the file's own name, is due).
+    real = tmp_path / "archive" / "j.db"
+    real.parent.mkdir()
+    SqliteJournal(real).close()
+    link = tmp_path / "link.db"
+    link.symlink_to(real)
+    holder = sqlite3.connect(real)  # a run's commits still in the log
+    try:
+        holder.execute("PRAGMA wal_autocheckpoint=0")
+        holder.execute("CREATE TABLE held (x INTEGER)")
+        holder.commit()
+        assert real.with_name("j.db-wal").stat().st_size > 0
+
+        def cannot_write(at: Path) -> sqlite3.Connection:
+            raise JournalError(f"cannot open journal {at}: attempt to write a readonly database")
+
+        monkeypatch.setattr("repeg.journal.sqlite._connect", cannot_write)
+        for name in (real, link):
+            with pytest.raises(JournalError, match="attempt to write a readonly database"):
+                SqliteJournal(name, create=False)
+    finally:
+        holder.close()
+
+
 def test_a_journal_opened_read_only_refuses_a_claim_though_the_runs_lock_file_was_left_writable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

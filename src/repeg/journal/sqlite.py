@@ -113,8 +113,10 @@ def _open(path: Path, *, create: bool) -> tuple[sqlite3.Connection, bool]:
 
 
 def _archived(path: Path, refused: JournalError) -> bool:
-    """Whether `refused` is SQLite finding the journal read-only, with no write-ahead log left beside it to read."""
-    wal = path.with_name(f"{path.name}-wal")
+    """Whether `refused` is SQLite finding the journal read-only, with no write-ahead log left beside it to read
+    (beside the file a symbolic link names, where SQLite keeps it)."""
+    real = path.resolve()
+    wal = real.with_name(f"{real.name}-wal")
     return "readonly database" in str(refused) and not (wal.exists() and wal.stat().st_size > 0)
 
 
