@@ -983,6 +983,23 @@ def test_a_third_execution_is_priced_at_its_own_price_though_the_averages_before
     ]
 
 
+def test_a_fill_priced_from_the_averages_after_fills_at_their_own_prices_keeps_the_brokers_notional():
+    # 1 @ 10.01 and 2 @ 10.02 streamed at their own prices (30.05), then a poll: 6 at 10.0233333333. Priced from the
+    # broker's rounded earlier notional (3 x 10.0166666667 = 30.0500000001), not the 30.05 reported, the fills
+    # summed to 60.1399999997: neither the executions' 60.14 nor the broker's 6 x 10.0233333333 = 60.1399999998,
+    # which the fold then took for an exact sum.
+    tracker = OrderTracker()
+    pushed: list[OrderUpdate] = []
+    tracker.add_sink(pushed.append)
+    tracker.claim("c1")
+    for filled, avg, qty, price in [("1", "10.01", "1", "10.01"), ("3", "10.0166666667", "2", "10.02")]:
+        state = order(OrderStatus.PARTIALLY_FILLED, filled, avg)
+        tracker.absorb(state, T0, hint="partial_fill", execution=(Decimal(qty), Decimal(price)))
+    tracker.absorb(order(OrderStatus.PARTIALLY_FILLED, "6", "10.0233333333"), T0)
+    notional = sum((u.fill.qty * u.fill.price for u in pushed if u.fill is not None), Decimal(0))
+    assert notional.quantize(Decimal("1e-10")) == Decimal("60.1399999998")
+
+
 def test_a_rest_quote_time_without_an_offset_is_read_as_utc():
     # The stream's quotes were read so already; a REST one raised ValueError (a Quote's time must be aware).
     from alpaca.data.models import Quote as SdkQuote

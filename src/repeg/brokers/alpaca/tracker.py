@@ -44,20 +44,25 @@ def is_priced(order: BrokerOrder) -> bool:
     return order.filled_avg_price is not None or order.filled_qty == ZERO
 
 
-def fill_between(old: BrokerOrder | None, new: BrokerOrder, ts: datetime) -> Fill | None:
-    """The execution that took the order from `old` to `new`, priced from the cumulative averages, in
+def fill_between(
+    old: BrokerOrder | None, new: BrokerOrder, ts: datetime, before: Decimal | None = None
+) -> Fill | None:
+    """The execution that took the order from `old` to `new`, priced from the cumulative averages (from `before`,
+    the notional of the fills reported up to `old`, when given: else `old`'s quantity x average), in
     `DECIMAL_CONTEXT`: the trade stream's task may have been started in a program's own decimal context."""
     with localcontext(DECIMAL_CONTEXT):
-        return _fill_between(old, new, ts)
+        return _fill_between(old, new, ts, before)
 
 
-def _fill_between(old: BrokerOrder | None, new: BrokerOrder, ts: datetime) -> Fill | None:
+def _fill_between(
+    old: BrokerOrder | None, new: BrokerOrder, ts: datetime, before: Decimal | None
+) -> Fill | None:
     before_qty = ZERO if old is None else old.filled_qty
     qty = new.filled_qty - before_qty
     if qty <= ZERO or new.filled_avg_price is None:
         return None
-    before_notional = ZERO
-    if old is not None and old.filled_avg_price is not None:
+    before_notional = ZERO if before is None else before
+    if before is None and old is not None and old.filled_avg_price is not None:
         before_notional = old.filled_qty * old.filled_avg_price
     price = (new.filled_qty * new.filled_avg_price - before_notional) / qty
     if price <= ZERO:
@@ -244,8 +249,8 @@ class OrderTracker:
         rounded (to 28 digits, or from an average Alpaca rounded) where the execution's own price is exact, unless
         that price contradicts the averages (it is then the order's average, as some of Alpaca's docs say)."""
         base = self._priced.get(order.order_id)
-        fill = fill_between(base, order, ts)
         before = self._notional_of(base)
+        fill = fill_between(base, order, ts, before)
         if fill is not None and execution is not None and execution[0] == fill.qty:
             own = Fill(order_id=fill.order_id, qty=fill.qty, price=execution[1], ts=ts)
             fill = own if agrees(before, own, order) else fill
