@@ -939,15 +939,17 @@ def test_a_request_no_broker_answered_says_why_though_the_error_is_not_chained()
     assert " object at 0x" not in message
 
 
-def _fills_of_events(events: list[tuple[str, str, str, str]]) -> list[tuple[Decimal, Decimal]]:
-    """The fills the tracker reports for stream fill events (filled_qty, filled_avg_price, event qty, price)."""
-    tracker = OrderTracker()
-    pushed: list[OrderUpdate] = []
-    tracker.add_sink(pushed.append)
-    tracker.claim("c1")
+def _absorb_fill_events(tracker: OrderTracker, events: list[tuple[str, str, str, str]]) -> None:
+    """Stream fill events of order c1 (filled_qty, filled_avg_price, event qty, price) into `tracker`."""
     for filled, avg, qty, price in events:
         state = order(OrderStatus.PARTIALLY_FILLED, filled, avg)
         tracker.absorb(state, T0, hint="partial_fill", execution=(Decimal(qty), Decimal(price)))
+
+
+def _fills_of_events(events: list[tuple[str, str, str, str]]) -> list[tuple[Decimal, Decimal]]:
+    """The fills the tracker reports for stream fill events (filled_qty, filled_avg_price, event qty, price)."""
+    tracker, pushed = _tracking_c1()
+    _absorb_fill_events(tracker, events)
     return [(u.fill.qty, u.fill.price) for u in pushed if u.fill is not None]
 
 
@@ -988,13 +990,8 @@ def test_a_fill_priced_from_the_averages_after_fills_at_their_own_prices_keeps_t
     # broker's rounded earlier notional (3 x 10.0166666667 = 30.0500000001), not the 30.05 reported, the fills
     # summed to 60.1399999997: neither the executions' 60.14 nor the broker's 6 x 10.0233333333 = 60.1399999998,
     # which the fold then took for an exact sum.
-    tracker = OrderTracker()
-    pushed: list[OrderUpdate] = []
-    tracker.add_sink(pushed.append)
-    tracker.claim("c1")
-    for filled, avg, qty, price in [("1", "10.01", "1", "10.01"), ("3", "10.0166666667", "2", "10.02")]:
-        state = order(OrderStatus.PARTIALLY_FILLED, filled, avg)
-        tracker.absorb(state, T0, hint="partial_fill", execution=(Decimal(qty), Decimal(price)))
+    tracker, pushed = _tracking_c1()
+    _absorb_fill_events(tracker, [("1", "10.01", "1", "10.01"), ("3", "10.0166666667", "2", "10.02")])
     tracker.absorb(order(OrderStatus.PARTIALLY_FILLED, "6", "10.0233333333"), T0)
     notional = sum((u.fill.qty * u.fill.price for u in pushed if u.fill is not None), Decimal(0))
     assert notional.quantize(Decimal("1e-10")) == Decimal("60.1399999998")
