@@ -43,7 +43,13 @@ from repeg.domain.plan import LegSpec
 from repeg.domain.run import fold_run
 from repeg.engine.clock import VirtualClock, run_virtual
 from repeg.engine.runner import ParentOrder, run_basket, run_execution
-from repeg.errors import BrokerUnavailableError, ClientOrderIdConflictError, JournalError, MarketDataError
+from repeg.errors import (
+    BrokerUnavailableError,
+    ClientOrderIdConflictError,
+    JournalError,
+    MarketDataError,
+    PlanError,
+)
 from repeg.journal.faults import point_of
 from repeg.journal.resume import resume_run
 from repeg.journal.sqlite import SqliteJournal
@@ -2028,6 +2034,23 @@ def test_a_run_whose_start_fails_leaves_no_update_subscription_on_the_broker() -
                 CONFIG,
                 run_id="b",
             )
+        return broker
+
+    assert run_virtual(main).sinks == []
+
+
+def test_a_run_with_no_legs_leaves_no_update_subscription_on_the_broker() -> None:
+    """A run of no legs is refused (`PlanError`) when its plan is built, after the router was subscribed and before
+    the announcement that 44b2cb29 made close it on failure: a caller retrying with the same broker kept it."""
+
+    async def main() -> FakeBroker:
+        clock = VirtualClock(T0)
+        feed = FakeFeed(clock)
+        broker = FakeBroker(clock, feed)
+        with pytest.raises(PlanError):
+            await run_execution([], [], broker, feed, clock, CONFIG, run_id="t")
+        with pytest.raises(PlanError):
+            await run_basket([], broker, feed, clock, CONFIG, run_id="b")
         return broker
 
     assert run_virtual(main).sinks == []

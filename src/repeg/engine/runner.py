@@ -198,10 +198,11 @@ async def run_execution(  # noqa: PLR0917 - the positional shape is the engine's
 
     `market_source` (the simulator's quote file or synthetic market) is recorded in `RunStarted.market`.
     """
+    plan = plan or _plan_of(specs)  # before the router subscribes: a refusal here leaves the broker as it was
     ctx = _context(
         broker=broker, feed=feed, clock=clock, config=config, run_id=run_id, sinks=sinks, policy=policy
     )
-    await _announce(ctx, specs, skipped, plan or _plan_of(specs), market_source)
+    await _announce(ctx, specs, skipped, plan, market_source)
     sells = [spec.index for spec in specs if spec.side is Side.SELL]
     buys = [spec.index for spec in specs if spec.side is Side.BUY]
 
@@ -245,10 +246,11 @@ async def run_basket(
         LegSpec(index=i, symbol=o.symbol, side=o.side, qty=o.qty, whole_shares=o.whole_shares)
         for i, o in enumerate(orders)
     ]
+    plan = _plan_of(specs)  # before the router subscribes: a refusal here leaves the broker as it was
     ctx = _context(
         broker=broker, feed=feed, clock=clock, config=config, run_id=run_id, sinks=sinks, policy=policy
     )
-    await _announce(ctx, specs, (), _plan_of(specs))
+    await _announce(ctx, specs, (), plan)
 
     async def all_orders() -> None:
         # One dispatcher sleeps to each arrival in turn; only orders already arrived hold tasks and timers.
