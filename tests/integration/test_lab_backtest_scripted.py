@@ -17,7 +17,7 @@ import pytest
 from repeg.config import classic_ladder
 from repeg.domain.orders import Side
 from repeg.lab.backtest import DayData, budget_config, run_backtest
-from repeg.lab.models import DataRef, FillModelName, ParentOrder
+from repeg.lab.models import BacktestResult, DataRef, FillModelName, ParentOrder
 from repeg.lab.policies import TouchThenMarketSpec, policy_spec
 from repeg.market.tape import QuoteTape, SymbolQuotes, SymbolTrades, TradeTape, to_ns
 
@@ -267,6 +267,13 @@ def test_a_basket_not_starting_at_order_zero_is_costed_from_its_own_executions()
     assert result.summary.completion_rate == 1.0
 
 
+def _queue_backtest(day: DayData, basket: tuple[ParentOrder, ...] = BASKET) -> BacktestResult:
+    """A resting policy's backtest of `basket` under the queue model, which reads `day`'s trade file."""
+    return run_backtest(
+        day, basket, TouchThenMarketSpec(name="t", wait_seconds=10), fill_model=FillModelName.QUEUE, seed=0
+    )
+
+
 def test_the_queue_model_refuses_a_trade_file_without_the_days_symbol() -> None:
     # The prints are of XXX, the quotes of YYY: the queue model found no print of YYY and silently filled resting
     # limits on crossing quotes only (every order paid the spread), where the fit refuses such a trade file.
@@ -274,13 +281,7 @@ def test_the_queue_model_refuses_a_trade_file_without_the_days_symbol() -> None:
 
     basket = tuple(order.model_copy(update={"symbol": "YYY"}) for order in BASKET)
     with pytest.raises(ConfigError, match=r"--trades.*no prints of YYY"):
-        run_backtest(
-            _day(True, "YYY"),
-            basket,
-            TouchThenMarketSpec(name="t", wait_seconds=10),
-            fill_model=FillModelName.QUEUE,
-            seed=0,
-        )
+        _queue_backtest(_day(True, "YYY"), basket)
 
 
 def test_the_queue_model_refuses_a_trade_file_of_another_day() -> None:
@@ -294,13 +295,7 @@ def test_the_queue_model_refuses_a_trade_file_of_another_day() -> None:
     day_before = _day(True, start=T0 - timedelta(days=1))
     mismatched = replace(quotes_day, trades=day_before.trades)
     with pytest.raises(ConfigError, match=r"--trades.*prints of XXX .*outside"):
-        run_backtest(
-            mismatched,
-            BASKET,
-            TouchThenMarketSpec(name="t", wait_seconds=10),
-            fill_model=FillModelName.QUEUE,
-            seed=0,
-        )
+        _queue_backtest(mismatched)
 
 
 def test_the_queue_rule_fit_refuses_fit_trades_of_another_day() -> None:
@@ -379,10 +374,4 @@ def test_the_queue_model_refuses_a_trade_file_whose_prints_of_the_symbol_are_all
     empty = np.array([], dtype=np.int64)
     excluded = replace(_day(False), trades=TradeTape([SymbolTrades("XXX", empty, empty, empty)]))
     with pytest.raises(ConfigError, match=r"--trades.*no print of XXX"):
-        run_backtest(
-            excluded,
-            BASKET,
-            TouchThenMarketSpec(name="t", wait_seconds=10),
-            fill_model=FillModelName.QUEUE,
-            seed=0,
-        )
+        _queue_backtest(excluded)
