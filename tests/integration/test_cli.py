@@ -1409,6 +1409,24 @@ def test_a_lab_error_whose_text_spans_lines_is_printed_on_one_line(
     )
 
 
+def test_a_check_error_whose_text_spans_lines_is_printed_on_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `repeg check` printed an error's text as it came, so a broker's text spanning lines (a proxy's page) was
+    # several lines on stderr, where every error is one line (README, Exit codes), as in every other command.
+    from repeg.errors import BrokerUnavailableError
+
+    def unreachable(*_args: object, **_kwargs: object) -> None:
+        raise BrokerUnavailableError("Alpaca answered 502:\n<html>\n  <body>Bad Gateway</body>\n</html>")
+
+    monkeypatch.setattr(
+        importlib.import_module("repeg.brokers.alpaca.factory"), "build_readonly_broker", unreachable
+    )
+    result = CliRunner().invoke(build_app(), ["check"])
+    assert (result.exit_code, result.stderr) == (
+        ExitCode.FAILED,
+        "error: Alpaca answered 502: <html> <body>Bad Gateway</body> </html>\n",
+    )
+
+
 @pytest.mark.parametrize(
     "command",
     [

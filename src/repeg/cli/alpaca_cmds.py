@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from repeg.cli.exit_codes import ExitCode, exit_code_for_error
+from repeg.cli.exit_codes import ExitCode, exit_code_for_error, one_line
 from repeg.errors import ConfigError, RepegError
 
 if TYPE_CHECKING:
@@ -245,6 +245,6 @@ def check(plan: PlanOpt = None, broker: BrokerOpt = "alpaca-paper") -> None:
     try:
         asyncio.run(check_alpaca(broker, plan, typer.echo))
     except RepegError as exc:
-        _stderr(f"error: {exc}")
+        _stderr(f"error: {one_line(str(exc))}")
         raise typer.Exit(int(exit_code_for_error(exc))) from None
     raise typer.Exit(int(ExitCode.OK))
