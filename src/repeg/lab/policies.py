@@ -11,8 +11,9 @@ Kinds:
 
 Every policy answers the engine's `ExecutionPolicy.decide(leg, quote, verdict, now)`. Their common rules: nothing
 is decided while the broker is answering; an escalated leg sends its remainder at market; at the deadline
-(`phase_started_at + max_total_wait`, the parent order's time budget) whatever remains escalates. Prices are
-Decimal on the legal tick grid (`repeg.domain.ticks`).
+(`phase_started_at + max_total_wait`, the parent order's time budget) whatever remains escalates; a market order
+working (a cross at arrival too) is left to fill, never escalated, as the engine's ladder leaves it
+(`works_at_market`). Prices are Decimal on the legal tick grid (`repeg.domain.ticks`).
 
 The adaptive policy's trend feature is the mid's change since the quote in force a lookback before the current
 quote, as the fit measures it (`repeg.lab.fit`). A replay tells that past quote from its tape
