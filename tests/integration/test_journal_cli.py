@@ -1216,6 +1216,26 @@ def test_a_resume_result_stdout_cannot_hold_is_one_line_naming_the_run_not_a_tra
     )
 
 
+#: A PostgreSQL journal no server answers (`journal_unreachable_in_two_lines` makes opening it fail).
+UNREACHABLE_POSTGRES = "postgresql://u:pw@127.0.0.1:1/db"
+
+
+def journal_unreachable_in_two_lines(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Opening a journal fails with libpq's two-line text (the hint on a line of its own); returns the one line
+    stderr must read instead."""
+    from repeg.errors import JournalError
+    from repeg.journal import factory
+
+    refused = "cannot open journal postgresql://u:***@127.0.0.1:1/db: connection failed: Connection refused"
+    hint = "Is the server running on that host and accepting TCP/IP connections?"
+
+    def unreachable(*_args: object, **_kwargs: object) -> None:
+        raise JournalError(f"{refused}\n\t{hint}")
+
+    monkeypatch.setattr(factory, "open_journal", unreachable)
+    return f"error: {refused} {hint}\n"
+
+
 @pytest.mark.parametrize(
     "command", [["runs"], ["show", "r1"], ["resume", "r1"]], ids=["runs", "show", "resume"]
 )
@@ -1224,19 +1244,6 @@ def test_a_journal_error_whose_text_spans_lines_is_printed_on_one_line(
 ) -> None:
     # A PostgreSQL journal that could not connect printed libpq's two-line text ("... Connection refused\n\tIs the
     # server running on that host ...?"), where every error is one line on stderr (as `run` since 2a7fc05d).
-    from repeg.errors import JournalError
-    from repeg.journal import factory
-
-    def unreachable(*_args: object, **_kwargs: object) -> None:
-        raise JournalError(
-            "cannot open journal postgresql://u:***@127.0.0.1:1/db: connection failed: Connection refused\n"
-            "\tIs the server running on that host and accepting TCP/IP connections?"
-        )
-
-    monkeypatch.setattr(factory, "open_journal", unreachable)
-    result = CliRunner().invoke(build_app(), [*command, "--journal", "postgresql://u:pw@127.0.0.1:1/db"])
-    assert (result.exit_code, result.stderr) == (
-        ExitCode.FAILED,
-        "error: cannot open journal postgresql://u:***@127.0.0.1:1/db: connection failed: Connection refused "
-        "Is the server running on that host and accepting TCP/IP connections?\n",
-    )
+    said = journal_unreachable_in_two_lines(monkeypatch)
+    result = CliRunner().invoke(build_app(), [*command, "--journal", UNREACHABLE_POSTGRES])
+    assert (result.exit_code, result.stderr) == (ExitCode.FAILED, said)

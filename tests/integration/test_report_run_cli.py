@@ -15,6 +15,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from tests.integration.test_journal_cli import UNREACHABLE_POSTGRES, journal_unreachable_in_two_lines
 from typer.testing import CliRunner
 
 from repeg.cli.app import build_app
@@ -434,23 +435,11 @@ def test_a_journal_error_whose_text_spans_lines_is_printed_on_one_line(
     # A PostgreSQL journal that could not connect made `repeg report RUN_ID` print libpq's two-line text ("...
     # Connection refused\n\tIs the server running on that host ...?"), where every error is one line on stderr
     # (README, Exit codes), as `run`, `runs`, `show` and `resume` print it.
-    from repeg.errors import JournalError
-    from repeg.journal import factory
-
-    def unreachable(*_args: object, **_kwargs: object) -> None:
-        raise JournalError(
-            "cannot open journal postgresql://u:***@127.0.0.1:1/db: connection failed: Connection refused\n"
-            "\tIs the server running on that host and accepting TCP/IP connections?"
-        )
-
-    monkeypatch.setattr(factory, "open_journal", unreachable)
-    args = [RUN_ID, "--journal", "postgresql://u:pw@127.0.0.1:1/db", "--html", str(tmp_path / "r.html")]
-    code, _, err = _repeg("report", *args)
-    assert (code, err) == (
-        ExitCode.FAILED,
-        "error: cannot open journal postgresql://u:***@127.0.0.1:1/db: connection failed: Connection refused "
-        "Is the server running on that host and accepting TCP/IP connections?\n",
+    said = journal_unreachable_in_two_lines(monkeypatch)
+    code, _, err = _repeg(
+        "report", RUN_ID, "--journal", UNREACHABLE_POSTGRES, "--html", str(tmp_path / "r.html")
     )
+    assert (code, err) == (ExitCode.FAILED, said)
 
 
 @pytest.mark.parametrize("under", ["", "figs"], ids=["the-html-path", "under-the-html-path"])
