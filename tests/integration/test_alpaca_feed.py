@@ -431,3 +431,28 @@ async def test_a_refused_quote_stream_logged_with_its_frames_locals_does_not_sho
     assert "quote_stream_refused" in out.getvalue()
     assert "auth" in out.getvalue()  # the traceback with locals was rendered
     assert secret not in out.getvalue()
+
+
+async def test_a_stream_refused_for_a_symbol_rest_had_not_yet_vetted_resubscribes_once_rest_refuses_it(
+    alpaca: Pair, fake_alpaca
+):
+    """8f613aa2 keeps a symbol the latest-quote request refused (400) out of the stream, whose own 400 ends it for
+    the run. When that request failed for a while at the seed (a 429), the symbol was not yet known to be refused:
+    the stream was subscribed to it and refused, and every quote of the plan came from REST polls for the rest of
+    the run, though the polls found the symbol moments later. The stream now waits for them and subscribes again
+    without it."""
+    import asyncio
+    import time
+
+    from structlog.testing import capture_logs
+
+    _, feed = alpaca
+    fake_alpaca.invalid_quote_symbols = {"BTC/USD"}
+    fake_alpaca.rate_limited_until = time.time() + 0.3
+    with capture_logs() as logs:
+        await feed.subscribe(["AAPL", "BTC/USD"])
+        await until(lambda: "BTC/USD" in feed.rest_refused_symbols)
+        await until(feed.connected.is_set)
+        await asyncio.sleep(0.1)  # the subscription's answer
+    assert len([line for line in logs if line["event"] == "quote_stream_refused"]) == 1
+    assert feed.connected.is_set()

@@ -138,6 +138,8 @@ class AlpacaQuoteFeed:
         self.rest_refused: int | None = None
         #: Symbols a latest-quote request naming them alone was refused for (400): REST is asked no more for them.
         self.rest_refused_symbols: set[str] = set()
+        #: Symbols a latest-quote request naming them was answered for: none of them is one REST refuses.
+        self._rest_answered: set[str] = set()
 
     def latest(self, symbol: str) -> Quote | None:
         return self._quotes.get(symbol)
@@ -184,6 +186,7 @@ class AlpacaQuoteFeed:
             answer = await asyncio.to_thread(self._client.get_stock_latest_quote, request)
         except Exception as exc:
             return self._rest_failed(exc, symbols)
+        self._rest_answered.update(symbols)
         if isinstance(answer, dict):
             for symbol, quote in answer.items():
                 if isinstance(quote, SdkQuote):
@@ -222,6 +225,7 @@ class AlpacaQuoteFeed:
             try:
                 await self._session()
             except AuthenticationError as exc:
+                asked = set(self._streamed(self._symbols))
                 self.connected.clear()
                 self._ws = None
                 log.exception(
@@ -231,7 +235,9 @@ class AlpacaQuoteFeed:
                     url=self._ws_url,
                     symbols=sorted(self._symbols),
                 )
-                return
+                if exc.code != str(_INVALID_REQUEST) or not await self._rest_refuses_one_of(asked):
+                    return
+                continue
             except (OSError, TimeoutError, WebSocketException, MarketDataError) as exc:
                 log.warning("quote_stream_lost", error=type(exc).__name__, detail=str(exc))
             self.connected.clear()
@@ -239,6 +245,18 @@ class AlpacaQuoteFeed:
             up_for = (self._clock.now() - started).total_seconds()
             failures = 1 if up_for >= self._settings.stream.stable_after else failures + 1
             await sleep_seconds(self._clock, self._backoff.delay(failures))
+
+    async def _rest_refuses_one_of(self, asked: set[str]) -> bool:
+        """After the stream refused a subscription (400): whether the latest-quote request refuses one of its
+        symbols, which the stream is then subscribed without. The REST polls serving meanwhile may find it later
+        than the stream's refusal (the seed failed for a while, e.g. a 429): wait until every symbol was answered
+        or one refused (False when all were answered: the stream stays refused for the run, as before)."""
+        while not asked & self.rest_refused_symbols:
+            if self.rest_refused is not None or asked <= self._rest_answered:
+                return False
+            await sleep_seconds(self._clock, self._settings.quote_poll_every)
+        log.info("quote_stream_resubscribing", left_out=sorted(asked & self.rest_refused_symbols))
+        return True
 
     async def _session(self) -> None:
         timeout = self._settings.stream.open_timeout
