@@ -1044,6 +1044,14 @@ def test_an_unknown_fill_model_is_refused_naming_the_option_given(
     assert result.stderr == f"error: config {option}='bogus': must be one of paper, queue\n"
 
 
+def _compare_refused(workdir: Path, flags: list[str]) -> str:
+    """The last line on stderr of `repeg compare` with `flags`, which must refuse them (exit 2)."""
+    args = ["compare", "--quotes", str(_small_quotes(workdir)), "--basket", "2", *flags]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == ExitCode.BAD_INPUT
+    return str(result.stderr.strip().splitlines()[-1])
+
+
 @pytest.mark.parametrize(
     ("flags", "expected"),
     [
@@ -1061,10 +1069,7 @@ def test_compare_with_nothing_to_compare_names_the_option_and_the_value_given(
 ) -> None:
     # `--policies adaptive` (skipped: nothing to fit it on) was refused as "config policies=''": a value the user
     # never gave, under a key that is no option.
-    args = ["compare", "--quotes", str(_small_quotes(workdir)), "--basket", "2", *flags]
-    result = CliRunner().invoke(build_app(), args)
-    assert result.exit_code == ExitCode.BAD_INPUT
-    assert result.stderr.strip().splitlines()[-1] == f"error: {expected}"
+    assert _compare_refused(workdir, flags) == f"error: {expected}"
 
 
 @pytest.mark.parametrize(
@@ -1488,10 +1493,7 @@ def test_compare_with_a_repeated_policy_or_fill_model_names_the_option_and_the_v
 ) -> None:
     # Refused as "config policies='market,market'" and "config fill-models='paper,paper'": keys that are no option
     # (the options are --policies and --fill-models), the first with a value rebuilt from the names, not as given.
-    args = ["compare", "--quotes", str(_small_quotes(workdir)), "--basket", "2", *flags]
-    result = CliRunner().invoke(build_app(), args)
-    assert result.exit_code == ExitCode.BAD_INPUT
-    assert result.stderr.strip().splitlines()[-1] == f"error: {expected}"
+    assert _compare_refused(workdir, flags) == f"error: {expected}"
 
 
 @pytest.mark.parametrize(
