@@ -1325,6 +1325,18 @@ def test_any_command_whose_output_stdout_refuses_says_so_in_one_line_and_exits_4
     )
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("args", [["--help"], []], ids=["help", "no-command"])
+def test_the_help_stdout_refuses_is_said_in_one_line_and_exits_4(args: list[str]) -> None:
+    # `repeg --help > out` (or a bare `repeg`, which prints the help) on a full disk ended in a traceback and exit 1
+    # ("a bug"): the help is printed before any command runs, where f301fb29's command group does not look.
+    done = _to_a_full_disk(*args)
+    assert (done.returncode, done.stderr) == (
+        ExitCode.FAILED,
+        "error: the output of repeg could not be written to stdout (No space left on device)\n",
+    )
+
+
 @pytest.mark.parametrize(
     "command",
     [["run", "PLAN"], ["runs"], ["show", "r1"], ["resume", "r1"]],

@@ -116,10 +116,23 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         _exit_interrupted()
-    except Exception:
+    except Exception as exc:
+        if isinstance(exc, OSError):
+            _exit_if_help_not_written(exc)
         if watch is None or not watch.seen:
             raise
         _exit_interrupted()
+
+
+def _exit_if_help_not_written(exc: OSError) -> None:
+    """The help stdout refused (a full disk: `repeg --help > out`, or a bare `repeg`), printed before the command
+    group runs: one line and exit 4, as for a command's output; any other error is left to `main`."""
+    from repeg.cli.pipes import refused_by_stdout
+
+    if refused_by_stdout(exc):
+        from repeg.cli.stdout import not_written
+
+        raise SystemExit(not_written("the output of repeg", exc).exit_code) from None
 
 
 def _exit_interrupted() -> NoReturn:
