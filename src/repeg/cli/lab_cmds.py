@@ -51,13 +51,12 @@ def _refuse_unwritable(out: Path | None) -> None:
 def _refuse_out_over_input(out: Path | None, inputs: list[Path | str | None]) -> None:
     """`--out` naming a file the command reads (quotes, trades, fit data, arrivals, a policy TOML or the
     `params_file` it names) refused before the work runs: the JSON was written over it once the work was done."""
-    from repeg.cli.report_cmds import _same_file
+    from repeg.cli.report_cmds import _refuse_overwriting
 
     if out is None:
         return
     for name in inputs:
-        if name is not None and _same_file(out, Path(name)):
-            raise ConfigError("--out", str(out), f"the file the command reads ({name}); name another file")
+        _refuse_overwriting(out, name, option="--out", reader="command")
 
 
 def _policy_files(texts: list[str], specs: list[PolicySpec]) -> list[Path | str | None]:

@@ -121,11 +121,14 @@ def _same_file(written: Path, read: Path) -> bool:
     return written.is_file() and read.is_file() and written.samefile(read)
 
 
-def _refuse_overwriting(html: Path, read: Path | None) -> None:
+def _refuse_overwriting(
+    html: Path, read: Path | str | None, *, option: str = "--html", reader: str = "report"
+) -> None:
     """`--html` naming a file the report reads (the result file, the SQLite journal, the --quotes file) refused:
-    the page replaced it, the run's journal, saved result or quotes lost to a slip of the command line."""
-    if read is not None and _same_file(html, read):
-        raise ConfigError("--html", str(html), f"the file the report reads ({read}); name another file")
+    the page replaced it, the run's journal, saved result or quotes lost to a slip of the command line. The lab
+    commands refuse their `--out` over what they read through it too (`option`, and the `reader` said)."""
+    if read is not None and _same_file(html, Path(read)):
+        raise ConfigError(option, str(html), f"the file the {reader} reads ({read}); name another file")
 
 
 #: SQLite's companions of a WAL-mode journal: the write-ahead log holds committed events not yet checkpointed.
