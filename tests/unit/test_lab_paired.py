@@ -15,7 +15,15 @@ from repeg.config import EscalationStyle
 from repeg.domain.orders import Side
 from repeg.errors import ConfigError
 from repeg.lab.compare import paired_comparisons
-from repeg.lab.models import BacktestResult, DataRef, FillModelName, OrderTca, ParentOrder, Verdict
+from repeg.lab.models import (
+    BacktestResult,
+    DataRef,
+    FillModelName,
+    OrderTca,
+    PairedComparison,
+    ParentOrder,
+    Verdict,
+)
 from repeg.lab.policies import LadderSpec, MarketSpec
 from repeg.lab.tca import summarize
 
@@ -425,6 +433,14 @@ def test_the_table_title_says_overlapping_orders_were_resampled_in_runs() -> Non
     assert "pairs are resampled in runs of 11 consecutive orders" in title
 
 
+def _policy_versus_market(market: list[OrderTca], policy: tuple[OrderTca, ...]) -> PairedComparison:
+    """Policy "p" paired against "market", order by order, in runs otherwise alike (seed 1)."""
+    template = _run("market", [1.0] * len(market)).model_copy(update={"orders": tuple(market)})
+    runs = [template, template.model_copy(update={"policy": "p", "orders": policy})]
+    (comparison,) = paired_comparisons(runs, baseline="market", seed=1)
+    return comparison
+
+
 def test_orders_that_all_overlap_one_another_get_no_verdict() -> None:
     # 60 orders 1 s apart with 10-minute budgets all live through the same ten minutes of prices: one
     # observation of the market, however many orders. Resampled one at a time they were called better.
@@ -433,9 +449,7 @@ def test_orders_that_all_overlap_one_another_get_no_verdict() -> None:
         o.model_copy(update={"cost_half_spreads": 0.5 + 0.01 * (i % 7), "cost_bps": 0.5})
         for i, o in enumerate(market)
     )
-    template = _run("market", [1.0] * 60).model_copy(update={"orders": tuple(market)})
-    runs = [template, template.model_copy(update={"policy": "p", "orders": policy})]
-    (comparison,) = paired_comparisons(runs, baseline="market", seed=1)
+    comparison = _policy_versus_market(market, policy)
     assert comparison.diff_half_spreads.high < 0.0
     assert comparison.verdict is Verdict.INDISTINGUISHABLE
     assert "60 paired orders with overlapping budgets count as 2.0" in (comparison.verdict_withheld or "")
@@ -506,9 +520,7 @@ def test_one_long_budget_among_independent_orders_does_not_withhold_the_verdict(
         o.model_copy(update={"cost_half_spreads": 0.5 + float(noise[i]), "cost_bps": 0.5})
         for i, o in enumerate(market)
     )
-    template = _run("market", [1.0] * 200).model_copy(update={"orders": tuple(market)})
-    runs = [template, template.model_copy(update={"policy": "p", "orders": policy})]
-    (comparison,) = paired_comparisons(runs, baseline="market", seed=1)
+    comparison = _policy_versus_market(market, policy)
     assert comparison.diff_half_spreads.high < 0.0
     assert comparison.verdict is Verdict.BETTER
 
