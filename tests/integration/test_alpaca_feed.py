@@ -456,3 +456,70 @@ async def test_a_stream_refused_for_a_symbol_rest_had_not_yet_vetted_resubscribe
         await asyncio.sleep(0.1)  # the subscription's answer
     assert len([line for line in logs if line["event"] == "quote_stream_refused"]) == 1
     assert feed.connected.is_set()
+
+
+async def _authenticate(ws: ServerConnection) -> None:
+    await _send(ws, {"T": "success", "msg": "connected"})
+    await ws.recv()
+    await _send(ws, {"T": "success", "msg": "authenticated"})
+    await ws.recv()
+
+
+async def test_a_frame_whose_timestamp_no_clock_can_hold_costs_a_reconnect_not_the_quote_stream():
+    """msgpack decodes a `t` out of datetime's range with an OverflowError, which no handler caught: the stream
+    task died with `connected` still set, so the REST fallback never polled and quotes went stale for the rest of
+    the run (the engine believed the stream was live). The frame is undecodable: the stream reconnects."""
+    from datetime import UTC, datetime
+
+    good_ts = msgpack.Timestamp.from_datetime(datetime(2026, 3, 2, 15, tzinfo=UTC))
+    connections = 0
+
+    async def a_frame_out_of_range_then_a_good_quote(ws: ServerConnection) -> None:
+        nonlocal connections
+        connections += 1
+        await _authenticate(ws)
+        ts = msgpack.Timestamp(2**62, 0) if connections == 1 else good_ts
+        await _send(ws, {"T": "q", "S": "AAPL", "bp": 100.05, "bs": 1, "ap": 100.1, "as": 1, "t": ts})
+        await ws.wait_closed()
+
+    async with _feed_on(a_frame_out_of_range_then_a_good_quote) as feed:
+        await feed.subscribe(["AAPL"])
+        await until(lambda: (q := feed.latest("AAPL")) is not None and q.bid == Decimal("100.05"))
+        assert connections == 2
+        assert not feed._tasks[0].done()
+
+
+async def test_an_unexpected_error_in_the_quote_stream_clears_connected_is_logged_and_rest_takes_over():
+    """Any other exception in the stream's loop ended its task with `connected` set: the engine believed quotes
+    were live and the REST fallback never polled. It is logged (with the error and the stream's url), `connected`
+    is cleared (REST polls), and the stream reconnects with backoff."""
+    from datetime import UTC, datetime
+
+    from structlog.testing import capture_logs
+
+    ts = msgpack.Timestamp.from_datetime(datetime(2026, 3, 2, 15, tzinfo=UTC))
+    connections = 0
+
+    async def one_quote_per_connection(ws: ServerConnection) -> None:
+        nonlocal connections
+        connections += 1
+        await _authenticate(ws)
+        await _send(ws, {"T": "q", "S": "AAPL", "bp": 100.05, "bs": 1, "ap": 100.1, "as": 1, "t": ts})
+        await ws.wait_closed()
+
+    with capture_logs() as logs:
+        async with _feed_on(one_quote_per_connection) as feed:
+
+            def a_bug(_quote: object) -> None:
+                raise RuntimeError("a bug")
+
+            feed._store = a_bug  # type: ignore[method-assign]
+            await feed.subscribe(["AAPL"])
+            await until(lambda: connections >= 2)
+            polls = feed.rest_polls
+            await until(lambda: feed.rest_polls > polls)  # the REST fallback serves while the stream is down
+            assert not feed._tasks[0].done()
+    failed = [line for line in logs if line["event"] == "quote_stream_failed"]
+    assert failed
+    assert failed[0]["error"] == "RuntimeError"
+    assert failed[0]["url"].startswith("ws://127.0.0.1")

@@ -68,10 +68,11 @@ def _decimal(value: object) -> Decimal:
 
 
 def _unpack(raw: str | bytes) -> object:
-    """One MessagePack frame; an undecodable one is a `MarketDataError` (the stream is then reconnected)."""
+    """One MessagePack frame; an undecodable one is a `MarketDataError` (the stream is then reconnected), a
+    timestamp out of datetime's range (msgpack's `OverflowError`) included."""
     try:
         return msgpack.unpackb(raw, timestamp=3)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError) as exc:
         raise MarketDataError(f"market data stream: undecodable frame ({type(exc).__name__})") from None
 
 
@@ -240,6 +241,10 @@ class AlpacaQuoteFeed:
                 continue
             except (OSError, TimeoutError, WebSocketException, MarketDataError) as exc:
                 log.warning("quote_stream_lost", error=type(exc).__name__, detail=str(exc))
+            except Exception as exc:
+                # Not one the stream expects (a defect): said with its traceback, and the stream is re-made with
+                # backoff rather than left dead with `connected` set (the REST fallback serves meanwhile).
+                log.exception("quote_stream_failed", error=type(exc).__name__, url=self._ws_url)
             self.connected.clear()
             self._ws = None
             up_for = (self._clock.now() - started).total_seconds()
