@@ -749,3 +749,14 @@ def test_a_symbol_whose_quotes_all_come_after_the_run_is_named_as_drawn_without_
     assert "AAA" not in view.series
     assert view.note is not None
     assert "AAA" in view.note
+
+
+def test_a_quote_file_of_an_earlier_day_is_named_as_drawn_without_quotes_not_drawn_as_in_force(
+    tmp_path: Path,
+) -> None:
+    # Every AAA quote of the file is a day before the run: its last one was drawn as the market at the fills.
+    quotes = _quotes(tmp_path / "q.csv", [(-86_400, "AAA", "9.00", "9.02"), (-86_000, "AAA", "9.10", "9.12")])
+    view = market_view(run_report(RUN, replaced_chain(), "j.db"), quotes)
+    assert "AAA" not in view.series
+    assert view.note is not None
+    assert "has no quotes of AAA over the run" in view.note

@@ -227,9 +227,13 @@ NO_MARKET_NOTE = "No quotes are drawn (--no-market): the figures show the orders
 
 
 def _window(series: MarketSeries, start: datetime, end: datetime) -> MarketSeries:
-    """The quotes in [start, end], led by the quote in force at `start` (no trade prints)."""
-    lo = max(int(np.searchsorted(series.quote_ts_ns, to_ns(start), side="right")) - 1, 0)
+    """The quotes in [start, end], led by the quote in force at `start` (no trade prints); none when no quote falls
+    in [start, end]: the last quote of an earlier day (a file of another day) is not the market at the run."""
+    first_in = int(np.searchsorted(series.quote_ts_ns, to_ns(start), side="left"))
     hi = int(np.searchsorted(series.quote_ts_ns, to_ns(end), side="right"))
+    lo = max(int(np.searchsorted(series.quote_ts_ns, to_ns(start), side="right")) - 1, 0)
+    if first_in >= hi:
+        lo = hi
     empty = np.zeros(0, dtype=np.int64)
     return MarketSeries(
         series.quote_ts_ns[lo:hi], series.bid_units[lo:hi], series.ask_units[lo:hi], empty, empty
@@ -254,7 +258,7 @@ def _tape_view(report: RunReport, tape: QuoteTape, max_quotes: int, named: str) 
     missing: list[str] = []
     for symbol in dict.fromkeys(leg.symbol for leg in report.state.legs):
         shown = None if symbol not in tape else _window(market_from_tapes(tape, None, symbol), start, end)
-        if shown is None or len(shown.quote_ts_ns) == 0:  # none of the symbol, or all after the run
+        if shown is None or len(shown.quote_ts_ns) == 0:  # none of the symbol, or none over the run
             missing.append(symbol)
             continue
         series[symbol] = decimate(shown, max_quotes=max_quotes)
