@@ -702,3 +702,31 @@ def test_a_conditions_column_named_twice_in_a_parquet_trade_file_is_refused_as_i
     path = tmp_path / "t.parquet"
     pq.write_table(pa.Table.from_arrays([pa.array([value]) for value in values], names=names), path)
     assert str(_error(path, load_trades)) == f"{path}: column(s) conditions appear more than once"
+
+
+def test_a_quote_files_lower_case_symbol_is_named_as_a_plan_names_it(tmp_path: Path) -> None:
+    # A plan's "aaa" is AAA (`plan_symbol`); the quote file's "aaa" stayed "aaa", so a plan naming aaa replayed
+    # against quotes of aaa was refused as "unknown to the broker".
+    tape = load_quotes(
+        _write(tmp_path, "2024-01-02T14:30:00Z, aaa ,1,1,2,1\n2024-01-02T14:30:01Z, aaa ,1,1,2,1\n")
+    )
+    assert (tape.symbols, tape.count("AAA")) == (("AAA",), 2)
+
+
+def test_a_trade_files_lower_case_symbol_is_named_as_its_quotes_are(tmp_path: Path) -> None:
+    path = _write(tmp_path, "2024-01-02T14:30:00Z,xxx,10.00,100\n", "t.csv", header="ts,symbol,price,size\n")
+    assert load_trades(path).symbols == ("XXX",)
+
+
+def test_two_spellings_of_one_symbol_in_a_quote_file_are_refused_naming_row_and_both(tmp_path: Path) -> None:
+    body = (
+        "2024-01-02T14:30:00Z,AAA,1,1,2,1\n2024-01-02T14:30:01Z,B,1,1,2,1\n2024-01-02T14:30:02Z,aaa,1,1,2,1\n"
+    )
+    err = _error(_write(tmp_path, body))
+    assert err.row == 3
+    assert "symbol: 'aaa' and 'AAA' (row 1) are one symbol, AAA" in str(err)
+
+
+def test_a_blank_symbol_in_a_parquet_quote_file_is_refused_naming_its_row(tmp_path: Path) -> None:
+    err = _error(_parquet_symbols(tmp_path, pa.array(["A", "  "])))
+    assert (err.row, "symbol" in str(err)) == (2, True)

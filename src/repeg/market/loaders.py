@@ -25,6 +25,7 @@ import numpy as np
 import structlog
 from numpy.typing import NDArray
 
+from repeg.domain.plan import plan_symbol
 from repeg.errors import QuoteFileError
 from repeg.market import text_columns
 from repeg.market.csv_records import csv_header, misshapen_record
@@ -143,7 +144,33 @@ def _load(
     if parsed is None:
         parsed = _parse_table(file, _read_table(path, required), prices, sizes)
     ts, cols, (codes, names) = parsed
-    return ts, cols, _by_symbol(file, codes, names, ts)
+    return ts, cols, _by_symbol(file, codes, _as_planned(file, codes, names), ts)
+
+
+def _as_planned(file: str, codes: Int64Array, names: list[str]) -> list[str]:
+    """The symbols as a plan names them (`plan_symbol`: trimmed, ASCII upper case), so that a plan's "aaa" meets
+    the file's "aaa". A blank symbol, or two spellings that would become one symbol ("aaa" and "AAA": whose
+    quotes are whose would be a guess), is refused naming the row where the later one first appears."""
+    planned: dict[str, int] = {}
+    for code, name in enumerate(names):
+        try:
+            symbol = plan_symbol(name)
+        except ValueError:
+            raise QuoteFileError(file, _first_row(codes, code), f"symbol: blank, got {name!r}") from None
+        if symbol in planned:
+            other = planned[symbol]
+            reason = (
+                f"symbol: {name!r} and {names[other]!r} (row {_first_row(codes, other)}) are one symbol, "
+                f"{symbol}: write it one way"
+            )
+            raise QuoteFileError(file, _first_row(codes, code), reason)
+        planned[symbol] = code
+    return list(planned)
+
+
+def _first_row(codes: Int64Array, code: int) -> int:
+    """The record (from 1) where the symbol of `code` first appears."""
+    return int(np.argmax(codes == code)) + 1
 
 
 def _parse_plain_csv(
