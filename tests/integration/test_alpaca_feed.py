@@ -523,3 +523,67 @@ async def test_an_unexpected_error_in_the_quote_stream_clears_connected_is_logge
     assert failed
     assert failed[0]["error"] == "RuntimeError"
     assert failed[0]["url"].startswith("ws://127.0.0.1")
+
+
+async def test_a_stream_quote_with_a_negative_price_is_dropped_as_one_that_is_not_a_number():
+    """A quote whose price is not a number is dropped at the edge and the quote held stays; one with a negative
+    price (no price Alpaca quotes: "no bid" is 0) replaced the good quote held, and the engine could not price
+    until the next quote. Both are corrupt data: both are dropped, and logged."""
+    from datetime import UTC, datetime
+
+    from structlog.testing import capture_logs
+
+    good_ts = msgpack.Timestamp.from_datetime(datetime(2026, 3, 2, 15, tzinfo=UTC))
+    later_ts = msgpack.Timestamp.from_datetime(datetime(2026, 3, 2, 15, 0, 1, tzinfo=UTC))
+
+    async def a_good_quote_then_a_negative_one(ws: ServerConnection) -> None:
+        await _authenticate(ws)
+        await _send(ws, {"T": "q", "S": "AAPL", "bp": 100.05, "bs": 1, "ap": 100.1, "as": 1, "t": good_ts})
+        await _send(ws, {"T": "q", "S": "AAPL", "bp": -100.05, "bs": 1, "ap": 100.1, "as": 1, "t": later_ts})
+        await _send(ws, {"T": "q", "S": "MSFT", "bp": 50.0, "bs": 1, "ap": 50.1, "as": 1, "t": later_ts})
+        await ws.wait_closed()
+
+    with capture_logs() as logs:
+        async with _feed_on(a_good_quote_then_a_negative_one) as feed:
+            await feed.subscribe(["AAPL", "MSFT"])
+            await until(lambda: feed.latest("MSFT") is not None)
+            quote = feed.latest("AAPL")
+            assert quote is not None
+            assert quote.bid == Decimal("100.05")
+    assert [line["event"] for line in logs].count("quote_unreadable") == 1
+
+
+class _RestQuotes:
+    def __init__(self, quotes: dict[str, tuple[float, float]]) -> None:
+        self.quotes = quotes
+
+    def get_stock_latest_quote(self, _request: object) -> dict[str, object]:
+        from datetime import UTC, datetime
+
+        from alpaca.data.models import Quote as SdkQuote
+
+        ts = datetime(2026, 3, 2, 15, tzinfo=UTC)
+        raw = {"bp": 0.0, "bs": 1, "ap": 0.0, "as": 1, "t": ts, "bx": "V", "ax": "V", "c": [], "z": "C"}
+        return {s: SdkQuote(s, raw | {"bp": bid, "ap": ask}) for s, (bid, ask) in self.quotes.items()}
+
+
+async def test_a_rest_quote_with_a_negative_price_is_dropped_and_costs_no_other_symbol():
+    """The latest-quote (REST) answer is read at the same edge: a negative price is dropped, logged, and the other
+    symbols of the same answer are kept (an unreadable quote there must not end the seed or the fallback)."""
+    from structlog.testing import capture_logs
+
+    feed = AlpacaQuoteFeed(
+        _RestQuotes({"AAPL": (-1.0, 100.1), "MSFT": (50.0, 50.1)}),  # type: ignore[arg-type]
+        "ws://127.0.0.1:9/v2/iex",
+        AlpacaCredentials(key_id="key", secret_key=SecretStr("secret")),
+        RealClock(),
+        feed=DataFeed.IEX,
+        settings=FAST,
+    )
+    with capture_logs() as logs:
+        await feed.poll_rest(["AAPL", "MSFT"])
+    assert feed.latest("AAPL") is None
+    quote = feed.latest("MSFT")
+    assert quote is not None
+    assert quote.bid == Decimal("50.0")
+    assert [line["symbol"] for line in logs if line["event"] == "quote_unreadable"] == ["AAPL"]

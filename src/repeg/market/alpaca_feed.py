@@ -56,15 +56,22 @@ _INVALID_REQUEST = 400
 
 def _decimal(value: object) -> Decimal:
     """A quote's number; anything else (a boolean, a text that is no number) is a `MarketDataError`, which costs
-    that quote only (decimal's own `InvalidOperation` is no `ValueError`: it ended the stream task)."""
+    that quote only (decimal's own `InvalidOperation` is no `ValueError`: it ended the stream task). A negative
+    price or size is no number Alpaca quotes (a side it lacks is 0): dropped at this edge as well."""
     try:
         if isinstance(value, float):
-            return Decimal(repr(value))
-        if isinstance(value, int | str) and not isinstance(value, bool):
-            return Decimal(value)
+            number = Decimal(repr(value))
+        elif isinstance(value, int | str) and not isinstance(value, bool):
+            number = Decimal(value)
+        else:
+            number = None
     except InvalidOperation:
-        pass
-    raise MarketDataError(f"quote field is not a number: {value!r}")
+        number = None
+    if number is None:
+        raise MarketDataError(f"quote field is not a number: {value!r}")
+    if number < 0:
+        raise MarketDataError(f"quote field is negative: {value!r}")
+    return number
 
 
 def _unpack(raw: str | bytes) -> object:
@@ -191,8 +198,15 @@ class AlpacaQuoteFeed:
         if isinstance(answer, dict):
             for symbol, quote in answer.items():
                 if isinstance(quote, SdkQuote):
-                    self._store(quote_from_sdk(str(symbol), quote))
+                    self._store_rest(str(symbol), quote)
         return None
+
+    def _store_rest(self, symbol: str, quote: SdkQuote) -> None:
+        """Store one symbol's REST quote; one repeg cannot read costs that quote only, as on the stream."""
+        try:
+            self._store(quote_from_sdk(symbol, quote))
+        except (MarketDataError, ValueError) as exc:
+            log.warning("quote_unreadable", symbol=symbol, error=type(exc).__name__, detail=str(exc))
 
     def _rest_failed(self, exc: Exception, symbols: list[str]) -> int | None:
         """Log a failed latest-quote request; one refused for good (for all symbols, or a 400 for one symbol
