@@ -237,10 +237,22 @@ def test_quotes_are_refused_for_a_result_file_which_names_its_own(
 
 
 def test_no_market_draws_no_quotes_and_says_so(journaled: Journaled) -> None:
-    code, _, stderr, page = _report(journaled, "nomarket.html", "--no-market", "--quotes", journaled.quotes)
+    code, _, stderr, page = _report(journaled, "nomarket.html", "--no-market")
     assert code == ExitCode.OK, stderr
     assert '"name":"bid"' not in page
     assert "No quotes are drawn (--no-market)" in page
+
+
+def test_no_market_with_quotes_is_refused_naming_both_before_anything_is_written(
+    journaled: Journaled,
+) -> None:
+    # --quotes was silently ignored: the user asked for a file's quotes and got a page without any.
+    code, stdout, stderr, page = _report(journaled, "both.html", "--no-market", "--quotes", journaled.quotes)
+    assert code == ExitCode.BAD_INPUT
+    assert "--quotes" in stderr
+    assert "--no-market" in stderr
+    assert stdout == ""
+    assert page == ""
 
 
 def test_report_of_a_synthetic_run_draws_the_market_rebuilt_from_its_recorded_seed(tmp_path: Path) -> None:

@@ -75,6 +75,10 @@ def report(
             _refuse_overwriting(html, read)
         if not path.is_file():
             _refuse_journal_companion(html, Path(journal))
+            if quotes is not None and not market:
+                raise ReportError(
+                    str(quotes), "--quotes draws this file's quotes, --no-market none: give one"
+                )
         if path.is_file():
             if quotes is not None:
                 raise ReportError(str(quotes), "--quotes applies to a run id; a result names its own quotes")
