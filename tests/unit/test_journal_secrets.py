@@ -76,3 +76,18 @@ def test_a_password_the_driver_quotes_back_is_masked_in_the_error() -> None:
     with pytest.raises(ConfigError, match="config --journal='postgresql://u:\\*\\*\\*@") as refused:
         PostgresJournal(f"postgresql://u:{SECRET}%zz@127.0.0.1:1/db")
     assert SECRET not in str(refused.value)
+
+
+def test_a_postgres_password_holding_an_at_sign_is_masked_whole() -> None:
+    # A password with a bare '@' (not written %40): the mask stopped at its first '@', so `repeg runs` and every
+    # error naming the journal printed the rest of the password ("u:***@SECRET@host").
+    assert safe_dsn(f"postgresql://u:pa@{SECRET}@host:5432/db") == "postgresql://u:***@host:5432/db"
+
+
+def test_a_postgres_password_holding_a_bare_at_sign_is_refused_without_quoting_it() -> None:
+    # libpq takes a password's text after a bare '@' for the host and quotes it back ("failed to resolve host
+    # '<rest of the password>@host'"): the DSN is refused before connecting, saying how to write it.
+    pytest.importorskip("psycopg")
+    with pytest.raises(ConfigError, match=r"percent-encode .* as %40") as refused:
+        PostgresJournal(f"postgresql://u:pa@{SECRET}@127.0.0.1:1/db")
+    assert SECRET not in str(refused.value)

@@ -27,14 +27,18 @@ if TYPE_CHECKING:
 POSTGRES_INSTALL = "pip install -e '.[postgres]'"
 _MIGRATION_LOCK = 0x7265706567  # "repeg"
 _INSERT_EVENT = "INSERT INTO events (run_id, seq, leg, ts, correlation_id, kind, payload) VALUES (%s, %s, %s, %s, %s, %s, %s)"
-_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
+#: The password of the user info; one holding bare '@'s (not written %40) is masked up to the host's '@'.
+_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*(?:@[^@/?#]*)*@")
+#: User info holding a bare '@': libpq ends it at its first '@' and takes the rest (a password's tail) for the host.
+_BARE_AT = re.compile(r"://[^/@]*@[^/?#]*@")
 #: libpq's `password` and `sslpassword` (the passphrase of the client's SSL key).
 _PASSWORD_PARAM = re.compile(r"([?&](?:ssl)?password=)[^&]*", re.IGNORECASE)
 
 
 def _passwords(dsn: str) -> set[str]:
     """Every password `dsn` holds, as written and percent-decoded."""
-    found = re.findall(r"://[^:/@]*:([^@]*)@", dsn) + re.findall(r"[?&](?:ssl)?password=([^&]*)", dsn, re.I)
+    found = [m.group(0)[len(m.group(1)) : -1] for m in _PASSWORD.finditer(dsn)]
+    found += re.findall(r"[?&](?:ssl)?password=([^&]*)", dsn, re.I)
     return {text for secret in found if secret for text in (secret, unquote(secret))}
 
 
@@ -51,7 +55,19 @@ def safe_dsn(dsn: str) -> str:
     return _PASSWORD_PARAM.sub(r"\1***", _PASSWORD.sub(r"\1***@", dsn))
 
 
+def _refuse_bare_at(dsn: str) -> None:
+    """Refuse, before libpq quotes its tail back as a host name, user info holding a bare '@' (shown masked whole)."""
+    found = _BARE_AT.search(dsn)
+    if found is not None:
+        shown = safe_dsn(f"{dsn[: found.start()]}://***@{dsn[found.end() :]}")
+        reason = (
+            "its user or password holds a bare '@', which ends them early: percent-encode each '@' as %40"
+        )
+        raise ConfigError("--journal", shown, reason)
+
+
 def _connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
+    _refuse_bare_at(dsn)
     try:
         import psycopg
     except ImportError as exc:
