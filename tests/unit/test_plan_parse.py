@@ -557,3 +557,29 @@ def test_a_directory_as_the_plan_is_refused_as_a_directory(tmp_path: Path) -> No
 def test_a_trade_built_in_python_never_upper_cases_a_symbol_into_another_ticker() -> None:
     # "\u0131bm" (dotless i) upper-cases to IBM: built in Python it traded IBM, where the plan file refuses it.
     assert TradeIntent(symbol="\u0131bm", side=Side.BUY, qty=Decimal(1)).symbol == "\u0131bm"
+
+
+@pytest.mark.parametrize("digits", ["\u0661\u0660", "\uff11\uff10", "1\u0660"])
+def test_a_qty_in_non_ascii_digits_is_not_a_number_as_in_a_quote_file(digits: str) -> None:
+    # Python's Decimal reads Arabic-Indic (and full-width) digits: "١٠" was a qty of 10, where a quote file, the
+    # TOML config and every broker take ASCII digits only.
+    error = csv_error(f"symbol,side,qty\nA,buy,{digits}\n")
+    assert (error.row, error.field, error.value, error.reason) == (2, "qty", digits, "not a number")
+
+
+def test_a_weight_in_non_ascii_digits_in_a_json_string_is_not_a_number() -> None:
+    error = json_error('[{"symbol": "A", "weight": "0.\u0665"}]')
+    assert (error.row, error.field, error.value, error.reason) == (1, "weight", "0.\u0665", "not a number")
+
+
+@pytest.mark.parametrize("weight", ["-0", "-0.000", "-0e3"])
+def test_a_negative_zero_weight_is_refused_as_a_negative_weight_is(weight: str) -> None:
+    # -0 passed the [0, 1] check (it equals 0) and was executed as a full exit: a sign the user wrote, read as
+    # an exit they may not have meant; a quote file refuses "-0" as it refuses any signed number.
+    error = csv_error(f"symbol,weight\nA,{weight}\n")
+    assert (error.row, error.field, error.value, error.reason) == (
+        2,
+        "weight",
+        weight,
+        "weight must be within [0, 1]",
+    )

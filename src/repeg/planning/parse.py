@@ -253,7 +253,7 @@ def _weight(source: str, row: _Row) -> TargetWeight:
     weight = _decimal(source, row, WEIGHT)
     if weight is None:
         raise PlanInputError(source, row.number, WEIGHT, None, "missing value")
-    if not ZERO <= weight <= Decimal(1):
+    if weight.is_signed() or weight > Decimal(1):  # -0 too: a sign the user wrote, as a quote file refuses it
         raise PlanInputError(
             source, row.number, WEIGHT, _given(row.cells[WEIGHT]), "weight must be within [0, 1]"
         )
@@ -321,7 +321,9 @@ def _decimal(source: str, row: _Row, field: str) -> Decimal | None:
         return None
     if isinstance(raw, Decimal):
         value = raw
-    elif isinstance(raw, str) and "_" not in raw:  # Decimal() would accept "1_000"
+    # Decimal() would accept "1_000", and digits of any script ("\u0661\u0660" is 10): ASCII digits only, as
+    # in a quote file or the TOML config
+    elif isinstance(raw, str) and "_" not in raw and raw.strip().isascii():
         try:
             value = Decimal(raw.strip())
         except InvalidOperation:
