@@ -614,6 +614,13 @@ def test_symbols_that_differ_only_in_punctuation_get_distinct_figure_ids() -> No
     }
 
 
+def test_figure_ids_stay_distinct_on_a_case_insensitive_file_system() -> None:
+    # "xé" is kept as written (only ASCII is upper-cased) and sanitizes to price-x, beside X's price-X: on macOS or
+    # Windows one PNG replaced the other, and the export's check saw both files there.
+    ids = symbol_figure_ids(["Xé", "xé", "X"])
+    assert len({fid.casefold() for fid in ids.values()}) == 3, ids
+
+
 def test_run_html_escapes_text_from_the_journal() -> None:
     events = replaced_chain()
     events[0] = started(source="<img src=x onerror=alert(1)>.csv")

@@ -174,14 +174,18 @@ def chain_tables(legs: Sequence[LegState]) -> str:
 
 
 def symbol_figure_ids(symbols: Sequence[str]) -> dict[str, str]:
-    """A distinct figure id per symbol, `price-<symbol>` with anything but letters and digits as '-'."""
+    """A distinct figure id per symbol, `price-<symbol>` with anything but letters and digits as '-'; distinct
+    regardless of case too, since each names a PNG file and a case-insensitive file system (macOS, Windows) would
+    write two ids that differ only by case to one file."""
     ids: dict[str, str] = {}
+    taken: set[str] = set()
     for symbol in symbols:
         base = f"price-{_SAFE_ID.sub('-', symbol).strip('-') or 'symbol'}"
         candidate, n = base, 2
-        while candidate in ids.values():
+        while candidate.casefold() in taken:
             candidate, n = f"{base}-{n}", n + 1
         ids[symbol] = candidate
+        taken.add(candidate.casefold())
     return ids
 
 
