@@ -48,6 +48,7 @@ from repeg.lab.policies import (
 from repeg.lab.tca import basket_tca, summarize
 from repeg.market.loaders import load_quotes, load_trades
 from repeg.market.tape import Int64Array, QuoteTape, TradeTape, from_ns
+from repeg.report.result import ExecutionResult
 
 #: Starting account of a backtest, at the least: cash and a position large enough that no order of a usual
 #: basket is ever refused (a larger basket gets more, see `_lab_account`).
@@ -271,8 +272,9 @@ def run_basket_events(
     adaptive_params: AdaptiveParams | None = None,
     latency: LatencyModel | None = None,
     print_share_pct: int = 100,
-) -> list[RunEvent]:
-    """Run the basket through the engine on the simulator; return the run's events."""
+) -> tuple[list[RunEvent], ExecutionResult]:
+    """Run the basket through the engine on the simulator; return the run's events and its result (the engine's
+    fold of those events: the TCA reads each leg's re-pegs and escalation there, not folding them again)."""
     config = backtest_config(policy_spec, basket, base_config)
     policy = build_policy(
         policy_spec,
@@ -289,16 +291,18 @@ def run_basket_events(
     collector = _Collector()
     run_id = _run_id(policy_spec.name or policy_spec.kind, fill_model, day.ref.day)
 
-    async def main() -> None:
+    async def main() -> ExecutionResult:
         clock = VirtualClock(day.quotes.start - timedelta(seconds=1))
         model = fill_model_for(fill_model, day, seed=seed, print_share_pct=print_share_pct)
         broker, feed = build_simulation(
             day.quotes, clock, account, seed=seed, fill_model=model, latency=latency
         )
-        await run_basket(orders, broker, feed, clock, config, run_id=run_id, sinks=[collector], policy=policy)
+        return await run_basket(
+            orders, broker, feed, clock, config, run_id=run_id, sinks=[collector], policy=policy
+        )
 
-    run_virtual(main)
-    return collector.events
+    result = run_virtual(main)
+    return collector.events, result
 
 
 def _lab_account(day: DayData, basket: Sequence[ParentOrder]) -> SimAccount:
@@ -328,7 +332,7 @@ def run_backtest(
     print_share_pct: int = 100,
 ) -> BacktestResult:
     """Backtest one policy under one fill model; per-order TCA plus the summary with bootstrap intervals."""
-    events = run_basket_events(
+    events, run_result = run_basket_events(
         day,
         basket,
         policy_spec,
@@ -340,7 +344,7 @@ def run_backtest(
         print_share_pct=print_share_pct,
     )
     name = policy_spec.name or policy_spec.kind
-    orders = basket_tca(day.quotes.columns(day.symbol), basket, events)
+    orders = basket_tca(day.quotes.columns(day.symbol), basket, events, run_result)
     return BacktestResult(
         data=day.ref,
         policy=name,

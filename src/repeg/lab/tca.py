@@ -23,9 +23,7 @@ from decimal import Decimal
 import numpy as np
 
 from repeg.domain.events import IntentAction, LegEscalated, LegFinished, OrderIntent, OrderUpdated, RunEvent
-from repeg.domain.leg import LegState
 from repeg.domain.orders import OrderType, Side
-from repeg.domain.run import RunFolder
 from repeg.domain.ticks import ZERO, from_units
 from repeg.errors import ConfigError
 from repeg.lab.models import (
@@ -40,7 +38,7 @@ from repeg.lab.models import (
 )
 from repeg.lab.stats import bootstrap_mean, overlap_block
 from repeg.market.tape import SymbolQuotes, to_ns
-from repeg.report.result import went_to_escalation
+from repeg.report.result import ExecutionResult, LegResult, result_from_events
 
 _BPS = Decimal(10_000)
 _NEVER = np.iinfo(np.int64).max
@@ -60,9 +58,9 @@ class _Trace:
     #: The escalation was decided (`LegEscalated`).
     decided: bool = False
     order_types: dict[str, OrderType] = field(default_factory=dict)
-    #: The leg as the run's own fold leaves it (None for a leg never planned): its re-pegs and whether it escalated
-    #: are read there, so that the lab counts them by the rule the run's result and live view count them with.
-    leg: LegState | None = None
+    #: The leg in the run's own result (None for a leg never planned): its re-pegs and whether it escalated are
+    #: read there, so that the lab counts them by the rule the run's result and live view count them with.
+    leg: LegResult | None = None
 
     @property
     def repegs(self) -> int:
@@ -73,7 +71,7 @@ class _Trace:
     def escalated(self) -> bool:
         """An escalation order went out (`repeg.report.result.went_to_escalation`): a market order a policy sends
         as its plan (at arrival, for want of a quote, a deliberate cross from idle) is no escalation."""
-        return self.leg is not None and went_to_escalation(self.leg)
+        return self.leg is not None and self.leg.escalated
 
 
 def _on_intent(trace: _Trace, event: OrderIntent) -> None:
@@ -106,12 +104,11 @@ def _on_update(trace: _Trace, event: OrderUpdated) -> None:
     trace.last_fill = point
 
 
-def trace_legs(events: Iterable[RunEvent]) -> dict[int, _Trace]:
-    """Fold a run's events into one trace per leg index, each with its leg as the run's fold leaves it."""
+def trace_legs(events: Iterable[RunEvent], result: ExecutionResult) -> dict[int, _Trace]:
+    """One trace per leg index of a run's events, each with its leg as `result` (the run's, from the same events)
+    reports it."""
     traces: dict[int, _Trace] = {}
-    folder = RunFolder()
     for event in events:
-        folder.apply(event)
         if event.leg_index is None:
             continue
         trace = traces.setdefault(event.leg_index, _Trace())
@@ -124,8 +121,8 @@ def trace_legs(events: Iterable[RunEvent]) -> dict[int, _Trace]:
             trace.path.append(PathEvent(ts=event.ts, kind=PathEventKind.ESCALATE, qty=event.remaining_qty))
         elif isinstance(event, LegFinished):
             trace.path.append(PathEvent(ts=event.ts, kind=PathEventKind.END))
-    for index, leg in folder.legs.items():
-        traces.setdefault(index, _Trace()).leg = leg
+    for leg in result.legs:
+        traces.setdefault(leg.index, _Trace()).leg = leg
     return traces
 
 
@@ -229,11 +226,16 @@ def order_tca(order: ParentOrder, ref: Reference, trace: _Trace) -> OrderTca:
 
 
 def basket_tca(
-    quotes: SymbolQuotes, basket: Sequence[ParentOrder], events: Iterable[RunEvent]
+    quotes: SymbolQuotes,
+    basket: Sequence[ParentOrder],
+    events: Sequence[RunEvent],
+    result: ExecutionResult | None = None,
 ) -> tuple[OrderTca, ...]:
     """TCA of every order of a basket; leg index i of the run is the i-th order of `basket` (its position, as
-    `run_basket` numbers legs), whatever the order's own `index` (a basket's later part keeps its indices)."""
-    traces = trace_legs(events)
+    `run_basket` numbers legs), whatever the order's own `index` (a basket's later part keeps its indices).
+    `result` is the run's own result (`run_basket` returns it), rebuilt from `events` when not given: the events are
+    then folded a second time."""
+    traces = trace_legs(events, result_from_events(events) if result is None else result)
     return tuple(
         order_tca(o, reference(quotes, o), traces.get(leg, _Trace())) for leg, o in enumerate(basket)
     )
