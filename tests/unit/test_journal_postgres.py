@@ -144,3 +144,21 @@ def test_a_run_claimed_through_one_journal_is_refused_to_another_until_it_closes
     first.close()
     second.claim("r1")
     second.close()
+
+
+async def test_a_run_stays_claimed_while_its_journal_can_still_write_it(dsn: str) -> None:
+    # The claim was held by the reader's session, idle through a whole run: when the server (idle_session_timeout)
+    # or a NAT dropped that session alone, the lock went with it while the writer kept committing, so a second
+    # process could resume the run being worked.
+    first, second = PostgresJournal(dsn), PostgresJournal(dsn)
+    first.claim("r1")
+    await first.emit(run_started())
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(%s)", (first._reader.info.backend_pid,))
+    await first.emit(intent())
+    await first.flush()
+    with pytest.raises(JournalError, match="run r1 is being worked by another repeg process"):
+        second.claim("r1")
+    first.close()
+    second.claim("r1")
+    second.close()

@@ -165,19 +165,24 @@ class PostgresJournal(SqlJournal):
         return 0 if row is None or row[0] is None else int(str(row[0]))
 
     def _lock_run(self, run_id: str) -> bool:
-        """A session-level advisory lock on the reader's session: released when it closes, or when the process
-        dies and the server drops the session."""
+        """A session-level advisory lock on the writer's session (claimed before anything is emitted): released
+        when it closes, or when the process dies and the server drops the session. Not on the reader's, idle
+        through a run: a server or a NAT dropping that session alone freed the run while this one still wrote it."""
         key = int.from_bytes(hashlib.sha256(f"repeg run {run_id}".encode()).digest()[:8], "big", signed=True)
-        with self._store_errors(f"lock run {run_id!r}"):
-            row = self._reader.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+        with self._store_errors(f"lock run {run_id!r}"), self._conn.transaction():
+            row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
         return row is not None and row[0] is True
 
     def _close_store(self) -> None:
-        self._conn.close()
         if self._claimed:
             # Released now: the server ends a closed session (and frees its locks) only once it notices.
-            with contextlib.suppress(JournalError), self._store_errors("release its runs"):
-                self._reader.execute("SELECT pg_advisory_unlock_all()")
+            with (
+                contextlib.suppress(JournalError),
+                self._store_errors("release its runs"),
+                self._conn.transaction(),
+            ):
+                self._conn.execute("SELECT pg_advisory_unlock_all()")
+        self._conn.close()
         self._reader.close()
 
     def _driver_error(self) -> type[Exception]:
