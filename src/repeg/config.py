@@ -90,11 +90,32 @@ def repeg_steps_valid(steps: tuple[Decimal, ...]) -> tuple[Decimal, ...]:
     return steps
 
 
+def ascii_number(value: object) -> object:
+    """Refuse a number written as text in digits other than ASCII 0-9: `Decimal` reads any script's ("\u0661\u0660"
+    is 10), where a plan, a quote file and every broker take ASCII digits only."""
+    if isinstance(value, str) and not value.strip().isascii():
+        raise PydanticCustomError("decimal_parsing", "must be a number written in ASCII digits")
+    return value
+
+
+def not_negative_zero(value: float | Decimal) -> float | Decimal:
+    """Refuse -0 on a key that takes 0 or more: a sign the user wrote, refused as a plan's or a quote file's -0."""
+    if value == 0 and math.copysign(1.0, value) < 0:
+        raise PydanticCustomError("greater_than_equal", "must be 0 or more, not -0")
+    return value
+
+
+#: A decimal key's value (a number, or a number written as text in ASCII digits).
+AsciiDecimal = Annotated[Decimal, BeforeValidator(ascii_number)]
+#: The keys that take 0 or more (a -0 is refused on them: `not_negative_zero`).
+NON_NEGATIVE_KEYS = ("initial_offset", "grace_window", "quote_wait", "min_notional")
+
+
 #: A time in seconds validated as `ExecutionConfig`'s time keys are (add the sign bound with `Field`); for other
 #: models that take the same kind of key (the lab's policy specs).
 Seconds = Annotated[float, BeforeValidator(seconds_not_a_boolean), AfterValidator(seconds_representable)]
 #: Re-peg steps validated as `ExecutionConfig.repeg_steps` is.
-RepegSteps = Annotated[tuple[Decimal, ...], AfterValidator(repeg_steps_valid)]
+RepegSteps = Annotated[tuple[AsciiDecimal, ...], AfterValidator(repeg_steps_valid)]
 
 
 _JOURNALED = "journaled"
@@ -132,8 +153,8 @@ class ExecutionConfig(BaseModel):
     # were chosen on one replayed day and confirmed on another: under Alpaca's paper fill rule every schedule
     # that rests longer cost more than a market order (docs/EXECUTION_QUALITY.md). `CLASSIC_LADDER` keeps the
     # original join-then-0.5/0.75/1.0-every-10-s schedule for those who want it.
-    initial_offset: Decimal = Field(default=Decimal("0.5"), ge=0, le=1)
-    repeg_steps: tuple[Decimal, ...] = (Decimal("1.0"),)
+    initial_offset: AsciiDecimal = Field(default=Decimal("0.5"), ge=0, le=1)
+    repeg_steps: tuple[AsciiDecimal, ...] = (Decimal("1.0"),)
     # timing
     fill_wait_seconds: float = Field(default=1.0, gt=0)
     wait_between_checks: float = Field(default=1.0, gt=0)
@@ -141,23 +162,29 @@ class ExecutionConfig(BaseModel):
     grace_window: float = Field(default=5.0, ge=0)
     # quotes
     quote_max_age: float = Field(default=5.0, gt=0)
-    max_spread_pct: Decimal = Field(default=Decimal(10), gt=0)
+    max_spread_pct: AsciiDecimal = Field(default=Decimal(10), gt=0)
     quote_wait: float = Field(default=30.0, ge=0)
     on_no_quote: OnNoQuote = OnNoQuote.SKIP
     # escalation
     escalation: EscalationStyle = EscalationStyle.MARKET
     # under 100%: a sell collar of 100% or more bounds nothing (its limit would be the lowest legal price)
-    escalation_collar_bps: Decimal = Field(default=Decimal(50), gt=0, lt=MAX_ESCALATION_COLLAR_BPS)
+    escalation_collar_bps: AsciiDecimal = Field(default=Decimal(50), gt=0, lt=MAX_ESCALATION_COLLAR_BPS)
     # safety rails
-    max_order_notional: Decimal | None = Field(default=None, gt=0)
-    max_run_notional: Decimal | None = Field(default=None, gt=0)
-    price_collar_pct: Decimal = Field(default=Decimal(5), gt=0)
-    min_notional: Decimal = Field(default=Decimal(1), ge=0)
+    max_order_notional: AsciiDecimal | None = Field(default=None, gt=0)
+    max_run_notional: AsciiDecimal | None = Field(default=None, gt=0)
+    price_collar_pct: AsciiDecimal = Field(default=Decimal(5), gt=0)
+    min_notional: AsciiDecimal = Field(default=Decimal(1), ge=0)
 
     @field_validator("repeg_steps")
     @classmethod
     def _steps_increasing_in_unit_interval(cls, steps: tuple[Decimal, ...]) -> tuple[Decimal, ...]:
         return repeg_steps_valid(steps)
+
+    @field_validator(*NON_NEGATIVE_KEYS)
+    @classmethod
+    def _not_negative_zero(cls, value: float | Decimal, info: ValidationInfo) -> float | Decimal:
+        """A journaled -0 (which an earlier repeg accepted) is read back as it was, to resume its run."""
+        return value if _journaled(info) else not_negative_zero(value)
 
     @field_validator("max_spread_pct", "price_collar_pct")
     @classmethod

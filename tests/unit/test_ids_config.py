@@ -325,3 +325,35 @@ def test_load_config_reads_a_file_saved_with_a_utf8_byte_order_mark(tmp_path: Pa
     path = tmp_path / "c.toml"
     path.write_bytes(b"\xef\xbb\xbf[execution]\nfill_wait_seconds = 3\n")
     assert load_config(path).fill_wait_seconds == 3
+
+
+@pytest.mark.parametrize(
+    ("key", "text"),
+    [("max_spread_pct", "\u0661\u0660"), ("min_notional", "\uff15"), ("initial_offset", "0.\u0665")],
+)
+def test_a_decimal_key_written_in_non_ascii_digits_is_refused_naming_key_and_value(tmp_path: Path, key, text):
+    # TOML `max_spread_pct = "١٠"` was read as 10% (Decimal reads any script's digits); a plan or quote file
+    # refuses such digits as not a number.
+    path = tmp_path / "c.toml"
+    path.write_text(f'[execution]\n{key} = "{text}"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert (caught.value.key, caught.value.value) == (key, text)
+    assert "ASCII" in caught.value.reason
+
+
+def test_repeg_steps_written_in_non_ascii_digits_are_refused():
+    with pytest.raises(ConfigError) as caught:
+        config_from_mapping({"repeg_steps": ["0.5", "\u0661"]})
+    assert caught.value.key == "repeg_steps.1"
+
+
+@pytest.mark.parametrize("key", ["min_notional", "initial_offset", "grace_window", "quote_wait"])
+def test_a_negative_zero_is_refused_as_a_negative_value_is(tmp_path: Path, key):
+    # TOML `min_notional = -0.0` was kept as -0 ("notional 0.50 is below min_notional -0.0"), where a plan's -0
+    # weight and a quote file's -0 are refused: a sign the user wrote on a key that takes none.
+    path = tmp_path / "c.toml"
+    path.write_text(f"[execution]\n{key} = -0.0\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert (caught.value.key, caught.value.reason) == (key, "must be 0 or more, not -0")
