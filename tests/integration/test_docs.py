@@ -356,8 +356,16 @@ def test_every_example_plan_completes_on_the_demo_account(plan: str, tmp_path: P
 
 def test_the_example_trade_lists_need_the_demo_account_as_the_readme_says(tmp_path: Path) -> None:
     """README: "`examples/trades.csv` and `examples/trades.json` sell shares that only the demo account holds";
-    on the default account (cash only) their sells cannot fill, so the run does not complete (today: partial, 3)."""
+    on the default account (cash only) their sells cannot fill, so the run is partial (exit 3): the sells fail for
+    want of shares, the buys fill. Any non-zero exit used to pass, a crash (exit 1) or a failed run (exit 4) too."""
+    from repeg.cli.exit_codes import ExitCode
+
     for plan in ("trades.csv", "trades.json"):
-        args = ["run", str(REPO / "examples" / plan), "--json", "--journal", str(tmp_path / "j.db")]
+        args = ["run", str(REPO / "examples" / plan), "--json", "--journal", str(tmp_path / f"{plan}.db")]
         result = CliRunner().invoke(build_app(), args)
-        assert result.exit_code != 0, plan
+        assert result.exit_code == ExitCode.PARTIAL, (plan, result.stderr)
+        outcome = json.loads(result.stdout)
+        assert outcome["status"] == "partial", plan
+        unfilled = {(leg["side"], leg["status"]) for leg in outcome["legs"] if leg["status"] != "filled"}
+        assert unfilled == {("sell", "failed")}, plan
+        assert {leg["side"] for leg in outcome["legs"] if leg["status"] == "filled"} == {"buy"}, plan
