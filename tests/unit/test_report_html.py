@@ -463,3 +463,37 @@ def test_an_escalation_to_a_collared_limit_is_not_labelled_as_one_to_market() ->
     (text,) = overlay.esc_text
     assert "to market" not in text
     assert "limit 10.07" in text
+
+
+def test_an_escalation_that_sent_no_order_is_not_labelled_as_one_to_market() -> None:
+    # `collared_limit` with no valid quote sends nothing (and neither does an escalation whose order filled while
+    # its cancel was pending): the hover said "to market", for an order that never existed.
+    from datetime import UTC, datetime, timedelta
+    from decimal import Decimal
+
+    from repeg.lab.models import PathEvent
+    from repeg.lab.report_figures import Overlay, add_path
+
+    t0 = datetime(2018, 1, 2, 15, 0, tzinfo=UTC)
+    # Here the leg's replacement, asked before the escalation, is first reported after it and fills at its limit.
+    path = [
+        PathEvent(ts=t0, kind=PathEventKind.SUBMIT, price=Decimal("10.00"), qty=Decimal(100), order_id="o1"),
+        PathEvent(ts=t0 + timedelta(seconds=60), kind=PathEventKind.ESCALATE, qty=Decimal(100)),
+        PathEvent(
+            ts=t0 + timedelta(seconds=60), kind=PathEventKind.REPLACE, price=Decimal("10.03"), order_id="o2"
+        ),
+        PathEvent(
+            ts=t0 + timedelta(seconds=61),
+            kind=PathEventKind.FILL,
+            price=Decimal("10.03"),
+            qty=Decimal(100),
+            order_id="o2",
+        ),
+        PathEvent(ts=t0 + timedelta(seconds=61), kind=PathEventKind.END),
+    ]
+    overlay = Overlay()
+    add_path(overlay, "order 0", path, t0 + timedelta(seconds=120))
+    (text,) = overlay.esc_text
+    assert "market" not in text
+    assert "no order sent" in text
+    assert overlay.esc_y == [10.00]  # the limit it gave up, not the replacement's passive fill

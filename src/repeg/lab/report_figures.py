@@ -66,15 +66,17 @@ def _dollars(price: Decimal) -> float:
 
 
 def _escalation_price(path: Sequence[PathEvent], at: int, last_limit: Decimal | None) -> Decimal | None:
-    """Where to mark an escalation: the market fill that followed it, else the limit it gave up. The market order is
-    the first submitted after the escalation: a fill before it, or of an order the path named before the escalation,
-    is the order it gave up filling while its cancel was pending, no market fill (a path that records no submit
-    after the escalation takes its first fill of an order not named before)."""
-    earlier = {event.order_id for event in path[:at] if event.order_id is not None}
+    """Where to mark an escalation: the fill of the order it sent, else the limit it gave up. That order is the first
+    submitted after the escalation: a fill before it, or of an order the path named before it (the order given up
+    filling while its cancel was pending, a replacement asked before the escalation and reported after it), is no
+    fill of the escalation. A path with no submit after the escalation sent nothing."""
     later = path[at + 1 :]
-    submitted = next((i for i, e in enumerate(later) if e.kind is PathEventKind.SUBMIT), 0)
+    submitted = next((i for i, e in enumerate(later) if e.kind is PathEventKind.SUBMIT), None)
+    if submitted is None:
+        return last_limit
+    named = {event.order_id for event in path[: at + 1 + submitted] if event.order_id is not None}
     for event in later[submitted:]:
-        if event.kind is PathEventKind.FILL and event.price is not None and event.order_id not in earlier:
+        if event.kind is PathEventKind.FILL and event.price is not None and event.order_id not in named:
             return event.price
     return last_limit
 
@@ -86,9 +88,13 @@ def _utc(ts: datetime) -> datetime:
 
 
 def _escalated_to(path: Sequence[PathEvent], at: int) -> str:
-    """What the escalation at `at` sent: a market order, or (`escalation = "collared_limit"`) a limit within the collar."""
+    """What the escalation at `at` sent: a market order, (`escalation = "collared_limit"`) a limit within the collar,
+    or nothing (no submit follows it: the order filled while its cancel was pending, or a collared limit had no valid
+    quote to be priced from)."""
     sent = next((e for e in path[at + 1 :] if e.kind is PathEventKind.SUBMIT), None)
-    return "to market" if sent is None or sent.price is None else f"to a marketable limit {sent.price}"
+    if sent is None:
+        return "(no order sent)"
+    return "to market" if sent.price is None else f"to a marketable limit {sent.price}"
 
 
 def _add_limit_point(overlay: Overlay, ts: datetime, price: Decimal, label: str) -> None:
@@ -113,10 +119,11 @@ def _add_order(overlay: Overlay, order: OrderTca) -> None:
 def add_path(overlay: Overlay, label: str, path: Sequence[PathEvent], end: datetime) -> None:
     """Append one order path's limit steps, fills and escalation; a limit still resting is drawn up to `end`."""
     resting: Decimal | None = None
+    last_limit: Decimal | None = None  # the last limit that rested, which an escalation gave up
     for at, event in enumerate(path):
         if event.kind in _PRICE_SETTING and event.price is not None:
             _add_limit_point(overlay, event.ts, event.price, label)
-            resting = event.price
+            resting = last_limit = event.price
         elif event.kind in _PRICE_ENDING and resting is not None:
             _close_limit_line(overlay, event.ts, resting, label)
             resting = None
@@ -125,7 +132,7 @@ def add_path(overlay: Overlay, label: str, path: Sequence[PathEvent], end: datet
             overlay.fill_y.append(_dollars(event.price))
             overlay.fill_text.append(f"{label}<br>fill {event.qty} @ {event.price}")
         elif event.kind is PathEventKind.ESCALATE:
-            price = _escalation_price(path, at, resting)
+            price = _escalation_price(path, at, last_limit)
             if price is not None:
                 overlay.esc_x.append(_utc(event.ts))
                 overlay.esc_y.append(_dollars(price))

@@ -82,6 +82,8 @@ def _order(index: int, market: MarketSeries, aggressive: bool) -> OrderTca:
         path += [
             PathEvent(ts=arrival + timedelta(seconds=20), kind=PathEventKind.CANCEL, order_id=f"o{index}-1"),
             PathEvent(ts=arrival + timedelta(seconds=20), kind=PathEventKind.ESCALATE, qty=Decimal(100)),
+            # The market order for the remainder, as a backtest records it (its submit intent, no limit).
+            PathEvent(ts=arrival + timedelta(seconds=20), kind=PathEventKind.SUBMIT, qty=Decimal(100)),
         ]
     done = arrival + timedelta(seconds=21 if escalated else 15)
     path += [
