@@ -289,3 +289,22 @@ def test_a_trades_pattern_that_matches_no_file_is_refused_naming_the_option(
     result = CliRunner().invoke(build_app(("repeg.cli.report_cmds",)), args)
     assert result.exit_code == 2, result.output
     assert result.stderr == f"error: --trades: {str(tmp_path / 'typo_*.csv')!r} matched no file\n"
+
+
+def test_a_queue_sweep_with_another_days_trade_file_is_refused_before_any_point_runs(data_dir: Path) -> None:
+    # The 2018-01-03 prints paired with the 2018-01-02 quotes can feed no queue point. The sweep found it only
+    # when a worker reached the first queue point (a SweepError naming that point), after the points before it
+    # had run; it is refused up front, naming --trades and the file, as backtest and compare refuse it.
+    trades = next(data_dir.glob("*_20180103_trades.csv"))
+    day = SymbolDay(quotes_file=str(next(data_dir.glob("*_20180102_bbo.csv"))), trades_file=str(trades))
+    grid = grid_from_mapping(
+        {
+            "fill_models": ["paper", "queue"],
+            "basket": {"count": 2, "budget_seconds": 20.0, "margin_seconds": 10.0},
+            "policy": [{"name": "market", "kind": "market"}],
+        }
+    )
+    with pytest.raises(
+        ConfigError, match=r"^config --trades=.*20180103_trades\.csv.* outside the quotes' span"
+    ):
+        run_sweep(expand(grid, [day]), run_point, Engine.LOCAL, workers=1, progress=False)

@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from repeg.errors import ConfigError, RepegError, SweepError
-from repeg.lab.backtest import QUEUE_WITHOUT_PRINTS
+from repeg.lab.backtest import QUEUE_WITHOUT_PRINTS, load_day, refuse_unusable_trades
 from repeg.lab.models import FillModelName
 from repeg.lab.sweep_grid import SweepPoint
 
@@ -211,6 +211,21 @@ def _note_queue_without_prints(points: Sequence[SweepPoint]) -> None:
         Console(stderr=True, soft_wrap=True).print(f"[yellow]note:[/] {QUEUE_WITHOUT_PRINTS}")
 
 
+def _refuse_unusable_trade_files(points: Sequence[SweepPoint]) -> None:
+    """`ConfigError` naming `--trades` and the file, before any point runs, when a queue point's trade file cannot
+    feed the queue rule (`repeg.lab.backtest.trades_problem`), as `backtest` and `compare` refuse it; a worker
+    found it only at the first such point, after the points before it had run. Each such symbol-day is read once."""
+    days = {
+        (p.data.quotes_file, p.data.trades_file)
+        for p in points
+        if p.fill_model is FillModelName.QUEUE and p.data.trades_file is not None
+    }
+    for quotes, trades in sorted(days, key=str):
+        refuse_unusable_trades(
+            load_day(Path(quotes), None if trades is None else Path(trades), one_per_file=True)
+        )
+
+
 def run_sweep(
     points: Sequence[SweepPoint], runner: PointRunner, engine: Engine, workers: int = 2, progress: bool = True
 ) -> list[SweepRecord]:
@@ -219,6 +234,7 @@ def run_sweep(
     if not 1 <= workers <= max_workers():
         raise ConfigError("--workers", workers, f"must be 1 to {max_workers()} (4 per CPU of this machine)")
     _note_queue_without_prints(points)
+    _refuse_unusable_trade_files(points)
     if engine is Engine.RAY:
         return run_ray(points, runner, progress=progress, num_cpus=workers)
     return run_local(points, runner, workers=workers, progress=progress)
