@@ -1172,6 +1172,40 @@ def test_runs_and_show_read_a_journal_archived_in_a_read_only_directory(
     assert shown.stdout.strip() == table.strip()
 
 
+def test_an_archive_holding_a_write_ahead_log_without_its_index_is_refused_saying_what_to_do(
+    journaled: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    """An archived journal copied with its `-wal` (commits not yet in the file) but not its `-shm`, in a read-only
+    directory: SQLite cannot create the index, and `runs` failed with its bare 'unable to open database file'."""
+    import sqlite3
+
+    copy = _archived(journaled[0], tmp_path)
+    copy.chmod(0o644)
+    holder = sqlite3.connect(
+        copy
+    )  # commits left in the log, as a run killed before its checkpoint leaves them
+    try:
+        holder.execute("PRAGMA wal_autocheckpoint=0")
+        holder.execute("CREATE TABLE held (x INTEGER)")
+        holder.commit()
+        wal = copy.with_name("repeg.db-wal")
+        log = wal.read_bytes()
+    finally:
+        holder.close()
+    wal.write_bytes(log)  # closing checkpointed and removed it: put the log back, without the index
+    copy.with_name("repeg.db-shm").unlink(missing_ok=True)
+    copy.chmod(0o444)
+    copy.parent.chmod(0o555)
+    try:
+        listed = _as_unprivileged("runs", "--journal", str(copy))
+    finally:
+        copy.parent.chmod(0o755)
+    assert listed.returncode == ExitCode.FAILED
+    assert listed.stderr.count("\n") == 1, listed.stderr
+    assert f"its write-ahead log {wal} holds commits not yet in it" in listed.stderr
+    assert "make the journal and its directory writable once" in listed.stderr
+
+
 # --- a stdout that refuses the output (a full disk) -------------------------------------------------------
 
 

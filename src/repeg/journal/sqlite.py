@@ -106,6 +106,7 @@ def _open(path: Path, *, create: bool) -> tuple[sqlite3.Connection, bool]:
     try:
         return _connect(path), False
     except JournalError as exc:
+        _refuse_a_log_without_its_index(path, exc)
         if create or not _archived(path, exc):
             raise
     log.info("journal_read_only", journal=str(path))
@@ -118,6 +119,21 @@ def _archived(path: Path, refused: JournalError) -> bool:
     real = path.resolve()
     wal = real.with_name(f"{real.name}-wal")
     return "readonly database" in str(refused) and not (wal.exists() and wal.stat().st_size > 0)
+
+
+def _refuse_a_log_without_its_index(path: Path, refused: JournalError) -> None:
+    """Say what to do, rather than SQLite's bare refusal, when the journal cannot be opened because its write-ahead
+    log (commits not yet in the file) lies beside it without the index SQLite needs to read it, and that index cannot
+    be created there: an archive copied with its `-wal` but not its `-shm` into a read-only directory."""
+    real = path.resolve()
+    wal, shm = (real.with_name(f"{real.name}-{suffix}") for suffix in ("wal", "shm"))
+    cannot = any(reason in str(refused) for reason in ("unable to open database file", "readonly database"))
+    if cannot and wal.exists() and wal.stat().st_size > 0 and not shm.exists():
+        raise JournalError(
+            f"journal {path} cannot be read: its write-ahead log {wal} holds commits not yet in it, and SQLite "
+            f"cannot create the index {shm.name} it needs beside them: make the journal and its directory writable "
+            f"once (opening it then folds the log into it), or copy {real.name} and {wal.name} together to one that is"
+        ) from refused
 
 
 def _connect_read_only(path: Path) -> sqlite3.Connection:
