@@ -154,8 +154,13 @@ def market_from_mapping(data: Mapping[str, object]) -> MarketSettings:
 
 def account_from_mapping(data: Mapping[str, object]) -> SimAccount:
     """The simulated account from the `[simulator]` table (its `market`, `latency` and `seed` excluded)."""
+    return _simulator_account({k: v for k, v in data.items() if k not in _NOT_ACCOUNT})
+
+
+def _simulator_account(data: Mapping[str, object]) -> SimAccount:
+    """The account keys of `[simulator]`; a bad one named as the TOML config names it (`simulator.cash`)."""
     try:
-        return SimAccount.from_mapping({k: v for k, v in data.items() if k not in _NOT_ACCOUNT})
+        return SimAccount.from_mapping(data)
     except ConfigError as exc:
         raise ConfigError(f"simulator.{exc.key}", exc.value, exc.reason) from None
 
@@ -269,7 +274,7 @@ def _as_account(account: SimAccount | Mapping[str, object] | None) -> SimAccount
     if account is None or isinstance(account, SimAccount):
         return account or SimAccount()
     if isinstance(account, Mapping):
-        return SimAccount.from_mapping(account)
+        return _simulator_account(account)
     raise refused("account", account, "must be a SimAccount or a mapping of its keys", wrong_kind=True)
 
 
@@ -287,7 +292,7 @@ def _as_latency(latency: LatencyModel | Mapping[str, object] | None) -> LatencyM
     if latency is None or isinstance(latency, LatencyModel):
         return latency
     if isinstance(latency, Mapping):
-        return LatencyModel.from_mapping(latency)
+        return latency_from_mapping(latency)
     raise refused("latency", latency, "must be a LatencyModel or a mapping of its keys", wrong_kind=True)
 
 
@@ -315,7 +320,7 @@ def simulate(
     The run's `RunStarted.market` records the market: `tape_source` for a given `tape` (e.g. the file's
     `repeg.market.source.quote_file_source`; None records nothing), or the synthetic market's seed and settings.
     """
-    checked_seed(seed)
+    checked_seed(seed, f"simulator.{SEED_KEY}")  # every key named as the TOML config names it
     plan = as_plan(plan)
     account = _as_account(account)
     latency = _as_latency(latency)

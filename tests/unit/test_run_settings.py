@@ -501,3 +501,31 @@ def test_an_infinite_quote_interval_is_refused_not_read_as_one_quote_a_symbol() 
     error = config_error({"simulator": {"market": {"quote_interval_seconds": float("inf")}}})
     assert error.key == "simulator.market.quote_interval_seconds"
     assert "finite" in error.reason
+
+
+@pytest.mark.parametrize(
+    ("given", "table", "key"),
+    [
+        ({"account": {"cash": -1}}, {"cash": -1}, "simulator.cash"),
+        ({"account": {"positions": {"AAA": -1}}}, {"positions": {"AAA": -1}}, "simulator.positions.AAA"),
+        ({"latency": {"submit_ack": -1}}, {"latency": {"submit_ack": -1}}, "simulator.latency.submit_ack"),
+        (
+            {"market": {"duration_seconds": -1}},
+            {"market": {"duration_seconds": -1}},
+            "simulator.market.duration_seconds",
+        ),
+        ({"seed": -1}, {"seed": -1}, "simulator.seed"),
+    ],
+)
+def test_simulates_mapping_errors_name_the_key_as_the_toml_config_does(
+    given: dict[str, object], table: dict[str, object], key: str
+) -> None:
+    # simulate named the same [simulator] keys three ways: "cash", "latency.submit_ack" and
+    # "simulator.market.duration_seconds" (and "seed"), where the TOML config names each under "simulator.".
+    from repeg.planning.parse import parse_csv
+    from repeg.simulation import simulate
+
+    assert config_error({"simulator": table}).key == key
+    with pytest.raises(ConfigError) as info:
+        simulate(parse_csv("symbol,side,qty\nAAA,buy,1\n", "p.csv"), **given)  # type: ignore[arg-type]
+    assert info.value.key == key
