@@ -59,11 +59,15 @@ def test_secrets_are_collected_from_credential_like_environment_variables() -> N
     assert secrets_from_environment(env) == [SECRET]
 
 
-def test_level_filter_drops_lower_levels() -> None:
+def test_level_filter_drops_lower_levels_and_keeps_the_level_itself_and_above() -> None:
+    # Checking only that `info` is dropped let a filter that drops everything pass: `warning` is the command's
+    # default level, so such a filter would silence every warning of a run.
     stream = io.StringIO()
     configure_logging(json_output=True, level="warning", stream=stream, secrets=())
     structlog.get_logger().info("quiet")
-    assert stream.getvalue() == ""
+    structlog.get_logger().warning("heard")
+    structlog.get_logger().error("loud")
+    assert [line["event"] for line in log_lines(stream)] == ["heard", "loud"]
 
 
 def test_console_output_is_human_readable() -> None:
