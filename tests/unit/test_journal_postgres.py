@@ -10,6 +10,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from journal_support import accepted, fill, intent, leg_planned, run_ended, run_started
@@ -162,3 +163,30 @@ async def test_a_run_stays_claimed_while_its_journal_can_still_write_it(dsn: str
     first.close()
     second.claim("r1")
     second.close()
+
+
+async def test_a_role_that_may_only_read_the_journal_lists_and_reads_its_runs(dsn: str) -> None:
+    # Opening a journal at this repeg's schema version still ran `CREATE TABLE IF NOT EXISTS schema_version`, so a
+    # role granted SELECT alone (an analyst, a read replica) could not even `repeg runs`: "cannot bring its schema up
+    # to date (permission denied for schema ...)". SQLite reads a journal it cannot write; PostgreSQL now does too.
+    journal = open_journal(dsn)
+    for event in [run_started(), leg_planned(), intent(), run_ended()]:
+        await journal.emit(event)
+    journal.close()
+    schema = dsn.rsplit("%3D", 1)[1]
+    role = f"repeg_reader_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
+        conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}")
+    split = urlsplit(dsn)
+    as_reader = urlunsplit(split._replace(netloc=f"{role}@{split.hostname}:{split.port}"))
+    try:
+        reader = open_journal(as_reader)
+        assert [run.run_id for run in reader.runs()] == ["r1"]
+        assert [event.kind for event in reader.events("r1")][-1] == "run_ended"
+        reader.close()
+    finally:
+        with psycopg.connect(DSN, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {role}")
+            conn.execute(f"DROP ROLE {role}")

@@ -101,6 +101,11 @@ def _version(conn: psycopg.Connection[tuple[object, ...]], location: str) -> int
 
 
 def _migrate(conn: psycopg.Connection[tuple[object, ...]], location: str) -> None:
+    """Apply the migrations the journal lacks. One at this repeg's version is left untouched (nothing created, no
+    lock taken), so a role that may only read it (or a read replica) can list and show its runs."""
+    with conn.transaction():
+        if not pending_migrations(_version(conn, location), location):
+            return
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
         found = _version(conn, location)
