@@ -325,6 +325,31 @@ def test_a_hard_stop_cancel_the_broker_rejects_later_is_asked_again_so_no_order_
     assert result.legs[0].status is LegStatus.INCOMPLETE
 
 
+def test_a_fill_racing_the_last_phases_unconfirmed_cancel_is_looked_up_before_the_run_ends() -> None:
+    """The deadline's cancel (30 s) is slow; the order fills at 42 s, before the cancel reaches it, but the stream
+    delivers that fill only 20 s later, after the phase's grace window (hard stop 40 s + 5 s). The run asks the
+    broker for the order it never saw closed before it declares its result: without that, the result said 0 filled
+    (run `failed`) while the broker had bought the 100 shares."""
+    config = classic_ladder(
+        repeg_steps=(Decimal("0.25"), Decimal("0.5"), Decimal("0.75"), Decimal("1.0")),
+        max_total_wait=30,
+        escalation=EscalationStyle.COLLARED_LIMIT,
+    )
+
+    def script(w: World) -> None:
+        w.broker.cancel_latency = timedelta(seconds=60)
+        w.broker.delayed_updates["o3"] = timedelta(seconds=20)  # the order working at the deadline
+        w.broker.fill_open_at(at(42), "XYZ", Decimal(100))
+
+    result, world = execute(BUY, script, config=config, auto_fill=False)
+    (leg,) = result.legs
+    assert world.broker.positions["XYZ"] == Decimal(100)
+    assert leg.filled_qty == Decimal(100)
+    assert leg.avg_fill_price == Decimal("100.04")
+    assert leg.status is LegStatus.FILLED
+    assert result.status is RunStatus.COMPLETED
+
+
 def test_no_valid_quote_within_quote_wait_skips_the_leg() -> None:
     specs = [LegSpec(index=0, symbol="NOQ", side=Side.SELL, qty=Decimal(5))]
     result, world = execute(specs)

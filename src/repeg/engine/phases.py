@@ -152,11 +152,24 @@ async def run_phase(
 
 
 async def record_late_updates(ctx: EngineContext) -> None:
-    """Record updates of the run's orders that arrived after their phase ended (e.g. a fill racing a cancel)."""
+    """Record updates of the run's orders that arrived after their phase ended (e.g. a fill racing a cancel),
+    including those pushed while the earlier ones were being recorded: none is left waiting when it returns."""
     bus = ctx.bus
-    for update in ctx.router.late.drain():
-        index = bus.folder.leg_of(update.order.client_order_id)
-        await bus.emit(OrderUpdated(**bus.stamp(index), update=update))
+    while updates := ctx.router.late.drain():
+        for update in updates:
+            index = bus.folder.leg_of(update.order.client_order_id)
+            await bus.emit(OrderUpdated(**bus.stamp(index), update=update))
+
+
+async def look_up_open_orders(ctx: EngineContext) -> None:
+    """Before a run ends: ask the broker once for each order of the run not known closed (a cancel at the last
+    phase's end not yet confirmed, an update not yet delivered), record what it says (a fill that raced the
+    cancel), then every update still waiting. The result then holds every fill the broker had made; an order the
+    broker still reads open, or that it could not be asked about (logged `reconcile_failed`), stays open in it
+    (so the run is not `completed`)."""
+    for index, order_id in _open_orders(ctx, sorted(ctx.bus.folder.legs)):
+        await ctx.gateway.reconcile(index, order_id)
+    await record_late_updates(ctx)
 
 
 async def _valid_asks(ctx: EngineContext, specs: Sequence[LegSpec]) -> dict[str, Decimal]:

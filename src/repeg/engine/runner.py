@@ -3,7 +3,8 @@
 Both wire one run: an `EventBus` (fold + sinks), one broker subscription routed to the phase monitors, the
 write-ahead `OrderGateway` and the policy (`LadderPolicy` unless another is given). They announce the run
 (`RunStarted`, `LegPlanned`, `LegSkipped`), run the phases, close it (`RunEnded`) and return the result built from
-the folded events. Leg-level troubles (refusals, missing quotes, deadlines) end up in the result, not raised;
+the folded events. Before closing, the broker is asked once for each order of the run not known closed (e.g. a
+cancel at the last phase's hard stop still unconfirmed), so that a fill that raced it is in the result. Leg-level troubles (refusals, missing quotes, deadlines) end up in the result, not raised;
 an engine failure (e.g. the broker's account cannot be read for the buys) ends the run as failed and is raised.
 """
 
@@ -38,7 +39,7 @@ from repeg.engine.bus import EventBus, UpdateRouter
 from repeg.engine.clock import Clock
 from repeg.engine.gateway import OrderGateway
 from repeg.engine.monitor import EngineContext
-from repeg.engine.phases import orders_settled, run_buy_phase, run_phase
+from repeg.engine.phases import look_up_open_orders, orders_settled, run_buy_phase, run_phase
 from repeg.errors import PlanError
 from repeg.market.base import QuoteFeed
 from repeg.policy.decide import ExecutionPolicy, LadderPolicy
@@ -158,6 +159,7 @@ async def _run(ctx: EngineContext, body: Callable[[], Awaitable[None]]) -> Execu
     log = _log.bind(run_id=bus.run_id)
     try:
         await body()
+        await look_up_open_orders(ctx)  # the last updates recorded: nothing can land before the router closes
     except Exception:
         log.exception("run_failed")
         await bus.emit(RunEnded(**bus.stamp(), status=RunStatus.FAILED.value))
