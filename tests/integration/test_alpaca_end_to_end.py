@@ -8,6 +8,7 @@ from decimal import Decimal
 from tests.fakes.alpaca_fixtures import connect
 from tests.fakes.alpaca_server import FakeAlpacaServer
 
+from repeg.brokers.alpaca.adapter import AlpacaBroker
 from repeg.config import ExecutionConfig, classic_ladder
 from repeg.domain.events import OrderFailed, RunEvent
 from repeg.domain.orders import Side
@@ -214,3 +215,31 @@ async def _until(predicate: object, timeout: float = 10.0) -> None:
         if loop.time() > end:
             raise AssertionError("condition not reached")
         await asyncio.sleep(0.005)
+
+
+def _bookkeeping(broker: AlpacaBroker) -> int:
+    """How many entries the adapter's order tracker holds, all its per-order maps together."""
+    tracker = broker._tracker
+    maps = (tracker._latest, tracker._reported, tracker._priced, tracker._notional, tracker._sent)
+    return sum(len(m) for m in maps) + len(tracker._client_ids) + len(tracker._expected)
+
+
+async def test_an_adapter_reused_for_several_runs_releases_each_runs_bookkeeping_when_it_ends(
+    fake_alpaca: FakeAlpacaServer,
+):
+    """The Python API lets one adapter serve run after run. Its tracker kept every order of every past run (ids
+    sent, states reported, notionals): memory grew with each order for the adapter's life. Once no run listens any
+    more, the orders that are closed are forgotten (an order still open stays followed)."""
+    broker, feed = await connect(fake_alpaca)
+    held: list[int] = []
+    try:
+        for run in range(3):
+            result = await asyncio.wait_for(
+                run_execution(SPECS[1:], [], broker, feed, RealClock(), FAST_RUN, run_id=f"rReuse{run}"), 20
+            )
+            assert result.status is RunStatus.COMPLETED
+            held.append(_bookkeeping(broker))
+    finally:
+        await feed.aclose()
+        await broker.aclose()
+    assert held == [0, 0, 0]

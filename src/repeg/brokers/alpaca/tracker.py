@@ -131,7 +131,30 @@ class OrderTracker:
         self._sinks: list[UpdateSink] = []
 
     def add_sink(self, sink: UpdateSink) -> Unsubscribe:
-        return subscribed(self._sinks, sink)
+        """Subscribe `sink`; once the last sink leaves (no run listens), the closed orders are forgotten."""
+        unsubscribe = subscribed(self._sinks, sink)
+
+        def leave() -> None:
+            unsubscribe()
+            if not self._sinks:
+                self._release()
+
+        return leave
+
+    def _release(self) -> None:
+        """Forget every order that is closed, and every client order id without an open order: an adapter reused
+        for run after run (the Python API) would otherwise hold each order of each past run for its life. Nothing
+        of them can be pushed (no run listens); a resume asks the broker again (`adopt`). Open orders stay followed
+        (the silence watchdog still polls them)."""
+        kept = {oid: order for oid, order in self._latest.items() if order.status.is_open}
+        cids = {order.client_order_id for order in kept.values()}
+        self._latest = kept
+        self._reported = {oid: o for oid, o in self._reported.items() if oid in kept}
+        self._priced = {oid: o for oid, o in self._priced.items() if oid in kept}
+        self._notional = {oid: n for oid, n in self._notional.items() if oid in kept}
+        self._client_ids &= cids
+        self._sent = {cid: sent for cid, sent in self._sent.items() if cid in cids}
+        self._expected = {cid: sent for cid, sent in self._expected.items() if cid in cids}
 
     def claim(self, client_order_id: str, sent: Sent | None = None) -> None:
         """Mark a client order id as this run's: updates for it are reported even before its order id is known
