@@ -190,3 +190,34 @@ async def test_a_role_that_may_only_read_the_journal_lists_and_reads_its_runs(ds
         with psycopg.connect(DSN, autocommit=True) as conn:
             conn.execute(f"DROP OWNED BY {role}")
             conn.execute(f"DROP ROLE {role}")
+
+
+class _CommitSetting:
+    """The journal's writing session, recording the `synchronous_commit` each batch is inserted under."""
+
+    def __init__(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        self._conn = conn
+        self.seen: list[str] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._conn, name)
+
+    def cursor(self) -> psycopg.Cursor[tuple[object, ...]]:
+        row = self._conn.execute("SHOW synchronous_commit").fetchone()
+        self.seen.append(str(row[0]) if row else "")
+        return self._conn.cursor()
+
+
+async def test_an_intent_is_committed_synchronously_where_the_database_defaults_to_asynchronous_commits(
+    dsn: str,
+) -> None:
+    # A DBA's `synchronous_commit = off` (a common speed setting, per database or role) was inherited by the
+    # write-ahead intents: the server answered before its log was flushed, so a server crash could lose an intent
+    # whose order had reached the broker.
+    journal = PostgresJournal(f"{dsn}%20-csynchronous_commit%3Doff")
+    session = _CommitSetting(journal._conn)
+    journal._conn = session  # type: ignore[assignment]
+    await journal.emit(run_started())
+    await journal.emit(intent())
+    journal.close()
+    assert session.seen == ["on", "on"]

@@ -1,7 +1,8 @@
 """`PostgresJournal`: the same journal in PostgreSQL (psycopg 3), for teams that keep runs in a shared database.
 
-Durable events commit with `synchronous_commit = on` (the server flushes its WAL before answering); group commits
-holding only order updates use `synchronous_commit = off` for that transaction alone. The schema and its
+Durable events commit with `synchronous_commit = on` (the server flushes its WAL before answering), set for their
+transaction where the database or role defaults to `off`; group commits holding only order updates use
+`synchronous_commit = off` for that transaction alone. The schema and its
 migrations are those of SQLite in the postgres dialect (`repeg.journal.schema`); migrations run under an advisory
 lock so that two processes opening a fresh database do not race.
 """
@@ -118,6 +119,12 @@ def _migrate(conn: psycopg.Connection[tuple[object, ...]], location: str) -> Non
             )
 
 
+def _commits_asynchronously(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
+    """Whether the session commits without waiting for its log to be flushed, as a DBA may set for speed."""
+    row = conn.execute("SHOW synchronous_commit").fetchone()
+    return row is not None and str(row[0]) == "off"
+
+
 class PostgresJournal(SqlJournal):
     """A journal in a PostgreSQL database named by a `postgresql://` DSN."""
 
@@ -132,6 +139,9 @@ class PostgresJournal(SqlJournal):
             raise
         self._reader = _connect(dsn)
         self._reader.autocommit = True
+        #: The database's (or role's) default is `synchronous_commit = off`: durable batches then set it on.
+        with self._store_errors("read its commit setting"):
+            self._asynchronous = _commits_asynchronously(self._reader)
 
     @property
     def schema_version(self) -> int:
@@ -200,6 +210,8 @@ class PostgresJournal(SqlJournal):
         with conn.transaction():
             if not durable:
                 conn.execute("SET LOCAL synchronous_commit = off")
+            elif self._asynchronous:
+                conn.execute("SET LOCAL synchronous_commit = on")
             with conn.cursor() as cursor:
                 cursor.executemany(
                     "INSERT INTO runs (run_id, started) VALUES (%s, %s) ON CONFLICT DO NOTHING",
