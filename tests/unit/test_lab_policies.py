@@ -13,7 +13,7 @@ from repeg.config import EscalationStyle, ExecutionConfig
 from repeg.domain.leg import LegState
 from repeg.domain.lifecycle import LegStatus
 from repeg.domain.order_record import OrderRecord
-from repeg.domain.orders import OrderType, Side
+from repeg.domain.orders import OrderStatus, OrderType, Side
 from repeg.domain.plan import LegSpec
 from repeg.domain.quote import Quote, QuoteVerdict
 from repeg.errors import ConfigError
@@ -277,6 +277,25 @@ def test_adaptive_moves_a_limit_left_behind_the_touch() -> None:
         _working("100.00"), moved, V, T0 + timedelta(seconds=1)
     )
     assert action == Replace(limit_price=Decimal("100.02"), step=0, reason="repeg")
+
+
+def test_adaptive_crossing_after_its_limit_was_cancelled_escalates() -> None:
+    # Its limit filled 40 of 100 and was cancelled for a re-peg (a part-filled order is not replaced): the leg is
+    # idle and crossing is now cheapest. That gives up resting as crossing from a working limit does, yet a market
+    # order sent as a plan counted as no escalation in the run's result and the lab's escalation rate.
+    limit = OrderRecord(
+        client_order_id="c0",
+        attempt=0,
+        order_id="o0",
+        order_type=OrderType.LIMIT,
+        qty=Decimal(100),
+        limit_price=Decimal("100.00"),
+        status=OrderStatus.CANCELED,
+        filled_qty=Decimal(40),
+    )
+    leg = _leg(LegStatus.IDLE, submitted_at=T0, orders=(limit,))
+    action = _adaptive(join=300.0, improve=300.0).decide(leg, QUOTE, V, T0 + timedelta(seconds=5))
+    assert action == Escalate(reason=REASON_CROSS)
 
 
 def test_adaptive_crosses_when_too_little_time_is_left() -> None:

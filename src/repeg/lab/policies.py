@@ -13,7 +13,8 @@ Every policy answers the engine's `ExecutionPolicy.decide(leg, quote, verdict, n
 is decided while the broker is answering; an escalated leg sends its remainder at market; at the deadline
 (`phase_started_at + max_total_wait`, the parent order's time budget) whatever remains escalates; a market order
 working (a cross at arrival too) is left to fill, never escalated, as the engine's ladder leaves it
-(`works_at_market`). Prices are Decimal on the legal tick grid (`repeg.domain.ticks`).
+(`works_at_market`). The adaptive policy's cross is a market order of its plan only before any of the leg's limits
+went out; after one it escalates, also from an idle leg (its limit cancelled for a re-peg). Prices are Decimal on the legal tick grid (`repeg.domain.ticks`).
 
 The adaptive policy's trend feature is the mid's change since the quote in force a lookback before the current
 quote, as the fit measures it (`repeg.lab.fit`). A replay tells that past quote from its tape
@@ -366,6 +367,11 @@ class TouchThenMarketPolicy(_Common):
         return self._wait(leg, now, give_up)
 
 
+def _rested(leg: LegState) -> bool:
+    """True when a limit order of the leg went out (it rested, or was sent to)."""
+    return any(record.order_type is OrderType.LIMIT for record in leg.orders)
+
+
 def _mid2(quote: Quote) -> int:
     """Twice the quote's mid in $0.0001 units (exact)."""
     return to_units(quote.bid) + to_units(quote.ask)
@@ -420,9 +426,11 @@ class AdaptivePolicy(_Common):
     def _act(self, leg: LegState, quote: Quote, state: BookState, choice: Choice, now: datetime) -> Action:
         idle = leg.status in (LegStatus.PLANNED, LegStatus.IDLE)
         if choice.move is Move.CROSS:
+            # A cross is the plan only before any limit rested; after one (working, or cancelled for a re-peg of a
+            # part-filled order, leaving the leg idle) it gives resting up: an escalation, wherever the leg stands.
             return (
                 Submit(order_type=OrderType.MARKET, reason=REASON_CROSS)
-                if idle
+                if idle and not _rested(leg)
                 else Escalate(reason=REASON_CROSS)
             )
         price = rest_price(quote, leg.side, choice.offset_ticks, tick_size(quote.bid))
