@@ -730,3 +730,33 @@ def test_two_spellings_of_one_symbol_in_a_quote_file_are_refused_naming_row_and_
 def test_a_blank_symbol_in_a_parquet_quote_file_is_refused_naming_its_row(tmp_path: Path) -> None:
     err = _error(_parquet_symbols(tmp_path, pa.array(["A", "  "])))
     assert (err.row, "symbol" in str(err)) == (2, True)
+
+
+def test_parquet_float32_prices_load_as_the_prices_written(tmp_path: Path) -> None:
+    # A float32 column holds 10.01 as 10.010000228881836: the file was refused, "bid: price finer than $0.0001,
+    # got 10.010000228881836", a value the user never wrote. Its shortest text is the price written.
+    columns = {
+        "ts": pa.array(["2024-01-02T14:30:00Z", "2024-01-02T14:30:01Z"]),
+        "symbol": pa.array(["A", "A"]),
+        "bid": pa.array([10.01, 158.39], pa.float32()),
+        "bid_size": pa.array([1, 1]),
+        "ask": pa.array([10.02, 1234.5677], pa.float32()),
+        "ask_size": pa.array([1, 1]),
+    }
+    cols = load_quotes(_parquet(tmp_path, columns)).columns("A")
+    assert (list(cols.bid), list(cols.ask)) == ([100_100, 1_583_900], [100_200, 12_345_677])
+
+
+def test_a_parquet_float32_price_finer_than_a_hundredth_of_a_cent_is_refused_as_written(
+    tmp_path: Path,
+) -> None:
+    columns = {
+        "ts": pa.array(["2024-01-02T14:30:00Z"]),
+        "symbol": pa.array(["A"]),
+        "bid": pa.array([10.00005], pa.float32()),
+        "bid_size": pa.array([1]),
+        "ask": pa.array([10.02], pa.float32()),
+        "ask_size": pa.array([1]),
+    }
+    err = _error(_parquet(tmp_path, columns))
+    assert (err.row, "bid" in str(err), "10.00005" in str(err)) == (1, True, True)

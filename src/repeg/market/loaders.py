@@ -388,6 +388,8 @@ def _prices(file: str, name: str, column: pa.Array) -> Int64Array:
     """Dollar prices as exact int64 units of $0.0001."""
     import pyarrow as pa
 
+    if pa.types.is_floating(column.type) and column.type.bit_width < 64 and not column.null_count:
+        column = column.cast(pa.string())  # float32 holds 10.01 as 10.0100002: its shortest text is the price
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         return _price_text(file, name, column)
     if pa.types.is_decimal(column.type):
