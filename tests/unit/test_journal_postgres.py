@@ -221,3 +221,22 @@ async def test_an_intent_is_committed_synchronously_where_the_database_defaults_
     await journal.emit(intent())
     journal.close()
     assert session.seen == ["on", "on"]
+
+
+def test_a_run_id_claimed_in_one_journal_leaves_the_same_id_free_in_a_journal_of_another_schema(
+    dsn: str,
+) -> None:
+    # The claim's advisory lock was keyed on the run id alone, and such locks are database-wide: a team's journal
+    # in its own schema could not work `--run-id rebalance` while another schema's journal worked its own.
+    other_schema = f"repeg_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {other_schema}")
+    try:
+        first, second = PostgresJournal(dsn), PostgresJournal(f"{dsn.rsplit('%3D', 1)[0]}%3D{other_schema}")
+        first.claim("r1")
+        second.claim("r1")
+        first.close()
+        second.close()
+    finally:
+        with psycopg.connect(DSN, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {other_schema} CASCADE")

@@ -183,8 +183,12 @@ class PostgresJournal(SqlJournal):
         """A session-level advisory lock on the writer's session (claimed before anything is emitted): released
         when it closes, or when the process dies and the server drops the session. Not on the reader's, idle
         through a run: a server or a NAT dropping that session alone freed the run while this one still wrote it."""
-        key = int.from_bytes(hashlib.sha256(f"repeg run {run_id}".encode()).digest()[:8], "big", signed=True)
         with self._store_errors(f"lock run {run_id!r}"), self._conn.transaction():
+            # Advisory locks are database-wide: the key names the journal's schema too, as SQLite's lock file
+            # sits beside its journal, so journals of two schemas each work their own run of one id.
+            schema = self._conn.execute("SELECT current_schema()").fetchone()
+            journal_run = f"repeg run {None if schema is None else schema[0]} {run_id}"
+            key = int.from_bytes(hashlib.sha256(journal_run.encode()).digest()[:8], "big", signed=True)
             row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
         return row is not None and row[0] is True
 
