@@ -633,3 +633,22 @@ async def test_a_refused_request_carries_no_frame_showing_the_secret_header(alpa
     shown = locals_a_traceback_renderer_shows(info.value)
     assert shown, "no frame was walked: the test would prove nothing"
     assert not [text for text in shown if fake_alpaca.secret_key in text]
+
+
+async def test_a_trade_stream_frame_nested_too_deep_to_decode_costs_a_reconnect_not_the_stream(
+    alpaca: Pair, fake_alpaca
+):
+    """JSON nested deeper than Python's recursion limit makes `json.loads` raise RecursionError, no ValueError: no
+    handler caught it, the trade stream's task died and was never re-made (pushed updates stopped for the run; only
+    the silence watchdog's polls, a minute later, told the run of its fills). Any exception the stream does not
+    expect is now logged with its traceback and costs a reconnect."""
+    from structlog.testing import capture_logs
+
+    broker, _ = alpaca
+    with capture_logs() as logs:
+        for ws in list(fake_alpaca._trade_sockets):
+            await ws.send_str("[" * 100_000)
+        await until(lambda: broker.stream.connections == 2)
+    assert broker.stream.connected.is_set()
+    failed = [line for line in logs if line["event"] == "trade_stream_failed"]
+    assert [line["error"] for line in failed] == ["RecursionError"]

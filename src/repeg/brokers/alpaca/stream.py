@@ -108,6 +108,10 @@ class TradeUpdateStream:
                 return
             except (OSError, TimeoutError, WebSocketException, StreamProtocolError) as exc:
                 log.warning("trade_stream_lost", error=type(exc).__name__)
+            except Exception as exc:
+                # Not one the stream expects (a defect, a frame `json` cannot decode): said with its traceback,
+                # and the stream is re-made with backoff rather than left dead for the rest of the run.
+                log.exception("trade_stream_failed", error=type(exc).__name__, url=self._url)
             self.connected.clear()
             self._ws = None
             if self._closed:
