@@ -33,7 +33,7 @@ from pydantic_core import PydanticCustomError
 from repeg.api import as_plan, execute_async
 from repeg.brokers.simulator.factory import SimAccount, build_simulation
 from repeg.brokers.simulator.latency import LatencyModel
-from repeg.config import MAX_SECONDS, ExecutionConfig, missing_or_refused, refused
+from repeg.config import MAX_SECONDS, AsciiDecimal, ExecutionConfig, missing_or_refused, refused
 from repeg.domain.events import EventSink, MarketSource, SyntheticSource
 from repeg.domain.plan import Plan, refuse_unplanned
 from repeg.domain.ticks import to_units
@@ -77,7 +77,7 @@ class SymbolSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    price: Decimal = Field(gt=0, le=MAX_START_PRICE)
+    price: AsciiDecimal = Field(gt=0, le=MAX_START_PRICE)
     daily_vol: float = Field(default=0.02, ge=0, le=1)
     spread_ticks: float = Field(default=2.0, ge=1, le=50)
     activity: float = Field(default=1.0, gt=0, allow_inf_nan=False)

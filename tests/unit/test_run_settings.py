@@ -529,3 +529,26 @@ def test_simulates_mapping_errors_name_the_key_as_the_toml_config_does(
     with pytest.raises(ConfigError) as info:
         simulate(parse_csv("symbol,side,qty\nAAA,buy,1\n", "p.csv"), **given)  # type: ignore[arg-type]
     assert info.value.key == key
+
+
+@pytest.mark.parametrize(
+    ("simulator", "key"),
+    [
+        ({"cash": "\u0661\u0660\u0660"}, "simulator.cash"),
+        ({"positions": {"AAA": "\u0661"}}, "simulator.positions.AAA"),
+        ({"market": {"symbols": {"AAA": {"price": "\u0661\u0660"}}}}, "simulator.market.symbols.AAA.price"),
+    ],
+)
+def test_a_simulator_number_written_in_non_ascii_digits_is_refused_naming_the_key(
+    simulator: dict[str, object], key: str
+) -> None:
+    # cash = "١٠٠" was an account of $100 (Decimal reads any script's digits), where [execution], plans and quote
+    # files take ASCII digits only.
+    error = config_error({"simulator": simulator})
+    assert error.key == key
+    assert "ASCII" in error.reason
+
+
+def test_a_simulator_cash_of_negative_zero_is_refused_as_execution_keys_refuse_it() -> None:
+    error = config_error({"simulator": {"cash": -0.0}})
+    assert (error.key, error.reason) == ("simulator.cash", "must be 0 or more, not -0")

@@ -19,7 +19,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from repeg.config import missing_or_refused
+from repeg.config import ascii_number, missing_or_refused, not_negative_zero
 from repeg.domain.plan import refuse_unplanned
 
 #: Alpaca's share precision: the simulator refuses any order quantity finer than this.
@@ -48,7 +48,7 @@ def _decimal_from_number(value: object) -> object:
     """TOML gives floats for `1000000.50`; read them through their text so 0.1 stays 0.1."""
     if isinstance(value, float):
         return Decimal(repr(value))
-    return value
+    return ascii_number(value)  # "\u0661" is 1 to Decimal: ASCII digits only, as everywhere in the config
 
 
 def _position_valid(qty: Decimal) -> Decimal:
@@ -88,6 +88,7 @@ class SimAccount(BaseModel):
     @field_validator("cash")
     @classmethod
     def _cash_bounded(cls, value: Decimal) -> Decimal:
+        not_negative_zero(value)
         if value > MAX_CASH:
             raise PydanticCustomError("cash", "must be at most {limit}", {"limit": f"{MAX_CASH:,}"})
         return value
