@@ -483,3 +483,19 @@ def test_a_fill_reported_without_its_price_weighs_no_cost_in_half_spreads() -> N
     assert round(quality.cost_half_spreads, 4) == Decimal(
         "-0.8182"
     )  # (0.02 x 10 - 0.02 x 100) / (0.02 x 110)
+
+
+def test_the_json_gives_each_quality_figure_to_the_precision_the_readme_states() -> None:
+    # README's "Python API" note on the JSON's precision: 1 share at 100.00, 2 at 100.02 (escalated) against a 100.00
+    # mid and a 0.02 half-spread cost 2/3 of a half-spread, 1.33... bp; 1 share of 100 filled passively. The
+    # half-spread figures were taken from the average (a 28-digit quotient) and read 0.666666666666666666666665.
+    state = RunState(run_id="r", legs=(leg(fills=(("1", "100.00"), ("2", "100.02")), escalated_from=1),))
+    document = json.loads(build_result(state).model_dump_json())
+    quality, (only,) = document["quality"], document["legs"]
+    assert quality["cost_bps"] == "1.33"  # 0.01 bp, half-even
+    assert only["cost_bps"] == "1.33"
+    assert quality["fill_rate_before_escalation"] == "0.0100"  # 0.0001, rounded down
+    assert quality["cost_half_spreads"] == "0.6666666666666666666666666667"  # unrounded: 28 digits
+    assert quality["half_spread_saved"] == "0.3333333333333333333333333333"
+    assert only["avg_fill_price"] == "100.0133333333333333333333333"  # 28 significant digits, half-even
+    assert isinstance(quality["mean_time_to_fill_s"], float)
