@@ -240,3 +240,14 @@ def test_a_run_id_claimed_in_one_journal_leaves_the_same_id_free_in_a_journal_of
     finally:
         with psycopg.connect(DSN, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {other_schema} CASCADE")
+
+
+async def test_runs_lists_start_times_in_utc_whatever_the_server_time_zone(dsn: str) -> None:
+    # `started` came back in the session's TimeZone (a server in New York listed 09:30-05:00) while SQLite and
+    # every event of `show` say UTC.
+    journal = open_journal(f"{dsn}%20-ctimezone%3DAmerica/New_York")
+    await journal.emit(run_started())
+    await journal.flush()
+    (summary,) = journal.runs()
+    journal.close()
+    assert summary.started.isoformat() == "2026-01-02T14:30:00+00:00"

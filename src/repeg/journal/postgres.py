@@ -13,7 +13,7 @@ import contextlib
 import hashlib
 import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
@@ -171,7 +171,8 @@ class PostgresJournal(SqlJournal):
         for run_id, started, payload in rows:
             if not isinstance(started, datetime):
                 raise JournalError(f"journal {self._location}: run {run_id} has no start time")
-            result.append((str(run_id), started, None if payload is None else str(payload)))
+            # In UTC, as SQLite stores it and every event says: the server answers in its session's TimeZone.
+            result.append((str(run_id), started.astimezone(UTC), None if payload is None else str(payload)))
         return result
 
     def _max_seq(self, run_id: str) -> int:
