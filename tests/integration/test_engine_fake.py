@@ -350,6 +350,34 @@ def test_a_fill_racing_the_last_phases_unconfirmed_cancel_is_looked_up_before_th
     assert result.status is RunStatus.COMPLETED
 
 
+def test_an_order_still_open_when_the_run_ends_is_named_in_its_legs_error() -> None:
+    """The hard stop's cancel is not confirmed within the grace window and the run's last lookup of the order
+    fails: the order may still fill, which the leg's result must say (it said no error at all, only `incomplete`,
+    0 filled, inviting the user to buy again beside an order that may still buy). The failed lookup is logged."""
+    config = classic_ladder(
+        repeg_steps=(Decimal("0.25"), Decimal("0.5"), Decimal("0.75"), Decimal("1.0")),
+        max_total_wait=30,
+        escalation=EscalationStyle.COLLARED_LIMIT,
+    )
+
+    def script(w: World) -> None:
+        w.broker.cancel_latency = timedelta(seconds=60)
+        w.clock.call_at(at(44), lambda: setattr(w.broker, "unavailable_reads", 1))
+
+    with structlog.testing.capture_logs() as logs:
+        result, world = execute(BUY, script, config=config, auto_fill=False)
+    (leg,) = result.legs
+    assert world.broker.orders["o3"].status.is_open
+    assert leg.status is LegStatus.INCOMPLETE
+    assert leg.error is not None
+    assert "order o3 was still open at the broker (new) when last read" in leg.error
+    (failed,) = [line for line in logs if line["event"] == "reconcile_failed"]
+    assert failed["order_id"] == "o3"
+    assert failed["symbol"] == "XYZ"
+    assert "scripted outage" in failed["error"]
+    assert result.status is RunStatus.FAILED
+
+
 def test_no_valid_quote_within_quote_wait_skips_the_leg() -> None:
     specs = [LegSpec(index=0, symbol="NOQ", side=Side.SELL, qty=Decimal(5))]
     result, world = execute(specs)

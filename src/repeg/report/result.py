@@ -120,7 +120,20 @@ def _leg_error(leg: LegState) -> str | None:
         # An order it left open at the broker is one: it could over-fill the leg.
         left = _left_open(leg)
         return None if left is None else f"order {left.order_id} was left open at the broker ({left.status})"
-    return leg.error
+    return _with_open_order(leg)
+
+
+def _with_open_order(leg: LegState) -> str | None:
+    """The error of a leg that ended unfilled, after naming the order it left open at the broker (its cancel not
+    confirmed, and the broker read it open when the run last asked, or could not be asked): it may still fill."""
+    left = _left_open(leg) if leg.is_done else None
+    if left is None:
+        return leg.error
+    text = (
+        f"order {left.order_id} was still open at the broker ({left.status}) when last read: "
+        "its later fills are not in this result"
+    )
+    return text if not leg.error else f"{leg.error}; {text}"
 
 
 def went_to_escalation(leg: LegState) -> bool:
