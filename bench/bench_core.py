@@ -8,8 +8,14 @@ Cases, each run in a fresh child process so that whole-process wall time and pea
 - `scale5000`: 5,000 legs (sells then buys) over 500 synthetic symbols.
 
 Engine seconds exclude interpreter start-up, imports and file loading: they time `run_basket`/`run_execution`
-only. Like `repeg run`, each case freezes its start-up heap (`repeg.runtime.freeze_startup_heap`) once its
-inputs are loaded, so whole-process figures are those of the command.
+only (the tape's marketability index is built lazily inside that time, as in a real run). Like `repeg run`, each
+case freezes its start-up heap (`repeg.runtime.freeze_startup_heap`) once its inputs are loaded. The whole process
+is this script's child (interpreter, the engine's, simulator's and loader's imports, the input, the run, the exit),
+not `repeg run` itself, which also imports the command line and journals every event (`bench_journal.py` measures
+the journal's share). `quotes_per_second` is the quotes the replayed day holds over the engine seconds: the engine
+does not visit each quote (a resting order's next marketable quote is found through an index), so it is a rate of
+simulated market time, not of quotes processed. `peak_rss_mb` is the child's own peak resident set (it starts no
+processes of its own).
 
 Each case runs in `--repeat` fresh processes (default 5); timings are reported as the median with the range,
 peak memory as the worst run. Usage: `python bench/bench_core.py [--repeat N]` (all cases) or
