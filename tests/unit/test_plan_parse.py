@@ -322,10 +322,11 @@ def test_json_numeric_symbol_is_refused() -> None:
     assert "expected text" in json_error('[{"symbol": 7, "side": "buy", "qty": 1}]').reason
 
 
-def test_duplicate_symbol_names_both_rows() -> None:
+def test_duplicate_symbol_names_both_rows_and_the_value_as_written() -> None:
+    # The value shown was "AAPL", the symbol as normalised: row 4 holds "aapl", and a search for AAPL found row 2.
     error = csv_error("symbol,side,qty\nAAPL,buy,1\nMSFT,buy,1\naapl,sell,2\n")
-    assert (error.row, error.field, error.value) == (4, "symbol", "AAPL")
-    assert error.reason == "duplicate symbol (first at row 2)"
+    assert (error.row, error.field, error.value) == (4, "symbol", "aapl")
+    assert error.reason == "duplicate symbol (first at row 2, as 'AAPL': one symbol, AAPL)"
 
 
 def test_duplicate_symbol_in_json_counts_rows_from_one() -> None:

@@ -221,19 +221,27 @@ def _columns_kind(
 def _build(source: str, kind: PlanKind, rows: list[_Row]) -> Plan:
     if not rows:
         raise PlanInputError(source, None, None, None, "empty plan: a header but no rows")
-    first_seen: dict[str, int] = {}
+    first_seen: dict[str, _Row] = {}
     for row in rows:
         symbol = _symbol(source, row)
         if symbol in first_seen:
-            reason = f"duplicate symbol (first at row {first_seen[symbol]})"
-            raise PlanInputError(source, row.number, SYMBOL, symbol, reason)
-        first_seen[symbol] = row.number
+            raise _duplicate(source, row, first_seen[symbol], symbol)
+        first_seen[symbol] = row
     numbers = tuple(row.number for row in rows)
     if kind is PlanKind.WEIGHTS:
         weights = tuple(_weight(source, row) for row in rows)
         _check_weight_sum(source, weights)
         return Plan(source=source, kind=kind, weights=weights, rows=numbers)
     return Plan(source=source, kind=kind, trades=tuple(_trade(source, row) for row in rows), rows=numbers)
+
+
+def _duplicate(source: str, row: _Row, first: _Row, symbol: str) -> PlanInputError:
+    """The refusal of `row`, naming `symbol` again: its cell as written, and the first row's spelling when it
+    differs ("aapl" after "AAPL": a search for what the error shows must find the row)."""
+    written, first_written = (str(r.cells[SYMBOL]).strip() for r in (row, first))
+    spelling = "" if written == first_written else f", as {first_written!r}: one symbol, {symbol}"
+    reason = f"duplicate symbol (first at row {first.number}{spelling})"
+    return PlanInputError(source, row.number, SYMBOL, written, reason)
 
 
 def _trade(source: str, row: _Row) -> TradeIntent:
