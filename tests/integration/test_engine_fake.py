@@ -378,6 +378,37 @@ def test_an_order_still_open_when_the_run_ends_is_named_in_its_legs_error() -> N
     assert result.status is RunStatus.FAILED
 
 
+def test_updates_pushed_while_the_runs_last_updates_are_recorded_are_recorded_too() -> None:
+    """A sink that takes a second to record each update after the phase ended (a slow journal): the order left
+    open at the hard stop fills 50 at 45.5 s (recorded from 46 s) and 50 more at 46.5 s, pushed while the first
+    is being recorded. Before, the run's last sweep of late updates took only those already waiting: the second
+    fill was dropped as the run ended, and the result said 50 filled of the 100 the broker had bought."""
+    config = classic_ladder(
+        repeg_steps=(Decimal("0.25"), Decimal("0.5"), Decimal("0.75"), Decimal("1.0")),
+        max_total_wait=30,
+        escalation=EscalationStyle.COLLARED_LIMIT,
+    )
+
+    def script(w: World) -> None:
+        record = w.sink.emit
+
+        async def slow(event: RunEvent) -> None:
+            await record(event)
+            if isinstance(event, OrderUpdated) and event.ts >= at(45):
+                await w.clock.sleep_until(w.clock.now() + timedelta(seconds=1))
+
+        w.sink.emit = slow  # type: ignore[method-assign]
+        w.broker.cancel_latency = timedelta(seconds=60)
+        w.broker.fill_open_at(at(45.5), "XYZ", Decimal(50))
+        w.broker.fill_open_at(at(46.5), "XYZ", Decimal(50))
+
+    result, world = execute(BUY, script, config=config, auto_fill=False)
+    (leg,) = result.legs
+    assert world.broker.positions["XYZ"] == Decimal(100)
+    assert leg.filled_qty == Decimal(100)
+    assert leg.status is LegStatus.FILLED
+
+
 def test_no_valid_quote_within_quote_wait_skips_the_leg() -> None:
     specs = [LegSpec(index=0, symbol="NOQ", side=Side.SELL, qty=Decimal(5))]
     result, world = execute(specs)
