@@ -19,12 +19,14 @@ from repeg.domain.events import (
     LegFinished,
     LegPlanned,
     LegSkipped,
+    OrderAccepted,
     OrderIntent,
+    OrderUpdated,
     PhaseStarted,
     RunEvent,
 )
 from repeg.domain.lifecycle import LegStatus
-from repeg.domain.orders import OrderType, Side
+from repeg.domain.orders import BrokerOrder, OrderEvent, OrderStatus, OrderType, OrderUpdate, Side
 from repeg.domain.plan import LegSpec, SkippedTrade
 from repeg.domain.run import RunFolder
 from repeg.errors import (
@@ -273,6 +275,56 @@ async def test_live_view_does_not_mark_escalated_a_leg_filled_before_its_escalat
             await view.emit(event)
     row = [line for line in screen.export_text().splitlines() if "AAPL" in line][-1]
     assert "escalated" not in row
+
+
+def _aapl_order(client_order_id: str, order_type: OrderType, status: OrderStatus) -> BrokerOrder:
+    limit = Decimal("190.12") if order_type is OrderType.LIMIT else None
+    return BrokerOrder(
+        order_id=f"o-{client_order_id}",
+        client_order_id=client_order_id,
+        symbol="AAPL",
+        side=Side.SELL,
+        qty=Decimal(150),
+        order_type=order_type,
+        limit_price=limit,
+        status=status,
+        created_at=T0,
+        updated_at=T0,
+    )
+
+
+async def test_live_view_marks_escalated_a_leg_whose_escalation_sent_its_remainder() -> None:
+    # The test above checks only that the mark is absent: a view that never drew "(escalated)" passed it, and no
+    # other test looks for the mark. Here the resting limit is cancelled and the remainder goes to market.
+    first = _aapl_order("r1-L0000-A00", OrderType.LIMIT, OrderStatus.NEW)
+    canceled = first.model_copy(update={"status": OrderStatus.CANCELED})
+    events = [
+        *run_events(),
+        OrderAccepted(action=IntentAction.SUBMIT, order=first, **base(0)),
+        LegEscalated(remaining_qty=Decimal(150), reason="steps_exhausted", **base(0)),
+        OrderIntent(
+            action=IntentAction.CANCEL,
+            client_order_id=first.client_order_id,
+            order_id=first.order_id,
+            **base(0),
+        ),
+        OrderUpdated(update=OrderUpdate(event=OrderEvent.CANCELED, order=canceled, ts=T0), **base(0)),
+        OrderIntent(
+            action=IntentAction.SUBMIT,
+            client_order_id="r1-L0000-A01",
+            order_type=OrderType.MARKET,
+            qty=Decimal(150),
+            attempt=1,
+            reason="escalate",
+            **base(0),
+        ),
+    ]
+    screen = console()
+    with LiveView(screen) as view:
+        for event in events:
+            await view.emit(event)
+    row = [line for line in screen.export_text().splitlines() if "AAPL" in line][-1]
+    assert "(escalated)" in row
 
 
 def test_quality_table_never_rounds_a_fill_rate_short_of_all_up_to_100_percent() -> None:
