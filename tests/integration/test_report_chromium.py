@@ -179,7 +179,7 @@ def test_report_command_writes_html_with_market_and_pngs(
     )
     assert result.exit_code == 0, result.output
     page = (tmp_path / "r.html").read_text()
-    assert "market data not available" not in page
+    assert "no market data drawn" not in page
     assert sorted(p.name for p in (tmp_path / "png").iterdir()) == sorted(f"{f}.png" for f in FIGURE_IDS)
 
 

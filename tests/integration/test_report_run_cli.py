@@ -469,3 +469,27 @@ def test_a_png_dir_at_or_under_the_html_path_is_refused_before_the_html_is_writt
     assert code == ExitCode.BAD_INPUT
     assert err == f"error: config --png-dir='{png_dir}': the --html file's path; name another directory\n"
     assert not html.exists()
+
+
+def test_a_result_reported_with_no_market_says_so_not_that_its_files_were_not_available(
+    tmp_path: Path,
+) -> None:
+    # The page said "The quote and trade files named by the result were not available" of files at hand, which
+    # the user had only asked not to draw.
+    rows = [
+        f"2024-01-02T14:{30 + i // 12:02d}:{i % 12 * 5:02d}.000000Z,AAA,100.00,100,100.02,100"
+        for i in range(240)
+    ]
+    quotes = tmp_path / "q.csv"
+    quotes.write_text("ts,symbol,bid,bid_size,ask,ask_size\n" + "\n".join(rows) + "\n")
+    result = tmp_path / "result.json"
+    code, _, err = _repeg(
+        "backtest", "--quotes", quotes, "--basket", "2", "--policy", "market", "--out", result
+    )
+    assert code == ExitCode.OK, err
+    html = tmp_path / "r.html"
+    code, _, err = _repeg("report", result, "--html", html, "--no-market")
+    assert code == ExitCode.OK, err
+    page = html.read_text()
+    assert "were not available" not in page
+    assert "--no-market" in page

@@ -121,7 +121,7 @@ def test_price_path_menu_shows_exactly_one_run_at_a_time(
 
 def test_price_path_without_market_data_says_so(compare_input: ReportInput) -> None:
     fig = price_path_figure(compare_input.runs, None)
-    assert "market data not available" in fig.layout.title.text
+    assert "no market data drawn" in fig.layout.title.text
     assert len(fig.data) == 3 * len(compare_input.runs)
 
 

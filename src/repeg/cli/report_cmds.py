@@ -154,7 +154,7 @@ def _report_result(
 ) -> list[Path]:
     """The report of a backtest or comparison file; `bounds` (most quotes, most prints) or None for no market."""
     from repeg.lab.report_data import decimate, load_market, load_result
-    from repeg.lab.report_html import write_report
+    from repeg.lab.report_html import FILES_NOT_AVAILABLE, NO_MARKET_ASKED, write_report
 
     loaded = load_result(source)
     data = loaded.runs[0].data if loaded.compare is None else loaded.compare.data
@@ -166,7 +166,8 @@ def _report_result(
             _refuse_overwriting(html, read)
     series = None if bounds is None else load_market(data, source.parent)
     shown = None if series is None or bounds is None else decimate(series, *bounds)
-    return write_report(loaded, shown, html, png_dir)
+    note = NO_MARKET_ASKED if bounds is None else FILES_NOT_AVAILABLE
+    return write_report(loaded, shown, html, png_dir, no_market_note=note)
 
 
 def _run_events(run_id: str, journal: str) -> tuple[list[RunEvent], str]:

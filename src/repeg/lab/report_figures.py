@@ -257,7 +257,7 @@ def price_path_figure(runs: Sequence[BacktestResult], market: MarketSeries | Non
             fig.add_trace(trace)
     title = "Price path, limit prices, fills and escalations"
     if market is None:
-        title += " (market data not available: orders only)"
+        title += " (no market data drawn: orders only)"
     fig.update_layout(
         title={"text": title, "y": 0.97},
         xaxis_title="time (UTC)",

@@ -250,17 +250,27 @@ def report_figures(report: ReportInput, market: MarketSeries | None) -> dict[str
     return build_figures(report.runs, market, frontier)
 
 
+#: What the page says when no market is drawn because the result's files were not found (or lack its symbol).
+FILES_NOT_AVAILABLE = (
+    "The quote and trade files named by the result were not available: the price path shows the orders only."
+)
+#: What it says when the user asked for no market (`repeg report --no-market`): the files may well be at hand.
+NO_MARKET_ASKED = "No quotes or trades are drawn (--no-market): the price path shows the orders only."
+
+
 def render_html(
-    report: ReportInput, market: MarketSeries | None, figures: Mapping[str, go.Figure] | None = None
+    report: ReportInput,
+    market: MarketSeries | None,
+    figures: Mapping[str, go.Figure] | None = None,
+    *,
+    no_market_note: str = FILES_NOT_AVAILABLE,
 ) -> str:
-    """The whole report as one HTML document with plotly.js inlined (`figures` default: built here)."""
+    """The whole report as one HTML document with plotly.js inlined (`figures` default: built here); without a
+    `market`, `no_market_note` says why."""
     figures = report_figures(report, market) if figures is None else figures
     sections = [_header(report)]
     if market is None:
-        sections.append(
-            '<p class="note">The quote and trade files named by the result were not available: '
-            "the price path shows the orders only.</p>"
-        )
+        sections.append(f'<p class="note">{html.escape(no_market_note)}</p>')
     sections.extend(figure_html(fid, fig) for fid, fig in figures.items())
     sections.append("<h2>Per policy</h2>" + policy_table(report.runs))
     if report.compare is not None and report.compare.comparisons:
@@ -288,8 +298,10 @@ def write_html(
     market: MarketSeries | None,
     out: Path,
     figures: Mapping[str, go.Figure] | None = None,
+    *,
+    no_market_note: str = FILES_NOT_AVAILABLE,
 ) -> Path:
-    out.write_text(render_html(report, market, figures), encoding="utf-8")
+    out.write_text(render_html(report, market, figures, no_market_note=no_market_note), encoding="utf-8")
     log.info("report_written", path=str(out), runs=len(report.runs), market=market is not None)
     return out
 
@@ -327,11 +339,16 @@ def export_pngs(figures: Mapping[str, go.Figure], out_dir: Path, width: int = 12
 
 
 def write_report(
-    report: ReportInput, market: MarketSeries | None, html_out: Path, png_dir: Path | None = None
+    report: ReportInput,
+    market: MarketSeries | None,
+    html_out: Path,
+    png_dir: Path | None = None,
+    *,
+    no_market_note: str = FILES_NOT_AVAILABLE,
 ) -> list[Path]:
     """Write the HTML report and, when `png_dir` is given, a PNG per figure; returns every file written."""
     figures = report_figures(report, market)
-    written = [write_html(report, market, html_out, figures)]
+    written = [write_html(report, market, html_out, figures, no_market_note=no_market_note)]
     if png_dir is not None:
         written.extend(export_pngs(figures, png_dir))
     return written
