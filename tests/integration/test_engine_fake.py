@@ -409,6 +409,23 @@ def test_updates_pushed_while_the_runs_last_updates_are_recorded_are_recorded_to
     assert leg.status is LegStatus.FILLED
 
 
+def test_a_replaced_update_later_than_the_grace_window_is_looked_up_not_read_left_open() -> None:
+    """The 10 s re-peg replaces o1 by o2, which fills at 11 s; the stream delivers o1's `replaced` update 20 s
+    late, after the phase's grace window. Before, the run ended with o1 last read open: the filled leg's error
+    said o1 "was left open at the broker" and the run ended `partial` though everything had filled."""
+
+    def script(w: World) -> None:
+        w.broker.delayed_updates["o1"] = timedelta(seconds=20)
+        w.broker.fill_open_at(at(11), "XYZ", Decimal(100))  # o2 fills: the leg ends, the phase at 16 s
+
+    result, world = execute(BUY, script)
+    (leg,) = result.legs
+    assert world.broker.orders["o1"].status is OrderStatus.REPLACED
+    assert leg.status is LegStatus.FILLED
+    assert leg.error is None
+    assert result.status is RunStatus.COMPLETED
+
+
 def test_no_valid_quote_within_quote_wait_skips_the_leg() -> None:
     specs = [LegSpec(index=0, symbol="NOQ", side=Side.SELL, qty=Decimal(5))]
     result, world = execute(specs)
