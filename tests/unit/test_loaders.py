@@ -760,3 +760,32 @@ def test_a_parquet_float32_price_finer_than_a_hundredth_of_a_cent_is_refused_as_
     }
     err = _error(_parquet(tmp_path, columns))
     assert (err.row, "bid" in str(err), "10.00005" in str(err)) == (1, True, True)
+
+
+def test_parquet_float64_prices_of_millions_of_dollars_load_as_written(tmp_path: Path) -> None:
+    # Prices are accepted below $1e9, but from about $1M a float64 price times 10,000 lies off the unit grid by
+    # more than the fixed 1e-6 tolerance (a float's spacing there is larger): 5,000,000.02 was refused as
+    # "price finer than $0.0001", as was one such price in eight.
+    prices = [5_000_000.02, 729_655_446.4299, 321_869_391.076]
+    columns = {
+        "ts": pa.array([f"2024-01-02T14:30:0{k}Z" for k in range(3)]),
+        "symbol": pa.array(["A"] * 3),
+        "bid": pa.array(prices, pa.float64()),
+        "bid_size": pa.array([1] * 3),
+        "ask": pa.array(prices, pa.float64()),
+        "ask_size": pa.array([1] * 3),
+    }
+    cols = load_quotes(_parquet(tmp_path, columns)).columns("A")
+    assert list(cols.bid) == [50_000_000_200, 7_296_554_464_299, 3_218_693_910_760]
+
+
+def test_a_parquet_float64_price_half_a_unit_off_the_grid_is_still_refused(tmp_path: Path) -> None:
+    columns = {
+        "ts": pa.array(["2024-01-02T14:30:00Z"]),
+        "symbol": pa.array(["A"]),
+        "bid": pa.array([123_456_789.12345], pa.float64()),
+        "bid_size": pa.array([1]),
+        "ask": pa.array([123_456_790.0], pa.float64()),
+        "ask_size": pa.array([1]),
+    }
+    assert "finer than $0.0001" in str(_error(_parquet(tmp_path, columns)))
