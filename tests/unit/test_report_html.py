@@ -497,3 +497,21 @@ def test_an_escalation_that_sent_no_order_is_not_labelled_as_one_to_market() -> 
     assert "market" not in text
     assert "no order sent" in text
     assert overlay.esc_y == [10.00]  # the limit it gave up, not the replacement's passive fill
+
+
+def test_the_policy_table_never_shows_a_figure_that_rounds_to_zero_as_minus_zero(
+    compare_input: ReportInput,
+) -> None:
+    # A half-spread saved of -0.0001 read "-0.000", a cost of -0.0004 "-0.000 [...]": a sign the figure does not
+    # carry at the precision shown (the run report's tables read +0 / 0.0% there).
+    from repeg.lab.report_html import policy_table
+
+    run = compare_input.runs[0]
+    summary = run.summary.model_copy(
+        update={
+            "half_spread_saved": -0.0001,
+            "cost_half_spreads": run.summary.cost_half_spreads.model_copy(update={"mean": -0.0004}),
+        }
+    )
+    table = policy_table([run.model_copy(update={"summary": summary})])
+    assert "-0.000" not in table

@@ -51,11 +51,15 @@ def figure_div_id(figure_id: str) -> str:
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
+    """`value` to `digits` places; one that rounds to zero reads 0.000, never -0.000 (a sign it does not carry)."""
+    if value is None:
+        return "–"
+    shown = f"{value:.{digits}f}"
+    return shown[1:] if shown.startswith("-") and float(shown) == 0 else shown
 
 
 def _ci(interval: Interval) -> str:
-    return f"{interval.mean:.3f} [{interval.low:.3f}, {interval.high:.3f}]"
+    return f"{_fmt(interval.mean)} [{_fmt(interval.low)}, {_fmt(interval.high)}]"
 
 
 def _row(cells: Sequence[str], text_cols: int = 0) -> str:
