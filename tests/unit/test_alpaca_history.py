@@ -373,3 +373,37 @@ async def test_a_quote_whose_size_is_null_is_a_market_data_error_naming_it(stub:
     stub.quotes = {"AAA": [quote]}
     with pytest.raises(MarketDataError, match="AAA: a quote record has an unreadable size"):
         await asyncio.to_thread(fetch_quotes, _source(stub), ["AAA"], START, END)
+
+
+@pytest.mark.parametrize("price", [0.0, -157.03])
+async def test_a_trade_print_at_zero_or_below_is_refused_as_the_file_loaders_refuse_it(
+    stub: Stub, price: float
+) -> None:
+    # The CSV and Databento loaders refuse a print at $0 or below (the queue fill model would take it as trading
+    # through every resting buy); the Alpaca history loader put it in the tape.
+    stub.trades = {"AAA": [{"t": "2024-01-02T14:30:00Z", "p": price, "s": 100, "x": "V", "i": 1}]}
+    with pytest.raises(MarketDataError, match=f"AAA: record 1 p={price!r} is not a positive price"):
+        await asyncio.to_thread(fetch_trades, _source(stub), ["AAA"], START, END)
+
+
+@pytest.mark.parametrize("field", ["bp", "ap"])
+async def test_a_quote_with_a_negative_price_is_refused_as_the_file_loaders_refuse_it(
+    stub: Stub, field: str
+) -> None:
+    # 0 is "no quote on that side" and is kept; a negative price is no price (the quote files refuse it).
+    quote = _quote("2024-01-02T14:30:00Z", 157.00, 157.05)
+    quote[field] = -1.0
+    stub.quotes = {"AAA": [quote]}
+    with pytest.raises(MarketDataError, match=f"AAA: record 1 {field}=-1.0 is a negative price"):
+        await asyncio.to_thread(fetch_quotes, _source(stub), ["AAA"], START, END)
+
+
+@pytest.mark.parametrize("field", ["bs", "as"])
+async def test_a_quote_with_a_negative_size_is_refused_as_the_file_loaders_refuse_it(
+    stub: Stub, field: str
+) -> None:
+    quote = _quote("2024-01-02T14:30:00Z", 157.00, 157.05)
+    quote[field] = -3
+    stub.quotes = {"AAA": [quote]}
+    with pytest.raises(MarketDataError, match="AAA: a quote record has a negative size"):
+        await asyncio.to_thread(fetch_quotes, _source(stub), ["AAA"], START, END)

@@ -15,6 +15,7 @@ Conversions:
   and no rounding is exact for both (rounding up is exact for a buy's "at or below its limit", down for a
   sell's "at or above"); dropping never lets the queue fill model count a print at a limit it did not reach,
   at the cost of missing the rare such print that traded through the limit (the crossing-quote rule remains).
+  As in the file loaders, a negative quote price or size and a print at $0 or below are refused.
 - Trade prints that did not stand (``u`` is ``canceled`` or ``incorrect``) are left out, counted in the log; so
   are prints whose sale conditions (``c``, CTA/UTP codes) mark them as not executed at the market of their
   stamp (average price, derivatively priced, out of sequence...: `repeg.market.sale_conditions`, as for a trade
@@ -208,9 +209,23 @@ def _dollars(symbol: str, field: str, values: Sequence[float]) -> NDArray[np.flo
 
 def _sizes(symbol: str, kind: str, values: Sequence[int]) -> Int64Array:
     try:
-        return np.array(values, dtype=np.int64)
+        sizes = np.array(values, dtype=np.int64)
     except (TypeError, ValueError, OverflowError):
         raise MarketDataError(f"{symbol}: a {kind} record has an unreadable size") from None
+    if bool((sizes < 0).any()):  # as the file loaders: no size is negative
+        raise MarketDataError(f"{symbol}: a {kind} record has a negative size")
+    return sizes
+
+
+def _refuse_below(symbol: str, field: str, values: Sequence[float], units: Int64Array, least: int) -> None:
+    """Refuse the first price under `least` units, as the file loaders do: a quote side of 0 is "no quote" (kept),
+    a negative one no price; a print at $0 or below is no print (the queue fill model would take it as trading
+    through every resting buy)."""
+    low = units < least
+    if bool(low.any()):
+        at = int(np.flatnonzero(low)[0])
+        what = "a negative price" if least == 0 else "not a positive price"
+        raise MarketDataError(f"{symbol}: record {at + 1} {field}={values[at]!r} is {what}")
 
 
 def _snapped(dollars: NDArray[np.float64]) -> tuple[Int64Array, NDArray[np.bool_]]:
@@ -236,8 +251,10 @@ def _sorted(ts: Int64Array) -> Int64Array:
 def _quote_columns(symbol: str, records: Sequence[Record]) -> SymbolQuotes:
     try:
         ts = _timestamps(symbol, [r["t"] for r in records])
-        bid = _units(symbol, "bp", [r["bp"] for r in records])
-        ask = _units(symbol, "ap", [r["ap"] for r in records])
+        bids, asks = [r["bp"] for r in records], [r["ap"] for r in records]
+        bid, ask = _units(symbol, "bp", bids), _units(symbol, "ap", asks)
+        _refuse_below(symbol, "bp", bids, bid, 0)
+        _refuse_below(symbol, "ap", asks, ask, 0)
         bid_size = _sizes(symbol, "quote", [r["bs"] for r in records])
         ask_size = _sizes(symbol, "quote", [r["as"] for r in records])
     except KeyError as exc:
@@ -253,7 +270,9 @@ def _trade_columns(symbol: str, records: Sequence[Record]) -> SymbolTrades:
     records = _counted_prints(symbol, records)
     try:
         ts = _timestamps(symbol, [r["t"] for r in records])
-        price, off = _snapped(_dollars(symbol, "p", [r["p"] for r in records]))
+        prices = [r["p"] for r in records]
+        price, off = _snapped(_dollars(symbol, "p", prices))
+        _refuse_below(symbol, "p", prices, price, 1)
         size = _sizes(symbol, "trade", [r["s"] for r in records])
     except KeyError as exc:
         raise MarketDataError(f"{symbol}: a trade record lacks field {exc}") from exc
