@@ -499,3 +499,14 @@ def test_the_json_gives_each_quality_figure_to_the_precision_the_readme_states()
     assert quality["half_spread_saved"] == "0.3333333333333333333333333333"
     assert only["avg_fill_price"] == "100.0133333333333333333333333"  # 28 significant digits, half-even
     assert isinstance(quality["mean_time_to_fill_s"], float)
+
+
+def test_a_cost_of_zero_is_never_signed_negative_in_the_json() -> None:
+    # A sell filled at its arrival mid cost -1 x 0 = "-0.00" bps in the JSON (a float reader gets -0.0), and a run
+    # whose weighted cost rounds to zero from below "-0.00": a sign the figure does not carry.
+    at_mid = leg(Side.SELL, (("100", "100.00"),))
+    assert str(leg_cost_bps(at_mid)) == "0.00"
+    slightly = leg(Side.SELL, (("99999", "100.00"), ("1", "100.01")))  # 0.0001 bp better than the mid
+    document = json.loads(build_result(RunState(run_id="r", legs=(at_mid, slightly))).model_dump_json())
+    assert document["legs"][0]["cost_bps"] == "0.00"
+    assert document["quality"]["cost_bps"] == "0.00"

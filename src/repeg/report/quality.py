@@ -86,7 +86,12 @@ def leg_cost_bps(leg: LegState) -> Decimal | None:
     avg, quote = leg.avg_fill_price, benchmark_quote(leg)
     if avg is None or quote is None:
         return None
-    return bps(leg.side.sign * (avg - quote.mid), quote.mid)
+    return _unsigned_zero(bps(leg.side.sign * (avg - quote.mid), quote.mid))
+
+
+def _unsigned_zero(value: Decimal) -> Decimal:
+    """`value`, but a zero without its sign: a sell at the mid costs -1 x 0, which the JSON wrote "-0.00"."""
+    return value.copy_abs() if value.is_zero() else value
 
 
 def _ratio(numerator: Decimal, denominator: Decimal, rounding: str = ROUND_HALF_EVEN) -> Decimal | None:
@@ -118,7 +123,7 @@ def _costs(legs: Sequence[LegState]) -> tuple[Decimal | None, Decimal | None]:
     cost_bps = (
         None
         if notional == ZERO
-        else (weighted_bps / notional).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN)
+        else _unsigned_zero((weighted_bps / notional).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN))
     )
     # Not rounded: the tables show it to 3 places and its complement (the half-spread saved) to 0.1%; a figure kept
     # to 4 places would be rounded twice there (0.35451 -> 0.3545 -> 0.354 half-spreads, where it is 0.355).
