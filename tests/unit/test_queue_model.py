@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from repeg.brokers.simulator.fill_models import RestingOrder
+from repeg.brokers.simulator.fill_models import FillPlan, RestingOrder
 from repeg.brokers.simulator.queue_model import QueueFill, QueueFillModel, after_fill, join, next_fill
 from repeg.domain.orders import Side
 from repeg.market.loaders import load_trades
@@ -195,6 +195,30 @@ def test_fill_model_never_plans_before_the_question() -> None:
     plan = model.next_fill(_resting("o1", BID, 100, 1), 3 * S, None)
     assert plan is not None
     assert plan.ts_ns == 3 * S
+
+
+def test_two_of_our_orders_at_one_price_do_not_both_fill_from_one_print() -> None:
+    # Both buys rest alone inside the spread at 100.01 (nobody displayed ahead); one 100-share print there. The
+    # second counted the whole print too: 200 shares filled from a 100-share print. Ours came first: it is ahead.
+    prints = _prints([(2, BID + 100, 100), (4, BID + 100, 100)])
+    model = QueueFillModel(STILL, _trade_tape(prints), seed=1)
+    first = model.next_fill(_resting("a", BID + 100, 100, 1), 1 * S, None)
+    second = model.next_fill(_resting("b", BID + 100, 100, 1), 1 * S, None)
+    assert first is not None
+    assert second is not None
+    assert [(p.ts_ns // S, p.qty) for p in (first, second)] == [(2, Decimal(100)), (4, Decimal(100))]
+
+
+def test_our_order_at_a_worse_price_queues_behind_our_better_one_not_beside_it() -> None:
+    # A sell of ours rests at 100.03, one tick above our other at 100.02 (the ask, 500 displayed): a print at 100.03
+    # reaches 100.02 first, so 500 displayed and our 100 are ahead of the 100.03 order: of a 650-share print, 50
+    # are left for it (it took 100 of the 150 beyond the displayed 500, as the other did: 200 of ours from 150).
+    prints = _prints([(2, ASK + 100, 650)])
+    model = QueueFillModel(STILL, _trade_tape(prints), seed=1)
+    assert model.next_fill(_resting("a", ASK, 100, 1, Side.SELL), 1 * S, None) is not None
+    assert model.next_fill(_resting("b", ASK + 100, 100, 1, Side.SELL), 1 * S, None) == FillPlan(
+        ts_ns=2 * S, qty=Decimal(50), price_units=ASK + 100, cursor=1
+    )
 
 
 def test_print_share_counts_only_that_part_of_each_print() -> None:

@@ -13,6 +13,11 @@ The rules (see docs/FILL_MODELS.md for the assumptions and known biases):
 3. Crossing quote. A quote whose far side reaches the limit (ask <= limit for a buy, bid >= limit for a sell) fills
    all that remains at once, at the limit price.
 4. Priority. A replace or a cancel-and-resubmit is a new order: it joins again at the back (rule 1).
+5. Our own orders. The displayed size does not hold our orders, so a joining order also has behind it what our
+   other resting orders of its symbol and side, at its price or better, still have to fill (`QueueFillModel`):
+   a print is not counted once for each of them. An order of ours that joins later at a better price does not
+   move ahead of one already resting (that one's next fill is already planned), so a print reaching both can still
+   fill both.
 
 Everything here is a function of integer arrays ($0.0001 price units, nanosecond timestamps) and Decimal
 quantities; nothing reads a clock.
@@ -224,10 +229,26 @@ class QueueFillModel:
                 qty=order.remaining,
                 ts_ns=order.queued_since_ns,
             )
+            slot = replace(slot, ahead=slot.ahead + self._ours_ahead(slot))
         planned = self._plans.pop(order.order_id, None)
         if after is not None and planned is not None:
             slot = after_fill(slot, planned)
         return replace(slot, remaining=order.remaining)
+
+    def _ours_ahead(self, joining: QueueSlot) -> Decimal:
+        """What our own resting orders of the symbol and side, at the joining order's price or better, still have
+        to fill (rule 5): every print that reaches the new order reaches them first, and the displayed size does not
+        show them, so without this one print filled each of them and the new order again."""
+        return sum(
+            (
+                slot.remaining
+                for slot in self._slots.values()
+                if slot.symbol == joining.symbol
+                and slot.side is joining.side
+                and slot.limit_units * joining.side.sign >= joining.limit_units * joining.side.sign
+            ),
+            ZERO,
+        )
 
     def next_fill(self, order: RestingOrder, now_ns: int, after: int | None) -> FillPlan | None:
         if order.symbol not in self._tape:
