@@ -426,6 +426,25 @@ def test_a_replaced_update_later_than_the_grace_window_is_looked_up_not_read_lef
     assert result.status is RunStatus.COMPLETED
 
 
+def test_a_submit_never_answered_when_the_run_ends_is_named_in_its_legs_error() -> None:
+    """The first submit times out, then lands at the broker (a live order); a broker that does not push is asked for
+    it by client order id, and every lookup fails to the run's end. The leg ends incomplete with no order id: its
+    result must say that an order under that id may be open (it said nothing, while the broker held it working)."""
+
+    def script(w: World) -> None:
+        w.broker.late_landings = 1
+        w.broker.unavailable_lookups = 10**6
+
+    result, world = execute(BUY, script, config=classic_ladder(max_total_wait=30), pushes_updates=False)
+    (leg,) = result.legs
+    assert world.broker.order_for("t-L0000-A00").status.is_open
+    assert leg.status is LegStatus.INCOMPLETE
+    assert leg.order_ids == ()
+    assert leg.error is not None
+    assert "t-L0000-A00" in leg.error
+    assert "may be open at the broker" in leg.error
+
+
 def test_no_valid_quote_within_quote_wait_skips_the_leg() -> None:
     specs = [LegSpec(index=0, symbol="NOQ", side=Side.SELL, qty=Decimal(5))]
     result, world = execute(specs)

@@ -125,15 +125,28 @@ def _leg_error(leg: LegState) -> str | None:
 
 def _with_open_order(leg: LegState) -> str | None:
     """The error of a leg that ended unfilled, after naming the order it left open at the broker (its cancel not
-    confirmed, and the broker read it open when the run last asked, or could not be asked): it may still fill."""
-    left = _left_open(leg) if leg.is_done else None
-    if left is None:
+    confirmed, and the broker read it open when the run last asked, or could not be asked), or the submit whose
+    outcome stayed unknown (no answer, and no lookup by its client order id answered): either may still fill."""
+    text = _open_at_end(leg) if leg.is_done else None
+    if text is None:
         return leg.error
-    text = (
-        f"order {left.order_id} was still open at the broker ({left.status}) when last read: "
-        "its later fills are not in this result"
-    )
     return text if not leg.error else f"{leg.error}; {text}"
+
+
+def _open_at_end(leg: LegState) -> str | None:
+    left = _left_open(leg)
+    if left is not None:
+        return (
+            f"order {left.order_id} was still open at the broker ({left.status}) when last read: "
+            "its later fills are not in this result"
+        )
+    active = leg.active_order
+    if active is not None and active.order_id is None and active.status is None:
+        return (
+            f"the submit of {active.client_order_id} was never answered: an order under that client order id "
+            "may be open at the broker, its fills not in this result"
+        )
+    return None
 
 
 def went_to_escalation(leg: LegState) -> bool:
