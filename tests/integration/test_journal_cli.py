@@ -1206,6 +1206,22 @@ def test_an_archive_holding_a_write_ahead_log_without_its_index_is_refused_sayin
     assert "make the journal and its directory writable once" in listed.stderr
 
 
+def test_a_journal_in_a_directory_that_may_not_be_searched_is_a_journal_error_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    # Looking for a write-ahead log stranded beside the journal raised PermissionError from `Path.exists` there.
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o600)
+    opened = "from pathlib import Path; from repeg.journal.sqlite import SqliteJournal; "
+    opened += f"SqliteJournal(Path({str(closed / 'j.db')!r}))"
+    try:
+        done = _unprivileged(sys.executable, "-c", opened)
+    finally:
+        closed.chmod(0o755)
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("repeg.errors.JournalError: cannot open journal"), done.stderr
+
+
 # --- a stdout that refuses the output (a full disk) -------------------------------------------------------
 
 

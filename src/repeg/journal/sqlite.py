@@ -128,7 +128,11 @@ def _refuse_a_log_without_its_index(path: Path, refused: JournalError) -> None:
     real = path.resolve()
     wal, shm = (real.with_name(f"{real.name}-{suffix}") for suffix in ("wal", "shm"))
     cannot = any(reason in str(refused) for reason in ("unable to open database file", "readonly database"))
-    if cannot and wal.exists() and wal.stat().st_size > 0 and not shm.exists():
+    try:  # a directory that may not be searched: SQLite's refusal stands
+        stranded = cannot and wal.exists() and wal.stat().st_size > 0 and not shm.exists()
+    except OSError:
+        return
+    if stranded:
         raise JournalError(
             f"journal {path} cannot be read: its write-ahead log {wal} holds commits not yet in it, and SQLite "
             f"cannot create the index {shm.name} it needs beside them: make the journal and its directory writable "
