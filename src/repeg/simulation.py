@@ -33,9 +33,16 @@ from pydantic_core import PydanticCustomError
 from repeg.api import as_plan, execute_async
 from repeg.brokers.simulator.factory import SimAccount, build_simulation
 from repeg.brokers.simulator.latency import LatencyModel
-from repeg.config import MAX_SECONDS, AsciiDecimal, ExecutionConfig, missing_or_refused, refused
+from repeg.config import (
+    MAX_SECONDS,
+    MAX_SHOWN_TEXT,
+    AsciiDecimal,
+    ExecutionConfig,
+    missing_or_refused,
+    refused,
+)
 from repeg.domain.events import EventSink, MarketSource, SyntheticSource
-from repeg.domain.plan import Plan, refuse_unplanned
+from repeg.domain.plan import Plan, is_ticker, refuse_unplanned
 from repeg.domain.ticks import to_units
 from repeg.engine.clock import VirtualClock, run_virtual
 from repeg.errors import ConfigError, MarketDataError
@@ -140,6 +147,47 @@ class MarketSettings(BaseModel):
                 f"duration_seconds / quote_interval_seconds must be at most {MAX_QUOTES_PER_SYMBOL:,} quotes"
             )
         return value
+
+
+def _symbol_fault(symbol: object) -> str | None:
+    """Why a plan could never name `symbol` (plans read trimmed, upper-case tickers), or None. A text longer than a
+    ticker can be is not quoted back (upper-cased): it may be anything pasted on the wrong line (a secret)."""
+    if not isinstance(symbol, str):
+        return None  # the table's own validation names a non-text entry
+    if len(symbol) > MAX_SHOWN_TEXT:
+        return "not a ticker symbol a plan can name"
+    if symbol != symbol.upper():
+        return f"symbols are upper case: {symbol.upper()}"
+    if not is_ticker(symbol):
+        return "not a ticker symbol a plan can name"
+    return None
+
+
+def _refuse_lower_case(key: str, symbols: object) -> None:
+    """A symbol written here otherwise than a plan reads it (lower case, padded, not a ticker) would never meet
+    one: a holding no plan can reach, a refusal that refuses nothing. Refused."""
+    if isinstance(symbols, Mapping):
+        for symbol in symbols:
+            fault = _symbol_fault(symbol)
+            if fault is not None:
+                # shown as every refused value is (`refused`): the key too, which is the symbol
+                shown = isinstance(symbol, str) and len(symbol) <= MAX_SHOWN_TEXT
+                raise refused(f"{key}.{symbol}" if shown else key, symbol, fault)
+    elif isinstance(symbols, list | tuple):
+        for symbol in symbols:
+            fault = _symbol_fault(symbol)
+            if fault is not None:
+                raise refused(key, symbol, fault)
+
+
+def check_simulator_symbols(simulator: Mapping[str, object]) -> None:
+    """Refuse a symbol of a `[simulator]` table (its account keys and `market.symbols`) that no plan can name,
+    named as `simulator.positions.aaa`: the TOML file's and `simulate`'s mappings alike."""
+    for name in ("positions", "non_tradable", "non_fractionable"):
+        _refuse_lower_case(f"simulator.{name}", simulator.get(name))
+    market = simulator.get(MARKET_KEY)
+    if isinstance(market, Mapping):
+        _refuse_lower_case(f"simulator.{MARKET_KEY}.symbols", market.get("symbols"))
 
 
 def market_from_mapping(data: Mapping[str, object]) -> MarketSettings:
@@ -274,6 +322,7 @@ def _as_account(account: SimAccount | Mapping[str, object] | None) -> SimAccount
     if account is None or isinstance(account, SimAccount):
         return account or SimAccount()
     if isinstance(account, Mapping):
+        check_simulator_symbols({k: v for k, v in account.items() if k != MARKET_KEY})
         return _simulator_account(account)
     raise refused("account", account, "must be a SimAccount or a mapping of its keys", wrong_kind=True)
 
@@ -283,6 +332,7 @@ def _as_market(market: MarketSettings | Mapping[str, object] | None) -> MarketSe
     if market is None or isinstance(market, MarketSettings):
         return market or MarketSettings()
     if isinstance(market, Mapping):
+        check_simulator_symbols({MARKET_KEY: market})
         return market_from_mapping(market)
     raise refused("market", market, "must be a MarketSettings or a mapping of its keys", wrong_kind=True)
 

@@ -552,3 +552,32 @@ def test_a_simulator_number_written_in_non_ascii_digits_is_refused_naming_the_ke
 def test_a_simulator_cash_of_negative_zero_is_refused_as_execution_keys_refuse_it() -> None:
     error = config_error({"simulator": {"cash": -0.0}})
     assert (error.key, error.reason) == ("simulator.cash", "must be 0 or more, not -0")
+
+
+@pytest.mark.parametrize(
+    ("given", "table"),
+    [
+        ({"account": {"positions": {"aaa": 1}}}, {"positions": {"aaa": 1}}),
+        ({"account": {"non_tradable": ["aaa"]}}, {"non_tradable": ["aaa"]}),
+        (
+            {"market": {"symbols": {"aaa": {"price": "10"}}}},
+            {"market": {"symbols": {"aaa": {"price": "10"}}}},
+        ),
+    ],
+)
+def test_simulates_lower_case_symbol_is_refused_as_the_toml_config_refuses_it(
+    given: dict[str, object], table: dict[str, object]
+) -> None:
+    # From Python the same symbol read "simulator.market.symbols: Value error, symbol 'aaa' must be written as a
+    # plan names it: AAA (got a table)", another key and another reason than the TOML file's refusal.
+    from repeg.planning.parse import parse_csv
+    from repeg.simulation import simulate
+
+    expected = config_error({"simulator": table})
+    with pytest.raises(ConfigError) as info:
+        simulate(parse_csv("symbol,side,qty\nAAA,buy,1\n", "p.csv"), **given)  # type: ignore[arg-type]
+    assert (info.value.key, info.value.value, info.value.reason) == (
+        expected.key,
+        expected.value,
+        expected.reason,
+    )

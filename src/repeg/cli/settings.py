@@ -13,19 +13,18 @@ from pathlib import Path
 from repeg.brokers.simulator.account import SimAccount
 from repeg.brokers.simulator.latency import LatencyModel
 from repeg.config import (
-    MAX_SHOWN_TEXT,
     ExecutionConfig,
     check_run_tables,
     config_from_mapping,
     read_toml,
     refused,
 )
-from repeg.domain.plan import is_ticker
 from repeg.simulation import (
     LATENCY_KEY,
     MARKET_KEY,
     MarketSettings,
     account_from_mapping,
+    check_simulator_symbols,
     latency_from_mapping,
     market_from_mapping,
     seed_from_mapping,
@@ -54,50 +53,11 @@ def _table(raw: Mapping[str, object], key: str, parent: str = "") -> Mapping[str
     return value
 
 
-def _symbol_fault(symbol: object) -> str | None:
-    """Why a plan could never name `symbol` (plans read trimmed, upper-case tickers), or None. A text longer than a
-    ticker can be is not quoted back (upper-cased): it may be anything pasted on the wrong line (a secret)."""
-    if not isinstance(symbol, str):
-        return None  # the table's own validation names a non-text entry
-    if len(symbol) > MAX_SHOWN_TEXT:
-        return "not a ticker symbol a plan can name"
-    if symbol != symbol.upper():
-        return f"symbols are upper case: {symbol.upper()}"
-    if not is_ticker(symbol):
-        return "not a ticker symbol a plan can name"
-    return None
-
-
-def _refuse_lower_case(key: str, symbols: object) -> None:
-    """A symbol written here otherwise than a plan reads it (lower case, padded, not a ticker) would never meet
-    one: a holding no plan can reach, a refusal that refuses nothing. Refused."""
-    if isinstance(symbols, Mapping):
-        for symbol in symbols:
-            fault = _symbol_fault(symbol)
-            if fault is not None:
-                # shown as every refused value is (`refused`): the key too, which is the symbol
-                shown = isinstance(symbol, str) and len(symbol) <= MAX_SHOWN_TEXT
-                raise refused(f"{key}.{symbol}" if shown else key, symbol, fault)
-    elif isinstance(symbols, list | tuple):
-        for symbol in symbols:
-            fault = _symbol_fault(symbol)
-            if fault is not None:
-                raise refused(key, symbol, fault)
-
-
-def _check_symbols(simulator: Mapping[str, object]) -> None:
-    for name in ("positions", "non_tradable", "non_fractionable"):
-        _refuse_lower_case(f"{SIMULATOR}.{name}", simulator.get(name))
-    market = simulator.get(MARKET_KEY)
-    if isinstance(market, Mapping):
-        _refuse_lower_case(f"{SIMULATOR}.{MARKET_KEY}.symbols", market.get("symbols"))
-
-
 def settings_from_mapping(raw: Mapping[str, object]) -> RunSettings:
     """Validate a parsed TOML document."""
     check_run_tables(raw, KNOWN_TABLES)  # as load_config does
     simulator = _table(raw, SIMULATOR)
-    _check_symbols(simulator)
+    check_simulator_symbols(simulator)
     return RunSettings(
         execution=config_from_mapping(_table(raw, EXECUTION)),
         account=account_from_mapping(simulator),
