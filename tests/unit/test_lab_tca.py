@@ -438,3 +438,23 @@ def test_given_the_runs_result_the_tca_reads_its_legs_without_folding_the_events
     monkeypatch.setattr(tca_module, "result_from_events", refold)
     tca = basket_tca(_quotes(), [_order()], events, result)[0]
     assert (tca.repegs, tca.escalated, tca.filled_qty) == (0, False, Decimal(100))
+
+
+def test_the_arrival_benchmark_is_no_quote_wider_than_the_engine_trades_on() -> None:
+    # At arrival (t=10) the quote in force is 100.00/120.00, 18% of its mid wide: the engine trades on no such
+    # quote (max_spread_pct, 10 by default) and records none as a leg's arrival quote. The TCA took its 110.00 mid
+    # and 10.00 half-spread as the benchmark: a market buy at 100.04 "earned" a whole half-spread.
+    secs = np.array([0, 5, 20], dtype=np.int64)
+    quotes = SymbolQuotes(
+        symbol="XXX",
+        ts=to_ns(T0) + secs * NS,
+        bid=np.array([1_000_000, 1_000_000, 1_000_000], dtype=np.int64),
+        bid_size=np.full(3, 100, dtype=np.int64),
+        ask=np.array([1_000_400, 1_200_000, 1_000_400], dtype=np.int64),
+        ask_size=np.full(3, 100, dtype=np.int64),
+    )
+    order = _order().model_copy(update={"arrival": T0 + timedelta(seconds=10)})
+    ref = reference(quotes, order)  # the default bound (`ExecutionConfig.max_spread_pct`)
+    assert (ref.bid, ref.ask) == (Decimal("100.00"), Decimal("100.04"))
+    loose = reference(quotes, order, max_spread_pct=Decimal(20))  # a run that allows 20% trades on it
+    assert (loose.bid, loose.ask) == (Decimal("100.00"), Decimal("120.00"))

@@ -344,7 +344,10 @@ def run_backtest(
         print_share_pct=print_share_pct,
     )
     name = policy_spec.name or policy_spec.kind
-    orders = basket_tca(day.quotes.columns(day.symbol), basket, events, run_result)
+    spread_bound = backtest_config(policy_spec, basket, base_config).max_spread_pct  # the run's own
+    orders = basket_tca(
+        day.quotes.columns(day.symbol), basket, events, run_result, max_spread_pct=spread_bound
+    )
     return BacktestResult(
         data=day.ref,
         policy=name,

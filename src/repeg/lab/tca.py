@@ -1,9 +1,10 @@
 """Transaction-cost analysis: per parent order from its run events and the quotes, then aggregated.
 
 Reference prices come from the quote tape, never from the engine: the arrival quote is the quote in force at the
-order's arrival; the oracle is the best price a limit order could have been filled at under the paper rule inside
-`[arrival, deadline]` (lowest ask for a buy, highest bid for a sell, two-sided quotes only). Fill prices are the
-broker's actual executions (`OrderUpdated.update.fill`), never limit prices.
+order's arrival (the last before it that is two-sided and within the run's `max_spread_pct`: the quotes the engine
+trades on and records as a leg's arrival quote); the oracle is the best price a limit order could have been filled
+at under the paper rule inside `[arrival, deadline]` (lowest ask for a buy, highest bid for a sell, two-sided quotes
+only). Fill prices are the broker's actual executions (`OrderUpdated.update.fill`), never limit prices.
 
 Costs are implementation shortfall over the whole order: quantity left unfilled at the end (a refused or unfilled
 escalation, a skip) is charged at the clean-up price, the far touch of the last two-sided quote inside the budget
@@ -22,6 +23,7 @@ from decimal import Decimal
 
 import numpy as np
 
+from repeg.config import ExecutionConfig
 from repeg.domain.events import IntentAction, LegEscalated, LegFinished, OrderIntent, OrderUpdated, RunEvent
 from repeg.domain.orders import OrderType, Side
 from repeg.domain.ticks import ZERO, from_units
@@ -37,10 +39,12 @@ from repeg.lab.models import (
     PolicySummary,
 )
 from repeg.lab.stats import bootstrap_mean, overlap_block
-from repeg.market.tape import SymbolQuotes, to_ns
+from repeg.market.tape import Int64Array, SymbolQuotes, to_ns
 from repeg.report.result import ExecutionResult, LegResult, result_from_events
 
 _BPS = Decimal(10_000)
+#: The engine's default bound on a usable quote's spread (`ExecutionConfig.max_spread_pct`, percent of the mid).
+DEFAULT_MAX_SPREAD_PCT = ExecutionConfig().max_spread_pct
 _NEVER = np.iinfo(np.int64).max
 
 
@@ -145,8 +149,22 @@ class Reference:
         return (self.ask - self.bid) / 2
 
 
-def reference(quotes: SymbolQuotes, order: ParentOrder) -> Reference:
-    """Arrival quote (the last two-sided quote at or before arrival) and the oracle price inside the budget."""
+def _benchmark_row(quotes: SymbolQuotes, rows: Int64Array, max_spread_pct: Decimal) -> int:
+    """The last of `rows` (two-sided quotes, ascending) whose spread is within `max_spread_pct` of its mid (the
+    engine's WIDE test, exact), or -1: a wider quote is none the engine trades on or records as a leg's arrival
+    quote, and its mid and half-spread are no benchmark."""
+    for row in rows[::-1]:
+        bid, ask = int(quotes.bid[row]), int(quotes.ask[row])
+        if (ask - bid) * 200 <= max_spread_pct * (bid + ask):
+            return int(row)
+    return -1
+
+
+def reference(
+    quotes: SymbolQuotes, order: ParentOrder, *, max_spread_pct: Decimal = DEFAULT_MAX_SPREAD_PCT
+) -> Reference:
+    """Arrival quote (the last two-sided quote at or before arrival whose spread is within `max_spread_pct` of its
+    mid, as the run's) and the oracle price inside the budget."""
     deadline = order.arrival + timedelta(seconds=order.budget_seconds)
     two_sided = (quotes.bid > 0) & (quotes.ask > 0) & (quotes.ask > quotes.bid)
     first = int(np.searchsorted(quotes.ts, to_ns(order.arrival), side="right")) - 1
@@ -155,6 +173,13 @@ def reference(quotes: SymbolQuotes, order: ParentOrder) -> Reference:
     if first < 0 or len(arrival_rows) == 0:
         raise ConfigError(
             "arrival", order.arrival.isoformat(), f"order {order.index} arrives before any two-sided quote"
+        )
+    benchmark = _benchmark_row(quotes, arrival_rows, max_spread_pct)
+    if benchmark < 0:
+        raise ConfigError(
+            "arrival",
+            order.arrival.isoformat(),
+            f"order {order.index} arrives before any quote within max_spread_pct ({max_spread_pct}%)",
         )
     if to_ns(order.arrival) > int(quotes.ts[-1]):
         raise ConfigError(
@@ -168,8 +193,8 @@ def reference(quotes: SymbolQuotes, order: ParentOrder) -> Reference:
     far = quotes.ask[window][ok] if order.side is Side.BUY else quotes.bid[window][ok]
     oracle = int(far.min()) if order.side is Side.BUY else int(far.max())
     return Reference(
-        bid=from_units(int(quotes.bid[a])),
-        ask=from_units(int(quotes.ask[a])),
+        bid=from_units(int(quotes.bid[benchmark])),
+        ask=from_units(int(quotes.ask[benchmark])),
         oracle=from_units(oracle),
         cleanup=from_units(int(far[-1])),
     )
@@ -230,14 +255,17 @@ def basket_tca(
     basket: Sequence[ParentOrder],
     events: Sequence[RunEvent],
     result: ExecutionResult | None = None,
+    *,
+    max_spread_pct: Decimal = DEFAULT_MAX_SPREAD_PCT,
 ) -> tuple[OrderTca, ...]:
     """TCA of every order of a basket; leg index i of the run is the i-th order of `basket` (its position, as
     `run_basket` numbers legs), whatever the order's own `index` (a basket's later part keeps its indices).
     `result` is the run's own result (`run_basket` returns it), rebuilt from `events` when not given: the events are
-    then folded a second time."""
+    then folded a second time. `max_spread_pct` is the run's: no wider quote is an arrival benchmark (`reference`)."""
     traces = trace_legs(events, result_from_events(events) if result is None else result)
     return tuple(
-        order_tca(o, reference(quotes, o), traces.get(leg, _Trace())) for leg, o in enumerate(basket)
+        order_tca(o, reference(quotes, o, max_spread_pct=max_spread_pct), traces.get(leg, _Trace()))
+        for leg, o in enumerate(basket)
     )
 
 
