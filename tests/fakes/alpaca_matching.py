@@ -151,6 +151,9 @@ class FakeBook:
     quote_listeners: list[Callable[[FakeQuote], None]] = field(default_factory=list)
     #: When set, a replace leaves the old order `pending_replace` until `complete_replace` is called.
     hold_replaces: bool = False
+    #: When set, a cancel leaves the order `pending_cancel` (as while Alpaca waits for the venue) until
+    #: `complete_cancels` is called.
+    hold_cancels: bool = False
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -257,8 +260,20 @@ class FakeBook:
         if order.status not in {"new", "accepted", "partially_filled"}:
             raise OrderStateError(order, "cancel")
         now = self.now()
+        if self.hold_cancels:
+            order.status, order.updated_at = "pending_cancel", now
+            self._announce("pending_cancel", order)
+            return
         order.status, order.canceled_at, order.updated_at = "canceled", now, now
         self._announce("canceled", order)
+
+    def complete_cancels(self) -> None:
+        """Cancel every order a held cancel left `pending_cancel`."""
+        for order in list(self.orders.values()):
+            if order.status == "pending_cancel":
+                now = self.now()
+                order.status, order.canceled_at, order.updated_at = "canceled", now, now
+                self._announce("canceled", order)
 
     # --- matching -----------------------------------------------------------------------------------------
 

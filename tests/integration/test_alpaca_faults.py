@@ -652,3 +652,24 @@ async def test_a_trade_stream_frame_nested_too_deep_to_decode_costs_a_reconnect_
     assert broker.stream.connected.is_set()
     failed = [line for line in logs if line["event"] == "trade_stream_failed"]
     assert [line["error"] for line in failed] == ["RecursionError"]
+
+
+async def test_a_cancel_whose_answer_was_lost_is_done_when_its_retry_meets_the_order_pending_cancel(
+    alpaca: Pair, fake_alpaca
+):
+    """As with `canceled`: the first DELETE was accepted (the order waits for the venue, `pending_cancel`) but its
+    answer never arrived; the retry is refused because of that very state. It is our own cancel under way, not a
+    refusal: the adapter raised `OrderNotCancelableError`, so the engine recorded the cancel as failed (an error on
+    the leg) and went back to working an order that was being cancelled. The `canceled` update follows."""
+    broker, _ = alpaca
+    updates = collect(broker)
+    order = await broker.submit_order(limit("r2-L0011-A00", Side.BUY, "2", "90.00"))
+    fake_alpaca.book.hold_cancels = True
+    fake_alpaca.lost_response_delay = 1.0  # longer than the adapter's read timeout
+    fake_alpaca.lose_response("DELETE", f"/v2/orders/{order.order_id}")
+    await broker.cancel_order(order.order_id)
+    assert fake_alpaca.count("DELETE", f"/v2/orders/{order.order_id}") == 2
+    fake_alpaca.book.complete_cancels()
+    await until(
+        lambda: any(u.event is OrderEvent.CANCELED and u.order.order_id == order.order_id for u in updates)
+    )

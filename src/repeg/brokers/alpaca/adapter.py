@@ -245,8 +245,8 @@ class AlpacaBroker:
         """Request a cancel; the confirmation arrives as an update. A refusal because of the order's state raises
         `OrderNotCancelableError` with the state read back (and its update pushed) for the engine to reconcile.
 
-        A retry after an attempt whose outcome is unknown (timeout, 5xx) that meets the order `canceled` is our
-        own earlier attempt done, not a refusal: it returns as an accepted cancel (the update is pushed)."""
+        A retry after an attempt of unknown outcome (timeout, 5xx) that meets the order `canceled` (`pending_cancel`)
+        is our own earlier attempt done (under way), not a refusal: it returns as an accepted cancel (update pushed)."""
         log.info("order_cancel", order_id=order_id)
         maybe_sent = False
 
@@ -264,7 +264,7 @@ class AlpacaBroker:
             await with_retries("cancel", once, self._backoff, self._clock, self._may_retry)
         except OrderNotCancelableError as exc:
             refusal = await self._not_cancelable(order_id, exc)
-            if not (maybe_sent and refusal.status == OrderStatus.CANCELED.value):
+            if not (maybe_sent and refusal.status in {OrderStatus.CANCELED, OrderStatus.PENDING_CANCEL}):
                 raise refusal from exc
             log.info("order_cancel_done_by_an_earlier_attempt", order_id=order_id)
         self._stream.expect_updates()
