@@ -98,6 +98,13 @@ def test_waiting_for_a_first_quote_wakes_at_the_quote_wait_rather_than_after_it(
     assert POLICY.decide(planned(), None, QuoteVerdict.MISSING, at(29.5)) == Wait(until=at(30))
 
 
+def test_waiting_for_a_first_quote_gives_up_at_the_phase_deadline_when_quote_wait_is_longer() -> None:
+    # quote_wait may exceed max_total_wait (120 s): on_no_quote must still apply at the deadline, not after it.
+    policy = LadderPolicy(classic_ladder(quote_wait=500))
+    assert policy.decide(planned(), None, QuoteVerdict.MISSING, at(119.5)) == Wait(until=at(120))
+    assert isinstance(policy.decide(planned(), None, QuoteVerdict.MISSING, at(120)), Skip)
+
+
 def test_no_quote_after_quote_wait_skips_by_default() -> None:
     action = POLICY.decide(planned(), None, QuoteVerdict.MISSING, at(30))
     assert isinstance(action, Skip)
