@@ -767,3 +767,18 @@ def test_a_quote_file_of_an_earlier_day_is_named_as_drawn_without_quotes_not_dra
     assert "AAA" not in view.series
     assert view.note is not None
     assert "has no quotes of AAA over the run" in view.note
+
+
+def test_the_leg_table_says_why_a_leg_was_skipped_as_show_does() -> None:
+    # `repeg show` prints "skipped: <reason>"; the page showed the state "skipped" and an empty error cell.
+    reason = "no valid quote to bound its cost by the buying power"
+    events: list[RunEvent] = [
+        started(),
+        *planned("AAA", 0),
+        phase(),
+        LegFinished(**_stamp(5), status="skipped", reason=reason),
+    ]
+    report = run_report(RUN, events, "j.db")
+    (leg,) = report.result.legs
+    assert leg.reason == reason
+    assert reason in legs_table(report.result)

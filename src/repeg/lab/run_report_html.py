@@ -67,7 +67,7 @@ _LEG_HEADERS = (
     "escalated",
     "time to fill s",
     "orders",
-    "error",
+    "error or reason",
 )
 
 
@@ -86,7 +86,7 @@ def _leg_row(leg: LegResult) -> list[str]:
         "yes" if leg.escalated else "no",
         seconds_text(_time_to_fill(leg), _NONE),
         str(len(leg.order_ids)),
-        "" if leg.error is None else html.escape(leg.error),
+        html.escape(leg.error or leg.reason or ""),  # why it did not fill, as `repeg show` says it
     ]
 
 
