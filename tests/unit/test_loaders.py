@@ -789,3 +789,23 @@ def test_a_parquet_float64_price_half_a_unit_off_the_grid_is_still_refused(tmp_p
         "ask_size": pa.array([1]),
     }
     assert "finer than $0.0001" in str(_error(_parquet(tmp_path, columns)))
+
+
+def test_prices_written_with_trailing_zeros_past_four_decimals_load_as_the_price(tmp_path: Path) -> None:
+    # A "%.6f" export writes 10.01 as 10.010000: a price on the $0.0001 grid, refused as "expected a non-negative
+    # dollar price with at most 4 decimals" (a Parquet decimal(18, 6) column of the same value loads).
+    body = "2024-01-02T14:30:00Z,A,10.010000,1,10.0200,1\n2024-01-02T14:30:01Z,A,0.000100,1,12.123400000,1\n"
+    cols = load_quotes(_write(tmp_path, body)).columns("A")
+    assert (list(cols.bid), list(cols.ask)) == ([100_100, 1], [100_200, 121_234])
+
+
+@pytest.mark.parametrize("price", ["10.000050", "10.00001"])
+def test_a_price_finer_than_four_decimals_is_still_refused_as_written(tmp_path: Path, price: str) -> None:
+    err = _error(_write(tmp_path, f"2024-01-02T14:30:00Z,A,{price},1,11,1\n"))
+    assert (
+        err.row,
+        f"bid: expected a non-negative dollar price with at most 4 decimals, got '{price}'" in str(err),
+    ) == (
+        1,
+        True,
+    )

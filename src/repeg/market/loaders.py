@@ -4,7 +4,7 @@ Quotes: `ts,symbol,bid,bid_size,ask,ask_size`; trades: `ts,symbol,price,size` (f
 for a trade file's optional `conditions`: a print with a non-regular sale condition is dropped, see
 `repeg.market.sale_conditions`).
 `ts` is ISO-8601 UTC with a `Z` (or `+00:00`), or in Parquet a timestamp with a time zone (never one without:
-it may be local time); prices are dollars with at most four decimals; sizes are whole shares. Prices are parsed from their text straight into integer $0.0001 units, never through a float, so a
+it may be local time); prices are dollars on the $0.0001 grid (at most four decimals but for trailing zeros); sizes are whole shares. Prices are parsed from their text straight into integer $0.0001 units, never through a float, so a
 price read is exactly the price written. All parsing is vectorised. A plain, valid CSV file is read and
 parsed with numpy alone (`repeg.market.text_columns`); anything else, including every file with a defect, is
 read by pyarrow, and parsed with pyarrow.compute where numpy declines, which words every error. pyarrow and
@@ -418,7 +418,8 @@ def _price_text(file: str, name: str, column: pa.Array) -> Int64Array:
     import pyarrow.compute as pc
 
     what = "expected a non-negative dollar price with at most 4 decimals"
-    _first_bad(file, name, _bools(pc.match_substring_regex(column, _PRICE_TEXT)), column, what)
+    written, column = column, pc.replace_substring_regex(column, r"^([0-9]+\.[0-9]{4})0+$", r"\1")  # 1.230000
+    _first_bad(file, name, _bools(pc.match_substring_regex(column, _PRICE_TEXT)), written, what)
     dot = _ints(pc.find_substring(column, "."))
     length = _ints(pc.utf8_length(column))
     decimals = np.where(dot < 0, 0, length - dot - 1)
