@@ -1222,6 +1222,26 @@ def test_a_journal_in_a_directory_that_may_not_be_searched_is_a_journal_error_no
     assert last.startswith("repeg.errors.JournalError: cannot open journal"), done.stderr
 
 
+@pytest.mark.parametrize(
+    "command", [["runs"], ["show", "demo1"], ["resume", "demo1"]], ids=["runs", "show", "resume"]
+)
+def test_a_journal_path_through_a_directory_that_may_not_be_searched_is_one_line_not_a_traceback(
+    tmp_path: Path, command: list[str]
+) -> None:
+    # `Path.is_dir` raised PermissionError while checking that --journal was no directory: a traceback, exit 1.
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o600)
+    journal = closed / "repeg.db"
+    try:
+        done = _as_unprivileged(*command, "--journal", str(journal))
+    finally:
+        closed.chmod(0o755)
+    assert (done.returncode, done.stderr) == (
+        ExitCode.FAILED,
+        f"error: cannot open journal {journal}: Permission denied\n",
+    )
+
+
 # --- a stdout that refuses the output (a full disk) -------------------------------------------------------
 
 

@@ -68,7 +68,11 @@ def refuse_unusable_journal(spec: str) -> None:
     refuse_an_empty_journal_variable()
     if not spec.strip():
         raise ConfigError("--journal", spec, "empty: give a SQLite file or a postgresql:// DSN")
-    if not is_postgres(spec) and Path(spec).is_dir():
+    try:
+        directory = not is_postgres(spec) and Path(spec).is_dir()
+    except OSError as exc:  # a directory on its path that may not be searched: as SQLite would refuse it
+        raise JournalError(f"cannot open journal {spec}: {exc.strerror or exc}") from exc
+    if directory:
         raise ConfigError("--journal", spec, "a directory, not a journal file")
 
 
