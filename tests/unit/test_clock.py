@@ -21,6 +21,31 @@ def test_virtual_sleep_advances_now_exactly():
     assert run_virtual(main) == START + timedelta(hours=6)
 
 
+def test_virtual_now_follows_sub_second_sleeps_exactly():
+    # `now()` caches its answer per loop instant: a cache that only moved on jumps of a second or more kept
+    # answering the first instant through a run's sub-second steps, and the 6-hour sleep above did not see it.
+    async def main() -> list[datetime]:
+        clock = VirtualClock(START)
+        seen = [clock.now()]
+        for ms in (250, 500, 1_250):
+            await clock.sleep_until(START + timedelta(milliseconds=ms))
+            seen.append(clock.now())
+        return seen
+
+    expected = [START + timedelta(milliseconds=ms) for ms in (0, 250, 500, 1_250)]
+    assert run_virtual(main) == expected
+
+
+def test_wait_event_on_an_event_already_set_is_true_even_at_a_past_deadline():
+    async def main() -> bool:
+        clock = VirtualClock(START)
+        event = asyncio.Event()
+        event.set()
+        return await clock.wait_event(event, START - timedelta(seconds=1))
+
+    assert run_virtual(main) is True
+
+
 def test_six_virtual_hours_take_far_less_than_a_real_second():
     # Not a speed target (that is bench/'s job): it proves time jumps instead of waiting.
     wall = time.monotonic()
