@@ -510,3 +510,15 @@ def test_a_cost_of_zero_is_never_signed_negative_in_the_json() -> None:
     document = json.loads(build_result(RunState(run_id="r", legs=(at_mid, slightly))).model_dump_json())
     assert document["legs"][0]["cost_bps"] == "0.00"
     assert document["quality"]["cost_bps"] == "0.00"
+
+
+def test_the_terminal_quality_table_shows_a_missing_cost_as_missing_not_as_minus_bps() -> None:
+    # A run that filled nothing has no cost: the table read "- bps", a lone minus sign before the unit.
+    from rich.console import Console
+
+    from repeg.cli.render import quality_table
+
+    unfilled = leg(fills=(), status=LegStatus.INCOMPLETE)
+    console = Console(width=120, record=True)
+    console.print(quality_table(build_result(RunState(run_id="r", legs=(unfilled,)))))
+    assert "- bps" not in console.export_text()

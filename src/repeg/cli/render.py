@@ -109,8 +109,9 @@ def legs_table(run: RunState, max_rows: int = LIVE_MAX_ROWS) -> Table:
     return table
 
 
-def _with_unit(seconds: str) -> str:
-    return seconds if seconds == "-" else f"{seconds}s"
+def _with_unit(value: str, unit: str = "s") -> str:
+    """`value` followed by its unit; a missing value stays the missing mark alone ("- bps" read as a minus sign)."""
+    return value if value == "-" else f"{value}{unit}"
 
 
 def _result_state_text(leg: LegResult) -> str:
@@ -163,7 +164,9 @@ def quality_table(result: ExecutionResult) -> Table:
     if result.buy_scale < 1:
         table.add_row("buys scaled to (buying power short)", scale_text(result.buy_scale))
     table.add_row("notional traded", f"${money_text(result.notional_traded)}")
-    table.add_row("cost vs arrival mid (notional-weighted)", f"{signed_text(quality.cost_bps, 2)} bps")
+    table.add_row(
+        "cost vs arrival mid (notional-weighted)", _with_unit(signed_text(quality.cost_bps, 2), " bps")
+    )
     table.add_row("cost in arrival half-spreads", signed_text(quality.cost_half_spreads, 3))
     table.add_row("half-spread saved vs crossing", percent_text(quality.half_spread_saved))
     table.add_row(
