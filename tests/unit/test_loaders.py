@@ -809,3 +809,12 @@ def test_a_price_finer_than_four_decimals_is_still_refused_as_written(tmp_path: 
         1,
         True,
     )
+
+
+def test_the_labs_symbol_is_named_as_the_quote_files_symbols_are(tmp_path: Path) -> None:
+    # The file's "xxx" reads as XXX (as a plan names it): `repeg backtest --symbol xxx` must still find it, as it
+    # did when the file's symbols were kept as written.
+    from repeg.lab.backtest import load_day
+
+    path = _write(tmp_path, "2024-01-02T14:30:00Z,xxx,1,1,2,1\n")
+    assert load_day(path, symbol="xxx").ref.symbol == "XXX"

@@ -28,6 +28,7 @@ from repeg.brokers.simulator.queue_model import QueueFillModel
 from repeg.config import ExecutionConfig, classic_ladder, config_from_mapping
 from repeg.domain.events import RunEvent
 from repeg.domain.orders import Side
+from repeg.domain.plan import plan_symbol
 from repeg.domain.quote import Quote
 from repeg.domain.ticks import from_units
 from repeg.engine.clock import VirtualClock, run_virtual
@@ -87,6 +88,8 @@ def load_day(
     tape = load_quotes(quotes)
     if symbol is None:
         symbol = _only_symbol(tape, quotes, one_per_file=one_per_file)
+    elif symbol.strip():  # named as the quote file's symbols are read: as a plan names them ("xxx" is XXX)
+        symbol = plan_symbol(symbol)
     if symbol not in tape:
         raise ConfigError("--symbol", symbol, f"not in {quotes} (it holds {tape.symbols})")
     prints = None if trades is None else load_trades(trades)
