@@ -962,6 +962,22 @@ def test_a_postgres_journal_without_psycopg_is_refused_naming_the_extra(
     assert "secret" not in out
 
 
+@pytest.mark.parametrize("command", _JOURNAL_COMMANDS, ids=_COMMAND_IDS)
+@pytest.mark.parametrize("scheme", ["postgresql+psycopg", "POSTGRESQL"])
+def test_a_url_that_is_no_postgresql_dsn_is_refused_without_its_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str], scheme: str
+) -> None:
+    # A SQLAlchemy URL (or an upper-case scheme, which libpq does not take either) was read as a SQLite path:
+    # "no journal at postgresql+psycopg://u:<password>@host/db", the password printed twice.
+    monkeypatch.chdir(tmp_path)
+    code, out = _repeg(*command, "--journal", f"{scheme}://u:secret@localhost/db")
+    assert code == ExitCode.BAD_INPUT, out
+    assert out.strip() == (
+        f"error: config --journal='{scheme}://u:***@localhost/db': a URL, not a SQLite file; a PostgreSQL "
+        "journal is named by a postgresql:// (or postgres://) DSN, with no driver suffix"
+    )
+
+
 def test_a_malformed_postgres_dsn_is_bad_input_naming_the_journal_option() -> None:
     # psycopg refuses it before connecting (ProgrammingError); it exited 4, as a database that failed.
     pytest.importorskip("psycopg")
