@@ -243,3 +243,34 @@ async def test_an_adapter_reused_for_several_runs_releases_each_runs_bookkeeping
         await feed.aclose()
         await broker.aclose()
     assert held == [0, 0, 0]
+
+
+async def test_an_adapter_reused_for_a_later_run_reads_the_asset_flags_afresh(fake_alpaca: FakeAlpacaServer):
+    """The asset flags were cached for the adapter's life, not the run's: a symbol halted (no longer tradable)
+    after an earlier run on the same adapter was still taken as tradable, and the later run sent its orders instead
+    of refusing the plan before any order (`NotTradableError`)."""
+    import pytest
+
+    from repeg.api import execute_async
+    from repeg.domain.plan import Plan, PlanKind, TradeIntent
+    from repeg.errors import NotTradableError
+
+    plan = Plan(
+        source="plan.csv",
+        kind=PlanKind.TRADES,
+        trades=(TradeIntent(symbol="AAPL", side=Side.BUY, qty=Decimal(5)),),
+    )
+    broker, feed = await connect(fake_alpaca)
+    try:
+        first = await asyncio.wait_for(
+            execute_async(plan, broker, feed, RealClock(), FAST_RUN, run_id="rA1"), 20
+        )
+        assert first.status is RunStatus.COMPLETED
+        fake_alpaca.book.assets["AAPL"] = (False, True)  # halted
+        posts = fake_alpaca.count("POST", "/v2/orders")
+        with pytest.raises(NotTradableError):
+            await asyncio.wait_for(execute_async(plan, broker, feed, RealClock(), FAST_RUN, run_id="rA2"), 20)
+        assert fake_alpaca.count("POST", "/v2/orders") == posts
+    finally:
+        await feed.aclose()
+        await broker.aclose()

@@ -13,6 +13,7 @@ fills is the broker's `filled_qty * filled_avg_price`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal, localcontext
 
@@ -118,7 +119,9 @@ class OrderTracker:
     repeats a REST answer is harmless, while a suppressed one could hide a fill).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_idle: Callable[[], None] | None = None) -> None:
+        #: Called once the last sink leaves (no run listens): the adapter forgets what it held for the runs.
+        self._on_idle = on_idle
         self._latest: dict[str, BrokerOrder] = {}
         self._reported: dict[str, BrokerOrder] = {}
         #: Per order, the last reported state whose fills had a price: the next fill is priced from it.
@@ -138,6 +141,8 @@ class OrderTracker:
             unsubscribe()
             if not self._sinks:
                 self._release()
+                if self._on_idle is not None:
+                    self._on_idle()
 
         return leave
 
