@@ -445,6 +445,41 @@ def test_a_submit_never_answered_when_the_run_ends_is_named_in_its_legs_error() 
     assert "may be open at the broker" in leg.error
 
 
+def test_the_runs_last_lookups_stop_after_a_grace_window_when_the_broker_cannot_answer() -> None:
+    """Three legs end at the hard stop (45 s) with their cancels unconfirmed while every read of an order fails
+    after 8 s of retries: the run's last lookups must not add 8 s per order to its end. It asks while within a
+    grace window (the first lookup, 45 s to 53 s), logs the orders it did not ask about, and ends."""
+    config = classic_ladder(
+        repeg_steps=(Decimal("0.25"), Decimal("0.5"), Decimal("0.75"), Decimal("1.0")),
+        max_total_wait=30,
+        escalation=EscalationStyle.COLLARED_LIMIT,
+    )
+    specs = [
+        LegSpec(index=i, symbol=s, side=Side.BUY, qty=Decimal(100))
+        for i, s in enumerate(("XYZ", "ABC", "DEF"))
+    ]
+
+    def script(w: World) -> None:
+        for symbol in ("ABC", "DEF"):
+            w.feed.set(symbol, "100.00", "100.08")
+        w.broker.cancel_latency = timedelta(seconds=60)
+
+        def outage() -> None:
+            w.broker.unavailable_reads = 10**6
+            w.broker.read_delay = timedelta(seconds=8)
+
+        w.clock.call_at(at(44), outage)
+
+    with structlog.testing.capture_logs() as logs:
+        result, world = execute(specs, script, config=config, auto_fill=False)
+    (ended,) = world.sink.of(RunEnded)
+    assert ended.ts == at(53)
+    assert [line["order_id"] for line in logs if line["event"] == "reconcile_failed"] == ["o7"]
+    (skipped,) = [line for line in logs if line["event"] == "run_end_lookups_skipped"]
+    assert skipped["order_ids"] == ["o8", "o9"]
+    assert all(leg.status is LegStatus.INCOMPLETE and leg.error for leg in result.legs)
+
+
 def test_no_valid_quote_within_quote_wait_skips_the_leg() -> None:
     specs = [LegSpec(index=0, symbol="NOQ", side=Side.SELL, qty=Decimal(5))]
     result, world = execute(specs)

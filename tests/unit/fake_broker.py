@@ -114,6 +114,8 @@ class FakeBroker:
         #: This many cancels are accepted, then refused by a pushed `order_cancel_rejected` (the order stays live).
         self.reject_cancels_later = 0
         self.unavailable_reads = 0
+        #: Each read of an order takes this long (on the clock) before it answers or fails (retries, backoff).
+        self.read_delay = timedelta(0)
         self.lost_answers = 0
         #: This many submits time out before the broker has executed them; each lands `landing_delay` later
         #: (unless an order under its client order id exists by then: a broker refuses the duplicate).
@@ -208,6 +210,8 @@ class FakeBroker:
             self._confirm_cancel(order_id)
 
     async def get_order(self, order_id: str) -> BrokerOrder:
+        if self.read_delay:
+            await self._clock.sleep_until(self._clock.now() + self.read_delay)
         if self.unavailable_reads:
             self.unavailable_reads -= 1
             raise BrokerUnavailableError("scripted outage")

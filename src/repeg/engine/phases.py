@@ -166,9 +166,17 @@ async def look_up_open_orders(ctx: EngineContext) -> None:
     phase's end not yet confirmed, an update not yet delivered), record what it says (a fill that raced the
     cancel), then every update still waiting. The result then holds every fill the broker had made; an order the
     broker still reads open, or that it could not be asked about (logged `reconcile_failed`), stays open in it
-    (so the run is not `completed`)."""
+    (so the run is not `completed`). Lookups start only within `grace_window` of the first, so that a broker
+    slow to fail (retries, backoff) does not hold the run's end for each order: the rest are logged unasked."""
+    give_up = ctx.clock.now() + ctx.config.grace
+    unasked: list[str] = []
     for index, order_id in _open_orders(ctx, sorted(ctx.bus.folder.legs)):
-        await ctx.gateway.reconcile(index, order_id)
+        if ctx.clock.now() > give_up:
+            unasked.append(order_id)
+        else:
+            await ctx.gateway.reconcile(index, order_id)
+    if unasked:
+        _log.warning("run_end_lookups_skipped", run_id=ctx.bus.run_id, order_ids=unasked)
     await record_late_updates(ctx)
 
 
