@@ -140,6 +140,34 @@ def test_next_tradable_skips_one_sided_and_zero_quotes() -> None:
     assert tape.last_tradable("ABC", 10) == 3
 
 
+def test_last_tradable_counts_the_index_it_is_given() -> None:
+    # "Last index <= end_index": the one at end_index itself, when valid, is the answer (its mark, a market
+    # buy's cost), not the valid quote before it.
+    tape = _tape([0, 1, 2, 3], [5, 0, 5, 5], [9, 0, 9, 9])
+    assert tape.last_tradable("ABC", 2) == 2
+    assert tape.last_tradable("ABC", 3) == 3
+    assert tape.last_tradable("ABC", 1) == 0
+
+
+def test_quotes_a_nanosecond_feed_puts_within_one_microsecond_share_one_instant() -> None:
+    # Clocks tick in microseconds: a marketable ask at +100 ns replaced at +900 ns by one that is not is never
+    # current at any instant the engine can see, so it fills nothing (the tests above only use whole microseconds).
+    ts = np.array([T0_NS + 100, T0_NS + 900, T0_NS + 5_000], dtype=np.int64)
+    book = {"bid": [90, 90, 90], "ask": [100, 110, 100]}
+    tape = QuoteTape.from_arrays(
+        {
+            "ABC": {
+                "ts": ts,
+                "bid": np.array(book["bid"], dtype=np.int64),
+                "bid_size": np.full(3, 100, dtype=np.int64),
+                "ask": np.array(book["ask"], dtype=np.int64),
+                "ask_size": np.full(3, 200, dtype=np.int64),
+            }
+        }
+    )
+    assert tape.next_marketable("ABC", Side.BUY, 100, 0) == 2
+
+
 def test_next_tradable_skips_locked_and_crossed_quotes() -> None:
     tape = _tape([0, 1, 2], [9, 10, 8], [9, 8, 9])
     assert tape.next_tradable("ABC", 0) == 2
