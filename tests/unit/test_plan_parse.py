@@ -584,3 +584,16 @@ def test_a_negative_zero_weight_is_refused_as_a_negative_weight_is(weight: str) 
         weight,
         "weight must be within [0, 1]",
     )
+
+
+def test_a_target_weight_of_negative_zero_built_in_python_is_refused_as_a_plan_files_is() -> None:
+    # A plan file's -0 weight is refused (ccd3d54d); TargetWeight(weight=Decimal("-0")) passed ge=0 and exited.
+    with pytest.raises(ValidationError, match="-0"):
+        TargetWeight(symbol="A", weight=Decimal("-0"))
+
+
+def test_a_journaled_target_weight_of_negative_zero_reads_back_as_it_ran() -> None:
+    from repeg.domain.plan import JOURNALED
+
+    weight = TargetWeight.model_validate({"symbol": "A", "weight": Decimal("-0")}, context=JOURNALED)
+    assert weight.weight.is_signed()

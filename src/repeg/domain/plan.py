@@ -93,6 +93,15 @@ class TargetWeight(BaseModel):
 
     _symbol_as_planned = field_validator("symbol")(_as_planned)
 
+    @field_validator("weight")
+    @classmethod
+    def _not_negative_zero(cls, value: Decimal, info: ValidationInfo) -> Decimal:
+        """-0 is refused, as a plan file's is: a sign written on a weight; a journaled one reads back as it ran."""
+        journaled = isinstance(info.context, Mapping) and info.context.get("journaled") is True
+        if value.is_signed() and not journaled:
+            raise ValueError("weight must be 0 or more, not -0")
+        return value
+
 
 #: Digits an exact sum is computed with; a sum that needs more raises `decimal.Inexact` rather than rounding.
 _SUM_DIGITS = 200
