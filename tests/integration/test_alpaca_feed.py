@@ -587,3 +587,42 @@ async def test_a_rest_quote_with_a_negative_price_is_dropped_and_costs_no_other_
     assert quote is not None
     assert quote.bid == Decimal("50.0")
     assert [line["symbol"] for line in logs if line["event"] == "quote_unreadable"] == ["AAPL"]
+
+
+@pytest.mark.parametrize("price", [float("nan"), "NaN", float("inf")])
+async def test_a_quote_whose_price_is_not_finite_costs_that_quote_not_the_stream_or_the_rest_answer(
+    price: object,
+):
+    """NaN and infinity are no prices: the quote is dropped (as one that is not a number), on the stream without a
+    reconnect and in a REST answer without losing the other symbols (a NaN compared as a price raised decimal's
+    InvalidOperation, no ValueError)."""
+    from datetime import UTC, datetime
+
+    ts = msgpack.Timestamp.from_datetime(datetime(2026, 3, 2, 15, tzinfo=UTC))
+    connections = 0
+
+    async def a_bad_quote_then_a_good_one(ws: ServerConnection) -> None:
+        nonlocal connections
+        connections += 1
+        await _authenticate(ws)
+        await _send(ws, {"T": "q", "S": "AAPL", "bp": price, "bs": 1, "ap": 100.1, "as": 1, "t": ts})
+        await _send(ws, {"T": "q", "S": "MSFT", "bp": 50.0, "bs": 1, "ap": 50.1, "as": 1, "t": ts})
+        await ws.wait_closed()
+
+    async with _feed_on(a_bad_quote_then_a_good_one) as feed:
+        await feed.subscribe(["AAPL", "MSFT"])
+        await until(lambda: feed.latest("MSFT") is not None)
+        assert feed.latest("AAPL") is None
+        assert connections == 1
+    if isinstance(price, float):
+        rest = AlpacaQuoteFeed(
+            _RestQuotes({"AAPL": (price, 100.1), "MSFT": (50.0, 50.1)}),  # type: ignore[arg-type]
+            "ws://127.0.0.1:9/v2/iex",
+            AlpacaCredentials(key_id="key", secret_key=SecretStr("secret")),
+            RealClock(),
+            feed=DataFeed.IEX,
+            settings=FAST,
+        )
+        await rest.poll_rest(["AAPL", "MSFT"])
+        assert rest.latest("AAPL") is None
+        assert rest.latest("MSFT") is not None

@@ -67,7 +67,8 @@ def _decimal(value: object) -> Decimal:
             number = None
     except InvalidOperation:
         number = None
-    if number is None:
+    # NaN and infinity are no number either (NaN compared below would raise decimal's InvalidOperation)
+    if number is None or not number.is_finite():
         raise MarketDataError(f"quote field is not a number: {value!r}")
     if number < 0:
         raise MarketDataError(f"quote field is negative: {value!r}")
