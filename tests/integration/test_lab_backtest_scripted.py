@@ -375,3 +375,22 @@ def test_the_queue_model_refuses_a_trade_file_whose_prints_of_the_symbol_are_all
     excluded = replace(_day(False), trades=TradeTape([SymbolTrades("XXX", empty, empty, empty)]))
     with pytest.raises(ConfigError, match=r"--trades.*no print of XXX"):
         _queue_backtest(excluded)
+
+
+def test_a_basket_with_an_order_after_the_last_quote_is_refused_before_the_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An --arrivals file's last order comes after the day's last quote: the TCA refuses to cost it, but only once
+    # the engine had run the whole basket (and a compare, its first backtest): minutes on a large basket.
+    from repeg.errors import ConfigError
+    from repeg.lab import backtest as backtest_module
+
+    def ran(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the basket ran")
+
+    monkeypatch.setattr(backtest_module, "run_basket_events", ran)
+    late = BASKET[-1].model_copy(update={"arrival": T0 + timedelta(seconds=SECONDS + 60)})
+    with pytest.raises(ConfigError, match=r"order 3 arrives after the last quote"):
+        run_backtest(
+            _day(False), (*BASKET[:-1], late), policy_spec("market"), fill_model=FillModelName.PAPER, seed=0
+        )

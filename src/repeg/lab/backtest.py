@@ -46,7 +46,7 @@ from repeg.lab.policies import (
     run_config,
     spec_params,
 )
-from repeg.lab.tca import basket_tca, summarize
+from repeg.lab.tca import basket_references, basket_tca, summarize
 from repeg.market.loaders import load_quotes, load_trades
 from repeg.market.tape import Int64Array, QuoteTape, TradeTape, from_ns
 from repeg.report.result import ExecutionResult
@@ -334,7 +334,11 @@ def run_backtest(
     latency: LatencyModel | None = None,
     print_share_pct: int = 100,
 ) -> BacktestResult:
-    """Backtest one policy under one fill model; per-order TCA plus the summary with bootstrap intervals."""
+    """Backtest one policy under one fill model; per-order TCA plus the summary with bootstrap intervals. An order
+    the TCA cannot cost (arriving before any usable quote or after the day's last) is refused before the run."""
+    quotes = day.quotes.columns(day.symbol)
+    spread_bound = backtest_config(policy_spec, basket, base_config).max_spread_pct  # the run's own
+    references = basket_references(quotes, basket, max_spread_pct=spread_bound)
     events, run_result = run_basket_events(
         day,
         basket,
@@ -347,10 +351,7 @@ def run_backtest(
         print_share_pct=print_share_pct,
     )
     name = policy_spec.name or policy_spec.kind
-    spread_bound = backtest_config(policy_spec, basket, base_config).max_spread_pct  # the run's own
-    orders = basket_tca(
-        day.quotes.columns(day.symbol), basket, events, run_result, max_spread_pct=spread_bound
-    )
+    orders = basket_tca(quotes, basket, events, run_result, references=references)
     return BacktestResult(
         data=day.ref,
         policy=name,

@@ -250,6 +250,14 @@ def order_tca(order: ParentOrder, ref: Reference, trace: _Trace) -> OrderTca:
     )
 
 
+def basket_references(
+    quotes: SymbolQuotes, basket: Sequence[ParentOrder], *, max_spread_pct: Decimal = DEFAULT_MAX_SPREAD_PCT
+) -> tuple[Reference, ...]:
+    """Every order's `reference`, in basket order; an order it cannot cost is refused (`ConfigError`), so that a
+    backtest asks for them before it runs anything."""
+    return tuple(reference(quotes, o, max_spread_pct=max_spread_pct) for o in basket)
+
+
 def basket_tca(
     quotes: SymbolQuotes,
     basket: Sequence[ParentOrder],
@@ -257,15 +265,20 @@ def basket_tca(
     result: ExecutionResult | None = None,
     *,
     max_spread_pct: Decimal = DEFAULT_MAX_SPREAD_PCT,
+    references: Sequence[Reference] | None = None,
 ) -> tuple[OrderTca, ...]:
     """TCA of every order of a basket; leg index i of the run is the i-th order of `basket` (its position, as
     `run_basket` numbers legs), whatever the order's own `index` (a basket's later part keeps its indices).
     `result` is the run's own result (`run_basket` returns it), rebuilt from `events` when not given: the events are
-    then folded a second time. `max_spread_pct` is the run's: no wider quote is an arrival benchmark (`reference`)."""
+    then folded a second time. `references` are `basket_references(quotes, basket, max_spread_pct=...)`, computed
+    here when not given; `max_spread_pct` is the run's: no wider quote is an arrival benchmark (`reference`)."""
     traces = trace_legs(events, result_from_events(events) if result is None else result)
+    refs = (
+        basket_references(quotes, basket, max_spread_pct=max_spread_pct) if references is None else references
+    )
     return tuple(
-        order_tca(o, reference(quotes, o, max_spread_pct=max_spread_pct), traces.get(leg, _Trace()))
-        for leg, o in enumerate(basket)
+        order_tca(o, ref, traces.get(leg, _Trace()))
+        for leg, (o, ref) in enumerate(zip(basket, refs, strict=True))
     )
 
 
