@@ -818,3 +818,10 @@ def test_the_labs_symbol_is_named_as_the_quote_files_symbols_are(tmp_path: Path)
 
     path = _write(tmp_path, "2024-01-02T14:30:00Z,xxx,1,1,2,1\n")
     assert load_day(path, symbol="xxx").ref.symbol == "XXX"
+
+
+def test_a_gzipped_file_named_csv_is_refused_saying_so(tmp_path: Path) -> None:
+    # It read "unreadable: 'utf-8' codec can't decode byte 0x8b in position 1: invalid start byte".
+    path = tmp_path / "q.csv"
+    path.write_bytes(gzip.compress((HEADER + "2024-01-02T14:30:00Z,A,1,1,2,1\n").encode()))
+    assert str(_error(path)) == f"{path}: gzip-compressed: name it .csv.gz"

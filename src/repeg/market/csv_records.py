@@ -11,6 +11,9 @@ from pathlib import Path
 
 from repeg.errors import QuoteFileError
 
+#: The first bytes of every gzip stream.
+_GZIP_MAGIC = b"\x1f\x8b"
+
 
 def misshapen_record(path: Path, fields: int) -> QuoteFileError | None:
     """The first record whose field count is not the header's, naming its row; None if the file has none.
@@ -41,5 +44,7 @@ def csv_header(path: Path) -> list[str]:
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     with opener(path, "rb") as handle:
         first = handle.readline()  # only this line is decoded here: pyarrow judges the rest
+    if opener is open and first.startswith(_GZIP_MAGIC):  # else: "'utf-8' codec can't decode byte 0x8b"
+        raise QuoteFileError(str(path), None, "gzip-compressed: name it .csv.gz")
     header = first.splitlines()[:1]  # the header ends at a lone CR too (pyarrow reads such files)
     return next(csv.reader([line.decode("utf-8-sig") for line in header]), [])
