@@ -114,6 +114,25 @@ def test_an_order_that_filled_before_its_replace_has_no_unread_replacement() -> 
     assert unread_replacement((original,), original) is None
 
 
+def test_an_earlier_order_acknowledged_and_never_reported_closed_is_named() -> None:
+    # The tests beside this one check only what is *not* reported: a reader answering None for every chain passed
+    # them all. Here the first order of the chain is still open at the broker as far as the leg knows.
+    earlier = record(order_id="o1", status=OrderStatus.NEW)
+    active = record(client_order_id="c2", order_id="o2", status=OrderStatus.NEW)
+    assert never_closed((earlier, active), "c2") is earlier
+
+
+def test_an_earlier_order_never_acknowledged_or_closed_is_not_named() -> None:
+    unacknowledged = record(status=OrderStatus.NEW)  # no broker order id: never reached the broker's books
+    closed = record(client_order_id="c2", order_id="o2", status=OrderStatus.CANCELED)
+    assert never_closed((unacknowledged, closed, record(client_order_id="c3")), "c3") is None
+
+
+def test_a_replacement_the_broker_named_but_never_reported_is_unread() -> None:
+    original = record(order_id="o1", status=OrderStatus.REPLACED, replaced_by="o2")
+    assert unread_replacement((original,), original) == "o2"
+
+
 def test_the_active_order_is_never_reported_as_never_closed() -> None:
     active = record(order_id="o1", status=OrderStatus.NEW)
     assert never_closed((active,), "c1") is None
