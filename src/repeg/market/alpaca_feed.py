@@ -2,8 +2,9 @@
 latest-quote fallback while the stream is down.
 
 Quotes are converted as they are: a side of 0 (Alpaca's "no bid/ask") stays 0, so the core's `assess_quote`
-refuses to price from it, exactly as for any other feed. A quote older than the one held is ignored, so a
-REST answer can never replace a fresher stream quote.
+refuses to price from it, exactly as for any other feed. A price or size that is no finite number, or is
+negative, costs that quote (dropped, logged; the quote held stays). A quote older than the one held is ignored,
+so a REST answer can never replace a fresher stream quote.
 """
 
 from __future__ import annotations
