@@ -15,7 +15,8 @@ then run on a writer thread (see `repeg.journal.writer`).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -159,6 +160,15 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _as_found(path: Path) -> tuple[int, int, int] | None:
+    """What changes when a journal file is written: its inode, size and modification time (None once it is gone)."""
+    try:
+        found = path.resolve().stat()
+    except OSError:
+        return None
+    return found.st_ino, found.st_size, found.st_mtime_ns
+
+
 def _tables(conn: sqlite3.Connection) -> set[str]:
     rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
     return {str(row[0]) for row in rows}
@@ -219,6 +229,8 @@ class SqliteJournal(SqlJournal):
         if not self._read_only:
             self._migrate()
         self._reader = _connect_read_only(path) if self._read_only else _connect(path)
+        #: The file as the read-only (immutable) reader found it: SQLite does not notice a change under it.
+        self._read_as = _as_found(path) if self._read_only else None
         self._synchronous = "FULL"
 
     def _migrate(self) -> None:
@@ -233,23 +245,42 @@ class SqliteJournal(SqlJournal):
                 "journal_migrated", journal=self._location, from_version=found, to_version=SCHEMA_VERSION
             )
 
+    @contextmanager
+    def _reading(self, what: str) -> Iterator[None]:
+        """A read of the store. One read as immutable (`_connect_read_only`) takes no lock, so the journal's owner,
+        who may write it, can checkpoint pages into the file under it and garble it: refused once the file changed."""
+        try:
+            with self._store_errors(what):
+                yield
+        except JournalError as exc:  # "database disk image is malformed": a page read as it was rewritten
+            self._refuse_a_changed_file(exc)
+            raise
+        self._refuse_a_changed_file(None)
+
+    def _refuse_a_changed_file(self, failed: JournalError | None) -> None:
+        if self._read_as is not None and _as_found(self._path) != self._read_as:
+            raise JournalError(
+                f"journal {self._location} changed while it was read (a run is writing it; it was opened read-only, "
+                "without the lock a writable journal's readers take): read it again"
+            ) from failed
+
     @property
     def schema_version(self) -> int:
-        with self._store_errors("read its schema version"):
+        with self._reading("read its schema version"):
             return schema_version_of(self._reader, self._location)
 
     def has_run(self, run_id: str) -> bool:
-        with self._store_errors(f"look up run {run_id!r}"):
+        with self._reading(f"look up run {run_id!r}"):
             row = self._reader.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return row is not None
 
     def _payloads(self, run_id: str) -> list[str]:
-        with self._store_errors(f"read the events of run {run_id!r}"):
+        with self._reading(f"read the events of run {run_id!r}"):
             rows = self._reader.execute("SELECT payload FROM events WHERE run_id = ? ORDER BY seq", (run_id,))
             return [str(row[0]) for row in rows.fetchall()]
 
     def _summary_rows(self) -> list[tuple[str, datetime, str | None]]:
-        with self._store_errors("list its runs"):
+        with self._reading("list its runs"):
             rows = self._reader.execute(_SUMMARY_QUERY).fetchall()
         return [(str(run_id), self._started(run_id, started), payload) for run_id, started, payload in rows]
 
@@ -262,7 +293,7 @@ class SqliteJournal(SqlJournal):
             ) from exc
 
     def _max_seq(self, run_id: str) -> int:
-        with self._store_errors(f"read the last sequence number of run {run_id!r}"):
+        with self._reading(f"read the last sequence number of run {run_id!r}"):
             row = self._reader.execute("SELECT MAX(seq) FROM events WHERE run_id = ?", (run_id,)).fetchone()
         return 0 if row is None or row[0] is None else int(row[0])
 
