@@ -342,11 +342,23 @@ def test_a_known_run_id_given_another_plan_is_refused_not_reported_as_that_run(w
 
 
 def test_a_known_run_id_given_the_same_plan_prints_the_journaled_result(workdir: Path) -> None:
+    # The simulator is deterministic: executing the plan again under the same id gives the same document, so the
+    # journal must show that nothing ran a second time (the comparison alone passed with the plan run twice).
     args = (EXAMPLES / "trades.csv", "--config", EXAMPLES / "demo.toml", "--run-id", "r", "--json")
     first = invoke(*args)
+    journaled = _journaled_events(workdir / "repeg.db", "r")
     again = invoke(*args)
     assert again.exit_code == ExitCode.OK, again.stderr
     assert json.loads(again.stdout) == json.loads(first.stdout)
+    assert _journaled_events(workdir / "repeg.db", "r") == journaled
+
+
+def _journaled_events(path: Path, run_id: str) -> int:
+    store = SqliteJournal(path, create=False)
+    try:
+        return len(store.events(run_id))
+    finally:
+        store.close()
 
 
 def test_unknown_alpaca_feed_is_refused_with_exit_2_before_any_request(workdir: Path) -> None:
