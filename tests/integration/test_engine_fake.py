@@ -1205,6 +1205,34 @@ def test_a_polled_order_whose_cancel_resume_sent_is_cancelled_again_when_still_o
     assert result.legs[0].status is LegStatus.FILLED
 
 
+def test_a_resumed_runs_result_holds_a_fill_that_raced_its_last_phases_unconfirmed_cancel(
+    tmp_path: Path,
+) -> None:
+    """As `test_a_fill_racing_the_last_phases_unconfirmed_cancel_is_looked_up_before_the_run_ends`, in a run
+    killed after its first submit and resumed: the resumed run asks the broker for the order it never saw closed
+    before it ends too, instead of ending `failed` with 0 filled while the broker bought the 100 shares."""
+    config = classic_ladder(
+        repeg_steps=(Decimal("0.25"), Decimal("0.5"), Decimal("0.75"), Decimal("1.0")),
+        max_total_wait=30,
+        escalation=EscalationStyle.COLLARED_LIMIT,
+    )
+
+    async def main() -> tuple[ExecutionResult, FakeBroker]:
+        down = _down(tmp_path, auto_fill=False)
+        await down.crash_at("submit-ack", config)
+        down.broker.cancel_latency = timedelta(seconds=60)
+        down.broker.delayed_updates["o3"] = timedelta(seconds=20)  # the order working at the deadline
+        down.broker.fill_open_at(at(42), "XYZ", Decimal(100))
+        return await down.finish(config)
+
+    result, broker = run_virtual(main)
+    (leg,) = result.legs
+    assert broker.positions["XYZ"] == Decimal(100)
+    assert leg.filled_qty == Decimal(100)
+    assert leg.status is LegStatus.FILLED
+    assert result.status is RunStatus.COMPLETED
+
+
 def test_a_replacement_waits_while_the_broker_cannot_say_how_much_an_earlier_order_filled() -> None:
     def script(w: World) -> None:
         w.broker.delayed_updates["o1"] = timedelta(seconds=60)

@@ -42,7 +42,13 @@ from repeg.engine.bus import EventBus
 from repeg.engine.clock import Clock
 from repeg.engine.gateway import polled_update
 from repeg.engine.monitor import EngineContext
-from repeg.engine.phases import orders_settled, record_late_updates, run_buy_phase, run_phase
+from repeg.engine.phases import (
+    look_up_open_orders,
+    orders_settled,
+    record_late_updates,
+    run_buy_phase,
+    run_phase,
+)
 from repeg.engine.refusals import record_refusal
 from repeg.engine.runner import _SELLS_STILL_WORKING as SELLS_STILL_WORKING  # the fresh run's own reason
 from repeg.engine.runner import engine_context
@@ -391,6 +397,7 @@ async def _continue_open(ctx: EngineContext, state: RunState, events: Sequence[R
     try:
         await _continue(ctx, state, _planned_specs(events))
         await orders_settled(ctx, _done_with_order_left_open(bus))
+        await look_up_open_orders(ctx)  # as a fresh run's end: a fill that raced the last cancel is recorded
     except Exception:
         log.exception("resume_failed", run_id=bus.run_id)
         await bus.emit(RunEnded(**bus.stamp(), status=RunStatus.FAILED.value))
