@@ -825,3 +825,25 @@ def test_a_gzipped_file_named_csv_is_refused_saying_so(tmp_path: Path) -> None:
     path = tmp_path / "q.csv"
     path.write_bytes(gzip.compress((HEADER + "2024-01-02T14:30:00Z,A,1,1,2,1\n").encode()))
     assert str(_error(path)) == f"{path}: gzip-compressed: name it .csv.gz"
+
+
+def test_a_lab_result_recorded_under_a_files_lower_case_symbol_draws_its_market(tmp_path: Path) -> None:
+    # A result recorded before the file's "xxx" read as XXX names its symbol "xxx": `repeg report` found the file
+    # (same digest) and then silently drew no market, the symbol no longer being in the tape.
+    from datetime import date
+
+    from repeg.lab.backtest import file_digest
+    from repeg.lab.models import DataRef
+    from repeg.lab.report_data import load_market
+
+    path = _write(tmp_path, "2024-01-02T14:30:00Z,xxx,1,1,2,1\n")
+    data = DataRef(
+        symbol="xxx",
+        day=date(2024, 1, 2),
+        quotes_file=path.name,
+        trades_file=None,
+        digest=file_digest([path]),
+    )
+    market = load_market(data, tmp_path)
+    assert market is not None
+    assert market.bid_units.tolist() == [10_000]

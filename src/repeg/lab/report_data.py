@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import ValidationError
 
+from repeg.domain.plan import plan_symbol
 from repeg.errors import ReportError
 from repeg.lab.models import SCHEMA_VERSION, BacktestResult, CompareResult, DataRef
 from repeg.market.loaders import load_quotes, load_trades
@@ -169,7 +170,9 @@ def load_market(data: DataRef, result_dir: Path) -> MarketSeries | None:
     files = _verified(data, quotes_found, trades_found)
     quotes_path, trades_path = files[0], (files[1] if len(files) > 1 else None)
     quotes = load_quotes(quotes_path)
-    if data.symbol not in quotes:
+    # named as the file's symbols are read (a result recorded before 8a094b6a names a file's "xxx" as written)
+    symbol = plan_symbol(data.symbol) if data.symbol.strip() else data.symbol
+    if symbol not in quotes:
         return None
     trades = None if trades_path is None else load_trades(trades_path)
-    return market_from_tapes(quotes, trades, data.symbol)
+    return market_from_tapes(quotes, trades, symbol)
