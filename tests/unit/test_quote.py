@@ -39,6 +39,7 @@ def quote(bid: str, ask: str, age_s: float = 0.0) -> Quote:
         (quote("100.00", "100.02", age_s=5.0), QuoteVerdict.VALID),  # exactly max age: not older
         (quote("95.00", "105.00"), QuoteVerdict.VALID),  # spread exactly 10% of the mid: not above
         (quote("94.99", "105.00"), QuoteVerdict.WIDE),
+        (quote("94.9999", "105.00"), QuoteVerdict.WIDE),  # 10.00015%: one $0.0001 past the limit is past it
     ],
 )
 def test_each_quote_kind_is_classified(q, verdict):
