@@ -480,6 +480,29 @@ def test_the_runs_last_lookups_stop_after_a_grace_window_when_the_broker_cannot_
     assert all(leg.status is LegStatus.INCOMPLETE and leg.error for leg in result.legs)
 
 
+def test_an_incomplete_legs_error_names_its_open_order_beside_an_earlier_one_never_reported_closed() -> None:
+    """o2's `replaced` update never comes, o3 (working at the deadline) is still open when the run ends, and the
+    run's last lookups fail: the error said only that o2 was never reported closed, not that o3 may still fill."""
+    config = classic_ladder(
+        repeg_steps=(Decimal("0.25"), Decimal("0.5"), Decimal("0.75"), Decimal("1.0")),
+        max_total_wait=30,
+        escalation=EscalationStyle.COLLARED_LIMIT,
+    )
+
+    def script(w: World) -> None:
+        w.broker.cancel_latency = timedelta(seconds=60)
+        w.broker.delayed_updates["o2"] = timedelta(seconds=600)
+        w.clock.call_at(at(44), lambda: setattr(w.broker, "unavailable_reads", 10**6))
+
+    result, world = execute(BUY, script, config=config, auto_fill=False)
+    (leg,) = result.legs
+    assert world.broker.orders["o3"].status.is_open
+    assert leg.status is LegStatus.INCOMPLETE
+    assert leg.error is not None
+    assert "order o2 was never reported closed" in leg.error
+    assert "order o3 was still open at the broker (new) when last read" in leg.error
+
+
 def test_no_valid_quote_within_quote_wait_skips_the_leg() -> None:
     specs = [LegSpec(index=0, symbol="NOQ", side=Side.SELL, qty=Decimal(5))]
     result, world = execute(specs)

@@ -113,7 +113,9 @@ def _leg_error(leg: LegState) -> str | None:
     if leg.status is LegStatus.INCOMPLETE:
         unsettled = never_closed(leg.orders, leg.active_client_order_id)
         if unsettled is not None:
-            return f"order {unsettled.order_id} was never reported closed: its last fills are unknown"
+            text = f"order {unsettled.order_id} was never reported closed: its last fills are unknown"
+            still_open = _open_at_end(leg, named=unsettled.order_id)
+            return text if still_open is None else f"{text}; {still_open}"
     if leg.status is LegStatus.FILLED:
         # What failed on its way was handled (e.g. the cancel of an order that had just filled, which the broker
         # refuses): the leg got its whole quantity, and its error is no outcome. The journal keeps every refusal.
@@ -133,13 +135,16 @@ def _with_open_order(leg: LegState) -> str | None:
     return text if not leg.error else f"{leg.error}; {text}"
 
 
-def _open_at_end(leg: LegState) -> str | None:
-    left = _left_open(leg)
-    if left is not None:
-        return (
-            f"order {left.order_id} was still open at the broker ({left.status}) when last read: "
-            "its later fills are not in this result"
-        )
+def _open_at_end(leg: LegState, named: str | None = None) -> str | None:
+    """Each order of the leg (but `named`, already named) last read open, else its submit never answered."""
+    still_open = [
+        f"order {record.order_id} was still open at the broker ({record.status}) when last read: "
+        "its later fills are not in this result"
+        for record in leg.orders
+        if record.order_id not in (None, named) and record.status is not None and not record.is_terminal
+    ]
+    if still_open:
+        return "; ".join(still_open)
     active = leg.active_order
     if active is not None and active.order_id is None and active.status is None:
         return (
