@@ -22,3 +22,17 @@ def test_unsubscribing_removes_that_very_sink_once_and_no_other() -> None:
     unsubscribe_first()
     unsubscribe_first()  # a second call does nothing
     assert sinks == [second]
+
+
+def test_one_sink_subscribed_twice_loses_one_subscription_per_handle_called_however_often() -> None:
+    def sink(update: OrderUpdate) -> None:
+        del update
+
+    sinks: list[UpdateSink] = []
+    unsubscribe_first = subscribed(sinks, sink)
+    unsubscribe_second = subscribed(sinks, sink)
+    unsubscribe_first()
+    unsubscribe_first()  # a second call of one handle must not take the other subscription
+    assert sinks == [sink]
+    unsubscribe_second()
+    assert sinks == []

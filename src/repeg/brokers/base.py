@@ -27,8 +27,12 @@ Unsubscribe = Callable[[], None]
 def subscribed(sinks: list[UpdateSink], sink: UpdateSink) -> Unsubscribe:
     """Append `sink` to `sinks`; the callable returned removes that very sink again (once)."""
     sinks.append(sink)
+    pending = [True]  # this handle's subscription is still held: a second call must not take another's
 
     def unsubscribe() -> None:
+        if not pending:
+            return
+        pending.clear()
         for i, held in enumerate(sinks):
             if held is sink:
                 del sinks[i]
