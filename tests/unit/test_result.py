@@ -522,3 +522,13 @@ def test_the_terminal_quality_table_shows_a_missing_cost_as_missing_not_as_minus
     console = Console(width=120, record=True)
     console.print(quality_table(build_result(RunState(run_id="r", legs=(unfilled,)))))
     assert "- bps" not in console.export_text()
+
+
+def test_the_half_spread_saved_is_given_to_28_significant_digits_not_from_a_rounded_cost() -> None:
+    # 1 share at 100.02 and 2 at 100.03 against a 100.00 mid and a 0.02 half-spread: 0.08 paid over 0.06, 4/3 of a
+    # half-spread, so -1/3 saved. Taken as 1 - 1.333...3 (the cost already rounded to 28 digits) it read
+    # -0.333333333333333333333333333, one digit short of the 28 significant digits README states.
+    state = RunState(run_id="r", legs=(leg(fills=(("1", "100.02"), ("2", "100.03"))),))
+    quality = json.loads(build_result(state).model_dump_json())["quality"]
+    assert quality["cost_half_spreads"] == "1.333333333333333333333333333"
+    assert quality["half_spread_saved"] == "-0.3333333333333333333333333333"

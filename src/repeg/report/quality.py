@@ -106,7 +106,8 @@ def _priced_qty(leg: LegState) -> Decimal:
     return sum((r.filled_qty for r in leg.orders if r.notional is not None), ZERO)
 
 
-def _costs(legs: Sequence[LegState]) -> tuple[Decimal | None, Decimal | None]:
+def _costs(legs: Sequence[LegState]) -> tuple[Decimal | None, Decimal | None, Decimal | None]:
+    """The run's bps cost, its cost in half-spreads and the half-spread saved."""
     weighted_bps = notional = cost_total = half_spread_total = ZERO
     for leg in legs:
         avg, quote = leg.avg_fill_price, benchmark_quote(leg)
@@ -125,10 +126,13 @@ def _costs(legs: Sequence[LegState]) -> tuple[Decimal | None, Decimal | None]:
         if notional == ZERO
         else _unsigned_zero((weighted_bps / notional).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN))
     )
+    if half_spread_total <= ZERO:
+        return cost_bps, None, None
     # Not rounded: the tables show it to 3 places and its complement (the half-spread saved) to 0.1%; a figure kept
-    # to 4 places would be rounded twice there (0.35451 -> 0.3545 -> 0.354 half-spreads, where it is 0.355).
-    cost_half_spreads = None if half_spread_total <= ZERO else cost_total / half_spread_total
-    return cost_bps, cost_half_spreads
+    # to 4 places would be rounded twice there (0.35451 -> 0.3545 -> 0.354 half-spreads, where it is 0.355). The
+    # complement is its own quotient: 1 minus the rounded cost lost digits (1 - 1.333...3 = -0.333...3, 27 digits).
+    saved = (half_spread_total - cost_total) / half_spread_total
+    return cost_bps, cost_total / half_spread_total, saved
 
 
 def _passive_filled(leg: LegState) -> Decimal:
@@ -156,11 +160,11 @@ def _mean_time_to_fill(legs: Sequence[LegState]) -> float | None:
 
 
 def summarize_quality(legs: Sequence[LegState]) -> QualitySummary:
-    cost_bps, cost_half_spreads = _costs(legs)
+    cost_bps, cost_half_spreads, half_spread_saved = _costs(legs)
     return QualitySummary(
         cost_bps=cost_bps,
         cost_half_spreads=cost_half_spreads,
-        half_spread_saved=None if cost_half_spreads is None else Decimal(1) - cost_half_spreads,
+        half_spread_saved=half_spread_saved,
         fill_rate_before_escalation=_fill_rate(legs),
         mean_time_to_fill_s=_mean_time_to_fill(legs),
     )
