@@ -515,3 +515,21 @@ def test_the_policy_table_never_shows_a_figure_that_rounds_to_zero_as_minus_zero
     )
     table = policy_table([run.model_copy(update={"summary": summary})])
     assert "-0.000" not in table
+
+
+def test_a_paired_interval_just_below_zero_keeps_its_sign_beside_its_verdict(
+    compare_input: ReportInput,
+) -> None:
+    # A difference whose interval ends at -0.0004 excludes zero: verdict better. Its bound read "0.000" (1f456bb9
+    # dropped the sign of any figure rounding to zero), an interval apparently reaching zero beside a verdict the
+    # page's own rule says excludes it; the terminal table reads "-0.00" there, as docs/EXECUTION_QUALITY.md shows.
+    from repeg.lab.models import Interval
+    from repeg.lab.report_html import comparison_table
+
+    assert compare_input.compare is not None
+    first = compare_input.compare.comparisons[0]
+    diff = Interval(mean=-0.13, low=-0.27, high=-0.0004, n=200)
+    better = first.model_copy(update={"diff_half_spreads": diff, "verdict": Verdict.BETTER})
+    table = comparison_table(compare_input.compare.model_copy(update={"comparisons": (better,)}))
+    assert "-0.130 [-0.270, -0.000]" in table
+    assert ">better<" in table

@@ -59,7 +59,9 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 
 def _ci(interval: Interval) -> str:
-    return f"{_fmt(interval.mean)} [{_fmt(interval.low)}, {_fmt(interval.high)}]"
+    """`mean [low, high]`; a bound keeps its sign even where it rounds to zero: -0.000 is an interval ending below
+    zero (a verdict's interval excludes it), as the terminal table's -0.00."""
+    return f"{_fmt(interval.mean)} [{interval.low:.3f}, {interval.high:.3f}]"
 
 
 def _row(cells: Sequence[str], text_cols: int = 0) -> str:
