@@ -740,11 +740,11 @@ def test_parquet_float32_prices_load_as_the_prices_written(tmp_path: Path) -> No
         "symbol": pa.array(["A", "A"]),
         "bid": pa.array([10.01, 158.39], pa.float32()),
         "bid_size": pa.array([1, 1]),
-        "ask": pa.array([10.02, 1234.5677], pa.float32()),
+        "ask": pa.array([10.02, 1023.9999], pa.float32()),
         "ask_size": pa.array([1, 1]),
     }
     cols = load_quotes(_parquet(tmp_path, columns)).columns("A")
-    assert (list(cols.bid), list(cols.ask)) == ([100_100, 1_583_900], [100_200, 12_345_677])
+    assert (list(cols.bid), list(cols.ask)) == ([100_100, 1_583_900], [100_200, 10_239_999])
 
 
 def test_a_parquet_float32_price_finer_than_a_hundredth_of_a_cent_is_refused_as_written(
@@ -847,3 +847,22 @@ def test_a_lab_result_recorded_under_a_files_lower_case_symbol_draws_its_market(
     market = load_market(data, tmp_path)
     assert market is not None
     assert market.bid_units.tolist() == [10_000]
+
+
+@pytest.mark.parametrize("written", [1234.5678, 123456.7891, 5000.25, 1024.0])
+def test_a_parquet_float32_price_from_where_floats_are_coarser_than_the_grid_is_refused(
+    tmp_path: Path, written: float
+) -> None:
+    # float32 holds 1234.5678 as 1234.5677490234375, whose shortest text is 1234.5677: read through that text
+    # (ccc5fea3), a price the user never wrote was taken silently. From $1,024 a float32 is shared by more than
+    # one $0.0001 price (5000.2501 is held as 5000.25 exactly): which one was written is a guess.
+    columns = {
+        "ts": pa.array(["2024-01-02T14:30:00Z"]),
+        "symbol": pa.array(["A"]),
+        "bid": pa.array([10.01], pa.float32()),
+        "bid_size": pa.array([1]),
+        "ask": pa.array([written], pa.float32()),
+        "ask_size": pa.array([1]),
+    }
+    err = _error(_parquet(tmp_path, columns))
+    assert (err.row, "ask" in str(err), "float64" in str(err)) == (1, True, True)

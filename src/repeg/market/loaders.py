@@ -25,10 +25,10 @@ import numpy as np
 import structlog
 from numpy.typing import NDArray
 
-from repeg.domain.plan import plan_symbol
 from repeg.errors import QuoteFileError
 from repeg.market import text_columns
 from repeg.market.csv_records import csv_header, misshapen_record
+from repeg.market.file_symbols import as_planned
 from repeg.market.sale_conditions import is_excluded
 from repeg.market.tape import Int64Array, QuoteTape, SymbolQuotes, SymbolTrades, TradeTape
 from repeg.market.text_columns import TextColumn
@@ -144,33 +144,7 @@ def _load(
     if parsed is None:
         parsed = _parse_table(file, _read_table(path, required), prices, sizes)
     ts, cols, (codes, names) = parsed
-    return ts, cols, _by_symbol(file, codes, _as_planned(file, codes, names), ts)
-
-
-def _as_planned(file: str, codes: Int64Array, names: list[str]) -> list[str]:
-    """The symbols as a plan names them (`plan_symbol`: trimmed, ASCII upper case), so that a plan's "aaa" meets
-    the file's "aaa". A blank symbol, or two spellings that would become one symbol ("aaa" and "AAA": whose
-    quotes are whose would be a guess), is refused naming the row where the later one first appears."""
-    planned: dict[str, int] = {}
-    for code, name in enumerate(names):
-        try:
-            symbol = plan_symbol(name)
-        except ValueError:
-            raise QuoteFileError(file, _first_row(codes, code), f"symbol: blank, got {name!r}") from None
-        if symbol in planned:
-            other = planned[symbol]
-            reason = (
-                f"symbol: {name!r} and {names[other]!r} (row {_first_row(codes, other)}) are one symbol, "
-                f"{symbol}: write it one way"
-            )
-            raise QuoteFileError(file, _first_row(codes, code), reason)
-        planned[symbol] = code
-    return list(planned)
-
-
-def _first_row(codes: Int64Array, code: int) -> int:
-    """The record (from 1) where the symbol of `code` first appears."""
-    return int(np.argmax(codes == code)) + 1
+    return ts, cols, _by_symbol(file, codes, as_planned(file, codes, names), ts)
 
 
 def _parse_plain_csv(
@@ -389,7 +363,7 @@ def _prices(file: str, name: str, column: pa.Array) -> Int64Array:
     import pyarrow as pa
 
     if pa.types.is_floating(column.type) and column.type.bit_width < 64 and not column.null_count:
-        column = column.cast(pa.string())  # float32 holds 10.01 as 10.0100002: its shortest text is the price
+        return _narrow_float_prices(file, name, column)
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         return _price_text(file, name, column)
     if pa.types.is_decimal(column.type):
@@ -408,6 +382,19 @@ def _prices(file: str, name: str, column: pa.Array) -> Int64Array:
     else:
         raise QuoteFileError(file, None, f"{name}: unsupported column type {column.type}")
     _first_bad(file, name, units >= 0, column, "negative price")
+    return units
+
+
+def _narrow_float_prices(file: str, name: str, column: pa.Array) -> Int64Array:
+    """float32 prices, read through their shortest text (10.01 is held as 10.0100002), which is the price written
+    only where each $0.0001 price has a float of its own: below $1,024 (1234.5678 is held as 1234.5677490, whose
+    shortest text is 1234.5677), so from there they are refused."""
+    import pyarrow as pa
+
+    units = _price_text(file, name, column.cast(pa.string()))
+    own_float = np.spacing(column.to_numpy(zero_copy_only=False)) < 1 / _UNITS_PER_DOLLAR
+    what = f"{column.type} cannot tell $0.0001 prices apart from $1,024: write float64"
+    _first_bad(file, name, own_float, column, what)
     return units
 
 
