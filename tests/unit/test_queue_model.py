@@ -221,6 +221,20 @@ def test_our_order_at_a_worse_price_queues_behind_our_better_one_not_beside_it()
     )
 
 
+def test_our_better_order_filled_by_prints_only_it_reaches_is_not_ahead_of_ours_behind_it() -> None:
+    # A buys 100 at 100.01 (inside the spread, nobody ahead), B at the bid 100.00 behind 300 displayed. The print at
+    # 100.01 fills A and never reaches 100.00: B's queue is the 300 displayed, so the 100 at 4 s fill it. B counted
+    # all of A's 100 as ahead of it still: 400 to print at 100.00, and it never filled.
+    prints = _prints([(2, BID + 100, 100), (3, BID, 300), (4, BID, 100)])
+    model = QueueFillModel(STILL, _trade_tape(prints), seed=1)
+    assert model.next_fill(_resting("a", BID + 100, 100, 1), 1 * S, None) == FillPlan(
+        ts_ns=2 * S, qty=Decimal(100), price_units=BID + 100, cursor=1
+    )
+    assert model.next_fill(_resting("b", BID, 100, 1), 1 * S, None) == FillPlan(
+        ts_ns=4 * S, qty=Decimal(100), price_units=BID, cursor=3
+    )
+
+
 def test_print_share_counts_only_that_part_of_each_print() -> None:
     prints = _prints([(2, BID, 400), (3, BID, 400), (4, BID, 400)])
     slot = join(STILL, prints, symbol="XXX", side=Side.BUY, limit_units=BID, qty=Decimal(100), ts_ns=1 * S)
