@@ -197,6 +197,20 @@ def _parquet(tmp_path: Path, columns: dict[str, pa.Array]) -> Path:
     return path
 
 
+def _priced(tmp_path: Path, bids: list[float], asks: list[float], kind: pa.DataType) -> Path:
+    """A Parquet quote file of symbol A, one quote a second, its prices in columns of `kind`."""
+    n = len(bids)
+    columns = {
+        "ts": pa.array([f"2024-01-02T14:30:{k:02d}Z" for k in range(n)]),
+        "symbol": pa.array(["A"] * n),
+        "bid": pa.array(bids, kind),
+        "bid_size": pa.array([1] * n),
+        "ask": pa.array(asks, kind),
+        "ask_size": pa.array([1] * n),
+    }
+    return _parquet(tmp_path, columns)
+
+
 def test_parquet_with_typed_columns_loads_exactly(tmp_path: Path) -> None:
     stamps = pa.array([datetime(2024, 1, 2, 14, 30, tzinfo=UTC)], pa.timestamp("us", tz="UTC"))
     path = _parquet(
@@ -735,30 +749,15 @@ def test_a_blank_symbol_in_a_parquet_quote_file_is_refused_naming_its_row(tmp_pa
 def test_parquet_float32_prices_load_as_the_prices_written(tmp_path: Path) -> None:
     # A float32 column holds 10.01 as 10.010000228881836: the file was refused, "bid: price finer than $0.0001,
     # got 10.010000228881836", a value the user never wrote. Its shortest text is the price written.
-    columns = {
-        "ts": pa.array(["2024-01-02T14:30:00Z", "2024-01-02T14:30:01Z"]),
-        "symbol": pa.array(["A", "A"]),
-        "bid": pa.array([10.01, 158.39], pa.float32()),
-        "bid_size": pa.array([1, 1]),
-        "ask": pa.array([10.02, 1023.9999], pa.float32()),
-        "ask_size": pa.array([1, 1]),
-    }
-    cols = load_quotes(_parquet(tmp_path, columns)).columns("A")
+    path = _priced(tmp_path, [10.01, 158.39], [10.02, 1023.9999], pa.float32())
+    cols = load_quotes(path).columns("A")
     assert (list(cols.bid), list(cols.ask)) == ([100_100, 1_583_900], [100_200, 10_239_999])
 
 
 def test_a_parquet_float32_price_finer_than_a_hundredth_of_a_cent_is_refused_as_written(
     tmp_path: Path,
 ) -> None:
-    columns = {
-        "ts": pa.array(["2024-01-02T14:30:00Z"]),
-        "symbol": pa.array(["A"]),
-        "bid": pa.array([10.00005], pa.float32()),
-        "bid_size": pa.array([1]),
-        "ask": pa.array([10.02], pa.float32()),
-        "ask_size": pa.array([1]),
-    }
-    err = _error(_parquet(tmp_path, columns))
+    err = _error(_priced(tmp_path, [10.00005], [10.02], pa.float32()))
     assert (err.row, "bid" in str(err), "10.00005" in str(err)) == (1, True, True)
 
 
@@ -767,28 +766,13 @@ def test_parquet_float64_prices_of_millions_of_dollars_load_as_written(tmp_path:
     # more than the fixed 1e-6 tolerance (a float's spacing there is larger): 5,000,000.02 was refused as
     # "price finer than $0.0001", as was one such price in eight.
     prices = [5_000_000.02, 729_655_446.4299, 321_869_391.076]
-    columns = {
-        "ts": pa.array([f"2024-01-02T14:30:0{k}Z" for k in range(3)]),
-        "symbol": pa.array(["A"] * 3),
-        "bid": pa.array(prices, pa.float64()),
-        "bid_size": pa.array([1] * 3),
-        "ask": pa.array(prices, pa.float64()),
-        "ask_size": pa.array([1] * 3),
-    }
-    cols = load_quotes(_parquet(tmp_path, columns)).columns("A")
+    cols = load_quotes(_priced(tmp_path, prices, prices, pa.float64())).columns("A")
     assert list(cols.bid) == [50_000_000_200, 7_296_554_464_299, 3_218_693_910_760]
 
 
 def test_a_parquet_float64_price_half_a_unit_off_the_grid_is_still_refused(tmp_path: Path) -> None:
-    columns = {
-        "ts": pa.array(["2024-01-02T14:30:00Z"]),
-        "symbol": pa.array(["A"]),
-        "bid": pa.array([123_456_789.12345], pa.float64()),
-        "bid_size": pa.array([1]),
-        "ask": pa.array([123_456_790.0], pa.float64()),
-        "ask_size": pa.array([1]),
-    }
-    assert "finer than $0.0001" in str(_error(_parquet(tmp_path, columns)))
+    path = _priced(tmp_path, [123_456_789.12345], [123_456_790.0], pa.float64())
+    assert "finer than $0.0001" in str(_error(path))
 
 
 def test_prices_written_with_trailing_zeros_past_four_decimals_load_as_the_price(tmp_path: Path) -> None:
@@ -856,13 +840,5 @@ def test_a_parquet_float32_price_from_where_floats_are_coarser_than_the_grid_is_
     # float32 holds 1234.5678 as 1234.5677490234375, whose shortest text is 1234.5677: read through that text
     # (ccc5fea3), a price the user never wrote was taken silently. From $1,024 a float32 is shared by more than
     # one $0.0001 price (5000.2501 is held as 5000.25 exactly): which one was written is a guess.
-    columns = {
-        "ts": pa.array(["2024-01-02T14:30:00Z"]),
-        "symbol": pa.array(["A"]),
-        "bid": pa.array([10.01], pa.float32()),
-        "bid_size": pa.array([1]),
-        "ask": pa.array([written], pa.float32()),
-        "ask_size": pa.array([1]),
-    }
-    err = _error(_parquet(tmp_path, columns))
+    err = _error(_priced(tmp_path, [10.01], [written], pa.float32()))
     assert (err.row, "ask" in str(err), "float64" in str(err)) == (1, True, True)
