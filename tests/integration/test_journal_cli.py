@@ -1239,7 +1239,14 @@ def test_a_journal_in_a_directory_that_may_not_be_searched_is_a_journal_error_no
 
 
 @pytest.mark.parametrize(
-    "command", [["runs"], ["show", "demo1"], ["resume", "demo1"]], ids=["runs", "show", "resume"]
+    "command",
+    [
+        ["runs"],
+        ["show", "demo1"],
+        ["resume", "demo1"],
+        ["run", str(PLAN), "--config", str(CONFIG), "--run-id", "demo1"],
+    ],
+    ids=["runs", "show", "resume", "run"],
 )
 def test_a_journal_path_through_a_directory_that_may_not_be_searched_is_one_line_not_a_traceback(
     tmp_path: Path, command: list[str]

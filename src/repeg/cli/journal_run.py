@@ -63,17 +63,13 @@ def refuse_unusable_journal(spec: str) -> None:
     a journal that failed to open: SQLite cannot open a directory, and an empty path read as `.`."""
     from repeg.cli.journal_variable import refuse_an_empty_journal_variable
     from repeg.errors import ConfigError
-    from repeg.journal.factory import is_postgres, refuse_a_url_of_no_journal
+    from repeg.journal.factory import is_postgres, journal_path_is, refuse_a_url_of_no_journal
 
     refuse_an_empty_journal_variable()
     if not spec.strip():
         raise ConfigError("--journal", spec, "empty: give a SQLite file or a postgresql:// DSN")
     refuse_a_url_of_no_journal(spec)
-    try:
-        directory = not is_postgres(spec) and Path(spec).is_dir()
-    except OSError as exc:  # a directory on its path that may not be searched: as SQLite would refuse it
-        raise JournalError(f"cannot open journal {spec}: {exc.strerror or exc}") from exc
-    if directory:
+    if not is_postgres(spec) and journal_path_is(spec, Path.is_dir):
         raise ConfigError("--journal", spec, "a directory, not a journal file")
 
 

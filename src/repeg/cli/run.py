@@ -211,7 +211,7 @@ def _execute(
     """Load everything (refusing bad input before any order), call `loaded`, then run on the broker."""
     from repeg.api import default_run_id
     from repeg.cli.settings import load_settings
-    from repeg.journal.factory import is_postgres
+    from repeg.journal.factory import is_postgres, journal_path_is
     from repeg.market.loaders import load_quotes
     from repeg.planning.parse import load_plan
     from repeg.runtime import freeze_startup_heap
@@ -219,7 +219,7 @@ def _execute(
 
     if broker not in BROKERS:
         raise ConfigError("--broker", broker, f"unknown broker (known: {', '.join(BROKERS)})")
-    known = run_id is not None and (is_postgres(journal) or Path(journal).is_file())
+    known = run_id is not None and (is_postgres(journal) or journal_path_is(journal, Path.is_file))
     _refuse_options_of_other_brokers(broker, seed=seed, sim_url=sim_url, alpaca=alpaca, known=known)
     if alpaca is not None and alpaca.feed is not None and alpaca.feed not in FEEDS:
         raise ConfigError("--feed", alpaca.feed, f"unknown feed (known: {', '.join(FEEDS)})")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
-from repeg.errors import ConfigError
+from repeg.errors import ConfigError, JournalError
 from repeg.journal.base import Journal
 
 DEFAULT_JOURNAL = "repeg.db"
@@ -13,6 +14,15 @@ DEFAULT_JOURNAL = "repeg.db"
 
 def is_postgres(spec: str) -> bool:
     return spec.startswith(("postgresql://", "postgres://"))
+
+
+def journal_path_is(spec: str, kind: Callable[[Path], bool]) -> bool:
+    """`kind` (`Path.is_dir`, `Path.is_file`) of the SQLite journal `spec`: a directory on its path that may not be
+    searched is the `JournalError` SQLite would raise opening it, not a PermissionError traceback."""
+    try:
+        return kind(Path(spec))
+    except OSError as exc:
+        raise JournalError(f"cannot open journal {spec}: {exc.strerror or exc}") from exc
 
 
 #: A URL's scheme (two characters at least: `C://x` is a Windows path).
