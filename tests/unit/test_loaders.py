@@ -842,3 +842,13 @@ def test_a_parquet_float32_price_from_where_floats_are_coarser_than_the_grid_is_
     # one $0.0001 price (5000.2501 is held as 5000.25 exactly): which one was written is a guess.
     err = _error(_priced(tmp_path, [10.01], [written], pa.float32()))
     assert (err.row, "ask" in str(err), "float64" in str(err)) == (1, True, True)
+
+
+@pytest.mark.parametrize("written", [999_999_999.0000001, 999_999_999.0000004, 800_000_000.0000002])
+def test_a_parquet_float64_price_off_the_grid_by_a_float_or_more_is_refused(
+    tmp_path: Path, written: float
+) -> None:
+    # a481b68a let any float within two spacings of the grid pass: near $1e9 that is 3.9e-7 dollars, and a
+    # float64 there tells 999,999,999.0000001 (its own float) from 999,999,999: read as 999,999,999.0000.
+    path = _priced(tmp_path, [written], [999_999_999.5], pa.float64())
+    assert "finer than $0.0001" in str(_error(path))

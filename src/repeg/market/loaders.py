@@ -425,7 +425,8 @@ def _price_numbers(file: str, name: str, column: pa.Array) -> Int64Array:
     _first_bad(file, name, in_range, column, f"expected a finite price below ${_DOLLAR_LIMIT:,}")
     scaled = dollars * _UNITS_PER_DOLLAR
     units = np.rint(scaled)
-    on_grid = np.abs(scaled - units) <= np.maximum(_FLOAT_UNIT_TOLERANCE, 2 * np.spacing(scaled))  # from ~$1M
+    # the float of a $0.0001 price (units / 10,000 is correctly rounded: exact at any size), or within 1e-6 units
+    on_grid = (units / _UNITS_PER_DOLLAR == dollars) | (np.abs(scaled - units) <= _FLOAT_UNIT_TOLERANCE)
     _first_bad(file, name, on_grid, column, "price finer than $0.0001")
     return units.astype(np.int64)
 
