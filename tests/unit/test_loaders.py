@@ -14,6 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from tests.fakes.log_capture import every_level_captured
 
 from repeg.errors import QuoteFileError
@@ -852,3 +854,29 @@ def test_a_parquet_float64_price_off_the_grid_by_a_float_or_more_is_refused(
     # float64 there tells 999,999,999.0000001 (its own float) from 999,999,999: read as 999,999,999.0000.
     path = _priced(tmp_path, [written], [999_999_999.5], pa.float64())
     assert "finer than $0.0001" in str(_error(path))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    whole=st.one_of(st.integers(0, 2_000), st.integers(0, 999_999_999)),
+    decimals=st.text("0123456789", max_size=8),
+    kind=st.sampled_from(["csv", "float64", "float32"]),
+)
+def test_a_price_is_read_as_the_price_written_or_refused(
+    tmp_path_factory: pytest.TempPathFactory, whole: int, decimals: str, kind: str
+) -> None:
+    # Never another price: not a neighbour on the grid, not one off it. A float32 holds no more than its own
+    # precision (538.859952 and 538.86 are one float32), so there only prices written on the grid are asked.
+    written = f"{whole}.{decimals}" if decimals else str(whole)
+    units = Decimal(written) * 10_000
+    assume(kind != "float32" or units == units.to_integral_value())
+    folder = tmp_path_factory.mktemp("price")
+    if kind == "csv":
+        path = _write(folder, f"2024-01-02T14:30:00Z,A,{written},1,{written},1\n")
+    else:
+        path = _priced(folder, [float(written)], [float(written)], getattr(pa, kind)())
+    try:
+        read = load_quotes(path).columns("A").bid[0]
+    except QuoteFileError:
+        return
+    assert Decimal(int(read)) == units
