@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -200,6 +201,16 @@ def test_a_run_journaled_with_a_percentage_above_the_later_bound_still_resumes_u
 
     config = config_from_record({key: '"1000000000"'})
     assert getattr(config, key) == Decimal(1_000_000_000)
+
+
+def test_a_run_journaled_with_a_negative_zero_before_it_was_refused_still_resumes_under_it() -> None:
+    # Before 78cddb08 `min_notional = -0.0` (and the other keys taking 0 or more) started runs; the engine
+    # journaled them as below. A fresh configuration refuses -0; the journaled one must resume as it ran.
+    from repeg.cli.journal_cmds import config_from_record
+
+    keys = ("initial_offset", "grace_window", "quote_wait", "min_notional")
+    config = config_from_record(dict.fromkeys(keys, "-0.0"))
+    assert [math.copysign(1.0, getattr(config, key)) for key in keys] == [-1.0] * 4
 
 
 def test_an_unknown_table_is_refused_without_a_value_it_does_not_show() -> None:
