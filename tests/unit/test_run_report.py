@@ -782,3 +782,25 @@ def test_the_leg_table_says_why_a_leg_was_skipped_as_show_does() -> None:
     (leg,) = report.result.legs
     assert leg.reason == reason
     assert reason in legs_table(report.result)
+
+
+def test_an_escalations_submit_never_answered_is_drawn_as_sent_not_as_no_order_sent() -> None:
+    # The market order's submit went out (journaled) and was never answered: the leg's error says an order under
+    # its client order id may be open at the broker, while the figure's hover said "(no order sent)" (37c09c9c),
+    # reading only the broker's reports.
+    events = [
+        *replaced_chain(),
+        LegEscalated(**_stamp(30), remaining_qty=Decimal(100), reason="deadline"),
+        updated(30, OrderEvent.CANCELED, order("b", CID_B, "10.02", OrderStatus.CANCELED, replaces="a")),
+        submit(30, CID_C, None, attempt=2),
+        LegFinished(**_stamp(60), status="incomplete"),
+        RunEnded(**_stamp(60, None), status="failed"),
+    ]
+    report = run_report(RUN, events, "j.db")
+    (leg,) = report.result.legs
+    assert leg.error is not None
+    assert "may be open at the broker" in leg.error
+    (figure,) = run_figures(report, market_view(report, None)).values()
+    (text,) = {trace.name: trace for trace in figure.data}["escalations: leg 0 buy"].text
+    assert "no order sent" not in text
+    assert "to market" in text

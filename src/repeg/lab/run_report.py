@@ -15,7 +15,9 @@ Guarantees of a leg's path:
   accepting it puts the line back at the limit of the order that stays live;
 - every execution is counted once, by the growth of its order's cumulative filled quantity (the fold's own rule,
   so duplicated or polled updates never draw a fill twice); its price is the broker's fill price, or, when an
-  update carries no fill, the price implied by the order's cumulative average (rounded to $0.0001, half even).
+  update carries no fill, the price implied by the order's cumulative average (rounded to $0.0001, half even);
+- an escalation's order the broker never reported (its submit unanswered) is a `submit` where it was sent: it may
+  be open at the broker, so the escalation is not drawn as one that sent no order.
 """
 
 from __future__ import annotations
@@ -31,10 +33,12 @@ import numpy as np
 
 from repeg.domain.events import (
     AlpacaFeedSource,
+    IntentAction,
     LegEscalated,
     LegFinished,
     MarketSource,
     OrderAccepted,
+    OrderIntent,
     OrderUpdated,
     QuoteFileSource,
     RunEvent,
@@ -104,10 +108,32 @@ class _PathBuilder:
     filled: dict[str, Decimal] = field(default_factory=dict)
     #: Per order, the cumulative notional of its executions so far; None once one's price is unknown.
     notional: dict[str, Decimal | None] = field(default_factory=dict)
+    #: An escalation's submits the broker has not reported (yet), by client order id: where each goes in the path.
+    unanswered: dict[str, tuple[int, PathEvent]] = field(default_factory=dict)
+
+    def path(self) -> tuple[PathEvent, ...]:
+        """The path, with each escalation's submit the broker never reported where it was sent: it went out (and
+        may be open at the broker, as the leg's error says), so the escalation is not one that sent no order."""
+        events = list(self.events)
+        for position, event in sorted(self.unanswered.values(), key=lambda item: item[0], reverse=True):
+            events.insert(position, event)
+        return tuple(events)
+
+    def submit_sent(self, intent: OrderIntent) -> None:
+        """A submit after the leg escalated: kept until the broker reports its order (`order_reported`)."""
+        cid = intent.client_order_id
+        if cid is None or intent.action is not IntentAction.SUBMIT:
+            return
+        if any(e.kind is PathEventKind.ESCALATE for e in self.events):
+            price = intent.limit_price if intent.order_type is OrderType.LIMIT else None
+            qty = None if intent.qty is None else plain(intent.qty)
+            submitted = PathEvent(ts=intent.ts, kind=PathEventKind.SUBMIT, price=price, qty=qty)
+            self.unanswered[cid] = (len(self.events), submitted)
 
     def order_reported(self, order: BrokerOrder, ts: datetime, fill: Fill | None) -> None:
         """The broker's view of one order: its first report starts its limit, a growth of its cumulative fill is
         an execution, and an end without a fill or a replacement closes its limit if that is the one resting."""
+        self.unanswered.pop(order.client_order_id, None)
         if order.order_id not in self.seen:
             self.seen.add(order.order_id)
             kind = PathEventKind.REPLACE if order.replaces else PathEventKind.SUBMIT
@@ -165,6 +191,8 @@ def _apply(builder: _PathBuilder, event: RunEvent) -> None:
         builder.order_reported(update.order, event.ts, update.fill)
         if update.event is OrderEvent.REPLACE_REJECTED:
             builder.order_restored(update.order, event.ts)
+    elif isinstance(event, OrderIntent):
+        builder.submit_sent(event)
     elif isinstance(event, LegEscalated):
         builder.mark(PathEventKind.ESCALATE, event.ts, event.remaining_qty)
     elif isinstance(event, LegFinished):
@@ -180,7 +208,7 @@ def _fold_with_paths(events: Iterable[RunEvent]) -> tuple[RunState, dict[int, tu
         changed = folder.apply(event)
         if changed is not None:
             _apply(builders.setdefault(changed.index, _PathBuilder()), event)
-    paths = {index: tuple(builder.events) for index, builder in sorted(builders.items())}
+    paths = {index: builder.path() for index, builder in sorted(builders.items())}
     return folder.snapshot(), paths
 
 
