@@ -20,6 +20,7 @@ from repeg.domain.events import (
     LegFinished,
     LegPlanned,
     OrderAccepted,
+    OrderFailed,
     OrderIntent,
     OrderUpdated,
     PhaseStarted,
@@ -804,3 +805,26 @@ def test_an_escalations_submit_never_answered_is_drawn_as_sent_not_as_no_order_s
     (text,) = {trace.name: trace for trace in figure.data}["escalations: leg 0 buy"].text
     assert "no order sent" not in text
     assert "to market" in text
+
+
+def test_an_escalations_submit_the_broker_refused_sent_no_order() -> None:
+    # Refused (no order at the broker): the escalation sent none, and its hover says so.
+    events = [
+        *replaced_chain(),
+        LegEscalated(**_stamp(30), remaining_qty=Decimal(100), reason="deadline"),
+        updated(30, OrderEvent.CANCELED, order("b", CID_B, "10.02", OrderStatus.CANCELED, replaces="a")),
+        submit(30, CID_C, None, attempt=2),
+        OrderFailed(
+            **_stamp(30),
+            action=IntentAction.SUBMIT,
+            client_order_id=CID_C,
+            error="OrderRejectedError",
+            message="no",
+        ),
+        LegFinished(**_stamp(30), status="failed"),
+        RunEnded(**_stamp(30, None), status="failed"),
+    ]
+    report = run_report(RUN, events, "j.db")
+    (figure,) = run_figures(report, market_view(report, None)).values()
+    (text,) = {trace.name: trace for trace in figure.data}["escalations: leg 0 buy"].text
+    assert "no order sent" in text

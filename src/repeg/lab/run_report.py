@@ -38,6 +38,7 @@ from repeg.domain.events import (
     LegFinished,
     MarketSource,
     OrderAccepted,
+    OrderFailed,
     OrderIntent,
     OrderUpdated,
     QuoteFileSource,
@@ -108,7 +109,8 @@ class _PathBuilder:
     filled: dict[str, Decimal] = field(default_factory=dict)
     #: Per order, the cumulative notional of its executions so far; None once one's price is unknown.
     notional: dict[str, Decimal | None] = field(default_factory=dict)
-    #: An escalation's submits the broker has not reported (yet), by client order id: where each goes in the path.
+    #: An escalation's submits the broker has neither reported nor refused (yet), by client order id: where each
+    #: goes in the path.
     unanswered: dict[str, tuple[int, PathEvent]] = field(default_factory=dict)
 
     def path(self) -> tuple[PathEvent, ...]:
@@ -193,6 +195,8 @@ def _apply(builder: _PathBuilder, event: RunEvent) -> None:
             builder.order_restored(update.order, event.ts)
     elif isinstance(event, OrderIntent):
         builder.submit_sent(event)
+    elif isinstance(event, OrderFailed) and event.action is IntentAction.SUBMIT:
+        builder.unanswered.pop(event.client_order_id or "", None)  # refused: no order went out
     elif isinstance(event, LegEscalated):
         builder.mark(PathEventKind.ESCALATE, event.ts, event.remaining_qty)
     elif isinstance(event, LegFinished):
