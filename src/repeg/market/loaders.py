@@ -4,8 +4,11 @@ Quotes: `ts,symbol,bid,bid_size,ask,ask_size`; trades: `ts,symbol,price,size` (f
 for a trade file's optional `conditions`: a print with a non-regular sale condition is dropped, see
 `repeg.market.sale_conditions`).
 `ts` is ISO-8601 UTC with a `Z` (or `+00:00`), or in Parquet a timestamp with a time zone (never one without:
-it may be local time); prices are dollars on the $0.0001 grid (at most four decimals but for trailing zeros); sizes are whole shares. Prices are parsed from their text straight into integer $0.0001 units, never through a float, so a
-price read is exactly the price written. All parsing is vectorised. A plain, valid CSV file is read and
+it may be local time); prices are dollars on the $0.0001 grid (at most four decimals but for trailing zeros);
+sizes are whole shares. Prices are parsed from their text straight into integer $0.0001 units, never through a
+float, so a price read is exactly the price written (a Parquet float column is taken where each float is a $0.0001
+price's: a float64, or a float32 below $1,024, where each such price has a float32 of its own). All parsing is
+vectorised. A plain, valid CSV file is read and
 parsed with numpy alone (`repeg.market.text_columns`); anything else, including every file with a defect, is
 read by pyarrow, and parsed with pyarrow.compute where numpy declines, which words every error. pyarrow and
 pyarrow.compute are imported only when needed: together they cost about 80 ms of a process's start-up.
