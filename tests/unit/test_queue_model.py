@@ -235,6 +235,27 @@ def test_our_better_order_filled_by_prints_only_it_reaches_is_not_ahead_of_ours_
     )
 
 
+def test_our_better_order_filled_by_a_quote_crossing_only_it_is_not_ahead_of_ours_behind_it() -> None:
+    # As above, but the ask comes down to A's 100.01 at 2 s (not to B's 100.00) and fills A: B is behind the 300
+    # displayed only, so the 100 printed at 4 s fill it. B counted A's 100 as ahead of it still, and never filled.
+    tape = _tape(
+        [
+            (0, BID, 300, ASK, 500),
+            (2, BID, 300, BID + 100, 500),
+            (3, BID, 300, ASK, 500),
+            (100, BID, 300, ASK, 500),
+        ]
+    )
+    prints = _prints([(3, BID, 300), (4, BID, 100)])
+    model = QueueFillModel(tape, _trade_tape(prints), seed=1)
+    assert model.next_fill(_resting("a", BID + 100, 100, 1), 1 * S, None) == FillPlan(
+        ts_ns=2 * S, qty=Decimal(100), price_units=BID + 100, cursor=0
+    )
+    assert model.next_fill(_resting("b", BID, 100, 1), 1 * S, None) == FillPlan(
+        ts_ns=4 * S, qty=Decimal(100), price_units=BID, cursor=2
+    )
+
+
 def test_print_share_counts_only_that_part_of_each_print() -> None:
     prints = _prints([(2, BID, 400), (3, BID, 400), (4, BID, 400)])
     slot = join(STILL, prints, symbol="XXX", side=Side.BUY, limit_units=BID, qty=Decimal(100), ts_ns=1 * S)

@@ -14,9 +14,9 @@ The rules (see docs/FILL_MODELS.md for the assumptions and known biases):
    all that remains at once, at the limit price.
 4. Priority. A replace or a cancel-and-resubmit is a new order: it joins again at the back (rule 1).
 5. Our own orders. The displayed size does not hold our orders, so a joining order also has ahead of it what our
-   other resting orders of its symbol and side, at its price or better, will fill from prints that reach it too
-   (`QueueFillModel`): a print is not counted once for each of them. What they fill from prints only they reach (at
-   their better price), or on a quote crossing only them, is not ahead of it. An order of ours that joins later at
+   other resting orders of its symbol and side, at its price or better, still have to fill (`QueueFillModel`): a
+   print is not counted once for each of them. What they will fill from prints only they reach (at their better
+   price), or on a quote crossing only them, is not ahead of it. An order of ours that joins later at
    a better price does not move ahead of one already resting, nor does one behind move up when one ahead is
    cancelled or replaced (the resting one's next fill is already planned), so a print reaching both can still
    fill both, and one behind a cancelled one can fill late.
@@ -238,15 +238,16 @@ class QueueFillModel:
         return replace(slot, remaining=order.remaining)
 
     def _ours_ahead(self, joining: QueueSlot) -> Decimal:
-        """What our own resting orders of the symbol and side, at the joining order's price or better, will fill from
-        prints that reach the new order too (rule 5): those prints reach them first, and the displayed size does not
-        show them, so without this one print filled each of them and the new order again."""
+        """What our own resting orders of the symbol and side, at the joining order's price or better, still have to
+        fill, less what they will fill where the joining order's prints do not reach (rule 5): every print that
+        reaches the new order reaches them first, and the displayed size does not show them, so without this one
+        print filled each of them and the new order again."""
         prints = self._prints(joining.symbol)
         if prints is None:
             return ZERO  # only crossing quotes fill: nothing is ahead of anything
         return sum(
             (
-                self._taken_from(slot, joining, prints)
+                slot.remaining - self._filled_elsewhere(slot, joining, prints)
                 for slot in self._slots.values()
                 if slot.symbol == joining.symbol
                 and slot.side is joining.side
@@ -255,23 +256,26 @@ class QueueFillModel:
             ZERO,
         )
 
-    def _taken_from(self, ours: QueueSlot, joining: QueueSlot, prints: SymbolTrades) -> Decimal:
-        """What `ours` will fill from prints the joining order counts (after its join, at or through its limit). A
-        print only `ours` reaches (at its better price), or a quote crossing only it, fills it without moving the
-        joining order's queue: counting that part as ahead kept the joining order waiting for shares long gone."""
-        taken = ZERO
+    def _filled_elsewhere(self, ours: QueueSlot, joining: QueueSlot, prints: SymbolTrades) -> Decimal:
+        """What `ours` will fill that never moves the joining order's queue: from prints it does not count (before
+        its join, or only at `ours`'s better price) or on a quote that crosses `ours` only (one crossing both fills
+        both). Counting that part as ahead kept the joining order waiting for shares long gone."""
+        elsewhere = ZERO
         slot = ours
+        sign = joining.side.sign
         while (fill := next_fill(self._tape, prints, slot, print_share_pct=self._share)) is not None:
             at = fill.next_trade_cursor - 1
-            sign = joining.side.sign
-            if (
-                not fill.by_quote
-                and at >= joining.trade_cursor
-                and prints.price[at] * sign <= joining.limit_units * sign
-            ):
-                taken += fill.qty
+            if fill.by_quote:
+                elsewhere += ZERO if self._crosses(joining, fill.ts_ns) else fill.qty
+            elif at < joining.trade_cursor or prints.price[at] * sign > joining.limit_units * sign:
+                elsewhere += fill.qty
             slot = after_fill(slot, fill)
-        return taken
+        return elsewhere
+
+    def _crosses(self, slot: QueueSlot, ts_ns: int) -> bool:
+        """True when the quote in force at `ts_ns` reaches the slot's limit (rule 3)."""
+        i = self._tape.index_at_ns(slot.symbol, ts_ns)
+        return i is not None and self._tape.next_marketable(slot.symbol, slot.side, slot.limit_units, i) == i
 
     def next_fill(self, order: RestingOrder, now_ns: int, after: int | None) -> FillPlan | None:
         if order.symbol not in self._tape:
