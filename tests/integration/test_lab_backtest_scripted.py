@@ -328,8 +328,8 @@ def test_the_queue_rule_fit_assumes_the_baskets_order_size() -> None:
     result = compare(
         _day(True), big, [AdaptiveSpec(name="adaptive")], [FillModelName.QUEUE], seed=0, fit_day=fit_day
     )
-    assert result.fit is not None
-    assert '"order_qty":5000' in result.fit.params["config"]
+    (fit,) = result.fits
+    assert '"order_qty":5000' in fit.params["config"]
 
 
 def test_the_queue_rule_fit_assumes_the_size_holding_most_of_a_mixed_baskets_shares() -> None:

@@ -60,9 +60,23 @@ def test_every_policy_runs_under_both_fill_models_and_completes(comparison: Comp
 
 
 def test_adaptive_is_fitted_on_the_fit_day_and_evaluated_on_another(comparison: CompareResult) -> None:
-    assert comparison.fit is not None
-    assert str(comparison.fit.fit_data.day) == "2018-01-02"
+    assert comparison.fits
+    assert all(str(fit.fit_data.day) == "2018-01-02" for fit in comparison.fits)
     assert str(comparison.data.day) == "2018-01-03"
+
+
+def test_the_saved_result_names_the_fit_each_fill_model_used(comparison: CompareResult) -> None:
+    # The adaptive policy is fitted once per fill model (paper rule, queue rule), but the result's one `fit` was
+    # overwritten in the loop: it named the queue fit (rule, samples) as the fit of every run, paper's included.
+    saved = json.loads(comparison.model_dump_json())
+    fits = {(f["policy"], f["fill_model"]): f for f in saved["fits"]}
+    adaptive = [r for r in comparison.runs if r.policy == "adaptive"]
+    assert set(fits) == {("adaptive", r.fill_model.value) for r in adaptive}
+    for run in adaptive:
+        fit = fits[("adaptive", run.fill_model.value)]
+        assert fit["params"]["rule"] == run.policy_params["fit_rule"] == run.fill_model.value
+        assert fit["params"]["samples"] == run.policy_params["fit_samples"]
+        assert fit["fit_data"]["day"] == run.policy_params["fit_day"] == "2018-01-02"
 
 
 def test_default_policy_is_not_worse_than_market_under_paper(comparison: CompareResult) -> None:

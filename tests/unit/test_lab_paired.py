@@ -555,3 +555,33 @@ def test_parameters_fitted_on_quotes_ending_at_midnight_utc_are_out_of_sample_fo
     assert (
         compare_module.adaptive_params_for(fitted_here, FillModelName.PAPER, evaluation, history) is not None
     )
+
+
+def test_a_comparison_saved_with_one_fit_for_all_fill_models_still_reads(tmp_path: Path) -> None:
+    # Results saved before `fits` hold one top-level `fit` (the last fill model's) and no `fits`: `repeg report`
+    # must still read them, and say nothing new about which fill model that fit was for.
+    import json
+
+    from repeg.lab.models import CompareResult
+    from repeg.lab.report_data import load_result
+    from repeg.lab.tca import frontier
+
+    runs = (_run("market", MARKET), _run("adaptive", [c - 0.3 for c in MARKET]))
+    saved = CompareResult(
+        data=REF,
+        seed=1,
+        baseline="market",
+        runs=runs,
+        comparisons=paired_comparisons(runs, baseline="market", seed=1),
+        frontier=frontier([r.summary for r in runs]),
+    ).model_dump(mode="json")
+    del saved["fits"]
+    fit_day = REF.model_copy(update={"day": date(2018, 1, 2)}).model_dump(mode="json")
+    saved["fit"] = {"fit_data": fit_day, "params_file": None, "params": {"rule": "queue", "samples": "7"}}
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(saved))
+    loaded = load_result(path).compare
+    assert loaded is not None
+    assert loaded.fits == ()
+    assert loaded.fit is not None
+    assert (loaded.fit.params["rule"], loaded.fit.fill_model, loaded.fit.policy) == ("queue", None, None)

@@ -8,6 +8,7 @@ better or worse only when the interval of its mean paired difference excludes ze
 The adaptive policy's parameters come from a different day (`fit_day`), fitted under the rule of the fill model it
 is evaluated with (paper rule for `paper`; queue rule, using that day's trades, for `queue`; the paper rule when
 the fit day has no trades, which `repeg backtest`/`compare` then say), or from a saved parameter file. Fitting on the evaluation day itself is refused: the reported figures must be out of sample.
+The result names the fit of every adaptive policy under every fill model (`CompareResult.fits`).
 """
 
 from __future__ import annotations
@@ -184,6 +185,21 @@ def _refuse_bad_fill_models(fill_models: Sequence[FillModelName]) -> None:
         raise ConfigError("fill-models", given, "each fill model at most once")
 
 
+def _fit_info(spec: PolicySpec, fill_model: FillModelName, params: AdaptiveParams) -> FitInfo:
+    """The fit the runs of adaptive `spec` under `fill_model` used, for the result."""
+    return FitInfo(
+        fit_data=params.fit_data,
+        params_file=spec.params_file if isinstance(spec, AdaptiveSpec) else None,
+        params={
+            "rule": params.rule.value,
+            "samples": str(params.samples),
+            "config": params.config.model_dump_json(),
+        },
+        policy=spec.name,
+        fill_model=fill_model,
+    )
+
+
 def compare(
     eval_day: DayData,
     basket: Sequence[ParentOrder],
@@ -209,7 +225,7 @@ def compare(
     for spec in policies:
         backtest_config(spec, basket, base_config)
     runs: list[BacktestResult] = []
-    fit_info: FitInfo | None = None
+    fits: list[FitInfo] = []
     for model in fill_models:
         for spec in policies:
             params = adaptive_params_for(
@@ -221,15 +237,7 @@ def compare(
                 order_qty=fit_order_qty(basket),
             )
             if params is not None:
-                fit_info = FitInfo(
-                    fit_data=params.fit_data,
-                    params_file=spec.params_file if isinstance(spec, AdaptiveSpec) else None,
-                    params={
-                        "rule": params.rule.value,
-                        "samples": str(params.samples),
-                        "config": params.config.model_dump_json(),
-                    },
-                )
+                fits.append(_fit_info(spec, model, params))
             runs.append(
                 run_backtest(
                     eval_day,
@@ -251,6 +259,6 @@ def compare(
         runs=tuple(runs),
         comparisons=comparisons,
         frontier=frontier([r.summary for r in runs]),
-        fit=fit_info,
+        fits=tuple(fits),
         verdict_rule=verdict_rule(comparisons=len(comparisons), block=longest_run(comparisons)),
     )

@@ -236,6 +236,10 @@ class FitInfo(_Frozen):
     fit_data: DataRef
     params_file: str | None
     params: dict[str, str]
+    #: The adaptive policy and the fill model whose runs used this fit (a fit made by the compare follows the fill
+    #: model's rule); None in results saved before them.
+    policy: str | None = None
+    fill_model: FillModelName | None = None
 
 
 class CompareResult(_Frozen):
@@ -248,7 +252,11 @@ class CompareResult(_Frozen):
     runs: tuple[BacktestResult, ...]
     comparisons: tuple[PairedComparison, ...]
     frontier: tuple[FrontierPoint, ...]
-    #: The adaptive fit of the last fill model run; each adaptive run names its own in `policy_params` (`fit_*`).
+    #: The fit each adaptive run used, one per (adaptive policy, fill model) in run order; () in results saved
+    #: before it. Each adaptive run also names its own in `policy_params` (`fit_*`).
+    fits: tuple[FitInfo, ...] = ()
+    #: Only in results saved before `fits`: the fit of the last fill model run alone (the paper runs of a paper and
+    #: queue compare used another fit). None in new results.
     fit: FitInfo | None = None
     #: The rule the verdicts follow, in words (`repeg.lab.stats.verdict_rule`); None in results saved before it.
     verdict_rule: str | None = None
