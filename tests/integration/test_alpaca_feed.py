@@ -216,19 +216,24 @@ class _NoRestQuotes:
         return {}
 
 
+def _feed(client: object, ws_url: str) -> AlpacaQuoteFeed:
+    """A quote feed whose latest-quote (REST) requests `client` answers, streaming from `ws_url`."""
+    return AlpacaQuoteFeed(
+        client,  # type: ignore[arg-type]
+        ws_url,
+        AlpacaCredentials(key_id="key", secret_key=SecretStr("secret")),
+        RealClock(),
+        feed=DataFeed.IEX,
+        settings=FAST,
+    )
+
+
 @asynccontextmanager
 async def _feed_on(script: Callable[[ServerConnection], Awaitable[None]]) -> AsyncIterator[AlpacaQuoteFeed]:
     """A quote feed whose market-data stream is a loopback websocket server playing `script`."""
     async with serve(script, "127.0.0.1", 0) as server:
         port = server.sockets[0].getsockname()[1]
-        feed = AlpacaQuoteFeed(
-            _NoRestQuotes(),  # type: ignore[arg-type]
-            f"ws://127.0.0.1:{port}/v2/iex",
-            AlpacaCredentials(key_id="key", secret_key=SecretStr("secret")),
-            RealClock(),
-            feed=DataFeed.IEX,
-            settings=FAST,
-        )
+        feed = _feed(_NoRestQuotes(), f"ws://127.0.0.1:{port}/v2/iex")
         try:
             yield feed
         finally:
@@ -465,27 +470,43 @@ async def _authenticate(ws: ServerConnection) -> None:
     await ws.recv()
 
 
+def _at(second: int = 0) -> msgpack.Timestamp:
+    """A quote time, as the stream sends it: 2026-03-02 15:00:`second` UTC."""
+    from datetime import UTC, datetime
+
+    return msgpack.Timestamp.from_datetime(datetime(2026, 3, 2, 15, 0, second, tzinfo=UTC))
+
+
+def _q(symbol: str, bid: object, ask: object, ts: object) -> dict[str, object]:
+    """A stream `q` message, one share on each side."""
+    return {"T": "q", "S": symbol, "bp": bid, "bs": 1, "ap": ask, "as": 1, "t": ts}
+
+
+class _Stream:
+    """A stream server script: each connection is authenticated, sent the messages `messages(n)` gives for the
+    n-th connection (from 1), and held open; `connections` counts them."""
+
+    def __init__(self, messages: Callable[[int], list[dict[str, object]]]) -> None:
+        self._messages = messages
+        self.connections = 0
+
+    async def __call__(self, ws: ServerConnection) -> None:
+        self.connections += 1
+        await _authenticate(ws)
+        for message in self._messages(self.connections):
+            await _send(ws, message)
+        await ws.wait_closed()
+
+
 async def test_a_frame_whose_timestamp_no_clock_can_hold_costs_a_reconnect_not_the_quote_stream():
     """msgpack decodes a `t` out of datetime's range with an OverflowError, which no handler caught: the stream
     task died with `connected` still set, so the REST fallback never polled and quotes went stale for the rest of
     the run (the engine believed the stream was live). The frame is undecodable: the stream reconnects."""
-    from datetime import UTC, datetime
-
-    good_ts = msgpack.Timestamp.from_datetime(datetime(2026, 3, 2, 15, tzinfo=UTC))
-    connections = 0
-
-    async def a_frame_out_of_range_then_a_good_quote(ws: ServerConnection) -> None:
-        nonlocal connections
-        connections += 1
-        await _authenticate(ws)
-        ts = msgpack.Timestamp(2**62, 0) if connections == 1 else good_ts
-        await _send(ws, {"T": "q", "S": "AAPL", "bp": 100.05, "bs": 1, "ap": 100.1, "as": 1, "t": ts})
-        await ws.wait_closed()
-
-    async with _feed_on(a_frame_out_of_range_then_a_good_quote) as feed:
+    stream = _Stream(lambda n: [_q("AAPL", 100.05, 100.1, msgpack.Timestamp(2**62, 0) if n == 1 else _at())])
+    async with _feed_on(stream) as feed:
         await feed.subscribe(["AAPL"])
         await until(lambda: (q := feed.latest("AAPL")) is not None and q.bid == Decimal("100.05"))
-        assert connections == 2
+        assert stream.connections == 2
         assert not feed._tasks[0].done()
 
 
@@ -493,29 +514,18 @@ async def test_an_unexpected_error_in_the_quote_stream_clears_connected_is_logge
     """Any other exception in the stream's loop ended its task with `connected` set: the engine believed quotes
     were live and the REST fallback never polled. It is logged (with the error and the stream's url), `connected`
     is cleared (REST polls), and the stream reconnects with backoff."""
-    from datetime import UTC, datetime
-
     from structlog.testing import capture_logs
 
-    ts = msgpack.Timestamp.from_datetime(datetime(2026, 3, 2, 15, tzinfo=UTC))
-    connections = 0
-
-    async def one_quote_per_connection(ws: ServerConnection) -> None:
-        nonlocal connections
-        connections += 1
-        await _authenticate(ws)
-        await _send(ws, {"T": "q", "S": "AAPL", "bp": 100.05, "bs": 1, "ap": 100.1, "as": 1, "t": ts})
-        await ws.wait_closed()
-
+    stream = _Stream(lambda _n: [_q("AAPL", 100.05, 100.1, _at())])
     with capture_logs() as logs:
-        async with _feed_on(one_quote_per_connection) as feed:
+        async with _feed_on(stream) as feed:
 
             def a_bug(_quote: object) -> None:
                 raise RuntimeError("a bug")
 
             feed._store = a_bug  # type: ignore[method-assign]
             await feed.subscribe(["AAPL"])
-            await until(lambda: connections >= 2)
+            await until(lambda: stream.connections >= 2)
             polls = feed.rest_polls
             await until(lambda: feed.rest_polls > polls)  # the REST fallback serves while the stream is down
             assert not feed._tasks[0].done()
@@ -529,22 +539,17 @@ async def test_a_stream_quote_with_a_negative_price_is_dropped_as_one_that_is_no
     """A quote whose price is not a number is dropped at the edge and the quote held stays; one with a negative
     price (no price Alpaca quotes: "no bid" is 0) replaced the good quote held, and the engine could not price
     until the next quote. Both are corrupt data: both are dropped, and logged."""
-    from datetime import UTC, datetime
-
     from structlog.testing import capture_logs
 
-    good_ts = msgpack.Timestamp.from_datetime(datetime(2026, 3, 2, 15, tzinfo=UTC))
-    later_ts = msgpack.Timestamp.from_datetime(datetime(2026, 3, 2, 15, 0, 1, tzinfo=UTC))
-
-    async def a_good_quote_then_a_negative_one(ws: ServerConnection) -> None:
-        await _authenticate(ws)
-        await _send(ws, {"T": "q", "S": "AAPL", "bp": 100.05, "bs": 1, "ap": 100.1, "as": 1, "t": good_ts})
-        await _send(ws, {"T": "q", "S": "AAPL", "bp": -100.05, "bs": 1, "ap": 100.1, "as": 1, "t": later_ts})
-        await _send(ws, {"T": "q", "S": "MSFT", "bp": 50.0, "bs": 1, "ap": 50.1, "as": 1, "t": later_ts})
-        await ws.wait_closed()
-
+    stream = _Stream(
+        lambda _n: [
+            _q("AAPL", 100.05, 100.1, _at()),
+            _q("AAPL", -100.05, 100.1, _at(1)),
+            _q("MSFT", 50.0, 50.1, _at(1)),
+        ]
+    )
     with capture_logs() as logs:
-        async with _feed_on(a_good_quote_then_a_negative_one) as feed:
+        async with _feed_on(stream) as feed:
             await feed.subscribe(["AAPL", "MSFT"])
             await until(lambda: feed.latest("MSFT") is not None)
             quote = feed.latest("AAPL")
@@ -567,19 +572,17 @@ class _RestQuotes:
         return {s: SdkQuote(s, raw | {"bp": bid, "ap": ask}) for s, (bid, ask) in self.quotes.items()}
 
 
+def _rest_feed(quotes: dict[str, tuple[float, float]]) -> AlpacaQuoteFeed:
+    """A feed whose latest-quote (REST) answer is `quotes` (symbol: bid, ask); its stream is never started."""
+    return _feed(_RestQuotes(quotes), "ws://127.0.0.1:9/v2/iex")
+
+
 async def test_a_rest_quote_with_a_negative_price_is_dropped_and_costs_no_other_symbol():
     """The latest-quote (REST) answer is read at the same edge: a negative price is dropped, logged, and the other
     symbols of the same answer are kept (an unreadable quote there must not end the seed or the fallback)."""
     from structlog.testing import capture_logs
 
-    feed = AlpacaQuoteFeed(
-        _RestQuotes({"AAPL": (-1.0, 100.1), "MSFT": (50.0, 50.1)}),  # type: ignore[arg-type]
-        "ws://127.0.0.1:9/v2/iex",
-        AlpacaCredentials(key_id="key", secret_key=SecretStr("secret")),
-        RealClock(),
-        feed=DataFeed.IEX,
-        settings=FAST,
-    )
+    feed = _rest_feed({"AAPL": (-1.0, 100.1), "MSFT": (50.0, 50.1)})
     with capture_logs() as logs:
         await feed.poll_rest(["AAPL", "MSFT"])
     assert feed.latest("AAPL") is None
@@ -589,6 +592,19 @@ async def test_a_rest_quote_with_a_negative_price_is_dropped_and_costs_no_other_
     assert [line["symbol"] for line in logs if line["event"] == "quote_unreadable"] == ["AAPL"]
 
 
+@pytest.mark.parametrize("sides", [(107.0, 0.0), (0.0, 107.0)])
+async def test_a_rest_quote_with_a_side_of_zero_is_kept_one_sided_not_dropped(sides: tuple[float, float]):
+    """Guard (9e8c49d7 refuses negative prices at this edge): 0 is Alpaca's "no bid/ask", not a bad number. The
+    quote replaces the one held, so the core sees it one-sided and refuses to price from it, rather than
+    pricing from the older two-sided quote."""
+    feed = _rest_feed({"AAPL": sides})
+    await feed.poll_rest(["AAPL"])
+    quote = feed.latest("AAPL")
+    assert quote is not None
+    assert (quote.bid, quote.ask) == tuple(Decimal(str(side)) for side in sides)
+    assert assess_quote(quote, quote.ts, timedelta(seconds=5), Decimal(10)) is QuoteVerdict.ONE_SIDED
+
+
 @pytest.mark.parametrize("price", [float("nan"), "NaN", float("inf")])
 async def test_a_quote_whose_price_is_not_finite_costs_that_quote_not_the_stream_or_the_rest_answer(
     price: object,
@@ -596,33 +612,14 @@ async def test_a_quote_whose_price_is_not_finite_costs_that_quote_not_the_stream
     """NaN and infinity are no prices: the quote is dropped (as one that is not a number), on the stream without a
     reconnect and in a REST answer without losing the other symbols (a NaN compared as a price raised decimal's
     InvalidOperation, no ValueError)."""
-    from datetime import UTC, datetime
-
-    ts = msgpack.Timestamp.from_datetime(datetime(2026, 3, 2, 15, tzinfo=UTC))
-    connections = 0
-
-    async def a_bad_quote_then_a_good_one(ws: ServerConnection) -> None:
-        nonlocal connections
-        connections += 1
-        await _authenticate(ws)
-        await _send(ws, {"T": "q", "S": "AAPL", "bp": price, "bs": 1, "ap": 100.1, "as": 1, "t": ts})
-        await _send(ws, {"T": "q", "S": "MSFT", "bp": 50.0, "bs": 1, "ap": 50.1, "as": 1, "t": ts})
-        await ws.wait_closed()
-
-    async with _feed_on(a_bad_quote_then_a_good_one) as feed:
+    stream = _Stream(lambda _n: [_q("AAPL", price, 100.1, _at()), _q("MSFT", 50.0, 50.1, _at())])
+    async with _feed_on(stream) as feed:
         await feed.subscribe(["AAPL", "MSFT"])
         await until(lambda: feed.latest("MSFT") is not None)
         assert feed.latest("AAPL") is None
-        assert connections == 1
+        assert stream.connections == 1
     if isinstance(price, float):
-        rest = AlpacaQuoteFeed(
-            _RestQuotes({"AAPL": (price, 100.1), "MSFT": (50.0, 50.1)}),  # type: ignore[arg-type]
-            "ws://127.0.0.1:9/v2/iex",
-            AlpacaCredentials(key_id="key", secret_key=SecretStr("secret")),
-            RealClock(),
-            feed=DataFeed.IEX,
-            settings=FAST,
-        )
+        rest = _rest_feed({"AAPL": (price, 100.1), "MSFT": (50.0, 50.1)})
         await rest.poll_rest(["AAPL", "MSFT"])
         assert rest.latest("AAPL") is None
         assert rest.latest("MSFT") is not None
