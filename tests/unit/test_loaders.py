@@ -843,7 +843,7 @@ def test_a_parquet_float32_price_from_where_floats_are_coarser_than_the_grid_is_
     # (ccc5fea3), a price the user never wrote was taken silently. From $1,024 a float32 is shared by more than
     # one $0.0001 price (5000.2501 is held as 5000.25 exactly): which one was written is a guess.
     err = _error(_priced(tmp_path, [10.01], [written], pa.float32()))
-    assert (err.row, "ask" in str(err), "float64" in str(err)) == (1, True, True)
+    assert (err.row, "ask" in str(err), "32-bit float" in str(err)) == (1, True, True)
 
 
 @pytest.mark.parametrize("written", [999_999_999.0000001, 999_999_999.0000004, 800_000_000.0000002])

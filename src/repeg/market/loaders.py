@@ -396,7 +396,7 @@ def _narrow_float_prices(file: str, name: str, column: pa.Array) -> Int64Array:
 
     units = _price_text(file, name, column.cast(pa.string()))
     own_float = np.spacing(column.to_numpy(zero_copy_only=False)) < 1 / _UNITS_PER_DOLLAR
-    what = f"{column.type} cannot tell $0.0001 prices apart from $1,024: write float64"
+    what = f"a {column.type.bit_width}-bit float cannot tell $0.0001 prices apart at this size: write float64"
     _first_bad(file, name, own_float, column, what)
     return units
 
