@@ -91,3 +91,11 @@ def test_a_postgres_password_holding_a_bare_at_sign_is_refused_without_quoting_i
     with pytest.raises(ConfigError, match=r"percent-encode .* as %40") as refused:
         PostgresJournal(f"postgresql://u:pa@{SECRET}@127.0.0.1:1/db")
     assert SECRET not in str(refused.value)
+
+
+def test_a_postgres_password_parameter_holding_an_at_sign_after_a_port_is_masked_whole() -> None:
+    # The user-info mask ran first: with no user info but a port, it took `host:` for a user and everything up to the
+    # password parameter's '@' for its password, so `repeg runs` and every error naming the journal printed the
+    # password's tail (and not the host): "postgresql://host:***@SECRET".
+    dsn = f"postgresql://host:5432/db?user=u&password=pa@{SECRET}"
+    assert safe_dsn(dsn) == "postgresql://host:5432/db?user=u&password=***"

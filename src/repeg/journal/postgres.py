@@ -52,8 +52,9 @@ def _scrub(text: str, dsn: str) -> str:
 
 def safe_dsn(dsn: str) -> str:
     """The DSN with its passwords masked (in the user info, or as a `password=` or `sslpassword=` parameter), for
-    messages and `repeg runs`."""
-    return _PASSWORD_PARAM.sub(r"\1***", _PASSWORD.sub(r"\1***@", dsn))
+    messages and `repeg runs`. Parameters first: with no user info but a port, the user-info mask takes `host:` for
+    a user and the text up to a parameter's '@' for its password, leaving that password's tail."""
+    return _PASSWORD.sub(r"\1***@", _PASSWORD_PARAM.sub(r"\1***", dsn))
 
 
 def _refuse_bare_at(dsn: str) -> None:
