@@ -221,17 +221,23 @@ def test_our_order_at_a_worse_price_queues_behind_our_better_one_not_beside_it()
     )
 
 
+def _ours_at_100_01_then_ours_at_the_bid(
+    tape: QuoteTape, prints: SymbolTrades
+) -> tuple[FillPlan | None, FillPlan | None]:
+    """The first plans of two buys of 100 of ours joining at 1 s: A at 100.01 (inside the spread), then B at the bid."""
+    model = QueueFillModel(tape, _trade_tape(prints), seed=1)
+    a = model.next_fill(_resting("a", BID + 100, 100, 1), 1 * S, None)
+    return a, model.next_fill(_resting("b", BID, 100, 1), 1 * S, None)
+
+
 def test_our_better_order_filled_by_prints_only_it_reaches_is_not_ahead_of_ours_behind_it() -> None:
     # A buys 100 at 100.01 (inside the spread, nobody ahead), B at the bid 100.00 behind 300 displayed. The print at
     # 100.01 fills A and never reaches 100.00: B's queue is the 300 displayed, so the 100 at 4 s fill it. B counted
     # all of A's 100 as ahead of it still: 400 to print at 100.00, and it never filled.
     prints = _prints([(2, BID + 100, 100), (3, BID, 300), (4, BID, 100)])
-    model = QueueFillModel(STILL, _trade_tape(prints), seed=1)
-    assert model.next_fill(_resting("a", BID + 100, 100, 1), 1 * S, None) == FillPlan(
-        ts_ns=2 * S, qty=Decimal(100), price_units=BID + 100, cursor=1
-    )
-    assert model.next_fill(_resting("b", BID, 100, 1), 1 * S, None) == FillPlan(
-        ts_ns=4 * S, qty=Decimal(100), price_units=BID, cursor=3
+    assert _ours_at_100_01_then_ours_at_the_bid(STILL, prints) == (
+        FillPlan(ts_ns=2 * S, qty=Decimal(100), price_units=BID + 100, cursor=1),
+        FillPlan(ts_ns=4 * S, qty=Decimal(100), price_units=BID, cursor=3),
     )
 
 
@@ -247,12 +253,9 @@ def test_our_better_order_filled_by_a_quote_crossing_only_it_is_not_ahead_of_our
         ]
     )
     prints = _prints([(3, BID, 300), (4, BID, 100)])
-    model = QueueFillModel(tape, _trade_tape(prints), seed=1)
-    assert model.next_fill(_resting("a", BID + 100, 100, 1), 1 * S, None) == FillPlan(
-        ts_ns=2 * S, qty=Decimal(100), price_units=BID + 100, cursor=0
-    )
-    assert model.next_fill(_resting("b", BID, 100, 1), 1 * S, None) == FillPlan(
-        ts_ns=4 * S, qty=Decimal(100), price_units=BID, cursor=2
+    assert _ours_at_100_01_then_ours_at_the_bid(tape, prints) == (
+        FillPlan(ts_ns=2 * S, qty=Decimal(100), price_units=BID + 100, cursor=0),
+        FillPlan(ts_ns=4 * S, qty=Decimal(100), price_units=BID, cursor=2),
     )
 
 
