@@ -592,3 +592,11 @@ def test_simulates_lower_case_symbol_is_refused_as_the_toml_config_refuses_it(
         expected.value,
         expected.reason,
     )
+
+
+def test_a_remote_simulator_spec_price_written_in_non_ascii_digits_is_refused() -> None:
+    # a3fe0178 refused "١٠" as [simulator]'s start price; the remote simulator's spec read {"AAA": "١٠"} as $10.
+    from repeg.brokers.remote.sessions import SessionSpec
+
+    with pytest.raises(ValidationError, match="ASCII"):
+        SessionSpec.model_validate_json('{"symbols": {"AAA": "\u0661\u0660"}}')

@@ -17,7 +17,7 @@ from repeg.brokers.remote.server import Session
 from repeg.brokers.simulator.account import SimAccount
 from repeg.brokers.simulator.broker import SimulatedBroker
 from repeg.brokers.simulator.fill_models import PaperFillModel
-from repeg.config import MAX_SECONDS
+from repeg.config import MAX_SECONDS, AsciiDecimal
 from repeg.domain.plan import refuse_unplanned
 from repeg.engine.clock import RealClock
 from repeg.market.replay import TapeFeed
@@ -31,7 +31,8 @@ class SessionSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    symbols: dict[str, Decimal] = Field(min_length=1)
+    #: Start prices, in ASCII digits ("\u0661\u0660" is 10 to Decimal), as the `[simulator]` table's.
+    symbols: dict[str, AsciiDecimal] = Field(min_length=1)
     account: SimAccount = SimAccount()
     seed: int = 7
     quotes_per_second: float = Field(default=5.0, gt=0)
