@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
+import pytest
 from tests.fakes.alpaca_fixtures import connect
 from tests.fakes.alpaca_server import FakeAlpacaServer
 
+from repeg.api import execute_async
 from repeg.brokers.alpaca.adapter import AlpacaBroker
 from repeg.config import ExecutionConfig, classic_ladder
 from repeg.domain.events import OrderFailed, RunEvent
 from repeg.domain.orders import Side
-from repeg.domain.plan import LegSpec
+from repeg.domain.plan import LegSpec, Plan, PlanKind, TradeIntent
 from repeg.engine.clock import RealClock
 from repeg.engine.runner import run_execution
+from repeg.errors import NotTradableError, SafetyLimitError
+from repeg.market.alpaca_feed import AlpacaQuoteFeed
 from repeg.report.result import ExecutionResult, RunStatus
 
 #: Short waits: the run is in real time against a real HTTP/websocket server.
@@ -245,32 +249,58 @@ async def test_an_adapter_reused_for_several_runs_releases_each_runs_bookkeeping
     assert held == [0, 0, 0]
 
 
-async def test_an_adapter_reused_for_a_later_run_reads_the_asset_flags_afresh(fake_alpaca: FakeAlpacaServer):
-    """The asset flags were cached for the adapter's life, not the run's: a symbol halted (no longer tradable)
-    after an earlier run on the same adapter was still taken as tradable, and the later run sent its orders instead
-    of refusing the plan before any order (`NotTradableError`)."""
-    import pytest
-
-    from repeg.api import execute_async
-    from repeg.domain.plan import Plan, PlanKind, TradeIntent
-    from repeg.errors import NotTradableError
-
-    plan = Plan(
+def _a_buy_of_aapl() -> Plan:
+    return Plan(
         source="plan.csv",
         kind=PlanKind.TRADES,
         trades=(TradeIntent(symbol="AAPL", side=Side.BUY, qty=Decimal(5)),),
     )
+
+
+async def _refused_once_aapl_is_halted(
+    fake_alpaca: FakeAlpacaServer, broker: AlpacaBroker, feed: AlpacaQuoteFeed
+) -> None:
+    """Halt AAPL; a run of `_a_buy_of_aapl` on `broker` must then refuse the plan before any order."""
+    fake_alpaca.book.assets["AAPL"] = (False, True)  # halted
+    posts = fake_alpaca.count("POST", "/v2/orders")
+    with pytest.raises(NotTradableError):
+        await asyncio.wait_for(
+            execute_async(_a_buy_of_aapl(), broker, feed, RealClock(), FAST_RUN, run_id="rHalted"),
+            20,
+        )
+    assert fake_alpaca.count("POST", "/v2/orders") == posts
+
+
+async def test_an_adapter_reused_for_a_later_run_reads_the_asset_flags_afresh(fake_alpaca: FakeAlpacaServer):
+    """The asset flags were cached for the adapter's life, not the run's: a symbol halted (no longer tradable)
+    after an earlier run on the same adapter was still taken as tradable, and the later run sent its orders instead
+    of refusing the plan before any order (`NotTradableError`)."""
     broker, feed = await connect(fake_alpaca)
     try:
         first = await asyncio.wait_for(
-            execute_async(plan, broker, feed, RealClock(), FAST_RUN, run_id="rA1"), 20
+            execute_async(_a_buy_of_aapl(), broker, feed, RealClock(), FAST_RUN, run_id="rA1"), 20
         )
         assert first.status is RunStatus.COMPLETED
-        fake_alpaca.book.assets["AAPL"] = (False, True)  # halted
-        posts = fake_alpaca.count("POST", "/v2/orders")
-        with pytest.raises(NotTradableError):
-            await asyncio.wait_for(execute_async(plan, broker, feed, RealClock(), FAST_RUN, run_id="rA2"), 20)
-        assert fake_alpaca.count("POST", "/v2/orders") == posts
+        await _refused_once_aapl_is_halted(fake_alpaca, broker, feed)
+    finally:
+        await feed.aclose()
+        await broker.aclose()
+
+
+async def test_an_adapter_reused_after_a_plan_refused_before_any_order_reads_the_asset_flags_afresh(
+    fake_alpaca: FakeAlpacaServer,
+):
+    """99f6e4c6 clears the asset flags once a run's subscription leaves; a plan refused before its run started
+    (here by max_order_notional) never subscribed, so the flags it read stayed: a later run on the same adapter
+    still took a symbol halted since as tradable and sent its orders."""
+    too_small = FAST_RUN.model_copy(update={"max_order_notional": Decimal(1)})
+    broker, feed = await connect(fake_alpaca)
+    try:
+        with pytest.raises(SafetyLimitError):
+            await asyncio.wait_for(
+                execute_async(_a_buy_of_aapl(), broker, feed, RealClock(), too_small, run_id="rB1"), 20
+            )
+        await _refused_once_aapl_is_halted(fake_alpaca, broker, feed)
     finally:
         await feed.aclose()
         await broker.aclose()

@@ -340,8 +340,8 @@ class AlpacaBroker:
         return [to_position(p) for p in positions if isinstance(p, SdkPosition)]
 
     async def get_asset(self, symbol: str) -> Asset:
-        """Asset flags, cached for the run; `UnknownSymbolError` for a symbol Alpaca does not know."""
-        if symbol in self._assets:
+        """Asset flags, cached while a run listens (a plan's checks read afresh); `UnknownSymbolError` if unknown."""
+        if symbol in self._assets and self._tracker.listened:
             return self._assets[symbol]
         asset = await with_retries(
             "get_asset", lambda: self._asset_once(symbol), self._backoff, self._clock, self._may_retry

@@ -146,6 +146,12 @@ class OrderTracker:
 
         return leave
 
+    @property
+    def listened(self) -> bool:
+        """True while a run listens: the adapter's asset flags are cached for it. A plan refused before its run (it
+        never listened) leaves no flags that a later plan on the same adapter would take as read for it."""
+        return bool(self._sinks)
+
     def _release(self) -> None:
         """Forget every order that is closed, and every client order id without an open order: an adapter reused
         for run after run (the Python API) would otherwise hold each order of each past run for its life. Nothing
