@@ -91,11 +91,17 @@ def repeg_steps_valid(steps: tuple[Decimal, ...]) -> tuple[Decimal, ...]:
 
 
 def ascii_number(value: object) -> object:
-    """Refuse a number written as text in digits other than ASCII 0-9: `Decimal` reads any script's ("\u0661\u0660"
-    is 10), where a plan, a quote file and every broker take ASCII digits only."""
-    if isinstance(value, str) and not value.strip().isascii():
-        raise PydanticCustomError("decimal_parsing", "must be a number written in ASCII digits")
+    """Refuse a number written as text in digits other than ASCII 0-9, or with Python's `_` digit separators:
+    `Decimal` reads any script's ("\u0661\u0660" is 10) and "1_0" as 10, where a plan, a quote file and every
+    broker take plain ASCII digits only."""
+    if isinstance(value, str) and not plain_number_text(value):
+        raise PydanticCustomError("decimal_parsing", "must be a number written in ASCII digits, without '_'")
     return value
+
+
+def plain_number_text(text: str) -> bool:
+    """True when `text` may be read by `Decimal` as a plan reads a number: ASCII only, no `_` separators."""
+    return text.strip().isascii() and "_" not in text
 
 
 def not_negative_zero(value: float | Decimal) -> float | Decimal:

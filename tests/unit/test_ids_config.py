@@ -342,6 +342,19 @@ def test_a_decimal_key_written_in_non_ascii_digits_is_refused_naming_key_and_val
     assert "ASCII" in caught.value.reason
 
 
+@pytest.mark.parametrize(("key", "text"), [("max_spread_pct", "1_0"), ("min_notional", "1_000")])
+def test_a_decimal_key_written_as_text_with_underscores_is_refused_as_a_plan_refuses_it(
+    tmp_path: Path, key, text
+):
+    # TOML `max_spread_pct = "1_0"` was read as 10% (Decimal reads Python's digit separators); a plan refuses
+    # "1_0" as not a number.
+    path = tmp_path / "c.toml"
+    path.write_text(f'[execution]\n{key} = "{text}"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert (caught.value.key, caught.value.value) == (key, text)
+
+
 def test_repeg_steps_written_in_non_ascii_digits_are_refused():
     with pytest.raises(ConfigError) as caught:
         config_from_mapping({"repeg_steps": ["0.5", "\u0661"]})
