@@ -19,7 +19,7 @@ from repeg.brokers.alpaca.settings import AlpacaUrls
 from repeg.config import ExecutionConfig
 from repeg.domain.events import LegPlanned
 from repeg.domain.lifecycle import LegStatus
-from repeg.domain.orders import OrderEvent, OrderStatus, OrderType, Side
+from repeg.domain.orders import BrokerOrder, OrderEvent, OrderStatus, OrderType, Side
 from repeg.domain.plan import LegSpec
 from repeg.engine.bus import EventBus
 from repeg.engine.clock import RealClock
@@ -654,6 +654,20 @@ async def test_a_trade_stream_frame_nested_too_deep_to_decode_costs_a_reconnect_
     assert [line["error"] for line in failed] == ["RecursionError"]
 
 
+async def _cancelled_with_its_answer_lost_while_pending_cancel(
+    broker: AlpacaBroker, fake_alpaca: FakeAlpacaServer
+) -> BrokerOrder:
+    """A 2-share buy whose cancel Alpaca accepted (`pending_cancel`, waiting for the venue) with its answer lost,
+    and whose retry met that state; `cancel_order` has returned (as accepted)."""
+    order = await broker.submit_order(limit("r2-L0011-A00", Side.BUY, "2", "90.00"))
+    fake_alpaca.book.hold_cancels = True
+    fake_alpaca.lost_response_delay = 1.0  # longer than the adapter's read timeout
+    fake_alpaca.lose_response("DELETE", f"/v2/orders/{order.order_id}")
+    await broker.cancel_order(order.order_id)
+    assert fake_alpaca.count("DELETE", f"/v2/orders/{order.order_id}") == 2
+    return order
+
+
 async def test_a_cancel_whose_answer_was_lost_is_done_when_its_retry_meets_the_order_pending_cancel(
     alpaca: Pair, fake_alpaca
 ):
@@ -663,13 +677,21 @@ async def test_a_cancel_whose_answer_was_lost_is_done_when_its_retry_meets_the_o
     the leg) and went back to working an order that was being cancelled. The `canceled` update follows."""
     broker, _ = alpaca
     updates = collect(broker)
-    order = await broker.submit_order(limit("r2-L0011-A00", Side.BUY, "2", "90.00"))
-    fake_alpaca.book.hold_cancels = True
-    fake_alpaca.lost_response_delay = 1.0  # longer than the adapter's read timeout
-    fake_alpaca.lose_response("DELETE", f"/v2/orders/{order.order_id}")
-    await broker.cancel_order(order.order_id)
-    assert fake_alpaca.count("DELETE", f"/v2/orders/{order.order_id}") == 2
+    order = await _cancelled_with_its_answer_lost_while_pending_cancel(broker, fake_alpaca)
     fake_alpaca.book.complete_cancels()
     await until(
         lambda: any(u.event is OrderEvent.CANCELED and u.order.order_id == order.order_id for u in updates)
     )
+
+
+async def test_a_fill_racing_a_cancel_taken_as_under_way_is_reported(alpaca: Pair, fake_alpaca):
+    """Guard (551fc16e): a cancel whose retry met the order `pending_cancel` returns as accepted; the venue may
+    still fill the order instead. The adapter still follows it: the fill is pushed, with its quantity and price."""
+    broker, _ = alpaca
+    updates = collect(broker)
+    order = await _cancelled_with_its_answer_lost_while_pending_cancel(broker, fake_alpaca)
+    book = fake_alpaca.book
+    book._execute(book.orders[order.order_id], Decimal("89.99"))  # the venue filled it before cancelling it
+    await until(lambda: any(u.event is OrderEvent.FILL for u in updates))
+    fills = [u.fill for u in updates if u.fill is not None]
+    assert [(f.qty, f.price) for f in fills] == [(Decimal(2), Decimal("89.99"))]
