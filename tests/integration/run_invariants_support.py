@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -67,12 +68,13 @@ def run_case(
     journal_dir: Path,
     run_id: str = "inv1",
     fill_model: FillModel | None = None,
+    start: datetime | None = None,
 ) -> RunOutcome:
     recorder = Recorder()
     journal = open_journal(str(journal_dir / "j.db"), threaded=False)
 
     async def main() -> RunOutcome:
-        clock = VirtualClock(tape.start)
+        clock = VirtualClock(tape.start if start is None else start)
         broker, feed = build_simulation(
             tape, clock, account, seed=seed, latency=latency, fill_model=fill_model
         )
@@ -319,6 +321,33 @@ def check_limits(outcome: RunOutcome, config: ExecutionConfig) -> None:
             assert abs(limit - mid) * 100 <= config.price_collar_pct * mid, (event, mid)
 
 
+def check_escalations(outcome: RunOutcome, config: ExecutionConfig) -> None:
+    """Orders go to market only as configured: on a missing quote only under `on_no_quote = "market"`, on
+    escalation only under `escalation = "market"`; a collared escalation's limit lies within its collar of the
+    far touch it was priced from."""
+    sides = {leg.index: leg.side for leg in outcome.result.legs}
+    for event in outcome.events:
+        if not isinstance(event, OrderIntent) or event.action.value == "cancel" or event.leg_index is None:
+            continue
+        if event.order_type is OrderType.MARKET:
+            if event.reason == "no_quote":
+                assert config.on_no_quote.value == "market", event
+            else:
+                assert event.reason == "escalate", event
+                assert config.escalation.value == "market", event
+        elif event.reason == "escalate":
+            assert config.escalation.value == "collared_limit", event
+            assert event.quote is not None, event
+            assert event.limit_price is not None, event
+            side = sides[event.leg_index]
+            far = event.quote.ask if side is Side.BUY else event.quote.bid
+            bound = far * config.escalation_collar_bps / 10_000
+            if side is Side.BUY:
+                assert event.limit_price <= far + bound, event
+            else:
+                assert event.limit_price >= far - bound, event
+
+
 def check_sizes(outcome: RunOutcome) -> None:
     """Every order sent is for more than nothing, at most what its leg still needs, and in whole shares (as its
     executions are) for a symbol that is not fractionable."""
@@ -351,6 +380,7 @@ def check_run(outcome: RunOutcome, config: ExecutionConfig) -> None:
     check_ids(outcome)
     check_limits(outcome, config)
     check_sizes(outcome)
+    check_escalations(outcome, config)
 
 
 __all__ = ["Recorder", "RunOutcome", "check_run", "from_ns", "run_case"]

@@ -34,8 +34,8 @@ from repeg.market.tape import QuoteTape, TradeTape
 from repeg.planning.parse import parse_csv
 from repeg.simulation import MarketSettings, SymbolSettings, synthetic_market
 
-SYMBOLS = ("AAA", "BBB", "CCC")
-PRICES = {"AAA": Decimal("42.17"), "BBB": Decimal("0.9995"), "CCC": Decimal("7.05")}
+SYMBOLS = ("AAA", "BBB", "CCC", "DDD")
+PRICES = {"AAA": Decimal("42.17"), "BBB": Decimal("0.9995"), "CCC": Decimal("7.05"), "DDD": Decimal("0.0123")}
 
 
 def _tape(seed: int, invalid_rate: float, duration: float = 900) -> QuoteTape:
@@ -52,7 +52,7 @@ def _tape(seed: int, invalid_rate: float, duration: float = 900) -> QuoteTape:
 #: The third ends 4 s in: a run outlives its quotes (the last one stays current, and grows stale).
 TAPES = {1: _tape(1, 0.0), 2: _tape(2, 0.2), 3: _tape(3, 0.1, duration=4)}
 
-qty = st.sampled_from(["1", "3", "17", "250", "0.5", "2.25", "0.123456789"])
+qty = st.sampled_from(["1", "3", "17", "250", "0.5", "2.25", "0.123456789", "0.000000001", "1000000"])
 
 trade_rows = st.lists(
     st.tuples(st.sampled_from(SYMBOLS), st.sampled_from(["buy", "sell"]), qty),
@@ -60,7 +60,9 @@ trade_rows = st.lists(
     max_size=3,
     unique_by=lambda row: row[0],
 )
-weights = st.dictionaries(st.sampled_from(SYMBOLS), st.sampled_from(["0", "0.1", "0.25", "0.3"]), min_size=1)
+weights = st.dictionaries(
+    st.sampled_from(SYMBOLS), st.sampled_from(["0", "0.1", "0.25", "0.3"]), min_size=1, max_size=3
+)
 
 
 notional_rows = st.lists(
@@ -110,16 +112,21 @@ def configs(draw: st.DrawFn) -> ExecutionConfig:
         quote_wait=draw(st.sampled_from([0.0, 5.0])),
         quote_max_age=draw(st.sampled_from([0.3, 5.0])),
         max_spread_pct=draw(st.sampled_from([Decimal("0.05"), Decimal(10)])),
-        min_notional=Decimal(0),
+        min_notional=draw(st.sampled_from([Decimal(0), Decimal(1), Decimal(20)])),
+        max_order_notional=draw(st.sampled_from([None, Decimal(5000)])),
     )
 
 
 @st.composite
 def accounts(draw: st.DrawFn) -> SimAccount:
-    held = draw(st.dictionaries(st.sampled_from(SYMBOLS), st.sampled_from(["5", "100", "0.75", "1000"])))
+    held = draw(
+        st.dictionaries(
+            st.sampled_from(SYMBOLS), st.sampled_from(["5", "100", "0.75", "1000", "0.000000001"])
+        )
+    )
     non_fractionable = draw(st.lists(st.sampled_from(SYMBOLS), unique=True, max_size=2))
     return SimAccount(
-        cash=Decimal(draw(st.sampled_from(["0", "50", "2000", "100000"]))),
+        cash=Decimal(draw(st.sampled_from(["0", "50", "2000", "100000", "1000000000"]))),
         positions={s: Decimal(q) for s, q in held.items()},
         non_fractionable=tuple(non_fractionable),
     )
@@ -218,6 +225,7 @@ REPLAY_CASES = settings(CASES, max_examples=int(os.environ.get("REPEG_INVARIANT_
     latency=latencies,
     seed=st.integers(0, 20),
     queue=st.booleans(),
+    minutes_in=st.sampled_from([0, 7, 95, 300]),
 )
 def test_replayed_runs_keep_the_same_invariants_under_paper_and_queue_fills(
     *,
@@ -228,15 +236,28 @@ def test_replayed_runs_keep_the_same_invariants_under_paper_and_queue_fills(
     latency: LatencyModel | None,
     seed: int,
     queue: bool,
+    minutes_in: int,
 ) -> None:
     tape, trades = replay
     plan = parse_csv(f"symbol,side,qty\nXXX,{side},{qty}\n", "r.csv")
     account = SimAccount(cash=Decimal(100_000), positions={"XXX": Decimal(500)})
     model = QueueFillModel(tape, trades, seed=seed) if queue else None
     with tempfile.TemporaryDirectory() as tmp:
-        outcome = run_case(
-            plan, tape, account, config, seed=seed, latency=latency, journal_dir=Path(tmp), fill_model=model
-        )
+        try:
+            outcome = run_case(
+                plan,
+                tape,
+                account,
+                config,
+                seed=seed,
+                latency=latency,
+                journal_dir=Path(tmp),
+                fill_model=model,
+                start=tape.start + timedelta(minutes=minutes_in),
+            )
+        except RepegError as exc:  # refused before any order was sent (a notional limit)
+            event(f"refused: {type(exc).__name__}")
+            return
     event(f"status: {outcome.result.status}")
     check_run(outcome, config)
 
