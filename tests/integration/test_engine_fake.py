@@ -503,6 +503,47 @@ def test_an_incomplete_legs_error_names_its_open_order_beside_an_earlier_one_nev
     assert "order o3 was still open at the broker (new) when last read" in leg.error
 
 
+def test_an_order_the_runs_last_lookups_first_find_open_is_cancelled_not_left_working() -> None:
+    """The first re-peg replaces o1 by o2, but its answer, every lookup by client order id and every read fail,
+    and o1's `replaced` update never comes: the phase ends knowing only o1 (its cancels refused: replaced). The
+    run's last lookup, reads back, learns o2, open. Before, o2 was named in the error but left working at the
+    broker after the run reported (a DAY order that could still buy 100 more); now it is cancelled, as the hard
+    stop cancels what works, the cancel logged with its fields and the order read once more (recorded canceled)."""
+
+    def script(w: World) -> None:
+        record = w.sink.emit
+
+        async def reads_back_at_the_phases_end(event: RunEvent) -> None:
+            await record(event)
+            if isinstance(event, PhaseEnded):
+                w.broker.unavailable_reads = 0
+
+        def lose_the_replace() -> None:
+            w.broker.lost_answers = 1
+            w.broker.unavailable_lookups = 10**6
+            w.broker.unavailable_reads = 10**6
+
+        w.sink.emit = reads_back_at_the_phases_end  # type: ignore[method-assign]
+        w.broker.delayed_updates["o1"] = timedelta(seconds=600)
+        w.clock.call_at(at(9), lose_the_replace)
+
+    with structlog.testing.capture_logs() as logs:
+        result, world = execute(BUY, script, config=classic_ladder(max_total_wait=30), auto_fill=False)
+    assert world.broker.orders["o2"].status is OrderStatus.CANCELED
+    assert world.broker.cancels().count("cancel:o2") == 1
+    (ended,) = world.sink.of(RunEnded)
+    recorded = [e.update for e in world.sink.of(OrderUpdated) if e.update.order.order_id == "o2"]
+    assert recorded[-1].order.status is OrderStatus.CANCELED
+    assert recorded[-1].ts == ended.ts
+    (cancelled,) = [line for line in logs if line["event"] == "run_end_cancel"]
+    assert cancelled["order_id"] == "o2"
+    assert cancelled["symbol"] == "XYZ"
+    assert cancelled["correlation_id"] == "t-L0000"
+    assert cancelled["accepted"] is True
+    assert result.legs[0].error is not None
+    assert "still open" not in result.legs[0].error
+
+
 def test_no_valid_quote_within_quote_wait_skips_the_leg() -> None:
     specs = [LegSpec(index=0, symbol="NOQ", side=Side.SELL, qty=Decimal(5))]
     result, world = execute(specs)

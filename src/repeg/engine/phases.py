@@ -8,9 +8,11 @@ functions announce a phase (`PhaseStarted`, with the scale), run its monitor and
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
+from functools import partial
 
 import structlog
 
@@ -164,20 +166,53 @@ async def record_late_updates(ctx: EngineContext) -> None:
 async def look_up_open_orders(ctx: EngineContext) -> None:
     """Before a run ends: ask the broker once for each order of the run not known closed (a cancel at the last
     phase's end not yet confirmed, an update not yet delivered), record what it says (a fill that raced the
-    cancel), then every update still waiting. The result then holds every fill the broker had made; an order the
-    broker still reads open, or that it could not be asked about (logged `reconcile_failed`), stays open in it
-    (so the run is not `completed`). Lookups start only within `grace_window` of the first, so that a broker
-    slow to fail (retries, backoff) does not hold the run's end for each order: the rest are logged unasked."""
+    cancel), then every update still waiting. The result then holds every fill the broker had made. An order the
+    broker still reads open, or that it could not be asked about (logged `reconcile_failed`), is then cancelled
+    (`_cancel_at_run_end`: it may be one the run first reads here, e.g. a replacement it never knew of, that no
+    cancel ever reached) and stays open in the result until read closed (so the run is not `completed`).
+    Lookups and cancels start only within `grace_window` of the first, so that a broker slow to fail (retries,
+    backoff) does not hold the run's end for each order: the rest are logged, unasked or not cancelled."""
     give_up = ctx.clock.now() + ctx.config.grace
-    unasked: list[str] = []
-    for index, order_id in _open_orders(ctx, sorted(ctx.bus.folder.legs)):
-        if ctx.clock.now() > give_up:
-            unasked.append(order_id)
-        else:
-            await ctx.gateway.reconcile(index, order_id)
+    unasked = await _each_open_order(ctx, give_up, ctx.gateway.reconcile)
     if unasked:
         _log.warning("run_end_lookups_skipped", run_id=ctx.bus.run_id, order_ids=unasked)
     await record_late_updates(ctx)
+    uncancelled = await _each_open_order(ctx, give_up, partial(_cancel_at_run_end, ctx))
+    if uncancelled:
+        _log.warning("run_end_cancels_skipped", run_id=ctx.bus.run_id, order_ids=uncancelled)
+    await record_late_updates(ctx)
+
+
+async def _each_open_order(
+    ctx: EngineContext, give_up: datetime, act: Callable[[int, str], Awaitable[object]]
+) -> list[str]:
+    """`act` on each order of the run that may be open at the broker while the clock is not past `give_up`;
+    the ids of those left (not acted on)."""
+    left: list[str] = []
+    for index, order_id in _open_orders(ctx, sorted(ctx.bus.folder.legs)):
+        if ctx.clock.now() > give_up:
+            left.append(order_id)
+        else:
+            await act(index, order_id)
+    return left
+
+
+async def _cancel_at_run_end(ctx: EngineContext, index: int, order_id: str) -> None:
+    """Cancel an order the run's last lookup left open (unless a cancel of it is pending), as a phase's hard stop
+    cancels what still works: left working, a DAY order could fill after the run has reported. The outcome is
+    logged and the order read once more, so that the journal records it (canceled, or a fill that raced it)."""
+    accepted = await _cancel_left_open(ctx, index, order_id)
+    if accepted is None:
+        return
+    _log.info(
+        "run_end_cancel",
+        run_id=ctx.bus.run_id,
+        correlation_id=ctx.bus.correlation(index),
+        symbol=ctx.bus.leg(index).symbol,
+        order_id=order_id,
+        accepted=accepted,
+    )
+    await ctx.gateway.reconcile(index, order_id)
 
 
 async def _valid_asks(ctx: EngineContext, specs: Sequence[LegSpec]) -> dict[str, Decimal]:
@@ -299,14 +334,15 @@ async def orders_settled(ctx: EngineContext, legs: Sequence[int]) -> bool:
             await _look_up_unknown(ctx, index, cid, absent)
 
 
-async def _cancel_left_open(ctx: EngineContext, index: int, order_id: str) -> None:
+async def _cancel_left_open(ctx: EngineContext, index: int, order_id: str) -> bool | None:
     """Ask again for the cancel of an order its ended leg left open (the broker refused the cancels at the
     phase's end), unless a cancel is already pending. The leg has ended, so no cancel intent can be folded into
     it; none is needed either (a cancel creates no order), and the reconciliation records the confirmation.
-    A replacement the run never read (`unread_replacement`) is asked too, until the broker accepts its cancel."""
+    A replacement the run never read (`unread_replacement`) is asked too, until the broker accepts its cancel.
+    None when nothing was sent, else whether the broker accepted the cancel (a refusal is logged)."""
     leg = ctx.bus.leg(index)
     if not leg.is_done or _cancel_pending(ctx, leg, order_id):
-        return
+        return None
     try:
         await ctx.broker.cancel_order(order_id)
         if order_id == unread_replacement(leg.orders, leg.active_order):
@@ -320,6 +356,8 @@ async def _cancel_left_open(ctx: EngineContext, index: int, order_id: str) -> No
             order_id=order_id,
             error=str(exc),
         )
+        return False
+    return True
 
 
 def _cancel_pending(ctx: EngineContext, leg: LegState, order_id: str) -> bool:

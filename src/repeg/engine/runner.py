@@ -4,8 +4,10 @@ Both wire one run: an `EventBus` (fold + sinks), one broker subscription routed 
 write-ahead `OrderGateway` and the policy (`LadderPolicy` unless another is given). They announce the run
 (`RunStarted`, `LegPlanned`, `LegSkipped`), run the phases, close it (`RunEnded`) and return the result built from
 the folded events. Before closing, the broker is asked once for each order of the run not known closed (e.g. a
-cancel at the last phase's hard stop still unconfirmed), so that a fill that raced it is in the result. Leg-level troubles (refusals, missing quotes, deadlines) end up in the result, not raised;
-an engine failure (e.g. the broker's account cannot be read for the buys) ends the run as failed and is raised.
+cancel at the last phase's hard stop still unconfirmed), so that a fill that raced it is in the result, and one it
+still reads open is cancelled (`look_up_open_orders`). Leg-level troubles (refusals, missing quotes, deadlines) end
+up in the result, not raised; an engine failure (e.g. the broker's account cannot be read for the buys) ends the
+run as failed and is raised.
 """
 
 from __future__ import annotations
