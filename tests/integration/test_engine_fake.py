@@ -56,6 +56,13 @@ from repeg.journal.sqlite import SqliteJournal
 from repeg.report.result import ExecutionResult, RunStatus, build_result, result_from_events
 
 CONFIG = classic_ladder()
+#: Re-pegs at 10, 20 s (of four steps), the deadline's escalation at 30 s to a collared limit (which, without
+#: auto_fill, only fills as scripted), the hard stop at 40 s and the end of its grace window at 45 s.
+HARD_STOP_AT_40 = classic_ladder(
+    repeg_steps=(Decimal("0.25"), Decimal("0.5"), Decimal("0.75"), Decimal("1.0")),
+    max_total_wait=30,
+    escalation=EscalationStyle.COLLARED_LIMIT,
+)
 
 
 def at(seconds: float):
@@ -275,11 +282,7 @@ def test_a_second_stall_does_not_cancel_the_escalation_order_already_working() -
 
 
 def test_deadline_escalates_and_the_hard_stop_ends_unfilled_legs_incomplete() -> None:
-    config = classic_ladder(
-        repeg_steps=(Decimal("0.25"), Decimal("0.5"), Decimal("0.75"), Decimal("1.0")),
-        max_total_wait=30,
-        escalation=EscalationStyle.COLLARED_LIMIT,
-    )
+    config = HARD_STOP_AT_40
     result, world = execute(BUY, config=config, auto_fill=False)
     (escalated,) = world.sink.of(LegEscalated)
     assert escalated.reason == "deadline"
@@ -292,11 +295,7 @@ def test_deadline_escalates_and_the_hard_stop_ends_unfilled_legs_incomplete() ->
 
 
 def test_a_refused_cancel_at_the_hard_stop_is_retried_so_no_order_outlives_the_run() -> None:
-    config = classic_ladder(
-        repeg_steps=(Decimal("0.25"), Decimal("0.5"), Decimal("0.75"), Decimal("1.0")),
-        max_total_wait=30,
-        escalation=EscalationStyle.COLLARED_LIMIT,
-    )
+    config = HARD_STOP_AT_40
 
     def script(w: World) -> None:
         w.clock.call_at(at(39.5), lambda: setattr(w.broker, "refuse_cancels", 1))  # the hard stop's cancel
@@ -308,11 +307,7 @@ def test_a_refused_cancel_at_the_hard_stop_is_retried_so_no_order_outlives_the_r
 
 
 def test_a_hard_stop_cancel_the_broker_rejects_later_is_asked_again_so_no_order_outlives_the_run() -> None:
-    config = classic_ladder(
-        repeg_steps=(Decimal("0.25"), Decimal("0.5"), Decimal("0.75"), Decimal("1.0")),
-        max_total_wait=30,
-        escalation=EscalationStyle.COLLARED_LIMIT,
-    )
+    config = HARD_STOP_AT_40
 
     def script(w: World) -> None:
         w.clock.call_at(at(39.5), lambda: setattr(w.broker, "reject_cancels_later", 1))
@@ -330,11 +325,7 @@ def test_a_fill_racing_the_last_phases_unconfirmed_cancel_is_looked_up_before_th
     delivers that fill only 20 s later, after the phase's grace window (hard stop 40 s + 5 s). The run asks the
     broker for the order it never saw closed before it declares its result: without that, the result said 0 filled
     (run `failed`) while the broker had bought the 100 shares."""
-    config = classic_ladder(
-        repeg_steps=(Decimal("0.25"), Decimal("0.5"), Decimal("0.75"), Decimal("1.0")),
-        max_total_wait=30,
-        escalation=EscalationStyle.COLLARED_LIMIT,
-    )
+    config = HARD_STOP_AT_40
 
     def script(w: World) -> None:
         w.broker.cancel_latency = timedelta(seconds=60)
@@ -354,11 +345,7 @@ def test_an_order_still_open_when_the_run_ends_is_named_in_its_legs_error() -> N
     """The hard stop's cancel is not confirmed within the grace window and the run's last lookup of the order
     fails: the order may still fill, which the leg's result must say (it said no error at all, only `incomplete`,
     0 filled, inviting the user to buy again beside an order that may still buy). The failed lookup is logged."""
-    config = classic_ladder(
-        repeg_steps=(Decimal("0.25"), Decimal("0.5"), Decimal("0.75"), Decimal("1.0")),
-        max_total_wait=30,
-        escalation=EscalationStyle.COLLARED_LIMIT,
-    )
+    config = HARD_STOP_AT_40
 
     def script(w: World) -> None:
         w.broker.cancel_latency = timedelta(seconds=60)
@@ -383,11 +370,7 @@ def test_updates_pushed_while_the_runs_last_updates_are_recorded_are_recorded_to
     open at the hard stop fills 50 at 45.5 s (recorded from 46 s) and 50 more at 46.5 s, pushed while the first
     is being recorded. Before, the run's last sweep of late updates took only those already waiting: the second
     fill was dropped as the run ended, and the result said 50 filled of the 100 the broker had bought."""
-    config = classic_ladder(
-        repeg_steps=(Decimal("0.25"), Decimal("0.5"), Decimal("0.75"), Decimal("1.0")),
-        max_total_wait=30,
-        escalation=EscalationStyle.COLLARED_LIMIT,
-    )
+    config = HARD_STOP_AT_40
 
     def script(w: World) -> None:
         record = w.sink.emit
@@ -449,11 +432,7 @@ def test_the_runs_last_lookups_stop_after_a_grace_window_when_the_broker_cannot_
     """Three legs end at the hard stop (45 s) with their cancels unconfirmed while every read of an order fails
     after 8 s of retries: the run's last lookups must not add 8 s per order to its end. It asks while within a
     grace window (the first lookup, 45 s to 53 s), logs the orders it did not ask about, and ends."""
-    config = classic_ladder(
-        repeg_steps=(Decimal("0.25"), Decimal("0.5"), Decimal("0.75"), Decimal("1.0")),
-        max_total_wait=30,
-        escalation=EscalationStyle.COLLARED_LIMIT,
-    )
+    config = HARD_STOP_AT_40
     specs = [
         LegSpec(index=i, symbol=s, side=Side.BUY, qty=Decimal(100))
         for i, s in enumerate(("XYZ", "ABC", "DEF"))
@@ -483,11 +462,7 @@ def test_the_runs_last_lookups_stop_after_a_grace_window_when_the_broker_cannot_
 def test_an_incomplete_legs_error_names_its_open_order_beside_an_earlier_one_never_reported_closed() -> None:
     """o2's `replaced` update never comes, o3 (working at the deadline) is still open when the run ends, and the
     run's last lookups fail: the error said only that o2 was never reported closed, not that o3 may still fill."""
-    config = classic_ladder(
-        repeg_steps=(Decimal("0.25"), Decimal("0.5"), Decimal("0.75"), Decimal("1.0")),
-        max_total_wait=30,
-        escalation=EscalationStyle.COLLARED_LIMIT,
-    )
+    config = HARD_STOP_AT_40
 
     def script(w: World) -> None:
         w.broker.cancel_latency = timedelta(seconds=60)
@@ -1275,11 +1250,7 @@ def test_a_resumed_runs_result_holds_a_fill_that_raced_its_last_phases_unconfirm
     """As `test_a_fill_racing_the_last_phases_unconfirmed_cancel_is_looked_up_before_the_run_ends`, in a run
     killed after its first submit and resumed: the resumed run asks the broker for the order it never saw closed
     before it ends too, instead of ending `failed` with 0 filled while the broker bought the 100 shares."""
-    config = classic_ladder(
-        repeg_steps=(Decimal("0.25"), Decimal("0.5"), Decimal("0.75"), Decimal("1.0")),
-        max_total_wait=30,
-        escalation=EscalationStyle.COLLARED_LIMIT,
-    )
+    config = HARD_STOP_AT_40
 
     async def main() -> tuple[ExecutionResult, FakeBroker]:
         down = _down(tmp_path, auto_fill=False)
