@@ -866,10 +866,12 @@ def test_a_price_is_read_as_the_price_written_or_refused(
     tmp_path_factory: pytest.TempPathFactory, whole: int, decimals: str, kind: str
 ) -> None:
     # Never another price: not a neighbour on the grid, not one off it. A float32 holds no more than its own
-    # precision (538.859952 and 538.86 are one float32), so there only prices written on the grid are asked.
+    # precision (538.859952 and 538.86 are one float32), so there only prices written on the grid are asked;
+    # a float64 only prices it holds (999999999.00000001 is the float 999999999.0, which is read as written).
     written = f"{whole}.{decimals}" if decimals else str(whole)
     units = Decimal(written) * 10_000
     assume(kind != "float32" or units == units.to_integral_value())
+    assume(kind != "float64" or Decimal(repr(float(written))) == Decimal(written))  # the float holds it
     folder = tmp_path_factory.mktemp("price")
     if kind == "csv":
         path = _write(folder, f"2024-01-02T14:30:00Z,A,{written},1,{written},1\n")
@@ -878,5 +880,18 @@ def test_a_price_is_read_as_the_price_written_or_refused(
     try:
         read = load_quotes(path).columns("A").bid[0]
     except QuoteFileError:
+        # a price on the grid is refused only as a float32 from $1,024, where a float32 holds more than one
+        assert units != units.to_integral_value() or (kind == "float32" and whole >= 1_024)
         return
     assert Decimal(int(read)) == units
+
+
+def test_parquet_float64_prices_of_a_berkshire_share_converted_from_integer_ticks_load_as_the_grid_prices(
+    tmp_path: Path,
+) -> None:
+    # Ticks times 0.0001 (or nanodollars times 1e-9, a feed's fixed point) leave a float's noise: 959,688.6137
+    # comes out as 959688.6137000001, one float above the grid price's own. f1729d8f took only the exact float
+    # from about $500k up, so a BRK.A file made so was refused ('price finer than $0.0001') at one price in 55.
+    prices = [9_596_886_137 * 0.0001, 997_958_102_800_000 * 1e-9]
+    cols = load_quotes(_priced(tmp_path, prices, prices, pa.float64())).columns("A")
+    assert list(cols.bid) == [9_596_886_137, 9_979_581_028]

@@ -6,11 +6,11 @@ for a trade file's optional `conditions`: a print with a non-regular sale condit
 `ts` is ISO-8601 UTC with a `Z` (or `+00:00`), or in Parquet a timestamp with a time zone (never one without:
 it may be local time); prices are dollars on the $0.0001 grid (at most four decimals but for trailing zeros);
 sizes are whole shares. Prices are parsed from their text straight into integer $0.0001 units, never through a
-float, so a price read is exactly the price written (a Parquet float column is taken where each float is a $0.0001
-price's: a float64, or a float32 below $1,024, where each such price has a float32 of its own). All parsing is
-vectorised. A plain, valid CSV file is read and
-parsed with numpy alone (`repeg.market.text_columns`); anything else, including every file with a defect, is
-read by pyarrow, and parsed with pyarrow.compute where numpy declines, which words every error. pyarrow and
+float, so a price read is exactly the price written (a Parquet float column is taken where each float is a
+$0.0001 price's: a float64, or one within $1e-9 of it, or a float32 below $1,024, where each such price has a
+float32 of its own). All parsing is vectorised. A plain, valid CSV file is read and parsed with numpy alone
+(`repeg.market.text_columns`); anything else, including every file with a defect, is read by pyarrow, and parsed
+with pyarrow.compute where numpy declines, which words every error. pyarrow and
 pyarrow.compute are imported only when needed: together they cost about 80 ms of a process's start-up.
 
 Every defect raises `QuoteFileError(file, row, reason)`; `row` counts data records from 1 (the header is not a
@@ -49,8 +49,9 @@ _TS_TEXT = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1
 _UNITS_PER_DOLLAR = 10_000
 #: Prices are below $1e9: at most 9 whole-dollar digits, as the text rule above says.
 _DOLLAR_LIMIT = 1_000_000_000
-#: Largest error tolerated when a Parquet float price is snapped to $0.0001 units (a float's own noise).
-_FLOAT_UNIT_TOLERANCE = 1e-6
+#: Largest error tolerated when a Parquet float price is snapped to $0.0001 units (a float's own noise): $1e-9,
+#: eight float64 spacings below $1,048,576 (ticks times 0.0001 land a spacing off), a 100,000th of the grid.
+_FLOAT_UNIT_TOLERANCE = 1e-5
 _INT64_MAX = int(np.iinfo(np.int64).max)
 
 _T = TypeVar("_T")
@@ -428,7 +429,7 @@ def _price_numbers(file: str, name: str, column: pa.Array) -> Int64Array:
     _first_bad(file, name, in_range, column, f"expected a finite price below ${_DOLLAR_LIMIT:,}")
     scaled = dollars * _UNITS_PER_DOLLAR
     units = np.rint(scaled)
-    # the float of a $0.0001 price (units / 10,000 is correctly rounded: exact at any size), or within 1e-6 units
+    # the float of a $0.0001 price (units / 10,000 is correctly rounded: exact at any size), or within 1e-5 units
     on_grid = (units / _UNITS_PER_DOLLAR == dollars) | (np.abs(scaled - units) <= _FLOAT_UNIT_TOLERANCE)
     _first_bad(file, name, on_grid, column, "price finer than $0.0001")
     return units.astype(np.int64)
