@@ -428,6 +428,32 @@ def test_a_submit_never_answered_when_the_run_ends_is_named_in_its_legs_error() 
     assert "may be open at the broker" in leg.error
 
 
+def test_a_submit_never_answered_is_looked_up_at_the_runs_end_and_its_order_cancelled() -> None:
+    """As `test_a_submit_never_answered_when_the_run_ends_is_named_in_its_legs_error`, but the lookups by client
+    order id answer again once the phase has ended: the run's last lookups ask for that submit too (it is an order
+    not known closed), record the order found and cancel it. Before, the run ended without asking: the order,
+    working at the broker, could buy 100 after the run had reported the leg incomplete with nothing filled."""
+
+    def script(w: World) -> None:
+        record = w.sink.emit
+
+        async def lookups_back_at_the_phases_end(event: RunEvent) -> None:
+            await record(event)
+            if isinstance(event, PhaseEnded):
+                w.broker.unavailable_lookups = 0
+
+        w.sink.emit = lookups_back_at_the_phases_end  # type: ignore[method-assign]
+        w.broker.late_landings = 1
+        w.broker.unavailable_lookups = 10**6
+
+    result, world = execute(BUY, script, config=classic_ladder(max_total_wait=30), pushes_updates=False)
+    order = world.broker.order_for("t-L0000-A00")
+    assert order.status is OrderStatus.CANCELED
+    (leg,) = result.legs
+    assert leg.order_ids == (order.order_id,)
+    assert leg.status is LegStatus.INCOMPLETE
+
+
 def test_the_runs_last_lookups_stop_after_a_grace_window_when_the_broker_cannot_answer() -> None:
     """Three legs end at the hard stop (45 s) with their cancels unconfirmed while every read of an order fails
     after 8 s of retries: the run's last lookups must not add 8 s per order to its end. It asks while within a

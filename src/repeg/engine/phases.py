@@ -165,31 +165,40 @@ async def record_late_updates(ctx: EngineContext) -> None:
 
 async def look_up_open_orders(ctx: EngineContext) -> None:
     """Before a run ends: ask the broker once for each order of the run not known closed (a cancel at the last
-    phase's end not yet confirmed, an update not yet delivered), record what it says (a fill that raced the
-    cancel), then every update still waiting. The result then holds every fill the broker had made. An order the
-    broker still reads open, or that it could not be asked about (logged `reconcile_failed`), is then cancelled
-    (`_cancel_at_run_end`: it may be one the run first reads here, e.g. a replacement it never knew of, that no
-    cancel ever reached) and stays open in the result until read closed (so the run is not `completed`).
+    phase's end not yet confirmed, an update not yet delivered; a submit never answered, by its client order id),
+    record what it says (a fill that raced the cancel, the order the submit created), then every update waiting.
+    The result then holds every fill the broker had made. An order the broker still reads open, or that it could
+    not be asked about (logged `reconcile_failed`), is then cancelled (`_cancel_at_run_end`: it may be one the run
+    first reads here, e.g. a replacement it never knew of, or the order of a submit never answered, that no cancel
+    ever reached) and stays open in the result until read closed (so the run is not `completed`).
     Lookups and cancels start only within `grace_window` of the first, so that a broker slow to fail (retries,
     backoff) does not hold the run's end for each order: the rest are logged, unasked or not cancelled."""
     give_up = ctx.clock.now() + ctx.config.grace
-    unasked = await _each_open_order(ctx, give_up, ctx.gateway.reconcile)
-    if unasked:
-        _log.warning("run_end_lookups_skipped", run_id=ctx.bus.run_id, order_ids=unasked)
+    legs = sorted(ctx.bus.folder.legs)
+    unknown = _unknown_submits(ctx, legs, set())
+    unasked = await _while_before(ctx, give_up, _open_orders(ctx, legs), ctx.gateway.reconcile)
+    unsought = await _while_before(ctx, give_up, unknown, partial(_look_up_unknown, ctx, absent=set()))
+    if unasked or unsought:
+        _log.warning(
+            "run_end_lookups_skipped", run_id=ctx.bus.run_id, order_ids=unasked, client_order_ids=unsought
+        )
     await record_late_updates(ctx)
-    uncancelled = await _each_open_order(ctx, give_up, partial(_cancel_at_run_end, ctx))
+    cancel = partial(_cancel_at_run_end, ctx)
+    uncancelled = await _while_before(ctx, give_up, _open_orders(ctx, legs), cancel)
     if uncancelled:
         _log.warning("run_end_cancels_skipped", run_id=ctx.bus.run_id, order_ids=uncancelled)
     await record_late_updates(ctx)
 
 
-async def _each_open_order(
-    ctx: EngineContext, give_up: datetime, act: Callable[[int, str], Awaitable[object]]
+async def _while_before(
+    ctx: EngineContext,
+    give_up: datetime,
+    orders: Sequence[tuple[int, str]],
+    act: Callable[[int, str], Awaitable[object]],
 ) -> list[str]:
-    """`act` on each order of the run that may be open at the broker while the clock is not past `give_up`;
-    the ids of those left (not acted on)."""
+    """`act` on each (leg, order id) of `orders` while the clock is not past `give_up`; the ids of those left."""
     left: list[str] = []
-    for index, order_id in _open_orders(ctx, sorted(ctx.bus.folder.legs)):
+    for index, order_id in orders:
         if ctx.clock.now() > give_up:
             left.append(order_id)
         else:
