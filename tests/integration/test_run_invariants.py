@@ -19,7 +19,12 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
-from tests.integration.run_invariants_support import check_run, run_case
+from tests.integration.run_invariants_support import (
+    check_resumed,
+    check_run,
+    crash_and_resume,
+    run_case,
+)
 
 from repeg.brokers.simulator.account import SimAccount
 from repeg.brokers.simulator.fill_models import FillModel, PaperFillModel
@@ -29,6 +34,7 @@ from repeg.config import ExecutionConfig
 from repeg.domain.events import OrderIntent
 from repeg.domain.plan import Plan
 from repeg.errors import RepegError
+from repeg.journal.faults import POINTS
 from repeg.market.loaders import load_quotes, load_trades
 from repeg.market.tape import QuoteTape, TradeTape
 from repeg.planning.parse import parse_csv
@@ -283,3 +289,49 @@ def test_the_same_case_run_twice_sends_the_same_ids_and_gives_the_same_result(
 
     first, second = once(), once()
     assert first == second
+
+
+CRASH_CASES = settings(CASES, max_examples=int(os.environ.get("REPEG_INVARIANT_CRASH_EXAMPLES", "30")))
+
+
+@CRASH_CASES
+@given(
+    plan=plans(),
+    config=configs(),
+    account=accounts(),
+    latency=latencies,
+    seed=st.integers(0, 50),
+    # the points a run reaches most (a first submit, its answer, a fill) drawn twice as often
+    crash_at=st.tuples(
+        st.sampled_from([*POINTS, "submit-intent", "submit-ack", "fill"]), st.integers(1, 2), st.booleans()
+    ),
+)
+def test_a_run_that_dies_anywhere_and_is_resumed_loses_and_duplicates_nothing(
+    *,
+    plan: Plan,
+    config: ExecutionConfig,
+    account: SimAccount,
+    latency: LatencyModel | None,
+    seed: int,
+    crash_at: tuple[str, int, bool],
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            outcome = crash_and_resume(
+                plan,
+                TAPES[1],
+                account,
+                config,
+                seed=seed,
+                latency=latency,
+                journal_dir=Path(tmp),
+                crash_at=crash_at,
+            )
+        except RepegError as exc:  # refused before any order was sent
+            event(f"refused: {type(exc).__name__}")
+            return
+    if outcome is None:
+        event("never reached the crash point, or sent no order before it")
+        return
+    event(f"resumed: {outcome.result.status}")
+    check_resumed(outcome)
