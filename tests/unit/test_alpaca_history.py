@@ -349,14 +349,19 @@ async def test_a_server_error_on_a_page_is_retried_a_bounded_number_of_times(
     assert len(stub.requests) == 4  # the first request and 3 retries
 
 
+async def _refuses_a_quote_whose(stub: Stub, field: str, value: object, match: str) -> None:
+    """`fetch_quotes` of one quote whose `field` is `value` (the rest of it good) refuses it, saying `match`."""
+    quote = _quote("2024-01-02T14:30:00Z", 157.00, 157.05)
+    quote[field] = value
+    stub.quotes = {"AAA": [quote]}
+    with pytest.raises(MarketDataError, match=match):
+        await asyncio.to_thread(fetch_quotes, _source(stub), ["AAA"], START, END)
+
+
 @pytest.mark.parametrize("field", ["bp", "ap"])
 async def test_a_quote_whose_price_is_null_is_refused_not_read_as_a_price(stub: Stub, field: str) -> None:
     # JSON null became NaN, and NaN cast to int64 a bid of -922 trillion dollars, accepted as on the grid.
-    quote = _quote("2024-01-02T14:30:00Z", 157.00, 157.05)
-    quote[field] = None
-    stub.quotes = {"AAA": [quote]}
-    with pytest.raises(MarketDataError, match=f"AAA: record 1 {field}=None is not a price"):
-        await asyncio.to_thread(fetch_quotes, _source(stub), ["AAA"], START, END)
+    await _refuses_a_quote_whose(stub, field, None, f"AAA: record 1 {field}=None is not a price")
 
 
 async def test_a_trade_print_whose_price_is_null_is_refused_not_read_as_a_price(stub: Stub) -> None:
@@ -368,11 +373,7 @@ async def test_a_trade_print_whose_price_is_null_is_refused_not_read_as_a_price(
 @pytest.mark.parametrize("field", ["bs", "as"])
 async def test_a_quote_whose_size_is_null_is_a_market_data_error_naming_it(stub: Stub, field: str) -> None:
     # int(None) raised a bare TypeError: an internal error, not a refusal of the data.
-    quote = _quote("2024-01-02T14:30:00Z", 157.00, 157.05)
-    quote[field] = None
-    stub.quotes = {"AAA": [quote]}
-    with pytest.raises(MarketDataError, match="AAA: a quote record has an unreadable size"):
-        await asyncio.to_thread(fetch_quotes, _source(stub), ["AAA"], START, END)
+    await _refuses_a_quote_whose(stub, field, None, "AAA: a quote record has an unreadable size")
 
 
 @pytest.mark.parametrize("price", [0.0, -157.03])
@@ -391,19 +392,21 @@ async def test_a_quote_with_a_negative_price_is_refused_as_the_file_loaders_refu
     stub: Stub, field: str
 ) -> None:
     # 0 is "no quote on that side" and is kept; a negative price is no price (the quote files refuse it).
-    quote = _quote("2024-01-02T14:30:00Z", 157.00, 157.05)
-    quote[field] = -1.0
-    stub.quotes = {"AAA": [quote]}
-    with pytest.raises(MarketDataError, match=f"AAA: record 1 {field}=-1.0 is a negative price"):
-        await asyncio.to_thread(fetch_quotes, _source(stub), ["AAA"], START, END)
+    await _refuses_a_quote_whose(stub, field, -1.0, f"AAA: record 1 {field}=-1.0 is a negative price")
+
+
+@pytest.mark.parametrize("sides", [(0.0, 157.05), (157.00, 0.0)])
+async def test_a_quote_with_a_side_of_zero_is_kept_as_no_quote_on_that_side(
+    stub: Stub, sides: tuple[float, float]
+) -> None:
+    # Guard (83532377 refuses negative prices): 0 is Alpaca's "no bid/ask", kept in the tape as the files keep it.
+    stub.quotes = {"AAA": [_quote("2024-01-02T14:30:00Z", *sides)]}
+    aaa = (await asyncio.to_thread(fetch_quotes, _source(stub), ["AAA"], START, END)).columns("AAA")
+    assert (aaa.bid.tolist(), aaa.ask.tolist()) == ([round(sides[0] * 10_000)], [round(sides[1] * 10_000)])
 
 
 @pytest.mark.parametrize("field", ["bs", "as"])
 async def test_a_quote_with_a_negative_size_is_refused_as_the_file_loaders_refuse_it(
     stub: Stub, field: str
 ) -> None:
-    quote = _quote("2024-01-02T14:30:00Z", 157.00, 157.05)
-    quote[field] = -3
-    stub.quotes = {"AAA": [quote]}
-    with pytest.raises(MarketDataError, match="AAA: a quote record has a negative size"):
-        await asyncio.to_thread(fetch_quotes, _source(stub), ["AAA"], START, END)
+    await _refuses_a_quote_whose(stub, field, -3, "AAA: a quote record has a negative size")
