@@ -373,6 +373,43 @@ def check_sizes(outcome: RunOutcome) -> None:
             assert fill.qty == fill.qty.to_integral_value(), fill
 
 
+def check_quality(outcome: RunOutcome) -> None:
+    """The run's figures say what its legs did: each leg's cost is its exact average against its arrival mid (to
+    the 0.01 bps shown), the run's notional-weighted cost lies within its legs' costs, the fill rate is a share, a
+    time to fill is not negative, and the run's notional is the legs'."""
+    result = outcome.result
+    costs = []
+    for leg in result.legs:
+        if leg.cost_bps is None:
+            continue
+        assert leg.arrival_mid is not None, leg
+        assert leg.filled_qty > ZERO, leg
+        exact = leg.filled_notional / leg.filled_qty
+        sign = 1 if leg.side is Side.BUY else -1
+        expected = sign * (exact - leg.arrival_mid) / leg.arrival_mid * 10_000
+        assert abs(leg.cost_bps - expected) <= Decimal("0.0051"), (leg, expected)
+        costs.append(leg.cost_bps)
+    quality = result.quality
+    if quality.cost_bps is not None:
+        assert costs, quality
+        assert min(costs) - Decimal("0.01") <= quality.cost_bps <= max(costs) + Decimal("0.01"), (
+            quality,
+            costs,
+        )
+    elif costs:
+        raise AssertionError(f"legs cost {costs}, the run reports no cost")
+    if quality.fill_rate_before_escalation is not None:
+        assert ZERO <= quality.fill_rate_before_escalation <= 1, quality
+    if quality.mean_time_to_fill_s is not None:
+        assert quality.mean_time_to_fill_s >= 0, quality
+    for leg in result.legs:
+        if leg.time_to_complete_s is not None:
+            assert leg.time_to_complete_s >= 0, leg
+    assert result.notional_traded == sum((leg.filled_notional for leg in result.legs), ZERO)
+    if result.started_at is not None and result.ended_at is not None:
+        assert result.started_at <= result.ended_at
+
+
 def check_run(outcome: RunOutcome, config: ExecutionConfig) -> None:
     check_quantities(outcome)
     check_fill_prices(outcome)
@@ -384,6 +421,7 @@ def check_run(outcome: RunOutcome, config: ExecutionConfig) -> None:
     check_limits(outcome, config)
     check_sizes(outcome)
     check_escalations(outcome, config)
+    check_quality(outcome)
 
 
 # --- a crash and its resume ----------------------------------------------------------------------------------
