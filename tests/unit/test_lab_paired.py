@@ -17,6 +17,7 @@ from repeg.errors import ConfigError
 from repeg.lab.compare import paired_comparisons
 from repeg.lab.models import (
     BacktestResult,
+    CompareResult,
     DataRef,
     FillModelName,
     OrderTca,
@@ -135,20 +136,10 @@ def test_summary_table_shows_the_paired_verdict_only_when_asked() -> None:
 
 def test_without_the_baseline_run_no_policy_is_labelled_the_baseline() -> None:
     # `repeg compare --policies ladder,adaptive`: no market run, so no comparison; no row may claim to be it.
-    from repeg.lab.models import CompareResult
     from repeg.lab.tables import compare_tables
-    from repeg.lab.tca import frontier
 
-    runs = (_run("ladder", MARKET), _run("adaptive", [c - 0.3 for c in MARKET]))
-    result = CompareResult(
-        data=REF,
-        seed=1,
-        baseline="market",
-        runs=runs,
-        comparisons=paired_comparisons(runs, baseline="market", seed=1),
-        frontier=frontier([r.summary for r in runs]),
-    )
-    table = compare_tables(result)[0]
+    runs = [_run("ladder", MARKET), _run("adaptive", [c - 0.3 for c in MARKET])]
+    table = compare_tables(_compared(runs))[0]
     assert "baseline" not in [str(cell) for cell in table.columns[-1].cells]
 
 
@@ -349,21 +340,25 @@ def test_a_saved_comparison_says_its_verdicts_are_not_corrected_for_the_comparis
     assert "10%" in rule  # 1 - 0.95^2 = 9.75%
 
 
-def _table_title(runs: list[BacktestResult]) -> str:
-    """The compare summary table's title over `runs`, compared with market (seed 1)."""
-    from repeg.lab.models import CompareResult
-    from repeg.lab.tables import compare_tables
+def _compared(runs: list[BacktestResult], *, seed: int = 1) -> CompareResult:
+    """A comparison of `runs` with market (paired with seed 1), as `compare` builds it; `seed` is the result's."""
     from repeg.lab.tca import frontier
 
-    result = CompareResult(
+    return CompareResult(
         data=REF,
-        seed=0,
+        seed=seed,
         baseline="market",
         runs=tuple(runs),
         comparisons=paired_comparisons(runs, baseline="market", seed=1),
         frontier=frontier([r.summary for r in runs]),
     )
-    title = compare_tables(result)[0].title
+
+
+def _table_title(runs: list[BacktestResult]) -> str:
+    """The compare summary table's title over `runs`, compared with market (seed 1)."""
+    from repeg.lab.tables import compare_tables
+
+    title = compare_tables(_compared(runs, seed=0))[0].title
     assert isinstance(title, str)
     return title
 
@@ -562,19 +557,10 @@ def test_a_comparison_saved_with_one_fit_for_all_fill_models_still_reads(tmp_pat
     # must still read them, and say nothing new about which fill model that fit was for.
     import json
 
-    from repeg.lab.models import CompareResult
     from repeg.lab.report_data import load_result
-    from repeg.lab.tca import frontier
 
-    runs = (_run("market", MARKET), _run("adaptive", [c - 0.3 for c in MARKET]))
-    saved = CompareResult(
-        data=REF,
-        seed=1,
-        baseline="market",
-        runs=runs,
-        comparisons=paired_comparisons(runs, baseline="market", seed=1),
-        frontier=frontier([r.summary for r in runs]),
-    ).model_dump(mode="json")
+    runs = [_run("market", MARKET), _run("adaptive", [c - 0.3 for c in MARKET])]
+    saved = _compared(runs).model_dump(mode="json")
     del saved["fits"]
     fit_day = REF.model_copy(update={"day": date(2018, 1, 2)}).model_dump(mode="json")
     saved["fit"] = {"fit_data": fit_day, "params_file": None, "params": {"rule": "queue", "samples": "7"}}
