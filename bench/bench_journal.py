@@ -104,8 +104,11 @@ def _child(variant: str) -> tuple[float, dict[str, object]]:
         [sys.executable, __file__, "--variant", variant, "--repeat", "1"],
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
     )
+    if child.returncode != 0:
+        sys.stderr.write(child.stderr)  # why (an order that did not fill, a traceback): its own words
+        sys.exit(f"bench_journal: the {variant} run failed (exit {child.returncode})")
     return time.perf_counter() - started, json.loads(child.stdout)
 
 
