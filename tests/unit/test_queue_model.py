@@ -259,6 +259,48 @@ def test_our_better_order_filled_by_a_quote_crossing_only_it_is_not_ahead_of_our
     )
 
 
+def test_what_our_order_at_the_same_price_never_fills_stays_ahead_of_ours_joining_after_it() -> None:
+    # A buys 100 at the bid behind 300; the bid shows 50 by 3 s, when B joins there behind 50. A 200-share print
+    # never reaches A (300 ahead of it), so all of A's 100 is still ahead of B: of the 200, 50 + 100 go before B,
+    # which fills 50. dd07c7a4 counted only what A would fill from prints (nothing): B took 100 of the print
+    # while A, at the same price and there first, waited (3b6e101d's 'what ours never fills stays ahead').
+    tape = _tape([(0, BID, 300, ASK, 500), (3, BID, 50, ASK, 500), (100, BID, 50, ASK, 500)])
+    model = QueueFillModel(tape, _trade_tape(_prints([(4, BID, 200)])), seed=1)
+    assert model.next_fill(_resting("a", BID, 100, 1), 1 * S, None) is None
+    assert model.next_fill(_resting("b", BID, 100, 3), 3 * S, None) == FillPlan(
+        ts_ns=4 * S, qty=Decimal(50), price_units=BID, cursor=1
+    )
+
+
+def test_sells_mirror_our_better_order_ahead_only_for_what_it_fills_from_prints_reaching_ours() -> None:
+    # A sells 100 at 100.01 (inside the spread, nobody ahead), B at the ask 100.02 behind 500 displayed. 40 print at
+    # 100.01 (A only: below B's limit), then 550 at 100.02 (A's last 60 at its better price, then 490 of the 500):
+    # B has 500 + 60 ahead, and of the 100 printed at 4 s the last 90 are B's. A guard: the buys' tests hold only
+    # the buy side of `_filled_elsewhere`'s price test.
+    prints = _prints([(2, ASK - 100, 40), (3, ASK, 550), (4, ASK, 100)])
+    model = QueueFillModel(STILL, _trade_tape(prints), seed=1)
+    assert model.next_fill(_resting("a", ASK - 100, 100, 1, Side.SELL), 1 * S, None) == FillPlan(
+        ts_ns=2 * S, qty=Decimal(40), price_units=ASK - 100, cursor=1
+    )
+    assert model.next_fill(_resting("b", ASK, 100, 1, Side.SELL), 1 * S, None) == FillPlan(
+        ts_ns=4 * S, qty=Decimal(90), price_units=ASK, cursor=3
+    )
+
+
+def test_sells_mirror_our_better_order_filled_by_a_quote_crossing_only_it() -> None:
+    # The bid comes up to A's 100.01 at 2 s (not to B's 100.02) and fills A's 100: B is behind the 500 displayed
+    # only, so of the 100 printed at 4 s, all are B's. A guard, as above.
+    tape = _tape([(0, BID, 300, ASK, 500), (2, ASK - 100, 300, ASK, 500), (3, BID, 300, ASK, 500)])
+    prints = _prints([(3, ASK, 500), (4, ASK, 100)])
+    model = QueueFillModel(tape, _trade_tape(prints), seed=1)
+    assert model.next_fill(_resting("a", ASK - 100, 100, 1, Side.SELL), 1 * S, None) == FillPlan(
+        ts_ns=2 * S, qty=Decimal(100), price_units=ASK - 100, cursor=0
+    )
+    assert model.next_fill(_resting("b", ASK, 100, 1, Side.SELL), 1 * S, None) == FillPlan(
+        ts_ns=4 * S, qty=Decimal(100), price_units=ASK, cursor=2
+    )
+
+
 def test_print_share_counts_only_that_part_of_each_print() -> None:
     prints = _prints([(2, BID, 400), (3, BID, 400), (4, BID, 400)])
     slot = join(STILL, prints, symbol="XXX", side=Side.BUY, limit_units=BID, qty=Decimal(100), ts_ns=1 * S)
