@@ -221,13 +221,15 @@ def test_our_order_at_a_worse_price_queues_behind_our_better_one_not_beside_it()
     )
 
 
-def _ours_at_100_01_then_ours_at_the_bid(
-    tape: QuoteTape, prints: SymbolTrades
+def _ours_at_100_01_then_ours_at_the_touch(
+    tape: QuoteTape, prints: SymbolTrades, side: Side = Side.BUY
 ) -> tuple[FillPlan | None, FillPlan | None]:
-    """The first plans of two buys of 100 of ours joining at 1 s: A at 100.01 (inside the spread), then B at the bid."""
+    """The first plans of two orders of 100 of ours joining at 1 s: A at 100.01 (inside the spread), then B at the
+    near touch (the bid 100.00 for buys, the ask 100.02 for sells)."""
     model = QueueFillModel(tape, _trade_tape(prints), seed=1)
-    a = model.next_fill(_resting("a", BID + 100, 100, 1), 1 * S, None)
-    return a, model.next_fill(_resting("b", BID, 100, 1), 1 * S, None)
+    touch = BID if side is Side.BUY else ASK
+    a = model.next_fill(_resting("a", BID + 100, 100, 1, side), 1 * S, None)
+    return a, model.next_fill(_resting("b", touch, 100, 1, side), 1 * S, None)
 
 
 def test_our_better_order_filled_by_prints_only_it_reaches_is_not_ahead_of_ours_behind_it() -> None:
@@ -235,7 +237,7 @@ def test_our_better_order_filled_by_prints_only_it_reaches_is_not_ahead_of_ours_
     # 100.01 fills A and never reaches 100.00: B's queue is the 300 displayed, so the 100 at 4 s fill it. B counted
     # all of A's 100 as ahead of it still: 400 to print at 100.00, and it never filled.
     prints = _prints([(2, BID + 100, 100), (3, BID, 300), (4, BID, 100)])
-    assert _ours_at_100_01_then_ours_at_the_bid(STILL, prints) == (
+    assert _ours_at_100_01_then_ours_at_the_touch(STILL, prints) == (
         FillPlan(ts_ns=2 * S, qty=Decimal(100), price_units=BID + 100, cursor=1),
         FillPlan(ts_ns=4 * S, qty=Decimal(100), price_units=BID, cursor=3),
     )
@@ -253,7 +255,7 @@ def test_our_better_order_filled_by_a_quote_crossing_only_it_is_not_ahead_of_our
         ]
     )
     prints = _prints([(3, BID, 300), (4, BID, 100)])
-    assert _ours_at_100_01_then_ours_at_the_bid(tape, prints) == (
+    assert _ours_at_100_01_then_ours_at_the_touch(tape, prints) == (
         FillPlan(ts_ns=2 * S, qty=Decimal(100), price_units=BID + 100, cursor=0),
         FillPlan(ts_ns=4 * S, qty=Decimal(100), price_units=BID, cursor=2),
     )
@@ -278,12 +280,9 @@ def test_sells_mirror_our_better_order_ahead_only_for_what_it_fills_from_prints_
     # B has 500 + 60 ahead, and of the 100 printed at 4 s the last 90 are B's. A guard: the buys' tests hold only
     # the buy side of `_filled_elsewhere`'s price test.
     prints = _prints([(2, ASK - 100, 40), (3, ASK, 550), (4, ASK, 100)])
-    model = QueueFillModel(STILL, _trade_tape(prints), seed=1)
-    assert model.next_fill(_resting("a", ASK - 100, 100, 1, Side.SELL), 1 * S, None) == FillPlan(
-        ts_ns=2 * S, qty=Decimal(40), price_units=ASK - 100, cursor=1
-    )
-    assert model.next_fill(_resting("b", ASK, 100, 1, Side.SELL), 1 * S, None) == FillPlan(
-        ts_ns=4 * S, qty=Decimal(90), price_units=ASK, cursor=3
+    assert _ours_at_100_01_then_ours_at_the_touch(STILL, prints, Side.SELL) == (
+        FillPlan(ts_ns=2 * S, qty=Decimal(40), price_units=ASK - 100, cursor=1),
+        FillPlan(ts_ns=4 * S, qty=Decimal(90), price_units=ASK, cursor=3),
     )
 
 
@@ -292,12 +291,9 @@ def test_sells_mirror_our_better_order_filled_by_a_quote_crossing_only_it() -> N
     # only, so of the 100 printed at 4 s, all are B's. A guard, as above.
     tape = _tape([(0, BID, 300, ASK, 500), (2, ASK - 100, 300, ASK, 500), (3, BID, 300, ASK, 500)])
     prints = _prints([(3, ASK, 500), (4, ASK, 100)])
-    model = QueueFillModel(tape, _trade_tape(prints), seed=1)
-    assert model.next_fill(_resting("a", ASK - 100, 100, 1, Side.SELL), 1 * S, None) == FillPlan(
-        ts_ns=2 * S, qty=Decimal(100), price_units=ASK - 100, cursor=0
-    )
-    assert model.next_fill(_resting("b", ASK, 100, 1, Side.SELL), 1 * S, None) == FillPlan(
-        ts_ns=4 * S, qty=Decimal(100), price_units=ASK, cursor=2
+    assert _ours_at_100_01_then_ours_at_the_touch(tape, prints, Side.SELL) == (
+        FillPlan(ts_ns=2 * S, qty=Decimal(100), price_units=ASK - 100, cursor=0),
+        FillPlan(ts_ns=4 * S, qty=Decimal(100), price_units=ASK, cursor=2),
     )
 
 
