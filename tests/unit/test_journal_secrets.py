@@ -57,6 +57,8 @@ def test_a_postgres_password_is_masked_wherever_the_journal_is_named() -> None:
         ),
         (f"postgres://host/db?PASSWORD={SECRET}&port=5433", "postgres://host/db?PASSWORD=***&port=5433"),
         (f"postgresql://:{SECRET}@host/db", "postgresql://:***@host/db"),
+        # libpq's user info runs to the '@' before any '/', '?' and '&' included: a password holding '?password='
+        (f"postgresql://u:x?password={SECRET}@host/db", "postgresql://u:***@host/db"),
     ],
 )
 def test_a_postgres_password_in_any_dsn_position_is_masked(dsn: str, shown: str) -> None:
@@ -99,3 +101,11 @@ def test_a_postgres_password_parameter_holding_an_at_sign_after_a_port_is_masked
     # password's tail (and not the host): "postgresql://host:***@SECRET".
     dsn = f"postgresql://host:5432/db?user=u&password=pa@{SECRET}"
     assert safe_dsn(dsn) == "postgresql://host:5432/db?user=u&password=***"
+
+
+def test_a_parameter_holding_an_at_sign_after_a_port_leaves_the_dsn_as_given() -> None:
+    # libpq ends the user info at the first '/': with none before it, `host:5432/db?application_name=repeg@prod` has
+    # no password. The user-info mask ran past the '/', so `repeg runs` and every message naming the journal showed
+    # 'postgresql://host:***@prod', a user 'host' with a password on a server 'prod' (3400b3a0 mended password= only).
+    dsn = "postgresql://host:5432/db?application_name=repeg@prod&password=pw"
+    assert safe_dsn(dsn) == "postgresql://host:5432/db?application_name=repeg@prod&password=***"

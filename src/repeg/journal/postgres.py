@@ -28,8 +28,9 @@ if TYPE_CHECKING:
 POSTGRES_INSTALL = "pip install -e '.[postgres]'"
 _MIGRATION_LOCK = 0x7265706567  # "repeg"
 _INSERT_EVENT = "INSERT INTO events (run_id, seq, leg, ts, correlation_id, kind, payload) VALUES (%s, %s, %s, %s, %s, %s, %s)"
-#: The password of the user info; one holding bare '@'s (not written %40) is masked up to the host's '@'.
-_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*(?:@[^@/?#]*)*@")
+#: The password of the user info; one holding bare '@'s (not written %40) is masked up to the host's '@'. User info
+#: ends, as libpq reads it, at an '@' before any '/': an '@' in a parameter after the path is none of it.
+_PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]*(?:@[^@/?#]*)*@")
 #: User info holding a bare '@': libpq ends it at its first '@' and takes the rest (a password's tail) for the host.
 _BARE_AT = re.compile(r"://[^/@]*@[^/?#]*@")
 #: libpq's `password` and `sslpassword` (the passphrase of the client's SSL key).
@@ -52,9 +53,8 @@ def _scrub(text: str, dsn: str) -> str:
 
 def safe_dsn(dsn: str) -> str:
     """The DSN with its passwords masked (in the user info, or as a `password=` or `sslpassword=` parameter), for
-    messages and `repeg runs`. Parameters first: with no user info but a port, the user-info mask takes `host:` for
-    a user and the text up to a parameter's '@' for its password, leaving that password's tail."""
-    return _PASSWORD.sub(r"\1***@", _PASSWORD_PARAM.sub(r"\1***", dsn))
+    messages and `repeg runs`."""
+    return _PASSWORD_PARAM.sub(r"\1***", _PASSWORD.sub(r"\1***@", dsn))
 
 
 def _refuse_bare_at(dsn: str) -> None:
