@@ -485,6 +485,42 @@ def test_the_runs_last_lookups_stop_after_a_grace_window_when_the_broker_cannot_
     assert all(leg.status is LegStatus.INCOMPLETE and leg.error for leg in result.legs)
 
 
+def test_the_runs_last_cancels_go_out_leg_by_leg_not_after_every_lookup_within_the_grace_window() -> None:
+    """Three legs end at the hard stop with their orders working (every cancel refused until the phase ends), and
+    each read then takes 2 s. The run's last lookups handle one leg at a time, its order looked up, cancelled and
+    read again, before the next leg's lookup: the first leg's order is cancelled within the window (45 s to 50 s),
+    the others are logged not cancelled. Asking for all three first would use the window up (45 s to 51 s) and
+    cancel none, leaving every order working at the broker."""
+    specs = [
+        LegSpec(index=i, symbol=s, side=Side.BUY, qty=Decimal(100))
+        for i, s in enumerate(("XYZ", "ABC", "DEF"))
+    ]
+
+    def script(w: World) -> None:
+        record = w.sink.emit
+
+        async def slow_reads_and_cancels_back_at_the_phases_end(event: RunEvent) -> None:
+            await record(event)
+            if isinstance(event, PhaseEnded):
+                w.broker.refuse_cancels = 0
+                w.broker.read_delay = timedelta(seconds=2)
+
+        w.sink.emit = slow_reads_and_cancels_back_at_the_phases_end  # type: ignore[method-assign]
+        for symbol in ("ABC", "DEF"):
+            w.feed.set(symbol, "100.00", "100.08")
+        w.clock.call_at(at(29), lambda: setattr(w.broker, "refuse_cancels", 10**6))
+
+    with structlog.testing.capture_logs() as logs:
+        _result, world = execute(specs, script, config=HARD_STOP_AT_40, auto_fill=False)
+    working = sorted(o.order_id for o in world.broker.orders.values() if o.status.is_open)
+    cancelled = [line["order_id"] for line in logs if line["event"] == "run_end_cancel"]
+    assert len(cancelled) == 1
+    assert world.broker.orders[cancelled[0]].status is OrderStatus.CANCELED
+    (skipped,) = [line for line in logs if line["event"] == "run_end_cancels_skipped"]
+    assert skipped["order_ids"] == working
+    assert len(working) == 2
+
+
 def test_an_incomplete_legs_error_names_its_open_order_beside_an_earlier_one_never_reported_closed() -> None:
     """o2's `replaced` update never comes, o3 (working at the deadline) is still open when the run ends, and the
     run's last lookups fail: the error said only that o2 was never reported closed, not that o3 may still fill."""

@@ -9,7 +9,7 @@ functions announce a phase (`PhaseStarted`, with the scale), run its monitor and
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 from functools import partial
@@ -171,23 +171,48 @@ async def look_up_open_orders(ctx: EngineContext) -> None:
     not be asked about (logged `reconcile_failed`), is then cancelled (`_cancel_at_run_end`: it may be one the run
     first reads here, e.g. a replacement it never knew of, or the order of a submit never answered, that no cancel
     ever reached) and stays open in the result until read closed (so the run is not `completed`).
-    Lookups and cancels start only within `grace_window` of the first, so that a broker slow to fail (retries,
-    backoff) does not hold the run's end for each order: the rest are logged, unasked or not cancelled."""
+    One leg at a time (its lookups, then its cancels); lookups and cancels start only within `grace_window` of
+    the first, so that a broker slow to fail (retries, backoff) does not hold the run's end for each order: the
+    rest are logged, unasked or not cancelled."""
     give_up = ctx.clock.now() + ctx.config.grace
-    legs = sorted(ctx.bus.folder.legs)
-    unknown = _unknown_submits(ctx, legs, set())
-    unasked = await _while_before(ctx, give_up, _open_orders(ctx, legs), ctx.gateway.reconcile)
-    unsought = await _while_before(ctx, give_up, unknown, partial(_look_up_unknown, ctx, absent=set()))
-    if unasked or unsought:
+    left = _LeftAtRunEnd()
+    for index in sorted(ctx.bus.folder.legs):
+        await _close_at_run_end(ctx, index, give_up, left)
+    if left.unasked or left.unsought:
         _log.warning(
-            "run_end_lookups_skipped", run_id=ctx.bus.run_id, order_ids=unasked, client_order_ids=unsought
+            "run_end_lookups_skipped",
+            run_id=ctx.bus.run_id,
+            order_ids=left.unasked,
+            client_order_ids=left.unsought,
         )
+    if left.uncancelled:
+        _log.warning("run_end_cancels_skipped", run_id=ctx.bus.run_id, order_ids=left.uncancelled)
+    await record_late_updates(ctx)
+
+
+@dataclass
+class _LeftAtRunEnd:
+    """What the run's last lookups left undone, the window past: orders not asked, submits not sought by their
+    client order id, orders not cancelled."""
+
+    unasked: list[str] = field(default_factory=list)
+    unsought: list[str] = field(default_factory=list)
+    uncancelled: list[str] = field(default_factory=list)
+
+
+async def _close_at_run_end(ctx: EngineContext, index: int, give_up: datetime, left: _LeftAtRunEnd) -> None:
+    """One leg at the run's end: ask for each of its orders not known closed (and a submit never answered), then
+    cancel what is still open, before moving to the next leg, so that an order found open (a replacement first
+    learned here) is cancelled even when the window runs out on later legs."""
+    leg = (index,)
+    found, unknown = _open_orders(ctx, leg), _unknown_submits(ctx, leg, set())
+    if not found and not unknown:
+        return
+    left.unasked += await _while_before(ctx, give_up, found, ctx.gateway.reconcile)
+    left.unsought += await _while_before(ctx, give_up, unknown, partial(_look_up_unknown, ctx, absent=set()))
     await record_late_updates(ctx)
     cancel = partial(_cancel_at_run_end, ctx)
-    uncancelled = await _while_before(ctx, give_up, _open_orders(ctx, legs), cancel)
-    if uncancelled:
-        _log.warning("run_end_cancels_skipped", run_id=ctx.bus.run_id, order_ids=uncancelled)
-    await record_late_updates(ctx)
+    left.uncancelled += await _while_before(ctx, give_up, _open_orders(ctx, leg), cancel)
 
 
 async def _while_before(
