@@ -28,9 +28,10 @@ if TYPE_CHECKING:
 POSTGRES_INSTALL = "pip install -e '.[postgres]'"
 _MIGRATION_LOCK = 0x7265706567  # "repeg"
 _INSERT_EVENT = "INSERT INTO events (run_id, seq, leg, ts, correlation_id, kind, payload) VALUES (%s, %s, %s, %s, %s, %s, %s)"
-#: The password of the user info; one holding bare '@'s (not written %40) is masked up to the host's '@'. User info
-#: ends, as libpq reads it, at an '@' before any '/': an '@' in a parameter after the path is none of it.
-_PASSWORD = re.compile(r"(://[^:/@]*:)[^@/]*(?:@[^@/?#]*)*@")
+#: The password of the user info; one holding bare '@'s (not written %40) is masked up to the host's '@'.
+_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*(?:@[^@/?#]*)*@")
+#: The same as libpq reads it: user info ends at an '@' before any '/' (its password may hold '?' and '&').
+_PASSWORD_BEFORE_PATH = re.compile(r"(://[^:/@]*:)[^@/]*(?:@[^@/?#]*)*@")
 #: User info holding a bare '@': libpq ends it at its first '@' and takes the rest (a password's tail) for the host.
 _BARE_AT = re.compile(r"://[^/@]*@[^/?#]*@")
 #: libpq's `password` and `sslpassword` (the passphrase of the client's SSL key).
@@ -53,8 +54,11 @@ def _scrub(text: str, dsn: str) -> str:
 
 def safe_dsn(dsn: str) -> str:
     """The DSN with its passwords masked (in the user info, or as a `password=` or `sslpassword=` parameter), for
-    messages and `repeg runs`."""
-    return _PASSWORD_PARAM.sub(r"\1***", _PASSWORD.sub(r"\1***@", dsn))
+    messages and `repeg runs`. The user info as libpq reads it first (a password holding '?password=' is no
+    parameter), then the parameters (one holding '@' is no user info), then whatever else may be a password: text
+    up to an '@' that a '/' makes no user info to libpq (`u:ab/cd@host`: a password holding '/', not written %2F)."""
+    masked = _PASSWORD_PARAM.sub(r"\1***", _PASSWORD_BEFORE_PATH.sub(r"\1***@", dsn))
+    return _PASSWORD.sub(r"\1***@", masked)
 
 
 def _refuse_bare_at(dsn: str) -> None:
