@@ -19,12 +19,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
-from tests.integration.run_invariants_support import (
-    check_resumed,
-    check_run,
-    crash_and_resume,
-    run_case,
-)
+from tests.integration.run_invariants_support import check_run, run_case
+from tests.integration.run_resume_support import check_resumed, crash_and_resume
 
 from repeg.brokers.simulator.account import SimAccount
 from repeg.brokers.simulator.fill_models import FillModel, PaperFillModel
