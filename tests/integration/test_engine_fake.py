@@ -351,7 +351,7 @@ def test_an_order_still_open_when_the_run_ends_is_named_in_its_legs_error() -> N
         w.broker.cancel_latency = timedelta(seconds=60)
         w.clock.call_at(at(44), lambda: setattr(w.broker, "unavailable_reads", 1))
 
-    with structlog.testing.capture_logs() as logs:
+    with every_level_captured() as logs:
         result, world = execute(BUY, script, config=config, auto_fill=False)
     (leg,) = result.legs
     assert world.broker.orders["o3"].status.is_open
@@ -475,7 +475,7 @@ def test_the_runs_last_lookups_stop_after_a_grace_window_when_the_broker_cannot_
 
         w.clock.call_at(at(44), outage)
 
-    with structlog.testing.capture_logs() as logs:
+    with every_level_captured() as logs:
         result, world = execute(specs, script, config=config, auto_fill=False)
     (ended,) = world.sink.of(RunEnded)
     assert ended.ts == at(53)
@@ -510,7 +510,7 @@ def test_the_runs_last_cancels_go_out_leg_by_leg_not_after_every_lookup_within_t
             w.feed.set(symbol, "100.00", "100.08")
         w.clock.call_at(at(29), lambda: setattr(w.broker, "refuse_cancels", 10**6))
 
-    with structlog.testing.capture_logs() as logs:
+    with every_level_captured() as logs:
         _result, world = execute(specs, script, config=HARD_STOP_AT_40, auto_fill=False)
     working = sorted(o.order_id for o in world.broker.orders.values() if o.status.is_open)
     cancelled = [line["order_id"] for line in logs if line["event"] == "run_end_cancel"]
@@ -564,7 +564,7 @@ def test_an_order_the_runs_last_lookups_first_find_open_is_cancelled_not_left_wo
         w.broker.delayed_updates["o1"] = timedelta(seconds=600)
         w.clock.call_at(at(9), lose_the_replace)
 
-    with structlog.testing.capture_logs() as logs:
+    with every_level_captured() as logs:
         result, world = execute(BUY, script, config=classic_ladder(max_total_wait=30), auto_fill=False)
     assert world.broker.orders["o2"].status is OrderStatus.CANCELED
     assert world.broker.cancels().count("cancel:o2") == 1
