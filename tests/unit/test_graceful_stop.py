@@ -4,27 +4,34 @@ summary says. In process on virtual time, on the scenarios and helpers of `test_
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 from decimal import Decimal
 
 from test_journal_resume import (
     ACCOUNT,
+    LADDER,
     PATIENT,
+    SELL_THEN_BUY,
     TAPE,
     Crash,
     CrashAt,
+    CrashAtSellPhaseEnd,
     ReadFailingSimulator,
     _crashed_after_its_first_submit_ack,
     _crashed_run,
 )
+from tests.unit.fake_broker import T0, FakeBroker, FakeFeed
 
 from repeg.brokers.simulator import PaperFillModel, SimulatedBroker
 from repeg.domain.events import EventSink, OrderUpdated, RunEvent
 from repeg.domain.ids import client_order_id
 from repeg.domain.orders import BrokerOrder, OrderStatus, ReplaceRequest
 from repeg.engine.clock import VirtualClock, run_virtual
+from repeg.engine.runner import run_execution
 from repeg.errors import BrokerUnavailableError, OrderNotCancelableError, OrderRejectedError
 from repeg.journal.shutdown import StopReport, stop_run
+from repeg.journal.sqlite import SqliteJournal
 
 
 class SlowlyFailingReads(ReadFailingSimulator):
@@ -242,3 +249,57 @@ def test_graceful_stop_does_not_report_a_failed_cancel_of_an_order_found_filled(
     report = run_virtual(main)
     assert report.cancel_failed == ()
     assert "cancel FAILED" not in report.summary()
+
+
+def _stopped_with_an_ended_legs_submit_unknown(
+    tmp_path, *, lookups_fail: bool
+) -> tuple[StopReport, FakeBroker]:
+    """Run r1 sells XYZ: the submit's answer is lost, the broker pushes nothing and cannot be asked by client order
+    id, so the sell leg ends given up with its order `new` at the broker, unknown to the run; stopped while the
+    run waits for the sell's order to close before buying (lookups still failing when `lookups_fail`)."""
+
+    async def main() -> tuple[StopReport, FakeBroker]:
+        journal = SqliteJournal(tmp_path / "j.db", durability="full")
+        clock = VirtualClock(T0)
+        feed = FakeFeed(clock)
+        broker = FakeBroker(clock, feed, auto_fill=False, pushes_updates=False)
+        broker.positions["XYZ"] = Decimal(100)
+        feed.set("XYZ", "100.00", "100.08")
+        feed.set("ABC", "9.99", "10.00")
+        broker.lost_answers, broker.unavailable_lookups = 1, 10**6
+        with contextlib.suppress(Crash):
+            await run_execution(
+                SELL_THEN_BUY,
+                (),
+                broker,
+                feed,
+                clock,
+                LADDER,
+                run_id="r1",
+                sinks=(CrashAtSellPhaseEnd(journal),),
+            )
+        assert broker.orders["o1"].status.is_open
+        if not lookups_fail:
+            broker.unavailable_lookups = 0
+        report = await stop_run("r1", journal, broker, clock, config=LADDER)
+        journal.close()
+        return report, broker
+
+    return run_virtual(main)
+
+
+def test_graceful_stop_names_an_ended_legs_submit_whose_outcome_it_could_not_learn(tmp_path) -> None:
+    # The sell leg ended with its submit's outcome unknown (its order working at the broker, unknown to the run)
+    # and the broker still cannot be asked: the summary said "cancelled orders: none" and nothing else, as if
+    # nothing of the run could be working, while the sell order stayed open at the broker.
+    report, broker = _stopped_with_an_ended_legs_submit_unknown(tmp_path, lookups_fail=True)
+    assert broker.orders["o1"].status.is_open
+    assert report.unanswered == (client_order_id("r1", 0, 0),)
+    assert f"not cancelled): {client_order_id('r1', 0, 0)}" in report.summary()
+
+
+def test_graceful_stop_cancels_the_order_of_an_ended_legs_submit_it_finds_at_the_broker(tmp_path) -> None:
+    report, broker = _stopped_with_an_ended_legs_submit_unknown(tmp_path, lookups_fail=False)
+    assert broker.orders["o1"].status is OrderStatus.CANCELED
+    assert report.cancelled == ("o1",)
+    assert report.unanswered == ()

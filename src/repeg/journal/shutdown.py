@@ -310,13 +310,16 @@ def _refused_replaces(events: Sequence[RunEvent]) -> frozenset[str]:
 def _unanswered(bus: EventBus, refused: frozenset[str]) -> list[str]:
     """Client order ids of the submits and replaces the run announced and has no answer to (a replace whose
     answer was lost included, when the broker reported the order replaced without naming the replacement; of
-    those, the `refused` ones are left out)."""
+    those, the `refused` ones are left out; and the last submit of a leg that ended with its outcome unknown)."""
     ids: list[str] = []
     for leg in bus.folder.legs.values():
+        active = leg.active_order
         if leg.status is LegStatus.SUBMITTING and leg.active_client_order_id is not None:
             ids.append(leg.active_client_order_id)
         elif leg.status is LegStatus.REPLACING and leg.pending_client_order_id is not None:
             ids.append(leg.pending_client_order_id)
+        elif leg.is_done and active is not None and active.order_id is None:
+            ids.append(active.client_order_id)
         else:
             ids.extend(_unnamed_replacement(leg, refused))
     return ids
