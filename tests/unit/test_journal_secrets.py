@@ -108,3 +108,28 @@ def test_a_user_info_password_holding_a_slash_is_masked() -> None:
     # the user meant, and the message naming the journal (the port refused) must not show it. 66058efe masked only
     # user info as libpq reads it, so the whole password was printed.
     assert safe_dsn(f"postgresql://u:pw/{SECRET}@host/db") == "postgresql://u:***@host/db"
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        f"postgresql://host/db?%70assword={SECRET}",
+        f"postgresql://host/db?pass%77ord={SECRET}",
+        f"postgresql://host/db?ssl%70assword={SECRET}",
+        f"postgresql://host/db?password ={SECRET}",
+        f"postgresql://host/db?%20password={SECRET}",
+    ],
+)
+def test_a_password_parameter_whose_keyword_is_percent_encoded_or_padded_is_masked(dsn: str) -> None:
+    # libpq percent-decodes a parameter's keyword (`%70assword` is `password`) and takes `password =` as `password`;
+    # the mask matched the keyword only as typed, so the password was printed whole in `repeg runs` and every
+    # message naming the journal (the ones libpq refuses, ` password`, still hold the password the user meant).
+    assert SECRET not in safe_dsn(dsn)
+    assert safe_dsn(dsn).endswith("=***")
+
+
+def test_a_percent_encoded_password_keyword_the_driver_refuses_is_masked_in_the_error() -> None:
+    pytest.importorskip("psycopg")
+    with pytest.raises(ConfigError, match="invalid URI query parameter") as refused:
+        PostgresJournal(f"postgresql://127.0.0.1:1/db?password%20={SECRET}")
+    assert SECRET not in str(refused.value)

@@ -34,14 +34,37 @@ _PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*(?:@[^@/?#]*)*@")
 _PASSWORD_BEFORE_PATH = re.compile(r"(://[^:/@]*:)[^@/]*(?:@[^@/?#]*)*@")
 #: User info holding a bare '@': libpq ends it at its first '@' and takes the rest (a password's tail) for the host.
 _BARE_AT = re.compile(r"://[^/@]*@[^/?#]*@")
+#: A parameter's keyword; its value runs to the next '&' (a '?' in it may start another keyword, masked too).
+_PARAM_KEY = re.compile(r"[?&]([^=&?]*)=")
 #: libpq's `password` and `sslpassword` (the passphrase of the client's SSL key).
-_PASSWORD_PARAM = re.compile(r"([?&](?:ssl)?password=)[^&]*", re.IGNORECASE)
+_PASSWORD_KEYS = frozenset({"password", "sslpassword"})
+
+
+def _password_values(dsn: str) -> list[tuple[int, int]]:
+    """Where the values of `dsn`'s password parameters are. libpq percent-decodes a keyword (`%70assword` is
+    `password`) and reads `password =` as `password`: each keyword is compared decoded, unpadded, in any case."""
+    spans: list[tuple[int, int]] = []
+    for key in _PARAM_KEY.finditer(dsn):
+        if unquote(key.group(1)).strip().lower() in _PASSWORD_KEYS:
+            end = dsn.find("&", key.end())
+            spans.append((key.end(), len(dsn) if end < 0 else end))
+    return spans
+
+
+def _mask_password_params(dsn: str) -> str:
+    shown: list[str] = []
+    last = 0
+    for start, end in _password_values(dsn):
+        if start >= last:  # not inside a value masked already
+            shown += [dsn[last:start], "***"]
+            last = end
+    return "".join(shown) + dsn[last:]
 
 
 def _passwords(dsn: str) -> set[str]:
     """Every password `dsn` holds, as written and percent-decoded."""
     found = [m.group(0)[len(m.group(1)) : -1] for m in _PASSWORD.finditer(dsn)]
-    found += re.findall(r"[?&](?:ssl)?password=([^&]*)", dsn, re.I)
+    found += [dsn[start:end] for start, end in _password_values(dsn)]
     return {text for secret in found if secret for text in (secret, unquote(secret))}
 
 
@@ -57,7 +80,7 @@ def safe_dsn(dsn: str) -> str:
     messages and `repeg runs`. The user info as libpq reads it first (a password holding '?password=' is no
     parameter), then the parameters (one holding '@' is no user info), then whatever else may be a password: text
     up to an '@' that a '/' makes no user info to libpq (`u:ab/cd@host`: a password holding '/', not written %2F)."""
-    masked = _PASSWORD_PARAM.sub(r"\1***", _PASSWORD_BEFORE_PATH.sub(r"\1***@", dsn))
+    masked = _mask_password_params(_PASSWORD_BEFORE_PATH.sub(r"\1***@", dsn))
     return _PASSWORD.sub(r"\1***@", masked)
 
 
