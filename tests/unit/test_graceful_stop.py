@@ -16,6 +16,7 @@ from test_journal_resume import (
     TAPE,
     Crash,
     CrashAt,
+    CrashAtFirstIntent,
     CrashAtSellPhaseEnd,
     ReadFailingSimulator,
     _crashed_after_its_first_submit_ack,
@@ -303,3 +304,19 @@ def test_graceful_stop_cancels_the_order_of_an_ended_legs_submit_it_finds_at_the
     assert broker.orders["o1"].status is OrderStatus.CANCELED
     assert report.cancelled == ("o1",)
     assert report.unanswered == ()
+
+
+def test_graceful_stop_of_a_run_that_sent_no_order_says_to_start_it_again_not_to_resume_it(tmp_path) -> None:
+    # Stopped before its first order was announced (e.g. while waiting for a valid quote): the summary said
+    # "finish it with: repeg resume r1", which refuses such a run ("sent no order yet: start it again").
+    async def main() -> StopReport:
+        clock = VirtualClock(TAPE.start + timedelta(seconds=5))
+        broker = SimulatedBroker(TAPE, clock, ACCOUNT, fill_model=PaperFillModel(TAPE, seed=3))
+        journal = await _crashed_run(tmp_path, broker, clock, PATIENT, CrashAtFirstIntent)
+        report = await stop_run("r1", journal, broker, clock, config=PATIENT)
+        journal.close()
+        return report
+
+    summary = run_virtual(main).summary()
+    assert "repeg resume" not in summary
+    assert "sent no order yet: start it again with --run-id r1" in summary

@@ -9,9 +9,10 @@ that this found still working, and polls until the broker confirms or
 `grace_window` passes (a cancel the broker accepted and then refused is requested again). The broker failing a
 request (after its adapter's retries) ends none of this: a leg it could not be read for keeps what the journal
 says, every order the run knows may be working is still cancelled, each on its own, and the report names the
-cancels that failed and the submits the broker never answered. The run is left unfinished, so `repeg resume`
-finishes it later. A second signal exits at once (status 130) without waiting: whatever was committed is in the
-journal, and every order the run may have created is findable from it, so the run stays resumable.
+cancels that failed and the submits the broker never answered (`StopReport`). The run is left unfinished, so
+`repeg resume` finishes it later (one that announced no order is started again under its run id instead). A
+second signal exits at once (status 130) without waiting: whatever was committed is in the journal, and every
+order the run may have created is findable from it, so the run stays resumable.
 
 Only orders whose client order id the run announced are ever cancelled.
 
@@ -30,7 +31,6 @@ from decimal import Decimal
 from typing import Final, TypeVar
 
 import structlog
-from pydantic import BaseModel, ConfigDict
 
 from repeg.brokers.base import Broker
 from repeg.config import ExecutionConfig
@@ -53,6 +53,7 @@ from repeg.errors import (
 )
 from repeg.journal.base import Journal
 from repeg.journal.resume import reconcile_leg, seeded_bus
+from repeg.journal.stop_report import StopReport
 
 T = TypeVar("T")
 log = structlog.get_logger("repeg.shutdown")
@@ -65,45 +66,6 @@ _SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
 _OUTCOME_UNKNOWN: Final = frozenset(
     error.__name__ for error in (DuplicateClientOrderIdError, BrokerUnavailableError, RateLimitedError)
 )
-
-
-class StopReport(BaseModel):
-    """What a graceful stop did; the CLI prints it and exits non-zero (the run is resumable)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    run_id: str
-    cancelled: tuple[str, ...]
-    #: Order ids whose cancel the broker refused or failed (the run does not know them closed: they may be working).
-    cancel_failed: tuple[str, ...] = ()
-    unconfirmed: tuple[str, ...]
-    #: Client order ids of submits and replaces the run sent whose fate the broker never told: may be working.
-    unanswered: tuple[str, ...] = ()
-    legs_done: int
-    legs_open: int
-    filled_notional: Decimal
-    #: The symbol of each order named above, when the summary must name it (`stop_unjournaled`).
-    symbols: dict[str, str] = {}
-
-    def summary(self) -> str:
-        lines = [
-            f"run {self.run_id} stopped: {self.legs_done} legs done, {self.legs_open} left, "
-            f"notional traded {self.filled_notional:,.2f}",
-            f"cancelled orders: {self._named(self.cancelled) or 'none'}",
-        ]
-        if self.cancel_failed:
-            lines.append(f"cancel FAILED for: {self._named(self.cancel_failed)}")
-        if self.unconfirmed:
-            lines.append(f"cancel NOT confirmed yet for: {self._named(self.unconfirmed)}")
-        if self.unanswered:
-            lines.append(
-                f"sent, no answer from the broker (may be working, not cancelled): {self._named(self.unanswered)}"
-            )
-        lines.append(f"finish it with: repeg resume {self.run_id}")
-        return "\n".join(lines)
-
-    def _named(self, ids: Sequence[str]) -> str:
-        return ", ".join(f"{i} ({self.symbols[i]})" if i in self.symbols else i for i in ids)
 
 
 class _SignalGuard:
@@ -476,6 +438,7 @@ async def _stop(
     legs = bus.folder.snapshot().legs
     report = StopReport(
         run_id=run_id,
+        sent_nothing=not any(leg.orders for leg in bus.folder.legs.values()),
         cancelled=tuple(cancels.sent),
         cancel_failed=tuple(order_id for order_id in cancels.failed if order_id not in _closed(bus)),
         unconfirmed=tuple(unconfirmed),
@@ -493,3 +456,15 @@ async def _stop(
         unanswered=len(report.unanswered),
     )
     return report
+
+
+__all__ = [
+    "EXIT_INTERRUPTED",
+    "REASON_USER_STOP",
+    "KeptEvents",
+    "StopReport",
+    "journal_failed",
+    "run_stoppable",
+    "stop_run",
+    "stop_unjournaled",
+]
