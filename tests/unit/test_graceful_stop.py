@@ -8,12 +8,16 @@ import contextlib
 from datetime import timedelta
 from decimal import Decimal
 
+import pytest
 from test_journal_resume import (
     ACCOUNT,
+    CONFIG,
     LADDER,
     PATIENT,
     SELL_THEN_BUY,
+    SPECS,
     TAPE,
+    TARGETS,
     Crash,
     CrashAt,
     CrashAtFirstIntent,
@@ -24,13 +28,16 @@ from test_journal_resume import (
 )
 from tests.unit.fake_broker import T0, FakeBroker, FakeFeed
 
-from repeg.brokers.simulator import PaperFillModel, SimulatedBroker
+from repeg.brokers.simulator import PaperFillModel, SimulatedBroker, build_simulation
+from repeg.config import classic_ladder
 from repeg.domain.events import EventSink, OrderUpdated, RunEvent
 from repeg.domain.ids import client_order_id
 from repeg.domain.orders import BrokerOrder, OrderStatus, ReplaceRequest
+from repeg.domain.run import RunState, fold_run
 from repeg.engine.clock import VirtualClock, run_virtual
 from repeg.engine.runner import run_execution
 from repeg.errors import BrokerUnavailableError, OrderNotCancelableError, OrderRejectedError
+from repeg.journal.resume import resume_run
 from repeg.journal.shutdown import StopReport, stop_run
 from repeg.journal.sqlite import SqliteJournal
 
@@ -320,3 +327,98 @@ def test_graceful_stop_of_a_run_that_sent_no_order_says_to_start_it_again_not_to
     summary = run_virtual(main).summary()
     assert "repeg resume" not in summary
     assert "sent no order yet: start it again with --run-id r1" in summary
+
+
+class ReplacementUnreadable(FakeBroker):
+    """`FakeBroker` whose reads of every order created after `readable` was set fail."""
+
+    readable: frozenset[str] | None = None
+
+    async def get_order(self, order_id: str) -> BrokerOrder:
+        if self.readable is not None and order_id not in self.readable:
+            raise BrokerUnavailableError(f"read of {order_id} failed")
+        return await super().get_order(order_id)
+
+
+def test_graceful_stop_cancels_the_replacement_an_ended_leg_could_never_read(tmp_path) -> None:
+    # Guard (passes as the stop stood): the sell's second re-peg replaces o2 by o3, but its answer, every lookup
+    # and every read of o3 fail, and every cancel at the phase's end is refused: the sell leg ends with o3 working,
+    # never read. Stopped while the run waits for the sell before buying, with o3 still unreadable, the stop
+    # cancels o3 and, unable to read it closed, names it unconfirmed.
+    async def main() -> tuple[StopReport, FakeBroker, list[str]]:
+        journal = SqliteJournal(tmp_path / "j.db", durability="full")
+        clock = VirtualClock(T0)
+        feed = FakeFeed(clock)
+        broker = ReplacementUnreadable(clock, feed, auto_fill=False)
+        broker.positions["XYZ"] = Decimal(100)
+        feed.set("XYZ", "100.00", "100.08")
+        feed.set("ABC", "9.99", "10.00")
+
+        def lose_the_replace() -> None:
+            broker.lost_answers, broker.unavailable_lookups = 1, 10**6
+            broker.readable = frozenset(broker.orders)
+            broker.refuse_cancels = 10**6
+            for order_id in broker.orders:
+                broker.delayed_updates[order_id] = timedelta(seconds=600)
+
+        clock.call_at(T0 + timedelta(seconds=20), lose_the_replace)
+        config = classic_ladder(max_total_wait=30)
+        with contextlib.suppress(Crash):
+            await run_execution(
+                SELL_THEN_BUY,
+                (),
+                broker,
+                feed,
+                clock,
+                config,
+                run_id="r1",
+                sinks=(CrashAtSellPhaseEnd(journal),),
+            )
+        working = [o.order_id for o in broker.orders.values() if o.status.is_open]
+        broker.refuse_cancels = 0
+        report = await stop_run("r1", journal, broker, clock, config=config)
+        journal.close()
+        return report, broker, working
+
+    report, broker, working = run_virtual(main)
+    assert working == ["o3"]
+    assert all(broker.orders[order_id].status is OrderStatus.CANCELED for order_id in working)
+    assert report.cancelled == tuple(working) == report.unconfirmed
+
+
+@pytest.mark.parametrize(
+    ("point", "nth", "before"),
+    [("submit-intent", 1, False), ("submit-ack", 1, False), ("replace-intent", 1, False), ("fill", 1, False)],
+)
+def test_a_run_stopped_then_resumed_trades_each_leg_exactly_once(tmp_path, point, nth, before) -> None:
+    # Guard: stopped (the engine dead at `point`, as a Ctrl-C cancels it), then resumed: every leg filled in full,
+    # as the broker executed it (no fill lost from the journal), and no order sent twice (the books are the plan's).
+    async def main() -> tuple[bool, dict[str, Decimal], dict[int, Decimal], RunState]:
+        clock = VirtualClock(TAPE.start + timedelta(seconds=5))
+        broker, feed = build_simulation(TAPE, clock, ACCOUNT, seed=3)
+        journal = SqliteJournal(tmp_path / "j.db", durability="full")
+        crash = CrashAt(journal, point, nth, before=before)
+        crashed = False
+        try:
+            await run_execution(SPECS, (), broker, feed, clock, CONFIG, run_id="r1", sinks=(crash,))
+        except Crash:
+            crashed = True
+        await stop_run("r1", journal, broker, clock, config=CONFIG)
+        await resume_run("r1", journal, broker, feed, clock, config=CONFIG)
+        state = fold_run(journal.events("r1"))
+        journal.close()
+        positions = {p.symbol: p.qty for p in await broker.get_positions()}
+        executed: dict[int, Decimal] = {}
+        for leg in state.legs:
+            for attempt in range(len(leg.orders) + 2):
+                order = await broker.get_order_by_client_id(client_order_id("r1", leg.index, attempt))
+                if order is not None:
+                    executed[leg.index] = executed.get(leg.index, Decimal(0)) + order.filled_qty
+        return crashed, positions, executed, state
+
+    crashed, positions, executed, state = run_virtual(main)
+    assert crashed
+    assert state.status == "completed"
+    assert positions == TARGETS
+    for leg in state.legs:
+        assert leg.filled_qty == leg.qty == executed[leg.index]
