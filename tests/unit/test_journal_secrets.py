@@ -10,6 +10,7 @@ from journal_support import intent, run_started
 from repeg.domain.events import RunStarted
 from repeg.errors import ConfigError
 from repeg.journal.base import REDACTED, redact
+from repeg.journal.factory import open_journal
 from repeg.journal.postgres import PostgresJournal, safe_dsn
 from repeg.journal.sqlite import SqliteJournal
 
@@ -133,3 +134,31 @@ def test_a_percent_encoded_password_keyword_the_driver_refuses_is_masked_in_the_
     with pytest.raises(ConfigError, match="invalid URI query parameter") as refused:
         PostgresJournal(f"postgresql://127.0.0.1:1/db?password%20={SECRET}")
     assert SECRET not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        f"host=db.internal dbname=repeg user=u password={SECRET}",
+        f"dbname=repeg sslpassword = '{SECRET} x'",
+        f"password={SECRET} host=db.internal",
+    ],
+)
+def test_a_libpq_key_value_connection_string_is_refused_without_its_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec: str
+) -> None:
+    # A `psql`-style connection string was taken for a SQLite path: `repeg run` journaled to a new local file named
+    # after it (password and all) instead of PostgreSQL, and every message naming the journal printed the password.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="postgresql:// DSN") as refused:
+        open_journal(spec)
+    assert SECRET not in str(refused.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sqlite_file_whose_name_holds_an_equals_sign_is_still_a_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    open_journal("run=1.db").close()
+    assert (tmp_path / "run=1.db").is_file()

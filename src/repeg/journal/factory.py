@@ -29,9 +29,25 @@ def journal_path_is(spec: str, kind: Callable[[Path], bool]) -> bool:
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
 
 
+#: A libpq `key=value` connection string (as `psql` takes): it starts with a connection keyword and '='.
+_CONNINFO = re.compile(
+    r"\s*(?:host|hostaddr|port|dbname|user|password|sslpassword|passfile|service|sslmode)\s*=", re.IGNORECASE
+)
+#: A password in one: up to the next blank, or quoted ('...', a quote in it written \').
+_CONNINFO_PASSWORD = re.compile(r"((?:ssl)?password\s*=\s*)(?:'(?:[^'\\]|\\.)*'?|\S*)", re.IGNORECASE)
+
+
 def refuse_a_url_of_no_journal(spec: str) -> None:
     """Refuse (`ConfigError` naming `--journal`, its password masked) a URL that is no `postgresql://` DSN, as a
-    SQLAlchemy one (`postgresql+psycopg://`): read as a SQLite path, every refusal printed its password."""
+    SQLAlchemy one (`postgresql+psycopg://`), or a libpq `key=value` connection string: read as a SQLite path,
+    every refusal printed its password (and `repeg run` journaled to a new local file named after it)."""
+    if _CONNINFO.match(spec):
+        shown = _CONNINFO_PASSWORD.sub(r"\1***", spec)
+        raise ConfigError(
+            "--journal",
+            shown,
+            "a key=value connection string; name a PostgreSQL journal by a postgresql:// DSN",
+        )
     if _URL.match(spec) and not is_postgres(spec):
         from repeg.journal.postgres import safe_dsn
 
