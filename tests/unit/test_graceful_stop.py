@@ -422,3 +422,31 @@ def test_a_run_stopped_then_resumed_trades_each_leg_exactly_once(tmp_path, point
     assert positions == TARGETS
     for leg in state.legs:
         assert leg.filled_qty == leg.qty == executed[leg.index]
+
+
+class FillRacesTheCancel(FilledUnseen):
+    """Accepts the cancel, but the order filled in full first: every read afterwards shows it filled."""
+
+    async def cancel_order(self, order_id: str) -> None:
+        await SimulatedBroker.cancel_order(self, order_id)
+        self.filled = True
+
+
+def test_graceful_stop_does_not_report_as_cancelled_an_order_that_filled_before_its_cancel(tmp_path) -> None:
+    # The stop's cancel was accepted, but the order had filled in full (the fill raced the cancel), as the stop then
+    # read and journaled: its summary still said "cancelled orders: <id>" of an order that bought or sold in full.
+    async def main() -> tuple[StopReport, BrokerOrder | None]:
+        clock = VirtualClock(TAPE.start + timedelta(seconds=5))
+        broker = FillRacesTheCancel(TAPE, clock, ACCOUNT, fill_model=PaperFillModel(TAPE, seed=3))
+        journal = await _crashed_after_its_first_submit_ack(tmp_path, broker, clock, PATIENT)
+        report = await stop_run("r1", journal, broker, clock, config=PATIENT)
+        order = await broker.get_order_by_client_id(client_order_id("r1", 0, 0))
+        journal.close()
+        return report, order
+
+    report, order = run_virtual(main)
+    assert order is not None
+    assert order.status is OrderStatus.FILLED
+    assert report.filled_notional > 0
+    assert order.order_id not in report.cancelled
+    assert "cancelled orders: none" in report.summary()

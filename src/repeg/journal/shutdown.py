@@ -257,6 +257,16 @@ def _closed(bus: EventBus) -> set[str]:
     }
 
 
+def _filled(bus: EventBus) -> set[str]:
+    """Ids of the run's orders it knows filled in full (an accepted cancel that a fill beat cancelled nothing)."""
+    return {
+        r.order_id
+        for leg in bus.folder.legs.values()
+        for r in leg.orders
+        if r.order_id and r.status is OrderStatus.FILLED
+    }
+
+
 def _refused_replaces(events: Sequence[RunEvent]) -> frozenset[str]:
     """Client order ids of the replaces the broker refused outright (an error after which nothing was executed)."""
     return frozenset(
@@ -439,7 +449,7 @@ async def _stop(
     report = StopReport(
         run_id=run_id,
         sent_nothing=not any(leg.orders for leg in bus.folder.legs.values()),
-        cancelled=tuple(cancels.sent),
+        cancelled=tuple(order_id for order_id in cancels.sent if order_id not in _filled(bus)),
         cancel_failed=tuple(order_id for order_id in cancels.failed if order_id not in _closed(bus)),
         unconfirmed=tuple(unconfirmed),
         unanswered=tuple(sorted(_unanswered(bus, refused))),
@@ -450,7 +460,7 @@ async def _stop(
     log.info(
         "run_stopped",
         run_id=run_id,
-        cancelled=len(cancels.sent),
+        cancelled=len(report.cancelled),
         cancel_failed=len(report.cancel_failed),
         unconfirmed=len(unconfirmed),
         unanswered=len(report.unanswered),

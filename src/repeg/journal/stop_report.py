@@ -14,6 +14,7 @@ class StopReport(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     run_id: str
+    #: Order ids whose cancel the broker accepted, but those it then showed filled in full (a fill beat the cancel).
     cancelled: tuple[str, ...]
     #: Order ids whose cancel the broker refused or failed (the run does not know them closed: they may be working).
     cancel_failed: tuple[str, ...] = ()
