@@ -162,3 +162,15 @@ def test_a_sqlite_file_whose_name_holds_an_equals_sign_is_still_a_journal(
     monkeypatch.chdir(tmp_path)
     open_journal("run=1.db").close()
     assert (tmp_path / "run=1.db").is_file()
+
+
+def test_a_password_parameter_holding_a_bare_ampersand_is_masked_whole_also_in_the_error() -> None:
+    # libpq ends the value at a bare '&' (not written %26) and refuses the rest, a parameter with no '=', quoting it
+    # back ('missing key/value separator "=" in URI query parameter: "<tail>"'): the DSN shown and the error both
+    # printed the password's tail.
+    pytest.importorskip("psycopg")
+    dsn = f"postgresql://127.0.0.1:1/db?password=pa&{SECRET}&sslmode=disable"
+    assert safe_dsn(dsn) == "postgresql://127.0.0.1:1/db?password=***&sslmode=disable"
+    with pytest.raises(ConfigError, match="missing key/value separator") as refused:
+        PostgresJournal(dsn)
+    assert SECRET not in str(refused.value)

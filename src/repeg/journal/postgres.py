@@ -38,6 +38,9 @@ _BARE_AT = re.compile(r"://[^/@]*@[^/?#]*@")
 _PARAM_KEY = re.compile(r"[?&]([^=&?]*)=")
 #: libpq's `password` and `sslpassword` (the passphrase of the client's SSL key).
 _PASSWORD_KEYS = frozenset({"password", "sslpassword"})
+#: A password parameter's value: to the next '&', and on through any '&' text holding no '=' (no parameter: the
+#: password's tail after a bare '&', which libpq refuses and quotes back).
+_PASSWORD_VALUE = re.compile(r"[^&]*(?:&[^&=]*(?=&|$))*")
 
 
 def _password_values(dsn: str) -> list[tuple[int, int]]:
@@ -46,8 +49,8 @@ def _password_values(dsn: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     for key in _PARAM_KEY.finditer(dsn):
         if unquote(key.group(1)).strip().lower() in _PASSWORD_KEYS:
-            end = dsn.find("&", key.end())
-            spans.append((key.end(), len(dsn) if end < 0 else end))
+            value = _PASSWORD_VALUE.match(dsn, key.end())
+            spans.append((key.end(), key.end() if value is None else value.end()))
     return spans
 
 
@@ -64,7 +67,8 @@ def _mask_password_params(dsn: str) -> str:
 def _passwords(dsn: str) -> set[str]:
     """Every password `dsn` holds, as written and percent-decoded."""
     found = [m.group(0)[len(m.group(1)) : -1] for m in _PASSWORD.finditer(dsn)]
-    found += [dsn[start:end] for start, end in _password_values(dsn)]
+    for start, end in _password_values(dsn):
+        found += [dsn[start:end], *dsn[start:end].split("&")[1:]]  # libpq quotes a tail after a bare '&'
     return {text for secret in found if secret for text in (secret, unquote(secret))}
 
 
