@@ -260,13 +260,14 @@ def test_graceful_stop_does_not_report_a_failed_cancel_of_an_order_found_filled(
 
 
 def _stopped_with_an_ended_legs_submit_unknown(
-    tmp_path, *, lookups_fail: bool
-) -> tuple[StopReport, FakeBroker]:
-    """Run r1 sells XYZ: the submit's answer is lost, the broker pushes nothing and cannot be asked by client order
-    id, so the sell leg ends given up with its order `new` at the broker, unknown to the run; stopped while the
-    run waits for the sell's order to close before buying (lookups still failing when `lookups_fail`)."""
+    tmp_path, *, lookups_fail: bool, reached: bool = True
+) -> tuple[StopReport, FakeBroker, float]:
+    """Run r1 sells XYZ: the submit's answer is lost (or, unless `reached`, the submit times out before reaching
+    the broker), the broker pushes nothing and cannot be asked by client order id, so the sell leg ends given up
+    with its outcome unknown; stopped while the run waits for the sell's order to close before buying (lookups
+    still failing when `lookups_fail`). The report, the broker, and the seconds the stop took."""
 
-    async def main() -> tuple[StopReport, FakeBroker]:
+    async def main() -> tuple[StopReport, FakeBroker, float]:
         journal = SqliteJournal(tmp_path / "j.db", durability="full")
         clock = VirtualClock(T0)
         feed = FakeFeed(clock)
@@ -274,7 +275,11 @@ def _stopped_with_an_ended_legs_submit_unknown(
         broker.positions["XYZ"] = Decimal(100)
         feed.set("XYZ", "100.00", "100.08")
         feed.set("ABC", "9.99", "10.00")
-        broker.lost_answers, broker.unavailable_lookups = 1, 10**6
+        broker.unavailable_lookups = 10**6
+        if reached:
+            broker.lost_answers = 1
+        else:
+            broker.late_landings, broker.landing_delay = 1, timedelta(days=30)
         with contextlib.suppress(Crash):
             await run_execution(
                 SELL_THEN_BUY,
@@ -286,12 +291,13 @@ def _stopped_with_an_ended_legs_submit_unknown(
                 run_id="r1",
                 sinks=(CrashAtSellPhaseEnd(journal),),
             )
-        assert broker.orders["o1"].status.is_open
+        assert bool(broker.orders) is reached
         if not lookups_fail:
             broker.unavailable_lookups = 0
+        started = clock.now()
         report = await stop_run("r1", journal, broker, clock, config=LADDER)
         journal.close()
-        return report, broker
+        return report, broker, (clock.now() - started).total_seconds()
 
     return run_virtual(main)
 
@@ -300,14 +306,14 @@ def test_graceful_stop_names_an_ended_legs_submit_whose_outcome_it_could_not_lea
     # The sell leg ended with its submit's outcome unknown (its order working at the broker, unknown to the run)
     # and the broker still cannot be asked: the summary said "cancelled orders: none" and nothing else, as if
     # nothing of the run could be working, while the sell order stayed open at the broker.
-    report, broker = _stopped_with_an_ended_legs_submit_unknown(tmp_path, lookups_fail=True)
+    report, broker, _ = _stopped_with_an_ended_legs_submit_unknown(tmp_path, lookups_fail=True)
     assert broker.orders["o1"].status.is_open
     assert report.unanswered == (client_order_id("r1", 0, 0),)
     assert f"not cancelled): {client_order_id('r1', 0, 0)}" in report.summary()
 
 
 def test_graceful_stop_cancels_the_order_of_an_ended_legs_submit_it_finds_at_the_broker(tmp_path) -> None:
-    report, broker = _stopped_with_an_ended_legs_submit_unknown(tmp_path, lookups_fail=False)
+    report, broker, _ = _stopped_with_an_ended_legs_submit_unknown(tmp_path, lookups_fail=False)
     assert broker.orders["o1"].status is OrderStatus.CANCELED
     assert report.cancelled == ("o1",)
     assert report.unanswered == ()
@@ -450,3 +456,14 @@ def test_graceful_stop_does_not_report_as_cancelled_an_order_that_filled_before_
     assert report.filled_notional > 0
     assert order.order_id not in report.cancelled
     assert "cancelled orders: none" in report.summary()
+
+
+def test_graceful_stop_does_not_name_an_ended_legs_submit_the_broker_says_it_never_got(tmp_path) -> None:
+    # The sell's submit never reached the broker and its leg ended with that outcome unknown; the stop's lookup
+    # is answered: no such order. It is not named as possibly working, nor waited for.
+    report, broker, took = _stopped_with_an_ended_legs_submit_unknown(
+        tmp_path, lookups_fail=False, reached=False
+    )
+    assert broker.orders == {}
+    assert report.unanswered == ()
+    assert took < LADDER.grace_window

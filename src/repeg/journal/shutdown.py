@@ -279,18 +279,19 @@ def _refused_replaces(events: Sequence[RunEvent]) -> frozenset[str]:
     )
 
 
-def _unanswered(bus: EventBus, refused: frozenset[str]) -> list[str]:
+def _unanswered(bus: EventBus, refused: frozenset[str], unread: frozenset[int] = frozenset()) -> list[str]:
     """Client order ids of the submits and replaces the run announced and has no answer to (a replace whose
     answer was lost included, when the broker reported the order replaced without naming the replacement; of
-    those, the `refused` ones are left out; and the last submit of a leg that ended with its outcome unknown)."""
+    those, the `refused` ones are left out; and the last submit of an ended leg whose outcome stayed unknown, when
+    the broker could not be asked for it (`unread` legs): answered, it is recorded, or known never to exist)."""
     ids: list[str] = []
-    for leg in bus.folder.legs.values():
+    for index, leg in bus.folder.legs.items():
         active = leg.active_order
         if leg.status is LegStatus.SUBMITTING and leg.active_client_order_id is not None:
             ids.append(leg.active_client_order_id)
         elif leg.status is LegStatus.REPLACING and leg.pending_client_order_id is not None:
             ids.append(leg.pending_client_order_id)
-        elif leg.is_done and active is not None and active.order_id is None:
+        elif leg.is_done and index in unread and active is not None and active.order_id is None:
             ids.append(active.client_order_id)
         else:
             ids.extend(_unnamed_replacement(leg, refused))
@@ -440,7 +441,8 @@ async def _stop(
         cancels = _Cancels()
         await _cancel_working(bus, gateway, broker, set(), cancels)
         await _await_in_flight(bus, broker, clock, config, refused)
-        await _cancel_working(bus, gateway, broker, await _reconcile(bus, broker), cancels)
+        unread = await _reconcile(bus, broker)
+        await _cancel_working(bus, gateway, broker, unread, cancels)
         unconfirmed = await _confirm(bus, gateway, broker, config, cancels)
     except BrokerError as exc:
         log.exception("stop_incomplete", run_id=run_id, error=str(exc))
@@ -452,7 +454,7 @@ async def _stop(
         cancelled=tuple(order_id for order_id in cancels.sent if order_id not in _filled(bus)),
         cancel_failed=tuple(order_id for order_id in cancels.failed if order_id not in _closed(bus)),
         unconfirmed=tuple(unconfirmed),
-        unanswered=tuple(sorted(_unanswered(bus, refused))),
+        unanswered=tuple(sorted(_unanswered(bus, refused, frozenset(unread)))),
         legs_done=sum(1 for leg in legs if leg.is_done),
         legs_open=sum(1 for leg in legs if not leg.is_done),
         filled_notional=sum((leg.filled_notional for leg in legs), Decimal(0)),
