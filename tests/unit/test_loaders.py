@@ -895,3 +895,12 @@ def test_parquet_float64_prices_of_a_berkshire_share_converted_from_integer_tick
     prices = [9_596_886_137 * 0.0001, 997_958_102_800_000 * 1e-9]
     cols = load_quotes(_priced(tmp_path, prices, prices, pa.float64())).columns("A")
     assert list(cols.bid) == [9_596_886_137, 9_979_581_028]
+
+
+@pytest.mark.parametrize("written", [-1e-9, -1e-10])
+def test_a_parquet_float64_price_a_hair_below_zero_is_refused_as_negative_not_read_as_zero(
+    tmp_path: Path, written: float
+) -> None:
+    # Within the float tolerance of $0 (30d1fa2a widened it to $1e-9) a negative float rounded to 0 units and
+    # passed the negative-price check: a quote whose bid was below zero loaded with a bid of 0 ('no bid').
+    assert "negative price" in str(_error(_priced(tmp_path, [written], [10.0], pa.float64())))

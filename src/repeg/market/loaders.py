@@ -432,6 +432,8 @@ def _price_numbers(file: str, name: str, column: pa.Array) -> Int64Array:
     # the float of a $0.0001 price (units / 10,000 is correctly rounded: exact at any size), or within 1e-5 units
     on_grid = (units / _UNITS_PER_DOLLAR == dollars) | (np.abs(scaled - units) <= _FLOAT_UNIT_TOLERANCE)
     _first_bad(file, name, on_grid, column, "price finer than $0.0001")
+    # below 0 before rounding: -1e-9 is within the tolerance of 0 units, and a negative bid is no 'no bid'
+    _first_bad(file, name, ~(dollars < 0), column, "negative price")
     return units.astype(np.int64)
 
 
