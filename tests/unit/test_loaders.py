@@ -904,3 +904,11 @@ def test_a_parquet_float64_price_a_hair_below_zero_is_refused_as_negative_not_re
     # Within the float tolerance of $0 (30d1fa2a widened it to $1e-9) a negative float rounded to 0 units and
     # passed the negative-price check: a quote whose bid was below zero loaded with a bid of 0 ('no bid').
     assert "negative price" in str(_error(_priced(tmp_path, [written], [10.0], pa.float64())))
+
+
+@pytest.mark.parametrize("written", [1e-9, 1e-12])
+def test_a_parquet_float64_price_a_hair_above_zero_is_refused_not_read_as_no_quote(
+    tmp_path: Path, written: float
+) -> None:
+    # Within the float tolerance of $0 it snapped to 0 units, a side of 0: 'no bid', not a price finer than the grid.
+    assert "finer than $0.0001" in str(_error(_priced(tmp_path, [written], [10.0], pa.float64())))

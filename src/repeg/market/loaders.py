@@ -431,6 +431,7 @@ def _price_numbers(file: str, name: str, column: pa.Array) -> Int64Array:
     units = np.rint(scaled)
     # the float of a $0.0001 price (units / 10,000 is correctly rounded: exact at any size), or within 1e-5 units
     on_grid = (units / _UNITS_PER_DOLLAR == dollars) | (np.abs(scaled - units) <= _FLOAT_UNIT_TOLERANCE)
+    on_grid &= (units != 0) | (dollars <= 0)  # 1e-9 is no side of 0 ('no bid'); below 0 is refused below
     _first_bad(file, name, on_grid, column, "price finer than $0.0001")
     # below 0 before rounding: -1e-9 is within the tolerance of 0 units, and a negative bid is no 'no bid'
     _first_bad(file, name, ~(dollars < 0), column, "negative price")
