@@ -7,7 +7,7 @@ for a trade file's optional `conditions`: a print with a non-regular sale condit
 it may be local time); prices are dollars on the $0.0001 grid (at most four decimals but for trailing zeros);
 sizes are whole shares. Prices are parsed from their text straight into integer $0.0001 units, never through a
 float, so a price read is exactly the price written (a Parquet float column is taken where each float is a
-$0.0001 price's: a float64, or one within $1e-9 of it, or a float32 below $1,024, where each such price has a
+$0.0001 price's: a float64, or one within $1e-9 of it but $0, or a float32 below $1,024, where each such price has a
 float32 of its own). All parsing is vectorised. A plain, valid CSV file is read and parsed with numpy alone
 (`repeg.market.text_columns`); anything else, including every file with a defect, is read by pyarrow, and parsed
 with pyarrow.compute where numpy declines, which words every error. pyarrow and
