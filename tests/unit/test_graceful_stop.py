@@ -351,7 +351,27 @@ def test_graceful_stop_cancels_the_replacement_an_ended_leg_could_never_read(tmp
     # and every read of o3 fail, and every cancel at the phase's end is refused: the sell leg ends with o3 working,
     # never read. Stopped while the run waits for the sell before buying, with o3 still unreadable, the stop
     # cancels o3 and, unable to read it closed, names it unconfirmed.
-    async def main() -> tuple[StopReport, FakeBroker, list[str]]:
+    report, broker, working, _ = _stopped_with_an_ended_legs_replacement_unreadable(tmp_path)
+    assert working == ["o3"]
+    assert all(broker.orders[order_id].status is OrderStatus.CANCELED for order_id in working)
+    assert report.cancelled == tuple(working) == report.unconfirmed
+
+
+def test_graceful_stop_asks_once_for_the_cancel_of_an_ended_legs_order_it_cannot_read(tmp_path) -> None:
+    # The same stop sent o3's cancel again at each check while o3 could not be read (every one refused, o3 being
+    # cancelled already), logging each as 'stop_cancel_failed': a cancel that had worked, reported as failing, and
+    # one request per check spent against the broker's rate limit during its outage.
+    _, broker, _, before = _stopped_with_an_ended_legs_replacement_unreadable(tmp_path)
+    assert broker.cancels().count("cancel:o3") - before == 1
+
+
+def _stopped_with_an_ended_legs_replacement_unreadable(
+    tmp_path,
+) -> tuple[StopReport, ReplacementUnreadable, list[str], int]:
+    """The stop of the run above; its report, the broker, the orders working before it, and how many cancels
+    of o3 the run had sent before it."""
+
+    async def main() -> tuple[StopReport, ReplacementUnreadable, list[str], int]:
         journal = SqliteJournal(tmp_path / "j.db", durability="full")
         clock = VirtualClock(T0)
         feed = FakeFeed(clock)
@@ -381,15 +401,13 @@ def test_graceful_stop_cancels_the_replacement_an_ended_leg_could_never_read(tmp
                 sinks=(CrashAtSellPhaseEnd(journal),),
             )
         working = [o.order_id for o in broker.orders.values() if o.status.is_open]
+        before = broker.cancels().count("cancel:o3")
         broker.refuse_cancels = 0
         report = await stop_run("r1", journal, broker, clock, config=config)
         journal.close()
-        return report, broker, working
+        return report, broker, working, before
 
-    report, broker, working = run_virtual(main)
-    assert working == ["o3"]
-    assert all(broker.orders[order_id].status is OrderStatus.CANCELED for order_id in working)
-    assert report.cancelled == tuple(working) == report.unconfirmed
+    return run_virtual(main)
 
 
 @pytest.mark.parametrize(
