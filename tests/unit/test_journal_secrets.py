@@ -174,3 +174,21 @@ def test_a_password_parameter_holding_a_bare_ampersand_is_masked_whole_also_in_t
     with pytest.raises(ConfigError, match="missing key/value separator") as refused:
         PostgresJournal(dsn)
     assert SECRET not in str(refused.value)
+
+
+def test_a_sqlite_journal_in_a_directory_named_like_a_connection_keyword_is_still_a_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Hive-style directory (`host=prod1/`) holding journals: 106f26d6 refused every path starting `host=`.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "host=prod1").mkdir()
+    open_journal("host=prod1/repeg.db").close()
+    assert (tmp_path / "host=prod1" / "repeg.db").is_file()
+
+
+def test_an_existing_sqlite_journal_named_like_a_connection_string_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    open_journal("./user=alice.db").close()
+    open_journal("user=alice.db", create=False).close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -37,16 +38,26 @@ _CONNINFO = re.compile(
 _CONNINFO_PASSWORD = re.compile(r"((?:ssl)?password\s*=\s*)(?:'(?:[^'\\]|\\.)*'?|\S*)", re.IGNORECASE)
 
 
+def _is_a_connection_string(spec: str) -> bool:
+    """`spec` starts as a libpq `key=value` connection string and names no SQLite file: not one that exists
+    (`user=alice.db`), nor a new one in a directory that does (a Hive-style `host=prod1/repeg.db`)."""
+    if not _CONNINFO.match(spec) or os.path.lexists(spec):
+        return False
+    parent = os.path.dirname(spec)
+    return not (parent and os.path.isdir(parent))
+
+
 def refuse_a_url_of_no_journal(spec: str) -> None:
     """Refuse (`ConfigError` naming `--journal`, its password masked) a URL that is no `postgresql://` DSN, as a
     SQLAlchemy one (`postgresql+psycopg://`), or a libpq `key=value` connection string: read as a SQLite path,
     every refusal printed its password (and `repeg run` journaled to a new local file named after it)."""
-    if _CONNINFO.match(spec):
+    if _is_a_connection_string(spec):
         shown = _CONNINFO_PASSWORD.sub(r"\1***", spec)
         raise ConfigError(
             "--journal",
             shown,
-            "a key=value connection string; name a PostgreSQL journal by a postgresql:// DSN",
+            "a key=value connection string; name a PostgreSQL journal by a postgresql:// DSN"
+            " (a new SQLite file of that name: write it ./NAME)",
         )
     if _URL.match(spec) and not is_postgres(spec):
         from repeg.journal.postgres import safe_dsn
