@@ -26,6 +26,7 @@ from test_journal_resume import (
     _crashed_after_its_first_submit_ack,
     _crashed_run,
 )
+from tests.fakes.log_capture import every_level_captured
 from tests.unit.fake_broker import T0, FakeBroker, FakeFeed
 
 from repeg.brokers.simulator import PaperFillModel, SimulatedBroker, build_simulation
@@ -357,19 +358,37 @@ def test_graceful_stop_cancels_the_replacement_an_ended_leg_could_never_read(tmp
     assert report.cancelled == tuple(working) == report.unconfirmed
 
 
-def test_graceful_stop_asks_once_for_the_cancel_of_an_ended_legs_order_it_cannot_read(tmp_path) -> None:
-    # The same stop sent o3's cancel again at each check while o3 could not be read (every one refused, o3 being
-    # cancelled already), logging each as 'stop_cancel_failed': a cancel that had worked, reported as failing, and
-    # one request per check spent against the broker's rate limit during its outage.
-    _, broker, _, before = _stopped_with_an_ended_legs_replacement_unreadable(tmp_path)
-    assert broker.cancels().count("cancel:o3") - before == 1
+def test_graceful_stop_does_not_log_as_failed_a_refused_reask_of_a_cancel_the_broker_accepted(
+    tmp_path,
+) -> None:
+    # The same stop asks again for o3's cancel at each check while o3 cannot be read (the cancel it accepted may
+    # have been undone); each is refused, o3 being cancelled already. Such a refusal is no failure: it is logged
+    # at info as 'stop_cancel_refused_again', not as a warning 'stop_cancel_failed' (the report lists o3 cancelled).
+    with every_level_captured() as lines:
+        report, broker, _, before = _stopped_with_an_ended_legs_replacement_unreadable(tmp_path)
+    assert broker.cancels().count("cancel:o3") - before > 1
+    assert not [line for line in lines if line["event"] == "stop_cancel_failed"]
+    refused = [line for line in lines if line["event"] == "stop_cancel_refused_again"]
+    assert refused
+    assert all(line["order_id"] == "o3" and line["log_level"] == "info" for line in refused)
+    assert report.cancelled == ("o3",)
+
+
+def test_graceful_stop_cancels_again_an_unreadable_order_whose_accepted_cancel_the_broker_undid(
+    tmp_path,
+) -> None:
+    # The broker accepts the stop's cancel of o3, then refuses it (o3 stays working, as after a cancel that raced
+    # a replace), while o3 still cannot be read: the stop must ask again (it cannot tell the cancel undone from
+    # one still on its way), not leave o3 working at the broker after the run reported.
+    _, broker, _, _ = _stopped_with_an_ended_legs_replacement_unreadable(tmp_path, undone_cancels=1)
+    assert broker.orders["o3"].status is OrderStatus.CANCELED
 
 
 def _stopped_with_an_ended_legs_replacement_unreadable(
-    tmp_path,
+    tmp_path, *, undone_cancels: int = 0
 ) -> tuple[StopReport, ReplacementUnreadable, list[str], int]:
     """The stop of the run above; its report, the broker, the orders working before it, and how many cancels
-    of o3 the run had sent before it."""
+    of o3 the run had sent before it. The broker accepts, then refuses, the stop's first `undone_cancels`."""
 
     async def main() -> tuple[StopReport, ReplacementUnreadable, list[str], int]:
         journal = SqliteJournal(tmp_path / "j.db", durability="full")
@@ -402,7 +421,7 @@ def _stopped_with_an_ended_legs_replacement_unreadable(
             )
         working = [o.order_id for o in broker.orders.values() if o.status.is_open]
         before = broker.cancels().count("cancel:o3")
-        broker.refuse_cancels = 0
+        broker.refuse_cancels, broker.reject_cancels_later = 0, undone_cancels
         report = await stop_run("r1", journal, broker, clock, config=config)
         journal.close()
         return report, broker, working, before

@@ -145,15 +145,14 @@ async def _cancel_working(
 ) -> None:
     """Cancel each order of the run that may be working, each on its own (a refusal is recorded and left to
     `_confirm`). A leg in flight the broker could not be read for (e.g. still replacing or canceling as the journal
-    left it) has each of its orders not known closed cancelled directly, as a leg that ended has (but not again
-    one whose cancel the broker accepted: unread, it is still open as far as the run knows)."""
+    left it) has each of its orders not known closed cancelled directly, as a leg that ended has (one whose cancel
+    the broker accepted included: unread, the run cannot tell that cancel undone from one still on its way)."""
     for index in sorted(bus.folder.legs):
         leg = bus.leg(index)
         if leg.status is LegStatus.WORKING:
             await _cancel_active(gateway, leg, cancels)
         elif leg.is_done or index in unread:
-            skip = frozenset(cancels.sent) if index in unread else frozenset()
-            await _cancel_left_open(broker, leg, bus.run_id, cancels, skip=skip)
+            await _cancel_left_open(broker, leg, bus.run_id, cancels)
 
 
 async def _cancel_active(gateway: OrderGateway, leg: LegState, cancels: _Cancels) -> None:
@@ -168,25 +167,27 @@ async def _cancel_active(gateway: OrderGateway, leg: LegState, cancels: _Cancels
         cancels.note(unread or active.order_id, accepted=False)
 
 
-async def _cancel_left_open(
-    broker: Broker, leg: LegState, run_id: str, cancels: _Cancels, *, skip: frozenset[str] = frozenset()
-) -> None:
-    """Cancel the orders a leg that already ended left open (its cancel failed when its phase ended), but `skip`.
+async def _cancel_left_open(broker: Broker, leg: LegState, run_id: str, cancels: _Cancels) -> None:
+    """Cancel the orders a leg that already ended left open (its cancel failed when its phase ended).
 
     The leg has ended, so no cancel intent can be folded into it; none is needed either: the cancel creates no
-    order, and the confirmation is recorded by polling (`_confirm`). A refusal is logged and left to `_confirm`.
+    order, and the confirmation is recorded by polling (`_confirm`). A refusal is logged and left to `_confirm`;
+    one of an order whose cancel the broker accepted before (most likely closed by it) is no failure: info.
     """
     for record in leg.orders:
         status, order_id = record.status, record.order_id
         if order_id is None or status is None or status.is_terminal or status is OrderStatus.PENDING_CANCEL:
             continue
-        if order_id in skip:
-            continue
         try:
             await broker.cancel_order(order_id)
         except BrokerError as exc:
-            log.warning(
-                "stop_cancel_failed", run_id=run_id, leg_index=leg.index, order_id=order_id, error=str(exc)
+            again = order_id in cancels.sent
+            (log.info if again else log.warning)(
+                "stop_cancel_refused_again" if again else "stop_cancel_failed",
+                run_id=run_id,
+                leg_index=leg.index,
+                order_id=order_id,
+                error=str(exc),
             )
             cancels.note(order_id, accepted=False)
             continue
@@ -244,13 +245,14 @@ async def _recheck(
 ) -> None:
     """Read leg `index`'s orders awaited once more (a leg in flight polled as a whole). A leg sent back to work
     has its cancel requested again; so has an order of a leg not in flight found open and not pending a cancel
-    (its cancel was accepted, then refused: asking again is harmless if it was only slow), but not one whose
-    accepted cancel could not be read (it would be refused, the order closed, at every check)."""
+    (its cancel was accepted, then refused: asking again is harmless if it was only slow), and so has one that
+    could not be read (its accepted cancel may have been undone: a refusal then only says it is closed)."""
     if bus.leg(index).status in IN_FLIGHT:
         await gateway.poll(index)
     else:
-        unread = {i for i in order_ids if not await gateway.reconcile(index, i) and i in cancels.sent}
-        await _cancel_left_open(broker, bus.leg(index), bus.run_id, cancels, skip=frozenset(unread))
+        for order_id in order_ids:
+            await gateway.reconcile(index, order_id)
+        await _cancel_left_open(broker, bus.leg(index), bus.run_id, cancels)
     leg = bus.leg(index)
     if leg.status is LegStatus.WORKING:
         await _cancel_active(gateway, leg, cancels)
