@@ -192,3 +192,33 @@ def test_an_existing_sqlite_journal_named_like_a_connection_string_is_read(
     monkeypatch.chdir(tmp_path)
     open_journal("./user=alice.db").close()
     open_journal("user=alice.db", create=False).close()
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        f"connect_timeout=10 host=db.internal password={SECRET}",
+        f"application_name=repeg host=db.internal password={SECRET}",
+        f"host=db.internal oauth_client_id=repeg oauth_client_secret={SECRET}",
+    ],
+)
+def test_a_libpq_connection_string_opening_with_any_keyword_is_refused_without_its_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec: str
+) -> None:
+    # 106f26d6 knew ten keywords to start one: `connect_timeout=10 host=... password=...` was a SQLite path,
+    # journaled to a new local file named after it, the password in its name.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="postgresql:// DSN") as refused:
+        open_journal(spec)
+    assert SECRET not in str(refused.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_connection_strings_password_holding_an_escaped_blank_is_masked_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # libpq reads `\ ` in an unquoted value as a blank of it: the mask stopped at the '\', showing the rest.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as refused:
+        open_journal(r"host=db.internal password=ab\ TAIL-OF-IT dbname=repeg")
+    assert "TAIL-OF-IT" not in str(refused.value)

@@ -30,12 +30,68 @@ def journal_path_is(spec: str, kind: Callable[[Path], bool]) -> bool:
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
 
 
+#: libpq's connection keywords (PostgreSQL 18).
+_LIBPQ_KEYWORDS = [
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "passfile",
+    "require_auth",
+    "channel_binding",
+    "connect_timeout",
+    "client_encoding",
+    "options",
+    "application_name",
+    "fallback_application_name",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+    "tcp_user_timeout",
+    "replication",
+    "gssencmode",
+    "sslmode",
+    "sslnegotiation",
+    "requiressl",
+    "sslcompression",
+    "sslcert",
+    "sslkey",
+    "sslkeylogfile",
+    "sslpassword",
+    "sslcertmode",
+    "sslrootcert",
+    "sslcrl",
+    "sslcrldir",
+    "sslsni",
+    "requirepeer",
+    "ssl_min_protocol_version",
+    "ssl_max_protocol_version",
+    "min_protocol_version",
+    "max_protocol_version",
+    "krbsrvname",
+    "gsslib",
+    "gssdelegation",
+    "service",
+    "target_session_attrs",
+    "load_balance_hosts",
+    "scram_client_key",
+    "scram_server_key",
+    "oauth_issuer",
+    "oauth_client_id",
+    "oauth_client_secret",
+    "oauth_scope",
+]
 #: A libpq `key=value` connection string (as `psql` takes): it starts with a connection keyword and '='.
-_CONNINFO = re.compile(
-    r"\s*(?:host|hostaddr|port|dbname|user|password|sslpassword|passfile|service|sslmode)\s*=", re.IGNORECASE
+_CONNINFO = re.compile(rf"\s*(?:{'|'.join(_LIBPQ_KEYWORDS)})\s*=", re.IGNORECASE)
+#: A secret in one: up to the next blank ('\ ' is a blank in it), or quoted ('...', a quote in it written \').
+_CONNINFO_PASSWORD = re.compile(
+    r"((?:ssl)?password\s*=\s*|(?:oauth_client_secret|scram_client_key|scram_server_key)\s*=\s*)"
+    r"(?:'(?:[^'\\]|\\.)*'?|(?:\\.|[^\s\\])*\\?)",
+    re.IGNORECASE,
 )
-#: A password in one: up to the next blank, or quoted ('...', a quote in it written \').
-_CONNINFO_PASSWORD = re.compile(r"((?:ssl)?password\s*=\s*)(?:'(?:[^'\\]|\\.)*'?|\S*)", re.IGNORECASE)
 
 
 def _is_a_connection_string(spec: str) -> bool:
