@@ -431,7 +431,16 @@ def _stopped_with_an_ended_legs_replacement_unreadable(
 
 @pytest.mark.parametrize(
     ("point", "nth", "before"),
-    [("submit-intent", 1, False), ("submit-ack", 1, False), ("replace-intent", 1, False), ("fill", 1, False)],
+    [
+        ("submit-intent", 1, False),
+        ("submit-ack", 1, False),
+        ("replace-intent", 1, False),
+        ("fill", 1, False),
+        # Stopped with the broker's answer unjournaled (the order live at the broker, the journal not knowing).
+        ("submit-ack", 1, True),
+        ("replace-ack", 1, True),
+        ("fill", 1, True),
+    ],
 )
 def test_a_run_stopped_then_resumed_trades_each_leg_exactly_once(tmp_path, point, nth, before) -> None:
     # Guard: stopped (the engine dead at `point`, as a Ctrl-C cancels it), then resumed: every leg filled in full,
