@@ -222,3 +222,23 @@ def test_a_connection_strings_password_holding_an_escaped_blank_is_masked_whole(
     with pytest.raises(ConfigError) as refused:
         open_journal(r"host=db.internal password=ab\ TAIL-OF-IT dbname=repeg")
     assert "TAIL-OF-IT" not in str(refused.value)
+
+
+def test_a_password_holding_a_bare_ampersand_and_an_equals_sign_is_masked_whole_also_in_the_error() -> None:
+    # 'pa&TAIL=x' is one password: libpq ends it at the '&' and refuses 'TAIL' as no keyword of its own, quoting it
+    # back ('invalid URI query parameter: "TAIL"'); f78eb74f's mask ran on only through '&' text holding no '='.
+    pytest.importorskip("psycopg")
+    dsn = f"postgresql://127.0.0.1:1/db?password=pa&{SECRET}=x&sslmode=disable"
+    assert safe_dsn(dsn) == "postgresql://127.0.0.1:1/db?password=***&sslmode=disable"
+    with pytest.raises(ConfigError, match="invalid URI query parameter") as refused:
+        PostgresJournal(dsn)
+    assert SECRET not in str(refused.value)
+
+
+@pytest.mark.parametrize("key", ["oauth_client_secret", "scram_client_key", "scram_server_key"])
+def test_a_libpq_secret_parameter_other_than_a_password_is_masked(key: str) -> None:
+    # libpq 18's OAuth client secret and SCRAM keys are secrets as a password is: repeg runs and every message
+    # naming the journal printed them.
+    assert SECRET not in safe_dsn(
+        f"postgresql://host/db?oauth_client_id=repeg&{key}={SECRET}&sslmode=disable"
+    )

@@ -31,7 +31,7 @@ _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
 
 
 #: libpq's connection keywords (PostgreSQL 18).
-_LIBPQ_KEYWORDS = [
+LIBPQ_KEYWORDS = [
     "host",
     "hostaddr",
     "port",
@@ -85,7 +85,7 @@ _LIBPQ_KEYWORDS = [
     "oauth_scope",
 ]
 #: A libpq `key=value` connection string (as `psql` takes): it starts with a connection keyword and '='.
-_CONNINFO = re.compile(rf"\s*(?:{'|'.join(_LIBPQ_KEYWORDS)})\s*=", re.IGNORECASE)
+_CONNINFO = re.compile(rf"\s*(?:{'|'.join(LIBPQ_KEYWORDS)})\s*=", re.IGNORECASE)
 #: A secret in one: up to the next blank ('\ ' is a blank in it), or quoted ('...', a quote in it written \').
 _CONNINFO_PASSWORD = re.compile(
     r"((?:ssl)?password\s*=\s*|(?:oauth_client_secret|scram_client_key|scram_server_key)\s*=\s*)"

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from repeg.errors import ConfigError, JournalError
+from repeg.journal.factory import LIBPQ_KEYWORDS
 from repeg.journal.schema import VERSION_TABLE_POSTGRES, not_a_journal, pending_migrations
 from repeg.journal.store import SUMMARY_KINDS, SqlJournal
 from repeg.journal.writer import Record
@@ -36,22 +37,39 @@ _PASSWORD_BEFORE_PATH = re.compile(r"(://[^:/@]*:)[^@/]*(?:@[^@/?#]*)*@")
 _BARE_AT = re.compile(r"://[^/@]*@[^/?#]*@")
 #: A parameter's keyword; its value runs to the next '&' (a '?' in it may start another keyword, masked too).
 _PARAM_KEY = re.compile(r"[?&]([^=&?]*)=")
-#: libpq's `password` and `sslpassword` (the passphrase of the client's SSL key).
-_PASSWORD_KEYS = frozenset({"password", "sslpassword"})
-#: A password parameter's value: to the next '&', and on through any '&' text holding no '=' (no parameter: the
-#: password's tail after a bare '&', which libpq refuses and quotes back).
-_PASSWORD_VALUE = re.compile(r"[^&]*(?:&[^&=]*(?=&|$))*")
+#: libpq's `password` and `sslpassword` (the passphrase of the client's SSL key), and its other secrets (libpq 18).
+_PASSWORD_KEYS = frozenset(
+    {"password", "sslpassword", "oauth_client_secret", "scram_client_key", "scram_server_key"}
+)
+_KEYWORDS = frozenset(LIBPQ_KEYWORDS)
+
+
+def _is_keyword(text: str) -> bool:
+    """`text` is a libpq keyword: percent-decoded (`%70assword` is `password`), unpadded, in any case."""
+    return unquote(text).strip().lower() in _KEYWORDS
+
+
+def _password_value_end(dsn: str, start: int) -> int:
+    """Where the password parameter's value starting at `start` ends: at the next '&' that starts a parameter of
+    libpq's; text after a bare '&' (not written %26), which libpq refuses and quotes back, is the password's tail."""
+    end = dsn.find("&", start)
+    while end >= 0:
+        following = dsn.find("&", end + 1)
+        key, separator, _ = dsn[end + 1 : len(dsn) if following < 0 else following].partition("=")
+        if separator and _is_keyword(key):
+            return end
+        end = following
+    return len(dsn)
 
 
 def _password_values(dsn: str) -> list[tuple[int, int]]:
     """Where the values of `dsn`'s password parameters are. libpq percent-decodes a keyword (`%70assword` is
     `password`) and reads `password =` as `password`: each keyword is compared decoded, unpadded, in any case."""
-    spans: list[tuple[int, int]] = []
-    for key in _PARAM_KEY.finditer(dsn):
-        if unquote(key.group(1)).strip().lower() in _PASSWORD_KEYS:
-            value = _PASSWORD_VALUE.match(dsn, key.end())
-            spans.append((key.end(), key.end() if value is None else value.end()))
-    return spans
+    return [
+        (key.end(), _password_value_end(dsn, key.end()))
+        for key in _PARAM_KEY.finditer(dsn)
+        if unquote(key.group(1)).strip().lower() in _PASSWORD_KEYS
+    ]
 
 
 def _mask_password_params(dsn: str) -> str:
@@ -68,7 +86,8 @@ def _passwords(dsn: str) -> set[str]:
     """Every password `dsn` holds, as written and percent-decoded."""
     found = [m.group(0)[len(m.group(1)) : -1] for m in _PASSWORD.finditer(dsn)]
     for start, end in _password_values(dsn):
-        found += [dsn[start:end], *dsn[start:end].split("&")[1:]]  # libpq quotes a tail after a bare '&'
+        tails = dsn[start:end].split("&")[1:]  # libpq quotes a tail after a bare '&', or its keyword
+        found += [dsn[start:end], *tails, *(tail.partition("=")[0] for tail in tails)]
     return {text for secret in found if secret for text in (secret, unquote(secret))}
 
 
