@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import timedelta
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 
 import pytest
 from test_journal_resume import (
@@ -487,21 +487,53 @@ class FillRacesTheCancel(FilledUnseen):
 def test_graceful_stop_does_not_report_as_cancelled_an_order_that_filled_before_its_cancel(tmp_path) -> None:
     # The stop's cancel was accepted, but the order had filled in full (the fill raced the cancel), as the stop then
     # read and journaled: its summary still said "cancelled orders: <id>" of an order that bought or sold in full.
+    report, order = _stopped_while_a_fill_races_the_cancel(tmp_path, FillRacesTheCancel)
+    assert order is not None
+    assert order.status is OrderStatus.FILLED
+    assert report.filled_notional > 0
+    assert order.order_id not in report.cancelled
+    assert "cancelled orders: none" in report.summary()
+
+
+class PartFillRacesTheCancel(FillRacesTheCancel):
+    """Accepts the cancel, which cancels the remainder of an order half filled first."""
+
+    def _as_filled(self, order: BrokerOrder) -> BrokerOrder:
+        if not self.filled:
+            return order
+        half = (order.qty / 2).to_integral_value(rounding=ROUND_FLOOR)
+        return order.model_copy(
+            update={"status": OrderStatus.CANCELED, "filled_qty": half, "filled_avg_price": Decimal("20.00")}
+        )
+
+
+def test_graceful_stop_reports_as_cancelled_an_order_whose_remainder_it_cancelled_after_a_part_fill(
+    tmp_path,
+) -> None:
+    # Guard (passes as the stop stands): an order half filled before the stop's cancel is still named cancelled
+    # (its remainder was), and its half fill is in the summary's notional traded.
+    report, order = _stopped_while_a_fill_races_the_cancel(tmp_path, PartFillRacesTheCancel)
+    assert order is not None
+    assert order.status is OrderStatus.CANCELED
+    assert report.cancelled == (order.order_id,)
+    assert report.filled_notional == order.filled_qty * Decimal("20.00") > 0
+
+
+def _stopped_while_a_fill_races_the_cancel(
+    tmp_path, broker_class: type[FillRacesTheCancel]
+) -> tuple[StopReport, BrokerOrder | None]:
+    """The stop of a run crashed after its first submit's answer, on `broker_class`; its report and that order."""
+
     async def main() -> tuple[StopReport, BrokerOrder | None]:
         clock = VirtualClock(TAPE.start + timedelta(seconds=5))
-        broker = FillRacesTheCancel(TAPE, clock, ACCOUNT, fill_model=PaperFillModel(TAPE, seed=3))
+        broker = broker_class(TAPE, clock, ACCOUNT, fill_model=PaperFillModel(TAPE, seed=3))
         journal = await _crashed_after_its_first_submit_ack(tmp_path, broker, clock, PATIENT)
         report = await stop_run("r1", journal, broker, clock, config=PATIENT)
         order = await broker.get_order_by_client_id(client_order_id("r1", 0, 0))
         journal.close()
         return report, order
 
-    report, order = run_virtual(main)
-    assert order is not None
-    assert order.status is OrderStatus.FILLED
-    assert report.filled_notional > 0
-    assert order.order_id not in report.cancelled
-    assert "cancelled orders: none" in report.summary()
+    return run_virtual(main)
 
 
 def test_graceful_stop_does_not_name_an_ended_legs_submit_the_broker_says_it_never_got(tmp_path) -> None:
