@@ -30,7 +30,7 @@ from tests.fakes.log_capture import every_level_captured
 from tests.unit.fake_broker import T0, FakeBroker, FakeFeed
 
 from repeg.brokers.simulator import PaperFillModel, SimulatedBroker, build_simulation
-from repeg.config import classic_ladder
+from repeg.config import ExecutionConfig, classic_ladder
 from repeg.domain.events import EventSink, OrderUpdated, RunEvent
 from repeg.domain.ids import client_order_id
 from repeg.domain.orders import BrokerOrder, OrderStatus, ReplaceRequest
@@ -281,17 +281,7 @@ def _stopped_with_an_ended_legs_submit_unknown(
             broker.lost_answers = 1
         else:
             broker.late_landings, broker.landing_delay = 1, timedelta(days=30)
-        with contextlib.suppress(Crash):
-            await run_execution(
-                SELL_THEN_BUY,
-                (),
-                broker,
-                feed,
-                clock,
-                LADDER,
-                run_id="r1",
-                sinks=(CrashAtSellPhaseEnd(journal),),
-            )
+        await _run_until_the_sell_phase_ends(journal, broker, feed, clock, LADDER)
         assert bool(broker.orders) is reached
         if not lookups_fail:
             broker.unavailable_lookups = 0
@@ -301,6 +291,16 @@ def _stopped_with_an_ended_legs_submit_unknown(
         return report, broker, (clock.now() - started).total_seconds()
 
     return run_virtual(main)
+
+
+async def _run_until_the_sell_phase_ends(
+    journal: SqliteJournal, broker: FakeBroker, feed: FakeFeed, clock: VirtualClock, config: ExecutionConfig
+) -> None:
+    """Run r1 (sell XYZ, then buy ABC) until it dies as its sell phase ends, the buys not yet started."""
+    with contextlib.suppress(Crash):
+        await run_execution(
+            SELL_THEN_BUY, (), broker, feed, clock, config, run_id="r1", sinks=(CrashAtSellPhaseEnd(journal),)
+        )
 
 
 def test_graceful_stop_names_an_ended_legs_submit_whose_outcome_it_could_not_learn(tmp_path) -> None:
@@ -408,17 +408,7 @@ def _stopped_with_an_ended_legs_replacement_unreadable(
 
         clock.call_at(T0 + timedelta(seconds=20), lose_the_replace)
         config = classic_ladder(max_total_wait=30)
-        with contextlib.suppress(Crash):
-            await run_execution(
-                SELL_THEN_BUY,
-                (),
-                broker,
-                feed,
-                clock,
-                config,
-                run_id="r1",
-                sinks=(CrashAtSellPhaseEnd(journal),),
-            )
+        await _run_until_the_sell_phase_ends(journal, broker, feed, clock, config)
         working = [o.order_id for o in broker.orders.values() if o.status.is_open]
         before = broker.cancels().count("cancel:o3")
         broker.refuse_cancels, broker.reject_cancels_later = 0, undone_cancels
