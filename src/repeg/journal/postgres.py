@@ -99,8 +99,9 @@ def _scrub(text: str, dsn: str) -> str:
 
 
 def safe_dsn(dsn: str) -> str:
-    """The DSN with its passwords masked (in the user info, or as a `password=` or `sslpassword=` parameter), for
-    messages and `repeg runs`. The user info as libpq reads it first (a password holding '?password=' is no
+    """The DSN with its passwords masked (in the user info, or as a `password=` or `sslpassword=` parameter, or
+    libpq's other secrets: `oauth_client_secret=`, `scram_client_key=`, `scram_server_key=`), for messages and
+    `repeg runs`. The user info as libpq reads it first (a password holding '?password=' is no
     parameter), then the parameters (one holding '@' is no user info), then whatever else may be a password: text
     up to an '@' that a '/' makes no user info to libpq (`u:ab/cd@host`: a password holding '/', not written %2F)."""
     masked = _mask_password_params(_PASSWORD_BEFORE_PATH.sub(r"\1***@", dsn))
