@@ -459,3 +459,48 @@ def test_a_server_spec_within_the_bounds_is_taken() -> None:
         {"symbols": {"AAA": "100"}, "quotes_per_second": 100, "duration": "PT2H"}
     )
     assert spec.quotes_per_second * spec.duration.total_seconds() == 720_000
+
+
+def _serve_main(monkeypatch: pytest.MonkeyPatch, *args: str) -> pytest.ExceptionInfo[SystemExit]:
+    from repeg.brokers.remote.__main__ import main
+
+    monkeypatch.setattr("sys.argv", ["python -m repeg.brokers.remote", *args])
+    with pytest.raises(SystemExit) as info:
+        main()
+    return info
+
+
+def test_a_server_spec_file_that_does_not_exist_is_refused_with_exit_2_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A missing spec file ended the start-up in a FileNotFoundError traceback (exit 1), not the usage error (exit 2)
+    the module promises for a spec it cannot take."""
+    missing = tmp_path / "nosuch.json"
+    assert _serve_main(monkeypatch, str(missing)).value.code == 2
+    assert str(missing) in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("port", ["70000", "-1"])
+def test_a_port_out_of_range_is_refused_with_exit_2_naming_the_option(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], port: str
+) -> None:
+    """--port 70000 built a session, then ended in bind()'s OverflowError traceback."""
+    spec = tmp_path / "spec.json"
+    spec.write_text('{"symbols": {"AAA": "10"}}', encoding="utf-8")
+    assert _serve_main(monkeypatch, str(spec), "--port", port).value.code == 2
+    assert "--port" in capsys.readouterr().err
+
+
+def test_a_port_already_taken_is_refused_with_exit_2_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    spec = tmp_path / "spec.json"
+    spec.write_text('{"symbols": {"AAA": "10"}}', encoding="utf-8")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        assert _serve_main(monkeypatch, str(spec), "--port", port).value.code == 2
+    assert f"127.0.0.1:{port}" in capsys.readouterr().err

@@ -36,17 +36,30 @@ async def _serve(spec: SessionSpec, port: int, port_file: Path | None) -> None:
     await server.serve_forever()
 
 
+def _port(text: str) -> int:
+    """A TCP port, 0 (any free one) to 65535: bind() refused others with an OverflowError traceback."""
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a port (0 to 65535)")
+    return port
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m repeg.brokers.remote")
     parser.add_argument("spec", type=Path, help="SessionSpec as JSON")
-    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--port", type=_port, default=0)
     parser.add_argument("--port-file", type=Path)
     args = parser.parse_args()
-    try:
+    try:  # OSError: no such file, or unreadable
         spec = SessionSpec.model_validate_json(Path(args.spec).read_text(encoding="utf-8"))
-        asyncio.run(_serve(spec, args.port, args.port_file))
-    except ValueError as exc:  # pydantic's ValidationError included: named, exit 2, no traceback
+    except (ValueError, OSError) as exc:  # pydantic's ValidationError included: named, exit 2, no traceback
         parser.error(f"{args.spec}: {exc}")
+    try:
+        asyncio.run(_serve(spec, args.port, args.port_file))
+    except ValueError as exc:
+        parser.error(f"{args.spec}: {exc}")
+    except OSError as exc:  # the port taken, or the port file not writable
+        parser.error(f"cannot serve on 127.0.0.1:{args.port}: {exc}")
 
 
 if __name__ == "__main__":
