@@ -431,6 +431,41 @@ def test_missing_credentials_name_the_environment_variables(tmp_path: Path):
     assert "APCA_API_SECRET_KEY" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("env", "missing"),
+    [
+        ({"APCA_API_KEY_ID": "AKENV"}, "APCA_API_SECRET_KEY"),
+        ({"APCA_API_SECRET_KEY": "S3CRET-ENV"}, "APCA_API_KEY_ID"),
+    ],
+    ids=["key-id-only", "secret-only"],
+)
+def test_one_credential_in_the_environment_is_refused_not_completed_from_the_file(
+    tmp_path: Path, env: dict[str, str], missing: str
+):
+    # Half the keys exported (the other forgotten or misspelt) meant the environment's account: taking both keys
+    # from the file instead silently trades another account (or live keys where paper ones were meant).
+    path = tmp_path / "alpaca.toml"
+    path.write_text('[alpaca]\nkey_id = "PKFILE"\nsecret_key = "S3CRET-FILE"\n', encoding="utf-8")
+    path.chmod(0o600)
+    with pytest.raises(ConfigError) as info:
+        load_credentials(env, path)
+    assert info.value.key == missing
+    assert "S3CRET" not in str(info.value)
+
+
+def test_the_refusal_of_a_secret_without_its_key_id_leaves_no_frame_holding_the_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # Read from the process's environment, as the CLI reads it (a mapping passed in is the caller's own local).
+    monkeypatch.setenv("APCA_API_SECRET_KEY", "S3CRET-ENV-77")
+    monkeypatch.delenv("APCA_API_KEY_ID", raising=False)
+    with pytest.raises(ConfigError) as info:
+        load_credentials(None, tmp_path / "absent.toml")
+    shown = locals_a_traceback_renderer_shows(info.value)
+    assert shown, "no frame was walked: the test would prove nothing"
+    assert not [text for text in shown if "S3CRET-ENV-77" in text]
+
+
 def test_hardening_switches_off_sdk_retries_and_sets_timeouts():
     from alpaca.trading.client import TradingClient
 

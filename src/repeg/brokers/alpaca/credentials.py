@@ -35,8 +35,9 @@ class AlpacaCredentials(BaseModel):
 def load_credentials(
     env: Mapping[str, str] | None = None, config_file: Path | None = None
 ) -> AlpacaCredentials:
-    """Credentials from `APCA_API_KEY_ID`/`APCA_API_SECRET_KEY`, else from `config_file` (TOML, `[alpaca]`
-    table with `key_id` and `secret_key`; default `~/.config/repeg/alpaca.toml`).
+    """Credentials from `APCA_API_KEY_ID`/`APCA_API_SECRET_KEY`, else (neither set) from `config_file` (TOML,
+    `[alpaca]` table with `key_id` and `secret_key`; default `~/.config/repeg/alpaca.toml`). Only one of the two
+    variables set is refused: the file's keys may be another account's.
 
     A config file inside a git checkout is refused, so that a secret is never one `git add` away from a commit.
     Raises `ConfigError` naming what is missing; the error never contains the secret, and no frame of its
@@ -44,6 +45,8 @@ def load_credentials(
     show it): what reads the secret returns before anything is raised.
     """
     from_env = _from_environment(os.environ if env is None else env)
+    if isinstance(from_env, ConfigError):
+        raise from_env
     if from_env is not None:
         return from_env
     path = (config_file or DEFAULT_CREDENTIALS_FILE).expanduser()
@@ -52,9 +55,16 @@ def load_credentials(
     return _from_file(path)
 
 
-def _from_environment(source: Mapping[str, str]) -> AlpacaCredentials | None:
+def _from_environment(source: Mapping[str, str]) -> AlpacaCredentials | ConfigError | None:
+    """Both keys, or None when neither is set; one without the other is refused (returned, not raised: this frame
+    may hold the secret), never completed from the file, whose keys may be another account's."""
     key_id, secret = source.get(ENV_KEY_ID, ""), source.get(ENV_SECRET_KEY, "")
-    return AlpacaCredentials(key_id=key_id, secret_key=SecretStr(secret)) if key_id and secret else None
+    if key_id and secret:
+        return AlpacaCredentials(key_id=key_id, secret_key=SecretStr(secret))
+    if key_id or secret:
+        missing, given = (ENV_SECRET_KEY, ENV_KEY_ID) if key_id else (ENV_KEY_ID, ENV_SECRET_KEY)
+        return ConfigError(missing, None, f"not set while {given} is: set both, or neither to read the file")
+    return None
 
 
 def _from_file(path: Path) -> AlpacaCredentials:
