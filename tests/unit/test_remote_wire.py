@@ -65,6 +65,9 @@ def test_errors_with_fields_are_rebuilt_equal(error: RepegError) -> None:
     [
         DuplicateClientOrderIdError("r1-L0000-A00", broker_message="client_order_id must be unique"),
         OrderNotCancelableError("sim-1", "filled", broker_message='order is already in "filled" state'),
+        OrderNotCancelableError(
+            "sim-1", "filled", broker_message='order is already in "filled" state', code="42210000"
+        ),
         OrderRejectedError("X: limit price off the tick grid", broker_message="sub-penny", code="42210000"),
     ],
 )

@@ -82,7 +82,7 @@ _BY_FIELDS: dict[str, Callable[[dict[str, str]], RepegError]] = {
     ),
     "OrderNotFoundError": lambda d: OrderNotFoundError(d["order_id"]),
     "OrderNotCancelableError": lambda d: OrderNotCancelableError(
-        d["order_id"], d["status"], broker_message=d.get("broker_message")
+        d["order_id"], d["status"], broker_message=d.get("broker_message"), code=d.get("code")
     ),
     "UnknownSymbolError": lambda d: UnknownSymbolError(d["symbol"]),
     "NotTradableError": lambda d: NotTradableError(d["symbol"]),
