@@ -380,6 +380,22 @@ def test_credentials_from_a_file_outside_a_checkout(tmp_path: Path):
     assert (credentials.key_id, credentials.secret_key.get_secret_value()) == ("PK2", "s2")
 
 
+@pytest.mark.parametrize(
+    "extra", ["requests_per_minute = 150", 'base_url = "https://paper-api.alpaca.markets"', "[alpaca.stream]"]
+)
+def test_a_credentials_file_key_repeg_does_not_read_is_refused_not_ignored(tmp_path: Path, extra: str):
+    # Its `[alpaca]` table is named as docs/ALPACA.md's tunables table is: a tunable (or an endpoint) written there
+    # was silently ignored, the run going on with the defaults (or the endpoint of --broker).
+    path = tmp_path / "alpaca.toml"
+    path.write_text(f'[alpaca]\nkey_id = "PK7"\nsecret_key = "S3CRET-7"\n{extra}\n', encoding="utf-8")
+    path.chmod(0o600)
+    with pytest.raises(ConfigError) as info:
+        load_credentials({}, path)
+    name = extra.strip("[]").split(" ")[0]
+    assert info.value.key == f"{path}: {name if name.startswith('alpaca.') else 'alpaca.' + name}"
+    assert "S3CRET" not in str(info.value)
+
+
 def test_a_credentials_file_inside_a_git_checkout_is_refused(tmp_path: Path):
     (tmp_path / ".git").mkdir()
     path = tmp_path / "conf" / "alpaca.toml"

@@ -105,6 +105,14 @@ def _shared_advice(path: Path, mode: int, owner: int) -> str:
     )
 
 
+#: The keys of a credentials file's `[alpaca]` table: any other (a tunable, an endpoint) is refused, not ignored.
+_FILE_KEYS = frozenset({"key_id", "secret_key"})
+_UNKNOWN_KEY = (
+    "not read from a credentials file, which holds key_id and secret_key only (the adapter's tunables are an "
+    "AlpacaSettings given from Python; the endpoint is --broker's)"
+)
+
+
 def _read_file(path: Path) -> AlpacaCredentials | ConfigError:
     """The file's credentials, or the refusal to raise (returned, not raised: this frame holds the secret)."""
     try:
@@ -113,6 +121,9 @@ def _read_file(path: Path) -> AlpacaCredentials | ConfigError:
         return ConfigError(str(path), None, f"cannot read credentials file: {type(exc).__name__}")
     if not isinstance(table, dict):  # e.g. `alpaca = "..."`: named, its value not shown
         return ConfigError(f"{path}: alpaca", None, "must be a table holding key_id and secret_key")
+    unknown = sorted(set(table) - _FILE_KEYS)
+    if unknown:  # named, its value not shown
+        return ConfigError(f"{path}: alpaca.{unknown[0]}", None, _UNKNOWN_KEY)
     key_id, secret = table.get("key_id"), table.get("secret_key")
     if not isinstance(key_id, str) or not isinstance(secret, str) or not key_id or not secret:
         return ConfigError(f"{path}: [alpaca]", None, "needs non-empty key_id and secret_key")
