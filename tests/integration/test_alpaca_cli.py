@@ -95,6 +95,7 @@ async def test_dry_run_prices_every_order_and_sends_none(
     )
     assert fake_alpaca.count("POST", "/v2/orders") == 0
     assert fake_alpaca.book.orders == {}
+    assert {method for method, _ in fake_alpaca.requests} == {"GET"}  # no replace, cancel either (run-end too)
     assert lines[0] == "dry run: 2 order(s) priced, none sent"
     assert any("MSFT" in line and "sell" in line and "limit 410.20" in line for line in lines)
     assert any("AAPL" in line and "buy" in line and "limit 100.00" in line for line in lines)
