@@ -507,3 +507,28 @@ def test_a_port_already_taken_is_refused_with_exit_2_not_a_traceback(
         port = str(taken.getsockname()[1])
         assert _serve_main(monkeypatch, str(spec), "--port", port).value.code == 2
     assert f"127.0.0.1:{port}" in capsys.readouterr().err
+
+
+async def test_a_quotes_request_naming_a_symbol_by_other_than_a_string_is_refused_as_a_bad_request() -> None:
+    """`quotes` stringified whatever it was sent: [null, 1] came back as quotes of symbols "None" and "1" (none on
+    the tape), an answer about symbols no one asked for, where every other method refuses a parameter of the wrong
+    type as a bad request."""
+    from repeg.brokers.remote.server import Session, SimServer
+    from repeg.brokers.remote.sessions import SessionSpec, build_session
+
+    async def factory(name: str) -> Session:
+        return await build_session(SessionSpec(symbols={"AAA": Decimal(10)}), name)
+
+    server = SimServer(factory)
+    port = await server.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request_line("quotes", "s1", json.dumps({"symbols": ["AAA", None, 1]})))
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.readline(), 5)
+        writer.close()
+    finally:
+        await server.close()
+    ok, body = parse_answer(answer)
+    assert not ok
+    assert "bad request" in str(decode_error(body))

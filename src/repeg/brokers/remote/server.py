@@ -111,9 +111,9 @@ async def _asset(session: Session, params: dict[str, object], _: str) -> str:
 
 async def _quotes(session: Session, params: dict[str, object], _: str) -> str:
     symbols = params.get("symbols")
-    if not isinstance(symbols, list):
-        raise TypeError(f"parameter 'symbols' must be a list, got {symbols!r}")
-    return _QUOTES.dump_json({str(s): session.feed.latest(str(s)) for s in symbols}).decode()
+    if not isinstance(symbols, list) or not all(isinstance(s, str) for s in symbols):
+        raise TypeError(f"parameter 'symbols' must be a list of strings, got {symbols!r}")
+    return _QUOTES.dump_json({s: session.feed.latest(s) for s in symbols}).decode()
 
 
 METHODS: dict[str, _Method] = {
