@@ -532,3 +532,27 @@ async def test_a_quotes_request_naming_a_symbol_by_other_than_a_string_is_refuse
     ok, body = parse_answer(answer)
     assert not ok
     assert "bad request" in str(decode_error(body))
+
+
+async def test_a_server_that_never_accepts_the_connection_is_unreachable_within_the_timeout() -> None:
+    """The answer's wait was bounded but the connect was not: a wedged simulator whose accept queue is full drops
+    the connection's SYNs, and `repeg run` waited in connect for minutes (the kernel's SYN retries), past the
+    timeout the client promises; it is now "unreachable" once the timeout has passed."""
+    import socket
+
+    with contextlib.ExitStack() as stack:
+        listener = stack.enter_context(socket.socket())
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)  # never accepted: the queue fills, later SYNs are dropped
+        port = listener.getsockname()[1]
+        for _ in range(3):
+            filler = stack.enter_context(socket.socket())
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(("127.0.0.1", port))
+        await asyncio.sleep(0.1)
+        conn = _Connection(SimAddress("127.0.0.1", port, "s1"), timeout=timedelta(milliseconds=200))
+        with pytest.raises(
+            BrokerUnavailableError, match=re.escape("unreachable: no connection within 0.2 s")
+        ):
+            await asyncio.wait_for(conn.call("get_account"), 5)

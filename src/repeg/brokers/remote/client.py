@@ -137,10 +137,16 @@ class _Connection:
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self._streams is None:
-            try:
-                self._streams = await asyncio.open_connection(
-                    self._address.host, self._address.port, limit=MAX_LINE
-                )
+            try:  # bounded too: a wedged server's full accept queue drops the SYNs, and connect waits minutes
+                async with asyncio.timeout(self._timeout.total_seconds()):
+                    self._streams = await asyncio.open_connection(
+                        self._address.host, self._address.port, limit=MAX_LINE
+                    )
+            except TimeoutError as exc:  # an OSError too: caught first, for a message that says what happened
+                waited = f"no connection within {self._timeout.total_seconds():g} s"
+                raise BrokerUnavailableError(
+                    f"remote simulator at {self._url} unreachable: {waited}"
+                ) from exc
             except OSError as exc:
                 raise BrokerUnavailableError(f"remote simulator at {self._url} unreachable: {exc}") from exc
         return self._streams
