@@ -42,6 +42,7 @@ from repeg.errors import (
     BrokerUnavailableError,
     ConfigError,
     DuplicateClientOrderIdError,
+    LiveTradingNotConfirmedError,
     OrderNotCancelableError,
     OrderNotFoundError,
     OrderRejectedError,
@@ -1162,3 +1163,35 @@ async def test_a_duplicate_id_whose_order_cannot_be_read_is_of_unknown_outcome_n
     with pytest.raises(BrokerUnavailableError, match="cannot read"):
         await broker.submit_order(_buy_of_the_raw_order())  # type: ignore[attr-defined]
     assert client.lookups == 2  # the look-up after the timeout, then the one after the duplicate answer
+
+
+# --- the live endpoint needs the confirmation, whatever the mode says ----------------------------------------
+
+
+@pytest.mark.parametrize("trading", ["https://api.alpaca.markets", "https://API.alpaca.markets:443/"])
+async def test_paper_mode_pointed_at_the_live_endpoint_still_needs_the_confirmation(
+    trading: str, monkeypatch: pytest.MonkeyPatch
+):
+    # `build_alpaca("paper", urls=...)` with the live trading host: the confirmation was checked against the mode
+    # only, so orders went to the live account (real money) without `confirm_live`.
+    from pydantic import SecretStr
+
+    from repeg.brokers.alpaca import factory
+    from repeg.brokers.alpaca.credentials import AlpacaCredentials
+    from repeg.brokers.alpaca.settings import AlpacaMode, AlpacaUrls, DataFeed
+
+    def contacted(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the live endpoint was about to be contacted without the confirmation")
+
+    monkeypatch.setattr(factory, "build_readonly_broker", contacted)  # no request leaves the test
+    urls = AlpacaUrls.for_mode(AlpacaMode.LIVE, DataFeed.IEX).model_copy(update={"trading": trading})
+    with pytest.raises(LiveTradingNotConfirmedError) as info:
+        await factory.build_alpaca(
+            "paper",
+            confirm_live=False,
+            allow_closed=False,
+            clock=VirtualClock(T0),
+            credentials=AlpacaCredentials(key_id="PK8", secret_key=SecretStr("s8")),
+            urls=urls,
+        )
+    assert info.value.key == "--confirm"

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import structlog
 from alpaca.common.rest import RESTClient
 from alpaca.data.historical.stock import StockHistoricalDataClient
@@ -29,6 +31,14 @@ def harden(client: RESTClient, settings: AlpacaSettings) -> None:
     client._session.mount("https://", adapter)
 
 
+_LIVE_HOST = urlsplit(AlpacaUrls.for_mode(AlpacaMode.LIVE, DataFeed.IEX).trading).hostname
+
+
+def is_live_endpoint(url: str) -> bool:
+    """Whether `url` is Alpaca's live trading host: orders sent there trade real money, whatever the mode says."""
+    return urlsplit(url).hostname == _LIVE_HOST
+
+
 def broker_name(mode: AlpacaMode) -> str:
     return f"alpaca-{mode.value}"
 
@@ -46,18 +56,18 @@ async def build_alpaca(
 ) -> tuple[AlpacaBroker, AlpacaQuoteFeed]:
     """A connected `AlpacaBroker` and `AlpacaQuoteFeed` for `mode` ("paper" or "live").
 
-    Before returning: live mode without `confirm_live` raises `LiveTradingNotConfirmedError` (nothing is
-    contacted); the market clock is read and a closed market raises `MarketClosedError` unless `allow_closed`
-    (then `broker.market_clock` says when it opens, and DAY orders queue until then); the trade-update stream
+    Before returning: live mode, or `urls` whose trading host is Alpaca's live one, without `confirm_live`
+    raises `LiveTradingNotConfirmedError` (nothing is contacted); the market clock is read and a closed market
+    raises `MarketClosedError` unless `allow_closed` (then `broker.market_clock` says when it opens, and DAY orders queue until then); the trade-update stream
     is connected (`AuthenticationError` if the keys are refused). Call `aclose()` on both when done.
     Credentials default to `load_credentials()`; `urls` default to Alpaca's endpoints for the mode and feed.
     """
     mode, feed = AlpacaMode(mode), DataFeed(feed)
-    if mode is AlpacaMode.LIVE and not confirm_live:
-        raise LiveTradingNotConfirmedError(broker_name(mode))
+    urls = urls or AlpacaUrls.for_mode(mode, feed)
+    if (mode is AlpacaMode.LIVE or is_live_endpoint(urls.trading)) and not confirm_live:
+        raise LiveTradingNotConfirmedError(broker_name(AlpacaMode.LIVE))
     settings = settings or AlpacaSettings()
     credentials = credentials or load_credentials()
-    urls = urls or AlpacaUrls.for_mode(mode, feed)
     broker = build_readonly_broker(mode, clock=clock, credentials=credentials, urls=urls, settings=settings)
     await _check_market(broker, allow_closed)
     data = StockHistoricalDataClient(
