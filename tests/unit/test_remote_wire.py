@@ -556,3 +556,15 @@ async def test_a_server_that_never_accepts_the_connection_is_unreachable_within_
             BrokerUnavailableError, match=re.escape("unreachable: no connection within 0.2 s")
         ):
             await asyncio.wait_for(conn.call("get_account"), 5)
+
+
+@pytest.mark.parametrize("key", ["seed", "quotes_per_second", "partial_rate", "daily_vol"])
+def test_a_server_spec_boolean_is_refused_not_read_as_one(key: str) -> None:
+    """`"partial_rate": true` made every fill of every session partial (1.0), `"daily_vol": true` the wildest walk
+    and `"seed": true` seed 1, where the `[simulator]` table refuses a boolean for each of these."""
+    from pydantic import ValidationError
+
+    from repeg.brokers.remote.sessions import SessionSpec
+
+    with pytest.raises(ValidationError, match=key):
+        SessionSpec.model_validate_json(json.dumps({"symbols": {"AAA": "100"}, key: True}))

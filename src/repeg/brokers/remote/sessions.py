@@ -11,7 +11,7 @@ import hashlib
 from datetime import timedelta
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, field_validator, model_validator
 
 from repeg.brokers.remote.server import Session
 from repeg.brokers.simulator.account import SimAccount
@@ -34,11 +34,12 @@ class SessionSpec(BaseModel):
     #: Start prices, in ASCII digits ("\u0661\u0660" is 10 to Decimal), as the `[simulator]` table's.
     symbols: dict[str, AsciiDecimal] = Field(min_length=1)
     account: SimAccount = SimAccount()
-    seed: int = 7
-    quotes_per_second: float = Field(default=5.0, gt=0)
+    #: Strict: a boolean is refused, as the `[simulator]` table refuses it, not read as 1.
+    seed: StrictInt = 7
+    quotes_per_second: StrictFloat = Field(default=5.0, gt=0)
     duration: timedelta = timedelta(minutes=30)
-    partial_rate: float = Field(default=0.1, ge=0, le=1)
-    daily_vol: float = Field(default=0.02, ge=0, le=1)
+    partial_rate: StrictFloat = Field(default=0.1, ge=0, le=1)
+    daily_vol: StrictFloat = Field(default=0.02, ge=0, le=1)
 
     @field_validator("symbols")
     @classmethod
