@@ -1393,11 +1393,11 @@ def test_a_lab_json_document_with_stdout_closed_ends_quietly_with_the_commands_o
     assert (done.returncode, done.stderr) == (ExitCode.OK, "")
 
 
-async def test_a_dry_run_result_stdout_refuses_does_not_point_to_a_journal_that_lacks_it(
+async def test_a_dry_run_result_stdout_refuses_points_to_the_journal_that_holds_it(
     workdir: Path, fake_alpaca: FakeAlpacaServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A dry run journals nothing, yet its refused result said "`repeg show RUN` prints it from the journal", which
-    # then answers that the run is not in the journal.
+    # A dry run is journaled (as "alpaca-paper (dry run)", since 6945d548), yet its refused result said "nothing was
+    # sent or journaled" (74b595b2), while `repeg show RUN` prints it.
     import asyncio
     import errno
 
@@ -1415,8 +1415,11 @@ async def test_a_dry_run_result_stdout_refuses_does_not_point_to_a_journal_that_
     assert result.exit_code == ExitCode.FAILED, result.stderr
     last = result.stderr.splitlines()[-1]
     assert last.startswith("error: the result could not be written to stdout (No space left on device); ")
-    assert "repeg show" not in last
     assert "dry run dry1" in last
+    assert "journaled" not in last
+    assert "`repeg show dry1`" in last
+    shown = CliRunner().invoke(build_app(), ["show", "dry1"])
+    assert shown.exit_code == ExitCode.OK, shown.stderr
 
 
 def test_a_lab_error_whose_text_spans_lines_is_printed_on_one_line(

@@ -46,10 +46,9 @@ class StdoutConsole(Console):
 
 def unwritten(err: Console, run_id: str, status: str, exc: OSError, *, dry_run: bool = False) -> typer.Exit:
     """The one line and exit code (FAILED) of a result stdout refused (`exc`, e.g. a full disk) after the run
-    ended: what it was, how the run ended, and that the journal has it (a dry run: that nothing was sent or
-    journaled). stdout then goes to the null device, so that what is left buffered does not fail again at exit."""
+    ended: what it was, how the run ended, and that the journal has it (a dry run's too, which sent nothing). stdout then goes to the null device, so that what is left buffered does not fail again at exit."""
     ended = (
-        f"dry run {run_id}: nothing was sent or journaled"
+        f"dry run {run_id} sent nothing: `repeg show {run_id}` prints it from the journal"
         if dry_run
         else f"run {run_id} ended {status}: `repeg show {run_id}` prints it from the journal"
     )
