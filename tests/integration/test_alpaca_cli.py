@@ -95,11 +95,36 @@ async def test_dry_run_prices_every_order_and_sends_none(
     )
     assert fake_alpaca.count("POST", "/v2/orders") == 0
     assert fake_alpaca.book.orders == {}
-    assert {method for method, _ in fake_alpaca.requests} == {"GET"}  # no replace, cancel either (run-end too)
+    assert {method for method, _ in fake_alpaca.requests} == {
+        "GET"
+    }  # no replace, cancel either (run-end too)
     assert lines[0] == "dry run: 2 order(s) priced, none sent"
     assert any("MSFT" in line and "sell" in line and "limit 410.20" in line for line in lines)
     assert any("AAPL" in line and "buy" in line and "limit 100.00" in line for line in lines)
     assert result.status is not RunStatus.COMPLETED
+
+
+async def test_a_dry_run_on_a_closed_market_does_not_say_its_orders_queue(
+    fake_alpaca: FakeAlpacaServer, credentials_env: None
+):
+    # "market closed: DAY orders queue until ..." was printed for a dry run too, which queues nothing.
+    fake_alpaca.book.market_open = False
+    lines: list[str] = []
+    await execute_on_alpaca(
+        PLAN,
+        FAST_RUN,
+        broker="alpaca-paper",
+        confirm=False,
+        allow_closed=True,
+        dry_run=True,
+        run_id="rDRYC",
+        echo=lines.append,
+        urls=AlpacaUrls.loopback(fake_alpaca.base_url),
+        settings=FAST,
+    )
+    assert lines[0].startswith("market closed (next open ")
+    assert not [line for line in lines if "queue" in line]
+    assert "dry run: 2 order(s) priced, none sent" in lines
 
 
 async def test_a_paper_run_through_the_cli_entry_point_completes(

@@ -90,7 +90,7 @@ async def execute_on_alpaca(
         settings=settings,
     )
     try:
-        say_if_closed(alpaca, echo)
+        say_if_closed(alpaca, echo, dry_run=dry_run)
         if journal is not None and not dry_run:
             from repeg.cli.journal_run import journaled_session
 
@@ -129,11 +129,17 @@ async def execute_on_alpaca(
         await alpaca.aclose()
 
 
-def say_if_closed(alpaca: AlpacaBroker, echo: Echo = _stderr) -> None:
+def say_if_closed(alpaca: AlpacaBroker, echo: Echo = _stderr, *, dry_run: bool = False) -> None:
     """Tell the user (stderr by default: stdout is the result) that the market `build_alpaca` found closed, with
-    `--allow-closed`, queues the run's DAY orders until its next open; a fresh run and a resume alike."""
+    `--allow-closed`, queues the run's DAY orders until its next open; a fresh run and a resume alike. A dry run,
+    which queues nothing, is told only that the market is closed and when it opens."""
     if alpaca.market_clock is not None and not alpaca.market_clock.is_open:
-        echo(f"market closed: DAY orders queue until {alpaca.market_clock.next_open.isoformat()}")
+        opens = alpaca.market_clock.next_open.isoformat()
+        echo(
+            f"market closed (next open {opens})"
+            if dry_run
+            else f"market closed: DAY orders queue until {opens}"
+        )
 
 
 def run_on_alpaca(
