@@ -60,6 +60,13 @@ def test_errors_with_fields_are_rebuilt_equal(error: RepegError) -> None:
     assert vars(rebuilt) == vars(error)
 
 
+def _alpaca_kept(error: BrokerError, broker_message: str, code: str) -> BrokerError:
+    """`error` with the broker's words and code set after construction, as the Alpaca mapping's `_kept` sets them
+    on the classes whose constructor takes neither (or no code)."""
+    error.broker_message, error.code = broker_message, code
+    return error
+
+
 @pytest.mark.parametrize(
     "error",
     [
@@ -69,6 +76,10 @@ def test_errors_with_fields_are_rebuilt_equal(error: RepegError) -> None:
             "sim-1", "filled", broker_message='order is already in "filled" state', code="42210000"
         ),
         OrderRejectedError("X: limit price off the tick grid", broker_message="sub-penny", code="42210000"),
+        _alpaca_kept(
+            DuplicateClientOrderIdError("r1-L0000-A00"), "client_order_id must be unique", "40010001"
+        ),
+        _alpaca_kept(OrderNotFoundError("sim-1"), "order not found", "40410000"),
     ],
 )
 def test_the_brokers_own_words_and_code_cross_the_wire(error: BrokerError) -> None:

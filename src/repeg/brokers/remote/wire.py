@@ -109,11 +109,18 @@ def decode_error(body: str) -> RepegError:
     name, message = str(data.get("type", "")), str(data.get("message", ""))
     build = _BY_FIELDS.get(name)
     if build is not None:
-        return build({key: str(value) for key, value in data.items()})
+        return _with_words(build({key: str(value) for key, value in data.items()}), data)
     if name in _BUGS:
         return InvariantViolationError(f"remote simulator: {message}")
-    error = _BY_MESSAGE.get(name, BrokerError)(f"remote simulator: {message}")  # the message holds the words
-    for attribute in ("broker_message", "code"):
-        if data.get(attribute) is not None:
-            setattr(error, attribute, str(data[attribute]))
+    # The message holds the words.
+    return _with_words(_BY_MESSAGE.get(name, BrokerError)(f"remote simulator: {message}"), data)
+
+
+def _with_words(error: RepegError, data: dict[str, object]) -> RepegError:
+    """`error` with the broker's words and code it was sent with, where its constructor did not take them: the
+    Alpaca mapping sets both on an `OrderNotFoundError`, and a code on a `DuplicateClientOrderIdError`."""
+    if isinstance(error, BrokerError):
+        for attribute in ("broker_message", "code"):
+            if data.get(attribute) is not None and getattr(error, attribute) is None:
+                setattr(error, attribute, str(data[attribute]))
     return error
