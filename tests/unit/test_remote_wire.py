@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from repeg.brokers.remote.client import RemoteBroker, SimAddress, _Connection, parse_sim_url
+from repeg.brokers.remote.server import SimServer
 from repeg.brokers.remote.wire import (
     answer_line,
     decode_error,
@@ -293,25 +294,31 @@ async def test_an_unreachable_remote_simulator_is_named_by_its_url_as_written() 
     assert str(info.value).startswith(f"remote simulator at {url} unreachable: ")
 
 
+async def _answers(server: SimServer, *lines: bytes) -> list[bytes]:
+    """The server's answers to `lines`, sent on one connection, read one line each."""
+    port = await server.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.writelines(lines)
+        await writer.drain()
+        answers = [await asyncio.wait_for(reader.readline(), 5) for _ in lines]
+        writer.close()
+        await writer.wait_closed()
+    finally:
+        await server.close()
+    return answers
+
+
 async def test_a_request_nested_too_deeply_is_refused_as_a_bad_request_not_dropped() -> None:
     """`json.loads` of a deeply nested request raises RecursionError, which is no ValueError: the server dropped the
     connection without an answer (asyncio printed the traceback), and the caller saw "outcome unknown" where the
     request was simply malformed."""
-    from repeg.brokers.remote.server import Session, SimServer
+    from repeg.brokers.remote.server import Session
 
     async def no_session(name: str) -> Session:
         raise AssertionError("a malformed request must not create a session")
 
-    server = SimServer(no_session)
-    port = await server.start()
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(request_line("get_account", "s1", "[" * 100_000))
-        await writer.drain()
-        answer = await asyncio.wait_for(reader.readline(), 5)
-        writer.close()
-    finally:
-        await server.close()
+    (answer,) = await _answers(SimServer(no_session), request_line("get_account", "s1", "[" * 100_000))
     ok, body = parse_answer(answer)
     assert not ok
     error = decode_error(body)
@@ -378,23 +385,16 @@ async def test_a_request_longer_than_the_line_limit_is_refused_and_the_connectio
     """A request over the line limit ended its connection without an answer (readline's ValueError escaped the
     handler: asyncio printed "Unhandled exception"), so the client read "outcome unknown" for a request that
     was refused; the rest of the line is skipped and the next request answered as usual."""
-    from repeg.brokers.remote.server import Session, SimServer
+    from repeg.brokers.remote.server import Session
 
     async def no_session(name: str) -> Session:
         raise AssertionError("an over-long request must not create a session")
 
-    server = SimServer(no_session, max_line=1024)
-    port = await server.start()
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(request_line("get_account", "s1", json.dumps({"pad": "x" * 5000})))
-        writer.write(request_line("no_such_method", "s1", "{}"))
-        await writer.drain()
-        first = await asyncio.wait_for(reader.readline(), 5)
-        second = await asyncio.wait_for(reader.readline(), 5)
-        writer.close()
-    finally:
-        await server.close()
+    first, second = await _answers(
+        SimServer(no_session, max_line=1024),
+        request_line("get_account", "s1", json.dumps({"pad": "x" * 5000})),
+        request_line("no_such_method", "s1", "{}"),
+    )
     too_long = decode_error(parse_answer(first)[1])
     assert type(too_long) is BrokerError
     assert "longer than 1024 bytes" in str(too_long)
@@ -524,22 +524,15 @@ async def test_a_quotes_request_naming_a_symbol_by_other_than_a_string_is_refuse
     """`quotes` stringified whatever it was sent: [null, 1] came back as quotes of symbols "None" and "1" (none on
     the tape), an answer about symbols no one asked for, where every other method refuses a parameter of the wrong
     type as a bad request."""
-    from repeg.brokers.remote.server import Session, SimServer
+    from repeg.brokers.remote.server import Session
     from repeg.brokers.remote.sessions import SessionSpec, build_session
 
     async def factory(name: str) -> Session:
         return await build_session(SessionSpec(symbols={"AAA": Decimal(10)}), name)
 
-    server = SimServer(factory)
-    port = await server.start()
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(request_line("quotes", "s1", json.dumps({"symbols": ["AAA", None, 1]})))
-        await writer.drain()
-        answer = await asyncio.wait_for(reader.readline(), 5)
-        writer.close()
-    finally:
-        await server.close()
+    (answer,) = await _answers(
+        SimServer(factory), request_line("quotes", "s1", json.dumps({"symbols": ["AAA", None, 1]}))
+    )
     ok, body = parse_answer(answer)
     assert not ok
     assert "bad request" in str(decode_error(body))
