@@ -572,3 +572,28 @@ def test_a_server_spec_boolean_is_refused_not_read_as_one(key: str) -> None:
 
     with pytest.raises(ValidationError, match=key):
         SessionSpec.model_validate_json(json.dumps({"symbols": {"AAA": "100"}, key: True}))
+
+
+def test_a_port_file_that_cannot_be_written_is_refused_naming_the_option_not_the_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A port file in a directory that does not exist was refused as "cannot serve on 127.0.0.1:0" (a9c66e2d): the
+    port was bound and served; it is the --port-file that cannot be written."""
+    spec = tmp_path / "spec.json"
+    spec.write_text('{"symbols": {"AAA": "10"}}', encoding="utf-8")
+    port_file = tmp_path / "nosuch" / "port"
+    assert _serve_main(monkeypatch, str(spec), "--port-file", str(port_file)).value.code == 2
+    err = capsys.readouterr().err
+    assert "--port-file" in err
+    assert "cannot serve" not in err
+
+
+def test_a_port_that_is_not_a_number_is_refused_as_not_a_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--port abc was refused as "invalid _port value" (a9c66e2d's parser function's name) instead of saying
+    what a port is."""
+    spec = tmp_path / "spec.json"
+    spec.write_text('{"symbols": {"AAA": "10"}}', encoding="utf-8")
+    assert _serve_main(monkeypatch, str(spec), "--port", "abc").value.code == 2
+    assert "'abc' is not a port (0 to 65535)" in capsys.readouterr().err

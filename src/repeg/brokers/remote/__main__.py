@@ -38,9 +38,12 @@ async def _serve(spec: SessionSpec, port: int, port_file: Path | None) -> None:
 
 def _port(text: str) -> int:
     """A TCP port, 0 (any free one) to 65535: bind() refused others with an OverflowError traceback."""
-    port = int(text)
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1  # refused below, saying what a port is (argparse would name this function)
     if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{text} is not a port (0 to 65535)")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535)")
     return port
 
 
@@ -58,8 +61,13 @@ def main() -> None:
         asyncio.run(_serve(spec, args.port, args.port_file))
     except ValueError as exc:
         parser.error(f"{args.spec}: {exc}")
-    except OSError as exc:  # the port taken, or the port file not writable
-        parser.error(f"cannot serve on 127.0.0.1:{args.port}: {exc}")
+    except OSError as exc:  # the port taken (bind names no file), or the port file not writable (named)
+        where = (
+            f"--port-file {args.port_file}"
+            if exc.filename is not None
+            else f"cannot serve on 127.0.0.1:{args.port}"
+        )
+        parser.error(f"{where}: {exc}")
 
 
 if __name__ == "__main__":
