@@ -2,9 +2,9 @@
 
 A URL names the server and the session: `sim://127.0.0.1:PORT/SESSION`. The remote simulator does not push
 updates (`pushes_updates` is False): the engine polls `get_order`, as it would for any broker without a stream.
-Requests are serialised on one connection; a lost connection, or an answer not come within the timeout (30 s by
-default), is an error, never retried silently, because a submit whose answer was lost must go through the
-engine's idempotent re-submission, not a blind retry here.
+Requests are serialised on one connection; a lost connection, a connection not made or an answer not come within
+the timeout (30 s by default, each), is an error, never retried silently, because a submit whose answer was lost
+must go through the engine's idempotent re-submission, not a blind retry here.
 """
 
 from __future__ import annotations
@@ -81,7 +81,8 @@ def parse_sim_url(url: str) -> SimAddress:
     return SimAddress(host, int(port), session)
 
 
-#: How long a call waits for the server's answer before its outcome is declared unknown.
+#: How long a call waits for the server's answer before its outcome is declared unknown (and, before it is sent,
+#: for its connection, if one must be opened).
 DEFAULT_TIMEOUT: Final = timedelta(seconds=30)
 
 
@@ -90,7 +91,8 @@ class _Connection:
 
     def __init__(self, address: SimAddress, url: str = "", timeout: timedelta = DEFAULT_TIMEOUT) -> None:
         self._address = address
-        #: Longest wait for an answer: a stopped or wedged server must not hold the run past its deadlines.
+        #: Longest wait for an answer, and for a connection: a stopped or wedged server must not hold the run past its
+        #: deadlines.
         self._timeout = timeout
         #: The address as the user wrote it, for messages.
         self._url = url or f"sim://{address.host}:{address.port}/{address.session}"
