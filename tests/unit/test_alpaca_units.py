@@ -1168,7 +1168,15 @@ async def test_a_duplicate_id_whose_order_cannot_be_read_is_of_unknown_outcome_n
 # --- the live endpoint needs the confirmation, whatever the mode says ----------------------------------------
 
 
-@pytest.mark.parametrize("trading", ["https://api.alpaca.markets", "https://API.alpaca.markets:443/"])
+@pytest.mark.parametrize(
+    "trading",
+    [
+        "https://api.alpaca.markets",
+        "https://API.alpaca.markets:443/",
+        "https://api.alpaca.markets./",  # the FQDN's trailing dot: urllib3 connects (and verifies) without it
+        "https://api.alpaca.markets\\@paper-api.alpaca.markets",  # urllib3 reads the host before the backslash
+    ],
+)
 async def test_paper_mode_pointed_at_the_live_endpoint_still_needs_the_confirmation(
     trading: str, monkeypatch: pytest.MonkeyPatch
 ):

@@ -11,6 +11,8 @@ import structlog
 from alpaca.common.rest import RESTClient
 from alpaca.data.historical.stock import StockHistoricalDataClient
 from alpaca.trading.client import TradingClient
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from repeg.brokers.alpaca.adapter import AlpacaBroker
 from repeg.brokers.alpaca.credentials import AlpacaCredentials, load_credentials
@@ -35,8 +37,16 @@ _LIVE_HOST = urlsplit(AlpacaUrls.for_mode(AlpacaMode.LIVE, DataFeed.IEX).trading
 
 
 def is_live_endpoint(url: str) -> bool:
-    """Whether `url` is Alpaca's live trading host: orders sent there trade real money, whatever the mode says."""
-    return urlsplit(url).hostname == _LIVE_HOST
+    """Whether `url` is Alpaca's live trading host: orders sent there trade real money, whatever the mode says.
+
+    Read as the SDK's HTTP stack (urllib3) reads it, which connects to an FQDN's trailing-dot form as to the host
+    and stops the host at a backslash; a url it cannot parse reaches no host.
+    """
+    try:
+        host = parse_url(url.strip()).host
+    except LocationParseError:
+        return False
+    return (host or "").lower().rstrip(".") == _LIVE_HOST
 
 
 def broker_name(mode: AlpacaMode) -> str:
