@@ -1088,18 +1088,6 @@ def test_a_refused_credentials_file_leaves_no_frame_holding_the_secret(tmp_path:
     assert not [text for text in shown if "S3CRET-0123456789" in text]
 
 
-def test_missing_credentials_leave_no_frame_holding_the_secret_set_alone(tmp_path: Path, monkeypatch):
-    # Only the secret set in the environment: the file is used, it is missing, and the refusal is raised from the
-    # frame that read the environment.
-    monkeypatch.setenv("APCA_API_SECRET_KEY", "S3CRET-0123456789")
-    monkeypatch.delenv("APCA_API_KEY_ID", raising=False)
-    with pytest.raises(ConfigError) as info:
-        load_credentials(None, tmp_path / "absent.toml")
-    shown = locals_a_traceback_renderer_shows(info.value)
-    assert shown, "no frame was walked: the test would prove nothing"
-    assert not [text for text in shown if "S3CRET-0123456789" in text]
-
-
 class _CreatesUnreadably(_TwoOrders):
     """A client that creates every order it is sent and answers it with a status repeg has no member for."""
 
