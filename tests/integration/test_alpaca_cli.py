@@ -107,23 +107,28 @@ async def test_dry_run_prices_every_order_and_sends_none(
 async def test_a_dry_run_on_a_closed_market_does_not_say_its_orders_queue(
     fake_alpaca: FakeAlpacaServer, credentials_env: None
 ):
-    # "market closed: DAY orders queue until ..." was printed for a dry run too, which queues nothing.
+    # "market closed: DAY orders queue until ..." was printed for a dry run too, which queues nothing; and the
+    # warning logged on stderr (default level) still named it `market_closed_orders_queue`.
+    from structlog.testing import capture_logs
+
     fake_alpaca.book.market_open = False
     lines: list[str] = []
-    await execute_on_alpaca(
-        PLAN,
-        FAST_RUN,
-        broker="alpaca-paper",
-        confirm=False,
-        allow_closed=True,
-        dry_run=True,
-        run_id="rDRYC",
-        echo=lines.append,
-        urls=AlpacaUrls.loopback(fake_alpaca.base_url),
-        settings=FAST,
-    )
+    with capture_logs() as logged:
+        await execute_on_alpaca(
+            PLAN,
+            FAST_RUN,
+            broker="alpaca-paper",
+            confirm=False,
+            allow_closed=True,
+            dry_run=True,
+            run_id="rDRYC",
+            echo=lines.append,
+            urls=AlpacaUrls.loopback(fake_alpaca.base_url),
+            settings=FAST,
+        )
     assert lines[0].startswith("market closed (next open ")
     assert not [line for line in lines if "queue" in line]
+    assert not [entry for entry in logged if "queue" in str(entry["event"])]
     assert "dry run: 2 order(s) priced, none sent" in lines
 
 

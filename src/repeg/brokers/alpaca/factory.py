@@ -134,4 +134,4 @@ async def _check_market(broker: AlpacaBroker, allow_closed: bool) -> None:
         raise MarketClosedError(
             f"the market is closed (next open {market.next_open.isoformat()}); pass --allow-closed to queue DAY orders"
         )
-    log.warning("market_closed_orders_queue", next_open=market.next_open.isoformat(), broker=broker.name)
+    log.warning("market_closed_run_allowed", next_open=market.next_open.isoformat(), broker=broker.name)
