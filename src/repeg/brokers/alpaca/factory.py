@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import requests
 import structlog
 from alpaca.common.rest import RESTClient
 from alpaca.data.historical.stock import StockHistoricalDataClient
 from alpaca.trading.client import TradingClient
-from urllib3.exceptions import LocationParseError
-from urllib3.util import parse_url
 
 from repeg.brokers.alpaca.adapter import AlpacaBroker
 from repeg.brokers.alpaca.credentials import AlpacaCredentials, load_credentials
@@ -39,14 +38,15 @@ _LIVE_HOST = urlsplit(AlpacaUrls.for_mode(AlpacaMode.LIVE, DataFeed.IEX).trading
 def is_live_endpoint(url: str) -> bool:
     """Whether `url` is Alpaca's live trading host: orders sent there trade real money, whatever the mode says.
 
-    Read as the SDK's HTTP stack (urllib3) reads it, which connects to an FQDN's trailing-dot form as to the host
-    and stops the host at a backslash; a url it cannot parse reaches no host.
+    Read as the SDK's HTTP client (requests) sends it, which connects to an FQDN's trailing-dot form as to the
+    host and ends the host at a backslash; a url it cannot prepare reaches no host.
     """
+    prepared = requests.PreparedRequest()
     try:
-        host = parse_url(url.strip()).host
-    except LocationParseError:
+        prepared.prepare_url(url, None)
+    except requests.RequestException:
         return False
-    return (host or "").lower().rstrip(".") == _LIVE_HOST
+    return (urlsplit(prepared.url or "").hostname or "").rstrip(".") == _LIVE_HOST
 
 
 def broker_name(mode: AlpacaMode) -> str:
