@@ -30,6 +30,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
+from repeg.domain.plan import plain_number_text
 from repeg.errors import ConfigError
 
 #: The keys that are times in seconds (floats, turned into `timedelta`s).
@@ -97,11 +98,6 @@ def ascii_number(value: object) -> object:
     if isinstance(value, str) and not plain_number_text(value):
         raise PydanticCustomError("decimal_parsing", "must be a number written in ASCII digits, without '_'")
     return value
-
-
-def plain_number_text(text: str) -> bool:
-    """True when `text` may be read by `Decimal` as a plan reads a number: ASCII only, no `_` separators."""
-    return text.strip().isascii() and "_" not in text
 
 
 def not_negative_zero(value: float | Decimal) -> float | Decimal:

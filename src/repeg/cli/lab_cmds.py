@@ -131,7 +131,7 @@ def _basket(
             reason = "a directory, not a file" if arrivals.is_dir() else "no such file"
             raise ConfigError("--arrivals", str(arrivals), reason)
         return load_arrivals(arrivals, day.symbol, default_budget_seconds=budget)
-    from repeg.config import plain_number_text
+    from repeg.domain.plan import plain_number_text
 
     if not plain_number_text(qty):  # Decimal reads "١٠٠" and "1_00" as 100
         raise ConfigError("--qty", qty, "not a number")

@@ -28,6 +28,12 @@ def is_ticker(text: str) -> bool:
     return len(text) <= _MAX_SYMBOL_LEN and _SYMBOL_RE.fullmatch(text) is not None
 
 
+def plain_number_text(text: str) -> bool:
+    """Whether `Decimal` may read `text` as a user wrote it: ASCII only and no `_` separators (`Decimal` reads any
+    script's digits, "\u0661\u0660" as 10, and "1_0" as 10). Plans, the config and the lab's options all ask this."""
+    return text.strip().isascii() and "_" not in text
+
+
 def plan_symbol(value: str) -> str:
     """A plan's symbol as every path takes it (a file row or a `TradeIntent` built in Python): trimmed and upper
     case, so that "aapl" names the position, quote and asset AAPL (and is one symbol with "AAPL"); a `ValueError`

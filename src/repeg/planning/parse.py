@@ -28,7 +28,15 @@ from typing import TYPE_CHECKING
 
 from repeg.domain import plan as domain_plan
 from repeg.domain.orders import Side
-from repeg.domain.plan import Plan, PlanKind, TargetWeight, TradeIntent, exact_sum, is_ticker
+from repeg.domain.plan import (
+    Plan,
+    PlanKind,
+    TargetWeight,
+    TradeIntent,
+    exact_sum,
+    is_ticker,
+    plain_number_text,
+)
 from repeg.domain.ticks import ZERO
 from repeg.errors import PlanInputError
 
@@ -329,9 +337,8 @@ def _decimal(source: str, row: _Row, field: str) -> Decimal | None:
         return None
     if isinstance(raw, Decimal):
         value = raw
-    # Decimal() would accept "1_000", and digits of any script ("\u0661\u0660" is 10): ASCII digits only, as
-    # in a quote file or the TOML config
-    elif isinstance(raw, str) and "_" not in raw and raw.strip().isascii():
+    # ASCII digits only, as in a quote file or the TOML config (`plain_number_text`)
+    elif isinstance(raw, str) and plain_number_text(raw):
         try:
             value = Decimal(raw.strip())
         except InvalidOperation:
