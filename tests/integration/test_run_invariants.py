@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import os
 import tempfile
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
-from tests.integration.run_invariants_support import check_run, run_case
+from tests.integration.run_invariants_support import RunOutcome, check_run, run_case
 from tests.integration.run_resume_support import check_resumed, crash_and_resume
 
 from repeg.brokers.simulator.account import SimAccount
@@ -158,6 +158,35 @@ CASES = settings(
 )
 
 
+def _run(
+    plan: Plan,
+    tape: QuoteTape,
+    account: SimAccount,
+    config: ExecutionConfig,
+    *,
+    seed: int,
+    latency: LatencyModel | None,
+    fill_model: FillModel | None = None,
+    start: datetime | None = None,
+) -> RunOutcome | RepegError:
+    """The run, journaled in a fresh directory, or the typed error that refused it before any order was sent."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            return run_case(
+                plan,
+                tape,
+                account,
+                config,
+                seed=seed,
+                latency=latency,
+                journal_dir=Path(tmp),
+                fill_model=fill_model,
+                start=start,
+            )
+        except RepegError as exc:
+            return exc
+
+
 @CASES
 @given(
     plan=plans(),
@@ -185,24 +214,14 @@ def test_every_run_keeps_the_books_fills_journal_and_limits_consistent(
         if partial_rate < 0
         else PaperFillModel(tape, seed=seed, partial_rate=partial_rate)
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            outcome = run_case(
-                plan,
-                tape,
-                account,
-                config,
-                seed=seed,
-                latency=latency,
-                journal_dir=Path(tmp),
-                fill_model=model,
-            )
-        except RepegError as exc:  # a refusal before any order is sent is a typed error, not a broken run
-            event(f"refused: {type(exc).__name__}")
-            return
-        event(f"status: {outcome.result.status}")
-        event(f"fills: {'some' if outcome.executions else 'none'}")
-        check_run(outcome, config)
+    outcome = _run(plan, tape, account, config, seed=seed, latency=latency, fill_model=model)
+    # a refusal before any order is sent is a typed error, not a broken run
+    if isinstance(outcome, RepegError):
+        event(f"refused: {type(outcome).__name__}")
+        return
+    event(f"status: {outcome.result.status}")
+    event(f"fills: {'some' if outcome.executions else 'none'}")
+    check_run(outcome, config)
 
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "quotes"
@@ -244,22 +263,11 @@ def test_replayed_runs_keep_the_same_invariants_under_paper_and_queue_fills(
     plan = parse_csv(f"symbol,side,qty\nXXX,{side},{qty}\n", "r.csv")
     account = SimAccount(cash=Decimal(100_000), positions={"XXX": Decimal(500)})
     model = QueueFillModel(tape, trades, seed=seed) if queue else None
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            outcome = run_case(
-                plan,
-                tape,
-                account,
-                config,
-                seed=seed,
-                latency=latency,
-                journal_dir=Path(tmp),
-                fill_model=model,
-                start=tape.start + timedelta(minutes=minutes_in),
-            )
-        except RepegError as exc:  # refused before any order was sent (a notional limit)
-            event(f"refused: {type(exc).__name__}")
-            return
+    start = tape.start + timedelta(minutes=minutes_in)
+    outcome = _run(plan, tape, account, config, seed=seed, latency=latency, fill_model=model, start=start)
+    if isinstance(outcome, RepegError):  # refused before any order was sent (a notional limit)
+        event(f"refused: {type(outcome).__name__}")
+        return
     event(f"status: {outcome.result.status}")
     check_run(outcome, config)
 
@@ -273,13 +281,9 @@ def test_the_same_case_run_twice_sends_the_same_ids_and_gives_the_same_result(
     plan: Plan, config: ExecutionConfig, account: SimAccount, latency: LatencyModel | None, seed: int
 ) -> None:
     def once() -> tuple[object, list[str]]:
-        with tempfile.TemporaryDirectory() as tmp:
-            try:
-                outcome = run_case(
-                    plan, TAPES[1], account, config, seed=seed, latency=latency, journal_dir=Path(tmp)
-                )
-            except RepegError as exc:
-                return (type(exc).__name__, str(exc)), []
+        outcome = _run(plan, TAPES[1], account, config, seed=seed, latency=latency)
+        if isinstance(outcome, RepegError):
+            return (type(outcome).__name__, str(outcome)), []
         ids = [e.client_order_id or "" for e in outcome.events if isinstance(e, OrderIntent)]
         return outcome.result, ids
 
