@@ -84,12 +84,14 @@ LIBPQ_KEYWORDS = [
     "oauth_client_secret",
     "oauth_scope",
 ]
+#: libpq's keywords whose value is a secret: `password`, `sslpassword` (the passphrase of the client's SSL key),
+#: and its other secrets (libpq 18).
+LIBPQ_SECRETS = ("password", "sslpassword", "oauth_client_secret", "scram_client_key", "scram_server_key")
 #: A libpq `key=value` connection string (as `psql` takes): it starts with a connection keyword and '='.
 _CONNINFO = re.compile(rf"\s*(?:{'|'.join(LIBPQ_KEYWORDS)})\s*=", re.IGNORECASE)
 #: A secret in one: up to the next blank ('\ ' is a blank in it), or quoted ('...', a quote in it written \').
 _CONNINFO_PASSWORD = re.compile(
-    r"((?:ssl)?password\s*=\s*|(?:oauth_client_secret|scram_client_key|scram_server_key)\s*=\s*)"
-    r"(?:'(?:[^'\\]|\\.)*'?|(?:\\.|[^\s\\])*\\?)",
+    rf"((?:{'|'.join(LIBPQ_SECRETS)})\s*=\s*)" r"(?:'(?:[^'\\]|\\.)*'?|(?:\\.|[^\s\\])*\\?)",
     re.IGNORECASE,
 )
 

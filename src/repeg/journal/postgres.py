@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from repeg.errors import ConfigError, JournalError
-from repeg.journal.factory import LIBPQ_KEYWORDS
+from repeg.journal.factory import LIBPQ_KEYWORDS, LIBPQ_SECRETS
 from repeg.journal.schema import VERSION_TABLE_POSTGRES, not_a_journal, pending_migrations
 from repeg.journal.store import SUMMARY_KINDS, SqlJournal
 from repeg.journal.writer import Record
@@ -37,10 +37,7 @@ _PASSWORD_BEFORE_PATH = re.compile(r"(://[^:/@]*:)[^@/]*(?:@[^@/?#]*)*@")
 _BARE_AT = re.compile(r"://[^/@]*@[^/?#]*@")
 #: A parameter's keyword; its value runs to the next '&' (a '?' in it may start another keyword, masked too).
 _PARAM_KEY = re.compile(r"[?&]([^=&?]*)=")
-#: libpq's `password` and `sslpassword` (the passphrase of the client's SSL key), and its other secrets (libpq 18).
-_PASSWORD_KEYS = frozenset(
-    {"password", "sslpassword", "oauth_client_secret", "scram_client_key", "scram_server_key"}
-)
+_PASSWORD_KEYS = frozenset(LIBPQ_SECRETS)
 _KEYWORDS = frozenset(LIBPQ_KEYWORDS)
 
 
