@@ -226,6 +226,11 @@ class ReportError(RepegError):
         return (type(self), (self.file, self.reason))
 
 
+class FigureExportError(ReportError):
+    """The figures could not be exported (the headless browser that renders the PNGs failed or wrote nothing):
+    the inputs were good, the export failed, so the command exits 4, not 2."""
+
+
 class SweepError(RepegError):
     """A sweep grid is malformed (key and value named) or a grid point failed (point named)."""
 

@@ -293,6 +293,33 @@ def test_a_png_dir_that_is_a_file_is_refused_before_the_html_is_written(
     assert not html.exists()
 
 
+def test_a_failed_png_export_exits_4_not_2(
+    journaled: Journaled, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The browser that renders the PNGs failed after the inputs were read and the HTML written: it exited 2, the
+    # code of a refused input, though nothing the user gave was wrong (README's exit codes: 4, a failure).
+    import kaleido
+
+    def no_browser(jobs: object) -> None:
+        raise RuntimeError("no browser started")
+
+    monkeypatch.setattr(kaleido, "write_fig_from_object_sync", no_browser)
+    code, out, err = _repeg(
+        "report",
+        RUN_ID,
+        "--journal",
+        journaled.journal,
+        "--html",
+        tmp_path / "r.html",
+        "--png-dir",
+        tmp_path / "p",
+    )
+    assert (code, out) == (ExitCode.FAILED, "")
+    assert err.startswith(
+        f"error: {tmp_path / 'p'}: PNG export failed (is chromium installed?): RuntimeError("
+    )
+
+
 def test_an_html_path_in_a_missing_directory_is_refused_naming_the_option(
     journaled: Journaled, tmp_path: Path
 ) -> None:

@@ -2,8 +2,8 @@
 
 Heavy imports (plotly, kaleido, Ray, the engine) happen inside the commands so that `repeg --help` stays fast.
 Input errors (unreadable result or grid, data files that do not pair, a report source that is neither a result
-file nor a run id of the journal) exit with code 2; a data source or journal failure with 4; anything unexpected
-is a bug (1), per `repeg.cli.exit_codes`.
+file nor a run id of the journal) exit with code 2; a data source or journal failure, or a PNG export that failed
+(the browser that renders it), with 4; anything unexpected is a bug (1), per `repeg.cli.exit_codes`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import typer
 from repeg.cli.exit_codes import ExitCode, exit_code_for_error, one_line
 from repeg.cli.extras import lab_extras_needed
 from repeg.cli.journal_cmds import JournalOption
-from repeg.errors import ConfigError, RepegError, ReportError, RunNotFoundError, SweepError
+from repeg.errors import ConfigError, FigureExportError, RepegError, ReportError, RunNotFoundError, SweepError
 from repeg.journal.factory import DEFAULT_JOURNAL
 
 if TYPE_CHECKING:
@@ -29,7 +29,12 @@ _BAD_INPUT_ERRORS = (ReportError, SweepError)
 
 def _fail(error: RepegError) -> typer.Exit:
     typer.echo(f"error: {one_line(str(error))}", err=True)
-    code = ExitCode.BAD_INPUT if isinstance(error, _BAD_INPUT_ERRORS) else exit_code_for_error(error)
+    if isinstance(error, FigureExportError):  # a ReportError, but of the export, not of what the user gave
+        code = ExitCode.FAILED
+    elif isinstance(error, _BAD_INPUT_ERRORS):
+        code = ExitCode.BAD_INPUT
+    else:
+        code = exit_code_for_error(error)
     return typer.Exit(int(code))
 
 

@@ -7,7 +7,7 @@ Guarantees:
 - Every text taken from a result (policy names, parameters, file names) is HTML-escaped.
 - The output depends only on its inputs: no wall-clock time or random id is written into it.
 - PNG export renders each figure with kaleido, which drives a Chromium-family browser found on PATH (Debian's
-  ``chromium``) or named by ``BROWSER_PATH``; a missing browser is a `ReportError`, never a silent skip.
+  ``chromium``) or named by ``BROWSER_PATH``; a missing browser is a `FigureExportError`, never a silent skip.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import plotly.io as pio
 import structlog
 from plotly.offline import get_plotlyjs
 
-from repeg.errors import ReportError
+from repeg.errors import FigureExportError
 from repeg.lab.models import (
     BacktestResult,
     CompareResult,
@@ -315,8 +315,8 @@ def write_html(
 def export_pngs(figures: Mapping[str, go.Figure], out_dir: Path, width: int = 1200) -> list[Path]:
     """Write `<out_dir>/<figure id>.png` for every figure in one browser session; returns the paths.
 
-    Raises `ReportError` when no Chromium-family browser can be started (install Debian's ``chromium`` or set
-    ``BROWSER_PATH``) or when a PNG is not produced.
+    Raises `FigureExportError` (a `ReportError`) when no Chromium-family browser can be started (install Debian's
+    ``chromium`` or set ``BROWSER_PATH``) or when a PNG is not produced.
     """
     import kaleido
 
@@ -336,10 +336,10 @@ def export_pngs(figures: Mapping[str, go.Figure], out_dir: Path, width: int = 12
     try:
         kaleido.write_fig_from_object_sync(jobs)
     except Exception as exc:  # kaleido/choreographer raise their own untyped errors when no browser starts
-        raise ReportError(str(out_dir), f"PNG export failed (is chromium installed?): {exc!r}") from exc
+        raise FigureExportError(str(out_dir), f"PNG export failed (is chromium installed?): {exc!r}") from exc
     missing = [str(p) for p in paths if not p.is_file() or p.stat().st_size == 0]
     if missing:
-        raise ReportError(str(out_dir), f"PNG export produced no file for {missing}")
+        raise FigureExportError(str(out_dir), f"PNG export produced no file for {missing}")
     log.info("pngs_written", out_dir=str(out_dir), count=len(paths))
     return paths
 
