@@ -120,6 +120,30 @@ def test_interval_is_shown_as_mean_and_bounds() -> None:
     assert fmt_interval(Interval(mean=0.5, low=-0.25, high=1.0, n=3)) == "+0.50 [-0.25, +1.00]"
 
 
+def test_a_mean_that_rounds_to_zero_reads_plus_zero_in_the_terminal_tables() -> None:
+    # A mean of -0.002 read "-0.00" (a sign it does not carry at the precision shown), where the run tables and
+    # the JSON read +0.00 (signed_text, fe95add5); the bounds keep their sign: -0.00 is an interval ending below 0.
+    from rich.console import Console
+
+    from repeg.lab.models import FrontierPoint, Interval
+    from repeg.lab.tables import fmt_interval, frontier_table
+
+    assert fmt_interval(Interval(mean=-0.002, low=-0.004, high=-0.001, n=3)) == "+0.00 [-0.00, -0.00]"
+    assert fmt_interval(Interval(mean=float("inf"), low=-1.0, high=1.0, n=3)) == "+inf [-1.00, +1.00]"
+    point = FrontierPoint(
+        fill_model=FillModelName.PAPER,
+        policy="p",
+        mean_time_to_fill_s=1.0,
+        mean_cost_half_spreads=-0.0004,
+        completion_rate=1.0,
+        efficient=True,
+    )
+    console = Console(width=200, record=True)
+    console.print(frontier_table([point]))
+    assert "+0.000" in console.export_text()
+    assert "-0.000" not in console.export_text()
+
+
 def test_summary_table_shows_the_paired_verdict_only_when_asked() -> None:
     from repeg.lab.tables import summary_table
 

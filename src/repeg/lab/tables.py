@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 
 from rich.table import Table
 
 from repeg.lab.models import CompareResult, FrontierPoint, Interval, PairedComparison, PolicySummary, Verdict
 from repeg.lab.stats import MIN_PAIRS_FOR_VERDICT, multiplicity_note, runs_note, verdict_withheld
+from repeg.report.text import signed_text
 
 _VERDICT_STYLE = {Verdict.BETTER: "green", Verdict.WORSE: "red", Verdict.INDISTINGUISHABLE: "yellow"}
 
 
+def mean_text(mean: float, digits: int) -> str:
+    """A mean with its sign, as `signed_text` reads a run's cost: one that rounds to zero reads +0, never -0 (a sign
+    it does not carry at the precision shown). Rounded from the float as Python rounds it (half-even, its exact
+    value), so a figure past `signed_text`'s 28 digits or not finite (a hand-edited result) reads as before."""
+    shown = f"{mean:+.{digits}f}"
+    return signed_text(Decimal(shown), digits) if float(shown) == 0 else shown
+
+
 def fmt_interval(ci: Interval, digits: int = 2) -> str:
-    """`mean [low, high]`."""
-    return f"{ci.mean:+.{digits}f} [{ci.low:+.{digits}f}, {ci.high:+.{digits}f}]"
+    """`mean [low, high]`, each signed; a bound keeps its sign where it rounds to zero (-0.00 is an interval ending
+    below zero, which a verdict's interval may: docs/EXECUTION_QUALITY.md), the mean does not (`mean_text`)."""
+    return f"{mean_text(ci.mean, digits)} [{ci.low:+.{digits}f}, {ci.high:+.{digits}f}]"
 
 
 def _verdict_cell(s: PolicySummary, comparison: PairedComparison | None, baseline: str | None) -> str:
@@ -101,7 +112,7 @@ def frontier_table(points: Sequence[FrontierPoint]) -> Table:
             p.fill_model.value,
             p.policy,
             f"{p.mean_time_to_fill_s:.1f}",
-            f"{p.mean_cost_half_spreads:+.3f}",
+            mean_text(p.mean_cost_half_spreads, 3),
             f"{p.completion_rate:.1%}",
             "yes" if p.efficient else "",
         )
