@@ -533,3 +533,22 @@ def test_a_paired_interval_just_below_zero_keeps_its_sign_beside_its_verdict(
     table = comparison_table(compare_input.compare.model_copy(update={"comparisons": (better,)}))
     assert "-0.130 [-0.270, -0.000]" in table
     assert ">better<" in table
+
+
+def test_an_interval_cell_signs_its_mean_as_its_bounds_as_the_terminal_table_does(
+    compare_input: ReportInput,
+) -> None:
+    # An interval just below zero read "0.000 [-0.000, -0.000]": its mean unsigned (1f456bb9) beside bounds that
+    # keep their sign (1b1269c8), and positive figures unsigned where the terminal table reads "+0.00 [-0.00, -0.00]"
+    # and "+0.50 [-0.25, +1.00]". The cell is now that table's fmt_interval, to 3 places.
+    from repeg.lab.models import Interval
+    from repeg.lab.report_html import comparison_table
+
+    assert compare_input.compare is not None
+    first = compare_input.compare.comparisons[0]
+    just_below = Interval(mean=-0.0002, low=-0.0004, high=-0.0001, n=200)
+    across = Interval(mean=0.5, low=-0.25, high=1.0, n=200)
+    both = first.model_copy(update={"diff_half_spreads": just_below, "diff_bps": across})
+    table = comparison_table(compare_input.compare.model_copy(update={"comparisons": (both,)}))
+    assert "<td>+0.000 [-0.000, -0.000]</td>" in table
+    assert "<td>+0.500 [-0.250, +1.000]</td>" in table

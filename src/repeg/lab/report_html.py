@@ -34,6 +34,7 @@ from repeg.lab.models import (
 from repeg.lab.report_data import MarketSeries, ReportInput
 from repeg.lab.report_figures import build_figures, run_label
 from repeg.lab.stats import verdict_rule, verdict_withheld
+from repeg.lab.tables import fmt_interval
 
 log = structlog.get_logger(__name__)
 
@@ -59,9 +60,10 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 
 def _ci(interval: Interval) -> str:
-    """`mean [low, high]`; a bound keeps its sign even where it rounds to zero: -0.000 is an interval ending below
-    zero (a verdict's interval excludes it), as the terminal table's -0.00."""
-    return f"{_fmt(interval.mean)} [{interval.low:.3f}, {interval.high:.3f}]"
+    """`mean [low, high]` to 3 places, signed as the terminal table signs them (`repeg.lab.tables.fmt_interval`):
+    a mean that rounds to zero reads +0.000, a bound keeps its sign (-0.000 is an interval ending below zero, as a
+    verdict's interval may)."""
+    return fmt_interval(interval, 3)
 
 
 def _row(cells: Sequence[str], text_cols: int = 0) -> str:
