@@ -6,6 +6,7 @@ broker's own message). Callers catch the narrowest class that they can handle; n
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 
@@ -97,13 +98,36 @@ class MarketDataError(RepegError):
 
 
 class QuoteFileError(MarketDataError):
-    """A quote or trade file is malformed."""
+    """A quote or trade file is malformed. `row` is where: in a CSV file the line an editor shows (the header is
+    row 1, as in a plan), in a Parquet or DBN file the record, from 1."""
 
     def __init__(self, file: str, row: int | None, reason: str) -> None:
         self.file = file
         self.row = row
+        self.reason = reason
         where = file if row is None else f"{file}, row {row}"
         super().__init__(f"{where}: {reason}")
+
+    def renumbered(self, row_of: Callable[[int], int]) -> QuoteFileError:
+        """The same refusal, its row numbers given by `row_of` (a CSV file's record, from 1, to its line)."""
+        return QuoteFileError(self.file, None if self.row is None else row_of(self.row), self.reason)
+
+
+class SymbolSpellingError(QuoteFileError):
+    """Two spellings of one symbol in a quote or trade file ("aaa" and "AAA"), at `row` and at `other_row`."""
+
+    def __init__(self, file: str, row: int, name: str, other: str, *, other_row: int, symbol: str) -> None:
+        self.at, self.name, self.other, self.other_row, self.symbol = row, name, other, other_row, symbol
+        reason = (
+            f"symbol: {name!r} and {other!r} (row {other_row}) are one symbol, {symbol}: write it one way"
+        )
+        super().__init__(file, row, reason)
+
+    def renumbered(self, row_of: Callable[[int], int]) -> QuoteFileError:
+        other_row = row_of(self.other_row)
+        return SymbolSpellingError(
+            self.file, row_of(self.at), self.name, self.other, other_row=other_row, symbol=self.symbol
+        )
 
 
 # --- order lifecycle ---------------------------------------------------------------------------------------

@@ -88,6 +88,17 @@ def test_arrivals_csv_bad_side_names_row_and_field(tmp_path: Path) -> None:
         load_arrivals(path, "XXX")
 
 
+def test_arrivals_csv_counts_a_blank_line_as_a_plan_does(tmp_path: Path) -> None:
+    # Rows were numbered by record from 2, blank lines skipped: the bad side below, on line 4, was "row 3", where a
+    # plan (and now a quote file) names the line an editor shows.
+    path = tmp_path / "arrivals.csv"
+    path.write_text(
+        "ts,side,qty\n2018-01-02T15:00:00Z,buy,50\n\n2018-01-02T15:00:01Z,hold,50\n", encoding="utf-8"
+    )
+    with pytest.raises(PlanInputError, match=r"row 4, field 'side'"):
+        load_arrivals(path, "XXX")
+
+
 def test_arrivals_csv_naive_timestamp_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "arrivals.csv"
     path.write_text("ts,side,qty\n2018-01-02T15:00:00,buy,50\n", encoding="utf-8")

@@ -109,7 +109,7 @@ def test_a_record_with_another_field_count_than_the_header_names_its_row(
     no row: in a day of quotes the user could only search for the text pyarrow quoted."""
     body = "2024-01-02T14:30:00Z,A,1,1,2,1\n" * 3 + row + "\n" + "2024-01-02T14:30:02Z,A,1,1,2,1\n"
     err = _error(_write(tmp_path, body, name))
-    assert err.row == 4
+    assert err.row == 5
     assert f"expected 6 fields, got {fields}" in str(err)
 
 
@@ -122,9 +122,29 @@ def test_a_misshapen_record_that_is_not_utf8_is_named_without_noise_on_stderr(
     body = "2024-01-02T14:30:00Z,A,1,1,2,1\n2024-01-02T14:30:01Z,\xe9,1,1,2\n"
     path.write_bytes((HEADER + body).encode("latin-1"))
     err = _error(path)
-    assert err.row == 2
+    assert err.row == 3
     assert "expected 6 fields, got 5" in str(err)
     assert capfd.readouterr().err == ""
+
+
+@pytest.mark.parametrize("name", ["q.csv", "q.csv.gz"])
+def test_a_csv_quote_files_rows_are_its_lines_as_a_plans_are(tmp_path: Path, name: str) -> None:
+    # A quote file's row counted data records from 1, blank lines skipped, where a plan's (README: "CSV rows count
+    # the header as row 1") is the line an editor shows: row 2 of a quote file was line 4 here. Both now count the
+    # header as row 1 and every line after it, blank ones too; a Parquet file, which has no lines, its records.
+    body = "2024-01-02T14:30:00Z,A,1,1,2,1\n\n2024-01-02T14:30:01Z,A,1.23456,1,2,1\n"
+    err = _error(_write(tmp_path, body, name))
+    assert str(err) == (
+        f"{tmp_path / name}, row 4: bid: expected a non-negative dollar price with at most 4 decimals, "
+        "got '1.23456'"
+    )
+    body = "2024-01-02T14:30:00Z,aaa,1,1,2,1\n\n\n2024-01-02T14:30:02Z,AAA,1,1,2,1\n"
+    err = _error(_write(tmp_path, body, name))
+    assert (err.row, "'AAA' and 'aaa' (row 2) are one symbol" in str(err)) == (5, True)
+    body = "2024-01-02T14:30:00Z,A,1,1,2,1\n\n2024-01-02T14:30:01Z,A,1,1,2\n"
+    assert _error(_write(tmp_path, body, name)).row == 4
+    trades = _write(tmp_path, "\n2024-01-02T14:30:00Z,A,0,1\n", "t.csv", header="ts,symbol,price,size\n")
+    assert _error(trades, load_trades).row == 3
 
 
 def test_missing_column_is_named(tmp_path: Path) -> None:
@@ -140,33 +160,33 @@ def test_missing_column_is_named(tmp_path: Path) -> None:
 def test_bad_price_names_row_and_field(tmp_path: Path, cell: str, field: str) -> None:
     body = f"2024-01-02T14:30:00Z,A,1,1,2,1\n2024-01-02T14:30:01Z,A,{cell},1,2,1\n"
     err = _error(_write(tmp_path, body))
-    assert err.row == 2
+    assert err.row == 3
     assert field in str(err)
     assert err.file.endswith("q.csv")
 
 
 def test_fractional_size_is_refused(tmp_path: Path) -> None:
     err = _error(_write(tmp_path, "2024-01-02T14:30:00Z,A,1,1,2,10.5\n"))
-    assert err.row == 1
+    assert err.row == 2
     assert "ask_size" in str(err)
 
 
 @pytest.mark.parametrize("stamp", ["2024-01-02T14:30:00", "2024-13-02T14:30:00Z", "yesterday"])
 def test_bad_timestamp_names_row(tmp_path: Path, stamp: str) -> None:
     err = _error(_write(tmp_path, f"2024-01-02T14:30:00Z,A,1,1,2,1\n{stamp},A,1,1,2,1\n"))
-    assert err.row == 2
+    assert err.row == 3
     assert "ts" in str(err)
 
 
 def test_time_going_backwards_within_a_symbol_is_refused(tmp_path: Path) -> None:
     body = "2024-01-02T14:30:05Z,A,1,1,2,1\n2024-01-02T14:30:01Z,B,1,1,2,1\n2024-01-02T14:30:04Z,A,1,1,2,1\n"
     err = _error(_write(tmp_path, body))
-    assert err.row == 3
+    assert err.row == 4
     assert "backwards" in str(err)
 
 
 def test_empty_symbol_is_refused(tmp_path: Path) -> None:
-    assert _error(_write(tmp_path, "2024-01-02T14:30:00Z,,1,1,2,1\n")).row == 1
+    assert _error(_write(tmp_path, "2024-01-02T14:30:00Z,,1,1,2,1\n")).row == 2
 
 
 def test_header_only_file_is_refused(tmp_path: Path) -> None:
@@ -402,7 +422,7 @@ def test_trade_at_a_zero_price_is_refused(tmp_path: Path) -> None:
     header = "ts,symbol,price,size\n"
     body = "2024-01-02T14:30:00Z,A,158.30,100\n2024-01-02T14:30:01Z,A,0,300\n"
     err = _error(_write(tmp_path, body, "t.csv", header=header), load_trades)
-    assert (err.row, "price" in str(err)) == (2, True)
+    assert (err.row, "price" in str(err)) == (3, True)
 
 
 def test_trades_missing_size_column_is_named(tmp_path: Path) -> None:
@@ -739,8 +759,8 @@ def test_two_spellings_of_one_symbol_in_a_quote_file_are_refused_naming_row_and_
         "2024-01-02T14:30:00Z,AAA,1,1,2,1\n2024-01-02T14:30:01Z,B,1,1,2,1\n2024-01-02T14:30:02Z,aaa,1,1,2,1\n"
     )
     err = _error(_write(tmp_path, body))
-    assert err.row == 3
-    assert "symbol: 'aaa' and 'AAA' (row 1) are one symbol, AAA" in str(err)
+    assert err.row == 4
+    assert "symbol: 'aaa' and 'AAA' (row 2) are one symbol, AAA" in str(err)
 
 
 def test_a_blank_symbol_in_a_parquet_quote_file_is_refused_naming_its_row(tmp_path: Path) -> None:
@@ -792,7 +812,7 @@ def test_a_price_finer_than_four_decimals_is_still_refused_as_written(tmp_path: 
         err.row,
         f"bid: expected a non-negative dollar price with at most 4 decimals, got '{price}'" in str(err),
     ) == (
-        1,
+        2,
         True,
     )
 

@@ -202,11 +202,11 @@ def load_arrivals(
             rows = [
                 _parse_row(
                     path,
-                    number,
+                    reader.line_num,  # the row's line, blank lines counted, as a plan's (header row 1)
                     {k.strip().lower(): v or "" for k, v in row.items() if k},
                     default_budget_seconds,
                 )
-                for number, row in enumerate(reader, start=2)
+                for row in reader
             ]
     except UnicodeDecodeError as exc:
         raise PlanInputError(str(path), None, None, None, f"not UTF-8 text: {exc}") from exc

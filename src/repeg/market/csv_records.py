@@ -1,5 +1,6 @@
 """What the `csv` module reads of a CSV quote or trade file (`.csv`, or `.csv.gz` in any case), apart from pyarrow:
-its header's column names, and the first record whose field count is not the header's (to name its row).
+its header's column names, the first record whose field count is not the header's, and the line where a record
+starts (a refusal's row is that line, as in a plan: the header is row 1).
 """
 
 from __future__ import annotations
@@ -7,7 +8,10 @@ from __future__ import annotations
 import csv
 import gzip
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 from repeg.errors import QuoteFileError
 
@@ -20,12 +24,11 @@ def misshapen_record(path: Path, fields: int) -> QuoteFileError | None:
 
     Read again with the `csv` module, only on this error path: pyarrow's own report names no row (it numbers rows
     only on one thread, and cannot hand a row that is not UTF-8 to a handler). Rows count records from 1, blank
-    lines skipped, as pyarrow reads them; a value that is not UTF-8 is shown replaced, as in pyarrow's message.
-    A file damaged elsewhere gives None: the caller raises the first read's error.
+    lines skipped, as pyarrow reads them (`rows_as_lines` names its line); a value that is not UTF-8 is shown
+    replaced, as in pyarrow's message. A file damaged elsewhere gives None: the caller raises the first read's error.
     """
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
-        with opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="") as handle:
+        with _text(path) as handle:
             rows = csv.reader(handle)
             next(rows, None)  # the header
             for record, row in enumerate((row for row in rows if row), start=1):  # a blank line is no record
@@ -48,3 +51,41 @@ def csv_header(path: Path) -> list[str]:
         raise QuoteFileError(str(path), None, "gzip-compressed: name it .csv.gz")
     header = first.splitlines()[:1]  # the header ends at a lone CR too (pyarrow reads such files)
     return next(csv.reader([line.decode("utf-8-sig") for line in header]), [])
+
+
+def _text(path: Path) -> TextIO:
+    """The file as text (gunzipped for `.gz`), lines split at LF, CRLF or a lone CR as pyarrow splits them; a value
+    that is not UTF-8 replaced."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    return opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="")
+
+
+def record_line(path: Path, record: int) -> int:
+    """The line where data record `record` (from 1, blank lines skipped, as pyarrow and the numpy reader count
+    them) starts, the header being line 1. A record the file no longer holds (changed since, or cut where pyarrow
+    and the `csv` module split it differently) is placed as if no line were blank."""
+    try:
+        with _text(path) as handle:
+            rows = csv.reader(handle)
+            next(rows, None)  # the header
+            seen, start = 0, rows.line_num + 1
+            for row in rows:
+                seen += 1 if row else 0
+                if row and seen == record:
+                    return start
+                start = rows.line_num + 1
+    except (OSError, EOFError, zlib.error, csv.Error):
+        pass
+    return record + 1
+
+
+@contextmanager
+def rows_as_lines(path: Path) -> Iterator[None]:
+    """Refusals raised within, renumbered for a CSV file: a record (from 1, as the readers count them) becomes the
+    line an editor shows, the header being row 1 as in a plan. A Parquet file's rows stay its records."""
+    try:
+        yield
+    except QuoteFileError as exc:
+        if exc.row is None or not path.name.lower().endswith((".csv", ".csv.gz")):
+            raise
+        raise exc.renumbered(lambda record: record_line(path, record)) from exc.__cause__

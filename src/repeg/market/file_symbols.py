@@ -6,7 +6,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from repeg.domain.plan import plan_symbol
-from repeg.errors import QuoteFileError
+from repeg.errors import QuoteFileError, SymbolSpellingError
 
 
 def as_planned(file: str, codes: NDArray[np.int64], names: list[str]) -> list[str]:
@@ -21,11 +21,8 @@ def as_planned(file: str, codes: NDArray[np.int64], names: list[str]) -> list[st
             raise QuoteFileError(file, _first_row(codes, code), f"symbol: blank, got {name!r}") from None
         if symbol in planned:
             other = planned[symbol]
-            reason = (
-                f"symbol: {name!r} and {names[other]!r} (row {_first_row(codes, other)}) are one symbol, "
-                f"{symbol}: write it one way"
-            )
-            raise QuoteFileError(file, _first_row(codes, code), reason)
+            row, other_row = _first_row(codes, code), _first_row(codes, other)
+            raise SymbolSpellingError(file, row, name, names[other], other_row=other_row, symbol=symbol)
         planned[symbol] = code
     return list(planned)
 

@@ -13,8 +13,8 @@ float32 of its own). All parsing is vectorised. A plain, valid CSV file is read 
 with pyarrow.compute where numpy declines, which words every error. pyarrow and
 pyarrow.compute are imported only when needed: together they cost about 80 ms of a process's start-up.
 
-Every defect raises `QuoteFileError(file, row, reason)`; `row` counts data records from 1 (the header is not a
-record), for CSV and Parquet alike.
+Every defect raises `QuoteFileError(file, row, reason)`; `row` is, in a CSV file, the line an editor shows (the
+header is row 1 and blank lines count, as in a plan), in a Parquet file the record, from 1.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 
 from repeg.errors import QuoteFileError
 from repeg.market import text_columns
-from repeg.market.csv_records import csv_header, misshapen_record
+from repeg.market.csv_records import csv_header, misshapen_record, rows_as_lines
 from repeg.market.file_symbols import as_planned
 from repeg.market.sale_conditions import is_excluded
 from repeg.market.tape import Int64Array, QuoteTape, SymbolQuotes, SymbolTrades, TradeTape
@@ -63,7 +63,8 @@ log = structlog.get_logger(__name__)
 
 def load_quotes(path: Path | str) -> QuoteTape:
     """Read a quote file into a `QuoteTape` (one column set per symbol, each sorted by time)."""
-    ts, cols, groups = _load(Path(path), QUOTE_COLUMNS, ("bid", "ask"), ("bid_size", "ask_size"))
+    with rows_as_lines(Path(path)):
+        ts, cols, groups = _load(Path(path), QUOTE_COLUMNS, ("bid", "ask"), ("bid_size", "ask_size"))
     return QuoteTape(
         SymbolQuotes(
             symbol=sym,
@@ -80,11 +81,14 @@ def load_quotes(path: Path | str) -> QuoteTape:
 def load_trades(path: Path | str) -> TradeTape:
     """Read a trade-print file into a `TradeTape` (every print at a positive price), without the prints whose
     `conditions` (when the file has that column) mark them as not executed at the market of the moment."""
-    ts, cols, groups = _load(Path(path), TRADE_COLUMNS, ("price",), ("size",))
-    price = cols["price"]
-    if int(price.min()) <= 0:  # 0 is "no quote" on a quote side, but a print at $0 is no print
-        row = int(np.argmin(price > 0))
-        raise QuoteFileError(str(path), row + 1, f"price: a print needs a positive price, got {price[row]}")
+    with rows_as_lines(Path(path)):
+        ts, cols, groups = _load(Path(path), TRADE_COLUMNS, ("price",), ("size",))
+        price = cols["price"]
+        if int(price.min()) <= 0:  # 0 is "no quote" on a quote side, but a print at $0 is no print
+            row = int(np.argmin(price > 0))
+            raise QuoteFileError(
+                str(path), row + 1, f"price: a print needs a positive price, got {price[row]}"
+            )
     regular = _regular_prints(Path(path))
     if regular is not None:
         groups = {sym: rows[regular[rows]] for sym, rows in groups.items()}
