@@ -365,6 +365,19 @@ def test_an_ordinary_bad_value_is_still_printed(raw: dict[str, object], shown: s
 
 
 @pytest.mark.parametrize(
+    ("key", "value", "choices"),
+    [("on_no_quote", "Skip", "'skip' or 'market'"), ("escalation", "Market", "'market' or 'collared_limit'")],
+)
+def test_a_choice_in_another_case_is_refused_naming_key_value_and_choices(
+    key: str, value: str, choices: str
+) -> None:
+    # Guard (the behaviour was right): choices are case-sensitive throughout the configuration (no key folds
+    # case), and the refusal says which key, what was written and what is accepted.
+    error = config_error({"execution": {key: value}})
+    assert str(error) == f"config {key}={value!r}: Input should be {choices}"
+
+
+@pytest.mark.parametrize(
     "table",
     [
         {"retry": PASTED_SECRET},

@@ -48,7 +48,7 @@ from pydantic import (
     field_validator,
 )
 
-from repeg.config import withheld
+from repeg.config import missing_or_refused, withheld
 from repeg.errors import ConfigError, SweepError
 from repeg.lab.backtest import LAB_BASE_CONFIG, budget_config
 from repeg.lab.baskets import BasketSpec
@@ -130,7 +130,9 @@ def grid_from_mapping(raw: Mapping[str, object], where: str = "grid") -> SweepGr
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
-        raise SweepError(where, f"{loc}: {first['msg']}") from None  # pydantic's text prints the input
+        # key=value: reason, the value shown as a configuration's is (`repeg.config.refused`: never a text that
+        # may be a secret); not chained: pydantic's text prints the input
+        raise SweepError(where, said(missing_or_refused(first, loc))) from None
     for policy in grid.policy:
         for key in sorted(_OWN_KEYS & (policy.fixed.keys() | policy.grid.keys())):
             raise SweepError(where, f"policy {policy.name!r}: {key} is the policy's own key, not a parameter")
