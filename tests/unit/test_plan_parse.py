@@ -195,6 +195,46 @@ def test_row_with_more_cells_than_the_header_is_refused() -> None:
     assert (error.row, error.value) == (2, "oops")
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "symbol,weight\nAAA,0.5,,\nBBB,0.25,\n",  # data rows padded, the header not
+        "symbol,weight,,\nAAA,0.5,,\nBBB,0.25,,\n",  # as a spreadsheet saves a sheet once wider
+        "symbol,weight,,\nAAA,0.5\nBBB,0.25, ,\n",
+    ],
+)
+def test_empty_trailing_columns_as_a_spreadsheet_exports_them_are_read(text: str) -> None:
+    # "AAA,0.5,," was refused ("row has 4 cells, the header 2"), and a header "symbol,weight,," as an unknown
+    # column '': a plan saved from a spreadsheet whose sheet was once wider. A column with neither name nor value
+    # holds nothing to misread.
+    plan = parse_csv(text, "plan.csv")
+    assert plan.weights == (
+        TargetWeight(symbol="AAA", weight=Decimal("0.5")),
+        TargetWeight(symbol="BBB", weight=Decimal("0.25")),
+    )
+    assert plan.rows == (2, 3)
+
+
+@pytest.mark.parametrize(
+    ("text", "row", "value", "reason"),
+    [
+        ("symbol,side,qty\nA,buy,1,,oops\n", 2, "oops", "row has 5 cells, the header 3"),
+        ("symbol,side,qty,,\nA,buy,1,\nB,buy,1,,x\n", 3, "x", "row has 5 cells, the header 3"),
+        (
+            "symbol,,side,qty\nA,,buy,1\n",
+            1,
+            None,
+            "unknown column (a trades plan has: notional, qty, side, symbol)",
+        ),
+    ],
+)
+def test_a_value_beyond_the_named_columns_or_an_unnamed_column_between_them_is_still_refused(
+    text: str, row: int, value: str | None, reason: str
+) -> None:
+    error = csv_error(text)
+    assert (error.row, error.value, error.reason) == (row, value, reason)
+
+
 # --- cells --------------------------------------------------------------------------------------------------
 
 

@@ -5,6 +5,9 @@ Accepted shapes (column names are case-insensitive; CSV files may start with a U
 - trade list: `symbol,side,qty` or `symbol,side,notional` (both columns may be present, one value per row);
 - target weights: `symbol,weight` (each in [0, 1], sum <= 1, the rest is cash).
 
+A CSV file may end its header and rows with empty cells, as a spreadsheet saves a sheet that was once wider
+(`symbol,weight,,` / `AAA,0.5,,`); a value in a cell past the named columns is refused, naming it.
+
 JSON holds the same rows as an array of objects, either at the top level or under a single `"trades"` or
 `"weights"` key. Numbers are parsed from their text straight into `Decimal` (never through float). A key
 repeated in one object (in any case) is refused, as a repeated CSV column is, never silently last-wins.
@@ -106,7 +109,7 @@ def parse_csv(text: str, source: str) -> Plan:
         header = next((cells for cells in reader if any(cell.strip() for cell in cells)), None)
         if header is None:
             raise PlanInputError(source, None, None, None, "empty plan: no header and no rows")
-        columns = [cell.strip().lower() for cell in header]
+        columns = _named_columns(header)
         kind = _columns_kind(source, columns, row=reader.line_num)
         rows = list(_csv_rows(source, columns, reader))
     except csv.Error as exc:
@@ -114,16 +117,27 @@ def parse_csv(text: str, source: str) -> Plan:
     return _build(source, kind, rows)
 
 
+def _named_columns(header: list[str]) -> list[str]:
+    """The header's column names, lower case, without the empty ones that end it: a spreadsheet saves a sheet
+    that was once wider as `symbol,weight,,`. An empty name before a named column stays, to be refused."""
+    columns = [cell.strip().lower() for cell in header]
+    while not columns[-1]:  # the header holds a name: a blank line is no header
+        columns.pop()
+    return columns
+
+
 def _csv_rows(source: str, columns: list[str], reader: Reader) -> Iterator[_Row]:
+    """The data rows; cells past the named columns may be there only empty (`AAA,0.5,,`, as a spreadsheet pads a
+    row), and a value there is refused, naming it."""
     for cells in reader:
         number = reader.line_num
         if not any(cell.strip() for cell in cells):
             continue
-        if len(cells) > len(columns):
-            extra = cells[len(columns)]
+        extra = next((cell for cell in cells[len(columns) :] if cell.strip()), None)
+        if extra is not None:
             reason = f"row has {len(cells)} cells, the header {len(columns)}"
             raise PlanInputError(source, number, None, extra, reason)
-        padded = cells + [""] * (len(columns) - len(cells))
+        padded = cells[: len(columns)] + [""] * (len(columns) - len(cells))
         yield _Row(number, dict(zip(columns, padded, strict=True)))
 
 
