@@ -49,12 +49,14 @@ from pydantic import SecretStr
 from repeg.brokers.alpaca.http import TimeoutAdapter, transport_reason
 from repeg.config import MAX_SECONDS
 from repeg.errors import AuthenticationError, ConfigError, MarketDataError
+from repeg.market.price_units import snap_to_units
 from repeg.market.sale_conditions import is_excluded
 from repeg.market.tape import Int64Array, QuoteTape, SymbolQuotes, SymbolTrades, TradeTape
 
 log = structlog.get_logger(__name__)
 
-_UNITS_PER_DOLLAR = 10_000
+#: Largest distance from the $0.0001 grid, in units, of a float price taken as on it: fixed, unlike the quote
+#: files' (`repeg.market.loaders`), which also take a float that is exactly a grid price's.
 _FLOAT_UNIT_TOLERANCE = 1e-6
 _AUTH_STATUSES = frozenset({401, 403})
 #: Statuses the SDK retries (3 times, 3 s apart; its default is 429 and 504 only): rate limited, and every server
@@ -230,9 +232,8 @@ def _refuse_below(symbol: str, field: str, values: Sequence[float], units: Int64
 
 def _snapped(dollars: NDArray[np.float64]) -> tuple[Int64Array, NDArray[np.bool_]]:
     """Float dollars as the nearest $0.0001 units, and which of them lay off that grid (a finer decimal price)."""
-    scaled = dollars * _UNITS_PER_DOLLAR
-    units = np.rint(scaled)
-    return units.astype(np.int64), np.abs(scaled - units) > _FLOAT_UNIT_TOLERANCE
+    units, on_grid = snap_to_units(dollars, tolerance=_FLOAT_UNIT_TOLERANCE, exact_floats=False)
+    return units, ~on_grid
 
 
 def _units(symbol: str, field: str, values: Sequence[float]) -> Int64Array:

@@ -32,6 +32,7 @@ from repeg.errors import QuoteFileError
 from repeg.market import text_columns
 from repeg.market.csv_records import csv_header, misshapen_record, rows_as_lines
 from repeg.market.file_symbols import as_planned
+from repeg.market.price_units import UNITS_PER_DOLLAR, snap_to_units
 from repeg.market.sale_conditions import is_excluded
 from repeg.market.tape import Int64Array, QuoteTape, SymbolQuotes, SymbolTrades, TradeTape
 from repeg.market.text_columns import TextColumn
@@ -46,7 +47,6 @@ CONDITIONS_COLUMN = "conditions"
 _PRICE_TEXT = r"^[0-9]{1,9}(\.[0-9]{0,4})?$"
 _SIZE_TEXT = r"^[0-9]{1,15}$"
 _TS_TEXT = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|\+00:00)$"
-_UNITS_PER_DOLLAR = 10_000
 #: Prices are below $1e9: at most 9 whole-dollar digits, as the text rule above says.
 _DOLLAR_LIMIT = 1_000_000_000
 #: Largest error tolerated when a Parquet float price is snapped to $0.0001 units (a float's own noise): $1e-9,
@@ -400,7 +400,7 @@ def _narrow_float_prices(file: str, name: str, column: pa.Array) -> Int64Array:
     import pyarrow as pa
 
     units = _price_text(file, name, column.cast(pa.string()))
-    own_float = np.spacing(column.to_numpy(zero_copy_only=False)) < 1 / _UNITS_PER_DOLLAR
+    own_float = np.spacing(column.to_numpy(zero_copy_only=False)) < 1 / UNITS_PER_DOLLAR
     what = f"a {column.type.bit_width}-bit float cannot tell $0.0001 prices apart at this size: write float64"
     _first_bad(file, name, own_float, column, what)
     return units
@@ -431,15 +431,13 @@ def _price_numbers(file: str, name: str, column: pa.Array) -> Int64Array:
     dollars = _floats(column)
     in_range = np.isfinite(dollars) & (dollars < _DOLLAR_LIMIT)
     _first_bad(file, name, in_range, column, f"expected a finite price below ${_DOLLAR_LIMIT:,}")
-    scaled = dollars * _UNITS_PER_DOLLAR
-    units = np.rint(scaled)
-    # the float of a $0.0001 price (units / 10,000 is correctly rounded: exact at any size), or within 1e-5 units
-    on_grid = (units / _UNITS_PER_DOLLAR == dollars) | (np.abs(scaled - units) <= _FLOAT_UNIT_TOLERANCE)
+    # the float of a $0.0001 price, or within 1e-5 units of one
+    units, on_grid = snap_to_units(dollars, tolerance=_FLOAT_UNIT_TOLERANCE, exact_floats=True)
     on_grid &= (units != 0) | (dollars <= 0)  # 1e-9 is no side of 0 ('no bid'); below 0 is refused below
     _first_bad(file, name, on_grid, column, "price finer than $0.0001")
     # below 0 before rounding: -1e-9 is within the tolerance of 0 units, and a negative bid is no 'no bid'
     _first_bad(file, name, ~(dollars < 0), column, "negative price")
-    return units.astype(np.int64)
+    return units
 
 
 def _sizes(file: str, name: str, column: pa.Array) -> Int64Array:
