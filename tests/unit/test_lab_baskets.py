@@ -99,6 +99,16 @@ def test_arrivals_csv_counts_a_blank_line_as_a_plan_does(tmp_path: Path) -> None
         load_arrivals(path, "XXX")
 
 
+def test_arrivals_csv_names_a_row_spanning_lines_by_its_first_line(tmp_path: Path) -> None:
+    # As a plan's: the row below starts on line 3 and was named by the line it ends on, 4.
+    path = tmp_path / "arrivals.csv"
+    path.write_text(
+        'ts,side,qty\n2018-01-02T15:00:00Z,buy,50\n2018-01-02T15:00:01Z,"ho\nld",50\n', encoding="utf-8"
+    )
+    with pytest.raises(PlanInputError, match=r"row 3, field 'side'"):
+        load_arrivals(path, "XXX")
+
+
 def test_arrivals_csv_naive_timestamp_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "arrivals.csv"
     path.write_text("ts,side,qty\n2018-01-02T15:00:00,buy,50\n", encoding="utf-8")

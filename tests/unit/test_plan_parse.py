@@ -195,6 +195,13 @@ def test_row_with_more_cells_than_the_header_is_refused() -> None:
     assert (error.row, error.value) == (2, "oops")
 
 
+def test_a_row_whose_quoted_cell_spans_lines_is_named_by_the_line_it_starts_on() -> None:
+    # It was named by the line it ends on (the csv reader's line_num after reading it): row 4 here, where the
+    # editor shows the row starting on line 3, and a quote file's refusal names a record's first line.
+    error = csv_error('symbol,side,qty\nB,buy,1\n"A\nA",buy,1\n')
+    assert (error.row, error.field) == (3, "symbol")
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -15,6 +15,7 @@ import csv
 import gzip
 import io
 import math
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -192,21 +193,27 @@ def _parse_budget(path: Path, number: int, text: str, default_budget: float) -> 
     return budget
 
 
+def _numbered_rows(handle: io.TextIOBase) -> Iterator[tuple[int, dict[str, str]]]:
+    """Each data row by the header's names (trimmed, lower case), with the line it starts on: the header is row 1
+    and blank lines count, as in a plan. Cells past the header are ignored and missing ones read empty."""
+    reader = csv.reader(handle)
+    header = [name.strip().lower() for name in next(reader, [])]
+    previous = reader.line_num
+    for cells in reader:
+        number, previous = previous + 1, reader.line_num
+        if cells:
+            padded = cells + [""] * (len(header) - len(cells))
+            yield number, {name: value for name, value in zip(header, padded, strict=False) if name}
+
+
 def load_arrivals(
     path: Path, symbol: str, *, default_budget_seconds: float = 60.0
 ) -> tuple[ParentOrder, ...]:
     """Read a CSV of arrivals (`ts,side,qty[,budget_seconds]`; header row 1), sorted by arrival time."""
     try:
         with _open_text(path) as fh:
-            reader = csv.DictReader(fh)
             rows = [
-                _parse_row(
-                    path,
-                    reader.line_num,  # the row's line, blank lines counted, as a plan's (header row 1)
-                    {k.strip().lower(): v or "" for k, v in row.items() if k},
-                    default_budget_seconds,
-                )
-                for row in reader
+                _parse_row(path, number, row, default_budget_seconds) for number, row in _numbered_rows(fh)
             ]
     except UnicodeDecodeError as exc:
         raise PlanInputError(str(path), None, None, None, f"not UTF-8 text: {exc}") from exc

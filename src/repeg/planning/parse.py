@@ -128,9 +128,11 @@ def _named_columns(header: list[str]) -> list[str]:
 
 def _csv_rows(source: str, columns: list[str], reader: Reader) -> Iterator[_Row]:
     """The data rows; cells past the named columns may be there only empty (`AAA,0.5,,`, as a spreadsheet pads a
-    row), and a value there is refused, naming it."""
+    row), and a value there is refused, naming it. A row is numbered by the line it starts on (one whose quoted
+    cell spans lines ends further down), as a quote file's record is."""
+    previous = reader.line_num
     for cells in reader:
-        number = reader.line_num
+        number, previous = previous + 1, reader.line_num
         if not any(cell.strip() for cell in cells):
             continue
         extra = next((cell for cell in cells[len(columns) :] if cell.strip()), None)
