@@ -8,11 +8,10 @@ functions announce a phase (`PhaseStarted`, with the scale), run its monitor and
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
-from functools import partial
 
 import structlog
 
@@ -163,92 +162,6 @@ async def record_late_updates(ctx: EngineContext) -> None:
             await bus.emit(OrderUpdated(**bus.stamp(index), update=update))
 
 
-async def look_up_open_orders(ctx: EngineContext) -> None:
-    """Before a run ends: ask the broker once for each order of the run not known closed (a cancel at the last
-    phase's end not yet confirmed, an update not yet delivered; a submit never answered, by its client order id),
-    record what it says (a fill that raced the cancel, the order the submit created), then every update waiting.
-    The result then holds every fill the broker had made. An order the broker still reads open, or that it could
-    not be asked about (logged `reconcile_failed`), is then cancelled (`_cancel_at_run_end`: it may be one the run
-    first reads here, e.g. a replacement it never knew of, or the order of a submit never answered, that no cancel
-    ever reached) and stays open in the result until read closed (so the run is not `completed`).
-    One leg at a time (its lookups, then its cancels); lookups and cancels start only within `grace_window` of
-    the first, so that a broker slow to fail (retries, backoff) does not hold the run's end for each order: the
-    rest are logged, unasked or not cancelled."""
-    give_up = ctx.clock.now() + ctx.config.grace
-    left = _LeftAtRunEnd()
-    for index in sorted(ctx.bus.folder.legs):
-        await _close_at_run_end(ctx, index, give_up, left)
-    if left.unasked or left.unsought:
-        _log.warning(
-            "run_end_lookups_skipped",
-            run_id=ctx.bus.run_id,
-            order_ids=left.unasked,
-            client_order_ids=left.unsought,
-        )
-    if left.uncancelled:
-        _log.warning("run_end_cancels_skipped", run_id=ctx.bus.run_id, order_ids=left.uncancelled)
-    await record_late_updates(ctx)
-
-
-@dataclass
-class _LeftAtRunEnd:
-    """What the run's last lookups left undone, the window past: orders not asked, submits not sought by their
-    client order id, orders not cancelled."""
-
-    unasked: list[str] = field(default_factory=list)
-    unsought: list[str] = field(default_factory=list)
-    uncancelled: list[str] = field(default_factory=list)
-
-
-async def _close_at_run_end(ctx: EngineContext, index: int, give_up: datetime, left: _LeftAtRunEnd) -> None:
-    """One leg at the run's end: ask for each of its orders not known closed (and a submit never answered), then
-    cancel what is still open, before moving to the next leg, so that an order found open (a replacement first
-    learned here) is cancelled even when the window runs out on later legs."""
-    leg = (index,)
-    found, unknown = _open_orders(ctx, leg), _unknown_submits(ctx, leg, set())
-    if not found and not unknown:
-        return
-    left.unasked += await _while_before(ctx, give_up, found, ctx.gateway.reconcile)
-    left.unsought += await _while_before(ctx, give_up, unknown, partial(_look_up_unknown, ctx, absent=set()))
-    await record_late_updates(ctx)
-    cancel = partial(_cancel_at_run_end, ctx)
-    left.uncancelled += await _while_before(ctx, give_up, _open_orders(ctx, leg), cancel)
-
-
-async def _while_before(
-    ctx: EngineContext,
-    give_up: datetime,
-    orders: Sequence[tuple[int, str]],
-    act: Callable[[int, str], Awaitable[object]],
-) -> list[str]:
-    """`act` on each (leg, order id) of `orders` while the clock is not past `give_up`; the ids of those left."""
-    left: list[str] = []
-    for index, order_id in orders:
-        if ctx.clock.now() > give_up:
-            left.append(order_id)
-        else:
-            await act(index, order_id)
-    return left
-
-
-async def _cancel_at_run_end(ctx: EngineContext, index: int, order_id: str) -> None:
-    """Cancel an order the run's last lookup left open (unless a cancel of it is pending), as a phase's hard stop
-    cancels what still works: left working, a DAY order could fill after the run has reported. The outcome is
-    logged and the order read once more, so that the journal records it (canceled, or a fill that raced it)."""
-    accepted = await _cancel_left_open(ctx, index, order_id)
-    if accepted is None:
-        return
-    _log.info(
-        "run_end_cancel",
-        run_id=ctx.bus.run_id,
-        correlation_id=ctx.bus.correlation(index),
-        symbol=ctx.bus.leg(index).symbol,
-        order_id=order_id,
-        accepted=accepted,
-    )
-    await ctx.gateway.reconcile(index, order_id)
-
-
 async def _valid_asks(ctx: EngineContext, specs: Sequence[LegSpec]) -> dict[str, Decimal]:
     """Far touches of the buy symbols; waits up to `quote_wait` while any buy leg still lacks a valid quote.
 
@@ -284,7 +197,7 @@ def _sizing_quote(kept: Quote | None, latest: Quote | None, verdict: QuoteVerdic
     return kept if kept is not None and kept == latest else None
 
 
-def _open_orders(ctx: EngineContext, legs: Sequence[int]) -> list[tuple[int, str]]:
+def open_orders_of(ctx: EngineContext, legs: Sequence[int]) -> list[tuple[int, str]]:
     """(leg, broker order id) of every order of `legs` that may be open at the broker: each the run last knew as
     open, and a replacement it knows only by id (`unread_replacement`: never read, so never seen closed)."""
     found: list[tuple[int, str]] = []
@@ -301,7 +214,7 @@ def _open_orders(ctx: EngineContext, legs: Sequence[int]) -> list[tuple[int, str
     return found
 
 
-def _unknown_submits(ctx: EngineContext, legs: Sequence[int], absent: set[str]) -> list[tuple[int, str]]:
+def unknown_submits(ctx: EngineContext, legs: Sequence[int], absent: set[str]) -> list[tuple[int, str]]:
     """(leg, client order id) of every ended leg whose last submit's outcome stayed unknown (its answer lost and
     every lookup by client order id failed): the order may be open at the broker, unread. `absent`: the ids the
     broker has since said it holds no order under."""
@@ -315,7 +228,7 @@ def _unknown_submits(ctx: EngineContext, legs: Sequence[int], absent: set[str]) 
     return found
 
 
-async def _look_up_unknown(ctx: EngineContext, index: int, cid: str, absent: set[str]) -> None:
+async def look_up_unknown(ctx: EngineContext, index: int, cid: str, absent: set[str]) -> None:
     """Ask the broker for the order of a submit of unknown outcome: record it (then it is cancelled like any order
     left open), or note that none of the run's exists (none under its id, or another run's order: refused, never
     adopted); stays unknown (asked again) while the broker cannot answer."""
@@ -349,11 +262,16 @@ async def orders_settled(ctx: EngineContext, legs: Sequence[int]) -> bool:
     the buy phase must not start while a sell order may still execute, so the run asks the broker directly.
     A sell submitted with an outcome still unknown counts as open until the broker is asked by its client order id.
     """
-    give_up = ctx.clock.now() + ctx.config.total_wait
-    absent: set[str] = set()
+    return await settled_by(ctx, legs, ctx.clock.now() + ctx.config.total_wait, set())
+
+
+async def settled_by(ctx: EngineContext, legs: Sequence[int], give_up: datetime, absent: set[str]) -> bool:
+    """Wait until `give_up` for no order of `legs` to be open at the broker; False if one still is then. Each check
+    interval: the updates waiting recorded, each order still open cancelled again (unless its cancel is pending)
+    and read, each submit of unknown outcome asked for (`absent`: the ids the broker holds no order under)."""
     while True:
-        still_open = _open_orders(ctx, legs)
-        unknown = _unknown_submits(ctx, legs, absent)
+        still_open = open_orders_of(ctx, legs)
+        unknown = unknown_submits(ctx, legs, absent)
         if not still_open and not unknown:
             return True
         now = ctx.clock.now()
@@ -362,13 +280,13 @@ async def orders_settled(ctx: EngineContext, legs: Sequence[int]) -> bool:
         await ctx.clock.sleep_until(min(give_up, now + ctx.config.check_interval))
         await record_late_updates(ctx)
         for index, order_id in still_open:
-            await _cancel_left_open(ctx, index, order_id)
+            await cancel_left_open(ctx, index, order_id)
             await ctx.gateway.reconcile(index, order_id)
         for index, cid in unknown:
-            await _look_up_unknown(ctx, index, cid, absent)
+            await look_up_unknown(ctx, index, cid, absent)
 
 
-async def _cancel_left_open(ctx: EngineContext, index: int, order_id: str) -> bool | None:
+async def cancel_left_open(ctx: EngineContext, index: int, order_id: str) -> bool | None:
     """Ask again for the cancel of an order its ended leg left open (the broker refused the cancels at the
     phase's end), unless a cancel is already pending. The leg has ended, so no cancel intent can be folded into
     it; none is needed either (a cancel creates no order), and the reconciliation records the confirmation.

@@ -5,7 +5,7 @@ write-ahead `OrderGateway` and the policy (`LadderPolicy` unless another is give
 (`RunStarted`, `LegPlanned`, `LegSkipped`), run the phases, close it (`RunEnded`) and return the result built from
 the folded events. Before closing, the broker is asked once for each order of the run not known closed (e.g. a
 cancel at the last phase's hard stop still unconfirmed), so that a fill that raced it is in the result, and one it
-still reads open is cancelled (`look_up_open_orders`). Leg-level troubles (refusals, missing quotes, deadlines) end
+still reads open is cancelled (`repeg.engine.run_end`). Leg-level troubles (refusals, missing quotes, deadlines) end
 up in the result, not raised; an engine failure (e.g. the broker's account cannot be read for the buys) ends the
 run as failed and is raised.
 """
@@ -41,7 +41,8 @@ from repeg.engine.bus import EventBus, UpdateRouter
 from repeg.engine.clock import Clock
 from repeg.engine.gateway import OrderGateway
 from repeg.engine.monitor import EngineContext
-from repeg.engine.phases import look_up_open_orders, orders_settled, run_buy_phase, run_phase
+from repeg.engine.phases import orders_settled, run_buy_phase, run_phase
+from repeg.engine.run_end import look_up_open_orders
 from repeg.errors import PlanError
 from repeg.market.base import QuoteFeed
 from repeg.policy.decide import ExecutionPolicy, LadderPolicy

@@ -43,13 +43,13 @@ from repeg.engine.clock import Clock
 from repeg.engine.gateway import polled_update
 from repeg.engine.monitor import EngineContext
 from repeg.engine.phases import (
-    look_up_open_orders,
     orders_settled,
     record_late_updates,
     run_buy_phase,
     run_phase,
 )
 from repeg.engine.refusals import record_refusal
+from repeg.engine.run_end import look_up_open_orders
 from repeg.engine.runner import _SELLS_STILL_WORKING as SELLS_STILL_WORKING  # the fresh run's own reason
 from repeg.engine.runner import engine_context
 from repeg.errors import BrokerError, ClientOrderIdConflictError, JournalError
