@@ -521,6 +521,38 @@ def test_the_runs_last_cancels_go_out_leg_by_leg_not_after_every_lookup_within_t
     assert len(working) == 2
 
 
+def test_the_runs_end_waits_for_its_cancels_confirmation() -> None:
+    """The deadline's cancel (30 s) takes 17 s; the phase ends at 45 s with the order still working. The run's
+    end read it once after its cancel (still `new`) and ended naming it open at the broker, though the broker
+    cancelled it at 47 s; it now waits (within a grace window) for the confirmation."""
+
+    def script(w: World) -> None:
+        w.broker.cancel_latency = timedelta(seconds=17)
+
+    result, world = execute(BUY, script, config=HARD_STOP_AT_40, auto_fill=False)
+    assert world.broker.orders["o3"].status is OrderStatus.CANCELED
+    recorded = [e.update for e in world.sink.of(OrderUpdated) if e.update.order.order_id == "o3"]
+    assert (recorded[-1].order.status, recorded[-1].ts) == (OrderStatus.CANCELED, at(47))
+    (ended,) = world.sink.of(RunEnded)
+    assert ended.ts < at(50)
+    assert result.legs[0].error is None
+
+
+def test_a_fill_while_the_runs_end_awaits_its_cancel_is_in_the_result() -> None:
+    """As `test_the_runs_end_waits_for_its_cancels_confirmation`, but the order fills at 46 s, before the cancel
+    reaches it: the run had ended at 45 s without the 100 shares the broker bought."""
+
+    def script(w: World) -> None:
+        w.broker.cancel_latency = timedelta(seconds=17)
+        w.broker.fill_open_at(at(46), "XYZ", Decimal(100))
+
+    result, world = execute(BUY, script, config=HARD_STOP_AT_40, auto_fill=False)
+    assert world.broker.positions["XYZ"] == Decimal(100)
+    (leg,) = result.legs
+    assert leg.filled_qty == Decimal(100)
+    assert leg.status is LegStatus.FILLED
+
+
 def test_an_incomplete_legs_error_names_its_open_order_beside_an_earlier_one_never_reported_closed() -> None:
     """o2's `replaced` update never comes, o3 (working at the deadline) is still open when the run ends, and the
     run's last lookups fail: the error said only that o2 was never reported closed, not that o3 may still fill."""
@@ -1328,6 +1360,21 @@ def test_a_resumed_runs_result_holds_a_fill_that_raced_its_last_phases_unconfirm
     assert leg.filled_qty == Decimal(100)
     assert leg.status is LegStatus.FILLED
     assert result.status is RunStatus.COMPLETED
+
+
+def test_a_resumed_runs_end_waits_for_its_cancels_confirmation(tmp_path: Path) -> None:
+    """As `test_the_runs_end_waits_for_its_cancels_confirmation`, in a run killed after its first submit and
+    resumed: its end (the same as a fresh run's) waits for the cancel the broker confirms at 47 s too."""
+
+    async def main() -> tuple[ExecutionResult, FakeBroker]:
+        down = _down(tmp_path, auto_fill=False)
+        await down.crash_at("submit-ack", HARD_STOP_AT_40)
+        down.broker.cancel_latency = timedelta(seconds=17)
+        return await down.finish(HARD_STOP_AT_40)
+
+    result, broker = run_virtual(main)
+    assert broker.orders["o3"].status is OrderStatus.CANCELED
+    assert result.legs[0].error is None
 
 
 def test_a_replacement_waits_while_the_broker_cannot_say_how_much_an_earlier_order_filled() -> None:

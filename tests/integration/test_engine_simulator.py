@@ -356,3 +356,19 @@ def test_an_order_the_exchange_has_not_acknowledged_is_not_re_pegged_and_leaves_
     (leg,) = out.result.legs
     assert leg.status is LegStatus.FILLED
     assert leg.error is None
+
+
+def test_the_runs_end_waits_for_a_cancel_the_simulator_confirms_after_the_phase() -> None:
+    """The escalation's cancel (20 s) takes 16 s: at the hard stop (30 s) the leg waits the grace window (to 35 s)
+    for it, ends incomplete, and the run's end reads the order `pending_cancel`. The run ended there, naming the
+    order still open at the broker, though the simulator cancels it at 36 s; it now waits (within a grace window)
+    for that confirmation."""
+    config = classic_ladder(repeg_steps=(Decimal("0.25"),), fill_wait_seconds=10, max_total_wait=20)
+    tape = make_tape(book(60, lambda t: ("100.00", "100.40")))
+    out = simulate(BUY, tape, config=config, latency=LatencyModel(cancel=timedelta(seconds=16)))
+    (leg,) = out.result.legs
+    last = leg.order_ids[-1]
+    updates = [e.update for e in out.events.of(OrderUpdated) if e.update.order.order_id == last]
+    assert (updates[-1].event, updates[-1].ts) == (OrderEvent.CANCELED, at(36))
+    assert leg.status is LegStatus.INCOMPLETE
+    assert leg.error is None

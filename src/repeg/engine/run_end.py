@@ -2,7 +2,8 @@
 
 A cancel at the last phase's end may be unconfirmed, an update undelivered, a submit never answered: the run asks
 for each such order (a submit by its client order id), records what the broker says (a fill that raced the
-cancel, the order the submit created) and cancels what it still reads open or could not read, so that the result
+cancel, the order the submit created), cancels what it still reads open or could not read and waits for those
+cancels to be confirmed (`repeg.engine.phases.settled_by`, as between the sells and the buys), so that the result
 holds every fill the broker made and no order keeps working unnoticed after the run reported.
 """
 
@@ -21,6 +22,7 @@ from repeg.engine.phases import (
     look_up_unknown,
     open_orders_of,
     record_late_updates,
+    settled_by,
     unknown_submits,
 )
 
@@ -34,8 +36,10 @@ async def look_up_open_orders(ctx: EngineContext) -> None:
     The result then holds every fill the broker had made. An order the broker still reads open, or that it could
     not be asked about (logged `reconcile_failed`), is then cancelled (`_cancel_at_run_end`: it may be one the run
     first reads here, e.g. a replacement it never knew of, or the order of a submit never answered, that no cancel
-    ever reached) and stays open in the result until read closed (so the run is not `completed`).
-    One leg at a time (its lookups, then its cancels); lookups and cancels start only within `grace_window` of
+    ever reached), and its confirmation awaited within `grace_window` (an update, or a read finding it closed; a
+    fill meanwhile is recorded): Alpaca answers a DELETE at once and confirms it later (`pending_cancel`). One still
+    open then stays open in the result (so the run is not `completed`).
+    One leg at a time (its lookups, its cancels, their confirmation); lookups and cancels start only within `grace_window` of
     the first, so that a broker slow to fail (retries, backoff) does not hold the run's end for each order: the
     rest are logged, unasked or not cancelled."""
     give_up = ctx.clock.now() + ctx.config.grace
@@ -66,17 +70,20 @@ class _LeftAtRunEnd:
 
 async def _close_at_run_end(ctx: EngineContext, index: int, give_up: datetime, left: _LeftAtRunEnd) -> None:
     """One leg at the run's end: ask for each of its orders not known closed (and a submit never answered), then
-    cancel what is still open, before moving to the next leg, so that an order found open (a replacement first
-    learned here) is cancelled even when the window runs out on later legs."""
+    cancel what is still open and wait, within the window, for those cancels to be confirmed (`settled_by`, as
+    between the sells and the buys), before moving to the next leg, so that an order found open (a replacement
+    first learned here) is cancelled even when the window runs out on later legs."""
     leg = (index,)
-    found, unknown = open_orders_of(ctx, leg), unknown_submits(ctx, leg, set())
+    absent: set[str] = set()
+    found, unknown = open_orders_of(ctx, leg), unknown_submits(ctx, leg, absent)
     if not found and not unknown:
         return
     left.unasked += await _while_before(ctx, give_up, found, ctx.gateway.reconcile)
-    left.unsought += await _while_before(ctx, give_up, unknown, partial(look_up_unknown, ctx, absent=set()))
+    left.unsought += await _while_before(ctx, give_up, unknown, partial(look_up_unknown, ctx, absent=absent))
     await record_late_updates(ctx)
     cancel = partial(_cancel_at_run_end, ctx)
     left.uncancelled += await _while_before(ctx, give_up, open_orders_of(ctx, leg), cancel)
+    await settled_by(ctx, leg, give_up, absent)  # its cancels confirmed (or fills recorded) within the window
 
 
 async def _while_before(
