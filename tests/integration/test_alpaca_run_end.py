@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from tests.fakes.alpaca_fixtures import connect
 from tests.fakes.alpaca_server import FakeAlpacaServer
+from tests.fakes.log_capture import every_level_captured
 
 from repeg.config import ExecutionConfig, classic_ladder
 from repeg.domain.events import OrderUpdated, PhaseEnded, RunEvent
@@ -79,6 +80,23 @@ def _the_order(server: FakeAlpacaServer) -> str:
 def _last_recorded(recorder: _Recorder, order_id: str) -> OrderStatus:
     updates = [e.update for e in recorder.events if isinstance(e, OrderUpdated)]
     return [u.order.status for u in updates if u.order.order_id == order_id][-1]
+
+
+async def test_with_no_grace_window_the_runs_end_still_asks_for_and_cancels_an_order_left_working(
+    fake_alpaca: FakeAlpacaServer,
+):
+    """grace_window = 0 on a wall clock: the window had passed by the run end's first check, so its lookup and
+    cancel were skipped (logged run_end_lookups_skipped) and the order kept working at Alpaca after the run
+    reported. Each order not known closed gets one lookup and one cancel whatever the window."""
+    with every_level_captured() as logs:
+        result, recorder = await _run(fake_alpaca, 0.0)
+    order_id = _the_order(fake_alpaca)
+    assert fake_alpaca.book.orders[order_id].status == "canceled"
+    assert _last_recorded(recorder, order_id) is OrderStatus.CANCELED
+    assert not [line for line in logs if line["event"].startswith("run_end_") and "skipped" in line["event"]]
+    (leg,) = result.legs
+    assert leg.error is not None
+    assert "still open" not in leg.error
 
 
 async def test_the_runs_end_waits_for_alpaca_to_confirm_its_cancel(fake_alpaca: FakeAlpacaServer):

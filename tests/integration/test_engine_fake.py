@@ -42,6 +42,7 @@ from repeg.domain.orders import (
 from repeg.domain.plan import LegSpec
 from repeg.domain.run import fold_run
 from repeg.engine.clock import VirtualClock, run_virtual
+from repeg.engine.run_end import CALL_FLOOR
 from repeg.engine.runner import ParentOrder, run_basket, run_execution
 from repeg.errors import (
     BrokerUnavailableError,
@@ -456,8 +457,10 @@ def test_a_submit_never_answered_is_looked_up_at_the_runs_end_and_its_order_canc
 
 def test_the_runs_last_lookups_stop_after_a_grace_window_when_the_broker_cannot_answer() -> None:
     """Three legs end at the hard stop (45 s) with their cancels unconfirmed while every read of an order fails
-    after 8 s of retries: the run's last lookups must not add 8 s per order to its end. It asks while within a
-    grace window (the first lookup, 45 s to 53 s), logs the orders it did not ask about, and ends."""
+    after 8 s of retries: the run's last lookups must not add 8 s per order to its end. Every order is asked about
+    and cancelled (the floor: at least one lookup and one cancel each), the legs at once, each read given up at the
+    window's end (50 s) or, past it, after `CALL_FLOOR` (the read after the cancel, 50 s to 52 s): the end is
+    bounded whatever the number of orders (before the floor, it asked about o7 alone, 45 s to 53 s)."""
     config = HARD_STOP_AT_40
     specs = [
         LegSpec(index=i, symbol=s, side=Side.BUY, qty=Decimal(100))
@@ -478,19 +481,21 @@ def test_the_runs_last_lookups_stop_after_a_grace_window_when_the_broker_cannot_
     with every_level_captured() as logs:
         result, world = execute(specs, script, config=config, auto_fill=False)
     (ended,) = world.sink.of(RunEnded)
-    assert ended.ts == at(53)
-    assert [line["order_id"] for line in logs if line["event"] == "reconcile_failed"] == ["o7"]
-    (skipped,) = [line for line in logs if line["event"] == "run_end_lookups_skipped"]
-    assert skipped["order_ids"] == ["o8", "o9"]
+    assert ended.ts == at(50) + CALL_FLOOR
+    failed = [(line["order_id"], line["error"]) for line in logs if line["event"] == "reconcile_failed"]
+    orders = ["o7", "o8", "o9"]
+    assert [order_id for order_id, _ in failed] == orders * 2  # each looked up, then read after its cancel
+    assert all("no answer within" in error for _, error in failed)
+    assert [line["order_id"] for line in logs if line["event"] == "run_end_cancel"] == orders
     assert all(leg.status is LegStatus.INCOMPLETE and leg.error for leg in result.legs)
 
 
-def test_the_runs_last_cancels_go_out_leg_by_leg_not_after_every_lookup_within_the_grace_window() -> None:
+def test_the_runs_last_cancels_go_out_for_every_leg_even_when_its_lookups_use_up_the_grace_window() -> None:
     """Three legs end at the hard stop with their orders working (every cancel refused until the phase ends), and
-    each read then takes 2 s. The run's last lookups handle one leg at a time, its order looked up, cancelled and
-    read again, before the next leg's lookup: the first leg's order is cancelled within the window (45 s to 50 s),
-    the others are logged not cancelled. Asking for all three first would use the window up (45 s to 51 s) and
-    cancel none, leaving every order working at the broker."""
+    each read then takes 2 s. Asking for all three one after the other before any cancel would use the window up
+    (45 s to 51 s) and cancel none, leaving every order working at the broker (d4e394a6 then went leg by leg, and
+    still left two of the three working, logged not cancelled). Each order now gets its lookup and its cancel
+    whatever the window, the legs at once: all three are cancelled, by 49 s."""
     specs = [
         LegSpec(index=i, symbol=s, side=Side.BUY, qty=Decimal(100))
         for i, s in enumerate(("XYZ", "ABC", "DEF"))
@@ -511,14 +516,48 @@ def test_the_runs_last_cancels_go_out_leg_by_leg_not_after_every_lookup_within_t
         w.clock.call_at(at(29), lambda: setattr(w.broker, "refuse_cancels", 10**6))
 
     with every_level_captured() as logs:
-        _result, world = execute(specs, script, config=HARD_STOP_AT_40, auto_fill=False)
-    working = sorted(o.order_id for o in world.broker.orders.values() if o.status.is_open)
+        result, world = execute(specs, script, config=HARD_STOP_AT_40, auto_fill=False)
+    assert not [o.order_id for o in world.broker.orders.values() if o.status.is_open]
     cancelled = [line["order_id"] for line in logs if line["event"] == "run_end_cancel"]
-    assert len(cancelled) == 1
-    assert world.broker.orders[cancelled[0]].status is OrderStatus.CANCELED
-    (skipped,) = [line for line in logs if line["event"] == "run_end_cancels_skipped"]
-    assert skipped["order_ids"] == working
-    assert len(working) == 2
+    assert len(cancelled) == 3
+    assert all(world.broker.orders[order_id].status is OrderStatus.CANCELED for order_id in cancelled)
+    (ended,) = world.sink.of(RunEnded)
+    assert ended.ts == at(49)
+    assert all(leg.error is None or "still open" not in leg.error for leg in result.legs)
+
+
+def _cancels_refused_until_the_phase_ends(w: World, read_delay: timedelta = timedelta(0)) -> None:
+    """Every cancel refused from 29 s (the hard stop leaves the order working); at the phase's end cancels go
+    through again and each read takes `read_delay`."""
+    record = w.sink.emit
+
+    async def cancels_back_at_the_phases_end(event: RunEvent) -> None:
+        await record(event)
+        if isinstance(event, PhaseEnded):
+            w.broker.refuse_cancels = 0
+            w.broker.read_delay = read_delay
+
+    w.sink.emit = cancels_back_at_the_phases_end  # type: ignore[method-assign]
+    w.clock.call_at(at(29), lambda: setattr(w.broker, "refuse_cancels", 10**6))
+
+
+def test_with_no_grace_window_the_runs_end_still_asks_for_and_cancels_each_order_left_working() -> None:
+    """grace_window = 0 and a read that takes 0.5 s: the run end's lookup of the order left working ended past the
+    window (40 s), so its cancel was skipped (run_end_cancels_skipped) and the order kept working at the broker
+    after the run reported (on a wall clock even the lookup was skipped). Every order not known closed gets one
+    lookup and, read open, one cancel."""
+    config = HARD_STOP_AT_40.model_copy(update={"grace_window": 0.0})
+
+    def script(w: World) -> None:
+        _cancels_refused_until_the_phase_ends(w, timedelta(seconds=0.5))
+
+    with every_level_captured() as logs:
+        result, world = execute(BUY, script, config=config, auto_fill=False)
+    assert not [o for o in world.broker.orders.values() if o.status.is_open]
+    (cancelled,) = [line for line in logs if line["event"] == "run_end_cancel"]
+    assert world.broker.orders[cancelled["order_id"]].status is OrderStatus.CANCELED
+    assert result.legs[0].error is not None
+    assert "still open" not in result.legs[0].error
 
 
 def test_the_runs_end_waits_for_its_cancels_confirmation() -> None:
@@ -1375,6 +1414,31 @@ def test_a_resumed_runs_end_waits_for_its_cancels_confirmation(tmp_path: Path) -
     result, broker = run_virtual(main)
     assert broker.orders["o3"].status is OrderStatus.CANCELED
     assert result.legs[0].error is None
+
+
+def test_a_resumed_run_with_no_grace_window_still_cancels_the_order_its_end_finds_working(
+    tmp_path: Path,
+) -> None:
+    """A run killed after its first submit and resumed with grace_window = 0: the deadline's cancel (30 s) is slow
+    and each read takes 0.5 s from 39 s. The resumed run's end looked the order up (40 s to 40.5 s), found it open,
+    and skipped its cancel, the window past; every order not known closed now gets one cancel too."""
+    config = HARD_STOP_AT_40.model_copy(update={"grace_window": 0.0})
+
+    async def main() -> tuple[ExecutionResult, FakeBroker]:
+        down = _down(tmp_path, auto_fill=False)
+        await down.crash_at("submit-ack", config)
+        broker = down.broker
+        broker.cancel_latency = timedelta(seconds=60)
+        down.clock.call_at(at(39), lambda: setattr(broker, "read_delay", timedelta(seconds=0.5)))
+        return await down.finish(config)
+
+    with every_level_captured() as logs:
+        result, broker = run_virtual(main)
+    (cancelled,) = [line for line in logs if line["event"] == "run_end_cancel"]
+    assert (cancelled["order_id"], cancelled["accepted"]) == ("o3", True)
+    assert broker.cancels().count("cancel:o3") == 2  # the deadline's, then the run end's
+    assert result.legs[0].error is not None
+    assert "order o3 was still open at the broker (new) when last read" in result.legs[0].error
 
 
 def test_a_replacement_waits_while_the_broker_cannot_say_how_much_an_earlier_order_filled() -> None:

@@ -8,6 +8,8 @@ so a fill racing a cancel or replace is never lost and nothing is sent for quant
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
@@ -82,6 +84,15 @@ class OrderGateway:
         self._cancelled_unread: set[str] = set()
         #: When each submit of unknown outcome was last sent (by client order id), for timing its re-send.
         self._unanswered_sent: dict[str, datetime] = {}
+
+    @contextmanager
+    def calling(self, broker: Broker) -> Iterator[None]:
+        """Send every broker call through `broker` until the block exits (the run's end bounds their time)."""
+        kept, self._broker = self._broker, broker
+        try:
+            yield
+        finally:
+            self._broker = kept
 
     def _check_collar(self, leg: LegState, limit_price: Decimal | None, quote: Quote | None) -> None:
         arrival = leg.arrival_quote or quote

@@ -1,21 +1,22 @@
 """The run's end: before a run (fresh or resumed) reports, it asks the broker about every order not known closed.
 
 A cancel at the last phase's end may be unconfirmed, an update undelivered, a submit never answered: the run asks
-for each such order (a submit by its client order id), records what the broker says (a fill that raced the
-cancel, the order the submit created), cancels what it still reads open or could not read and waits for those
+for each such order once (a submit by its client order id), records what the broker says (a fill that raced the
+cancel, the order the submit created), cancels what it still reads open or could not read, and waits for those
 cancels to be confirmed (`repeg.engine.phases.settled_by`, as between the sells and the buys), so that the result
 holds every fill the broker made and no order keeps working unnoticed after the run reported.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from functools import partial
+import asyncio
+import dataclasses
+from collections.abc import Coroutine, Iterable
+from datetime import datetime, timedelta
 
 import structlog
 
+from repeg.engine.bounded_broker import BoundedBroker
 from repeg.engine.monitor import EngineContext
 from repeg.engine.phases import (
     cancel_left_open,
@@ -27,79 +28,61 @@ from repeg.engine.phases import (
 )
 
 _log = structlog.get_logger("repeg.engine")
+#: The least time a broker call at the run's end is given, once its window has passed (or with none): ample for a
+#: healthy broker's answer (Alpaca's round trip is well under a second), short of a broker slow to fail.
+CALL_FLOOR = timedelta(seconds=2)
 
 
 async def look_up_open_orders(ctx: EngineContext) -> None:
-    """Before a run ends: ask the broker once for each order of the run not known closed (a cancel at the last
-    phase's end not yet confirmed, an update not yet delivered; a submit never answered, by its client order id),
-    record what it says (a fill that raced the cancel, the order the submit created), then every update waiting.
-    The result then holds every fill the broker had made. An order the broker still reads open, or that it could
-    not be asked about (logged `reconcile_failed`), is then cancelled (`_cancel_at_run_end`: it may be one the run
-    first reads here, e.g. a replacement it never knew of, or the order of a submit never answered, that no cancel
-    ever reached), and its confirmation awaited within `grace_window` (an update, or a read finding it closed; a
-    fill meanwhile is recorded): Alpaca answers a DELETE at once and confirms it later (`pending_cancel`). One still
-    open then stays open in the result (so the run is not `completed`).
-    One leg at a time (its lookups, its cancels, their confirmation); lookups and cancels start only within `grace_window` of
-    the first, so that a broker slow to fail (retries, backoff) does not hold the run's end for each order: the
-    rest are logged, unasked or not cancelled."""
+    """Before a run ends: for each order of the run not known closed (and each submit never answered), one lookup;
+    then, for each it still reads open or could not read (`_cancel_at_run_end`: it may be one the run first reads
+    here, a replacement it never knew of or the order of a submit never answered, that no cancel ever reached),
+    one cancel (unless one is pending); then it waits, within `grace_window`, for the cancels' confirmation (an
+    update, or a read finding the order closed), recording any fill that lands meanwhile. An order still open
+    then, or never read, stays open in the result (so the run is not `completed`), named in its leg's error.
+
+    That first lookup and cancel go out whatever the window (even `grace_window = 0`); so that a broker slow to
+    fail (retries, backoff) cannot hold the run's end for each order, the legs are handled at once and each call
+    is given up at the later of the window's end and `CALL_FLOOR` after it started (`BoundedBroker`)."""
     give_up = ctx.clock.now() + ctx.config.grace
-    left = _LeftAtRunEnd()
-    for index in sorted(ctx.bus.folder.legs):
-        await _close_at_run_end(ctx, index, give_up, left)
-    if left.unasked or left.unsought:
-        _log.warning(
-            "run_end_lookups_skipped",
-            run_id=ctx.bus.run_id,
-            order_ids=left.unasked,
-            client_order_ids=left.unsought,
-        )
-    if left.uncancelled:
-        _log.warning("run_end_cancels_skipped", run_id=ctx.bus.run_id, order_ids=left.uncancelled)
+    legs = [index for index in sorted(ctx.bus.folder.legs) if _may_be_open(ctx, index)]
+    if legs:
+        bounded = BoundedBroker(ctx.broker, ctx.clock, give_up, CALL_FLOOR)
+        at_end = dataclasses.replace(ctx, broker=bounded)
+        with ctx.gateway.calling(bounded):
+            await _all_at_once(_close_at_run_end(at_end, index, give_up) for index in legs)
     await record_late_updates(ctx)
 
 
-@dataclass
-class _LeftAtRunEnd:
-    """What the run's last lookups left undone, the window past: orders not asked, submits not sought by their
-    client order id, orders not cancelled."""
-
-    unasked: list[str] = field(default_factory=list)
-    unsought: list[str] = field(default_factory=list)
-    uncancelled: list[str] = field(default_factory=list)
+def _may_be_open(ctx: EngineContext, index: int) -> bool:
+    return bool(open_orders_of(ctx, (index,)) or unknown_submits(ctx, (index,), set()))
 
 
-async def _close_at_run_end(ctx: EngineContext, index: int, give_up: datetime, left: _LeftAtRunEnd) -> None:
-    """One leg at the run's end: ask for each of its orders not known closed (and a submit never answered), then
-    cancel what is still open and wait, within the window, for those cancels to be confirmed (`settled_by`, as
-    between the sells and the buys), before moving to the next leg, so that an order found open (a replacement
-    first learned here) is cancelled even when the window runs out on later legs."""
+async def _all_at_once(calls: Iterable[Coroutine[object, object, None]]) -> None:
+    """Run `calls` concurrently; an error of one is raised as is (typed), not wrapped in an `ExceptionGroup`."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            for call in calls:
+                group.create_task(call)
+    except ExceptionGroup as broken:
+        if len(broken.exceptions) == 1:
+            raise broken.exceptions[0] from None
+        raise
+
+
+async def _close_at_run_end(ctx: EngineContext, index: int, give_up: datetime) -> None:
+    """One leg at the run's end: ask for each of its orders not known closed (and a submit never answered), cancel
+    what is still open, then wait until `give_up` for the cancels to be confirmed."""
     leg = (index,)
     absent: set[str] = set()
-    found, unknown = open_orders_of(ctx, leg), unknown_submits(ctx, leg, absent)
-    if not found and not unknown:
-        return
-    left.unasked += await _while_before(ctx, give_up, found, ctx.gateway.reconcile)
-    left.unsought += await _while_before(ctx, give_up, unknown, partial(look_up_unknown, ctx, absent=absent))
+    for _, order_id in open_orders_of(ctx, leg):
+        await ctx.gateway.reconcile(index, order_id)
+    for _, cid in unknown_submits(ctx, leg, absent):
+        await look_up_unknown(ctx, index, cid, absent)
     await record_late_updates(ctx)
-    cancel = partial(_cancel_at_run_end, ctx)
-    left.uncancelled += await _while_before(ctx, give_up, open_orders_of(ctx, leg), cancel)
-    await settled_by(ctx, leg, give_up, absent)  # its cancels confirmed (or fills recorded) within the window
-
-
-async def _while_before(
-    ctx: EngineContext,
-    give_up: datetime,
-    orders: Sequence[tuple[int, str]],
-    act: Callable[[int, str], Awaitable[object]],
-) -> list[str]:
-    """`act` on each (leg, order id) of `orders` while the clock is not past `give_up`; the ids of those left."""
-    left: list[str] = []
-    for index, order_id in orders:
-        if ctx.clock.now() > give_up:
-            left.append(order_id)
-        else:
-            await act(index, order_id)
-    return left
+    for _, order_id in open_orders_of(ctx, leg):
+        await _cancel_at_run_end(ctx, index, order_id)
+    await settled_by(ctx, leg, give_up, absent)
 
 
 async def _cancel_at_run_end(ctx: EngineContext, index: int, order_id: str) -> None:

@@ -5,9 +5,9 @@ write-ahead `OrderGateway` and the policy (`LadderPolicy` unless another is give
 (`RunStarted`, `LegPlanned`, `LegSkipped`), run the phases, close it (`RunEnded`) and return the result built from
 the folded events. Before closing, the broker is asked once for each order of the run not known closed (e.g. a
 cancel at the last phase's hard stop still unconfirmed), so that a fill that raced it is in the result, and one it
-still reads open is cancelled (`repeg.engine.run_end`). Leg-level troubles (refusals, missing quotes, deadlines) end
-up in the result, not raised; an engine failure (e.g. the broker's account cannot be read for the buys) ends the
-run as failed and is raised.
+still reads open is cancelled, its confirmation awaited (`repeg.engine.run_end`). Leg-level troubles (refusals,
+missing quotes, deadlines) end up in the result, not raised; an engine failure (e.g. the broker's account cannot be
+read for the buys) ends the run as failed and is raised.
 """
 
 from __future__ import annotations
