@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from journal_support import accepted, fill, intent, leg_planned, run_ended, run_started
+from postgres_support import fresh_schema
 
 from repeg.engine.clock import run_virtual
 from repeg.errors import JournalError, RunNotFoundError
@@ -39,13 +40,8 @@ pytestmark = pytest.mark.skipif(not _server_reachable(), reason=f"no PostgreSQL 
 
 @pytest.fixture
 def dsn() -> Iterator[str]:
-    schema = f"repeg_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(DSN, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    separator = "&" if "?" in DSN else "?"
-    yield f"{DSN}{separator}options=-csearch_path%3D{schema}"
-    with psycopg.connect(DSN, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    with fresh_schema(DSN) as schema_dsn:
+        yield schema_dsn
 
 
 async def test_events_read_back_equal_and_in_order(dsn: str) -> None:

@@ -179,18 +179,20 @@ class PostgresJournal(SqlJournal):
 
     def __init__(self, dsn: str, *, threaded: bool | None = None) -> None:
         super().__init__(safe_dsn(dsn), threaded)
-        self._conn = _connect(dsn)
-        try:
+        # Each session opened is closed again if opening fails later (the reader's refused, a setting unreadable):
+        # the half-built journal held it for as long as its error lived.
+        with contextlib.ExitStack() as on_failure:
+            self._conn = _connect(dsn)
+            on_failure.callback(self._conn.close)
             with self._store_errors("bring its schema up to date"):
                 _migrate(self._conn, self._location)
-        except BaseException:
-            self._conn.close()
-            raise
-        self._reader = _connect(dsn)
-        self._reader.autocommit = True
-        #: The database's (or role's) default is `synchronous_commit = off`: durable batches then set it on.
-        with self._store_errors("read its commit setting"):
-            self._asynchronous = _commits_asynchronously(self._reader)
+            self._reader = _connect(dsn)
+            on_failure.callback(self._reader.close)
+            self._reader.autocommit = True
+            #: The database's (or role's) default is `synchronous_commit = off`: durable batches then set it on.
+            with self._store_errors("read its commit setting"):
+                self._asynchronous = _commits_asynchronously(self._reader)
+            on_failure.pop_all()
 
     @property
     def schema_version(self) -> int:
