@@ -227,6 +227,17 @@ class JournalError(RepegError):
     """The journal cannot be opened, migrated or written."""
 
 
+class JournalTimeoutError(JournalError):
+    """The journal's database answered nothing within a bound: a hung server, a lock held, a network gone."""
+
+    def __init__(self, journal: str, seconds: float, what: str, bound: str) -> None:
+        self.journal = journal
+        self.seconds = seconds
+        self.what = what
+        self.bound = bound
+        super().__init__(f"journal {journal}: cannot {what}: no answer within {seconds:g} s ({bound})")
+
+
 class RunNotFoundError(JournalError):
     def __init__(self, run_id: str, journal: str | None = None) -> None:
         self.run_id = run_id

@@ -3,16 +3,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import struct
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from journal_support import run_started
 from postgres_support import fresh_schema
 
-from repeg.errors import JournalError
+from repeg.errors import JournalError, JournalTimeoutError
+from repeg.journal import postgres_session
 from repeg.journal.factory import open_journal
 from repeg.journal.postgres import PostgresJournal
 
@@ -62,3 +68,130 @@ def test_a_journal_that_fails_to_open_leaves_no_session_open(journal_dsn: str) -
         with psycopg.connect(SERVER, autocommit=True) as conn:
             conn.execute(f"DROP OWNED BY {role}")
             conn.execute(f"DROP ROLE {role}")
+
+
+class _SilentServer:
+    """A PostgreSQL server on 127.0.0.1 that accepts connections and then answers nothing (`answers_startup`: it
+    lets the client in, then stalls on every query), as a hung server or a proxy in front of a dead one does."""
+
+    def __init__(self, *, answers_startup: bool) -> None:
+        self._answers_startup = answers_startup
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)  # accept() wakes up to see `close`
+        self._closed = threading.Event()
+        self._clients: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def dsn(self) -> str:
+        port = self._listener.getsockname()[1]
+        return f"postgresql://u:pw@127.0.0.1:{port}/db?sslmode=disable&gssencmode=disable"
+
+    def _serve(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            with contextlib.suppress(OSError):
+                client.settimeout(None)
+                self._clients.append(client)
+                if self._answers_startup:
+                    (length,) = struct.unpack("!i", client.recv(4))
+                    client.recv(length - 4)  # the startup packet
+                    client.sendall(b"R" + struct.pack("!ii", 8, 0) + b"Z" + struct.pack("!i", 5) + b"I")
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join(5)
+        self._listener.close()
+        for client in self._clients:
+            client.close()
+
+
+@contextlib.contextmanager
+def _silent_server(*, answers_startup: bool) -> Iterator[_SilentServer]:
+    server = _SilentServer(answers_startup=answers_startup)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def _outcome_within(seconds: float, action: Callable[[], object]) -> BaseException | None:
+    """The error `action` raised, None when it returned, run in a thread given `seconds`: a hang fails the test
+    (the thread, a daemon, ends once the fake server or the lock holder lets it go)."""
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            action()
+        except BaseException as exc:  # handed to the test, which asserts on it
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert outcome, f"still waiting after {seconds} s"
+    return outcome[0]
+
+
+def test_a_server_that_never_answers_the_login_is_a_timeout_naming_the_journal_and_its_bound() -> None:
+    # libpq waits for the login's answer as long as connect_timeout says, and without one for ever (psycopg's own
+    # default, 130 s): the error then said only "connection timeout expired", naming no bound.
+    with _silent_server(answers_startup=False) as server:
+        refused = _outcome_within(15, lambda: PostgresJournal(f"{server.dsn}&connect_timeout=2"))
+    assert isinstance(refused, JournalTimeoutError), refused
+    assert "u:***@127.0.0.1" in str(refused)
+    assert "pw@" not in str(refused)
+    assert "cannot connect: no answer within 2 s (connect_timeout" in str(refused)
+
+
+def test_a_server_that_stalls_after_the_login_is_a_timeout_naming_the_journal_and_its_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Nothing bounded a query: a server (or a proxy before it) that let the journal in and then answered nothing held
+    # `repeg run` (and its stop) for ever.
+    monkeypatch.setattr(postgres_session, "READ_TIMEOUT", 1.0)
+    with _silent_server(answers_startup=True) as server:
+        refused = _outcome_within(15, lambda: PostgresJournal(server.dsn))
+    assert isinstance(refused, JournalTimeoutError), refused
+    assert "journal postgresql://u:***@127.0.0.1" in str(refused)
+    assert "pw@" not in str(refused)
+    assert "no answer within 1 s" in str(refused)
+
+
+@needs_server
+async def test_a_read_waiting_on_a_lock_another_session_holds_is_a_timeout(
+    journal_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = PostgresJournal(journal_dsn)
+    await journal.emit(run_started())
+    await journal.flush()
+    monkeypatch.setattr(postgres_session, "READ_TIMEOUT", 1.0)
+    with psycopg.connect(journal_dsn) as holder:
+        holder.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")  # a DBA's maintenance, say
+        refused = _outcome_within(15, lambda: journal.events("r1"))
+    assert isinstance(refused, JournalTimeoutError), refused
+    assert "cannot read the events of run 'r1': no answer within 1 s" in str(refused)
+    journal.close()
+
+
+@needs_server
+def test_a_dsn_naming_no_bound_gets_repegs_and_one_naming_a_bound_keeps_it(journal_dsn: str) -> None:
+    # Without them libpq waited on a login for psycopg's 130 s and found a dead peer after the kernel's two hours.
+    journal = PostgresJournal(journal_dsn)
+    given = PostgresJournal(f"{journal_dsn}&connect_timeout=3&keepalives_idle=120")
+    try:
+        for conn in (journal._conn, journal._reader):
+            parameters = conn.info.get_parameters()
+            assert (parameters["connect_timeout"], parameters["keepalives_idle"]) == ("10", "30")
+            assert (parameters["keepalives_count"], parameters["tcp_user_timeout"]) == ("3", "60000")
+        parameters = given._conn.info.get_parameters()
+        assert (parameters["connect_timeout"], parameters["keepalives_idle"]) == ("3", "120")
+    finally:
+        journal.close()
+        given.close()

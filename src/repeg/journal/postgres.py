@@ -12,13 +12,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-from repeg.errors import ConfigError, JournalError
+from repeg.errors import ConfigError, JournalError, JournalTimeoutError
+from repeg.journal import postgres_session
 from repeg.journal.factory import LIBPQ_KEYWORDS, LIBPQ_SECRETS
+from repeg.journal.postgres_session import CONNECT_BOUND, bounded, session_defaults
 from repeg.journal.schema import VERSION_TABLE_POSTGRES, not_a_journal, pending_migrations
 from repeg.journal.store import SUMMARY_KINDS, SqlJournal
 from repeg.journal.writer import Record
@@ -127,10 +129,16 @@ def _connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
         raise ConfigError(
             "--journal", safe_dsn(dsn), f"needs the postgres extra, and {why}: {POSTGRES_INSTALL}"
         ) from exc
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo, timeout_from_conninfo
+
     try:
-        return psycopg.connect(dsn, autocommit=False)
+        conninfo = make_conninfo(dsn, **session_defaults(conninfo_to_dict(dsn)))
+        return psycopg.connect(conninfo, autocommit=False)
     except psycopg.ProgrammingError as exc:  # refused before connecting: the DSN itself is malformed
         raise ConfigError("--journal", safe_dsn(dsn), f"not a usable DSN: {_scrub(str(exc), dsn)}") from None
+    except psycopg.errors.ConnectionTimeout as exc:
+        seconds = timeout_from_conninfo(conninfo_to_dict(conninfo))
+        raise JournalTimeoutError(safe_dsn(dsn), seconds, "connect", CONNECT_BOUND) from exc
     except psycopg.Error as exc:
         raise JournalError(f"cannot open journal {safe_dsn(dsn)}: {_scrub(str(exc), dsn)}") from None
 
@@ -153,10 +161,14 @@ def _version(conn: psycopg.Connection[tuple[object, ...]], location: str) -> int
 def _migrate(conn: psycopg.Connection[tuple[object, ...]], location: str) -> None:
     """Apply the migrations the journal lacks. One at this repeg's version is left untouched (nothing created, no
     lock taken), so a role that may only read it (or a read replica) can list and show its runs."""
-    with conn.transaction():
+    with (
+        bounded(conn, postgres_session.READ_TIMEOUT, location, "read its schema version"),
+        conn.transaction(),
+    ):
         if not pending_migrations(_version(conn, location), location):
             return
-    with conn.transaction():
+    migrating = bounded(conn, postgres_session.MIGRATION_TIMEOUT, location, "bring its schema up to date")
+    with migrating, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
         found = _version(conn, location)
         conn.execute(VERSION_TABLE_POSTGRES)
@@ -190,29 +202,35 @@ class PostgresJournal(SqlJournal):
             on_failure.callback(self._reader.close)
             self._reader.autocommit = True
             #: The database's (or role's) default is `synchronous_commit = off`: durable batches then set it on.
-            with self._store_errors("read its commit setting"):
+            with self._answered(self._reader, "read its commit setting"):
                 self._asynchronous = _commits_asynchronously(self._reader)
             on_failure.pop_all()
 
+    @contextlib.contextmanager
+    def _answered(self, conn: psycopg.Connection[tuple[object, ...]], what: str) -> Iterator[None]:
+        """Statements on `conn` in the block: answered within the read bound, a failure a `JournalError`."""
+        with self._store_errors(what), bounded(conn, postgres_session.READ_TIMEOUT, self._location, what):
+            yield
+
     @property
     def schema_version(self) -> int:
-        with self._store_errors("read its schema version"):
+        with self._answered(self._reader, "read its schema version"):
             return _version(self._reader, self._location)
 
     def has_run(self, run_id: str) -> bool:
-        with self._store_errors(f"look up run {run_id!r}"):
+        with self._answered(self._reader, f"look up run {run_id!r}"):
             row = self._reader.execute("SELECT 1 FROM runs WHERE run_id = %s", (run_id,)).fetchone()
         return row is not None
 
     def _payloads(self, run_id: str) -> list[str]:
-        with self._store_errors(f"read the events of run {run_id!r}"):
+        with self._answered(self._reader, f"read the events of run {run_id!r}"):
             rows = self._reader.execute(
                 "SELECT payload FROM events WHERE run_id = %s ORDER BY seq", (run_id,)
             )
             return [str(row[0]) for row in rows.fetchall()]
 
     def _summary_rows(self) -> list[tuple[str, datetime, str | None]]:
-        with self._store_errors("list its runs"):
+        with self._answered(self._reader, "list its runs"):
             rows = self._reader.execute(
                 "SELECT r.run_id, r.started, e.payload FROM runs r LEFT JOIN events e "
                 "ON e.run_id = r.run_id AND e.kind = ANY(%s) ORDER BY r.started, r.run_id, e.seq",
@@ -227,7 +245,7 @@ class PostgresJournal(SqlJournal):
         return result
 
     def _max_seq(self, run_id: str) -> int:
-        with self._store_errors(f"read the last sequence number of run {run_id!r}"):
+        with self._answered(self._reader, f"read the last sequence number of run {run_id!r}"):
             row = self._reader.execute("SELECT MAX(seq) FROM events WHERE run_id = %s", (run_id,)).fetchone()
         return 0 if row is None or row[0] is None else int(str(row[0]))
 
@@ -235,7 +253,7 @@ class PostgresJournal(SqlJournal):
         """A session-level advisory lock on the writer's session (claimed before anything is emitted): released
         when it closes, or when the process dies and the server drops the session. Not on the reader's, idle
         through a run: a server or a NAT dropping that session alone freed the run while this one still wrote it."""
-        with self._store_errors(f"lock run {run_id!r}"), self._conn.transaction():
+        with self._answered(self._conn, f"lock run {run_id!r}"), self._conn.transaction():
             # Advisory locks are database-wide: the key names the journal's schema too, as SQLite's lock file
             # sits beside its journal, so journals of two schemas each work their own run of one id.
             schema = self._conn.execute("SELECT current_schema()").fetchone()
@@ -249,7 +267,7 @@ class PostgresJournal(SqlJournal):
             # Released now: the server ends a closed session (and frees its locks) only once it notices.
             with (
                 contextlib.suppress(JournalError),
-                self._store_errors("release its runs"),
+                self._answered(self._conn, "release its runs"),
                 self._conn.transaction(),
             ):
                 self._conn.execute("SELECT pg_advisory_unlock_all()")
@@ -263,7 +281,8 @@ class PostgresJournal(SqlJournal):
 
     def _commit_batch(self, records: Sequence[Record], durable: bool) -> None:
         conn = self._conn
-        with conn.transaction():
+        what = f"commit {len(records)} events"
+        with bounded(conn, postgres_session.READ_TIMEOUT, self._location, what), conn.transaction():
             if not durable:
                 conn.execute("SET LOCAL synchronous_commit = off")
             elif self._asynchronous:
