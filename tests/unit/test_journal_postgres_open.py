@@ -195,3 +195,15 @@ def test_a_dsn_naming_no_bound_gets_repegs_and_one_naming_a_bound_keeps_it(journ
     finally:
         journal.close()
         given.close()
+
+
+@needs_server
+def test_a_password_joined_to_the_user_by_an_encoded_colon_is_masked_in_the_servers_refusal() -> None:
+    # libpq takes `u%3ASECRET` for the user "u:SECRET", which the server quotes back: "role "u:SECRET" does not exist".
+    assert SERVER is not None
+    split = urlsplit(SERVER)
+    secret = "PKSECRET-0123456789abcdef"
+    dsn = urlunsplit(split._replace(netloc=f"u%3A{secret}@{split.hostname}:{split.port}"))
+    with pytest.raises(JournalError, match='role "u:\\*\\*\\*" does not exist') as refused:
+        PostgresJournal(dsn)
+    assert secret not in str(refused.value)

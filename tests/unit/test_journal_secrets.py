@@ -226,3 +226,63 @@ def test_a_libpq_secret_parameter_other_than_a_password_is_masked(key: str) -> N
     assert SECRET not in safe_dsn(
         f"postgresql://host/db?oauth_client_id=repeg&{key}={SECRET}&sslmode=disable"
     )
+
+
+@pytest.mark.parametrize(
+    ("dsn", "shown"),
+    [
+        (f"postgresql://u%3A{SECRET}@host/db", "postgresql://u%3A***@host/db"),
+        (
+            f"postgresql://u%3a{SECRET}@host:5432/db?sslmode=disable",
+            "postgresql://u%3a***@host:5432/db?sslmode=disable",
+        ),
+        (f"postgresql://u%3A{SECRET}:pw@host/db", "postgresql://u%3A***@host/db"),
+    ],
+)
+def test_a_password_joined_to_the_user_by_an_encoded_colon_is_masked(dsn: str, shown: str) -> None:
+    # libpq decodes the user info before splitting it: `u%3ASECRET` is the user "u:SECRET" (no password), which the
+    # server quotes back (role "u:SECRET" does not exist). Written so, the text after the ':' is most likely the
+    # password the user meant (a role holding ':' still connects): it was printed whole wherever the journal was named.
+    assert safe_dsn(dsn) == shown
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        f"postgresql://host/db?options=-c%20password%3D{SECRET}",
+        f"postgresql://host/db?options=-cpassword%3D{SECRET}%20-csearch_path%3Dx",
+        f"postgresql://host/db?sslmode=disable&options=--sslpassword%3D{SECRET}&port=5433",
+        f"postgresql://host/db?options=-c%20%70assword%20%3D%20{SECRET}",
+    ],
+)
+def test_a_password_set_in_the_options_parameter_is_masked(dsn: str) -> None:
+    # libpq reads no password there and the server refuses the setting naming only the parameter ("unrecognized
+    # configuration parameter "password"", checked on PostgreSQL 18), but the value is the password the user meant:
+    # the options are shown masked whole (they may hold other settings, and a secret written any way libpq decodes).
+    assert SECRET not in safe_dsn(dsn)
+    assert "options=***" in safe_dsn(dsn)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        f"host=db.internal options='-c password={SECRET}'",
+        f"host=db.internal options=-cpassword={SECRET} dbname=repeg",
+        f"host=db.internal options='--sslpassword={SECRET} -c search_path=x'",
+        f"host=db.internal options='-c password = {SECRET}'",
+    ],
+)
+def test_a_password_set_in_the_options_of_a_connection_string_is_masked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec: str
+) -> None:
+    # Guard (passes on 58e0ee70): the key=value mask finds a secret keyword wherever it stands, options included.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="postgresql:// DSN") as refused:
+        open_journal(spec)
+    assert SECRET not in str(refused.value)
+
+
+def test_options_setting_no_secret_are_shown_as_they_are() -> None:
+    # Guard: only options setting a secret are masked.
+    dsn = "postgresql://u:pw@host/db?options=-csearch_path%3Dx%20-cpassword_encryption%3Dscram-sha-256"
+    assert safe_dsn(dsn) == dsn.replace(":pw@", ":***@")

@@ -89,8 +89,9 @@ LIBPQ_KEYWORDS = [
 LIBPQ_SECRETS = ("password", "sslpassword", "oauth_client_secret", "scram_client_key", "scram_server_key")
 #: A libpq `key=value` connection string (as `psql` takes): it starts with a connection keyword and '='.
 _CONNINFO = re.compile(rf"\s*(?:{'|'.join(LIBPQ_KEYWORDS)})\s*=", re.IGNORECASE)
-#: A secret in one: up to the next blank ('\ ' is a blank in it), or quoted ('...', a quote in it written \').
-_CONNINFO_PASSWORD = re.compile(
+#: A secret in one: up to the next blank ('\ ' is a blank in it), or quoted ('...', a quote in it written \'). Found
+#: wherever it stands, so also one set in the `options` (`options='-c password=...'`): see `postgres.safe_dsn`.
+CONNINFO_SECRET = re.compile(
     rf"((?:{'|'.join(LIBPQ_SECRETS)})\s*=\s*)" r"(?:'(?:[^'\\]|\\.)*'?|(?:\\.|[^\s\\])*\\?)",
     re.IGNORECASE,
 )
@@ -110,7 +111,7 @@ def refuse_a_url_of_no_journal(spec: str) -> None:
     SQLAlchemy one (`postgresql+psycopg://`), or a libpq `key=value` connection string: read as a SQLite path,
     every refusal printed its password (and `repeg run` journaled to a new local file named after it)."""
     if _is_a_connection_string(spec):
-        shown = _CONNINFO_PASSWORD.sub(r"\1***", spec)
+        shown = CONNINFO_SECRET.sub(r"\1***", spec)
         raise ConfigError(
             "--journal",
             shown,

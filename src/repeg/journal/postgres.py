@@ -19,7 +19,7 @@ from urllib.parse import unquote
 
 from repeg.errors import ConfigError, JournalError, JournalTimeoutError
 from repeg.journal import postgres_session
-from repeg.journal.factory import LIBPQ_KEYWORDS, LIBPQ_SECRETS
+from repeg.journal.factory import CONNINFO_SECRET, LIBPQ_KEYWORDS, LIBPQ_SECRETS
 from repeg.journal.postgres_session import CONNECT_BOUND, bounded, session_defaults
 from repeg.journal.schema import VERSION_TABLE_POSTGRES, not_a_journal, pending_migrations
 from repeg.journal.store import SUMMARY_KINDS, SqlJournal
@@ -31,10 +31,13 @@ if TYPE_CHECKING:
 POSTGRES_INSTALL = "pip install -e '.[postgres]'"
 _MIGRATION_LOCK = 0x7265706567  # "repeg"
 _INSERT_EVENT = "INSERT INTO events (run_id, seq, leg, ts, correlation_id, kind, payload) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+#: The user of the user info, to its ':'; or to a ':' written %3A, which libpq decodes into the user ("u:SECRET",
+#: quoted back by the server's refusal): the text after it is most likely the password meant, and masked too.
+_USER = r"://(?:[^:/@%]|%(?!3[aA]))*(?::|%3[aA])"
 #: The password of the user info; one holding bare '@'s (not written %40) is masked up to the host's '@'.
-_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*(?:@[^@/?#]*)*@")
+_PASSWORD = re.compile(rf"({_USER})[^@]*(?:@[^@/?#]*)*@")
 #: The same as libpq reads it: user info ends at an '@' before any '/' (its password may hold '?' and '&').
-_PASSWORD_BEFORE_PATH = re.compile(r"(://[^:/@]*:)[^@/]*(?:@[^@/?#]*)*@")
+_PASSWORD_BEFORE_PATH = re.compile(rf"({_USER})[^@/]*(?:@[^@/?#]*)*@")
 #: User info holding a bare '@': libpq ends it at its first '@' and takes the rest (a password's tail) for the host.
 _BARE_AT = re.compile(r"://[^/@]*@[^/?#]*@")
 #: A parameter's keyword; its value runs to the next '&' (a '?' in it may start another keyword, masked too).
@@ -61,14 +64,21 @@ def _password_value_end(dsn: str, start: int) -> int:
     return len(dsn)
 
 
+def _is_secret(key: str, value: str) -> bool:
+    """The parameter `key=value` (as written) is a secret: a password parameter, or `options` setting one (which
+    libpq does not read and the server refuses, naming only the setting, but which holds the password meant).
+    libpq percent-decodes a keyword (`%70assword` is `password`) and reads `password =` as `password`: each
+    keyword is compared decoded, unpadded, in any case."""
+    name = unquote(key).strip().lower()
+    return name in _PASSWORD_KEYS or (
+        name == "options" and CONNINFO_SECRET.search(unquote(value)) is not None
+    )
+
+
 def _password_values(dsn: str) -> list[tuple[int, int]]:
-    """Where the values of `dsn`'s password parameters are. libpq percent-decodes a keyword (`%70assword` is
-    `password`) and reads `password =` as `password`: each keyword is compared decoded, unpadded, in any case."""
-    return [
-        (key.end(), _password_value_end(dsn, key.end()))
-        for key in _PARAM_KEY.finditer(dsn)
-        if unquote(key.group(1)).strip().lower() in _PASSWORD_KEYS
-    ]
+    """Where the values of `dsn`'s secret parameters are (`_is_secret`)."""
+    found = ((key, _password_value_end(dsn, key.end())) for key in _PARAM_KEY.finditer(dsn))
+    return [(key.end(), end) for key, end in found if _is_secret(key.group(1), dsn[key.end() : end])]
 
 
 def _mask_password_params(dsn: str) -> str:
@@ -98,9 +108,9 @@ def _scrub(text: str, dsn: str) -> str:
 
 
 def safe_dsn(dsn: str) -> str:
-    """The DSN with its passwords masked (in the user info, or as a `password=` or `sslpassword=` parameter, or
-    libpq's other secrets: `oauth_client_secret=`, `scram_client_key=`, `scram_server_key=`), for messages and
-    `repeg runs`. The user info as libpq reads it first (a password holding '?password=' is no
+    """The DSN with its passwords masked (in the user info, after its ':' or a ':' written %3A, or as a `password=`
+    or `sslpassword=` parameter, or libpq's other secrets: `oauth_client_secret=`, `scram_client_key=`,
+    `scram_server_key=`, or `options=` setting one, masked whole), for messages and `repeg runs`. The user info as libpq reads it first (a password holding '?password=' is no
     parameter), then the parameters (one holding '@' is no user info), then whatever else may be a password: text
     up to an '@' that a '/' makes no user info to libpq (`u:ab/cd@host`: a password holding '/', not written %2F)."""
     masked = _mask_password_params(_PASSWORD_BEFORE_PATH.sub(r"\1***@", dsn))
