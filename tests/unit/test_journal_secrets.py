@@ -286,3 +286,24 @@ def test_options_setting_no_secret_are_shown_as_they_are() -> None:
     # Guard: only options setting a secret are masked.
     dsn = "postgresql://u:pw@host/db?options=-csearch_path%3Dx%20-cpassword_encryption%3Dscram-sha-256"
     assert safe_dsn(dsn) == dsn.replace(":pw@", ":***@")
+
+
+@pytest.mark.parametrize(
+    ("dsn", "shown"),
+    [
+        ("postgresql://h:5432/db?application_name=a@b", "postgresql://h:5432/db?application_name=a@b"),
+        (
+            f"postgresql://h:5432/db?application_name=a@b&password={SECRET}",
+            "postgresql://h:5432/db?application_name=a@b&password=***",
+        ),
+        # not a port, path and query: still a password holding '/' (guards: masked before too)
+        (f"postgresql://u:1234/{SECRET}@host/db", "postgresql://u:***@host/db"),
+        (f"postgresql://u:1234/x?{SECRET}@host/db", "postgresql://u:***@host/db"),
+    ],
+)
+def test_a_parameter_holding_an_at_sign_after_a_port_is_not_taken_for_a_password(
+    dsn: str, shown: str
+) -> None:
+    # `host:5432/db?application_name=a@b` was shown as `postgresql://h:***@b`: the mask of a password holding '/'
+    # took the host for a user and the port, path and query up to the '@' for its password.
+    assert safe_dsn(dsn) == shown

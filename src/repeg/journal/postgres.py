@@ -38,6 +38,8 @@ _USER = r"://(?:[^:/@%]|%(?!3[aA]))*(?::|%3[aA])"
 _PASSWORD = re.compile(rf"({_USER})[^@]*(?:@[^@/?#]*)*@")
 #: The same as libpq reads it: user info ends at an '@' before any '/' (its password may hold '?' and '&').
 _PASSWORD_BEFORE_PATH = re.compile(rf"({_USER})[^@/]*(?:@[^@/?#]*)*@")
+#: What `_PASSWORD` takes for a password may be a port, a path and a query instead (`host:5432/db?...`).
+_PORT_PATH_QUERY = re.compile(r"\d+/[^?@]*\?")
 #: User info holding a bare '@': libpq ends it at its first '@' and takes the rest (a password's tail) for the host.
 _BARE_AT = re.compile(r"://[^/@]*@[^/?#]*@")
 #: A parameter's keyword; its value runs to the next '&' (a '?' in it may start another keyword, masked too).
@@ -91,9 +93,25 @@ def _mask_password_params(dsn: str) -> str:
     return "".join(shown) + dsn[last:]
 
 
+def _user_info_password(found: re.Match[str]) -> str | None:
+    """The password `_PASSWORD` found; None when it is a port, a path and a query holding a parameter of libpq's
+    whose value holds the '@' (`host:5432/db?application_name=a@b`: no user info)."""
+    password = found.group(0)[len(found.group(1)) : -1]
+    head = _PORT_PATH_QUERY.match(password)
+    if head is not None and any(
+        _is_keyword(key.group(1)) for key in _PARAM_KEY.finditer(password, head.end() - 1)
+    ):
+        return None
+    return password
+
+
+def _mask_user_info(found: re.Match[str]) -> str:
+    return found.group(0) if _user_info_password(found) is None else f"{found.group(1)}***@"
+
+
 def _passwords(dsn: str) -> set[str]:
     """Every password `dsn` holds, as written and percent-decoded."""
-    found = [m.group(0)[len(m.group(1)) : -1] for m in _PASSWORD.finditer(dsn)]
+    found = [password for m in _PASSWORD.finditer(dsn) if (password := _user_info_password(m)) is not None]
     for start, end in _password_values(dsn):
         tails = dsn[start:end].split("&")[1:]  # libpq quotes a tail after a bare '&', or its keyword
         found += [dsn[start:end], *tails, *(tail.partition("=")[0] for tail in tails)]
@@ -114,7 +132,7 @@ def safe_dsn(dsn: str) -> str:
     parameter), then the parameters (one holding '@' is no user info), then whatever else may be a password: text
     up to an '@' that a '/' makes no user info to libpq (`u:ab/cd@host`: a password holding '/', not written %2F)."""
     masked = _mask_password_params(_PASSWORD_BEFORE_PATH.sub(r"\1***@", dsn))
-    return _PASSWORD.sub(r"\1***@", masked)
+    return _PASSWORD.sub(_mask_user_info, masked)
 
 
 def _refuse_bare_at(dsn: str) -> None:
