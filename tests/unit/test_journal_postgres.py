@@ -10,11 +10,10 @@ import os
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from journal_support import accepted, fill, intent, leg_planned, run_ended, run_started
-from postgres_support import fresh_schema
+from postgres_support import fresh_schema, reading_role
 
 from repeg.engine.clock import run_virtual
 from repeg.errors import JournalError, RunNotFoundError
@@ -121,14 +120,20 @@ def test_a_commit_the_database_refuses_in_simulation_is_a_journal_error(dsn: str
 
 
 async def test_a_read_over_a_lost_connection_is_a_journal_error(dsn: str) -> None:
-    journal = PostgresJournal(dsn)
-    await journal.emit(run_started())
-    await journal.flush()
-    sessions = [journal._reader.info.backend_pid, journal._conn.info.backend_pid]
-    with psycopg.connect(DSN, autocommit=True) as conn:  # the server drops the journal's sessions (a restart)
-        conn.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (sessions,))
-    with pytest.raises(JournalError, match=r"journal postgresql://.*: cannot read the events of run 'r1'"):
-        journal.events("r1")
+    open_journal(dsn).close()
+    with reading_role(DSN, dsn) as (role, as_reader):
+        journal = PostgresJournal(as_reader)
+        sessions = [journal._reader.info.backend_pid, journal._conn.info.backend_pid]
+        with psycopg.connect(
+            DSN, autocommit=True
+        ) as conn:  # the server drops the journal's sessions, lets none in
+            conn.execute(f"ALTER ROLE {role} NOLOGIN")
+            conn.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (sessions,))
+        with pytest.raises(
+            JournalError, match=r"journal postgresql://.*: cannot read the events of run 'r1'"
+        ):
+            journal.events("r1")
+        journal.close()
 
 
 def test_a_run_claimed_through_one_journal_is_refused_to_another_until_it_closes(dsn: str) -> None:
@@ -169,23 +174,11 @@ async def test_a_role_that_may_only_read_the_journal_lists_and_reads_its_runs(ds
     for event in [run_started(), leg_planned(), intent(), run_ended()]:
         await journal.emit(event)
     journal.close()
-    schema = dsn.rsplit("%3D", 1)[1]
-    role = f"repeg_reader_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(DSN, autocommit=True) as conn:
-        conn.execute(f"CREATE ROLE {role} LOGIN")
-        conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
-        conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}")
-    split = urlsplit(dsn)
-    as_reader = urlunsplit(split._replace(netloc=f"{role}@{split.hostname}:{split.port}"))
-    try:
+    with reading_role(DSN, dsn) as (_, as_reader):
         reader = open_journal(as_reader)
         assert [run.run_id for run in reader.runs()] == ["r1"]
         assert [event.kind for event in reader.events("r1")][-1] == "run_ended"
         reader.close()
-    finally:
-        with psycopg.connect(DSN, autocommit=True) as conn:
-            conn.execute(f"DROP OWNED BY {role}")
-            conn.execute(f"DROP ROLE {role}")
 
 
 class _CommitSetting:

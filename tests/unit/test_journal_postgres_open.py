@@ -9,13 +9,12 @@ import socket
 import struct
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from journal_support import run_started
-from postgres_support import fresh_schema
+from journal_support import intent, run_started
+from postgres_support import fresh_schema, reading_role
 
 from repeg.errors import JournalError, JournalTimeoutError
 from repeg.journal import postgres_session
@@ -52,22 +51,10 @@ def test_a_journal_that_fails_to_open_leaves_no_session_open(journal_dsn: str) -
     # The writer's session stayed open when the reader's could not be opened (here the role's connection limit), or
     # when reading the commit setting failed: held by the half-built journal for as long as its error lived.
     open_journal(journal_dsn).close()
-    schema = journal_dsn.rsplit("%3D", 1)[1]
-    role = f"repeg_one_session_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(SERVER, autocommit=True) as conn:
-        conn.execute(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 1")
-        conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
-        conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}")
-    split = urlsplit(journal_dsn)
-    as_role = urlunsplit(split._replace(netloc=f"{role}@{split.hostname}:{split.port}"))
-    try:
+    with reading_role(SERVER, journal_dsn, options="LOGIN CONNECTION LIMIT 1") as (role, as_role):
         with pytest.raises(JournalError, match="too many connections") as refused:
             PostgresJournal(as_role)
         assert _sessions_of(role) == 0, refused.value
-    finally:
-        with psycopg.connect(SERVER, autocommit=True) as conn:
-            conn.execute(f"DROP OWNED BY {role}")
-            conn.execute(f"DROP ROLE {role}")
 
 
 class _SilentServer:
@@ -207,3 +194,18 @@ def test_a_password_joined_to_the_user_by_an_encoded_colon_is_masked_in_the_serv
     with pytest.raises(JournalError, match='role "u:\\*\\*\\*" does not exist') as refused:
         PostgresJournal(dsn)
     assert secret not in str(refused.value)
+
+
+@needs_server
+async def test_a_stop_reads_the_journal_after_its_idle_reading_session_was_dropped(journal_dsn: str) -> None:
+    # The reading session, idle through a run, was dropped alone (a server's idle_session_timeout, a NAT): a Ctrl-C
+    # stop, which reads the run back before cancelling, could not, and fell back to the unjournaled stop.
+    journal = PostgresJournal(journal_dsn)
+    journal.claim("r1")
+    await journal.emit(run_started())
+    await journal.flush()
+    with psycopg.connect(SERVER, autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(%s)", (journal._reader.info.backend_pid,))
+    assert [event.kind for event in journal.events("r1")] == ["run_started"]
+    await journal.emit(intent())
+    journal.close()

@@ -12,10 +12,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import unquote
+
+import structlog
 
 from repeg.errors import ConfigError, JournalError, JournalTimeoutError
 from repeg.journal import postgres_session
@@ -27,6 +29,11 @@ from repeg.journal.writer import Record
 
 if TYPE_CHECKING:
     import psycopg
+
+    Session = psycopg.Connection[tuple[object, ...]]
+
+R = TypeVar("R")
+log = structlog.get_logger("repeg.journal")
 
 POSTGRES_INSTALL = "pip install -e '.[postgres]'"
 _MIGRATION_LOCK = 0x7265706567  # "repeg"
@@ -171,6 +178,13 @@ def _connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
         raise JournalError(f"cannot open journal {safe_dsn(dsn)}: {_scrub(str(exc), dsn)}") from None
 
 
+def _reader(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
+    """A session for reading: autocommit, so it holds no transaction (nor a snapshot) between reads."""
+    conn = _connect(dsn)
+    conn.autocommit = True
+    return conn
+
+
 def _tables(conn: psycopg.Connection[tuple[object, ...]]) -> set[str]:
     rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()").fetchall()
     return {str(row[0]) for row in rows}
@@ -226,13 +240,36 @@ class PostgresJournal(SqlJournal):
             on_failure.callback(self._conn.close)
             with self._store_errors("bring its schema up to date"):
                 _migrate(self._conn, self._location)
-            self._reader = _connect(dsn)
+            self._reader = _reader(dsn)
             on_failure.callback(self._reader.close)
-            self._reader.autocommit = True
             #: The database's (or role's) default is `synchronous_commit = off`: durable batches then set it on.
             with self._answered(self._reader, "read its commit setting"):
                 self._asynchronous = _commits_asynchronously(self._reader)
             on_failure.pop_all()
+        #: Never shown (`location` is it masked): kept to open the reading session again (`_read`).
+        self._dsn = dsn
+
+    def _read(self, what: str, read: Callable[[Session], R]) -> R:
+        """`read` on the reading session. One lost since its last use (a server's idle_session_timeout, a NAT, a
+        restart) is opened again, once: it holds no lock and no transaction, so a new one reads the same."""
+        try:
+            with self._answered(self._reader, what):
+                return read(self._reader)
+        except JournalTimeoutError:
+            raise  # lost to its bound: the server answers nothing
+        except JournalError as lost:
+            if not self._reader.broken:
+                raise
+            log.warning("journal_reader_reopened", journal=self._location, error=str(lost))
+        self._reader.close()
+        try:
+            self._reader = _reader(self._dsn)
+        except JournalError as exc:
+            raise JournalError(
+                f"journal {self._location}: cannot {what} (its session was lost: {exc})"
+            ) from exc
+        with self._answered(self._reader, what):
+            return read(self._reader)
 
     @contextlib.contextmanager
     def _answered(self, conn: psycopg.Connection[tuple[object, ...]], what: str) -> Iterator[None]:
@@ -242,28 +279,28 @@ class PostgresJournal(SqlJournal):
 
     @property
     def schema_version(self) -> int:
-        with self._answered(self._reader, "read its schema version"):
-            return _version(self._reader, self._location)
+        return self._read("read its schema version", lambda conn: _version(conn, self._location))
 
     def has_run(self, run_id: str) -> bool:
-        with self._answered(self._reader, f"look up run {run_id!r}"):
-            row = self._reader.execute("SELECT 1 FROM runs WHERE run_id = %s", (run_id,)).fetchone()
+        query = "SELECT 1 FROM runs WHERE run_id = %s"
+        row = self._read(f"look up run {run_id!r}", lambda conn: conn.execute(query, (run_id,)).fetchone())
         return row is not None
 
     def _payloads(self, run_id: str) -> list[str]:
-        with self._answered(self._reader, f"read the events of run {run_id!r}"):
-            rows = self._reader.execute(
-                "SELECT payload FROM events WHERE run_id = %s ORDER BY seq", (run_id,)
-            )
-            return [str(row[0]) for row in rows.fetchall()]
+        query = "SELECT payload FROM events WHERE run_id = %s ORDER BY seq"
+        rows = self._read(
+            f"read the events of run {run_id!r}", lambda conn: conn.execute(query, (run_id,)).fetchall()
+        )
+        return [str(row[0]) for row in rows]
 
     def _summary_rows(self) -> list[tuple[str, datetime, str | None]]:
-        with self._answered(self._reader, "list its runs"):
-            rows = self._reader.execute(
-                "SELECT r.run_id, r.started, e.payload FROM runs r LEFT JOIN events e "
-                "ON e.run_id = r.run_id AND e.kind = ANY(%s) ORDER BY r.started, r.run_id, e.seq",
-                (list(SUMMARY_KINDS),),
-            ).fetchall()
+        query = (
+            "SELECT r.run_id, r.started, e.payload FROM runs r LEFT JOIN events e "
+            "ON e.run_id = r.run_id AND e.kind = ANY(%s) ORDER BY r.started, r.run_id, e.seq"
+        )
+        rows = self._read(
+            "list its runs", lambda conn: conn.execute(query, (list(SUMMARY_KINDS),)).fetchall()
+        )
         result: list[tuple[str, datetime, str | None]] = []
         for run_id, started, payload in rows:
             if not isinstance(started, datetime):
@@ -273,8 +310,9 @@ class PostgresJournal(SqlJournal):
         return result
 
     def _max_seq(self, run_id: str) -> int:
-        with self._answered(self._reader, f"read the last sequence number of run {run_id!r}"):
-            row = self._reader.execute("SELECT MAX(seq) FROM events WHERE run_id = %s", (run_id,)).fetchone()
+        query = "SELECT MAX(seq) FROM events WHERE run_id = %s"
+        what = f"read the last sequence number of run {run_id!r}"
+        row = self._read(what, lambda conn: conn.execute(query, (run_id,)).fetchone())
         return 0 if row is None or row[0] is None else int(str(row[0]))
 
     def _lock_run(self, run_id: str) -> bool:
