@@ -135,9 +135,10 @@ def _scrub(text: str, dsn: str) -> str:
 def safe_dsn(dsn: str) -> str:
     """The DSN with its passwords masked (in the user info, after its ':' or a ':' written %3A, or as a `password=`
     or `sslpassword=` parameter, or libpq's other secrets: `oauth_client_secret=`, `scram_client_key=`,
-    `scram_server_key=`, or `options=` setting one, masked whole), for messages and `repeg runs`. The user info as libpq reads it first (a password holding '?password=' is no
-    parameter), then the parameters (one holding '@' is no user info), then whatever else may be a password: text
-    up to an '@' that a '/' makes no user info to libpq (`u:ab/cd@host`: a password holding '/', not written %2F)."""
+    `scram_server_key=`, or `options=` setting one, masked whole), for messages and `repeg runs`. The user info
+    as libpq reads it first (a password holding '?password=' is no parameter), then the parameters (one holding '@'
+    is no user info), then whatever else may be a password: text up to an '@' that a '/' makes no user info to
+    libpq (`u:ab/cd@host`: a password holding '/', not written %2F; not `host:5432/db?application_name=a@b`)."""
     masked = _mask_password_params(_PASSWORD_BEFORE_PATH.sub(r"\1***@", dsn))
     return _PASSWORD.sub(_mask_user_info, masked)
 
@@ -171,9 +172,9 @@ def _connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
         return psycopg.connect(conninfo, autocommit=False)
     except psycopg.ProgrammingError as exc:  # refused before connecting: the DSN itself is malformed
         raise ConfigError("--journal", safe_dsn(dsn), f"not a usable DSN: {_scrub(str(exc), dsn)}") from None
-    except psycopg.errors.ConnectionTimeout as exc:
+    except psycopg.errors.ConnectionTimeout:
         seconds = timeout_from_conninfo(conninfo_to_dict(conninfo))
-        raise JournalTimeoutError(safe_dsn(dsn), seconds, "connect", CONNECT_BOUND) from exc
+        raise JournalTimeoutError(safe_dsn(dsn), seconds, "connect", CONNECT_BOUND) from None
     except psycopg.Error as exc:
         raise JournalError(f"cannot open journal {safe_dsn(dsn)}: {_scrub(str(exc), dsn)}") from None
 
@@ -246,7 +247,7 @@ class PostgresJournal(SqlJournal):
             with self._answered(self._reader, "read its commit setting"):
                 self._asynchronous = _commits_asynchronously(self._reader)
             on_failure.pop_all()
-        #: Never shown (`location` is it masked): kept to open the reading session again (`_read`).
+        #: Never shown (`location` is it, masked): kept to open the reading session again (`_read`).
         self._dsn = dsn
 
     def _read(self, what: str, read: Callable[[Session], R]) -> R:
@@ -264,6 +265,8 @@ class PostgresJournal(SqlJournal):
         self._reader.close()
         try:
             self._reader = _reader(self._dsn)
+        except JournalTimeoutError:
+            raise
         except JournalError as exc:
             raise JournalError(
                 f"journal {self._location}: cannot {what} (its session was lost: {exc})"
