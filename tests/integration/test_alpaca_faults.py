@@ -316,8 +316,9 @@ async def test_a_silence_poll_of_many_working_orders_reads_them_in_one_request(a
     spent Alpaca's whole budget (12 x 17 > 200 requests a minute), e.g. a basket queued on a closed market with
     `--allow-closed`: the limiter then let nothing else through (the run's own cancels waited behind the polls)
     and every other client of the account got 429s. The open orders are read together; only an order no longer
-    open is read on its own (once: it then stops working)."""
+    open is read on its own (once: it then stops working). (A run listens: orders are polled only for one.)"""
     broker, _ = alpaca
+    collect(broker)
     fake_alpaca.trade_stream_muted = True
     orders = [
         await broker.submit_order(limit(f"r2-L00{30 + i}-A00", Side.BUY, "1", "90.00")) for i in range(5)

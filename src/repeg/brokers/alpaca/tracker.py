@@ -155,8 +155,8 @@ class OrderTracker:
     def _release(self) -> None:
         """Forget every order that is closed, and every client order id without an open order: an adapter reused
         for run after run (the Python API) would otherwise hold each order of each past run for its life. Nothing
-        of them can be pushed (no run listens); a resume asks the broker again (`adopt`). Open orders stay followed
-        (the silence watchdog still polls them)."""
+        of them can be pushed (no run listens); a resume asks the broker again (`adopt`). Open orders stay known
+        (a resume on this adapter goes on from their state), but are polled only while a run listens (`working_ids`)."""
         kept = {oid: order for oid, order in self._latest.items() if order.status.is_open}
         cids = {order.client_order_id for order in kept.values()}
         self._latest = kept
@@ -218,6 +218,10 @@ class OrderTracker:
         return self._latest.get(order_id)
 
     def working_ids(self) -> list[str]:
+        """The open orders of the run listening; none while no run listens. An order an ended run left open is not
+        polled (the silence watchdog, a reconnect): nothing could be pushed, and a resume asks the broker again."""
+        if not self._sinks:
+            return []
         return [o.order_id for o in self._latest.values() if o.status.is_open]
 
     def _learn(self, order: BrokerOrder) -> None:
