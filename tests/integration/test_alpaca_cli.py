@@ -499,3 +499,44 @@ async def test_a_graceful_stop_still_waits_out_a_rate_window_that_resets_within_
     )
     assert isinstance(error, RunStoppedError)
     assert [o.status for o in fake_alpaca.book.orders.values()] == ["canceled"]
+
+
+async def test_a_confirmed_paper_run_pointed_at_the_live_host_is_journaled_as_live(
+    fake_alpaca: FakeAlpacaServer, credentials_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """`build_alpaca("paper", urls=<live trading host>, confirm_live=True)` trades real money (a17cbf04 demands the
+    confirmation), but the broker was named by the mode: the run was journaled as `alpaca-paper`, so `repeg runs`
+    and `show` told of a paper run, and its resume needed no `--confirm`. The live host is reached here through the
+    fake (the trading client's url is redirected to it; nothing leaves 127.0.0.1)."""
+    from alpaca.trading.client import TradingClient
+
+    from repeg.brokers.alpaca import factory
+
+    def to_the_fake(key_id: str, secret: str, *, paper: bool, url_override: str) -> TradingClient:
+        assert (url_override, paper) == ("https://api.alpaca.markets", False)
+        return TradingClient(key_id, secret, paper=paper, url_override=fake_alpaca.base_url)
+
+    monkeypatch.setattr(factory, "TradingClient", to_the_fake)
+    urls = AlpacaUrls.loopback(fake_alpaca.base_url).model_copy(
+        update={"trading": "https://api.alpaca.markets"}
+    )
+    journal = open_journal(str(tmp_path / "runs.db"))
+    try:
+        await execute_on_alpaca(
+            PLAN,
+            FAST_RUN,
+            broker="alpaca-paper",
+            confirm=True,
+            allow_closed=False,
+            dry_run=False,
+            run_id="rVENUE",
+            urls=urls,
+            settings=FAST,
+            journal=journal,
+        )
+        started = journal.events("rVENUE")[0]
+    finally:
+        journal.close()
+    assert isinstance(started, RunStarted)
+    assert started.broker == "alpaca-live"
+    assert fake_alpaca.count("POST", "/v2/orders") >= 2  # it did trade there

@@ -49,6 +49,12 @@ def is_live_endpoint(url: str) -> bool:
     return (urlsplit(prepared.url or "").hostname or "").rstrip(".") == _LIVE_HOST
 
 
+def venue_of(mode: AlpacaMode, trading_url: str) -> AlpacaMode:
+    """Where orders sent to `trading_url` trade: live for the live mode, and for Alpaca's live trading host
+    whatever the mode says (real money: it needs the confirmation, and is named, journaled, as live)."""
+    return AlpacaMode.LIVE if mode is AlpacaMode.LIVE or is_live_endpoint(trading_url) else AlpacaMode.PAPER
+
+
 def broker_name(mode: AlpacaMode) -> str:
     return f"alpaca-{mode.value}"
 
@@ -71,10 +77,11 @@ async def build_alpaca(
     raises `MarketClosedError` unless `allow_closed` (then `broker.market_clock` says when it opens, and DAY orders queue until then); the trade-update stream
     is connected (`AuthenticationError` if the keys are refused). Call `aclose()` on both when done.
     Credentials default to `load_credentials()`; `urls` default to Alpaca's endpoints for the mode and feed.
+    The broker is named (and a run journaled) by the venue it trades on: `alpaca-live` for the live host.
     """
     mode, feed = AlpacaMode(mode), DataFeed(feed)
     urls = urls or AlpacaUrls.for_mode(mode, feed)
-    if (mode is AlpacaMode.LIVE or is_live_endpoint(urls.trading)) and not confirm_live:
+    if venue_of(mode, urls.trading) is AlpacaMode.LIVE and not confirm_live:
         raise LiveTradingNotConfirmedError(broker_name(AlpacaMode.LIVE))
     settings = settings or AlpacaSettings()
     credentials = credentials or load_credentials()
@@ -104,21 +111,22 @@ def build_readonly_broker(
     """An `AlpacaBroker` whose trade stream is not started: enough for reads (account, clock, positions,
     assets) and no market check. `repeg check` uses it: it sends no orders, so it needs no `--confirm` even for
     a live account. (`build_alpaca` builds on it, then checks the market and starts the stream.)
+    Named by the venue its trading url reaches (`venue_of`): `alpaca-live` for Alpaca's live host, whatever `mode`.
     """
-    mode = AlpacaMode(mode)
     settings = settings or AlpacaSettings()
     credentials = credentials or load_credentials()
-    urls = urls or AlpacaUrls.for_mode(mode, DataFeed.IEX)
+    urls = urls or AlpacaUrls.for_mode(AlpacaMode(mode), DataFeed.IEX)
+    venue = venue_of(AlpacaMode(mode), urls.trading)
     trading = TradingClient(
         credentials.key_id,
         credentials.secret_key.get_secret_value(),
-        paper=mode is AlpacaMode.PAPER,
+        paper=venue is AlpacaMode.PAPER,
         url_override=urls.trading,
     )
     harden(trading, settings)
     return AlpacaBroker(
         trading,
-        name=broker_name(mode),
+        name=broker_name(venue),
         clock=clock,
         settings=settings,
         credentials=credentials,
