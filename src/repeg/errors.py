@@ -342,3 +342,18 @@ class RunIdInUseError(ConfigError):
             f"run id {run_id} was already used on this account (order {order_id} holds its client order id"
             f" {client_order_id}): choose another --run-id, or resume that run from its journal",
         )
+
+
+class BrokerInUseError(ConfigError):
+    """A run asked to listen to a broker adapter another run still listens to (the Python API handed one adapter to
+    two runs at once). One adapter serves one run at a time: what it keeps for a run (the asset flags its checks
+    read, the orders it follows, a stop's deadline) is that run's. Refused before the second run sends any order."""
+
+    def __init__(self, broker: str) -> None:
+        self.broker = broker
+        super().__init__(
+            "broker",
+            broker,
+            "this adapter already serves a run: one adapter serves one run at a time; wait for that run to end,"
+            " or build another adapter for this one",
+        )

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 
+import pytest
 from tests.fakes.alpaca_fixtures import FAST
 from tests.fakes.alpaca_server import FakeAlpacaServer
+from tests.integration.test_alpaca_end_to_end import FAST_RUN
 from tests.integration.test_alpaca_orders import limit, until
 
+from repeg.api import execute_async
 from repeg.brokers.alpaca.adapter import AlpacaBroker
 from repeg.domain.orders import Side
+from repeg.domain.plan import Plan, PlanKind, TradeIntent
+from repeg.engine.clock import RealClock
+from repeg.errors import BrokerInUseError
 from repeg.market.alpaca_feed import AlpacaQuoteFeed
+from repeg.report.result import RunStatus
 
 Pair = tuple[AlpacaBroker, AlpacaQuoteFeed]
 
@@ -36,3 +44,32 @@ async def test_an_order_an_ended_run_left_open_is_not_polled_for_the_adapters_li
     after_the_run = _order_reads(fake_alpaca)
     await asyncio.sleep(4 * FAST.stream.silence_after)  # about 24 watchdog ticks
     assert _order_reads(fake_alpaca) == after_the_run
+
+
+def _a_buy(symbol: str) -> Plan:
+    return Plan(
+        source="plan.csv",
+        kind=PlanKind.TRADES,
+        trades=(TradeIntent(symbol=symbol, side=Side.BUY, qty=Decimal(5)),),
+    )
+
+
+async def test_a_second_run_at_once_on_one_adapter_is_refused_before_any_order(alpaca: Pair, fake_alpaca):
+    """The Python API let two runs share one adapter at once. Its asset flags are cached while a run listens, so
+    the second run's checks took the first run's flags as read for it: AAPL, halted meanwhile, was still tradable,
+    and the second run sent its orders (and one run's stop would have bounded the other's requests). A second run
+    while one listens is now refused (`BrokerInUseError`) before any order; after the first ends, it runs."""
+    broker, feed = alpaca
+    clock = RealClock()
+    first = asyncio.create_task(execute_async(_a_buy("AAPL"), broker, feed, clock, FAST_RUN, run_id="rOne"))
+    await until(lambda: fake_alpaca.count("POST", "/v2/orders") >= 1)  # the first run listens and trades AAPL
+    fake_alpaca.book.assets["AAPL"] = (False, True)  # halted
+    with pytest.raises(BrokerInUseError) as refused:
+        await execute_async(_a_buy("AAPL"), broker, feed, clock, FAST_RUN, run_id="rTwo")
+    assert refused.value.value == "alpaca-paper"
+    assert not [o for o in fake_alpaca.book.orders.values() if o.client_order_id.startswith("rTwo")]
+    assert (await asyncio.wait_for(first, 20)).status is RunStatus.COMPLETED
+    later = await asyncio.wait_for(
+        execute_async(_a_buy("MSFT"), broker, feed, clock, FAST_RUN, run_id="rThree"), 20
+    )
+    assert later.status is RunStatus.COMPLETED

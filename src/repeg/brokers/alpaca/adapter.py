@@ -96,7 +96,7 @@ class AlpacaBroker:
         self._limiter = TokenBucket(clock, settings.requests_per_minute, settings.burst)
         self._backoff = Backoff(settings.retry)
         self._assets: dict[str, Asset] = {}
-        self._tracker = OrderTracker(on_idle=self._assets.clear)  # flags are read afresh for a later run
+        self._tracker = OrderTracker(on_idle=self._assets.clear, owner=name)  # flags are the run's
         self._tasks: list[asyncio.Task[None]] = []
         self._stop_deadline: datetime | None = None
         self._stream = TradeUpdateStream(

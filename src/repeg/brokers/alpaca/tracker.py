@@ -22,7 +22,7 @@ import structlog
 from repeg.brokers.base import Sent, Unsubscribe, UpdateSink, subscribed
 from repeg.domain.orders import BrokerOrder, Fill, OrderEvent, OrderStatus, OrderUpdate, event_for_status
 from repeg.domain.ticks import ZERO
-from repeg.errors import ClientOrderIdConflictError
+from repeg.errors import BrokerInUseError, ClientOrderIdConflictError
 from repeg.report.quality import DECIMAL_CONTEXT
 
 log = structlog.get_logger(__name__)
@@ -119,9 +119,11 @@ class OrderTracker:
     repeats a REST answer is harmless, while a suppressed one could hide a fill).
     """
 
-    def __init__(self, on_idle: Callable[[], None] | None = None) -> None:
+    def __init__(self, on_idle: Callable[[], None] | None = None, *, owner: str = "broker") -> None:
         #: Called once the last sink leaves (no run listens): the adapter forgets what it held for the runs.
         self._on_idle = on_idle
+        #: The adapter's name, for `BrokerInUseError`.
+        self._owner = owner
         self._latest: dict[str, BrokerOrder] = {}
         self._reported: dict[str, BrokerOrder] = {}
         #: Per order, the last reported state whose fills had a price: the next fill is priced from it.
@@ -134,7 +136,11 @@ class OrderTracker:
         self._sinks: list[UpdateSink] = []
 
     def add_sink(self, sink: UpdateSink) -> Unsubscribe:
-        """Subscribe `sink`; once the last sink leaves (no run listens), the closed orders are forgotten."""
+        """Subscribe `sink`, the one run listening; once it leaves, the closed orders are forgotten. A second sink
+        while one listens (two runs at once on one adapter) is refused with `BrokerInUseError`: the asset flags
+        cached for one run would serve the other's checks, and one run's stop would bound the other's requests."""
+        if self._sinks:
+            raise BrokerInUseError(self._owner)
         unsubscribe = subscribed(self._sinks, sink)
 
         def leave() -> None:
