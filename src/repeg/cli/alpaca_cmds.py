@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from repeg.domain.events import EventSink
     from repeg.domain.plan import Plan
     from repeg.journal.base import Journal
-    from repeg.report.result import ExecutionResult
+    from repeg.report.result import ExecutionResult, LegResult
 
 #: `--broker` values served by this module, and the Alpaca mode each one means.
 ALPACA_BROKERS: dict[str, str] = {"alpaca-paper": "paper", "alpaca-live": "live"}
@@ -123,6 +123,8 @@ async def execute_on_alpaca(
         )
         if isinstance(target, DryRunBroker):
             echo_dry_run(target.recorded, echo)
+            for leg in unpriced_legs(result):
+                echo(f"  {leg.symbol:<8} not priced: {leg.error or leg.reason or leg.status.value}")
         return result
     finally:
         await quotes.aclose()
@@ -179,6 +181,31 @@ def echo_dry_run(recorded: Sequence[DryRunOrder], echo: Echo) -> None:
     for order in recorded:
         price = "market" if order.limit_price is None else f"limit {order.limit_price}"
         echo(f"  {order.symbol:<8} {order.side.value:<4} {order.qty:>12} {price}  [{order.client_order_id}]")
+
+
+def unpriced_legs(result: ExecutionResult) -> list[LegResult]:
+    """The legs of a dry run whose first order was never priced (refused by a safety rail, e.g. the price collar,
+    or failed otherwise): neither skipped, as a real run skips them, nor refused by the dry run (`DRY_RUN_REFUSAL`)."""
+    from repeg.brokers.alpaca.dryrun import DRY_RUN_REFUSAL
+    from repeg.domain.lifecycle import LegStatus
+
+    return [
+        leg
+        for leg in result.legs
+        if leg.status is not LegStatus.SKIPPED and not (leg.error or "").endswith(DRY_RUN_REFUSAL)
+    ]
+
+
+def dry_run_exit_code(result: ExecutionResult) -> ExitCode:
+    """A dry run's exit code: the real run's, had each order it priced filled. 0 when every leg not skipped had its
+    first order priced; else 3 if one was (the real run would end partial), 4 if none (it would end failed)."""
+    from repeg.domain.lifecycle import LegStatus
+
+    unpriced = unpriced_legs(result)
+    if not unpriced:
+        return ExitCode.OK
+    needed = [leg for leg in result.legs if leg.status is not LegStatus.SKIPPED]
+    return ExitCode.PARTIAL if len(unpriced) < len(needed) else ExitCode.FAILED
 
 
 # --- repeg check ---------------------------------------------------------------------------------------------

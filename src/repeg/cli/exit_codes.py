@@ -2,7 +2,7 @@
 
 | code | meaning |
 |---|---|
-| 0 | run completed: every leg filled (`completed`), or every leg not skipped filled (`completed_with_skips`: trades too small, of zero shares or without a valid arrival quote, legs skipped by `on_no_quote`); also an Alpaca `--dry-run` that ran to its end |
+| 0 | run completed: every leg filled (`completed`), or every leg not skipped filled (`completed_with_skips`: trades too small, of zero shares or without a valid arrival quote, legs skipped by `on_no_quote`); also an Alpaca `--dry-run` that priced the first order of every leg not skipped (one that could not price a leg exits 3 if it priced another, else 4, as the real run would end) |
 | 1 | internal error: a bug (an invariant broke, an unexpected exception); the message says where |
 | 2 | refused before any order: bad plan, config, quotes file, unknown or non-tradable symbol, safety limit, closed market (without `--allow-closed`), an Alpaca run id already used on the account (a fresh run whose first client order id names an order there); a run id the journal does not hold, or a journal file that does not exist (`runs`, `show`, `resume`, `report`; for `run`, its directory), an empty `--journal`, a directory, a non-SQLite file or a database that is no repeg journal as one; `resume` of an in-process simulator run; `report` or `sweep --engine ray` without the lab extras, a `postgresql://` journal without the `postgres` extra or of a malformed DSN |
 | 3 | partial: the run ended with some legs not (fully) filled, or with an order of the run that may still be open at the broker, or a graceful stop (Ctrl-C, SIGTERM) left it resumable |

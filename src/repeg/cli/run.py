@@ -162,10 +162,14 @@ def run(
         _print_result(out, result, json_output=json_output)
     except OSError as exc:  # stdout refused it (a full disk); a reader that went away is no error (`pipes`)
         raise unwritten(err, result.run_id, str(result.status), exc, dry_run=dry_run) from None
-    # A dry run sends nothing, so every leg ends refused by design (error `dry_run`): reaching the end is its
-    # success. Refusals before any order still exit 2, and a broker failure 4, through the errors above.
-    dry_run_done = dry_run and broker.startswith("alpaca-")
-    raise typer.Exit(ExitCode.OK if dry_run_done else exit_code_for_status(result.status))
+    # A dry run sends nothing, so every leg it priced ends refused by design (error `dry_run`): that is its
+    # success; a leg it could not price exits as the real run would end. Refusals before any order still exit 2,
+    # and a broker failure 4, through the errors above.
+    if dry_run and broker.startswith("alpaca-"):
+        from repeg.cli.alpaca_cmds import dry_run_exit_code
+
+        raise typer.Exit(dry_run_exit_code(result))
+    raise typer.Exit(exit_code_for_status(result.status))
 
 
 def _interrupted(err: Console) -> typer.Exit:

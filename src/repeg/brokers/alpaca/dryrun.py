@@ -24,6 +24,8 @@ from repeg.errors import OrderNotFoundError, OrderRejectedError
 log = structlog.get_logger(__name__)
 
 DRY_RUN_CODE = "dry_run"
+#: The refusal of every submit of a dry run: a leg whose error ends with it had its first order priced.
+DRY_RUN_REFUSAL = "dry run: order priced, not sent"
 #: Appended to the wrapped broker's name: the broker a dry run journals, so that no real run resumes it.
 DRY_RUN_SUFFIX = " (dry run)"
 
@@ -73,7 +75,7 @@ class DryRunBroker:
             )
         )
         log.info("dry_run_order", symbol=request.symbol, client_order_id=request.client_order_id)
-        raise OrderRejectedError("dry run: order priced, not sent", code=DRY_RUN_CODE)
+        raise OrderRejectedError(DRY_RUN_REFUSAL, code=DRY_RUN_CODE)
 
     async def replace_order(self, request: ReplaceRequest) -> BrokerOrder:
         raise OrderNotFoundError(request.order_id)
