@@ -35,6 +35,8 @@ class Fault:
     status: int = 500
     lose: bool = False
     code: int | None = None
+    #: Answer 200 with this text as the body instead (an answer the client cannot read).
+    body: str | None = None
 
 
 @dataclass
@@ -125,6 +127,10 @@ class FakeAlpacaServer:
     def fail(self, method: str, path: str, status: int, times: int = 1, code: int | None = None) -> None:
         self.faults.append(Fault(method, path, times, status=status, code=code))
 
+    def garble(self, method: str, path: str, body: str, times: int = 1) -> None:
+        """Answer matching requests 200 with `body` as it is (e.g. JSON nested too deep for the client to decode)."""
+        self.faults.append(Fault(method, path, times, status=200, body=body))
+
     def lose_response(self, method: str, path: str, times: int = 1) -> None:
         self.faults.append(Fault(method, path, times, lose=True))
 
@@ -169,6 +175,12 @@ class FakeAlpacaServer:
         fault = self._take_fault(request.method, request.path)
         if fault is None:
             return await handler(request)
+        return await self._faulted(request, handler, fault)
+
+    async def _faulted(self, request: web.Request, handler: Handler, fault: Fault) -> web.StreamResponse:
+        """The answer of a request `fault` matched: a body the client cannot read, a lost answer, or an error."""
+        if fault.body is not None:
+            return web.Response(status=200, text=fault.body, content_type="application/json")
         if fault.lose:
             await handler(request)
             await asyncio.sleep(self.lost_response_delay)

@@ -655,6 +655,33 @@ async def test_a_trade_stream_frame_nested_too_deep_to_decode_costs_a_reconnect_
     assert [line["error"] for line in failed] == ["RecursionError"]
 
 
+async def test_a_reconnect_whose_poll_fails_unexpectedly_keeps_the_new_connection(alpaca: Pair, fake_alpaca):
+    """After a reconnect the run's orders are polled; a poll failing for a reason other than a broker error (here
+    an answer nested too deep to decode: RecursionError) escaped the stream's session, which dropped the connection
+    it had just made and reconnected, to poll and fail again: with backoff, forever, the stream never listening
+    again (and the silence watchdog's poll, failing the same way, ended the watchdog). As for a broker error, or the
+    quote stream's re-read after a subscription, the failed poll is logged (with its traceback) and the stream goes
+    on listening: updates are pushed again, and the watchdog keeps polling."""
+    from structlog.testing import capture_logs
+
+    broker, _ = alpaca
+    updates = collect(broker)
+    order = await broker.submit_order(limit("r2-L0060-A00", Side.BUY, "2", "99.00"))
+    fake_alpaca.garble("GET", "/v2/orders", "[" * 100_000, times=1_000_000)  # every read of orders fails
+    with capture_logs() as logs:
+        await fake_alpaca.drop_trade_stream()
+        await until(lambda: broker.stream.connections >= 2 and broker.stream.connected.is_set())
+        await asyncio.sleep(2 * FAST.stream.silence_after)  # backoff is 0.1 s at most: a loop reconnects here
+        assert broker.stream.connections == 2
+        fake_alpaca.book.set_quote("AAPL", Decimal("98.90"), Decimal("99.00"))  # fills: pushed, not polled
+        await until(lambda: filled(updates, order.order_id) == 2)
+    failed = [line for line in logs if line["event"] == "trade_stream_reconcile_failed"]
+    assert [(line["error"], line["log_level"]) for line in failed] == [("RecursionError", "error")]
+    polls = [line for line in logs if line["event"] == "trade_stream_poll_failed"]
+    assert polls
+    assert {line["error"] for line in polls} == {"RecursionError"}
+
+
 async def _cancelled_with_its_answer_lost_while_pending_cancel(
     broker: AlpacaBroker, fake_alpaca: FakeAlpacaServer
 ) -> BrokerOrder:

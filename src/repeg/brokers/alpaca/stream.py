@@ -150,11 +150,17 @@ class TradeUpdateStream:
 
     async def _reconcile(self) -> None:
         """Let the adapter poll what the gap may have hidden; if the broker cannot answer now, the silence
-        watchdog polls again later, so the failure is logged and the stream carries on."""
+        watchdog polls again later, so the failure is logged and the stream carries on. So does a failure the poll
+        does not expect (a defect, an answer nested too deep to decode): it is the poll's, not the connection's,
+        which dropped and re-made would only poll and fail again, for good. It is logged with its traceback, at
+        error, and kept (`handler_errors`), as a failing update handler's is."""
         try:
             await self._on_reconnect()
         except BrokerError as exc:
             log.warning("trade_stream_reconcile_failed", error=type(exc).__name__, detail=str(exc))
+        except Exception as exc:
+            log.exception("trade_stream_reconcile_failed", error=type(exc).__name__)
+            self.handler_errors.append(exc)
 
     async def _handshake(self, ws: ClientConnection) -> None:
         await ws.send(self._auth_message())
@@ -218,7 +224,9 @@ async def watch_silence(
 ) -> None:
     """While orders work and the stream has been silent for `silence_after`, poll every `poll_every` seconds.
 
-    Runs until cancelled. A poll failure is logged and retried at the next tick (the stream may still deliver).
+    Runs until cancelled. A poll failure is logged and retried at the next tick (the stream may still deliver);
+    one the poll does not expect (not a `BrokerError`) too, with its traceback: it ended the watchdog, whose
+    exception `aclose` then raised.
     """
     while True:
         await sleep_seconds(clock, settings.poll_every)
@@ -228,3 +236,5 @@ async def watch_silence(
                 await poll()
             except BrokerError as exc:
                 log.warning("trade_stream_poll_failed", error=type(exc).__name__, detail=str(exc))
+            except Exception as exc:
+                log.exception("trade_stream_poll_failed", error=type(exc).__name__)
