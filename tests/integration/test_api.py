@@ -399,7 +399,7 @@ def test_runs_sharing_one_simulated_broker_leave_no_update_subscription_behind(t
     broker, feed = build_simulation(tape, clock, SimAccount(cash=Decimal(10_000)), seed=1)
     for run in range(3):
         execute(trades("AAA,buy,1\n"), broker, feed, clock, run_id=f"api{run}")
-    assert broker._sinks == []
+    assert broker._outbox._sinks == []
 
 
 def test_a_bad_market_mapping_is_refused_though_a_tape_is_given(tape: QuoteTape) -> None:

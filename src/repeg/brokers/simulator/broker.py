@@ -19,16 +19,14 @@ What it guarantees (the engine relies on these):
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
-from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 import structlog
 
-from repeg.brokers.base import Unsubscribe, UpdateSink, subscribed
+from repeg.brokers.base import Unsubscribe, UpdateSink
 from repeg.brokers.simulator.account import SimAccount
+from repeg.brokers.simulator.delivery import Outbox
 from repeg.brokers.simulator.fill_models import FillModel, FillPlan, RestingOrder
 from repeg.brokers.simulator.latency import NO_LATENCY, LatencyModel
 from repeg.brokers.simulator.ledger import Ledger
@@ -41,13 +39,12 @@ from repeg.domain.orders import (
     OrderRequest,
     OrderStatus,
     OrderType,
-    OrderUpdate,
     ReplaceRequest,
     Side,
     TimeInForce,
 )
 from repeg.domain.ticks import ZERO, from_units, is_legal_price, to_units
-from repeg.engine.clock import Clock, TimerHandle
+from repeg.engine.clock import Clock
 from repeg.errors import (
     DuplicateClientOrderIdError,
     InvariantViolationError,
@@ -88,9 +85,7 @@ class SimulatedBroker:
         self._open: dict[str, SimOrder] = {}
         self._by_client: dict[str, str] = {}
         self._sequence = 0
-        self._sinks: list[UpdateSink] = []
-        self._outbox: deque[OrderUpdate] = deque()
-        self._flush_pending = False
+        self._outbox = Outbox(clock)
         self._executions: list[Fill] = []
 
     # --- Broker protocol: identity ---------------------------------------------------------------------------
@@ -144,11 +139,11 @@ class SimulatedBroker:
             raise
         self._register(order)
         if self._latency.submit_ack:
-            self._emit(OrderEvent.PENDING_NEW, order)
-            self._schedule(now + self._latency.submit_ack, lambda at: self._on_ack(order, at))
+            self._outbox.emit(OrderEvent.PENDING_NEW, order)
+            self._outbox.schedule(now + self._latency.submit_ack, lambda at: self._on_ack(order, at))
         else:
             self._accept(order, now)
-        self._flush_later()
+        self._outbox.flush_later()
         return order.snapshot()
 
     async def replace_order(self, request: ReplaceRequest) -> BrokerOrder:
@@ -180,11 +175,13 @@ class SimulatedBroker:
         old.apply(SimEvent.REPLACE_REQUEST, now)
         old.filled_at_replace = old.filled_qty
         if self._latency.replace:
-            self._emit(OrderEvent.PENDING_REPLACE, old)
-            self._schedule(now + self._latency.replace, lambda at: self._complete_replace(old, new, at))
+            self._outbox.emit(OrderEvent.PENDING_REPLACE, old)
+            self._outbox.schedule(
+                now + self._latency.replace, lambda at: self._complete_replace(old, new, at)
+            )
         else:
             self._complete_replace(old, new, now)
-        self._flush_later()
+        self._outbox.flush_later()
         return new.snapshot()
 
     async def cancel_order(self, order_id: str) -> None:
@@ -198,11 +195,11 @@ class SimulatedBroker:
         now = self._clock.now()
         order.apply(SimEvent.CANCEL_REQUEST, now)
         if self._latency.cancel:
-            self._emit(OrderEvent.PENDING_CANCEL, order)
-            self._schedule(now + self._latency.cancel, lambda at: self._complete_cancel(order, at))
+            self._outbox.emit(OrderEvent.PENDING_CANCEL, order)
+            self._outbox.schedule(now + self._latency.cancel, lambda at: self._complete_cancel(order, at))
         else:
             self._complete_cancel(order, now)
-        self._flush_later()
+        self._outbox.flush_later()
 
     async def get_order(self, order_id: str) -> BrokerOrder:
         return self._find(order_id).snapshot()
@@ -232,7 +229,7 @@ class SimulatedBroker:
         )
 
     def subscribe_updates(self, sink: UpdateSink) -> Unsubscribe:
-        return subscribed(self._sinks, sink)
+        return self._outbox.subscribe(sink)
 
     # --- request checks --------------------------------------------------------------------------------------
 
@@ -338,7 +335,7 @@ class SimulatedBroker:
     def _accept(self, order: SimOrder, now: datetime) -> None:
         order.apply(SimEvent.ACK, now)
         order.queued_since_ns = to_ns(now)
-        self._emit(OrderEvent.NEW, order)
+        self._outbox.emit(OrderEvent.NEW, order)
         self._arm(order, order.queued_since_ns, after=None)
 
     def _arm(self, order: SimOrder, now_ns: int, *, after: int | None) -> None:
@@ -355,13 +352,13 @@ class SimulatedBroker:
         plan = self._fill_model.next_fill(view, now_ns, after)
         if order.immediate_or_cancel and (after is not None or plan is None or plan.ts_ns > now_ns):
             # Only its first execution is immediate: what a partial fill leaves of an IOC is cancelled.
-            self._schedule(from_ns(now_ns), lambda at: self._expire_ioc(order, at))
+            self._outbox.schedule(from_ns(now_ns), lambda at: self._expire_ioc(order, at))
             return
         if plan is not None:
             self._check_plan(order, plan, now_ns)
             # Clocks tick in microseconds: round up so the fill never precedes its (nanosecond) quote.
             when = from_ns(-(-plan.ts_ns // 1000) * 1000)
-            order.timer = self._schedule(when, lambda at: self._on_fill(order, plan, at))
+            order.timer = self._outbox.schedule(when, lambda at: self._on_fill(order, plan, at))
 
     def _check_plan(self, order: SimOrder, plan: FillPlan, now_ns: int) -> None:
         if not ZERO < plan.qty <= order.remaining or plan.ts_ns < now_ns or plan.price_units <= 0:
@@ -389,7 +386,7 @@ class SimulatedBroker:
         self._executions.append(fill)
         if done:
             self._close(order)
-        self._emit(OrderEvent.FILL if done else OrderEvent.PARTIAL_FILL, order, fill)
+        self._outbox.emit(OrderEvent.FILL if done else OrderEvent.PARTIAL_FILL, order, fill)
         if done:
             return
         if qty < plan.qty:
@@ -413,7 +410,7 @@ class SimulatedBroker:
             return  # filled while the cancel was on its way
         order.apply(SimEvent.CANCEL_DONE, now)
         self._close(order)
-        self._emit(OrderEvent.CANCELED, order)
+        self._outbox.emit(OrderEvent.CANCELED, order)
 
     def _complete_replace(self, old: SimOrder, new: SimOrder, now: datetime) -> None:
         if old.status is not OrderStatus.PENDING_REPLACE or old.filled_qty != old.filled_at_replace:
@@ -421,16 +418,16 @@ class SimulatedBroker:
             if new.status is OrderStatus.PENDING_NEW:  # a replacement cancelled meanwhile ends by its cancel
                 new.apply(SimEvent.REJECT, now)
                 self._close(new)
-                self._emit(OrderEvent.REJECTED, new)
+                self._outbox.emit(OrderEvent.REJECTED, new)
             if old.status is OrderStatus.PENDING_REPLACE:  # still live: said so, as Alpaca's stream does
                 old.apply(SimEvent.REPLACE_FAILED, now)
-                self._emit(OrderEvent.REPLACE_REJECTED, old)
+                self._outbox.emit(OrderEvent.REPLACE_REJECTED, old)
         else:
             old.replaced_by = new.order_id
             old.apply(SimEvent.REPLACE_DONE, now)
             self._close(old)
             self._ledger.reserve(new)  # the whole of it now that the original's reservation is released
-            self._emit(OrderEvent.REPLACED, old)
+            self._outbox.emit(OrderEvent.REPLACED, old)
             if new.is_open:  # the caller may have cancelled the replacement while the replace was pending
                 self._accept(new, now)
         old.filled_at_replace = None
@@ -443,37 +440,6 @@ class SimulatedBroker:
         self._open.pop(order.order_id, None)
         self._ledger.reserve(order)
         self._fill_model.release(order.order_id)
-
-    # --- update delivery -------------------------------------------------------------------------------------
-
-    def _emit(self, event: OrderEvent, order: SimOrder, fill: Fill | None = None) -> None:
-        update = OrderUpdate(event=event, order=order.snapshot(), fill=fill, ts=order.updated_at)
-        self._outbox.append(update)
-
-    def _schedule(self, when: datetime, action: Callable[[datetime], None]) -> TimerHandle:
-        """Run `action(now)` at `when` on the clock, then deliver the updates it produced."""
-
-        def run() -> None:
-            action(self._clock.now())
-            self._flush()
-
-        return self._clock.call_at(when, run)
-
-    def _flush_later(self) -> None:
-        """Deliver queued updates from a loop callback: never inside the caller's own request.
-
-        `call_soon` rather than a timer at now: it is the same instant on any clock, and far cheaper.
-        """
-        if self._outbox and not self._flush_pending:
-            self._flush_pending = True
-            asyncio.get_running_loop().call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_pending = False
-        while self._outbox:
-            update = self._outbox.popleft()
-            for sink in self._sinks:
-                sink(update)
 
 
 def _on_tick_grid(price: Decimal) -> bool:
