@@ -93,7 +93,7 @@ async def arrival_prices(
 
 
 async def _refuse_a_used_run_id(broker: Broker, run_id: str) -> None:
-    """A broker whose orders outlive the process (`ExpectsSent`: Alpaca) may hold an earlier run's orders under
+    """A broker whose orders outlive the run (`ExpectsSent`: Alpaca, both simulators) may hold an earlier run's orders under
     this run id (another journal, or a deleted one), under the very client order ids this run would send. It cannot
     be asked by id prefix: the first id the run would use (leg 0, attempt 0) is looked up, and found, the run is
     refused (`RunIdInUseError`). A resume never gets here (`resume_run`)."""

@@ -18,6 +18,7 @@ from typing import Protocol, runtime_checkable
 
 from repeg.domain.account import Account, Asset, Position
 from repeg.domain.orders import BrokerOrder, OrderRequest, OrderType, OrderUpdate, ReplaceRequest, Side
+from repeg.errors import ClientOrderIdConflictError
 
 UpdateSink = Callable[[OrderUpdate], None]
 #: What `Broker.subscribe_updates` returns: called, it removes the sink (a second call does nothing).
@@ -73,9 +74,48 @@ class Sent:
         return {name: (str(sent), str(found)) for name, (sent, found) in pairs.items() if sent != found}
 
 
+class SentOrders:
+    """What was sent under each client order id: by this process (`claim`, before the request goes out), or by an
+    earlier process of a resumed run, as its journal says (`expect`). An order found under one of those ids that
+    differs from it is another run's (same run id), never the run's own (`refuse_foreign`). The one record of
+    ownership of every adapter whose orders outlive a run: the Alpaca adapter's tracker and both simulators."""
+
+    def __init__(self) -> None:
+        self._sent: dict[str, Sent] = {}
+        self._expected: dict[str, Sent] = {}
+
+    def claim(self, client_order_id: str, sent: Sent) -> None:
+        self._sent[client_order_id] = sent
+
+    def expect(self, client_order_id: str, sent: Sent) -> None:
+        self._expected[client_order_id] = sent
+
+    def sent(self, client_order_id: str) -> Sent | None:
+        """What this process sent under `client_order_id` (not what a journal says an earlier one did)."""
+        return self._sent.get(client_order_id)
+
+    def differences(self, order: BrokerOrder) -> dict[str, tuple[str, str]]:
+        """How `order` differs from what was sent under its client order id (empty: the same, or nothing known)."""
+        cid = order.client_order_id
+        sent = self._sent.get(cid) or self._expected.get(cid)
+        return {} if sent is None else sent.differences(order)
+
+    def refuse_foreign(self, order: BrokerOrder) -> None:
+        """Raise `ClientOrderIdConflictError` for an order found under a client order id sent, not the one sent."""
+        differences = self.differences(order)
+        if differences:
+            raise ClientOrderIdConflictError(order.client_order_id, order.order_id, differences)
+
+    def keep_only(self, client_order_ids: set[str]) -> None:
+        """Forget every client order id but `client_order_ids` (an adapter reused run after run holds no more)."""
+        self._sent = {cid: sent for cid, sent in self._sent.items() if cid in client_order_ids}
+        self._expected = {cid: sent for cid, sent in self._expected.items() if cid in client_order_ids}
+
+
 @runtime_checkable
 class ExpectsSent(Protocol):
-    """A broker whose orders outlive the process (Alpaca), so that its client order ids may already name orders of
+    """A broker whose orders may outlive the run (Alpaca, the remote simulator; the in-process simulator when the
+    Python API reuses it for another run), so that its client order ids may already name orders of
     another run under the same run id: a fresh run looks its first id up (`repeg.api`), and a resumed run tells it
     what the journal says was sent under an id before looking it up: an order found under it that differs is then
     refused (`ClientOrderIdConflictError`), not adopted, as in the process that sent it."""

@@ -19,10 +19,10 @@ from decimal import Decimal, localcontext
 
 import structlog
 
-from repeg.brokers.base import Sent, Unsubscribe, UpdateSink, subscribed
+from repeg.brokers.base import Sent, SentOrders, Unsubscribe, UpdateSink, subscribed
 from repeg.domain.orders import BrokerOrder, Fill, OrderEvent, OrderStatus, OrderUpdate, event_for_status
 from repeg.domain.ticks import ZERO
-from repeg.errors import BrokerInUseError, ClientOrderIdConflictError
+from repeg.errors import BrokerInUseError
 from repeg.report.quality import DECIMAL_CONTEXT
 
 log = structlog.get_logger(__name__)
@@ -131,8 +131,7 @@ class OrderTracker:
         #: Per order, the notional of the fills reported up to its `_priced` state (at the prices they were reported).
         self._notional: dict[str, Decimal] = {}
         self._client_ids: set[str] = set()
-        self._sent: dict[str, Sent] = {}
-        self._expected: dict[str, Sent] = {}
+        self._owned = SentOrders()
         self._sinks: list[UpdateSink] = []
 
     def add_sink(self, sink: UpdateSink) -> Unsubscribe:
@@ -170,33 +169,29 @@ class OrderTracker:
         self._priced = {oid: o for oid, o in self._priced.items() if oid in kept}
         self._notional = {oid: n for oid, n in self._notional.items() if oid in kept}
         self._client_ids &= cids
-        self._sent = {cid: sent for cid, sent in self._sent.items() if cid in cids}
-        self._expected = {cid: sent for cid, sent in self._expected.items() if cid in cids}
+        self._owned.keep_only(cids)
 
     def claim(self, client_order_id: str, sent: Sent | None = None) -> None:
         """Mark a client order id as this run's: updates for it are reported even before its order id is known
         (with `sent`, only for an order that matches it)."""
         self._client_ids.add(client_order_id)
         if sent is not None:
-            self._sent[client_order_id] = sent
+            self._owned.claim(client_order_id, sent)
 
     def expect(self, client_order_id: str, sent: Sent) -> None:
         """What a resumed run's journal says was sent under a client order id by an earlier process: checked as
         `claim`'s `sent` is, but not this process's submit (its lookup is retried as any read, not `unanswered`)."""
-        self._expected[client_order_id] = sent
+        self._owned.expect(client_order_id, sent)
 
     def foreign(self, order: BrokerOrder) -> dict[str, tuple[str, str]]:
         """How an order under one of the run's client order ids differs from what the run sent under it (empty:
         it is the run's, or nothing is known of what was sent)."""
-        cid = order.client_order_id
-        sent = self._sent.get(cid) or self._expected.get(cid)
-        return {} if sent is None or order.order_id in self._latest else sent.differences(order)
+        return {} if order.order_id in self._latest else self._owned.differences(order)
 
     def refuse_foreign(self, order: BrokerOrder) -> None:
         """Raise `ClientOrderIdConflictError` for an order found under a client order id the run sent, not its own."""
-        differences = self.foreign(order)
-        if differences:
-            raise ClientOrderIdConflictError(order.client_order_id, order.order_id, differences)
+        if order.order_id not in self._latest:
+            self._owned.refuse_foreign(order)
 
     def claimed(self, client_order_id: str) -> bool:
         return client_order_id in self._client_ids
@@ -204,7 +199,7 @@ class OrderTracker:
     def unanswered(self, client_order_id: str) -> bool:
         """True for a client order id this process submitted whose order it has not learned (its outcome unknown).
         Not a replace's: nothing asks after one again (the engine's checks do, each, after a submit's)."""
-        sent = self._sent.get(client_order_id)
+        sent = self._owned.sent(client_order_id)
         return (
             sent is not None
             and not sent.replace

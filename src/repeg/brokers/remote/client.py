@@ -4,7 +4,9 @@ A URL names the server and the session: `sim://127.0.0.1:PORT/SESSION`. The remo
 updates (`pushes_updates` is False): the engine polls `get_order`, as it would for any broker without a stream.
 Requests are serialised on one connection; a lost connection, a connection not made or an answer not come within
 the timeout (30 s by default, each), is an error, never retried silently, because a submit whose answer was lost
-must go through the engine's idempotent re-submission, not a blind retry here.
+must go through the engine's idempotent re-submission, not a blind retry here. A session outlives the process, so
+the client checks the orders it looks up by client order id as the Alpaca adapter does (`SentOrders`, `ExpectsSent`):
+another run's order under one of the run's ids is refused (`ClientOrderIdConflictError`), never adopted.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Final, NamedTuple, TypeVar
 import structlog
 from pydantic import BaseModel, TypeAdapter
 
-from repeg.brokers.base import Unsubscribe, UpdateSink, subscribed
+from repeg.brokers.base import Sent, SentOrders, Unsubscribe, UpdateSink, subscribed
 from repeg.brokers.remote.wire import MAX_LINE, decode_error, parse_answer, request_line
 from repeg.domain.account import Account, Asset, Position
 from repeg.domain.orders import (
@@ -172,6 +174,9 @@ class RemoteBroker:
         self._address = parse_sim_url(url)
         self._conn = _Connection(self._address, url, timeout)
         self._sinks: list[UpdateSink] = []
+        #: What this process sent under each client order id (its session outlives it: another run's order may
+        #: hold one), checked by each lookup, as the Alpaca adapter checks its own.
+        self._sent = SentOrders()
 
     @property
     def name(self) -> str:
@@ -186,6 +191,7 @@ class RemoteBroker:
         return False
 
     async def submit_order(self, request: OrderRequest) -> BrokerOrder:
+        self._sent.claim(request.client_order_id, Sent.submit(request))
         return BrokerOrder.model_validate_json(
             await self._conn.call("submit_order", request.model_dump_json())
         )
@@ -196,8 +202,10 @@ class RemoteBroker:
         Without a push stream, the replaced order's last fills would otherwise be learned only at the engine's
         next poll (which asks about every order of the leg not yet known closed); reporting them at once keeps
         the leg's filled quantity current for the next decision. Delivered from a loop callback, after this call
-        returns.
+        returns. The order replaced is read first: what the replacement is sent as (its symbol, side, type).
         """
+        current = await self.get_order(request.order_id)
+        self._sent.claim(request.client_order_id, Sent.replacing(current, request.limit_price))
         new = BrokerOrder.model_validate_json(
             await self._conn.call("replace_order", request.model_dump_json())
         )
@@ -218,8 +226,17 @@ class RemoteBroker:
         return BrokerOrder.model_validate_json(await self._conn.call("get_order", _params(order_id=order_id)))
 
     async def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
+        """The order under `client_order_id`; `ClientOrderIdConflictError` for one that is not what was sent under
+        it (by this process, or by the run's earlier one as its journal says: `expect`): another run's."""
         body = await self._conn.call("get_order_by_client_id", _params(client_order_id=client_order_id))
-        return _MAYBE_ORDER.validate_json(body)
+        order = _MAYBE_ORDER.validate_json(body)
+        if order is not None:
+            self._sent.refuse_foreign(order)
+        return order
+
+    def expect(self, client_order_id: str, sent: Sent) -> None:
+        """`ExpectsSent`: what a resumed run's journal says was sent under `client_order_id`."""
+        self._sent.expect(client_order_id, sent)
 
     async def list_open_orders(self) -> list[BrokerOrder]:
         return _ORDERS.validate_json(await self._conn.call("list_open_orders"))

@@ -87,6 +87,10 @@ async def build_session(spec: SessionSpec, name: str) -> Session:
         duration=spec.duration,
     )
     broker = SimulatedBroker(
-        tape, clock, spec.account, fill_model=PaperFillModel(tape, seed=seed, partial_rate=spec.partial_rate)
+        tape,
+        clock,
+        spec.account,
+        fill_model=PaperFillModel(tape, seed=seed, partial_rate=spec.partial_rate),
+        checks_ownership=False,  # each client (`RemoteBroker`) checks its own run's ids
     )
     return Session(broker=broker, feed=TapeFeed(tape, clock))

@@ -8,7 +8,8 @@ What it guarantees (the engine relies on these):
   cancelled: cash never goes negative); a replace creates a NEW order id and the old one goes `replaced`; cancel or replace of a closed
   order, or while a replace is pending, raises `OrderNotCancelableError`. A pending replace that loses the race to
   a fill fails: the replacement goes `rejected` and the original, if still live, is pushed as
-  `order_replace_rejected`.
+  `order_replace_rejected`. A lookup by client order id refuses an order that is not what was sent under that id
+  (`ClientOrderIdConflictError`: another run's under the same run id), as the Alpaca adapter does (`SentOrders`).
 - Executions come from the pluggable `FillModel` (default: Alpaca paper rules). A resting order is never matched
   by iterating quotes: its next execution is computed once and scheduled with `clock.call_at`; the timer is
   cancelled when the order is cancelled or replaced.
@@ -24,7 +25,7 @@ from decimal import Decimal, InvalidOperation
 
 import structlog
 
-from repeg.brokers.base import Unsubscribe, UpdateSink
+from repeg.brokers.base import Sent, SentOrders, Unsubscribe, UpdateSink
 from repeg.brokers.simulator.account import SimAccount
 from repeg.brokers.simulator.delivery import Outbox
 from repeg.brokers.simulator.fill_models import FillModel, FillPlan, RestingOrder
@@ -72,7 +73,11 @@ class SimulatedBroker:
         *,
         fill_model: FillModel,
         latency: LatencyModel = NO_LATENCY,
+        checks_ownership: bool = True,
     ) -> None:
+        """`checks_ownership`: the broker is its client's adapter too (in process), so a lookup by client order id
+        refuses an order that is not what was sent under that id; False on a server, whose clients check their own
+        (`RemoteBroker`): there a lookup by a run's resumed process must find its order, whoever sent last."""
         self._tape = tape
         self._clock = clock
         self._fill_model = fill_model
@@ -84,6 +89,9 @@ class SimulatedBroker:
         self._orders: dict[str, SimOrder] = {}
         self._open: dict[str, SimOrder] = {}
         self._by_client: dict[str, str] = {}
+        #: What each request sent under its client order id: the lookup refuses another run's order under one.
+        self._sent = SentOrders()
+        self._checks_ownership = checks_ownership
         self._sequence = 0
         self._outbox = Outbox(clock)
         self._executions: list[Fill] = []
@@ -115,6 +123,7 @@ class SimulatedBroker:
 
     async def submit_order(self, request: OrderRequest) -> BrokerOrder:
         now = self._clock.now()
+        self._sent.claim(request.client_order_id, Sent.submit(request))
         try:
             self._check_client_id(request.client_order_id)
             self._check_tradable(request.symbol, request.qty)
@@ -153,6 +162,7 @@ class SimulatedBroker:
             raise OrderNotCancelableError(old.order_id, old.status.value, broker_message=_state_message(old))
         if old.order_type is not OrderType.LIMIT:
             raise OrderRejectedError(f"order {old.order_id}: only limit orders can be replaced")
+        self._sent.claim(request.client_order_id, Sent.replacing(old.snapshot(), request.limit_price))
         self._check_client_id(request.client_order_id)
         remainder = old.qty - old.filled_qty
         if request.qty > remainder:
@@ -205,8 +215,19 @@ class SimulatedBroker:
         return self._find(order_id).snapshot()
 
     async def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
+        """The order under `client_order_id`; `ClientOrderIdConflictError` for one that is not what was sent under
+        it (another run's, under the same run id, on a broker the Python API reuses)."""
         order_id = self._by_client.get(client_order_id)
-        return None if order_id is None else self._orders[order_id].snapshot()
+        if order_id is None:
+            return None
+        order = self._orders[order_id].snapshot()
+        if self._checks_ownership:
+            self._sent.refuse_foreign(order)
+        return order
+
+    def expect(self, client_order_id: str, sent: Sent) -> None:
+        """`ExpectsSent`: what a resumed run's journal says was sent under `client_order_id`."""
+        self._sent.expect(client_order_id, sent)
 
     async def list_open_orders(self) -> list[BrokerOrder]:
         return [order.snapshot() for order in self._open.values()]
