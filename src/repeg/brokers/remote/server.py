@@ -2,7 +2,10 @@
 
 It persists nothing: its state survives a crash of `repeg run` only because it lives in another process. Each
 session is created on its first request by a `SessionFactory` (the default one builds H1's simulator on a
-synthetic tape that starts now and runs in real time), so one server hosts many independent crash cases.
+synthetic tape that starts now and runs in real time), so one server hosts many independent crash cases. A session
+is kept for the server's life, never dropped (a crashed run's orders live on in it, for its resume), so a server
+holds at most `max_sessions` of them (`DEFAULT_MAX_SESSIONS`, or `--max-sessions`): a request naming a new session
+past the limit is refused on the wire (a `BrokerError` saying so), and the sessions held are served as before.
 
 Run it as `python -m repeg.brokers.remote SPEC.json --port-file PATH` (`__main__.py`); it binds 127.0.0.1 only.
 """
@@ -22,7 +25,7 @@ from repeg.brokers.remote.wire import MAX_LINE, answer_line, encode_error, parse
 from repeg.domain.orders import BrokerOrder, OrderRequest, ReplaceRequest
 from repeg.domain.quote import Quote
 from repeg.domain.ticks import ZERO
-from repeg.errors import RepegError
+from repeg.errors import BrokerError, RepegError
 from repeg.market.base import QuoteFeed
 
 log = structlog.get_logger(__name__)
@@ -30,6 +33,9 @@ log = structlog.get_logger(__name__)
 _ORDERS = TypeAdapter(list[BrokerOrder])
 _MAYBE_ORDER = TypeAdapter(BrokerOrder | None)
 _QUOTES = TypeAdapter(dict[str, Quote | None])
+
+#: Sessions a server holds unless told otherwise: many crash cases' worth, far from a default session's memory.
+DEFAULT_MAX_SESSIONS = 64
 
 
 @dataclass
@@ -149,10 +155,14 @@ def _method(name: str) -> _Method:
 class SimServer:
     """Serves sessions on 127.0.0.1; each connection's requests are answered in order."""
 
-    def __init__(self, factory: SessionFactory, max_line: int = MAX_LINE) -> None:
+    def __init__(
+        self, factory: SessionFactory, max_line: int = MAX_LINE, max_sessions: int = DEFAULT_MAX_SESSIONS
+    ) -> None:
         self._factory = factory
         #: Longest request line read; a longer one is skipped to its end and refused.
         self._max_line = max_line
+        #: Most sessions held (each is kept for the server's life): a new one past it is refused.
+        self._max_sessions = max_sessions
         self._sessions: dict[str, Session] = {}
         self._creating = asyncio.Lock()
         self._server: asyncio.Server | None = None
@@ -174,9 +184,19 @@ class SimServer:
     async def session(self, name: str) -> Session:
         async with self._creating:
             if name not in self._sessions:
+                self._refuse_past_the_limit(name)
                 self._sessions[name] = await self._factory(name)
                 log.info("sim_session_created", session=name)
             return self._sessions[name]
+
+    def _refuse_past_the_limit(self, name: str) -> None:
+        if len(self._sessions) >= self._max_sessions:
+            log.warning("sim_session_refused", session=name, limit=self._max_sessions)
+            raise BrokerError(
+                f"new session {name!r} refused: the server holds {self._max_sessions} sessions, its limit"
+                " (--max-sessions), and drops none (a crashed run's orders live on in its session): use a session"
+                " it holds, or start the server again, with a larger --max-sessions if need be"
+            )
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
