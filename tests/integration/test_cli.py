@@ -652,7 +652,7 @@ def test_output_to_a_closed_pipe_exits_quietly_with_the_runs_own_code(workdir: P
             "1e-10",
         ),  # rounds to zero shares: every order refused, "no order filled" after the whole run
         ("--qty", "0.0000000015"),  # finer than the simulator's 1e-9 share step: every order refused
-        ("--qty", "1e25"),  # beyond Decimal's 28 digits at that step: refused as "finer than 1E-9"
+        ("--qty", "1e25"),  # more than the largest amount (1e12): refused by the basket, before any order
         ("--qty", "\u0661\u0660\u0660"),  # Arabic-Indic digits: Decimal read them as 100 shares
         ("--qty", "1_00"),  # Python's digit separator: Decimal read it as 100 shares
         ("--budget", "1e9"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, getcontext
 from types import MappingProxyType
 from typing import Annotated
 
@@ -36,12 +36,15 @@ MAX_CASH = Decimal(10) ** 15
 AS_WRITTEN: Mapping[str, bool] = MappingProxyType({"symbols_as_written": True})
 
 
-def _on_share_grid(qty: Decimal) -> bool:
-    """True when `qty` is a whole number of 1e-9 shares (so its full exit is an order the simulator takes)."""
+def share_grid_fault(qty: Decimal) -> str | None:
+    """What keeps `qty` from being a whole number of 1e-9 shares (Alpaca's precision), in words that follow the
+    quantity ("is too large: ..."); None when it is one. The simulator refuses an order of such a quantity, and a
+    holding of one (its full exit would be such an order)."""
     try:
-        return qty == qty.quantize(_QTY_STEP)
-    except InvalidOperation:  # more digits than the context holds
-        return False
+        on_grid = qty == qty.quantize(_QTY_STEP)
+    except InvalidOperation:  # kept to 1e-9 shares, it needs more digits than the context holds
+        return f"is too large: to the {_QTY_STEP} share it needs more than {getcontext().prec} digits"
+    return None if on_grid else f"is finer than {_QTY_STEP} shares"
 
 
 def _decimal_from_number(value: object) -> object:
@@ -60,7 +63,7 @@ def _position_valid(qty: Decimal) -> Decimal:
         raise PydanticCustomError(
             "position", "must be at most {limit} shares", {"limit": f"{MAX_POSITION:,}"}
         )
-    if not _on_share_grid(qty):
+    if share_grid_fault(qty) is not None:  # never too large: MAX_POSITION to 1e-9 shares is 28 digits
         raise PydanticCustomError("position", "must be a multiple of {step} shares", {"step": str(_QTY_STEP)})
     return qty
 

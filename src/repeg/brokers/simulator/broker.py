@@ -26,7 +26,7 @@ from decimal import Decimal, InvalidOperation
 import structlog
 
 from repeg.brokers.base import Sent, SentOrders, Unsubscribe, UpdateSink
-from repeg.brokers.simulator.account import SimAccount
+from repeg.brokers.simulator.account import SimAccount, share_grid_fault
 from repeg.brokers.simulator.delivery import Outbox
 from repeg.brokers.simulator.fill_models import FillModel, FillPlan, RestingOrder
 from repeg.brokers.simulator.latency import NO_LATENCY, LatencyModel
@@ -44,7 +44,7 @@ from repeg.domain.orders import (
     Side,
     TimeInForce,
 )
-from repeg.domain.ticks import ZERO, from_units, is_legal_price, to_units
+from repeg.domain.ticks import MAX_PRICE, ZERO, from_units, is_legal_price, to_units
 from repeg.engine.clock import Clock
 from repeg.errors import (
     DuplicateClientOrderIdError,
@@ -59,7 +59,6 @@ from repeg.market.tape import QuoteTape, from_ns, to_ns
 log = structlog.get_logger(__name__)
 
 _SUB_PENNY_MESSAGE = "sub-penny increment does not fulfill minimum pricing criteria"
-_QTY_STEP = Decimal("0.000000001")
 
 
 class SimulatedBroker:
@@ -280,10 +279,9 @@ class SimulatedBroker:
                 f"{symbol}: fractional qty {qty} on a non-fractionable asset",
                 broker_message=f"asset {symbol} is not fractionable",
             )
-        if not _on_qty_grid(qty):
-            raise OrderRejectedError(
-                f"{symbol}: qty {qty} is finer than {_QTY_STEP}", broker_message="invalid qty"
-            )
+        fault = share_grid_fault(qty)
+        if fault is not None:
+            raise OrderRejectedError(f"{symbol}: qty {qty} {fault}", broker_message="invalid qty")
 
     def _check_funds(self, order: SimOrder, *, freed: Decimal) -> None:
         if order.side is Side.BUY:
@@ -304,6 +302,11 @@ class SimulatedBroker:
     ) -> SimOrder:
         """A new order record; symbol, side and type come from the request or from the order it replaces."""
         limit = request.limit_price
+        # A price too large may be on the grid, and is refused as too large, not in Alpaca's sub-penny words.
+        if limit is not None and limit >= MAX_PRICE:
+            raise OrderRejectedError(
+                f"{symbol}: limit price {limit} is too large: prices are below {MAX_PRICE:f}"
+            )
         if limit is not None and not _on_tick_grid(limit):
             raise OrderRejectedError(
                 f"{symbol}: limit price {limit} is off the tick grid",
@@ -468,14 +471,6 @@ def _on_tick_grid(price: Decimal) -> bool:
     try:
         return is_legal_price(price)
     except InvalidOperation:
-        return False
-
-
-def _on_qty_grid(qty: Decimal) -> bool:
-    """True when `qty` is a whole number of 1e-9 shares (Alpaca's precision) and not absurdly large."""
-    try:
-        return qty == qty.quantize(_QTY_STEP)
-    except InvalidOperation:  # more digits than the context holds
         return False
 
 
