@@ -21,12 +21,13 @@ What it guarantees (the engine relies on these):
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import structlog
 
 from repeg.brokers.base import Sent, SentOrders, Unsubscribe, UpdateSink
-from repeg.brokers.simulator.account import SimAccount, share_grid_fault
+from repeg.brokers.simulator.account import SimAccount
+from repeg.brokers.simulator.admission import Admission, check_limit_price
 from repeg.brokers.simulator.delivery import Outbox
 from repeg.brokers.simulator.fill_models import FillModel, FillPlan, RestingOrder
 from repeg.brokers.simulator.latency import NO_LATENCY, LatencyModel
@@ -44,7 +45,7 @@ from repeg.domain.orders import (
     Side,
     TimeInForce,
 )
-from repeg.domain.ticks import MAX_PRICE, ZERO, from_units, is_legal_price, to_units
+from repeg.domain.ticks import ZERO, from_units, to_units
 from repeg.engine.clock import Clock
 from repeg.errors import (
     DuplicateClientOrderIdError,
@@ -57,8 +58,6 @@ from repeg.errors import (
 from repeg.market.tape import QuoteTape, from_ns, to_ns
 
 log = structlog.get_logger(__name__)
-
-_SUB_PENNY_MESSAGE = "sub-penny increment does not fulfill minimum pricing criteria"
 
 
 class SimulatedBroker:
@@ -85,6 +84,7 @@ class SimulatedBroker:
         self._known = frozenset(tape.symbols) | frozenset(account.positions)
         self._non_tradable = frozenset(account.non_tradable)
         self._non_fractionable = frozenset(account.non_fractionable)
+        self._admission = Admission(tape, self._non_tradable, self._non_fractionable)
         self._orders: dict[str, SimOrder] = {}
         self._open: dict[str, SimOrder] = {}
         self._by_client: dict[str, str] = {}
@@ -125,7 +125,7 @@ class SimulatedBroker:
         self._sent.claim(request.client_order_id, Sent.submit(request))
         try:
             self._check_client_id(request.client_order_id)
-            self._check_tradable(request.symbol, request.qty)
+            self._admission.check_tradable(request.symbol, request.qty)
             order = self._new_order(
                 request,
                 now,
@@ -169,7 +169,7 @@ class SimulatedBroker:
             # unfilled remainder would over-fill the caller's intent, so it is capped (those fills still reach
             # the caller through their own updates).
             request = request.model_copy(update={"qty": remainder})
-        self._check_tradable(old.symbol, request.qty)
+        self._admission.check_tradable(old.symbol, request.qty)
         new = self._new_order(
             request,
             now,
@@ -265,24 +265,6 @@ class SimulatedBroker:
                 client_order_id, broker_message="client_order_id must be unique"
             )
 
-    def _check_tradable(self, symbol: str, qty: Decimal) -> None:
-        if symbol not in self._tape:
-            raise OrderRejectedError(
-                f"{symbol}: no market data, cannot trade", broker_message="asset not found"
-            )
-        if symbol in self._non_tradable:
-            raise OrderRejectedError(
-                f"{symbol}: not tradable", broker_message=f"asset {symbol} is not tradable"
-            )
-        if symbol in self._non_fractionable and qty != qty.to_integral_value():
-            raise OrderRejectedError(
-                f"{symbol}: fractional qty {qty} on a non-fractionable asset",
-                broker_message=f"asset {symbol} is not fractionable",
-            )
-        fault = share_grid_fault(qty)
-        if fault is not None:
-            raise OrderRejectedError(f"{symbol}: qty {qty} {fault}", broker_message="invalid qty")
-
     def _check_funds(self, order: SimOrder, *, freed: Decimal) -> None:
         if order.side is Side.BUY:
             self._ledger.check_affordable(order, freed=freed)
@@ -302,17 +284,7 @@ class SimulatedBroker:
     ) -> SimOrder:
         """A new order record; symbol, side and type come from the request or from the order it replaces."""
         limit = request.limit_price
-        # A price too large may be on the grid, and is refused as too large, not in Alpaca's sub-penny words.
-        if limit is not None and limit >= MAX_PRICE:
-            raise OrderRejectedError(
-                f"{symbol}: limit price {limit} is too large: prices are below {MAX_PRICE:f}"
-            )
-        if limit is not None and not _on_tick_grid(limit):
-            raise OrderRejectedError(
-                f"{symbol}: limit price {limit} is off the tick grid",
-                broker_message=_SUB_PENNY_MESSAGE,
-                code="42210000",
-            )
+        check_limit_price(symbol, limit)
         return SimOrder(
             order_id=f"sim-{self._sequence + 1:08d}",  # the number is taken only if the order is registered
             client_order_id=request.client_order_id,
@@ -464,14 +436,6 @@ class SimulatedBroker:
         self._open.pop(order.order_id, None)
         self._ledger.reserve(order)
         self._fill_model.release(order.order_id)
-
-
-def _on_tick_grid(price: Decimal) -> bool:
-    """`is_legal_price`, with a price too large for the Decimal context counted as illegal."""
-    try:
-        return is_legal_price(price)
-    except InvalidOperation:
-        return False
 
 
 def _state_message(order: SimOrder) -> str:
