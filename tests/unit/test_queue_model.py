@@ -169,7 +169,7 @@ def test_fill_model_replacement_is_a_new_order_at_the_back() -> None:
     prints = _prints([(2, BID, 200), (4, BID, 200), (5, BID, 200)])
     model = QueueFillModel(STILL, _trade_tape(prints), seed=1)
     assert model.next_fill(_resting("o1", BID, 100, 1), 1 * S, None) is not None
-    model.release("o1")
+    assert model.release("o1", 3 * S, Decimal(100)) == ()
     plan = model.next_fill(_resting("o2", BID, 100, 3), 3 * S, None)
     assert plan is not None
     assert plan.ts_ns // S == 5

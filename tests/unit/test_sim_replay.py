@@ -161,8 +161,9 @@ class _ScriptedModel:
     def next_fill(self, order: RestingOrder, now_ns: int, after: int | None) -> FillPlan | None:
         return FillPlan(ts_ns=now_ns + 3_000_000_000, qty=order.remaining, price_units=99_000, cursor=0)
 
-    def release(self, order_id: str) -> None:
+    def release(self, order_id: str, now_ns: int, left: Decimal) -> tuple[str, ...]:
         self.released.append(order_id)
+        return ()
 
 
 def test_any_fill_model_plugs_in_and_is_told_when_orders_leave_the_book() -> None:

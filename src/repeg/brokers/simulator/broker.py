@@ -429,13 +429,28 @@ class SimulatedBroker:
         old.filled_at_replace = None
 
     def _close(self, order: SimOrder) -> None:
-        """The order left the book: stop its timer, free its reservation, tell the fill model."""
+        """The order left the book: stop its timer, free its reservation, tell the fill model, and plan again the
+        orders whose next execution that changed (the model names them: an order behind it in a queue)."""
         if order.timer is not None:
             order.timer.cancel()
             order.timer = None
         self._open.pop(order.order_id, None)
         self._ledger.reserve(order)
-        self._fill_model.release(order.order_id)
+        now_ns = to_ns(self._clock.now())
+        for order_id in self._fill_model.release(order.order_id, now_ns, order.remaining):
+            self._plan_again(order_id, now_ns)
+
+    def _plan_again(self, order_id: str, now_ns: int) -> None:
+        """Discard the resting order's plan and ask the fill model for its next execution from `now_ns`."""
+        order = self._open.get(order_id)
+        if order is None:
+            raise InvariantViolationError(
+                f"fill model {self._fill_model.name} named {order_id}: not on the book"
+            )
+        if order.timer is not None:
+            order.timer.cancel()
+            order.timer = None
+        self._arm(order, now_ns, after=None)
 
 
 def _state_message(order: SimOrder) -> str:

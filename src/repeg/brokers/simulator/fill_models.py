@@ -13,7 +13,8 @@ very different realism fit behind it:
   displayed size at its price from `RestingOrder.queued_since_ns` (a replace creates a new order, so priority is
   lost by construction), walks its `TradeTape` forward from the cursor to find the print that exhausts the queue
   ahead (or the quote that crosses the limit), and returns that instant, the executed size and the price. Per-order
-  state it needs between calls may live in the model keyed by `order_id`; `release` tells it when to drop it.
+  state it needs between calls may live in the model keyed by `order_id`; `release` tells it when to drop it, and
+  names the orders whose next execution that changed (`QueueFillModel`: ours behind it, which move up).
 
 Determinism: a model draws randomness only from its own seeded generator, and the broker calls it in a
 deterministic order, so a run is reproducible from its seed.
@@ -70,8 +71,9 @@ class FillModel(Protocol):
     """Predicts executions of resting orders. The broker schedules each plan on its clock and applies it then.
 
     Calls come in this pattern, per order id: `next_fill(order, t, None)` when the order starts working (or
-    rests again); after each partial execution `next_fill(order, t, plan.cursor)` for the remainder; `release`
-    once the order left the book (filled, cancelled or replaced). A plan that has not fired yet is discarded
+    rests again, or once `release` of another order named it: its plan changed); after each partial execution
+    `next_fill(order, t, plan.cursor)` for the remainder; `release` once the order left the book (filled, cancelled
+    or replaced). A plan that has not fired yet is discarded
     when the order is cancelled or replaced, so a plan must not be treated as having happened.
     """
 
@@ -88,8 +90,10 @@ class FillModel(Protocol):
         """
         ...
 
-    def release(self, order_id: str) -> None:
-        """The order left the book: drop any state kept for it."""
+    def release(self, order_id: str, now_ns: int, left: Decimal) -> tuple[str, ...]:
+        """The order left the book at `now_ns` with `left` unfilled (zero: it filled): drop any state kept for it.
+        Returns the ids of other resting orders whose next execution that changed (an order behind it in a queue
+        moves up): the broker discards their plans and asks again."""
         ...
 
 
@@ -128,8 +132,9 @@ class PaperFillModel:
             cursor=index,
         )
 
-    def release(self, order_id: str) -> None:
-        """Nothing kept per order."""
+    def release(self, order_id: str, now_ns: int, left: Decimal) -> tuple[str, ...]:  # noqa: ARG002
+        """Nothing kept per order, and no order's execution depends on another's."""
+        return ()
 
     def _after(self, symbol: str, cursor: int) -> int:
         """Where a remainder is re-evaluated: from the next quote on, or again on the tape's last quote.

@@ -17,9 +17,10 @@ The rules (see docs/FILL_MODELS.md for the assumptions and known biases):
    other resting orders of its symbol and side, at its price or better, still have to fill (`QueueFillModel`): a
    print is not counted once for each of them. What they will fill from prints only they reach (at their better
    price), or on a quote crossing only them, is not ahead of it. An order of ours that joins later at
-   a better price does not move ahead of one already resting, nor does one behind move up when one ahead is
-   cancelled or replaced (the resting one's next fill is already planned), so a print reaching both can still
-   fill both, and one behind a cancelled one can fill late.
+   a better price does not move ahead of one already resting (the resting one's next fill is already planned), so
+   a print reaching both can still fill both. One behind an order of ours that is cancelled or replaced moves up
+   by what that order still had to fill where its prints reach it (`moved_up`; `QueueFillModel.release` names it,
+   and the broker plans it again).
 
 Everything here is a function of integer arrays ($0.0001 price units, nanosecond timestamps) and Decimal
 quantities; nothing reads a clock.
@@ -28,7 +29,7 @@ quantities; nothing reads a clock.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, ROUND_FLOOR, Decimal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -110,16 +111,24 @@ def join(
     )
 
 
+def _counted(
+    trades: SymbolTrades, slot: QueueSlot, start: int, stop: int, print_share_pct: int
+) -> Int64Array:
+    """The shares of prints `start` to `stop` that count for the order (at or through its limit, rule 2)."""
+    prices, sizes = trades.price[start:stop], trades.size[start:stop]
+    return np.where(_through(slot.side, prices, slot.limit_units), sizes * print_share_pct // 100, 0)
+
+
 def _next_print_fill(trades: SymbolTrades, slot: QueueSlot, print_share_pct: int) -> QueueFill | None:
     """The first print from the cursor on that reaches the order through the queue ahead (rule 2)."""
     ahead = slot.ahead
     start = slot.trade_cursor
     while start < len(trades):
         stop = min(start + _CHUNK, len(trades))
-        prices, sizes = trades.price[start:stop], trades.size[start:stop]
-        counted = np.where(_through(slot.side, prices, slot.limit_units), sizes * print_share_pct // 100, 0)
+        counted = _counted(trades, slot, start, stop, print_share_pct)
         reach = np.cumsum(counted)
-        hit = np.flatnonzero(reach > ahead)
+        # Whole shares printed pass `ahead` exactly when they pass its floor (typed: numpy knows no Decimal).
+        hit = np.flatnonzero(reach > int(ahead.to_integral_value(rounding=ROUND_FLOOR)))
         if len(hit):
             k = int(hit[0])
             surplus = Decimal(int(reach[k])) - ahead
@@ -170,6 +179,18 @@ def next_fill(
     return by_print
 
 
+def moved_up(
+    trades: SymbolTrades, slot: QueueSlot, gone: Decimal, now_ns: int, *, print_share_pct: int = 100
+) -> QueueSlot:
+    """The slot at `now_ns` once `gone` shares ahead of it left the queue (an order of ours ahead was cancelled
+    or replaced): the prints up to `now_ns` consumed what they reach of the queue ahead, the rest shrinks by `gone`.
+    For a slot whose next fill is after `now_ns` (its prints up to then leave something ahead)."""
+    stop = int(np.searchsorted(trades.ts, now_ns, side="right"))
+    seen = Decimal(int(_counted(trades, slot, slot.trade_cursor, stop, print_share_pct).sum()))
+    ahead = max(ZERO, slot.ahead - seen - gone)
+    return replace(slot, ahead=ahead, trade_cursor=max(stop, slot.trade_cursor))
+
+
 def after_fill(slot: QueueSlot, fill: QueueFill) -> QueueSlot:
     """The slot once `fill` happened: less remaining, nobody ahead any more, cursor past the print."""
     return replace(
@@ -203,6 +224,8 @@ class QueueFillModel:
         self._immediate = PaperFillModel(tape, seed=seed, partial_rate=0.0)
         self._slots: dict[str, QueueSlot] = {}
         self._plans: dict[str, QueueFill] = {}
+        #: Per order of ours, the orders that joined behind it counting part of it ahead (rule 6), in join order.
+        self._behind: dict[str, dict[str, None]] = {}
 
     @property
     def name(self) -> str:
@@ -231,30 +254,29 @@ class QueueFillModel:
                 qty=order.remaining,
                 ts_ns=order.queued_since_ns,
             )
-            slot = replace(slot, ahead=slot.ahead + self._ours_ahead(slot))
+            slot = replace(slot, ahead=slot.ahead + self._ours_ahead(slot, order.order_id))
         planned = self._plans.pop(order.order_id, None)
         if after is not None and planned is not None:
             slot = after_fill(slot, planned)
         return replace(slot, remaining=order.remaining)
 
-    def _ours_ahead(self, joining: QueueSlot) -> Decimal:
+    def _ours_ahead(self, joining: QueueSlot, joining_id: str) -> Decimal:
         """What our own resting orders of the symbol and side, at the joining order's price or better, still have to
-        fill, less what they will fill where the joining order's prints do not reach (rule 5): every print that
+        fill, less what they will fill where the joining order's prints do not reach (rule 6): every print that
         reaches the new order reaches them first, and the displayed size does not show them, so without this one
-        print filled each of them and the new order again."""
+        print filled each of them and the new order again. The joining order is noted behind each of them."""
         prints = self._prints(joining.symbol)
         if prints is None:
             return ZERO  # only crossing quotes fill: nothing is ahead of anything
-        return sum(
-            (
-                slot.remaining - self._filled_elsewhere(slot, joining, prints)
-                for slot in self._slots.values()
-                if slot.symbol == joining.symbol
-                and slot.side is joining.side
-                and slot.limit_units * joining.side.sign >= joining.limit_units * joining.side.sign
-            ),
-            ZERO,
-        )
+        ahead = ZERO
+        sign = joining.side.sign
+        for order_id, slot in self._slots.items():
+            if slot.symbol != joining.symbol or slot.side is not joining.side:
+                continue
+            if slot.limit_units * sign >= joining.limit_units * sign:
+                ahead += slot.remaining - self._filled_elsewhere(slot, joining, prints)
+                self._behind.setdefault(order_id, {})[joining_id] = None
+        return ahead
 
     def _filled_elsewhere(self, ours: QueueSlot, joining: QueueSlot, prints: SymbolTrades) -> Decimal:
         """What `ours` will fill that never moves the joining order's queue: from prints it does not count (before
@@ -300,6 +322,24 @@ class QueueFillModel:
             cursor=fill.next_trade_cursor,
         )
 
-    def release(self, order_id: str) -> None:
-        self._slots.pop(order_id, None)
+    def release(self, order_id: str, now_ns: int, left: Decimal) -> tuple[str, ...]:
+        """Forget the order; one that leaves with `left` unfilled (cancelled or replaced) no longer holds the orders
+        of ours that joined behind it: each moves up by what it still had to fill where their prints reach it
+        (rule 6), and is named for the broker to plan again (not one whose next fill is due by `now_ns`)."""
+        slot = self._slots.pop(order_id, None)
         self._plans.pop(order_id, None)
+        behind = self._behind.pop(order_id, {})
+        prints = None if slot is None else self._prints(slot.symbol)
+        if slot is None or prints is None or left <= ZERO:
+            return ()
+        moved: list[str] = []
+        for behind_id in behind:
+            waiting = self._slots.get(behind_id)
+            planned = self._plans.get(behind_id)
+            if waiting is None or waiting.ahead <= ZERO or (planned is not None and planned.ts_ns <= now_ns):
+                continue  # gone, nobody ahead of it any more (it filled since), or its fill is due already
+            gone = left - self._filled_elsewhere(replace(slot, remaining=left), waiting, prints)
+            if gone > ZERO:
+                self._slots[behind_id] = moved_up(prints, waiting, gone, now_ns, print_share_pct=self._share)
+                moved.append(behind_id)
+        return tuple(moved)
