@@ -482,3 +482,39 @@ def test_a_weight_trade_beyond_the_largest_amount_is_refused_as_bad_input_not_a_
 def test_a_weight_trade_of_the_largest_amount_is_derived() -> None:
     legs, _ = derive(weights(A="1"), cash="1e12", prices={"A": "1"})
     assert legs[0].qty == D(10) ** 12
+
+
+# --- a trade list repeating a symbol (built in Python: a plan file refuses it) --------------------------------
+
+
+def test_repeated_notional_sells_together_never_sell_more_than_the_long_position() -> None:
+    # Each row was capped at the whole holding: $600 + $600 of a $1000 holding sold 6 + 10 shares, and the
+    # broker refused the second sell (only 4 left to sell): it sold nothing. The second sells the 4 left.
+    held = (position("A", "10", "100"),)
+    plan = trades(trade("A", Side.SELL, notional="600"), trade("A", Side.SELL, notional="600"))
+    legs, _ = derive(plan, positions=held, prices={"A": "100"})
+    assert [(leg.qty, leg.full_exit) for leg in legs] == [(D(6), False), (D(4), True)]
+
+
+def test_a_sell_after_rows_that_sell_the_whole_position_is_no_full_exit() -> None:
+    # Both rows of 10 were flagged full exits of the same 10 shares; the second is taken as written.
+    held = (position("A", "10", "100"),)
+    plan = trades(trade("A", Side.SELL, qty="10"), trade("A", Side.SELL, qty="10"))
+    legs, _ = derive(plan, positions=held, prices={"A": "100"})
+    assert [(leg.qty, leg.full_exit) for leg in legs] == [(D(10), True), (D(10), False)]
+
+
+def test_repeated_sells_complete_an_exit_with_the_rest_of_the_position() -> None:
+    held = (position("A", "10", "100"),)
+    plan = trades(trade("A", Side.SELL, qty="4"), trade("A", Side.SELL, qty="6"))
+    legs, _ = derive(plan, positions=held, prices={"A": "100"})
+    assert [(leg.qty, leg.full_exit) for leg in legs] == [(D(4), False), (D(6), True)]
+
+
+def test_a_skipped_sell_leaves_the_position_to_the_next_row_of_its_symbol() -> None:
+    # $0.50 is under min_notional: it sells nothing, so the next row still meets the whole holding.
+    held = (position("A", "10", "100"),)
+    plan = trades(trade("A", Side.SELL, qty="0.005"), trade("A", Side.SELL, notional="5000"))
+    legs, skipped = derive(plan, positions=held, prices={"A": "100"})
+    assert [(leg.qty, leg.full_exit) for leg in legs] == [(D(10), True)]
+    assert [s.qty for s in skipped] == [D("0.005")]

@@ -6,7 +6,8 @@ Rules (the README's "Inputs" section repeats them for users):
   A sell given as a notional is sized here, at the arrival price, rounded down (the engine sizes notional buys
   only, at the start of the buy phase: a notional sell left unsized would never be sent), and never above the
   long position held: a notional worth more sells the exact position (a full exit), where selling more than
-  held would be refused by the broker and sell nothing.
+  held would be refused by the broker and sell nothing. In a list that repeats a symbol (built in Python: a plan
+  file refuses it), "the long position" of a sell is what the earlier sells of its symbol that are kept leave.
 - Target weights are fractions of equity, where equity = cash + every position valued at the arrival prices
   (a position without an arrival price is valued at the broker's `market_value`). A positive weight against
   equity <= 0 is refused (`PlanError`): a share of it is meaningless, and a sell sized from it could exceed
@@ -106,7 +107,7 @@ def derive_legs(
     held = {position.symbol: position.qty for position in positions}
     skipped: list[SkippedTrade] = []
     if plan.kind is PlanKind.TRADES:
-        trades = [_from_intent(t, assets[t.symbol], held.get(t.symbol, ZERO)) for t in plan.trades]
+        trades = _intent_trades(plan, held, assets, prices, config)
     else:
         equity = portfolio_equity(account, positions, prices)
         _check_equity(plan, equity)
@@ -115,6 +116,28 @@ def derive_legs(
                 skipped.extend(_unpriced(target, positions, equity, assets[target.symbol]))
         trades = _weights_trades(plan, held, assets, prices, equity)
     return _filter(trades, prices, config, skipped)
+
+
+def _intent_trades(
+    plan: Plan,
+    held: Mapping[str, Decimal],
+    assets: Mapping[str, Asset],
+    prices: Mapping[str, Decimal],
+    config: ExecutionConfig,
+) -> list[_Trade]:
+    """The trade of each row, each sell measured against the long position the earlier rows of its symbol leave
+    (a list built in Python may repeat a symbol): the sells kept before it are sent with it, and all of them
+    above the position would have the broker refuse the last ones. A sell skipped leaves the position as it was."""
+    left = dict(held)
+    trades: list[_Trade] = []
+    for intent in plan.trades:
+        trade = _from_intent(intent, assets[intent.symbol], left.get(intent.symbol, ZERO))
+        trades.append(trade)
+        price = prices.get(intent.symbol)
+        qty = _estimated_qty(trade, price)
+        if trade.side is Side.SELL and _skip_reason(trade, qty, price, config) is None:
+            left[intent.symbol] = left.get(intent.symbol, ZERO) - qty
+    return trades
 
 
 def _unpriced(
