@@ -12,7 +12,7 @@ from repeg.domain.account import Account, Asset, Position
 from repeg.domain.orders import Side
 from repeg.domain.plan import LegSpec, Plan, PlanKind, SkippedTrade, TargetWeight, TradeIntent
 from repeg.errors import NotTradableError, PlanError, UnknownSymbolError
-from repeg.planning.derive import FRACTION_LEFT, NO_PRICE, derive_legs, portfolio_equity
+from repeg.planning.derive import FRACTION_LEFT, NO_PRICE, SOLD_BEFORE, derive_legs, portfolio_equity
 
 D = Decimal
 CONFIG = ExecutionConfig()
@@ -518,3 +518,12 @@ def test_a_skipped_sell_leaves_the_position_to_the_next_row_of_its_symbol() -> N
     legs, skipped = derive(plan, positions=held, prices={"A": "100"})
     assert [(leg.qty, leg.full_exit) for leg in legs] == [(D(10), True)]
     assert [s.qty for s in skipped] == [D("0.005")]
+
+
+def test_a_notional_sell_after_rows_that_sell_the_whole_position_is_skipped_and_reported() -> None:
+    # Capped at the whole holding again, it sold 10 more of the 10 the first row sold: the broker refused it.
+    held = (position("A", "10", "100"),)
+    plan = trades(trade("A", Side.SELL, notional="5000"), trade("A", Side.SELL, notional="300"))
+    legs, skipped = derive(plan, positions=held, prices={"A": "100"})
+    assert [(leg.qty, leg.full_exit) for leg in legs] == [(D(10), True)]
+    assert [(s.qty, s.notional, s.reason) for s in skipped] == [(D(0), D(300), SOLD_BEFORE)]

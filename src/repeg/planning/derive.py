@@ -7,7 +7,8 @@ Rules (the README's "Inputs" section repeats them for users):
   only, at the start of the buy phase: a notional sell left unsized would never be sent), and never above the
   long position held: a notional worth more sells the exact position (a full exit), where selling more than
   held would be refused by the broker and sell nothing. In a list that repeats a symbol (built in Python: a plan
-  file refuses it), "the long position" of a sell is what the earlier sells of its symbol that are kept leave.
+  file refuses it), "the long position" of a sell is what the earlier sells of its symbol that are kept leave;
+  a notional sell that finds none of it left is skipped (`SOLD_BEFORE`), as selling it would be refused.
 - Target weights are fractions of equity, where equity = cash + every position valued at the arrival prices
   (a position without an arrival price is valued at the broker's `market_value`). A positive weight against
   equity <= 0 is refused (`PlanError`): a share of it is meaningless, and a sell sized from it could exceed
@@ -41,6 +42,8 @@ from repeg.domain.ticks import PENNY, ZERO, round_qty_down
 from repeg.errors import NotTradableError, PlanError, UnknownSymbolError
 
 NO_PRICE = "no valid arrival quote"
+#: Why a notional sell of a symbol listed again sells nothing: the earlier rows' sells take the whole long position.
+SOLD_BEFORE = "the earlier sells of this symbol take the whole long position: none is left to sell"
 #: Why an exit leaves a fraction of a share of a non-fractionable asset held: no order can sell it.
 FRACTION_LEFT = "a fraction of a share of a non-fractionable asset: the broker refuses it, left held"
 
@@ -131,7 +134,10 @@ def _intent_trades(
     left = dict(held)
     trades: list[_Trade] = []
     for intent in plan.trades:
-        trade = _from_intent(intent, assets[intent.symbol], left.get(intent.symbol, ZERO))
+        current = left.get(intent.symbol, ZERO)
+        # What is left of a long position (0 once the earlier sells take it all); None: the account held none.
+        long_left = max(current, ZERO) if held.get(intent.symbol, ZERO) > ZERO else None
+        trade = _from_intent(intent, assets[intent.symbol], current, long_left)
         trades.append(trade)
         price = prices.get(intent.symbol)
         qty = _estimated_qty(trade, price)
@@ -211,10 +217,10 @@ def _side_of(current: Decimal) -> Side:
     return Side.SELL if current > ZERO else Side.BUY
 
 
-def _from_intent(intent: TradeIntent, asset: Asset, current: Decimal) -> _Trade:
+def _from_intent(intent: TradeIntent, asset: Asset, current: Decimal, long_left: Decimal | None) -> _Trade:
     whole = not asset.fractionable
     if intent.qty is None:
-        held = current if intent.side is Side.SELL and current > ZERO else None
+        held = long_left if intent.side is Side.SELL else None
         return _Trade(intent.symbol, intent.side, None, intent.notional, whole, held=held)
     if intent.side is Side.SELL and intent.qty == current:
         qty, left = _exit_split(current, whole)
@@ -312,6 +318,8 @@ def _counts_as_asked(trade: _Trade, qty: Decimal) -> bool:
 def _skip_reason(trade: _Trade, qty: Decimal, price: Decimal | None, config: ExecutionConfig) -> str | None:
     if price is None:
         return NO_PRICE
+    if trade.held is not None and trade.held <= ZERO:
+        return SOLD_BEFORE
     if qty <= ZERO:
         return "rounds to zero whole shares" if trade.whole_shares else "rounds to zero shares"
     asked = trade.notional
