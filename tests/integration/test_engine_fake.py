@@ -577,6 +577,30 @@ def test_the_runs_end_waits_for_its_cancels_confirmation() -> None:
     assert result.legs[0].error is None
 
 
+def test_the_runs_end_sends_no_cancel_to_an_order_it_recorded_closed_while_it_waited() -> None:
+    """As `test_the_runs_end_waits_for_its_cancels_confirmation`: the confirmation (47 s) is recorded when the
+    wait wakes, but the wait then cancelled and read again each order it had found open before sleeping, o3 among
+    them, though the run now held it canceled (a refused DELETE, and a read, spent for nothing: at Alpaca, two
+    requests of its rate budget). Orders recorded closed meanwhile are no longer asked."""
+    cancels_of_closed: list[str] = []
+
+    def script(w: World) -> None:
+        w.broker.cancel_latency = timedelta(seconds=17)
+        send = w.broker.cancel_order
+
+        async def noted(order_id: str) -> None:
+            if w.broker.orders[order_id].status.is_terminal:
+                cancels_of_closed.append(order_id)
+            await send(order_id)
+
+        w.broker.cancel_order = noted  # type: ignore[method-assign]
+
+    result, world = execute(BUY, script, config=HARD_STOP_AT_40, auto_fill=False)
+    assert world.broker.orders["o3"].status is OrderStatus.CANCELED
+    assert result.legs[0].error is None
+    assert cancels_of_closed == []
+
+
 def test_a_fill_while_the_runs_end_awaits_its_cancel_is_in_the_result() -> None:
     """As `test_the_runs_end_waits_for_its_cancels_confirmation`, but the order fills at 46 s, before the cancel
     reaches it: the run had ended at 45 s without the 100 shares the broker bought."""

@@ -267,22 +267,21 @@ async def orders_settled(ctx: EngineContext, legs: Sequence[int]) -> bool:
 
 async def settled_by(ctx: EngineContext, legs: Sequence[int], give_up: datetime, absent: set[str]) -> bool:
     """Wait until `give_up` for no order of `legs` to be open at the broker; False if one still is then. Each check
-    interval: the updates waiting recorded, each order still open cancelled again (unless its cancel is pending)
-    and read, each submit of unknown outcome asked for (`absent`: the ids the broker holds no order under)."""
+    interval: the updates waiting recorded, then each order still open cancelled again (unless its cancel is
+    pending) and read, each submit of unknown outcome asked for (`absent`: the ids the broker holds no order under).
+    Those are taken after the updates are recorded, so that an order they closed is not sent a cancel again."""
     while True:
-        still_open = open_orders_of(ctx, legs)
-        unknown = unknown_submits(ctx, legs, absent)
-        if not still_open and not unknown:
+        if not open_orders_of(ctx, legs) and not unknown_submits(ctx, legs, absent):
             return True
         now = ctx.clock.now()
         if now >= give_up:
             return False
         await ctx.clock.sleep_until(min(give_up, now + ctx.config.check_interval))
         await record_late_updates(ctx)
-        for index, order_id in still_open:
+        for index, order_id in open_orders_of(ctx, legs):
             await cancel_left_open(ctx, index, order_id)
             await ctx.gateway.reconcile(index, order_id)
-        for index, cid in unknown:
+        for index, cid in unknown_submits(ctx, legs, absent):
             await look_up_unknown(ctx, index, cid, absent)
 
 
