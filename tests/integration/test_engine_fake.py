@@ -909,6 +909,32 @@ def test_a_basket_run_that_breaks_raises_the_typed_error_itself_not_a_group() ->
     assert ended.status == "failed"
 
 
+class JournalFullAtRunEnd(Recorder):
+    async def emit(self, event: RunEvent) -> None:
+        await super().emit(event)
+        if isinstance(event, OrderUpdated) and self.of(PhaseEnded):
+            raise JournalError("journal write failed: disk full")
+
+
+def test_a_journal_failing_at_the_runs_end_raises_the_typed_error_itself_not_a_group() -> None:
+    """Guard: the run's end handles its legs in a task group; a write failing there (the order it reads after
+    the phase) is raised as the `JournalError` itself, as a phase's is, never as an `ExceptionGroup`."""
+    sink = JournalFullAtRunEnd()
+
+    async def main() -> None:
+        clock = VirtualClock(T0)
+        feed = FakeFeed(clock)
+        broker = FakeBroker(clock, feed, auto_fill=False)
+        broker.cancel_latency = timedelta(seconds=17)  # the order still works when the phase ends (45 s)
+        feed.set("XYZ", "100.00", "100.08")
+        await run_execution(BUY, [], broker, feed, clock, HARD_STOP_AT_40, run_id="t", sinks=[sink])
+
+    with pytest.raises(JournalError, match="disk full"):
+        run_virtual(main)
+    (ended,) = sink.of(RunEnded)
+    assert ended.status == "failed"
+
+
 def test_a_refused_escalation_cancel_is_retried_before_anything_is_sent() -> None:
     def script(w: World) -> None:
         w.broker.refuse_cancels = 1

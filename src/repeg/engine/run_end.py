@@ -26,6 +26,7 @@ from repeg.engine.phases import (
     settled_by,
     unknown_submits,
 )
+from repeg.engine.task_groups import one_error_raised_as_is
 
 _log = structlog.get_logger("repeg.engine")
 #: The least time a broker call at the run's end is given, once its window has passed (or with none): ample for a
@@ -60,14 +61,10 @@ def _may_be_open(ctx: EngineContext, index: int) -> bool:
 
 async def _all_at_once(calls: Iterable[Coroutine[object, object, None]]) -> None:
     """Run `calls` concurrently; an error of one is raised as is (typed), not wrapped in an `ExceptionGroup`."""
-    try:
+    with one_error_raised_as_is():
         async with asyncio.TaskGroup() as group:
             for call in calls:
                 group.create_task(call)
-    except ExceptionGroup as broken:
-        if len(broken.exceptions) == 1:
-            raise broken.exceptions[0] from None
-        raise
 
 
 async def _close_at_run_end(ctx: EngineContext, index: int, give_up: datetime) -> None:

@@ -43,6 +43,7 @@ from repeg.engine.gateway import OrderGateway
 from repeg.engine.monitor import EngineContext
 from repeg.engine.phases import orders_settled, run_buy_phase, run_phase
 from repeg.engine.run_end import look_up_open_orders
+from repeg.engine.task_groups import one_error_raised_as_is
 from repeg.errors import PlanError
 from repeg.market.base import QuoteFeed
 from repeg.policy.decide import ExecutionPolicy, LadderPolicy
@@ -260,16 +261,11 @@ async def run_basket(
     async def all_orders() -> None:
         # One dispatcher sleeps to each arrival in turn; only orders already arrived hold tasks and timers.
         schedule = sorted(enumerate(orders), key=lambda item: (item[1].arrival, item[0]))
-        try:
+        # One order's window that breaks the run raises its own (typed) error, as `run_execution` would.
+        with one_error_raised_as_is():
             async with asyncio.TaskGroup() as group:
                 for index, order in schedule:
                     await clock.sleep_until(order.arrival)
                     group.create_task(run_phase(ctx, order.side, [index], leg_index=index))
-        except ExceptionGroup as broken:
-            # One order's window broke the run: raise its own (typed) error, as `run_execution` would, so that
-            # callers catching `RepegError` (the CLI, sweeps) still can.
-            if len(broken.exceptions) == 1:
-                raise broken.exceptions[0] from None
-            raise
 
     return await _run(ctx, all_orders)
