@@ -109,6 +109,24 @@ def test_arrivals_csv_names_a_row_spanning_lines_by_its_first_line(tmp_path: Pat
         load_arrivals(path, "XXX")
 
 
+@pytest.mark.parametrize(
+    ("cells", "row"),
+    [
+        ('2018-01-02T15:00:01Z,buy,"5"0', 3),  # lenient reading took it as 50 shares
+        ('2018-01-02T15:00:01Z,buy,"' + "5" * 200_000 + '"', 3),  # csv.Error escaped: an internal failure
+        ('2018-01-02T15:00:01Z,"buy,50', 3),  # unterminated: read to the end as the side
+    ],
+)
+def test_arrivals_csv_that_is_malformed_is_refused_as_a_plan_is(tmp_path: Path, cells: str, row: int) -> None:
+    # A plan's CSV is read strictly and a csv.Error refused naming its row (test_plan_parse's malformed CSV
+    # cases); an arrivals file was read leniently, and the csv module's own errors escaped load_arrivals.
+    path = tmp_path / "arrivals.csv"
+    path.write_text(f"ts,side,qty\n2018-01-02T15:00:00Z,buy,50\n{cells}\n", encoding="utf-8")
+    with pytest.raises(PlanInputError) as caught:
+        load_arrivals(path, "XXX")
+    assert (caught.value.row, caught.value.reason[:13]) == (row, "malformed CSV")
+
+
 def test_arrivals_csv_naive_timestamp_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "arrivals.csv"
     path.write_text("ts,side,qty\n2018-01-02T15:00:00,buy,50\n", encoding="utf-8")

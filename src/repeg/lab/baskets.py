@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -30,6 +31,9 @@ from repeg.domain.ticks import round_qty_down
 from repeg.errors import ConfigError, PlanInputError
 from repeg.lab.models import ParentOrder
 from repeg.planning.parse import MAX_AMOUNT
+
+if TYPE_CHECKING:
+    from _csv import Reader
 
 #: The most parent orders a basket holds: one arrival a second of a regular 6.5-hour session (23,400 s). A
 #: larger one (a typo'd `--basket 5000000`) would run for hours; a day can hold no more arrivals a second apart.
@@ -193,10 +197,9 @@ def _parse_budget(path: Path, number: int, text: str, default_budget: float) -> 
     return budget
 
 
-def _numbered_rows(handle: io.TextIOBase) -> Iterator[tuple[int, dict[str, str]]]:
+def _numbered_rows(reader: Reader) -> Iterator[tuple[int, dict[str, str]]]:
     """Each data row by the header's names (trimmed, lower case), with the line it starts on: the header is row 1
     and blank lines count, as in a plan. Cells past the header are ignored and missing ones read empty."""
-    reader = csv.reader(handle)
     header = [name.strip().lower() for name in next(reader, [])]
     previous = reader.line_num
     for cells in reader:
@@ -212,11 +215,15 @@ def load_arrivals(
     """Read a CSV of arrivals (`ts,side,qty[,budget_seconds]`; header row 1), sorted by arrival time."""
     try:
         with _open_text(path) as fh:
+            reader = csv.reader(fh, strict=True)  # as a plan's: lenient reading turns '"5"0' into '50'
             rows = [
-                _parse_row(path, number, row, default_budget_seconds) for number, row in _numbered_rows(fh)
+                _parse_row(path, number, row, default_budget_seconds)
+                for number, row in _numbered_rows(reader)
             ]
     except UnicodeDecodeError as exc:
         raise PlanInputError(str(path), None, None, None, f"not UTF-8 text: {exc}") from exc
+    except csv.Error as exc:  # as a plan's: bad input, not an internal failure
+        raise PlanInputError(str(path), reader.line_num, None, None, f"malformed CSV: {exc}") from exc
     if not rows:
         raise PlanInputError(str(path), None, None, None, "no arrivals")
     problem = count_problem(len(rows))
