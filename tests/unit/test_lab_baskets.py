@@ -127,6 +127,41 @@ def test_arrivals_csv_that_is_malformed_is_refused_as_a_plan_is(tmp_path: Path, 
     assert (caught.value.row, caught.value.reason[:13]) == (row, "malformed CSV")
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a typo'd column was ignored: every order took the default budget, 60 s, not the 10 s written
+        ("ts,side,qty,budget\n{t},buy,5,10\n", (1, "budget", None, "unknown column")),
+        # an unquoted thousands separator: the cell past the header was ignored, 1 share read for 1,000
+        ("ts,side,qty\n{t},buy,1,000\n", (2, None, "000", "row has 4 cells, the header 3")),
+        # the later of two columns won
+        ("ts,side,qty,qty\n{t},buy,5,7\n", (1, "qty", None, "column appears twice")),
+        # each row was refused as 'qty: not a number'
+        ("ts,side\n{t},buy\n", (1, "qty", None, "missing column")),
+    ],
+)
+def test_an_arrivals_header_and_rows_are_held_to_a_plans_rules(
+    tmp_path: Path, text: str, expected: tuple[int, str | None, str | None, str]
+) -> None:
+    path = tmp_path / "arrivals.csv"
+    path.write_text(text.format(t="2018-01-02T15:00:00Z"), encoding="utf-8")
+    with pytest.raises(PlanInputError) as caught:
+        load_arrivals(path, "XXX")
+    error = caught.value
+    assert (error.row, error.field, error.value, error.reason.split(" (")[0]) == expected
+
+
+def test_an_arrivals_file_may_end_its_header_and_rows_with_empty_cells_as_a_plan(tmp_path: Path) -> None:
+    # As a spreadsheet saves a sheet once wider (942e94d for plans); blank lines before the header are skipped.
+    path = tmp_path / "arrivals.csv"
+    path.write_text("\nts,side,qty,,\n2018-01-02T15:00:00Z,buy,5,,\n2018-01-02T15:00:01Z,sell,7\n")
+    basket = load_arrivals(path, "XXX", default_budget_seconds=30)
+    assert [(o.side, o.qty, o.budget_seconds) for o in basket] == [
+        (Side.BUY, Decimal(5), 30.0),
+        (Side.SELL, Decimal(7), 30.0),
+    ]
+
+
 def test_arrivals_csv_naive_timestamp_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "arrivals.csv"
     path.write_text("ts,side,qty\n2018-01-02T15:00:00,buy,50\n", encoding="utf-8")

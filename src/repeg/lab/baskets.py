@@ -15,12 +15,10 @@ import csv
 import gzip
 import io
 import math
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -30,11 +28,11 @@ from repeg.domain.orders import Side
 from repeg.domain.ticks import round_qty_down
 from repeg.errors import ConfigError, PlanInputError
 from repeg.lab.models import ParentOrder
-from repeg.planning.parse import MAX_AMOUNT
+from repeg.planning.parse import MAX_AMOUNT, REPEATED_COLUMN, csv_columns, csv_rows
 
-if TYPE_CHECKING:
-    from _csv import Reader
-
+#: The columns of an arrivals file (`budget_seconds` optional: `default_budget_seconds` where absent or empty).
+ARRIVAL_COLUMNS = ("ts", "side", "qty", "budget_seconds")
+BUDGET_COLUMN = "budget_seconds"
 #: The most parent orders a basket holds: one arrival a second of a regular 6.5-hour session (23,400 s). A
 #: larger one (a typo'd `--basket 5000000`) would run for hours; a day can hold no more arrivals a second apart.
 MAX_BASKET_ORDERS = 23_400
@@ -197,28 +195,38 @@ def _parse_budget(path: Path, number: int, text: str, default_budget: float) -> 
     return budget
 
 
-def _numbered_rows(reader: Reader) -> Iterator[tuple[int, dict[str, str]]]:
-    """Each data row by the header's names (trimmed, lower case), with the line it starts on: the header is row 1
-    and blank lines count, as in a plan. Cells past the header are ignored and missing ones read empty."""
-    header = [name.strip().lower() for name in next(reader, [])]
-    previous = reader.line_num
-    for cells in reader:
-        number, previous = previous + 1, reader.line_num
-        if cells:
-            padded = cells + [""] * (len(header) - len(cells))
-            yield number, {name: value for name, value in zip(header, padded, strict=False) if name}
+def _arrival_columns(path: Path, columns: list[str] | None, row: int) -> list[str]:
+    """The header's columns, refused as a plan's are: unknown (a typo'd `budget` would leave every order the default
+    budget), repeated or missing (`row`: the header's line)."""
+    if columns is None:
+        raise PlanInputError(str(path), None, None, None, "no arrivals")
+    for column in columns:
+        if column not in ARRIVAL_COLUMNS:
+            expected = ", ".join(ARRIVAL_COLUMNS)
+            raise PlanInputError(
+                str(path), row, column, None, f"unknown column (an arrivals file has: {expected})"
+            )
+    for column in ARRIVAL_COLUMNS:
+        if columns.count(column) > 1:
+            raise PlanInputError(str(path), row, column, None, REPEATED_COLUMN)
+        if column != BUDGET_COLUMN and column not in columns:
+            raise PlanInputError(str(path), row, column, None, "missing column")
+    return columns
 
 
 def load_arrivals(
     path: Path, symbol: str, *, default_budget_seconds: float = 60.0
 ) -> tuple[ParentOrder, ...]:
-    """Read a CSV of arrivals (`ts,side,qty[,budget_seconds]`; header row 1), sorted by arrival time."""
+    """Read a CSV of arrivals (`ts,side,qty[,budget_seconds]`; header row 1), sorted by arrival time. Read as a
+    plan's CSV is (`repeg.planning.parse.csv_columns`, `csv_rows`): strictly, an unknown, repeated or missing
+    column refused, a value past the header's columns refused, empty trailing cells and blank lines allowed."""
     try:
         with _open_text(path) as fh:
             reader = csv.reader(fh, strict=True)  # as a plan's: lenient reading turns '"5"0' into '50'
+            columns = _arrival_columns(path, csv_columns(reader), reader.line_num)
             rows = [
-                _parse_row(path, number, row, default_budget_seconds)
-                for number, row in _numbered_rows(reader)
+                _parse_row(path, number, cells, default_budget_seconds)
+                for number, cells in csv_rows(str(path), columns, reader)  # a value past the header refused
             ]
     except UnicodeDecodeError as exc:
         raise PlanInputError(str(path), None, None, None, f"not UTF-8 text: {exc}") from exc

@@ -105,31 +105,35 @@ def parse_csv(text: str, source: str) -> Plan:
     """Parse CSV text; `source` names the file in errors and in the resulting `Plan`."""
     reader = csv.reader(io.StringIO(text), strict=True)  # lenient reading turns '"1"5' into '15'
     try:
-        # Blank lines before the header are skipped, as blank rows after it are; the header keeps its own row.
-        header = next((cells for cells in reader if any(cell.strip() for cell in cells)), None)
-        if header is None:
+        columns = csv_columns(reader)
+        if columns is None:
             raise PlanInputError(source, None, None, None, "empty plan: no header and no rows")
-        columns = _named_columns(header)
         kind = _columns_kind(source, columns, row=reader.line_num)
-        rows = list(_csv_rows(source, columns, reader))
+        rows = [_Row(number, cells) for number, cells in csv_rows(source, columns, reader)]
     except csv.Error as exc:
         raise PlanInputError(source, reader.line_num, None, None, f"malformed CSV: {exc}") from exc
     return _build(source, kind, rows)
 
 
-def _named_columns(header: list[str]) -> list[str]:
-    """The header's column names, lower case, without the empty ones that end it: a spreadsheet saves a sheet
-    that was once wider as `symbol,weight,,`. An empty name before a named column stays, to be refused."""
+def csv_columns(reader: Reader) -> list[str] | None:
+    """The column names of a CSV file's header, its first line holding a name (blank lines before it are skipped,
+    and counted: the header keeps its own row, `reader.line_num`); None for a file without one. Lower case, without
+    the empty names that end it: a spreadsheet saves a sheet that was once wider as `symbol,weight,,`. An empty
+    name before a named column stays, to be refused. Shared with the lab's arrivals files."""
+    header = next((cells for cells in reader if any(cell.strip() for cell in cells)), None)
+    if header is None:
+        return None
     columns = [cell.strip().lower() for cell in header]
     while not columns[-1]:  # the header holds a name: a blank line is no header
         columns.pop()
     return columns
 
 
-def _csv_rows(source: str, columns: list[str], reader: Reader) -> Iterator[_Row]:
-    """The data rows; cells past the named columns may be there only empty (`AAA,0.5,,`, as a spreadsheet pads a
-    row), and a value there is refused, naming it. A row is numbered by the line it starts on (one whose quoted
-    cell spans lines ends further down), as a quote file's record is."""
+def csv_rows(source: str, columns: list[str], reader: Reader) -> Iterator[tuple[int, dict[str, str]]]:
+    """The data rows after the header, each with its number and its cells by column name (a missing cell empty);
+    blank rows are skipped. Cells past the named columns may be there only empty (`AAA,0.5,,`, as a spreadsheet
+    pads a row), and a value there is refused, naming it. A row is numbered by the line it starts on (one whose
+    quoted cell spans lines ends further down), as a quote file's record is. Shared with the lab's arrivals files."""
     previous = reader.line_num
     for cells in reader:
         number, previous = previous + 1, reader.line_num
@@ -140,7 +144,7 @@ def _csv_rows(source: str, columns: list[str], reader: Reader) -> Iterator[_Row]
             reason = f"row has {len(cells)} cells, the header {len(columns)}"
             raise PlanInputError(source, number, None, extra, reason)
         padded = cells[: len(columns)] + [""] * (len(columns) - len(cells))
-        yield _Row(number, dict(zip(columns, padded, strict=True)))
+        yield number, dict(zip(columns, padded, strict=True))
 
 
 def _json_number(text: str) -> Decimal | str:
