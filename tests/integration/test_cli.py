@@ -533,6 +533,28 @@ async def test_a_dry_run_that_could_not_price_a_leg_does_not_exit_0(
     assert result.exit_code == ExitCode.PARTIAL, result.stderr
 
 
+async def test_a_dry_run_that_could_price_no_leg_exits_4(
+    workdir: Path, fake_alpaca: FakeAlpacaServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Guard (3a470e5 tested only the partial case): a dry run whose only leg the price collar refuses priced
+    nothing, as the real run would fill nothing: it exits 4 (failed), not 3, and names the leg."""
+    import asyncio
+
+    _alpaca_runs_on_the_fake(fake_alpaca, monkeypatch)
+    plan = write(workdir, "p.csv", "symbol,side,qty\nAAPL,buy,5\n")
+    config = write(
+        workdir,
+        "c.toml",
+        "[execution]\nquote_max_age = 600\nquote_wait = 1\ninitial_offset = 0\nprice_collar_pct = 0.03\n",
+    )
+    args = (plan, "--config", config, "--broker", "alpaca-paper", "--dry-run", "--json")
+    result = await asyncio.to_thread(invoke, *args)
+    assert "dry run: 0 order(s) priced, none sent" in result.stderr
+    assert "AAPL     not priced: AAPL: price_collar_pct is 0.03" in result.stderr
+    assert fake_alpaca.count("POST", "/v2/orders") == 0
+    assert result.exit_code == ExitCode.FAILED, result.stderr
+
+
 def test_an_unknown_run_id_is_bad_input_not_a_journal_failure(workdir: Path) -> None:
     _ = invoke(EXAMPLES / "trades.csv", "--config", EXAMPLES / "demo.toml", "--json")  # the journal exists
     result = CliRunner().invoke(build_app(), ["show", "nope"])
