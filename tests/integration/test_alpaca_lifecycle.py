@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 import pytest
@@ -13,10 +14,11 @@ from tests.integration.test_alpaca_orders import limit, until
 
 from repeg.api import execute_async
 from repeg.brokers.alpaca.adapter import AlpacaBroker
+from repeg.domain.events import OrderIntent, RunEvent
 from repeg.domain.orders import Side
 from repeg.domain.plan import Plan, PlanKind, TradeIntent
 from repeg.engine.clock import RealClock
-from repeg.errors import BrokerInUseError
+from repeg.errors import BrokerInUseError, JournalError
 from repeg.market.alpaca_feed import AlpacaQuoteFeed
 from repeg.report.result import RunStatus
 
@@ -71,5 +73,52 @@ async def test_a_second_run_at_once_on_one_adapter_is_refused_before_any_order(a
     assert (await asyncio.wait_for(first, 20)).status is RunStatus.COMPLETED
     later = await asyncio.wait_for(
         execute_async(_a_buy("MSFT"), broker, feed, clock, FAST_RUN, run_id="rThree"), 20
+    )
+    assert later.status is RunStatus.COMPLETED
+
+
+class _FailingSink:
+    """An event sink that fails (a journal that breaks) at the run's first order intent."""
+
+    async def emit(self, event: RunEvent) -> None:
+        if isinstance(event, OrderIntent):
+            raise JournalError("the journal broke")
+
+
+async def _cancelled_mid_run(
+    broker: AlpacaBroker, feed: AlpacaQuoteFeed, fake_alpaca: FakeAlpacaServer
+) -> None:
+    """Ctrl-C through the Python API: the run's task is cancelled once its first order is out."""
+    run = asyncio.create_task(
+        execute_async(_a_buy("AAPL"), broker, feed, RealClock(), FAST_RUN, run_id="rOne")
+    )
+    await until(lambda: fake_alpaca.count("POST", "/v2/orders") >= 1)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+
+
+async def _failed_on_its_journal(
+    broker: AlpacaBroker, feed: AlpacaQuoteFeed, _fake: FakeAlpacaServer
+) -> None:
+    with pytest.raises(JournalError):
+        await execute_async(
+            _a_buy("AAPL"), broker, feed, RealClock(), FAST_RUN, run_id="rOne", sinks=(_FailingSink(),)
+        )
+
+
+@pytest.mark.parametrize("end", [_cancelled_mid_run, _failed_on_its_journal])
+async def test_a_run_that_ended_on_an_error_or_a_cancel_leaves_the_adapter_to_the_next(
+    alpaca: Pair,
+    fake_alpaca,
+    end: Callable[[AlpacaBroker, AlpacaQuoteFeed, FakeAlpacaServer], Awaitable[None]],
+):
+    """Guard (acaa8b5 refuses a run while another listens): a run that did not end normally (cancelled, as Ctrl-C
+    cancels a Python program's task, or failed when its journal broke) must still unsubscribe, else every later run
+    on the adapter would be refused with `BrokerInUseError` for the adapter's life."""
+    broker, feed = alpaca
+    await end(broker, feed, fake_alpaca)
+    later = await asyncio.wait_for(
+        execute_async(_a_buy("MSFT"), broker, feed, RealClock(), FAST_RUN, run_id="rTwo"), 20
     )
     assert later.status is RunStatus.COMPLETED
