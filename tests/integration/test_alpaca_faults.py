@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import MutableMapping
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from tests.fakes.alpaca_fixtures import FAST, connect, credentials_for, locals_a_traceback_renderer_shows
 from tests.fakes.alpaca_server import FakeAlpacaServer
+from tests.fakes.log_capture import every_level_captured
 from tests.integration.test_alpaca_orders import collect, filled, limit, until
 
 from repeg.brokers.alpaca.adapter import AlpacaBroker
@@ -680,6 +682,38 @@ async def test_a_reconnect_whose_poll_fails_unexpectedly_keeps_the_new_connectio
     polls = [line for line in logs if line["event"] == "trade_stream_poll_failed"]
     assert polls
     assert {line["error"] for line in polls} == {"RecursionError"}
+
+
+def _poll_failures(logs: list[MutableMapping[str, object]]) -> list[tuple[object, bool]]:
+    """The silence watchdog's failed polls: each one's level, and whether its traceback was logged."""
+    failed = [line for line in logs if line["event"] == "trade_stream_poll_failed"]
+    return [(line["log_level"], bool(line.get("exc_info"))) for line in failed]
+
+
+async def test_a_silence_poll_failing_unexpectedly_at_every_tick_logs_its_traceback_once(
+    alpaca: Pair, fake_alpaca
+):
+    """Since 42fd486 the watchdog outlives a poll that fails unexpectedly (a defect, an answer it cannot decode), but
+    it logged each such failure at error with its traceback: one that fails every poll did so every `poll_every`
+    (5 s) for the rest of the run, 720 tracebacks an hour, where a broker error's failed poll is one warning line
+    and a refusal for good is logged once (`quote_rest_refused`). The traceback is now logged once; each repeat is
+    one warning line, as a broker error's, until a poll succeeds: a failure after that is told in full again."""
+    broker, _ = alpaca
+    collect(broker)  # a run listens
+    fake_alpaca.trade_stream_muted = True
+    await broker.submit_order(limit("r2-L0062-A00", Side.BUY, "1", "90.00"))  # rests: polled while silent
+    fake_alpaca.garble("GET", "/v2/orders", "[" * 100_000, times=1_000_000)  # every read of orders fails
+    with every_level_captured() as logs:
+        await until(lambda: len(_poll_failures(logs)) >= 4)
+        fake_alpaca.faults.clear()
+        polled = fake_alpaca.count("GET", "/v2/orders")
+        await until(lambda: fake_alpaca.count("GET", "/v2/orders") >= polled + 2)  # a poll succeeded
+        first = _poll_failures(logs)
+        fake_alpaca.garble("GET", "/v2/orders", "[" * 100_000, times=1_000_000)
+        await until(lambda: len(_poll_failures(logs)) >= len(first) + 2)
+    again = _poll_failures(logs)[len(first) :]
+    assert first == [("error", True)] + [("warning", False)] * (len(first) - 1)
+    assert again[:2] == [("error", True), ("warning", False)]
 
 
 async def _cancelled_with_its_answer_lost_while_pending_cancel(

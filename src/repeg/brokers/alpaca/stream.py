@@ -224,17 +224,33 @@ async def watch_silence(
 ) -> None:
     """While orders work and the stream has been silent for `silence_after`, poll every `poll_every` seconds.
 
-    Runs until cancelled. A poll failure is logged and retried at the next tick (the stream may still deliver);
-    one the poll does not expect (not a `BrokerError`) too, with its traceback: it ended the watchdog, whose
-    exception `aclose` then raised.
+    Runs until cancelled. A poll failure is logged and retried at the next tick (the stream may still deliver),
+    one the poll does not expect (not a `BrokerError`) too, rather than end the watchdog (`_poll_once`).
     """
+    told: type[Exception] | None = None
     while True:
         await sleep_seconds(clock, settings.poll_every)
         if has_working_orders() and stream.silent_for() >= settings.silence_after:
             log.info("trade_stream_silent_polling", silent_s=round(stream.silent_for(), 3))
-            try:
-                await poll()
-            except BrokerError as exc:
-                log.warning("trade_stream_poll_failed", error=type(exc).__name__, detail=str(exc))
-            except Exception as exc:
-                log.exception("trade_stream_poll_failed", error=type(exc).__name__)
+            told = await _poll_once(poll, told)
+
+
+async def _poll_once(
+    poll: Callable[[], Awaitable[None]], told: type[Exception] | None
+) -> type[Exception] | None:
+    """One silence poll; returns the kind of unexpected failure whose traceback has been logged since the last poll
+    that succeeded (`told`, given the one before). A broker error is one warning line. An unexpected failure is
+    logged at error with its traceback the first time; a repeat of it, one warning line as a broker error's: a
+    defect failing every poll would otherwise log a traceback every `poll_every` for the rest of the run."""
+    try:
+        await poll()
+    except BrokerError as exc:
+        log.warning("trade_stream_poll_failed", error=type(exc).__name__, detail=str(exc))
+        return told
+    except Exception as exc:
+        if type(exc) is told:
+            log.warning("trade_stream_poll_failed", error=type(exc).__name__, repeated=True)
+        else:
+            log.exception("trade_stream_poll_failed", error=type(exc).__name__)
+        return type(exc)
+    return None
