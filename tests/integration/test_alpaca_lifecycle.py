@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from tests.fakes.alpaca_fixtures import FAST
@@ -14,11 +15,14 @@ from tests.integration.test_alpaca_orders import limit, until
 
 from repeg.api import execute_async
 from repeg.brokers.alpaca.adapter import AlpacaBroker
-from repeg.domain.events import OrderIntent, RunEvent
+from repeg.cli.journal_run import journaled_session
+from repeg.domain.events import OrderAccepted, OrderIntent, OrderUpdated, RunEvent
 from repeg.domain.orders import Side
 from repeg.domain.plan import Plan, PlanKind, TradeIntent
+from repeg.domain.run import fold_run
 from repeg.engine.clock import RealClock
 from repeg.errors import BrokerInUseError, JournalError
+from repeg.journal.sqlite import SqliteJournal
 from repeg.market.alpaca_feed import AlpacaQuoteFeed
 from repeg.report.result import RunStatus
 
@@ -122,3 +126,53 @@ async def test_a_run_that_ended_on_an_error_or_a_cancel_leaves_the_adapter_to_th
         execute_async(_a_buy("MSFT"), broker, feed, RealClock(), FAST_RUN, run_id="rTwo"), 20
     )
     assert later.status is RunStatus.COMPLETED
+
+
+class _KilledAt:
+    """Kills the run at its first `OrderAccepted` (unjournaled) with a `BaseException` its error handling never
+    sees: its order is out and left working, the adapter (the program's) lives on."""
+
+    def __init__(self, journal: SqliteJournal) -> None:
+        self._journal = journal
+
+    async def emit(self, event: RunEvent) -> None:
+        if isinstance(event, OrderAccepted):
+            raise KeyboardInterrupt
+        await self._journal.emit(event)
+
+
+async def test_an_order_that_filled_while_no_run_listened_is_recorded_once_by_a_resume_on_the_same_adapter(
+    alpaca: Pair, fake_alpaca, tmp_path: Path
+):
+    """Guard (6b1063b stops polling an ended run's open orders, keeping their state for a resume): a run's order
+    fills while no run listens, with the stream silent, so the adapter's state of it is stale; the resume of that
+    run on the same adapter learns the fill through its own reads, and it is recorded once (the push its read
+    triggers from the stale state is folded idempotently), the run completing with the leg filled exactly once."""
+    broker, feed = alpaca
+    journal = SqliteJournal(tmp_path / "j.db")
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            await execute_async(
+                _a_buy("AAPL"), broker, feed, RealClock(), FAST_RUN, run_id="rK", sinks=(_KilledAt(journal),)
+            )
+        (order,) = fake_alpaca.book.orders.values()
+        assert order.is_open  # left working at the broker, no run listening
+        fake_alpaca.trade_stream_muted = True
+        fake_alpaca.book.set_quote("AAPL", Decimal("99.00"), Decimal("99.05"))  # it fills, unheard
+        assert not order.is_open
+        await asyncio.sleep(4 * FAST.stream.silence_after)  # no poll learns it either
+        result = await asyncio.wait_for(
+            journaled_session(
+                _a_buy("AAPL"), FAST_RUN, "rK", journal=journal, broker=broker, feed=feed, clock=RealClock()
+            ),
+            20,
+        )
+        events = journal.events("rK")
+    finally:
+        journal.close()
+    assert result.status is RunStatus.COMPLETED
+    (leg,) = fold_run(events).legs
+    assert leg.filled_qty == leg.qty == order.filled_qty == Decimal(5)
+    fills = [e.update.fill.qty for e in events if isinstance(e, OrderUpdated) and e.update.fill is not None]
+    assert fills == [Decimal(5)]  # journaled once
+    assert len(fake_alpaca.book.orders) == 1  # nothing sent again
