@@ -35,8 +35,10 @@ class Fault:
     status: int = 500
     lose: bool = False
     code: int | None = None
-    #: Answer 200 with this text as the body instead (an answer the client cannot read).
+    #: Answer 200 with this text as the body instead (an answer the client cannot read)...
     body: str | None = None
+    #: ...after the request took effect (an order submitted), when True.
+    reached: bool = False
 
 
 @dataclass
@@ -127,9 +129,10 @@ class FakeAlpacaServer:
     def fail(self, method: str, path: str, status: int, times: int = 1, code: int | None = None) -> None:
         self.faults.append(Fault(method, path, times, status=status, code=code))
 
-    def garble(self, method: str, path: str, body: str, times: int = 1) -> None:
-        """Answer matching requests 200 with `body` as it is (e.g. JSON nested too deep for the client to decode)."""
-        self.faults.append(Fault(method, path, times, status=200, body=body))
+    def garble(self, method: str, path: str, body: str, times: int = 1, *, reached: bool = False) -> None:
+        """Answer matching requests 200 with `body` as it is (e.g. JSON nested too deep for the client to decode);
+        with `reached`, once each request took effect (its order submitted, say)."""
+        self.faults.append(Fault(method, path, times, status=200, body=body, reached=reached))
 
     def lose_response(self, method: str, path: str, times: int = 1) -> None:
         self.faults.append(Fault(method, path, times, lose=True))
@@ -180,6 +183,8 @@ class FakeAlpacaServer:
     async def _faulted(self, request: web.Request, handler: Handler, fault: Fault) -> web.StreamResponse:
         """The answer of a request `fault` matched: a body the client cannot read, a lost answer, or an error."""
         if fault.body is not None:
+            if fault.reached:
+                await handler(request)
             return web.Response(status=200, text=fault.body, content_type="application/json")
         if fault.lose:
             await handler(request)

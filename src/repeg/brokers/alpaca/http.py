@@ -1,17 +1,37 @@
-"""The one HTTP transport detail alpaca-py leaves open: it sets no timeout on its requests; and why a request
-got no answer, told without chaining the SDK's error."""
+"""The HTTP transport details alpaca-py leaves open: it sets no timeout on its requests, and an answer nested
+beyond the JSON decoder's depth escapes its decoding as a `RecursionError`; and why a request got no answer, told
+without chaining the SDK's error."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 
 
+class Answer(requests.Response):
+    """A response whose body, JSON nested beyond the decoder's depth, is refused as any body that is no JSON is
+    (requests' `JSONDecodeError`: no answer the client can read, the request's outcome unknown), not by a bare
+    `RecursionError` that its callers take for a defect (a submit's then went unresolved, the run failing)."""
+
+    def json(self, **kwargs: Any) -> Any:
+        try:
+            return super().json(**kwargs)
+        except RecursionError:
+            raise requests.JSONDecodeError("answer nested too deep to decode", "", 0) from None
+
+
 class TimeoutAdapter(HTTPAdapter):
     """Gives every request `timeout` (seconds, or a (connect, read) pair) unless the caller set one, and never
-    retries on its own (a retried POST could submit an order twice; callers decide what to retry)."""
+    retries on its own (a retried POST could submit an order twice; callers decide what to retry). Its responses
+    are `Answer`s."""
+
+    def build_response(self, req: requests.PreparedRequest, resp: Any) -> requests.Response:
+        response = super().build_response(req, resp)
+        response.__class__ = Answer  # requests' response, with `Answer.json` (a subclass adding no state)
+        return response
 
     def __init__(self, timeout: float | tuple[float, float]) -> None:
         super().__init__(max_retries=0)
