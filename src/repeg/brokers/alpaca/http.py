@@ -28,11 +28,6 @@ class TimeoutAdapter(HTTPAdapter):
     retries on its own (a retried POST could submit an order twice; callers decide what to retry). Its responses
     are `Answer`s."""
 
-    def build_response(self, req: requests.PreparedRequest, resp: Any) -> requests.Response:
-        response = super().build_response(req, resp)
-        response.__class__ = Answer  # requests' response, with `Answer.json` (a subclass adding no state)
-        return response
-
     def __init__(self, timeout: float | tuple[float, float]) -> None:
         super().__init__(max_retries=0)
         self._timeout = timeout
@@ -54,6 +49,11 @@ class TimeoutAdapter(HTTPAdapter):
             cert=cert,
             proxies=proxies,
         )
+
+    def build_response(self, req: requests.PreparedRequest, resp: Any) -> requests.Response:
+        response = super().build_response(req, resp)
+        response.__class__ = Answer  # requests' response, with `Answer.json` (a subclass adding no state)
+        return response
 
 
 #: urllib3's repr of the connection object in its messages (`<urllib3.connection.HTTPSConnection object at 0x..>: `).
