@@ -13,7 +13,9 @@ The rules (see docs/FILL_MODELS.md for the assumptions and known biases):
 3. Crossing quote. A quote whose far side reaches the limit (ask <= limit for a buy, bid >= limit for a sell) fills
    all that remains at once, at the limit price.
 4. Priority. A replace or a cancel-and-resubmit is a new order: it joins again at the back (rule 1).
-5. Our own orders. The displayed size does not hold our orders, so a joining order also has ahead of it what our
+5. Marketable on arrival. A market order, or a limit already marketable when it starts working, executes at once at
+   the far touch (the paper rule, never partial: `QueueFillModel`).
+6. Our own orders. The displayed size does not hold our orders, so a joining order also has ahead of it what our
    other resting orders of its symbol and side, at its price or better, still have to fill (`QueueFillModel`): a
    print is not counted once for each of them. What they will fill from prints only they reach (at their better
    price), or on a quote crossing only them, is not ahead of it. An order of ours that joins later at
