@@ -89,3 +89,45 @@ def test_sells_mirror_our_order_behind_one_of_ours_cancelled_moving_up() -> None
     assert _fills_of_b(prints, "none", Side.SELL) == [(6, Decimal(100))]
     assert _fills_of_b(prints, "cancel", Side.SELL) == [(4, Decimal(100))]
     assert _fills_of_b(prints, "replace", Side.SELL) == [(4, Decimal(100))]
+
+
+def _fills_after_a_is_cancelled(
+    orders: list[tuple[str, str]], prints: list[tuple[float, str, int]]
+) -> dict[str, list[tuple[float, Decimal]]]:
+    """Buys of 100 (`orders`: name and limit, in join order) join at 1 s; the first, "a", is cancelled at 3 s: each
+    other's fills as (seconds, qty)."""
+    ids: dict[str, str] = {}
+
+    async def scenario(sim: Sim) -> None:
+        await sim.until(1)
+        for name, price in orders:
+            ids[(await sim.broker.submit_order(limit(name, Side.BUY, "100", price))).order_id] = name
+        await sim.until(3)
+        await sim.broker.cancel_order(next(oid for oid, name in ids.items() if name == "a"))
+        await sim.until(60)
+
+    sim = run_sim(scenario, fill_model=lambda _: _queue(prints))
+    fills: dict[str, list[tuple[float, Decimal]]] = {name: [] for name, _ in orders[1:]}
+    for u in sim.updates:
+        if u.fill is not None:
+            fills[ids[u.order.order_id]].append(((u.fill.ts - at(0)).total_seconds(), u.fill.qty))
+    return fills
+
+
+def test_two_of_ours_behind_a_cancelled_one_do_not_both_fill_from_one_print() -> None:
+    """Guard (fails if an order behind moves up past what left: a print filling two of ours beyond its size): a, b
+    and c buy 100 each at 10.02, nobody displayed ahead; a is cancelled: b moves up by a's 100 to the front, c by
+    a's 100 behind b's, so the 4 s print fills b only and c waits for the 6 s one."""
+    assert _fills_after_a_is_cancelled([("a", "10.02"), ("b", "10.02"), ("c", "10.02")], PRINTS) == {
+        "b": [(4, Decimal(100))],
+        "c": [(6, Decimal(100))],
+    }
+
+
+def test_ours_behind_moves_up_only_by_what_the_cancelled_one_would_fill_from_prints_reaching_it() -> None:
+    """Guard (fails if an order behind moves up by all the cancelled one had left): a buys 100 at 10.02 (inside the
+    spread), b at the bid 10.00 behind the 300 displayed. Of a's 100, 50 would fill from the 4 s print at 10.02,
+    which never reaches b; only the other 50 were ahead of b. a cancelled, b is behind the 300 displayed alone: the
+    5 s print of 300 clears them, the 7 s one fills b (moved up by all of a's 100, b took 50 of the 5 s print)."""
+    prints = [(4, "10.02", 50), (5, "10.00", 300), (7, "10.00", 100)]
+    assert _fills_after_a_is_cancelled([("a", "10.02"), ("b", "10.00")], prints) == {"b": [(7, Decimal(100))]}
