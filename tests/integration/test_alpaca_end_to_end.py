@@ -224,8 +224,9 @@ async def _until(predicate: object, timeout: float = 10.0) -> None:
 def _bookkeeping(broker: AlpacaBroker) -> int:
     """How many entries the adapter's order tracker holds, all its per-order maps together."""
     tracker = broker._tracker
-    maps = (tracker._latest, tracker._reported, tracker._priced, tracker._notional, tracker._sent)
-    return sum(len(m) for m in maps) + len(tracker._client_ids) + len(tracker._expected)
+    owned = tracker._owned  # what was sent, and what a resumed run's journal says was sent, under each id
+    maps = (tracker._latest, tracker._reported, tracker._priced, tracker._notional, owned._sent)
+    return sum(len(m) for m in maps) + len(tracker._client_ids) + len(owned._expected)
 
 
 async def test_an_adapter_reused_for_several_runs_releases_each_runs_bookkeeping_when_it_ends(
