@@ -27,7 +27,8 @@ from repeg.domain.events import (
     RunEvent,
 )
 from repeg.domain.ids import client_order_id
-from repeg.domain.leg import LegState, apply_event
+from repeg.domain.leg import LegState
+from repeg.domain.leg_fold import apply_event
 from repeg.domain.lifecycle import LegStatus
 from repeg.domain.orders import BrokerOrder, Fill, OrderEvent, OrderStatus, OrderType, OrderUpdate, Side
 from repeg.domain.plan import LegSpec

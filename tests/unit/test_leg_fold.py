@@ -26,7 +26,8 @@ from repeg.domain.events import (
     RunEvent,
     RunStarted,
 )
-from repeg.domain.leg import REASON_REPEG, LegState, apply_event
+from repeg.domain.leg import REASON_REPEG, LegState
+from repeg.domain.leg_fold import apply_event
 from repeg.domain.lifecycle import LegStatus
 from repeg.domain.orders import BrokerOrder, Fill, OrderEvent, OrderStatus, OrderType, OrderUpdate, Side
 from repeg.domain.plan import LegSpec, Plan, PlanKind, SkippedTrade, TradeIntent

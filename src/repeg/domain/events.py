@@ -1,7 +1,7 @@
 """Run events: the single record of what a run intended and what the broker answered.
 
 The engine emits these through an `EventSink`; the journal persists them, the live view renders them, and a
-run's state is a pure fold over them (`repeg.domain.leg`). Intents (`OrderIntent`) are emitted *before* the
+run's state is a pure fold over them (`repeg.domain.leg_fold`). Intents (`OrderIntent`) are emitted *before* the
 broker call they announce, answers after, so that a crash at any instant leaves a journal from which the run can
 be reconciled with the broker.
 """

@@ -49,7 +49,7 @@ T = LegTrigger
 IN_FLIGHT: frozenset[LegStatus] = frozenset({S.SUBMITTING, S.WORKING, S.REPLACING, S.CANCELING})
 #: Statuses of a leg that still needs the engine.
 ACTIVE: frozenset[LegStatus] = frozenset({S.PLANNED, S.IDLE}) | IN_FLIGHT
-#: Final statuses. Late fills are still recorded in them (see `repeg.domain.leg`), but nothing is sent; fills
+#: Final statuses. Late fills are still recorded in them (see `repeg.domain.leg_fold`), but nothing is sent; fills
 #: reaching the quantity turn an incomplete or failed leg (one not over-filled) filled.
 DONE: frozenset[LegStatus] = frozenset({S.FILLED, S.SKIPPED, S.FAILED, S.INCOMPLETE})
 

@@ -29,7 +29,7 @@ _CENT = Decimal("0.01")
 def evolve(model: _Model, changes: Mapping[str, object]) -> _Model:
     """`model` with `changes` applied: what `model_copy(update=changes)` returns, without its copy machinery.
 
-    Like `model_copy`, it does not validate. Only the fold (`repeg.domain.leg`) and `OrderRecord.merge` call it, and only with values taken from
+    Like `model_copy`, it does not validate. Only the fold (`repeg.domain.leg_fold`) and `OrderRecord.merge` call it, and only with values taken from
     already-validated events and broker models or derived from the state's own fields, so every field keeps
     its declared type. It runs several times per event, which is why `model_copy`'s generic path is avoided.
     """

@@ -1,7 +1,7 @@
 """A run as a pure fold over its events: the input of results, the journal's `show`, and `resume`.
 
 `fold_run` rebuilds a whole run; `RunFolder` is its incremental form that live runs use (one leg update costs
-O(1) however many legs the run has). Both delegate every leg change to `repeg.domain.leg.apply_event`.
+O(1) however many legs the run has). Both delegate every leg change to `repeg.domain.leg_fold.apply_event`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from repeg.domain.events import (
     RunEvent,
     RunStarted,
 )
-from repeg.domain.leg import LegState, apply_event
+from repeg.domain.leg import LegState
+from repeg.domain.leg_fold import apply_event
 from repeg.domain.orders import Side
 from repeg.domain.plan import Plan, SkippedTrade
 

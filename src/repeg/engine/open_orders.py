@@ -57,7 +57,7 @@ def closing(leg: LegState) -> bool:
 
 
 def left_open(leg: LegState) -> bool:
-    """True when a leg filled in full (or failed by a broker's over-fill, see `repeg.domain.leg`) still has its
+    """True when a leg filled in full (or failed by a broker's over-fill, see `repeg.domain.leg_fold`) still has its
     order open at the broker: that order could only (further) over-fill it, e.g. an uncapped replacement of an
     order that filled while the replace was pending."""
     return (leg.status is LegStatus.FILLED or leg.overfilled) and closing(leg)

@@ -147,7 +147,7 @@ async def _complete_cancel(bus: EventBus, broker: Broker, index: int) -> None:
 
 
 def _trades_on(leg: LegState, *, ended: bool) -> bool:
-    """Whether the leg may go on trading: not once filled in full or over-filled (see `repeg.domain.leg`), nor,
+    """Whether the leg may go on trading: not once filled in full or over-filled (see `repeg.domain.leg_fold`), nor,
     in a run that ended, once it ended or while its order works (nothing of an ended run is sent again)."""
     if leg.status is LegStatus.FILLED or leg.overfilled:
         return False
