@@ -30,11 +30,19 @@ from repeg.config import ExecutionConfig
 from repeg.domain.events import LegEscalated, LegFinished, OrderUpdated
 from repeg.domain.leg import REASON_ESCALATE, REASON_REPEG, LegState
 from repeg.domain.lifecycle import IN_FLIGHT, LegStatus
-from repeg.domain.orders import OrderEvent, OrderStatus
-from repeg.domain.quote import Quote, QuoteVerdict, assess_quote
+from repeg.domain.orders import OrderEvent
+from repeg.domain.quote import Quote, assess_quote
 from repeg.engine.bus import EventBus, Inbox, UpdateRouter
 from repeg.engine.clock import Clock
 from repeg.engine.gateway import OrderGateway
+from repeg.engine.leg_signals import (
+    AWAITING_BROKER,
+    decision_changed,
+    last_order_id,
+    recorded_quote,
+    refused_back_to_work,
+    rejected_order,
+)
 from repeg.engine.open_orders import (
     closing,
     left_open,
@@ -51,62 +59,10 @@ from repeg.policy.decide import Action, Escalate, ExecutionPolicy, Replace, Skip
 
 #: Smallest step the loop sleeps, so that a due time at or before "now" can never spin virtual time.
 _MIN_SLEEP = timedelta(milliseconds=1)
-#: Statuses in which a request is in flight: the policy is not consulted until the broker answers.
-_AWAITING_BROKER = frozenset({LegStatus.SUBMITTING, LegStatus.REPLACING, LegStatus.CANCELING})
 #: Pushed updates by which the broker refuses a cancel or replace it had accepted.
 _REFUSALS = frozenset({OrderEvent.CANCEL_REJECTED, OrderEvent.REPLACE_REJECTED})
 #: Actions carried out for one leg per wake-up before it must wait for the broker or the clock.
 _MAX_ACTIONS_PER_WAKE = 4
-
-
-def _decision_changed(before: LegState, after: LegState) -> bool:
-    """Whether an update changed what a decision depends on: status, working order or fills.
-
-    Echoes that change none of these (an acknowledgement, a pending state) keep the leg's scheduled wake-up
-    instead of costing a fresh decision.
-    """
-    return (
-        after.status is not before.status
-        or after.active_client_order_id != before.active_client_order_id
-        or (after.orders is not before.orders and after.filled_qty != before.filled_qty)
-    )
-
-
-def _recorded_quote(leg: LegState, quote: Quote | None, verdict: QuoteVerdict) -> Quote | None:
-    """The quote to record with the leg's next order: the first one's becomes the leg's arrival quote (its
-    cost benchmark and price-collar reference), so an invalid quote (stale, one-sided, too wide) is not
-    recorded there; a market order sent for want of a valid quote then has no arrival benchmark."""
-    if leg.arrival_quote is None and verdict is not QuoteVerdict.VALID:
-        return None
-    return quote
-
-
-def _refused_back_to_work(before: LegState, after: LegState) -> bool:
-    """True when a refused cancel or replace put a leg back to work its live order (out of `canceling` or
-    `replacing`, or from a replacement that never worked back to the order it was to replace)."""
-    if after.status is not LegStatus.WORKING:
-        return False
-    return before.status in _AWAITING_BROKER or after.active_client_order_id != before.active_client_order_id
-
-
-def _rejected_order(leg: LegState) -> str | None:
-    """The id of the order the broker rejected after accepting it, when that left the leg idle; else None.
-
-    Such a rejection is a refusal like a refused submit: sending the remainder again would only be rejected
-    again, order after order. (A rejected replacement is not one: it names the order it was to replace.)
-    """
-    if leg.status is not LegStatus.IDLE or not leg.orders:
-        return None
-    last = leg.orders[-1]
-    if last.status is not OrderStatus.REJECTED or last.replaces is not None:
-        return None
-    return last.order_id or last.client_order_id
-
-
-def _last_order_id(leg: LegState) -> str | None:
-    """The broker id of the leg's latest order (None before the broker acknowledged one), for log lines."""
-    ids = leg.order_ids
-    return ids[-1] if ids else None
 
 
 @dataclass(frozen=True)
@@ -194,7 +150,7 @@ class PhaseMonitor:
             if update.event in _REFUSALS and self._after_refusal(index, before, bus.leg(index), now):
                 continue
             self._note_left_open_anew(index, before, bus.leg(index))
-            if _decision_changed(before, bus.leg(index)) or index not in self._active:
+            if decision_changed(before, bus.leg(index)) or index not in self._active:
                 self._dirty.add(index)  # (a done leg whose order still works: is it closed now?)
 
     def _note_left_open_anew(self, index: int, before: LegState, after: LegState) -> None:
@@ -209,7 +165,7 @@ class PhaseMonitor:
         again; a leg already given up has its order's cancel requested again. False when neither applies."""
         if closing(after) and index not in self._active:
             self._recancel.add(index)
-        elif not _refused_back_to_work(before, after):
+        elif not refused_back_to_work(before, after):
             return False
         self._schedule(index, now + self._check_interval)
         return True
@@ -295,7 +251,7 @@ class PhaseMonitor:
                 if ctx.bus.leg(index).status is LegStatus.SUBMITTING:
                     break
                 continue
-            if leg.is_done or leg.status in _AWAITING_BROKER:
+            if leg.is_done or leg.status in AWAITING_BROKER:
                 return  # nothing can be decided until the broker answers the request in flight
             if replace_pending(leg) or replacement_unread(leg):
                 break  # the replaced order may still fill, or its replacement is unread: the remainder is unknown
@@ -303,7 +259,7 @@ class PhaseMonitor:
             if giving_up is not None:
                 await self._give_up(index, *giving_up)  # its cancel was refused: request it again
                 break
-            rejected = _rejected_order(leg)
+            rejected = rejected_order(leg)
             if rejected is not None:
                 await self._give_up(index, LegStatus.FAILED, f"order {rejected} rejected by the broker")
                 return
@@ -313,7 +269,7 @@ class PhaseMonitor:
             if isinstance(action, Wait):
                 self._schedule(index, action.until)
                 return
-            await self._carry_out(leg, action, _recorded_quote(leg, quote, verdict))
+            await self._carry_out(leg, action, recorded_quote(leg, quote, verdict))
             self._last_activity = now
             if self._refused(leg, ctx.bus.leg(index), action):
                 break  # refused, or deferred until an earlier order's fills are known: retry at the next check
@@ -403,7 +359,7 @@ class PhaseMonitor:
                 "leg_escalated",
                 correlation_id=self._ctx.bus.correlation(leg.index),
                 symbol=leg.symbol,
-                order_id=_last_order_id(leg),
+                order_id=last_order_id(leg),
                 remaining_qty=str(leg.remaining_qty),
                 reason=reason,
             )
@@ -427,7 +383,7 @@ class PhaseMonitor:
             "leg_finished",
             correlation_id=self._ctx.bus.correlation(leg.index),
             symbol=leg.symbol,
-            order_id=_last_order_id(leg),
+            order_id=last_order_id(leg),
             status=status.value,
             filled_qty=str(leg.filled_qty),
             reason=reason,
