@@ -181,6 +181,12 @@ class DuplicateClientOrderIdError(OrderRejectedError):
         super().__init__(f"client order id {client_order_id!r} already used", broker_message=broker_message)
 
 
+class InsufficientBuyingPowerError(OrderRejectedError):
+    """The broker refused a buy whose cost exceeds the buying power left: Alpaca answers HTTP 403, code 40310000,
+    "insufficient buying power" (the same code refuses a sell of more shares than held, with other words); the
+    simulator refuses with the same code and words. The engine may send a smaller escalation within it."""
+
+
 class OrderNotFoundError(BrokerError):
     """No order with that id exists at the broker."""
 

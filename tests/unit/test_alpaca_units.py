@@ -42,6 +42,7 @@ from repeg.errors import (
     BrokerUnavailableError,
     ConfigError,
     DuplicateClientOrderIdError,
+    InsufficientBuyingPowerError,
     LiveTradingNotConfirmedError,
     OrderNotCancelableError,
     OrderNotFoundError,
@@ -99,6 +100,21 @@ def test_a_pattern_day_trading_refusal_is_an_order_rejection_not_refused_credent
     error = map_api_error(api_error(403, 40310100, message), "submit", client_order_id="c1")
     assert type(error) is OrderRejectedError
     assert error.broker_message == message
+
+
+@pytest.mark.parametrize("message", ["insufficient buying power", "Insufficient Buying Power"])
+def test_a_buy_refused_for_want_of_buying_power_is_typed_as_the_simulator_refuses_it(message):
+    # HTTP 403, code 40310000, "insufficient buying power" (Alpaca's POST /v2/orders: "Buying power or shares is
+    # not sufficient"): the engine sends a smaller escalation on this refusal, whichever broker answered it.
+    error = map_api_error(api_error(403, 40310000, message), "submit", client_order_id="c1")
+    assert type(error) is InsufficientBuyingPowerError
+    assert (error.broker_message, error.code) == (message, "40310000")
+
+
+def test_a_sell_refused_for_want_of_shares_is_no_buying_power_refusal():
+    message = "insufficient qty available for order (requested: 10, available: 5)"
+    error = map_api_error(api_error(403, 40310000, message), "submit", client_order_id="c1")
+    assert type(error) is OrderRejectedError
 
 
 def test_the_broker_message_and_code_are_kept():

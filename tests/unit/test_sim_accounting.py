@@ -10,7 +10,7 @@ from sim_support import Sim, limit, make_tape, market, run_sim
 
 from repeg.brokers.simulator import LatencyModel, PaperFillModel, SimAccount
 from repeg.domain.orders import OrderStatus, ReplaceRequest, Side
-from repeg.errors import ConfigError, OrderRejectedError, UnknownSymbolError
+from repeg.errors import ConfigError, InsufficientBuyingPowerError, OrderRejectedError, UnknownSymbolError
 
 SMALL = SimAccount(cash=Decimal(1000), positions={"ABC": Decimal(20)})
 
@@ -61,9 +61,10 @@ def test_positions_are_marked_at_the_current_mid() -> None:
 
 def test_buy_costing_more_than_buying_power_is_rejected() -> None:
     async def scenario(sim: Sim) -> None:
-        with pytest.raises(OrderRejectedError) as info:
+        with pytest.raises(InsufficientBuyingPowerError) as info:  # typed as Alpaca's 403 is (mapping.py)
             await sim.broker.submit_order(limit("b1", Side.BUY, "100", "10.01"))
         assert info.value.broker_message == "insufficient buying power"
+        assert info.value.code == "40310000"
         assert await sim.broker.get_order_by_client_id("b1") is None
 
     run_sim(scenario, account=SMALL)
@@ -252,8 +253,9 @@ def test_buying_power_never_goes_negative_while_a_market_buy_that_overspent_is_o
 
 def test_sell_beyond_the_shares_held_is_rejected() -> None:
     async def scenario(sim: Sim) -> None:
-        with pytest.raises(OrderRejectedError, match="insufficient qty"):
+        with pytest.raises(OrderRejectedError, match="insufficient qty") as info:
             await sim.broker.submit_order(limit("s1", Side.SELL, "21", "10.00"))
+        assert not isinstance(info.value, InsufficientBuyingPowerError)  # shares, not buying power
         await sim.broker.submit_order(limit("s2", Side.SELL, "15", "11.00"))
         with pytest.raises(OrderRejectedError, match="available: 5"):
             await sim.broker.submit_order(limit("s3", Side.SELL, "6", "11.00"))

@@ -32,6 +32,7 @@ from repeg.errors import (
     BrokerError,
     BrokerUnavailableError,
     DuplicateClientOrderIdError,
+    InsufficientBuyingPowerError,
     OrderNotCancelableError,
     OrderNotFoundError,
     OrderRejectedError,
@@ -49,6 +50,9 @@ _MODE_OF_HOST = {"api.alpaca.markets": "live", "paper-api.alpaca.markets": "pape
 CODE_ORDER_FORBIDDEN = "40310000"
 #: Every 403 code of that family is a refused trade (e.g. 40310100, pattern day trading protection).
 _ORDER_FORBIDDEN_FAMILY = CODE_ORDER_FORBIDDEN[:4]
+#: How Alpaca words a 403 refusal of a buy for want of buying power (`{"code": 40310000, "message": "insufficient
+#: buying power"}`); the same code refuses a sell beyond the shares held ("insufficient qty available ...").
+_BUYING_POWER = "insufficient buying power"
 #: Alpaca statuses repeg has no member for: all open, none yet working (alpaca-py also knows `pending_review`).
 _EXTRA_STATUSES = {
     "held": OrderStatus.ACCEPTED,
@@ -354,6 +358,10 @@ def _order_error(body: ErrorBody, op: str, order_id: str | None, client_order_id
         )
     if status == 422 and client_order_id is not None and "client_order_id" in body.message:
         return _kept(DuplicateClientOrderIdError(client_order_id, broker_message=body.message), body)
+    if status == 403 and _BUYING_POWER in body.message.lower():  # (the 403s left here are refused trades)
+        return InsufficientBuyingPowerError(
+            f"{op}: HTTP {status}", broker_message=body.message, code=body.code
+        )
     return OrderRejectedError(f"{op}: HTTP {status}", broker_message=body.message, code=body.code)
 
 

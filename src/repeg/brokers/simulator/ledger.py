@@ -14,7 +14,7 @@ from repeg.brokers.simulator.state import SimOrder
 from repeg.domain.account import Account, Position
 from repeg.domain.orders import Side
 from repeg.domain.ticks import ZERO, from_units
-from repeg.errors import OrderRejectedError
+from repeg.errors import InsufficientBuyingPowerError, OrderRejectedError
 from repeg.market.tape import QuoteTape
 
 _PRICE_PRECISION = Decimal("0.000001")
@@ -50,7 +50,7 @@ class Ledger:
         cost = order.qty * order.reserve_price
         available = self.buying_power + freed
         if cost > available:
-            raise OrderRejectedError(
+            raise InsufficientBuyingPowerError(
                 f"{order.symbol}: buy of {order.qty} at up to {order.reserve_price} costs {cost}, "
                 f"buying power is {available}",
                 broker_message="insufficient buying power",
