@@ -29,6 +29,7 @@ from repeg.engine.gateway import OrderGateway
 from repeg.errors import (
     AuthenticationError,
     BrokerUnavailableError,
+    ClientOrderIdConflictError,
     LiveTradingNotConfirmedError,
     MarketClosedError,
     OrderNotCancelableError,
@@ -377,7 +378,9 @@ async def _unanswered_submit(
         fake_alpaca.lose_response("POST", "/v2/orders")
     fake_alpaca.fail("POST", "/v2/orders", 503, times=500)
     fake_alpaca.fail("GET", "/v2/orders:by_client_order_id", 503, times=500)
-    assert await gateway.submit(0, OrderType.LIMIT, Decimal("90.00"), step=0, reason="peg", quote=None)
+    assert (
+        await gateway.submit(0, OrderType.LIMIT, Decimal("90.00"), step=0, reason="peg", quote=None) is None
+    )
     assert bus.leg(0).status is LegStatus.SUBMITTING
     return gateway, bus
 
@@ -513,7 +516,10 @@ async def test_an_order_of_another_run_under_the_same_client_order_id_is_refused
     order (another symbol, side and quantity) and took it for its own submit's."""
     broker, _ = alpaca
     gateway, bus, theirs = await _run_reusing_a_client_order_id(broker, fake_alpaca)
-    assert not await gateway.submit(0, OrderType.LIMIT, Decimal("90.00"), step=0, reason="peg", quote=None)
+    assert isinstance(
+        await gateway.submit(0, OrderType.LIMIT, Decimal("90.00"), step=0, reason="peg", quote=None),
+        ClientOrderIdConflictError,
+    )
     leg = bus.leg(0)
     assert theirs not in leg.order_ids
     error = leg.error or ""
@@ -544,7 +550,10 @@ async def test_a_submit_of_unknown_outcome_does_not_adopt_another_runs_order_of_
     broker, _ = alpaca
     gateway, bus, theirs = await _run_reusing_a_client_order_id(broker, fake_alpaca)
     fake_alpaca.fail("POST", "/v2/orders", 503)
-    assert not await gateway.submit(0, OrderType.LIMIT, Decimal("90.00"), step=0, reason="peg", quote=None)
+    assert isinstance(
+        await gateway.submit(0, OrderType.LIMIT, Decimal("90.00"), step=0, reason="peg", quote=None),
+        ClientOrderIdConflictError,
+    )
     assert theirs not in bus.leg(0).order_ids
     assert (bus.leg(0).error or "").startswith("ClientOrderIdConflictError")
 
@@ -561,7 +570,10 @@ async def test_a_replace_whose_answer_was_lost_rides_out_a_brief_outage_of_its_l
         spec = LegSpec(index=0, symbol="AAPL", side=Side.BUY, qty=Decimal(1))
         await bus.emit(LegPlanned(**bus.stamp(0), spec=spec))
         gateway = OrderGateway(broker, bus, ExecutionConfig(wait_between_checks=0.01))
-        assert await gateway.submit(0, OrderType.LIMIT, Decimal("90.00"), step=0, reason="peg", quote=None)
+        assert (
+            await gateway.submit(0, OrderType.LIMIT, Decimal("90.00"), step=0, reason="peg", quote=None)
+            is None
+        )
         original = bus.leg(0).active_order
         assert original is not None
         fake_alpaca.trade_stream_muted = True
@@ -587,7 +599,9 @@ async def test_a_submit_left_unanswered_whose_id_turns_out_another_runs_is_refus
     gateway, bus, theirs = await _run_reusing_a_client_order_id(broker, fake_alpaca)
     fake_alpaca.fail("POST", "/v2/orders", 503, times=500)
     fake_alpaca.fail("GET", "/v2/orders:by_client_order_id", 503, times=500)
-    assert await gateway.submit(0, OrderType.LIMIT, Decimal("90.00"), step=0, reason="peg", quote=None)
+    assert (
+        await gateway.submit(0, OrderType.LIMIT, Decimal("90.00"), step=0, reason="peg", quote=None) is None
+    )
     assert bus.leg(0).status is LegStatus.SUBMITTING
     fake_alpaca.faults.clear()
     await gateway.resolve_submit(0)

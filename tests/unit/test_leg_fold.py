@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from repeg.domain.buying_power import BuyingPowerCap
 from repeg.domain.events import (
     IntentAction,
     LegEscalated,
@@ -1065,3 +1066,27 @@ def test_an_orders_notional_is_its_executions_sum_or_the_brokers_average_under_a
     events, notional = case
     leg = fold(events)
     assert leg.filled_notional == notional
+
+
+def test_an_escalation_cut_to_the_buying_power_is_recorded_on_its_order_and_answers_the_refusal() -> None:
+    refused = OrderFailed(
+        **stamp(),
+        action=IntentAction.SUBMIT,
+        client_order_id=cid(0),
+        error="InsufficientBuyingPowerError",
+        message="insufficient buying power",
+    )
+    cap = BuyingPowerCap(
+        requested_qty=QTY, sent_qty=Decimal(97), buying_power=Decimal(1000), price=Decimal("10.251")
+    )
+    cut = submit(1, reason="escalate", step=None).model_copy(update={"qty": Decimal(97), "capped": cap})
+    leg = fold([planned(), submit(0, reason="escalate", step=None), refused])
+    assert leg.error == "InsufficientBuyingPowerError: insufficient buying power"
+    leg = apply_event(leg, cut)
+    assert leg.status is LegStatus.SUBMITTING
+    assert leg.orders[-1].capped == cap
+    assert leg.orders[-1].qty == Decimal(97)
+    assert leg.orders[0].capped is None
+    assert leg.error is None  # handled: the cut order went out instead
+    assert OrderIntent.model_validate_json(cut.model_dump_json()) == cut  # journaled with its cut
+    assert "capped" not in submit().model_dump_json()  # absent from every other intent: events read as before

@@ -15,6 +15,7 @@ from typing import Annotated, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from repeg.domain.buying_power import BuyingPowerCap
 from repeg.domain.orders import BrokerOrder, OrderType, OrderUpdate, Side
 from repeg.domain.plan import LegSpec, Plan, SkippedTrade
 from repeg.domain.quote import Quote
@@ -153,6 +154,8 @@ class OrderIntent(_Event):
     reason: str = ""
     #: Price step of `limit_price` in the policy's schedule (0 = initial price); None when not a schedule price.
     step: int | None = None
+    #: An escalated buy cut to the buying power left after the broker refused the whole remainder (absent otherwise).
+    capped: BuyingPowerCap | None = Field(default=None, exclude_if=_absent)
 
 
 class OrderAccepted(_Event):

@@ -206,6 +206,7 @@ def _on_intent(state: LegState, event: OrderIntent) -> LegState:
             "limit_price": event.limit_price,
             "escalation": state.escalated,
             "step": event.step,
+            "capped": event.capped,
         },
     )
     changes: dict[str, object] = {"orders": _put_record(state.orders, record), "last_priced_at": event.ts}
@@ -221,6 +222,10 @@ def _on_intent(state: LegState, event: OrderIntent) -> LegState:
         priced_at=event.ts,
         arrival_quote=state.arrival_quote or event.quote,
     )
+    if event.capped is not None:
+        changes["error"] = (
+            None  # the refusal of the whole remainder is handled: the cut order goes out instead
+        )
     return _go(state, LegTrigger.SUBMIT, **changes)
 
 

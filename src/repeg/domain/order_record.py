@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from repeg.domain.buying_power import BuyingPowerCap
 from repeg.domain.orders import BrokerOrder, Fill, OrderStatus, OrderType
 from repeg.domain.ticks import ZERO
 
@@ -69,6 +70,8 @@ class OrderRecord(BaseModel):
     replaced_by: str | None = None
     #: The policy's price step this order was sent at (None when not a schedule price).
     step: int | None = None
+    #: For an escalated buy cut to the buying power left: the cut (its leg ends once this order closes).
+    capped: BuyingPowerCap | None = None
     updated_at: datetime | None = None
 
     @property

@@ -18,6 +18,7 @@ import structlog
 
 from repeg.brokers.base import Broker
 from repeg.config import ExecutionConfig
+from repeg.domain.buying_power import BuyingPowerCap
 from repeg.domain.events import IntentAction, OrderAccepted, OrderIntent, OrderUpdated
 from repeg.domain.ids import client_order_id
 from repeg.domain.leg import REASON_REPEG, LegState
@@ -55,8 +56,10 @@ class _Unanswered(Enum):
 
 
 _UNANSWERED = _Unanswered.UNANSWERED
-_Outcome = BrokerOrder | _Unanswered | None  # a submit's answer: the order, unknown, or refused (recorded)
-_Found = _Outcome | ClientOrderIdConflictError  # a lookup's: the order, unknown, none, or another's order
+#: A submit's answer: the order, unknown, or the broker's refusal (recorded).
+_Outcome = BrokerOrder | _Unanswered | BrokerError
+#: A lookup's: the order, unknown, another run's order under the id, or none.
+_Found = BrokerOrder | _Unanswered | ClientOrderIdConflictError | None
 
 
 def _known_closed(record: OrderRecord | None) -> bool:
@@ -108,16 +111,18 @@ class OrderGateway:
         step: int | None,
         reason: str,
         quote: Quote | None,
-    ) -> bool:
-        """Send a new order for the leg's remaining quantity; False when the broker refused it (recorded as
-        `OrderFailed`, so the leg's `error` says why). Raises `SafetyLimitError`, with nothing sent, for a limit
-        outside the price collar. Nothing is sent either (True) while an earlier order's last fills are unknown."""
+        cap: BuyingPowerCap | None = None,
+    ) -> BrokerError | None:
+        """Send a new order for the leg's remaining quantity (`cap`: for its `sent_qty`, journaled with the intent);
+        the broker's refusal when it refused it (recorded as `OrderFailed`, so the leg's `error` says why), else
+        None. Raises `SafetyLimitError`, with nothing sent, for a limit outside the price collar. Nothing is sent
+        either (None) while an earlier order's last fills are unknown."""
         if not await self._chain_settled(index):
-            return True
+            return None
         leg = self._bus.leg(index)
-        qty = leg.remaining_qty
+        qty = leg.remaining_qty if cap is None else min(cap.sent_qty, leg.remaining_qty)
         if qty <= ZERO:
-            return True
+            return None
         self._check_collar(leg, limit_price, quote)
         attempt = leg.next_attempt
         cid = client_order_id(self._bus.run_id, index, attempt)
@@ -133,6 +138,7 @@ class OrderGateway:
                 quote=quote,
                 reason=reason,
                 step=step,
+                capped=cap,
             )
         )
         request = OrderRequest(
@@ -144,10 +150,10 @@ class OrderGateway:
             limit_price=limit_price,
         )
         order = await self._send_new(index, request)
-        if order is None:
-            return False
+        if isinstance(order, BrokerError):
+            return order
         if order is _UNANSWERED:
-            return True  # outcome unknown: the leg stays submitting, and `resolve_submit` asks again
+            return None  # outcome unknown: the leg stays submitting, and `resolve_submit` asks again
         await self._bus.emit(OrderAccepted(**self._bus.stamp(index), action=IntentAction.SUBMIT, order=order))
         self._log.debug(
             "order_submitted",
@@ -160,7 +166,7 @@ class OrderGateway:
             qty=str(qty),
             reason=reason,
         )
-        return True
+        return None
 
     async def _chain_settled(self, index: int) -> bool:
         """Before a remainder or a replacement is sized: ask the broker for every earlier order of the leg not
@@ -187,7 +193,7 @@ class OrderGateway:
         return True
 
     async def _send_new(self, index: int, request: OrderRequest) -> _Outcome:
-        """The accepted order, `_UNANSWERED` when its outcome is unknown, or None once a refusal is recorded."""
+        """The accepted order, `_UNANSWERED` when its outcome is unknown, or the refusal, once recorded."""
         cid = request.client_order_id
         try:
             return await self._broker.submit_order(request)
@@ -200,8 +206,9 @@ class OrderGateway:
                 return _UNANSWERED
             if isinstance(existing, BrokerOrder):
                 return existing
-            await record_refusal(self._bus, index, IntentAction.SUBMIT, existing or exc, client_order_id=cid)
-        return None
+            refusal = existing or exc
+            await record_refusal(self._bus, index, IntentAction.SUBMIT, refusal, client_order_id=cid)
+            return refusal
 
     async def _executed_anyway(self, index: int, exc: BrokerError, cid: str) -> _Found:
         """After a refusal whose outcome is unknown (duplicate id, timeout, 5xx): the order the request created,
@@ -236,7 +243,7 @@ class OrderGateway:
         if active is None:
             return
         cid = active.client_order_id
-        found: _Outcome
+        found: _Outcome | None
         try:
             found = await self._broker.get_order_by_client_id(cid)
         except ClientOrderIdConflictError as conflict:  # another's order: this submit is refused, not adopted

@@ -1,8 +1,9 @@
 """What the phase monitor reads from a leg's state before it acts on it.
 
 Pure reads of a folded `LegState`: whether an update changed what a decision depends on, whether a refused cancel or
-replace put the leg back to work, whether the broker rejected an order it had accepted (which ends the leg), the
-quote to record with the leg's next order, and the id to name in log lines.
+replace put the leg back to work, whether the broker's answers end the leg (an order rejected after it was accepted,
+an escalation cut to the buying power), the quote to record with the leg's next order, and the id to name in log
+lines.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from repeg.domain.leg import LegState
 from repeg.domain.lifecycle import LegStatus
 from repeg.domain.orders import OrderStatus
 from repeg.domain.quote import Quote, QuoteVerdict
+from repeg.engine.buying_power import Ending, capped_out
 
 #: Statuses in which a request is in flight: the policy is not consulted until the broker answers.
 AWAITING_BROKER = frozenset({LegStatus.SUBMITTING, LegStatus.REPLACING, LegStatus.CANCELING})
@@ -58,6 +60,15 @@ def rejected_order(leg: LegState) -> str | None:
     if last.status is not OrderStatus.REJECTED or last.replaces is not None:
         return None
     return last.order_id or last.client_order_id
+
+
+def ended_by_broker(leg: LegState) -> Ending | None:
+    """How an idle leg ends that the broker's answers leave nothing to send for: an order rejected after it was
+    accepted (`rejected_order`), or an escalation cut to the buying power that has closed (`capped_out`)."""
+    rejected = rejected_order(leg)
+    if rejected is not None:
+        return (LegStatus.FAILED, f"order {rejected} rejected by the broker")
+    return capped_out(leg)
 
 
 def last_order_id(leg: LegState) -> str | None:

@@ -13,7 +13,9 @@ End conditions (all in clock time, so they hold identically under the virtual cl
   stop) whatever still works is cancelled, confirmations are awaited for `grace_window`, and unfinished legs end
   `incomplete`.
 Escalation cancels the working order first; the remainder is sent only once the cancel is confirmed (the leg is
-then idle), and only for what is still unfilled, so an order that filled meanwhile sends nothing.
+then idle), and only for what is still unfilled, so an order that filled meanwhile sends nothing. An escalated buy
+the broker refuses for want of buying power is sent again once, cut to what the buying power covers, and its leg
+ends once that order closes (`repeg.engine.buying_power`).
 """
 
 from __future__ import annotations
@@ -33,15 +35,16 @@ from repeg.domain.lifecycle import IN_FLIGHT, LegStatus
 from repeg.domain.orders import OrderEvent
 from repeg.domain.quote import Quote, assess_quote
 from repeg.engine.bus import EventBus, Inbox, UpdateRouter
+from repeg.engine.buying_power import within_buying_power
 from repeg.engine.clock import Clock
 from repeg.engine.gateway import OrderGateway
 from repeg.engine.leg_signals import (
     AWAITING_BROKER,
     decision_changed,
+    ended_by_broker,
     last_order_id,
     recorded_quote,
     refused_back_to_work,
-    rejected_order,
 )
 from repeg.engine.open_orders import (
     closing,
@@ -259,9 +262,9 @@ class PhaseMonitor:
             if giving_up is not None:
                 await self._give_up(index, *giving_up)  # its cancel was refused: request it again
                 break
-            rejected = rejected_order(leg)
-            if rejected is not None:
-                await self._give_up(index, LegStatus.FAILED, f"order {rejected} rejected by the broker")
+            ending = ended_by_broker(leg)
+            if ending is not None:
+                await self._give_up(index, *ending)
                 return
             quote = ctx.feed.latest(leg.symbol)
             verdict = assess_quote(quote, now, self._quote_max_age, self._max_spread_pct)
@@ -327,7 +330,7 @@ class PhaseMonitor:
     async def _dispatch(self, leg: LegState, action: Action, quote: Quote | None) -> None:
         gateway = self._ctx.gateway
         if isinstance(action, Submit):
-            accepted = await gateway.submit(
+            refusal = await gateway.submit(
                 leg.index,
                 action.order_type,
                 action.limit_price,
@@ -335,9 +338,12 @@ class PhaseMonitor:
                 reason=action.reason,
                 quote=quote,
             )
-            if not accepted:
-                refused = self._ctx.bus.leg(leg.index).error or "refused by the broker"
-                await self._give_up(leg.index, LegStatus.FAILED, refused)
+            if refusal is None:
+                return
+            # An escalated buy refused for want of buying power goes again for what that covers; else the leg ends.
+            ending = await within_buying_power(self._ctx, leg.index, action, quote, refusal)
+            if ending is not None:
+                await self._give_up(leg.index, *ending)
         elif isinstance(action, Replace):
             if self._ctx.broker.supports_replace and replaceable(leg):
                 await gateway.replace(leg.index, action.limit_price, step=action.step, quote=quote)

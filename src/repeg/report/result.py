@@ -64,8 +64,9 @@ class LegResult(BaseModel):
     time_to_complete_s: float | None
     status: LegStatus
     error: str | None = None
-    #: Why a skipped leg was never sent (e.g. a buy scaled to zero by a buying-power shortfall). Left out of the
-    #: JSON when None, so every other leg reads exactly as before.
+    #: Why a skipped leg was never sent (e.g. a buy scaled to zero by a buying-power shortfall), or why an incomplete
+    #: leg's escalation was cut to the buying power left. Left out of the JSON when None, so every other leg reads
+    #: exactly as before.
     reason: str | None = Field(default=None, exclude_if=_absent)
 
 
@@ -183,8 +184,15 @@ def leg_result(leg: LegState) -> LegResult:
         time_to_complete_s=elapsed,
         status=leg.status,
         error=_leg_error(leg),
-        reason=(leg.finish_reason or None) if leg.status is LegStatus.SKIPPED else None,
+        reason=_leg_reason(leg),
     )
+
+
+def _leg_reason(leg: LegState) -> str | None:
+    """Why a leg stopped short that is no error: a skipped leg's reason, or that of a leg whose escalation was cut to
+    the buying power left (`BuyingPowerCap.reason`: requested and sent quantity, buying power)."""
+    cut = leg.status is LegStatus.INCOMPLETE and bool(leg.orders) and leg.orders[-1].capped is not None
+    return (leg.finish_reason or None) if leg.status is LegStatus.SKIPPED or cut else None
 
 
 def _left_open(leg: LegState) -> OrderRecord | None:
