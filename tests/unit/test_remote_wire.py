@@ -29,6 +29,7 @@ from repeg.errors import (
     ConfigError,
     DuplicateClientOrderIdError,
     IllegalTransitionError,
+    InsufficientBuyingPowerError,
     InvariantViolationError,
     NotTradableError,
     OrderNotCancelableError,
@@ -96,6 +97,20 @@ def test_message_only_errors_keep_their_class_and_the_remote_text() -> None:
     rebuilt = decode_error(encode_error(OrderRejectedError("insufficient buying power")))
     assert isinstance(rebuilt, OrderRejectedError)
     assert "insufficient buying power" in str(rebuilt)
+
+
+def test_a_buy_refused_for_want_of_buying_power_keeps_its_type_over_the_wire() -> None:
+    # The engine cuts an escalation to the buying power on this refusal only: decoded as a bare BrokerError, a run
+    # on the remote simulator failed the leg where an in-process run bought what the buying power covered.
+    error = InsufficientBuyingPowerError(
+        "XYZ: buy of 99 at up to 10.20 costs 1009.80, buying power is 1000.00",
+        broker_message="insufficient buying power",
+        code="40310000",
+    )
+    rebuilt = decode_error(encode_error(error))
+    assert type(rebuilt) is InsufficientBuyingPowerError
+    assert (rebuilt.broker_message, rebuilt.code) == ("insufficient buying power", "40310000")
+    assert str(error) in str(rebuilt)
 
 
 def test_an_unknown_error_class_becomes_a_broker_error() -> None:

@@ -19,6 +19,7 @@ from repeg.errors import (
     BrokerUnavailableError,
     DuplicateClientOrderIdError,
     IllegalTransitionError,
+    InsufficientBuyingPowerError,
     InvariantViolationError,
     MarketClosedError,
     NotTradableError,
@@ -93,6 +94,7 @@ _BUGS = frozenset({"InvariantViolationError", "OverfillError"})
 _BY_MESSAGE: dict[str, type[BrokerError]] = {
     cls.__name__: cls
     for cls in (
+        InsufficientBuyingPowerError,
         OrderRejectedError,
         BrokerUnavailableError,
         RateLimitedError,
