@@ -20,7 +20,7 @@ from repeg.brokers.simulator.fill_models import FillModel
 from repeg.brokers.simulator.latency import LatencyModel
 from repeg.config import ExecutionConfig
 from repeg.domain.account import Account, Position
-from repeg.domain.events import OrderIntent, OrderUpdated, RunEvent
+from repeg.domain.events import IntentAction, OrderFailed, OrderIntent, OrderUpdated, RunEvent
 from repeg.domain.lifecycle import LegStatus
 from repeg.domain.orders import Fill, OrderType, Side
 from repeg.domain.plan import Plan
@@ -370,6 +370,37 @@ def check_sizes(outcome: RunOutcome) -> None:
             assert fill.qty == fill.qty.to_integral_value(), fill
 
 
+def check_buying_power_cuts(outcome: RunOutcome) -> None:
+    """An escalated buy the broker refused for want of buying power went again, once, cut to what the buying power
+    then covered at the price the escalation could pay (within it; a share, or 1e-9 of a fractionable one, more
+    would not be), and nothing was sent for its leg after that cut; unless the escalation could not be priced (a
+    market order without a quote) or the buying power covered nothing (the leg's reason says so)."""
+    legs = {leg.index: leg for leg in outcome.result.legs}
+    submits = [e for e in outcome.events if isinstance(e, OrderIntent) and e.action is IntentAction.SUBMIT]
+    by_id = {e.client_order_id: e for e in submits}
+    for refusal in outcome.events:
+        refused = by_id.get(refusal.client_order_id) if isinstance(refusal, OrderFailed) else None
+        if refused is None or refusal.error != "InsufficientBuyingPowerError" or refused.reason != "escalate":
+            continue
+        later = [e for e in submits if e.leg_index == refused.leg_index and e.attempt > refused.attempt]
+        leg = legs[refused.leg_index]
+        if refused.capped is not None or not later:
+            unpriced = refused.limit_price is None and refused.quote is None
+            assert refused.capped is not None or unpriced or "nothing sent" in (leg.error or ""), (
+                refused,
+                leg,
+            )
+            continue
+        cut, *after = later
+        cap = cut.capped
+        assert cap is not None, cut
+        assert not after, after
+        assert cut.qty == cap.sent_qty <= cap.requested_qty, cut
+        assert cap.sent_qty * cap.price <= cap.buying_power, cut
+        step = Decimal(1) if leg.symbol in outcome.whole_share_symbols else Decimal("1e-9")
+        assert cap.sent_qty == cap.requested_qty or (cap.sent_qty + step) * cap.price > cap.buying_power, cut
+
+
 def check_quality(outcome: RunOutcome) -> None:
     """The run's figures say what its legs did: each leg's cost is its exact average against its arrival mid (to
     the 0.01 bps shown), the run's notional-weighted cost lies within its legs' costs, the fill rate is a share, a
@@ -418,4 +449,5 @@ def check_run(outcome: RunOutcome, config: ExecutionConfig) -> None:
     check_limits(outcome, config)
     check_sizes(outcome)
     check_escalations(outcome, config)
+    check_buying_power_cuts(outcome)
     check_quality(outcome)
