@@ -49,6 +49,8 @@ class FakeAlpacaServer:
     faults: list[Fault] = field(default_factory=list)
     #: Every request seen, as (method, path): lets tests count submits, polls and retries.
     requests: list[tuple[str, str]] = field(default_factory=list)
+    #: When each of `requests` arrived (`time.monotonic()`): lets tests check the rate the client kept to.
+    arrivals: list[float] = field(default_factory=list)
     lost_response_delay: float = 2.0
     trade_stream_muted: bool = False
     #: The trade stream answers `unauthorized` even to the right keys (REST still accepts them).
@@ -164,6 +166,7 @@ class FakeAlpacaServer:
     @web.middleware
     async def _auth_and_faults(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         self.requests.append((request.method, request.path))
+        self.arrivals.append(time.monotonic())
         if request.path.startswith("/stream") or request.path in {"/v2/iex", "/v2/sip"}:
             return await handler(request)
         if (

@@ -10,7 +10,8 @@ import asyncio
 from collections.abc import Callable
 from decimal import Decimal
 
-from tests.fakes.alpaca_fixtures import connect
+import pytest
+from tests.fakes.alpaca_fixtures import FAST, connect
 from tests.fakes.alpaca_server import FakeAlpacaServer
 from tests.fakes.log_capture import every_level_captured
 
@@ -144,3 +145,59 @@ async def test_a_fill_between_the_runs_end_cancel_and_its_confirmation_is_in_the
     (leg,) = result.legs
     assert leg.filled_qty == Decimal(30)
     assert leg.avg_fill_price == Decimal("100.05")
+
+
+#: Alpaca's default pacing (`AlpacaSettings`): 200 requests a minute, 10 of them at once; the stream is not polled
+#: when silent (so the requests are the run's own).
+PACED = FAST.model_copy(
+    update={
+        "requests_per_minute": 200.0,
+        "burst": 10,
+        "stream": FAST.stream.model_copy(update={"silence_after": 600.0}),
+    }
+)
+MANY = [LegSpec(index=i, symbol=f"S{i:02d}", side=Side.BUY, qty=Decimal(30)) for i in range(30)]
+_TRADING = ("/v2/orders", "/v2/account", "/v2/positions", "/v2/assets", "/v2/clock")
+
+
+def _most_in_a_window(arrivals: list[float], window: float) -> int:
+    """The most requests that arrived within any `window` seconds."""
+    return max(sum(1 for t in arrivals if start <= t < start + window) for start in arrivals)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)  # about 190 requests at 200 a minute: a minute
+async def test_the_runs_end_cancels_every_order_left_working_though_its_own_pacing_delays_the_requests(
+    fake_alpaca: FakeAlpacaServer,
+):
+    """30 legs left working at the end, Alpaca's default pacing (200 a minute, burst 10), grace_window = 0: each
+    call of the run's end was given up 2 s after it started (`CALL_FLOOR`), its wait for a rate token included,
+    and every leg's lookup was queued before any cancel: 25 of the 30 orders were still working at Alpaca when the
+    run reported ('no answer within 2 s', most of those requests never sent). Only the broker's answer is timed
+    now: all 30 are cancelled when the run reports, and the client never went past the rate."""
+    book = fake_alpaca.book
+    for leg in MANY:
+        book.assets[leg.symbol] = (True, True)
+        book.set_quote(leg.symbol, Decimal("100.00"), Decimal("100.10"))
+    fake_alpaca.fail("DELETE", "/v2/orders/", 422, times=10**6)
+    broker, feed = await connect(fake_alpaca, settings=PACED)
+    recorder = _Recorder(fake_alpaca, lambda: None)
+    config = _config(0.0)
+    run = run_execution(MANY, [], broker, feed, RealClock(), config, run_id="rEndMany", sinks=[recorder])
+    try:
+        result = await asyncio.wait_for(run, 120)
+    finally:
+        await feed.aclose()
+        await broker.aclose()
+    working = [order_id for order_id, order in book.orders.items() if order.is_open]
+    assert working == []
+    assert len(result.legs) == 30
+    assert not [leg.error for leg in result.legs if leg.error is not None and "still open" in leg.error]
+    arrivals = [
+        t
+        for t, (_, path) in zip(fake_alpaca.arrivals, fake_alpaca.requests, strict=True)
+        if path.startswith(_TRADING)
+    ]
+    assert _most_in_a_window(arrivals, 60.0) <= 200
+    for window in (0.5, 1.0, 3.0, 10.0):  # the bucket's bound, with 50 ms for the loopback's jitter
+        assert _most_in_a_window(arrivals, window) <= 10 + 190 / 60 * (window + 0.05)

@@ -3,18 +3,21 @@
 The run's end asks the broker about every order not known closed, even once its window has passed; a broker slow
 to fail (retries with backoff) must not hold the end for as long as it takes. Each of those calls is given up, as
 a `BrokerUnavailableError` (so the order stays named open in its leg's error), at the later of `give_up` and
-`least` after it started. Only the broker call is timed, never the recording of its answer. Every other call is
+`least` after it started, not counting the time the call is held back by the client's own pacing (a rate limiter's
+queue: `repeg.brokers.pacing`), so that a run's end with many orders to cancel waits its turns rather than giving
+up requests never sent. Only the broker call is timed, never the recording of its answer. Every other call is
 passed through as is.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Coroutine
 from datetime import datetime, timedelta
 from typing import TypeVar
 
 from repeg.brokers.base import Broker, Unsubscribe, UpdateSink
+from repeg.brokers.pacing import Held, watched
 from repeg.domain.account import Account, Asset, Position
 from repeg.domain.orders import BrokerOrder, OrderRequest, ReplaceRequest
 from repeg.engine.clock import Clock
@@ -23,9 +26,29 @@ from repeg.errors import BrokerUnavailableError
 T = TypeVar("T")
 
 
+async def _answered_within(task: asyncio.Future[T], held: Held, seconds: float) -> T:
+    """`task`'s result, unless it takes more than `seconds` not counting the time it was `held` by the client's own
+    pacing: then it is cancelled and `TimeoutError` raised."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        while True:
+            now = loop.time()
+            left = started + seconds + held.seconds(now) - now
+            if left <= 0:
+                raise TimeoutError
+            done, _ = await asyncio.wait({task}, timeout=left)
+            if done:
+                return task.result()
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task})
+
+
 class BoundedBroker:
     """`inner`, its `cancel_order`, `get_order` and `get_order_by_client_id` given up at the later of `give_up`
-    and `least` after each call started."""
+    and `least` after each call started, the time it waited for a turn under the client's pacing not counted."""
 
     def __init__(self, inner: Broker, clock: Clock, give_up: datetime, least: timedelta) -> None:
         self._inner = inner
@@ -33,12 +56,14 @@ class BoundedBroker:
         self._give_up = give_up
         self._least = least
 
-    async def _within(self, call: Awaitable[T], what: str) -> T:
-        limit = max(self._give_up - self._clock.now(), self._least)
+    async def _within(self, call: Coroutine[object, object, T], what: str) -> T:
+        seconds = max(self._give_up - self._clock.now(), self._least).total_seconds()
+        held = Held()
+        with watched(held):
+            task = asyncio.ensure_future(call)  # the task copies the context: its pacing is told to `held`
         try:
-            return await asyncio.wait_for(call, timeout=limit.total_seconds())
+            return await _answered_within(task, held, seconds)
         except TimeoutError:
-            seconds = limit.total_seconds()
             raise BrokerUnavailableError(f"{what}: no answer within {seconds:g} s at the run's end") from None
 
     @property

@@ -44,7 +44,9 @@ async def look_up_open_orders(ctx: EngineContext) -> None:
 
     That first lookup and cancel go out whatever the window (even `grace_window = 0`); so that a broker slow to
     fail (retries, backoff) cannot hold the run's end for each order, the legs are handled at once and each call
-    is given up at the later of the window's end and `CALL_FLOOR` after it started (`BoundedBroker`)."""
+    is given up at the later of the window's end and `CALL_FLOOR` after it started (`BoundedBroker`), its wait for
+    a turn under the client's own request pacing not counted: every order is asked and cancelled, however many
+    queue under the broker's rate."""
     give_up = ctx.clock.now() + ctx.config.grace
     legs = [index for index in sorted(ctx.bus.folder.legs) if _may_be_open(ctx, index)]
     if legs:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 
+from repeg.brokers.pacing import paced
 from repeg.engine.clock import Clock
 from repeg.errors import RateLimitedError
 
@@ -58,7 +59,12 @@ class TokenBucket:
         return self._hold_until is None or self._hold_until <= when
 
     async def acquire(self) -> None:
-        async with self._lock:
+        """Take one token. The waits for a turn (behind earlier callers, then for a token) are the client's own
+        pacing (`paced`: a caller timing the broker's answer does not count them); waiting out a rate hold is the
+        broker's time (a caller queued behind one waiting it out waits its turn: at most the hold, a minute)."""
+        with paced():
+            await self._lock.acquire()
+        try:
             if self._hold_until is not None and self._hold_until > self._clock.now():
                 self._refuse_past_deadline(self._hold_until)
                 await self._wait_until(self._hold_until)
@@ -66,9 +72,12 @@ class TokenBucket:
             if self._tokens < 1.0:
                 # The bucket's own pacing (under a second a token) is no refusal: waited out even past a deadline.
                 wait = (1.0 - self._tokens) / self._per_second
-                await self._wait_until(self._clock.now() + timedelta(seconds=wait))
+                with paced():
+                    await self._wait_until(self._clock.now() + timedelta(seconds=wait))
                 self._refill(self._clock.now())
             self._tokens -= 1.0
+        finally:
+            self._lock.release()
 
     def _refuse_past_deadline(self, hold: datetime) -> None:
         if self.deadline is not None and hold > self.deadline:
