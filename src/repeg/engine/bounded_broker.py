@@ -44,6 +44,8 @@ async def _answered_within(task: asyncio.Future[T], held: Held, seconds: float) 
         if not task.done():
             task.cancel()
             await asyncio.wait({task})
+            if not task.cancelled():
+                task.exception()  # an error it ended with while cancelled: the call's give-up is what is raised
 
 
 class BoundedBroker:
