@@ -27,16 +27,36 @@ from repeg.journal.writer import InlineWriter, Record, ThreadedWriter, Writer
 SUMMARY_KINDS = ("run_started", "run_ended", "leg_planned", "order_accepted", "order_updated")
 
 
-def to_record(event: RunEvent, seq: int) -> Record:
-    return Record(
-        run_id=event.run_id,
-        seq=seq,
-        leg=event.leg_index,
-        ts=event.ts.astimezone(UTC).isoformat(),
-        correlation_id=event.correlation_id,
-        kind=event.kind,
-        payload=event.model_dump_json(),
-    )
+class RecordEncoder:
+    """Turns events into the rows both backends store (one encoder per journal, used on the emitting thread).
+
+    The engine stamps every event of one instant with the same `datetime` object (`Clock.now` keeps its last
+    answer), so the text of the last UTC timestamp is kept and reused for that object: a UTC datetime's ISO text
+    depends on its value alone, and a `datetime` never changes. Any other timestamp is converted afresh.
+    """
+
+    def __init__(self) -> None:
+        self._ts: datetime | None = None
+        self._ts_text = ""
+
+    def record(self, event: RunEvent, seq: int) -> Record:
+        return Record(
+            run_id=event.run_id,
+            seq=seq,
+            leg=event.leg_index,
+            ts=self._utc_text(event.ts),
+            correlation_id=event.correlation_id,
+            kind=event.kind,
+            payload=event.model_dump_json(),
+        )
+
+    def _utc_text(self, ts: datetime) -> str:
+        if ts is self._ts:
+            return self._ts_text
+        text = ts.astimezone(UTC).isoformat()
+        if ts.tzinfo is UTC:
+            self._ts, self._ts_text = ts, text
+        return text
 
 
 class SqlJournal(ABC):
@@ -51,6 +71,7 @@ class SqlJournal(ABC):
         self._strict_in_simulation = False
         self._writer: Writer | None = None
         self._seq: dict[str, int] = {}
+        self._encoder = RecordEncoder()
         self._claimed: set[str] = set()
         self._closed = False
 
@@ -99,7 +120,7 @@ class SqlJournal(ABC):
         if self._closed:
             raise JournalError(f"journal {self._location} is closed")
         stored = redact(event)
-        record = to_record(stored, self._next_seq(stored.run_id))
+        record = self._encoder.record(stored, self._next_seq(stored.run_id))
         await self._writer_for_loop().write((record,), is_durable(stored), is_barrier(stored))
 
     async def flush(self) -> None:

@@ -1,0 +1,71 @@
+"""Guards (tests only, no defect behind them): the rows `RecordEncoder` builds are exactly the plain conversion of
+each event (its UTC ISO timestamp, its model JSON), whatever timestamps it meets and in whatever order, so the cuts
+made to its per-event cost never change a byte of what a journal stores."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from journal_support import T0, accepted, fill, intent, leg_planned, run_ended, run_started
+
+from repeg.domain.events import RunEvent
+from repeg.journal.store import RecordEncoder
+from repeg.journal.writer import Record
+
+
+def _plain(event: RunEvent, seq: int) -> Record:
+    """The conversion spelled out: what every journal stored before the encoder kept anything."""
+    return Record(
+        run_id=event.run_id,
+        seq=seq,
+        leg=event.leg_index,
+        ts=event.ts.astimezone(UTC).isoformat(),
+        correlation_id=event.correlation_id,
+        kind=event.kind,
+        payload=event.model_dump_json(),
+    )
+
+
+def _stamped(event: RunEvent, ts: datetime) -> RunEvent:
+    return event.model_copy(update={"ts": ts})
+
+
+def _timestamps() -> list[datetime]:
+    """One instant as one object (the clock's), as equal objects, in other zones, naive, and to the microsecond."""
+    same = T0 + timedelta(seconds=7)
+    return [
+        same,
+        same,
+        T0 + timedelta(seconds=7),
+        same.astimezone(timezone(timedelta(hours=-5))),
+        same,
+        same.astimezone(ZoneInfo("America/New_York")),
+        same.replace(tzinfo=None),
+        same,
+        T0 + timedelta(seconds=8, microseconds=250),
+        same,
+        datetime(2026, 11, 1, 1, 30, fold=1, tzinfo=ZoneInfo("America/New_York")),
+        datetime(2026, 11, 1, 1, 30, fold=0, tzinfo=ZoneInfo("America/New_York")),
+    ]
+
+
+def test_rows_equal_the_plain_conversion_for_every_kind_of_timestamp() -> None:
+    kinds = [run_started(), leg_planned(), intent(), accepted(), fill(), run_ended()]
+    events = [_stamped(kinds[n % len(kinds)], ts) for n, ts in enumerate(_timestamps())]
+    encoder = RecordEncoder()
+    assert [encoder.record(event, seq) for seq, event in enumerate(events, 1)] == [
+        _plain(event, seq) for seq, event in enumerate(events, 1)
+    ]
+
+
+def test_a_reused_timestamp_reads_the_same_after_others_came_between() -> None:
+    encoder = RecordEncoder()
+    first, other = T0 + timedelta(seconds=1), T0 + timedelta(seconds=2)
+    texts = [encoder.record(_stamped(fill(), ts), 1).ts for ts in (first, other, first, first)]
+    assert texts == [
+        "2026-01-02T14:30:01+00:00",
+        "2026-01-02T14:30:02+00:00",
+        "2026-01-02T14:30:01+00:00",
+        "2026-01-02T14:30:01+00:00",
+    ]
