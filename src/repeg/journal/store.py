@@ -47,7 +47,8 @@ class RecordEncoder:
             ts=self._utc_text(event.ts),
             correlation_id=event.correlation_id,
             kind=event.kind,
-            payload=event.model_dump_json(),
+            # `model_dump_json()` is this call behind a Python wrapper passing its 15 defaults as keywords.
+            payload=event.__pydantic_serializer__.to_json(event).decode(),
         )
 
     def _utc_text(self, ts: datetime) -> str:
