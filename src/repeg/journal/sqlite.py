@@ -333,7 +333,8 @@ class SqliteJournal(SqlJournal):
             starts = [(r.run_id, r.ts) for r in records if r.seq == 1]
             if starts:
                 conn.executemany("INSERT OR IGNORE INTO runs (run_id, started) VALUES (?, ?)", starts)
-            conn.executemany(_INSERT_EVENT, records)
+            # As plain tuples: sqlite3 reads a tuple subclass's parameters through its Python-level `__getitem__`.
+            conn.executemany(_INSERT_EVENT, map(tuple, records))
         except BaseException:
             conn.execute("ROLLBACK")
             raise
