@@ -1,15 +1,22 @@
 """Guards (tests only, no defect behind them): the rows `RecordEncoder` builds are exactly the plain conversion of
-each event (its UTC ISO timestamp, its model JSON), whatever timestamps it meets and in whatever order, so the cuts
-made to its per-event cost never change a byte of what a journal stores."""
+each event (its UTC ISO timestamp, its model JSON), whatever timestamps it meets and in whatever order, and SQLite
+stores them as they are, in order, however its batches are cut into statements: the cuts made to the journal's
+per-event cost never change a byte of what it stores."""
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 from journal_support import T0, accepted, fill, intent, leg_planned, run_ended, run_started
 
 from repeg.domain.events import RunEvent
+from repeg.engine.clock import run_virtual
+from repeg.journal.sqlite import SqliteJournal
 from repeg.journal.store import RecordEncoder
 from repeg.journal.writer import Record
 
@@ -69,3 +76,23 @@ def test_a_reused_timestamp_reads_the_same_after_others_came_between() -> None:
         "2026-01-02T14:30:01+00:00",
         "2026-01-02T14:30:01+00:00",
     ]
+
+
+@pytest.mark.parametrize("updates", [1, 141, 142, 143, 300])
+def test_a_batch_is_stored_row_for_row_in_order_however_many_statements_it_takes(
+    tmp_path: Path, updates: int
+) -> None:
+    """One group commit of `updates` + 1 events (statements hold up to 142 rows)."""
+    events = [run_started(), *(_stamped(fill(), T0 + timedelta(seconds=n // 3)) for n in range(updates))]
+    path = tmp_path / "j.db"
+    journal = SqliteJournal(path)
+
+    async def emit_all() -> None:
+        for event in events:
+            await journal.emit(event)
+
+    run_virtual(emit_all)
+    journal.close()
+    with closing(sqlite3.connect(path)) as raw:
+        rows = raw.execute("SELECT rowid, * FROM events ORDER BY rowid").fetchall()
+    assert rows == [(seq, *_plain(event, seq)) for seq, event in enumerate(events, 1)]

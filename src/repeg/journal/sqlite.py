@@ -14,10 +14,12 @@ then run on a writer thread (see `repeg.journal.writer`).
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
 from typing import Literal
 
@@ -31,9 +33,10 @@ from repeg.journal.writer import Record
 
 log = structlog.get_logger(__name__)
 
-_INSERT_EVENT = (
-    "INSERT INTO events (run_id, seq, leg, ts, correlation_id, kind, payload) VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
+_INSERT_EVENT = "INSERT INTO events (run_id, seq, leg, ts, correlation_id, kind, payload) VALUES "
+_EVENT_ROW = "(?, ?, ?, ?, ?, ?, ?)"
+#: Rows per INSERT: SQLite before 3.32 takes at most 999 parameters in one statement.
+_ROWS_PER_INSERT = 999 // len(Record._fields)
 _SUMMARY_QUERY = (
     "SELECT r.run_id, r.started, e.payload FROM runs r LEFT JOIN events e ON e.run_id = r.run_id "
     "AND e.kind IN ('run_started', 'run_ended', 'leg_planned', 'order_accepted', 'order_updated') "
@@ -167,6 +170,20 @@ def _as_found(path: Path) -> tuple[int, int, int] | None:
     except OSError:
         return None
     return found.st_ino, found.st_size, found.st_mtime_ns
+
+
+@functools.cache
+def _insert_statement(rows: int) -> str:
+    return _INSERT_EVENT + ", ".join([_EVENT_ROW] * rows)
+
+
+def _insert_events(conn: sqlite3.Connection, records: Sequence[Record]) -> None:
+    """Insert `records` in order, up to `_ROWS_PER_INSERT` rows per statement: the same rows as one INSERT per
+    record (`executemany`), without SQLite starting, checking and ending a statement, and sqlite3 resetting it,
+    for every row."""
+    for start in range(0, len(records), _ROWS_PER_INSERT):
+        rows = records[start : start + _ROWS_PER_INSERT]
+        conn.execute(_insert_statement(len(rows)), tuple(chain.from_iterable(rows)))
 
 
 def _tables(conn: sqlite3.Connection) -> set[str]:
@@ -333,8 +350,7 @@ class SqliteJournal(SqlJournal):
             starts = [(r.run_id, r.ts) for r in records if r.seq == 1]
             if starts:
                 conn.executemany("INSERT OR IGNORE INTO runs (run_id, started) VALUES (?, ?)", starts)
-            # As plain tuples: sqlite3 reads a tuple subclass's parameters through its Python-level `__getitem__`.
-            conn.executemany(_INSERT_EVENT, map(tuple, records))
+            _insert_events(conn, records)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
