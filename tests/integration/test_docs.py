@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -295,6 +296,34 @@ def test_readme_configuration_bounds_are_the_ones_the_code_enforces() -> None:
             f"{key} = {value!r}" for value, refused in probes if _refused(key, value, **others) != refused
         ]
     assert unstated == []
+    assert wrong == []
+
+
+def test_readme_configuration_defaults_are_the_code_defaults() -> None:
+    """Each `[execution]` key's `default` cell is what `ExecutionConfig` takes when the key is left out: `none` for
+    an unset limit, a list as its TOML, a word as its quoted TOML string, a number as its value. The bounds test
+    above probes each key's bounds, not its default: a default changed in `repeg.config` and not in the README (or
+    the reverse) used to pass. The table must also list exactly the model's keys."""
+    import tomllib
+
+    from repeg.config import ExecutionConfig
+
+    documented = _readme_rows("## Configuration")
+    fields = ExecutionConfig.model_fields
+    assert sorted(documented) == sorted(fields)
+    wrong = []
+    for key, cell in documented.items():
+        default = fields[key].default
+        stated = None if cell == "none" else tomllib.loads(f"v = {cell}")["v"]
+        if default is None or stated is None:
+            same = default is None and stated is None
+        elif isinstance(default, tuple):
+            same = [Decimal(str(v)) for v in stated] == list(default)
+        elif isinstance(default, str):  # a StrEnum: compared by its value
+            same = stated == default
+        else:
+            same = Decimal(str(stated)) == Decimal(str(default))
+        wrong += [] if same else [f"{key}: README {cell}, code {default!r}"]
     assert wrong == []
 
 
