@@ -234,6 +234,32 @@ def test_imports_point_inward_as_the_architecture_page_says() -> None:
     assert {module: names for module, names in wrong.items() if names} == {}
 
 
+def test_policy_planning_and_engine_import_only_what_the_architecture_page_says() -> None:
+    """docs/ARCHITECTURE.md: `policy` and `planning` import `domain`, `config.py` and `errors.py`; `engine` imports
+    those, `policy`, the ports, `report/result.py` and the package's `__version__`. The page said `errors.py` of
+    neither and nothing of the package root, while the code imports both: each such list must stay the code's."""
+    core = ("repeg.domain", "repeg.config", "repeg.errors")
+    allowed = {
+        "policy": (*core, "repeg.policy"),
+        "planning": (*core, "repeg.planning"),
+        "engine": (
+            *core,
+            "repeg.policy",
+            "repeg.engine",
+            "repeg.brokers.base",
+            "repeg.market.base",
+            "repeg.report.result",
+        ),
+    }
+    wrong = {}
+    for package, prefixes in allowed.items():
+        for module, names in _repeg_imports(package).items():
+            # `import repeg` (the engine's `repeg.__version__`) is the package root, which loads nothing eagerly
+            extra = sorted(name for name in names if name != "repeg" and not name.startswith(prefixes))
+            wrong.update({module: extra} if extra else {})
+    assert wrong == {}
+
+
 def test_readme_usage_table_documents_every_option_of_run() -> None:
     """The Usage table is where a user looks up `repeg run`'s options: `--sim-url` (needed by `--broker
     sim-remote`) was missing from it."""
