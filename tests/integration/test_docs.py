@@ -399,6 +399,26 @@ def test_readme_usage_table_names_exactly_the_brokers_feeds_and_log_levels_run_t
     assert levels == list(LOG_LEVELS)
 
 
+@pytest.mark.parametrize("name", ["simulate", "execute_async"])
+def test_readme_python_api_signatures_are_the_code_signatures(name: str) -> None:
+    """README's Python API gives `simulate(plan, *, account=None, ...)` and `await execute_async(plan, broker, ...)`
+    in full: every parameter, in order, with its default and the `*` where keywords start. A parameter added,
+    renamed, reordered or given another default in `repeg.api` / `repeg.simulation` must show there."""
+    import inspect
+
+    import repeg
+
+    text = " ".join((REPO / "README.md").read_text(encoding="utf-8").split())
+    (documented,) = re.findall(rf"`(?:await )?{name}\(([^)]*\([^)]*\)[^)]*|[^)]*)\)`", text)
+    parts = []
+    for param in inspect.signature(getattr(repeg, name)).parameters.values():
+        if param.kind is param.KEYWORD_ONLY and "*" not in parts:
+            parts.append("*")
+        default = "" if param.default is param.empty else f"={param.default!r}"
+        parts.append(param.name + default)
+    assert [part.strip() for part in documented.split(", ")] == parts
+
+
 EXAMPLE_PLANS = sorted(
     path.name for path in (REPO / "examples").iterdir() if path.suffix in {".csv", ".json"}
 )
