@@ -419,6 +419,24 @@ def test_readme_python_api_signatures_are_the_code_signatures(name: str) -> None
     assert [part.strip() for part in documented.split(", ")] == parts
 
 
+def test_readme_exit_code_table_lists_exactly_the_codes_repeg_exits_with() -> None:
+    """README's Exit codes table is what scripts are written against: a code added to `ExitCode` (or dropped) must
+    show there, and each row's meaning must open as the code's name says (`1`: internal, `3`: partial, ...)."""
+    from repeg.cli.exit_codes import ExitCode
+
+    rows = _readme_meanings("## Exit codes")
+    assert sorted(int(code) for code in rows) == sorted(ExitCode)
+    openings = {
+        ExitCode.OK: "completed",
+        ExitCode.INTERNAL: "internal error",
+        ExitCode.BAD_INPUT: "refused before any order",
+        ExitCode.PARTIAL: "partial",
+        ExitCode.FAILED: "failed",
+        ExitCode.INTERRUPTED: "interrupted",
+    }
+    assert sorted(code.name for code in ExitCode if not rows[str(int(code))].startswith(openings[code])) == []
+
+
 EXAMPLE_PLANS = sorted(
     path.name for path in (REPO / "examples").iterdir() if path.suffix in {".csv", ".json"}
 )
