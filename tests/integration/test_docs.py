@@ -157,7 +157,9 @@ def test_every_path_and_repeg_name_the_docs_give_exists() -> None:
     assert missing == []
 
 
-@pytest.mark.parametrize("package", ["cli", "engine", "brokers/simulator", "journal", "market"])
+@pytest.mark.parametrize(
+    "package", ["cli", "engine", "brokers/simulator", "brokers/alpaca", "brokers/remote", "journal", "market"]
+)
 def test_the_module_map_names_every_module_of_the_package_it_lists(package: str) -> None:
     """docs/ARCHITECTURE.md lists these packages' modules one by one, in the rows whose `where` is the package: a
     module added there (`cli/interrupts.py`, 2ecea50; `engine/run_end.py`, `brokers/simulator/admission.py`,
