@@ -459,6 +459,17 @@ def test_readme_exit_code_table_lists_exactly_the_codes_repeg_exits_with() -> No
     assert sorted(code.name for code in ExitCode if not rows[str(int(code))].startswith(openings[code])) == []
 
 
+def test_readme_usage_table_states_the_defaults_run_takes() -> None:
+    """The Usage table gives `--broker`'s default ("`simulator` (default)") and `--journal`'s ("default
+    `$REPEG_JOURNAL`, else `repeg.db`"): each must be the option's default (and environment variable) in `repeg run`."""
+    rows = _readme_meanings("## Usage")
+    params = {param.name: param for param in _commands()["run"].params}
+    (broker_default,) = re.findall(r"`([a-z-]+)` \(default\)", rows["--broker NAME"])
+    assert broker_default == params["broker"].default
+    (variable, journal_default) = re.findall(r"default `\$(\w+)`, else `([^`]+)`", rows["--journal PATH"])[0]
+    assert (variable, journal_default) == (params["journal"].envvar, params["journal"].default)
+
+
 EXAMPLE_PLANS = sorted(
     path.name for path in (REPO / "examples").iterdir() if path.suffix in {".csv", ".json"}
 )
