@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 import pytest
+from aiohttp import web
 from tests.fakes.alpaca_fixtures import connect
 from tests.fakes.alpaca_server import FakeAlpacaServer
 
 from repeg.api import execute_async
 from repeg.brokers.alpaca.adapter import AlpacaBroker
 from repeg.config import ExecutionConfig, classic_ladder
-from repeg.domain.events import OrderFailed, RunEvent
+from repeg.domain.events import OrderFailed, OrderIntent, RunEvent
+from repeg.domain.lifecycle import LegStatus
 from repeg.domain.orders import Side
 from repeg.domain.plan import LegSpec, Plan, PlanKind, TradeIntent
 from repeg.engine.clock import RealClock
@@ -305,3 +307,48 @@ async def test_an_adapter_reused_after_a_plan_refused_before_any_order_reads_the
     finally:
         await feed.aclose()
         await broker.aclose()
+
+
+async def test_an_escalation_alpaca_refuses_for_want_of_buying_power_goes_again_cut_to_what_the_account_covers(
+    fake_alpaca: FakeAlpacaServer, monkeypatch: pytest.MonkeyPatch
+):
+    """The escalation's market buy is answered HTTP 403, code 40310000, "insufficient buying power" (the ask rose
+    past the sizing's buffer: here the cash falls to what 10 shares cost at the ask). Through the Alpaca adapter as
+    through the simulator: the refusal is typed, `GET /v2/account`'s `buying_power` is read once, and the largest
+    quantity it covers at the ask plus `escalation_collar_bps` goes out under the next attempt's id; the leg ends
+    incomplete with the cut's reason, nothing more sent. (Before 6668cf3 the leg failed with nothing bought.)"""
+    book = fake_alpaca.book
+    check_order = fake_alpaca._check_order
+    refused: list[str] = []
+
+    def refuse_the_first_market_buy(body: dict[str, object]) -> web.Response | None:
+        if body.get("type") == "market" and not refused:
+            refused.append(str(body.get("client_order_id")))
+            book.cash = Decimal("1001.00")  # ten shares at the ask of 100.10
+            return web.json_response({"code": 40310000, "message": "insufficient buying power"}, status=403)
+        return check_order(body)
+
+    monkeypatch.setattr(fake_alpaca, "_check_order", refuse_the_first_market_buy)
+    result, recorder = await run_through_alpaca(
+        fake_alpaca, SPECS[1:], config=PASSIVE_THEN_ESCALATE, run_id="rE2Ebp"
+    )
+    (refusal,) = [e for e in recorder.events if isinstance(e, OrderFailed)]
+    assert (refusal.client_order_id, refusal.error) == (refused[0], "InsufficientBuyingPowerError")
+    (cut,) = [e for e in recorder.events if isinstance(e, OrderIntent) and e.capped is not None]
+    price = Decimal("100.10") * (1 + PASSIVE_THEN_ESCALATE.escalation_collar_bps / 10_000)
+    sent = (Decimal("1001.00") / price).quantize(Decimal("1e-9"), rounding=ROUND_DOWN)
+    assert cut.capped is not None
+    assert (cut.qty, cut.capped.sent_qty, cut.capped.requested_qty, cut.capped.buying_power) == (
+        sent,
+        sent,
+        Decimal(30),
+        Decimal("1001.00"),
+    )
+    (buy,) = result.legs
+    assert buy.status is LegStatus.INCOMPLETE
+    assert buy.filled_qty == sent
+    assert buy.reason is not None
+    assert buy.reason.startswith("insufficient buying power for the escalation: requested 30, sent ")
+    assert result.status is RunStatus.PARTIAL
+    assert book.cash >= 0
+    assert [o.id for o in book.orders.values() if o.is_open] == []
