@@ -23,8 +23,8 @@ from repeg.domain.orders import OrderStatus, Side
 from repeg.domain.plan import LegSpec
 from repeg.domain.quote import Quote, QuoteVerdict, assess_quote
 from repeg.domain.ticks import BPS, PENNY, ZERO, round_qty_down
-from repeg.engine.gateway import polled_update
 from repeg.engine.monitor import EngineContext, PhaseMonitor
+from repeg.engine.order_reads import polled_update
 from repeg.errors import BrokerError, ClientOrderIdConflictError
 
 _ONE = Decimal(1)

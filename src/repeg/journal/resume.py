@@ -40,8 +40,8 @@ from repeg.domain.plan import LegSpec
 from repeg.domain.run import RunState, fold_run
 from repeg.engine.bus import EventBus
 from repeg.engine.clock import Clock
-from repeg.engine.gateway import polled_update
 from repeg.engine.monitor import EngineContext
+from repeg.engine.order_reads import polled_update
 from repeg.engine.phases import (
     orders_settled,
     record_late_updates,
