@@ -232,6 +232,26 @@ def test_a_password_joined_to_the_user_by_an_encoded_colon_is_masked_in_the_serv
 
 
 @needs_server
+@pytest.mark.parametrize("where", ["database", "role"])
+def test_a_piece_of_a_password_the_server_quotes_back_is_masked(where: str) -> None:
+    # A password holding '/' is no user info to libpq, which sent its tail as the database name (the server quoted it
+    # back: database "<secret>@host/db" does not exist); a role name after %3A is cut to 63 bytes by the server
+    # (role "u:<the secret's head>"): the scrub masked a password only where it was quoted whole.
+    assert SERVER is not None
+    split = urlsplit(SERVER)
+    secret = "PKSECRET-0123456789abcdef"
+    address = f"{split.hostname}:{split.port}"
+    dsn = (
+        f"postgresql://{address}/{secret}@{address}/db?user={split.username}"
+        if where == "database"
+        else f"postgresql://u%3A{secret * 3}@{address}/postgres"
+    )
+    with pytest.raises(JournalError, match=f'{where} "') as refused:
+        PostgresJournal(dsn)
+    assert secret[:8] not in str(refused.value)
+
+
+@needs_server
 async def test_a_stop_reads_the_journal_after_its_idle_reading_session_was_dropped(journal_dsn: str) -> None:
     # The reading session, idle through a run, was dropped alone (a server's idle_session_timeout, a NAT): a Ctrl-C
     # stop, which reads the run back before cancelling, could not, and fell back to the unjournaled stop.

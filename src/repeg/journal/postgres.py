@@ -51,6 +51,17 @@ _PORT_PATH_QUERY = re.compile(r"\d+/[^?@]*\?")
 _BARE_AT = re.compile(r"://[^/@]*@[^/?#]*@")
 #: A parameter's keyword; its value runs to the next '&' (a '?' in it may start another keyword, masked too).
 _PARAM_KEY = re.compile(r"[?&]([^=&?]*)=")
+#: What ends a host, a port or a database in a URI, to libpq (a query's parameters end at '&', keywords at '=').
+_ADDRESS_DELIMITER = re.compile(r"[/,:]")
+_QUERY_DELIMITER = re.compile(r"[&=]")
+#: What ends a user info's first token when libpq reads it as a host (no '@' before a '/').
+_HOST_END = re.compile(r"[/?,:]")
+#: What ends a piece of a password within a token a driver quotes.
+_TOKEN_DELIMITER = re.compile(r"[@/?&=,:\s]")
+#: The shortest end of a token taken for a password's piece cut short (shorter ones are as likely a name's end).
+_CUT_PIECE = 6
+#: A token a driver's error quotes.
+_QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
 _PASSWORD_KEYS = frozenset(LIBPQ_SECRETS)
 _KEYWORDS = frozenset(LIBPQ_KEYWORDS)
 
@@ -116,20 +127,88 @@ def _mask_user_info(found: re.Match[str]) -> str:
     return found.group(0) if _user_info_password(found) is None else f"{found.group(1)}***@"
 
 
+def _user_infos(dsn: str) -> list[tuple[str, str]]:
+    """The user (to the ':' or %3A ending it) and password of each user info `_PASSWORD` finds."""
+    found = ((match.group(1)[len("://") :], _user_info_password(match)) for match in _PASSWORD.finditer(dsn))
+    return [(user, password) for user, password in found if password is not None]
+
+
+def _encoded_colon(user: str) -> bool:
+    return user.lower().endswith("%3a")
+
+
 def _passwords(dsn: str) -> set[str]:
-    """Every password `dsn` holds, as written and percent-decoded."""
-    found = [password for m in _PASSWORD.finditer(dsn) if (password := _user_info_password(m)) is not None]
-    for start, end in _password_values(dsn):
-        tails = dsn[start:end].split("&")[1:]  # libpq quotes a tail after a bare '&', or its keyword
-        found += [dsn[start:end], *tails, *(tail.partition("=")[0] for tail in tails)]
-    return {text for secret in found if secret for text in (secret, unquote(secret))}
+    """Every password `dsn` holds (`_spellings`)."""
+    found = [password for _, password in _user_infos(dsn)]
+    found += [dsn[start:end] for start, end in _password_values(dsn)]
+    return _spellings(found) - {""}
+
+
+def _password_pieces(dsn: str) -> set[str]:
+    """The pieces of each password that libpq may read as something else (a user-info password holding a '/', no
+    user info to libpq: a host, a port, a database, query parameters, more hosts; after %3A, part of the user; a
+    password parameter's value holding a bare '&'): libpq and the server quote one from where it starts
+    (`"RETB@host/db"` of `u:ab/cd?RETB@host/db`, `database "SECRET@host/db"`, `"u%3Asecret%"`), in each of their
+    `_spellings`."""
+    pieces: list[str] = []
+    as_written: list[str] = []
+    for user, password in _user_infos(dsn):
+        address, _, query = password.partition("?")
+        pieces += _between(address, _ADDRESS_DELIMITER) + _between(query, _QUERY_DELIMITER)
+        # After %3A, libpq's user runs on to a bare ':' ("u:secret", or `"u%3Asecret%"` as written), its password on.
+        if _encoded_colon(user):
+            pieces += password.partition(":")[::2]
+            as_written += [user + password[: end.start()] for end in _HOST_END.finditer(f"{password}/")]
+    # and of a password parameter's value: libpq ends it at a bare '&' and quotes a head or a tail, or a tail's
+    # keyword (`password=pa%&b&c=d`: "pa%" is no token, "b" is no parameter, "c" no keyword)
+    pieces += [
+        piece for start, end in _password_values(dsn) for piece in _between(dsn[start:end], _QUERY_DELIMITER)
+    ]
+    return _spellings(pieces) | set(as_written)
+
+
+def _spellings(texts: list[str]) -> set[str]:
+    """Each of `texts` as written and percent-decoded, each also unpadded (libpq trims a keyword, a host, a user)."""
+    return {
+        spelling
+        for text in texts
+        for decoded in (text, unquote(text))
+        for spelling in (decoded, decoded.strip())
+    }
+
+
+def _between(text: str, delimiter: re.Pattern[str]) -> list[str]:
+    """Each span of `text` from its start or a `delimiter` to a `delimiter` or its end (`u::%x/`: libpq's port is
+    ':%x', from the first ':' to the '/')."""
+    starts = [0, *(found.end() for found in delimiter.finditer(text))]
+    ends = [*(found.start() for found in delimiter.finditer(text)), len(text)]
+    return [text[start:end] for start in starts for end in ends if end > start]
 
 
 def _scrub(text: str, dsn: str) -> str:
-    """`text` (a driver's error) with the passwords of `dsn` masked: libpq quotes a malformed one back."""
-    for secret in sorted(_passwords(dsn), key=len, reverse=True):
+    """`text` (a driver's error) with the passwords of `dsn` masked: libpq quotes a malformed one back, or a token
+    holding a piece of one (`_password_pieces`: masked where it stands between delimiters in the token)."""
+    secrets = _passwords(dsn)
+    pieces = sorted((_password_pieces(dsn) | secrets) - {""}, key=len, reverse=True)
+    if pieces:  # first the quoted tokens, the longest piece first (a shorter one may be part of a longer one)
+        alternatives = "|".join(re.escape(piece) for piece in pieces)
+        within = re.compile(rf"(?<![^@/?&=,:\s])(?:{alternatives})(?![^@/?&=,:#%\s])")
+        text = _QUOTED.sub(lambda token: _masked_within(token.group(0), within, pieces), text)
+    for secret in sorted(secrets, key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
+
+
+def _masked_within(token: str, within: re.Pattern[str], pieces: list[str]) -> str:
+    """A quoted `token` with what `within` finds in it masked, its quotes kept; and its end, from a delimiter, where
+    it begins a piece of a password: the server cuts a name it quotes to 63 bytes (`role "u:secr"`)."""
+    inner = within.sub("***", token[1:-1])
+    starts = [0, *(found.end() for found in _TOKEN_DELIMITER.finditer(inner))]
+    for start in starts:
+        tail = inner[start:]
+        if len(tail) >= _CUT_PIECE and any(piece.startswith(tail) for piece in pieces):
+            return f"{token[0]}{inner[:start]}***{token[-1]}"
+    return f"{token[0]}{inner}{token[-1]}"
 
 
 def safe_dsn(dsn: str) -> str:
