@@ -386,3 +386,11 @@ def test_no_password_is_shown_by_the_mask_or_by_the_scrub_of_a_refusal(dsn: str)
     except (psycopg.ProgrammingError, UnicodeDecodeError) as exc:
         refusal = str(exc)
     assert _MARK not in _scrub(refusal, dsn)
+
+
+def test_a_dsn_whose_percent_encoded_value_is_no_utf8_is_refused_as_a_config_error() -> None:
+    # psycopg decodes each value libpq parsed as UTF-8: `%aa` made a UnicodeDecodeError, a traceback, not a refusal.
+    pytest.importorskip("psycopg")
+    with pytest.raises(ConfigError, match="not a usable DSN") as refused:
+        PostgresJournal(f"postgresql://u:{SECRET}%aa@127.0.0.1:1/db")
+    assert SECRET not in str(refused.value)

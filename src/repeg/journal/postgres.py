@@ -249,7 +249,8 @@ def _connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
     try:
         conninfo = make_conninfo(dsn, **session_defaults(conninfo_to_dict(dsn)))
         return psycopg.connect(conninfo, autocommit=False)
-    except psycopg.ProgrammingError as exc:  # refused before connecting: the DSN itself is malformed
+    # Refused before connecting: the DSN itself is malformed (or a percent-encoded value of it is no UTF-8).
+    except (psycopg.ProgrammingError, UnicodeDecodeError) as exc:
         raise ConfigError("--journal", safe_dsn(dsn), f"not a usable DSN: {_scrub(str(exc), dsn)}") from None
     except psycopg.errors.ConnectionTimeout:
         seconds = timeout_from_conninfo(conninfo_to_dict(conninfo))
