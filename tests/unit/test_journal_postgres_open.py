@@ -10,6 +10,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import cast
 from urllib.parse import urlsplit, urlunsplit
 
@@ -217,6 +218,29 @@ def test_a_dsn_naming_no_bound_gets_repegs_and_one_naming_a_bound_keeps_it(journ
     finally:
         journal.close()
         given.close()
+
+
+@needs_server
+def test_the_bounds_a_dsns_connection_service_sets_are_kept(
+    journal_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # repeg's defaults, written into the DSN, outranked its service's own: libpq reads a keyword from the service file
+    # only where the DSN names none, so `service=` lost its connect_timeout, keepalives and tcp_user_timeout.
+    split = urlsplit(journal_dsn)
+    service_file = tmp_path / "pg_service.conf"
+    service_file.write_text(
+        f"[journal]\nhost={split.hostname}\nport={split.port}\nuser={split.username}\ndbname={split.path[1:]}\n"
+        "connect_timeout=25\nkeepalives_idle=600\ntcp_user_timeout=5000\n"
+    )
+    monkeypatch.setenv("PGSERVICEFILE", str(service_file))
+    journal = PostgresJournal(f"postgresql://?service=journal&{split.query}")
+    try:
+        parameters = journal._conn.info.get_parameters()
+        assert (parameters["connect_timeout"], parameters["keepalives_idle"]) == ("25", "600")
+        assert parameters["tcp_user_timeout"] == "5000"
+        assert parameters["keepalives_count"] == "3"  # what the service leaves unset gets repeg's bound
+    finally:
+        journal.close()
 
 
 @needs_server

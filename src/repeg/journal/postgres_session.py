@@ -50,11 +50,52 @@ CONNECT_BOUND = "connect_timeout, a parameter of the DSN"
 
 
 def session_defaults(params: Mapping[str, object]) -> dict[str, str]:
-    """The bounds a session opened with the DSN's `params` (libpq's keywords) lacks."""
-    defaults = {key: value for key, value in _DEAD_PEER.items() if key not in params}
-    if "connect_timeout" not in params and "PGCONNECT_TIMEOUT" not in os.environ:
+    """The bounds a session opened with the DSN's `params` (libpq's keywords) lacks. Those its connection service
+    sets are its own: passed as the service file says (psycopg reads no service file for its own login timeout)."""
+    service = _service_entry(params)
+    named = {key: value for key, value in service.items() if key not in params}
+    defaults = {key: value for key, value in _DEAD_PEER.items() if key not in params and key not in service}
+    if not {"connect_timeout"} & {*params, *service} and "PGCONNECT_TIMEOUT" not in os.environ:
         defaults["connect_timeout"] = str(CONNECT_TIMEOUT)
-    return defaults
+    bounds = {*_DEAD_PEER, "connect_timeout"}
+    return {**defaults, **{key: value for key, value in named.items() if key in bounds}}
+
+
+def _service_entry(params: Mapping[str, object]) -> dict[str, str]:
+    """The keywords the connection service of `params` (or PGSERVICE) sets, from the first service file holding it
+    that libpq reads (the DSN's `servicefile`, PGSERVICEFILE or ~/.pg_service.conf, then PGSYSCONFDIR's); none when
+    no file repeg can find holds it (libpq's own system file, at the place it was built with)."""
+    service = str(params.get("service") or os.environ.get("PGSERVICE") or "")
+    if not service:
+        return {}
+    user_file = params.get("servicefile") or os.environ.get("PGSERVICEFILE") or "~/.pg_service.conf"
+    files = [os.path.expanduser(str(user_file))]
+    if "PGSYSCONFDIR" in os.environ:
+        files.append(os.path.join(os.environ["PGSYSCONFDIR"], "pg_service.conf"))
+    for path in files:
+        entry = _read_service(path, service)
+        if entry is not None:
+            return entry
+    return {}
+
+
+def _read_service(path: str, service: str) -> dict[str, str] | None:
+    """The `key=value` lines under `[service]` in the service file at `path`; None when it holds no such service."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as lines:
+            text = lines.read().splitlines()
+    except OSError:
+        return None
+    entry: dict[str, str] | None = None
+    for line in (raw.strip() for raw in text):
+        if line.startswith("["):
+            if entry is not None:  # libpq reads the first section of the name only
+                break
+            entry = {} if line == f"[{service}]" else None
+        elif entry is not None and "=" in line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            entry[key.strip()] = value.strip()
+    return entry
 
 
 def _cut(conn: psycopg.Connection[tuple[object, ...]]) -> None:
