@@ -288,3 +288,29 @@ async def test_a_stop_reads_the_journal_after_its_idle_reading_session_was_dropp
     assert [event.kind for event in journal.events("r1")] == ["run_started"]
     await journal.emit(intent())
     journal.close()
+
+
+@needs_server
+async def test_a_reading_session_opened_again_as_another_role_is_refused(
+    journal_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # libpq reads what the DSN leaves out (here the role, PGUSER) again at each login: the reading session opened
+    # again after it was lost read as whichever role (database, options) the environment named by then.
+    assert SERVER is not None
+    split = urlsplit(journal_dsn)
+    no_user = urlunsplit(split._replace(netloc=f"{split.hostname}:{split.port}"))
+    monkeypatch.setenv("PGUSER", str(split.username))
+    journal = PostgresJournal(no_user)
+    await journal.emit(run_started())
+    await journal.flush()
+    with reading_role(SERVER, journal_dsn) as (role, _):
+        monkeypatch.setenv("PGUSER", role)
+        with psycopg.connect(SERVER, autocommit=True) as conn:
+            conn.execute("SELECT pg_terminate_backend(%s)", (journal._reader.info.backend_pid,))
+        with pytest.raises(JournalError, match="opened again, has another role than the journal's"):
+            journal.events("r1")
+        monkeypatch.setenv("PGUSER", str(split.username))
+        assert [event.kind for event in journal.events("r1")] == [
+            "run_started"
+        ]  # opened again, as the journal's
+        journal.close()

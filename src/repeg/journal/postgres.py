@@ -266,6 +266,14 @@ def _reader(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
     return conn
 
 
+_IDENTITY = ("database", "role", "options")
+
+
+def _identity(conn: psycopg.Connection[tuple[object, ...]]) -> tuple[str, str, str]:
+    """The database, role and options `conn` logged in with (as libpq holds them: no statement)."""
+    return conn.info.dbname, conn.info.user, conn.info.options
+
+
 def _tables(conn: psycopg.Connection[tuple[object, ...]]) -> set[str]:
     rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()").fetchall()
     return {str(row[0]) for row in rows}
@@ -339,7 +347,7 @@ class PostgresJournal(SqlJournal):
         except JournalTimeoutError:
             raise  # lost to its bound: the server answers nothing
         except JournalError as lost:
-            if not self._reader.broken:
+            if not (self._reader.broken or self._reader.closed):
                 raise
             log.warning("journal_reader_reopened", journal=self._location, error=str(lost))
         self._reader.close()
@@ -351,8 +359,24 @@ class PostgresJournal(SqlJournal):
             raise JournalError(
                 f"journal {self._location}: cannot {what} (its session was lost: {exc})"
             ) from exc
+        self._check_reader_identity(what)
         with self._answered(self._reader, what):
             return read(self._reader)
+
+    def _check_reader_identity(self, what: str) -> None:
+        """The reading session opened again reads the writer's database, as its role, with its options: libpq reads
+        what the DSN leaves out (PGUSER, PGDATABASE, PGOPTIONS, a service file) again at each login."""
+        found, journal = _identity(self._reader), _identity(self._conn)
+        differ = [
+            name for name, *values in zip(_IDENTITY, found, journal, strict=True) if len(set(values)) > 1
+        ]
+        if differ:
+            self._reader.close()  # opened again at the next read
+            raise JournalError(  # named, not shown: a role or options may hold a password (`u%3Asecret`)
+                f"journal {self._location}: cannot {what}: its reading session, opened again, has another "
+                f"{' and '.join(differ)} than the journal's writing session (an environment variable or a service "
+                "file changed since the journal was opened)"
+            )
 
     @contextlib.contextmanager
     def _answered(self, conn: psycopg.Connection[tuple[object, ...]], what: str) -> Iterator[None]:
