@@ -221,8 +221,9 @@ def test_a_dsn_naming_no_bound_gets_repegs_and_one_naming_a_bound_keeps_it(journ
 
 
 @needs_server
+@pytest.mark.parametrize("named_by", ["dsn", "PGSERVICE"])
 def test_the_bounds_a_dsns_connection_service_sets_are_kept(
-    journal_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    journal_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, named_by: str
 ) -> None:
     # repeg's defaults, written into the DSN, outranked its service's own: libpq reads a keyword from the service file
     # only where the DSN names none, so `service=` lost its connect_timeout, keepalives and tcp_user_timeout.
@@ -233,7 +234,9 @@ def test_the_bounds_a_dsns_connection_service_sets_are_kept(
         "connect_timeout=25\nkeepalives_idle=600\ntcp_user_timeout=5000\n"
     )
     monkeypatch.setenv("PGSERVICEFILE", str(service_file))
-    journal = PostgresJournal(f"postgresql://?service=journal&{split.query}")
+    if named_by == "PGSERVICE":
+        monkeypatch.setenv("PGSERVICE", "journal")
+    journal = PostgresJournal(f"postgresql://?{'service=journal&' if named_by == 'dsn' else ''}{split.query}")
     try:
         parameters = journal._conn.info.get_parameters()
         assert (parameters["connect_timeout"], parameters["keepalives_idle"]) == ("25", "600")
