@@ -1,7 +1,7 @@
 """Guards (tests only, no defect behind them): the rows `RecordEncoder` builds are exactly the plain conversion of
 each event (its UTC ISO timestamp, its model JSON), whatever timestamps it meets and in whatever order, and SQLite
-stores them as they are, in order, however its batches are cut into statements: the cuts made to the journal's
-per-event cost never change a byte of what it stores."""
+stores them as they are, in order, however its batches are cut into statements (each within the 999 parameters
+SQLite took before 3.32): the cuts made to the journal's per-event cost never change a byte of what it stores."""
 
 from __future__ import annotations
 
@@ -76,6 +76,38 @@ def test_a_reused_timestamp_reads_the_same_after_others_came_between() -> None:
         "2026-01-02T14:30:01+00:00",
         "2026-01-02T14:30:01+00:00",
     ]
+
+
+def test_a_timestamp_made_where_a_freed_one_lay_reads_its_own_value() -> None:
+    """The encoder holds the object it compares against, so no other datetime can take its address while it is
+    cached; one keyed on `id()` alone would read a freed timestamp's text for a datetime CPython then builds at the
+    same address (it reuses a freed block at once)."""
+    encoder = RecordEncoder()
+    freed = _stamped(fill(), T0 + timedelta(seconds=1))
+    address = id(freed.ts)
+    encoder.record(freed, 1)
+    del freed
+    built: list[datetime] = []
+    while len(built) < 1000 and (not built or id(built[-1]) != address):
+        built.append(T0 + timedelta(hours=len(built) + 1))
+    assert encoder.record(_stamped(fill(), built[-1]), 2).ts == built[-1].isoformat()
+
+
+def test_a_statement_binds_no_more_than_the_999_parameters_sqlite_took_before_3_32(tmp_path: Path) -> None:
+    """A group commit of 300 updates, on a connection held to SQLite's old limit of 999 bound parameters."""
+    events = [run_started(), *(_stamped(fill(), T0 + timedelta(seconds=n)) for n in range(300))]
+    path = tmp_path / "j.db"
+    journal = SqliteJournal(path)
+    journal._conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+
+    async def emit_all() -> None:
+        for event in events:
+            await journal.emit(event)
+
+    run_virtual(emit_all)
+    journal.close()
+    with closing(sqlite3.connect(path)) as raw:
+        assert raw.execute("SELECT COUNT(*) FROM events").fetchone() == (len(events),)
 
 
 @pytest.mark.parametrize("updates", [1, 141, 142, 143, 300])
