@@ -385,9 +385,9 @@ async def _stop_a_working_run_while_rate_limited(
     import time
     from datetime import timedelta
 
-    from repeg.brokers.alpaca import adapter
+    from repeg.brokers.alpaca import rest
 
-    monkeypatch.setattr(adapter, "_MAX_RATE_HOLD", timedelta(seconds=window))
+    monkeypatch.setattr(rest, "_MAX_RATE_HOLD", timedelta(seconds=window))
     patient = FAST_RUN.model_copy(update={"fill_wait_seconds": 600.0, "max_total_wait": 600.0})
     if grace is not None:
         patient = patient.model_copy(update={"grace_window": grace})

@@ -349,9 +349,9 @@ async def test_a_graceful_stop_paces_a_request_past_its_window_rather_than_drop_
     every cancel after the first minute, leaving those orders working at Alpaca though nothing refused them."""
     from datetime import timedelta
 
-    from repeg.brokers.alpaca import adapter
+    from repeg.brokers.alpaca import rest
 
-    monkeypatch.setattr(adapter, "_MAX_RATE_HOLD", timedelta(seconds=0.05))
+    monkeypatch.setattr(rest, "_MAX_RATE_HOLD", timedelta(seconds=0.05))
     paced = FAST.model_copy(update={"requests_per_minute": 600.0, "burst": 1})  # a token every ~0.1 s
     broker, feed = await connect(fake_alpaca, settings=paced)
     try:

@@ -2,7 +2,8 @@
 
 Guarantees:
 - Every REST call runs off the event loop (the SDK is synchronous), passes the client-side rate limiter, has an
-  HTTP timeout, and is retried by us (never by the SDK) on 429, 5xx and timeouts with bounded, jittered backoff.
+  HTTP timeout, and is retried by us (never by the SDK) on 429, 5xx and timeouts with bounded, jittered backoff
+  (`AlpacaRest`, rest.py).
 - A submit or replace whose outcome is unknown (timeout, 5xx) is resolved by its client order id before any
   retry, and a retry that meets "client_order_id must be unique" returns the order the earlier attempt created:
   one client order id, at most one order.
@@ -19,39 +20,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from datetime import datetime, timedelta
-from typing import TypeVar
+from datetime import timedelta
 
-import requests
 import structlog
-from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
-from alpaca.trading.models import Asset as SdkAsset
 from alpaca.trading.models import Clock as SdkClock
 from alpaca.trading.models import Position as SdkPosition
 from alpaca.trading.models import TradeAccount
 
 from repeg.brokers.alpaca.credentials import AlpacaCredentials
-from repeg.brokers.alpaca.limiter import TokenBucket
 from repeg.brokers.alpaca.mapping import (
     MarketClock,
     found_order,
-    map_api_error,
-    map_asset_error,
-    map_transport_error,
     order_payload,
     parse_order,
-    rate_limit_reset,
     raw_order_id,
     read_trade_update,
     replace_payload,
     to_account,
-    to_asset,
     to_market_clock,
     to_position,
     written_order,
 )
-from repeg.brokers.alpaca.retry import Backoff, sleep_seconds, with_retries
+from repeg.brokers.alpaca.rest import AlpacaRest
+from repeg.brokers.alpaca.retry import sleep_seconds, with_retries
 from repeg.brokers.alpaca.settings import AlpacaSettings
 from repeg.brokers.alpaca.stream import TradeUpdateStream, watch_silence
 from repeg.brokers.alpaca.tracker import OrderTracker, log_unreadable_update
@@ -69,13 +61,10 @@ from repeg.errors import (
     RateLimitedError,
 )
 
-T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
 #: The most orders Alpaca's list-orders answers in one request.
 _ORDERS_PAGE = 500
-#: The longest wait for a rate window's reset announced by a 429 (Alpaca's window is one minute).
-_MAX_RATE_HOLD = timedelta(seconds=60)
 
 
 class AlpacaBroker:
@@ -93,12 +82,10 @@ class AlpacaBroker:
         self._name = name
         self._clock = clock
         self._settings = settings
-        self._limiter = TokenBucket(clock, settings.requests_per_minute, settings.burst)
-        self._backoff = Backoff(settings.retry)
+        self._http = AlpacaRest(client, clock, settings)
         self._assets: dict[str, Asset] = {}
         self._tracker = OrderTracker(on_idle=self._assets.clear, owner=name)  # flags are the run's
         self._tasks: list[asyncio.Task[None]] = []
-        self._stop_deadline: datetime | None = None
         self._stream = TradeUpdateStream(
             stream_url,
             credentials,
@@ -157,44 +144,14 @@ class AlpacaBroker:
         self._tasks.clear()
 
     def stopping(self) -> None:
-        """The run is stopping (Ctrl-C, SIGTERM): no request waits for a rate reset, or is retried, past one rate
-        window (`_MAX_RATE_HOLD`) from now; past it a request fails at once with `RateLimitedError`, not sent."""
-        self._limiter.deadline = self._stop_deadline = self._clock.now() + _MAX_RATE_HOLD
+        """The run is stopping (Ctrl-C, SIGTERM): see `AlpacaRest.stopping`."""
+        self._http.stopping()
 
     def subscribe_updates(self, sink: UpdateSink) -> Unsubscribe:
         return self._tracker.add_sink(sink)
 
     def expect(self, client_order_id: str, sent: Sent) -> None:
         self._tracker.expect(client_order_id, sent)
-
-    # --- REST plumbing ------------------------------------------------------------------------------------
-
-    async def _rest(
-        self,
-        op: str,
-        call: Callable[[], T],
-        *,
-        order_id: str | None = None,
-        client_order_id: str | None = None,
-    ) -> T:
-        """One rate-limited HTTP call off the loop; SDK and transport errors become our typed errors, not chained to
-        them (their frames hold the request's headers, the secret among them, in their locals)."""
-        await self._limiter.acquire()
-        try:
-            return await asyncio.to_thread(call)
-        except APIError as exc:
-            self._hold_for_reset(exc)
-            raise map_api_error(exc, op, order_id=order_id, client_order_id=client_order_id) from None
-        except requests.RequestException as exc:
-            raise map_transport_error(exc, op) from None
-        except ValueError as exc:  # alpaca-py could not validate the answer (pydantic's ValidationError)
-            raise BrokerError(f"{op}: answer repeg cannot read ({type(exc).__name__})") from exc
-
-    async def _read(self, op: str, call: Callable[[], T], *, order_id: str | None = None) -> T:
-        """An idempotent request (GET, DELETE): retried as is on 429, 5xx and timeouts."""
-        return await with_retries(
-            op, lambda: self._rest(op, call, order_id=order_id), self._backoff, self._clock, self._may_retry
-        )
 
     # --- orders -------------------------------------------------------------------------------------------
 
@@ -253,7 +210,7 @@ class AlpacaBroker:
         async def once() -> None:
             nonlocal maybe_sent
             try:
-                await self._rest(
+                await self._http.send(
                     "cancel", lambda: self._client.cancel_order_by_id(order_id), order_id=order_id
                 )
             except BrokerUnavailableError as exc:
@@ -261,7 +218,7 @@ class AlpacaBroker:
                 raise
 
         try:
-            await with_retries("cancel", once, self._backoff, self._clock, self._may_retry)
+            await with_retries("cancel", once, self._http.backoff, self._clock, self._http.may_retry)
         except OrderNotCancelableError as exc:
             refusal = await self._not_cancelable(order_id, exc)
             if not (maybe_sent and refusal.status in {OrderStatus.CANCELED, OrderStatus.PENDING_CANCEL}):
@@ -270,7 +227,7 @@ class AlpacaBroker:
         self._stream.expect_updates()
 
     async def get_order(self, order_id: str) -> BrokerOrder:
-        raw = await self._read(
+        raw = await self._http.read(
             "get_order", lambda: self._client.get(f"/orders/{order_id}"), order_id=order_id
         )
         order = parse_order(raw)
@@ -281,7 +238,7 @@ class AlpacaBroker:
     async def get_order_by_client_id(self, client_order_id: str) -> BrokerOrder | None:
         # One of ours of unknown outcome is asked about at each engine check (the next check is the retry): one
         # request, so that an outage blocks no monitor; retried as any read once the run is stopping.
-        once = self._stop_deadline is None and self._tracker.unanswered(client_order_id)
+        once = self._http.stop_deadline is None and self._tracker.unanswered(client_order_id)
         return await self._by_client_id(client_order_id, retry=not once)
 
     async def _by_client_id(self, client_order_id: str, *, retry: bool) -> BrokerOrder | None:
@@ -290,7 +247,7 @@ class AlpacaBroker:
         op = "get_order_by_client_id"
         call = lambda: self._client.get("/orders:by_client_order_id", params)  # noqa: E731
         try:
-            raw = await (self._read(op, call) if retry else self._rest(op, call))
+            raw = await (self._http.read(op, call) if retry else self._http.send(op, call))
         except OrderNotFoundError:
             return None
         order = found_order(raw, client_order_id)
@@ -322,7 +279,7 @@ class AlpacaBroker:
         params: dict[str, str | int] = {"status": "open", "limit": _ORDERS_PAGE, "direction": "asc"}
         if after is not None:
             params["after_order_id"] = after
-        page = await self._read("list_open_orders", lambda: self._client.get("/orders", params))
+        page = await self._http.read("list_open_orders", lambda: self._client.get("/orders", params))
         if not isinstance(page, list):
             raise BrokerError(f"list_open_orders: answer is not a list but {type(page).__name__}")
         return list(page)
@@ -330,13 +287,13 @@ class AlpacaBroker:
     # --- account ------------------------------------------------------------------------------------------
 
     async def get_account(self) -> Account:
-        account = await self._read("get_account", self._client.get_account)
+        account = await self._http.read("get_account", self._client.get_account)
         if not isinstance(account, TradeAccount):
             raise BrokerError("get_account: unexpected answer")
         return to_account(account)
 
     async def get_positions(self) -> list[Position]:
-        positions = await self._read("get_positions", self._client.get_all_positions)
+        positions = await self._http.read("get_positions", self._client.get_all_positions)
         return [to_position(p) for p in positions if isinstance(p, SdkPosition)]
 
     async def get_asset(self, symbol: str) -> Asset:
@@ -344,28 +301,17 @@ class AlpacaBroker:
         if symbol in self._assets and self._tracker.listened:
             return self._assets[symbol]
         asset = await with_retries(
-            "get_asset", lambda: self._asset_once(symbol), self._backoff, self._clock, self._may_retry
+            "get_asset",
+            lambda: self._http.asset_once(symbol),
+            self._http.backoff,
+            self._clock,
+            self._http.may_retry,
         )
         self._assets[symbol] = asset
         return asset
 
-    async def _asset_once(self, symbol: str) -> Asset:
-        await self._limiter.acquire()
-        try:
-            sdk_asset = await asyncio.to_thread(self._client.get_asset, symbol)
-        except APIError as exc:
-            self._hold_for_reset(exc)
-            raise map_asset_error(exc, symbol) from None
-        except requests.RequestException as exc:
-            raise map_transport_error(exc, "get_asset") from None
-        except ValueError as exc:  # alpaca-py could not validate the answer (pydantic's ValidationError)
-            raise BrokerError(f"get_asset {symbol}: answer repeg cannot read ({type(exc).__name__})") from exc
-        if not isinstance(sdk_asset, SdkAsset):
-            raise BrokerError("get_asset: unexpected answer")
-        return to_asset(sdk_asset)
-
     async def get_market_clock(self) -> MarketClock:
-        sdk_clock = await self._read("get_clock", self._client.get_clock)
+        sdk_clock = await self._http.read("get_clock", self._client.get_clock)
         if not isinstance(sdk_clock, SdkClock):
             raise BrokerError("get_clock: unexpected answer")
         self.market_clock = to_market_clock(sdk_clock)
@@ -384,11 +330,11 @@ class AlpacaBroker:
     ) -> BrokerOrder:
         """Send a submit or replace with one client order id, resolving unknown outcomes by that id; at most
         `attempts` sends (default: the retry policy's)."""
-        max_attempts = attempts or self._backoff.policy.max_attempts
+        max_attempts = attempts or self._http.backoff.policy.max_attempts
         attempt = 1
         while True:
             try:
-                raw = await self._rest(op, send, order_id=order_id, client_order_id=client_order_id)
+                raw = await self._http.send(op, send, order_id=order_id, client_order_id=client_order_id)
             except (DuplicateClientOrderIdError, OrderNotCancelableError):
                 found = None if attempt == 1 else await self.get_order_by_client_id(client_order_id)
                 if found is None:
@@ -398,11 +344,11 @@ class AlpacaBroker:
                 found = await self._resolve_unknown(exc, client_order_id)
                 if found is not None:
                     return found
-                if attempt >= max_attempts or not self._may_retry(exc):
+                if attempt >= max_attempts or not self._http.may_retry(exc):
                     raise
             else:
                 return written_order(raw, op)
-            delay = self._backoff.delay(attempt)
+            delay = self._http.backoff.delay(attempt)
             log.warning(
                 "broker_retry",
                 op=op,
@@ -426,18 +372,6 @@ class AlpacaBroker:
     async def _not_cancelable(self, order_id: str, exc: OrderNotCancelableError) -> OrderNotCancelableError:
         status = (await self.get_order(order_id)).status.value
         return OrderNotCancelableError(order_id, status, broker_message=exc.broker_message, code=exc.code)
-
-    def _may_retry(self, _exc: BrokerUnavailableError) -> bool:
-        """Always, unless the run is stopping: then only before its deadline, and only if no rate hold outlasts it."""
-        deadline = self._stop_deadline
-        return deadline is None or (self._clock.now() < deadline and self._limiter.free_by(deadline))
-
-    def _hold_for_reset(self, exc: APIError) -> None:
-        """After a 429, send nothing more until the rate window resets (every request would be refused until
-        then, and each refused retry would spend an attempt): at most `_MAX_RATE_HOLD` from now."""
-        reset = rate_limit_reset(exc, self._clock.now())
-        if reset is not None:
-            self._limiter.hold_until(min(reset, self._clock.now() + _MAX_RATE_HOLD))
 
     def _accepted(self, order: BrokerOrder) -> None:
         self._tracker.remember(order)
