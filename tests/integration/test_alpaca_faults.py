@@ -356,8 +356,8 @@ async def test_a_graceful_stop_paces_a_request_past_its_window_rather_than_drop_
     broker, feed = await connect(fake_alpaca, settings=paced)
     try:
         order = await broker.submit_order(limit("r2-L0030-A00", Side.BUY, "1", "90.00"))
-        broker.stopping()
-        await broker.cancel_order(order.order_id)
+        with broker.stopping():
+            await broker.cancel_order(order.order_id)
         assert fake_alpaca.book.orders[order.order_id].status == "canceled"
     finally:
         await feed.aclose()
@@ -418,9 +418,8 @@ async def test_a_stopping_run_still_retries_the_lookup_of_an_unanswered_submit(a
     window, and then reads every order of the run once: there the adapter's retries ride out a brief outage."""
     broker, _ = alpaca
     await _unanswered_submit(broker, fake_alpaca)
-    broker.stopping()
     before = _order_requests(fake_alpaca)
-    with pytest.raises(BrokerUnavailableError):
+    with broker.stopping(), pytest.raises(BrokerUnavailableError):
         await broker.get_order_by_client_id("r9-L0000-A00")
     assert _order_requests(fake_alpaca) - before == FAST.retry.max_attempts
 

@@ -289,9 +289,9 @@ def test_a_token_bucket_with_a_deadline_waits_out_a_hold_that_ends_by_it():
     async def main() -> datetime:
         clock = VirtualClock(T0)
         bucket = TokenBucket(clock, rate_per_minute=200, burst=10)
-        bucket.deadline = T0 + timedelta(seconds=60)
         bucket.hold_until(T0 + timedelta(seconds=42))
-        await bucket.acquire()
+        with bucket.bounded(T0 + timedelta(seconds=60)):
+            await bucket.acquire()
         return clock.now()
 
     assert run_virtual(main) == T0 + timedelta(seconds=42)
@@ -301,13 +301,31 @@ def test_a_token_bucket_refuses_at_once_a_hold_past_its_deadline():
     async def main() -> datetime:
         clock = VirtualClock(T0)
         bucket = TokenBucket(clock, rate_per_minute=200, burst=10)
-        bucket.deadline = T0 + timedelta(seconds=30)
         bucket.hold_until(T0 + timedelta(seconds=42))
-        with pytest.raises(RateLimitedError, match="past the stop's deadline"):
+        with (
+            bucket.bounded(T0 + timedelta(seconds=30)),
+            pytest.raises(RateLimitedError, match="past the stop's deadline"),
+        ):
             await bucket.acquire()
         return clock.now()
 
     assert run_virtual(main) == T0
+
+
+def test_a_token_bucket_waits_for_a_hold_again_once_the_stop_that_bounded_it_is_over():
+    """A stop's deadline is the stop's: set for good, it refused every later hold on the same adapter."""
+
+    async def main() -> tuple[datetime | None, datetime]:
+        clock = VirtualClock(T0)
+        bucket = TokenBucket(clock, rate_per_minute=200, burst=10)
+        with bucket.bounded(T0 + timedelta(seconds=60)), bucket.bounded(T0 + timedelta(seconds=90)):
+            inner = bucket.deadline  # a stop within a stop keeps the earlier deadline
+        bucket.hold_until(T0 + timedelta(seconds=120))
+        await bucket.acquire()
+        assert bucket.deadline is None
+        return inner, clock.now()
+
+    assert run_virtual(main) == (T0 + timedelta(seconds=60), T0 + timedelta(seconds=120))
 
 
 # --- tracker -------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -202,10 +202,11 @@ async def journaled_session(
     clock: Clock,
     sinks: Sequence[EventSink] = (),
     market: MarketSource | None = None,
-    on_stop: Callable[[], None] | None = None,
+    on_stop: Callable[[], AbstractContextManager[object]] | None = None,
 ) -> ExecutionResult:
     """Run `plan` as `run_id` on a broker that outlives this process, stopping gracefully on SIGINT/SIGTERM
-    (`on_stop` is called first: the Alpaca adapter then bounds its waits, see `AlpacaBroker.stopping`).
+    (the stop runs within `on_stop()`'s context: the Alpaca adapter's bounds its waits for that stop only, see
+    `AlpacaBroker.stopping`).
 
     A run the journal already knows is resumed when it announced orders or ended (reconciled first, never executed
     twice), and started afresh under the same id when it did neither (nothing can have reached the broker); a run
@@ -237,17 +238,19 @@ async def journaled_session(
         )
     )
 
+    def stopping() -> AbstractContextManager[object]:
+        return on_stop() if on_stop is not None else nullcontext()
+
     async def stop() -> StopReport:
-        if on_stop is not None:
-            on_stop()
-        return await stop_run(run_id, journal, broker, clock, config=config)
+        with stopping():
+            return await stop_run(run_id, journal, broker, clock, config=config)
 
     try:
         outcome = await run_stoppable(work, stop)
     except JournalError as failed:
-        if on_stop is not None:
-            on_stop()
-        raise await journal_failed(failed, run_id, emitted, broker, clock, config=config) from failed
+        with stopping():
+            stopped = await journal_failed(failed, run_id, emitted, broker, clock, config=config)
+        raise stopped from failed
     if isinstance(outcome, StopReport):
         raise RunStoppedError(run_id, outcome.summary())
     return outcome

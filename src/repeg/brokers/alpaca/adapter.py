@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import timedelta
 
 import structlog
@@ -143,9 +144,10 @@ class AlpacaBroker:
                 await task
         self._tasks.clear()
 
-    def stopping(self) -> None:
-        """The run is stopping (Ctrl-C, SIGTERM): see `AlpacaRest.stopping`."""
-        self._http.stopping()
+    def stopping(self) -> AbstractContextManager[None]:
+        """`with broker.stopping():` around a run's graceful stop (Ctrl-C, SIGTERM) bounds its waits to one rate
+        window, and only within the block: see `AlpacaRest.stopping`."""
+        return self._http.stopping()
 
     def subscribe_updates(self, sink: UpdateSink) -> Unsubscribe:
         return self._tracker.add_sink(sink)

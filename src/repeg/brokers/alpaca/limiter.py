@@ -7,6 +7,8 @@ clock and never blocks the event loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from repeg.brokers.pacing import paced
@@ -37,11 +39,26 @@ class TokenBucket:
         self._tokens = float(burst)
         self._updated: datetime | None = None
         self._hold_until: datetime | None = None
-        #: When set (a graceful stop): no acquisition waits for a rate hold (a 429's reset) past it; one that would
-        #: raises `RateLimitedError`. The bucket's own pacing is still waited out.
-        self.deadline: datetime | None = None
+        #: While a graceful stop is under way (`bounded`): no acquisition waits for a rate hold (a 429's reset) past
+        #: it; one that would raises `RateLimitedError`. The bucket's own pacing is still waited out.
+        self._deadline: datetime | None = None
         self._lock = asyncio.Lock()
         self.waited = 0
+
+    @property
+    def deadline(self) -> datetime | None:
+        return self._deadline
+
+    @contextlib.contextmanager
+    def bounded(self, deadline: datetime) -> Iterator[None]:
+        """Within the block, no rate hold is waited for past `deadline` (or past an earlier one already set); on
+        exit the deadline is what it was before, so that the bucket's next user waits for rate resets again."""
+        before = self._deadline
+        self._deadline = deadline if before is None else min(before, deadline)
+        try:
+            yield
+        finally:
+            self._deadline = before
 
     def _refill(self, now: datetime) -> None:
         if self._updated is not None:
@@ -80,10 +97,10 @@ class TokenBucket:
             self._lock.release()
 
     def _refuse_past_deadline(self, hold: datetime) -> None:
-        if self.deadline is not None and hold > self.deadline:
+        if self._deadline is not None and hold > self._deadline:
             raise RateLimitedError(
                 f"not sent: the rate limit holds requests until {hold.isoformat(timespec='seconds')}, "
-                f"past the stop's deadline {self.deadline.isoformat(timespec='seconds')}"
+                f"past the stop's deadline {self._deadline.isoformat(timespec='seconds')}"
             )
 
     async def _wait_until(self, when: datetime) -> None:

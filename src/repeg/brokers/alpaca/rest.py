@@ -2,14 +2,15 @@
 
 Every REST call runs off the event loop (the SDK is synchronous), passes the client-side rate limiter, has an HTTP
 timeout, and is retried by us (never by the SDK) on 429, 5xx and timeouts with bounded, jittered backoff; a 429's
-announced reset holds every request until then. During a graceful stop (`stopping`) no request waits for a rate
-reset, or is retried, past one rate window.
+announced reset holds every request until then. During a graceful stop (`with stopping():`) no request waits for a
+rate reset, or is retried, past one rate window; after it, requests are retried and wait as before.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -46,12 +47,20 @@ class AlpacaRest:
         self._clock = clock
         self._limiter = TokenBucket(clock, settings.requests_per_minute, settings.burst)
         self.backoff = Backoff(settings.retry)
-        self.stop_deadline: datetime | None = None
 
-    def stopping(self) -> None:
-        """The run is stopping (Ctrl-C, SIGTERM): no request waits for a rate reset, or is retried, past one rate
-        window (`_MAX_RATE_HOLD`) from now; past it a request fails at once with `RateLimitedError`, not sent."""
-        self._limiter.deadline = self.stop_deadline = self._clock.now() + _MAX_RATE_HOLD
+    @property
+    def stop_deadline(self) -> datetime | None:
+        """The deadline of the graceful stop under way, None when none is."""
+        return self._limiter.deadline
+
+    @contextmanager
+    def stopping(self) -> Iterator[None]:
+        """A run is stopping (Ctrl-C, SIGTERM) within the block: no request waits for a rate reset, or is retried,
+        past one rate window (`_MAX_RATE_HOLD`) from its start; past it a request fails at once with
+        `RateLimitedError`, not sent. The bound is the stop's: on exit the adapter retries and waits as before, for
+        the next run or a resume on it."""
+        with self._limiter.bounded(self._clock.now() + _MAX_RATE_HOLD):
+            yield
 
     async def send(
         self,
