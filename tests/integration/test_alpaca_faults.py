@@ -21,7 +21,7 @@ from repeg.brokers.alpaca.settings import AlpacaUrls
 from repeg.config import ExecutionConfig
 from repeg.domain.events import LegPlanned
 from repeg.domain.lifecycle import LegStatus
-from repeg.domain.orders import BrokerOrder, OrderEvent, OrderStatus, OrderType, Side
+from repeg.domain.orders import BrokerOrder, OrderEvent, OrderStatus, OrderType, OrderUpdate, Side
 from repeg.domain.plan import LegSpec
 from repeg.engine.bus import EventBus
 from repeg.engine.clock import RealClock
@@ -803,3 +803,28 @@ async def test_a_fill_racing_a_cancel_taken_as_under_way_is_reported(alpaca: Pai
     await until(lambda: any(u.event is OrderEvent.FILL for u in updates))
     fills = [u.fill for u in updates if u.fill is not None]
     assert [(f.qty, f.price) for f in fills] == [(Decimal(2), Decimal("89.99"))]
+
+
+async def test_an_update_handler_that_fails_is_logged_with_its_traceback_and_the_stream_goes_on(
+    alpaca: Pair, fake_alpaca
+):
+    """Guard (the failing update handler's exceptions are no longer kept in a list nothing read): the failure is
+    logged at error with its traceback, and the stream keeps delivering the updates that follow."""
+    from structlog.testing import capture_logs
+
+    broker, _ = alpaca
+    updates: list[OrderUpdate] = []
+    failures = [RuntimeError("a defect in the consumer")]
+
+    def sink(update: OrderUpdate) -> None:
+        if failures:
+            raise failures.pop()
+        updates.append(update)
+
+    broker.subscribe_updates(sink)
+    with capture_logs() as logs:
+        order = await broker.submit_order(limit("r2-L0070-A00", Side.BUY, "2", "90.00"))
+        fake_alpaca.book.set_quote("AAPL", Decimal("89.90"), Decimal("90.00"))  # fills: pushed by the stream
+        await until(lambda: filled(updates, order.order_id) == 2)
+    failed = [line for line in logs if line["event"] == "trade_update_handler_failed"]
+    assert [(line["log_level"], bool(line.get("exc_info"))) for line in failed] == [("error", True)]

@@ -92,7 +92,6 @@ class TradeUpdateStream:
         self.connections = 0
         self.last_message_at: datetime = clock.now()
         self.error: AuthenticationError | None = None
-        self.handler_errors: list[Exception] = []
 
     async def run(self) -> None:
         """Connect, listen, and reconnect until `close()`; stops only on refused credentials."""
@@ -153,14 +152,13 @@ class TradeUpdateStream:
         watchdog polls again later, so the failure is logged and the stream carries on. So does a failure the poll
         does not expect (a defect, an answer nested too deep to decode): it is the poll's, not the connection's,
         which dropped and re-made would only poll and fail again, for good. It is logged with its traceback, at
-        error, and kept (`handler_errors`), as a failing update handler's is."""
+        error, as a failing update handler's is."""
         try:
             await self._on_reconnect()
         except BrokerError as exc:
             log.warning("trade_stream_reconcile_failed", error=type(exc).__name__, detail=str(exc))
         except Exception as exc:
             log.exception("trade_stream_reconcile_failed", error=type(exc).__name__)
-            self.handler_errors.append(exc)
 
     async def _handshake(self, ws: ClientConnection) -> None:
         await ws.send(self._auth_message())
@@ -197,10 +195,9 @@ class TradeUpdateStream:
         if isinstance(message, dict) and message.get("stream") == "trade_updates" and isinstance(data, dict):
             try:
                 self._on_update(data)
-            except Exception as exc:
-                # A failing consumer must not take the stream down with it; the failure is logged and kept.
+            except Exception:
+                # A failing consumer must not take the stream down with it; the failure is logged (its traceback).
                 log.exception("trade_update_handler_failed")
-                self.handler_errors.append(exc)
 
     def expect_updates(self) -> None:
         """Restart the silence timer: orders just changed, updates are due from now on."""
