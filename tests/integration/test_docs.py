@@ -157,6 +157,22 @@ def test_every_path_and_repeg_name_the_docs_give_exists() -> None:
     assert missing == []
 
 
+def _map_rows_of(package: str) -> list[str]:
+    """The rows of docs/ARCHITECTURE.md's map whose `where` (last cell) is `src/repeg/<package>/` itself, optionally
+    followed by its modules (`src/repeg/report/` (`result.py`, ...)): not a subpackage's (`src/repeg/brokers/alpaca/`
+    is no row of `brokers`), whatever the padding of the cell and whether the row ends with `|`."""
+    where = f"`src/repeg/{package}/`"
+    rows = []
+    for line in (REPO / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8").splitlines():
+        cells = (
+            [cell.strip() for cell in line.strip().strip("|").split("|")]
+            if line.lstrip().startswith("|")
+            else []
+        )
+        rows += [line] if cells and (cells[-1] == where or cells[-1].startswith(f"{where} ")) else []
+    return rows
+
+
 @pytest.mark.parametrize(
     "package", ["cli", "engine", "brokers/simulator", "brokers/alpaca", "brokers/remote", "journal", "market"]
 )
@@ -165,8 +181,7 @@ def test_the_module_map_names_every_module_of_the_package_it_lists(package: str)
     module added there (`cli/interrupts.py`, 2ecea50; `engine/run_end.py`, `brokers/simulator/admission.py`,
     `journal/postgres_session.py`, `market/price_units.py`) must be named too, or the map says where everything is
     while a newcomer looking for it ("where is the run's end handled?") cannot find it."""
-    text = (REPO / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
-    rows = [line for line in text.splitlines() if line.rstrip().endswith(f"| `src/repeg/{package}/` |")]
+    rows = _map_rows_of(package)
     assert rows  # the map still has the package's row
     named = " ".join(rows)
     modules = {path.name for path in (REPO / "src" / "repeg" / package).glob("*.py")} - {"__init__.py"}
@@ -179,16 +194,13 @@ def test_the_module_map_names_every_module_of_repeg() -> None:
     no module, in a package the test above does not list either (`domain/account.py`, `policy/`, `lab/`), is
     missing from the page that says where everything is."""
     text = (REPO / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
-    rows = [line for line in text.splitlines() if line.startswith("|")]
     root = REPO / "src" / "repeg"
     missing = []
     for path in sorted(root.rglob("*.py")):
         relative, package = path.relative_to(root).as_posix(), path.parent.relative_to(root).as_posix()
         if path.name == "__init__.py" or f"src/repeg/{relative}" in text or f"`{relative}`" in text:
             continue
-        in_its_row = package != "." and any(
-            f"`src/repeg/{package}/" in r and f"`{path.name}`" in r for r in rows
-        )
+        in_its_row = package != "." and any(f"`{path.name}`" in row for row in _map_rows_of(package))
         missing += [] if in_its_row else [relative]
     assert missing == []
 
