@@ -362,6 +362,20 @@ def test_readme_configuration_bounds_are_the_ones_the_code_enforces() -> None:
     assert wrong == []
 
 
+def test_the_docs_state_the_longest_time_as_the_code_bounds_it() -> None:
+    """`config.MAX_SECONDS`, the bound of every time repeg reads, is 366 days: README and docs/ALPACA.md said "one
+    year" (which a reader takes for 365 days, and which 31,622,400 s is only in a leap year). Both must state the
+    bound as the constant has it, and neither say "one year"."""
+    from repeg.config import MAX_SECONDS
+
+    stated = f"at most {MAX_SECONDS / 86400:.0f} days ({MAX_SECONDS:,.0f} s)"
+    texts = {
+        doc: " ".join((REPO / doc).read_text(encoding="utf-8").split())
+        for doc in ("README.md", "docs/ALPACA.md")
+    }
+    assert sorted(doc for doc, text in texts.items() if stated not in text or "one year" in text) == []
+
+
 def test_readme_configuration_defaults_are_the_code_defaults() -> None:
     """Each `[execution]` key's `default` cell is what `ExecutionConfig` takes when the key is left out: `none` for
     an unset limit, a list as its TOML, a word as its quoted TOML string, a number as its value. The bounds test
