@@ -472,7 +472,10 @@ def test_readme_python_api_signatures_are_the_code_signatures(name: str) -> None
 
 def test_readme_exit_code_table_lists_exactly_the_codes_repeg_exits_with() -> None:
     """README's Exit codes table is what scripts are written against: a code added to `ExitCode` (or dropped) must
-    show there, and each row's meaning must open as the code's name says (`1`: internal, `3`: partial, ...)."""
+    show there, and each row's meaning must open as the code's name says (`1`: internal, `3`: partial, ...).
+    `repeg.cli.exit_codes` kept its own copy of the table, which had drifted from README's (a9a41cf's parent): it
+    now names each code's outcome alone, which must be these."""
+    from repeg.cli import exit_codes
     from repeg.cli.exit_codes import ExitCode
 
     rows = _readme_meanings("## Exit codes")
@@ -486,6 +489,9 @@ def test_readme_exit_code_table_lists_exactly_the_codes_repeg_exits_with() -> No
         ExitCode.INTERRUPTED: "interrupted",
     }
     assert sorted(code.name for code in ExitCode if not rows[str(int(code))].startswith(openings[code])) == []
+    # the module's docstring lists the codes by their outcome only, in order, and leaves each case to README
+    summary = " ".join((exit_codes.__doc__ or "").split()).split(". ")[1]
+    assert summary == ", ".join(f"{int(code)} {openings[code]}" for code in ExitCode)
 
 
 def test_readme_usage_table_states_the_defaults_run_takes() -> None:
