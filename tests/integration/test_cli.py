@@ -445,11 +445,6 @@ def test_readme_configuration_lists_exactly_the_execution_keys_with_their_defaul
             assert Decimal(default) == Decimal(str(value)), key
 
 
-def test_readme_exit_codes_are_the_cli_exit_codes_and_130() -> None:
-    documented = {int(code) for code in _readme_table("## Exit codes")}
-    assert documented == {int(code) for code in ExitCode} | {130}
-
-
 def test_fill_wait_beyond_the_default_total_wait_is_refused_naming_max_total_wait(workdir: Path) -> None:
     config = write(workdir, "c.toml", "[execution]\nfill_wait_seconds = 200\n")  # max_total_wait left at 120
     result = invoke(EXAMPLES / "trades.csv", "--config", config, "--json")
