@@ -42,8 +42,10 @@ TIME_KEYS = (
     "quote_max_age",
     "quote_wait",
 )
-#: The longest time any key may hold: one year. Larger values (or inf) overflow `timedelta` or the clock.
+#: The longest time any key may hold: 366 days. Larger values (or inf) overflow `timedelta` or the clock.
 MAX_SECONDS = 366 * 24 * 3600.0
+#: The refusal of a longer time, wherever a time is read (a key, a latency, a basket's budget).
+OVER_MAX_SECONDS = f"must be at most {MAX_SECONDS:.0f} seconds ({MAX_SECONDS / 86400:.0f} days)"
 ZERO_SECONDS = 0.0
 #: Basis points in one percent (`escalation_collar_bps` against `price_collar_pct`).
 BPS_PER_PCT = Decimal(100)
@@ -71,9 +73,9 @@ def seconds_not_a_boolean(value: object) -> object:
 
 
 def seconds_representable(value: float) -> float:
-    """Refuse a time the clock cannot hold (over a year, inf) or that `timedelta` would silently make zero."""
+    """Refuse a time the clock cannot hold (over 366 days, inf) or that `timedelta` would silently make zero."""
     if not value <= MAX_SECONDS:
-        raise ValueError(f"must be at most {MAX_SECONDS:.0f} seconds (one year)")
+        raise ValueError(OVER_MAX_SECONDS)
     if ZERO_SECONDS < value < MIN_POSITIVE_SECONDS:
         raise ValueError(f"a positive time must be at least {MIN_POSITIVE_SECONDS} seconds (one microsecond)")
     return value

@@ -110,7 +110,7 @@ class MarketSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     start: AwareDatetime = DEFAULT_START
-    #: At least the clock's microsecond, at most one year.
+    #: At least the clock's microsecond, at most 366 days (`MAX_SECONDS`).
     duration_seconds: float = Field(default=3600.0, ge=1e-6, le=MAX_SECONDS)
     #: Mean seconds between two quotes of one symbol, on average over the symbols (they share the quotes in
     #: proportion to their activity); at most `MAX_QUOTES_PER_SYMBOL` quotes a symbol (`synthetic_market` checks

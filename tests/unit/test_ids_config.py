@@ -370,3 +370,16 @@ def test_a_negative_zero_is_refused_as_a_negative_value_is(tmp_path: Path, key):
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert (caught.value.key, caught.value.reason) == (key, "must be 0 or more, not -0")
+
+
+def test_a_time_over_the_bound_is_refused_as_366_days_not_one_year() -> None:
+    """MAX_SECONDS is 366 days; the refusal (of a key, a simulator latency) called it "one year", which a reader takes
+    for 365: it names the days the bound holds."""
+    from repeg.config import MAX_SECONDS
+    from repeg.simulation import latency_from_mapping
+
+    for refuse in (config_from_mapping, latency_from_mapping):
+        key = "quote_wait" if refuse is config_from_mapping else "cancel"
+        with pytest.raises(ConfigError) as caught:
+            refuse({key: MAX_SECONDS + 1})
+        assert "31622400 seconds (366 days)" in str(caught.value), str(caught.value)

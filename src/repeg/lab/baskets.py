@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from repeg.config import MAX_SECONDS, Seconds
+from repeg.config import MAX_SECONDS, OVER_MAX_SECONDS, Seconds
 from repeg.domain.orders import Side
 from repeg.domain.ticks import round_qty_down
 from repeg.errors import ConfigError, PlanInputError
@@ -189,9 +189,7 @@ def _parse_budget(path: Path, number: int, text: str, default_budget: float) -> 
         raise PlanInputError(str(path), number, "budget_seconds", text, "must be positive seconds")
     # Bounded as --budget is; beyond, the engine's max_total_wait refused it under that key's name.
     if text and budget > MAX_SECONDS:
-        raise PlanInputError(
-            str(path), number, "budget_seconds", text, f"must be at most {MAX_SECONDS:.0f} seconds (one year)"
-        )
+        raise PlanInputError(str(path), number, "budget_seconds", text, OVER_MAX_SECONDS)
     return budget
 
 

@@ -89,11 +89,13 @@ class AlpacaDataSource:
 
         if not isinstance(self.secret_key, SecretStr):  # a caller that passed the text itself
             object.__setattr__(self, "secret_key", SecretStr(str(self.secret_key)))
-        # inf, or about 300 years and more, overflows the socket's timeout (OverflowError on every request): over a
-        # year is refused as any time of repeg's is (MAX_SECONDS); True is no time
+        # inf, or about 300 years and more, overflows the socket's timeout (OverflowError on every request): over
+        # 366 days is refused as any time of repeg's is (MAX_SECONDS); True is no time
         if isinstance(self.timeout, bool) or not 0 < self.timeout <= MAX_SECONDS:
             raise ConfigError(
-                "timeout", self.timeout, "must be a positive number of seconds, at most one year"
+                "timeout",
+                self.timeout,
+                f"must be a positive number of seconds, at most {MAX_SECONDS / 86400:.0f} days",
             )
         feeds = [f.value for f in DataFeed]
         if self.feed is not None and self.feed not in feeds:

@@ -26,7 +26,7 @@ from repeg.simulation import MAX_QUOTES_PER_SYMBOL
 
 
 class SessionSpec(BaseModel):
-    """What each session of a server starts with. `duration` is at most a year (`MAX_SECONDS`), and each symbol's
+    """What each session of a server starts with. `duration` is at most 366 days (`MAX_SECONDS`), and each symbol's
     tape (`quotes_per_second x duration` quotes) at most `MAX_QUOTES_PER_SYMBOL`, so a session's memory stays sane."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -13,7 +13,14 @@ from datetime import timedelta
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
-from repeg.config import MAX_SECONDS, MIN_POSITIVE_SECONDS, is_wrong_kind, missing_or_refused, refused
+from repeg.config import (
+    MAX_SECONDS,
+    MIN_POSITIVE_SECONDS,
+    OVER_MAX_SECONDS,
+    is_wrong_kind,
+    missing_or_refused,
+    refused,
+)
 
 _KEYS = ("submit_ack", "cancel", "replace")
 _LONGEST = timedelta(seconds=MAX_SECONDS)
@@ -42,9 +49,9 @@ class LatencyModel(BaseModel):
 
     @field_validator(*_KEYS)
     @classmethod
-    def _at_most_a_year(cls, value: timedelta) -> timedelta:
+    def _at_most_max_seconds(cls, value: timedelta) -> timedelta:
         if value > _LONGEST:
-            raise ValueError(f"must be at most {MAX_SECONDS:.0f} seconds (one year)")
+            raise ValueError(OVER_MAX_SECONDS)
         return value
 
     @classmethod
