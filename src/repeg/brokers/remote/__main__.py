@@ -2,8 +2,8 @@
 127.0.0.1.
 
 The spec file holds a `SessionSpec` as JSON (`symbols` with their start prices; optional `account`, `seed`,
-`quotes_per_second`, `duration` as ISO 8601 e.g. "PT30M", `partial_rate`, `daily_vol`). `duration` is at most one
-year and `quotes_per_second x duration` at most 1,000,000 quotes a symbol (the in-process simulator's bound); a
+`quotes_per_second`, `duration` as ISO 8601 e.g. "PT30M", `partial_rate`, `daily_vol`). `duration` is at most 366
+days and `quotes_per_second x duration` at most 1,000,000 quotes a symbol (the in-process simulator's bound); a
 spec past either is refused at start-up (exit 2) naming them. The chosen port is written to `--port-file` once the server
 listens (atomically, so a waiting test never reads half a number). The server runs until it is terminated, and
 keeps every session it creates until then (a crashed run's orders live on in it): it holds at most `--max-sessions`
