@@ -106,12 +106,39 @@ def trade_plans(draw: st.DrawFn) -> Plan:
     return Plan(source="<api>", kind=PlanKind.TRADES, trades=tuple(rows))
 
 
+#: A row's dollars as a share of what its symbol's long position is worth: most rows of a symbol then sell part of
+#: it, some the whole of it or more (capped), so that later rows meet a position earlier rows sold down or out.
+worth_share_st = st.sampled_from([D("0.001"), D("0.3"), D("0.5"), D("0.999"), D(1), D(1), D("1.001"), D(2)])
+
+
+def _amount(draw: st.DrawFn, acct: Book, symbol: str) -> Decimal:
+    """Any amount, or (for a long position with a price) a share of what the position is worth."""
+    held, price = acct.held.get(symbol, ZERO), acct.prices.get(symbol)
+    if held <= ZERO or price is None or not draw(st.integers(min_value=0, max_value=3)):
+        return draw(amount_st)
+    return max(NANO, (held * price * draw(worth_share_st)).quantize(NANO, rounding=ROUND_DOWN))
+
+
 @st.composite
-def notional_sells(draw: st.DrawFn) -> Plan:
+def notional_sells(draw: st.DrawFn, acct: Book) -> Plan:
     """Sells in dollars of two symbols, each likely named more than once."""
     symbols = draw(st.lists(st.sampled_from(SYMBOLS[:2]), min_size=2, max_size=5))
-    rows = tuple(TradeIntent(symbol=s, side=Side.SELL, notional=draw(amount_st)) for s in symbols)
+    rows = tuple(TradeIntent(symbol=s, side=Side.SELL, notional=_amount(draw, acct, s)) for s in symbols)
     return Plan(source="<api>", kind=PlanKind.TRADES, trades=rows)
+
+
+@st.composite
+def sized_trade_plans(draw: st.DrawFn, acct: Book) -> Plan:
+    """A trade list of two symbols (repeats likely), amounts often a share of the long position or all of it."""
+    rows = []
+    for symbol in draw(st.lists(st.sampled_from(SYMBOLS[:2]), min_size=1, max_size=6)):
+        side, held = draw(st.sampled_from(Side)), acct.held.get(symbol, ZERO)
+        if draw(st.booleans()):
+            rows.append(TradeIntent(symbol=symbol, side=side, notional=_amount(draw, acct, symbol)))
+        else:
+            qty = held if held > ZERO and draw(st.booleans()) else draw(amount_st)
+            rows.append(TradeIntent(symbol=symbol, side=side, qty=qty))
+    return Plan(source="<api>", kind=PlanKind.TRADES, trades=tuple(rows))
 
 
 def _plan_order(legs: Sequence[LegSpec], rows: Sequence[tuple[str, Side | None]]) -> None:
@@ -177,12 +204,53 @@ def test_trade_list_legs_keep_row_order_and_whole_shares(acct: Book, plan: Plan)
     assert acct.derive(plan) == (legs, skipped)  # deterministic
 
 
-@given(accounts(), notional_sells())
-def test_notional_sells_of_a_symbol_together_never_exceed_its_long_position(acct: Book, plan: Plan) -> None:
-    legs, _ = acct.derive(plan)
+@given(st.data())
+def test_notional_sells_of_a_symbol_together_never_exceed_its_long_position(data: st.DataObject) -> None:
+    acct = data.draw(accounts())
+    legs, _ = acct.derive(data.draw(notional_sells(acct)))
     for symbol, held in acct.held.items():
         sold = sum((leg.qty or ZERO for leg in legs if leg.symbol == symbol), ZERO)
         assert held <= ZERO or sold <= held
+
+
+def _with_held(acct: Book, symbol: str, qty: Decimal) -> Book:
+    """The same account holding `qty` of `symbol` (the long position earlier sells leave)."""
+    price = acct.prices[symbol]
+    held = Position(symbol=symbol, qty=qty, avg_entry_price=price, market_value=qty * price)
+    positions = [p for p in acct.positions if p.symbol != symbol] + [held]
+    whole = {s for s in SYMBOLS if acct.whole(s)}
+    return Book(acct.account.cash, positions, acct.prices, whole)
+
+
+@given(st.data())
+def test_each_row_of_a_trade_list_derives_as_alone_on_what_the_earlier_rows_legs_leave(
+    data: st.DataObject,
+) -> None:
+    """README: a list may repeat a symbol, each sell meeting what the earlier sells of it leave of the position
+    (a skipped one leaves it as it was); a notional sell that finds none of a long position left is skipped."""
+    acct = data.draw(accounts())
+    rows = data.draw(sized_trade_plans(acct)).trades
+    before: tuple[list[LegSpec], list[SkippedTrade]] = ([], [])
+    for k, row in enumerate(rows):
+        legs, skipped = acct.derive(Plan(source="<api>", kind=PlanKind.TRADES, trades=rows[: k + 1]))
+        # A later row changes nothing of what the earlier ones derived.
+        assert legs[: len(before[0])] == before[0]
+        assert skipped[: len(before[1])] == before[1]
+        new = (
+            [leg.model_copy(update={"index": 0}) for leg in legs[len(before[0]) :]],
+            skipped[len(before[1]) :],
+        )
+        held = acct.held.get(row.symbol, ZERO)
+        sold = sum(
+            (leg.qty or ZERO for leg in before[0] if leg.symbol == row.symbol and leg.side is Side.SELL), ZERO
+        )
+        alone = _with_held(acct, row.symbol, held - sold) if row.symbol in acct.prices else acct
+        if row.side is Side.SELL and row.notional is not None and held > ZERO >= held - sold:
+            assert new[0] == []
+            assert [s.reason for s in new[1]] == [SOLD_BEFORE]
+        else:
+            assert new == alone.derive(Plan(source="<api>", kind=PlanKind.TRADES, trades=(row,)))
+        before = (legs, skipped)
 
 
 @given(
