@@ -363,3 +363,10 @@ class BrokerInUseError(ConfigError):
             "this adapter already serves a run: one adapter serves one run at a time; wait for that run to end,"
             " or build another adapter for this one",
         )
+
+
+#: `OrderFailed.error` values (the class names the engine records) after which the request may still have been
+#: executed, as `OrderGateway._executed_anyway` reads them: a request left unanswered, not refused outright.
+OUTCOME_UNKNOWN: frozenset[str] = frozenset(
+    error.__name__ for error in (DuplicateClientOrderIdError, BrokerUnavailableError, RateLimitedError)
+)

@@ -44,13 +44,7 @@ from repeg.engine.bus import EventBus
 from repeg.engine.clock import Clock
 from repeg.engine.gateway import OrderGateway
 from repeg.engine.open_orders import replacement_unread
-from repeg.errors import (
-    BrokerError,
-    BrokerUnavailableError,
-    DuplicateClientOrderIdError,
-    JournalError,
-    RateLimitedError,
-)
+from repeg.errors import OUTCOME_UNKNOWN, BrokerError, JournalError
 from repeg.journal.base import Journal
 from repeg.journal.resume import reconcile_leg, seeded_bus
 from repeg.journal.stop_report import StopReport
@@ -62,10 +56,6 @@ log = structlog.get_logger("repeg.shutdown")
 EXIT_INTERRUPTED: Final = 130
 REASON_USER_STOP: Final = "user_stop"
 _SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
-#: Errors after which a replace may still have been executed (as `OrderGateway._executed_anyway` reads them).
-_OUTCOME_UNKNOWN: Final = frozenset(
-    error.__name__ for error in (DuplicateClientOrderIdError, BrokerUnavailableError, RateLimitedError)
-)
 
 
 class _SignalGuard:
@@ -283,7 +273,7 @@ def _refused_replaces(events: Sequence[RunEvent]) -> frozenset[str]:
         if isinstance(event, OrderFailed)
         and event.action is IntentAction.REPLACE
         and event.client_order_id is not None
-        and event.error not in _OUTCOME_UNKNOWN
+        and event.error not in OUTCOME_UNKNOWN
     )
 
 
