@@ -991,14 +991,34 @@ def test_an_unanswered_reconciliation_leaves_the_leg_working_until_the_broker_an
     assert [m.qty for m in world.broker.submitted() if m.order_type is OrderType.MARKET] == [Decimal(100)]
 
 
-def test_a_refused_replace_is_retried_at_the_next_check_not_at_once() -> None:
+def test_a_refused_replace_is_tried_again_at_the_next_step_not_at_the_next_check() -> None:
     def script(w: World) -> None:
         w.broker.refuse_replace = True
         w.clock.call_at(at(10.5), lambda: setattr(w.broker, "refuse_replace", False))
 
     _, world = execute(BUY, script)
-    assert [e.ts for e in world.sink.intents(IntentAction.REPLACE)] == [at(10), at(11), at(21), at(31)]
+    replaces = world.sink.intents(IntentAction.REPLACE)
+    assert [(e.ts, e.step) for e in replaces] == [(at(10), 1), (at(20), 2), (at(30), 3)]
     assert [e.action for e in world.sink.of(OrderFailed)] == [IntentAction.REPLACE]
+
+
+def test_replaces_the_broker_always_refuses_are_sent_once_a_step_and_the_leg_escalates_on_time() -> None:
+    # Every replace refused: before the fix, the same replace went again at every 1 s check (30 in 30 s).
+    _, world = execute(BUY, lambda w: setattr(w.broker, "refuse_replace", True), auto_fill=False)
+    replaces = world.sink.intents(IntentAction.REPLACE)
+    assert [(e.ts, e.step) for e in replaces] == [(at(10), 1), (at(20), 2), (at(30), 3)]
+    assert len(world.broker.replaced()) == 3
+    assert [e.error for e in world.sink.of(OrderFailed)] == ["OrderNotCancelableError"] * 3
+    (escalated,) = world.sink.of(LegEscalated)
+    assert (escalated.ts, escalated.reason) == (at(40), "steps_exhausted")
+
+
+def test_a_replace_left_unanswered_is_tried_again_at_the_next_check() -> None:
+    # Guard (passes before the fix): a timeout is no refusal of the price; its retry keeps the check interval.
+    _, world = execute(BUY, lambda w: setattr(w.broker, "unavailable_replaces", 1))
+    replaces = world.sink.intents(IntentAction.REPLACE)
+    assert [e.ts for e in replaces] == [at(10), at(11), at(21), at(31)]
+    assert [e.error for e in world.sink.of(OrderFailed)] == ["BrokerUnavailableError"]
 
 
 def test_buys_wait_until_a_slow_sell_cancel_is_confirmed_at_the_broker() -> None:

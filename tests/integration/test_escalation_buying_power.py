@@ -25,6 +25,7 @@ from repeg.domain.events import IntentAction, OrderFailed, OrderIntent, RunEvent
 from repeg.domain.lifecycle import LegStatus
 from repeg.domain.orders import OrderType, Side
 from repeg.domain.plan import LegSpec
+from repeg.domain.run import fold_run
 from repeg.engine.clock import VirtualClock, run_virtual
 from repeg.engine.runner import run_execution
 from repeg.journal.factory import open_journal
@@ -63,11 +64,17 @@ class Outcome:
 
 
 def _run(
-    tmp_path: Path, *, whole_shares: bool, escalation: str, tape: QuoteTape = TAPE, cash: Decimal = CASH
+    tmp_path: Path,
+    *,
+    whole_shares: bool,
+    escalation: str,
+    tape: QuoteTape = TAPE,
+    cash: Decimal = CASH,
+    max_total_wait: float = 10,
 ) -> Outcome:
     """Buy 400 XYZ (scaled down to what `cash` buys at the arrival ask plus the collar) on `tape`."""
     config: ExecutionConfig = classic_ladder(
-        max_total_wait=10, escalation=escalation, escalation_collar_bps=COLLAR_BPS
+        max_total_wait=max_total_wait, escalation=escalation, escalation_collar_bps=COLLAR_BPS
     )
     spec = LegSpec(index=0, symbol="XYZ", side=Side.BUY, qty=Decimal(400), whole_shares=whole_shares)
     account = SimAccount(cash=cash, non_fractionable=("XYZ",) if whole_shares else ())
@@ -178,6 +185,31 @@ def test_buying_power_that_covers_no_whole_share_sends_nothing_more_and_fails_th
     assert leg.filled_qty == 0
     assert leg.error is not None
     assert "nothing sent (buying power 10.1 covers 0 at up to 10.251 a share)" in leg.error
+    assert result_from_events(out.journaled) == out.result
+
+
+def test_a_repeg_over_the_buying_power_is_tried_again_at_the_next_step_not_at_every_check(
+    tmp_path: Path,
+) -> None:
+    # The buy joins the bid (99 x 10.00 = $990 of the $1000); from 5 s the book is 10.10 / 10.20, so each re-peg
+    # (10.15, 10.18, 10.20 at 10, 20, 30 s) costs more than the buying power and the simulator refuses it. Each is
+    # sent once, at its step's time (a fill wait after the last refusal), never again at the next 1 s check; the
+    # leg still escalates at its 40 s deadline, where the cut to the buying power takes over.
+    out = _run(tmp_path, whole_shares=True, escalation="market", max_total_wait=40)
+    replaces = [e for e in out.events if isinstance(e, OrderIntent) and e.action is IntentAction.REPLACE]
+    assert [(e.ts - T0).total_seconds() for e in replaces] == [10, 20, 30]
+    assert [e.step for e in replaces] == [1, 2, 3]
+    refusals = [e for e in out.events if isinstance(e, OrderFailed) and e.action is IntentAction.REPLACE]
+    assert [e.error for e in refusals] == ["InsufficientBuyingPowerError"] * 3
+    # The last refusal's time, that the next re-peg waits from, is in the journal (a resumed run folds it).
+    (journaled_leg,) = fold_run(out.journaled).legs
+    assert journaled_leg.repeg_refused_at == refusals[-1].ts
+    first, capped = _escalation_intents(out.events)
+    assert (first.ts - T0).total_seconds() == 40
+    assert capped.capped is not None
+    (leg,) = out.result.legs
+    assert leg.status is LegStatus.INCOMPLETE
+    assert leg.filled_qty == _covered(STYLES["market"](LATER_ASK), whole_shares=True)
     assert result_from_events(out.journaled) == out.result
 
 

@@ -4,7 +4,7 @@
 synchronously to its subscriber. With `auto_fill` it applies the paper rule against `FakeFeed`: a limit fills
 fully when marketable (at the far touch, never better than its limit); a market order fills at the far touch.
 Tests script everything else: `fill()` for (partial) fills, `cancel_latency` for a cancel confirmed later,
-`fill_before_cancel` for a fill that races a cancel, `refuse_replace` to force the cancel-confirm-submit path,
+`fill_before_cancel` for a fill that races a cancel, `refuse_replace` to refuse every replace (`unavailable_replaces`: some time out, unexecuted),
 `lost_answers` for a submit or replace the broker executed but whose answer never arrived (a timeout),
 `reject_after_accept` for orders the broker accepts and then rejects by an update (as Alpaca may),
 `delayed_updates` for a stream that delivers one order's updates late (after those of the orders that followed it).
@@ -110,6 +110,8 @@ class FakeBroker:
         self.fill_before_cancel: dict[str, Decimal] = {}
         self.fill_before_replace: dict[str, Decimal] = {}
         self.refuse_replace = False
+        #: This many replaces fail as unanswered (`BrokerUnavailableError`) before the broker executed them.
+        self.unavailable_replaces = 0
         self.refuse_cancels = 0
         #: This many cancels are accepted, then refused by a pushed `order_cancel_rejected` (the order stays live).
         self.reject_cancels_later = 0
@@ -169,6 +171,9 @@ class FakeBroker:
         old = self._get(request.order_id)
         if self.refuse_replace or old.status.is_terminal:
             raise OrderNotCancelableError(old.order_id, old.status.value)
+        if self.unavailable_replaces:
+            self.unavailable_replaces -= 1
+            raise BrokerUnavailableError("scripted timeout: the replace was not executed")
         self._set(old.order_id, OrderEvent.REPLACED, status=OrderStatus.REPLACED)
         as_new = OrderRequest(
             client_order_id=request.client_order_id,

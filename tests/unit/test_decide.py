@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from repeg.config import EscalationStyle, OnNoQuote, classic_ladder
 from repeg.domain.leg import (
     REASON_ESCALATE,
@@ -359,3 +362,57 @@ def test_an_escalated_leg_whose_working_order_is_a_market_order_waits_for_it() -
     # E.g. a run journaled by an earlier repeg, whose leg escalated while its no-quote market order worked.
     leg = working_market(escalated=True, escalation_reason="deadline")
     assert POLICY.decide(leg, None, QuoteVerdict.MISSING, at(41)) == Wait()
+
+
+# --- after a refused re-peg -------------------------------------------------------------------------------------
+
+
+def test_a_refused_repeg_is_not_sent_again_before_a_fill_wait_after_the_refusal() -> None:
+    # Step 1 went at 10 s and was refused at 12 s (e.g. over the buying power): no replace at the 1 s checks after.
+    leg = working(repeg_refused_at=at(12))
+    moved = make_quote("100.10", "100.20", seconds=13)
+    assert POLICY.decide(leg, moved, VALID, at(13)) == Wait(until=at(20))  # the next step's time comes first
+    assert POLICY.decide(leg, moved.model_copy(update={"ts": at(19)}), VALID, at(19)) == Wait(until=at(20))
+
+
+def test_a_refused_repeg_goes_again_at_the_step_then_due_from_the_quote_then() -> None:
+    leg = working(repeg_refused_at=at(12))
+    later = make_quote("100.20", "100.28", seconds=22)
+    assert POLICY.decide(leg, later, VALID, at(21)) == Wait(until=at(22))
+    assert POLICY.decide(leg, later, VALID, at(22)) == Replace(limit_price=Decimal("100.26"), step=2)
+
+
+def test_a_refused_repeg_does_not_delay_the_escalation() -> None:
+    # Guard (passes before the fix): the refusal's wait never holds the escalation back.
+    steps_used = working(repeg_refused_at=at(38))
+    assert POLICY.decide(steps_used, make_quote(seconds=40), VALID, at(40)) == Escalate(
+        reason="steps_exhausted"
+    )
+    deadline = working(phase_started_at=at(-120), submitted_at=at(-1), repeg_refused_at=at(-0.5))
+    assert POLICY.decide(deadline, make_quote(), VALID, T0) == Escalate(reason="deadline")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    refused=st.integers(min_value=10_000, max_value=39_000).map(lambda ms: at(ms / 1000)),
+    after=st.integers(min_value=0, max_value=40_000).map(lambda ms: timedelta(milliseconds=ms)),
+    bid_cents=st.integers(min_value=9_000, max_value=11_000),
+)
+def test_property_no_repeg_within_a_fill_wait_of_a_refusal_and_escalation_on_time(
+    refused: datetime, after: timedelta, bid_cents: int
+) -> None:
+    bid = Decimal(bid_cents) / 100
+    now = refused + after
+    quote = make_quote(str(bid), str(bid + Decimal("0.20"))).model_copy(update={"ts": now})
+    leg = working(repeg_refused_at=refused)
+    action = POLICY.decide(leg, quote, VALID, now)
+    unrefused = POLICY.decide(working(), quote, VALID, now)
+    retry = refused + CONFIG.fill_wait
+    if isinstance(unrefused, Escalate):
+        assert action == unrefused  # the escalation keeps its time
+    elif now < retry:  # no replace; the leg is woken again by the refusal's fill wait at the latest
+        assert isinstance(action, Wait)
+        assert action.until is not None
+        assert now < action.until <= retry
+    else:
+        assert action == unrefused  # from a fill wait after the refusal on, the schedule as if it never was

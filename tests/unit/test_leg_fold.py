@@ -1090,3 +1090,58 @@ def test_an_escalation_cut_to_the_buying_power_is_recorded_on_its_order_and_answ
     assert leg.error is None  # handled: the cut order went out instead
     assert OrderIntent.model_validate_json(cut.model_dump_json()) == cut  # journaled with its cut
     assert "capped" not in submit().model_dump_json()  # absent from every other intent: events read as before
+
+
+def replace_refused(error: str, seconds: float = 3) -> OrderFailed:
+    return OrderFailed(
+        **stamp(seconds),
+        action=IntentAction.REPLACE,
+        client_order_id=cid(1),
+        order_id="o0",
+        error=error,
+        message="m",
+    )
+
+
+@pytest.mark.parametrize(
+    "error", ["InsufficientBuyingPowerError", "OrderNotCancelableError", "OrderRejectedError"]
+)
+def test_a_replace_refused_outright_notes_when_so_that_the_next_repeg_waits_from_it(error: str) -> None:
+    leg = fold([*working(), replace(1, 0, seconds=3), replace_refused(error)])
+    assert leg.status is LegStatus.WORKING
+    assert (leg.active_client_order_id, leg.step) == (cid(0), 0)
+    assert leg.repeg_refused_at == T0 + timedelta(seconds=3)
+
+
+@pytest.mark.parametrize(
+    "error", ["BrokerUnavailableError", "RateLimitedError", "DuplicateClientOrderIdError"]
+)
+def test_a_replace_left_unanswered_is_no_refusal_of_the_repeg(error: str) -> None:
+    leg = fold([*working(), replace(1, 0, seconds=3), replace_refused(error)])
+    assert leg.status is LegStatus.WORKING
+    assert leg.repeg_refused_at is None
+
+
+def test_a_replace_refused_later_by_the_broker_notes_when() -> None:
+    """The replace was accepted (no answer yet), then refused by a pushed `order_replace_rejected`."""
+    refused = updated(order(0, OrderStatus.NEW), OrderEvent.REPLACE_REJECTED, seconds=4)
+    leg = fold([*working(), replace(1, 0, seconds=3), refused])
+    assert leg.status is LegStatus.WORKING
+    assert leg.repeg_refused_at == T0 + timedelta(seconds=4)
+
+
+def test_a_replacement_rejected_after_a_race_to_a_fill_is_no_refusal_of_the_repeg() -> None:
+    # Guard (passes before the fix): the original filled in part meanwhile (the simulator then rejects the
+    # replacement): the remainder is re-pegged at once (test_engine_simulator), not a fill wait later.
+    replacement = order(1, OrderStatus.NEW).model_copy(update={"replaces": "o0"})
+    rejected = replacement.model_copy(update={"status": OrderStatus.REJECTED})
+    leg = fold(
+        [
+            *working(),
+            replace(1, 0),
+            accepted(replacement, IntentAction.REPLACE),
+            updated(rejected, OrderEvent.REJECTED, seconds=5),
+        ]
+    )
+    assert (leg.status, leg.active_client_order_id) == (LegStatus.WORKING, cid(0))
+    assert leg.repeg_refused_at is None

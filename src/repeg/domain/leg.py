@@ -57,6 +57,9 @@ class LegState(BaseModel):
     #: `replaced_priced_at`): no step nor escalation comes sooner than a fill wait after it (`LadderPolicy`).
     priced_at: datetime | None = None
     replaced_priced_at: datetime | None = None
+    #: When the broker last refused outright to re-price the working order (a replace refused, or its replacement
+    #: rejected; not a request left unanswered): the next re-peg waits a fill wait from then (`LadderPolicy`).
+    repeg_refused_at: datetime | None = None
     completed_at: datetime | None = None
     error: str | None = None
     finish_reason: str = ""

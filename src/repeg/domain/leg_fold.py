@@ -33,7 +33,7 @@ from repeg.domain.leg import REASON_REPEG, LegState
 from repeg.domain.lifecycle import FINISH_TRIGGERS, LEG_MACHINE, LegStatus, LegTrigger
 from repeg.domain.order_record import OrderRecord, evolve, stillborn_replacement_of, successor_of
 from repeg.domain.orders import BrokerOrder, Fill, OrderEvent, OrderStatus
-from repeg.errors import OverfillError
+from repeg.errors import OUTCOME_UNKNOWN, OverfillError
 
 
 def _go(state: LegState, trigger: LegTrigger, **changes: object) -> LegState:
@@ -128,7 +128,8 @@ def _close_active(state: LegState, active: OrderRecord) -> LegState:
     survivor = _survivor_of(state, active)
     if survivor is None:
         return _go(state, LegTrigger.ORDER_CLOSED, active_client_order_id=None, limit_price=None)
-    # Replacement rejected (the original filled in part): the live original works again, nothing resubmitted.
+    # Replacement rejected (the original filled in part): the live original works again, nothing resubmitted. It
+    # lost a race to a fill rather than being refused its price: the remainder may be re-pegged at once.
     changes = _back_to(state, survivor)
     if state.status is LegStatus.CANCELING:
         return _go(state, LegTrigger.CANCEL_FAILED, **changes)
@@ -278,6 +279,8 @@ def _on_failed(state: LegState, event: OrderFailed) -> LegState:
         changes.update(active_client_order_id=None, limit_price=None)
     elif trigger is LegTrigger.REPLACE_FAILED:
         changes["pending_client_order_id"] = None
+        if event.error not in OUTCOME_UNKNOWN:  # refused outright (an unanswered one may be tried at once)
+            changes["repeg_refused_at"] = event.ts
     return _settle(_go(state, trigger, **changes), event.ts, event.run_id)
 
 
@@ -299,13 +302,13 @@ def _on_updated(state: LegState, event: OrderUpdated) -> LegState:
         # the leg works it (or, closed already, goes on from it) instead of waiting for an answer to the hard stop.
         changed = _settle(_go(changed, LegTrigger.ACCEPTED), event.ts, event.run_id)
     if update.event is OrderEvent.CANCEL_REJECTED or update.event is OrderEvent.REPLACE_REJECTED:
-        return _on_refused(changed, update.event, update.order)
+        return _on_refused(changed, update.event, update.order, event.ts)
     return changed
 
 
-def _on_refused(state: LegState, refusal: OrderEvent, order: BrokerOrder) -> LegState:
-    """The broker refused a cancel or replace it had accepted: `order` stays live, and the leg works it again
-    (the engine decides anew: cancel again, re-peg, escalate), instead of waiting for a confirmation that never
+def _on_refused(state: LegState, refusal: OrderEvent, order: BrokerOrder, ts: datetime) -> LegState:
+    """The broker refused (at `ts`) a cancel or replace it had accepted: `order` stays live, and the leg works it
+    again (the engine decides anew: cancel again, re-peg, escalate), instead of waiting for a confirmation that never
     comes."""
     record = state.record_for(order)
     if record is None or record.is_terminal:
@@ -317,9 +320,11 @@ def _on_refused(state: LegState, refusal: OrderEvent, order: BrokerOrder) -> Leg
             return _go(state, LegTrigger.CANCEL_FAILED, error=error)
         return state
     if state.status is LegStatus.REPLACING and is_active:
-        return _go(state, LegTrigger.REPLACE_FAILED, pending_client_order_id=None, error=error)
+        return _go(
+            state, LegTrigger.REPLACE_FAILED, pending_client_order_id=None, error=error, repeg_refused_at=ts
+        )
     if state.status is LegStatus.WORKING and stillborn_replacement_of(state.active_order, record):
-        return evolve(state, {**_back_to(state, record), "error": error})
+        return evolve(state, {**_back_to(state, record), "error": error, "repeg_refused_at": ts})
     return state
 
 

@@ -108,8 +108,10 @@ class LadderPolicy:
     fill_wait` after it, or at the phase deadline (`max_total_wait` after the phase started), whichever comes
     first; but never sooner than a fill wait after the working price took effect (`LegState.priced_at`), so that
     a step sent late still works a full one. A due step whose price equals the working limit is not sent and
-    consumes its wait: the next decision comes at the next step's time. Without a valid quote nothing is
-    re-priced; the leg polls for one every `wait_between_checks`. A working market order is left to fill.
+    consumes its wait: the next decision comes at the next step's time. A re-peg the broker refused outright is
+    tried again (at the step then due, from the quote then) a fill wait after the refusal, not at every check; the
+    escalation keeps its time. Without a valid quote nothing is re-priced; the leg polls for one every
+    `wait_between_checks`. A working market order is left to fill.
     """
 
     def __init__(self, config: ExecutionConfig) -> None:
@@ -153,9 +155,13 @@ class LadderPolicy:
         A working market order (sent by `on_no_quote = "market"`) never comes here (`_scheduled` leaves it to
         fill): it has no price to move, and re-pegging it would turn it into a passive limit. An order
         the exchange has not acknowledged (`pending_new`, `accepted`) cannot be replaced: the step waits for it.
+        A re-peg the broker refused is not sent again before a fill wait has passed since the refusal (`_retry`).
         """
         if due <= leg.step or leg.limit_price is None:
             return Wait(until=wake)
+        retry = self._retry(leg)
+        if retry is not None and now < retry:
+            return Wait(until=min(wake, retry))
         active = leg.active_order
         if quote is None or (active is not None and active.status in _UNACKNOWLEDGED):
             return Wait(until=min(wake, now + self._poll))
@@ -239,6 +245,13 @@ class LadderPolicy:
         """A fill wait after the working price level took effect: no step (nor escalation) falls due before, so
         a step sent late (no valid quote, a slow broker) still works a full fill wait."""
         return None if leg.priced_at is None else leg.priced_at + self._fill_wait
+
+    def _retry(self, leg: LegState) -> datetime | None:
+        """A fill wait after the broker last refused to re-price the working order (`LegState.repeg_refused_at`):
+        the next re-peg goes then, from the quote of then, rather than at every check (the same refusal again);
+        the schedule's escalation (steps used, deadline) is not moved by it."""
+        refused = leg.repeg_refused_at
+        return None if refused is None else refused + self._fill_wait
 
     def _wake(self, leg: LegState, due: int, deadline: datetime | None, rested: datetime | None) -> datetime:
         """When the next step (or escalation) falls due, capped at the deadline."""
