@@ -2515,3 +2515,19 @@ def test_a_run_with_no_legs_leaves_no_update_subscription_on_the_broker() -> Non
         return broker
 
     assert run_virtual(main).sinks == []
+
+
+def test_a_replace_refused_for_a_fill_just_before_re_pegs_the_remainder_at_the_next_check() -> None:
+    # As Alpaca's adapter: a fill lands just before the replace, which is refused (OrderNotCancelableError, the order
+    # now partially filled). A race, not a refusal of the price: the remainder is re-pegged (cancel, then submit)
+    # at the next check, as before refused re-pegs waited a fill wait.
+    def script(w: World) -> None:
+        w.broker.auto_fill = False
+        w.broker.fill_before_replace["o1"] = Decimal(40)
+        w.broker.refuse_replace = True
+        w.clock.call_at(at(10.5), lambda: setattr(w.broker, "refuse_replace", False))
+
+    _, world = execute(BUY, script)
+    failed = world.sink.of(OrderFailed)[0]
+    assert (failed.ts, failed.error) == (at(10), "OrderNotCancelableError")
+    assert world.sink.intents(IntentAction.CANCEL)[0].ts == at(11)

@@ -416,3 +416,17 @@ def test_property_no_repeg_within_a_fill_wait_of_a_refusal_and_escalation_on_tim
         assert now < action.until <= retry
     else:
         assert action == unrefused  # from a fill wait after the refusal on, the schedule as if it never was
+
+
+def test_a_refused_repeg_does_not_hold_back_the_remainder_of_an_order_filled_in_part() -> None:
+    # A replace refused because the order filled in part meanwhile (Alpaca's adapter refuses to replace an order
+    # with fills): a race, not a refusal of the price; its re-peg (a cancel, then the remainder) goes at once.
+    leg = working(repeg_refused_at=at(10))
+    record = leg.orders[0].model_copy(
+        update={"status": OrderStatus.PARTIALLY_FILLED, "filled_qty": Decimal(40)}
+    )
+    leg = leg.model_copy(update={"orders": (record,)})
+    moved = make_quote("100.10", "100.20", seconds=11)
+    action = POLICY.decide(leg, moved, VALID, at(11))
+    assert isinstance(action, Replace)
+    assert action.step == 1

@@ -26,6 +26,7 @@ from repeg.domain.leg import (
 from repeg.domain.lifecycle import LegStatus
 from repeg.domain.orders import OrderStatus, OrderType
 from repeg.domain.quote import Quote, QuoteVerdict
+from repeg.domain.ticks import ZERO
 from repeg.policy.pricing import escalation_limit, initial_limit, repeg_limit
 
 
@@ -155,7 +156,8 @@ class LadderPolicy:
         A working market order (sent by `on_no_quote = "market"`) never comes here (`_scheduled` leaves it to
         fill): it has no price to move, and re-pegging it would turn it into a passive limit. An order
         the exchange has not acknowledged (`pending_new`, `accepted`) cannot be replaced: the step waits for it.
-        A re-peg the broker refused is not sent again before a fill wait has passed since the refusal (`_retry`).
+        A re-peg the broker refused is not sent again before a fill wait has passed since the refusal (`_retry`),
+        unless the working order has filled in part since (its re-peg is then a cancel and the remainder).
         """
         if due <= leg.step or leg.limit_price is None:
             return Wait(until=wake)
@@ -249,9 +251,15 @@ class LadderPolicy:
     def _retry(self, leg: LegState) -> datetime | None:
         """A fill wait after the broker last refused to re-price the working order (`LegState.repeg_refused_at`):
         the next re-peg goes then, from the quote of then, rather than at every check (the same refusal again);
-        the schedule's escalation (steps used, deadline) is not moved by it."""
+        the schedule's escalation (steps used, deadline) is not moved by it. None once the working order has
+        filled in part: its re-peg then cancels it and submits the remainder, a request the refused replace says
+        nothing of, and a replace refused for such a fill (Alpaca's adapter refuses to replace an order with
+        fills) lost a race to it rather than being refused its price."""
         refused = leg.repeg_refused_at
-        return None if refused is None else refused + self._fill_wait
+        active = leg.active_order
+        if refused is None or (active is not None and active.filled_qty > ZERO):
+            return None
+        return refused + self._fill_wait
 
     def _wake(self, leg: LegState, due: int, deadline: datetime | None, rested: datetime | None) -> datetime:
         """When the next step (or escalation) falls due, capped at the deadline."""
