@@ -328,6 +328,18 @@ def test_a_token_bucket_waits_for_a_hold_again_once_the_stop_that_bounded_it_is_
     assert run_virtual(main) == (T0 + timedelta(seconds=60), T0 + timedelta(seconds=120))
 
 
+async def test_a_stop_bound_called_without_with_says_so_and_bounds_nothing():
+    """`broker.stopping()` called bare (its form before it became a context manager) returned an unentered
+    generator: the stop ran with its waits unbounded, without a word. It now warns when dropped never entered."""
+    broker = _broker_over(object())
+    with pytest.warns(RuntimeWarning, match=r"stopping\(\) was never entered"):
+        broker.stopping()  # dropped at once (reference counting): its warning is immediate
+    assert broker._http.stop_deadline is None
+    with broker.stopping():
+        assert broker._http.stop_deadline is not None
+    assert broker._http.stop_deadline is None
+
+
 # --- tracker -------------------------------------------------------------------------------------------------
 
 

@@ -9,9 +9,11 @@ rate reset, or is retried, past one rate window; after it, requests are retried 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import warnings
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
+from types import TracebackType
 from typing import TypeVar
 
 import requests
@@ -53,14 +55,12 @@ class AlpacaRest:
         """The deadline of the graceful stop under way, None when none is."""
         return self._limiter.deadline
 
-    @contextmanager
-    def stopping(self) -> Iterator[None]:
+    def stopping(self) -> AbstractContextManager[None]:
         """A run is stopping (Ctrl-C, SIGTERM) within the block: no request waits for a rate reset, or is retried,
         past one rate window (`_MAX_RATE_HOLD`) from its start; past it a request fails at once with
         `RateLimitedError`, not sent. The bound is the stop's: on exit the adapter retries and waits as before, for
-        the next run or a resume on it."""
-        with self._limiter.bounded(self._clock.now() + _MAX_RATE_HOLD):
-            yield
+        the next run or a resume on it. Called without `with`, it bounds nothing, and says so (`_StopBound`)."""
+        return _StopBound(self._limiter.bounded(self._clock.now() + _MAX_RATE_HOLD))
 
     async def send(
         self,
@@ -115,3 +115,31 @@ class AlpacaRest:
         reset = rate_limit_reset(exc, self._clock.now())
         if reset is not None:
             self._limiter.hold_until(min(reset, self._clock.now() + _MAX_RATE_HOLD))
+
+
+class _StopBound(AbstractContextManager[None]):
+    """A graceful stop's bound, in force only within `with`. `stopping()` called bare (its form before it became a
+    context manager) would leave every wait of the stop unbounded without a word: dropped never entered, it warns
+    (`RuntimeWarning`, as a coroutine never awaited does)."""
+
+    def __init__(self, bound: AbstractContextManager[None]) -> None:
+        self._bound = bound
+        self._entered = False
+
+    def __enter__(self) -> None:
+        self._entered = True
+        self._bound.__enter__()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        return self._bound.__exit__(kind, exc, tb)
+
+    def __del__(self) -> None:
+        if not self._entered:
+            warnings.warn(
+                "AlpacaBroker.stopping() was never entered: the stop's bounds hold only within "
+                "`with broker.stopping():`",
+                RuntimeWarning,
+                stacklevel=1,
+            )
