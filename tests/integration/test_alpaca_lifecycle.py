@@ -67,13 +67,22 @@ async def test_a_second_run_at_once_on_one_adapter_is_refused_before_any_order(a
     while one listens is now refused (`BrokerInUseError`) before any order; after the first ends, it runs."""
     broker, feed = alpaca
     clock = RealClock()
-    first = asyncio.create_task(execute_async(_a_buy("AAPL"), broker, feed, clock, FAST_RUN, run_id="rOne"))
+    # The first run rests its passive buy (no re-peg or escalation for 30 s), so that the halt below, meant for
+    # the second run's checks, never meets one of its own orders (under a loaded CI its escalation did).
+    resting = FAST_RUN.model_copy(update={"fill_wait_seconds": 30.0, "max_total_wait": 60.0})
+    first = asyncio.create_task(execute_async(_a_buy("AAPL"), broker, feed, clock, resting, run_id="rOne"))
     await until(lambda: fake_alpaca.count("POST", "/v2/orders") >= 1)  # the first run listens and trades AAPL
     fake_alpaca.book.assets["AAPL"] = (False, True)  # halted
     with pytest.raises(BrokerInUseError) as refused:
         await execute_async(_a_buy("AAPL"), broker, feed, clock, FAST_RUN, run_id="rTwo")
     assert refused.value.value == "alpaca-paper"
     assert not [o for o in fake_alpaca.book.orders.values() if o.client_order_id.startswith("rTwo")]
+    fake_alpaca.book.assets["AAPL"] = (True, True)
+    (order,) = [o for o in fake_alpaca.book.orders.values() if o.client_order_id.startswith("rOne")]
+    assert order.limit_price is not None
+    fake_alpaca.book.set_quote(
+        "AAPL", order.limit_price - Decimal("0.01"), order.limit_price
+    )  # the ask comes down
     assert (await asyncio.wait_for(first, 20)).status is RunStatus.COMPLETED
     later = await asyncio.wait_for(
         execute_async(_a_buy("MSFT"), broker, feed, clock, FAST_RUN, run_id="rThree"), 20
