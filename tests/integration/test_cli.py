@@ -505,23 +505,31 @@ async def test_a_dry_run_that_priced_every_order_exits_0(
     assert result.exit_code == ExitCode.OK, result.stderr
 
 
-async def test_a_dry_run_that_could_not_price_a_leg_does_not_exit_0(
-    workdir: Path, fake_alpaca: FakeAlpacaServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A dry run promises to price the first order of every leg. One whose AAPL limit the price collar refuses (the
-    bid is 5 bps from the mid, the collar 3) printed "1 order(s) priced" and still exited 0, as if every leg had
-    been priced, though the real run would end partial (3). It now exits as that run would, and names the leg."""
+async def _dry_run_collared(
+    workdir: Path, fake_alpaca: FakeAlpacaServer, monkeypatch: pytest.MonkeyPatch, rows: str
+) -> Result:
+    """`repeg run --dry-run --json` on the fake Alpaca of a trade list of `rows`, under a 3 bps price collar that
+    refuses AAPL's joining limit (its bid is 5 bps from the mid)."""
     import asyncio
 
     _alpaca_runs_on_the_fake(fake_alpaca, monkeypatch)
-    plan = write(workdir, "p.csv", "symbol,side,qty\nMSFT,sell,10\nAAPL,buy,5\n")
+    plan = write(workdir, "p.csv", "symbol,side,qty\n" + rows)
     config = write(
         workdir,
         "c.toml",
         "[execution]\nquote_max_age = 600\nquote_wait = 1\ninitial_offset = 0\nprice_collar_pct = 0.03\n",
     )
     args = (plan, "--config", config, "--broker", "alpaca-paper", "--dry-run", "--json")
-    result = await asyncio.to_thread(invoke, *args)
+    return await asyncio.to_thread(invoke, *args)
+
+
+async def test_a_dry_run_that_could_not_price_a_leg_does_not_exit_0(
+    workdir: Path, fake_alpaca: FakeAlpacaServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dry run promises to price the first order of every leg. One whose AAPL limit the price collar refuses (the
+    bid is 5 bps from the mid, the collar 3) printed "1 order(s) priced" and still exited 0, as if every leg had
+    been priced, though the real run would end partial (3). It now exits as that run would, and names the leg."""
+    result = await _dry_run_collared(workdir, fake_alpaca, monkeypatch, "MSFT,sell,10\nAAPL,buy,5\n")
     assert "dry run: 1 order(s) priced, none sent" in result.stderr
     assert "AAPL     not priced: AAPL: price_collar_pct is 0.03" in result.stderr
     assert fake_alpaca.count("POST", "/v2/orders") == 0
@@ -533,17 +541,7 @@ async def test_a_dry_run_that_could_price_no_leg_exits_4(
 ) -> None:
     """Guard (3a470e5 tested only the partial case): a dry run whose only leg the price collar refuses priced
     nothing, as the real run would fill nothing: it exits 4 (failed), not 3, and names the leg."""
-    import asyncio
-
-    _alpaca_runs_on_the_fake(fake_alpaca, monkeypatch)
-    plan = write(workdir, "p.csv", "symbol,side,qty\nAAPL,buy,5\n")
-    config = write(
-        workdir,
-        "c.toml",
-        "[execution]\nquote_max_age = 600\nquote_wait = 1\ninitial_offset = 0\nprice_collar_pct = 0.03\n",
-    )
-    args = (plan, "--config", config, "--broker", "alpaca-paper", "--dry-run", "--json")
-    result = await asyncio.to_thread(invoke, *args)
+    result = await _dry_run_collared(workdir, fake_alpaca, monkeypatch, "AAPL,buy,5\n")
     assert "dry run: 0 order(s) priced, none sent" in result.stderr
     assert "AAPL     not priced: AAPL: price_collar_pct is 0.03" in result.stderr
     assert fake_alpaca.count("POST", "/v2/orders") == 0
